@@ -1,0 +1,7 @@
+"""microgradnn: a scalar autograd engine with a small neural-network library on top."""
+from microgradnn.engine import (
+    Op, Value, cos, define_op, dot, exp, get_op, grad, is_grad_enabled, leaky_relu, log,
+    no_grad, relu, sigmoid, sin, softplus, sqrt, tanh, topological_order, zero_grad,
+)
+
+__version__ = "0.1.0"

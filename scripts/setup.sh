@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install microgradnn and everything it needs on this machine.
+#   scripts/setup.sh          the library, Graphviz's `dot` and matplotlib (for the demo)
+#   scripts/setup.sh --test   also pytest, hypothesis, PyTorch 2.13.0 (CPU), micrograd and Chromium
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+test_mode=false
+[[ "${1:-}" == "--test" ]] && test_mode=true
+
+missing=()
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+$test_mode && ! command -v chromium >/dev/null 2>&1 && missing+=(chromium)
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    echo "setup: installing ${missing[*]} with apt-get"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install ${missing[*]} yourself (macOS: brew install graphviz; conda: conda install graphviz), then rerun" >&2
+    exit 1
+  fi
+fi
+
+if $test_mode; then
+  # This exact pin is the CPU build on this machine's disk; elsewhere any recent torch works.
+  "$PYTHON" -m pip install -q torch==2.13.0
+  "$PYTHON" -m pip install -q -e ".[plot,test,torch,bench]"
+else
+  "$PYTHON" -m pip install -q -e ".[plot]"
+fi

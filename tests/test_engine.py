@@ -1,0 +1,411 @@
+import asyncio
+import copy
+import gc
+import math
+import pickle
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import microgradnn as mg
+from microgradnn import Value
+from conftest import analytic_grads, numeric_grads
+
+# (name, f on Values, reference value on floats, points). Each f uses only operators and
+# torch-style method names, so the same f runs on torch tensors below.
+OPS = [
+    ("add", lambda a, b: a + b, lambda a, b: a + b, [(1.5, -2.0), (0.0, 3.0)]),
+    ("sub", lambda a, b: a - b, lambda a, b: a - b, [(1.5, -2.0), (-4.0, 0.5)]),
+    ("mul", lambda a, b: a * b, lambda a, b: a * b, [(1.5, -2.0), (0.0, 3.0)]),
+    ("div", lambda a, b: a / b, lambda a, b: a / b, [(1.5, -2.0), (-3.0, 0.25)]),
+    ("pow", lambda a, b: a ** b, lambda a, b: a ** b, [(1.5, -2.0), (0.3, 2.5), (2.0, 0.0)]),
+    ("pow_int", lambda a: a ** 3, lambda a: a ** 3, [(-2.0,), (0.5,), (0.0,)]),
+    ("neg", lambda a: -a, lambda a: -a, [(1.5,), (-2.0,)]),
+    ("abs", lambda a: a.abs(), abs, [(1.5,), (-2.0,)]),
+    ("exp", lambda a: a.exp(), math.exp, [(1.5,), (-20.0,), (50.0,)]),
+    ("log", lambda a: a.log(), math.log, [(1.5,), (0.05,), (1e6,)]),
+    ("sqrt", lambda a: a.sqrt(), math.sqrt, [(1.5,), (0.04,), (4e4,)]),
+    ("tanh", lambda a: a.tanh(), math.tanh, [(0.3,), (-2.0,), (8.0,)]),
+    ("sigmoid", lambda a: a.sigmoid(), lambda a: 1 / (1 + math.exp(-a)), [(0.3,), (-30.0,), (30.0,)]),
+    ("relu", lambda a: a.relu(), lambda a: max(a, 0.0), [(1.5,), (-2.0,)]),
+    ("leaky_relu", lambda a: a.leaky_relu(0.1), lambda a: a if a > 0 else 0.1 * a, [(1.5,), (-2.0,)]),
+    ("sin", lambda a: a.sin(), math.sin, [(0.3,), (-2.0,), (10.0,)]),
+    ("cos", lambda a: a.cos(), math.cos, [(0.3,), (-2.0,), (10.0,)]),
+    ("softplus", lambda a: a.softplus(), lambda a: math.log1p(math.exp(a)), [(0.3,), (-30.0,), (30.0,)]),
+    ("radd", lambda a: 3 + a, lambda a: 3 + a, [(1.5,)]),
+    ("rsub", lambda a: 1 - a, lambda a: 1 - a, [(1.5,)]),
+    ("rmul", lambda a: 2 * a, lambda a: 2 * a, [(1.5,)]),
+    ("rdiv", lambda a: 1 / a, lambda a: 1 / a, [(1.5,), (-0.2,)]),
+    ("rpow", lambda a: 2 ** a, lambda a: 2 ** a, [(1.5,), (-3.0,)]),
+    ("reused", lambda a: a * a + a.exp() * a, lambda a: a * a + math.exp(a) * a, [(0.7,)]),
+    ("two_paths", lambda a, b: (a * b).tanh() + (a - b) ** 2 / b, lambda a, b: math.tanh(a * b) + (a - b) ** 2 / b, [(0.4, 1.3)]),
+]
+CASES = [pytest.param(f, ref, p, id=f"{name}-{p}") for name, f, ref, points in OPS for p in points]
+
+
+@pytest.mark.parametrize("f, ref, point", CASES)
+def test_value_and_gradient_match_finite_differences(f, ref, point):
+    out, grads = analytic_grads(f, list(point))
+    assert out == pytest.approx(ref(*point), rel=1e-12, abs=1e-300)
+    assert grads == pytest.approx(numeric_grads(f, list(point)), rel=1e-6, abs=1e-8)
+
+
+def _torch_version(f):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    patched = {"leaky_relu": lambda t, s=0.01: F.leaky_relu(t, s), "softplus": F.softplus}
+
+    class T:  # the two torch.nn.functional-only names, as methods
+        def __init__(self, t): self.t = t
+        def __getattr__(self, name):
+            if name in patched:
+                return lambda *a: T(patched[name](self.t, *a))
+            return lambda *a: T(getattr(self.t, name)(*a))
+        def _bin(op):
+            return lambda self, o: T(op(self.t, o.t if isinstance(o, T) else o))
+        __add__, __radd__ = _bin(lambda x, y: x + y), _bin(lambda x, y: y + x)
+        __sub__, __rsub__ = _bin(lambda x, y: x - y), _bin(lambda x, y: y - x)
+        __mul__, __rmul__ = _bin(lambda x, y: x * y), _bin(lambda x, y: y * x)
+        __truediv__, __rtruediv__ = _bin(lambda x, y: x / y), _bin(lambda x, y: y / x)
+        __pow__, __rpow__ = _bin(lambda x, y: x ** y), _bin(lambda x, y: y ** x)
+        def __neg__(self): return T(-self.t)
+
+    def run(*xs):
+        ts = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
+        y = f(*[T(t) for t in ts]).t
+        y.backward()
+        return y.item(), [t.grad.item() for t in ts]
+    return run
+
+
+@pytest.mark.parametrize("f, ref, point", CASES)
+def test_value_and_gradient_match_torch_float64(f, ref, point):
+    out, grads = analytic_grads(f, list(point))
+    t_out, t_grads = _torch_version(f)(*point)
+    assert out == pytest.approx(t_out, rel=1e-12, abs=1e-300)
+    assert grads == pytest.approx(t_grads, rel=1e-12, abs=1e-300)
+
+
+def test_torch_method_names_run_unchanged_on_tensors():
+    torch = pytest.importorskip("torch")
+    def f(x):
+        return (x.tanh() * x.exp() + x.sigmoid().log() - x.abs().sqrt() + x.relu() * x.sin() / x.cos().exp())
+    x = Value(0.8)
+    t = torch.tensor(0.8, dtype=torch.float64)
+    assert f(x).data == pytest.approx(f(t).item(), rel=1e-12)
+
+
+def test_repr_float_label_op_inputs():
+    a, b = Value(2.0, label="a"), Value(-0.5)
+    o = (a * b).tanh()
+    o.label = "o"
+    o.backward()
+    assert repr(o) == "Value(data=-0.7616, grad=1, label='o')"
+    assert float(o) == o.data == math.tanh(-1.0)
+    assert o.op == "tanh" and a.op == "" and o.inputs[0].op == "*"
+    assert o.inputs[0].inputs == (a, b)
+    assert isinstance(o.data, float) and isinstance(Value(3).data, float)
+
+
+def test_comparisons_use_data_and_equality_is_identity():
+    a, b = Value(1.0), Value(1.0)
+    assert a <= b and a >= b and not a < b and a < 2 and 0 < a and b > 0.5
+    assert a != b and a == a
+    assert len({a, b}) == 2 and {a: 1}[a] == 1
+
+
+def test_numpy_scalars_are_numbers():
+    x = Value(np.float32(1.5))
+    y = x * np.float64(2.0) + np.int64(1)
+    assert y.data == 4.0 and type(y.data) is float
+    y.backward()
+    assert x.grad == 2.0
+
+
+def test_gradients_accumulate_in_leaves_only():
+    x = Value(3.0)
+    y = x * x * x
+    y.backward()
+    y.backward()
+    assert x.grad == 54.0  # 27 + 27 as torch's retain_graph=True; micrograd gives 72
+    assert y.grad == 1.0 and y.inputs[0].grad == 3.0  # intermediates show this call's grads
+    mg.zero_grad(y)
+    assert x.grad == 0.0
+
+
+def test_backward_with_explicit_gradient():
+    x = Value(2.0)
+    (x * x).backward(0.5)
+    assert x.grad == 2.0
+
+
+def test_no_grad_records_nothing_as_context_and_decorator():
+    x = Value(2.0)
+    with mg.no_grad():
+        y = x * x
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+    assert y.inputs == () and y.op == "" and y.data == 4.0
+
+    @mg.no_grad
+    def f(v): return v.exp()
+
+    @mg.no_grad()
+    def g(v): return v.exp()
+    assert f(x).inputs == () and g(x).inputs == ()
+    assert (x * x).inputs == (x, x)
+
+
+def test_no_grad_is_per_thread_and_per_task():
+    x = Value(1.0)
+    seen = {}
+    inside, done = threading.Event(), threading.Event()
+
+    def worker():
+        with mg.no_grad():
+            inside.set()
+            done.wait(5)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    inside.wait(5)
+    seen["thread"] = (x * x).inputs != ()
+    done.set()
+    t.join()
+
+    async def task_a(ev_in, ev_done):
+        with mg.no_grad():
+            ev_in.set()
+            await ev_done.wait()
+
+    async def task_b(ev_in, ev_done):
+        await ev_in.wait()
+        seen["task"] = (x * x).inputs != ()
+        ev_done.set()
+
+    async def main():
+        a, b = asyncio.Event(), asyncio.Event()
+        await asyncio.gather(task_a(a, b), task_b(a, b))
+    asyncio.run(main())
+    assert seen == {"thread": True, "task": True}
+
+
+def test_detach_cuts_the_graph():
+    x = Value(2.0)
+    y = (x * 3).detach()
+    z = y * x
+    z.backward()
+    assert y.inputs == () and y.data == 6.0 and x.grad == 6.0 and y.grad == 0.0
+
+
+def test_constants_need_no_gradient():
+    x = Value(2.0)
+    y = 2 * x
+    const = y.inputs[0]
+    assert const.data == 2.0 and not const.requires_grad and y.inputs[1] is x
+
+
+def test_million_node_chain_has_no_recursion_error():
+    x = Value(1.0)
+    y = x
+    for _ in range(1_000_000):
+        y = y + 1e-6
+    y.backward()
+    assert x.grad == 1.0
+    assert y.data == pytest.approx(2.0, rel=1e-9)
+    del y
+
+
+def test_graph_has_no_reference_cycles():
+    gc.collect()
+    gc.disable()
+    try:
+        x = Value(0.5)
+        y = ((x * x).tanh() + x.exp() / 2) ** 2
+        y.backward()
+        del x, y
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_pickle_and_deepcopy_keep_the_graph():
+    x = Value(1.5, label="x")
+    y = (x * x).sin()
+    for clone in (pickle.loads(pickle.dumps(y)), copy.deepcopy(y)):
+        (cx,) = clone.inputs[0].inputs[:1]
+        clone.backward()
+        assert cx.label == "x" and cx.grad == pytest.approx(2 * 1.5 * math.cos(2.25), rel=1e-15)
+    assert x.grad == 0.0
+
+
+def test_define_op_runs_on_floats_values_and_create_graph():
+    cube = mg.define_op("cube", lambda x: x ** 3, lambda x, out: 3 * x ** 2)
+    assert cube(2.0) == 8.0
+    x = Value(2.0)
+    y = cube(x)
+    assert y.op == "cube" and y.data == 8.0
+    (g,) = mg.grad(y, x, create_graph=True)
+    (g2,) = mg.grad(g, x)
+    assert g.data == 12.0 and g2 == 12.0
+    hyp = mg.define_op("hyp", math.hypot, lambda a, b, out: a / out, lambda a, b, out: b / out)
+    a, b = Value(3.0), Value(4.0)
+    hyp(a, b).backward()
+    assert (a.grad, b.grad) == (0.6, 0.8)
+    assert mg.get_op("cube") is cube and pickle.loads(pickle.dumps(y)).op == "cube"
+
+
+def test_define_op_rejects_bad_definitions():
+    with pytest.raises(ValueError, match="built-in"):
+        mg.define_op("exp", math.exp, lambda a, out: out)
+    with pytest.raises(TypeError, match="derivative"):
+        mg.define_op("noderiv", math.exp)
+    with pytest.raises(KeyError, match="no op named 'nosuch'"):
+        mg.get_op("nosuch")
+
+
+def test_module_functions_accept_floats_and_values():
+    assert mg.exp(0.0) == 1.0 and mg.tanh(0.0) == 0.0 and mg.leaky_relu(-1.0, 0.2) == -0.2
+    assert mg.sigmoid(Value(0.0)).data == 0.5 and mg.cos(Value(0.0)).op == "cos"
+
+
+def test_dot_equals_unfused_sum_exactly():
+    w = [Value(0.1 * i - 0.3) for i in range(5)]
+    x = [Value(0.7 - 0.2 * i) for i in range(5)]
+    b = Value(0.05)
+    fused = mg.dot(w, x, b)
+    unfused = b
+    for wi, xi in zip(w, x):
+        unfused = unfused + wi * xi
+    assert fused.data == unfused.data
+    fused.backward()
+    g1 = [v.grad for v in w + x + [b]]
+    mg.zero_grad(fused)
+    unfused.backward()
+    assert [v.grad for v in w + x + [b]] == g1
+    with pytest.raises(ValueError, match="same length"):
+        mg.dot(w, x[:2])
+
+
+# ---- higher-order gradients -------------------------------------------------------------
+
+SECOND = [
+    (lambda x: x ** 3, lambda x: 6 * x, 1.3),
+    (lambda x: x.sin(), lambda x: -math.sin(x), 0.7),
+    (lambda x: x.tanh(), lambda x: -2 * math.tanh(x) * (1 - math.tanh(x) ** 2), 0.4),
+    (lambda x: x.sigmoid(), lambda x: (s := 1 / (1 + math.exp(-x))) * (1 - s) * (1 - 2 * s), -0.6),
+    (lambda x: x.exp() * x, lambda x: math.exp(x) * (x + 2), 0.5),
+    (lambda x: x.log(), lambda x: -1 / x ** 2, 2.5),
+    (lambda x: 1 / x, lambda x: 2 / x ** 3, 1.7),
+    (lambda x: x.sqrt(), lambda x: -0.25 * x ** -1.5, 3.0),
+    (lambda x: x.softplus(), lambda x: (s := 1 / (1 + math.exp(-x))) * (1 - s), 0.9),
+    (lambda x: 2 ** x, lambda x: math.log(2) ** 2 * 2 ** x, 0.8),
+]
+
+
+@pytest.mark.parametrize("f, d2, x0", SECOND)
+def test_second_derivatives_match_closed_forms(f, d2, x0):
+    x = Value(x0)
+    (g,) = mg.grad(f(x), x, create_graph=True)
+    (h,) = mg.grad(g, x)
+    assert h == pytest.approx(d2(x0), rel=1e-12)
+    assert x.grad == 0.0  # grad() leaves .grad alone
+
+
+def test_second_derivatives_match_torch():
+    torch = pytest.importorskip("torch")
+    f = lambda a, b: (a * b).tanh() * a.exp() + (a / b).sin() * b ** 3
+    a, b = Value(0.3), Value(1.1)
+    ga, gb = mg.grad(f(a, b), [a, b], create_graph=True)
+    hess = [mg.grad(g, [a, b]) for g in (ga, gb)]
+    ta, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.3, 1.1))
+    tga, tgb = torch.autograd.grad(f(ta, tb), [ta, tb], create_graph=True)
+    t_hess = [[g.item() for g in torch.autograd.grad(tg, [ta, tb], retain_graph=True)] for tg in (tga, tgb)]
+    assert [ga.data, gb.data] == pytest.approx([tga.item(), tgb.item()], rel=1e-12)
+    assert [list(r) for r in hess] == [pytest.approx(r, rel=1e-12) for r in t_hess]
+
+
+def test_grad_of_unrelated_input_is_zero_and_inputs_must_be_values():
+    x, y = Value(1.0), Value(2.0)
+    assert mg.grad(x * 3, [x, y]) == (3.0, 0.0)
+    with pytest.raises(TypeError, match="inputs must be Values"):
+        mg.grad(x * 3, [1.0])
+
+
+# ---- property-based ---------------------------------------------------------------------
+
+UNARY = [lambda a: a.tanh(), lambda a: a.sigmoid(), lambda a: a.sin(), lambda a: (a * a + 1).log(),
+         lambda a: a.exp() * 0.1, lambda a: -a, lambda a: a.softplus(), lambda a: (a * a + 0.5).sqrt()]
+BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
+          lambda a, b: a / (b * b + 1), lambda a, b: (a * a + 1) ** b.tanh()]
+
+
+@st.composite
+def expressions(draw):
+    """A random program over 3 inputs: each step applies an op to earlier results."""
+    steps = draw(st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.integers(0, 50), st.integers(0, 50)),
+                          min_size=1, max_size=12))
+    xs = draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=3, max_size=3))
+
+    def f(*inputs):
+        nodes = list(inputs)
+        for binary, k, i, j in steps:
+            a, b = nodes[i % len(nodes)], nodes[j % len(nodes)]
+            nodes.append(BINARY[k % len(BINARY)](a, b) if binary else UNARY[k](a))
+        return sum(nodes[3:], nodes[-1] * 0.0)
+    return f, xs
+
+
+@settings(max_examples=150, deadline=None)
+@given(expressions())
+def test_random_graphs_match_finite_differences(case):
+    f, xs = case
+    _, grads = analytic_grads(f, xs)
+    numeric = numeric_grads(f, xs, h=1e-5)
+    for g, n in zip(grads, numeric):
+        assert g == pytest.approx(n, rel=1e-4, abs=1e-5)
+
+
+# ---- bad input --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad, error, message", [
+    (lambda: Value("abc"), TypeError, "Value: expected a number or Value, got str 'abc'"),
+    (lambda: Value(None), TypeError, "got NoneType None"),
+    (lambda: Value([1, 2]), TypeError, r"got list \[1, 2\]"),
+    (lambda: Value(float("nan"), label="w"), ValueError, "must be finite, got nan \\(label 'w'\\)"),
+    (lambda: Value(2) + "x", TypeError, r"\+: expected a number or Value, got str 'x'"),
+    (lambda: "x" * Value(2), TypeError, r"\*: expected a number or Value, got str"),
+    (lambda: Value(-1.0, label="q").log(), ValueError, r"log\(q=-1.0\): input must be > 0"),
+    (lambda: Value(0.0).log(), ValueError, r"log\(0.0\): input must be > 0"),
+    (lambda: Value(-4.0).sqrt(), ValueError, r"sqrt\(-4.0\): input must be >= 0"),
+    (lambda: Value(-2.0) ** 0.5, ValueError, "negative base needs an integer exponent"),
+    (lambda: Value(0.0) ** -1, ValueError, "0 cannot be raised to a negative power"),
+    (lambda: Value(1.0) / 0, ZeroDivisionError, r"1.0 / 0.0: division by zero"),
+    (lambda: 1 / Value(0.0, label="d"), ZeroDivisionError, r"1.0 / d=0.0: division by zero"),
+    (lambda: Value(1000.0).exp(), OverflowError, r"exp\(1000.0\): result is too large"),
+    (lambda: Value(1e200) * 1e200, OverflowError, "result is not finite"),
+    (lambda: mg.log(-1.0), ValueError, r"log\(-1.0\): input must be > 0"),
+])
+def test_bad_input_raises_a_clear_error(bad, error, message):
+    with pytest.raises(error, match=message):
+        bad()
+
+
+def test_gradient_at_a_singular_point_raises_only_if_it_flows():
+    x = Value(0.0, label="x")
+    y = x.sqrt()  # sqrt'(0) is infinite
+    with pytest.raises(ValueError, match=r"derivative of sqrt\(x=0.0\) with respect to input 0"):
+        y.backward()
+    z = Value(0.0)
+    (z.sqrt() * 0.0 + z).backward()  # no gradient flows into sqrt: fine
+    assert z.grad == 1.0
+
+
+def test_negative_base_to_value_exponent_raises_when_exponent_needs_a_gradient():
+    a, b = Value(-2.0), Value(3.0)
+    y = a ** b
+    assert y.data == -8.0
+    with pytest.raises(ValueError, match="with respect to input 1"):
+        y.backward()
