@@ -24,7 +24,9 @@ class Value:
     `<`, `<=`, `>`, `>=` compare `data`.
     """
 
-    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local")
+    # _modules: the nn modules (outermost first) whose call made this Value, set by
+    # microgradnn.nn for drawing clusters; left unset elsewhere.
+    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_modules")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:

@@ -1,0 +1,85 @@
+"""Toy datasets made with numpy: `(X, y)` with X of shape (n, 2) and integer labels 0..k-1."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS"]
+
+
+def _setup(n_samples, noise, seed, name: str) -> np.random.Generator:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"{name}: n_samples must be a positive int, got {n_samples!r}")
+    if not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"{name}: noise must be a finite number >= 0, got {noise!r}")
+    return np.random.default_rng(seed)
+
+
+def _finish(X: np.ndarray, y: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    X = X + rng.normal(0.0, noise, size=X.shape) if noise else X
+    order = rng.permutation(len(y))
+    return X[order].astype(float), y[order].astype(int)
+
+
+def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles (scikit-learn's shape): class 0 on top, class 1 below."""
+    rng = _setup(n_samples, noise, seed, "make_moons")
+    n0 = n_samples // 2
+    n1 = n_samples - n0
+    t0, t1 = np.linspace(0, np.pi, n0), np.linspace(0, np.pi, n1)
+    X = np.vstack([np.c_[np.cos(t0), np.sin(t0)], np.c_[1 - np.cos(t1), 0.5 - np.sin(t1)]])
+    return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
+
+
+def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, *,
+                 seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """A large circle (class 0) around a smaller one (class 1) of radius `factor`."""
+    rng = _setup(n_samples, noise, seed, "make_circles")
+    if not 0 < factor < 1:
+        raise ValueError(f"make_circles: factor must lie in (0, 1), got {factor!r}")
+    n0 = n_samples // 2
+    n1 = n_samples - n0
+    t0 = np.linspace(0, 2 * np.pi, n0, endpoint=False)
+    t1 = np.linspace(0, 2 * np.pi, n1, endpoint=False)
+    X = np.vstack([np.c_[np.cos(t0), np.sin(t0)], factor * np.c_[np.cos(t1), np.sin(t1)]])
+    return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
+
+
+def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0, *,
+               seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs around `centers` random centres in the box [-10, 10]^2."""
+    rng = _setup(n_samples, cluster_std, seed, "make_blobs")
+    if isinstance(centers, bool) or not isinstance(centers, int) or centers < 1:
+        raise ValueError(f"make_blobs: centers must be a positive int, got {centers!r}")
+    middles = rng.uniform(-10, 10, size=(centers, 2))
+    y = np.arange(n_samples) % centers
+    return _finish(middles[y], y, cluster_std, rng)
+
+
+def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
+                seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """`classes` interleaved spiral arms (the CS231n spiral), radius 0 to 1."""
+    rng = _setup(n_samples, noise, seed, "make_spiral")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        raise ValueError(f"make_spiral: classes must be an int >= 2, got {classes!r}")
+    y = np.arange(n_samples) % classes
+    r = np.empty(n_samples)
+    for k in range(classes):
+        idx = np.flatnonzero(y == k)
+        r[idx] = np.linspace(0.0, 1.0, len(idx))
+    theta = y * 4.0 + r * 4.0 + rng.normal(0.0, noise, n_samples)
+    X = np.c_[r * np.sin(theta), r * np.cos(theta)]
+    return _finish(X, y, 0.0, rng)
+
+
+def xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """The XOR truth table on the corners of the unit square (repeated to n_samples), label x1 xor x2."""
+    rng = _setup(n_samples, noise, seed, "xor")
+    corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    idx = np.arange(n_samples) % 4
+    X, y = corners[idx], np.array([0, 1, 1, 0])[idx]
+    if n_samples == 4 and not noise:
+        return X, y  # the truth table in its usual order
+    return _finish(X, y, noise, rng)
+
+
+DATASETS = {"moons": make_moons, "circles": make_circles, "blobs": make_blobs, "spiral": make_spiral, "xor": xor}

@@ -1,0 +1,114 @@
+"""Losses over a batch: each takes `(predictions, targets)` and returns the mean as one Value."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from microgradnn.engine import Value, exp, log, relu, softplus
+
+__all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
+           "cross_entropy", "softmax", "LOSSES"]
+
+
+def _batch(predictions, targets, name: str) -> tuple[list, list[float]]:
+    """Predictions as a list (one per sample) and targets as floats of the same length."""
+    preds = [predictions] if isinstance(predictions, (Value, int, float)) else list(predictions)
+    t = np.asarray(targets, dtype=float).reshape(-1)
+    if len(preds) != len(t):
+        raise ValueError(f"{name}: got {len(preds)} predictions but {len(t)} targets")
+    if len(preds) == 0:
+        raise ValueError(f"{name}: the batch is empty")
+    if not np.isfinite(t).all():
+        raise ValueError(f"{name}: targets contain NaN or infinity")
+    return preds, t.tolist()
+
+
+def _mean(terms: list) -> Value:
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total / len(terms) if type(total) is Value else Value(total / len(terms))
+
+
+def mse(predictions, targets) -> Value:
+    """Mean squared error: mean((p - t)^2)."""
+    preds, t = _batch(predictions, targets, "mse")
+    return _mean([(p - ti) ** 2 for p, ti in zip(preds, t)])
+
+
+def binary_cross_entropy(predictions, targets) -> Value:
+    """-mean(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] and targets in [0, 1]."""
+    preds, t = _batch(predictions, targets, "binary_cross_entropy")
+    _check_range(t, 0.0, 1.0, "binary_cross_entropy", "targets")
+    _check_range([float(p) for p in preds], 0.0, 1.0, "binary_cross_entropy", "predictions (probabilities)")
+    terms = []
+    for p, ti in zip(preds, t):
+        term = 0.0
+        for weight, q in ((ti, p), (1.0 - ti, 1.0 - p)):
+            if weight:  # a zero-weight term contributes nothing, even where log(q) is -inf
+                if float(q) == 0.0:
+                    raise ValueError(f"binary_cross_entropy: prediction {float(p)} for target {ti} gives an "
+                                     "infinite loss; use binary_cross_entropy_with_logits on raw scores")
+                term = term - weight * log(q)
+        terms.append(term)
+    return _mean(terms)
+
+
+def binary_cross_entropy_with_logits(predictions, targets) -> Value:
+    """Binary cross-entropy on raw scores z, computed stably as softplus(z) - t z."""
+    preds, t = _batch(predictions, targets, "binary_cross_entropy_with_logits")
+    _check_range(t, 0.0, 1.0, "binary_cross_entropy_with_logits", "targets")
+    return _mean([softplus(z) - ti * z for z, ti in zip(preds, t)])
+
+
+def hinge(predictions, targets) -> Value:
+    """SVM max-margin loss mean(max(0, 1 - t s)) for labels t in {-1, +1}."""
+    preds, t = _batch(predictions, targets, "hinge")
+    bad = sorted({x for x in t if x not in (-1.0, 1.0)})
+    if bad:
+        raise ValueError(f"hinge: targets must be -1 or +1, got {bad[:3]} (for 0/1 labels pass y * 2 - 1)")
+    return _mean([relu(1.0 - ti * s) for s, ti in zip(preds, t)])
+
+
+def _log_softmax(logits: Sequence) -> list:
+    m = max(float(z) for z in logits)  # shift by the max (a constant) so exp never overflows
+    shifted = [z - m for z in logits]
+    total = exp(shifted[0])
+    for z in shifted[1:]:
+        total = total + exp(z)
+    log_total = log(total)
+    return [z - log_total for z in shifted]
+
+
+def softmax(logits: Sequence) -> list:
+    """exp(z_i) / sum_j exp(z_j) for one sample's logits, computed stably."""
+    return [exp(z) for z in _log_softmax(list(logits))]
+
+
+def cross_entropy(predictions, targets) -> Value:
+    """Multi-class cross-entropy: mean(-log softmax(z)[t]) for logits z and class indices t."""
+    batch = list(predictions)
+    if batch and not isinstance(batch[0], (list, tuple, np.ndarray)):
+        batch = [batch]  # one sample's logits
+    preds, t = _batch(batch, targets, "cross_entropy")
+    k = len(preds[0])
+    if k < 2 or any(len(z) != k for z in preds):
+        raise ValueError(f"cross_entropy: every sample needs the same number (>= 2) of logits, "
+                         f"got {sorted({len(z) for z in preds})}")
+    bad = sorted({x for x in t if x != int(x) or not 0 <= x < k})
+    if bad:
+        raise ValueError(f"cross_entropy: targets must be class indices 0..{k - 1}, got {bad[:3]}")
+    return _mean([-_log_softmax(list(z))[int(ti)] for z, ti in zip(preds, t)])
+
+
+def _check_range(xs: list[float], lo: float, hi: float, name: str, what: str) -> None:
+    bad = [x for x in xs if not lo <= x <= hi or math.isnan(x)]
+    if bad:
+        raise ValueError(f"{name}: {what} must lie in [{lo}, {hi}], got {bad[0]}")
+
+
+LOSSES = {"mse": mse, "binary_cross_entropy": binary_cross_entropy,
+          "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
+          "hinge": hinge, "cross_entropy": cross_entropy}

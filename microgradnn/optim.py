@@ -1,0 +1,123 @@
+"""Optimizers with PyTorch's update rules, and a linear learning-rate schedule."""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from microgradnn.engine import Value
+
+__all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
+
+
+class Optimizer:
+    """Holds the parameters and the learning rate; subclasses define `step()`."""
+
+    def __init__(self, params: Iterable[Value], lr: float, weight_decay: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for p in self.params:
+            if type(p) is not Value:
+                raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
+        self.lr = _check(lr, "lr", 0.0, math.inf, self)
+        self.weight_decay = _check(weight_decay, "weight_decay", 0.0, math.inf, self)
+
+    def zero_grad(self) -> None:
+        """Set every parameter's `.grad` to 0."""
+        for p in self.params:
+            p.grad = 0.0
+
+    def _grads(self) -> list[float]:
+        grads = [p.grad + self.weight_decay * p.data for p in self.params]
+        if not all(map(math.isfinite, grads)):
+            i = next(i for i, g in enumerate(grads) if not math.isfinite(g))
+            raise ValueError(f"{type(self).__name__}.step: gradient of parameter {i} "
+                             f"({self.params[i]!r}) is not finite")
+        return grads
+
+
+class SGD(Optimizer):
+    """p -= lr * v, with v = momentum * v + (grad + weight_decay * p) (v = that sum at step 1)."""
+
+    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr, weight_decay)
+        self.momentum = _check(momentum, "momentum", 0.0, 1.0, self, open_hi=True)
+        self.velocity: list[float] | None = None
+
+    def step(self) -> None:
+        """Update every parameter once."""
+        grads = self._grads()
+        if self.momentum:
+            if self.velocity is None:
+                self.velocity = grads
+            else:
+                self.velocity = [self.momentum * v + g for v, g in zip(self.velocity, grads)]
+            grads = self.velocity
+        for p, g in zip(self.params, grads):
+            p.data -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with bias correction, in the same arithmetic as `torch.optim.Adam`."""
+
+    def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr, weight_decay)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
+        self.betas = tuple(_check(b, "betas", 0.0, 1.0, self, open_hi=True) for b in betas)
+        self.eps = _check(eps, "eps", 0.0, math.inf, self)
+        self.t = 0
+        self.m = [0.0] * len(self.params)
+        self.v = [0.0] * len(self.params)
+
+    def step(self) -> None:
+        """Update every parameter once."""
+        grads = self._grads()
+        b1, b2 = self.betas
+        self.t += 1
+        step_size = self.lr / (1 - b1 ** self.t)
+        root_correction = math.sqrt(1 - b2 ** self.t)
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            self.m[i] += (1 - b1) * (g - self.m[i])  # torch's lerp form
+            self.v[i] = self.v[i] * b2 + (1 - b2) * g * g
+            p.data -= step_size * self.m[i] / (math.sqrt(self.v[i]) / root_correction + self.eps)
+
+
+class LinearLR:
+    """Scale the optimizer's lr linearly from `start_factor` to `end_factor` over `total_iters`
+    calls of `step()`, then hold it (as `torch.optim.lr_scheduler.LinearLR`)."""
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0, end_factor: float = 0.0,
+                 total_iters: int = 100) -> None:
+        if not isinstance(total_iters, int) or total_iters < 1:
+            raise ValueError(f"LinearLR: total_iters must be a positive int, got {total_iters!r}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.start_factor = _check(start_factor, "start_factor", 0.0, math.inf, self)
+        self.end_factor = _check(end_factor, "end_factor", 0.0, math.inf, self)
+        self.total_iters = total_iters
+        self.last_epoch = 0
+        optimizer.lr = self.base_lr * start_factor
+
+    def get_last_lr(self) -> float:
+        """The learning rate now in use."""
+        return self.optimizer.lr
+
+    def step(self) -> None:
+        """Advance one iteration and set the optimizer's lr."""
+        self.last_epoch += 1
+        frac = min(self.last_epoch, self.total_iters) / self.total_iters
+        self.optimizer.lr = self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+
+
+def _check(x, name: str, lo: float, hi: float, owner, open_hi: bool = False) -> float:
+    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x and (x < hi if open_hi else x <= hi)
+    if not ok or not math.isfinite(x):
+        bracket = ")" if open_hi else "]"
+        raise ValueError(f"{type(owner).__name__}: {name} must be a finite number in [{lo}, {hi}{bracket}, got {x!r}")
+    return float(x)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}

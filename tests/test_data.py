@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from microgradnn import data
+
+
+@pytest.mark.parametrize("make, k", [(data.make_moons, 2), (data.make_circles, 2), (data.make_blobs, 3),
+                                     (lambda n, seed: data.make_spiral(n, classes=4, seed=seed), 4)])
+def test_shapes_labels_and_seeds(make, k):
+    X, y = make(101, seed=3)
+    X2, y2 = make(101, seed=3)
+    X3, _ = make(101, seed=4)
+    assert X.shape == (101, 2) and X.dtype == float and y.shape == (101,) and y.dtype.kind == "i"
+    assert sorted(set(y.tolist())) == list(range(k))
+    assert np.array_equal(X, X2) and np.array_equal(y, y2) and not np.array_equal(X, X3)
+
+
+def test_moons_geometry_without_noise():
+    X, y = data.make_moons(200, seed=0)
+    upper, lower = X[y == 0], X[y == 1]
+    assert np.allclose(np.hypot(upper[:, 0], upper[:, 1]), 1.0)
+    assert np.allclose(np.hypot(lower[:, 0] - 1, lower[:, 1] - 0.5), 1.0)
+
+
+def test_circles_radii():
+    X, y = data.make_circles(100, factor=0.3, seed=0)
+    r = np.hypot(X[:, 0], X[:, 1])
+    assert np.allclose(r[y == 0], 1.0) and np.allclose(r[y == 1], 0.3)
+
+
+def test_xor_truth_table():
+    X, y = data.xor()
+    assert X.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]] and y.tolist() == [0, 1, 1, 0]
+    X, y = data.xor(40, noise=0.05, seed=0)
+    assert (y == (np.round(X[:, 0]) != np.round(X[:, 1]))).all()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: data.make_moons(0), "n_samples must be a positive int, got 0"),
+    (lambda: data.make_moons(10, noise=-1), "noise must be a finite number >= 0"),
+    (lambda: data.make_spiral(10, classes=1), "classes must be an int >= 2"),
+    (lambda: data.make_circles(10, factor=1.5), r"factor must lie in \(0, 1\)"),
+])
+def test_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,0 +1,268 @@
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+
+import microgradnn as mg
+from microgradnn import MLP, Layer, Neuron, Value, losses
+
+
+def relu(x): return max(0.0, x)
+def sigmoid(x): return 1.0 / (1.0 + math.exp(-x))
+
+
+def test_restaurant_neuron_gives_the_lessons_numbers():
+    inputs, weights, bias = [0.9, 0.6, 0.2], [0.6, 0.3, 0.1], 0.1
+    raw = Neuron.from_weights(weights, bias, "linear")(inputs)
+    assert f"{raw.data:.3f}" == "0.840"
+    assert f"{Neuron.from_weights(weights, bias, 'relu')(inputs).data:.3f}" == "0.840"
+    assert f"{Neuron.from_weights(weights, bias, 'sigmoid')(inputs).data:.3f}" == "0.698"
+    # and the same as the lesson's own plain-Python neuron
+    lesson_raw = sum(x * w for x, w in zip(inputs, weights)) + bias
+    assert raw.data == pytest.approx(lesson_raw, rel=1e-15)
+
+
+def test_lessons_two_three_one_network_gives_its_prediction():
+    hidden = Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)], "relu")
+    output = Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")
+    pred = MLP.from_layers([hidden, output])([1.0, 0.5])
+    line = f"Prediction: {pred.data:.4f}  ->  {'Yes' if pred.data >= 0.5 else 'No'} ({pred.data:.1%} confidence)"
+    assert line == "Prediction: 0.6399  ->  Yes (64.0% confidence)"
+
+
+def test_lessons_practice_challenge_relu_neuron():
+    assert Neuron.from_weights([0.5, -1.0], 1.0, "relu")([2.0, 3.0]).data == 0.0
+
+
+def test_single_neuron_classifier_exercise():
+    # The lesson gives the weights and bias but not its three examples; these are ours.
+    examples = [([1.0, 0.5], 1), ([0.2, 0.9], 0), ([0.6, 0.1], 1)]
+    neuron = Neuron.from_weights([0.8, -0.5], 0.1, "sigmoid")
+    for x, label in examples:
+        pred = neuron(x).data
+        lesson = sigmoid(sum(xi * wi for xi, wi in zip(x, [0.8, -0.5])) + 0.1)
+        assert f"{pred:.4f}" == f"{lesson:.4f}"
+        assert (round(pred) == label) is True
+    assert f"{neuron([1.0, 0.5]).data:.4f}" == "0.6570"
+
+
+def test_parameter_count_names_and_repr():
+    m = MLP(2, [16, 16, 1], seed=0)
+    assert len(m.parameters()) == 337 == m.num_parameters()
+    names = [n for n, _ in m.named_parameters()]
+    assert names[:3] == ["layers.0.neurons.0.w.0", "layers.0.neurons.0.w.1", "layers.0.neurons.0.b"]
+    assert names[-1] == "layers.2.neurons.0.b" and len(set(names)) == 337
+    assert repr(m) == "MLP(2 -> 16 relu -> 16 relu -> 1 linear, 337 parameters)"
+    assert repr(Layer(3, 2, "tanh", seed=0)) == "Layer(3 -> 2 tanh, 8 parameters)"
+    assert repr(Neuron(3, seed=0)) == "Neuron(3 -> relu, 4 parameters)"
+
+
+def test_same_seed_same_parameters_and_manual_seed():
+    a, b, c = MLP(2, [4, 1], seed=3), MLP(2, [4, 1], seed=3), MLP(2, [4, 1], seed=4)
+    assert a.state_dict() == b.state_dict() != c.state_dict()
+    mg.manual_seed(7)
+    d = MLP(2, [4, 1])
+    mg.manual_seed(7)
+    e = MLP(2, [4, 1])
+    assert d.state_dict() == e.state_dict()
+
+
+def test_initialisation_is_scaled_for_the_activation():
+    relu_w = np.array([p.data for n, p in MLP(400, [400], "relu", "relu", seed=0).named_parameters() if ".w." in n])
+    tanh_w = np.array([p.data for n, p in MLP(400, [400], "tanh", "tanh", seed=0).named_parameters() if ".w." in n])
+    assert relu_w.std() == pytest.approx(math.sqrt(2 / 400), rel=0.02)  # He
+    assert tanh_w.std() == pytest.approx(math.sqrt(2 / 800), rel=0.02)  # Glorot
+    assert np.abs(tanh_w).max() <= math.sqrt(6 / 800)
+
+
+def test_calls_accept_lists_values_and_arrays_and_shape_outputs():
+    m = MLP(2, [3, 2], seed=0)
+    out = m(np.array([0.5, -1.0]))
+    assert isinstance(out, list) and len(out) == 2
+    assert [v.data for v in m([Value(0.5), -1.0])] == [v.data for v in out]
+    assert isinstance(MLP(2, [3, 1], seed=0)([1, 2]), Value)
+    assert isinstance(Layer(2, 1, seed=0)([1, 2]), list)
+    one = MLP(2, [16, 1, 1], seed=0)  # a one-neuron hidden layer (micrograd's breaks)
+    y = one([0.3, -0.2])
+    y.backward()
+    assert isinstance(y, Value) and one.num_parameters() == 48 + 17 + 2
+
+
+def test_deepcopy_is_independent():
+    m = MLP(2, [3, 1], seed=0)
+    c = copy.deepcopy(m)
+    c.layers[0].neurons[0].w[0].data += 1.0
+    assert c([1.0, 1.0]).data != m([1.0, 1.0]).data
+    assert [p.data for p in c.parameters()][1:] == [p.data for p in m.parameters()][1:]
+
+
+def test_zero_grad_and_backward_reach_every_parameter():
+    m = MLP(2, [4, 1], "tanh", seed=0)
+    m([0.5, 0.3]).backward()
+    assert all(p.grad != 0.0 for p in m.parameters())
+    m.zero_grad()
+    assert all(p.grad == 0.0 for p in m.parameters())
+
+
+def test_fused_and_unfused_neurons_are_identical():
+    x = [0.3, -1.2, 0.7]
+    for act in mg.nn.ACTIVATIONS:
+        fused = Layer(3, 4, act, seed=1)
+        plain = Layer(3, 4, act, seed=1, fused=False)
+        for f, p in zip(fused(x), plain(x)):
+            assert f.data == p.data
+            f.backward(), p.backward()
+        assert [p.grad for p in fused.parameters()] == [p.grad for p in plain.parameters()]
+    assert Neuron(3, seed=1, fused=False)(x).inputs[0].op == "+"
+    assert Neuron(3, seed=1)(x).inputs[0].op == "dot"
+
+
+def _torch_forward(model, x, torch):
+    acts = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda t: t,
+            "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01)}
+    params, h = [], x
+    for layer in model.layers:
+        W = torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64, requires_grad=True)
+        params += [W, b]
+        h = acts[layer.activation](h @ W.T + b)
+    return h, params
+
+
+def _torch_grads_in_our_order(model, params):
+    out = []
+    for (W, b), layer in zip(zip(params[::2], params[1::2]), model.layers):
+        for i, _ in enumerate(layer.neurons):
+            out += W.grad[i].tolist() + [b.grad[i].item()]
+    return out
+
+
+LOSS_CASES = [
+    (losses.mse, "linear", 1, lambda y: y.astype(float), lambda F, o, t: F.mse_loss(o[:, 0], t)),
+    (losses.hinge, "linear", 1, lambda y: y * 2.0 - 1, lambda F, o, t: F.relu(1 - t * o[:, 0]).mean()),
+    (losses.binary_cross_entropy, "sigmoid", 1, lambda y: y.astype(float), lambda F, o, t: F.binary_cross_entropy(o[:, 0], t)),
+    (losses.binary_cross_entropy_with_logits, "linear", 1, lambda y: y.astype(float),
+     lambda F, o, t: F.binary_cross_entropy_with_logits(o[:, 0], t)),
+    (losses.cross_entropy, "linear", 3, lambda y: y, lambda F, o, t: F.cross_entropy(o, t)),
+]
+
+
+@pytest.mark.parametrize("loss, out_act, nout, targets, torch_loss", LOSS_CASES, ids=lambda c: getattr(c, "__name__", None))
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "leaky_relu"])
+def test_mlp_loss_gradients_match_torch(loss, out_act, nout, targets, torch_loss, activation):
+    torch = pytest.importorskip("torch")
+    X, y = mg.data.make_spiral(12, classes=3, seed=0) if nout == 3 else mg.data.make_moons(12, noise=0.1, seed=0)
+    t = targets(y)
+    model = MLP(2, [5, 4, nout], activation, out_act, seed=2)
+    ours = loss([model(x) for x in X], t)
+    ours.backward()
+    out, params = _torch_forward(model, torch.tensor(X, dtype=torch.float64), torch)
+    tt = torch.tensor(t, dtype=torch.long if nout == 3 else torch.float64)
+    ref = torch_loss(torch.nn.functional, out, tt)
+    ref.backward()
+    assert ours.data == pytest.approx(ref.item(), rel=1e-10)
+    assert [p.grad for p in model.parameters()] == pytest.approx(_torch_grads_in_our_order(model, params), rel=1e-10, abs=1e-13)
+
+
+def test_softmax_is_stable_and_sums_to_one():
+    probs = losses.softmax([Value(1000.0), Value(1001.0), Value(-1000.0)])
+    assert sum(p.data for p in probs) == pytest.approx(1.0)
+    assert probs[1].data == pytest.approx(1 / (1 + math.exp(-1)))
+    assert losses.binary_cross_entropy_with_logits([Value(800.0)], [0.0]).data == 800.0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: losses.hinge([Value(0.5)], [0]), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
+    (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
+    (lambda: losses.binary_cross_entropy([Value(1.5)], [1]), "predictions .probabilities. must lie in"),
+    (lambda: losses.binary_cross_entropy([Value(0.0)], [1]), "infinite loss; use binary_cross_entropy_with_logits"),
+    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [2]), r"class indices 0..1, got \[2.0\]"),
+    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [0.5]), "class indices"),
+    (lambda: losses.mse([Value(1.0), Value(2.0)], [1.0]), "got 2 predictions but 1 targets"),
+    (lambda: losses.mse([Value(1.0)], [float("nan")]), "NaN"),
+    (lambda: MLP(2, [3, 1], seed=0)([1.0, 2.0, 3.0]), "MLP: expected 2 inputs, got 3"),
+    (lambda: Neuron(3, seed=0)(np.zeros((2, 3))), r"got shape \(2, 3\)"),
+    (lambda: MLP(2, [3, 1], activation="gelu"), "unknown activation 'gelu'; choose one of relu, tanh, sigmoid, leaky_relu, linear"),
+    (lambda: MLP(2, []), "non-empty list"),
+    (lambda: MLP.from_layers([Layer(2, 3, seed=0), Layer(2, 1, seed=0)]), "layer 0 has 3 outputs but layer 1 expects 2"),
+    (lambda: Neuron(2, seed=0)([1.0, float("inf")]), "finite numbers"),
+])
+def test_bad_input_raises_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_save_then_load_gives_identical_predictions(tmp_path):
+    X, _ = mg.data.make_moons(20, seed=0)
+    m = MLP(2, [8, 8, 1], seed=0)
+    path = tmp_path / "model.json"
+    m.save(path)
+    fresh = MLP(2, [8, 8, 1], seed=99).load(path)
+    assert np.array_equal(fresh.decision_function(X), m.decision_function(X))
+    rebuilt = mg.Module.from_file(path)
+    assert repr(rebuilt) == repr(m) and rebuilt.state_dict() == m.state_dict()
+    assert json.loads(path.read_text())["format"] == "microgradnn-model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"]  # no temp file left behind
+
+
+def test_save_refuses_to_overwrite_without_asking(tmp_path):
+    path = tmp_path / "model.json"
+    MLP(2, [2, 1], seed=0).save(path)
+    before = path.read_text()
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        MLP(2, [2, 1], seed=1).save(path)
+    assert path.read_text() == before
+    MLP(2, [2, 1], seed=1).save(path, overwrite=True)
+    assert path.read_text() != before
+
+
+def test_save_never_leaves_a_half_written_file(tmp_path, monkeypatch):
+    path = tmp_path / "model.json"
+    MLP(2, [2, 1], seed=0).save(path)
+    before = path.read_text()
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(json, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        MLP(2, [2, 1], seed=1).save(path, overwrite=True)
+    assert path.read_text() == before and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("content, error, message", [
+    (None, FileNotFoundError, "no such file"),
+    ("{not json", ValueError, "invalid JSON"),
+    ('{"hello": 1}', ValueError, "not a microgradnn model file"),
+    ("ARCH", ValueError, r"holds MLP\(2 -> 4 relu -> 1 linear\), not this model's MLP\(2 -> 8 relu -> 1 linear\)"),
+    ("NAN", ValueError, "must be a finite number"),
+    ("MISSING", ValueError, "missing \\['layers.1.neurons.0.b'\\]"),
+])
+def test_failed_load_raises_and_leaves_the_model_unchanged(tmp_path, content, error, message):
+    path = tmp_path / "m.json"
+    if content == "ARCH":
+        MLP(2, [4, 1], seed=0).save(path)
+    elif content in ("NAN", "MISSING"):
+        MLP(2, [8, 1], seed=0).save(path)
+        payload = json.loads(path.read_text())
+        if content == "NAN":
+            payload["state"]["layers.0.neurons.0.w.0"] = "nan"
+        else:
+            del payload["state"]["layers.1.neurons.0.b"]
+        path.write_text(json.dumps(payload))
+    elif content is not None:
+        path.write_text(content)
+    m = MLP(2, [8, 1], seed=5)
+    before = m.state_dict()
+    with pytest.raises(error, match=message):
+        m.load(path)
+    assert m.state_dict() == before
+
+
+def test_named_modules_and_graph_knows_its_modules():
+    m = MLP(2, [3, 1], output_activation="tanh", seed=0)
+    assert [n for n, _ in m.named_modules()][:3] == ["", "layers.0", "layers.0.neurons.0"]
+    out = m([1.0, 2.0])
+    assert out._modules == (m, m.layers[1], m.layers[1].neurons[0])
+    assert out.inputs[0]._modules[-1] is m.layers[1].neurons[0]

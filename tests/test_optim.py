@@ -1,0 +1,80 @@
+import pytest
+
+import microgradnn as mg
+from microgradnn import Value
+from microgradnn.optim import SGD, Adam, LinearLR
+
+
+def _run(opt_factory, steps=5):
+    """Minimise a fixed function with our optimizer; return the parameter trajectory."""
+    ps = [Value(1.5), Value(-0.7)]
+    opt = opt_factory(ps)
+    path = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (ps[0] * ps[1]).tanh() + ps[0] ** 2 * 0.3 + ps[1].exp()
+        loss.backward()
+        opt.step()
+        path.append([p.data for p in ps])
+    return path
+
+
+def _run_torch(opt_factory, steps=5):
+    torch = pytest.importorskip("torch")
+    ps = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.5, -0.7)]
+    opt = opt_factory(torch.optim, ps)
+    path = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (ps[0] * ps[1]).tanh() + ps[0] ** 2 * 0.3 + ps[1].exp()
+        loss.backward()
+        opt.step()
+        path.append([p.item() for p in ps])
+    return path
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.5, weight_decay=0.1)])
+def test_sgd_matches_torch(kwargs):
+    ours = _run(lambda ps: SGD(ps, **kwargs))
+    ref = _run_torch(lambda optim, ps: optim.SGD(ps, **kwargs))
+    assert ours == [pytest.approx(r, rel=1e-13) for r in ref]
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(lr=0.1), dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.2)])
+def test_adam_matches_torch(kwargs):
+    ours = _run(lambda ps: Adam(ps, **kwargs), steps=8)
+    ref = _run_torch(lambda optim, ps: optim.Adam(ps, **kwargs), steps=8)
+    assert ours == [pytest.approx(r, rel=1e-12) for r in ref]
+
+
+def test_linear_lr_matches_torch_schedule():
+    torch = pytest.importorskip("torch")
+    ours = SGD([Value(1.0)], lr=0.5)
+    sched = LinearLR(ours, start_factor=1.0, end_factor=0.1, total_iters=4)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, start_factor=1.0, end_factor=0.1, total_iters=4)
+    for _ in range(6):
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr()[0], rel=1e-12)
+        sched.step()
+        t_opt.step()
+        t_sched.step()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SGD([Value(1.0)], lr=-1), r"SGD: lr must be a finite number in \[0.0, inf\], got -1"),
+    (lambda: SGD([Value(1.0)], lr=0.1, momentum=1.0), "momentum must be"),
+    (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), "betas"),
+    (lambda: Adam([]), "empty parameter list"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), "total_iters"),
+])
+def test_bad_options_raise(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_step_refuses_a_non_finite_gradient():
+    p = Value(1.0)
+    p.grad = float("inf")
+    with pytest.raises(ValueError, match="gradient of parameter 0"):
+        SGD([p], lr=0.1).step()
+    assert p.data == 1.0

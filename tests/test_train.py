@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+import microgradnn as mg
+from microgradnn import MLP, data, optim
+
+
+def test_moons_reaches_full_accuracy_with_hinge_loss():
+    X, y = data.make_moons(100, noise=0.1, seed=0)
+    model = MLP(2, [16, 16, 1], seed=1)
+    history = mg.fit(model, X, y * 2 - 1, "hinge", optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                     epochs=80, verbose=False)
+    assert history.accuracy[-1] == 1.0 and mg.accuracy(model, X, y) == 1.0
+    assert history.loss[-1] < history.loss[0] and len(history.loss) == 80
+
+
+def test_spiral_three_classes_with_cross_entropy_and_adam():
+    X, y = data.make_spiral(60, classes=3, seed=0)
+    model = MLP(2, [16, 16, 3], seed=1)
+    history = mg.fit(model, X, y, mg.losses.cross_entropy, optim.Adam(model.parameters(), lr=0.05),
+                     epochs=60, verbose=False)
+    assert history.accuracy[-1] >= 0.95 and mg.accuracy(model, X, y) >= 0.95
+
+
+def test_xor_solved_by_a_2_4_1_tanh_network():
+    X, y = data.xor()
+    model = MLP(2, [4, 1], "tanh", "sigmoid", seed=0)
+    mg.fit(model, X, y, "binary_cross_entropy", "adam", epochs=150, lr=0.1, verbose=False)
+    assert model.predict(X).tolist() == [0, 1, 1, 0]
+
+
+def test_minibatches_scheduler_and_progress_line(capsys):
+    X, y = data.make_blobs(30, centers=2, seed=0)
+    model = MLP(2, [4, 2], seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    sched = optim.LinearLR(opt, total_iters=10)
+    history = mg.fit(model, X, y, "cross_entropy", opt, epochs=10, batch_size=8, scheduler=sched)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("epoch  1/10  loss ") and err[-1].startswith("epoch 10/10")
+    assert f"accuracy {history.accuracy[-1]:6.1%}" in err[-1]
+    assert opt.lr == 0.0 and len(history.accuracy) == 10
+
+
+def test_verbose_false_prints_nothing(capsys):
+    X, y = data.xor()
+    mg.fit(MLP(2, [2, 1], seed=0), X, y, "mse", "sgd", epochs=2, verbose=False)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(loss="l1"), "unknown loss 'l1'; choose one of mse, binary_cross_entropy"),
+    (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
+    (dict(loss="hinge"), r"hinge: targets must be -1 or \+1"),
+    (dict(X=np.array([[0.0, np.nan]] * 4)), "X contains NaN"),
+    (dict(X=np.zeros((4, 3))), r"expected an array of shape \(n, 2\), got shape \(4, 3\)"),
+    (dict(y=[0, 1]), "X has 4 rows but y has 2 labels"),
+    (dict(epochs=0), "epochs must be a positive int"),
+])
+def test_fit_rejects_bad_input_before_training(kwargs, message):
+    X, y = data.xor()
+    model = MLP(2, [2, 1], seed=0)
+    before = model.state_dict()
+    args = dict(X=X, y=y, loss="mse", optimizer="sgd", epochs=3, verbose=False) | kwargs
+    with pytest.raises(ValueError, match=message):
+        mg.fit(model, **args)
+    assert model.state_dict() == before
