@@ -144,7 +144,7 @@ class Op:
     """
 
     def __init__(self, name: str, forward: Callable[..., float], derivatives: Sequence[Callable]) -> None:
-        self.name = name
+        self.name = self.__name__ = name
         self.forward = forward
         self.derivatives = tuple(derivatives)
 
