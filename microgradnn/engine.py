@@ -14,6 +14,9 @@ __all__ = [
     "leaky_relu", "sin", "cos", "softplus", "dot",
 ]
 
+# Functions called as hook(root, "before") and hook(root, "after") around every backward()
+# (microgradnn.viz.record uses this to draw each training step).
+backward_hooks: list[Callable[[Value, str], None]] = []
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
 
 
@@ -107,6 +110,8 @@ class Value:
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch.
         """
+        for hook in backward_hooks:
+            hook(self, "before")
         order = topological_order(self)
         for v in order:
             if v.inputs:
@@ -120,6 +125,8 @@ class Value:
         total = sum(v.grad for v in order)
         if total - total != 0.0:
             _raise_nonfinite_gradient(order)
+        for hook in backward_hooks:
+            hook(self, "after")
 
     def zero_grad(self) -> None:
         """Set `.grad` to 0 on every node of this Value's graph."""

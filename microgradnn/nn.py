@@ -388,7 +388,8 @@ def _as_inputs(x, nin: int, who: str) -> list:
     for xi in x:
         if type(xi) is not Value and not (isinstance(xi, (int, float, np.number)) and math.isfinite(xi)):
             raise ValueError(f"{who}: inputs must be finite numbers or Values, got {xi!r}")
-    return list(x)
+    # Numbers become one labelled input node each, shared by every neuron that reads them.
+    return [xi if type(xi) is Value else Value(float(xi), f"x{i}", requires_grad=False) for i, xi in enumerate(x)]
 
 
 def _as_matrix(X, nin: int) -> np.ndarray:

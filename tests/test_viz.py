@@ -1,0 +1,338 @@
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import microgradnn as mg
+from microgradnn import MLP, Value, viz
+
+SVG = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (scripts/setup.sh)")
+
+
+def parse_svg(svg: str) -> tuple[dict, dict, list]:
+    """Node id -> its texts, edge title -> its texts, and cluster titles, read from SVG."""
+    root = ET.fromstring(svg)
+    nodes, edges, clusters = {}, {}, []
+    for g in root.iter(f"{SVG}g"):
+        cls = g.get("class")
+        title = g.find(f"{SVG}title").text if g.find(f"{SVG}title") is not None else None
+        texts = [t.text for t in g.iter(f"{SVG}text")]
+        if cls == "node":
+            nodes[title] = texts
+        elif cls == "edge":
+            edges[title] = texts
+        elif cls == "cluster":
+            clusters.append(texts[0] if texts else "")
+    return nodes, edges, clusters
+
+
+def neuron_expression():
+    x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
+    w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
+    b = Value(6.8813735870195432, label="b")
+    o = (x1 * w1 + x2 * w2 + b).tanh()
+    o.label = "o"
+    o.backward()
+    return o
+
+
+def dot_nodes(source: str) -> dict:
+    """DOT node id -> its label, read from the source."""
+    return dict(re.findall(r"^\s*(\w+) \[label=(.*?) (?:fillcolor|id)=", source, re.M))
+
+
+@needs_dot
+def test_backward_view_shows_every_value_grad_and_local_derivative():
+    o = neuron_expression()
+    g = viz.draw_graph(o, view="backward")
+    nodes, edges, _ = parse_svg(g.pipe(format="svg", encoding="utf-8"))
+    order = mg.topological_order(o)
+    ids = {id(v): f"v{i}" for i, v in enumerate(order)}
+    for v in order:
+        texts = nodes[ids[id(v)]]
+        assert f"data {viz.fmt(v.data)}" in texts and f"grad {viz.fmt(v.grad)}" in texts
+        if v.label:
+            assert texts[0] == v.label
+        if v.inputs:
+            op = f"op{ids[id(v)][1:]}"
+            assert nodes[op] == [{"tanh": "tanh"}.get(v.op, v.op)]
+            assert f"{op}->{ids[id(v)]}" in edges
+            for x, local in zip(v.inputs, v._local):
+                assert edges[f"{ids[id(x)]}->{op}"] == [f"×{viz.fmt(local)}"]
+    n_edges = sum(len(v.inputs) + 1 for v in order if v.inputs)
+    assert len(edges) == n_edges
+
+
+@needs_dot
+def test_forward_view_has_no_grads_and_edges_match_inputs():
+    o = neuron_expression()
+    nodes, edges, _ = parse_svg(viz.draw_graph(o, view="forward").pipe(format="svg", encoding="utf-8"))
+    assert not any(t.startswith("grad") for texts in nodes.values() for t in texts)
+    assert all(texts == [] for texts in edges.values())
+    order = mg.topological_order(o)
+    ids = {id(v): f"v{i}" for i, v in enumerate(order)}
+    expected = {f"{ids[id(x)]}->op{ids[id(v)][1:]}" for v in order for x in v.inputs}
+    expected |= {f"op{ids[id(v)][1:]}->{ids[id(v)]}" for v in order if v.inputs}
+    assert set(edges) == expected
+
+
+def test_constants_are_folded_into_their_op_unless_asked():
+    x = Value(3.0, label="x")
+    y = (2 * x - 1) / 4
+    src = viz.draw_graph(y).source
+    labels = dot_nodes(src)
+    assert [labels[k] for k in sorted(k for k in labels if k.startswith("op"))] == ["<2 *>", "<- 1>", "</ 4>"]
+    assert sum(1 for k in labels if k.startswith("v")) == 4  # x and three results, no constants
+    shown = dot_nodes(viz.draw_graph(y, show_constants=True).source)
+    assert sum(1 for k in shown if k.startswith("v")) == 7
+    assert "<1 ->" in dot_nodes(viz.draw_graph(1 - x).source).values()
+
+
+def test_node_kinds_look_different_and_gradient_colouring():
+    m = MLP(2, [2, 1], seed=0)
+    out = m([0.5, -1.0])
+    out.backward()
+    src = viz.draw_graph(out, view="both").source
+    assert src.count('BGCOLOR="#FFE8B0"') == 9  # parameters
+    assert src.count('BGCOLOR="#D6EAF8"') == 2  # inputs x0, x1
+    assert src.count('BGCOLOR="#D5F5E3"') == 1  # output
+    colored = viz.draw_graph(out, view="both", color_by_grad=True).source
+    assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})"', colored) and 'BGCOLOR="#FFE8B0"' not in colored
+    assert viz._grad_color(1.0, 1.0) == "#FF6969" and viz._grad_color(-1.0, 1.0) == "#6969FF"
+    assert viz._grad_color(0.0, 1.0) == "#FFFFFF"
+    assert not re.search(r'"#[0-9A-Fa-f]{3}"', src)  # never 3-digit colours
+
+
+@needs_dot
+def test_mlp_graph_has_one_cluster_per_neuron_and_layer():
+    m = MLP(2, [3, 2, 1], seed=0)
+    out = m([0.5, -1.0])
+    out.backward()
+    _, _, clusters = parse_svg(viz.draw_graph(out, view="both").pipe(format="svg", encoding="utf-8"))
+    neurons = [c for c in clusters if ".neurons." in c]
+    assert sorted(neurons) == sorted(n for n, mod in m.named_modules() if ".neurons." in n)
+    assert sorted(c for c in clusters if ".neurons." not in c) == ["layers.0", "layers.1", "layers.2"]
+
+
+@needs_dot
+def test_full_mlp_renders_and_collapse_gives_one_node_per_neuron():
+    m = MLP(2, [16, 16, 1], seed=0)
+    out = m([0.5, -1.0])
+    out.backward()
+    for view in ("forward", "backward"):
+        nodes, _, _ = parse_svg(viz.draw_graph(out, view=view).pipe(format="svg", encoding="utf-8"))
+        assert len(nodes) > 400
+    nodes, edges, _ = parse_svg(viz.draw_graph(out, view="backward", collapse=True).pipe(format="svg", encoding="utf-8"))
+    assert len(nodes) == 2 + 16 + 16 + 1
+    assert sum(1 for texts in nodes.values() if ".neurons." in texts[0]) == 33
+    assert len(edges) == 2 * 16 + 16 * 16 + 16
+
+
+def test_too_many_nodes_stops_with_advice():
+    x = Value(0.5)
+    y = x
+    for _ in range(600):
+        y = y * 1.01
+    with pytest.raises(viz.GraphTooLarge, match=r"1201 nodes to draw, more than max_nodes=1000; pass collapse=True"):
+        viz.draw_graph(y, max_nodes=1000)
+
+
+def test_dot_source_is_deterministic():
+    def build():
+        m = MLP(2, [3, 1], seed=0)
+        out = m([0.5, -1.0])
+        out.backward()
+        return viz.draw_graph(out, view="both").source
+    assert build() == build()
+
+
+@needs_dot
+def test_labels_are_escaped_and_cannot_inject(tmp_path):
+    nasty = 'a<b>"c"{d}|e\\N\nf ] [color="#FF0000"'
+    x = Value(1.0, label=nasty)
+    y = x * 2
+    y.backward()
+    nodes, _, _ = parse_svg(viz.draw_graph(y, view="both").pipe(format="svg", encoding="utf-8"))
+    assert nodes["v0"][:2] == ['a<b>"c"{d}|e\\N', 'f ] [color="#FF0000"']
+    evil_op = mg.define_op('ev"il\\N<op>', lambda a: a, lambda a, out: 1.0)
+    nodes, _, _ = parse_svg(viz.draw_graph(evil_op(x)).pipe(format="svg", encoding="utf-8"))
+    assert nodes["op1"] == ['ev"il\\N<op>']
+
+
+def test_tree_prints_data_and_grad():
+    o = neuron_expression()
+    lines = o.tree().splitlines()
+    assert lines[0] == "#0 'o' tanh data=0.7071 grad=1"
+    assert lines[1] == "  #1 + data=0.8814 grad=0.5"
+    assert "    #2 'b' leaf data=6.881 grad=0.5" in lines
+    assert len(lines) == 10
+    x = Value(2.0, label="x")
+    assert (x * x).tree(view="forward").splitlines() == ["#0 * data=4", "  #1 'x' leaf data=2", "  #1 'x' (shown above)"]
+
+
+@needs_dot
+@pytest.mark.parametrize("ext, magic", [(".svg", b"<?xml"), (".png", b"\x89PNG"), (".pdf", b"%PDF"), (".dot", b"digraph")])
+def test_save_picks_format_by_extension(tmp_path, ext, magic):
+    o = neuron_expression()
+    for obj in (o, viz.draw_graph(o), MLP(2, [2, 1], seed=0)):
+        path = tmp_path / f"{type(obj).__name__}{ext}"
+        viz.save(obj, path)
+        assert path.read_bytes().startswith(magic)
+
+
+def test_save_refuses_unknown_extensions_and_overwrites(tmp_path):
+    o = neuron_expression()
+    with pytest.raises(ValueError, match=r"unknown extension '.jpg'"):
+        viz.save(o, tmp_path / "a.jpg")
+    viz.save(o, tmp_path / "a.dot")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        viz.save(o, tmp_path / "a.dot")
+    with pytest.raises(TypeError, match="expected a Digraph, a Value or a Module"):
+        viz.save(3.0, tmp_path / "b.dot")
+
+
+def test_without_dot_sources_work_and_rendering_explains_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    o = neuron_expression()
+    viz.save(o, tmp_path / "g.dot")
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+    for call in (lambda: viz.save(o, tmp_path / "g.svg"), lambda: viz.draw_graph(o).pipe(format="svg"),
+                 lambda: viz.draw_network(MLP(2, [2, 1], seed=0)).render(tmp_path / "n", format="png")):
+        with pytest.raises(viz.GraphvizNotFound) as info:
+            call()
+        assert "apt-get install graphviz" in str(info.value) and "brew install graphviz" in str(info.value)
+        assert "conda install graphviz" in str(info.value)
+    assert not (tmp_path / "g.svg").exists()
+    assert o._repr_mimebundle_() == {"text/plain": repr(o)}  # never raises in a notebook
+    assert set(viz.draw_graph(o)._repr_mimebundle_()) == {"text/plain"}
+
+
+@needs_dot
+def test_notebook_reprs_are_svg_when_small():
+    o = neuron_expression()
+    bundle = o._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(o) and bundle["image/svg+xml"].lstrip().startswith("<?xml")
+    assert "image/svg+xml" in MLP(2, [3, 1], seed=0)._repr_mimebundle_()
+    big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
+    assert set(big._repr_mimebundle_()) == {"text/plain"}  # too big to draw inline
+    assert viz.draw_graph(o)._repr_mimebundle_()["image/svg+xml"].startswith("<?xml")
+
+
+@needs_dot
+def test_draw_network_encodes_weights_and_activations():
+    m = MLP.from_layers([mg.Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)]),
+                         mg.Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
+    g = viz.draw_network(m, [1.0, 0.5])
+    src = g.source
+    nodes, edges, _ = parse_svg(g.pipe(format="svg", encoding="utf-8"))
+    assert nodes["L1N0"] == ["0.4"] and nodes["L1N1"] == ["0.3"] and nodes["L1N2"] == ["0.05"]
+    assert nodes["prediction"] == ["prediction", "0.6399"]
+    widths = dict(re.findall(r'(L\dN\d -> L\dN\d) \[color="#[0-9A-F]{6}" id=\S+ penwidth=([\d.]+)', src))
+    assert float(widths["L1N0 -> L2N0"]) > float(widths["L1N1 -> L2N0"])  # |0.7| > |0.4|
+    assert re.search(r'L0N1 -> L1N0 \[color="#C0392B"', src) and re.search(r'L0N0 -> L1N0 \[color="#2E86C1"', src)
+    assert len([e for e in edges if "prediction" not in e]) == 2 * 3 + 3
+
+
+@needs_dot
+def test_record_writes_one_forward_and_one_backward_file_per_step(tmp_path):
+    X, y = mg.data.make_moons(8, seed=0)
+    model = MLP(2, [3, 1], seed=0)
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+    with viz.record(tmp_path / "frames", model) as written:
+        for _ in range(3):
+            loss = mg.losses.hinge([model(x) for x in X[:2]], y[:2] * 2 - 1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    names = sorted(os.listdir(tmp_path / "frames"))
+    assert names == [f"step-000{i}-{v}.svg" for i in (1, 2, 3) for v in ("backward", "forward")]
+    assert len(written) == 6
+    first, second = (parse_svg((tmp_path / "frames" / f"step-000{i}-backward.svg").read_text()) for i in (1, 2))
+    assert first[0].keys() == second[0].keys() and first[0] != second[0]  # same nodes, new numbers
+    loss.backward()  # outside the block: nothing more is written
+    assert len(os.listdir(tmp_path / "frames")) == 6
+
+
+@needs_dot
+def test_record_every_nth_step_format_and_shared_layout(tmp_path):
+    x = Value(0.5, label="x")
+    with viz.record(tmp_path, every=2, format="svg"):
+        for k in range(5):
+            ((x * (k + 1.5)).tanh() * x).backward()
+    assert sorted(os.listdir(tmp_path)) == [f"step-000{i}-{v}.svg" for i in (1, 3, 5) for v in ("backward", "forward")]
+
+    def positions(name):
+        root = ET.parse(tmp_path / name).getroot()
+        return [(g.find(f"{SVG}title").text, [p.get("points") for p in g.iter(f"{SVG}polygon")])
+                for g in root.iter(f"{SVG}g") if g.get("class") == "node"]
+    assert positions("step-0001-backward.svg") == positions("step-0005-backward.svg")
+    with pytest.raises(FileExistsError, match="already holds step-"):
+        with viz.record(tmp_path):
+            pass
+
+
+# ---- the animation, in a real headless browser ---------------------------------------------
+
+def chromium_dom(url: str, tmp_path) -> tuple[str, str]:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed (scripts/setup.sh --test installs it)")
+    profile = tmp_path / "profile"
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
+           "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000", "--dump-dom", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, done.stderr
+
+
+def console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+@needs_dot
+def test_console_error_detector_catches_a_broken_page(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    _, stderr = chromium_dom(page.as_uri(), tmp_path)
+    assert console_errors(stderr)
+
+
+@needs_dot
+def test_animation_steps_offline_and_shows_the_engines_numbers(tmp_path):
+    o = neuron_expression()
+    page = tmp_path / "anim.html"
+    viz.animate(o, page)
+    text = page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text) and "@import" not in text
+    plan = viz._plan(o, False, False, 300)
+    steps = viz.animation_steps(o, plan.ids, plan.values)
+    order = plan.values
+    forward = [f"v{i}" for i, v in enumerate(order) if v.inputs]
+    assert [s["id"] for s in steps[:len(forward)]] == forward
+    assert [s["id"] for s in steps[len(forward):]] == [f"v{i}" for i in reversed(range(len(order)))]
+    seen = []
+    for k in (0, 1, 4, 5, len(steps)):
+        dom, stderr = chromium_dom(f"{page.as_uri()}#step={k}", tmp_path)
+        assert not console_errors(stderr), console_errors(stderr)
+        body = re.search(r"<body[^>]*>", dom).group(0)
+        assert f'data-step="{k}"' in body
+        active = re.findall(r'<g id="(v\d+)" class="node active">', dom)
+        seen.append(active)
+        if k == 0:
+            assert active == [] and "data ?" in dom
+            continue
+        step = steps[k - 1]
+        assert active == [step["id"]]
+        node = order[int(step["id"][1:])]
+        number = viz.fmt(node.data if step["kind"] == "data" else node.grad)
+        node_svg = re.search(rf'<g id="{step["id"]}" class="node active">(.*?)</g>', dom, re.S).group(1)
+        assert f"{step['kind']} {number}" in node_svg
+    assert len({tuple(a) for a in seen}) == len(seen)  # stepping moves the highlight
+    assert "grad ?" not in dom and "data ?" not in dom  # at the end every number is shown
+    with pytest.raises(FileExistsError):
+        viz.animate(o, page)
