@@ -336,7 +336,7 @@ def draw_network(model, x=None, *, rankdir: str = "LR") -> Diagram:
                 "color": "#FFFFFF", "fontsize": "10", "rank": "same"}) as col:
             for j in range(size):
                 a = activations[li][j] if activations else None
-                text = f"x{j}" if li == 0 and a is None else ("" if a is None else fmt(a))
+                text = f"x{j}" if li == 0 and a is None else ("" if a is None else f"{a:.3g}")
                 fill = "#D6EAF8" if li == 0 else _activation_color(a)
                 col.node(f"L{li}N{j}", label=_html(text), fillcolor=fill, id=f"L{li}N{j}",
                          tooltip=f"layers.{li - 1}.neurons.{j}" if li else f"input {j}")

@@ -1,0 +1,375 @@
+"""The `microgradnn` command: demo, train, render and gradcheck."""
+from __future__ import annotations
+
+import argparse
+import ast
+import math
+import os
+import sys
+from typing import Callable, Sequence
+
+import numpy as np
+
+import microgradnn as mg
+from microgradnn import engine, viz
+
+FUNCTIONS: dict[str, Callable] = {
+    "exp": engine.exp, "log": engine.log, "sqrt": engine.sqrt, "tanh": engine.tanh,
+    "sigmoid": engine.sigmoid, "relu": engine.relu, "leaky_relu": engine.leaky_relu,
+    "sin": engine.sin, "cos": engine.cos, "softplus": engine.softplus, "abs": engine.abs_,
+}
+BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+          ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported in one line, exit code 2."""
+
+
+# ---- expressions -------------------------------------------------------------------------
+
+def parse_expression(text: str) -> ast.expr:
+    """Parse `text` and accept only numbers, names, + - * / **, unary minus and calls of
+    the engine's functions (never eval)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise UsageError(f"cannot parse {text!r}: {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise UsageError("the expression is nested too deeply for Python's parser") from None
+    allowed = (ast.Expression, ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call,
+               *BINARY, ast.USub, ast.UAdd)
+    for node in ast.walk(tree):
+        if not isinstance(node, allowed):
+            raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); "
+                             f"use numbers, names, + - * / ** and {', '.join(FUNCTIONS)}()")
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Expression, ast.Load, *BINARY, ast.USub, ast.UAdd)):
+            continue
+        if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
+            continue
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            continue
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            continue
+        if isinstance(node, ast.Name):
+            if node.id in FUNCTIONS and id(node) not in called:
+                raise UsageError(f"{node.id} is a function: call it, as in {node.id}(x)")
+            continue
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+                raise UsageError(f"unknown function {name!r}; allowed: {', '.join(FUNCTIONS)}")
+            low, high = (1, 2) if node.func.id == "leaky_relu" else (1, 1)
+            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) \
+                    or not low <= len(node.args) <= high:
+                raise UsageError(f"{node.func.id}() takes {low if low == high else f'{low} or {high}'} "
+                                 f"positional argument{'s' if high > 1 else ''}, got {ast.unparse(node)!r}")
+            continue
+        raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} "
+                         f"({type(node).__name__}); use numbers, names, + - * / ** and {', '.join(FUNCTIONS)}()")
+    return tree.body
+
+
+def variables_in(tree: ast.expr) -> list[str]:
+    """Names used as variables, in order of first use."""
+    found = sorted((n.lineno, n.col_offset, n.id) for n in ast.walk(tree)
+                   if isinstance(n, ast.Name) and n.id not in FUNCTIONS)
+    return list(dict.fromkeys(name for _, _, name in found))
+
+
+def evaluate(tree: ast.expr, env: dict):
+    """Evaluate a checked expression with Values (or floats) for its variables."""
+    stack: list = []
+    todo: list = [(tree, False)]
+    while todo:  # iterative post-order walk, so deep expressions cannot hit the recursion limit
+        node, ready = todo.pop()
+        if isinstance(node, ast.Constant):
+            stack.append(float(node.value))
+        elif isinstance(node, ast.Name):
+            stack.append(env[node.id])
+        elif not ready:
+            todo.append((node, True))
+            children = [node.left, node.right] if isinstance(node, ast.BinOp) else \
+                [node.operand] if isinstance(node, ast.UnaryOp) else node.args
+            todo.extend((c, False) for c in reversed(children))
+        elif isinstance(node, ast.BinOp):
+            b, a = stack.pop(), stack.pop()
+            stack.append(BINARY[type(node.op)](a, b))
+        elif isinstance(node, ast.UnaryOp):
+            a = stack.pop()
+            stack.append(-a if isinstance(node.op, ast.USub) else a)
+        else:
+            args = [stack.pop() for _ in node.args][::-1]
+            stack.append(FUNCTIONS[node.func.id](*args))
+    return stack[0]
+
+
+def parse_assignments(items: Sequence[str], tree: ast.expr) -> dict[str, float]:
+    """`x=2 w=-3` into {'x': 2.0, 'w': -3.0}, checking them against the expression's names."""
+    values = {}
+    for item in items:
+        name, sep, number = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"expected name=value, got {item!r}")
+        try:
+            values[name] = float(number)
+        except ValueError:
+            raise UsageError(f"{name}: {number!r} is not a number") from None
+        if not math.isfinite(values[name]):
+            raise UsageError(f"{name}: value must be finite, got {number}")
+    needed = variables_in(tree)
+    missing = [n for n in needed if n not in values]
+    if missing:
+        raise UsageError(f"no value given for {', '.join(missing)} (add e.g. {missing[0]}=1.0)")
+    unused = [n for n in values if n not in needed]
+    if unused:
+        raise UsageError(f"{', '.join(unused)} not used in the expression")
+    return {n: values[n] for n in needed}
+
+
+def build_expression(text: str, assignments: Sequence[str]):
+    tree = parse_expression(text)
+    values = parse_assignments(assignments, tree)
+    return tree, values
+
+
+# ---- subcommands -------------------------------------------------------------------------
+
+def cmd_render(args) -> int:
+    tree, values = build_expression(args.expression, args.variables)
+    env = {n: mg.Value(v, n) for n, v in values.items()}
+    try:
+        out = evaluate(tree, env)
+    except (ArithmeticError, ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    if not isinstance(out, mg.Value):
+        out = mg.Value(out, requires_grad=False)
+    out.label = out.label or "out"
+    if args.view != "forward":
+        out.backward()
+    if os.path.exists(args.output) and not args.force:
+        raise UsageError(f"{args.output} already exists; pass --force to replace it")
+    viz.save(viz.draw_graph(out, view=args.view, rankdir=args.rankdir), args.output, overwrite=True)
+    print(f"{args.expression} = {out.data:.6g}")
+    if args.view != "forward":
+        for name, v in env.items():
+            print(f"  d/d{name} = {v.grad:.6g}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    from microgradnn.testing import gradcheck
+    tree, values = build_expression(args.expression, args.variables)
+    def f(**vs):
+        return evaluate(tree, vs)
+    f.__name__ = args.expression
+    try:
+        report = gradcheck(f, values, eps=args.eps, atol=args.atol, rtol=args.rtol)
+    except (ArithmeticError, ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    print(report)
+    return 0 if report else 1
+
+
+def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
+    make = mg.data.DATASETS[args.dataset]
+    kwargs = {"seed": args.seed}
+    if args.dataset == "spiral":
+        kwargs["classes"] = args.classes
+    if args.dataset == "blobs":
+        kwargs["centers"] = args.classes
+    if args.dataset in ("moons", "circles", "xor"):
+        kwargs["noise"] = args.noise
+    X, y = make(args.samples, **kwargs)
+    return X, y, int(y.max()) + 1
+
+
+def _default_loss(k: int) -> str:
+    return "hinge" if k == 2 else "cross_entropy"
+
+
+def _targets(loss: str, y: np.ndarray, k: int) -> np.ndarray:
+    if loss != "cross_entropy" and k > 2:
+        raise UsageError(f"--loss {loss} needs two classes but the data has {k}; use --loss cross_entropy")
+    return y * 2 - 1 if loss == "hinge" else y
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 16,16, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 16,16, got {text!r}")
+    return sizes
+
+
+def train_model(args, out=sys.stdout):
+    """Build (or load) the model, train it as `args` say, and return (model, X, y, history)."""
+    X, y, k = _dataset(args)
+    loss = args.loss or _default_loss(k)
+    targets = _targets(loss, y, k)
+    nout = k if loss == "cross_entropy" else 1
+    if args.load:
+        try:
+            model = mg.Module.from_file(args.load)
+        except (OSError, ValueError) as e:
+            raise UsageError(str(e)) from None
+        if not isinstance(model, mg.MLP) or model.nin != 2 or model.nout != nout:
+            raise UsageError(f"{args.load} holds {model!r}, which does not fit {args.dataset} "
+                             f"with --loss {loss} (2 inputs, {nout} outputs)")
+    else:
+        model = mg.MLP(2, [*args.hidden, nout], args.activation,
+                       "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
+    if args.save and os.path.exists(args.save) and not args.overwrite:
+        raise UsageError(f"{args.save} already exists; pass --overwrite to replace it")
+    opt_kwargs = {"lr": args.lr}
+    if args.optimizer == "sgd":
+        opt_kwargs["momentum"] = args.momentum
+    optimizer = mg.optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
+    print(f"training {model!r} on {args.dataset} ({len(X)} samples), {loss} loss, "
+          f"{args.optimizer} lr={args.lr}, {args.epochs} epochs", file=out)
+    history = mg.fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
+                     verbose=not args.quiet, compiled=args.compiled)
+    print(f"final loss {history.loss[-1]:.4f}, accuracy {mg.accuracy(model, X, targets):.1%}", file=out)
+    if args.save:
+        model.save(args.save, overwrite=True)
+        print(f"saved {args.save}", file=out)
+    return model, X, y, history
+
+
+def cmd_train(args) -> int:
+    train_model(args)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    os.makedirs(args.out, exist_ok=True)
+    args.load = args.save = None
+    model, X, y, history = train_model(args)
+    written = []
+
+    def path(name: str) -> str:
+        written.append(os.path.join(args.out, name))
+        return written[-1]
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        from microgradnn import plots
+        plots.decision_boundary(model, X, y, path("decision_boundary.png"))
+        plots.loss_curve(history, path("loss_curve.png"))
+    except ImportError:
+        print("matplotlib is not installed: skipping decision_boundary.png and loss_curve.png "
+              "(pip install 'microgradnn[plot]')")
+
+    # One neuron of the trained network, unfused so every * and + is its own node.
+    first = model.layers[0].neurons[0]
+    neuron = mg.Neuron.from_weights([w.data for w in first.w], first.b.data, first.activation, fused=False)
+    inputs = [mg.Value(float(v), f"x{i}") for i, v in enumerate(X[0])]
+    o = neuron(inputs)
+    o.label = "out"
+    viz.save(viz.draw_graph(o, view="forward", title="one neuron: forward pass"), path("neuron_forward.svg"),
+             overwrite=True)
+    o.backward()
+    viz.save(viz.draw_graph(o, view="backward", title="one neuron: backward pass (× local derivative)"),
+             path("neuron_backward.svg"), overwrite=True)
+    viz.save(viz.draw_network(model, X[0]), path("network.svg"), overwrite=True)
+    viz.animate(o, path("backprop.html"), title="Backprop through one neuron", overwrite=True)
+    print("wrote:")
+    for p in written:
+        print(f"  {p}")
+    return 0
+
+
+# ---- argument parsing ------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
+    p.add_argument("--dataset", choices=list(mg.data.DATASETS), default="moons", help="toy dataset (default moons)")
+    p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
+    p.add_argument("--noise", type=float, default=0.1, help="noise for moons, circles, xor (default 0.1)")
+    p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
+    p.add_argument("--hidden", type=_hidden, default=[16, 16], help="hidden layer sizes (default 16,16)")
+    p.add_argument("--activation", choices=list(mg.nn.ACTIVATIONS), default="relu", help="hidden activation")
+    p.add_argument("--loss", choices=list(mg.losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
+    p.add_argument("--optimizer", choices=list(mg.optim.OPTIMIZERS), default="sgd", help="default sgd")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--epochs", type=_positive, default=epochs, help=f"passes over the data (default {epochs})")
+    p.add_argument("--batch-size", type=_positive, help="mini-batch size (default: the whole dataset)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data, weights and shuffling (default 0)")
+    p.add_argument("--compiled", action="store_true", help="replay the recorded graph with numpy (faster)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.")
+    parser.add_argument("--version", action="version", version=f"microgradnn {mg.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",
+                          description="Train an MLP on moons, then write the decision boundary, loss curve, "
+                                      "one neuron's forward and backward graphs, the network diagram and a "
+                                      "backprop animation into --out (its files are replaced on each run).")
+    _add_training_options(demo, epochs=60)
+    demo.add_argument("--out", default="out", help="output folder (default out/)")
+    demo.set_defaults(run=cmd_demo)
+
+    train = sub.add_parser("train", help="train an MLP on a toy dataset",
+                           description="Train an MLP on a toy dataset and print progress and final accuracy.")
+    _add_training_options(train, epochs=100)
+    train.add_argument("--save", metavar="PATH", help="save the trained model as JSON")
+    train.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
+    train.add_argument("--load", metavar="PATH", help="continue training a saved model")
+    train.set_defaults(run=cmd_train)
+
+    render = sub.add_parser("render", help="draw the graph of an expression",
+                            description="Draw an expression's computation graph, e.g. "
+                                        "microgradnn render \"tanh(x*w + b)\" x=2 w=-3 b=6.88 --view backward")
+    render.add_argument("expression", help="numbers, names, + - * / **, and " + ", ".join(FUNCTIONS))
+    render.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
+    render.add_argument("--view", choices=["forward", "backward", "both"], default="both")
+    render.add_argument("--rankdir", choices=["LR", "TB"], default="LR")
+    render.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot (default graph.svg)")
+    render.add_argument("--force", action="store_true", help="replace an existing output file")
+    render.set_defaults(run=cmd_render)
+
+    check = sub.add_parser("gradcheck", help="compare analytic and numeric gradients of an expression",
+                           description="Compare backward()'s gradients with central finite differences.")
+    check.add_argument("expression")
+    check.add_argument("variables", nargs="*", metavar="NAME=VALUE")
+    check.add_argument("--eps", type=float, default=1e-6)
+    check.add_argument("--atol", type=float, default=1e-5)
+    check.add_argument("--rtol", type=float, default=1e-3)
+    check.set_defaults(run=cmd_gradcheck)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (UsageError, ValueError, FileExistsError, FileNotFoundError, viz.GraphTooLarge,
+            viz.GraphvizNotFound) as e:
+        print(f"microgradnn {args.command}: error: {e}", file=sys.stderr)
+        return 2

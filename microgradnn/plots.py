@@ -1,0 +1,48 @@
+"""Matplotlib pictures of training (optional extra `plot`): decision boundary and loss curve."""
+from __future__ import annotations
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+from microgradnn.train import History
+
+__all__ = ["decision_boundary", "loss_curve"]
+
+PALETTE = ["#2E86C1", "#E67E22", "#27AE60", "#8E44AD", "#C0392B"]
+
+
+def decision_boundary(model, X: np.ndarray, y: np.ndarray, path: str, *, resolution: int = 60) -> str:
+    """Shade the plane by the model's predicted class and scatter the data on top."""
+    pad = 0.3
+    (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
+    gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    labels = model.predict(np.c_[gx.ravel(), gy.ravel()]).reshape(gx.shape)
+    k = int(max(labels.max(), y.max())) + 1
+    fig, ax = plt.subplots(figsize=(5, 4.2), dpi=110)
+    from matplotlib.colors import ListedColormap
+    cmap = ListedColormap(PALETTE[:k])
+    ax.contourf(gx, gy, labels, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.25)
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white", linewidths=0.4)
+    ax.set_title("decision boundary")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def loss_curve(history: History, path: str) -> str:
+    """Training loss (left axis) and accuracy (right axis) per epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
+    epochs = np.arange(1, len(history.loss) + 1)
+    ax.plot(epochs, history.loss, color=PALETTE[0], label="loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss", color=PALETTE[0])
+    acc = ax.twinx()
+    acc.plot(epochs, history.accuracy, color=PALETTE[1], label="accuracy")
+    acc.set_ylabel("accuracy", color=PALETTE[1])
+    acc.set_ylim(0, 1.05)
+    ax.set_title("training")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,162 @@
+import json
+import math
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from importlib import metadata
+
+import pytest
+
+from microgradnn import cli
+
+needs_dot = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+
+
+def run(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "microgradnn", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_console_script_is_registered():
+    (ep,) = [e for e in metadata.entry_points(group="console_scripts") if e.name == "microgradnn"]
+    assert ep.value == "microgradnn.cli:main"
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["render"], ["gradcheck"]])
+def test_help_on_every_subcommand(command):
+    done = run(*command, "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: microgradnn")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+    (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
+    (["train", "--hidden", "16,x"], "expected sizes like 16,16"),
+    (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
+    (["render"], "the following arguments are required: expression"),
+])
+def test_bad_usage_exits_2_with_one_line(args, message):
+    done = run(*args)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr and done.stdout == ""
+
+
+@needs_dot
+def test_demo_trains_and_writes_every_picture(tmp_path):
+    done = run("demo", "--out", str(tmp_path / "out"), "--epochs", "60")
+    assert done.returncode == 0, done.stderr
+    assert "final loss" in done.stdout and "accuracy 100.0%" in done.stdout
+    assert "epoch 60/60" in done.stderr  # the progress line
+    names = ["decision_boundary.png", "loss_curve.png", "neuron_forward.svg", "neuron_backward.svg",
+             "network.svg", "backprop.html"]
+    for name in names:
+        path = tmp_path / "out" / name
+        assert f"  {path}" in done.stdout.splitlines()
+        assert path.stat().st_size > 1000
+        if name.endswith(".svg"):
+            ET.parse(path)
+        if name.endswith(".png"):
+            assert path.read_bytes()[:4] == b"\x89PNG"
+    backward = (tmp_path / "out" / "neuron_backward.svg").read_text()
+    assert "grad 1" in backward and "×" in backward
+
+
+@needs_dot
+def test_demo_without_matplotlib_says_so_and_writes_the_rest(tmp_path):
+    fake = tmp_path / "fake"
+    (fake / "matplotlib").mkdir(parents=True)
+    (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    env = dict(__import__("os").environ, PYTHONPATH=str(fake))
+    done = run("demo", "--out", str(tmp_path / "out"), "--epochs", "5", "--quiet", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "matplotlib is not installed: skipping decision_boundary.png and loss_curve.png" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == \
+        ["backprop.html", "network.svg", "neuron_backward.svg", "neuron_forward.svg"]
+
+
+def test_train_save_load_and_refuse_overwrite(tmp_path):
+    model = tmp_path / "xor.json"
+    args = ["train", "--dataset", "xor", "--samples", "4", "--noise", "0", "--hidden", "4", "--activation", "tanh",
+            "--loss", "binary_cross_entropy", "--optimizer", "adam", "--lr", "0.1", "--epochs", "150"]
+    done = run(*args, "--save", str(model))
+    assert done.returncode == 0, done.stderr
+    assert "training MLP(2 -> 4 tanh -> 1 sigmoid, 17 parameters) on xor (4 samples)" in done.stdout
+    assert "accuracy 100.0%" in done.stdout and f"saved {model}" in done.stdout
+    saved = json.loads(model.read_text())
+    again = run(*args, "--save", str(model))
+    assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
+    assert json.loads(model.read_text()) == saved
+    more = run(*args[:-2], "--epochs", "2", "--load", str(model), "--save", str(model), "--overwrite", "--quiet")
+    assert more.returncode == 0 and "accuracy 100.0%" in more.stdout
+    assert json.loads(model.read_text())["state"] != saved["state"]
+    wrong = run("train", "--dataset", "spiral", "--load", str(model), "--quiet")
+    assert wrong.returncode == 2 and "does not fit spiral" in wrong.stderr
+    missing = run("train", "--load", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_train_spiral_with_cross_entropy_and_adam():
+    done = run("train", "--dataset", "spiral", "--samples", "60", "--optimizer", "adam", "--lr", "0.05",
+               "--epochs", "60", "--quiet", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    acc = float(done.stdout.split("accuracy ")[1].rstrip("%\n"))
+    assert acc >= 95.0 and "cross_entropy loss" in done.stdout and done.stderr == ""
+
+
+@needs_dot
+def test_render_writes_the_graph_and_prints_gradients(tmp_path):
+    out = tmp_path / "g.svg"
+    done = run("render", "tanh(x*w + b)", "x=2", "w=-3", "b=6.88", "--view", "backward", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    o = math.tanh(2 * -3 + 6.88)
+    assert done.stdout.splitlines() == [f"tanh(x*w + b) = {o:.6g}", f"  d/dx = {(1 - o * o) * -3:.6g}",
+                                        f"  d/dw = {(1 - o * o) * 2:.6g}", f"  d/db = {1 - o * o:.6g}",
+                                        f"wrote {out}"]
+    texts = [t.text for t in ET.parse(out).iter("{http://www.w3.org/2000/svg}text")]
+    assert "tanh" in texts and "grad 1" in texts and "x" in texts
+    again = run("render", "x*2", "x=1", "-o", str(out))
+    assert again.returncode == 2 and "pass --force" in again.stderr
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("__import__('os')", "unknown function '__import__'"),
+    ("x.real", "not allowed in an expression: 'x.real' (Attribute)"),
+    ("(lambda: 1)()", "not allowed in an expression: 'lambda: 1' (Lambda)"),
+    ("x + y", "no value given for y"),
+    ("foo(x)", "unknown function 'foo'"),
+    ("x[0]", "(Subscript)"),
+    ("x if x else 1", "(IfExp)"),
+    ("exp(x, 2)", "exp() takes 1 positional argument"),
+    ("x +", "cannot parse"),
+    ("log(x)", "log(x=-1.0): input must be > 0"),
+])
+def test_render_rejects_what_it_does_not_allow(tmp_path, expression, message):
+    done = run("render", expression, "x=-1", "-o", str(tmp_path / "g.svg"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("microgradnn render: error: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "g.svg").exists()
+
+
+def test_render_rejects_unused_and_malformed_variables(tmp_path):
+    assert "z not used" in run("render", "x*2", "x=1", "z=3", "-o", str(tmp_path / "g.dot")).stderr
+    assert "expected name=value" in run("render", "x*2", "x", "-o", str(tmp_path / "g.dot")).stderr
+    assert "is not a number" in run("render", "x*2", "x=abc", "-o", str(tmp_path / "g.dot")).stderr
+
+
+def test_gradcheck_prints_analytic_and_numeric():
+    done = run("gradcheck", "x**3 * sin(x)", "x=1.3")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("gradcheck of x**3 * sin(x)") and "all 1 of 1 entries agree" in lines[0]
+    row = lines[2].split()
+    exact = 3 * 1.3 ** 2 * math.sin(1.3) + 1.3 ** 3 * math.cos(1.3)
+    assert row[0] == "x" and float(row[1]) == pytest.approx(exact, rel=1e-9) and row[-1] == "ok"
+    kink = run("gradcheck", "relu(x) + abs(y)", "x=0", "y=0.5")
+    assert kink.returncode == 0 and "non-differentiable" in kink.stdout
+
+
+def test_long_expressions_evaluate_or_fail_cleanly():
+    tree = cli.parse_expression(" + ".join(["x"] * 500))
+    assert cli.evaluate(tree, {"x": 1.0}) == 500.0
+    with pytest.raises(cli.UsageError, match="nested too deeply"):
+        cli.parse_expression(" + ".join(["x"] * 100_000))

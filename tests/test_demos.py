@@ -1,0 +1,69 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEMOS = Path(__file__).resolve().parent.parent / "demos"
+
+
+def run_demo(name, *args, cwd=None):
+    done = subprocess.run([sys.executable, str(DEMOS / name), *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_every_demo_is_tested():
+    tested = {"00_engine_tour.py", "01_restaurant_neuron.py", "02_forward_pass.py", "03_single_neuron_classifier.py",
+              "04_backprop_by_hand.py", "05_moons_svm.py", "06_spiral_adam.py", "07_gradcheck_in_a_test.py"}
+    assert {p.name for p in DEMOS.glob("*.py")} == tested
+
+
+def test_engine_tour():
+    assert run_demo("00_engine_tour.py").splitlines() == [
+        "Value(data=0.7071, grad=1, label='o')", "d o / d x1 = -1.5000", "d o / d w1 = +1.0000",
+        "d o / d x2 = +0.5000", "d o / d w2 = +0.0000", "d o / d b  = +0.5000"]
+
+
+def test_restaurant_neuron_prints_the_lessons_numbers():
+    assert run_demo("01_restaurant_neuron.py").splitlines() == [
+        "Weighted sum + bias : 0.840", "After ReLU          : 0.840", "After Sigmoid       : 0.698"]
+
+
+def test_forward_pass_prints_the_lessons_prediction():
+    out = run_demo("02_forward_pass.py").splitlines()
+    assert out[-1] == "Prediction: 0.6399  ->  Yes (64.0% confidence)"
+    assert out[1] == "hidden activations: [0.4, 0.3, 0.05]"
+
+
+def test_single_neuron_classifier():
+    assert run_demo("03_single_neuron_classifier.py").splitlines() == [
+        "inputs=[1.0, 0.5]  prediction=0.6570  label=1  correct=True",
+        "inputs=[0.2, 0.9]  prediction=0.4526  label=0  correct=True",
+        "inputs=[0.6, 0.1]  prediction=0.6295  label=1  correct=True",
+        "0.0"]
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+def test_backprop_by_hand_matches_backward(tmp_path):
+    out = run_demo("04_backprop_by_hand.py", "--out", str(tmp_path)).splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in out[2:7]}
+    assert rows == {"x1": ["-1.5000", "-1.5000"], "w1": ["1.0000", "1.0000"], "x2": ["0.5000", "0.5000"],
+                    "w2": ["0.0000", "0.0000"], "b": ["0.5000", "0.5000"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["neuron_backward_by_hand.svg", "neuron_forward_by_hand.svg"]
+
+
+def test_moons_svm_reaches_full_accuracy():
+    out = run_demo("05_moons_svm.py", "--epochs", "80").splitlines()
+    assert out[-1] == "final training accuracy: 100.0%"
+
+
+def test_spiral_with_adam():
+    out = run_demo("06_spiral_adam.py", "--epochs", "50").splitlines()
+    assert float(out[-1].split(": ")[1].rstrip("%")) >= 95.0
+
+
+def test_gradcheck_demo_passes_its_tests():
+    pytest.importorskip("torch")
+    assert "4 passed" in run_demo("07_gradcheck_in_a_test.py")
