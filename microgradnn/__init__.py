@@ -1,10 +1,11 @@
 """microgradnn: a scalar autograd engine with a small neural-network library on top."""
 from microgradnn.engine import (
-    Op, Value, cos, define_op, dot, exp, get_op, grad, is_grad_enabled, leaky_relu, log,
+    Op, Value, cos, define_op, dot, exp, get_op, grad, is_grad_enabled, leaky_relu, log, logsumexp,
     no_grad, relu, sigmoid, sin, softplus, sqrt, tanh, topological_order, zero_grad,
 )
 from microgradnn import data, losses, optim
 from microgradnn.nn import MLP, Layer, Module, Neuron, manual_seed
+from microgradnn.replay import compile
 from microgradnn.train import History, accuracy, fit
 
 __version__ = "0.1.0"

@@ -11,12 +11,15 @@ from typing import Callable, Iterable, Iterator, Sequence
 __all__ = [
     "Value", "Op", "define_op", "get_op", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "exp", "log", "sqrt", "tanh", "sigmoid", "relu",
-    "leaky_relu", "sin", "cos", "softplus", "dot",
+    "leaky_relu", "sin", "cos", "softplus", "dot", "logsumexp",
 ]
 
 # Functions called as hook(root, "before") and hook(root, "after") around every backward()
 # (microgradnn.viz.record uses this to draw each training step).
 backward_hooks: list[Callable[[Value, str], None]] = []
+# Set by microgradnn.replay: runs ops (and so the derivative rules) on numpy arrays,
+# keeping this module free of dependencies.
+array_backend = None
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
 
 
@@ -161,15 +164,19 @@ class Op:
     def __reduce__(self):
         return get_op, (self.name,)
 
+    def rule(self, i: int, arity: int) -> Callable:
+        """The derivative rule for input i of a node with `arity` inputs."""
+        return self.derivatives[i]
+
     def local_grads(self, inputs: Sequence[Value], xs: Sequence, out) -> tuple:
         """d(out)/d(input) for each input, 0.0 for inputs that need no gradient."""
-        return tuple(d(*xs, out) if v.requires_grad else 0.0
-                     for d, v in zip(self.derivatives, inputs))
+        n = len(inputs)
+        return tuple(self.rule(i, n)(*xs, out) if v.requires_grad else 0.0 for i, v in enumerate(inputs))
 
     def __call__(self, *args):
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
         if not any(type(a) is Value for a in args):
-            return self._forward([_to_float(a, self.name) for a in args], args)
+            return self._numbers(args)
         inputs = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
         xs = [v.data for v in inputs]
         out = _result(self._forward(xs, inputs))
@@ -181,6 +188,12 @@ class Op:
                 # e.g. sqrt'(0): only an error if a gradient actually flows through here
                 out._local = (math.nan,) * len(inputs)
         return out
+
+    def _numbers(self, args: Sequence):
+        """The op on plain numbers; on arrays when an array backend is registered (replay)."""
+        if array_backend is not None and array_backend.handles(args):
+            return array_backend.apply(self, args)
+        return self._forward([_to_float(a, self.name) for a in args], args)
 
     def _forward(self, xs: list, shown: Sequence) -> float:
         try:
@@ -202,7 +215,7 @@ class _UnaryOp(Op):
 
     def __call__(self, a):
         if type(a) is not Value:
-            return self._forward([_to_float(a, self.name)], (a,))
+            return self._numbers((a,))
         x = a.data
         try:
             data = self.forward(x)
@@ -226,7 +239,7 @@ class _BinaryOp(Op):
     def __call__(self, a, b):
         if type(a) is not Value:
             if type(b) is not Value:
-                return self._forward([_to_float(a, self.name), _to_float(b, self.name)], (a, b))
+                return self._numbers((a, b))
             a = _constant(a, self.name)
         elif type(b) is not Value:
             b = _constant(b, self.name)
@@ -272,9 +285,32 @@ class _DotOp(Op):
             total += w * x
         return total
 
+    def rule(self, i: int, arity: int) -> Callable:
+        n = arity // 2
+        if i < n:
+            return lambda *a: a[n + i]  # d/dw_i = x_i
+        if i < 2 * n:
+            return lambda *a: a[i - n]  # d/dx_i = w_i
+        return lambda *a: 1.0           # d/db = 1
+
     def local_grads(self, inputs, xs, out):
-        n = len(xs) // 2
+        n = len(xs) // 2  # the rules above, unrolled: this runs once per neuron per forward
         return (*xs[n:2 * n], *xs[:n], 1.0)
+
+
+class _LogSumExpOp(Op):
+    """log(sum(exp(x_i))) over any number of inputs, computed without overflow."""
+
+    def __init__(self) -> None:
+        super().__init__("logsumexp", self._logsumexp, ())
+
+    @staticmethod
+    def _logsumexp(*xs: float) -> float:
+        m = max(xs)
+        return m + math.log(math.fsum(math.exp(x - m) for x in xs))
+
+    def rule(self, i: int, arity: int) -> Callable:
+        return lambda *a: exp(a[i] - a[-1])  # softmax_i
 
 
 _OPS: dict[str, Op] = {}
@@ -484,8 +520,13 @@ def _softplus(a: float) -> float:
     return max(a, 0.0) + math.log1p(math.exp(-abs(a)))
 
 
-def _sign(a) -> float:
-    return 1.0 if a > 0 else -1.0 if a < 0 else 0.0
+def _pow_exponent_grad(a, b, out):
+    """d(a**b)/db = a**b * log(a), defined for a > 0 (and 0 at a == 0)."""
+    if a > 0:
+        return out * log(a)
+    if a == 0 or _data(a) == 0.0:
+        return 0.0
+    raise ValueError("d(a**b)/db needs a >= 0")
 
 
 def _builtin(name: str, forward: Callable, *derivatives: Callable) -> Callable:
@@ -497,37 +538,41 @@ add = _builtin("+", float.__add__, lambda a, b, out: 1.0, lambda a, b, out: 1.0)
 sub = _builtin("-", float.__sub__, lambda a, b, out: 1.0, lambda a, b, out: -1.0)
 mul = _builtin("*", float.__mul__, lambda a, b, out: b, lambda a, b, out: a)
 div = _builtin("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b))
-def _pow_exponent_grad(a, b, out):
-    if a > 0:
-        return out * log(a)
-    if a == 0 or _data(a) == 0.0:
-        return 0.0
-    raise ValueError("d(a**b)/db needs a >= 0")
-
-
 pow_ = _builtin("**", _pow, lambda a, b, out: b * a ** (b - 1), _pow_exponent_grad)
 neg = _builtin("neg", float.__neg__, lambda a, out: -1.0)
-abs_ = _builtin("abs", abs, lambda a, out: _sign(a))
+abs_ = _builtin("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0)
 exp = _builtin("exp", math.exp, lambda a, out: out)
 log = _builtin("log", _log, lambda a, out: 1.0 / a)
 sqrt = _builtin("sqrt", _sqrt, lambda a, out: 0.5 / out)
 tanh = _builtin("tanh", math.tanh, lambda a, out: (1.0 - out) * (1.0 + out))  # exact near |out| = 1
 sigmoid = _builtin("sigmoid", _sigmoid, lambda a, out: out * (1.0 - out))
-relu = _builtin("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: 1.0 if a > 0 else 0.0)
+relu = _builtin("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0)
 _leaky_relu = _builtin("leaky_relu", lambda a, s: a if a > 0.0 else a * s,
-                       lambda a, s, out: 1.0 if a > 0 else s, lambda a, s, out: 0.0 if a > 0 else a)
+                       lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a)
 sin = _builtin("sin", math.sin, lambda a, out: cos(a))
 cos = _builtin("cos", math.cos, lambda a, out: -sin(a))
 softplus = _builtin("softplus", _softplus, lambda a, out: sigmoid(a))
 
+# Relu, abs and leaky_relu write their derivatives without `if`, so each rule runs unchanged
+# on floats, on Values (create_graph) and on arrays (replay).
+
 _DOT = _DotOp()
-_BUILTIN.add("dot")
-_OPS["dot"] = _DOT
+_LOGSUMEXP = _LogSumExpOp()
+for _op in (_DOT, _LOGSUMEXP):
+    _BUILTIN.add(_op.name)
+    _register(_op)
 
 
 def leaky_relu(x, slope: float = 0.01):
     """max(x, slope * x) for slope < 1: a Value for a Value, a float for a number."""
     return _leaky_relu(x, slope)
+
+
+def logsumexp(xs: Sequence):
+    """log(sum(exp(x))) of Values or numbers as one node, stable for large inputs."""
+    if len(xs) == 0:
+        raise ValueError("logsumexp: needs at least one input")
+    return _LOGSUMEXP(*xs)
 
 
 def dot(w: Sequence, x: Sequence, b=0.0):

@@ -6,23 +6,27 @@ from typing import Sequence
 
 import numpy as np
 
-from microgradnn.engine import Value, exp, log, relu, softplus
+from microgradnn import engine
+from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
            "cross_entropy", "softmax", "LOSSES"]
 
 
-def _batch(predictions, targets, name: str) -> tuple[list, list[float]]:
-    """Predictions as a list (one per sample) and targets as floats of the same length."""
+def _batch(predictions, targets, name: str) -> tuple[list, list]:
+    """Predictions as a list (one per sample) and targets of the same length: floats, or the
+    Values given (a target Value stays in the graph, which `microgradnn.compile` relies on)."""
     preds = [predictions] if isinstance(predictions, (Value, int, float)) else list(predictions)
-    t = np.asarray(targets, dtype=float).reshape(-1)
+    if isinstance(targets, Value) or np.ndim(targets) == 0:
+        targets = [targets]
+    t = [x if isinstance(x, Value) else float(x) for x in np.asarray(targets, dtype=object).reshape(-1)]
     if len(preds) != len(t):
         raise ValueError(f"{name}: got {len(preds)} predictions but {len(t)} targets")
     if len(preds) == 0:
         raise ValueError(f"{name}: the batch is empty")
-    if not np.isfinite(t).all():
+    if not all(math.isfinite(float(x)) for x in t):
         raise ValueError(f"{name}: targets contain NaN or infinity")
-    return preds, t.tolist()
+    return preds, t
 
 
 def _mean(terms: list) -> Value:
@@ -42,12 +46,14 @@ def binary_cross_entropy(predictions, targets) -> Value:
     """-mean(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] and targets in [0, 1]."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy", "targets")
-    _check_range([float(p) for p in preds], 0.0, 1.0, "binary_cross_entropy", "predictions (probabilities)")
+    _check_range(preds, 0.0, 1.0, "binary_cross_entropy", "predictions (probabilities)")
     terms = []
     for p, ti in zip(preds, t):
         term = 0.0
         for weight, q in ((ti, p), (1.0 - ti, 1.0 - p)):
-            if weight:  # a zero-weight term contributes nothing, even where log(q) is -inf
+            # A zero-weight term adds nothing, even where log(q) is -inf; a target Value
+            # keeps both terms so the graph is the same for every sample.
+            if isinstance(weight, Value) or weight:
                 if float(q) == 0.0:
                     raise ValueError(f"binary_cross_entropy: prediction {float(p)} for target {ti} gives an "
                                      "infinite loss; use binary_cross_entropy_with_logits on raw scores")
@@ -66,20 +72,15 @@ def binary_cross_entropy_with_logits(predictions, targets) -> Value:
 def hinge(predictions, targets) -> Value:
     """SVM max-margin loss mean(max(0, 1 - t s)) for labels t in {-1, +1}."""
     preds, t = _batch(predictions, targets, "hinge")
-    bad = sorted({x for x in t if x not in (-1.0, 1.0)})
+    bad = sorted({float(x) for x in t if float(x) not in (-1.0, 1.0)})
     if bad:
         raise ValueError(f"hinge: targets must be -1 or +1, got {bad[:3]} (for 0/1 labels pass y * 2 - 1)")
     return _mean([relu(1.0 - ti * s) for s, ti in zip(preds, t)])
 
 
 def _log_softmax(logits: Sequence) -> list:
-    m = max(float(z) for z in logits)  # shift by the max (a constant) so exp never overflows
-    shifted = [z - m for z in logits]
-    total = exp(shifted[0])
-    for z in shifted[1:]:
-        total = total + exp(z)
-    log_total = log(total)
-    return [z - log_total for z in shifted]
+    total = logsumexp(logits)
+    return [z - total for z in logits]
 
 
 def softmax(logits: Sequence) -> list:
@@ -97,14 +98,29 @@ def cross_entropy(predictions, targets) -> Value:
     if k < 2 or any(len(z) != k for z in preds):
         raise ValueError(f"cross_entropy: every sample needs the same number (>= 2) of logits, "
                          f"got {sorted({len(z) for z in preds})}")
-    bad = sorted({x for x in t if x != int(x) or not 0 <= x < k})
+    bad = sorted({float(x) for x in t if float(x) != int(float(x)) or not 0 <= float(x) < k})
     if bad:
         raise ValueError(f"cross_entropy: targets must be class indices 0..{k - 1}, got {bad[:3]}")
-    return _mean([-_log_softmax(list(z))[int(ti)] for z, ti in zip(preds, t)])
+    return _mean([-_pick(_log_softmax(list(z)), ti) for z, ti in zip(preds, t)])
 
 
-def _check_range(xs: list[float], lo: float, hi: float, name: str, what: str) -> None:
-    bad = [x for x in xs if not lo <= x <= hi or math.isnan(x)]
+# 1.0 where a class target equals k: lets a target Value select a log-probability inside the
+# graph (no gradient flows into targets).
+_is_class = engine._builtin("is_class", lambda t, k: 1.0 if t == k else 0.0,
+                            lambda t, k, out: 0.0, lambda t, k, out: 0.0)
+
+
+def _pick(log_probs: list, target):
+    if not isinstance(target, Value):
+        return log_probs[int(target)]
+    total = log_probs[0] * _is_class(target, 0.0)
+    for k, lp in enumerate(log_probs[1:], start=1):
+        total = total + lp * _is_class(target, float(k))
+    return total
+
+
+def _check_range(xs: list, lo: float, hi: float, name: str, what: str) -> None:
+    bad = [float(x) for x in xs if not lo <= float(x) <= hi]
     if bad:
         raise ValueError(f"{name}: {what} must lie in [{lo}, {hi}], got {bad[0]}")
 

@@ -409,3 +409,16 @@ def test_negative_base_to_value_exponent_raises_when_exponent_needs_a_gradient()
     assert y.data == -8.0
     with pytest.raises(ValueError, match="with respect to input 1"):
         y.backward()
+
+
+def test_logsumexp_is_stable_and_its_gradient_is_softmax():
+    xs = [Value(1000.0), Value(1001.0), Value(-5.0)]
+    y = mg.logsumexp(xs)
+    assert y.data == pytest.approx(1001.0 + math.log1p(math.exp(-1.0)), rel=1e-15)
+    y.backward()
+    total = sum(math.exp(x.data - 1001.0) for x in xs)
+    assert [x.grad for x in xs] == pytest.approx([math.exp(x.data - 1001.0) / total for x in xs], rel=1e-14)
+    f = lambda a, b, c: mg.logsumexp([a, b * a, c.sin()])
+    assert analytic_grads(f, [0.3, -1.2, 2.0])[1] == pytest.approx(numeric_grads(f, [0.3, -1.2, 2.0]), rel=1e-7)
+    with pytest.raises(ValueError, match="at least one input"):
+        mg.logsumexp([])

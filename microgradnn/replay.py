@@ -1,0 +1,278 @@
+"""Batched replay: record one sample's scalar graph once, replay it over a batch with numpy.
+
+`compile(fn)` records `fn(x, y)` (one sample's loss) into a flat tape of slots. Replay keeps
+one row of a (slots, batch) array per node, runs every group of same-op nodes at the same
+depth as one numpy call (a layer's fused neurons become one matrix product), and runs the
+op table's own derivative rules on arrays, so no op's derivative is written twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from microgradnn import engine
+from microgradnn.engine import Value, topological_order
+
+__all__ = ["compile", "Compiled", "BatchResult"]
+
+# numpy forms of the op table's forwards (each the same function as its float forward).
+ARRAY_FORWARD: dict[str, Callable] = {
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power, "neg": np.negative,
+    "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh,
+    "sigmoid": lambda a: np.exp(-np.logaddexp(0.0, -a)),
+    "relu": lambda a: np.maximum(a, 0.0), "leaky_relu": lambda a, s: np.where(a > 0, a, a * s),
+    "sin": np.sin, "cos": np.cos, "softplus": lambda a: np.logaddexp(0.0, a),
+    "is_class": lambda t, k: (t == k) * 1.0,
+    "logsumexp": lambda *xs: np.logaddexp.reduce(np.stack(xs), axis=0),
+}
+
+
+class _ArrayBackend:
+    """Lets the engine's ops (and so the derivative rules) run on numpy arrays."""
+
+    @staticmethod
+    def handles(args) -> bool:
+        return any(isinstance(a, np.ndarray) for a in args)
+
+    @staticmethod
+    def apply(op, args):
+        forward = ARRAY_FORWARD.get(op.name)
+        if forward is None:  # a user-defined op: its float forward, element by element
+            forward = np.vectorize(op.forward, otypes=[float])
+        with np.errstate(all="ignore"):  # non-finite results are reported after the pass
+            return forward(*args)
+
+
+engine.array_backend = _ArrayBackend()
+
+
+@dataclass
+class _Group:
+    """Nodes with the same op at the same depth: one numpy call forward and backward."""
+    op: engine.Op
+    out: np.ndarray          # output slots, shape (k,)
+    ins: list[np.ndarray]    # per input position, the input slots, each shape (k,)
+    needs: list[np.ndarray]  # per input position, which of those slots need a gradient
+
+    def __post_init__(self) -> None:
+        self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
+
+
+class BatchResult:
+    """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
+
+    def __init__(self, compiled: "Compiled", values: np.ndarray, outputs: np.ndarray | None) -> None:
+        self._compiled, self._values = compiled, values
+        self.losses = values[compiled.root]
+        self.data = float(self.losses.mean())
+        self.outputs = outputs
+
+    def backward(self) -> None:
+        """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
+        self._compiled._backward(self._values)
+
+    def __repr__(self) -> str:
+        return f"BatchResult(data={self.data:.4g}, batch={len(self.losses)})"
+
+
+class Compiled:
+    """A recorded tape of `fn`; call it with X (n, d) and y (n,)."""
+
+    def __init__(self, fn: Callable, watch: Callable[[], list] | None = None) -> None:
+        self.fn, self._watch = fn, watch
+        self._tape = None
+
+    # ---- recording -------------------------------------------------------------------------
+
+    def _record(self, x_row: np.ndarray, y_value: float):
+        xs = [Value(float(v), f"x{i}", requires_grad=False) for i, v in enumerate(x_row)]
+        y = Value(float(y_value), "y", requires_grad=False)
+        out = self.fn(xs, y)
+        if not isinstance(out, Value):
+            raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
+        watched = self._watch() if self._watch else []
+        order = topological_order(out)
+        for w in watched:  # watched outputs (e.g. the model's) join the tape if not already in it
+            known = set(order)
+            order += [v for v in topological_order(w) if v not in known]
+        slot = {v: i for i, v in enumerate(order)}
+        structure = []
+        for v in order:
+            if v.inputs:
+                structure.append((v.op, tuple(slot[x] for x in v.inputs)))
+            elif v in xs:
+                structure.append(("x", xs.index(v)))
+            elif v is y:
+                structure.append(("y",))
+            elif v.requires_grad:
+                structure.append(("param", id(v)))
+            else:
+                structure.append(("const", v.data))
+        watched_slots = [slot[w] for w in watched]
+        return order, structure, slot[out], watched_slots
+
+    def _build(self, X: np.ndarray, y: np.ndarray) -> None:
+        order, structure, root, watched = self._record(X[0], y[0])
+        if len(X) > 1:
+            j = len(X) // 2 if len(X) > 2 else 1
+            other = self._record(X[j], y[j])[1]
+            if other != structure:
+                diff = next(i for i, (a, b) in enumerate(zip(structure, other)) if a != b) \
+                    if len(other) == len(structure) else None
+                where = f" (node {diff}: {structure[diff]} vs {other[diff]})" if diff is not None else \
+                    f" ({len(structure)} vs {len(other)} nodes)"
+                raise ValueError(f"compile: fn builds a different graph for sample 0 and sample {j}{where}: "
+                                 f"its structure or constants depend on the data (Python branching on "
+                                 f".data, or float(x)), so a recorded tape would give wrong gradients; "
+                                 f"use the scalar loop for this function")
+        self.root, self.watched = root, watched
+        self.n_slots = len(order)
+        kinds = [s[0] for s in structure]
+        self.x_slots = np.array([i for i, s in enumerate(structure) if s[0] == "x"], dtype=int)
+        self.x_cols = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
+        self.y_slots = np.array([i for i, k in enumerate(kinds) if k == "y"], dtype=int)
+        self.params = [(i, order[i]) for i, k in enumerate(kinds) if k == "param"]
+        self.consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
+        self.param_slots = np.array([i for i, _ in self.params], dtype=int)
+        needs = [k == "param" for k in kinds]  # does a gradient flow into this slot?
+        for i, s in enumerate(structure):
+            if order[i].inputs:
+                needs[i] = any(needs[j] for j in s[1])
+        depth = [0] * len(order)
+        groups: dict[tuple, list[int]] = {}
+        for i, v in enumerate(order):
+            if v.inputs:
+                depth[i] = 1 + max(depth[j] for j in structure[i][1])
+                groups.setdefault((depth[i], v.op, len(v.inputs)), []).append(i)
+        self.groups = []
+        for (_, _, arity), idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0])):
+            ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
+            self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
+                                      [np.array([needs[s] for s in slots]) for slots in ins]))
+        self._tape = True
+
+    # ---- replay ----------------------------------------------------------------------------
+
+    def __call__(self, X, y) -> BatchResult:
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y, dtype=float).reshape(-1)
+        if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
+            raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
+        if not (np.isfinite(X).all() and np.isfinite(y).all()):
+            raise ValueError("compiled: X or y contains NaN or infinity")
+        if self._tape is None:
+            self._build(X, y)
+        if X.shape[1] <= self.x_cols.max(initial=-1):
+            raise ValueError(f"compiled: fn reads x[{self.x_cols.max()}] but X has {X.shape[1]} columns")
+        n = len(X)
+        V = np.empty((self.n_slots, n))
+        V[self.x_slots] = X[:, self.x_cols].T
+        V[self.y_slots] = y
+        if self.params:
+            V[self.param_slots] = np.array([p.data for _, p in self.params])[:, None]
+        if self.consts:
+            V[[i for i, _ in self.consts]] = np.array([c for _, c in self.consts])[:, None]
+        with np.errstate(all="ignore"):
+            for g in self.groups:
+                V[g.out] = _forward(g, V)
+        if not np.isfinite(V).all():
+            self._raise_nonfinite(V)
+        outputs = None
+        if self.watched:
+            outputs = V[self.watched].T if len(self.watched) > 1 else V[self.watched[0]]
+        return BatchResult(self, V, outputs)
+
+    def _backward(self, V: np.ndarray) -> None:
+        n = V.shape[1]
+        G = np.zeros_like(V)
+        G[self.root] = 1.0 / n
+        with np.errstate(all="ignore"):
+            for g in reversed(self.groups):
+                grad_out = G[g.out]
+                if not grad_out.any():
+                    continue
+                for idx, unique, contribution in _backward(g, V, grad_out):
+                    if unique:
+                        G[idx] += contribution
+                    else:  # an input used by several nodes of the group: add each use
+                        np.add.at(G, idx, contribution)
+        grads = G[self.param_slots].sum(axis=1)
+        if not np.isfinite(grads).all():
+            raise ValueError("compiled backward: a parameter's gradient is not finite")
+        for (_, p), g in zip(self.params, grads):
+            p.grad += float(g)
+
+    def _raise_nonfinite(self, V: np.ndarray) -> None:
+        for g in self.groups:
+            bad = ~np.isfinite(V[g.out])
+            if bad.any():
+                row, sample = map(int, np.argwhere(bad)[0])
+                shown = ", ".join(f"{V[ins[row], sample]:.6g}" for ins in g.ins)
+                raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {sample}")
+
+
+def _forward(g: _Group, V: np.ndarray) -> np.ndarray:
+    if g.op.name == "dot":
+        m = (len(g.ins) - 1) // 2
+        W = V[np.stack(g.ins[:m], axis=1)]        # (k, m, n)
+        Xs = V[np.stack(g.ins[m:2 * m], axis=1)]  # (k, m, n)
+        return np.einsum("kmn,kmn->kn", W, Xs) + V[g.ins[-1]]
+    return engine.array_backend.apply(g.op, [V[idx] for idx in g.ins])
+
+
+def _backward(g: _Group, V: np.ndarray, grad_out: np.ndarray) -> list:
+    """(input slots, are they distinct, gradient contribution) for each input position that
+    needs a gradient; like the scalar engine, no derivative is taken for the others."""
+    ins = [V[idx] for idx in g.ins]
+    out = V[g.out]
+    result = []
+    for i, (idx, unique, needs) in enumerate(zip(g.ins, g.unique, g.needs)):
+        if not needs.any():
+            continue
+        local = _array_rule(g.op.rule(i, len(g.ins)), ins, out)
+        contribution = local * grad_out
+        if not needs.all():
+            contribution = np.where(needs[:, None], contribution, 0.0)
+        result.append((idx, unique, contribution))
+    return result
+
+
+def _array_rule(rule: Callable, ins: list, out: np.ndarray):
+    """Run one derivative rule of the op table on arrays (element by element if it branches)."""
+    try:
+        return rule(*ins, out)
+    except (TypeError, ValueError, ArithmeticError):
+        def one(*a):
+            try:
+                return float(rule(*a))
+            except (ArithmeticError, ValueError):
+                return float("nan")  # reported only if a gradient flows through it
+        return np.vectorize(one, otypes=[float])(*ins, out)
+
+
+def compile(fn: Callable[[list, Value], Value]) -> Compiled:
+    """Record `fn(x, y)` (one sample's loss from a row of inputs and its target) once, and
+    replay it over whole batches with numpy: `compiled(X, y)` returns a result whose `.data`
+    is the mean loss and whose `.backward()` adds the mean's gradient into each parameter.
+
+    Parameters (leaf Values that `fn` uses) are read fresh on every call, so training loops
+    work. A graph that depends on the data is detected (by recording a second sample) and
+    refused.
+    """
+    if not callable(fn):
+        raise TypeError(f"compile: expected a function fn(x, y), got {type(fn).__name__}")
+    return Compiled(fn)
+
+
+def compile_model_loss(model, loss_fn: Callable) -> Compiled:
+    """`compile` of `loss_fn([model(x)], [y])` that also returns the model's outputs."""
+    captured: list = []
+
+    def fn(x, y):
+        captured.clear()
+        out = model(x)
+        captured.extend(out if isinstance(out, list) else [out])
+        return loss_fn([out], [y])
+    return Compiled(fn, watch=lambda: list(captured))
