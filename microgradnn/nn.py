@@ -351,6 +351,47 @@ class MLP(Module):
             x = layer(x)
         return x[0] if len(x) == 1 else x
 
+    def to_torch(self):
+        """An equivalent float64 `torch.nn.Sequential` (Linear + activation per layer)."""
+        torch = _import_torch("to_torch")
+        modules = []
+        for layer in self.layers:
+            linear = torch.nn.Linear(layer.nin, layer.nout, dtype=torch.float64)
+            with torch.no_grad():
+                linear.weight.copy_(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64))
+                linear.bias.copy_(torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64))
+            modules.append(linear)
+            if layer.activation != "linear":
+                modules.append(_TORCH_ACTIVATIONS[layer.activation](torch))
+        return torch.nn.Sequential(*modules)
+
+    @classmethod
+    def from_torch(cls, sequential) -> "MLP":
+        """Read a `torch.nn.Sequential` of Linear layers, each optionally followed by ReLU,
+        Tanh, Sigmoid or LeakyReLU(0.01), into an MLP with the same weights."""
+        torch = _import_torch("from_torch")
+        names = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid",
+                 torch.nn.LeakyReLU: "leaky_relu", torch.nn.Identity: "linear"}
+        modules, layers, i = list(sequential), [], 0
+        while i < len(modules):
+            linear = modules[i]
+            if not isinstance(linear, torch.nn.Linear) or linear.bias is None:
+                raise ValueError(f"from_torch: expected a Linear layer with bias at position {i}, got {linear!r}")
+            activation = "linear"
+            if i + 1 < len(modules) and type(modules[i + 1]) in names:
+                act = modules[i + 1]
+                if isinstance(act, torch.nn.LeakyReLU) and act.negative_slope != 0.01:
+                    raise ValueError(f"from_torch: LeakyReLU slope must be 0.01, got {act.negative_slope}")
+                activation = names[type(act)]
+                i += 1
+            weights = linear.weight.detach().to(torch.float64).tolist()
+            biases = linear.bias.detach().to(torch.float64).tolist()
+            layers.append(Layer.from_weights(list(zip(weights, biases)), activation))
+            i += 1
+        if not layers:
+            raise ValueError("from_torch: the Sequential has no layers")
+        return cls.from_layers(layers)
+
     def config(self) -> dict:
         return {"type": "MLP", "nin": self.nin,
                 "layers": [{"nout": layer.nout, "activation": layer.activation} for layer in self.layers]}
@@ -361,6 +402,20 @@ class MLP(Module):
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+_TORCH_ACTIVATIONS = {
+    "relu": lambda torch: torch.nn.ReLU(), "tanh": lambda torch: torch.nn.Tanh(),
+    "sigmoid": lambda torch: torch.nn.Sigmoid(), "leaky_relu": lambda torch: torch.nn.LeakyReLU(0.01),
+}
+
+
+def _import_torch(what: str):
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"{what} needs PyTorch: pip install 'microgradnn[torch]' "
+                          "(on this project's machines: pip install torch==2.13.0)") from None
+    return torch
 
 def _mark_made_here(out: Value, inputs: list, modules: tuple) -> None:
     """Tag the nodes a neuron just made (between `inputs` and `out`) with the calling modules."""

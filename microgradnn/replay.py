@@ -56,8 +56,18 @@ class _Group:
     ins: list[np.ndarray]    # per input position, the input slots, each shape (k,)
     needs: list[np.ndarray]  # per input position, which of those slots need a gradient
 
+    is_param: np.ndarray     # per slot of the whole tape: a parameter (constant over the batch)?
+
     def __post_init__(self) -> None:
         self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
+        # A layer of fused neurons: parameter weights and the same inputs in every row.
+        self.layer = None
+        if self.op.name == "dot":
+            m = (len(self.ins) - 1) // 2
+            W, X = np.stack(self.ins[:m], axis=1), np.stack(self.ins[m:2 * m], axis=1)
+            if self.is_param[W].all() and self.is_param[self.ins[-1]].all() and (X == X[0]).all() \
+                    and len(np.unique(W)) == W.size and len(np.unique(X[0])) == m and self.unique[-1]:
+                self.layer = (W, X[0], self.ins[-1])
 
 
 class BatchResult:
@@ -115,8 +125,7 @@ class Compiled:
 
     def _build(self, X: np.ndarray, y: np.ndarray) -> None:
         order, structure, root, watched = self._record(X[0], y[0])
-        if len(X) > 1:
-            j = len(X) // 2 if len(X) > 2 else 1
+        for j in sorted({len(X) // 2, len(X) - 1} - {0}):  # re-record: does the graph change?
             other = self._record(X[j], y[j])[1]
             if other != structure:
                 diff = next(i for i, (a, b) in enumerate(zip(structure, other)) if a != b) \
@@ -136,7 +145,8 @@ class Compiled:
         self.params = [(i, order[i]) for i, k in enumerate(kinds) if k == "param"]
         self.consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
         self.param_slots = np.array([i for i, _ in self.params], dtype=int)
-        needs = [k == "param" for k in kinds]  # does a gradient flow into this slot?
+        is_param = np.array([k == "param" for k in kinds])
+        needs = list(is_param)  # does a gradient flow into this slot?
         for i, s in enumerate(structure):
             if order[i].inputs:
                 needs[i] = any(needs[j] for j in s[1])
@@ -150,7 +160,7 @@ class Compiled:
         for (_, _, arity), idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0])):
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
             self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
-                                      [np.array([needs[s] for s in slots]) for slots in ins]))
+                                      [np.array([needs[s] for s in slots]) for slots in ins], is_param))
         self._tape = True
 
     # ---- replay ----------------------------------------------------------------------------
@@ -193,6 +203,9 @@ class Compiled:
                 grad_out = G[g.out]
                 if not grad_out.any():
                     continue
+                if g.layer is not None:
+                    _layer_backward(g, V, G, grad_out)
+                    continue
                 for idx, unique, contribution in _backward(g, V, grad_out):
                     if unique:
                         G[idx] += contribution
@@ -214,6 +227,9 @@ class Compiled:
 
 
 def _forward(g: _Group, V: np.ndarray) -> np.ndarray:
+    if g.layer is not None:  # one matrix product for the whole layer
+        W, X, B = g.layer
+        return V[W, 0] @ V[X] + V[B]
     if g.op.name == "dot":
         m = (len(g.ins) - 1) // 2
         W = V[np.stack(g.ins[:m], axis=1)]        # (k, m, n)
@@ -239,6 +255,17 @@ def _backward(g: _Group, V: np.ndarray, grad_out: np.ndarray) -> list:
     return result
 
 
+def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+    """A layer's backward as matrix products. Parameter rows of G are only ever summed over
+    the batch, so their batch totals are added into column 0."""
+    W, X, B = g.layer
+    m = W.shape[1]
+    if g.needs[m].any():  # the layer's inputs lead back to parameters
+        G[X] += V[W, 0].T @ grad_out
+    G[W, 0] += grad_out @ V[X].T
+    G[B, 0] += grad_out.sum(axis=1)
+
+
 def _array_rule(rule: Callable, ins: list, out: np.ndarray):
     """Run one derivative rule of the op table on arrays (element by element if it branches)."""
     try:
@@ -258,8 +285,10 @@ def compile(fn: Callable[[list, Value], Value]) -> Compiled:
     is the mean loss and whose `.backward()` adds the mean's gradient into each parameter.
 
     Parameters (leaf Values that `fn` uses) are read fresh on every call, so training loops
-    work. A graph that depends on the data is detected (by recording a second sample) and
-    refused.
+    work. The first call records `fn` on samples 0, n//2 and n-1 and refuses (ValueError) if
+    the graphs differ, as they do when `fn` branches on `.data` or turns inputs into
+    constants with `float()`; a branch that none of those three samples takes cannot be seen,
+    so keep `fn` free of data-dependent Python control flow.
     """
     if not callable(fn):
         raise TypeError(f"compile: expected a function fn(x, y), got {type(fn).__name__}")
