@@ -112,14 +112,21 @@ def bytes_per_node(Value, forward) -> float:
 
 
 def chain(Value, n: int):
+    """Build y = (y * 1.0000001) + 0.001 n times (2n + 1 nodes); time forward and backward."""
     def run():
-        x = Value(1.0)
-        y = x
-        for _ in range(n):
-            y = y * 1.0000001 + 0.001
-        t0 = time.perf_counter()
-        y.backward()
-        return time.perf_counter() - t0
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            y = x = Value(1.0)
+            for _ in range(n):
+                y = y * 1.0000001 + 0.001
+            t1 = time.perf_counter()
+            y.backward()
+            t2 = time.perf_counter()
+        finally:
+            gc.enable()
+        assert x.grad > 0
+        return t1 - t0, t2 - t1
     return run
 
 
@@ -145,25 +152,138 @@ def engine_section(args) -> list[tuple]:
         mf, mb = mlp_times(MicroValue, unfused_forward, n, reps, gc_on)
         for name, fwd in (("unfused", unfused_forward), ("fused dot", fused_forward)):
             f, b = mlp_times(mg.Value, fwd, n, reps, gc_on)
-            rows.append((f"MLP 2-16-16-1 {name}, gc {'on' if gc_on else 'off'}",
+            rows.append((f"MLP 2-16-16-1 {name}, gc {'on' if gc_on else 'off'}: forward + backward",
                          f"{(f + b) * 1e3:.3f} ms", f"{(mf + mb) * 1e3:.3f} ms", (mf + mb) / (f + b)))
     ours = bytes_per_node(mg.Value, unfused_forward)
     theirs = bytes_per_node(MicroValue, unfused_forward)
     rows.append(("bytes per node (unfused MLP graph)", f"{ours:.0f} B", f"{theirs:.0f} B", theirs / ours))
-    length = 20_000 if args.quick else 100_000
-    for label, Value in (("ours", mg.Value), ("micrograd", MicroValue)):
-        t0 = time.perf_counter()
-        back = in_big_stack(chain(Value, length)) if label == "micrograd" else chain(Value, length)()
-        total = time.perf_counter() - t0
-        if label == "ours":
-            ours_chain = (total - back, back)
-        else:
-            theirs_chain = (total - back, back)
-    per = 2 * length
-    rows.append((f"chain of {per:,} nodes: forward us/node", f"{ours_chain[0] / per * 1e6:.3f}",
-                 f"{theirs_chain[0] / per * 1e6:.3f}", theirs_chain[0] / ours_chain[0]))
-    rows.append((f"chain of {per:,} nodes: backward us/node", f"{ours_chain[1] / per * 1e6:.3f}",
-                 f"{theirs_chain[1] / per * 1e6:.3f}", theirs_chain[1] / ours_chain[1]))
+    length = 20_000 if args.quick else 50_000
+    ours_chain = chain(mg.Value, length)()
+    theirs_chain = in_big_stack(chain(MicroValue, length))
+    nodes = 2 * length + 1
+    for i, phase in enumerate(("forward", "backward")):
+        rows.append((f"chain of {nodes:,} nodes: {phase}, us per node", f"{ours_chain[i] / nodes * 1e6:.3f}",
+                     f"{theirs_chain[i] / nodes * 1e6:.3f}", theirs_chain[i] / ours_chain[i]))
+    million = chain(mg.Value, 500_000)()
+    rows.append(("chain of 1,000,001 nodes: forward + backward", f"{sum(million):.2f} s", "(recursion limit)", "-"))
+    return rows
+
+
+# ---- one training step: moons, 100 samples, 2-16-16-1, hinge loss, full batch, SGD ---------
+
+def moons_problem():
+    X, y = mg.data.make_moons(100, noise=0.1, seed=0)
+    return X, (2 * y - 1).astype(float)
+
+
+def micrograd_step_fn(weights):
+    from micrograd.nn import MLP as MicroMLP
+    model = MicroMLP(2, [16, 16, 1])
+    for layer, given in zip(model.layers, weights):
+        for neuron, (w, b) in zip(layer.neurons, given):
+            for p, v in zip(neuron.w, w):
+                p.data = v
+            neuron.b.data = b
+    X, t = moons_problem()
+    rows = [list(map(float, x)) for x in X]
+
+    def step():
+        scores = [model(x) for x in rows]
+        losses = [(1 + -ti * si).relu() for ti, si in zip(t, scores)]
+        loss = sum(losses) * (1.0 / len(losses))
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data -= 0.01 * p.grad
+    return step
+
+
+def our_model(weights):
+    return mg.MLP.from_layers([mg.Layer.from_weights(layer, "relu" if i < 2 else "linear")
+                               for i, layer in enumerate(weights)])
+
+
+def scalar_step_fn(weights):
+    model = our_model(weights)
+    X, t = moons_problem()
+    opt = mg.optim.SGD(model.parameters(), lr=0.01)
+
+    def step():
+        loss = mg.losses.hinge([model(x) for x in X], t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def replay_step_fn(weights):
+    model = our_model(weights)
+    X, t = moons_problem()
+    opt = mg.optim.SGD(model.parameters(), lr=0.01)
+    compiled = mg.compile(lambda x, target: mg.losses.hinge([model(x)], [target]))
+
+    def step():
+        result = compiled(X, t)
+        opt.zero_grad()
+        result.backward()
+        opt.step()
+    return step
+
+
+def numpy_step_fn(weights):
+    """The same network and update written directly in numpy: the practical limit."""
+    import numpy as np
+    W = [np.array([w for w, _ in layer]) for layer in weights]
+    B = [np.array([b for _, b in layer]) for layer in weights]
+    X, t = moons_problem()
+
+    def step():
+        h1 = np.maximum(X @ W[0].T + B[0], 0)
+        h2 = np.maximum(h1 @ W[1].T + B[1], 0)
+        s = (h2 @ W[2].T + B[2])[:, 0]
+        margin = 1 - t * s
+        ds = np.where(margin > 0, -t, 0.0)[:, None] / len(t)
+        dW2, dB2 = ds.T @ h2, ds.sum(0)
+        dh2 = (ds @ W[2]) * (h2 > 0)
+        dW1, dB1 = dh2.T @ h1, dh2.sum(0)
+        dh1 = (dh2 @ W[1]) * (h1 > 0)
+        dW0, dB0 = dh1.T @ X, dh1.sum(0)
+        for P, G in zip(W + B, (dW0, dW1, dW2, dB0, dB1, dB2)):
+            P -= 0.01 * G
+    return step
+
+
+def training_section(args) -> list[tuple]:
+    reps = 3 if args.quick else 7
+    weights = random_weights()
+    rows = []
+    for gc_on in (True, False):
+        times = {name: median_time(make(weights), reps, gc_on) for name, make in (
+            ("micrograd", micrograd_step_fn), ("scalar", scalar_step_fn), ("replay", replay_step_fn),
+            ("numpy", numpy_step_fn))}
+        label = f"gc {'on' if gc_on else 'off'}"
+        rows.append((f"micrograd scalar step, {label}", f"{times['micrograd'] * 1e3:.2f} ms", "1.0x", "-"))
+        for name in ("scalar", "replay"):
+            rows.append((f"microgradnn {'fused scalar' if name == 'scalar' else 'compiled replay'} step, {label}",
+                         f"{times[name] * 1e3:.2f} ms", times["micrograd"] / times[name],
+                         f"{times[name] / times['numpy']:.1f}x slower"))
+        rows.append((f"hand-written numpy MLP step, {label}", f"{times['numpy'] * 1e3:.3f} ms",
+                     times["micrograd"] / times["numpy"], "1.0x"))
+    return rows
+
+
+def rendering_section(args) -> list[tuple]:
+    from microgradnn import viz
+    model = our_model(random_weights())
+    out = model([0.5, -1.0])
+    out.backward()
+    reps = 2 if args.quick else 3
+    rows = []
+    for name, kwargs in (("backward graph, every node", {}), ("backward graph, collapse=True", {"collapse": True})):
+        def render(kwargs=kwargs):
+            viz.draw_graph(out, view="backward", **kwargs).pipe(format="svg")
+        nodes = len(viz._plan(out, False, kwargs.get("collapse", False), viz.MAX_NODES).values)
+        rows.append((f"2-16-16-1 MLP {name} ({nodes} value nodes) to SVG", f"{median_time(render, reps, gc_on=True):.2f} s"))
     return rows
 
 
@@ -181,8 +301,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller graphs")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, microgradnn {mg.__version__}; medians of repeats")
-    print_table("Scalar engine, forward + backward per sample (100 graphs alive)",
+    print_table("Scalar engine, one sample of a 2-16-16-1 ReLU MLP (100 graphs alive), and long chains",
                 ("case", "microgradnn", "micrograd", "speed-up"), engine_section(args))
+    print_table("One training step: moons, 100 samples, 2-16-16-1, hinge loss, full batch, SGD",
+                ("case", "time per step", "speed-up vs micrograd", "vs numpy"), training_section(args))
+    print_table("Rendering with Graphviz", ("case", "time"), rendering_section(args))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,7 @@ class Compiled:
         self.params = [(i, order[i]) for i, k in enumerate(kinds) if k == "param"]
         self.consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
         self.param_slots = np.array([i for i, _ in self.params], dtype=int)
+        self.param_values = [p for _, p in self.params]
         is_param = np.array([k == "param" for k in kinds])
         needs = list(is_param)  # does a gradient flow into this slot?
         for i, s in enumerate(structure):
@@ -181,7 +182,7 @@ class Compiled:
         V[self.x_slots] = X[:, self.x_cols].T
         V[self.y_slots] = y
         if self.params:
-            V[self.param_slots] = np.array([p.data for _, p in self.params])[:, None]
+            V[self.param_slots] = np.array([p.data for p in self.param_values])[:, None]
         if self.consts:
             V[[i for i, _ in self.consts]] = np.array([c for _, c in self.consts])[:, None]
         with np.errstate(all="ignore"):
@@ -196,7 +197,7 @@ class Compiled:
 
     def _backward(self, V: np.ndarray) -> None:
         n = V.shape[1]
-        G = np.zeros_like(V)
+        G = np.zeros(V.shape)
         G[self.root] = 1.0 / n
         with np.errstate(all="ignore"):
             for g in reversed(self.groups):
@@ -214,8 +215,8 @@ class Compiled:
         grads = G[self.param_slots].sum(axis=1)
         if not np.isfinite(grads).all():
             raise ValueError("compiled backward: a parameter's gradient is not finite")
-        for (_, p), g in zip(self.params, grads):
-            p.grad += float(g)
+        for p, g in zip(self.param_values, grads.tolist()):
+            p.grad += g
 
     def _raise_nonfinite(self, V: np.ndarray) -> None:
         for g in self.groups:

@@ -367,17 +367,16 @@ def _activation_color(a: float | None) -> str:
 
 def tree(root: Value, view: str = "both") -> str:
     """The graph as indented text, output first; a node already shown is referred to by name."""
-    names = {id(v): f"#{i}" for i, v in enumerate(reversed(topological_order(root)))}
-    lines, seen, stack = [], set(), [(root, 0)]
+    names: dict[int, str] = {}  # numbered in the order they are printed
+    lines, stack = [], [(root, 0)]
     while stack:
         v, depth = stack.pop()
-        name = names[id(v)]
         what = f"{v.op}" if v.op else "leaf"
         label = f" {v.label!r}" if v.label else ""
-        if id(v) in seen:
-            lines.append(f"{'  ' * depth}{name}{label} (shown above)")
+        if id(v) in names:
+            lines.append(f"{'  ' * depth}{names[id(v)]}{label} (shown above)")
             continue
-        seen.add(id(v))
+        name = names[id(v)] = f"#{len(names)}"
         numbers = f"data={fmt(v.data)}" + (f" grad={fmt(v.grad)}" if view != "forward" else "")
         lines.append(f"{'  ' * depth}{name}{label} {what} {numbers}")
         stack.extend((x, depth + 1) for x in reversed(v.inputs))
@@ -518,7 +517,7 @@ g.node.done-backward polygon {{ stroke: #B03A2E; }}
 <body>
 <h3>{title}</h3>
 <div id="controls">
-<button id="first" title="first step (Home)">&#x23EE;</button>
+<button id="first" title="first step (Home)">|&#x25C0;</button>
 <button id="prev" title="step back (Left)">&#x25C0;</button>
 <button id="play" title="play / pause (Space)">&#x25B6;</button>
 <button id="next" title="step forward (Right)">&#x25B6;&#x25B6;</button>
