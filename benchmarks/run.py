@@ -21,16 +21,19 @@ import microgradnn as mg
 SIZES = [2, 16, 16, 1]
 
 
-def median_time(fn, repeats: int, gc_on: bool) -> float:
-    """Median wall time of fn() in seconds, with the cyclic collector on or off."""
+def median_time(fn, repeats: int, gc_on: bool, inner: int = 1) -> float:
+    """Median over `repeats` of the mean wall time of `inner` calls of fn(), in seconds,
+    with the cyclic collector on or off (one warm-up call first)."""
+    fn()
     times = []
     for _ in range(repeats):
         gc.collect()
         (gc.enable if gc_on else gc.disable)()
         try:
             t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+            for _ in range(inner):
+                fn()
+            times.append((time.perf_counter() - t0) / inner)
         finally:
             gc.enable()
     return statistics.median(times)
@@ -258,9 +261,9 @@ def training_section(args) -> list[tuple]:
     weights = random_weights()
     rows = []
     for gc_on in (True, False):
-        times = {name: median_time(make(weights), reps, gc_on) for name, make in (
-            ("micrograd", micrograd_step_fn), ("scalar", scalar_step_fn), ("replay", replay_step_fn),
-            ("numpy", numpy_step_fn))}
+        times = {name: median_time(make(weights), reps, gc_on, inner) for name, make, inner in (
+            ("micrograd", micrograd_step_fn, 1), ("scalar", scalar_step_fn, 1), ("replay", replay_step_fn, 50),
+            ("numpy", numpy_step_fn, 50))}
         label = f"gc {'on' if gc_on else 'off'}"
         rows.append((f"micrograd scalar step, {label}", f"{times['micrograd'] * 1e3:.2f} ms", "1.0x", "-"))
         for name in ("scalar", "replay"):

@@ -74,13 +74,16 @@ class BatchResult:
     """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
 
     def __init__(self, compiled: "Compiled", values: np.ndarray, outputs: np.ndarray | None) -> None:
-        self._compiled, self._values = compiled, values
-        self.losses = values[compiled.root]
+        self._compiled, self._values, self._call = compiled, values, compiled.calls
+        self.losses = values[compiled.root].copy()
         self.data = float(self.losses.mean())
         self.outputs = outputs
 
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
+        if self._call != self._compiled.calls:
+            raise RuntimeError("backward(): the compiled function has run again since this result was made, "
+                               "and its buffers now hold the newer batch; call backward() first")
         self._compiled._backward(self._values)
 
     def __repr__(self) -> str:
@@ -93,6 +96,8 @@ class Compiled:
     def __init__(self, fn: Callable, watch: Callable[[], list] | None = None) -> None:
         self.fn, self._watch = fn, watch
         self._tape = None
+        self.calls = 0
+        self._buffers: dict[tuple, np.ndarray] = {}
 
     # ---- recording -------------------------------------------------------------------------
 
@@ -178,7 +183,8 @@ class Compiled:
         if X.shape[1] <= self.x_cols.max(initial=-1):
             raise ValueError(f"compiled: fn reads x[{self.x_cols.max()}] but X has {X.shape[1]} columns")
         n = len(X)
-        V = np.empty((self.n_slots, n))
+        self.calls += 1
+        V = self._buffer("values", n)
         V[self.x_slots] = X[:, self.x_cols].T
         V[self.y_slots] = y
         if self.params:
@@ -188,16 +194,17 @@ class Compiled:
         with np.errstate(all="ignore"):
             for g in self.groups:
                 V[g.out] = _forward(g, V)
-        if not np.isfinite(V).all():
+        if not np.isfinite(V[self.root]).all():  # anything non-finite that matters reaches the loss
             self._raise_nonfinite(V)
         outputs = None
         if self.watched:
-            outputs = V[self.watched].T if len(self.watched) > 1 else V[self.watched[0]]
+            outputs = V[self.watched].T.copy() if len(self.watched) > 1 else V[self.watched[0]].copy()
         return BatchResult(self, V, outputs)
 
     def _backward(self, V: np.ndarray) -> None:
         n = V.shape[1]
-        G = np.zeros(V.shape)
+        G = self._buffer("grads", n)
+        G.fill(0.0)
         G[self.root] = 1.0 / n
         with np.errstate(all="ignore"):
             for g in reversed(self.groups):
@@ -217,6 +224,13 @@ class Compiled:
             raise ValueError("compiled backward: a parameter's gradient is not finite")
         for p, g in zip(self.param_values, grads.tolist()):
             p.grad += g
+
+    def _buffer(self, kind: str, n: int) -> np.ndarray:
+        """Reused (slots, n) arrays: fresh ones each step cost more than the arithmetic."""
+        key = (kind, n)
+        if key not in self._buffers:
+            self._buffers[key] = np.empty((self.n_slots, n))
+        return self._buffers[key]
 
     def _raise_nonfinite(self, V: np.ndarray) -> None:
         for g in self.groups:

@@ -25,8 +25,8 @@ fi
 
 if $test_mode; then
   # This exact pin is the CPU build on this machine's disk; elsewhere any recent torch works.
-  "$PYTHON" -m pip install -q torch==2.13.0
-  "$PYTHON" -m pip install -q -e ".[plot,test,torch,bench]"
+  "$PYTHON" -m pip install -q --root-user-action=ignore torch==2.13.0
+  "$PYTHON" -m pip install -q --root-user-action=ignore -e ".[plot,test,torch,bench]"
 else
-  "$PYTHON" -m pip install -q -e ".[plot]"
+  "$PYTHON" -m pip install -q --root-user-action=ignore -e ".[plot]"
 fi

@@ -136,3 +136,16 @@ def test_to_torch_and_back_is_exact():
         MLP.from_torch(torch.nn.Sequential(torch.nn.ReLU()))
     with pytest.raises(ValueError, match="slope must be 0.01"):
         MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.LeakyReLU(0.2)))
+
+
+def test_a_stale_result_refuses_backward():
+    w = Value(0.5)
+    compiled = mg.compile(lambda x, t: (x[0] * w - t) ** 2)
+    X, t = np.array([[1.0], [2.0]]), np.zeros(2)
+    first = compiled(X, t)
+    second = compiled(2 * X, t)
+    with pytest.raises(RuntimeError, match="has run again since this result was made"):
+        first.backward()
+    second.backward()
+    assert w.grad == pytest.approx(((2 * 0.5 * 2) * 2 + (4 * 0.5 * 2) * 4) / 2)
+    assert first.data == pytest.approx((0.25 + 1.0) / 2) and first.losses.tolist() == [0.25, 1.0]
