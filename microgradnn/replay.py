@@ -60,6 +60,8 @@ class _Group:
 
     def __post_init__(self) -> None:
         self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
+        self.out_at = _index(self.out)
+        self.ins_at = [_index(idx) for idx in self.ins]
         # A layer of fused neurons: parameter weights and the same inputs in every row.
         self.layer = None
         if self.op.name == "dot":
@@ -141,6 +143,7 @@ class Compiled:
                                  f"its structure or constants depend on the data (Python branching on "
                                  f".data, or float(x)), so a recorded tape would give wrong gradients; "
                                  f"use the scalar loop for this function")
+        order, structure, root, watched = _group_contiguously(order, structure, root, watched)
         self.root, self.watched = root, watched
         self.n_slots = len(order)
         kinds = [s[0] for s in structure]
@@ -156,14 +159,8 @@ class Compiled:
         for i, s in enumerate(structure):
             if order[i].inputs:
                 needs[i] = any(needs[j] for j in s[1])
-        depth = [0] * len(order)
-        groups: dict[tuple, list[int]] = {}
-        for i, v in enumerate(order):
-            if v.inputs:
-                depth[i] = 1 + max(depth[j] for j in structure[i][1])
-                groups.setdefault((depth[i], v.op, len(v.inputs)), []).append(i)
         self.groups = []
-        for (_, _, arity), idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0])):
+        for arity, idx in _groups(order, structure):
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
             self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
                                       [np.array([needs[s] for s in slots]) for slots in ins], is_param))
@@ -193,7 +190,7 @@ class Compiled:
             V[[i for i, _ in self.consts]] = np.array([c for _, c in self.consts])[:, None]
         with np.errstate(all="ignore"):
             for g in self.groups:
-                V[g.out] = _forward(g, V)
+                V[g.out_at] = _forward(g, V)
         if not np.isfinite(V[self.root]).all():  # anything non-finite that matters reaches the loss
             self._raise_nonfinite(V)
         outputs = None
@@ -208,13 +205,13 @@ class Compiled:
         G[self.root] = 1.0 / n
         with np.errstate(all="ignore"):
             for g in reversed(self.groups):
-                grad_out = G[g.out]
+                grad_out = G[g.out_at]
                 if not grad_out.any():
                     continue
                 if g.layer is not None:
                     _layer_backward(g, V, G, grad_out)
                     continue
-                for idx, unique, contribution in _backward(g, V, grad_out):
+                for idx, unique, contribution in _backward(g, V, grad_out):  # idx: slice or array
                     if unique:
                         G[idx] += contribution
                     else:  # an input used by several nodes of the group: add each use
@@ -241,6 +238,37 @@ class Compiled:
                 raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {sample}")
 
 
+def _groups(order: list[Value], structure: list[tuple]) -> list[tuple[int, list[int]]]:
+    """(arity, slots) of each group of same-op nodes at the same depth, in run order."""
+    depth = [0] * len(order)
+    groups: dict[tuple, list[int]] = {}
+    for i, v in enumerate(order):
+        if v.inputs:
+            depth[i] = 1 + max(depth[j] for j in structure[i][1])
+            groups.setdefault((depth[i], v.op, len(v.inputs)), []).append(i)
+    return [(key[2], idx) for key, idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0]))]
+
+
+def _group_contiguously(order, structure, root, watched):
+    """Renumber slots: leaves first, then each group's nodes together, so most gathers and
+    scatters of the replay are slices (views) rather than copies."""
+    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx in _groups(order, structure) for i in idx]
+    new = {old: k for k, old in enumerate(perm)}
+    remapped = [(structure[i][0], tuple(new[j] for j in structure[i][1])) if order[i].inputs else structure[i]
+                for i in perm]
+    return [order[i] for i in perm], remapped, new[root], [new[w] for w in watched]
+
+
+def _index(slots: np.ndarray):
+    """A slice when the slots are evenly spaced (a view, no copy), else the index array."""
+    if len(slots) == 1:
+        return slice(int(slots[0]), int(slots[0]) + 1)
+    step = int(slots[1] - slots[0])
+    if step > 0 and (np.diff(slots) == step).all():
+        return slice(int(slots[0]), int(slots[-1]) + 1, step)
+    return slots
+
+
 def _forward(g: _Group, V: np.ndarray) -> np.ndarray:
     if g.layer is not None:  # one matrix product for the whole layer
         W, X, B = g.layer
@@ -250,16 +278,16 @@ def _forward(g: _Group, V: np.ndarray) -> np.ndarray:
         W = V[np.stack(g.ins[:m], axis=1)]        # (k, m, n)
         Xs = V[np.stack(g.ins[m:2 * m], axis=1)]  # (k, m, n)
         return np.einsum("kmn,kmn->kn", W, Xs) + V[g.ins[-1]]
-    return engine.array_backend.apply(g.op, [V[idx] for idx in g.ins])
+    return engine.array_backend.apply(g.op, [V[idx] for idx in g.ins_at])
 
 
 def _backward(g: _Group, V: np.ndarray, grad_out: np.ndarray) -> list:
     """(input slots, are they distinct, gradient contribution) for each input position that
     needs a gradient; like the scalar engine, no derivative is taken for the others."""
-    ins = [V[idx] for idx in g.ins]
-    out = V[g.out]
+    ins = [V[idx] for idx in g.ins_at]
+    out = V[g.out_at]
     result = []
-    for i, (idx, unique, needs) in enumerate(zip(g.ins, g.unique, g.needs)):
+    for i, (idx, unique, needs) in enumerate(zip(g.ins_at, g.unique, g.needs)):
         if not needs.any():
             continue
         local = _array_rule(g.op.rule(i, len(g.ins)), ins, out)
