@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
 
 from microgradnn.train import History
 
@@ -11,17 +12,24 @@ __all__ = ["decision_boundary", "loss_curve"]
 PALETTE = ["#2E86C1", "#E67E22", "#27AE60", "#8E44AD", "#C0392B"]
 
 
-def decision_boundary(model, X: np.ndarray, y: np.ndarray, path: str, *, resolution: int = 60) -> str:
+def decision_boundary(model, X: np.ndarray, y: np.ndarray, path: str, *, resolution: int = 80) -> str:
     """Shade the plane by the model's predicted class and scatter the data on top."""
     pad = 0.3
     (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
-    labels = model.predict(np.c_[gx.ravel(), gy.ravel()]).reshape(gx.shape)
-    k = int(max(labels.max(), y.max())) + 1
+    grid = np.c_[gx.ravel(), gy.ravel()]
+    k = max(int(y.max()) + 1, model.nout)
     fig, ax = plt.subplots(figsize=(5, 4.2), dpi=110)
-    from matplotlib.colors import ListedColormap
     cmap = ListedColormap(PALETTE[:k])
-    ax.contourf(gx, gy, labels, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.25)
+    if model.nout == 1:  # shade by the score itself, so the boundary is the smooth threshold contour
+        scores = model.decision_function(grid).reshape(gx.shape)
+        threshold = 0.5 if model.output_activation == "sigmoid" else 0.0
+        low, high = min(scores.min(), threshold) - 1, max(scores.max(), threshold) + 1
+        ax.contourf(gx, gy, scores, levels=[low, threshold, high], cmap=cmap, alpha=0.25)
+        ax.contour(gx, gy, scores, levels=[threshold], colors="#555555", linewidths=0.8)
+    else:
+        labels = model.predict(grid).reshape(gx.shape)
+        ax.contourf(gx, gy, labels, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.25)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white", linewidths=0.4)
     ax.set_title("decision boundary")
     fig.tight_layout()
