@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import html
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Iterator

@@ -1,6 +1,5 @@
 import pytest
 
-import microgradnn as mg
 from microgradnn import Value
 from microgradnn.optim import SGD, Adam, LinearLR
 

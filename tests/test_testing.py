@@ -1,7 +1,6 @@
 import math
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
