@@ -107,7 +107,8 @@ class Module:
             _CALL_STACK.reset(token)
 
     def forward(self, x: list):
-        raise NotImplementedError
+        """The module's computation on one sample (subclasses define it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     # ---- state -------------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class Module:
 
     def config(self) -> dict:
         """The architecture, enough to rebuild the module with `from_config`."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define config()")
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Write architecture and parameters as JSON, atomically (temp file, then rename).
