@@ -297,6 +297,19 @@ class _DotOp(Op):
         n = len(xs) // 2  # the rules above, unrolled: this runs once per neuron per forward
         return (*xs[n:2 * n], *xs[:n], 1.0)
 
+    def __call__(self, *args):
+        """Op.__call__ for the usual case, every input a Value, without per-input checks."""
+        if set(map(type, args)) != {Value}:
+            return super().__call__(*args)
+        xs = [a.data for a in args]
+        data = self._dot(*xs)
+        if data - data != 0.0:
+            data = self._forward(xs, args)  # raises the descriptive error
+        out = _result(data)
+        if _GRAD_ENABLED.get():
+            out._op, out.inputs, out._local = self, args, self.local_grads(args, xs, data)
+        return out
+
 
 class _LogSumExpOp(Op):
     """log(sum(exp(x_i))) over any number of inputs, computed without overflow."""
