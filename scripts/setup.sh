@@ -23,6 +23,12 @@ if ((${#missing[@]})); then
   fi
 fi
 
+if "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+  echo "setup: $(command -v "$PYTHON") is managed by the OS (PEP 668); make a virtualenv first:" >&2
+  echo "  python3 -m venv .venv && . .venv/bin/activate && $0 $*" >&2
+  exit 1
+fi
+
 if $test_mode; then
   # This exact pin is the CPU build on this machine's disk; elsewhere any recent torch works.
   "$PYTHON" -m pip install -q --root-user-action=ignore torch==2.13.0
