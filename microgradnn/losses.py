@@ -30,6 +30,8 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
 
 
 def _mean(terms: list) -> Value:
+    if len(terms) == 1:  # one sample: its loss, with no extra node
+        return terms[0] if type(terms[0]) is Value else Value(terms[0])
     total = terms[0]
     for t in terms[1:]:
         total = total + t

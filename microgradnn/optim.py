@@ -28,11 +28,13 @@ class Optimizer:
             p.grad = 0.0
 
     def _grads(self) -> list[float]:
-        grads = [p.grad + self.weight_decay * p.data for p in self.params]
-        if not all(map(math.isfinite, grads)):
-            i = next(i for i, g in enumerate(grads) if not math.isfinite(g))
-            raise ValueError(f"{type(self).__name__}.step: gradient of parameter {i} "
-                             f"({self.params[i]!r}) is not finite")
+        wd = self.weight_decay
+        grads = [p.grad + wd * p.data for p in self.params] if wd else [p.grad for p in self.params]
+        if not math.isfinite(sum(grads)):  # one sum is cheap; find the culprit only if needed
+            bad = [i for i, g in enumerate(grads) if not math.isfinite(g)]
+            if bad:
+                raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad[0]} "
+                                 f"({self.params[bad[0]]!r}) is not finite")
         return grads
 
 
@@ -54,8 +56,9 @@ class SGD(Optimizer):
             else:
                 self.velocity = [self.momentum * v + g for v, g in zip(self.velocity, grads)]
             grads = self.velocity
+        lr = self.lr
         for p, g in zip(self.params, grads):
-            p.data -= self.lr * g
+            p.data -= lr * g
 
 
 class Adam(Optimizer):

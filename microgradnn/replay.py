@@ -38,11 +38,12 @@ class _ArrayBackend:
 
     @staticmethod
     def apply(op, args):
-        forward = ARRAY_FORWARD.get(op.name)
-        if forward is None:  # a user-defined op: its float forward, element by element
-            forward = np.vectorize(op.forward, otypes=[float])
-        with np.errstate(all="ignore"):  # non-finite results are reported after the pass
-            return forward(*args)
+        return array_forward(op)(*args)
+
+
+def array_forward(op: engine.Op) -> Callable:
+    """The op's forward on arrays: its numpy form, or its float forward element by element."""
+    return ARRAY_FORWARD.get(op.name) or np.vectorize(op.forward, otypes=[float])
 
 
 engine.array_backend = _ArrayBackend()
@@ -62,6 +63,11 @@ class _Group:
         self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
         self.out_at = _index(self.out)
         self.ins_at = [_index(idx) for idx in self.ins]
+        self.forward = array_forward(self.op)
+        # (rule, where the input slots are, are they distinct, mask of those needing a gradient)
+        self.backward_plan = [(self.op.rule(i, len(self.ins)), at, unique, None if needs.all() else needs[:, None])
+                              for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
+                              if needs.any()]
         # A layer of fused neurons: parameter weights and the same inputs in every row.
         self.layer = None
         if self.op.name == "dot":
@@ -151,7 +157,9 @@ class Compiled:
         self.x_cols = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
         self.y_slots = np.array([i for i, k in enumerate(kinds) if k == "y"], dtype=int)
         self.params = [(i, order[i]) for i, k in enumerate(kinds) if k == "param"]
-        self.consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
+        consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
+        self.const_slots = np.array([i for i, _ in consts], dtype=int)
+        self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
         self.param_slots = np.array([i for i, _ in self.params], dtype=int)
         self.param_values = [p for _, p in self.params]
         is_param = np.array([k == "param" for k in kinds])
@@ -186,8 +194,7 @@ class Compiled:
         V[self.y_slots] = y
         if self.params:
             V[self.param_slots] = np.array([p.data for p in self.param_values])[:, None]
-        if self.consts:
-            V[[i for i, _ in self.consts]] = np.array([c for _, c in self.consts])[:, None]
+        V[self.const_slots] = self.const_values
         with np.errstate(all="ignore"):
             for g in self.groups:
                 V[g.out_at] = _forward(g, V)
@@ -278,7 +285,7 @@ def _forward(g: _Group, V: np.ndarray) -> np.ndarray:
         W = V[np.stack(g.ins[:m], axis=1)]        # (k, m, n)
         Xs = V[np.stack(g.ins[m:2 * m], axis=1)]  # (k, m, n)
         return np.einsum("kmn,kmn->kn", W, Xs) + V[g.ins[-1]]
-    return engine.array_backend.apply(g.op, [V[idx] for idx in g.ins_at])
+    return g.forward(*[V[idx] for idx in g.ins_at])
 
 
 def _backward(g: _Group, V: np.ndarray, grad_out: np.ndarray) -> list:
@@ -287,14 +294,11 @@ def _backward(g: _Group, V: np.ndarray, grad_out: np.ndarray) -> list:
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     result = []
-    for i, (idx, unique, needs) in enumerate(zip(g.ins_at, g.unique, g.needs)):
-        if not needs.any():
-            continue
-        local = _array_rule(g.op.rule(i, len(g.ins)), ins, out)
-        contribution = local * grad_out
-        if not needs.all():
-            contribution = np.where(needs[:, None], contribution, 0.0)
-        result.append((idx, unique, contribution))
+    for rule, at, unique, mask in g.backward_plan:
+        contribution = _array_rule(rule, ins, out) * grad_out
+        if mask is not None:
+            contribution = np.where(mask, contribution, 0.0)
+        result.append((at, unique, contribution))
     return result
 
 
