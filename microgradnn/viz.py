@@ -445,7 +445,8 @@ def record(directory: str | os.PathLike, model=None, *, every: int = 1, format: 
 
     `every=n` keeps every n-th step; `collapse` (default: True when `model` is given) draws each
     neuron as one node. Yields the list of written paths, which grows as the loop runs.
-    Refuses a directory that already holds step files unless `overwrite=True`.
+    Refuses a directory that already holds step files unless `overwrite=True`. Only scalar
+    `Value.backward()` calls are drawn (a compiled replay has no per-sample graph to draw).
     """
     directory = os.fspath(directory)
     if format not in ("svg", "png", "pdf", "dot"):
