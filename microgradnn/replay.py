@@ -172,6 +172,20 @@ class Compiled:
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
             self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
                                       [np.array([needs[s] for s in slots]) for slots in ins], is_param))
+        # Parameters live in one vector P. Layers index it directly; only parameters that other
+        # groups read get rows of their own in V (filled across the batch).
+        position = {slot: k for k, slot in enumerate(self.param_slots.tolist())}
+        for g in self.groups:
+            if g.layer is not None:
+                W, X, B = g.layer
+                g.layer = (np.vectorize(position.__getitem__, otypes=[int])(W), X,
+                           np.array([position[b] for b in B.tolist()], dtype=int))
+        rows = sorted({s for g in self.groups if g.layer is None for idx in g.ins for s in idx.tolist()
+                       if is_param[s]} | ({root} if is_param[root] else set()))
+        self.row_param_slots = np.array(rows, dtype=int)
+        self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
+        self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
+        self.x_needed = int(self.x_cols.max(initial=-1)) + 1
         self._tape = True
 
     # ---- replay ----------------------------------------------------------------------------
@@ -185,19 +199,19 @@ class Compiled:
             raise ValueError("compiled: X or y contains NaN or infinity")
         if self._tape is None:
             self._build(X, y)
-        if X.shape[1] <= self.x_cols.max(initial=-1):
-            raise ValueError(f"compiled: fn reads x[{self.x_cols.max()}] but X has {X.shape[1]} columns")
+        if X.shape[1] < self.x_needed:
+            raise ValueError(f"compiled: fn reads x[{self.x_needed - 1}] but X has {X.shape[1]} columns")
         n = len(X)
         self.calls += 1
         V = self._buffer("values", n)
         V[self.x_slots] = X[:, self.x_cols].T
         V[self.y_slots] = y
-        if self.params:
-            V[self.param_slots] = np.array([p.data for p in self.param_values])[:, None]
+        P = self._params = np.array([p.data for p in self.param_values], dtype=float)
+        V[self.row_param_slots] = P[self.row_param_pos, None]
         V[self.const_slots] = self.const_values
         with np.errstate(all="ignore"):
             for g in self.groups:
-                V[g.out_at] = _forward(g, V)
+                V[g.out_at] = _forward(g, V, P)
         if not np.isfinite(V[self.root]).all():  # anything non-finite that matters reaches the loss
             self._raise_nonfinite(V)
         outputs = None
@@ -208,22 +222,19 @@ class Compiled:
     def _backward(self, V: np.ndarray) -> None:
         n = V.shape[1]
         G = self._buffer("grads", n)
-        G.fill(0.0)
+        G[self.first_computed:] = 0.0  # leaves' rows are never read, but for row parameters
+        G[self.row_param_slots] = 0.0
         G[self.root] = 1.0 / n
+        P, PG = self._params, np.zeros(len(self._params))
         with np.errstate(all="ignore"):
             for g in reversed(self.groups):
                 grad_out = G[g.out_at]
-                if not grad_out.any():
-                    continue
                 if g.layer is not None:
-                    _layer_backward(g, V, G, grad_out)
-                    continue
-                for idx, unique, contribution in _backward(g, V, grad_out):  # idx: slice or array
-                    if unique:
-                        G[idx] += contribution
-                    else:  # an input used by several nodes of the group: add each use
-                        np.add.at(G, idx, contribution)
-        grads = G[self.param_slots].sum(axis=1)
+                    _layer_backward(g, V, G, P, PG, grad_out)
+                else:
+                    _backward(g, V, G, grad_out)
+        PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
+        grads = PG
         if not np.isfinite(grads).all():
             raise ValueError("compiled backward: a parameter's gradient is not finite")
         for p, g in zip(self.param_values, grads.tolist()):
@@ -276,10 +287,10 @@ def _index(slots: np.ndarray):
     return slots
 
 
-def _forward(g: _Group, V: np.ndarray) -> np.ndarray:
+def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
     if g.layer is not None:  # one matrix product for the whole layer
         W, X, B = g.layer
-        return V[W, 0] @ V[X] + V[B]
+        return P[W] @ V[X] + P[B, None]
     if g.op.name == "dot":
         m = (len(g.ins) - 1) // 2
         W = V[np.stack(g.ins[:m], axis=1)]        # (k, m, n)
@@ -288,29 +299,30 @@ def _forward(g: _Group, V: np.ndarray) -> np.ndarray:
     return g.forward(*[V[idx] for idx in g.ins_at])
 
 
-def _backward(g: _Group, V: np.ndarray, grad_out: np.ndarray) -> list:
-    """(input slots, are they distinct, gradient contribution) for each input position that
-    needs a gradient; like the scalar engine, no derivative is taken for the others."""
+def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+    """Add local derivative × grad_out into G for each input position that needs a gradient;
+    like the scalar engine, no derivative is taken for the others."""
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
-    result = []
     for rule, at, unique, mask in g.backward_plan:
         contribution = _array_rule(rule, ins, out) * grad_out
         if mask is not None:
             contribution = np.where(mask, contribution, 0.0)
-        result.append((at, unique, contribution))
-    return result
+        if unique:  # `at` is a slice or an index array
+            G[at] += contribution
+        else:  # an input used by several nodes of the group: add each use
+            np.add.at(G, at, contribution)
 
 
-def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
-    """A layer's backward as matrix products. Parameter rows of G are only ever summed over
-    the batch, so their batch totals are added into column 0."""
+def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: np.ndarray,
+                    grad_out: np.ndarray) -> None:
+    """A layer's backward as matrix products; its weights' and biases' gradients are summed
+    over the batch straight into PG."""
     W, X, B = g.layer
-    m = W.shape[1]
-    if g.needs[m].any():  # the layer's inputs lead back to parameters
-        G[X] += V[W, 0].T @ grad_out
-    G[W, 0] += grad_out @ V[X].T
-    G[B, 0] += grad_out.sum(axis=1)
+    if g.needs[W.shape[1]].any():  # the layer's inputs lead back to parameters
+        G[X] += P[W].T @ grad_out
+    PG[W] += grad_out @ V[X].T
+    PG[B] += grad_out.sum(axis=1)
 
 
 def _array_rule(rule: Callable, ins: list, out: np.ndarray):

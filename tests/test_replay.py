@@ -149,3 +149,10 @@ def test_a_stale_result_refuses_backward():
     second.backward()
     assert w.grad == pytest.approx(((2 * 0.5 * 2) * 2 + (4 * 0.5 * 2) * 4) / 2)
     assert first.data == pytest.approx((0.25 + 1.0) / 2) and first.losses.tolist() == [0.25, 1.0]
+
+
+def test_a_loss_that_is_a_parameter_itself():
+    w = Value(0.5)
+    result = mg.compile(lambda x, t: w)(np.ones((3, 1)), np.zeros(3))
+    result.backward()
+    assert result.data == 0.5 and w.grad == 1.0
