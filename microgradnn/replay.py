@@ -153,7 +153,7 @@ class Compiled:
         self.root, self.watched = root, watched
         self.n_slots = len(order)
         kinds = [s[0] for s in structure]
-        self.x_slots = np.array([i for i, s in enumerate(structure) if s[0] == "x"], dtype=int)
+        self.x_slots = _index(np.array([i for i, s in enumerate(structure) if s[0] == "x"], dtype=int))
         self.x_cols = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
         self.y_slots = np.array([i for i, k in enumerate(kinds) if k == "y"], dtype=int)
         self.params = [(i, order[i]) for i, k in enumerate(kinds) if k == "param"]
@@ -178,8 +178,9 @@ class Compiled:
         for g in self.groups:
             if g.layer is not None:
                 W, X, B = g.layer
-                g.layer = (np.vectorize(position.__getitem__, otypes=[int])(W), X,
-                           np.array([position[b] for b in B.tolist()], dtype=int))
+                W = np.vectorize(position.__getitem__, otypes=[int])(W)
+                B = np.array([position[b] for b in B.tolist()], dtype=int)
+                g.layer = (_layer_block(W, B), _index(X))
         rows = sorted({s for g in self.groups if g.layer is None for idx in g.ins for s in idx.tolist()
                        if is_param[s]} | ({root} if is_param[root] else set()))
         self.row_param_slots = np.array(rows, dtype=int)
@@ -207,8 +208,8 @@ class Compiled:
         V[self.x_slots] = X[:, self.x_cols].T
         V[self.y_slots] = y
         P = self._params = np.array([p.data for p in self.param_values], dtype=float)
-        V[self.row_param_slots] = P[self.row_param_pos, None]
-        V[self.const_slots] = self.const_values
+        if len(self.row_param_slots):
+            V[self.row_param_slots] = P[self.row_param_pos, None]
         with np.errstate(all="ignore"):
             for g in self.groups:
                 V[g.out_at] = _forward(g, V, P)
@@ -223,7 +224,8 @@ class Compiled:
         n = V.shape[1]
         G = self._buffer("grads", n)
         G[self.first_computed:] = 0.0  # leaves' rows are never read, but for row parameters
-        G[self.row_param_slots] = 0.0
+        if len(self.row_param_slots):
+            G[self.row_param_slots] = 0.0
         G[self.root] = 1.0 / n
         P, PG = self._params, np.zeros(len(self._params))
         with np.errstate(all="ignore"):
@@ -233,7 +235,8 @@ class Compiled:
                     _layer_backward(g, V, G, P, PG, grad_out)
                 else:
                     _backward(g, V, G, grad_out)
-        PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
+        if len(self.row_param_slots):
+            PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
         grads = PG
         if not np.isfinite(grads).all():
             raise ValueError("compiled backward: a parameter's gradient is not finite")
@@ -241,10 +244,13 @@ class Compiled:
             p.grad += g
 
     def _buffer(self, kind: str, n: int) -> np.ndarray:
-        """Reused (slots, n) arrays: fresh ones each step cost more than the arithmetic."""
+        """Reused (slots, n) arrays: fresh ones each step cost more than the arithmetic.
+        Constants' rows of the values buffer are written once, when it is made."""
         key = (kind, n)
         if key not in self._buffers:
-            self._buffers[key] = np.empty((self.n_slots, n))
+            buffer = self._buffers[key] = np.empty((self.n_slots, n))
+            if kind == "values":
+                buffer[self.const_slots] = self.const_values
         return self._buffers[key]
 
     def _raise_nonfinite(self, V: np.ndarray) -> None:
@@ -279,18 +285,38 @@ def _group_contiguously(order, structure, root, watched):
 
 def _index(slots: np.ndarray):
     """A slice when the slots are evenly spaced (a view, no copy), else the index array."""
-    if len(slots) == 1:
-        return slice(int(slots[0]), int(slots[0]) + 1)
+    if len(slots) <= 1:
+        return slice(int(slots[0]), int(slots[0]) + 1) if len(slots) else slots
     step = int(slots[1] - slots[0])
     if step > 0 and (np.diff(slots) == step).all():
         return slice(int(slots[0]), int(slots[-1]) + 1, step)
     return slots
 
 
+def _layer_block(W: np.ndarray, B: np.ndarray):
+    """Where a layer's weights and biases sit in P: a slice, when each neuron's weights and
+    bias are stored together in order (as recording a layer leaves them), else index arrays."""
+    k, m = W.shape
+    start = int(W[0, 0])
+    block = start + np.arange(k * (m + 1)).reshape(k, m + 1)
+    if (W == block[:, :m]).all() and (B == block[:, m]).all():
+        return slice(start, start + k * (m + 1)), k, m
+    return W, B
+
+
+def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The layer's (weights, biases) in A (P or PG): views when the block is a slice."""
+    if isinstance(block[0], slice):
+        rows = A[block[0]].reshape(block[1], block[2] + 1)
+        return rows[:, :-1], rows[:, -1]
+    return A[block[0]], A[block[1]]
+
+
 def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
     if g.layer is not None:  # one matrix product for the whole layer
-        W, X, B = g.layer
-        return P[W] @ V[X] + P[B, None]
+        block, X = g.layer
+        W, B = _weights(block, P)
+        return W @ V[X] + B[:, None]
     if g.op.name == "dot":
         m = (len(g.ins) - 1) // 2
         W = V[np.stack(g.ins[:m], axis=1)]        # (k, m, n)
@@ -318,11 +344,17 @@ def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: 
                     grad_out: np.ndarray) -> None:
     """A layer's backward as matrix products; its weights' and biases' gradients are summed
     over the batch straight into PG."""
-    W, X, B = g.layer
+    block, X = g.layer
+    W, _ = _weights(block, P)
     if g.needs[W.shape[1]].any():  # the layer's inputs lead back to parameters
-        G[X] += P[W].T @ grad_out
-    PG[W] += grad_out @ V[X].T
-    PG[B] += grad_out.sum(axis=1)
+        G[X] += W.T @ grad_out
+    if isinstance(block[0], slice):
+        dW, dB = _weights(block, PG)
+        dW += grad_out @ V[X].T
+        dB += grad_out.sum(axis=1)
+    else:
+        PG[block[0]] += grad_out @ V[X].T
+        PG[block[1]] += grad_out.sum(axis=1)
 
 
 def _array_rule(rule: Callable, ins: list, out: np.ndarray):

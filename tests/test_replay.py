@@ -156,3 +156,27 @@ def test_a_loss_that_is_a_parameter_itself():
     result = mg.compile(lambda x, t: w)(np.ones((3, 1)), np.zeros(3))
     result.backward()
     assert result.data == 0.5 and w.grad == 1.0
+
+
+def test_layers_with_weights_in_any_order_replay_exactly():
+    ws = [[Value(0.3), Value(-0.2)], [Value(0.5), Value(0.1)]]
+    bs = [Value(0.05), Value(-0.1)]
+
+    def fn(x, t):  # two neurons over shared inputs; one weight is also used on its own, first
+        h = [mg.dot([ws[1][1], ws[0][0]], x, bs[1]).tanh(), mg.dot([ws[0][1], ws[1][0]], x, bs[0]).tanh()]
+        return (ws[0][1] * 0.5 + h[0] * h[1] - t) ** 2
+    X, y = mg.data.make_moons(10, seed=0)
+    compiled = mg.compile(fn)
+    result = compiled(X, y)
+    layer = next(g for g in compiled.groups if g.op.name == "dot").layer
+    assert layer is not None and not isinstance(layer[0][0], slice)  # the index-array path
+    result.backward()
+    got = [v.grad for v in [*ws[0], *ws[1], *bs]]
+    for v in [*ws[0], *ws[1], *bs]:
+        v.grad = 0.0
+    losses = [fn([Value(a), Value(b)], t) for (a, b), t in zip(X, y)]
+    total = losses[0]
+    for loss in losses[1:]:
+        total = total + loss
+    (total / len(losses)).backward()
+    assert got == pytest.approx([v.grad for v in [*ws[0], *ws[1], *bs]], rel=1e-12)
