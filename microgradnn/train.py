@@ -104,7 +104,8 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
         raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"fit: batch_size must be None or a positive int, got {batch_size!r}")
-    loss_fn([model(X[0])], y[:1])  # fail fast on labels outside the loss's domain
+    # Labels outside the loss's domain fail here, before any parameter changes.
+    loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
     for p in model.parameters():
         p.grad = 0.0
 
