@@ -56,8 +56,7 @@ class _Group:
     out: np.ndarray          # output slots, shape (k,)
     ins: list[np.ndarray]    # per input position, the input slots, each shape (k,)
     needs: list[np.ndarray]  # per input position, which of those slots need a gradient
-
-    is_param: np.ndarray     # per slot of the whole tape: a parameter (constant over the batch)?
+    layer: tuple | None = None  # for a layer of fused neurons: (where its parameters sit in P, input slots)
 
     def __post_init__(self) -> None:
         self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
@@ -68,14 +67,18 @@ class _Group:
         self.backward_plan = [(self.op.rule(i, len(self.ins)), at, unique, None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
-        # A layer of fused neurons: parameter weights and the same inputs in every row.
-        self.layer = None
-        if self.op.name == "dot":
-            m = (len(self.ins) - 1) // 2
-            W, X = np.stack(self.ins[:m], axis=1), np.stack(self.ins[m:2 * m], axis=1)
-            if self.is_param[W].all() and self.is_param[self.ins[-1]].all() and (X == X[0]).all() \
-                    and len(np.unique(W)) == W.size and len(np.unique(X[0])) == m and self.unique[-1]:
-                self.layer = (W, X[0], self.ins[-1])
+
+    def layer_slots(self, is_param: np.ndarray) -> tuple | None:
+        """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
+        distinct parameter weights and biases, the same distinct inputs in every row."""
+        if self.op.name != "dot":
+            return None
+        m = (len(self.ins) - 1) // 2
+        W, X, B = np.stack(self.ins[:m], axis=1), np.stack(self.ins[m:2 * m], axis=1), self.ins[-1]
+        if is_param[W].all() and is_param[B].all() and (X == X[0]).all() and len(np.unique(W)) == W.size \
+                and len(np.unique(X[0])) == m and self.unique[-1]:
+            return W, X[0], B
+        return None
 
 
 class BatchResult:
@@ -171,13 +174,14 @@ class Compiled:
         for arity, idx in _groups(order, structure):
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
             self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
-                                      [np.array([needs[s] for s in slots]) for slots in ins], is_param))
+                                      [np.array([needs[s] for s in slots]) for slots in ins]))
         # Parameters live in one vector P. Layers index it directly; only parameters that other
         # groups read get rows of their own in V (filled across the batch).
         position = {slot: k for k, slot in enumerate(self.param_slots.tolist())}
         for g in self.groups:
-            if g.layer is not None:
-                W, X, B = g.layer
+            slots = g.layer_slots(is_param)
+            if slots is not None:
+                W, X, B = slots
                 W = np.vectorize(position.__getitem__, otypes=[int])(W)
                 B = np.array([position[b] for b in B.tolist()], dtype=int)
                 g.layer = (_layer_block(W, B), _index(X))
