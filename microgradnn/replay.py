@@ -185,8 +185,12 @@ class Compiled:
                 W = np.vectorize(position.__getitem__, otypes=[int])(W)
                 B = np.array([position[b] for b in B.tolist()], dtype=int)
                 g.layer = (_layer_block(W, B), _index(X))
-        rows = sorted({s for g in self.groups if g.layer is None for idx in g.ins for s in idx.tolist()
-                       if is_param[s]} | ({root} if is_param[root] else set()))
+        read = {root}  # slots groups read through V (a layer reads its weights from P)
+        for g in self.groups:
+            slots = g.layer_slots(is_param)
+            for idx in ([slots[1]] if slots is not None else g.ins):
+                read.update(idx.tolist())
+        rows = sorted(s for s in read if is_param[s])
         self.row_param_slots = np.array(rows, dtype=int)
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
         self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)

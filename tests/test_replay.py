@@ -180,3 +180,26 @@ def test_layers_with_weights_in_any_order_replay_exactly():
         total = total + loss
     (total / len(losses)).backward()
     assert got == pytest.approx([v.grad for v in [*ws[0], *ws[1], *bs]], rel=1e-12)
+
+
+def test_parameters_used_as_a_layers_inputs_get_their_gradients():
+    p, q = Value(0.4), Value(-0.7)  # shared inputs of two neurons, themselves parameters
+    ws, bs = [[Value(0.3), Value(-0.2)], [Value(0.5), Value(0.1)]], [Value(0.05), Value(-0.1)]
+
+    def fn(x, t):
+        h = [mg.dot(w, [p, q], b).tanh() for w, b in zip(ws, bs)]
+        return (h[0] * x[0] + h[1] * x[1] - t) ** 2
+    X, y = mg.data.make_moons(8, seed=0)
+    everything = [p, q, *ws[0], *ws[1], *bs]
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    got = [v.grad for v in everything]
+    for v in everything:
+        v.grad = 0.0
+    losses = [fn([Value(a), Value(b)], t) for (a, b), t in zip(X, y)]
+    total = losses[0]
+    for loss in losses[1:]:
+        total = total + loss
+    (total / len(losses)).backward()
+    assert got == pytest.approx([v.grad for v in everything], rel=1e-12)
+    assert p.grad != 0.0
