@@ -187,15 +187,18 @@ class Module:
         rows = [self(x) for x in X]
         return np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
 
+    @property
+    def threshold(self) -> float:
+        """The score above which a single output means class 1: 0.5 after a sigmoid, else 0."""
+        return 0.5 if self.output_activation == "sigmoid" else 0.0
+
     def predict(self, X, threshold: float | None = None) -> np.ndarray:
         """Class labels: argmax for several outputs; for one output, 1 where it exceeds
-        `threshold` (default 0.5 after a sigmoid, else 0)."""
+        `threshold` (default `self.threshold`)."""
         scores = self.decision_function(X)
         if scores.ndim == 2:
             return scores.argmax(axis=1)
-        if threshold is None:
-            threshold = 0.5 if self.output_activation == "sigmoid" else 0.0
-        return (scores > threshold).astype(int)
+        return (scores > (self.threshold if threshold is None else threshold)).astype(int)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         from microgradnn.viz import mimebundle

@@ -23,7 +23,7 @@ def decision_boundary(model, X: np.ndarray, y: np.ndarray, path: str, *, resolut
     cmap = ListedColormap(PALETTE[:k])
     if model.nout == 1:  # shade by the score itself, so the boundary is the smooth threshold contour
         scores = model.decision_function(grid).reshape(gx.shape)
-        threshold = 0.5 if model.output_activation == "sigmoid" else 0.0
+        threshold = model.threshold
         low, high = min(scores.min(), threshold) - 1, max(scores.max(), threshold) + 1
         ax.contourf(gx, gy, scores, levels=[low, threshold, high], cmap=cmap, alpha=0.25)
         ax.contour(gx, gy, scores, levels=[threshold], colors="#555555", linewidths=0.8)

@@ -40,9 +40,7 @@ def accuracy(model: Module, X, y, threshold: float | None = None) -> float:
     X = _as_matrix(X, model.nin)
     y = _as_labels(y, len(X))
     scores = model.decision_function(X)
-    if threshold is None:
-        threshold = 0.5 if model.output_activation == "sigmoid" else 0.0
-    return float(_correct(scores, y, threshold).mean())
+    return float(_correct(scores, y, model.threshold if threshold is None else threshold).mean())
 
 
 def _as_labels(y, n: int) -> np.ndarray:
