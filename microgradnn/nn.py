@@ -5,11 +5,11 @@ import contextvars
 import json
 import math
 import os
-import tempfile
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from microgradnn._files import check_writable, write_atomic
 from microgradnn.engine import Value, dot, no_grad
 
 __all__ = ["Module", "Neuron", "Layer", "MLP", "manual_seed", "ACTIVATIONS"]
@@ -145,21 +145,9 @@ class Module:
 
         An existing file is only replaced with `overwrite=True`.
         """
-        path = os.fspath(path)
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"save: {path} already exists; pass overwrite=True to replace it")
+        path = check_writable(path, overwrite, "save")
         payload = {"format": _FORMAT, "version": 1, "config": self.config(), "state": self.state_dict()}
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(payload, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(path, json.dumps(payload, indent=1).encode())
 
     def load(self, path: str | os.PathLike) -> "Module":
         """Read parameters saved by `save` into this module; on any error change nothing."""

@@ -15,6 +15,7 @@ from typing import Iterator
 import graphviz
 
 from microgradnn import engine
+from microgradnn._files import check_writable, write_atomic
 from microgradnn.engine import Value, no_grad, topological_order
 
 __all__ = ["draw_graph", "draw_network", "record", "animate", "save", "tree", "GraphvizNotFound",
@@ -403,8 +404,7 @@ def save(obj, path: str | os.PathLike, *, overwrite: bool = False) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise ValueError(f"save: unknown extension {ext or '(none)'!r} in {path}; use one of {', '.join(FORMATS)}")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"save: {path} already exists; pass overwrite=True to replace it")
+    check_writable(path, overwrite, "save")
     diagram = _as_diagram(obj)
     if FORMATS[ext] is None:
         data = diagram.source.encode()
@@ -413,15 +413,8 @@ def save(obj, path: str | os.PathLike, *, overwrite: bool = False) -> str:
             data = diagram.pipe(format=FORMATS[ext])
         except graphviz.ExecutableNotFound:
             raise GraphvizNotFound(INSTALL_HINT) from None
-    _write_atomic(path, data)
+    write_atomic(path, data)
     return path
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def mimebundle(obj, max_nodes: int = 150) -> dict:
@@ -594,14 +587,12 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     through the forward pass node by node, then the backward pass; play/pause, step buttons,
     a slider, and the keys Space, Left, Right, Home, End. `root.backward()` must have run.
     Open `page.html#step=N` to start at step N."""
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"animate: {path} already exists; pass overwrite=True to replace it")
+    path = check_writable(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
     svg = draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8")
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG is inlined
     steps = animation_steps(root, plan.ids, plan.values)
     page = _PAGE.format(title=html.escape(title), n=len(steps), svg=svg,
                         steps=json.dumps(steps).replace("</", "<\\/"))
-    _write_atomic(path, page.encode())
+    write_atomic(path, page.encode())
     return path

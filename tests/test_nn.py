@@ -1,5 +1,6 @@
 import copy
 import json
+import os
 import math
 
 import numpy as np
@@ -223,9 +224,9 @@ def test_save_never_leaves_a_half_written_file(tmp_path, monkeypatch):
     MLP(2, [2, 1], seed=0).save(path)
     before = path.read_text()
 
-    def broken_dump(*args, **kwargs):
+    def broken_fsync(fd):
         raise OSError("disk full")
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr(os, "fsync", broken_fsync)  # fails after the temporary file is written
     with pytest.raises(OSError, match="disk full"):
         MLP(2, [2, 1], seed=1).save(path, overwrite=True)
     assert path.read_text() == before and len(list(tmp_path.iterdir())) == 1
