@@ -149,12 +149,16 @@ def _verdict(analytic: float, central: float, right: float, left: float, atol: f
     return OK if _close(analytic, central, atol, rtol) else FAIL
 
 
-def _preserving_grads(out: Value, action: Callable[[], object]):
-    """Run action (a backward) and put every `.grad` in out's graph back as it was."""
+def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
+    """d(out)/d(v) for each v in `wrt`, by `out.backward()`; every `.grad` in out's graph is
+    put back as it was, and gradients already held by `wrt` do not leak into the result."""
     nodes = topological_order(out)
     saved = [v.grad for v in nodes]
     try:
-        return action()
+        for v in wrt:
+            v.grad = 0.0
+        out.backward()
+        return [v.grad for v in wrt]
     finally:
         for v, g in zip(nodes, saved):
             v.grad = g
@@ -174,11 +178,8 @@ def gradcheck(f: Callable[..., Value], inputs, *, eps: float = 1e-6, atol: float
     if not isinstance(out, Value):
         raise TypeError(f"f must return a Value, got {type(out).__name__}")
 
-    def analytic():
-        out.backward()
-        return [v.grad for v in leaves]
     try:
-        grads = _preserving_grads(out, analytic)
+        grads = _backward_grads(out, leaves)
     except (ValueError, OverflowError):
         grads = [math.nan] * len(xs)
 
@@ -265,7 +266,7 @@ def compare_with_torch(f: Callable, inputs, *, atol: float = 1e-12, rtol: float 
     names, xs, call = _flatten(inputs)
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
-    grads = _preserving_grads(out, lambda: (out.backward(), [v.grad for v in leaves])[1])
+    grads = _backward_grads(out, leaves)
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
     t_out = call(f, tensors)
     t_out.backward()
@@ -291,7 +292,7 @@ def check_module_gradients(model, loss_fn: Callable, X, y, *, sample: int | None
     def loss() -> Value:
         return loss_fn([model(x) for x in X], y)
     out = loss()
-    grads = _preserving_grads(out, lambda: (out.backward(), [p.grad for _, p in named])[1])
+    grads = _backward_grads(out, [p for _, p in named])
     rows = []
     for (name, p), g in zip(named, grads):
         original = p.data

@@ -116,6 +116,15 @@ def test_check_module_gradients_passes_for_each_loss(loss, out_act, nout, transf
     assert [(p.data, p.grad) for p in model.parameters()] == before
 
 
+def test_check_module_gradients_ignores_gradients_already_held():
+    X, y = mg.data.make_moons(6, seed=0)
+    model = MLP(2, [3, 1], "tanh", seed=0)
+    for p in model.parameters():
+        p.grad = 5.0  # left over from a training step
+    assert check_module_gradients(model, losses.mse, X, y)
+    assert all(p.grad == 5.0 for p in model.parameters())
+
+
 def test_check_module_gradients_names_a_corrupted_parameter_and_samples():
     model = MLP(2, [3, 1], "tanh", seed=0)
     doubled = mg.define_op("wrong_identity", lambda x: x, lambda x, out: 2.0)
