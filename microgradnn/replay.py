@@ -159,12 +159,11 @@ class Compiled:
         self.x_slots = _index(np.array([i for i, s in enumerate(structure) if s[0] == "x"], dtype=int))
         self.x_cols = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
         self.y_slots = np.array([i for i, k in enumerate(kinds) if k == "y"], dtype=int)
-        self.params = [(i, order[i]) for i, k in enumerate(kinds) if k == "param"]
         consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
         self.const_slots = np.array([i for i, _ in consts], dtype=int)
         self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
-        self.param_slots = np.array([i for i, _ in self.params], dtype=int)
-        self.param_values = [p for _, p in self.params]
+        self.param_slots = np.array([i for i, k in enumerate(kinds) if k == "param"], dtype=int)
+        self.param_values = [order[i] for i in self.param_slots.tolist()]
         is_param = np.array([k == "param" for k in kinds])
         needs = list(is_param)  # does a gradient flow into this slot?
         for i, s in enumerate(structure):

@@ -104,8 +104,6 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
         raise ValueError(f"fit: batch_size must be None or a positive int, got {batch_size!r}")
     # Labels outside the loss's domain fail here, before any parameter changes.
     loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
-    for p in model.parameters():
-        p.grad = 0.0
 
     threshold = 0.5 if loss_fn in _PROBABILITY_LOSSES else (
         _label_threshold(y) if loss_fn is _losses.mse else 0.0)
