@@ -6,6 +6,7 @@ import contextvars
 import functools
 import math
 import numbers
+import operator
 from typing import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
@@ -30,9 +31,11 @@ class Value:
     `<`, `<=`, `>`, `>=` compare `data`.
     """
 
+    # _local: d(self)/d(input) for each input, computed at forward time from the op table.
+    # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
     # _modules: the nn modules (outermost first) whose call made this Value, set by
     # microgradnn.nn for drawing clusters; left unset elsewhere.
-    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_modules")
+    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_modules")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -48,6 +51,7 @@ class Value:
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
         self._local: tuple[float, ...] = ()
+        self._depth = 0
 
     @property
     def op(self) -> str:
@@ -115,19 +119,18 @@ class Value:
         """
         for hook in backward_hooks:
             hook(self, "before")
-        order = topological_order(self)
-        for v in order:
-            if v.inputs:
-                v.grad = 0.0
+        interior, leaves = _walk(self)
+        for v in interior:
+            v.grad = 0.0
         self.grad += gradient
-        for v in reversed(order):
+        for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
             if g:
                 for x, d in zip(v.inputs, v._local):
                     x.grad += d * g
-        total = sum(v.grad for v in order)
+        total = sum(map(_GRAD, leaves))  # a non-finite gradient anywhere reaches some leaf
         if total - total != 0.0:
-            _raise_nonfinite_gradient(order)
+            _raise_nonfinite_gradient(topological_order(self))
         for hook in backward_hooks:
             hook(self, "after")
 
@@ -179,15 +182,15 @@ class Op:
             return self._numbers(args)
         inputs = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
         xs = [v.data for v in inputs]
-        out = _result(self._forward(xs, inputs))
-        if _GRAD_ENABLED.get():
-            out._op, out.inputs = self, inputs
-            try:
-                out._local = self.local_grads(inputs, xs, out.data)
-            except (ArithmeticError, ValueError):
-                # e.g. sqrt'(0): only an error if a gradient actually flows through here
-                out._local = (math.nan,) * len(inputs)
-        return out
+        data = self._forward(xs, inputs)
+        if not _GRAD_ENABLED.get():
+            return _node(data)
+        try:
+            local = self.local_grads(inputs, xs, data)
+        except (ArithmeticError, ValueError):
+            # e.g. sqrt'(0): only an error if a gradient actually flows through here
+            local = (math.nan,) * len(inputs)
+        return _node(data, self, inputs, local, 1 + max(map(_DEPTH, inputs)))
 
     def _numbers(self, args: Sequence):
         """The op on plain numbers; on arrays when an array backend is registered (replay)."""
@@ -223,14 +226,13 @@ class _UnaryOp(Op):
             data = self._forward([x], (a,))  # re-run to raise the descriptive error
         if type(data) is not float or data - data != 0.0:
             data = self._forward([x], (a,))
-        out = _result(data)
-        if _GRAD_ENABLED.get():
-            out._op, out.inputs = self, (a,)
-            try:
-                out._local = (self.derivatives[0](x, data) if a.requires_grad else 0.0,)
-            except (ArithmeticError, ValueError):
-                out._local = (math.nan,)
-        return out
+        if not _GRAD_ENABLED.get():
+            return _node(data)
+        try:
+            d = self.derivatives[0](x, data) if a.requires_grad else 0.0
+        except (ArithmeticError, ValueError):
+            d = math.nan
+        return _node(data, self, (a,), (d,), a._depth + 1)
 
 
 class _BinaryOp(Op):
@@ -250,20 +252,18 @@ class _BinaryOp(Op):
             data = self._forward([x, y], (a, b))
         if type(data) is not float or data - data != 0.0:
             data = self._forward([x, y], (a, b))
-        out = _result(data)
-        if _GRAD_ENABLED.get():
-            out._op, out.inputs = self, (a, b)
-            da, db = self.derivatives
-            try:
-                ga = da(x, y, data) if a.requires_grad else 0.0
-            except (ArithmeticError, ValueError):
-                ga = math.nan
-            try:
-                gb = db(x, y, data) if b.requires_grad else 0.0
-            except (ArithmeticError, ValueError):
-                gb = math.nan
-            out._local = (ga, gb)
-        return out
+        if not _GRAD_ENABLED.get():
+            return _node(data)
+        da, db = self.derivatives
+        try:
+            ga = da(x, y, data) if a.requires_grad else 0.0
+        except (ArithmeticError, ValueError):
+            ga = math.nan
+        try:
+            gb = db(x, y, data) if b.requires_grad else 0.0
+        except (ArithmeticError, ValueError):
+            gb = math.nan
+        return _node(data, self, (a, b), (ga, gb), 1 + (a._depth if a._depth > b._depth else b._depth))
 
 
 def _make_op(name: str, forward: Callable, derivatives: Sequence[Callable]) -> Op:
@@ -305,10 +305,9 @@ class _DotOp(Op):
         data = self._dot(*xs)
         if data - data != 0.0:
             data = self._forward(xs, args)  # raises the descriptive error
-        out = _result(data)
-        if _GRAD_ENABLED.get():
-            out._op, out.inputs, out._local = self, args, self.local_grads(args, xs, data)
-        return out
+        if not _GRAD_ENABLED.get():
+            return _node(data)
+        return _node(data, self, args, self.local_grads(args, xs, data), 1 + max(map(_DEPTH, args)))
 
 
 class _LogSumExpOp(Op):
@@ -387,7 +386,7 @@ def _to_float(x, where: str, label: str = "") -> float:
 
 def _constant(x, where: str) -> Value:
     """A plain number lifted into the graph (no gradient; drawn inside its op's label)."""
-    v = _result(x if type(x) is float else _to_float(x, where))
+    v = _node(x if type(x) is float else _to_float(x, where))
     v.requires_grad = False
     return v
 
@@ -396,30 +395,49 @@ def _data(x) -> float:
     return x.data if type(x) is Value else _to_float(x, "comparison")
 
 
-def _result(data: float) -> Value:
-    v = Value.__new__(Value)
-    v.data, v.grad, v.label, v.requires_grad = data, 0.0, "", True
-    v._op, v.inputs, v._local = None, (), ()
+def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0) -> Value:
+    """A Value made by an op (Value() minus the checks, which the op has done)."""
+    v = _new(Value)
+    v.data = data  # one attribute per statement: tuple assignment costs a third more here
+    v.grad = 0.0
+    v.label = ""
+    v.requires_grad = True
+    v._op = op
+    v.inputs = inputs
+    v._local = local
+    v._depth = depth
     return v
 
+
+_new = object.__new__
+_DEPTH = operator.attrgetter("_depth")
+_GRAD = operator.attrgetter("grad")
 
 
 # ---- graph walks -----------------------------------------------------------------------
 
-def topological_order(root: Value) -> list[Value]:
-    """Every node reachable from `root`, inputs before the nodes made from them (no recursion)."""
-    order, seen, stack = [], set(), [(root, False)]
+def _walk(root: Value) -> tuple[list[Value], list[Value]]:
+    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves)."""
+    interior, leaves, seen = [], [], {root}
+    stack = [root]
     while stack:
-        v, expanded = stack.pop()
-        if expanded:
-            order.append(v)
-        elif v not in seen:
-            seen.add(v)
-            stack.append((v, True))
-            for x in reversed(v.inputs):
+        v = stack.pop()
+        if v.inputs:
+            interior.append(v)
+            for x in v.inputs:
                 if x not in seen:
-                    stack.append((x, False))
-    return order
+                    seen.add(x)
+                    stack.append(x)
+        else:
+            leaves.append(v)
+    return interior, leaves
+
+
+def topological_order(root: Value) -> list[Value]:
+    """Every node reachable from `root` once, inputs before the nodes made from them:
+    the leaves, then the other nodes by depth (no recursion)."""
+    interior, leaves = _walk(root)
+    return leaves + sorted(interior, key=_DEPTH)
 
 
 def zero_grad(*roots: Value) -> None:
@@ -547,12 +565,12 @@ def _builtin(name: str, forward: Callable, *derivatives: Callable) -> Callable:
     return _register(_make_op(name, forward, derivatives))
 
 
-add = _builtin("+", float.__add__, lambda a, b, out: 1.0, lambda a, b, out: 1.0)
-sub = _builtin("-", float.__sub__, lambda a, b, out: 1.0, lambda a, b, out: -1.0)
-mul = _builtin("*", float.__mul__, lambda a, b, out: b, lambda a, b, out: a)
+add = _builtin("+", operator.add, lambda a, b, out: 1.0, lambda a, b, out: 1.0)
+sub = _builtin("-", operator.sub, lambda a, b, out: 1.0, lambda a, b, out: -1.0)
+mul = _builtin("*", operator.mul, lambda a, b, out: b, lambda a, b, out: a)
 div = _builtin("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b))
 pow_ = _builtin("**", _pow, lambda a, b, out: b * a ** (b - 1), _pow_exponent_grad)
-neg = _builtin("neg", float.__neg__, lambda a, out: -1.0)
+neg = _builtin("neg", operator.neg, lambda a, out: -1.0)
 abs_ = _builtin("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0)
 exp = _builtin("exp", math.exp, lambda a, out: out)
 log = _builtin("log", _log, lambda a, out: 1.0 / a)

@@ -170,7 +170,7 @@ class Compiled:
             if order[i].inputs:
                 needs[i] = any(needs[j] for j in s[1])
         self.groups = []
-        for arity, idx in _groups(order, structure):
+        for arity, idx in _groups(order):
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
             self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
                                       [np.array([needs[s] for s in slots]) for slots in ins]))
@@ -269,21 +269,19 @@ class Compiled:
                 raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {sample}")
 
 
-def _groups(order: list[Value], structure: list[tuple]) -> list[tuple[int, list[int]]]:
+def _groups(order: list[Value]) -> list[tuple[int, list[int]]]:
     """(arity, slots) of each group of same-op nodes at the same depth, in run order."""
-    depth = [0] * len(order)
     groups: dict[tuple, list[int]] = {}
     for i, v in enumerate(order):
         if v.inputs:
-            depth[i] = 1 + max(depth[j] for j in structure[i][1])
-            groups.setdefault((depth[i], v.op, len(v.inputs)), []).append(i)
+            groups.setdefault((v._depth, v.op, len(v.inputs)), []).append(i)
     return [(key[2], idx) for key, idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0]))]
 
 
 def _group_contiguously(order, structure, root, watched):
     """Renumber slots: leaves first, then each group's nodes together, so most gathers and
     scatters of the replay are slices (views) rather than copies."""
-    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx in _groups(order, structure) for i in idx]
+    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx in _groups(order) for i in idx]
     new = {old: k for k, old in enumerate(perm)}
     remapped = [(structure[i][0], tuple(new[j] for j in structure[i][1])) if order[i].inputs else structure[i]
                 for i in perm]

@@ -368,6 +368,34 @@ def test_random_graphs_match_finite_differences(case):
         assert g == pytest.approx(n, rel=1e-4, abs=1e-5)
 
 
+@settings(max_examples=100, deadline=None)
+@given(expressions())
+def test_topological_order_lists_each_node_once_after_its_inputs(case):
+    f, xs = case
+    out = f(*map(Value, xs))
+    order = mg.topological_order(out)
+    position = {v: i for i, v in enumerate(order)}
+    reachable, stack = {out}, [out]
+    while stack:
+        for x in stack.pop().inputs:
+            if x not in reachable:
+                reachable.add(x)
+                stack.append(x)
+    assert len(order) == len(position) and set(order) == reachable
+    assert all(position[x] < position[v] for v in order for x in v.inputs)
+
+
+def test_backward_order_survives_pickling_and_new_ops_on_old_nodes():
+    x = Value(0.7, label="x")
+    long = x
+    for _ in range(30):
+        long = long * 1.01
+    long, x = pickle.loads(pickle.dumps((long, x)))
+    y = long + x * 2  # a 31-op path and a 2-op path from x
+    y.backward()
+    assert x.grad == pytest.approx(1.01 ** 30 + 2, rel=1e-14)
+
+
 # ---- bad input --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad, error, message", [
@@ -401,6 +429,13 @@ def test_gradient_at_a_singular_point_raises_only_if_it_flows():
     z = Value(0.0)
     (z.sqrt() * 0.0 + z).backward()  # no gradient flows into sqrt: fine
     assert z.grad == 1.0
+
+
+def test_a_gradient_that_overflows_raises():
+    a = Value(1e-300)
+    y = a * 1e300 * 1e300  # finite data (1e300), but dy/da = 1e600
+    with pytest.raises(OverflowError, match="a gradient overflowed"):
+        y.backward()
 
 
 def test_negative_base_to_value_exponent_raises_when_exponent_needs_a_gradient():
