@@ -437,7 +437,7 @@ def topological_order(root: Value) -> list[Value]:
     """Every node reachable from `root` once, inputs before the nodes made from them:
     the leaves, then the other nodes by depth (no recursion)."""
     interior, leaves = _walk(root)
-    return leaves + sorted(interior, key=_DEPTH)
+    return leaves[::-1] + sorted(interior[::-1], key=_DEPTH)
 
 
 def zero_grad(*roots: Value) -> None:
