@@ -178,9 +178,9 @@ def test_layers_with_weights_in_any_order_replay_exactly():
     ws = [[Value(0.3), Value(-0.2)], [Value(0.5), Value(0.1)]]
     bs = [Value(0.05), Value(-0.1)]
 
-    def fn(x, t):  # two neurons over shared inputs; one weight is also used on its own, first
+    def fn(x, t):  # two neurons over shared inputs; one weight is also used on its own at both ends
         h = [mg.dot([ws[1][1], ws[0][0]], x, bs[1]).tanh(), mg.dot([ws[0][1], ws[1][0]], x, bs[0]).tanh()]
-        return (ws[0][1] * 0.5 + h[0] * h[1] - t) ** 2
+        return (ws[0][1] * 0.5 + h[0] * h[1] + ws[0][1] * 0.25 - t) ** 2
     X, y = mg.data.make_moons(10, seed=0)
     compiled = mg.compile(fn)
     result = compiled(X, y)
