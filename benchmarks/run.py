@@ -157,6 +157,11 @@ def engine_section(args) -> list[tuple]:
             f, b = mlp_times(mg.Value, fwd, n, reps, gc_on)
             rows.append((f"MLP 2-16-16-1 {name}, gc {'on' if gc_on else 'off'}: forward + backward",
                          f"{(f + b) * 1e3:.3f} ms", f"{(mf + mb) * 1e3:.3f} ms", (mf + mb) / (f + b)))
+        if not gc_on:
+            from inlined import Value as InlinedValue
+            f, b = mlp_times(InlinedValue, unfused_forward, n, reps, gc_on)
+            rows.append(("MLP 2-16-16-1 unfused on benchmarks/inlined.py (ops hand-written, no op table, no checks), "
+                         "gc off", f"{(f + b) * 1e3:.3f} ms", f"{(mf + mb) * 1e3:.3f} ms", (mf + mb) / (f + b)))
     ours = bytes_per_node(mg.Value, unfused_forward)
     theirs = bytes_per_node(MicroValue, unfused_forward)
     rows.append(("bytes per node (unfused MLP graph)", f"{ours:.0f} B", f"{theirs:.0f} B", theirs / ours))
