@@ -437,6 +437,8 @@ def topological_order(root: Value) -> list[Value]:
     """Every node reachable from `root` once, inputs before the nodes made from them:
     the leaves, then the other nodes by depth (no recursion)."""
     interior, leaves = _walk(root)
+    # The walk meets last inputs first; reversed, a neuron's weights come in order (replay
+    # stores them as they come, and reads a layer through views when they are in order).
     return leaves[::-1] + sorted(interior[::-1], key=_DEPTH)
 
 
