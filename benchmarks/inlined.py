@@ -1,12 +1,15 @@
 """A yardstick, not part of the library: the smallest engine that can run the benchmark's graph.
 
 Each op is written out by hand (no op table), inputs are not checked, there is no no_grad,
-no requires_grad and no non-finite check; backward is microgradnn's (nodes sorted by depth).
+no requires_grad and no non-finite check; backward is microgradnn's (its walk, then the
+nodes sorted by depth).
 It shows how fast an engine that makes one Python object per op can get on this interpreter.
 """
 from __future__ import annotations
 
 from operator import attrgetter
+
+from microgradnn.engine import _walk
 
 _DEPTH = attrgetter("depth")
 
@@ -39,15 +42,7 @@ class Value:
         return Value(self.data if self.data > 0.0 else 0.0, (self,), (float(self.data > 0.0),), self.depth + 1)
 
     def backward(self) -> None:
-        interior, seen, stack = [], {self}, [self]
-        while stack:
-            v = stack.pop()
-            if v.inputs:
-                interior.append(v)
-                for x in v.inputs:
-                    if x not in seen:
-                        seen.add(x)
-                        stack.append(x)
+        interior, _ = _walk(self)
         self.grad = 1.0
         for v in sorted(interior, key=_DEPTH, reverse=True):
             for x, d in zip(v.inputs, v.local):
