@@ -152,7 +152,7 @@ class Compiled:
                                  f"its structure or constants depend on the data (Python branching on "
                                  f".data, or float(x)), so a recorded tape would give wrong gradients; "
                                  f"use the scalar loop for this function")
-        order, structure, root, watched = _group_contiguously(order, structure, root, watched)
+        order, structure, root, watched, groups = _group_contiguously(order, structure, root, watched)
         self.root, self.watched = root, watched
         self.n_slots = len(order)
         kinds = [s[0] for s in structure]
@@ -170,7 +170,7 @@ class Compiled:
             if order[i].inputs:
                 needs[i] = any(needs[j] for j in s[1])
         self.groups = []
-        for arity, idx in _groups(order):
+        for arity, idx in groups:
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
             self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
                                       [np.array([needs[s] for s in slots]) for slots in ins]))
@@ -280,12 +280,14 @@ def _groups(order: list[Value]) -> list[tuple[int, list[int]]]:
 
 def _group_contiguously(order, structure, root, watched):
     """Renumber slots: leaves first, then each group's nodes together, so most gathers and
-    scatters of the replay are slices (views) rather than copies."""
-    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx in _groups(order) for i in idx]
+    scatters of the replay are slices (views) rather than copies. Returns the groups too."""
+    groups = _groups(order)
+    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx in groups for i in idx]
     new = {old: k for k, old in enumerate(perm)}
     remapped = [(structure[i][0], tuple(new[j] for j in structure[i][1])) if order[i].inputs else structure[i]
                 for i in perm]
-    return [order[i] for i in perm], remapped, new[root], [new[w] for w in watched]
+    return ([order[i] for i in perm], remapped, new[root], [new[w] for w in watched],
+            [(arity, [new[i] for i in idx]) for arity, idx in groups])
 
 
 def _index(slots: np.ndarray):
