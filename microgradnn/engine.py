@@ -395,6 +395,11 @@ def _data(x) -> float:
     return x.data if type(x) is Value else _to_float(x, "comparison")
 
 
+_new = object.__new__
+_DEPTH = operator.attrgetter("_depth")
+_GRAD = operator.attrgetter("grad")
+
+
 def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0) -> Value:
     """A Value made by an op (Value() minus the checks, which the op has done)."""
     v = _new(Value)
@@ -407,11 +412,6 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     v._local = local
     v._depth = depth
     return v
-
-
-_new = object.__new__
-_DEPTH = operator.attrgetter("_depth")
-_GRAD = operator.attrgetter("grad")
 
 
 # ---- graph walks -----------------------------------------------------------------------
