@@ -102,8 +102,8 @@ def test_node_kinds_look_different_and_gradient_colouring():
     assert src.count('BGCOLOR="#D5F5E3"') == 1  # output
     colored = viz.draw_graph(out, view="both", color_by_grad=True).source
     assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})"', colored) and 'BGCOLOR="#FFE8B0"' not in colored
-    assert viz._grad_color(1.0, 1.0) == "#FF6969" and viz._grad_color(-1.0, 1.0) == "#6969FF"
-    assert viz._grad_color(0.0, 1.0) == "#FFFFFF"
+    assert viz.format._grad_color(1.0, 1.0) == "#FF6969" and viz.format._grad_color(-1.0, 1.0) == "#6969FF"
+    assert viz.format._grad_color(0.0, 1.0) == "#FFFFFF"
     assert not re.search(r'"#[0-9A-Fa-f]{3}"', src)  # never 3-digit colours
 
 
