@@ -7,7 +7,7 @@ from importlib import metadata
 
 import pytest
 
-from microgradnn import cli
+from microgradnn import cli, expression
 
 needs_dot = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
 
@@ -156,7 +156,7 @@ def test_gradcheck_prints_analytic_and_numeric():
 
 
 def test_long_expressions_evaluate_or_fail_cleanly():
-    tree = cli.parse_expression(" + ".join(["x"] * 500))
-    assert cli.evaluate(tree, {"x": 1.0}) == 500.0
-    with pytest.raises(cli.UsageError, match="nested too deeply"):
-        cli.parse_expression(" + ".join(["x"] * 100_000))
+    tree = expression.parse_expression(" + ".join(["x"] * 500))
+    assert expression.evaluate(tree, {"x": 1.0}) == 500.0
+    with pytest.raises(expression.ExpressionError, match="nested too deeply"):
+        expression.parse_expression(" + ".join(["x"] * 100_000))
