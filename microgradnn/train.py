@@ -9,7 +9,8 @@ from typing import Callable
 import numpy as np
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn.nn import Module, _as_matrix
+from microgradnn.nn import Module
+from microgradnn.nn.module import as_matrix as _as_matrix
 
 __all__ = ["fit", "accuracy", "History"]
 
