@@ -57,7 +57,7 @@ def test_wrong_custom_derivative_is_named_with_its_numbers():
     with pytest.raises(AssertionError) as info:
         assert_gradients_close(lambda x, y: square(x).tanh() * y, {"x": 0.5, "y": 2.0})
     lines = str(info.value).splitlines()
-    assert lines[1].split() == ["input", "analytic", "numeric", "abs", "err", "rel", "err", "status"]
+    assert lines[1].split() == ["input", "analytic", "numeric", "±", "est", "step", "abs", "err", "rel", "err", "status"]
     assert lines[2].startswith("> x ") and lines[2].endswith("FAIL")  # worst first, marked
 
 
@@ -69,8 +69,14 @@ def test_kinks_are_reported_as_non_differentiable():
 
 
 def test_non_finite_is_reported_not_passed():
-    report = gradcheck(lambda x: x.log(), 1e-9)  # the finite-difference step leaves the domain
+    report = gradcheck(lambda x: x.sqrt(), 0.0)  # no step stays in the domain, and sqrt'(0) is infinite
     assert not report and report.rows[0].status == "non-finite"
+
+
+def test_the_step_shrinks_at_a_domain_edge():
+    report = gradcheck(lambda x: x.log(), 1e-9, atol=0.0, rtol=1e-9)  # x - 1e-4 would leave the domain
+    (row,) = report.rows
+    assert report and row.step < 1e-9 and row.reference == pytest.approx(1e9, rel=1e-9)
 
 
 def test_input_forms_and_grads_left_alone():
