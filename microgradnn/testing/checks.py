@@ -177,7 +177,7 @@ def _badness(r: GradRow) -> tuple:
 
 
 def _num(x: float) -> str:
-    return f"{x:.10g}"
+    return f"{x + 0.0:.10g}"  # + 0.0 shows -0.0 as 0
 
 
 def _sci(x: float) -> str:
@@ -311,7 +311,7 @@ def _one_sided(f0: float, ups: list[float], h: float) -> float:
     """The slope on one side from steps h, h/2, h/4, extrapolated twice (first-order error)."""
     q1, q2, q4 = ((u - f0) / d for u, d in zip(ups, (h, h / 2, h / 4)))
     r1, r2 = 2 * q2 - q1, 2 * q4 - q2
-    return (4 * r2 - r1) / 3 + 0.0  # + 0.0 shows -0.0 as 0
+    return (4 * r2 - r1) / 3
 
 
 def _judge(analytic: float, d: Derivative, kink: bool, atol: float, rtol: float) -> str:
