@@ -405,8 +405,7 @@ def _import_torch(what: str):
     try:
         import torch
     except ImportError:
-        raise ImportError(f"{what} needs PyTorch: pip install 'microgradnn[torch]' "
-                          "(on this project's machines: pip install torch==2.13.0)") from None
+        raise ImportError(f"{what} needs PyTorch: pip install torch") from None
     return torch
 
 def _mark_made_here(out: Value, inputs: list, modules: tuple) -> None:

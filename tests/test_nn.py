@@ -167,6 +167,15 @@ def test_mlp_loss_gradients_match_torch(loss, out_act, nout, targets, torch_loss
     assert [p.grad for p in model.parameters()] == pytest.approx(_torch_grads_in_our_order(model, params), rel=1e-10, abs=1e-13)
 
 
+def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"^to_torch needs PyTorch: pip install torch$"):
+        MLP(2, [3, 1], seed=0).to_torch()
+    with pytest.raises(ImportError, match=r"^from_torch needs PyTorch: pip install torch$"):
+        MLP.from_torch(None)
+
+
 def test_softmax_is_stable_and_sums_to_one():
     probs = losses.softmax([Value(1000.0), Value(1001.0), Value(-1000.0)])
     assert sum(p.data for p in probs) == pytest.approx(1.0)
