@@ -93,6 +93,9 @@ def test_readme_commands_work_from_a_fresh_clone_with_the_os_python(tmp_path):
     assert all((clone / "out" / name).stat().st_size > 1000 for name in DEMO_FILES)
     venv = clone / ".venv"
     assert f"home = {os.path.dirname(system_python)}" in (venv / "pyvenv.cfg").read_text()
+    # The main install is enough for the pytest plugin (torch comes with the test set-up only).
+    done = sh("scripts/run python demos/07_gradcheck_in_a_test.py", clone, env)
+    assert done.stdout.strip().splitlines()[-1].startswith("3 passed, 1 skipped")
 
     done = sh(test, clone, env)
     summary = done.stdout.strip().splitlines()[-1]
