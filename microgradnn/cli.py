@@ -86,7 +86,7 @@ def evaluate(tree: ast.expr, env: dict):
     while todo:  # iterative post-order walk, so deep expressions cannot hit the recursion limit
         node, ready = todo.pop()
         if isinstance(node, ast.Constant):
-            stack.append(float(node.value))
+            stack.append(float(node.value))  # type: ignore[arg-type]  # int or float: parse_expression checked
         elif isinstance(node, ast.Name):
             stack.append(env[node.id])
         elif not ready:

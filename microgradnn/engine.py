@@ -7,7 +7,7 @@ import functools
 import math
 import numbers
 import operator
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
     "Value", "Op", "define_op", "get_op", "no_grad", "is_grad_enabled", "grad",
@@ -20,7 +20,7 @@ __all__ = [
 backward_hooks: list[Callable[[Value, str], None]] = []
 # Set by microgradnn.replay: runs ops (and so the derivative rules) on numpy arrays,
 # keeping this module free of dependencies.
-array_backend = None
+array_backend: Any = None
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
 
 
@@ -36,6 +36,7 @@ class Value:
     # _modules: the nn modules (outermost first) whose call made this Value, set by
     # microgradnn.nn for drawing clusters; left unset elsewhere.
     __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_modules")
+    _modules: tuple
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -74,26 +75,26 @@ class Value:
         return self.data
 
     # Ordering compares data; equality stays identity (see the class docstring).
-    def __lt__(self, other): return self.data < _data(other)
-    def __le__(self, other): return self.data <= _data(other)
-    def __gt__(self, other): return self.data > _data(other)
-    def __ge__(self, other): return self.data >= _data(other)
+    def __lt__(self, other: Value | float) -> bool: return self.data < _data(other)
+    def __le__(self, other: Value | float) -> bool: return self.data <= _data(other)
+    def __gt__(self, other: Value | float) -> bool: return self.data > _data(other)
+    def __ge__(self, other: Value | float) -> bool: return self.data >= _data(other)
     __hash__ = object.__hash__
 
     # Arithmetic: every operator is an entry of the op table below.
-    def __add__(self, other): return add(self, other)
-    def __radd__(self, other): return add(other, self)
-    def __sub__(self, other): return sub(self, other)
-    def __rsub__(self, other): return sub(other, self)
-    def __mul__(self, other): return mul(self, other)
-    def __rmul__(self, other): return mul(other, self)
-    def __truediv__(self, other): return div(self, other)
-    def __rtruediv__(self, other): return div(other, self)
-    def __pow__(self, other): return pow_(self, other)
-    def __rpow__(self, other): return pow_(other, self)
-    def __neg__(self): return neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return abs_(self)
+    def __add__(self, other: Value | float) -> Value: return add(self, other)
+    def __radd__(self, other: Value | float) -> Value: return add(other, self)
+    def __sub__(self, other: Value | float) -> Value: return sub(self, other)
+    def __rsub__(self, other: Value | float) -> Value: return sub(other, self)
+    def __mul__(self, other: Value | float) -> Value: return mul(self, other)
+    def __rmul__(self, other: Value | float) -> Value: return mul(other, self)
+    def __truediv__(self, other: Value | float) -> Value: return div(self, other)
+    def __rtruediv__(self, other: Value | float) -> Value: return div(other, self)
+    def __pow__(self, other: Value | float) -> Value: return pow_(self, other)
+    def __rpow__(self, other: Value | float) -> Value: return pow_(other, self)
+    def __neg__(self) -> Value: return neg(self)
+    def __pos__(self) -> Value: return self
+    def __abs__(self) -> Value: return abs_(self)
 
     def abs(self) -> Value: return abs_(self)
     def exp(self) -> Value: return exp(self)
@@ -164,19 +165,19 @@ class Op:
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return get_op, (self.name,)
 
     def rule(self, i: int, arity: int) -> Callable:
         """The derivative rule for input i of a node with `arity` inputs."""
         return self.derivatives[i]
 
-    def local_grads(self, inputs: Sequence[Value], xs: Sequence, out) -> tuple:
+    def local_grads(self, inputs: Sequence[Value], xs: Sequence, out: Value | float) -> tuple:
         """d(out)/d(input) for each input, 0.0 for inputs that need no gradient."""
         n = len(inputs)
         return tuple(self.rule(i, n)(*xs, out) if v.requires_grad else 0.0 for i, v in enumerate(inputs))
 
-    def __call__(self, *args):
+    def __call__(self, *args: Value | float) -> Value | float:
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
         if not any(type(a) is Value for a in args):
             return self._numbers(args)
@@ -464,16 +465,16 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     With `create_graph=True` the gradients are Values with graphs of their own, so they can
     be differentiated again. An input that `output` does not depend on gets 0.
     """
-    inputs = (inputs,) if type(inputs) is Value else tuple(inputs)
+    inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
     for x in inputs:
         if type(x) is not Value:
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
-    grads: dict[Value, object] = {output: 1.0}
+    grads: dict[Value, Any] = {output: 1.0}
     for v in reversed(topological_order(output)):
         g = grads.get(v)
         if g is None or not v.inputs:
             continue
-        local = v._op.local_grads(v.inputs, v.inputs, v) if create_graph else v._local
+        local = v._op.local_grads(v.inputs, v.inputs, v) if create_graph else v._local  # type: ignore[union-attr]
         for x, d in zip(v.inputs, local):
             grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
@@ -497,7 +498,7 @@ def _grad_disabled() -> Iterator[None]:
         _GRAD_ENABLED.reset(token)
 
 
-def no_grad(fn: Callable | None = None):
+def no_grad(fn: Callable | None = None) -> Any:
     """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe)."""
     if fn is None:
         return _grad_disabled()
@@ -582,7 +583,7 @@ sigmoid = _builtin("sigmoid", _sigmoid, lambda a, out: out * (1.0 - out))
 relu = _builtin("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0)
 _leaky_relu = _builtin("leaky_relu", lambda a, s: a if a > 0.0 else a * s,
                        lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a)
-sin = _builtin("sin", math.sin, lambda a, out: cos(a))
+sin = _builtin("sin", math.sin, lambda a, out: cos(a))  # type: ignore[has-type]
 cos = _builtin("cos", math.cos, lambda a, out: -sin(a))
 softplus = _builtin("softplus", _softplus, lambda a, out: sigmoid(a))
 
@@ -596,19 +597,23 @@ for _op in (_DOT, _LOGSUMEXP):
     _register(_op)
 
 
-def leaky_relu(x, slope: float = 0.01):
+@overload
+def leaky_relu(x: Value, slope: float = 0.01) -> Value: ...
+@overload
+def leaky_relu(x: float, slope: float = 0.01) -> float: ...
+def leaky_relu(x: Value | float, slope: float = 0.01) -> Value | float:
     """max(x, slope * x) for slope < 1: a Value for a Value, a float for a number."""
     return _leaky_relu(x, slope)
 
 
-def logsumexp(xs: Sequence):
+def logsumexp(xs: Sequence[Value | float]) -> Value | float:
     """log(sum(exp(x))) of Values or numbers as one node, stable for large inputs."""
     if len(xs) == 0:
         raise ValueError("logsumexp: needs at least one input")
     return _LOGSUMEXP(*xs)
 
 
-def dot(w: Sequence, x: Sequence, b=0.0):
+def dot(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float = 0.0) -> Value | float:
     """Fused `sum(w_i * x_i) + b` as one graph node (the neuron's pre-activation)."""
     if len(w) != len(x):
         raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")

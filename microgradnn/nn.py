@@ -5,12 +5,15 @@ import contextvars
 import json
 import math
 import os
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from microgradnn._files import check_writable, write_atomic
 from microgradnn.engine import Value, dot, no_grad
+
+Seed = Union[int, np.random.Generator, None]  # an int, a Generator to draw from, or None (manual_seed's)
 
 __all__ = ["Module", "Neuron", "Layer", "MLP", "manual_seed", "ACTIVATIONS"]
 
@@ -63,6 +66,13 @@ def _positive_int(n, what: str) -> int:
 class Module:
     """Base class: parameters, names, gradients, state and files, as in `torch.nn.Module`."""
 
+    nin: int  # set by each subclass, as are these two properties:
+    if TYPE_CHECKING:
+        @property
+        def nout(self) -> int: ...
+        @property
+        def output_activation(self) -> str: ...
+
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
         """Direct parameters and submodules, in a stable order."""
         return []
@@ -97,7 +107,7 @@ class Module:
         for p in self.parameters():
             p.grad = 0.0
 
-    def __call__(self, x):
+    def __call__(self, x: Sequence[Value | float] | np.ndarray) -> Any:
         """Run the module on one sample (a list of numbers or Values, or a 1-D array)."""
         x = _as_inputs(x, self.nin, type(self).__name__)
         token = _CALL_STACK.set(_CALL_STACK.get() + (self,))
@@ -106,7 +116,7 @@ class Module:
         finally:
             _CALL_STACK.reset(token)
 
-    def forward(self, x: list):
+    def forward(self, x: list) -> Any:
         """The module's computation on one sample (subclasses define it)."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
@@ -169,7 +179,7 @@ class Module:
     # ---- batches -------------------------------------------------------------------------
 
     @no_grad()
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
         X = _as_matrix(X, self.nin)
         rows = [self(x) for x in X]
@@ -180,7 +190,7 @@ class Module:
         """The score above which a single output means class 1: 0.5 after a sigmoid, else 0."""
         return 0.5 if self.output_activation == "sigmoid" else 0.0
 
-    def predict(self, X, threshold: float | None = None) -> np.ndarray:
+    def predict(self, X: ArrayLike, threshold: float | None = None) -> np.ndarray:
         """Class labels: argmax for several outputs; for one output, 1 where it exceeds
         `threshold` (default `self.threshold`)."""
         scores = self.decision_function(X)
@@ -200,7 +210,7 @@ class Neuron(Module):
     separate `*` and `+` nodes, for teaching. Both give bit-identical values and gradients.
     """
 
-    def __init__(self, nin: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
+    def __init__(self, nin: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin = _positive_int(nin, "Neuron: nin")
         weights = _init_weights(nin, 1, _check_activation(activation), _generator(seed))[0]
         self._setup(list(weights), 0.0, activation, fused)
@@ -250,7 +260,7 @@ class Neuron(Module):
 class Layer(Module):
     """`nout` neurons that all read the same inputs; calling it returns a list of Values."""
 
-    def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
+    def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin, nout = _positive_int(nin, "Layer: nin"), _positive_int(nout, "Layer: nout")
         weights = _init_weights(nin, nout, _check_activation(activation), _generator(seed))
         self._setup([Neuron.from_weights(list(w), 0.0, activation, fused=fused) for w in weights])
@@ -299,7 +309,7 @@ class MLP(Module):
     """A feedforward network: layers of sizes `nouts`; one output gives a Value, more a list."""
 
     def __init__(self, nin: int, nouts: Sequence[int], activation: str = "relu",
-                 output_activation: str = "linear", *, seed=None, fused: bool = True) -> None:
+                 output_activation: str = "linear", *, seed: Seed = None, fused: bool = True) -> None:
         nin = _positive_int(nin, "MLP: nin")
         if isinstance(nouts, (int, np.integer)) or len(nouts) == 0:
             raise ValueError(f"MLP: nouts must be a non-empty list of layer sizes, got {nouts!r}")
@@ -338,12 +348,12 @@ class MLP(Module):
     def _named_items(self):
         return [(f"layers.{i}", layer) for i, layer in enumerate(self.layers)]
 
-    def forward(self, x: list):
+    def forward(self, x: list) -> Value | list[Value]:
         for layer in self.layers:
             x = layer(x)
         return x[0] if len(x) == 1 else x
 
-    def to_torch(self):
+    def to_torch(self) -> Any:
         """An equivalent float64 `torch.nn.Sequential` (Linear + activation per layer)."""
         torch = _import_torch("to_torch")
         modules = []
@@ -358,7 +368,7 @@ class MLP(Module):
         return torch.nn.Sequential(*modules)
 
     @classmethod
-    def from_torch(cls, sequential) -> "MLP":
+    def from_torch(cls, sequential: Any) -> "MLP":
         """Read a `torch.nn.Sequential` of Linear layers, each optionally followed by ReLU,
         Tanh, Sigmoid or LeakyReLU(0.01), into an MLP with the same weights."""
         torch = _import_torch("from_torch")

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Mapping, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from microgradnn.engine import Value, grad, no_grad, topological_order
+
+if TYPE_CHECKING:
+    from microgradnn.nn import Module
+
+# a number, an array-like of numbers (positional inputs) or a dict of name -> number (keyword inputs)
+Inputs = Union[float, ArrayLike, Mapping[str, float]]
 
 __all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradcheck", "compare_with_torch",
            "check_module_gradients", "GradReport", "GradRow"]
@@ -164,7 +171,7 @@ def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
             v.grad = g
 
 
-def gradcheck(f: Callable[..., Value], inputs, *, eps: float = 1e-6, atol: float = 1e-5,
+def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = 1e-6, atol: float = 1e-5,
               rtol: float = 1e-3) -> GradReport:
     """Compare backward()'s gradient of f at `inputs` with central finite differences.
 
@@ -222,7 +229,7 @@ def _fname(f) -> str:
     return getattr(f, "__name__", type(f).__name__)
 
 
-def assert_gradients_close(f: Callable[..., Value], inputs, *, eps: float = 1e-6, atol: float = 1e-5,
+def assert_gradients_close(f: Callable[..., Value], inputs: Inputs, *, eps: float = 1e-6, atol: float = 1e-5,
                            rtol: float = 1e-3) -> GradReport:
     """`gradcheck`, raising AssertionError with the table (worst input first) if any fails."""
     return assert_report(gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol))
@@ -235,7 +242,7 @@ def assert_report(report: GradReport) -> GradReport:
     return report
 
 
-def gradgradcheck(f: Callable[..., Value], inputs, *, eps: float = 1e-6, atol: float = 1e-5,
+def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = 1e-6, atol: float = 1e-5,
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
     the first derivatives; one row per pair of inputs."""
@@ -256,7 +263,7 @@ def gradgradcheck(f: Callable[..., Value], inputs, *, eps: float = 1e-6, atol: f
     return GradReport(f"gradgradcheck of {_fname(f)} (eps={eps:g}, atol={atol:g}, rtol={rtol:g})", rows)
 
 
-def compare_with_torch(f: Callable, inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
+def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
     """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
     try:
         import torch
@@ -277,8 +284,9 @@ def compare_with_torch(f: Callable, inputs, *, atol: float = 1e-12, rtol: float 
                       columns=("microgradnn", "torch"))
 
 
-def check_module_gradients(model, loss_fn: Callable, X, y, *, sample: int | None = None, seed: int = 0,
-                           eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> GradReport:
+def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *,
+                           sample: int | None = None, seed: int = 0, eps: float = 1e-6, atol: float = 1e-5,
+                           rtol: float = 1e-3) -> GradReport:
     """Check d(loss)/d(parameter) of `loss_fn([model(x) for x in X], y)` by finite differences,
     for every parameter or a seeded sample of `sample` of them; rows are named by
     `named_parameters()`. Parameters' data and `.grad` are restored afterwards."""

@@ -10,13 +10,18 @@ import html
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import graphviz
 
 from microgradnn import engine
 from microgradnn._files import check_writable, write_atomic
 from microgradnn.engine import Value, no_grad, topological_order
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from microgradnn.nn import Module
 
 __all__ = ["draw_graph", "draw_network", "record", "animate", "save", "tree", "GraphvizNotFound",
            "GraphTooLarge", "Diagram"]
@@ -42,13 +47,13 @@ class GraphTooLarge(ValueError):
 class Diagram(graphviz.Digraph):
     """A `graphviz.Digraph` whose rendering explains how to install a missing `dot`."""
 
-    def pipe(self, *args, **kwargs):
+    def pipe(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().pipe(*args, **kwargs)
         except graphviz.ExecutableNotFound:
             raise GraphvizNotFound(INSTALL_HINT) from None
 
-    def render(self, *args, **kwargs):
+    def render(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().render(*args, **kwargs)
         except graphviz.ExecutableNotFound:
@@ -165,7 +170,7 @@ class _Plan:
     """What to draw, before it becomes DOT: shared by draw_graph, record and animate."""
     values: list[Value]                          # drawn Value nodes, topological order
     ids: dict[int, str]                          # id(Value) -> node id
-    groups: dict[int, object] = field(default_factory=dict)  # collapse: id(Value) -> neuron
+    groups: dict[int, Any] = field(default_factory=dict)  # collapse: id(Value) -> neuron
 
 
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> _Plan:
@@ -302,7 +307,7 @@ def _attach_clusters(clusters: dict) -> None:
 
 # ---- network diagrams ----------------------------------------------------------------------
 
-def draw_network(model, x=None, *, rankdir: str = "LR") -> Diagram:
+def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *, rankdir: str = "LR") -> Diagram:
     """Neurons as circles in layer columns; edges coloured by weight sign (blue +, red -) and
     as wide as the weight is large; with an input `x`, neurons are filled by their activation
     and the output shows the prediction."""
@@ -397,7 +402,7 @@ def _as_diagram(obj) -> graphviz.Digraph:
     raise TypeError(f"save: expected a Digraph, a Value or a Module, got {type(obj).__name__}")
 
 
-def save(obj, path: str | os.PathLike, *, overwrite: bool = False) -> str:
+def save(obj: graphviz.Digraph | Value | Module, path: str | os.PathLike, *, overwrite: bool = False) -> str:
     """Save a Digraph, a Value's graph or a Module's diagram; the extension picks the format
     (.svg, .png, .pdf, or .dot/.gv for the DOT source). Returns the path written."""
     path = os.fspath(path)
@@ -431,7 +436,7 @@ def mimebundle(obj, max_nodes: int = 150) -> dict:
 # ---- every pass of a training loop ---------------------------------------------------------
 
 @contextlib.contextmanager
-def record(directory: str | os.PathLike, model=None, *, every: int = 1, format: str = "svg",
+def record(directory: str | os.PathLike, model: Module | None = None, *, every: int = 1, format: str = "svg",
            collapse: bool | None = None, max_nodes: int = MAX_NODES, overwrite: bool = False) -> Iterator[list]:
     """Inside the block, each `backward()` writes `step-NNNN-forward.<format>` (the graph as it
     was computed) and `step-NNNN-backward.<format>` (with grads and local derivatives).
