@@ -291,7 +291,8 @@ def rendering_section(args) -> list[tuple]:
         def render(kwargs=kwargs):
             viz.draw_graph(out, view="backward", **kwargs).pipe(format="svg")
         nodes = len(viz._plan(out, False, kwargs.get("collapse", False), viz.MAX_NODES).values)
-        rows.append((f"2-16-16-1 MLP {name} ({nodes} value nodes) to SVG", f"{median_time(render, reps, gc_on=True):.2f} s"))
+        seconds = median_time(render, reps, gc_on=True)
+        rows.append((f"2-16-16-1 MLP {name} ({nodes} value nodes) to SVG", f"{seconds:.2f} s"))
     return rows
 
 
