@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import math
 import os
 import sys
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 import microgradnn as mg
 from microgradnn import engine, viz
+from microgradnn.testing.checks import EPS
 
+# Functions an expression may call: these module functions (leaky_relu's slope is optional),
+# and every op of the op table whose name is a word (dot, logsumexp, your define_op ops).
 FUNCTIONS: dict[str, Callable] = {
     "exp": engine.exp, "log": engine.log, "sqrt": engine.sqrt, "tanh": engine.tanh,
     "sigmoid": engine.sigmoid, "relu": engine.relu, "leaky_relu": engine.leaky_relu,
@@ -28,24 +33,74 @@ class UsageError(Exception):
 
 # ---- expressions -------------------------------------------------------------------------
 
-def parse_expression(text: str) -> ast.expr:
-    """Parse `text` and accept only numbers, names, + - * / **, unary minus and calls of
-    the engine's functions (never eval)."""
+def functions() -> dict[str, Callable]:
+    """Every function an expression can call, by name."""
+    table = {name: op for name, op in engine.ops().items() if name.isidentifier()}
+    return table | FUNCTIONS
+
+
+def _arity(name: str, fn) -> tuple[int, float]:
+    """(fewest, most) positional arguments of a function an expression calls."""
+    if name == "leaky_relu":
+        return 1, 2
+    if name == "dot":
+        return 3, math.inf  # dot(w1, ..., wn, x1, ..., xn, b)
+    if getattr(fn, "variadic", False):
+        return 1, math.inf
+    n = len(getattr(fn, "derivatives", (None,)))
+    return n, n
+
+
+@dataclass
+class Program:
+    """A parsed expression: optional `name = expr` steps (shared subexpressions), then the result."""
+    steps: list[tuple[str, ast.expr]]
+    result: ast.expr
+
+    def __str__(self) -> str:
+        return "; ".join([*(f"{n} = {ast.unparse(e)}" for n, e in self.steps), ast.unparse(self.result)])
+
+
+def parse_expression(text: str) -> Program:
+    """Parse `text`, e.g. "a = x*y; tanh(a) + a", accepting only numbers, names, + - * / **,
+    unary minus, calls of the known functions and `name = expression` steps (never eval)."""
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        module = ast.parse(text.strip(), mode="exec")
     except SyntaxError as e:
         raise UsageError(f"cannot parse {text!r}: {e.msg}") from None
     except (RecursionError, MemoryError):
         raise UsageError("the expression is nested too deeply for Python's parser") from None
-    allowed = (ast.Expression, ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call,
-               *BINARY, ast.USub, ast.UAdd)
+    known = functions()
+    allowed = f"use numbers, names, + - * / **, name = ... steps and {', '.join(known)}()"
+    if not module.body or not isinstance(module.body[-1], ast.Expr):
+        raise UsageError(f"the expression must end with the value to compute, got {text!r}")
+    steps, assigned = [], set()
+    for stmt in module.body[:-1]:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            raise UsageError(f"not allowed in an expression: {ast.unparse(stmt)!r} ({type(stmt).__name__}); {allowed}")
+        name = stmt.targets[0].id
+        if name in known or name in assigned:
+            raise UsageError(f"{name} = ...: {'a function' if name in known else 'assigned twice'}; pick another name")
+        _check(stmt.value, known, allowed)
+        steps.append((name, stmt.value))
+        assigned.add(name)
+    _check(module.body[-1].value, known, allowed)
+    program = Program(steps, module.body[-1].value)
+    for i, (name, _) in enumerate(steps):  # a step's name is not a variable: no use before it is set
+        for expr in [e for _, e in steps[:i + 1]]:
+            if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expr)):
+                raise UsageError(f"{name} is used before it is assigned")
+    return program
+
+
+def _check(tree: ast.expr, known: dict, allowed: str) -> None:
+    kinds = (ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, *BINARY, ast.USub, ast.UAdd)
     for node in ast.walk(tree):
-        if not isinstance(node, allowed):
-            raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); "
-                             f"use numbers, names, + - * / ** and {', '.join(FUNCTIONS)}()")
+        if not isinstance(node, kinds):
+            raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); {allowed}")
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Expression, ast.Load, *BINARY, ast.USub, ast.UAdd)):
+        if isinstance(node, (ast.Load, *BINARY, ast.USub, ast.UAdd)):
             continue
         if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
             continue
@@ -54,33 +109,45 @@ def parse_expression(text: str) -> ast.expr:
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
             continue
         if isinstance(node, ast.Name):
-            if node.id in FUNCTIONS and id(node) not in called:
+            if node.id in known and id(node) not in called:
                 raise UsageError(f"{node.id} is a function: call it, as in {node.id}(x)")
             continue
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            if not isinstance(node.func, ast.Name) or node.func.id not in known:
                 name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-                raise UsageError(f"unknown function {name!r}; allowed: {', '.join(FUNCTIONS)}")
-            low, high = (1, 2) if node.func.id == "leaky_relu" else (1, 1)
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) \
-                    or not low <= len(node.args) <= high:
-                raise UsageError(f"{node.func.id}() takes {low if low == high else f'{low} or {high}'} "
-                                 f"positional argument{'s' if high > 1 else ''}, got {ast.unparse(node)!r}")
+                raise UsageError(f"unknown function {name!r}; allowed: {', '.join(known)} "
+                                 f"(ops of your own: --import the module that defines them)")
+            low, high = _arity(node.func.id, known[node.func.id])
+            n = len(node.args)
+            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) or not low <= n <= high \
+                    or (node.func.id == "dot" and n % 2 == 0):
+                wanted = (f"{low}" if low == high else "an odd number (w's, x's, b) of" if node.func.id == "dot"
+                          else f"{low} or more" if high == math.inf else f"{low} or {high}")
+                raise UsageError(f"{node.func.id}() takes {wanted} positional argument{'s' if high > 1 else ''}, "
+                                 f"got {ast.unparse(node)!r}")
             continue
-        raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} "
-                         f"({type(node).__name__}); use numbers, names, + - * / ** and {', '.join(FUNCTIONS)}()")
-    return tree.body
+        raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); {allowed}")
 
 
-def variables_in(tree: ast.expr) -> list[str]:
-    """Names used as variables, in order of first use."""
-    found = sorted((n.lineno, n.col_offset, n.id) for n in ast.walk(tree)
-                   if isinstance(n, ast.Name) and n.id not in FUNCTIONS)
+def variables_in(program: Program) -> list[str]:
+    """Names used as variables (not functions, not steps), in order of first use."""
+    known, assigned = functions(), {n for n, _ in program.steps}
+    found = sorted((n.lineno, n.col_offset, n.id) for _, e in [*program.steps, (None, program.result)]
+                   for n in ast.walk(e) if isinstance(n, ast.Name) and n.id not in known and n.id not in assigned)
     return list(dict.fromkeys(name for _, _, name in found))
 
 
-def evaluate(tree: ast.expr, env: dict):
-    """Evaluate a checked expression with Values (or floats) for its variables."""
+def evaluate(program: Program, env: dict):
+    """Evaluate a checked program with Values (or floats) for its variables; each step is
+    computed once, so a step used twice is one shared node of the graph."""
+    env = dict(env)
+    for name, expr in program.steps:
+        env[name] = _evaluate(expr, env)
+    return _evaluate(program.result, env)
+
+
+def _evaluate(tree: ast.expr, env: dict):
+    known = functions()
     stack: list = []
     todo: list = [(tree, False)]
     while todo:  # iterative post-order walk, so deep expressions cannot hit the recursion limit
@@ -102,11 +169,11 @@ def evaluate(tree: ast.expr, env: dict):
             stack.append(-a if isinstance(node.op, ast.USub) else a)
         else:
             args = [stack.pop() for _ in node.args][::-1]
-            stack.append(FUNCTIONS[node.func.id](*args))
+            stack.append(known[node.func.id](*args))
     return stack[0]
 
 
-def parse_assignments(items: Sequence[str], tree: ast.expr) -> dict[str, float]:
+def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float]:
     """`x=2 w=-3` into {'x': 2.0, 'w': -3.0}, checking them against the expression's names."""
     values = {}
     for item in items:
@@ -119,7 +186,7 @@ def parse_assignments(items: Sequence[str], tree: ast.expr) -> dict[str, float]:
             raise UsageError(f"{name}: {number!r} is not a number") from None
         if not math.isfinite(values[name]):
             raise UsageError(f"{name}: value must be finite, got {number}")
-    needed = variables_in(tree)
+    needed = variables_in(program)
     missing = [n for n in needed if n not in values]
     if missing:
         raise UsageError(f"no value given for {', '.join(missing)} (add e.g. {missing[0]}=1.0)")
@@ -129,16 +196,28 @@ def parse_assignments(items: Sequence[str], tree: ast.expr) -> dict[str, float]:
     return {n: values[n] for n in needed}
 
 
-def build_expression(text: str, assignments: Sequence[str]):
-    tree = parse_expression(text)
-    values = parse_assignments(assignments, tree)
-    return tree, values
+def import_modules(names: Sequence[str]) -> None:
+    """Import the modules that define the user's own ops (from the current folder too)."""
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise UsageError(f"--import {name}: {e}") from None
+
+
+def build_expression(text: str, assignments: Sequence[str], imports: Sequence[str] = ()):
+    import_modules(imports)
+    program = parse_expression(text)
+    values = parse_assignments(assignments, program)
+    return program, values
 
 
 # ---- subcommands -------------------------------------------------------------------------
 
 def cmd_render(args) -> int:
-    tree, values = build_expression(args.expression, args.variables)
+    tree, values = build_expression(args.expression, args.variables, args.imports)
     env = {n: mg.Value(v, n) for n, v in values.items()}
     try:
         out = evaluate(tree, env)
@@ -162,7 +241,8 @@ def cmd_render(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     from microgradnn.testing import gradcheck
-    tree, values = build_expression(args.expression, args.variables)
+    tree, values = build_expression(args.expression, args.variables, args.imports)
+
     def f(**vs):
         return evaluate(tree, vs)
     f.__name__ = args.expression
@@ -172,6 +252,11 @@ def cmd_gradcheck(args) -> int:
         raise UsageError(str(e)) from None
     print(report)
     return 0 if report else 1
+
+
+def cmd_mutate(args) -> int:
+    import pytest
+    return int(pytest.main(["--mutate-ops", *args.pytest_args]))
 
 
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
@@ -344,8 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="draw the graph of an expression",
                             description="Draw an expression's computation graph, e.g. "
                                         "microgradnn render \"tanh(x*w + b)\" x=2 w=-3 b=6.88 --view backward")
-    render.add_argument("expression", help="numbers, names, + - * / **, and " + ", ".join(FUNCTIONS))
+    render.add_argument("expression", help=EXPRESSION_HELP)
     render.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
+    _add_import(render)
     render.add_argument("--view", choices=["forward", "backward", "both"], default="both")
     render.add_argument("--rankdir", choices=["LR", "TB"], default="LR")
     render.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot (default graph.svg)")
@@ -353,20 +439,48 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(run=cmd_render)
 
     check = sub.add_parser("gradcheck", help="compare analytic and numeric gradients of an expression",
-                           description="Compare backward()'s gradients with central finite differences.")
-    check.add_argument("expression")
-    check.add_argument("variables", nargs="*", metavar="NAME=VALUE")
-    check.add_argument("--eps", type=float, default=1e-6)
-    check.add_argument("--atol", type=float, default=1e-5)
-    check.add_argument("--rtol", type=float, default=1e-3)
+                           description="Compare backward()'s gradients with extrapolated central finite "
+                                       "differences, e.g. microgradnn gradcheck \"a = x*y; tanh(a) * a\" x=0.5 y=2. "
+                                       "Exit code 1 if any gradient is wrong.")
+    check.add_argument("expression", help=EXPRESSION_HELP)
+    check.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
+    check.add_argument("--eps", type=float, default=EPS, help=f"first step, relative to max(1, |x|) (default {EPS:g})")
+    check.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    check.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    _add_import(check)
     check.set_defaults(run=cmd_gradcheck)
+
+    mutate = sub.add_parser("mutate", help="would your tests catch a wrong derivative? (mutation testing)",
+                            description="Run pytest (with the given pytest arguments) once normally, then once per "
+                                        "mutant derivative rule of every op (sign flipped, scaled by 1.05, shifted "
+                                        "by 0.001, another input's rule), each run stopping at its first failing "
+                                        "test; list the mutants no test catches. Exit code 1 if any survives. "
+                                        "Example: microgradnn mutate tests/test_ops.py --mutate-only tanh,relu")
+    mutate.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS",
+                        help="arguments for pytest (test paths, -k, -x, --mutate-only OPS, ...)")
+    mutate.set_defaults(run=cmd_mutate)
     return parser
+
+
+EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log sqrt tanh sigmoid relu leaky_relu sin cos softplus "
+                   "abs dot logsumexp (and ops of your own, with --import), and name = ... steps separated by ; "
+                   "for shared subexpressions")
+
+
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (from the current folder too), so the ops it defines can be called")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mutate"] and not set(argv[1:]) & {"-h", "--help"}:
+        args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
+        args.pytest_args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.run(args)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError, viz.GraphTooLarge,

@@ -10,7 +10,7 @@ import operator
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "no_grad", "is_grad_enabled", "grad",
+    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "exp", "log", "sqrt", "tanh", "sigmoid", "relu",
     "leaky_relu", "sin", "cos", "softplus", "dot", "logsumexp",
 ]
@@ -154,13 +154,19 @@ class Op:
 
     A derivative takes `(*inputs, out)` and returns d(out)/d(input_i). It must be written
     with arithmetic and this module's functions, so it runs on floats (the fast backward)
-    and on Values (`create_graph=True`).
+    and on Values (`create_graph=True`). Every path that computes local derivatives reads
+    `self.derivatives`, so replacing it (as mutation testing does) changes all of them.
+    `kinks(*inputs)`, if given, is True where the op has no derivative (relu at 0).
     """
 
-    def __init__(self, name: str, forward: Callable[..., float], derivatives: Sequence[Callable]) -> None:
+    variadic = False  # True for ops taking any number of inputs (dot, logsumexp); see _VariadicOp
+
+    def __init__(self, name: str, forward: Callable[..., float], derivatives: Sequence[Callable],
+                 kinks: Callable[..., bool] | None = None) -> None:
         self.name = self.__name__ = name
         self.forward = forward
         self.derivatives = tuple(derivatives)
+        self.kinks = kinks
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
@@ -267,16 +273,40 @@ class _BinaryOp(Op):
         return _node(data, self, (a, b), (ga, gb), 1 + (a._depth if a._depth > b._depth else b._depth))
 
 
-def _make_op(name: str, forward: Callable, derivatives: Sequence[Callable]) -> Op:
+def _make_op(name: str, forward: Callable, derivatives: Sequence[Callable], kinks: Callable | None = None) -> Op:
     cls = {1: _UnaryOp, 2: _BinaryOp}.get(len(derivatives), Op)
-    return cls(name, forward, derivatives)
+    return cls(name, forward, derivatives, kinks)
 
 
-class _DotOp(Op):
+class _VariadicOp(Op):
+    """An op over any number of inputs: inputs come in groups (dot: the w's, the x's, b) and
+    `derivatives[g](k, n, *inputs, out)` is d(out)/d(the k-th input of group g), n being
+    the group size."""
+
+    variadic = True
+
+    def group(self, i: int, arity: int) -> tuple[int, int, int]:
+        """(group, index in it, group size) of input i."""
+        return 0, i, arity
+
+    def rule(self, i: int, arity: int) -> Callable:
+        g, k, n = self.group(i, arity)
+        rule = self.derivatives[g]
+        return lambda *a: rule(k, n, *a)
+
+
+# The fused ops' rules, kept by name so their unrolled fast paths can tell they are still in place.
+_DOT_RULES = (lambda k, n, *a: a[n + k],  # d/dw_k = x_k
+              lambda k, n, *a: a[k],      # d/dx_k = w_k
+              lambda k, n, *a: 1.0)       # d/db = 1
+
+
+class _DotOp(_VariadicOp):
     """Fused neuron: dot(w, x, b) = sum(w_i * x_i) + b as one node with 2n+1 inputs."""
 
     def __init__(self) -> None:
         super().__init__("dot", self._dot, ())
+        self.derivatives = _DOT_RULES
 
     @staticmethod
     def _dot(*args: float) -> float:
@@ -286,16 +316,19 @@ class _DotOp(Op):
             total += w * x
         return total
 
-    def rule(self, i: int, arity: int) -> Callable:
+    def group(self, i: int, arity: int) -> tuple[int, int, int]:
         n = arity // 2
-        if i < n:
-            return lambda *a: a[n + i]  # d/dw_i = x_i
-        if i < 2 * n:
-            return lambda *a: a[i - n]  # d/dx_i = w_i
-        return lambda *a: 1.0           # d/db = 1
+        return (0, i, n) if i < n else (1, i - n, n) if i < 2 * n else (2, 0, 1)
+
+    def unrolled(self) -> bool:
+        """True while the rules are _DOT_RULES, which the fast paths below (and replay's
+        layers) compute inline."""
+        return self.derivatives is _DOT_RULES
 
     def local_grads(self, inputs, xs, out):
-        n = len(xs) // 2  # the rules above, unrolled: this runs once per neuron per forward
+        if not self.unrolled():
+            return super().local_grads(inputs, xs, out)
+        n = len(xs) // 2  # the rules, unrolled: this runs once per neuron per forward
         return (*xs[n:2 * n], *xs[:n], 1.0)
 
     def __call__(self, *args):
@@ -311,29 +344,29 @@ class _DotOp(Op):
         return _node(data, self, args, self.local_grads(args, xs, data), 1 + max(map(_DEPTH, args)))
 
 
-class _LogSumExpOp(Op):
+class _LogSumExpOp(_VariadicOp):
     """log(sum(exp(x_i))) over any number of inputs, computed without overflow."""
 
     def __init__(self) -> None:
-        super().__init__("logsumexp", self._logsumexp, ())
+        super().__init__("logsumexp", self._logsumexp, (lambda k, n, *a: exp(a[k] - a[-1]),))  # softmax_k
 
     @staticmethod
     def _logsumexp(*xs: float) -> float:
         m = max(xs)
         return m + math.log(math.fsum(math.exp(x - m) for x in xs))
 
-    def rule(self, i: int, arity: int) -> Callable:
-        return lambda *a: exp(a[i] - a[-1])  # softmax_i
-
 
 _OPS: dict[str, Op] = {}
 _BUILTIN: set[str] = set()
 
 
-def define_op(name: str, forward: Callable[..., float], *derivatives: Callable) -> Callable:
+def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
+              kinks: Callable[..., bool] | None = None) -> Callable:
     """Add an op to the table and return it; calling it applies it to Values or numbers.
 
     `forward(*xs)` maps floats to a float; derivative i maps `(*xs, out)` to d(out)/d(xs[i]).
+    `kinks(*xs)`, if given, is True where the op has no derivative (gradient checks then
+    accept any one-sided derivative there, e.g. `kinks=lambda x: x == 0.0` for a hinge).
     Example: `cube = define_op("cube", lambda x: x**3, lambda x, out: 3 * x**2)`.
     """
     if not isinstance(name, str) or not name:
@@ -342,12 +375,19 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable) 
         raise ValueError(f"define_op: {name!r} is a built-in op and cannot be redefined")
     if not callable(forward) or not derivatives or not all(map(callable, derivatives)):
         raise TypeError(f"define_op({name!r}): needs a callable forward and one callable derivative per input")
-    return _register(_make_op(name, forward, derivatives))
+    if kinks is not None and not callable(kinks):
+        raise TypeError(f"define_op({name!r}): kinks must be a callable taking the op's inputs, got {kinks!r}")
+    return _register(_make_op(name, forward, derivatives, kinks))
 
 
 def _register(op: Op) -> Op:
     _OPS[op.name] = op
     return op
+
+
+def ops() -> dict[str, Op]:
+    """The op table: every op by name (built-ins and define_op's), in definition order."""
+    return dict(_OPS)
 
 
 def get_op(name: str) -> Op:
@@ -563,9 +603,13 @@ def _pow_exponent_grad(a, b, out):
     raise ValueError("d(a**b)/db needs a >= 0")
 
 
-def _builtin(name: str, forward: Callable, *derivatives: Callable) -> Callable:
+def _builtin(name: str, forward: Callable, *derivatives: Callable, kinks: Callable | None = None) -> Callable:
     _BUILTIN.add(name)
-    return _register(_make_op(name, forward, derivatives))
+    return _register(_make_op(name, forward, derivatives, kinks))
+
+
+def _at_zero(a: float, *rest: float) -> bool:
+    return a == 0.0
 
 
 add = _builtin("+", operator.add, lambda a, b, out: 1.0, lambda a, b, out: 1.0)
@@ -574,15 +618,16 @@ mul = _builtin("*", operator.mul, lambda a, b, out: b, lambda a, b, out: a)
 div = _builtin("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b))
 pow_ = _builtin("**", _pow, lambda a, b, out: b * a ** (b - 1), _pow_exponent_grad)
 neg = _builtin("neg", operator.neg, lambda a, out: -1.0)
-abs_ = _builtin("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0)
+abs_ = _builtin("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0, kinks=_at_zero)
 exp = _builtin("exp", math.exp, lambda a, out: out)
 log = _builtin("log", _log, lambda a, out: 1.0 / a)
 sqrt = _builtin("sqrt", _sqrt, lambda a, out: 0.5 / out)
 tanh = _builtin("tanh", math.tanh, lambda a, out: (1.0 - out) * (1.0 + out))  # exact near |out| = 1
 sigmoid = _builtin("sigmoid", _sigmoid, lambda a, out: out * (1.0 - out))
-relu = _builtin("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0)
+relu = _builtin("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0, kinks=_at_zero)
 _leaky_relu = _builtin("leaky_relu", lambda a, s: a if a > 0.0 else a * s,
-                       lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a)
+                       lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a,
+                       kinks=_at_zero)
 sin = _builtin("sin", math.sin, lambda a, out: cos(a))  # type: ignore[has-type]
 cos = _builtin("cos", math.cos, lambda a, out: -sin(a))
 softplus = _builtin("softplus", _softplus, lambda a, out: sigmoid(a))

@@ -72,7 +72,7 @@ class _Group:
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
         distinct parameter weights and biases, the same distinct inputs in every row."""
-        if self.op.name != "dot":
+        if self.op.name != "dot" or not self.op.unrolled():  # type: ignore[attr-defined]  # replaced rules: backward_plan
             return None
         m = (len(self.ins) - 1) // 2
         W, X, B = np.stack(self.ins[:m], axis=1), np.stack(self.ins[m:2 * m], axis=1), self.ins[-1]

@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["microgradnn", "microgradnn.engine", "microgradnn.nn", "microgradnn.losses", "microgradnn.optim",
            "microgradnn.data", "microgradnn.replay", "microgradnn.train", "microgradnn.viz", "microgradnn.plots",
-           "microgradnn.testing"]
+           "microgradnn.testing", "microgradnn.testing.checks", "microgradnn.testing.mutation",
+           "microgradnn.testing.strategies"]
 
 
 def public_functions(module_name: str):
@@ -22,7 +23,7 @@ def public_functions(module_name: str):
             for attr, member in vars(obj).items():
                 f = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
                 public = not attr.startswith("_") or (attr.startswith("__") and attr.endswith("__"))
-                if inspect.isfunction(f) and public and f.__code__.co_filename == module.__file__:
+                if inspect.isfunction(f) and public and f.__code__.co_filename == inspect.getfile(obj):
                     yield f"{obj.__module__}.{obj.__name__}.{attr}", f
 
 
