@@ -2,229 +2,37 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
-import math
 import os
 import sys
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-import microgradnn as mg
-from microgradnn import engine, viz
+from microgradnn import data, losses, nn, optim, viz
+from microgradnn._checks import positive_int
+from microgradnn._version import __version__
+from microgradnn.engine import Value
+from microgradnn.expression import build_expression, evaluate
+from microgradnn.nn import MLP, Module, Neuron
+from microgradnn.train import accuracy, fit
 from microgradnn.testing.checks import EPS
-
-# Functions an expression may call: these module functions (leaky_relu's slope is optional),
-# and every op of the op table whose name is a word (dot, logsumexp, your define_op ops).
-FUNCTIONS: dict[str, Callable] = {
-    "exp": engine.exp, "log": engine.log, "sqrt": engine.sqrt, "tanh": engine.tanh,
-    "sigmoid": engine.sigmoid, "relu": engine.relu, "leaky_relu": engine.leaky_relu,
-    "sin": engine.sin, "cos": engine.cos, "softplus": engine.softplus, "abs": engine.abs_,
-}
-BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-          ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
-
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
-
-# ---- expressions -------------------------------------------------------------------------
-
-def functions() -> dict[str, Callable]:
-    """Every function an expression can call, by name."""
-    table = {name: op for name, op in engine.ops().items() if name.isidentifier()}
-    return table | FUNCTIONS
-
-
-def _arity(name: str, fn) -> tuple[int, float]:
-    """(fewest, most) positional arguments of a function an expression calls."""
-    if name == "leaky_relu":
-        return 1, 2
-    if name == "dot":
-        return 3, math.inf  # dot(w1, ..., wn, x1, ..., xn, b)
-    if getattr(fn, "variadic", False):
-        return 1, math.inf
-    n = len(getattr(fn, "derivatives", (None,)))
-    return n, n
-
-
-@dataclass
-class Program:
-    """A parsed expression: optional `name = expr` steps (shared subexpressions), then the result."""
-    steps: list[tuple[str, ast.expr]]
-    result: ast.expr
-
-    def __str__(self) -> str:
-        return "; ".join([*(f"{n} = {ast.unparse(e)}" for n, e in self.steps), ast.unparse(self.result)])
-
-
-def parse_expression(text: str) -> Program:
-    """Parse `text`, e.g. "a = x*y; tanh(a) + a", accepting only numbers, names, + - * / **,
-    unary minus, calls of the known functions and `name = expression` steps (never eval)."""
-    try:
-        module = ast.parse(text.strip(), mode="exec")
-    except SyntaxError as e:
-        raise UsageError(f"cannot parse {text!r}: {e.msg}") from None
-    except (RecursionError, MemoryError):
-        raise UsageError("the expression is nested too deeply for Python's parser") from None
-    known = functions()
-    allowed = f"use numbers, names, + - * / **, name = ... steps and {', '.join(known)}()"
-    if not module.body or not isinstance(module.body[-1], ast.Expr):
-        raise UsageError(f"the expression must end with the value to compute, got {text!r}")
-    steps, assigned = [], set()
-    for stmt in module.body[:-1]:
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            raise UsageError(f"not allowed in an expression: {ast.unparse(stmt)!r} ({type(stmt).__name__}); {allowed}")
-        name = stmt.targets[0].id
-        if name in known or name in assigned:
-            raise UsageError(f"{name} = ...: {'a function' if name in known else 'assigned twice'}; pick another name")
-        _check(stmt.value, known, allowed)
-        steps.append((name, stmt.value))
-        assigned.add(name)
-    _check(module.body[-1].value, known, allowed)
-    program = Program(steps, module.body[-1].value)
-    for i, (name, _) in enumerate(steps):  # a step's name is not a variable: no use before it is set
-        for expr in [e for _, e in steps[:i + 1]]:
-            if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expr)):
-                raise UsageError(f"{name} is used before it is assigned")
-    return program
-
-
-def _check(tree: ast.expr, known: dict, allowed: str) -> None:
-    kinds = (ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, *BINARY, ast.USub, ast.UAdd)
-    for node in ast.walk(tree):
-        if not isinstance(node, kinds):
-            raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); {allowed}")
-    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Load, *BINARY, ast.USub, ast.UAdd)):
-            continue
-        if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
-            continue
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            continue
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            continue
-        if isinstance(node, ast.Name):
-            if node.id in known and id(node) not in called:
-                raise UsageError(f"{node.id} is a function: call it, as in {node.id}(x)")
-            continue
-        if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in known:
-                name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-                raise UsageError(f"unknown function {name!r}; allowed: {', '.join(known)} "
-                                 f"(ops of your own: --import the module that defines them)")
-            low, high = _arity(node.func.id, known[node.func.id])
-            n = len(node.args)
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) or not low <= n <= high \
-                    or (node.func.id == "dot" and n % 2 == 0):
-                wanted = (f"{low}" if low == high else "an odd number (w's, x's, b) of" if node.func.id == "dot"
-                          else f"{low} or more" if high == math.inf else f"{low} or {high}")
-                raise UsageError(f"{node.func.id}() takes {wanted} positional argument{'s' if high > 1 else ''}, "
-                                 f"got {ast.unparse(node)!r}")
-            continue
-        raise UsageError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); {allowed}")
-
-
-def variables_in(program: Program) -> list[str]:
-    """Names used as variables (not functions, not steps), in order of first use."""
-    known, assigned = functions(), {n for n, _ in program.steps}
-    found = sorted((n.lineno, n.col_offset, n.id) for _, e in [*program.steps, (None, program.result)]
-                   for n in ast.walk(e) if isinstance(n, ast.Name) and n.id not in known and n.id not in assigned)
-    return list(dict.fromkeys(name for _, _, name in found))
-
-
-def evaluate(program: Program, env: dict):
-    """Evaluate a checked program with Values (or floats) for its variables; each step is
-    computed once, so a step used twice is one shared node of the graph."""
-    env = dict(env)
-    for name, expr in program.steps:
-        env[name] = _evaluate(expr, env)
-    return _evaluate(program.result, env)
-
-
-def _evaluate(tree: ast.expr, env: dict):
-    known = functions()
-    stack: list = []
-    todo: list = [(tree, False)]
-    while todo:  # iterative post-order walk, so deep expressions cannot hit the recursion limit
-        node, ready = todo.pop()
-        if isinstance(node, ast.Constant):
-            stack.append(float(node.value))  # type: ignore[arg-type]  # int or float: parse_expression checked
-        elif isinstance(node, ast.Name):
-            stack.append(env[node.id])
-        elif not ready:
-            todo.append((node, True))
-            children = [node.left, node.right] if isinstance(node, ast.BinOp) else \
-                [node.operand] if isinstance(node, ast.UnaryOp) else node.args
-            todo.extend((c, False) for c in reversed(children))
-        elif isinstance(node, ast.BinOp):
-            b, a = stack.pop(), stack.pop()
-            stack.append(BINARY[type(node.op)](a, b))
-        elif isinstance(node, ast.UnaryOp):
-            a = stack.pop()
-            stack.append(-a if isinstance(node.op, ast.USub) else a)
-        else:
-            args = [stack.pop() for _ in node.args][::-1]
-            stack.append(known[node.func.id](*args))
-    return stack[0]
-
-
-def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float]:
-    """`x=2 w=-3` into {'x': 2.0, 'w': -3.0}, checking them against the expression's names."""
-    values = {}
-    for item in items:
-        name, sep, number = item.partition("=")
-        if not sep or not name.isidentifier():
-            raise UsageError(f"expected name=value, got {item!r}")
-        try:
-            values[name] = float(number)
-        except ValueError:
-            raise UsageError(f"{name}: {number!r} is not a number") from None
-        if not math.isfinite(values[name]):
-            raise UsageError(f"{name}: value must be finite, got {number}")
-    needed = variables_in(program)
-    missing = [n for n in needed if n not in values]
-    if missing:
-        raise UsageError(f"no value given for {', '.join(missing)} (add e.g. {missing[0]}=1.0)")
-    unused = [n for n in values if n not in needed]
-    if unused:
-        raise UsageError(f"{', '.join(unused)} not used in the expression")
-    return {n: values[n] for n in needed}
-
-
-def import_modules(names: Sequence[str]) -> None:
-    """Import the modules that define the user's own ops (from the current folder too)."""
-    if names and "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise UsageError(f"--import {name}: {e}") from None
-
-
-def build_expression(text: str, assignments: Sequence[str], imports: Sequence[str] = ()):
-    import_modules(imports)
-    program = parse_expression(text)
-    values = parse_assignments(assignments, program)
-    return program, values
 
 
 # ---- subcommands -------------------------------------------------------------------------
 
 def cmd_render(args) -> int:
     tree, values = build_expression(args.expression, args.variables, args.imports)
-    env = {n: mg.Value(v, n) for n, v in values.items()}
+    env = {n: Value(v, n) for n, v in values.items()}
     try:
         out = evaluate(tree, env)
     except (ArithmeticError, ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
-    if not isinstance(out, mg.Value):
-        out = mg.Value(out, requires_grad=False)
+    if not isinstance(out, Value):
+        out = Value(out, requires_grad=False)
     out.label = out.label or "out"
     if args.view != "forward":
         out.backward()
@@ -260,7 +68,7 @@ def cmd_mutate(args) -> int:
 
 
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
-    make = mg.data.DATASETS[args.dataset]
+    make = data.DATASETS[args.dataset]
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
         kwargs["classes"] = args.classes
@@ -284,12 +92,9 @@ def _targets(loss: str, y: np.ndarray, k: int) -> np.ndarray:
 
 def _positive(text: str) -> int:
     try:
-        n = int(text)
+        return positive_int(int(text), "microgradnn", "the value")
     except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return n
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
 def _hidden(text: str) -> list[int]:
@@ -310,26 +115,26 @@ def train_model(args, out=sys.stdout):
     nout = k if loss == "cross_entropy" else 1
     if args.load:
         try:
-            model = mg.Module.from_file(args.load)
+            model = Module.from_file(args.load)
         except (OSError, ValueError) as e:
             raise UsageError(str(e)) from None
-        if not isinstance(model, mg.MLP) or model.nin != 2 or model.nout != nout:
+        if not isinstance(model, MLP) or model.nin != 2 or model.nout != nout:
             raise UsageError(f"{args.load} holds {model!r}, which does not fit {args.dataset} "
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
     else:
-        model = mg.MLP(2, [*args.hidden, nout], args.activation,
+        model = MLP(2, [*args.hidden, nout], args.activation,
                        "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
     if args.save and os.path.exists(args.save) and not args.overwrite:
         raise UsageError(f"{args.save} already exists; pass --overwrite to replace it")
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         opt_kwargs["momentum"] = args.momentum
-    optimizer = mg.optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
+    optimizer = optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
     print(f"training {model!r} on {args.dataset} ({len(X)} samples), {loss} loss, "
           f"{args.optimizer} lr={args.lr}, {args.epochs} epochs", file=out)
-    history = mg.fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
+    history = fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
                      verbose=not args.quiet, compiled=args.compiled)
-    print(f"final loss {history.loss[-1]:.4f}, accuracy {mg.accuracy(model, X, targets):.1%}", file=out)
+    print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save:
         model.save(args.save, overwrite=True)
         print(f"saved {args.save}", file=out)
@@ -363,8 +168,8 @@ def cmd_demo(args) -> int:
 
     # One neuron of the trained network, unfused so every * and + is its own node.
     first = model.layers[0].neurons[0]
-    neuron = mg.Neuron.from_weights([w.data for w in first.w], first.b.data, first.activation, fused=False)
-    inputs = [mg.Value(float(v), f"x{i}") for i, v in enumerate(X[0])]
+    neuron = Neuron.from_weights([w.data for w in first.w], first.b.data, first.activation, fused=False)
+    inputs = [Value(float(v), f"x{i}") for i, v in enumerate(X[0])]
     o = neuron(inputs)
     o.label = "out"
     viz.save(viz.draw_graph(o, view="forward", title="one neuron: forward pass"), path("neuron_forward.svg"),
@@ -388,14 +193,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
-    p.add_argument("--dataset", choices=list(mg.data.DATASETS), default="moons", help="toy dataset (default moons)")
+    p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
     p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
     p.add_argument("--noise", type=float, default=0.1, help="noise for moons, circles, xor (default 0.1)")
     p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
     p.add_argument("--hidden", type=_hidden, default=[16, 16], help="hidden layer sizes (default 16,16)")
-    p.add_argument("--activation", choices=list(mg.nn.ACTIVATIONS), default="relu", help="hidden activation")
-    p.add_argument("--loss", choices=list(mg.losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
-    p.add_argument("--optimizer", choices=list(mg.optim.OPTIMIZERS), default="sgd", help="default sgd")
+    p.add_argument("--activation", choices=list(nn.ACTIVATIONS), default="relu", help="hidden activation")
+    p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
+    p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--epochs", type=_positive, default=epochs, help=f"passes over the data (default {epochs})")
@@ -407,7 +212,7 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.")
-    parser.add_argument("--version", action="version", version=f"microgradnn {mg.__version__}")
+    parser.add_argument("--version", action="version", version=f"microgradnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",

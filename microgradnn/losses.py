@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn import engine
-from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus
+from microgradnn.engine import Value, exp, is_class, log, logsumexp, relu, softplus
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
-           "cross_entropy", "softmax", "LOSSES"]
+           "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
 
 
 def _batch(predictions, targets, name: str) -> tuple[list, list]:
@@ -107,18 +106,12 @@ def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     return _mean([-_pick(_log_softmax(list(z)), ti) for z, ti in zip(preds, t)])
 
 
-# 1.0 where a class target equals k: lets a target Value select a log-probability inside the
-# graph (no gradient flows into targets).
-_is_class = engine._builtin("is_class", lambda t, k: 1.0 if t == k else 0.0,
-                            lambda t, k, out: 0.0, lambda t, k, out: 0.0)
-
-
 def _pick(log_probs: list, target):
     if not isinstance(target, Value):
         return log_probs[int(target)]
-    total = log_probs[0] * _is_class(target, 0.0)
+    total = log_probs[0] * is_class(target, 0.0)
     for k, lp in enumerate(log_probs[1:], start=1):
-        total = total + lp * _is_class(target, float(k))
+        total = total + lp * is_class(target, float(k))
     return total
 
 
@@ -126,6 +119,21 @@ def _check_range(xs: list, lo: float, hi: float, name: str, what: str) -> None:
     bad = [float(x) for x in xs if not lo <= float(x) <= hi]
     if bad:
         raise ValueError(f"{name}: {what} must lie in [{lo}, {hi}], got {bad[0]}")
+
+
+def decision_threshold(loss: Callable | str, targets: ArrayLike) -> float | None:
+    """The score above which one output means class 1 for a model trained with `loss` on
+    `targets`: 0.5 for probabilities (binary_cross_entropy), the middle of the two target
+    values for mse, 0 for scores and logits (hinge, binary_cross_entropy_with_logits); None
+    when the loss does not say (cross_entropy takes the argmax; a loss of your own)."""
+    if loss is binary_cross_entropy:
+        return 0.5
+    if loss is mse:
+        t = np.asarray(targets, dtype=float)
+        return (float(t.min()) + float(t.max())) / 2
+    if loss in (hinge, binary_cross_entropy_with_logits):
+        return 0.0
+    return None
 
 
 LOSSES = {"mse": mse, "binary_cross_entropy": binary_cross_entropy,

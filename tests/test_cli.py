@@ -7,10 +7,8 @@ from importlib import metadata
 
 import pytest
 
-import microgradnn as mg
-from microgradnn import cli
+from conftest import needs_dot
 
-needs_dot = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
 
 
 def run(*args, cwd=None, env=None):
@@ -156,13 +154,6 @@ def test_gradcheck_prints_analytic_and_numeric():
     assert kink.returncode == 0 and "non-differentiable" in kink.stdout
 
 
-def test_long_expressions_evaluate_or_fail_cleanly():
-    tree = cli.parse_expression(" + ".join(["x"] * 500))
-    assert cli.evaluate(tree, {"x": 1.0}) == 500.0
-    with pytest.raises(cli.UsageError, match="nested too deeply"):
-        cli.parse_expression(" + ".join(["x"] * 100_000))
-
-
 def _in_folder(tmp_path, *args):
     """The command run in a user's own folder, with this checkout's microgradnn."""
     env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
@@ -227,17 +218,6 @@ def test_a_failing_random_expression_shrinks_to_a_runnable_command(tmp_path):
     again = _in_folder(tmp_path, *command[1:])
     assert again.returncode == 1, again.stdout + again.stderr
     assert "first wrong node: op 'cube'" in again.stdout and "1 of 1 entries FAILED" in again.stdout
-
-
-def test_gradcheck_expressions_share_steps_and_call_every_op():
-    program = cli.parse_expression("a = x*y; b = tanh(a); b * a + logsumexp(a, x, 1) + dot(x, y, a) + neg(x)")
-    assert cli.variables_in(program) == ["x", "y"] and str(program).startswith("a = x * y; b = tanh(a); ")
-    out = cli.evaluate(program, {"x": mg.Value(0.5), "y": mg.Value(2.0)})
-    assert sum(1 for v in mg.topological_order(out) if v.op == "*" and v.inputs[0].data == 0.5) == 1  # `a` is shared
-    for text, message in [("a = x; a = 2; a", "assigned twice"), ("a = a + 1; a", "used before it is assigned"),
-                          ("dot(x, y)", "odd number"), ("tanh = x; tanh", "a function"), ("x = 1", "must end with")]:
-        with pytest.raises(cli.UsageError, match=message):
-            cli.parse_expression(text)
 
 
 def test_gradcheck_at_a_smooth_maximum_is_checked_not_skipped():

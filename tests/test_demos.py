@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+import microgradnn as mg
+from conftest import needs_dot
+
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
 
@@ -16,7 +19,8 @@ def run_demo(name, *args, cwd=None):
 
 def test_every_demo_is_tested():
     tested = {"00_engine_tour.py", "01_restaurant_neuron.py", "02_forward_pass.py", "03_single_neuron_classifier.py",
-              "04_backprop_by_hand.py", "05_moons_svm.py", "06_spiral_adam.py", "07_gradcheck_in_a_test.py"}
+              "04_backprop_by_hand.py", "05_moons_svm.py", "06_spiral_adam.py", "07_gradcheck_in_a_test.py",
+              "08_the_whole_idea.py"}
     assert {p.name for p in DEMOS.glob("*.py")} == tested
 
 
@@ -45,7 +49,7 @@ def test_single_neuron_classifier():
         "0.0"]
 
 
-@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+@needs_dot
 def test_backprop_by_hand_matches_backward(tmp_path):
     out = run_demo("04_backprop_by_hand.py", "--out", str(tmp_path)).splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in out[2:7]}
@@ -67,3 +71,11 @@ def test_spiral_with_adam():
 def test_gradcheck_demo_passes_its_tests():
     pytest.importorskip("torch")
     assert "4 passed" in run_demo("07_gradcheck_in_a_test.py")
+
+
+def test_the_whole_idea_gives_the_engines_numbers():
+    x, w, b = mg.Value(2.0), mg.Value(-3.0), mg.Value(6.8813735870195432)
+    o = (x * w + b).tanh()
+    o.backward()
+    expected = f"o = {o.data:.4f}; do/dx = {x.grad:.4f}, do/dw = {w.grad:.4f}, do/db = {b.grad:.4f}"
+    assert run_demo("08_the_whole_idea.py").strip() == expected

@@ -1,0 +1,225 @@
+"""The networks of the lesson: `Neuron` (activation(w·x + b)), `Layer` and `MLP`."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from microgradnn._checks import one_of, positive_int
+from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
+from microgradnn.nn import convert
+from microgradnn.nn.init import Seed, generator, init_weights
+from microgradnn.nn.module import _OUTERMOST, Module
+
+__all__ = ["Neuron", "Layer", "MLP", "ACTIVATIONS"]
+
+ACTIVATIONS: dict[str, Callable[[Value], Value]] = {
+    "relu": relu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "leaky_relu": leaky_relu,
+    "linear": lambda v: v,
+}
+
+
+def _check_activation(activation: str, who: str) -> str:
+    return one_of(activation, ACTIVATIONS, who, "activation")
+
+
+class Neuron(Module):
+    """activation(w·x + b), with weights `w` (list of Values) and bias `b`.
+
+    `fused=True` (the default) builds one `dot` node for w·x + b; `fused=False` builds the
+    separate `*` and `+` nodes, for teaching. Both give bit-identical values and gradients.
+    """
+
+    def __init__(self, nin: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
+        nin = positive_int(nin, "Neuron", "nin")
+        weights = init_weights(nin, 1, _check_activation(activation, "Neuron"), generator(seed))[0]
+        self._setup(list(weights), 0.0, activation, fused)
+
+    def _setup(self, weights, bias, activation: str, fused: bool) -> None:
+        self.nin = len(weights)
+        self.w = [Value(w, f"w{i}") for i, w in enumerate(weights)]
+        self.b = Value(bias, "b")
+        self.activation = _check_activation(activation, "Neuron")
+        self.fused = fused
+
+    @classmethod
+    def from_weights(cls, weights: Sequence[float], bias: float, activation: str = "relu",
+                     *, fused: bool = True) -> "Neuron":
+        """A neuron with the given weights and bias, as the lesson writes one."""
+        if len(weights) == 0:
+            raise ValueError("Neuron.from_weights: weights must not be empty")
+        neuron = cls.__new__(cls)
+        neuron._setup(list(weights), bias, activation, fused)
+        return neuron
+
+    @property
+    def output_activation(self) -> str:
+        return self.activation
+
+    def _named_items(self):
+        return [*((f"w.{i}", w) for i, w in enumerate(self.w)), ("b", self.b)]
+
+    def forward(self, x: list) -> Value:
+        if self.fused:
+            z = dot(self.w, x, self.b)
+        else:
+            if len(x) != self.nin:
+                raise ValueError(f"Neuron: expected {self.nin} inputs, got {len(x)}")
+            z = self.b
+            for wi, xi in zip(self.w, x):
+                z = z + wi * xi
+        return self._activate(z)  # type: ignore[arg-type]
+
+    def _activate(self, z: Value) -> Value:
+        out = ACTIVATIONS[self.activation](z)
+        out.origin = (_OUTERMOST.get() or self, self)  # drawings find the neuron's other nodes from here
+        return out
+
+    def config(self) -> dict:
+        return {"type": "Neuron", "nin": self.nin, "activation": self.activation}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Neuron":
+        """A freshly initialised neuron of this architecture."""
+        return cls(config["nin"], config["activation"], seed=0)
+
+    def __repr__(self) -> str:
+        return f"Neuron({self.nin} -> {self.activation}, {self.num_parameters()} parameters)"
+
+
+class Layer(Module):
+    """`nout` neurons that all read the same inputs; calling it returns a list of Values."""
+
+    def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
+        nin, nout = positive_int(nin, "Layer", "nin"), positive_int(nout, "Layer", "nout")
+        weights = init_weights(nin, nout, _check_activation(activation, "Layer"), generator(seed))
+        self._setup([Neuron.from_weights(list(w), 0.0, activation, fused=fused) for w in weights])
+
+    def _setup(self, neurons: list[Neuron]) -> None:
+        self.neurons = neurons
+        self.nin = neurons[0].nin
+        self.activation = neurons[0].activation
+
+    @classmethod
+    def from_weights(cls, neurons: Sequence[tuple[Sequence[float], float]], activation: str = "relu",
+                     *, fused: bool = True) -> "Layer":
+        """A layer from `[(weights, bias), ...]`, one pair per neuron, as the lesson writes one."""
+        if len(neurons) == 0:
+            raise ValueError("Layer.from_weights: needs at least one (weights, bias) pair")
+        built = [Neuron.from_weights(w, b, activation, fused=fused) for w, b in neurons]
+        if len({n.nin for n in built}) != 1:
+            raise ValueError(f"Layer.from_weights: every neuron needs the same number of weights, "
+                             f"got {[n.nin for n in built]}")
+        layer = cls.__new__(cls)
+        layer._setup(built)
+        return layer
+
+    @property
+    def nout(self) -> int:
+        return len(self.neurons)
+
+    @property
+    def output_activation(self) -> str:
+        return self.activation
+
+    def _named_items(self):
+        return [(f"neurons.{i}", n) for i, n in enumerate(self.neurons)]
+
+    def forward(self, x: list) -> list[Value]:
+        neurons = self.neurons
+        if all([n.fused for n in neurons]):  # one dots call: the same nodes, x read once
+            zs = dots([n.w for n in neurons], x, [n.b for n in neurons])
+            return [n._activate(z) for n, z in zip(neurons, zs)]
+        return [n.forward(x) for n in neurons]
+
+    def config(self) -> dict:
+        return {"type": "Layer", "nin": self.nin, "nout": self.nout, "activation": self.activation}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        """A freshly initialised layer of this architecture."""
+        return cls(config["nin"], config["nout"], config["activation"], seed=0)
+
+    def __repr__(self) -> str:
+        return f"Layer({self.nin} -> {self.nout} {self.activation}, {self.num_parameters()} parameters)"
+
+
+class MLP(Module):
+    """A feedforward network: layers of sizes `nouts`; one output gives a Value, more a list."""
+
+    def __init__(self, nin: int, nouts: Sequence[int], activation: str = "relu",
+                 output_activation: str = "linear", *, seed: Seed = None, fused: bool = True) -> None:
+        nin = positive_int(nin, "MLP", "nin")
+        if not isinstance(nouts, (list, tuple)):
+            raise TypeError(f"MLP: nouts must be a non-empty list of layer sizes, got {type(nouts).__name__} {nouts!r}")
+        if len(nouts) == 0:
+            raise ValueError(f"MLP: nouts must be a non-empty list of layer sizes, got {nouts!r}")
+        nouts = [positive_int(n, "MLP", "each layer size in nouts") for n in nouts]
+        _check_activation(activation, "MLP"), _check_activation(output_activation, "MLP")
+        rng = generator(seed)
+        sizes = [nin, *nouts]
+        self._setup([Layer(sizes[i], sizes[i + 1], activation if i < len(nouts) - 1 else output_activation,
+                           seed=rng, fused=fused) for i in range(len(nouts))])
+
+    def _setup(self, layers: list[Layer]) -> None:
+        self.layers = layers
+        self.nin = layers[0].nin
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Layer]) -> "MLP":
+        """A network from ready-made layers, checking that their sizes chain."""
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise ValueError("MLP.from_layers: needs a non-empty list of Layer objects")
+        for i, (a, b) in enumerate(zip(layers, layers[1:])):
+            if a.nout != b.nin:
+                raise ValueError(f"MLP.from_layers: layer {i} has {a.nout} outputs but layer {i + 1} "
+                                 f"expects {b.nin} inputs")
+        mlp = cls.__new__(cls)
+        mlp._setup(layers)
+        return mlp
+
+    @property
+    def nout(self) -> int:
+        return self.layers[-1].nout
+
+    @property
+    def output_activation(self) -> str:
+        return self.layers[-1].activation
+
+    def _named_items(self):
+        return [(f"layers.{i}", layer) for i, layer in enumerate(self.layers)]
+
+    def forward(self, x: list) -> Value | list[Value]:
+        for layer in self.layers:
+            x = layer(x)
+        return x[0] if len(x) == 1 else x
+
+    def to_torch(self) -> Any:
+        """An equivalent float64 `torch.nn.Sequential` (Linear + activation per layer)."""
+        return convert.to_sequential([([[w.data for w in n.w] for n in layer.neurons],
+                                       [n.b.data for n in layer.neurons], layer.activation)
+                                      for layer in self.layers])
+
+    @classmethod
+    def from_torch(cls, sequential: Any) -> "MLP":
+        """Read a `torch.nn.Sequential` of Linear layers, each optionally followed by ReLU,
+        Tanh, Sigmoid or LeakyReLU(0.01), into an MLP with the same weights."""
+        return cls.from_layers([Layer.from_weights(list(zip(weights, biases)), activation)
+                                for weights, biases, activation in convert.from_sequential(sequential)])
+
+    def config(self) -> dict:
+        return {"type": "MLP", "nin": self.nin,
+                "layers": [{"nout": layer.nout, "activation": layer.activation} for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "MLP":
+        """A freshly initialised network of this architecture."""
+        sizes = [config["nin"]] + [layer["nout"] for layer in config["layers"]]
+        return cls.from_layers([Layer(sizes[i], sizes[i + 1], layer["activation"], seed=0)
+                                for i, layer in enumerate(config["layers"])])
+
+    def __repr__(self) -> str:
+        parts = [str(self.nin)] + [f"{layer.nout} {layer.activation}" for layer in self.layers]
+        return f"MLP({' -> '.join(parts)}, {self.num_parameters()} parameters)"

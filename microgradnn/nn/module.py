@@ -1,0 +1,231 @@
+"""`Module`, the base of every network: parameters and their names, the call on one sample,
+state and files, and predictions over a batch."""
+from __future__ import annotations
+
+import contextvars
+import json
+import math
+import os
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from microgradnn._checks import number
+from microgradnn.engine import Value, no_grad
+from microgradnn.nn.files import read_model, write_model
+
+__all__ = ["Module"]
+
+# The module whose call is running (the outermost one), so nested calls skip the checks.
+_OUTERMOST: contextvars.ContextVar["Module | None"] = contextvars.ContextVar("microgradnn_outermost", default=None)
+# Module types a model file can name, by class name: every subclass that defines `from_config`.
+_TYPES: dict[str, Any] = {}
+
+
+class Module:
+    """Base class: parameters, names, gradients, state and files, as in `torch.nn.Module`."""
+
+    nin: int  # set by each subclass, as are these two properties:
+    if TYPE_CHECKING:
+        @property
+        def nout(self) -> int: ...
+        @property
+        def output_activation(self) -> str: ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "from_config" in cls.__dict__:
+            _TYPES.setdefault(cls.__name__, cls)
+
+    def _named_items(self) -> list[tuple[str, "Module | Value"]]:
+        """Direct parameters and submodules, in a stable order."""
+        return []
+
+    def named_parameters(self) -> list[tuple[str, Value]]:
+        """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`."""
+        out = []
+        for name, item in self._named_items():
+            if isinstance(item, Value):
+                out.append((name, item))
+            else:
+                out.extend((f"{name}.{sub}", p) for sub, p in item.named_parameters())
+        return out
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module and every submodule."""
+        yield prefix, self
+        for name, item in self._named_items():
+            if isinstance(item, Module):
+                yield from item.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def parameters(self) -> list[Value]:
+        """Every trainable Value, in `named_parameters()` order."""
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self) -> int:
+        """How many scalar parameters the module has."""
+        return len(self.named_parameters())
+
+    def zero_grad(self) -> None:
+        """Set every parameter's `.grad` to 0."""
+        for p in self.parameters():
+            p.grad = 0.0
+
+    def __call__(self, x: Sequence[Value | float] | np.ndarray) -> Any:
+        """Run the module on one sample (a list of numbers or Values, or a 1-D array).
+
+        The outermost call checks the sample; the calls it makes (a layer's neurons) only
+        check that they got a list of the right length, as they pass checked Values on."""
+        if _OUTERMOST.get() is not None:
+            if type(x) is not list or len(x) != self.nin:
+                x = as_inputs(x, self.nin, type(self).__name__)
+            return self.forward(x)
+        x = as_inputs(x, self.nin, type(self).__name__)
+        token = _OUTERMOST.set(self)
+        try:
+            return self.forward(x)
+        finally:
+            _OUTERMOST.reset(token)
+
+    def forward(self, x: list) -> Any:
+        """The module's computation on one sample (subclasses define it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    # ---- state and files -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, float]:
+        """{parameter name: value} as plain floats."""
+        return {name: p.data for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Set every parameter from `state`; on any mismatch raise and change nothing."""
+        if not isinstance(state, dict):
+            raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
+        params = self.named_parameters()
+        names = [n for n, _ in params]
+        missing = [n for n in names if n not in state]
+        extra = [n for n in state if n not in set(names)]
+        if missing or extra:
+            raise ValueError(f"load_state_dict: state does not match {self!r}: "
+                             f"missing {missing[:3] or 'none'}, unexpected {extra[:3] or 'none'}")
+        values = {}
+        for n in names:
+            v = state[n]
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+                raise ValueError(f"load_state_dict: parameter {n!r} must be a finite number, got {v!r}")
+            values[n] = float(v)
+        for n, p in params:
+            p.data = values[n]
+
+    def config(self) -> dict:
+        """The architecture, enough to rebuild the module with `from_config`."""
+        raise NotImplementedError(f"{type(self).__name__} does not define config()")
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Write architecture and parameters as JSON, atomically (temp file, then rename).
+
+        An existing file is only replaced with `overwrite=True`.
+        """
+        write_model(path, self.config(), self.state_dict(), overwrite, self.__dict__.get("_threshold"))
+
+    def load(self, path: str | os.PathLike) -> "Module":
+        """Read parameters saved by `save` into this module; on any error change nothing."""
+        payload = read_model(path)
+        if payload["config"] != self.config():
+            raise ValueError(f"load: {os.fspath(path)} holds {_describe(payload['config'])}, "
+                             f"not this model's {_describe(self.config())}")
+        self.load_state_dict(payload["state"])
+        self.threshold = payload.get("threshold")
+        return self
+
+    @staticmethod
+    def from_file(path: str | os.PathLike) -> "Module":
+        """Build the module saved in `path` (any of Neuron, Layer, MLP)."""
+        payload = read_model(path)
+        model = from_config(payload["config"])
+        model.load_state_dict(payload["state"])
+        model.threshold = payload.get("threshold")
+        return model
+
+    # ---- batches -------------------------------------------------------------------------
+
+    @no_grad()
+    def decision_function(self, X) -> np.ndarray:
+        """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
+        X = as_matrix(X, self.nin)
+        rows = [self(x) for x in X]
+        return np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
+
+    @property
+    def threshold(self) -> float:
+        """The score above which a single output means class 1: as `fit` set it for its loss,
+        else 0.5 after a sigmoid and 0 otherwise. Used by predict, accuracy and the plots."""
+        chosen = self.__dict__.get("_threshold")
+        if chosen is not None:
+            return chosen
+        return 0.5 if self.output_activation == "sigmoid" else 0.0
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self._threshold = None if value is None else number(value, type(self).__name__, "threshold")
+
+    def predict(self, X: ArrayLike, threshold: float | None = None) -> np.ndarray:
+        """Class labels: argmax for several outputs; for one output, 1 where it exceeds
+        `threshold` (default `self.threshold`)."""
+        return classify(self.decision_function(X), self.threshold if threshold is None else threshold)
+
+
+def classify(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Class labels from raw outputs: the argmax of several outputs; 1 where one output exceeds
+    `threshold`, else 0. The one rule behind predict, accuracy and fit's accuracy."""
+    if scores.ndim == 2:
+        return scores.argmax(axis=1)
+    return (scores > threshold).astype(int)
+
+
+def from_config(config: dict) -> Module:
+    """A freshly initialised module with the architecture `config` describes."""
+    kind = config.get("type") if isinstance(config, dict) else None
+    if kind not in _TYPES:
+        raise ValueError(f"unknown module type {kind!r}; expected one of {', '.join(_TYPES)}")
+    try:
+        return _TYPES[kind].from_config(config)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"not a valid model description: {config!r:.200} ({e})") from None
+
+
+def _describe(config: dict) -> str:
+    try:
+        return repr(from_config(config)).split(",")[0] + ")"
+    except ValueError:
+        return json.dumps(config)
+
+
+def as_inputs(x, nin: int, who: str) -> list:
+    """One sample as a list of `nin` Values: numbers become labelled input leaves x0, x1, ..."""
+    if isinstance(x, np.ndarray):
+        if x.ndim != 1:
+            raise ValueError(f"{who}: expected one sample as a 1-D array of {nin} numbers, got shape {x.shape}")
+        x = x.tolist()
+    elif isinstance(x, (Value, int, float)):
+        x = [x]
+    elif not isinstance(x, (list, tuple)):
+        raise TypeError(f"{who}: expected a list of numbers or Values, got {type(x).__name__}")
+    if len(x) != nin:
+        raise ValueError(f"{who}: expected {nin} inputs, got {len(x)}")
+    for xi in x:
+        if type(xi) is not Value and not (isinstance(xi, (int, float, np.number)) and math.isfinite(xi)):
+            raise ValueError(f"{who}: inputs must be finite numbers or Values, got {xi!r}")
+    # Numbers become one labelled input node each, shared by every neuron that reads them.
+    return [xi if type(xi) is Value else Value(float(xi), f"x{i}", requires_grad=False) for i, xi in enumerate(x)]
+
+
+def as_matrix(X, nin: int) -> np.ndarray:
+    """A batch as a finite float array of shape (n, nin)."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != nin:
+        raise ValueError(f"expected an array of shape (n, {nin}), got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity")
+    return X

@@ -1,0 +1,97 @@
+"""What every picture shares: the Diagram type, its errors, colours, fonts, and label formatting.
+
+Every label is an escaped HTML-like label, so no user text can inject DOT or markup.
+"""
+from __future__ import annotations
+
+import html
+
+from typing import Any
+
+import graphviz
+
+from microgradnn.engine import Value, fmt  # noqa: F401  (fmt: numbers as every picture shows them)
+
+MAX_NODES = 2000
+FONT = "Helvetica"
+COLORS = {"parameter": "#FFE8B0", "input": "#D6EAF8", "intermediate": "#FFFFFF", "output": "#D5F5E3",
+          "constant": "#F2F2F2", "op": "#EEEEEE", "edge": "#555555", "local": "#B03A2E",
+          "highlight": "#D62728", "highlight_fill": "#FADBD8"}
+INSTALL_HINT = ("Graphviz's `dot` program was not found on PATH, so nothing can be rendered "
+                "(DOT source still works). Install it: Debian/Ubuntu `sudo apt-get install graphviz`, "
+                "macOS `brew install graphviz`, conda `conda install graphviz`.")
+
+
+class GraphvizNotFound(RuntimeError):
+    """Rendering needs Graphviz's `dot` program, which is not installed."""
+
+
+class GraphTooLarge(ValueError):
+    """The graph has more nodes than `max_nodes`; drawing it would take dot minutes."""
+
+
+class Diagram(graphviz.Digraph):
+    """A `graphviz.Digraph` whose rendering explains how to install a missing `dot`."""
+
+    def pipe(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().pipe(*args, **kwargs)
+        except graphviz.ExecutableNotFound:
+            raise GraphvizNotFound(INSTALL_HINT) from None
+
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().render(*args, **kwargs)
+        except graphviz.ExecutableNotFound:
+            raise GraphvizNotFound(INSTALL_HINT) from None
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        try:
+            return {"image/svg+xml": self.pipe(format="svg", encoding="utf-8")}
+        except Exception:  # a notebook must always get something to show
+            return {"text/plain": self.source}
+
+
+def _esc(text: str) -> str:
+    """Escape text for an HTML-like label (so no label can inject DOT or markup)."""
+    return html.escape(str(text), quote=True).replace("\\", "\\\\").replace("\n", "<BR/>")
+
+
+def _html(text: str) -> str:
+    """An HTML-like label showing `text` literally (DOT's backslash escapes included)."""
+    return f"<{_esc(text)}>"
+
+
+def _fixed_label(text: str) -> str:
+    """An edge label of fixed size, so changing numbers never move the layout."""
+    return (f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD WIDTH="62" HEIGHT="12" '
+            f'FIXEDSIZE="TRUE">{_esc(text)}</TD></TR></TABLE>>')
+
+
+def _cells(cells: list[tuple[str, str]], fill: str, node_id: str) -> str:
+    """A one-row table label; each cell (kind, text) gets a fixed width so frames share a layout."""
+    tds = "".join(f'<TD ID="{node_id}_{kind}" WIDTH="{_width(kind, text)}" HEIGHT="{22 * (text.count(chr(10)) + 1)}" '
+                  f'FIXEDSIZE="TRUE">{_esc(text)}</TD>' for kind, text in cells)
+    return f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="{fill}"><TR>{tds}</TR></TABLE>>'
+
+
+def _width(kind: str, text: str) -> int:
+    """Numbers get one fixed width (so every frame of a recording has the same layout)."""
+    if kind in ("data", "grad"):
+        return 100
+    return max(30, 7 * max(map(len, text.split("\n"))) + 10)
+
+
+def _value_cells(v: Value, view: str) -> list[tuple[str, str]]:
+    cells = [("label", v.label)] if v.label else []
+    cells.append(("data", f"data {fmt(v.data)}"))
+    if view in ("backward", "both"):
+        cells.append(("grad", f"grad {fmt(v.grad)}"))
+    return cells
+
+
+def _grad_color(g: float, scale: float) -> str:
+    """White for 0, deeper red for positive and blue for negative gradients."""
+    t = 0.0 if scale == 0 else min(1.0, abs(g) / scale) ** 0.5
+    shade = int(round(255 - 150 * t))
+    return f"#FF{shade:02X}{shade:02X}" if g > 0 else f"#{shade:02X}{shade:02X}FF" if g < 0 else "#FFFFFF"

@@ -1,0 +1,270 @@
+"""`draw_graph`: a Value's computation graph, with each neuron's nodes in a cluster.
+
+The DOT source is deterministic: node ids follow topological order and inputs keep their order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from typing import Iterable
+
+import graphviz
+
+from microgradnn.engine import Op, Value, topological_order
+from microgradnn.nn import Layer, Neuron
+from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
+                                    _grad_color, _html, _value_cells, fmt)
+
+def _is_constant(v: Value) -> bool:
+    return not v.inputs and not v.requires_grad and not v.label
+
+
+def _op_label(v: Value, shown: list[Value]) -> str:
+    """The op's symbol with folded constants written in: `* 2`, `1 -`, `leaky_relu(·, 0.01)`."""
+    op: Op = v._op  # type: ignore[assignment]  # an op's node
+    consts = [None if x in shown else fmt(x.data) for x in v.inputs]
+    folded = [c for c in consts if c is not None]
+    if not folded:
+        return op.symbol
+    if op.infix and len(consts) == 2:
+        return f"{consts[0]} {op.symbol}" if consts[0] is not None else f"{op.symbol} {consts[1]}"
+    if op.variadic:  # any number of inputs (dot, logsumexp): list the constants below
+        return f"{op.symbol}\n(constants {', '.join(folded)})"
+    return f"{op.symbol}({', '.join('·' if c is None else c for c in consts)})"
+
+
+# ---- which module made which node ----------------------------------------------------------
+
+def _made_by(order: list[Value]) -> dict[int, tuple]:
+    """id(node) -> the modules (outermost first) whose call made it, recovered in one walk
+    from the neurons' outputs, the only nodes nn tags (`Value.origin`): a neuron made the
+    nodes between its parameters and its output."""
+    position = {id(v): i for i, v in enumerate(order)}
+    chains: dict[int, dict] = {}
+    made: dict[int, tuple] = {}
+    for out in reversed(order):
+        origin = out.origin
+        if origin is None or id(out) in made:
+            continue
+        root, neuron = origin
+        if id(root) not in chains:
+            chains[id(root)] = _chains(root)
+        chain = chains[id(root)].get(id(neuron), (root, neuron))
+        params = {id(p) for p in neuron.parameters()}
+        inside, stack, seen = [out], [out], {id(out)}
+        while stack:  # back from the output, up to leaves and other neurons' outputs
+            v = stack.pop()
+            for x in v.inputs:
+                if x.inputs and id(x) not in seen and x.origin is None and id(x) not in made:
+                    seen.add(id(x))
+                    inside.append(x)
+                    stack.append(x)
+        mine: set[int] = set()
+        for v in sorted(inside, key=lambda v: position[id(v)]):  # inputs first
+            if any(id(x) in params or id(x) in mine for x in v.inputs):
+                mine.add(id(v))
+        made.update((i, chain) for i in mine)
+    return made
+
+
+def _chains(root) -> dict[int, tuple]:
+    """id(module) -> the modules from `root` down to it, for root and every submodule."""
+    by_name = dict(root.named_modules())
+    chains = {}
+    for name, m in by_name.items():
+        parts = name.split(".") if name else []
+        prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        chains[id(m)] = (root, *(by_name[p] for p in prefixes if p in by_name))
+    return chains
+
+
+def _module_names(made: dict[int, tuple]) -> dict[int, str]:
+    """id(module) -> dotted name, for every module that made a node."""
+    names: dict[int, str] = {}
+    for chain in made.values():
+        root = chain[0]
+        if id(root) not in names:
+            for name, m in root.named_modules():
+                names[id(m)] = name or type(root).__name__.lower()
+    return names
+
+
+def _parameters_of(made: dict[int, tuple]) -> set[int]:
+    roots = {id(chain[0]): chain[0] for chain in made.values()}
+    return {id(p) for m in roots.values() for p in m.parameters()}
+
+
+# ---- drawing a graph -----------------------------------------------------------------------
+
+@dataclass
+class _Plan:
+    """What to draw, before it becomes DOT: shared by draw_graph, record and animate."""
+    values: list[Value]                          # drawn Value nodes, topological order
+    ids: dict[int, str]                          # id(Value) -> node id
+    made: dict[int, tuple]                       # id(Value) -> modules whose call made it (see _made_by)
+    groups: dict[int, Neuron] = field(default_factory=dict)  # collapse: id(Value) -> neuron
+
+
+def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> _Plan:
+    order = topological_order(root)
+    made = _made_by(order)
+    groups, outputs = {}, {}
+    if collapse:
+        for v in order:
+            neuron = made[id(v)][-1] if id(v) in made else None
+            if neuron is not None:
+                groups[id(v)] = neuron
+                outputs[id(neuron)] = v  # the last node a neuron made is its output
+                for p in neuron.parameters():
+                    groups[id(p)] = neuron
+    drawn = [v for v in order if (show_constants or not _is_constant(v))
+             and (id(v) not in groups or outputs[id(groups[id(v)])] is v)]
+    count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
+    if count > max_nodes:
+        raise GraphTooLarge(f"the graph has {count} nodes to draw, more than max_nodes={max_nodes}; "
+                            f"pass collapse=True to draw each neuron as one node, or raise max_nodes= "
+                            f"(dot may take minutes on graphs this big)")
+    return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups)
+
+
+def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_constants: bool = False,
+               color_by_grad: bool = False, collapse: bool = False, max_nodes: int = MAX_NODES,
+               title: str | None = None,
+               highlight: Value | Iterable[Value] | None = None) -> Diagram:
+    """The computation graph of `root` as a Digraph.
+
+    `view="forward"` shows labels and data; "backward" or "both" adds every grad and, on each
+    edge into an op, the local derivative d(out)/d(input) that backward multiplies by.
+    Plain numbers are written into their op's label unless `show_constants=True`. Nodes made
+    inside a Neuron or Layer are grouped into clusters; `collapse=True` draws each neuron as
+    one node. `highlight` (a Value or a collection of Values) draws those nodes and the edges
+    into and out of them in red; given as a dict {Value: text}, the text is written beside each.
+    Raises GraphTooLarge above `max_nodes` drawn nodes.
+    """
+    if view not in ("forward", "backward", "both"):
+        raise ValueError(f"draw_graph: view must be 'forward', 'backward' or 'both', got {view!r}")
+    if rankdir not in ("LR", "TB", "RL", "BT"):
+        raise ValueError(f"draw_graph: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
+    if not isinstance(root, Value):
+        raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
+    plan = _plan(root, show_constants, collapse, max_nodes)
+    marked = _highlighted(highlight)
+    params = _parameters_of(plan.made)
+    names = _module_names(plan.made)
+    backward = view != "forward"
+    scale = max((abs(v.grad) for v in plan.values), default=0.0)
+
+    g = Diagram(name="computation graph", graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.15",
+                                                        "ranksep": "0.3", "label": _html(title) if title else "",
+                                                        "labelloc": "t"},
+                node_attr={"fontname": FONT, "fontsize": "11"}, edge_attr={"fontname": FONT, "fontsize": "9",
+                                                                           "color": COLORS["edge"]})
+    clusters: dict[tuple, tuple] = {}  # modules -> (subgraph, parent)
+
+    def container(v: Value):
+        """The (possibly nested) cluster subgraph that v's nodes go into."""
+        if collapse:
+            return g
+        modules = tuple(m for m in plan.made.get(id(v), ()) if isinstance(m, (Layer, Neuron)))
+        return _cluster(g, clusters, modules, names)
+
+    shown = {id(v) for v in plan.values}
+    for v in plan.values:
+        vid = plan.ids[id(v)]
+        kind = ("output" if v is root else "parameter" if id(v) in params else "constant" if _is_constant(v)
+                else "input" if not v.inputs else "intermediate")
+        fill = _grad_color(v.grad, scale) if color_by_grad else COLORS[kind]
+        red = id(v) in marked
+        if red:
+            fill = COLORS["highlight_fill"]
+        neuron = plan.groups.get(id(v))
+        if neuron is not None:
+            name = names.get(id(neuron), "neuron")
+            cells = [("label", f"{name} {neuron.activation}")] + _value_cells(v, view)[-2 if backward else -1:]
+            g.node(vid, label=_cells(cells, fill, vid), shape="plaintext", id=vid, tooltip=name)
+        else:
+            container(v).node(vid, label=_cells(_value_cells(v, view), fill, vid), shape="plaintext", id=vid,
+                              tooltip=kind)
+        if red and marked[id(v)]:
+            g.node(f"note{vid[1:]}", label=_html(marked[id(v)]), shape="note", style="filled",
+                   fillcolor=COLORS["highlight_fill"], color=COLORS["highlight"], fontcolor=COLORS["highlight"],
+                   fontsize="10", id=f"note{vid[1:]}")
+            g.edge(f"note{vid[1:]}", vid, style="dashed", color=COLORS["highlight"], arrowhead="none",
+                   id=f"note{vid[1:]}-{vid}")
+        if not v.inputs:
+            continue
+        if neuron is not None:
+            _collapsed_edges(g, v, neuron, plan, vid)
+            continue
+        oid = f"op{vid[1:]}"
+        op_attrs = {"color": COLORS["highlight"], "penwidth": "2", "fillcolor": COLORS["highlight_fill"]} if red else {}
+        container(v).node(oid, label=_html(_op_label(v, [x for x in v.inputs if id(x) in shown])), shape="ellipse",
+                          **{"style": "filled", "fillcolor": COLORS["op"], "fontsize": "10", "width": "0.3",
+                             "height": "0.3", "margin": "0.03", "id": oid, **op_attrs})
+        g.edge(oid, vid, id=f"{oid}-{vid}", **_RED_EDGE if red else {})
+        for i, x in enumerate(v.inputs):
+            if id(x) not in shown:
+                continue
+            src = plan.ids[id(x)]
+            attrs = {"id": f"{src}-{oid}-{i}"}
+            if backward:
+                attrs.update(label=_fixed_label(f"×{fmt(v._local[i])}"), fontcolor=COLORS["local"])
+            if red or id(x) in marked:
+                attrs.update(_RED_EDGE)
+            g.edge(src, oid, **attrs)
+    _attach_clusters(clusters)
+    return g
+
+
+_RED_EDGE = {"color": COLORS["highlight"], "penwidth": "2.5"}
+
+
+def _highlighted(highlight) -> dict[int, str]:
+    """id(Value) -> note ("" for none) from draw_graph's `highlight=` argument."""
+    if highlight is None:
+        return {}
+    if isinstance(highlight, Value):
+        highlight = [highlight]
+    notes = highlight if isinstance(highlight, dict) else dict.fromkeys(highlight, "")
+    for v in notes:
+        if not isinstance(v, Value):
+            raise TypeError(f"draw_graph: highlight must hold Values, got {type(v).__name__}")
+    return {id(v): str(text or "") for v, text in notes.items()}
+
+
+def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: str) -> None:
+    """Edges into a collapsed neuron from every drawn node outside it that feeds it."""
+    seen, stack, sources = set(), list(v.inputs), []
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if plan.groups.get(id(x)) is neuron:
+            stack.extend(x.inputs)
+        elif id(x) in plan.ids:
+            sources.append(x)
+    for x in sorted(sources, key=lambda s: int(plan.ids[id(s)][1:])):
+        g.edge(plan.ids[id(x)], vid, id=f"{plan.ids[id(x)]}-{vid}")
+
+
+def _cluster(g: graphviz.Digraph, clusters: dict, modules: tuple, names: dict):
+    if not modules:
+        return g
+    if modules in clusters:
+        return clusters[modules][0]
+    parent = _cluster(g, clusters, modules[:-1], names)
+    name = names.get(id(modules[-1]), type(modules[-1]).__name__.lower())
+    is_neuron = isinstance(modules[-1], Neuron)
+    sub = graphviz.Digraph(name=f"cluster_{len(clusters)}", graph_attr={
+        "label": _html(name), "style": "rounded" + (",filled" if is_neuron else ""),
+        "fillcolor": "#FAFAFA", "color": "#999999" if is_neuron else "#5D6D7E", "fontsize": "10"})
+    clusters[modules] = (sub, parent)
+    return sub
+
+
+def _attach_clusters(clusters: dict) -> None:
+    """Add each cluster to its parent, deepest first (graphviz copies a subgraph when added)."""
+    for modules in sorted(clusters, key=len, reverse=True):
+        sub, parent = clusters[modules]
+        parent.subgraph(sub)

@@ -1,0 +1,53 @@
+"""`record`: a picture of every forward and backward pass of a training loop."""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from microgradnn._checks import positive_int
+from microgradnn.engine import Value, register_backward_hook
+from microgradnn.nn import Module
+from microgradnn.viz.files import save
+from microgradnn.viz.format import MAX_NODES
+from microgradnn.viz.graph import draw_graph
+
+
+@contextlib.contextmanager
+def record(directory: str | os.PathLike, model: Module | None = None, *, every: int = 1, format: str = "svg",
+           collapse: bool | None = None, max_nodes: int = MAX_NODES, overwrite: bool = False) -> Iterator[list]:
+    """Inside the block, each `backward()` writes `step-NNNN-forward.<format>` (the graph as it
+    was computed) and `step-NNNN-backward.<format>` (with grads and local derivatives).
+
+    `every=n` keeps every n-th step; `collapse` (default: True when `model` is given) draws each
+    neuron as one node. Yields the list of written paths, which grows as the loop runs.
+    Refuses a directory that already holds step files unless `overwrite=True`. Only scalar
+    `Value.backward()` calls are drawn (a compiled replay has no per-sample graph to draw).
+    """
+    directory = os.fspath(directory)
+    if format not in ("svg", "png", "pdf", "dot"):
+        raise ValueError(f"record: format must be svg, png, pdf or dot, got {format!r}")
+    positive_int(every, "record", "every")
+    os.makedirs(directory, exist_ok=True)
+    if not overwrite and any(n.startswith("step-") for n in os.listdir(directory)):
+        raise FileExistsError(f"record: {directory} already holds step-* files; pass overwrite=True or "
+                              f"use another directory")
+    collapse = model is not None if collapse is None else collapse
+    written: list[str] = []
+    step = 0
+
+    def hook(root: Value, phase: str) -> None:
+        nonlocal step
+        if phase == "before":
+            step += 1
+        if (step - 1) % every:
+            return
+        view = "forward" if phase == "before" else "backward"
+        g = draw_graph(root, view=view, collapse=collapse, max_nodes=max_nodes, title=f"step {step} · {view}")
+        path = os.path.join(directory, f"step-{step:04d}-{view}.{format}")
+        written.append(save(g, path, overwrite=True))
+
+    with register_backward_hook(hook):
+        yield written
+
+
