@@ -174,7 +174,8 @@ def engine_section(args) -> list[tuple]:
         if not gc_on:
             f, b = mlp_times(whole_idea_value(), unfused_forward, n, reps, gc_on)
             rows.append(("MLP 2-16-16-1 unfused on demos/08_the_whole_idea.py (ops hand-written, no op table, "
-                         "no checks), gc off", f"{(f + b) * 1e3:.3f} ms", f"{(mf + mb) * 1e3:.3f} ms", (mf + mb) / (f + b)))
+                         "no checks), gc off", f"{(f + b) * 1e3:.3f} ms", f"{(mf + mb) * 1e3:.3f} ms",
+                         (mf + mb) / (f + b)))
     ours = bytes_per_node(mg.Value, unfused_forward)
     theirs = bytes_per_node(MicroValue, unfused_forward)
     rows.append(("bytes per node (unfused MLP graph)", f"{ours:.0f} B", f"{theirs:.0f} B", theirs / ours))
@@ -304,7 +305,8 @@ def rendering_section(args) -> list[tuple]:
         def render(kwargs=kwargs):
             viz.draw_graph(out, view="backward", **kwargs).pipe(format="svg")
         nodes = len(re.findall(r"^\s*v\d+ \[", viz.draw_graph(out, view="backward", **kwargs).source, re.M))
-        rows.append((f"2-16-16-1 MLP {name} ({nodes} value nodes) to SVG", f"{median_time(render, reps, gc_on=True):.2f} s"))
+        seconds = median_time(render, reps, gc_on=True)
+        rows.append((f"2-16-16-1 MLP {name} ({nodes} value nodes) to SVG", f"{seconds:.2f} s"))
     return rows
 
 

@@ -1,6 +1,8 @@
 """Toy datasets made with numpy: `(X, y)` with X of shape (n, 2) and integer labels 0..k-1."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from microgradnn._checks import integer, number, positive_int
@@ -20,7 +22,7 @@ def _finish(X: np.ndarray, y: np.ndarray, noise: float, rng: np.random.Generator
     return X[order].astype(float), y[order].astype(int)
 
 
-def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (scikit-learn's shape): class 0 on top, class 1 below."""
     rng = _setup(n_samples, noise, seed, "make_moons")
     n0 = n_samples // 2
@@ -31,7 +33,7 @@ def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed=None) -> tuple[
 
 
 def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, *,
-                 seed=None) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A large circle (class 0) around a smaller one (class 1) of radius `factor`."""
     rng = _setup(n_samples, noise, seed, "make_circles")
     number(factor, "make_circles", "factor", 0.0, 1.0, lo_open=True, hi_open=True)
@@ -44,7 +46,7 @@ def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, 
 
 
 def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0, *,
-               seed=None) -> tuple[np.ndarray, np.ndarray]:
+               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian blobs around `centers` random centres in the box [-10, 10]^2."""
     rng = _setup(n_samples, cluster_std, seed, "make_blobs", "cluster_std")
     positive_int(centers, "make_blobs", "centers")
@@ -54,7 +56,7 @@ def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0,
 
 
 def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
-                seed=None) -> tuple[np.ndarray, np.ndarray]:
+                seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms (the CS231n spiral), radius 0 to 1."""
     rng = _setup(n_samples, noise, seed, "make_spiral")
     integer(classes, "make_spiral", "classes", at_least=2)
@@ -68,7 +70,7 @@ def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
     return _finish(X, y, 0.0, rng)
 
 
-def xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+def xor(n_samples: int = 4, noise: float = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The XOR truth table on the corners of the unit square (repeated to n_samples), label x1 xor x2."""
     rng = _setup(n_samples, noise, seed, "xor")
     corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -79,4 +81,5 @@ def xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> tuple[np.ndarra
     return _finish(X, y, noise, rng)
 
 
-DATASETS = {"moons": make_moons, "circles": make_circles, "blobs": make_blobs, "spiral": make_spiral, "xor": xor}
+DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "moons": make_moons, "circles": make_circles, "blobs": make_blobs, "spiral": make_spiral, "xor": xor}

@@ -13,7 +13,7 @@ import functools
 import math
 import numbers
 import operator
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
@@ -85,26 +85,26 @@ class Value:
         return self.data
 
     # Ordering compares data; equality stays identity (see the class docstring).
-    def __lt__(self, other): return self.data < _data(other)
-    def __le__(self, other): return self.data <= _data(other)
-    def __gt__(self, other): return self.data > _data(other)
-    def __ge__(self, other): return self.data >= _data(other)
+    def __lt__(self, other: Value | float) -> bool: return self.data < _data(other)
+    def __le__(self, other: Value | float) -> bool: return self.data <= _data(other)
+    def __gt__(self, other: Value | float) -> bool: return self.data > _data(other)
+    def __ge__(self, other: Value | float) -> bool: return self.data >= _data(other)
     __hash__ = object.__hash__
 
     # Arithmetic: every operator is a row of the op table below.
-    def __add__(self, other): return add(self, other)
-    def __radd__(self, other): return add(other, self)
-    def __sub__(self, other): return sub(self, other)
-    def __rsub__(self, other): return sub(other, self)
-    def __mul__(self, other): return mul(self, other)
-    def __rmul__(self, other): return mul(other, self)
-    def __truediv__(self, other): return div(self, other)
-    def __rtruediv__(self, other): return div(other, self)
-    def __pow__(self, other): return pow_(self, other)
-    def __rpow__(self, other): return pow_(other, self)
-    def __neg__(self): return neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return abs_(self)
+    def __add__(self, other: Value | float) -> Value: return add(self, other)
+    def __radd__(self, other: Value | float) -> Value: return add(other, self)
+    def __sub__(self, other: Value | float) -> Value: return sub(self, other)
+    def __rsub__(self, other: Value | float) -> Value: return sub(other, self)
+    def __mul__(self, other: Value | float) -> Value: return mul(self, other)
+    def __rmul__(self, other: Value | float) -> Value: return mul(other, self)
+    def __truediv__(self, other: Value | float) -> Value: return div(self, other)
+    def __rtruediv__(self, other: Value | float) -> Value: return div(other, self)
+    def __pow__(self, other: Value | float) -> Value: return pow_(self, other)
+    def __rpow__(self, other: Value | float) -> Value: return pow_(other, self)
+    def __neg__(self) -> Value: return neg(self)
+    def __pos__(self) -> Value: return self
+    def __abs__(self) -> Value: return abs_(self)
 
     def abs(self) -> Value: return abs_(self)
     def exp(self) -> Value: return exp(self)
@@ -218,7 +218,7 @@ class Op:
         """(group, index in it, group size) of input i of a node with `arity` inputs."""
         if self.groups is None:
             return i, 0, 1
-        for g, n in enumerate(self.groups(arity)):
+        for g, n in enumerate(self.groups(arity)):  # type: ignore[arg-type]  # a variadic op's arities have groups
             if i < n:
                 return g, i, n
             i -= n
@@ -235,10 +235,10 @@ class Op:
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return get_op, (self.name,)
 
-    def local_grads(self, xs: Sequence, out, needs: Sequence[bool] | None = None) -> tuple:
+    def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
         """d(out)/d(xs[i]) for each input by the op's rules; 0.0 where `needs[i]` is false
         (a rule is not even run for an input that needs no gradient)."""
         if self.groups is None:
@@ -260,7 +260,7 @@ class Op:
             raise TypeError(f"{self.name}: cannot take {n} inputs")
         self._arities.add(n)
 
-    def __call__(self, *args):
+    def __call__(self, *args: Value | float) -> Any:
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
         if not _ONLY_VALUES.issuperset(map(type, args)):
             if not any(type(a) is Value for a in args):
@@ -269,7 +269,7 @@ class Op:
             args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
         if len(args) not in self._arities:
             self._check_arity(len(args))
-        return self._record(args, [a.data for a in args])
+        return self._record(args, [a.data for a in args])  # type: ignore[union-attr]  # all Values by now
 
     def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
@@ -289,10 +289,10 @@ class Op:
             unrolled = self._unrolled
             if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
                 local = unrolled[1](*xs, data)
-                if needs is not True and not all(needs):
-                    local = _masked(local, needs)
+                if needs is not True and not all(needs):  # type: ignore[arg-type]
+                    local = _masked(local, needs)  # type: ignore[arg-type]
             else:
-                local = self.local_grads(xs, data, None if needs is True else needs)
+                local = self.local_grads(xs, data, None if needs is True else needs)  # type: ignore[arg-type]
         except (ArithmeticError, ValueError):
             # e.g. sqrt'(0): only an error if a gradient actually flows through here
             local = (math.nan,) * len(args)
@@ -323,7 +323,7 @@ class Op:
         return out
 
 
-def _masked(grads: tuple, needs: list) -> tuple:
+def _masked(grads: tuple, needs: Sequence[bool]) -> tuple:
     """0.0 in place of the derivatives of inputs that need no gradient."""
     if all(needs):
         return grads
@@ -463,7 +463,7 @@ def _raise_nonfinite_gradient(order: list[Value]) -> None:
     for v in reversed(order):
         for i, d in enumerate(v._local):
             if v.grad and not math.isfinite(d):
-                raise ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
+                raise ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "  # type: ignore[arg-type]
                                  f"input {i} ({_show(v.inputs[i])}) is not finite")
     raise OverflowError("backward: a gradient overflowed to a non-finite value")
 
@@ -474,16 +474,16 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     With `create_graph=True` the gradients are Values with graphs of their own, so they can
     be differentiated again. An input that `output` does not depend on gets 0.
     """
-    inputs = (inputs,) if type(inputs) is Value else tuple(inputs)
+    inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
     for x in inputs:
         if type(x) is not Value:
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
-    grads: dict[Value, object] = {output: 1.0}
+    grads: dict[Value, Any] = {output: 1.0}
     for v in reversed(topological_order(output)):
         g = grads.get(v)
         if g is None or not v.inputs:
             continue
-        local = v._op.local_grads(v.inputs, v, list(map(_NEEDS_GRAD, v.inputs))) if create_graph else v._local
+        local = v._op.local_grads(v.inputs, v, list(map(_NEEDS_GRAD, v.inputs))) if create_graph else v._local  # type: ignore[union-attr]
         for x, d in zip(v.inputs, local):
             grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
@@ -505,7 +505,7 @@ def _grad_disabled() -> Iterator[None]:
         _GRAD_ENABLED.reset(token)
 
 
-def no_grad(fn: Callable | None = None):
+def no_grad(fn: Callable | None = None) -> Any:
     """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe)."""
     if fn is None:
         return _grad_disabled()
@@ -535,7 +535,7 @@ class RemovableHandle:
     def __enter__(self) -> RemovableHandle:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 
@@ -736,7 +736,7 @@ relu = _row("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.
 _leaky_relu = _row("leaky_relu", lambda a, s: a if a > 0.0 else a * s,
                    lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a,
                    array_forward=lambda a, s: _np().where(a > 0, a, a * s), kinks=_at_zero)
-sin = _row("sin", math.sin, lambda a, out: cos(a), array_forward=lambda a: _np().sin(a))
+sin = _row("sin", math.sin, lambda a, out: cos(a), array_forward=lambda a: _np().sin(a))  # type: ignore[has-type]
 cos = _row("cos", math.cos, lambda a, out: -sin(a), array_forward=lambda a: _np().cos(a))
 softplus = _row("softplus", _softplus, lambda a, out: sigmoid(a),
                 array_forward=lambda a: _np().logaddexp(0.0, a))
@@ -756,19 +756,23 @@ is_class = _row("is_class", lambda t, k: 1.0 if t == k else 0.0, lambda t, k, ou
                 array_forward=lambda t, k: (t == k) * 1.0)
 
 
-def leaky_relu(x, slope: float = 0.01):
+@overload
+def leaky_relu(x: Value, slope: float = 0.01) -> Value: ...
+@overload
+def leaky_relu(x: float, slope: float = 0.01) -> float: ...
+def leaky_relu(x: Value | float, slope: float = 0.01) -> Value | float:
     """max(x, slope * x) for slope < 1: a Value for a Value, a float for a number."""
     return _leaky_relu(x, slope)
 
 
-def logsumexp(xs: Sequence):
+def logsumexp(xs: Sequence[Value | float]) -> Value | float:
     """log(sum(exp(x))) of Values or numbers as one node, stable for large inputs."""
     if len(xs) == 0:
         raise ValueError("logsumexp: needs at least one input")
     return _LOGSUMEXP(*xs)
 
 
-def dot(w: Sequence, x: Sequence, b=0.0):
+def dot(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float = 0.0) -> Value | float:
     """Fused `sum(w_i * x_i) + b` as one graph node (the neuron's pre-activation)."""
     if len(w) != len(x):
         raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")

@@ -29,7 +29,8 @@ FUNCTIONS: dict[str, Callable] = {
     "sin": engine.sin, "cos": engine.cos, "softplus": engine.softplus, "abs": engine.abs_,
 }
 # The op table's infix rows (+ - * / **), keyed by the ast node Python parses each into.
-BINARY = {type(ast.parse(f"a {op.symbol} b", mode="eval").body.op): op for op in engine.ops().values() if op.infix}
+BINARY = {type(ast.parse(f"a {op.symbol} b", mode="eval").body.op): op  # type: ignore[attr-defined]
+          for op in engine.ops().values() if op.infix}
 
 
 def functions() -> dict[str, Callable]:
@@ -81,10 +82,12 @@ def parse_expression(text: str) -> Program:
     steps, assigned = [], set()
     for stmt in module.body[:-1]:
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            raise ExpressionError(f"not allowed in an expression: {ast.unparse(stmt)!r} ({type(stmt).__name__}); {allowed}")
+            raise ExpressionError(f"not allowed in an expression: {ast.unparse(stmt)!r} "
+                                  f"({type(stmt).__name__}); {allowed}")
         name = stmt.targets[0].id
         if name in known or name in assigned:
-            raise ExpressionError(f"{name} = ...: {'a function' if name in known else 'assigned twice'}; pick another name")
+            raise ExpressionError(f"{name} = ...: {'a function' if name in known else 'assigned twice'}; "
+                                  "pick another name")
         _check(stmt.value, known, allowed)
         steps.append((name, stmt.value))
         assigned.add(name)
@@ -101,7 +104,8 @@ def _check(tree: ast.expr, known: dict, allowed: str) -> None:
     kinds = (ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, *BINARY, ast.USub, ast.UAdd)
     for node in ast.walk(tree):
         if not isinstance(node, kinds):
-            raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); {allowed}")
+            raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} "
+                                  f"({type(node).__name__}); {allowed}")
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Load, *BINARY, ast.USub, ast.UAdd)):
@@ -159,7 +163,7 @@ def _evaluate(tree: ast.expr, env: dict):
     while todo:  # iterative post-order walk, so deep expressions cannot hit the recursion limit
         node, ready = todo.pop()
         if isinstance(node, ast.Constant):
-            stack.append(float(node.value))
+            stack.append(float(node.value))  # type: ignore[arg-type]  # int or float: parse checked
         elif isinstance(node, ast.Name):
             stack.append(env[node.id])
         elif not ready:

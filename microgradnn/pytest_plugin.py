@@ -59,7 +59,7 @@ def _diagram(report, request, n: int) -> str:
 @pytest.fixture
 def compare_with_torch(request):
     """Check f's output and gradients against float64 PyTorch; skip the test if torch is missing."""
-    pytest.importorskip("torch", reason="compare_with_torch needs PyTorch (pip install 'microgradnn[torch]')")
+    pytest.importorskip("torch", reason="compare_with_torch needs PyTorch: pip install torch")
     marked = {k: v for k, v in _tolerances(request).items() if k != "eps"}
 
     def check(f, inputs, **tolerances):

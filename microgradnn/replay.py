@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from microgradnn import engine
 from microgradnn.engine import Value, topological_order
@@ -86,7 +87,7 @@ class Compiled:
 
     def __init__(self, fn: Callable, watch: Callable[[], list] | None = None) -> None:
         self.fn, self._watch = fn, watch
-        self._tape = None
+        self._tape: bool | None = None
         self.calls = 0
         self._buffers: dict[tuple, np.ndarray] = {}
 
@@ -104,7 +105,7 @@ class Compiled:
             known = set(order)
             order += [v for v in topological_order(w) if v not in known]
         slot = {v: i for i, v in enumerate(order)}
-        structure = []
+        structure: list[tuple] = []
         for v in order:
             if v.inputs:
                 structure.append((v.op, tuple(slot[x] for x in v.inputs)))
@@ -178,7 +179,7 @@ class Compiled:
 
     # ---- replay ----------------------------------------------------------------------------
 
-    def __call__(self, X, y) -> BatchResult:
+    def __call__(self, X: ArrayLike, y: ArrayLike) -> BatchResult:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float).reshape(-1)
         if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
@@ -327,7 +328,7 @@ def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: 
                     grad_out: np.ndarray) -> None:
     """A layer's backward as matrix products; its weights' and biases' gradients are summed
     over the batch straight into PG."""
-    block, X = g.layer
+    block, X = g.layer  # type: ignore[misc]
     W, _ = _weights(block, P)
     if g.needs[W.shape[1]].any():  # the layer's inputs lead back to parameters
         G[X] += W.T @ grad_out

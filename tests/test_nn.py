@@ -237,3 +237,12 @@ def test_to_torch_and_back_is_exact():
         MLP.from_torch(torch.nn.Sequential(torch.nn.ReLU()))
     with pytest.raises(ValueError, match="slope must be 0.01"):
         MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.LeakyReLU(0.2)))
+
+
+def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"^to_torch needs PyTorch: pip install torch$"):
+        MLP(2, [3, 1], seed=0).to_torch()
+    with pytest.raises(ImportError, match=r"^from_torch needs PyTorch: pip install torch$"):
+        MLP.from_torch(None)

@@ -82,6 +82,15 @@ def test_constants_are_folded_into_their_op_unless_asked():
     assert "<1 ->" in dot_nodes(viz.draw_graph(1 - x).source).values()
 
 
+def test_constants_of_ops_over_any_number_of_inputs_are_listed_below_the_op():
+    x = Value(3.0, label="x")
+    for y, constants in [(mg.dot([x, Value(1.0, label="w")], [3.0, 4.0], 0.5), "3, 4, 0.5"),
+                         (mg.logsumexp([x, 2.0]), "2")]:
+        labels = dot_nodes(viz.draw_graph(y).source)
+        (op,) = [label for key, label in labels.items() if key.startswith("op")]
+        assert op == f"<{mg.get_op(y.op).symbol}<BR/>(constants {constants})>"
+
+
 def test_node_kinds_look_different_and_gradient_colouring():
     m = MLP(2, [2, 1], seed=0)
     out = m([0.5, -1.0])

@@ -15,8 +15,7 @@ def import_torch(what: str):
     try:
         import torch
     except ImportError:
-        raise ImportError(f"{what} needs PyTorch: pip install 'microgradnn[torch]' "
-                          "(on this project's machines: pip install torch==2.13.0)") from None
+        raise ImportError(f"{what} needs PyTorch: pip install torch") from None
     return torch
 
 

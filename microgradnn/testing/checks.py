@@ -14,11 +14,19 @@ import contextlib
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from microgradnn.engine import Value, grad, no_grad, topological_order
+
+if TYPE_CHECKING:
+    from microgradnn import viz
+    from microgradnn.nn import Module
+
+# a number, an array-like of numbers (positional inputs) or a dict of name -> number (keyword inputs)
+Inputs = Union[float, ArrayLike, Mapping[str, float]]
 
 __all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradcheck", "compare_with_torch",
            "check_module_gradients", "directional_check", "derivative", "blame", "GradReport", "GradRow",
@@ -119,7 +127,8 @@ class GradReport:
             body.append(line + [_sci(r.abs_err), _sci(r.rel_err), status])
         widths = [max(len(line[i]) for line in [head] + body) for i in range(len(head))]
         left = {0, 1, len(head) - 1}
-        lines = [" ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+        lines = [" ".join(c.ljust(w) if i in left else c.rjust(w)
+                          for i, (c, w) in enumerate(zip(line, widths))).rstrip()
                  for line in [head] + body]
         return "\n".join(lines)
 
@@ -139,7 +148,7 @@ class GradReport:
 
     __repr__ = __str__
 
-    def draw(self, *, max_nodes: int = 300):
+    def draw(self, *, max_nodes: int = 300) -> viz.Diagram:  # type: ignore[return]  # the last attempt raises
         """The backward graph (as `viz.draw_graph` returns it) with the first wrong node and
         its edges highlighted and the analytic and numeric local derivatives written beside it.
         Large graphs are cut down to what the wrong node depends on, then collapsed by neuron."""
@@ -151,7 +160,7 @@ class GradReport:
             c = self.culprit
             mark = {c.node: f"first wrong node: {c.node.op}, input {c.index}\nlocal derivative: analytic "
                             f"×{_num(c.analytic)}, numeric ×{_num(c.numeric)}"}
-        attempts = [dict(root=root), dict(root=root, collapse=True)]
+        attempts: list[dict[str, Any]] = [dict(root=root), dict(root=root, collapse=True)]
         if self.culprit is not None:
             attempts.insert(1, dict(root=self.culprit.node))
         nodes = topological_order(root)
@@ -252,7 +261,7 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         best = _at_domain_edge(f, x, f0, eps * scale)
         best.evaluations = calls
         return best
-    h, fs = gaps
+    h, fs = gaps  # type: ignore[misc]  # set whenever best is
     best.kink = _slopes_stay_apart(f, x, f0, h, fs)
     if best.kink or one_sided:
         best.right = _one_sided(f0, [fs[0][0], fs[1][0], fs[2][0]], h)
@@ -277,7 +286,7 @@ def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
             size = max(map(abs, [f0, *ups]))
             error = abs((2 * q[2] - q[1]) - (2 * q[1] - q[0])) + 8 * _MACHINE_EPS * size / step
             if best is None or error < best.error:
-                best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})
+                best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
             if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
                 break
             step /= 10
@@ -408,7 +417,7 @@ def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
 
 # ---- checks ----------------------------------------------------------------------------
 
-def gradcheck(f: Callable[..., Value], inputs, *, eps: float = EPS, atol: float = 1e-5,
+def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
               rtol: float = 1e-3) -> GradReport:
     """Compare backward()'s gradient of f at `inputs` with extrapolated finite differences.
 
@@ -449,7 +458,7 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
         if not v.inputs:
             continue
         xs = [x.data for x in v.inputs]
-        kinks = v._op.kinks
+        kinks = v._op.kinks  # type: ignore[union-attr]
         at_kink = kinks is not None and bool(kinks(*xs))
         for i, x in enumerate(v.inputs):
             if not x.requires_grad:
@@ -468,7 +477,7 @@ def _fname(f) -> str:
     return getattr(f, "__name__", type(f).__name__)
 
 
-def assert_gradients_close(f: Callable[..., Value], inputs, *, eps: float = EPS, atol: float = 1e-5,
+def assert_gradients_close(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                            rtol: float = 1e-3) -> GradReport:
     """`gradcheck`, raising AssertionError with the table (worst input first) if any fails."""
     return assert_report(gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol))
@@ -481,7 +490,7 @@ def assert_report(report: GradReport) -> GradReport:
     return report
 
 
-def gradgradcheck(f: Callable[..., Value], inputs, *, eps: float = EPS, atol: float = 1e-5,
+def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
     the first derivatives; one row per pair of inputs."""
@@ -504,13 +513,12 @@ def gradgradcheck(f: Callable[..., Value], inputs, *, eps: float = EPS, atol: fl
                       notes=_uncertain_note(rows, atol, rtol))
 
 
-def compare_with_torch(f: Callable, inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
+def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
     """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
     try:
         import torch
     except ImportError:
-        raise ImportError("compare_with_torch needs PyTorch: pip install 'microgradnn[torch]' "
-                          "(on this project's machines: pip install torch==2.13.0)") from None
+        raise ImportError("compare_with_torch needs PyTorch: pip install torch") from None
     names, xs, call = _flatten(inputs)
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
@@ -538,8 +546,9 @@ def _model_loss(model, loss_fn: Callable, X, y):
     return loss, passes
 
 
-def check_module_gradients(model, loss_fn: Callable, X, y, *, sample: int | None = None, seed: int = 0,
-                           eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-3) -> GradReport:
+def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *,
+                           sample: int | None = None, seed: int = 0, eps: float = EPS, atol: float = 1e-5,
+                           rtol: float = 1e-3) -> GradReport:
     """Check d(loss)/d(parameter) of `loss_fn([model(x) for x in X], y)` by finite differences,
     for every parameter or a seeded sample of `sample` of them; rows are named by
     `named_parameters()`. Parameters' data and `.grad` are restored afterwards."""
@@ -571,8 +580,8 @@ def check_module_gradients(model, loss_fn: Callable, X, y, *, sample: int | None
     return report
 
 
-def directional_check(model, loss_fn: Callable, X, y, *, seed: int = 0, eps: float = EPS, atol: float = 1e-7,
-                      rtol: float = 1e-6, max_checks: int = 64) -> GradReport:
+def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *, seed: int = 0,
+                      eps: float = EPS, atol: float = 1e-7, rtol: float = 1e-6, max_checks: int = 64) -> GradReport:
     """Check every parameter's gradient at once: vᵀ∇loss against the finite-difference
     derivative of loss(θ + t·v) along a random direction v (as torch's gradcheck fast_mode
     and JAX's check_grads), costing a few forward passes however many parameters there are.

@@ -99,7 +99,7 @@ def is_equivalent(mutant: Mutant) -> bool:
     """True if the mutant gives the same local derivatives as the real rule at every sample
     point (e.g. flipping the sign of a rule that is always 0): no test could catch it."""
     op = engine.get_op(mutant.op)
-    arity = next(n for n in _VARIADIC_INPUTS if op.groups(n)) if op.variadic else len(op.derivatives)
+    arity = next(n for n in _VARIADIC_INPUTS if op.groups(n)) if op.variadic else len(op.derivatives)  # type: ignore[misc]
     points = list(itertools.product(_POINTS, repeat=arity))[:400]
     compared = False
     for xs in points:

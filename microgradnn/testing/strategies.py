@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 try:
     from hypothesis import strategies as st
@@ -82,7 +83,7 @@ def _call(op: str, args: tuple) -> str:
 
 def _arities(op: engine.Op) -> list[int]:
     if op.variadic:  # up to two inputs per group, as its groups allow (dot: 3 or 5)
-        return [n for n in range(1, 6) if op.groups(n) is not None][:3]
+        return [n for n in range(1, 6) if op.groups(n) is not None][:3]  # type: ignore[misc]
     return [len(op.derivatives)]
 
 
@@ -109,8 +110,8 @@ def expressions(draw, ops: list[str] | None = None, max_variables: int = 3, max_
     number = st.floats(low, high, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 6) + 0.0)
     env = {VARIABLES[i]: draw(number) for i in range(n_vars)}
     pool = list(env)
-    steps = []
-    for k in range(draw(st.integers(1, max_steps))):
+    steps: list[tuple] = []
+    for _ in range(draw(st.integers(1, max_steps))):
         op = table[draw(st.sampled_from(names))]
         arity = draw(st.sampled_from(_arities(op)))
         args = tuple(draw(st.one_of(st.sampled_from(pool), st.sampled_from(pool[-2:]),
@@ -132,7 +133,7 @@ def _apply(op: engine.Op, xs: list[float]) -> float | None:
     """The op's value at xs, or None if it fails there or near there (an edge of its domain,
     where only slowly converging one-sided differences exist), or it or a local derivative is huge."""
     try:
-        out = op(*(Value(x) for x in xs))
+        out: Any = op(*(Value(x) for x in xs))
         for i, x in enumerate(xs):
             for d in (1e-3, -1e-3):
                 op.forward(*xs[:i], x + d * max(1.0, abs(x)), *xs[i + 1:])

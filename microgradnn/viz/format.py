@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 
+from typing import Any
+
 import graphviz
 
 from microgradnn.engine import Value, fmt  # noqa: F401  (fmt: numbers as every picture shows them)
@@ -31,13 +33,13 @@ class GraphTooLarge(ValueError):
 class Diagram(graphviz.Digraph):
     """A `graphviz.Digraph` whose rendering explains how to install a missing `dot`."""
 
-    def pipe(self, *args, **kwargs):
+    def pipe(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().pipe(*args, **kwargs)
         except graphviz.ExecutableNotFound:
             raise GraphvizNotFound(INSTALL_HINT) from None
 
-    def render(self, *args, **kwargs):
+    def render(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().render(*args, **kwargs)
         except graphviz.ExecutableNotFound:

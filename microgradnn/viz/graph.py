@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import Iterable
+
 import graphviz
 
-from microgradnn.engine import Value, topological_order
+from microgradnn.engine import Op, Value, topological_order
 from microgradnn.nn import Layer, Neuron
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
                                     _grad_color, _html, _value_cells, fmt)
@@ -19,14 +21,14 @@ def _is_constant(v: Value) -> bool:
 
 def _op_label(v: Value, shown: list[Value]) -> str:
     """The op's symbol with folded constants written in: `* 2`, `1 -`, `leaky_relu(·, 0.01)`."""
-    op = v._op
+    op: Op = v._op  # type: ignore[assignment]  # an op's node
     consts = [None if x in shown else fmt(x.data) for x in v.inputs]
     folded = [c for c in consts if c is not None]
     if not folded:
         return op.symbol
     if op.infix and len(consts) == 2:
         return f"{consts[0]} {op.symbol}" if consts[0] is not None else f"{op.symbol} {consts[1]}"
-    if op.arity is None:  # any number of inputs (dot, logsumexp): list the constants below
+    if op.variadic:  # any number of inputs (dot, logsumexp): list the constants below
         return f"{op.symbol}\n(constants {', '.join(folded)})"
     return f"{op.symbol}({', '.join('·' if c is None else c for c in consts)})"
 
@@ -100,7 +102,7 @@ class _Plan:
     values: list[Value]                          # drawn Value nodes, topological order
     ids: dict[int, str]                          # id(Value) -> node id
     made: dict[int, tuple]                       # id(Value) -> modules whose call made it (see _made_by)
-    groups: dict[int, object] = field(default_factory=dict)  # collapse: id(Value) -> neuron
+    groups: dict[int, Neuron] = field(default_factory=dict)  # collapse: id(Value) -> neuron
 
 
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> _Plan:
@@ -127,7 +129,8 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> 
 
 def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_constants: bool = False,
                color_by_grad: bool = False, collapse: bool = False, max_nodes: int = MAX_NODES,
-               title: str | None = None, highlight=None) -> Diagram:
+               title: str | None = None,
+               highlight: Value | Iterable[Value] | None = None) -> Diagram:
     """The computation graph of `root` as a Digraph.
 
     `view="forward"` shows labels and data; "backward" or "both" adds every grad and, on each
