@@ -23,6 +23,10 @@ __all__ = [
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
 _BACKWARD_HOOKS: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_backward_hooks", default=())
+# Counts every `.data` assignment. A node stores the count when it was made (_t) and an
+# assignment stamps the Value with the new count, so an input whose _t is above its user's
+# was changed after use: its local derivatives are stale (PyTorch's version counter).
+_clock = 0
 
 
 class Value:
@@ -36,7 +40,8 @@ class Value:
     # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
     # _origin: see `origin`; unset on most nodes.
-    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_origin")
+    # _data: the number (`data`); _t: see _clock.
+    __slots__ = ("_data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_t", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -45,7 +50,9 @@ class Value:
             raise ValueError(f"Value: data must be finite, got {data}{_label_note(label)}")
         if not isinstance(label, str):
             raise TypeError(f"Value: label must be a str, got {type(label).__name__}")
-        self.data = data
+        if not isinstance(requires_grad, bool):
+            raise TypeError(f"Value: requires_grad must be a bool, got {type(requires_grad).__name__}")
+        self._data = data
         self.grad = 0.0
         self.label = label
         self.requires_grad = requires_grad
@@ -53,6 +60,25 @@ class Value:
         self.inputs: tuple[Value, ...] = ()
         self._local: tuple[float, ...] = ()
         self._depth = 0
+        self._t = _clock
+
+    @property
+    def data(self) -> float:
+        """The number this Value holds."""
+        return self._data
+
+    @data.setter
+    def data(self, x: float) -> None:
+        # Setting data marks the Value changed: a graph that used the old number refuses
+        # backward/grad instead of giving gradients at the old point.
+        global _clock
+        if type(x) is not float or x - x != 0.0:
+            x = _to_float(x, "Value.data", self.label)
+            if x - x != 0.0:
+                raise ValueError(f"Value.data: must be finite, got {x}{_label_note(self.label)}")
+        _clock += 1
+        self._t = _clock
+        self._data = x
 
     @property
     def op(self) -> str:
@@ -128,10 +154,20 @@ class Value:
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch.
         """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this Value does not require grad (no Value it was computed from has "
+                               "requires_grad=True)")
+        if type(gradient) is not float or gradient - gradient != 0.0:
+            gradient = _to_float(gradient, "backward")
+            if gradient - gradient != 0.0:
+                raise ValueError(f"backward: gradient must be finite, got {gradient}")
         hooks = _BACKWARD_HOOKS.get()
-        for hook in hooks:
-            hook(self, "before")
+        if hooks:
+            _run_hooks(hooks, self, "before")
         interior, leaves = _walk(self)
+        if interior and min(map(_T, interior)) != _clock:  # some .data was set since the oldest node
+            _check_unchanged(interior, "backward")
+        before = list(map(_GRAD, leaves))
         for v in interior:
             v.grad = 0.0
         self.grad += gradient
@@ -140,11 +176,11 @@ class Value:
             if g:
                 for x, d in zip(v.inputs, v._local):
                     x.grad += d * g
-        total = sum(map(_GRAD, leaves))  # a non-finite gradient anywhere reaches some leaf
+        total = sum(map(_GRAD, leaves))  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
-            _raise_nonfinite_gradient(topological_order(self))
-        for hook in hooks:
-            hook(self, "after")
+            _check_finite(self, interior, leaves, before)
+        if hooks:
+            _run_hooks(hooks, self, "after")
 
     def zero_grad(self) -> None:
         """Set `.grad` to 0 on every node of this Value's graph."""
@@ -160,22 +196,25 @@ class Value:
 _new = object.__new__
 _DEPTH = operator.attrgetter("_depth")
 _GRAD = operator.attrgetter("grad")
-_DATA = operator.attrgetter("data")
+_DATA = operator.attrgetter("_data")
+_T = operator.attrgetter("_t")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _ONLY_VALUES = frozenset({Value})
 
 
-def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0) -> Value:
+def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
+          requires_grad: bool = False) -> Value:
     """A Value made by an op (Value() minus the checks, which the op has done)."""
     v = _new(Value)
-    v.data = data  # one attribute per statement: tuple assignment costs a third more here
+    v._data = data  # one attribute per statement: tuple assignment costs a third more here
     v.grad = 0.0
     v.label = ""
-    v.requires_grad = True
+    v.requires_grad = requires_grad
     v._op = op
     v.inputs = inputs
     v._local = local
     v._depth = depth
+    v._t = _clock
     return v
 
 
@@ -264,12 +303,17 @@ class Op:
             data = self._forward(xs, args)
         if not _GRAD_ENABLED.get():
             return _node(data)
+        needs = list(map(_NEEDS_GRAD, args))
+        if True not in needs:
+            # PyTorch's rule: no input needs a gradient, so neither does the output, and its
+            # derivatives are never evaluated (the node stays in the graph for pictures).
+            return _node(data, self, args, (0.0,) * len(args), 1 + max(map(_DEPTH, args)))
         try:
-            local = self.local_grads(xs, data, list(map(_NEEDS_GRAD, args)))
+            local = self.local_grads(xs, data, needs)
         except (ArithmeticError, ValueError):
             # e.g. sqrt'(0): only an error if a gradient actually flows through here
             local = (math.nan,) * len(args)
-        return _node(data, self, args, local, 1 + max(map(_DEPTH, args)))
+        return _node(data, self, args, local, 1 + max(map(_DEPTH, args)), True)
 
     def _numbers(self, args: Sequence):
         """The op on plain numbers, or on numpy arrays by `array_forward` (rules run on arrays in replay)."""
@@ -302,7 +346,7 @@ class _UnaryOp(Op):
     def __call__(self, a):
         if type(a) is not Value:
             return self._numbers((a,))
-        x = a.data
+        x = a._data
         try:
             data = self.forward(x)
         except (ArithmeticError, ValueError):
@@ -311,11 +355,13 @@ class _UnaryOp(Op):
             data = self._forward([x], (a,))
         if not _GRAD_ENABLED.get():
             return _node(data)
+        if not a.requires_grad:
+            return _node(data, self, (a,), (0.0,), a._depth + 1)
         try:
-            local = self.local_grads((x,), data, (a.requires_grad,))
+            local = self.local_grads((x,), data)
         except (ArithmeticError, ValueError):
             local = (math.nan,)
-        return _node(data, self, (a,), local, a._depth + 1)
+        return _node(data, self, (a,), local, a._depth + 1, True)
 
     def local_grads(self, xs, out, needs=None):
         rules = self.derivatives
@@ -335,7 +381,7 @@ class _BinaryOp(Op):
             a = _constant(a, self.name)
         elif type(b) is not Value:
             b = _constant(b, self.name)
-        x, y = a.data, b.data
+        x, y = a._data, b._data
         try:
             data = self.forward(x, y)
         except (ArithmeticError, ValueError):
@@ -344,23 +390,27 @@ class _BinaryOp(Op):
             data = self._forward([x, y], (a, b))
         if not _GRAD_ENABLED.get():
             return _node(data)
+        ra, rb = a.requires_grad, b.requires_grad
+        depth = 1 + (a._depth if a._depth > b._depth else b._depth)
+        if not (ra or rb):  # see Op.__call__
+            return _node(data, self, (a, b), (0.0, 0.0), depth)
         rules = self.derivatives
         if len(rules) != 2 or type(rules[0]) is all_at_once:
             try:
-                local = self.local_grads((x, y), data, (a.requires_grad, b.requires_grad))
+                local = self.local_grads((x, y), data, (ra, rb))
             except (ArithmeticError, ValueError):
                 local = (math.nan, math.nan)
-            return _node(data, self, (a, b), local, 1 + (a._depth if a._depth > b._depth else b._depth))
+            return _node(data, self, (a, b), local, depth, True)
         da, db = rules
         try:
-            ga = da(x, y, data) if a.requires_grad else 0.0
+            ga = da(x, y, data) if ra else 0.0
         except (ArithmeticError, ValueError):
             ga = math.nan
         try:
-            gb = db(x, y, data) if b.requires_grad else 0.0
+            gb = db(x, y, data) if rb else 0.0
         except (ArithmeticError, ValueError):
             gb = math.nan
-        return _node(data, self, (a, b), (ga, gb), 1 + (a._depth if a._depth > b._depth else b._depth))
+        return _node(data, self, (a, b), (ga, gb), depth, True)
 
 
 def _label_note(label: str) -> str:
@@ -390,9 +440,7 @@ def _to_float(x, where: str, label: str = "") -> float:
 
 def _constant(x, where: str) -> Value:
     """A plain number lifted into the graph (no gradient; drawn inside its op's label)."""
-    v = _node(x if type(x) is float else _to_float(x, where))
-    v.requires_grad = False
-    return v
+    return _node(x if type(x) is float else _to_float(x, where))
 
 
 def _data(x) -> float:
@@ -434,13 +482,51 @@ def zero_grad(*roots: Value) -> None:
             v.grad = 0.0
 
 
-def _raise_nonfinite_gradient(order: list[Value]) -> None:
-    for v in reversed(order):
-        for i, d in enumerate(v._local):
-            if v.grad and not math.isfinite(d):
-                raise ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
-                                 f"input {i} ({_show(v.inputs[i])}) is not finite")
-    raise OverflowError("backward: a gradient overflowed to a non-finite value")
+def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float]) -> None:
+    """After backward's sum of leaf gradients came out non-finite: raise if a gradient that
+    is wanted is not finite (the sum alone may have overflowed), after restoring every leaf's
+    `.grad` to what it held before the call, so a failed backward adds nothing."""
+    if all(math.isfinite(v.grad) for v in leaves if v.requires_grad):
+        for v, g in zip(leaves, before):
+            if not v.requires_grad and not math.isfinite(v.grad):
+                v.grad = g  # inf * 0 on a constant: no gradient is wanted there
+        return
+    error: Exception = OverflowError("backward: a gradient overflowed to a non-finite value (the loss or "
+                                     "learning rate may be too large)")
+    for v in sorted(interior, key=_DEPTH, reverse=True):
+        bad = [i for i, (x, d) in enumerate(zip(v.inputs, v._local)) if x.requires_grad and not math.isfinite(d)]
+        if v.grad and bad:
+            i = bad[0]
+            error = ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
+                               f"input {i} ({_show(v.inputs[i])}) is not finite")
+            break
+    for v, g in zip(leaves, before):
+        v.grad = g
+    for v in interior:
+        v.grad = 0.0
+    raise error
+
+
+def _check_unchanged(interior: Iterable[Value], who: str) -> None:
+    """Raise if an input's `.data` was set after a node used it (its local derivatives,
+    computed then, would be stale)."""
+    for v in interior:
+        for x in v.inputs:
+            if x._t > v._t:
+                name = f" {x.label!r}" if x.label else ""
+                raise RuntimeError(f"{who}: the data of Value{name} (now {x._data!r}) was changed after "
+                                   f"{v.op!r} used it; run the forward pass again to differentiate at the new value")
+
+
+def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
+    """Backward hooks observe; one that raises is reported as a warning and backward goes on."""
+    for hook in hooks:
+        try:
+            hook(root, when)
+        except Exception as e:  # noqa: BLE001 - an observer must not abort backward
+            import warnings
+            warnings.warn(f"backward hook {getattr(hook, '__qualname__', hook)!r} raised {type(e).__name__}: {e}; "
+                          "ignored", RuntimeWarning, stacklevel=3)
 
 
 def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = False) -> tuple:
@@ -453,14 +539,28 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     for x in inputs:
         if type(x) is not Value:
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
+    if type(output) is not Value:
+        raise TypeError(f"grad: output must be a Value, got {type(output).__name__}")
     grads: dict[Value, object] = {output: 1.0}
-    for v in reversed(topological_order(output)):
+    order = topological_order(output)
+    interior = [v for v in order if v.inputs]
+    if interior and min(map(_T, interior)) != _clock:
+        _check_unchanged(interior, "grad")
+    for v in reversed(order):
         g = grads.get(v)
-        if g is None or not v.inputs:
+        if g is None or not v.inputs or not v.requires_grad:
             continue
-        local = v._op.local_grads(v.inputs, v, list(map(_NEEDS_GRAD, v.inputs))) if create_graph else v._local
-        for x, d in zip(v.inputs, local):
-            grads[x] = grads[x] + d * g if x in grads else d * g
+        needs = list(map(_NEEDS_GRAD, v.inputs))
+        if create_graph:
+            try:
+                local = v._op.local_grads(v.inputs, v, needs)
+            except (ArithmeticError, ValueError) as e:
+                raise ValueError(f"grad: the derivative of {_call_note(v._op, v.inputs)} is not defined ({e})") from None
+        else:
+            local = v._local
+        for x, d, need in zip(v.inputs, local, needs):
+            if need:
+                grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
     if create_graph:
         result = tuple(r if type(r) is Value else Value(r, requires_grad=False) for r in result)

@@ -457,3 +457,78 @@ def test_logsumexp_is_stable_and_its_gradient_is_softmax():
     assert analytic_grads(f, [0.3, -1.2, 2.0])[1] == pytest.approx(numeric_grads(f, [0.3, -1.2, 2.0]), rel=1e-7)
     with pytest.raises(ValueError, match="at least one input"):
         mg.logsumexp([])
+
+
+# ---- reliability: requires_grad, finiteness, stale data, hooks (issue 15) ---------------------
+
+def test_an_op_output_requires_grad_only_if_an_input_does():
+    c, d, w = Value(0.0, requires_grad=False), Value(4.0, requires_grad=False), Value(2.0)
+    assert not (c * d).requires_grad and not c.sqrt().requires_grad and not mg.dot([c], [d]).requires_grad
+    assert (c * w).requires_grad and mg.dot([c], [w]).requires_grad
+    # sqrt'(0) is infinite, but on a branch of data only it is never evaluated (as in PyTorch)
+    y = w * c.sqrt() + w * d
+    y.backward()
+    assert w.grad == 4.0 and c.grad == 0.0
+    with mg.no_grad():
+        assert not (w * w).requires_grad
+
+
+def test_backward_of_a_value_that_needs_no_gradient_raises():
+    c = Value(2.0, requires_grad=False)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (c * 3).backward()
+
+
+def test_backward_finiteness_check_does_not_overflow_on_finite_gradients():
+    x, z = Value(1e-300), Value(1e-300)
+    (x * 1e308 + z * 1e308).backward()
+    assert x.grad == 1e308 and z.grad == 1e308
+
+
+def test_a_failed_backward_leaves_every_gradient_as_it_was():
+    x, w = Value(1e-300, "x"), Value(1.0, "w")
+    x.grad, w.grad = 0.5, 0.25
+    y = x * 1e200 * 1e200 + w  # finite forward (1e100), but dy/dx = 1e400
+    with pytest.raises(OverflowError, match="overflowed"):
+        y.backward()
+    assert (x.grad, w.grad) == (0.5, 0.25)
+    assert all(v.grad == 0.0 for v in mg.topological_order(y) if v.inputs)
+    with pytest.raises(ValueError, match=r"derivative of sqrt\(0.0\)"):
+        (Value(0.0).sqrt() * w + w).backward()
+    assert w.grad == 0.25
+
+
+@pytest.mark.parametrize("power, second", [(3, lambda x: 6 * x), (5, lambda x: 20 * x ** 3)])
+def test_second_derivative_of_pow_with_a_negative_base(power, second):
+    x = Value(-2.0)
+    g, = mg.grad(x ** power, [x], create_graph=True)
+    g.backward()
+    assert x.grad == second(-2.0)
+    g, = mg.grad(x ** power, [x], create_graph=True)
+    gg, = mg.grad(g, [x])
+    assert gg == second(-2.0)
+
+
+def test_changing_data_after_forward_makes_backward_and_grad_raise():
+    x, w = Value(2.0, "x"), Value(3.0)
+    y = (x * w).tanh()
+    x.data = 2.5
+    for attempt in (y.backward, lambda: mg.grad(y, [x]), lambda: mg.grad(y, [x], create_graph=True)):
+        with pytest.raises(RuntimeError, match="'x'.*changed after '\\*' used it"):
+            attempt()
+    assert x.grad == 0.0 and w.grad == 0.0
+    y = (x * w).tanh()  # a new forward pass at the new value is fine
+    y.backward()
+    assert x.grad == pytest.approx(3 * (1 - math.tanh(7.5) ** 2))
+    with pytest.raises(ValueError, match="finite"):
+        x.data = math.inf
+
+
+def test_a_backward_hook_that_raises_warns_and_backward_still_runs():
+    def broken(root, when):
+        raise KeyError("oops")
+    x = Value(2.0)
+    with mg.engine.register_backward_hook(broken):
+        with pytest.warns(RuntimeWarning, match="broken.*KeyError"):
+            (x * x).backward()
+    assert x.grad == 4.0
