@@ -25,15 +25,12 @@ class History:
     accuracy: list[float] = field(default_factory=list)
 
 
-def _label_threshold(y: np.ndarray) -> float:
-    """0/1 labels split at 0.5, -1/+1 labels at 0."""
-    return (float(y.min()) + float(y.max())) / 2
-
-
 def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
+    # A label means class 1 when it is 1 (0/1 and -1/+1 labels alike), whatever the other
+    # labels are: a batch of one class is scored like any other.
     if scores.ndim == 2:
         return scores.argmax(axis=1) == y
-    return (scores > threshold) == (y > _label_threshold(y))
+    return (scores > threshold) == (y > 0.5)
 
 
 def accuracy(model: Module, X, y, threshold: float | None = None) -> float:
@@ -106,8 +103,9 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
     # Labels outside the loss's domain fail here, before any parameter changes.
     loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
 
-    threshold = 0.5 if loss_fn in _PROBABILITY_LOSSES else (
-        _label_threshold(y) if loss_fn is _losses.mse else 0.0)
+    # mse regresses onto the labels themselves: 0/1 labels split halfway, at 0.5.
+    threshold = 0.5 if loss_fn in _PROBABILITY_LOSSES or (loss_fn is _losses.mse and y.min() >= 0) else \
+        model.threshold if loss_fn is _losses.mse else 0.0
     step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
     rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)

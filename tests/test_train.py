@@ -66,3 +66,17 @@ def test_fit_rejects_bad_input_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         mg.fit(model, **args)
     assert model.state_dict() == before
+
+
+def test_accuracy_fit_and_train_are_right_when_every_label_is_one_class(tmp_path):
+    # issue 15: the threshold came from the labels, (min + max) / 2, so one class scored 0%
+    X = [[1.0, 0.0], [2.0, 1.0], [0.5, 0.5]]
+    model = mg.MLP(2, [1], seed=0)
+    model.layers[0].neurons[0].w[0].data, model.layers[0].neurons[0].w[1].data = 1.0, 0.0
+    model.layers[0].neurons[0].b.data = 0.1
+    assert mg.accuracy(model, X, [1, 1, 1]) == 1.0
+    assert mg.accuracy(model, X, [0, 0, 0]) == 0.0
+    assert mg.accuracy(model, [[-1.0, 0.0]], [-1]) == 1.0 and mg.accuracy(model, [[-1.0, 0.0]], [0]) == 1.0
+    for loss in ("hinge", "mse", "binary_cross_entropy_with_logits"):
+        history = mg.fit(mg.MLP(2, [1], seed=0), X, [1, 1, 1], loss, "sgd", 30, lr=0.1, verbose=False)
+        assert history.accuracy[-1] == 1.0, loss
