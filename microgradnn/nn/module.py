@@ -34,13 +34,22 @@ class Module:
         return []
 
     def named_parameters(self) -> list[tuple[str, Value]]:
-        """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`."""
+        """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`; a parameter used in
+        several places (a shared layer) is listed once, under its first name, as in PyTorch."""
+        seen, out = set(), []
+        for name, p in self._every_parameter():
+            if p not in seen:
+                seen.add(p)
+                out.append((name, p))
+        return out
+
+    def _every_parameter(self) -> list[tuple[str, Value]]:
         out = []
         for name, item in self._named_items():
             if isinstance(item, Value):
                 out.append((name, item))
             else:
-                out.extend((f"{name}.{sub}", p) for sub, p in item.named_parameters())
+                out.extend((f"{name}.{sub}", p) for sub, p in item._every_parameter())
         return out
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
