@@ -441,6 +441,8 @@ def _call_note(op: Op, args: Sequence) -> str:
     """How an error shows the failing call: `log(x=-1.0)`, `1.0 / 0.0`."""
     if op.infix and len(args) == 2:
         return f"{_show(args[0])} {op.symbol} {_show(args[1])}"
+    if len(args) > 6:  # a neuron's dot has 2n + 1 inputs: say how many, show a few
+        return f"{op.name}({', '.join(map(_show, args[:3]))}, ... {len(args) - 4} more, {_show(args[-1])})"
     return f"{op.name}({', '.join(map(_show, args))})"
 
 

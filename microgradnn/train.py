@@ -100,8 +100,12 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
         raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"fit: batch_size must be None or a positive int, got {batch_size!r}")
+    _check_outputs_fit_loss(model, loss_fn)
     # Labels outside the loss's domain fail here, before any parameter changes.
-    loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
+    try:
+        loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
+    except TypeError as e:
+        raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): {_short(e)}") from None
 
     # mse regresses onto the labels themselves: 0/1 labels split halfway, at 0.5.
     threshold = 0.5 if loss_fn in _PROBABILITY_LOSSES or (loss_fn is _losses.mse and y.min() >= 0) else \
@@ -116,8 +120,14 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
         for start in range(0, len(X), size):
             idx = order[start:start + size]
             opt.zero_grad()
-            batch_loss, batch_scores = step(X[idx], y[idx])
-            opt.step()
+            try:
+                batch_loss, batch_scores = step(X[idx], y[idx])
+                opt.step()
+            except (ArithmeticError, ValueError) as e:
+                # the inputs were checked above, so this is the arithmetic running away
+                hint = "" if "learning rate" in str(e) else \
+                    f"; try a smaller learning rate (lr={getattr(opt, 'lr', lr):g})"
+                raise type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}") from None
             total += batch_loss * len(idx)
             scores[idx] = batch_scores
         if scheduler is not None:
@@ -126,6 +136,21 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
         history.accuracy.append(float(_correct(scores, y, threshold).mean()))
         progress.update(epoch, history.loss[-1], history.accuracy[-1])
     return history
+
+
+def _short(e: Exception, limit: int = 160) -> str:
+    text = str(e)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_outputs_fit_loss(model: Module, loss_fn: Callable) -> None:
+    name = getattr(loss_fn, "__name__", "the loss")
+    if loss_fn is _losses.cross_entropy and model.nout < 2:
+        raise ValueError(f"fit: cross_entropy needs one output per class (>= 2), but the model has {model.nout} "
+                         "output; for two classes with one output use binary_cross_entropy_with_logits or hinge")
+    if loss_fn in _losses.LOSSES.values() and loss_fn is not _losses.cross_entropy and model.nout != 1:
+        raise ValueError(f"fit: {name} needs one output per sample, but the model has {model.nout} outputs; "
+                         "use cross_entropy for several classes")
 
 
 def _scalar_step(model: Module, loss_fn: Callable):

@@ -1,3 +1,4 @@
+import math
 import numpy as np
 import pytest
 
@@ -80,3 +81,26 @@ def test_accuracy_fit_and_train_are_right_when_every_label_is_one_class(tmp_path
     for loss in ("hinge", "mse", "binary_cross_entropy_with_logits"):
         history = mg.fit(mg.MLP(2, [1], seed=0), X, [1, 1, 1], loss, "sgd", 30, lr=0.1, verbose=False)
         assert history.accuracy[-1] == 1.0, loss
+
+
+@pytest.mark.parametrize("nout, loss, message", [
+    (2, "mse", "mse needs one output per sample, but the model has 2 outputs"),
+    (3, "hinge", "hinge needs one output per sample"),
+    (1, "cross_entropy", "cross_entropy needs one output per class"),
+    (2, lambda p, t: sum(p) - 1.0, r"the loss cannot take this model's outputs \(2 per sample\)")])
+def test_fit_says_when_the_model_outputs_do_not_fit_the_loss(nout, loss, message):
+    model = mg.MLP(2, [3, nout], seed=0)
+    before = model.state_dict()
+    with pytest.raises((ValueError, TypeError), match=message):
+        mg.fit(model, [[0.0, 1.0], [1.0, 0.0]], [0, 1], loss, "sgd", 3, verbose=False)
+    assert model.state_dict() == before
+
+
+def test_a_diverging_fit_stops_with_a_short_message_and_a_learning_rate_hint():
+    X, y = mg.data.make_moons(20, seed=0)
+    model = mg.MLP(2, [16, 16, 1], "relu", seed=0)
+    with pytest.raises((OverflowError, ValueError)) as info:
+        mg.fit(model, X * 1e150, y, "mse", "sgd", 50, lr=1e150, verbose=False)
+    text = str(info.value)
+    assert len(text) < 400 and "diverged in epoch" in text and "learning rate (lr=1e+150)" in text, text
+    assert all(math.isfinite(p.data) for p in model.parameters())
