@@ -51,5 +51,5 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     template = string.Template(resources.files(__package__).joinpath("animation.html").read_text("utf-8"))
     page = template.substitute(title=html.escape(title), n=len(steps), svg=svg,
                                steps=json.dumps(steps).replace("</", "<\\/"))
-    write_atomic(path, page.encode())
+    write_atomic(path, page.encode(), overwrite=overwrite, who="animate")
     return path

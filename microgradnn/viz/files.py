@@ -41,5 +41,5 @@ def save(obj, path: str | os.PathLike, *, overwrite: bool = False) -> str:
             data = diagram.pipe(format=FORMATS[ext])
         except graphviz.ExecutableNotFound:
             raise GraphvizNotFound(INSTALL_HINT) from None
-    write_atomic(path, data)
+    write_atomic(path, data, overwrite=overwrite, who="save")
     return path
