@@ -246,6 +246,9 @@ class Op:
         self.kinks = kinks
         self.infix = infix
         self.symbol = name if symbol is None else symbol
+        # The op on torch tensors, when `microgradnn.testing` has set it (for compare_with_torch):
+        # a tensor must stay a tensor, never be read as a float.
+        self.tensor_forward: Callable | None = None
 
     @property
     def arity(self) -> int | None:
@@ -318,6 +321,11 @@ class Op:
 
     def _numbers(self, args: Sequence):
         """The op on plain numbers, or on numpy arrays by `array_forward` (rules run on arrays in replay)."""
+        if any(hasattr(a, "__torch_function__") for a in args):
+            if self.tensor_forward is None:
+                raise TypeError(f"{self.name}: got a torch tensor; it runs on Values and numbers "
+                                "(microgradnn.testing.compare_with_torch runs the built-in ops on tensors)")
+            return self.tensor_forward(*args)
         try:
             xs = [_to_float(a, self.name) for a in args]
         except TypeError:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from microgradnn.engine import Value, grad, no_grad, topological_order
+from microgradnn.engine import Value, get_op, grad, no_grad, topological_order
 
 __all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradcheck", "compare_with_torch",
            "check_module_gradients", "GradReport", "GradRow"]
@@ -263,6 +263,7 @@ def compare_with_torch(f: Callable, inputs, *, atol: float = 1e-12, rtol: float 
     except ImportError:
         raise ImportError("compare_with_torch needs PyTorch: pip install 'microgradnn[torch]' "
                           "(on this project's machines: pip install torch==2.13.0)") from None
+    _teach_ops_torch(torch)
     names, xs, call = _flatten(inputs)
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
@@ -276,6 +277,29 @@ def compare_with_torch(f: Callable, inputs, *, atol: float = 1e-12, rtol: float 
                     else NONFINITE) for n, a, r in pairs]
     return GradReport(f"compare_with_torch of {_fname(f)} (atol={atol:g}, rtol={rtol:g})", rows,
                       columns=("microgradnn", "torch"))
+
+
+def _teach_ops_torch(torch) -> None:
+    """Let the engine's functions (`mg.tanh(x)`, `mg.dot`, ...) run on float64 tensors, so a
+    function written with them compares on torch too instead of reading tensors as floats."""
+    F = torch.nn.functional
+
+    def t(x):
+        return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=torch.float64)
+    table = {name: getattr(torch, name) for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sin",
+                                                     "cos", "abs", "neg")}
+    table.update({
+        "+": lambda a, b: t(a) + t(b), "-": lambda a, b: t(a) - t(b), "*": lambda a, b: t(a) * t(b),
+        "/": lambda a, b: t(a) / t(b), "**": lambda a, b: t(a) ** t(b),
+        "softplus": lambda a: F.softplus(t(a)), "leaky_relu": lambda a, s: F.leaky_relu(t(a), float(s)),
+        "logsumexp": lambda *xs: torch.logsumexp(torch.stack([t(x) for x in xs]), 0),
+        "dot": lambda *a: sum((t(w) * t(x) for w, x in zip(a[:len(a) // 2], a[len(a) // 2:-1])), t(a[-1])),
+        "is_class": lambda a, k: (t(a) == t(k)).to(torch.float64),
+    })
+    for name, forward in table.items():
+        op = get_op(name)
+        if op.tensor_forward is None:
+            op.tensor_forward = lambda *args, _f=forward, _t=t: _f(*map(_t, args)) if args else _f()
 
 
 def check_module_gradients(model, loss_fn: Callable, X, y, *, sample: int | None = None, seed: int = 0,
