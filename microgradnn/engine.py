@@ -13,6 +13,7 @@ import functools
 import math
 import numbers
 import operator
+import threading
 from typing import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
@@ -176,6 +177,22 @@ class Value:
         """Set `.grad` to 0 on every node of this Value's graph."""
         zero_grad(self)
 
+    # pickle and copy.deepcopy, without recursion: the state of a node made by an op starts
+    # with every node below it, inputs first, so by the time a node's inputs are written they
+    # have all been written already (a memo reference each) however deep the graph.
+    def __reduce_ex__(self, protocol):
+        below = None
+        if self.inputs and id(self) not in getattr(_PICKLING, "covered", ()):
+            below = topological_order(self)[:-1]
+            _PICKLING.covered = {id(v) for v in below}  # those need not list their own
+        return _empty_value, (), (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
+                                  self._op, self.inputs, self._local, self._depth)
+
+    def __setstate__(self, state) -> None:
+        (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
+         self._op, self.inputs, self._local, self._depth) = state
+        self._t = _clock
+
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""
         return tree(self, view=view)
@@ -184,6 +201,11 @@ class Value:
 # ---- how an op makes a node ------------------------------------------------------------
 
 _new = object.__new__
+_PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle writes before them
+
+
+def _empty_value() -> Value:
+    return _new(Value)
 _DEPTH = operator.attrgetter("_depth")
 _GRAD = operator.attrgetter("grad")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
@@ -657,6 +679,9 @@ def fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+_TREE_INDENT = 40
+
+
 def tree(root: Value, view: str = "both") -> str:
     """The graph as indented text, output first; a node already shown is referred to by name."""
     if view not in ("forward", "backward", "both"):
@@ -667,12 +692,15 @@ def tree(root: Value, view: str = "both") -> str:
         v, depth = stack.pop()
         what = f"{v.op}" if v.op else "leaf"
         label = f" {v.label!r}" if v.label else ""
+        # indentation stops growing at _TREE_INDENT levels (a long chain would cost depth**2
+        # characters); deeper lines say their level instead
+        indent = "  " * depth if depth <= _TREE_INDENT else f"{'  ' * _TREE_INDENT}[level {depth}] "
         if id(v) in names:
-            lines.append(f"{'  ' * depth}{names[id(v)]}{label} (shown above)")
+            lines.append(f"{indent}{names[id(v)]}{label} (shown above)")
             continue
         name = names[id(v)] = f"#{len(names)}"
         numbers = f"data={fmt(v.data)}" + (f" grad={fmt(v.grad)}" if view != "forward" else "")
-        lines.append(f"{'  ' * depth}{name}{label} {what} {numbers}")
+        lines.append(f"{indent}{name}{label} {what} {numbers}")
         stack.extend((x, depth + 1) for x in reversed(v.inputs))
     return "\n".join(lines)
 

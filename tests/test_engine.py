@@ -532,3 +532,34 @@ def test_a_backward_hook_that_raises_warns_and_backward_still_runs():
         with pytest.warns(RuntimeWarning, match="broken.*KeyError"):
             (x * x).backward()
     assert x.grad == 4.0
+
+
+def test_deep_graphs_deepcopy_and_pickle_without_recursion():
+    x = Value(0.5, "x")
+    y = x
+    for _ in range(5000):
+        y = y * 1.0001 + 0.0
+    y.backward()
+    for twin in (copy.deepcopy(y), pickle.loads(pickle.dumps(y))):
+        nodes = mg.topological_order(twin)
+        assert len(nodes) == len(mg.topological_order(y)) and twin.data == y.data and twin.grad == y.grad
+        (tx,) = [v for v in nodes if v.label == "x"]
+        assert tx is not x and tx.grad == x.grad
+        tx.grad = 0.0
+        twin.backward()
+        assert tx.grad == x.grad
+    # the README's 100-sample loss
+    X, ys = mg.data.make_moons(100, seed=0)
+    model = mg.MLP(2, [4, 1], seed=0)
+    loss = mg.losses.hinge([model(row) for row in X], ys * 2 - 1)
+    assert copy.deepcopy(loss).data == loss.data and pickle.loads(pickle.dumps(loss)).data == loss.data
+
+
+def test_tree_grows_linearly_with_depth():
+    x = Value(1.0, "x")
+    y = x
+    for _ in range(20000):
+        y = y + 1.0
+    text = y.tree()
+    assert len(text.splitlines()) == 40001 and len(text) < 150 * 40001  # (was ~1.6 GB: depth**2 spaces)
+    assert "[level 20000] #20000 'x' leaf" in text
