@@ -735,9 +735,45 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
     for field, f in (("array_forward", array_forward), ("kinks", kinks)):
         if f is not None and not callable(f):
             raise TypeError(f"define_op({name!r}): {field} must be callable or None, got {type(f).__name__}")
+    if not (len(derivatives) == 1 and type(derivatives[0]) is all_at_once):
+        n = len(derivatives)
+        _check_takes(forward, n, f"define_op({name!r}): forward", f"{n} input(s), one per derivative rule")
+        for i, rule in enumerate(derivatives):
+            _check_takes(rule, n + 1, f"define_op({name!r}): derivative rule {i}", f"(*inputs, out): {n + 1} arguments")
     op = _make_op(name, forward, derivatives, array_forward=array_forward, kinks=kinks)
+    op.__class__ = _FIRST_USE[type(op)]  # checks what its rules return once, then is a plain op
     _OPS[name] = op
     return op
+
+
+def _check_takes(f: Callable, n: int, who: str, expected: str) -> None:
+    import inspect
+    try:
+        signature = inspect.signature(f)
+    except (TypeError, ValueError):  # some builtins have none: nothing to check
+        return
+    try:
+        signature.bind(*range(n))
+    except TypeError:
+        raise TypeError(f"{who} must take {expected}; its signature is {signature}") from None
+
+
+def _first_use(cls: type) -> type:
+    """`cls` whose first call that runs the derivative rules checks they returned numbers,
+    then turns the op back into a plain `cls` (so later calls cost nothing extra)."""
+    def __call__(self, *args):
+        out = cls.__call__(self, *args)
+        if type(out) is Value and out.requires_grad:  # some rule ran
+            for i, d in enumerate(out._local):
+                if type(d) is not float and (isinstance(d, bool) or not isinstance(d, (numbers.Real, Value))):
+                    raise TypeError(f"{self.name}: derivative rule {i if self.arity else 0} returned "
+                                    f"{type(d).__name__} {d!r:.60}; rules must return a number (a float for floats)")
+            self.__class__ = cls
+        return out
+    return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": __name__})
+
+
+_FIRST_USE = {cls: _first_use(cls) for cls in (Op, _UnaryOp, _BinaryOp)}
 
 
 def get_op(name: str) -> Op:

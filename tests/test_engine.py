@@ -563,3 +563,20 @@ def test_tree_grows_linearly_with_depth():
     text = y.tree()
     assert len(text.splitlines()) == 40001 and len(text) < 150 * 40001  # (was ~1.6 GB: depth**2 spaces)
     assert "[level 20000] #20000 'x' leaf" in text
+
+
+def test_define_op_checks_arity_and_on_first_use_what_rules_return():
+    with pytest.raises(TypeError, match=r"define_op\('two'\): forward must take 1 input"):
+        mg.define_op("two", lambda a, b: a * b, lambda a, out: 1.0)
+    with pytest.raises(TypeError, match=r"derivative rule 1 must take \(\*inputs, out\): 3 arguments"):
+        mg.define_op("two", lambda a, b: a * b, lambda a, b, out: b, lambda a, out: a)
+    none_rule = mg.define_op("none_rule", lambda a: 2 * a, lambda a, out: None)
+    with pytest.raises(TypeError, match="none_rule: derivative rule 0 returned NoneType"):
+        none_rule(Value(1.0))
+    list_rule = mg.define_op("list_rule", lambda a, b: a * b, lambda a, b, out: [b], lambda a, b, out: a)
+    with pytest.raises(TypeError, match=r"list_rule: derivative rule 0 returned list \[2.0\]"):
+        list_rule(Value(1.0), Value(2.0))
+    twice = mg.define_op("twice_int", lambda a: 2 * a, lambda a, out: 2)  # an int is a number
+    x = Value(1.5)
+    twice(x).backward()
+    assert x.grad == 2.0
