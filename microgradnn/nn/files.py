@@ -10,15 +10,19 @@ from microgradnn._files import check_writable, write_atomic
 FORMAT = "microgradnn-model"
 
 
-def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool) -> None:
+def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool,
+                threshold: float | None = None) -> None:
     """Write a model file atomically; an existing file is only replaced with `overwrite=True`.
-    A parameter that is not finite is refused before anything is written."""
+    `threshold`: the class threshold `fit` chose, if any (kept by `load`). A parameter that is
+    not finite is refused before anything is written."""
     path = check_writable(path, overwrite, "save")
     bad = [name for name, x in state.items() if not math.isfinite(x)]
     if bad:
         raise ValueError(f"save: parameter {bad[0]!r} is {state[bad[0]]} ({len(bad)} not finite in all); "
                          f"{path} was not written (training that diverges needs a smaller learning rate)")
     payload = {"format": FORMAT, "version": 1, "config": config, "state": state}
+    if threshold is not None:
+        payload["threshold"] = threshold
     write_atomic(path, json.dumps(payload, indent=1, allow_nan=False).encode(), overwrite=overwrite, who="save")
 
 
