@@ -168,7 +168,8 @@ class Value:
         interior, leaves = _walk(self, zero=True)
         if interior and min(map(_T, interior)) != _clock:  # some .data was set since the oldest node
             _check_unchanged(interior, "backward")
-        before = list(map(_GRAD, leaves))
+        # what the leaves held, to put back if this call fails (no snapshot when all are 0)
+        before = list(map(_GRAD, leaves)) if any(map(_GRAD, leaves)) else None
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
@@ -539,10 +540,12 @@ def zero_grad(*roots: Value) -> None:
             v.grad = 0.0
 
 
-def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float]) -> None:
+def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float] | None) -> None:
     """After backward's sum of leaf gradients came out non-finite: raise if a gradient that
     is wanted is not finite (the sum alone may have overflowed), after restoring every leaf's
     `.grad` to what it held before the call, so a failed backward adds nothing."""
+    if before is None:
+        before = [0.0] * len(leaves)
     if all(math.isfinite(v.grad) for v in leaves if v.requires_grad):
         for v, g in zip(leaves, before):
             if not v.requires_grad and not math.isfinite(v.grad):
