@@ -924,7 +924,10 @@ _DOT = _row("dot", _dot,
             lambda k, n, *a: 1.0,       # d/db = 1
             groups=_dot_groups, unrolled=_dot_grads, array_forward=_dot, symbol="Σ w·x + b")
 # logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_k = softmax_k = exp(x_k - out).
+# The unrolled form computes all n derivatives in one pass (the rule, called per input with
+# all n inputs, would take n**2 steps).
 _LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
+                  unrolled=lambda *a: tuple([exp(x - a[-1]) for x in a[:-1]]),
                   array_forward=lambda *xs: _np().logaddexp.reduce(_np().stack(xs), axis=0))
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
 # target Value's log-probability inside the graph (no gradient flows into targets).
