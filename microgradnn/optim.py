@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
 
 from microgradnn._checks import number, positive_int
@@ -20,6 +21,12 @@ class Optimizer:
         for p in self.params:
             if type(p) is not Value:
                 raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
+        unique = list(dict.fromkeys(self.params))
+        if len(unique) != len(self.params):
+            # updating a shared parameter once per listing would step it twice (PyTorch warns too)
+            warnings.warn(f"{type(self).__name__}: {len(self.params) - len(unique)} parameter(s) listed more than "
+                          "once; each is updated once per step", UserWarning, stacklevel=3)
+            self.params = unique
         who = type(self).__name__
         self.lr = number(lr, who, "lr", 0.0)
         self.weight_decay = number(weight_decay, who, "weight_decay", 0.0)
@@ -39,6 +46,19 @@ class Optimizer:
                                  f"({self.params[bad[0]]!r}) is not finite")
         return grads
 
+    def _write(self, new: list[float]) -> None:
+        """Set every parameter to its new value, or none of them if one is not finite."""
+        total = sum(new)
+        if total - total != 0.0:  # a finite sum means every term is finite
+            bad = [i for i, x in enumerate(new) if not math.isfinite(x)]
+            if bad:
+                i = bad[0]
+                raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
+                                    f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
+                                    "too large when training diverges")
+        for p, x in zip(self.params, new):
+            p.data = x
+
 
 class SGD(Optimizer):
     """p -= lr * v, with v = momentum * v + (grad + weight_decay * p) (v = that sum at step 1)."""
@@ -52,15 +72,13 @@ class SGD(Optimizer):
     def step(self) -> None:
         """Update every parameter once."""
         grads = self._grads()
+        velocity = self.velocity
         if self.momentum:
-            if self.velocity is None:
-                self.velocity = grads
-            else:
-                self.velocity = [self.momentum * v + g for v, g in zip(self.velocity, grads)]
-            grads = self.velocity
+            velocity = grads if velocity is None else [self.momentum * v + g for v, g in zip(velocity, grads)]
+            grads = velocity
         lr = self.lr
-        for p, g in zip(self.params, grads):
-            p.data -= lr * g
+        self._write([p.data - lr * g for p, g in zip(self.params, grads)])
+        self.velocity = velocity
 
 
 class Adam(Optimizer):
@@ -74,7 +92,8 @@ class Adam(Optimizer):
         if len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
         self.betas = tuple(number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
-        self.eps = number(eps, "Adam", "eps", 0.0)
+        # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
+        self.eps = number(eps, "Adam", "eps", 0.0, lo_open=True)
         self.t = 0
         self.m = [0.0] * len(self.params)
         self.v = [0.0] * len(self.params)
@@ -83,13 +102,14 @@ class Adam(Optimizer):
         """Update every parameter once."""
         grads = self._grads()
         b1, b2 = self.betas
-        self.t += 1
-        step_size = self.lr / (1 - b1 ** self.t)
-        root_correction = math.sqrt(1 - b2 ** self.t)
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            self.m[i] += (1 - b1) * (g - self.m[i])  # torch's lerp form
-            self.v[i] = self.v[i] * b2 + (1 - b2) * g * g
-            p.data -= step_size * self.m[i] / (math.sqrt(self.v[i]) / root_correction + self.eps)
+        t = self.t + 1
+        step_size = self.lr / (1 - b1 ** t)
+        root_correction = math.sqrt(1 - b2 ** t)
+        m = [mi + (1 - b1) * (g - mi) for mi, g in zip(self.m, grads)]  # torch's lerp form
+        v = [vi * b2 + (1 - b2) * g * g for vi, g in zip(self.v, grads)]
+        self._write([p.data - step_size * mi / (math.sqrt(vi) / root_correction + self.eps)
+                     for p, mi, vi in zip(self.params, m, v)])
+        self.t, self.m, self.v = t, m, v
 
 
 class LinearLR:
