@@ -89,6 +89,12 @@ def _positive(text: str) -> int:
     return n
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
+    return int(text)
+
+
 def _hidden(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
@@ -177,6 +183,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_playground(args) -> int:
+    from microgradnn.viz.live import serve
+    try:
+        return serve(args.host, args.port, open_browser=not args.no_browser)
+    except OSError as e:  # the port is taken, or the host is not this machine's
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+
+
 # ---- argument parsing ------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -234,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--force", action="store_true", help="replace an existing output file")
     render.set_defaults(run=cmd_render)
 
+    play = sub.add_parser("playground", help="train networks live in the browser",
+                          description="Serve the playground (live training, every graph one click away) on "
+                                      "http://127.0.0.1:PORT/ and open it in the browser; Ctrl-C stops it.")
+    play.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    play.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1, this machine only)")
+    play.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    play.set_defaults(run=cmd_playground)
+
     check = sub.add_parser("gradcheck", help="compare analytic and numeric gradients of an expression",
                            description="Compare backward()'s gradients with central finite differences.")
     check.add_argument("expression")
@@ -255,3 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             viz.GraphvizNotFound) as e:
         print(f"microgradnn {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before a command could handle it: stop quietly
+        print(file=sys.stderr)
+        return 130

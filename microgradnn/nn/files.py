@@ -12,8 +12,12 @@ FORMAT = "microgradnn-model"
 def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool) -> None:
     """Write a model file atomically; an existing file is only replaced with `overwrite=True`."""
     path = check_writable(path, overwrite, "save")
-    payload = {"format": FORMAT, "version": 1, "config": config, "state": state}
-    write_atomic(path, json.dumps(payload, indent=1).encode())
+    write_atomic(path, json.dumps(model_payload(config, state), indent=1).encode())
+
+
+def model_payload(config: dict, state: dict) -> dict:
+    """What a model file holds: the format header, the architecture and the parameters."""
+    return {"format": FORMAT, "version": 1, "config": config, "state": state}
 
 
 def read_model(path: str | os.PathLike) -> dict:
