@@ -97,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, payload, status: int = 200) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
+        self._send(status, json.dumps(payload, allow_nan=False).encode(), "application/json")
 
     def _handle(self, method: str) -> None:
         try:
@@ -114,6 +114,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json({"error": str(e)}, e.status)
         except ConfigError as e:
             self._json({"error": str(e)}, HTTPStatus.BAD_REQUEST)
+        except (ValueError, ArithmeticError) as e:  # the model cannot compute it now (it diverged): the request was fine
+            self._json({"error": f"the model cannot answer this now: {e}"}, HTTPStatus.CONFLICT)
         except GraphvizNotFound as e:
             self._json({"error": str(e)}, HTTPStatus.SERVICE_UNAVAILABLE)
         except (BrokenPipeError, ConnectionResetError):

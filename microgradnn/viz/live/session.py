@@ -177,6 +177,8 @@ class Session:
         """Apply a (partial) configuration; data and model are rebuilt only when they change."""
         with self.lock:
             new = check_config(raw, self.config)
+            if "loss" not in raw and new["loss"] != "cross_entropy" and self._classes_of(new) > 2:
+                new["loss"] = "cross_entropy"  # new data with more classes: the one loss that reads them
             rebuild = any(new[k] != self.config[k] for k in REBUILDS)
             old, self.config = self.config, new
             try:
@@ -193,6 +195,11 @@ class Session:
             self.upload = (X, y)
             return self.configure({"dataset": "csv", "samples": len(X)}) if self.config["dataset"] != "csv" \
                 else (self._build() or self.config)
+
+    def _classes_of(self, config: dict) -> int:
+        if config["dataset"] == "csv":
+            return int(self.upload[1].max()) + 1 if self.upload is not None else 2
+        return config["classes"] if config["dataset"] in ("blobs", "spiral") else 2
 
     def _build(self) -> None:
         c = self.config
@@ -281,28 +288,38 @@ class Session:
     def state(self, since: int = 0) -> dict:
         """Status, the history after epoch `since`, and the heatmaps of the output and of every neuron."""
         with self.lock:
-            metrics = self.history[-1][1:] if self.history else self.metrics()
-            r = self.probe(self.grid, np.full(len(self.grid), self.t.max()))
-            acts = r.outputs.reshape(len(self.grid), -1)
-            nout = self.model.nout
-            scores = acts[:, -nout:] if nout > 1 else acts[:, -1]
-            cls = self._classes(scores)
-            if nout > 1:
-                z = scores - scores.max(axis=1, keepdims=True)
-                conf = (np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)).max(axis=1)
-            else:
-                conf = 1 / (1 + np.exp(-4 * np.abs(scores - threshold(self.config["loss"]))))
-            sizes = [layer.nout for layer in self.model.layers[:-1]]
-            neurons, at = [], 0
-            for size in sizes:
-                neurons.append([np.round(acts[:, at + j], 3).tolist() for j in range(size)])
-                at += size
-            return {"version": self.version, "data_version": self.data_version, "epoch": self.epoch, "running": self.running, "error": self.error,
+            error = self.error
+            try:
+                metrics = self.history[-1][1:] if self.history else self.metrics()
+                boundary, neurons = self._heatmaps()
+            except (ValueError, ArithmeticError) as e:  # non-finite weights (diverged, or edited so): say so, draw nothing
+                metrics, boundary, neurons = None, None, None
+                error = error or f"the model's outputs are not finite ({e}); reset it or edit the weight back"
+            return {"version": self.version, "data_version": self.data_version, "epoch": self.epoch, "running": self.running, "error": error,
                     "config": self.config, "classes": self.k, "metrics": metrics,
                     "history": [h for h in self.history if h[0] > since],
-                    "boundary": {"cls": cls.tolist(), "conf": np.round(conf, 3).tolist(), "grid": GRID,
-                                 "extent": self.extent},
-                    "neurons": neurons}
+                    "boundary": boundary, "neurons": neurons}
+
+    def _heatmaps(self) -> tuple[dict, list]:
+        """The predicted class and its confidence over the grid, and every hidden neuron's output there."""
+        r = self.probe(self.grid, np.full(len(self.grid), self.t.max()))
+        acts = r.outputs.reshape(len(self.grid), -1)
+        nout = self.model.nout
+        scores = acts[:, -nout:] if nout > 1 else acts[:, -1]
+        if not np.isfinite(acts).all():
+            raise ValueError("a neuron's output is NaN or infinite on the plane")
+        cls = self._classes(scores)
+        if nout > 1:
+            z = scores - scores.max(axis=1, keepdims=True)
+            conf = (np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)).max(axis=1)
+        else:
+            conf = 1 / (1 + np.exp(-4 * np.abs(scores - threshold(self.config["loss"]))))
+        neurons, at = [], 0
+        for layer in self.model.layers[:-1]:
+            neurons.append([np.round(acts[:, at + j], 3).tolist() for j in range(layer.nout)])
+            at += layer.nout
+        return ({"cls": cls.tolist(), "conf": np.round(conf, 3).tolist(), "grid": GRID, "extent": self.extent},
+                neurons)
 
     def points(self) -> dict:
         with self.lock:
@@ -381,7 +398,7 @@ class Session:
 
 
 def svg(diagram) -> str:
-    return diagram.pipe(format="svg", encoding="utf-8")
+    return diagram.pipe(format="svg", encoding="utf-8", quiet=True)  # dot's layout warnings stay off the terminal
 
 
 def script(c: dict, epochs: int) -> str:

@@ -67,9 +67,9 @@
     $("epoch").textContent = st.epoch;
     $("play").textContent = st.running ? "❚❚ pause" : "▶ play";
     if (st.error) say(st.error);
-    showMetrics(st.metrics);
-    drawBoundary(st.boundary);
-    drawNeurons(st.neurons);
+    if (st.metrics) showMetrics(st.metrics);
+    if (st.boundary) drawBoundary(st.boundary);
+    if (st.neurons) drawNeurons(st.neurons);
     drawCurves();
     const now = Date.now();
     if ((st.running && now - S.networkAt > NETWORK_MS) || (wasRunning && !st.running)) {
@@ -231,7 +231,7 @@
       (p.note ? `<br><span class="hint">${p.note}</span>` : "");
     $("point-graph").innerHTML = p.graph || "";
     showNetwork(p.network);
-    if (S.last) drawBoundary(S.last.boundary);
+    if (S.last && S.last.boundary) drawBoundary(S.last.boundary);
   }
   function pointAt(ev) {
     if (!S.points) return null;
