@@ -19,8 +19,14 @@
     if (!r.ok) throw new Error(payload.error || r.statusText);
     return payload;
   }
-  function say(text) { const m = $("message"); m.textContent = text || ""; m.hidden = !text; }
-  async function guarded(fn) { try { say(""); return await fn(); } catch (e) { say(e.message); } }
+  // Messages: the last action's refusal (until the next action), the training's, the connection's.
+  const said = {action: "", training: "", connection: ""};
+  function say(kind, text) {
+    said[kind] = text || "";
+    const m = $("message"), all = Object.values(said).filter(Boolean);
+    m.textContent = all.join(" · "); m.hidden = !all.length;
+  }
+  async function guarded(fn) { try { say("action", ""); return await fn(); } catch (e) { say("action", e.message); } }
 
   // ---- configuration and the URL ---------------------------------------------------------
   function fromURL() {
@@ -66,7 +72,7 @@
     S.running = st.running;
     $("epoch").textContent = st.epoch;
     $("play").textContent = st.running ? "❚❚ pause" : "▶ play";
-    if (st.error) say(st.error);
+    say("training", st.error);
     if (st.metrics) showMetrics(st.metrics);
     if (st.boundary) drawBoundary(st.boundary);
     if (st.neurons) drawNeurons(st.neurons);
@@ -80,7 +86,11 @@
   }
   function poll() {
     clearTimeout(S.pollTimer);
-    S.pollTimer = setTimeout(async () => { await guarded(() => refresh(false)); poll(); }, POLL_MS);
+    S.pollTimer = setTimeout(async () => {
+      try { await refresh(false); say("connection", ""); }
+      catch (e) { say("connection", "no answer from the playground server (" + e.message + ")"); }
+      poll();
+    }, POLL_MS);
   }
 
   function pct(a) { return (100 * a).toFixed(1) + "%"; }
