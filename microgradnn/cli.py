@@ -144,6 +144,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def lesson_network() -> mg.MLP:
+    """The lesson's network: 2 inputs -> 3 ReLU neurons -> 1 sigmoid output, its weights as written there."""
+    return mg.MLP.from_layers([
+        mg.Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)], "relu"),
+        mg.Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
+
+
+def _teaching_neuron(model: mg.MLP, X: np.ndarray, targets: np.ndarray, loss_name: str):
+    """(sample, neuron index, the neuron's output Value) for the first-layer neuron and sample with the
+    largest |dL/d(its pre-activation)|, on an unfused copy of `model` after that sample's backward()."""
+    loss_fn = mg.losses.LOSSES[loss_name]
+    copy = mg.MLP.from_layers([mg.Layer.from_weights([([w.data for w in n.w], n.b.data) for n in layer.neurons],
+                                                     layer.activation, fused=False) for layer in model.layers])
+    first = {id(n): j for j, n in enumerate(copy.layers[0].neurons)}
+
+    def backward(i: int) -> dict[int, mg.Value]:
+        copy.zero_grad()  # leaves accumulate: each picture shows this sample's gradients only
+        out = copy(X[i])
+        loss_fn([out], [targets[i]]).backward()
+        return {first[id(v.origin[1])]: v for v in mg.topological_order(out)
+                if v.origin is not None and id(v.origin[1]) in first}
+
+    def strength(v: mg.Value) -> float:  # the gradient reaching the neuron's weights
+        return abs(v.inputs[0].grad) if v.inputs else abs(v.grad)
+
+    best = max(((i, j, strength(v)) for i in range(len(X)) for j, v in backward(i).items()), key=lambda t: t[2])
+    return best[0], best[1], backward(best[0])[best[1]]
+
+
 def cmd_demo(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     args.load = args.save = None
@@ -164,19 +193,28 @@ def cmd_demo(args) -> int:
         print("matplotlib is not installed: skipping decision_boundary.png and loss_curve.png "
               "(pip install 'microgradnn[plot]')")
 
-    # One neuron of the trained network, unfused so every * and + is its own node.
-    first = model.layers[0].neurons[0]
-    neuron = mg.Neuron.from_weights([w.data for w in first.w], first.b.data, first.activation, fused=False)
-    inputs = [mg.Value(float(v), f"x{i}") for i, v in enumerate(X[0])]
-    o = neuron(inputs)
-    o.label = "out"
-    viz.save(viz.draw_graph(o, view="forward", title="one neuron: forward pass"), path("neuron_forward.svg"),
+    # One neuron of the trained network, unfused so every * and + is its own node, on the sample
+    # whose loss sends the largest gradient through it: the gradients drawn are those of the loss.
+    k = int(y.max()) + 1
+    loss_name = args.loss or _default_loss(k)
+    sample, j, o = _teaching_neuron(model, X, _targets(loss_name, y, k), loss_name)
+    where = (f"{model!r}, neuron layers.0.neurons.{j} on sample {sample} "
+             f"(x = [{', '.join(viz.fmt(v) for v in X[sample])}], class {int(y[sample])})")
+    viz.save(viz.draw_graph(o, view="forward", title=f"{where}\nforward pass"), path("neuron_forward.svg"),
              overwrite=True)
-    o.backward()
-    viz.save(viz.draw_graph(o, view="backward", title="one neuron: backward pass (× local derivative)"),
+    viz.save(viz.draw_graph(o, view="backward", title=f"{where}\nbackward pass: grad = d({loss_name} loss on this "
+                                                      f"sample)/d(node); edges: × local derivative"),
              path("neuron_backward.svg"), overwrite=True)
-    viz.save(viz.draw_network(model, X[0]), path("network.svg"), overwrite=True)
-    viz.animate(o, path("backprop.html"), title="Backprop through one neuron", overwrite=True)
+    viz.save(viz.draw_network(model, X[sample], title=f"{model!r} trained on {args.dataset}\n"
+                                                      f"input: sample {sample}, x = [{', '.join(viz.fmt(v) for v in X[sample])}]"),
+             path("network.svg"), overwrite=True)
+    viz.animate(o, path("backprop.html"), title=f"Backprop of the {loss_name} loss through one neuron: {where}",
+                overwrite=True)
+    # The lesson's 2 -> 3 -> 1 network on [1.0, 0.5]: forward, backward, one step; and as a quiz.
+    lesson = lesson_network()
+    viz.animate_network(lesson, [1.0, 0.5], path("lesson_network.html"), target=1.0, overwrite=True)
+    viz.animate_network(lesson, [1.0, 0.5], path("lesson_network_quiz.html"), target=1.0, quiz=True,
+                        overwrite=True)
     print("wrote:")
     for p in written:
         print(f"  {p}")
@@ -223,8 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",
                           description="Train an MLP on moons, then write the decision boundary, loss curve, "
-                                      "one neuron's forward and backward graphs, the network diagram and a "
-                                      "backprop animation into --out (its files are replaced on each run).")
+                                      "one neuron's forward and backward graphs (gradients of the loss on one "
+                                      "sample), the network diagram, a backprop animation, and the lesson's "
+                                      "2-3-1 network animated (and as a quiz) into --out (its files are replaced "
+                                      "on each run).")
     _add_training_options(demo, epochs=60)
     demo.add_argument("--out", default="out", help="output folder (default out/)")
     demo.set_defaults(run=cmd_demo)

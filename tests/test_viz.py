@@ -211,6 +211,19 @@ def test_without_dot_sources_work_and_rendering_explains_install(tmp_path, monke
 
 
 @needs_dot
+def test_notebook_draws_a_large_graph_collapsed_with_a_note():
+    big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
+    nodes, _, _ = parse_svg(viz.mimebundle(big)["image/svg+xml"])
+    assert len(nodes) == 2 + 16 + 16 + 1  # the inputs and one node per neuron
+    title = " ".join(t.text for t in ET.fromstring(viz.mimebundle(big)["image/svg+xml"]).find(f"{SVG}g").findall(f"{SVG}text"))
+    assert title.startswith("collapsed: each neuron is one node (") and "draws them all" in title
+    chain = Value(0.5)
+    for _ in range(100):
+        chain = chain * 1.01
+    assert viz.mimebundle(chain) == {"text/plain": repr(chain)}  # no neurons to collapse: text
+
+
+@needs_dot
 def test_notebook_shows_values_and_modules_as_svg_when_small():
     interactiveshell = pytest.importorskip("IPython.core.interactiveshell", reason="IPython is not installed")
     shell = interactiveshell.InteractiveShell.instance()
@@ -221,7 +234,7 @@ def test_notebook_shows_values_and_modules_as_svg_when_small():
         assert bundle["text/plain"] == repr(o) and bundle["image/svg+xml"].lstrip().startswith("<?xml")
         assert "image/svg+xml" in shell.display_formatter.format(MLP(2, [3, 1], seed=0))[0]
         big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
-        assert "image/svg+xml" not in shell.display_formatter.format(big)[0]  # too big to draw inline
+        assert "collapsed: each neuron is one node" in shell.display_formatter.format(big)[0]["image/svg+xml"]
     finally:
         interactiveshell.InteractiveShell.clear_instance()
     assert not viz.register()  # outside a shell there is nothing to register with

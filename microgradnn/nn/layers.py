@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-from microgradnn.engine import Value, dot
+from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
 from microgradnn.nn import convert
 from microgradnn.nn.init import generator, init_weights
 from microgradnn.nn.module import _OUTERMOST, Module
@@ -13,10 +13,10 @@ from microgradnn.nn.module import _OUTERMOST, Module
 __all__ = ["Neuron", "Layer", "MLP", "ACTIVATIONS"]
 
 ACTIVATIONS = {
-    "relu": Value.relu,
-    "tanh": Value.tanh,
-    "sigmoid": Value.sigmoid,
-    "leaky_relu": Value.leaky_relu,
+    "relu": relu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "leaky_relu": leaky_relu,
     "linear": lambda v: v,
 }
 
@@ -73,9 +73,14 @@ class Neuron(Module):
         if self.fused:
             z = dot(self.w, x, self.b)
         else:
+            if len(x) != self.nin:
+                raise ValueError(f"Neuron: expected {self.nin} inputs, got {len(x)}")
             z = self.b
             for wi, xi in zip(self.w, x):
                 z = z + wi * xi
+        return self._activate(z)
+
+    def _activate(self, z: Value) -> Value:
         out = ACTIVATIONS[self.activation](z)
         out.origin = (_OUTERMOST.get() or self, self)  # drawings find the neuron's other nodes from here
         return out
@@ -131,7 +136,11 @@ class Layer(Module):
         return [(f"neurons.{i}", n) for i, n in enumerate(self.neurons)]
 
     def forward(self, x: list) -> list[Value]:
-        return [n(x) for n in self.neurons]
+        neurons = self.neurons
+        if all([n.fused for n in neurons]):  # one dots call: the same nodes, x read once
+            zs = dots([n.w for n in neurons], x, [n.b for n in neurons])
+            return [n._activate(z) for n, z in zip(neurons, zs)]
+        return [n.forward(x) for n in neurons]
 
     def config(self) -> dict:
         return {"type": "Layer", "nin": self.nin, "nout": self.nout, "activation": self.activation}

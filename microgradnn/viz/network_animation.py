@@ -117,7 +117,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                 "ask": ask(f"What is w·x + b for {where}?", raw.data),
                 "nodes": {nid: [f"Σ {raw.data:.3g}", UNKNOWN, "#000000"]},
                 "lit": {f"L{li}N{i}-{nid}": [POSITIVE_WEIGHT if p >= 0 else NEGATIVE_WEIGHT, _width(p, largest),
-                                             f"{names[i]}·w = {fmt(p)}"] for i, p in enumerate(products)}})
+                                             f"{names[i]}·w = {fmt(p)}", 0.45] for i, p in enumerate(products)}})
             steps.append({
                 "title": f"Forward · {where}: activation", "active": [nid], "done": [nid],
                 "caption": f"Neuron n{j} applies its activation, {n.activation}, to the sum and passes the result on.",
@@ -200,7 +200,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                                      n.w[0].grad),
                           "lit_is_answer": True,
                           "lit": {f"L{li}N{i}-{nid}": [POSITIVE_WEIGHT if w.grad >= 0 else NEGATIVE_WEIGHT,
-                                                       _width(w.grad, largest), f"∂L/∂w = {fmt(w.grad)}"]
+                                                       _width(w.grad, largest), f"∂L/∂w = {fmt(w.grad)}", 0.5]
                                   for i, w in enumerate(n.w)}})
 
     # ---- one gradient-descent step, then the new prediction ----
