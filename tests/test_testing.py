@@ -1,6 +1,8 @@
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,8 +161,10 @@ def test_against_torch(compare_with_torch):
 
 def _run_user_tests(tmp_path, derivative: str):
     (tmp_path / "test_user.py").write_text(USER_TEST.format(derivative=derivative))
+    # PYTHONPATH: the user's pytest loads this checkout's plugin, not whichever copy is installed
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_plugin_fixtures_work_in_a_users_own_test_folder(tmp_path):

@@ -9,15 +9,21 @@ from microgradnn._files import check_writable, write_atomic
 FORMAT = "microgradnn-model"
 
 
-def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool) -> None:
-    """Write a model file atomically; an existing file is only replaced with `overwrite=True`."""
+def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool,
+                threshold: float | None = None) -> None:
+    """Write a model file atomically; an existing file is only replaced with `overwrite=True`.
+    `threshold`: the class threshold `fit` chose, if any (kept by `load`)."""
     path = check_writable(path, overwrite, "save")
-    write_atomic(path, json.dumps(model_payload(config, state), indent=1).encode())
+    write_atomic(path, json.dumps(model_payload(config, state, threshold), indent=1).encode())
 
 
-def model_payload(config: dict, state: dict) -> dict:
-    """What a model file holds: the format header, the architecture and the parameters."""
-    return {"format": FORMAT, "version": 1, "config": config, "state": state}
+def model_payload(config: dict, state: dict, threshold: float | None = None) -> dict:
+    """What a model file holds: the format header, the architecture, the parameters and the
+    class threshold `fit` chose, if any."""
+    payload = {"format": FORMAT, "version": 1, "config": config, "state": state}
+    if threshold is not None:
+        payload["threshold"] = threshold
+    return payload
 
 
 def read_model(path: str | os.PathLike) -> dict:

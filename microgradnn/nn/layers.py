@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
+from microgradnn._checks import one_of, positive_int
 from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
 from microgradnn.nn import convert
 from microgradnn.nn.init import generator, init_weights
@@ -21,16 +20,8 @@ ACTIVATIONS = {
 }
 
 
-def _check_activation(activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-    return activation
-
-
-def _positive_int(n, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{what} must be a positive int, got {n!r}")
-    return int(n)
+def _check_activation(activation: str, who: str) -> str:
+    return one_of(activation, ACTIVATIONS, who, "activation")
 
 
 class Neuron(Module):
@@ -41,15 +32,15 @@ class Neuron(Module):
     """
 
     def __init__(self, nin: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
-        nin = _positive_int(nin, "Neuron: nin")
-        weights = init_weights(nin, 1, _check_activation(activation), generator(seed))[0]
+        nin = positive_int(nin, "Neuron", "nin")
+        weights = init_weights(nin, 1, _check_activation(activation, "Neuron"), generator(seed))[0]
         self._setup(list(weights), 0.0, activation, fused)
 
     def _setup(self, weights, bias, activation: str, fused: bool) -> None:
         self.nin = len(weights)
         self.w = [Value(w, f"w{i}") for i, w in enumerate(weights)]
         self.b = Value(bias, "b")
-        self.activation = _check_activation(activation)
+        self.activation = _check_activation(activation, "Neuron")
         self.fused = fused
 
     @classmethod
@@ -101,8 +92,8 @@ class Layer(Module):
     """`nout` neurons that all read the same inputs; calling it returns a list of Values."""
 
     def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
-        nin, nout = _positive_int(nin, "Layer: nin"), _positive_int(nout, "Layer: nout")
-        weights = init_weights(nin, nout, _check_activation(activation), generator(seed))
+        nin, nout = positive_int(nin, "Layer", "nin"), positive_int(nout, "Layer", "nout")
+        weights = init_weights(nin, nout, _check_activation(activation, "Layer"), generator(seed))
         self._setup([Neuron.from_weights(list(w), 0.0, activation, fused=fused) for w in weights])
 
     def _setup(self, neurons: list[Neuron]) -> None:
@@ -159,10 +150,13 @@ class MLP(Module):
 
     def __init__(self, nin: int, nouts: Sequence[int], activation: str = "relu",
                  output_activation: str = "linear", *, seed=None, fused: bool = True) -> None:
-        nin = _positive_int(nin, "MLP: nin")
-        if isinstance(nouts, (int, np.integer)) or len(nouts) == 0:
+        nin = positive_int(nin, "MLP", "nin")
+        if not isinstance(nouts, (list, tuple)):
+            raise TypeError(f"MLP: nouts must be a non-empty list of layer sizes, got {type(nouts).__name__} {nouts!r}")
+        if len(nouts) == 0:
             raise ValueError(f"MLP: nouts must be a non-empty list of layer sizes, got {nouts!r}")
-        _check_activation(activation), _check_activation(output_activation)
+        nouts = [positive_int(n, "MLP", "each layer size in nouts") for n in nouts]
+        _check_activation(activation, "MLP"), _check_activation(output_activation, "MLP")
         rng = generator(seed)
         sizes = [nin, *nouts]
         self._setup([Layer(sizes[i], sizes[i + 1], activation if i < len(nouts) - 1 else output_activation,

@@ -10,13 +10,13 @@ import csv
 import io
 import math
 import threading
-import time
 
 import numpy as np
 
 from microgradnn import data, losses, optim
-from microgradnn.engine import Value, no_grad
-from microgradnn.nn import MLP, Module
+from microgradnn.engine import Value
+from microgradnn.nn import MLP
+from microgradnn.nn.module import classify
 from microgradnn.nn.files import model_payload
 from microgradnn.nn.layers import ACTIVATIONS
 from microgradnn.replay import Compiled, compile_model_loss
@@ -156,11 +156,6 @@ def targets(loss: str, y: np.ndarray) -> np.ndarray:
     return y * 2.0 - 1.0 if loss == "hinge" else y.astype(float)
 
 
-def threshold(loss: str) -> float:
-    """Where one output splits the classes (as `fit` counts accuracy)."""
-    return 0.5 if loss in ("mse", "binary_cross_entropy") else 0.0
-
-
 class Session:
     """One playground: configuration, data, model, optimizer and history, behind one lock."""
 
@@ -215,6 +210,7 @@ class Session:
         out_act = "sigmoid" if c["loss"] == "binary_cross_entropy" else "linear"
         self.model = MLP(2, [*c["hidden"], nout], c["activation"], out_act, seed=c["seed"])
         self.loss_fn = losses.LOSSES[c["loss"]]
+        self.model.threshold = losses.decision_threshold(self.loss_fn, self.t)  # as `fit` sets it
         self.step_fn = compile_model_loss(self.model, self.loss_fn)
         self.probe = self._probe()
         lo, hi = X.min(axis=0), X.max(axis=0)
@@ -275,9 +271,7 @@ class Session:
         return float((self._classes(outputs) == self.y[rows]).mean())
 
     def _classes(self, outputs: np.ndarray) -> np.ndarray:
-        if outputs.ndim == 2:
-            return outputs.argmax(axis=1)
-        return (outputs > threshold(self.config["loss"])).astype(int)
+        return classify(outputs, self.model.threshold)
 
     def reset(self) -> None:
         with self.lock:
@@ -313,7 +307,7 @@ class Session:
             z = scores - scores.max(axis=1, keepdims=True)
             conf = (np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)).max(axis=1)
         else:
-            conf = 1 / (1 + np.exp(-4 * np.abs(scores - threshold(self.config["loss"]))))
+            conf = 1 / (1 + np.exp(-4 * np.abs(scores - self.model.threshold)))
         neurons, at = [], 0
         for layer in self.model.layers[:-1]:
             neurons.append([np.round(acts[:, at + j], 3).tolist() for j in range(layer.nout)])
@@ -389,7 +383,7 @@ class Session:
 
     def model_file(self) -> dict:
         with self.lock:
-            return model_payload(self.model.config(), self.model.state_dict())
+            return model_payload(self.model.config(), self.model.state_dict(), self.model.__dict__.get("_threshold"))
 
     def script(self) -> str:
         """A Python script that rebuilds this setup with the library and trains it as many epochs."""
@@ -433,7 +427,7 @@ optimizer = mg.optim.{optimizer}(model.parameters(), lr={c['lr']!r}, weight_deca
 history = mg.fit(model, X[train], t[train], "{c['loss']}", optimizer, epochs={epochs},
                  batch_size={c['batch']}, seed={c['seed']}, compiled=True)
 print(model)
-print(f"train accuracy {{mg.accuracy(model, X[train], t[train], {threshold(c['loss'])!r}):.1%}}, "
-      f"test accuracy {{mg.accuracy(model, X[test], t[test], {threshold(c['loss'])!r}):.1%}}")
+print(f"train accuracy {{mg.accuracy(model, X[train], t[train]):.1%}}, "
+      f"test accuracy {{mg.accuracy(model, X[test], t[test]):.1%}}")
 model.save("playground_model.json", overwrite=True)
 '''
