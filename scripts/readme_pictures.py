@@ -59,6 +59,19 @@ if chromium and sync_playwright:
             page.press("#answer", "Enter")
         page.set_viewport_size({"width": 800, "height": 330})
         page.screenshot(path=os.path.join(HERE, "quiz.png"))
+        # The playground after 60 epochs on moons, one point clicked (training is seeded, so the
+        # picture is the same on every run).
+        with viz.playground(open_browser=False) as pg:
+            for _ in range(60):
+                pg.session.train_epoch()
+            page.set_viewport_size({"width": 1400, "height": 1010})
+            page.goto(pg.url)
+            page.wait_for_selector("body[data-ready='1']")
+            page.mouse.click(*page.evaluate("playground.pointPixel(7)"))
+            page.wait_for_selector("#point-graph svg")
+            page.click("#network g#L3N0")  # the output neuron: its bias and gradient
+            page.wait_for_timeout(500)
+            page.screenshot(path=os.path.join(HERE, "playground.png"))
         browser.close()
 else:
     print("no chromium or playwright: animation screenshots not updated")
