@@ -160,7 +160,8 @@ class Session:
     """One playground: configuration, data, model, optimizer and history, behind one lock."""
 
     def __init__(self, config: dict | None = None) -> None:
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the state: data, model, optimizer, history
+        self._epoch_lock = threading.Lock()  # one epoch at a time (the trainer thread, or a "step")
         self.upload: tuple[np.ndarray, np.ndarray] | None = None
         self.running, self.error, self.version, self.data_version = False, None, 0, 0
         self.config = check_config(config or {})
@@ -246,18 +247,28 @@ class Session:
 
     def train_epoch(self) -> None:
         """One pass over the training rows in mini-batches, as `fit(..., compiled=True)` makes it."""
-        with self.lock:
-            Xt, tt = self.X[self.train], self.t[self.train]
-            size = self.config["batch"]
-            order = self.rng.permutation(len(Xt))
+        # One epoch at a time; the state lock is let go between mini-batches so that the page's
+        # requests never wait long. A rebuild (new data or model) mid-epoch ends the epoch.
+        with self._epoch_lock:
+            with self.lock:
+                built = self.data_version
+                Xt, tt = self.X[self.train], self.t[self.train]
+                size = self.config["batch"]
+                order = self.rng.permutation(len(Xt))
             for start in range(0, len(Xt), size):
-                idx = order[start:start + size]
-                self.optimizer.zero_grad()
-                self.step_fn(Xt[idx], tt[idx]).backward()
-                self.optimizer.step()
-            self.epoch += 1
-            self.history.append([self.epoch, *self.metrics()])
-            self.version += 1
+                with self.lock:
+                    if self.data_version != built:
+                        return
+                    idx = order[start:start + size]
+                    self.optimizer.zero_grad()
+                    self.step_fn(Xt[idx], tt[idx]).backward()
+                    self.optimizer.step()
+            with self.lock:
+                if self.data_version != built:
+                    return
+                self.epoch += 1
+                self.history.append([self.epoch, *self.metrics()])
+                self.version += 1
 
     def metrics(self) -> list[float]:
         """[train loss, test loss, train accuracy, test accuracy] of the current model."""
