@@ -300,9 +300,16 @@ def test_ctrl_c_stops_the_command_cleanly():
         line = proc.stdout.readline()  # the URL, printed once the port is open
         assert line.startswith("microgradnn playground: http://127.0.0.1:"), line
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        host = {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json"}
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", "/api/state")
-        assert conn.getresponse().status == 200
+        conn.request("POST", "/api/control", body=b'{"action": "play"}', headers=host)
+        answer = conn.getresponse()
+        assert answer.status == 200 and json.loads(answer.read())["running"]
+        for _ in range(100):  # stopped while training: the trainer thread must not hold the exit
+            conn.request("GET", "/api/state", headers=host)
+            if json.loads(conn.getresponse().read())["epoch"] >= 2:
+                break
+            time.sleep(0.05)
         conn.close()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=15)

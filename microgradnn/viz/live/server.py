@@ -8,6 +8,7 @@ only ever data (numbers and names checked against fixed lists); nothing it sends
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import webbrowser
@@ -46,7 +47,7 @@ class PlaygroundServer(ThreadingHTTPServer):
         super().__init__((host, port), Handler)
         self.session = Session(config)
         self.port = self.server_address[1]
-        names = {host, "127.0.0.1", "localhost", "[::1]"}
+        names = {host, "127.0.0.1", "localhost", "[::1]"} | (_own_names() if host in ("", "0.0.0.0") else set())
         self.allowed_hosts = {f"{name}:{self.port}" for name in names}
         self.allowed_origins = {f"http://{h}" for h in self.allowed_hosts}
         self.url = f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{self.port}/"
@@ -235,6 +236,15 @@ class Handler(BaseHTTPRequestHandler):
             self._json(s.set_parameter(body.get("name", ""), body.get("value")))
         else:
             raise Refused(HTTPStatus.NOT_FOUND, f"no such API: {path[:80]}")
+
+
+def _own_names() -> set[str]:
+    """This machine's name and addresses, for a server told to listen on every interface."""
+    try:
+        name, aliases, addresses = socket.gethostbyname_ex(socket.gethostname())
+    except OSError:
+        return {socket.gethostname()}
+    return {name, *aliases, *addresses}
 
 
 def _int(text, what: str) -> int:
