@@ -7,8 +7,8 @@ from microgradnn import data, losses, optim, testing, viz
 from microgradnn.nn import MLP, Layer, Module, Neuron, manual_seed
 from microgradnn.replay import compile
 from microgradnn.train import History, accuracy, fit
+from microgradnn._version import __version__
 
-__version__ = "0.1.0"
 
 
 def load_ipython_extension(shell) -> None:
@@ -19,5 +19,5 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "grad", "no_grad", "is_grad_enabled", "topological_order",
     "zero_grad", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus",
     "dot", "dots", "all_at_once", "logsumexp", "Module", "Neuron", "Layer", "MLP", "manual_seed", "fit", "accuracy", "History",
-    "compile", "data", "losses", "optim", "testing", "viz",
+    "compile", "data", "losses", "optim", "testing", "viz", "__version__",
 ]

@@ -8,8 +8,11 @@ from typing import Sequence
 
 import numpy as np
 
-import microgradnn as mg
-from microgradnn import viz
+from microgradnn import data, losses, nn, optim, viz
+from microgradnn._version import __version__
+from microgradnn.engine import Value, topological_order
+from microgradnn.nn import MLP, Layer, Module
+from microgradnn.train import accuracy, fit
 from microgradnn._checks import positive_int
 from microgradnn.expression import FUNCTIONS, build_expression, evaluate
 
@@ -22,13 +25,13 @@ class UsageError(Exception):
 
 def cmd_render(args) -> int:
     tree, values = build_expression(args.expression, args.variables)
-    env = {n: mg.Value(v, n) for n, v in values.items()}
+    env = {n: Value(v, n) for n, v in values.items()}
     try:
         out = evaluate(tree, env)
     except (ArithmeticError, ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
-    if not isinstance(out, mg.Value):
-        out = mg.Value(out, requires_grad=False)
+    if not isinstance(out, Value):
+        out = Value(out, requires_grad=False)
     out.label = out.label or "out"
     if args.view != "forward":
         out.backward()
@@ -58,7 +61,7 @@ def cmd_gradcheck(args) -> int:
 
 
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
-    make = mg.data.DATASETS[args.dataset]
+    make = data.DATASETS[args.dataset]
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
         kwargs["classes"] = args.classes
@@ -111,26 +114,26 @@ def train_model(args, out=sys.stdout):
     nout = k if loss == "cross_entropy" else 1
     if args.load:
         try:
-            model = mg.Module.from_file(args.load)
+            model = Module.from_file(args.load)
         except (OSError, ValueError) as e:
             raise UsageError(str(e)) from None
-        if not isinstance(model, mg.MLP) or model.nin != 2 or model.nout != nout:
+        if not isinstance(model, MLP) or model.nin != 2 or model.nout != nout:
             raise UsageError(f"{args.load} holds {model!r}, which does not fit {args.dataset} "
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
     else:
-        model = mg.MLP(2, [*args.hidden, nout], args.activation,
+        model = MLP(2, [*args.hidden, nout], args.activation,
                        "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
     if args.save and os.path.exists(args.save) and not args.overwrite:
         raise UsageError(f"{args.save} already exists; pass --overwrite to replace it")
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         opt_kwargs["momentum"] = args.momentum
-    optimizer = mg.optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
+    optimizer = optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
     print(f"training {model!r} on {args.dataset} ({len(X)} samples), {loss} loss, "
           f"{args.optimizer} lr={args.lr}, {args.epochs} epochs", file=out)
-    history = mg.fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
+    history = fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
                      verbose=not args.quiet, compiled=args.compiled)
-    print(f"final loss {history.loss[-1]:.4f}, accuracy {mg.accuracy(model, X, targets):.1%}", file=out)
+    print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save:
         model.save(args.save, overwrite=True)
         print(f"saved {args.save}", file=out)
@@ -142,29 +145,29 @@ def cmd_train(args) -> int:
     return 0
 
 
-def lesson_network() -> mg.MLP:
+def lesson_network() -> MLP:
     """The lesson's network: 2 inputs -> 3 ReLU neurons -> 1 sigmoid output, its weights as written there."""
-    return mg.MLP.from_layers([
-        mg.Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)], "relu"),
-        mg.Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
+    return MLP.from_layers([
+        Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)], "relu"),
+        Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
 
 
-def _teaching_neuron(model: mg.MLP, X: np.ndarray, targets: np.ndarray, loss_name: str):
+def _teaching_neuron(model: MLP, X: np.ndarray, targets: np.ndarray, loss_name: str):
     """(sample, neuron index, the neuron's output Value) for the first-layer neuron and sample with the
     largest |dL/d(its pre-activation)|, on an unfused copy of `model` after that sample's backward()."""
-    loss_fn = mg.losses.LOSSES[loss_name]
-    copy = mg.MLP.from_layers([mg.Layer.from_weights([([w.data for w in n.w], n.b.data) for n in layer.neurons],
+    loss_fn = losses.LOSSES[loss_name]
+    copy = MLP.from_layers([Layer.from_weights([([w.data for w in n.w], n.b.data) for n in layer.neurons],
                                                      layer.activation, fused=False) for layer in model.layers])
     first = {id(n): j for j, n in enumerate(copy.layers[0].neurons)}
 
-    def backward(i: int) -> dict[int, mg.Value]:
+    def backward(i: int) -> dict[int, Value]:
         copy.zero_grad()  # leaves accumulate: each picture shows this sample's gradients only
         out = copy(X[i])
         loss_fn([out], [targets[i]]).backward()
-        return {first[id(v.origin[1])]: v for v in mg.topological_order(out)
+        return {first[id(v.origin[1])]: v for v in topological_order(out)
                 if v.origin is not None and id(v.origin[1]) in first}
 
-    def strength(v: mg.Value) -> float:  # the gradient reaching the neuron's weights
+    def strength(v: Value) -> float:  # the gradient reaching the neuron's weights
         return abs(v.inputs[0].grad) if v.inputs else abs(v.grad)
 
     best = max(((i, j, strength(v)) for i in range(len(X)) for j, v in backward(i).items()), key=lambda t: t[2])
@@ -235,14 +238,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
-    p.add_argument("--dataset", choices=list(mg.data.DATASETS), default="moons", help="toy dataset (default moons)")
+    p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
     p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
     p.add_argument("--noise", type=float, default=0.1, help="noise for moons, circles, xor (default 0.1)")
     p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
     p.add_argument("--hidden", type=_hidden, default=[16, 16], help="hidden layer sizes (default 16,16)")
-    p.add_argument("--activation", choices=list(mg.nn.ACTIVATIONS), default="relu", help="hidden activation")
-    p.add_argument("--loss", choices=list(mg.losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
-    p.add_argument("--optimizer", choices=list(mg.optim.OPTIMIZERS), default="sgd", help="default sgd")
+    p.add_argument("--activation", choices=list(nn.ACTIVATIONS), default="relu", help="hidden activation")
+    p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
+    p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--epochs", type=_positive, default=epochs, help=f"passes over the data (default {epochs})")
@@ -254,7 +257,7 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.")
-    parser.add_argument("--version", action="version", version=f"microgradnn {mg.__version__}")
+    parser.add_argument("--version", action="version", version=f"microgradnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",

@@ -1,4 +1,5 @@
-"""Shared test helpers: an independent central-difference reference."""
+"""Shared test helpers: skip markers for optional programs, the lesson's examples, and an
+independent central-difference reference."""
 from __future__ import annotations
 
 import shutil
@@ -6,6 +7,33 @@ import shutil
 import pytest
 
 import microgradnn as mg
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+                               reason="Graphviz's dot is not installed (scripts/setup.sh installs it)")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh --test)")
+
+
+@pytest.fixture
+def lesson_neuron() -> mg.Neuron:
+    """The lesson's restaurant neuron: weights 0.6, 0.3, 0.1, bias 0.1, sigmoid."""
+    return mg.Neuron.from_weights([0.6, 0.3, 0.1], 0.1, activation="sigmoid")
+
+
+def neuron_graph() -> mg.Value:
+    """The lesson's neuron written out: o = tanh(x1*w1 + x2*w2 + b), after backward()."""
+    x1, x2 = mg.Value(2.0, label="x1"), mg.Value(0.0, label="x2")
+    w1, w2 = mg.Value(-3.0, label="w1"), mg.Value(1.0, label="w2")
+    b = mg.Value(6.8813735870195432, label="b")
+    o = (x1 * w1 + x2 * w2 + b).tanh()
+    o.label = "o"
+    o.backward()
+    return o
+
+
+@pytest.fixture(name="neuron_graph")
+def neuron_graph_fixture() -> mg.Value:
+    return neuron_graph()
 
 
 def numeric_grads(f, xs: list[float], h: float = 1e-6) -> list[float]:

@@ -482,3 +482,14 @@ def test_logsumexp_is_stable_and_its_gradient_is_softmax():
     assert analytic_grads(f, [0.3, -1.2, 2.0])[1] == pytest.approx(numeric_grads(f, [0.3, -1.2, 2.0]), rel=1e-7)
     with pytest.raises(ValueError, match="at least one input"):
         mg.logsumexp([])
+
+
+def test_tree_prints_data_and_grad(neuron_graph):
+    o = neuron_graph
+    lines = o.tree().splitlines()
+    assert lines[0] == "#0 'o' tanh data=0.7071 grad=1"
+    assert lines[1] == "  #1 + data=0.8814 grad=0.5"
+    assert "    #9 'b' leaf data=6.881 grad=0.5" in lines
+    assert len(lines) == 10
+    x = Value(2.0, label="x")
+    assert (x * x).tree(view="forward").splitlines() == ["#0 * data=4", "  #1 'x' leaf data=2", "  #1 'x' (shown above)"]

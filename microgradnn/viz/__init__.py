@@ -10,7 +10,7 @@ from microgradnn.viz.animation import animate, animation_steps
 from microgradnn.engine import tree
 from microgradnn.viz.files import FORMATS, save
 from microgradnn.viz.format import MAX_NODES, Diagram, GraphTooLarge, GraphvizNotFound, fmt
-from microgradnn.viz.graph import _plan, draw_graph
+from microgradnn.viz.graph import draw_graph
 from microgradnn.viz.network import draw_network
 from microgradnn.viz.network_animation import animate_network
 from microgradnn.viz.notebook import mimebundle, register

@@ -46,9 +46,15 @@ def _local_name(parent: Value, i: int, names: dict[int, str]) -> str:
     return f"∂({names[id(parent)]})/∂({names.get(id(inputs[i]), fmt(inputs[i].data))})"
 
 
-def animation_steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[dict]:
+def animation_steps(root: Value, max_nodes: int = 300) -> list[dict]:
     """The animation's script: forward (each computed node in topological order, with its
-    local derivatives), then backward (each node in reverse order, when its grad is final)."""
+    local derivatives), then backward (each node in reverse order, when its grad is final).
+    Each step names the drawn node by its id in `draw_graph(root)`, what its cell shows, and a caption."""
+    plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
+    return _steps(root, plan.ids, plan.values)
+
+
+def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[dict]:
     names = _names(drawn)
     shown = {id(v) for v in drawn}
     uses: dict[int, list[tuple[Value, int]]] = {}
@@ -104,7 +110,7 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     path = check_writable(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
     svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))
-    steps = animation_steps(root, plan.ids, plan.values)
+    steps = _steps(root, plan.ids, plan.values)
     intro = ("Leaves hold their data. Press play (Space) or step (Right arrow): the forward pass computes each "
              "node and its local derivatives, then the backward pass each grad."
              + (" Quiz: type each value before it is shown." if quiz else ""))

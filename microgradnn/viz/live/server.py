@@ -21,6 +21,7 @@ from microgradnn.viz.format import GraphvizNotFound
 from microgradnn.viz.live.session import LIMITS, ConfigError, Session
 
 JSON_BODY_LIMIT = 64_000
+DRAIN_LIMIT = 8_000_000  # a refused body up to this size is read before the answer
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
           "/playground.css": ("playground.css", "text/css; charset=utf-8")}
@@ -82,6 +83,7 @@ class Handler(BaseHTTPRequestHandler):
     server: PlaygroundServer
     server_version = "microgradnn-playground"
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may sit idle or half-sent before it is dropped
 
     def log_message(self, format, *args) -> None:
         pass
@@ -163,9 +165,21 @@ class Handler(BaseHTTPRequestHandler):
         if length is None or not length.isdigit():
             raise Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
         if int(length) > limit:
+            self._drain(int(length))
             raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                           f"the body has {int(length)} bytes; the limit here is {limit} bytes")
         return self.rfile.read(int(length))
+
+    def _drain(self, length: int) -> None:
+        """Read (and drop) a refused body of moderate size, so the client can read the answer
+        instead of finding the connection closed mid-upload; a huge one is cut off."""
+        if length > DRAIN_LIMIT:
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(65536, length))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def _json_body(self) -> dict:
         try:
