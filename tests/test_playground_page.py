@@ -177,6 +177,7 @@ def test_a_refused_setting_is_explained_on_the_page(server, tab, tmp_path):
     until(lambda: tab.is_visible("#message"))
     assert "samples must lie in [4, 2000]" in tab.inner_text("#message")
     assert server.session.config["samples"] == 200
+    until(lambda: tab.input_value("#samples") == "200")  # the control shows the setting in force
     tab.screenshot(path=str(shots(tmp_path) / "playground-refused.png"))
     # the browser logs the 400 itself; nothing else went wrong
     assert all("400" in e for e in tab.errors), tab.errors
@@ -189,6 +190,7 @@ def test_a_csv_uploaded_from_the_page_becomes_the_data(server, tab, tmp_path):
     tab.set_input_files("#upload", str(csv))
     until(lambda: tab.input_value("#dataset") == "csv" and "dataset=csv" in href(tab))
     assert tab.input_value("#loss") == "cross_entropy" and tab.input_value("#samples") == "60"
+    until(lambda: "3 linear" in tab.inner_text("#network"))  # one output per class
     tab.click("#step")
     until(lambda: tab.inner_text("#epoch") == "1")
     tab.screenshot(path=str(shots(tmp_path) / "playground-csv.png"), full_page=True)

@@ -46,7 +46,9 @@
   }
   async function configure(change) {
     const before = S.dataVersion;
-    const r = await api("api/config", change);
+    let r;
+    try { r = await api("api/config", change); }
+    catch (e) { showConfig(S.config); throw e; }  // refused: the controls show what is in force
     showConfig(r.config);
     await refresh(true);
     if (S.dataVersion !== before) await afterRebuild();
