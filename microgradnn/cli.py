@@ -9,22 +9,24 @@ from typing import Sequence
 import numpy as np
 
 from microgradnn import data, losses, nn, optim, viz
+from microgradnn._checks import positive_int
 from microgradnn._version import __version__
 from microgradnn.engine import Value, topological_order
+from microgradnn.expression import build_expression, evaluate
 from microgradnn.nn import MLP, Layer, Module
 from microgradnn.train import accuracy, fit
-from microgradnn._checks import positive_int
-from microgradnn.expression import FUNCTIONS, build_expression, evaluate
+from microgradnn.testing.checks import EPS
 
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
 
+
 # ---- subcommands -------------------------------------------------------------------------
 
 def cmd_render(args) -> int:
-    tree, values = build_expression(args.expression, args.variables)
+    tree, values = build_expression(args.expression, args.variables, args.imports)
     env = {n: Value(v, n) for n, v in values.items()}
     try:
         out = evaluate(tree, env)
@@ -48,7 +50,8 @@ def cmd_render(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     from microgradnn.testing import gradcheck
-    tree, values = build_expression(args.expression, args.variables)
+    tree, values = build_expression(args.expression, args.variables, args.imports)
+
     def f(**vs):
         return evaluate(tree, vs)
     f.__name__ = args.expression
@@ -58,6 +61,11 @@ def cmd_gradcheck(args) -> int:
         raise UsageError(str(e)) from None
     print(report)
     return 0 if report else 1
+
+
+def cmd_mutate(args) -> int:
+    import pytest
+    return int(pytest.main(["--mutate-ops", *args.pytest_args]))
 
 
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
@@ -281,8 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="draw the graph of an expression",
                             description="Draw an expression's computation graph, e.g. "
                                         "microgradnn render \"tanh(x*w + b)\" x=2 w=-3 b=6.88 --view backward")
-    render.add_argument("expression", help="numbers, names, + - * / **, and " + ", ".join(FUNCTIONS))
+    render.add_argument("expression", help=EXPRESSION_HELP)
     render.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
+    _add_import(render)
     render.add_argument("--view", choices=["forward", "backward", "both"], default="both")
     render.add_argument("--rankdir", choices=["LR", "TB"], default="LR")
     render.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot (default graph.svg)")
@@ -299,20 +308,48 @@ def build_parser() -> argparse.ArgumentParser:
     play.set_defaults(run=cmd_playground)
 
     check = sub.add_parser("gradcheck", help="compare analytic and numeric gradients of an expression",
-                           description="Compare backward()'s gradients with central finite differences.")
-    check.add_argument("expression")
-    check.add_argument("variables", nargs="*", metavar="NAME=VALUE")
-    check.add_argument("--eps", type=float, default=1e-6)
-    check.add_argument("--atol", type=float, default=1e-5)
-    check.add_argument("--rtol", type=float, default=1e-3)
+                           description="Compare backward()'s gradients with extrapolated central finite "
+                                       "differences, e.g. microgradnn gradcheck \"a = x*y; tanh(a) * a\" x=0.5 y=2. "
+                                       "Exit code 1 if any gradient is wrong.")
+    check.add_argument("expression", help=EXPRESSION_HELP)
+    check.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
+    check.add_argument("--eps", type=float, default=EPS, help=f"first step, relative to max(1, |x|) (default {EPS:g})")
+    check.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    check.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    _add_import(check)
     check.set_defaults(run=cmd_gradcheck)
+
+    mutate = sub.add_parser("mutate", help="would your tests catch a wrong derivative? (mutation testing)",
+                            description="Run pytest (with the given pytest arguments) once normally, then once per "
+                                        "mutant derivative rule of every op (sign flipped, scaled by 1.05, shifted "
+                                        "by 0.001, another input's rule), each run stopping at its first failing "
+                                        "test; list the mutants no test catches. Exit code 1 if any survives. "
+                                        "Example: microgradnn mutate tests/test_ops.py --mutate-only tanh,relu")
+    mutate.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS",
+                        help="arguments for pytest (test paths, -k, -x, --mutate-only OPS, ...)")
+    mutate.set_defaults(run=cmd_mutate)
     return parser
+
+
+EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log sqrt tanh sigmoid relu leaky_relu sin cos softplus "
+                   "abs dot logsumexp (and ops of your own, with --import), and name = ... steps separated by ; "
+                   "for shared subexpressions")
+
+
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (from the current folder too), so the ops it defines can be called")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mutate"] and not set(argv[1:]) & {"-h", "--help"}:
+        args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
+        args.pytest_args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.run(args)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError, viz.GraphTooLarge,

@@ -16,7 +16,7 @@ import operator
 from typing import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "ops", "all_at_once", "no_grad", "is_grad_enabled", "grad",
+    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp",
 ]
@@ -169,29 +169,17 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     return v
 
 
-class all_at_once:
-    """Marks a derivative rule that returns every input's local derivative at once, as a
-    tuple: `rule(*xs, out) -> (d out/d xs[0], d out/d xs[1], ...)`. For ops whose inputs
-    share one formula (`dot`, `logsumexp`) or that take any number of inputs."""
-
-    def __init__(self, rule: Callable) -> None:
-        if not callable(rule):
-            raise TypeError(f"all_at_once: rule must be callable, got {type(rule).__name__}")
-        self.rule = rule
-        functools.update_wrapper(self, rule)
-
-    def __call__(self, *args):
-        return self.rule(*args)
-
-
 class Op:
     """One row of the op table.
 
     name: how it is called (`get_op(name)`); forward(*xs) -> float: the op on floats;
-    derivatives: one rule per input, rule(*xs, out) -> d(out)/d(xs[i]), or one `all_at_once`
-    rule. Rules are written with arithmetic and this module's functions, so the same rule
-    runs on floats (forward time), on Values (`grad(create_graph=True)`) and on numpy arrays
-    (replay); replacing `derivatives` takes effect on all three.
+    derivatives: one rule per input, rule(*xs, out) -> d(out)/d(xs[i]). An op over any
+    number of inputs (dot, logsumexp) has `groups(arity)`, the sizes of its input groups
+    (dot: the w's, the x's, b), and one rule per group, rule(k, n, *xs, out) -> d(out)/d(the
+    k-th input of its group of n). Rules are written with arithmetic and this module's
+    functions, so the same rule runs on floats (forward time), on Values
+    (`grad(create_graph=True)`) and on numpy arrays (replay); replacing `derivatives` (as
+    mutation testing does) takes effect on all three.
     array_forward(*arrays): the forward on numpy arrays (optional; replay otherwise runs
     `forward` element by element). kinks(*xs): True where the op has no derivative
     (optional). infix: written between its two inputs (`a + b`); symbol: how pictures show it.
@@ -199,20 +187,42 @@ class Op:
 
     def __init__(self, name: str, forward: Callable[..., float], derivatives: Sequence[Callable], *,
                  array_forward: Callable | None = None, kinks: Callable | None = None,
-                 infix: bool = False, symbol: str | None = None) -> None:
+                 groups: Callable[[int], tuple | None] | None = None, infix: bool = False,
+                 symbol: str | None = None, unrolled: Callable | None = None) -> None:
         self.name = self.__name__ = name
         self.forward = forward
         self.derivatives = tuple(derivatives)
         self.array_forward = array_forward
         self.kinks = kinks
+        self.groups = groups
         self.infix = infix
         self.symbol = name if symbol is None else symbol
+        # The built-in rules written out for all inputs at once (`unrolled(*xs, out)`), used
+        # while `derivatives` are still those rules: a fused neuron's 2n+1 derivatives in one step.
+        self._unrolled = (self.derivatives, unrolled) if unrolled is not None else None
 
     @property
-    def arity(self) -> int | None:
-        """How many inputs the op takes; None for any number (an `all_at_once` rule)."""
-        rules = self.derivatives
-        return None if len(rules) == 1 and type(rules[0]) is all_at_once else len(rules)
+    def variadic(self) -> bool:
+        """True for an op over any number of inputs (see `groups`)."""
+        return self.groups is not None
+
+    def group(self, i: int, arity: int) -> tuple[int, int, int]:
+        """(group, index in it, group size) of input i of a node with `arity` inputs."""
+        if self.groups is None:
+            return i, 0, 1
+        for g, n in enumerate(self.groups(arity)):
+            if i < n:
+                return g, i, n
+            i -= n
+        raise IndexError(f"{self.name}: no input {i} among {arity}")
+
+    def rule(self, i: int, arity: int) -> Callable:
+        """The derivative rule of input i, as a function of (*xs, out)."""
+        if self.groups is None:
+            return self.derivatives[i]
+        g, k, n = self.group(i, arity)
+        rule = self.derivatives[g]
+        return lambda *a: rule(k, n, *a)
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
@@ -223,24 +233,32 @@ class Op:
     def local_grads(self, xs: Sequence, out, needs: Sequence[bool] | None = None) -> tuple:
         """d(out)/d(xs[i]) for each input by the op's rules; 0.0 where `needs[i]` is false
         (a rule is not even run for an input that needs no gradient)."""
-        rules = self.derivatives
-        if len(rules) == 1 and type(rules[0]) is all_at_once:
-            grads = _all_grads(self, rules[0](*xs, out), len(xs))
+        if self.groups is None:
+            rules = self.derivatives
+            if needs is None:
+                return tuple(rule(*xs, out) for rule in rules)
+            return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
+        if self._unrolled is not None and self.derivatives is self._unrolled[0]:
+            grads = self._unrolled[1](*xs, out)
             return grads if needs is None else _masked(grads, needs)
-        if needs is None:
-            return tuple(rule(*xs, out) for rule in rules)
-        return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
+        n = len(xs)
+        return tuple(self.rule(i, n)(*xs, out) if needs is None or needs[i] else 0.0 for i in range(n))
+
+    def _check_arity(self, n: int) -> None:
+        if self.groups is None:
+            if n != len(self.derivatives):
+                raise TypeError(f"{self.name}: takes {len(self.derivatives)} inputs, got {n}")
+        elif n == 0 or self.groups(n) is None:
+            raise TypeError(f"{self.name}: cannot take {n} inputs")
 
     def __call__(self, *args):
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
         if not _ONLY_VALUES.issuperset(map(type, args)):
             if not any(type(a) is Value for a in args):
+                self._check_arity(len(args))
                 return self._numbers(args)
             args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
-        rules = self.derivatives
-        joint = len(rules) == 1 and type(rules[0]) is all_at_once
-        if not joint and len(args) != len(rules):
-            raise TypeError(f"{self.name}: takes {len(rules)} inputs, got {len(args)}")
+        self._check_arity(len(args))
         return self._record(args, [a.data for a in args])
 
     def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
@@ -257,12 +275,10 @@ class Op:
             return _node(data)
         if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
             needs = [a.requires_grad for a in args]
-        rules = self.derivatives
         try:
-            if len(rules) == 1 and type(rules[0]) is all_at_once:  # local_grads, unrolled
-                local = rules[0].rule(*xs, data)
-                if type(local) is not tuple or len(local) != len(args):
-                    local = _all_grads(self, local, len(args))
+            unrolled = self._unrolled
+            if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
+                local = unrolled[1](*xs, data)
                 if needs is not True:
                     local = _masked(local, needs)
             else:
@@ -297,14 +313,6 @@ class Op:
         return out
 
 
-def _all_grads(op: Op, grads, n: int) -> tuple:
-    """An all_at_once rule's result as a tuple, checked to hold one derivative per input."""
-    grads = tuple(grads)
-    if len(grads) != n:
-        raise TypeError(f"{op.name}: its all_at_once rule returned {len(grads)} derivatives for {n} inputs")
-    return grads
-
-
 def _masked(grads: tuple, needs: list) -> tuple:
     """0.0 in place of the derivatives of inputs that need no gradient."""
     if all(needs):
@@ -329,10 +337,7 @@ class _UnaryOp(Op):
             return _node(data)
         rule = self.derivatives[0]
         try:
-            if type(rule) is all_at_once:
-                local = self.local_grads((x,), data, (a.requires_grad,))
-            else:
-                local = (rule(x, data) if a.requires_grad else 0.0,)
+            local = (rule(x, data) if a.requires_grad else 0.0,)
         except (ArithmeticError, ValueError):
             local = (math.nan,)
         return _node(data, self, (a,), local, a._depth + 1)
@@ -358,14 +363,7 @@ class _BinaryOp(Op):
             data = self._forward([x, y], (a, b))
         if not _GRAD_ENABLED.get():
             return _node(data)
-        rules = self.derivatives
-        if len(rules) != 2 or type(rules[0]) is all_at_once:
-            try:
-                local = self.local_grads((x, y), data, (a.requires_grad, b.requires_grad))
-            except (ArithmeticError, ValueError):
-                local = (math.nan, math.nan)
-            return _node(data, self, (a, b), local, 1 + (a._depth if a._depth > b._depth else b._depth))
-        da, db = rules
+        da, db = self.derivatives
         try:
             ga = da(x, y, data) if a.requires_grad else 0.0
         except (ArithmeticError, ValueError):
@@ -574,8 +572,7 @@ _BUILTIN: set[str] = set()
 
 
 def _make_op(name: str, forward: Callable, derivatives: Sequence[Callable], **fields) -> Op:
-    per_input = not (len(derivatives) == 1 and type(derivatives[0]) is all_at_once)
-    cls = {1: _UnaryOp, 2: _BinaryOp}.get(len(derivatives), Op) if per_input else Op
+    cls = Op if fields.get("groups") else {1: _UnaryOp, 2: _BinaryOp}.get(len(derivatives), Op)
     return cls(name, forward, derivatives, **fields)
 
 
@@ -583,9 +580,10 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
               array_forward: Callable | None = None, kinks: Callable | None = None) -> Op:
     """Add an op to the table and return it; calling it applies it to Values or numbers.
 
-    `forward(*xs)` maps floats to a float; derivative i maps `(*xs, out)` to d(out)/d(xs[i])
-    (or give one `all_at_once` rule returning them all). `array_forward` runs the op on numpy
-    arrays, so `compile` replays it in one call; `kinks(*xs)` is True where it has no derivative.
+    `forward(*xs)` maps floats to a float; derivative i maps `(*xs, out)` to d(out)/d(xs[i]).
+    `array_forward` runs the op on numpy arrays, so `compile` replays it in one call;
+    `kinks(*xs)` is True where it has no derivative (gradient checks then accept any
+    one-sided derivative there, e.g. `kinks=lambda x: x == 0.0` for a hinge).
     Example: `cube = define_op("cube", lambda x: x**3, lambda x, out: 3 * x**2, array_forward=lambda x: x**3)`.
     """
     if not isinstance(name, str) or not name:
@@ -596,7 +594,7 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
         raise TypeError(f"define_op({name!r}): needs a callable forward and one callable derivative per input")
     for field, f in (("array_forward", array_forward), ("kinks", kinks)):
         if f is not None and not callable(f):
-            raise TypeError(f"define_op({name!r}): {field} must be callable or None, got {type(f).__name__}")
+            raise TypeError(f"define_op({name!r}): {field} must be a callable taking the op's inputs, got {f!r}")
     op = _make_op(name, forward, derivatives, array_forward=array_forward, kinks=kinks)
     _OPS[name] = op
     return op
@@ -610,9 +608,9 @@ def get_op(name: str) -> Op:
         raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(_OPS))}") from None
 
 
-def ops() -> list[Op]:
-    """Every row of the op table, built-in ones first."""
-    return list(_OPS.values())
+def ops() -> dict[str, Op]:
+    """The op table: every row by name (built-ins, then define_op's), in definition order."""
+    return dict(_OPS)
 
 
 def _row(name: str, forward: Callable, *derivatives: Callable, **fields) -> Op:
@@ -681,8 +679,13 @@ def _dot(*args: float) -> float:
     return total
 
 
+def _dot_groups(arity: int) -> tuple | None:
+    """dot's inputs: n w's, n x's, then b."""
+    return ((arity - 1) // 2, (arity - 1) // 2, 1) if arity % 2 == 1 and arity >= 3 else None
+
+
 def _dot_grads(*args):
-    """d/dw_i = x_i, d/dx_i = w_i, d/db = 1 (args end with out)."""
+    """dot's rules for every input at once: (x_0..x_n-1, w_0..w_n-1, 1) (args end with out)."""
     n = (len(args) - 2) // 2
     return (*args[n:2 * n], *args[:n], 1.0)
 
@@ -727,10 +730,15 @@ sin = _row("sin", math.sin, lambda a, out: cos(a), array_forward=lambda a: _np()
 cos = _row("cos", math.cos, lambda a, out: -sin(a), array_forward=lambda a: _np().cos(a))
 softplus = _row("softplus", _softplus, lambda a, out: sigmoid(a),
                 array_forward=lambda a: _np().logaddexp(0.0, a))
-# dot(w, x, b) = sum(w_i * x_i) + b, the neuron's pre-activation as one node of 2n + 1 inputs.
-_DOT = _row("dot", _dot, all_at_once(_dot_grads), array_forward=_dot, symbol="Σ w·x + b")
-# logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_i = softmax_i = exp(x_i - out).
-_LOGSUMEXP = _row("logsumexp", _logsumexp, all_at_once(lambda *a: tuple(exp(x - a[-1]) for x in a[:-1])),
+# dot(w, x, b) = sum(w_i * x_i) + b, the neuron's pre-activation as one node of 2n + 1 inputs;
+# a variadic row: one rule per group of inputs, rule(k, n, *inputs, out) for the k-th of n.
+_DOT = _row("dot", _dot,
+            lambda k, n, *a: a[n + k],  # d/dw_k = x_k
+            lambda k, n, *a: a[k],      # d/dx_k = w_k
+            lambda k, n, *a: 1.0,       # d/db = 1
+            groups=_dot_groups, unrolled=_dot_grads, array_forward=_dot, symbol="Σ w·x + b")
+# logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_k = softmax_k = exp(x_k - out).
+_LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
                   array_forward=lambda *xs: _np().logaddexp.reduce(_np().stack(xs), axis=0))
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
 # target Value's log-probability inside the graph (no gradient flows into targets).
@@ -763,7 +771,7 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     if len(ws) != len(bs):
         raise ValueError(f"dots: needs one bias per weight vector, got {len(ws)} and {len(bs)}")
     x = tuple(x)
-    if not x or not _ONLY_VALUES.issuperset(map(type, x)) or type(_DOT.derivatives[0]) is not all_at_once:
+    if not x or not _ONLY_VALUES.issuperset(map(type, x)):
         return [dot(w, x, b) for w, b in zip(ws, bs)]
     x_data = [a.data for a in x]
     x_needs = [a.requires_grad for a in x]

@@ -13,7 +13,8 @@ from microgradnn.engine import Value, fmt  # noqa: F401  (fmt: numbers as every 
 MAX_NODES = 2000
 FONT = "Helvetica"
 COLORS = {"parameter": "#FFE8B0", "input": "#D6EAF8", "intermediate": "#FFFFFF", "output": "#D5F5E3",
-          "constant": "#F2F2F2", "op": "#EEEEEE", "edge": "#555555", "local": "#B03A2E"}
+          "constant": "#F2F2F2", "op": "#EEEEEE", "edge": "#555555", "local": "#B03A2E",
+          "highlight": "#D62728", "highlight_fill": "#FADBD8"}
 INSTALL_HINT = ("Graphviz's `dot` program was not found on PATH, so nothing can be rendered "
                 "(DOT source still works). Install it: Debian/Ubuntu `sudo apt-get install graphviz`, "
                 "macOS `brew install graphviz`, conda `conda install graphviz`.")
