@@ -247,6 +247,8 @@ def test_csv_upload_becomes_the_dataset():
     with pytest.raises(ConfigError, match="needs two classes"):
         s.configure({"loss": "hinge"})
     assert s.config == c  # a refused change leaves the setup as it was
+    c = s.set_upload("\n".join(f"{i},{i % 4},{i % 2}" for i in range(10)))  # a second upload replaces the first
+    assert c["samples"] == 10 and len(s.X) == 10 and s.k == 2 and s.model.nout == 2
     with pytest.raises(ConfigError, match="at most 2000"):
         parse_csv("\n".join("0,0,1" for _ in range(2001)))
     with pytest.raises(ConfigError, match="all the same"):

@@ -169,13 +169,14 @@ class Session:
 
     # ---- building --------------------------------------------------------------------------
 
-    def configure(self, raw: dict) -> dict:
-        """Apply a (partial) configuration; data and model are rebuilt only when they change."""
+    def configure(self, raw: dict, rebuild: bool = False) -> dict:
+        """Apply a (partial) configuration; data and model are rebuilt only when they change
+        (or `rebuild`). A refused configuration changes nothing."""
         with self.lock:
             new = check_config(raw, self.config)
             if "loss" not in raw and new["loss"] != "cross_entropy" and self._classes_of(new) > 2:
                 new["loss"] = "cross_entropy"  # new data with more classes: the one loss that reads them
-            rebuild = any(new[k] != self.config[k] for k in REBUILDS)
+            rebuild = rebuild or any(new[k] != self.config[k] for k in REBUILDS)
             old, self.config = self.config, new
             try:
                 self._build() if rebuild else self._new_optimizer()
@@ -185,12 +186,15 @@ class Session:
             return new
 
     def set_upload(self, text: str) -> dict:
-        """Take a CSV upload and switch to it."""
+        """Take a CSV upload and train on it from now on; a refused one changes nothing."""
         X, y = parse_csv(text)
         with self.lock:
-            self.upload = (X, y)
-            return self.configure({"dataset": "csv", "samples": len(X)}) if self.config["dataset"] != "csv" \
-                else (self._build() or self.config)
+            old, self.upload = self.upload, (X, y)
+            try:
+                return self.configure({"dataset": "csv", "samples": len(X)}, rebuild=True)
+            except ConfigError:
+                self.upload = old
+                raise
 
     def _classes_of(self, config: dict) -> int:
         if config["dataset"] == "csv":
