@@ -33,6 +33,7 @@ def test_help_on_every_subcommand(command):
     (["train", "--hidden", "16,x"], "expected sizes like 16,16"),
     (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
     (["render"], "the following arguments are required: expression"),
+    (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     done = run(*args)
