@@ -17,7 +17,7 @@ import pytest
 import microgradnn as mg
 import microgradnn.cli
 from microgradnn.viz.live import LIMITS, ConfigError, Session
-from microgradnn.viz.live.session import check_config, parse_csv, split
+from microgradnn.viz.live.config import check_config, parse_csv, split
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -290,6 +290,18 @@ def test_the_downloaded_script_rebuilds_and_trains_the_same_setup(server, tmp_pa
     assert trained.state_dict() == server.session.model.state_dict()  # bit for bit: the same training
     acc = server.session.history[-1][4]
     assert f"test accuracy {acc:.1%}" in run.stdout
+
+
+def test_the_script_carries_an_uploaded_csv_and_retrains_the_same_weights(tmp_path):
+    s = Session({"hidden": [4], "batch": 8})
+    s.set_upload("x1,x2,label\n" + "\n".join(f"{i / 7 - 1},{(i * 3 % 11) / 5},{int(i % 5 > 1)}" for i in range(40)))
+    for _ in range(3):
+        s.train_epoch()
+    (tmp_path / "setup.py").write_text(s.script())
+    run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert mg.Module.from_file(tmp_path / "playground_model.json").state_dict() == s.model.state_dict()
 
 
 # ---- the command line --------------------------------------------------------------------------

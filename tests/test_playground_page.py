@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import microgradnn as mg
-from microgradnn.viz.live.session import split
+from microgradnn.viz.live.config import split
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")]

@@ -18,7 +18,8 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from microgradnn.viz.format import GraphvizNotFound
-from microgradnn.viz.live.session import LIMITS, ConfigError, Session
+from microgradnn.viz.live.config import LIMITS, ConfigError
+from microgradnn.viz.live.session import Session
 
 JSON_BODY_LIMIT = 64_000
 DRAIN_LIMIT = 8_000_000  # a refused body up to this size is read before the answer

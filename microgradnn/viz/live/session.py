@@ -1,4 +1,4 @@
-"""The playground's state: a checked configuration, its data and model, and training by epochs.
+"""The playground's state: its data and model, training by epochs, and what the page polls.
 
 Every number the page shows comes from here, and every one is the engine's: training and the
 heatmaps replay the model's recorded graph (`replay`), a clicked point runs the model on Values.
@@ -6,154 +6,24 @@ heatmaps replay the model's recorded graph (`replay`), a clicked point runs the 
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import math
 import threading
 
 import numpy as np
 
-from microgradnn import data, losses, optim
+from microgradnn import losses, optim
 from microgradnn.engine import Value
 from microgradnn.nn import MLP
-from microgradnn.nn.module import classify
 from microgradnn.nn.files import model_payload
-from microgradnn.nn.layers import ACTIVATIONS
+from microgradnn.nn.module import classify
 from microgradnn.replay import Compiled, compile_model_loss
 from microgradnn.viz.format import GraphTooLarge
 from microgradnn.viz.graph import draw_graph
+from microgradnn.viz.live.config import (LIMITS, REBUILDS, ConfigError, check_config, make_data, number,
+                                         parse_csv, split, targets)
+from microgradnn.viz.live.script import script
 from microgradnn.viz.network import draw_network
 
-# What one local page may ask for: enough to learn with, small enough to stay responsive.
-LIMITS = {"samples": 2000, "layers": 6, "neurons": 16, "classes": 8, "upload_bytes": 1_000_000,
-          "epochs": 100_000, "graph_nodes": 1500}
 GRID = 32  # heatmap cells per side
-DATASET_NAMES = [*data.DATASETS, "csv"]
-LOSS_NAMES = ["binary_cross_entropy_with_logits", "cross_entropy", "hinge", "mse", "binary_cross_entropy"]
-DEFAULTS = {"dataset": "moons", "samples": 200, "noise": 0.1, "classes": 3, "test": 0.3, "seed": 0,
-            "hidden": [8, 8], "activation": "tanh", "loss": "binary_cross_entropy_with_logits",
-            "optimizer": "adam", "lr": 0.03, "batch": 32, "l2": 0.0}
-# Keys whose change needs new data or a new model (the others only rebuild the optimizer).
-REBUILDS = {"dataset", "samples", "noise", "classes", "test", "seed", "hidden", "activation", "loss"}
-
-
-class ConfigError(ValueError):
-    """A configuration, upload or request the playground refuses, with the reason."""
-
-
-def _number(raw, key: str, lo: float, hi: float, integer: bool = False):
-    if isinstance(raw, str):
-        try:
-            raw = float(raw)
-        except ValueError:
-            raise ConfigError(f"{key} must be a number, got {raw!r}") from None
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-        raise ConfigError(f"{key} must be a finite number, got {raw!r}")
-    if integer:
-        if raw != int(raw):
-            raise ConfigError(f"{key} must be a whole number, got {raw!r}")
-        raw = int(raw)
-    if not lo <= raw <= hi:
-        raise ConfigError(f"{key} must lie in [{lo}, {hi}], got {raw!r}")
-    return raw if integer else float(raw)
-
-
-def _choice(raw, key: str, names: list[str]) -> str:
-    if raw not in names:
-        raise ConfigError(f"{key} must be one of {', '.join(names)}, got {str(raw)[:40]!r}")
-    return raw
-
-
-def _hidden(raw) -> list[int]:
-    if isinstance(raw, str):
-        raw = [s for s in raw.split(",") if s.strip()] if raw.strip() else []
-    if not isinstance(raw, list):
-        raise ConfigError(f"hidden must be a list of layer sizes, got {str(raw)[:40]!r}")
-    if len(raw) > LIMITS["layers"]:
-        raise ConfigError(f"hidden: at most {LIMITS['layers']} hidden layers, got {len(raw)}")
-    return [_number(n, "hidden layer size", 1, LIMITS["neurons"], integer=True) for n in raw]
-
-
-def check_config(raw: dict, base: dict | None = None) -> dict:
-    """`raw` (from JSON or the URL) over `base`, every value checked; unknown keys are refused."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a configuration must be a JSON object, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; the settings are {', '.join(DEFAULTS)}")
-    c = {**(base or DEFAULTS), **raw}
-    return {"dataset": _choice(c["dataset"], "dataset", DATASET_NAMES),
-            "samples": _number(c["samples"], "samples", 4, LIMITS["samples"], integer=True),
-            "noise": _number(c["noise"], "noise", 0.0, 1.0),
-            "classes": _number(c["classes"], "classes", 2, LIMITS["classes"], integer=True),
-            "test": _number(c["test"], "test", 0.1, 0.9),
-            "seed": _number(c["seed"], "seed", 0, 2 ** 31 - 1, integer=True),
-            "hidden": _hidden(c["hidden"]),
-            "activation": _choice(c["activation"], "activation", [a for a in ACTIVATIONS if a != "linear"]),
-            "loss": _choice(c["loss"], "loss", LOSS_NAMES),
-            "optimizer": _choice(c["optimizer"], "optimizer", list(optim.OPTIMIZERS)),
-            "lr": _number(c["lr"], "lr", 1e-6, 10.0),
-            "batch": _number(c["batch"], "batch", 1, LIMITS["samples"], integer=True),
-            "l2": _number(c["l2"], "l2", 0.0, 1.0)}
-
-
-def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rows `x1,x2,label` (an optional header line; labels 0, 1, ... as whole numbers)."""
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(cell.strip() for cell in r)]
-    if rows and not _is_number(rows[0][0]):
-        rows = rows[1:]  # a header
-    if len(rows) < 4:
-        raise ConfigError(f"the CSV needs at least 4 rows of x1,x2,label, got {len(rows)}")
-    if len(rows) > LIMITS["samples"]:
-        raise ConfigError(f"the CSV has {len(rows)} rows; the playground takes at most {LIMITS['samples']}")
-    X, y = [], []
-    for line, r in enumerate(rows, 1):
-        if len(r) != 3 or not all(_is_number(cell) for cell in r):
-            raise ConfigError(f"CSV row {line}: expected three numbers x1,x2,label, got {','.join(r)[:60]!r}")
-        x1, x2, label = (float(cell) for cell in r)
-        if not (math.isfinite(x1) and math.isfinite(x2)) or label != int(label) or not 0 <= label < LIMITS["classes"]:
-            raise ConfigError(f"CSV row {line}: x1, x2 must be finite and the label a whole number "
-                              f"0..{LIMITS['classes'] - 1}, got {','.join(r)[:60]!r}")
-        X.append((x1, x2))
-        y.append(int(label))
-    y = np.array(y)
-    if len(np.unique(y)) < 2:
-        raise ConfigError("the CSV's labels are all the same; a classifier needs at least two classes")
-    return np.array(X, dtype=float), y
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
-
-
-def make_data(config: dict, upload=None) -> tuple[np.ndarray, np.ndarray]:
-    """The configured dataset (the uploaded CSV for "csv"), labels 0..k-1."""
-    name, n, noise, seed = config["dataset"], config["samples"], config["noise"], config["seed"]
-    if name == "csv":
-        if upload is None:
-            raise ConfigError("dataset csv: no CSV uploaded to this server yet; upload one (x1,x2,label rows)")
-        return upload
-    if name == "blobs":
-        return data.make_blobs(n, config["classes"], cluster_std=1.0 + 4 * noise, seed=seed)
-    if name == "spiral":
-        return data.make_spiral(n, config["classes"], noise=noise, seed=seed)
-    return data.DATASETS[name](n, noise=noise, seed=seed)
-
-
-def split(n: int, test: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, test rows): a seeded shuffle, the first `round(n * test)` rows for testing."""
-    order = np.random.default_rng(seed).permutation(n)
-    k = min(max(1, round(n * test)), n - 1)
-    return np.sort(order[k:]), np.sort(order[:k])
-
-
-def targets(loss: str, y: np.ndarray) -> np.ndarray:
-    """Labels as the loss reads them: -1/+1 for hinge, else 0..k-1."""
-    return y * 2.0 - 1.0 if loss == "hinge" else y.astype(float)
 
 
 class Session:
@@ -390,7 +260,7 @@ class Session:
     def set_parameter(self, name: str, value) -> dict:
         with self.lock:
             p = self._parameter(name)
-            p.data = _number(value, name, -1e6, 1e6)
+            p.data = number(value, name, -1e6, 1e6)
             self.version += 1
             return self.parameter(name)
 
@@ -403,46 +273,8 @@ class Session:
     def script(self) -> str:
         """A Python script that rebuilds this setup with the library and trains it as many epochs."""
         with self.lock:
-            return script(self.config, max(self.epoch, 1))
+            return script(self.config, max(self.epoch, 1), self.upload)
 
 
 def svg(diagram) -> str:
     return diagram.pipe(format="svg", encoding="utf-8", quiet=True)  # dot's layout warnings stay off the terminal
-
-
-def script(c: dict, epochs: int) -> str:
-    """The library calls that rebuild configuration `c` and train it for `epochs` epochs."""
-    name = c["dataset"]
-    if name == "csv":
-        load = ('rows = np.loadtxt("data.csv", delimiter=",", skiprows=0)  # your uploaded x1,x2,label rows\n'
-                'X, y = rows[:, :2], rows[:, 2].astype(int)')
-    elif name == "blobs":
-        load = f"X, y = mg.data.make_blobs({c['samples']}, {c['classes']}, cluster_std={1.0 + 4 * c['noise']!r}, seed={c['seed']})"
-    elif name == "spiral":
-        load = f"X, y = mg.data.make_spiral({c['samples']}, {c['classes']}, noise={c['noise']!r}, seed={c['seed']})"
-    else:
-        load = f"X, y = mg.data.{data.DATASETS[name].__name__}({c['samples']}, noise={c['noise']!r}, seed={c['seed']})"
-    hinge = c["loss"] == "hinge"
-    nout = "int(y.max()) + 1" if c["loss"] == "cross_entropy" else "1"
-    out_act = "sigmoid" if c["loss"] == "binary_cross_entropy" else "linear"
-    optimizer = {"sgd": "SGD", "adam": "Adam"}[c["optimizer"]]
-    return f'''"""The microgradnn playground's setup, rebuilt and trained with the library."""
-import numpy as np
-
-import microgradnn as mg
-
-{load}
-t = {"y * 2.0 - 1.0  # hinge reads labels as -1/+1" if hinge else "y.astype(float)"}
-order = np.random.default_rng({c['seed']}).permutation(len(X))  # the playground's train/test split
-k = min(max(1, round(len(X) * {c['test']!r})), len(X) - 1)
-train, test = np.sort(order[k:]), np.sort(order[:k])
-
-model = mg.MLP(2, [{", ".join(str(n) for n in c["hidden"])}{", " if c["hidden"] else ""}{nout}], "{c['activation']}", "{out_act}", seed={c['seed']})
-optimizer = mg.optim.{optimizer}(model.parameters(), lr={c['lr']!r}, weight_decay={c['l2']!r})
-history = mg.fit(model, X[train], t[train], "{c['loss']}", optimizer, epochs={epochs},
-                 batch_size={c['batch']}, seed={c['seed']}, compiled=True)
-print(model)
-print(f"train accuracy {{mg.accuracy(model, X[train], t[train]):.1%}}, "
-      f"test accuracy {{mg.accuracy(model, X[test], t[test]):.1%}}")
-model.save("playground_model.json", overwrite=True)
-'''
