@@ -292,16 +292,34 @@ def test_the_downloaded_script_rebuilds_and_trains_the_same_setup(server, tmp_pa
     assert f"test accuracy {acc:.1%}" in run.stdout
 
 
+def run_script(session, tmp_path) -> mg.Module:
+    (tmp_path / "setup.py").write_text(session.script())
+    run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return mg.Module.from_file(tmp_path / "playground_model.json")
+
+
+@pytest.mark.parametrize("config", [
+    {"dataset": "blobs", "loss": "cross_entropy", "classes": 4, "noise": 0.3, "activation": "relu"},
+    {"dataset": "spiral", "loss": "cross_entropy", "hidden": [6, 6, 6], "optimizer": "sgd", "lr": 0.1, "l2": 0.01},
+    {"dataset": "xor", "loss": "hinge", "samples": 40, "seed": 9, "hidden": []},
+    {"dataset": "moons", "loss": "mse", "activation": "sigmoid", "batch": 7},
+    {"dataset": "circles", "loss": "binary_cross_entropy", "activation": "leaky_relu", "test": 0.5},
+], ids=["blobs", "spiral", "xor-hinge-linear", "moons-mse", "circles-bce"])
+def test_the_script_retrains_the_same_weights(config, tmp_path):
+    s = Session(config)
+    for _ in range(4):
+        s.train_epoch()
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
+
+
 def test_the_script_carries_an_uploaded_csv_and_retrains_the_same_weights(tmp_path):
     s = Session({"hidden": [4], "batch": 8})
     s.set_upload("x1,x2,label\n" + "\n".join(f"{i / 7 - 1},{(i * 3 % 11) / 5},{int(i % 5 > 1)}" for i in range(40)))
     for _ in range(3):
         s.train_epoch()
-    (tmp_path / "setup.py").write_text(s.script())
-    run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert mg.Module.from_file(tmp_path / "playground_model.json").state_dict() == s.model.state_dict()
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
 
 
 # ---- the command line --------------------------------------------------------------------------

@@ -118,18 +118,25 @@ def _is_number(cell: str) -> bool:
         return False
 
 
+def dataset_call(config: dict) -> tuple[str, tuple, dict]:
+    """The `microgradnn.data` function, and its arguments, that make a built-in dataset
+    (for blobs, noise widens the clusters: cluster_std = 1 + 4 * noise)."""
+    name, n, noise, seed = config["dataset"], config["samples"], config["noise"], config["seed"]
+    if name == "blobs":
+        return "make_blobs", (n, config["classes"]), {"cluster_std": 1.0 + 4 * noise, "seed": seed}
+    if name == "spiral":
+        return "make_spiral", (n, config["classes"]), {"noise": noise, "seed": seed}
+    return data.DATASETS[name].__name__, (n,), {"noise": noise, "seed": seed}
+
+
 def make_data(config: dict, upload=None) -> tuple[np.ndarray, np.ndarray]:
     """The configured dataset (the uploaded CSV for "csv"), labels 0..k-1."""
-    name, n, noise, seed = config["dataset"], config["samples"], config["noise"], config["seed"]
-    if name == "csv":
+    if config["dataset"] == "csv":
         if upload is None:
             raise ConfigError("dataset csv: no CSV uploaded to this server yet; upload one (x1,x2,label rows)")
         return upload
-    if name == "blobs":
-        return data.make_blobs(n, config["classes"], cluster_std=1.0 + 4 * noise, seed=seed)
-    if name == "spiral":
-        return data.make_spiral(n, config["classes"], noise=noise, seed=seed)
-    return data.DATASETS[name](n, noise=noise, seed=seed)
+    function, args, kwargs = dataset_call(config)
+    return getattr(data, function)(*args, **kwargs)
 
 
 def split(n: int, test: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

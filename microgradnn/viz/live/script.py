@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from microgradnn import data
+from microgradnn.viz.live.config import dataset_call
 
 
 def script(c: dict, epochs: int, upload: tuple[np.ndarray, np.ndarray] | None = None) -> str:
@@ -14,12 +14,10 @@ def script(c: dict, epochs: int, upload: tuple[np.ndarray, np.ndarray] | None = 
         X, y = upload
         load = (f"X = np.array({X.tolist()!r})  # your uploaded x1,x2,label rows\n"
                 f"y = np.array({y.tolist()!r})")
-    elif name == "blobs":
-        load = f"X, y = mg.data.make_blobs({c['samples']}, {c['classes']}, cluster_std={1.0 + 4 * c['noise']!r}, seed={c['seed']})"
-    elif name == "spiral":
-        load = f"X, y = mg.data.make_spiral({c['samples']}, {c['classes']}, noise={c['noise']!r}, seed={c['seed']})"
     else:
-        load = f"X, y = mg.data.{data.DATASETS[name].__name__}({c['samples']}, noise={c['noise']!r}, seed={c['seed']})"
+        function, args, kwargs = dataset_call(c)
+        call = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+        load = f"X, y = mg.data.{function}({call})"
     hinge = c["loss"] == "hinge"
     nout = "int(y.max()) + 1" if c["loss"] == "cross_entropy" else "1"
     out_act = "sigmoid" if c["loss"] == "binary_cross_entropy" else "linear"
