@@ -35,9 +35,8 @@ class Value:
     # _op: the table row that made this Value (None for a leaf).
     # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
-    # origin: who made this Value, when a module did: `(outermost module called, neuron)` on a
-    # neuron's output (set by microgradnn.nn), None elsewhere. Drawings group nodes by it.
-    __slots__ = ("data", "grad", "label", "requires_grad", "origin", "_op", "inputs", "_local", "_depth")
+    # _origin: see `origin`; left unset on most nodes (setting it on every node costs time).
+    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -50,7 +49,6 @@ class Value:
         self.grad = 0.0
         self.label = label
         self.requires_grad = requires_grad
-        self.origin: tuple | None = None
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
         self._local: tuple[float, ...] = ()
@@ -60,6 +58,16 @@ class Value:
     def op(self) -> str:
         """Name of the op that made this Value; "" for a leaf."""
         return self._op.name if self._op is not None else ""
+
+    @property
+    def origin(self) -> tuple | None:
+        """Who made this Value, when a module did: `(outermost module called, neuron)` on a
+        neuron's output (set by `microgradnn.nn`), None elsewhere. Drawings group nodes by it."""
+        return getattr(self, "_origin", None)
+
+    @origin.setter
+    def origin(self, who: tuple | None) -> None:
+        self._origin = who
 
     def is_leaf(self) -> bool:
         """True if this Value was not computed from other Values."""
@@ -161,7 +169,6 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     v.grad = 0.0
     v.label = ""
     v.requires_grad = True
-    v.origin = None
     v._op = op
     v.inputs = inputs
     v._local = local
@@ -200,6 +207,7 @@ class Op:
         # The built-in rules written out for all inputs at once (`unrolled(*xs, out)`), used
         # while `derivatives` are still those rules: a fused neuron's 2n+1 derivatives in one step.
         self._unrolled = (self.derivatives, unrolled) if unrolled is not None else None
+        self._arities: set[int] = set()  # input counts already found valid
 
     @property
     def variadic(self) -> bool:
@@ -250,6 +258,7 @@ class Op:
                 raise TypeError(f"{self.name}: takes {len(self.derivatives)} inputs, got {n}")
         elif n == 0 or self.groups(n) is None:
             raise TypeError(f"{self.name}: cannot take {n} inputs")
+        self._arities.add(n)
 
     def __call__(self, *args):
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
@@ -258,7 +267,8 @@ class Op:
                 self._check_arity(len(args))
                 return self._numbers(args)
             args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
-        self._check_arity(len(args))
+        if len(args) not in self._arities:
+            self._check_arity(len(args))
         return self._record(args, [a.data for a in args])
 
     def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
@@ -279,7 +289,7 @@ class Op:
             unrolled = self._unrolled
             if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
                 local = unrolled[1](*xs, data)
-                if needs is not True:
+                if needs is not True and not all(needs):
                     local = _masked(local, needs)
             else:
                 local = self.local_grads(xs, data, None if needs is True else needs)

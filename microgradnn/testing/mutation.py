@@ -20,7 +20,7 @@ __all__ = ["Mutant", "mutants", "applied", "is_equivalent", "SCALE", "SHIFT"]
 SCALE = 1.05
 SHIFT = 1e-3
 _POINTS = (-1.3, -0.4, 0.6, 1.7, 2.5)  # where mutants are compared with the rule they replace
-_VARIADIC_ARITY = {"dot": 5}           # dot(w0, w1, x0, x1, b); other variadic ops get 3 inputs
+_VARIADIC_INPUTS = (5, 3)             # a variadic op is sampled with the first of these its groups allow
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def is_equivalent(mutant: Mutant) -> bool:
     """True if the mutant gives the same local derivatives as the real rule at every sample
     point (e.g. flipping the sign of a rule that is always 0): no test could catch it."""
     op = engine.get_op(mutant.op)
-    arity = _VARIADIC_ARITY.get(op.name, 3) if op.variadic else len(op.derivatives)
+    arity = next(n for n in _VARIADIC_INPUTS if op.groups(n)) if op.variadic else len(op.derivatives)
     points = list(itertools.product(_POINTS, repeat=arity))[:400]
     compared = False
     for xs in points:

@@ -29,7 +29,6 @@ from microgradnn.engine import Value
 
 __all__ = ["expressions", "Expression"]
 
-INFIX = {"+", "-", "*", "/", "**"}
 SKIPPED = {"is_class"}  # a step function (its derivative is 0 wherever it exists): nothing to check
 VARIABLES = "xyzwuv"
 _LIMIT = 1e4  # steps whose value or local derivatives go beyond this are not taken (near a pole)
@@ -75,21 +74,20 @@ class Expression:
 
 def _call(op: str, args: tuple) -> str:
     shown = [a if isinstance(a, str) else repr(a) for a in args]
-    if op in INFIX:
-        return f"{shown[0]} {op} {shown[1]}"
+    row = engine.get_op(op)
+    if row.infix:  # the table says how the op is written
+        return f"{shown[0]} {row.symbol} {shown[1]}"
     return f"{op}({', '.join(shown)})"
 
 
 def _arities(op: engine.Op) -> list[int]:
-    if op.name == "dot":
-        return [3, 5]
-    if op.variadic:
-        return [1, 2, 3]
+    if op.variadic:  # up to two inputs per group, as its groups allow (dot: 3 or 5)
+        return [n for n in range(1, 6) if op.groups(n) is not None][:3]
     return [len(op.derivatives)]
 
 
 def _usable(op: engine.Op, name: str) -> bool:
-    return name not in SKIPPED and (name in INFIX or name.isidentifier())
+    return name not in SKIPPED and (op.infix or name.isidentifier())
 
 
 @st.composite
