@@ -215,10 +215,17 @@ def test_the_boundary_and_neuron_heatmaps_are_the_models_outputs():
 
 def test_a_point_gives_the_engines_forward_backward_and_pictures():
     s = Session({"hidden": [4]})
+    s.train_epoch()  # the model now holds the last mini-batch's gradients
+    held = [q.grad for q in s.model.parameters()]
     p = s.point(5)
+    assert [q.grad for q in s.model.parameters()] == held and any(held)
     out = s.model(s.X[5].tolist())
     loss = mg.losses.binary_cross_entropy_with_logits([out], [float(s.y[5])])
     assert p["outputs"] == [out.data] and p["loss"] == loss.data and p["label"] == s.y[5]
+    s.model.zero_grad()
+    loss.backward()
+    assert p["grads"] == {name: q.grad for name, q in s.model.named_parameters()}
+    s.model.zero_grad()
     assert p["graph"].lstrip().startswith("<?xml") and "<svg" in p["graph"] and "<svg" in p["network"]
     assert all(q.grad == 0 for q in s.model.parameters())  # the point ran on a copy
     big = Session({"hidden": [16, 16, 16, 16, 16, 16]}).point(0, expand=True)

@@ -127,6 +127,10 @@ def test_train_moons_click_a_point_edit_a_weight_and_reload(server, tab, browser
     model.zero_grad()
     mg.losses.binary_cross_entropy_with_logits([model(x) for x in X[train]], y[train].astype(float)).backward()
     assert float(tab.inner_text("#param-grad")) == pytest.approx(bias.grad, rel=1e-9, abs=1e-15)
+    model.zero_grad()
+    mg.losses.binary_cross_entropy_with_logits([model(X[i])], [float(y[i])]).backward()
+    assert tab.inner_text("#param-point") == f"#{i}"
+    assert float(tab.inner_text("#param-point-grad")) == bias.grad  # this point's own gradient, exactly
     boundary_before = tab.evaluate("document.getElementById('boundary').toDataURL()")
     new_bias = bias.data - out.data + (3.0 if out.data < 0 else -3.0)  # the output moves to +-3
     tab.fill("#param-value", repr(new_bias))

@@ -215,6 +215,7 @@ class Session:
             model = copy.deepcopy(self.model)
             x, label, target = self.X[i], int(self.y[i]), float(self.t[i])
             loss_name = self.config["loss"]
+        model.zero_grad()  # the copy came with the last training step's gradients
         out = model(x)
         outs = out if isinstance(out, list) else [out]
         loss = self.loss_fn([out], [target])
@@ -231,6 +232,7 @@ class Session:
         return {"index": i, "x": x.tolist(), "label": label, "split": "test" if i in set(self.test.tolist()) else "train",
                 "outputs": [o.data for o in outs], "prediction": int(self._classes(scores)),
                 "loss": loss.data, "graph": graph, "note": note, "expanded": expand,
+                "grads": {name: q.grad for name, q in model.named_parameters()},  # d(this point's loss)/d(q)
                 "network": svg(draw_network(model, x, legend=False))}
 
     def network(self) -> dict:

@@ -54,7 +54,7 @@
     if (S.dataVersion !== before) await afterRebuild();
   }
   async function afterRebuild() {
-    S.point = null; $("point-panel").hidden = true;
+    S.point = null; S.pointGrads = null; $("point-panel").hidden = true;
     await loadParams();
     await refreshNetwork();
   }
@@ -203,6 +203,11 @@
     $("network").querySelectorAll("title").forEach(t => t.remove());  // the engine's tooltips would hide the hover
     markParam();
   }
+  function showPointGrad() {  // the selected parameter's gradient from the selected point's own loss
+    const box = $("param-point-box"), g = S.pointGrads && S.param ? S.pointGrads[S.param] : undefined;
+    box.hidden = g === undefined;
+    if (g !== undefined) { $("param-point").textContent = "#" + S.point; $("param-point-grad").textContent = String(g); }
+  }
   function markParam() {
     $("network").querySelectorAll("g.selected").forEach(g => g.classList.remove("selected"));
     const g = S.param && document.getElementById(idOf(S.param));
@@ -220,7 +225,7 @@
     const p = await api("api/param?name=" + encodeURIComponent(name));
     S.param = name; $("param-name").value = name;
     $("param-value").value = String(p.value); $("param-grad").textContent = String(p.grad);
-    markParam();
+    markParam(); showPointGrad();
   }
   async function setParam() {
     if (!S.param) throw new Error("choose a parameter first (click an edge or a neuron of the network)");
@@ -232,7 +237,7 @@
 
   async function showPoint(i) {
     const p = await api(`api/point?i=${i}&expand=${$("expand").checked ? 1 : 0}`);
-    S.point = i;
+    S.point = i; S.pointGrads = p.grads;
     $("point-panel").hidden = false;
     $("point-title").textContent = `#${i} (${p.split})`;
     const outs = p.outputs.map(String).join(", ");
@@ -243,6 +248,7 @@
       (p.note ? `<br><span class="hint">${p.note}</span>` : "");
     $("point-graph").innerHTML = p.graph || "";
     showNetwork(p.network);
+    showPointGrad();
     if (S.last && S.last.boundary) drawBoundary(S.last.boundary);
   }
   function pointAt(ev) {
