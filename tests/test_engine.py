@@ -371,6 +371,44 @@ def test_dot_honours_requires_grad_as_the_unfused_graph_does(frozen):
     assert all(results[0][0][i] != 0.0 for i in range(11) if i not in frozen)
 
 
+@pytest.mark.parametrize("weights", ["leaves", "one frozen", "one computed", "one float", "frozen bias",
+                                     "computed bias"])
+@pytest.mark.parametrize("x_kind", ["leaves", "frozen", "computed"])
+def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
+    """A layer's `dots` takes shortcuts for trained weights (leaves that need gradients);
+    every other mix of inputs must still give dot's values, order and gradients."""
+    def inputs():
+        ws = [[Value(0.3 * i - 0.2 * j + 0.1) for i in range(3)] for j in range(2)]
+        bs = [Value(0.05), Value(-0.15)]
+        if weights == "one frozen":
+            ws[1][2].requires_grad = False
+        elif weights == "one computed":  # deeper than x: the node's depth must come from it
+            ws[1][0] = (((ws[1][0] * 1.5).tanh() + 0.2) * 0.7).exp()
+        elif weights == "one float":
+            ws[0][1] = 0.25
+        elif weights == "frozen bias":
+            bs[0].requires_grad = False
+        elif weights == "computed bias":
+            bs[1] = (bs[1] * 2.0).tanh().tanh()
+        x = [Value(0.4), Value(-0.9), Value(1.3)]
+        if x_kind == "frozen":
+            x = [Value(v.data, requires_grad=False) for v in x]
+        elif x_kind == "computed":
+            x = [v.sin() for v in x]
+        return ws, x, bs
+
+    def run(build):
+        ws, x, bs = inputs()
+        zs = build(ws, x, bs)
+        out = (zs[0] * zs[1].tanh()).exp()
+        out.backward()
+        leaves = [v for v in mg.topological_order(out) if v.is_leaf()]
+        return ([z.data for z in zs], [z.requires_grad for z in zs], [v.data for v in mg.topological_order(out)],
+                [(v.data, v.grad) for v in leaves])
+
+    assert run(lambda ws, x, bs: mg.dots(ws, x, bs)) == run(lambda ws, x, bs: [mg.dot(w, x, b) for w, b in zip(ws, bs)])
+
+
 # ---- higher-order gradients -------------------------------------------------------------
 
 SECOND = [
