@@ -17,7 +17,7 @@ import threading
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
+    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad", "get_data", "set_data",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp",
 ]
@@ -165,8 +165,8 @@ class Value:
         hooks = _BACKWARD_HOOKS.get()
         if hooks:
             _run_hooks(hooks, self, "before")
-        interior, leaves = _walk(self, zero=True)
-        if interior and min(map(_T, interior)) != _clock:  # some .data was set since the oldest node
+        interior, leaves, current = _walk(self, zero=True)
+        if not current:  # some .data was set since the oldest node was made
             _check_unchanged(interior, "backward")
         # what the leaves held, to put back if this call fails (no snapshot when all are 0)
         before = list(map(_GRAD, leaves)) if any(map(_GRAD, leaves)) else None
@@ -219,7 +219,9 @@ _DEPTH = operator.attrgetter("_depth")
 _GRAD = operator.attrgetter("grad")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
+_DATA = operator.attrgetter("_data")
 _ONLY_VALUES = frozenset({Value})
+_ONLY_FLOATS = frozenset({float})
 
 
 def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
@@ -506,30 +508,35 @@ def _data(x) -> float:
 
 # ---- backward and grad -----------------------------------------------------------------
 
-def _walk(root: Value, zero: bool = False) -> tuple[list[Value], list[Value]]:
-    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves).
+def _walk(root: Value, zero: bool = False) -> tuple[list[Value], list[Value], bool]:
+    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves,
+    whether each node made by an op is as new as the last `.data` assignment, see _clock).
     `zero=True` also sets the grad of each node made by an op to 0 (backward's first step)."""
     interior, leaves, seen = [], [], {root}
     stack = [root]
+    clock, current = _clock, True
     while stack:
         v = stack.pop()
         if v.inputs:
             if zero:
                 v.grad = 0.0
+            if v._t != clock:
+                current = False
             interior.append(v)
-            for x in v.inputs:
-                if x not in seen:
-                    seen.add(x)
-                    stack.append(x)
+            if not seen.issuperset(v.inputs):  # one C-level pass; most inputs were met already
+                for x in v.inputs:
+                    if x not in seen:
+                        seen.add(x)
+                        stack.append(x)
         else:
             leaves.append(v)
-    return interior, leaves
+    return interior, leaves, current
 
 
 def topological_order(root: Value) -> list[Value]:
     """Every node reachable from `root` once, inputs before the nodes made from them:
     the leaves, then the other nodes by depth (no recursion)."""
-    interior, leaves = _walk(root)
+    interior, leaves, _ = _walk(root)
     # The walk meets last inputs first; reversed, a neuron's weights come in order (replay
     # stores them as they come, and reads a layer through views when they are in order).
     return leaves[::-1] + sorted(interior[::-1], key=_DEPTH)
@@ -540,6 +547,39 @@ def zero_grad(*roots: Value) -> None:
     for root in roots:
         for v in topological_order(root):
             v.grad = 0.0
+
+
+def get_data(values: Iterable[Value]) -> list[float]:
+    """`[v.data for v in values]`, read in one pass (an optimizer's parameters)."""
+    values = list(values)
+    if not _ONLY_VALUES.issuperset(map(type, values)):
+        raise TypeError(f"get_data: expected Values, got {_first_other(values, Value)}")
+    return list(map(_DATA, values))
+
+
+def set_data(values: Iterable[Value], numbers: Iterable[float]) -> None:
+    """`v.data = x` for each pair, with the same checks, as one change: on an error none is set."""
+    global _clock
+    values, numbers = list(values), list(numbers)
+    if len(values) != len(numbers):
+        raise ValueError(f"set_data: got {len(values)} Values but {len(numbers)} numbers")
+    if not _ONLY_VALUES.issuperset(map(type, values)):
+        raise TypeError(f"set_data: expected Values, got {_first_other(values, Value)}")
+    total = sum(numbers) if _ONLY_FLOATS.issuperset(map(type, numbers)) else math.nan
+    if total - total != 0.0:  # a finite sum of floats means each is finite; else check each
+        numbers = [_to_float(x, "Value.data", v.label) for v, x in zip(values, numbers)]
+        for v, x in zip(values, numbers):
+            if x - x != 0.0:
+                raise ValueError(f"Value.data: must be finite, got {x}{_label_note(v.label)}")
+    _clock += 1
+    for v, x in zip(values, numbers):
+        v._data = x
+        v._t = _clock
+
+
+def _first_other(items: list, cls: type) -> str:
+    bad = next(x for x in items if type(x) is not cls)
+    return f"{type(bad).__name__} {bad!r:.60}"
 
 
 def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float] | None) -> None:

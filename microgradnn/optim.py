@@ -6,7 +6,7 @@ import warnings
 from typing import Iterable
 
 from microgradnn._checks import number, positive_int
-from microgradnn.engine import Value
+from microgradnn.engine import Value, get_data, set_data
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
 
@@ -38,7 +38,9 @@ class Optimizer:
 
     def _grads(self) -> list[float]:
         wd = self.weight_decay
-        grads = [p.grad + wd * p.data for p in self.params] if wd else [p.grad for p in self.params]
+        grads = [p.grad for p in self.params]
+        if wd:
+            grads = [g + wd * x for g, x in zip(grads, get_data(self.params))]
         if not math.isfinite(sum(grads)):  # one sum is cheap; find the culprit only if needed
             bad = [i for i, g in enumerate(grads) if not math.isfinite(g)]
             if bad:
@@ -56,8 +58,7 @@ class Optimizer:
                 raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
                                     f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
                                     "too large when training diverges")
-        for p, x in zip(self.params, new):
-            p.data = x
+        set_data(self.params, new)
 
 
 class SGD(Optimizer):
@@ -77,7 +78,7 @@ class SGD(Optimizer):
             velocity = grads if velocity is None else [self.momentum * v + g for v, g in zip(velocity, grads)]
             grads = velocity
         lr = self.lr
-        self._write([p.data - lr * g for p, g in zip(self.params, grads)])
+        self._write([x - lr * g for x, g in zip(get_data(self.params), grads)])
         self.velocity = velocity
 
 
@@ -107,8 +108,8 @@ class Adam(Optimizer):
         root_correction = math.sqrt(1 - b2 ** t)
         m = [mi + (1 - b1) * (g - mi) for mi, g in zip(self.m, grads)]  # torch's lerp form
         v = [vi * b2 + (1 - b2) * g * g for vi, g in zip(self.v, grads)]
-        self._write([p.data - step_size * mi / (math.sqrt(vi) / root_correction + self.eps)
-                     for p, mi, vi in zip(self.params, m, v)])
+        self._write([x - step_size * mi / (math.sqrt(vi) / root_correction + self.eps)
+                     for x, mi, vi in zip(get_data(self.params), m, v)])
         self.t, self.m, self.v = t, m, v
 
 

@@ -645,6 +645,31 @@ def test_changing_data_after_forward_makes_backward_and_grad_raise():
         x.data = math.inf
 
 
+def test_set_data_is_many_data_assignments_as_one_change():
+    a, b, c = Value(1.0, "a"), Value(2.0, "b"), Value(3.0)
+    y = a * b + c
+    mg.engine.set_data([a, b], [1.5, np.float64(-2.0)])
+    assert mg.engine.get_data([a, b, c]) == [1.5, -2.0, 3.0] and type(b.data) is float
+    with pytest.raises(RuntimeError, match="'a'.*changed after"):
+        y.backward()
+    for numbers, error, message in (([4.0, math.nan], ValueError, r"finite, got nan \(label 'b'\)"),
+                                    ([1e308, 1e308], None, None),  # the sum overflows, the numbers are fine
+                                    ([4.0, "5"], TypeError, "expected a number or Value, got str"),
+                                    ([4.0], ValueError, "2 Values but 1 numbers")):
+        before = mg.engine.get_data([a, b])
+        if error is None:
+            mg.engine.set_data([a, b], numbers)
+            assert mg.engine.get_data([a, b]) == numbers
+            continue
+        with pytest.raises(error, match=message):
+            mg.engine.set_data([a, b], numbers)
+        assert mg.engine.get_data([a, b]) == before  # none was set
+    with pytest.raises(TypeError, match="expected Values, got float 1.0"):
+        mg.engine.set_data([a, 1.0], [0.0, 0.0])
+    with pytest.raises(TypeError, match="expected Values, got str 'x'"):
+        mg.engine.get_data([a, "x"])
+
+
 def test_a_backward_hook_that_raises_warns_and_backward_still_runs():
     def broken(root, when):
         raise KeyError("oops")

@@ -121,3 +121,18 @@ def test_a_step_that_would_write_a_non_finite_value_changes_nothing(make):
 def test_adam_refuses_eps_zero():
     with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         Adam([Value(1.0)], eps=0)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, weight_decay=0.01), lambda ps: Adam(ps, lr=0.1)])
+def test_a_step_marks_the_parameters_changed(make):
+    """A graph built before a step holds derivatives at the old parameters: backward refuses it."""
+    a, b = Value(1.0, "a"), Value(-2.0, "b")
+    opt = make([a, b])
+    loss = (a * b).tanh()
+    loss.backward()
+    opt.step()
+    assert a.data != 1.0 and b.data != -2.0
+    with pytest.raises(RuntimeError, match="changed after"):
+        loss.backward()
+    opt.zero_grad()
+    (a * b).tanh().backward()  # a new forward pass is fine
