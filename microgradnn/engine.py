@@ -312,7 +312,7 @@ class Op:
             rules = self.derivatives
             if needs is None:
                 return tuple(rule(*xs, out) for rule in rules)
-            return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
+            return tuple([rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs)])
         if self._unrolled is not None and self.derivatives is self._unrolled[0]:
             grads = self._unrolled[1](*xs, out)
             return grads if needs is None else _masked(grads, needs)
@@ -551,15 +551,14 @@ def zero_grad(*roots: Value) -> None:
 
 def get_data(values: Iterable[Value]) -> list[float]:
     """`[v.data for v in values]`, read in one pass (an optimizer's parameters)."""
-    values = list(values)
+    values = values if type(values) is list else list(values)
     if not _ONLY_VALUES.issuperset(map(type, values)):
         raise TypeError(f"get_data: expected Values, got {_first_other(values, Value)}")
-    return list(map(_DATA, values))
+    return _read(values)
 
 
 def set_data(values: Iterable[Value], numbers: Iterable[float]) -> None:
     """`v.data = x` for each pair, with the same checks, as one change: on an error none is set."""
-    global _clock
     values, numbers = list(values), list(numbers)
     if len(values) != len(numbers):
         raise ValueError(f"set_data: got {len(values)} Values but {len(numbers)} numbers")
@@ -571,10 +570,24 @@ def set_data(values: Iterable[Value], numbers: Iterable[float]) -> None:
         for v, x in zip(values, numbers):
             if x - x != 0.0:
                 raise ValueError(f"Value.data: must be finite, got {x}{_label_note(v.label)}")
+    _assign(values, numbers)
+
+
+# get_data and set_data without their checks, for the optimizers and replay: their lists hold
+# only Values (checked when made), and an optimizer's numbers are finite floats by construction.
+
+def _read(values: Sequence[Value]) -> list[float]:
+    return [v._data for v in values]
+
+
+def _assign(values: Sequence[Value], numbers: Sequence[float]) -> None:
+    """One version stamp for all, as one `.data` assignment makes (see _clock)."""
+    global _clock
     _clock += 1
+    t = _clock
     for v, x in zip(values, numbers):
         v._data = x
-        v._t = _clock
+        v._t = t
 
 
 def _first_other(items: list, cls: type) -> str:

@@ -6,7 +6,8 @@ import warnings
 from typing import Iterable
 
 from microgradnn._checks import number, positive_int
-from microgradnn.engine import Value, get_data, set_data
+from microgradnn import engine
+from microgradnn.engine import Value, _to_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
 
@@ -37,10 +38,10 @@ class Optimizer:
             p.grad = 0.0
 
     def _grads(self) -> list[float]:
-        wd = self.weight_decay
         grads = [p.grad for p in self.params]
+        wd = self.weight_decay
         if wd:
-            grads = [g + wd * x for g, x in zip(grads, get_data(self.params))]
+            grads = [g + wd * x for g, x in zip(grads, engine._read(self.params))]
         if not math.isfinite(sum(grads)):  # one sum is cheap; find the culprit only if needed
             bad = [i for i, g in enumerate(grads) if not math.isfinite(g)]
             if bad:
@@ -48,17 +49,18 @@ class Optimizer:
                                  f"({self.params[bad[0]]!r}) is not finite")
         return grads
 
-    def _write(self, new: list[float]) -> None:
+    def _write(self, new: list) -> None:
         """Set every parameter to its new value, or none of them if one is not finite."""
         total = sum(new)
-        if total - total != 0.0:  # a finite sum means every term is finite
+        if type(total) is not float or total - total != 0.0:  # a finite float sum: finite numbers, floats or ints
+            new = [_to_float(x, f"{type(self).__name__}.step") for x in new]
             bad = [i for i, x in enumerate(new) if not math.isfinite(x)]
             if bad:
                 i = bad[0]
                 raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
                                     f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
                                     "too large when training diverges")
-        set_data(self.params, new)
+        engine._assign(self.params, new)
 
 
 class SGD(Optimizer):
@@ -78,7 +80,7 @@ class SGD(Optimizer):
             velocity = grads if velocity is None else [self.momentum * v + g for v, g in zip(velocity, grads)]
             grads = velocity
         lr = self.lr
-        self._write([x - lr * g for x, g in zip(get_data(self.params), grads)])
+        self._write([x - lr * g for x, g in zip(engine._read(self.params), grads)])
         self.velocity = velocity
 
 
@@ -109,7 +111,7 @@ class Adam(Optimizer):
         m = [mi + (1 - b1) * (g - mi) for mi, g in zip(self.m, grads)]  # torch's lerp form
         v = [vi * b2 + (1 - b2) * g * g for vi, g in zip(self.v, grads)]
         self._write([x - step_size * mi / (math.sqrt(vi) / root_correction + self.eps)
-                     for x, mi, vi in zip(get_data(self.params), m, v)])
+                     for x, mi, vi in zip(engine._read(self.params), m, v)])
         self.t, self.m, self.v = t, m, v
 
 

@@ -195,7 +195,7 @@ class Compiled:
         V = self._buffer("values", n)
         V[self.x_slots] = X[:, self.x_cols].T
         V[self.y_slots] = y
-        P = self._params = np.array(engine.get_data(self.param_values), dtype=float)
+        P = self._params = np.array(engine._read(self.param_values), dtype=float)
         if len(self.row_param_slots):
             V[self.row_param_slots] = P[self.row_param_pos, None]
         with np.errstate(all="ignore"):
