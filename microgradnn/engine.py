@@ -165,18 +165,17 @@ class Value:
         hooks = _BACKWARD_HOOKS.get()
         if hooks:
             _run_hooks(hooks, self, "before")
-        interior, leaves, current = _walk(self, zero=True)
+        interior, leaves, current = _backward_walk(self)
         if not current:  # some .data was set since the oldest node was made
             _check_unchanged(interior, "backward")
-        # what the leaves held, to put back if this call fails (no snapshot when all are 0)
-        before = list(map(_GRAD, leaves)) if any(map(_GRAD, leaves)) else None
+        before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
             if g:
                 for x, d in zip(v.inputs, v._local):
                     x.grad += d * g
-        total = sum(map(_GRAD, leaves))  # finite sum: every leaf is finite (one cheap pass)
+        total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
         if hooks:
@@ -216,7 +215,6 @@ _PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle wr
 def _empty_value() -> Value:
     return _new(Value)
 _DEPTH = operator.attrgetter("_depth")
-_GRAD = operator.attrgetter("grad")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
 _DATA = operator.attrgetter("_data")
@@ -338,10 +336,10 @@ class Op:
             self._check_arity(len(args))
         return self._record(args, [a._data for a in args])  # type: ignore[union-attr]  # all Values by now
 
-    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
+    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int = 0):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
         local derivative. `needs` (each input's requires_grad, or True for all) and `depth` may
-        come precomputed."""
+        come precomputed, both or neither."""
         try:
             data = self.forward(*xs)
         except (ArithmeticError, ValueError):
@@ -351,8 +349,13 @@ class Op:
         if not _GRAD_ENABLED.get():
             return _node(data)
         if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
-            needs = [a.requires_grad for a in args]
-        depth = 1 + max([a._depth for a in args]) if depth is None else depth
+            depths = [a._depth for a in args if a.requires_grad]  # all, in the usual case
+            if len(depths) == len(args):
+                needs = True
+            else:
+                needs = [a.requires_grad for a in args]
+                depths = [a._depth for a in args]
+            depth = 1 + max(depths)
         if needs is not True and True not in needs:  # type: ignore[operator]  # a list here
             # PyTorch's rule: no input needs a gradient, so neither does the output, and its
             # derivatives are never evaluated (the node stays in the graph for pictures).
@@ -508,35 +511,55 @@ def _data(x) -> float:
 
 # ---- backward and grad -----------------------------------------------------------------
 
-def _walk(root: Value, zero: bool = False) -> tuple[list[Value], list[Value], bool]:
-    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves,
-    whether each node made by an op is as new as the last `.data` assignment, see _clock).
-    `zero=True` also sets the grad of each node made by an op to 0 (backward's first step)."""
+def _walk(root: Value) -> tuple[list[Value], list[Value]]:
+    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves)."""
+    interior, leaves, seen = [], [], {root}
+    stack = [root]
+    while stack:
+        v = stack.pop()
+        if v.inputs:
+            interior.append(v)
+            for x in v.inputs:
+                if x not in seen:
+                    seen.add(x)
+                    stack.append(x)
+        else:
+            leaves.append(v)
+    return interior, leaves
+
+
+def _backward_walk(root: Value) -> tuple[list[Value], list[Value], bool]:
+    """backward's first step: `_walk`'s nodes made by ops, in its order, each with its grad set
+    to 0; the leaves as they are met (never pushed; their order matters to no one); and whether
+    every node made by an op is as new as the last `.data` assignment (see _clock)."""
+    if not root.inputs:
+        return [], [root], True
     interior, leaves, seen = [], [], {root}
     stack = [root]
     clock, current = _clock, True
     while stack:
         v = stack.pop()
-        if v.inputs:
-            if zero:
-                v.grad = 0.0
-            if v._t != clock:
-                current = False
-            interior.append(v)
-            if not seen.issuperset(v.inputs):  # one C-level pass; most inputs were met already
-                for x in v.inputs:
-                    if x not in seen:
-                        seen.add(x)
-                        stack.append(x)
-        else:
-            leaves.append(v)
+        v.grad = 0.0
+        if v._t != clock:
+            current = False
+        interior.append(v)
+        inputs = v.inputs
+        if len(inputs) > 2 and seen.issuperset(inputs):  # one C-level pass: a layer's inputs, met already
+            continue
+        for x in inputs:
+            if x not in seen:
+                seen.add(x)
+                if x.inputs:
+                    stack.append(x)
+                else:
+                    leaves.append(x)
     return interior, leaves, current
 
 
 def topological_order(root: Value) -> list[Value]:
     """Every node reachable from `root` once, inputs before the nodes made from them:
     the leaves, then the other nodes by depth (no recursion)."""
-    interior, leaves, _ = _walk(root)
+    interior, leaves = _walk(root)
     # The walk meets last inputs first; reversed, a neuron's weights come in order (replay
     # stores them as they come, and reads a layer through views when they are in order).
     return leaves[::-1] + sorted(interior[::-1], key=_DEPTH)
