@@ -619,6 +619,37 @@ def test_a_failed_backward_leaves_every_gradient_as_it_was():
     assert w.grad == 0.25
 
 
+def test_backward_through_shared_layers_matches_grad_and_a_failure_restores_every_leaf():
+    """A batch through one layer: wide nodes whose inputs backward has met already, leaves
+    (weights, biases, inputs, constants) reached by many paths, and a leaf as the root."""
+    ws = [[Value(0.1 * i - 0.2 * j + 0.05) for i in range(4)] for j in range(3)]
+    bs = [Value(0.01 * j) for j in range(3)]
+    params = [p for w in ws for p in w] + bs
+    rows = [[Value(0.3 * k + 0.1 * i, requires_grad=k == 1) for i in range(4)] for k in range(3)]
+
+    def loss():
+        total = 0.0
+        for x in rows:
+            h = [z.tanh() for z in mg.dots(ws, x, bs)]
+            total = total + mg.dot(ws[0][:3], h, bs[2]) * 0.5 + h[1] * h[2]
+        return total
+    expected = mg.grad(loss(), params + rows[1])
+    loss().backward()
+    assert [p.grad for p in params + rows[1]] == list(expected)
+    assert all(x.grad == 0.0 for x in rows[0] + rows[2])
+    same = loss()
+    same.backward()
+    same.backward()  # the same graph again: its interior grads start from 0 again, leaves add up
+    assert [p.grad for p in params + rows[1]] == pytest.approx([3 * g for g in expected], rel=1e-15)
+    before = [p.grad for p in params + rows[1]]
+    bad = loss() + Value(0.0).sqrt() * ws[1][1]  # sqrt'(0) is infinite: backward must fail
+    with pytest.raises(ValueError, match=r"derivative of sqrt\(0.0\)"):
+        bad.backward()
+    assert [p.grad for p in params + rows[1]] == before
+    ws[0][0].backward(2.0)  # a leaf as the root adds into its own grad
+    assert ws[0][0].grad == before[0] + 2.0
+
+
 @pytest.mark.parametrize("power, second", [(3, lambda x: 6 * x), (5, lambda x: 20 * x ** 3)])
 def test_second_derivative_of_pow_with_a_negative_base(power, second):
     x = Value(-2.0)
