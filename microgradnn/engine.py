@@ -328,10 +328,10 @@ class Op:
     def __call__(self, *args: Value | float) -> Any:
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
         if not _ONLY_VALUES.issuperset(map(type, args)):
-            if not any(type(a) is Value for a in args):
+            if Value not in map(type, args):
                 self._check_arity(len(args))
                 return self._numbers(args)
-            args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
+            args = tuple([a if type(a) is Value else _constant(a, self.name) for a in args])
         if len(args) not in self._arities:
             self._check_arity(len(args))
         return self._record(args, [a._data for a in args])  # type: ignore[union-attr]  # all Values by now
@@ -364,7 +364,7 @@ class Op:
             unrolled = self._unrolled
             if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
                 local = unrolled[1](*xs, data)
-                if needs is not True and not all(needs):  # type: ignore[arg-type]
+                if needs is not True:
                     local = _masked(local, needs)  # type: ignore[arg-type]
             else:
                 local = self.local_grads(xs, data, None if needs is True else needs)  # type: ignore[arg-type]
