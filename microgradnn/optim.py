@@ -53,6 +53,7 @@ class Optimizer:
         """Set every parameter to its new value, or none of them if one is not finite."""
         total = sum(new)
         if type(total) is not float or total - total != 0.0:  # a finite float sum: finite numbers, floats or ints
+            self._grads()  # a non-finite gradient is reported as such
             new = [_to_float(x, f"{type(self).__name__}.step") for x in new]
             bad = [i for i, x in enumerate(new) if not math.isfinite(x)]
             if bad:
@@ -74,13 +75,16 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """Update every parameter once."""
+        lr, params = self.lr, self.params
+        if not (self.momentum or self.weight_decay):  # in one pass: a non-finite gradient shows in `new`
+            self._write([x - lr * p.grad for x, p in zip(engine._read(params), params)])
+            return
         grads = self._grads()
         velocity = self.velocity
         if self.momentum:
             velocity = grads if velocity is None else [self.momentum * v + g for v, g in zip(velocity, grads)]
             grads = velocity
-        lr = self.lr
-        self._write([x - lr * g for x, g in zip(engine._read(self.params), grads)])
+        self._write([x - lr * g for x, g in zip(engine._read(params), grads)])
         self.velocity = velocity
 
 
