@@ -1050,21 +1050,22 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     x_all = all(x_needs)
     x_depth = max([a._depth for a in x])
     # a neuron whose weights and bias are leaves (depth 0) that need gradients, as trained
-    # ones are, shares these; one check per weight finds it
+    # ones are, shares these; one pass over its weights finds it and reads them
     leaf_needs = True if x_all else [*(True for _ in x), *x_needs, True]
     nodes = []
     for w, b in zip(ws, bs):
         if len(w) != len(x):
             raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")
-        if type(b) is Value and not b._depth and b.requires_grad and \
-                not any([type(a) is not Value or a._depth or not a.requires_grad for a in w]):
+        w_data = [a._data for a in w if type(a) is Value and not a._depth and a.requires_grad]
+        if len(w_data) == len(x) and type(b) is Value and not b._depth and b.requires_grad:
             needs, depth = leaf_needs, x_depth
         elif type(b) is not Value or not _ONLY_VALUES.issuperset(map(type, w)):
             nodes.append(dot(w, x, b))
             continue
         else:
+            w_data = [a._data for a in w]
             w_needs = [a.requires_grad for a in w]
             needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
             depth = max(x_depth, b._depth, max([a._depth for a in w]))
-        nodes.append(_DOT._record((*w, *x, b), [*[a._data for a in w], *x_data, b._data], needs, 1 + depth))
+        nodes.append(_DOT._record((*w, *x, b), [*w_data, *x_data, b._data], needs, 1 + depth))
     return nodes
