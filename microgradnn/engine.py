@@ -411,7 +411,10 @@ def _masked(grads: tuple, needs: Sequence[bool]) -> tuple:
 
 
 class _UnaryOp(Op):
-    """Op.__call__ unrolled for one input: the same steps, without the per-call loops."""
+    """Op.__call__ and local_grads unrolled for one input: the same steps, without the loops."""
+
+    def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
+        return (self.derivatives[0](*xs, out) if needs is None or needs[0] else 0.0,)
 
     def __call__(self, a):
         if type(a) is not Value:
@@ -436,8 +439,12 @@ class _UnaryOp(Op):
 
 
 class _BinaryOp(Op):
-    """Op.__call__ unrolled for two inputs (each rule runs on its own, so one failing rule
-    leaves the other input's derivative intact)."""
+    """Op.__call__ and local_grads unrolled for two inputs (in __call__ each rule runs on its
+    own, so one failing rule leaves the other input's derivative intact)."""
+
+    def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
+        da, db = self.derivatives
+        return (da(*xs, out) if needs is None or needs[0] else 0.0, db(*xs, out) if needs is None or needs[1] else 0.0)
 
     def __call__(self, a, b):
         if type(a) is not Value:

@@ -77,7 +77,7 @@ class SGD(Optimizer):
         """Update every parameter once."""
         lr, params = self.lr, self.params
         if not (self.momentum or self.weight_decay):  # in one pass: a non-finite gradient shows in `new`
-            self._write([x - lr * p.grad for x, p in zip(engine._read(params), params)])
+            self._write([p._data - lr * p.grad for p in params])
             return
         grads = self._grads()
         velocity = self.velocity
