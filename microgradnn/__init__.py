@@ -3,7 +3,7 @@ from microgradnn.engine import (
     Op, Value, cos, define_op, dot, exp, get_op, grad, is_grad_enabled, leaky_relu, log, logsumexp,
     no_grad, relu, sigmoid, sin, softplus, sqrt, tanh, topological_order, zero_grad,
 )
-from microgradnn import data, losses, optim, testing, viz
+from microgradnn import data, losses, models, optim, testing, viz
 from microgradnn.nn import MLP, Layer, Module, Neuron, manual_seed
 from microgradnn.replay import compile
 from microgradnn.train import History, accuracy, fit
@@ -14,5 +14,5 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "grad", "no_grad", "is_grad_enabled", "topological_order",
     "zero_grad", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus",
     "dot", "logsumexp", "Module", "Neuron", "Layer", "MLP", "manual_seed", "fit", "accuracy", "History",
-    "compile", "data", "losses", "optim", "testing", "viz",
+    "compile", "data", "losses", "models", "optim", "testing", "viz",
 ]
