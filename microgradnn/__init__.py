@@ -10,6 +10,11 @@ from microgradnn.train import History, accuracy, fit
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(shell) -> None:
+    """`%load_ext microgradnn`: show Values and Modules as pictures in this IPython shell."""
+    viz.register(shell)
+
 __all__ = [
     "Value", "Op", "define_op", "get_op", "grad", "no_grad", "is_grad_enabled", "topological_order",
     "zero_grad", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus",

@@ -1,4 +1,10 @@
-"""A scalar autograd engine: `Value`, the op table, backward and higher-order gradients."""
+"""A scalar autograd engine: `Value`, how an op makes a node, backward and `grad`, and the op table.
+
+Read top-down: a `Value` holds a number, the op that made it, its inputs and the local
+derivative d(self)/d(input) of each input, computed when the Value is made. `backward()`
+visits the nodes outputs-first and adds local * grad into each input. Every op, from `+` to
+`dot`, is one row of the table at the bottom: its float forward and its derivative rules.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -10,18 +16,13 @@ import operator
 from typing import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "no_grad", "is_grad_enabled", "grad",
-    "topological_order", "zero_grad", "exp", "log", "sqrt", "tanh", "sigmoid", "relu",
-    "leaky_relu", "sin", "cos", "softplus", "dot", "logsumexp",
+    "Value", "Op", "define_op", "get_op", "ops", "all_at_once", "no_grad", "is_grad_enabled", "grad",
+    "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
+    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "logsumexp",
 ]
 
-# Functions called as hook(root, "before") and hook(root, "after") around every backward()
-# (microgradnn.viz.record uses this to draw each training step).
-backward_hooks: list[Callable[[Value, str], None]] = []
-# Set by microgradnn.replay: runs ops (and so the derivative rules) on numpy arrays,
-# keeping this module free of dependencies.
-array_backend = None
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
+_BACKWARD_HOOKS: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_backward_hooks", default=())
 
 
 class Value:
@@ -31,11 +32,11 @@ class Value:
     `<`, `<=`, `>`, `>=` compare `data`.
     """
 
-    # _local: d(self)/d(input) for each input, computed at forward time from the op table.
+    # _op: the table row that made this Value (None for a leaf).
+    # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
-    # _modules: the nn modules (outermost first) whose call made this Value, set by
-    # microgradnn.nn for drawing clusters; left unset elsewhere.
-    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_modules")
+    # _origin: see `origin`; unset on most nodes.
+    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -58,13 +59,23 @@ class Value:
         """Name of the op that made this Value; "" for a leaf."""
         return self._op.name if self._op is not None else ""
 
+    @property
+    def origin(self) -> tuple | None:
+        """Who made this Value, when a module did: `(outermost module called, neuron)` on a
+        neuron's output (`microgradnn.nn` sets it), None elsewhere. Drawings group by it."""
+        return getattr(self, "_origin", None)
+
+    @origin.setter
+    def origin(self, who: tuple | None) -> None:
+        self._origin = who
+
     def is_leaf(self) -> bool:
         """True if this Value was not computed from other Values."""
         return not self.inputs
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
-        return f"Value(data={self.data:.4g}, grad={self.grad:.4g}{label})"
+        return f"Value(data={fmt(self.data)}, grad={fmt(self.grad)}{label})"
 
     def __float__(self) -> float:
         return self.data
@@ -80,7 +91,7 @@ class Value:
     def __ge__(self, other): return self.data >= _data(other)
     __hash__ = object.__hash__
 
-    # Arithmetic: every operator is an entry of the op table below.
+    # Arithmetic: every operator is a row of the op table below.
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
     def __sub__(self, other): return sub(self, other)
@@ -117,7 +128,8 @@ class Value:
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch.
         """
-        for hook in backward_hooks:
+        hooks = _BACKWARD_HOOKS.get()
+        for hook in hooks:
             hook(self, "before")
         interior, leaves = _walk(self)
         for v in interior:
@@ -131,7 +143,7 @@ class Value:
         total = sum(map(_GRAD, leaves))  # a non-finite gradient anywhere reaches some leaf
         if total - total != 0.0:
             _raise_nonfinite_gradient(topological_order(self))
-        for hook in backward_hooks:
+        for hook in hooks:
             hook(self, "after")
 
     def zero_grad(self) -> None:
@@ -139,27 +151,78 @@ class Value:
         zero_grad(self)
 
     def tree(self, view: str = "both") -> str:
-        """The graph as indented text, one line per node (see `microgradnn.viz.tree`)."""
-        from microgradnn.viz import tree
+        """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""
         return tree(self, view=view)
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from microgradnn.viz import mimebundle
-        return mimebundle(self)
+
+# ---- how an op makes a node ------------------------------------------------------------
+
+_new = object.__new__
+_DEPTH = operator.attrgetter("_depth")
+_GRAD = operator.attrgetter("grad")
+_DATA = operator.attrgetter("data")
+_NEEDS_GRAD = operator.attrgetter("requires_grad")
+_ONLY_VALUES = frozenset({Value})
+
+
+def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0) -> Value:
+    """A Value made by an op (Value() minus the checks, which the op has done)."""
+    v = _new(Value)
+    v.data = data  # one attribute per statement: tuple assignment costs a third more here
+    v.grad = 0.0
+    v.label = ""
+    v.requires_grad = True
+    v._op = op
+    v.inputs = inputs
+    v._local = local
+    v._depth = depth
+    return v
+
+
+class all_at_once:
+    """Marks a derivative rule that returns every input's local derivative at once, as a
+    tuple: `rule(*xs, out) -> (d out/d xs[0], d out/d xs[1], ...)`. For ops whose inputs
+    share one formula (`dot`, `logsumexp`) or that take any number of inputs."""
+
+    def __init__(self, rule: Callable) -> None:
+        if not callable(rule):
+            raise TypeError(f"all_at_once: rule must be callable, got {type(rule).__name__}")
+        self.rule = rule
+        functools.update_wrapper(self, rule)
+
+    def __call__(self, *args):
+        return self.rule(*args)
 
 
 class Op:
-    """One entry of the op table: a name, a float forward and one derivative per input.
+    """One row of the op table.
 
-    A derivative takes `(*inputs, out)` and returns d(out)/d(input_i). It must be written
-    with arithmetic and this module's functions, so it runs on floats (the fast backward)
-    and on Values (`create_graph=True`).
+    name: how it is called (`get_op(name)`); forward(*xs) -> float: the op on floats;
+    derivatives: one rule per input, rule(*xs, out) -> d(out)/d(xs[i]), or one `all_at_once`
+    rule. Rules are written with arithmetic and this module's functions, so the same rule
+    runs on floats (forward time), on Values (`grad(create_graph=True)`) and on numpy arrays
+    (replay); replacing `derivatives` takes effect on all three.
+    array_forward(*arrays): the forward on numpy arrays (optional; replay otherwise runs
+    `forward` element by element). kinks(*xs): True where the op has no derivative
+    (optional). infix: written between its two inputs (`a + b`); symbol: how pictures show it.
     """
 
-    def __init__(self, name: str, forward: Callable[..., float], derivatives: Sequence[Callable]) -> None:
+    def __init__(self, name: str, forward: Callable[..., float], derivatives: Sequence[Callable], *,
+                 array_forward: Callable | None = None, kinks: Callable | None = None,
+                 infix: bool = False, symbol: str | None = None) -> None:
         self.name = self.__name__ = name
         self.forward = forward
         self.derivatives = tuple(derivatives)
+        self.array_forward = array_forward
+        self.kinks = kinks
+        self.infix = infix
+        self.symbol = name if symbol is None else symbol
+
+    @property
+    def arity(self) -> int | None:
+        """How many inputs the op takes; None for any number (an `all_at_once` rule)."""
+        rules = self.derivatives
+        return None if len(rules) == 1 and type(rules[0]) is all_at_once else len(rules)
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
@@ -167,49 +230,69 @@ class Op:
     def __reduce__(self):
         return get_op, (self.name,)
 
-    def rule(self, i: int, arity: int) -> Callable:
-        """The derivative rule for input i of a node with `arity` inputs."""
-        return self.derivatives[i]
-
-    def local_grads(self, inputs: Sequence[Value], xs: Sequence, out) -> tuple:
-        """d(out)/d(input) for each input, 0.0 for inputs that need no gradient."""
-        n = len(inputs)
-        return tuple(self.rule(i, n)(*xs, out) if v.requires_grad else 0.0 for i, v in enumerate(inputs))
+    def local_grads(self, xs: Sequence, out, needs: Sequence[bool] | None = None) -> tuple:
+        """d(out)/d(xs[i]) for each input by the op's rules; 0.0 where `needs[i]` is false
+        (a rule is not even run for an input that needs no gradient)."""
+        rules = self.derivatives
+        if len(rules) == 1 and type(rules[0]) is all_at_once:
+            grads = tuple(rules[0](*xs, out))
+            if len(grads) != len(xs):
+                raise TypeError(f"{self.name}: its all_at_once rule returned {len(grads)} derivatives "
+                                f"for {len(xs)} inputs")
+            if needs is not None and False in needs:
+                grads = tuple(g if need else 0.0 for g, need in zip(grads, needs))
+            return grads
+        if needs is None:
+            return tuple(rule(*xs, out) for rule in rules)
+        return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
 
     def __call__(self, *args):
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
-        if not any(type(a) is Value for a in args):
-            return self._numbers(args)
-        inputs = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
-        xs = [v.data for v in inputs]
-        data = self._forward(xs, inputs)
+        if set(map(type, args)) != _ONLY_VALUES:
+            if not any(type(a) is Value for a in args):
+                return self._numbers(args)
+            args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
+        arity = self.arity
+        if arity is not None and len(args) != arity:
+            raise TypeError(f"{self.name}: takes {arity} inputs, got {len(args)}")
+        xs = list(map(_DATA, args))
+        try:
+            data = self.forward(*xs)
+        except (ArithmeticError, ValueError):
+            data = self._forward(xs, args)  # re-run to raise the descriptive error
+        if type(data) is not float or data - data != 0.0:
+            data = self._forward(xs, args)
         if not _GRAD_ENABLED.get():
             return _node(data)
         try:
-            local = self.local_grads(inputs, xs, data)
+            local = self.local_grads(xs, data, list(map(_NEEDS_GRAD, args)))
         except (ArithmeticError, ValueError):
             # e.g. sqrt'(0): only an error if a gradient actually flows through here
-            local = (math.nan,) * len(inputs)
-        return _node(data, self, inputs, local, 1 + max(map(_DEPTH, inputs)))
+            local = (math.nan,) * len(args)
+        return _node(data, self, args, local, 1 + max(map(_DEPTH, args)))
 
     def _numbers(self, args: Sequence):
-        """The op on plain numbers; on arrays when an array backend is registered (replay)."""
-        if array_backend is not None and array_backend.handles(args):
-            return array_backend.apply(self, args)
-        return self._forward([_to_float(a, self.name) for a in args], args)
+        """The op on plain numbers, or on numpy arrays by `array_forward` (rules run on arrays in replay)."""
+        try:
+            xs = [_to_float(a, self.name) for a in args]
+        except TypeError:
+            if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
+                return self.array_forward(*args)
+            raise
+        return self._forward(xs, args)
 
     def _forward(self, xs: list, shown: Sequence) -> float:
         try:
             out = self.forward(*xs)
         except (ArithmeticError, ValueError) as e:
             if isinstance(e, OverflowError) or str(e) == "math range error":
-                raise OverflowError(f"{_call_note(self.name, shown)}: result is too large for a float") from None
-            raise type(e)(f"{_call_note(self.name, shown)}: {e}") from None
+                raise OverflowError(f"{_call_note(self, shown)}: result is too large for a float") from None
+            raise type(e)(f"{_call_note(self, shown)}: {e}") from None
         if type(out) is not float:
             out = _to_float(out, self.name)
         if out - out != 0.0:
             kind = OverflowError if out in (math.inf, -math.inf) else ValueError
-            raise kind(f"{_call_note(self.name, shown)}: result is not finite ({out})")
+            raise kind(f"{_call_note(self, shown)}: result is not finite ({out})")
         return out
 
 
@@ -223,20 +306,27 @@ class _UnaryOp(Op):
         try:
             data = self.forward(x)
         except (ArithmeticError, ValueError):
-            data = self._forward([x], (a,))  # re-run to raise the descriptive error
+            data = self._forward([x], (a,))
         if type(data) is not float or data - data != 0.0:
             data = self._forward([x], (a,))
         if not _GRAD_ENABLED.get():
             return _node(data)
         try:
-            d = self.derivatives[0](x, data) if a.requires_grad else 0.0
+            local = self.local_grads((x,), data, (a.requires_grad,))
         except (ArithmeticError, ValueError):
-            d = math.nan
-        return _node(data, self, (a,), (d,), a._depth + 1)
+            local = (math.nan,)
+        return _node(data, self, (a,), local, a._depth + 1)
+
+    def local_grads(self, xs, out, needs=None):
+        rules = self.derivatives
+        if len(rules) == 1 and type(rules[0]) is not all_at_once:
+            return (rules[0](*xs, out) if needs is None or needs[0] else 0.0,)
+        return Op.local_grads(self, xs, out, needs)
 
 
 class _BinaryOp(Op):
-    """Op.__call__ unrolled for two inputs."""
+    """Op.__call__ unrolled for two inputs (each rule runs on its own, so one failing rule
+    leaves the other input's derivative intact)."""
 
     def __call__(self, a, b):
         if type(a) is not Value:
@@ -254,7 +344,14 @@ class _BinaryOp(Op):
             data = self._forward([x, y], (a, b))
         if not _GRAD_ENABLED.get():
             return _node(data)
-        da, db = self.derivatives
+        rules = self.derivatives
+        if len(rules) != 2 or type(rules[0]) is all_at_once:
+            try:
+                local = self.local_grads((x, y), data, (a.requires_grad, b.requires_grad))
+            except (ArithmeticError, ValueError):
+                local = (math.nan, math.nan)
+            return _node(data, self, (a, b), local, 1 + (a._depth if a._depth > b._depth else b._depth))
+        da, db = rules
         try:
             ga = da(x, y, data) if a.requires_grad else 0.0
         except (ArithmeticError, ValueError):
@@ -266,99 +363,6 @@ class _BinaryOp(Op):
         return _node(data, self, (a, b), (ga, gb), 1 + (a._depth if a._depth > b._depth else b._depth))
 
 
-def _make_op(name: str, forward: Callable, derivatives: Sequence[Callable]) -> Op:
-    cls = {1: _UnaryOp, 2: _BinaryOp}.get(len(derivatives), Op)
-    return cls(name, forward, derivatives)
-
-
-class _DotOp(Op):
-    """Fused neuron: dot(w, x, b) = sum(w_i * x_i) + b as one node with 2n+1 inputs."""
-
-    def __init__(self) -> None:
-        super().__init__("dot", self._dot, ())
-
-    @staticmethod
-    def _dot(*args: float) -> float:
-        n = len(args) // 2
-        total = args[-1]
-        for w, x in zip(args[:n], args[n:2 * n]):  # b + w0*x0 + w1*x1 ..., the unfused order
-            total += w * x
-        return total
-
-    def rule(self, i: int, arity: int) -> Callable:
-        n = arity // 2
-        if i < n:
-            return lambda *a: a[n + i]  # d/dw_i = x_i
-        if i < 2 * n:
-            return lambda *a: a[i - n]  # d/dx_i = w_i
-        return lambda *a: 1.0           # d/db = 1
-
-    def local_grads(self, inputs, xs, out):
-        n = len(xs) // 2  # the rules above, unrolled: this runs once per neuron per forward
-        return (*xs[n:2 * n], *xs[:n], 1.0)
-
-    def __call__(self, *args):
-        """Op.__call__ for the usual case, every input a Value, without per-input checks."""
-        if set(map(type, args)) != {Value}:
-            return super().__call__(*args)
-        xs = [a.data for a in args]
-        data = self._dot(*xs)
-        if data - data != 0.0:
-            data = self._forward(xs, args)  # raises the descriptive error
-        if not _GRAD_ENABLED.get():
-            return _node(data)
-        return _node(data, self, args, self.local_grads(args, xs, data), 1 + max(map(_DEPTH, args)))
-
-
-class _LogSumExpOp(Op):
-    """log(sum(exp(x_i))) over any number of inputs, computed without overflow."""
-
-    def __init__(self) -> None:
-        super().__init__("logsumexp", self._logsumexp, ())
-
-    @staticmethod
-    def _logsumexp(*xs: float) -> float:
-        m = max(xs)
-        return m + math.log(math.fsum(math.exp(x - m) for x in xs))
-
-    def rule(self, i: int, arity: int) -> Callable:
-        return lambda *a: exp(a[i] - a[-1])  # softmax_i
-
-
-_OPS: dict[str, Op] = {}
-_BUILTIN: set[str] = set()
-
-
-def define_op(name: str, forward: Callable[..., float], *derivatives: Callable) -> Callable:
-    """Add an op to the table and return it; calling it applies it to Values or numbers.
-
-    `forward(*xs)` maps floats to a float; derivative i maps `(*xs, out)` to d(out)/d(xs[i]).
-    Example: `cube = define_op("cube", lambda x: x**3, lambda x, out: 3 * x**2)`.
-    """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"define_op: name must be a non-empty str, got {name!r}")
-    if name in _BUILTIN:
-        raise ValueError(f"define_op: {name!r} is a built-in op and cannot be redefined")
-    if not callable(forward) or not derivatives or not all(map(callable, derivatives)):
-        raise TypeError(f"define_op({name!r}): needs a callable forward and one callable derivative per input")
-    return _register(_make_op(name, forward, derivatives))
-
-
-def _register(op: Op) -> Op:
-    _OPS[op.name] = op
-    return op
-
-
-def get_op(name: str) -> Op:
-    """The op table entry called `name`."""
-    try:
-        return _OPS[name]
-    except KeyError:
-        raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(_OPS))}") from None
-
-
-# ---- numeric helpers -------------------------------------------------------------------
-
 def _label_note(label: str) -> str:
     return f" (label {label!r})" if label else ""
 
@@ -369,11 +373,11 @@ def _show(a) -> str:
     return repr(a)
 
 
-def _call_note(name: str, args: Sequence) -> str:
+def _call_note(op: Op, args: Sequence) -> str:
     """How an error shows the failing call: `log(x=-1.0)`, `1.0 / 0.0`."""
-    if len(args) == 2 and not name.isidentifier():
-        return f"{_show(args[0])} {name} {_show(args[1])}"
-    return f"{name}({', '.join(map(_show, args))})"
+    if op.infix and len(args) == 2:
+        return f"{_show(args[0])} {op.symbol} {_show(args[1])}"
+    return f"{op.name}({', '.join(map(_show, args))})"
 
 
 def _to_float(x, where: str, label: str = "") -> float:
@@ -395,26 +399,7 @@ def _data(x) -> float:
     return x.data if type(x) is Value else _to_float(x, "comparison")
 
 
-_new = object.__new__
-_DEPTH = operator.attrgetter("_depth")
-_GRAD = operator.attrgetter("grad")
-
-
-def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0) -> Value:
-    """A Value made by an op (Value() minus the checks, which the op has done)."""
-    v = _new(Value)
-    v.data = data  # one attribute per statement: tuple assignment costs a third more here
-    v.grad = 0.0
-    v.label = ""
-    v.requires_grad = True
-    v._op = op
-    v.inputs = inputs
-    v._local = local
-    v._depth = depth
-    return v
-
-
-# ---- graph walks -----------------------------------------------------------------------
+# ---- backward and grad -----------------------------------------------------------------
 
 def _walk(root: Value) -> tuple[list[Value], list[Value]]:
     """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves)."""
@@ -453,7 +438,7 @@ def _raise_nonfinite_gradient(order: list[Value]) -> None:
     for v in reversed(order):
         for i, d in enumerate(v._local):
             if v.grad and not math.isfinite(d):
-                raise ValueError(f"backward: the derivative of {_call_note(v.op, v.inputs)} with respect to "
+                raise ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
                                  f"input {i} ({_show(v.inputs[i])}) is not finite")
     raise OverflowError("backward: a gradient overflowed to a non-finite value")
 
@@ -473,7 +458,7 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
         g = grads.get(v)
         if g is None or not v.inputs:
             continue
-        local = v._op.local_grads(v.inputs, v.inputs, v) if create_graph else v._local
+        local = v._op.local_grads(v.inputs, v, list(map(_NEEDS_GRAD, v.inputs))) if create_graph else v._local
         for x, d in zip(v.inputs, local):
             grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
@@ -485,8 +470,6 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
             raise ValueError("grad: a gradient is not finite")
     return result
 
-
-# ---- no_grad ---------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def _grad_disabled() -> Iterator[None]:
@@ -514,7 +497,118 @@ def is_grad_enabled() -> bool:
     return _GRAD_ENABLED.get()
 
 
+class RemovableHandle:
+    """Returned by `register_backward_hook`: `remove()`, or leave a `with` block, to unregister."""
+
+    def __init__(self, hook: Callable) -> None:
+        self.hook = hook
+
+    def remove(self) -> None:
+        """Stop calling the hook (doing it twice is harmless)."""
+        _BACKWARD_HOOKS.set(tuple(h for h in _BACKWARD_HOOKS.get() if h is not self.hook))
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def register_backward_hook(hook: Callable[[Value, str], None]) -> RemovableHandle:
+    """Call `hook(root, "before")` and `hook(root, "after")` around every `backward()` run in
+    this thread or asyncio task (a context variable), until the handle is removed."""
+    if not callable(hook):
+        raise TypeError(f"register_backward_hook: hook must be callable, got {type(hook).__name__}")
+    _BACKWARD_HOOKS.set(_BACKWARD_HOOKS.get() + (hook,))
+    return RemovableHandle(hook)
+
+
+# ---- the graph as text -----------------------------------------------------------------
+
+def fmt(x: float) -> str:
+    """Numbers as reprs, trees and pictures show them: 4 significant digits."""
+    return f"{x:.4g}"
+
+
+def tree(root: Value, view: str = "both") -> str:
+    """The graph as indented text, output first; a node already shown is referred to by name."""
+    if view not in ("forward", "backward", "both"):
+        raise ValueError(f"tree: view must be 'forward', 'backward' or 'both', got {view!r}")
+    names: dict[int, str] = {}  # numbered in the order they are printed
+    lines, stack = [], [(root, 0)]
+    while stack:
+        v, depth = stack.pop()
+        what = f"{v.op}" if v.op else "leaf"
+        label = f" {v.label!r}" if v.label else ""
+        if id(v) in names:
+            lines.append(f"{'  ' * depth}{names[id(v)]}{label} (shown above)")
+            continue
+        name = names[id(v)] = f"#{len(names)}"
+        numbers = f"data={fmt(v.data)}" + (f" grad={fmt(v.grad)}" if view != "forward" else "")
+        lines.append(f"{'  ' * depth}{name}{label} {what} {numbers}")
+        stack.extend((x, depth + 1) for x in reversed(v.inputs))
+    return "\n".join(lines)
+
+
 # ---- the op table ----------------------------------------------------------------------
+
+_OPS: dict[str, Op] = {}
+_BUILTIN: set[str] = set()
+
+
+def _make_op(name: str, forward: Callable, derivatives: Sequence[Callable], **fields) -> Op:
+    per_input = not (len(derivatives) == 1 and type(derivatives[0]) is all_at_once)
+    cls = {1: _UnaryOp, 2: _BinaryOp}.get(len(derivatives), Op) if per_input else Op
+    return cls(name, forward, derivatives, **fields)
+
+
+def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
+              array_forward: Callable | None = None, kinks: Callable | None = None) -> Op:
+    """Add an op to the table and return it; calling it applies it to Values or numbers.
+
+    `forward(*xs)` maps floats to a float; derivative i maps `(*xs, out)` to d(out)/d(xs[i])
+    (or give one `all_at_once` rule returning them all). `array_forward` runs the op on numpy
+    arrays, so `compile` replays it in one call; `kinks(*xs)` is True where it has no derivative.
+    Example: `cube = define_op("cube", lambda x: x**3, lambda x, out: 3 * x**2, array_forward=lambda x: x**3)`.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"define_op: name must be a non-empty str, got {name!r}")
+    if name in _BUILTIN:
+        raise ValueError(f"define_op: {name!r} is a built-in op and cannot be redefined")
+    if not callable(forward) or not derivatives or not all(map(callable, derivatives)):
+        raise TypeError(f"define_op({name!r}): needs a callable forward and one callable derivative per input")
+    for field, f in (("array_forward", array_forward), ("kinks", kinks)):
+        if f is not None and not callable(f):
+            raise TypeError(f"define_op({name!r}): {field} must be callable or None, got {type(f).__name__}")
+    op = _make_op(name, forward, derivatives, array_forward=array_forward, kinks=kinks)
+    _OPS[name] = op
+    return op
+
+
+def get_op(name: str) -> Op:
+    """The op table's row called `name`."""
+    try:
+        return _OPS[name]
+    except KeyError:
+        raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(_OPS))}") from None
+
+
+def ops() -> list[Op]:
+    """Every row of the op table, built-in ones first."""
+    return list(_OPS.values())
+
+
+def _row(name: str, forward: Callable, *derivatives: Callable, **fields) -> Op:
+    _BUILTIN.add(name)
+    op = _OPS[name] = _make_op(name, forward, derivatives, **fields)
+    return op
+
+
+def _np():
+    """numpy, imported on first use: only arrays (replay) need it, never the engine itself."""
+    import numpy
+    return numpy
+
 
 def _div(a: float, b: float) -> float:
     if b == 0.0:
@@ -562,38 +656,70 @@ def _pow_exponent_grad(a, b, out):
     raise ValueError("d(a**b)/db needs a >= 0")
 
 
-def _builtin(name: str, forward: Callable, *derivatives: Callable) -> Callable:
-    _BUILTIN.add(name)
-    return _register(_make_op(name, forward, derivatives))
+def _dot(*args: float) -> float:
+    """sum(w_i * x_i) + b for args (w_0..w_n-1, x_0..x_n-1, b); the unfused order, b first."""
+    n = len(args) // 2
+    total = args[-1]
+    for w, x in zip(args[:n], args[n:2 * n]):
+        total += w * x
+    return total
 
 
-add = _builtin("+", operator.add, lambda a, b, out: 1.0, lambda a, b, out: 1.0)
-sub = _builtin("-", operator.sub, lambda a, b, out: 1.0, lambda a, b, out: -1.0)
-mul = _builtin("*", operator.mul, lambda a, b, out: b, lambda a, b, out: a)
-div = _builtin("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b))
-pow_ = _builtin("**", _pow, lambda a, b, out: b * a ** (b - 1), _pow_exponent_grad)
-neg = _builtin("neg", operator.neg, lambda a, out: -1.0)
-abs_ = _builtin("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0)
-exp = _builtin("exp", math.exp, lambda a, out: out)
-log = _builtin("log", _log, lambda a, out: 1.0 / a)
-sqrt = _builtin("sqrt", _sqrt, lambda a, out: 0.5 / out)
-tanh = _builtin("tanh", math.tanh, lambda a, out: (1.0 - out) * (1.0 + out))  # exact near |out| = 1
-sigmoid = _builtin("sigmoid", _sigmoid, lambda a, out: out * (1.0 - out))
-relu = _builtin("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0)
-_leaky_relu = _builtin("leaky_relu", lambda a, s: a if a > 0.0 else a * s,
-                       lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a)
-sin = _builtin("sin", math.sin, lambda a, out: cos(a))
-cos = _builtin("cos", math.cos, lambda a, out: -sin(a))
-softplus = _builtin("softplus", _softplus, lambda a, out: sigmoid(a))
+def _dot_grads(*args):
+    """d/dw_i = x_i, d/dx_i = w_i, d/db = 1 (args end with out)."""
+    n = (len(args) - 2) // 2
+    return (*args[n:2 * n], *args[:n], 1.0)
 
+
+def _logsumexp(*xs: float) -> float:
+    m = max(xs)
+    return m + math.log(math.fsum(math.exp(x - m) for x in xs))
+
+
+def _at_zero(a, *rest) -> bool:
+    return a == 0.0
+
+
+# Each row: name, float forward, one derivative per input as a function of (*inputs, out).
 # Relu, abs and leaky_relu write their derivatives without `if`, so each rule runs unchanged
 # on floats, on Values (create_graph) and on arrays (replay).
-
-_DOT = _DotOp()
-_LOGSUMEXP = _LogSumExpOp()
-for _op in (_DOT, _LOGSUMEXP):
-    _BUILTIN.add(_op.name)
-    _register(_op)
+add = _row("+", operator.add, lambda a, b, out: 1.0, lambda a, b, out: 1.0,
+           array_forward=operator.add, infix=True)
+sub = _row("-", operator.sub, lambda a, b, out: 1.0, lambda a, b, out: -1.0,
+           array_forward=operator.sub, infix=True)
+mul = _row("*", operator.mul, lambda a, b, out: b, lambda a, b, out: a,
+           array_forward=operator.mul, infix=True)
+div = _row("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b),
+           array_forward=operator.truediv, infix=True)
+pow_ = _row("**", _pow, lambda a, b, out: b * a ** (b - 1), _pow_exponent_grad,
+            array_forward=lambda a, b: _np().power(a, b), infix=True)
+neg = _row("neg", operator.neg, lambda a, out: -1.0, array_forward=operator.neg)
+abs_ = _row("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0, array_forward=abs, kinks=_at_zero)
+exp = _row("exp", math.exp, lambda a, out: out, array_forward=lambda a: _np().exp(a))
+log = _row("log", _log, lambda a, out: 1.0 / a, array_forward=lambda a: _np().log(a))
+sqrt = _row("sqrt", _sqrt, lambda a, out: 0.5 / out, array_forward=lambda a: _np().sqrt(a))
+tanh = _row("tanh", math.tanh, lambda a, out: (1.0 - out) * (1.0 + out),  # exact near |out| = 1
+            array_forward=lambda a: _np().tanh(a))
+sigmoid = _row("sigmoid", _sigmoid, lambda a, out: out * (1.0 - out),
+               array_forward=lambda a: _np().exp(-_np().logaddexp(0.0, -a)))
+relu = _row("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0,
+            array_forward=lambda a: _np().maximum(a, 0.0), kinks=_at_zero)
+_leaky_relu = _row("leaky_relu", lambda a, s: a if a > 0.0 else a * s,
+                   lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a,
+                   array_forward=lambda a, s: _np().where(a > 0, a, a * s), kinks=_at_zero)
+sin = _row("sin", math.sin, lambda a, out: cos(a), array_forward=lambda a: _np().sin(a))
+cos = _row("cos", math.cos, lambda a, out: -sin(a), array_forward=lambda a: _np().cos(a))
+softplus = _row("softplus", _softplus, lambda a, out: sigmoid(a),
+                array_forward=lambda a: _np().logaddexp(0.0, a))
+# dot(w, x, b) = sum(w_i * x_i) + b, the neuron's pre-activation as one node of 2n + 1 inputs.
+_DOT = _row("dot", _dot, all_at_once(_dot_grads), array_forward=_dot, symbol="Σ w·x + b")
+# logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_i = softmax_i = exp(x_i - out).
+_LOGSUMEXP = _row("logsumexp", _logsumexp, all_at_once(lambda *a: tuple(exp(x - a[-1]) for x in a[:-1])),
+                  array_forward=lambda *xs: _np().logaddexp.reduce(_np().stack(xs), axis=0))
+# is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
+# target Value's log-probability inside the graph (no gradient flows into targets).
+is_class = _row("is_class", lambda t, k: 1.0 if t == k else 0.0, lambda t, k, out: 0.0, lambda t, k, out: 0.0,
+                array_forward=lambda t, k: (t == k) * 1.0)
 
 
 def leaky_relu(x, slope: float = 0.01):

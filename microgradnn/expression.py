@@ -22,8 +22,8 @@ FUNCTIONS: dict[str, Callable] = {
     "sigmoid": engine.sigmoid, "relu": engine.relu, "leaky_relu": engine.leaky_relu,
     "sin": engine.sin, "cos": engine.cos, "softplus": engine.softplus, "abs": engine.abs_,
 }
-BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-          ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
+# The op table's infix ops (+ - * / **), keyed by the ast node Python parses each into.
+BINARY = {type(ast.parse(f"a {op.symbol} b", mode="eval").body.op): op for op in engine.ops() if op.infix}
 
 
 def parse_expression(text: str) -> ast.expr:

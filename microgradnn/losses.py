@@ -6,8 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from microgradnn import engine
-from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus
+from microgradnn.engine import Value, exp, is_class, log, logsumexp, relu, softplus
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
            "cross_entropy", "softmax", "LOSSES"]
@@ -106,18 +105,12 @@ def cross_entropy(predictions, targets) -> Value:
     return _mean([-_pick(_log_softmax(list(z)), ti) for z, ti in zip(preds, t)])
 
 
-# 1.0 where a class target equals k: lets a target Value select a log-probability inside the
-# graph (no gradient flows into targets).
-_is_class = engine._builtin("is_class", lambda t, k: 1.0 if t == k else 0.0,
-                            lambda t, k, out: 0.0, lambda t, k, out: 0.0)
-
-
 def _pick(log_probs: list, target):
     if not isinstance(target, Value):
         return log_probs[int(target)]
-    total = log_probs[0] * _is_class(target, 0.0)
+    total = log_probs[0] * is_class(target, 0.0)
     for k, lp in enumerate(log_probs[1:], start=1):
-        total = total + lp * _is_class(target, float(k))
+        total = total + lp * is_class(target, float(k))
     return total
 
 

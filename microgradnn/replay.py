@@ -17,36 +17,15 @@ from microgradnn.engine import Value, topological_order
 
 __all__ = ["compile", "Compiled", "BatchResult"]
 
-# numpy forms of the op table's forwards (each the same function as its float forward).
-ARRAY_FORWARD: dict[str, Callable] = {
-    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power, "neg": np.negative,
-    "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh,
-    "sigmoid": lambda a: np.exp(-np.logaddexp(0.0, -a)),
-    "relu": lambda a: np.maximum(a, 0.0), "leaky_relu": lambda a, s: np.where(a > 0, a, a * s),
-    "sin": np.sin, "cos": np.cos, "softplus": lambda a: np.logaddexp(0.0, a),
-    "is_class": lambda t, k: (t == k) * 1.0,
-    "logsumexp": lambda *xs: np.logaddexp.reduce(np.stack(xs), axis=0),
-}
-
-
-class _ArrayBackend:
-    """Lets the engine's ops (and so the derivative rules) run on numpy arrays."""
-
-    @staticmethod
-    def handles(args) -> bool:
-        return any(isinstance(a, np.ndarray) for a in args)
-
-    @staticmethod
-    def apply(op, args):
-        return array_forward(op)(*args)
+# The fused neuron's row and its built-in rules: a group of such nodes that forms a layer
+# replays as matrix products, which are those rules written for a whole layer.
+_DOT = engine.get_op("dot")
+_DOT_RULES = _DOT.derivatives
 
 
 def array_forward(op: engine.Op) -> Callable:
-    """The op's forward on arrays: its numpy form, or its float forward element by element."""
-    return ARRAY_FORWARD.get(op.name) or np.vectorize(op.forward, otypes=[float])
-
-
-engine.array_backend = _ArrayBackend()
+    """The op's forward on arrays: its row's `array_forward`, or its float forward element by element."""
+    return op.array_forward or np.vectorize(op.forward, otypes=[float])
 
 
 @dataclass
@@ -63,15 +42,16 @@ class _Group:
         self.out_at = _index(self.out)
         self.ins_at = [_index(idx) for idx in self.ins]
         self.forward = array_forward(self.op)
-        # (rule, where the input slots are, are they distinct, mask of those needing a gradient)
-        self.backward_plan = [(self.op.rule(i, len(self.ins)), at, unique, None if needs.all() else needs[:, None])
+        self.needed = [bool(needs.any()) for needs in self.needs]  # input positions that need a gradient
+        # (position, where its input slots are, are they distinct, mask of the slots needing a gradient)
+        self.backward_plan = [(i, at, unique, None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
         distinct parameter weights and biases, the same distinct inputs in every row."""
-        if self.op.name != "dot":
+        if self.op is not _DOT or self.op.derivatives is not _DOT_RULES:
             return None
         m = (len(self.ins) - 1) // 2
         W, X, B = np.stack(self.ins[:m], axis=1), np.stack(self.ins[m:2 * m], axis=1), self.ins[-1]
@@ -324,11 +304,6 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         block, X = g.layer
         W, B = _weights(block, P)
         return W @ V[X] + B[:, None]
-    if g.op.name == "dot":
-        m = (len(g.ins) - 1) // 2
-        W = V[np.stack(g.ins[:m], axis=1)]        # (k, m, n)
-        Xs = V[np.stack(g.ins[m:2 * m], axis=1)]  # (k, m, n)
-        return np.einsum("kmn,kmn->kn", W, Xs) + V[g.ins[-1]]
     return g.forward(*[V[idx] for idx in g.ins_at])
 
 
@@ -337,8 +312,9 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> 
     like the scalar engine, no derivative is taken for the others."""
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
-    for rule, at, unique, mask in g.backward_plan:
-        contribution = _array_rule(rule, ins, out) * grad_out
+    local = _array_local_grads(g.op, ins, out, g.needed)
+    for i, at, unique, mask in g.backward_plan:
+        contribution = local[i] * grad_out
         if mask is not None:
             contribution = np.where(mask, contribution, 0.0)
         if unique:  # `at` is a slice or an index array
@@ -364,17 +340,19 @@ def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: 
         PG[block[1]] += grad_out.sum(axis=1)
 
 
-def _array_rule(rule: Callable, ins: list, out: np.ndarray):
-    """Run one derivative rule of the op table on arrays (element by element if it branches)."""
+def _array_local_grads(op: engine.Op, ins: list, out: np.ndarray, needed: list[bool]) -> tuple:
+    """The op's derivative rules run on arrays (element by element if a rule branches)."""
     try:
-        return rule(*ins, out)
+        return op.local_grads(ins, out, needed)
     except (TypeError, ValueError, ArithmeticError):
         def one(*a):
             try:
-                return float(rule(*a))
+                return tuple(map(float, op.local_grads(a[:-1], a[-1], needed)))
             except (ArithmeticError, ValueError):
-                return float("nan")  # reported only if a gradient flows through it
-        return np.vectorize(one, otypes=[float])(*ins, out)
+                return (float("nan"),) * len(needed)  # reported only if a gradient flows through it
+        if len(needed) == 1:
+            return (np.vectorize(lambda *a: one(*a)[0], otypes=[float])(*ins, out),)
+        return np.vectorize(one, otypes=[float] * len(needed))(*ins, out)
 
 
 def compile(fn: Callable[[list, Value], Value]) -> Compiled:

@@ -261,9 +261,13 @@ def test_failed_load_raises_and_leaves_the_model_unchanged(tmp_path, content, er
     assert m.state_dict() == before
 
 
-def test_named_modules_and_graph_knows_its_modules():
+def test_named_modules_and_a_neurons_output_says_who_made_it():
     m = MLP(2, [3, 1], output_activation="tanh", seed=0)
     assert [n for n, _ in m.named_modules()][:3] == ["", "layers.0", "layers.0.neurons.0"]
     out = m([1.0, 2.0])
-    assert out._modules == (m, m.layers[1], m.layers[1].neurons[0])
-    assert out.inputs[0]._modules[-1] is m.layers[1].neurons[0]
+    assert out.origin == (m, m.layers[1].neurons[0])
+    assert out.inputs[0].origin is None  # only what a neuron returns is tagged
+    assert out.inputs[0].inputs[3].origin == (m, m.layers[0].neurons[0])  # dot(w0..w2, x0..x2, b)
+    hidden = m.layers[0]([1.0, 2.0])
+    assert hidden[2].origin == (m.layers[0], m.layers[0].neurons[2])
+    assert (hidden[0] * 2).origin is None

@@ -207,18 +207,25 @@ def test_without_dot_sources_work_and_rendering_explains_install(tmp_path, monke
         assert "apt-get install graphviz" in str(info.value) and "brew install graphviz" in str(info.value)
         assert "conda install graphviz" in str(info.value)
     assert not (tmp_path / "g.svg").exists()
-    assert o._repr_mimebundle_() == {"text/plain": repr(o)}  # never raises in a notebook
+    assert viz.mimebundle(o) == {"text/plain": repr(o)}  # never raises in a notebook
     assert set(viz.draw_graph(o)._repr_mimebundle_()) == {"text/plain"}
 
 
 @needs_dot
-def test_notebook_reprs_are_svg_when_small():
-    o = neuron_expression()
-    bundle = o._repr_mimebundle_()
-    assert bundle["text/plain"] == repr(o) and bundle["image/svg+xml"].lstrip().startswith("<?xml")
-    assert "image/svg+xml" in MLP(2, [3, 1], seed=0)._repr_mimebundle_()
-    big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
-    assert set(big._repr_mimebundle_()) == {"text/plain"}  # too big to draw inline
+def test_notebook_shows_values_and_modules_as_svg_when_small():
+    interactiveshell = pytest.importorskip("IPython.core.interactiveshell", reason="IPython is not installed")
+    shell = interactiveshell.InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "microgradnn")  # what a notebook gets on `import microgradnn`
+        o = neuron_expression()
+        bundle, _ = shell.display_formatter.format(o)
+        assert bundle["text/plain"] == repr(o) and bundle["image/svg+xml"].lstrip().startswith("<?xml")
+        assert "image/svg+xml" in shell.display_formatter.format(MLP(2, [3, 1], seed=0))[0]
+        big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
+        assert "image/svg+xml" not in shell.display_formatter.format(big)[0]  # too big to draw inline
+    finally:
+        interactiveshell.InteractiveShell.clear_instance()
+    assert not viz.register()  # outside a shell there is nothing to register with
     assert viz.draw_graph(o)._repr_mimebundle_()["image/svg+xml"].startswith("<?xml")
 
 

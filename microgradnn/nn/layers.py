@@ -8,7 +8,7 @@ import numpy as np
 from microgradnn.engine import Value, dot
 from microgradnn.nn import convert
 from microgradnn.nn.init import generator, init_weights
-from microgradnn.nn.module import _CALL_STACK, Module
+from microgradnn.nn.module import _OUTERMOST, Module
 
 __all__ = ["Neuron", "Layer", "MLP", "ACTIVATIONS"]
 
@@ -77,7 +77,7 @@ class Neuron(Module):
             for wi, xi in zip(self.w, x):
                 z = z + wi * xi
         out = ACTIVATIONS[self.activation](z)
-        _mark_made_here(out, x, _CALL_STACK.get())
+        out.origin = (_OUTERMOST.get() or self, self)  # drawings find the neuron's other nodes from here
         return out
 
     def config(self) -> dict:
@@ -220,15 +220,3 @@ class MLP(Module):
     def __repr__(self) -> str:
         parts = [str(self.nin)] + [f"{layer.nout} {layer.activation}" for layer in self.layers]
         return f"MLP({' -> '.join(parts)}, {self.num_parameters()} parameters)"
-
-
-def _mark_made_here(out: Value, inputs: list, modules: tuple) -> None:
-    """Tag the nodes a neuron just made (between `inputs` and `out`) with the calling modules."""
-    stop = {id(v) for v in inputs if type(v) is Value}
-    stack = [out]
-    while stack:
-        v = stack.pop()
-        if id(v) in stop or not v.inputs or getattr(v, "_modules", None) is not None:
-            continue
-        v._modules = modules
-        stack.extend(v.inputs)

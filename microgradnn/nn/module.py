@@ -15,7 +15,8 @@ from microgradnn.nn.files import read_model, write_model
 
 __all__ = ["Module"]
 
-_CALL_STACK: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_modules", default=())
+# The module whose call is running (the outermost one), so nested calls skip the checks.
+_OUTERMOST: contextvars.ContextVar["Module | None"] = contextvars.ContextVar("microgradnn_outermost", default=None)
 # Module types a model file can name, by class name: every subclass that defines `from_config`.
 _TYPES: dict[str, type] = {}
 
@@ -63,13 +64,20 @@ class Module:
             p.grad = 0.0
 
     def __call__(self, x):
-        """Run the module on one sample (a list of numbers or Values, or a 1-D array)."""
+        """Run the module on one sample (a list of numbers or Values, or a 1-D array).
+
+        The outermost call checks the sample; the calls it makes (a layer's neurons) only
+        check that they got a list of the right length, as they pass checked Values on."""
+        if _OUTERMOST.get() is not None:
+            if type(x) is not list or len(x) != self.nin:
+                x = as_inputs(x, self.nin, type(self).__name__)
+            return self.forward(x)
         x = as_inputs(x, self.nin, type(self).__name__)
-        token = _CALL_STACK.set(_CALL_STACK.get() + (self,))
+        token = _OUTERMOST.set(self)
         try:
             return self.forward(x)
         finally:
-            _CALL_STACK.reset(token)
+            _OUTERMOST.reset(token)
 
     def forward(self, x: list):
         """The module's computation on one sample (subclasses define it)."""
@@ -150,10 +158,6 @@ class Module:
         if scores.ndim == 2:
             return scores.argmax(axis=1)
         return (scores > (self.threshold if threshold is None else threshold)).astype(int)
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from microgradnn.viz import mimebundle
-        return mimebundle(self)
 
 
 def from_config(config: dict) -> Module:

@@ -8,7 +8,7 @@ import html
 
 import graphviz
 
-from microgradnn.engine import Value
+from microgradnn.engine import Value, fmt  # noqa: F401  (fmt: numbers as every picture shows them)
 
 MAX_NODES = 2000
 FONT = "Helvetica"
@@ -47,11 +47,6 @@ class Diagram(graphviz.Digraph):
             return {"image/svg+xml": self.pipe(format="svg", encoding="utf-8")}
         except Exception:  # a notebook must always get something to show
             return {"text/plain": self.source}
-
-
-def fmt(x: float) -> str:
-    """Numbers as shown on every picture: 4 significant digits."""
-    return f"{x:.4g}"
 
 
 def _esc(text: str) -> str:

@@ -9,55 +9,87 @@ from dataclasses import dataclass, field
 import graphviz
 
 from microgradnn.engine import Value, topological_order
+from microgradnn.nn import Layer, Neuron
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
                                     _grad_color, _html, _value_cells, fmt)
-
-INFIX = {"+", "-", "*", "/", "**"}
-
 
 def _is_constant(v: Value) -> bool:
     return not v.inputs and not v.requires_grad and not v.label
 
 
 def _op_label(v: Value, shown: list[Value]) -> str:
-    """The op's name with folded constants written in: `* 2`, `1 -`, `leaky_relu(·, 0.01)`."""
-    op = v.op
+    """The op's symbol with folded constants written in: `* 2`, `1 -`, `leaky_relu(·, 0.01)`."""
+    op = v._op
     consts = [None if x in shown else fmt(x.data) for x in v.inputs]
-    if op == "dot":
-        folded = [c for c in consts if c is not None]
-        return "Σ w·x + b" + (f"\n(constants {', '.join(folded)})" if folded else "")
-    if not any(c is not None for c in consts):
-        return op
-    if op in INFIX and len(consts) == 2:
-        return f"{consts[0]} {op}" if consts[0] is not None else f"{op} {consts[1]}"
-    return f"{op}({', '.join('·' if c is None else c for c in consts)})"
+    folded = [c for c in consts if c is not None]
+    if not folded:
+        return op.symbol
+    if op.infix and len(consts) == 2:
+        return f"{consts[0]} {op.symbol}" if consts[0] is not None else f"{op.symbol} {consts[1]}"
+    if op.arity is None:  # any number of inputs (dot, logsumexp): list the constants below
+        return f"{op.symbol}\n(constants {', '.join(folded)})"
+    return f"{op.symbol}({', '.join('·' if c is None else c for c in consts)})"
 
 
 # ---- which module made which node ----------------------------------------------------------
 
-def _module_names(nodes: list[Value]) -> dict[int, str]:
-    """id(module) -> dotted name, for every module recorded on the nodes."""
+def _made_by(order: list[Value]) -> dict[int, tuple]:
+    """id(node) -> the modules (outermost first) whose call made it, recovered in one walk
+    from the neurons' outputs, the only nodes nn tags (`Value.origin`): a neuron made the
+    nodes between its parameters and its output."""
+    position = {id(v): i for i, v in enumerate(order)}
+    chains: dict[int, dict] = {}
+    made: dict[int, tuple] = {}
+    for out in reversed(order):
+        origin = out.origin
+        if origin is None or id(out) in made:
+            continue
+        root, neuron = origin
+        if id(root) not in chains:
+            chains[id(root)] = _chains(root)
+        chain = chains[id(root)].get(id(neuron), (root, neuron))
+        params = {id(p) for p in neuron.parameters()}
+        inside, stack, seen = [out], [out], {id(out)}
+        while stack:  # back from the output, up to leaves and other neurons' outputs
+            v = stack.pop()
+            for x in v.inputs:
+                if x.inputs and id(x) not in seen and x.origin is None and id(x) not in made:
+                    seen.add(id(x))
+                    inside.append(x)
+                    stack.append(x)
+        mine: set[int] = set()
+        for v in sorted(inside, key=lambda v: position[id(v)]):  # inputs first
+            if any(id(x) in params or id(x) in mine for x in v.inputs):
+                mine.add(id(v))
+        made.update((i, chain) for i in mine)
+    return made
+
+
+def _chains(root) -> dict[int, tuple]:
+    """id(module) -> the modules from `root` down to it, for root and every submodule."""
+    by_name = dict(root.named_modules())
+    chains = {}
+    for name, m in by_name.items():
+        parts = name.split(".") if name else []
+        prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        chains[id(m)] = (root, *(by_name[p] for p in prefixes if p in by_name))
+    return chains
+
+
+def _module_names(made: dict[int, tuple]) -> dict[int, str]:
+    """id(module) -> dotted name, for every module that made a node."""
     names: dict[int, str] = {}
-    for v in nodes:
-        modules = getattr(v, "_modules", None)
-        if modules and id(modules[0]) not in names:
-            root = modules[0]
+    for chain in made.values():
+        root = chain[0]
+        if id(root) not in names:
             for name, m in root.named_modules():
                 names[id(m)] = name or type(root).__name__.lower()
     return names
 
 
-def _parameters_of(nodes: list[Value]) -> set[int]:
-    roots = {id(v._modules[0]): v._modules[0] for v in nodes if getattr(v, "_modules", None)}
+def _parameters_of(made: dict[int, tuple]) -> set[int]:
+    roots = {id(chain[0]): chain[0] for chain in made.values()}
     return {id(p) for m in roots.values() for p in m.parameters()}
-
-
-def _neuron_of(v: Value):
-    from microgradnn.nn import Neuron
-    for m in reversed(getattr(v, "_modules", None) or ()):
-        if isinstance(m, Neuron):
-            return m
-    return None
 
 
 # ---- drawing a graph -----------------------------------------------------------------------
@@ -67,15 +99,17 @@ class _Plan:
     """What to draw, before it becomes DOT: shared by draw_graph, record and animate."""
     values: list[Value]                          # drawn Value nodes, topological order
     ids: dict[int, str]                          # id(Value) -> node id
+    made: dict[int, tuple]                       # id(Value) -> modules whose call made it (see _made_by)
     groups: dict[int, object] = field(default_factory=dict)  # collapse: id(Value) -> neuron
 
 
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> _Plan:
     order = topological_order(root)
+    made = _made_by(order)
     groups, outputs = {}, {}
     if collapse:
         for v in order:
-            neuron = _neuron_of(v)
+            neuron = made[id(v)][-1] if id(v) in made else None
             if neuron is not None:
                 groups[id(v)] = neuron
                 outputs[id(neuron)] = v  # the last node a neuron made is its output
@@ -88,7 +122,7 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> 
         raise GraphTooLarge(f"the graph has {count} nodes to draw, more than max_nodes={max_nodes}; "
                             f"pass collapse=True to draw each neuron as one node, or raise max_nodes= "
                             f"(dot may take minutes on graphs this big)")
-    return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, groups)
+    return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups)
 
 
 def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_constants: bool = False,
@@ -109,8 +143,8 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     if not isinstance(root, Value):
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
     plan = _plan(root, show_constants, collapse, max_nodes)
-    params = _parameters_of(plan.values)
-    names = _module_names(plan.values)
+    params = _parameters_of(plan.made)
+    names = _module_names(plan.made)
     backward = view != "forward"
     scale = max((abs(v.grad) for v in plan.values), default=0.0)
 
@@ -125,7 +159,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         """The (possibly nested) cluster subgraph that v's nodes go into."""
         if collapse:
             return g
-        modules = tuple(m for m in (getattr(v, "_modules", None) or ()) if type(m).__name__ in ("Layer", "Neuron"))
+        modules = tuple(m for m in plan.made.get(id(v), ()) if isinstance(m, (Layer, Neuron)))
         return _cluster(g, clusters, modules, names)
 
     shown = {id(v) for v in plan.values}
@@ -187,7 +221,7 @@ def _cluster(g: graphviz.Digraph, clusters: dict, modules: tuple, names: dict):
         return clusters[modules][0]
     parent = _cluster(g, clusters, modules[:-1], names)
     name = names.get(id(modules[-1]), type(modules[-1]).__name__.lower())
-    is_neuron = type(modules[-1]).__name__ == "Neuron"
+    is_neuron = isinstance(modules[-1], Neuron)
     sub = graphviz.Digraph(name=f"cluster_{len(clusters)}", graph_attr={
         "label": _html(name), "style": "rounded" + (",filled" if is_neuron else ""),
         "fillcolor": "#FAFAFA", "color": "#999999" if is_neuron else "#5D6D7E", "fontsize": "10"})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from microgradnn.engine import no_grad
+from microgradnn.nn import MLP, Layer, Neuron
 from microgradnn.viz.format import COLORS, FONT, Diagram, _html, fmt
 
 
@@ -9,7 +10,6 @@ def draw_network(model, x=None, *, rankdir: str = "LR") -> Diagram:
     """Neurons as circles in layer columns; edges coloured by weight sign (blue +, red -) and
     as wide as the weight is large; with an input `x`, neurons are filled by their activation
     and the output shows the prediction."""
-    from microgradnn.nn import MLP, Layer, Neuron
     if isinstance(model, Neuron):
         layers = [Layer.from_weights([([w.data for w in model.w], model.b.data)], model.activation)]
     elif isinstance(model, Layer):

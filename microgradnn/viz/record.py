@@ -5,8 +5,7 @@ import contextlib
 import os
 from typing import Iterator
 
-from microgradnn import engine
-from microgradnn.engine import Value
+from microgradnn.engine import Value, register_backward_hook
 from microgradnn.viz.files import save
 from microgradnn.viz.format import MAX_NODES
 from microgradnn.viz.graph import draw_graph
@@ -47,10 +46,7 @@ def record(directory: str | os.PathLike, model=None, *, every: int = 1, format: 
         path = os.path.join(directory, f"step-{step:04d}-{view}.{format}")
         written.append(save(g, path, overwrite=True))
 
-    engine.backward_hooks.append(hook)
-    try:
+    with register_backward_hook(hook):
         yield written
-    finally:
-        engine.backward_hooks.remove(hook)
 
 
