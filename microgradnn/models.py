@@ -18,7 +18,7 @@ import numpy as np
 
 from microgradnn.engine import Value, dot, no_grad
 from microgradnn.losses import cross_entropy, softmax
-from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, calling, tag
+from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
 from microgradnn.nn.layers import _positive_int
 from microgradnn.nn.module import Module
@@ -53,10 +53,7 @@ class CausalSelfAttention(Module):
         return [("query", self.query), ("key", self.key), ("value", self.value), ("proj", self.proj)]
 
     def __call__(self, x: list, keys: list, values: list) -> list[Value]:
-        with calling(self) as modules:
-            out = self.forward(x, keys, values)
-        tag(out, [*x, *(v for k in keys for v in k), *(v for vs in values for v in vs)], modules)
-        return out
+        return run(self, self.forward, x, keys, values)
 
     def forward(self, x: list, keys: list, values: list) -> list[Value]:
         q, k, v = self.query(x), self.key(x), self.value(x)
@@ -86,10 +83,7 @@ class MLPBlock(Module):
         return [("fc", self.fc), ("proj", self.proj)]
 
     def __call__(self, x: list) -> list[Value]:
-        with calling(self) as modules:
-            out = self.forward(x)
-        tag(out, x, modules)
-        return out
+        return run(self, self.forward, x)
 
     def forward(self, x: list) -> list[Value]:
         return self.proj([h.relu() for h in self.fc(x)])
@@ -107,10 +101,7 @@ class Block(Module):
         return [("norm1", self.norm1), ("attn", self.attn), ("norm2", self.norm2), ("mlp", self.mlp)]
 
     def __call__(self, x: list, keys: list, values: list) -> list[Value]:
-        with calling(self) as modules:
-            out = self.forward(x, keys, values)
-        tag(out, x, modules)
-        return out
+        return run(self, self.forward, x, keys, values)
 
     def forward(self, x: list, keys: list, values: list) -> list[Value]:
         x = [a + b for a, b in zip(x, self.attn(self.norm1(x), keys, values))]
@@ -150,10 +141,7 @@ class GPT(Module):
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")
-        with calling(self) as modules:
-            out = self.forward(token, pos, cache)
-        tag(out, [token], modules)
-        return out
+        return run(self, self.forward, token, pos, cache)
 
     def forward(self, token, pos: int, cache: KVCache) -> list[Value]:
         x = [t + p for t, p in zip(self.token_embedding(token), self.position_embedding(pos))]

@@ -5,35 +5,34 @@ onto the same `torch.nn` module.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
 
 from microgradnn.engine import Value, dot
 from microgradnn.nn.init import generator
-from microgradnn.nn.layers import _mark_made_here, _positive_int
-from microgradnn.nn.module import _CALL_STACK, Module, as_inputs
+from microgradnn.nn.layers import _positive_int
+from microgradnn.nn.module import _OUTERMOST, Module, as_inputs
 
 __all__ = ["Linear", "Embedding", "RMSNorm"]
 
 
-@contextlib.contextmanager
-def calling(module: Module) -> Iterator[tuple]:
-    """Inside `module`'s call: nodes made here are tagged with the modules on the stack."""
-    token = _CALL_STACK.set(_CALL_STACK.get() + (module,))
+def run(module: Module, forward: Callable, *args) -> list[Value]:
+    """Call `forward(*args)` as `module`'s call: the outermost call is noted (so nested calls
+    skip the input checks) and outputs made here are tagged with `origin`, for drawings."""
+    outermost = _OUTERMOST.get()
+    token = _OUTERMOST.set(module) if outermost is None else None
     try:
-        yield _CALL_STACK.get()
+        out = forward(*args)
     finally:
-        _CALL_STACK.reset(token)
-
-
-def tag(outputs: list, inputs: list, modules: tuple) -> None:
-    """Mark the nodes between `inputs` and `outputs` as made by `modules` (for drawing)."""
-    for out in outputs:
-        if type(out) is Value:
-            _mark_made_here(out, inputs, modules)
+        if token is not None:
+            _OUTERMOST.reset(token)
+    who = (outermost or module, module)
+    for v in out:
+        if v.inputs and v.origin is None:
+            v.origin = who
+    return out
 
 
 def _matrix(rows: int, cols: int, std: float | None, bound: float, seed, name: str) -> list[list[Value]]:
@@ -66,11 +65,9 @@ class Linear(Module):
         return items + [(f"bias.{i}", b) for i, b in enumerate(self.bias or ())]
 
     def __call__(self, x) -> list[Value]:
-        x = as_inputs(x, self.nin, "Linear")
-        with calling(self) as modules:
-            out = self.forward(x)
-        tag(out, x, modules)
-        return out
+        if type(x) is not list or len(x) != self.nin or _OUTERMOST.get() is None:
+            x = as_inputs(x, self.nin, "Linear")
+        return run(self, self.forward, x)
 
     def forward(self, x: list) -> list[Value]:
         if self.bias is None:
@@ -104,12 +101,7 @@ class Embedding(Module):
         return [(f"weight.{i}.{j}", w) for i, row in enumerate(self.weight) for j, w in enumerate(row)]
 
     def __call__(self, index) -> list[Value]:
-        if type(index) is Value:
-            with calling(self) as modules:
-                out = self.forward(index)
-            tag(out, [index], modules)
-            return out
-        return self.forward(index)
+        return run(self, self.forward, index)
 
     def forward(self, index) -> list[Value]:
         if type(index) is Value:
@@ -146,11 +138,9 @@ class RMSNorm(Module):
         return [(f"weight.{i}", g) for i, g in enumerate(self.weight)]
 
     def __call__(self, x) -> list[Value]:
-        x = as_inputs(x, self.dim, "RMSNorm")
-        with calling(self) as modules:
-            out = self.forward(x)
-        tag(out, x, modules)
-        return out
+        if type(x) is not list or len(x) != self.dim or _OUTERMOST.get() is None:
+            x = as_inputs(x, self.dim, "RMSNorm")
+        return run(self, self.forward, x)
 
     def forward(self, x: list) -> list[Value]:
         mean_square = dot(x, x) / self.dim
