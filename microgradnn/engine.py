@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "all_at_once", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
-    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "logsumexp",
+    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "logsumexp", "take",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -722,6 +722,28 @@ is_class = _row("is_class", lambda t, k: 1.0 if t == k else 0.0, lambda t, k, ou
                 array_forward=lambda t, k: (t == k) * 1.0)
 
 
+def _take(i: float, *xs: float) -> float:
+    if i != int(i) or not 0 <= i < len(xs):
+        raise ValueError(f"index must be an integer in 0..{len(xs) - 1}, got {i}")
+    return xs[int(i)]
+
+
+def _take_array(i, *xs):
+    np = _np()
+    i = np.asarray(i)
+    if (i != np.trunc(i)).any() or (i < 0).any() or (i >= len(xs)).any():
+        bad = i[(i != np.trunc(i)) | (i < 0) | (i >= len(xs))].flat[0]
+        raise ValueError(f"take: index must be an integer in 0..{len(xs) - 1}, got {bad}")
+    stacked = np.stack(np.broadcast_arrays(*xs, i)[:-1])
+    return np.take_along_axis(stacked, i.astype(int)[None], axis=0)[0]
+
+
+# take(i, x_0, ..., x_n-1) = x_i: picks an entry by an index that is itself a Value (a token
+# id, a class target), so one recorded graph serves every index; d/dx_k = 1 where i == k.
+_TAKE = _row("take", _take, all_at_once(lambda i, *a: (0.0, *(is_class(i, float(k)) for k in range(len(a) - 1)))),
+             array_forward=_take_array)
+
+
 def leaky_relu(x, slope: float = 0.01):
     """max(x, slope * x) for slope < 1: a Value for a Value, a float for a number."""
     return _leaky_relu(x, slope)
@@ -732,6 +754,13 @@ def logsumexp(xs: Sequence):
     if len(xs) == 0:
         raise ValueError("logsumexp: needs at least one input")
     return _LOGSUMEXP(*xs)
+
+
+def take(index, options: Sequence):
+    """options[index] as one node whose index may be a Value (e.g. a token id read from data)."""
+    if len(options) == 0:
+        raise ValueError("take: needs at least one option")
+    return _TAKE(index, *options)
 
 
 def dot(w: Sequence, x: Sequence, b=0.0):

@@ -1,12 +1,21 @@
-"""Batched replay: record one sample's scalar graph once, replay it over a batch with numpy.
+"""Batched replay: record a sample's scalar graph once, replay it over a batch with numpy.
 
-`compile(fn)` records `fn(x, y)` (one sample's loss) into a flat tape of slots. Replay keeps
-one row of a (slots, batch) array per node, runs every group of same-op nodes at the same
-depth as one numpy call (a layer's fused neurons become one matrix product), and runs the
-op table's own derivative rules on arrays, so no op's derivative is written twice.
+`compile(fn)` records `fn` on one sample into a tape of slots. Replay keeps one row of a
+(slots, batch) array per node, runs every group of same-op nodes at the same depth as one
+numpy call (a layer's fused neurons become one matrix product), and runs the op table's own
+derivative rules on arrays, so no op's derivative is written twice.
+
+A tape is only valid for samples on which `fn` would build the same graph, so:
+- samples of another shape (another sequence length) get a tape of their own;
+- while recording, every decision the code makes on a Value (a comparison, `float()`,
+  `.data`, an index; see `microgradnn.guards`) is noted, and checked for every sample at
+  replay: samples that decide differently are recorded again, never replayed on the wrong tape;
+- an index that is data (a token id, a class target) is a `take` node, one tape for every index.
 """
 from __future__ import annotations
 
+import operator
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,19 +23,425 @@ import numpy as np
 
 from microgradnn import engine
 from microgradnn.engine import Value, topological_order
+from microgradnn.guards import Guard, recording
 
 __all__ = ["compile", "Compiled", "BatchResult"]
 
-# The fused neuron's row and its built-in rules: a group of such nodes that forms a layer
-# replays as matrix products, which are those rules written for a whole layer.
+# The fused neuron's and take's rows and their built-in rules: groups of them replay as
+# matrix products and gathers, which are those rules written for a whole group.
 _DOT = engine.get_op("dot")
 _DOT_RULES = _DOT.derivatives
+_TAKE = engine.get_op("take")
+_TAKE_RULES = _TAKE.derivatives
+_DATA = operator.attrgetter("data")
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "==": np.equal, "!=": np.not_equal}
 
 
 def array_forward(op: engine.Op) -> Callable:
-    """The op's forward on arrays: its row's `array_forward`, or its float forward element by element."""
-    return op.array_forward or np.vectorize(op.forward, otypes=[float])
+    """The op's forward on arrays: its row's `array_forward`, or its float forward element by
+    element (NaN where it fails: replay reports it only for samples whose loss it reaches)."""
+    if op.array_forward is not None:
+        return op.array_forward
 
+    def one(*xs):
+        try:
+            return op.forward(*xs)
+        except (ArithmeticError, ValueError):
+            return float("nan")
+    return np.vectorize(one, otypes=[float])
+
+
+# ---- samples ---------------------------------------------------------------------------------
+
+def _flatten(sample, numbers: list):
+    """The sample's shape, with its numbers moved into `numbers` (a sample is numbers in lists,
+    tuples, dicts and arrays; strings, None and booleans are part of the shape)."""
+    t = type(sample)
+    if t is bool or sample is None or t is str:
+        return ("static", sample)
+    if isinstance(sample, (int, np.integer)) and not isinstance(sample, (bool, np.bool_)):
+        numbers.append(float(sample))
+        return "i"
+    if isinstance(sample, (float, np.floating)):
+        if not np.isfinite(sample):
+            raise ValueError("compiled: a sample contains NaN or infinity")
+        numbers.append(float(sample))
+        return "f"
+    if isinstance(sample, np.ndarray):
+        return _flatten(sample.tolist(), numbers)
+    if isinstance(sample, (list, tuple)):
+        return ("tuple" if isinstance(sample, tuple) else "list", tuple(_flatten(x, numbers) for x in sample))
+    if isinstance(sample, dict):
+        return ("dict", tuple((k, _flatten(v, numbers)) for k, v in sample.items()))
+    if isinstance(sample, Value):
+        raise TypeError("compiled: samples hold plain numbers, not Values (compile makes the Values)")
+    try:
+        hash(sample)
+    except TypeError:
+        raise TypeError(f"compiled: cannot take a sample apart: {type(sample).__name__} is not a number, list, "
+                        f"tuple, dict or array") from None
+    return ("static", sample)
+
+
+def _rebuild(shape, leaves):
+    """The sample of `shape` with the Values of the iterator `leaves` for its numbers."""
+    if shape in ("i", "f"):
+        return next(leaves)
+    kind, content = shape
+    if kind == "static":
+        return content
+    if kind == "dict":
+        return {k: _rebuild(s, leaves) for k, s in content}
+    items = [_rebuild(s, leaves) for s in content]
+    return tuple(items) if kind == "tuple" else items
+
+
+def _describe_shape(shape) -> str:
+    if shape in ("i", "f"):
+        return "number"
+    kind, content = shape
+    if kind == "xy":
+        return f"row of {content}"
+    if kind in ("list", "tuple"):
+        return f"{kind} of {len(content)}"
+    return kind
+
+
+# ---- a tape: one recording of fn ---------------------------------------------------------------
+
+class _Tape:
+    """One recording of fn: its groups of nodes, its parameters, and the guards a sample must
+    pass to be replayed on it."""
+
+    def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
+                 watched: list[Value], shape) -> None:
+        self.shape, self.guards, self.last_used = shape, guards, 0
+        extra = [x for g in guards for x in (g.a, g.b) if type(x) is Value] + list(watched)
+        order = topological_order(out)
+        known = set(order)
+        for w in extra:  # decided-on and watched Values join the tape if not already in it
+            if w not in known:
+                more = [v for v in topological_order(w) if v not in known]
+                known.update(more)
+                order += more
+        slot = {v: i for i, v in enumerate(order)}
+        leaf_index = {id(v): i for i, v in enumerate(leaves)}
+        structure = []
+        for v in order:
+            if v.inputs:
+                structure.append((v._op, tuple(slot[x] for x in v.inputs)))
+            elif id(v) in leaf_index:
+                structure.append(("x", leaf_index[id(v)]))
+            elif v.requires_grad:
+                structure.append(("param", compiled._position(v)))
+            else:
+                structure.append(("const", v.data))
+        guard_values = [w for g in guards for w in (g.a, g.b) if type(w) is Value]
+        order, structure, root, moved, groups = _group_contiguously(
+            order, structure, slot[out], [slot[w] for w in watched] + [slot[w] for w in guard_values])
+        self.root, self.watched = root, moved[:len(watched)]
+        new_slot = dict(zip(map(id, guard_values), moved[len(watched):]))
+        self.checks = [_guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
+                                    new_slot.get(id(g.b)) if type(g.b) is Value else None) for g in guards]
+        self.n_slots = len(order)
+        kinds = [s[0] for s in structure]
+        self.x_slots = _index(np.array([i for i, k in enumerate(kinds) if k == "x"], dtype=int))
+        self.x_rows = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
+        consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
+        self.const_slots = np.array([i for i, _ in consts], dtype=int)
+        self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
+        param_slots = [i for i, k in enumerate(kinds) if k == "param"]
+        self.param_index = np.array([structure[i][1] for i in param_slots], dtype=int)  # into compiled.params
+        is_param = np.array([k == "param" for k in kinds])
+        needs = list(is_param)  # does a gradient flow into this slot?
+        for i, s in enumerate(structure):
+            if order[i].inputs:
+                needs[i] = any(needs[j] for j in s[1])
+        self.groups = []
+        for arity, idx in groups:
+            ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
+            self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
+                                      [np.array([needs[s] for s in slots]) for slots in ins]))
+        # The tape's parameters live in one vector P. Layers index it directly; only parameters
+        # that other groups read get rows of their own in V (filled across the batch).
+        position = {slot_: k for k, slot_ in enumerate(param_slots)}
+        read = {root, *self.watched, *new_slot.values()}
+        for g in self.groups:
+            slots = g.layer_slots(is_param)
+            if slots is not None:
+                W, X, B = slots
+                W = np.vectorize(position.__getitem__, otypes=[int])(W)
+                B = np.array([position[b] for b in B.tolist()], dtype=int)
+                g.layer = (_layer_block(W, B), _index(X))
+                read.update(X.tolist())
+            else:
+                for idx in g.ins:
+                    read.update(idx.tolist())
+        rows = sorted(s for s in read if is_param[s])
+        self.row_param_slots = np.array(rows, dtype=int)
+        self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
+        self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
+        self.nodes = sum(len(g.out) for g in self.groups)
+
+    def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values V, this tape's parameters P, which samples pass every guard) for the
+        samples whose numbers are the columns of D."""
+        n = D.shape[1]
+        V = np.empty((self.n_slots, n))
+        V[self.const_slots] = self.const_values
+        V[self.x_slots] = D[self.x_rows]
+        P = P_all[self.param_index]
+        if len(self.row_param_slots):
+            V[self.row_param_slots] = P[self.row_param_pos, None]
+        with np.errstate(all="ignore"):
+            for g in self.groups:
+                V[g.out_at] = _forward(g, V, P)
+        ok = np.ones(n, dtype=bool)
+        for check in self.checks:
+            ok &= check(V).all(axis=0)
+        return V, P, ok
+
+    def first_failure(self, V: np.ndarray, col: int) -> Guard:
+        """The first guard that sample `col` of V fails."""
+        for guard, check in zip(self.guards, self.checks):
+            if not check(V[:, col:col + 1]).all():
+                return guard
+        return self.guards[0]
+
+    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray) -> None:
+        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all."""
+        G = np.zeros_like(V)
+        G[self.root] = scale
+        PG = np.zeros(len(P))
+        with np.errstate(all="ignore"):
+            for g in reversed(self.groups):
+                grad_out = G[g.out_at]
+                if g.layer is not None:
+                    _layer_backward(g, V, G, P, PG, grad_out)
+                else:
+                    _backward(g, V, G, grad_out)
+        if len(self.row_param_slots):
+            PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
+        PG_all[self.param_index] += PG
+
+    def raise_nonfinite(self, V: np.ndarray, samples: np.ndarray) -> None:
+        for g in self.groups:
+            bad = ~np.isfinite(V[g.out])
+            if bad.any():
+                row, col = map(int, np.argwhere(bad)[0])
+                shown = ", ".join(f"{V[ins[row], col]:.6g}" for ins in g.ins)
+                if g.op is _TAKE:
+                    raise ValueError(f"compiled: take({shown}): index must be an integer in 0..{len(g.ins) - 2}, "
+                                     f"for sample {samples[col]}")
+                raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {samples[col]}")
+        raise ValueError("compiled: the loss is not finite")
+
+
+def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
+    def side(slot, const):
+        return (lambda V: V[slot:slot + 1]) if slot is not None else (lambda V: np.float64(const))
+    A, B = side(a, g.a), side(b, g.b)
+    if g.kind in _COMPARE:
+        compare, answer = _COMPARE[g.kind], bool(g.answer)
+        return lambda V: compare(A(V), B(V)) == answer
+    if g.kind == "int":
+        return lambda V: np.trunc(A(V)) == g.answer
+    return lambda V: A(V) == g.answer  # float, index: the very same number
+
+
+# ---- compiled functions ------------------------------------------------------------------------
+
+class BatchResult:
+    """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
+
+    def __init__(self, compiled: "Compiled", runs: list, losses: np.ndarray, outputs) -> None:
+        self._compiled, self._runs, self._call = compiled, runs, compiled.calls
+        self.losses = losses
+        self.data = float(losses.mean())
+        self.outputs = outputs
+        self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
+        self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i])
+
+    def backward(self) -> None:
+        """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
+        compiled = self._compiled
+        PG = np.zeros(len(compiled.params))
+        for tape, V, P, _ in self._runs:
+            tape.backward(V, P, 1.0 / len(self.losses), PG)
+        if not np.isfinite(PG).all():
+            bad = int(np.flatnonzero(~np.isfinite(PG))[0])
+            raise ValueError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} is not finite")
+        for p, g in zip(compiled.params, PG.tolist()):
+            p.grad += g
+        self.grads = PG
+
+    def __repr__(self) -> str:
+        return f"BatchResult(data={self.data:.4g}, batch={len(self.losses)}, tapes={self.tapes})"
+
+
+class Compiled:
+    """`fn` recorded once per kind of sample and replayed over batches: call it with a list of
+    samples (`fn(sample)`), or with X (n, d) and y (n,) (`fn(x, y)`)."""
+
+    def __init__(self, fn: Callable, *, max_tapes: int = 16, watch: Callable[[], list] | None = None) -> None:
+        if isinstance(max_tapes, bool) or not isinstance(max_tapes, int) or max_tapes < 1:
+            raise ValueError(f"compile: max_tapes must be a positive int, got {max_tapes!r}")
+        self.fn, self.max_tapes, self._watch = fn, max_tapes, watch
+        self._tapes: OrderedDict[object, list[_Tape]] = OrderedDict()
+        self.params: list[Value] = []      # every parameter any tape reads, in first-seen order
+        self._positions: dict[int, int] = {}
+        self.calls = 0
+        self.recordings = 0                # tapes recorded so far (some may have been dropped)
+
+    @property
+    def tapes(self) -> int:
+        """How many recordings are kept (at most `max_tapes`)."""
+        return sum(map(len, self._tapes.values()))
+
+    def _position(self, p: Value) -> int:
+        if id(p) not in self._positions:
+            self._positions[id(p)] = len(self.params)
+            self.params.append(p)
+        return self._positions[id(p)]
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        shapes = sorted({_describe_shape(s) for s in self._tapes})
+        return (f"Compiled({name}: {self.tapes} tape{'s' if self.tapes != 1 else ''} for {len(shapes)} sample "
+                f"shape{'s' if len(shapes) != 1 else ''}, {len(self.params)} parameters, {self.recordings} recordings)")
+
+    # ---- the batch, by shape ------------------------------------------------------------------
+
+    def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
+        """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
+        if len(args) == 2:
+            X = np.asarray(args[0], dtype=float)
+            y = np.asarray(args[1], dtype=float).reshape(-1)
+            if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
+                raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
+            if not (np.isfinite(X).all() and np.isfinite(y).all()):
+                raise ValueError("compiled: X or y contains NaN or infinity")
+            return [(("xy", X.shape[1]), np.arange(len(X)), np.vstack([X.T, y[None]]))]
+        if len(args) != 1:
+            raise TypeError(f"compiled: call with a list of samples, or with X and y; got {len(args)} arguments")
+        samples = args[0]
+        if isinstance(samples, np.ndarray):
+            samples = list(samples)
+        if not isinstance(samples, (list, tuple)) or len(samples) == 0:
+            raise ValueError(f"compiled: expected a non-empty list of samples, got {type(samples).__name__}"
+                             + (" of length 0" if isinstance(samples, (list, tuple)) else ""))
+        by_shape: dict[object, tuple[list, list]] = {}
+        for i, sample in enumerate(samples):
+            numbers: list[float] = []
+            try:
+                shape = _flatten(sample, numbers)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{e} (sample {i})") from None
+            rows, cols = by_shape.setdefault(shape, ([], []))
+            rows.append(i)
+            cols.append(numbers)
+        return [(shape, np.array(rows), np.array(cols, dtype=float).T.reshape(-1, len(rows)))
+                for shape, (rows, cols) in by_shape.items()]
+
+    def _args(self, shape, leaves: list[Value]) -> tuple:
+        if shape[0] == "xy":
+            return leaves[:-1], leaves[-1]
+        return (_rebuild(shape, iter(leaves)),)
+
+    def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
+        if shape[0] == "xy":
+            names = [f"x{i}" for i in range(shape[1])] + ["y"]
+        else:
+            names = [f"s{i}" for i in range(len(numbers))]
+        leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
+        with recording() as guards:
+            out = self.fn(*self._args(shape, leaves))
+        if not isinstance(out, Value):
+            raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
+        self.recordings += 1
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape)
+
+    # ---- replay -------------------------------------------------------------------------------
+
+    def __call__(self, *args) -> BatchResult:
+        parts = self._split(args)
+        self.calls += 1
+        n = sum(len(rows) for _, rows, _ in parts)
+        P_all = np.fromiter(map(_DATA, self.params), dtype=float, count=len(self.params))
+        runs, losses, outputs = [], np.empty(n), None
+        for shape, rows, D in parts:
+            known = self._tapes.setdefault(shape, [])
+            pending, i = np.arange(len(rows)), 0
+            while len(pending):  # each tape in turn takes the samples that decide as it did
+                fresh = i >= len(known)
+                if fresh:
+                    self._new_tape(shape, D[:, pending[0]], int(rows[pending[0]]), runs, known)
+                    i = len(known) - 1
+                    if len(P_all) < len(self.params):
+                        P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
+                tape = known[i]
+                i += 1
+                V, P, ok = tape.forward(D[:, pending], P_all)
+                if fresh and not ok[0]:
+                    raise RuntimeError(f"compile: sample {rows[pending[0]]} fails the checks of its own recording at "
+                                       f"{tape.first_failure(V, 0).describe()}: replay computed another number "
+                                       f"there than the scalar engine (an op's array_forward that differs from its "
+                                       f"forward, or fn is not deterministic)")
+                if not ok.any():
+                    continue
+                tape.last_used = self.calls
+                if not ok.all():
+                    V = V[:, ok]
+                samples = rows[pending[ok]]
+                if not np.isfinite(V[tape.root]).all():  # anything non-finite that matters reaches the loss
+                    tape.raise_nonfinite(V, samples)
+                runs.append((tape, V, P, samples))
+                losses[samples] = V[tape.root]
+                outputs = self._outputs(outputs, tape, V, samples, n)
+                pending = pending[~ok]
+        return BatchResult(self, runs, losses, outputs)
+
+    def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list) -> _Tape:
+        """Record fn on `sample`, dropping the least recently used tape that this call has
+        not used if `max_tapes` are kept already."""
+        if self.tapes >= self.max_tapes:
+            in_use = {id(run[0]) for run in runs}
+            unused = [(t.last_used, s, t) for s, ts in self._tapes.items() for t in ts if id(t) not in in_use]
+            if not unused:
+                raise ValueError(self._too_many(shape, numbers, sample, known))
+            _, s, t = min(unused, key=lambda u: u[0])
+            self._tapes[s].remove(t)
+        tape = self._record(shape, numbers, sample)
+        known.append(tape)
+        return tape
+
+    def _too_many(self, shape, numbers, sample: int, known: list) -> str:
+        why = ""
+        if known:
+            tape = known[-1]
+            V, _, _ = tape.forward(numbers[:, None], np.fromiter(map(_DATA, self.params), dtype=float))
+            guard = tape.first_failure(V, 0)
+            why = f": sample {sample} decides differently at {guard.describe()}"
+            if guard.kind == "float":
+                why += (" (its number differs from sample to sample, so each needs a recording of its own: compare "
+                        "Values instead, `if v > 0:`, which compile records as a branch, or keep the arithmetic "
+                        "in Values)")
+            elif guard.kind == "index":
+                why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
+        return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "
+                f"raise max_tapes= or use the scalar loop for this function")
+
+    def _outputs(self, outputs, tape: _Tape, V: np.ndarray, samples: np.ndarray, n: int):
+        if not tape.watched:
+            return outputs
+        if outputs is None:
+            outputs = np.empty((n, len(tape.watched))) if len(tape.watched) > 1 else np.empty(n)
+        outputs[samples] = V[tape.watched].T if len(tape.watched) > 1 else V[tape.watched[0]]
+        return outputs
+
+
+# ---- groups of nodes ---------------------------------------------------------------------------
 
 @dataclass
 class _Group:
@@ -59,194 +474,6 @@ class _Group:
                 and len(np.unique(X[0])) == m and self.unique[-1]:
             return W, X[0], B
         return None
-
-
-class BatchResult:
-    """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
-
-    def __init__(self, compiled: "Compiled", values: np.ndarray, outputs: np.ndarray | None) -> None:
-        self._compiled, self._values, self._call = compiled, values, compiled.calls
-        self.losses = values[compiled.root].copy()
-        self.data = float(self.losses.mean())
-        self.outputs = outputs
-
-    def backward(self) -> None:
-        """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
-        if self._call != self._compiled.calls:
-            raise RuntimeError("backward(): the compiled function has run again since this result was made, "
-                               "and its buffers now hold the newer batch; call backward() first")
-        self._compiled._backward(self._values)
-
-    def __repr__(self) -> str:
-        return f"BatchResult(data={self.data:.4g}, batch={len(self.losses)})"
-
-
-class Compiled:
-    """A recorded tape of `fn`; call it with X (n, d) and y (n,)."""
-
-    def __init__(self, fn: Callable, watch: Callable[[], list] | None = None) -> None:
-        self.fn, self._watch = fn, watch
-        self._tape = None
-        self.calls = 0
-        self._buffers: dict[tuple, np.ndarray] = {}
-
-    # ---- recording -------------------------------------------------------------------------
-
-    def _record(self, x_row: np.ndarray, y_value: float):
-        xs = [Value(float(v), f"x{i}", requires_grad=False) for i, v in enumerate(x_row)]
-        y = Value(float(y_value), "y", requires_grad=False)
-        out = self.fn(xs, y)
-        if not isinstance(out, Value):
-            raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
-        watched = self._watch() if self._watch else []
-        order = topological_order(out)
-        for w in watched:  # watched outputs (e.g. the model's) join the tape if not already in it
-            known = set(order)
-            order += [v for v in topological_order(w) if v not in known]
-        slot = {v: i for i, v in enumerate(order)}
-        structure = []
-        for v in order:
-            if v.inputs:
-                structure.append((v.op, tuple(slot[x] for x in v.inputs)))
-            elif v in xs:
-                structure.append(("x", xs.index(v)))
-            elif v is y:
-                structure.append(("y",))
-            elif v.requires_grad:
-                structure.append(("param", id(v)))
-            else:
-                structure.append(("const", v.data))
-        watched_slots = [slot[w] for w in watched]
-        return order, structure, slot[out], watched_slots
-
-    def _build(self, X: np.ndarray, y: np.ndarray) -> None:
-        order, structure, root, watched = self._record(X[0], y[0])
-        for j in sorted({len(X) // 2, len(X) - 1} - {0}):  # re-record: does the graph change?
-            other = self._record(X[j], y[j])[1]
-            if other != structure:
-                diff = next(i for i, (a, b) in enumerate(zip(structure, other)) if a != b) \
-                    if len(other) == len(structure) else None
-                where = f" (node {diff}: {structure[diff]} vs {other[diff]})" if diff is not None else \
-                    f" ({len(structure)} vs {len(other)} nodes)"
-                raise ValueError(f"compile: fn builds a different graph for sample 0 and sample {j}{where}: "
-                                 f"its structure or constants depend on the data (Python branching on "
-                                 f".data, or float(x)), so a recorded tape would give wrong gradients; "
-                                 f"use the scalar loop for this function")
-        order, structure, root, watched, groups = _group_contiguously(order, structure, root, watched)
-        self.root, self.watched = root, watched
-        self.n_slots = len(order)
-        kinds = [s[0] for s in structure]
-        self.x_slots = _index(np.array([i for i, s in enumerate(structure) if s[0] == "x"], dtype=int))
-        self.x_cols = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
-        self.y_slots = np.array([i for i, k in enumerate(kinds) if k == "y"], dtype=int)
-        consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
-        self.const_slots = np.array([i for i, _ in consts], dtype=int)
-        self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
-        self.param_slots = np.array([i for i, k in enumerate(kinds) if k == "param"], dtype=int)
-        self.param_values = [order[i] for i in self.param_slots.tolist()]
-        is_param = np.array([k == "param" for k in kinds])
-        needs = list(is_param)  # does a gradient flow into this slot?
-        for i, s in enumerate(structure):
-            if order[i].inputs:
-                needs[i] = any(needs[j] for j in s[1])
-        self.groups = []
-        for arity, idx in groups:
-            ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
-            self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
-                                      [np.array([needs[s] for s in slots]) for slots in ins]))
-        # Parameters live in one vector P. Layers index it directly; only parameters that other
-        # groups read get rows of their own in V (filled across the batch).
-        position = {slot: k for k, slot in enumerate(self.param_slots.tolist())}
-        for g in self.groups:
-            slots = g.layer_slots(is_param)
-            if slots is not None:
-                W, X, B = slots
-                W = np.vectorize(position.__getitem__, otypes=[int])(W)
-                B = np.array([position[b] for b in B.tolist()], dtype=int)
-                g.layer = (_layer_block(W, B), _index(X))
-        read = {root}  # slots groups read through V (a layer reads its weights from P)
-        for g in self.groups:
-            slots = g.layer_slots(is_param)
-            for idx in ([slots[1]] if slots is not None else g.ins):
-                read.update(idx.tolist())
-        rows = sorted(s for s in read if is_param[s])
-        self.row_param_slots = np.array(rows, dtype=int)
-        self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
-        self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
-        self.x_needed = int(self.x_cols.max(initial=-1)) + 1
-        self._tape = True
-
-    # ---- replay ----------------------------------------------------------------------------
-
-    def __call__(self, X, y) -> BatchResult:
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float).reshape(-1)
-        if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-            raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise ValueError("compiled: X or y contains NaN or infinity")
-        if self._tape is None:
-            self._build(X, y)
-        if X.shape[1] < self.x_needed:
-            raise ValueError(f"compiled: fn reads x[{self.x_needed - 1}] but X has {X.shape[1]} columns")
-        n = len(X)
-        self.calls += 1
-        V = self._buffer("values", n)
-        V[self.x_slots] = X[:, self.x_cols].T
-        V[self.y_slots] = y
-        P = self._params = np.array([p.data for p in self.param_values], dtype=float)
-        if len(self.row_param_slots):
-            V[self.row_param_slots] = P[self.row_param_pos, None]
-        with np.errstate(all="ignore"):
-            for g in self.groups:
-                V[g.out_at] = _forward(g, V, P)
-        if not np.isfinite(V[self.root]).all():  # anything non-finite that matters reaches the loss
-            self._raise_nonfinite(V)
-        outputs = None
-        if self.watched:
-            outputs = V[self.watched].T.copy() if len(self.watched) > 1 else V[self.watched[0]].copy()
-        return BatchResult(self, V, outputs)
-
-    def _backward(self, V: np.ndarray) -> None:
-        n = V.shape[1]
-        G = self._buffer("grads", n)
-        G[self.first_computed:] = 0.0  # leaves' rows are never read, but for row parameters
-        if len(self.row_param_slots):
-            G[self.row_param_slots] = 0.0
-        G[self.root] = 1.0 / n
-        P, PG = self._params, np.zeros(len(self._params))
-        with np.errstate(all="ignore"):
-            for g in reversed(self.groups):
-                grad_out = G[g.out_at]
-                if g.layer is not None:
-                    _layer_backward(g, V, G, P, PG, grad_out)
-                else:
-                    _backward(g, V, G, grad_out)
-        if len(self.row_param_slots):
-            PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
-        grads = PG
-        if not np.isfinite(grads).all():
-            raise ValueError("compiled backward: a parameter's gradient is not finite")
-        for p, g in zip(self.param_values, grads.tolist()):
-            p.grad += g
-
-    def _buffer(self, kind: str, n: int) -> np.ndarray:
-        """Reused (slots, n) arrays: fresh ones each step cost more than the arithmetic.
-        Constants' rows of the values buffer are written once, when it is made."""
-        key = (kind, n)
-        if key not in self._buffers:
-            buffer = self._buffers[key] = np.empty((self.n_slots, n))
-            if kind == "values":
-                buffer[self.const_slots] = self.const_values
-        return self._buffers[key]
-
-    def _raise_nonfinite(self, V: np.ndarray) -> None:
-        for g in self.groups:
-            bad = ~np.isfinite(V[g.out])
-            if bad.any():
-                row, sample = map(int, np.argwhere(bad)[0])
-                shown = ", ".join(f"{V[ins[row], sample]:.6g}" for ins in g.ins)
-                raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {sample}")
 
 
 def _groups(order: list[Value]) -> list[tuple[int, list[int]]]:
@@ -304,12 +531,42 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         block, X = g.layer
         W, B = _weights(block, P)
         return W @ V[X] + B[:, None]
+    if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
+        return _take_forward(g, V)
     return g.forward(*[V[idx] for idx in g.ins_at])
+
+
+def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each node and sample, the slot take picks (k, n), and where the index is valid."""
+    index = V[g.ins_at[0]]
+    m = len(g.ins) - 1
+    valid = (index == np.trunc(index)) & (index >= 0) & (index < m)
+    options = np.stack(g.ins[1:], axis=1)  # (k, m)
+    picked = np.where(valid, index, 0).astype(int)
+    return options[np.arange(len(g.out))[:, None], picked], valid
+
+
+def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
+    """One gather: each node's option at its index, NaN where the index is not one (reported
+    if that sample's loss needs it)."""
+    slots, valid = _take_slots(g, V)
+    out = V[slots, np.arange(V.shape[1])]
+    out[~valid] = np.nan
+    return out
+
+
+def _take_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+    """The gradient goes to the picked option only (none to the index)."""
+    slots, valid = _take_slots(g, V)
+    cols = np.broadcast_to(np.arange(V.shape[1]), slots.shape)
+    np.add.at(G, (slots[valid], cols[valid]), grad_out[valid])
 
 
 def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
     """Add local derivative × grad_out into G for each input position that needs a gradient;
     like the scalar engine, no derivative is taken for the others."""
+    if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
+        return _take_backward(g, V, G, grad_out)
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
@@ -355,20 +612,24 @@ def _array_local_grads(op: engine.Op, ins: list, out: np.ndarray, needed: list[b
         return np.vectorize(one, otypes=[float] * len(needed))(*ins, out)
 
 
-def compile(fn: Callable[[list, Value], Value]) -> Compiled:
-    """Record `fn(x, y)` (one sample's loss from a row of inputs and its target) once, and
-    replay it over whole batches with numpy: `compiled(X, y)` returns a result whose `.data`
-    is the mean loss and whose `.backward()` adds the mean's gradient into each parameter.
+def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
+    """Record `fn` (one sample's loss) and replay it over whole batches with numpy.
 
-    Parameters (leaf Values that `fn` uses) are read fresh on every call, so training loops
-    work. The first call records `fn` on samples 0, n//2 and n-1 and refuses (ValueError) if
-    the graphs differ, as they do when `fn` branches on `.data` or turns inputs into
-    constants with `float()`; a branch that none of those three samples takes cannot be seen,
-    so keep `fn` free of data-dependent Python control flow.
+    `compiled(samples)` calls `fn(sample)` for a list of samples of any kind (rows of numbers,
+    token sequences of different lengths: numbers in lists, tuples, dicts or arrays);
+    `compiled(X, y)` calls `fn(x, y)` with a row of X and its target. Either returns a result
+    whose `.data` is the mean loss and whose `.backward()` adds the mean's gradient into each
+    parameter, as the scalar loop would.
+
+    While `fn` records, the sample's numbers are Values. Samples of another shape get their
+    own recording; so do samples for which a decision `fn` makes on a Value (a comparison,
+    float(), .data, an index) comes out differently. At most `max_tapes` recordings are kept;
+    a batch that needs more is refused with the decision that splits it. Parameters (leaf
+    Values that `fn` uses) are read fresh on every call, so training loops work.
     """
     if not callable(fn):
-        raise TypeError(f"compile: expected a function fn(x, y), got {type(fn).__name__}")
-    return Compiled(fn)
+        raise TypeError(f"compile: expected a function fn(sample) or fn(x, y), got {type(fn).__name__}")
+    return Compiled(fn, max_tapes=max_tapes)
 
 
 def compile_model_loss(model, loss_fn: Callable) -> Compiled:
