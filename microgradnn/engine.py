@@ -273,13 +273,9 @@ class Op:
 
     def _numbers(self, args: Sequence):
         """The op on plain numbers, or on numpy arrays by `array_forward` (rules run on arrays in replay)."""
-        try:
-            xs = [_to_float(a, self.name) for a in args]
-        except TypeError:
-            if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
-                return self.array_forward(*args)
-            raise
-        return self._forward(xs, args)
+        if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
+            return self.array_forward(*args)  # checked first: a failed float() would format the array
+        return self._forward([_to_float(a, self.name) for a in args], args)
 
     def _forward(self, xs: list, shown: Sequence) -> float:
         try:

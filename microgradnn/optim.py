@@ -1,10 +1,21 @@
-"""Optimizers with PyTorch's update rules, and a linear learning-rate schedule."""
+"""Optimizers with PyTorch's update rules, and a linear learning-rate schedule.
+
+Each update runs on one flat array of the parameters' numbers, with the optimizer's state
+(momentum, Adam's moments) as arrays too; the parameter Values are read before and written
+after, so they stay what the user sees. Elementwise float64 numpy arithmetic is the same IEEE
+arithmetic as Python floats, so the numbers are those of a loop over the parameters.
+"""
 from __future__ import annotations
 
 import math
+import operator
 from typing import Iterable
 
+import numpy as np
+
 from microgradnn.engine import Value
+
+_DATA, _GRAD = operator.attrgetter("data"), operator.attrgetter("grad")
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
 
@@ -27,15 +38,23 @@ class Optimizer:
         for p in self.params:
             p.grad = 0.0
 
-    def _grads(self) -> list[float]:
-        wd = self.weight_decay
-        grads = [p.grad + wd * p.data for p in self.params] if wd else [p.grad for p in self.params]
-        if not math.isfinite(sum(grads)):  # one sum is cheap; find the culprit only if needed
-            bad = [i for i, g in enumerate(grads) if not math.isfinite(g)]
-            if bad:
-                raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad[0]} "
-                                 f"({self.params[bad[0]]!r}) is not finite")
-        return grads
+    def step(self) -> None:
+        """Update every parameter once."""
+        n = len(self.params)
+        data = np.fromiter(map(_DATA, self.params), dtype=float, count=n)
+        grads = np.fromiter(map(_GRAD, self.params), dtype=float, count=n)
+        if self.weight_decay:
+            grads = grads + self.weight_decay * data
+        if not np.isfinite(grads).all():
+            bad = int(np.flatnonzero(~np.isfinite(grads))[0])
+            raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad} "
+                             f"({self.params[bad]!r}) is not finite")
+        for p, x in zip(self.params, self._update(data, grads).tolist()):
+            p.data = x
+
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        """The new parameter vector from the old one and the gradients (weight decay included)."""
+        raise NotImplementedError
 
 
 class SGD(Optimizer):
@@ -45,20 +64,13 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = _check(momentum, "momentum", 0.0, 1.0, self, open_hi=True)
-        self.velocity: list[float] | None = None
+        self.velocity: np.ndarray | None = None
 
-    def step(self) -> None:
-        """Update every parameter once."""
-        grads = self._grads()
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> np.ndarray:
         if self.momentum:
-            if self.velocity is None:
-                self.velocity = grads
-            else:
-                self.velocity = [self.momentum * v + g for v, g in zip(self.velocity, grads)]
+            self.velocity = grads if self.velocity is None else self.momentum * self.velocity + grads
             grads = self.velocity
-        lr = self.lr
-        for p, g in zip(self.params, grads):
-            p.data -= lr * g
+        return data - self.lr * grads
 
 
 class Adam(Optimizer):
@@ -72,20 +84,17 @@ class Adam(Optimizer):
         self.betas = tuple(_check(b, "betas", 0.0, 1.0, self, open_hi=True) for b in betas)
         self.eps = _check(eps, "eps", 0.0, math.inf, self)
         self.t = 0
-        self.m = [0.0] * len(self.params)
-        self.v = [0.0] * len(self.params)
+        self.m = np.zeros(len(self.params))
+        self.v = np.zeros(len(self.params))
 
-    def step(self) -> None:
-        """Update every parameter once."""
-        grads = self._grads()
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> np.ndarray:
         b1, b2 = self.betas
         self.t += 1
         step_size = self.lr / (1 - b1 ** self.t)
         root_correction = math.sqrt(1 - b2 ** self.t)
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            self.m[i] += (1 - b1) * (g - self.m[i])  # torch's lerp form
-            self.v[i] = self.v[i] * b2 + (1 - b2) * g * g
-            p.data -= step_size * self.m[i] / (math.sqrt(self.v[i]) / root_correction + self.eps)
+        self.m += (1 - b1) * (grads - self.m)  # torch's lerp form
+        self.v = self.v * b2 + (1 - b2) * grads * grads
+        return data - step_size * self.m / (np.sqrt(self.v) / root_correction + self.eps)
 
 
 class LinearLR:

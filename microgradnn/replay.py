@@ -175,6 +175,12 @@ class _Tape:
                 B = np.array([position[b] for b in B.tolist()], dtype=int)
                 g.layer = (_layer_block(W, B), _index(X))
                 read.update(X.tolist())
+                continue
+            g.places = _Places.of(g, is_param, position)
+            if g.places is not None:  # the same layer at several places (positions of a sequence)
+                read.update(g.places.x_slots.ravel().tolist())
+                if g.places.b_pos is None:
+                    read.update(g.places.b_slots.tolist())
             else:
                 for idx in g.ins:
                     read.update(idx.tolist())
@@ -219,6 +225,8 @@ class _Tape:
                 grad_out = G[g.out_at]
                 if g.layer is not None:
                     _layer_backward(g, V, G, P, PG, grad_out)
+                elif g.places is not None:
+                    g.places.backward(V, G, P, PG, grad_out, g.needs)
                 else:
                     _backward(g, V, G, grad_out)
         if len(self.row_param_slots):
@@ -451,6 +459,7 @@ class _Group:
     ins: list[np.ndarray]    # per input position, the input slots, each shape (k,)
     needs: list[np.ndarray]  # per input position, which of those slots need a gradient
     layer: tuple | None = None  # for a layer of fused neurons: (where its parameters sit in P, input slots)
+    places: "_Places | None" = None  # for a layer applied at several places
 
     def __post_init__(self) -> None:
         self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
@@ -459,7 +468,8 @@ class _Group:
         self.forward = array_forward(self.op)
         self.needed = [bool(needs.any()) for needs in self.needs]  # input positions that need a gradient
         # (position, where its input slots are, are they distinct, mask of the slots needing a gradient)
-        self.backward_plan = [(i, at, unique, None if needs.all() else needs[:, None])
+        self.backward_plan = [(i, at if unique else _Scatter(self.ins[i]), unique,
+                               None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
 
@@ -531,9 +541,90 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         block, X = g.layer
         W, B = _weights(block, P)
         return W @ V[X] + B[:, None]
+    if g.places is not None:
+        return g.places.forward(V, P)
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_forward(g, V)
     return g.forward(*[V[idx] for idx in g.ins_at])
+
+
+class _Places:
+    """A group of fused neurons that is one layer (parameter weight rows) applied to the inputs
+    of several places, as a Linear at every position of a sequence: one batched matrix product
+    W (R, m) @ X (places, m, n) instead of one dot per node."""
+
+    def __init__(self, w_pos, x_slots, p_idx, r_idx, b_pos, b_slots) -> None:
+        self.w_pos, self.x_slots, self.p_idx, self.r_idx = w_pos, x_slots, p_idx, r_idx
+        self.b_pos, self.b_slots = b_pos, b_slots
+        R = len(w_pos)
+        self.grid = len(p_idx) == len(x_slots) * R and (p_idx * R + r_idx == np.arange(len(p_idx))).all()
+        self.w_unique = len(np.unique(w_pos)) == w_pos.size
+        self.x_scatter = None if len(np.unique(x_slots)) == x_slots.size else _Scatter(x_slots.ravel())
+        self.b_unique = b_pos is None or len(np.unique(b_pos)) == len(b_pos)
+
+    @classmethod
+    def of(cls, g: "_Group", is_param: np.ndarray, position: dict) -> "_Places | None":
+        if g.op is not _DOT or g.op.derivatives is not _DOT_RULES or len(g.out) < 2:
+            return None
+        m = (len(g.ins) - 1) // 2
+        W, X, B = np.stack(g.ins[:m], axis=1), np.stack(g.ins[m:2 * m], axis=1), g.ins[-1]
+        if not is_param[W].all():
+            return None
+        rows, r_idx = np.unique(W, axis=0, return_inverse=True)
+        places, p_idx = np.unique(X, axis=0, return_inverse=True)
+        pairs = p_idx * len(rows) + r_idx
+        if len(np.unique(pairs)) != len(pairs) or 2 * len(pairs) < len(rows) * len(places):
+            return None  # repeated or too few pairs: the batched product would waste work
+        w_pos = np.vectorize(position.__getitem__, otypes=[int])(rows)
+        b_pos = np.array([position[b] for b in B.tolist()], dtype=int) if is_param[B].all() else None
+        return cls(w_pos, places, p_idx.ravel(), r_idx.ravel(), b_pos, B)
+
+    def forward(self, V: np.ndarray, P: np.ndarray) -> np.ndarray:
+        Y = P[self.w_pos] @ V[self.x_slots]  # (places, R, n)
+        out = Y.reshape(-1, V.shape[1]) if self.grid else Y[self.p_idx, self.r_idx]
+        return out + (P[self.b_pos][:, None] if self.b_pos is not None else V[self.b_slots])
+
+    def backward(self, V, G, P, PG, grad_out, needs) -> None:
+        n = V.shape[1]
+        if self.grid:
+            gY = grad_out.reshape(len(self.x_slots), len(self.w_pos), n)
+        else:
+            gY = np.zeros((len(self.x_slots), len(self.w_pos), n))
+            gY[self.p_idx, self.r_idx] = grad_out
+        Xs = V[self.x_slots]
+        dW = np.tensordot(gY, Xs, axes=([0, 2], [0, 2]))  # (R, m)
+        if self.w_unique:
+            PG[self.w_pos] += dW
+        else:
+            np.add.at(PG, self.w_pos, dW)
+        m = self.x_slots.shape[1]
+        if needs[m].any() or any(needs[m + j].any() for j in range(1, m)):  # the inputs lead back to parameters
+            dX = np.swapaxes(P[self.w_pos], 0, 1) @ gY  # (places, m, n)
+            if self.x_scatter is None:
+                G[self.x_slots] += dX
+            else:
+                self.x_scatter.add(G, dX.reshape(-1, n))
+        if self.b_pos is not None:
+            if self.b_unique:
+                PG[self.b_pos] += grad_out.sum(axis=1)
+            else:
+                np.add.at(PG, self.b_pos, grad_out.sum(axis=1))
+        elif needs[-1].any():
+            np.add.at(G, self.b_slots, grad_out)
+
+
+class _Scatter:
+    """G[slots] += rows, where a slot may repeat: the rows sorted by slot once, then summed per
+    slot with one reduceat (much faster than np.add.at)."""
+
+    def __init__(self, slots: np.ndarray) -> None:
+        self.order = np.argsort(slots, kind="stable")
+        ordered = slots[self.order]
+        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        self.targets = ordered[self.starts]
+
+    def add(self, G: np.ndarray, rows: np.ndarray) -> None:
+        G[self.targets] += np.add.reduceat(rows[self.order], self.starts, axis=0)
 
 
 def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -577,7 +668,7 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> 
         if unique:  # `at` is a slice or an index array
             G[at] += contribution
         else:  # an input used by several nodes of the group: add each use
-            np.add.at(G, at, contribution)
+            at.add(G, contribution)
 
 
 def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: np.ndarray,
