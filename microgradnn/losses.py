@@ -73,7 +73,7 @@ def binary_cross_entropy_with_logits(predictions, targets) -> Value:
 def hinge(predictions, targets) -> Value:
     """SVM max-margin loss mean(max(0, 1 - t s)) for labels t in {-1, +1}."""
     preds, t = _batch(predictions, targets, "hinge")
-    bad = sorted({_number(x) for x in t if not _is_one_of(x, (-1.0, 1.0))})
+    bad = sorted({_number(x) for x in t if _not_a_label(x)})
     if bad:
         raise ValueError(f"hinge: targets must be -1 or +1, got {bad[:3]} (for 0/1 labels pass y * 2 - 1)")
     return _mean([relu(1.0 - ti * s) for s, ti in zip(preds, t)])
@@ -120,8 +120,12 @@ def _check_range(xs: list, lo: float, hi: float, name: str, what: str) -> None:
         raise ValueError(f"{name}: {what} must lie in [{lo}, {hi}], got {_number(bad[0])}")
 
 
-def _is_one_of(x, options) -> bool:
-    return any(not (x < o or x > o) for o in options)
+def _not_a_label(x) -> bool:
+    """x is neither -1 nor +1; for a Value, as one comparison that every valid label answers
+    alike (so compile keeps one recording for both classes)."""
+    if type(x) is Value:
+        return abs((x - 1.0) * (x + 1.0)) > 0.0
+    return x not in (-1.0, 1.0)
 
 
 def _number(x) -> float:

@@ -114,24 +114,27 @@ def test_gpt_saves_and_loads(tmp_path):
     assert back.loss(SEQUENCES[0]).data == model.loss(SEQUENCES[0]).data
 
 
-class WholeLoss:
-    """check_module_gradients calls loss_fn([model(x) for x in X], y); this stand-in model
-    has the GPT's parameters and no per-row output, so loss_fn can be the GPT's own loss."""
-
-    def __init__(self, gpt):
-        self.gpt = gpt
-        self.named_parameters = gpt.named_parameters
-
-    def __call__(self, x):
-        return None
-
-    def __repr__(self):
-        return repr(self.gpt)
-
-
 def test_gpt_gradients_pass_the_finite_difference_check():
     model = GPT(6, n_embd=4, n_head=2, block_size=4, seed=0)
-    report = mg.testing.check_module_gradients(WholeLoss(model), lambda outs, y: model.loss([0, 3, 5, 1, 0]),
-                                               np.zeros((1, 0)), None)
+    # no rows in X: the loss function reads the model itself
+    report = mg.testing.check_module_gradients(model, lambda outs, y: model.loss([0, 3, 5, 1, 0]),
+                                               np.zeros((0, 0)), None)
     assert report, report
     assert len(report.rows) == model.num_parameters()
+
+
+def test_draw_modules_boxes_each_module_of_a_position():
+    model = small_gpt()
+    cache = model.new_cache()
+    for pos, t in enumerate([0, 3, 5]):
+        logits = model(t, pos, cache)
+    loss = mg.losses.cross_entropy([logits], [7])
+    block = model.blocks[0]
+    chosen = [model.token_embedding, model.position_embedding, block.norm1, block.attn, block.norm2, block.mlp,
+              model.blocks[1], model.head, block, model]
+    source = mg.viz.draw_modules(loss, chosen).source
+    for name in ("blocks.0.norm1", "blocks.0.attn", "blocks.0.mlp", "blocks.1", "head", "gpt"):
+        assert f"<{name}<BR/>" in source, name
+    # every node made inside a chosen module is in its box: only the loss's own nodes are left
+    assert source.count("shape=plaintext") == 2  # logsumexp(z) and logsumexp(z) - z[t] (z[t] is the head's output)
+    assert "blocks.0.attn<BR/>CausalSelfAttention, 512 params" in source

@@ -20,7 +20,8 @@ __all__ = ["Linear", "Embedding", "RMSNorm"]
 
 def run(module: Module, forward: Callable, *args) -> list[Value]:
     """Call `forward(*args)` as `module`'s call: the outermost call is noted (so nested calls
-    skip the input checks) and outputs made here are tagged with `origin`, for drawings."""
+    skip the input checks), and every node made here and not by an inner module is tagged
+    with `origin = (outermost module, module)`, so drawings can collapse a module into one box."""
     outermost = _OUTERMOST.get()
     token = _OUTERMOST.set(module) if outermost is None else None
     try:
@@ -29,10 +30,29 @@ def run(module: Module, forward: Callable, *args) -> list[Value]:
         if token is not None:
             _OUTERMOST.reset(token)
     who = (outermost or module, module)
-    for v in out:
-        if v.inputs and v.origin is None:
+    given = {id(v) for v in _values_in(args)}
+    seen, stack = set(given), [v for v in out if v.inputs]
+    while stack:  # every node between the call's inputs and its outputs; inner modules tagged theirs
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if v.origin is None:
             v.origin = who
+        stack.extend(x for x in v.inputs if x.inputs and id(x) not in seen)
     return out
+
+
+def _values_in(obj):
+    """The Values in a call's arguments (in lists, tuples and plain objects such as a cache)."""
+    if type(obj) is Value:
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from _values_in(x)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, Module):
+        for x in vars(obj).values():
+            yield from _values_in(x)
 
 
 def _matrix(rows: int, cols: int, std: float | None, bound: float, seed, name: str) -> list[list[Value]]:
