@@ -137,4 +137,4 @@ def test_draw_modules_boxes_each_module_of_a_position():
         assert f"<{name}<BR/>" in source, name
     # every node made inside a chosen module is in its box: only the loss's own nodes are left
     assert source.count("shape=plaintext") == 2  # logsumexp(z) and logsumexp(z) - z[t] (z[t] is the head's output)
-    assert "blocks.0.attn<BR/>CausalSelfAttention, 512 params" in source
+    assert "blocks.0.attn<BR/>CausalSelfAttention, 256 params" in source
