@@ -117,9 +117,11 @@ def make_words(n: int = 5000, *, seed=None) -> list[str]:
 
 
 def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | None = None, seed=0) -> tuple[list[str], str]:
-    """Lowercase a-z words of at most `max_len` letters and where they came from: the system
-    word list (`path`, default WORD_LIST) when it exists, else `make_words`. `n` picks that
-    many at random (seeded)."""
+    """Lowercase a-z words of at most `max_len` letters and where they came from: the word list
+    at `path`, or by default the system's (WORD_LIST) when it exists, else `make_words`. `n`
+    picks that many at random (seeded)."""
+    if path is not None and not os.path.exists(path):
+        raise FileNotFoundError(f"words: no such file: {os.fspath(path)}")
     path = os.fspath(WORD_LIST if path is None else path)
     if os.path.exists(path):
         with open(path, encoding="utf-8", errors="replace") as f:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install microgradnn and everything it needs on this machine.
-#   scripts/setup.sh          the library, Graphviz's `dot` and matplotlib (for the demo)
+#   scripts/setup.sh          the library, Graphviz's `dot`, matplotlib (for the demo) and Debian's word
+#                             list /usr/share/dict/words (wamerican, the GPT demo's corpus; optional)
 #   scripts/setup.sh --test   also pytest, hypothesis, PyTorch 2.13.0 (CPU), micrograd and Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ test_mode=false
 
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+[[ -e /usr/share/dict/words ]] || ! command -v apt-get >/dev/null 2>&1 || missing+=(wamerican)
 $test_mode && ! command -v chromium >/dev/null 2>&1 && missing+=(chromium)
 if ((${#missing[@]})); then
   if command -v apt-get >/dev/null 2>&1; then
