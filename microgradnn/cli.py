@@ -10,6 +10,7 @@ import numpy as np
 
 import microgradnn as mg
 from microgradnn import viz
+from microgradnn._checks import positive_int
 from microgradnn.expression import FUNCTIONS, build_expression, evaluate
 
 
@@ -81,12 +82,9 @@ def _targets(loss: str, y: np.ndarray, k: int) -> np.ndarray:
 
 def _positive(text: str) -> int:
     try:
-        n = int(text)
+        return positive_int(int(text), "microgradnn", "the value")
     except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return n
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
 def _hidden(text: str) -> list[int]:

@@ -8,15 +8,15 @@ from typing import Sequence
 
 import numpy as np
 
+from microgradnn._checks import integer, number, positive_int
+
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS", "words", "make_words",
            "CharTokenizer", "WORD_LIST"]
 
 
-def _setup(n_samples, noise, seed, name: str) -> np.random.Generator:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"{name}: n_samples must be a positive int, got {n_samples!r}")
-    if not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"{name}: noise must be a finite number >= 0, got {noise!r}")
+def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.Generator:
+    positive_int(n_samples, name, "n_samples")
+    number(noise, name, what, 0.0)
     return np.random.default_rng(seed)
 
 
@@ -40,8 +40,7 @@ def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, 
                  seed=None) -> tuple[np.ndarray, np.ndarray]:
     """A large circle (class 0) around a smaller one (class 1) of radius `factor`."""
     rng = _setup(n_samples, noise, seed, "make_circles")
-    if not 0 < factor < 1:
-        raise ValueError(f"make_circles: factor must lie in (0, 1), got {factor!r}")
+    number(factor, "make_circles", "factor", 0.0, 1.0, lo_open=True, hi_open=True)
     n0 = n_samples // 2
     n1 = n_samples - n0
     t0 = np.linspace(0, 2 * np.pi, n0, endpoint=False)
@@ -53,9 +52,8 @@ def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, 
 def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0, *,
                seed=None) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian blobs around `centers` random centres in the box [-10, 10]^2."""
-    rng = _setup(n_samples, cluster_std, seed, "make_blobs")
-    if isinstance(centers, bool) or not isinstance(centers, int) or centers < 1:
-        raise ValueError(f"make_blobs: centers must be a positive int, got {centers!r}")
+    rng = _setup(n_samples, cluster_std, seed, "make_blobs", "cluster_std")
+    positive_int(centers, "make_blobs", "centers")
     middles = rng.uniform(-10, 10, size=(centers, 2))
     y = np.arange(n_samples) % centers
     return _finish(middles[y], y, cluster_std, rng)
@@ -65,8 +63,7 @@ def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
                 seed=None) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms (the CS231n spiral), radius 0 to 1."""
     rng = _setup(n_samples, noise, seed, "make_spiral")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-        raise ValueError(f"make_spiral: classes must be an int >= 2, got {classes!r}")
+    integer(classes, "make_spiral", "classes", at_least=2)
     y = np.arange(n_samples) % classes
     r = np.empty(n_samples)
     for k in range(classes):

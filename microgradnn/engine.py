@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "all_at_once", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
-    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "logsumexp", "take",
+    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -35,8 +35,9 @@ class Value:
     # _op: the table row that made this Value (None for a leaf).
     # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
-    # _origin: see `origin`; unset on most nodes.
-    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_origin")
+    # origin: who made this Value, when a module did: `(outermost module called, neuron)` on a
+    # neuron's output (set by microgradnn.nn), None elsewhere. Drawings group nodes by it.
+    __slots__ = ("data", "grad", "label", "requires_grad", "origin", "_op", "inputs", "_local", "_depth")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -49,6 +50,7 @@ class Value:
         self.grad = 0.0
         self.label = label
         self.requires_grad = requires_grad
+        self.origin: tuple | None = None
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
         self._local: tuple[float, ...] = ()
@@ -58,16 +60,6 @@ class Value:
     def op(self) -> str:
         """Name of the op that made this Value; "" for a leaf."""
         return self._op.name if self._op is not None else ""
-
-    @property
-    def origin(self) -> tuple | None:
-        """Who made this Value, when a module did: `(outermost module called, neuron)` on a
-        neuron's output (`microgradnn.nn` sets it), None elsewhere. Drawings group by it."""
-        return getattr(self, "_origin", None)
-
-    @origin.setter
-    def origin(self, who: tuple | None) -> None:
-        self._origin = who
 
     def is_leaf(self) -> bool:
         """True if this Value was not computed from other Values."""
@@ -131,9 +123,7 @@ class Value:
         hooks = _BACKWARD_HOOKS.get()
         for hook in hooks:
             hook(self, "before")
-        interior, leaves = _walk(self)
-        for v in interior:
-            v.grad = 0.0
+        interior, leaves = _walk(self, zero=True)
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
@@ -160,7 +150,6 @@ class Value:
 _new = object.__new__
 _DEPTH = operator.attrgetter("_depth")
 _GRAD = operator.attrgetter("grad")
-_DATA = operator.attrgetter("data")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _ONLY_VALUES = frozenset({Value})
 
@@ -172,6 +161,7 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     v.grad = 0.0
     v.label = ""
     v.requires_grad = True
+    v.origin = None
     v._op = op
     v.inputs = inputs
     v._local = local
@@ -235,27 +225,28 @@ class Op:
         (a rule is not even run for an input that needs no gradient)."""
         rules = self.derivatives
         if len(rules) == 1 and type(rules[0]) is all_at_once:
-            grads = tuple(rules[0](*xs, out))
-            if len(grads) != len(xs):
-                raise TypeError(f"{self.name}: its all_at_once rule returned {len(grads)} derivatives "
-                                f"for {len(xs)} inputs")
-            if needs is not None and False in needs:
-                grads = tuple(g if need else 0.0 for g, need in zip(grads, needs))
-            return grads
+            grads = _all_grads(self, rules[0](*xs, out), len(xs))
+            return grads if needs is None else _masked(grads, needs)
         if needs is None:
             return tuple(rule(*xs, out) for rule in rules)
         return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
 
     def __call__(self, *args):
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
-        if set(map(type, args)) != _ONLY_VALUES:
+        if not _ONLY_VALUES.issuperset(map(type, args)):
             if not any(type(a) is Value for a in args):
                 return self._numbers(args)
             args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
-        arity = self.arity
-        if arity is not None and len(args) != arity:
-            raise TypeError(f"{self.name}: takes {arity} inputs, got {len(args)}")
-        xs = list(map(_DATA, args))
+        rules = self.derivatives
+        joint = len(rules) == 1 and type(rules[0]) is all_at_once
+        if not joint and len(args) != len(rules):
+            raise TypeError(f"{self.name}: takes {len(rules)} inputs, got {len(args)}")
+        return self._record(args, [a.data for a in args])
+
+    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
+        """The node made from `args` (all Values) given their data `xs`: forward, then each
+        local derivative. `needs` (each input's requires_grad, or True for all) and `depth` may
+        come precomputed."""
         try:
             data = self.forward(*xs)
         except (ArithmeticError, ValueError):
@@ -264,12 +255,22 @@ class Op:
             data = self._forward(xs, args)
         if not _GRAD_ENABLED.get():
             return _node(data)
+        if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
+            needs = [a.requires_grad for a in args]
+        rules = self.derivatives
         try:
-            local = self.local_grads(xs, data, list(map(_NEEDS_GRAD, args)))
+            if len(rules) == 1 and type(rules[0]) is all_at_once:  # local_grads, unrolled
+                local = rules[0].rule(*xs, data)
+                if type(local) is not tuple or len(local) != len(args):
+                    local = _all_grads(self, local, len(args))
+                if needs is not True:
+                    local = _masked(local, needs)
+            else:
+                local = self.local_grads(xs, data, None if needs is True else needs)
         except (ArithmeticError, ValueError):
             # e.g. sqrt'(0): only an error if a gradient actually flows through here
             local = (math.nan,) * len(args)
-        return _node(data, self, args, local, 1 + max(map(_DEPTH, args)))
+        return _node(data, self, args, local, 1 + max([a._depth for a in args]) if depth is None else depth)
 
     def _numbers(self, args: Sequence):
         """The op on plain numbers, or on numpy arrays by `array_forward` (rules run on arrays in replay)."""
@@ -292,6 +293,21 @@ class Op:
         return out
 
 
+def _all_grads(op: Op, grads, n: int) -> tuple:
+    """An all_at_once rule's result as a tuple, checked to hold one derivative per input."""
+    grads = tuple(grads)
+    if len(grads) != n:
+        raise TypeError(f"{op.name}: its all_at_once rule returned {len(grads)} derivatives for {n} inputs")
+    return grads
+
+
+def _masked(grads: tuple, needs: list) -> tuple:
+    """0.0 in place of the derivatives of inputs that need no gradient."""
+    if all(needs):
+        return grads
+    return tuple([d if need else 0.0 for d, need in zip(grads, needs)])
+
+
 class _UnaryOp(Op):
     """Op.__call__ unrolled for one input: the same steps, without the per-call loops."""
 
@@ -307,17 +323,15 @@ class _UnaryOp(Op):
             data = self._forward([x], (a,))
         if not _GRAD_ENABLED.get():
             return _node(data)
+        rule = self.derivatives[0]
         try:
-            local = self.local_grads((x,), data, (a.requires_grad,))
+            if type(rule) is all_at_once:
+                local = self.local_grads((x,), data, (a.requires_grad,))
+            else:
+                local = (rule(x, data) if a.requires_grad else 0.0,)
         except (ArithmeticError, ValueError):
             local = (math.nan,)
         return _node(data, self, (a,), local, a._depth + 1)
-
-    def local_grads(self, xs, out, needs=None):
-        rules = self.derivatives
-        if len(rules) == 1 and type(rules[0]) is not all_at_once:
-            return (rules[0](*xs, out) if needs is None or needs[0] else 0.0,)
-        return Op.local_grads(self, xs, out, needs)
 
 
 class _BinaryOp(Op):
@@ -397,13 +411,16 @@ def _data(x) -> float:
 
 # ---- backward and grad -----------------------------------------------------------------
 
-def _walk(root: Value) -> tuple[list[Value], list[Value]]:
-    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves)."""
+def _walk(root: Value, zero: bool = False) -> tuple[list[Value], list[Value]]:
+    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves).
+    `zero=True` also sets the grad of each node made by an op to 0 (backward's first step)."""
     interior, leaves, seen = [], [], {root}
     stack = [root]
     while stack:
         v = stack.pop()
         if v.inputs:
+            if zero:
+                v.grad = 0.0
             interior.append(v)
             for x in v.inputs:
                 if x not in seen:
@@ -654,9 +671,8 @@ def _pow_exponent_grad(a, b, out):
 
 def _dot(*args: float) -> float:
     """sum(w_i * x_i) + b for args (w_0..w_n-1, x_0..x_n-1, b); the unfused order, b first."""
-    n = len(args) // 2
     total = args[-1]
-    for w, x in zip(args[:n], args[n:2 * n]):
+    for w, x in zip(args, args[len(args) // 2:-1]):  # zip stops after the n weights
         total += w * x
     return total
 
@@ -764,3 +780,29 @@ def dot(w: Sequence, x: Sequence, b=0.0):
     if len(w) != len(x):
         raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")
     return _DOT(*w, *x, b)
+
+
+def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
+    """`[dot(w, x, b) for w, b in zip(ws, bs)]`: the same nodes, made faster when many neurons
+    read the same inputs (a layer), as x is checked and read once."""
+    if len(ws) != len(bs):
+        raise ValueError(f"dots: needs one bias per weight vector, got {len(ws)} and {len(bs)}")
+    x = tuple(x)
+    if not x or not _ONLY_VALUES.issuperset(map(type, x)) or type(_DOT.derivatives[0]) is not all_at_once:
+        return [dot(w, x, b) for w, b in zip(ws, bs)]
+    x_data = [a.data for a in x]
+    x_needs = [a.requires_grad for a in x]
+    x_all = all(x_needs)
+    x_depth = max([a._depth for a in x])
+    nodes = []
+    for w, b in zip(ws, bs):
+        if len(w) != len(x):
+            raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")
+        if type(b) is not Value or not _ONLY_VALUES.issuperset(map(type, w)):
+            nodes.append(dot(w, x, b))
+            continue
+        w_needs = [a.requires_grad for a in w]
+        needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
+        depth = max(x_depth, b._depth, max([a._depth for a in w]))
+        nodes.append(_DOT._record((*w, *x, b), [*[a.data for a in w], *x_data, b.data], needs, 1 + depth))
+    return nodes

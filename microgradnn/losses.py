@@ -9,7 +9,7 @@ import numpy as np
 from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus, take
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
-           "cross_entropy", "softmax", "LOSSES"]
+           "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
 
 
 def _batch(predictions, targets, name: str) -> tuple[list, list]:
@@ -130,6 +130,21 @@ def _not_a_label(x) -> bool:
 
 def _number(x) -> float:
     return x.data if type(x) is Value else x
+
+
+def decision_threshold(loss, targets) -> float | None:
+    """The score above which one output means class 1 for a model trained with `loss` on
+    `targets`: 0.5 for probabilities (binary_cross_entropy), the middle of the two target
+    values for mse, 0 for scores and logits (hinge, binary_cross_entropy_with_logits); None
+    when the loss does not say (cross_entropy takes the argmax; a loss of your own)."""
+    if loss is binary_cross_entropy:
+        return 0.5
+    if loss is mse:
+        t = np.asarray(targets, dtype=float)
+        return (float(t.min()) + float(t.max())) / 2
+    if loss in (hinge, binary_cross_entropy_with_logits):
+        return 0.0
+    return None
 
 
 LOSSES = {"mse": mse, "binary_cross_entropy": binary_cross_entropy,

@@ -20,7 +20,7 @@ from microgradnn.engine import Value, dot, no_grad
 from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
-from microgradnn.nn.layers import _positive_int
+from microgradnn._checks import positive_int
 from microgradnn.nn.module import Module
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
@@ -117,9 +117,9 @@ class GPT(Module):
 
     def __init__(self, vocab_size: int, n_embd: int = 16, n_head: int = 4, n_layer: int = 1,
                  block_size: int = 16, *, seed=None) -> None:
-        self.vocab_size = _positive_int(vocab_size, "GPT: vocab_size")
-        self.n_embd, self.n_head = _positive_int(n_embd, "GPT: n_embd"), _positive_int(n_head, "GPT: n_head")
-        self.n_layer, self.block_size = _positive_int(n_layer, "GPT: n_layer"), _positive_int(block_size, "GPT: block_size")
+        self.vocab_size = positive_int(vocab_size, "GPT", "vocab_size")
+        self.n_embd, self.n_head = positive_int(n_embd, "GPT", "n_embd"), positive_int(n_head, "GPT", "n_head")
+        self.n_layer, self.block_size = positive_int(n_layer, "GPT", "n_layer"), positive_int(block_size, "GPT", "block_size")
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
         rng = generator(seed)
@@ -170,7 +170,7 @@ class GPT(Module):
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
         rng = generator(seed)
         limit = self.block_size - len(start) + 1
-        limit = limit if max_new_tokens is None else min(limit, _positive_int(max_new_tokens, "generate: max_new_tokens"))
+        limit = limit if max_new_tokens is None else min(limit, positive_int(max_new_tokens, "generate", "max_new_tokens"))
         cache, new = self.new_cache(), []
         for pos, token in enumerate(start):
             logits = self(token, pos, cache)

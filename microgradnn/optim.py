@@ -13,6 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
+from microgradnn._checks import number, positive_int
 from microgradnn.engine import Value
 
 _DATA, _GRAD = operator.attrgetter("data"), operator.attrgetter("grad")
@@ -30,8 +31,9 @@ class Optimizer:
         for p in self.params:
             if type(p) is not Value:
                 raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
-        self.lr = _check(lr, "lr", 0.0, math.inf, self)
-        self.weight_decay = _check(weight_decay, "weight_decay", 0.0, math.inf, self)
+        who = type(self).__name__
+        self.lr = number(lr, who, "lr", 0.0)
+        self.weight_decay = number(weight_decay, who, "weight_decay", 0.0)
 
     def zero_grad(self) -> None:
         """Set every parameter's `.grad` to 0."""
@@ -63,7 +65,7 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        self.momentum = _check(momentum, "momentum", 0.0, 1.0, self, open_hi=True)
+        self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
         self.velocity: np.ndarray | None = None
 
     def _update(self, data: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -79,10 +81,12 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"Adam: betas must be a pair of numbers in [0, 1), got {type(betas).__name__} {betas!r}")
+        if len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
-        self.betas = tuple(_check(b, "betas", 0.0, 1.0, self, open_hi=True) for b in betas)
-        self.eps = _check(eps, "eps", 0.0, math.inf, self)
+        self.betas = tuple(number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
+        self.eps = number(eps, "Adam", "eps", 0.0)
         self.t = 0
         self.m = np.zeros(len(self.params))
         self.v = np.zeros(len(self.params))
@@ -98,38 +102,31 @@ class Adam(Optimizer):
 
 
 class LinearLR:
-    """Scale the optimizer's lr linearly from `start_factor` to `end_factor` over `total_iters`
-    calls of `step()`, then hold it (as `torch.optim.lr_scheduler.LinearLR`)."""
+    """Scale the optimizer's lr by a factor going linearly from `start_factor` to `end_factor`
+    over `total_iters` calls of `step()`, then holding: `torch.optim.lr_scheduler.LinearLR`,
+    with its defaults (1/3, 1.0, 5 iterations)."""
 
-    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0, end_factor: float = 0.0,
-                 total_iters: int = 100) -> None:
-        if not isinstance(total_iters, int) or total_iters < 1:
-            raise ValueError(f"LinearLR: total_iters must be a positive int, got {total_iters!r}")
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"LinearLR: optimizer must be an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
-        self.start_factor = _check(start_factor, "start_factor", 0.0, math.inf, self)
-        self.end_factor = _check(end_factor, "end_factor", 0.0, math.inf, self)
-        self.total_iters = total_iters
+        self.start_factor = number(start_factor, "LinearLR", "start_factor", 0.0, 1.0, lo_open=True)
+        self.end_factor = number(end_factor, "LinearLR", "end_factor", 0.0, 1.0)
+        self.total_iters = positive_int(total_iters, "LinearLR", "total_iters")
         self.last_epoch = 0
-        optimizer.lr = self.base_lr * start_factor
+        optimizer.lr = self.base_lr * self.start_factor
 
-    def get_last_lr(self) -> float:
-        """The learning rate now in use."""
-        return self.optimizer.lr
+    def get_last_lr(self) -> list[float]:
+        """The learning rate now in use, as a list (one entry per parameter group, as in torch)."""
+        return [self.optimizer.lr]
 
     def step(self) -> None:
         """Advance one iteration and set the optimizer's lr."""
         self.last_epoch += 1
         frac = min(self.last_epoch, self.total_iters) / self.total_iters
         self.optimizer.lr = self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
-
-
-def _check(x, name: str, lo: float, hi: float, owner, open_hi: bool = False) -> float:
-    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x and (x < hi if open_hi else x <= hi)
-    if not ok or not math.isfinite(x):
-        bracket = ")" if open_hi else "]"
-        raise ValueError(f"{type(owner).__name__}: {name} must be a finite number in [{lo}, {hi}{bracket}, got {x!r}")
-    return float(x)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

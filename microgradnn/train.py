@@ -9,14 +9,11 @@ from typing import Callable
 import numpy as np
 
 from microgradnn import losses as _losses, optim as _optim
+from microgradnn._checks import one_of, positive_int
 from microgradnn.nn import Module
-from microgradnn.nn.module import as_matrix as _as_matrix
+from microgradnn.nn.module import as_matrix as _as_matrix, classify
 
 __all__ = ["fit", "accuracy", "History"]
-
-# Below the threshold a single output means class 0 (scores, logits, margins).
-_PROBABILITY_LOSSES = {_losses.binary_cross_entropy}
-
 
 @dataclass
 class History:
@@ -25,19 +22,26 @@ class History:
     accuracy: list[float] = field(default_factory=list)
 
 
-def _label_threshold(y: np.ndarray) -> float:
-    """0/1 labels split at 0.5, -1/+1 labels at 0."""
-    return (float(y.min()) + float(y.max())) / 2
+def _classes_of_labels(y: np.ndarray, two: bool) -> np.ndarray:
+    """Labels as classes: class indices as they are; two classes given as -1/+1 (or any two
+    values) as 0/1, the larger value being class 1."""
+    if not two:
+        return y
+    values = np.unique(y)
+    if set(values.tolist()) <= {-1.0, 1.0}:
+        return (y > 0).astype(int)
+    if set(values.tolist()) <= {0.0, 1.0}:
+        return y.astype(int)
+    return (y > (values.min() + values.max()) / 2).astype(int)
 
 
 def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
-    if scores.ndim == 2:
-        return scores.argmax(axis=1) == y
-    return (scores > threshold) == (y > _label_threshold(y))
+    return classify(scores, threshold) == _classes_of_labels(y, scores.ndim == 1)
 
 
 def accuracy(model: Module, X, y, threshold: float | None = None) -> float:
-    """Fraction of rows of X the model classifies as y (argmax, or one output against a threshold)."""
+    """Fraction of rows of X the model classifies as y: `model.predict`'s classes (argmax, or one
+    output against `model.threshold`, which `fit` sets) against the labels."""
     X = _as_matrix(X, model.nin)
     y = _as_labels(y, len(X))
     scores = model.decision_function(X)
@@ -54,11 +58,7 @@ def _as_labels(y, n: int) -> np.ndarray:
 
 
 def _resolve(value, table: dict, what: str):
-    if isinstance(value, str):
-        if value not in table:
-            raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(table)}")
-        return table[value]
-    return value
+    return table[one_of(value, table, "fit", what)] if isinstance(value, str) else value
 
 
 class _Progress:
@@ -99,15 +99,16 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
     opt = _resolve(optimizer, _optim.OPTIMIZERS, "optimizer")
     if isinstance(opt, type):
         opt = opt(model.parameters(), lr=lr)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"fit: batch_size must be None or a positive int, got {batch_size!r}")
+    epochs = positive_int(epochs, "fit", "epochs")
+    if batch_size is not None:
+        batch_size = positive_int(batch_size, "fit", "batch_size")
     # Labels outside the loss's domain fail here, before any parameter changes.
     loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
 
-    threshold = 0.5 if loss_fn in _PROBABILITY_LOSSES else (
-        _label_threshold(y) if loss_fn is _losses.mse else 0.0)
+    if model.nout == 1:  # what a single output means for this loss, for accuracy and predict too
+        threshold = _losses.decision_threshold(loss_fn, y)
+        if threshold is not None:
+            model.threshold = threshold
     step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
     rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)
@@ -125,7 +126,7 @@ def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer |
         if scheduler is not None:
             scheduler.step()
         history.loss.append(total / len(X))
-        history.accuracy.append(float(_correct(scores, y, threshold).mean()))
+        history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
         progress.update(epoch, history.loss[-1], history.accuracy[-1])
     return history
 

@@ -35,14 +35,18 @@ def test_xor_truth_table():
     assert (y == (np.round(X[:, 0]) != np.round(X[:, 1]))).all()
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: data.make_moons(0), "n_samples must be a positive int, got 0"),
-    (lambda: data.make_moons(10, noise=-1), "noise must be a finite number >= 0"),
-    (lambda: data.make_spiral(10, classes=1), "classes must be an int >= 2"),
-    (lambda: data.make_circles(10, factor=1.5), r"factor must lie in \(0, 1\)"),
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: data.make_moons(0), ValueError, "make_moons: n_samples must be a positive int, got 0"),
+    (lambda: data.make_moons(True), TypeError, "make_moons: n_samples must be a positive int, got bool True"),
+    (lambda: data.make_moons(2.5), TypeError, "n_samples must be a positive int, got float 2.5"),
+    (lambda: data.make_moons(10, noise=-1), ValueError, "noise must be a finite number >= 0, got -1"),
+    (lambda: data.make_moons(10, noise="a"), TypeError, "noise must be a finite number >= 0, got str"),
+    (lambda: data.make_spiral(10, classes=1), ValueError, "classes must be an int >= 2, got 1"),
+    (lambda: data.make_blobs(10, centers=True), TypeError, "centers must be a positive int, got bool"),
+    (lambda: data.make_circles(10, factor=1.5), ValueError, r"factor must be a finite number in \(0, 1\), got 1.5"),
 ])
-def test_bad_arguments(call, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_arguments(call, error, message):
+    with pytest.raises(error, match=message):
         call()
 
 

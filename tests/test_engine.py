@@ -289,6 +289,31 @@ def test_dot_equals_unfused_sum_exactly():
         mg.dot(w, x[:2])
 
 
+@pytest.mark.parametrize("frozen", [(), (5, 6), (0, 7), (10,), tuple(range(11))])
+def test_dot_honours_requires_grad_as_the_unfused_graph_does(frozen):
+    def inputs():
+        vs = [Value(0.1 * i - 0.3, requires_grad=i not in frozen) for i in range(11)]
+        return vs[:5], vs[5:10], vs[10]
+
+    def unfused(w, x, b):
+        z = b
+        for wi, xi in zip(w, x):
+            z = z + wi * xi
+        return z
+    results = []
+    for build in (lambda w, x, b: mg.dot(w, x, b), unfused, lambda w, x, b: mg.dots([w], x, [b])[0]):
+        w, x, b = inputs()
+        out = build(w, x, b).tanh()
+        out.backward()
+        w2, x2, b2 = inputs()
+        out2 = build(w2, x2, b2).tanh()
+        second = mg.grad(out2, w2 + x2 + [b2], create_graph=True)
+        results.append(([v.grad for v in w + x + [b]], [g.data for g in second]))
+    assert results[0] == results[1] == results[2]
+    assert all(results[0][0][i] == 0.0 for i in frozen)
+    assert all(results[0][0][i] != 0.0 for i in range(11) if i not in frozen)
+
+
 # ---- higher-order gradients -------------------------------------------------------------
 
 SECOND = [

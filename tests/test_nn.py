@@ -185,13 +185,26 @@ def test_softmax_is_stable_and_sums_to_one():
     (lambda: losses.mse([Value(1.0)], [float("nan")]), "NaN"),
     (lambda: MLP(2, [3, 1], seed=0)([1.0, 2.0, 3.0]), "MLP: expected 2 inputs, got 3"),
     (lambda: Neuron(3, seed=0)(np.zeros((2, 3))), r"got shape \(2, 3\)"),
-    (lambda: MLP(2, [3, 1], activation="gelu"), "unknown activation 'gelu'; choose one of relu, tanh, sigmoid, leaky_relu, linear"),
+    (lambda: MLP(2, [3, 1], activation="gelu"), "MLP: activation must be one of relu, tanh, sigmoid, leaky_relu, linear, got 'gelu'"),
     (lambda: MLP(2, []), "non-empty list"),
     (lambda: MLP.from_layers([Layer(2, 3, seed=0), Layer(2, 1, seed=0)]), "layer 0 has 3 outputs but layer 1 expects 2"),
     (lambda: Neuron(2, seed=0)([1.0, float("inf")]), "finite numbers"),
 ])
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: Neuron(True), "Neuron: nin must be a positive int, got bool True"),
+    (lambda: Layer(2, 2.0), "Layer: nout must be a positive int, got float 2.0"),
+    (lambda: MLP(2, 3), "MLP: nouts must be a non-empty list of layer sizes, got int 3"),
+    (lambda: MLP(2, [3, True]), "MLP: each layer size in nouts must be a positive int, got bool True"),
+    (lambda: MLP(2, [3, 1], activation=None), "MLP: activation must be one of relu"),
+    (lambda: Neuron(2, seed=0)("ab"), "Neuron: expected a list of numbers or Values, got str"),
+])
+def test_wrong_types_raise_type_error(call, message):
+    with pytest.raises(TypeError, match=message):
         call()
 
 

@@ -46,28 +46,36 @@ def test_adam_matches_torch(kwargs):
     assert ours == [pytest.approx(r, rel=1e-12) for r in ref]
 
 
-def test_linear_lr_matches_torch_schedule():
+@pytest.mark.parametrize("kwargs", [dict(), dict(start_factor=1.0, end_factor=0.1, total_iters=4),
+                                    dict(start_factor=0.5, end_factor=0.0, total_iters=3)])
+def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
     torch = pytest.importorskip("torch")
     ours = SGD([Value(1.0)], lr=0.5)
-    sched = LinearLR(ours, start_factor=1.0, end_factor=0.1, total_iters=4)
+    sched = LinearLR(ours, **kwargs)
     t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
-    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, start_factor=1.0, end_factor=0.1, total_iters=4)
-    for _ in range(6):
-        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr()[0], rel=1e-12)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, **kwargs)
+    for _ in range(8):
+        assert isinstance(sched.get_last_lr(), list)
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
         sched.step()
         t_opt.step()
         t_sched.step()
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: SGD([Value(1.0)], lr=-1), r"SGD: lr must be a finite number in \[0.0, inf\], got -1"),
-    (lambda: SGD([Value(1.0)], lr=0.1, momentum=1.0), "momentum must be"),
-    (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), "betas"),
-    (lambda: Adam([]), "empty parameter list"),
-    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), "total_iters"),
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: SGD([Value(1.0)], lr=-1), ValueError, r"SGD: lr must be a finite number >= 0, got -1"),
+    (lambda: SGD([Value(1.0)], lr="0.1"), TypeError, r"SGD: lr must be a finite number >= 0, got str '0.1'"),
+    (lambda: SGD([Value(1.0)], lr=True), TypeError, "got bool True"),
+    (lambda: SGD([Value(1.0)], lr=0.1, momentum=1.0), ValueError, r"momentum must be a finite number in \[0, 1\)"),
+    (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, "betas"),
+    (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
+    (lambda: Adam([]), ValueError, "empty parameter list"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), ValueError, "LinearLR: total_iters must be a positive int, got 0"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=True), TypeError, "total_iters must be a positive int, got bool"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=0.0), ValueError, r"start_factor must be a finite number in \(0, 1\]"),
 ])
-def test_bad_options_raise(make, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_options_raise(make, error, message):
+    with pytest.raises(error, match=message):
         make()
 
 

@@ -33,7 +33,7 @@ def test_minibatches_scheduler_and_progress_line(capsys):
     X, y = data.make_blobs(30, centers=2, seed=0)
     model = MLP(2, [4, 2], seed=0)
     opt = optim.SGD(model.parameters(), lr=0.1)
-    sched = optim.LinearLR(opt, total_iters=10)
+    sched = optim.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=10)
     history = mg.fit(model, X, y, "cross_entropy", opt, epochs=10, batch_size=8, scheduler=sched)
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("epoch  1/10  loss ") and err[-1].startswith("epoch 10/10")
@@ -48,8 +48,8 @@ def test_verbose_false_prints_nothing(capsys):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(loss="l1"), "unknown loss 'l1'; choose one of mse, binary_cross_entropy"),
-    (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
+    (dict(loss="l1"), "fit: loss must be one of mse, binary_cross_entropy, .*, got 'l1'"),
+    (dict(optimizer="rmsprop"), "fit: optimizer must be one of sgd, adam, got 'rmsprop'"),
     (dict(loss="hinge"), r"hinge: targets must be -1 or \+1"),
     (dict(y=[1, -1, 1, 0], loss="hinge"), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
     (dict(y=[0, 1, 1, 2], loss="binary_cross_entropy"), r"targets must lie in \[0.0, 1.0\], got 2.0"),
@@ -66,3 +66,44 @@ def test_fit_rejects_bad_input_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         mg.fit(model, **args)
     assert model.state_dict() == before
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(epochs=True), "fit: epochs must be a positive int, got bool True"),
+    (dict(batch_size=True), "fit: batch_size must be a positive int, got bool True"),
+    (dict(epochs=2.0), "fit: epochs must be a positive int, got float 2.0"),
+])
+def test_fit_rejects_wrong_types_with_type_error(kwargs, message):
+    X, y = data.xor()
+    args = dict(X=X, y=y, loss="mse", optimizer="sgd", epochs=3, verbose=False) | kwargs
+    with pytest.raises(TypeError, match=message):
+        mg.fit(MLP(2, [2, 1], seed=0), **args)
+
+
+@pytest.mark.parametrize("loss, labels, out_act, threshold", [
+    ("mse", "01", "linear", 0.5), ("mse", "pm", "linear", 0.0), ("hinge", "pm", "linear", 0.0),
+    ("binary_cross_entropy", "01", "sigmoid", 0.5), ("binary_cross_entropy_with_logits", "01", "linear", 0.0),
+])
+def test_fit_accuracy_predict_and_plots_share_one_threshold(loss, labels, out_act, threshold):
+    X, y = data.make_moons(60, noise=0.3, seed=0)
+    t = y if labels == "01" else y * 2 - 1
+    model = MLP(2, [4, 1], "tanh", out_act, seed=0)
+    history = mg.fit(model, X, t, loss, "sgd", epochs=5, lr=0.05, verbose=False)
+    assert model.threshold == threshold
+    # The last epoch's accuracy is measured on the forward passes before the last step: with
+    # the step undone (lr 0), fit, accuracy and predict see the same scores and must agree.
+    again = mg.fit(model, X, t, loss, optim.SGD(model.parameters(), lr=0.0), epochs=1, verbose=False)
+    acc = mg.accuracy(model, X, t)
+    assert again.accuracy[-1] == acc
+    assert acc == (model.predict(X) == (t > threshold if labels == "pm" else t)).mean()
+    assert 0.0 < acc < 1.0 and len(history.accuracy) == 5
+
+
+def test_the_threshold_fit_chose_is_saved_with_the_model(tmp_path):
+    X, y = data.make_moons(20, seed=0)
+    model = MLP(2, [3, 1], seed=0)
+    mg.fit(model, X, y, "mse", "sgd", epochs=1, verbose=False)
+    model.save(tmp_path / "m.json")
+    assert mg.Module.from_file(tmp_path / "m.json").threshold == 0.5
+    assert MLP(2, [3, 1], seed=0).load(tmp_path / "m.json").threshold == 0.5
+    assert MLP(2, [3, 1], seed=0).threshold == 0.0

@@ -12,7 +12,7 @@ import numpy as np
 
 from microgradnn.engine import Value, dot
 from microgradnn.nn.init import generator
-from microgradnn.nn.layers import _positive_int
+from microgradnn._checks import positive_int
 from microgradnn.nn.module import _OUTERMOST, Module, as_inputs
 
 __all__ = ["Linear", "Embedding", "RMSNorm"]
@@ -75,7 +75,7 @@ class Linear(Module):
     """
 
     def __init__(self, nin: int, nout: int, bias: bool = True, *, std: float | None = None, seed=None) -> None:
-        self.nin, self.nout = _positive_int(nin, "Linear: nin"), _positive_int(nout, "Linear: nout")
+        self.nin, self.nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
         bound = 1.0 / math.sqrt(self.nin)
         self.weight = _matrix(self.nout, self.nin, _check_std(std), bound, seed, "W")
         self.bias = [Value(0.0, f"b[{i}]") for i in range(self.nout)] if bias else None
@@ -114,7 +114,7 @@ class Embedding(Module):
     """
 
     def __init__(self, num: int, dim: int, *, std: float = 1.0, seed=None) -> None:
-        self.num, self.dim = _positive_int(num, "Embedding: num"), _positive_int(dim, "Embedding: dim")
+        self.num, self.dim = positive_int(num, "Embedding", "num"), positive_int(dim, "Embedding", "dim")
         self.weight = _matrix(self.num, self.dim, _check_std(std), 0.0, seed, "E")
 
     def _named_items(self):
@@ -148,7 +148,7 @@ class RMSNorm(Module):
     """x_i / sqrt(mean(x^2) + eps) * g_i, with a learned gain g (starting at 1), as `torch.nn.RMSNorm`."""
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
-        self.nin = self.dim = _positive_int(dim, "RMSNorm: dim")
+        self.nin = self.dim = positive_int(dim, "RMSNorm", "dim")
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
             raise ValueError(f"RMSNorm: eps must be a finite number > 0, got {eps!r}")
         self.eps = float(eps)

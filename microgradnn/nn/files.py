@@ -9,10 +9,14 @@ from microgradnn._files import check_writable, write_atomic
 FORMAT = "microgradnn-model"
 
 
-def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool) -> None:
-    """Write a model file atomically; an existing file is only replaced with `overwrite=True`."""
+def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool,
+                threshold: float | None = None) -> None:
+    """Write a model file atomically; an existing file is only replaced with `overwrite=True`.
+    `threshold`: the class threshold `fit` chose, if any (kept by `load`)."""
     path = check_writable(path, overwrite, "save")
     payload = {"format": FORMAT, "version": 1, "config": config, "state": state}
+    if threshold is not None:
+        payload["threshold"] = threshold
     write_atomic(path, json.dumps(payload, indent=1).encode())
 
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
-from microgradnn.engine import Value, dot
+from microgradnn._checks import one_of, positive_int
+from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
 from microgradnn.nn import convert
 from microgradnn.nn.init import generator, init_weights
 from microgradnn.nn.module import _OUTERMOST, Module
@@ -13,24 +12,16 @@ from microgradnn.nn.module import _OUTERMOST, Module
 __all__ = ["Neuron", "Layer", "MLP", "ACTIVATIONS"]
 
 ACTIVATIONS = {
-    "relu": Value.relu,
-    "tanh": Value.tanh,
-    "sigmoid": Value.sigmoid,
-    "leaky_relu": Value.leaky_relu,
+    "relu": relu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "leaky_relu": leaky_relu,
     "linear": lambda v: v,
 }
 
 
-def _check_activation(activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-    return activation
-
-
-def _positive_int(n, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{what} must be a positive int, got {n!r}")
-    return int(n)
+def _check_activation(activation: str, who: str) -> str:
+    return one_of(activation, ACTIVATIONS, who, "activation")
 
 
 class Neuron(Module):
@@ -41,15 +32,15 @@ class Neuron(Module):
     """
 
     def __init__(self, nin: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
-        nin = _positive_int(nin, "Neuron: nin")
-        weights = init_weights(nin, 1, _check_activation(activation), generator(seed))[0]
+        nin = positive_int(nin, "Neuron", "nin")
+        weights = init_weights(nin, 1, _check_activation(activation, "Neuron"), generator(seed))[0]
         self._setup(list(weights), 0.0, activation, fused)
 
     def _setup(self, weights, bias, activation: str, fused: bool) -> None:
         self.nin = len(weights)
         self.w = [Value(w, f"w{i}") for i, w in enumerate(weights)]
         self.b = Value(bias, "b")
-        self.activation = _check_activation(activation)
+        self.activation = _check_activation(activation, "Neuron")
         self.fused = fused
 
     @classmethod
@@ -73,9 +64,14 @@ class Neuron(Module):
         if self.fused:
             z = dot(self.w, x, self.b)
         else:
+            if len(x) != self.nin:
+                raise ValueError(f"Neuron: expected {self.nin} inputs, got {len(x)}")
             z = self.b
             for wi, xi in zip(self.w, x):
                 z = z + wi * xi
+        return self._activate(z)
+
+    def _activate(self, z: Value) -> Value:
         out = ACTIVATIONS[self.activation](z)
         out.origin = (_OUTERMOST.get() or self, self)  # drawings find the neuron's other nodes from here
         return out
@@ -96,8 +92,8 @@ class Layer(Module):
     """`nout` neurons that all read the same inputs; calling it returns a list of Values."""
 
     def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
-        nin, nout = _positive_int(nin, "Layer: nin"), _positive_int(nout, "Layer: nout")
-        weights = init_weights(nin, nout, _check_activation(activation), generator(seed))
+        nin, nout = positive_int(nin, "Layer", "nin"), positive_int(nout, "Layer", "nout")
+        weights = init_weights(nin, nout, _check_activation(activation, "Layer"), generator(seed))
         self._setup([Neuron.from_weights(list(w), 0.0, activation, fused=fused) for w in weights])
 
     def _setup(self, neurons: list[Neuron]) -> None:
@@ -131,7 +127,11 @@ class Layer(Module):
         return [(f"neurons.{i}", n) for i, n in enumerate(self.neurons)]
 
     def forward(self, x: list) -> list[Value]:
-        return [n(x) for n in self.neurons]
+        neurons = self.neurons
+        if all([n.fused for n in neurons]):  # one dots call: the same nodes, x read once
+            zs = dots([n.w for n in neurons], x, [n.b for n in neurons])
+            return [n._activate(z) for n, z in zip(neurons, zs)]
+        return [n.forward(x) for n in neurons]
 
     def config(self) -> dict:
         return {"type": "Layer", "nin": self.nin, "nout": self.nout, "activation": self.activation}
@@ -150,10 +150,13 @@ class MLP(Module):
 
     def __init__(self, nin: int, nouts: Sequence[int], activation: str = "relu",
                  output_activation: str = "linear", *, seed=None, fused: bool = True) -> None:
-        nin = _positive_int(nin, "MLP: nin")
-        if isinstance(nouts, (int, np.integer)) or len(nouts) == 0:
+        nin = positive_int(nin, "MLP", "nin")
+        if not isinstance(nouts, (list, tuple)):
+            raise TypeError(f"MLP: nouts must be a non-empty list of layer sizes, got {type(nouts).__name__} {nouts!r}")
+        if len(nouts) == 0:
             raise ValueError(f"MLP: nouts must be a non-empty list of layer sizes, got {nouts!r}")
-        _check_activation(activation), _check_activation(output_activation)
+        nouts = [positive_int(n, "MLP", "each layer size in nouts") for n in nouts]
+        _check_activation(activation, "MLP"), _check_activation(output_activation, "MLP")
         rng = generator(seed)
         sizes = [nin, *nouts]
         self._setup([Layer(sizes[i], sizes[i + 1], activation if i < len(nouts) - 1 else output_activation,

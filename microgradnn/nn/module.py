@@ -10,6 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
+from microgradnn._checks import number
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn.files import read_model, write_model
 
@@ -118,7 +119,7 @@ class Module:
 
         An existing file is only replaced with `overwrite=True`.
         """
-        write_model(path, self.config(), self.state_dict(), overwrite)
+        write_model(path, self.config(), self.state_dict(), overwrite, self.__dict__.get("_threshold"))
 
     def load(self, path: str | os.PathLike) -> "Module":
         """Read parameters saved by `save` into this module; on any error change nothing."""
@@ -127,6 +128,7 @@ class Module:
             raise ValueError(f"load: {os.fspath(path)} holds {_describe(payload['config'])}, "
                              f"not this model's {_describe(self.config())}")
         self.load_state_dict(payload["state"])
+        self.threshold = payload.get("threshold")
         return self
 
     @staticmethod
@@ -135,6 +137,7 @@ class Module:
         payload = read_model(path)
         model = from_config(payload["config"])
         model.load_state_dict(payload["state"])
+        model.threshold = payload.get("threshold")
         return model
 
     # ---- batches -------------------------------------------------------------------------
@@ -148,16 +151,29 @@ class Module:
 
     @property
     def threshold(self) -> float:
-        """The score above which a single output means class 1: 0.5 after a sigmoid, else 0."""
+        """The score above which a single output means class 1: as `fit` set it for its loss,
+        else 0.5 after a sigmoid and 0 otherwise. Used by predict, accuracy and the plots."""
+        chosen = self.__dict__.get("_threshold")
+        if chosen is not None:
+            return chosen
         return 0.5 if self.output_activation == "sigmoid" else 0.0
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self._threshold = None if value is None else number(value, type(self).__name__, "threshold")
 
     def predict(self, X, threshold: float | None = None) -> np.ndarray:
         """Class labels: argmax for several outputs; for one output, 1 where it exceeds
         `threshold` (default `self.threshold`)."""
-        scores = self.decision_function(X)
-        if scores.ndim == 2:
-            return scores.argmax(axis=1)
-        return (scores > (self.threshold if threshold is None else threshold)).astype(int)
+        return classify(self.decision_function(X), self.threshold if threshold is None else threshold)
+
+
+def classify(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Class labels from raw outputs: the argmax of several outputs; 1 where one output exceeds
+    `threshold`, else 0. The one rule behind predict, accuracy and fit's accuracy."""
+    if scores.ndim == 2:
+        return scores.argmax(axis=1)
+    return (scores > threshold).astype(int)
 
 
 def from_config(config: dict) -> Module:

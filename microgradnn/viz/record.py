@@ -5,6 +5,7 @@ import contextlib
 import os
 from typing import Iterator
 
+from microgradnn._checks import positive_int
 from microgradnn.engine import Value, register_backward_hook
 from microgradnn.viz.files import save
 from microgradnn.viz.format import MAX_NODES
@@ -25,8 +26,7 @@ def record(directory: str | os.PathLike, model=None, *, every: int = 1, format: 
     directory = os.fspath(directory)
     if format not in ("svg", "png", "pdf", "dot"):
         raise ValueError(f"record: format must be svg, png, pdf or dot, got {format!r}")
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"record: every must be a positive int, got {every!r}")
+    positive_int(every, "record", "every")
     os.makedirs(directory, exist_ok=True)
     if not overwrite and any(n.startswith("step-") for n in os.listdir(directory)):
         raise FileExistsError(f"record: {directory} already holds step-* files; pass overwrite=True or "

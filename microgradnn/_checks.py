@@ -1,0 +1,56 @@
+"""Argument checks shared by every public function: TypeError for a wrong type, ValueError
+for a wrong value, each message "who: what must hold, got X". Bools are not numbers here."""
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def integer(x, who: str, what: str, *, at_least: int) -> int:
+    """x as an int >= at_least."""
+    rule = "a positive int" if at_least == 1 else f"an int >= {at_least}"
+    if not _is_int(x):
+        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r}")
+    if x < at_least:
+        raise ValueError(f"{who}: {what} must be {rule}, got {x!r}")
+    return int(x)
+
+
+def positive_int(x, who: str, what: str) -> int:
+    """x as an int >= 1 (True is not 1 here)."""
+    return integer(x, who, what, at_least=1)
+
+
+def number(x, who: str, what: str, lo: float = -math.inf, hi: float = math.inf, *,
+           lo_open: bool = False, hi_open: bool = False) -> float:
+    """x as a finite float within [lo, hi] (either end open on request)."""
+    rule = "a finite number"
+    if lo > -math.inf and hi < math.inf:
+        rule += f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo > -math.inf:
+        rule += f" {'>' if lo_open else '>='} {lo:g}"
+    elif hi < math.inf:
+        rule += f" {'<' if hi_open else '<='} {hi:g}"
+    if not _is_number(x):
+        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r}")
+    ok = math.isfinite(x) and (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
+    if not ok:
+        raise ValueError(f"{who}: {what} must be {rule}, got {x!r}")
+    return float(x)
+
+
+def one_of(x, choices, who: str, what: str):
+    """x, which must be one of `choices` (a str choice for a str)."""
+    if not isinstance(x, str):
+        raise TypeError(f"{who}: {what} must be one of {', '.join(map(str, choices))}, got {type(x).__name__} {x!r}")
+    if x not in choices:
+        raise ValueError(f"{who}: {what} must be one of {', '.join(map(str, choices))}, got {x!r}")
+    return x
