@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
 
 def run_demo(name, *args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(DEMOS.parent))  # this checkout's microgradnn, whatever is installed
     done = subprocess.run([sys.executable, str(DEMOS / name), *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          cwd=cwd, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

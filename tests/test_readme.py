@@ -20,3 +20,11 @@ def test_ci_runs_the_readme_test_command():
     test_command = commands[1].split("#")[0].strip()
     assert test_command == "scripts/setup.sh --test && python3 -m pytest -q"
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_gpt_tour_runs_as_written():
+    tour = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "GPT(" in block)
+    test = doctest.DocTestParser().get_doctest(tour, {}, "README GPT tour", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries > 10
