@@ -8,27 +8,31 @@ from typing import Sequence
 
 import numpy as np
 
-import microgradnn as mg
-from microgradnn import viz
+from microgradnn import data, losses, nn, optim, replay, viz
 from microgradnn._checks import positive_int
-from microgradnn.expression import FUNCTIONS, build_expression, evaluate
-
+from microgradnn._version import __version__
+from microgradnn.engine import Value
+from microgradnn.expression import build_expression, evaluate
+from microgradnn.nn import MLP, Module, Neuron
+from microgradnn.train import accuracy, fit
+from microgradnn.testing.checks import EPS
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
 
+
 # ---- subcommands -------------------------------------------------------------------------
 
 def cmd_render(args) -> int:
-    tree, values = build_expression(args.expression, args.variables)
-    env = {n: mg.Value(v, n) for n, v in values.items()}
+    tree, values = build_expression(args.expression, args.variables, args.imports)
+    env = {n: Value(v, n) for n, v in values.items()}
     try:
         out = evaluate(tree, env)
     except (ArithmeticError, ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
-    if not isinstance(out, mg.Value):
-        out = mg.Value(out, requires_grad=False)
+    if not isinstance(out, Value):
+        out = Value(out, requires_grad=False)
     out.label = out.label or "out"
     if args.view != "forward":
         out.backward()
@@ -45,7 +49,8 @@ def cmd_render(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     from microgradnn.testing import gradcheck
-    tree, values = build_expression(args.expression, args.variables)
+    tree, values = build_expression(args.expression, args.variables, args.imports)
+
     def f(**vs):
         return evaluate(tree, vs)
     f.__name__ = args.expression
@@ -57,8 +62,13 @@ def cmd_gradcheck(args) -> int:
     return 0 if report else 1
 
 
+def cmd_mutate(args) -> int:
+    import pytest
+    return int(pytest.main(["--mutate-ops", *args.pytest_args]))
+
+
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
-    make = mg.data.DATASETS[args.dataset]
+    make = data.DATASETS[args.dataset]
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
         kwargs["classes"] = args.classes
@@ -105,26 +115,26 @@ def train_model(args, out=sys.stdout):
     nout = k if loss == "cross_entropy" else 1
     if args.load:
         try:
-            model = mg.Module.from_file(args.load)
+            model = Module.from_file(args.load)
         except (OSError, ValueError) as e:
             raise UsageError(str(e)) from None
-        if not isinstance(model, mg.MLP) or model.nin != 2 or model.nout != nout:
+        if not isinstance(model, MLP) or model.nin != 2 or model.nout != nout:
             raise UsageError(f"{args.load} holds {model!r}, which does not fit {args.dataset} "
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
     else:
-        model = mg.MLP(2, [*args.hidden, nout], args.activation,
+        model = MLP(2, [*args.hidden, nout], args.activation,
                        "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
     if args.save and os.path.exists(args.save) and not args.overwrite:
         raise UsageError(f"{args.save} already exists; pass --overwrite to replace it")
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         opt_kwargs["momentum"] = args.momentum
-    optimizer = mg.optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
+    optimizer = optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
     print(f"training {model!r} on {args.dataset} ({len(X)} samples), {loss} loss, "
           f"{args.optimizer} lr={args.lr}, {args.epochs} epochs", file=out)
-    history = mg.fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
+    history = fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
                      verbose=not args.quiet, compiled=args.compiled)
-    print(f"final loss {history.loss[-1]:.4f}, accuracy {mg.accuracy(model, X, targets):.1%}", file=out)
+    print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save:
         model.save(args.save, overwrite=True)
         print(f"saved {args.save}", file=out)
@@ -158,8 +168,8 @@ def cmd_demo(args) -> int:
 
     # One neuron of the trained network, unfused so every * and + is its own node.
     first = model.layers[0].neurons[0]
-    neuron = mg.Neuron.from_weights([w.data for w in first.w], first.b.data, first.activation, fused=False)
-    inputs = [mg.Value(float(v), f"x{i}") for i, v in enumerate(X[0])]
+    neuron = Neuron.from_weights([w.data for w in first.w], first.b.data, first.activation, fused=False)
+    inputs = [Value(float(v), f"x{i}") for i, v in enumerate(X[0])]
     o = neuron(inputs)
     o.label = "out"
     viz.save(viz.draw_graph(o, view="forward", title="one neuron: forward pass"), path("neuron_forward.svg"),
@@ -178,14 +188,14 @@ def cmd_demo(args) -> int:
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
-    words, source = mg.data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
-    tok = mg.data.CharTokenizer(words)
+    words, source = data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
+    tok = data.CharTokenizer(words)
     model = GPT(tok.vocab_size, n_embd=args.n_embd, n_head=args.n_head, n_layer=args.n_layer,
                 block_size=args.block_size, seed=args.seed)
     print(f"{len(words)} words from {source}; {model}")
-    step = mg.compile(model.loss, max_tapes=args.block_size)
-    opt = mg.optim.Adam(model.parameters(), lr=args.lr, betas=(0.85, 0.99))
-    schedule = mg.optim.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=args.steps)
+    step = replay.compile(model.loss, max_tapes=args.block_size)
+    opt = optim.Adam(model.parameters(), lr=args.lr, betas=(0.85, 0.99))
+    schedule = optim.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=args.steps)
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     for i in range(1, args.steps + 1):
@@ -214,14 +224,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
-    p.add_argument("--dataset", choices=list(mg.data.DATASETS), default="moons", help="toy dataset (default moons)")
+    p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
     p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
     p.add_argument("--noise", type=float, default=0.1, help="noise for moons, circles, xor (default 0.1)")
     p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
     p.add_argument("--hidden", type=_hidden, default=[16, 16], help="hidden layer sizes (default 16,16)")
-    p.add_argument("--activation", choices=list(mg.nn.ACTIVATIONS), default="relu", help="hidden activation")
-    p.add_argument("--loss", choices=list(mg.losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
-    p.add_argument("--optimizer", choices=list(mg.optim.OPTIMIZERS), default="sgd", help="default sgd")
+    p.add_argument("--activation", choices=list(nn.ACTIVATIONS), default="relu", help="hidden activation")
+    p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
+    p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--epochs", type=_positive, default=epochs, help=f"passes over the data (default {epochs})")
@@ -233,7 +243,7 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.")
-    parser.add_argument("--version", action="version", version=f"microgradnn {mg.__version__}")
+    parser.add_argument("--version", action="version", version=f"microgradnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",
@@ -255,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="draw the graph of an expression",
                             description="Draw an expression's computation graph, e.g. "
                                         "microgradnn render \"tanh(x*w + b)\" x=2 w=-3 b=6.88 --view backward")
-    render.add_argument("expression", help="numbers, names, + - * / **, and " + ", ".join(FUNCTIONS))
+    render.add_argument("expression", help=EXPRESSION_HELP)
     render.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
+    _add_import(render)
     render.add_argument("--view", choices=["forward", "backward", "both"], default="both")
     render.add_argument("--rankdir", choices=["LR", "TB"], default="LR")
     render.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot (default graph.svg)")
@@ -283,20 +294,48 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.set_defaults(run=cmd_gpt)
 
     check = sub.add_parser("gradcheck", help="compare analytic and numeric gradients of an expression",
-                           description="Compare backward()'s gradients with central finite differences.")
-    check.add_argument("expression")
-    check.add_argument("variables", nargs="*", metavar="NAME=VALUE")
-    check.add_argument("--eps", type=float, default=1e-6)
-    check.add_argument("--atol", type=float, default=1e-5)
-    check.add_argument("--rtol", type=float, default=1e-3)
+                           description="Compare backward()'s gradients with extrapolated central finite "
+                                       "differences, e.g. microgradnn gradcheck \"a = x*y; tanh(a) * a\" x=0.5 y=2. "
+                                       "Exit code 1 if any gradient is wrong.")
+    check.add_argument("expression", help=EXPRESSION_HELP)
+    check.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
+    check.add_argument("--eps", type=float, default=EPS, help=f"first step, relative to max(1, |x|) (default {EPS:g})")
+    check.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    check.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    _add_import(check)
     check.set_defaults(run=cmd_gradcheck)
+
+    mutate = sub.add_parser("mutate", help="would your tests catch a wrong derivative? (mutation testing)",
+                            description="Run pytest (with the given pytest arguments) once normally, then once per "
+                                        "mutant derivative rule of every op (sign flipped, scaled by 1.05, shifted "
+                                        "by 0.001, another input's rule), each run stopping at its first failing "
+                                        "test; list the mutants no test catches. Exit code 1 if any survives. "
+                                        "Example: microgradnn mutate tests/test_ops.py --mutate-only tanh,relu")
+    mutate.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS",
+                        help="arguments for pytest (test paths, -k, -x, --mutate-only OPS, ...)")
+    mutate.set_defaults(run=cmd_mutate)
     return parser
+
+
+EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log sqrt tanh sigmoid relu leaky_relu sin cos softplus "
+                   "abs dot logsumexp (and ops of your own, with --import), and name = ... steps separated by ; "
+                   "for shared subexpressions")
+
+
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (from the current folder too), so the ops it defines can be called")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mutate"] and not set(argv[1:]) & {"-h", "--help"}:
+        args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
+        args.pytest_args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.run(args)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError, viz.GraphTooLarge,

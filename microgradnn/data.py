@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ def _finish(X: np.ndarray, y: np.ndarray, noise: float, rng: np.random.Generator
     return X[order].astype(float), y[order].astype(int)
 
 
-def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (scikit-learn's shape): class 0 on top, class 1 below."""
     rng = _setup(n_samples, noise, seed, "make_moons")
     n0 = n_samples // 2
@@ -37,7 +37,7 @@ def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed=None) -> tuple[
 
 
 def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, *,
-                 seed=None) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A large circle (class 0) around a smaller one (class 1) of radius `factor`."""
     rng = _setup(n_samples, noise, seed, "make_circles")
     number(factor, "make_circles", "factor", 0.0, 1.0, lo_open=True, hi_open=True)
@@ -50,7 +50,7 @@ def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, 
 
 
 def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0, *,
-               seed=None) -> tuple[np.ndarray, np.ndarray]:
+               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian blobs around `centers` random centres in the box [-10, 10]^2."""
     rng = _setup(n_samples, cluster_std, seed, "make_blobs", "cluster_std")
     positive_int(centers, "make_blobs", "centers")
@@ -60,7 +60,7 @@ def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0,
 
 
 def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
-                seed=None) -> tuple[np.ndarray, np.ndarray]:
+                seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms (the CS231n spiral), radius 0 to 1."""
     rng = _setup(n_samples, noise, seed, "make_spiral")
     integer(classes, "make_spiral", "classes", at_least=2)
@@ -74,7 +74,7 @@ def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
     return _finish(X, y, 0.0, rng)
 
 
-def xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+def xor(n_samples: int = 4, noise: float = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The XOR truth table on the corners of the unit square (repeated to n_samples), label x1 xor x2."""
     rng = _setup(n_samples, noise, seed, "xor")
     corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -85,7 +85,8 @@ def xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> tuple[np.ndarra
     return _finish(X, y, noise, rng)
 
 
-DATASETS = {"moons": make_moons, "circles": make_circles, "blobs": make_blobs, "spiral": make_spiral, "xor": xor}
+DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "moons": make_moons, "circles": make_circles, "blobs": make_blobs, "spiral": make_spiral, "xor": xor}
 
 
 # ---- words, for the character-level GPT --------------------------------------------------
@@ -98,7 +99,7 @@ _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "oo"]
 _CODAS = ["", "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
 
 
-def make_words(n: int = 5000, *, seed=None) -> list[str]:
+def make_words(n: int = 5000, *, seed: int | None = None) -> list[str]:
     """Made-up words from fixed rules: 1 to 3 syllables, each an onset consonant (cluster),
     a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -113,7 +114,8 @@ def make_words(n: int = 5000, *, seed=None) -> list[str]:
     return out
 
 
-def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | None = None, seed=0) -> tuple[list[str], str]:
+def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | None = None,
+          seed: int | None = 0) -> tuple[list[str], str]:
     """Lowercase a-z words of at most `max_len` letters and where they came from: the word list
     at `path`, or by default the system's (WORD_LIST) when it exists, else `make_words`. `n`
     picks that many at random (seeded)."""

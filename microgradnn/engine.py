@@ -13,12 +13,15 @@ import functools
 import math
 import numbers
 import operator
-from typing import Callable, Iterable, Iterator, Sequence
+import sys
+import threading
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "ops", "all_at_once", "no_grad", "is_grad_enabled", "grad",
+    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
+    "observe_decisions",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -35,9 +38,8 @@ class Value:
     # _op: the table row that made this Value (None for a leaf).
     # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
-    # origin: who made this Value, when a module did: `(outermost module called, neuron)` on a
-    # neuron's output (set by microgradnn.nn), None elsewhere. Drawings group nodes by it.
-    __slots__ = ("data", "grad", "label", "requires_grad", "origin", "_op", "inputs", "_local", "_depth")
+    # _origin: see `origin`; left unset on most nodes (setting it on every node costs time).
+    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -50,7 +52,6 @@ class Value:
         self.grad = 0.0
         self.label = label
         self.requires_grad = requires_grad
-        self.origin: tuple | None = None
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
         self._local: tuple[float, ...] = ()
@@ -60,6 +61,16 @@ class Value:
     def op(self) -> str:
         """Name of the op that made this Value; "" for a leaf."""
         return self._op.name if self._op is not None else ""
+
+    @property
+    def origin(self) -> tuple | None:
+        """Who made this Value, when a module did: `(outermost module called, neuron)` on a
+        neuron's output (set by `microgradnn.nn`), None elsewhere. Drawings group nodes by it."""
+        return getattr(self, "_origin", None)
+
+    @origin.setter
+    def origin(self, who: tuple | None) -> None:
+        self._origin = who
 
     def is_leaf(self) -> bool:
         """True if this Value was not computed from other Values."""
@@ -77,26 +88,26 @@ class Value:
         return self.data
 
     # Ordering compares data; equality stays identity (see the class docstring).
-    def __lt__(self, other): return self.data < _data(other)
-    def __le__(self, other): return self.data <= _data(other)
-    def __gt__(self, other): return self.data > _data(other)
-    def __ge__(self, other): return self.data >= _data(other)
+    def __lt__(self, other: Value | float) -> bool: return self.data < _data(other)
+    def __le__(self, other: Value | float) -> bool: return self.data <= _data(other)
+    def __gt__(self, other: Value | float) -> bool: return self.data > _data(other)
+    def __ge__(self, other: Value | float) -> bool: return self.data >= _data(other)
     __hash__ = object.__hash__
 
     # Arithmetic: every operator is a row of the op table below.
-    def __add__(self, other): return add(self, other)
-    def __radd__(self, other): return add(other, self)
-    def __sub__(self, other): return sub(self, other)
-    def __rsub__(self, other): return sub(other, self)
-    def __mul__(self, other): return mul(self, other)
-    def __rmul__(self, other): return mul(other, self)
-    def __truediv__(self, other): return div(self, other)
-    def __rtruediv__(self, other): return div(other, self)
-    def __pow__(self, other): return pow_(self, other)
-    def __rpow__(self, other): return pow_(other, self)
-    def __neg__(self): return neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return abs_(self)
+    def __add__(self, other: Value | float) -> Value: return add(self, other)
+    def __radd__(self, other: Value | float) -> Value: return add(other, self)
+    def __sub__(self, other: Value | float) -> Value: return sub(self, other)
+    def __rsub__(self, other: Value | float) -> Value: return sub(other, self)
+    def __mul__(self, other: Value | float) -> Value: return mul(self, other)
+    def __rmul__(self, other: Value | float) -> Value: return mul(other, self)
+    def __truediv__(self, other: Value | float) -> Value: return div(self, other)
+    def __rtruediv__(self, other: Value | float) -> Value: return div(other, self)
+    def __pow__(self, other: Value | float) -> Value: return pow_(self, other)
+    def __rpow__(self, other: Value | float) -> Value: return pow_(other, self)
+    def __neg__(self) -> Value: return neg(self)
+    def __pos__(self) -> Value: return self
+    def __abs__(self) -> Value: return abs_(self)
 
     def abs(self) -> Value: return abs_(self)
     def exp(self) -> Value: return exp(self)
@@ -161,7 +172,6 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     v.grad = 0.0
     v.label = ""
     v.requires_grad = True
-    v.origin = None
     v._op = op
     v.inputs = inputs
     v._local = local
@@ -169,29 +179,17 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     return v
 
 
-class all_at_once:
-    """Marks a derivative rule that returns every input's local derivative at once, as a
-    tuple: `rule(*xs, out) -> (d out/d xs[0], d out/d xs[1], ...)`. For ops whose inputs
-    share one formula (`dot`, `logsumexp`) or that take any number of inputs."""
-
-    def __init__(self, rule: Callable) -> None:
-        if not callable(rule):
-            raise TypeError(f"all_at_once: rule must be callable, got {type(rule).__name__}")
-        self.rule = rule
-        functools.update_wrapper(self, rule)
-
-    def __call__(self, *args):
-        return self.rule(*args)
-
-
 class Op:
     """One row of the op table.
 
     name: how it is called (`get_op(name)`); forward(*xs) -> float: the op on floats;
-    derivatives: one rule per input, rule(*xs, out) -> d(out)/d(xs[i]), or one `all_at_once`
-    rule. Rules are written with arithmetic and this module's functions, so the same rule
-    runs on floats (forward time), on Values (`grad(create_graph=True)`) and on numpy arrays
-    (replay); replacing `derivatives` takes effect on all three.
+    derivatives: one rule per input, rule(*xs, out) -> d(out)/d(xs[i]). An op over any
+    number of inputs (dot, logsumexp) has `groups(arity)`, the sizes of its input groups
+    (dot: the w's, the x's, b), and one rule per group, rule(k, n, *xs, out) -> d(out)/d(the
+    k-th input of its group of n). Rules are written with arithmetic and this module's
+    functions, so the same rule runs on floats (forward time), on Values
+    (`grad(create_graph=True)`) and on numpy arrays (replay); replacing `derivatives` (as
+    mutation testing does) takes effect on all three.
     array_forward(*arrays): the forward on numpy arrays (optional; replay otherwise runs
     `forward` element by element). kinks(*xs): True where the op has no derivative
     (optional). infix: written between its two inputs (`a + b`); symbol: how pictures show it.
@@ -199,49 +197,82 @@ class Op:
 
     def __init__(self, name: str, forward: Callable[..., float], derivatives: Sequence[Callable], *,
                  array_forward: Callable | None = None, kinks: Callable | None = None,
-                 infix: bool = False, symbol: str | None = None) -> None:
+                 groups: Callable[[int], tuple | None] | None = None, infix: bool = False,
+                 symbol: str | None = None, unrolled: Callable | None = None) -> None:
         self.name = self.__name__ = name
         self.forward = forward
         self.derivatives = tuple(derivatives)
         self.array_forward = array_forward
         self.kinks = kinks
+        self.groups = groups
         self.infix = infix
         self.symbol = name if symbol is None else symbol
+        # The built-in rules written out for all inputs at once (`unrolled(*xs, out)`), used
+        # while `derivatives` are still those rules: a fused neuron's 2n+1 derivatives in one step.
+        self._unrolled = (self.derivatives, unrolled) if unrolled is not None else None
+        self._arities: set[int] = set()  # input counts already found valid
 
     @property
-    def arity(self) -> int | None:
-        """How many inputs the op takes; None for any number (an `all_at_once` rule)."""
-        rules = self.derivatives
-        return None if len(rules) == 1 and type(rules[0]) is all_at_once else len(rules)
+    def variadic(self) -> bool:
+        """True for an op over any number of inputs (see `groups`)."""
+        return self.groups is not None
+
+    def group(self, i: int, arity: int) -> tuple[int, int, int]:
+        """(group, index in it, group size) of input i of a node with `arity` inputs."""
+        if self.groups is None:
+            return i, 0, 1
+        for g, n in enumerate(self.groups(arity)):  # type: ignore[arg-type]  # a variadic op's arities have groups
+            if i < n:
+                return g, i, n
+            i -= n
+        raise IndexError(f"{self.name}: no input {i} among {arity}")
+
+    def rule(self, i: int, arity: int) -> Callable:
+        """The derivative rule of input i, as a function of (*xs, out)."""
+        if self.groups is None:
+            return self.derivatives[i]
+        g, k, n = self.group(i, arity)
+        rule = self.derivatives[g]
+        return lambda *a: rule(k, n, *a)
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return get_op, (self.name,)
 
-    def local_grads(self, xs: Sequence, out, needs: Sequence[bool] | None = None) -> tuple:
+    def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
         """d(out)/d(xs[i]) for each input by the op's rules; 0.0 where `needs[i]` is false
         (a rule is not even run for an input that needs no gradient)."""
-        rules = self.derivatives
-        if len(rules) == 1 and type(rules[0]) is all_at_once:
-            grads = _all_grads(self, rules[0](*xs, out), len(xs))
+        if self.groups is None:
+            rules = self.derivatives
+            if needs is None:
+                return tuple(rule(*xs, out) for rule in rules)
+            return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
+        if self._unrolled is not None and self.derivatives is self._unrolled[0]:
+            grads = self._unrolled[1](*xs, out)
             return grads if needs is None else _masked(grads, needs)
-        if needs is None:
-            return tuple(rule(*xs, out) for rule in rules)
-        return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
+        n = len(xs)
+        return tuple(self.rule(i, n)(*xs, out) if needs is None or needs[i] else 0.0 for i in range(n))
 
-    def __call__(self, *args):
+    def _check_arity(self, n: int) -> None:
+        if self.groups is None:
+            if n != len(self.derivatives):
+                raise TypeError(f"{self.name}: takes {len(self.derivatives)} inputs, got {n}")
+        elif n == 0 or self.groups(n) is None:
+            raise TypeError(f"{self.name}: cannot take {n} inputs")
+        self._arities.add(n)
+
+    def __call__(self, *args: Value | float) -> Any:
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
         if not _ONLY_VALUES.issuperset(map(type, args)):
             if not any(type(a) is Value for a in args):
+                self._check_arity(len(args))
                 return self._numbers(args)
             args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
-        rules = self.derivatives
-        joint = len(rules) == 1 and type(rules[0]) is all_at_once
-        if not joint and len(args) != len(rules):
-            raise TypeError(f"{self.name}: takes {len(rules)} inputs, got {len(args)}")
-        return self._record(args, [a.data for a in args])
+        if len(args) not in self._arities:
+            self._check_arity(len(args))
+        return self._record(args, [a.data for a in args])  # type: ignore[union-attr]  # all Values by now
 
     def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
@@ -257,16 +288,14 @@ class Op:
             return _node(data)
         if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
             needs = [a.requires_grad for a in args]
-        rules = self.derivatives
         try:
-            if len(rules) == 1 and type(rules[0]) is all_at_once:  # local_grads, unrolled
-                local = rules[0].rule(*xs, data)
-                if type(local) is not tuple or len(local) != len(args):
-                    local = _all_grads(self, local, len(args))
-                if needs is not True:
-                    local = _masked(local, needs)
+            unrolled = self._unrolled
+            if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
+                local = unrolled[1](*xs, data)
+                if needs is not True and not all(needs):  # type: ignore[arg-type]
+                    local = _masked(local, needs)  # type: ignore[arg-type]
             else:
-                local = self.local_grads(xs, data, None if needs is True else needs)
+                local = self.local_grads(xs, data, None if needs is True else needs)  # type: ignore[arg-type]
         except (ArithmeticError, ValueError):
             # e.g. sqrt'(0): only an error if a gradient actually flows through here
             local = (math.nan,) * len(args)
@@ -293,15 +322,7 @@ class Op:
         return out
 
 
-def _all_grads(op: Op, grads, n: int) -> tuple:
-    """An all_at_once rule's result as a tuple, checked to hold one derivative per input."""
-    grads = tuple(grads)
-    if len(grads) != n:
-        raise TypeError(f"{op.name}: its all_at_once rule returned {len(grads)} derivatives for {n} inputs")
-    return grads
-
-
-def _masked(grads: tuple, needs: list) -> tuple:
+def _masked(grads: tuple, needs: Sequence[bool]) -> tuple:
     """0.0 in place of the derivatives of inputs that need no gradient."""
     if all(needs):
         return grads
@@ -325,10 +346,7 @@ class _UnaryOp(Op):
             return _node(data)
         rule = self.derivatives[0]
         try:
-            if type(rule) is all_at_once:
-                local = self.local_grads((x,), data, (a.requires_grad,))
-            else:
-                local = (rule(x, data) if a.requires_grad else 0.0,)
+            local = (rule(x, data) if a.requires_grad else 0.0,)
         except (ArithmeticError, ValueError):
             local = (math.nan,)
         return _node(data, self, (a,), local, a._depth + 1)
@@ -354,14 +372,7 @@ class _BinaryOp(Op):
             data = self._forward([x, y], (a, b))
         if not _GRAD_ENABLED.get():
             return _node(data)
-        rules = self.derivatives
-        if len(rules) != 2 or type(rules[0]) is all_at_once:
-            try:
-                local = self.local_grads((x, y), data, (a.requires_grad, b.requires_grad))
-            except (ArithmeticError, ValueError):
-                local = (math.nan, math.nan)
-            return _node(data, self, (a, b), local, 1 + (a._depth if a._depth > b._depth else b._depth))
-        da, db = rules
+        da, db = self.derivatives
         try:
             ga = da(x, y, data) if a.requires_grad else 0.0
         except (ArithmeticError, ValueError):
@@ -451,7 +462,7 @@ def _raise_nonfinite_gradient(order: list[Value]) -> None:
     for v in reversed(order):
         for i, d in enumerate(v._local):
             if v.grad and not math.isfinite(d):
-                raise ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
+                raise ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "  # type: ignore[arg-type]
                                  f"input {i} ({_show(v.inputs[i])}) is not finite")
     raise OverflowError("backward: a gradient overflowed to a non-finite value")
 
@@ -462,16 +473,16 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     With `create_graph=True` the gradients are Values with graphs of their own, so they can
     be differentiated again. An input that `output` does not depend on gets 0.
     """
-    inputs = (inputs,) if type(inputs) is Value else tuple(inputs)
+    inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
     for x in inputs:
         if type(x) is not Value:
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
-    grads: dict[Value, object] = {output: 1.0}
+    grads: dict[Value, Any] = {output: 1.0}
     for v in reversed(topological_order(output)):
         g = grads.get(v)
         if g is None or not v.inputs:
             continue
-        local = v._op.local_grads(v.inputs, v, list(map(_NEEDS_GRAD, v.inputs))) if create_graph else v._local
+        local = v._op.local_grads(v.inputs, v, list(map(_NEEDS_GRAD, v.inputs))) if create_graph else v._local  # type: ignore[union-attr]
         for x, d in zip(v.inputs, local):
             grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
@@ -493,7 +504,7 @@ def _grad_disabled() -> Iterator[None]:
         _GRAD_ENABLED.reset(token)
 
 
-def no_grad(fn: Callable | None = None):
+def no_grad(fn: Callable | None = None) -> Any:
     """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe)."""
     if fn is None:
         return _grad_disabled()
@@ -523,7 +534,7 @@ class RemovableHandle:
     def __enter__(self) -> RemovableHandle:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 
@@ -534,6 +545,119 @@ def register_backward_hook(hook: Callable[[Value, str], None]) -> RemovableHandl
         raise TypeError(f"register_backward_hook: hook must be callable, got {type(hook).__name__}")
     _BACKWARD_HOOKS.set(_BACKWARD_HOOKS.get() + (hook,))
     return RemovableHandle(hook)
+
+
+# ---- decisions: where a Value's number leaves the graph ---------------------------------
+# `compile` must see every place user code turns a Value into a Python number or bool (a
+# comparison, float(), .item(), .data, int(), an index): a graph recorded for one sample is
+# valid for another only if each of those comes out the same. While `observe_decisions` runs,
+# Value has methods that report them; outside it, Value has its plain ones and pays nothing.
+
+_DECISIONS: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("microgradnn_decisions", default=None)
+_DATA_SLOT = Value.__dict__["data"]  # the slot the engine reads and writes
+
+
+def _report(kind: str, a: Value, b: Any, answer: Any) -> Any:
+    observer = _DECISIONS.get()
+    return answer if observer is None else observer[0](kind, a, b, answer)
+
+
+def _observed_comparison(kind: str, compare: Callable) -> Callable:
+    def method(self, other):
+        if type(other) is not Value and not isinstance(other, (int, float)):
+            try:
+                other = float(other)
+            except (TypeError, ValueError):
+                return NotImplemented
+        return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), _data(other)))
+    method.__name__ = compare.__name__
+    return method
+
+
+def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Callable:
+    """`==` of a Value and a number compares numbers while observed (a sample's numbers arrive
+    as Values where the plain call has numbers); between two Values it stays identity."""
+    def method(self, other):
+        if _DECISIONS.get() is None or type(other) is Value or not isinstance(other, (int, float)):
+            return identity(self, other)
+        return _report(kind, self, float(other), compare(_DATA_SLOT.__get__(self), float(other)))
+    return method
+
+
+class _ObservedData:
+    """`Value.data` while observed: reads by user code are decisions; the engine's and those
+    of the observer's own modules are not."""
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        x = _DATA_SLOT.__get__(obj)
+        observer = _DECISIONS.get()
+        if observer is not None and sys._getframe(1).f_globals.get("__name__") not in observer[1]:
+            observer[0]("float", obj, None, x)
+        return x
+
+    def __set__(self, obj, value):
+        _DATA_SLOT.__set__(obj, value)
+
+
+def _observed_number(self):
+    return _report("float", self, None, _DATA_SLOT.__get__(self))
+
+
+def _observed_int(self):
+    if _DECISIONS.get() is None:
+        raise TypeError("int() argument must be a string, a bytes-like object or a real number, not 'Value'")
+    return _report("int", self, None, int(_DATA_SLOT.__get__(self)))
+
+
+def _observed_index(self):
+    x = _DATA_SLOT.__get__(self)
+    if _DECISIONS.get() is None or x != int(x):
+        raise TypeError("'Value' object cannot be interpreted as an integer")
+    return _report("index", self, None, int(x))
+
+
+_OBSERVED_METHODS = {
+    "data": _ObservedData(), "__float__": _observed_number, "item": _observed_number,
+    "__int__": _observed_int, "__index__": _observed_index,
+    "__lt__": _observed_comparison("<", operator.lt), "__le__": _observed_comparison("<=", operator.le),
+    "__gt__": _observed_comparison(">", operator.gt), "__ge__": _observed_comparison(">=", operator.ge),
+    "__eq__": _observed_equality("==", operator.eq, operator.is_),
+    "__ne__": _observed_equality("!=", operator.ne, operator.is_not),
+}
+_observers = 0
+_observers_lock = threading.Lock()
+_plain_methods: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Iterable[str] = ()) -> Iterator[None]:
+    """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
+    the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
+    (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a).
+    Reads of `.data` from the modules named in `internal` (and the engine) are not noted."""
+    global _observers
+    with _observers_lock:
+        if _observers == 0:
+            for name, method in _OBSERVED_METHODS.items():
+                _plain_methods[name] = Value.__dict__.get(name)
+                setattr(Value, name, method)
+        _observers += 1
+    token = _DECISIONS.set((note, frozenset({__name__, *internal})))
+    try:
+        yield
+    finally:
+        _DECISIONS.reset(token)
+        with _observers_lock:
+            _observers -= 1
+            if _observers == 0:
+                for name, plain in _plain_methods.items():
+                    if plain is None:
+                        delattr(Value, name)
+                    else:
+                        setattr(Value, name, plain)
+                _plain_methods.clear()
 
 
 # ---- the graph as text -----------------------------------------------------------------
@@ -570,8 +694,7 @@ _BUILTIN: set[str] = set()
 
 
 def _make_op(name: str, forward: Callable, derivatives: Sequence[Callable], **fields) -> Op:
-    per_input = not (len(derivatives) == 1 and type(derivatives[0]) is all_at_once)
-    cls = {1: _UnaryOp, 2: _BinaryOp}.get(len(derivatives), Op) if per_input else Op
+    cls = Op if fields.get("groups") else {1: _UnaryOp, 2: _BinaryOp}.get(len(derivatives), Op)
     return cls(name, forward, derivatives, **fields)
 
 
@@ -579,9 +702,10 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
               array_forward: Callable | None = None, kinks: Callable | None = None) -> Op:
     """Add an op to the table and return it; calling it applies it to Values or numbers.
 
-    `forward(*xs)` maps floats to a float; derivative i maps `(*xs, out)` to d(out)/d(xs[i])
-    (or give one `all_at_once` rule returning them all). `array_forward` runs the op on numpy
-    arrays, so `compile` replays it in one call; `kinks(*xs)` is True where it has no derivative.
+    `forward(*xs)` maps floats to a float; derivative i maps `(*xs, out)` to d(out)/d(xs[i]).
+    `array_forward` runs the op on numpy arrays, so `compile` replays it in one call;
+    `kinks(*xs)` is True where it has no derivative (gradient checks then accept any
+    one-sided derivative there, e.g. `kinks=lambda x: x == 0.0` for a hinge).
     Example: `cube = define_op("cube", lambda x: x**3, lambda x, out: 3 * x**2, array_forward=lambda x: x**3)`.
     """
     if not isinstance(name, str) or not name:
@@ -592,7 +716,7 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
         raise TypeError(f"define_op({name!r}): needs a callable forward and one callable derivative per input")
     for field, f in (("array_forward", array_forward), ("kinks", kinks)):
         if f is not None and not callable(f):
-            raise TypeError(f"define_op({name!r}): {field} must be callable or None, got {type(f).__name__}")
+            raise TypeError(f"define_op({name!r}): {field} must be a callable taking the op's inputs, got {f!r}")
     op = _make_op(name, forward, derivatives, array_forward=array_forward, kinks=kinks)
     _OPS[name] = op
     return op
@@ -606,9 +730,9 @@ def get_op(name: str) -> Op:
         raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(_OPS))}") from None
 
 
-def ops() -> list[Op]:
-    """Every row of the op table, built-in ones first."""
-    return list(_OPS.values())
+def ops() -> dict[str, Op]:
+    """The op table: every row by name (built-ins, then define_op's), in definition order."""
+    return dict(_OPS)
 
 
 def _row(name: str, forward: Callable, *derivatives: Callable, **fields) -> Op:
@@ -677,8 +801,13 @@ def _dot(*args: float) -> float:
     return total
 
 
+def _dot_groups(arity: int) -> tuple | None:
+    """dot's inputs: n w's, n x's, then b."""
+    return ((arity - 1) // 2, (arity - 1) // 2, 1) if arity % 2 == 1 and arity >= 3 else None
+
+
 def _dot_grads(*args):
-    """d/dw_i = x_i, d/dx_i = w_i, d/db = 1 (args end with out)."""
+    """dot's rules for every input at once: (x_0..x_n-1, w_0..w_n-1, 1) (args end with out)."""
     n = (len(args) - 2) // 2
     return (*args[n:2 * n], *args[:n], 1.0)
 
@@ -719,14 +848,19 @@ relu = _row("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.
 _leaky_relu = _row("leaky_relu", lambda a, s: a if a > 0.0 else a * s,
                    lambda a, s, out: (a > 0) * 1.0 + (a <= 0) * s, lambda a, s, out: (a <= 0) * a,
                    array_forward=lambda a, s: _np().where(a > 0, a, a * s), kinks=_at_zero)
-sin = _row("sin", math.sin, lambda a, out: cos(a), array_forward=lambda a: _np().sin(a))
+sin = _row("sin", math.sin, lambda a, out: cos(a), array_forward=lambda a: _np().sin(a))  # type: ignore[has-type]
 cos = _row("cos", math.cos, lambda a, out: -sin(a), array_forward=lambda a: _np().cos(a))
 softplus = _row("softplus", _softplus, lambda a, out: sigmoid(a),
                 array_forward=lambda a: _np().logaddexp(0.0, a))
-# dot(w, x, b) = sum(w_i * x_i) + b, the neuron's pre-activation as one node of 2n + 1 inputs.
-_DOT = _row("dot", _dot, all_at_once(_dot_grads), array_forward=_dot, symbol="Σ w·x + b")
-# logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_i = softmax_i = exp(x_i - out).
-_LOGSUMEXP = _row("logsumexp", _logsumexp, all_at_once(lambda *a: tuple(exp(x - a[-1]) for x in a[:-1])),
+# dot(w, x, b) = sum(w_i * x_i) + b, the neuron's pre-activation as one node of 2n + 1 inputs;
+# a variadic row: one rule per group of inputs, rule(k, n, *inputs, out) for the k-th of n.
+_DOT = _row("dot", _dot,
+            lambda k, n, *a: a[n + k],  # d/dw_k = x_k
+            lambda k, n, *a: a[k],      # d/dx_k = w_k
+            lambda k, n, *a: 1.0,       # d/db = 1
+            groups=_dot_groups, unrolled=_dot_grads, array_forward=_dot, symbol="Σ w·x + b")
+# logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_k = softmax_k = exp(x_k - out).
+_LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
                   array_forward=lambda *xs: _np().logaddexp.reduce(_np().stack(xs), axis=0))
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
 # target Value's log-probability inside the graph (no gradient flows into targets).
@@ -738,6 +872,15 @@ def _take(i: float, *xs: float) -> float:
     if i != int(i) or not 0 <= i < len(xs):
         raise ValueError(f"index must be an integer in 0..{len(xs) - 1}, got {i}")
     return xs[int(i)]
+
+
+def _take_grads(i: float, *a: float) -> tuple:
+    """take's rules written out for all inputs: 1.0 for the option picked, 0.0 elsewhere."""
+    if type(i) is not float:  # a Value (create_graph) or an array (replay)
+        return (0.0, *(is_class(i, float(k)) for k in range(len(a) - 1)))
+    grads = [0.0] * (len(a) - 1)  # a: the options, then out
+    grads[int(i)] = 1.0
+    return (0.0, *grads)
 
 
 def _take_array(i, *xs):
@@ -752,30 +895,38 @@ def _take_array(i, *xs):
 
 # take(i, x_0, ..., x_n-1) = x_i: picks an entry by an index that is itself a Value (a token
 # id, a class target), so one recorded graph serves every index; d/dx_k = 1 where i == k.
-_TAKE = _row("take", _take, all_at_once(lambda i, *a: (0.0, *(is_class(i, float(k)) for k in range(len(a) - 1)))),
+# A variadic row: groups (the index, the options); rule(k, n, *inputs, out) for the k-th of n.
+_TAKE = _row("take", _take,
+             lambda k, n, *a: 0.0,                       # d/di = 0 (an index carries no gradient)
+             lambda k, n, *a: is_class(a[0], float(k)),  # d/dx_k = 1 where i == k
+             groups=lambda arity: (1, arity - 1) if arity >= 2 else None, unrolled=_take_grads,
              array_forward=_take_array)
 
 
-def leaky_relu(x, slope: float = 0.01):
+@overload
+def leaky_relu(x: Value, slope: float = 0.01) -> Value: ...
+@overload
+def leaky_relu(x: float, slope: float = 0.01) -> float: ...
+def leaky_relu(x: Value | float, slope: float = 0.01) -> Value | float:
     """max(x, slope * x) for slope < 1: a Value for a Value, a float for a number."""
     return _leaky_relu(x, slope)
 
 
-def logsumexp(xs: Sequence):
+def logsumexp(xs: Sequence[Value | float]) -> Value | float:
     """log(sum(exp(x))) of Values or numbers as one node, stable for large inputs."""
     if len(xs) == 0:
         raise ValueError("logsumexp: needs at least one input")
     return _LOGSUMEXP(*xs)
 
 
-def take(index, options: Sequence):
+def take(index: Value | float, options: Sequence[Value | float]) -> Value | float:
     """options[index] as one node whose index may be a Value (e.g. a token id read from data)."""
     if len(options) == 0:
         raise ValueError("take: needs at least one option")
     return _TAKE(index, *options)
 
 
-def dot(w: Sequence, x: Sequence, b=0.0):
+def dot(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float = 0.0) -> Value | float:
     """Fused `sum(w_i * x_i) + b` as one graph node (the neuron's pre-activation)."""
     if len(w) != len(x):
         raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")
@@ -788,7 +939,7 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     if len(ws) != len(bs):
         raise ValueError(f"dots: needs one bias per weight vector, got {len(ws)} and {len(bs)}")
     x = tuple(x)
-    if not x or not _ONLY_VALUES.issuperset(map(type, x)) or type(_DOT.derivatives[0]) is not all_at_once:
+    if not x or not _ONLY_VALUES.issuperset(map(type, x)):
         return [dot(w, x, b) for w, b in zip(ws, bs)]
     x_data = [a.data for a in x]
     x_needs = [a.requires_grad for a in x]

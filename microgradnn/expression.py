@@ -1,49 +1,114 @@
-"""A safe expression language for the command line: `tanh(x*w + b)` parsed with Python's
-`ast` against a whitelist (numbers, names, + - * / **, unary minus and calls of the engine's
-functions) and evaluated on Values; nothing is ever `eval`ed."""
+"""A safe expression language for the command line: `a = x*y; tanh(a) + a` parsed with
+Python's `ast` against a whitelist (numbers, names, + - * / **, unary minus, `name = ...`
+steps and calls of the op table's functions) and evaluated on Values; nothing is `eval`ed."""
 from __future__ import annotations
 
 import ast
+import importlib
 import math
+import os
+import sys
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from microgradnn import engine
 
-__all__ = ["ExpressionError", "parse_expression", "variables_in", "evaluate", "parse_assignments",
-           "build_expression", "FUNCTIONS"]
+__all__ = ["ExpressionError", "Program", "functions", "parse_expression", "variables_in", "evaluate",
+           "parse_assignments", "import_modules", "build_expression", "FUNCTIONS", "BINARY"]
 
 
 class ExpressionError(ValueError):
     """An expression or a variable assignment that the language does not accept."""
 
 
+# Functions an expression may call: these module functions (leaky_relu's slope is optional),
+# and every op of the op table whose name is a word (dot, logsumexp, your define_op ops).
 FUNCTIONS: dict[str, Callable] = {
     "exp": engine.exp, "log": engine.log, "sqrt": engine.sqrt, "tanh": engine.tanh,
     "sigmoid": engine.sigmoid, "relu": engine.relu, "leaky_relu": engine.leaky_relu,
     "sin": engine.sin, "cos": engine.cos, "softplus": engine.softplus, "abs": engine.abs_,
 }
-# The op table's infix ops (+ - * / **), keyed by the ast node Python parses each into.
-BINARY = {type(ast.parse(f"a {op.symbol} b", mode="eval").body.op): op for op in engine.ops() if op.infix}
+# The op table's infix rows (+ - * / **), keyed by the ast node Python parses each into.
+BINARY = {type(ast.parse(f"a {op.symbol} b", mode="eval").body.op): op  # type: ignore[attr-defined]
+          for op in engine.ops().values() if op.infix}
 
 
-def parse_expression(text: str) -> ast.expr:
-    """Parse `text` and accept only numbers, names, + - * / **, unary minus and calls of
-    the engine's functions (never eval)."""
+def functions() -> dict[str, Callable]:
+    """Every function an expression can call, by name."""
+    table = {name: op for name, op in engine.ops().items() if name.isidentifier()}
+    return table | FUNCTIONS
+
+
+def _arity(name: str, fn) -> tuple[int, float]:
+    """(fewest, most) positional arguments of a function an expression calls."""
+    if fn is engine.leaky_relu:
+        return 1, 2
+    if getattr(fn, "variadic", False):
+        return next(n for n in range(1, 64) if fn.groups(n) is not None), math.inf
+    n = len(getattr(fn, "derivatives", (None,)))
+    return n, n
+
+
+def _variadic_rule(fn) -> str:
+    """How many arguments a variadic op takes, in words, read from its groups."""
+    if fn.groups(3) and not fn.groups(4):  # groups of equal size plus single inputs (dot: w's, x's, b)
+        return "an odd number (w's, x's, b) of"
+    return "at least one"
+
+
+@dataclass
+class Program:
+    """A parsed expression: optional `name = expr` steps (shared subexpressions), then the result."""
+    steps: list[tuple[str, ast.expr]]
+    result: ast.expr
+
+    def __str__(self) -> str:
+        return "; ".join([*(f"{n} = {ast.unparse(e)}" for n, e in self.steps), ast.unparse(self.result)])
+
+
+def parse_expression(text: str) -> Program:
+    """Parse `text`, e.g. "a = x*y; tanh(a) + a", accepting only numbers, names, + - * / **,
+    unary minus, calls of the known functions and `name = expression` steps (never eval)."""
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        module = ast.parse(text.strip(), mode="exec")
     except SyntaxError as e:
         raise ExpressionError(f"cannot parse {text!r}: {e.msg}") from None
     except (RecursionError, MemoryError):
         raise ExpressionError("the expression is nested too deeply for Python's parser") from None
-    allowed = (ast.Expression, ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call,
-               *BINARY, ast.USub, ast.UAdd)
+    known = functions()
+    allowed = f"use numbers, names, + - * / **, name = ... steps and {', '.join(known)}()"
+    if not module.body or not isinstance(module.body[-1], ast.Expr):
+        raise ExpressionError(f"the expression must end with the value to compute, got {text!r}")
+    steps, assigned = [], set()
+    for stmt in module.body[:-1]:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            raise ExpressionError(f"not allowed in an expression: {ast.unparse(stmt)!r} "
+                                  f"({type(stmt).__name__}); {allowed}")
+        name = stmt.targets[0].id
+        if name in known or name in assigned:
+            raise ExpressionError(f"{name} = ...: {'a function' if name in known else 'assigned twice'}; "
+                                  "pick another name")
+        _check(stmt.value, known, allowed)
+        steps.append((name, stmt.value))
+        assigned.add(name)
+    _check(module.body[-1].value, known, allowed)
+    program = Program(steps, module.body[-1].value)
+    for i, (name, _) in enumerate(steps):  # a step's name is not a variable: no use before it is set
+        for expr in [e for _, e in steps[:i + 1]]:
+            if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expr)):
+                raise ExpressionError(f"{name} is used before it is assigned")
+    return program
+
+
+def _check(tree: ast.expr, known: dict, allowed: str) -> None:
+    kinds = (ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, *BINARY, ast.USub, ast.UAdd)
     for node in ast.walk(tree):
-        if not isinstance(node, allowed):
-            raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); "
-                             f"use numbers, names, + - * / ** and {', '.join(FUNCTIONS)}()")
+        if not isinstance(node, kinds):
+            raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} "
+                                  f"({type(node).__name__}); {allowed}")
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Expression, ast.Load, *BINARY, ast.USub, ast.UAdd)):
+        if isinstance(node, (ast.Load, *BINARY, ast.USub, ast.UAdd)):
             continue
         if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
             continue
@@ -52,39 +117,53 @@ def parse_expression(text: str) -> ast.expr:
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
             continue
         if isinstance(node, ast.Name):
-            if node.id in FUNCTIONS and id(node) not in called:
+            if node.id in known and id(node) not in called:
                 raise ExpressionError(f"{node.id} is a function: call it, as in {node.id}(x)")
             continue
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            if not isinstance(node.func, ast.Name) or node.func.id not in known:
                 name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-                raise ExpressionError(f"unknown function {name!r}; allowed: {', '.join(FUNCTIONS)}")
-            low, high = (1, 2) if node.func.id == "leaky_relu" else (1, 1)
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) \
-                    or not low <= len(node.args) <= high:
-                raise ExpressionError(f"{node.func.id}() takes {low if low == high else f'{low} or {high}'} "
-                                 f"positional argument{'s' if high > 1 else ''}, got {ast.unparse(node)!r}")
+                raise ExpressionError(f"unknown function {name!r}; allowed: {', '.join(known)} "
+                                 f"(ops of your own: --import the module that defines them)")
+            low, high = _arity(node.func.id, known[node.func.id])
+            n = len(node.args)
+            fn = known[node.func.id]
+            groups_fit = not getattr(fn, "variadic", False) or fn.groups(n) is not None
+            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) or not low <= n <= high \
+                    or not groups_fit:
+                wanted = (f"{low}" if low == high else _variadic_rule(fn) if high == math.inf and low > 1
+                          else f"{low} or more" if high == math.inf else f"{low} or {high}")
+                raise ExpressionError(f"{node.func.id}() takes {wanted} positional argument{'s' if high > 1 else ''}, "
+                                 f"got {ast.unparse(node)!r}")
             continue
-        raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} "
-                         f"({type(node).__name__}); use numbers, names, + - * / ** and {', '.join(FUNCTIONS)}()")
-    return tree.body
+        raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); {allowed}")
 
 
-def variables_in(tree: ast.expr) -> list[str]:
-    """Names used as variables, in order of first use."""
-    found = sorted((n.lineno, n.col_offset, n.id) for n in ast.walk(tree)
-                   if isinstance(n, ast.Name) and n.id not in FUNCTIONS)
+def variables_in(program: Program) -> list[str]:
+    """Names used as variables (not functions, not steps), in order of first use."""
+    known, assigned = functions(), {n for n, _ in program.steps}
+    found = sorted((n.lineno, n.col_offset, n.id) for _, e in [*program.steps, (None, program.result)]
+                   for n in ast.walk(e) if isinstance(n, ast.Name) and n.id not in known and n.id not in assigned)
     return list(dict.fromkeys(name for _, _, name in found))
 
 
-def evaluate(tree: ast.expr, env: dict):
-    """Evaluate a checked expression with Values (or floats) for its variables."""
+def evaluate(program: Program, env: dict):
+    """Evaluate a checked program with Values (or floats) for its variables; each step is
+    computed once, so a step used twice is one shared node of the graph."""
+    env = dict(env)
+    for name, expr in program.steps:
+        env[name] = _evaluate(expr, env)
+    return _evaluate(program.result, env)
+
+
+def _evaluate(tree: ast.expr, env: dict):
+    known = functions()
     stack: list = []
     todo: list = [(tree, False)]
     while todo:  # iterative post-order walk, so deep expressions cannot hit the recursion limit
         node, ready = todo.pop()
         if isinstance(node, ast.Constant):
-            stack.append(float(node.value))
+            stack.append(float(node.value))  # type: ignore[arg-type]  # int or float: parse checked
         elif isinstance(node, ast.Name):
             stack.append(env[node.id])
         elif not ready:
@@ -100,11 +179,11 @@ def evaluate(tree: ast.expr, env: dict):
             stack.append(-a if isinstance(node.op, ast.USub) else a)
         else:
             args = [stack.pop() for _ in node.args][::-1]
-            stack.append(FUNCTIONS[node.func.id](*args))
+            stack.append(known[node.func.id](*args))
     return stack[0]
 
 
-def parse_assignments(items: Sequence[str], tree: ast.expr) -> dict[str, float]:
+def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float]:
     """`x=2 w=-3` into {'x': 2.0, 'w': -3.0}, checking them against the expression's names."""
     values = {}
     for item in items:
@@ -117,7 +196,7 @@ def parse_assignments(items: Sequence[str], tree: ast.expr) -> dict[str, float]:
             raise ExpressionError(f"{name}: {number!r} is not a number") from None
         if not math.isfinite(values[name]):
             raise ExpressionError(f"{name}: value must be finite, got {number}")
-    needed = variables_in(tree)
+    needed = variables_in(program)
     missing = [n for n in needed if n not in values]
     if missing:
         raise ExpressionError(f"no value given for {', '.join(missing)} (add e.g. {missing[0]}=1.0)")
@@ -127,8 +206,19 @@ def parse_assignments(items: Sequence[str], tree: ast.expr) -> dict[str, float]:
     return {n: values[n] for n in needed}
 
 
-def build_expression(text: str, assignments: Sequence[str]) -> tuple[ast.expr, dict[str, float]]:
-    """Parse `text` and the `name=value` assignments for its variables."""
-    tree = parse_expression(text)
-    values = parse_assignments(assignments, tree)
-    return tree, values
+def import_modules(names: Sequence[str]) -> None:
+    """Import the modules that define the user's own ops (from the current folder too)."""
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ExpressionError(f"--import {name}: {e}") from None
+
+
+def build_expression(text: str, assignments: Sequence[str], imports: Sequence[str] = ()):
+    import_modules(imports)
+    program = parse_expression(text)
+    values = parse_assignments(assignments, program)
+    return program, values

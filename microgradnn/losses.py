@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus, take
 
@@ -37,13 +38,13 @@ def _mean(terms: list) -> Value:
     return total / len(terms) if type(total) is Value else Value(total / len(terms))
 
 
-def mse(predictions, targets) -> Value:
+def mse(predictions: Sequence, targets: ArrayLike) -> Value:
     """Mean squared error: mean((p - t)^2)."""
     preds, t = _batch(predictions, targets, "mse")
     return _mean([(p - ti) ** 2 for p, ti in zip(preds, t)])
 
 
-def binary_cross_entropy(predictions, targets) -> Value:
+def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     """-mean(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] and targets in [0, 1]."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy", "targets")
@@ -63,14 +64,14 @@ def binary_cross_entropy(predictions, targets) -> Value:
     return _mean(terms)
 
 
-def binary_cross_entropy_with_logits(predictions, targets) -> Value:
+def binary_cross_entropy_with_logits(predictions: Sequence, targets: ArrayLike) -> Value:
     """Binary cross-entropy on raw scores z, computed stably as softplus(z) - t z."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy_with_logits")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy_with_logits", "targets")
     return _mean([softplus(z) - ti * z for z, ti in zip(preds, t)])
 
 
-def hinge(predictions, targets) -> Value:
+def hinge(predictions: Sequence, targets: ArrayLike) -> Value:
     """SVM max-margin loss mean(max(0, 1 - t s)) for labels t in {-1, +1}."""
     preds, t = _batch(predictions, targets, "hinge")
     bad = sorted({_number(x) for x in t if _not_a_label(x)})
@@ -89,7 +90,7 @@ def softmax(logits: Sequence) -> list:
     return [exp(z) for z in _log_softmax(list(logits))]
 
 
-def cross_entropy(predictions, targets) -> Value:
+def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     """Multi-class cross-entropy: mean(-log softmax(z)[t]) for logits z and class indices t."""
     batch = list(predictions)
     if batch and not isinstance(batch[0], (list, tuple, np.ndarray)):
@@ -132,7 +133,7 @@ def _number(x) -> float:
     return x.data if type(x) is Value else x
 
 
-def decision_threshold(loss, targets) -> float | None:
+def decision_threshold(loss: Callable | str, targets: ArrayLike) -> float | None:
     """The score above which one output means class 1 for a model trained with `loss` on
     `targets`: 0.5 for probabilities (binary_cross_entropy), the middle of the two target
     values for mse, 0 for scores and logits (hinge, binary_cross_entropy_with_logits); None

@@ -52,10 +52,10 @@ class CausalSelfAttention(Module):
     def _named_items(self):
         return [("query", self.query), ("key", self.key), ("value", self.value), ("proj", self.proj)]
 
-    def __call__(self, x: list, keys: list, values: list) -> list[Value]:
+    def __call__(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
         return run(self, self.forward, x, keys, values)
 
-    def forward(self, x: list, keys: list, values: list) -> list[Value]:
+    def forward(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
         q, k, v = self.query(x), self.key(x), self.value(x)
         keys.append(k)      # the cache grows by this position; attention sees
         values.append(v)    # positions 0..t, never the future
@@ -82,7 +82,7 @@ class MLPBlock(Module):
     def _named_items(self):
         return [("fc", self.fc), ("proj", self.proj)]
 
-    def __call__(self, x: list) -> list[Value]:
+    def __call__(self, x: list) -> list[Value]:  # type: ignore[override]
         return run(self, self.forward, x)
 
     def forward(self, x: list) -> list[Value]:
@@ -100,10 +100,10 @@ class Block(Module):
     def _named_items(self):
         return [("norm1", self.norm1), ("attn", self.attn), ("norm2", self.norm2), ("mlp", self.mlp)]
 
-    def __call__(self, x: list, keys: list, values: list) -> list[Value]:
+    def __call__(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
         return run(self, self.forward, x, keys, values)
 
-    def forward(self, x: list, keys: list, values: list) -> list[Value]:
+    def forward(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
         x = [a + b for a, b in zip(x, self.attn(self.norm1(x), keys, values))]
         return [a + b for a, b in zip(x, self.mlp(self.norm2(x)))]
 
@@ -119,7 +119,8 @@ class GPT(Module):
                  block_size: int = 16, *, seed=None) -> None:
         self.vocab_size = positive_int(vocab_size, "GPT", "vocab_size")
         self.n_embd, self.n_head = positive_int(n_embd, "GPT", "n_embd"), positive_int(n_head, "GPT", "n_head")
-        self.n_layer, self.block_size = positive_int(n_layer, "GPT", "n_layer"), positive_int(block_size, "GPT", "block_size")
+        self.n_layer = positive_int(n_layer, "GPT", "n_layer")
+        self.block_size = positive_int(block_size, "GPT", "block_size")
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
         rng = generator(seed)
@@ -136,14 +137,14 @@ class GPT(Module):
         """An empty key/value cache, for reading a new sequence."""
         return KVCache(self.n_layer)
 
-    def __call__(self, token, pos: int, cache: KVCache) -> list[Value]:
+    def __call__(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
         """Logits for the token after `token`, which sits at position `pos` (= len(cache))."""
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")
         return run(self, self.forward, token, pos, cache)
 
-    def forward(self, token, pos: int, cache: KVCache) -> list[Value]:
+    def forward(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
         x = [t + p for t, p in zip(self.token_embedding(token), self.position_embedding(pos))]
         for block, keys, values in zip(self.blocks, cache.keys, cache.values):
             x = block(x, keys, values)
@@ -163,14 +164,16 @@ class GPT(Module):
         """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made or the
         block is full; returns the new tokens (without `stop`). Lower temperatures pick likelier
         tokens; temperature 0 always picks the likeliest."""
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf:
+        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                or not 0 <= temperature < math.inf):
             raise ValueError(f"generate: temperature must be a finite number >= 0, got {temperature!r}")
         start = list(start)
         if not 1 <= len(start) <= self.block_size:
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
         rng = generator(seed)
         limit = self.block_size - len(start) + 1
-        limit = limit if max_new_tokens is None else min(limit, positive_int(max_new_tokens, "generate", "max_new_tokens"))
+        if max_new_tokens is not None:
+            limit = min(limit, positive_int(max_new_tokens, "generate", "max_new_tokens"))
         cache, new = self.new_cache(), []
         for pos, token in enumerate(start):
             logits = self(token, pos, cache)

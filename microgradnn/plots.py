@@ -5,6 +5,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
 
+from microgradnn.nn import Module
 from microgradnn.train import History
 
 __all__ = ["decision_boundary", "loss_curve"]
@@ -12,7 +13,7 @@ __all__ = ["decision_boundary", "loss_curve"]
 PALETTE = ["#2E86C1", "#E67E22", "#27AE60", "#8E44AD", "#C0392B"]
 
 
-def decision_boundary(model, X: np.ndarray, y: np.ndarray, path: str, *, resolution: int = 80) -> str:
+def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str, *, resolution: int = 80) -> str:
     """Shade the plane by the model's predicted class and scatter the data on top."""
     pad = 0.3
     (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad

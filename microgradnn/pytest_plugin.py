@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from microgradnn import testing
+from microgradnn import engine, testing
 
 MARKER = "gradcheck_tolerance"
 
@@ -31,20 +31,140 @@ def _tolerances(request) -> dict:
 
 @pytest.fixture
 def gradcheck(request):
-    """Check f's gradients at inputs by finite differences; fail with the table if any differs."""
+    """Check f's gradients at inputs by finite differences; fail with the table if any differs,
+    ending with the path of an SVG of the graph with the first wrong node highlighted."""
     marked = _tolerances(request)
+    drawn = []
 
     def check(f, inputs, **tolerances):
-        return testing.assert_gradients_close(f, inputs, **(marked | tolerances))
+        report = testing.gradcheck(f, inputs, **(marked | tolerances))
+        if not report:
+            drawn.append(None)
+            raise AssertionError(f"{report}\n{_diagram(report, request, len(drawn))}")
+        return report
     return check
+
+
+def _diagram(report, request, n: int) -> str:
+    """Write the report's drawing under the test's tmp_path; say where (or why not)."""
+    from microgradnn import viz
+    try:
+        path = request.getfixturevalue("tmp_path") / f"gradcheck-{n}.svg"
+        viz.save(report.draw(), path, overwrite=True)
+    except (viz.GraphvizNotFound, viz.GraphTooLarge, ValueError, OSError) as e:
+        return f"(no diagram: {e})"
+    return f"diagram of the first wrong node: {path}"
 
 
 @pytest.fixture
 def compare_with_torch(request):
     """Check f's output and gradients against float64 PyTorch; skip the test if torch is missing."""
-    pytest.importorskip("torch", reason="compare_with_torch needs PyTorch (pip install 'microgradnn[torch]')")
+    pytest.importorskip("torch", reason="compare_with_torch needs PyTorch: pip install torch")
     marked = {k: v for k, v in _tolerances(request).items() if k != "eps"}
 
     def check(f, inputs, **tolerances):
         return testing.assert_report(testing.compare_with_torch(f, inputs, **(marked | tolerances)))
     return check
+
+
+# ---- mutation testing of derivative rules (--mutate-ops) ---------------------------------
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("microgradnn")
+    group.addoption("--mutate-ops", action="store_true",
+                    help="after a normal run, run the tests again for each mutant derivative rule of each op "
+                         "(sign flipped, scaled, shifted, another input's rule) and report the mutants no test catches")
+    group.addoption("--mutate-only", metavar="OPS", default=None,
+                    help="comma-separated op names to mutate (default: every op in the table)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    config = session.config
+    if not config.getoption("mutate_ops"):
+        return None
+    if session.testsfailed and not config.option.continue_on_collection_errors:
+        raise session.Interrupted(f"{session.testsfailed} error{'s' if session.testsfailed > 1 else ''} "
+                                  "during collection")
+    if config.option.collectonly:
+        return True
+    items = session.items
+    ops = list(engine.ops())  # defined by now: ops a test defines while it runs are new each time, so not mutated
+    for i, item in enumerate(items):  # the normal run, reported as usual
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+        if session.shouldfail or session.shouldstop:
+            break
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if session.testsfailed:
+        _say(reporter, "mutation testing skipped: the tests must pass before mutants are tried")
+        return True
+    config._mutation_survivors = _mutate(session, items, reporter, ops)
+    return True
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if getattr(session.config, "_mutation_survivors", None):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _say(reporter, text: str, **markup) -> None:
+    if reporter is not None:
+        reporter.write_line(text, **markup)
+
+
+def _mutate(session, items: list, reporter, ops: list[str]) -> list:
+    """Run the tests once per mutant, each run stopping at its first failure; return survivors."""
+    import time
+
+    from _pytest.runner import runtestprotocol
+
+    from microgradnn.testing import mutation
+
+    only = session.config.getoption("mutate_only")
+    try:
+        found = mutation.mutants([n.strip() for n in only.split(",") if n.strip()] if only else ops)
+    except KeyError as e:
+        raise pytest.UsageError(f"--mutate-only: {e.args[0]}") from None
+    _quiet_hypothesis()
+    if reporter is not None:
+        reporter.write_sep("=", f"mutation testing: {len(found)} mutants of {len({m.op for m in found})} ops")
+    killers: dict[str, list] = {}  # op -> tests that caught its earlier mutants, tried first
+    survivors, runs, start = [], 0, time.perf_counter()
+    for mutant in found:
+        first = killers.get(mutant.op, []) + [t for ts in killers.values() for t in ts]
+        order = list(dict.fromkeys(first + items))
+        killer = None
+        with mutation.applied(mutant):
+            for item in order:
+                runs += 1
+                reports = runtestprotocol(item, log=False, nextitem=None)
+                if any(r.failed for r in reports):
+                    killer = item
+                    break
+        if killer is None:
+            survivors.append(mutant)
+            _say(reporter, f"SURVIVED  {mutant}", red=True, bold=True)
+        else:
+            killers.setdefault(mutant.op, []).insert(0, killer)
+            if session.config.option.verbose > 0:
+                _say(reporter, f"caught    {mutant}  by {killer.nodeid}")
+    took = time.perf_counter() - start
+    summary = (f"{len(found) - len(survivors)} of {len(found)} mutants caught, {len(survivors)} survived "
+               f"({runs} test runs, {took:.1f} s)")
+    if reporter is not None:
+        reporter.write_sep("=", summary, red=bool(survivors), green=not survivors)
+        if survivors:
+            ops = sorted({m.op for m in survivors})
+            _say(reporter, f"no test notices a wrong derivative of: {', '.join(ops)}", red=True)
+    return survivors
+
+
+def _quiet_hypothesis() -> None:
+    """Mutants fail property tests: don't shrink (slow) or save those examples to the database."""
+    try:
+        from hypothesis import Phase, settings
+    except ImportError:
+        return
+    settings.register_profile("microgradnn-mutate", settings(settings.default, database=None, print_blob=False,
+                                                             phases=[Phase.explicit, Phase.reuse, Phase.generate]))
+    settings.load_profile("microgradnn-mutate")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -127,7 +127,7 @@ class _Tape:
                 order += more
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
-        structure = []
+        structure: list[tuple] = []
         for v in order:
             if v.inputs:
                 structure.append((v._op, tuple(slot[x] for x in v.inputs)))
@@ -263,7 +263,7 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
 class BatchResult:
     """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
 
-    def __init__(self, compiled: "Compiled", runs: list, losses: np.ndarray, outputs) -> None:
+    def __init__(self, compiled: "Compiled", runs: list, losses: np.ndarray, outputs: np.ndarray | None) -> None:
         self._compiled, self._runs, self._call = compiled, runs, compiled.calls
         self.losses = losses
         self.data = float(losses.mean())
@@ -327,7 +327,8 @@ class Compiled:
             X = np.asarray(args[0], dtype=float)
             y = np.asarray(args[1], dtype=float).reshape(-1)
             if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-                raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
+                raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), "
+                                 f"got {X.shape} and {y.shape}")
             if not (np.isfinite(X).all() and np.isfinite(y).all()):
                 raise ValueError("compiled: X or y contains NaN or infinity")
             return [(("xy", X.shape[1]), np.arange(len(X)), np.vstack([X.T, y[None]]))]
@@ -372,12 +373,13 @@ class Compiled:
 
     # ---- replay -------------------------------------------------------------------------------
 
-    def __call__(self, *args) -> BatchResult:
+    def __call__(self, *args: Any) -> BatchResult:
         parts = self._split(args)
         self.calls += 1
         n = sum(len(rows) for _, rows, _ in parts)
         P_all = np.fromiter(map(_DATA, self.params), dtype=float, count=len(self.params))
-        runs, losses, outputs = [], np.empty(n), None
+        runs: list = []
+        losses, outputs = np.empty(n), None
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
             pending, i = np.arange(len(rows)), 0
@@ -666,7 +668,7 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> 
         if mask is not None:
             contribution = np.where(mask, contribution, 0.0)
         if unique:  # `at` is a slice or an index array
-            G[at] += contribution
+            G[at] += contribution  # type: ignore[index]  # unique: a slice or an index array
         else:  # an input used by several nodes of the group: add each use
             at.add(G, contribution)
 
@@ -675,7 +677,7 @@ def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: 
                     grad_out: np.ndarray) -> None:
     """A layer's backward as matrix products; its weights' and biases' gradients are summed
     over the batch straight into PG."""
-    block, X = g.layer
+    block, X = g.layer  # type: ignore[misc]
     W, _ = _weights(block, P)
     if g.needs[W.shape[1]].any():  # the layer's inputs lead back to parameters
         G[X] += W.T @ grad_out

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
 from microgradnn._checks import one_of, positive_int
@@ -39,7 +40,7 @@ def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
     return classify(scores, threshold) == _classes_of_labels(y, scores.ndim == 1)
 
 
-def accuracy(model: Module, X, y, threshold: float | None = None) -> float:
+def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None = None) -> float:
     """Fraction of rows of X the model classifies as y: `model.predict`'s classes (argmax, or one
     output against `model.threshold`, which `fit` sets) against the labels."""
     X = _as_matrix(X, model.nin)
@@ -82,8 +83,9 @@ class _Progress:
         sys.stderr.flush()
 
 
-def fit(model: Module, X, y, loss: Callable | str, optimizer: _optim.Optimizer | str, epochs: int,
-        batch_size: int | None = None, *, lr: float = 0.05, scheduler=None, seed=0,
+def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimizer: _optim.Optimizer | str, epochs: int,
+        batch_size: int | None = None, *, lr: float = 0.05, scheduler: _optim.LinearLR | None = None,
+        seed: int | None = 0,
         verbose: bool = True, compiled: bool = False) -> History:
     """Train `model` on (X, y): forward, loss, zero_grad, backward, step; `epochs` times.
 

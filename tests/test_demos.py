@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 import microgradnn as mg
+from conftest import needs_dot
 
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
@@ -50,7 +51,7 @@ def test_single_neuron_classifier():
         "0.0"]
 
 
-@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+@needs_dot
 def test_backprop_by_hand_matches_backward(tmp_path):
     out = run_demo("04_backprop_by_hand.py", "--out", str(tmp_path)).splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in out[2:7]}

@@ -241,6 +241,68 @@ def test_pickle_and_deepcopy_keep_the_graph():
     assert x.grad == 0.0
 
 
+# Each built-in op at a point where every input needs a gradient and no input sits at a kink.
+OP_POINTS = {"+": (0.3, -1.2), "-": (0.3, -1.2), "*": (0.3, -1.2), "/": (0.3, -1.2), "**": (1.3, -1.2),
+             "neg": (0.7,), "abs": (-0.7,), "exp": (0.7,), "log": (0.7,), "sqrt": (0.7,), "tanh": (0.7,),
+             "sigmoid": (-0.7,), "relu": (0.7,), "leaky_relu": (-0.7, 0.2), "sin": (0.7,), "cos": (0.7,),
+             "softplus": (0.7,), "dot": (0.3, -0.2, 1.1, 0.4, 0.05), "logsumexp": (0.3, -2.0, 1.5),
+             "is_class": (0.5, 1.0)}
+
+
+def test_every_builtin_op_has_a_point_below():
+    assert set(OP_POINTS) | {"take"} == mg.engine._BUILTIN  # take's index is an integer: below
+
+
+def test_take_passes_the_gradient_to_the_option_picked_only():
+    for index in (0.0, 2.0):
+        i, xs = Value(index, requires_grad=False), [Value(x) for x in (0.3, -1.2, 0.7)]
+        out = mg.take(i, xs)
+        assert out.data == xs[int(index)].data
+        assert list(out._local) == [0.0, *(1.0 if k == index else 0.0 for k in range(3))]
+        assert [g.data for g in mg.grad(out, xs, create_graph=True)] == list(out._local[1:])
+    for bad in (3.0, -1.0, 0.5):
+        with pytest.raises(ValueError, match="index must be an integer in 0..2"):
+            mg.take(Value(bad), [Value(1.0), Value(2.0), Value(3.0)])
+
+
+@pytest.mark.parametrize("name", sorted(OP_POINTS))
+def test_each_local_derivative_matches_finite_differences_of_the_forward(name):
+    """Every derivative rule of every built-in op, input by input (leaky_relu's slope too), on the
+    float path and on the create_graph path, against central differences of the float forward."""
+    op, xs = mg.get_op(name), list(OP_POINTS[name])
+    inputs = [Value(x) for x in xs]
+    out = op(*inputs)
+    for i in range(len(xs)):
+        h = 1e-6 * max(1.0, abs(xs[i]))
+        up, down = list(xs), list(xs)
+        up[i] += h
+        down[i] -= h
+        numeric = (op.forward(*up) - op.forward(*down)) / (2 * h)
+        assert out._local[i] == pytest.approx(numeric, rel=1e-7, abs=1e-9), f"{name}: input {i}"
+    assert [g.data for g in mg.grad(out, inputs, create_graph=True)] == pytest.approx(list(out._local), rel=1e-15)
+
+
+def test_replacing_an_ops_rules_reaches_every_path():
+    """Mutation testing swaps `op.derivatives`: the unary and binary fast paths, the fused dot,
+    logsumexp and create_graph must all use the replacement."""
+    cases = {"tanh": lambda v: v[0].tanh(), "*": lambda v: v[0] * v[1], "dot": lambda v: mg.dot(v[:2], v[2:4], v[4]),
+             "logsumexp": lambda v: mg.logsumexp(v[:3])}
+    for name, f in cases.items():
+        op = mg.get_op(name)
+        vs = [Value(x) for x in (0.3, -0.2, 1.1, 0.4, 0.05)]
+        right = f(vs)
+        original = op.derivatives
+        op.derivatives = tuple((lambda r: lambda *a: r(*a) * 2)(r) for r in original)
+        try:
+            doubled = f(vs)
+            again = mg.grad(right, vs, create_graph=True)
+        finally:
+            op.derivatives = original
+        assert doubled._local == pytest.approx([2 * d for d in right._local], rel=1e-15), name
+        assert [g.data for g in again] == pytest.approx([2 * g for g in mg.grad(right, vs)], rel=1e-15), name
+    assert f(vs)._local == right._local  # restored
+
+
 def test_define_op_runs_on_floats_values_and_create_graph():
     cube = mg.define_op("cube", lambda x: x ** 3, lambda x, out: 3 * x ** 2)
     assert cube(2.0) == 8.0
@@ -482,3 +544,14 @@ def test_logsumexp_is_stable_and_its_gradient_is_softmax():
     assert analytic_grads(f, [0.3, -1.2, 2.0])[1] == pytest.approx(numeric_grads(f, [0.3, -1.2, 2.0]), rel=1e-7)
     with pytest.raises(ValueError, match="at least one input"):
         mg.logsumexp([])
+
+
+def test_tree_prints_data_and_grad(neuron_graph):
+    o = neuron_graph
+    lines = o.tree().splitlines()
+    assert lines[0] == "#0 'o' tanh data=0.7071 grad=1"
+    assert lines[1] == "  #1 + data=0.8814 grad=0.5"
+    assert "    #9 'b' leaf data=6.881 grad=0.5" in lines
+    assert len(lines) == 10
+    x = Value(2.0, label="x")
+    assert (x * x).tree(view="forward").splitlines() == ["#0 * data=4", "  #1 'x' leaf data=2", "  #1 'x' (shown above)"]

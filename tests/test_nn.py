@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import microgradnn as mg
-from microgradnn import MLP, Layer, Neuron, Value, losses
+from microgradnn import MLP, Layer, Neuron, Value
 
 
 def relu(x): return max(0.0, x)
@@ -120,69 +120,7 @@ def test_fused_and_unfused_neurons_are_identical():
     assert Neuron(3, seed=1)(x).inputs[0].op == "dot"
 
 
-def _torch_forward(model, x, torch):
-    acts = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda t: t,
-            "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01)}
-    params, h = [], x
-    for layer in model.layers:
-        W = torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64, requires_grad=True)
-        b = torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64, requires_grad=True)
-        params += [W, b]
-        h = acts[layer.activation](h @ W.T + b)
-    return h, params
-
-
-def _torch_grads_in_our_order(model, params):
-    out = []
-    for (W, b), layer in zip(zip(params[::2], params[1::2]), model.layers):
-        for i, _ in enumerate(layer.neurons):
-            out += W.grad[i].tolist() + [b.grad[i].item()]
-    return out
-
-
-LOSS_CASES = [
-    (losses.mse, "linear", 1, lambda y: y.astype(float), lambda F, o, t: F.mse_loss(o[:, 0], t)),
-    (losses.hinge, "linear", 1, lambda y: y * 2.0 - 1, lambda F, o, t: F.relu(1 - t * o[:, 0]).mean()),
-    (losses.binary_cross_entropy, "sigmoid", 1, lambda y: y.astype(float), lambda F, o, t: F.binary_cross_entropy(o[:, 0], t)),
-    (losses.binary_cross_entropy_with_logits, "linear", 1, lambda y: y.astype(float),
-     lambda F, o, t: F.binary_cross_entropy_with_logits(o[:, 0], t)),
-    (losses.cross_entropy, "linear", 3, lambda y: y, lambda F, o, t: F.cross_entropy(o, t)),
-]
-
-
-@pytest.mark.parametrize("loss, out_act, nout, targets, torch_loss", LOSS_CASES, ids=lambda c: getattr(c, "__name__", None))
-@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "leaky_relu"])
-def test_mlp_loss_gradients_match_torch(loss, out_act, nout, targets, torch_loss, activation):
-    torch = pytest.importorskip("torch")
-    X, y = mg.data.make_spiral(12, classes=3, seed=0) if nout == 3 else mg.data.make_moons(12, noise=0.1, seed=0)
-    t = targets(y)
-    model = MLP(2, [5, 4, nout], activation, out_act, seed=2)
-    ours = loss([model(x) for x in X], t)
-    ours.backward()
-    out, params = _torch_forward(model, torch.tensor(X, dtype=torch.float64), torch)
-    tt = torch.tensor(t, dtype=torch.long if nout == 3 else torch.float64)
-    ref = torch_loss(torch.nn.functional, out, tt)
-    ref.backward()
-    assert ours.data == pytest.approx(ref.item(), rel=1e-10)
-    assert [p.grad for p in model.parameters()] == pytest.approx(_torch_grads_in_our_order(model, params), rel=1e-10, abs=1e-13)
-
-
-def test_softmax_is_stable_and_sums_to_one():
-    probs = losses.softmax([Value(1000.0), Value(1001.0), Value(-1000.0)])
-    assert sum(p.data for p in probs) == pytest.approx(1.0)
-    assert probs[1].data == pytest.approx(1 / (1 + math.exp(-1)))
-    assert losses.binary_cross_entropy_with_logits([Value(800.0)], [0.0]).data == 800.0
-
-
 @pytest.mark.parametrize("call, message", [
-    (lambda: losses.hinge([Value(0.5)], [0]), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
-    (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
-    (lambda: losses.binary_cross_entropy([Value(1.5)], [1]), "predictions .probabilities. must lie in"),
-    (lambda: losses.binary_cross_entropy([Value(0.0)], [1]), "infinite loss; use binary_cross_entropy_with_logits"),
-    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [2]), r"class indices 0..1, got \[2.0\]"),
-    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [0.5]), "class indices"),
-    (lambda: losses.mse([Value(1.0), Value(2.0)], [1.0]), "got 2 predictions but 1 targets"),
-    (lambda: losses.mse([Value(1.0)], [float("nan")]), "NaN"),
     (lambda: MLP(2, [3, 1], seed=0)([1.0, 2.0, 3.0]), "MLP: expected 2 inputs, got 3"),
     (lambda: Neuron(3, seed=0)(np.zeros((2, 3))), r"got shape \(2, 3\)"),
     (lambda: MLP(2, [3, 1], activation="gelu"), "MLP: activation must be one of relu, tanh, sigmoid, leaky_relu, linear, got 'gelu'"),
@@ -284,3 +222,27 @@ def test_named_modules_and_a_neurons_output_says_who_made_it():
     hidden = m.layers[0]([1.0, 2.0])
     assert hidden[2].origin == (m.layers[0], m.layers[0].neurons[2])
     assert (hidden[0] * 2).origin is None
+
+
+def test_to_torch_and_back_is_exact():
+    torch = pytest.importorskip("torch")
+    for act in ("relu", "tanh", "sigmoid", "leaky_relu"):
+        model = MLP(2, [5, 4, 3], act, "sigmoid", seed=0)
+        seq = model.to_torch()
+        X, _ = mg.data.make_moons(20, seed=0)
+        assert seq(torch.tensor(X)).detach().numpy() == pytest.approx(model.decision_function(X), rel=1e-12)
+        back = MLP.from_torch(seq)
+        assert back.state_dict() == model.state_dict() and repr(back) == repr(model)
+    with pytest.raises(ValueError, match="expected a Linear layer"):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.ReLU()))
+    with pytest.raises(ValueError, match="slope must be 0.01"):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.LeakyReLU(0.2)))
+
+
+def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"^to_torch needs PyTorch: pip install torch$"):
+        MLP(2, [3, 1], seed=0).to_torch()
+    with pytest.raises(ImportError, match=r"^from_torch needs PyTorch: pip install torch$"):
+        MLP.from_torch(None)

@@ -146,21 +146,6 @@ def test_fit_compiled_gives_the_same_history():
     assert h4.loss == pytest.approx(h3.loss, rel=1e-9) and h4.accuracy == h3.accuracy
 
 
-def test_to_torch_and_back_is_exact():
-    torch = pytest.importorskip("torch")
-    for act in ("relu", "tanh", "sigmoid", "leaky_relu"):
-        model = MLP(2, [5, 4, 3], act, "sigmoid", seed=0)
-        seq = model.to_torch()
-        X, _ = mg.data.make_moons(20, seed=0)
-        assert seq(torch.tensor(X)).detach().numpy() == pytest.approx(model.decision_function(X), rel=1e-12)
-        back = MLP.from_torch(seq)
-        assert back.state_dict() == model.state_dict() and repr(back) == repr(model)
-    with pytest.raises(ValueError, match="expected a Linear layer"):
-        MLP.from_torch(torch.nn.Sequential(torch.nn.ReLU()))
-    with pytest.raises(ValueError, match="slope must be 0.01"):
-        MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.LeakyReLU(0.2)))
-
-
 def test_an_older_result_still_gives_its_own_gradient():
     w = Value(0.5)
     compiled = mg.compile(lambda x, t: (x[0] * w - t) ** 2)
@@ -192,9 +177,6 @@ def test_layers_with_weights_in_any_order_replay_exactly():
     X, y = mg.data.make_moons(10, seed=0)
     compiled = mg.compile(fn)
     result = compiled(X, y)
-    tape, = [t for tapes in compiled._tapes.values() for t in tapes]
-    layer = next(g for g in tape.groups if g.op.name == "dot").layer
-    assert layer is not None and not isinstance(layer[0][0], slice)  # the index-array path
     result.backward()
     params = [*ws[0], *ws[1], *bs]
     assert [v.grad for v in params] == pytest.approx(scalar_mean_grads(fn, X, y, params), rel=1e-12)

@@ -1,16 +1,16 @@
 import os
 import re
-import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 import microgradnn as mg
 from microgradnn import MLP, Value, viz
+from conftest import CHROMIUM, needs_chromium, needs_dot
 
 SVG = "{http://www.w3.org/2000/svg}"
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (scripts/setup.sh)")
 
 
 def parse_svg(svg: str) -> tuple[dict, dict, list]:
@@ -30,24 +30,14 @@ def parse_svg(svg: str) -> tuple[dict, dict, list]:
     return nodes, edges, clusters
 
 
-def neuron_expression():
-    x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
-    w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
-    b = Value(6.8813735870195432, label="b")
-    o = (x1 * w1 + x2 * w2 + b).tanh()
-    o.label = "o"
-    o.backward()
-    return o
-
-
 def dot_nodes(source: str) -> dict:
     """DOT node id -> its label, read from the source."""
     return dict(re.findall(r"^\s*(\w+) \[label=(.*?) (?:fillcolor|id)=", source, re.M))
 
 
 @needs_dot
-def test_backward_view_shows_every_value_grad_and_local_derivative():
-    o = neuron_expression()
+def test_backward_view_shows_every_value_grad_and_local_derivative(neuron_graph):
+    o = neuron_graph
     g = viz.draw_graph(o, view="backward")
     nodes, edges, _ = parse_svg(g.pipe(format="svg", encoding="utf-8"))
     order = mg.topological_order(o)
@@ -61,15 +51,15 @@ def test_backward_view_shows_every_value_grad_and_local_derivative():
             op = f"op{ids[id(v)][1:]}"
             assert nodes[op] == [{"tanh": "tanh"}.get(v.op, v.op)]
             assert f"{op}->{ids[id(v)]}" in edges
-            for x, local in zip(v.inputs, v._local):
+            for x, local in zip(v.inputs, mg.grad(v, v.inputs)):  # inputs are distinct here
                 assert edges[f"{ids[id(x)]}->{op}"] == [f"×{viz.fmt(local)}"]
     n_edges = sum(len(v.inputs) + 1 for v in order if v.inputs)
     assert len(edges) == n_edges
 
 
 @needs_dot
-def test_forward_view_has_no_grads_and_edges_match_inputs():
-    o = neuron_expression()
+def test_forward_view_has_no_grads_and_edges_match_inputs(neuron_graph):
+    o = neuron_graph
     nodes, edges, _ = parse_svg(viz.draw_graph(o, view="forward").pipe(format="svg", encoding="utf-8"))
     assert not any(t.startswith("grad") for texts in nodes.values() for t in texts)
     assert all(texts == [] for texts in edges.values())
@@ -92,6 +82,15 @@ def test_constants_are_folded_into_their_op_unless_asked():
     assert "<1 ->" in dot_nodes(viz.draw_graph(1 - x).source).values()
 
 
+def test_constants_of_ops_over_any_number_of_inputs_are_listed_below_the_op():
+    x = Value(3.0, label="x")
+    for y, constants in [(mg.dot([x, Value(1.0, label="w")], [3.0, 4.0], 0.5), "3, 4, 0.5"),
+                         (mg.logsumexp([x, 2.0]), "2")]:
+        labels = dot_nodes(viz.draw_graph(y).source)
+        (op,) = [label for key, label in labels.items() if key.startswith("op")]
+        assert op == f"<{mg.get_op(y.op).symbol}<BR/>(constants {constants})>"
+
+
 def test_node_kinds_look_different_and_gradient_colouring():
     m = MLP(2, [2, 1], seed=0)
     out = m([0.5, -1.0])
@@ -102,8 +101,12 @@ def test_node_kinds_look_different_and_gradient_colouring():
     assert src.count('BGCOLOR="#D5F5E3"') == 1  # output
     colored = viz.draw_graph(out, view="both", color_by_grad=True).source
     assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})"', colored) and 'BGCOLOR="#FFE8B0"' not in colored
-    assert viz.format._grad_color(1.0, 1.0) == "#FF6969" and viz.format._grad_color(-1.0, 1.0) == "#6969FF"
-    assert viz.format._grad_color(0.0, 1.0) == "#FFFFFF"
+    x, y, w = Value(2.0, label="x"), Value(-1.0, label="y"), Value(0.5, label="w")
+    z = x * y + w * 0.0  # grads: y 2 (the largest: deepest red), x -1 (blue), w 0 (white)
+    z.backward()
+    shaded = viz.draw_graph(z, view="both", color_by_grad=True).source
+    fill = {label: color for color, label in re.findall(r'BGCOLOR="(#[0-9A-F]{6})"><TR><TD ID="v\d+_label"[^>]*>(\w)<', shaded)}
+    assert fill == {"y": "#FF6969", "x": "#9595FF", "w": "#FFFFFF"}
     assert not re.search(r'"#[0-9A-Fa-f]{3}"', src)  # never 3-digit colours
 
 
@@ -141,13 +144,40 @@ def test_too_many_nodes_stops_with_advice():
         viz.draw_graph(y, max_nodes=1000)
 
 
-def test_dot_source_is_deterministic():
-    def build():
-        m = MLP(2, [3, 1], seed=0)
-        out = m([0.5, -1.0])
-        out.backward()
-        return viz.draw_graph(out, view="both").source
-    assert build() == build()
+DETERMINISM = """
+import microgradnn as mg
+from microgradnn import viz
+m = mg.MLP(2, [3, 1], output_activation="tanh", seed=0)
+out = m([0.5, -1.0]) * 2 + mg.Value(0.25, label="c")
+out.backward()
+print(viz.draw_graph(out, view="both").source)
+print(viz.draw_graph(out, view="both", collapse=True).source)
+print(viz.draw_network(m, [0.5, -1.0]).source)
+"""
+
+
+def test_dot_source_is_the_same_in_every_process():
+    def run(seed):
+        env = dict(os.environ, PYTHONHASHSEED=str(seed))
+        done = subprocess.run([sys.executable, "-c", DETERMINISM], capture_output=True, text=True, env=env,
+                              timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    first, second = run(1), run(2)
+    assert first == second and first.count("digraph") == 3 and "cluster_" in first
+
+
+def test_clusters_follow_the_modules_that_made_the_nodes():
+    layer = mg.Layer(2, 2, "tanh", seed=0, fused=False)
+    x = [Value(0.5, label="a") * 3, Value(-1.0, label="b")]  # a node made outside any module
+    out = layer(x)[1] * 2
+    src = viz.draw_graph(out).source
+    clusters = re.findall(r"subgraph cluster_\d+ \{\s*graph \[[^\]]*label=<([^>]*)>", src)
+    assert sorted(clusters) == ["layer", "neurons.1"]
+    outside = src[:src.index("subgraph")]  # nodes made outside the layer stay outside its clusters
+    assert re.search(r"op\d+ \[label=<\* 3>", outside) and re.search(r"op\d+ \[label=<\* 2>", outside)
+    inner = src[src.index("subgraph"):]  # the neuron's own ops, and only those, are inside
+    assert inner.count("label=<*>") == 2 and inner.count("label=<+>") == 2 and inner.count("label=<tanh>") == 1
 
 
 @needs_dot
@@ -163,29 +193,18 @@ def test_labels_are_escaped_and_cannot_inject(tmp_path):
     assert nodes["op1"] == ['ev"il\\N<op>']
 
 
-def test_tree_prints_data_and_grad():
-    o = neuron_expression()
-    lines = o.tree().splitlines()
-    assert lines[0] == "#0 'o' tanh data=0.7071 grad=1"
-    assert lines[1] == "  #1 + data=0.8814 grad=0.5"
-    assert "    #9 'b' leaf data=6.881 grad=0.5" in lines
-    assert len(lines) == 10
-    x = Value(2.0, label="x")
-    assert (x * x).tree(view="forward").splitlines() == ["#0 * data=4", "  #1 'x' leaf data=2", "  #1 'x' (shown above)"]
-
-
 @needs_dot
 @pytest.mark.parametrize("ext, magic", [(".svg", b"<?xml"), (".png", b"\x89PNG"), (".pdf", b"%PDF"), (".dot", b"digraph")])
-def test_save_picks_format_by_extension(tmp_path, ext, magic):
-    o = neuron_expression()
+def test_save_picks_format_by_extension(neuron_graph, tmp_path, ext, magic):
+    o = neuron_graph
     for obj in (o, viz.draw_graph(o), MLP(2, [2, 1], seed=0)):
         path = tmp_path / f"{type(obj).__name__}{ext}"
         viz.save(obj, path)
         assert path.read_bytes().startswith(magic)
 
 
-def test_save_refuses_unknown_extensions_and_overwrites(tmp_path):
-    o = neuron_expression()
+def test_save_refuses_unknown_extensions_and_overwrites(neuron_graph, tmp_path):
+    o = neuron_graph
     with pytest.raises(ValueError, match=r"unknown extension '.jpg'"):
         viz.save(o, tmp_path / "a.jpg")
     viz.save(o, tmp_path / "a.dot")
@@ -195,9 +214,9 @@ def test_save_refuses_unknown_extensions_and_overwrites(tmp_path):
         viz.save(3.0, tmp_path / "b.dot")
 
 
-def test_without_dot_sources_work_and_rendering_explains_install(tmp_path, monkeypatch):
+def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    o = neuron_expression()
+    o = neuron_graph
     viz.save(o, tmp_path / "g.dot")
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
     for call in (lambda: viz.save(o, tmp_path / "g.svg"), lambda: viz.draw_graph(o).pipe(format="svg"),
@@ -212,12 +231,12 @@ def test_without_dot_sources_work_and_rendering_explains_install(tmp_path, monke
 
 
 @needs_dot
-def test_notebook_shows_values_and_modules_as_svg_when_small():
+def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph):
     interactiveshell = pytest.importorskip("IPython.core.interactiveshell", reason="IPython is not installed")
     shell = interactiveshell.InteractiveShell.instance()
     try:
         shell.run_line_magic("load_ext", "microgradnn")  # what a notebook gets on `import microgradnn`
-        o = neuron_expression()
+        o = neuron_graph
         bundle, _ = shell.display_formatter.format(o)
         assert bundle["text/plain"] == repr(o) and bundle["image/svg+xml"].lstrip().startswith("<?xml")
         assert "image/svg+xml" in shell.display_formatter.format(MLP(2, [3, 1], seed=0))[0]
@@ -285,9 +304,7 @@ def test_record_every_nth_step_format_and_shared_layout(tmp_path):
 # ---- the animation, in a real headless browser ---------------------------------------------
 
 def chromium_dom(url: str, tmp_path) -> tuple[str, str]:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium is not installed (scripts/setup.sh --test installs it)")
+    exe = CHROMIUM
     profile = tmp_path / "profile"
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
@@ -301,7 +318,7 @@ def console_errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
 
 
-@needs_dot
+@needs_chromium
 def test_console_error_detector_catches_a_broken_page(tmp_path):
     page = tmp_path / "broken.html"
     page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
@@ -310,18 +327,15 @@ def test_console_error_detector_catches_a_broken_page(tmp_path):
 
 
 @needs_dot
-def test_animation_steps_offline_and_shows_the_engines_numbers(tmp_path):
-    o = neuron_expression()
+@needs_chromium
+def test_animation_steps_offline_and_shows_the_engines_numbers(neuron_graph, tmp_path):
+    o = neuron_graph
     page = tmp_path / "anim.html"
     viz.animate(o, page)
     text = page.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text) and "@import" not in text
-    plan = viz._plan(o, False, False, 300)
-    steps = viz.animation_steps(o, plan.ids, plan.values)
-    order = plan.values
-    forward = [f"v{i}" for i, v in enumerate(order) if v.inputs]
-    assert [s["id"] for s in steps[:len(forward)]] == forward
-    assert [s["id"] for s in steps[len(forward):]] == [f"v{i}" for i in reversed(range(len(order)))]
+    steps = viz.animation_steps(o)
+    order = mg.topological_order(o)  # every node is drawn: the graph has no folded constants
     seen = []
     for k in (0, 1, 4, 5, len(steps)):
         dom, stderr = chromium_dom(f"{page.as_uri()}#step={k}", tmp_path)

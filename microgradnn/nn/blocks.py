@@ -6,12 +6,12 @@ onto the same `torch.nn` module.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from microgradnn.engine import Value, dot
-from microgradnn.nn.init import generator
+from microgradnn.nn.init import Seed, generator
 from microgradnn._checks import positive_int
 from microgradnn.nn.module import _OUTERMOST, Module, as_inputs
 
@@ -74,25 +74,30 @@ class Linear(Module):
     Weights start as in PyTorch, uniform in ±1/sqrt(nin), or N(0, std) when `std` is given.
     """
 
-    def __init__(self, nin: int, nout: int, bias: bool = True, *, std: float | None = None, seed=None) -> None:
-        self.nin, self.nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
+    def __init__(self, nin: int, nout: int, bias: bool = True, *, std: float | None = None, seed: Seed = None) -> None:
+        self.nin, self._nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
         bound = 1.0 / math.sqrt(self.nin)
         self.weight = _matrix(self.nout, self.nin, _check_std(std), bound, seed, "W")
         self.bias = [Value(0.0, f"b[{i}]") for i in range(self.nout)] if bias else None
+
+    @property
+    def nout(self) -> int:
+        """How many outputs."""
+        return self._nout
 
     def _named_items(self):
         items = [(f"weight.{i}.{j}", w) for i, row in enumerate(self.weight) for j, w in enumerate(row)]
         return items + [(f"bias.{i}", b) for i, b in enumerate(self.bias or ())]
 
-    def __call__(self, x) -> list[Value]:
+    def __call__(self, x: Sequence[Value | float] | np.ndarray) -> list[Value]:
         if type(x) is not list or len(x) != self.nin or _OUTERMOST.get() is None:
             x = as_inputs(x, self.nin, "Linear")
         return run(self, self.forward, x)
 
     def forward(self, x: list) -> list[Value]:
         if self.bias is None:
-            return [dot(row, x) for row in self.weight]
-        return [dot(row, x, b) for row, b in zip(self.weight, self.bias)]
+            return [dot(row, x) for row in self.weight]  # type: ignore[misc]  # dot of Values is a Value
+        return [dot(row, x, b) for row, b in zip(self.weight, self.bias)]  # type: ignore[misc]  # dot of Values is a Value
 
     def config(self) -> dict:
         return {"type": "Linear", "nin": self.nin, "nout": self.nout, "bias": self.bias is not None}
@@ -103,7 +108,8 @@ class Linear(Module):
         return cls(config["nin"], config["nout"], config["bias"], seed=0)
 
     def __repr__(self) -> str:
-        return f"Linear({self.nin} -> {self.nout}{'' if self.bias else ', no bias'}, {self.num_parameters()} parameters)"
+        bias = "" if self.bias else ", no bias"
+        return f"Linear({self.nin} -> {self.nout}{bias}, {self.num_parameters()} parameters)"
 
 
 class Embedding(Module):
@@ -113,21 +119,21 @@ class Embedding(Module):
     input while `compile` records) becomes `take` nodes, so one recording serves every index.
     """
 
-    def __init__(self, num: int, dim: int, *, std: float = 1.0, seed=None) -> None:
+    def __init__(self, num: int, dim: int, *, std: float = 1.0, seed: Seed = None) -> None:
         self.num, self.dim = positive_int(num, "Embedding", "num"), positive_int(dim, "Embedding", "dim")
         self.weight = _matrix(self.num, self.dim, _check_std(std), 0.0, seed, "E")
 
     def _named_items(self):
         return [(f"weight.{i}.{j}", w) for i, row in enumerate(self.weight) for j, w in enumerate(row)]
 
-    def __call__(self, index) -> list[Value]:
+    def __call__(self, index: Value | int) -> list[Value]:  # type: ignore[override]  # an index, not a sample
         return run(self, self.forward, index)
 
-    def forward(self, index) -> list[Value]:
+    def forward(self, index: Value | int) -> list[Value]:  # type: ignore[override]
         if type(index) is Value:
             from microgradnn.engine import take
             columns = list(zip(*self.weight))
-            return [take(index, column) for column in columns]
+            return [take(index, column) for column in columns]  # type: ignore[misc]  # dot of Values is a Value
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.num:
             raise IndexError(f"Embedding: index must be an int in 0..{self.num - 1}, got {index!r}")
         return self.weight[index]
@@ -157,7 +163,7 @@ class RMSNorm(Module):
     def _named_items(self):
         return [(f"weight.{i}", g) for i, g in enumerate(self.weight)]
 
-    def __call__(self, x) -> list[Value]:
+    def __call__(self, x: Sequence[Value | float] | np.ndarray) -> list[Value]:
         if type(x) is not list or len(x) != self.dim or _OUTERMOST.get() is None:
             x = as_inputs(x, self.dim, "RMSNorm")
         return run(self, self.forward, x)

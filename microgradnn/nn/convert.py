@@ -1,6 +1,8 @@
 """Conversion to and from PyTorch (optional): MLPs as `torch.nn.Sequential`, the GPT as a module of its own."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 # One layer as plain data: (weights as rows, one per neuron; biases; activation name).
@@ -17,8 +19,7 @@ def import_torch(what: str):
     try:
         import torch
     except ImportError:
-        raise ImportError(f"{what} needs PyTorch: pip install 'microgradnn[torch]' "
-                          "(on this project's machines: pip install torch==2.13.0)") from None
+        raise ImportError(f"{what} needs PyTorch: pip install torch") from None
     return torch
 
 
@@ -66,7 +67,8 @@ def from_sequential(sequential) -> list[LayerSpec]:
 def torch_gpt(config: dict, state: dict[str, float]):
     """A float64 torch module computing what `microgradnn.models.GPT` computes, with `state`'s weights."""
     torch = import_torch("to_torch")
-    nn, F = torch.nn, torch.nn.functional
+    nn: Any = torch.nn
+    F = torch.nn.functional
     d, n_head, vocab, block = config["n_embd"], config["n_head"], config["vocab_size"], config["block_size"]
     eps = 1e-5
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import math
+from typing import Union
 
 import numpy as np
 
 __all__ = ["manual_seed"]
+
+Seed = Union[int, np.random.Generator, None]  # an int, a Generator to draw from, or None (manual_seed's)
 
 _rng = np.random.default_rng()
 
@@ -16,7 +19,7 @@ def manual_seed(seed: int) -> None:
     _rng = np.random.default_rng(seed)
 
 
-def generator(seed) -> np.random.Generator:
+def generator(seed: Seed) -> np.random.Generator:
     """The generator for `seed`: the shared one for None, a given Generator, else a new seeded one."""
     if seed is None:
         return _rng

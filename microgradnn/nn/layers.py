@@ -1,17 +1,17 @@
 """The networks of the lesson: `Neuron` (activation(w·x + b)), `Layer` and `MLP`."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from microgradnn._checks import one_of, positive_int
 from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
 from microgradnn.nn import convert
-from microgradnn.nn.init import generator, init_weights
+from microgradnn.nn.init import Seed, generator, init_weights
 from microgradnn.nn.module import _OUTERMOST, Module
 
 __all__ = ["Neuron", "Layer", "MLP", "ACTIVATIONS"]
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[Value], Value]] = {
     "relu": relu,
     "tanh": tanh,
     "sigmoid": sigmoid,
@@ -31,7 +31,7 @@ class Neuron(Module):
     separate `*` and `+` nodes, for teaching. Both give bit-identical values and gradients.
     """
 
-    def __init__(self, nin: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
+    def __init__(self, nin: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin = positive_int(nin, "Neuron", "nin")
         weights = init_weights(nin, 1, _check_activation(activation, "Neuron"), generator(seed))[0]
         self._setup(list(weights), 0.0, activation, fused)
@@ -69,7 +69,7 @@ class Neuron(Module):
             z = self.b
             for wi, xi in zip(self.w, x):
                 z = z + wi * xi
-        return self._activate(z)
+        return self._activate(z)  # type: ignore[arg-type]
 
     def _activate(self, z: Value) -> Value:
         out = ACTIVATIONS[self.activation](z)
@@ -91,7 +91,7 @@ class Neuron(Module):
 class Layer(Module):
     """`nout` neurons that all read the same inputs; calling it returns a list of Values."""
 
-    def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed=None, fused: bool = True) -> None:
+    def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin, nout = positive_int(nin, "Layer", "nin"), positive_int(nout, "Layer", "nout")
         weights = init_weights(nin, nout, _check_activation(activation, "Layer"), generator(seed))
         self._setup([Neuron.from_weights(list(w), 0.0, activation, fused=fused) for w in weights])
@@ -149,7 +149,7 @@ class MLP(Module):
     """A feedforward network: layers of sizes `nouts`; one output gives a Value, more a list."""
 
     def __init__(self, nin: int, nouts: Sequence[int], activation: str = "relu",
-                 output_activation: str = "linear", *, seed=None, fused: bool = True) -> None:
+                 output_activation: str = "linear", *, seed: Seed = None, fused: bool = True) -> None:
         nin = positive_int(nin, "MLP", "nin")
         if not isinstance(nouts, (list, tuple)):
             raise TypeError(f"MLP: nouts must be a non-empty list of layer sizes, got {type(nouts).__name__} {nouts!r}")
@@ -191,19 +191,19 @@ class MLP(Module):
     def _named_items(self):
         return [(f"layers.{i}", layer) for i, layer in enumerate(self.layers)]
 
-    def forward(self, x: list):
+    def forward(self, x: list) -> Value | list[Value]:
         for layer in self.layers:
             x = layer(x)
         return x[0] if len(x) == 1 else x
 
-    def to_torch(self):
+    def to_torch(self) -> Any:
         """An equivalent float64 `torch.nn.Sequential` (Linear + activation per layer)."""
         return convert.to_sequential([([[w.data for w in n.w] for n in layer.neurons],
                                        [n.b.data for n in layer.neurons], layer.activation)
                                       for layer in self.layers])
 
     @classmethod
-    def from_torch(cls, sequential) -> "MLP":
+    def from_torch(cls, sequential: Any) -> "MLP":
         """Read a `torch.nn.Sequential` of Linear layers, each optionally followed by ReLU,
         Tanh, Sigmoid or LeakyReLU(0.01), into an MLP with the same weights."""
         return cls.from_layers([Layer.from_weights(list(zip(weights, biases)), activation)

@@ -6,9 +6,10 @@ import contextvars
 import json
 import math
 import os
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from microgradnn._checks import number
 from microgradnn.engine import Value, no_grad
@@ -19,13 +20,20 @@ __all__ = ["Module"]
 # The module whose call is running (the outermost one), so nested calls skip the checks.
 _OUTERMOST: contextvars.ContextVar["Module | None"] = contextvars.ContextVar("microgradnn_outermost", default=None)
 # Module types a model file can name, by class name: every subclass that defines `from_config`.
-_TYPES: dict[str, type] = {}
+_TYPES: dict[str, Any] = {}
 
 
 class Module:
     """Base class: parameters, names, gradients, state and files, as in `torch.nn.Module`."""
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    nin: int  # set by each subclass, as are these two properties:
+    if TYPE_CHECKING:
+        @property
+        def nout(self) -> int: ...
+        @property
+        def output_activation(self) -> str: ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "from_config" in cls.__dict__:
             _TYPES.setdefault(cls.__name__, cls)
@@ -64,7 +72,7 @@ class Module:
         for p in self.parameters():
             p.grad = 0.0
 
-    def __call__(self, x):
+    def __call__(self, x: Sequence[Value | float] | np.ndarray) -> Any:
         """Run the module on one sample (a list of numbers or Values, or a 1-D array).
 
         The outermost call checks the sample; the calls it makes (a layer's neurons) only
@@ -80,7 +88,7 @@ class Module:
         finally:
             _OUTERMOST.reset(token)
 
-    def forward(self, x: list):
+    def forward(self, x: list) -> Any:
         """The module's computation on one sample (subclasses define it)."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
@@ -162,7 +170,7 @@ class Module:
     def threshold(self, value: float | None) -> None:
         self._threshold = None if value is None else number(value, type(self).__name__, "threshold")
 
-    def predict(self, X, threshold: float | None = None) -> np.ndarray:
+    def predict(self, X: ArrayLike, threshold: float | None = None) -> np.ndarray:
         """Class labels: argmax for several outputs; for one output, 1 where it exceeds
         `threshold` (default `self.threshold`)."""
         return classify(self.decision_function(X), self.threshold if threshold is None else threshold)

@@ -17,9 +17,15 @@ from microgradnn.viz.format import fmt
 from microgradnn.viz.graph import _plan, draw_graph
 
 
-def animation_steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[dict]:
+def animation_steps(root: Value, max_nodes: int = 300) -> list[dict]:
     """The animation's script: forward (each computed node in topological order), then
-    backward (each node in reverse order, when its grad is final)."""
+    backward (each node in reverse order, when its grad is final). Each step names the
+    drawn node by its id in `draw_graph(root)`, what its cell shows, and a caption."""
+    plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
+    return _steps(root, plan.ids, plan.values)
+
+
+def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[dict]:
     steps = []
     for v in drawn:
         if v.inputs:
@@ -47,7 +53,7 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
     svg = draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8")
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG is inlined
-    steps = animation_steps(root, plan.ids, plan.values)
+    steps = _steps(root, plan.ids, plan.values)
     template = string.Template(resources.files(__package__).joinpath("animation.html").read_text("utf-8"))
     page = template.substitute(title=html.escape(title), n=len(steps), svg=svg,
                                steps=json.dumps(steps).replace("</", "<\\/"))

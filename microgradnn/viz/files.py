@@ -25,7 +25,7 @@ def _as_diagram(obj) -> graphviz.Digraph:
     raise TypeError(f"save: expected a Digraph, a Value or a Module, got {type(obj).__name__}")
 
 
-def save(obj, path: str | os.PathLike, *, overwrite: bool = False) -> str:
+def save(obj: graphviz.Digraph | Value | Module, path: str | os.PathLike, *, overwrite: bool = False) -> str:
     """Save a Digraph, a Value's graph or a Module's diagram; the extension picks the format
     (.svg, .png, .pdf, or .dot/.gv for the DOT source). Returns the path written."""
     path = os.fspath(path)

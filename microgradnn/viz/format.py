@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 
+from typing import Any
+
 import graphviz
 
 from microgradnn.engine import Value, fmt  # noqa: F401  (fmt: numbers as every picture shows them)
@@ -13,7 +15,8 @@ from microgradnn.engine import Value, fmt  # noqa: F401  (fmt: numbers as every 
 MAX_NODES = 2000
 FONT = "Helvetica"
 COLORS = {"parameter": "#FFE8B0", "input": "#D6EAF8", "intermediate": "#FFFFFF", "output": "#D5F5E3",
-          "constant": "#F2F2F2", "op": "#EEEEEE", "edge": "#555555", "local": "#B03A2E"}
+          "constant": "#F2F2F2", "op": "#EEEEEE", "edge": "#555555", "local": "#B03A2E",
+          "highlight": "#D62728", "highlight_fill": "#FADBD8"}
 INSTALL_HINT = ("Graphviz's `dot` program was not found on PATH, so nothing can be rendered "
                 "(DOT source still works). Install it: Debian/Ubuntu `sudo apt-get install graphviz`, "
                 "macOS `brew install graphviz`, conda `conda install graphviz`.")
@@ -30,13 +33,13 @@ class GraphTooLarge(ValueError):
 class Diagram(graphviz.Digraph):
     """A `graphviz.Digraph` whose rendering explains how to install a missing `dot`."""
 
-    def pipe(self, *args, **kwargs):
+    def pipe(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().pipe(*args, **kwargs)
         except graphviz.ExecutableNotFound:
             raise GraphvizNotFound(INSTALL_HINT) from None
 
-    def render(self, *args, **kwargs):
+    def render(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().render(*args, **kwargs)
         except graphviz.ExecutableNotFound:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import Iterable
+
 import graphviz
 
-from microgradnn.engine import Value, topological_order
+from microgradnn.engine import Op, Value, topological_order
 from microgradnn.nn import Layer, Neuron
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
                                     _grad_color, _html, _value_cells, fmt)
@@ -19,14 +21,14 @@ def _is_constant(v: Value) -> bool:
 
 def _op_label(v: Value, shown: list[Value]) -> str:
     """The op's symbol with folded constants written in: `* 2`, `1 -`, `leaky_relu(·, 0.01)`."""
-    op = v._op
+    op: Op = v._op  # type: ignore[assignment]  # an op's node
     consts = [None if x in shown else fmt(x.data) for x in v.inputs]
     folded = [c for c in consts if c is not None]
     if not folded:
         return op.symbol
     if op.infix and len(consts) == 2:
         return f"{consts[0]} {op.symbol}" if consts[0] is not None else f"{op.symbol} {consts[1]}"
-    if op.arity is None:  # any number of inputs (dot, logsumexp): list the constants below
+    if op.variadic:  # any number of inputs (dot, logsumexp): list the constants below
         return f"{op.symbol}\n(constants {', '.join(folded)})"
     return f"{op.symbol}({', '.join('·' if c is None else c for c in consts)})"
 
@@ -100,7 +102,7 @@ class _Plan:
     values: list[Value]                          # drawn Value nodes, topological order
     ids: dict[int, str]                          # id(Value) -> node id
     made: dict[int, tuple]                       # id(Value) -> modules whose call made it (see _made_by)
-    groups: dict[int, object] = field(default_factory=dict)  # collapse: id(Value) -> neuron
+    groups: dict[int, Neuron] = field(default_factory=dict)  # collapse: id(Value) -> neuron
 
 
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> _Plan:
@@ -127,14 +129,17 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> 
 
 def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_constants: bool = False,
                color_by_grad: bool = False, collapse: bool = False, max_nodes: int = MAX_NODES,
-               title: str | None = None) -> Diagram:
+               title: str | None = None,
+               highlight: Value | Iterable[Value] | None = None) -> Diagram:
     """The computation graph of `root` as a Digraph.
 
     `view="forward"` shows labels and data; "backward" or "both" adds every grad and, on each
     edge into an op, the local derivative d(out)/d(input) that backward multiplies by.
     Plain numbers are written into their op's label unless `show_constants=True`. Nodes made
     inside a Neuron or Layer are grouped into clusters; `collapse=True` draws each neuron as
-    one node. Raises GraphTooLarge above `max_nodes` drawn nodes.
+    one node. `highlight` (a Value or a collection of Values) draws those nodes and the edges
+    into and out of them in red; given as a dict {Value: text}, the text is written beside each.
+    Raises GraphTooLarge above `max_nodes` drawn nodes.
     """
     if view not in ("forward", "backward", "both"):
         raise ValueError(f"draw_graph: view must be 'forward', 'backward' or 'both', got {view!r}")
@@ -143,6 +148,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     if not isinstance(root, Value):
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
     plan = _plan(root, show_constants, collapse, max_nodes)
+    marked = _highlighted(highlight)
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
@@ -168,6 +174,9 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         kind = ("output" if v is root else "parameter" if id(v) in params else "constant" if _is_constant(v)
                 else "input" if not v.inputs else "intermediate")
         fill = _grad_color(v.grad, scale) if color_by_grad else COLORS[kind]
+        red = id(v) in marked
+        if red:
+            fill = COLORS["highlight_fill"]
         neuron = plan.groups.get(id(v))
         if neuron is not None:
             name = names.get(id(neuron), "neuron")
@@ -176,16 +185,23 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         else:
             container(v).node(vid, label=_cells(_value_cells(v, view), fill, vid), shape="plaintext", id=vid,
                               tooltip=kind)
+        if red and marked[id(v)]:
+            g.node(f"note{vid[1:]}", label=_html(marked[id(v)]), shape="note", style="filled",
+                   fillcolor=COLORS["highlight_fill"], color=COLORS["highlight"], fontcolor=COLORS["highlight"],
+                   fontsize="10", id=f"note{vid[1:]}")
+            g.edge(f"note{vid[1:]}", vid, style="dashed", color=COLORS["highlight"], arrowhead="none",
+                   id=f"note{vid[1:]}-{vid}")
         if not v.inputs:
             continue
         if neuron is not None:
             _collapsed_edges(g, v, neuron, plan, vid)
             continue
         oid = f"op{vid[1:]}"
+        op_attrs = {"color": COLORS["highlight"], "penwidth": "2", "fillcolor": COLORS["highlight_fill"]} if red else {}
         container(v).node(oid, label=_html(_op_label(v, [x for x in v.inputs if id(x) in shown])), shape="ellipse",
-                          style="filled", fillcolor=COLORS["op"], fontsize="10", width="0.3", height="0.3",
-                          margin="0.03", id=oid)
-        g.edge(oid, vid, id=f"{oid}-{vid}")
+                          **{"style": "filled", "fillcolor": COLORS["op"], "fontsize": "10", "width": "0.3",
+                             "height": "0.3", "margin": "0.03", "id": oid, **op_attrs})
+        g.edge(oid, vid, id=f"{oid}-{vid}", **_RED_EDGE if red else {})
         for i, x in enumerate(v.inputs):
             if id(x) not in shown:
                 continue
@@ -193,9 +209,27 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
             attrs = {"id": f"{src}-{oid}-{i}"}
             if backward:
                 attrs.update(label=_fixed_label(f"×{fmt(v._local[i])}"), fontcolor=COLORS["local"])
+            if red or id(x) in marked:
+                attrs.update(_RED_EDGE)
             g.edge(src, oid, **attrs)
     _attach_clusters(clusters)
     return g
+
+
+_RED_EDGE = {"color": COLORS["highlight"], "penwidth": "2.5"}
+
+
+def _highlighted(highlight) -> dict[int, str]:
+    """id(Value) -> note ("" for none) from draw_graph's `highlight=` argument."""
+    if highlight is None:
+        return {}
+    if isinstance(highlight, Value):
+        highlight = [highlight]
+    notes = highlight if isinstance(highlight, dict) else dict.fromkeys(highlight, "")
+    for v in notes:
+        if not isinstance(v, Value):
+            raise TypeError(f"draw_graph: highlight must hold Values, got {type(v).__name__}")
+    return {id(v): str(text or "") for v, text in notes.items()}
 
 
 def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: str) -> None:

@@ -44,7 +44,8 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
             sizes[b] += 1
     drawn = [v for v, b in zip(order, boxes) if b is None and (v.inputs or v.requires_grad or v.label)]
     if len(drawn) + len(modules) > max_nodes:
-        raise GraphTooLarge(f"draw_modules: {len(drawn) + len(modules)} nodes to draw, more than max_nodes={max_nodes}; "
+        raise GraphTooLarge(f"draw_modules: {len(drawn) + len(modules)} nodes to draw, "
+                            f"more than max_nodes={max_nodes}; "
                             f"collapse more modules")
     g = Diagram(name="modules", graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.2", "ranksep": "0.35",
                                             "label": _html(title) if title else "", "labelloc": "t"},
@@ -53,14 +54,16 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     used = {b for b in boxes if b is not None}
     for i in sorted(used):
         m = modules[i]
-        text = f"{names.get(id(m), type(m).__name__)}\n{type(m).__name__}, {m.num_parameters()} params, {sizes[i]} nodes"
+        name = names.get(id(m), type(m).__name__)
+        text = f"{name}\n{type(m).__name__}, {m.num_parameters()} params, {sizes[i]} nodes"
         g.node(f"m{i}", label=_html(text), shape="box", style="rounded,filled", fillcolor="#E8DAEF", id=f"m{i}")
     for v in drawn:
         kind = "output" if v is root else "input" if not v.inputs else "intermediate"
         vid = ids[id(v)]
         g.node(vid, label=_cells(_value_cells(v, view), COLORS[kind], vid), shape="plaintext", id=vid)
         if v.inputs:
-            g.node(f"op{vid}", label=_html(v._op.symbol), shape="ellipse", style="filled", fillcolor=COLORS["op"],
+            symbol = v._op.symbol  # type: ignore[union-attr]  # v.inputs: made by an op
+            g.node(f"op{vid}", label=_html(symbol), shape="ellipse", style="filled", fillcolor=COLORS["op"],
                    fontsize="10", width="0.3", height="0.3", margin="0.03", id=f"op{vid}")
             g.edge(f"op{vid}", vid)
     position = {id(v): i for i, v in enumerate(order)}

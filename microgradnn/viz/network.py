@@ -1,12 +1,16 @@
 """`draw_network`: a network as neurons in layer columns, coloured by weights and activations."""
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
+
 from microgradnn.engine import no_grad
-from microgradnn.nn import MLP, Layer, Neuron
+from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import COLORS, FONT, Diagram, _html, fmt
 
 
-def draw_network(model, x=None, *, rankdir: str = "LR") -> Diagram:
+def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *, rankdir: str = "LR") -> Diagram:
     """Neurons as circles in layer columns; edges coloured by weight sign (blue +, red -) and
     as wide as the weight is large; with an input `x`, neurons are filled by their activation
     and the output shows the prediction."""

@@ -6,6 +6,9 @@ display formatter, when the package is imported inside IPython, or by `%load_ext
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+import graphviz
 
 from microgradnn.engine import Value
 from microgradnn.nn import Module
@@ -13,7 +16,7 @@ from microgradnn.viz.graph import draw_graph
 from microgradnn.viz.network import draw_network
 
 
-def mimebundle(obj, max_nodes: int = 150) -> dict:
+def mimebundle(obj: graphviz.Digraph | Value | Module, max_nodes: int = 150) -> dict:
     """What a notebook shows for a Value or Module: an SVG when small and renderable, else text."""
     bundle = {"text/plain": repr(obj)}
     try:
@@ -24,7 +27,7 @@ def mimebundle(obj, max_nodes: int = 150) -> dict:
     return bundle
 
 
-def register(shell=None) -> bool:
+def register(shell: Any = None) -> bool:
     """Show Values and Modules as SVG pictures in `shell` (default: the running IPython, if any).
     Returns whether there was a shell to register with."""
     if shell is None:

@@ -7,13 +7,14 @@ from typing import Iterator
 
 from microgradnn._checks import positive_int
 from microgradnn.engine import Value, register_backward_hook
+from microgradnn.nn import Module
 from microgradnn.viz.files import save
 from microgradnn.viz.format import MAX_NODES
 from microgradnn.viz.graph import draw_graph
 
 
 @contextlib.contextmanager
-def record(directory: str | os.PathLike, model=None, *, every: int = 1, format: str = "svg",
+def record(directory: str | os.PathLike, model: Module | None = None, *, every: int = 1, format: str = "svg",
            collapse: bool | None = None, max_nodes: int = MAX_NODES, overwrite: bool = False) -> Iterator[list]:
     """Inside the block, each `backward()` writes `step-NNNN-forward.<format>` (the graph as it
     was computed) and `step-NNNN-backward.<format>` (with grads and local derivatives).

@@ -1,0 +1,643 @@
+"""Gradient checks for tests: finite differences, PyTorch, modules, and node-by-node blame.
+
+Tolerances follow `torch.autograd.gradcheck` (atol=1e-5, rtol=1e-3): an entry passes when
+|analytic - reference| <= atol + rtol * |reference|. The numeric reference is a central
+difference extrapolated twice (Richardson), accurate to about 1e-10 relative in float64, so
+tolerances can be made far tighter. An entry counts as non-differentiable only where the
+graph holds an op at its kink (relu, abs, leaky_relu at 0, or a `define_op(kinks=...)`) or
+the one-sided slopes stay apart as the step shrinks; even there the analytic value must be
+one of the one-sided slopes or lie between them.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from microgradnn.engine import Value, grad, no_grad, topological_order
+
+if TYPE_CHECKING:
+    from microgradnn import viz
+    from microgradnn.nn import Module
+
+# a number, an array-like of numbers (positional inputs) or a dict of name -> number (keyword inputs)
+Inputs = Union[float, ArrayLike, Mapping[str, float]]
+
+__all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradcheck", "compare_with_torch",
+           "check_module_gradients", "directional_check", "derivative", "blame", "GradReport", "GradRow",
+           "Derivative", "Culprit"]
+
+OK, FAIL, KINK, NONFINITE = "ok", "FAIL", "non-differentiable", "non-finite"
+EPS = 1e-4  # first finite-difference step, relative: h = EPS * max(1, |x|)
+_MACHINE_EPS = sys.float_info.epsilon
+
+
+@dataclass
+class GradRow:
+    """One checked entry: our value, the reference, their errors and the verdict.
+
+    `error` is the estimated error of the numeric reference and `step` the finite-difference
+    step it used (nan for references that are not finite differences); `left` and `right`
+    are the one-sided slopes, measured where the entry may be non-differentiable.
+    """
+    name: str
+    analytic: float
+    reference: float
+    status: str
+    error: float = math.nan
+    step: float = math.nan
+    left: float = math.nan
+    right: float = math.nan
+
+    @property
+    def abs_err(self) -> float:
+        return abs(self.analytic - self.reference)
+
+    @property
+    def rel_err(self) -> float:
+        return self.abs_err / abs(self.reference) if self.reference else (0.0 if not self.abs_err else math.inf)
+
+    @property
+    def at_kink(self) -> bool:
+        return not (math.isnan(self.left) or math.isnan(self.right))
+
+
+@dataclass
+class Culprit:
+    """The first node whose local derivative is wrong: node, input index, and both values."""
+    node: Value
+    index: int
+    analytic: float
+    numeric: float
+
+    def __str__(self) -> str:
+        v = self.node
+        shown = ", ".join(f"{a.label}={a.data:.6g}" if a.label else f"{a.data:.6g}" for a in v.inputs)
+        return (f"first wrong node: op {v.op!r} at {v.op}({shown}): d/d(input {self.index}) is "
+                f"{_num(self.analytic)} but finite differences give {_num(self.numeric)}")
+
+
+@dataclass
+class GradReport:
+    """All rows of a check; truthy when nothing failed (kinks are flagged, not failed).
+
+    `graph` is the checked output Value (when there is one), `culprit` the first wrong node
+    found in it, `evaluations` how many times the function was evaluated for the reference.
+    """
+    title: str
+    rows: list[GradRow]
+    columns: tuple[str, str] = ("analytic", "numeric")
+    culprit: Culprit | None = None
+    graph: Value | None = None
+    evaluations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.failures
+
+    @property
+    def failures(self) -> list[GradRow]:
+        return [r for r in self.rows if r.status in (FAIL, NONFINITE)]
+
+    @property
+    def kinks(self) -> list[GradRow]:
+        return [r for r in self.rows if r.status == KINK]
+
+    def worst(self) -> GradRow | None:
+        return max(self.rows, key=_badness, default=None)
+
+    def table(self, worst_first: bool = False) -> str:
+        """The rows as an aligned text table, the worst row marked with `>`."""
+        rows = sorted(self.rows, key=_badness, reverse=True) if worst_first else self.rows
+        worst = self.worst()
+        numeric = any(not math.isnan(r.step) for r in self.rows)
+        head = ["", "input", *self.columns] + (["± est", "step"] if numeric else []) + ["abs err", "rel err", "status"]
+        body = []
+        for r in rows:
+            line = [">" if r is worst and not r.status == OK else "", r.name, _num(r.analytic), _num(r.reference)]
+            if numeric:
+                line += [_sci(r.error), _sci(r.step)]
+            status = r.status + (f" (one-sided slopes {_num(r.left)}, {_num(r.right)})" if r.at_kink and
+                                 r.status != OK else "")
+            body.append(line + [_sci(r.abs_err), _sci(r.rel_err), status])
+        widths = [max(len(line[i]) for line in [head] + body) for i in range(len(head))]
+        left = {0, 1, len(head) - 1}
+        lines = [" ".join(c.ljust(w) if i in left else c.rjust(w)
+                          for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+                 for line in [head] + body]
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        n, bad, kinks = len(self.rows), len(self.failures), len(self.kinks)
+        verdict = f"{bad} of {n} entries FAILED" if bad else f"all {n - kinks} of {n} entries agree"
+        if kinks:
+            verdict += (f"; {kinks} at a non-differentiable point, where the analytic value is a valid "
+                        f"one-sided derivative")
+        return f"{self.title}: {verdict}"
+
+    def __str__(self) -> str:
+        lines = [self.summary(), self.table(worst_first=not self), *self.notes]
+        if self.culprit is not None:
+            lines.append(str(self.culprit))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def draw(self, *, max_nodes: int = 300) -> viz.Diagram:  # type: ignore[return]  # the last attempt raises
+        """The backward graph (as `viz.draw_graph` returns it) with the first wrong node and
+        its edges highlighted and the analytic and numeric local derivatives written beside it.
+        Large graphs are cut down to what the wrong node depends on, then collapsed by neuron."""
+        from microgradnn import viz
+        if self.graph is None:
+            raise ValueError(f"{self.title}: this report has no graph to draw")
+        root, mark = self.graph, None
+        if self.culprit is not None:
+            c = self.culprit
+            mark = {c.node: f"first wrong node: {c.node.op}, input {c.index}\nlocal derivative: analytic "
+                            f"×{_num(c.analytic)}, numeric ×{_num(c.numeric)}"}
+        attempts: list[dict[str, Any]] = [dict(root=root), dict(root=root, collapse=True)]
+        if self.culprit is not None:
+            attempts.insert(1, dict(root=self.culprit.node))
+        nodes = topological_order(root)
+        saved = [v.grad for v in nodes]
+        try:
+            with contextlib.suppress(ValueError, OverflowError):
+                root.backward()  # the drawing shows this backward pass's gradients
+            for i, kwargs in enumerate(attempts):
+                try:
+                    return viz.draw_graph(kwargs.pop("root"), view="backward", highlight=mark, title=self.summary(),
+                                          max_nodes=max_nodes, **kwargs)
+                except viz.GraphTooLarge:
+                    if i == len(attempts) - 1:
+                        raise
+        finally:
+            for v, g in zip(nodes, saved):
+                v.grad = g
+
+
+def _badness(r: GradRow) -> tuple:
+    rank = {NONFINITE: 3, FAIL: 2, KINK: 1, OK: 0}[r.status]
+    return rank, r.abs_err if math.isfinite(r.abs_err) else math.inf
+
+
+def _num(x: float) -> str:
+    return f"{x + 0.0:.10g}"  # + 0.0 shows -0.0 as 0
+
+
+def _sci(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2e}"
+
+
+def _close(a: float, ref: float, atol: float, rtol: float) -> bool:
+    return abs(a - ref) <= atol + rtol * abs(ref)
+
+
+# ---- finite differences ------------------------------------------------------------------
+
+@dataclass
+class Derivative:
+    """A finite-difference derivative: the value, its estimated error and the step used;
+    the one-sided slopes; whether they stay apart as the step shrinks (a kink)."""
+    value: float
+    error: float
+    step: float
+    left: float = math.nan
+    right: float = math.nan
+    kink: bool = False
+    evaluations: int = 0
+
+
+def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_sided: bool = False) -> Derivative:
+    """d fn/dx at x by central differences at h, h/2, h/4 extrapolated twice (Richardson).
+
+    h starts at eps * max(1, |x|) and shrinks tenfold where fn cannot be evaluated (a domain
+    edge) or the estimate is not yet settled (a kink or a fast change within the step). The
+    error estimate is the last extrapolation's change plus the rounding error of the
+    differences. With `one_sided=True` (or where the slopes stay apart) the left and right
+    slopes are measured too.
+    """
+    calls = 0
+
+    def f(t: float) -> float:
+        nonlocal calls
+        calls += 1
+        return fn(t)
+
+    scale = max(1.0, abs(x))
+    try:
+        f0 = f(x)
+    except (ArithmeticError, ValueError):
+        return Derivative(math.nan, math.nan, math.nan, evaluations=calls)
+    h = eps * scale
+    best: Derivative | None = None
+    gaps = None
+    for _ in range(12):
+        if h < 1e-13 * scale:
+            break
+        try:
+            fs = [(f(x + d), f(x - d)) for d in (h, h / 2, h / 4)]
+        except (ArithmeticError, ValueError):
+            h /= 10
+            continue
+        d1, d2, d4 = ((up - down) / (2 * d) for (up, down), d in zip(fs, (h, h / 2, h / 4)))
+        r1, r2 = (4 * d2 - d1) / 3, (4 * d4 - d2) / 3
+        value = (16 * r2 - r1) / 15
+        size = max(abs(f0), *(abs(v) for pair in fs for v in pair))
+        rounding = 8 * _MACHINE_EPS * size / h
+        estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
+        if gaps is None:
+            gaps = (h, fs)
+        if best is None or estimate.error < best.error:
+            best = estimate
+        if not math.isfinite(value) or best.error <= 1e-9 * max(abs(best.value), size / scale, 1e-300):
+            break
+        h /= 10
+    if best is None:  # no step fits on both sides: x is at the edge of fn's domain
+        best = _at_domain_edge(f, x, f0, eps * scale)
+        best.evaluations = calls
+        return best
+    h, fs = gaps  # type: ignore[misc]  # set whenever best is
+    best.kink = _slopes_stay_apart(f, x, f0, h, fs)
+    if best.kink or one_sided:
+        best.right = _one_sided(f0, [fs[0][0], fs[1][0], fs[2][0]], h)
+        best.left = -_one_sided(f0, [fs[0][1], fs[1][1], fs[2][1]], h)
+    best.evaluations = calls
+    return best
+
+
+def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
+    """The one-sided derivative from the side where fn is defined (e.g. sqrt(x)**3 at 0)."""
+    scale = max(1.0, abs(x))
+    for sign in (1.0, -1.0):
+        best, step = None, h
+        while step >= 1e-13 * scale:  # shrink while the estimate improves: near an edge f can be x**1.5
+            try:
+                ups = [f(x + sign * d) for d in (step, step / 2, step / 4)]
+            except (ArithmeticError, ValueError):
+                step /= 10
+                continue
+            slope = _one_sided(f0, ups, sign * step)
+            q = [(u - f0) / (sign * d) for u, d in zip(ups, (step, step / 2, step / 4))]
+            size = max(map(abs, [f0, *ups]))
+            error = abs((2 * q[2] - q[1]) - (2 * q[1] - q[0])) + 8 * _MACHINE_EPS * size / step
+            if best is None or error < best.error:
+                best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
+            if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
+                break
+            step /= 10
+        if best is not None:
+            return best
+    return Derivative(math.nan, math.nan, math.nan)
+
+
+def _gap(f0: float, up: float, down: float, d: float) -> float:
+    """Right slope minus left slope at step d: f''·d where smooth, the jump at a kink."""
+    return abs((up - f0) - (f0 - down)) / d
+
+
+def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
+    """True if the one-sided slopes differ by about as much at h/1000 as at h/4 (a kink),
+    rather than a thousandth as much (curvature), and by far more than rounding."""
+    (u1, d1), _, (u4, d4) = fs
+    g1, g4 = _gap(f0, u1, d1, h), _gap(f0, u4, d4, h / 4)
+    if not g4 > 0.6 * g1:  # curvature: a quarter as much at h/4 (or rounding noise)
+        return False
+    small = h / 1000
+    try:
+        up, down = f(x + small), f(x - small)
+    except (ArithmeticError, ValueError):
+        return False
+    size = max(abs(f0), abs(up), abs(down))
+    return _gap(f0, up, down, small) > max(0.6 * g4, 50 * 4 * _MACHINE_EPS * size / small)
+
+
+def _one_sided(f0: float, ups: list[float], h: float) -> float:
+    """The slope on one side from steps h, h/2, h/4, extrapolated twice (first-order error)."""
+    q1, q2, q4 = ((u - f0) / d for u, d in zip(ups, (h, h / 2, h / 4)))
+    r1, r2 = 2 * q2 - q1, 2 * q4 - q2
+    return (4 * r2 - r1) / 3
+
+
+def _judge(analytic: float, d: Derivative, kink: bool, atol: float, rtol: float) -> str:
+    """ok, FAIL, non-differentiable (a valid one-sided derivative at a kink) or non-finite."""
+    if not (math.isfinite(analytic) and math.isfinite(d.value)):
+        return NONFINITE
+    if (kink or d.kink) and math.isfinite(d.left) and math.isfinite(d.right) \
+            and not _close(d.right, d.left, atol, rtol):
+        low, high = min(d.left, d.right), max(d.left, d.right)
+        tol = atol + rtol * max(abs(low), abs(high))
+        return KINK if low - tol <= analytic <= high + tol else FAIL
+    return OK if _close(analytic, d.value, atol, rtol) else FAIL
+
+
+def _row(name: str, analytic: float, d: Derivative, kink: bool, atol: float, rtol: float) -> GradRow:
+    return GradRow(name, analytic, d.value, _judge(analytic, d, kink, atol, rtol), d.error, d.step, d.left, d.right)
+
+
+def _kinked(out: Value, wrt: list[Value]) -> list[bool]:
+    """For each Value in `wrt`: does out depend on it through an op sitting at its kink?"""
+    index = {id(v): i for i, v in enumerate(wrt)}
+    deps: dict[int, int] = {}
+    hit = 0
+    for v in topological_order(out):
+        mask = (1 << index[id(v)]) if id(v) in index else 0
+        for x in v.inputs:
+            mask |= deps[id(x)]
+        deps[id(v)] = mask
+        op = v._op
+        if mask and op is not None and op.kinks is not None and op.kinks(*(x.data for x in v.inputs)):
+            hit |= mask
+    return [bool(hit >> i & 1) for i in range(len(wrt))]
+
+
+# ---- inputs ----------------------------------------------------------------------------
+
+def _flatten(inputs) -> tuple[list[str], list[float], Callable]:
+    """Names, float values, and how to call f with Values (positional or by keyword)."""
+    if isinstance(inputs, dict):
+        names = list(inputs)
+        values = [_float(inputs[k], k) for k in names]
+        return names, values, lambda f, vs: f(**dict(zip(names, vs)))
+    if isinstance(inputs, (int, float, np.number)):
+        return ["x"], [_float(inputs, "x")], lambda f, vs: f(*vs)
+    arr = np.asarray(inputs, dtype=float)
+    names = [f"x[{', '.join(map(str, i))}]" for i in np.ndindex(arr.shape)]
+    return names, [_float(v, n) for v, n in zip(arr.ravel().tolist(), names)], lambda f, vs: f(*vs)
+
+
+def _float(x, name: str) -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"input {name!r} must be a number, got {x!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"input {name!r} must be finite, got {x}")
+    return x
+
+
+def _output(f, call, values) -> Value:
+    out = call(f, [Value(v, n) for v, n in values])
+    if not isinstance(out, Value):
+        raise TypeError(f"f must return a Value, got {type(out).__name__}")
+    return out
+
+
+def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
+    """d(out)/d(v) for each v in `wrt`, by `out.backward()`; every `.grad` in out's graph is
+    put back as it was, and gradients already held by `wrt` do not leak into the result."""
+    nodes = topological_order(out)
+    saved = [v.grad for v in nodes]
+    try:
+        for v in wrt:
+            v.grad = 0.0
+        out.backward()
+        return [v.grad for v in wrt]
+    finally:
+        for v, g in zip(nodes, saved):
+            v.grad = g
+
+
+def _tolerances(eps: float, atol: float, rtol: float) -> str:
+    return f"eps={eps:g}, atol={atol:g}, rtol={rtol:g}"
+
+
+def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
+    """A note when a numeric reference is less certain than the tolerance it is held to."""
+    vague = [r.name for r in rows if r.error > atol + rtol * abs(r.reference)]
+    if not vague:
+        return []
+    return [f"note: the numeric error estimate exceeds the tolerance for {', '.join(vague[:5])}"
+            f"{' ...' if len(vague) > 5 else ''}; a different eps may give a sharper reference"]
+
+
+# ---- checks ----------------------------------------------------------------------------
+
+def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
+              rtol: float = 1e-3) -> GradReport:
+    """Compare backward()'s gradient of f at `inputs` with extrapolated finite differences.
+
+    `inputs`: a number, a list or numpy array (f gets one Value per entry) or a dict of
+    named numbers (f gets keyword arguments). Every `.grad` is left as it was found.
+    """
+    names, xs, call = _flatten(inputs)
+    values = list(zip(xs, names))
+    leaves = [Value(v, n) for v, n in values]
+    out = call(f, leaves)
+    if not isinstance(out, Value):
+        raise TypeError(f"f must return a Value, got {type(out).__name__}")
+    try:
+        grads = _backward_grads(out, leaves)
+    except (ValueError, OverflowError):
+        grads = [math.nan] * len(xs)
+    kinked = _kinked(out, leaves)
+
+    rows, calls = [], 0
+    for i, (x, name) in enumerate(values):
+        def at(t, i=i):
+            with no_grad():
+                return _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]).data
+        d = derivative(at, x, eps)
+        calls += d.evaluations
+        rows.append(_row(name, grads[i], d, kinked[i], atol, rtol))
+    report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
+                        evaluations=calls, notes=_uncertain_note(rows, atol, rtol))
+    if not report:
+        report.culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
+    return report
+
+
+def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-3) -> Culprit | None:
+    """The first node (in topological order) whose stored local derivative disagrees with
+    finite differences of its op's forward; None if every node agrees."""
+    for v in topological_order(out):
+        if not v.inputs:
+            continue
+        xs = [x.data for x in v.inputs]
+        kinks = v._op.kinks  # type: ignore[union-attr]
+        at_kink = kinks is not None and bool(kinks(*xs))
+        for i, x in enumerate(v.inputs):
+            if not x.requires_grad:
+                continue
+
+            def fwd(t, i=i):
+                return v._op.forward(*xs[:i], t, *xs[i + 1:])
+            d = derivative(fwd, xs[i], eps)
+            local = v._local[i]
+            if _judge(local, d, at_kink, atol, rtol) in (FAIL, NONFINITE):
+                return Culprit(v, i, local, d.value)
+    return None
+
+
+def _fname(f) -> str:
+    return getattr(f, "__name__", type(f).__name__)
+
+
+def assert_gradients_close(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
+                           rtol: float = 1e-3) -> GradReport:
+    """`gradcheck`, raising AssertionError with the table (worst input first) if any fails."""
+    return assert_report(gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol))
+
+
+def assert_report(report: GradReport) -> GradReport:
+    """Raise AssertionError with the report's table (worst entry first) unless it passed."""
+    if not report:
+        raise AssertionError(str(report))
+    return report
+
+
+def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
+                  rtol: float = 1e-3) -> GradReport:
+    """Compare second derivatives from `grad(create_graph=True)` with finite differences of
+    the first derivatives; one row per pair of inputs."""
+    names, xs, call = _flatten(inputs)
+    leaves = [Value(v, n) for v, n in zip(xs, names)]
+    out = call(f, leaves)
+    firsts = grad(out, leaves, create_graph=True)
+    kinked = _kinked(out, leaves)
+    rows, calls = [], 0
+    for i, gi in enumerate(firsts):
+        second = grad(gi, leaves)
+        for j, x in enumerate(xs):
+            def first_at(t, i=i, j=j):
+                vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
+                return grad(call(f, vs), vs[i])[0]
+            d = derivative(first_at, x, eps)
+            calls += d.evaluations
+            rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
+    return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
+                      notes=_uncertain_note(rows, atol, rtol))
+
+
+def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
+    """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("compare_with_torch needs PyTorch: pip install torch") from None
+    names, xs, call = _flatten(inputs)
+    leaves = [Value(v, n) for v, n in zip(xs, names)]
+    out = call(f, leaves)
+    grads = _backward_grads(out, leaves)
+    tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
+    t_out = call(f, tensors)
+    t_out.backward()
+    pairs = [("output", out.data, t_out.item())]
+    pairs += [(n, g, 0.0 if t.grad is None else t.grad.item()) for n, g, t in zip(names, grads, tensors)]
+    rows = [GradRow(n, a, r, (OK if _close(a, r, atol, rtol) else FAIL) if math.isfinite(a) and math.isfinite(r)
+                    else NONFINITE) for n, a, r in pairs]
+    report = GradReport(f"compare_with_torch of {_fname(f)} (atol={atol:g}, rtol={rtol:g})", rows,
+                        columns=("microgradnn", "torch"), graph=out)
+    return report
+
+
+def _model_loss(model, loss_fn: Callable, X, y):
+    """loss() -> Value over the whole batch, and a counter of the forward passes it made."""
+    X = np.asarray(X, dtype=float)
+    passes = [0]
+
+    def loss() -> Value:
+        passes[0] += 1
+        return loss_fn([model(x) for x in X], y)
+    return loss, passes
+
+
+def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *,
+                           sample: int | None = None, seed: int = 0, eps: float = EPS, atol: float = 1e-5,
+                           rtol: float = 1e-3) -> GradReport:
+    """Check d(loss)/d(parameter) of `loss_fn([model(x) for x in X], y)` by finite differences,
+    for every parameter or a seeded sample of `sample` of them; rows are named by
+    `named_parameters()`. Parameters' data and `.grad` are restored afterwards."""
+    named = model.named_parameters()
+    if sample is not None and sample < len(named):
+        picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
+        named = [named[i] for i in sorted(picks)]
+    loss, passes = _model_loss(model, loss_fn, X, y)
+    out = loss()
+    grads = _backward_grads(out, [p for _, p in named])
+    kinked = _kinked(out, [p for _, p in named])
+    rows = []
+    for (name, p), g, kink in zip(named, grads, kinked):
+        original = p.data
+
+        def at(t, p=p):
+            p.data = t
+            with no_grad():
+                return loss().data
+        try:
+            d = derivative(at, original, eps)
+        finally:
+            p.data = original
+        rows.append(_row(name, g, d, kink, atol, rtol))
+    report = GradReport(f"check_module_gradients of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
+                        evaluations=passes[0], notes=_uncertain_note(rows, atol, rtol))
+    if not report:
+        report.culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
+    return report
+
+
+def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *, seed: int = 0,
+                      eps: float = EPS, atol: float = 1e-7, rtol: float = 1e-6, max_checks: int = 64) -> GradReport:
+    """Check every parameter's gradient at once: vᵀ∇loss against the finite-difference
+    derivative of loss(θ + t·v) along a random direction v (as torch's gradcheck fast_mode
+    and JAX's check_grads), costing a few forward passes however many parameters there are.
+
+    On failure it narrows down by halving: the halves of a failing set of parameters are
+    checked along their own part of v, until single parameters are named (at most
+    `max_checks` checks), then the first wrong node of the graph is found. Each row is one
+    check; `evaluations` counts forward passes, the one for backward included.
+    """
+    named = model.named_parameters()
+    params = [p for _, p in named]
+    loss, passes = _model_loss(model, loss_fn, X, y)
+    out = loss()
+    grads = np.array(_backward_grads(out, params))
+    kinked = np.array(_kinked(out, params))
+    v = np.random.default_rng(seed).standard_normal(len(params))
+    originals = [p.data for p in params]
+
+    def check(idx: list[int]) -> GradRow:
+        def at(t):
+            for i in idx:
+                params[i].data = originals[i] + t * v[i]
+            with no_grad():
+                return loss().data
+        try:
+            d = derivative(at, 0.0, eps)
+        finally:
+            for i in idx:
+                params[i].data = originals[i]
+        analytic = math.fsum(grads[idx] * v[idx])
+        first, last = named[idx[0]][0], named[idx[-1]][0]
+        name = first if len(idx) == 1 else f"v·grad over {first} .. {last} ({len(idx)} parameters)"
+        return _row(name, analytic, d, bool(kinked[idx].any()), atol, rtol)
+
+    rows = [check(list(range(len(params))))]
+    todo = [list(range(len(params)))] if rows[0].status in (FAIL, NONFINITE) else []
+    notes = []
+    while todo:
+        idx = todo.pop(0)
+        if len(idx) == 1:
+            continue
+        halves = [idx[:len(idx) // 2], idx[len(idx) // 2:]]
+        if len(rows) + 2 > max_checks:
+            notes.append(f"narrowing stopped after {max_checks} checks (max_checks); sets still failing: "
+                         + "; ".join(f"{named[i[0]][0]} .. {named[i[-1]][0]}" for i in [idx, *todo]))
+            break
+        for half in halves:
+            row = check(half)
+            rows.append(row)
+            if row.status in (FAIL, NONFINITE):
+                todo.append(half)
+    report = GradReport(f"directional_check of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
+                        evaluations=passes[0], notes=notes + _uncertain_note(rows, atol, rtol))
+    if not report:
+        wrong = [r.name for r in rows if r.status in (FAIL, NONFINITE) and " .. " not in r.name]
+        if wrong:
+            report.notes.insert(0, f"wrong gradients: {', '.join(wrong)}")
+        report.culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
+    return report

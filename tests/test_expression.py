@@ -1,0 +1,36 @@
+import pytest
+
+import microgradnn as mg
+from microgradnn import expression
+
+
+def test_long_expressions_evaluate_or_fail_cleanly():
+    tree = expression.parse_expression(" + ".join(["x"] * 500))
+    assert expression.evaluate(tree, {"x": 1.0}) == 500.0
+    with pytest.raises(expression.ExpressionError, match="nested too deeply"):
+        expression.parse_expression(" + ".join(["x"] * 100_000))
+
+
+def test_the_infix_operators_are_the_op_tables_infix_rows():
+    assert {op.name for op in expression.BINARY.values()} == {name for name, op in mg.engine.ops().items() if op.infix} \
+        == {"+", "-", "*", "/", "**"}
+    tree = expression.parse_expression("x * w + b ** 2 - 1 / x")
+    assert expression.evaluate(tree, {"x": 2.0, "w": -3.0, "b": 0.5}) == 2.0 * -3.0 + 0.5 ** 2 - 1 / 2.0
+
+
+@pytest.mark.parametrize("text, message", [("x @ w", "not allowed"), ("x // 2", "not allowed"),
+                                           ("exp", "exp is a function"), ("tanh(x, 2)", "takes 1 positional")])
+def test_what_the_language_refuses(text, message):
+    with pytest.raises(expression.ExpressionError, match=message):
+        expression.parse_expression(text)
+
+
+def test_gradcheck_expressions_share_steps_and_call_every_op():
+    program = expression.parse_expression("a = x*y; b = tanh(a); b * a + logsumexp(a, x, 1) + dot(x, y, a) + neg(x)")
+    assert expression.variables_in(program) == ["x", "y"] and str(program).startswith("a = x * y; b = tanh(a); ")
+    out = expression.evaluate(program, {"x": mg.Value(0.5), "y": mg.Value(2.0)})
+    assert sum(1 for v in mg.topological_order(out) if v.op == "*" and v.inputs[0].data == 0.5) == 1  # `a` is shared
+    for text, message in [("a = x; a = 2; a", "assigned twice"), ("a = a + 1; a", "used before it is assigned"),
+                          ("dot(x, y)", "odd number"), ("tanh = x; tanh", "a function"), ("x = 1", "must end with")]:
+        with pytest.raises(expression.ExpressionError, match=message):
+            expression.parse_expression(text)

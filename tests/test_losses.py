@@ -1,0 +1,85 @@
+import math
+
+import numpy as np
+import pytest
+
+import microgradnn as mg
+from microgradnn import MLP, Value, losses
+
+
+def _torch_forward(model, x, torch):
+    acts = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda t: t,
+            "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01)}
+    params, h = [], x
+    for layer in model.layers:
+        W = torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64, requires_grad=True)
+        params += [W, b]
+        h = acts[layer.activation](h @ W.T + b)
+    return h, params
+
+
+def _torch_grads_in_our_order(model, params):
+    out = []
+    for (W, b), layer in zip(zip(params[::2], params[1::2]), model.layers):
+        for i, _ in enumerate(layer.neurons):
+            out += W.grad[i].tolist() + [b.grad[i].item()]
+    return out
+
+
+LOSS_CASES = [
+    (losses.mse, "linear", 1, lambda y: y.astype(float), lambda F, o, t: F.mse_loss(o[:, 0], t)),
+    (losses.hinge, "linear", 1, lambda y: y * 2.0 - 1, lambda F, o, t: F.relu(1 - t * o[:, 0]).mean()),
+    (losses.binary_cross_entropy, "sigmoid", 1, lambda y: y.astype(float), lambda F, o, t: F.binary_cross_entropy(o[:, 0], t)),
+    (losses.binary_cross_entropy_with_logits, "linear", 1, lambda y: y.astype(float),
+     lambda F, o, t: F.binary_cross_entropy_with_logits(o[:, 0], t)),
+    (losses.cross_entropy, "linear", 3, lambda y: y, lambda F, o, t: F.cross_entropy(o, t)),
+]
+
+
+@pytest.mark.parametrize("loss, out_act, nout, targets, torch_loss", LOSS_CASES, ids=lambda c: getattr(c, "__name__", None))
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "leaky_relu"])
+def test_mlp_loss_gradients_match_torch(loss, out_act, nout, targets, torch_loss, activation):
+    torch = pytest.importorskip("torch")
+    X, y = mg.data.make_spiral(12, classes=3, seed=0) if nout == 3 else mg.data.make_moons(12, noise=0.1, seed=0)
+    t = targets(y)
+    model = MLP(2, [5, 4, nout], activation, out_act, seed=2)
+    ours = loss([model(x) for x in X], t)
+    ours.backward()
+    out, params = _torch_forward(model, torch.tensor(X, dtype=torch.float64), torch)
+    tt = torch.tensor(t, dtype=torch.long if nout == 3 else torch.float64)
+    ref = torch_loss(torch.nn.functional, out, tt)
+    ref.backward()
+    assert ours.data == pytest.approx(ref.item(), rel=1e-10)
+    assert [p.grad for p in model.parameters()] == pytest.approx(_torch_grads_in_our_order(model, params), rel=1e-10, abs=1e-13)
+
+
+def test_softmax_is_stable_and_sums_to_one():
+    probs = losses.softmax([Value(1000.0), Value(1001.0), Value(-1000.0)])
+    assert sum(p.data for p in probs) == pytest.approx(1.0)
+    assert probs[1].data == pytest.approx(1 / (1 + math.exp(-1)))
+    assert losses.binary_cross_entropy_with_logits([Value(800.0)], [0.0]).data == 800.0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: losses.hinge([Value(0.5)], [0]), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
+    (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
+    (lambda: losses.binary_cross_entropy([Value(1.5)], [1]), "predictions .probabilities. must lie in"),
+    (lambda: losses.binary_cross_entropy([Value(0.0)], [1]), "infinite loss; use binary_cross_entropy_with_logits"),
+    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [2]), r"class indices 0..1, got \[2.0\]"),
+    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [0.5]), "class indices"),
+    (lambda: losses.mse([Value(1.0), Value(2.0)], [1.0]), "got 2 predictions but 1 targets"),
+    (lambda: losses.mse([Value(1.0)], [float("nan")]), "NaN"),
+])
+def test_bad_input_raises_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("loss, targets, expected", [
+    (losses.mse, [0, 1, 1], 0.5), (losses.mse, [-1, 1], 0.0), (losses.hinge, [-1, 1], 0.0),
+    (losses.binary_cross_entropy, [0, 1], 0.5), (losses.binary_cross_entropy_with_logits, [0, 1], 0.0),
+    (losses.cross_entropy, [0, 2], None), (lambda p, t: p, [0, 1], None),
+])
+def test_decision_threshold_says_what_one_output_means(loss, targets, expected):
+    assert losses.decision_threshold(loss, np.array(targets)) == expected
