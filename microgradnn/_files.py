@@ -1,30 +1,60 @@
-"""Writing user files safely: never replace one without being asked, never leave half of one."""
+"""Writing user files safely: never replace one without being asked, never leave half of one,
+and say which of the user's paths an error is about."""
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
 
 
+def _user_error(e: OSError, who: str, path: str) -> OSError:
+    """The same kind of OSError, about the user's path instead of a temporary file."""
+    err = type(e)(f"{who}: cannot write {path}: {e.strerror or e}")
+    err.errno = e.errno
+    return err
+
+
 def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
-    """The path as a str; FileExistsError if it exists and `overwrite` is False."""
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
+    """The path as a str, after checking a file can be written there now (so long work does
+    not end in an error): not a folder, in a folder that exists and takes new files, and, unless
+    `overwrite`, not already there (a dangling symlink is there too)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{who}: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{who}: {path} is a folder; give a file name")
+    if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{who}: {path} already exists; pass overwrite=True to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{who}: cannot write {path}: folder {folder} does not exist")
+    try:  # permissions, read-only file systems, quotas: only trying tells
+        fd, probe = _create_beside(path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise _user_error(e, who, path) from None
     return path
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`.
+def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "save") -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then move it to `path`:
+    replacing what is there if `overwrite`, else only if nothing is (so of two racing saves
+    one fails). Errors name `path`, and the temporary file never stays behind.
 
     A new file gets the mode the umask gives (0644 under 022), as `open()` would make it;
     a replaced file keeps its mode.
     """
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
+    except OSError:
         mode = None
-    fd, tmp = _create_beside(path)
+    try:
+        fd, tmp = _create_beside(path)
+    except OSError as e:
+        raise _user_error(e, who, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -32,10 +62,17 @@ def write_atomic(path: str, data: bytes) -> None:
             os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_exclusive(tmp, path, who)
+    except OSError as e:
+        if isinstance(e, FileExistsError) and str(e).startswith(who):
+            raise
+        raise _user_error(e, who, path) from None
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def _create_beside(path: str) -> tuple[int, str]:
@@ -49,3 +86,28 @@ def _create_beside(path: str) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a temporary file in {folder}")
+
+
+def _link_exclusive(tmp: str, path: str, who: str) -> None:
+    """Give the complete file `tmp` the name `path` only if no file has it (a hard link is
+    atomic and fails on any existing name, even a dangling symlink)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{who}: {path} already exists; pass overwrite=True to replace it") from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        # no hard links on this file system: create the name exclusively and copy into it
+        try:
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            raise FileExistsError(f"{who}: {path} already exists; pass overwrite=True to replace it") from None
+        try:
+            with open(tmp, "rb") as src, os.fdopen(out, "wb") as dst:
+                dst.write(src.read())
+                dst.flush()
+                os.fsync(dst.fileno())
+        except BaseException:
+            os.unlink(path)
+            raise

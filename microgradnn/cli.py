@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from microgradnn import data, losses, nn, optim, replay, viz
+from microgradnn._files import check_writable
 from microgradnn._checks import positive_int
 from microgradnn._version import __version__
 from microgradnn.engine import Value
@@ -21,10 +22,18 @@ class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
 
+class Failure(Exception):
+    """The command ran and failed (training diverged, ...): reported in one line, exit code 1."""
+
+
 
 # ---- subcommands -------------------------------------------------------------------------
 
 def cmd_render(args) -> int:
+    try:
+        check_writable(args.output, args.force, "-o")
+    except FileExistsError:
+        raise UsageError(f"{args.output} already exists; pass --force to replace it") from None
     tree, values = build_expression(args.expression, args.variables, args.imports)
     env = {n: Value(v, n) for n, v in values.items()}
     try:
@@ -34,10 +43,8 @@ def cmd_render(args) -> int:
     if not isinstance(out, Value):
         out = Value(out, requires_grad=False)
     out.label = out.label or "out"
-    if args.view != "forward":
+    if args.view != "forward" and out.requires_grad:
         out.backward()
-    if os.path.exists(args.output) and not args.force:
-        raise UsageError(f"{args.output} already exists; pass --force to replace it")
     viz.save(viz.draw_graph(out, view=args.view, rankdir=args.rankdir), args.output, overwrite=True)
     print(f"{args.expression} = {out.data:.6g}")
     if args.view != "forward":
@@ -124,19 +131,25 @@ def train_model(args, out=sys.stdout):
     else:
         model = MLP(2, [*args.hidden, nout], args.activation,
                        "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
-    if args.save and os.path.exists(args.save) and not args.overwrite:
-        raise UsageError(f"{args.save} already exists; pass --overwrite to replace it")
+    if args.save:  # before training: a bad destination must not cost the training run
+        try:
+            check_writable(args.save, args.overwrite, "--save")
+        except FileExistsError:
+            raise UsageError(f"{args.save} already exists; pass --overwrite to replace it") from None
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         opt_kwargs["momentum"] = args.momentum
     optimizer = optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
     print(f"training {model!r} on {args.dataset} ({len(X)} samples), {loss} loss, "
           f"{args.optimizer} lr={args.lr}, {args.epochs} epochs", file=out)
-    history = fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
-                     verbose=not args.quiet, compiled=args.compiled)
+    try:
+        history = fit(model, X, targets, loss, optimizer, args.epochs, args.batch_size, seed=args.seed,
+                      verbose=not args.quiet, compiled=args.compiled)
+    except (ArithmeticError, ValueError) as e:
+        raise Failure(str(e)) from None
     print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save:
-        model.save(args.save, overwrite=True)
+        model.save(args.save, overwrite=args.overwrite)
         print(f"saved {args.save}", file=out)
     return model, X, y, history
 
@@ -242,7 +255,9 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.")
+    parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.",
+                     epilog="Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted. Add --debug anywhere to "
+                            "see the traceback of an error.")
     parser.add_argument("--version", action="version", version=f"microgradnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
@@ -327,18 +342,49 @@ def _add_import(p: argparse.ArgumentParser) -> None:
                    help="import MODULE first (from the current folder too), so the ops it defines can be called")
 
 
+# Errors in what the user asked for (exit 2); anything else that goes wrong is exit 1.
+_USAGE = (UsageError, ValueError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+          viz.GraphTooLarge)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    parser = build_parser()
+    """Run the command line; returns the exit code: 0 done, 1 failed, 2 bad usage, 130 Ctrl-C.
+    Every error is one line on stderr; `--debug` (anywhere) shows the traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["mutate"] and not set(argv[1:]) & {"-h", "--help"}:
-        args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
-        args.pytest_args = argv[1:]
-    else:
-        args = parser.parse_args(argv)
+    debug = "--debug" in argv and argv[:1] != ["mutate"]
+    if debug:
+        argv = [a for a in argv if a != "--debug"]
+    command = "microgradnn"
     try:
-        return args.run(args)
-    except (UsageError, ValueError, FileExistsError, FileNotFoundError, viz.GraphTooLarge,
-            viz.GraphvizNotFound) as e:
-        print(f"microgradnn {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        if argv[:1] == ["mutate"] and not set(argv[1:]) & {"-h", "--help"}:
+            args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
+            args.pytest_args = argv[1:]
+        else:
+            args = parser.parse_args(argv)
+        command = f"microgradnn {args.command}"
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+        return code
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"\n{command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, and keep Python's exit-time flush quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:  # noqa: BLE001 - the command line's promise: one line, never a traceback
+        if debug:
+            raise
+        usage = isinstance(e, _USAGE) and not isinstance(e, (OverflowError, RecursionError, MemoryError))
+        text = str(e) if isinstance(e, (UsageError, Failure)) or usage and str(e) else f"{type(e).__name__}: {e}"
+        text = " ".join(text.split())
+        if len(text) > 400:
+            text = text[:397] + "..."
+        hint = "" if usage or isinstance(e, Failure) else " (run with --debug for the traceback)"
+        print(f"{command}: error: {text}{hint}", file=sys.stderr)
+        return 2 if usage else 1

@@ -21,11 +21,15 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions",
+    "observe_decisions", "data_version", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
 _BACKWARD_HOOKS: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_backward_hooks", default=())
+# Counts every `.data` assignment. A node stores the count when it was made (_t) and an
+# assignment stamps the Value with the new count, so an input whose _t is above its user's
+# was changed after use: its local derivatives are stale (PyTorch's version counter).
+_clock = 0
 
 
 class Value:
@@ -39,7 +43,8 @@ class Value:
     # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
     # _origin: see `origin`; left unset on most nodes (setting it on every node costs time).
-    __slots__ = ("data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_origin")
+    # _data: the number (`data`); _t: see _clock.
+    __slots__ = ("_data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_t", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -48,7 +53,9 @@ class Value:
             raise ValueError(f"Value: data must be finite, got {data}{_label_note(label)}")
         if not isinstance(label, str):
             raise TypeError(f"Value: label must be a str, got {type(label).__name__}")
-        self.data = data
+        if not isinstance(requires_grad, bool):
+            raise TypeError(f"Value: requires_grad must be a bool, got {type(requires_grad).__name__}")
+        self._data = data
         self.grad = 0.0
         self.label = label
         self.requires_grad = requires_grad
@@ -56,6 +63,25 @@ class Value:
         self.inputs: tuple[Value, ...] = ()
         self._local: tuple[float, ...] = ()
         self._depth = 0
+        self._t = _clock
+
+    @property
+    def data(self) -> float:
+        """The number this Value holds."""
+        return self._data
+
+    @data.setter
+    def data(self, x: float) -> None:
+        # Setting data marks the Value changed: a graph that used the old number refuses
+        # backward/grad instead of giving gradients at the old point.
+        global _clock
+        if type(x) is not float or x - x != 0.0:
+            x = _to_float(x, "Value.data", self.label)
+            if x - x != 0.0:
+                raise ValueError(f"Value.data: must be finite, got {x}{_label_note(self.label)}")
+        _clock += 1
+        self._t = _clock
+        self._data = x
 
     @property
     def op(self) -> str:
@@ -131,25 +157,52 @@ class Value:
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch.
         """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this Value does not require grad (no Value it was computed from has "
+                               "requires_grad=True)")
+        if type(gradient) is not float or gradient - gradient != 0.0:
+            gradient = _to_float(gradient, "backward")
+            if gradient - gradient != 0.0:
+                raise ValueError(f"backward: gradient must be finite, got {gradient}")
         hooks = _BACKWARD_HOOKS.get()
-        for hook in hooks:
-            hook(self, "before")
+        if hooks:
+            _run_hooks(hooks, self, "before")
         interior, leaves = _walk(self, zero=True)
+        if interior and min(map(_T, interior)) != _clock:  # some .data was set since the oldest node
+            _check_unchanged(interior, "backward")
+        # what the leaves held, to put back if this call fails (no snapshot when all are 0)
+        before = list(map(_GRAD, leaves)) if any(map(_GRAD, leaves)) else None
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
             if g:
                 for x, d in zip(v.inputs, v._local):
                     x.grad += d * g
-        total = sum(map(_GRAD, leaves))  # a non-finite gradient anywhere reaches some leaf
+        total = sum(map(_GRAD, leaves))  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
-            _raise_nonfinite_gradient(topological_order(self))
-        for hook in hooks:
-            hook(self, "after")
+            _check_finite(self, interior, leaves, before)
+        if hooks:
+            _run_hooks(hooks, self, "after")
 
     def zero_grad(self) -> None:
         """Set `.grad` to 0 on every node of this Value's graph."""
         zero_grad(self)
+
+    # pickle and copy.deepcopy, without recursion: the state of a node made by an op starts
+    # with every node below it, inputs first, so by the time a node's inputs are written they
+    # have all been written already (a memo reference each) however deep the graph.
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        below = None
+        if self.inputs and id(self) not in getattr(_PICKLING, "covered", ()):
+            below = topological_order(self)[:-1]
+            _PICKLING.covered = {id(v) for v in below}  # those need not list their own
+        return _empty_value, (), (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
+                                  self._op, self.inputs, self._local, self._depth)
+
+    def __setstate__(self, state: tuple) -> None:
+        (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
+         self._op, self.inputs, self._local, self._depth) = state
+        self._t = _clock
 
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""
@@ -159,23 +212,31 @@ class Value:
 # ---- how an op makes a node ------------------------------------------------------------
 
 _new = object.__new__
+_PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle writes before them
+
+
+def _empty_value() -> Value:
+    return _new(Value)
 _DEPTH = operator.attrgetter("_depth")
 _GRAD = operator.attrgetter("grad")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
+_T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
 
 
-def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0) -> Value:
+def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
+          requires_grad: bool = False) -> Value:
     """A Value made by an op (Value() minus the checks, which the op has done)."""
     v = _new(Value)
-    v.data = data  # one attribute per statement: tuple assignment costs a third more here
+    v._data = data  # one attribute per statement: tuple assignment costs a third more here
     v.grad = 0.0
     v.label = ""
-    v.requires_grad = True
+    v.requires_grad = requires_grad
     v._op = op
     v.inputs = inputs
     v._local = local
     v._depth = depth
+    v._t = _clock
     return v
 
 
@@ -207,6 +268,9 @@ class Op:
         self.groups = groups
         self.infix = infix
         self.symbol = name if symbol is None else symbol
+        # The op on torch tensors, when `microgradnn.testing` has set it (for compare_with_torch):
+        # a tensor must stay a tensor, never be read as a float.
+        self.tensor_forward: Callable | None = None
         # The built-in rules written out for all inputs at once (`unrolled(*xs, out)`), used
         # while `derivatives` are still those rules: a fused neuron's 2n+1 derivatives in one step.
         self._unrolled = (self.derivatives, unrolled) if unrolled is not None else None
@@ -272,7 +336,7 @@ class Op:
             args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
         if len(args) not in self._arities:
             self._check_arity(len(args))
-        return self._record(args, [a.data for a in args])  # type: ignore[union-attr]  # all Values by now
+        return self._record(args, [a._data for a in args])  # type: ignore[union-attr]  # all Values by now
 
     def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
@@ -288,6 +352,11 @@ class Op:
             return _node(data)
         if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
             needs = [a.requires_grad for a in args]
+        depth = 1 + max([a._depth for a in args]) if depth is None else depth
+        if needs is not True and True not in needs:  # type: ignore[operator]  # a list here
+            # PyTorch's rule: no input needs a gradient, so neither does the output, and its
+            # derivatives are never evaluated (the node stays in the graph for pictures).
+            return _node(data, self, args, (0.0,) * len(args), depth)
         try:
             unrolled = self._unrolled
             if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
@@ -299,10 +368,15 @@ class Op:
         except (ArithmeticError, ValueError):
             # e.g. sqrt'(0): only an error if a gradient actually flows through here
             local = (math.nan,) * len(args)
-        return _node(data, self, args, local, 1 + max([a._depth for a in args]) if depth is None else depth)
+        return _node(data, self, args, local, depth, True)
 
     def _numbers(self, args: Sequence):
         """The op on plain numbers, or on numpy arrays by `array_forward` (rules run on arrays in replay)."""
+        if any(hasattr(a, "__torch_function__") for a in args):
+            if self.tensor_forward is None:
+                raise TypeError(f"{self.name}: got a torch tensor; it runs on Values and numbers "
+                                "(microgradnn.testing.compare_with_torch runs the built-in ops on tensors)")
+            return self.tensor_forward(*args)
         if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
             return self.array_forward(*args)  # checked first: a failed float() would format the array
         return self._forward([_to_float(a, self.name) for a in args], args)
@@ -335,7 +409,7 @@ class _UnaryOp(Op):
     def __call__(self, a):
         if type(a) is not Value:
             return self._numbers((a,))
-        x = a.data
+        x = a._data
         try:
             data = self.forward(x)
         except (ArithmeticError, ValueError):
@@ -344,12 +418,14 @@ class _UnaryOp(Op):
             data = self._forward([x], (a,))
         if not _GRAD_ENABLED.get():
             return _node(data)
+        if not a.requires_grad:  # see Op._record
+            return _node(data, self, (a,), (0.0,), a._depth + 1)
         rule = self.derivatives[0]
         try:
-            local = (rule(x, data) if a.requires_grad else 0.0,)
+            local = (rule(x, data),)
         except (ArithmeticError, ValueError):
             local = (math.nan,)
-        return _node(data, self, (a,), local, a._depth + 1)
+        return _node(data, self, (a,), local, a._depth + 1, True)
 
 
 class _BinaryOp(Op):
@@ -363,7 +439,7 @@ class _BinaryOp(Op):
             a = _constant(a, self.name)
         elif type(b) is not Value:
             b = _constant(b, self.name)
-        x, y = a.data, b.data
+        x, y = a._data, b._data
         try:
             data = self.forward(x, y)
         except (ArithmeticError, ValueError):
@@ -372,16 +448,20 @@ class _BinaryOp(Op):
             data = self._forward([x, y], (a, b))
         if not _GRAD_ENABLED.get():
             return _node(data)
+        ra, rb = a.requires_grad, b.requires_grad
+        depth = 1 + (a._depth if a._depth > b._depth else b._depth)
+        if not (ra or rb):  # see Op.__call__
+            return _node(data, self, (a, b), (0.0, 0.0), depth)
         da, db = self.derivatives
         try:
-            ga = da(x, y, data) if a.requires_grad else 0.0
+            ga = da(x, y, data) if ra else 0.0
         except (ArithmeticError, ValueError):
             ga = math.nan
         try:
-            gb = db(x, y, data) if b.requires_grad else 0.0
+            gb = db(x, y, data) if rb else 0.0
         except (ArithmeticError, ValueError):
             gb = math.nan
-        return _node(data, self, (a, b), (ga, gb), 1 + (a._depth if a._depth > b._depth else b._depth))
+        return _node(data, self, (a, b), (ga, gb), depth, True)
 
 
 def _label_note(label: str) -> str:
@@ -394,10 +474,14 @@ def _show(a) -> str:
     return repr(a)
 
 
-def _call_note(op: Op, args: Sequence) -> str:
+def _call_note(op: Op | None, args: Sequence) -> str:
     """How an error shows the failing call: `log(x=-1.0)`, `1.0 / 0.0`."""
+    if op is None:  # a leaf
+        return ", ".join(map(_show, args))
     if op.infix and len(args) == 2:
         return f"{_show(args[0])} {op.symbol} {_show(args[1])}"
+    if len(args) > 6:  # a neuron's dot has 2n + 1 inputs: say how many, show a few
+        return f"{op.name}({', '.join(map(_show, args[:3]))}, ... {len(args) - 4} more, {_show(args[-1])})"
     return f"{op.name}({', '.join(map(_show, args))})"
 
 
@@ -411,9 +495,7 @@ def _to_float(x, where: str, label: str = "") -> float:
 
 def _constant(x, where: str) -> Value:
     """A plain number lifted into the graph (no gradient; drawn inside its op's label)."""
-    v = _node(x if type(x) is float else _to_float(x, where))
-    v.requires_grad = False
-    return v
+    return _node(x if type(x) is float else _to_float(x, where))
 
 
 def _data(x) -> float:
@@ -458,13 +540,66 @@ def zero_grad(*roots: Value) -> None:
             v.grad = 0.0
 
 
-def _raise_nonfinite_gradient(order: list[Value]) -> None:
-    for v in reversed(order):
-        for i, d in enumerate(v._local):
-            if v.grad and not math.isfinite(d):
-                raise ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "  # type: ignore[arg-type]
-                                 f"input {i} ({_show(v.inputs[i])}) is not finite")
-    raise OverflowError("backward: a gradient overflowed to a non-finite value")
+def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float] | None) -> None:
+    """After backward's sum of leaf gradients came out non-finite: raise if a gradient that
+    is wanted is not finite (the sum alone may have overflowed), after restoring every leaf's
+    `.grad` to what it held before the call, so a failed backward adds nothing."""
+    if before is None:
+        before = [0.0] * len(leaves)
+    if all(math.isfinite(v.grad) for v in leaves if v.requires_grad):
+        for v, g in zip(leaves, before):
+            if not v.requires_grad and not math.isfinite(v.grad):
+                v.grad = g  # inf * 0 on a constant: no gradient is wanted there
+        return
+    error: Exception = OverflowError("backward: a gradient overflowed to a non-finite value (the loss or "
+                                     "learning rate may be too large)")
+    for v in sorted(interior, key=_DEPTH, reverse=True):
+        bad = [i for i, (x, d) in enumerate(zip(v.inputs, v._local)) if x.requires_grad and not math.isfinite(d)]
+        if v.grad and bad:
+            i = bad[0]
+            error = ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
+                               f"input {i} ({_show(v.inputs[i])}) is not finite")
+            break
+    for v, g in zip(leaves, before):
+        v.grad = g
+    for v in interior:
+        v.grad = 0.0
+    raise error
+
+
+def data_version() -> int:
+    """A count that grows each time any Value's `.data` is set (see `changed_since`)."""
+    return _clock
+
+
+def changed_since(values: Iterable[Value], version: int) -> Value | None:
+    """The first of `values` whose `.data` was set after `data_version()` returned `version`,
+    or None (compile's results use it to refuse a gradient at numbers no longer there)."""
+    if version == _clock:
+        return None
+    return next((v for v in values if v._t > version), None)
+
+
+def _check_unchanged(interior: Iterable[Value], who: str) -> None:
+    """Raise if an input's `.data` was set after a node used it (its local derivatives,
+    computed then, would be stale)."""
+    for v in interior:
+        for x in v.inputs:
+            if x._t > v._t:
+                name = f" {x.label!r}" if x.label else ""
+                raise RuntimeError(f"{who}: the data of Value{name} (now {x._data!r}) was changed after "
+                                   f"{v.op!r} used it; run the forward pass again to differentiate at the new value")
+
+
+def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
+    """Backward hooks observe; one that raises is reported as a warning and backward goes on."""
+    for hook in hooks:
+        try:
+            hook(root, when)
+        except Exception as e:  # noqa: BLE001 - an observer must not abort backward
+            import warnings
+            warnings.warn(f"backward hook {getattr(hook, '__qualname__', hook)!r} raised {type(e).__name__}: {e}; "
+                          "ignored", RuntimeWarning, stacklevel=3)
 
 
 def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = False) -> tuple:
@@ -477,14 +612,29 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     for x in inputs:
         if type(x) is not Value:
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
+    if type(output) is not Value:
+        raise TypeError(f"grad: output must be a Value, got {type(output).__name__}")
     grads: dict[Value, Any] = {output: 1.0}
-    for v in reversed(topological_order(output)):
+    order = topological_order(output)
+    interior = [v for v in order if v.inputs]
+    if interior and min(map(_T, interior)) != _clock:
+        _check_unchanged(interior, "grad")
+    for v in reversed(order):
         g = grads.get(v)
-        if g is None or not v.inputs:
+        if g is None or not v.inputs or not v.requires_grad:
             continue
-        local = v._op.local_grads(v.inputs, v, list(map(_NEEDS_GRAD, v.inputs))) if create_graph else v._local  # type: ignore[union-attr]
-        for x, d in zip(v.inputs, local):
-            grads[x] = grads[x] + d * g if x in grads else d * g
+        needs = list(map(_NEEDS_GRAD, v.inputs))
+        if create_graph:
+            try:
+                local = v._op.local_grads(v.inputs, v, needs)  # type: ignore[union-attr]  # interior nodes have ops
+            except (ArithmeticError, ValueError) as e:
+                note = _call_note(v._op, v.inputs)
+                raise ValueError(f"grad: the derivative of {note} is not defined ({e})") from None
+        else:
+            local = v._local
+        for x, d, need in zip(v.inputs, local, needs):
+            if need:
+                grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
     if create_graph:
         result = tuple(r if type(r) is Value else Value(r, requires_grad=False) for r in result)
@@ -554,7 +704,7 @@ def register_backward_hook(hook: Callable[[Value, str], None]) -> RemovableHandl
 # Value has methods that report them; outside it, Value has its plain ones and pays nothing.
 
 _DECISIONS: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("microgradnn_decisions", default=None)
-_DATA_SLOT = Value.__dict__["data"]  # the slot the engine reads and writes
+_DATA_SLOT = Value.__dict__["_data"]  # the slot behind `data`: read without being noted
 
 
 def _report(kind: str, a: Value, b: Any, answer: Any) -> Any:
@@ -598,7 +748,7 @@ class _ObservedData:
         return x
 
     def __set__(self, obj, value):
-        _DATA_SLOT.__set__(obj, value)
+        _plain_methods["data"].__set__(obj, value)  # the plain setter: checks, and stamps the Value
 
 
 def _observed_number(self):
@@ -667,6 +817,9 @@ def fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+_TREE_INDENT = 40
+
+
 def tree(root: Value, view: str = "both") -> str:
     """The graph as indented text, output first; a node already shown is referred to by name."""
     if view not in ("forward", "backward", "both"):
@@ -677,12 +830,15 @@ def tree(root: Value, view: str = "both") -> str:
         v, depth = stack.pop()
         what = f"{v.op}" if v.op else "leaf"
         label = f" {v.label!r}" if v.label else ""
+        # indentation stops growing at _TREE_INDENT levels (a long chain would cost depth**2
+        # characters); deeper lines say their level instead
+        indent = "  " * depth if depth <= _TREE_INDENT else f"{'  ' * _TREE_INDENT}[level {depth}] "
         if id(v) in names:
-            lines.append(f"{'  ' * depth}{names[id(v)]}{label} (shown above)")
+            lines.append(f"{indent}{names[id(v)]}{label} (shown above)")
             continue
         name = names[id(v)] = f"#{len(names)}"
         numbers = f"data={fmt(v.data)}" + (f" grad={fmt(v.grad)}" if view != "forward" else "")
-        lines.append(f"{'  ' * depth}{name}{label} {what} {numbers}")
+        lines.append(f"{indent}{name}{label} {what} {numbers}")
         stack.extend((x, depth + 1) for x in reversed(v.inputs))
     return "\n".join(lines)
 
@@ -717,9 +873,44 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
     for field, f in (("array_forward", array_forward), ("kinks", kinks)):
         if f is not None and not callable(f):
             raise TypeError(f"define_op({name!r}): {field} must be a callable taking the op's inputs, got {f!r}")
+    n = len(derivatives)
+    _check_takes(forward, n, f"define_op({name!r}): forward", f"{n} input(s), one per derivative rule")
+    for i, rule in enumerate(derivatives):
+        _check_takes(rule, n + 1, f"define_op({name!r}): derivative rule {i}", f"(*inputs, out): {n + 1} arguments")
     op = _make_op(name, forward, derivatives, array_forward=array_forward, kinks=kinks)
+    op.__class__ = _FIRST_USE[type(op)]  # checks what its rules return once, then is a plain op
     _OPS[name] = op
     return op
+
+
+def _check_takes(f: Callable, n: int, who: str, expected: str) -> None:
+    import inspect
+    try:
+        signature = inspect.signature(f)
+    except (TypeError, ValueError):  # some builtins have none: nothing to check
+        return
+    try:
+        signature.bind(*range(n))
+    except TypeError:
+        raise TypeError(f"{who} must take {expected}; its signature is {signature}") from None
+
+
+def _first_use(cls: type) -> type:
+    """`cls` whose first call that runs the derivative rules checks they returned numbers,
+    then turns the op back into a plain `cls` (so later calls cost nothing extra)."""
+    def __call__(self, *args):
+        out = cls.__call__(self, *args)
+        if type(out) is Value and out.requires_grad:  # some rule ran
+            for i, d in enumerate(out._local):
+                if type(d) is not float and (isinstance(d, bool) or not isinstance(d, (numbers.Real, Value))):
+                    raise TypeError(f"{self.name}: derivative rule {i} returned "
+                                    f"{type(d).__name__} {d!r:.60}; rules must return a number (a float for floats)")
+            self.__class__ = cls
+        return out
+    return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": __name__})
+
+
+_FIRST_USE = {cls: _first_use(cls) for cls in (Op, _UnaryOp, _BinaryOp)}
 
 
 def get_op(name: str) -> Op:
@@ -860,7 +1051,10 @@ _DOT = _row("dot", _dot,
             lambda k, n, *a: 1.0,       # d/db = 1
             groups=_dot_groups, unrolled=_dot_grads, array_forward=_dot, symbol="Σ w·x + b")
 # logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_k = softmax_k = exp(x_k - out).
+# The unrolled form computes all n derivatives in one pass (the rule, called per input with
+# all n inputs, would take n**2 steps).
 _LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
+                  unrolled=lambda *a: tuple([exp(x - a[-1]) for x in a[:-1]]),
                   array_forward=lambda *xs: _np().logaddexp.reduce(_np().stack(xs), axis=0))
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
 # target Value's log-probability inside the graph (no gradient flows into targets).
@@ -941,7 +1135,7 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     x = tuple(x)
     if not x or not _ONLY_VALUES.issuperset(map(type, x)):
         return [dot(w, x, b) for w, b in zip(ws, bs)]
-    x_data = [a.data for a in x]
+    x_data = [a._data for a in x]
     x_needs = [a.requires_grad for a in x]
     x_all = all(x_needs)
     x_depth = max([a._depth for a in x])
@@ -955,5 +1149,5 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
         w_needs = [a.requires_grad for a in w]
         needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
         depth = max(x_depth, b._depth, max([a._depth for a in w]))
-        nodes.append(_DOT._record((*w, *x, b), [*[a.data for a in w], *x_data, b.data], needs, 1 + depth))
+        nodes.append(_DOT._record((*w, *x, b), [*[a._data for a in w], *x_data, b._data], needs, 1 + depth))
     return nodes

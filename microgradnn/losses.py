@@ -140,8 +140,13 @@ def decision_threshold(loss: Callable | str, targets: ArrayLike) -> float | None
     when the loss does not say (cross_entropy takes the argmax; a loss of your own)."""
     if loss is binary_cross_entropy:
         return 0.5
-    if loss is mse:
+    if loss is mse:  # by the label convention, so a batch of one class is split where it should be
         t = np.asarray(targets, dtype=float)
+        values = set(np.unique(t).tolist())
+        if values <= {0.0, 1.0}:
+            return 0.5
+        if values <= {-1.0, 1.0}:
+            return 0.0
         return (float(t.min()) + float(t.max())) / 2
     if loss in (hinge, binary_cross_entropy_with_logits):
         return 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from typing import Iterable
 
 import numpy as np
@@ -31,6 +32,12 @@ class Optimizer:
         for p in self.params:
             if type(p) is not Value:
                 raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
+        unique = list(dict.fromkeys(self.params))
+        if len(unique) != len(self.params):
+            # updating a shared parameter once per listing would step it twice (PyTorch warns too)
+            warnings.warn(f"{type(self).__name__}: {len(self.params) - len(unique)} parameter(s) listed more than "
+                          "once; each is updated once per step", UserWarning, stacklevel=3)
+            self.params = unique
         who = type(self).__name__
         self.lr = number(lr, who, "lr", 0.0)
         self.weight_decay = number(weight_decay, who, "weight_decay", 0.0)
@@ -41,7 +48,8 @@ class Optimizer:
             p.grad = 0.0
 
     def step(self) -> None:
-        """Update every parameter once."""
+        """Update every parameter once; if any would become non-finite, refuse and change
+        nothing (neither the parameters nor the optimizer's state)."""
         n = len(self.params)
         data = np.fromiter(map(_DATA, self.params), dtype=float, count=n)
         grads = np.fromiter(map(_GRAD, self.params), dtype=float, count=n)
@@ -51,11 +59,21 @@ class Optimizer:
             bad = int(np.flatnonzero(~np.isfinite(grads))[0])
             raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad} "
                              f"({self.params[bad]!r}) is not finite")
-        for p, x in zip(self.params, self._update(data, grads).tolist()):
+        with np.errstate(all="ignore"):
+            new, state = self._update(data, grads)
+        if not np.isfinite(new).all():
+            i = int(np.flatnonzero(~np.isfinite(new))[0])
+            raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
+                                f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
+                                "too large when training diverges")
+        for p, x in zip(self.params, new.tolist()):
             p.data = x
+        for name, array in state.items():
+            setattr(self, name, array)
 
-    def _update(self, data: np.ndarray, grads: np.ndarray) -> np.ndarray:
-        """The new parameter vector from the old one and the gradients (weight decay included)."""
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The new parameter vector from the old one and the gradients (weight decay included),
+        and the optimizer's new state (kept only if every new parameter is finite)."""
         raise NotImplementedError
 
 
@@ -68,11 +86,12 @@ class SGD(Optimizer):
         self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
         self.velocity: np.ndarray | None = None
 
-    def _update(self, data: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
+        velocity = self.velocity
         if self.momentum:
-            self.velocity = grads if self.velocity is None else self.momentum * self.velocity + grads
-            grads = self.velocity
-        return data - self.lr * grads
+            velocity = grads if velocity is None else self.momentum * velocity + grads
+            grads = velocity
+        return data - self.lr * grads, {"velocity": velocity}
 
 
 class Adam(Optimizer):
@@ -86,19 +105,20 @@ class Adam(Optimizer):
         if len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
         self.betas = tuple(number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
-        self.eps = number(eps, "Adam", "eps", 0.0)
+        # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
+        self.eps = number(eps, "Adam", "eps", 0.0, lo_open=True)
         self.t = 0
         self.m = np.zeros(len(self.params))
         self.v = np.zeros(len(self.params))
 
-    def _update(self, data: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
         b1, b2 = self.betas
-        self.t += 1
-        step_size = self.lr / (1 - b1 ** self.t)
-        root_correction = math.sqrt(1 - b2 ** self.t)
-        self.m += (1 - b1) * (grads - self.m)  # torch's lerp form
-        self.v = self.v * b2 + (1 - b2) * grads * grads
-        return data - step_size * self.m / (np.sqrt(self.v) / root_correction + self.eps)
+        t = self.t + 1
+        step_size = self.lr / (1 - b1 ** t)
+        root_correction = math.sqrt(1 - b2 ** t)
+        m = self.m + (1 - b1) * (grads - self.m)  # torch's lerp form
+        v = self.v * b2 + (1 - b2) * grads * grads
+        return data - step_size * m / (np.sqrt(v) / root_correction + self.eps), {"t": t, "m": m, "v": v}
 
 
 class LinearLR:

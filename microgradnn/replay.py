@@ -265,6 +265,8 @@ class BatchResult:
 
     def __init__(self, compiled: "Compiled", runs: list, losses: np.ndarray, outputs: np.ndarray | None) -> None:
         self._compiled, self._runs, self._call = compiled, runs, compiled.calls
+        self._version = engine.data_version()  # the parameters' numbers this result was computed at
+        self._used = len(compiled.params)
         self.losses = losses
         self.data = float(losses.mean())
         self.outputs = outputs
@@ -274,6 +276,12 @@ class BatchResult:
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
         compiled = self._compiled
+        changed = engine.changed_since(compiled.params[:self._used], self._version)
+        if changed is not None:
+            name = f" {changed.label!r}" if changed.label else ""
+            raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
+                               f"batch was computed; run the compiled function again to differentiate at the new "
+                               f"value")
         PG = np.zeros(len(compiled.params))
         for tape, V, P, _ in self._runs:
             tape.backward(V, P, 1.0 / len(self.losses), PG)

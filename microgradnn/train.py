@@ -104,8 +104,13 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     epochs = positive_int(epochs, "fit", "epochs")
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
+    _check_outputs_fit_loss(model, loss_fn)
     # Labels outside the loss's domain fail here, before any parameter changes.
-    loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
+    try:
+        loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
+    except TypeError as e:
+        raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): "
+                        f"{_short(e)}") from None
 
     if model.nout == 1:  # what a single output means for this loss, for accuracy and predict too
         threshold = _losses.decision_threshold(loss_fn, y)
@@ -121,8 +126,14 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         for start in range(0, len(X), size):
             idx = order[start:start + size]
             opt.zero_grad()
-            batch_loss, batch_scores = step(X[idx], y[idx])
-            opt.step()
+            try:
+                batch_loss, batch_scores = step(X[idx], y[idx])
+                opt.step()
+            except (ArithmeticError, ValueError) as e:
+                # the inputs were checked above, so this is the arithmetic running away
+                hint = "" if "learning rate" in str(e) else \
+                    f"; try a smaller learning rate (lr={getattr(opt, 'lr', lr):g})"
+                raise type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}") from None
             total += batch_loss * len(idx)
             scores[idx] = batch_scores
         if scheduler is not None:
@@ -131,6 +142,21 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
         progress.update(epoch, history.loss[-1], history.accuracy[-1])
     return history
+
+
+def _short(e: Exception, limit: int = 160) -> str:
+    text = str(e)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_outputs_fit_loss(model: Module, loss_fn: Callable) -> None:
+    name = getattr(loss_fn, "__name__", "the loss")
+    if loss_fn is _losses.cross_entropy and model.nout < 2:
+        raise ValueError(f"fit: cross_entropy needs one output per class (>= 2), but the model has {model.nout} "
+                         "output; for two classes with one output use binary_cross_entropy_with_logits or hinge")
+    if loss_fn in _losses.LOSSES.values() and loss_fn is not _losses.cross_entropy and model.nout != 1:
+        raise ValueError(f"fit: {name} needs one output per sample, but the model has {model.nout} outputs; "
+                         "use cross_entropy for several classes")
 
 
 def _scalar_step(model: Module, loss_fn: Callable):

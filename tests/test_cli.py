@@ -154,6 +154,69 @@ def test_gradcheck_prints_analytic_and_numeric():
     assert kink.returncode == 0 and "non-differentiable" in kink.stdout
 
 
+# ---- issue 15: every error one line, with the right exit code ---------------------------------
+
+def _one_line_error(done, code, text):
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0 and text in done.stderr, done.stderr
+
+
+def test_a_diverging_train_fails_in_one_line_with_a_learning_rate_hint():
+    done = run("train", "--lr", "1e300", "--epochs", "3", "--quiet")
+    _one_line_error(done, 1, "training diverged in epoch")
+    assert "learning rate (lr=1e+300)" in done.stderr and len(done.stderr) < 600
+
+
+def test_train_save_checks_the_destination_before_training(tmp_path):
+    done = run("train", "--epochs", "500", "--save", str(tmp_path / "missing" / "m.json"))
+    _one_line_error(done, 2, f"cannot write {tmp_path / 'missing' / 'm.json'}: folder")
+    assert "training" not in done.stdout and "epoch" not in done.stderr.split("error")[0]
+    done = run("train", "--epochs", "500", "--save", str(tmp_path), "--overwrite")
+    _one_line_error(done, 2, "is a folder")
+    assert done.stdout == ""
+
+
+def test_render_to_a_folder_and_a_constant_expression(tmp_path):
+    _one_line_error(run("render", "x*2", "x=1", "-o", str(tmp_path)), 2, "is a folder")
+    deep = "(" * 300 + "x" + ")" * 300
+    _one_line_error(run("render", deep, "x=1", "-o", str(tmp_path / "g.dot")), 2, "error:")
+
+
+def test_model_files_nested_deeply_or_with_huge_integers_are_one_line_errors(tmp_path):
+    for name, text in (("deep.json", "[" * 100_000 + "]" * 100_000), ("big.json", '{"a": ' + "9" * 5000 + "}")):
+        (tmp_path / name).write_text(text)
+        _one_line_error(run("train", "--load", str(tmp_path / name), "--quiet"), 2, name)
+
+
+def test_debug_shows_the_traceback():
+    done = run("--debug", "train", "--lr", "1e300", "--epochs", "3", "--quiet")
+    assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_ctrl_c_during_training_exits_130_with_one_line():
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "microgradnn", "train", "--epochs", "100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("training")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err and err.rstrip().endswith("microgradnn train: interrupted")
+
+
+def test_a_closed_stdout_pipe_is_not_an_error_message():
+    proc = subprocess.Popen([sys.executable, "-m", "microgradnn", "gradcheck", "tanh(x)*y", "x=1", "y=2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written (as `| head -0`)
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert proc.returncode == 1 and err == ""
+
+
 def _in_folder(tmp_path, *args):
     """The command run in a user's own folder, with this checkout's microgradnn."""
     env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))

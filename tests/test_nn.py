@@ -224,6 +224,94 @@ def test_named_modules_and_a_neurons_output_says_who_made_it():
     assert (hidden[0] * 2).origin is None
 
 
+# ---- issue 15: saves that lose nothing, loads with bounded cost -------------------------------
+
+def test_save_refuses_non_finite_parameters_and_keeps_the_good_checkpoint(tmp_path):
+    path = tmp_path / "model.json"
+    m = MLP(2, [2, 1], seed=0)
+    m.save(path)
+    before = path.read_text()
+    m.layers[1].neurons[0].b._data = math.inf  # (setting .data refuses inf; a file must too)
+    with pytest.raises(ValueError, match=r"parameter 'layers.1.neurons.0.b' is inf .*model.json was not written"):
+        m.save(path, overwrite=True)
+    assert path.read_text() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_save_counts_a_dangling_symlink_as_existing(tmp_path):
+    link = tmp_path / "model.json"
+    os.symlink(tmp_path / "nowhere", link)
+    with pytest.raises(FileExistsError, match="already exists"):
+        MLP(2, [2, 1], seed=0).save(link)
+    assert os.path.islink(link) and not (tmp_path / "nowhere").exists()
+
+
+def test_of_two_racing_saves_without_overwrite_only_one_succeeds(tmp_path, monkeypatch):
+    import microgradnn.nn.files as files
+    path = tmp_path / "model.json"
+    MLP(2, [3, 1], seed=7).save(path)
+    winner = path.read_bytes()
+    path.unlink()
+    real_check = files.check_writable
+
+    def check_then_lose_the_race(p, overwrite, who):
+        checked = real_check(p, overwrite, who)
+        path.write_bytes(winner)  # the other save lands between our check and our write
+        return checked
+    monkeypatch.setattr(files, "check_writable", check_then_lose_the_race)
+    with pytest.raises(FileExistsError, match="already exists"):
+        MLP(2, [2, 1], seed=0).save(path)
+    monkeypatch.undo()
+    assert mg.Module.from_file(path).config() == MLP(2, [3, 1]).config()  # the winner's file, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"]
+
+
+def test_save_checks_the_destination_first_and_names_the_users_path(tmp_path, monkeypatch):
+    m = MLP(2, [2, 1], seed=0)
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*missing.model.json: folder .*missing does not exist"):
+        m.save(tmp_path / "missing" / "model.json")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        m.save(tmp_path, overwrite=True)
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"save: cannot write .*model.json: No space left on device") as info:
+        m.save(tmp_path / "model.json")
+    assert ".tmp-" not in str(info.value) and list(tmp_path.iterdir()) == []
+
+
+def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(tmp_path, monkeypatch):
+    path = tmp_path / "evil.json"
+    path.write_text('{"format":"microgradnn-model","version":1,"config":{"type":"Layer","nin":3000,'
+                    '"nout":3000,"activation":"relu"},"state":{}}\n')
+    assert len(path.read_bytes()) == 123
+
+    def no_building(*args, **kwargs):
+        raise AssertionError("a model was built")
+    monkeypatch.setattr(mg.nn.module, "from_config", no_building)
+    monkeypatch.setattr(Layer, "__init__", no_building)
+    with pytest.raises(ValueError, match=r"evil.json describes Layer\(nin=3000, nout=3000, activation=relu\) "
+                                         r"with 9003000 parameters but holds 0"):
+        mg.Module.from_file(path)
+    with pytest.raises(ValueError, match=r"holds Layer\(nin=3000, nout=3000, activation=relu\), not this model's"):
+        Neuron.from_weights([1.0], 0.0).load(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"format": "microgradnn-model", "config": {}, "state": {"a": ' + "9" * 5000 + "}}", "invalid JSON"),
+    ('{"format":"microgradnn-model","config":{"type":"MLP","nin":2,"layers":[{"nout":1e400,"activation":"relu"}]},'
+     '"state":{}}', "nout must be a positive int"),
+    ('{"format":"microgradnn-model","config":{"type":"MLP","nin":2,"layers":7},"state":{}}', "layers must be"),
+], ids=["deep", "huge-int", "float-size", "layers-not-list"])
+def test_hostile_model_files_get_one_clear_error_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        mg.Module.from_file(path)
+    assert "bad.json" in str(info.value) and len(str(info.value)) < 400
+
+
 def test_to_torch_and_back_is_exact():
     torch = pytest.importorskip("torch")
     for act in ("relu", "tanh", "sigmoid", "leaky_relu"):

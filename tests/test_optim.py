@@ -1,5 +1,7 @@
+import copy
 import pytest
 
+import microgradnn as mg
 from microgradnn import Value
 from microgradnn.optim import SGD, Adam, LinearLR
 
@@ -85,3 +87,40 @@ def test_step_refuses_a_non_finite_gradient():
     with pytest.raises(ValueError, match="gradient of parameter 0"):
         SGD([p], lr=0.1).step()
     assert p.data == 1.0
+
+
+# ---- issue 15: shared parameters, non-finite updates, eps ------------------------------------
+
+def test_a_shared_parameter_is_listed_once_and_stepped_once():
+    layer = mg.Layer(2, 2, seed=0)
+    model = mg.MLP.from_layers([layer, layer])
+    assert len(model.parameters()) == 6 and model.num_parameters() == 6
+    assert [n for n, _ in model.named_parameters()][0] == "layers.0.neurons.0.w.0"
+    p = Value(1.0)
+    with pytest.warns(UserWarning, match="listed more than once"):
+        opt = SGD([p, p], lr=0.5)
+    p.grad = 1.0
+    opt.step()
+    assert p.data == 0.5  # torch: 0.5 as well (one update per parameter)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=1e300), lambda ps: SGD(ps, lr=1e300, momentum=0.9),
+                                  lambda ps: Adam(ps, lr=1e307)])
+def test_a_step_that_would_write_a_non_finite_value_changes_nothing(make):
+    a, b = Value(1.0, "a"), Value(-1.79e308, "b")
+    opt = make([a, b])
+    a.grad, b.grad = 1.0, 1e10
+    def state():  # the optimizer's state (arrays as lists, to compare)
+        return {k: v.tolist() if hasattr(v, "tolist") else copy.deepcopy(v) for k, v in vars(opt).items()
+                if k != "params"}
+    before = state()
+    with pytest.raises(OverflowError, match=r"parameter 1 \(Value\(data=-1.79e\+308.*label='b'\)\) would become -inf"
+                                            r".*learning rate \(lr=1e\+30[07]\)"):
+        opt.step()
+    assert (a.data, b.data) == (1.0, -1.79e308)
+    assert state() == before
+
+
+def test_adam_refuses_eps_zero():
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        Adam([Value(1.0)], eps=0)

@@ -393,3 +393,16 @@ def test_bad_batches_are_refused_clearly():
         compiled([[Value(1.0)]])
     with pytest.raises(TypeError, match="call with a list of samples, or with X and y; got 3"):
         compiled([1], [2], [3])
+
+
+def test_a_result_refuses_backward_after_a_parameter_changed():
+    w = Value(0.5, "w")
+    step = mg.compile(lambda s: (s[0] * w - s[1]) ** 2)
+    result = step([[1.0, 0.0], [2.0, 1.0]])
+    w.data = 0.7  # as an optimizer step before backward would
+    with pytest.raises(RuntimeError, match=r"data of parameter 'w' \(now 0.7\) was changed after this batch"):
+        result.backward()
+    assert w.grad == 0.0
+    again = step([[1.0, 0.0], [2.0, 1.0]])
+    again.backward()
+    assert w.grad == pytest.approx(((0.7 * 2) * 1 + (1.4 - 1) * 2 * 2) / 2)

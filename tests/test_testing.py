@@ -198,6 +198,114 @@ def test_plugin_failure_shows_the_table(tmp_path):
     assert "1 failed, 1 passed" in bad.stdout
 
 
+# ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
+
+def test_compare_with_torch_runs_the_module_functions_on_tensors():
+    pytest.importorskip("torch")
+
+    def f(x, y):
+        return mg.tanh(x) * mg.softplus(y) + mg.logsumexp([x, y]) + mg.dot([x], [y], 0.5) + mg.leaky_relu(x - 2.0)
+    report = compare_with_torch(f, {"x": 0.3, "y": -1.2})
+    assert report, str(report)
+    assert [r.name for r in report.rows] == ["output", "x", "y"]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+UNARY = [("tanh", "tanh"), ("exp", "exp"), ("sigmoid", "sigmoid"), ("sin", "sin"), ("cos", "cos"),
+         ("softplus", None), ("sqrt_abs", None), ("log_1p_sq", None), ("square", None), ("cube", None)]
+
+
+def _unary(name, v, lib):
+    if name == "sqrt_abs":
+        return (v * v + 0.5) ** 0.5
+    if name == "log_1p_sq":
+        return (v * v + 1.0).log()
+    if name == "square":
+        return v ** 2
+    if name == "cube":
+        return v ** 3
+    if name == "softplus":
+        return mg.softplus(v) if lib == "mg" else __import__("torch").nn.functional.softplus(v)
+    return getattr(v, name)()
+
+
+@st.composite
+def graphs(draw):
+    """A random program: leaves with and without requires_grad, then ops on earlier nodes."""
+    n_leaves = draw(st.integers(2, 4))
+    leaves = [(draw(st.floats(-2, 2)), draw(st.booleans()) if i else True) for i in range(n_leaves)]
+    steps = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["unary", "add", "mul", "sub", "div", "const_mul"]))
+        i, j = draw(st.integers(0, 50)), draw(st.integers(0, 50))
+        steps.append((kind, i, j, draw(st.sampled_from(UNARY))[0], draw(st.floats(-2, 2))))
+    return leaves, steps
+
+
+def _run_program(leaves, steps, make, lib):
+    nodes = [make(x, rg) for x, rg in leaves]
+    inputs = list(nodes)
+    for kind, i, j, un, c in steps:
+        a, b = nodes[i % len(nodes)], nodes[j % len(nodes)]
+        if kind == "unary":
+            nodes.append(_unary(un, a, lib))
+        elif kind == "add":
+            nodes.append(a + b)
+        elif kind == "sub":
+            nodes.append(a - b)
+        elif kind == "mul":
+            nodes.append(a * b)
+        elif kind == "div":
+            nodes.append(a / (b * b + 1.0))
+        else:
+            nodes.append(a * c + c)
+    out = nodes[-1]
+    for v in nodes[len(leaves):]:  # every node joins the output, so each path is differentiated
+        out = out + 0.1 * v
+    return inputs, out
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs())
+def test_random_graphs_mixing_requires_grad_match_torch_first_and_second_order(program):
+    torch = pytest.importorskip("torch")
+    leaves, steps = program
+    try:
+        xs, out = _run_program(leaves, steps, lambda x, rg: Value(x, requires_grad=rg), "mg")
+    except (OverflowError, ValueError):
+        return  # a forward the engine refuses (overflow); torch would give inf
+    ts, t_out = _run_program(leaves, steps, lambda x, rg: torch.tensor(x, dtype=torch.float64, requires_grad=rg), "torch")
+    assert out.data == pytest.approx(t_out.item(), rel=1e-12, abs=1e-12)
+    wanted = [i for i, (_, rg) in enumerate(leaves) if rg]
+    assert out.requires_grad == t_out.requires_grad
+    if not t_out.requires_grad:  # computed from data only: nothing to differentiate, as in torch
+        assert mg.grad(out, [xs[i] for i in wanted]) == (0.0,) * len(wanted)
+        with pytest.raises(RuntimeError, match="does not require grad"):
+            out.backward()
+        return
+    firsts = mg.grad(out, [xs[i] for i in wanted], create_graph=True)
+    t_firsts = torch.autograd.grad(t_out, [ts[i] for i in wanted], create_graph=True, allow_unused=True)
+    for g, tg in zip(firsts, t_firsts):
+        ref = 0.0 if tg is None else tg.item()
+        assert g.data == pytest.approx(ref, rel=1e-9, abs=1e-9)
+    out.backward()
+    for i, (_, rg) in enumerate(leaves):
+        if rg:
+            ref = firsts[wanted.index(i)].data
+            assert xs[i].grad == pytest.approx(ref, rel=1e-12, abs=1e-12)
+        else:
+            assert xs[i].grad == 0.0 and ts[i].grad is None
+    for g, tg in zip(firsts, t_firsts):  # second order: d(first)/d(each input)
+        seconds = mg.grad(g, [xs[i] for i in wanted])
+        if tg is None or not tg.requires_grad:
+            t_seconds = [None] * len(wanted)
+        else:
+            t_seconds = torch.autograd.grad(tg, [ts[i] for i in wanted], retain_graph=True, allow_unused=True)
+        for s, ts2 in zip(seconds, t_seconds):
+            assert s == pytest.approx(0.0 if ts2 is None else ts2.item(), rel=1e-9, abs=1e-9)
+
+
 @pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
 def test_the_issues_softsign_test_fails_and_ends_with_the_path_of_its_svg(tmp_path):
     (tmp_path / "test_issue.py").write_text(ISSUE_TEST)

@@ -1,3 +1,4 @@
+import math
 import numpy as np
 import pytest
 
@@ -66,6 +67,43 @@ def test_fit_rejects_bad_input_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         mg.fit(model, **args)
     assert model.state_dict() == before
+
+
+def test_accuracy_fit_and_train_are_right_when_every_label_is_one_class(tmp_path):
+    # issue 15: the threshold came from the labels, (min + max) / 2, so one class scored 0%
+    X = [[1.0, 0.0], [2.0, 1.0], [0.5, 0.5]]
+    model = mg.MLP(2, [1], seed=0)
+    model.layers[0].neurons[0].w[0].data, model.layers[0].neurons[0].w[1].data = 1.0, 0.0
+    model.layers[0].neurons[0].b.data = 0.1
+    assert mg.accuracy(model, X, [1, 1, 1]) == 1.0
+    assert mg.accuracy(model, X, [0, 0, 0]) == 0.0
+    assert mg.accuracy(model, [[-1.0, 0.0]], [-1]) == 1.0 and mg.accuracy(model, [[-1.0, 0.0]], [0]) == 1.0
+    for loss in ("hinge", "mse", "binary_cross_entropy_with_logits"):
+        history = mg.fit(mg.MLP(2, [1], seed=0), X, [1, 1, 1], loss, "sgd", 30, lr=0.1, verbose=False)
+        assert history.accuracy[-1] == 1.0, loss
+
+
+@pytest.mark.parametrize("nout, loss, message", [
+    (2, "mse", "mse needs one output per sample, but the model has 2 outputs"),
+    (3, "hinge", "hinge needs one output per sample"),
+    (1, "cross_entropy", "cross_entropy needs one output per class"),
+    (2, lambda p, t: sum(p) - 1.0, r"the loss cannot take this model's outputs \(2 per sample\)")])
+def test_fit_says_when_the_model_outputs_do_not_fit_the_loss(nout, loss, message):
+    model = mg.MLP(2, [3, nout], seed=0)
+    before = model.state_dict()
+    with pytest.raises((ValueError, TypeError), match=message):
+        mg.fit(model, [[0.0, 1.0], [1.0, 0.0]], [0, 1], loss, "sgd", 3, verbose=False)
+    assert model.state_dict() == before
+
+
+def test_a_diverging_fit_stops_with_a_short_message_and_a_learning_rate_hint():
+    X, y = mg.data.make_moons(20, seed=0)
+    model = mg.MLP(2, [16, 16, 1], "relu", seed=0)
+    with pytest.raises((OverflowError, ValueError)) as info:
+        mg.fit(model, X * 1e150, y, "mse", "sgd", 50, lr=1e150, verbose=False)
+    text = str(info.value)
+    assert len(text) < 400 and "diverged in epoch" in text and "learning rate (lr=1e+150)" in text, text
+    assert all(math.isfinite(p.data) for p in model.parameters())
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -279,7 +279,7 @@ def test_record_writes_one_forward_and_one_backward_file_per_step(tmp_path):
     assert len(written) == 6
     first, second = (parse_svg((tmp_path / "frames" / f"step-000{i}-backward.svg").read_text()) for i in (1, 2))
     assert first[0].keys() == second[0].keys() and first[0] != second[0]  # same nodes, new numbers
-    loss.backward()  # outside the block: nothing more is written
+    mg.losses.hinge([model(x) for x in X[:2]], y[:2] * 2 - 1).backward()  # outside the block: nothing more is written
     assert len(os.listdir(tmp_path / "frames")) == 6
 
 
@@ -357,3 +357,58 @@ def test_animation_steps_offline_and_shows_the_engines_numbers(neuron_graph, tmp
     assert "grad ?" not in dom and "data ?" not in dom  # at the end every number is shown
     with pytest.raises(FileExistsError):
         viz.animate(o, page)
+
+
+# ---- issue 15: size guards, hostile labels, record's hook --------------------------------------
+
+def test_draw_network_refuses_a_huge_network_quickly_and_a_notebook_shows_text():
+    model = MLP(2, [200, 200, 1], seed=0)
+    with pytest.raises(viz.GraphTooLarge, match=r"40,600 weights .* more than max_elements=3,000"):
+        viz.draw_network(model)
+    bundle = viz.notebook.mimebundle(model)
+    assert list(bundle) == ["text/plain"] and bundle["text/plain"].startswith("MLP(2 -> 200 relu")
+    assert viz.draw_network(MLP(2, [20, 1], seed=0), max_elements=100_000).source.count("->") == 60
+
+
+@needs_dot
+def test_labels_with_characters_xml_forbids_are_drawn_visibly():
+    x = Value(1.0, "a\x01b\x0bc\ud800")
+    y = x * 2
+    y.label = "y\x1f"
+    y.backward()
+    svg = viz.draw_graph(y, title="t\x02").pipe(format="svg", encoding="utf-8")
+    texts = "".join(ET.fromstring(svg).itertext())
+    assert "a\\x01b\\x0bc\\ud800" in texts and "y\\x1f" in texts and "t\\x02" in texts
+
+
+@needs_dot
+@pytest.mark.parametrize("label", ["</script><script>document.title='pwned'</script>", "<!--<script>", "]]>&amp;"])
+def test_no_label_or_title_changes_how_the_animation_page_parses(tmp_path, label):
+    x = Value(0.5, label)
+    o = (x * 2.0).tanh()
+    o.label = label + "\u2028"
+    o.backward()
+    page = tmp_path / "anim.html"
+    viz.animate(o, page, title=label)
+    dom, stderr = chromium_dom(f"{page.as_uri()}#step=2", tmp_path)
+    assert not console_errors(stderr), console_errors(stderr)
+    assert 'data-step="2"' in re.search(r"<body[^>]*>", dom).group(0)  # the script ran and stepped
+    assert __import__("html").unescape(re.search(r"<title>(.*?)</title>", dom, re.S).group(1)) == label
+
+
+@needs_dot
+def test_record_survives_its_own_errors_and_ignores_other_threads(tmp_path):
+    import threading
+    x = Value(0.5, "x")
+    with viz.record(tmp_path / "frames", max_nodes=1) as written:  # every drawing is too large
+        with pytest.warns(RuntimeWarning, match="GraphTooLarge"):
+            (x * x + x).backward()
+    assert x.grad == 2.0 and written == []
+    with viz.record(tmp_path / "mine") as written:
+        done = []
+        other = threading.Thread(target=lambda: done.append((Value(1.0) * 3).backward()))
+        other.start()
+        other.join()
+        assert done == [None] and written == []  # another thread's backward is not recorded
+        (x * 3).backward()
+        assert len(written) == 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 from microgradnn._files import check_writable, write_atomic
@@ -12,24 +13,37 @@ FORMAT = "microgradnn-model"
 def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool,
                 threshold: float | None = None) -> None:
     """Write a model file atomically; an existing file is only replaced with `overwrite=True`.
-    `threshold`: the class threshold `fit` chose, if any (kept by `load`)."""
+    `threshold`: the class threshold `fit` chose, if any (kept by `load`). A parameter that is
+    not finite is refused before anything is written."""
     path = check_writable(path, overwrite, "save")
+    bad = [name for name, x in state.items() if not math.isfinite(x)]
+    if bad:
+        raise ValueError(f"save: parameter {bad[0]!r} is {state[bad[0]]} ({len(bad)} not finite in all); "
+                         f"{path} was not written (training that diverges needs a smaller learning rate)")
     payload = {"format": FORMAT, "version": 1, "config": config, "state": state}
     if threshold is not None:
         payload["threshold"] = threshold
-    write_atomic(path, json.dumps(payload, indent=1).encode())
+    write_atomic(path, json.dumps(payload, indent=1, allow_nan=False).encode(), overwrite=overwrite, who="save")
 
 
 def read_model(path: str | os.PathLike) -> dict:
     """The payload of a model file, checked to be one ({"config": ..., "state": {...}})."""
-    path = os.fspath(path)
     try:
-        with open(path) as f:
-            payload = json.load(f)
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"load: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    try:
+        with open(path, "rb") as f:
+            payload = json.loads(f.read())
     except FileNotFoundError:
         raise FileNotFoundError(f"load: no such file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"load: {path} is not a microgradnn model file (invalid JSON: {e})") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"load: {path} is a folder, not a model file") from None
+    except OSError as e:
+        raise type(e)(f"load: cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, integers too long, nesting too deep
+        what = "nested too deeply" if isinstance(e, RecursionError) else f"invalid JSON: {str(e)[:120]}"
+        raise ValueError(f"load: {path} is not a microgradnn model file ({what})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "config" not in payload \
             or not isinstance(payload.get("state"), dict):
         raise ValueError(f"load: {path} is not a microgradnn model file (no {FORMAT!r} header)")

@@ -80,6 +80,11 @@ class Neuron(Module):
         return {"type": "Neuron", "nin": self.nin, "activation": self.activation}
 
     @classmethod
+    def config_size(cls, config: dict) -> int:
+        _check_activation(config["activation"], "Neuron")
+        return positive_int(config["nin"], "Neuron", "nin") + 1
+
+    @classmethod
     def from_config(cls, config: dict) -> "Neuron":
         """A freshly initialised neuron of this architecture."""
         return cls(config["nin"], config["activation"], seed=0)
@@ -135,6 +140,11 @@ class Layer(Module):
 
     def config(self) -> dict:
         return {"type": "Layer", "nin": self.nin, "nout": self.nout, "activation": self.activation}
+
+    @classmethod
+    def config_size(cls, config: dict) -> int:
+        _check_activation(config["activation"], "Layer")
+        return positive_int(config["nout"], "Layer", "nout") * (positive_int(config["nin"], "Layer", "nin") + 1)
 
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
@@ -212,6 +222,14 @@ class MLP(Module):
     def config(self) -> dict:
         return {"type": "MLP", "nin": self.nin,
                 "layers": [{"nout": layer.nout, "activation": layer.activation} for layer in self.layers]}
+
+    @classmethod
+    def config_size(cls, config: dict) -> int:
+        if not isinstance(config["layers"], list) or not config["layers"]:
+            raise ValueError("layers must be a non-empty list")
+        sizes = [config["nin"]] + [layer["nout"] for layer in config["layers"]]
+        return sum(Layer.config_size({"nin": a, "nout": b, "activation": layer["activation"]})
+                   for a, b, layer in zip(sizes, sizes[1:], config["layers"]))
 
     @classmethod
     def from_config(cls, config: dict) -> "MLP":

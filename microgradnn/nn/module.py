@@ -43,13 +43,22 @@ class Module:
         return []
 
     def named_parameters(self) -> list[tuple[str, Value]]:
-        """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`."""
+        """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`; a parameter used in
+        several places (a shared layer) is listed once, under its first name, as in PyTorch."""
+        seen, out = set(), []
+        for name, p in self._every_parameter():
+            if p not in seen:
+                seen.add(p)
+                out.append((name, p))
+        return out
+
+    def _every_parameter(self) -> list[tuple[str, Value]]:
         out = []
         for name, item in self._named_items():
             if isinstance(item, Value):
                 out.append((name, item))
             else:
-                out.extend((f"{name}.{sub}", p) for sub, p in item.named_parameters())
+                out.extend((f"{name}.{sub}", p) for sub, p in item._every_parameter())
         return out
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
@@ -104,8 +113,9 @@ class Module:
             raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
         params = self.named_parameters()
         names = [n for n, _ in params]
+        known = set(names)
         missing = [n for n in names if n not in state]
-        extra = [n for n in state if n not in set(names)]
+        extra = [n for n in state if n not in known]
         if missing or extra:
             raise ValueError(f"load_state_dict: state does not match {self!r}: "
                              f"missing {missing[:3] or 'none'}, unexpected {extra[:3] or 'none'}")
@@ -117,6 +127,12 @@ class Module:
             values[n] = float(v)
         for n, p in params:
             p.data = values[n]
+
+    @classmethod
+    def config_size(cls, config: dict) -> int:
+        """How many parameters `config` describes, without building the module (subclasses
+        that read model files override this; the fallback builds one)."""
+        return len(cls.from_config(config).named_parameters())  # type: ignore[attr-defined]  # models define it
 
     def config(self) -> dict:
         """The architecture, enough to rebuild the module with `from_config`."""
@@ -135,16 +151,24 @@ class Module:
         if payload["config"] != self.config():
             raise ValueError(f"load: {os.fspath(path)} holds {_describe(payload['config'])}, "
                              f"not this model's {_describe(self.config())}")
-        self.load_state_dict(payload["state"])
+        _load_state(self, payload["state"], path)
         self.threshold = payload.get("threshold")
         return self
 
     @staticmethod
     def from_file(path: str | os.PathLike) -> "Module":
-        """Build the module saved in `path` (any of Neuron, Layer, MLP)."""
+        """Build the module saved in `path` (any of Neuron, Layer, MLP). The sizes are checked
+        against the parameters the file holds before anything is built."""
         payload = read_model(path)
-        model = from_config(payload["config"])
-        model.load_state_dict(payload["state"])
+        config, state = payload["config"], payload["state"]
+        try:
+            size = config_size(config)
+        except ValueError as e:
+            raise ValueError(f"load: {os.fspath(path)}: {e}") from None
+        if size != len(state):
+            raise ValueError(f"load: {os.fspath(path)} describes {_describe(config)} with {size} parameters "
+                             f"but holds {len(state)}")
+        model = _load_state(from_config(config), state, path)
         model.threshold = payload.get("threshold")
         return model
 
@@ -195,11 +219,35 @@ def from_config(config: dict) -> Module:
         raise ValueError(f"not a valid model description: {config!r:.200} ({e})") from None
 
 
-def _describe(config: dict) -> str:
+def config_size(config) -> int:
+    """How many parameters the module `config` describes, checked without building it."""
+    kind = config.get("type") if isinstance(config, dict) else None
+    if kind not in _TYPES:
+        raise ValueError(f"unknown module type {kind!r}; expected one of {', '.join(_TYPES)}")
     try:
-        return repr(from_config(config)).split(",")[0] + ")"
-    except ValueError:
-        return json.dumps(config)
+        return _TYPES[kind].config_size(config)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"not a valid model description: {json.dumps(config)[:200]} ({e!r})") from None
+
+
+def _load_state(model: "Module", state: dict, path) -> "Module":
+    try:
+        model.load_state_dict(state)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"load: {os.fspath(path)}: {e}") from None
+    return model
+
+
+def _describe(config: dict) -> str:
+    """A model description as repr shows it (`MLP(2 -> 16 relu -> 1 linear)`), read from
+    the config alone: a file's model is never built just to name it."""
+    try:
+        if config["type"] == "MLP":
+            parts = [str(config["nin"])] + [f"{layer['nout']} {layer['activation']}" for layer in config["layers"]]
+            return f"MLP({' -> '.join(parts)})"
+        return f"{config['type']}({', '.join(f'{k}={v}' for k, v in config.items() if k != 'type')})"[:200]
+    except (KeyError, TypeError):
+        return json.dumps(config)[:200]
 
 
 def as_inputs(x, nin: int, who: str) -> list:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn.engine import Value, grad, no_grad, topological_order
+from microgradnn.engine import Value, get_op, grad, no_grad, topological_order
 
 if TYPE_CHECKING:
     from microgradnn import viz
@@ -519,6 +519,7 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
         import torch
     except ImportError:
         raise ImportError("compare_with_torch needs PyTorch: pip install torch") from None
+    _teach_ops_torch(torch)
     names, xs, call = _flatten(inputs)
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
@@ -533,6 +534,29 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     report = GradReport(f"compare_with_torch of {_fname(f)} (atol={atol:g}, rtol={rtol:g})", rows,
                         columns=("microgradnn", "torch"), graph=out)
     return report
+
+
+def _teach_ops_torch(torch) -> None:
+    """Let the engine's functions (`mg.tanh(x)`, `mg.dot`, ...) run on float64 tensors, so a
+    function written with them compares on torch too instead of reading tensors as floats."""
+    F = torch.nn.functional
+
+    def t(x):
+        return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=torch.float64)
+    table = {name: getattr(torch, name) for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sin",
+                                                     "cos", "abs", "neg")}
+    table.update({
+        "+": lambda a, b: t(a) + t(b), "-": lambda a, b: t(a) - t(b), "*": lambda a, b: t(a) * t(b),
+        "/": lambda a, b: t(a) / t(b), "**": lambda a, b: t(a) ** t(b),
+        "softplus": lambda a: F.softplus(t(a)), "leaky_relu": lambda a, s: F.leaky_relu(t(a), float(s)),
+        "logsumexp": lambda *xs: torch.logsumexp(torch.stack([t(x) for x in xs]), 0),
+        "dot": lambda *a: sum((t(w) * t(x) for w, x in zip(a[:len(a) // 2], a[len(a) // 2:-1])), t(a[-1])),
+        "is_class": lambda a, k: (t(a) == t(k)).to(torch.float64),
+    })
+    for name, forward in table.items():
+        op = get_op(name)
+        if op.tensor_forward is None:
+            op.tensor_forward = lambda *args, _f=forward, _t=t: _f(*map(_t, args)) if args else _f()
 
 
 def _model_loss(model, loss_fn: Callable, X, y):

@@ -13,7 +13,7 @@ from importlib import resources
 
 from microgradnn._files import check_writable, write_atomic
 from microgradnn.engine import Value
-from microgradnn.viz.format import fmt
+from microgradnn.viz.format import _visible, fmt
 from microgradnn.viz.graph import _plan, draw_graph
 
 
@@ -43,6 +43,15 @@ def _show_value(v: Value) -> str:
     return f"{v.label}={fmt(v.data)}" if v.label else fmt(v.data)
 
 
+def _script_json(data) -> str:
+    """JSON safe inside <script>: no `<`, `>`, `&` or line separators as themselves, so no text
+    (`</script>`, `<!--`) can end the script or change how the page parses."""
+    text = json.dumps(data)  # ASCII only: line separators and lone surrogates come out escaped
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(ch, esc)
+    return text
+
+
 def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagation, step by step",
             max_nodes: int = 300, overwrite: bool = False) -> str:
     """Write one self-contained HTML page (inline SVG and script, nothing fetched) that steps
@@ -55,7 +64,7 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG is inlined
     steps = _steps(root, plan.ids, plan.values)
     template = string.Template(resources.files(__package__).joinpath("animation.html").read_text("utf-8"))
-    page = template.substitute(title=html.escape(title), n=len(steps), svg=svg,
-                               steps=json.dumps(steps).replace("</", "<\\/"))
-    write_atomic(path, page.encode())
+    page = template.substitute(title=html.escape(_visible(title)), n=len(steps), svg=svg,
+                               steps=_script_json(steps))
+    write_atomic(path, page.encode(), overwrite=overwrite, who="animate")
     return path

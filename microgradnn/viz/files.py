@@ -41,5 +41,5 @@ def save(obj: graphviz.Digraph | Value | Module, path: str | os.PathLike, *, ove
             data = diagram.pipe(format=FORMATS[ext])
         except graphviz.ExecutableNotFound:
             raise GraphvizNotFound(INSTALL_HINT) from None
-    write_atomic(path, data)
+    write_atomic(path, data, overwrite=overwrite, who="save")
     return path

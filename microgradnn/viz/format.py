@@ -5,6 +5,7 @@ Every label is an escaped HTML-like label, so no user text can inject DOT or mar
 from __future__ import annotations
 
 import html
+import re
 
 from typing import Any
 
@@ -52,9 +53,18 @@ class Diagram(graphviz.Digraph):
             return {"text/plain": self.source}
 
 
+# Characters XML 1.0 forbids (Graphviz's label parser stops at them): shown as \xNN instead.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(text: str) -> str:
+    """`text` with every character XML cannot hold written as its escape (`\x01`)."""
+    return _XML_FORBIDDEN.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def _esc(text: str) -> str:
     """Escape text for an HTML-like label (so no label can inject DOT or markup)."""
-    return html.escape(str(text), quote=True).replace("\\", "\\\\").replace("\n", "<BR/>")
+    return html.escape(_visible(text), quote=True).replace("\\", "\\\\").replace("\n", "<BR/>")
 
 
 def _html(text: str) -> str:

@@ -7,13 +7,17 @@ import numpy as np
 
 from microgradnn.engine import no_grad
 from microgradnn.nn import MLP, Layer, Module, Neuron
-from microgradnn.viz.format import COLORS, FONT, Diagram, _html, fmt
+from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, _html, fmt
+
+MAX_ELEMENTS = 3000  # neurons + weights: dot lays out a 2-200-200-1 MLP (40,000 edges) in a minute
 
 
-def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *, rankdir: str = "LR") -> Diagram:
+def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *, rankdir: str = "LR",
+                 max_elements: int = MAX_ELEMENTS) -> Diagram:
     """Neurons as circles in layer columns; edges coloured by weight sign (blue +, red -) and
     as wide as the weight is large; with an input `x`, neurons are filled by their activation
-    and the output shows the prediction."""
+    and the output shows the prediction. Raises GraphTooLarge above `max_elements` neurons
+    plus weights."""
     if isinstance(model, Neuron):
         layers = [Layer.from_weights([([w.data for w in model.w], model.b.data)], model.activation)]
     elif isinstance(model, Layer):
@@ -22,6 +26,12 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
         layers = model.layers
     else:
         raise TypeError(f"draw_network: expected an MLP, Layer or Neuron, got {type(model).__name__}")
+    sizes = [layers[0].nin] + [layer.nout for layer in layers]
+    elements = sum(sizes) + sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if elements > max_elements:
+        raise GraphTooLarge(f"draw_network: the network has {sum(sizes):,} neurons and inputs and "
+                            f"{elements - sum(sizes):,} weights to draw, more than max_elements={max_elements:,}; "
+                            "pass a larger max_elements= to draw it anyway (Graphviz may take minutes)")
     activations = None
     if x is not None:
         with no_grad():
@@ -36,7 +46,6 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
                                             "ranksep": "1.2", "splines": "line"},
                 node_attr={"fontname": FONT, "fontsize": "10", "shape": "circle", "fixedsize": "true",
                            "width": "0.55", "style": "filled"}, edge_attr={"arrowhead": "none"})
-    sizes = [layers[0].nin] + [layer.nout for layer in layers]
     for li, size in enumerate(sizes):
         with g.subgraph(name=f"cluster_col{li}", graph_attr={
                 "label": _html("input" if li == 0 else f"layer {li - 1}\n{layers[li - 1].activation}"),
