@@ -21,7 +21,7 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "data_version", "changed_since",
+    "observe_decisions", "data_of", "assign", "data_version", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -565,6 +565,34 @@ def _check_finite(root: Value, interior: list[Value], leaves: list[Value], befor
     for v in interior:
         v.grad = 0.0
     raise error
+
+
+# ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
+
+_DATA_OF = operator.attrgetter("_data")
+
+
+def data_of(values: Iterable[Value]) -> Iterator[float]:
+    """Each Value's `.data`, lazily (for `numpy.fromiter`), without the property's per-call cost."""
+    return map(_DATA_OF, values)
+
+
+def assign(values: Sequence[Value], new: Sequence[float]) -> None:
+    """Set each Value's `.data` to the float at the same place, as one change (one version
+    stamp): all of them, or, if any number is not a finite float, none."""
+    global _clock
+    if len(values) != len(new):
+        raise ValueError(f"assign: {len(values)} Values but {len(new)} numbers")
+    total = sum(new)  # a finite sum means every term is finite
+    if type(total) is not float or total - total != 0.0:
+        for v, x in zip(values, new):
+            if type(x) is not float or x - x != 0.0:
+                raise ValueError(f"assign: a Value's data must be a finite float, got {x!r} for {v!r}")
+    _clock += 1
+    t = _clock
+    for v, x in zip(values, new):
+        v._data = x
+        v._t = t
 
 
 def data_version() -> int:

@@ -15,9 +15,9 @@ from typing import Iterable
 import numpy as np
 
 from microgradnn._checks import number, positive_int
-from microgradnn.engine import Value
+from microgradnn.engine import Value, assign, data_of
 
-_DATA, _GRAD = operator.attrgetter("data"), operator.attrgetter("grad")
+_GRAD = operator.attrgetter("grad")
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
 
@@ -51,7 +51,7 @@ class Optimizer:
         """Update every parameter once; if any would become non-finite, refuse and change
         nothing (neither the parameters nor the optimizer's state)."""
         n = len(self.params)
-        data = np.fromiter(map(_DATA, self.params), dtype=float, count=n)
+        data = np.fromiter(data_of(self.params), dtype=float, count=n)
         grads = np.fromiter(map(_GRAD, self.params), dtype=float, count=n)
         if self.weight_decay:
             grads = grads + self.weight_decay * data
@@ -66,8 +66,7 @@ class Optimizer:
             raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
                                 f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
                                 "too large when training diverges")
-        for p, x in zip(self.params, new.tolist()):
-            p.data = x
+        assign(self.params, new.tolist())
         for name, array in state.items():
             setattr(self, name, array)
 

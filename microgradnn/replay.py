@@ -14,7 +14,6 @@ A tape is only valid for samples on which `fn` would build the same graph, so:
 """
 from __future__ import annotations
 
-import operator
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -33,7 +32,8 @@ _DOT = engine.get_op("dot")
 _DOT_RULES = _DOT.derivatives
 _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
-_DATA = operator.attrgetter("data")
+_LOGSUMEXP = engine.get_op("logsumexp")
+_LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 
@@ -189,12 +189,22 @@ class _Tape:
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
         self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
         self.nodes = sum(len(g.out) for g in self.groups)
+        # Arrays reused from call to call: fresh ones cost more than the arithmetic (page faults).
+        self._spare: list[np.ndarray] = []  # values arrays of results that are gone
+        self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
+
+    def give_back(self, V: np.ndarray) -> None:
+        """Keep V (no longer used by anyone) for a later forward."""
+        if len(self._spare) < 2 and V.base is None and V.shape[0] == self.n_slots:
+            self._spare.append(V)
 
     def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(values V, this tape's parameters P, which samples pass every guard) for the
         samples whose numbers are the columns of D."""
         n = D.shape[1]
-        V = np.empty((self.n_slots, n))
+        V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
+        if V is None:
+            V = np.empty((self.n_slots, n))
         V[self.const_slots] = self.const_values
         V[self.x_slots] = D[self.x_rows]
         P = P_all[self.param_index]
@@ -217,7 +227,12 @@ class _Tape:
 
     def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray) -> None:
         """Add scale * d(sum of the losses in V)/d(parameter) into PG_all."""
-        G = np.zeros_like(V)
+        G = self._G
+        if G is None or G.shape != V.shape:
+            G = self._G = np.empty_like(V)
+        G[self.first_computed:] = 0.0  # rows of leaves are never read, but those of row parameters
+        if len(self.row_param_slots):
+            G[self.row_param_slots] = 0.0
         G[self.root] = scale
         PG = np.zeros(len(P))
         with np.errstate(all="ignore"):
@@ -291,6 +306,10 @@ class BatchResult:
         for p, g in zip(compiled.params, PG.tolist()):
             p.grad += g
         self.grads = PG
+
+    def __del__(self) -> None:
+        for tape, V, _, _ in getattr(self, "_runs", ()):
+            tape.give_back(V)
 
     def __repr__(self) -> str:
         return f"BatchResult(data={self.data:.4g}, batch={len(self.losses)}, tapes={self.tapes})"
@@ -385,7 +404,7 @@ class Compiled:
         parts = self._split(args)
         self.calls += 1
         n = sum(len(rows) for _, rows, _ in parts)
-        P_all = np.fromiter(map(_DATA, self.params), dtype=float, count=len(self.params))
+        P_all = np.fromiter(engine.data_of(self.params), dtype=float, count=len(self.params))
         runs: list = []
         losses, outputs = np.empty(n), None
         for shape, rows, D in parts:
@@ -407,9 +426,11 @@ class Compiled:
                                        f"there than the scalar engine (an op's array_forward that differs from its "
                                        f"forward, or fn is not deterministic)")
                 if not ok.any():
+                    tape.give_back(V)
                     continue
                 tape.last_used = self.calls
                 if not ok.all():
+                    tape.give_back(V)
                     V = V[:, ok]
                 samples = rows[pending[ok]]
                 if not np.isfinite(V[tape.root]).all():  # anything non-finite that matters reaches the loss
@@ -438,7 +459,7 @@ class Compiled:
         why = ""
         if known:
             tape = known[-1]
-            V, _, _ = tape.forward(numbers[:, None], np.fromiter(map(_DATA, self.params), dtype=float))
+            V, _, _ = tape.forward(numbers[:, None], np.fromiter(engine.data_of(self.params), dtype=float))
             guard = tape.first_failure(V, 0)
             why = f": sample {sample} decides differently at {guard.describe()}"
             if guard.kind == "float":
@@ -482,6 +503,15 @@ class _Group:
                                None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
+        # dot and logsumexp over many inputs: all inputs gathered as one (k, arity, n) block,
+        # and all their gradients scattered back at once, instead of one numpy call per input.
+        self.block = None
+        if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3:
+            slots = np.stack(self.ins, axis=1)  # (k, arity)
+            wanted = np.flatnonzero(np.stack(self.needs, axis=1).ravel())
+            targets = slots.ravel()[wanted]
+            scatter = None if len(np.unique(targets)) == len(targets) else _Scatter(targets)
+            self.block = (slots, None if len(wanted) == slots.size else wanted, targets, scatter)
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -555,7 +585,41 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         return g.places.forward(V, P)
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_forward(g, V)
+    if g.block is not None:
+        return _block_forward(g, V)
     return g.forward(*[V[idx] for idx in g.ins_at])
+
+
+def _block_forward(g: _Group, V: np.ndarray) -> np.ndarray:
+    A = V[g.block[0]]  # type: ignore[index]  # (k, arity, n); only called with a block
+    if g.op is _LOGSUMEXP:
+        return np.logaddexp.reduce(A, axis=1)
+    m = (A.shape[1] - 1) // 2
+    T = np.empty((A.shape[0], m + 1, A.shape[2]))  # b, then each w * x: summed in the scalar order
+    T[:, 0] = A[:, 2 * m]
+    np.multiply(A[:, :m], A[:, m:2 * m], out=T[:, 1:])
+    return T.sum(axis=1)
+
+
+def _block_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+    slots, wanted, targets, scatter = g.block  # type: ignore[misc]
+    A = V[slots]
+    go = grad_out[:, None, :]
+    if g.op is _LOGSUMEXP:  # d/dx_i = exp(x_i - out)
+        C = np.exp(A - V[g.out_at][:, None, :]) * go
+    else:  # d/dw_i = x_i, d/dx_i = w_i, d/db = 1
+        m = (A.shape[1] - 1) // 2
+        C = np.empty_like(A)
+        np.multiply(A[:, m:2 * m], go, out=C[:, :m])
+        np.multiply(A[:, :m], go, out=C[:, m:2 * m])
+        C[:, 2 * m] = grad_out
+    C = C.reshape(-1, A.shape[2])
+    if wanted is not None:
+        C = C[wanted]
+    if scatter is None:
+        G[targets] += C
+    else:
+        scatter.add(G, C)
 
 
 class _Places:
@@ -668,6 +732,8 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> 
     like the scalar engine, no derivative is taken for the others."""
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_backward(g, V, G, grad_out)
+    if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
+        return _block_backward(g, V, G, grad_out)
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
