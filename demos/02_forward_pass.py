@@ -15,3 +15,19 @@ x = [1.0, 0.5]
 print("hidden activations:", [round(h.data, 4) for h in hidden(x)])
 pred = net(x).data
 print(f"Prediction: {pred:.4f}  ->  {'Yes' if pred >= 0.5 else 'No'} ({pred:.1%} confidence)")
+
+# With --out DIR: the same pass as a page that steps neuron by neuron (then backward against the
+# label 1, one gradient-descent step and the new prediction); open it in a browser.
+if __name__ == "__main__":
+    import argparse
+    import os
+
+    from microgradnn import viz
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", help="folder for forward_pass.html (the animation)")
+    out_dir = parser.parse_args().out
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        page = viz.animate_network(net, x, os.path.join(out_dir, "forward_pass.html"), target=1.0, overwrite=True)
+        print("wrote", page)

@@ -12,11 +12,12 @@ from microgradnn import data, losses, nn, optim, replay, viz
 from microgradnn._files import check_writable
 from microgradnn._checks import positive_int
 from microgradnn._version import __version__
-from microgradnn.engine import Value
+from microgradnn.engine import Value, topological_order
 from microgradnn.expression import build_expression, evaluate
-from microgradnn.nn import MLP, Module, Neuron
+from microgradnn.nn import MLP, Layer, Module
 from microgradnn.train import accuracy, fit
 from microgradnn.testing.checks import EPS
+
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
@@ -104,6 +105,12 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
+    return int(text)
+
+
 def _hidden(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
@@ -159,6 +166,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def lesson_network() -> MLP:
+    """The lesson's network: 2 inputs -> 3 ReLU neurons -> 1 sigmoid output, its weights as written there."""
+    return MLP.from_layers([
+        Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)], "relu"),
+        Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
+
+
+def _teaching_neuron(model: MLP, X: np.ndarray, targets: np.ndarray, loss_name: str):
+    """(sample, neuron index, the neuron's output Value) for the first-layer neuron and sample with the
+    largest |dL/d(its pre-activation)|, on an unfused copy of `model` after that sample's backward()."""
+    loss_fn = losses.LOSSES[loss_name]
+    copy = MLP.from_layers([Layer.from_weights([([w.data for w in n.w], n.b.data) for n in layer.neurons],
+                                                     layer.activation, fused=False) for layer in model.layers])
+    first = {id(n): j for j, n in enumerate(copy.layers[0].neurons)}
+
+    def backward(i: int) -> dict[int, Value]:
+        copy.zero_grad()  # leaves accumulate: each picture shows this sample's gradients only
+        out = copy(X[i])
+        loss_fn([out], [targets[i]]).backward()
+        return {first[id(v.origin[1])]: v for v in topological_order(out)
+                if v.origin is not None and id(v.origin[1]) in first}
+
+    def strength(v: Value) -> float:  # the gradient reaching the neuron's weights
+        return abs(v.inputs[0].grad) if v.inputs else abs(v.grad)
+
+    best = max(((i, j, strength(v)) for i in range(len(X)) for j, v in backward(i).items()), key=lambda t: t[2])
+    return best[0], best[1], backward(best[0])[best[1]]
+
+
 def cmd_demo(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     args.load = args.save = None
@@ -179,19 +215,29 @@ def cmd_demo(args) -> int:
         print("matplotlib is not installed: skipping decision_boundary.png and loss_curve.png "
               "(pip install 'microgradnn[plot]')")
 
-    # One neuron of the trained network, unfused so every * and + is its own node.
-    first = model.layers[0].neurons[0]
-    neuron = Neuron.from_weights([w.data for w in first.w], first.b.data, first.activation, fused=False)
-    inputs = [Value(float(v), f"x{i}") for i, v in enumerate(X[0])]
-    o = neuron(inputs)
-    o.label = "out"
-    viz.save(viz.draw_graph(o, view="forward", title="one neuron: forward pass"), path("neuron_forward.svg"),
+    # One neuron of the trained network, unfused so every * and + is its own node, on the sample
+    # whose loss sends the largest gradient through it: the gradients drawn are those of the loss.
+    k = int(y.max()) + 1
+    loss_name = args.loss or _default_loss(k)
+    sample, j, o = _teaching_neuron(model, X, _targets(loss_name, y, k), loss_name)
+    where = (f"{model!r}, neuron layers.0.neurons.{j} on sample {sample} "
+             f"(x = [{', '.join(viz.fmt(v) for v in X[sample])}], class {int(y[sample])})")
+    viz.save(viz.draw_graph(o, view="forward", title=f"{where}\nforward pass"), path("neuron_forward.svg"),
              overwrite=True)
-    o.backward()
-    viz.save(viz.draw_graph(o, view="backward", title="one neuron: backward pass (× local derivative)"),
+    viz.save(viz.draw_graph(o, view="backward", title=f"{where}\nbackward pass: grad = d({loss_name} loss on this "
+                                                      f"sample)/d(node); edges: × local derivative"),
              path("neuron_backward.svg"), overwrite=True)
-    viz.save(viz.draw_network(model, X[0]), path("network.svg"), overwrite=True)
-    viz.animate(o, path("backprop.html"), title="Backprop through one neuron", overwrite=True)
+    shown = ", ".join(viz.fmt(v) for v in X[sample])
+    viz.save(viz.draw_network(model, X[sample], title=f"{model!r} trained on {args.dataset}\n"
+                                                      f"input: sample {sample}, x = [{shown}]"),
+             path("network.svg"), overwrite=True)
+    viz.animate(o, path("backprop.html"), title=f"Backprop of the {loss_name} loss through one neuron: {where}",
+                overwrite=True)
+    # The lesson's 2 -> 3 -> 1 network on [1.0, 0.5]: forward, backward, one step; and as a quiz.
+    lesson = lesson_network()
+    viz.animate_network(lesson, [1.0, 0.5], path("lesson_network.html"), target=1.0, overwrite=True)
+    viz.animate_network(lesson, [1.0, 0.5], path("lesson_network_quiz.html"), target=1.0, quiz=True,
+                        overwrite=True)
     print("wrote:")
     for p in written:
         print(f"  {p}")
@@ -229,6 +275,14 @@ def cmd_gpt(args) -> int:
     return 0
 
 
+def cmd_playground(args) -> int:
+    from microgradnn.viz.live import serve
+    try:
+        return serve(args.host, args.port, open_browser=not args.no_browser)
+    except OSError as e:  # the port is taken, or the host is not this machine's
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+
+
 # ---- argument parsing ------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -263,8 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",
                           description="Train an MLP on moons, then write the decision boundary, loss curve, "
-                                      "one neuron's forward and backward graphs, the network diagram and a "
-                                      "backprop animation into --out (its files are replaced on each run).")
+                                      "one neuron's forward and backward graphs (gradients of the loss on one "
+                                      "sample), the network diagram, a backprop animation, and the lesson's "
+                                      "2-3-1 network animated (and as a quiz) into --out (its files are replaced "
+                                      "on each run).")
     _add_training_options(demo, epochs=60)
     demo.add_argument("--out", default="out", help="output folder (default out/)")
     demo.set_defaults(run=cmd_demo)
@@ -307,6 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
     gpt.add_argument("--quiet", action="store_true", help="no progress lines")
     gpt.set_defaults(run=cmd_gpt)
+
+    play = sub.add_parser("playground", help="train networks live in the browser",
+                          description="Serve the playground (live training, every graph one click away) on "
+                                      "http://127.0.0.1:PORT/ and open it in the browser; Ctrl-C stops it.")
+    play.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    play.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1, this machine only)")
+    play.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    play.set_defaults(run=cmd_playground)
 
     check = sub.add_parser("gradcheck", help="compare analytic and numeric gradients of an expression",
                            description="Compare backward()'s gradients with extrapolated central finite "

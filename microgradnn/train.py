@@ -62,25 +62,52 @@ def _resolve(value, table: dict, what: str):
     return table[one_of(value, table, "fit", what)] if isinstance(value, str) else value
 
 
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where stderr shows as a red box that looks like an error)."""
+    ipython = sys.modules.get("IPython")  # not imported means no IPython is running
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _notebook_bar(epochs: int):
+    """tqdm's notebook progress bar (tqdm.auto), when tqdm and ipywidgets are installed."""
+    try:
+        import ipywidgets  # noqa: F401  (without it tqdm.auto falls back to a text bar on stderr)
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=epochs, unit="epoch", desc="fit")
+
+
 class _Progress:
-    """One status line on stderr, redrawn in place on a terminal, every 10% otherwise."""
+    """Progress of `fit`: in a notebook a tqdm bar or a plain line on stdout (never stderr); in a
+    terminal one status line on stderr, redrawn in place, and every 10% when not a terminal."""
 
     def __init__(self, epochs: int, enabled: bool) -> None:
         self.epochs, self.enabled = epochs, enabled
-        self.live = enabled and sys.stderr.isatty()
+        notebook = enabled and _in_notebook()
+        self.bar = _notebook_bar(epochs) if notebook else None
+        self.stream = sys.stdout if notebook else sys.stderr
+        self.live = enabled and (notebook or self.stream.isatty())
         self.start = time.perf_counter()
 
     def update(self, epoch: int, loss: float, acc: float) -> None:
         if not self.enabled:
             return
+        last = epoch == self.epochs
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{acc:.1%}", refresh=False)
+            self.bar.update(1)
+            if last:
+                self.bar.close()
+            return
         line = (f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  loss {loss:.4f}  "
                 f"accuracy {acc:6.1%}  {time.perf_counter() - self.start:5.1f}s")
-        last = epoch == self.epochs
         if self.live:
-            sys.stderr.write("\r" + line + ("\n" if last else ""))
+            self.stream.write("\r" + line + ("\n" if last else ""))
         elif last or epoch == 1 or epoch % max(1, self.epochs // 10) == 0:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
 
 def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimizer: _optim.Optimizer | str, epochs: int,

@@ -21,7 +21,8 @@ def test_console_script_is_registered():
     assert ep.value == "microgradnn.cli:main"
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["render"], ["gradcheck"], ["mutate"], ["gpt"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["render"], ["gradcheck"], ["mutate"], ["gpt"],
+                                     ["playground"]])
 def test_help_on_every_subcommand(command):
     done = run(*command, "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: microgradnn")
@@ -33,6 +34,7 @@ def test_help_on_every_subcommand(command):
     (["train", "--hidden", "16,x"], "expected sizes like 16,16"),
     (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
     (["render"], "the following arguments are required: expression"),
+    (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     done = run(*args)
@@ -47,7 +49,7 @@ def test_demo_trains_and_writes_every_picture(tmp_path):
     assert "final loss" in done.stdout and "accuracy 100.0%" in done.stdout
     assert "epoch 60/60" in done.stderr  # the progress line
     names = ["decision_boundary.png", "loss_curve.png", "neuron_forward.svg", "neuron_backward.svg",
-             "network.svg", "backprop.html"]
+             "network.svg", "backprop.html", "lesson_network.html", "lesson_network_quiz.html"]
     for name in names:
         path = tmp_path / "out" / name
         assert f"  {path}" in done.stdout.splitlines()
@@ -56,8 +58,15 @@ def test_demo_trains_and_writes_every_picture(tmp_path):
             ET.parse(path)
         if name.endswith(".png"):
             assert path.read_bytes()[:4] == b"\x89PNG"
-    backward = (tmp_path / "out" / "neuron_backward.svg").read_text()
-    assert "grad 1" in backward and "×" in backward
+    backward = ET.parse(tmp_path / "out" / "neuron_backward.svg").getroot()
+    texts = [t.text for t in backward.iter("{http://www.w3.org/2000/svg}text")]
+    grads = [t for t in texts if t.startswith("grad ")]
+    assert "×" in "".join(texts) and len(grads) >= 10
+    assert len(set(grads)) >= 3 and grads.count("grad 1") < len(grads) / 2  # gradients of the loss, not all 1
+    title = " ".join(texts[:2])
+    assert "neuron layers.0.neurons." in title and "on sample " in title and "d(hinge loss on this sample)" in title
+    lesson = (tmp_path / "out" / "lesson_network.html").read_text()
+    assert "Yes (64.0% confidence)" in lesson and "const QUIZ = false" in lesson
 
 
 @needs_dot
@@ -70,7 +79,8 @@ def test_demo_without_matplotlib_says_so_and_writes_the_rest(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "matplotlib is not installed: skipping decision_boundary.png and loss_curve.png" in done.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == \
-        ["backprop.html", "network.svg", "neuron_backward.svg", "neuron_forward.svg"]
+        ["backprop.html", "lesson_network.html", "lesson_network_quiz.html", "network.svg", "neuron_backward.svg",
+         "neuron_forward.svg"]
 
 
 def test_train_save_load_and_refuse_overwrite(tmp_path):

@@ -12,9 +12,10 @@ DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
 
 def run_demo(name, *args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(DEMOS.parent))  # this checkout's microgradnn, whatever is installed
+    # The demos import this checkout's microgradnn, not whichever copy is installed.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(DEMOS.parent), os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, str(DEMOS / name), *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300, env=env)
+                          cwd=cwd, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -41,6 +42,13 @@ def test_forward_pass_prints_the_lessons_prediction():
     out = run_demo("02_forward_pass.py").splitlines()
     assert out[-1] == "Prediction: 0.6399  ->  Yes (64.0% confidence)"
     assert out[1] == "hidden activations: [0.4, 0.3, 0.05]"
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+def test_forward_pass_writes_its_animation(tmp_path):
+    out = run_demo("02_forward_pass.py", "--out", str(tmp_path)).splitlines()
+    assert out[-1] == f"wrote {tmp_path / 'forward_pass.html'}"
+    assert "0.6399" in (tmp_path / "forward_pass.html").read_text()
 
 
 def test_single_neuron_classifier():

@@ -38,6 +38,8 @@ WRITERS = {
     "viz.save .dot": lambda path, **kw: viz.save(graph(), path.with_suffix(".dot"), **kw),
     "viz.save .svg": lambda path, **kw: viz.save(graph(), path.with_suffix(".svg"), **kw),
     "viz.animate": lambda path, **kw: viz.animate(graph(), path.with_suffix(".html"), **kw),
+    "viz.animate_network": lambda path, **kw: viz.animate_network(MLP(2, [3, 1], seed=0), [1.0, 0.5],
+                                                                  path.with_suffix(".html"), **kw),
 }
 
 
@@ -80,5 +82,6 @@ def test_the_demo_writes_files_with_the_mode_the_umask_gives(tmp_path, mask, exp
     assert done.returncode == 0, done.stderr
     modes = {p.name: oct(mode(p)) for p in (tmp_path / "out").iterdir()}
     assert modes == dict.fromkeys(["decision_boundary.png", "loss_curve.png", "neuron_forward.svg",
-                                   "neuron_backward.svg", "network.svg", "backprop.html"], oct(expected))
+                                   "neuron_backward.svg", "network.svg", "backprop.html",
+                                   "lesson_network.html", "lesson_network_quiz.html"], oct(expected))
     assert oct(mode(tmp_path / "out")) == oct(0o777 & ~mask)

@@ -18,8 +18,8 @@ from conftest import INNER_RUN
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
-DEMO_FILES = ["backprop.html", "decision_boundary.png", "loss_curve.png", "network.svg", "neuron_backward.svg",
-              "neuron_forward.svg"]
+DEMO_FILES = ["backprop.html", "decision_boundary.png", "lesson_network.html", "lesson_network_quiz.html",
+              "loss_curve.png", "network.svg", "neuron_backward.svg", "neuron_forward.svg"]
 # what would point a run at another Python or package than the one under test
 FOREIGN = ("VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYENV_VERSION", "PYTHONPATH", "PYTHONHOME",
            "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST")

@@ -1,4 +1,7 @@
 import math
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -104,6 +107,60 @@ def test_a_diverging_fit_stops_with_a_short_message_and_a_learning_rate_hint():
     text = str(info.value)
     assert len(text) < 400 and "diverged in epoch" in text and "learning rate (lr=1e+150)" in text, text
     assert all(math.isfinite(p.data) for p in model.parameters())
+
+
+class ZMQInteractiveShell:
+    """Stands in for a Jupyter kernel's shell: `_in_notebook` recognises it by its class name."""
+
+
+def fake_ipython(monkeypatch):
+    module = types.ModuleType("IPython")
+    module.get_ipython = lambda: ZMQInteractiveShell()
+    monkeypatch.setitem(sys.modules, "IPython", module)
+
+
+def test_in_a_notebook_progress_is_plain_stdout_without_tqdm(capsys, monkeypatch):
+    fake_ipython(monkeypatch)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # not installed: importing it raises ImportError
+    X, y = mg.data.xor()
+    mg.fit(MLP(2, [4, 1], "tanh", seed=0), X, y, "mse", "sgd", epochs=3)
+    out, err = capsys.readouterr()
+    assert err == "" and out.count("\r") == 3 and out.endswith("\n") and "epoch 3/3" in out
+
+
+def test_in_a_notebook_progress_is_tqdms_notebook_bar_when_installed(capsys, monkeypatch):
+    fake_ipython(monkeypatch)
+    bars = []
+
+    class Bar:
+        def __init__(self, total, unit, desc):
+            self.total, self.n, self.postfix, self.closed = total, 0, None, False
+            bars.append(self)
+
+        def set_postfix(self, refresh, **fields):
+            self.postfix = fields
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = Bar
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    monkeypatch.setitem(sys.modules, "ipywidgets", types.ModuleType("ipywidgets"))
+    X, y = mg.data.xor()
+    history = mg.fit(MLP(2, [4, 1], "tanh", seed=0), X, y, "mse", "sgd", epochs=4)
+    (bar,) = bars
+    assert (bar.total, bar.n, bar.closed) == (4, 4, True)
+    assert bar.postfix == {"loss": f"{history.loss[-1]:.4f}", "accuracy": f"{history.accuracy[-1]:.1%}"}
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # tqdm without widgets would write to stderr
+    mg.fit(MLP(2, [4, 1], "tanh", seed=0), X, y, "mse", "sgd", epochs=2)
+    out, err = capsys.readouterr()
+    assert len(bars) == 1 and err == "" and "epoch 2/2" in out
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -16,14 +16,22 @@ def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: b
     `threshold`: the class threshold `fit` chose, if any (kept by `load`). A parameter that is
     not finite is refused before anything is written."""
     path = check_writable(path, overwrite, "save")
+    payload = model_payload(config, state, threshold, who="save", note=f"; {path} was not written")
+    write_atomic(path, json.dumps(payload, indent=1, allow_nan=False).encode(), overwrite=overwrite, who="save")
+
+
+def model_payload(config: dict, state: dict, threshold: float | None = None, *, who: str = "model_payload",
+                  note: str = "") -> dict:
+    """What a model file holds: the format header, the architecture, the parameters and the
+    class threshold `fit` chose, if any. A parameter that is not finite is refused."""
     bad = [name for name, x in state.items() if not math.isfinite(x)]
     if bad:
-        raise ValueError(f"save: parameter {bad[0]!r} is {state[bad[0]]} ({len(bad)} not finite in all); "
-                         f"{path} was not written (training that diverges needs a smaller learning rate)")
+        raise ValueError(f"{who}: parameter {bad[0]!r} is {state[bad[0]]} ({len(bad)} not finite in all){note} "
+                         "(training that diverges needs a smaller learning rate)")
     payload = {"format": FORMAT, "version": 1, "config": config, "state": state}
     if threshold is not None:
         payload["threshold"] = threshold
-    write_atomic(path, json.dumps(payload, indent=1, allow_nan=False).encode(), overwrite=overwrite, who="save")
+    return payload
 
 
 def read_model(path: str | os.PathLike) -> dict:

@@ -1,70 +1,121 @@
 """`animate`: one self-contained HTML page that steps through forward and backward passes.
 
-The page is the template `animation.html` (package data) with the graph's SVG and the
-steps filled in.
+The page is the template `animation.html` (package data) with the graph's SVG, the steps
+and the shared player (`player.js`) filled in.
 """
 from __future__ import annotations
 
-import html
-import json
 import os
-import string
-from importlib import resources
 
-from microgradnn._files import check_writable, write_atomic
+from microgradnn._files import check_writable
 from microgradnn.engine import Value
-from microgradnn.viz.format import _visible, fmt
+from microgradnn.viz.format import fmt
 from microgradnn.viz.graph import _plan, draw_graph
+from microgradnn.viz.page import ask, inline_svg, script_json, write_page
+
+
+def _names(drawn: list[Value]) -> dict[int, str]:
+    """What captions call each node: its label, else the expression that made it when short
+    (`x1*w1 + x2*w2`), else `the tanh node`; plain numbers by their value."""
+    names: dict[int, str] = {}
+
+    def name(v: Value) -> str:
+        if id(v) in names:
+            return names[id(v)]
+        if v.label or not v.inputs:
+            return v.label or fmt(v.data)
+        parts = [name(x) for x in v.inputs]
+        op = v._op
+        assert op is not None  # an interior node
+        if op.infix and len(parts) == 2:
+            text = f"{parts[0]}{op.symbol}{parts[1]}" if op.symbol in "*/" else f"{parts[0]} {op.symbol} {parts[1]}"
+        else:
+            text = f"{op.symbol}({', '.join(parts)})"
+        return text if len(text) <= 28 else f"the {op.symbol} node"
+
+    for v in drawn:
+        names[id(v)] = name(v)
+    return names
+
+
+def _local_name(parent: Value, i: int, names: dict[int, str]) -> str:
+    """How a caption writes d(parent)/d(input i): the other factor of a product, 1 for a sum."""
+    op, inputs = parent.op, parent.inputs
+    if op == "*" and len(inputs) == 2:
+        return names.get(id(inputs[1 - i]), fmt(inputs[1 - i].data))
+    if op == "+" or (op == "-" and i == 0):
+        return "1"
+    return f"∂({names[id(parent)]})/∂({names.get(id(inputs[i]), fmt(inputs[i].data))})"
 
 
 def animation_steps(root: Value, max_nodes: int = 300) -> list[dict]:
-    """The animation's script: forward (each computed node in topological order), then
-    backward (each node in reverse order, when its grad is final). Each step names the
-    drawn node by its id in `draw_graph(root)`, what its cell shows, and a caption."""
+    """The animation's script: forward (each computed node in topological order, with its
+    local derivatives), then backward (each node in reverse order, when its grad is final).
+    Each step names the drawn node by its id in `draw_graph(root)`, what its cell shows, and a caption."""
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
     return _steps(root, plan.ids, plan.values)
 
 
 def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[dict]:
-    steps = []
+    names = _names(drawn)
+    shown = {id(v) for v in drawn}
+    uses: dict[int, list[tuple[Value, int]]] = {}
+    for p in drawn:
+        for i, x in enumerate(p.inputs):
+            uses.setdefault(id(x), []).append((p, i))
+    steps: list[dict] = []
     for v in drawn:
-        if v.inputs:
-            shown = ", ".join(_show_value(x) for x in v.inputs)
-            steps.append({"id": plan_ids[id(v)], "kind": "data", "text": f"data {fmt(v.data)}",
-                          "caption": f"forward: {v.op}({shown}) = {fmt(v.data)}"})
+        if not v.inputs:
+            continue
+        vid, name = plan_ids[id(v)], names[id(v)]
+        args = ", ".join(f"{names.get(id(x), fmt(x.data))} = {fmt(x.data)}" if names.get(id(x), "") != fmt(x.data)
+                         else fmt(x.data) for x in v.inputs)
+        local = "; ".join(f"∂/∂{names.get(id(x), fmt(x.data))} = {fmt(d)}" for x, d in zip(v.inputs, v._local)
+                          if id(x) in shown)
+        steps.append({"id": vid, "kind": "data", "text": f"data {fmt(v.data)}",
+                      "locals": [f"{plan_ids[id(x)]}-op{vid[1:]}-{i}"
+                                 for i, x in enumerate(v.inputs) if id(x) in shown],
+                      "title": f"Forward: {name}",
+                      "caption": f"The {v.op} node computes its value from its inputs ({args}) and, at the same time, "
+                                 f"its local derivatives (the red numbers on its input edges).",
+                      "equation": f"{name} = {fmt(v.data)}; local derivatives: {local}",
+                      "ask": ask(f"What is the value of {name}?", v.data)})
     for v in reversed(drawn):
-        why = "the output's gradient is 1" if v is root else "sum of (local derivative × grad) over its uses"
-        steps.append({"id": plan_ids[id(v)], "kind": "grad", "text": f"grad {fmt(v.grad)}",
-                      "caption": f"backward: grad of {v.label or plan_ids[id(v)]} = {fmt(v.grad)} ({why})"})
+        vid, name = plan_ids[id(v)], names[id(v)]
+        if v is root:
+            equation = (f"grad of {name} = 1 (d{name}/d{name})" if v.grad == 1.0 else
+                        f"grad of {name} = {fmt(v.grad)} (given: what the backward pass brought to it)")
+            caption = "Backward starts at the output."
+        else:
+            mine = [(p, i) for p, i in uses.get(id(v), [])]
+            symbolic = " + ".join(f"{_local_name(p, i, names)} × grad({names[id(p)]})" for p, i in mine)
+            numbers = " + ".join(f"{fmt(p._local[i])} × {fmt(p.grad)}" for p, i in mine)
+            op = "+=" if len(mine) == 1 and not v.inputs else "="
+            equation = f"grad of {name} {op} {symbolic} = {numbers} = {fmt(v.grad)}" if mine else \
+                f"grad of {name} = {fmt(v.grad)}"
+            caption = (f"Chain rule: {name} is used {len(mine)} time{'s' if len(mine) != 1 else ''}; each use adds "
+                       f"its local derivative times the grad of the node it feeds.")
+        steps.append({"id": vid, "kind": "grad", "text": f"grad {fmt(v.grad)}", "title": f"Backward: grad of {name}",
+                      "caption": caption, "equation": equation,
+                      "ask": None if v is root else ask(f"What is the grad of {name}?", v.grad)})
     return steps
 
 
-def _show_value(v: Value) -> str:
-    return f"{v.label}={fmt(v.data)}" if v.label else fmt(v.data)
-
-
-def _script_json(data) -> str:
-    """JSON safe inside <script>: no `<`, `>`, `&` or line separators as themselves, so no text
-    (`</script>`, `<!--`) can end the script or change how the page parses."""
-    text = json.dumps(data)  # ASCII only: line separators and lone surrogates come out escaped
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
-        text = text.replace(ch, esc)
-    return text
-
-
 def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagation, step by step",
-            max_nodes: int = 300, overwrite: bool = False) -> str:
+            quiz: bool = False, max_nodes: int = 300, overwrite: bool = False) -> str:
     """Write one self-contained HTML page (inline SVG and script, nothing fetched) that steps
     through the forward pass node by node, then the backward pass; play/pause, step buttons,
     a slider, and the keys Space, Left, Right, Home, End. `root.backward()` must have run.
+    `quiz=True` asks the learner for each value and grad before showing it, and keeps a score.
     Open `page.html#step=N` to start at step N."""
+    if not isinstance(root, Value):
+        raise TypeError(f"animate: expected a Value, got {type(root).__name__}")
     path = check_writable(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
-    svg = draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8")
-    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG is inlined
+    svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))
     steps = _steps(root, plan.ids, plan.values)
-    template = string.Template(resources.files(__package__).joinpath("animation.html").read_text("utf-8"))
-    page = template.substitute(title=html.escape(_visible(title)), n=len(steps), svg=svg,
-                               steps=_script_json(steps))
-    write_atomic(path, page.encode(), overwrite=overwrite, who="animate")
-    return path
+    intro = ("Leaves hold their data. Press play (Space) or step (Right arrow): the forward pass computes each "
+             "node and its local derivatives, then the backward pass each grad."
+             + (" Quiz: type each value before it is shown." if quiz else ""))
+    return write_page("animation.html", path, title=title, svg=svg, steps=script_json(steps),
+                      quiz=script_json(bool(quiz)), intro=script_json(intro), overwrite=overwrite, who="animate")

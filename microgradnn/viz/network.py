@@ -1,4 +1,8 @@
-"""`draw_network`: a network as neurons in layer columns, coloured by weights and activations."""
+"""`draw_network`: a network as neurons in layer columns, coloured by weights and activations.
+
+Nodes are pinned (Graphviz's neato with fixed positions), so neuron j of a layer is always
+the j-th from the top, and edges are written before nodes so they pass under the circles.
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,75 +11,142 @@ import numpy as np
 
 from microgradnn.engine import no_grad
 from microgradnn.nn import MLP, Layer, Module, Neuron
-from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, _html, fmt
+from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, _esc, _html, fmt
 
-MAX_ELEMENTS = 3000  # neurons + weights: dot lays out a 2-200-200-1 MLP (40,000 edges) in a minute
+POSITIVE_WEIGHT, NEGATIVE_WEIGHT = "#2E86C1", "#C0392B"
+COLUMN_GAP, ROW_GAP, DIAMETER, PREDICTION_GAP = 135, 54, 46, 180  # points
+MAX_ELEMENTS = 3000  # neurons + weights: a 2-200-200-1 MLP (40,000 edges) takes Graphviz about a minute
 
 
-def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *, rankdir: str = "LR",
-                 max_elements: int = MAX_ELEMENTS) -> Diagram:
-    """Neurons as circles in layer columns; edges coloured by weight sign (blue +, red -) and
-    as wide as the weight is large; with an input `x`, neurons are filled by their activation
-    and the output shows the prediction. Raises GraphTooLarge above `max_elements` neurons
-    plus weights."""
+def layers_of(model: Module, who: str = "draw_network") -> list:
+    """The layers of an MLP, Layer or Neuron (a Neuron becomes a one-neuron layer)."""
     if isinstance(model, Neuron):
-        layers = [Layer.from_weights([([w.data for w in model.w], model.b.data)], model.activation)]
-    elif isinstance(model, Layer):
-        layers = [model]
-    elif isinstance(model, MLP):
-        layers = model.layers
-    else:
-        raise TypeError(f"draw_network: expected an MLP, Layer or Neuron, got {type(model).__name__}")
+        return [Layer.from_weights([([w.data for w in model.w], model.b.data)], model.activation)]
+    if isinstance(model, Layer):
+        return [model]
+    if isinstance(model, MLP):
+        return model.layers
+    raise TypeError(f"{who}: expected an MLP, Layer or Neuron, got {type(model).__name__}")
+
+
+def prediction_words(model, out: list[float]) -> str:
+    """The prediction as the lesson words it: "Yes (64.0% confidence)" for one sigmoid output."""
+    if len(out) > 1:
+        k = max(range(len(out)), key=out.__getitem__)
+        return f"class {k} (the largest of {len(out)} outputs)"
+    p, threshold = out[0], model.threshold
+    if model.output_activation == "sigmoid":
+        return f"Yes ({p:.1%} confidence)" if p > threshold else f"No ({1 - p:.1%} confidence)"
+    side = ">" if p > threshold else "≤"
+    return f"class {int(p > threshold)} (score {fmt(p)} {side} threshold {fmt(threshold)})"
+
+
+def activation_color(a: float | None) -> str:
+    """Fill for an activation on a diverging scale: purple below 0, white at 0, orange above.
+
+    The depth is |a| / (|a| + 0.5), so it keeps growing past 1 (1 and 1.7 look different)."""
+    if a is None:
+        return "#F2F2F2"
+    t = abs(a) / (abs(a) + 0.5)
+    end = (0xE6, 0x61, 0x01) if a > 0 else (0x5E, 0x3C, 0x99)
+    return "#" + "".join(f"{round(255 + (c - 255) * t):02X}" for c in end)
+
+
+def _text_color(a: float | None) -> str:
+    return "#FFFFFF" if a is not None and abs(a) / (abs(a) + 0.5) > 0.62 else "#000000"
+
+
+def network_activations(layers: list, x) -> list[list[float]]:
+    """Every layer's outputs for input x, the input first (no graph is recorded)."""
+    with no_grad():
+        h = list(x.tolist() if hasattr(x, "tolist") else x)
+        activations = [[float(v) for v in h]]
+        for layer in layers:
+            h = [v.data for v in layer(h)]
+            activations.append(h)
+    return activations
+
+
+def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *, title: str | None = None,
+                 legend: bool = True, max_elements: int = MAX_ELEMENTS) -> Diagram:
+    """Neurons as circles in layer columns, neuron 0 at the top; edges coloured by weight sign
+    (blue +, red -) and as wide as the weight is large; with an input `x`, neurons are filled
+    by their activation and the output shows the prediction. The title names the model and
+    the input unless `title=` is given; `legend=False` drops the key below the picture.
+    Raises GraphTooLarge above `max_elements` neurons plus weights."""
+    layers = layers_of(model)
     sizes = [layers[0].nin] + [layer.nout for layer in layers]
     elements = sum(sizes) + sum(a * b for a, b in zip(sizes, sizes[1:]))
     if elements > max_elements:
         raise GraphTooLarge(f"draw_network: the network has {sum(sizes):,} neurons and inputs and "
                             f"{elements - sum(sizes):,} weights to draw, more than max_elements={max_elements:,}; "
                             "pass a larger max_elements= to draw it anyway (Graphviz may take minutes)")
-    activations = None
-    if x is not None:
-        with no_grad():
-            h = list(x.tolist() if hasattr(x, "tolist") else x)
-            activations = [h]
-            for layer in layers:
-                h = [v.data for v in layer(h)]
-                activations.append(h)
-    weights = [abs(w.data) for layer in layers for n in layer.neurons for w in n.w]
-    wmax = max(weights, default=1.0) or 1.0
-    g = Diagram(name="network", graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.12",
-                                            "ranksep": "1.2", "splines": "line"},
-                node_attr={"fontname": FONT, "fontsize": "10", "shape": "circle", "fixedsize": "true",
-                           "width": "0.55", "style": "filled"}, edge_attr={"arrowhead": "none"})
+    activations = network_activations(layers, x) if x is not None else None
+    if title is None:
+        title = repr(model) + (f"\ninput x = [{', '.join(fmt(a) for a in activations[0])}]" if activations else "")
+    wmax = max((abs(w.data) for layer in layers for n in layer.neurons for w in n.w), default=1.0) or 1.0
+    g = Diagram(name="network", engine="neato", graph_attr={
+        "inputscale": "72", "splines": "line", "outputorder": "edgesfirst", "fontname": FONT, "fontsize": "12",
+        "label": _html(title), "labelloc": "t", "pad": "0.1"},
+        node_attr={"fontname": FONT, "fontsize": "11", "shape": "circle", "fixedsize": "true",
+                   "width": f"{DIAMETER / 72:.3f}", "style": "filled", "penwidth": "1.2"},
+        edge_attr={"arrowhead": "none"})
+    top = (max(sizes) - 1) / 2 * ROW_GAP
     for li, size in enumerate(sizes):
-        with g.subgraph(name=f"cluster_col{li}", graph_attr={
-                "label": _html("input" if li == 0 else f"layer {li - 1}\n{layers[li - 1].activation}"),
-                "color": "#FFFFFF", "fontsize": "10", "rank": "same"}) as col:
-            for j in range(size):
-                a = activations[li][j] if activations else None
-                text = f"x{j}" if li == 0 and a is None else ("" if a is None else f"{a:.3g}")
-                fill = "#D6EAF8" if li == 0 else _activation_color(a)
-                col.node(f"L{li}N{j}", label=_html(text), fillcolor=fill, id=f"L{li}N{j}",
-                         tooltip=f"layers.{li - 1}.neurons.{j}" if li else f"input {j}")
+        header = "input" if li == 0 else f"layer {li - 1}\n{layers[li - 1].activation}"
+        g.node(f"head{li}", label=_html(header), shape="plaintext", fixedsize="false", style="",
+               pos=f"{li * COLUMN_GAP},{top + 42}!", fontsize="11", id=f"head{li}")
+        for j in range(size):
+            a = activations[li][j] if activations else None
+            name = f"x{j}" if li == 0 else f"n{j}"
+            value = "" if a is None else f"<BR/>{_esc(f'{a:.3g}')}"
+            fill = COLORS["input"] if li == 0 else activation_color(a)
+            g.node(f"L{li}N{j}", label=f'<<FONT POINT-SIZE="9">{name}</FONT>{value}>', fillcolor=fill,
+                   fontcolor=_text_color(a) if li else "#000000", id=f"L{li}N{j}",
+                   pos=f"{li * COLUMN_GAP},{(size - 1) / 2 * ROW_GAP - j * ROW_GAP}!",
+                   tooltip=f"layers.{li - 1}.neurons.{j}" if li else f"input {j}")
     for li, layer in enumerate(layers):
         for j, n in enumerate(layer.neurons):
             for i, w in enumerate(n.w):
-                g.edge(f"L{li}N{i}", f"L{li + 1}N{j}", color="#2E86C1" if w.data >= 0 else "#C0392B",
-                       penwidth=f"{0.3 + 3.2 * abs(w.data) / wmax:.2f}", tooltip=f"w = {fmt(w.data)}",
+                g.edge(f"L{li}N{i}", f"L{li + 1}N{j}", color=POSITIVE_WEIGHT if w.data >= 0 else NEGATIVE_WEIGHT,
+                       penwidth=f"{0.5 + 3.5 * abs(w.data) / wmax:.2f}", tooltip=f"w = {fmt(w.data)}",
                        id=f"L{li}N{i}-L{li + 1}N{j}")
+    last = len(layers)
     if activations:
         out = activations[-1]
-        g.node("prediction", label=_html("prediction\n" + ", ".join(fmt(a) for a in out)), shape="box",
-               fixedsize="false", style="rounded,filled", fillcolor=COLORS["output"], id="prediction")
+        text = "prediction\n" + ", ".join(fmt(a) for a in out) + "\n" + prediction_words(model, out)
+        g.node("prediction", label=_html(text), shape="box", fixedsize="false", style="rounded,filled",
+               fillcolor=COLORS["output"], id="prediction", pos=f"{last * COLUMN_GAP + PREDICTION_GAP},0!")
         for j in range(len(out)):
-            g.edge(f"L{len(layers)}N{j}", "prediction", style="dashed", arrowhead="normal")
+            g.edge(f"L{last}N{j}", "prediction", style="dashed", arrowhead="normal", color="#777777",
+                   id=f"L{last}N{j}-prediction")
+    if legend:
+        g.node("legend", label=_legend(wmax, activations is not None), shape="plaintext", fixedsize="false",
+               style="", id="legend",
+               pos=f"{last * COLUMN_GAP / 2},{-top - DIAMETER / 2 - (55 if activations else 40)}!")
     return g
 
 
-def _activation_color(a: float | None) -> str:
-    """Grey when unknown, white at 0, deeper orange the larger |a| (up to 1)."""
-    if a is None:
-        return "#F2F2F2"
-    t = min(1.0, abs(a))
-    return f"#FF{int(255 - 120 * t):02X}{int(255 - 200 * t):02X}"
+def _line(color: str, width: float) -> str:
+    """A legend cell holding a short horizontal line of this colour and width."""
+    px = max(1, round(width))
+    return (f'<TD><TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR><TD HEIGHT="{(16 - px) // 2}"></TD></TR>'
+            f'<TR><TD BGCOLOR="{color}" WIDTH="30" HEIGHT="{px}" FIXEDSIZE="TRUE"></TD></TR>'
+            f'<TR><TD HEIGHT="{(16 - px) // 2}"></TD></TR></TABLE></TD>')
 
 
+def _legend(wmax: float, filled: bool) -> str:
+    """The key: edge colour and width, and the fill scale of activations."""
+    def row(name: str, cells: str) -> str:
+        return f'<TR><TD ALIGN="RIGHT">{name}</TD><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="2" ' \
+               f'CELLPADDING="0"><TR>{cells}</TR></TABLE></TD></TR>'
+    rows = [row("edge colour:", f'{_line(POSITIVE_WEIGHT, 2)}<TD>weight &gt; 0</TD>'
+                                f'{_line(NEGATIVE_WEIGHT, 2)}<TD>weight &lt; 0</TD>'),
+            row("edge width:", f'{_line("#555555", 0.5)}<TD>|w| = 0</TD>{_line("#555555", 4)}'
+                               f'<TD>|w| = {_esc(fmt(wmax))} (the largest)</TD>')]
+    if filled:
+        rows.append(row("fill = activation:", "".join(
+            f'<TD BGCOLOR="{activation_color(a)}" WIDTH="32" FIXEDSIZE="TRUE" HEIGHT="18" BORDER="1" '
+            f'COLOR="#BBBBBB"><FONT COLOR="{_text_color(a)}">{_esc(fmt(a))}</FONT></TD>'
+            for a in (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0))))
+    return f'<<TABLE BORDER="0" CELLSPACING="1" CELLPADDING="1">{"".join(rows)}</TABLE>>'

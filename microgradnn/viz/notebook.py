@@ -10,21 +10,34 @@ from typing import Any
 
 import graphviz
 
-from microgradnn.engine import Value
+from microgradnn.engine import Value, topological_order
 from microgradnn.nn import Module
+from microgradnn.viz.format import GraphTooLarge
 from microgradnn.viz.graph import draw_graph
 from microgradnn.viz.network import draw_network
 
 
 def mimebundle(obj: graphviz.Digraph | Value | Module, max_nodes: int = 150) -> dict:
-    """What a notebook shows for a Value or Module: an SVG when small and renderable, else text."""
+    """What a notebook shows for a Value or Module: an SVG when renderable (a graph of more than
+    `max_nodes` nodes drawn with each neuron as one node, and a note saying so), else text."""
     bundle = {"text/plain": repr(obj)}
     try:
-        diagram = draw_graph(obj, view="both", max_nodes=max_nodes) if isinstance(obj, Value) else draw_network(obj)
-        bundle["image/svg+xml"] = diagram.pipe(format="svg", encoding="utf-8")
-    except Exception:  # too big, no dot, anything: the text is still there
+        bundle["image/svg+xml"] = _diagram(obj, max_nodes).pipe(format="svg", encoding="utf-8")
+    except Exception:  # too big even collapsed, no dot, anything: the text is still there
         pass
     return bundle
+
+
+def _diagram(obj: Value | Module, max_nodes: int) -> graphviz.Digraph:
+    if not isinstance(obj, Value):
+        return draw_network(obj)
+    try:
+        return draw_graph(obj, view="both", max_nodes=max_nodes)
+    except GraphTooLarge:
+        full = len(topological_order(obj))
+        return draw_graph(obj, view="both", collapse=True, max_nodes=max_nodes,
+                          title=f"collapsed: each neuron is one node ({full} nodes in full; "
+                                f"viz.draw_graph(v, max_nodes={full * 2}) draws them all)")
 
 
 def register(shell: Any = None) -> bool:

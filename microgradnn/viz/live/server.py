@@ -1,0 +1,347 @@
+"""The playground's HTTP server: the standard library's ThreadingHTTPServer, a JSON API and the page.
+
+Safe by default: it listens on 127.0.0.1, answers only requests whose Host names this server
+(so a rebound DNS name cannot reach it), refuses state-changing requests from other origins,
+caps every body, and turns every bad request into a 4xx with the reason. The page's input is
+only ever data (numbers and names checked against fixed lists); nothing it sends is executed.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import webbrowser
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+from microgradnn.viz.format import GraphvizNotFound
+from microgradnn.viz.live.config import LIMITS, ConfigError
+from microgradnn.viz.live.session import Session
+
+JSON_BODY_LIMIT = 64_000
+DRAIN_LIMIT = 8_000_000  # a refused body up to this size is read before the answer
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+          "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
+          "/playground.css": ("playground.css", "text/css; charset=utf-8")}
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                               "img-src 'self' data:; connect-src 'self'; object-src 'none'",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                    "Cache-Control": "no-store"}
+
+
+class Refused(Exception):
+    """A request answered with a 4xx status and a reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class PlaygroundServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer holding one Session and the thread that trains it."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
+        super().__init__((host, port), Handler)
+        self.session = Session(config)
+        self.port = self.server_address[1]
+        names = {host, "127.0.0.1", "localhost", "[::1]"} | (_own_names() if host in ("", "0.0.0.0") else set())
+        self.allowed_hosts = {f"{name}:{self.port}" for name in names}
+        self.allowed_origins = {f"http://{h}" for h in self.allowed_hosts}
+        self.url = f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{self.port}/"
+        self._stop = threading.Event()
+        self.trainer = threading.Thread(target=self._train, name="playground-trainer", daemon=True)
+        self.trainer.start()
+
+    def _train(self) -> None:
+        """Train while the session runs; between epochs the lock is free for the page's requests."""
+        s = self.session
+        while not self._stop.is_set():
+            if not s.running:
+                self._stop.wait(0.05)
+                continue
+            try:
+                s.train_epoch()
+                if s.epoch >= LIMITS["epochs"]:
+                    s.running, s.error = False, f"paused after {LIMITS['epochs']} epochs (the playground's limit)"
+            except Exception as e:  # a diverging model stops training, never the server
+                s.running, s.error = False, f"training stopped: {e}"
+            time.sleep(0.002)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        super().shutdown()
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that went away mid-answer is not the server's problem
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: PlaygroundServer
+    server_version = "microgradnn-playground"
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may sit idle or half-sent before it is dropped
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    # ---- plumbing --------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
+        self.send_response(status)
+        for k, v in {**SECURITY_HEADERS, "Content-Type": content_type, "Content-Length": str(len(body)),
+                     **(extra or {})}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, payload, status: int = 200) -> None:
+        self._send(status, json.dumps(payload, allow_nan=False).encode(), "application/json")
+
+    def _handle(self, method: str) -> None:
+        try:
+            self._check_host()
+            url = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+            if method == "POST":
+                self._check_origin()
+                self._post(url.path, query)
+            else:
+                self._get(url.path, query)
+        except Refused as e:
+            self.close_connection = True
+            self._json({"error": str(e)}, e.status)
+        except ConfigError as e:
+            self._json({"error": str(e)}, HTTPStatus.BAD_REQUEST)
+        except (ValueError, ArithmeticError) as e:  # the request was fine; the model cannot compute it (it diverged)
+            self._json({"error": f"the model cannot answer this now: {e}"}, HTTPStatus.CONFLICT)
+        except GraphvizNotFound as e:
+            self._json({"error": str(e)}, HTTPStatus.SERVICE_UNAVAILABLE)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as e:  # a bug answers 500 with its reason; the server and the training go on
+            self._json({"error": f"internal error: {type(e).__name__}: {e}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_HEAD(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _refuse_method(self) -> None:
+        self.close_connection = True
+        self._json({"error": f"method {self.command} is not allowed; use GET or POST"}, HTTPStatus.METHOD_NOT_ALLOWED)
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
+
+    # ---- security --------------------------------------------------------------------------
+
+    def _check_host(self) -> None:
+        host = self.headers.get("Host", "")
+        if host.lower() not in self.server.allowed_hosts:
+            raise Refused(HTTPStatus.FORBIDDEN, f"Host {host[:80]!r} is not this server "
+                                                f"(expected one of {', '.join(sorted(self.server.allowed_hosts))})")
+
+    def _check_origin(self) -> None:
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() not in self.server.allowed_origins:
+            raise Refused(HTTPStatus.FORBIDDEN, f"cross-origin request from {origin[:80]!r} refused")
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise Refused(HTTPStatus.FORBIDDEN, f"cross-site request ({site}) refused")
+
+    def _body(self, limit: int, types: tuple[str, ...]) -> bytes:
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind not in types:
+            raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {' or '.join(types)}, got {kind!r}")
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
+        if int(length) > limit:
+            self._drain(int(length))
+            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                          f"the body has {int(length)} bytes; the limit here is {limit} bytes")
+        return self.rfile.read(int(length))
+
+    def _drain(self, length: int) -> None:
+        """Read (and drop) a refused body of moderate size, so the client can read the answer
+        instead of finding the connection closed mid-upload; a huge one is cut off."""
+        if length > DRAIN_LIMIT:
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(65536, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+
+    def _json_body(self) -> dict:
+        try:
+            payload = json.loads(self._body(JSON_BODY_LIMIT, ("application/json",)))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise Refused(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {e}") from None
+        if not isinstance(payload, dict):
+            raise Refused(HTTPStatus.BAD_REQUEST, f"the body must be a JSON object, got {type(payload).__name__}")
+        return payload
+
+    # ---- routes ----------------------------------------------------------------------------
+
+    def _get(self, path: str, q: dict) -> None:
+        s = self.server.session
+        if path in STATIC:
+            name, kind = STATIC[path]
+            self._send(200, resources.files(__package__).joinpath("static").joinpath(name).read_bytes(), kind)
+        elif path == "/api/state":
+            self._json(s.state(_int(q.get("since", "0"), "since")))
+        elif path == "/api/points":
+            self._json(s.points())
+        elif path == "/api/point":
+            self._json(s.point(_int(q.get("i"), "i"), q.get("expand") == "1"))
+        elif path == "/api/network":
+            self._json(s.network())
+        elif path == "/api/param":
+            self._json(s.parameter(q.get("name", "")))
+        elif path == "/api/params":
+            with s.lock:
+                self._json({"names": [n for n, _ in s.model.named_parameters()]})
+        elif path == "/api/model.json":
+            self._send(200, json.dumps(s.model_file(), indent=1).encode(), "application/json",
+                       {"Content-Disposition": 'attachment; filename="playground_model.json"'})
+        elif path == "/api/script.py":
+            self._send(200, s.script().encode(), "text/x-python; charset=utf-8",
+                       {"Content-Disposition": 'attachment; filename="playground_setup.py"'})
+        else:
+            raise Refused(HTTPStatus.NOT_FOUND, f"no such page or API: {path[:80]}")
+
+    def _post(self, path: str, q: dict) -> None:
+        s = self.server.session
+        if path == "/api/upload":
+            raw = self._body(LIMITS["upload_bytes"], ("text/csv", "text/plain"))
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Refused(HTTPStatus.BAD_REQUEST, "the CSV must be UTF-8 text") from None
+            self._json({"config": s.set_upload(text)})
+            return
+        body = self._json_body()
+        if path == "/api/config":
+            self._json({"config": s.configure(body)})
+        elif path == "/api/control":
+            action = body.get("action")
+            if action == "play":
+                s.error, s.running = None, True
+            elif action == "pause":
+                s.running = False
+            elif action == "step":
+                s.running = False
+                s.train_epoch()
+            elif action == "reset":
+                s.reset()
+            else:
+                raise Refused(HTTPStatus.BAD_REQUEST,
+                              f"action must be play, pause, step or reset, got {str(action)[:40]!r}")
+            self._json({"running": s.running, "epoch": s.epoch})
+        elif path == "/api/param":
+            self._json(s.set_parameter(body.get("name", ""), body.get("value")))
+        else:
+            raise Refused(HTTPStatus.NOT_FOUND, f"no such API: {path[:80]}")
+
+
+def _own_names() -> set[str]:
+    """This machine's name and addresses, for a server told to listen on every interface."""
+    try:
+        name, aliases, addresses = socket.gethostbyname_ex(socket.gethostname())
+    except OSError:
+        return {socket.gethostname()}
+    return {name, *aliases, *addresses}
+
+
+def _int(text, what: str) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise Refused(HTTPStatus.BAD_REQUEST, f"{what} must be a whole number, got {str(text)[:40]!r}") from None
+
+
+# ---- starting it -----------------------------------------------------------------------------
+
+class Playground:
+    """A running playground (from `viz.playground`): its `url`, `stop()`, and an inline view in Jupyter."""
+
+    def __init__(self, server: PlaygroundServer) -> None:
+        self.server, self.url = server, server.url
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="playground-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def session(self) -> Session:
+        return self.server.session
+
+    def stop(self) -> None:
+        """Stop training and serving, and free the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe src="{self.url}" width="100%" height="820" style="border:1px solid #ddd"></iframe>'
+                f'<div><a href="{self.url}" target="_blank">{self.url}</a></div>')
+
+    def __repr__(self) -> str:
+        return f"Playground({self.url})"
+
+    def __enter__(self) -> "Playground":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def playground(port: int = 0, host: str = "127.0.0.1", *, open_browser: bool | None = None,
+               config: dict | None = None) -> Playground:
+    """Start the playground in the background and return it (`.url`, `.stop()`).
+
+    In Jupyter the returned object shows the page inline; elsewhere the browser opens
+    unless `open_browser=False`. `port=0` picks a free port.
+    """
+    pg = Playground(PlaygroundServer(host, port, config))
+    if open_browser is None:
+        open_browser = not _in_notebook()
+    if open_browser:
+        webbrowser.open(pg.url)
+    return pg
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True, out=None) -> int:
+    """Run the playground in the foreground until Ctrl-C (the CLI's `playground`); returns 0."""
+    import sys
+    out = out or sys.stdout
+    server = PlaygroundServer(host, port)
+    print(f"microgradnn playground: {server.url}  (Ctrl-C to stop)", file=out, flush=True)
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("\nstopped", file=out, flush=True)
+    finally:
+        server._stop.set()
+        server.server_close()
+    return 0

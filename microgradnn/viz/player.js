@@ -1,0 +1,139 @@
+// The step player shared by microgradnn's animation pages: play/pause, step buttons, a slider,
+// the keys Space, Left, Right, Home, End, `#step=N`, and the quiz. The page defines STEPS
+// (each with title, caption, equation and, in a quiz, ask = {question, value, tol, shown}),
+// QUIZ, INTRO and render(k, hide): draw the state after k steps, the k-th step's new values
+// hidden when `hide` (the learner has not answered yet). Every number comes from Python.
+"use strict";
+const answers = {};  // step index -> {verdict: "right" | "wrong" | "revealed", typed}
+let current = 0, timer = null;
+const $ = id => document.getElementById(id);
+
+function waiting(k) {
+  return QUIZ && k > 0 && STEPS[k - 1].ask && !((k - 1) in answers);
+}
+
+function show(k) {
+  current = Math.max(0, Math.min(STEPS.length, k));
+  const hide = waiting(current);
+  render(current, hide);
+  const active = document.querySelector("#graph g.active");
+  if (active) active.scrollIntoView({block: "nearest", inline: "nearest"});
+  $("slider").value = current;
+  $("counter").textContent = "step " + current + " / " + STEPS.length;
+  const s = current > 0 ? STEPS[current - 1] : null;
+  $("title").textContent = s ? s.title : "";
+  $("caption").textContent = s ? s.caption : INTRO;
+  $("equation").textContent = s && !hide ? s.equation : "";
+  showQuiz(s, hide);
+  document.body.dataset.step = String(current);
+  document.body.dataset.waiting = hide ? "1" : "0";
+}
+
+function showQuiz(s, hide) {
+  if (!QUIZ) return;
+  const box = $("quiz"), answer = s ? answers[current - 1] : undefined;
+  box.hidden = !(s && s.ask);
+  if (box.hidden) return;
+  $("question").textContent = s.ask.question;
+  $("answer").disabled = !hide;
+  $("check").disabled = $("reveal").disabled = !hide;
+  const feedback = $("feedback");
+  feedback.className = answer ? answer.verdict : "";
+  if (hide) {
+    $("answer").value = "";
+    feedback.textContent = "Type your answer (checked to " + s.ask.precision + ") and press Enter, or Reveal.";
+    if (!timer) $("answer").focus({preventScroll: true});
+  } else if (answer.verdict === "right") {
+    feedback.textContent = "Right: " + s.ask.shown + ".";
+  } else if (answer.verdict === "wrong") {
+    feedback.textContent = "Not quite: you typed " + answer.typed + ", the answer is " + s.ask.shown
+      + ". Worked out: " + s.equation;
+  } else {
+    feedback.textContent = "Revealed: " + s.ask.shown + " (not scored).";
+  }
+}
+
+function score() {
+  const given = Object.values(answers).filter(a => a.verdict !== "revealed");
+  const right = given.filter(a => a.verdict === "right").length;
+  $("score").textContent = "score: " + right + " right of " + given.length + " answered";
+}
+
+function check() {
+  if (!waiting(current)) return;
+  const s = STEPS[current - 1];
+  const typed = $("answer").value.trim().replace(/\u2212/g, "-").replace(/,/g, ".");
+  const number = Number(typed);
+  if (typed === "" || !Number.isFinite(number)) {
+    $("feedback").textContent = "Type a number, like 0.25 or -1.5.";
+    return;
+  }
+  answers[current - 1] = {verdict: Math.abs(number - s.ask.value) <= s.ask.tol ? "right" : "wrong", typed};
+  score();
+  show(current);
+}
+
+function reveal() {
+  if (!waiting(current)) return;
+  answers[current - 1] = {verdict: "revealed"};
+  show(current);
+}
+
+function next() {
+  if (waiting(current)) reveal();  // Right on an open question shows the answer first
+  else show(current + 1);
+}
+
+function play() {
+  if (timer) {
+    clearInterval(timer); timer = null; $("play").innerHTML = "&#x25B6;"; $("play").title = "play (Space)";
+    return;
+  }
+  if (current >= STEPS.length) show(0);
+  $("play").innerHTML = "&#x23F8;"; $("play").title = "pause (Space)";
+  timer = setInterval(() => {
+    if (current >= STEPS.length || waiting(current)) { play(); if (waiting(current)) $("answer").focus(); }
+    else show(current + 1);
+  }, 900);
+}
+
+let zoom = 1;
+function setZoom(z) {
+  zoom = Math.max(1, Math.min(3, z));  // never below 1: the text would shrink under 11 px
+  const svg = document.querySelector("#graph svg");
+  svg.style.width = (svg.dataset.width * zoom) + "px";
+  svg.style.height = (svg.dataset.height * zoom) + "px";
+  $("zoomlevel").textContent = Math.round(zoom * 100) + "%";
+}
+
+(function start() {
+  const svg = document.querySelector("#graph svg");
+  const box = svg.viewBox.baseVal;  // Graphviz units are points: 1 pt = 4/3 px at 100%
+  svg.dataset.width = box.width * 4 / 3;
+  svg.dataset.height = box.height * 4 / 3;
+  setZoom(1);
+  $("slider").max = STEPS.length;
+  $("first").onclick = () => show(0);
+  $("prev").onclick = () => show(current - 1);
+  $("next").onclick = next;
+  $("play").onclick = play;
+  $("slider").oninput = e => show(Number(e.target.value));
+  $("zoomin").onclick = () => setZoom(zoom * 1.25);
+  $("zoomout").onclick = () => setZoom(zoom / 1.25);
+  if (QUIZ) {
+    $("check").onclick = check;
+    $("reveal").onclick = reveal;
+    $("answer").addEventListener("keydown", e => { if (e.key === "Enter") { e.preventDefault(); check(); } });
+    score();
+  }
+  document.addEventListener("keydown", e => {
+    if (e.target.tagName === "INPUT" && e.target.type === "text") return;
+    if (e.key === "ArrowRight") next();
+    else if (e.key === "ArrowLeft") show(current - 1);
+    else if (e.key === "Home") show(0);
+    else if (e.key === "End") show(STEPS.length);
+    else if (e.key === " ") { e.preventDefault(); play(); }
+  });
+  const hash = /step=(\d+)/.exec(location.hash);
+  show(hash ? Number(hash[1]) : 0);
+})();

@@ -1,0 +1,375 @@
+"""The playground's server and session through HTTP, as the page and an attacker would use them.
+Every server here listens on 127.0.0.1 and is stopped by its test; every wait is bounded."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import microgradnn as mg
+import microgradnn.cli
+from microgradnn.viz.live import LIMITS, ConfigError, Session
+from microgradnn.viz.live.config import check_config, parse_csv, split
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def server():
+    pg = mg.viz.playground(open_browser=False)
+    yield pg
+    pg.stop()
+
+
+def request(pg, method: str, path: str, body=None, headers: dict | None = None, timeout: float = 20):
+    """(status, decoded JSON or text) of one request; Host and Origin are those of the page unless given."""
+    port = pg.server.port
+    h = {"Host": f"127.0.0.1:{port}"}
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    h.update(headers or {})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+    finally:
+        conn.close()
+    kind = r.getheader("Content-Type", "")
+    return r.status, json.loads(data, parse_constant=_no_nan) if kind.startswith("application/json") else data.decode()
+
+
+def _no_nan(name: str):
+    raise AssertionError(f"the server sent {name}, which is not JSON and which the page cannot parse")
+
+
+def wait_for(predicate, seconds: float = 20, step: float = 0.05):
+    for _ in range(int(seconds / step)):
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+# ---- safety ------------------------------------------------------------------------------------
+
+def test_page_and_state_are_served_to_this_host(server):
+    status, page = request(server, "GET", "/")
+    assert status == 200 and "<canvas id=\"boundary\"" in page
+    assert not any(f'src="{s}' in page or f'href="{s}' in page for s in ("http:", "https:", "//"))
+    status, state = request(server, "GET", "/api/state")
+    assert status == 200 and state["config"] == mg.viz.live.DEFAULTS and state["epoch"] == 0
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "localhost.evil.example:{port}", ""])
+def test_a_foreign_host_header_is_refused(server, host):
+    status, answer = request(server, "GET", "/api/state", headers={"Host": host.format(port=server.server.port)})
+    assert status == 403 and "is not this server" in answer["error"]
+    status, answer = request(server, "POST", "/api/control", {"action": "play"},
+                             headers={"Host": host.format(port=server.server.port)})
+    assert status == 403 and not server.session.running
+    assert request(server, "GET", "/api/state")[0] == 200  # and it keeps serving its own page
+
+
+def test_localhost_is_this_host_too(server):
+    assert request(server, "GET", "/api/state", headers={"Host": f"localhost:{server.server.port}"})[0] == 200
+
+
+def test_a_cross_origin_post_is_refused_and_changes_nothing(server):
+    before = request(server, "GET", "/api/state")[1]["config"]
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                    {"Origin": f"http://evil.example:{server.server.port}"}, {"Sec-Fetch-Site": "cross-site"}):
+        status, answer = request(server, "POST", "/api/config", {"lr": 5.0}, headers=headers)
+        assert status == 403 and "refused" in answer["error"], headers
+        status, answer = request(server, "POST", "/api/control", {"action": "play"}, headers=headers)
+        assert status == 403
+    assert request(server, "GET", "/api/state")[1]["config"] == before and not server.session.running
+    same = {"Origin": f"http://127.0.0.1:{server.server.port}", "Sec-Fetch-Site": "same-origin"}
+    status, answer = request(server, "POST", "/api/config", {"lr": 0.5}, headers=same)
+    assert status == 200 and answer["config"]["lr"] == 0.5
+
+
+def test_a_cross_site_form_post_is_refused(server):
+    """A form on another site can POST text/plain without a preflight; the Origin check stops it."""
+    status, _ = request(server, "POST", "/api/upload", b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n",
+                        headers={"Content-Type": "text/plain", "Origin": "https://evil.example"})
+    assert status == 403 and server.session.config["dataset"] == "moons"
+
+
+@pytest.mark.parametrize("method, path, body, headers, status, reason", [
+    ("POST", "/api/config", b"{not json", {"Content-Type": "application/json"}, 400, "not valid JSON"),
+    ("POST", "/api/config", b"[1, 2]", {"Content-Type": "application/json"}, 400, "JSON object"),
+    ("POST", "/api/config", b'{"lr": 1}', {"Content-Type": "text/plain"}, 415, "Content-Type"),
+    ("POST", "/api/config", b"x" * 70_000, {"Content-Type": "application/json"}, 413, "limit"),
+    ("POST", "/api/config", {"hidden": [8] * 7}, {}, 400, "at most 6 hidden layers"),
+    ("POST", "/api/config", {"hidden": [17]}, {}, 400, "hidden layer size must lie in [1, 16]"),
+    ("POST", "/api/config", {"samples": 10 ** 6}, {}, 400, "samples must lie in [4, 2000]"),
+    ("POST", "/api/config", {"lr": "nan"}, {}, 400, "lr must be a finite number"),
+    ("POST", "/api/config", {"loss": "__import__('os')"}, {}, 400, "loss must be one of"),
+    ("POST", "/api/config", {"evil": 1}, {}, 400, "unknown setting 'evil'"),
+    ("POST", "/api/config", {"dataset": "csv"}, {}, 400, "no CSV uploaded"),
+    ("POST", "/api/config", {"dataset": "spiral", "loss": "hinge"}, {}, 400, "needs two classes"),
+    ("POST", "/api/control", {"action": "explode"}, {}, 400, "action must be"),
+    ("POST", "/api/param", {"name": "layers.9.w", "value": 1}, {}, 400, "no parameter named"),
+    ("POST", "/api/param", {"name": "layers.0.neurons.0.b", "value": "inf"}, {}, 400, "finite number"),
+    ("POST", "/api/upload", b"x" * (LIMITS["upload_bytes"] + 1), {"Content-Type": "text/csv"}, 413, "limit"),
+    ("POST", "/api/upload", b"1,2\n3,4\n5,6\n7,8\n", {"Content-Type": "text/csv"}, 400, "CSV row 1"),
+    ("POST", "/api/upload", b"\xff\xfe\x00", {"Content-Type": "text/csv"}, 400, "UTF-8"),
+    ("POST", "/api/nothing", {}, {}, 404, "no such API"),
+    ("GET", "/api/point?i=abc", None, {}, 400, "whole number"),
+    ("GET", "/api/point?i=100000", None, {}, 400, "index must lie in"),
+    ("GET", "/api/state?since=", None, {}, 400, "whole number"),
+    ("GET", "/etc/passwd", None, {}, 404, "no such page"),
+    ("GET", "/../../pyproject.toml", None, {}, 404, "no such page"),
+    ("DELETE", "/api/state", None, {}, 405, "not allowed"),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "")
+def test_bad_requests_get_a_4xx_with_the_reason_and_training_goes_on(server, method, path, body, headers,
+                                                                      status, reason):
+    assert request(server, "POST", "/api/control", {"action": "play"})[0] == 200
+    assert wait_for(lambda: server.session.epoch >= 1)
+    got, answer = request(server, method, path, body, headers)
+    assert got == status and reason in answer["error"], answer
+    epoch = server.session.epoch
+    assert wait_for(lambda: server.session.epoch > epoch) and server.session.running
+    assert server.server.trainer.is_alive()
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
+def test_a_post_without_length_gets_411(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.server.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/api/config", skip_host=True)
+        conn.putheader("Host", f"127.0.0.1:{server.server.port}")
+        conn.putheader("Content-Type", "application/json")
+        conn.endheaders()
+        assert conn.getresponse().status == 411
+    finally:
+        conn.close()
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
+def test_a_diverging_model_stops_training_with_a_message_not_the_server(server):
+    assert request(server, "POST", "/api/config", {"optimizer": "sgd", "lr": 10.0, "loss": "mse",
+                                                   "activation": "relu"})[0] == 200
+    request(server, "POST", "/api/param", {"name": "layers.2.neurons.0.b", "value": 1e6})
+    request(server, "POST", "/api/control", {"action": "play"})
+    assert wait_for(lambda: not server.session.running and server.session.error)
+    status, state = request(server, "GET", "/api/state")
+    assert status == 200 and state["error"].startswith("training stopped:") and "not finite" in state["error"]
+    assert state["boundary"] is None and state["metrics"] is None
+    for i in range(0, 200, 20):  # a huge or infinite number is answered as such, never as invalid JSON
+        assert request(server, "GET", f"/api/point?i={i}")[0] in (200, 409)
+
+
+# ---- what the page asks for ----------------------------------------------------------------------
+
+def test_configuration_is_checked_and_read_from_url_strings():
+    c = check_config({"hidden": "4,3", "lr": "0.1", "samples": "50", "seed": "7"})
+    assert c["hidden"] == [4, 3] and c["lr"] == 0.1 and c["samples"] == 50 and c["seed"] == 7
+    assert check_config({"hidden": ""})["hidden"] == []
+    with pytest.raises(ConfigError, match="samples must be a whole number"):
+        check_config({"samples": "1.5"})
+
+
+def test_same_configuration_same_data_and_weights():
+    a, b = Session({"seed": 3, "hidden": [5]}), Session({"seed": 3, "hidden": [5]})
+    assert np.array_equal(a.X, b.X) and a.model.state_dict() == b.model.state_dict()
+    assert a.model.state_dict() != Session({"seed": 4, "hidden": [5]}).model.state_dict()
+
+
+def test_training_reaches_the_moons_and_the_metrics_are_the_engines():
+    s = Session()
+    for _ in range(60):
+        s.train_epoch()
+    train_loss, test_loss, train_acc, test_acc = s.history[-1][1:]
+    assert test_acc > 0.95
+    Xte, yte = s.X[s.test], s.y[s.test]
+    assert test_acc == mg.accuracy(s.model, Xte, yte, threshold=0.0)
+    outs = [s.model(x) for x in Xte]
+    loss = mg.losses.binary_cross_entropy_with_logits(outs, yte.astype(float))
+    assert test_loss == pytest.approx(loss.data, rel=1e-12)
+
+
+def test_the_boundary_and_neuron_heatmaps_are_the_models_outputs():
+    s = Session({"hidden": [3, 2]})
+    st = s.state()
+    assert [len(layer) for layer in st["neurons"]] == [3, 2]
+    with mg.no_grad():
+        for i in (0, 77, len(s.grid) - 1):
+            x = s.grid[i].tolist()
+            h0 = [v.data for v in s.model.layers[0](x)]
+            h1 = [v.data for v in s.model.layers[1](h0)]
+            assert [st["neurons"][0][j][i] for j in range(3)] == pytest.approx(np.round(h0, 3), abs=1e-12)
+            assert [st["neurons"][1][j][i] for j in range(2)] == pytest.approx(np.round(h1, 3), abs=1e-12)
+            assert st["boundary"]["cls"][i] == int(s.model(x).data > 0)
+
+
+def test_a_point_gives_the_engines_forward_backward_and_pictures():
+    s = Session({"hidden": [4]})
+    s.train_epoch()  # the model now holds the last mini-batch's gradients
+    held = [q.grad for q in s.model.parameters()]
+    p = s.point(5)
+    assert [q.grad for q in s.model.parameters()] == held and any(held)
+    out = s.model(s.X[5].tolist())
+    loss = mg.losses.binary_cross_entropy_with_logits([out], [float(s.y[5])])
+    assert p["outputs"] == [out.data] and p["loss"] == loss.data and p["label"] == s.y[5]
+    s.model.zero_grad()
+    loss.backward()
+    assert p["grads"] == {name: q.grad for name, q in s.model.named_parameters()}
+    s.model.zero_grad()
+    assert p["graph"].lstrip().startswith("<?xml") and "<svg" in p["graph"] and "<svg" in p["network"]
+    assert all(q.grad == 0 for q in s.model.parameters())  # the point ran on a copy
+    big = Session({"hidden": [16, 16, 16, 16, 16, 16]}).point(0, expand=True)
+    assert big["graph"] is None and "too large" in big["note"]
+
+
+def test_a_parameter_reads_its_gradient_and_an_edit_changes_the_prediction():
+    s = Session({"hidden": [4]})
+    name = "layers.1.neurons.0.b"
+    before = s.point(0)["outputs"][0]
+    p = s.parameter(name)
+    s.model.zero_grad()
+    mg.losses.binary_cross_entropy_with_logits([s.model(x) for x in s.X[s.train]],
+                                               s.y[s.train].astype(float)).backward()
+    assert p["grad"] == pytest.approx(dict(s.model.named_parameters())[name].grad, rel=1e-9)
+    s.set_parameter(name, p["value"] + 2.5)
+    assert s.point(0)["outputs"][0] == pytest.approx(before + 2.5, abs=1e-12)
+
+
+def test_csv_upload_becomes_the_dataset():
+    rows = "x1,x2,label\n" + "\n".join(f"{i % 7 / 7},{i % 5 / 5},{i % 3}" for i in range(30))
+    s = Session()
+    c = s.set_upload(rows)  # three classes: a binary loss gives way to cross_entropy
+    assert c["dataset"] == "csv" and c["samples"] == 30 and s.k == 3 and c["loss"] == "cross_entropy"
+    assert s.model.nout == 3
+    with pytest.raises(ConfigError, match="needs two classes"):
+        s.configure({"loss": "hinge"})
+    assert s.config == c  # a refused change leaves the setup as it was
+    c = s.set_upload("\n".join(f"{i},{i % 4},{i % 2}" for i in range(10)))  # a second upload replaces the first
+    assert c["samples"] == 10 and len(s.X) == 10 and s.k == 2 and s.model.nout == 2
+    with pytest.raises(ConfigError, match="at most 2000"):
+        parse_csv("\n".join("0,0,1" for _ in range(2001)))
+    with pytest.raises(ConfigError, match="all the same"):
+        parse_csv("0,0,1\n1,1,1\n2,2,1\n3,3,1")
+    with pytest.raises(ConfigError, match="CSV row 2"):
+        parse_csv("0,0,1\n1,1,0.5\n2,2,1\n3,3,0")
+
+
+def test_split_is_seeded_and_disjoint():
+    tr, te = split(100, 0.3, 1)
+    assert len(te) == 30 and not set(tr) & set(te) and len(set(tr) | set(te)) == 100
+    assert np.array_equal(te, split(100, 0.3, 1)[1])
+
+
+# ---- keep and share ----------------------------------------------------------------------------
+
+def test_the_downloaded_model_is_the_librarys_file(server, tmp_path):
+    request(server, "POST", "/api/control", {"action": "step"})
+    status, payload = request(server, "GET", "/api/model.json")
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(payload))
+    model = mg.Module.from_file(path)
+    assert model.state_dict() == server.session.model.state_dict()
+
+
+def test_the_downloaded_script_rebuilds_and_trains_the_same_setup(server, tmp_path):
+    request(server, "POST", "/api/config", {"hidden": [5, 3], "optimizer": "sgd", "lr": 0.2, "batch": 16,
+                                            "l2": 0.001, "seed": 4, "dataset": "circles"})
+    for _ in range(7):
+        assert request(server, "POST", "/api/control", {"action": "step"})[0] == 200
+    status, text = request(server, "GET", "/api/script.py")
+    assert status == 200
+    (tmp_path / "setup.py").write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    trained = mg.Module.from_file(tmp_path / "playground_model.json")
+    assert trained.state_dict() == server.session.model.state_dict()  # bit for bit: the same training
+    acc = server.session.history[-1][4]
+    assert f"test accuracy {acc:.1%}" in run.stdout
+
+
+def run_script(session, tmp_path) -> mg.Module:
+    (tmp_path / "setup.py").write_text(session.script())
+    run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return mg.Module.from_file(tmp_path / "playground_model.json")
+
+
+@pytest.mark.parametrize("config", [
+    {"dataset": "blobs", "loss": "cross_entropy", "classes": 4, "noise": 0.3, "activation": "relu"},
+    {"dataset": "spiral", "loss": "cross_entropy", "hidden": [6, 6, 6], "optimizer": "sgd", "lr": 0.1, "l2": 0.01},
+    {"dataset": "xor", "loss": "hinge", "samples": 40, "seed": 9, "hidden": []},
+    {"dataset": "moons", "loss": "mse", "activation": "sigmoid", "batch": 7},
+    {"dataset": "circles", "loss": "binary_cross_entropy", "activation": "leaky_relu", "test": 0.5},
+], ids=["blobs", "spiral", "xor-hinge-linear", "moons-mse", "circles-bce"])
+def test_the_script_retrains_the_same_weights(config, tmp_path):
+    s = Session(config)
+    for _ in range(4):
+        s.train_epoch()
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
+
+
+def test_the_script_carries_an_uploaded_csv_and_retrains_the_same_weights(tmp_path):
+    s = Session({"hidden": [4], "batch": 8})
+    s.set_upload("x1,x2,label\n" + "\n".join(f"{i / 7 - 1},{(i * 3 % 11) / 5},{int(i % 5 > 1)}" for i in range(40)))
+    for _ in range(3):
+        s.train_epoch()
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
+
+
+# ---- the command line --------------------------------------------------------------------------
+
+def test_ctrl_c_stops_the_command_cleanly():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "microgradnn", "playground", "--port", "0", "--no-browser"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # the URL, printed once the port is open
+        assert line.startswith("microgradnn playground: http://127.0.0.1:"), line
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        host = {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json"}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/api/control", body=b'{"action": "play"}', headers=host)
+        answer = conn.getresponse()
+        assert answer.status == 200 and json.loads(answer.read())["running"]
+        for _ in range(100):  # stopped while training: the trainer thread must not hold the exit
+            conn.request("GET", "/api/state", headers=host)
+            if json.loads(conn.getresponse().read())["epoch"] >= 2:
+                break
+            time.sleep(0.05)
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode in (0, 130)
+    assert "Traceback" not in err and "Traceback" not in out, err
+    assert "stopped" in out
+
+
+def test_the_command_refuses_a_taken_port(capsys):
+    pg = mg.viz.playground(open_browser=False)
+    try:
+        assert microgradnn.cli.main(["playground", "--port", str(pg.server.port), "--no-browser"]) == 2
+        assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+    finally:
+        pg.stop()
+
+
+def test_viz_playground_shows_inline_in_a_notebook(server):
+    html = server._repr_html_()
+    assert f'<iframe src="{server.url}"' in html and server.url.startswith("http://127.0.0.1:")

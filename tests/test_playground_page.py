@@ -1,0 +1,201 @@
+"""The playground as a learner uses it: headless Chromium (conftest's `browser`) on a live server.
+Screenshots go to $MICROGRADNN_SCREENSHOTS when set, else tmp_path. Every wait is bounded."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+import microgradnn as mg
+from microgradnn.viz.live.config import split
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")]
+
+CONTROLS = ["dataset", "samples", "noise", "classes", "test", "seed", "activation", "loss", "optimizer", "lr",
+            "batch", "l2"]
+
+
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("MICROGRADNN_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def server():
+    pg = mg.viz.playground(open_browser=False)
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def tab(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    yield pg
+    context.close()
+
+
+def until(predicate, seconds: float = 30, step: float = 0.1):
+    for _ in range(int(seconds / step)):
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"not reached within {seconds} s")
+
+
+def href(tab) -> str:
+    """The page's address now (Playwright's `page.url` lags behind history.replaceState while we sleep)."""
+    return tab.evaluate("location.href")
+
+
+def open_page(tab, url: str) -> None:
+    tab.goto(url)
+    tab.wait_for_selector("body[data-ready='1']", timeout=20_000)
+
+
+def controls(tab) -> dict:
+    return {k: tab.input_value(f"#{k}") for k in CONTROLS}
+
+
+def downloaded_model(tab, server, tmp_path, name: str):
+    with tab.expect_download(timeout=10_000) as info:
+        tab.click("#download-model")
+    path = tmp_path / name
+    info.value.save_as(path)
+    return mg.Module.from_file(path)
+
+
+def test_train_moons_click_a_point_edit_a_weight_and_reload(server, tab, browser, tmp_path):
+    open_page(tab, server.url)
+    assert tab.input_value("#dataset") == "moons" and tab.inner_text("#epoch") == "0"
+    tab.click("#play")
+    until(lambda: float(tab.get_attribute("#test-acc", "data-value") or 0) > 0.95, seconds=60)
+    tab.click("#play")  # pause
+    until(lambda: tab.inner_text("#play").endswith("play") and not server.session.running)
+    until(lambda: tab.inner_text("#epoch") == str(server.session.epoch))  # the page caught up
+    assert float(tab.get_attribute("#test-acc", "data-value")) > 0.95
+    assert tab.inner_text("#test-acc").endswith("%")
+    tab.screenshot(path=str(shots(tmp_path) / "playground-trained.png"), full_page=True)
+
+    # the numbers on the page are the engine's, for the model the page offers for download
+    model = downloaded_model(tab, server, tmp_path, "trained.json")
+    X, y = mg.data.make_moons(200, noise=0.1, seed=0)
+    train, test = split(200, 0.3, 0)
+    assert float(tab.get_attribute("#test-acc", "data-value")) == mg.accuracy(model, X[test], y[test], threshold=0.0)
+    assert float(tab.get_attribute("#train-acc", "data-value")) == mg.accuracy(model, X[train], y[train], threshold=0.0)
+    engine_loss = mg.losses.binary_cross_entropy_with_logits([model(x) for x in X[test]], y[test].astype(float))
+    assert float(tab.get_attribute("#test-loss", "data-value")) == pytest.approx(engine_loss.data, rel=1e-12)
+
+    # click a point: its network lights up and its forward and backward graph appears
+    i = int(train[0])
+    tab.mouse.click(*tab.evaluate(f"playground.pointPixel({i})"))
+    tab.wait_for_selector("#point-graph svg", timeout=20_000)
+    assert tab.inner_text("#point-title") == f"#{i} (train)"
+    graph_text = tab.inner_text("#point-graph")
+    assert "forward and backward" in graph_text and "grad" in graph_text
+    assert tab.locator("#point-graph g.node").count() >= 10 and tab.locator("#point-graph g.cluster").count() == 0
+    assert tab.locator("#network g.node").count() >= 2 + 8 + 8 + 1 and "prediction" in tab.inner_text("#network")
+    page_x = json.loads(tab.inner_text("#point-x"))
+    assert page_x == X[i].tolist()
+    out = model(X[i])
+    loss = mg.losses.binary_cross_entropy_with_logits([out], [float(y[i])])
+    assert float(tab.inner_text("#point-output")) == out.data  # exactly: the same engine, the same weights
+    assert float(tab.inner_text("#point-loss")) == loss.data
+    assert tab.inner_text("#point-prediction") == f"class {int(out.data > 0)}" == f"class {y[i]}"
+    tab.screenshot(path=str(shots(tmp_path) / "playground-point.png"), full_page=True)
+    tab.check("#expand")  # expanded: the neurons' own nodes
+    until(lambda: tab.locator("#point-graph g.cluster").count() > 0, seconds=30)
+    tab.uncheck("#expand")
+    until(lambda: tab.locator("#point-graph g.cluster").count() == 0, seconds=30)
+
+    # click the output neuron: its bias, value and gradient; edit it and the prediction flips at once
+    tab.click("#network g#L3N0")
+    until(lambda: tab.input_value("#param-name") == "layers.2.neurons.0.b" and tab.inner_text("#param-grad") != "–")
+    bias = dict(model.named_parameters())["layers.2.neurons.0.b"]
+    assert float(tab.input_value("#param-value")) == bias.data
+    model.zero_grad()
+    mg.losses.binary_cross_entropy_with_logits([model(x) for x in X[train]], y[train].astype(float)).backward()
+    assert float(tab.inner_text("#param-grad")) == pytest.approx(bias.grad, rel=1e-9, abs=1e-15)
+    model.zero_grad()
+    mg.losses.binary_cross_entropy_with_logits([model(X[i])], [float(y[i])]).backward()
+    assert tab.inner_text("#param-point") == f"#{i}"
+    assert float(tab.inner_text("#param-point-grad")) == bias.grad  # this point's own gradient, exactly
+    boundary_before = tab.evaluate("document.getElementById('boundary').toDataURL()")
+    new_bias = bias.data - out.data + (3.0 if out.data < 0 else -3.0)  # the output moves to +-3
+    tab.fill("#param-value", repr(new_bias))
+    tab.click("#param-set")
+    until(lambda: float(tab.inner_text("#point-output")) != out.data)
+    edited = downloaded_model(tab, server, tmp_path, "edited.json")
+    assert dict(edited.named_parameters())["layers.2.neurons.0.b"].data == new_bias
+    assert float(tab.inner_text("#point-output")) == edited(X[i]).data == pytest.approx(out.data + new_bias - bias.data)
+    assert tab.inner_text("#point-prediction") == f"class {1 - y[i]}"
+    until(lambda: tab.evaluate("document.getElementById('boundary').toDataURL()") != boundary_before)
+    tab.screenshot(path=str(shots(tmp_path) / "playground-edited.png"), full_page=True)
+
+    # change the setup on the page; the URL keeps it; a reload, and a fresh server, rebuild it
+    tab.click("#add-layer")
+    until(lambda: "hidden=8%2C8%2C4" in href(tab))
+    tab.fill("#lr", "0.05")
+    tab.dispatch_event("#lr", "change")
+    until(lambda: "lr=0.05" in href(tab))
+    tab.select_option("#activation", "relu")
+    until(lambda: "activation=relu" in href(tab))
+    shown, url = controls(tab), href(tab)
+    assert parse_qs(urlsplit(url).query)["hidden"] == ["8,8,4"]
+    tab.reload()
+    tab.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    assert controls(tab) == shown and href(tab) == url
+    assert tab.locator("#neurons canvas").count() == 8 + 8 + 4
+    other = mg.viz.playground(open_browser=False)
+    try:
+        second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        second.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
+        open_page(second, other.url + "?" + urlsplit(url).query)
+        assert controls(second) == shown and other.session.config == server.session.config
+        assert other.session.model.state_dict() == mg.viz.live.Session(server.session.config).model.state_dict()
+        second.screenshot(path=str(shots(tmp_path) / "playground-from-url.png"), full_page=True)
+        second.context.close()
+    finally:
+        other.stop()
+    tab.hover("#neuron-1-2")
+    tab.wait_for_timeout(400)  # the enlargement is animated
+    tab.screenshot(path=str(shots(tmp_path) / "playground-hover.png"))
+    assert tab.errors == []
+
+
+def test_a_refused_setting_is_explained_on_the_page(server, tab, tmp_path):
+    open_page(tab, server.url)
+    tab.fill("#samples", "5000")
+    tab.dispatch_event("#samples", "change")
+    until(lambda: tab.is_visible("#message"))
+    assert "samples must lie in [4, 2000]" in tab.inner_text("#message")
+    assert server.session.config["samples"] == 200
+    until(lambda: tab.input_value("#samples") == "200")  # the control shows the setting in force
+    tab.screenshot(path=str(shots(tmp_path) / "playground-refused.png"))
+    # the browser logs the 400 itself; nothing else went wrong
+    assert all("400" in e for e in tab.errors), tab.errors
+
+
+def test_a_csv_uploaded_from_the_page_becomes_the_data(server, tab, tmp_path):
+    csv = tmp_path / "three.csv"
+    csv.write_text("x1,x2,label\n" + "\n".join(f"{(i % 10) / 3},{(i * 7 % 11) / 4},{i % 3}" for i in range(60)))
+    open_page(tab, server.url)
+    tab.set_input_files("#upload", str(csv))
+    until(lambda: tab.input_value("#dataset") == "csv" and "dataset=csv" in href(tab))
+    assert tab.input_value("#loss") == "cross_entropy" and tab.input_value("#samples") == "60"
+    until(lambda: "3 linear" in tab.inner_text("#network"))  # one output per class
+    tab.click("#step")
+    until(lambda: tab.inner_text("#epoch") == "1")
+    tab.screenshot(path=str(shots(tmp_path) / "playground-csv.png"), full_page=True)
+    assert tab.errors == []
