@@ -63,9 +63,10 @@ for temperature in (1.0, 0.5):
 # with the embeddings, norms, attention, MLP and head each drawn as one box
 tokens = tok.encode("cat")
 cache = model.new_cache()
-for pos, t in enumerate(tokens[:3]):
-    logits = model(t, pos, cache)
-loss = mg.losses.cross_entropy([logits], [tokens[3]])
+with mg.nn.tag_modules():  # each module tags the nodes it makes, for draw_modules
+    for pos, t in enumerate(tokens[:3]):
+        logits = model(t, pos, cache)
+    loss = mg.losses.cross_entropy([logits], [tokens[3]])
 loss.label = "loss"
 model.zero_grad()
 loss.backward()

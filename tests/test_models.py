@@ -125,13 +125,18 @@ def test_gpt_gradients_pass_the_finite_difference_check():
 
 def test_draw_modules_boxes_each_module_of_a_position():
     model = small_gpt()
-    cache = model.new_cache()
-    for pos, t in enumerate([0, 3, 5]):
-        logits = model(t, pos, cache)
-    loss = mg.losses.cross_entropy([logits], [7])
     block = model.blocks[0]
     chosen = [model.token_embedding, model.position_embedding, block.norm1, block.attn, block.norm2, block.mlp,
               model.blocks[1], model.head, block, model]
+    untagged = model.loss([0, 3, 5, 7])  # built outside tag_modules(): nothing says which module made what
+    assert untagged.origin is None and all(v.origin is None for v in mg.topological_order(untagged))
+    with pytest.raises(ValueError, match=r"build the graph inside `with microgradnn.nn.tag_modules\(\):`"):
+        mg.viz.draw_modules(untagged, chosen)
+    cache = model.new_cache()
+    with mg.nn.tag_modules():
+        for pos, t in enumerate([0, 3, 5]):
+            logits = model(t, pos, cache)
+        loss = mg.losses.cross_entropy([logits], [7])
     source = mg.viz.draw_modules(loss, chosen).source
     for name in ("blocks.0.norm1", "blocks.0.attn", "blocks.0.mlp", "blocks.1", "head", "gpt"):
         assert f"<{name}<BR/>" in source, name

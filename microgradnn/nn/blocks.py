@@ -13,15 +13,16 @@ import numpy as np
 from microgradnn.engine import Value, dot
 from microgradnn.nn.init import Seed, generator
 from microgradnn._checks import positive_int
-from microgradnn.nn.module import _OUTERMOST, Module, as_inputs
+from microgradnn.nn.module import _OUTERMOST, _TAGGING, Module, as_inputs
 
 __all__ = ["Linear", "Embedding", "RMSNorm"]
 
 
 def run(module: Module, forward: Callable, *args) -> list[Value]:
     """Call `forward(*args)` as `module`'s call: the outermost call is noted (so nested calls
-    skip the input checks), and every node made here and not by an inner module is tagged
-    with `origin = (outermost module, module)`, so drawings can collapse a module into one box."""
+    skip the input checks), and inside `tag_modules()` every node made here and not by an inner
+    module is tagged with `origin = (outermost module, module)`, so drawings can collapse a
+    module into one box."""
     outermost = _OUTERMOST.get()
     token = _OUTERMOST.set(module) if outermost is None else None
     try:
@@ -29,6 +30,8 @@ def run(module: Module, forward: Callable, *args) -> list[Value]:
     finally:
         if token is not None:
             _OUTERMOST.reset(token)
+    if not _TAGGING.get():
+        return out
     who = (outermost or module, module)
     given = {id(v) for v in _values_in(args)}
     seen, stack = set(given), [v for v in out if v.inputs]

@@ -14,7 +14,8 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     """The graph of `root` with every node made inside one of `modules` (or their submodules)
     drawn as one box per module, named as in `named_modules()`, with its parameter count and
     its nodes' count; other nodes are drawn as in `draw_graph`. Nodes know their module from
-    `Value.origin`, which nn.Linear, Embedding, RMSNorm and the GPT's modules set."""
+    `Value.origin`, which nn.Linear, Embedding, RMSNorm and the GPT's modules set when the
+    graph is built inside `with microgradnn.nn.tag_modules():`."""
     if view not in ("forward", "backward", "both"):
         raise ValueError(f"draw_modules: view must be 'forward', 'backward' or 'both', got {view!r}")
     if not isinstance(root, Value):
@@ -38,6 +39,10 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
         return box_of.get(id(origin[1])) if origin else None
 
     boxes = [box(v) for v in order]
+    if not any(b is not None and v.inputs for v, b in zip(order, boxes)):
+        raise ValueError("draw_modules: no node of this graph was made inside one of the modules given (as far "
+                         "as Value.origin tells); build the graph inside `with microgradnn.nn.tag_modules():` "
+                         "so that modules tag the nodes they make")
     sizes = [0] * len(modules)
     for b in boxes:
         if b is not None:
