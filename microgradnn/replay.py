@@ -54,6 +54,9 @@ def array_forward(op: engine.Op) -> Callable:
 
 # ---- samples ---------------------------------------------------------------------------------
 
+_PLAIN = {int: "i", float: "f"}
+
+
 def _flatten(sample, numbers: list):
     """The sample's shape, with its numbers moved into `numbers` (a sample is numbers in lists,
     tuples, dicts and arrays; strings, None and booleans are part of the shape)."""
@@ -71,7 +74,15 @@ def _flatten(sample, numbers: list):
     if isinstance(sample, np.ndarray):
         return _flatten(sample.tolist(), numbers)
     if isinstance(sample, (list, tuple)):
-        return ("tuple" if isinstance(sample, tuple) else "list", tuple(_flatten(x, numbers) for x in sample))
+        kind = "tuple" if isinstance(sample, tuple) else "list"
+        if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
+            start = len(numbers)
+            numbers.extend(map(float, sample))
+            total = sum(numbers[start:])
+            if total - total != 0.0:
+                raise ValueError("compiled: a sample contains NaN or infinity")
+            return (kind, tuple(map(_PLAIN.__getitem__, map(type, sample))))
+        return (kind, tuple(_flatten(x, numbers) for x in sample))
     if isinstance(sample, dict):
         return ("dict", tuple((k, _flatten(v, numbers)) for k, v in sample.items()))
     if isinstance(sample, Value):
@@ -503,15 +514,8 @@ class _Group:
                                None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
-        # dot and logsumexp over many inputs: all inputs gathered as one (k, arity, n) block,
-        # and all their gradients scattered back at once, instead of one numpy call per input.
-        self.block = None
-        if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3:
-            slots = np.stack(self.ins, axis=1)  # (k, arity)
-            wanted = np.flatnonzero(np.stack(self.needs, axis=1).ravel())
-            targets = slots.ravel()[wanted]
-            scatter = None if len(np.unique(targets)) == len(targets) else _Scatter(targets)
-            self.block = (slots, None if len(wanted) == slots.size else wanted, targets, scatter)
+        # dot and logsumexp over many inputs: one block for the whole group (see _Block)
+        self.block = _Block(self) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -586,40 +590,76 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_forward(g, V)
     if g.block is not None:
-        return _block_forward(g, V)
+        return g.block.forward(V)
     return g.forward(*[V[idx] for idx in g.ins_at])
 
 
-def _block_forward(g: _Group, V: np.ndarray) -> np.ndarray:
-    A = V[g.block[0]]  # type: ignore[index]  # (k, arity, n); only called with a block
-    if g.op is _LOGSUMEXP:
-        return np.logaddexp.reduce(A, axis=1)
-    m = (A.shape[1] - 1) // 2
-    T = np.empty((A.shape[0], m + 1, A.shape[2]))  # b, then each w * x: summed in the scalar order
-    T[:, 0] = A[:, 2 * m]
-    np.multiply(A[:, :m], A[:, m:2 * m], out=T[:, 1:])
-    return T.sum(axis=1)
+class _Block:
+    """A group of dot or logsumexp nodes over many inputs, run as a few numpy calls on blocks
+    of rows instead of one call per input. Backward: each (node, input) pair that needs a
+    gradient adds partner × grad_out (dot: d/dw_i = x_i, d/dx_i = w_i) or exp(x_i - out) ×
+    grad_out (logsumexp) into its input's slot; the pairs are sorted by that slot once, so
+    each step is a gather, a product and one `reduceat`. Scratch arrays are kept per batch
+    size: fresh ones cost more (page faults) than the arithmetic."""
 
+    def __init__(self, g: _Group) -> None:
+        self.slots = slots = np.stack(g.ins, axis=1)  # (k, arity)
+        k, a = slots.shape
+        node, pos = np.repeat(np.arange(k), a), np.tile(np.arange(a), k)
+        need = np.stack(g.needs, axis=1).ravel()
+        self.is_dot = g.op is _DOT
+        self.m = m = (a - 1) // 2
+        if self.is_dot:  # the bias's gradient is grad_out itself: added apart
+            bias = pos == 2 * m
+            self.b_nodes = np.flatnonzero(need[bias])
+            self.b_scatter = _Scatter(slots[self.b_nodes, 2 * m]) if len(self.b_nodes) else None
+            need = need & ~bias
+            partner = slots[node, np.where(pos < m, pos + m, pos - m) % a]
+        else:
+            partner = slots.ravel()
+        target = slots.ravel()[need]
+        order = np.argsort(target, kind="stable")
+        self.node, self.partner = node[need][order], partner[need][order]
+        self.out_of_pair = g.out[self.node]
+        ordered = target[order]
+        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
+        self.targets = _index(ordered[self.starts]) if len(ordered) else None
+        self._scratch: dict[int, tuple] = {}
 
-def _block_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
-    slots, wanted, targets, scatter = g.block  # type: ignore[misc]
-    A = V[slots]
-    go = grad_out[:, None, :]
-    if g.op is _LOGSUMEXP:  # d/dx_i = exp(x_i - out)
-        C = np.exp(A - V[g.out_at][:, None, :]) * go
-    else:  # d/dw_i = x_i, d/dx_i = w_i, d/db = 1
-        m = (A.shape[1] - 1) // 2
-        C = np.empty_like(A)
-        np.multiply(A[:, m:2 * m], go, out=C[:, :m])
-        np.multiply(A[:, :m], go, out=C[:, m:2 * m])
-        C[:, 2 * m] = grad_out
-    C = C.reshape(-1, A.shape[2])
-    if wanted is not None:
-        C = C[wanted]
-    if scatter is None:
-        G[targets] += C
-    else:
-        scatter.add(G, C)
+    def scratch(self, n: int) -> tuple:
+        if n not in self._scratch:
+            k, a = self.slots.shape
+            self._scratch = {n: (np.empty((k, self.m, n)), np.empty((k, self.m, n)), np.empty((k, self.m + 1, n)),
+                                 np.empty((len(self.node), n)), np.empty((len(self.node), n)),
+                                 np.empty((len(self.starts), n)))}
+        return self._scratch[n]
+
+    def forward(self, V: np.ndarray) -> np.ndarray:
+        if not self.is_dot:
+            return np.logaddexp.reduce(V[self.slots], axis=1)
+        W, X, T, _, _, _ = self.scratch(V.shape[1])
+        m = self.m
+        np.take(V, self.slots[:, :m], axis=0, out=W)
+        np.take(V, self.slots[:, m:2 * m], axis=0, out=X)
+        T[:, 0] = V[self.slots[:, 2 * m]]
+        np.multiply(W, X, out=T[:, 1:])
+        return T.sum(axis=1)  # b, then each w * x: summed in the scalar engine's order
+
+    def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+        if self.is_dot and self.b_scatter is not None:
+            self.b_scatter.add(G, grad_out[self.b_nodes])
+        if self.targets is None:
+            return
+        _, _, _, A, B, sums = self.scratch(V.shape[1])
+        np.take(V, self.partner, axis=0, out=A)
+        if not self.is_dot:  # exp(x_i - out)
+            np.take(V, self.out_of_pair, axis=0, out=B)
+            np.subtract(A, B, out=A)
+            np.exp(A, out=A)
+        np.take(grad_out, self.node, axis=0, out=B)
+        np.multiply(A, B, out=A)
+        np.add.reduceat(A, self.starts, axis=0, out=sums)
+        G[self.targets] += sums
 
 
 class _Places:
@@ -733,7 +773,7 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> 
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_backward(g, V, G, grad_out)
     if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
-        return _block_backward(g, V, G, grad_out)
+        return g.block.backward(V, G, grad_out)
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
