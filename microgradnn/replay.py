@@ -170,10 +170,10 @@ class _Tape:
             if order[i].inputs:
                 needs[i] = any(needs[j] for j in s[1])
         self.groups = []
-        for arity, idx in groups:
+        for arity, idx, depth in groups:
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
             self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
-                                      [np.array([needs[s] for s in slots]) for slots in ins]))
+                                      [np.array([needs[s] for s in slots]) for slots in ins], depth=depth))
         # The tape's parameters live in one vector P. Layers index it directly; only parameters
         # that other groups read get rows of their own in V (filled across the batch).
         position = {slot_: k for k, slot_ in enumerate(param_slots)}
@@ -195,6 +195,7 @@ class _Tape:
             else:
                 for idx in g.ins:
                     read.update(idx.tolist())
+        self.groups = _join_blocks(self.groups)
         rows = sorted(s for s in read if is_param[s])
         self.row_param_slots = np.array(rows, dtype=int)
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
@@ -260,7 +261,7 @@ class _Tape:
         PG_all[self.param_index] += PG
 
     def raise_nonfinite(self, V: np.ndarray, samples: np.ndarray) -> None:
-        for g in self.groups:
+        for g in (part for group in self.groups for part in getattr(group, "parts", [group])):
             bad = ~np.isfinite(V[g.out])
             if bad.any():
                 row, col = map(int, np.argwhere(bad)[0])
@@ -502,6 +503,7 @@ class _Group:
     needs: list[np.ndarray]  # per input position, which of those slots need a gradient
     layer: tuple | None = None  # for a layer of fused neurons: (where its parameters sit in P, input slots)
     places: "_Places | None" = None  # for a layer applied at several places
+    depth: int = 0  # ops on the longest path from a leaf (nodes of one depth never feed each other)
 
     def __post_init__(self) -> None:
         self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
@@ -515,7 +517,7 @@ class _Group:
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
         # dot and logsumexp over many inputs: one block for the whole group (see _Block)
-        self.block = _Block(self) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
+        self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -530,25 +532,25 @@ class _Group:
         return None
 
 
-def _groups(order: list[Value]) -> list[tuple[int, list[int]]]:
-    """(arity, slots) of each group of same-op nodes at the same depth, in run order."""
+def _groups(order: list[Value]) -> list[tuple[int, list[int], int]]:
+    """(arity, slots, depth) of each group of same-op nodes at the same depth, in run order."""
     groups: dict[tuple, list[int]] = {}
     for i, v in enumerate(order):
         if v.inputs:
             groups.setdefault((v._depth, v.op, len(v.inputs)), []).append(i)
-    return [(key[2], idx) for key, idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0]))]
+    return [(key[2], idx, key[0]) for key, idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0]))]
 
 
 def _group_contiguously(order, structure, root, watched):
     """Renumber slots: leaves first, then each group's nodes together, so most gathers and
     scatters of the replay are slices (views) rather than copies. Returns the groups too."""
     groups = _groups(order)
-    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx in groups for i in idx]
+    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx, _ in groups for i in idx]
     new = {old: k for k, old in enumerate(perm)}
     remapped = [(structure[i][0], tuple(new[j] for j in structure[i][1])) if order[i].inputs else structure[i]
                 for i in perm]
     return ([order[i] for i in perm], remapped, new[root], [new[w] for w in watched],
-            [(arity, [new[i] for i in idx]) for arity, idx in groups])
+            [(arity, [new[i] for i in idx], depth) for arity, idx, depth in groups])
 
 
 def _index(slots: np.ndarray):
@@ -595,62 +597,92 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 
 class _Block:
-    """A group of dot or logsumexp nodes over many inputs, run as a few numpy calls on blocks
-    of rows instead of one call per input. Backward: each (node, input) pair that needs a
-    gradient adds partner × grad_out (dot: d/dw_i = x_i, d/dx_i = w_i) or exp(x_i - out) ×
-    grad_out (logsumexp) into its input's slot; the pairs are sorted by that slot once, so
-    each step is a gather, a product and one `reduceat`. Scratch arrays are kept per batch
-    size: fresh ones cost more (page faults) than the arithmetic."""
+    """Groups of dot or logsumexp nodes over many inputs (of one arity or several: a ragged
+    block), run as a few numpy calls on rows instead of one call per input.
 
-    def __init__(self, g: _Group) -> None:
-        self.slots = slots = np.stack(g.ins, axis=1)  # (k, arity)
-        k, a = slots.shape
-        node, pos = np.repeat(np.arange(k), a), np.tile(np.arange(a), k)
-        need = np.stack(g.needs, axis=1).ravel()
-        self.is_dot = g.op is _DOT
-        self.m = m = (a - 1) // 2
-        if self.is_dot:  # the bias's gradient is grad_out itself: added apart
-            bias = pos == 2 * m
-            self.b_nodes = np.flatnonzero(need[bias])
-            self.b_scatter = _Scatter(slots[self.b_nodes, 2 * m]) if len(self.b_nodes) else None
-            need = need & ~bias
-            partner = slots[node, np.where(pos < m, pos + m, pos - m) % a]
-        else:
-            partner = slots.ravel()
-        target = slots.ravel()[need]
-        order = np.argsort(target, kind="stable")
-        self.node, self.partner = node[need][order], partner[need][order]
-        self.out_of_pair = g.out[self.node]
-        ordered = target[order]
-        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
-        self.targets = _index(ordered[self.starts]) if len(ordered) else None
+    Forward: one row per input (dot: b, then each w * x, summed per node by one `reduceat`
+    in the scalar engine's order; logsumexp: m + log(sum(exp(x - m))) with m each node's largest
+    x, as the scalar engine computes it).
+    Backward: each (node, input) pair that needs a gradient adds partner × grad_out (dot:
+    d/dw_i = x_i, d/dx_i = w_i) or exp(x_i - out) × grad_out (logsumexp) into its input's slot;
+    the pairs are sorted by that slot once, so each step is a gather, a product and one
+    `reduceat`. Scratch arrays are kept per batch size: fresh ones cost more (page faults)
+    than the arithmetic."""
+
+    def __init__(self, parts: list[_Group]) -> None:
+        self.is_dot = parts[0].op is _DOT
+        left, right, starts, pair_node, partner, target, b_node, b_slot, row_node = ([] for _ in range(9))
+        nodes = rows = 0
+        for g in parts:
+            slots, need = np.stack(g.ins, axis=1), np.stack(g.needs, axis=1)  # (k, arity)
+            k, a = slots.shape
+            node = np.repeat(np.arange(nodes, nodes + k), a)
+            pos = np.tile(np.arange(a), k)
+            if self.is_dot:
+                m = (a - 1) // 2
+                left.append(np.concatenate([slots[:, 2 * m:], slots[:, :m]], axis=1).ravel())
+                right.append(np.concatenate([slots[:, 2 * m:], slots[:, m:2 * m]], axis=1).ravel())
+                starts.append(rows + (m + 1) * np.arange(k))
+                rows += k * (m + 1)
+                bias, wanted = pos == 2 * m, need.ravel()
+                b_node.append(node[wanted & bias])
+                b_slot.append(slots.ravel()[wanted & bias])
+                wanted = wanted & ~bias
+                # the partner of w_i is x_i and the other way round: input (i + m) mod 2m
+                partner.append(slots[np.repeat(np.arange(k), a), (pos + m) % (2 * m)][wanted])
+            else:
+                left.append(slots.ravel())
+                row_node.append(np.repeat(np.arange(nodes, nodes + k), a))
+                starts.append(rows + a * np.arange(k))
+                rows += k * a
+                wanted = need.ravel()
+                partner.append(slots.ravel()[wanted])
+            pair_node.append(node[wanted])
+            target.append(slots.ravel()[wanted])
+            nodes += k
+        join = np.concatenate
+        self.left, self.starts = join(left), join(starts)
+        self.right = join(right) if self.is_dot else self.left  # (unused by logsumexp)
+        self.row_node = self.left if self.is_dot else join(row_node)  # (unused by dot)
+        self.bias_rows = self.starts if self.is_dot else None
+        b_node_all = join(b_node) if b_node else np.zeros(0, dtype=int)
+        self.b_nodes = b_node_all if len(b_node_all) else None
+        self.b_scatter = _Scatter(join(b_slot)) if self.b_nodes is not None else None
+        targets = join(target)
+        order = np.argsort(targets, kind="stable")
+        self.node, self.partner = join(pair_node)[order], join(partner)[order]
+        self.out_of_pair = join([g.out for g in parts])[self.node]
+        ordered = targets[order]
+        self.pair_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
+        self.targets = _index(ordered[self.pair_starts]) if len(ordered) else None
         self._scratch: dict[int, tuple] = {}
 
     def scratch(self, n: int) -> tuple:
-        if n not in self._scratch:
-            k, a = self.slots.shape
-            self._scratch = {n: (np.empty((k, self.m, n)), np.empty((k, self.m, n)), np.empty((k, self.m + 1, n)),
+        if n not in self._scratch:  # one batch size at a time
+            self._scratch = {n: (np.empty((len(self.left), n)), np.empty((len(self.left), n)),
                                  np.empty((len(self.node), n)), np.empty((len(self.node), n)),
-                                 np.empty((len(self.starts), n)))}
+                                 np.empty((len(self.pair_starts), n)))}
         return self._scratch[n]
 
     def forward(self, V: np.ndarray) -> np.ndarray:
-        if not self.is_dot:
-            return np.logaddexp.reduce(V[self.slots], axis=1)
-        W, X, T, _, _, _ = self.scratch(V.shape[1])
-        m = self.m
-        np.take(V, self.slots[:, :m], axis=0, out=W)
-        np.take(V, self.slots[:, m:2 * m], axis=0, out=X)
-        T[:, 0] = V[self.slots[:, 2 * m]]
-        np.multiply(W, X, out=T[:, 1:])
-        return T.sum(axis=1)  # b, then each w * x: summed in the scalar engine's order
+        L, R, _, _, _ = self.scratch(V.shape[1])
+        np.take(V, self.left, axis=0, out=L)
+        if not self.is_dot:  # m + log(sum(exp(x - m))) with m the largest x, as the scalar engine
+            M = np.maximum.reduceat(L, self.starts, axis=0)
+            np.subtract(L, np.take(M, self.row_node, axis=0, out=R), out=L)
+            np.exp(L, out=L)
+            return M + np.log(np.add.reduceat(L, self.starts, axis=0))
+        np.take(V, self.right, axis=0, out=R)
+        np.multiply(L, R, out=L)
+        L[self.bias_rows] = R[self.bias_rows]  # each node's first row is its b
+        return np.add.reduceat(L, self.starts, axis=0)
 
     def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
-        if self.is_dot and self.b_scatter is not None:
+        if self.b_scatter is not None:
             self.b_scatter.add(G, grad_out[self.b_nodes])
         if self.targets is None:
             return
-        _, _, _, A, B, sums = self.scratch(V.shape[1])
+        _, _, A, B, sums = self.scratch(V.shape[1])
         np.take(V, self.partner, axis=0, out=A)
         if not self.is_dot:  # exp(x_i - out)
             np.take(V, self.out_of_pair, axis=0, out=B)
@@ -658,8 +690,34 @@ class _Block:
             np.exp(A, out=A)
         np.take(grad_out, self.node, axis=0, out=B)
         np.multiply(A, B, out=A)
-        np.add.reduceat(A, self.starts, axis=0, out=sums)
+        np.add.reduceat(A, self.pair_starts, axis=0, out=sums)
         G[self.targets] += sums
+
+
+class _Joined:
+    """Block groups of one op at one depth (dot or logsumexp of different arities, such as
+    attention at each position) run as one ragged block; `parts` are the groups joined."""
+
+    def __init__(self, parts: list[_Group]) -> None:
+        self.parts, self.op = parts, parts[0].op
+        self.out = np.concatenate([g.out for g in parts])
+        self.out_at = _index(self.out)
+        self.layer = self.places = None
+        self.block = _Block(parts)
+
+
+def _join_blocks(groups: list) -> list:
+    """Runs of adjacent block groups of the same op and depth joined into one."""
+    def joinable(g) -> bool:
+        return g.block is not None and g.layer is None and g.places is None
+    runs: list[list] = []
+    for g in groups:
+        last = runs[-1][-1] if runs else None
+        if last is not None and joinable(g) and joinable(last) and last.op is g.op and last.depth == g.depth:
+            runs[-1].append(g)
+        else:
+            runs.append([g])
+    return [run[0] if len(run) == 1 else _Joined(run) for run in runs]
 
 
 class _Places:
@@ -774,6 +832,10 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> 
         return _take_backward(g, V, G, grad_out)
     if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
         return g.block.backward(V, G, grad_out)
+    if isinstance(g, _Joined):  # a replaced rule (mutation testing): group by group
+        for part in g.parts:
+            _backward(part, V, G, G[part.out_at])
+        return None
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
