@@ -318,6 +318,41 @@ def test_gpt_compiled_equals_scalar_on_sequences_of_mixed_lengths():
     assert_close(got, expected)
 
 
+@pytest.mark.parametrize("name", ["dot", "logsumexp", "*"])
+def test_a_replaced_rule_reaches_the_compiled_gpt(name):
+    """Mutation testing swaps `op.derivatives`; every replay path (blocks of dots and
+    logsumexps at one depth joined, gathers, elementwise groups) must use the replacement."""
+    model, batch = gpt_and_batch()
+    params = model.parameters()
+    _, right = scalar_mean(model.loss, batch, params)
+    op = mg.get_op(name)
+    original = op.derivatives
+    op.derivatives = tuple((lambda r: lambda *a: r(*a) * 2)(r) for r in original)
+    try:
+        _, got = compiled_mean(mg.compile(model.loss), batch, params)
+        _, expected = scalar_mean(model.loss, batch, params)
+    finally:
+        op.derivatives = original
+    assert not np.allclose(expected, right)
+    assert_close(got, expected)
+
+
+def test_a_replaced_take_rule_reaches_the_gathers():
+    ws = [Value(0.5), Value(-1.5), Value(2.0)]
+    fn = lambda s: mg.take(s[0], ws) * s[1]  # noqa: E731
+    batch = [[0, 1.0], [2, 3.0], [2, -1.0], [1, 0.5]]
+    op, expected = mg.get_op("take"), np.array([1.0, 0.5, 2.0]) / 4
+    original = op.derivatives
+    op.derivatives = tuple((lambda r: lambda *a: r(*a) * 2)(r) for r in original)
+    try:
+        _, got = compiled_mean(mg.compile(fn), batch, ws)
+        _, scalar = scalar_mean(lambda s: fn([Value(float(s[0]), requires_grad=False), s[1]]), batch, ws)
+    finally:
+        op.derivatives = original
+    assert_close(scalar, 2 * expected)
+    assert_close(got, 2 * expected)
+
+
 def test_gpt_compiled_equals_pytorch():
     torch = pytest.importorskip("torch")
     model, batch = gpt_and_batch()
