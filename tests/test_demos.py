@@ -99,5 +99,7 @@ def test_gpt_demo_trains_samples_draws_and_checks(tmp_path):
     assert any(line.startswith("Compiled(GPT.loss:") for line in out)
     assert sum(line.startswith("temperature") for line in out) == 2
     assert out[-1] == "gradient check: passed"
+    verdict = next(line for line in out if line.startswith("directional_check of GPT("))
+    assert verdict.endswith("all 1 of 1 entries agree") and "(4224 parameters)" in out[out.index(verdict) + 2]
     svg = (tmp_path / "gpt_position.svg").read_text()
     assert "blocks.0.attn" in svg and "blocks.0.mlp" in svg and "head" in svg
