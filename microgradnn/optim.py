@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from microgradnn._checks import number, positive_int
-from microgradnn.engine import Value, assign, data_of
+from microgradnn.engine import Value, assign, changed_since, data_of, data_version
 
 _GRAD = operator.attrgetter("grad")
 
@@ -39,6 +39,8 @@ class Optimizer:
                           "once; each is updated once per step", UserWarning, stacklevel=3)
             self.params = unique
         who = type(self).__name__
+        self._data: np.ndarray | None = None  # the parameters' numbers as last written, at _version
+        self._version = 0
         self.lr = number(lr, who, "lr", 0.0)
         self.weight_decay = number(weight_decay, who, "weight_decay", 0.0)
 
@@ -51,22 +53,25 @@ class Optimizer:
         """Update every parameter once; if any would become non-finite, refuse and change
         nothing (neither the parameters nor the optimizer's state)."""
         n = len(self.params)
-        data = np.fromiter(data_of(self.params), dtype=float, count=n)
+        data = self._data
+        if data is None or changed_since(self.params, self._version) is not None:
+            data = np.fromiter(data_of(self.params), dtype=float, count=n)
         grads = np.fromiter(map(_GRAD, self.params), dtype=float, count=n)
         if self.weight_decay:
             grads = grads + self.weight_decay * data
-        if not np.isfinite(grads).all():
-            bad = int(np.flatnonzero(~np.isfinite(grads))[0])
-            raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad} "
-                             f"({self.params[bad]!r}) is not finite")
         with np.errstate(all="ignore"):
             new, state = self._update(data, grads)
-        if not np.isfinite(new).all():
+        if not np.isfinite(new).all():  # a non-finite gradient always makes a non-finite update
+            if not np.isfinite(grads).all():
+                bad = int(np.flatnonzero(~np.isfinite(grads))[0])
+                raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad} "
+                                 f"({self.params[bad]!r}) is not finite")
             i = int(np.flatnonzero(~np.isfinite(new))[0])
             raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
                                 f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
                                 "too large when training diverges")
         assign(self.params, new.tolist())
+        self._data, self._version = new, data_version()  # read again only if a parameter is set meanwhile
         for name, array in state.items():
             setattr(self, name, array)
 

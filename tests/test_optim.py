@@ -124,3 +124,13 @@ def test_a_step_that_would_write_a_non_finite_value_changes_nothing(make):
 def test_adam_refuses_eps_zero():
     with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         Adam([Value(1.0)], eps=0)
+
+
+def test_a_parameter_set_between_steps_is_read_again():
+    a, b = Value(1.0), Value(2.0)
+    opt = SGD([a, b], lr=0.1)
+    a.grad = b.grad = 1.0
+    opt.step()
+    a.data = -3.0  # the user moves a parameter, as load_state_dict or a manual edit would
+    opt.step()
+    assert (a.data, b.data) == (-3.0 - 0.1, 2.0 - 0.1 - 0.1)
