@@ -516,6 +516,9 @@ class _Group:
                                None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
+        if self.op is _TAKE:  # the options' slots (k, m), and the range they lie in
+            self.options = np.stack(self.ins[1:], axis=1)
+            self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
         # dot and logsumexp over many inputs: one block for the whole group (see _Block)
         self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
 
@@ -804,9 +807,8 @@ def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index = V[g.ins_at[0]]
     m = len(g.ins) - 1
     valid = (index == np.trunc(index)) & (index >= 0) & (index < m)
-    options = np.stack(g.ins[1:], axis=1)  # (k, m)
     picked = np.where(valid, index, 0).astype(int)
-    return options[np.arange(len(g.out))[:, None], picked], valid
+    return g.options[np.arange(len(g.out))[:, None], picked], valid
 
 
 def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
@@ -821,7 +823,14 @@ def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
 def _take_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
     """The gradient goes to the picked option only (none to the index)."""
     slots, valid = _take_slots(g, V)
-    cols = np.broadcast_to(np.arange(V.shape[1]), slots.shape)
+    n = V.shape[1]
+    lo, hi = g.option_span
+    if (hi - lo) * n <= 4 * slots.size + 4096:  # options in a narrow range (an embedding table)
+        flat = (slots - lo) * n + np.arange(n)  # where each (slot, sample) falls in G[lo:hi]
+        sums = np.bincount(flat[valid], weights=grad_out[valid], minlength=(hi - lo) * n)
+        G[lo:hi] += sums.reshape(hi - lo, n)
+        return
+    cols = np.broadcast_to(np.arange(n), slots.shape)
     np.add.at(G, (slots[valid], cols[valid]), grad_out[valid])
 
 
