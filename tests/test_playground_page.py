@@ -13,6 +13,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn.viz.live.config import split
+from conftest import new_page
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")]
@@ -36,13 +37,9 @@ def server():
 
 @pytest.fixture
 def tab(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg = new_page(browser, 1400, 1000, accept_downloads=True)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def until(predicate, seconds: float = 30, step: float = 0.1):
