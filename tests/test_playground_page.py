@@ -196,3 +196,17 @@ def test_a_csv_uploaded_from_the_page_becomes_the_data(server, tab, tmp_path):
     until(lambda: tab.inner_text("#epoch") == "1")
     tab.screenshot(path=str(shots(tmp_path) / "playground-csv.png"), full_page=True)
     assert tab.errors == []
+
+
+def test_the_classes_setting_is_live_only_for_data_that_takes_it(server, tab):
+    open_page(tab, server.url)
+    assert tab.input_value("#dataset") == "moons" and tab.is_disabled("#classes")  # moons has two
+    tab.select_option("#dataset", "spiral")
+    until(lambda: "dataset=spiral" in href(tab))
+    assert tab.is_enabled("#classes")
+    tab.fill("#classes", "4")
+    tab.dispatch_event("#classes", "change")
+    until(lambda: server.session.k == 4)
+    tab.select_option("#dataset", "xor")
+    until(lambda: "dataset=xor" in href(tab))
+    assert tab.is_disabled("#classes") and tab.errors == []
