@@ -1,4 +1,4 @@
-"""The `microgradnn` command: demo, train, render and gradcheck."""
+"""The `microgradnn` command: demo, train, render, gradcheck, mutate and playground."""
 from __future__ import annotations
 
 import argparse
