@@ -1,4 +1,4 @@
-"""The `microgradnn` command: demo, train, render, gradcheck, mutate and playground."""
+"""The `microgradnn` command: demo, train, render, gradcheck, mutate, playground and gpt."""
 from __future__ import annotations
 
 import argparse
