@@ -21,7 +21,7 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "data_of", "assign", "data_version", "changed_since",
+    "observe_decisions", "data_of", "assign", "data_version", "next_version", "version_of", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -593,6 +593,19 @@ def assign(values: Sequence[Value], new: Sequence[float]) -> None:
     for v, x in zip(values, new):
         v._data = x
         v._t = t
+
+
+def next_version() -> int:
+    """Start a new data version and return it: Values made or set from now on are stamped with
+    at least it, earlier ones with less (see `version_of`)."""
+    global _clock
+    _clock += 1
+    return _clock
+
+
+def version_of(v: Value) -> int:
+    """The data version stamped on `v` when it was made or its `.data` last set."""
+    return v._t
 
 
 def data_version() -> int:

@@ -126,7 +126,7 @@ class _Tape:
     pass to be replayed on it."""
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
-                 watched: list[Value], shape) -> None:
+                 watched: list[Value], shape, start: int) -> None:
         self.shape, self.guards, self.last_used = shape, guards, 0
         extra = [x for g in guards for x in (g.a, g.b) if type(x) is Value] + list(watched)
         order = topological_order(out)
@@ -162,6 +162,13 @@ class _Tape:
         consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
         self.const_slots = np.array([i for i, _ in consts], dtype=int)
         self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
+        # Values without gradient that existed before the recording (a frozen weight, a
+        # temperature): read again whenever one was set, as parameters are; the numbers that
+        # fn's ops lifted into the graph while recording cannot change.
+        held = [(k, order[i]) for k, (i, _) in enumerate(consts) if engine.version_of(order[i]) < start]
+        self.held_rows = np.array([k for k, _ in held], dtype=int)
+        self.held = [v for _, v in held]
+        self.held_version = engine.data_version()
         param_slots = [i for i, k in enumerate(kinds) if k == "param"]
         self.param_index = np.array([structure[i][1] for i in param_slots], dtype=int)  # into compiled.params
         is_param = np.array([k == "param" for k in kinds])
@@ -217,6 +224,9 @@ class _Tape:
         V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
         if V is None:
             V = np.empty((self.n_slots, n))
+        if self.held and engine.changed_since(self.held, self.held_version) is not None:
+            self.const_values[self.held_rows, 0] = [v.data for v in self.held]
+            self.held_version = engine.data_version()
         V[self.const_slots] = self.const_values
         V[self.x_slots] = D[self.x_rows]
         P = P_all[self.param_index]
@@ -402,13 +412,14 @@ class Compiled:
             names = [f"x{i}" for i in range(shape[1])] + ["y"]
         else:
             names = [f"s{i}" for i in range(len(numbers))]
+        start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         with recording() as guards:
             out = self.fn(*self._args(shape, leaves))
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape)
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start)
 
     # ---- replay -------------------------------------------------------------------------------
 
@@ -902,8 +913,9 @@ def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
     While `fn` records, the sample's numbers are Values. Samples of another shape get their
     own recording; so do samples for which a decision `fn` makes on a Value (a comparison,
     float(), .data, an index) comes out differently. At most `max_tapes` recordings are kept;
-    a batch that needs more is refused with the decision that splits it. Parameters (leaf
-    Values that `fn` uses) are read fresh on every call, so training loops work.
+    a batch that needs more is refused with the decision that splits it. Leaf Values that `fn`
+    uses and did not make (parameters, frozen weights) are read fresh on every call, so
+    training loops work; a result refuses `backward()` once a parameter it used was set.
     """
     if not callable(fn):
         raise TypeError(f"compile: expected a function fn(sample) or fn(x, y), got {type(fn).__name__}")

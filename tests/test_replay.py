@@ -441,3 +441,14 @@ def test_a_result_refuses_backward_after_a_parameter_changed():
     again = step([[1.0, 0.0], [2.0, 1.0]])
     again.backward()
     assert w.grad == pytest.approx(((0.7 * 2) * 1 + (1.4 - 1) * 2 * 2) / 2)
+
+
+def test_a_value_without_gradient_set_after_recording_is_read_again():
+    w, p = Value(2.0, "w", requires_grad=False), Value(1.0, "p")  # a frozen weight, a parameter
+    step = mg.compile(lambda s: (s[0] * w + p) ** 2)
+    assert step([[1.0], [2.0]]).data == ((1 * 2 + 1) ** 2 + (2 * 2 + 1) ** 2) / 2
+    w.data = 3.0
+    result = step([[1.0], [2.0]])
+    result.backward()
+    assert result.data == ((1 * 3 + 1) ** 2 + (2 * 3 + 1) ** 2) / 2  # was the old 17.0, silently
+    assert p.grad == (2 * 4 + 2 * 7) / 2 and w.grad == 0.0
