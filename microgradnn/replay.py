@@ -212,6 +212,10 @@ class _Tape:
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
 
+    def held_requires_grad(self) -> bool:
+        """True once a Value recorded as a constant requires grad (the recording is then out of date)."""
+        return any(v.requires_grad for v in self.held)
+
     def give_back(self, V: np.ndarray) -> None:
         """Keep V (no longer used by anyone) for a later forward."""
         if len(self._spare) < 2 and V.base is None and V.shape[0] == self.n_slots:
@@ -326,7 +330,8 @@ class BatchResult:
             bad = int(np.flatnonzero(~np.isfinite(PG))[0])
             raise ValueError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} is not finite")
         for p, g in zip(compiled.params, PG.tolist()):
-            p.grad += g
+            if p.requires_grad:  # a parameter frozen since the recording gets none, as in the scalar engine
+                p.grad += g
         self.grads = PG
 
     def __del__(self) -> None:
@@ -432,6 +437,8 @@ class Compiled:
         losses, outputs = np.empty(n), None
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
+            if any(t.held_requires_grad() for t in known):  # recorded as a constant, now trained
+                known[:] = [t for t in known if not t.held_requires_grad()]
             pending, i = np.arange(len(rows)), 0
             while len(pending):  # each tape in turn takes the samples that decide as it did
                 fresh = i >= len(known)

@@ -452,3 +452,16 @@ def test_a_value_without_gradient_set_after_recording_is_read_again():
     result.backward()
     assert result.data == ((1 * 3 + 1) ** 2 + (2 * 3 + 1) ** 2) / 2  # was the old 17.0, silently
     assert p.grad == (2 * 4 + 2 * 7) / 2 and w.grad == 0.0
+
+
+def test_freezing_or_unfreezing_a_value_after_recording_follows_the_scalar_engine():
+    w, p = Value(2.0, "w", requires_grad=False), Value(1.0, "p")
+    step = mg.compile(lambda s: (s[0] * w + p) ** 2)
+    step([[1.0], [2.0]]).backward()
+    assert w.grad == 0.0 and p.grad == (2 * 3 + 2 * 5) / 2
+    w.requires_grad, p.requires_grad = True, False  # train w from now on, freeze p
+    w.grad = p.grad = 0.0
+    result = step([[1.0], [2.0]])
+    result.backward()
+    assert w.grad == (2 * 3 * 1 + 2 * 5 * 2) / 2 and p.grad == 0.0
+    assert step.recordings == 2
