@@ -250,7 +250,19 @@ OP_POINTS = {"+": (0.3, -1.2), "-": (0.3, -1.2), "*": (0.3, -1.2), "/": (0.3, -1
 
 
 def test_every_builtin_op_has_a_point_below():
-    assert set(OP_POINTS) == mg.engine._BUILTIN
+    assert set(OP_POINTS) | {"take"} == mg.engine._BUILTIN  # take's index is an integer: below
+
+
+def test_take_passes_the_gradient_to_the_option_picked_only():
+    for index in (0.0, 2.0):
+        i, xs = Value(index), [Value(x) for x in (0.3, -1.2, 0.7)]  # the index's derivative is 0
+        out = mg.take(i, xs)
+        assert out.data == xs[int(index)].data
+        assert list(out._local) == [0.0, *(1.0 if k == index else 0.0 for k in range(3))]
+        assert [g.data for g in mg.grad(out, [i, *xs], create_graph=True)] == list(out._local)
+    for bad in (3.0, -1.0, 0.5):
+        with pytest.raises(ValueError, match="index must be an integer in 0..2"):
+            mg.take(Value(bad), [Value(1.0), Value(2.0), Value(3.0)])
 
 
 @pytest.mark.parametrize("name", sorted(OP_POINTS))
