@@ -1,9 +1,9 @@
 """microgradnn: a scalar autograd engine with a small neural-network library on top."""
 from microgradnn.engine import (
     Op, Value, cos, define_op, dot, dots, exp, get_op, grad, is_grad_enabled, leaky_relu, log, logsumexp,
-    no_grad, relu, sigmoid, sin, softplus, sqrt, tanh, topological_order, zero_grad,
+    no_grad, relu, sigmoid, sin, softplus, sqrt, take, tanh, topological_order, zero_grad,
 )
-from microgradnn import data, losses, optim, testing, viz
+from microgradnn import data, losses, models, optim, testing, viz
 from microgradnn.nn import MLP, Layer, Module, Neuron, manual_seed
 from microgradnn.replay import compile
 from microgradnn.train import History, accuracy, fit
@@ -18,6 +18,6 @@ def load_ipython_extension(shell) -> None:
 __all__ = [
     "Value", "Op", "define_op", "get_op", "grad", "no_grad", "is_grad_enabled", "topological_order",
     "zero_grad", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus",
-    "dot", "dots", "logsumexp", "Module", "Neuron", "Layer", "MLP", "manual_seed", "fit", "accuracy", "History",
-    "compile", "data", "losses", "optim", "testing", "viz", "__version__",
+    "dot", "dots", "logsumexp", "take", "Module", "Neuron", "Layer", "MLP", "manual_seed", "fit", "accuracy",
+    "History", "compile", "data", "losses", "models", "optim", "testing", "viz", "__version__",
 ]

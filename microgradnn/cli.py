@@ -1,4 +1,4 @@
-"""The `microgradnn` command: demo, train, render and gradcheck."""
+"""The `microgradnn` command: demo, train, render, gradcheck, mutate, playground and gpt."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from microgradnn import data, losses, nn, optim, viz
+from microgradnn import data, losses, nn, optim, replay, viz
 from microgradnn._files import check_writable
 from microgradnn._checks import positive_int
 from microgradnn._version import __version__
@@ -244,6 +244,37 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_gpt(args) -> int:
+    import time
+    from microgradnn.models import GPT
+    words, source = data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
+    tok = data.CharTokenizer(words)
+    model = GPT(tok.vocab_size, n_embd=args.n_embd, n_head=args.n_head, n_layer=args.n_layer,
+                block_size=args.block_size, seed=args.seed)
+    print(f"{len(words)} words from {source}; {model}")
+    step = replay.compile(model.loss, max_tapes=args.block_size)
+    opt = optim.Adam(model.parameters(), lr=args.lr, betas=(0.85, 0.99))
+    schedule = optim.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=args.steps)
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    for i in range(1, args.steps + 1):
+        result = step([tok.encode(words[j]) for j in rng.integers(len(words), size=args.batch_size)])
+        opt.zero_grad()
+        result.backward()
+        opt.step()
+        schedule.step()
+        if not args.quiet and (i == 1 or i == args.steps or i % max(1, args.steps // 10) == 0):
+            print(f"step {i:>{len(str(args.steps))}}/{args.steps}  loss {result.data:.3f}  "
+                  f"{time.perf_counter() - start:5.1f}s")
+    samples = [tok.decode(model.generate([tok.BOS], temperature=args.temperature, stop=tok.BOS, seed=args.seed + k))
+               for k in range(args.samples)]
+    print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
+    if args.save:
+        model.save(args.save, overwrite=args.overwrite)
+        print(f"saved {args.save}")
+    return 0
+
+
 def cmd_playground(args) -> int:
     from microgradnn.viz.live import serve
     try:
@@ -313,6 +344,25 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot (default graph.svg)")
     render.add_argument("--force", action="store_true", help="replace an existing output file")
     render.set_defaults(run=cmd_render)
+
+    gpt = sub.add_parser("gpt", help="train a character-level GPT on words and sample new ones",
+                         description="Train microgradnn.models.GPT on a word list (/usr/share/dict/words when "
+                                     "installed, else made-up words) with compile, then sample words.")
+    gpt.add_argument("--steps", type=_positive, default=300, help="training steps (default 300)")
+    gpt.add_argument("--batch-size", type=_positive, default=32, help="words per step (default 32)")
+    gpt.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default 0.01)")
+    gpt.add_argument("--n-embd", type=_positive, default=16)
+    gpt.add_argument("--n-head", type=_positive, default=4)
+    gpt.add_argument("--n-layer", type=_positive, default=1)
+    gpt.add_argument("--block-size", type=_positive, default=16, help="longest sequence, BOS included (default 16)")
+    gpt.add_argument("--words", metavar="PATH", help="a word list, one word per line (default: the system's)")
+    gpt.add_argument("--samples", type=_positive, default=10, help="words to sample (default 10)")
+    gpt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    gpt.add_argument("--seed", type=int, default=0)
+    gpt.add_argument("--save", metavar="PATH", help="save the trained model as JSON")
+    gpt.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
+    gpt.add_argument("--quiet", action="store_true", help="no progress lines")
+    gpt.set_defaults(run=cmd_gpt)
 
     play = sub.add_parser("playground", help="train networks live in the browser",
                           description="Serve the playground (live training, every graph one click away) on "

@@ -1,13 +1,17 @@
-"""Toy datasets made with numpy: `(X, y)` with X of shape (n, 2) and integer labels 0..k-1."""
+"""Toy datasets made with numpy: `(X, y)` with X of shape (n, 2) and integer labels 0..k-1;
+and a character corpus of words with its tokenizer, for the GPT."""
 from __future__ import annotations
 
-from typing import Callable
+import os
+import re
+from typing import Callable, Sequence
 
 import numpy as np
 
 from microgradnn._checks import integer, number, positive_int
 
-__all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS"]
+__all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS", "words", "make_words",
+           "CharTokenizer", "WORD_LIST"]
 
 
 def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.Generator:
@@ -83,3 +87,78 @@ def xor(n_samples: int = 4, noise: float = 0.0, *, seed: int | None = None) -> t
 
 DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "moons": make_moons, "circles": make_circles, "blobs": make_blobs, "spiral": make_spiral, "xor": xor}
+
+
+# ---- words, for the character-level GPT --------------------------------------------------
+
+# Debian's `wamerican` word list (scripts/setup.sh installs it).
+WORD_LIST = "/usr/share/dict/words"
+_ONSETS = ["b", "br", "c", "ch", "cl", "d", "dr", "f", "fl", "g", "gr", "h", "j", "k", "l", "m", "n", "p",
+           "pl", "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z"]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "oo"]
+_CODAS = ["", "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
+
+
+def make_words(n: int = 5000, *, seed: int | None = None) -> list[str]:
+    """Made-up words from fixed rules: 1 to 3 syllables, each an onset consonant (cluster),
+    a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"make_words: n must be a positive int, got {n!r}")
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    while len(out) < n:
+        word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                       for _ in range(rng.integers(1, 4)))
+        if 3 <= len(word) <= 12:
+            out.append(word)
+    return out
+
+
+def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | None = None,
+          seed: int | None = 0) -> tuple[list[str], str]:
+    """Lowercase a-z words of at most `max_len` letters and where they came from: the word list
+    at `path`, or by default the system's (WORD_LIST) when it exists, else `make_words`. `n`
+    picks that many at random (seeded)."""
+    if path is not None and not os.path.exists(path):
+        raise FileNotFoundError(f"words: no such file: {os.fspath(path)}")
+    path = os.fspath(WORD_LIST if path is None else path)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            found = sorted({w for w in (line.strip() for line in f) if re.fullmatch(f"[a-z]{{1,{max_len}}}", w)})
+        source = path
+    else:
+        found, source = [w for w in make_words(n or 5000, seed=seed) if len(w) <= max_len], "make_words (rules)"
+    if not found:
+        raise ValueError(f"words: {path} has no lowercase words of at most {max_len} letters")
+    if n is not None and n < len(found):
+        rng = np.random.default_rng(seed)
+        found = [found[i] for i in sorted(rng.choice(len(found), size=n, replace=False))]
+    return found, source
+
+
+class CharTokenizer:
+    """Characters to token ids and back; id 0 is `BOS`, which marks both ends of a word."""
+
+    BOS = 0
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.chars = sorted(set("".join(texts)))
+        self.index = {c: i + 1 for i, c in enumerate(self.chars)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, text: str) -> list[int]:
+        """[BOS, ids of the characters..., BOS]."""
+        unknown = sorted(set(text) - set(self.index))
+        if unknown:
+            raise ValueError(f"CharTokenizer: characters not in the vocabulary: {''.join(unknown)!r}")
+        return [self.BOS, *(self.index[c] for c in text), self.BOS]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The characters of `ids`, BOS left out."""
+        return "".join(self.chars[i - 1] for i in ids if i != self.BOS)
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer({self.vocab_size} tokens: BOS + {''.join(self.chars)!r})"

@@ -13,13 +13,15 @@ import functools
 import math
 import numbers
 import operator
+import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad", "get_data", "set_data",
+    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
-    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp",
+    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
+    "observe_decisions", "data_of", "assign", "data_version", "next_version", "version_of", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -217,9 +219,7 @@ def _empty_value() -> Value:
 _DEPTH = operator.attrgetter("_depth")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
-_DATA = operator.attrgetter("_data")
 _ONLY_VALUES = frozenset({Value})
-_ONLY_FLOATS = frozenset({float})
 
 
 def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
@@ -380,13 +380,9 @@ class Op:
                 raise TypeError(f"{self.name}: got a torch tensor; it runs on Values and numbers "
                                 "(microgradnn.testing.compare_with_torch runs the built-in ops on tensors)")
             return self.tensor_forward(*args)
-        try:
-            xs = [_to_float(a, self.name) for a in args]
-        except TypeError:
-            if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
-                return self.array_forward(*args)
-            raise
-        return self._forward(xs, args)
+        if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
+            return self.array_forward(*args)  # checked first: a failed float() would format the array
+        return self._forward([_to_float(a, self.name) for a in args], args)
 
     def _forward(self, xs: list, shown: Sequence) -> float:
         try:
@@ -579,52 +575,6 @@ def zero_grad(*roots: Value) -> None:
             v.grad = 0.0
 
 
-def get_data(values: Iterable[Value]) -> list[float]:
-    """`[v.data for v in values]`, read in one pass (an optimizer's parameters)."""
-    values = values if type(values) is list else list(values)
-    if not _ONLY_VALUES.issuperset(map(type, values)):
-        raise TypeError(f"get_data: expected Values, got {_first_other(values, Value)}")
-    return _read(values)
-
-
-def set_data(values: Iterable[Value], numbers: Iterable[float]) -> None:
-    """`v.data = x` for each pair, with the same checks, as one change: on an error none is set."""
-    values, numbers = list(values), list(numbers)
-    if len(values) != len(numbers):
-        raise ValueError(f"set_data: got {len(values)} Values but {len(numbers)} numbers")
-    if not _ONLY_VALUES.issuperset(map(type, values)):
-        raise TypeError(f"set_data: expected Values, got {_first_other(values, Value)}")
-    total = sum(numbers) if _ONLY_FLOATS.issuperset(map(type, numbers)) else math.nan
-    if total - total != 0.0:  # a finite sum of floats means each is finite; else check each
-        numbers = [_to_float(x, "Value.data", v.label) for v, x in zip(values, numbers)]
-        for v, x in zip(values, numbers):
-            if x - x != 0.0:
-                raise ValueError(f"Value.data: must be finite, got {x}{_label_note(v.label)}")
-    _assign(values, numbers)
-
-
-# get_data and set_data without their checks, for the optimizers and replay: their lists hold
-# only Values (checked when made), and an optimizer's numbers are finite floats by construction.
-
-def _read(values: Sequence[Value]) -> list[float]:
-    return [v._data for v in values]
-
-
-def _assign(values: Sequence[Value], numbers: Sequence[float]) -> None:
-    """One version stamp for all, as one `.data` assignment makes (see _clock)."""
-    global _clock
-    _clock += 1
-    t = _clock
-    for v, x in zip(values, numbers):
-        v._data = x
-        v._t = t
-
-
-def _first_other(items: list, cls: type) -> str:
-    bad = next(x for x in items if type(x) is not cls)
-    return f"{type(bad).__name__} {bad!r:.60}"
-
-
 def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float] | None) -> None:
     """After backward's sum of leaf gradients came out non-finite: raise if a gradient that
     is wanted is not finite (the sum alone may have overflowed), after restoring every leaf's
@@ -650,6 +600,60 @@ def _check_finite(root: Value, interior: list[Value], leaves: list[Value], befor
     for v in interior:
         v.grad = 0.0
     raise error
+
+
+# ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
+
+_DATA_OF = operator.attrgetter("_data")
+
+
+def data_of(values: Iterable[Value]) -> Iterator[float]:
+    """Each Value's `.data`, lazily (for `numpy.fromiter`), without the property's per-call cost."""
+    return map(_DATA_OF, values)
+
+
+def assign(values: Sequence[Value], new: Sequence[float]) -> None:
+    """Set each Value's `.data` to the float at the same place, as one change (one version
+    stamp): all of them, or, if any number is not a finite float, none."""
+    global _clock
+    if len(values) != len(new):
+        raise ValueError(f"assign: {len(values)} Values but {len(new)} numbers")
+    total = sum(new)  # a finite sum means every term is finite
+    if type(total) is not float or total - total != 0.0:
+        for v, x in zip(values, new):
+            if type(x) is not float or x - x != 0.0:
+                raise ValueError(f"assign: a Value's data must be a finite float, got {x!r} for {v!r}")
+    _clock += 1
+    t = _clock
+    for v, x in zip(values, new):
+        v._data = x
+        v._t = t
+
+
+def next_version() -> int:
+    """Start a new data version and return it: Values made or set from now on are stamped with
+    at least it, earlier ones with less (see `version_of`)."""
+    global _clock
+    _clock += 1
+    return _clock
+
+
+def version_of(v: Value) -> int:
+    """The data version stamped on `v` when it was made or its `.data` last set."""
+    return v._t
+
+
+def data_version() -> int:
+    """A count that grows each time any Value's `.data` is set (see `changed_since`)."""
+    return _clock
+
+
+def changed_since(values: Iterable[Value], version: int) -> Value | None:
+    """The first of `values` whose `.data` was set after `data_version()` returned `version`,
+    or None (compile's results use it to refuse a gradient at numbers no longer there)."""
+    if version == _clock:
+        return None
+    return next((v for v in values if v._t > version), None)
 
 
 def _check_unchanged(interior: Iterable[Value], who: str) -> None:
@@ -767,6 +771,119 @@ def register_backward_hook(hook: Callable[[Value, str], None]) -> RemovableHandl
         raise TypeError(f"register_backward_hook: hook must be callable, got {type(hook).__name__}")
     _BACKWARD_HOOKS.set(_BACKWARD_HOOKS.get() + (hook,))
     return RemovableHandle(hook)
+
+
+# ---- decisions: where a Value's number leaves the graph ---------------------------------
+# `compile` must see every place user code turns a Value into a Python number or bool (a
+# comparison, float(), .item(), .data, int(), an index): a graph recorded for one sample is
+# valid for another only if each of those comes out the same. While `observe_decisions` runs,
+# Value has methods that report them; outside it, Value has its plain ones and pays nothing.
+
+_DECISIONS: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("microgradnn_decisions", default=None)
+_DATA_SLOT = Value.__dict__["_data"]  # the slot behind `data`: read without being noted
+
+
+def _report(kind: str, a: Value, b: Any, answer: Any) -> Any:
+    observer = _DECISIONS.get()
+    return answer if observer is None else observer[0](kind, a, b, answer)
+
+
+def _observed_comparison(kind: str, compare: Callable) -> Callable:
+    def method(self, other):
+        if type(other) is not Value and not isinstance(other, (int, float)):
+            try:
+                other = float(other)
+            except (TypeError, ValueError):
+                return NotImplemented
+        return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), _data(other)))
+    method.__name__ = compare.__name__
+    return method
+
+
+def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Callable:
+    """`==` of a Value and a number compares numbers while observed (a sample's numbers arrive
+    as Values where the plain call has numbers); between two Values it stays identity."""
+    def method(self, other):
+        if _DECISIONS.get() is None or type(other) is Value or not isinstance(other, (int, float)):
+            return identity(self, other)
+        return _report(kind, self, float(other), compare(_DATA_SLOT.__get__(self), float(other)))
+    return method
+
+
+class _ObservedData:
+    """`Value.data` while observed: reads by user code are decisions; the engine's and those
+    of the observer's own modules are not."""
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        x = _DATA_SLOT.__get__(obj)
+        observer = _DECISIONS.get()
+        if observer is not None and sys._getframe(1).f_globals.get("__name__") not in observer[1]:
+            observer[0]("float", obj, None, x)
+        return x
+
+    def __set__(self, obj, value):
+        _plain_methods["data"].__set__(obj, value)  # the plain setter: checks, and stamps the Value
+
+
+def _observed_number(self):
+    return _report("float", self, None, _DATA_SLOT.__get__(self))
+
+
+def _observed_int(self):
+    if _DECISIONS.get() is None:
+        raise TypeError("int() argument must be a string, a bytes-like object or a real number, not 'Value'")
+    return _report("int", self, None, int(_DATA_SLOT.__get__(self)))
+
+
+def _observed_index(self):
+    x = _DATA_SLOT.__get__(self)
+    if _DECISIONS.get() is None or x != int(x):
+        raise TypeError("'Value' object cannot be interpreted as an integer")
+    return _report("index", self, None, int(x))
+
+
+_OBSERVED_METHODS = {
+    "data": _ObservedData(), "__float__": _observed_number, "item": _observed_number,
+    "__int__": _observed_int, "__index__": _observed_index,
+    "__lt__": _observed_comparison("<", operator.lt), "__le__": _observed_comparison("<=", operator.le),
+    "__gt__": _observed_comparison(">", operator.gt), "__ge__": _observed_comparison(">=", operator.ge),
+    "__eq__": _observed_equality("==", operator.eq, operator.is_),
+    "__ne__": _observed_equality("!=", operator.ne, operator.is_not),
+}
+_observers = 0
+_observers_lock = threading.Lock()
+_plain_methods: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Iterable[str] = ()) -> Iterator[None]:
+    """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
+    the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
+    (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a).
+    Reads of `.data` from the modules named in `internal` (and the engine) are not noted."""
+    global _observers
+    with _observers_lock:
+        if _observers == 0:
+            for name, method in _OBSERVED_METHODS.items():
+                _plain_methods[name] = Value.__dict__.get(name)
+                setattr(Value, name, method)
+        _observers += 1
+    token = _DECISIONS.set((note, frozenset({__name__, *internal})))
+    try:
+        yield
+    finally:
+        _DECISIONS.reset(token)
+        with _observers_lock:
+            _observers -= 1
+            if _observers == 0:
+                for name, plain in _plain_methods.items():
+                    if plain is None:
+                        delattr(Value, name)
+                    else:
+                        setattr(Value, name, plain)
+                _plain_methods.clear()
 
 
 # ---- the graph as text -----------------------------------------------------------------
@@ -1021,6 +1138,41 @@ is_class = _row("is_class", lambda t, k: 1.0 if t == k else 0.0, lambda t, k, ou
                 array_forward=lambda t, k: (t == k) * 1.0)
 
 
+def _take(i: float, *xs: float) -> float:
+    if i != int(i) or not 0 <= i < len(xs):
+        raise ValueError(f"index must be an integer in 0..{len(xs) - 1}, got {i}")
+    return xs[int(i)]
+
+
+def _take_grads(i: float, *a: float) -> tuple:
+    """take's rules written out for all inputs: 1.0 for the option picked, 0.0 elsewhere."""
+    if type(i) is not float:  # a Value (create_graph) or an array (replay)
+        return (0.0, *(is_class(i, float(k)) for k in range(len(a) - 1)))
+    grads = [0.0] * (len(a) - 1)  # a: the options, then out
+    grads[int(i)] = 1.0
+    return (0.0, *grads)
+
+
+def _take_array(i, *xs):
+    np = _np()
+    i = np.asarray(i)
+    if (i != np.trunc(i)).any() or (i < 0).any() or (i >= len(xs)).any():
+        bad = i[(i != np.trunc(i)) | (i < 0) | (i >= len(xs))].flat[0]
+        raise ValueError(f"take: index must be an integer in 0..{len(xs) - 1}, got {bad}")
+    stacked = np.stack(np.broadcast_arrays(*xs, i)[:-1])
+    return np.take_along_axis(stacked, i.astype(int)[None], axis=0)[0]
+
+
+# take(i, x_0, ..., x_n-1) = x_i: picks an entry by an index that is itself a Value (a token
+# id, a class target), so one recorded graph serves every index; d/dx_k = 1 where i == k.
+# A variadic row: groups (the index, the options); rule(k, n, *inputs, out) for the k-th of n.
+_TAKE = _row("take", _take,
+             lambda k, n, *a: 0.0,                       # d/di = 0 (an index carries no gradient)
+             lambda k, n, *a: is_class(a[0], float(k)),  # d/dx_k = 1 where i == k
+             groups=lambda arity: (1, arity - 1) if arity >= 2 else None, unrolled=_take_grads,
+             array_forward=_take_array)
+
+
 @overload
 def leaky_relu(x: Value, slope: float = 0.01) -> Value: ...
 @overload
@@ -1035,6 +1187,13 @@ def logsumexp(xs: Sequence[Value | float]) -> Value | float:
     if len(xs) == 0:
         raise ValueError("logsumexp: needs at least one input")
     return _LOGSUMEXP(*xs)
+
+
+def take(index: Value | float, options: Sequence[Value | float]) -> Value | float:
+    """options[index] as one node whose index may be a Value (e.g. a token id read from data)."""
+    if len(options) == 0:
+        raise ValueError("take: needs at least one option")
+    return _TAKE(index, *options)
 
 
 def dot(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float = 0.0) -> Value | float:

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn.engine import Value, exp, is_class, log, logsumexp, relu, softplus
+from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus, take
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
            "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
@@ -24,7 +24,7 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
         raise ValueError(f"{name}: got {len(preds)} predictions but {len(t)} targets")
     if len(preds) == 0:
         raise ValueError(f"{name}: the batch is empty")
-    if not all(math.isfinite(float(x)) for x in t):
+    if not all(type(x) is Value or math.isfinite(x) for x in t):  # a Value is always finite
         raise ValueError(f"{name}: targets contain NaN or infinity")
     return preds, t
 
@@ -56,8 +56,8 @@ def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
             # A zero-weight term adds nothing, even where log(q) is -inf; a target Value
             # keeps both terms so the graph is the same for every sample.
             if isinstance(weight, Value) or weight:
-                if float(q) == 0.0:
-                    raise ValueError(f"binary_cross_entropy: prediction {float(p)} for target {ti} gives an "
+                if q <= 0.0:
+                    raise ValueError(f"binary_cross_entropy: prediction {_number(p)} for target {_number(ti)} gives an "
                                      "infinite loss; use binary_cross_entropy_with_logits on raw scores")
                 term = term - weight * log(q)
         terms.append(term)
@@ -74,7 +74,7 @@ def binary_cross_entropy_with_logits(predictions: Sequence, targets: ArrayLike) 
 def hinge(predictions: Sequence, targets: ArrayLike) -> Value:
     """SVM max-margin loss mean(max(0, 1 - t s)) for labels t in {-1, +1}."""
     preds, t = _batch(predictions, targets, "hinge")
-    bad = sorted({float(x) for x in t if float(x) not in (-1.0, 1.0)})
+    bad = sorted({_number(x) for x in t if _not_a_label(x)})
     if bad:
         raise ValueError(f"hinge: targets must be -1 or +1, got {bad[:3]} (for 0/1 labels pass y * 2 - 1)")
     return _mean([relu(1.0 - ti * s) for s, ti in zip(preds, t)])
@@ -100,25 +100,37 @@ def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     if k < 2 or any(len(z) != k for z in preds):
         raise ValueError(f"cross_entropy: every sample needs the same number (>= 2) of logits, "
                          f"got {sorted({len(z) for z in preds})}")
-    bad = sorted({float(x) for x in t if float(x) != int(float(x)) or not 0 <= float(x) < k})
+    # A target Value is checked by `take`, for every sample, when its graph runs.
+    bad = sorted({x for x in t if type(x) is not Value and (x != int(x) or not 0 <= x < k)})
     if bad:
         raise ValueError(f"cross_entropy: targets must be class indices 0..{k - 1}, got {bad[:3]}")
-    return _mean([-_pick(_log_softmax(list(z)), ti) for z, ti in zip(preds, t)])
+    return _mean([logsumexp(z) - _pick(list(z), ti) for z, ti in zip(preds, t)])
 
 
-def _pick(log_probs: list, target):
-    if not isinstance(target, Value):
-        return log_probs[int(target)]
-    total = log_probs[0] * is_class(target, 0.0)
-    for k, lp in enumerate(log_probs[1:], start=1):
-        total = total + lp * is_class(target, float(k))
-    return total
+def _pick(logits: list, target):
+    """logits[target]; a target Value (data while `compile` records) is picked inside the graph."""
+    return take(target, logits) if type(target) is Value else logits[int(target)]
 
+
+# The checks below compare Values rather than read their numbers, so `compile` turns each
+# into a per-sample check of the whole batch (see microgradnn.replay).
 
 def _check_range(xs: list, lo: float, hi: float, name: str, what: str) -> None:
-    bad = [float(x) for x in xs if not lo <= float(x) <= hi]
+    bad = [x for x in xs if not lo <= x <= hi]
     if bad:
-        raise ValueError(f"{name}: {what} must lie in [{lo}, {hi}], got {bad[0]}")
+        raise ValueError(f"{name}: {what} must lie in [{lo}, {hi}], got {_number(bad[0])}")
+
+
+def _not_a_label(x) -> bool:
+    """x is neither -1 nor +1; for a Value, as one comparison that every valid label answers
+    alike (so compile keeps one recording for both classes)."""
+    if type(x) is Value:
+        return abs((x - 1.0) * (x + 1.0)) > 0.0
+    return x not in (-1.0, 1.0)
+
+
+def _number(x) -> float:
+    return x.data if type(x) is Value else x
 
 
 def decision_threshold(loss: Callable | str, targets: ArrayLike) -> float | None:

@@ -1,13 +1,23 @@
-"""Optimizers with PyTorch's update rules, and a linear learning-rate schedule."""
+"""Optimizers with PyTorch's update rules, and a linear learning-rate schedule.
+
+Each update runs on one flat array of the parameters' numbers, with the optimizer's state
+(momentum, Adam's moments) as arrays too; the parameter Values are read before and written
+after, so they stay what the user sees. Elementwise float64 numpy arithmetic is the same IEEE
+arithmetic as Python floats, so the numbers are those of a loop over the parameters.
+"""
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from typing import Iterable
 
+import numpy as np
+
 from microgradnn._checks import number, positive_int
-from microgradnn import engine
-from microgradnn.engine import Value, _to_float
+from microgradnn.engine import Value, assign, changed_since, data_of, data_version
+
+_GRAD = operator.attrgetter("grad")
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
 
@@ -29,6 +39,8 @@ class Optimizer:
                           "once; each is updated once per step", UserWarning, stacklevel=3)
             self.params = unique
         who = type(self).__name__
+        self._data: np.ndarray | None = None  # the parameters' numbers as last written, at _version
+        self._version = 0
         self.lr = number(lr, who, "lr", 0.0)
         self.weight_decay = number(weight_decay, who, "weight_decay", 0.0)
 
@@ -37,31 +49,36 @@ class Optimizer:
         for p in self.params:
             p.grad = 0.0
 
-    def _grads(self) -> list[float]:
-        grads = [p.grad for p in self.params]
-        wd = self.weight_decay
-        if wd:
-            grads = [g + wd * x for g, x in zip(grads, engine._read(self.params))]
-        if not math.isfinite(sum(grads)):  # one sum is cheap; find the culprit only if needed
-            bad = [i for i, g in enumerate(grads) if not math.isfinite(g)]
-            if bad:
-                raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad[0]} "
-                                 f"({self.params[bad[0]]!r}) is not finite")
-        return grads
+    def step(self) -> None:
+        """Update every parameter once; if any would become non-finite, refuse and change
+        nothing (neither the parameters nor the optimizer's state)."""
+        n = len(self.params)
+        data = self._data
+        if data is None or changed_since(self.params, self._version) is not None:
+            data = np.fromiter(data_of(self.params), dtype=float, count=n)
+        grads = np.fromiter(map(_GRAD, self.params), dtype=float, count=n)
+        if self.weight_decay:
+            grads = grads + self.weight_decay * data
+        with np.errstate(all="ignore"):
+            new, state = self._update(data, grads)
+        if not np.isfinite(new).all():  # a non-finite gradient always makes a non-finite update
+            if not np.isfinite(grads).all():
+                bad = int(np.flatnonzero(~np.isfinite(grads))[0])
+                raise ValueError(f"{type(self).__name__}.step: gradient of parameter {bad} "
+                                 f"({self.params[bad]!r}) is not finite")
+            i = int(np.flatnonzero(~np.isfinite(new))[0])
+            raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
+                                f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
+                                "too large when training diverges")
+        assign(self.params, new.tolist())
+        self._data, self._version = new, data_version()  # read again only if a parameter is set meanwhile
+        for name, array in state.items():
+            setattr(self, name, array)
 
-    def _write(self, new: list) -> None:
-        """Set every parameter to its new value, or none of them if one is not finite."""
-        total = sum(new)
-        if type(total) is not float or total - total != 0.0:  # a finite float sum: finite numbers, floats or ints
-            self._grads()  # a non-finite gradient is reported as such
-            new = [_to_float(x, f"{type(self).__name__}.step") for x in new]
-            bad = [i for i, x in enumerate(new) if not math.isfinite(x)]
-            if bad:
-                i = bad[0]
-                raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
-                                    f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
-                                    "too large when training diverges")
-        engine._assign(self.params, new)
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The new parameter vector from the old one and the gradients (weight decay included),
+        and the optimizer's new state (kept only if every new parameter is finite)."""
+        raise NotImplementedError
 
 
 class SGD(Optimizer):
@@ -71,21 +88,14 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
-        self.velocity: list[float] | None = None
+        self.velocity: np.ndarray | None = None
 
-    def step(self) -> None:
-        """Update every parameter once."""
-        lr, params = self.lr, self.params
-        if not (self.momentum or self.weight_decay):  # in one pass: a non-finite gradient shows in `new`
-            self._write([p._data - lr * p.grad for p in params])
-            return
-        grads = self._grads()
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
         velocity = self.velocity
         if self.momentum:
-            velocity = grads if velocity is None else [self.momentum * v + g for v, g in zip(velocity, grads)]
+            velocity = grads if velocity is None else self.momentum * velocity + grads
             grads = velocity
-        self._write([x - lr * g for x, g in zip(engine._read(params), grads)])
-        self.velocity = velocity
+        return data - self.lr * grads, {"velocity": velocity}
 
 
 class Adam(Optimizer):
@@ -102,21 +112,17 @@ class Adam(Optimizer):
         # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
         self.eps = number(eps, "Adam", "eps", 0.0, lo_open=True)
         self.t = 0
-        self.m = [0.0] * len(self.params)
-        self.v = [0.0] * len(self.params)
+        self.m = np.zeros(len(self.params))
+        self.v = np.zeros(len(self.params))
 
-    def step(self) -> None:
-        """Update every parameter once."""
-        grads = self._grads()
+    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
         b1, b2 = self.betas
         t = self.t + 1
         step_size = self.lr / (1 - b1 ** t)
         root_correction = math.sqrt(1 - b2 ** t)
-        m = [mi + (1 - b1) * (g - mi) for mi, g in zip(self.m, grads)]  # torch's lerp form
-        v = [vi * b2 + (1 - b2) * g * g for vi, g in zip(self.v, grads)]
-        self._write([x - step_size * mi / (math.sqrt(vi) / root_correction + self.eps)
-                     for x, mi, vi in zip(engine._read(self.params), m, v)])
-        self.t, self.m, self.v = t, m, v
+        m = self.m + (1 - b1) * (grads - self.m)  # torch's lerp form
+        v = self.v * b2 + (1 - b2) * grads * grads
+        return data - step_size * m / (np.sqrt(v) / root_correction + self.eps), {"t": t, "m": m, "v": v}
 
 
 class LinearLR:

@@ -1,33 +1,516 @@
-"""Batched replay: record one sample's scalar graph once, replay it over a batch with numpy.
+"""Batched replay: record a sample's scalar graph once, replay it over a batch with numpy.
 
-`compile(fn)` records `fn(x, y)` (one sample's loss) into a flat tape of slots. Replay keeps
-one row of a (slots, batch) array per node, runs every group of same-op nodes at the same
-depth as one numpy call (a layer's fused neurons become one matrix product), and runs the
-op table's own derivative rules on arrays, so no op's derivative is written twice.
+`compile(fn)` records `fn` on one sample into a tape of slots. Replay keeps one row of a
+(slots, batch) array per node, runs every group of same-op nodes at the same depth as one
+numpy call (a layer's fused neurons become one matrix product), and runs the op table's own
+derivative rules on arrays, so no op's derivative is written twice.
+
+A tape is only valid for samples on which `fn` would build the same graph, so:
+- samples of another shape (another sequence length) get a tape of their own;
+- while recording, every decision the code makes on a Value (a comparison, `float()`,
+  `.data`, an index; see `microgradnn.guards`) is noted, and checked for every sample at
+  replay: samples that decide differently are recorded again, never replayed on the wrong tape;
+- an index that is data (a token id, a class target) is a `take` node, one tape for every index.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from microgradnn import engine
 from microgradnn.engine import Value, topological_order
+from microgradnn.guards import Guard, recording
 
 __all__ = ["compile", "Compiled", "BatchResult"]
 
-# The fused neuron's row and its built-in rules: a group of such nodes that forms a layer
-# replays as matrix products, which are those rules written for a whole layer.
+# The fused neuron's and take's rows and their built-in rules: groups of them replay as
+# matrix products and gathers, which are those rules written for a whole group.
 _DOT = engine.get_op("dot")
 _DOT_RULES = _DOT.derivatives
+_TAKE = engine.get_op("take")
+_TAKE_RULES = _TAKE.derivatives
+_LOGSUMEXP = engine.get_op("logsumexp")
+_LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "==": np.equal, "!=": np.not_equal}
 
 
 def array_forward(op: engine.Op) -> Callable:
-    """The op's forward on arrays: its row's `array_forward`, or its float forward element by element."""
-    return op.array_forward or np.vectorize(op.forward, otypes=[float])
+    """The op's forward on arrays: its row's `array_forward`, or its float forward element by
+    element (NaN where it fails: replay reports it only for samples whose loss it reaches)."""
+    if op.array_forward is not None:
+        return op.array_forward
 
+    def one(*xs):
+        try:
+            return op.forward(*xs)
+        except (ArithmeticError, ValueError):
+            return float("nan")
+    return np.vectorize(one, otypes=[float])
+
+
+# ---- samples ---------------------------------------------------------------------------------
+
+_PLAIN = {int: "i", float: "f"}
+
+
+def _flatten(sample, numbers: list):
+    """The sample's shape, with its numbers moved into `numbers` (a sample is numbers in lists,
+    tuples, dicts and arrays; strings, None and booleans are part of the shape)."""
+    t = type(sample)
+    if t is bool or sample is None or t is str:
+        return ("static", sample)
+    if isinstance(sample, (int, np.integer)) and not isinstance(sample, (bool, np.bool_)):
+        numbers.append(float(sample))
+        return "i"
+    if isinstance(sample, (float, np.floating)):
+        if not np.isfinite(sample):
+            raise ValueError("compiled: a sample contains NaN or infinity")
+        numbers.append(float(sample))
+        return "f"
+    if isinstance(sample, np.ndarray):
+        return _flatten(sample.tolist(), numbers)
+    if isinstance(sample, (list, tuple)):
+        kind = "tuple" if isinstance(sample, tuple) else "list"
+        if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
+            start = len(numbers)
+            numbers.extend(map(float, sample))
+            total = sum(numbers[start:])
+            if total - total != 0.0:
+                raise ValueError("compiled: a sample contains NaN or infinity")
+            return (kind, tuple(map(_PLAIN.__getitem__, map(type, sample))))
+        return (kind, tuple(_flatten(x, numbers) for x in sample))
+    if isinstance(sample, dict):
+        return ("dict", tuple((k, _flatten(v, numbers)) for k, v in sample.items()))
+    if isinstance(sample, Value):
+        raise TypeError("compiled: samples hold plain numbers, not Values (compile makes the Values)")
+    try:
+        hash(sample)
+    except TypeError:
+        raise TypeError(f"compiled: cannot take a sample apart: {type(sample).__name__} is not a number, list, "
+                        f"tuple, dict or array") from None
+    return ("static", sample)
+
+
+def _rebuild(shape, leaves):
+    """The sample of `shape` with the Values of the iterator `leaves` for its numbers."""
+    if shape in ("i", "f"):
+        return next(leaves)
+    kind, content = shape
+    if kind == "static":
+        return content
+    if kind == "dict":
+        return {k: _rebuild(s, leaves) for k, s in content}
+    items = [_rebuild(s, leaves) for s in content]
+    return tuple(items) if kind == "tuple" else items
+
+
+def _describe_shape(shape) -> str:
+    if shape in ("i", "f"):
+        return "number"
+    kind, content = shape
+    if kind == "xy":
+        return f"row of {content}"
+    if kind in ("list", "tuple"):
+        return f"{kind} of {len(content)}"
+    return kind
+
+
+# ---- a tape: one recording of fn ---------------------------------------------------------------
+
+class _Tape:
+    """One recording of fn: its groups of nodes, its parameters, and the guards a sample must
+    pass to be replayed on it."""
+
+    def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
+                 watched: list[Value], shape, start: int) -> None:
+        self.shape, self.guards, self.last_used = shape, guards, 0
+        extra = [x for g in guards for x in (g.a, g.b) if type(x) is Value] + list(watched)
+        order = topological_order(out)
+        known = set(order)
+        for w in extra:  # decided-on and watched Values join the tape if not already in it
+            if w not in known:
+                more = [v for v in topological_order(w) if v not in known]
+                known.update(more)
+                order += more
+        slot = {v: i for i, v in enumerate(order)}
+        leaf_index = {id(v): i for i, v in enumerate(leaves)}
+        structure: list[tuple] = []
+        for v in order:
+            if v.inputs:
+                structure.append((v._op, tuple(slot[x] for x in v.inputs)))
+            elif id(v) in leaf_index:
+                structure.append(("x", leaf_index[id(v)]))
+            elif v.requires_grad:
+                structure.append(("param", compiled._position(v)))
+            else:
+                structure.append(("const", v.data))
+        guard_values = [w for g in guards for w in (g.a, g.b) if type(w) is Value]
+        order, structure, root, moved, groups = _group_contiguously(
+            order, structure, slot[out], [slot[w] for w in watched] + [slot[w] for w in guard_values])
+        self.root, self.watched = root, moved[:len(watched)]
+        new_slot = dict(zip(map(id, guard_values), moved[len(watched):]))
+        self.checks = [_guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
+                                    new_slot.get(id(g.b)) if type(g.b) is Value else None) for g in guards]
+        self.n_slots = len(order)
+        kinds = [s[0] for s in structure]
+        self.x_slots = _index(np.array([i for i, k in enumerate(kinds) if k == "x"], dtype=int))
+        self.x_rows = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
+        consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
+        self.const_slots = np.array([i for i, _ in consts], dtype=int)
+        self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
+        # Values without gradient that existed before the recording (a frozen weight, a
+        # temperature): read again whenever one was set, as parameters are; the numbers that
+        # fn's ops lifted into the graph while recording cannot change.
+        held = [(k, order[i]) for k, (i, _) in enumerate(consts) if engine.version_of(order[i]) < start]
+        self.held_rows = np.array([k for k, _ in held], dtype=int)
+        self.held = [v for _, v in held]
+        self.held_version = engine.data_version()
+        param_slots = [i for i, k in enumerate(kinds) if k == "param"]
+        self.param_index = np.array([structure[i][1] for i in param_slots], dtype=int)  # into compiled.params
+        is_param = np.array([k == "param" for k in kinds])
+        needs = list(is_param)  # does a gradient flow into this slot?
+        for i, s in enumerate(structure):
+            if order[i].inputs:
+                needs[i] = any(needs[j] for j in s[1])
+        self.groups = []
+        for arity, idx, depth in groups:
+            ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
+            self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
+                                      [np.array([needs[s] for s in slots]) for slots in ins], depth=depth))
+        # The tape's parameters live in one vector P. Layers index it directly; only parameters
+        # that other groups read get rows of their own in V (filled across the batch).
+        position = {slot_: k for k, slot_ in enumerate(param_slots)}
+        read = {root, *self.watched, *new_slot.values()}
+        for g in self.groups:
+            slots = g.layer_slots(is_param)
+            if slots is not None:
+                W, X, B = slots
+                W = np.vectorize(position.__getitem__, otypes=[int])(W)
+                B = np.array([position[b] for b in B.tolist()], dtype=int)
+                g.layer = (_layer_block(W, B), _index(X))
+                read.update(X.tolist())
+                continue
+            g.places = _Places.of(g, is_param, position)
+            if g.places is not None:  # the same layer at several places (positions of a sequence)
+                read.update(g.places.x_slots.ravel().tolist())
+                if g.places.b_pos is None:
+                    read.update(g.places.b_slots.tolist())
+            else:
+                for idx in g.ins:
+                    read.update(idx.tolist())
+        self.groups = _join_blocks(self.groups)
+        rows = sorted(s for s in read if is_param[s])
+        self.row_param_slots = np.array(rows, dtype=int)
+        self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
+        self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
+        self.nodes = sum(len(g.out) for g in self.groups)
+        # Arrays reused from call to call: fresh ones cost more than the arithmetic (page faults).
+        self._spare: list[np.ndarray] = []  # values arrays of results that are gone
+        self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
+
+    def held_requires_grad(self) -> bool:
+        """True once a Value recorded as a constant requires grad (the recording is then out of date)."""
+        return any(v.requires_grad for v in self.held)
+
+    def give_back(self, V: np.ndarray) -> None:
+        """Keep V (no longer used by anyone) for a later forward."""
+        if len(self._spare) < 2 and V.base is None and V.shape[0] == self.n_slots:
+            self._spare.append(V)
+
+    def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values V, this tape's parameters P, which samples pass every guard) for the
+        samples whose numbers are the columns of D."""
+        n = D.shape[1]
+        V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
+        if V is None:
+            V = np.empty((self.n_slots, n))
+        if self.held and engine.changed_since(self.held, self.held_version) is not None:
+            self.const_values[self.held_rows, 0] = [v.data for v in self.held]
+            self.held_version = engine.data_version()
+        V[self.const_slots] = self.const_values
+        V[self.x_slots] = D[self.x_rows]
+        P = P_all[self.param_index]
+        if len(self.row_param_slots):
+            V[self.row_param_slots] = P[self.row_param_pos, None]
+        with np.errstate(all="ignore"):
+            for g in self.groups:
+                V[g.out_at] = _forward(g, V, P)
+        ok = np.ones(n, dtype=bool)
+        for check in self.checks:
+            ok &= check(V).all(axis=0)
+        return V, P, ok
+
+    def first_failure(self, V: np.ndarray, col: int) -> Guard:
+        """The first guard that sample `col` of V fails."""
+        for guard, check in zip(self.guards, self.checks):
+            if not check(V[:, col:col + 1]).all():
+                return guard
+        return self.guards[0]
+
+    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray) -> None:
+        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all."""
+        G = self._G
+        if G is None or G.shape != V.shape:
+            G = self._G = np.empty_like(V)
+        G[self.first_computed:] = 0.0  # rows of leaves are never read, but those of row parameters
+        if len(self.row_param_slots):
+            G[self.row_param_slots] = 0.0
+        G[self.root] = scale
+        PG = np.zeros(len(P))
+        with np.errstate(all="ignore"):
+            for g in reversed(self.groups):
+                grad_out = G[g.out_at]
+                if g.layer is not None:
+                    _layer_backward(g, V, G, P, PG, grad_out)
+                elif g.places is not None:
+                    g.places.backward(V, G, P, PG, grad_out, g.needs)
+                else:
+                    _backward(g, V, G, grad_out)
+        if len(self.row_param_slots):
+            PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
+        PG_all[self.param_index] += PG
+
+    def raise_nonfinite(self, V: np.ndarray, samples: np.ndarray) -> None:
+        for g in (part for group in self.groups for part in getattr(group, "parts", [group])):
+            bad = ~np.isfinite(V[g.out])
+            if bad.any():
+                row, col = map(int, np.argwhere(bad)[0])
+                shown = ", ".join(f"{V[ins[row], col]:.6g}" for ins in g.ins)
+                if g.op is _TAKE:
+                    raise ValueError(f"compiled: take({shown}): index must be an integer in 0..{len(g.ins) - 2}, "
+                                     f"for sample {samples[col]}")
+                raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {samples[col]}")
+        raise ValueError("compiled: the loss is not finite")
+
+
+def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
+    def side(slot, const):
+        return (lambda V: V[slot:slot + 1]) if slot is not None else (lambda V: np.float64(const))
+    A, B = side(a, g.a), side(b, g.b)
+    if g.kind in _COMPARE:
+        compare, answer = _COMPARE[g.kind], bool(g.answer)
+        return lambda V: compare(A(V), B(V)) == answer
+    if g.kind == "int":
+        return lambda V: np.trunc(A(V)) == g.answer
+    return lambda V: A(V) == g.answer  # float, index: the very same number
+
+
+# ---- compiled functions ------------------------------------------------------------------------
+
+class BatchResult:
+    """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
+
+    def __init__(self, compiled: "Compiled", runs: list, losses: np.ndarray, outputs: np.ndarray | None) -> None:
+        self._compiled, self._runs, self._call = compiled, runs, compiled.calls
+        self._version = engine.data_version()  # the parameters' numbers this result was computed at
+        self._used = len(compiled.params)
+        self.losses = losses
+        self.data = float(losses.mean())
+        self.outputs = outputs
+        self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
+        self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i])
+
+    def backward(self) -> None:
+        """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
+        compiled = self._compiled
+        changed = engine.changed_since(compiled.params[:self._used], self._version)
+        if changed is not None:
+            name = f" {changed.label!r}" if changed.label else ""
+            raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
+                               f"batch was computed; run the compiled function again to differentiate at the new "
+                               f"value")
+        PG = np.zeros(len(compiled.params))
+        for tape, V, P, _ in self._runs:
+            tape.backward(V, P, 1.0 / len(self.losses), PG)
+        if not np.isfinite(PG).all():
+            bad = int(np.flatnonzero(~np.isfinite(PG))[0])
+            raise ValueError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} is not finite")
+        for p, g in zip(compiled.params, PG.tolist()):
+            if p.requires_grad:  # a parameter frozen since the recording gets none, as in the scalar engine
+                p.grad += g
+        self.grads = PG
+
+    def __del__(self) -> None:
+        for tape, V, _, _ in getattr(self, "_runs", ()):
+            tape.give_back(V)
+
+    def __repr__(self) -> str:
+        return f"BatchResult(data={self.data:.4g}, batch={len(self.losses)}, tapes={self.tapes})"
+
+
+class Compiled:
+    """`fn` recorded once per kind of sample and replayed over batches: call it with a list of
+    samples (`fn(sample)`), or with X (n, d) and y (n,) (`fn(x, y)`)."""
+
+    def __init__(self, fn: Callable, *, max_tapes: int = 16, watch: Callable[[], list] | None = None) -> None:
+        if isinstance(max_tapes, bool) or not isinstance(max_tapes, int) or max_tapes < 1:
+            raise ValueError(f"compile: max_tapes must be a positive int, got {max_tapes!r}")
+        self.fn, self.max_tapes, self._watch = fn, max_tapes, watch
+        self._tapes: OrderedDict[object, list[_Tape]] = OrderedDict()
+        self.params: list[Value] = []      # every parameter any tape reads, in first-seen order
+        self._positions: dict[int, int] = {}
+        self.calls = 0
+        self.recordings = 0                # tapes recorded so far (some may have been dropped)
+
+    @property
+    def tapes(self) -> int:
+        """How many recordings are kept (at most `max_tapes`)."""
+        return sum(map(len, self._tapes.values()))
+
+    def _position(self, p: Value) -> int:
+        if id(p) not in self._positions:
+            self._positions[id(p)] = len(self.params)
+            self.params.append(p)
+        return self._positions[id(p)]
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        shapes = sorted({_describe_shape(s) for s in self._tapes})
+        return (f"Compiled({name}: {self.tapes} tape{'s' if self.tapes != 1 else ''} for {len(shapes)} sample "
+                f"shape{'s' if len(shapes) != 1 else ''}, {len(self.params)} parameters, {self.recordings} recordings)")
+
+    # ---- the batch, by shape ------------------------------------------------------------------
+
+    def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
+        """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
+        if len(args) == 2:
+            X = np.asarray(args[0], dtype=float)
+            y = np.asarray(args[1], dtype=float).reshape(-1)
+            if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
+                raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), "
+                                 f"got {X.shape} and {y.shape}")
+            if not (np.isfinite(X).all() and np.isfinite(y).all()):
+                raise ValueError("compiled: X or y contains NaN or infinity")
+            return [(("xy", X.shape[1]), np.arange(len(X)), np.vstack([X.T, y[None]]))]
+        if len(args) != 1:
+            raise TypeError(f"compiled: call with a list of samples, or with X and y; got {len(args)} arguments")
+        samples = args[0]
+        if isinstance(samples, np.ndarray):
+            samples = list(samples)
+        if not isinstance(samples, (list, tuple)) or len(samples) == 0:
+            raise ValueError(f"compiled: expected a non-empty list of samples, got {type(samples).__name__}"
+                             + (" of length 0" if isinstance(samples, (list, tuple)) else ""))
+        by_shape: dict[object, tuple[list, list]] = {}
+        for i, sample in enumerate(samples):
+            numbers: list[float] = []
+            try:
+                shape = _flatten(sample, numbers)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{e} (sample {i})") from None
+            rows, cols = by_shape.setdefault(shape, ([], []))
+            rows.append(i)
+            cols.append(numbers)
+        return [(shape, np.array(rows), np.array(cols, dtype=float).T.reshape(-1, len(rows)))
+                for shape, (rows, cols) in by_shape.items()]
+
+    def _args(self, shape, leaves: list[Value]) -> tuple:
+        if shape[0] == "xy":
+            return leaves[:-1], leaves[-1]
+        return (_rebuild(shape, iter(leaves)),)
+
+    def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
+        if shape[0] == "xy":
+            names = [f"x{i}" for i in range(shape[1])] + ["y"]
+        else:
+            names = [f"s{i}" for i in range(len(numbers))]
+        start = engine.next_version()  # Values made from here on belong to this recording
+        leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
+        with recording() as guards:
+            out = self.fn(*self._args(shape, leaves))
+        if not isinstance(out, Value):
+            raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
+        self.recordings += 1
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start)
+
+    # ---- replay -------------------------------------------------------------------------------
+
+    def __call__(self, *args: Any) -> BatchResult:
+        parts = self._split(args)
+        self.calls += 1
+        n = sum(len(rows) for _, rows, _ in parts)
+        P_all = np.fromiter(engine.data_of(self.params), dtype=float, count=len(self.params))
+        runs: list = []
+        losses, outputs = np.empty(n), None
+        for shape, rows, D in parts:
+            known = self._tapes.setdefault(shape, [])
+            if any(t.held_requires_grad() for t in known):  # recorded as a constant, now trained
+                known[:] = [t for t in known if not t.held_requires_grad()]
+            pending, i = np.arange(len(rows)), 0
+            while len(pending):  # each tape in turn takes the samples that decide as it did
+                fresh = i >= len(known)
+                if fresh:
+                    self._new_tape(shape, D[:, pending[0]], int(rows[pending[0]]), runs, known)
+                    i = len(known) - 1
+                    if len(P_all) < len(self.params):
+                        P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
+                tape = known[i]
+                i += 1
+                V, P, ok = tape.forward(D[:, pending], P_all)
+                if fresh and not ok[0]:
+                    raise RuntimeError(f"compile: sample {rows[pending[0]]} fails the checks of its own recording at "
+                                       f"{tape.first_failure(V, 0).describe()}: replay computed another number "
+                                       f"there than the scalar engine (an op's array_forward that differs from its "
+                                       f"forward, or fn is not deterministic)")
+                if not ok.any():
+                    tape.give_back(V)
+                    continue
+                tape.last_used = self.calls
+                if not ok.all():
+                    tape.give_back(V)
+                    V = V[:, ok]
+                samples = rows[pending[ok]]
+                if not np.isfinite(V[tape.root]).all():  # anything non-finite that matters reaches the loss
+                    tape.raise_nonfinite(V, samples)
+                runs.append((tape, V, P, samples))
+                losses[samples] = V[tape.root]
+                outputs = self._outputs(outputs, tape, V, samples, n)
+                pending = pending[~ok]
+        return BatchResult(self, runs, losses, outputs)
+
+    def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list) -> _Tape:
+        """Record fn on `sample`, dropping the least recently used tape that this call has
+        not used if `max_tapes` are kept already."""
+        if self.tapes >= self.max_tapes:
+            in_use = {id(run[0]) for run in runs}
+            unused = [(t.last_used, s, t) for s, ts in self._tapes.items() for t in ts if id(t) not in in_use]
+            if not unused:
+                raise ValueError(self._too_many(shape, numbers, sample, known))
+            _, s, t = min(unused, key=lambda u: u[0])
+            self._tapes[s].remove(t)
+        tape = self._record(shape, numbers, sample)
+        known.append(tape)
+        return tape
+
+    def _too_many(self, shape, numbers, sample: int, known: list) -> str:
+        why = ""
+        if known:
+            tape = known[-1]
+            V, _, _ = tape.forward(numbers[:, None], np.fromiter(engine.data_of(self.params), dtype=float))
+            guard = tape.first_failure(V, 0)
+            why = f": sample {sample} decides differently at {guard.describe()}"
+            if guard.kind == "float":
+                why += (" (its number differs from sample to sample, so each needs a recording of its own: compare "
+                        "Values instead, `if v > 0:`, which compile records as a branch, or keep the arithmetic "
+                        "in Values)")
+            elif guard.kind == "index":
+                why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
+        return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "
+                f"raise max_tapes= or use the scalar loop for this function")
+
+    def _outputs(self, outputs, tape: _Tape, V: np.ndarray, samples: np.ndarray, n: int):
+        if not tape.watched:
+            return outputs
+        if outputs is None:
+            outputs = np.empty((n, len(tape.watched))) if len(tape.watched) > 1 else np.empty(n)
+        outputs[samples] = V[tape.watched].T if len(tape.watched) > 1 else V[tape.watched[0]]
+        return outputs
+
+
+# ---- groups of nodes ---------------------------------------------------------------------------
 
 @dataclass
 class _Group:
@@ -37,6 +520,8 @@ class _Group:
     ins: list[np.ndarray]    # per input position, the input slots, each shape (k,)
     needs: list[np.ndarray]  # per input position, which of those slots need a gradient
     layer: tuple | None = None  # for a layer of fused neurons: (where its parameters sit in P, input slots)
+    places: "_Places | None" = None  # for a layer applied at several places
+    depth: int = 0  # ops on the longest path from a leaf (nodes of one depth never feed each other)
 
     def __post_init__(self) -> None:
         self.unique = [len(np.unique(idx)) == len(idx) for idx in self.ins]
@@ -45,9 +530,15 @@ class _Group:
         self.forward = array_forward(self.op)
         self.needed = [bool(needs.any()) for needs in self.needs]  # input positions that need a gradient
         # (position, where its input slots are, are they distinct, mask of the slots needing a gradient)
-        self.backward_plan = [(i, at, unique, None if needs.all() else needs[:, None])
+        self.backward_plan = [(i, at if unique else _Scatter(self.ins[i]), unique,
+                               None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
+        if self.op is _TAKE:  # the options' slots (k, m), and the range they lie in
+            self.options = np.stack(self.ins[1:], axis=1)
+            self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
+        # dot and logsumexp over many inputs: one block for the whole group (see _Block)
+        self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -62,213 +553,25 @@ class _Group:
         return None
 
 
-class BatchResult:
-    """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
-
-    def __init__(self, compiled: "Compiled", values: np.ndarray, outputs: np.ndarray | None) -> None:
-        self._compiled, self._values, self._call = compiled, values, compiled.calls
-        self.losses = values[compiled.root].copy()
-        self.data = float(self.losses.mean())
-        self.outputs = outputs
-
-    def backward(self) -> None:
-        """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
-        if self._call != self._compiled.calls:
-            raise RuntimeError("backward(): the compiled function has run again since this result was made, "
-                               "and its buffers now hold the newer batch; call backward() first")
-        self._compiled._backward(self._values)
-
-    def __repr__(self) -> str:
-        return f"BatchResult(data={self.data:.4g}, batch={len(self.losses)})"
-
-
-class Compiled:
-    """A recorded tape of `fn`; call it with X (n, d) and y (n,)."""
-
-    def __init__(self, fn: Callable, watch: Callable[[], list] | None = None) -> None:
-        self.fn, self._watch = fn, watch
-        self._tape: bool | None = None
-        self.calls = 0
-        self._buffers: dict[tuple, np.ndarray] = {}
-
-    # ---- recording -------------------------------------------------------------------------
-
-    def _record(self, x_row: np.ndarray, y_value: float):
-        xs = [Value(float(v), f"x{i}", requires_grad=False) for i, v in enumerate(x_row)]
-        y = Value(float(y_value), "y", requires_grad=False)
-        out = self.fn(xs, y)
-        if not isinstance(out, Value):
-            raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
-        watched = self._watch() if self._watch else []
-        order = topological_order(out)
-        for w in watched:  # watched outputs (e.g. the model's) join the tape if not already in it
-            known = set(order)
-            order += [v for v in topological_order(w) if v not in known]
-        slot = {v: i for i, v in enumerate(order)}
-        structure: list[tuple] = []
-        for v in order:
-            if v.inputs:
-                structure.append((v.op, tuple(slot[x] for x in v.inputs)))
-            elif v in xs:
-                structure.append(("x", xs.index(v)))
-            elif v is y:
-                structure.append(("y",))
-            elif v.requires_grad:
-                structure.append(("param", id(v)))
-            else:
-                structure.append(("const", v.data))
-        watched_slots = [slot[w] for w in watched]
-        return order, structure, slot[out], watched_slots
-
-    def _build(self, X: np.ndarray, y: np.ndarray) -> None:
-        order, structure, root, watched = self._record(X[0], y[0])
-        for j in sorted({len(X) // 2, len(X) - 1} - {0}):  # re-record: does the graph change?
-            other = self._record(X[j], y[j])[1]
-            if other != structure:
-                diff = next(i for i, (a, b) in enumerate(zip(structure, other)) if a != b) \
-                    if len(other) == len(structure) else None
-                where = f" (node {diff}: {structure[diff]} vs {other[diff]})" if diff is not None else \
-                    f" ({len(structure)} vs {len(other)} nodes)"
-                raise ValueError(f"compile: fn builds a different graph for sample 0 and sample {j}{where}: "
-                                 f"its structure or constants depend on the data (Python branching on "
-                                 f".data, or float(x)), so a recorded tape would give wrong gradients; "
-                                 f"use the scalar loop for this function")
-        order, structure, root, watched, groups = _group_contiguously(order, structure, root, watched)
-        self.root, self.watched = root, watched
-        self.n_slots = len(order)
-        kinds = [s[0] for s in structure]
-        self.x_slots = _index(np.array([i for i, s in enumerate(structure) if s[0] == "x"], dtype=int))
-        self.x_cols = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
-        self.y_slots = np.array([i for i, k in enumerate(kinds) if k == "y"], dtype=int)
-        consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
-        self.const_slots = np.array([i for i, _ in consts], dtype=int)
-        self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
-        self.param_slots = np.array([i for i, k in enumerate(kinds) if k == "param"], dtype=int)
-        self.param_values = [order[i] for i in self.param_slots.tolist()]
-        is_param = np.array([k == "param" for k in kinds])
-        needs = list(is_param)  # does a gradient flow into this slot?
-        for i, s in enumerate(structure):
-            if order[i].inputs:
-                needs[i] = any(needs[j] for j in s[1])
-        self.groups = []
-        for arity, idx in groups:
-            ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
-            self.groups.append(_Group(order[idx[0]]._op, np.array(idx), ins,
-                                      [np.array([needs[s] for s in slots]) for slots in ins]))
-        # Parameters live in one vector P. Layers index it directly; only parameters that other
-        # groups read get rows of their own in V (filled across the batch).
-        position = {slot: k for k, slot in enumerate(self.param_slots.tolist())}
-        for g in self.groups:
-            slots = g.layer_slots(is_param)
-            if slots is not None:
-                W, X, B = slots
-                W = np.vectorize(position.__getitem__, otypes=[int])(W)
-                B = np.array([position[b] for b in B.tolist()], dtype=int)
-                g.layer = (_layer_block(W, B), _index(X))
-        read = {root}  # slots groups read through V (a layer reads its weights from P)
-        for g in self.groups:
-            slots = g.layer_slots(is_param)
-            for idx in ([slots[1]] if slots is not None else g.ins):
-                read.update(idx.tolist())
-        rows = sorted(s for s in read if is_param[s])
-        self.row_param_slots = np.array(rows, dtype=int)
-        self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
-        self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
-        self.x_needed = int(self.x_cols.max(initial=-1)) + 1
-        self._tape = True
-
-    # ---- replay ----------------------------------------------------------------------------
-
-    def __call__(self, X: ArrayLike, y: ArrayLike) -> BatchResult:
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float).reshape(-1)
-        if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-            raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise ValueError("compiled: X or y contains NaN or infinity")
-        if self._tape is None:
-            self._build(X, y)
-        if X.shape[1] < self.x_needed:
-            raise ValueError(f"compiled: fn reads x[{self.x_needed - 1}] but X has {X.shape[1]} columns")
-        n = len(X)
-        self.calls += 1
-        V = self._buffer("values", n)
-        V[self.x_slots] = X[:, self.x_cols].T
-        V[self.y_slots] = y
-        P = self._params = np.array(engine._read(self.param_values), dtype=float)
-        if len(self.row_param_slots):
-            V[self.row_param_slots] = P[self.row_param_pos, None]
-        with np.errstate(all="ignore"):
-            for g in self.groups:
-                V[g.out_at] = _forward(g, V, P)
-        if not np.isfinite(V[self.root]).all():  # anything non-finite that matters reaches the loss
-            self._raise_nonfinite(V)
-        outputs = None
-        if self.watched:
-            outputs = V[self.watched].T.copy() if len(self.watched) > 1 else V[self.watched[0]].copy()
-        return BatchResult(self, V, outputs)
-
-    def _backward(self, V: np.ndarray) -> None:
-        n = V.shape[1]
-        G = self._buffer("grads", n)
-        G[self.first_computed:] = 0.0  # leaves' rows are never read, but for row parameters
-        if len(self.row_param_slots):
-            G[self.row_param_slots] = 0.0
-        G[self.root] = 1.0 / n
-        P, PG = self._params, np.zeros(len(self._params))
-        with np.errstate(all="ignore"):
-            for g in reversed(self.groups):
-                grad_out = G[g.out_at]
-                if g.layer is not None:
-                    _layer_backward(g, V, G, P, PG, grad_out)
-                else:
-                    _backward(g, V, G, grad_out)
-        if len(self.row_param_slots):
-            PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
-        grads = PG
-        if not np.isfinite(grads).all():
-            raise ValueError("compiled backward: a parameter's gradient is not finite")
-        for p, g in zip(self.param_values, grads.tolist()):
-            p.grad += g
-
-    def _buffer(self, kind: str, n: int) -> np.ndarray:
-        """Reused (slots, n) arrays: fresh ones each step cost more than the arithmetic.
-        Constants' rows of the values buffer are written once, when it is made."""
-        key = (kind, n)
-        if key not in self._buffers:
-            buffer = self._buffers[key] = np.empty((self.n_slots, n))
-            if kind == "values":
-                buffer[self.const_slots] = self.const_values
-        return self._buffers[key]
-
-    def _raise_nonfinite(self, V: np.ndarray) -> None:
-        for g in self.groups:
-            bad = ~np.isfinite(V[g.out])
-            if bad.any():
-                row, sample = map(int, np.argwhere(bad)[0])
-                shown = ", ".join(f"{V[ins[row], sample]:.6g}" for ins in g.ins)
-                raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {sample}")
-
-
-def _groups(order: list[Value]) -> list[tuple[int, list[int]]]:
-    """(arity, slots) of each group of same-op nodes at the same depth, in run order."""
+def _groups(order: list[Value]) -> list[tuple[int, list[int], int]]:
+    """(arity, slots, depth) of each group of same-op nodes at the same depth, in run order."""
     groups: dict[tuple, list[int]] = {}
     for i, v in enumerate(order):
         if v.inputs:
             groups.setdefault((v._depth, v.op, len(v.inputs)), []).append(i)
-    return [(key[2], idx) for key, idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0]))]
+    return [(key[2], idx, key[0]) for key, idx in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][0]))]
 
 
 def _group_contiguously(order, structure, root, watched):
     """Renumber slots: leaves first, then each group's nodes together, so most gathers and
     scatters of the replay are slices (views) rather than copies. Returns the groups too."""
     groups = _groups(order)
-    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx in groups for i in idx]
+    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx, _ in groups for i in idx]
     new = {old: k for k, old in enumerate(perm)}
     remapped = [(structure[i][0], tuple(new[j] for j in structure[i][1])) if order[i].inputs else structure[i]
                 for i in perm]
     return ([order[i] for i in perm], remapped, new[root], [new[w] for w in watched],
-            [(arity, [new[i] for i in idx]) for arity, idx in groups])
+            [(arity, [new[i] for i in idx], depth) for arity, idx, depth in groups])
 
 
 def _index(slots: np.ndarray):
@@ -305,12 +608,261 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         block, X = g.layer
         W, B = _weights(block, P)
         return W @ V[X] + B[:, None]
+    if g.places is not None:
+        return g.places.forward(V, P)
+    if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
+        return _take_forward(g, V)
+    if g.block is not None:
+        return g.block.forward(V)
     return g.forward(*[V[idx] for idx in g.ins_at])
+
+
+class _Block:
+    """Groups of dot or logsumexp nodes over many inputs (of one arity or several: a ragged
+    block), run as a few numpy calls on rows instead of one call per input.
+
+    Forward: one row per input (dot: b, then each w * x, summed per node by one `reduceat`
+    in the scalar engine's order; logsumexp: m + log(sum(exp(x - m))) with m each node's largest
+    x, as the scalar engine computes it).
+    Backward: each (node, input) pair that needs a gradient adds partner × grad_out (dot:
+    d/dw_i = x_i, d/dx_i = w_i) or exp(x_i - out) × grad_out (logsumexp) into its input's slot;
+    the pairs are sorted by that slot once, so each step is a gather, a product and one
+    `reduceat`. Scratch arrays are kept per batch size: fresh ones cost more (page faults)
+    than the arithmetic."""
+
+    def __init__(self, parts: list[_Group]) -> None:
+        self.is_dot = parts[0].op is _DOT
+        left, right, starts, pair_node, partner, target, b_node, b_slot, row_node = ([] for _ in range(9))
+        nodes = rows = 0
+        for g in parts:
+            slots, need = np.stack(g.ins, axis=1), np.stack(g.needs, axis=1)  # (k, arity)
+            k, a = slots.shape
+            node = np.repeat(np.arange(nodes, nodes + k), a)
+            pos = np.tile(np.arange(a), k)
+            if self.is_dot:
+                m = (a - 1) // 2
+                left.append(np.concatenate([slots[:, 2 * m:], slots[:, :m]], axis=1).ravel())
+                right.append(np.concatenate([slots[:, 2 * m:], slots[:, m:2 * m]], axis=1).ravel())
+                starts.append(rows + (m + 1) * np.arange(k))
+                rows += k * (m + 1)
+                bias, wanted = pos == 2 * m, need.ravel()
+                b_node.append(node[wanted & bias])
+                b_slot.append(slots.ravel()[wanted & bias])
+                wanted = wanted & ~bias
+                # the partner of w_i is x_i and the other way round: input (i + m) mod 2m
+                partner.append(slots[np.repeat(np.arange(k), a), (pos + m) % (2 * m)][wanted])
+            else:
+                left.append(slots.ravel())
+                row_node.append(np.repeat(np.arange(nodes, nodes + k), a))
+                starts.append(rows + a * np.arange(k))
+                rows += k * a
+                wanted = need.ravel()
+                partner.append(slots.ravel()[wanted])
+            pair_node.append(node[wanted])
+            target.append(slots.ravel()[wanted])
+            nodes += k
+        join = np.concatenate
+        self.left, self.starts = join(left), join(starts)
+        self.right = join(right) if self.is_dot else self.left  # (unused by logsumexp)
+        self.row_node = self.left if self.is_dot else join(row_node)  # (unused by dot)
+        self.bias_rows = self.starts if self.is_dot else None
+        b_node_all = join(b_node) if b_node else np.zeros(0, dtype=int)
+        self.b_nodes = b_node_all if len(b_node_all) else None
+        self.b_scatter = _Scatter(join(b_slot)) if self.b_nodes is not None else None
+        targets = join(target)
+        order = np.argsort(targets, kind="stable")
+        self.node, self.partner = join(pair_node)[order], join(partner)[order]
+        self.out_of_pair = join([g.out for g in parts])[self.node]
+        ordered = targets[order]
+        self.pair_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
+        self.targets = _index(ordered[self.pair_starts]) if len(ordered) else None
+        self._scratch: dict[int, tuple] = {}
+
+    def scratch(self, n: int) -> tuple:
+        if n not in self._scratch:  # one batch size at a time
+            self._scratch = {n: (np.empty((len(self.left), n)), np.empty((len(self.left), n)),
+                                 np.empty((len(self.node), n)), np.empty((len(self.node), n)),
+                                 np.empty((len(self.pair_starts), n)))}
+        return self._scratch[n]
+
+    def forward(self, V: np.ndarray) -> np.ndarray:
+        L, R, _, _, _ = self.scratch(V.shape[1])
+        np.take(V, self.left, axis=0, out=L)
+        if not self.is_dot:  # m + log(sum(exp(x - m))) with m the largest x, as the scalar engine
+            M = np.maximum.reduceat(L, self.starts, axis=0)
+            np.subtract(L, np.take(M, self.row_node, axis=0, out=R), out=L)
+            np.exp(L, out=L)
+            return M + np.log(np.add.reduceat(L, self.starts, axis=0))
+        np.take(V, self.right, axis=0, out=R)
+        np.multiply(L, R, out=L)
+        L[self.bias_rows] = R[self.bias_rows]  # each node's first row is its b
+        return np.add.reduceat(L, self.starts, axis=0)
+
+    def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+        if self.b_scatter is not None:
+            self.b_scatter.add(G, grad_out[self.b_nodes])
+        if self.targets is None:
+            return
+        _, _, A, B, sums = self.scratch(V.shape[1])
+        np.take(V, self.partner, axis=0, out=A)
+        if not self.is_dot:  # exp(x_i - out)
+            np.take(V, self.out_of_pair, axis=0, out=B)
+            np.subtract(A, B, out=A)
+            np.exp(A, out=A)
+        np.take(grad_out, self.node, axis=0, out=B)
+        np.multiply(A, B, out=A)
+        np.add.reduceat(A, self.pair_starts, axis=0, out=sums)
+        G[self.targets] += sums
+
+
+class _Joined:
+    """Block groups of one op at one depth (dot or logsumexp of different arities, such as
+    attention at each position) run as one ragged block; `parts` are the groups joined."""
+
+    def __init__(self, parts: list[_Group]) -> None:
+        self.parts, self.op = parts, parts[0].op
+        self.out = np.concatenate([g.out for g in parts])
+        self.out_at = _index(self.out)
+        self.layer = self.places = None
+        self.block = _Block(parts)
+
+
+def _join_blocks(groups: list) -> list:
+    """Runs of adjacent block groups of the same op and depth joined into one."""
+    def joinable(g) -> bool:
+        return g.block is not None and g.layer is None and g.places is None
+    runs: list[list] = []
+    for g in groups:
+        last = runs[-1][-1] if runs else None
+        if last is not None and joinable(g) and joinable(last) and last.op is g.op and last.depth == g.depth:
+            runs[-1].append(g)
+        else:
+            runs.append([g])
+    return [run[0] if len(run) == 1 else _Joined(run) for run in runs]
+
+
+class _Places:
+    """A group of fused neurons that is one layer (parameter weight rows) applied to the inputs
+    of several places, as a Linear at every position of a sequence: one batched matrix product
+    W (R, m) @ X (places, m, n) instead of one dot per node."""
+
+    def __init__(self, w_pos, x_slots, p_idx, r_idx, b_pos, b_slots) -> None:
+        self.w_pos, self.x_slots, self.p_idx, self.r_idx = w_pos, x_slots, p_idx, r_idx
+        self.b_pos, self.b_slots = b_pos, b_slots
+        R = len(w_pos)
+        self.grid = len(p_idx) == len(x_slots) * R and (p_idx * R + r_idx == np.arange(len(p_idx))).all()
+        self.w_unique = len(np.unique(w_pos)) == w_pos.size
+        self.x_scatter = None if len(np.unique(x_slots)) == x_slots.size else _Scatter(x_slots.ravel())
+        self.b_unique = b_pos is None or len(np.unique(b_pos)) == len(b_pos)
+
+    @classmethod
+    def of(cls, g: "_Group", is_param: np.ndarray, position: dict) -> "_Places | None":
+        if g.op is not _DOT or g.op.derivatives is not _DOT_RULES or len(g.out) < 2:
+            return None
+        m = (len(g.ins) - 1) // 2
+        W, X, B = np.stack(g.ins[:m], axis=1), np.stack(g.ins[m:2 * m], axis=1), g.ins[-1]
+        if not is_param[W].all():
+            return None
+        rows, r_idx = np.unique(W, axis=0, return_inverse=True)
+        places, p_idx = np.unique(X, axis=0, return_inverse=True)
+        pairs = p_idx * len(rows) + r_idx
+        if len(np.unique(pairs)) != len(pairs) or 2 * len(pairs) < len(rows) * len(places):
+            return None  # repeated or too few pairs: the batched product would waste work
+        w_pos = np.vectorize(position.__getitem__, otypes=[int])(rows)
+        b_pos = np.array([position[b] for b in B.tolist()], dtype=int) if is_param[B].all() else None
+        return cls(w_pos, places, p_idx.ravel(), r_idx.ravel(), b_pos, B)
+
+    def forward(self, V: np.ndarray, P: np.ndarray) -> np.ndarray:
+        Y = P[self.w_pos] @ V[self.x_slots]  # (places, R, n)
+        out = Y.reshape(-1, V.shape[1]) if self.grid else Y[self.p_idx, self.r_idx]
+        return out + (P[self.b_pos][:, None] if self.b_pos is not None else V[self.b_slots])
+
+    def backward(self, V, G, P, PG, grad_out, needs) -> None:
+        n = V.shape[1]
+        if self.grid:
+            gY = grad_out.reshape(len(self.x_slots), len(self.w_pos), n)
+        else:
+            gY = np.zeros((len(self.x_slots), len(self.w_pos), n))
+            gY[self.p_idx, self.r_idx] = grad_out
+        Xs = V[self.x_slots]
+        dW = np.tensordot(gY, Xs, axes=([0, 2], [0, 2]))  # (R, m)
+        if self.w_unique:
+            PG[self.w_pos] += dW
+        else:
+            np.add.at(PG, self.w_pos, dW)
+        m = self.x_slots.shape[1]
+        if needs[m].any() or any(needs[m + j].any() for j in range(1, m)):  # the inputs lead back to parameters
+            dX = np.swapaxes(P[self.w_pos], 0, 1) @ gY  # (places, m, n)
+            if self.x_scatter is None:
+                G[self.x_slots] += dX
+            else:
+                self.x_scatter.add(G, dX.reshape(-1, n))
+        if self.b_pos is not None:
+            if self.b_unique:
+                PG[self.b_pos] += grad_out.sum(axis=1)
+            else:
+                np.add.at(PG, self.b_pos, grad_out.sum(axis=1))
+        elif needs[-1].any():
+            np.add.at(G, self.b_slots, grad_out)
+
+
+class _Scatter:
+    """G[slots] += rows, where a slot may repeat: the rows sorted by slot once, then summed per
+    slot with one reduceat (much faster than np.add.at)."""
+
+    def __init__(self, slots: np.ndarray) -> None:
+        self.order = np.argsort(slots, kind="stable")
+        ordered = slots[self.order]
+        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        self.targets = ordered[self.starts]
+
+    def add(self, G: np.ndarray, rows: np.ndarray) -> None:
+        G[self.targets] += np.add.reduceat(rows[self.order], self.starts, axis=0)
+
+
+def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each node and sample, the slot take picks (k, n), and where the index is valid."""
+    index = V[g.ins_at[0]]
+    m = len(g.ins) - 1
+    valid = (index == np.trunc(index)) & (index >= 0) & (index < m)
+    picked = np.where(valid, index, 0).astype(int)
+    return g.options[np.arange(len(g.out))[:, None], picked], valid
+
+
+def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
+    """One gather: each node's option at its index, NaN where the index is not one (reported
+    if that sample's loss needs it)."""
+    slots, valid = _take_slots(g, V)
+    out = V[slots, np.arange(V.shape[1])]
+    out[~valid] = np.nan
+    return out
+
+
+def _take_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+    """The gradient goes to the picked option only (none to the index)."""
+    slots, valid = _take_slots(g, V)
+    n = V.shape[1]
+    lo, hi = g.option_span
+    if (hi - lo) * n <= 4 * slots.size + 4096:  # options in a narrow range (an embedding table)
+        flat = (slots - lo) * n + np.arange(n)  # where each (slot, sample) falls in G[lo:hi]
+        sums = np.bincount(flat[valid], weights=grad_out[valid], minlength=(hi - lo) * n)
+        G[lo:hi] += sums.reshape(hi - lo, n)
+        return
+    cols = np.broadcast_to(np.arange(n), slots.shape)
+    np.add.at(G, (slots[valid], cols[valid]), grad_out[valid])
 
 
 def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
     """Add local derivative × grad_out into G for each input position that needs a gradient;
     like the scalar engine, no derivative is taken for the others."""
+    if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
+        return _take_backward(g, V, G, grad_out)
+    if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
+        return g.block.backward(V, G, grad_out)
+    if isinstance(g, _Joined):  # a replaced rule (mutation testing): group by group
+        for part in g.parts:
+            _backward(part, V, G, G[part.out_at])
+        return None
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
@@ -319,9 +871,9 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> 
         if mask is not None:
             contribution = np.where(mask, contribution, 0.0)
         if unique:  # `at` is a slice or an index array
-            G[at] += contribution
+            G[at] += contribution  # type: ignore[index]  # unique: a slice or an index array
         else:  # an input used by several nodes of the group: add each use
-            np.add.at(G, at, contribution)
+            at.add(G, contribution)
 
 
 def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: np.ndarray,
@@ -356,20 +908,25 @@ def _array_local_grads(op: engine.Op, ins: list, out: np.ndarray, needed: list[b
         return np.vectorize(one, otypes=[float] * len(needed))(*ins, out)
 
 
-def compile(fn: Callable[[list, Value], Value]) -> Compiled:
-    """Record `fn(x, y)` (one sample's loss from a row of inputs and its target) once, and
-    replay it over whole batches with numpy: `compiled(X, y)` returns a result whose `.data`
-    is the mean loss and whose `.backward()` adds the mean's gradient into each parameter.
+def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
+    """Record `fn` (one sample's loss) and replay it over whole batches with numpy.
 
-    Parameters (leaf Values that `fn` uses) are read fresh on every call, so training loops
-    work. The first call records `fn` on samples 0, n//2 and n-1 and refuses (ValueError) if
-    the graphs differ, as they do when `fn` branches on `.data` or turns inputs into
-    constants with `float()`; a branch that none of those three samples takes cannot be seen,
-    so keep `fn` free of data-dependent Python control flow.
+    `compiled(samples)` calls `fn(sample)` for a list of samples of any kind (rows of numbers,
+    token sequences of different lengths: numbers in lists, tuples, dicts or arrays);
+    `compiled(X, y)` calls `fn(x, y)` with a row of X and its target. Either returns a result
+    whose `.data` is the mean loss and whose `.backward()` adds the mean's gradient into each
+    parameter, as the scalar loop would.
+
+    While `fn` records, the sample's numbers are Values. Samples of another shape get their
+    own recording; so do samples for which a decision `fn` makes on a Value (a comparison,
+    float(), .data, an index) comes out differently. At most `max_tapes` recordings are kept;
+    a batch that needs more is refused with the decision that splits it. Leaf Values that `fn`
+    uses and did not make (parameters, frozen weights) are read fresh on every call, so
+    training loops work; a result refuses `backward()` once a parameter it used was set.
     """
     if not callable(fn):
-        raise TypeError(f"compile: expected a function fn(x, y), got {type(fn).__name__}")
-    return Compiled(fn)
+        raise TypeError(f"compile: expected a function fn(sample) or fn(x, y), got {type(fn).__name__}")
+    return Compiled(fn, max_tapes=max_tapes)
 
 
 def compile_model_loss(model, loss_fn: Callable) -> Compiled:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install microgradnn and what it needs, then print the path of the Python it is installed for.
-#   scripts/setup.sh          the package (editable) with pytest and matplotlib, and Graphviz's `dot`
+#   scripts/setup.sh          the package (editable) with pytest and matplotlib, Graphviz's `dot` and
+#                             Debian's word list /usr/share/dict/words (wamerican, the GPT demo's corpus)
 #   scripts/setup.sh --test   also hypothesis, IPython, PyTorch, micrograd, build, ruff, mypy and Chromium
 # The Python is python3 (or $PYTHON) itself when pip may install into it: an active venv or conda
 # env, pyenv, a python.org build. When it is the OS's own Python (PEP 668, "externally managed")
@@ -29,6 +30,7 @@ apt_install() {  # Debian and Ubuntu; elsewhere say what to install
 
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+[[ -e /usr/share/dict/words ]] || ! command -v apt-get >/dev/null 2>&1 || missing+=(wamerican)  # optional
 if [[ $mode == test ]] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   missing+=(chromium)
 fi

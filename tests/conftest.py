@@ -99,13 +99,19 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh page at 1000 x 800 px that records console errors and uncaught exceptions in `page.errors`."""
-    context = browser.new_context(viewport={"width": 1000, "height": 800})
-    pg = context.new_page()
+def new_page(browser, width: int, height: int, **options):
+    """A page in a new browser context that records console errors and uncaught exceptions in
+    `page.errors`; close it with `page.context.close()`."""
+    pg = browser.new_context(viewport={"width": width, "height": height}, **options).new_page()
     pg.errors = []
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    return pg
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page at 1000 x 800 px (see `new_page`)."""
+    pg = new_page(browser, 1000, 800)
     yield pg
-    context.close()
+    pg.context.close()

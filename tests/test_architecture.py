@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "microgradnn"
 LAYERS = {
     "_files": 0, "_checks": 0, "_version": 0,
     "engine": 1,
-    "nn": 2, "losses": 2, "optim": 2, "replay": 2, "data": 2, "expression": 2,
-    "train": 3, "viz": 3, "plots": 3,
+    "nn": 2, "losses": 2, "optim": 2, "replay": 2, "guards": 2, "data": 2, "expression": 2,
+    "train": 3, "models": 3, "viz": 3, "plots": 3,
     "testing": 4, "pytest_plugin": 4, "cli": 4, "__main__": 4,
     "": 5,  # microgradnn/__init__.py: the public API, re-exporting everything
 }

@@ -21,7 +21,8 @@ def test_console_script_is_registered():
     assert ep.value == "microgradnn.cli:main"
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["render"], ["gradcheck"], ["mutate"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["render"], ["gradcheck"], ["mutate"], ["gpt"],
+                                     ["playground"]])
 def test_help_on_every_subcommand(command):
     done = run(*command, "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: microgradnn")
@@ -60,7 +61,7 @@ def test_demo_trains_and_writes_every_picture(tmp_path):
     backward = ET.parse(tmp_path / "out" / "neuron_backward.svg").getroot()
     texts = [t.text for t in backward.iter("{http://www.w3.org/2000/svg}text")]
     grads = [t for t in texts if t.startswith("grad ")]
-    assert "×" in "".join(texts) and len(grads) >= 10
+    assert "×" in "".join(texts) and len(grads) >= 8 and texts.count("no grad") == 2  # the sample's x0, x1
     assert len(set(grads)) >= 3 and grads.count("grad 1") < len(grads) / 2  # gradients of the loss, not all 1
     title = " ".join(texts[:2])
     assert "neuron layers.0.neurons." in title and "on sample " in title and "d(hinge loss on this sample)" in title
@@ -295,3 +296,18 @@ def test_a_failing_random_expression_shrinks_to_a_runnable_command(tmp_path):
 def test_gradcheck_at_a_smooth_maximum_is_checked_not_skipped():
     done = run("gradcheck", "100*cos(x)", "x=0", "--atol", "1e-9", "--rtol", "1e-7")
     assert done.returncode == 0 and "all 1 of 1 entries agree" in done.stdout and "non-differentiable" not in done.stdout
+
+
+def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(["cat", "car", "cart", "bat", "bar", "Bad", "it's", "tab"]) + "\n")
+    saved = tmp_path / "gpt.json"
+    done = run("gpt", "--words", str(words), "--steps", "3", "--batch-size", "4", "--samples", "2", "--save", str(saved))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"6 words from {words}; GPT(vocab 6,")  # BOS + abcrt; Bad and it's are left out
+    assert lines[-2].startswith("samples (temperature 0.8): ") and saved.exists()
+    import microgradnn as mg
+    assert isinstance(mg.Module.from_file(saved), mg.models.GPT)
+    done = run("gpt", "--words", str(tmp_path / "missing.txt"))
+    assert done.returncode == 2 and "no such file" in done.stderr

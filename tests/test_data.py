@@ -48,3 +48,21 @@ def test_xor_truth_table():
 def test_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_words_come_from_a_list_or_from_rules(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_text("zebra\nApple\nant\nit's\nbanana\nant\n")
+    words, source = data.words(max_len=5, path=path)
+    assert words == ["ant", "zebra"] and source == str(path)
+    made = data.make_words(50, seed=1)
+    assert made == data.make_words(50, seed=1) and all(3 <= len(w) <= 12 and w.isalpha() for w in made)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        data.words(path=tmp_path / "missing")
+
+
+def test_char_tokenizer_round_trips_with_bos_at_both_ends():
+    tok = data.CharTokenizer(["cab", "bad"])
+    assert tok.vocab_size == 5 and tok.encode("dab") == [0, 4, 1, 2, 0] and tok.decode([0, 4, 1, 2, 0]) == "dab"
+    with pytest.raises(ValueError, match="not in the vocabulary: 'z'"):
+        tok.encode("zab")

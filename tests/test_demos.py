@@ -23,7 +23,7 @@ def run_demo(name, *args, cwd=None):
 def test_every_demo_is_tested():
     tested = {"00_engine_tour.py", "01_restaurant_neuron.py", "02_forward_pass.py", "03_single_neuron_classifier.py",
               "04_backprop_by_hand.py", "05_moons_svm.py", "06_spiral_adam.py", "07_gradcheck_in_a_test.py",
-              "08_the_whole_idea.py"}
+              "08_the_whole_idea.py", "09_gpt.py"}
     assert {p.name for p in DEMOS.glob("*.py")} == tested
 
 
@@ -89,3 +89,17 @@ def test_the_whole_idea_gives_the_engines_numbers():
     o.backward()
     expected = f"o = {o.data:.4f}; do/dx = {x.grad:.4f}, do/dw = {w.grad:.4f}, do/db = {b.grad:.4f}"
     assert run_demo("08_the_whole_idea.py").strip() == expected
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+def test_gpt_demo_trains_samples_draws_and_checks(tmp_path):
+    out = run_demo("09_gpt.py", "--steps", "20", "--out", str(tmp_path)).splitlines()
+    losses = [float(line.split()[3]) for line in out if line.startswith("step")]
+    assert len(losses) == 11 and losses[-1] < losses[0] - 0.3  # from log(27) = 3.3 down
+    assert any(line.startswith("Compiled(GPT.loss:") for line in out)
+    assert sum(line.startswith("temperature") for line in out) == 2
+    assert out[-1] == "gradient check: passed"
+    verdict = next(line for line in out if line.startswith("directional_check of GPT("))
+    assert verdict.endswith("all 1 of 1 entries agree") and "(4224 parameters)" in out[out.index(verdict) + 2]
+    svg = (tmp_path / "gpt_position.svg").read_text()
+    assert "blocks.0.attn" in svg and "blocks.0.mlp" in svg and "head" in svg

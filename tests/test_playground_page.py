@@ -13,6 +13,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn.viz.live.config import split
+from conftest import new_page
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")]
@@ -36,13 +37,9 @@ def server():
 
 @pytest.fixture
 def tab(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg = new_page(browser, 1400, 1000, accept_downloads=True)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def until(predicate, seconds: float = 30, step: float = 0.1):
@@ -199,3 +196,17 @@ def test_a_csv_uploaded_from_the_page_becomes_the_data(server, tab, tmp_path):
     until(lambda: tab.inner_text("#epoch") == "1")
     tab.screenshot(path=str(shots(tmp_path) / "playground-csv.png"), full_page=True)
     assert tab.errors == []
+
+
+def test_the_classes_setting_is_live_only_for_data_that_takes_it(server, tab):
+    open_page(tab, server.url)
+    assert tab.input_value("#dataset") == "moons" and tab.is_disabled("#classes")  # moons has two
+    tab.select_option("#dataset", "spiral")
+    until(lambda: "dataset=spiral" in href(tab))
+    assert tab.is_enabled("#classes")
+    tab.fill("#classes", "4")
+    tab.dispatch_event("#classes", "change")
+    until(lambda: server.session.k == 4)
+    tab.select_option("#dataset", "xor")
+    until(lambda: "dataset=xor" in href(tab))
+    assert tab.is_disabled("#classes") and tab.errors == []

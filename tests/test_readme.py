@@ -13,3 +13,11 @@ def test_repl_tour_runs_as_written():
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries > 10
+
+
+def test_gpt_tour_runs_as_written():
+    tour = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "GPT(" in block)
+    test = doctest.DocTestParser().get_doctest(tour, {}, "README GPT tour", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries > 10

@@ -78,15 +78,22 @@ def test_batch_result_and_watched_outputs():
     assert result.losses.shape == (10,) and result.data == pytest.approx(result.losses.mean())
 
 
-def test_data_dependent_graphs_are_refused():
+def test_a_number_read_out_of_a_value_gets_a_recording_per_sample_or_a_clear_refusal():
     w = Value(0.5)
-    branching = mg.compile(lambda x, t: (x[0] * w if x[0].data > 0 else x[0] * w * w) - t)
-    X = np.array([[1.0], [2.0], [-1.0], [-2.0]])
-    with pytest.raises(ValueError, match="different graph for sample 0 and sample 2.*depend on the data"):
-        branching(X, np.zeros(4))
-    constant = mg.compile(lambda x, t: w * float(x[0]) - t)
-    with pytest.raises(ValueError, match="'const'"):
-        constant(np.array([[1.0], [2.0], [3.0]]), np.zeros(3))
+    fns = {"data": lambda x, t: (x[0] * w if x[0].data > 0 else x[0] * w * w) - t,
+           "float": lambda x, t: w * float(x[0]) - t}
+    X, t = np.array([[1.0], [2.0], [-1.0], [-2.0]]), np.zeros(4)
+    for name, fn in fns.items():
+        compiled = mg.compile(fn)
+        result = compiled(X, t)
+        result.backward()
+        assert compiled.tapes == 4 and result.tapes == 4, name
+        assert w.grad == pytest.approx(scalar_mean_grads(fn, X, t, [w])[0], rel=1e-12)
+        w.grad = 0.0
+        with pytest.raises(ValueError, match=r"needs more than max_tapes=2 recordings of fn: sample 2 decides "
+                                             r"differently at a Value's number \(float\(\), .item\(\) or .data\) "
+                                             r"at .*test_replay.py:\d+ \(its number differs"):
+            mg.compile(fn, max_tapes=2)(X, t)
     fine = mg.compile(lambda x, t: (x[0] * w).relu() - t)  # relu has no Python branch on data
     fine(X, np.zeros(4)).backward()
     assert w.grad == pytest.approx((1.0 + 2.0) / 4)
@@ -139,16 +146,17 @@ def test_fit_compiled_gives_the_same_history():
     assert h4.loss == pytest.approx(h3.loss, rel=1e-9) and h4.accuracy == h3.accuracy
 
 
-def test_a_stale_result_refuses_backward():
+def test_an_older_result_still_gives_its_own_gradient():
     w = Value(0.5)
     compiled = mg.compile(lambda x, t: (x[0] * w - t) ** 2)
     X, t = np.array([[1.0], [2.0]]), np.zeros(2)
     first = compiled(X, t)
     second = compiled(2 * X, t)
-    with pytest.raises(RuntimeError, match="has run again since this result was made"):
-        first.backward()
     second.backward()
     assert w.grad == pytest.approx(((2 * 0.5 * 2) * 2 + (4 * 0.5 * 2) * 4) / 2)
+    w.grad = 0.0
+    first.backward()  # each result keeps its own arrays
+    assert w.grad == pytest.approx(((1 * 0.5 * 2) * 1 + (2 * 0.5 * 2) * 2) / 2)
     assert first.data == pytest.approx((0.25 + 1.0) / 2) and first.losses.tolist() == [0.25, 1.0]
 
 
@@ -187,3 +195,273 @@ def test_parameters_used_as_a_layers_inputs_get_their_gradients():
     result.backward()
     assert [v.grad for v in everything] == pytest.approx(scalar_mean_grads(fn, X, y, everything), rel=1e-12)
     assert p.grad != 0.0
+
+
+# ---- any samples, gathers, shapes and guards ------------------------------------------------------
+
+def scalar_mean(fn, samples, params):
+    """The reference for fn(sample): the scalar mean loss and its gradient, grads left as found."""
+    saved = [p.grad for p in params]
+    for p in params:
+        p.grad = 0.0
+    total = None
+    for s in samples:
+        loss = fn(s)
+        total = loss if total is None else total + loss
+    mean = total / len(samples)
+    mean.backward()
+    grads = np.array([p.grad for p in params])
+    for p, g in zip(params, saved):
+        p.grad = g
+    return mean.data, grads
+
+
+def compiled_mean(compiled, samples, params):
+    for p in params:
+        p.grad = 0.0
+    result = compiled(samples)
+    result.backward()
+    return result, np.array([p.grad for p in params])
+
+
+def assert_close(got, expected, rel=1e-10):
+    scale = np.abs(expected).max()
+    assert np.abs(np.asarray(got) - expected).max() <= rel * scale, (got, expected)
+
+
+def test_a_branch_none_of_the_old_probe_rows_take_is_replayed_exactly():
+    # The old compile recorded rows 0, n//2 and n-1 and replayed everything on their graph.
+    w = Value(0.5)
+    fn = lambda x, t: (x[0] * w * w if x[0] > 0.0 else (x[0] * w).exp()) - t  # noqa: E731
+    X = np.array([[-1.0], [2.0], [-0.5], [1.0], [3.0], [-2.5], [1.5], [-2.0], [0.5], [-1.5]])
+    assert (X[:, 0] > 0).sum() == 5 and not (X[[0, 5, 9], 0] > 0).any()  # half, but none of rows 0, n//2, n-1
+    y = np.linspace(0.0, 1.0, 10)
+    compiled = mg.compile(fn)
+    result = compiled(X, y)
+    result.backward()
+    expected = scalar_mean_grads(fn, X, y, [w])
+    scalar_loss = np.mean([(x * 0.25 if x > 0 else np.exp(x * 0.5)) - t for x, t in zip(X[:, 0], y)])
+    assert result.data == pytest.approx(scalar_loss, rel=1e-12)
+    assert w.grad == pytest.approx(expected[0], rel=1e-12)
+    assert result.tapes == 2 and compiled.tapes == 2
+
+
+def test_half_the_batch_branching_on_a_comparison_of_samples():
+    a, b = Value(0.3), Value(-0.4)
+
+    def fn(sample):
+        x, t = sample
+        h = a * x[0] + b * x[1]
+        return (h.tanh() - t) ** 2 if x[0] < x[1] else (h - t).relu() * a
+    rng = np.random.default_rng(0)
+    n = 20
+    samples = [([float(u), float(v)], float(t)) for u, v, t in rng.normal(size=(n, 3))]
+    for i in (0, n // 2, n - 1):  # the rows the old compile looked at all take the else branch
+        samples[i] = ([1.0, -1.0], 0.5)
+    assert sum(s[0][0] < s[0][1] for s in samples) >= 5
+    result, got = compiled_mean(mg.compile(fn), samples, [a, b])
+    loss, expected = scalar_mean(fn, samples, [a, b])
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected, 1e-12)
+    assert result.tapes == 2
+
+
+def test_gathers_serve_every_index_from_one_tape():
+    emb = mg.nn.Embedding(7, 3, seed=0)
+    head = mg.nn.Linear(3, 7, seed=1)
+
+    def fn(pair):  # predict the second token from the first
+        return losses.cross_entropy([head(emb(pair[0]))], [pair[1]])
+    pairs = [[i % 7, (3 * i + 1) % 7] for i in range(30)]
+    compiled = mg.compile(fn)
+    result, got = compiled_mean(compiled, pairs, emb.parameters() + head.parameters())
+    loss, expected = scalar_mean(fn, pairs, emb.parameters() + head.parameters())
+    assert compiled.tapes == 1 and result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected, 1e-12)
+    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    assert sum(g.op.name == "take" for g in tape.groups) == 2  # the row lookup and the target's logit
+    with pytest.raises(ValueError, match=r"take\(7, .*\): index must be an integer in 0..6, for sample 1"):
+        compiled([[1, 2], [7, 2]])
+    with pytest.raises(ValueError, match=r"take\(s0=0.5, .*\): index must be an integer in 0..6, got 0.5"):
+        compiled([[0.5, 2]])  # not an integer: recorded on its own, and refused as the scalar call refuses it
+
+
+def gpt_and_batch():
+    from microgradnn.models import GPT
+    model = GPT(12, n_embd=8, n_head=2, n_layer=2, block_size=8, seed=0)
+    rng = np.random.default_rng(3)
+    for p in model.parameters():
+        p.data += rng.normal(0.0, 0.05)
+    lengths = [2, 5, 9, 5, 3, 9, 7, 5, 2, 9]
+    batch = [[0] + [int(t) for t in rng.integers(1, 12, size=n - 2)] + [0] for n in lengths]
+    return model, batch
+
+
+def test_gpt_compiled_equals_scalar_on_sequences_of_mixed_lengths():
+    model, batch = gpt_and_batch()
+    step = mg.compile(model.loss)
+    params = model.parameters()
+    result, got = compiled_mean(step, batch, params)
+    loss, expected = scalar_mean(model.loss, batch, params)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    for name, g, e in zip((n for n, _ in model.named_parameters()), got, expected):
+        assert g == pytest.approx(e, rel=1e-10, abs=1e-10 * np.abs(expected).max()), name
+    assert step.tapes == 5 and result.tapes == 5  # one per length
+    assert result.losses == pytest.approx([model.loss(s).data for s in batch], rel=1e-12)
+    assert "5 tapes for 5 sample shapes" in repr(step)
+    # a second batch reuses the tapes; parameters are read fresh
+    for p in params:
+        p.data *= 0.9
+    result, got = compiled_mean(step, batch[:4], params)
+    loss, expected = scalar_mean(model.loss, batch[:4], params)
+    assert step.recordings == 5 and result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+
+
+@pytest.mark.parametrize("name", ["dot", "logsumexp", "*"])
+def test_a_replaced_rule_reaches_the_compiled_gpt(name):
+    """Mutation testing swaps `op.derivatives`; every replay path (blocks of dots and
+    logsumexps at one depth joined, gathers, elementwise groups) must use the replacement."""
+    model, batch = gpt_and_batch()
+    params = model.parameters()
+    _, right = scalar_mean(model.loss, batch, params)
+    op = mg.get_op(name)
+    original = op.derivatives
+    op.derivatives = tuple((lambda r: lambda *a: r(*a) * 2)(r) for r in original)
+    try:
+        _, got = compiled_mean(mg.compile(model.loss), batch, params)
+        _, expected = scalar_mean(model.loss, batch, params)
+    finally:
+        op.derivatives = original
+    assert not np.allclose(expected, right)
+    assert_close(got, expected)
+
+
+def test_a_replaced_take_rule_reaches_the_gathers():
+    ws = [Value(0.5), Value(-1.5), Value(2.0)]
+    fn = lambda s: mg.take(s[0], ws) * s[1]  # noqa: E731
+    batch = [[0, 1.0], [2, 3.0], [2, -1.0], [1, 0.5]]
+    op, expected = mg.get_op("take"), np.array([1.0, 0.5, 2.0]) / 4
+    original = op.derivatives
+    op.derivatives = tuple((lambda r: lambda *a: r(*a) * 2)(r) for r in original)
+    try:
+        _, got = compiled_mean(mg.compile(fn), batch, ws)
+        _, scalar = scalar_mean(lambda s: fn([Value(float(s[0]), requires_grad=False), s[1]]), batch, ws)
+    finally:
+        op.derivatives = original
+    assert_close(scalar, 2 * expected)
+    assert_close(got, 2 * expected)
+
+
+def test_gpt_compiled_equals_pytorch():
+    torch = pytest.importorskip("torch")
+    model, batch = gpt_and_batch()
+    batch = [s for s in batch if len(s) == 9]
+    reference = model.to_torch()
+    result, got = compiled_mean(mg.compile(model.loss), batch, model.parameters())
+    theirs = reference.loss(torch.tensor(batch))
+    theirs.backward()
+    assert result.data == pytest.approx(theirs.item(), rel=1e-12)
+    grads = dict(reference.named_parameters())
+    for (name, _), g in zip(model.named_parameters(), got):
+        parts = name.split(".")
+        cut = max(i for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in grads)
+        t = grads[".".join(parts[:cut])].grad[tuple(int(i) for i in parts[cut:])].item()
+        assert g == pytest.approx(t, rel=1e-10, abs=1e-14), name
+
+
+def test_the_number_of_tapes_is_bounded_and_old_ones_are_dropped():
+    w = Value(1.0)
+    fn = lambda s: w * len(s) * s[0]  # noqa: E731 - one shape per length
+    compiled = mg.compile(fn, max_tapes=3)
+    compiled([[1.0], [1.0, 2.0], [1.0, 2.0, 3.0]])
+    assert compiled.tapes == 3
+    with pytest.raises(ValueError, match="needs more than max_tapes=3 recordings"):
+        compiled([[1.0], [1.0, 2.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]])
+    result = compiled([[2.0] * 5, [3.0] * 6])  # tapes this call does not use make room
+    assert compiled.tapes == 3 and compiled.recordings == 5 and result.data == pytest.approx((10 + 18) / 2)
+
+
+def test_a_decision_on_a_parameter_is_checked_again_at_every_call():
+    w = Value(1.0)
+    fn = lambda s: w * s[0] if w > 0 else -w * s[0]  # noqa: E731
+    compiled = mg.compile(fn)
+    assert compiled([[2.0], [4.0]]).data == 3.0
+    w.data = -1.0
+    assert compiled([[2.0], [4.0]]).data == 3.0 and compiled.tapes == 2
+
+
+def test_equality_with_numbers_and_indexing_behave_as_with_plain_numbers():
+    table = [Value(0.1), Value(0.2), Value(0.3)]
+    w = Value(2.0)
+
+    def fn(sample):
+        k, x = sample
+        bonus = 1.0 if k == 2 else 0.0       # == on a sample's number compares numbers
+        return table[k] * w * x + bonus      # a list indexed by a sample's number
+    samples = [(0, 1.0), (2, 1.0), (1, 3.0), (2, 0.5)]
+    compiled = mg.compile(fn)
+    result, got = compiled_mean(compiled, samples, [w, *table])
+    loss, expected = scalar_mean(fn, samples, [w, *table])
+    assert result.data == pytest.approx(loss) and got == pytest.approx(expected)
+    assert compiled.tapes == 3  # one per index used
+
+
+def test_a_sample_failing_its_own_recordings_checks_is_refused():
+    # an op whose numpy forward differs from its float forward in the last digits: the
+    # comparison on the recorded sample comes out differently at replay
+    nudge = mg.define_op("replay_nudge", lambda x: x, lambda x, out: 1.0, array_forward=lambda x: x + 1e-12)
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * s[0] if nudge(w * s[0]) > 1.0 else w)
+    with pytest.raises(RuntimeError, match="sample 0 fails the checks of its own recording at a comparison `>`"):
+        compiled([[1.0]])
+
+
+def test_bad_batches_are_refused_clearly():
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * s[0])
+    with pytest.raises(ValueError, match="non-empty list of samples"):
+        compiled([])
+    with pytest.raises(ValueError, match=r"NaN or infinity \(sample 1\)"):
+        compiled([[1.0], [float("nan")]])
+    with pytest.raises(TypeError, match="plain numbers, not Values"):
+        compiled([[Value(1.0)]])
+    with pytest.raises(TypeError, match="call with a list of samples, or with X and y; got 3"):
+        compiled([1], [2], [3])
+
+
+def test_a_result_refuses_backward_after_a_parameter_changed():
+    w = Value(0.5, "w")
+    step = mg.compile(lambda s: (s[0] * w - s[1]) ** 2)
+    result = step([[1.0, 0.0], [2.0, 1.0]])
+    w.data = 0.7  # as an optimizer step before backward would
+    with pytest.raises(RuntimeError, match=r"data of parameter 'w' \(now 0.7\) was changed after this batch"):
+        result.backward()
+    assert w.grad == 0.0
+    again = step([[1.0, 0.0], [2.0, 1.0]])
+    again.backward()
+    assert w.grad == pytest.approx(((0.7 * 2) * 1 + (1.4 - 1) * 2 * 2) / 2)
+
+
+def test_a_value_without_gradient_set_after_recording_is_read_again():
+    w, p = Value(2.0, "w", requires_grad=False), Value(1.0, "p")  # a frozen weight, a parameter
+    step = mg.compile(lambda s: (s[0] * w + p) ** 2)
+    assert step([[1.0], [2.0]]).data == ((1 * 2 + 1) ** 2 + (2 * 2 + 1) ** 2) / 2
+    w.data = 3.0
+    result = step([[1.0], [2.0]])
+    result.backward()
+    assert result.data == ((1 * 3 + 1) ** 2 + (2 * 3 + 1) ** 2) / 2  # was the old 17.0, silently
+    assert p.grad == (2 * 4 + 2 * 7) / 2 and w.grad == 0.0
+
+
+def test_freezing_or_unfreezing_a_value_after_recording_follows_the_scalar_engine():
+    w, p = Value(2.0, "w", requires_grad=False), Value(1.0, "p")
+    step = mg.compile(lambda s: (s[0] * w + p) ** 2)
+    step([[1.0], [2.0]]).backward()
+    assert w.grad == 0.0 and p.grad == (2 * 3 + 2 * 5) / 2
+    w.requires_grad, p.requires_grad = True, False  # train w from now on, freeze p
+    w.grad = p.grad = 0.0
+    result = step([[1.0], [2.0]])
+    result.backward()
+    assert w.grad == (2 * 3 * 1 + 2 * 5 * 2) / 2 and p.grad == 0.0
+    assert step.recordings == 2

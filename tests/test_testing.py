@@ -24,6 +24,7 @@ BUILTINS = {
     "dot": (lambda w0, w1, x0, x1, b: mg.dot([w0, w1], [x0, x1], b), [0.3, -0.2, 1.1, 0.4, 0.05]),
     "logsumexp": (lambda a, b, c: mg.logsumexp([a, b, c]), [0.3, -2.0, 1.5]),
     "is_class": (lambda t, k: mg.engine.is_class(t, k), [0.5, 1.0]),  # a constant 0 away from t == k
+    "take": (lambda a, b, c: mg.take(1, [a, b, c]), [0.3, -2.0, 1.5]),  # the index is data, not differentiated
 }
 
 
@@ -40,7 +41,7 @@ def test_builtin_ops_pass_gradcheck(name):
     assert report and not report.kinks and len(report.rows) == len(point)
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in ("leaky_relu", "softplus", "dot", "logsumexp", "is_class")])
+@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in ("leaky_relu", "softplus", "dot", "logsumexp", "is_class", "take")])
 def test_builtin_ops_match_torch(name):
     pytest.importorskip("torch")
     f, point = BUILTINS[name]

@@ -435,3 +435,19 @@ def test_record_survives_its_own_errors_and_ignores_other_threads(tmp_path):
         assert done == [None] and written == []  # another thread's backward is not recorded
         (x * 3).backward()
         assert len(written) == 2
+
+
+@needs_dot
+def test_inputs_that_need_no_gradient_show_no_grad_and_no_local_derivative():
+    # a data input times a weight: the gradient flows only to the weight (PyTorch's rule), so the
+    # picture must not claim d(x*w)/dx = 0 or grad(x) = 0
+    x, w = Value(0.5, "x", requires_grad=False), Value(-3.0, "w")
+    out = (x * w).tanh()
+    out.backward()
+    svg = viz.draw_graph(out, view="both").pipe(format="svg", encoding="utf-8")
+    texts = [t.strip() for t in ET.fromstring(svg).itertext() if t.strip()]
+    assert "no grad" in texts and "×0" not in texts and "×0.5" in texts  # d/dw = x; nothing written toward x
+    steps = viz.animation_steps(out)
+    assert [s["title"] for s in steps if s["kind"] == "grad"] == ["Backward: grad of tanh(x*w)", "Backward: grad of x*w",
+                                                                   "Backward: grad of w"]
+    assert "∂/∂w = 0.5" in steps[0]["equation"] and "∂/∂x" not in steps[0]["equation"]

@@ -1,5 +1,9 @@
-"""Conversion between layer descriptions and `torch.nn.Sequential` (PyTorch is optional)."""
+"""Conversion to and from PyTorch (optional): MLPs as `torch.nn.Sequential`, the GPT as a module of its own."""
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
 
 # One layer as plain data: (weights as rows, one per neuron; biases; activation name).
 LayerSpec = tuple[list[list[float]], list[float], str]
@@ -58,3 +62,102 @@ def from_sequential(sequential) -> list[LayerSpec]:
     if not layers:
         raise ValueError("from_torch: the Sequential has no layers")
     return layers
+
+
+def torch_gpt(config: dict, state: dict[str, float]):
+    """A float64 torch module computing what `microgradnn.models.GPT` computes, with `state`'s weights."""
+    torch = import_torch("to_torch")
+    nn: Any = torch.nn
+    F = torch.nn.functional
+    d, n_head, vocab, block = config["n_embd"], config["n_head"], config["vocab_size"], config["block_size"]
+    eps = 1e-5
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query, self.key, self.value, self.proj = (nn.Linear(d, d, bias=False, dtype=torch.float64)
+                                                           for _ in range(4))
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            split = lambda t: t.view(B, T, n_head, d // n_head).transpose(1, 2)  # noqa: E731
+            q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+            scores = (q * (d // n_head) ** -0.5) @ k.transpose(-2, -1)
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            weights = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+            return self.proj((weights @ v).transpose(1, 2).reshape(B, T, d))
+
+    class MLPBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(d, 4 * d, bias=False, dtype=torch.float64)
+            self.proj = nn.Linear(4 * d, d, bias=False, dtype=torch.float64)
+
+        def forward(self, x):
+            return self.proj(F.relu(self.fc(x)))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.attn = nn.RMSNorm(d, eps=eps, dtype=torch.float64), Attention()
+            self.norm2, self.mlp = nn.RMSNorm(d, eps=eps, dtype=torch.float64), MLPBlock()
+
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+
+    class GPT(nn.Module):
+        """microgradnn's GPT in PyTorch: idx (B, T) -> logits (B, T, vocab_size)."""
+
+        def __init__(self):
+            super().__init__()
+            self.config = dict(config)
+            self.token_embedding = nn.Embedding(vocab, d, dtype=torch.float64)
+            self.position_embedding = nn.Embedding(block, d, dtype=torch.float64)
+            self.blocks = nn.ModuleList(Block() for _ in range(config["n_layer"]))
+            self.head = nn.Linear(d, vocab, bias=False, dtype=torch.float64)
+
+        def forward(self, idx):
+            if idx.dim() != 2 or idx.shape[1] > block:
+                raise ValueError(f"GPT: expected token ids of shape (B, T) with T <= {block}, got {tuple(idx.shape)}")
+            pos = torch.arange(idx.shape[1], device=idx.device)
+            x = self.token_embedding(idx) + self.position_embedding(pos)
+            for block_ in self.blocks:
+                x = block_(x)
+            return self.head(x)
+
+        def loss(self, idx):
+            """Mean next-token cross-entropy over every position of every row (as GPT.loss per row, averaged)."""
+            logits = self(idx[:, :-1])
+            return F.cross_entropy(logits.reshape(-1, vocab), idx[:, 1:].reshape(-1))
+
+    module = GPT()
+    load_flat_state(module, state)
+    return module
+
+
+def load_flat_state(module, state: dict[str, float]) -> None:
+    """Copy a flat microgradnn state ({"a.weight.3.1": x}) into a torch module's tensors of the same names."""
+    torch = import_torch("to_torch")
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            flat = tensor.view(-1)
+            for k, index in enumerate(np.ndindex(*tensor.shape)):
+                flat[k] = state[".".join([name, *map(str, index)])]
+
+
+def state_from_torch(module, model) -> dict[str, float]:
+    """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors."""
+    tensors = {name: t.detach().to("cpu").double().numpy() for name, t in module.state_dict().items()}
+    state = {}
+    for name, _ in model.named_parameters():
+        parts = name.split(".")
+        cut = next((i for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in tensors), None)
+        if cut is None:
+            raise ValueError(f"from_torch: the module has no tensor for parameter {name!r}")
+        tensor, index = tensors[".".join(parts[:cut])], tuple(int(p) for p in parts[cut:])
+        if len(index) != tensor.ndim or any(not 0 <= i < n for i, n in zip(index, tensor.shape)):
+            raise ValueError(f"from_torch: tensor {'.'.join(parts[:cut])!r} has shape {tensor.shape}, "
+                             f"which has no entry for parameter {name!r}")
+        state[name] = float(tensor[index])
+    return state

@@ -70,17 +70,19 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[di
         vid, name = plan_ids[id(v)], names[id(v)]
         args = ", ".join(f"{names.get(id(x), fmt(x.data))} = {fmt(x.data)}" if names.get(id(x), "") != fmt(x.data)
                          else fmt(x.data) for x in v.inputs)
-        local = "; ".join(f"∂/∂{names.get(id(x), fmt(x.data))} = {fmt(d)}" for x, d in zip(v.inputs, v._local)
-                          if id(x) in shown)
+        wanted = [i for i, x in enumerate(v.inputs) if id(x) in shown and x.requires_grad]
+        local = "; ".join(f"∂/∂{names.get(id(v.inputs[i]), fmt(v.inputs[i].data))} = {fmt(v._local[i])}"
+                          for i in wanted) or "none needed (no input requires a gradient)"
         steps.append({"id": vid, "kind": "data", "text": f"data {fmt(v.data)}",
-                      "locals": [f"{plan_ids[id(x)]}-op{vid[1:]}-{i}"
-                                 for i, x in enumerate(v.inputs) if id(x) in shown],
+                      "locals": [f"{plan_ids[id(v.inputs[i])]}-op{vid[1:]}-{i}" for i in wanted],
                       "title": f"Forward: {name}",
                       "caption": f"The {v.op} node computes its value from its inputs ({args}) and, at the same time, "
                                  f"its local derivatives (the red numbers on its input edges).",
                       "equation": f"{name} = {fmt(v.data)}; local derivatives: {local}",
                       "ask": ask(f"What is the value of {name}?", v.data)})
     for v in reversed(drawn):
+        if not v.requires_grad:  # drawn with "no grad": backward computes nothing for it
+            continue
         vid, name = plan_ids[id(v)], names[id(v)]
         if v is root:
             equation = (f"grad of {name} = 1 (d{name}/d{name})" if v.grad == 1.0 else

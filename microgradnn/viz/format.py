@@ -95,8 +95,8 @@ def _width(kind: str, text: str) -> int:
 def _value_cells(v: Value, view: str) -> list[tuple[str, str]]:
     cells = [("label", v.label)] if v.label else []
     cells.append(("data", f"data {fmt(v.data)}"))
-    if view in ("backward", "both"):
-        cells.append(("grad", f"grad {fmt(v.grad)}"))
+    if view in ("backward", "both"):  # no gradient is computed for a Value that does not require one
+        cells.append(("grad", f"grad {fmt(v.grad)}" if v.requires_grad else "no grad"))
     return cells
 
 

@@ -207,7 +207,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
                 continue
             src = plan.ids[id(x)]
             attrs = {"id": f"{src}-{oid}-{i}"}
-            if backward:
+            if backward and x.requires_grad:  # no gradient flows into an input that does not require one
                 attrs.update(label=_fixed_label(f"×{fmt(v._local[i])}"), fontcolor=COLORS["local"])
             if red or id(x) in marked:
                 attrs.update(_RED_EDGE)

@@ -42,6 +42,8 @@
   function showConfig(c) {
     S.config = c;
     document.querySelectorAll("[data-key]").forEach(el => { el.value = String(c[el.dataset.key]); });
+    // only blobs and spiral take a number of classes; elsewhere the data decides it
+    $("classes").disabled = !["blobs", "spiral"].includes(c.dataset);
     toURL(c);
   }
   async function configure(change) {

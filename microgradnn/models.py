@@ -1,0 +1,224 @@
+"""A GPT written in scalar Values: read it top to bottom next to `engine.py`.
+
+    tokens -> token embedding + position embedding
+           -> n_layer x [ RMSNorm -> causal self-attention -> + residual
+                          RMSNorm -> MLP (Linear, ReLU, Linear) -> + residual ]
+           -> head (Linear) -> logits, one per vocabulary entry
+
+The model reads one token at a time, as it will when it generates text: each position's keys
+and values go into a cache, and attention at position t looks at positions 0..t. No layer has
+biases. `GPT.loss(tokens)` is the mean cross-entropy of predicting each next token.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from microgradnn.engine import Value, dot, no_grad
+from microgradnn.losses import cross_entropy, softmax
+from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
+from microgradnn.nn.init import generator
+from microgradnn._checks import positive_int
+from microgradnn.nn.module import Module
+
+__all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
+
+# Initial weights: N(0, 0.08) for every matrix (small, as tiny GPTs train best).
+INIT_STD = 0.08
+
+
+class KVCache:
+    """The keys and values of the positions read so far, one list per layer."""
+
+    def __init__(self, n_layer: int) -> None:
+        self.keys: list[list[list[Value]]] = [[] for _ in range(n_layer)]
+        self.values: list[list[list[Value]]] = [[] for _ in range(n_layer)]
+
+    def __len__(self) -> int:
+        return len(self.keys[0])
+
+
+class CausalSelfAttention(Module):
+    """Multi-head attention of one position over itself and every earlier position."""
+
+    def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
+        self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
+        rng = generator(seed)
+        self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
+                                                       for _ in range(4))
+
+    def _named_items(self):
+        return [("query", self.query), ("key", self.key), ("value", self.value), ("proj", self.proj)]
+
+    def __call__(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
+        return run(self, self.forward, x, keys, values)
+
+    def forward(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        keys.append(k)      # the cache grows by this position; attention sees
+        values.append(v)    # positions 0..t, never the future
+        scale = 1.0 / math.sqrt(self.head_size)
+        out = []
+        for h in range(self.n_head):
+            s = slice(h * self.head_size, (h + 1) * self.head_size)
+            q_h = [qi * scale for qi in q[s]]
+            scores = [dot(q_h, k_t[s]) for k_t in keys]                   # how much to look at each position
+            weights = softmax(scores)                                     # ... as probabilities
+            out += [dot(weights, [v_t[s][j] for v_t in values])           # the weighted mean of their values
+                    for j in range(self.head_size)]
+        return self.proj(out)
+
+
+class MLPBlock(Module):
+    """Linear (n_embd -> 4 n_embd), ReLU, Linear (back to n_embd)."""
+
+    def __init__(self, n_embd: int, *, seed=None) -> None:
+        rng = generator(seed)
+        self.fc = Linear(n_embd, 4 * n_embd, bias=False, std=INIT_STD, seed=rng)
+        self.proj = Linear(4 * n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
+
+    def _named_items(self):
+        return [("fc", self.fc), ("proj", self.proj)]
+
+    def __call__(self, x: list) -> list[Value]:  # type: ignore[override]
+        return run(self, self.forward, x)
+
+    def forward(self, x: list) -> list[Value]:
+        return self.proj([h.relu() for h in self.fc(x)])
+
+
+class Block(Module):
+    """x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
+        rng = generator(seed)
+        self.norm1, self.attn = RMSNorm(n_embd), CausalSelfAttention(n_embd, n_head, seed=rng)
+        self.norm2, self.mlp = RMSNorm(n_embd), MLPBlock(n_embd, seed=rng)
+
+    def _named_items(self):
+        return [("norm1", self.norm1), ("attn", self.attn), ("norm2", self.norm2), ("mlp", self.mlp)]
+
+    def __call__(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
+        return run(self, self.forward, x, keys, values)
+
+    def forward(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
+        x = [a + b for a, b in zip(x, self.attn(self.norm1(x), keys, values))]
+        return [a + b for a, b in zip(x, self.mlp(self.norm2(x)))]
+
+
+class GPT(Module):
+    """A character-level GPT: `model(token, pos, cache)` gives the next token's logits.
+
+    `loss(tokens)` is the mean next-token cross-entropy of a sequence (a Value, so
+    `loss.backward()` trains it); `generate()` samples new sequences.
+    """
+
+    def __init__(self, vocab_size: int, n_embd: int = 16, n_head: int = 4, n_layer: int = 1,
+                 block_size: int = 16, *, seed=None) -> None:
+        self.vocab_size = positive_int(vocab_size, "GPT", "vocab_size")
+        self.n_embd, self.n_head = positive_int(n_embd, "GPT", "n_embd"), positive_int(n_head, "GPT", "n_head")
+        self.n_layer = positive_int(n_layer, "GPT", "n_layer")
+        self.block_size = positive_int(block_size, "GPT", "block_size")
+        if n_embd % n_head:
+            raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        rng = generator(seed)
+        self.token_embedding = Embedding(vocab_size, n_embd, std=INIT_STD, seed=rng)
+        self.position_embedding = Embedding(block_size, n_embd, std=INIT_STD, seed=rng)
+        self.blocks = [Block(n_embd, n_head, seed=rng) for _ in range(n_layer)]
+        self.head = Linear(n_embd, vocab_size, bias=False, std=INIT_STD, seed=rng)
+
+    def _named_items(self):
+        return [("token_embedding", self.token_embedding), ("position_embedding", self.position_embedding),
+                *((f"blocks.{i}", b) for i, b in enumerate(self.blocks)), ("head", self.head)]
+
+    def new_cache(self) -> KVCache:
+        """An empty key/value cache, for reading a new sequence."""
+        return KVCache(self.n_layer)
+
+    def __call__(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
+        """Logits for the token after `token`, which sits at position `pos` (= len(cache))."""
+        if pos != len(cache) or not 0 <= pos < self.block_size:
+            raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
+                             f"block_size {self.block_size}")
+        return run(self, self.forward, token, pos, cache)
+
+    def forward(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
+        x = [t + p for t, p in zip(self.token_embedding(token), self.position_embedding(pos))]
+        for block, keys, values in zip(self.blocks, cache.keys, cache.values):
+            x = block(x, keys, values)
+        return self.head(x)
+
+    def loss(self, tokens: Sequence) -> Value:
+        """Mean cross-entropy of predicting tokens[1:] from the tokens before each."""
+        if not 2 <= len(tokens) <= self.block_size + 1:
+            raise ValueError(f"GPT.loss: needs 2 to block_size + 1 = {self.block_size + 1} tokens, got {len(tokens)}")
+        cache = self.new_cache()
+        logits = [self(token, pos, cache) for pos, token in enumerate(tokens[:-1])]
+        return cross_entropy(logits, tokens[1:])
+
+    @no_grad()
+    def generate(self, start: Sequence[int], max_new_tokens: int | None = None, temperature: float = 1.0, *,
+                 stop: int | None = None, seed=None) -> list[int]:
+        """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made or the
+        block is full; returns the new tokens (without `stop`). Lower temperatures pick likelier
+        tokens; temperature 0 always picks the likeliest."""
+        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                or not 0 <= temperature < math.inf):
+            raise ValueError(f"generate: temperature must be a finite number >= 0, got {temperature!r}")
+        start = list(start)
+        if not 1 <= len(start) <= self.block_size:
+            raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
+        rng = generator(seed)
+        limit = self.block_size - len(start) + 1
+        if max_new_tokens is not None:
+            limit = min(limit, positive_int(max_new_tokens, "generate", "max_new_tokens"))
+        cache, new = self.new_cache(), []
+        for pos, token in enumerate(start):
+            logits = self(token, pos, cache)
+        while True:
+            z = np.array([v.data for v in logits])
+            if temperature == 0:
+                token = int(z.argmax())
+            else:
+                p = np.exp((z - z.max()) / temperature)
+                token = int(rng.choice(len(z), p=p / p.sum()))
+            if token == stop:
+                break
+            new.append(token)
+            if len(new) == limit:
+                break
+            logits = self(token, len(cache), cache)
+        return new
+
+    def to_torch(self):
+        """An equivalent float64 `torch.nn.Module` with these weights: `module(idx)` maps
+        token ids of shape (B, T) to logits of shape (B, T, vocab_size)."""
+        from microgradnn.nn.convert import torch_gpt
+        return torch_gpt(self.config(), self.state_dict())
+
+    @classmethod
+    def from_torch(cls, module) -> "GPT":
+        """A GPT with the weights of a module made by `to_torch` (or one with the same state names)."""
+        from microgradnn.nn.convert import state_from_torch
+        config = getattr(module, "config", None)
+        if not isinstance(config, dict) or config.get("type") != "GPT":
+            raise ValueError("GPT.from_torch: expected a module made by GPT.to_torch (it has a .config)")
+        model = cls.from_config(config)
+        model.load_state_dict(state_from_torch(module, model))
+        return model
+
+    def config(self) -> dict:
+        return {"type": "GPT", "vocab_size": self.vocab_size, "n_embd": self.n_embd, "n_head": self.n_head,
+                "n_layer": self.n_layer, "block_size": self.block_size}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "GPT":
+        """A freshly initialised GPT of this architecture."""
+        return cls(config["vocab_size"], config["n_embd"], config["n_head"], config["n_layer"],
+                   config["block_size"], seed=0)
+
+    def __repr__(self) -> str:
+        return (f"GPT(vocab {self.vocab_size}, n_embd {self.n_embd}, {self.n_head} heads, {self.n_layer} "
+                f"layer{'s' if self.n_layer > 1 else ''}, block {self.block_size}, {self.num_parameters()} parameters)")

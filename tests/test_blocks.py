@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+import microgradnn as mg
+from microgradnn import Value
+from microgradnn.nn import Embedding, Linear, RMSNorm
+
+
+def test_linear_is_w_x_plus_b_with_torch_names():
+    layer = Linear(3, 2, seed=0)
+    layer.bias[1].data = 0.5
+    x = [1.0, -2.0, 0.5]
+    out = layer(x)
+    W = np.array([[w.data for w in row] for row in layer.weight])
+    assert [o.data for o in out] == pytest.approx(W @ np.array(x) + [0.0, 0.5], rel=1e-15)
+    names = [n for n, _ in layer.named_parameters()]
+    assert names[:2] == ["weight.0.0", "weight.0.1"] and names[-1] == "bias.1" and len(names) == 8
+    assert all(abs(w.data) <= 1 / 3 ** 0.5 for row in layer.weight for w in row)  # torch's U(±1/sqrt(nin))
+    assert Linear(3, 2, bias=False).num_parameters() == 6
+    assert repr(Linear(3, 2, bias=False, seed=0)) == "Linear(3 -> 2, no bias, 6 parameters)"
+
+
+def test_seeds_make_the_same_weights():
+    assert Linear(4, 3, seed=7).state_dict() == Linear(4, 3, seed=7).state_dict()
+    assert Linear(4, 3, seed=7).state_dict() != Linear(4, 3, seed=8).state_dict()
+    assert Embedding(5, 3, seed=1).state_dict() == Embedding(5, 3, seed=1).state_dict()
+    mg.manual_seed(3)
+    a = Embedding(5, 3).state_dict()
+    mg.manual_seed(3)
+    assert Embedding(5, 3).state_dict() == a
+
+
+def test_embedding_rows_are_the_parameters_themselves():
+    emb = Embedding(4, 3, seed=0)
+    row = emb(2)
+    assert row is emb.weight[2] and all(v.requires_grad for v in row)
+    with pytest.raises(IndexError, match=r"index must be an int in 0\.\.3, got 4"):
+        emb(4)
+    with pytest.raises(IndexError, match="got 1.0"):
+        emb(1.0)
+    assert [n for n, _ in emb.named_parameters()][:2] == ["weight.0.0", "weight.0.1"]
+
+
+def test_rmsnorm_matches_its_formula_and_its_gradient():
+    norm = RMSNorm(3)
+    norm.weight[0].data = 2.0
+    x = [Value(1.0), Value(-2.0), Value(0.5)]
+    out = norm(x)
+    xs = np.array([1.0, -2.0, 0.5])
+    expected = xs / np.sqrt((xs ** 2).mean() + 1e-5) * [2.0, 1.0, 1.0]
+    assert [o.data for o in out] == pytest.approx(expected, rel=1e-14)
+    report = mg.testing.gradcheck(lambda a, b, c: sum(RMSNorm(3)([a, b, c])[i] * (i + 1) for i in range(3)),
+                                  {"a": 1.0, "b": -2.0, "c": 0.5})
+    assert report, report
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        RMSNorm(3, eps=0)
+    with pytest.raises(ValueError, match="expected 3 inputs, got 2"):
+        norm([1.0, 2.0])
+
+
+@pytest.mark.parametrize("make", [lambda: Linear(3, 2, seed=1), lambda: Embedding(4, 2, seed=1), lambda: RMSNorm(3)])
+def test_save_and_load_like_the_other_modules(tmp_path, make):
+    model = make()
+    for p in model.parameters():
+        p.data += 0.25
+    model.save(tmp_path / "m.json")
+    back = mg.Module.from_file(tmp_path / "m.json")
+    assert type(back) is type(model) and back.state_dict() == model.state_dict()
+    fresh = make()
+    fresh.load(tmp_path / "m.json")
+    assert fresh.state_dict() == model.state_dict()
+    with pytest.raises(FileExistsError):
+        model.save(tmp_path / "m.json")
+
+
+def test_blocks_equal_torch_modules():
+    torch = pytest.importorskip("torch")
+    layer, norm = Linear(3, 4, seed=0), RMSNorm(4)
+    for i, g in enumerate(norm.weight):
+        g.data = 1.0 + 0.1 * i
+    x = [0.3, -1.2, 2.0]
+    ours = [o.data for o in norm(layer(x))]
+    t_layer = torch.nn.Linear(3, 4, dtype=torch.float64)
+    t_norm = torch.nn.RMSNorm(4, eps=1e-5, dtype=torch.float64)
+    with torch.no_grad():
+        t_layer.weight.copy_(torch.tensor([[w.data for w in row] for row in layer.weight], dtype=torch.float64))
+        t_layer.bias.zero_()
+        t_norm.weight.copy_(torch.tensor([g.data for g in norm.weight], dtype=torch.float64))
+    theirs = t_norm(t_layer(torch.tensor(x, dtype=torch.float64))).tolist()
+    assert ours == pytest.approx(theirs, rel=1e-13)

@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+
+import microgradnn as mg
+from microgradnn.models import GPT
+
+SEQUENCES = [[0, 5, 3, 7, 1, 2, 0], [0, 9, 9, 0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0]]
+
+
+def small_gpt(**kwargs):
+    model = GPT(16, n_embd=8, n_head=2, n_layer=2, block_size=16, seed=0, **kwargs)
+    rng = np.random.default_rng(1)
+    for p in model.parameters():  # the norms' gains too, so every weight matters
+        p.data += rng.normal(0.0, 0.05)
+    return model
+
+
+def test_gpt_shape_names_and_repr():
+    model = GPT(27, seed=0)
+    assert model.num_parameters() == 27 * 16 + 16 * 16 + 4 * 16 * 16 + 2 * 16 * 64 + 2 * 16 + 16 * 27
+    names = [n for n, _ in model.named_parameters()]
+    assert names[0] == "token_embedding.weight.0.0" and names[-1] == "head.weight.26.15"
+    assert "blocks.0.attn.query.weight.3.2" in names and "blocks.0.norm2.weight.15" in names
+    assert repr(model) == "GPT(vocab 27, n_embd 16, 4 heads, 1 layer, block 16, 4224 parameters)"
+    with pytest.raises(ValueError, match="multiple of n_head"):
+        GPT(27, n_embd=10, n_head=4)
+
+
+def test_gpt_loss_and_every_gradient_equal_pytorch():
+    torch = pytest.importorskip("torch")
+    model = small_gpt()
+    reference = model.to_torch()
+    for tokens in SEQUENCES:
+        model.zero_grad()
+        reference.zero_grad()
+        loss = model.loss(tokens)
+        loss.backward()
+        theirs = reference.loss(torch.tensor([tokens]))
+        theirs.backward()
+        assert loss.data == pytest.approx(theirs.item(), rel=1e-12)
+        grads = {name: p.grad for name, p in reference.named_parameters()}
+        ours = mg.models.GPT.from_torch(reference)  # names map one to one
+        for name, p in model.named_parameters():
+            tensor_name, index = _split(name, grads)
+            assert p.grad == pytest.approx(grads[tensor_name][index].item(), rel=1e-10, abs=1e-14), name
+        assert ours.state_dict() == model.state_dict()
+
+
+def _split(name, tensors):
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        if ".".join(parts[:cut]) in tensors:
+            return ".".join(parts[:cut]), tuple(int(p) for p in parts[cut:])
+    raise KeyError(name)
+
+
+def test_to_torch_gives_the_same_logits_at_every_position_and_round_trips():
+    torch = pytest.importorskip("torch")
+    model = small_gpt()
+    module = model.to_torch()
+    tokens = SEQUENCES[2][:16]
+    cache = model.new_cache()
+    ours = np.array([[v.data for v in model(t, pos, cache)] for pos, t in enumerate(tokens)])
+    theirs = module(torch.tensor([tokens]))[0].detach().numpy()
+    assert np.abs(ours - theirs).max() <= 1e-12 * np.abs(theirs).max()
+    back = GPT.from_torch(module)
+    assert back.state_dict() == model.state_dict() and back.config() == model.config()
+    with torch.no_grad():
+        module.head.weight[0, 0] += 1.0
+    assert GPT.from_torch(module).state_dict()["head.weight.0.0"] == model.state_dict()["head.weight.0.0"] + 1.0
+    with pytest.raises(ValueError, match="made by GPT.to_torch"):
+        GPT.from_torch(torch.nn.Linear(2, 2))
+
+
+def test_loss_checks_the_sequence_length():
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    with pytest.raises(ValueError, match="needs 2 to block_size \\+ 1 = 5 tokens, got 6"):
+        model.loss([0, 1, 2, 3, 4, 0])
+    with pytest.raises(ValueError, match="got 1"):
+        model.loss([0])
+    with pytest.raises(IndexError, match="index must be an int in 0..4, got 7"):
+        model.loss([7, 0])
+    with pytest.raises(ValueError, match="targets must be class indices 0..4, got \\[7.0\\]"):
+        model.loss([0, 7])
+    assert model.loss([0, 1, 2, 3, 4]).data > 0
+
+
+def test_generate_samples_with_a_temperature():
+    model = small_gpt()
+    a = model.generate([0], temperature=1.0, stop=0, seed=5)
+    assert a == model.generate([0], temperature=1.0, stop=0, seed=5)
+    assert 0 not in a and len(a) <= 16
+    greedy = model.generate([0], temperature=0, max_new_tokens=5)
+    cache = model.new_cache()
+    logits = model(0, 0, cache)
+    assert greedy[0] == int(np.argmax([v.data for v in logits])) and len(greedy) == 5
+    assert len(model.generate([0, 3, 4], max_new_tokens=100, seed=0)) == 14  # the block fills up
+    # at temperature 1 tokens come as often as softmax(logits) says; a cold one picks the likeliest
+    p = np.exp([v.data for v in logits])
+    p /= p.sum()
+    rng = np.random.default_rng(0)
+    drawn = [model.generate([0], max_new_tokens=1, seed=rng)[0] for _ in range(2000)]
+    assert np.bincount(drawn, minlength=16) / 2000 == pytest.approx(p, abs=0.03)
+    assert {model.generate([0], temperature=1e-6, max_new_tokens=1, seed=s)[0] for s in range(10)} == {greedy[0]}
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        model.generate([0], temperature=-1)
+
+
+def test_gpt_saves_and_loads(tmp_path):
+    model = small_gpt()
+    model.save(tmp_path / "gpt.json")
+    back = mg.Module.from_file(tmp_path / "gpt.json")
+    assert isinstance(back, GPT) and back.state_dict() == model.state_dict()
+    assert back.loss(SEQUENCES[0]).data == model.loss(SEQUENCES[0]).data
+
+
+def test_gpt_gradients_pass_the_finite_difference_check():
+    model = GPT(6, n_embd=4, n_head=2, block_size=4, seed=0)
+    # no rows in X: the loss function reads the model itself
+    report = mg.testing.check_module_gradients(model, lambda outs, y: model.loss([0, 3, 5, 1, 0]),
+                                               np.zeros((0, 0)), None)
+    assert report, report
+    assert len(report.rows) == model.num_parameters()
+
+
+def test_draw_modules_boxes_each_module_of_a_position():
+    model = small_gpt()
+    block = model.blocks[0]
+    chosen = [model.token_embedding, model.position_embedding, block.norm1, block.attn, block.norm2, block.mlp,
+              model.blocks[1], model.head, block, model]
+    untagged = model.loss([0, 3, 5, 7])  # built outside tag_modules(): nothing says which module made what
+    assert untagged.origin is None and all(v.origin is None for v in mg.topological_order(untagged))
+    with pytest.raises(ValueError, match=r"build the graph inside `with microgradnn.nn.tag_modules\(\):`"):
+        mg.viz.draw_modules(untagged, chosen)
+    cache = model.new_cache()
+    with mg.nn.tag_modules():
+        for pos, t in enumerate([0, 3, 5]):
+            logits = model(t, pos, cache)
+        loss = mg.losses.cross_entropy([logits], [7])
+    source = mg.viz.draw_modules(loss, chosen).source
+    for name in ("blocks.0.norm1", "blocks.0.attn", "blocks.0.mlp", "blocks.1", "head", "gpt"):
+        assert f"<{name}<BR/>" in source, name
+    # every node made inside a chosen module is in its box: only the loss's own nodes are left
+    assert source.count("shape=plaintext") == 2  # logsumexp(z) and logsumexp(z) - z[t] (z[t] is the head's output)
+    assert "blocks.0.attn<BR/>CausalSelfAttention, 256 params" in source
