@@ -167,18 +167,17 @@ class Value:
         hooks = _BACKWARD_HOOKS.get()
         if hooks:
             _run_hooks(hooks, self, "before")
-        interior, leaves = _walk(self, zero=True)
-        if interior and min(map(_T, interior)) != _clock:  # some .data was set since the oldest node
+        interior, leaves, current = _backward_walk(self)
+        if not current:  # some .data was set since the oldest node was made
             _check_unchanged(interior, "backward")
-        # what the leaves held, to put back if this call fails (no snapshot when all are 0)
-        before = list(map(_GRAD, leaves)) if any(map(_GRAD, leaves)) else None
+        before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
             if g:
                 for x, d in zip(v.inputs, v._local):
                     x.grad += d * g
-        total = sum(map(_GRAD, leaves))  # finite sum: every leaf is finite (one cheap pass)
+        total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
         if hooks:
@@ -218,7 +217,6 @@ _PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle wr
 def _empty_value() -> Value:
     return _new(Value)
 _DEPTH = operator.attrgetter("_depth")
-_GRAD = operator.attrgetter("grad")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
@@ -312,7 +310,7 @@ class Op:
             rules = self.derivatives
             if needs is None:
                 return tuple(rule(*xs, out) for rule in rules)
-            return tuple(rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs))
+            return tuple([rule(*xs, out) if need else 0.0 for rule, need in zip(rules, needs)])
         if self._unrolled is not None and self.derivatives is self._unrolled[0]:
             grads = self._unrolled[1](*xs, out)
             return grads if needs is None else _masked(grads, needs)
@@ -330,18 +328,18 @@ class Op:
     def __call__(self, *args: Value | float) -> Any:
         """Apply the op: numbers in give a float, any Value in gives a recorded Value."""
         if not _ONLY_VALUES.issuperset(map(type, args)):
-            if not any(type(a) is Value for a in args):
+            if Value not in map(type, args):
                 self._check_arity(len(args))
                 return self._numbers(args)
-            args = tuple(a if type(a) is Value else _constant(a, self.name) for a in args)
+            args = tuple([a if type(a) is Value else _constant(a, self.name) for a in args])
         if len(args) not in self._arities:
             self._check_arity(len(args))
         return self._record(args, [a._data for a in args])  # type: ignore[union-attr]  # all Values by now
 
-    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int | None = None):
+    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int = 0):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
         local derivative. `needs` (each input's requires_grad, or True for all) and `depth` may
-        come precomputed."""
+        come precomputed, both or neither."""
         try:
             data = self.forward(*xs)
         except (ArithmeticError, ValueError):
@@ -351,8 +349,13 @@ class Op:
         if not _GRAD_ENABLED.get():
             return _node(data)
         if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
-            needs = [a.requires_grad for a in args]
-        depth = 1 + max([a._depth for a in args]) if depth is None else depth
+            depths = [a._depth for a in args if a.requires_grad]  # all, in the usual case
+            if len(depths) == len(args):
+                needs = True
+            else:
+                needs = [a.requires_grad for a in args]
+                depths = [a._depth for a in args]
+            depth = 1 + max(depths)
         if needs is not True and True not in needs:  # type: ignore[operator]  # a list here
             # PyTorch's rule: no input needs a gradient, so neither does the output, and its
             # derivatives are never evaluated (the node stays in the graph for pictures).
@@ -361,7 +364,7 @@ class Op:
             unrolled = self._unrolled
             if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
                 local = unrolled[1](*xs, data)
-                if needs is not True and not all(needs):  # type: ignore[arg-type]
+                if needs is not True:
                     local = _masked(local, needs)  # type: ignore[arg-type]
             else:
                 local = self.local_grads(xs, data, None if needs is True else needs)  # type: ignore[arg-type]
@@ -404,7 +407,10 @@ def _masked(grads: tuple, needs: Sequence[bool]) -> tuple:
 
 
 class _UnaryOp(Op):
-    """Op.__call__ unrolled for one input: the same steps, without the per-call loops."""
+    """Op.__call__ and local_grads unrolled for one input: the same steps, without the loops."""
+
+    def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
+        return (self.derivatives[0](*xs, out) if needs is None or needs[0] else 0.0,)
 
     def __call__(self, a):
         if type(a) is not Value:
@@ -429,8 +435,12 @@ class _UnaryOp(Op):
 
 
 class _BinaryOp(Op):
-    """Op.__call__ unrolled for two inputs (each rule runs on its own, so one failing rule
-    leaves the other input's derivative intact)."""
+    """Op.__call__ and local_grads unrolled for two inputs (in __call__ each rule runs on its
+    own, so one failing rule leaves the other input's derivative intact)."""
+
+    def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
+        da, db = self.derivatives
+        return (da(*xs, out) if needs is None or needs[0] else 0.0, db(*xs, out) if needs is None or needs[1] else 0.0)
 
     def __call__(self, a, b):
         if type(a) is not Value:
@@ -504,16 +514,13 @@ def _data(x) -> float:
 
 # ---- backward and grad -----------------------------------------------------------------
 
-def _walk(root: Value, zero: bool = False) -> tuple[list[Value], list[Value]]:
-    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves).
-    `zero=True` also sets the grad of each node made by an op to 0 (backward's first step)."""
+def _walk(root: Value) -> tuple[list[Value], list[Value]]:
+    """The nodes reachable from `root`, each once and in a fixed order: (made by ops, leaves)."""
     interior, leaves, seen = [], [], {root}
     stack = [root]
     while stack:
         v = stack.pop()
         if v.inputs:
-            if zero:
-                v.grad = 0.0
             interior.append(v)
             for x in v.inputs:
                 if x not in seen:
@@ -522,6 +529,34 @@ def _walk(root: Value, zero: bool = False) -> tuple[list[Value], list[Value]]:
         else:
             leaves.append(v)
     return interior, leaves
+
+
+def _backward_walk(root: Value) -> tuple[list[Value], list[Value], bool]:
+    """backward's first step: `_walk`'s nodes made by ops, in its order, each with its grad set
+    to 0; the leaves as they are met (never pushed; their order matters to no one); and whether
+    every node made by an op is as new as the last `.data` assignment (see _clock)."""
+    if not root.inputs:
+        return [], [root], True
+    interior, leaves, seen = [], [], {root}
+    stack = [root]
+    clock, current = _clock, True
+    while stack:
+        v = stack.pop()
+        v.grad = 0.0
+        if v._t != clock:
+            current = False
+        interior.append(v)
+        inputs = v.inputs
+        if len(inputs) > 2 and seen.issuperset(inputs):  # one C-level pass: a layer's inputs, met already
+            continue
+        for x in inputs:
+            if x not in seen:
+                seen.add(x)
+                if x.inputs:
+                    stack.append(x)
+                else:
+                    leaves.append(x)
+    return interior, leaves, current
 
 
 def topological_order(root: Value) -> list[Value]:
@@ -1180,15 +1215,23 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     x_needs = [a.requires_grad for a in x]
     x_all = all(x_needs)
     x_depth = max([a._depth for a in x])
+    # a neuron whose weights and bias are leaves (depth 0) that need gradients, as trained
+    # ones are, shares these; one pass over its weights finds it and reads them
+    leaf_needs = True if x_all else [*(True for _ in x), *x_needs, True]
     nodes = []
     for w, b in zip(ws, bs):
         if len(w) != len(x):
             raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")
-        if type(b) is not Value or not _ONLY_VALUES.issuperset(map(type, w)):
+        w_data = [a._data for a in w if type(a) is Value and not a._depth and a.requires_grad]
+        if len(w_data) == len(x) and type(b) is Value and not b._depth and b.requires_grad:
+            needs, depth = leaf_needs, x_depth
+        elif type(b) is not Value or not _ONLY_VALUES.issuperset(map(type, w)):
             nodes.append(dot(w, x, b))
             continue
-        w_needs = [a.requires_grad for a in w]
-        needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
-        depth = max(x_depth, b._depth, max([a._depth for a in w]))
-        nodes.append(_DOT._record((*w, *x, b), [*[a._data for a in w], *x_data, b._data], needs, 1 + depth))
+        else:
+            w_data = [a._data for a in w]
+            w_needs = [a.requires_grad for a in w]
+            needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
+            depth = max(x_depth, b._depth, max([a._depth for a in w]))
+        nodes.append(_DOT._record((*w, *x, b), [*w_data, *x_data, b._data], needs, 1 + depth))
     return nodes

@@ -383,6 +383,44 @@ def test_dot_honours_requires_grad_as_the_unfused_graph_does(frozen):
     assert all(results[0][0][i] != 0.0 for i in range(11) if i not in frozen)
 
 
+@pytest.mark.parametrize("weights", ["leaves", "one frozen", "one computed", "one float", "frozen bias",
+                                     "computed bias"])
+@pytest.mark.parametrize("x_kind", ["leaves", "frozen", "computed"])
+def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
+    """A layer's `dots` takes shortcuts for trained weights (leaves that need gradients);
+    every other mix of inputs must still give dot's values, order and gradients."""
+    def inputs():
+        ws = [[Value(0.3 * i - 0.2 * j + 0.1) for i in range(3)] for j in range(2)]
+        bs = [Value(0.05), Value(-0.15)]
+        if weights == "one frozen":
+            ws[1][2].requires_grad = False
+        elif weights == "one computed":  # deeper than x: the node's depth must come from it
+            ws[1][0] = (((ws[1][0] * 1.5).tanh() + 0.2) * 0.7).exp()
+        elif weights == "one float":
+            ws[0][1] = 0.25
+        elif weights == "frozen bias":
+            bs[0].requires_grad = False
+        elif weights == "computed bias":
+            bs[1] = (bs[1] * 2.0).tanh().tanh()
+        x = [Value(0.4), Value(-0.9), Value(1.3)]
+        if x_kind == "frozen":
+            x = [Value(v.data, requires_grad=False) for v in x]
+        elif x_kind == "computed":
+            x = [v.sin() for v in x]
+        return ws, x, bs
+
+    def run(build):
+        ws, x, bs = inputs()
+        zs = build(ws, x, bs)
+        out = (zs[0] * zs[1].tanh()).exp()
+        out.backward()
+        leaves = [v for v in mg.topological_order(out) if v.is_leaf()]
+        return ([z.data for z in zs], [z.requires_grad for z in zs], [v.data for v in mg.topological_order(out)],
+                [(v.data, v.grad) for v in leaves])
+
+    assert run(lambda ws, x, bs: mg.dots(ws, x, bs)) == run(lambda ws, x, bs: [mg.dot(w, x, b) for w, b in zip(ws, bs)])
+
+
 # ---- higher-order gradients -------------------------------------------------------------
 
 SECOND = [
@@ -591,6 +629,37 @@ def test_a_failed_backward_leaves_every_gradient_as_it_was():
     with pytest.raises(ValueError, match=r"derivative of sqrt\(0.0\)"):
         (Value(0.0).sqrt() * w + w).backward()
     assert w.grad == 0.25
+
+
+def test_backward_through_shared_layers_matches_grad_and_a_failure_restores_every_leaf():
+    """A batch through one layer: wide nodes whose inputs backward has met already, leaves
+    (weights, biases, inputs, constants) reached by many paths, and a leaf as the root."""
+    ws = [[Value(0.1 * i - 0.2 * j + 0.05) for i in range(4)] for j in range(3)]
+    bs = [Value(0.01 * j) for j in range(3)]
+    params = [p for w in ws for p in w] + bs
+    rows = [[Value(0.3 * k + 0.1 * i, requires_grad=k == 1) for i in range(4)] for k in range(3)]
+
+    def loss():
+        total = 0.0
+        for x in rows:
+            h = [z.tanh() for z in mg.dots(ws, x, bs)]
+            total = total + mg.dot(ws[0][:3], h, bs[2]) * 0.5 + h[1] * h[2]
+        return total
+    expected = mg.grad(loss(), params + rows[1])
+    loss().backward()
+    assert [p.grad for p in params + rows[1]] == list(expected)
+    assert all(x.grad == 0.0 for x in rows[0] + rows[2])
+    same = loss()
+    same.backward()
+    same.backward()  # the same graph again: its interior grads start from 0 again, leaves add up
+    assert [p.grad for p in params + rows[1]] == pytest.approx([3 * g for g in expected], rel=1e-15)
+    before = [p.grad for p in params + rows[1]]
+    bad = loss() + Value(0.0).sqrt() * ws[1][1]  # sqrt'(0) is infinite: backward must fail
+    with pytest.raises(ValueError, match=r"derivative of sqrt\(0.0\)"):
+        bad.backward()
+    assert [p.grad for p in params + rows[1]] == before
+    ws[0][0].backward(2.0)  # a leaf as the root adds into its own grad
+    assert ws[0][0].grad == before[0] + 2.0
 
 
 @pytest.mark.parametrize("power, second", [(3, lambda x: 6 * x), (5, lambda x: 20 * x ** 3)])

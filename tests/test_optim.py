@@ -134,3 +134,18 @@ def test_a_parameter_set_between_steps_is_read_again():
     a.data = -3.0  # the user moves a parameter, as load_state_dict or a manual edit would
     opt.step()
     assert (a.data, b.data) == (-3.0 - 0.1, 2.0 - 0.1 - 0.1)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, weight_decay=0.01), lambda ps: Adam(ps, lr=0.1)])
+def test_a_step_marks_the_parameters_changed(make):
+    """A graph built before a step holds derivatives at the old parameters: backward refuses it."""
+    a, b = Value(1.0, "a"), Value(-2.0, "b")
+    opt = make([a, b])
+    loss = (a * b).tanh()
+    loss.backward()
+    opt.step()
+    assert a.data != 1.0 and b.data != -2.0
+    with pytest.raises(RuntimeError, match="changed after"):
+        loss.backward()
+    opt.zero_grad()
+    (a * b).tanh().backward()  # a new forward pass is fine

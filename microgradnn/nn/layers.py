@@ -135,7 +135,11 @@ class Layer(Module):
         neurons = self.neurons
         if all([n.fused for n in neurons]):  # one dots call: the same nodes, x read once
             zs = dots([n.w for n in neurons], x, [n.b for n in neurons])
-            return [n._activate(z) for n, z in zip(neurons, zs)]
+            outs = [ACTIVATIONS[n.activation](z) for n, z in zip(neurons, zs)]
+            top = _OUTERMOST.get()
+            for n, out in zip(neurons, outs):  # Neuron._activate's tag, for the whole layer at once
+                out.origin = (top or n, n)
+            return outs
         return [n.forward(x) for n in neurons]
 
     def config(self) -> dict:
