@@ -328,8 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an MLP on a toy dataset",
                            description="Train an MLP on a toy dataset and print progress and final accuracy.")
     _add_training_options(train, epochs=100)
-    train.add_argument("--save", metavar="PATH", help="save the trained model as JSON")
-    train.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
+    _add_save(train)
     train.add_argument("--load", metavar="PATH", help="continue training a saved model")
     train.set_defaults(run=cmd_train)
 
@@ -359,8 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--samples", type=_positive, default=10, help="words to sample (default 10)")
     gpt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     gpt.add_argument("--seed", type=int, default=0)
-    gpt.add_argument("--save", metavar="PATH", help="save the trained model as JSON")
-    gpt.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
+    _add_save(gpt)
     gpt.add_argument("--quiet", action="store_true", help="no progress lines")
     gpt.set_defaults(run=cmd_gpt)
 
@@ -400,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
 EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log sqrt tanh sigmoid relu leaky_relu sin cos softplus "
                    "abs dot logsumexp (and ops of your own, with --import), and name = ... steps separated by ; "
                    "for shared subexpressions")
+
+
+def _add_save(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--save", metavar="PATH", help="save the trained model as JSON")
+    p.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
 
 
 def _add_import(p: argparse.ArgumentParser) -> None:
