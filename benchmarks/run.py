@@ -161,8 +161,8 @@ def in_big_stack(fn):
 
 
 def whole_idea_value():
-    """The Value of demos/08_the_whole_idea.py, the 50-line engine: a yardstick for the op table's cost."""
-    path = Path(__file__).resolve().parent.parent / "demos" / "08_the_whole_idea.py"
+    """The Value of demos/09_the_whole_idea.py, the 50-line engine: a yardstick for the op table's cost."""
+    path = Path(__file__).resolve().parent.parent / "demos" / "09_the_whole_idea.py"
     spec = importlib.util.spec_from_file_location("the_whole_idea", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -181,7 +181,7 @@ def engine_section(args) -> list[tuple]:
                          f"{(f + b) * 1e3:.3f} ms", f"{(mf + mb) * 1e3:.3f} ms", (mf + mb) / (f + b)))
         if not gc_on:
             f, b = mlp_times(whole_idea_value(), unfused_forward, n, reps, gc_on)
-            rows.append(("MLP 2-16-16-1 unfused on demos/08_the_whole_idea.py (ops hand-written, no op table, "
+            rows.append(("MLP 2-16-16-1 unfused on demos/09_the_whole_idea.py (ops hand-written, no op table, "
                          "no checks), gc off", f"{(f + b) * 1e3:.3f} ms", f"{(mf + mb) * 1e3:.3f} ms",
                          (mf + mb) / (f + b)))
     ours = bytes_per_node(mg.Value, unfused_forward)

@@ -23,7 +23,7 @@ def run_demo(name, *args, cwd=None):
 def test_every_demo_is_tested():
     tested = {"00_engine_tour.py", "01_restaurant_neuron.py", "02_forward_pass.py", "03_single_neuron_classifier.py",
               "04_backprop_by_hand.py", "05_moons_svm.py", "06_spiral_adam.py", "07_gradcheck_in_a_test.py",
-              "08_the_whole_idea.py", "09_gpt.py"}
+              "08_gpt.py", "09_the_whole_idea.py"}
     assert {p.name for p in DEMOS.glob("*.py")} == tested
 
 
@@ -88,12 +88,12 @@ def test_the_whole_idea_gives_the_engines_numbers():
     o = (x * w + b).tanh()
     o.backward()
     expected = f"o = {o.data:.4f}; do/dx = {x.grad:.4f}, do/dw = {w.grad:.4f}, do/db = {b.grad:.4f}"
-    assert run_demo("08_the_whole_idea.py").strip() == expected
+    assert run_demo("09_the_whole_idea.py").strip() == expected
 
 
 @pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
 def test_gpt_demo_trains_samples_draws_and_checks(tmp_path):
-    out = run_demo("09_gpt.py", "--steps", "20", "--out", str(tmp_path)).splitlines()
+    out = run_demo("08_gpt.py", "--steps", "20", "--out", str(tmp_path)).splitlines()
     losses = [float(line.split()[3]) for line in out if line.startswith("step")]
     assert len(losses) == 11 and losses[-1] < losses[0] - 0.3  # from log(27) = 3.3 down
     assert any(line.startswith("Compiled(GPT.loss:") for line in out)

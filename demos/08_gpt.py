@@ -1,6 +1,6 @@
 """A GPT in scalar Values, trained on words at array speed with `compile`.
 
-    python3 demos/09_gpt.py [--steps 300] [--out DIR]
+    python3 demos/08_gpt.py [--steps 300] [--out DIR]
 
 1. The corpus: Debian's word list (/usr/share/dict/words, package `wamerican`) when it is
    installed; otherwise made-up words from fixed rules (`mg.data.make_words`: one to three
