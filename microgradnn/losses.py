@@ -122,10 +122,11 @@ def _check_range(xs: list, lo: float, hi: float, name: str, what: str) -> None:
 
 
 def _not_a_label(x) -> bool:
-    """x is neither -1 nor +1; for a Value, as one comparison that every valid label answers
-    alike (so compile keeps one recording for both classes)."""
+    """x is neither -1 nor +1; for a Value, as comparisons of |x| with 1 that every valid label
+    answers alike (so compile keeps one recording for both classes)."""
     if type(x) is Value:
-        return abs((x - 1.0) * (x + 1.0)) > 0.0
+        size = abs(x)
+        return size > 1.0 or size < 1.0
     return x not in (-1.0, 1.0)
 
 

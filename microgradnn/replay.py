@@ -158,7 +158,7 @@ class _Tape:
         self.n_slots = len(order)
         kinds = [s[0] for s in structure]
         self.x_slots = _index(np.array([i for i, k in enumerate(kinds) if k == "x"], dtype=int))
-        self.x_rows = np.array([s[1] for s in structure if s[0] == "x"], dtype=int)
+        self.x_rows = _index(np.array([s[1] for s in structure if s[0] == "x"], dtype=int))
         consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
         self.const_slots = np.array([i for i, _ in consts], dtype=int)
         self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
@@ -170,7 +170,8 @@ class _Tape:
         self.held = [v for _, v in held]
         self.held_version = engine.data_version()
         param_slots = [i for i, k in enumerate(kinds) if k == "param"]
-        self.param_index = np.array([structure[i][1] for i in param_slots], dtype=int)  # into compiled.params
+        # where the tape's parameters sit in compiled.params: a slice (views, no copies) for the first tape
+        self.param_index = _index(np.array([structure[i][1] for i in param_slots], dtype=int))
         is_param = np.array([k == "param" for k in kinds])
         needs = list(is_param)  # does a gradient flow into this slot?
         for i, s in enumerate(structure):
@@ -203,6 +204,15 @@ class _Tape:
                 for idx in g.ins:
                     read.update(idx.tolist())
         self.groups = _join_blocks(self.groups)
+        # Backward visits only groups a gradient flows through: some output leads to the loss
+        # and depends on a parameter (a label check or a watched output does not).
+        live = np.zeros(self.n_slots, dtype=bool)
+        live[root] = True
+        for i in range(self.n_slots - 1, -1, -1):
+            if live[i] and order[i].inputs:
+                live[list(structure[i][1])] = True
+        live &= np.array(needs)
+        self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
         rows = sorted(s for s in read if is_param[s])
         self.row_param_slots = np.array(rows, dtype=int)
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
@@ -239,9 +249,9 @@ class _Tape:
         with np.errstate(all="ignore"):
             for g in self.groups:
                 V[g.out_at] = _forward(g, V, P)
-        ok = np.ones(n, dtype=bool)
-        for check in self.checks:
-            ok &= check(V).all(axis=0)
+        ok = np.ones(n, dtype=bool) if not self.checks else self.checks[0](V)[0]  # a check gives shape (1, n)
+        for check in self.checks[1:]:
+            ok &= check(V)[0]
         return V, P, ok
 
     def first_failure(self, V: np.ndarray, col: int) -> Guard:
@@ -260,9 +270,10 @@ class _Tape:
         if len(self.row_param_slots):
             G[self.row_param_slots] = 0.0
         G[self.root] = scale
-        PG = np.zeros(len(P))
+        sliced = isinstance(self.param_index, slice)
+        PG = PG_all[self.param_index] if sliced else np.zeros(len(P))  # a view adds straight into PG_all
         with np.errstate(all="ignore"):
-            for g in reversed(self.groups):
+            for g in self.backward_groups:
                 grad_out = G[g.out_at]
                 if g.layer is not None:
                     _layer_backward(g, V, G, P, PG, grad_out)
@@ -272,7 +283,8 @@ class _Tape:
                     _backward(g, V, G, grad_out)
         if len(self.row_param_slots):
             PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
-        PG_all[self.param_index] += PG
+        if not sliced:
+            PG_all[self.param_index] += PG
 
     def raise_nonfinite(self, V: np.ndarray, samples: np.ndarray) -> None:
         for g in (part for group in self.groups for part in getattr(group, "parts", [group])):
@@ -309,7 +321,7 @@ class BatchResult:
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
         self._used = len(compiled.params)
         self.losses = losses
-        self.data = float(losses.mean())
+        self.data = float(losses.sum()) / len(losses)  # the mean, as numpy's: one sum, one division
         self.outputs = outputs
         self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
         self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i])
@@ -385,7 +397,9 @@ class Compiled:
                                  f"got {X.shape} and {y.shape}")
             if not (np.isfinite(X).all() and np.isfinite(y).all()):
                 raise ValueError("compiled: X or y contains NaN or infinity")
-            return [(("xy", X.shape[1]), np.arange(len(X)), np.vstack([X.T, y[None]]))]
+            D = np.empty((X.shape[1] + 1, len(X)))
+            D[:-1], D[-1] = X.T, y
+            return [(("xy", X.shape[1]), np.arange(len(X)), D)]
         if len(args) != 1:
             raise TypeError(f"compiled: call with a list of samples, or with X and y; got {len(args)} arguments")
         samples = args[0]
@@ -449,7 +463,7 @@ class Compiled:
                         P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
                 tape = known[i]
                 i += 1
-                V, P, ok = tape.forward(D[:, pending], P_all)
+                V, P, ok = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
                 if fresh and not ok[0]:
                     raise RuntimeError(f"compile: sample {rows[pending[0]]} fails the checks of its own recording at "
                                        f"{tape.first_failure(V, 0).describe()}: replay computed another number "
@@ -459,10 +473,11 @@ class Compiled:
                     tape.give_back(V)
                     continue
                 tape.last_used = self.calls
-                if not ok.all():
+                if ok.all():
+                    samples = rows[pending]
+                else:
                     tape.give_back(V)
-                    V = V[:, ok]
-                samples = rows[pending[ok]]
+                    V, samples = V[:, ok], rows[pending[ok]]
                 if not np.isfinite(V[tape.root]).all():  # anything non-finite that matters reaches the loss
                     tape.raise_nonfinite(V, samples)
                 runs.append((tape, V, P, samples))

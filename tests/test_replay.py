@@ -266,6 +266,27 @@ def test_half_the_batch_branching_on_a_comparison_of_samples():
     assert result.tapes == 2
 
 
+def test_a_decision_off_the_loss_path_takes_no_derivative():
+    # sqrt'(0) is infinite, but the sqrt only decides a branch: no gradient flows through it,
+    # so, as in the scalar engine, its derivative is never taken.
+    w = Value(0.0)
+    fn = lambda x, t: (w * x[0] - t) ** 2 if mg.sqrt(w * w) < 1.0 else w  # noqa: E731
+    X, y = np.array([[1.0], [2.0], [-1.0]]), np.array([0.5, -1.0, 2.0])
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert result.tapes == 1
+    assert w.grad == pytest.approx(scalar_mean_grads(fn, X, y, [w])[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0.0, 2.0, -3.0, 0.999999])
+def test_compiled_hinge_refuses_a_bad_label_at_any_row(bad):
+    model = MLP(2, [1], seed=0)
+    compiled = mg.compile(lambda x, t: losses.hinge([model(x)], [t]))
+    y = np.array([1.0, -1.0, 1.0, bad, -1.0])
+    with pytest.raises(ValueError, match=r"hinge: targets must be -1 or \+1"):
+        compiled(np.ones((5, 2)), y)
+
+
 def test_gathers_serve_every_index_from_one_tape():
     emb = mg.nn.Embedding(7, 3, seed=0)
     head = mg.nn.Linear(3, 7, seed=1)
