@@ -273,6 +273,7 @@ class Op:
         # while `derivatives` are still those rules: a fused neuron's 2n+1 derivatives in one step.
         self._unrolled = (self.derivatives, unrolled) if unrolled is not None else None
         self._arities: set[int] = set()  # input counts already found valid
+        self.builtin = False  # a row of the engine's own table (set by it), not define_op's
 
     @property
     def variadic(self) -> bool:
@@ -1005,6 +1006,7 @@ def ops() -> dict[str, Op]:
 def _row(name: str, forward: Callable, *derivatives: Callable, **fields) -> Op:
     _BUILTIN.add(name)
     op = _OPS[name] = _make_op(name, forward, derivatives, **fields)
+    op.builtin = True
     return op
 
 

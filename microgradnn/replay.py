@@ -185,6 +185,7 @@ class _Tape:
         # The tape's parameters live in one vector P. Layers index it directly; only parameters
         # that other groups read get rows of their own in V (filled across the batch).
         position = {slot_: k for k, slot_ in enumerate(param_slots)}
+        self.param_position = position  # a parameter's slot -> its place in P (error messages read it there)
         read = {root, *self.watched, *new_slot.values()}
         for g in self.groups:
             slots = g.layer_slots(is_param)
@@ -213,6 +214,12 @@ class _Tape:
                 live[list(structure[i][1])] = True
         live &= np.array(needs)
         self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
+        # The scalar engine refuses any op whose result is not finite. Replay's ufuncs raise a
+        # floating-point flag when they make inf or NaN from finite numbers; matrix products,
+        # gathers and ops of your own may not, so their outputs (and the loss) are checked.
+        unflagged = [g.out for g in self.groups
+                     if g.layer is not None or g.places is not None or g.op is _TAKE or not g.op.builtin]
+        self.checked = _index(np.unique(np.concatenate([[root], *unflagged]).astype(int)))
         rows = sorted(s for s in read if is_param[s])
         self.row_param_slots = np.array(rows, dtype=int)
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
@@ -231,9 +238,9 @@ class _Tape:
         if len(self._spare) < 2 and V.base is None and V.shape[0] == self.n_slots:
             self._spare.append(V)
 
-    def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(values V, this tape's parameters P, which samples pass every guard) for the
-        samples whose numbers are the columns of D."""
+    def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """(values V, this tape's parameters P, which samples pass every guard, whether an op
+        raised a floating-point flag) for the samples whose numbers are the columns of D."""
         n = D.shape[1]
         V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
         if V is None:
@@ -246,13 +253,26 @@ class _Tape:
         P = P_all[self.param_index]
         if len(self.row_param_slots):
             V[self.row_param_slots] = P[self.row_param_pos, None]
-        with np.errstate(all="ignore"):
-            for g in self.groups:
-                V[g.out_at] = _forward(g, V, P)
+        flagged, i = False, 0
+        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+            try:
+                for i, g in enumerate(self.groups):  # noqa: B007 (i: where to go on after a flag)
+                    V[g.out_at] = _forward(g, V, P)
+            except FloatingPointError:
+                flagged = True
+        if flagged:  # for a sample another tape takes, or one to refuse (see `all_finite`): go on
+            with np.errstate(all="ignore"):
+                for g in self.groups[i:]:
+                    V[g.out_at] = _forward(g, V, P)
         ok = np.ones(n, dtype=bool) if not self.checks else self.checks[0](V)[0]  # a check gives shape (1, n)
         for check in self.checks[1:]:
             ok &= check(V)[0]
-        return V, P, ok
+        return V, P, ok, flagged
+
+    def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
+        """Every number the scalar engine computes for the samples in V is finite (it would
+        refuse the op otherwise): once a flag was raised, all of them are looked at."""
+        return bool(np.isfinite(V[self.first_computed:] if flagged else V[self.checked]).all())
 
     def first_failure(self, V: np.ndarray, col: int) -> Guard:
         """The first guard that sample `col` of V fails."""
@@ -286,16 +306,24 @@ class _Tape:
         if not sliced:
             PG_all[self.param_index] += PG
 
-    def raise_nonfinite(self, V: np.ndarray, samples: np.ndarray) -> None:
+    def raise_nonfinite(self, V: np.ndarray, P: np.ndarray, samples: np.ndarray) -> None:
+        """Raise the error the scalar engine gives at the first op whose result is not finite."""
+        def number(slot: int, col: int) -> float:
+            k = self.param_position.get(slot)
+            return float(V[slot, col] if k is None else P[k])
         for g in (part for group in self.groups for part in getattr(group, "parts", [group])):
             bad = ~np.isfinite(V[g.out])
             if bad.any():
                 row, col = map(int, np.argwhere(bad)[0])
-                shown = ", ".join(f"{V[ins[row], col]:.6g}" for ins in g.ins)
-                if g.op is _TAKE:
-                    raise ValueError(f"compiled: take({shown}): index must be an integer in 0..{len(g.ins) - 2}, "
-                                     f"for sample {samples[col]}")
-                raise ValueError(f"compiled: {g.op.name}({shown}) is not finite for sample {samples[col]}")
+                xs = [number(int(ins[row]), col) for ins in g.ins]
+                try:  # the scalar engine's own words for it, when it refuses these numbers
+                    with engine.no_grad():
+                        g.op(*xs)
+                except (ArithmeticError, ValueError) as e:
+                    raise type(e)(f"compiled, sample {samples[col]}: {e}") from None
+                shown = ", ".join(f"{x:.6g}" for x in xs)
+                raise ValueError(f"compiled, sample {samples[col]}: {g.op.name}({shown}) is not finite on arrays, "
+                                 f"though the op computes a number for these inputs (its array_forward differs)")
         raise ValueError("compiled: the loss is not finite")
 
 
@@ -463,7 +491,7 @@ class Compiled:
                         P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
                 tape = known[i]
                 i += 1
-                V, P, ok = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
+                V, P, ok, flagged = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
                 if fresh and not ok[0]:
                     raise RuntimeError(f"compile: sample {rows[pending[0]]} fails the checks of its own recording at "
                                        f"{tape.first_failure(V, 0).describe()}: replay computed another number "
@@ -478,8 +506,8 @@ class Compiled:
                 else:
                     tape.give_back(V)
                     V, samples = V[:, ok], rows[pending[ok]]
-                if not np.isfinite(V[tape.root]).all():  # anything non-finite that matters reaches the loss
-                    tape.raise_nonfinite(V, samples)
+                if not tape.all_finite(V, flagged):
+                    tape.raise_nonfinite(V, P, samples)
                 runs.append((tape, V, P, samples))
                 losses[samples] = V[tape.root]
                 outputs = self._outputs(outputs, tape, V, samples, n)
@@ -504,7 +532,7 @@ class Compiled:
         why = ""
         if known:
             tape = known[-1]
-            V, _, _ = tape.forward(numbers[:, None], np.fromiter(engine.data_of(self.params), dtype=float))
+            V, _, _, _ = tape.forward(numbers[:, None], np.fromiter(engine.data_of(self.params), dtype=float))
             guard = tape.first_failure(V, 0)
             why = f": sample {sample} decides differently at {guard.describe()}"
             if guard.kind == "float":

@@ -102,7 +102,7 @@ def test_a_number_read_out_of_a_value_gets_a_recording_per_sample_or_a_clear_ref
 def test_replay_reports_non_finite_values_and_bad_shapes():
     w = Value(1.0)
     compiled = mg.compile(lambda x, t: (x[0] * w).log() - t)
-    with pytest.raises(ValueError, match=r"compiled: log\(-2\) is not finite for sample 1"):
+    with pytest.raises(ValueError, match=r"compiled, sample 1: log\(-2.0\): input must be > 0"):
         compiled(np.array([[1.0], [-2.0], [3.0], [4.0], [5.0]]), np.zeros(5))  # 0, 2, 4 are recorded
     with pytest.raises(ValueError, match="expected X of shape"):
         compiled(np.array([1.0, 2.0]), np.zeros(2))
@@ -110,6 +110,53 @@ def test_replay_reports_non_finite_values_and_bad_shapes():
         compiled(np.array([[np.nan]]), np.zeros(1))
     with pytest.raises(TypeError, match="must return a Value"):
         mg.compile(lambda x, t: 1.0)(np.ones((2, 1)), np.zeros(2))
+
+
+@pytest.mark.parametrize("fn, X, message", [
+    # a non-finite number the loss never sees: relu(-inf) is 0, tanh(inf) is 1, a decision
+    (lambda x, t, w: (w * x[0] - t) ** 2 + mg.log(x[0]).relu(), [[1.0], [0.0], [2.0]],
+     r"log\(0.0\): input must be > 0"),
+    (lambda x, t, w: (w * x[0] - t) ** 2 if mg.log(x[0]) < 5.0 else w, [[1.0], [0.0], [2.0]],
+     r"log\(0.0\): input must be > 0"),
+    (lambda x, t, w: (w * x[0]).exp().tanh() - t, [[1.0], [1000.0], [2.0]],
+     r"exp\(1000.0\): result is too large for a float"),
+])
+def test_compiled_refuses_what_the_scalar_engine_refuses_even_off_the_loss_path(fn, X, message):
+    w = Value(1.0)
+    X, y = np.array(X), np.zeros(len(X))
+    with pytest.raises((ValueError, OverflowError), match=message):
+        fn([Value(float(X[1, 0]))], 0.0, w)  # the scalar engine, on sample 1
+    with pytest.raises((ValueError, OverflowError), match="compiled, sample 1: " + message):
+        mg.compile(lambda x, t: fn(x, t, w))(X, y)
+
+
+def test_compiled_refuses_an_overflow_inside_a_layers_matrix_product():
+    layer = mg.Layer(2, 1, activation="tanh", seed=0)  # tanh(inf) would hide it from the loss
+    for p in layer.parameters():
+        p.data = 1.0
+    compiled = mg.compile(lambda x, t: layer(x)[0] - t)
+    with pytest.raises(OverflowError, match=r"compiled, sample 1: dot\(1.0, 1.0, 1e\+308, 1e\+308, 1.0\): "
+                                            r"result is not finite \(inf\)"):
+        compiled(np.array([[1.0, 1.0], [1e308, 1e308], [0.5, 0.5]]), np.zeros(3))
+
+
+def test_an_array_forward_that_makes_inf_where_the_op_does_not_is_named():
+    twice = mg.define_op("replay_twice_badly", lambda x: 2 * x, lambda x, out: 2.0,
+                         array_forward=lambda x: np.where(x > 1.5, np.inf, 2 * x))
+    w = Value(1.0)
+    with pytest.raises(ValueError, match=r"compiled, sample 1: replay_twice_badly\(2\) is not finite on arrays, "
+                                         r"though the op computes a number"):
+        mg.compile(lambda x, t: twice(x[0] * w) - t)(np.array([[1.0], [2.0]]), np.zeros(2))
+
+
+def test_a_domain_error_on_the_branch_a_sample_does_not_take_is_no_error():
+    w = Value(0.5)
+    fn = lambda x, t: mg.log(x[0]) * w - t if x[0] > 0 else (x[0] * w - t) ** 2  # noqa: E731
+    X, y = np.array([[1.0], [-2.0], [3.0], [-1.0]]), np.array([0.0, 1.0, 2.0, 3.0])
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert result.tapes == 2
+    assert w.grad == pytest.approx(scalar_mean_grads(fn, X, y, [w])[0], rel=1e-12)
 
 
 def test_custom_ops_replay_element_by_element():
@@ -301,7 +348,7 @@ def test_gathers_serve_every_index_from_one_tape():
     assert_close(got, expected, 1e-12)
     tape, = compiled._tapes[next(iter(compiled._tapes))]
     assert sum(g.op.name == "take" for g in tape.groups) == 2  # the row lookup and the target's logit
-    with pytest.raises(ValueError, match=r"take\(7, .*\): index must be an integer in 0..6, for sample 1"):
+    with pytest.raises(ValueError, match=r"compiled, sample 1: take\(7.0, .*\): index must be an integer in 0..6, got 7.0"):
         compiled([[1, 2], [7, 2]])
     with pytest.raises(ValueError, match=r"take\(s0=0.5, .*\): index must be an integer in 0..6, got 0.5"):
         compiled([[0.5, 2]])  # not an integer: recorded on its own, and refused as the scalar call refuses it
