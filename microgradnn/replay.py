@@ -36,11 +36,13 @@ _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
+_OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
+             "==": np.not_equal, "!=": np.equal}
 
 
 def array_forward(op: engine.Op) -> Callable:
     """The op's forward on arrays: its row's `array_forward`, or its float forward element by
-    element (NaN where it fails: replay reports it only for samples whose loss it reaches)."""
+    element (NaN where it fails, which replay refuses as the scalar engine does)."""
     if op.array_forward is not None:
         return op.array_forward
 
@@ -264,9 +266,9 @@ class _Tape:
             with np.errstate(all="ignore"):
                 for g in self.groups[i:]:
                     V[g.out_at] = _forward(g, V, P)
-        ok = np.ones(n, dtype=bool) if not self.checks else self.checks[0](V)[0]  # a check gives shape (1, n)
+        ok = np.ones(n, dtype=bool) if not self.checks else self.checks[0](V)
         for check in self.checks[1:]:
-            ok &= check(V)[0]
+            ok &= check(V)
         return V, P, ok, flagged
 
     def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
@@ -328,15 +330,21 @@ class _Tape:
 
 
 def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
+    """The guard as a test of V's columns: True where a sample decides as the recording did.
+    A comparison answered False is tested as the opposite comparison: the same for every
+    number but NaN, and a sample with a NaN anywhere is refused whatever its guards say."""
     def side(slot, const):
-        return (lambda V: V[slot:slot + 1]) if slot is not None else (lambda V: np.float64(const))
-    A, B = side(a, g.a), side(b, g.b)
+        return (lambda V: V[slot]) if slot is not None else (lambda V: np.float64(const))
     if g.kind in _COMPARE:
-        compare, answer = _COMPARE[g.kind], bool(g.answer)
-        return lambda V: compare(A(V), B(V)) == answer
+        compare = _COMPARE[g.kind] if g.answer else _OPPOSITE[g.kind]
+        if b is None:  # the usual case, a Value against a number: one numpy call
+            const = np.float64(g.b)  # type: ignore[arg-type]  # b is a number when it has no slot
+            return lambda V: compare(V[a], const)
+        A, B = side(a, g.a), side(b, g.b)
+        return lambda V: compare(A(V), B(V))
     if g.kind == "int":
-        return lambda V: np.trunc(A(V)) == g.answer
-    return lambda V: A(V) == g.answer  # float, index: the very same number
+        return lambda V: np.trunc(V[a]) == g.answer
+    return lambda V: V[a] == g.answer  # float, index: the very same number
 
 
 # ---- compiled functions ------------------------------------------------------------------------
