@@ -283,8 +283,9 @@ class _Tape:
                 return guard
         return self.guards[0]
 
-    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray) -> None:
-        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all."""
+    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray, careful: bool = False) -> None:
+        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all (`careful`: as the
+        scalar engine, see `_backward`)."""
         G = self._G
         if G is None or G.shape != V.shape:
             G = self._G = np.empty_like(V)
@@ -302,22 +303,24 @@ class _Tape:
                 elif g.places is not None:
                     g.places.backward(V, G, P, PG, grad_out, g.needs)
                 else:
-                    _backward(g, V, G, grad_out)
+                    _backward(g, V, G, grad_out, careful)
         if len(self.row_param_slots):
             PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
         if not sliced:
             PG_all[self.param_index] += PG
 
+    def number(self, V: np.ndarray, P: np.ndarray, slot: int, col: int) -> float:
+        """The number in `slot` for sample `col` (a parameter's is in P)."""
+        k = self.param_position.get(slot)
+        return float(V[slot, col] if k is None else P[k])
+
     def raise_nonfinite(self, V: np.ndarray, P: np.ndarray, samples: np.ndarray) -> None:
         """Raise the error the scalar engine gives at the first op whose result is not finite."""
-        def number(slot: int, col: int) -> float:
-            k = self.param_position.get(slot)
-            return float(V[slot, col] if k is None else P[k])
         for g in (part for group in self.groups for part in getattr(group, "parts", [group])):
             bad = ~np.isfinite(V[g.out])
             if bad.any():
                 row, col = map(int, np.argwhere(bad)[0])
-                xs = [number(int(ins[row]), col) for ins in g.ins]
+                xs = [self.number(V, P, int(ins[row]), col) for ins in g.ins]
                 try:  # the scalar engine's own words for it, when it refuses these numbers
                     with engine.no_grad():
                         g.op(*xs)
@@ -371,16 +374,28 @@ class BatchResult:
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
-        PG = np.zeros(len(compiled.params))
-        for tape, V, P, _ in self._runs:
-            tape.backward(V, P, 1.0 / len(self.losses), PG)
+        PG = self._gradient(careful=False)
+        if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
+            PG = self._gradient(careful=True)
         if not np.isfinite(PG).all():
             bad = int(np.flatnonzero(~np.isfinite(PG))[0])
-            raise ValueError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} is not finite")
+            raise OverflowError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} overflowed "
+                                f"to a non-finite value (the loss or learning rate may be too large)")
         for p, g in zip(compiled.params, PG.tolist()):
             if p.requires_grad:  # a parameter frozen since the recording gets none, as in the scalar engine
                 p.grad += g
         self.grads = PG
+
+    def _gradient(self, careful: bool) -> np.ndarray:
+        PG = np.zeros(len(self._compiled.params))
+        for tape, V, P, samples in self._runs:
+            try:
+                tape.backward(V, P, 1.0 / len(self.losses), PG, careful)
+            except _BadDerivative as e:
+                shown = ", ".join(f"{tape.number(V, P, int(ins[e.row]), e.col):.6g}" for ins in e.group.ins)
+                raise ValueError(f"compiled backward, sample {samples[e.col]}: the derivative of "
+                                 f"{e.group.op.name}({shown}) with respect to input {e.input} is not finite") from None
+        return PG
 
     def __del__(self) -> None:
         for tape, V, _, _ in getattr(self, "_runs", ()):
@@ -903,23 +918,40 @@ def _take_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray
     np.add.at(G, (slots[valid], cols[valid]), grad_out[valid])
 
 
-def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+class _BadDerivative(Exception):
+    """A non-finite local derivative where a gradient flows (node `row` of `group`, sample `col`)."""
+
+    def __init__(self, group: _Group, input: int, row: int, col: int) -> None:
+        super().__init__(group.op.name)
+        self.group, self.input, self.row, self.col = group, input, row, col
+
+
+def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, careful: bool = False) -> None:
     """Add local derivative × grad_out into G for each input position that needs a gradient;
-    like the scalar engine, no derivative is taken for the others."""
+    like the scalar engine, no derivative is taken for the others. `careful` (run only when
+    the quick pass gave a non-finite gradient) also does what the scalar engine does: a node
+    whose gradient is 0 passes nothing back (no 0 × inf), and a non-finite derivative where a
+    gradient flows raises."""
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_backward(g, V, G, grad_out)
     if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
         return g.block.backward(V, G, grad_out)
     if isinstance(g, _Joined):  # a replaced rule (mutation testing): group by group
         for part in g.parts:
-            _backward(part, V, G, G[part.out_at])
+            _backward(part, V, G, G[part.out_at], careful)
         return None
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
     for i, at, unique, mask in g.backward_plan:
         contribution = local[i] * grad_out
-        if mask is not None:
+        if careful:
+            flows = grad_out != 0 if mask is None else (grad_out != 0) & mask
+            bad = flows & ~np.isfinite(local[i])
+            if bad.any():
+                raise _BadDerivative(g, i, *map(int, np.argwhere(bad)[0]))
+            contribution = np.where(flows, contribution, 0.0)
+        elif mask is not None:
             contribution = np.where(mask, contribution, 0.0)
         if unique:  # `at` is a slice or an index array
             G[at] += contribution  # type: ignore[index]  # unique: a slice or an index array

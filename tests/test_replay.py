@@ -149,6 +149,29 @@ def test_an_array_forward_that_makes_inf_where_the_op_does_not_is_named():
         mg.compile(lambda x, t: twice(x[0] * w) - t)(np.array([[1.0], [2.0]]), np.zeros(2))
 
 
+def test_backward_passes_nothing_through_a_node_whose_gradient_is_0_as_the_scalar_engine():
+    # sqrt'(0) is infinite; relu(-0) passes back 0, and 0 × inf must not make the gradient NaN
+    w = Value(0.0)
+    fn = lambda x, t: (-mg.sqrt(w * w * x[0])).relu() + (w - t) ** 2  # noqa: E731
+    X, y = np.array([[1.0], [2.0]]), np.array([0.5, 1.0])
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert w.grad == scalar_mean_grads(fn, X, y, [w])[0] == -1.5
+
+
+def test_backward_names_a_non_finite_derivative_where_a_gradient_flows_and_adds_nothing():
+    w = Value(0.0)
+    fn = lambda x, t: mg.sqrt(w * w * x[0]) + (w - t) ** 2  # noqa: E731
+    with pytest.raises(ValueError, match=r"derivative of sqrt\(0.0\) with respect to input 0 .* is not finite"):
+        fn([Value(1.0)], 0.5).backward()  # the scalar engine
+    w.grad = 0.25
+    result = mg.compile(fn)(np.array([[1.0], [2.0]]), np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match=r"compiled backward, sample 0: the derivative of sqrt\(0\) with respect "
+                                         r"to input 0 is not finite"):
+        result.backward()
+    assert w.grad == 0.25
+
+
 def test_a_domain_error_on_the_branch_a_sample_does_not_take_is_no_error():
     w = Value(0.5)
     fn = lambda x, t: mg.log(x[0]) * w - t if x[0] > 0 else (x[0] * w - t) ** 2  # noqa: E731
