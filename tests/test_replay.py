@@ -182,6 +182,19 @@ def test_a_domain_error_on_the_branch_a_sample_does_not_take_is_no_error():
     assert w.grad == pytest.approx(scalar_mean_grads(fn, X, y, [w])[0], rel=1e-12)
 
 
+def test_a_dot_whose_b_is_read_again_keeps_that_row():
+    # dot's array forward once added w * x into b's row of the replay (`+=` on a view): here x
+    # became 4x for the `* x` after it and for the gradient (40 and 40 instead of 10 and 2.5)
+    w = Value(3.0)
+    fn = lambda x, t: mg.dot([w], [x[0]], x[0]) * x[0] - t  # noqa: E731
+    X, y = np.array([[1.0], [2.0]]), np.zeros(2)
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert result.data == 10.0 and w.grad == scalar_mean_grads(fn, X, y, [w])[0] == 2.5
+    b = np.ones(2)
+    assert mg.get_op("dot")(np.full(2, 3.0), np.full(2, 2.0), b).tolist() == [7.0, 7.0] and b.tolist() == [1.0, 1.0]
+
+
 def test_custom_ops_replay_element_by_element():
     cube = mg.define_op("replay_cube", lambda x: x ** 3, lambda x, out: 3 * x ** 2)
     step = mg.define_op("replay_step", lambda x: x if x > 0 else 0.5 * x, lambda x, out: 1.0 if x > 0 else 0.5)
