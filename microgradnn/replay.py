@@ -965,7 +965,8 @@ def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: 
     over the batch straight into PG."""
     block, X = g.layer  # type: ignore[misc]
     W, _ = _weights(block, P)
-    if g.needs[W.shape[1]].any():  # the layer's inputs lead back to parameters
+    m = W.shape[1]
+    if any(g.needed[m:2 * m]):  # some of the layer's inputs lead back to parameters (not only the first)
         G[X] += W.T @ grad_out
     if isinstance(block[0], slice):
         dW, dB = _weights(block, PG)

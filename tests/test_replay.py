@@ -280,6 +280,18 @@ def test_parameters_used_as_a_layers_inputs_get_their_gradients():
     assert p.grad != 0.0
 
 
+def test_a_layer_whose_first_input_is_data_passes_gradients_to_its_other_inputs():
+    h = Value(0.7)  # a learned input beside a data input: [x, h] into a layer of two neurons
+    ws, bs = [[Value(0.3), Value(-0.2)], [Value(0.5), Value(0.1)]], [Value(0.05), Value(-0.1)]
+    fn = lambda x, t: (mg.dot(ws[0], [x[0], h], bs[0]).tanh() * mg.dot(ws[1], [x[0], h], bs[1]) - t) ** 2  # noqa: E731
+    X, y = np.array([[1.0], [-0.5], [2.0]]), np.array([0.1, 0.2, 0.3])
+    everything = [h, *ws[0], *ws[1], *bs]
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert [v.grad for v in everything] == pytest.approx(scalar_mean_grads(fn, X, y, everything), rel=1e-12)
+    assert h.grad != 0.0
+
+
 # ---- any samples, gathers, shapes and guards ------------------------------------------------------
 
 def scalar_mean(fn, samples, params):
