@@ -360,7 +360,11 @@ class BatchResult:
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
         self._used = len(compiled.params)
         self.losses = losses
-        self.data = float(losses.sum()) / len(losses)  # the mean, as numpy's: one sum, one division
+        with np.errstate(over="ignore"):
+            self.data = float(losses.sum()) / len(losses)  # the mean, as numpy's: one sum, one division
+        if self.data - self.data != 0.0:  # finite losses whose sum overflows: the scalar sum refuses it too
+            raise OverflowError(f"compiled: the mean loss of {len(losses)} samples is not finite (their sum "
+                                f"overflowed)")
         self.outputs = outputs
         self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
         self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i])

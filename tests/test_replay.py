@@ -130,6 +130,16 @@ def test_compiled_refuses_what_the_scalar_engine_refuses_even_off_the_loss_path(
         mg.compile(lambda x, t: fn(x, t, w))(X, y)
 
 
+def test_compiled_refuses_a_mean_loss_that_overflows_as_the_scalar_sum_does():
+    w = Value(1.0)
+    fn = lambda x, t: x[0] * x[0] * w - t  # noqa: E731  (1e308 for each sample: finite)
+    X, y = np.array([[1e154], [1e154]]), np.zeros(2)
+    with pytest.raises(OverflowError, match="not finite"):
+        (fn([Value(1e154)], 0.0) + fn([Value(1e154)], 0.0)) / 2  # the scalar engine
+    with pytest.raises(OverflowError, match=r"compiled: the mean loss of 2 samples is not finite"):
+        mg.compile(fn)(X, y)
+
+
 def test_compiled_refuses_an_overflow_inside_a_layers_matrix_product():
     layer = mg.Layer(2, 1, activation="tanh", seed=0)  # tanh(inf) would hide it from the loss
     for p in layer.parameters():
