@@ -1066,7 +1066,7 @@ def _dot(*args: float) -> float:
     """sum(w_i * x_i) + b for args (w_0..w_n-1, x_0..x_n-1, b); the unfused order, b first."""
     total = args[-1]
     for w, x in zip(args, args[len(args) // 2:-1]):  # zip stops after the n weights
-        total += w * x
+        total = total + w * x  # not +=: on arrays (replay) that would write into b
     return total
 
 

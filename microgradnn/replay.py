@@ -360,7 +360,11 @@ class BatchResult:
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
         self._used = len(compiled.params)
         self.losses = losses
-        self.data = float(losses.sum()) / len(losses)  # the mean, as numpy's: one sum, one division
+        with np.errstate(over="ignore"):
+            self.data = float(losses.sum()) / len(losses)  # the mean, as numpy's: one sum, one division
+        if self.data - self.data != 0.0:  # finite losses whose sum overflows: the scalar sum refuses it too
+            raise OverflowError(f"compiled: the mean loss of {len(losses)} samples is not finite (their sum "
+                                f"overflowed)")
         self.outputs = outputs
         self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
         self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i])
@@ -965,7 +969,8 @@ def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: 
     over the batch straight into PG."""
     block, X = g.layer  # type: ignore[misc]
     W, _ = _weights(block, P)
-    if g.needs[W.shape[1]].any():  # the layer's inputs lead back to parameters
+    m = W.shape[1]
+    if any(g.needed[m:2 * m]):  # some of the layer's inputs lead back to parameters (not only the first)
         G[X] += W.T @ grad_out
     if isinstance(block[0], slice):
         dW, dB = _weights(block, PG)

@@ -130,6 +130,16 @@ def test_compiled_refuses_what_the_scalar_engine_refuses_even_off_the_loss_path(
         mg.compile(lambda x, t: fn(x, t, w))(X, y)
 
 
+def test_compiled_refuses_a_mean_loss_that_overflows_as_the_scalar_sum_does():
+    w = Value(1.0)
+    fn = lambda x, t: x[0] * x[0] * w - t  # noqa: E731  (1e308 for each sample: finite)
+    X, y = np.array([[1e154], [1e154]]), np.zeros(2)
+    with pytest.raises(OverflowError, match="not finite"):
+        (fn([Value(1e154)], 0.0) + fn([Value(1e154)], 0.0)) / 2  # the scalar engine
+    with pytest.raises(OverflowError, match=r"compiled: the mean loss of 2 samples is not finite"):
+        mg.compile(fn)(X, y)
+
+
 def test_compiled_refuses_an_overflow_inside_a_layers_matrix_product():
     layer = mg.Layer(2, 1, activation="tanh", seed=0)  # tanh(inf) would hide it from the loss
     for p in layer.parameters():
@@ -180,6 +190,19 @@ def test_a_domain_error_on_the_branch_a_sample_does_not_take_is_no_error():
     result.backward()
     assert result.tapes == 2
     assert w.grad == pytest.approx(scalar_mean_grads(fn, X, y, [w])[0], rel=1e-12)
+
+
+def test_a_dot_whose_b_is_read_again_keeps_that_row():
+    # dot's array forward once added w * x into b's row of the replay (`+=` on a view): here x
+    # became 4x for the `* x` after it and for the gradient (40 and 40 instead of 10 and 2.5)
+    w = Value(3.0)
+    fn = lambda x, t: mg.dot([w], [x[0]], x[0]) * x[0] - t  # noqa: E731
+    X, y = np.array([[1.0], [2.0]]), np.zeros(2)
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert result.data == 10.0 and w.grad == scalar_mean_grads(fn, X, y, [w])[0] == 2.5
+    b = np.ones(2)
+    assert mg.get_op("dot")(np.full(2, 3.0), np.full(2, 2.0), b).tolist() == [7.0, 7.0] and b.tolist() == [1.0, 1.0]
 
 
 def test_custom_ops_replay_element_by_element():
@@ -265,6 +288,18 @@ def test_parameters_used_as_a_layers_inputs_get_their_gradients():
     result.backward()
     assert [v.grad for v in everything] == pytest.approx(scalar_mean_grads(fn, X, y, everything), rel=1e-12)
     assert p.grad != 0.0
+
+
+def test_a_layer_whose_first_input_is_data_passes_gradients_to_its_other_inputs():
+    h = Value(0.7)  # a learned input beside a data input: [x, h] into a layer of two neurons
+    ws, bs = [[Value(0.3), Value(-0.2)], [Value(0.5), Value(0.1)]], [Value(0.05), Value(-0.1)]
+    fn = lambda x, t: (mg.dot(ws[0], [x[0], h], bs[0]).tanh() * mg.dot(ws[1], [x[0], h], bs[1]) - t) ** 2  # noqa: E731
+    X, y = np.array([[1.0], [-0.5], [2.0]]), np.array([0.1, 0.2, 0.3])
+    everything = [h, *ws[0], *ws[1], *bs]
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert [v.grad for v in everything] == pytest.approx(scalar_mean_grads(fn, X, y, everything), rel=1e-12)
+    assert h.grad != 0.0
 
 
 # ---- any samples, gathers, shapes and guards ------------------------------------------------------
