@@ -691,8 +691,9 @@ class _Block:
     """Groups of dot or logsumexp nodes over many inputs (of one arity or several: a ragged
     block), run as a few numpy calls on rows instead of one call per input.
 
-    Forward: one row per input (dot: b, then each w * x, summed per node by one `reduceat`
-    in the scalar engine's order; logsumexp: m + log(sum(exp(x - m))) with m each node's largest
+    Forward: one row per input (dot: b, then each w * x, summed per node by one `reduceat`,
+    in numpy's order: equal to the scalar engine's sum up to rounding, as a layer's matrix
+    product is; logsumexp: m + log(sum(exp(x - m))) with m each node's largest
     x, as the scalar engine computes it).
     Backward: each (node, input) pair that needs a gradient adds partner × grad_out (dot:
     d/dw_i = x_i, d/dx_i = w_i) or exp(x_i - out) × grad_out (logsumexp) into its input's slot;
