@@ -14,6 +14,7 @@ A tape is only valid for samples on which `fn` would build the same graph, so:
 """
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -23,6 +24,8 @@ import numpy as np
 from microgradnn import engine
 from microgradnn.engine import Value, topological_order
 from microgradnn.guards import Guard, recording
+
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 __all__ = ["compile", "Compiled", "BatchResult"]
 
@@ -235,6 +238,10 @@ class _Tape:
         """True once a Value recorded as a constant requires grad (the recording is then out of date)."""
         return any(v.requires_grad for v in self.held)
 
+    def reads_frozen(self, params: list) -> bool:
+        """True once a parameter recorded as one no longer requires grad (out of date too)."""
+        return not all(params[i].requires_grad for i in np.arange(len(params))[self.param_index].tolist())
+
     def give_back(self, V: np.ndarray) -> None:
         """Keep V (no longer used by anyone) for a later forward."""
         if len(self._spare) < 2 and V.base is None and V.shape[0] == self.n_slots:
@@ -332,6 +339,14 @@ class _Tape:
         raise ValueError("compiled: the loss is not finite")
 
 
+def _with_sample(e: Exception, sample: int) -> Exception:
+    """e, its message led by the sample's index (e itself if its type takes no message)."""
+    try:
+        return type(e)(f"compiled, sample {sample}: {e}")
+    except Exception:
+        return e
+
+
 def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     """The guard as a test of V's columns: True where a sample decides as the recording did.
     A comparison answered False is tested as the opposite comparison: the same for every
@@ -360,8 +375,8 @@ class BatchResult:
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
         self._used = len(compiled.params)
         self.losses = losses
-        with np.errstate(over="ignore"):
-            self.data = float(losses.sum()) / len(losses)  # the mean, as numpy's: one sum, one division
+        with np.errstate(over="ignore", invalid="ignore"):  # summed in order, as the scalar engine's sum
+            self.data = float(np.add.accumulate(losses)[-1]) / len(losses)
         if self.data - self.data != 0.0:  # finite losses whose sum overflows: the scalar sum refuses it too
             raise OverflowError(f"compiled: the mean loss of {len(losses)} samples is not finite (their sum "
                                 f"overflowed)")
@@ -385,9 +400,8 @@ class BatchResult:
             bad = int(np.flatnonzero(~np.isfinite(PG))[0])
             raise OverflowError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g in zip(compiled.params, PG.tolist()):
-            if p.requires_grad:  # a parameter frozen since the recording gets none, as in the scalar engine
-                p.grad += g
+        for p, g in zip(compiled.params, PG.tolist()):  # a frozen one's is 0 (its tapes took it as a constant)
+            p.grad += g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
@@ -489,7 +503,10 @@ class Compiled:
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         with recording() as guards:
-            out = self.fn(*self._args(shape, leaves))
+            try:
+                out = self.fn(*self._args(shape, leaves))
+            except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which
+                raise _with_sample(e, sample) from e
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
         self.recordings += 1
@@ -504,10 +521,13 @@ class Compiled:
         P_all = np.fromiter(engine.data_of(self.params), dtype=float, count=len(self.params))
         runs: list = []
         losses, outputs = np.empty(n), None
+        frozen = not all(map(_REQUIRES_GRAD, self.params))  # as the scalar engine, read when the graph is made
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
             if any(t.held_requires_grad() for t in known):  # recorded as a constant, now trained
                 known[:] = [t for t in known if not t.held_requires_grad()]
+            if frozen:  # recorded as a parameter, now frozen: record again, with it as a constant
+                known[:] = [t for t in known if not t.reads_frozen(self.params)]
             pending, i = np.arange(len(rows)), 0
             while len(pending):  # each tape in turn takes the samples that decide as it did
                 fresh = i >= len(known)
@@ -559,7 +579,9 @@ class Compiled:
         why = ""
         if known:
             tape = known[-1]
-            V, _, _, _ = tape.forward(numbers[:, None], np.fromiter(engine.data_of(self.params), dtype=float))
+            V, P, _, _ = tape.forward(numbers[:, None], np.fromiter(engine.data_of(self.params), dtype=float))
+            if not tape.all_finite(V, True):  # it decides differently because of a number the engine refuses
+                tape.raise_nonfinite(V, P, np.array([sample]))
             guard = tape.first_failure(V, 0)
             why = f": sample {sample} decides differently at {guard.describe()}"
             if guard.kind == "float":
@@ -983,18 +1005,21 @@ def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: 
 
 
 def _array_local_grads(op: engine.Op, ins: list, out: np.ndarray, needed: list[bool]) -> tuple:
-    """The op's derivative rules run on arrays (element by element if a rule branches)."""
+    """The op's derivative rules run on arrays (element by element if a rule branches; each
+    rule on its own, so one that fails for an element, NaN there, leaves the others' numbers)."""
     try:
         return op.local_grads(ins, out, needed)
     except (TypeError, ValueError, ArithmeticError):
-        def one(*a):
-            try:
-                return tuple(map(float, op.local_grads(a[:-1], a[-1], needed)))
-            except (ArithmeticError, ValueError):
-                return (float("nan"),) * len(needed)  # reported only if a gradient flows through it
-        if len(needed) == 1:
-            return (np.vectorize(lambda *a: one(*a)[0], otypes=[float])(*ins, out),)
-        return np.vectorize(one, otypes=[float] * len(needed))(*ins, out)
+        def rule(i: int) -> np.ndarray:
+            only = [j == i for j in range(len(needed))]
+
+            def one(*a):
+                try:
+                    return float(op.local_grads(a[:-1], a[-1], only)[i])
+                except (ArithmeticError, ValueError):
+                    return float("nan")  # reported only where a gradient flows through it
+            return np.vectorize(one, otypes=[float])(*ins, out)
+        return tuple(rule(i) if need else 0.0 for i, need in enumerate(needed))
 
 
 def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:

@@ -205,6 +205,54 @@ def test_a_dot_whose_b_is_read_again_keeps_that_row():
     assert mg.get_op("dot")(np.full(2, 3.0), np.full(2, 2.0), b).tolist() == [7.0, 7.0] and b.tolist() == [1.0, 1.0]
 
 
+def test_the_mean_loss_is_summed_in_order_as_the_scalar_engine_sums_it():
+    p = Value(1.0)
+    fn = lambda x, t: x[0] * p  # noqa: E731
+    X = np.array([[1e308]] * 8 + [[-1e308]] * 8)  # a pairwise sum gives 0; in order it overflows at once
+    with pytest.raises(OverflowError):
+        sum((fn([Value(x)], 0.0) for x in X[:, 0]), Value(0.0))
+    with pytest.raises(OverflowError, match="the mean loss of 16 samples is not finite"):
+        mg.compile(fn)(X, np.zeros(16))
+    result = mg.compile(fn)(np.array([[1e308], [-1e308]] * 8), np.zeros(16))  # in order it never does
+    result.backward()
+    assert result.data == 0.0 and p.grad == 0.0
+
+
+def test_a_rule_that_fails_for_one_node_of_a_group_spoils_no_other_derivative():
+    # two ** nodes in one group; the exponent's rule runs for both (b needs it) and fails for
+    # the negative base of the other, whose exponent is a constant: d/dbase must still be -5
+    w, a, b = Value(0.5), Value(1.0), Value(2.0)
+    fn = lambda x, t: (w * x[0] - t) ** 2.0 + (a * x[1] + 1.0) ** b  # noqa: E731
+    X, y = np.array([[1.0, 1.0], [2.0, 0.5]]), np.array([3.0, 0.0])
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    assert [w.grad, a.grad, b.grad] == pytest.approx(scalar_mean_grads(fn, X, y, [w, a, b]), rel=1e-12)
+
+
+def test_a_parameter_frozen_after_the_recording_is_a_constant_as_in_the_scalar_engine():
+    w, q = Value(1.0), Value(1.0)
+    fn = lambda x, t: mg.sqrt(w) * x[0] + q * x[0]  # noqa: E731
+    compiled, X, y = mg.compile(fn), np.array([[1.0], [2.0]]), np.zeros(2)
+    compiled(X, y).backward()  # recorded while w trains
+    w.requires_grad, w.data, w.grad, q.grad = False, 0.0, 0.0, 0.0  # frozen at sqrt's kink
+    compiled(X, y).backward()
+    assert (w.grad, q.grad) == (0.0, 1.5)
+    w.requires_grad, w.data = True, 4.0  # trained again
+    compiled(X, y).backward()
+    assert w.grad == pytest.approx(0.25 * 1.5) and q.grad == 3.0
+
+
+@pytest.mark.parametrize("max_tapes", [16, 1])
+def test_a_sample_refused_at_a_decision_is_named_with_the_engines_message(max_tapes):
+    p = Value(1.0)
+
+    def fn(x, t):
+        h = mg.log(x[0] * p)
+        return h if h > 5.0 else p * x[1]
+    with pytest.raises(ValueError, match=r"compiled, sample 1: log\(-1.0\): input must be > 0"):
+        mg.compile(fn, max_tapes=max_tapes)(np.array([[1.0, 2.0], [-1.0, 2.0]]), np.zeros(2))
+
+
 def test_custom_ops_replay_element_by_element():
     cube = mg.define_op("replay_cube", lambda x: x ** 3, lambda x, out: 3 * x ** 2)
     step = mg.define_op("replay_step", lambda x: x if x > 0 else 0.5 * x, lambda x, out: 1.0 if x > 0 else 0.5)
