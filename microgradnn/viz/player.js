@@ -35,6 +35,7 @@ function showQuiz(s, hide) {
   box.hidden = !(s && s.ask);
   if (box.hidden) return;
   $("question").textContent = s.ask.question;
+  if (!hide) $("answer").blur();  // answered: the arrow keys step again at once (a disabled input keeps focus a while)
   $("answer").disabled = !hide;
   $("check").disabled = $("reveal").disabled = !hide;
   const feedback = $("feedback");
