@@ -10,6 +10,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn import MLP, Value, viz
+from conftest import neuron_graph
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")]
@@ -164,23 +165,13 @@ def test_quiz_checks_answers_to_the_shown_precision_and_keeps_score(page, tmp_pa
     assert not page.errors, page.errors
 
 
-def neuron_expression():
-    x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
-    w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
-    b = Value(6.8813735870195432, label="b")
-    o = (x1 * w1 + x2 * w2 + b).tanh()
-    o.label = "o"
-    o.backward()
-    return o
-
-
 def test_console_errors_are_caught(page):
     page.set_content("<html><body><script>undefinedFunction();</script></body></html>")
     assert page.errors
 
 
 def test_animation_steps_offline_and_shows_the_engines_numbers(page, tmp_path):
-    o = neuron_expression()
+    o = neuron_graph()
     path = tmp_path / "anim.html"
     viz.animate(o, path)
     text = path.read_text()
@@ -225,7 +216,7 @@ def test_animation_steps_offline_and_shows_the_engines_numbers(page, tmp_path):
 
 
 def test_animation_quiz_asks_for_values_and_grads(page, tmp_path):
-    path = viz.animate(neuron_expression(), tmp_path / "quiz.html", quiz=True)
+    path = viz.animate(neuron_graph(), tmp_path / "quiz.html", quiz=True)
     page.goto(path.as_uri() if hasattr(path, "as_uri") else Path(path).as_uri())
     page.keyboard.press("ArrowRight")
     assert page.inner_text("#question") == "What is the value of x1*w1?"
