@@ -234,13 +234,12 @@ class _Tape:
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
 
-    def held_requires_grad(self) -> bool:
-        """True once a Value recorded as a constant requires grad (the recording is then out of date)."""
-        return any(v.requires_grad for v in self.held)
-
-    def reads_frozen(self, params: list) -> bool:
-        """True once a parameter recorded as one no longer requires grad (out of date too)."""
-        return not all(params[i].requires_grad for i in np.arange(len(params))[self.param_index].tolist())
+    def out_of_date(self, params: list, frozen: bool) -> bool:
+        """True once a Value recorded as a constant requires grad, or (when some parameter is
+        `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
+        if any(v.requires_grad for v in self.held):
+            return True
+        return frozen and not all(params[i].requires_grad for i in np.arange(len(params))[self.param_index].tolist())
 
     def give_back(self, V: np.ndarray) -> None:
         """Keep V (no longer used by anyone) for a later forward."""
@@ -524,10 +523,7 @@ class Compiled:
         frozen = not all(map(_REQUIRES_GRAD, self.params))  # as the scalar engine, read when the graph is made
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
-            if any(t.held_requires_grad() for t in known):  # recorded as a constant, now trained
-                known[:] = [t for t in known if not t.held_requires_grad()]
-            if frozen:  # recorded as a parameter, now frozen: record again, with it as a constant
-                known[:] = [t for t in known if not t.reads_frozen(self.params)]
+            known[:] = [t for t in known if not t.out_of_date(self.params, frozen)]
             pending, i = np.arange(len(rows)), 0
             while len(pending):  # each tape in turn takes the samples that decide as it did
                 fresh = i >= len(known)
