@@ -1,6 +1,7 @@
 """The training loop: `fit` with a live progress line, and `accuracy`."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
 from microgradnn._checks import one_of, positive_int
+from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
 
@@ -120,7 +122,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     or "sgd"/"adam" (built with `lr`). `batch_size=None` uses the whole batch each step,
     otherwise shuffled mini-batches (seeded). `scheduler.step()` runs once per epoch.
     `compiled=True` replays the recorded graph over the batch with numpy
-    (`microgradnn.compile`). Returns the per-epoch History.
+    (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
+    a mean over the samples. Returns the per-epoch History.
     """
     X = _as_matrix(X, model.nin)
     y = _as_labels(y, len(X))
@@ -138,6 +141,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     except TypeError as e:
         raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): "
                         f"{_short(e)}") from None
+
+    if compiled:
+        _check_mean_loss(model, loss_fn, X, y)
 
     if model.nout == 1:  # what a single output means for this loss, for accuracy and predict too
         threshold = _losses.decision_threshold(loss_fn, y)
@@ -184,6 +190,27 @@ def _check_outputs_fit_loss(model: Module, loss_fn: Callable) -> None:
     if loss_fn in _losses.LOSSES.values() and loss_fn is not _losses.cross_entropy and model.nout != 1:
         raise ValueError(f"fit: {name} needs one output per sample, but the model has {model.nout} outputs; "
                          "use cross_entropy for several classes")
+
+
+def _check_mean_loss(model: Module, loss_fn: Callable, X: np.ndarray, y: np.ndarray) -> None:
+    """compiled=True averages the loss of one sample at a time: refuse a loss of the user's own
+    that is not that mean (a sum, say), which would train something else than compiled=False."""
+    if loss_fn in _losses.LOSSES.values():  # each is a mean
+        return
+    k = min(3, len(X))
+    with no_grad():
+        outs = [model(x) for x in X[:k]]
+        whole = _as_number(loss_fn(outs, y[:k]))
+        mean = sum(_as_number(loss_fn([out], [t])) for out, t in zip(outs, y[:k])) / k
+    if not math.isclose(whole, mean, rel_tol=1e-9):
+        raise ValueError(f"fit: compiled=True needs a loss that is the mean of per-sample losses (it averages "
+                         f"the loss of one sample at a time), but on the first {k} samples the loss gives "
+                         f"{whole!r} for the batch and {mean!r} as the mean of per-sample losses; use "
+                         "compiled=False, or make the loss a mean")
+
+
+def _as_number(loss) -> float:
+    return loss.data if isinstance(loss, Value) else float(loss)
 
 
 def _scalar_step(model: Module, loss_fn: Callable):

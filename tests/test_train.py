@@ -202,3 +202,18 @@ def test_the_threshold_fit_chose_is_saved_with_the_model(tmp_path):
     assert mg.Module.from_file(tmp_path / "m.json").threshold == 0.5
     assert MLP(2, [3, 1], seed=0).load(tmp_path / "m.json").threshold == 0.5
     assert MLP(2, [3, 1], seed=0).threshold == 0.0
+
+
+def test_compiled_fit_refuses_a_loss_that_is_not_a_per_sample_mean():
+    X, y = data.make_moons(20, noise=0.1, seed=0)
+    sum_mse = lambda preds, t: sum((p - ti) ** 2 for p, ti in zip(preds, t))  # noqa: E731
+    model = MLP(2, [4, 1], seed=0)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"compiled=True needs a loss that is the mean of per-sample losses.*"
+                                         r"first 3 samples.*use compiled=False"):
+        mg.fit(model, X, y, sum_mse, "sgd", 2, lr=0.01, verbose=False, compiled=True)
+    assert model.state_dict() == before
+    mean_mse = lambda preds, t: sum_mse(preds, t) / len(preds)  # noqa: E731
+    histories = [mg.fit(MLP(2, [4, 1], seed=0), X, y, mean_mse, "sgd", 2, lr=0.01, verbose=False, compiled=c)
+                 for c in (False, True)]
+    assert histories[1].loss == pytest.approx(histories[0].loss, rel=1e-12)
