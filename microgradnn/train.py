@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import one_of, positive_int
+from microgradnn._checks import integer, one_of, positive_int
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
@@ -62,6 +62,32 @@ def _as_labels(y, n: int) -> np.ndarray:
 
 def _resolve(value, table: dict, what: str):
     return table[one_of(value, table, "fit", what)] if isinstance(value, str) else value
+
+
+def _optimizer(model: Module, optimizer, scheduler, lr: float) -> _optim.Optimizer:
+    """The optimizer fit steps, checked to train this model and to be the scheduler's."""
+    if scheduler is not None and isinstance(optimizer, str):
+        raise ValueError(f"fit: a scheduler needs the optimizer it schedules, but optimizer is the name "
+                         f"{optimizer!r}, so fit would build one the scheduler never sees; build it yourself: "
+                         "opt = optim.SGD(model.parameters(), lr=...), scheduler = optim.LinearLR(opt), "
+                         "and pass both")
+    opt = _resolve(optimizer, _optim.OPTIMIZERS, "optimizer")
+    if isinstance(opt, type) and issubclass(opt, _optim.Optimizer):
+        opt = opt(model.parameters(), lr=lr)
+    if not isinstance(opt, _optim.Optimizer):
+        raise TypeError(f"fit: optimizer must be an Optimizer or one of {', '.join(_optim.OPTIMIZERS)}, "
+                        f"got {type(opt).__name__} {opt!r}"[:300])
+    if set(opt.params).isdisjoint(model.parameters()):
+        raise ValueError("fit: the optimizer holds none of the model's parameters (built on another model?), "
+                         "so training would change nothing; build it with model.parameters()")
+    if scheduler is not None:
+        if not callable(getattr(scheduler, "step", None)):
+            raise TypeError(f"fit: scheduler must be a scheduler such as optim.LinearLR (with a step() method) "
+                            f"or None, got {type(scheduler).__name__} {scheduler!r}"[:300])
+        if getattr(scheduler, "optimizer", opt) is not opt:
+            raise ValueError("fit: the scheduler was built on another optimizer than the one given, so it would "
+                             "change that one's learning rate; build it on this optimizer")
+    return opt
 
 
 def _in_notebook() -> bool:
@@ -128,12 +154,12 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     X = _as_matrix(X, model.nin)
     y = _as_labels(y, len(X))
     loss_fn = _resolve(loss, _losses.LOSSES, "loss")
-    opt = _resolve(optimizer, _optim.OPTIMIZERS, "optimizer")
-    if isinstance(opt, type):
-        opt = opt(model.parameters(), lr=lr)
+    opt = _optimizer(model, optimizer, scheduler, lr)
     epochs = positive_int(epochs, "fit", "epochs")
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
+    if seed is not None:
+        seed = integer(seed, "fit", "seed", at_least=0)
     _check_outputs_fit_loss(model, loss_fn)
     # Labels outside the loss's domain fail here, before any parameter changes.
     try:

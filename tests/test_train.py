@@ -217,3 +217,28 @@ def test_compiled_fit_refuses_a_loss_that_is_not_a_per_sample_mean():
     histories = [mg.fit(MLP(2, [4, 1], seed=0), X, y, mean_mse, "sgd", 2, lr=0.01, verbose=False, compiled=c)
                  for c in (False, True)]
     assert histories[1].loss == pytest.approx(histories[0].loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda m: dict(optimizer=optim.SGD(MLP(2, [2, 1], seed=1).parameters(), lr=0.5)), ValueError,
+     "the optimizer holds none of the model's parameters"),
+    (lambda m: dict(optimizer=5), TypeError, "fit: optimizer must be an Optimizer or one of sgd, adam, got int 5"),
+    (lambda m: dict(scheduler=5, optimizer=optim.SGD(m.parameters(), lr=0.1)), TypeError,
+     "fit: scheduler must be a scheduler such as optim.LinearLR .* got int 5"),
+    (lambda m: dict(scheduler=optim.LinearLR(optim.SGD(m.parameters(), lr=0.1)),
+                    optimizer=optim.SGD(m.parameters(), lr=0.1)), ValueError,
+     "the scheduler was built on another optimizer"),
+    (lambda m: dict(scheduler=optim.LinearLR(optim.SGD(m.parameters(), lr=0.1)), optimizer="sgd"), ValueError,
+     "a scheduler needs the optimizer it schedules, but optimizer is the name 'sgd'"),
+    (lambda m: dict(seed="abc"), TypeError, "fit: seed must be an int >= 0, got str 'abc'"),
+    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, got -1"),
+])
+def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(make, error, message):
+    X, y = data.make_moons(20, seed=0)
+    model = MLP(2, [2, 1], seed=0)
+    before = model.state_dict(), model.threshold
+    args = dict(loss="binary_cross_entropy_with_logits", optimizer="sgd", epochs=2, verbose=False) | make(model)
+    with pytest.raises(error, match=message):
+        mg.fit(model, X, y, **args)
+    assert (model.state_dict(), model.threshold) == before
+    mg.fit(model, X, y, "mse", optim.SGD(model.parameters()[:3], lr=0.1), 1, verbose=False)  # a subset is fine
