@@ -72,7 +72,7 @@ def _optimizer(model: Module, optimizer, scheduler, lr: float) -> _optim.Optimiz
                          "opt = optim.SGD(model.parameters(), lr=...), scheduler = optim.LinearLR(opt), "
                          "and pass both")
     opt = _resolve(optimizer, _optim.OPTIMIZERS, "optimizer")
-    if isinstance(opt, type) and issubclass(opt, _optim.Optimizer):
+    if isinstance(opt, type) and issubclass(opt, (_optim.SGD, _optim.Adam)):
         opt = opt(model.parameters(), lr=lr)
     if not isinstance(opt, _optim.Optimizer):
         raise TypeError(f"fit: optimizer must be an Optimizer or one of {', '.join(_optim.OPTIMIZERS)}, "
