@@ -47,6 +47,7 @@ def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None 
     output against `model.threshold`, which `fit` sets) against the labels."""
     X = _as_matrix(X, model.nin)
     y = _as_labels(y, len(X))
+    _check_classes(y, model.nout)
     scores = model.decision_function(X)
     return float(_correct(scores, y, model.threshold if threshold is None else threshold).mean())
 
@@ -58,6 +59,19 @@ def _as_labels(y, n: int) -> np.ndarray:
     if not np.isfinite(y).all():
         raise ValueError("y contains NaN or infinity")
     return y
+
+
+def _check_classes(y: np.ndarray, nout: int) -> None:
+    """Labels a model with `nout` outputs can score: class indices, or two values for one output."""
+    if nout > 1:
+        bad = y[(y != np.floor(y)) | (y < 0) | (y >= nout)]
+        if bad.size:
+            raise ValueError(f"accuracy: labels must be class indices 0..{nout - 1} for a model with {nout} "
+                             f"outputs, got {bad[0]:g}")
+    elif len(values := np.unique(y)) > 2:
+        shown = ", ".join(f"{v:g}" for v in values[:3]) + (", ..." if len(values) > 3 else "")
+        raise ValueError(f"accuracy: a model with one output tells two classes apart, but y has {len(values)} "
+                         f"different labels ({shown})")
 
 
 def _resolve(value, table: dict, what: str):

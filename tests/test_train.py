@@ -242,3 +242,16 @@ def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(mak
         mg.fit(model, X, y, **args)
     assert (model.state_dict(), model.threshold) == before
     mg.fit(model, X, y, "mse", optim.SGD(model.parameters()[:3], lr=0.1), 1, verbose=False)  # a subset is fine
+
+
+@pytest.mark.parametrize("nout, labels, message", [
+    (3, [7] * 20, "accuracy: labels must be class indices 0..2 for a model with 3 outputs, got 7"),
+    (3, [0.5] * 20, "class indices 0..2 .* got 0.5"),
+    (3, [-1] * 20, "class indices 0..2 .* got -1"),
+    (1, [0, 1, 2, 3] * 5, r"a model with one output tells two classes apart, but y has 4 different labels \(0, 1, 2, ...\)"),
+])
+def test_accuracy_refuses_labels_that_are_not_classes_of_the_model(nout, labels, message):
+    X, _ = data.make_moons(20, seed=0)
+    with pytest.raises(ValueError, match=message):
+        mg.accuracy(MLP(2, [nout], seed=0), X, labels)
+    assert 0.0 <= mg.accuracy(MLP(2, [nout], seed=0), X, [0, 1] * 10) <= 1.0
