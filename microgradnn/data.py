@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from microgradnn._checks import integer, number, positive_int
+from microgradnn._checks import _is_int, integer, number, positive_int
 
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS", "words", "make_words",
            "CharTokenizer", "WORD_LIST"]
@@ -17,7 +17,12 @@ __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DA
 def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.Generator:
     positive_int(n_samples, name, "n_samples")
     number(noise, name, what, 0.0)
-    return np.random.default_rng(seed)
+    return _rng(seed, name)
+
+
+def _rng(seed, name: str) -> np.random.Generator:
+    """numpy's generator for a seed that is None or an int >= 0 (numpy's rule, checked here)."""
+    return np.random.default_rng(None if seed is None else integer(seed, name, "seed", at_least=0))
 
 
 def _finish(X: np.ndarray, y: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +107,8 @@ _CODAS = ["", "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
 def make_words(n: int = 5000, *, seed: int | None = None) -> list[str]:
     """Made-up words from fixed rules: 1 to 3 syllables, each an onset consonant (cluster),
     a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"make_words: n must be a positive int, got {n!r}")
-    rng = np.random.default_rng(seed)
+    positive_int(n, "make_words", "n")
+    rng = _rng(seed, "make_words")
     out: list[str] = []
     while len(out) < n:
         word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
@@ -119,6 +123,10 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
     """Lowercase a-z words of at most `max_len` letters and where they came from: the word list
     at `path`, or by default the system's (WORD_LIST) when it exists, else `make_words`. `n`
     picks that many at random (seeded)."""
+    positive_int(max_len, "words", "max_len")
+    if n is not None:
+        positive_int(n, "words", "n")
+    _rng(seed, "words")  # checked now, used below
     if path is not None and not os.path.exists(path):
         raise FileNotFoundError(f"words: no such file: {os.fspath(path)}")
     path = os.fspath(WORD_LIST if path is None else path)
@@ -131,7 +139,7 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
     if not found:
         raise ValueError(f"words: {path} has no lowercase words of at most {max_len} letters")
     if n is not None and n < len(found):
-        rng = np.random.default_rng(seed)
+        rng = _rng(seed, "words")
         found = [found[i] for i in sorted(rng.choice(len(found), size=n, replace=False))]
     return found, source
 
@@ -158,6 +166,14 @@ class CharTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         """The characters of `ids`, BOS left out."""
+        ids = list(ids)
+        for k, i in enumerate(ids):
+            if not _is_int(i):
+                raise TypeError(f"CharTokenizer.decode: token ids must be ints in 0..{self.vocab_size - 1}, "
+                                f"got {type(i).__name__} {i!r} at position {k}")
+            if not 0 <= i < self.vocab_size:
+                raise ValueError(f"CharTokenizer.decode: token ids must be ints in 0..{self.vocab_size - 1}, "
+                                 f"got {i!r} at position {k}")
         return "".join(self.chars[i - 1] for i in ids if i != self.BOS)
 
     def __repr__(self) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Sequence
 
 import numpy as np
@@ -25,8 +26,22 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
     if len(preds) == 0:
         raise ValueError(f"{name}: the batch is empty")
     if not all(type(x) is Value or math.isfinite(x) for x in t):  # a Value is always finite
-        raise ValueError(f"{name}: targets contain NaN or infinity")
+        i = next(i for i, x in enumerate(t) if type(x) is not Value and not math.isfinite(x))
+        raise ValueError(f"{name}: targets contain NaN or infinity: target {i} is {t[i]}")
+    if not all(type(p) is Value for p in preds):  # plain numbers (or a sample's logits) given
+        for i, p in enumerate(preds):
+            for x in (p if isinstance(p, (list, tuple, np.ndarray)) else (p,)):
+                if type(x) is not Value and isinstance(x, numbers.Real) and not math.isfinite(x):
+                    raise ValueError(f"{name}: predictions contain NaN or infinity: prediction {i} is "
+                                     f"{_short(p)}")
     return preds, t
+
+
+def _short(p) -> str:
+    """A prediction (a number, or a sample's logits) as plain floats, at most 80 characters."""
+    plain = lambda x: float(x) if type(x) is not Value and isinstance(x, numbers.Real) else x  # noqa: E731
+    text = repr([plain(x) for x in p] if isinstance(p, (list, tuple, np.ndarray)) else plain(p))
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _mean(terms: list) -> Value:

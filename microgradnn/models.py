@@ -20,7 +20,7 @@ from microgradnn.engine import Value, dot, no_grad
 from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
-from microgradnn._checks import positive_int
+from microgradnn._checks import _is_int, integer, number, positive_int
 from microgradnn.nn.module import Module
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
@@ -164,9 +164,13 @@ class GPT(Module):
         """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made or the
         block is full; returns the new tokens (without `stop`). Lower temperatures pick likelier
         tokens; temperature 0 always picks the likeliest."""
-        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-                or not 0 <= temperature < math.inf):
-            raise ValueError(f"generate: temperature must be a finite number >= 0, got {temperature!r}")
+        temperature = number(temperature, "generate", "temperature", 0.0)
+        if stop is not None and not (_is_int(stop) and 0 <= stop < self.vocab_size):  # else it never matches
+            raise (ValueError if _is_int(stop) else TypeError)(
+                f"generate: stop must be None or a token id (an int in 0..{self.vocab_size - 1}), "
+                f"got {type(stop).__name__} {stop!r}")
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            integer(seed, "generate", "seed", at_least=0)  # numpy's rule, said here
         start = list(start)
         if not 1 <= len(start) <= self.block_size:
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")

@@ -10,16 +10,31 @@ from __future__ import annotations
 import math
 import operator
 import warnings
+from itertools import compress
 from typing import Iterable
 
 import numpy as np
 
-from microgradnn._checks import number, positive_int
+from microgradnn._checks import _is_number, number, positive_int
 from microgradnn.engine import Value, assign, changed_since, data_of, data_version
 
 _GRAD = operator.attrgetter("grad")
+_NEEDS_GRAD = operator.attrgetter("requires_grad")
+
+
+def _all_floats(xs: list) -> bool:
+    """True if every item is a float or an int that fits one (a sum, like engine.assign's check)."""
+    try:
+        return type(sum(xs, 0.0)) is float
+    except (TypeError, OverflowError):
+        return False
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
+
+
+def _named(i: int, p: Value) -> str:
+    """Parameter i by its label: its repr shows its grad, which may be what is wrong."""
+    return f"parameter {i} ({p.label!r})" if p.label else f"parameter {i}"
 
 
 class Optimizer:
@@ -51,16 +66,27 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter once; if any would become non-finite, refuse and change
-        nothing (neither the parameters nor the optimizer's state)."""
+        nothing (neither the parameters nor the optimizer's state). A parameter with
+        `requires_grad` False or a `.grad` of None is skipped, its state unchanged (as in torch)."""
         n = len(self.params)
         data = self._data
         if data is None or changed_since(self.params, self._version) is not None:
             data = np.fromiter(data_of(self.params), dtype=float, count=n)
-        grads = np.fromiter(map(_GRAD, self.params), dtype=float, count=n)
+        grads, active = self._gradients()
         if self.weight_decay:
             grads = grads + self.weight_decay * data
+        state = {name: getattr(self, name) for name in self._STATE}
         with np.errstate(all="ignore"):
-            new, state = self._update(data, grads)
+            if active is None:
+                new, state = self._update(data, grads, state)
+            else:  # the update of the others alone, scattered into copies of the full arrays
+                part, part_state = self._update(data[active], grads[active],
+                                                {k: v[active] for k, v in state.items()})
+                new = data.copy()
+                new[active] = part
+                for name, values in part_state.items():
+                    state[name] = state[name].copy()
+                    state[name][active] = values
         if not np.isfinite(new).all():  # a non-finite gradient always makes a non-finite update
             if not np.isfinite(grads).all():
                 bad = int(np.flatnonzero(~np.isfinite(grads))[0])
@@ -70,14 +96,51 @@ class Optimizer:
             raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
                                 f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
                                 "too large when training diverges")
-        assign(self.params, new.tolist())
+        if active is None:
+            assign(self.params, new.tolist())
+        else:  # a skipped parameter keeps its version stamp too
+            assign(list(compress(self.params, active)), new[active].tolist())
         self._data, self._version = new, data_version()  # read again only if a parameter is set meanwhile
         for name, array in state.items():
             setattr(self, name, array)
 
-    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
+    def _gradients(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The gradients as floats (0 where skipped), and which parameters to update (None: all)."""
+        params, n = self.params, len(self.params)
+        grads = list(map(_GRAD, params))
+        active = None if all(map(_NEEDS_GRAD, params)) else np.fromiter(map(_NEEDS_GRAD, params), bool, n)
+        read = grads if active is None else list(compress(grads, active))  # a frozen one's grad is not read
+        if _all_floats(read):  # the usual case
+            values = np.fromiter(read, dtype=float, count=len(read))
+            if active is None:
+                return values, None
+            out = np.zeros(n)
+            out[active] = values
+            return out, active
+        # a .grad of None (torch's "no gradient"), or one that is not a usable number
+        active = np.ones(n, dtype=bool) if active is None else active.copy()
+        out = np.zeros(n)
+        for i in np.flatnonzero(active).tolist():
+            g = grads[i]
+            if g is None:
+                active[i] = False
+            elif not _is_number(g):
+                raise TypeError(f"{type(self).__name__}.step: the gradient of {_named(i, params[i])} must be a "
+                                f"number or None, got {type(g).__name__} {g!r}"[:400])
+            else:
+                try:
+                    out[i] = float(g)
+                except OverflowError:
+                    raise ValueError(f"{type(self).__name__}.step: the gradient of {_named(i, params[i])} is too "
+                                     f"large for a float (a {type(g).__name__} beyond 1.8e308)") from None
+        return out, (None if active.all() else active)
+
+    _STATE: tuple[str, ...] = ()  # the attributes holding per-parameter state arrays
+
+    def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         """The new parameter vector from the old one and the gradients (weight decay included),
-        and the optimizer's new state (kept only if every new parameter is finite)."""
+        and the new state from the old (`_STATE`'s arrays, kept only if every new parameter is
+        finite); all of them for the parameters being updated only."""
         raise NotImplementedError
 
 
@@ -88,14 +151,15 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
-        self.velocity: np.ndarray | None = None
+        # starting from 0, a parameter's first velocity is its gradient exactly (torch's clone)
+        self.velocity: np.ndarray | None = np.zeros(len(self.params)) if self.momentum else None
+        self._STATE = ("velocity",) if self.momentum else ()
 
-    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
-        velocity = self.velocity
-        if self.momentum:
-            velocity = grads if velocity is None else self.momentum * velocity + grads
-            grads = velocity
-        return data - self.lr * grads, {"velocity": velocity}
+    def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+        if not self.momentum:
+            return data - self.lr * grads, {}
+        velocity = self.momentum * state["velocity"] + grads
+        return data - self.lr * velocity, {"velocity": velocity}
 
 
 class Adam(Optimizer):
@@ -111,17 +175,25 @@ class Adam(Optimizer):
         self.betas = tuple(number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
         # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
         self.eps = number(eps, "Adam", "eps", 0.0, lo_open=True)
-        self.t = 0
+        # per parameter, as torch's state["step"]: a parameter skipped for a while has taken fewer steps
+        self.t = np.zeros(len(self.params), dtype=np.int64)
         self.m = np.zeros(len(self.params))
         self.v = np.zeros(len(self.params))
 
-    def _update(self, data: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, dict]:
+    _STATE = ("t", "m", "v")
+
+    def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         b1, b2 = self.betas
-        t = self.t + 1
-        step_size = self.lr / (1 - b1 ** t)
-        root_correction = math.sqrt(1 - b2 ** t)
-        m = self.m + (1 - b1) * (grads - self.m)  # torch's lerp form
-        v = self.v * b2 + (1 - b2) * grads * grads
+        t, m, v = state["t"] + 1, state["m"], state["v"]
+        if len(t) and (t == t[0]).all():  # the usual case: one step count
+            step_size: float | np.ndarray = self.lr / (1 - b1 ** int(t[0]))
+            root_correction: float | np.ndarray = math.sqrt(1 - b2 ** int(t[0]))
+        else:  # each count's corrections in Python floats, as torch computes them
+            counts, where = np.unique(t, return_inverse=True)
+            step_size = np.array([self.lr / (1 - b1 ** k) for k in counts.tolist()])[where]
+            root_correction = np.array([math.sqrt(1 - b2 ** k) for k in counts.tolist()])[where]
+        m = m + (1 - b1) * (grads - m)  # torch's lerp form
+        v = v * b2 + (1 - b2) * grads * grads
         return data - step_size * m / (np.sqrt(v) / root_correction + self.eps), {"t": t, "m": m, "v": v}
 
 

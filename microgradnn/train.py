@@ -1,6 +1,7 @@
 """The training loop: `fit` with a live progress line, and `accuracy`."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import one_of, positive_int
+from microgradnn._checks import integer, one_of, positive_int
+from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
 
@@ -45,6 +47,7 @@ def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None 
     output against `model.threshold`, which `fit` sets) against the labels."""
     X = _as_matrix(X, model.nin)
     y = _as_labels(y, len(X))
+    _check_classes(y, model.nout)
     scores = model.decision_function(X)
     return float(_correct(scores, y, model.threshold if threshold is None else threshold).mean())
 
@@ -58,8 +61,47 @@ def _as_labels(y, n: int) -> np.ndarray:
     return y
 
 
+def _check_classes(y: np.ndarray, nout: int) -> None:
+    """Labels a model with `nout` outputs can score: class indices, or two values for one output."""
+    if nout > 1:
+        bad = y[(y != np.floor(y)) | (y < 0) | (y >= nout)]
+        if bad.size:
+            raise ValueError(f"accuracy: labels must be class indices 0..{nout - 1} for a model with {nout} "
+                             f"outputs, got {bad[0]:g}")
+    elif len(values := np.unique(y)) > 2:
+        shown = ", ".join(f"{v:g}" for v in values[:3]) + (", ..." if len(values) > 3 else "")
+        raise ValueError(f"accuracy: a model with one output tells two classes apart, but y has {len(values)} "
+                         f"different labels ({shown})")
+
+
 def _resolve(value, table: dict, what: str):
     return table[one_of(value, table, "fit", what)] if isinstance(value, str) else value
+
+
+def _optimizer(model: Module, optimizer, scheduler, lr: float) -> _optim.Optimizer:
+    """The optimizer fit steps, checked to train this model and to be the scheduler's."""
+    if scheduler is not None and isinstance(optimizer, str):
+        raise ValueError(f"fit: a scheduler needs the optimizer it schedules, but optimizer is the name "
+                         f"{optimizer!r}, so fit would build one the scheduler never sees; build it yourself: "
+                         "opt = optim.SGD(model.parameters(), lr=...), scheduler = optim.LinearLR(opt), "
+                         "and pass both")
+    opt = _resolve(optimizer, _optim.OPTIMIZERS, "optimizer")
+    if isinstance(opt, type) and issubclass(opt, (_optim.SGD, _optim.Adam)):
+        opt = opt(model.parameters(), lr=lr)
+    if not isinstance(opt, _optim.Optimizer):
+        raise TypeError(f"fit: optimizer must be an Optimizer or one of {', '.join(_optim.OPTIMIZERS)}, "
+                        f"got {type(opt).__name__} {opt!r}"[:300])
+    if set(opt.params).isdisjoint(model.parameters()):
+        raise ValueError("fit: the optimizer holds none of the model's parameters (built on another model?), "
+                         "so training would change nothing; build it with model.parameters()")
+    if scheduler is not None:
+        if not callable(getattr(scheduler, "step", None)):
+            raise TypeError(f"fit: scheduler must be a scheduler such as optim.LinearLR (with a step() method) "
+                            f"or None, got {type(scheduler).__name__} {scheduler!r}"[:300])
+        if getattr(scheduler, "optimizer", opt) is not opt:
+            raise ValueError("fit: the scheduler was built on another optimizer than the one given, so it would "
+                             "change that one's learning rate; build it on this optimizer")
+    return opt
 
 
 def _in_notebook() -> bool:
@@ -120,17 +162,18 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     or "sgd"/"adam" (built with `lr`). `batch_size=None` uses the whole batch each step,
     otherwise shuffled mini-batches (seeded). `scheduler.step()` runs once per epoch.
     `compiled=True` replays the recorded graph over the batch with numpy
-    (`microgradnn.compile`). Returns the per-epoch History.
+    (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
+    a mean over the samples. Returns the per-epoch History.
     """
     X = _as_matrix(X, model.nin)
     y = _as_labels(y, len(X))
     loss_fn = _resolve(loss, _losses.LOSSES, "loss")
-    opt = _resolve(optimizer, _optim.OPTIMIZERS, "optimizer")
-    if isinstance(opt, type):
-        opt = opt(model.parameters(), lr=lr)
+    opt = _optimizer(model, optimizer, scheduler, lr)
     epochs = positive_int(epochs, "fit", "epochs")
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
+    if seed is not None:
+        seed = integer(seed, "fit", "seed", at_least=0)
     _check_outputs_fit_loss(model, loss_fn)
     # Labels outside the loss's domain fail here, before any parameter changes.
     try:
@@ -138,6 +181,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     except TypeError as e:
         raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): "
                         f"{_short(e)}") from None
+
+    if compiled:
+        _check_mean_loss(model, loss_fn, X, y)
 
     if model.nout == 1:  # what a single output means for this loss, for accuracy and predict too
         threshold = _losses.decision_threshold(loss_fn, y)
@@ -184,6 +230,27 @@ def _check_outputs_fit_loss(model: Module, loss_fn: Callable) -> None:
     if loss_fn in _losses.LOSSES.values() and loss_fn is not _losses.cross_entropy and model.nout != 1:
         raise ValueError(f"fit: {name} needs one output per sample, but the model has {model.nout} outputs; "
                          "use cross_entropy for several classes")
+
+
+def _check_mean_loss(model: Module, loss_fn: Callable, X: np.ndarray, y: np.ndarray) -> None:
+    """compiled=True averages the loss of one sample at a time: refuse a loss of the user's own
+    that is not that mean (a sum, say), which would train something else than compiled=False."""
+    if loss_fn in _losses.LOSSES.values():  # each is a mean
+        return
+    k = min(3, len(X))
+    with no_grad():
+        outs = [model(x) for x in X[:k]]
+        whole = _as_number(loss_fn(outs, y[:k]))
+        mean = sum(_as_number(loss_fn([out], [t])) for out, t in zip(outs, y[:k])) / k
+    if not math.isclose(whole, mean, rel_tol=1e-9):
+        raise ValueError(f"fit: compiled=True needs a loss that is the mean of per-sample losses (it averages "
+                         f"the loss of one sample at a time), but on the first {k} samples the loss gives "
+                         f"{whole!r} for the batch and {mean!r} as the mean of per-sample losses; use "
+                         "compiled=False, or make the loss a mean")
+
+
+def _as_number(loss) -> float:
+    return loss.data if isinstance(loss, Value) else float(loss)
 
 
 def _scalar_step(model: Module, loss_fn: Callable):

@@ -66,3 +66,23 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
     assert tok.vocab_size == 5 and tok.encode("dab") == [0, 4, 1, 2, 0] and tok.decode([0, 4, 1, 2, 0]) == "dab"
     with pytest.raises(ValueError, match="not in the vocabulary: 'z'"):
         tok.encode("zab")
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: data.CharTokenizer(["abc"]).decode([1, -1]), ValueError,
+     r"CharTokenizer.decode: token ids must be ints in 0..3, got -1 at position 1"),
+    (lambda: data.CharTokenizer(["abc"]).decode([99]), ValueError, "token ids must be ints in 0..3, got 99"),
+    (lambda: data.CharTokenizer(["abc"]).decode(["a"]), TypeError, "token ids must be ints in 0..3, got str 'a'"),
+    (lambda: data.words(0), ValueError, "words: max_len must be a positive int, got 0"),
+    (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
+    (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),
+    (lambda: data.words(n=2.5), TypeError, "words: n must be a positive int, got float 2.5"),
+    (lambda: data.words(seed="x"), TypeError, "words: seed must be an int >= 0, got str 'x'"),
+    (lambda: data.make_moons(10, seed=-1), ValueError, "make_moons: seed must be an int >= 0, got -1"),
+    (lambda: data.make_blobs(10, seed=1.5), TypeError, "make_blobs: seed must be an int >= 0, got float 1.5"),
+    (lambda: data.make_words(2.5), TypeError, "make_words: n must be a positive int, got float 2.5"),
+])
+def test_word_and_seed_arguments_are_checked(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+    assert data.CharTokenizer(["abc"]).decode([0, 3, 1, 0]) == "ca" and len(data.words(n=3)[0]) == 3

@@ -83,3 +83,18 @@ def test_bad_input_raises_value_error(call, message):
 ])
 def test_decision_threshold_says_what_one_output_means(loss, targets, expected):
     assert losses.decision_threshold(loss, np.array(targets)) == expected
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: losses.hinge([float("nan")], [1]), "hinge: predictions contain NaN or infinity: prediction 0 is nan"),
+    (lambda: losses.mse([1.0, float("inf")], [1, 1]), "mse: predictions contain NaN or infinity: prediction 1 is inf"),
+    (lambda: losses.binary_cross_entropy_with_logits(np.array([1.0, np.nan]), [1, 0]),
+     "binary_cross_entropy_with_logits: predictions contain NaN or infinity: prediction 1 is nan"),
+    (lambda: losses.cross_entropy([[Value(0.0), 1.0], [0.0, float("-inf")]], [1, 0]),
+     r"cross_entropy: predictions contain NaN or infinity: prediction 1 is \[0.0, -inf\]"),
+    (lambda: losses.hinge([Value(1.0), 0.5], [1, float("inf")]),
+     "hinge: targets contain NaN or infinity: target 1 is inf"),
+])
+def test_a_non_finite_plain_number_is_refused_naming_the_loss_and_the_sample(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

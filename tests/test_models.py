@@ -143,3 +143,20 @@ def test_draw_modules_boxes_each_module_of_a_position():
     # every node made inside a chosen module is in its box: only the loss's own nodes are left
     assert source.count("shape=plaintext") == 2  # logsumexp(z) and logsumexp(z) - z[t] (z[t] is the head's output)
     assert "blocks.0.attn<BR/>CausalSelfAttention, 256 params" in source
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(stop="x"), TypeError, r"generate: stop must be None or a token id \(an int in 0..15\), got str 'x'"),
+    (dict(stop=16), ValueError, r"stop must be None or a token id \(an int in 0..15\), got int 16"),
+    (dict(seed="x"), TypeError, "generate: seed must be an int >= 0, got str 'x'"),
+    (dict(seed=-1), ValueError, "generate: seed must be an int >= 0, got -1"),
+    (dict(temperature="1"), TypeError, "generate: temperature must be a finite number >= 0, got str '1'"),
+    (dict(temperature=float("inf")), ValueError, "temperature must be a finite number >= 0, got inf"),
+])
+def test_generate_checks_stop_seed_and_temperature(kwargs, error, message):
+    model = small_gpt()
+    with pytest.raises(error, match=message):
+        model.generate([0], **kwargs)
+    # any real temperature, a numpy token id as stop, a Generator as seed
+    a = model.generate([0], temperature=np.float32(0.5), stop=np.int64(0), seed=np.random.default_rng(3))
+    assert a == model.generate([0], temperature=0.5, stop=0, seed=np.random.default_rng(3))

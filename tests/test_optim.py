@@ -149,3 +149,95 @@ def test_a_step_marks_the_parameters_changed(make):
         loss.backward()
     opt.zero_grad()
     (a * b).tanh().backward()  # a new forward pass is fine
+
+
+# ---- frozen parameters and missing gradients are skipped, as in torch --------------------------
+
+_FREEZE = [set(), set(), {1}, {1}, {1}, set(), {0}, set()]  # which parameter is frozen at each step
+
+
+def _run_frozen(opt_factory):
+    ps = [Value(1.5), Value(-0.7)]
+    opt = opt_factory(ps)
+    path = []
+    for frozen in _FREEZE:
+        for i, p in enumerate(ps):
+            p.requires_grad = i not in frozen
+        opt.zero_grad()
+        ((ps[0] * ps[1]).tanh() + ps[0] ** 2 * 0.3 + ps[1].exp()).backward()
+        opt.step()
+        path.append([p.data for p in ps])
+    return path
+
+
+def _run_frozen_torch(opt_factory):
+    torch = pytest.importorskip("torch")
+    ps = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.5, -0.7)]
+    opt = opt_factory(torch.optim, ps)
+    path = []
+    for frozen in _FREEZE:
+        for i, p in enumerate(ps):
+            p.requires_grad_(i not in frozen)
+        opt.zero_grad()
+        ((ps[0] * ps[1]).tanh() + ps[0] ** 2 * 0.3 + ps[1].exp()).backward()
+        opt.step()
+        path.append([p.item() for p in ps])
+    return path
+
+
+@pytest.mark.parametrize("name, kwargs", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+                                          ("Adam", dict(lr=0.1, weight_decay=0.2))])
+def test_a_frozen_parameter_is_skipped_as_torch_skips_it(name, kwargs):
+    ours = _run_frozen(lambda ps: getattr(mg.optim, name)(ps, **kwargs))
+    ref = _run_frozen_torch(lambda optim, ps: getattr(optim, name)(ps, **kwargs))
+    assert ours == (ref if name == "Adam" else [pytest.approx(r, rel=1e-12) for r in ref])  # Adam: same arithmetic
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                  lambda ps: Adam(ps, lr=0.1, weight_decay=0.1)])
+def test_a_frozen_parameter_and_its_state_do_not_change(make):
+    w, b = Value(1.0), Value(1.0)
+    opt = make([w, b])
+    for _ in range(3):
+        opt.zero_grad()
+        (w * b + b).backward()
+        opt.step()
+    b.requires_grad = False
+    frozen_at, state = b.data, {k: getattr(opt, k)[1] for k in ("velocity", "t", "m", "v") if hasattr(opt, k)}
+    for _ in range(3):
+        opt.zero_grad()
+        (w * b + b).backward()
+        opt.step()
+    assert b.data == frozen_at
+    assert {k: getattr(opt, k)[1] for k in state} == state
+    assert w.data != 1.0
+
+
+def test_a_gradient_of_none_is_skipped_and_a_bad_one_refused():
+    a, b = Value(1.0, "a"), Value(2.0, "b")
+    opt = Adam([a, b], lr=0.1)
+    a.grad, b.grad = None, 1.0  # torch's idiom for "no gradient"
+    opt.step()
+    assert a.data == 1.0 and b.data == pytest.approx(1.9) and opt.t.tolist() == [0, 1]
+    a.grad = "1.5"
+    with pytest.raises(TypeError, match=r"Adam.step: the gradient of parameter 0 \('a'\) must be a "
+                                        r"number or None, got str '1.5'"):
+        opt.step()
+    a.grad = Value(1.0)
+    with pytest.raises(TypeError, match="got Value"):
+        opt.step()
+    a.grad = 10 ** 400
+    with pytest.raises(ValueError, match=r"gradient of parameter 0 .* is too large for a float"):
+        opt.step()
+    assert (a.data, b.data) == (1.0, pytest.approx(1.9)) and opt.t.tolist() == [0, 1]
+    a.grad = 3  # an int is a number
+    SGD([a], lr=0.5).step()
+    assert a.data == -0.5
+
+
+def test_every_parameter_frozen_makes_a_step_that_changes_nothing():
+    a = Value(1.0, requires_grad=False)
+    a.grad = 1.0
+    opt = Adam([a], lr=0.1)
+    opt.step()
+    assert a.data == 1.0 and opt.t.tolist() == [0]

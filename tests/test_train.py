@@ -202,3 +202,56 @@ def test_the_threshold_fit_chose_is_saved_with_the_model(tmp_path):
     assert mg.Module.from_file(tmp_path / "m.json").threshold == 0.5
     assert MLP(2, [3, 1], seed=0).load(tmp_path / "m.json").threshold == 0.5
     assert MLP(2, [3, 1], seed=0).threshold == 0.0
+
+
+def test_compiled_fit_refuses_a_loss_that_is_not_a_per_sample_mean():
+    X, y = data.make_moons(20, noise=0.1, seed=0)
+    sum_mse = lambda preds, t: sum((p - ti) ** 2 for p, ti in zip(preds, t))  # noqa: E731
+    model = MLP(2, [4, 1], seed=0)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"compiled=True needs a loss that is the mean of per-sample losses.*"
+                                         r"first 3 samples.*use compiled=False"):
+        mg.fit(model, X, y, sum_mse, "sgd", 2, lr=0.01, verbose=False, compiled=True)
+    assert model.state_dict() == before
+    mean_mse = lambda preds, t: sum_mse(preds, t) / len(preds)  # noqa: E731
+    histories = [mg.fit(MLP(2, [4, 1], seed=0), X, y, mean_mse, "sgd", 2, lr=0.01, verbose=False, compiled=c)
+                 for c in (False, True)]
+    assert histories[1].loss == pytest.approx(histories[0].loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda m: dict(optimizer=optim.SGD(MLP(2, [2, 1], seed=1).parameters(), lr=0.5)), ValueError,
+     "the optimizer holds none of the model's parameters"),
+    (lambda m: dict(optimizer=5), TypeError, "fit: optimizer must be an Optimizer or one of sgd, adam, got int 5"),
+    (lambda m: dict(scheduler=5, optimizer=optim.SGD(m.parameters(), lr=0.1)), TypeError,
+     "fit: scheduler must be a scheduler such as optim.LinearLR .* got int 5"),
+    (lambda m: dict(scheduler=optim.LinearLR(optim.SGD(m.parameters(), lr=0.1)),
+                    optimizer=optim.SGD(m.parameters(), lr=0.1)), ValueError,
+     "the scheduler was built on another optimizer"),
+    (lambda m: dict(scheduler=optim.LinearLR(optim.SGD(m.parameters(), lr=0.1)), optimizer="sgd"), ValueError,
+     "a scheduler needs the optimizer it schedules, but optimizer is the name 'sgd'"),
+    (lambda m: dict(seed="abc"), TypeError, "fit: seed must be an int >= 0, got str 'abc'"),
+    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, got -1"),
+])
+def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(make, error, message):
+    X, y = data.make_moons(20, seed=0)
+    model = MLP(2, [2, 1], seed=0)
+    before = model.state_dict(), model.threshold
+    args = dict(loss="binary_cross_entropy_with_logits", optimizer="sgd", epochs=2, verbose=False) | make(model)
+    with pytest.raises(error, match=message):
+        mg.fit(model, X, y, **args)
+    assert (model.state_dict(), model.threshold) == before
+    mg.fit(model, X, y, "mse", optim.SGD(model.parameters()[:3], lr=0.1), 1, verbose=False)  # a subset is fine
+
+
+@pytest.mark.parametrize("nout, labels, message", [
+    (3, [7] * 20, "accuracy: labels must be class indices 0..2 for a model with 3 outputs, got 7"),
+    (3, [0.5] * 20, "class indices 0..2 .* got 0.5"),
+    (3, [-1] * 20, "class indices 0..2 .* got -1"),
+    (1, [0, 1, 2, 3] * 5, r"a model with one output tells two classes apart, but y has 4 different labels \(0, 1, 2, ...\)"),
+])
+def test_accuracy_refuses_labels_that_are_not_classes_of_the_model(nout, labels, message):
+    X, _ = data.make_moons(20, seed=0)
+    with pytest.raises(ValueError, match=message):
+        mg.accuracy(MLP(2, [nout], seed=0), X, labels)
+    assert 0.0 <= mg.accuracy(MLP(2, [nout], seed=0), X, [0, 1] * 10) <= 1.0
