@@ -37,6 +37,7 @@ _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
+_NUMBER_GUARDS = {"float", "int", "index", "grad"}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 _OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
@@ -160,6 +161,7 @@ class _Tape:
         new_slot = dict(zip(map(id, guard_values), moved[len(watched):]))
         self.checks = [_guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
                                     new_slot.get(id(g.b)) if type(g.b) is Value else None) for g in guards]
+        self.numbered = [(k, new_slot[id(g.a)]) for k, g in enumerate(guards) if g.kind in _NUMBER_GUARDS]
         self.n_slots = len(order)
         kinds = [s[0] for s in structure]
         self.x_slots = _index(np.array([i for i, k in enumerate(kinds) if k == "x"], dtype=int))
@@ -180,8 +182,8 @@ class _Tape:
         is_param = np.array([k == "param" for k in kinds])
         needs = list(is_param)  # does a gradient flow into this slot?
         for i, s in enumerate(structure):
-            if order[i].inputs:
-                needs[i] = any(needs[j] for j in s[1])
+            if order[i].inputs:  # (not through a node made by no_grad or detach, which needs none)
+                needs[i] = order[i].requires_grad and any(needs[j] for j in s[1])
         self.groups = []
         for arity, idx, depth in groups:
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
@@ -234,6 +236,27 @@ class _Tape:
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
 
+    def settle(self, V: np.ndarray) -> np.ndarray:
+        """Test the number guards (float(), int(), an index, a gradient) against the replay of the
+        recorded sample (V's first column) itself, and return which samples of V pass now:
+        replay may round otherwise than the scalar engine (a layer's matrix product sums in
+        another order), and a sample replayed to the very same numbers decides as the recorded
+        one, whatever user code saw."""
+        for k, slot in self.numbered:
+            guard, x = self.guards[k], float(V[slot, 0])
+            if guard.kind == "int" and np.trunc(x) == guard.answer:
+                continue  # the same int: the guard tests it as it is
+            if x != guard.answer:
+                self.checks[k] = lambda V, slot=slot, x=x: V[slot] == x
+        return self.passes(V)
+
+    def passes(self, V: np.ndarray) -> np.ndarray:
+        """Which samples (columns) of V pass every guard."""
+        ok = np.ones(V.shape[1], dtype=bool) if not self.checks else self.checks[0](V)
+        for check in self.checks[1:]:
+            ok &= check(V)
+        return ok
+
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
         `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
@@ -272,10 +295,7 @@ class _Tape:
             with np.errstate(all="ignore"):
                 for g in self.groups[i:]:
                     V[g.out_at] = _forward(g, V, P)
-        ok = np.ones(n, dtype=bool) if not self.checks else self.checks[0](V)
-        for check in self.checks[1:]:
-            ok &= check(V)
-        return V, P, ok, flagged
+        return V, P, self.passes(V), flagged
 
     def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
         """Every number the scalar engine computes for the samples in V is finite (it would
@@ -501,7 +521,7 @@ class Compiled:
             names = [f"s{i}" for i in range(len(numbers))]
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
-        with recording() as guards:
+        with recording(leaves, start) as guards:
             try:
                 out = self.fn(*self._args(shape, leaves))
             except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which
@@ -535,11 +555,14 @@ class Compiled:
                 tape = known[i]
                 i += 1
                 V, P, ok, flagged = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
+                if fresh and tape.numbered:
+                    ok = tape.settle(V)
                 if fresh and not ok[0]:
                     raise RuntimeError(f"compile: sample {rows[pending[0]]} fails the checks of its own recording at "
                                        f"{tape.first_failure(V, 0).describe()}: replay computed another number "
-                                       f"there than the scalar engine (an op's array_forward that differs from its "
-                                       f"forward, or fn is not deterministic)")
+                                       f"there than the scalar engine (rounding: replay sums a layer in another "
+                                       f"order, so a comparison of numbers equal up to rounding may flip; an op's "
+                                       f"array_forward that differs from its forward; or fn is not deterministic)")
                 if not ok.any():
                     tape.give_back(V)
                     continue
@@ -584,6 +607,10 @@ class Compiled:
                 why += (" (its number differs from sample to sample, so each needs a recording of its own: compare "
                         "Values instead, `if v > 0:`, which compile records as a branch, or keep the arithmetic "
                         "in Values)")
+            elif guard.kind == "grad":
+                why += (" (mg.grad() without create_graph gives plain floats, which compile cannot replay: take "
+                        "mg.grad(..., create_graph=True) and .detach() the gradients, which compile replays for "
+                        "every sample)")
             elif guard.kind == "index":
                 why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
         return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "
