@@ -176,6 +176,12 @@ class _Tape:
         self.held_rows = np.array([k for k, _ in held], dtype=int)
         self.held = [v for _, v in held]
         self.held_version = engine.data_version()
+        # Values made by ops before the recording (`w2 = w * 2` outside fn): replay computes them
+        # from their inputs, the scalar engine keeps their numbers, so an input set since is refused
+        self.made_before = [v for v in order if v.inputs and engine.version_of(v) < start]
+        self.before = list({id(x): x for v in self.made_before for x in (v, *v.inputs)}.values())
+        self.before_version = engine.data_version()
+        self.check_made_before(force=True)
         param_slots = [i for i, k in enumerate(kinds) if k == "param"]
         # where the tape's parameters sit in compiled.params: a slice (views, no copies) for the first tape
         self.param_index = _index(np.array([structure[i][1] for i in param_slots], dtype=int))
@@ -257,6 +263,19 @@ class _Tape:
             ok &= check(V)
         return ok
 
+    def check_made_before(self, force: bool = False) -> None:
+        """Raise if an input of a Value made outside fn was set after that Value was made."""
+        if not self.before or (not force and engine.changed_since(self.before, self.before_version) is None):
+            return
+        for v in self.made_before:
+            for x in v.inputs:
+                if engine.version_of(x) > engine.version_of(v):
+                    name = f" {x.label!r}" if x.label else ""
+                    raise RuntimeError(f"compile: fn uses a Value made outside fn ({v!r}, by {v.op!r}) from a "
+                                       f"Value{name} whose data has changed since (now {x.data!r}); make it inside "
+                                       f"fn, so that every call computes it from the current numbers")
+        self.before_version = engine.data_version()
+
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
         `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
@@ -272,6 +291,7 @@ class _Tape:
     def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """(values V, this tape's parameters P, which samples pass every guard, whether an op
         raised a floating-point flag) for the samples whose numbers are the columns of D."""
+        self.check_made_before()
         n = D.shape[1]
         V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
         if V is None:

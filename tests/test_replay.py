@@ -736,3 +736,19 @@ def test_floor_division_modulo_and_round_of_sample_numbers_are_refused_clearly()
             mg.compile(fn)([[5.0]])
     with pytest.raises(TypeError, match="unsupported operand"):  # a Value of the user's own: as the engine says
         mg.compile(lambda s: (w // 2) * s[0])([[5.0]])
+
+
+def test_a_value_made_outside_fn_from_a_changed_value_is_refused_as_the_scalar_engine_refuses_it():
+    w = Value(0.5, "w")
+    w2 = w * 2  # made before compiling: its number stays 1.0 in the scalar engine
+    step = mg.compile(lambda s: w2 * s[0])
+    assert same_as_scalar(lambda s: w2 * s[0], [[1.0], [2.0]], [w]).tapes == 1
+    step([[1.0], [2.0]]).backward()
+    w.data = 0.7
+    message = r"fn uses a Value made outside fn \(Value\(data=1, .*by '\*'\) from a Value 'w' whose data has changed"
+    with pytest.raises(RuntimeError, match=message):
+        step([[1.0], [2.0]])
+    with pytest.raises(RuntimeError, match=message):  # a new recording too
+        mg.compile(lambda s: w2 * s[0])([[1.0], [2.0]])
+    with pytest.raises(RuntimeError, match="was changed after"):  # the scalar engine
+        (w2 * 1.0).backward()
