@@ -134,6 +134,7 @@ class _Tape:
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
                  watched: list[Value], shape, start: int) -> None:
         self.shape, self.guards, self.last_used = shape, guards, 0
+        self.requires_grad = out.requires_grad  # the loss depends on a parameter
         extra = [x for g in guards for x in (g.a, g.b) if type(x) is Value] + list(watched)
         order = topological_order(out)
         known = set(order)
@@ -426,6 +427,9 @@ class BatchResult:
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
         compiled = self._compiled
+        if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
+            raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
+                               "from has requires_grad=True)")
         changed = engine.changed_since(compiled.params[:self._used], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""

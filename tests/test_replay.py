@@ -752,3 +752,18 @@ def test_a_value_made_outside_fn_from_a_changed_value_is_refused_as_the_scalar_e
         mg.compile(lambda s: w2 * s[0])([[1.0], [2.0]])
     with pytest.raises(RuntimeError, match="was changed after"):  # the scalar engine
         (w2 * 1.0).backward()
+
+
+def test_backward_of_a_loss_that_needs_no_gradient_is_refused_as_the_scalar_engine_refuses_it():
+    w = Value(0.5, "w", requires_grad=False)
+    fn = lambda s: w * s[0]  # noqa: E731
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (fn([1.0]) + fn([2.0])).backward()
+    result = mg.compile(fn)([[1.0], [2.0]])
+    assert result.data == 0.75
+    with pytest.raises(RuntimeError, match="compiled backward: the mean loss does not require grad"):
+        result.backward()
+    p = Value(1.0, "p")  # one sample's loss needing a gradient is enough, as for the scalar sum
+    result = mg.compile(lambda s: p * s[0] if s[0] > 1 else w * s[0])([[1.0], [2.0]])
+    result.backward()
+    assert p.grad == 1.0
