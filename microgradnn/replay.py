@@ -70,7 +70,7 @@ def _flatten(sample, numbers: list):
     if t is bool or sample is None or t is str:
         return ("static", sample)
     if isinstance(sample, (int, np.integer)) and not isinstance(sample, (bool, np.bool_)):
-        numbers.append(float(sample))
+        numbers.append(_exact_float(int(sample)))
         return "i"
     if isinstance(sample, (float, np.floating)):
         if not np.isfinite(sample):
@@ -84,6 +84,10 @@ def _flatten(sample, numbers: list):
         if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
             start = len(numbers)
             numbers.extend(map(float, sample))
+            if int in map(type, sample):
+                for x in sample:
+                    if type(x) is int and not -_EXACT <= x <= _EXACT:
+                        _exact_float(x)
             total = sum(numbers[start:])
             if total - total != 0.0:
                 raise ValueError("compiled: a sample contains NaN or infinity")
@@ -99,6 +103,23 @@ def _flatten(sample, numbers: list):
         raise TypeError(f"compiled: cannot take a sample apart: {type(sample).__name__} is not a number, list, "
                         f"tuple, dict or array") from None
     return ("static", sample)
+
+
+_EXACT = 2 ** 53  # ints up to this size are exact as floats
+
+
+def _exact_float(x: int) -> float:
+    """x as a float, refused if that rounds it (compile computes in floats)."""
+    if -_EXACT <= x <= _EXACT:
+        return float(x)
+    try:
+        f = float(x)
+    except OverflowError:
+        f = None
+    if f != x:
+        raise ValueError(f"compiled: a sample holds the int {x}, which is not exact as a float (beyond 2**53), "
+                         f"and compile computes in floats")
+    return f  # type: ignore[return-value]  # equal to x, so a float
 
 
 def _rebuild(shape, leaves):
@@ -502,6 +523,11 @@ class Compiled:
     def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
+            for a in map(np.asarray, args):  # ints beyond 2**53 would be rounded by float
+                if a.dtype.kind in "iu" and a.size and (np.abs(a) > _EXACT).any() or a.dtype.kind == "O":
+                    for x in a.ravel().tolist():
+                        if type(x) is int:
+                            _exact_float(x)
             X = np.asarray(args[0], dtype=float)
             y = np.asarray(args[1], dtype=float).reshape(-1)
             if X.ndim != 2 or len(X) != len(y) or len(X) == 0:

@@ -767,3 +767,15 @@ def test_backward_of_a_loss_that_needs_no_gradient_is_refused_as_the_scalar_engi
     result = mg.compile(lambda s: p * s[0] if s[0] > 1 else w * s[0])([[1.0], [2.0]])
     result.backward()
     assert p.grad == 1.0
+
+
+def test_sample_ints_that_a_float_would_round_are_refused():
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * (s[0] - s[1]))
+    big = 2 ** 53 + 1
+    for samples in ([[big, 2 ** 53]], [[1, 2], [np.int64(big), 0]], [[1.5, 2], [big, 0.5]]):
+        with pytest.raises(ValueError, match=rf"a sample holds the int {big}, which is not exact as a float"):
+            compiled(samples)
+    with pytest.raises(ValueError, match="not exact as a float"):
+        mg.compile(lambda x, t: w * x[0] - t)(np.array([[big]]), [0])
+    assert compiled([[2 ** 53, 2 ** 53 - 2]]).data == 2.0  # exact ones pass
