@@ -119,7 +119,7 @@ def _exact_float(x: int) -> float:
     if f != x:
         raise ValueError(f"compiled: a sample holds the int {x}, which is not exact as a float (beyond 2**53), "
                          f"and compile computes in floats")
-    return f  # type: ignore[return-value]  # equal to x, so a float
+    return f
 
 
 def _rebuild(shape, leaves):
@@ -524,7 +524,7 @@ class Compiled:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
             for a in map(np.asarray, args):  # ints beyond 2**53 would be rounded by float
-                if a.dtype.kind in "iu" and a.size and (np.abs(a) > _EXACT).any() or a.dtype.kind == "O":
+                if a.dtype.kind in "iu" and ((a > _EXACT) | (a < -_EXACT)).any() or a.dtype.kind == "O":
                     for x in a.ravel().tolist():
                         if type(x) is int:
                             _exact_float(x)
@@ -1110,6 +1110,9 @@ def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
     a batch that needs more is refused with the decision that splits it. Leaf Values that `fn`
     uses and did not make (parameters, frozen weights) are read fresh on every call, so
     training loops work; a result refuses `backward()` once a parameter it used was set.
+    Python numbers fn reads from outside (a closure's float, an annealed coefficient) are
+    baked in when it records: hold them in a `Value(x, requires_grad=False)` instead, whose
+    `.data` compile reads again at every call.
     """
     if not callable(fn):
         raise TypeError(f"compile: expected a function fn(sample) or fn(x, y), got {type(fn).__name__}")

@@ -779,3 +779,14 @@ def test_sample_ints_that_a_float_would_round_are_refused():
     with pytest.raises(ValueError, match="not exact as a float"):
         mg.compile(lambda x, t: w * x[0] - t)(np.array([[big]]), [0])
     assert compiled([[2 ** 53, 2 ** 53 - 2]]).data == 2.0  # exact ones pass
+
+
+def test_a_coefficient_held_in_a_value_without_gradient_is_read_at_every_call():
+    w = Value(0.5, "w")
+    coefficient = Value(1.0, requires_grad=False)  # not a Python float, which recording bakes in
+    fn = lambda s: w * s[0] * coefficient  # noqa: E731
+    step = mg.compile(fn)
+    assert step([[1.0], [3.0]]).data == 1.0
+    coefficient.data = 3.0  # annealed
+    assert same_as_scalar(fn, [[1.0], [3.0]], [w]).tapes == 1
+    assert step([[1.0], [3.0]]).data == 3.0 and step.recordings == 1
