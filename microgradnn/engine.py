@@ -348,7 +348,7 @@ class Op:
         if type(data) is not float or data - data != 0.0:
             data = self._forward(xs, args)
         if not _GRAD_ENABLED.get():
-            return _node(data)
+            return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, args, data)
         if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
             depths = [a._depth for a in args if a.requires_grad]  # all, in the usual case
             if len(depths) == len(args):
@@ -424,7 +424,7 @@ class _UnaryOp(Op):
         if type(data) is not float or data - data != 0.0:
             data = self._forward([x], (a,))
         if not _GRAD_ENABLED.get():
-            return _node(data)
+            return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a,), data)
         if not a.requires_grad:  # see Op._record
             return _node(data, self, (a,), (0.0,), a._depth + 1)
         rule = self.derivatives[0]
@@ -458,7 +458,7 @@ class _BinaryOp(Op):
         if type(data) is not float or data - data != 0.0:
             data = self._forward([x, y], (a, b))
         if not _GRAD_ENABLED.get():
-            return _node(data)
+            return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a, b), data)
         ra, rb = a.requires_grad, b.requires_grad
         depth = 1 + (a._depth if a._depth > b._depth else b._depth)
         if not (ra or rb):  # see Op.__call__
@@ -691,6 +691,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
     if type(output) is not Value:
         raise TypeError(f"grad: output must be a Value, got {type(output).__name__}")
+    if not create_graph and _DECISIONS.get() is not None:
+        return _observed_grad(output, inputs)
     grads: dict[Value, Any] = {output: 1.0}
     order = topological_order(output)
     interior = [v for v in order if v.inputs]
@@ -802,13 +804,77 @@ def _observed_comparison(kind: str, compare: Callable) -> Callable:
 
 
 def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Callable:
-    """`==` of a Value and a number compares numbers while observed (a sample's numbers arrive
-    as Values where the plain call has numbers); between two Values it stays identity."""
+    """`==` while observed: a Value that stands for a number of the sample (see
+    `observe_decisions`) compares numbers with a number or another such Value, noted, as the
+    plain call compares the sample's numbers; any other Value keeps identity."""
     def method(self, other):
-        if _DECISIONS.get() is None or type(other) is Value or not isinstance(other, (int, float)):
+        observer = _DECISIONS.get()
+        if observer is None or not observer[2](self):
+            return identity(self, other)
+        if type(other) is Value:
+            if not observer[2](other):
+                return identity(self, other)
+            return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), _DATA_SLOT.__get__(other)))
+        if not isinstance(other, numbers.Real):
             return identity(self, other)
         return _report(kind, self, float(other), compare(_DATA_SLOT.__get__(self), float(other)))
     return method
+
+
+def _observed_bool(self) -> bool:
+    """`if v:` while observed: a Value standing for a sample's number is that number's truth
+    (noted, as `v != 0`); any other Value is true, as always."""
+    observer = _DECISIONS.get()
+    if observer is None or not observer[2](self):
+        return True
+    return _report("!=", self, 0.0, _DATA_SLOT.__get__(self) != 0.0)
+
+
+def _unrecorded(symbol: str) -> Callable:
+    """`//`, `%`, divmod and round() while observed: not ops of the engine, so a Value
+    standing for a sample's number gets an error saying why (the plain call has a number)."""
+    def method(self, *args):
+        observer = _DECISIONS.get()
+        if observer is not None and observer[2](self):
+            raise TypeError(f"compile: fn applies {symbol} to one of the sample's numbers, which compile turned "
+                            f"into a Value while recording; {symbol} is not recorded (compute it on the samples "
+                            f"before compiling, or use the scalar loop)")
+        if symbol == "round()":
+            raise TypeError("type Value doesn't define __round__ method")
+        return NotImplemented
+    return method
+
+
+def _no_grad_node(op: Op, args: Sequence[Value], data: float) -> Value:
+    """A no_grad result while observed: where the scalar engine makes a bare leaf holding this
+    sample's number, keep the inputs (no gradient flows through the node: it does not require
+    grad), so a replay computes it for every sample."""
+    return _node(data, op, tuple(args), (0.0,) * len(args), 1 + max([a._depth for a in args]))
+
+
+# detach() while observed: the same, an identity through which no gradient flows (not a row
+# of the op table: it exists only in recordings)
+_DETACHED = _UnaryOp("detach", lambda a: a, [lambda a, out: 0.0], array_forward=lambda a: a + 0.0)
+
+
+def _observed_detach(self) -> Value:
+    if _DECISIONS.get() is None:
+        return Value(_DATA_SLOT.__get__(self), self.label, requires_grad=False)
+    v = _node(_DATA_SLOT.__get__(self), _DETACHED, (self,), (0.0,), self._depth + 1)
+    v.label = self.label
+    return v
+
+
+def _observed_init(self, *args, **kwargs) -> None:
+    """Value() while observed: a Value of the user's own, reported as "made" (never a number)."""
+    _plain_methods["__init__"](self, *args, **kwargs)
+    _report("made", self, None, None)
+
+
+def _observed_grad(output: Value, inputs: tuple) -> tuple:
+    """grad() without create_graph while observed: plain floats that replay cannot compute, so
+    each is computed as a Value (create_graph) and reported as a "grad" decision."""
+    return tuple(_report("grad", g, None, _DATA_SLOT.__get__(g)) for g in grad(output, inputs, create_graph=True))
 
 
 class _ObservedData:
@@ -852,6 +918,10 @@ _OBSERVED_METHODS = {
     "__gt__": _observed_comparison(">", operator.gt), "__ge__": _observed_comparison(">=", operator.ge),
     "__eq__": _observed_equality("==", operator.eq, operator.is_),
     "__ne__": _observed_equality("!=", operator.ne, operator.is_not),
+    "__bool__": _observed_bool, "detach": _observed_detach, "__init__": _observed_init,
+    **{name: _unrecorded(symbol) for name, symbol in (
+        ("__floordiv__", "//"), ("__rfloordiv__", "//"), ("__mod__", "%"), ("__rmod__", "%"),
+        ("__divmod__", "divmod()"), ("__rdivmod__", "divmod()"), ("__round__", "round()"))},
 }
 _observers = 0
 _observers_lock = threading.Lock()
@@ -859,11 +929,17 @@ _plain_methods: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
-def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Iterable[str] = ()) -> Iterator[None]:
+def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Iterable[str] = (),
+                      number: Callable[[Value], bool] = lambda v: False) -> Iterator[None]:
     """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
     the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
-    (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a).
-    Reads of `.data` from the modules named in `internal` (and the engine) are not noted."""
+    (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a), or
+    "grad" (a gradient that `grad()` returns as a float); "made" reports a Value made by
+    `Value()` (the user's own; not a decision).
+    Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
+    `number(v)` is True for a Value that is a plain number where fn is called without the
+    observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one.
+    Inside the block no_grad results and detach() keep their inputs, with no gradient."""
     global _observers
     with _observers_lock:
         if _observers == 0:
@@ -871,7 +947,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                 _plain_methods[name] = Value.__dict__.get(name)
                 setattr(Value, name, method)
         _observers += 1
-    token = _DECISIONS.set((note, frozenset({__name__, *internal})))
+    token = _DECISIONS.set((note, frozenset({__name__, *internal}), number))
     try:
         yield
     finally:

@@ -4,7 +4,9 @@ taken the same path.
 
 A recorded graph is only valid for another sample if every such decision comes out the same
 for it. The decisions are: comparisons (`v < 0`, `v == 3`, `max(values)`), `float(v)`,
-`v.item()`, reading `v.data`, `int(v)` and using `v` as an index (`range(v)`, `xs[v]`). The
+`v.item()`, reading `v.data`, `int(v)`, using `v` as an index (`range(v)`, `xs[v]`), and a
+gradient `mg.grad()` returns as a float. `==`, `!=` and `if v:` are decisions too on a Value
+that is only a Value because compile made the sample's numbers Values. The
 engine reports them (`engine.observe_decisions`); this module keeps them with where they were made.
 """
 from __future__ import annotations
@@ -13,9 +15,9 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
-from microgradnn.engine import observe_decisions
+from microgradnn.engine import Value, observe_decisions, version_of
 
 __all__ = ["Guard", "recording"]
 
@@ -36,7 +38,9 @@ class Guard:
     def describe(self) -> str:
         """What was decided and where, for error messages."""
         what = {"float": "a Value's number (float(), .item() or .data)", "int": "int() of a Value",
-                "index": "a Value used as an index"}.get(self.kind, f"a comparison `{self.kind}` of Values")
+                "index": "a Value used as an index",
+                "grad": "a gradient that mg.grad() returned as a float (without create_graph)",
+                }.get(self.kind, f"a comparison `{self.kind}` of Values")
         return f"{what} at {self.where}"
 
 
@@ -49,12 +53,45 @@ def _where() -> str:
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[list[Guard]]:
-    """Note every decision user code makes on Values inside the block, in order."""
+def recording(samples: Sequence[Value] = (), start: int | None = None) -> Iterator[list[Guard]]:
+    """Note every decision user code makes on Values inside the block, in order. `samples`
+    are the Values made for the sample's numbers, at data version `start`: a Value computed
+    from them and from numbers alone is a plain number where fn runs without compile."""
     guards: list[Guard] = []
+    start = version_of(samples[0]) if start is None and samples else start
+    plain = {id(v): True for v in samples}  # id -> is a plain number (kept alive by `seen`)
+    seen: list[Value] = list(samples)
+
+    def number(v: Value) -> bool:
+        if id(v) in plain:
+            return plain[id(v)]
+        stack = [v]
+        while stack:
+            u = stack[-1]
+            if id(u) in plain:
+                stack.pop()
+                continue
+            if u.requires_grad or not u.inputs:  # a parameter; a leaf that is not the sample's
+                # (a number lifted into the graph by an op is made after `start`; a Value of
+                # the user's own is "made")
+                answer = not u.requires_grad and not u.inputs and start is not None and version_of(u) >= start
+            else:
+                todo = [x for x in u.inputs if id(x) not in plain]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                answer = all(plain[id(x)] for x in u.inputs)
+            stack.pop()
+            plain[id(u)] = answer
+            seen.append(u)
+        return plain[id(v)]
 
     def note(kind: str, a: Any, b: Any, answer: Any) -> Any:
+        if kind == "made":
+            plain[id(a)] = False
+            seen.append(a)
+            return None
         guards.append(Guard(kind, a, b, answer, _where()))
         return answer
-    with observe_decisions(note, internal=_HERE):
+    with observe_decisions(note, internal=_HERE, number=number):
         yield guards

@@ -37,6 +37,7 @@ _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
+_NUMBER_GUARDS = {"float", "int", "index", "grad"}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 _OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
@@ -69,7 +70,7 @@ def _flatten(sample, numbers: list):
     if t is bool or sample is None or t is str:
         return ("static", sample)
     if isinstance(sample, (int, np.integer)) and not isinstance(sample, (bool, np.bool_)):
-        numbers.append(float(sample))
+        numbers.append(_exact_float(int(sample)))
         return "i"
     if isinstance(sample, (float, np.floating)):
         if not np.isfinite(sample):
@@ -83,6 +84,10 @@ def _flatten(sample, numbers: list):
         if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
             start = len(numbers)
             numbers.extend(map(float, sample))
+            if int in map(type, sample):
+                for x in sample:
+                    if type(x) is int and not -_EXACT <= x <= _EXACT:
+                        _exact_float(x)
             total = sum(numbers[start:])
             if total - total != 0.0:
                 raise ValueError("compiled: a sample contains NaN or infinity")
@@ -98,6 +103,23 @@ def _flatten(sample, numbers: list):
         raise TypeError(f"compiled: cannot take a sample apart: {type(sample).__name__} is not a number, list, "
                         f"tuple, dict or array") from None
     return ("static", sample)
+
+
+_EXACT = 2 ** 53  # ints up to this size are exact as floats
+
+
+def _exact_float(x: int) -> float:
+    """x as a float, refused if that rounds it (compile computes in floats)."""
+    if -_EXACT <= x <= _EXACT:
+        return float(x)
+    try:
+        f = float(x)
+    except OverflowError:
+        f = None
+    if f != x:
+        raise ValueError(f"compiled: a sample holds the int {x}, which is not exact as a float (beyond 2**53), "
+                         f"and compile computes in floats")
+    return f
 
 
 def _rebuild(shape, leaves):
@@ -133,6 +155,7 @@ class _Tape:
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
                  watched: list[Value], shape, start: int) -> None:
         self.shape, self.guards, self.last_used = shape, guards, 0
+        self.requires_grad = out.requires_grad  # the loss depends on a parameter
         extra = [x for g in guards for x in (g.a, g.b) if type(x) is Value] + list(watched)
         order = topological_order(out)
         known = set(order)
@@ -160,6 +183,7 @@ class _Tape:
         new_slot = dict(zip(map(id, guard_values), moved[len(watched):]))
         self.checks = [_guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
                                     new_slot.get(id(g.b)) if type(g.b) is Value else None) for g in guards]
+        self.numbered = [(k, new_slot[id(g.a)]) for k, g in enumerate(guards) if g.kind in _NUMBER_GUARDS]
         self.n_slots = len(order)
         kinds = [s[0] for s in structure]
         self.x_slots = _index(np.array([i for i, k in enumerate(kinds) if k == "x"], dtype=int))
@@ -174,14 +198,20 @@ class _Tape:
         self.held_rows = np.array([k for k, _ in held], dtype=int)
         self.held = [v for _, v in held]
         self.held_version = engine.data_version()
+        # Values made by ops before the recording (`w2 = w * 2` outside fn): replay computes them
+        # from their inputs, the scalar engine keeps their numbers, so an input set since is refused
+        self.made_before = [v for v in order if v.inputs and engine.version_of(v) < start]
+        self.before = list({id(x): x for v in self.made_before for x in (v, *v.inputs)}.values())
+        self.before_version = engine.data_version()
+        self.check_made_before(force=True)
         param_slots = [i for i, k in enumerate(kinds) if k == "param"]
         # where the tape's parameters sit in compiled.params: a slice (views, no copies) for the first tape
         self.param_index = _index(np.array([structure[i][1] for i in param_slots], dtype=int))
         is_param = np.array([k == "param" for k in kinds])
         needs = list(is_param)  # does a gradient flow into this slot?
         for i, s in enumerate(structure):
-            if order[i].inputs:
-                needs[i] = any(needs[j] for j in s[1])
+            if order[i].inputs:  # (not through a node made by no_grad or detach, which needs none)
+                needs[i] = order[i].requires_grad and any(needs[j] for j in s[1])
         self.groups = []
         for arity, idx, depth in groups:
             ins = [np.array([structure[i][1][j] for i in idx]) for j in range(arity)]
@@ -234,6 +264,40 @@ class _Tape:
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
 
+    def settle(self, V: np.ndarray) -> np.ndarray:
+        """Test the number guards (float(), int(), an index, a gradient) against the replay of the
+        recorded sample (V's first column) itself, and return which samples of V pass now:
+        replay may round otherwise than the scalar engine (a layer's matrix product sums in
+        another order), and a sample replayed to the very same numbers decides as the recorded
+        one, whatever user code saw."""
+        for k, slot in self.numbered:
+            guard, x = self.guards[k], float(V[slot, 0])
+            if guard.kind == "int" and np.trunc(x) == guard.answer:
+                continue  # the same int: the guard tests it as it is
+            if x != guard.answer:
+                self.checks[k] = lambda V, slot=slot, x=x: V[slot] == x
+        return self.passes(V)
+
+    def passes(self, V: np.ndarray) -> np.ndarray:
+        """Which samples (columns) of V pass every guard."""
+        ok = np.ones(V.shape[1], dtype=bool) if not self.checks else self.checks[0](V)
+        for check in self.checks[1:]:
+            ok &= check(V)
+        return ok
+
+    def check_made_before(self, force: bool = False) -> None:
+        """Raise if an input of a Value made outside fn was set after that Value was made."""
+        if not self.before or (not force and engine.changed_since(self.before, self.before_version) is None):
+            return
+        for v in self.made_before:
+            for x in v.inputs:
+                if engine.version_of(x) > engine.version_of(v):
+                    name = f" {x.label!r}" if x.label else ""
+                    raise RuntimeError(f"compile: fn uses a Value made outside fn ({v!r}, by {v.op!r}) from a "
+                                       f"Value{name} whose data has changed since (now {x.data!r}); make it inside "
+                                       f"fn, so that every call computes it from the current numbers")
+        self.before_version = engine.data_version()
+
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
         `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
@@ -249,6 +313,7 @@ class _Tape:
     def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """(values V, this tape's parameters P, which samples pass every guard, whether an op
         raised a floating-point flag) for the samples whose numbers are the columns of D."""
+        self.check_made_before()
         n = D.shape[1]
         V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
         if V is None:
@@ -272,10 +337,7 @@ class _Tape:
             with np.errstate(all="ignore"):
                 for g in self.groups[i:]:
                     V[g.out_at] = _forward(g, V, P)
-        ok = np.ones(n, dtype=bool) if not self.checks else self.checks[0](V)
-        for check in self.checks[1:]:
-            ok &= check(V)
-        return V, P, ok, flagged
+        return V, P, self.passes(V), flagged
 
     def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
         """Every number the scalar engine computes for the samples in V is finite (it would
@@ -386,6 +448,9 @@ class BatchResult:
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
         compiled = self._compiled
+        if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
+            raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
+                               "from has requires_grad=True)")
         changed = engine.changed_since(compiled.params[:self._used], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
@@ -458,6 +523,11 @@ class Compiled:
     def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
+            for a in map(np.asarray, args):  # ints beyond 2**53 would be rounded by float
+                if a.dtype.kind in "iu" and ((a > _EXACT) | (a < -_EXACT)).any() or a.dtype.kind == "O":
+                    for x in a.ravel().tolist():
+                        if type(x) is int:
+                            _exact_float(x)
             X = np.asarray(args[0], dtype=float)
             y = np.asarray(args[1], dtype=float).reshape(-1)
             if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
@@ -501,7 +571,7 @@ class Compiled:
             names = [f"s{i}" for i in range(len(numbers))]
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
-        with recording() as guards:
+        with recording(leaves, start) as guards:
             try:
                 out = self.fn(*self._args(shape, leaves))
             except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which
@@ -535,11 +605,14 @@ class Compiled:
                 tape = known[i]
                 i += 1
                 V, P, ok, flagged = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
+                if fresh and tape.numbered:
+                    ok = tape.settle(V)
                 if fresh and not ok[0]:
                     raise RuntimeError(f"compile: sample {rows[pending[0]]} fails the checks of its own recording at "
                                        f"{tape.first_failure(V, 0).describe()}: replay computed another number "
-                                       f"there than the scalar engine (an op's array_forward that differs from its "
-                                       f"forward, or fn is not deterministic)")
+                                       f"there than the scalar engine (rounding: replay sums a layer in another "
+                                       f"order, so a comparison of numbers equal up to rounding may flip; an op's "
+                                       f"array_forward that differs from its forward; or fn is not deterministic)")
                 if not ok.any():
                     tape.give_back(V)
                     continue
@@ -584,6 +657,10 @@ class Compiled:
                 why += (" (its number differs from sample to sample, so each needs a recording of its own: compare "
                         "Values instead, `if v > 0:`, which compile records as a branch, or keep the arithmetic "
                         "in Values)")
+            elif guard.kind == "grad":
+                why += (" (mg.grad() without create_graph gives plain floats, which compile cannot replay: take "
+                        "mg.grad(..., create_graph=True) and .detach() the gradients, which compile replays for "
+                        "every sample)")
             elif guard.kind == "index":
                 why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
         return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "
@@ -1033,6 +1110,9 @@ def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
     a batch that needs more is refused with the decision that splits it. Leaf Values that `fn`
     uses and did not make (parameters, frozen weights) are read fresh on every call, so
     training loops work; a result refuses `backward()` once a parameter it used was set.
+    Python numbers fn reads from outside (a closure's float, an annealed coefficient) are
+    baked in when it records: hold them in a `Value(x, requires_grad=False)` instead, whose
+    `.data` compile reads again at every call.
     """
     if not callable(fn):
         raise TypeError(f"compile: expected a function fn(sample) or fn(x, y), got {type(fn).__name__}")
