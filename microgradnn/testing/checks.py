@@ -5,7 +5,7 @@ Tolerances follow `torch.autograd.gradcheck` (atol=1e-5, rtol=1e-3): an entry pa
 difference extrapolated twice (Richardson), accurate to about 1e-10 relative in float64, so
 tolerances can be made far tighter. An entry counts as non-differentiable only where the
 graph holds an op at its kink (relu, abs, leaky_relu at 0, or a `define_op(kinks=...)`) or
-the one-sided slopes stay apart as the step shrinks; even there the analytic value must be
+the one-sided slopes stay apart at every step down to what rounding resolves; even there the analytic value must be
 one of the one-sided slopes or lie between them.
 """
 from __future__ import annotations
@@ -295,25 +295,35 @@ def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
     return Derivative(math.nan, math.nan, math.nan)
 
 
-def _gap(f0: float, up: float, down: float, d: float) -> float:
-    """Right slope minus left slope at step d: f''·d where smooth, the jump at a kink."""
-    return abs((up - f0) - (f0 - down)) / d
+def _jump(f0: float, pairs, x: float, d: float) -> tuple[float, float]:
+    """The jump between the one-sided slopes from f at x ± d and x ± d/2 (`pairs`), with the
+    f''·d of curvature extrapolated away, and its rounding error."""
+    gaps = [(fu - f0) / ((x + s) - x) - (f0 - fd) / (x - (x - s))  # the steps as they are in floats
+            for (fu, fd), s in zip(pairs, (d, d / 2))]
+    size = max(abs(f0), *(abs(v) for pair in pairs for v in pair))
+    return 2 * gaps[1] - gaps[0], 20 * _MACHINE_EPS * size / d
 
 
 def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
-    """True if the one-sided slopes differ by about as much at h/1000 as at h/4 (a kink),
-    rather than a thousandth as much (curvature), and by far more than rounding."""
-    (u1, d1), _, (u4, d4) = fs
-    g1, g4 = _gap(f0, u1, d1, h), _gap(f0, u4, d4, h / 4)
-    if not g4 > 0.6 * g1:  # curvature: a quarter as much at h/4 (or rounding noise)
+    """True if the one-sided slopes stay apart by about the same jump at every step from h
+    down to the smallest step rounding resolves (at least h/1000): a kink. A smooth bend
+    narrower than h looks like a kink at first, but its jump fades below the bend's width."""
+    first, _ = _jump(f0, fs[:2], x, h)
+    jump, noise = _jump(f0, fs[1:], x, h / 2)
+    if not (abs(jump) > 10 * noise and jump * first > 0.25 * first * first):  # smooth: jump ~ h³
         return False
-    small = h / 1000
+    scale, step = max(1.0, abs(x)), h / 10
     try:
-        up, down = f(x + small), f(x - small)
+        while step >= 1e-13 * scale:
+            now, noise = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
+            if abs(jump) <= 10 * noise:  # rounding hides the jump from here on
+                break
+            if not now * jump > 0.25 * jump * jump:  # the jump fades or flips: smooth at a finer scale
+                return False
+            step /= 10
     except (ArithmeticError, ValueError):
         return False
-    size = max(abs(f0), abs(up), abs(down))
-    return _gap(f0, up, down, small) > max(0.6 * g4, 50 * 4 * _MACHINE_EPS * size / small)
+    return step < h / 1000
 
 
 def _one_sided(f0: float, ups: list[float], h: float) -> float:
