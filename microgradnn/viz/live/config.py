@@ -23,6 +23,7 @@ DEFAULTS = {"dataset": "moons", "samples": 200, "noise": 0.1, "classes": 3, "tes
             "optimizer": "adam", "lr": 0.03, "batch": 32, "l2": 0.0}
 # Keys whose change needs new data or a new model (the others only rebuild the optimizer).
 REBUILDS = {"dataset", "samples", "noise", "classes", "test", "seed", "hidden", "activation", "loss"}
+TRAINING = ("optimizer", "lr", "batch", "l2")  # the rest: they change how the same model trains on
 
 
 class ConfigError(ValueError):
