@@ -1,6 +1,7 @@
 """The playground's "Python script": a setup rebuilt with the library, trained as the page trained it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -11,14 +12,15 @@ SAVE_AS = "playground_retrained.json"  # not the page's "model (JSON)" download,
 OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam"}
 
 
+@dataclass
 class Run:
     """How a run trained: the settings it started with, each epoch's mini-batch size, and the
     changes made on the way, as (optimizer steps done before it, "settings" or "set", what);
     `replayable` is False once an epoch broke off with an error."""
-
-    def __init__(self, start: dict, epoch_sizes: list[int], changes: list[tuple[int, str, Any]],
-                 replayable: bool = True) -> None:
-        self.start, self.epoch_sizes, self.changes, self.replayable = start, epoch_sizes, changes, replayable
+    start: dict
+    epoch_sizes: list[int]
+    changes: list[tuple[int, str, Any]]
+    replayable: bool = True
 
 
 class _Parts(NamedTuple):
