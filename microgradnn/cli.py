@@ -195,7 +195,37 @@ def _teaching_neuron(model: MLP, X: np.ndarray, targets: np.ndarray, loss_name: 
     return best[0], best[1], backward(best[0])[best[1]]
 
 
+DEMO_OUT = "out"
+DEMO_PLOTS = ["decision_boundary.png", "loss_curve.png"]
+DEMO_PAGES = ["neuron_forward.svg", "neuron_backward.svg", "network.svg", "backprop.html", "lesson_network.html",
+              "lesson_network_quiz.html"]
+
+
+def _check_demo_destinations(args) -> None:
+    """The files the demo will write, checked first: in a folder named with --out, files there
+    already are only replaced with --overwrite (out/, the default, is the demo's own: each run
+    replaces its files there)."""
+    out = args.out or DEMO_OUT
+    try:
+        import matplotlib  # noqa: F401
+        names = DEMO_PLOTS + DEMO_PAGES
+    except ImportError:
+        names = DEMO_PAGES
+    paths = [os.path.join(out, name) for name in names]
+    own = os.path.realpath(out) == os.path.realpath(DEMO_OUT)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out} is not a folder")
+    there = [p for p in paths if os.path.lexists(p)]
+    if there and not (own or args.overwrite):
+        raise UsageError(f"--out {out}: {', '.join(os.path.basename(p) for p in there)} already "
+                         f"exist{'s' if len(there) == 1 else ''} there; pass --overwrite to replace "
+                         f"{'it' if len(there) == 1 else 'them'}, or choose another folder")
+
+
+
 def cmd_demo(args) -> int:
+    _check_demo_destinations(args)  # before training: a refused destination must not cost the run
+    args.out = args.out or DEMO_OUT
     os.makedirs(args.out, exist_ok=True)
     args.load = args.save = None
     model, X, y, history = train_model(args)
@@ -319,10 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Train an MLP on moons, then write the decision boundary, loss curve, "
                                       "one neuron's forward and backward graphs (gradients of the loss on one "
                                       "sample), the network diagram, a backprop animation, and the lesson's "
-                                      "2-3-1 network animated (and as a quiz) into --out (its files are replaced "
-                                      "on each run).")
+                                      "2-3-1 network animated (and as a quiz) into --out. In out/, the default, each "
+                                      "run replaces these files; in a folder you name, existing files are only "
+                                      "replaced with --overwrite.")
     _add_training_options(demo, epochs=60)
-    demo.add_argument("--out", default="out", help="output folder (default out/)")
+    demo.add_argument("--out", help="output folder (default out/, whose files each run replaces)")
+    demo.add_argument("--overwrite", action="store_true", help="replace files already in the --out folder")
     demo.set_defaults(run=cmd_demo)
 
     train = sub.add_parser("train", help="train an MLP on a toy dataset",

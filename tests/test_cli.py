@@ -83,6 +83,29 @@ def test_demo_without_matplotlib_says_so_and_writes_the_rest(tmp_path):
          "neuron_forward.svg"]
 
 
+
+@needs_dot
+def test_demo_refuses_to_replace_files_in_a_named_folder_but_replaces_its_own_in_out(tmp_path):
+    import os
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "network.svg").write_text("my drawing")
+    (mine / "backprop.html").write_text("my page")
+    done = run("demo", "--out", str(mine), "--epochs", "2", "--quiet")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
+    assert "network.svg, backprop.html already exist there; pass --overwrite" in done.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["backprop.html", "network.svg"]  # checked before any work
+    assert (mine / "network.svg").read_text() == "my drawing" and (mine / "backprop.html").read_text() == "my page"
+    done = run("demo", "--out", str(mine), "--epochs", "2", "--quiet", "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert (mine / "network.svg").read_text() != "my drawing"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for _ in range(2):  # out/, the default: the README's `scripts/run demo` replaces its files on each run
+        done = run("demo", "--epochs", "2", "--quiet", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "lesson_network_quiz.html").exists()
+
 def test_train_save_load_and_refuse_overwrite(tmp_path):
     model = tmp_path / "xor.json"
     args = ["train", "--dataset", "xor", "--samples", "4", "--noise", "0", "--hidden", "4", "--activation", "tanh",
