@@ -124,6 +124,19 @@ def test_a_cross_site_form_post_is_refused(server):
     ("POST", "/api/upload", b"x" * (LIMITS["upload_bytes"] + 1), {"Content-Type": "text/csv"}, 413, "limit"),
     ("POST", "/api/upload", b"1,2\n3,4\n5,6\n7,8\n", {"Content-Type": "text/csv"}, 400, "CSV row 1"),
     ("POST", "/api/upload", b"\xff\xfe\x00", {"Content-Type": "text/csv"}, 400, "UTF-8"),
+    ("POST", "/api/config", b"[" * 30_000 + b"]" * 30_000, {"Content-Type": "application/json"}, 400,
+     "nested too deeply"),
+    ("POST", "/api/config", {"lr": 10 ** 400}, {}, 400, "lr must lie in [1e-06, 10.0], got an integer of 1329 bits"),
+    ("POST", "/api/config", b'{"lr": ' + b"9" * 5000 + b"}", {"Content-Type": "application/json"}, 400,
+     "not valid JSON"),
+    ("POST", "/api/upload", b"x1,x2,label\n1,2," + b"9" * 200_000 + b"\n", {"Content-Type": "text/csv"}, 400,
+     "the CSV cannot be read at line 2"),
+    ("POST", "/api/upload", b"0,0,0\n1,1,1\n2,2,nan\n3,3,1\n", {"Content-Type": "text/csv"}, 400,
+     "CSV row 3: the label must be a whole number 0..7, got 'nan'"),
+    ("POST", "/api/upload", b"0,0,0\n1,1,1\n2,2,-inf\n3,3,1\n", {"Content-Type": "text/csv"}, 400,
+     "CSV row 3: the label must be"),
+    ("POST", "/api/upload", b"0,0,0\n1,1,1\n2,1e308,0\n-1e308,3,1\n", {"Content-Type": "text/csv"}, 400,
+     "CSV row 3: x1 and x2 must be finite numbers within"),
     ("POST", "/api/nothing", {}, {}, 404, "no such API"),
     ("GET", "/api/point?i=abc", None, {}, 400, "whole number"),
     ("GET", "/api/point?i=100000", None, {}, 400, "index must lie in"),
@@ -144,14 +157,18 @@ def test_bad_requests_get_a_4xx_with_the_reason_and_training_goes_on(server, met
     assert request(server, "GET", "/api/state")[0] == 200
 
 
-def test_a_post_without_length_gets_411(server):
+@pytest.mark.parametrize("length", [None, "\u00b2", "-5", "1e3", " "])  # "²".isdigit() is True
+def test_a_post_without_a_decimal_length_gets_411(server, length):
     conn = http.client.HTTPConnection("127.0.0.1", server.server.port, timeout=10)
     try:
         conn.putrequest("POST", "/api/config", skip_host=True)
         conn.putheader("Host", f"127.0.0.1:{server.server.port}")
         conn.putheader("Content-Type", "application/json")
+        if length is not None:
+            conn.putheader("Content-Length", length)
         conn.endheaders()
-        assert conn.getresponse().status == 411
+        answer = conn.getresponse()
+        assert answer.status == 411 and "Content-Length" in json.loads(answer.read())["error"]
     finally:
         conn.close()
     assert request(server, "GET", "/api/state")[0] == 200
