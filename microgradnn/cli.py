@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Sequence
@@ -103,6 +104,19 @@ def _positive(text: str) -> int:
         return positive_int(int(text), "microgradnn", "the value")
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+
+
+def _tolerance(positive: bool):
+    """An argparse type: a finite float > 0 (positive) or >= 0."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            x = math.nan
+        if not (math.isfinite(x) and (x > 0 if positive else x >= 0)):
+            raise argparse.ArgumentTypeError(f"expected a finite number {'> 0' if positive else '>= 0'}, got {text!r}")
+        return x
+    return parse
 
 
 def _port(text: str) -> int:
@@ -409,9 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Exit code 1 if any gradient is wrong.")
     check.add_argument("expression", help=EXPRESSION_HELP)
     check.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
-    check.add_argument("--eps", type=float, default=EPS, help=f"first step, relative to max(1, |x|) (default {EPS:g})")
-    check.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
-    check.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    positive, at_least_0 = _tolerance(positive=True), _tolerance(positive=False)
+    check.add_argument("--eps", type=positive, default=EPS,
+                       help=f"first step, relative to max(1, |x|) (default {EPS:g})")
+    check.add_argument("--atol", type=at_least_0, default=1e-5, help="absolute tolerance (default 1e-5)")
+    check.add_argument("--rtol", type=at_least_0, default=1e-3, help="relative tolerance (default 1e-3)")
     _add_import(check)
     check.set_defaults(run=cmd_gradcheck)
 

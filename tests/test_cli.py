@@ -35,6 +35,10 @@ def test_help_on_every_subcommand(command):
     (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
     (["render"], "the following arguments are required: expression"),
     (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
+    (["gradcheck", "x**3", "x=1", "--eps", "0"], "argument --eps: expected a finite number > 0, got '0'"),
+    (["gradcheck", "x**3", "x=1", "--atol", "nan"], "argument --atol: expected a finite number >= 0, got 'nan'"),
+    (["gradcheck", "x**3", "x=1", "--atol", "-1"], "argument --atol: expected a finite number >= 0, got '-1'"),
+    (["gradcheck", "x**3", "x=1", "--rtol", "inf"], "argument --rtol: expected a finite number >= 0, got 'inf'"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     done = run(*args)

@@ -1,5 +1,6 @@
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -524,3 +525,20 @@ def test_a_wrong_rule_of_a_smooth_op_with_a_narrow_bend_fails_rather_than_passin
     assert not report and report.rows[0].reference == pytest.approx(0.5) and "op 'smooth_relu_1'" in str(report)
     kinked = gradcheck(lambda v: v.abs() + v * v * 1e6, 0.0)  # a real kink under strong curvature stays a kink
     assert kinked and kinked.kinks
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"eps": 0.0}, ValueError, "gradcheck: eps must be a finite number > 0, got 0.0"),
+    ({"eps": -1e-4}, ValueError, "eps must be a finite number > 0"),
+    ({"atol": math.nan}, ValueError, "gradcheck: atol must be a finite number >= 0, got nan"),
+    ({"atol": -1.0}, ValueError, "atol must be a finite number >= 0"),
+    ({"rtol": math.inf}, ValueError, "rtol must be a finite number >= 0"),
+    ({"rtol": "1e-3"}, TypeError, "rtol must be a finite number >= 0, got str"),
+])
+def test_gradcheck_refuses_a_step_or_tolerance_that_cannot_judge(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        gradcheck(lambda x: x ** 3, 1.0, **kwargs)  # eps=0 gave nan and blamed a correct op; atol=nan failed all
+    with pytest.raises(error):
+        mg.testing.gradgradcheck(lambda x: x ** 3, 1.0, **kwargs)
+    with pytest.raises(ValueError, match="directional_check: atol"):
+        mg.testing.directional_check(MLP(2, [1]), losses.mse, [[0.0, 1.0]], [1.0], atol=-1.0)

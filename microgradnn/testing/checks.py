@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from microgradnn._checks import number
 from microgradnn.engine import Value, get_op, grad, no_grad, topological_order
 
 if TYPE_CHECKING:
@@ -221,6 +222,7 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     differences. With `one_sided=True` (or where the slopes stay apart) the left and right
     slopes are measured too.
     """
+    eps = number(eps, "derivative", "eps", 0.0, lo_open=True)
     calls = 0
 
     def f(t: float) -> float:
@@ -416,6 +418,12 @@ def _tolerances(eps: float, atol: float, rtol: float) -> str:
     return f"eps={eps:g}, atol={atol:g}, rtol={rtol:g}"
 
 
+def _checked(who: str, eps: float | None, atol: float, rtol: float) -> tuple[float, float, float]:
+    """eps > 0 (None: not used), atol and rtol finite and >= 0, as floats."""
+    return (math.nan if eps is None else number(eps, who, "eps", 0.0, lo_open=True),
+            number(atol, who, "atol", 0.0), number(rtol, who, "rtol", 0.0))
+
+
 def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
     """A note when a numeric reference is less certain than the tolerance it is held to."""
     vague = [r.name for r in rows if r.error > atol + rtol * abs(r.reference)]
@@ -434,6 +442,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     `inputs`: a number, a list or numpy array (f gets one Value per entry) or a dict of
     named numbers (f gets keyword arguments). Every `.grad` is left as it was found.
     """
+    eps, atol, rtol = _checked("gradcheck", eps, atol, rtol)
     names, xs, call = _flatten(inputs)
     values = list(zip(xs, names))
     leaves = [Value(v, n) for v, n in values]
@@ -464,6 +473,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
 def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-3) -> Culprit | None:
     """The first node (in topological order) whose stored local derivative disagrees with
     finite differences of its op's forward; None if every node agrees."""
+    eps, atol, rtol = _checked("blame", eps, atol, rtol)
     for v in topological_order(out):
         if not v.inputs:
             continue
@@ -504,6 +514,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
     the first derivatives; one row per pair of inputs."""
+    eps, atol, rtol = _checked("gradgradcheck", eps, atol, rtol)
     names, xs, call = _flatten(inputs)
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
@@ -525,6 +536,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
 
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
     """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
+    _, atol, rtol = _checked("compare_with_torch", None, atol, rtol)
     try:
         import torch
     except ImportError:
@@ -586,6 +598,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     """Check d(loss)/d(parameter) of `loss_fn([model(x) for x in X], y)` by finite differences,
     for every parameter or a seeded sample of `sample` of them; rows are named by
     `named_parameters()`. Parameters' data and `.grad` are restored afterwards."""
+    eps, atol, rtol = _checked("check_module_gradients", eps, atol, rtol)
     named = model.named_parameters()
     if sample is not None and sample < len(named):
         picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
@@ -625,6 +638,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     `max_checks` checks), then the first wrong node of the graph is found. Each row is one
     check; `evaluations` counts forward passes, the one for backward included.
     """
+    eps, atol, rtol = _checked("directional_check", eps, atol, rtol)
     named = model.named_parameters()
     params = [p for _, p in named]
     loss, passes = _model_loss(model, loss_fn, X, y)
