@@ -135,6 +135,23 @@ def _hidden(text: str) -> list[int]:
     return sizes
 
 
+def _check_save(args) -> None:
+    """Before training: a --save destination that cannot be written must not cost the run."""
+    if args.save:
+        try:
+            check_writable(args.save, args.overwrite, "--save")
+        except FileExistsError:
+            raise UsageError(f"--save {args.save} already exists; pass --overwrite to replace it") from None
+
+
+def _save(model: Module, args, out=sys.stdout) -> None:
+    try:
+        model.save(args.save, overwrite=args.overwrite)
+    except FileExistsError:  # made while training ran
+        raise UsageError(f"--save {args.save} already exists; pass --overwrite to replace it") from None
+    print(f"saved {args.save}", file=out)
+
+
 def train_model(args, out=sys.stdout):
     """Build (or load) the model, train it as `args` say, and return (model, X, y, history)."""
     X, y, k = _dataset(args)
@@ -152,11 +169,7 @@ def train_model(args, out=sys.stdout):
     else:
         model = MLP(2, [*args.hidden, nout], args.activation,
                        "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
-    if args.save:  # before training: a bad destination must not cost the training run
-        try:
-            check_writable(args.save, args.overwrite, "--save")
-        except FileExistsError:
-            raise UsageError(f"{args.save} already exists; pass --overwrite to replace it") from None
+    _check_save(args)
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         opt_kwargs["momentum"] = args.momentum
@@ -170,8 +183,7 @@ def train_model(args, out=sys.stdout):
         raise Failure(str(e)) from None
     print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save:
-        model.save(args.save, overwrite=args.overwrite)
-        print(f"saved {args.save}", file=out)
+        _save(model, args, out)
     return model, X, y, history
 
 
@@ -291,6 +303,7 @@ def cmd_demo(args) -> int:
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
+    _check_save(args)
     words, source = data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
     tok = data.CharTokenizer(words)
     model = GPT(tok.vocab_size, n_embd=args.n_embd, n_head=args.n_head, n_layer=args.n_layer,
@@ -314,8 +327,7 @@ def cmd_gpt(args) -> int:
                for k in range(args.samples)]
     print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
     if args.save:
-        model.save(args.save, overwrite=args.overwrite)
-        print(f"saved {args.save}")
+        _save(model, args)
     return 0
 
 

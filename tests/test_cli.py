@@ -338,3 +338,7 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     assert isinstance(mg.Module.from_file(saved), mg.models.GPT)
     done = run("gpt", "--words", str(tmp_path / "missing.txt"))
     assert done.returncode == 2 and "no such file" in done.stderr
+    before = saved.read_bytes()
+    done = run("gpt", "--words", str(words), "--steps", "30", "--save", str(saved))  # refused before training
+    assert done.returncode == 2 and done.stdout == "" and saved.read_bytes() == before
+    assert f"--save {saved} already exists; pass --overwrite to replace it" in done.stderr
