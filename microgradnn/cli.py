@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Sequence
@@ -105,6 +106,19 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
+def _tolerance(positive: bool):
+    """An argparse type: a finite float > 0 (positive) or >= 0."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            x = math.nan
+        if not (math.isfinite(x) and (x > 0 if positive else x >= 0)):
+            raise argparse.ArgumentTypeError(f"expected a finite number {'> 0' if positive else '>= 0'}, got {text!r}")
+        return x
+    return parse
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
@@ -119,6 +133,23 @@ def _hidden(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes like 16,16, got {text!r}")
     return sizes
+
+
+def _check_save(args) -> None:
+    """Before training: a --save destination that cannot be written must not cost the run."""
+    if args.save:
+        try:
+            check_writable(args.save, args.overwrite, "--save")
+        except FileExistsError:
+            raise UsageError(f"--save {args.save} already exists; pass --overwrite to replace it") from None
+
+
+def _save(model: Module, args, out=sys.stdout) -> None:
+    try:
+        model.save(args.save, overwrite=args.overwrite)
+    except FileExistsError:  # made while training ran
+        raise UsageError(f"--save {args.save} already exists; pass --overwrite to replace it") from None
+    print(f"saved {args.save}", file=out)
 
 
 def train_model(args, out=sys.stdout):
@@ -138,11 +169,7 @@ def train_model(args, out=sys.stdout):
     else:
         model = MLP(2, [*args.hidden, nout], args.activation,
                        "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
-    if args.save:  # before training: a bad destination must not cost the training run
-        try:
-            check_writable(args.save, args.overwrite, "--save")
-        except FileExistsError:
-            raise UsageError(f"{args.save} already exists; pass --overwrite to replace it") from None
+    _check_save(args)
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         opt_kwargs["momentum"] = args.momentum
@@ -156,8 +183,7 @@ def train_model(args, out=sys.stdout):
         raise Failure(str(e)) from None
     print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save:
-        model.save(args.save, overwrite=args.overwrite)
-        print(f"saved {args.save}", file=out)
+        _save(model, args, out)
     return model, X, y, history
 
 
@@ -195,7 +221,37 @@ def _teaching_neuron(model: MLP, X: np.ndarray, targets: np.ndarray, loss_name: 
     return best[0], best[1], backward(best[0])[best[1]]
 
 
+DEMO_OUT = "out"
+DEMO_PLOTS = ["decision_boundary.png", "loss_curve.png"]
+DEMO_PAGES = ["neuron_forward.svg", "neuron_backward.svg", "network.svg", "backprop.html", "lesson_network.html",
+              "lesson_network_quiz.html"]
+
+
+def _check_demo_destinations(args) -> None:
+    """The files the demo will write, checked first: in a folder named with --out, files there
+    already are only replaced with --overwrite (out/, the default, is the demo's own: each run
+    replaces its files there)."""
+    out = args.out or DEMO_OUT
+    try:
+        import matplotlib  # noqa: F401
+        names = DEMO_PLOTS + DEMO_PAGES
+    except ImportError:
+        names = DEMO_PAGES
+    paths = [os.path.join(out, name) for name in names]
+    own = os.path.realpath(out) == os.path.realpath(DEMO_OUT)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out} is not a folder")
+    there = [p for p in paths if os.path.lexists(p)]
+    if there and not (own or args.overwrite):
+        raise UsageError(f"--out {out}: {', '.join(os.path.basename(p) for p in there)} already "
+                         f"exist{'s' if len(there) == 1 else ''} there; pass --overwrite to replace "
+                         f"{'it' if len(there) == 1 else 'them'}, or choose another folder")
+
+
+
 def cmd_demo(args) -> int:
+    _check_demo_destinations(args)  # before training: a refused destination must not cost the run
+    args.out = args.out or DEMO_OUT
     os.makedirs(args.out, exist_ok=True)
     args.load = args.save = None
     model, X, y, history = train_model(args)
@@ -247,6 +303,7 @@ def cmd_demo(args) -> int:
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
+    _check_save(args)
     words, source = data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
     tok = data.CharTokenizer(words)
     model = GPT(tok.vocab_size, n_embd=args.n_embd, n_head=args.n_head, n_layer=args.n_layer,
@@ -270,8 +327,7 @@ def cmd_gpt(args) -> int:
                for k in range(args.samples)]
     print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
     if args.save:
-        model.save(args.save, overwrite=args.overwrite)
-        print(f"saved {args.save}")
+        _save(model, args)
     return 0
 
 
@@ -319,10 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Train an MLP on moons, then write the decision boundary, loss curve, "
                                       "one neuron's forward and backward graphs (gradients of the loss on one "
                                       "sample), the network diagram, a backprop animation, and the lesson's "
-                                      "2-3-1 network animated (and as a quiz) into --out (its files are replaced "
-                                      "on each run).")
+                                      "2-3-1 network animated (and as a quiz) into --out. In out/, the default, each "
+                                      "run replaces these files; in a folder you name, existing files are only "
+                                      "replaced with --overwrite.")
     _add_training_options(demo, epochs=60)
-    demo.add_argument("--out", default="out", help="output folder (default out/)")
+    demo.add_argument("--out", help="output folder (default out/, whose files each run replaces)")
+    demo.add_argument("--overwrite", action="store_true", help="replace files already in the --out folder")
     demo.set_defaults(run=cmd_demo)
 
     train = sub.add_parser("train", help="train an MLP on a toy dataset",
@@ -377,9 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Exit code 1 if any gradient is wrong.")
     check.add_argument("expression", help=EXPRESSION_HELP)
     check.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
-    check.add_argument("--eps", type=float, default=EPS, help=f"first step, relative to max(1, |x|) (default {EPS:g})")
-    check.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
-    check.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    positive, at_least_0 = _tolerance(positive=True), _tolerance(positive=False)
+    check.add_argument("--eps", type=positive, default=EPS,
+                       help=f"first step, relative to max(1, |x|) (default {EPS:g})")
+    check.add_argument("--atol", type=at_least_0, default=1e-5, help="absolute tolerance (default 1e-5)")
+    check.add_argument("--rtol", type=at_least_0, default=1e-3, help="relative tolerance (default 1e-3)")
     _add_import(check)
     check.set_defaults(run=cmd_gradcheck)
 

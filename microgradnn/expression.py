@@ -21,6 +21,9 @@ class ExpressionError(ValueError):
     """An expression or a variable assignment that the language does not accept."""
 
 
+MAX_LENGTH = 100_000  # characters: a command line's expression, with room to spare
+
+
 # Functions an expression may call: these module functions (leaky_relu's slope is optional),
 # and every op of the op table whose name is a word (dot, logsumexp, your define_op ops).
 FUNCTIONS: dict[str, Callable] = {
@@ -69,6 +72,10 @@ class Program:
 def parse_expression(text: str) -> Program:
     """Parse `text`, e.g. "a = x*y; tanh(a) + a", accepting only numbers, names, + - * / **,
     unary minus, calls of the known functions and `name = expression` steps (never eval)."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse_expression: the expression must be a str, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the expression has {len(text)} characters; at most {MAX_LENGTH} are accepted")
     try:
         module = ast.parse(text.strip(), mode="exec")
     except SyntaxError as e:
@@ -80,6 +87,8 @@ def parse_expression(text: str) -> Program:
     if not module.body or not isinstance(module.body[-1], ast.Expr):
         raise ExpressionError(f"the expression must end with the value to compute, got {text!r}")
     steps, assigned = [], set()
+    names = {s.targets[0].id for s in module.body[:-1]
+             if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)}
     for stmt in module.body[:-1]:
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
             raise ExpressionError(f"not allowed in an expression: {ast.unparse(stmt)!r} "
@@ -89,15 +98,13 @@ def parse_expression(text: str) -> Program:
             raise ExpressionError(f"{name} = ...: {'a function' if name in known else 'assigned twice'}; "
                                   "pick another name")
         _check(stmt.value, known, allowed)
+        for node in ast.walk(stmt.value):  # a step's name is not a variable: no use before it is set
+            if isinstance(node, ast.Name) and node.id in names and node.id not in assigned:
+                raise ExpressionError(f"{node.id} is used before it is assigned")
         steps.append((name, stmt.value))
         assigned.add(name)
     _check(module.body[-1].value, known, allowed)
-    program = Program(steps, module.body[-1].value)
-    for i, (name, _) in enumerate(steps):  # a step's name is not a variable: no use before it is set
-        for expr in [e for _, e in steps[:i + 1]]:
-            if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expr)):
-                raise ExpressionError(f"{name} is used before it is assigned")
-    return program
+    return Program(steps, module.body[-1].value)
 
 
 def _check(tree: ast.expr, known: dict, allowed: str) -> None:
@@ -150,14 +157,13 @@ def variables_in(program: Program) -> list[str]:
 def evaluate(program: Program, env: dict):
     """Evaluate a checked program with Values (or floats) for its variables; each step is
     computed once, so a step used twice is one shared node of the graph."""
-    env = dict(env)
+    env, known = dict(env), functions()
     for name, expr in program.steps:
-        env[name] = _evaluate(expr, env)
-    return _evaluate(program.result, env)
+        env[name] = _evaluate(expr, env, known)
+    return _evaluate(program.result, env, known)
 
 
-def _evaluate(tree: ast.expr, env: dict):
-    known = functions()
+def _evaluate(tree: ast.expr, env: dict, known: dict):
     stack: list = []
     todo: list = [(tree, False)]
     while todo:  # iterative post-order walk, so deep expressions cannot hit the recursion limit

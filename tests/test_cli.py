@@ -35,6 +35,10 @@ def test_help_on_every_subcommand(command):
     (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
     (["render"], "the following arguments are required: expression"),
     (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
+    (["gradcheck", "x**3", "x=1", "--eps", "0"], "argument --eps: expected a finite number > 0, got '0'"),
+    (["gradcheck", "x**3", "x=1", "--atol", "nan"], "argument --atol: expected a finite number >= 0, got 'nan'"),
+    (["gradcheck", "x**3", "x=1", "--atol", "-1"], "argument --atol: expected a finite number >= 0, got '-1'"),
+    (["gradcheck", "x**3", "x=1", "--rtol", "inf"], "argument --rtol: expected a finite number >= 0, got 'inf'"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     done = run(*args)
@@ -82,6 +86,29 @@ def test_demo_without_matplotlib_says_so_and_writes_the_rest(tmp_path):
         ["backprop.html", "lesson_network.html", "lesson_network_quiz.html", "network.svg", "neuron_backward.svg",
          "neuron_forward.svg"]
 
+
+
+@needs_dot
+def test_demo_refuses_to_replace_files_in_a_named_folder_but_replaces_its_own_in_out(tmp_path):
+    import os
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "network.svg").write_text("my drawing")
+    (mine / "backprop.html").write_text("my page")
+    done = run("demo", "--out", str(mine), "--epochs", "2", "--quiet")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
+    assert "network.svg, backprop.html already exist there; pass --overwrite" in done.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["backprop.html", "network.svg"]  # checked before any work
+    assert (mine / "network.svg").read_text() == "my drawing" and (mine / "backprop.html").read_text() == "my page"
+    done = run("demo", "--out", str(mine), "--epochs", "2", "--quiet", "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert (mine / "network.svg").read_text() != "my drawing"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for _ in range(2):  # out/, the default: the README's `scripts/run demo` replaces its files on each run
+        done = run("demo", "--epochs", "2", "--quiet", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "lesson_network_quiz.html").exists()
 
 def test_train_save_load_and_refuse_overwrite(tmp_path):
     model = tmp_path / "xor.json"
@@ -311,3 +338,7 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     assert isinstance(mg.Module.from_file(saved), mg.models.GPT)
     done = run("gpt", "--words", str(tmp_path / "missing.txt"))
     assert done.returncode == 2 and "no such file" in done.stderr
+    before = saved.read_bytes()
+    done = run("gpt", "--words", str(words), "--steps", "30", "--save", str(saved))  # refused before training
+    assert done.returncode == 2 and done.stdout == "" and saved.read_bytes() == before
+    assert f"--save {saved} already exists; pass --overwrite to replace it" in done.stderr

@@ -124,6 +124,19 @@ def test_a_cross_site_form_post_is_refused(server):
     ("POST", "/api/upload", b"x" * (LIMITS["upload_bytes"] + 1), {"Content-Type": "text/csv"}, 413, "limit"),
     ("POST", "/api/upload", b"1,2\n3,4\n5,6\n7,8\n", {"Content-Type": "text/csv"}, 400, "CSV row 1"),
     ("POST", "/api/upload", b"\xff\xfe\x00", {"Content-Type": "text/csv"}, 400, "UTF-8"),
+    ("POST", "/api/config", b"[" * 30_000 + b"]" * 30_000, {"Content-Type": "application/json"}, 400,
+     "nested too deeply"),
+    ("POST", "/api/config", {"lr": 10 ** 400}, {}, 400, "lr must lie in [1e-06, 10.0], got an integer of 1329 bits"),
+    ("POST", "/api/config", b'{"lr": ' + b"9" * 5000 + b"}", {"Content-Type": "application/json"}, 400,
+     "not valid JSON"),
+    ("POST", "/api/upload", b"x1,x2,label\n1,2," + b"9" * 200_000 + b"\n", {"Content-Type": "text/csv"}, 400,
+     "the CSV cannot be read at line 2"),
+    ("POST", "/api/upload", b"0,0,0\n1,1,1\n2,2,nan\n3,3,1\n", {"Content-Type": "text/csv"}, 400,
+     "CSV row 3: the label must be a whole number 0..7, got 'nan'"),
+    ("POST", "/api/upload", b"0,0,0\n1,1,1\n2,2,-inf\n3,3,1\n", {"Content-Type": "text/csv"}, 400,
+     "CSV row 3: the label must be"),
+    ("POST", "/api/upload", b"0,0,0\n1,1,1\n2,1e308,0\n-1e308,3,1\n", {"Content-Type": "text/csv"}, 400,
+     "CSV row 3: x1 and x2 must be finite numbers within"),
     ("POST", "/api/nothing", {}, {}, 404, "no such API"),
     ("GET", "/api/point?i=abc", None, {}, 400, "whole number"),
     ("GET", "/api/point?i=100000", None, {}, 400, "index must lie in"),
@@ -144,14 +157,18 @@ def test_bad_requests_get_a_4xx_with_the_reason_and_training_goes_on(server, met
     assert request(server, "GET", "/api/state")[0] == 200
 
 
-def test_a_post_without_length_gets_411(server):
+@pytest.mark.parametrize("length", [None, "\u00b2", "-5", "1e3", " "])  # "²".isdigit() is True
+def test_a_post_without_a_decimal_length_gets_411(server, length):
     conn = http.client.HTTPConnection("127.0.0.1", server.server.port, timeout=10)
     try:
         conn.putrequest("POST", "/api/config", skip_host=True)
         conn.putheader("Host", f"127.0.0.1:{server.server.port}")
         conn.putheader("Content-Type", "application/json")
+        if length is not None:
+            conn.putheader("Content-Length", length)
         conn.endheaders()
-        assert conn.getresponse().status == 411
+        answer = conn.getresponse()
+        assert answer.status == 411 and "Content-Length" in json.loads(answer.read())["error"]
     finally:
         conn.close()
     assert request(server, "GET", "/api/state")[0] == 200
@@ -294,7 +311,7 @@ def test_the_downloaded_script_rebuilds_and_trains_the_same_setup(server, tmp_pa
     run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stderr
-    trained = mg.Module.from_file(tmp_path / "playground_model.json")
+    trained = mg.Module.from_file(tmp_path / "playground_retrained.json")
     assert trained.state_dict() == server.session.model.state_dict()  # bit for bit: the same training
     acc = server.session.history[-1][4]
     assert f"test accuracy {acc:.1%}" in run.stdout
@@ -305,7 +322,7 @@ def run_script(session, tmp_path) -> mg.Module:
     run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    return mg.Module.from_file(tmp_path / "playground_model.json")
+    return mg.Module.from_file(tmp_path / "playground_retrained.json")
 
 
 @pytest.mark.parametrize("config", [
@@ -329,6 +346,58 @@ def test_the_script_carries_an_uploaded_csv_and_retrains_the_same_weights(tmp_pa
         s.train_epoch()
     assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
 
+
+
+def test_the_script_replays_settings_changed_and_weights_edited_mid_run(tmp_path):
+    s = Session({"hidden": [5, 4], "batch": 16, "samples": 120})
+    for _ in range(2):
+        s.train_epoch()
+    s.configure({"optimizer": "sgd", "lr": 0.2, "batch": 7, "l2": 0.01})  # the same model trains on
+    s.set_parameter("layers.0.neurons.1.w.0", 1.25)
+    s.train_epoch()
+    calls, compiled = [0], s.step_fn
+
+    def step_with_changes_mid_epoch(X, t):  # the page's requests land between mini-batches too
+        calls[0] += 1
+        if calls[0] == 4:
+            s.set_parameter("layers.1.neurons.2.b", -0.5)
+            s.configure({"optimizer": "adam", "lr": 0.05})
+        return compiled(X, t)
+    s.step_fn = step_with_changes_mid_epoch
+    s.train_epoch()
+    s.step_fn = compiled
+    s.configure({"batch": 32})
+    s.train_epoch()
+    s.set_parameter("layers.2.neurons.0.b", 0.75)
+    text = s.script()
+    assert "replays it step by step" in text and "NOTE" not in text
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()  # bit for bit
+    s.reset()  # a new model: a plain fit again
+    s.train_epoch()
+    assert "mg.fit(" in s.script() and "replays" not in s.script()
+
+
+def test_the_script_keeps_the_pages_model_download_and_its_own_earlier_model(tmp_path):
+    s = Session({"hidden": [3]})
+    s.train_epoch()
+    download = json.dumps(s.model_file())
+    (tmp_path / "playground_model.json").write_text(download)  # the page's "model (JSON)", same folder
+    run_script(s, tmp_path)
+    assert (tmp_path / "playground_model.json").read_text() == download
+    saved = (tmp_path / "playground_retrained.json").read_bytes()
+    again = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "playground_retrained.json already exists and is kept" in again.stderr
+    assert "Traceback" not in again.stderr and (tmp_path / "playground_retrained.json").read_bytes() == saved
+
+
+def test_the_script_says_so_when_an_epoch_broke_off(tmp_path):
+    s = Session({"hidden": [3]})
+    s.train_epoch()
+    s.step_fn = lambda X, t: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        s.train_epoch()
+    assert "does not reproduce the page's run exactly" in s.script()
 
 # ---- the command line --------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -507,3 +508,37 @@ def test_expressions_reuse_nodes_and_use_user_ops():
     assert len(t1) >= 1 and "t1 = " in shared.source
     mine = find(expressions(ops=["softsign_right", "*"]), lambda e: any(op == "softsign_right" for _, op, _ in e.steps))
     assert mine.imports == ("test_testing",) and " --import test_testing" in mine.command()
+
+
+def test_a_wrong_rule_of_a_smooth_op_with_a_narrow_bend_fails_rather_than_passing_as_a_kink():
+    # smooth |x| and smooth relu: bends far narrower than the first step look like kinks at first
+    smooth_abs = mg.define_op("smooth_abs", lambda x: math.sqrt(x * x + 1e-16), lambda x, out: x / out)
+    wrong_abs = mg.define_op("smooth_abs_plus_0.9", lambda x: math.sqrt(x * x + 1e-16), lambda x, out: 0.9 + x / out)
+    for x in (0.0, 1e-12):
+        assert gradcheck(lambda v: smooth_abs(v), x, atol=1e-9, rtol=1e-7).rows[0].status == "ok"
+        report = gradcheck(lambda v: wrong_abs(v), x, atol=1e-9, rtol=1e-7)
+        assert not report and report.rows[0].status == "FAIL" and not report.kinks, str(report)
+        assert report.rows[0].reference == pytest.approx(x / math.sqrt(x * x + 1e-16), abs=1e-9)
+    wrong_relu = mg.define_op("smooth_relu_1", lambda x: math.log1p(math.exp(1e9 * x)) / 1e9 if 1e9 * x < 30 else x,
+                              lambda x, out: 1.0)
+    report = gradcheck(lambda v: wrong_relu(v), 0.0)
+    assert not report and report.rows[0].reference == pytest.approx(0.5) and "op 'smooth_relu_1'" in str(report)
+    kinked = gradcheck(lambda v: v.abs() + v * v * 1e6, 0.0)  # a real kink under strong curvature stays a kink
+    assert kinked and kinked.kinks
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"eps": 0.0}, ValueError, "gradcheck: eps must be a finite number > 0, got 0.0"),
+    ({"eps": -1e-4}, ValueError, "eps must be a finite number > 0"),
+    ({"atol": math.nan}, ValueError, "gradcheck: atol must be a finite number >= 0, got nan"),
+    ({"atol": -1.0}, ValueError, "atol must be a finite number >= 0"),
+    ({"rtol": math.inf}, ValueError, "rtol must be a finite number >= 0"),
+    ({"rtol": "1e-3"}, TypeError, "rtol must be a finite number >= 0, got str"),
+])
+def test_gradcheck_refuses_a_step_or_tolerance_that_cannot_judge(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        gradcheck(lambda x: x ** 3, 1.0, **kwargs)  # eps=0 gave nan and blamed a correct op; atol=nan failed all
+    with pytest.raises(error):
+        mg.testing.gradgradcheck(lambda x: x ** 3, 1.0, **kwargs)
+    with pytest.raises(ValueError, match="directional_check: atol"):
+        mg.testing.directional_check(MLP(2, [1]), losses.mse, [[0.0, 1.0]], [1.0], atol=-1.0)

@@ -233,6 +233,32 @@ def test_animation_quiz_asks_for_values_and_grads(page, tmp_path):
     assert not page.errors, page.errors
 
 
+
+def test_animation_finds_cells_by_place_not_by_a_label_that_reads_data_or_grad(page, tmp_path):
+    x, w = Value(2.0, label="data_x"), Value(-3.0, label="grad_w")
+    p = x * w
+    p.label = "data 5"
+    o = p.tanh()
+    o.label = "grad\nof everything"
+    o.backward()
+    path = viz.animate(o, tmp_path / "labels.html", quiz=True)
+    page.goto(Path(path).as_uri())
+    labels = ["data_x", "grad_w", "data 5", "grad", "of everything"]
+    answers = [viz.fmt(v) for v in (x.grad, w.grad, p.data, p.grad, o.data)]
+
+    def node_texts():
+        return page.evaluate("Array.from(document.querySelectorAll('#graph g.node text')).map(t => t.textContent)")
+    before = node_texts()
+    assert all(label in before for label in labels), before  # no label overwritten
+    assert not [t for t in before if any(t.endswith(" " + a) for a in answers)], before  # no answer shown
+    assert before.count("grad ?") == 4 and before.count("data ?") == 2  # every grad, every computed value
+    page.keyboard.press("End")  # the last step, x's grad, is the question still open
+    after = node_texts()
+    assert all(label in after for label in labels), after
+    assert {f"grad {viz.fmt(v.grad)}" for v in (w, p, o)} | {f"data {viz.fmt(v.data)}" for v in (p, o)} \
+        <= set(after) and after.count("grad ?") == 1 and after[after.index("data_x") + 2] == "grad ?"
+    assert not page.errors, page.errors
+
 def test_page_data_cannot_end_the_script(tmp_path):
     x = Value(1.0, label="</script><!--<script>alert(1)</script>")
     y = x * 2

@@ -5,7 +5,7 @@ Tolerances follow `torch.autograd.gradcheck` (atol=1e-5, rtol=1e-3): an entry pa
 difference extrapolated twice (Richardson), accurate to about 1e-10 relative in float64, so
 tolerances can be made far tighter. An entry counts as non-differentiable only where the
 graph holds an op at its kink (relu, abs, leaky_relu at 0, or a `define_op(kinks=...)`) or
-the one-sided slopes stay apart as the step shrinks; even there the analytic value must be
+the one-sided slopes stay apart at every step down to what rounding resolves; even there the analytic value must be
 one of the one-sided slopes or lie between them.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from microgradnn._checks import number
 from microgradnn.engine import Value, get_op, grad, no_grad, topological_order
 
 if TYPE_CHECKING:
@@ -221,6 +222,7 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     differences. With `one_sided=True` (or where the slopes stay apart) the left and right
     slopes are measured too.
     """
+    eps = number(eps, "derivative", "eps", 0.0, lo_open=True)
     calls = 0
 
     def f(t: float) -> float:
@@ -295,25 +297,35 @@ def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
     return Derivative(math.nan, math.nan, math.nan)
 
 
-def _gap(f0: float, up: float, down: float, d: float) -> float:
-    """Right slope minus left slope at step d: f''·d where smooth, the jump at a kink."""
-    return abs((up - f0) - (f0 - down)) / d
+def _jump(f0: float, pairs, x: float, d: float) -> tuple[float, float]:
+    """The jump between the one-sided slopes from f at x ± d and x ± d/2 (`pairs`), with the
+    f''·d of curvature extrapolated away, and its rounding error."""
+    gaps = [(fu - f0) / ((x + s) - x) - (f0 - fd) / (x - (x - s))  # the steps as they are in floats
+            for (fu, fd), s in zip(pairs, (d, d / 2))]
+    size = max(abs(f0), *(abs(v) for pair in pairs for v in pair))
+    return 2 * gaps[1] - gaps[0], 20 * _MACHINE_EPS * size / d
 
 
 def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
-    """True if the one-sided slopes differ by about as much at h/1000 as at h/4 (a kink),
-    rather than a thousandth as much (curvature), and by far more than rounding."""
-    (u1, d1), _, (u4, d4) = fs
-    g1, g4 = _gap(f0, u1, d1, h), _gap(f0, u4, d4, h / 4)
-    if not g4 > 0.6 * g1:  # curvature: a quarter as much at h/4 (or rounding noise)
+    """True if the one-sided slopes stay apart by about the same jump at every step from h
+    down to the smallest step rounding resolves (at least h/1000): a kink. A smooth bend
+    narrower than h looks like a kink at first, but its jump fades below the bend's width."""
+    first, _ = _jump(f0, fs[:2], x, h)
+    jump, noise = _jump(f0, fs[1:], x, h / 2)
+    if not (abs(jump) > 10 * noise and jump * first > 0.25 * first * first):  # smooth: jump ~ h³
         return False
-    small = h / 1000
+    scale, step = max(1.0, abs(x)), h / 10
     try:
-        up, down = f(x + small), f(x - small)
+        while step >= 1e-13 * scale:
+            now, noise = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
+            if abs(jump) <= 10 * noise:  # rounding hides the jump from here on
+                break
+            if not now * jump > 0.25 * jump * jump:  # the jump fades or flips: smooth at a finer scale
+                return False
+            step /= 10
     except (ArithmeticError, ValueError):
         return False
-    size = max(abs(f0), abs(up), abs(down))
-    return _gap(f0, up, down, small) > max(0.6 * g4, 50 * 4 * _MACHINE_EPS * size / small)
+    return step < h / 1000
 
 
 def _one_sided(f0: float, ups: list[float], h: float) -> float:
@@ -406,6 +418,12 @@ def _tolerances(eps: float, atol: float, rtol: float) -> str:
     return f"eps={eps:g}, atol={atol:g}, rtol={rtol:g}"
 
 
+def _checked(who: str, eps: float | None, atol: float, rtol: float) -> tuple[float, float, float]:
+    """eps > 0 (None: not used), atol and rtol finite and >= 0, as floats."""
+    return (math.nan if eps is None else number(eps, who, "eps", 0.0, lo_open=True),
+            number(atol, who, "atol", 0.0), number(rtol, who, "rtol", 0.0))
+
+
 def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
     """A note when a numeric reference is less certain than the tolerance it is held to."""
     vague = [r.name for r in rows if r.error > atol + rtol * abs(r.reference)]
@@ -424,6 +442,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     `inputs`: a number, a list or numpy array (f gets one Value per entry) or a dict of
     named numbers (f gets keyword arguments). Every `.grad` is left as it was found.
     """
+    eps, atol, rtol = _checked("gradcheck", eps, atol, rtol)
     names, xs, call = _flatten(inputs)
     values = list(zip(xs, names))
     leaves = [Value(v, n) for v, n in values]
@@ -454,6 +473,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
 def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-3) -> Culprit | None:
     """The first node (in topological order) whose stored local derivative disagrees with
     finite differences of its op's forward; None if every node agrees."""
+    eps, atol, rtol = _checked("blame", eps, atol, rtol)
     for v in topological_order(out):
         if not v.inputs:
             continue
@@ -494,6 +514,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
     the first derivatives; one row per pair of inputs."""
+    eps, atol, rtol = _checked("gradgradcheck", eps, atol, rtol)
     names, xs, call = _flatten(inputs)
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
@@ -515,6 +536,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
 
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
     """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
+    _, atol, rtol = _checked("compare_with_torch", None, atol, rtol)
     try:
         import torch
     except ImportError:
@@ -576,6 +598,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     """Check d(loss)/d(parameter) of `loss_fn([model(x) for x in X], y)` by finite differences,
     for every parameter or a seeded sample of `sample` of them; rows are named by
     `named_parameters()`. Parameters' data and `.grad` are restored afterwards."""
+    eps, atol, rtol = _checked("check_module_gradients", eps, atol, rtol)
     named = model.named_parameters()
     if sample is not None and sample < len(named):
         picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
@@ -615,6 +638,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     `max_checks` checks), then the first wrong node of the graph is found. Each row is one
     check; `evaluations` counts forward passes, the one for backward included.
     """
+    eps, atol, rtol = _checked("directional_check", eps, atol, rtol)
     named = model.named_parameters()
     params = [p for _, p in named]
     loss, passes = _model_loss(model, loss_fn, X, y)

@@ -16,6 +16,7 @@ from microgradnn.nn.layers import ACTIVATIONS
 # What one local page may ask for: enough to learn with, small enough to stay responsive.
 LIMITS = {"samples": 2000, "layers": 6, "neurons": 16, "classes": 8, "upload_bytes": 1_000_000,
           "epochs": 100_000, "graph_nodes": 1500}
+COORDINATE = 1e6  # the largest |x1|, |x2| of an uploaded point
 DATASET_NAMES = [*data.DATASETS, "csv"]
 LOSS_NAMES = ["binary_cross_entropy_with_logits", "cross_entropy", "hinge", "mse", "binary_cross_entropy"]
 DEFAULTS = {"dataset": "moons", "samples": 200, "noise": 0.1, "classes": 3, "test": 0.3, "seed": 0,
@@ -23,6 +24,7 @@ DEFAULTS = {"dataset": "moons", "samples": 200, "noise": 0.1, "classes": 3, "tes
             "optimizer": "adam", "lr": 0.03, "batch": 32, "l2": 0.0}
 # Keys whose change needs new data or a new model (the others only rebuild the optimizer).
 REBUILDS = {"dataset", "samples", "noise", "classes", "test", "seed", "hidden", "activation", "loss"}
+TRAINING = ("optimizer", "lr", "batch", "l2")  # the rest: they change how the same model trains on
 
 
 class ConfigError(ValueError):
@@ -35,7 +37,11 @@ def number(raw, key: str, lo: float, hi: float, integer: bool = False):
             raw = float(raw)
         except ValueError:
             raise ConfigError(f"{key} must be a number, got {raw!r}") from None
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ConfigError(f"{key} must be a finite number, got {str(raw)[:40]!r}")
+    if isinstance(raw, int) and not -2 ** 63 <= raw < 2 ** 63:  # float(raw) may overflow
+        raise ConfigError(f"{key} must lie in [{lo}, {hi}], got an integer of {raw.bit_length()} bits")
+    if not math.isfinite(raw):
         raise ConfigError(f"{key} must be a finite number, got {raw!r}")
     if integer:
         if raw != int(raw):
@@ -87,7 +93,11 @@ def check_config(raw: dict, base: dict | None = None) -> dict:
 
 def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows `x1,x2,label` (an optional header line; labels 0, 1, ... as whole numbers)."""
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(cell.strip() for cell in r)]
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = [r for r in reader if r and any(cell.strip() for cell in r)]
+    except csv.Error as e:  # a field over csv's size limit, a NUL byte, ...
+        raise ConfigError(f"the CSV cannot be read at line {reader.line_num}: {e}") from None
     if rows and not _is_number(rows[0][0]):
         rows = rows[1:]  # a header
     if len(rows) < 4:
@@ -99,9 +109,12 @@ def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
         if len(r) != 3 or not all(_is_number(cell) for cell in r):
             raise ConfigError(f"CSV row {line}: expected three numbers x1,x2,label, got {','.join(r)[:60]!r}")
         x1, x2, label = (float(cell) for cell in r)
-        if not (math.isfinite(x1) and math.isfinite(x2)) or label != int(label) or not 0 <= label < LIMITS["classes"]:
-            raise ConfigError(f"CSV row {line}: x1, x2 must be finite and the label a whole number "
-                              f"0..{LIMITS['classes'] - 1}, got {','.join(r)[:60]!r}")
+        if not (abs(x1) <= COORDINATE and abs(x2) <= COORDINATE):  # NaN too; the plane drawn must be finite
+            raise ConfigError(f"CSV row {line}: x1 and x2 must be finite numbers within ±{COORDINATE:g}, "
+                              f"got {','.join(r)[:60]!r}")
+        if not (0 <= label < LIMITS["classes"] and label == int(label)):  # NaN fails the first test
+            raise ConfigError(f"CSV row {line}: the label must be a whole number 0..{LIMITS['classes'] - 1}, "
+                              f"got {r[2][:40]!r}")
         X.append((x1, x2))
         y.append(int(label))
     labels = np.array(y)

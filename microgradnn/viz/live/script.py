@@ -1,16 +1,81 @@
-"""The playground's "Python script": a setup rebuilt with the library, trained as the page trains it."""
+"""The playground's "Python script": a setup rebuilt with the library, trained as the page trained it."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from microgradnn.viz.live.config import dataset_call
 
+SAVE_AS = "playground_retrained.json"  # not the page's "model (JSON)" download, playground_model.json
+OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam"}
 
-def script(c: dict, epochs: int, upload: tuple[np.ndarray, np.ndarray] | None = None) -> str:
-    """The library calls that rebuild configuration `c` and train it for `epochs` epochs
-    (an uploaded CSV's rows are written into the script, so it runs on its own)."""
-    name = c["dataset"]
-    if name == "csv":
+
+@dataclass
+class Run:
+    """How a run trained: the settings it started with, each epoch's mini-batch size, and the
+    changes made on the way, as (optimizer steps done before it, "settings" or "set", what);
+    `replayable` is False once an epoch broke off with an error."""
+    start: dict
+    epoch_sizes: list[int]
+    changes: list[tuple[int, str, Any]]
+    replayable: bool = True
+
+
+class _Parts(NamedTuple):
+    load: str
+    targets: str
+    model: str
+    loss: str
+
+
+def script(c: dict, epochs: int, upload: tuple[np.ndarray, np.ndarray] | None = None, run: Run | None = None) -> str:
+    """The library calls that rebuild configuration `c` and train it for `epochs` epochs, or,
+    when `run` changed settings or weights on the way, replay that run step by step (an
+    uploaded CSV's rows are written into the script, so it runs on its own)."""
+    parts = _parts(c, upload)
+    if run is not None and run.changes:
+        body = _replay(c, parts, run)
+    else:
+        body = f'''optimizer = {_optimizer(c)}
+history = mg.fit(model, X[train], t[train], "{parts.loss}", optimizer, epochs={epochs},
+                 batch_size={c['batch']}, seed={c['seed']}, compiled=True)
+'''
+    note = ""
+    if run is not None and not run.replayable:
+        note = ("\nNOTE: this does not reproduce the page's run exactly: an epoch there broke off with an\n"
+                "error part way, which this script does not repeat.\n")
+    return f'''"""The microgradnn playground's setup, rebuilt and trained with the library.
+{note}"""
+import os
+import sys
+
+import numpy as np
+
+import microgradnn as mg
+
+SAVE_AS = "{SAVE_AS}"  # where the trained model goes (not the page's download, playground_model.json)
+if os.path.lexists(SAVE_AS):
+    sys.exit(f"{{SAVE_AS}} already exists and is kept; move it away (or change SAVE_AS) and run this again")
+
+{parts.load}
+t = {parts.targets}
+order = np.random.default_rng({c['seed']}).permutation(len(X))  # the playground's train/test split
+k = min(max(1, round(len(X) * {c['test']!r})), len(X) - 1)
+train, test = np.sort(order[k:]), np.sort(order[:k])
+
+model = {parts.model}
+{body}print(model)
+print(f"train accuracy {{mg.accuracy(model, X[train], t[train]):.1%}}, "
+      f"test accuracy {{mg.accuracy(model, X[test], t[test]):.1%}}")
+model.save(SAVE_AS)  # never replaces a file: checked above, and save refuses to as well
+print(f"saved {{SAVE_AS}}")
+'''
+
+
+def _parts(c: dict, upload: tuple[np.ndarray, np.ndarray] | None) -> _Parts:
+    if c["dataset"] == "csv":
         if upload is None:
             raise ValueError("script: the dataset is an uploaded CSV, but no upload was given")
         X, y = upload
@@ -20,28 +85,62 @@ def script(c: dict, epochs: int, upload: tuple[np.ndarray, np.ndarray] | None = 
         function, args, kwargs = dataset_call(c)
         call = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
         load = f"X, y = mg.data.{function}({call})"
-    hinge = c["loss"] == "hinge"
+    targets = "y * 2.0 - 1.0  # hinge reads labels as -1/+1" if c["loss"] == "hinge" else "y.astype(float)"
     nout = "int(y.max()) + 1" if c["loss"] == "cross_entropy" else "1"
     out_act = "sigmoid" if c["loss"] == "binary_cross_entropy" else "linear"
-    optimizer = {"sgd": "SGD", "adam": "Adam"}[c["optimizer"]]
     sizes = ", ".join(map(str, [*c["hidden"], nout]))
-    return f'''"""The microgradnn playground's setup, rebuilt and trained with the library."""
-import numpy as np
+    model = f'mg.MLP(2, [{sizes}], "{c["activation"]}", "{out_act}", seed={c["seed"]})'
+    return _Parts(load, targets, model, c["loss"])
 
-import microgradnn as mg
 
-{load}
-t = {"y * 2.0 - 1.0  # hinge reads labels as -1/+1" if hinge else "y.astype(float)"}
-order = np.random.default_rng({c['seed']}).permutation(len(X))  # the playground's train/test split
-k = min(max(1, round(len(X) * {c['test']!r})), len(X) - 1)
-train, test = np.sort(order[k:]), np.sort(order[:k])
+def _optimizer(s: dict) -> str:
+    return (f"mg.optim.{OPTIMIZER_CLASSES[s['optimizer']]}(model.parameters(), lr={s['lr']!r}, "
+            f"weight_decay={s['l2']!r})")
 
-model = mg.MLP(2, [{sizes}], "{c['activation']}", "{out_act}", seed={c['seed']})
-optimizer = mg.optim.{optimizer}(model.parameters(), lr={c['lr']!r}, weight_decay={c['l2']!r})
-history = mg.fit(model, X[train], t[train], "{c['loss']}", optimizer, epochs={epochs},
-                 batch_size={c['batch']}, seed={c['seed']}, compiled=True)
-print(model)
-print(f"train accuracy {{mg.accuracy(model, X[train], t[train]):.1%}}, "
-      f"test accuracy {{mg.accuracy(model, X[test], t[test]):.1%}}")
-model.save("playground_model.json", overwrite=True)
+
+def _replay(c: dict, parts: _Parts, run: Run) -> str:
+    """The training loop `fit` runs, with the run's changes made between the same steps."""
+    changes = "".join(f"    ({step}, {kind!r}, {what!r}),\n" for step, kind, what in run.changes)
+    return f'''loss = mg.losses.{parts.loss}
+model.threshold = mg.losses.decision_threshold(loss, t[train])  # what one output means, as fit sets it
+step = mg.compile(lambda x, target: loss([model(x)], [target]))  # fit(..., compiled=True) trains so
+
+# The page changed settings or weights during this run, so the script replays it step by step:
+# each epoch's mini-batch size, and each change by the number of optimizer steps before it
+# (new settings start a new optimizer, whose state starts afresh; "set" is a weight set by hand).
+epoch_sizes = {run.epoch_sizes!r}
+changes = [
+{changes}]
+params = dict(model.named_parameters())
+
+
+def new_optimizer(optimizer, lr, batch, l2):
+    return {{"sgd": mg.optim.SGD, "adam": mg.optim.Adam}}[optimizer](model.parameters(), lr=lr, weight_decay=l2)
+
+
+def catch_up(done):
+    """Make the changes the page made before optimizer step `done`."""
+    global optimizer
+    while changes and changes[0][0] <= done:
+        _, kind, what = changes.pop(0)
+        if kind == "settings":
+            optimizer = new_optimizer(**what)
+        else:
+            name, value = what
+            params[name].data = value
+
+
+optimizer = new_optimizer(**{run.start!r})
+rng = np.random.default_rng({c['seed']})  # mini-batch order, as fit draws it
+Xt, tt, done = X[train], t[train], 0
+for size in epoch_sizes:
+    order = rng.permutation(len(Xt))
+    for start in range(0, len(Xt), size):
+        catch_up(done)
+        idx = order[start:start + size]
+        optimizer.zero_grad()
+        step(Xt[idx], tt[idx]).backward()
+        optimizer.step()
+        done += 1
+catch_up(done)
 '''

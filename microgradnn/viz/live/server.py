@@ -163,8 +163,9 @@ class Handler(BaseHTTPRequestHandler):
         if kind not in types:
             raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {' or '.join(types)}, got {kind!r}")
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
+        if length is None or not (length.isascii() and length.isdigit()):  # "²".isdigit() too
+            raise Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length of decimal digits, got "
+                                                      f"{'none' if length is None else repr(length[:40])}")
         if int(length) > limit:
             self._drain(int(length))
             raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -185,8 +186,10 @@ class Handler(BaseHTTPRequestHandler):
     def _json_body(self) -> dict:
         try:
             payload = json.loads(self._body(JSON_BODY_LIMIT, ("application/json",)))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise Refused(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {e}") from None
+        except RecursionError:
+            raise Refused(HTTPStatus.BAD_REQUEST, "the body is JSON nested too deeply") from None
+        except ValueError as e:  # not JSON, not UTF-8, or an integer too long for Python to read
+            raise Refused(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {str(e)[:200]}") from None
         if not isinstance(payload, dict):
             raise Refused(HTTPStatus.BAD_REQUEST, f"the body must be a JSON object, got {type(payload).__name__}")
         return payload

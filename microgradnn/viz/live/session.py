@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -18,9 +19,9 @@ from microgradnn.nn.module import classify
 from microgradnn.replay import Compiled, compile_model_loss
 from microgradnn.viz.format import GraphTooLarge
 from microgradnn.viz.graph import draw_graph
-from microgradnn.viz.live.config import (LIMITS, REBUILDS, ConfigError, check_config, make_data, number,
-                                         parse_csv, split, targets)
-from microgradnn.viz.live.script import script
+from microgradnn.viz.live.config import (LIMITS, REBUILDS, TRAINING, ConfigError, check_config, make_data,
+                                         number, parse_csv, split, targets)
+from microgradnn.viz.live.script import Run, script
 from microgradnn.viz.network import draw_network
 
 GRID = 32  # heatmap cells per side
@@ -54,6 +55,8 @@ class Session:
             except ConfigError:
                 self.config = old
                 raise
+            if not rebuild:  # the same model trains on with a new optimizer: the script replays this
+                self.changes.append((self.steps, "settings", {k: new[k] for k in TRAINING}))
             return new
 
     def set_upload(self, text: str) -> dict:
@@ -98,6 +101,14 @@ class Session:
         self.rng = np.random.default_rng(c["seed"])  # mini-batch order, as `fit` draws it
         self.history: list[list[float]] = []
         self.epoch, self.error, self.running = 0, None, False
+        # what the script needs to replay this run: each epoch's mini-batch size, the optimizer
+        # steps taken, and changes made on the way (new settings, weights set by hand) by the
+        # step they came before; `replayable` is False once an epoch broke off with an error
+        self.start = {k: c[k] for k in TRAINING}
+        self.epoch_sizes: list[int] = []
+        self.steps = 0
+        self.changes: list[tuple[int, str, Any]] = []
+        self.replayable = True
         self._new_optimizer()
         self.version += 1
         self.data_version += 1
@@ -131,14 +142,20 @@ class Session:
                 Xt, tt = self.X[self.train], self.t[self.train]
                 size = self.config["batch"]
                 order = self.rng.permutation(len(Xt))
+                self.epoch_sizes.append(size)
             for start in range(0, len(Xt), size):
                 with self.lock:
                     if self.data_version != built:
                         return
                     idx = order[start:start + size]
-                    self.optimizer.zero_grad()
-                    self.step_fn(Xt[idx], tt[idx]).backward()
-                    self.optimizer.step()
+                    try:
+                        self.optimizer.zero_grad()
+                        self.step_fn(Xt[idx], tt[idx]).backward()
+                        self.optimizer.step()
+                    except Exception:
+                        self.replayable = False  # the epoch broke off part way
+                        raise
+                    self.steps += 1
             with self.lock:
                 if self.data_version != built:
                     return
@@ -268,6 +285,7 @@ class Session:
         with self.lock:
             p = self._parameter(name)
             p.data = number(value, name, -1e6, 1e6)
+            self.changes.append((self.steps, "set", (name, p.data)))
             self.version += 1
             return self.parameter(name)
 
@@ -278,9 +296,11 @@ class Session:
             return model_payload(self.model.config(), self.model.state_dict(), self.model.__dict__.get("_threshold"))
 
     def script(self) -> str:
-        """A Python script that rebuilds this setup with the library and trains it as many epochs."""
+        """A Python script that rebuilds this setup with the library and trains it as this run
+        trained it: as many epochs, with the settings changes and weight edits made on the way."""
         with self.lock:
-            return script(self.config, max(self.epoch, 1), self.upload)
+            run = Run(self.start, list(self.epoch_sizes), list(self.changes), self.replayable)
+            return script(self.config, max(self.epoch, 1), self.upload, run)
 
 
 def svg(diagram) -> str:
