@@ -334,3 +334,15 @@ def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
         MLP(2, [3, 1], seed=0).to_torch()
     with pytest.raises(ImportError, match=r"^from_torch needs PyTorch: pip install torch$"):
         MLP.from_torch(None)
+
+
+def test_a_bytes_path_is_refused_clearly(tmp_path):
+    path = os.fsencode(tmp_path / "m.json")
+    with pytest.raises(TypeError, match="save: path must be a str or os.PathLike, got bytes"):
+        MLP(2, [1], seed=0).save(path)
+    MLP(2, [1], seed=0).save(tmp_path / "m.json")
+    with pytest.raises(TypeError, match="load: path must be a str or os.PathLike, got bytes"):
+        mg.Module.from_file(path)
+    with pytest.raises(TypeError, match="load: path must be a str or os.PathLike, got bytes"):
+        MLP(2, [1], seed=0).load(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

@@ -5,7 +5,7 @@ import json
 import math
 import os
 
-from microgradnn._files import check_writable, write_atomic
+from microgradnn._files import check_writable, user_path, write_atomic
 
 FORMAT = "microgradnn-model"
 
@@ -36,10 +36,7 @@ def model_payload(config: dict, state: dict, threshold: float | None = None, *, 
 
 def read_model(path: str | os.PathLike) -> dict:
     """The payload of a model file, checked to be one ({"config": ..., "state": {...}})."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"load: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    path = user_path(path, "load")
     try:
         with open(path, "rb") as f:
             payload = json.loads(f.read())
