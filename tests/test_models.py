@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,19 @@ def test_draw_modules_boxes_each_module_of_a_position():
     # every node made inside a chosen module is in its box: only the loss's own nodes are left
     assert source.count("shape=plaintext") == 2  # logsumexp(z) and logsumexp(z) - z[t] (z[t] is the head's output)
     assert "blocks.0.attn<BR/>CausalSelfAttention, 256 params" in source
+
+
+def test_a_tiny_file_claiming_a_huge_gpt_is_refused_without_building_it(tmp_path):
+    assert GPT.config_size(small_gpt().config()) == small_gpt().num_parameters()
+    path = tmp_path / "evil.json"
+    path.write_text('{"format":"microgradnn-model","config":{"type":"GPT","vocab_size":27,"n_embd":1024,'
+                    '"n_head":4,"n_layer":4,"block_size":16},"state":{}}')
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"evil.json describes GPT\(vocab_size=27, n_embd=1024.* "
+                                             r"with 50411520 parameters but holds 0"):
+            mg.Module.from_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000  # building it would take gigabytes

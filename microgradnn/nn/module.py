@@ -148,8 +148,9 @@ class Module:
 
     @classmethod
     def config_size(cls, config: dict) -> int:
-        """How many parameters `config` describes, without building the module (subclasses
-        that read model files override this; the fallback builds one)."""
+        """How many parameters `config` describes, without building the module. Every module
+        type of the library counts from the config; this fallback, for a user's own type, builds
+        one (so a tiny file can ask for a huge model: define config_size to count instead)."""
         return len(cls.from_config(config).named_parameters())  # type: ignore[attr-defined]  # models define it
 
     def config(self) -> dict:
