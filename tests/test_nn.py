@@ -346,3 +346,38 @@ def test_a_bytes_path_is_refused_clearly(tmp_path):
     with pytest.raises(TypeError, match="load: path must be a str or os.PathLike, got bytes"):
         MLP(2, [1], seed=0).load(path)
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.parametrize("threshold, shown", [("abc", "'abc'"), (math.nan, "nan"), (True, "True"),
+                                              (10 ** 400, "an int of about 401 digits")],
+                         ids=["str", "nan", "bool", "huge-int"])
+def test_load_checks_the_files_threshold_before_changing_anything(tmp_path, threshold, shown):
+    path = tmp_path / "m.json"
+    MLP(2, [1], seed=0).save(path)
+    payload = json.loads(path.read_text())
+    payload["threshold"] = threshold
+    path.write_text(json.dumps(payload))
+    m = MLP(2, [1], seed=5)
+    m.threshold = 0.25
+    before = m.state_dict()
+    message = rf"load: {path}: threshold must be a finite number or absent, got {shown}"
+    with pytest.raises(ValueError, match=message):
+        m.load(path)
+    assert m.state_dict() == before and m.threshold == 0.25
+    with pytest.raises(ValueError, match=message):
+        mg.Module.from_file(path)
+
+
+def test_a_parameter_too_large_for_a_float_is_refused_clearly(tmp_path):
+    m = MLP(1, [1], seed=0)
+    before = m.state_dict()
+    with pytest.raises(ValueError, match=r"load_state_dict: parameter 'layers.0.neurons.0.w.0' must be a finite "
+                                         r"number, got an int of about 401 digits \(too large for a float\)$"):
+        m.load_state_dict({"layers.0.neurons.0.w.0": 10 ** 400, "layers.0.neurons.0.b": 0.0})
+    path = tmp_path / "m.json"
+    m.save(path)
+    path.write_text(path.read_text().replace(repr(before["layers.0.neurons.0.w.0"]), "1" + "0" * 400))
+    for read in (mg.Module.from_file, MLP(1, [1], seed=3).load):
+        with pytest.raises(ValueError, match=rf"load: {path}: .*got an int of about 401 digits"):
+            read(path)
+    assert m.state_dict() == before

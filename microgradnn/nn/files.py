@@ -5,6 +5,7 @@ import json
 import math
 import os
 
+from microgradnn._checks import is_finite, shown
 from microgradnn._files import check_writable, user_path, write_atomic
 
 FORMAT = "microgradnn-model"
@@ -52,4 +53,7 @@ def read_model(path: str | os.PathLike) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "config" not in payload \
             or not isinstance(payload.get("state"), dict):
         raise ValueError(f"load: {path} is not a microgradnn model file (no {FORMAT!r} header)")
+    threshold = payload.get("threshold")
+    if threshold is not None and not is_finite(threshold):  # checked before `load` changes anything
+        raise ValueError(f"load: {path}: threshold must be a finite number or absent, got {shown(threshold)}")
     return payload

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import number
+from microgradnn._checks import is_finite, number, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn.files import read_model, write_model
 
@@ -140,8 +140,8 @@ class Module:
         values = {}
         for n in names:
             v = state[n]
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-                raise ValueError(f"load_state_dict: parameter {n!r} must be a finite number, got {v!r}")
+            if not is_finite(v):
+                raise ValueError(f"load_state_dict: parameter {n!r} must be a finite number, got {shown(v)}")
             values[n] = float(v)
         for n, p in params:
             p.data = values[n]
