@@ -191,10 +191,13 @@ class Value:
     # with every node below it, inputs first, so by the time a node's inputs are written they
     # have all been written already (a memo reference each) however deep the graph.
     def __reduce_ex__(self, protocol: Any) -> tuple:
-        below = None
-        if self.inputs and id(self) not in getattr(_PICKLING, "covered", ()):
+        below: list | None = None
+        covered = _PICKLING.__dict__.setdefault("covered", set())
+        if self.inputs and id(self) not in covered:
             below = topological_order(self)[:-1]
-            _PICKLING.covered = {id(v) for v in below}  # those need not list their own
+            new = {id(v) for v in below} - covered  # those need not list their own...
+            covered |= new
+            below.append(_Covering(covered, new))  # ...until this pickle is done with them
         return _empty_value, (), (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
                                   self._op, self.inputs, self._local, self._depth)
 
@@ -216,6 +219,27 @@ _PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle wr
 
 def _empty_value() -> Value:
     return _new(Value)
+
+
+class _Covering:
+    """Written after the nodes below the node a pickle (or deepcopy) started from: takes their
+    ids out of `covered` again, so a later pickle, of this graph or of one whose nodes reuse
+    freed ids, lists its own nodes. If the pickle fails before, `__del__` does it instead."""
+
+    __slots__ = ("covered", "ids")
+
+    def __init__(self, covered: set, ids: set) -> None:
+        self.covered, self.ids = covered, ids
+
+    def release(self) -> None:
+        self.covered -= self.ids
+        self.ids = set()
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        self.release()
+        return type(None), ()  # unpickled as None
+
+    __del__ = release
 _DEPTH = operator.attrgetter("_depth")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")

@@ -719,6 +719,34 @@ def test_deep_graphs_deepcopy_and_pickle_without_recursion():
     assert copy.deepcopy(loss).data == loss.data and pickle.loads(pickle.dumps(loss)).data == loss.data
 
 
+def chain(n):
+    nodes = [Value(1.0, "x")]
+    for _ in range(n):
+        nodes.append(nodes[-1] * 1.0000001 + 0.0)
+    return nodes
+
+
+@pytest.mark.parametrize("order", ["root first", "middle first"])
+def test_every_pickle_of_a_deep_graph_is_flat_whatever_was_pickled_before(order):
+    nodes = chain(5000)
+    picks = [nodes[-1], nodes[3000]] if order == "root first" else [nodes[3000], nodes[-1]]
+    for node in picks * 2:
+        assert pickle.loads(pickle.dumps(node)).data == node.data
+        assert copy.deepcopy(node).data == node.data
+    del nodes, picks
+    for node in chain(5000)[::-1000]:  # a new graph, some of whose nodes reuse freed ids
+        assert pickle.loads(pickle.dumps(node)).data == node.data
+
+
+def test_a_failed_pickle_leaves_no_trace_on_the_next():
+    nodes = chain(5000)
+    nodes[2000].origin = (lambda: None,)  # cannot be pickled
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps(nodes[-1])
+    nodes[2000].origin = None
+    assert pickle.loads(pickle.dumps(nodes[3000])).data == nodes[3000].data
+
+
 def test_tree_grows_linearly_with_depth():
     x = Value(1.0, "x")
     y = x
