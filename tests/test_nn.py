@@ -381,3 +381,21 @@ def test_a_parameter_too_large_for_a_float_is_refused_clearly(tmp_path):
         with pytest.raises(ValueError, match=rf"load: {path}: .*got an int of about 401 digits"):
             read(path)
     assert m.state_dict() == before
+
+
+def test_a_model_with_a_shared_layer_lists_every_name_and_round_trips(tmp_path):
+    shared = Layer(2, 2, "tanh", seed=0)
+    m = MLP.from_layers([shared, shared, Layer(2, 1, "linear", seed=1)])
+    assert m.num_parameters() == 9 and len(m.named_parameters()) == 9  # each parameter once, as torch's
+    state = m.state_dict()  # every name, as torch's Sequential(lin, lin).state_dict()
+    assert len(state) == 15 and state["layers.1.neurons.0.w.0"] == state["layers.0.neurons.0.w.0"]
+    m.save(tmp_path / "m.json")
+    back = mg.Module.from_file(tmp_path / "m.json")
+    X, _ = mg.data.make_moons(10, seed=0)
+    assert np.array_equal(back.decision_function(X), m.decision_function(X))
+    m.load(tmp_path / "m.json")
+    m.load_state_dict(state)
+    bad = dict(state, **{"layers.1.neurons.0.w.0": 5.0})
+    with pytest.raises(ValueError, match=r"'layers.0.neurons.0.w.0' and 'layers.1.neurons.0.w.0' are one parameter"):
+        m.load_state_dict(bad)
+    assert m.state_dict() == state

@@ -122,14 +122,16 @@ class Module:
     # ---- state and files -------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, float]:
-        """{parameter name: value} as plain floats."""
-        return {name: p.data for name, p in self.named_parameters()}
+        """{parameter name: value} as plain floats; a parameter used in several places (a
+        shared layer) is listed under each of its names, as in PyTorch."""
+        return {name: p.data for name, p in self._every_parameter()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Set every parameter from `state`; on any mismatch raise and change nothing."""
+        """Set every parameter from `state`, which names each as `state_dict()` does (a shared
+        parameter under each of its names, with one value); on any mismatch raise and change nothing."""
         if not isinstance(state, dict):
             raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
-        params = self.named_parameters()
+        params = self._every_parameter()
         names = [n for n, _ in params]
         known = set(names)
         missing = [n for n in names if n not in state]
@@ -137,14 +139,17 @@ class Module:
         if missing or extra:
             raise ValueError(f"load_state_dict: state does not match {self!r}: "
                              f"missing {missing[:3] or 'none'}, unexpected {extra[:3] or 'none'}")
-        values = {}
-        for n in names:
+        values: dict[Value, tuple[str, float]] = {}
+        for n, p in params:
             v = state[n]
             if not is_finite(v):
                 raise ValueError(f"load_state_dict: parameter {n!r} must be a finite number, got {shown(v)}")
-            values[n] = float(v)
-        for n, p in params:
-            p.data = values[n]
+            first = values.setdefault(p, (n, float(v)))
+            if first[1] != float(v):
+                raise ValueError(f"load_state_dict: {first[0]!r} and {n!r} are one parameter (a shared layer) "
+                                 f"but the state gives them different values, {first[1]!r} and {float(v)!r}")
+        for p, (_, v) in values.items():
+            p.data = v
 
     @classmethod
     def config_size(cls, config: dict) -> int:
