@@ -407,7 +407,7 @@ class Op:
             return self.tensor_forward(*args)
         if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
             return self.array_forward(*args)  # checked first: a failed float() would format the array
-        return self._forward([_to_float(a, self.name) for a in args], args)
+        return self._forward([_number(a, self.name) for a in args], args)
 
     def _forward(self, xs: list, shown: Sequence) -> float:
         try:
@@ -522,19 +522,34 @@ def _call_note(op: Op | None, args: Sequence) -> str:
 
 def _to_float(x, where: str, label: str = "") -> float:
     if isinstance(x, numbers.Real) or (hasattr(x, "__float__") and getattr(x, "shape", None) == ()):
-        return float(x)
+        try:
+            return float(x)
+        except OverflowError:  # an int beyond float's range (shown by its size: str() of it may be refused)
+            size = f"{type(x).__name__} of about {int(int(x).bit_length() * math.log10(2)) + 1} digits"
+            raise ValueError(f"{where}: expected a finite number, got an {size} (too large for a float)"
+                             f"{_label_note(label)}") from None
     if type(x) is Value:
         return x.data
     raise TypeError(f"{where}: expected a number or Value, got {type(x).__name__} {x!r:.60}{_label_note(label)}")
 
 
+def _number(x, where: str) -> float:
+    """A plain number entering a computation (an op's operand or argument), as a finite float:
+    `Value(2.0) / math.inf` or `relu(nan)` would otherwise give a number as if nothing were wrong."""
+    f = x if type(x) is float else _to_float(x, where)
+    if f - f != 0.0:
+        raise ValueError(f"{where}: a number used in a computation must be finite, got {f}")
+    return f
+
+
 def _constant(x, where: str) -> Value:
     """A plain number lifted into the graph (no gradient; drawn inside its op's label)."""
-    return _node(x if type(x) is float else _to_float(x, where))
+    return _node(_number(x, where))
 
 
 def _data(x) -> float:
-    return x.data if type(x) is Value else _to_float(x, "comparison")
+    # an int is compared as it is: Python compares floats and ints exactly, even past float's range
+    return x.data if type(x) is Value else x if type(x) is int else _to_float(x, "comparison")
 
 
 # ---- backward and grad -----------------------------------------------------------------

@@ -783,3 +783,33 @@ def test_tree_prints_data_and_grad(neuron_graph):
     assert len(lines) == 10
     x = Value(2.0, label="x")
     assert (x * x).tree(view="forward").splitlines() == ["#0 * data=4", "  #1 'x' leaf data=2", "  #1 'x' (shown above)"]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: Value(2.0) / math.inf, "/: a number used in a computation must be finite, got inf"),
+    (lambda: math.inf / Value(2.0), "/: a number used in a computation must be finite, got inf"),
+    (lambda: Value(1.0) ** math.nan, r"\*\*: a number used in a computation must be finite, got nan"),
+    (lambda: Value(2.0) * np.float64("nan"), r"\*: a number used in a computation must be finite, got nan"),
+    (lambda: Value(2.0).leaky_relu(math.inf), "leaky_relu: a number used in a computation must be finite, got inf"),
+    (lambda: mg.engine.relu(float("nan")), "relu: a number used in a computation must be finite, got nan"),
+    (lambda: mg.engine.sigmoid(-math.inf), "sigmoid: a number used in a computation must be finite, got -inf"),
+    (lambda: mg.engine.dot([1.0], [math.inf]), "dot: a number used in a computation must be finite, got inf"),
+    (lambda: mg.engine.dot([Value(1.0)], [2.0], math.nan), "dot: a number used in a computation must be finite"),
+], ids=["div", "rdiv", "pow", "numpy", "slope", "relu", "sigmoid", "dot-numbers", "dot-bias"])
+def test_a_number_that_is_not_finite_is_refused_where_it_enters(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("call, who", [
+    (lambda: Value(10 ** 400), "Value"), (lambda: Value(1.0) + 10 ** 400, r"\+"),
+    (lambda: mg.engine.exp(-10 ** 400), "exp"), (lambda: Value(1.0).backward(10 ** 400), "backward"),
+], ids=["Value", "operand", "op", "backward"])
+def test_an_int_too_large_for_a_float_is_refused_by_its_size(call, who):
+    with pytest.raises(ValueError, match=rf"^{who}: expected a finite number, got an int of about 401 digits "
+                                         r"\(too large for a float\)$"):
+        call()
+
+
+def test_a_value_compares_with_a_huge_int_exactly():
+    assert Value(2.0) < 10 ** 400 and Value(2.0) > -10 ** 400 and not Value(2.0) >= 10 ** 400
