@@ -171,6 +171,8 @@ class Value:
         if not current:  # some .data was set since the oldest node was made
             _check_unchanged(interior, "backward")
         before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
+        if not _ONLY_FLOATS.issuperset(map(type, before)):
+            _start_leaf_grads(leaves)
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
@@ -244,6 +246,7 @@ _DEPTH = operator.attrgetter("_depth")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
+_ONLY_FLOATS = frozenset({float})
 
 
 def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
@@ -615,6 +618,21 @@ def zero_grad(*roots: Value) -> None:
             v.grad = 0.0
 
 
+def _start_leaf_grads(leaves: list[Value]) -> None:
+    """Before backward adds into leaves whose `.grad` is not a float: None (PyTorch's "no
+    gradient yet") starts from 0 and another number becomes a float; anything else is refused
+    before any leaf changes."""
+    grads = []
+    for v in leaves:
+        g = v.grad
+        if g is not None and (isinstance(g, bool) or not isinstance(g, numbers.Real)):
+            raise TypeError(f"backward: a leaf's .grad must be a number or None, got {type(g).__name__} "
+                            f"{g!r:.60}{_label_note(v.label)}")
+        grads.append(0.0 if g is None else _to_float(g, "backward: a leaf's .grad", v.label))
+    for v, g in zip(leaves, grads):
+        v.grad = g
+
+
 def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float] | None) -> None:
     """After backward's sum of leaf gradients came out non-finite: raise if a gradient that
     is wanted is not finite (the sum alone may have overflowed), after restoring every leaf's
@@ -929,8 +947,12 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
 # ---- the graph as text -----------------------------------------------------------------
 
 def fmt(x: float) -> str:
-    """Numbers as reprs, trees and pictures show them: 4 significant digits."""
-    return f"{x:.4g}"
+    """Numbers as reprs, trees and pictures show them: 4 significant digits (a `.grad` set to
+    None, or to what backward will refuse, as it is)."""
+    try:
+        return f"{x:.4g}"
+    except (TypeError, ValueError):
+        return repr(x)
 
 
 _TREE_INDENT = 40

@@ -813,3 +813,25 @@ def test_an_int_too_large_for_a_float_is_refused_by_its_size(call, who):
 
 def test_a_value_compares_with_a_huge_int_exactly():
     assert Value(2.0) < 10 ** 400 and Value(2.0) > -10 ** 400 and not Value(2.0) >= 10 ** 400
+
+
+def test_a_grad_set_to_none_starts_from_zero_as_in_pytorch():
+    w = Value(2.0, "w")
+    w.grad = None  # PyTorch's set-to-none idiom
+    assert repr(w) == "Value(data=2, grad=None, label='w')" and "'w' leaf data=2 grad=None" in (w * 3).tree()
+    (w * 3).backward()
+    assert w.grad == 3.0 and type(w.grad) is float
+    w.grad = None
+    w.backward()  # the root itself a leaf
+    assert w.grad == 1.0
+
+
+@pytest.mark.parametrize("bad", ["1", [1.0], True])
+def test_a_grad_that_is_not_a_number_is_refused_before_any_leaf_changes(bad):
+    a, b = Value(2.0, "a"), Value(3.0, "b")
+    a.grad, b.grad = None, bad
+    with pytest.raises(TypeError, match=rf"backward: a leaf's .grad must be a number or None, got "
+                                        rf"{type(bad).__name__} .* \(label 'b'\)"):
+        (a * b).backward()
+    assert a.grad is None and b.grad is bad
+    assert "grad=" in repr(b)
