@@ -399,3 +399,13 @@ def test_a_model_with_a_shared_layer_lists_every_name_and_round_trips(tmp_path):
     with pytest.raises(ValueError, match=r"'layers.0.neurons.0.w.0' and 'layers.1.neurons.0.w.0' are one parameter"):
         m.load_state_dict(bad)
     assert m.state_dict() == state
+
+
+@pytest.mark.parametrize("threshold, error", [(math.nan, ValueError), (math.inf, ValueError), ("0", TypeError),
+                                              (True, TypeError), (10 ** 400, ValueError)],
+                         ids=["nan", "inf", "str", "bool", "huge-int"])
+def test_predict_checks_its_threshold(threshold, error):
+    X, _ = mg.data.make_moons(8, seed=0)
+    with pytest.raises(error, match="predict: threshold must be a finite number, got"):
+        MLP(2, [4, 1], seed=0).predict(X, threshold=threshold)
+    assert MLP(2, [4, 1], seed=0).predict(X, threshold=0).shape == (8,)

@@ -221,12 +221,15 @@ class Module:
     def predict(self, X: ArrayLike, threshold: float | None = None) -> np.ndarray:
         """Class labels: argmax for several outputs; for one output, 1 where it exceeds
         `threshold` (default `self.threshold`)."""
-        return classify(self.decision_function(X), self.threshold if threshold is None else threshold)
+        if threshold is not None:
+            threshold = number(threshold, "predict", "threshold")  # before the forward passes
+        return classify(self.decision_function(X), self.threshold if threshold is None else threshold, "predict")
 
 
-def classify(scores: np.ndarray, threshold: float) -> np.ndarray:
+def classify(scores: np.ndarray, threshold: float, who: str = "classify") -> np.ndarray:
     """Class labels from raw outputs: the argmax of several outputs; 1 where one output exceeds
-    `threshold`, else 0. The one rule behind predict, accuracy and fit's accuracy."""
+    `threshold` (a finite number), else 0. The one rule behind predict, accuracy and fit's accuracy."""
+    threshold = number(threshold, who, "threshold")
     if scores.ndim == 2:
         return scores.argmax(axis=1)
     return (scores > threshold).astype(int)
