@@ -190,7 +190,7 @@ class Module:
         except ValueError as e:
             raise ValueError(f"load: {os.fspath(path)}: {e}") from None
         if size != len(state):
-            raise ValueError(f"load: {os.fspath(path)} describes {_describe(config)} with {size} parameters "
+            raise ValueError(f"load: {os.fspath(path)} describes {_describe(config)} with {_size(size)} parameters "
                              f"but holds {len(state)}")
         model = _load_state(from_config(config), state, path)
         model.threshold = payload.get("threshold")
@@ -270,11 +270,18 @@ def _describe(config: dict) -> str:
     the config alone: a file's model is never built just to name it."""
     try:
         if config["type"] == "MLP":
-            parts = [str(config["nin"])] + [f"{layer['nout']} {layer['activation']}" for layer in config["layers"]]
-            return f"MLP({' -> '.join(parts)})"
-        return f"{config['type']}({', '.join(f'{k}={v}' for k, v in config.items() if k != 'type')})"[:200]
+            parts = [_size(config["nin"])] + [f"{_size(layer['nout'])} {layer['activation']}" for layer in config["layers"]]
+            return f"MLP({' -> '.join(parts)})"[:200]
+        return f"{config['type']}({', '.join(f'{k}={_size(v)}' for k, v in config.items() if k != 'type')})"[:200]
     except (KeyError, TypeError):
         return json.dumps(config)[:200]
+
+
+def _size(n: Any) -> str:
+    """A size from a file as an error shows it: a huge int by its number of digits."""
+    if isinstance(n, int) and n.bit_length() > 64:
+        return f"(an int of about {int(n.bit_length() * math.log10(2)) + 1} digits)"
+    return str(n)
 
 
 def as_inputs(x, nin: int, who: str) -> list:
