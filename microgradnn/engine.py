@@ -193,7 +193,7 @@ class Value:
     # with every node below it, inputs first, so by the time a node's inputs are written they
     # have all been written already (a memo reference each) however deep the graph.
     def __reduce_ex__(self, protocol: Any) -> tuple:
-        below: list | None = None
+        below: list[Any] | None = None
         covered = _PICKLING.__dict__.setdefault("covered", set())
         if self.inputs and id(self) not in covered:
             below = topological_order(self)[:-1]
@@ -622,7 +622,7 @@ def _start_leaf_grads(leaves: list[Value]) -> None:
     """Before backward adds into leaves whose `.grad` is not a float: None (PyTorch's "no
     gradient yet") starts from 0 and another number becomes a float; anything else is refused
     before any leaf changes."""
-    grads = []
+    grads: list[float] = []
     for v in leaves:
         g = v.grad
         if g is not None and (isinstance(g, bool) or not isinstance(g, numbers.Real)):

@@ -270,7 +270,8 @@ def _describe(config: dict) -> str:
     the config alone: a file's model is never built just to name it."""
     try:
         if config["type"] == "MLP":
-            parts = [_size(config["nin"])] + [f"{_size(layer['nout'])} {layer['activation']}" for layer in config["layers"]]
+            parts = [_size(config["nin"])] + [f"{_size(layer['nout'])} {layer['activation']}"
+                                              for layer in config["layers"]]
             return f"MLP({' -> '.join(parts)})"[:200]
         return f"{config['type']}({', '.join(f'{k}={_size(v)}' for k, v in config.items() if k != 'type')})"[:200]
     except (KeyError, TypeError):
