@@ -193,13 +193,13 @@ class Value:
     # with every node below it, inputs first, so by the time a node's inputs are written they
     # have all been written already (a memo reference each) however deep the graph.
     def __reduce_ex__(self, protocol: Any) -> tuple:
-        below: list[Any] | None = None
+        below = None
         covered = _PICKLING.__dict__.setdefault("covered", set())
         if self.inputs and id(self) not in covered:
-            below = topological_order(self)[:-1]
-            new = {id(v) for v in below} - covered  # those need not list their own...
+            order = topological_order(self)[:-1]
+            new = {id(v) for v in order} - covered  # those need not list their own...
             covered |= new
-            below.append(_Covering(covered, new))  # ...until this pickle is done with them
+            below = [*order, _Covering(covered, new)]  # ...until this pickle is done with them
         return _empty_value, (), (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
                                   self._op, self.inputs, self._local, self._depth)
 
