@@ -14,6 +14,21 @@ def _is_number(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
+def is_finite(x) -> bool:
+    """True for a number (not a bool) that is finite as a float (an int too large for one is not)."""
+    try:
+        return _is_number(x) and math.isfinite(x)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def shown(x) -> str:
+    """x as an error message shows it: its repr, but an int too large for a float by its size."""
+    if _is_int(x) and abs(x) >= 2 ** 1024:
+        return f"an int of about {int(x.bit_length() * math.log10(2)) + 1} digits (too large for a float)"
+    return f"{x!r:.60}"
+
+
 def integer(x, who: str, what: str, *, at_least: int) -> int:
     """x as an int >= at_least."""
     rule = "a positive int" if at_least == 1 else f"an int >= {at_least}"
@@ -40,10 +55,10 @@ def number(x, who: str, what: str, lo: float = -math.inf, hi: float = math.inf, 
     elif hi < math.inf:
         rule += f" {'<' if hi_open else '<='} {hi:g}"
     if not _is_number(x):
-        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r}")
-    ok = math.isfinite(x) and (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
+        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r:.60}")
+    ok = is_finite(x) and (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
     if not ok:
-        raise ValueError(f"{who}: {what} must be {rule}, got {x!r}")
+        raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}")
     return float(x)
 
 

@@ -15,14 +15,29 @@ def _user_error(e: OSError, who: str, path: str) -> OSError:
     return err
 
 
+def user_path(path: str | os.PathLike, who: str) -> str:
+    """A path the user gave, as a str: a str or an os.PathLike of one (bytes paths are refused)."""
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        text = None
+    if not isinstance(text, str):
+        raise TypeError(f"{who}: path must be a str or os.PathLike, got {type(path).__name__} {path!r:.60}")
+    return text
+
+
+def _check_overwrite(overwrite: bool, who: str) -> None:
+    # a truthy non-bool (overwrite="no") must not replace the user's file
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"{who}: overwrite must be True or False, got {type(overwrite).__name__} {overwrite!r:.60}")
+
+
 def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     """The path as a str, after checking a file can be written there now (so long work does
     not end in an error): not a folder, in a folder that exists and takes new files, and, unless
     `overwrite`, not already there (a dangling symlink is there too)."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"{who}: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    _check_overwrite(overwrite, who)
+    path = user_path(path, who)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{who}: {path} is a folder; give a file name")
     if os.path.lexists(path) and not overwrite:
@@ -47,6 +62,8 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
     A new file gets the mode the umask gives (0644 under 022), as `open()` would make it;
     a replaced file keeps its mode.
     """
+    _check_overwrite(overwrite, who)
+    path = user_path(path, who)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:

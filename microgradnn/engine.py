@@ -171,6 +171,8 @@ class Value:
         if not current:  # some .data was set since the oldest node was made
             _check_unchanged(interior, "backward")
         before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
+        if not _ONLY_FLOATS.issuperset(map(type, before)):
+            _start_leaf_grads(leaves)
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
@@ -192,9 +194,12 @@ class Value:
     # have all been written already (a memo reference each) however deep the graph.
     def __reduce_ex__(self, protocol: Any) -> tuple:
         below = None
-        if self.inputs and id(self) not in getattr(_PICKLING, "covered", ()):
-            below = topological_order(self)[:-1]
-            _PICKLING.covered = {id(v) for v in below}  # those need not list their own
+        covered = _PICKLING.__dict__.setdefault("covered", set())
+        if self.inputs and id(self) not in covered:
+            order = topological_order(self)[:-1]
+            new = {id(v) for v in order} - covered  # those need not list their own...
+            covered |= new
+            below = [*order, _Covering(covered, new)]  # ...until this pickle is done with them
         return _empty_value, (), (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
                                   self._op, self.inputs, self._local, self._depth)
 
@@ -216,10 +221,32 @@ _PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle wr
 
 def _empty_value() -> Value:
     return _new(Value)
+
+
+class _Covering:
+    """Written after the nodes below the node a pickle (or deepcopy) started from: takes their
+    ids out of `covered` again, so a later pickle, of this graph or of one whose nodes reuse
+    freed ids, lists its own nodes. If the pickle fails before, `__del__` does it instead."""
+
+    __slots__ = ("covered", "ids")
+
+    def __init__(self, covered: set, ids: set) -> None:
+        self.covered, self.ids = covered, ids
+
+    def release(self) -> None:
+        self.covered -= self.ids
+        self.ids = set()
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        self.release()
+        return type(None), ()  # unpickled as None
+
+    __del__ = release
 _DEPTH = operator.attrgetter("_depth")
 _NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
+_ONLY_FLOATS = frozenset({float})
 
 
 def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
@@ -383,7 +410,7 @@ class Op:
             return self.tensor_forward(*args)
         if self.array_forward is not None and any(getattr(a, "ndim", 0) for a in args):
             return self.array_forward(*args)  # checked first: a failed float() would format the array
-        return self._forward([_to_float(a, self.name) for a in args], args)
+        return self._forward([_number(a, self.name) for a in args], args)
 
     def _forward(self, xs: list, shown: Sequence) -> float:
         try:
@@ -498,19 +525,34 @@ def _call_note(op: Op | None, args: Sequence) -> str:
 
 def _to_float(x, where: str, label: str = "") -> float:
     if isinstance(x, numbers.Real) or (hasattr(x, "__float__") and getattr(x, "shape", None) == ()):
-        return float(x)
+        try:
+            return float(x)
+        except OverflowError:  # an int beyond float's range (shown by its size: str() of it may be refused)
+            size = f"{type(x).__name__} of about {int(int(x).bit_length() * math.log10(2)) + 1} digits"
+            raise ValueError(f"{where}: expected a finite number, got an {size} (too large for a float)"
+                             f"{_label_note(label)}") from None
     if type(x) is Value:
         return x.data
     raise TypeError(f"{where}: expected a number or Value, got {type(x).__name__} {x!r:.60}{_label_note(label)}")
 
 
+def _number(x, where: str) -> float:
+    """A plain number entering a computation (an op's operand or argument), as a finite float:
+    `Value(2.0) / math.inf` or `relu(nan)` would otherwise give a number as if nothing were wrong."""
+    f = x if type(x) is float else _to_float(x, where)
+    if f - f != 0.0:
+        raise ValueError(f"{where}: a number used in a computation must be finite, got {f}")
+    return f
+
+
 def _constant(x, where: str) -> Value:
     """A plain number lifted into the graph (no gradient; drawn inside its op's label)."""
-    return _node(x if type(x) is float else _to_float(x, where))
+    return _node(_number(x, where))
 
 
 def _data(x) -> float:
-    return x.data if type(x) is Value else _to_float(x, "comparison")
+    # an int is compared as it is: Python compares floats and ints exactly, even past float's range
+    return x.data if type(x) is Value else x if type(x) is int else _to_float(x, "comparison")
 
 
 # ---- backward and grad -----------------------------------------------------------------
@@ -574,6 +616,21 @@ def zero_grad(*roots: Value) -> None:
     for root in roots:
         for v in topological_order(root):
             v.grad = 0.0
+
+
+def _start_leaf_grads(leaves: list[Value]) -> None:
+    """Before backward adds into leaves whose `.grad` is not a float: None (PyTorch's "no
+    gradient yet") starts from 0 and another number becomes a float; anything else is refused
+    before any leaf changes."""
+    grads: list[float] = []
+    for v in leaves:
+        g = v.grad
+        if g is not None and (isinstance(g, bool) or not isinstance(g, numbers.Real)):
+            raise TypeError(f"backward: a leaf's .grad must be a number or None, got {type(g).__name__} "
+                            f"{g!r:.60}{_label_note(v.label)}")
+        grads.append(0.0 if g is None else _to_float(g, "backward: a leaf's .grad", v.label))
+    for v, g in zip(leaves, grads):
+        v.grad = g
 
 
 def _check_finite(root: Value, interior: list[Value], leaves: list[Value], before: list[float] | None) -> None:
@@ -966,8 +1023,12 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
 # ---- the graph as text -----------------------------------------------------------------
 
 def fmt(x: float) -> str:
-    """Numbers as reprs, trees and pictures show them: 4 significant digits."""
-    return f"{x:.4g}"
+    """Numbers as reprs, trees and pictures show them: 4 significant digits (a `.grad` set to
+    None, or to what backward will refuse, as it is)."""
+    try:
+        return f"{x:.4g}"
+    except (TypeError, ValueError):
+        return repr(x)
 
 
 _TREE_INDENT = 40

@@ -218,6 +218,16 @@ class GPT(Module):
                 "n_layer": self.n_layer, "block_size": self.block_size}
 
     @classmethod
+    def config_size(cls, config: dict) -> int:
+        """How many parameters `config` describes, counted without building the model."""
+        vocab, n_embd, n_head, n_layer, block = (positive_int(config[k], "GPT", k) for k in
+                                                 ("vocab_size", "n_embd", "n_head", "n_layer", "block_size"))
+        if n_embd % n_head:
+            raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        per_block = 2 * n_embd + 4 * n_embd * n_embd + 2 * 4 * n_embd * n_embd  # norms, attention, MLP
+        return (vocab + block) * n_embd + n_layer * per_block + n_embd * vocab  # embeddings, blocks, head
+
+    @classmethod
     def from_config(cls, config: dict) -> "GPT":
         """A freshly initialised GPT of this architecture."""
         return cls(config["vocab_size"], config["n_embd"], config["n_head"], config["n_layer"],

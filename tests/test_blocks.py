@@ -1,3 +1,6 @@
+import json
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -88,3 +91,29 @@ def test_blocks_equal_torch_modules():
         t_norm.weight.copy_(torch.tensor([g.data for g in norm.weight], dtype=torch.float64))
     theirs = t_norm(t_layer(torch.tensor(x, dtype=torch.float64))).tolist()
     assert ours == pytest.approx(theirs, rel=1e-13)
+
+
+@pytest.mark.parametrize("config, size, shown", [
+    ({"type": "Embedding", "num": 1000, "dim": 1000}, 1_000_000, r"Embedding\(num=1000, dim=1000\)"),
+    ({"type": "Linear", "nin": 3000, "nout": 3000, "bias": True}, 9_003_000, r"Linear\(nin=3000, nout=3000, bias=True\)"),
+    ({"type": "RMSNorm", "dim": 10_000_000, "eps": 1e-5}, 10_000_000, r"RMSNorm\(dim=10000000"),
+], ids=["Embedding", "Linear", "RMSNorm"])
+def test_a_tiny_file_claiming_a_huge_block_is_refused_without_building_it(tmp_path, config, size, shown):
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps({"format": "microgradnn-model", "config": config, "state": {}}))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=rf"evil.json describes {shown}.* with {size} parameters but holds 0"):
+            mg.Module.from_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000  # building the block would take hundreds of MB
+
+
+@pytest.mark.parametrize("make", [lambda: Linear(3, 2), lambda: Linear(3, 2, bias=False), lambda: Embedding(4, 2),
+                                  lambda: RMSNorm(3)])
+def test_config_size_counts_the_parameters_from_the_config_alone(make):
+    model = make()
+    assert type(model).config_size(model.config()) == model.num_parameters()
+    assert "config_size" in type(model).__dict__  # the fallback would build the module to count

@@ -719,6 +719,34 @@ def test_deep_graphs_deepcopy_and_pickle_without_recursion():
     assert copy.deepcopy(loss).data == loss.data and pickle.loads(pickle.dumps(loss)).data == loss.data
 
 
+def chain(n):
+    nodes = [Value(1.0, "x")]
+    for _ in range(n):
+        nodes.append(nodes[-1] * 1.0000001 + 0.0)
+    return nodes
+
+
+@pytest.mark.parametrize("order", ["root first", "middle first"])
+def test_every_pickle_of_a_deep_graph_is_flat_whatever_was_pickled_before(order):
+    nodes = chain(5000)
+    picks = [nodes[-1], nodes[3000]] if order == "root first" else [nodes[3000], nodes[-1]]
+    for node in picks * 2:
+        assert pickle.loads(pickle.dumps(node)).data == node.data
+        assert copy.deepcopy(node).data == node.data
+    del nodes, picks
+    for node in chain(5000)[::-1000]:  # a new graph, some of whose nodes reuse freed ids
+        assert pickle.loads(pickle.dumps(node)).data == node.data
+
+
+def test_a_failed_pickle_leaves_no_trace_on_the_next():
+    nodes = chain(5000)
+    nodes[2000].origin = (lambda: None,)  # cannot be pickled
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps(nodes[-1])
+    nodes[2000].origin = None
+    assert pickle.loads(pickle.dumps(nodes[3000])).data == nodes[3000].data
+
+
 def test_tree_grows_linearly_with_depth():
     x = Value(1.0, "x")
     y = x
@@ -755,3 +783,55 @@ def test_tree_prints_data_and_grad(neuron_graph):
     assert len(lines) == 10
     x = Value(2.0, label="x")
     assert (x * x).tree(view="forward").splitlines() == ["#0 * data=4", "  #1 'x' leaf data=2", "  #1 'x' (shown above)"]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: Value(2.0) / math.inf, "/: a number used in a computation must be finite, got inf"),
+    (lambda: math.inf / Value(2.0), "/: a number used in a computation must be finite, got inf"),
+    (lambda: Value(1.0) ** math.nan, r"\*\*: a number used in a computation must be finite, got nan"),
+    (lambda: Value(2.0) * np.float64("nan"), r"\*: a number used in a computation must be finite, got nan"),
+    (lambda: Value(2.0).leaky_relu(math.inf), "leaky_relu: a number used in a computation must be finite, got inf"),
+    (lambda: mg.engine.relu(float("nan")), "relu: a number used in a computation must be finite, got nan"),
+    (lambda: mg.engine.sigmoid(-math.inf), "sigmoid: a number used in a computation must be finite, got -inf"),
+    (lambda: mg.engine.dot([1.0], [math.inf]), "dot: a number used in a computation must be finite, got inf"),
+    (lambda: mg.engine.dot([Value(1.0)], [2.0], math.nan), "dot: a number used in a computation must be finite"),
+], ids=["div", "rdiv", "pow", "numpy", "slope", "relu", "sigmoid", "dot-numbers", "dot-bias"])
+def test_a_number_that_is_not_finite_is_refused_where_it_enters(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("call, who", [
+    (lambda: Value(10 ** 400), "Value"), (lambda: Value(1.0) + 10 ** 400, r"\+"),
+    (lambda: mg.engine.exp(-10 ** 400), "exp"), (lambda: Value(1.0).backward(10 ** 400), "backward"),
+], ids=["Value", "operand", "op", "backward"])
+def test_an_int_too_large_for_a_float_is_refused_by_its_size(call, who):
+    with pytest.raises(ValueError, match=rf"^{who}: expected a finite number, got an int of about 401 digits "
+                                         r"\(too large for a float\)$"):
+        call()
+
+
+def test_a_value_compares_with_a_huge_int_exactly():
+    assert Value(2.0) < 10 ** 400 and Value(2.0) > -10 ** 400 and not Value(2.0) >= 10 ** 400
+
+
+def test_a_grad_set_to_none_starts_from_zero_as_in_pytorch():
+    w = Value(2.0, "w")
+    w.grad = None  # PyTorch's set-to-none idiom
+    assert repr(w) == "Value(data=2, grad=None, label='w')" and "'w' leaf data=2 grad=None" in (w * 3).tree()
+    (w * 3).backward()
+    assert w.grad == 3.0 and type(w.grad) is float
+    w.grad = None
+    w.backward()  # the root itself a leaf
+    assert w.grad == 1.0
+
+
+@pytest.mark.parametrize("bad", ["1", [1.0], True])
+def test_a_grad_that_is_not_a_number_is_refused_before_any_leaf_changes(bad):
+    a, b = Value(2.0, "a"), Value(3.0, "b")
+    a.grad, b.grad = None, bad
+    with pytest.raises(TypeError, match=rf"backward: a leaf's .grad must be a number or None, got "
+                                        rf"{type(bad).__name__} .* \(label 'b'\)"):
+        (a * b).backward()
+    assert a.grad is None and b.grad is bad
+    assert "grad=" in repr(b)

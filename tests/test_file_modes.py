@@ -85,3 +85,15 @@ def test_the_demo_writes_files_with_the_mode_the_umask_gives(tmp_path, mask, exp
                                    "neuron_backward.svg", "network.svg", "backprop.html",
                                    "lesson_network.html", "lesson_network_quiz.html"], oct(expected))
     assert oct(mode(tmp_path / "out")) == oct(0o777 & ~mask)
+
+
+@needs_dot
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("overwrite", ["no", [False], 0, None])
+def test_overwrite_that_is_not_a_bool_is_refused_and_the_file_kept(tmp_path, writer, overwrite):
+    (tmp_path / "file.json").write_text("my notes\n")  # the user's file, whatever name the writer picks
+    for suffix in (".dot", ".svg", ".html"):
+        (tmp_path / "file.json").with_suffix(suffix).write_text("my notes\n")
+    with pytest.raises(TypeError, match="overwrite must be True or False, got"):
+        WRITERS[writer](tmp_path / "file.json", overwrite=overwrite)
+    assert all(p.read_text() == "my notes\n" for p in tmp_path.iterdir()) and len(list(tmp_path.iterdir())) == 4

@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,19 @@ def test_generate_checks_stop_seed_and_temperature(kwargs, error, message):
     # any real temperature, a numpy token id as stop, a Generator as seed
     a = model.generate([0], temperature=np.float32(0.5), stop=np.int64(0), seed=np.random.default_rng(3))
     assert a == model.generate([0], temperature=0.5, stop=0, seed=np.random.default_rng(3))
+
+
+def test_a_tiny_file_claiming_a_huge_gpt_is_refused_without_building_it(tmp_path):
+    assert GPT.config_size(small_gpt().config()) == small_gpt().num_parameters()
+    path = tmp_path / "evil.json"
+    path.write_text('{"format":"microgradnn-model","config":{"type":"GPT","vocab_size":27,"n_embd":1024,'
+                    '"n_head":4,"n_layer":4,"block_size":16},"state":{}}')
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"evil.json describes GPT\(vocab_size=27, n_embd=1024.* "
+                                             r"with 50411520 parameters but holds 0"):
+            mg.Module.from_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000  # building it would take gigabytes

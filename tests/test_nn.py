@@ -303,7 +303,10 @@ def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(t
     ('{"format":"microgradnn-model","config":{"type":"MLP","nin":2,"layers":[{"nout":1e400,"activation":"relu"}]},'
      '"state":{}}', "nout must be a positive int"),
     ('{"format":"microgradnn-model","config":{"type":"MLP","nin":2,"layers":7},"state":{}}', "layers must be"),
-], ids=["deep", "huge-int", "float-size", "layers-not-list"])
+    ('{"format":"microgradnn-model","config":{"type":"Linear","nin":' + "9" * 4000 + ',"nout":' + "9" * 4000
+     + ',"bias":true},"state":{}}', r"nin=\(an int of about 4001 digits\).* with \(an int of about 8001 digits\) "
+                                  "parameters but holds 0"),
+], ids=["deep", "huge-int", "float-size", "layers-not-list", "huge-size"])
 def test_hostile_model_files_get_one_clear_error_naming_the_file(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
@@ -334,3 +337,78 @@ def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
         MLP(2, [3, 1], seed=0).to_torch()
     with pytest.raises(ImportError, match=r"^from_torch needs PyTorch: pip install torch$"):
         MLP.from_torch(None)
+
+
+def test_a_bytes_path_is_refused_clearly(tmp_path):
+    path = os.fsencode(tmp_path / "m.json")
+    with pytest.raises(TypeError, match="save: path must be a str or os.PathLike, got bytes"):
+        MLP(2, [1], seed=0).save(path)
+    MLP(2, [1], seed=0).save(tmp_path / "m.json")
+    with pytest.raises(TypeError, match="load: path must be a str or os.PathLike, got bytes"):
+        mg.Module.from_file(path)
+    with pytest.raises(TypeError, match="load: path must be a str or os.PathLike, got bytes"):
+        MLP(2, [1], seed=0).load(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.parametrize("threshold, shown", [("abc", "'abc'"), (math.nan, "nan"), (True, "True"),
+                                              (10 ** 400, "an int of about 401 digits")],
+                         ids=["str", "nan", "bool", "huge-int"])
+def test_load_checks_the_files_threshold_before_changing_anything(tmp_path, threshold, shown):
+    path = tmp_path / "m.json"
+    MLP(2, [1], seed=0).save(path)
+    payload = json.loads(path.read_text())
+    payload["threshold"] = threshold
+    path.write_text(json.dumps(payload))
+    m = MLP(2, [1], seed=5)
+    m.threshold = 0.25
+    before = m.state_dict()
+    message = rf"load: {path}: threshold must be a finite number or absent, got {shown}"
+    with pytest.raises(ValueError, match=message):
+        m.load(path)
+    assert m.state_dict() == before and m.threshold == 0.25
+    with pytest.raises(ValueError, match=message):
+        mg.Module.from_file(path)
+
+
+def test_a_parameter_too_large_for_a_float_is_refused_clearly(tmp_path):
+    m = MLP(1, [1], seed=0)
+    before = m.state_dict()
+    with pytest.raises(ValueError, match=r"load_state_dict: parameter 'layers.0.neurons.0.w.0' must be a finite "
+                                         r"number, got an int of about 401 digits \(too large for a float\)$"):
+        m.load_state_dict({"layers.0.neurons.0.w.0": 10 ** 400, "layers.0.neurons.0.b": 0.0})
+    path = tmp_path / "m.json"
+    m.save(path)
+    path.write_text(path.read_text().replace(repr(before["layers.0.neurons.0.w.0"]), "1" + "0" * 400))
+    for read in (mg.Module.from_file, MLP(1, [1], seed=3).load):
+        with pytest.raises(ValueError, match=rf"load: {path}: .*got an int of about 401 digits"):
+            read(path)
+    assert m.state_dict() == before
+
+
+def test_a_model_with_a_shared_layer_lists_every_name_and_round_trips(tmp_path):
+    shared = Layer(2, 2, "tanh", seed=0)
+    m = MLP.from_layers([shared, shared, Layer(2, 1, "linear", seed=1)])
+    assert m.num_parameters() == 9 and len(m.named_parameters()) == 9  # each parameter once, as torch's
+    state = m.state_dict()  # every name, as torch's Sequential(lin, lin).state_dict()
+    assert len(state) == 15 and state["layers.1.neurons.0.w.0"] == state["layers.0.neurons.0.w.0"]
+    m.save(tmp_path / "m.json")
+    back = mg.Module.from_file(tmp_path / "m.json")
+    X, _ = mg.data.make_moons(10, seed=0)
+    assert np.array_equal(back.decision_function(X), m.decision_function(X))
+    m.load(tmp_path / "m.json")
+    m.load_state_dict(state)
+    bad = dict(state, **{"layers.1.neurons.0.w.0": 5.0})
+    with pytest.raises(ValueError, match=r"'layers.0.neurons.0.w.0' and 'layers.1.neurons.0.w.0' are one parameter"):
+        m.load_state_dict(bad)
+    assert m.state_dict() == state
+
+
+@pytest.mark.parametrize("threshold, error", [(math.nan, ValueError), (math.inf, ValueError), ("0", TypeError),
+                                              (True, TypeError), (10 ** 400, ValueError)],
+                         ids=["nan", "inf", "str", "bool", "huge-int"])
+def test_predict_checks_its_threshold(threshold, error):
+    X, _ = mg.data.make_moons(8, seed=0)
+    with pytest.raises(error, match="predict: threshold must be a finite number, got"):
+        MLP(2, [4, 1], seed=0).predict(X, threshold=threshold)
+    assert MLP(2, [4, 1], seed=0).predict(X, threshold=0).shape == (8,)

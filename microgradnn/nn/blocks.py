@@ -12,7 +12,7 @@ import numpy as np
 
 from microgradnn.engine import Value, dot
 from microgradnn.nn.init import Seed, generator
-from microgradnn._checks import positive_int
+from microgradnn._checks import number, positive_int
 from microgradnn.nn.module import _OUTERMOST, _TAGGING, Module, as_inputs
 
 __all__ = ["Linear", "Embedding", "RMSNorm"]
@@ -106,6 +106,13 @@ class Linear(Module):
         return {"type": "Linear", "nin": self.nin, "nout": self.nout, "bias": self.bias is not None}
 
     @classmethod
+    def config_size(cls, config: dict) -> int:
+        nin, nout = positive_int(config["nin"], "Linear", "nin"), positive_int(config["nout"], "Linear", "nout")
+        if not isinstance(config["bias"], bool):
+            raise TypeError(f"Linear: bias must be True or False, got {config['bias']!r:.60}")
+        return nout * (nin + config["bias"])
+
+    @classmethod
     def from_config(cls, config: dict) -> "Linear":
         """A freshly initialised layer of this architecture."""
         return cls(config["nin"], config["nout"], config["bias"], seed=0)
@@ -145,6 +152,10 @@ class Embedding(Module):
         return {"type": "Embedding", "num": self.num, "dim": self.dim}
 
     @classmethod
+    def config_size(cls, config: dict) -> int:
+        return positive_int(config["num"], "Embedding", "num") * positive_int(config["dim"], "Embedding", "dim")
+
+    @classmethod
     def from_config(cls, config: dict) -> "Embedding":
         """A freshly initialised table of this size."""
         return cls(config["num"], config["dim"], seed=0)
@@ -178,6 +189,11 @@ class RMSNorm(Module):
 
     def config(self) -> dict:
         return {"type": "RMSNorm", "dim": self.dim, "eps": self.eps}
+
+    @classmethod
+    def config_size(cls, config: dict) -> int:
+        number(config["eps"], "RMSNorm", "eps", 0.0, lo_open=True)
+        return positive_int(config["dim"], "RMSNorm", "dim")
 
     @classmethod
     def from_config(cls, config: dict) -> "RMSNorm":

@@ -150,7 +150,7 @@ def state_from_torch(module, model) -> dict[str, float]:
     """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors."""
     tensors = {name: t.detach().to("cpu").double().numpy() for name, t in module.state_dict().items()}
     state = {}
-    for name, _ in model.named_parameters():
+    for name in model.state_dict():
         parts = name.split(".")
         cut = next((i for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in tensors), None)
         if cut is None:

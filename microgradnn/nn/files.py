@@ -5,7 +5,8 @@ import json
 import math
 import os
 
-from microgradnn._files import check_writable, write_atomic
+from microgradnn._checks import is_finite, shown
+from microgradnn._files import check_writable, user_path, write_atomic
 
 FORMAT = "microgradnn-model"
 
@@ -36,10 +37,7 @@ def model_payload(config: dict, state: dict, threshold: float | None = None, *, 
 
 def read_model(path: str | os.PathLike) -> dict:
     """The payload of a model file, checked to be one ({"config": ..., "state": {...}})."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"load: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    path = user_path(path, "load")
     try:
         with open(path, "rb") as f:
             payload = json.loads(f.read())
@@ -55,4 +53,7 @@ def read_model(path: str | os.PathLike) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "config" not in payload \
             or not isinstance(payload.get("state"), dict):
         raise ValueError(f"load: {path} is not a microgradnn model file (no {FORMAT!r} header)")
+    threshold = payload.get("threshold")
+    if threshold is not None and not is_finite(threshold):  # checked before `load` changes anything
+        raise ValueError(f"load: {path}: threshold must be a finite number or absent, got {shown(threshold)}")
     return payload

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import number
+from microgradnn._checks import is_finite, number, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn.files import read_model, write_model
 
@@ -122,14 +122,16 @@ class Module:
     # ---- state and files -------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, float]:
-        """{parameter name: value} as plain floats."""
-        return {name: p.data for name, p in self.named_parameters()}
+        """{parameter name: value} as plain floats; a parameter used in several places (a
+        shared layer) is listed under each of its names, as in PyTorch."""
+        return {name: p.data for name, p in self._every_parameter()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Set every parameter from `state`; on any mismatch raise and change nothing."""
+        """Set every parameter from `state`, which names each as `state_dict()` does (a shared
+        parameter under each of its names, with one value); on any mismatch raise and change nothing."""
         if not isinstance(state, dict):
             raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
-        params = self.named_parameters()
+        params = self._every_parameter()
         names = [n for n, _ in params]
         known = set(names)
         missing = [n for n in names if n not in state]
@@ -137,19 +139,23 @@ class Module:
         if missing or extra:
             raise ValueError(f"load_state_dict: state does not match {self!r}: "
                              f"missing {missing[:3] or 'none'}, unexpected {extra[:3] or 'none'}")
-        values = {}
-        for n in names:
-            v = state[n]
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-                raise ValueError(f"load_state_dict: parameter {n!r} must be a finite number, got {v!r}")
-            values[n] = float(v)
+        values: dict[Value, tuple[str, float]] = {}
         for n, p in params:
-            p.data = values[n]
+            v = state[n]
+            if not is_finite(v):
+                raise ValueError(f"load_state_dict: parameter {n!r} must be a finite number, got {shown(v)}")
+            first = values.setdefault(p, (n, float(v)))
+            if first[1] != float(v):
+                raise ValueError(f"load_state_dict: {first[0]!r} and {n!r} are one parameter (a shared layer) "
+                                 f"but the state gives them different values, {first[1]!r} and {float(v)!r}")
+        for p, (_, v) in values.items():
+            p.data = v
 
     @classmethod
     def config_size(cls, config: dict) -> int:
-        """How many parameters `config` describes, without building the module (subclasses
-        that read model files override this; the fallback builds one)."""
+        """How many parameters `config` describes, without building the module. Every module
+        type of the library counts from the config; this fallback, for a user's own type, builds
+        one (so a tiny file can ask for a huge model: define config_size to count instead)."""
         return len(cls.from_config(config).named_parameters())  # type: ignore[attr-defined]  # models define it
 
     def config(self) -> dict:
@@ -184,7 +190,7 @@ class Module:
         except ValueError as e:
             raise ValueError(f"load: {os.fspath(path)}: {e}") from None
         if size != len(state):
-            raise ValueError(f"load: {os.fspath(path)} describes {_describe(config)} with {size} parameters "
+            raise ValueError(f"load: {os.fspath(path)} describes {_describe(config)} with {_size(size)} parameters "
                              f"but holds {len(state)}")
         model = _load_state(from_config(config), state, path)
         model.threshold = payload.get("threshold")
@@ -215,12 +221,15 @@ class Module:
     def predict(self, X: ArrayLike, threshold: float | None = None) -> np.ndarray:
         """Class labels: argmax for several outputs; for one output, 1 where it exceeds
         `threshold` (default `self.threshold`)."""
-        return classify(self.decision_function(X), self.threshold if threshold is None else threshold)
+        if threshold is not None:
+            threshold = number(threshold, "predict", "threshold")  # before the forward passes
+        return classify(self.decision_function(X), self.threshold if threshold is None else threshold, "predict")
 
 
-def classify(scores: np.ndarray, threshold: float) -> np.ndarray:
+def classify(scores: np.ndarray, threshold: float, who: str = "classify") -> np.ndarray:
     """Class labels from raw outputs: the argmax of several outputs; 1 where one output exceeds
-    `threshold`, else 0. The one rule behind predict, accuracy and fit's accuracy."""
+    `threshold` (a finite number), else 0. The one rule behind predict, accuracy and fit's accuracy."""
+    threshold = number(threshold, who, "threshold")
     if scores.ndim == 2:
         return scores.argmax(axis=1)
     return (scores > threshold).astype(int)
@@ -261,11 +270,19 @@ def _describe(config: dict) -> str:
     the config alone: a file's model is never built just to name it."""
     try:
         if config["type"] == "MLP":
-            parts = [str(config["nin"])] + [f"{layer['nout']} {layer['activation']}" for layer in config["layers"]]
-            return f"MLP({' -> '.join(parts)})"
-        return f"{config['type']}({', '.join(f'{k}={v}' for k, v in config.items() if k != 'type')})"[:200]
+            parts = [_size(config["nin"])] + [f"{_size(layer['nout'])} {layer['activation']}"
+                                              for layer in config["layers"]]
+            return f"MLP({' -> '.join(parts)})"[:200]
+        return f"{config['type']}({', '.join(f'{k}={_size(v)}' for k, v in config.items() if k != 'type')})"[:200]
     except (KeyError, TypeError):
         return json.dumps(config)[:200]
+
+
+def _size(n: Any) -> str:
+    """A size from a file as an error shows it: a huge int by its number of digits."""
+    if isinstance(n, int) and n.bit_length() > 64:
+        return f"(an int of about {int(n.bit_length() * math.log10(2)) + 1} digits)"
+    return str(n)
 
 
 def as_inputs(x, nin: int, who: str) -> list:
