@@ -524,6 +524,9 @@ def _call_note(op: Op | None, args: Sequence) -> str:
 
 
 def _to_float(x, where: str, label: str = "") -> float:
+    if isinstance(x, bool) or getattr(getattr(x, "dtype", None), "kind", "") == "b":
+        # True is 1 to Python, but a flag where a number is expected is a mistake
+        raise TypeError(f"{where}: expected a number or Value, got {type(x).__name__} {x!r}{_label_note(label)}")
     if isinstance(x, numbers.Real) or (hasattr(x, "__float__") and getattr(x, "shape", None) == ()):
         try:
             return float(x)

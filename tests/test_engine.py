@@ -835,3 +835,16 @@ def test_a_grad_that_is_not_a_number_is_refused_before_any_leaf_changes(bad):
         (a * b).backward()
     assert a.grad is None and b.grad is bad
     assert "grad=" in repr(b)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: Value(True), lambda: Value(np.bool_(False)), lambda: Value(1.0) * True, lambda: Value(2.0) ** True,
+    lambda: mg.relu(False), lambda: Value(1.0).backward(True), lambda: mg.take(True, [Value(1.0), Value(2.0)]),
+])
+def test_a_bool_where_a_number_is_expected_is_refused(call):
+    with pytest.raises(TypeError, match="expected a number or Value, got bool"):
+        call()
+    v = Value(1.0)
+    with pytest.raises(TypeError, match="got bool True"):
+        v.data = True
+    assert v.data == 1.0
