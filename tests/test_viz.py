@@ -461,3 +461,12 @@ def test_save_and_record_refuse_a_bytes_path_and_a_non_bool_overwrite(tmp_path):
         with viz.record(tmp_path, format="dot", overwrite="no"):
             pass
     assert (tmp_path / "step-0001-forward.dot").read_text() == "keep"
+
+
+def test_a_grad_of_none_is_drawn_as_none():
+    a = Value(2.0, label="a")
+    b = a * 3
+    a.grad = None  # torch's "no gradient"
+    for view in ("forward", "backward", "both"):
+        assert "grad None" in viz.draw_graph(b, view=view).source or view == "forward"
+    assert viz.draw_graph(b, color_by_grad=True).source
