@@ -26,7 +26,8 @@ def user_path(path: str | os.PathLike, who: str) -> str:
     return text
 
 
-def _check_overwrite(overwrite: bool, who: str) -> None:
+def check_overwrite(overwrite: bool, who: str) -> None:
+    """Refuse an `overwrite` that is not a bool."""
     # a truthy non-bool (overwrite="no") must not replace the user's file
     if not isinstance(overwrite, bool):
         raise TypeError(f"{who}: overwrite must be True or False, got {type(overwrite).__name__} {overwrite!r:.60}")
@@ -36,7 +37,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     """The path as a str, after checking a file can be written there now (so long work does
     not end in an error): not a folder, in a folder that exists and takes new files, and, unless
     `overwrite`, not already there (a dangling symlink is there too)."""
-    _check_overwrite(overwrite, who)
+    check_overwrite(overwrite, who)
     path = user_path(path, who)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{who}: {path} is a folder; give a file name")
@@ -62,7 +63,7 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
     A new file gets the mode the umask gives (0644 under 022), as `open()` would make it;
     a replaced file keeps its mode.
     """
-    _check_overwrite(overwrite, who)
+    check_overwrite(overwrite, who)
     path = user_path(path, who)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)

@@ -420,7 +420,7 @@ class Op:
                 raise OverflowError(f"{_call_note(self, shown)}: result is too large for a float") from None
             raise type(e)(f"{_call_note(self, shown)}: {e}") from None
         if type(out) is not float:
-            out = _to_float(out, self.name)
+            out = _to_float(out, self.name, bools=True)
         if out - out != 0.0:
             kind = OverflowError if out in (math.inf, -math.inf) else ValueError
             raise kind(f"{_call_note(self, shown)}: result is not finite ({out})")
@@ -523,7 +523,11 @@ def _call_note(op: Op | None, args: Sequence) -> str:
     return f"{op.name}({', '.join(map(_show, args))})"
 
 
-def _to_float(x, where: str, label: str = "") -> float:
+def _to_float(x, where: str, label: str = "", *, bools: bool = False) -> float:
+    """x as a float. A bool is refused where a Value's number is given (a flag there is a
+    mistake), and taken as 0 or 1 with `bools`: an operand, as in Python and PyTorch (`mask * v`)."""
+    if not bools and (isinstance(x, bool) or getattr(getattr(x, "dtype", None), "kind", "") == "b"):
+        raise TypeError(f"{where}: expected a number or Value, got {type(x).__name__} {x!r}{_label_note(label)}")
     if isinstance(x, numbers.Real) or (hasattr(x, "__float__") and getattr(x, "shape", None) == ()):
         try:
             return float(x)
@@ -539,7 +543,7 @@ def _to_float(x, where: str, label: str = "") -> float:
 def _number(x, where: str) -> float:
     """A plain number entering a computation (an op's operand or argument), as a finite float:
     `Value(2.0) / math.inf` or `relu(nan)` would otherwise give a number as if nothing were wrong."""
-    f = x if type(x) is float else _to_float(x, where)
+    f = x if type(x) is float else _to_float(x, where, bools=True)
     if f - f != 0.0:
         raise ValueError(f"{where}: a number used in a computation must be finite, got {f}")
     return f
@@ -552,7 +556,7 @@ def _constant(x, where: str) -> Value:
 
 def _data(x) -> float:
     # an int is compared as it is: Python compares floats and ints exactly, even past float's range
-    return x.data if type(x) is Value else x if type(x) is int else _to_float(x, "comparison")
+    return x.data if type(x) is Value else x if type(x) is int else _to_float(x, "comparison", bools=True)
 
 
 # ---- backward and grad -----------------------------------------------------------------

@@ -67,7 +67,8 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter once; if any would become non-finite, refuse and change
         nothing (neither the parameters nor the optimizer's state). A parameter with
-        `requires_grad` False or a `.grad` of None is skipped, its state unchanged (as in torch)."""
+        `requires_grad` False or a `.grad` of None is skipped, its state unchanged: torch skips a
+        parameter whose `.grad` is None, which a frozen one's is after torch's `zero_grad()`."""
         n = len(self.params)
         data = self._data
         if data is None or changed_since(self.params, self._version) is not None:
@@ -151,13 +152,15 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
-        # starting from 0, a parameter's first velocity is its gradient exactly (torch's clone)
-        self.velocity: np.ndarray | None = np.zeros(len(self.params)) if self.momentum else None
-        self._STATE = ("velocity",) if self.momentum else ()
+        # starting from 0, a parameter's first velocity is its gradient exactly (torch's clone);
+        # kept, unchanged, while momentum is 0, so momentum may be changed between steps, as in torch
+        self.velocity = np.zeros(len(self.params))
+
+    _STATE = ("velocity",)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         if not self.momentum:
-            return data - self.lr * grads, {}
+            return data - self.lr * grads, state
         velocity = self.momentum * state["velocity"] + grads
         return data - self.lr * velocity, {"velocity": velocity}
 

@@ -39,7 +39,7 @@ def _classes_of_labels(y: np.ndarray, two: bool) -> np.ndarray:
 
 
 def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
-    return classify(scores, threshold) == _classes_of_labels(y, scores.ndim == 1)
+    return classify(scores, threshold, "accuracy") == _classes_of_labels(y, scores.ndim == 1)
 
 
 def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None = None) -> float:

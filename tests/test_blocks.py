@@ -117,3 +117,13 @@ def test_config_size_counts_the_parameters_from_the_config_alone(make):
     model = make()
     assert type(model).config_size(model.config()) == model.num_parameters()
     assert "config_size" in type(model).__dict__  # the fallback would build the module to count
+
+
+def test_linear_bias_and_rmsnorm_eps_are_checked():
+    with pytest.raises(TypeError, match="Linear: bias must be True or False, got str 'no'"):
+        Linear(2, 2, bias="no")
+    with pytest.raises(TypeError, match="RMSNorm: eps must be a finite number > 0, got str 'x'"):
+        RMSNorm(2, eps="x")
+    with pytest.raises(ValueError, match="RMSNorm: eps must be a finite number > 0, got 0.0"):
+        RMSNorm(2, eps=0.0)
+    assert RMSNorm(2, eps=np.float32(1e-3)).eps == pytest.approx(1e-3)

@@ -835,3 +835,15 @@ def test_a_grad_that_is_not_a_number_is_refused_before_any_leaf_changes(bad):
         (a * b).backward()
     assert a.grad is None and b.grad is bad
     assert "grad=" in repr(b)
+
+
+@pytest.mark.parametrize("call", [lambda: Value(True), lambda: Value(np.bool_(False)), lambda: Value(1.0).backward(True)])
+def test_a_bool_given_as_a_values_number_is_refused_and_an_operand_is_0_or_1(call):
+    with pytest.raises(TypeError, match="expected a number or Value, got (bool|bool_) "):
+        call()
+    v = Value(1.0)
+    with pytest.raises(TypeError, match="got bool True"):
+        v.data = True
+    assert v.data == 1.0
+    # as an operand a bool is 0 or 1, as in Python and PyTorch (a mask)
+    assert (v * True).data == 1.0 and (v * np.bool_(False)).data == 0.0 and mg.relu(True) == 1.0

@@ -412,3 +412,32 @@ def test_predict_checks_its_threshold(threshold, error):
     with pytest.raises(error, match="predict: threshold must be a finite number, got"):
         MLP(2, [4, 1], seed=0).predict(X, threshold=threshold)
     assert MLP(2, [4, 1], seed=0).predict(X, threshold=0).shape == (8,)
+
+
+class TiedTwice(mg.Module):
+    """A module of the user's own that applies one layer twice (no config_size of its own)."""
+
+    def __init__(self, n: int) -> None:
+        self.nin, self.layer = n, Layer(n, n, "tanh", seed=0)
+
+    nout = property(lambda self: self.nin)
+
+    def _named_items(self):
+        return [("a", self.layer), ("b", self.layer)]
+
+    def forward(self, x):
+        return self.layer(self.layer(x))
+
+    def config(self) -> dict:
+        return {"type": "TiedTwice", "n": self.nin}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TiedTwice":
+        return cls(config["n"])
+
+
+def test_a_users_module_with_a_shared_layer_reopens_from_its_file(tmp_path):
+    model = TiedTwice(2)
+    model.save(tmp_path / "tied.json")
+    again = mg.Module.from_file(tmp_path / "tied.json")
+    assert again.state_dict() == model.state_dict() and len(model.state_dict()) == 12

@@ -241,3 +241,20 @@ def test_every_parameter_frozen_makes_a_step_that_changes_nothing():
     opt = Adam([a], lr=0.1)
     opt.step()
     assert a.data == 1.0 and opt.t.tolist() == [0]
+
+
+def test_sgd_momentum_may_change_between_steps_as_in_torch():
+    torch = pytest.importorskip("torch")
+    w = Value(1.0)
+    opt = SGD([w], lr=0.1)
+    t = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    ref = torch.optim.SGD([t], lr=0.1)
+    for momentum in (0.0, 0.9, 0.9, 0.0, 0.5):
+        opt.momentum = ref.param_groups[0]["momentum"] = momentum
+        opt.zero_grad()
+        (w * w).backward()
+        opt.step()
+        ref.zero_grad()
+        (t * t).backward()
+        ref.step()
+        assert w.data == pytest.approx(t.item(), rel=1e-15)

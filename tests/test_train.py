@@ -255,3 +255,9 @@ def test_accuracy_refuses_labels_that_are_not_classes_of_the_model(nout, labels,
     with pytest.raises(ValueError, match=message):
         mg.accuracy(MLP(2, [nout], seed=0), X, labels)
     assert 0.0 <= mg.accuracy(MLP(2, [nout], seed=0), X, [0, 1] * 10) <= 1.0
+
+
+def test_accuracy_names_itself_when_its_threshold_is_wrong():
+    X, y = data.make_moons(20, seed=0)
+    with pytest.raises(ValueError, match="accuracy: threshold must be a finite number, got nan"):
+        mg.accuracy(MLP(2, [1], seed=0), X, y, threshold=float("nan"))

@@ -451,3 +451,22 @@ def test_inputs_that_need_no_gradient_show_no_grad_and_no_local_derivative():
     assert [s["title"] for s in steps if s["kind"] == "grad"] == ["Backward: grad of tanh(x*w)", "Backward: grad of x*w",
                                                                    "Backward: grad of w"]
     assert "∂/∂w = 0.5" in steps[0]["equation"] and "∂/∂x" not in steps[0]["equation"]
+
+
+def test_save_and_record_refuse_a_bytes_path_and_a_non_bool_overwrite(tmp_path):
+    with pytest.raises(TypeError, match="save: path must be a str or os.PathLike, got bytes"):
+        viz.save(Value(1.0), os.fsencode(tmp_path / "g.svg"))
+    (tmp_path / "step-0001-forward.dot").write_text("keep")
+    with pytest.raises(TypeError, match="record: overwrite must be True or False, got str 'no'"):
+        with viz.record(tmp_path, format="dot", overwrite="no"):
+            pass
+    assert (tmp_path / "step-0001-forward.dot").read_text() == "keep"
+
+
+def test_a_grad_of_none_is_drawn_as_none():
+    a = Value(2.0, label="a")
+    b = a * 3
+    a.grad = None  # torch's "no gradient"
+    for view in ("forward", "backward", "both"):
+        assert "grad None" in viz.draw_graph(b, view=view).source or view == "forward"
+    assert viz.draw_graph(b, color_by_grad=True).source

@@ -79,6 +79,8 @@ class Linear(Module):
 
     def __init__(self, nin: int, nout: int, bias: bool = True, *, std: float | None = None, seed: Seed = None) -> None:
         self.nin, self._nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
+        if not isinstance(bias, bool):  # bias="no" would read as True
+            raise TypeError(f"Linear: bias must be True or False, got {type(bias).__name__} {bias!r:.60}")
         bound = 1.0 / math.sqrt(self.nin)
         self.weight = _matrix(self.nout, self.nin, _check_std(std), bound, seed, "W")
         self.bias = [Value(0.0, f"b[{i}]") for i in range(self.nout)] if bias else None
@@ -169,9 +171,7 @@ class RMSNorm(Module):
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         self.nin = self.dim = positive_int(dim, "RMSNorm", "dim")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
-            raise ValueError(f"RMSNorm: eps must be a finite number > 0, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = number(eps, "RMSNorm", "eps", 0.0, lo_open=True)
         self.weight = [Value(1.0, f"g[{i}]") for i in range(self.dim)]
 
     def _named_items(self):

@@ -153,10 +153,11 @@ class Module:
 
     @classmethod
     def config_size(cls, config: dict) -> int:
-        """How many parameters `config` describes, without building the module. Every module
-        type of the library counts from the config; this fallback, for a user's own type, builds
-        one (so a tiny file can ask for a huge model: define config_size to count instead)."""
-        return len(cls.from_config(config).named_parameters())  # type: ignore[attr-defined]  # models define it
+        """How many entries the state of the module `config` describes has (a shared parameter
+        once per name, as `state_dict()`), without building it. Every module type of the library
+        counts from the config; this fallback, for a user's own type, builds one (so a tiny file
+        can ask for a huge model: define config_size to count instead)."""
+        return len(cls.from_config(config)._every_parameter())  # type: ignore[attr-defined]  # models define it
 
     def config(self) -> dict:
         """The architecture, enough to rebuild the module with `from_config`."""

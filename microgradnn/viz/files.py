@@ -5,7 +5,7 @@ import os
 
 import graphviz
 
-from microgradnn._files import check_writable, write_atomic
+from microgradnn._files import check_writable, user_path, write_atomic
 from microgradnn.engine import Value
 from microgradnn.nn import Module
 from microgradnn.viz.format import INSTALL_HINT, GraphvizNotFound
@@ -28,7 +28,7 @@ def _as_diagram(obj) -> graphviz.Digraph:
 def save(obj: graphviz.Digraph | Value | Module, path: str | os.PathLike, *, overwrite: bool = False) -> str:
     """Save a Digraph, a Value's graph or a Module's diagram; the extension picks the format
     (.svg, .png, .pdf, or .dot/.gv for the DOT source). Returns the path written."""
-    path = os.fspath(path)
+    path = user_path(path, "save")
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise ValueError(f"save: unknown extension {ext or '(none)'!r} in {path}; use one of {', '.join(FORMATS)}")

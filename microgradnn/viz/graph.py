@@ -152,7 +152,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
-    scale = max((abs(v.grad) for v in plan.values), default=0.0)
+    scale = max((abs(v.grad) for v in plan.values if v.grad is not None), default=0.0)  # None: torch's no grad
 
     g = Diagram(name="computation graph", graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.15",
                                                         "ranksep": "0.3", "label": _html(title) if title else "",
@@ -173,7 +173,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         vid = plan.ids[id(v)]
         kind = ("output" if v is root else "parameter" if id(v) in params else "constant" if _is_constant(v)
                 else "input" if not v.inputs else "intermediate")
-        fill = _grad_color(v.grad, scale) if color_by_grad else COLORS[kind]
+        fill = _grad_color(v.grad or 0.0, scale) if color_by_grad else COLORS[kind]
         red = id(v) in marked
         if red:
             fill = COLORS["highlight_fill"]

@@ -6,6 +6,7 @@ import os
 from typing import Iterator
 
 from microgradnn._checks import positive_int
+from microgradnn._files import check_overwrite, user_path
 from microgradnn.engine import Value, register_backward_hook
 from microgradnn.nn import Module
 from microgradnn.viz.files import save
@@ -24,10 +25,11 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
     Refuses a directory that already holds step files unless `overwrite=True`. Only scalar
     `Value.backward()` calls are drawn (a compiled replay has no per-sample graph to draw).
     """
-    directory = os.fspath(directory)
+    directory = user_path(directory, "record")
     if format not in ("svg", "png", "pdf", "dot"):
         raise ValueError(f"record: format must be svg, png, pdf or dot, got {format!r}")
     positive_int(every, "record", "every")
+    check_overwrite(overwrite, "record")
     os.makedirs(directory, exist_ok=True)
     if not overwrite and any(n.startswith("step-") for n in os.listdir(directory)):
         raise FileExistsError(f"record: {directory} already holds step-* files; pass overwrite=True or "
