@@ -1194,6 +1194,16 @@ def _softplus(a: float) -> float:
     return max(a, 0.0) + math.log1p(math.exp(-abs(a)))
 
 
+def _pow_base_grad(a, b, out):
+    """d(a**b)/da = b * a**(b - 1), and 0 where b is 0: a**0 is 1 for every a, 0 included
+    (b * a**(b - 1) would be 0 * inf there; PyTorch gives 0 too)."""
+    if type(b) is float or type(b) is Value:
+        return 0.0 if _data(b) == 0.0 else b * a ** (b - 1)
+    np = _np()  # arrays (replay)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0.0, 0.0, b * a ** (b - 1))
+
+
 def _pow_exponent_grad(a, b, out):
     """d(a**b)/db = a**b * log(a), defined for a > 0 (and 0 at a == 0)."""
     if a > 0:
@@ -1242,7 +1252,7 @@ mul = _row("*", operator.mul, lambda a, b, out: b, lambda a, b, out: a,
            array_forward=operator.mul, infix=True)
 div = _row("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b),
            array_forward=operator.truediv, infix=True)
-pow_ = _row("**", _pow, lambda a, b, out: b * a ** (b - 1), _pow_exponent_grad,
+pow_ = _row("**", _pow, _pow_base_grad, _pow_exponent_grad,
             array_forward=lambda a, b: _np().power(a, b), infix=True)
 neg = _row("neg", operator.neg, lambda a, out: -1.0, array_forward=operator.neg)
 abs_ = _row("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0, array_forward=abs, kinks=_at_zero)

@@ -847,3 +847,19 @@ def test_a_bool_given_as_a_values_number_is_refused_and_an_operand_is_0_or_1(cal
     assert v.data == 1.0
     # as an operand a bool is 0 or 1, as in Python and PyTorch (a mask)
     assert (v * True).data == 1.0 and (v * np.bool_(False)).data == 0.0 and mg.relu(True) == 1.0
+
+
+def test_the_derivative_of_a_to_the_zero_is_zero_at_zero_as_in_torch():
+    x = Value(0.0)
+    (x ** 0.0).backward()
+    assert x.grad == 0.0
+    (g,) = mg.grad(x ** 0.0, [x], create_graph=True)
+    assert g.data == 0.0
+    w = Value(0.0)
+    step = mg.compile(lambda s: (w * s[0]) ** s[1])  # replay agrees: 0 where the exponent is 0
+    step([[1.0, 0.0], [2.0, 2.0]]).backward()
+    assert w.grad == 0.0
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    (t ** 0.0).backward()
+    assert t.grad.item() == 0.0
