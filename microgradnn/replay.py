@@ -17,11 +17,13 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, Callable
 
 import numpy as np
 
 from microgradnn import engine
+from microgradnn._checks import is_finite, shown
 from microgradnn.engine import Value, topological_order
 from microgradnn.guards import Guard, recording
 
@@ -428,6 +430,28 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
 
 # ---- compiled functions ------------------------------------------------------------------------
 
+_ONLY_FLOATS = frozenset({float})
+
+
+def _grads_of(params: list[Value]) -> list[float]:
+    """The parameters' `.grad`s as floats, as the scalar backward takes them: None (PyTorch's
+    "no gradient yet") is 0, another finite number a float; anything else is refused."""
+    grads = [p.grad for p in params]
+    if _ONLY_FLOATS.issuperset(map(type, grads)):
+        return grads
+    for k, (p, g) in enumerate(zip(params, grads)):
+        if g is None:
+            grads[k] = 0.0
+            continue
+        where = f"compiled backward: the .grad of parameter {p.label or k} (data {p.data:.6g})"
+        if isinstance(g, (bool, np.bool_)) or not isinstance(g, Real):
+            raise TypeError(f"{where} must be a number or None, got {type(g).__name__} {g!r:.60}")
+        if not is_finite(g):
+            raise ValueError(f"{where} must be finite, got {shown(g)}")
+        grads[k] = float(g)
+    return grads
+
+
 class BatchResult:
     """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
 
@@ -460,12 +484,13 @@ class BatchResult:
         PG = self._gradient(careful=False)
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)
-        if not np.isfinite(PG).all():
-            bad = int(np.flatnonzero(~np.isfinite(PG))[0])
+        grads = np.array(_grads_of(compiled.params)) + PG  # a frozen one's PG is 0 (its tapes took it as a constant)
+        if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
+            bad = int(np.flatnonzero(~np.isfinite(grads))[0])
             raise OverflowError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g in zip(compiled.params, PG.tolist()):  # a frozen one's is 0 (its tapes took it as a constant)
-            p.grad += g
+        for p, g in zip(compiled.params, grads.tolist()):
+            p.grad = g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
@@ -474,9 +499,9 @@ class BatchResult:
             try:
                 tape.backward(V, P, 1.0 / len(self.losses), PG, careful)
             except _BadDerivative as e:
-                shown = ", ".join(f"{tape.number(V, P, int(ins[e.row]), e.col):.6g}" for ins in e.group.ins)
+                xs = ", ".join(f"{tape.number(V, P, int(ins[e.row]), e.col):.6g}" for ins in e.group.ins)
                 raise ValueError(f"compiled backward, sample {samples[e.col]}: the derivative of "
-                                 f"{e.group.op.name}({shown}) with respect to input {e.input} is not finite") from None
+                                 f"{e.group.op.name}({xs}) with respect to input {e.input} is not finite") from None
         return PG
 
     def __del__(self) -> None:

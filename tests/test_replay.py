@@ -790,3 +790,24 @@ def test_a_coefficient_held_in_a_value_without_gradient_is_read_at_every_call():
     coefficient.data = 3.0  # annealed
     assert same_as_scalar(fn, [[1.0], [3.0]], [w]).tapes == 1
     assert step([[1.0], [3.0]]).data == 3.0 and step.recordings == 1
+
+
+def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
+    model = MLP(2, [3, 1], seed=0)
+    params = model.parameters()
+    step = mg.compile(lambda x, t: (model(x) - t) ** 2)
+    X, y = np.random.default_rng(0).random((4, 2)), np.random.default_rng(1).random(4)
+    expected = scalar_mean_grads(lambda x, t: (model(x) - t) ** 2, X, y, params)
+    for p in params:
+        p.grad = None  # PyTorch's set-to-none idiom: the scalar backward starts such a .grad from 0
+    step(X, y).backward()
+    assert [p.grad for p in params] == pytest.approx(expected, rel=1e-12)
+    for bad, error, message in ((True, TypeError, "must be a number or None, got bool True"),
+                                ("0", TypeError, "must be a number or None, got str '0'"),
+                                (10 ** 400, ValueError, "must be finite, got an int of about 401 digits")):
+        for p in params:
+            p.grad = None
+        params[1].grad = bad
+        with pytest.raises(error, match=rf"compiled backward: the .grad of parameter {params[1].label} .*{message}"):
+            step(X, y).backward()
+        assert params[0].grad is None and params[-1].grad is None  # refused before any changed
