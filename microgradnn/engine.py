@@ -922,9 +922,15 @@ def _observed_detach(self) -> Value:
     return v
 
 
+# The plain methods the observed ones call, bound here: another thread may leave the last
+# observation, putting the plain methods back, while this one is still inside an observed method.
+_PLAIN_INIT = Value.__init__
+_PLAIN_DATA = Value.__dict__["data"]
+
+
 def _observed_init(self, *args, **kwargs) -> None:
     """Value() while observed: a Value of the user's own, reported as "made" (never a number)."""
-    _plain_methods["__init__"](self, *args, **kwargs)
+    _PLAIN_INIT(self, *args, **kwargs)
     _report("made", self, None, None)
 
 
@@ -948,7 +954,7 @@ class _ObservedData:
         return x
 
     def __set__(self, obj, value):
-        _plain_methods["data"].__set__(obj, value)  # the plain setter: checks, and stamps the Value
+        _PLAIN_DATA.__set__(obj, value)  # the plain setter: checks, and stamps the Value
 
 
 def _observed_number(self):

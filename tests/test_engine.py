@@ -3,6 +3,7 @@ import copy
 import gc
 import math
 import pickle
+import sys
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 import microgradnn as mg
 from microgradnn import Value
+from microgradnn.engine import observe_decisions
 from conftest import analytic_grads, numeric_grads
 
 # (name, f on Values, reference value on floats, points). Each f uses only operators and
@@ -190,6 +192,39 @@ def test_no_grad_is_per_thread_and_per_task():
         await asyncio.gather(task_a(a, b), task_b(a, b))
     asyncio.run(main())
     assert seen == {"thread": True, "task": True}
+
+
+def test_values_are_made_safely_while_another_thread_observes_decisions():
+    # compile patches Value's methods for the whole process while it records: a thread making
+    # and setting Values meanwhile must see them work as always, even as the last recording ends
+    errors: list = []
+    stop = threading.Event()
+
+    def maker():
+        for _ in range(300_000):
+            if stop.is_set():
+                return
+            try:
+                Value(1.0).data = 3.0
+            except Exception as e:  # noqa: BLE001 - collected, asserted below
+                errors.append(e)
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    t = threading.Thread(target=maker)
+    try:
+        t.start()
+        for _ in range(20_000):
+            if errors:
+                break
+            with observe_decisions(lambda kind, a, b, answer: answer):  # what compile does while recording
+                pass
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
 
 
 def test_detach_cuts_the_graph():
