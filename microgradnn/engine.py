@@ -874,7 +874,8 @@ def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Call
             return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), _DATA_SLOT.__get__(other)))
         if not isinstance(other, numbers.Real):
             return identity(self, other)
-        return _report(kind, self, float(other), compare(_DATA_SLOT.__get__(self), float(other)))
+        other = other if type(other) is int else float(other)  # an int compared exactly, as a number is
+        return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), other))
     return method
 
 

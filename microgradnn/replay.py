@@ -410,6 +410,22 @@ def _with_sample(e: Exception, sample: int) -> Exception:
         return e
 
 
+def _as_float_bound(kind: str, n: int) -> np.float64 | None:
+    """The float c for which `x kind c` decides as `x kind n` for every float x (None for == and
+    != if no float equals n): Python, and so the scalar engine, compares a float with an int
+    exactly, even one no float holds (2**53 + 1, 10**400), which lies between two floats."""
+    try:
+        f = float(n)
+    except OverflowError:
+        f = np.inf if n > 0 else -np.inf
+    if f == n:
+        return np.float64(f)
+    if kind in ("==", "!="):
+        return None
+    below, above = (f, np.nextafter(f, np.inf)) if f < n else (np.nextafter(f, -np.inf), f)
+    return np.float64(above if kind in ("<", ">=") else below)
+
+
 def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     """The guard as a test of V's columns: True where a sample decides as the recording did.
     A comparison answered False is tested as the opposite comparison: the same for every
@@ -419,7 +435,9 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     if g.kind in _COMPARE:
         compare = _COMPARE[g.kind] if g.answer else _OPPOSITE[g.kind]
         if b is None:  # the usual case, a Value against a number: one numpy call
-            const = np.float64(g.b)  # type: ignore[arg-type]  # b is a number when it has no slot
+            const = _as_float_bound(g.kind, g.b) if type(g.b) is int else np.float64(g.b)  # type: ignore[arg-type]
+            if const is None:  # == or != with an int no float equals: every sample decides as recorded
+                return lambda V: np.ones(V.shape[1], dtype=bool)
             return lambda V: compare(V[a], const)
         A, B = side(a, g.a), side(b, g.b)
         return lambda V: compare(A(V), B(V))

@@ -811,3 +811,17 @@ def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_num
         with pytest.raises(error, match=rf"compiled backward: the .grad of parameter {params[1].label} .*{message}"):
             step(X, y).backward()
         assert params[0].grad is None and params[-1].grad is None  # refused before any changed
+
+
+def test_comparisons_with_ints_no_float_holds_decide_exactly_as_the_scalar_engine():
+    # Python compares a float with an int exactly (2.0**53 < 2**53 + 1), and so does the scalar loop
+    w = Value(0.5, "w")
+    samples = [[2.0 ** 53], [2.0 ** 53 + 2], [1.0], [-2.0 ** 53], [-2.0 ** 53 - 2]]
+    for n in (2 ** 53 + 1, -(2 ** 53 + 1), 10 ** 400, -10 ** 400, 2 ** 60):
+        for fn in (lambda s: w * s[0] if s[0] < n else w * 0.5 - s[0],
+                   lambda s: w * s[0] if s[0] <= n else w * 0.5 - s[0],
+                   lambda s: w * s[0] if n < s[0] else w * 0.5 - s[0],
+                   lambda s: w * s[0] if s[0] >= n else w * 0.5 - s[0],
+                   lambda s: w * s[0] if s[0] == n else w * 2.0,
+                   lambda s: w * s[0] if s[0] != n else w * 2.0):
+            same_as_scalar(fn, samples, [w])
