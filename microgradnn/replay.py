@@ -84,12 +84,12 @@ def _flatten(sample, numbers: list):
     if isinstance(sample, (list, tuple)):
         kind = "tuple" if isinstance(sample, tuple) else "list"
         if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
-            start = len(numbers)
-            numbers.extend(map(float, sample))
-            if int in map(type, sample):
+            if int in map(type, sample):  # (before float() rounds them or overflows)
                 for x in sample:
                     if type(x) is int and not -_EXACT <= x <= _EXACT:
                         _exact_float(x)
+            start = len(numbers)
+            numbers.extend(map(float, sample))
             total = sum(numbers[start:])
             if total - total != 0.0:
                 raise ValueError("compiled: a sample contains NaN or infinity")
@@ -119,8 +119,9 @@ def _exact_float(x: int) -> float:
     except OverflowError:
         f = None
     if f != x:
-        raise ValueError(f"compiled: a sample holds the int {x}, which is not exact as a float (beyond 2**53), "
-                         f"and compile computes in floats")
+        raise ValueError(f"compiled: a sample holds an int no float holds exactly, {shown(x)}; compile computes "
+                         f"in floats, which hold every int up to 2**53: give it as a float if rounding it is fine, "
+                         f"or use the scalar loop")
     return f
 
 

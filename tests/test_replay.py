@@ -774,10 +774,22 @@ def test_sample_ints_that_a_float_would_round_are_refused():
     compiled = mg.compile(lambda s: w * (s[0] - s[1]))
     big = 2 ** 53 + 1
     for samples in ([[big, 2 ** 53]], [[1, 2], [np.int64(big), 0]], [[1.5, 2], [big, 0.5]]):
-        with pytest.raises(ValueError, match=rf"a sample holds the int {big}, which is not exact as a float"):
+        with pytest.raises(ValueError, match=rf"a sample holds an int no float holds exactly, {big}; compile "
+                                             r"computes in floats, which hold every int up to 2\*\*53"):
             compiled(samples)
-    with pytest.raises(ValueError, match="not exact as a float"):
+    with pytest.raises(ValueError, match="an int no float holds exactly"):
         mg.compile(lambda x, t: w * x[0] - t)(np.array([[big]]), [0])
+    # too large for a float, too long to print (Python refuses str() of an int over 4300 digits)
+    for n, digits in ((10 ** 400, 401), (-10 ** 5000, 5001)):
+        message = rf"an int no float holds exactly, an int of about {digits} digits \(too large for a float\)"
+        for samples in ([[n, 1]], [(1.0, n)], [{"a": n, "b": 1}], [[[n], 1]]):
+            with pytest.raises(ValueError, match=message + r".* \(sample 0\)"):
+                compiled(samples)
+        with pytest.raises(ValueError, match=message):
+            mg.compile(lambda s: w * s)([1.0, n])
+        for X, y in (([[n]], [0]), ([[1.0]], [n]), (np.array([[n]], dtype=object), [0])):
+            with pytest.raises(ValueError, match=message):
+                mg.compile(lambda x, t: w * x[0] - t)(X, y)
     assert compiled([[2 ** 53, 2 ** 53 - 2]]).data == 2.0  # exact ones pass
 
 
