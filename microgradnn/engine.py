@@ -243,7 +243,6 @@ class _Covering:
 
     __del__ = release
 _DEPTH = operator.attrgetter("_depth")
-_NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
 _ONLY_FLOATS = frozenset({float})
@@ -755,11 +754,19 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     interior = [v for v in order if v.inputs]
     if interior and min(map(_T, interior)) != _clock:
         _check_unchanged(interior, "grad")
+    # As PyTorch, only nodes through which a gradient reaches an input take part: no rule is
+    # run elsewhere (with create_graph, one undefined there, sqrt'(0), would raise for nothing).
+    wanted = {x for x in inputs if x.requires_grad}
+    for v in interior:  # inputs before the nodes made from them
+        if v.requires_grad and v not in wanted and not wanted.isdisjoint(v.inputs):
+            wanted.add(v)
     for v in reversed(order):
         g = grads.get(v)
-        if g is None or not v.inputs or not v.requires_grad:
+        if g is None or not v.inputs or v not in wanted:
             continue
-        needs = list(map(_NEEDS_GRAD, v.inputs))
+        needs = [x in wanted for x in v.inputs]
+        if True not in needs:  # an input asked for, made from none
+            continue
         if create_graph:
             try:
                 local = v._op.local_grads(v.inputs, v, needs)  # type: ignore[union-attr]  # interior nodes have ops

@@ -599,6 +599,17 @@ def test_gradient_at_a_singular_point_raises_only_if_it_flows():
     assert z.grad == 1.0
 
 
+
+def test_grad_runs_no_derivative_rule_off_the_paths_to_its_inputs():
+    # as torch.autograd.grad: sqrt'(0) is undefined, but no gradient asked for goes through it
+    v, w = Value(1.5), Value(0.0)
+    out = 2.0 * v + w.sqrt()
+    assert mg.grad(out, [v]) == (2.0,)
+    (g,) = mg.grad(out, [v], create_graph=True)
+    assert g.data == 2.0
+    with pytest.raises(ValueError, match=r"grad: the derivative of sqrt\(0.0\) is not defined"):
+        mg.grad(out, [v, w], create_graph=True)  # one that does
+
 def test_a_gradient_that_overflows_raises():
     a = Value(1e-300)
     y = a * 1e300 * 1e300  # finite data (1e300), but dy/da = 1e600

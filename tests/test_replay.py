@@ -837,3 +837,14 @@ def test_comparisons_with_ints_no_float_holds_decide_exactly_as_the_scalar_engin
                    lambda s: w * s[0] if s[0] == n else w * 2.0,
                    lambda s: w * s[0] if s[0] != n else w * 2.0):
             same_as_scalar(fn, samples, [w])
+
+
+
+def test_grad_inside_fn_runs_no_derivative_rule_off_the_paths_to_its_inputs():
+    v, w = Value(1.5, "v"), Value(0.0, "w")  # sqrt'(0) is undefined, but grad() asks for v only
+
+    def fn(s):
+        out = s[0] * v + mg.sqrt(w)
+        (g,) = mg.grad(out, [v])
+        return s[0] * v * g
+    assert same_as_scalar(fn, [[2.0], [3.0], [2.0]], [v, w]).tapes == 2  # the gradient, a float, is s[0]
