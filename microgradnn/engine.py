@@ -243,7 +243,6 @@ class _Covering:
 
     __del__ = release
 _DEPTH = operator.attrgetter("_depth")
-_NEEDS_GRAD = operator.attrgetter("requires_grad")
 _T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
 _ONLY_FLOATS = frozenset({float})
@@ -759,11 +758,19 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     interior = [v for v in order if v.inputs]
     if interior and min(map(_T, interior)) != _clock:
         _check_unchanged(interior, "grad")
+    # As PyTorch, only nodes through which a gradient reaches an input take part: no rule is
+    # run elsewhere (with create_graph, one undefined there, sqrt'(0), would raise for nothing).
+    wanted = {x for x in inputs if x.requires_grad}
+    for v in interior:  # inputs before the nodes made from them
+        if v.requires_grad and v not in wanted and not wanted.isdisjoint(v.inputs):
+            wanted.add(v)
     for v in reversed(order):
         g = grads.get(v)
-        if g is None or not v.inputs or not v.requires_grad:
+        if g is None or not v.inputs or v not in wanted:
             continue
-        needs = list(map(_NEEDS_GRAD, v.inputs))
+        needs = [x in wanted for x in v.inputs]
+        if True not in needs:  # an input asked for, made from none
+            continue
         if create_graph:
             try:
                 local = v._op.local_grads(v.inputs, v, needs)  # type: ignore[union-attr]  # interior nodes have ops
@@ -878,7 +885,8 @@ def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Call
             return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), _DATA_SLOT.__get__(other)))
         if not isinstance(other, numbers.Real):
             return identity(self, other)
-        return _report(kind, self, float(other), compare(_DATA_SLOT.__get__(self), float(other)))
+        other = other if type(other) is int else float(other)  # an int compared exactly, as a number is
+        return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), other))
     return method
 
 
@@ -926,9 +934,15 @@ def _observed_detach(self) -> Value:
     return v
 
 
+# The plain methods the observed ones call, bound here: another thread may leave the last
+# observation, putting the plain methods back, while this one is still inside an observed method.
+_PLAIN_INIT = Value.__init__
+_PLAIN_DATA = Value.__dict__["data"]
+
+
 def _observed_init(self, *args, **kwargs) -> None:
     """Value() while observed: a Value of the user's own, reported as "made" (never a number)."""
-    _plain_methods["__init__"](self, *args, **kwargs)
+    _PLAIN_INIT(self, *args, **kwargs)
     _report("made", self, None, None)
 
 
@@ -952,7 +966,7 @@ class _ObservedData:
         return x
 
     def __set__(self, obj, value):
-        _plain_methods["data"].__set__(obj, value)  # the plain setter: checks, and stamps the Value
+        _PLAIN_DATA.__set__(obj, value)  # the plain setter: checks, and stamps the Value
 
 
 def _observed_number(self):

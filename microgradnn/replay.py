@@ -17,11 +17,13 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, Callable
 
 import numpy as np
 
 from microgradnn import engine
+from microgradnn._checks import is_finite, shown
 from microgradnn.engine import Value, topological_order
 from microgradnn.guards import Guard, recording
 
@@ -82,12 +84,12 @@ def _flatten(sample, numbers: list):
     if isinstance(sample, (list, tuple)):
         kind = "tuple" if isinstance(sample, tuple) else "list"
         if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
-            start = len(numbers)
-            numbers.extend(map(float, sample))
-            if int in map(type, sample):
+            if int in map(type, sample):  # (before float() rounds them or overflows)
                 for x in sample:
                     if type(x) is int and not -_EXACT <= x <= _EXACT:
                         _exact_float(x)
+            start = len(numbers)
+            numbers.extend(map(float, sample))
             total = sum(numbers[start:])
             if total - total != 0.0:
                 raise ValueError("compiled: a sample contains NaN or infinity")
@@ -117,8 +119,9 @@ def _exact_float(x: int) -> float:
     except OverflowError:
         f = None
     if f != x:
-        raise ValueError(f"compiled: a sample holds the int {x}, which is not exact as a float (beyond 2**53), "
-                         f"and compile computes in floats")
+        raise ValueError(f"compiled: a sample holds an int no float holds exactly, {shown(x)}; compile computes "
+                         f"in floats, which hold every int up to 2**53: give it as a float if rounding it is fine, "
+                         f"or use the scalar loop")
     return f
 
 
@@ -408,6 +411,22 @@ def _with_sample(e: Exception, sample: int) -> Exception:
         return e
 
 
+def _as_float_bound(kind: str, n: int) -> np.float64 | None:
+    """The float c for which `x kind c` decides as `x kind n` for every float x (None for == and
+    != if no float equals n): Python, and so the scalar engine, compares a float with an int
+    exactly, even one no float holds (2**53 + 1, 10**400), which lies between two floats."""
+    try:
+        f = float(n)
+    except OverflowError:
+        f = np.inf if n > 0 else -np.inf
+    if f == n:
+        return np.float64(f)
+    if kind in ("==", "!="):
+        return None
+    below, above = (f, np.nextafter(f, np.inf)) if f < n else (np.nextafter(f, -np.inf), f)
+    return np.float64(above if kind in ("<", ">=") else below)
+
+
 def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     """The guard as a test of V's columns: True where a sample decides as the recording did.
     A comparison answered False is tested as the opposite comparison: the same for every
@@ -417,7 +436,9 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     if g.kind in _COMPARE:
         compare = _COMPARE[g.kind] if g.answer else _OPPOSITE[g.kind]
         if b is None:  # the usual case, a Value against a number: one numpy call
-            const = np.float64(g.b)  # type: ignore[arg-type]  # b is a number when it has no slot
+            const = _as_float_bound(g.kind, g.b) if type(g.b) is int else np.float64(g.b)  # type: ignore[arg-type]
+            if const is None:  # == or != with an int no float equals: every sample decides as recorded
+                return lambda V: np.ones(V.shape[1], dtype=bool)
             return lambda V: compare(V[a], const)
         A, B = side(a, g.a), side(b, g.b)
         return lambda V: compare(A(V), B(V))
@@ -427,6 +448,28 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
 
 
 # ---- compiled functions ------------------------------------------------------------------------
+
+_ONLY_FLOATS = frozenset({float})
+
+
+def _grads_of(params: list[Value]) -> list[float]:
+    """The parameters' `.grad`s as floats, as the scalar backward takes them: None (PyTorch's
+    "no gradient yet") is 0, another finite number a float; anything else is refused."""
+    grads = [p.grad for p in params]
+    if _ONLY_FLOATS.issuperset(map(type, grads)):
+        return grads
+    for k, (p, g) in enumerate(zip(params, grads)):
+        if g is None:
+            grads[k] = 0.0
+            continue
+        where = f"compiled backward: the .grad of parameter {p.label or k} (data {p.data:.6g})"
+        if isinstance(g, (bool, np.bool_)) or not isinstance(g, Real):
+            raise TypeError(f"{where} must be a number or None, got {type(g).__name__} {g!r:.60}")
+        if not is_finite(g):
+            raise ValueError(f"{where} must be finite, got {shown(g)}")
+        grads[k] = float(g)
+    return grads
+
 
 class BatchResult:
     """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
@@ -460,12 +503,13 @@ class BatchResult:
         PG = self._gradient(careful=False)
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)
-        if not np.isfinite(PG).all():
-            bad = int(np.flatnonzero(~np.isfinite(PG))[0])
+        grads = np.array(_grads_of(compiled.params)) + PG  # a frozen one's PG is 0 (its tapes took it as a constant)
+        if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
+            bad = int(np.flatnonzero(~np.isfinite(grads))[0])
             raise OverflowError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g in zip(compiled.params, PG.tolist()):  # a frozen one's is 0 (its tapes took it as a constant)
-            p.grad += g
+        for p, g in zip(compiled.params, grads.tolist()):
+            p.grad = g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
@@ -474,9 +518,9 @@ class BatchResult:
             try:
                 tape.backward(V, P, 1.0 / len(self.losses), PG, careful)
             except _BadDerivative as e:
-                shown = ", ".join(f"{tape.number(V, P, int(ins[e.row]), e.col):.6g}" for ins in e.group.ins)
+                xs = ", ".join(f"{tape.number(V, P, int(ins[e.row]), e.col):.6g}" for ins in e.group.ins)
                 raise ValueError(f"compiled backward, sample {samples[e.col]}: the derivative of "
-                                 f"{e.group.op.name}({shown}) with respect to input {e.input} is not finite") from None
+                                 f"{e.group.op.name}({xs}) with respect to input {e.input} is not finite") from None
         return PG
 
     def __del__(self) -> None:

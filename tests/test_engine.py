@@ -3,6 +3,7 @@ import copy
 import gc
 import math
 import pickle
+import sys
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 import microgradnn as mg
 from microgradnn import Value
+from microgradnn.engine import observe_decisions
 from conftest import analytic_grads, numeric_grads
 
 # (name, f on Values, reference value on floats, points). Each f uses only operators and
@@ -190,6 +192,39 @@ def test_no_grad_is_per_thread_and_per_task():
         await asyncio.gather(task_a(a, b), task_b(a, b))
     asyncio.run(main())
     assert seen == {"thread": True, "task": True}
+
+
+def test_values_are_made_safely_while_another_thread_observes_decisions():
+    # compile patches Value's methods for the whole process while it records: a thread making
+    # and setting Values meanwhile must see them work as always, even as the last recording ends
+    errors: list = []
+    stop = threading.Event()
+
+    def maker():
+        for _ in range(300_000):
+            if stop.is_set():
+                return
+            try:
+                Value(1.0).data = 3.0
+            except Exception as e:  # noqa: BLE001 - collected, asserted below
+                errors.append(e)
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    t = threading.Thread(target=maker)
+    try:
+        t.start()
+        for _ in range(20_000):
+            if errors:
+                break
+            with observe_decisions(lambda kind, a, b, answer: answer):  # what compile does while recording
+                pass
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
 
 
 def test_detach_cuts_the_graph():
@@ -563,6 +598,17 @@ def test_gradient_at_a_singular_point_raises_only_if_it_flows():
     (z.sqrt() * 0.0 + z).backward()  # no gradient flows into sqrt: fine
     assert z.grad == 1.0
 
+
+
+def test_grad_runs_no_derivative_rule_off_the_paths_to_its_inputs():
+    # as torch.autograd.grad: sqrt'(0) is undefined, but no gradient asked for goes through it
+    v, w = Value(1.5), Value(0.0)
+    out = 2.0 * v + w.sqrt()
+    assert mg.grad(out, [v]) == (2.0,)
+    (g,) = mg.grad(out, [v], create_graph=True)
+    assert g.data == 2.0
+    with pytest.raises(ValueError, match=r"grad: the derivative of sqrt\(0.0\) is not defined"):
+        mg.grad(out, [v, w], create_graph=True)  # one that does
 
 def test_a_gradient_that_overflows_raises():
     a = Value(1e-300)

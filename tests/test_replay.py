@@ -774,10 +774,22 @@ def test_sample_ints_that_a_float_would_round_are_refused():
     compiled = mg.compile(lambda s: w * (s[0] - s[1]))
     big = 2 ** 53 + 1
     for samples in ([[big, 2 ** 53]], [[1, 2], [np.int64(big), 0]], [[1.5, 2], [big, 0.5]]):
-        with pytest.raises(ValueError, match=rf"a sample holds the int {big}, which is not exact as a float"):
+        with pytest.raises(ValueError, match=rf"a sample holds an int no float holds exactly, {big}; compile "
+                                             r"computes in floats, which hold every int up to 2\*\*53"):
             compiled(samples)
-    with pytest.raises(ValueError, match="not exact as a float"):
+    with pytest.raises(ValueError, match="an int no float holds exactly"):
         mg.compile(lambda x, t: w * x[0] - t)(np.array([[big]]), [0])
+    # too large for a float, too long to print (Python refuses str() of an int over 4300 digits)
+    for n, digits in ((10 ** 400, 401), (-10 ** 5000, 5001)):
+        message = rf"an int no float holds exactly, an int of about {digits} digits \(too large for a float\)"
+        for samples in ([[n, 1]], [(1.0, n)], [{"a": n, "b": 1}], [[[n], 1]]):
+            with pytest.raises(ValueError, match=message + r".* \(sample 0\)"):
+                compiled(samples)
+        with pytest.raises(ValueError, match=message):
+            mg.compile(lambda s: w * s)([1.0, n])
+        for X, y in (([[n]], [0]), ([[1.0]], [n]), (np.array([[n]], dtype=object), [0])):
+            with pytest.raises(ValueError, match=message):
+                mg.compile(lambda x, t: w * x[0] - t)(X, y)
     assert compiled([[2 ** 53, 2 ** 53 - 2]]).data == 2.0  # exact ones pass
 
 
@@ -790,3 +802,49 @@ def test_a_coefficient_held_in_a_value_without_gradient_is_read_at_every_call():
     coefficient.data = 3.0  # annealed
     assert same_as_scalar(fn, [[1.0], [3.0]], [w]).tapes == 1
     assert step([[1.0], [3.0]]).data == 3.0 and step.recordings == 1
+
+
+def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
+    model = MLP(2, [3, 1], seed=0)
+    params = model.parameters()
+    step = mg.compile(lambda x, t: (model(x) - t) ** 2)
+    X, y = np.random.default_rng(0).random((4, 2)), np.random.default_rng(1).random(4)
+    expected = scalar_mean_grads(lambda x, t: (model(x) - t) ** 2, X, y, params)
+    for p in params:
+        p.grad = None  # PyTorch's set-to-none idiom: the scalar backward starts such a .grad from 0
+    step(X, y).backward()
+    assert [p.grad for p in params] == pytest.approx(expected, rel=1e-12)
+    for bad, error, message in ((True, TypeError, "must be a number or None, got bool True"),
+                                ("0", TypeError, "must be a number or None, got str '0'"),
+                                (10 ** 400, ValueError, "must be finite, got an int of about 401 digits")):
+        for p in params:
+            p.grad = None
+        params[1].grad = bad
+        with pytest.raises(error, match=rf"compiled backward: the .grad of parameter {params[1].label} .*{message}"):
+            step(X, y).backward()
+        assert params[0].grad is None and params[-1].grad is None  # refused before any changed
+
+
+def test_comparisons_with_ints_no_float_holds_decide_exactly_as_the_scalar_engine():
+    # Python compares a float with an int exactly (2.0**53 < 2**53 + 1), and so does the scalar loop
+    w = Value(0.5, "w")
+    samples = [[2.0 ** 53], [2.0 ** 53 + 2], [1.0], [-2.0 ** 53], [-2.0 ** 53 - 2]]
+    for n in (2 ** 53 + 1, -(2 ** 53 + 1), 10 ** 400, -10 ** 400, 2 ** 60):
+        for fn in (lambda s: w * s[0] if s[0] < n else w * 0.5 - s[0],
+                   lambda s: w * s[0] if s[0] <= n else w * 0.5 - s[0],
+                   lambda s: w * s[0] if n < s[0] else w * 0.5 - s[0],
+                   lambda s: w * s[0] if s[0] >= n else w * 0.5 - s[0],
+                   lambda s: w * s[0] if s[0] == n else w * 2.0,
+                   lambda s: w * s[0] if s[0] != n else w * 2.0):
+            same_as_scalar(fn, samples, [w])
+
+
+
+def test_grad_inside_fn_runs_no_derivative_rule_off_the_paths_to_its_inputs():
+    v, w = Value(1.5, "v"), Value(0.0, "w")  # sqrt'(0) is undefined, but grad() asks for v only
+
+    def fn(s):
+        out = s[0] * v + mg.sqrt(w)
+        (g,) = mg.grad(out, [v])
+        return s[0] * v * g
+    assert same_as_scalar(fn, [[2.0], [3.0], [2.0]], [v, w]).tapes == 2  # the gradient, a float, is s[0]
