@@ -909,3 +909,11 @@ def test_the_derivative_of_a_to_the_zero_is_zero_at_zero_as_in_torch():
     t = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
     (t ** 0.0).backward()
     assert t.grad.item() == 0.0
+
+
+def test_grad_agrees_with_backward_where_a_zero_gradient_meets_an_infinite_derivative():
+    x = Value(0.0)
+    y = (mg.sqrt(x) - 1).relu()  # relu passes 0 back; sqrt'(0) is infinite
+    (g,) = mg.grad(y, [x])
+    y.backward()
+    assert g == x.grad == 0.0
