@@ -1047,8 +1047,10 @@ def fmt(x: float) -> str:
     None, or to what backward will refuse, as it is)."""
     try:
         return f"{x:.4g}"
+    except OverflowError:  # an int beyond float's range
+        return f"an int of about {int(x.bit_length() * math.log10(2)) + 1} digits"  # type: ignore[union-attr]
     except (TypeError, ValueError):
-        return repr(x)
+        return repr(x)[:60]
 
 
 _TREE_INDENT = 40

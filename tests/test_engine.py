@@ -917,3 +917,11 @@ def test_grad_agrees_with_backward_where_a_zero_gradient_meets_an_infinite_deriv
     (g,) = mg.grad(y, [x])
     y.backward()
     assert g == x.grad == 0.0
+
+
+def test_repr_shows_a_grad_set_by_hand_whatever_it_is():
+    v = Value(1.0)
+    v.grad = 10 ** 400
+    assert repr(v) == "Value(data=1, grad=an int of about 401 digits)"
+    v.grad = None
+    assert repr(v) == "Value(data=1, grad=None)"
