@@ -1048,7 +1048,7 @@ def fmt(x: float) -> str:
     try:
         return f"{x:.4g}"
     except OverflowError:  # an int beyond float's range
-        return f"an int of about {int(x.bit_length() * math.log10(2)) + 1} digits"  # type: ignore[union-attr]
+        return f"an int of about {int(x.bit_length() * math.log10(2)) + 1} digits"  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         return repr(x)[:60]
 
