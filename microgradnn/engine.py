@@ -550,7 +550,7 @@ def _number(x, where: str) -> float:
 
 def _constant(x, where: str) -> Value:
     """A plain number lifted into the graph (no gradient; drawn inside its op's label)."""
-    return _node(_number(x, where))
+    return _node(x if type(x) is float and x - x == 0.0 else _number(x, where))
 
 
 def _data(x) -> float:
@@ -1213,11 +1213,13 @@ def _softplus(a: float) -> float:
 
 
 def _pow_base_grad(a, b, out):
-    """d(a**b)/da = b * a**(b - 1), and 0 where b is 0: a**0 is 1 for every a, 0 included
-    (b * a**(b - 1) would be 0 * inf there; PyTorch gives 0 too)."""
-    if type(b) is float or type(b) is Value:
-        return 0.0 if _data(b) == 0.0 else b * a ** (b - 1)
-    np = _np()  # arrays (replay)
+    """d(a**b)/da = b * a**(b - 1); at a = b = 0 that is 0 * inf, and the derivative is 0
+    (a**0 is 1 for every a, 0 included; PyTorch gives 0 too)."""
+    if type(b) is float:
+        return 0.0 if b == 0.0 and a == 0.0 else b * a ** (b - 1)
+    if type(b) is Value:  # create_graph: elsewhere keep the graph, so d/db of this is right
+        return 0.0 if b._data == 0.0 and _data(a) == 0.0 else b * a ** (b - 1)
+    np = _np()  # arrays (replay): b * a**(b - 1) is 0 where b is 0 and a is not
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(b == 0.0, 0.0, b * a ** (b - 1))
 

@@ -925,3 +925,10 @@ def test_repr_shows_a_grad_set_by_hand_whatever_it_is():
     assert repr(v) == "Value(data=1, grad=an int of about 401 digits)"
     v.grad = None
     assert repr(v) == "Value(data=1, grad=None)"
+
+
+def test_the_second_derivative_of_a_power_through_its_exponent_at_zero():
+    a, b = Value(2.0), Value(0.0)
+    (ga,) = mg.grad(a ** b, [a], create_graph=True)  # b * a**(b - 1)
+    assert mg.grad(ga, [b]) == (pytest.approx(0.5),)  # d/db of it at b = 0: 1/a
+    assert mg.testing.gradgradcheck(lambda x, y: x ** y, [2.0, 0.0])
