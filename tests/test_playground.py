@@ -347,7 +347,6 @@ def test_the_script_carries_an_uploaded_csv_and_retrains_the_same_weights(tmp_pa
     assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
 
 
-
 def test_the_script_replays_settings_changed_and_weights_edited_mid_run(tmp_path):
     s = Session({"hidden": [5, 4], "batch": 16, "samples": 120})
     for _ in range(2):
@@ -391,13 +390,59 @@ def test_the_script_keeps_the_pages_model_download_and_its_own_earlier_model(tmp
     assert "Traceback" not in again.stderr and (tmp_path / "playground_retrained.json").read_bytes() == saved
 
 
-def test_the_script_says_so_when_an_epoch_broke_off(tmp_path):
+def test_the_script_stops_where_an_epoch_broke_off_after_a_settings_change(tmp_path):
+    s = Session({"samples": 60, "loss": "mse", "optimizer": "sgd", "lr": 1.0, "batch": 5})
+    s.train_epoch()
+    s.configure({"lr": 10.0})  # diverges: a step of a later epoch is refused, and the page keeps its weights
+    with pytest.raises(OverflowError, match="not finite"):
+        for _ in range(20):
+            s.train_epoch()
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()  # bit for bit, not the same error
+
+
+def test_the_script_of_a_run_that_broke_off_without_changes_stops_there_too(tmp_path):
     s = Session({"hidden": [3]})
     s.train_epoch()
-    s.step_fn = lambda X, t: 1 / 0
+    compiled, calls = s.step_fn, [0]
+
+    def fails_at_the_third_step(X, t):
+        calls[0] += 1
+        return 1 / 0 if calls[0] == 3 else compiled(X, t)
+    s.step_fn = fails_at_the_third_step
     with pytest.raises(ZeroDivisionError):
         s.train_epoch()
-    assert "does not reproduce the page's run exactly" in s.script()
+    s.step_fn = compiled
+    s.train_epoch()  # the next epoch draws its own order, as in the script
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["plain", "with-changes"])
+def test_a_script_downloaded_mid_epoch_has_the_weights_of_that_moment(tmp_path, changed):
+    """The trainer lets go of the session between mini-batches, so the page can ask for the script then."""
+    s = Session({"hidden": [4], "batch": 8, "samples": 100})
+    s.train_epoch()
+    if changed:
+        s.configure({"optimizer": "sgd", "lr": 0.3})
+    compiled, calls, seen = s.step_fn, [0], {}
+
+    def download_before_the_fifth_step(X, t):
+        calls[0] += 1
+        if calls[0] == 5:
+            seen["script"], seen["weights"] = s.script(), s.model.state_dict()
+        return compiled(X, t)
+    s.step_fn = download_before_the_fifth_step
+    s.train_epoch()
+    (tmp_path / "setup.py").write_text(seen["script"])
+    run = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert mg.Module.from_file(tmp_path / "playground_retrained.json").state_dict() == seen["weights"]
+
+
+def test_the_script_of_an_untrained_model_trains_nothing(tmp_path):
+    s = Session({"hidden": [3]})
+    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
+    assert "mg.fit(" not in s.script()
 
 # ---- the command line --------------------------------------------------------------------------
 

@@ -14,13 +14,17 @@ OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam"}
 
 @dataclass
 class Run:
-    """How a run trained: the settings it started with, each epoch's mini-batch size, and the
-    changes made on the way, as (optimizer steps done before it, "settings" or "set", what);
-    `replayable` is False once an epoch broke off with an error."""
+    """How a run trained: the settings it started with, each epoch's (mini-batch size, optimizer
+    steps done), the changes made on the way, as (optimizer steps done before it, "settings" or
+    "set", what), and the number of training rows (an epoch's full pass is ceil(rows / size) steps)."""
     start: dict
-    epoch_sizes: list[int]
+    epochs: list[tuple[int, int]]
     changes: list[tuple[int, str, Any]]
-    replayable: bool = True
+    rows: int
+
+    def whole(self) -> bool:
+        """Whether every epoch begun ran to its end."""
+        return all(done == -(-self.rows // size) for size, done in self.epochs)
 
 
 class _Parts(NamedTuple):
@@ -30,24 +34,21 @@ class _Parts(NamedTuple):
     loss: str
 
 
-def script(c: dict, epochs: int, upload: tuple[np.ndarray, np.ndarray] | None = None, run: Run | None = None) -> str:
-    """The library calls that rebuild configuration `c` and train it for `epochs` epochs, or,
-    when `run` changed settings or weights on the way, replay that run step by step (an
-    uploaded CSV's rows are written into the script, so it runs on its own)."""
+def script(c: dict, run: Run, upload: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """The library calls that rebuild configuration `c` and train it as `run` did: `fit` for
+    whole epochs without changes, else the run replayed step by step (an uploaded CSV's rows
+    are written into the script, so it runs on its own)."""
     parts = _parts(c, upload)
-    if run is not None and run.changes:
+    if run.changes or not run.whole():
         body = _replay(c, parts, run)
+    elif not run.epochs:
+        body = "# The page has not trained this model yet, so neither does this script: it saves it as built.\n"
     else:
         body = f'''optimizer = {_optimizer(c)}
-history = mg.fit(model, X[train], t[train], "{parts.loss}", optimizer, epochs={epochs},
+history = mg.fit(model, X[train], t[train], "{parts.loss}", optimizer, epochs={len(run.epochs)},
                  batch_size={c['batch']}, seed={c['seed']}, compiled=True)
 '''
-    note = ""
-    if run is not None and not run.replayable:
-        note = ("\nNOTE: this does not reproduce the page's run exactly: an epoch there broke off with an\n"
-                "error part way, which this script does not repeat.\n")
-    return f'''"""The microgradnn playground's setup, rebuilt and trained with the library.
-{note}"""
+    return f'''"""The microgradnn playground's setup, rebuilt and trained with the library."""
 import os
 import sys
 
@@ -105,10 +106,12 @@ def _replay(c: dict, parts: _Parts, run: Run) -> str:
 model.threshold = mg.losses.decision_threshold(loss, t[train])  # what one output means, as fit sets it
 step = mg.compile(lambda x, target: loss([model(x)], [target]))  # fit(..., compiled=True) trains so
 
-# The page changed settings or weights during this run, so the script replays it step by step:
-# each epoch's mini-batch size, and each change by the number of optimizer steps before it
-# (new settings start a new optimizer, whose state starts afresh; "set" is a weight set by hand).
-epoch_sizes = {run.epoch_sizes!r}
+# The page changed settings or weights during this run, or stopped an epoch part way (this
+# was downloaded mid-epoch, or a step was refused with an error),
+# so the script replays it step by step: each epoch's (mini-batch size, optimizer steps done),
+# and each change by the number of optimizer steps before it (new settings start a new
+# optimizer, whose state starts afresh; "set" is a weight set by hand).
+epochs = {run.epochs!r}
 changes = [
 {changes}]
 params = dict(model.named_parameters())
@@ -133,9 +136,9 @@ def catch_up(done):
 optimizer = new_optimizer(**{run.start!r})
 rng = np.random.default_rng({c['seed']})  # mini-batch order, as fit draws it
 Xt, tt, done = X[train], t[train], 0
-for size in epoch_sizes:
+for size, steps in epochs:
     order = rng.permutation(len(Xt))
-    for start in range(0, len(Xt), size):
+    for start in range(0, steps * size, size):  # a whole pass, or as far as the page went
         catch_up(done)
         idx = order[start:start + size]
         optimizer.zero_grad()

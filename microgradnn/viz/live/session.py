@@ -101,14 +101,14 @@ class Session:
         self.rng = np.random.default_rng(c["seed"])  # mini-batch order, as `fit` draws it
         self.history: list[list[float]] = []
         self.epoch, self.error, self.running = 0, None, False
-        # what the script needs to replay this run: each epoch's mini-batch size, the optimizer
-        # steps taken, and changes made on the way (new settings, weights set by hand) by the
-        # step they came before; `replayable` is False once an epoch broke off with an error
+        # what the script needs to replay this run: each epoch's [mini-batch size, optimizer steps
+        # done] (fewer than a full pass while it runs, or if it broke off with an error: a refused
+        # step changes nothing), the steps done in all, and the changes made on the way (new
+        # settings, weights set by hand) by the step they came before
         self.start = {k: c[k] for k in TRAINING}
-        self.epoch_sizes: list[int] = []
+        self.epoch_steps: list[list[int]] = []
         self.steps = 0
         self.changes: list[tuple[int, str, Any]] = []
-        self.replayable = True
         self._new_optimizer()
         self.version += 1
         self.data_version += 1
@@ -142,20 +142,18 @@ class Session:
                 Xt, tt = self.X[self.train], self.t[self.train]
                 size = self.config["batch"]
                 order = self.rng.permutation(len(Xt))
-                self.epoch_sizes.append(size)
+                done = [size, 0]
+                self.epoch_steps.append(done)
             for start in range(0, len(Xt), size):
                 with self.lock:
                     if self.data_version != built:
                         return
                     idx = order[start:start + size]
-                    try:
-                        self.optimizer.zero_grad()
-                        self.step_fn(Xt[idx], tt[idx]).backward()
-                        self.optimizer.step()
-                    except Exception:
-                        self.replayable = False  # the epoch broke off part way
-                        raise
+                    self.optimizer.zero_grad()
+                    self.step_fn(Xt[idx], tt[idx]).backward()
+                    self.optimizer.step()  # a step refused here or above changed no weight
                     self.steps += 1
+                    done[1] += 1
             with self.lock:
                 if self.data_version != built:
                     return
@@ -297,10 +295,12 @@ class Session:
 
     def script(self) -> str:
         """A Python script that rebuilds this setup with the library and trains it as this run
-        trained it: as many epochs, with the settings changes and weight edits made on the way."""
+        has trained it so far: the same optimizer steps, with the settings changes and weight
+        edits made on the way, so that it ends with the weights the page has now."""
         with self.lock:
-            run = Run(self.start, list(self.epoch_sizes), list(self.changes), self.replayable)
-            return script(self.config, max(self.epoch, 1), self.upload, run)
+            run = Run(self.start, [(size, done) for size, done in self.epoch_steps], list(self.changes),
+                      len(self.train))
+            return script(self.config, run, self.upload)
 
 
 def svg(diagram) -> str:
