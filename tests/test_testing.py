@@ -542,3 +542,13 @@ def test_gradcheck_refuses_a_step_or_tolerance_that_cannot_judge(kwargs, error, 
         mg.testing.gradgradcheck(lambda x: x ** 3, 1.0, **kwargs)
     with pytest.raises(ValueError, match="directional_check: atol"):
         mg.testing.directional_check(MLP(2, [1]), losses.mse, [[0.0, 1.0]], [1.0], atol=-1.0)
+
+
+def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
+    # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
+    # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink
+    for offset, power in [(1e4, 1.1), (0.0, 1.01), (1e2, 1.001)]:
+        op = mg.define_op(f"pow_{offset}_{power}", lambda x: offset + abs(x) ** power, lambda x, out: 0.3)
+        report = gradcheck(lambda v: op(v), 0.0)
+        assert not report and report.rows[0].status == "FAIL" and not report.kinks, str(report)
+        assert report.rows[0].reference == pytest.approx(0.0, abs=1e-6)
