@@ -552,3 +552,23 @@ def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
         report = gradcheck(lambda v: op(v), 0.0)
         assert not report and report.rows[0].status == "FAIL" and not report.kinks, str(report)
         assert report.rows[0].reference == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_op_at_its_declared_kink_behind_a_large_offset_is_non_differentiable():
+    # rounding in 1e7 + ... hides the jump at small steps; the graph's declared kink is enough
+    report = gradcheck(lambda v: 1e7 + v.relu(), 0.0)
+    assert report and report.rows[0].status == "non-differentiable", str(report)
+    assert (report.rows[0].left, report.rows[0].right) == (pytest.approx(0.0, abs=1e-3), pytest.approx(1.0, abs=1e-3))
+    assert gradcheck(lambda a, b: 1e7 + a.relu() + b.abs() + a.leaky_relu(0.1), [0.0, 0.0]).kinks
+    relu7 = mg.define_op("relu_1e7", lambda a: 1e7 + max(a, 0.0), lambda a, out: float(a > 0), kinks=lambda a: a == 0.0)
+    wrong7 = mg.define_op("relu_1e7_5_at_0", lambda a: 1e7 + max(a, 0.0), lambda a, out: 5.0, kinks=lambda a: a == 0.0)
+    assert gradcheck(relu7, [0.0]).kinks
+    report = gradcheck(wrong7, [0.0])
+    assert not report and report.rows[0].status == "FAIL" and "one-sided slopes 0, 1" in str(report)
+    square = mg.define_op("square_off", lambda x: x * x, lambda x, out: 3 * x)
+    report = gradcheck(lambda a, b: relu7(a) + square(b), [0.0, 1.0])  # blame passes over the right kink
+    assert [r.status for r in report.rows] == ["non-differentiable", "FAIL"] and report.culprit.node.op == "square_off"
+    model = mg.nn.Linear(1, 1, seed=0)
+    model.weight[0][0].data, model.bias[0].data = 0.5, -1.0  # at x = 2 the relu is at its kink
+    report = check_module_gradients(model, lambda preds, y: 1e7 + preds[0][0].relu(), [[2.0]], [0.0])
+    assert report and [r.status for r in report.rows] == ["non-differentiable"] * 2, str(report)

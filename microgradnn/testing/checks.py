@@ -462,7 +462,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         def at(t, i=i):
             with no_grad():
                 return _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]).data
-        d = derivative(at, x, eps)
+        d = derivative(at, x, eps, one_sided=kinked[i])
         calls += d.evaluations
         rows.append(_row(name, grads[i], d, kinked[i], atol, rtol))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
@@ -488,7 +488,7 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
 
             def fwd(t, i=i):
                 return v._op.forward(*xs[:i], t, *xs[i + 1:])
-            d = derivative(fwd, xs[i], eps)
+            d = derivative(fwd, xs[i], eps, one_sided=at_kink)
             local = v._local[i]
             if _judge(local, d, at_kink, atol, rtol) in (FAIL, NONFINITE):
                 return Culprit(v, i, local, d.value)
@@ -529,7 +529,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             def first_at(t, i=i, j=j):
                 vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
                 return grad(call(f, vs), vs[i])[0]
-            d = derivative(first_at, x, eps)
+            d = derivative(first_at, x, eps, one_sided=kinked[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
@@ -618,7 +618,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
             with no_grad():
                 return loss().data
         try:
-            d = derivative(at, original, eps)
+            d = derivative(at, original, eps, one_sided=kink)
         finally:
             p.data = original
         rows.append(_row(name, g, d, kink, atol, rtol))
@@ -651,20 +651,22 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     originals = [p.data for p in params]
 
     def check(idx: list[int]) -> GradRow:
+        kink = bool(kinked[idx].any())
+
         def at(t):
             for i in idx:
                 params[i].data = originals[i] + t * v[i]
             with no_grad():
                 return loss().data
         try:
-            d = derivative(at, 0.0, eps)
+            d = derivative(at, 0.0, eps, one_sided=kink)
         finally:
             for i in idx:
                 params[i].data = originals[i]
         analytic = math.fsum(grads[idx] * v[idx])
         first, last = named[idx[0]][0], named[idx[-1]][0]
         name = first if len(idx) == 1 else f"v·grad over {first} .. {last} ({len(idx)} parameters)"
-        return _row(name, analytic, d, bool(kinked[idx].any()), atol, rtol)
+        return _row(name, analytic, d, kink, atol, rtol)
 
     rows = [check(list(range(len(params))))]
     todo = [list(range(len(params)))] if rows[0].status in (FAIL, NONFINITE) else []
