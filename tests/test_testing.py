@@ -542,3 +542,71 @@ def test_gradcheck_refuses_a_step_or_tolerance_that_cannot_judge(kwargs, error, 
         mg.testing.gradgradcheck(lambda x: x ** 3, 1.0, **kwargs)
     with pytest.raises(ValueError, match="directional_check: atol"):
         mg.testing.directional_check(MLP(2, [1]), losses.mse, [[0.0, 1.0]], [1.0], atol=-1.0)
+
+
+def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
+    # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
+    # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink
+    for offset, power in [(1e4, 1.1), (0.0, 1.01), (1e2, 1.001)]:
+        op = mg.define_op(f"pow_{offset}_{power}", lambda x: offset + abs(x) ** power, lambda x, out: 0.3)
+        report = gradcheck(lambda v: op(v), 0.0)
+        assert not report and report.rows[0].status == "FAIL" and not report.kinks, str(report)
+        assert report.rows[0].reference == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_op_at_its_declared_kink_behind_a_large_offset_is_non_differentiable():
+    # rounding in 1e7 + ... hides the jump at small steps; the graph's declared kink is enough
+    report = gradcheck(lambda v: 1e7 + v.relu(), 0.0)
+    assert report and report.rows[0].status == "non-differentiable", str(report)
+    assert (report.rows[0].left, report.rows[0].right) == (pytest.approx(0.0, abs=1e-3), pytest.approx(1.0, abs=1e-3))
+    assert gradcheck(lambda a, b: 1e7 + a.relu() + b.abs() + a.leaky_relu(0.1), [0.0, 0.0]).kinks
+    relu7 = mg.define_op("relu_1e7", lambda a: 1e7 + max(a, 0.0), lambda a, out: float(a > 0), kinks=lambda a: a == 0.0)
+    wrong7 = mg.define_op("relu_1e7_5_at_0", lambda a: 1e7 + max(a, 0.0), lambda a, out: 5.0, kinks=lambda a: a == 0.0)
+    assert gradcheck(relu7, [0.0]).kinks
+    report = gradcheck(wrong7, [0.0])
+    assert not report and report.rows[0].status == "FAIL" and "one-sided slopes 0, 1" in str(report)
+    square = mg.define_op("square_off", lambda x: x * x, lambda x, out: 3 * x)
+    report = gradcheck(lambda a, b: relu7(a) + square(b), [0.0, 1.0])  # blame passes over the right kink
+    assert [r.status for r in report.rows] == ["non-differentiable", "FAIL"] and report.culprit.node.op == "square_off"
+    model = mg.nn.Linear(1, 1, seed=0)
+    model.weight[0][0].data, model.bias[0].data = 0.5, -1.0  # at x = 2 the relu is at its kink
+    report = check_module_gradients(model, lambda preds, y: 1e7 + preds[0][0].relu(), [[2.0]], [0.0])
+    assert report and [r.status for r in report.rows] == ["non-differentiable"] * 2, str(report)
+
+
+def _sharp_softplus(x):
+    return math.log1p(math.exp(1e9 * x)) / 1e9 if 1e9 * x < 30 else x
+
+
+_max = lambda a: max(a, 0.0)  # noqa: E731
+KINK_TABLE = [  # f of one Value, the point, the verdict: real kinks, wrong rules, smooth narrow bends
+    ("relu", lambda v: v.relu(), 0.0, "non-differentiable"),
+    ("1e7 + relu", lambda v: 1e7 + v.relu(), 0.0, "non-differentiable"),
+    ("abs", lambda v: v.abs(), 0.0, "non-differentiable"),
+    ("1e7 + leaky_relu", lambda v: 1e7 + v.leaky_relu(0.1), 0.0, "non-differentiable"),
+    ("abs + 1e6 x²", lambda v: v.abs() + 1e6 * v * v, 0.0, "non-differentiable"),
+    ("max, undeclared", mg.define_op("t_max", _max, lambda a, out: float(a > 0)), 0.0, "non-differentiable"),
+    ("1e4 + max, undeclared", mg.define_op("t_max4", lambda a: 1e4 + max(a, 0.0), lambda a, out: float(a > 0)), 0.0,
+     "non-differentiable"),
+    ("max, undeclared, 5 at 0", mg.define_op("t_max5", _max, lambda a, out: 5.0), 0.0, "FAIL"),
+    ("1e4 + |x|**1.1, 0.3", mg.define_op("t_p11", lambda x: 1e4 + abs(x) ** 1.1, lambda x, out: 0.3), 0.0, "FAIL"),
+    ("|x|**1.01, 0.3", mg.define_op("t_p101", lambda x: abs(x) ** 1.01, lambda x, out: 0.3), 0.0, "FAIL"),
+    ("softabs", mg.define_op("t_sa", lambda x: math.sqrt(x * x + 1e-16), lambda x, out: x / out), 0.0, "ok"),
+    ("softabs + 0.9", mg.define_op("t_sa9", lambda x: math.sqrt(x * x + 1e-16), lambda x, out: 0.9 + x / out), 0.0,
+     "FAIL"),
+    ("softabs 1e-9", mg.define_op("t_sa1", lambda x: math.sqrt(x * x + 1e-18), lambda x, out: x / out), 1e-12, "ok"),
+    ("softabs 1e-9, -1", mg.define_op("t_sa1m", lambda x: math.sqrt(x * x + 1e-18), lambda x, out: -1.0), 1e-12,
+     "FAIL"),
+    ("sharp softplus", mg.define_op("t_sp", _sharp_softplus, lambda x, out: 1 / (1 + math.exp(-1e9 * x))), 0.0, "ok"),
+    ("sharp softplus, 1", mg.define_op("t_sp1", _sharp_softplus, lambda x, out: 1.0), 0.0, "FAIL"),
+    ("log-cosh", mg.define_op("t_lc", lambda x: math.log(math.cosh(1e8 * x)) / 1e8, lambda x, out: math.tanh(1e8 * x)),
+     0.0, "ok"),
+    ("log-cosh, 0.7", mg.define_op("t_lc7", lambda x: math.log(math.cosh(1e8 * x)) / 1e8, lambda x, out: 0.7), 0.0,
+     "FAIL"),
+]
+
+
+@pytest.mark.parametrize("name, f, x, verdict", KINK_TABLE, ids=[case[0] for case in KINK_TABLE])
+def test_kinks_pass_with_right_rules_and_wrong_rules_and_narrow_bends_are_compared(name, f, x, verdict):
+    report = gradcheck(lambda v: f(v), x)
+    assert report.rows[0].status == verdict, str(report)

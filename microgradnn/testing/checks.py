@@ -5,8 +5,8 @@ Tolerances follow `torch.autograd.gradcheck` (atol=1e-5, rtol=1e-3): an entry pa
 difference extrapolated twice (Richardson), accurate to about 1e-10 relative in float64, so
 tolerances can be made far tighter. An entry counts as non-differentiable only where the
 graph holds an op at its kink (relu, abs, leaky_relu at 0, or a `define_op(kinks=...)`) or
-the one-sided slopes stay apart at every step down to what rounding resolves; even there the analytic value must be
-one of the one-sided slopes or lie between them.
+the one-sided slopes jump by the same amount (to 0.1%) at every step down to what rounding
+resolves; even there the analytic value must be one of the one-sided slopes or lie between them.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ __all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradchec
 OK, FAIL, KINK, NONFINITE = "ok", "FAIL", "non-differentiable", "non-finite"
 EPS = 1e-4  # first finite-difference step, relative: h = EPS * max(1, |x|)
 _MACHINE_EPS = sys.float_info.epsilon
+_KINK_DRIFT = 1e-3  # how far a kink's slope jump may move from step to step, relative
 
 
 @dataclass
@@ -307,9 +308,10 @@ def _jump(f0: float, pairs, x: float, d: float) -> tuple[float, float]:
 
 
 def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
-    """True if the one-sided slopes stay apart by about the same jump at every step from h
-    down to the smallest step rounding resolves (at least h/1000): a kink. A smooth bend
-    narrower than h looks like a kink at first, but its jump fades below the bend's width."""
+    """True if the one-sided slopes jump by the same amount (to _KINK_DRIFT, beyond rounding)
+    at h/2 and at every step from h/10 down to the smallest one rounding resolves, at least
+    h/1000: a kink. A smooth bend narrower than h looks like a kink at first, but its jump
+    fades below the bend's width; the jump of |x|**1.1 fades like h**0.1 at every step."""
     first, _ = _jump(f0, fs[:2], x, h)
     jump, noise = _jump(f0, fs[1:], x, h / 2)
     if not (abs(jump) > 10 * noise and jump * first > 0.25 * first * first):  # smooth: jump ~ h³
@@ -317,10 +319,10 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     scale, step = max(1.0, abs(x)), h / 10
     try:
         while step >= 1e-13 * scale:
-            now, noise = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
-            if abs(jump) <= 10 * noise:  # rounding hides the jump from here on
+            now, rounding = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
+            if 10 * rounding > abs(jump):  # rounding hides the jump from here on: not resolved, no evidence
                 break
-            if not now * jump > 0.25 * jump * jump:  # the jump fades or flips: smooth at a finer scale
+            if abs(now - jump) > _KINK_DRIFT * abs(jump) + 2 * (rounding + noise):  # fades, grows or flips
                 return False
             step /= 10
     except (ArithmeticError, ValueError):
@@ -460,7 +462,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         def at(t, i=i):
             with no_grad():
                 return _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]).data
-        d = derivative(at, x, eps)
+        d = derivative(at, x, eps, one_sided=kinked[i])
         calls += d.evaluations
         rows.append(_row(name, grads[i], d, kinked[i], atol, rtol))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
@@ -486,7 +488,7 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
 
             def fwd(t, i=i):
                 return v._op.forward(*xs[:i], t, *xs[i + 1:])
-            d = derivative(fwd, xs[i], eps)
+            d = derivative(fwd, xs[i], eps, one_sided=at_kink)
             local = v._local[i]
             if _judge(local, d, at_kink, atol, rtol) in (FAIL, NONFINITE):
                 return Culprit(v, i, local, d.value)
@@ -527,7 +529,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             def first_at(t, i=i, j=j):
                 vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
                 return grad(call(f, vs), vs[i])[0]
-            d = derivative(first_at, x, eps)
+            d = derivative(first_at, x, eps, one_sided=kinked[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
@@ -616,7 +618,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
             with no_grad():
                 return loss().data
         try:
-            d = derivative(at, original, eps)
+            d = derivative(at, original, eps, one_sided=kink)
         finally:
             p.data = original
         rows.append(_row(name, g, d, kink, atol, rtol))
@@ -649,20 +651,22 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     originals = [p.data for p in params]
 
     def check(idx: list[int]) -> GradRow:
+        kink = bool(kinked[idx].any())
+
         def at(t):
             for i in idx:
                 params[i].data = originals[i] + t * v[i]
             with no_grad():
                 return loss().data
         try:
-            d = derivative(at, 0.0, eps)
+            d = derivative(at, 0.0, eps, one_sided=kink)
         finally:
             for i in idx:
                 params[i].data = originals[i]
         analytic = math.fsum(grads[idx] * v[idx])
         first, last = named[idx[0]][0], named[idx[-1]][0]
         name = first if len(idx) == 1 else f"v·grad over {first} .. {last} ({len(idx)} parameters)"
-        return _row(name, analytic, d, bool(kinked[idx].any()), atol, rtol)
+        return _row(name, analytic, d, kink, atol, rtol)
 
     rows = [check(list(range(len(params))))]
     todo = [list(range(len(params)))] if rows[0].status in (FAIL, NONFINITE) else []
