@@ -206,6 +206,7 @@ class _Tape:
         self.made_before = [v for v in order if v.inputs and engine.version_of(v) < start]
         self.before = list({id(x): x for v in self.made_before for x in (v, *v.inputs)}.values())
         self.before_version = engine.data_version()
+        self.made_versions = [engine.version_of(v) for v in self.made_before]
         self.check_made_before(force=True)
         param_slots = [i for i, k in enumerate(kinds) if k == "param"]
         # where the tape's parameters sit in compiled.params: a slice (views, no copies) for the first tape
@@ -289,16 +290,22 @@ class _Tape:
         return ok
 
     def check_made_before(self, force: bool = False) -> None:
-        """Raise if an input of a Value made outside fn was set after that Value was made."""
+        """Raise if a Value made outside fn, or one of its inputs, was set after it was made."""
         if not self.before or (not force and engine.changed_since(self.before, self.before_version) is None):
             return
-        for v in self.made_before:
+        for v, version in zip(self.made_before, self.made_versions):
             for x in v.inputs:
                 if engine.version_of(x) > engine.version_of(v):
                     name = f" {x.label!r}" if x.label else ""
                     raise RuntimeError(f"compile: fn uses a Value made outside fn ({v!r}, by {v.op!r}) from a "
                                        f"Value{name} whose data has changed since (now {x.data!r}); make it inside "
                                        f"fn, so that every call computes it from the current numbers")
+            with engine.no_grad():  # its op again, on its inputs' numbers: the same float unless it was set
+                set_since = engine.version_of(v) != version or v._op(*[x.data for x in v.inputs]) != v.data
+            if set_since:
+                raise RuntimeError(f"compile: fn uses a Value made outside fn ({v!r}, by {v.op!r}) whose data was set "
+                                   f"after it was computed; replay computes it from its inputs: make it inside fn, "
+                                   f"or make it a leaf (Value(x)) to hold a number of its own")
         self.before_version = engine.data_version()
 
     def out_of_date(self, params: list, frozen: bool) -> bool:

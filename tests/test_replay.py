@@ -754,6 +754,21 @@ def test_a_value_made_outside_fn_from_a_changed_value_is_refused_as_the_scalar_e
         (w2 * 1.0).backward()
 
 
+def test_a_value_made_outside_fn_whose_own_data_was_set_is_refused():
+    w = Value(0.5, "w")
+    w2 = w * 2
+    w2.data = 5.0  # the scalar engine uses 5; replay would compute w * 2 = 1
+    message = r"fn uses a Value made outside fn \(Value\(data=5, .*by '\*'\) whose data was set after it was computed"
+    with pytest.raises(RuntimeError, match=message):
+        mg.compile(lambda s: w2 * s[0])([[1.0], [2.0]])
+    w3 = w * 3
+    step = mg.compile(lambda s: w3 * s[0])
+    step([[1.0], [2.0]])
+    w3.data = 5.0  # set after the recording
+    with pytest.raises(RuntimeError, match=message.replace("data=5", "data=5").replace("w2", "w3")):
+        step([[1.0], [2.0]])
+
+
 def test_backward_of_a_loss_that_needs_no_gradient_is_refused_as_the_scalar_engine_refuses_it():
     w = Value(0.5, "w", requires_grad=False)
     fn = lambda s: w * s[0]  # noqa: E731
