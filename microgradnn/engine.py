@@ -665,12 +665,12 @@ def _check_finite(root: Value, interior: list[Value], leaves: list[Value], befor
 
 # ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
 
-_DATA_OF = operator.attrgetter("_data")
 
 
-def data_of(values: Iterable[Value]) -> Iterator[float]:
-    """Each Value's `.data`, lazily (for `numpy.fromiter`), without the property's per-call cost."""
-    return map(_DATA_OF, values)
+def data_of(values: Iterable[Value]) -> list[float]:
+    """Each Value's `.data`, without the property's per-call cost (a list comprehension over
+    the slot: quicker here than map with attrgetter)."""
+    return [v._data for v in values]
 
 
 def assign(values: Sequence[Value], new: Sequence[float]) -> None:

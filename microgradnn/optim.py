@@ -8,7 +8,6 @@ arithmetic as Python floats, so the numbers are those of a loop over the paramet
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from itertools import compress
 from typing import Iterable
@@ -18,8 +17,6 @@ import numpy as np
 from microgradnn._checks import _is_number, number, positive_int
 from microgradnn.engine import Value, assign, changed_since, data_of, data_version
 
-_GRAD = operator.attrgetter("grad")
-_NEEDS_GRAD = operator.attrgetter("requires_grad")
 
 
 def _all_floats(xs: list) -> bool:
@@ -108,8 +105,9 @@ class Optimizer:
     def _gradients(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The gradients as floats (0 where skipped), and which parameters to update (None: all)."""
         params, n = self.params, len(self.params)
-        grads = list(map(_GRAD, params))
-        active = None if all(map(_NEEDS_GRAD, params)) else np.fromiter(map(_NEEDS_GRAD, params), bool, n)
+        grads = [p.grad for p in params]  # (comprehensions beat map(attrgetter) on slots here)
+        needs = [p.requires_grad for p in params]
+        active = None if all(needs) else np.array(needs)
         read = grads if active is None else list(compress(grads, active))  # a frozen one's grad is not read
         if _all_floats(read):  # the usual case
             values = np.fromiter(read, dtype=float, count=len(read))

@@ -14,7 +14,6 @@ A tape is only valid for samples on which `fn` would build the same graph, so:
 """
 from __future__ import annotations
 
-import operator
 from collections import OrderedDict
 from dataclasses import dataclass
 from numbers import Real
@@ -27,7 +26,6 @@ from microgradnn._checks import is_finite, shown
 from microgradnn.engine import Value, topological_order
 from microgradnn.guards import Guard, recording
 
-_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 __all__ = ["compile", "Compiled", "BatchResult"]
 
@@ -510,7 +508,8 @@ class BatchResult:
         PG = self._gradient(careful=False)
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)
-        grads = np.array(_grads_of(compiled.params)) + PG  # a frozen one's PG is 0 (its tapes took it as a constant)
+        grads = np.fromiter(_grads_of(compiled.params), float, len(PG))
+        grads += PG  # a frozen one's PG is 0 (its tapes took it as a constant)
         if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
             bad = int(np.flatnonzero(~np.isfinite(grads))[0])
             raise OverflowError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} overflowed "
@@ -641,7 +640,7 @@ class Compiled:
         P_all = np.fromiter(engine.data_of(self.params), dtype=float, count=len(self.params))
         runs: list = []
         losses, outputs = np.empty(n), None
-        frozen = not all(map(_REQUIRES_GRAD, self.params))  # as the scalar engine, read when the graph is made
+        frozen = not all([p.requires_grad for p in self.params])  # as the scalar engine, read when the graph is made
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
             known[:] = [t for t in known if not t.out_of_date(self.params, frozen)]
