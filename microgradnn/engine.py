@@ -242,6 +242,8 @@ class _Covering:
         return type(None), ()  # unpickled as None
 
     __del__ = release
+
+
 _DEPTH = operator.attrgetter("_depth")
 _T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
@@ -664,8 +666,6 @@ def _check_finite(root: Value, interior: list[Value], leaves: list[Value], befor
 
 
 # ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
-
-
 
 def data_of(values: Iterable[Value]) -> list[float]:
     """Each Value's `.data`, without the property's per-call cost (a list comprehension over
