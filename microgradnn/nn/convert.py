@@ -46,7 +46,9 @@ def from_sequential(sequential) -> list[LayerSpec]:
         raise TypeError(f"from_torch: expected a torch.nn.Sequential, got {type(sequential).__name__}")
     names = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid",
              torch.nn.LeakyReLU: "leaky_relu", torch.nn.Identity: "linear"}
-    modules, layers, read, i = list(sequential.named_children()), [], set(), 0
+    modules, i = list(sequential.named_children()), 0
+    layers: list[LayerSpec] = []
+    read: set[str] = set()
     while i < len(modules):
         key, linear = modules[i]
         if not isinstance(linear, torch.nn.Linear) or linear.bias is None:
@@ -177,7 +179,8 @@ def state_from_torch(module, model) -> dict[str, float]:
     """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors;
     refused if a tensor's shape is not the model's or the module holds a tensor the model has no place for."""
     tensors = {name: _finite(t, name) for name, t in module.state_dict().items()}
-    state, read = {}, {}
+    state: dict[str, float] = {}
+    read: dict[str, list[int]] = {}  # tensor name -> the shape its entries read span
     for name in model.state_dict():
         parts = name.split(".")
         cut = next((i for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in tensors), None)
