@@ -16,17 +16,20 @@ MARKER = "gradcheck_tolerance"
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(atol=None, rtol=None, eps=None): tolerances for the "
-                                       "gradcheck and compare_with_torch fixtures in this test or module")
+                                       "gradcheck and compare_with_torch fixtures in this test, class or module "
+                                       "(a closer marker overrides only the keywords it gives)")
 
 
 def _tolerances(request) -> dict:
-    marker = request.node.get_closest_marker(MARKER)
-    if marker is None:
-        return {}
-    unknown = set(marker.kwargs) - {"atol", "rtol", "eps"}
-    if marker.args or unknown:
-        raise pytest.UsageError(f"{MARKER} takes only atol=, rtol=, eps= keywords, got {marker.args} {sorted(unknown)}")
-    return dict(marker.kwargs)
+    """The markers' keywords merged, a closer marker (test over class over module) winning per keyword."""
+    merged: dict = {}
+    for marker in reversed(list(request.node.iter_markers(MARKER))):  # iter_markers yields the closest first
+        unknown = set(marker.kwargs) - {"atol", "rtol", "eps"}
+        if marker.args or unknown:
+            raise pytest.UsageError(f"{MARKER} takes only atol=, rtol=, eps= keywords, "
+                                    f"got {marker.args} {sorted(unknown)}")
+        merged |= marker.kwargs
+    return merged
 
 
 @pytest.fixture

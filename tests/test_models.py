@@ -74,6 +74,24 @@ def test_to_torch_gives_the_same_logits_at_every_position_and_round_trips():
         GPT.from_torch(torch.nn.Linear(2, 2))
 
 
+def test_from_torch_refuses_tensors_it_would_drop_or_cut_and_names_a_nan():
+    torch = pytest.importorskip("torch")
+    model = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1)
+    changes = {  # each would be silently dropped or cut down to the config's sizes
+        "head.bias": lambda t: setattr(t, "head", torch.nn.Linear(8, 6, bias=True, dtype=torch.float64)),
+        "'token_embedding.weight' must have shape \\(6, 8\\).*got \\(10, 8\\)":
+            lambda t: setattr(t, "token_embedding", torch.nn.Embedding(10, 8, dtype=torch.float64)),
+        "'position_embedding.weight' must have shape \\(5, 8\\).*got \\(50, 8\\)":
+            lambda t: setattr(t, "position_embedding", torch.nn.Embedding(50, 8, dtype=torch.float64)),
+        "'head.weight' at index \\(1, 2\\)": lambda t: t.head.weight.data.__setitem__((1, 2), float("nan")),
+    }
+    for message, change in changes.items():
+        module = model.to_torch()
+        change(module)
+        with pytest.raises(ValueError, match=message):
+            GPT.from_torch(module)
+
+
 def test_loss_checks_the_sequence_length():
     model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
     with pytest.raises(ValueError, match="needs 2 to block_size \\+ 1 = 5 tokens, got 6"):

@@ -330,6 +330,20 @@ def test_to_torch_and_back_is_exact():
         MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.LeakyReLU(0.2)))
 
 
+def test_from_torch_refuses_what_it_cannot_read_exactly():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="from_torch: expected a torch.nn.Sequential, got Linear"):
+        MLP.from_torch(torch.nn.Linear(2, 1))
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    seq[2].weight.data[0, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"nan in tensor '2.weight' at index \(0, 2\), layer 1 \(neuron 0\)"):
+        MLP.from_torch(seq)
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    seq.register_buffer("scale", torch.ones(1))
+    with pytest.raises(ValueError, match=r"tensors the model has no place for: \['scale'\]"):
+        MLP.from_torch(seq)
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

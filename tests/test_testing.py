@@ -199,6 +199,34 @@ def test_plugin_failure_shows_the_table(tmp_path):
     assert "1 failed, 1 passed" in bad.stdout
 
 
+MERGED_MARKERS_TEST = '''
+import math
+import pytest
+import microgradnn as mg
+
+pytestmark = pytest.mark.gradcheck_tolerance(atol=1e-9, rtol=1e-7)
+
+almost = mg.define_op("almost", lambda x: math.sin(x), lambda x, out: math.cos(x) * (1 + 1e-5))
+
+
+@pytest.mark.gradcheck_tolerance(eps=1e-3)
+def test_only_eps_changed(gradcheck):
+    gradcheck(almost, [0.7])
+
+
+@pytest.mark.gradcheck_tolerance(rtol=1e-3)
+def test_rtol_loosened(gradcheck):
+    gradcheck(almost, [0.7])
+'''
+
+
+def test_a_closer_tolerance_marker_keeps_the_modules_other_keywords(tmp_path):
+    (tmp_path / "test_user.py").write_text(MERGED_MARKERS_TEST)
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    assert "gradcheck of almost (eps=0.001, atol=1e-09, rtol=1e-07): 1 of 1 entries FAILED" in run.stdout, run.stdout
+    assert "FAILED test_user.py::test_only_eps_changed" in run.stdout and "1 failed, 1 passed" in run.stdout
+
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():

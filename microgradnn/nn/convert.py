@@ -40,28 +40,57 @@ def to_sequential(layers: list[LayerSpec]):
 
 def from_sequential(sequential) -> list[LayerSpec]:
     """The layers of a `torch.nn.Sequential` of Linear layers, each optionally followed by ReLU,
-    Tanh, Sigmoid, LeakyReLU(0.01) or Identity."""
+    Tanh, Sigmoid, LeakyReLU(0.01) or Identity; refused if it holds a tensor this does not read."""
     torch = import_torch("from_torch")
+    if not isinstance(sequential, torch.nn.Sequential):
+        raise TypeError(f"from_torch: expected a torch.nn.Sequential, got {type(sequential).__name__}")
     names = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid",
              torch.nn.LeakyReLU: "leaky_relu", torch.nn.Identity: "linear"}
-    modules, layers, i = list(sequential), [], 0
+    modules, i = list(sequential.named_children()), 0
+    layers: list[LayerSpec] = []
+    read: set[str] = set()
     while i < len(modules):
-        linear = modules[i]
+        key, linear = modules[i]
         if not isinstance(linear, torch.nn.Linear) or linear.bias is None:
             raise ValueError(f"from_torch: expected a Linear layer with bias at position {i}, got {linear!r}")
+        weight, bias = (_finite(t, f"{key}.{n}", f"layer {len(layers)}")
+                        for t, n in ((linear.weight, "weight"), (linear.bias, "bias")))
+        if weight.ndim != 2 or bias.shape != weight.shape[:1]:
+            raise ValueError(f"from_torch: layer {len(layers)} ({key!r}) needs weight (out, in) and bias (out,), "
+                             f"got shapes {weight.shape} and {bias.shape}")
+        read |= {f"{key}.weight", f"{key}.bias"}
         activation = "linear"
-        if i + 1 < len(modules) and type(modules[i + 1]) in names:
-            act = modules[i + 1]
+        if i + 1 < len(modules) and type(modules[i + 1][1]) in names:
+            act = modules[i + 1][1]
             if isinstance(act, torch.nn.LeakyReLU) and act.negative_slope != 0.01:
                 raise ValueError(f"from_torch: LeakyReLU slope must be 0.01, got {act.negative_slope}")
             activation = names[type(act)]
             i += 1
-        layers.append((linear.weight.detach().to(torch.float64).tolist(),
-                       linear.bias.detach().to(torch.float64).tolist(), activation))
+        layers.append((weight.tolist(), bias.tolist(), activation))
         i += 1
     if not layers:
         raise ValueError("from_torch: the Sequential has no layers")
+    _refuse_unread(sequential, read)
     return layers
+
+
+def _finite(tensor, name: str, where: str = "") -> np.ndarray:
+    """A tensor as a float64 array; a ValueError naming the tensor and index of a NaN or infinity."""
+    array = tensor.detach().to("cpu").double().numpy()
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        index = tuple(int(k) for k in bad[0])
+        neuron = f" (neuron {index[0]})" if where and array.ndim else ""
+        raise ValueError(f"from_torch: every weight must be finite, got {array[index]} in tensor {name!r} at "
+                         f"index {index}{f', {where}' if where else ''}{neuron}")
+    return array
+
+
+def _refuse_unread(module, read: set[str]) -> None:
+    """Refuse a module holding tensors that the conversion would silently drop."""
+    unread = [name for name in module.state_dict() if name not in read]
+    if unread:
+        raise ValueError(f"from_torch: the module holds tensors the model has no place for: {unread[:5]}")
 
 
 def torch_gpt(config: dict, state: dict[str, float]):
@@ -147,17 +176,27 @@ def load_flat_state(module, state: dict[str, float]) -> None:
 
 
 def state_from_torch(module, model) -> dict[str, float]:
-    """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors."""
-    tensors = {name: t.detach().to("cpu").double().numpy() for name, t in module.state_dict().items()}
-    state = {}
+    """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors;
+    refused if a tensor's shape is not the model's or the module holds a tensor the model has no place for."""
+    tensors = {name: _finite(t, name) for name, t in module.state_dict().items()}
+    state: dict[str, float] = {}
+    read: dict[str, list[int]] = {}  # tensor name -> the shape its entries read span
     for name in model.state_dict():
         parts = name.split(".")
         cut = next((i for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in tensors), None)
         if cut is None:
             raise ValueError(f"from_torch: the module has no tensor for parameter {name!r}")
-        tensor, index = tensors[".".join(parts[:cut])], tuple(int(p) for p in parts[cut:])
+        tensor_name, index = ".".join(parts[:cut]), tuple(int(p) for p in parts[cut:])
+        tensor = tensors[tensor_name]
         if len(index) != tensor.ndim or any(not 0 <= i < n for i, n in zip(index, tensor.shape)):
-            raise ValueError(f"from_torch: tensor {'.'.join(parts[:cut])!r} has shape {tensor.shape}, "
+            raise ValueError(f"from_torch: tensor {tensor_name!r} has shape {tensor.shape}, "
                              f"which has no entry for parameter {name!r}")
         state[name] = float(tensor[index])
+        shape = read.setdefault(tensor_name, [0] * len(index))
+        shape[:] = [max(n, i + 1) for n, i in zip(shape, index)]
+    for tensor_name, shape in read.items():
+        if tensors[tensor_name].shape != tuple(shape):
+            raise ValueError(f"from_torch: tensor {tensor_name!r} must have shape {tuple(shape)} "
+                             f"(from the module's config), got {tensors[tensor_name].shape}")
+    _refuse_unread(module, set(read))
     return state
