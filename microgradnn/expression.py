@@ -196,6 +196,8 @@ def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float
         name, sep, number = item.partition("=")
         if not sep or not name.isidentifier():
             raise ExpressionError(f"expected name=value, got {item!r}")
+        if name in values:
+            raise ExpressionError(f"{name} is given twice ({name}={values[name]:g} and {item}); give each name once")
         try:
             values[name] = float(number)
         except ValueError:

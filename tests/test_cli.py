@@ -179,6 +179,14 @@ def test_render_rejects_unused_and_malformed_variables(tmp_path):
     assert "is not a number" in run("render", "x*2", "x=abc", "-o", str(tmp_path / "g.dot")).stderr
 
 
+@pytest.mark.parametrize("command", ["render", "gradcheck"])
+def test_a_variable_given_twice_is_refused(tmp_path, command):
+    output = ["-o", str(tmp_path / "g.dot")] if command == "render" else []
+    done = run(command, "x*x", "x=1", "x=2", *output)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "x is given twice" in done.stderr
+    assert not (tmp_path / "g.dot").exists()
+
+
 def test_gradcheck_prints_analytic_and_numeric():
     done = run("gradcheck", "x**3 * sin(x)", "x=1.3")
     assert done.returncode == 0, done.stderr
