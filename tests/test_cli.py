@@ -122,13 +122,36 @@ def test_train_save_load_and_refuse_overwrite(tmp_path):
     again = run(*args, "--save", str(model))
     assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
     assert json.loads(model.read_text()) == saved
-    more = run(*args[:-2], "--epochs", "2", "--load", str(model), "--save", str(model), "--overwrite", "--quiet")
+    layers = args.index("--hidden")
+    kept = args[:layers] + args[layers + 4:-2]  # without --hidden 4 --activation tanh: the file says these
+    more = run(*kept, "--epochs", "2", "--load", str(model), "--save", str(model), "--overwrite", "--quiet")
     assert more.returncode == 0 and "accuracy 100.0%" in more.stdout
     assert json.loads(model.read_text())["state"] != saved["state"]
     wrong = run("train", "--dataset", "spiral", "--load", str(model), "--quiet")
     assert wrong.returncode == 2 and "does not fit spiral" in wrong.stderr
     missing = run("train", "--load", str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_train_load_refuses_a_loss_its_output_does_not_fit_and_layer_options(tmp_path):
+    probs, scores = tmp_path / "probs.json", tmp_path / "scores.json"
+    small = ["--hidden", "4", "--epochs", "2", "--quiet"]
+    assert run("train", *small, "--loss", "binary_cross_entropy", "--save", str(probs)).returncode == 0
+    assert run("train", *small, "--save", str(scores)).returncode == 0
+    saved = probs.read_bytes()
+    hinge = run("train", "--epochs", "2", "--load", str(probs), "--save", str(probs), "--overwrite")
+    assert hinge.returncode == 2 and hinge.stdout == "" and hinge.stderr.count("\n") == 1
+    assert (f"--load {probs} has a sigmoid output, but the default --loss hinge needs a linear output; "
+            "pass --loss binary_cross_entropy") in hinge.stderr
+    assert probs.read_bytes() == saved
+    bce = run("train", "--epochs", "2", "--load", str(scores), "--loss", "binary_cross_entropy")
+    assert bce.returncode == 2 and "has a linear output, but --loss binary_cross_entropy needs a sigmoid" in bce.stderr
+    assert "learning rate" not in bce.stderr
+    layers = run("train", "--epochs", "2", "--load", str(scores), "--hidden", "8", "--activation", "tanh")
+    assert layers.returncode == 2 and f"--hidden and --activation cannot change the model --load {scores}" \
+        in layers.stderr and layers.stdout == ""
+    fits = run("train", "--epochs", "2", "--load", str(probs), "--loss", "binary_cross_entropy", "--quiet")
+    assert fits.returncode == 0 and "-> 4 relu -> 1 sigmoid" in fits.stdout
 
 
 def test_train_spiral_with_cross_entropy_and_adam():
