@@ -78,6 +78,15 @@ def cmd_mutate(args) -> int:
 
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
     make = data.DATASETS[args.dataset]
+    if args.dataset in ("spiral", "blobs"):
+        if args.classes < 2:
+            raise UsageError(f"--classes must be at least 2 for a classifier, got {args.classes}")
+        classes, asked = args.classes, f"--classes {args.classes}"
+    else:
+        classes, asked = 2, f"the 2 classes of {args.dataset}"
+    if args.samples < classes:  # the datasets deal samples to classes in turn: fewer leaves classes out
+        raise UsageError(f"--samples {args.samples} cannot cover {asked} (at least one sample per class); "
+                         f"pass --samples {classes} or more")
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
         kwargs["classes"] = args.classes
