@@ -78,6 +78,15 @@ def cmd_mutate(args) -> int:
 
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
     make = data.DATASETS[args.dataset]
+    if args.dataset in ("spiral", "blobs"):
+        if args.classes < 2:
+            raise UsageError(f"--classes must be at least 2 for a classifier, got {args.classes}")
+        classes, asked = args.classes, f"--classes {args.classes}"
+    else:
+        classes, asked = 2, f"the 2 classes of {args.dataset}"
+    if args.samples < classes:  # the datasets deal samples to classes in turn: fewer leaves classes out
+        raise UsageError(f"--samples {args.samples} cannot cover {asked} (at least one sample per class); "
+                         f"pass --samples {classes} or more")
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
         kwargs["classes"] = args.classes
@@ -97,6 +106,30 @@ def _targets(loss: str, y: np.ndarray, k: int) -> np.ndarray:
     if loss != "cross_entropy" and k > 2:
         raise UsageError(f"--loss {loss} needs two classes but the data has {k}; use --loss cross_entropy")
     return y * 2 - 1 if loss == "hinge" else y
+
+
+DEFAULT_HIDDEN, DEFAULT_ACTIVATION = [16, 16], "relu"
+
+
+def _output_activation(loss: str) -> str:
+    """The output layer's activation `train` uses with `loss`: probabilities for binary_cross_entropy,
+    raw scores for the others."""
+    return "sigmoid" if loss == "binary_cross_entropy" else "linear"
+
+
+def _check_output(model: MLP, args, loss: str, output: str) -> None:
+    """A loaded model's output activation must be the one `train` builds for the loss."""
+    got = model.layers[-1].activation
+    if got == output:
+        return
+    if got == "sigmoid":
+        hint = "pass --loss binary_cross_entropy, the loss a sigmoid output is trained with"
+    elif loss == "binary_cross_entropy":
+        hint = f"for a {got} output use --loss binary_cross_entropy_with_logits or hinge"
+    else:
+        hint = f"train builds a {output} output for --loss {loss}"
+    chosen = f"--loss {loss}" if args.loss else f"the default --loss {loss}"
+    raise UsageError(f"--load {args.load} has a {got} output, but {chosen} needs a {output} output; {hint}")
 
 
 def _positive(text: str) -> int:
@@ -158,7 +191,12 @@ def train_model(args, out=sys.stdout):
     loss = args.loss or _default_loss(k)
     targets = _targets(loss, y, k)
     nout = k if loss == "cross_entropy" else 1
+    output = _output_activation(loss)
     if args.load:
+        given = [o for o, v in (("--hidden", args.hidden), ("--activation", args.activation)) if v is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} cannot change the model --load {args.load} holds; "
+                             "leave them out (the layers come from the file)")
         try:
             model = Module.from_file(args.load)
         except (OSError, ValueError) as e:
@@ -166,9 +204,10 @@ def train_model(args, out=sys.stdout):
         if not isinstance(model, MLP) or model.nin != 2 or model.nout != nout:
             raise UsageError(f"{args.load} holds {model!r}, which does not fit {args.dataset} "
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
+        _check_output(model, args, loss, output)
     else:
-        model = MLP(2, [*args.hidden, nout], args.activation,
-                       "sigmoid" if loss == "binary_cross_entropy" else "linear", seed=args.seed)
+        model = MLP(2, [*(args.hidden or DEFAULT_HIDDEN), nout], args.activation or DEFAULT_ACTIVATION, output,
+                    seed=args.seed)
     _check_save(args)
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
@@ -351,8 +390,8 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
     p.add_argument("--noise", type=float, default=0.1, help="noise for moons, circles, xor (default 0.1)")
     p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
-    p.add_argument("--hidden", type=_hidden, default=[16, 16], help="hidden layer sizes (default 16,16)")
-    p.add_argument("--activation", choices=list(nn.ACTIVATIONS), default="relu", help="hidden activation")
+    p.add_argument("--hidden", type=_hidden, help="hidden layer sizes (default 16,16)")
+    p.add_argument("--activation", choices=list(nn.ACTIVATIONS), help="hidden activation (default relu)")
     p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
     p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")

@@ -191,11 +191,13 @@ def _evaluate(tree: ast.expr, env: dict, known: dict):
 
 def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float]:
     """`x=2 w=-3` into {'x': 2.0, 'w': -3.0}, checking them against the expression's names."""
-    values = {}
+    values: dict[str, float] = {}
     for item in items:
         name, sep, number = item.partition("=")
         if not sep or not name.isidentifier():
             raise ExpressionError(f"expected name=value, got {item!r}")
+        if name in values:
+            raise ExpressionError(f"{name} is given twice ({name}={values[name]:g} and {item}); give each name once")
         try:
             values[name] = float(number)
         except ValueError:

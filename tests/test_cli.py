@@ -33,6 +33,11 @@ def test_help_on_every_subcommand(command):
     (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
     (["train", "--hidden", "16,x"], "expected sizes like 16,16"),
     (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
+    (["train", "--dataset", "spiral", "--classes", "5", "--samples", "2"],
+     "--samples 2 cannot cover --classes 5 (at least one sample per class); pass --samples 5 or more"),
+    (["train", "--dataset", "blobs", "--classes", "5", "--samples", "3"], "--samples 3 cannot cover --classes 5"),
+    (["train", "--samples", "1"], "--samples 1 cannot cover the 2 classes of moons"),
+    (["demo", "--dataset", "blobs", "--classes", "1"], "--classes must be at least 2 for a classifier, got 1"),
     (["render"], "the following arguments are required: expression"),
     (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
     (["gradcheck", "x**3", "x=1", "--eps", "0"], "argument --eps: expected a finite number > 0, got '0'"),
@@ -122,13 +127,36 @@ def test_train_save_load_and_refuse_overwrite(tmp_path):
     again = run(*args, "--save", str(model))
     assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
     assert json.loads(model.read_text()) == saved
-    more = run(*args[:-2], "--epochs", "2", "--load", str(model), "--save", str(model), "--overwrite", "--quiet")
+    layers = args.index("--hidden")
+    kept = args[:layers] + args[layers + 4:-2]  # without --hidden 4 --activation tanh: the file says these
+    more = run(*kept, "--epochs", "2", "--load", str(model), "--save", str(model), "--overwrite", "--quiet")
     assert more.returncode == 0 and "accuracy 100.0%" in more.stdout
     assert json.loads(model.read_text())["state"] != saved["state"]
     wrong = run("train", "--dataset", "spiral", "--load", str(model), "--quiet")
     assert wrong.returncode == 2 and "does not fit spiral" in wrong.stderr
     missing = run("train", "--load", str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_train_load_refuses_a_loss_its_output_does_not_fit_and_layer_options(tmp_path):
+    probs, scores = tmp_path / "probs.json", tmp_path / "scores.json"
+    small = ["--hidden", "4", "--epochs", "2", "--quiet"]
+    assert run("train", *small, "--loss", "binary_cross_entropy", "--save", str(probs)).returncode == 0
+    assert run("train", *small, "--save", str(scores)).returncode == 0
+    saved = probs.read_bytes()
+    hinge = run("train", "--epochs", "2", "--load", str(probs), "--save", str(probs), "--overwrite")
+    assert hinge.returncode == 2 and hinge.stdout == "" and hinge.stderr.count("\n") == 1
+    assert (f"--load {probs} has a sigmoid output, but the default --loss hinge needs a linear output; "
+            "pass --loss binary_cross_entropy") in hinge.stderr
+    assert probs.read_bytes() == saved
+    bce = run("train", "--epochs", "2", "--load", str(scores), "--loss", "binary_cross_entropy")
+    assert bce.returncode == 2 and "has a linear output, but --loss binary_cross_entropy needs a sigmoid" in bce.stderr
+    assert "learning rate" not in bce.stderr
+    layers = run("train", "--epochs", "2", "--load", str(scores), "--hidden", "8", "--activation", "tanh")
+    assert layers.returncode == 2 and f"--hidden and --activation cannot change the model --load {scores}" \
+        in layers.stderr and layers.stdout == ""
+    fits = run("train", "--epochs", "2", "--load", str(probs), "--loss", "binary_cross_entropy", "--quiet")
+    assert fits.returncode == 0 and "-> 4 relu -> 1 sigmoid" in fits.stdout
 
 
 def test_train_spiral_with_cross_entropy_and_adam():
@@ -177,6 +205,14 @@ def test_render_rejects_unused_and_malformed_variables(tmp_path):
     assert "z not used" in run("render", "x*2", "x=1", "z=3", "-o", str(tmp_path / "g.dot")).stderr
     assert "expected name=value" in run("render", "x*2", "x", "-o", str(tmp_path / "g.dot")).stderr
     assert "is not a number" in run("render", "x*2", "x=abc", "-o", str(tmp_path / "g.dot")).stderr
+
+
+@pytest.mark.parametrize("command", ["render", "gradcheck"])
+def test_a_variable_given_twice_is_refused(tmp_path, command):
+    output = ["-o", str(tmp_path / "g.dot")] if command == "render" else []
+    done = run(command, "x*x", "x=1", "x=2", *output)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "x is given twice" in done.stderr
+    assert not (tmp_path / "g.dot").exists()
 
 
 def test_gradcheck_prints_analytic_and_numeric():

@@ -49,3 +49,9 @@ def test_a_long_chain_of_steps_parses_in_linear_time_and_an_oversized_expression
         expression.parse_expression("a0 = a1; a1 = x; a0")
     with pytest.raises(expression.ExpressionError, match="at most 100000 are accepted"):
         expression.parse_expression("x" + "+x" * 50_000)
+
+
+def test_a_name_given_twice_is_refused():
+    program = expression.parse_expression("x * 2")
+    with pytest.raises(expression.ExpressionError, match=r"x is given twice \(x=1 and x=2\)"):
+        expression.parse_assignments(["x=1", "x=2"], program)
