@@ -21,7 +21,7 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "data_of", "assign", "data_version", "next_version", "version_of", "changed_since",
+    "observe_decisions", "data_of", "assign", "restore", "data_version", "next_version", "version_of", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -687,6 +687,16 @@ def assign(values: Sequence[Value], new: Sequence[float]) -> None:
     _clock += 1
     t = _clock
     for v, x in zip(values, new):
+        v._data = x
+        v._t = t
+
+
+def restore(values: Sequence[Value], numbers: Sequence[float], versions: Sequence[int]) -> None:
+    """Put back numbers a check changed, with the versions they had (from `version_of`): graphs
+    made before stay valid."""
+    if not len(values) == len(numbers) == len(versions):
+        raise ValueError(f"restore: {len(values)} Values, {len(numbers)} numbers and {len(versions)} versions")
+    for v, x, t in zip(values, numbers, versions):
         v._data = x
         v._t = t
 

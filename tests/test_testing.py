@@ -638,3 +638,56 @@ KINK_TABLE = [  # f of one Value, the point, the verdict: real kinks, wrong rule
 def test_kinks_pass_with_right_rules_and_wrong_rules_and_narrow_bends_are_compared(name, f, x, verdict):
     report = gradcheck(lambda v: f(v), x)
     assert report.rows[0].status == verdict, str(report)
+
+
+@pytest.mark.parametrize("k", [2.0, 2.1, 2.3, 2.6])
+def test_directional_check_fails_a_wrong_rule_while_a_relu_sits_at_its_kink(k):
+    # a sample at the origin puts a fresh MLP's relus at 0: the kink must not excuse a wrong rule
+    X, y = [[0.0, 0.0], [0.5, -0.3], [1.0, 0.2]], [1.0, -1.0, 0.5]
+    sq = mg.define_op(f"sq_times_{k}", lambda x: x * x, lambda x, out: k * x)
+    loss_fn = lambda preds, ys: sum(sq(p - t) for p, t in zip(preds, ys)) / len(ys)
+    report = mg.testing.directional_check(MLP(2, [4, 1], seed=0), loss_fn, X, y)
+    assert bool(report) is (k == 2.0), report
+
+
+@pytest.mark.parametrize("check", [check_module_gradients, mg.testing.directional_check])
+def test_module_checks_leave_graphs_made_before_usable(check):
+    model = MLP(2, [3, 1], "tanh", seed=0)
+    X, y = mg.data.make_moons(4, seed=0)
+    loss = losses.mse([model(x) for x in X], y)
+    assert check(model, losses.mse, X, y)
+    loss.backward()  # the parameters' numbers were put back with their versions
+    doubled = mg.define_op("doubled_identity", lambda x: x, lambda x, out: 2.0)
+    target = model.layers[0].neurons[0].w[0]
+    report = check(model, lambda outs, t: losses.mse(outs, t) + doubled(target), X, y)
+    assert not report
+    assert report.draw() is not None
+
+
+def test_check_module_gradients_refuses_a_sample_that_is_not_a_positive_int():
+    model, X, y = MLP(2, [1], seed=0), [[0.0, 1.0]], [1.0]
+    for bad, error in [(0, ValueError), (-1, ValueError), (2.5, TypeError), (True, TypeError)]:
+        with pytest.raises(error, match="check_module_gradients: sample must be a positive int"):
+            check_module_gradients(model, losses.mse, X, y, sample=bad)
+
+
+@pytest.mark.parametrize("check", [check_module_gradients, mg.testing.directional_check])
+def test_module_checks_skip_frozen_parameters(check):
+    model = MLP(2, [3, 1], "tanh", seed=0)
+    X, y = mg.data.make_moons(4, seed=0)
+    frozen = model.layers[0].neurons[0].w[0]
+    frozen.requires_grad = False
+    report = check(model, losses.mse, X, y)
+    assert report, report
+    assert "skipped 1 frozen parameter (requires_grad=False)" in str(report)
+    assert all(not r.name.startswith("layers.0.neurons.0.w.0") for r in report.rows)
+
+
+def test_blame_refuses_a_stale_graph_and_a_number():
+    a, b = Value(0.5, "a"), Value(2.0, "b")
+    out = (a * b).tanh()
+    a.data = 1.5
+    with pytest.raises(RuntimeError, match="blame: the data of Value 'a' .* was changed after '\\*' used it"):
+        mg.testing.blame(out)
+    with pytest.raises(TypeError, match="blame: out must be a Value, got float"):
+        mg.testing.blame(3.0)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import number
-from microgradnn.engine import Value, get_op, grad, no_grad, topological_order
+from microgradnn._checks import number, positive_int
+from microgradnn.engine import (Value, _check_unchanged, get_op, grad, no_grad, restore, topological_order,
+                                version_of)
 
 if TYPE_CHECKING:
     from microgradnn import viz
@@ -475,8 +476,12 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
 def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-3) -> Culprit | None:
     """The first node (in topological order) whose stored local derivative disagrees with
     finite differences of its op's forward; None if every node agrees."""
+    if not isinstance(out, Value):
+        raise TypeError(f"blame: out must be a Value, got {type(out).__name__} {out!r:.60}")
     eps, atol, rtol = _checked("blame", eps, atol, rtol)
-    for v in topological_order(out):
+    order = topological_order(out)
+    _check_unchanged((v for v in order if v.inputs), "blame")  # stale local derivatives would be blamed
+    for v in order:
         if not v.inputs:
             continue
         xs = [x.data for x in v.inputs]
@@ -594,14 +599,29 @@ def _model_loss(model, loss_fn: Callable, X, y):
     return loss, passes
 
 
+def _trainable(who: str, model: Module) -> tuple[list[tuple[str, Value]], list[str]]:
+    """model's named parameters that require grad (as torch's gradcheck, frozen ones are not
+    checked), and a note saying how many were skipped."""
+    named = model.named_parameters()
+    trainable = [(n, p) for n, p in named if p.requires_grad]
+    if not trainable:
+        raise ValueError(f"{who}: the model has no parameter that requires grad, got {len(named)} frozen")
+    skipped = len(named) - len(trainable)
+    note = f"skipped {skipped} frozen parameter{'s' * (skipped != 1)} (requires_grad=False)"
+    return trainable, [note] if skipped else []
+
+
 def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *,
                            sample: int | None = None, seed: int = 0, eps: float = EPS, atol: float = 1e-5,
                            rtol: float = 1e-3) -> GradReport:
     """Check d(loss)/d(parameter) of `loss_fn([model(x) for x in X], y)` by finite differences,
-    for every parameter or a seeded sample of `sample` of them; rows are named by
-    `named_parameters()`. Parameters' data and `.grad` are restored afterwards."""
+    for every parameter that requires grad or a seeded sample of `sample` of them; rows are
+    named by `named_parameters()`. Parameters' data (with their versions, so graphs made
+    before stay usable) and `.grad` are restored afterwards."""
     eps, atol, rtol = _checked("check_module_gradients", eps, atol, rtol)
-    named = model.named_parameters()
+    if sample is not None:
+        sample = positive_int(sample, "check_module_gradients", "sample")
+    named, notes = _trainable("check_module_gradients", model)
     if sample is not None and sample < len(named):
         picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
         named = [named[i] for i in sorted(picks)]
@@ -611,7 +631,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     kinked = _kinked(out, [p for _, p in named])
     rows = []
     for (name, p), g, kink in zip(named, grads, kinked):
-        original = p.data
+        original, version = p.data, version_of(p)
 
         def at(t, p=p):
             p.data = t
@@ -620,10 +640,10 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
         try:
             d = derivative(at, original, eps, one_sided=kink)
         finally:
-            p.data = original
+            restore([p], [original], [version])
         rows.append(_row(name, g, d, kink, atol, rtol))
     report = GradReport(f"check_module_gradients of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=passes[0], notes=_uncertain_note(rows, atol, rtol))
+                        evaluations=passes[0], notes=notes + _uncertain_note(rows, atol, rtol))
     if not report:
         report.culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
     return report
@@ -641,17 +661,17 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     check; `evaluations` counts forward passes, the one for backward included.
     """
     eps, atol, rtol = _checked("directional_check", eps, atol, rtol)
-    named = model.named_parameters()
+    named, skipped = _trainable("directional_check", model)
     params = [p for _, p in named]
     loss, passes = _model_loss(model, loss_fn, X, y)
     out = loss()
     grads = np.array(_backward_grads(out, params))
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
-    originals = [p.data for p in params]
+    originals, versions = [p.data for p in params], [version_of(p) for p in params]
 
     def check(idx: list[int]) -> GradRow:
-        kink = bool(kinked[idx].any())
+        kink = bool(kinked[idx[0]])  # a set is all at a kink or all smooth
 
         def at(t):
             for i in idx:
@@ -661,32 +681,49 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
         try:
             d = derivative(at, 0.0, eps, one_sided=kink)
         finally:
-            for i in idx:
-                params[i].data = originals[i]
+            restore([params[i] for i in idx], [originals[i] for i in idx], [versions[i] for i in idx])
         analytic = math.fsum(grads[idx] * v[idx])
         first, last = named[idx[0]][0], named[idx[-1]][0]
-        name = first if len(idx) == 1 else f"v·grad over {first} .. {last} ({len(idx)} parameters)"
+        name = first if len(idx) == 1 else (f"v·grad over {first} .. {last} ({len(idx)} parameters"
+                                            f"{', through a kink' if kink else ''})")
         return _row(name, analytic, d, kink, atol, rtol)
 
-    rows = [check(list(range(len(params))))]
-    todo = [list(range(len(params)))] if rows[0].status in (FAIL, NONFINITE) else []
+    def unsettled(row: GradRow, idx: list[int]) -> bool:
+        if row.status in (OK, NONFINITE) or len(idx) == 1 or not kinked[idx[0]]:
+            return row.status != OK
+        # several parameters behind ops at their kinks: a wrong gradient can lie between the
+        # one-sided slopes, a right one outside them (each kink is on its own side): not judged
+        # here, only once narrowed down to single parameters
+        row.status = KINK
+        return True
+
+    # the parameters behind an op at its kink are checked apart from the rest, which must agree strictly
+    rows, todo = [], []
+    for idx in ([i for i in range(len(params)) if not kinked[i]], [i for i in range(len(params)) if kinked[i]]):
+        if idx:
+            rows.append(check(idx))
+            if unsettled(rows[-1], idx):
+                todo.append((idx, rows[-1]))
     notes = []
     while todo:
-        idx = todo.pop(0)
+        idx, row = todo.pop(0)
         if len(idx) == 1:
             continue
-        halves = [idx[:len(idx) // 2], idx[len(idx) // 2:]]
         if len(rows) + 2 > max_checks:
-            notes.append(f"narrowing stopped after {max_checks} checks (max_checks); sets still failing: "
-                         + "; ".join(f"{named[i[0]][0]} .. {named[i[-1]][0]}" for i in [idx, *todo]))
+            pending = [(idx, row), *todo]
+            for _, r in pending:
+                if r.status == KINK:
+                    r.status = FAIL  # not narrowed down, so not shown right
+            notes.append(f"narrowing stopped after {max_checks} checks (max_checks); sets still failing or passing "
+                         f"only as non-differentiable (as a wrong gradient can): "
+                         + "; ".join(f"{named[i[0]][0]} .. {named[i[-1]][0]}" for i, _ in pending))
             break
-        for half in halves:
-            row = check(half)
-            rows.append(row)
-            if row.status in (FAIL, NONFINITE):
-                todo.append(half)
+        for half in (idx[:len(idx) // 2], idx[len(idx) // 2:]):
+            rows.append(check(half))
+            if unsettled(rows[-1], half):
+                todo.append((half, rows[-1]))
     report = GradReport(f"directional_check of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=passes[0], notes=notes + _uncertain_note(rows, atol, rtol))
+                        evaluations=passes[0], notes=skipped + notes + _uncertain_note(rows, atol, rtol))
     if not report:
         wrong = [r.name for r in rows if r.status in (FAIL, NONFINITE) and " .. " not in r.name]
         if wrong:
