@@ -22,10 +22,15 @@ def is_finite(x) -> bool:
         return False
 
 
+def digits(n: int) -> int:
+    """About how many decimal digits n has, without str() (which Python refuses past 4300 digits)."""
+    return int(n.bit_length() * math.log10(2)) + 1
+
+
 def shown(x) -> str:
     """x as an error message shows it: its repr, but an int too large for a float by its size."""
     if _is_int(x) and abs(x) >= 2 ** 1024:
-        return f"an int of about {int(x.bit_length() * math.log10(2)) + 1} digits (too large for a float)"
+        return f"an int of about {digits(x)} digits (too large for a float)"
     return f"{x!r:.60}"
 
 

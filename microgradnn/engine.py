@@ -533,12 +533,18 @@ def _to_float(x, where: str, label: str = "", *, bools: bool = False) -> float:
         try:
             return float(x)
         except OverflowError:  # an int beyond float's range (shown by its size: str() of it may be refused)
-            size = f"{type(x).__name__} of about {int(int(x).bit_length() * math.log10(2)) + 1} digits"
+            size = f"{type(x).__name__} of about {_digits(int(x))} digits"
             raise ValueError(f"{where}: expected a finite number, got an {size} (too large for a float)"
                              f"{_label_note(label)}") from None
     if type(x) is Value:
         return x.data
     raise TypeError(f"{where}: expected a number or Value, got {type(x).__name__} {x!r:.60}{_label_note(label)}")
+
+
+def _digits(n: int) -> int:
+    """About how many decimal digits n has, without str() (refused past 4300 digits); the
+    engine's own copy of `_checks.digits`, as the engine imports nothing of the package."""
+    return int(n.bit_length() * math.log10(2)) + 1
 
 
 def _number(x, where: str) -> float:
@@ -1058,7 +1064,7 @@ def fmt(x: float) -> str:
     try:
         return f"{x:.4g}"
     except OverflowError:  # an int beyond float's range
-        return f"an int of about {int(x.bit_length() * math.log10(2)) + 1} digits"  # type: ignore[attr-defined]
+        return f"an int of about {_digits(x)} digits"  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return repr(x)[:60]
 

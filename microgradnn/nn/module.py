@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import is_finite, number, shown
+from microgradnn._checks import digits, is_finite, number, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn.files import read_model, write_model
 
@@ -282,7 +282,7 @@ def _describe(config: dict) -> str:
 def _size(n: Any) -> str:
     """A size from a file as an error shows it: a huge int by its number of digits."""
     if isinstance(n, int) and n.bit_length() > 64:
-        return f"(an int of about {int(n.bit_length() * math.log10(2)) + 1} digits)"
+        return f"(an int of about {digits(n)} digits)"
     return str(n)
 
 
