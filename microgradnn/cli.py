@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from typing import Sequence
@@ -11,7 +10,7 @@ import numpy as np
 
 from microgradnn import data, losses, nn, optim, replay, viz
 from microgradnn._files import check_writable
-from microgradnn._checks import positive_int
+from microgradnn._checks import number, positive_int
 from microgradnn._version import __version__
 from microgradnn.engine import Value, topological_order
 from microgradnn.expression import build_expression, evaluate
@@ -143,12 +142,10 @@ def _tolerance(positive: bool):
     """An argparse type: a finite float > 0 (positive) or >= 0."""
     def parse(text: str) -> float:
         try:
-            x = float(text)
-        except ValueError:
-            x = math.nan
-        if not (math.isfinite(x) and (x > 0 if positive else x >= 0)):
-            raise argparse.ArgumentTypeError(f"expected a finite number {'> 0' if positive else '>= 0'}, got {text!r}")
-        return x
+            return number(float(text), "microgradnn", "the value", 0.0, lo_open=positive)
+        except ValueError:  # not a number, or not in range
+            raise argparse.ArgumentTypeError(f"expected a finite number {'> 0' if positive else '>= 0'}, "
+                                             f"got {text!r}") from None
     return parse
 
 
@@ -168,20 +165,24 @@ def _hidden(text: str) -> list[int]:
     return sizes
 
 
+def _save_exists(args) -> UsageError:
+    return UsageError(f"--save {args.save} already exists; pass --overwrite to replace it")
+
+
 def _check_save(args) -> None:
     """Before training: a --save destination that cannot be written must not cost the run."""
     if args.save:
         try:
             check_writable(args.save, args.overwrite, "--save")
         except FileExistsError:
-            raise UsageError(f"--save {args.save} already exists; pass --overwrite to replace it") from None
+            raise _save_exists(args) from None
 
 
 def _save(model: Module, args, out=sys.stdout) -> None:
     try:
         model.save(args.save, overwrite=args.overwrite)
     except FileExistsError:  # made while training ran
-        raise UsageError(f"--save {args.save} already exists; pass --overwrite to replace it") from None
+        raise _save_exists(args) from None
     print(f"saved {args.save}", file=out)
 
 
@@ -285,7 +286,6 @@ def _check_demo_destinations(args) -> None:
         raise UsageError(f"--out {out}: {', '.join(os.path.basename(p) for p in there)} already "
                          f"exist{'s' if len(there) == 1 else ''} there; pass --overwrite to replace "
                          f"{'it' if len(there) == 1 else 'them'}, or choose another folder")
-
 
 
 def cmd_demo(args) -> int:
