@@ -6,10 +6,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from microgradnn.optim import OPTIMIZERS
 from microgradnn.viz.live.config import dataset_call
 
 SAVE_AS = "playground_retrained.json"  # not the page's "model (JSON)" download, playground_model.json
-OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam"}
 
 
 @dataclass
@@ -95,7 +95,7 @@ def _parts(c: dict, upload: tuple[np.ndarray, np.ndarray] | None) -> _Parts:
 
 
 def _optimizer(s: dict) -> str:
-    return (f"mg.optim.{OPTIMIZER_CLASSES[s['optimizer']]}(model.parameters(), lr={s['lr']!r}, "
+    return (f"mg.optim.{OPTIMIZERS[s['optimizer']].__name__}(model.parameters(), lr={s['lr']!r}, "
             f"weight_decay={s['l2']!r})")
 
 
@@ -118,7 +118,7 @@ params = dict(model.named_parameters())
 
 
 def new_optimizer(optimizer, lr, batch, l2):
-    return {{"sgd": mg.optim.SGD, "adam": mg.optim.Adam}}[optimizer](model.parameters(), lr=lr, weight_decay=l2)
+    return mg.optim.OPTIMIZERS[optimizer](model.parameters(), lr=lr, weight_decay=l2)
 
 
 def catch_up(done):
