@@ -600,10 +600,7 @@ def _backward_walk(root: Value) -> tuple[list[Value], list[Value], bool]:
         if v._t != clock:
             current = False
         interior.append(v)
-        inputs = v.inputs
-        if len(inputs) > 2 and seen.issuperset(inputs):  # one C-level pass: a layer's inputs, met already
-            continue
-        for x in inputs:
+        for x in v.inputs:
             if x not in seen:
                 seen.add(x)
                 if x.inputs:
