@@ -59,7 +59,7 @@ class Value:
             raise TypeError(f"Value: requires_grad must be a bool, got {type(requires_grad).__name__}")
         self._data = data
         self.grad = 0.0
-        self._name = label
+        self._name: str | _Named = label
         self.requires_grad = requires_grad
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
@@ -94,21 +94,21 @@ class Value:
     def label(self) -> str:
         """A name shown in drawings and messages ("" for none)."""
         name = getattr(self, "_name", "")
-        return name if type(name) is str else name.label
+        return name if isinstance(name, str) else name.label
 
     @label.setter
     def label(self, text: str) -> None:
         if not isinstance(text, str):
             raise TypeError(f"Value.label: must be a str, got {type(text).__name__}")
         name = getattr(self, "_name", "")
-        self._name = text if type(name) is str else _Named(text, name.origin)
+        self._name = text if isinstance(name, str) else _Named(text, name.origin)
 
     @property
     def origin(self) -> tuple | None:
         """Who made this Value, when a module did: `(outermost module called, neuron)` on a
         neuron's output (set by `microgradnn.nn`), None elsewhere. Drawings group nodes by it."""
         name = getattr(self, "_name", "")
-        return None if type(name) is str else name.origin
+        return None if isinstance(name, str) else name.origin
 
     @origin.setter
     def origin(self, who: tuple | None) -> None:
