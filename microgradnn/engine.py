@@ -42,11 +42,9 @@ class Value:
     # _op: the table row that made this Value (None for a leaf).
     # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
+    # _origin: see `origin`; left unset on most nodes (setting it on every node costs time).
     # _data: the number (`data`); _t: see _clock.
-    # _name: the label, or on the few nodes with an origin (see `origin`) a _Named holding
-    # both: one slot for the two keeps every node 8 bytes smaller. Unset (no label) on nodes
-    # made by ops, which are made often and named rarely.
-    __slots__ = ("_data", "grad", "_name", "requires_grad", "_op", "inputs", "_local", "_depth", "_t")
+    __slots__ = ("_data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_t", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -59,7 +57,7 @@ class Value:
             raise TypeError(f"Value: requires_grad must be a bool, got {type(requires_grad).__name__}")
         self._data = data
         self.grad = 0.0
-        self._name: str | _Named = label
+        self.label = label
         self.requires_grad = requires_grad
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
@@ -91,29 +89,14 @@ class Value:
         return self._op.name if self._op is not None else ""
 
     @property
-    def label(self) -> str:
-        """A name shown in drawings and messages ("" for none)."""
-        name = getattr(self, "_name", "")
-        return name if isinstance(name, str) else name.label
-
-    @label.setter
-    def label(self, text: str) -> None:
-        if not isinstance(text, str):
-            raise TypeError(f"Value.label: must be a str, got {type(text).__name__}")
-        name = getattr(self, "_name", "")
-        self._name = text if isinstance(name, str) else _Named(text, name.origin)
-
-    @property
     def origin(self) -> tuple | None:
         """Who made this Value, when a module did: `(outermost module called, neuron)` on a
         neuron's output (set by `microgradnn.nn`), None elsewhere. Drawings group nodes by it."""
-        name = getattr(self, "_name", "")
-        return None if isinstance(name, str) else name.origin
+        return getattr(self, "_origin", None)
 
     @origin.setter
     def origin(self, who: tuple | None) -> None:
-        label = self.label
-        self._name = label if who is None else _Named(label, who)
+        self._origin = who
 
     def is_leaf(self) -> bool:
         """True if this Value was not computed from other Values."""
@@ -221,9 +204,8 @@ class Value:
                                   self._op, self.inputs, self._local, self._depth)
 
     def __setstate__(self, state: tuple) -> None:
-        (_, self._data, self.grad, label, self.requires_grad, origin,
+        (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
          self._op, self.inputs, self._local, self._depth) = state
-        self._name = label if origin is None else _Named(label, origin)
         self._t = _clock
 
     def tree(self, view: str = "both") -> str:
@@ -234,15 +216,6 @@ class Value:
 # ---- how an op makes a node ------------------------------------------------------------
 
 _new = object.__new__
-
-
-class _Named:
-    """A label with an origin (see `Value._name`)."""
-
-    __slots__ = ("label", "origin")
-
-    def __init__(self, label: str, origin: tuple) -> None:
-        self.label, self.origin = label, origin
 _PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle writes before them
 
 
@@ -283,6 +256,7 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     v = _new(Value)
     v._data = data  # one attribute per statement: tuple assignment costs a third more here
     v.grad = 0.0
+    v.label = ""
     v.requires_grad = requires_grad
     v._op = op
     v.inputs = inputs

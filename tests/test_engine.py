@@ -111,24 +111,6 @@ def test_repr_float_label_op_inputs():
     assert isinstance(o.data, float) and isinstance(Value(3).data, float)
 
 
-def test_label_and_origin_are_kept_apart_through_changes_and_copies():
-    o = Value(2.0) * 3.0
-    assert o.label == "" and o.origin is None
-    who = ("model", "neuron")
-    o.origin = who
-    o.label = "o"
-    assert (o.label, o.origin) == ("o", who)
-    o.label = "out"  # a new label keeps the origin, and the other way round
-    assert o.origin == who
-    for twin in (pickle.loads(pickle.dumps(o)), copy.deepcopy(o)):
-        assert (twin.label, twin.origin, twin.data) == ("out", who, 6.0)
-    o.origin = None
-    assert (o.label, o.origin) == ("out", None)
-    with pytest.raises(TypeError, match=r"Value.label: must be a str, got int"):
-        o.label = 5
-    assert o.label == "out"
-
-
 def test_comparisons_use_data_and_equality_is_identity():
     a, b = Value(1.0), Value(1.0)
     assert a <= b and a >= b and not a < b and a < 2 and 0 < a and b > 0.5
