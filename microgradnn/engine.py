@@ -43,8 +43,8 @@ class Value:
     # _local: d(self)/d(input) for each input, computed at forward time by the op's rules.
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
     # _origin: see `origin`; left unset on most nodes (setting it on every node costs time).
-    # _data: the number (`data`); _t: see _clock.
-    __slots__ = ("_data", "grad", "label", "requires_grad", "_op", "inputs", "_local", "_depth", "_t", "_origin")
+    # _data: the number (`data`); _label: `label`; _t: see _clock.
+    __slots__ = ("_data", "grad", "_label", "requires_grad", "_op", "inputs", "_local", "_depth", "_t", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -57,7 +57,7 @@ class Value:
             raise TypeError(f"Value: requires_grad must be a bool, got {type(requires_grad).__name__}")
         self._data = data
         self.grad = 0.0
-        self.label = label
+        self._label = label
         self.requires_grad = requires_grad
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
@@ -82,6 +82,17 @@ class Value:
         _clock += 1
         self._t = _clock
         self._data = x
+
+    @property
+    def label(self) -> str:
+        """A name shown in drawings and messages ("" for none)."""
+        return self._label
+
+    @label.setter
+    def label(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"Value.label: must be a str, got {type(text).__name__}")
+        self._label = text
 
     @property
     def op(self) -> str:
@@ -256,7 +267,7 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     v = _new(Value)
     v._data = data  # one attribute per statement: tuple assignment costs a third more here
     v.grad = 0.0
-    v.label = ""
+    v._label = ""
     v.requires_grad = requires_grad
     v._op = op
     v.inputs = inputs

@@ -111,6 +111,17 @@ def test_repr_float_label_op_inputs():
     assert isinstance(o.data, float) and isinstance(Value(3).data, float)
 
 
+def test_a_label_must_be_a_str_as_value_says_not_a_crash_in_a_drawing():
+    o = Value(2.0, label="x") * 3.0
+    o.label = "o"
+    assert o.label == "o" and o.inputs[0].label == "x"
+    with pytest.raises(TypeError, match=r"Value.label: must be a str, got int"):
+        o.label = 5
+    assert o.label == "o"
+    for twin in (pickle.loads(pickle.dumps(o)), copy.deepcopy(o)):
+        assert twin.label == "o" and twin.inputs[0].label == "x"
+
+
 def test_comparisons_use_data_and_equality_is_identity():
     a, b = Value(1.0), Value(1.0)
     assert a <= b and a >= b and not a < b and a < 2 and 0 < a and b > 0.5
