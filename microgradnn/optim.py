@@ -17,16 +17,14 @@ import numpy as np
 from microgradnn._checks import _is_number, number, positive_int
 from microgradnn.engine import Value, assign, changed_since, data_of, data_version
 
+__all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
+
+_ONLY_FLOATS = frozenset({float})
 
 
 def _all_floats(xs: list) -> bool:
-    """True if every item is a float or an int that fits one (a sum, like engine.assign's check)."""
-    try:
-        return type(sum(xs, 0.0)) is float
-    except (TypeError, OverflowError):
-        return False
-
-__all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
+    """True if every item is a float (others, ints, None or a bool, take the careful path)."""
+    return _ONLY_FLOATS.issuperset(map(type, xs))
 
 
 def _named(i: int, p: Value) -> str:

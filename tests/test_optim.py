@@ -226,6 +226,10 @@ def test_a_gradient_of_none_is_skipped_and_a_bad_one_refused():
     a.grad = Value(1.0)
     with pytest.raises(TypeError, match="got Value"):
         opt.step()
+    for flag in (True, False):  # a bool is not a number here, as backward says too
+        a.grad = flag
+        with pytest.raises(TypeError, match=f"must be a number or None, got bool {flag}"):
+            opt.step()
     a.grad = 10 ** 400
     with pytest.raises(ValueError, match=r"gradient of parameter 0 .* is too large for a float"):
         opt.step()
