@@ -192,6 +192,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
     rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)
+    stepped = False  # before the first step no parameter has changed: a failure then is no divergence
     for epoch in range(1, epochs + 1):
         order = np.arange(len(X)) if batch_size is None else rng.permutation(len(X))
         size = batch_size or len(X)
@@ -201,12 +202,16 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             opt.zero_grad()
             try:
                 batch_loss, batch_scores = step(X[idx], y[idx])
+            except (ArithmeticError, ValueError) as e:
+                if not stepped:
+                    raise type(e)(f"fit: the first step failed, before any parameter changed (so not for the "
+                                  f"learning rate): {_short(e, 300)}{_output_hint(model, loss_fn)}") from None
+                raise _diverged(e, epoch, opt, lr) from None
+            try:
                 opt.step()
             except (ArithmeticError, ValueError) as e:
-                # the inputs were checked above, so this is the arithmetic running away
-                hint = "" if "learning rate" in str(e) else \
-                    f"; try a smaller learning rate (lr={getattr(opt, 'lr', lr):g})"
-                raise type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}") from None
+                raise _diverged(e, epoch, opt, lr) from None
+            stepped = True
             total += batch_loss * len(idx)
             scores[idx] = batch_scores
         if scheduler is not None:
@@ -215,6 +220,20 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
         progress.update(epoch, history.loss[-1], history.accuracy[-1])
     return history
+
+
+def _diverged(e: Exception, epoch: int, opt: _optim.Optimizer, lr: float) -> Exception:
+    """The error of a step after the first: the inputs were checked, so the arithmetic ran away."""
+    hint = "" if "learning rate" in str(e) else f"; try a smaller learning rate (lr={getattr(opt, 'lr', lr):g})"
+    return type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}")
+
+
+def _output_hint(model: Module, loss_fn: Callable) -> str:
+    output = getattr(model, "output_activation", None)
+    if loss_fn is _losses.binary_cross_entropy and output not in (None, "sigmoid"):
+        return (f"; binary_cross_entropy takes probabilities, but the model's output is {output}: give it a "
+                "sigmoid output, or use binary_cross_entropy_with_logits")
+    return ""
 
 
 def _short(e: Exception, limit: int = 160) -> str:

@@ -109,6 +109,20 @@ def test_a_diverging_fit_stops_with_a_short_message_and_a_learning_rate_hint():
     assert all(math.isfinite(p.data) for p in model.parameters())
 
 
+def test_a_first_step_that_fails_is_not_called_divergence_nor_blamed_on_the_learning_rate():
+    # a linear output with binary_cross_entropy failed its first step "diverged in epoch 1 ... try a
+    # smaller learning rate", which no learning rate fixes
+    X, y = mg.data.make_moons(20, seed=0)
+    model = mg.MLP(2, [4, 1], seed=0)
+    before = model.state_dict()
+    with pytest.raises(ValueError) as info:
+        mg.fit(model, X, y, "binary_cross_entropy", "sgd", 5, lr=1e-6, verbose=False)
+    text = str(info.value)
+    assert text.startswith("fit: the first step failed, before any parameter changed") and "diverged" not in text
+    assert "smaller learning rate" not in text and "the model's output is linear: give it a sigmoid output" in text
+    assert model.state_dict() == before
+
+
 class ZMQInteractiveShell:
     """Stands in for a Jupyter kernel's shell: `_in_notebook` recognises it by its class name."""
 
