@@ -25,9 +25,10 @@ class History:
     accuracy: list[float] = field(default_factory=list)
 
 
-def _classes_of_labels(y: np.ndarray, two: bool) -> np.ndarray:
+def _classes_of_labels(y: np.ndarray, two: bool, threshold: float) -> np.ndarray:
     """Labels as classes: class indices as they are; two classes given as -1/+1 (or any two
-    values) as 0/1, the larger value being class 1."""
+    values) as 0/1, the larger value being class 1; one value of neither kind (a batch of one
+    class labelled 5) is on the side of `threshold` it lies."""
     if not two:
         return y
     values = np.unique(y)
@@ -35,11 +36,13 @@ def _classes_of_labels(y: np.ndarray, two: bool) -> np.ndarray:
         return (y > 0).astype(int)
     if set(values.tolist()) <= {0.0, 1.0}:
         return y.astype(int)
+    if len(values) == 1:
+        return (y > threshold).astype(int)
     return (y > (values.min() + values.max()) / 2).astype(int)
 
 
 def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
-    return classify(scores, threshold, "accuracy") == _classes_of_labels(y, scores.ndim == 1)
+    return classify(scores, threshold, "accuracy") == _classes_of_labels(y, scores.ndim == 1, threshold)
 
 
 def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None = None) -> float:

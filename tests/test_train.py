@@ -86,6 +86,18 @@ def test_accuracy_fit_and_train_are_right_when_every_label_is_one_class(tmp_path
         assert history.accuracy[-1] == 1.0, loss
 
 
+def test_accuracy_of_one_class_labelled_by_another_value_than_0_or_1():
+    # mse on labels 2 and 5 (threshold 3.5): the samples labelled 5 alone scored 0%, as the one label
+    # value was taken for class 0
+    model = mg.MLP(2, [1], seed=0)
+    model.threshold = 3.5
+    X = [[4.0, 0.0], [5.0, 1.0]]
+    neuron = model.layers[0].neurons[0]
+    neuron.w[0].data, neuron.w[1].data, neuron.b.data = 1.0, 0.0, 0.0  # scores 4 and 5: class 1
+    assert mg.accuracy(model, X, [5, 5]) == 1.0 and mg.accuracy(model, X, [2, 2]) == 0.0
+    assert mg.accuracy(model, X, [1, 1]) == 1.0 and mg.accuracy(model, X, [2, 5]) == 0.5
+
+
 @pytest.mark.parametrize("nout, loss, message", [
     (2, "mse", "mse needs one output per sample, but the model has 2 outputs"),
     (3, "hinge", "hinge needs one output per sample"),
