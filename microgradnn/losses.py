@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from microgradnn._checks import one_of
 from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus, take
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
@@ -154,6 +155,8 @@ def decision_threshold(loss: Callable | str, targets: ArrayLike) -> float | None
     `targets`: 0.5 for probabilities (binary_cross_entropy), the middle of the two target
     values for mse, 0 for scores and logits (hinge, binary_cross_entropy_with_logits); None
     when the loss does not say (cross_entropy takes the argmax; a loss of your own)."""
+    if isinstance(loss, str):  # a name of LOSSES, as fit takes it
+        loss = LOSSES[one_of(loss, LOSSES, "decision_threshold", "loss")]
     if loss is binary_cross_entropy:
         return 0.5
     if loss is mse:  # by the label convention, so a batch of one class is split where it should be

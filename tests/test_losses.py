@@ -85,6 +85,15 @@ def test_decision_threshold_says_what_one_output_means(loss, targets, expected):
     assert losses.decision_threshold(loss, np.array(targets)) == expected
 
 
+def test_decision_threshold_takes_a_loss_by_name_as_fit_does():
+    # the annotation says a name may be given, but every name gave None ("the loss does not say")
+    for name, loss in losses.LOSSES.items():
+        assert losses.decision_threshold(name, [0, 1]) == losses.decision_threshold(loss, [0, 1]), name
+    assert losses.decision_threshold("binary_cross_entropy", [0, 1]) == 0.5
+    with pytest.raises(ValueError, match="decision_threshold: loss must be one of mse, .*, got 'l1'"):
+        losses.decision_threshold("l1", [0, 1])
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: losses.hinge([float("nan")], [1]), "hinge: predictions contain NaN or infinity: prediction 0 is nan"),
     (lambda: losses.mse([1.0, float("inf")], [1, 1]), "mse: predictions contain NaN or infinity: prediction 1 is inf"),
