@@ -38,6 +38,17 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
     return preds, t
 
 
+def _one_each(preds: list, name: str) -> None:
+    """A loss of one output per sample refuses anything else as a prediction (a model's list of
+    outputs, a string) by name, rather than failing inside the arithmetic."""
+    if all(type(p) is Value for p in preds):
+        return
+    for i, p in enumerate(preds):
+        if not isinstance(p, (Value, numbers.Real)):
+            raise TypeError(f"{name}: each prediction must be one number or Value, got {type(p).__name__} "
+                            f"{_short(p)} at prediction {i}; for several outputs per sample use cross_entropy")
+
+
 def _short(p) -> str:
     """A prediction (a number, or a sample's logits) as plain floats, at most 80 characters."""
     plain = lambda x: float(x) if type(x) is not Value and isinstance(x, numbers.Real) else x  # noqa: E731
@@ -57,12 +68,14 @@ def _mean(terms: list) -> Value:
 def mse(predictions: Sequence, targets: ArrayLike) -> Value:
     """Mean squared error: mean((p - t)^2)."""
     preds, t = _batch(predictions, targets, "mse")
+    _one_each(preds, "mse")
     return _mean([(p - ti) ** 2 for p, ti in zip(preds, t)])
 
 
 def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     """-mean(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] and targets in [0, 1]."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy")
+    _one_each(preds, "binary_cross_entropy")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy", "targets")
     _check_range(preds, 0.0, 1.0, "binary_cross_entropy", "predictions (probabilities)")
     terms = []
@@ -83,6 +96,7 @@ def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
 def binary_cross_entropy_with_logits(predictions: Sequence, targets: ArrayLike) -> Value:
     """Binary cross-entropy on raw scores z, computed stably as softplus(z) - t z."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy_with_logits")
+    _one_each(preds, "binary_cross_entropy_with_logits")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy_with_logits", "targets")
     return _mean([softplus(z) - ti * z for z, ti in zip(preds, t)])
 
@@ -90,6 +104,7 @@ def binary_cross_entropy_with_logits(predictions: Sequence, targets: ArrayLike) 
 def hinge(predictions: Sequence, targets: ArrayLike) -> Value:
     """SVM max-margin loss mean(max(0, 1 - t s)) for labels t in {-1, +1}."""
     preds, t = _batch(predictions, targets, "hinge")
+    _one_each(preds, "hinge")
     bad = sorted({_number(x) for x in t if _not_a_label(x)})
     if bad:
         raise ValueError(f"hinge: targets must be -1 or +1, got {bad[:3]} (for 0/1 labels pass y * 2 - 1)")

@@ -85,6 +85,15 @@ def test_decision_threshold_says_what_one_output_means(loss, targets, expected):
     assert losses.decision_threshold(loss, np.array(targets)) == expected
 
 
+@pytest.mark.parametrize("loss", [losses.mse, losses.hinge, losses.binary_cross_entropy,
+                                  losses.binary_cross_entropy_with_logits])
+def test_a_loss_of_one_output_names_a_prediction_that_is_not_one_number(loss):
+    # a model's list of outputs failed inside the arithmetic: "unsupported operand type(s) for -: 'list'"
+    with pytest.raises(TypeError, match=f"{loss.__name__}: each prediction must be one number or Value, got list "
+                                        r"\[Value\(data=0.5.* at prediction 0; for several outputs .* cross_entropy"):
+        loss([[Value(0.5)], [Value(0.2)]], [1, 1])
+
+
 def test_decision_threshold_takes_a_loss_by_name_as_fit_does():
     # the annotation says a name may be given, but every name gave None ("the loss does not say")
     for name, loss in losses.LOSSES.items():
