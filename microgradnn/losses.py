@@ -21,7 +21,8 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
     preds = [predictions] if isinstance(predictions, (Value, int, float)) else list(predictions)
     if isinstance(targets, Value) or np.ndim(targets) == 0:
         targets = [targets]
-    t = [x if isinstance(x, Value) else float(x) for x in np.asarray(targets, dtype=object).reshape(-1)]
+    t = [x if isinstance(x, Value) else _target(x, i, name)
+         for i, x in enumerate(np.asarray(targets, dtype=object).reshape(-1))]
     if len(preds) != len(t):
         raise ValueError(f"{name}: got {len(preds)} predictions but {len(t)} targets")
     if len(preds) == 0:
@@ -36,6 +37,13 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
                     raise ValueError(f"{name}: predictions contain NaN or infinity: prediction {i} is "
                                      f"{_short(p)}")
     return preds, t
+
+
+def _target(x, i: int, name: str) -> float:
+    """A target as a float: a number (a bool is 0 or 1, as a label made by a comparison)."""
+    if not isinstance(x, numbers.Real):  # "1" would be read as 1.0, None fail inside float()
+        raise TypeError(f"{name}: targets must be numbers, got {type(x).__name__} {x!r:.60} at target {i}")
+    return float(x)
 
 
 def _one_each(preds: list, name: str) -> None:

@@ -94,6 +94,16 @@ def test_a_loss_of_one_output_names_a_prediction_that_is_not_one_number(loss):
         loss([[Value(0.5)], [Value(0.2)]], [1, 1])
 
 
+@pytest.mark.parametrize("target, shown", [("1", "str '1'"), (None, "NoneType None"), (1j, "complex 1j")])
+def test_a_target_that_is_not_a_number_is_refused_naming_the_loss(target, shown):
+    # "1" was read as 1.0, silently; None and 1j failed inside float() without naming the loss
+    for loss in losses.LOSSES.values():
+        prediction = [Value(0.5), Value(0.1)] if loss is losses.cross_entropy else Value(0.5)
+        with pytest.raises(TypeError, match=rf"{loss.__name__}: targets must be numbers, got {shown} at target 0"):
+            loss([prediction], [target])
+    assert losses.mse([Value(0.5)], [True]).data == 0.25  # a bool label is 0 or 1
+
+
 def test_decision_threshold_takes_a_loss_by_name_as_fit_does():
     # the annotation says a name may be given, but every name gave None ("the loss does not say")
     for name, loss in losses.LOSSES.items():
