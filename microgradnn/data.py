@@ -158,6 +158,11 @@ class CharTokenizer:
     BOS = 0
 
     def __init__(self, texts: Sequence[str]) -> None:
+        texts = list(texts)
+        for k, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"CharTokenizer: texts must be strs, got {type(text).__name__} {text!r:.60} "
+                                f"at position {k}")
         self.chars = sorted(set("".join(texts)))
         self.index = {c: i + 1 for i, c in enumerate(self.chars)}
 
@@ -167,6 +172,8 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """[BOS, ids of the characters..., BOS]."""
+        if not isinstance(text, str):
+            raise TypeError(f"CharTokenizer.encode: text must be a str, got {type(text).__name__} {text!r:.60}")
         unknown = sorted(set(text) - set(self.index))
         if unknown:
             raise ValueError(f"CharTokenizer: characters not in the vocabulary: {''.join(unknown)!r}")

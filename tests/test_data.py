@@ -90,6 +90,9 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
      r"CharTokenizer.decode: token ids must be ints in 0..3, got -1 at position 1"),
     (lambda: data.CharTokenizer(["abc"]).decode([99]), ValueError, "token ids must be ints in 0..3, got 99"),
     (lambda: data.CharTokenizer(["abc"]).decode(["a"]), TypeError, "token ids must be ints in 0..3, got str 'a'"),
+    (lambda: data.CharTokenizer(["abc", None]), TypeError, "CharTokenizer: texts must be strs, got NoneType None "
+                                                           "at position 1"),
+    (lambda: data.CharTokenizer(["abc"]).encode(5), TypeError, "CharTokenizer.encode: text must be a str, got int 5"),
     (lambda: data.words(0), ValueError, "words: max_len must be a positive int, got 0"),
     (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
     (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),
