@@ -20,7 +20,8 @@ __all__ = ["fit", "accuracy", "History"]
 
 @dataclass
 class History:
-    """Per-epoch mean training loss and training accuracy (from the epoch's own forward passes)."""
+    """Per-epoch mean training loss and training accuracy (from the epoch's own forward passes);
+    no accuracy when the labels are not classes (one output and more than two values: regression)."""
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
 
@@ -136,18 +137,19 @@ class _Progress:
         self.live = enabled and (notebook or self.stream.isatty())
         self.start = time.perf_counter()
 
-    def update(self, epoch: int, loss: float, acc: float) -> None:
+    def update(self, epoch: int, loss: float, acc: float | None) -> None:
         if not self.enabled:
             return
         last = epoch == self.epochs
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{acc:.1%}", refresh=False)
+            self.bar.set_postfix(loss=f"{loss:.4f}", **({} if acc is None else {"accuracy": f"{acc:.1%}"}),
+                                 refresh=False)
             self.bar.update(1)
             if last:
                 self.bar.close()
             return
         line = (f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  loss {loss:.4f}  "
-                f"accuracy {acc:6.1%}  {time.perf_counter() - self.start:5.1f}s")
+                + ("" if acc is None else f"accuracy {acc:6.1%}  ") + f"{time.perf_counter() - self.start:5.1f}s")
         if self.live:
             self.stream.write("\r" + line + ("\n" if last else ""))
         elif last or epoch == 1 or epoch % max(1, self.epochs // 10) == 0:
@@ -193,6 +195,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         if threshold is not None:
             model.threshold = threshold
     step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
+    # one output and more than two label values is regression: an accuracy there would mean nothing
+    classes = model.nout > 1 or len(np.unique(y)) <= 2
     rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)
     stepped = False  # before the first step no parameter has changed: a failure then is no divergence
@@ -220,8 +224,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         if scheduler is not None:
             scheduler.step()
         history.loss.append(total / len(X))
-        history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
-        progress.update(epoch, history.loss[-1], history.accuracy[-1])
+        if classes:
+            history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
+        progress.update(epoch, history.loss[-1], history.accuracy[-1] if classes else None)
     return history
 
 

@@ -135,6 +135,20 @@ def test_a_first_step_that_fails_is_not_called_divergence_nor_blamed_on_the_lear
     assert model.state_dict() == before
 
 
+def test_fit_on_regression_targets_reports_no_accuracy(capsys):
+    # mse on a continuous target reported an "accuracy" (labels split at their midpoint) that means
+    # nothing, where mg.accuracy refuses such labels
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = X[:, 0] * 3.0 - X[:, 1]
+    model = mg.MLP(2, [8, 1], seed=0)
+    history = mg.fit(model, X, y, "mse", "adam", 30, lr=0.02)
+    assert history.accuracy == [] and len(history.loss) == 30 and history.loss[-1] < history.loss[0]
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("epoch 30/30  loss ") and "accuracy" not in last
+    two = mg.fit(mg.MLP(2, [8, 1], seed=0), X, y > 0, "mse", "sgd", 2, verbose=False)
+    assert len(two.accuracy) == 2  # two label values are classes
+
+
 class ZMQInteractiveShell:
     """Stands in for a Jupyter kernel's shell: `_in_notebook` recognises it by its class name."""
 
