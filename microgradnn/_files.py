@@ -23,6 +23,8 @@ def user_path(path: str | os.PathLike, who: str) -> str:
         text = None
     if not isinstance(text, str):
         raise TypeError(f"{who}: path must be a str or os.PathLike, got {type(path).__name__} {path!r:.60}")
+    if not text:  # '' would pass the checks against the parent folder, then fail to write after the work
+        raise ValueError(f"{who}: path must not be empty, got ''")
     return text
 
 

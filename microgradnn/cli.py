@@ -171,7 +171,7 @@ def _save_exists(args) -> UsageError:
 
 def _check_save(args) -> None:
     """Before training: a --save destination that cannot be written must not cost the run."""
-    if args.save:
+    if args.save is not None:  # '' too: it is refused, not taken as "no --save"
         try:
             check_writable(args.save, args.overwrite, "--save")
         except FileExistsError:
@@ -193,7 +193,7 @@ def train_model(args, out=sys.stdout):
     targets = _targets(loss, y, k)
     nout = k if loss == "cross_entropy" else 1
     output = _output_activation(loss)
-    if args.load:
+    if args.load is not None:  # '' too: it is refused, not taken as "no --load"
         given = [o for o, v in (("--hidden", args.hidden), ("--activation", args.activation)) if v is not None]
         if given:
             raise UsageError(f"{' and '.join(given)} cannot change the model --load {args.load} holds; "
@@ -222,7 +222,7 @@ def train_model(args, out=sys.stdout):
     except (ArithmeticError, ValueError) as e:
         raise Failure(str(e)) from None
     print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
-    if args.save:
+    if args.save is not None:
         _save(model, args, out)
     return model, X, y, history
 
@@ -365,7 +365,7 @@ def cmd_gpt(args) -> int:
     samples = [tok.decode(model.generate([tok.BOS], temperature=args.temperature, stop=tok.BOS, seed=args.seed + k))
                for k in range(args.samples)]
     print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
-    if args.save:
+    if args.save is not None:
         _save(model, args)
     return 0
 

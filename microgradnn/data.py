@@ -108,12 +108,16 @@ def make_words(n: int = 5000, *, seed: int | None = None) -> list[str]:
     """Made-up words from fixed rules: 1 to 3 syllables, each an onset consonant (cluster),
     a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
     positive_int(n, "make_words", "n")
-    rng = _rng(seed, "make_words")
+    return _made_words(n, 12, _rng(seed, "make_words"))
+
+
+def _made_words(n: int, max_len: int, rng: np.random.Generator) -> list[str]:
+    """n words by make_words' rules, of 3 to max_len (>= 3) letters."""
     out: list[str] = []
     while len(out) < n:
         word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
                        for _ in range(rng.integers(1, 4)))
-        if 3 <= len(word) <= 12:
+        if 3 <= len(word) <= max_len:
             out.append(word)
     return out
 
@@ -122,7 +126,7 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
           seed: int | None = 0) -> tuple[list[str], str]:
     """Lowercase a-z words of at most `max_len` letters and where they came from: the word list
     at `path`, or by default the system's (WORD_LIST) when it exists, else `make_words`. `n`
-    picks that many at random (seeded)."""
+    picks that many at random (seeded); fewer there is an error."""
     positive_int(max_len, "words", "max_len")
     if n is not None:
         positive_int(n, "words", "n")
@@ -135,9 +139,13 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
             found = sorted({w for w in (line.strip() for line in f) if re.fullmatch(f"[a-z]{{1,{max_len}}}", w)})
         source = path
     else:
-        found, source = [w for w in make_words(n or 5000, seed=seed) if len(w) <= max_len], "make_words (rules)"
+        source = "make_words (rules)"
+        found = _made_words(n or 5000, min(max_len, 12), _rng(seed, "words")) if max_len >= 3 else []
     if not found:
-        raise ValueError(f"words: {path} has no lowercase words of at most {max_len} letters")
+        raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters")
+    if n is not None and n > len(found):  # fewer words than asked would pass silently
+        raise ValueError(f"words: n must be at most the {len(found)} lowercase words of at most {max_len} letters "
+                         f"in {source}, got {n}")
     if n is not None and n < len(found):
         rng = _rng(seed, "words")
         found = [found[i] for i in sorted(rng.choice(len(found), size=n, replace=False))]
@@ -150,6 +158,11 @@ class CharTokenizer:
     BOS = 0
 
     def __init__(self, texts: Sequence[str]) -> None:
+        texts = list(texts)
+        for k, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"CharTokenizer: texts must be strs, got {type(text).__name__} {text!r:.60} "
+                                f"at position {k}")
         self.chars = sorted(set("".join(texts)))
         self.index = {c: i + 1 for i, c in enumerate(self.chars)}
 
@@ -159,6 +172,8 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """[BOS, ids of the characters..., BOS]."""
+        if not isinstance(text, str):
+            raise TypeError(f"CharTokenizer.encode: text must be a str, got {type(text).__name__} {text!r:.60}")
         unknown = sorted(set(text) - set(self.index))
         if unknown:
             raise ValueError(f"CharTokenizer: characters not in the vocabulary: {''.join(unknown)!r}")

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from microgradnn._checks import one_of
 from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus, take
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
@@ -20,7 +21,8 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
     preds = [predictions] if isinstance(predictions, (Value, int, float)) else list(predictions)
     if isinstance(targets, Value) or np.ndim(targets) == 0:
         targets = [targets]
-    t = [x if isinstance(x, Value) else float(x) for x in np.asarray(targets, dtype=object).reshape(-1)]
+    t = [x if isinstance(x, Value) else _target(x, i, name)
+         for i, x in enumerate(np.asarray(targets, dtype=object).reshape(-1))]
     if len(preds) != len(t):
         raise ValueError(f"{name}: got {len(preds)} predictions but {len(t)} targets")
     if len(preds) == 0:
@@ -35,6 +37,24 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
                     raise ValueError(f"{name}: predictions contain NaN or infinity: prediction {i} is "
                                      f"{_short(p)}")
     return preds, t
+
+
+def _target(x, i: int, name: str) -> float:
+    """A target as a float: a number (a bool is 0 or 1, as a label made by a comparison)."""
+    if not isinstance(x, numbers.Real):  # "1" would be read as 1.0, None fail inside float()
+        raise TypeError(f"{name}: targets must be numbers, got {type(x).__name__} {x!r:.60} at target {i}")
+    return float(x)
+
+
+def _one_each(preds: list, name: str) -> None:
+    """A loss of one output per sample refuses anything else as a prediction (a model's list of
+    outputs, a string) by name, rather than failing inside the arithmetic."""
+    if all(type(p) is Value for p in preds):
+        return
+    for i, p in enumerate(preds):
+        if not isinstance(p, (Value, numbers.Real)):
+            raise TypeError(f"{name}: each prediction must be one number or Value, got {type(p).__name__} "
+                            f"{_short(p)} at prediction {i}; for several outputs per sample use cross_entropy")
 
 
 def _short(p) -> str:
@@ -56,12 +76,14 @@ def _mean(terms: list) -> Value:
 def mse(predictions: Sequence, targets: ArrayLike) -> Value:
     """Mean squared error: mean((p - t)^2)."""
     preds, t = _batch(predictions, targets, "mse")
+    _one_each(preds, "mse")
     return _mean([(p - ti) ** 2 for p, ti in zip(preds, t)])
 
 
 def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     """-mean(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] and targets in [0, 1]."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy")
+    _one_each(preds, "binary_cross_entropy")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy", "targets")
     _check_range(preds, 0.0, 1.0, "binary_cross_entropy", "predictions (probabilities)")
     terms = []
@@ -82,6 +104,7 @@ def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
 def binary_cross_entropy_with_logits(predictions: Sequence, targets: ArrayLike) -> Value:
     """Binary cross-entropy on raw scores z, computed stably as softplus(z) - t z."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy_with_logits")
+    _one_each(preds, "binary_cross_entropy_with_logits")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy_with_logits", "targets")
     return _mean([softplus(z) - ti * z for z, ti in zip(preds, t)])
 
@@ -89,6 +112,7 @@ def binary_cross_entropy_with_logits(predictions: Sequence, targets: ArrayLike) 
 def hinge(predictions: Sequence, targets: ArrayLike) -> Value:
     """SVM max-margin loss mean(max(0, 1 - t s)) for labels t in {-1, +1}."""
     preds, t = _batch(predictions, targets, "hinge")
+    _one_each(preds, "hinge")
     bad = sorted({_number(x) for x in t if _not_a_label(x)})
     if bad:
         raise ValueError(f"hinge: targets must be -1 or +1, got {bad[:3]} (for 0/1 labels pass y * 2 - 1)")
@@ -154,6 +178,8 @@ def decision_threshold(loss: Callable | str, targets: ArrayLike) -> float | None
     `targets`: 0.5 for probabilities (binary_cross_entropy), the middle of the two target
     values for mse, 0 for scores and logits (hinge, binary_cross_entropy_with_logits); None
     when the loss does not say (cross_entropy takes the argmax; a loss of your own)."""
+    if isinstance(loss, str):  # a name of LOSSES, as fit takes it
+        loss = LOSSES[one_of(loss, LOSSES, "decision_threshold", "loss")]
     if loss is binary_cross_entropy:
         return 0.5
     if loss is mse:  # by the label convention, so a batch of one class is split where it should be

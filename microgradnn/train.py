@@ -20,14 +20,16 @@ __all__ = ["fit", "accuracy", "History"]
 
 @dataclass
 class History:
-    """Per-epoch mean training loss and training accuracy (from the epoch's own forward passes)."""
+    """Per-epoch mean training loss and training accuracy (from the epoch's own forward passes);
+    no accuracy when the labels are not classes (one output and more than two values: regression)."""
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
 
 
-def _classes_of_labels(y: np.ndarray, two: bool) -> np.ndarray:
+def _classes_of_labels(y: np.ndarray, two: bool, threshold: float) -> np.ndarray:
     """Labels as classes: class indices as they are; two classes given as -1/+1 (or any two
-    values) as 0/1, the larger value being class 1."""
+    values) as 0/1, the larger value being class 1; one value of neither kind (a batch of one
+    class labelled 5) is on the side of `threshold` it lies."""
     if not two:
         return y
     values = np.unique(y)
@@ -35,11 +37,13 @@ def _classes_of_labels(y: np.ndarray, two: bool) -> np.ndarray:
         return (y > 0).astype(int)
     if set(values.tolist()) <= {0.0, 1.0}:
         return y.astype(int)
+    if len(values) == 1:
+        return (y > threshold).astype(int)
     return (y > (values.min() + values.max()) / 2).astype(int)
 
 
 def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
-    return classify(scores, threshold, "accuracy") == _classes_of_labels(y, scores.ndim == 1)
+    return classify(scores, threshold, "accuracy") == _classes_of_labels(y, scores.ndim == 1, threshold)
 
 
 def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None = None) -> float:
@@ -133,18 +137,19 @@ class _Progress:
         self.live = enabled and (notebook or self.stream.isatty())
         self.start = time.perf_counter()
 
-    def update(self, epoch: int, loss: float, acc: float) -> None:
+    def update(self, epoch: int, loss: float, acc: float | None) -> None:
         if not self.enabled:
             return
         last = epoch == self.epochs
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{acc:.1%}", refresh=False)
+            self.bar.set_postfix(loss=f"{loss:.4f}", **({} if acc is None else {"accuracy": f"{acc:.1%}"}),
+                                 refresh=False)
             self.bar.update(1)
             if last:
                 self.bar.close()
             return
         line = (f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  loss {loss:.4f}  "
-                f"accuracy {acc:6.1%}  {time.perf_counter() - self.start:5.1f}s")
+                + ("" if acc is None else f"accuracy {acc:6.1%}  ") + f"{time.perf_counter() - self.start:5.1f}s")
         if self.live:
             self.stream.write("\r" + line + ("\n" if last else ""))
         elif last or epoch == 1 or epoch % max(1, self.epochs // 10) == 0:
@@ -190,8 +195,11 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         if threshold is not None:
             model.threshold = threshold
     step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
+    # one output and more than two label values is regression: an accuracy there would mean nothing
+    classes = model.nout > 1 or len(np.unique(y)) <= 2
     rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)
+    stepped = False  # before the first step no parameter has changed: a failure then is no divergence
     for epoch in range(1, epochs + 1):
         order = np.arange(len(X)) if batch_size is None else rng.permutation(len(X))
         size = batch_size or len(X)
@@ -201,20 +209,39 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             opt.zero_grad()
             try:
                 batch_loss, batch_scores = step(X[idx], y[idx])
+            except (ArithmeticError, ValueError) as e:
+                if not stepped:
+                    raise type(e)(f"fit: the first step failed, before any parameter changed (so not for the "
+                                  f"learning rate): {_short(e, 300)}{_output_hint(model, loss_fn)}") from None
+                raise _diverged(e, epoch, opt, lr) from None
+            try:
                 opt.step()
             except (ArithmeticError, ValueError) as e:
-                # the inputs were checked above, so this is the arithmetic running away
-                hint = "" if "learning rate" in str(e) else \
-                    f"; try a smaller learning rate (lr={getattr(opt, 'lr', lr):g})"
-                raise type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}") from None
+                raise _diverged(e, epoch, opt, lr) from None
+            stepped = True
             total += batch_loss * len(idx)
             scores[idx] = batch_scores
         if scheduler is not None:
             scheduler.step()
         history.loss.append(total / len(X))
-        history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
-        progress.update(epoch, history.loss[-1], history.accuracy[-1])
+        if classes:
+            history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
+        progress.update(epoch, history.loss[-1], history.accuracy[-1] if classes else None)
     return history
+
+
+def _diverged(e: Exception, epoch: int, opt: _optim.Optimizer, lr: float) -> Exception:
+    """The error of a step after the first: the inputs were checked, so the arithmetic ran away."""
+    hint = "" if "learning rate" in str(e) else f"; try a smaller learning rate (lr={getattr(opt, 'lr', lr):g})"
+    return type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}")
+
+
+def _output_hint(model: Module, loss_fn: Callable) -> str:
+    output = getattr(model, "output_activation", None)
+    if loss_fn is _losses.binary_cross_entropy and output not in (None, "sigmoid"):
+        return (f"; binary_cross_entropy takes probabilities, but the model's output is {output}: give it a "
+                "sigmoid output, or use binary_cross_entropy_with_logits")
+    return ""
 
 
 def _short(e: Exception, limit: int = 160) -> str:

@@ -249,6 +249,19 @@ def test_train_save_checks_the_destination_before_training(tmp_path):
     assert done.stdout == ""
 
 
+def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
+    # '' (an unset shell variable) was taken as no --save: the trained model was not saved; and as no
+    # --load: a fresh model was trained, and with --save --overwrite replaced the file meant to be loaded
+    model = tmp_path / "m.json"
+    assert run("train", "--epochs", "2", "--quiet", "--save", str(model)).returncode == 0
+    saved = model.read_bytes()
+    for args in (["--save", ""], ["--load", "", "--save", str(model), "--overwrite"]):
+        done = _in_folder(tmp_path, "train", "--epochs", "2", "--quiet", *args)
+        _one_line_error(done, 2, "path must not be empty, got ''")
+        assert done.stdout == ""
+    assert model.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
 def test_render_to_a_folder_and_a_constant_expression(tmp_path):
     _one_line_error(run("render", "x*2", "x=1", "-o", str(tmp_path)), 2, "is a folder")
     deep = "(" * 300 + "x" + ")" * 300

@@ -61,6 +61,23 @@ def test_words_come_from_a_list_or_from_rules(tmp_path):
         data.words(path=tmp_path / "missing")
 
 
+def test_words_gives_n_words_or_says_why_not(tmp_path, monkeypatch):
+    # words(n=300, max_len=4) gave 88 made-up words (make_words(300) cut to 4 letters), and n beyond
+    # the list's words gave the whole list, silently
+    path = tmp_path / "w.txt"
+    path.write_text("zebra\nant\nbee\n")
+    with pytest.raises(ValueError, match=f"words: n must be at most the 2 lowercase words of at most 3 letters "
+                                         f"in {path}, got 5"):
+        data.words(max_len=3, path=path, n=5)
+    monkeypatch.setattr(data, "WORD_LIST", str(tmp_path / "none"))
+    made, source = data.words(max_len=4, n=300, seed=1)
+    assert source == "make_words (rules)" and len(made) == 300 and all(3 <= len(w) <= 4 for w in made)
+    assert made == data.words(max_len=4, n=300, seed=1)[0]
+    assert data.words(n=50, seed=2)[0] == data.make_words(50, seed=2)  # make_words' own words when they fit
+    with pytest.raises(ValueError, match="words: make_words \\(rules\\) has no lowercase words of at most 2 letters"):
+        data.words(max_len=2)
+
+
 def test_char_tokenizer_round_trips_with_bos_at_both_ends():
     tok = data.CharTokenizer(["cab", "bad"])
     assert tok.vocab_size == 5 and tok.encode("dab") == [0, 4, 1, 2, 0] and tok.decode([0, 4, 1, 2, 0]) == "dab"
@@ -73,6 +90,9 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
      r"CharTokenizer.decode: token ids must be ints in 0..3, got -1 at position 1"),
     (lambda: data.CharTokenizer(["abc"]).decode([99]), ValueError, "token ids must be ints in 0..3, got 99"),
     (lambda: data.CharTokenizer(["abc"]).decode(["a"]), TypeError, "token ids must be ints in 0..3, got str 'a'"),
+    (lambda: data.CharTokenizer(["abc", None]), TypeError, "CharTokenizer: texts must be strs, got NoneType None "
+                                                           "at position 1"),
+    (lambda: data.CharTokenizer(["abc"]).encode(5), TypeError, "CharTokenizer.encode: text must be a str, got int 5"),
     (lambda: data.words(0), ValueError, "words: max_len must be a positive int, got 0"),
     (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
     (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),

@@ -85,6 +85,34 @@ def test_decision_threshold_says_what_one_output_means(loss, targets, expected):
     assert losses.decision_threshold(loss, np.array(targets)) == expected
 
 
+@pytest.mark.parametrize("loss", [losses.mse, losses.hinge, losses.binary_cross_entropy,
+                                  losses.binary_cross_entropy_with_logits])
+def test_a_loss_of_one_output_names_a_prediction_that_is_not_one_number(loss):
+    # a model's list of outputs failed inside the arithmetic: "unsupported operand type(s) for -: 'list'"
+    with pytest.raises(TypeError, match=f"{loss.__name__}: each prediction must be one number or Value, got list "
+                                        r"\[Value\(data=0.5.* at prediction 0; for several outputs .* cross_entropy"):
+        loss([[Value(0.5)], [Value(0.2)]], [1, 1])
+
+
+@pytest.mark.parametrize("target, shown", [("1", "str '1'"), (None, "NoneType None"), (1j, "complex 1j")])
+def test_a_target_that_is_not_a_number_is_refused_naming_the_loss(target, shown):
+    # "1" was read as 1.0, silently; None and 1j failed inside float() without naming the loss
+    for loss in losses.LOSSES.values():
+        prediction = [Value(0.5), Value(0.1)] if loss is losses.cross_entropy else Value(0.5)
+        with pytest.raises(TypeError, match=rf"{loss.__name__}: targets must be numbers, got {shown} at target 0"):
+            loss([prediction], [target])
+    assert losses.mse([Value(0.5)], [True]).data == 0.25  # a bool label is 0 or 1
+
+
+def test_decision_threshold_takes_a_loss_by_name_as_fit_does():
+    # the annotation says a name may be given, but every name gave None ("the loss does not say")
+    for name, loss in losses.LOSSES.items():
+        assert losses.decision_threshold(name, [0, 1]) == losses.decision_threshold(loss, [0, 1]), name
+    assert losses.decision_threshold("binary_cross_entropy", [0, 1]) == 0.5
+    with pytest.raises(ValueError, match="decision_threshold: loss must be one of mse, .*, got 'l1'"):
+        losses.decision_threshold("l1", [0, 1])
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: losses.hinge([float("nan")], [1]), "hinge: predictions contain NaN or infinity: prediction 0 is nan"),
     (lambda: losses.mse([1.0, float("inf")], [1, 1]), "mse: predictions contain NaN or infinity: prediction 1 is inf"),

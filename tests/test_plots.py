@@ -17,3 +17,9 @@ def test_decision_boundary_and_loss_curve_write_pngs(tmp_path, nout, make):
     for path in (boundary, curve):
         data = open(path, "rb").read()
         assert data[:4] == b"\x89PNG" and len(data) > 5000
+
+
+def test_loss_curve_of_a_regression_fit_without_accuracy(tmp_path):
+    history = mg.train.History(loss=[3.0, 2.0, 1.5], accuracy=[])  # fit gives no accuracy for regression
+    data = open(plots.loss_curve(history, str(tmp_path / "c.png")), "rb").read()
+    assert data[:4] == b"\x89PNG"

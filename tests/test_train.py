@@ -86,6 +86,18 @@ def test_accuracy_fit_and_train_are_right_when_every_label_is_one_class(tmp_path
         assert history.accuracy[-1] == 1.0, loss
 
 
+def test_accuracy_of_one_class_labelled_by_another_value_than_0_or_1():
+    # mse on labels 2 and 5 (threshold 3.5): the samples labelled 5 alone scored 0%, as the one label
+    # value was taken for class 0
+    model = mg.MLP(2, [1], seed=0)
+    model.threshold = 3.5
+    X = [[4.0, 0.0], [5.0, 1.0]]
+    neuron = model.layers[0].neurons[0]
+    neuron.w[0].data, neuron.w[1].data, neuron.b.data = 1.0, 0.0, 0.0  # scores 4 and 5: class 1
+    assert mg.accuracy(model, X, [5, 5]) == 1.0 and mg.accuracy(model, X, [2, 2]) == 0.0
+    assert mg.accuracy(model, X, [1, 1]) == 1.0 and mg.accuracy(model, X, [2, 5]) == 0.5
+
+
 @pytest.mark.parametrize("nout, loss, message", [
     (2, "mse", "mse needs one output per sample, but the model has 2 outputs"),
     (3, "hinge", "hinge needs one output per sample"),
@@ -107,6 +119,34 @@ def test_a_diverging_fit_stops_with_a_short_message_and_a_learning_rate_hint():
     text = str(info.value)
     assert len(text) < 400 and "diverged in epoch" in text and "learning rate (lr=1e+150)" in text, text
     assert all(math.isfinite(p.data) for p in model.parameters())
+
+
+def test_a_first_step_that_fails_is_not_called_divergence_nor_blamed_on_the_learning_rate():
+    # a linear output with binary_cross_entropy failed its first step "diverged in epoch 1 ... try a
+    # smaller learning rate", which no learning rate fixes
+    X, y = mg.data.make_moons(20, seed=0)
+    model = mg.MLP(2, [4, 1], seed=0)
+    before = model.state_dict()
+    with pytest.raises(ValueError) as info:
+        mg.fit(model, X, y, "binary_cross_entropy", "sgd", 5, lr=1e-6, verbose=False)
+    text = str(info.value)
+    assert text.startswith("fit: the first step failed, before any parameter changed") and "diverged" not in text
+    assert "smaller learning rate" not in text and "the model's output is linear: give it a sigmoid output" in text
+    assert model.state_dict() == before
+
+
+def test_fit_on_regression_targets_reports_no_accuracy(capsys):
+    # mse on a continuous target reported an "accuracy" (labels split at their midpoint) that means
+    # nothing, where mg.accuracy refuses such labels
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = X[:, 0] * 3.0 - X[:, 1]
+    model = mg.MLP(2, [8, 1], seed=0)
+    history = mg.fit(model, X, y, "mse", "adam", 30, lr=0.02)
+    assert history.accuracy == [] and len(history.loss) == 30 and history.loss[-1] < history.loss[0]
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("epoch 30/30  loss ") and "accuracy" not in last
+    two = mg.fit(mg.MLP(2, [8, 1], seed=0), X, y > 0, "mse", "sgd", 2, verbose=False)
+    assert len(two.accuracy) == 2  # two label values are classes
 
 
 class ZMQInteractiveShell:
