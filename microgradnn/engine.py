@@ -767,12 +767,16 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     """d(output)/d(input) for each input, without touching any `.grad` (as `torch.autograd.grad`).
 
     With `create_graph=True` the gradients are Values with graphs of their own, so they can
-    be differentiated again. An input that `output` does not depend on gets 0.
+    be differentiated again. An input that `output` does not depend on gets 0; one with
+    `requires_grad=False` is refused, as in PyTorch (no gradient is recorded for it).
     """
     inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
-    for x in inputs:
+    for i, x in enumerate(inputs):
         if type(x) is not Value:
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
+        if not x.requires_grad:  # its derivative would come out 0 whatever the truth (d(c*c)/dc = 0)
+            raise ValueError(f"grad: input {i} ({_show(x)}) must have requires_grad=True to be differentiated "
+                             "against, got requires_grad=False")
     if type(output) is not Value:
         raise TypeError(f"grad: output must be a Value, got {type(output).__name__}")
     if not create_graph and _DECISIONS.get() is not None:

@@ -420,7 +420,7 @@ def test_dot_honours_requires_grad_as_the_unfused_graph_does(frozen):
         out.backward()
         w2, x2, b2 = inputs()
         out2 = build(w2, x2, b2).tanh()
-        second = mg.grad(out2, w2 + x2 + [b2], create_graph=True)
+        second = mg.grad(out2, [v for v in w2 + x2 + [b2] if v.requires_grad], create_graph=True)
         results.append(([v.grad for v in w + x + [b]], [g.data for g in second]))
     if len(frozen) == 11:
         return
@@ -510,6 +510,17 @@ def test_grad_of_unrelated_input_is_zero_and_inputs_must_be_values():
     assert mg.grad(x * 3, [x, y]) == (3.0, 0.0)
     with pytest.raises(TypeError, match="inputs must be Values"):
         mg.grad(x * 3, [1.0])
+
+
+def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
+    # d(c*c)/dc is 4 at c = 2, not the 0 that nothing recorded for c would give; torch raises
+    c, w = Value(2.0, "c", requires_grad=False), Value(3.0)
+    for inputs in (c, [w, c]):
+        with pytest.raises(ValueError, match=r"grad: input \d \(c=2.0\) must have requires_grad=True"):
+            mg.grad(c * c * w, inputs)
+        with pytest.raises(ValueError, match="requires_grad=True"):
+            mg.grad(c * c * w, inputs, create_graph=True)
+    assert mg.grad(c * c * w, w) == (4.0,)
 
 
 # ---- property-based ---------------------------------------------------------------------
