@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 import math
 import numbers
 import operator
@@ -822,24 +823,63 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     return result
 
 
-@contextlib.contextmanager
-def _grad_disabled() -> Iterator[None]:
-    token = _GRAD_ENABLED.set(False)
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED.reset(token)
+# The grad mode each open no_grad block restores on leaving, innermost last (per thread and task,
+# so one no_grad() object may be entered again, nested, and shared).
+_OUTER_MODES: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_outer_grad_modes", default=())
+
+
+class _NoGrad:
+    """What `no_grad()` returns: a context manager that may be entered again, and a decorator."""
+
+    def __enter__(self) -> None:
+        _OUTER_MODES.set(_OUTER_MODES.get() + (_GRAD_ENABLED.get(),))
+        _GRAD_ENABLED.set(False)
+
+    def __exit__(self, *exc: object) -> None:
+        outer = _OUTER_MODES.get()
+        _OUTER_MODES.set(outer[:-1])
+        _GRAD_ENABLED.set(outer[-1])
+
+    def __call__(self, fn: Callable) -> Callable:
+        return no_grad(fn)
 
 
 def no_grad(fn: Callable | None = None) -> Any:
-    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe)."""
+    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
+    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
     if fn is None:
-        return _grad_disabled()
+        return _NoGrad()
+    if inspect.isgeneratorfunction(fn):
+        return _generator_without_grad(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _grad_disabled():
+        with _NoGrad():
             return fn(*args, **kwargs)
+    return wrapper
+
+
+def _generator_without_grad(fn: Callable) -> Callable:
+    """A generator function's wrapper that runs each resumption of its body inside no_grad
+    (calling it only makes the generator: wrapping that call alone would leave the body recording)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        resume, arg = gen.send, None
+        while True:
+            with _NoGrad():
+                try:
+                    item = resume(arg)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                arg, resume = (yield item), gen.send
+            except GeneratorExit:
+                with _NoGrad():
+                    gen.close()
+                raise
+            except BaseException as e:  # thrown into this generator: into fn's
+                arg, resume = e, gen.throw
     return wrapper
 
 

@@ -171,6 +171,42 @@ def test_no_grad_records_nothing_as_context_and_decorator():
     assert (x * x).inputs == (x, x)
 
 
+def test_no_grad_covers_a_generator_body_and_its_object_can_be_entered_again_as_torch():
+    x = Value(2.0)
+
+    @mg.no_grad
+    def squares(n):
+        for _ in range(n):
+            got = yield x * x, mg.is_grad_enabled()
+            assert got in (None, "sent")
+        return "done"
+
+    @mg.no_grad()
+    def one():
+        yield x * x
+    gen = squares(3)
+    assert mg.is_grad_enabled()
+    for y, enabled in [next(gen), gen.send("sent"), next(gen)]:
+        assert y.inputs == () and not enabled  # torch.no_grad on a generator: no graph inside
+        assert mg.is_grad_enabled()  # and the caller's mode between resumptions
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"
+    assert next(one()).inputs == ()
+    with pytest.raises(KeyError):
+        squares(2).throw(KeyError("k"))
+
+    ctx = mg.no_grad()  # torch's no_grad object may be entered again, and nested
+    with ctx:
+        with ctx:
+            assert not mg.is_grad_enabled()
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+    with ctx:
+        assert (x * x).inputs == ()
+    assert (x * x).inputs == (x, x)
+
+
 def test_no_grad_is_per_thread_and_per_task():
     x = Value(1.0)
     seen = {}
