@@ -41,9 +41,12 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        for p in self.params:
+        for i, p in enumerate(self.params):
             if type(p) is not Value:
                 raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
+            if p.inputs:  # the next forward pass computes it again, undoing every step (torch refuses too)
+                raise ValueError(f"{type(self).__name__}: parameters must be leaves (Values not computed from "
+                                 f"others), got {_named(i, p)}, made by {p.op!r}")
         unique = list(dict.fromkeys(self.params))
         if len(unique) != len(self.params):
             # updating a shared parameter once per listing would step it twice (PyTorch warns too)

@@ -72,6 +72,8 @@ def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
     (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, "betas"),
     (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
     (lambda: Adam([]), ValueError, "empty parameter list"),
+    (lambda: SGD([Value(1.0) * 2], lr=0.1), ValueError, r"SGD: parameters must be leaves .*, got parameter 0, "
+                                                        r"made by '\*'"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), ValueError, "LinearLR: total_iters must be a positive int, got 0"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=True), TypeError, "total_iters must be a positive int, got bool"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=0.0), ValueError, r"start_factor must be a finite number in \(0, 1\]"),
