@@ -198,8 +198,9 @@ class Adam(Optimizer):
 
 class LinearLR:
     """Scale the optimizer's lr by a factor going linearly from `start_factor` to `end_factor`
-    over `total_iters` calls of `step()`, then holding: `torch.optim.lr_scheduler.LinearLR`,
-    with its defaults (1/3, 1.0, 5 iterations)."""
+    over `total_iters` calls of `step()`, then leave it alone: `torch.optim.lr_scheduler.LinearLR`,
+    with its defaults (1/3, 1.0, 5 iterations). As torch's, each step scales the lr the optimizer
+    has then, so an lr set by hand is kept (scaled during the ramp), never reset."""
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5) -> None:
@@ -218,10 +219,12 @@ class LinearLR:
         return [self.optimizer.lr]
 
     def step(self) -> None:
-        """Advance one iteration and set the optimizer's lr."""
+        """Advance one iteration: during the ramp, scale the optimizer's lr from this step's
+        factor to the next's (torch's arithmetic); after it, leave the lr as it is."""
         self.last_epoch += 1
-        frac = min(self.last_epoch, self.total_iters) / self.total_iters
-        self.optimizer.lr = self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+        if self.last_epoch <= self.total_iters:
+            start, end = self.start_factor, self.end_factor
+            self.optimizer.lr *= 1.0 + (end - start) / (self.total_iters * start + (self.last_epoch - 1) * (end - start))
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

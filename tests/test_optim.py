@@ -64,6 +64,24 @@ def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
         t_sched.step()
 
 
+def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
+    # torch scales the lr the optimizer has, and leaves it alone after total_iters: a manual decay
+    # after warm-up (or a change during it) is not silently reset to base_lr * factor
+    torch = pytest.importorskip("torch")
+    ours = SGD([Value(1.0)], lr=0.3)
+    sched = LinearLR(ours, total_iters=3)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, total_iters=3)
+    for i in range(7):
+        if i in (1, 5):
+            ours.lr = t_opt.param_groups[0]["lr"] = 0.01 * i
+        sched.step()
+        t_opt.step()
+        t_sched.step()
+        assert sched.get_last_lr() == t_sched.get_last_lr()
+    assert ours.lr == 0.05
+
+
 @pytest.mark.parametrize("make, error, message", [
     (lambda: SGD([Value(1.0)], lr=-1), ValueError, r"SGD: lr must be a finite number >= 0, got -1"),
     (lambda: SGD([Value(1.0)], lr="0.1"), TypeError, r"SGD: lr must be a finite number >= 0, got str '0.1'"),
