@@ -144,7 +144,8 @@ class Optimizer:
 class SGD(Optimizer):
     """p -= lr * v, with v = momentum * v + (grad + weight_decay * p) (v = that sum at step 1)."""
 
-    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0,
+    # weight_decay is keyword-only: torch's fourth argument is dampening, which this SGD lacks
+    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, *,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)

@@ -82,6 +82,13 @@ def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
     assert ours.lr == 0.05
 
 
+def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight_decay():
+    # torch.optim.SGD(params, 0.1, 0.9, 0.5) means dampening=0.5; it must not become weight_decay
+    with pytest.raises(TypeError, match="positional"):
+        SGD([Value(1.0)], 0.1, 0.9, 0.5)
+    assert SGD([Value(1.0)], 0.1, 0.9, weight_decay=0.5).weight_decay == 0.5
+
+
 @pytest.mark.parametrize("make, error, message", [
     (lambda: SGD([Value(1.0)], lr=-1), ValueError, r"SGD: lr must be a finite number >= 0, got -1"),
     (lambda: SGD([Value(1.0)], lr="0.1"), TypeError, r"SGD: lr must be a finite number >= 0, got str '0.1'"),
