@@ -764,7 +764,8 @@ def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
                           "ignored", RuntimeWarning, stacklevel=3)
 
 
-def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = False) -> tuple:
+# create_graph is keyword-only: torch.autograd.grad's third positional argument is grad_outputs
+def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool = False) -> tuple:
     """d(output)/d(input) for each input, without touching any `.grad` (as `torch.autograd.grad`).
 
     With `create_graph=True` the gradients are Values with graphs of their own, so they can
@@ -780,6 +781,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
                              "against, got requires_grad=False")
     if type(output) is not Value:
         raise TypeError(f"grad: output must be a Value, got {type(output).__name__}")
+    if not isinstance(create_graph, bool):
+        raise TypeError(f"grad: create_graph must be a bool, got {type(create_graph).__name__} {create_graph!r:.60}")
     if not create_graph and _DECISIONS.get() is not None:
         return _observed_grad(output, inputs)
     grads: dict[Value, Any] = {output: 1.0}

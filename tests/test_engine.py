@@ -559,6 +559,17 @@ def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
     assert mg.grad(c * c * w, w) == (4.0,)
 
 
+def test_grad_refuses_torchs_positional_grad_outputs_rather_than_taking_it_as_create_graph():
+    # torch.autograd.grad(y, x, 2.0) scales by grad_outputs=2.0; 2.0 must not become create_graph
+    x = Value(3.0)
+    with pytest.raises(TypeError, match="positional"):
+        mg.grad(x * x, x, 2.0)
+    with pytest.raises(TypeError, match="grad: create_graph must be a bool, got float 2.0"):
+        mg.grad(x * x, x, create_graph=2.0)
+    (g,) = mg.grad(x * x, x, create_graph=True)
+    assert g.data == 6.0
+
+
 # ---- property-based ---------------------------------------------------------------------
 
 UNARY = [lambda a: a.tanh(), lambda a: a.sigmoid(), lambda a: a.sin(), lambda a: (a * a + 1).log(),
