@@ -224,8 +224,8 @@ class LinearLR:
         factor to the next's (torch's arithmetic); after it, leave the lr as it is."""
         self.last_epoch += 1
         if self.last_epoch <= self.total_iters:
-            start, end = self.start_factor, self.end_factor
-            self.optimizer.lr *= 1.0 + (end - start) / (self.total_iters * start + (self.last_epoch - 1) * (end - start))
+            start, end, n = self.start_factor, self.end_factor, self.total_iters
+            self.optimizer.lr *= 1.0 + (end - start) / (n * start + (self.last_epoch - 1) * (end - start))
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
