@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 import math
 import numbers
 import operator
@@ -763,18 +764,25 @@ def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
                           "ignored", RuntimeWarning, stacklevel=3)
 
 
-def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = False) -> tuple:
+# create_graph is keyword-only: torch.autograd.grad's third positional argument is grad_outputs
+def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool = False) -> tuple:
     """d(output)/d(input) for each input, without touching any `.grad` (as `torch.autograd.grad`).
 
     With `create_graph=True` the gradients are Values with graphs of their own, so they can
-    be differentiated again. An input that `output` does not depend on gets 0.
+    be differentiated again. An input that `output` does not depend on gets 0; one with
+    `requires_grad=False` is refused, as in PyTorch (no gradient is recorded for it).
     """
     inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
-    for x in inputs:
+    for i, x in enumerate(inputs):
         if type(x) is not Value:
             raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
+        if not x.requires_grad:  # its derivative would come out 0 whatever the truth (d(c*c)/dc = 0)
+            raise ValueError(f"grad: input {i} ({_show(x)}) must have requires_grad=True to be differentiated "
+                             "against, got requires_grad=False")
     if type(output) is not Value:
         raise TypeError(f"grad: output must be a Value, got {type(output).__name__}")
+    if not isinstance(create_graph, bool):
+        raise TypeError(f"grad: create_graph must be a bool, got {type(create_graph).__name__} {create_graph!r:.60}")
     if not create_graph and _DECISIONS.get() is not None:
         return _observed_grad(output, inputs)
     grads: dict[Value, Any] = {output: 1.0}
@@ -818,24 +826,63 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     return result
 
 
-@contextlib.contextmanager
-def _grad_disabled() -> Iterator[None]:
-    token = _GRAD_ENABLED.set(False)
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED.reset(token)
+# The grad mode each open no_grad block restores on leaving, innermost last (per thread and task,
+# so one no_grad() object may be entered again, nested, and shared).
+_OUTER_MODES: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_outer_grad_modes", default=())
+
+
+class _NoGrad:
+    """What `no_grad()` returns: a context manager that may be entered again, and a decorator."""
+
+    def __enter__(self) -> None:
+        _OUTER_MODES.set(_OUTER_MODES.get() + (_GRAD_ENABLED.get(),))
+        _GRAD_ENABLED.set(False)
+
+    def __exit__(self, *exc: object) -> None:
+        outer = _OUTER_MODES.get()
+        _OUTER_MODES.set(outer[:-1])
+        _GRAD_ENABLED.set(outer[-1])
+
+    def __call__(self, fn: Callable) -> Callable:
+        return no_grad(fn)
 
 
 def no_grad(fn: Callable | None = None) -> Any:
-    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe)."""
+    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
+    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
     if fn is None:
-        return _grad_disabled()
+        return _NoGrad()
+    if inspect.isgeneratorfunction(fn):
+        return _generator_without_grad(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _grad_disabled():
+        with _NoGrad():
             return fn(*args, **kwargs)
+    return wrapper
+
+
+def _generator_without_grad(fn: Callable) -> Callable:
+    """A generator function's wrapper that runs each resumption of its body inside no_grad
+    (calling it only makes the generator: wrapping that call alone would leave the body recording)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        resume, arg = gen.send, None
+        while True:
+            with _NoGrad():
+                try:
+                    item = resume(arg)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                arg, resume = (yield item), gen.send
+            except GeneratorExit:
+                with _NoGrad():
+                    gen.close()
+                raise
+            except BaseException as e:  # thrown into this generator: into fn's
+                arg, resume = e, gen.throw
     return wrapper
 
 

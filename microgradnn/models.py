@@ -94,8 +94,8 @@ class Block(Module):
 
     def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
         rng = generator(seed)
-        self.norm1, self.attn = RMSNorm(n_embd), CausalSelfAttention(n_embd, n_head, seed=rng)
-        self.norm2, self.mlp = RMSNorm(n_embd), MLPBlock(n_embd, seed=rng)
+        self.norm1, self.attn = RMSNorm(n_embd, eps=1e-5), CausalSelfAttention(n_embd, n_head, seed=rng)
+        self.norm2, self.mlp = RMSNorm(n_embd, eps=1e-5), MLPBlock(n_embd, seed=rng)
 
     def _named_items(self):
         return [("norm1", self.norm1), ("attn", self.attn), ("norm2", self.norm2), ("mlp", self.mlp)]

@@ -39,9 +39,12 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        for p in self.params:
+        for i, p in enumerate(self.params):
             if type(p) is not Value:
                 raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
+            if p.inputs:  # the next forward pass computes it again, undoing every step (torch refuses too)
+                raise ValueError(f"{type(self).__name__}: parameters must be leaves (Values not computed from "
+                                 f"others), got {_named(i, p)}, made by {p.op!r}")
         unique = list(dict.fromkeys(self.params))
         if len(unique) != len(self.params):
             # updating a shared parameter once per listing would step it twice (PyTorch warns too)
@@ -139,7 +142,8 @@ class Optimizer:
 class SGD(Optimizer):
     """p -= lr * v, with v = momentum * v + (grad + weight_decay * p) (v = that sum at step 1)."""
 
-    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0,
+    # weight_decay is keyword-only: torch's fourth argument is dampening, which this SGD lacks
+    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, *,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
@@ -193,8 +197,9 @@ class Adam(Optimizer):
 
 class LinearLR:
     """Scale the optimizer's lr by a factor going linearly from `start_factor` to `end_factor`
-    over `total_iters` calls of `step()`, then holding: `torch.optim.lr_scheduler.LinearLR`,
-    with its defaults (1/3, 1.0, 5 iterations)."""
+    over `total_iters` calls of `step()`, then leave it alone: `torch.optim.lr_scheduler.LinearLR`,
+    with its defaults (1/3, 1.0, 5 iterations). As torch's, each step scales the lr the optimizer
+    has then, so an lr set by hand is kept (scaled during the ramp), never reset."""
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5) -> None:
@@ -213,10 +218,12 @@ class LinearLR:
         return [self.optimizer.lr]
 
     def step(self) -> None:
-        """Advance one iteration and set the optimizer's lr."""
+        """Advance one iteration: during the ramp, scale the optimizer's lr from this step's
+        factor to the next's (torch's arithmetic); after it, leave the lr as it is."""
         self.last_epoch += 1
-        frac = min(self.last_epoch, self.total_iters) / self.total_iters
-        self.optimizer.lr = self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+        if self.last_epoch <= self.total_iters:
+            start, end, n = self.start_factor, self.end_factor, self.total_iters
+            self.optimizer.lr *= 1.0 + (end - start) / (n * start + (self.last_epoch - 1) * (end - start))
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

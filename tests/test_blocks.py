@@ -45,7 +45,7 @@ def test_embedding_rows_are_the_parameters_themselves():
 
 
 def test_rmsnorm_matches_its_formula_and_its_gradient():
-    norm = RMSNorm(3)
+    norm = RMSNorm(3, eps=1e-5)
     norm.weight[0].data = 2.0
     x = [Value(1.0), Value(-2.0), Value(0.5)]
     out = norm(x)
@@ -59,6 +59,16 @@ def test_rmsnorm_matches_its_formula_and_its_gradient():
         RMSNorm(3, eps=0)
     with pytest.raises(ValueError, match="expected 3 inputs, got 2"):
         norm([1.0, 2.0])
+
+
+def test_rmsnorm_default_eps_is_torchs():
+    # torch.nn.RMSNorm(eps=None) adds float64's machine epsilon, not 1e-5: small inputs differ 3x
+    torch = pytest.importorskip("torch")
+    x = [1e-3, -2e-3, 5e-4, 0.0]
+    ours = [o.data for o in RMSNorm(4)(x)]
+    theirs = torch.nn.RMSNorm(4, dtype=torch.float64)(torch.tensor(x, dtype=torch.float64)).tolist()
+    assert ours == pytest.approx(theirs, rel=1e-12)
+    assert RMSNorm(4).eps == torch.finfo(torch.float64).eps
 
 
 @pytest.mark.parametrize("make", [lambda: Linear(3, 2, seed=1), lambda: Embedding(4, 2, seed=1), lambda: RMSNorm(3)])
@@ -84,7 +94,7 @@ def test_blocks_equal_torch_modules():
     x = [0.3, -1.2, 2.0]
     ours = [o.data for o in norm(layer(x))]
     t_layer = torch.nn.Linear(3, 4, dtype=torch.float64)
-    t_norm = torch.nn.RMSNorm(4, eps=1e-5, dtype=torch.float64)
+    t_norm = torch.nn.RMSNorm(4, dtype=torch.float64)  # both defaults: the same eps
     with torch.no_grad():
         t_layer.weight.copy_(torch.tensor([[w.data for w in row] for row in layer.weight], dtype=torch.float64))
         t_layer.bias.zero_()

@@ -171,6 +171,42 @@ def test_no_grad_records_nothing_as_context_and_decorator():
     assert (x * x).inputs == (x, x)
 
 
+def test_no_grad_covers_a_generator_body_and_its_object_can_be_entered_again_as_torch():
+    x = Value(2.0)
+
+    @mg.no_grad
+    def squares(n):
+        for _ in range(n):
+            got = yield x * x, mg.is_grad_enabled()
+            assert got in (None, "sent")
+        return "done"
+
+    @mg.no_grad()
+    def one():
+        yield x * x
+    gen = squares(3)
+    assert mg.is_grad_enabled()
+    for y, enabled in [next(gen), gen.send("sent"), next(gen)]:
+        assert y.inputs == () and not enabled  # torch.no_grad on a generator: no graph inside
+        assert mg.is_grad_enabled()  # and the caller's mode between resumptions
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"
+    assert next(one()).inputs == ()
+    with pytest.raises(KeyError):
+        squares(2).throw(KeyError("k"))
+
+    ctx = mg.no_grad()  # torch's no_grad object may be entered again, and nested
+    with ctx:
+        with ctx:
+            assert not mg.is_grad_enabled()
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+    with ctx:
+        assert (x * x).inputs == ()
+    assert (x * x).inputs == (x, x)
+
+
 def test_no_grad_is_per_thread_and_per_task():
     x = Value(1.0)
     seen = {}
@@ -420,7 +456,7 @@ def test_dot_honours_requires_grad_as_the_unfused_graph_does(frozen):
         out.backward()
         w2, x2, b2 = inputs()
         out2 = build(w2, x2, b2).tanh()
-        second = mg.grad(out2, w2 + x2 + [b2], create_graph=True)
+        second = mg.grad(out2, [v for v in w2 + x2 + [b2] if v.requires_grad], create_graph=True)
         results.append(([v.grad for v in w + x + [b]], [g.data for g in second]))
     if len(frozen) == 11:
         return
@@ -510,6 +546,28 @@ def test_grad_of_unrelated_input_is_zero_and_inputs_must_be_values():
     assert mg.grad(x * 3, [x, y]) == (3.0, 0.0)
     with pytest.raises(TypeError, match="inputs must be Values"):
         mg.grad(x * 3, [1.0])
+
+
+def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
+    # d(c*c)/dc is 4 at c = 2, not the 0 that nothing recorded for c would give; torch raises
+    c, w = Value(2.0, "c", requires_grad=False), Value(3.0)
+    for inputs in (c, [w, c]):
+        with pytest.raises(ValueError, match=r"grad: input \d \(c=2.0\) must have requires_grad=True"):
+            mg.grad(c * c * w, inputs)
+        with pytest.raises(ValueError, match="requires_grad=True"):
+            mg.grad(c * c * w, inputs, create_graph=True)
+    assert mg.grad(c * c * w, w) == (4.0,)
+
+
+def test_grad_refuses_torchs_positional_grad_outputs_rather_than_taking_it_as_create_graph():
+    # torch.autograd.grad(y, x, 2.0) scales by grad_outputs=2.0; 2.0 must not become create_graph
+    x = Value(3.0)
+    with pytest.raises(TypeError, match="positional"):
+        mg.grad(x * x, x, 2.0)
+    with pytest.raises(TypeError, match="grad: create_graph must be a bool, got float 2.0"):
+        mg.grad(x * x, x, create_graph=2.0)
+    (g,) = mg.grad(x * x, x, create_graph=True)
+    assert g.data == 6.0
 
 
 # ---- property-based ---------------------------------------------------------------------

@@ -64,6 +64,31 @@ def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
         t_sched.step()
 
 
+def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
+    # torch scales the lr the optimizer has, and leaves it alone after total_iters: a manual decay
+    # after warm-up (or a change during it) is not silently reset to base_lr * factor
+    torch = pytest.importorskip("torch")
+    ours = SGD([Value(1.0)], lr=0.3)
+    sched = LinearLR(ours, total_iters=3)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, total_iters=3)
+    for i in range(7):
+        if i in (1, 5):
+            ours.lr = t_opt.param_groups[0]["lr"] = 0.01 * i
+        sched.step()
+        t_opt.step()
+        t_sched.step()
+        assert sched.get_last_lr() == t_sched.get_last_lr()
+    assert ours.lr == 0.05
+
+
+def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight_decay():
+    # torch.optim.SGD(params, 0.1, 0.9, 0.5) means dampening=0.5; it must not become weight_decay
+    with pytest.raises(TypeError, match="positional"):
+        SGD([Value(1.0)], 0.1, 0.9, 0.5)
+    assert SGD([Value(1.0)], 0.1, 0.9, weight_decay=0.5).weight_decay == 0.5
+
+
 @pytest.mark.parametrize("make, error, message", [
     (lambda: SGD([Value(1.0)], lr=-1), ValueError, r"SGD: lr must be a finite number >= 0, got -1"),
     (lambda: SGD([Value(1.0)], lr="0.1"), TypeError, r"SGD: lr must be a finite number >= 0, got str '0.1'"),
@@ -72,6 +97,8 @@ def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
     (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, "betas"),
     (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
     (lambda: Adam([]), ValueError, "empty parameter list"),
+    (lambda: SGD([Value(1.0) * 2], lr=0.1), ValueError, r"SGD: parameters must be leaves .*, got parameter 0, "
+                                                        r"made by '\*'"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), ValueError, "LinearLR: total_iters must be a positive int, got 0"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=True), TypeError, "total_iters must be a positive int, got bool"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=0.0), ValueError, r"start_factor must be a finite number in \(0, 1\]"),

@@ -6,6 +6,7 @@ onto the same `torch.nn` module.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Callable, Sequence
 
 import numpy as np
@@ -167,11 +168,12 @@ class Embedding(Module):
 
 
 class RMSNorm(Module):
-    """x_i / sqrt(mean(x^2) + eps) * g_i, with a learned gain g (starting at 1), as `torch.nn.RMSNorm`."""
+    """x_i / sqrt(mean(x^2) + eps) * g_i, with a learned gain g (starting at 1), as `torch.nn.RMSNorm`;
+    eps=None is torch's default for float64, its machine epsilon (about 2.2e-16)."""
 
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, eps: float | None = None) -> None:
         self.nin = self.dim = positive_int(dim, "RMSNorm", "dim")
-        self.eps = number(eps, "RMSNorm", "eps", 0.0, lo_open=True)
+        self.eps = sys.float_info.epsilon if eps is None else number(eps, "RMSNorm", "eps", 0.0, lo_open=True)
         self.weight = [Value(1.0, f"g[{i}]") for i in range(self.dim)]
 
     def _named_items(self):

@@ -180,7 +180,8 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
             steps.append({"title": f"Backward · {where}: ∂L/∂out", "active": [nid], "caption": caption,
                           "equation": eq, "ask": ask(f"What is ∂L/∂out for {where}?", out.grad),
                           "sides": {nid: sides}, "lit": lit})
-            (d,) = grad(out, raw)  # the activation's local derivative, from the op table
+            # the activation's local derivative, from the op table (0 where no gradient flows: all frozen)
+            (d,) = grad(out, raw) if raw.requires_grad else (0.0,)
             steps.append({"title": f"Backward · {where}: local derivative", "active": [nid],
                           "caption": f"The activation's local derivative: how {n.activation}'s output changes with "
                                      f"its input raw = {fmt(raw.data)}.",
@@ -192,7 +193,10 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                           "equation": f"∂L/∂raw = {n.activation}' × ∂L/∂out = {_term(fmt(d), fmt(out.grad))} "
                                       f"= {fmt(raw.grad)}",
                           "ask": ask(f"What is ∂L/∂raw for {where}?", raw.grad), "sides": {nid: sides}})
-            local = grad(raw, [*n.w, n.b])  # ∂raw/∂w_i (the input x_i) and ∂raw/∂b (1)
+            # ∂raw/∂w_i (the input x_i) and ∂raw/∂b (1); a frozen one takes no gradient: 0
+            live = [p for p in (*n.w, n.b) if p.requires_grad]
+            found = dict(zip(live, grad(raw, live)))
+            local = [found.get(p, 0.0) for p in (*n.w, n.b)]
             largest = max(abs(w.grad) for w in n.w)
             parts = [f"∂L/∂w{i} = {names[i]} × ∂L/∂raw = {_term(fmt(local[i]), fmt(raw.grad))} = {fmt(w.grad)}"
                      for i, w in enumerate(n.w)]
