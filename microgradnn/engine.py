@@ -1294,7 +1294,9 @@ sub = _row("-", operator.sub, lambda a, b, out: 1.0, lambda a, b, out: -1.0,
            array_forward=operator.sub, infix=True)
 mul = _row("*", operator.mul, lambda a, b, out: b, lambda a, b, out: a,
            array_forward=operator.mul, infix=True)
-div = _row("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b),
+# d/db = -a / b**2, computed as -(a / b) / b (as PyTorch): b * b underflows (b = 1e-158: a wrong
+# number) or overflows (b = 1e300: 0) where the derivative itself is an ordinary float
+div = _row("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -out / b,
            array_forward=operator.truediv, infix=True)
 pow_ = _row("**", _pow, _pow_base_grad, _pow_exponent_grad,
             array_forward=lambda a, b: _np().power(a, b), infix=True)

@@ -505,6 +505,20 @@ def test_second_derivatives_match_torch():
     assert [list(r) for r in hess] == [pytest.approx(r, rel=1e-12) for r in t_hess]
 
 
+@pytest.mark.parametrize("a0, b0, expected", [
+    (1e-20, 1e-158, -1e296),   # b * b is subnormal: the gradient was 1.6e-8 off
+    (1e-300, 1e-300, -1e300),  # b * b underflows to 0: was refused as not finite
+    (1e300, 1e300, -1e-300),   # b * b overflows: was 0
+])
+def test_division_gradient_wrt_the_divisor_where_b_squared_leaves_the_float_range(a0, b0, expected):
+    a, b = Value(a0), Value(b0)
+    (a / b).backward()
+    assert b.grad == pytest.approx(expected, rel=1e-15)
+    a, b = Value(a0), Value(b0)
+    _, gb = mg.grad(a / b, [a, b], create_graph=True)
+    assert gb.data == pytest.approx(expected, rel=1e-15)
+
+
 def test_grad_of_unrelated_input_is_zero_and_inputs_must_be_values():
     x, y = Value(1.0), Value(2.0)
     assert mg.grad(x * 3, [x, y]) == (3.0, 0.0)
