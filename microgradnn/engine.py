@@ -1281,6 +1281,15 @@ def _logsumexp(*xs: float) -> float:
     return m + math.log(math.fsum(math.exp(x - m) for x in xs))
 
 
+def _logsumexp_array(*xs):
+    """_logsumexp on arrays, by the same formula (numpy's logaddexp rounds otherwise: 4e-18 for
+    logsumexp(0, -40), where the formula, as PyTorch's, gives 0)."""
+    np = _np()
+    stacked = np.stack(np.broadcast_arrays(*xs))
+    m = stacked.max(axis=0)
+    return m + np.log(np.exp(stacked - m).sum(axis=0))
+
+
 def _at_zero(a, *rest) -> bool:
     return a == 0.0
 
@@ -1330,7 +1339,7 @@ _DOT = _row("dot", _dot,
 # all n inputs, would take n**2 steps).
 _LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
                   unrolled=lambda *a: tuple([exp(x - a[-1]) for x in a[:-1]]),
-                  array_forward=lambda *xs: _np().logaddexp.reduce(_np().stack(xs), axis=0))
+                  array_forward=_logsumexp_array)
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
 # target Value's log-probability inside the graph (no gradient flows into targets).
 is_class = _row("is_class", lambda t, k: 1.0 if t == k else 0.0, lambda t, k, out: 0.0, lambda t, k, out: 0.0,
