@@ -1237,14 +1237,14 @@ def _softplus(a: float) -> float:
 
 
 def _pow_base_grad(a, b, out):
-    """d(a**b)/da = b * a**(b - 1); at a = b = 0 that is 0 * inf, and the derivative is 0
-    (a**0 is 1 for every a, 0 included; PyTorch gives 0 too)."""
+    """d(a**b)/da = b * a**(b - 1); at b = 0 it is 0 (a**0 is 1 for every a), also where a**-1
+    is not a float (a = 0, or 5e-324: 0 * inf); PyTorch gives 0 too."""
     if type(b) is float:
-        return 0.0 if b == 0.0 and a == 0.0 else b * a ** (b - 1)
+        return 0.0 if b == 0.0 else b * a ** (b - 1)
     if type(b) is Value:  # create_graph: elsewhere keep the graph, so d/db of this is right
         return 0.0 if b._data == 0.0 and _data(a) == 0.0 else b * a ** (b - 1)
-    np = _np()  # arrays (replay): b * a**(b - 1) is 0 where b is 0 and a is not
-    with np.errstate(divide="ignore", invalid="ignore"):
+    np = _np()  # arrays (replay): as on floats
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(b == 0.0, 0.0, b * a ** (b - 1))
 
 
