@@ -792,8 +792,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
         g = grads.get(v)
         if g is None or not v.inputs or v not in wanted:
             continue
-        if not create_graph and g == 0.0:  # passes nothing back, as in backward (not 0 × inf = nan)
-            continue
+        if type(g) is not Value and g == 0.0:  # passes nothing back, as in backward (not 0 × inf = nan);
+            continue                           # a Value of 0 stays: its own derivative may not be 0
         needs = [x in wanted for x in v.inputs]
         if True not in needs:  # an input asked for, made from none
             continue
