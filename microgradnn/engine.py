@@ -663,20 +663,26 @@ def _check_finite(root: Value, interior: list[Value], leaves: list[Value], befor
             if not v.requires_grad and not math.isfinite(v.grad):
                 v.grad = g  # inf * 0 on a constant: no gradient is wanted there
         return
-    error: Exception = OverflowError("backward: a gradient overflowed to a non-finite value (the loss or "
-                                     "learning rate may be too large)")
-    for v in sorted(interior, key=_DEPTH, reverse=True):
-        bad = [i for i, (x, d) in enumerate(zip(v.inputs, v._local)) if x.requires_grad and not math.isfinite(d)]
-        if v.grad and bad:
-            i = bad[0]
-            error = ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
-                               f"input {i} ({_show(v.inputs[i])}) is not finite")
-            break
+    error = _not_finite("backward", [v for v in sorted(interior, key=_DEPTH, reverse=True) if v.grad],
+                        lambda x: x.requires_grad)
     for v, g in zip(leaves, before):
         v.grad = g
     for v in interior:
         v.grad = 0.0
     raise error
+
+
+def _not_finite(who: str, flowing: Iterable[Value], needs: Callable[[Value], bool]) -> Exception:
+    """The error for a gradient that came out non-finite: the first of the nodes a gradient
+    flows through (outputs first) with a non-finite derivative for an input that `needs` one,
+    else an overflow of the products themselves."""
+    for v in flowing:
+        for i, (x, d) in enumerate(zip(v.inputs, v._local)):
+            if needs(x) and not math.isfinite(d):
+                return ValueError(f"{who}: the derivative of {_call_note(v._op, v.inputs)} with respect to "
+                                  f"input {i} ({_show(x)}) is not finite")
+    return OverflowError(f"{who}: a gradient overflowed to a non-finite value (the loss or learning rate may be "
+                         f"too large)")
 
 
 # ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
@@ -814,7 +820,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], create_graph: bool = Fa
     for r in result:
         f = r.data if type(r) is Value else r
         if not math.isfinite(f):
-            raise ValueError("grad: a gradient is not finite")
+            flowing = [v for v in reversed(order) if v in wanted and v.inputs and grads.get(v, 0.0) != 0.0]
+            raise _not_finite("grad", flowing, wanted.__contains__)
     return result
 
 

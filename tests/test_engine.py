@@ -946,6 +946,20 @@ def test_the_derivative_of_a_to_the_zero_is_zero_where_a_to_the_minus_one_overfl
     assert mg.grad(ga, [a, b]) == pytest.approx((0.0, 1.0 + math.log(5e-324)), rel=1e-15)
 
 
+@pytest.mark.parametrize("f, x0, error, message", [
+    (lambda x: x.log(), 5e-324, ValueError, r"the derivative of log\(5e-324\) with respect to input 0 \(5e-324\)"),
+    (lambda x: 1 / x, 1e-200, ValueError, r"the derivative of 1.0 / 1e-200 with respect to input 1 \(1e-200\)"),
+    (lambda x: x * 1e200 * 1e200, 1e-200, OverflowError, "a gradient overflowed"),  # each derivative finite
+])
+def test_grad_names_what_made_a_gradient_non_finite_as_backward_does(f, x0, error, message):
+    # grad() said only "a gradient is not finite"
+    x = Value(x0)
+    with pytest.raises(error, match="grad: " + message):
+        mg.grad(f(x), [x])
+    with pytest.raises(error, match="backward: " + message):
+        f(x).backward()
+
+
 def test_grad_agrees_with_backward_where_a_zero_gradient_meets_an_infinite_derivative():
     x = Value(0.0)
     y = (mg.sqrt(x) - 1).relu()  # relu passes 0 back; sqrt'(0) is infinite
