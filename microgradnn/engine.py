@@ -1288,6 +1288,15 @@ def _logsumexp(*xs: float) -> float:
     return m + math.log(math.fsum(math.exp(x - m) for x in xs))
 
 
+def _logsumexp_grads(*a):
+    """logsumexp's rules written out for all inputs: exp(x_k - out) (a ends with out). On floats
+    by math.exp, as x_k - out may be -inf (x_k = -1e308, out = 1e308), whose exp is 0."""
+    out = a[-1]
+    if type(out) is float:
+        return tuple([math.exp(x - out) for x in a[:-1]])
+    return tuple([exp(x - out) for x in a[:-1]])
+
+
 def _logsumexp_array(*xs):
     """_logsumexp on arrays, by the same formula (numpy's logaddexp rounds otherwise: 4e-18 for
     logsumexp(0, -40), where the formula, as PyTorch's, gives 0)."""
@@ -1345,7 +1354,7 @@ _DOT = _row("dot", _dot,
 # The unrolled form computes all n derivatives in one pass (the rule, called per input with
 # all n inputs, would take n**2 steps).
 _LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
-                  unrolled=lambda *a: tuple([exp(x - a[-1]) for x in a[:-1]]),
+                  unrolled=_logsumexp_grads,
                   array_forward=_logsumexp_array)
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
 # target Value's log-probability inside the graph (no gradient flows into targets).
