@@ -664,20 +664,26 @@ def _check_finite(root: Value, interior: list[Value], leaves: list[Value], befor
             if not v.requires_grad and not math.isfinite(v.grad):
                 v.grad = g  # inf * 0 on a constant: no gradient is wanted there
         return
-    error: Exception = OverflowError("backward: a gradient overflowed to a non-finite value (the loss or "
-                                     "learning rate may be too large)")
-    for v in sorted(interior, key=_DEPTH, reverse=True):
-        bad = [i for i, (x, d) in enumerate(zip(v.inputs, v._local)) if x.requires_grad and not math.isfinite(d)]
-        if v.grad and bad:
-            i = bad[0]
-            error = ValueError(f"backward: the derivative of {_call_note(v._op, v.inputs)} with respect to "
-                               f"input {i} ({_show(v.inputs[i])}) is not finite")
-            break
+    error = _not_finite("backward", [v for v in sorted(interior, key=_DEPTH, reverse=True) if v.grad],
+                        lambda x: x.requires_grad)
     for v, g in zip(leaves, before):
         v.grad = g
     for v in interior:
         v.grad = 0.0
     raise error
+
+
+def _not_finite(who: str, flowing: Iterable[Value], needs: Callable[[Value], bool]) -> Exception:
+    """The error for a gradient that came out non-finite: the first of the nodes a gradient
+    flows through (outputs first) with a non-finite derivative for an input that `needs` one,
+    else an overflow of the products themselves."""
+    for v in flowing:
+        for i, (x, d) in enumerate(zip(v.inputs, v._local)):
+            if needs(x) and not math.isfinite(d):
+                return ValueError(f"{who}: the derivative of {_call_note(v._op, v.inputs)} with respect to "
+                                  f"input {i} ({_show(x)}) is not finite")
+    return OverflowError(f"{who}: a gradient overflowed to a non-finite value (the loss or learning rate may be "
+                         f"too large)")
 
 
 # ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
@@ -800,8 +806,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
         g = grads.get(v)
         if g is None or not v.inputs or v not in wanted:
             continue
-        if not create_graph and g == 0.0:  # passes nothing back, as in backward (not 0 × inf = nan)
-            continue
+        if type(g) is not Value and g == 0.0:  # passes nothing back, as in backward (not 0 × inf = nan);
+            continue                           # a Value of 0 stays: its own derivative may not be 0
         needs = [x in wanted for x in v.inputs]
         if True not in needs:  # an input asked for, made from none
             continue
@@ -822,7 +828,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
     for r in result:
         f = r.data if type(r) is Value else r
         if not math.isfinite(f):
-            raise ValueError("grad: a gradient is not finite")
+            flowing = [v for v in reversed(order) if v in wanted and v.inputs and grads.get(v, 0.0) != 0.0]
+            raise _not_finite("grad", flowing, wanted.__contains__)
     return result
 
 
@@ -1284,14 +1291,14 @@ def _softplus(a: float) -> float:
 
 
 def _pow_base_grad(a, b, out):
-    """d(a**b)/da = b * a**(b - 1); at a = b = 0 that is 0 * inf, and the derivative is 0
-    (a**0 is 1 for every a, 0 included; PyTorch gives 0 too)."""
+    """d(a**b)/da = b * a**(b - 1); at b = 0 it is 0 (a**0 is 1 for every a), also where a**-1
+    is not a float (a = 0, or 5e-324: 0 * inf); PyTorch gives 0 too."""
     if type(b) is float:
-        return 0.0 if b == 0.0 and a == 0.0 else b * a ** (b - 1)
+        return 0.0 if b == 0.0 else b * a ** (b - 1)
     if type(b) is Value:  # create_graph: elsewhere keep the graph, so d/db of this is right
         return 0.0 if b._data == 0.0 and _data(a) == 0.0 else b * a ** (b - 1)
-    np = _np()  # arrays (replay): b * a**(b - 1) is 0 where b is 0 and a is not
-    with np.errstate(divide="ignore", invalid="ignore"):
+    np = _np()  # arrays (replay): as on floats
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(b == 0.0, 0.0, b * a ** (b - 1))
 
 
@@ -1328,6 +1335,24 @@ def _logsumexp(*xs: float) -> float:
     return m + math.log(math.fsum(math.exp(x - m) for x in xs))
 
 
+def _logsumexp_grads(*a):
+    """logsumexp's rules written out for all inputs: exp(x_k - out) (a ends with out). On floats
+    by math.exp, as x_k - out may be -inf (x_k = -1e308, out = 1e308), whose exp is 0."""
+    out = a[-1]
+    if type(out) is float:
+        return tuple([math.exp(x - out) for x in a[:-1]])
+    return tuple([exp(x - out) for x in a[:-1]])
+
+
+def _logsumexp_array(*xs):
+    """_logsumexp on arrays, by the same formula (numpy's logaddexp rounds otherwise: 4e-18 for
+    logsumexp(0, -40), where the formula, as PyTorch's, gives 0)."""
+    np = _np()
+    stacked = np.stack(np.broadcast_arrays(*xs))
+    m = stacked.max(axis=0)
+    return m + np.log(np.exp(stacked - m).sum(axis=0))
+
+
 def _at_zero(a, *rest) -> bool:
     return a == 0.0
 
@@ -1341,7 +1366,9 @@ sub = _row("-", operator.sub, lambda a, b, out: 1.0, lambda a, b, out: -1.0,
            array_forward=operator.sub, infix=True)
 mul = _row("*", operator.mul, lambda a, b, out: b, lambda a, b, out: a,
            array_forward=operator.mul, infix=True)
-div = _row("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -a / (b * b),
+# d/db = -a / b**2, computed as -(a / b) / b (as PyTorch): b * b underflows (b = 1e-158: a wrong
+# number) or overflows (b = 1e300: 0) where the derivative itself is an ordinary float
+div = _row("/", _div, lambda a, b, out: 1.0 / b, lambda a, b, out: -out / b,
            array_forward=operator.truediv, infix=True)
 pow_ = _row("**", _pow, _pow_base_grad, _pow_exponent_grad,
             array_forward=lambda a, b: _np().power(a, b), infix=True)
@@ -1374,8 +1401,8 @@ _DOT = _row("dot", _dot,
 # The unrolled form computes all n derivatives in one pass (the rule, called per input with
 # all n inputs, would take n**2 steps).
 _LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
-                  unrolled=lambda *a: tuple([exp(x - a[-1]) for x in a[:-1]]),
-                  array_forward=lambda *xs: _np().logaddexp.reduce(_np().stack(xs), axis=0))
+                  unrolled=_logsumexp_grads,
+                  array_forward=_logsumexp_array)
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a
 # target Value's log-probability inside the graph (no gradient flows into targets).
 is_class = _row("is_class", lambda t, k: 1.0 if t == k else 0.0, lambda t, k, out: 0.0, lambda t, k, out: 0.0,

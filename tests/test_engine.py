@@ -541,6 +541,20 @@ def test_second_derivatives_match_torch():
     assert [list(r) for r in hess] == [pytest.approx(r, rel=1e-12) for r in t_hess]
 
 
+@pytest.mark.parametrize("a0, b0, expected", [
+    (1e-20, 1e-158, -1e296),   # b * b is subnormal: the gradient was 1.6e-8 off
+    (1e-300, 1e-300, -1e300),  # b * b underflows to 0: was refused as not finite
+    (1e300, 1e300, -1e-300),   # b * b overflows: was 0
+])
+def test_division_gradient_wrt_the_divisor_where_b_squared_leaves_the_float_range(a0, b0, expected):
+    a, b = Value(a0), Value(b0)
+    (a / b).backward()
+    assert b.grad == pytest.approx(expected, rel=1e-15)
+    a, b = Value(a0), Value(b0)
+    _, gb = mg.grad(a / b, [a, b], create_graph=True)
+    assert gb.data == pytest.approx(expected, rel=1e-15)
+
+
 def test_grad_of_unrelated_input_is_zero_and_inputs_must_be_values():
     x, y = Value(1.0), Value(2.0)
     assert mg.grad(x * 3, [x, y]) == (3.0, 0.0)
@@ -980,12 +994,46 @@ def test_the_derivative_of_a_to_the_zero_is_zero_at_zero_as_in_torch():
     assert t.grad.item() == 0.0
 
 
+def test_the_derivative_of_a_to_the_zero_is_zero_where_a_to_the_minus_one_overflows():
+    # 0 * 5e-324**-1 overflowed and backward was refused, where replay and PyTorch give 0
+    x = Value(5e-324)
+    (x ** 0.0).backward()
+    assert x.grad == 0.0
+    a, b = Value(5e-324), Value(1.0)  # d2(a**b)/da db = a**(b - 1) * (1 + b * log(a)), through a**0
+    (ga, _) = mg.grad(a ** b, [a, b], create_graph=True)
+    assert mg.grad(ga, [a, b]) == pytest.approx((0.0, 1.0 + math.log(5e-324)), rel=1e-15)
+
+
+@pytest.mark.parametrize("f, x0, error, message", [
+    (lambda x: x.log(), 5e-324, ValueError, r"the derivative of log\(5e-324\) with respect to input 0 \(5e-324\)"),
+    (lambda x: 1 / x, 1e-200, ValueError, r"the derivative of 1.0 / 1e-200 with respect to input 1 \(1e-200\)"),
+    (lambda x: x * 1e200 * 1e200, 1e-200, OverflowError, "a gradient overflowed"),  # each derivative finite
+])
+def test_grad_names_what_made_a_gradient_non_finite_as_backward_does(f, x0, error, message):
+    # grad() said only "a gradient is not finite"
+    x = Value(x0)
+    with pytest.raises(error, match="grad: " + message):
+        mg.grad(f(x), [x])
+    with pytest.raises(error, match="backward: " + message):
+        f(x).backward()
+
+
+def test_logsumexp_gradient_where_an_input_is_far_below_the_result():
+    # exp(x - out) with x - out = -inf (-1e308 - 1e308) is 0; backward refused it as not finite,
+    # while compiled replay gave the gradient
+    a, b = Value(-1e308), Value(1e308)
+    mg.logsumexp([a, b]).backward()
+    assert (a.grad, b.grad) == (0.0, 1.0)
+
+
 def test_grad_agrees_with_backward_where_a_zero_gradient_meets_an_infinite_derivative():
     x = Value(0.0)
     y = (mg.sqrt(x) - 1).relu()  # relu passes 0 back; sqrt'(0) is infinite
     (g,) = mg.grad(y, [x])
     y.backward()
     assert g == x.grad == 0.0
+    (g,) = mg.grad(y, [x], create_graph=True)  # was "the derivative of sqrt(0.0) is not defined"
+    assert g.data == 0.0
 
 
 def test_repr_shows_a_grad_set_by_hand_whatever_it_is():

@@ -220,6 +220,18 @@ def test_the_mean_loss_is_summed_in_order_as_the_scalar_engine_sums_it():
     assert result.data == 0.0 and p.grad == 0.0
 
 
+def test_a_small_logsumexp_replays_to_the_scalar_engines_number():
+    # logsumexp's array forward was numpy's logaddexp, which rounds otherwise: 4.25e-18 for
+    # logsumexp(0, -40) (a well classified sample's loss), where the scalar engine, as PyTorch, gives 0
+    w = Value(1.0)
+    fn = lambda x, t: mg.logsumexp([w * x[0], x[1]])  # noqa: E731
+    X, y = np.array([[0.0, -40.0], [-40.0, 0.0], [1.0, 2.0], [-0.5, -0.5]]), np.zeros(4)
+    result = mg.compile(fn)(X, y)
+    expected = [fn([Value(a), Value(b)], 0.0).data for a, b in X]
+    assert result.losses.tolist() == pytest.approx(expected, rel=1e-15, abs=0.0)
+    assert expected[:2] == [0.0, 0.0]
+
+
 def test_a_rule_that_fails_for_one_node_of_a_group_spoils_no_other_derivative():
     # two ** nodes in one group; the exponent's rule runs for both (b needs it) and fails for
     # the negative base of the other, whose exponent is a constant: d/dbase must still be -5
