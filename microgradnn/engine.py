@@ -1469,8 +1469,13 @@ def take(index: Value | float, options: Sequence[Value | float]) -> Value | floa
 
 def dot(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float = 0.0) -> Value | float:
     """Fused `sum(w_i * x_i) + b` as one graph node (the neuron's pre-activation)."""
-    if len(w) != len(x):
-        raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")
+    try:
+        n, m = len(w), len(x)
+    except TypeError:
+        raise TypeError(f"dot: w and x must be sequences (lists or tuples of Values or numbers), got "
+                        f"{type(w).__name__} and {type(x).__name__}") from None
+    if n != m or n == 0:
+        raise ValueError(f"dot: w and x must have the same length, at least 1, got {n} and {m}")
     return _DOT(*w, *x, b)
 
 
@@ -1492,7 +1497,7 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     nodes = []
     for w, b in zip(ws, bs):
         if len(w) != len(x):
-            raise ValueError(f"dot: w and x must have the same length, got {len(w)} and {len(x)}")
+            raise ValueError(f"dot: w and x must have the same length, at least 1, got {len(w)} and {len(x)}")
         w_data = [a._data for a in w if type(a) is Value and not a._depth and a.requires_grad]
         if len(w_data) == len(x) and type(b) is Value and not b._depth and b.requires_grad:
             needs, depth = leaf_needs, x_depth

@@ -122,6 +122,13 @@ def test_a_label_must_be_a_str_as_value_says_not_a_crash_in_a_drawing():
         assert twin.label == "o" and twin.inputs[0].label == "x"
 
 
+def test_dot_names_empty_or_unsized_inputs():
+    with pytest.raises(ValueError, match=r"dot: w and x must have the same length, at least 1, got 0 and 0"):
+        mg.dot([], [], 1.0)
+    with pytest.raises(TypeError, match=r"dot: w and x must be sequences .* got generator and list"):
+        mg.dot((v for v in [Value(1.0)]), [2.0])
+
+
 def test_comparisons_use_data_and_equality_is_identity():
     a, b = Value(1.0), Value(1.0)
     assert a <= b and a >= b and not a < b and a < 2 and 0 < a and b > 0.5
