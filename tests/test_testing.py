@@ -691,3 +691,22 @@ def test_blame_refuses_a_stale_graph_and_a_number():
         mg.testing.blame(out)
     with pytest.raises(TypeError, match="blame: out must be a Value, got float"):
         mg.testing.blame(3.0)
+
+
+def test_a_wrong_rule_behind_a_kink_fails_though_the_gradient_lies_between_the_one_sided_slopes():
+    # d/dx (relu(x) + (x+1)²) at 0 lies in [2, 3]; a rule giving 2.5 for d(u²)/du at u = 1 lands inside
+    sq = mg.define_op("sq_2_5", lambda u: u * u, lambda u, out: 2.5 * u)
+    report = gradcheck(lambda x: x.relu() + sq(x + 1), 0.0)
+    assert not report and report.rows[0].status == "FAIL", str(report)
+    assert report.culprit.node.op == "sq_2_5" and "x lies between the one-sided slopes" in str(report)
+    assert gradcheck(lambda x: x.relu() + (x + 1) * (x + 1), 0.0).kinks  # the right rule still passes
+    model = mg.nn.Linear(1, 1, seed=0)
+    model.weight[0][0].data, model.bias[0].data = 0.5, -1.0  # at x = 2 the relu is at its kink
+    loss_fn = lambda preds, y: preds[0][0].relu() + sq(preds[0][0] + 1)  # noqa: E731
+    for check in (check_module_gradients, mg.testing.directional_check):
+        report = check(model, loss_fn, [[2.0]], [0.0])
+        assert not report and {r.name for r in report.failures} >= {"weight.0.0", "bias.0"}, str(report)
+        assert report.culprit.node.op == "sq_2_5"
+    right = lambda preds, y: preds[0][0].relu() + (preds[0][0] + 1) * (preds[0][0] + 1)  # noqa: E731
+    assert check_module_gradients(model, right, [[2.0]], [0.0]).kinks
+    assert mg.testing.directional_check(model, right, [[2.0]], [0.0]).kinks
