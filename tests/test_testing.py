@@ -710,3 +710,15 @@ def test_a_wrong_rule_behind_a_kink_fails_though_the_gradient_lies_between_the_o
     right = lambda preds, y: preds[0][0].relu() + (preds[0][0] + 1) * (preds[0][0] + 1)  # noqa: E731
     assert check_module_gradients(model, right, [[2.0]], [0.0]).kinks
     assert mg.testing.directional_check(model, right, [[2.0]], [0.0]).kinks
+
+
+def test_one_sided_slopes_at_a_kink_are_measured_at_a_step_where_they_settle():
+    # a sharp bend next to a kink: the slopes at the first step (1e-4) were far off the true 1 and 2
+    report = gradcheck(lambda x: x.relu() + (1e4 * x).tanh() / 1e4, 0.0)  # analytic 1, a right one-sided slope
+    assert report and report.rows[0].status == "non-differentiable", str(report)  # it FAILed (left slope 1.018)
+    hinge = mg.define_op("sharp_hinge_300", lambda x: max(x, 0.0) + math.exp(min(1e5 * x, 700.0)) / 1e5,
+                         lambda x, out: 300.0, kinks=lambda x: x == 0.0)  # slopes 1 and 2, not 300
+    report = gradcheck(hinge, 0.0)
+    assert not report and "one-sided slopes 1, 2" in str(report), str(report)  # it passed between 0.6 and 688
+    report = gradcheck(lambda x: x.relu() + (5 * x).sin() * 3 + (7 * x).exp(), 0.0, eps=1.0)
+    assert report and report.rows[0].left == pytest.approx(22.0), str(report)  # slopes measured at a step of 1

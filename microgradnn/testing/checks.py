@@ -223,7 +223,7 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     edge) or the estimate is not yet settled (a kink or a fast change within the step). The
     error estimate is the last extrapolation's change plus the rounding error of the
     differences. With `one_sided=True` (or where the slopes stay apart) the left and right
-    slopes are measured too.
+    slopes are measured too, each from h down until it settles.
     """
     eps = number(eps, "derivative", "eps", 0.0, lo_open=True)
     calls = 0
@@ -269,35 +269,42 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     h, fs = gaps  # type: ignore[misc]  # set whenever best is
     best.kink = _slopes_stay_apart(f, x, f0, h, fs)
     if best.kink or one_sided:
-        best.right = _one_sided(f0, [fs[0][0], fs[1][0], fs[2][0]], h)
-        best.left = -_one_sided(f0, [fs[0][1], fs[1][1], fs[2][1]], h)
+        best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign)) else math.nan
+                                 for sign in (1.0, -1.0))
     best.evaluations = calls
     return best
 
 
 def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
     """The one-sided derivative from the side where fn is defined (e.g. sqrt(x)**3 at 0)."""
-    scale = max(1.0, abs(x))
     for sign in (1.0, -1.0):
-        best, step = None, h
-        while step >= 1e-13 * scale:  # shrink while the estimate improves: near an edge f can be x**1.5
-            try:
-                ups = [f(x + sign * d) for d in (step, step / 2, step / 4)]
-            except (ArithmeticError, ValueError):
-                step /= 10
-                continue
-            slope = _one_sided(f0, ups, sign * step)
-            q = [(u - f0) / (sign * d) for u, d in zip(ups, (step, step / 2, step / 4))]
-            size = max(map(abs, [f0, *ups]))
-            error = abs((2 * q[2] - q[1]) - (2 * q[1] - q[0])) + 8 * _MACHINE_EPS * size / step
-            if best is None or error < best.error:
-                best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
-            if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
-                break
-            step /= 10
+        best = _side(f, x, f0, h, sign)
         if best is not None:
             return best
     return Derivative(math.nan, math.nan, math.nan)
+
+
+def _side(f, x: float, f0: float, h: float, sign: float) -> Derivative | None:
+    """The slope on one side (sign +1 right, -1 left) from steps h down, shrinking while the
+    estimate improves (near an edge f can be x**1.5, at a kink f can bend sharply within h)."""
+    scale = max(1.0, abs(x))
+    best, step = None, h
+    while step >= 1e-13 * scale:
+        try:
+            ups = [f(x + sign * d) for d in (step, step / 2, step / 4)]
+        except (ArithmeticError, ValueError):
+            step /= 10
+            continue
+        slope = _one_sided(f0, ups, sign * step)
+        q = [(u - f0) / (sign * d) for u, d in zip(ups, (step, step / 2, step / 4))]
+        size = max(map(abs, [f0, *ups]))
+        error = abs((2 * q[2] - q[1]) - (2 * q[1] - q[0])) + 8 * _MACHINE_EPS * size / step
+        if best is None or error < best.error:
+            best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
+        if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
+            break
+        step /= 10
+    return best
 
 
 def _jump(f0: float, pairs, x: float, d: float) -> tuple[float, float]:
