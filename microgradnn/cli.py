@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
     positive, at_least_0 = _tolerance(positive=True), _tolerance(positive=False)
     check.add_argument("--eps", type=positive, default=EPS,
-                       help=f"first step, relative to max(1, |x|) (default {EPS:g})")
+                       help=f"first step, relative to max(1, |x|), in [1e-12, 0.1] (default {EPS:g})")
     check.add_argument("--atol", type=at_least_0, default=1e-5, help="absolute tolerance (default 1e-5)")
     check.add_argument("--rtol", type=at_least_0, default=1e-3, help="relative tolerance (default 1e-3)")
     _add_import(check)

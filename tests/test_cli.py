@@ -41,6 +41,7 @@ def test_help_on_every_subcommand(command):
     (["render"], "the following arguments are required: expression"),
     (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
     (["gradcheck", "x**3", "x=1", "--eps", "0"], "argument --eps: expected a finite number > 0, got '0'"),
+    (["gradcheck", "x**3", "x=1", "--eps", "1e-14"], "gradcheck: eps must be a finite number in [1e-12, 0.1], got 1e-14"),
     (["gradcheck", "x**3", "x=1", "--atol", "nan"], "argument --atol: expected a finite number >= 0, got 'nan'"),
     (["gradcheck", "x**3", "x=1", "--atol", "-1"], "argument --atol: expected a finite number >= 0, got '-1'"),
     (["gradcheck", "x**3", "x=1", "--rtol", "inf"], "argument --rtol: expected a finite number >= 0, got 'inf'"),

@@ -556,8 +556,8 @@ def test_a_wrong_rule_of_a_smooth_op_with_a_narrow_bend_fails_rather_than_passin
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"eps": 0.0}, ValueError, "gradcheck: eps must be a finite number > 0, got 0.0"),
-    ({"eps": -1e-4}, ValueError, "eps must be a finite number > 0"),
+    ({"eps": 0.0}, ValueError, "gradcheck: eps must be a finite number in [1e-12, 0.1], got 0.0"),
+    ({"eps": -1e-4}, ValueError, "eps must be a finite number in [1e-12, 0.1]"),
     ({"atol": math.nan}, ValueError, "gradcheck: atol must be a finite number >= 0, got nan"),
     ({"atol": -1.0}, ValueError, "atol must be a finite number >= 0"),
     ({"rtol": math.inf}, ValueError, "rtol must be a finite number >= 0"),
@@ -720,5 +720,18 @@ def test_one_sided_slopes_at_a_kink_are_measured_at_a_step_where_they_settle():
                          lambda x, out: 300.0, kinks=lambda x: x == 0.0)  # slopes 1 and 2, not 300
     report = gradcheck(hinge, 0.0)
     assert not report and "one-sided slopes 1, 2" in str(report), str(report)  # it passed between 0.6 and 688
-    report = gradcheck(lambda x: x.relu() + (5 * x).sin() * 3 + (7 * x).exp(), 0.0, eps=1.0)
-    assert report and report.rows[0].left == pytest.approx(22.0), str(report)  # slopes measured at a step of 1
+    report = gradcheck(lambda x: x.relu() + (5 * x).sin() * 3 + (7 * x).exp(), 0.0, eps=0.1)
+    assert report and report.rows[0].left == pytest.approx(22.0), str(report)  # slopes measured at 0.1: 21.99
+
+
+@pytest.mark.parametrize("eps", [1e-13, 1e-300, 0.2, 1.0, 1e300])
+def test_gradcheck_refuses_a_step_too_small_or_too_large_to_measure(eps):
+    # below 1e-13 no step was tried: the reference was nan and a correct tanh was blamed;
+    # from 1 up a huge first step could seem settled (sin at -1e8 with eps=1: a right gradient FAILed)
+    message = f"eps must be a finite number in [1e-12, 0.1], got {eps:g}"
+    for check in (gradcheck, mg.testing.gradgradcheck):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check(lambda x: x.tanh(), 0.3, eps=eps)
+    with pytest.raises(ValueError, match=re.escape(f"derivative: {message}")):
+        mg.testing.derivative(math.sin, 0.3, eps)
+    assert gradcheck(lambda x: x.tanh(), 0.3, eps=1e-12) and gradcheck(lambda x: x.sin(), -1e8, eps=0.1)

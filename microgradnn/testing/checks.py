@@ -39,6 +39,9 @@ OK, FAIL, KINK, NONFINITE = "ok", "FAIL", "non-differentiable", "non-finite"
 EPS = 1e-4  # first finite-difference step, relative: h = EPS * max(1, |x|)
 _MACHINE_EPS = sys.float_info.epsilon
 _KINK_DRIFT = 1e-3  # how far a kink's slope jump may move from step to step, relative
+# eps below loses the differences to rounding (nothing is left to measure under 1e-13); above,
+# a first step wider than a tenth of x can average an oscillation away and seem settled
+EPS_RANGE = (1e-12, 0.1)
 
 
 @dataclass
@@ -225,7 +228,7 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     differences. With `one_sided=True` (or where the slopes stay apart) the left and right
     slopes are measured too, each from h down until it settles.
     """
-    eps = number(eps, "derivative", "eps", 0.0, lo_open=True)
+    eps = number(eps, "derivative", "eps", *EPS_RANGE)
     calls = 0
 
     def f(t: float) -> float:
@@ -430,8 +433,8 @@ def _tolerances(eps: float, atol: float, rtol: float) -> str:
 
 
 def _checked(who: str, eps: float | None, atol: float, rtol: float) -> tuple[float, float, float]:
-    """eps > 0 (None: not used), atol and rtol finite and >= 0, as floats."""
-    return (math.nan if eps is None else number(eps, who, "eps", 0.0, lo_open=True),
+    """eps in EPS_RANGE (None: not used), atol and rtol finite and >= 0, as floats."""
+    return (math.nan if eps is None else number(eps, who, "eps", *EPS_RANGE),
             number(atol, who, "atol", 0.0), number(rtol, who, "rtol", 0.0))
 
 
