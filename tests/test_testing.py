@@ -94,7 +94,7 @@ def test_input_forms_and_grads_left_alone():
     assert [r.name for r in gradcheck(lambda a, b: a * b, np.array([1.0, 2.0])).rows] == ["x[0]", "x[1]"]
     assert [r.name for r in gradcheck(lambda *v: v[0] * v[3], np.ones((2, 2))).rows] == \
         ["x[0, 0]", "x[0, 1]", "x[1, 0]", "x[1, 1]"]
-    with pytest.raises(ValueError, match="must be finite"):
+    with pytest.raises(ValueError, match=re.escape("gradcheck: input 'x[0]' must be a finite number, got nan")):
         gradcheck(f, [float("nan")])
     with pytest.raises(TypeError, match="f must return a Value"):
         gradcheck(lambda x: 3.0, 1.0)
@@ -735,3 +735,23 @@ def test_gradcheck_refuses_a_step_too_small_or_too_large_to_measure(eps):
     with pytest.raises(ValueError, match=re.escape(f"derivative: {message}")):
         mg.testing.derivative(math.sin, 0.3, eps)
     assert gradcheck(lambda x: x.tanh(), 0.3, eps=1e-12) and gradcheck(lambda x: x.sin(), -1e8, eps=0.1)
+
+
+@pytest.mark.parametrize("inputs, error, message", [
+    (True, TypeError, "input 'x' must be a finite number, got bool True"),  # was checked as 1.0
+    ({"x": False}, TypeError, "input 'x' must be a finite number, got bool False"),
+    ([0.5, True], TypeError, "input 'x[1]' must be a finite number, got bool True"),
+    ("1.5", TypeError, "input 'x' must be a finite number, got str '1.5'"),  # was read as 1.5
+    (["1.5"], TypeError, "input 'x[0]' must be a finite number, got str '1.5'"),
+    (None, TypeError, "input 'x' must be a finite number, got NoneType None"),  # was "input 'x[]' must be finite, got nan"
+    (1 + 0j, TypeError, "input 'x' must be a finite number, got complex"),
+    (10 ** 400, ValueError, "input 'x' must be a finite number, got an int of about 401 digits"),  # a bare OverflowError
+    ([], ValueError, "inputs must hold at least one number to check, got []"),  # checked nothing and passed
+    ({}, ValueError, "inputs must hold at least one number to check, got {}"),
+])
+def test_checks_refuse_inputs_that_are_not_numbers_or_none_at_all(inputs, error, message):
+    f = lambda *a, **k: sum([*a, *k.values()], Value(1.0)).tanh()  # noqa: E731
+    for check in (gradcheck, mg.testing.gradgradcheck):
+        with pytest.raises(error, match=re.escape(f"{check.__name__}: {message}")):
+            check(f, inputs)
+    assert gradcheck(f, [np.int64(2), np.float32(0.5)]) and gradcheck(f, {"x": 1})  # numpy numbers and ints are numbers

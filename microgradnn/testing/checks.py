@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
@@ -383,27 +384,25 @@ def _kinked(out: Value, wrt: list[Value]) -> list[bool]:
 
 # ---- inputs ----------------------------------------------------------------------------
 
-def _flatten(inputs) -> tuple[list[str], list[float], Callable]:
+def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
     """Names, float values, and how to call f with Values (positional or by keyword)."""
-    if isinstance(inputs, dict):
+    if isinstance(inputs, Mapping):
         names = list(inputs)
-        values = [_float(inputs[k], k) for k in names]
-        return names, values, lambda f, vs: f(**dict(zip(names, vs)))
-    if isinstance(inputs, (int, float, np.number)):
-        return ["x"], [_float(inputs, "x")], lambda f, vs: f(*vs)
-    arr = np.asarray(inputs, dtype=float)
-    names = [f"x[{', '.join(map(str, i))}]" for i in np.ndindex(arr.shape)]
-    return names, [_float(v, n) for v, n in zip(arr.ravel().tolist(), names)], lambda f, vs: f(*vs)
+        values = [_float(inputs[k], k, who) for k in names]
+        call: Callable = lambda f, vs: f(**dict(zip(names, vs)))  # noqa: E731
+    elif isinstance(inputs, (numbers.Number, np.generic, str, bytes)) or inputs is None:
+        names, values, call = ["x"], [_float(inputs, "x", who)], lambda f, vs: f(*vs)
+    else:
+        arr = np.asarray(inputs, dtype=object)  # each entry checked as it is: "1", True and None are not numbers
+        names = [f"x[{', '.join(map(str, i))}]" for i in np.ndindex(arr.shape)]
+        values, call = [_float(v, n, who) for v, n in zip(arr.ravel().tolist(), names)], lambda f, vs: f(*vs)
+    if not values:
+        raise ValueError(f"{who}: inputs must hold at least one number to check, got {inputs!r:.60}")
+    return names, values, call
 
 
-def _float(x, name: str) -> float:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"input {name!r} must be a number, got {x!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"input {name!r} must be finite, got {x}")
-    return x
+def _float(x, name: str, who: str) -> float:
+    return number(x, who, f"input {name!r}")
 
 
 def _output(f, call, values) -> Value:
@@ -457,7 +456,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     named numbers (f gets keyword arguments). Every `.grad` is left as it was found.
     """
     eps, atol, rtol = _checked("gradcheck", eps, atol, rtol)
-    names, xs, call = _flatten(inputs)
+    names, xs, call = _flatten(inputs, "gradcheck")
     values = list(zip(xs, names))
     leaves = [Value(v, n) for v, n in values]
     out = call(f, leaves)
@@ -552,7 +551,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
     the first derivatives; one row per pair of inputs."""
     eps, atol, rtol = _checked("gradgradcheck", eps, atol, rtol)
-    names, xs, call = _flatten(inputs)
+    names, xs, call = _flatten(inputs, "gradgradcheck")
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
     firsts = grad(out, leaves, create_graph=True)
@@ -579,7 +578,7 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     except ImportError:
         raise ImportError("compare_with_torch needs PyTorch: pip install torch") from None
     _teach_ops_torch(torch)
-    names, xs, call = _flatten(inputs)
+    names, xs, call = _flatten(inputs, "compare_with_torch")
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
     grads = _backward_grads(out, leaves)
