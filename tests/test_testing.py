@@ -755,3 +755,9 @@ def test_checks_refuse_inputs_that_are_not_numbers_or_none_at_all(inputs, error,
         with pytest.raises(error, match=re.escape(f"{check.__name__}: {message}")):
             check(f, inputs)
     assert gradcheck(f, [np.int64(2), np.float32(0.5)]) and gradcheck(f, {"x": 1})  # numpy numbers and ints are numbers
+
+
+def test_compare_with_torch_names_an_f_that_returns_no_value():
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="compare_with_torch: f must return a Value, got float 2.0"):
+        compare_with_torch(lambda x: 2.0, 0.5)  # was AttributeError: 'float' object has no attribute 'inputs'

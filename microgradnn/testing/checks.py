@@ -581,6 +581,8 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     names, xs, call = _flatten(inputs, "compare_with_torch")
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
+    if not isinstance(out, Value):
+        raise TypeError(f"compare_with_torch: f must return a Value, got {type(out).__name__} {out!r:.60}")
     grads = _backward_grads(out, leaves)
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
     t_out = call(f, tensors)
