@@ -761,3 +761,11 @@ def test_compare_with_torch_names_an_f_that_returns_no_value():
     pytest.importorskip("torch")
     with pytest.raises(TypeError, match="compare_with_torch: f must return a Value, got float 2.0"):
         compare_with_torch(lambda x: 2.0, 0.5)  # was AttributeError: 'float' object has no attribute 'inputs'
+
+
+def test_the_first_wrong_node_shows_numbers_that_differ_where_ten_digits_do_not():
+    off = mg.define_op("off_by_1e_12", lambda x: x * x, lambda x, out: 2 * x * (1 + 1e-12))
+    report = gradcheck(lambda x: off(x), 3.0, atol=0.0, rtol=1e-14)
+    assert not report and report.culprit.node.op == "off_by_1e_12", str(report)
+    assert "d/d(input 0) is 6.000000000006" in str(report.culprit), str(report)  # was "is 6 but ... give 6"
+    assert report.table().splitlines()[1].split()[2:4] == [repr(report.rows[0].analytic), repr(report.rows[0].reference)]

@@ -86,8 +86,9 @@ class Culprit:
     def __str__(self) -> str:
         v = self.node
         shown = ", ".join(f"{a.label}={a.data:.6g}" if a.label else f"{a.data:.6g}" for a in v.inputs)
+        a, n = _nums(self.analytic, self.numeric)
         return (f"first wrong node: op {v.op!r} at {v.op}({shown}): d/d(input {self.index}) is "
-                f"{_num(self.analytic)} but finite differences give {_num(self.numeric)}")
+                f"{a} but finite differences give {n}")
 
 
 @dataclass
@@ -127,7 +128,8 @@ class GradReport:
         head = ["", "input", *self.columns] + (["± est", "step"] if numeric else []) + ["abs err", "rel err", "status"]
         body = []
         for r in rows:
-            line = [">" if r is worst and not r.status == OK else "", r.name, _num(r.analytic), _num(r.reference)]
+            line = [">" if r is worst and not r.status == OK else "", r.name,
+                    *(_nums(r.analytic, r.reference) if r.status == FAIL else map(_num, (r.analytic, r.reference)))]
             if numeric:
                 line += [_sci(r.error), _sci(r.step)]
             status = r.status + (f" (one-sided slopes {_num(r.left)}, {_num(r.right)})" if r.at_kink and
@@ -195,6 +197,12 @@ def _badness(r: GradRow) -> tuple:
 
 def _num(x: float) -> str:
     return f"{x + 0.0:.10g}"  # + 0.0 shows -0.0 as 0
+
+
+def _nums(a: float, b: float) -> tuple[str, str]:
+    """a and b to 10 digits, or to all 17 where 10 show no difference (under a tight tolerance)."""
+    shown = _num(a), _num(b)
+    return (repr(a + 0.0), repr(b + 0.0)) if shown[0] == shown[1] and a != b else shown
 
 
 def _sci(x: float) -> str:
