@@ -769,3 +769,19 @@ def test_the_first_wrong_node_shows_numbers_that_differ_where_ten_digits_do_not(
     assert not report and report.culprit.node.op == "off_by_1e_12", str(report)
     assert "d/d(input 0) is 6.000000000006" in str(report.culprit), str(report)  # was "is 6 but ... give 6"
     assert report.table().splitlines()[1].split()[2:4] == [repr(report.rows[0].analytic), repr(report.rows[0].reference)]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"seed": True}, TypeError, "seed must be an int >= 0, got bool True"),  # was seed 1
+    ({"seed": 1.5}, TypeError, "seed must be an int >= 0, got float 1.5"),  # was numpy's SeedSequence error
+    ({"seed": None}, TypeError, "seed must be an int >= 0, got NoneType None"),  # was a new direction each run
+    ({"seed": -1}, ValueError, "seed must be an int >= 0, got -1"),  # was numpy's "expected non-negative integer"
+])
+def test_module_checks_refuse_a_seed_that_is_not_an_int(kwargs, error, message):
+    model, X, y = MLP(2, [1], seed=0), [[0.0, 1.0]], [1.0]
+    for check in (check_module_gradients, mg.testing.directional_check):
+        with pytest.raises(error, match=re.escape(f"{check.__name__}: {message}")):
+            check(model, losses.mse, X, y, **kwargs)
+    for bad, error in [(0, ValueError), (True, TypeError)]:
+        with pytest.raises(error, match="directional_check: max_checks must be a positive int"):
+            mg.testing.directional_check(model, losses.mse, X, y, max_checks=bad)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import number, positive_int
+from microgradnn._checks import integer, number, positive_int
 from microgradnn.engine import (Value, _check_unchanged, get_op, grad, no_grad, restore, topological_order,
                                 version_of)
 
@@ -660,6 +660,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     eps, atol, rtol = _checked("check_module_gradients", eps, atol, rtol)
     if sample is not None:
         sample = positive_int(sample, "check_module_gradients", "sample")
+    seed = integer(seed, "check_module_gradients", "seed", at_least=0)
     named, notes = _trainable("check_module_gradients", model)
     if sample is not None and sample < len(named):
         picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
@@ -699,6 +700,8 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     check; `evaluations` counts forward passes, the one for backward included.
     """
     eps, atol, rtol = _checked("directional_check", eps, atol, rtol)
+    seed = integer(seed, "directional_check", "seed", at_least=0)
+    max_checks = positive_int(max_checks, "directional_check", "max_checks")
     named, skipped = _trainable("directional_check", model)
     params = [p for _, p in named]
     loss, passes = _model_loss(model, loss_fn, X, y)
