@@ -196,3 +196,11 @@ def test_a_tiny_file_claiming_a_huge_gpt_is_refused_without_building_it(tmp_path
     finally:
         tracemalloc.stop()
     assert peak < 2_000_000  # building it would take gigabytes
+
+
+def test_from_torch_refuses_complex_weights_instead_of_dropping_their_imaginary_parts():
+    torch = pytest.importorskip("torch")
+    module = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1).to_torch()
+    module.head.weight.data = module.head.weight.data.to(torch.complex128)
+    with pytest.raises(TypeError, match="real floating-point number, got torch.complex128 in tensor 'head.weight'"):
+        GPT.from_torch(module)

@@ -455,3 +455,11 @@ def test_a_users_module_with_a_shared_layer_reopens_from_its_file(tmp_path):
     model.save(tmp_path / "tied.json")
     again = mg.Module.from_file(tmp_path / "tied.json")
     assert again.state_dict() == model.state_dict() and len(model.state_dict()) == 12
+
+
+def test_from_torch_refuses_complex_weights_instead_of_dropping_their_imaginary_parts():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1, dtype=torch.complex128))
+    with pytest.raises(TypeError, match=r"real floating-point number, got torch.complex128 in tensor '2.weight', "
+                                        r"layer 1"):
+        MLP.from_torch(seq)
