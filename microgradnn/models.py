@@ -21,7 +21,7 @@ from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
 from microgradnn._checks import _is_int, integer, number, positive_int
-from microgradnn.nn.module import Module
+from microgradnn.nn.module import Module, _size
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
 
@@ -209,6 +209,14 @@ class GPT(Module):
         config = getattr(module, "config", None)
         if not isinstance(config, dict) or config.get("type") != "GPT":
             raise ValueError("GPT.from_torch: expected a module made by GPT.to_torch (it has a .config)")
+        try:
+            size = cls.config_size(config)
+        except KeyError as e:
+            raise ValueError(f"GPT.from_torch: the module's config has no {e}") from None
+        held = sum(t.numel() for t in module.state_dict().values())
+        if size > held:  # checked before building: a config's sizes could ask for any amount of memory
+            raise ValueError(f"GPT.from_torch: the module's config describes {_size(size)} parameters "
+                             f"but its tensors hold {held}")
         model = cls.from_config(config)
         model.load_state_dict(state_from_torch(module, model))
         return model

@@ -204,3 +204,17 @@ def test_from_torch_refuses_complex_weights_instead_of_dropping_their_imaginary_
     module.head.weight.data = module.head.weight.data.to(torch.complex128)
     with pytest.raises(TypeError, match="real floating-point number, got torch.complex128 in tensor 'head.weight'"):
         GPT.from_torch(module)
+
+
+def test_from_torch_checks_the_config_sizes_against_the_tensors_before_building():
+    pytest.importorskip("torch")
+    module = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1).to_torch()
+    module.config = dict(module.config, vocab_size=10**12)  # was built first: 10**5 took 14 s, this a MemoryError
+    with pytest.raises(ValueError, match=r"describes 16000000000824 parameters but its tensors hold 920"):
+        GPT.from_torch(module)
+    module.config = dict(module.config, vocab_size=10**5000)
+    with pytest.raises(ValueError, match=r"describes .*an int of about \d+ digits.* parameters"):
+        GPT.from_torch(module)
+    del module.config["n_layer"]
+    with pytest.raises(ValueError, match="the module's config has no 'n_layer'"):
+        GPT.from_torch(module)
