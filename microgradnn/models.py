@@ -108,6 +108,19 @@ class Block(Module):
         return [a + b for a, b in zip(x, self.mlp(self.norm2(x)))]
 
 
+
+def _check_torch_norms(module, model: "GPT") -> None:
+    """Refuse a torch module whose norms compute something other than the GPT's: their eps is
+    in no tensor, and a LayerNorm without bias has an RMSNorm's state names."""
+    import torch
+    for name, norm in model.named_modules():
+        if isinstance(norm, RMSNorm):
+            theirs = module.get_submodule(name)
+            if not isinstance(theirs, torch.nn.RMSNorm) or theirs.eps != norm.eps:
+                raise ValueError(f"GPT.from_torch: {name} must be torch.nn.RMSNorm(eps={norm.eps:g}) as in the GPT, "
+                                 f"got {theirs!r}")
+
+
 class GPT(Module):
     """A character-level GPT: `model(token, pos, cache)` gives the next token's logits.
 
@@ -219,6 +232,7 @@ class GPT(Module):
                              f"but its tensors hold {held}")
         model = cls.from_config(config)
         model.load_state_dict(state_from_torch(module, model))
+        _check_torch_norms(module, model)
         return model
 
     def config(self) -> dict:

@@ -218,3 +218,15 @@ def test_from_torch_checks_the_config_sizes_against_the_tensors_before_building(
     del module.config["n_layer"]
     with pytest.raises(ValueError, match="the module's config has no 'n_layer'"):
         GPT.from_torch(module)
+
+
+def test_from_torch_refuses_norms_that_compute_something_else():
+    torch = pytest.importorskip("torch")
+    model = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1)
+    for norm in (torch.nn.RMSNorm(8, dtype=torch.float64),  # torch's default eps, not the GPT's 1e-5
+                 torch.nn.LayerNorm(8, bias=False, dtype=torch.float64)):  # the same state names
+        module = model.to_torch()
+        module.blocks[0].norm2 = norm
+        with pytest.raises(ValueError, match=r"blocks.0.norm2 must be torch.nn.RMSNorm\(eps=1e-05\) as in the GPT, "
+                                             f"got {type(norm).__name__}"):
+            GPT.from_torch(module)
