@@ -463,3 +463,17 @@ def test_from_torch_refuses_complex_weights_instead_of_dropping_their_imaginary_
     with pytest.raises(TypeError, match=r"real floating-point number, got torch.complex128 in tensor '2.weight', "
                                         r"layer 1"):
         MLP.from_torch(seq)
+
+
+def test_a_model_file_giving_a_name_twice_is_refused_not_read_by_its_last_value(tmp_path):
+    path = tmp_path / "edited.json"
+    Neuron.from_weights([1.0, 2.0], 0.5).save(path)
+    text = path.read_text()
+    path.write_text(text.replace('"w.0": 1.0', '"w.0": 1.0, "w.0": -7.0'))  # a hand edit: which weight is meant?
+    assert path.read_text() != text
+    model = Neuron.from_weights([3.0, 4.0], 0.0)
+    for read in (mg.Module.from_file, model.load):
+        with pytest.raises(ValueError, match=r"edited.json is not a microgradnn model file \(invalid JSON: the name "
+                                             r"'w.0' is given twice in one object\)"):
+            read(path)
+    assert model.state_dict() == {"w.0": 3.0, "w.1": 4.0, "b": 0.0}
