@@ -477,3 +477,24 @@ def test_a_model_file_giving_a_name_twice_is_refused_not_read_by_its_last_value(
                                              r"'w.0' is given twice in one object\)"):
             read(path)
     assert model.state_dict() == {"w.0": 3.0, "w.1": 4.0, "b": 0.0}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(version=2), "has format version 2; this microgradnn reads version 1"),
+    (lambda p: p.update(version="1"), "has format version '1'; this microgradnn reads version 1"),
+    (lambda p: p["config"].update(dropout=0.5), r"the description .*dropout.* has settings this microgradnn does "
+                                                "not read"),
+    (lambda p: p["config"]["layers"][0].update(negative_slope=0.2), "negative_slope.* has settings this"),
+], ids=["version-2", "version-str", "extra-setting", "extra-layer-setting"])
+def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, edit, message):
+    path = tmp_path / "m.json"
+    MLP(2, [3, 1], "leaky_relu", seed=0).save(path)
+    payload = json.loads(path.read_text())
+    edit(payload)
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=message):
+        mg.Module.from_file(path)
+    del payload["version"]  # a file without a version is read as version 1
+    path.write_text(json.dumps(payload))
+    if "version" in message:
+        assert mg.Module.from_file(path).state_dict() == MLP(2, [3, 1], "leaky_relu", seed=0).state_dict()
