@@ -304,8 +304,8 @@ def cmd_demo(args) -> int:
         import matplotlib
         matplotlib.use("Agg")
         from microgradnn import plots
-        plots.decision_boundary(model, X, y, path("decision_boundary.png"))
-        plots.loss_curve(history, path("loss_curve.png"))
+        plots.decision_boundary(model, X, y, path("decision_boundary.png"), overwrite=True)
+        plots.loss_curve(history, path("loss_curve.png"), overwrite=True)
     except ImportError:
         print("matplotlib is not installed: skipping decision_boundary.png and loss_curve.png "
               "(pip install 'microgradnn[plot]')")
