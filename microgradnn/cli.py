@@ -46,7 +46,10 @@ def cmd_render(args) -> int:
     out.label = out.label or "out"
     if args.view != "forward" and out.requires_grad:
         out.backward()
-    viz.save(viz.draw_graph(out, view=args.view, rankdir=args.rankdir), args.output, overwrite=True)
+    try:  # --force again: a file made since the check above is not replaced without it
+        viz.save(viz.draw_graph(out, view=args.view, rankdir=args.rankdir), args.output, overwrite=args.force)
+    except FileExistsError:
+        raise UsageError(f"{args.output} already exists; pass --force to replace it") from None
     print(f"{args.expression} = {out.data:.6g}")
     if args.view != "forward":
         for name, v in env.items():
@@ -288,24 +291,14 @@ def _check_demo_destinations(args) -> None:
                          f"{'it' if len(there) == 1 else 'them'}, or choose another folder")
 
 
-def cmd_demo(args) -> int:
-    _check_demo_destinations(args)  # before training: a refused destination must not cost the run
-    args.out = args.out or DEMO_OUT
-    os.makedirs(args.out, exist_ok=True)
-    args.load = args.save = None
-    model, X, y, history = train_model(args)
-    written = []
-
-    def path(name: str) -> str:
-        written.append(os.path.join(args.out, name))
-        return written[-1]
-
+def _demo_files(args, model, X, y, history, path, overwrite: bool) -> None:
+    """The demo's pictures and pages of the trained `model`; `path(name)` names each file."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         from microgradnn import plots
-        plots.decision_boundary(model, X, y, path("decision_boundary.png"))
-        plots.loss_curve(history, path("loss_curve.png"))
+        plots.decision_boundary(model, X, y, path("decision_boundary.png"), overwrite=overwrite)
+        plots.loss_curve(history, path("loss_curve.png"), overwrite=overwrite)
     except ImportError:
         print("matplotlib is not installed: skipping decision_boundary.png and loss_curve.png "
               "(pip install 'microgradnn[plot]')")
@@ -318,21 +311,42 @@ def cmd_demo(args) -> int:
     where = (f"{model!r}, neuron layers.0.neurons.{j} on sample {sample} "
              f"(x = [{', '.join(viz.fmt(v) for v in X[sample])}], class {int(y[sample])})")
     viz.save(viz.draw_graph(o, view="forward", title=f"{where}\nforward pass"), path("neuron_forward.svg"),
-             overwrite=True)
+             overwrite=overwrite)
     viz.save(viz.draw_graph(o, view="backward", title=f"{where}\nbackward pass: grad = d({loss_name} loss on this "
                                                       f"sample)/d(node); edges: × local derivative"),
-             path("neuron_backward.svg"), overwrite=True)
+             path("neuron_backward.svg"), overwrite=overwrite)
     shown = ", ".join(viz.fmt(v) for v in X[sample])
     viz.save(viz.draw_network(model, X[sample], title=f"{model!r} trained on {args.dataset}\n"
                                                       f"input: sample {sample}, x = [{shown}]"),
-             path("network.svg"), overwrite=True)
+             path("network.svg"), overwrite=overwrite)
     viz.animate(o, path("backprop.html"), title=f"Backprop of the {loss_name} loss through one neuron: {where}",
-                overwrite=True)
+                overwrite=overwrite)
     # The lesson's 2 -> 3 -> 1 network on [1.0, 0.5]: forward, backward, one step; and as a quiz.
     lesson = lesson_network()
-    viz.animate_network(lesson, [1.0, 0.5], path("lesson_network.html"), target=1.0, overwrite=True)
+    viz.animate_network(lesson, [1.0, 0.5], path("lesson_network.html"), target=1.0, overwrite=overwrite)
     viz.animate_network(lesson, [1.0, 0.5], path("lesson_network_quiz.html"), target=1.0, quiz=True,
-                        overwrite=True)
+                        overwrite=overwrite)
+
+
+def cmd_demo(args) -> int:
+    _check_demo_destinations(args)  # before training: a refused destination must not cost the run
+    args.out = args.out or DEMO_OUT
+    # and again when writing: a file made there during training is only replaced as the check allows
+    overwrite = args.overwrite or os.path.realpath(args.out) == os.path.realpath(DEMO_OUT)
+    os.makedirs(args.out, exist_ok=True)
+    args.load = args.save = None
+    model, X, y, history = train_model(args)
+    written = []
+
+    def path(name: str) -> str:
+        written.append(os.path.join(args.out, name))
+        return written[-1]
+
+    try:
+        _demo_files(args, model, X, y, history, path, overwrite)
+    except FileExistsError:
+        raise UsageError(f"--out {args.out}: {os.path.basename(written[-1])} appeared there during the run and is "
+                         "kept; pass --overwrite to replace it") from None
     print("wrote:")
     for p in written:
         print(f"  {p}")

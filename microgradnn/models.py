@@ -21,7 +21,7 @@ from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
 from microgradnn._checks import _is_int, integer, number, positive_int
-from microgradnn.nn.module import Module
+from microgradnn.nn.module import Module, _size
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
 
@@ -106,6 +106,19 @@ class Block(Module):
     def forward(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
         x = [a + b for a, b in zip(x, self.attn(self.norm1(x), keys, values))]
         return [a + b for a, b in zip(x, self.mlp(self.norm2(x)))]
+
+
+
+def _check_torch_norms(module, model: "GPT") -> None:
+    """Refuse a torch module whose norms compute something other than the GPT's: their eps is
+    in no tensor, and a LayerNorm without bias has an RMSNorm's state names."""
+    import torch
+    for name, norm in model.named_modules():
+        if isinstance(norm, RMSNorm):
+            theirs = module.get_submodule(name)
+            if not isinstance(theirs, torch.nn.RMSNorm) or theirs.eps != norm.eps:
+                raise ValueError(f"GPT.from_torch: {name} must be torch.nn.RMSNorm(eps={norm.eps:g}) as in the GPT, "
+                                 f"got {theirs!r}")
 
 
 class GPT(Module):
@@ -209,8 +222,17 @@ class GPT(Module):
         config = getattr(module, "config", None)
         if not isinstance(config, dict) or config.get("type") != "GPT":
             raise ValueError("GPT.from_torch: expected a module made by GPT.to_torch (it has a .config)")
+        try:
+            size = cls.config_size(config)
+        except KeyError as e:
+            raise ValueError(f"GPT.from_torch: the module's config has no {e}") from None
+        held = sum(t.numel() for t in module.state_dict().values())
+        if size > held:  # checked before building: a config's sizes could ask for any amount of memory
+            raise ValueError(f"GPT.from_torch: the module's config describes {_size(size)} parameters "
+                             f"but its tensors hold {held}")
         model = cls.from_config(config)
         model.load_state_dict(state_from_torch(module, model))
+        _check_torch_norms(module, model)
         return model
 
     def config(self) -> dict:

@@ -1,10 +1,15 @@
 """Matplotlib pictures of training (optional extra `plot`): decision boundary and loss curve."""
 from __future__ import annotations
 
+import io
+import os
+
 import numpy as np
 import matplotlib.pyplot as plt
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import ListedColormap
 
+from microgradnn._files import check_writable, user_path, write_atomic
 from microgradnn.nn import Module
 from microgradnn.train import History
 
@@ -13,8 +18,33 @@ __all__ = ["decision_boundary", "loss_curve"]
 PALETTE = ["#2E86C1", "#E67E22", "#27AE60", "#8E44AD", "#C0392B"]
 
 
-def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str, *, resolution: int = 80) -> str:
-    """Shade the plane by the model's predicted class and scatter the data on top."""
+def _destination(path: str | os.PathLike, overwrite: bool, who: str) -> tuple[str, str]:
+    """The path, checked before any drawing, and the format its extension names."""
+    path = user_path(path, who)
+    ext = os.path.splitext(path)[1][1:].lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        raise ValueError(f"{who}: unknown extension {('.' + ext) if ext else '(none)'!r} in {path}; "
+                         f"use one of {', '.join('.' + f for f in sorted(formats))}")
+    return check_writable(path, overwrite, who), ext
+
+
+def _write(fig, path: str, fmt: str, overwrite: bool, who: str) -> str:
+    """Write the figure atomically; an existing file is only replaced with `overwrite=True`."""
+    data = io.BytesIO()
+    try:
+        fig.savefig(data, format=fmt)
+    finally:
+        plt.close(fig)
+    write_atomic(path, data.getvalue(), overwrite=overwrite, who=who)
+    return path
+
+
+def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | os.PathLike, *, resolution: int = 80,
+                      overwrite: bool = False) -> str:
+    """Shade the plane by the model's predicted class and scatter the data on top; the extension
+    picks the format. An existing file is only replaced with `overwrite=True`."""
+    path, fmt = _destination(path, overwrite, "decision_boundary")
     pad = 0.3
     (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
@@ -34,13 +64,13 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str, *,
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white", linewidths=0.4)
     ax.set_title("decision boundary")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _write(fig, path, fmt, overwrite, "decision_boundary")
 
 
-def loss_curve(history: History, path: str) -> str:
-    """Training loss (left axis) and accuracy (right axis) per epoch."""
+def loss_curve(history: History, path: str | os.PathLike, *, overwrite: bool = False) -> str:
+    """Training loss (left axis) and accuracy (right axis) per epoch; the extension picks the
+    format. An existing file is only replaced with `overwrite=True`."""
+    path, fmt = _destination(path, overwrite, "loss_curve")
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
     epochs = np.arange(1, len(history.loss) + 1)
     ax.plot(epochs, history.loss, color=PALETTE[0], label="loss")
@@ -53,6 +83,4 @@ def loss_curve(history: History, path: str) -> str:
         acc.set_ylim(0, 1.05)
     ax.set_title("training")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _write(fig, path, fmt, overwrite, "loss_curve")

@@ -392,3 +392,21 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     done = run("gpt", "--words", str(words), "--steps", "30", "--save", str(saved))  # refused before training
     assert done.returncode == 2 and done.stdout == "" and saved.read_bytes() == before
     assert f"--save {saved} already exists; pass --overwrite to replace it" in done.stderr
+
+
+@needs_dot
+def test_a_file_made_after_the_check_is_not_replaced_without_force_or_overwrite(tmp_path, monkeypatch, capsys):
+    from microgradnn import cli
+    out = tmp_path / "g.svg"
+    out.write_text("made after render checked -o")
+    monkeypatch.setattr(cli, "check_writable", lambda *args: None)  # as if the file came after the check
+    assert cli.main(["render", "x*2", "x=1", "-o", str(out)]) == 2
+    assert "g.svg already exists; pass --force" in capsys.readouterr().err
+    assert out.read_text() == "made after render checked -o"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    monkeypatch.setattr(cli, "_check_demo_destinations", lambda args: None)  # a file made there during training
+    (folder / "network.svg").write_text("mine")
+    assert cli.main(["demo", "--out", str(folder), "--epochs", "1", "--quiet"]) == 2
+    assert "network.svg appeared there during the run and is kept; pass --overwrite" in capsys.readouterr().err
+    assert (folder / "network.svg").read_text() == "mine"

@@ -196,3 +196,37 @@ def test_a_tiny_file_claiming_a_huge_gpt_is_refused_without_building_it(tmp_path
     finally:
         tracemalloc.stop()
     assert peak < 2_000_000  # building it would take gigabytes
+
+
+def test_from_torch_refuses_complex_weights_instead_of_dropping_their_imaginary_parts():
+    torch = pytest.importorskip("torch")
+    module = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1).to_torch()
+    module.head.weight.data = module.head.weight.data.to(torch.complex128)
+    with pytest.raises(TypeError, match="real floating-point number, got torch.complex128 in tensor 'head.weight'"):
+        GPT.from_torch(module)
+
+
+def test_from_torch_checks_the_config_sizes_against_the_tensors_before_building():
+    pytest.importorskip("torch")
+    module = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1).to_torch()
+    module.config = dict(module.config, vocab_size=10**12)  # was built first: 10**5 took 14 s, this a MemoryError
+    with pytest.raises(ValueError, match=r"describes 16000000000824 parameters but its tensors hold 920"):
+        GPT.from_torch(module)
+    module.config = dict(module.config, vocab_size=10**5000)
+    with pytest.raises(ValueError, match=r"describes .*an int of about \d+ digits.* parameters"):
+        GPT.from_torch(module)
+    del module.config["n_layer"]
+    with pytest.raises(ValueError, match="the module's config has no 'n_layer'"):
+        GPT.from_torch(module)
+
+
+def test_from_torch_refuses_norms_that_compute_something_else():
+    torch = pytest.importorskip("torch")
+    model = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1)
+    for norm in (torch.nn.RMSNorm(8, dtype=torch.float64),  # torch's default eps, not the GPT's 1e-5
+                 torch.nn.LayerNorm(8, bias=False, dtype=torch.float64)):  # the same state names
+        module = model.to_torch()
+        module.blocks[0].norm2 = norm
+        with pytest.raises(ValueError, match=r"blocks.0.norm2 must be torch.nn.RMSNorm\(eps=1e-05\) as in the GPT, "
+                                             f"got {type(norm).__name__}"):
+            GPT.from_torch(module)

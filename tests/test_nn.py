@@ -455,3 +455,46 @@ def test_a_users_module_with_a_shared_layer_reopens_from_its_file(tmp_path):
     model.save(tmp_path / "tied.json")
     again = mg.Module.from_file(tmp_path / "tied.json")
     assert again.state_dict() == model.state_dict() and len(model.state_dict()) == 12
+
+
+def test_from_torch_refuses_complex_weights_instead_of_dropping_their_imaginary_parts():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1, dtype=torch.complex128))
+    with pytest.raises(TypeError, match=r"real floating-point number, got torch.complex128 in tensor '2.weight', "
+                                        r"layer 1"):
+        MLP.from_torch(seq)
+
+
+def test_a_model_file_giving_a_name_twice_is_refused_not_read_by_its_last_value(tmp_path):
+    path = tmp_path / "edited.json"
+    Neuron.from_weights([1.0, 2.0], 0.5).save(path)
+    text = path.read_text()
+    path.write_text(text.replace('"w.0": 1.0', '"w.0": 1.0, "w.0": -7.0'))  # a hand edit: which weight is meant?
+    assert path.read_text() != text
+    model = Neuron.from_weights([3.0, 4.0], 0.0)
+    for read in (mg.Module.from_file, model.load):
+        with pytest.raises(ValueError, match=r"edited.json is not a microgradnn model file \(invalid JSON: the name "
+                                             r"'w.0' is given twice in one object\)"):
+            read(path)
+    assert model.state_dict() == {"w.0": 3.0, "w.1": 4.0, "b": 0.0}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(version=2), "has format version 2; this microgradnn reads version 1"),
+    (lambda p: p.update(version="1"), "has format version '1'; this microgradnn reads version 1"),
+    (lambda p: p["config"].update(dropout=0.5), r"the description .*dropout.* has settings this microgradnn does "
+                                                "not read"),
+    (lambda p: p["config"]["layers"][0].update(negative_slope=0.2), "negative_slope.* has settings this"),
+], ids=["version-2", "version-str", "extra-setting", "extra-layer-setting"])
+def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, edit, message):
+    path = tmp_path / "m.json"
+    MLP(2, [3, 1], "leaky_relu", seed=0).save(path)
+    payload = json.loads(path.read_text())
+    edit(payload)
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=message):
+        mg.Module.from_file(path)
+    del payload["version"]  # a file without a version is read as version 1
+    path.write_text(json.dumps(payload))
+    if "version" in message:
+        assert mg.Module.from_file(path).state_dict() == MLP(2, [3, 1], "leaky_relu", seed=0).state_dict()

@@ -479,3 +479,12 @@ def test_animate_network_draws_a_network_with_a_frozen_weight(tmp_path):
     path = viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0)
     assert os.path.getsize(path) > 0
     assert net.parameters()[0].requires_grad is False
+
+
+def test_record_into_a_file_says_it_needs_a_folder(tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    with pytest.raises(NotADirectoryError, match=r"record: .*notes.txt is a file, not a folder"):
+        with viz.record(mine):
+            pass
+    assert mine.read_text() == "mine"

@@ -76,6 +76,9 @@ def from_sequential(sequential) -> list[LayerSpec]:
 
 def _finite(tensor, name: str, where: str = "") -> np.ndarray:
     """A tensor as a float64 array; a ValueError naming the tensor and index of a NaN or infinity."""
+    if not tensor.is_floating_point():  # .double() would drop a complex tensor's imaginary parts
+        raise TypeError(f"from_torch: every weight must be a real floating-point number, got {tensor.dtype} "
+                        f"in tensor {name!r}{f', {where}' if where else ''}")
     array = tensor.detach().to("cpu").double().numpy()
     bad = np.argwhere(~np.isfinite(array))
     if len(bad):

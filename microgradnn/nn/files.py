@@ -40,7 +40,7 @@ def read_model(path: str | os.PathLike) -> dict:
     path = user_path(path, "load")
     try:
         with open(path, "rb") as f:
-            payload = json.loads(f.read())
+            payload = json.loads(f.read(), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise FileNotFoundError(f"load: no such file: {path}") from None
     except IsADirectoryError:
@@ -53,7 +53,23 @@ def read_model(path: str | os.PathLike) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "config" not in payload \
             or not isinstance(payload.get("state"), dict):
         raise ValueError(f"load: {path} is not a microgradnn model file (no {FORMAT!r} header)")
+    version = payload.get("version", 1)
+    if type(version) is not int or version != 1:  # a later format may mean something else by the same names
+        raise ValueError(f"load: {path} has format version {shown(version)}; this microgradnn reads version 1")
     threshold = payload.get("threshold")
     if threshold is not None and not is_finite(threshold):  # checked before `load` changes anything
         raise ValueError(f"load: {path}: threshold must be a finite number or absent, got {shown(threshold)}")
     return payload
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose names are all different: of a name given twice (a hand edit), json
+    would silently keep the last value."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"the name {name!r:.80} is given twice in one object")
+            seen.add(name)
+    return out

@@ -193,7 +193,11 @@ class Module:
         if size != len(state):
             raise ValueError(f"load: {os.fspath(path)} describes {_describe(config)} with {_size(size)} parameters "
                              f"but holds {len(state)}")
-        model = _load_state(from_config(config), state, path)
+        model = from_config(config)
+        if model.config() != config:  # a setting it does not read (a later version's, a typo) changes nothing here
+            raise ValueError(f"load: {os.fspath(path)}: the description {json.dumps(config)[:200]} has settings "
+                             f"this microgradnn does not read; it reads {json.dumps(model.config())[:200]}")
+        model = _load_state(model, state, path)
         model.threshold = payload.get("threshold")
         return model
 

@@ -30,6 +30,8 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
         raise ValueError(f"record: format must be svg, png, pdf or dot, got {format!r}")
     positive_int(every, "record", "every")
     check_overwrite(overwrite, "record")
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise NotADirectoryError(f"record: {directory} is a file, not a folder; give a folder for the step files")
     os.makedirs(directory, exist_ok=True)
     if not overwrite and any(n.startswith("step-") for n in os.listdir(directory)):
         raise FileExistsError(f"record: {directory} already holds step-* files; pass overwrite=True or "
