@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from microgradnn._checks import _is_int, integer, number, positive_int
+from microgradnn._files import user_path
 
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS", "words", "make_words",
            "CharTokenizer", "WORD_LIST"]
@@ -131,9 +132,13 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
     if n is not None:
         positive_int(n, "words", "n")
     _rng(seed, "words")  # checked now, used below
-    if path is not None and not os.path.exists(path):
-        raise FileNotFoundError(f"words: no such file: {os.fspath(path)}")
-    path = os.fspath(WORD_LIST if path is None else path)
+    if path is not None:
+        path = user_path(path, "words")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"words: no such file: {path}")
+        if not os.path.isfile(path):  # a folder, or a device or pipe that may never end (/dev/zero)
+            raise ValueError(f"words: {path} is not a regular file (a word list, one word per line)")
+    path = WORD_LIST if path is None else path
     if os.path.exists(path):
         with open(path, encoding="utf-8", errors="replace") as f:
             found = sorted({w for w in (line.strip() for line in f) if re.fullmatch(f"[a-z]{{1,{max_len}}}", w)})

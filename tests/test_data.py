@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,16 @@ def test_words_come_from_a_list_or_from_rules(tmp_path):
     assert made == data.make_words(50, seed=1) and all(3 <= len(w) <= 12 and w.isalpha() for w in made)
     with pytest.raises(FileNotFoundError, match="no such file"):
         data.words(path=tmp_path / "missing")
+
+
+def test_words_refuses_a_path_that_is_not_a_regular_file(tmp_path):
+    with pytest.raises(ValueError, match=r"words: .* is not a regular file"):
+        data.words(path=tmp_path)
+    if os.path.exists("/dev/zero"):  # one endless line: read, it would fill the memory
+        with pytest.raises(ValueError, match=r"words: /dev/zero is not a regular file"):
+            data.words(path="/dev/zero")
+    with pytest.raises(ValueError, match=r"words: path must not be empty"):
+        data.words(path="")
 
 
 def test_words_gives_n_words_or_says_why_not(tmp_path, monkeypatch):
