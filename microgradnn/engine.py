@@ -429,12 +429,14 @@ class Op:
         try:
             out = self.forward(*xs)
         except (ArithmeticError, ValueError) as e:
+            _refused(self, shown)
             if isinstance(e, OverflowError) or str(e) == "math range error":
                 raise OverflowError(f"{_call_note(self, shown)}: result is too large for a float") from None
             raise type(e)(f"{_call_note(self, shown)}: {e}") from None
         if type(out) is not float:
             out = _to_float(out, self.name, bools=True)
         if out - out != 0.0:
+            _refused(self, shown)
             kind = OverflowError if out in (math.inf, -math.inf) else ValueError
             raise kind(f"{_call_note(self, shown)}: result is not finite ({out})")
         return out
@@ -934,9 +936,16 @@ _DECISIONS: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("micro
 _DATA_SLOT = Value.__dict__["_data"]  # the slot behind `data`: read without being noted
 
 
-def _report(kind: str, a: Value, b: Any, answer: Any) -> Any:
+def _report(kind: str, a: Any, b: Any, answer: Any) -> Any:
     observer = _DECISIONS.get()
     return answer if observer is None else observer[0](kind, a, b, answer)
+
+
+def _refused(op: Op, args: Sequence) -> None:
+    """An op refusing the numbers of Values, about to raise: while observed, a decision ("raises",
+    the inputs, the op), as fn may catch the error and take another path."""
+    if _DECISIONS.get() is not None and args and all(type(a) is Value for a in args):
+        _report("raises", tuple(args), op, True)
 
 
 def _observed_comparison(kind: str, compare: Callable) -> Callable:
@@ -1089,8 +1098,9 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
     """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
     the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
     (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a), or
-    "grad" (a gradient that `grad()` returns as a float); "made" reports a Value made by
-    `Value()` (the user's own; not a decision).
+    "grad" (a gradient that `grad()` returns as a float), or "raises" (op b refused the numbers
+    of the Values a, and is about to raise); "made" reports a Value made by `Value()` (the
+    user's own; not a decision).
     Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
     `number(v)` is True for a Value that is a plain number where fn is called without the
     observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one.

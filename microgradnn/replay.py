@@ -157,7 +157,8 @@ class _Tape:
                  watched: list[Value], shape, start: int) -> None:
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
-        extra = [x for g in guards for x in (g.a, g.b) if type(x) is Value] + list(watched)
+        guard_values = [x for g in guards for x in g.values()]
+        extra = guard_values + list(watched)
         order = topological_order(out)
         known = set(order)
         for w in extra:  # decided-on and watched Values join the tape if not already in it
@@ -177,12 +178,12 @@ class _Tape:
                 structure.append(("param", compiled._position(v)))
             else:
                 structure.append(("const", v.data))
-        guard_values = [w for g in guards for w in (g.a, g.b) if type(w) is Value]
         order, structure, root, moved, groups = _group_contiguously(
             order, structure, slot[out], [slot[w] for w in watched] + [slot[w] for w in guard_values])
         self.root, self.watched = root, moved[:len(watched)]
         new_slot = dict(zip(map(id, guard_values), moved[len(watched):]))
-        self.checks = [_guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
+        self.checks = [_refusal_check(g.b, [new_slot[id(x)] for x in g.a]) if g.kind == "raises" else
+                       _guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
                                     new_slot.get(id(g.b)) if type(g.b) is Value else None) for g in guards]
         self.numbered = [(k, new_slot[id(g.a)]) for k, g in enumerate(guards) if g.kind in _NUMBER_GUARDS]
         self.n_slots = len(order)
@@ -450,6 +451,18 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     if g.kind == "int":
         return lambda V: np.trunc(V[a]) == g.answer
     return lambda V: V[a] == g.answer  # float, index: the very same number
+
+
+def _refusal_check(op: engine.Op, slots: list[int]) -> Callable:
+    """A guard on an op that refused the recorded sample's numbers (fn caught the error): True
+    for the samples whose numbers it refuses too, asked of the op itself, as the scalar engine asks."""
+    def refuses(xs: list) -> bool:
+        try:
+            op._forward(xs, xs)
+        except (ArithmeticError, ValueError):
+            return True
+        return False
+    return lambda V: np.fromiter(map(refuses, V[slots].T.tolist()), bool, V.shape[1])
 
 
 # ---- compiled functions ------------------------------------------------------------------------

@@ -875,3 +875,16 @@ def test_grad_inside_fn_runs_no_derivative_rule_off_the_paths_to_its_inputs():
         (g,) = mg.grad(out, [v])
         return s[0] * v * g
     assert same_as_scalar(fn, [[2.0], [3.0], [2.0]], [v, w]).tapes == 2  # the gradient, a float, is s[0]
+
+
+def test_an_error_fn_catches_is_a_decision_so_no_sample_takes_the_other_path():
+    w, b = Value(0.7, "w"), Value(-0.2, "b")
+
+    def fn(s):
+        try:
+            return mg.log(s[0]) * w + w / (s[0] - 1.0)
+        except (ValueError, ZeroDivisionError):
+            return b * s[1]
+    # the recorded sample is refused by log, the next ones by / or by nothing: each path its own tape
+    compiled = same_as_scalar(fn, [[-1.0, 2.0], [1.0, 3.0], [2.0, 1.0], [-3.0, 1.0], [1.0, 1.0]], [w, b])
+    assert compiled.tapes == 3
