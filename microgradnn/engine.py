@@ -1027,6 +1027,17 @@ def _observed_detach(self) -> Value:
 # observation, putting the plain methods back, while this one is still inside an observed method.
 _PLAIN_INIT = Value.__init__
 _PLAIN_DATA = Value.__dict__["data"]
+_PLAIN_NODE = _node
+
+
+def _observed_node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
+                   requires_grad: bool = False) -> Value:
+    """An op's node while observed, reported as "node": one whose result fn drops (a check,
+    `try: log(x)`) is still an op the scalar engine runs, and may refuse, for every sample."""
+    v = _PLAIN_NODE(data, op, inputs, local, depth, requires_grad)
+    if inputs:
+        _report("node", v, None, None)
+    return v
 
 
 def _observed_init(self, *args, **kwargs) -> None:
@@ -1100,7 +1111,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
     (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a), or
     "grad" (a gradient that `grad()` returns as a float), or "raises" (op b refused the numbers
     of the Values a, and is about to raise); "made" reports a Value made by `Value()` (the
-    user's own; not a decision).
+    user's own; not a decision), and "node" a node made by an op (not a decision either).
     Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
     `number(v)` is True for a Value that is a plain number where fn is called without the
     observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one.
@@ -1111,6 +1122,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
             for name, method in _OBSERVED_METHODS.items():
                 _plain_methods[name] = Value.__dict__.get(name)
                 setattr(Value, name, method)
+            globals()["_node"] = _observed_node
         _observers += 1
     token = _DECISIONS.set((note, frozenset({__name__, *internal}), number))
     try:
@@ -1126,6 +1138,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                     else:
                         setattr(Value, name, plain)
                 _plain_methods.clear()
+                globals()["_node"] = _PLAIN_NODE
 
 
 # ---- the graph as text -----------------------------------------------------------------

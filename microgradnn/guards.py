@@ -60,10 +60,12 @@ def _where() -> str:
 
 
 @contextlib.contextmanager
-def recording(samples: Sequence[Value] = (), start: int | None = None) -> Iterator[list[Guard]]:
+def recording(samples: Sequence[Value] = (), start: int | None = None,
+              made: list[Value] | None = None) -> Iterator[list[Guard]]:
     """Note every decision user code makes on Values inside the block, in order. `samples`
     are the Values made for the sample's numbers, at data version `start`: a Value computed
-    from them and from numbers alone is a plain number where fn runs without compile."""
+    from them and from numbers alone is a plain number where fn runs without compile. Every
+    node an op makes inside the block is added to `made`, if given."""
     guards: list[Guard] = []
     start = version_of(samples[0]) if start is None and samples else start
     plain = {id(v): True for v in samples}  # id -> is a plain number (kept alive by `seen`)
@@ -94,6 +96,10 @@ def recording(samples: Sequence[Value] = (), start: int | None = None) -> Iterat
         return plain[id(v)]
 
     def note(kind: str, a: Any, b: Any, answer: Any) -> Any:
+        if kind == "node":
+            if made is not None:
+                made.append(a)
+            return None
         if kind == "made":
             plain[id(a)] = False
             seen.append(a)

@@ -154,18 +154,20 @@ class _Tape:
     pass to be replayed on it."""
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
-                 watched: list[Value], shape, start: int) -> None:
+                 watched: list[Value], shape, start: int, made: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
         guard_values = [x for g in guards for x in g.values()]
-        extra = guard_values + list(watched)
         order = topological_order(out)
         known = set(order)
-        for w in extra:  # decided-on and watched Values join the tape if not already in it
-            if w not in known:
-                more = [v for v in topological_order(w) if v not in known]
-                known.update(more)
-                order += more
+        # Decided-on and watched Values join the tape if not already in it, and so do nodes fn
+        # made and dropped: the scalar engine ran their ops too, and refuses what they refuse.
+        missing = list({id(w): w for w in [*guard_values, *watched, *made] if w not in known}.values())
+        if missing:  # all in one walk, from a node made to have them as inputs
+            hub = Value(0.0, requires_grad=False)
+            hub.inputs, hub._depth = tuple(missing), 1 + max(w._depth for w in missing)
+            order += [v for v in topological_order(hub) if v not in known and v is not hub]
+            known.update(order)
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -634,7 +636,8 @@ class Compiled:
             names = [f"s{i}" for i in range(len(numbers))]
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
-        with recording(leaves, start) as guards:
+        made: list[Value] = []
+        with recording(leaves, start, made) as guards:
             try:
                 out = self.fn(*self._args(shape, leaves))
             except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which
@@ -642,7 +645,7 @@ class Compiled:
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start)
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made)
 
     # ---- replay -------------------------------------------------------------------------------
 

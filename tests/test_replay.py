@@ -888,3 +888,15 @@ def test_an_error_fn_catches_is_a_decision_so_no_sample_takes_the_other_path():
     # the recorded sample is refused by log, the next ones by / or by nothing: each path its own tape
     compiled = same_as_scalar(fn, [[-1.0, 2.0], [1.0, 3.0], [2.0, 1.0], [-3.0, 1.0], [1.0, 1.0]], [w, b])
     assert compiled.tapes == 3
+
+
+def test_an_op_whose_result_fn_drops_still_refuses_what_the_scalar_engine_refuses():
+    w = Value(0.7, "w")
+
+    def fn(s):
+        mg.log(s[0])  # a check whose result is not used
+        return w * s[1]
+    with pytest.raises(ValueError, match="log"):
+        fn([-1.0, 3.0])
+    with pytest.raises(ValueError, match=r"compiled, sample 1: log\((s0=)?-1.0\): input must be > 0"):
+        mg.compile(fn)([[1.0, 2.0], [-1.0, 3.0]])
