@@ -355,6 +355,10 @@ class _Tape:
         refuse the op otherwise): once a flag was raised, all of them are looked at."""
         return bool(np.isfinite(V[self.first_computed:] if flagged else V[self.checked]).all())
 
+    def finite(self, V: np.ndarray, flagged: bool) -> np.ndarray:
+        """Which samples (columns) of V `all_finite` would pass."""
+        return np.isfinite(V[self.first_computed:] if flagged else V[self.checked]).all(axis=0)
+
     def first_failure(self, V: np.ndarray, col: int) -> Guard:
         """The first guard that sample `col` of V fails."""
         for guard, check in zip(self.guards, self.checks):
@@ -679,6 +683,14 @@ class Compiled:
                                        f"there than the scalar engine (rounding: replay sums a layer in another "
                                        f"order, so a comparison of numbers equal up to rounding may flip; an op's "
                                        f"array_forward that differs from its forward; or fn is not deterministic)")
+                if ok.any() and not tape.all_finite(V, flagged):
+                    # An op refuses a sample's numbers: fn may catch that and go another way, so the
+                    # sample goes on to another recording (which raises the engine's error if fn
+                    # does not catch it); only on its own recording is it refused here.
+                    finite = tape.finite(V, flagged)
+                    if fresh and not finite[0]:
+                        tape.raise_nonfinite(V[:, :1], P, rows[pending[:1]])
+                    ok &= finite
                 if not ok.any():
                     tape.give_back(V)
                     continue
@@ -688,8 +700,6 @@ class Compiled:
                 else:
                     tape.give_back(V)
                     V, samples = V[:, ok], rows[pending[ok]]
-                if not tape.all_finite(V, flagged):
-                    tape.raise_nonfinite(V, P, samples)
                 runs.append((tape, V, P, samples))
                 losses[samples] = V[tape.root]
                 outputs = self._outputs(outputs, tape, V, samples, n)
