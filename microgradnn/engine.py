@@ -994,9 +994,11 @@ def _unrecorded(symbol: str) -> Callable:
     def method(self, *args):
         observer = _DECISIONS.get()
         if observer is not None and observer[2](self):
-            raise TypeError(f"compile: fn applies {symbol} to one of the sample's numbers, which compile turned "
-                            f"into a Value while recording; {symbol} is not recorded (compute it on the samples "
-                            f"before compiling, or use the scalar loop)")
+            message = (f"compile: fn applies {symbol} to one of the sample's numbers, which compile turned into a "
+                       f"Value while recording; {symbol} is not recorded (compute it on the samples before "
+                       f"compiling, or use the scalar loop)")
+            _report("refused", self, None, message)  # so the recording fails even if fn catches the error
+            raise TypeError(message)
         if symbol == "round()":
             raise TypeError("type Value doesn't define __round__ method")
         return NotImplemented
@@ -1111,7 +1113,8 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
     (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a), or
     "grad" (a gradient that `grad()` returns as a float), or "raises" (op b refused the numbers
     of the Values a, and is about to raise); "made" reports a Value made by `Value()` (the
-    user's own; not a decision), and "node" a node made by an op (not a decision either).
+    user's own; not a decision), "node" a node made by an op (not a decision either), and
+    "refused" (answer: the error's message) something compile cannot record, about to raise.
     Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
     `number(v)` is True for a Value that is a plain number where fn is called without the
     observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one.

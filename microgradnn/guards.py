@@ -30,7 +30,8 @@ class Guard:
     """One decision made while recording: `kind` is a comparison ("<", "<=", ">", ">=", "==",
     "!=") of `a` with `b`, a conversion of `a` ("float", "int", "index", "grad"), or "raises":
     op `b` refused the numbers of the Values `a` (a tuple); `answer` is what the recorded
-    sample gave; `where` is the line of code that asked."""
+    sample gave; `where` is the line of code that asked. Kind "refused" is no decision: `a`
+    met something compile cannot record (`//`), and `answer` says what."""
     kind: str
     a: object          # a Value, or a number
     b: object          # a Value, a number, or None for conversions

@@ -646,6 +646,10 @@ class Compiled:
                 out = self.fn(*self._args(shape, leaves))
             except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which
                 raise _with_sample(e, sample) from e
+        refused = next((g for g in guards if g.kind == "refused"), None)
+        if refused is not None:  # fn caught it, and went on where the scalar loop computes a number
+            raise TypeError(f"{refused.answer} (at {refused.where}; fn caught the error, but the scalar loop has no "
+                            f"error there)")
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
         self.recordings += 1

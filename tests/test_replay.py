@@ -911,3 +911,17 @@ def test_a_sample_an_op_refuses_on_another_samples_recording_gets_its_own_as_fn_
         except ValueError:
             return b * s[1]
     assert same_as_scalar(fn, [[1.0, 2.0], [-1.0, 3.0], [2.0, 1.0], [-2.0, 1.0]], [w, b]).tapes == 2
+
+
+def test_a_refusal_of_floor_division_that_fn_catches_still_refuses_the_recording():
+    w = Value(0.7, "w")
+
+    def fn(s):
+        try:
+            k = s[0] // 1  # a number for the scalar loop; compile cannot record it
+        except TypeError:
+            k = 0.0
+        return w * k
+    assert scalar_mean(fn, [[2.5]], [w])[0] == pytest.approx(1.4)
+    with pytest.raises(TypeError, match=r"fn applies // .* fn caught the error, but the scalar loop has no error"):
+        mg.compile(fn)([[2.5], [3.5]])
