@@ -720,6 +720,8 @@ class Compiled:
                 raise ValueError(self._too_many(shape, numbers, sample, known))
             _, s, t = min(unused, key=lambda u: u[0])
             self._tapes[s].remove(t)
+            if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
+                del self._tapes[s]
         tape = self._record(shape, numbers, sample)
         known.append(tape)
         return tape

@@ -925,3 +925,15 @@ def test_a_refusal_of_floor_division_that_fn_catches_still_refuses_the_recording
     assert scalar_mean(fn, [[2.5]], [w])[0] == pytest.approx(1.4)
     with pytest.raises(TypeError, match=r"fn applies // .* fn caught the error, but the scalar loop has no error"):
         mg.compile(fn)([[2.5], [3.5]])
+
+
+def test_shapes_whose_tapes_were_dropped_are_forgotten():
+    w = Value(0.7, "w")
+    compiled = mg.compile(lambda s: w * s["x"], max_tapes=2)
+    for i in range(50):  # a string is part of a sample's shape: each id is a shape of its own
+        compiled([{"id": f"sample {i}", "x": 1.0}])
+    assert len(compiled._tapes) == 2
+    compiled = mg.compile(lambda s: w * s[0], max_tapes=2)
+    for n in range(1, 30):
+        compiled([[1.0] * n])
+    assert "2 tapes for 2 sample shapes" in repr(compiled)
