@@ -366,9 +366,11 @@ class _Tape:
                 return guard
         return self.guards[0]
 
-    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray, careful: bool = False) -> None:
-        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all (`careful`: as the
-        scalar engine, see `_backward`)."""
+    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray, param_index,
+                 careful: bool = False) -> None:
+        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all, where `param_index`
+        (this tape's `param_index` when V was computed) says the tape's parameters sit
+        (`careful`: as the scalar engine, see `_backward`)."""
         G = self._G
         if G is None or G.shape != V.shape:
             G = self._G = np.empty_like(V)
@@ -376,8 +378,8 @@ class _Tape:
         if len(self.row_param_slots):
             G[self.row_param_slots] = 0.0
         G[self.root] = scale
-        sliced = isinstance(self.param_index, slice)
-        PG = PG_all[self.param_index] if sliced else np.zeros(len(P))  # a view adds straight into PG_all
+        sliced = isinstance(param_index, slice)
+        PG = PG_all[param_index] if sliced else np.zeros(len(P))  # a view adds straight into PG_all
         with np.errstate(all="ignore"):
             for g in self.backward_groups:
                 grad_out = G[g.out_at]
@@ -390,7 +392,7 @@ class _Tape:
         if len(self.row_param_slots):
             PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
         if not sliced:
-            PG_all[self.param_index] += PG
+            PG_all[param_index] += PG
 
     def number(self, V: np.ndarray, P: np.ndarray, slot: int, col: int) -> float:
         """The number in `slot` for sample `col` (a parameter's is in P)."""
@@ -501,6 +503,8 @@ class BatchResult:
     def __init__(self, compiled: "Compiled", runs: list, losses: np.ndarray, outputs: np.ndarray | None) -> None:
         self._compiled, self._runs, self._call = compiled, runs, compiled.calls
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
+        # the parameters and where each tape's sit among them, as they are now (see Compiled._forget_params)
+        self._params, self._index = compiled.params, [run[0].param_index for run in runs]
         self._used = len(compiled.params)
         self.losses = losses
         with np.errstate(over="ignore", invalid="ignore"):  # summed in order, as the scalar engine's sum
@@ -510,15 +514,15 @@ class BatchResult:
                                 f"overflowed)")
         self.outputs = outputs
         self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
-        self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i])
+        self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i]) (params at the call)
 
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
-        compiled = self._compiled
+        params = self._params
         if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
             raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
                                "from has requires_grad=True)")
-        changed = engine.changed_since(compiled.params[:self._used], self._version)
+        changed = engine.changed_since(params[:self._used], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
@@ -527,21 +531,21 @@ class BatchResult:
         PG = self._gradient(careful=False)
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)
-        grads = np.fromiter(_grads_of(compiled.params), float, len(PG))
+        grads = np.fromiter(_grads_of(params), float, len(PG))
         grads += PG  # a frozen one's PG is 0 (its tapes took it as a constant)
         if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
             bad = int(np.flatnonzero(~np.isfinite(grads))[0])
-            raise OverflowError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} overflowed "
+            raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g in zip(compiled.params, grads.tolist()):
+        for p, g in zip(params, grads.tolist()):
             p.grad = g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
-        PG = np.zeros(len(self._compiled.params))
-        for tape, V, P, samples in self._runs:
+        PG = np.zeros(len(self._params))
+        for (tape, V, P, samples), index in zip(self._runs, self._index):
             try:
-                tape.backward(V, P, 1.0 / len(self.losses), PG, careful)
+                tape.backward(V, P, 1.0 / len(self.losses), PG, index, careful)
             except _BadDerivative as e:
                 xs = ", ".join(f"{tape.number(V, P, int(ins[e.row]), e.col):.6g}" for ins in e.group.ins)
                 raise ValueError(f"compiled backward, sample {samples[e.col]}: the derivative of "
@@ -569,6 +573,7 @@ class Compiled:
         self._positions: dict[int, int] = {}
         self.calls = 0
         self.recordings = 0                # tapes recorded so far (some may have been dropped)
+        self._dropped = False              # a tape was dropped since the parameters were last counted
 
     @property
     def tapes(self) -> int:
@@ -580,6 +585,25 @@ class Compiled:
             self._positions[id(p)] = len(self.params)
             self.params.append(p)
         return self._positions[id(p)]
+
+    def _forget_params(self) -> None:
+        """Drop the parameters only dropped tapes read (fn's own `Value(t)`, new at each recording,
+        would otherwise pile up, and every call reads them all), once they are most of them. The
+        kept tapes are renumbered; results already made keep the old list and numbers."""
+        self._dropped = False
+        positions = np.arange(len(self.params))
+        read = np.zeros(len(self.params), dtype=bool)
+        for tapes in self._tapes.values():
+            for tape in tapes:
+                read[positions[tape.param_index]] = True
+        if len(self.params) <= 2 * int(read.sum()) + 64:
+            return
+        new = np.cumsum(read) - 1  # an old position -> the new one
+        self.params = [p for p, keep in zip(self.params, read.tolist()) if keep]
+        self._positions = {id(p): k for k, p in enumerate(self.params)}
+        for tapes in self._tapes.values():
+            for tape in tapes:
+                tape.param_index = _index(new[positions[tape.param_index]])
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
@@ -659,6 +683,8 @@ class Compiled:
 
     def __call__(self, *args: Any) -> BatchResult:
         parts = self._split(args)
+        if self._dropped:
+            self._forget_params()
         self.calls += 1
         n = sum(len(rows) for _, rows, _ in parts)
         P_all = np.fromiter(engine.data_of(self.params), dtype=float, count=len(self.params))
@@ -720,6 +746,7 @@ class Compiled:
                 raise ValueError(self._too_many(shape, numbers, sample, known))
             _, s, t = min(unused, key=lambda u: u[0])
             self._tapes[s].remove(t)
+            self._dropped = True
             if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
                 del self._tapes[s]
         tape = self._record(shape, numbers, sample)

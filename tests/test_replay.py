@@ -937,3 +937,23 @@ def test_shapes_whose_tapes_were_dropped_are_forgotten():
     for n in range(1, 30):
         compiled([[1.0] * n])
     assert "2 tapes for 2 sample shapes" in repr(compiled)
+
+
+def test_parameters_only_dropped_tapes_read_are_forgotten_and_results_keep_their_gradients():
+    w = Value(0.5, "w")
+
+    def fn(s):
+        target = Value(2.0)  # fn's own Value (requires grad): a new one at every recording
+        if s[0] > 1:
+            return (w * s[0] - target) ** 2
+        return w * s[0] + target if s[0] > 0 else w * s[0] - target
+    compiled = mg.compile(fn, max_tapes=2)
+    early = compiled([[5.0], [0.5]])
+    for _ in range(100):  # the tape of s[0] > 1 is kept; the other two take turns
+        compiled([[5.0], [-1.0]])
+        latest = compiled([[5.0], [0.5]])
+    assert len(compiled.params) < 100
+    for result in (early, latest):
+        w.grad = 0.0
+        result.backward()
+        assert w.grad == pytest.approx(scalar_mean(fn, [[5.0], [0.5]], [w])[1][0], rel=1e-12)
