@@ -40,7 +40,8 @@ class Guard:
 
     def values(self) -> list[Value]:
         """The Values the decision was made on (replay computes them for every sample)."""
-        return [x for x in (self.a if self.kind == "raises" else (self.a, self.b)) if type(x) is Value]
+        on: Any = self.a if self.kind == "raises" else (self.a, self.b)
+        return [x for x in on if type(x) is Value]
 
     def describe(self) -> str:
         """What was decided and where, for error messages."""

@@ -184,7 +184,7 @@ class _Tape:
             order, structure, slot[out], [slot[w] for w in watched] + [slot[w] for w in guard_values])
         self.root, self.watched = root, moved[:len(watched)]
         new_slot = dict(zip(map(id, guard_values), moved[len(watched):]))
-        self.checks = [_refusal_check(g.b, [new_slot[id(x)] for x in g.a]) if g.kind == "raises" else
+        self.checks = [_refusal_check(g.b, [new_slot[id(x)] for x in g.values()]) if g.kind == "raises" else
                        _guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
                                     new_slot.get(id(g.b)) if type(g.b) is Value else None) for g in guards]
         self.numbered = [(k, new_slot[id(g.a)]) for k, g in enumerate(guards) if g.kind in _NUMBER_GUARDS]
@@ -461,7 +461,7 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     return lambda V: V[a] == g.answer  # float, index: the very same number
 
 
-def _refusal_check(op: engine.Op, slots: list[int]) -> Callable:
+def _refusal_check(op: Any, slots: list[int]) -> Callable:
     """A guard on an op that refused the recorded sample's numbers (fn caught the error): True
     for the samples whose numbers it refuses too, asked of the op itself, as the scalar engine asks."""
     def refuses(xs: list) -> bool:
