@@ -429,12 +429,14 @@ class Op:
         try:
             out = self.forward(*xs)
         except (ArithmeticError, ValueError) as e:
+            _refused(self, shown)
             if isinstance(e, OverflowError) or str(e) == "math range error":
                 raise OverflowError(f"{_call_note(self, shown)}: result is too large for a float") from None
             raise type(e)(f"{_call_note(self, shown)}: {e}") from None
         if type(out) is not float:
             out = _to_float(out, self.name, bools=True)
         if out - out != 0.0:
+            _refused(self, shown)
             kind = OverflowError if out in (math.inf, -math.inf) else ValueError
             raise kind(f"{_call_note(self, shown)}: result is not finite ({out})")
         return out
@@ -934,9 +936,16 @@ _DECISIONS: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("micro
 _DATA_SLOT = Value.__dict__["_data"]  # the slot behind `data`: read without being noted
 
 
-def _report(kind: str, a: Value, b: Any, answer: Any) -> Any:
+def _report(kind: str, a: Any, b: Any, answer: Any) -> Any:
     observer = _DECISIONS.get()
     return answer if observer is None else observer[0](kind, a, b, answer)
+
+
+def _refused(op: Op, args: Sequence) -> None:
+    """An op refusing the numbers of Values, about to raise: while observed, a decision ("raises",
+    the inputs, the op), as fn may catch the error and take another path."""
+    if _DECISIONS.get() is not None and args and all(type(a) is Value for a in args):
+        _report("raises", tuple(args), op, True)
 
 
 def _observed_comparison(kind: str, compare: Callable) -> Callable:
@@ -985,9 +994,11 @@ def _unrecorded(symbol: str) -> Callable:
     def method(self, *args):
         observer = _DECISIONS.get()
         if observer is not None and observer[2](self):
-            raise TypeError(f"compile: fn applies {symbol} to one of the sample's numbers, which compile turned "
-                            f"into a Value while recording; {symbol} is not recorded (compute it on the samples "
-                            f"before compiling, or use the scalar loop)")
+            message = (f"compile: fn applies {symbol} to one of the sample's numbers, which compile turned into a "
+                       f"Value while recording; {symbol} is not recorded (compute it on the samples before "
+                       f"compiling, or use the scalar loop)")
+            _report("refused", self, None, message)  # so the recording fails even if fn catches the error
+            raise TypeError(message)
         if symbol == "round()":
             raise TypeError("type Value doesn't define __round__ method")
         return NotImplemented
@@ -1018,6 +1029,17 @@ def _observed_detach(self) -> Value:
 # observation, putting the plain methods back, while this one is still inside an observed method.
 _PLAIN_INIT = Value.__init__
 _PLAIN_DATA = Value.__dict__["data"]
+_PLAIN_NODE = _node
+
+
+def _observed_node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
+                   requires_grad: bool = False) -> Value:
+    """An op's node while observed, reported as "node": one whose result fn drops (a check,
+    `try: log(x)`) is still an op the scalar engine runs, and may refuse, for every sample."""
+    v = _PLAIN_NODE(data, op, inputs, local, depth, requires_grad)
+    if inputs:
+        _report("node", v, None, None)
+    return v
 
 
 def _observed_init(self, *args, **kwargs) -> None:
@@ -1089,8 +1111,10 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
     """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
     the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
     (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a), or
-    "grad" (a gradient that `grad()` returns as a float); "made" reports a Value made by
-    `Value()` (the user's own; not a decision).
+    "grad" (a gradient that `grad()` returns as a float), or "raises" (op b refused the numbers
+    of the Values a, and is about to raise); "made" reports a Value made by `Value()` (the
+    user's own; not a decision), "node" a node made by an op (not a decision either), and
+    "refused" (answer: the error's message) something compile cannot record, about to raise.
     Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
     `number(v)` is True for a Value that is a plain number where fn is called without the
     observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one.
@@ -1101,6 +1125,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
             for name, method in _OBSERVED_METHODS.items():
                 _plain_methods[name] = Value.__dict__.get(name)
                 setattr(Value, name, method)
+            globals()["_node"] = _observed_node
         _observers += 1
     token = _DECISIONS.set((note, frozenset({__name__, *internal}), number))
     try:
@@ -1116,6 +1141,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                     else:
                         setattr(Value, name, plain)
                 _plain_methods.clear()
+                globals()["_node"] = _PLAIN_NODE
 
 
 # ---- the graph as text -----------------------------------------------------------------

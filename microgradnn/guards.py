@@ -4,8 +4,9 @@ taken the same path.
 
 A recorded graph is only valid for another sample if every such decision comes out the same
 for it. The decisions are: comparisons (`v < 0`, `v == 3`, `max(values)`), `float(v)`,
-`v.item()`, reading `v.data`, `int(v)`, using `v` as an index (`range(v)`, `xs[v]`), and a
-gradient `mg.grad()` returns as a float. `==`, `!=` and `if v:` are decisions too on a Value
+`v.item()`, reading `v.data`, `int(v)`, using `v` as an index (`range(v)`, `xs[v]`), a
+gradient `mg.grad()` returns as a float, and an op refusing its inputs (`log(0)`), as fn may
+catch the error and go on another way. `==`, `!=` and `if v:` are decisions too on a Value
 that is only a Value because compile made the sample's numbers Values. The
 engine reports them (`engine.observe_decisions`); this module keeps them with where they were made.
 """
@@ -27,19 +28,27 @@ _HERE = {__name__, "microgradnn.engine", "microgradnn.replay"}
 @dataclass
 class Guard:
     """One decision made while recording: `kind` is a comparison ("<", "<=", ">", ">=", "==",
-    "!=") of `a` with `b`, or a conversion of `a` ("float", "int", "index"); `answer` is what
-    the recorded sample gave; `where` is the line of code that asked."""
+    "!=") of `a` with `b`, a conversion of `a` ("float", "int", "index", "grad"), or "raises":
+    op `b` refused the numbers of the Values `a` (a tuple); `answer` is what the recorded
+    sample gave; `where` is the line of code that asked. Kind "refused" is no decision: `a`
+    met something compile cannot record (`//`), and `answer` says what."""
     kind: str
     a: object          # a Value, or a number
     b: object          # a Value, a number, or None for conversions
     answer: object
     where: str
 
+    def values(self) -> list[Value]:
+        """The Values the decision was made on (replay computes them for every sample)."""
+        on: Any = self.a if self.kind == "raises" else (self.a, self.b)
+        return [x for x in on if type(x) is Value]
+
     def describe(self) -> str:
         """What was decided and where, for error messages."""
         what = {"float": "a Value's number (float(), .item() or .data)", "int": "int() of a Value",
                 "index": "a Value used as an index",
                 "grad": "a gradient that mg.grad() returned as a float (without create_graph)",
+                "raises": f"{getattr(self.b, 'name', self.b)} refusing its inputs (an error fn caught)",
                 }.get(self.kind, f"a comparison `{self.kind}` of Values")
         return f"{what} at {self.where}"
 
@@ -53,10 +62,12 @@ def _where() -> str:
 
 
 @contextlib.contextmanager
-def recording(samples: Sequence[Value] = (), start: int | None = None) -> Iterator[list[Guard]]:
+def recording(samples: Sequence[Value] = (), start: int | None = None,
+              made: list[Value] | None = None) -> Iterator[list[Guard]]:
     """Note every decision user code makes on Values inside the block, in order. `samples`
     are the Values made for the sample's numbers, at data version `start`: a Value computed
-    from them and from numbers alone is a plain number where fn runs without compile."""
+    from them and from numbers alone is a plain number where fn runs without compile. Every
+    node an op makes inside the block is added to `made`, if given."""
     guards: list[Guard] = []
     start = version_of(samples[0]) if start is None and samples else start
     plain = {id(v): True for v in samples}  # id -> is a plain number (kept alive by `seen`)
@@ -87,6 +98,10 @@ def recording(samples: Sequence[Value] = (), start: int | None = None) -> Iterat
         return plain[id(v)]
 
     def note(kind: str, a: Any, b: Any, answer: Any) -> Any:
+        if kind == "node":
+            if made is not None:
+                made.append(a)
+            return None
         if kind == "made":
             plain[id(a)] = False
             seen.append(a)

@@ -154,17 +154,20 @@ class _Tape:
     pass to be replayed on it."""
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
-                 watched: list[Value], shape, start: int) -> None:
+                 watched: list[Value], shape, start: int, made: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
-        extra = [x for g in guards for x in (g.a, g.b) if type(x) is Value] + list(watched)
+        guard_values = [x for g in guards for x in g.values()]
         order = topological_order(out)
         known = set(order)
-        for w in extra:  # decided-on and watched Values join the tape if not already in it
-            if w not in known:
-                more = [v for v in topological_order(w) if v not in known]
-                known.update(more)
-                order += more
+        # Decided-on and watched Values join the tape if not already in it, and so do nodes fn
+        # made and dropped: the scalar engine ran their ops too, and refuses what they refuse.
+        missing = list({id(w): w for w in [*guard_values, *watched, *made] if w not in known}.values())
+        if missing:  # all in one walk, from a node made to have them as inputs
+            hub = Value(0.0, requires_grad=False)
+            hub.inputs, hub._depth = tuple(missing), 1 + max(w._depth for w in missing)
+            order += [v for v in topological_order(hub) if v not in known and v is not hub]
+            known.update(order)
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -177,12 +180,12 @@ class _Tape:
                 structure.append(("param", compiled._position(v)))
             else:
                 structure.append(("const", v.data))
-        guard_values = [w for g in guards for w in (g.a, g.b) if type(w) is Value]
         order, structure, root, moved, groups = _group_contiguously(
             order, structure, slot[out], [slot[w] for w in watched] + [slot[w] for w in guard_values])
         self.root, self.watched = root, moved[:len(watched)]
         new_slot = dict(zip(map(id, guard_values), moved[len(watched):]))
-        self.checks = [_guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
+        self.checks = [_refusal_check(g.b, [new_slot[id(x)] for x in g.values()]) if g.kind == "raises" else
+                       _guard_check(g, new_slot.get(id(g.a)) if type(g.a) is Value else None,
                                     new_slot.get(id(g.b)) if type(g.b) is Value else None) for g in guards]
         self.numbered = [(k, new_slot[id(g.a)]) for k, g in enumerate(guards) if g.kind in _NUMBER_GUARDS]
         self.n_slots = len(order)
@@ -352,6 +355,10 @@ class _Tape:
         refuse the op otherwise): once a flag was raised, all of them are looked at."""
         return bool(np.isfinite(V[self.first_computed:] if flagged else V[self.checked]).all())
 
+    def finite(self, V: np.ndarray, flagged: bool) -> np.ndarray:
+        """Which samples (columns) of V `all_finite` would pass."""
+        return np.isfinite(V[self.first_computed:] if flagged else V[self.checked]).all(axis=0)
+
     def first_failure(self, V: np.ndarray, col: int) -> Guard:
         """The first guard that sample `col` of V fails."""
         for guard, check in zip(self.guards, self.checks):
@@ -359,9 +366,11 @@ class _Tape:
                 return guard
         return self.guards[0]
 
-    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray, careful: bool = False) -> None:
-        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all (`careful`: as the
-        scalar engine, see `_backward`)."""
+    def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray, param_index,
+                 careful: bool = False) -> None:
+        """Add scale * d(sum of the losses in V)/d(parameter) into PG_all, where `param_index`
+        (this tape's `param_index` when V was computed) says the tape's parameters sit
+        (`careful`: as the scalar engine, see `_backward`)."""
         G = self._G
         if G is None or G.shape != V.shape:
             G = self._G = np.empty_like(V)
@@ -369,8 +378,8 @@ class _Tape:
         if len(self.row_param_slots):
             G[self.row_param_slots] = 0.0
         G[self.root] = scale
-        sliced = isinstance(self.param_index, slice)
-        PG = PG_all[self.param_index] if sliced else np.zeros(len(P))  # a view adds straight into PG_all
+        sliced = isinstance(param_index, slice)
+        PG = PG_all[param_index] if sliced else np.zeros(len(P))  # a view adds straight into PG_all
         with np.errstate(all="ignore"):
             for g in self.backward_groups:
                 grad_out = G[g.out_at]
@@ -383,7 +392,7 @@ class _Tape:
         if len(self.row_param_slots):
             PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
         if not sliced:
-            PG_all[self.param_index] += PG
+            PG_all[param_index] += PG
 
     def number(self, V: np.ndarray, P: np.ndarray, slot: int, col: int) -> float:
         """The number in `slot` for sample `col` (a parameter's is in P)."""
@@ -452,6 +461,18 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     return lambda V: V[a] == g.answer  # float, index: the very same number
 
 
+def _refusal_check(op: Any, slots: list[int]) -> Callable:
+    """A guard on an op that refused the recorded sample's numbers (fn caught the error): True
+    for the samples whose numbers it refuses too, asked of the op itself, as the scalar engine asks."""
+    def refuses(xs: list) -> bool:
+        try:
+            op._forward(xs, xs)
+        except (ArithmeticError, ValueError):
+            return True
+        return False
+    return lambda V: np.fromiter(map(refuses, V[slots].T.tolist()), bool, V.shape[1])
+
+
 # ---- compiled functions ------------------------------------------------------------------------
 
 _ONLY_FLOATS = frozenset({float})
@@ -482,6 +503,8 @@ class BatchResult:
     def __init__(self, compiled: "Compiled", runs: list, losses: np.ndarray, outputs: np.ndarray | None) -> None:
         self._compiled, self._runs, self._call = compiled, runs, compiled.calls
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
+        # the parameters and where each tape's sit among them, as they are now (see Compiled._forget_params)
+        self._params, self._index = compiled.params, [run[0].param_index for run in runs]
         self._used = len(compiled.params)
         self.losses = losses
         with np.errstate(over="ignore", invalid="ignore"):  # summed in order, as the scalar engine's sum
@@ -491,15 +514,15 @@ class BatchResult:
                                 f"overflowed)")
         self.outputs = outputs
         self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
-        self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i])
+        self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i]) (params at the call)
 
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
-        compiled = self._compiled
+        params = self._params
         if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
             raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
                                "from has requires_grad=True)")
-        changed = engine.changed_since(compiled.params[:self._used], self._version)
+        changed = engine.changed_since(params[:self._used], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
@@ -508,21 +531,21 @@ class BatchResult:
         PG = self._gradient(careful=False)
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)
-        grads = np.fromiter(_grads_of(compiled.params), float, len(PG))
+        grads = np.fromiter(_grads_of(params), float, len(PG))
         grads += PG  # a frozen one's PG is 0 (its tapes took it as a constant)
         if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
             bad = int(np.flatnonzero(~np.isfinite(grads))[0])
-            raise OverflowError(f"compiled backward: the gradient of parameter {compiled.params[bad]!r} overflowed "
+            raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g in zip(compiled.params, grads.tolist()):
+        for p, g in zip(params, grads.tolist()):
             p.grad = g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
-        PG = np.zeros(len(self._compiled.params))
-        for tape, V, P, samples in self._runs:
+        PG = np.zeros(len(self._params))
+        for (tape, V, P, samples), index in zip(self._runs, self._index):
             try:
-                tape.backward(V, P, 1.0 / len(self.losses), PG, careful)
+                tape.backward(V, P, 1.0 / len(self.losses), PG, index, careful)
             except _BadDerivative as e:
                 xs = ", ".join(f"{tape.number(V, P, int(ins[e.row]), e.col):.6g}" for ins in e.group.ins)
                 raise ValueError(f"compiled backward, sample {samples[e.col]}: the derivative of "
@@ -550,6 +573,7 @@ class Compiled:
         self._positions: dict[int, int] = {}
         self.calls = 0
         self.recordings = 0                # tapes recorded so far (some may have been dropped)
+        self._dropped = False              # a tape was dropped since the parameters were last counted
 
     @property
     def tapes(self) -> int:
@@ -561,6 +585,25 @@ class Compiled:
             self._positions[id(p)] = len(self.params)
             self.params.append(p)
         return self._positions[id(p)]
+
+    def _forget_params(self) -> None:
+        """Drop the parameters only dropped tapes read (fn's own `Value(t)`, new at each recording,
+        would otherwise pile up, and every call reads them all), once they are most of them. The
+        kept tapes are renumbered; results already made keep the old list and numbers."""
+        self._dropped = False
+        positions = np.arange(len(self.params))
+        read = np.zeros(len(self.params), dtype=bool)
+        for tapes in self._tapes.values():
+            for tape in tapes:
+                read[positions[tape.param_index]] = True
+        if len(self.params) <= 2 * int(read.sum()) + 64:
+            return
+        new = np.cumsum(read) - 1  # an old position -> the new one
+        self.params = [p for p, keep in zip(self.params, read.tolist()) if keep]
+        self._positions = {id(p): k for k, p in enumerate(self.params)}
+        for tapes in self._tapes.values():
+            for tape in tapes:
+                tape.param_index = _index(new[positions[tape.param_index]])
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
@@ -621,20 +664,27 @@ class Compiled:
             names = [f"s{i}" for i in range(len(numbers))]
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
-        with recording(leaves, start) as guards:
+        made: list[Value] = []
+        with recording(leaves, start, made) as guards:
             try:
                 out = self.fn(*self._args(shape, leaves))
             except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which
                 raise _with_sample(e, sample) from e
+        refused = next((g for g in guards if g.kind == "refused"), None)
+        if refused is not None:  # fn caught it, and went on where the scalar loop computes a number
+            raise TypeError(f"{refused.answer} (at {refused.where}; fn caught the error, but the scalar loop has no "
+                            f"error there)")
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start)
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made)
 
     # ---- replay -------------------------------------------------------------------------------
 
     def __call__(self, *args: Any) -> BatchResult:
         parts = self._split(args)
+        if self._dropped:
+            self._forget_params()
         self.calls += 1
         n = sum(len(rows) for _, rows, _ in parts)
         P_all = np.fromiter(engine.data_of(self.params), dtype=float, count=len(self.params))
@@ -663,6 +713,14 @@ class Compiled:
                                        f"there than the scalar engine (rounding: replay sums a layer in another "
                                        f"order, so a comparison of numbers equal up to rounding may flip; an op's "
                                        f"array_forward that differs from its forward; or fn is not deterministic)")
+                if ok.any() and not tape.all_finite(V, flagged):
+                    # An op refuses a sample's numbers: fn may catch that and go another way, so the
+                    # sample goes on to another recording (which raises the engine's error if fn
+                    # does not catch it); only on its own recording is it refused here.
+                    finite = tape.finite(V, flagged)
+                    if fresh and not finite[0]:
+                        tape.raise_nonfinite(V[:, :1], P, rows[pending[:1]])
+                    ok &= finite
                 if not ok.any():
                     tape.give_back(V)
                     continue
@@ -672,8 +730,6 @@ class Compiled:
                 else:
                     tape.give_back(V)
                     V, samples = V[:, ok], rows[pending[ok]]
-                if not tape.all_finite(V, flagged):
-                    tape.raise_nonfinite(V, P, samples)
                 runs.append((tape, V, P, samples))
                 losses[samples] = V[tape.root]
                 outputs = self._outputs(outputs, tape, V, samples, n)
@@ -690,6 +746,9 @@ class Compiled:
                 raise ValueError(self._too_many(shape, numbers, sample, known))
             _, s, t = min(unused, key=lambda u: u[0])
             self._tapes[s].remove(t)
+            self._dropped = True
+            if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
+                del self._tapes[s]
         tape = self._record(shape, numbers, sample)
         known.append(tape)
         return tape

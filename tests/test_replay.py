@@ -117,9 +117,9 @@ def test_replay_reports_non_finite_values_and_bad_shapes():
 @pytest.mark.parametrize("fn, X, message", [
     # a non-finite number the loss never sees: relu(-inf) is 0, tanh(inf) is 1, a decision
     (lambda x, t, w: (w * x[0] - t) ** 2 + mg.log(x[0]).relu(), [[1.0], [0.0], [2.0]],
-     r"log\(0.0\): input must be > 0"),
+     r"log\((x0=)?0.0\): input must be > 0"),
     (lambda x, t, w: (w * x[0] - t) ** 2 if mg.log(x[0]) < 5.0 else w, [[1.0], [0.0], [2.0]],
-     r"log\(0.0\): input must be > 0"),
+     r"log\((x0=)?0.0\): input must be > 0"),
     (lambda x, t, w: (w * x[0]).exp().tanh() - t, [[1.0], [1000.0], [2.0]],
      r"exp\(1000.0\): result is too large for a float"),
 ])
@@ -127,7 +127,7 @@ def test_compiled_refuses_what_the_scalar_engine_refuses_even_off_the_loss_path(
     w = Value(1.0)
     X, y = np.array(X), np.zeros(len(X))
     with pytest.raises((ValueError, OverflowError), match=message):
-        fn([Value(float(X[1, 0]))], 0.0, w)  # the scalar engine, on sample 1
+        fn([Value(float(X[1, 0]))], 0.0, w)  # the scalar engine, on sample 1 (compile names its numbers x0, ...)
     with pytest.raises((ValueError, OverflowError), match="compiled, sample 1: " + message):
         mg.compile(lambda x, t: fn(x, t, w))(X, y)
 
@@ -147,7 +147,7 @@ def test_compiled_refuses_an_overflow_inside_a_layers_matrix_product():
     for p in layer.parameters():
         p.data = 1.0
     compiled = mg.compile(lambda x, t: layer(x)[0] - t)
-    with pytest.raises(OverflowError, match=r"compiled, sample 1: dot\(1.0, 1.0, 1e\+308, 1e\+308, 1.0\): "
+    with pytest.raises(OverflowError, match=r"compiled, sample 1: dot\(w0=1.0, w1=1.0, x0=1e\+308, x1=1e\+308, b=1.0\): "
                                             r"result is not finite \(inf\)"):
         compiled(np.array([[1.0, 1.0], [1e308, 1e308], [0.5, 0.5]]), np.zeros(3))
 
@@ -468,7 +468,7 @@ def test_gathers_serve_every_index_from_one_tape():
     assert_close(got, expected, 1e-12)
     tape, = compiled._tapes[next(iter(compiled._tapes))]
     assert sum(g.op.name == "take" for g in tape.groups) == 2  # the row lookup and the target's logit
-    with pytest.raises(ValueError, match=r"compiled, sample 1: take\(7.0, .*\): index must be an integer in 0..6, got 7.0"):
+    with pytest.raises(ValueError, match=r"compiled, sample 1: take\(s0=7.0, .*\): index must be an integer in 0..6, got 7.0"):
         compiled([[1, 2], [7, 2]])
     with pytest.raises(ValueError, match=r"take\(s0=0.5, .*\): index must be an integer in 0..6, got 0.5"):
         compiled([[0.5, 2]])  # not an integer: recorded on its own, and refused as the scalar call refuses it
@@ -875,3 +875,85 @@ def test_grad_inside_fn_runs_no_derivative_rule_off_the_paths_to_its_inputs():
         (g,) = mg.grad(out, [v])
         return s[0] * v * g
     assert same_as_scalar(fn, [[2.0], [3.0], [2.0]], [v, w]).tapes == 2  # the gradient, a float, is s[0]
+
+
+def test_an_error_fn_catches_is_a_decision_so_no_sample_takes_the_other_path():
+    w, b = Value(0.7, "w"), Value(-0.2, "b")
+
+    def fn(s):
+        try:
+            return mg.log(s[0]) * w + w / (s[0] - 1.0)
+        except (ValueError, ZeroDivisionError):
+            return b * s[1]
+    # the recorded sample is refused by log, the next ones by / or by nothing: each path its own tape
+    compiled = same_as_scalar(fn, [[-1.0, 2.0], [1.0, 3.0], [2.0, 1.0], [-3.0, 1.0], [1.0, 1.0]], [w, b])
+    assert compiled.tapes == 3
+
+
+def test_an_op_whose_result_fn_drops_still_refuses_what_the_scalar_engine_refuses():
+    w = Value(0.7, "w")
+
+    def fn(s):
+        mg.log(s[0])  # a check whose result is not used
+        return w * s[1]
+    with pytest.raises(ValueError, match="log"):
+        fn([-1.0, 3.0])
+    with pytest.raises(ValueError, match=r"compiled, sample 1: log\((s0=)?-1.0\): input must be > 0"):
+        mg.compile(fn)([[1.0, 2.0], [-1.0, 3.0]])
+
+
+def test_a_sample_an_op_refuses_on_another_samples_recording_gets_its_own_as_fn_may_catch_it():
+    w, b = Value(0.7, "w"), Value(-0.2, "b")
+
+    def fn(s):
+        try:
+            return mg.log(s[0]) * w
+        except ValueError:
+            return b * s[1]
+    assert same_as_scalar(fn, [[1.0, 2.0], [-1.0, 3.0], [2.0, 1.0], [-2.0, 1.0]], [w, b]).tapes == 2
+
+
+def test_a_refusal_of_floor_division_that_fn_catches_still_refuses_the_recording():
+    w = Value(0.7, "w")
+
+    def fn(s):
+        try:
+            k = s[0] // 1  # a number for the scalar loop; compile cannot record it
+        except TypeError:
+            k = 0.0
+        return w * k
+    assert scalar_mean(fn, [[2.5]], [w])[0] == pytest.approx(1.4)
+    with pytest.raises(TypeError, match=r"fn applies // .* fn caught the error, but the scalar loop has no error"):
+        mg.compile(fn)([[2.5], [3.5]])
+
+
+def test_shapes_whose_tapes_were_dropped_are_forgotten():
+    w = Value(0.7, "w")
+    compiled = mg.compile(lambda s: w * s["x"], max_tapes=2)
+    for i in range(50):  # a string is part of a sample's shape: each id is a shape of its own
+        compiled([{"id": f"sample {i}", "x": 1.0}])
+    assert len(compiled._tapes) == 2
+    compiled = mg.compile(lambda s: w * s[0], max_tapes=2)
+    for n in range(1, 30):
+        compiled([[1.0] * n])
+    assert "2 tapes for 2 sample shapes" in repr(compiled)
+
+
+def test_parameters_only_dropped_tapes_read_are_forgotten_and_results_keep_their_gradients():
+    w = Value(0.5, "w")
+
+    def fn(s):
+        target = Value(2.0)  # fn's own Value (requires grad): a new one at every recording
+        if s[0] > 1:
+            return (w * s[0] - target) ** 2
+        return w * s[0] + target if s[0] > 0 else w * s[0] - target
+    compiled = mg.compile(fn, max_tapes=2)
+    early = compiled([[5.0], [0.5]])
+    for _ in range(100):  # the tape of s[0] > 1 is kept; the other two take turns
+        compiled([[5.0], [-1.0]])
+        latest = compiled([[5.0], [0.5]])
+    assert len(compiled.params) < 100
+    for result in (early, latest):
+        w.grad = 0.0
+        result.backward()
+        assert w.grad == pytest.approx(scalar_mean(fn, [[5.0], [0.5]], [w])[1][0], rel=1e-12)
