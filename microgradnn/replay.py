@@ -369,7 +369,7 @@ class _Tape:
     def backward(self, V: np.ndarray, P: np.ndarray, scale: float, PG_all: np.ndarray, param_index,
                  careful: bool = False) -> None:
         """Add scale * d(sum of the losses in V)/d(parameter) into PG_all, where `param_index`
-        (this tape's `param_index` when V was computed) says the tape's parameters sit
+        (this tape's `param_index` when V was computed) says the tape's parameters sit in it
         (`careful`: as the scalar engine, see `_backward`)."""
         G = self._G
         if G is None or G.shape != V.shape:
@@ -658,6 +658,13 @@ class Compiled:
         return (_rebuild(shape, iter(leaves)),)
 
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
+        out, leaves, guards, start, made = self._run(shape, numbers, sample)
+        self.recordings += 1
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made)
+
+    def _run(self, shape, numbers: np.ndarray, sample: int) -> tuple:
+        """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made);
+        raises, with the sample's index, where the scalar engine raises."""
         if shape[0] == "xy":
             names = [f"x{i}" for i in range(shape[1])] + ["y"]
         else:
@@ -676,8 +683,7 @@ class Compiled:
                             f"error there)")
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
-        self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made)
+        return out, leaves, guards, start, made
 
     # ---- replay -------------------------------------------------------------------------------
 
@@ -754,12 +760,16 @@ class Compiled:
         return tape
 
     def _too_many(self, shape, numbers, sample: int, known: list) -> str:
+        self._run(shape, numbers, sample)  # the scalar engine's own error for this sample, if fn does not catch it
         why = ""
-        if known:
+        P_all = np.fromiter(engine.data_of(self.params), dtype=float)
+        followed = [tape for tape in known if tape.forward(numbers[:, None], P_all)[2][0]]
+        if followed:  # it decides as a recording did, whose ops refuse its numbers: fn catches the error
+            why = (f": sample {sample} takes the path of a recording on which an op refuses its numbers, an error "
+                   f"fn catches, so it needs a recording of its own")
+        elif known:
             tape = known[-1]
-            V, P, _, _ = tape.forward(numbers[:, None], np.fromiter(engine.data_of(self.params), dtype=float))
-            if not tape.all_finite(V, True):  # it decides differently because of a number the engine refuses
-                tape.raise_nonfinite(V, P, np.array([sample]))
+            V, _, _, _ = tape.forward(numbers[:, None], P_all)
             guard = tape.first_failure(V, 0)
             why = f": sample {sample} decides differently at {guard.describe()}"
             if guard.kind == "float":

@@ -957,3 +957,27 @@ def test_parameters_only_dropped_tapes_read_are_forgotten_and_results_keep_their
         w.grad = 0.0
         result.backward()
         assert w.grad == pytest.approx(scalar_mean(fn, [[5.0], [0.5]], [w])[1][0], rel=1e-12)
+
+
+def test_a_sample_an_op_refuses_when_the_tapes_are_full_gets_the_engines_error_or_the_true_reason():
+    w = Value(1.0)
+
+    def branch(s):
+        return mg.exp(s[0] * w) if s[0] > 0 else s[0] * w
+
+    step = mg.compile(branch, max_tapes=2)
+    step([[1.0], [-1.0]])
+    with pytest.raises(OverflowError, match=r"compiled, sample 2: exp\(1000.0\): result is too large"):
+        step([[1.0], [-1.0], [1000.0]])
+
+    def caught(s):
+        try:
+            return mg.exp(s[0] * w)
+        except OverflowError:
+            return s[0] * w
+
+    step = mg.compile(caught, max_tapes=1)
+    step([[1.0]])
+    with pytest.raises(ValueError, match=r"max_tapes=1 .* sample 1 takes the path of a recording on which an op "
+                                         r"refuses its numbers, an error fn catches"):
+        step([[1.0], [1000.0]])
