@@ -264,7 +264,8 @@ _ONLY_FLOATS = frozenset({float})
 
 def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
           requires_grad: bool = False) -> Value:
-    """A Value made by an op (Value() minus the checks, which the op has done)."""
+    """A Value made by an op (Value() minus the checks, which the op has done). While a
+    recording observes decisions, `observe_decisions` puts `_observed_node` in its place."""
     v = _new(Value)
     v._data = data  # one attribute per statement: tuple assignment costs a third more here
     v.grad = 0.0
@@ -1321,8 +1322,8 @@ def _pow_base_grad(a, b, out):
     is not a float (a = 0, or 5e-324: 0 * inf); PyTorch gives 0 too."""
     if type(b) is float:
         return 0.0 if b == 0.0 else b * a ** (b - 1)
-    if type(b) is Value:  # create_graph: elsewhere keep the graph, so d/db of this is right
-        return 0.0 if b._data == 0.0 and _data(a) == 0.0 else b * a ** (b - 1)
+    if type(b) is Value:  # create_graph: keep the graph where d/db of this is wanted and defined
+        return 0.0 if b._data == 0.0 and (not b.requires_grad or _data(a) == 0.0) else b * a ** (b - 1)
     np = _np()  # arrays (replay): as on floats
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(b == 0.0, 0.0, b * a ** (b - 1))
@@ -1361,13 +1362,22 @@ def _logsumexp(*xs: float) -> float:
     return m + math.log(math.fsum(math.exp(x - m) for x in xs))
 
 
-def _logsumexp_grads(*a):
-    """logsumexp's rules written out for all inputs: exp(x_k - out) (a ends with out). On floats
-    by math.exp, as x_k - out may be -inf (x_k = -1e308, out = 1e308), whose exp is 0."""
-    out = a[-1]
+def _exp_minus(x, out):
+    """exp(x - out), logsumexp's derivative for input x. x - out may be -inf (x = -1e308,
+    out = 1e308), which the exp op refuses: its exp, 0, is taken directly then."""
     if type(out) is float:
+        return math.exp(x - out)
+    if type(out) is Value and _data(x) - out._data == -math.inf:
+        return 0.0
+    return exp(x - out)
+
+
+def _logsumexp_grads(*a):
+    """logsumexp's rules written out for all inputs: exp(x_k - out) (a ends with out)."""
+    out = a[-1]
+    if type(out) is float:  # the usual case, in one comprehension
         return tuple([math.exp(x - out) for x in a[:-1]])
-    return tuple([exp(x - out) for x in a[:-1]])
+    return tuple([_exp_minus(x, out) for x in a[:-1]])
 
 
 def _logsumexp_array(*xs):
@@ -1426,7 +1436,7 @@ _DOT = _row("dot", _dot,
 # logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_k = softmax_k = exp(x_k - out).
 # The unrolled form computes all n derivatives in one pass (the rule, called per input with
 # all n inputs, would take n**2 steps).
-_LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: exp(a[k] - a[-1]), groups=lambda arity: (arity,),
+_LOGSUMEXP = _row("logsumexp", _logsumexp, lambda k, n, *a: _exp_minus(a[k], a[-1]), groups=lambda arity: (arity,),
                   unrolled=_logsumexp_grads,
                   array_forward=_logsumexp_array)
 # is_class(t, k) = 1 where the target t is class k, else 0: cross_entropy uses it to pick a

@@ -1006,6 +1006,8 @@ def test_the_derivative_of_a_to_the_zero_is_zero_where_a_to_the_minus_one_overfl
     x = Value(5e-324)
     (x ** 0.0).backward()
     assert x.grad == 0.0
+    (g,) = mg.grad(x ** 0.0, [x], create_graph=True)  # with create_graph too (it refused 0 * inf)
+    assert g.data == 0.0
     a, b = Value(5e-324), Value(1.0)  # d2(a**b)/da db = a**(b - 1) * (1 + b * log(a)), through a**0
     (ga, _) = mg.grad(a ** b, [a, b], create_graph=True)
     assert mg.grad(ga, [a, b]) == pytest.approx((0.0, 1.0 + math.log(5e-324)), rel=1e-15)
@@ -1031,6 +1033,7 @@ def test_logsumexp_gradient_where_an_input_is_far_below_the_result():
     a, b = Value(-1e308), Value(1e308)
     mg.logsumexp([a, b]).backward()
     assert (a.grad, b.grad) == (0.0, 1.0)
+    assert [g.data for g in mg.grad(mg.logsumexp([a, b]), [a, b], create_graph=True)] == [0.0, 1.0]
 
 
 def test_grad_agrees_with_backward_where_a_zero_gradient_meets_an_infinite_derivative():
