@@ -89,13 +89,16 @@ class MLPBlock(Module):
         return self.proj([h.relu() for h in self.fc(x)])
 
 
+NORM_EPS = 1e-5  # the blocks' RMSNorm eps (to_torch builds its norms with it)
+
+
 class Block(Module):
     """x + attention(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
         rng = generator(seed)
-        self.norm1, self.attn = RMSNorm(n_embd, eps=1e-5), CausalSelfAttention(n_embd, n_head, seed=rng)
-        self.norm2, self.mlp = RMSNorm(n_embd, eps=1e-5), MLPBlock(n_embd, seed=rng)
+        self.norm1, self.attn = RMSNorm(n_embd, eps=NORM_EPS), CausalSelfAttention(n_embd, n_head, seed=rng)
+        self.norm2, self.mlp = RMSNorm(n_embd, eps=NORM_EPS), MLPBlock(n_embd, seed=rng)
 
     def _named_items(self):
         return [("norm1", self.norm1), ("attn", self.attn), ("norm2", self.norm2), ("mlp", self.mlp)]
@@ -213,7 +216,7 @@ class GPT(Module):
         """An equivalent float64 `torch.nn.Module` with these weights: `module(idx)` maps
         token ids of shape (B, T) to logits of shape (B, T, vocab_size)."""
         from microgradnn.nn.convert import torch_gpt
-        return torch_gpt(self.config(), self.state_dict())
+        return torch_gpt(self.config(), self.state_dict(), NORM_EPS)
 
     @classmethod
     def from_torch(cls, module) -> "GPT":

@@ -24,7 +24,7 @@ def _destination(path: str | os.PathLike, overwrite: bool, who: str) -> tuple[st
     ext = os.path.splitext(path)[1][1:].lower()
     formats = FigureCanvasBase.get_supported_filetypes()
     if ext not in formats:
-        raise ValueError(f"{who}: unknown extension {('.' + ext) if ext else '(none)'!r} in {path}; "
+        raise ValueError(f"{who}: unknown extension {repr('.' + ext) if ext else '(none)'} in {path}; "
                          f"use one of {', '.join('.' + f for f in sorted(formats))}")
     return check_writable(path, overwrite, who), ext
 

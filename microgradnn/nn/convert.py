@@ -96,13 +96,13 @@ def _refuse_unread(module, read: set[str]) -> None:
         raise ValueError(f"from_torch: the module holds tensors the model has no place for: {unread[:5]}")
 
 
-def torch_gpt(config: dict, state: dict[str, float]):
-    """A float64 torch module computing what `microgradnn.models.GPT` computes, with `state`'s weights."""
+def torch_gpt(config: dict, state: dict[str, float], eps: float):
+    """A float64 torch module computing what `microgradnn.models.GPT` computes, with `state`'s
+    weights and its norms' `eps`."""
     torch = import_torch("to_torch")
     nn: Any = torch.nn
     F = torch.nn.functional
     d, n_head, vocab, block = config["n_embd"], config["n_head"], config["vocab_size"], config["block_size"]
-    eps = 1e-5
 
     class Attention(nn.Module):
         def __init__(self):
