@@ -488,3 +488,16 @@ def test_record_into_a_file_says_it_needs_a_folder(tmp_path):
         with viz.record(mine):
             pass
     assert mine.read_text() == "mine"
+
+
+def test_animation_captions_write_nested_expressions_with_parentheses():
+    # (x + 2)*3 written as "x + 2*3" reads as 7, not the 9 shown beside it
+    x, y = Value(1.0, "x"), Value(3.0, "y")
+    out = ((x + 2) * 3) / (x - (y - 1))
+    out.backward()
+    equations = " ".join(s["equation"] for s in viz.animation_steps(out))
+    assert "(x + 2)*3 = 9" in equations and "x + 2*3" not in equations
+    assert "x - (y - 1) = -1" in equations
+    z = x * -2
+    z.backward()
+    assert viz.animation_steps(z)[0]["equation"].startswith("x*(-2) = -2;")

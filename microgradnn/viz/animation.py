@@ -14,9 +14,18 @@ from microgradnn.viz.graph import _plan, draw_graph
 from microgradnn.viz.page import ask, inline_svg, script_json, write_page
 
 
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 3}
+
+
+def _infix(v: Value) -> str | None:
+    """The symbol of v's infix op when captions write v as an expression (no label, short), else None."""
+    op = v._op
+    return op.symbol if op is not None and op.infix and len(v.inputs) == 2 and not v.label else None
+
+
 def _names(drawn: list[Value]) -> dict[int, str]:
     """What captions call each node: its label, else the expression that made it when short
-    (`x1*w1 + x2*w2`), else `the tanh node`; plain numbers by their value."""
+    (`x1*w1 + x2*w2`, `(x + 2)*3`), else `the tanh node`; plain numbers by their value."""
     names: dict[int, str] = {}
 
     def name(v: Value) -> str:
@@ -28,10 +37,22 @@ def _names(drawn: list[Value]) -> dict[int, str]:
         op = v._op
         assert op is not None  # an interior node
         if op.infix and len(parts) == 2:
+            parts = [_operand(op.symbol, x, part, i) for i, (x, part) in enumerate(zip(v.inputs, parts))]
             text = f"{parts[0]}{op.symbol}{parts[1]}" if op.symbol in "*/" else f"{parts[0]} {op.symbol} {parts[1]}"
         else:
             text = f"{op.symbol}({', '.join(parts)})"
         return text if len(text) <= 28 else f"the {op.symbol} node"
+
+    def _operand(symbol: str, x: Value, part: str, i: int) -> str:
+        """`part` in parentheses where the expression would otherwise read differently."""
+        inner = _infix(x) if not part.startswith("the ") else None
+        if inner is None:  # a label, a number or a function call: parentheses only for a negative number
+            negative = not x.label and not x.inputs and part.startswith("-")
+            return f"({part})" if negative and (symbol == "**" or i == 1) else part
+        mine, theirs = _PRECEDENCE.get(symbol, 0), _PRECEDENCE.get(inner, 0)
+        # ** groups from the right (a**b**c is a**(b**c)); the others from the left (a - b - c)
+        looser = theirs < mine or (theirs == mine and (i == 0 if symbol == "**" else i == 1))
+        return f"({part})" if looser else part
 
     for v in drawn:
         names[id(v)] = name(v)
