@@ -82,6 +82,14 @@ def test_constants_are_folded_into_their_op_unless_asked():
     assert "<1 ->" in dot_nodes(viz.draw_graph(1 - x).source).values()
 
 
+def test_an_op_of_two_constants_shows_both():
+    # 2 * 3 computed from two plain numbers was labelled "2 *", hiding the 3
+    x = Value(1.0, label="x")
+    two, three = Value(2.0, requires_grad=False), Value(3.0, requires_grad=False)
+    labels = dot_nodes(viz.draw_graph(two * three + x).source)
+    assert sorted(label for key, label in labels.items() if key.startswith("op")) == ["<+>", "<2 * 3>"]
+
+
 def test_constants_of_ops_over_any_number_of_inputs_are_listed_below_the_op():
     x = Value(3.0, label="x")
     for y, constants in [(mg.dot([x, Value(1.0, label="w")], [3.0, 4.0], 0.5), "3, 4, 0.5"),

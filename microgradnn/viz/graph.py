@@ -26,8 +26,8 @@ def _op_label(v: Value, shown: list[Value]) -> str:
     folded = [c for c in consts if c is not None]
     if not folded:
         return op.symbol
-    if op.infix and len(consts) == 2:
-        return f"{consts[0]} {op.symbol}" if consts[0] is not None else f"{op.symbol} {consts[1]}"
+    if op.infix and len(consts) == 2:  # one or both sides folded: `2 *`, `* 3`, `2 * 3`
+        return " ".join(c for c in (consts[0] or "", op.symbol, consts[1] or "") if c)
     if op.variadic:  # any number of inputs (dot, logsumexp): list the constants below
         return f"{op.symbol}\n(constants {', '.join(folded)})"
     return f"{op.symbol}({', '.join('·' if c is None else c for c in consts)})"
