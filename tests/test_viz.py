@@ -509,3 +509,10 @@ def test_animation_captions_write_nested_expressions_with_parentheses():
     z = x * -2
     z.backward()
     assert viz.animation_steps(z)[0]["equation"].startswith("x*(-2) = -2;")
+
+
+def test_animation_captions_name_a_folded_number_once():
+    x = Value(1.0, "x")
+    out = x + 2
+    out.backward()
+    assert "its inputs (x = 1, 2)" in viz.animation_steps(out)[0]["caption"]  # was "(x = 1, 2 = 2)"

@@ -89,8 +89,8 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[di
         if not v.inputs:
             continue
         vid, name = plan_ids[id(v)], names[id(v)]
-        args = ", ".join(f"{names.get(id(x), fmt(x.data))} = {fmt(x.data)}" if names.get(id(x), "") != fmt(x.data)
-                         else fmt(x.data) for x in v.inputs)
+        args = ", ".join(f"{names.get(id(x), fmt(x.data))} = {fmt(x.data)}"
+                         if names.get(id(x), fmt(x.data)) != fmt(x.data) else fmt(x.data) for x in v.inputs)
         wanted = [i for i, x in enumerate(v.inputs) if id(x) in shown and x.requires_grad]
         local = "; ".join(f"∂/∂{names.get(id(v.inputs[i]), fmt(v.inputs[i].data))} = {fmt(v._local[i])}"
                           for i in wanted) or "none needed (no input requires a gradient)"
