@@ -516,3 +516,13 @@ def test_animation_captions_name_a_folded_number_once():
     out = x + 2
     out.backward()
     assert "its inputs (x = 1, 2)" in viz.animation_steps(out)[0]["caption"]  # was "(x = 1, 2 = 2)"
+
+
+@needs_dot
+@pytest.mark.parametrize("text", ["\t", "\r", "\t\r\t"])
+def test_a_title_or_note_of_only_tabs_or_carriage_returns_renders(text):
+    # dot's parser refused such a label: rendering failed with a syntax error from dot
+    a = Value(1.5, label="a")
+    for g in (viz.draw_graph(a.tanh(), title=text), viz.draw_graph(a.tanh(), highlight={a: text}),
+              viz.draw_network(MLP(1, [1], seed=0), title=text)):
+        assert "<svg" in g.pipe(format="svg", encoding="utf-8")

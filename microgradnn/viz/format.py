@@ -69,7 +69,9 @@ def _esc(text: str) -> str:
 
 def _html(text: str) -> str:
     """An HTML-like label showing `text` literally (DOT's backslash escapes included)."""
-    return f"<{_esc(text)}>"
+    text = _esc(text)
+    # dot's parser refuses a label of only tabs or carriage returns; a space in front it takes
+    return f"< {text}>" if text.isspace() else f"<{text}>"
 
 
 def _fixed_label(text: str) -> str:
