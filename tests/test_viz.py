@@ -526,3 +526,26 @@ def test_a_title_or_note_of_only_tabs_or_carriage_returns_renders(text):
     for g in (viz.draw_graph(a.tanh(), title=text), viz.draw_graph(a.tanh(), highlight={a: text}),
               viz.draw_network(MLP(1, [1], seed=0), title=text)):
         assert "<svg" in g.pipe(format="svg", encoding="utf-8")
+
+
+
+def test_bad_highlight_max_nodes_and_rankdir_get_clear_errors(tmp_path):
+    a = Value(1.5, label="a")
+    b = a.tanh()
+    with pytest.raises(ValueError, match="draw_graph: highlight holds .* which is not in the graph"):
+        viz.draw_graph(b, highlight=Value(3.0))  # drew nothing red, silently
+    with pytest.raises(TypeError, match="draw_graph: highlight must be a Value, a collection of Values or a dict"):
+        viz.draw_graph(b, highlight=3)
+    assert "label=<0>" in viz.draw_graph(b, highlight={a: 0}).source  # a note of 0 was dropped
+    for bad, error in [(True, TypeError), (-1, ValueError), (2.5, TypeError), ("5", TypeError)]:
+        with pytest.raises(error, match="draw_graph: max_nodes must be a positive int"):
+            viz.draw_graph(b, max_nodes=bad)
+        with pytest.raises(error, match="animate: max_nodes must be a positive int"):
+            viz.animate(b, tmp_path / "a.html", max_nodes=bad)
+        with pytest.raises(error, match="draw_network: max_elements must be a positive int"):
+            viz.draw_network(MLP(2, [1], seed=0), max_elements=bad)
+        with pytest.raises(error, match="record: max_nodes must be a positive int"):
+            with viz.record(tmp_path, max_nodes=bad):
+                pass
+    with pytest.raises(ValueError, match="draw_modules: rankdir must be one of LR, TB, RL, BT, got 'XX'"):
+        viz.draw_modules(b, [MLP(1, [1])], rankdir="XX")

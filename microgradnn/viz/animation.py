@@ -73,7 +73,7 @@ def animation_steps(root: Value, max_nodes: int = 300) -> list[dict]:
     """The animation's script: forward (each computed node in topological order, with its
     local derivatives), then backward (each node in reverse order, when its grad is final).
     Each step names the drawn node by its id in `draw_graph(root)`, what its cell shows, and a caption."""
-    plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
+    plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animation_steps")
     return _steps(root, plan.ids, plan.values)
 
 
@@ -134,7 +134,7 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     if not isinstance(root, Value):
         raise TypeError(f"animate: expected a Value, got {type(root).__name__}")
     path = check_writable(path, overwrite, "animate")
-    plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes)
+    plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animate")
     svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))
     steps = _steps(root, plan.ids, plan.values)
     intro = ("Leaves hold their data. Press play (Space) or step (Right arrow): the forward pass computes each "

@@ -10,6 +10,7 @@ from typing import Iterable
 
 import graphviz
 
+from microgradnn._checks import positive_int
 from microgradnn.engine import Op, Value, topological_order
 from microgradnn.nn import Layer, Neuron
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
@@ -105,7 +106,8 @@ class _Plan:
     groups: dict[int, Neuron] = field(default_factory=dict)  # collapse: id(Value) -> neuron
 
 
-def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int) -> _Plan:
+def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who: str = "draw_graph") -> _Plan:
+    positive_int(max_nodes, who, "max_nodes")
     order = topological_order(root)
     made = _made_by(order)
     groups, outputs = {}, {}
@@ -148,7 +150,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     if not isinstance(root, Value):
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
     plan = _plan(root, show_constants, collapse, max_nodes)
-    marked = _highlighted(highlight)
+    marked = _highlighted(highlight, root)
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
@@ -219,17 +221,25 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
 _RED_EDGE = {"color": COLORS["highlight"], "penwidth": "2.5"}
 
 
-def _highlighted(highlight) -> dict[int, str]:
+def _highlighted(highlight, root: Value) -> dict[int, str]:
     """id(Value) -> note ("" for none) from draw_graph's `highlight=` argument."""
     if highlight is None:
         return {}
     if isinstance(highlight, Value):
         highlight = [highlight]
+    if isinstance(highlight, (str, bytes)) or not hasattr(highlight, "__iter__"):
+        raise TypeError(f"draw_graph: highlight must be a Value, a collection of Values or a dict "
+                        f"{{Value: note}}, got {type(highlight).__name__}")
     notes = highlight if isinstance(highlight, dict) else dict.fromkeys(highlight, "")
     for v in notes:
         if not isinstance(v, Value):
             raise TypeError(f"draw_graph: highlight must hold Values, got {type(v).__name__}")
-    return {id(v): str(text or "") for v, text in notes.items()}
+    if notes:  # a Value from another graph would silently draw nothing red
+        nodes = {id(v) for v in topological_order(root)}
+        for v in notes:
+            if id(v) not in nodes:
+                raise ValueError(f"draw_graph: highlight holds {v!r}, which is not in the graph of {root!r}")
+    return {id(v): "" if text is None else str(text) for v, text in notes.items()}
 
 
 def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: str) -> None:

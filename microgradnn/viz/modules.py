@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from microgradnn._checks import positive_int
 from microgradnn.engine import Value, topological_order
 from microgradnn.nn.module import Module
 from microgradnn.viz.format import COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _html, _value_cells, fmt
@@ -18,6 +19,9 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     graph is built inside `with microgradnn.nn.tag_modules():`."""
     if view not in ("forward", "backward", "both"):
         raise ValueError(f"draw_modules: view must be 'forward', 'backward' or 'both', got {view!r}")
+    if rankdir not in ("LR", "TB", "RL", "BT"):
+        raise ValueError(f"draw_modules: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
+    positive_int(max_nodes, "draw_modules", "max_nodes")
     if not isinstance(root, Value):
         raise TypeError(f"draw_modules: expected a Value, got {type(root).__name__}")
     modules = list(modules)

@@ -29,6 +29,7 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
     if format not in ("svg", "png", "pdf", "dot"):
         raise ValueError(f"record: format must be svg, png, pdf or dot, got {format!r}")
     positive_int(every, "record", "every")
+    positive_int(max_nodes, "record", "max_nodes")
     check_overwrite(overwrite, "record")
     if os.path.lexists(directory) and not os.path.isdir(directory):
         raise NotADirectoryError(f"record: {directory} is a file, not a folder; give a folder for the step files")
