@@ -121,6 +121,8 @@ def test_a_cross_site_form_post_is_refused(server):
     ("POST", "/api/control", {"action": "explode"}, {}, 400, "action must be"),
     ("POST", "/api/param", {"name": "layers.9.w", "value": 1}, {}, 400, "no parameter named"),
     ("POST", "/api/param", {"name": "layers.0.neurons.0.b", "value": "inf"}, {}, 400, "finite number"),
+    ("POST", "/api/param", {"name": ["layers.0.neurons.0.b"], "value": 1}, {}, 400, "no parameter named"),
+    ("POST", "/api/param", {"name": {}, "value": 1}, {}, 400, "no parameter named"),
     ("POST", "/api/upload", b"x" * (LIMITS["upload_bytes"] + 1), {"Content-Type": "text/csv"}, 413, "limit"),
     ("POST", "/api/upload", b"1,2\n3,4\n5,6\n7,8\n", {"Content-Type": "text/csv"}, 400, "CSV row 1"),
     ("POST", "/api/upload", b"\xff\xfe\x00", {"Content-Type": "text/csv"}, 400, "UTF-8"),

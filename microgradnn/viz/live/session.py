@@ -262,7 +262,7 @@ class Session:
 
     def _parameter(self, name: str) -> Value:
         params = dict(self.model.named_parameters())
-        if name not in params:
+        if not isinstance(name, str) or name not in params:  # a list or dict is unhashable
             raise ConfigError(f"no parameter named {str(name)[:60]!r}; names look like layers.0.neurons.1.w.0")
         return params[name]
 
