@@ -176,6 +176,40 @@ def test_a_post_without_a_decimal_length_gets_411(server, length):
     assert request(server, "GET", "/api/state")[0] == 200
 
 
+def raw_request(pg, head: bytes, body: bytes = b"", close_write: bool = False, timeout: float = 20) -> tuple[int, dict]:
+    """(status, JSON answer) of a request written byte for byte: a short body, a stall, odd headers."""
+    import socket
+    with socket.create_connection(("127.0.0.1", pg.server.port), timeout=timeout) as sock:
+        sock.sendall(head.replace(b"{host}", f"127.0.0.1:{pg.server.port}".encode()) + b"\r\n\r\n" + body)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, json.loads(answer.read())
+
+
+def test_a_body_cut_short_is_refused_never_used_in_part(server):
+    rows = b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n2,2,0\n3,3,1\n"
+    status, answer = raw_request(server, b"POST /api/upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/csv\r\n"
+                                         b"Content-Length: 1000", rows, close_write=True)
+    assert status == 400 and "the body ended after 36 of its 1000 bytes" in answer["error"]
+    assert server.session.config["dataset"] == "moons"
+
+
+def test_a_stalled_body_gets_408_not_500(server, monkeypatch):
+    monkeypatch.setattr(mg.viz.live.server.Handler, "timeout", 0.5)
+    status, answer = raw_request(server, b"POST /api/config HTTP/1.1\r\nHost: {host}\r\n"
+                                         b"Content-Type: application/json\r\nContent-Length: 100", b'{"lr"')
+    assert status == 408 and "the body did not arrive" in answer["error"]
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
+def test_a_content_length_of_thousands_of_digits_gets_413(server):
+    status, answer = raw_request(server, b"POST /api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+                                         b"\r\nContent-Length: " + b"9" * 5000, b"{}", close_write=True)
+    assert status == 413 and "5000-digit length" in answer["error"]
+
+
 def test_a_diverging_model_stops_training_with_a_message_not_the_server(server):
     assert request(server, "POST", "/api/config", {"optimizer": "sgd", "lr": 10.0, "loss": "mse",
                                                    "activation": "relu"})[0] == 200

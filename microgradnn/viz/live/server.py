@@ -166,11 +166,22 @@ class Handler(BaseHTTPRequestHandler):
         if length is None or not (length.isascii() and length.isdigit()):  # "²".isdigit() too
             raise Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length of decimal digits, got "
                                                       f"{'none' if length is None else repr(length[:40])}")
-        if int(length) > limit:
-            self._drain(int(length))
+        if len(length) > 18:  # int() refuses over 4300 digits, and no body here is that long
             raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                          f"the body has {int(length)} bytes; the limit here is {limit} bytes")
-        return self.rfile.read(int(length))
+                          f"the body has a {len(length)}-digit length; the limit here is {limit} bytes")
+        size = int(length)
+        if size > limit:
+            self._drain(size)
+            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body has {size} bytes; the limit here is {limit} bytes")
+        try:
+            body = self.rfile.read(size)
+        except TimeoutError:  # the body stopped coming: a stalled or slow client
+            raise Refused(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive: no data for {self.timeout} s "
+                                                      f"before its {size} bytes were read") from None
+        if len(body) < size:  # the client closed early: never act on part of a body (a CSV cut short)
+            raise Refused(HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of its {size} bytes "
+                                                  "(Content-Length)")
+        return body
 
     def _drain(self, length: int) -> None:
         """Read (and drop) a refused body of moderate size, so the client can read the answer
@@ -178,7 +189,10 @@ class Handler(BaseHTTPRequestHandler):
         if length > DRAIN_LIMIT:
             return
         while length > 0:
-            chunk = self.rfile.read(min(65536, length))
+            try:
+                chunk = self.rfile.read(min(65536, length))
+            except TimeoutError:
+                break
             if not chunk:
                 break
             length -= len(chunk)
