@@ -475,10 +475,13 @@ def test_a_script_downloaded_mid_epoch_has_the_weights_of_that_moment(tmp_path, 
     assert mg.Module.from_file(tmp_path / "playground_retrained.json").state_dict() == seen["weights"]
 
 
-def test_the_script_of_an_untrained_model_trains_nothing(tmp_path):
-    s = Session({"hidden": [3]})
-    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
-    assert "mg.fit(" not in s.script()
+@pytest.mark.parametrize("loss", ["binary_cross_entropy_with_logits", "mse", "binary_cross_entropy"])
+def test_the_script_of_an_untrained_model_trains_nothing(tmp_path, loss):
+    s = Session({"hidden": [3], "loss": loss})
+    retrained = run_script(s, tmp_path)
+    assert retrained.state_dict() == s.model.state_dict() and "mg.fit(" not in s.script()
+    assert json.loads((tmp_path / "playground_retrained.json").read_text()) == s.model_file()  # the threshold too
+    assert retrained.threshold == s.model.threshold
 
 # ---- the command line --------------------------------------------------------------------------
 
