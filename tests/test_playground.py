@@ -204,6 +204,17 @@ def test_a_stalled_body_gets_408_not_500(server, monkeypatch):
     assert request(server, "GET", "/api/state")[0] == 200
 
 
+@pytest.mark.parametrize("head, status, reason", [
+    (b"TRACE / HTTP/1.1\r\nHost: {host}", 405, "method TRACE is not allowed"),
+    (b"FOO /api/state HTTP/1.1\r\nHost: {host}", 405, "method FOO is not allowed"),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: {host}", 414, ""),
+], ids=["TRACE", "FOO", "long-line"])
+def test_requests_the_standard_library_refuses_get_a_json_reason(server, head, status, reason):
+    got, answer = raw_request(server, head, close_write=True)
+    assert got == status and reason in answer["error"]
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
 def test_a_content_length_of_thousands_of_digits_gets_413(server):
     status, answer = raw_request(server, b"POST /api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
                                          b"\r\nContent-Length: " + b"9" * 5000, b"{}", close_write=True)

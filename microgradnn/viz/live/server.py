@@ -142,6 +142,15 @@ class Handler(BaseHTTPRequestHandler):
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a malformed request line, a line too long, an unknown
+        method) as JSON with the reason, like every other refusal; an unknown method is refused like PUT."""
+        self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+            self._refuse_method()
+        else:
+            self._json({"error": message or HTTPStatus(code).phrase}, code)
+
     # ---- security --------------------------------------------------------------------------
 
     def _check_host(self) -> None:
