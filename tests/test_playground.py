@@ -297,6 +297,20 @@ def test_a_point_gives_the_engines_forward_backward_and_pictures():
     assert big["graph"] is None and "too large" in big["note"]
 
 
+@pytest.mark.parametrize("config", [{"dataset": "blobs", "classes": 4, "loss": "cross_entropy"},
+                                    {"dataset": "moons", "loss": "cross_entropy"},
+                                    {"dataset": "moons", "loss": "mse"}], ids=["blobs-4", "moons-ce", "moons-mse"])
+def test_a_point_of_a_model_with_several_outputs_gets_its_class(server, config):
+    assert request(server, "POST", "/api/config", config)[0] == 200
+    s = server.session
+    for i in (0, 7, 42):
+        status, p = request(server, "GET", f"/api/point?i={i}")
+        assert status == 200, p
+        assert p["prediction"] == int(s.model.predict(s.X[i:i + 1])[0])
+        if len(p["outputs"]) > 1:
+            assert p["prediction"] == int(np.argmax(p["outputs"]))
+
+
 def test_a_parameter_reads_its_gradient_and_an_edit_changes_the_prediction():
     s = Session({"hidden": [4]})
     name = "layers.1.neurons.0.b"
