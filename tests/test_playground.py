@@ -549,6 +549,21 @@ def test_the_command_refuses_a_taken_port(capsys):
         pg.stop()
 
 
+def test_a_refused_config_leaves_the_port_free():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError, match="lr must lie in") as refused:
+        mg.viz.playground(port, open_browser=False, config={"lr": 99})
+    assert refused.value is not None  # held, as a notebook holds the last error
+    pg = mg.viz.playground(port, open_browser=False, config={"lr": 0.1})  # the corrected call
+    try:
+        assert pg.session.config["lr"] == 0.1
+    finally:
+        pg.stop()
+
+
 def test_viz_playground_shows_inline_in_a_notebook(server):
     html = server._repr_html_()
     assert f'<iframe src="{server.url}"' in html and server.url.startswith("http://127.0.0.1:")

@@ -46,8 +46,8 @@ class PlaygroundServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
+        self.session = Session(config)  # before binding: a refused config must not leave the port taken
         super().__init__((host, port), Handler)
-        self.session = Session(config)
         self.port = self.server_address[1]
         names = {host, "127.0.0.1", "localhost", "[::1]"} | (_own_names() if host in ("", "0.0.0.0") else set())
         self.allowed_hosts = {f"{name}:{self.port}" for name in names}
