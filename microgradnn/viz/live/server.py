@@ -181,7 +181,8 @@ class Handler(BaseHTTPRequestHandler):
         size = int(length)
         if size > limit:
             self._drain(size)
-            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body has {size} bytes; the limit here is {limit} bytes")
+            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                          f"the body has {size} bytes; the limit here is {limit} bytes")
         try:
             body = self.rfile.read(size)
         except TimeoutError:  # the body stopped coming: a stalled or slow client
