@@ -549,6 +549,17 @@ def test_the_command_refuses_a_taken_port(capsys):
         pg.stop()
 
 
+@pytest.mark.parametrize("port, error, message", [
+    (True, TypeError, "port must be an int >= 0, got bool True"), (1.5, TypeError, "got float 1.5"),
+    ("8000", TypeError, "got str '8000'"), (-1, ValueError, "got -1"), (70000, ValueError, "0..65535, got 70000"),
+])
+def test_viz_playground_checks_its_port(port, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(".", r"\.")):
+        mg.viz.playground(port, open_browser=False)
+    with pytest.raises(TypeError, match="host must be a str"):
+        mg.viz.playground(0, 127001, open_browser=False)
+
+
 def test_a_refused_config_leaves_the_port_free():
     import socket
     with socket.socket() as probe:

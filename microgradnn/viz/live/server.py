@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
+from microgradnn._checks import integer
 from microgradnn.viz.format import GraphvizNotFound
 from microgradnn.viz.live.config import LIMITS, ConfigError
 from microgradnn.viz.live.session import Session
@@ -339,6 +340,11 @@ def playground(port: int = 0, host: str = "127.0.0.1", *, open_browser: bool | N
     In Jupyter the returned object shows the page inline; elsewhere the browser opens
     unless `open_browser=False`. `port=0` picks a free port.
     """
+    port = integer(port, "playground", "port", at_least=0)  # True is not port 1
+    if port > 65535:
+        raise ValueError(f"playground: port must be an int in 0..65535, got {port}")
+    if not isinstance(host, str):
+        raise TypeError(f"playground: host must be a str, got {type(host).__name__} {host!r:.60}")
     pg = Playground(PlaygroundServer(host, port, config))
     if open_browser is None:
         open_browser = not _in_notebook()
