@@ -221,6 +221,27 @@ def test_a_content_length_of_thousands_of_digits_gets_413(server):
     assert status == 413 and "5000-digit length" in answer["error"]
 
 
+def test_a_burst_of_requests_is_answered_not_reset(server):
+    """Training runs and 150 requests arrive at once: socketserver's listen queue of 5 reset some."""
+    import threading
+    assert request(server, "POST", "/api/control", {"action": "play"})[0] == 200
+    statuses: list = []
+    start = threading.Barrier(150)
+
+    def poll():
+        start.wait(30)
+        try:
+            statuses.append(request(server, "GET", "/api/state")[0])
+        except OSError as e:  # a connection reset because the listen queue overflowed
+            statuses.append(type(e).__name__)
+    threads = [threading.Thread(target=poll) for _ in range(150)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [200] * 150
+
+
 def test_a_diverging_model_stops_training_with_a_message_not_the_server(server):
     assert request(server, "POST", "/api/config", {"optimizer": "sgd", "lr": 10.0, "loss": "mse",
                                                    "activation": "relu"})[0] == 200

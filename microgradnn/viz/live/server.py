@@ -45,6 +45,7 @@ class PlaygroundServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer holding one Session and the thread that trains it."""
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 reset connections when many arrive at once
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
         self.session = Session(config)  # before binding: a refused config must not leave the port taken
