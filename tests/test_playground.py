@@ -121,6 +121,8 @@ def test_a_cross_site_form_post_is_refused(server):
     ("POST", "/api/control", {"action": "explode"}, {}, 400, "action must be"),
     ("POST", "/api/param", {"name": "layers.9.w", "value": 1}, {}, 400, "no parameter named"),
     ("POST", "/api/param", {"name": "layers.0.neurons.0.b", "value": "inf"}, {}, 400, "finite number"),
+    ("POST", "/api/param", {"name": ["layers.0.neurons.0.b"], "value": 1}, {}, 400, "no parameter named"),
+    ("POST", "/api/param", {"name": {}, "value": 1}, {}, 400, "no parameter named"),
     ("POST", "/api/upload", b"x" * (LIMITS["upload_bytes"] + 1), {"Content-Type": "text/csv"}, 413, "limit"),
     ("POST", "/api/upload", b"1,2\n3,4\n5,6\n7,8\n", {"Content-Type": "text/csv"}, 400, "CSV row 1"),
     ("POST", "/api/upload", b"\xff\xfe\x00", {"Content-Type": "text/csv"}, 400, "UTF-8"),
@@ -172,6 +174,72 @@ def test_a_post_without_a_decimal_length_gets_411(server, length):
     finally:
         conn.close()
     assert request(server, "GET", "/api/state")[0] == 200
+
+
+def raw_request(pg, head: bytes, body: bytes = b"", close_write: bool = False, timeout: float = 20) -> tuple[int, dict]:
+    """(status, JSON answer) of a request written byte for byte: a short body, a stall, odd headers."""
+    import socket
+    with socket.create_connection(("127.0.0.1", pg.server.port), timeout=timeout) as sock:
+        sock.sendall(head.replace(b"{host}", f"127.0.0.1:{pg.server.port}".encode()) + b"\r\n\r\n" + body)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, json.loads(answer.read())
+
+
+def test_a_body_cut_short_is_refused_never_used_in_part(server):
+    rows = b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n2,2,0\n3,3,1\n"
+    status, answer = raw_request(server, b"POST /api/upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/csv\r\n"
+                                         b"Content-Length: 1000", rows, close_write=True)
+    assert status == 400 and "the body ended after 36 of its 1000 bytes" in answer["error"]
+    assert server.session.config["dataset"] == "moons"
+
+
+def test_a_stalled_body_gets_408_not_500(server, monkeypatch):
+    monkeypatch.setattr(mg.viz.live.server.Handler, "timeout", 0.5)
+    status, answer = raw_request(server, b"POST /api/config HTTP/1.1\r\nHost: {host}\r\n"
+                                         b"Content-Type: application/json\r\nContent-Length: 100", b'{"lr"')
+    assert status == 408 and "the body did not arrive" in answer["error"]
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
+@pytest.mark.parametrize("head, status, reason", [
+    (b"TRACE / HTTP/1.1\r\nHost: {host}", 405, "method TRACE is not allowed"),
+    (b"FOO /api/state HTTP/1.1\r\nHost: {host}", 405, "method FOO is not allowed"),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: {host}", 414, ""),
+], ids=["TRACE", "FOO", "long-line"])
+def test_requests_the_standard_library_refuses_get_a_json_reason(server, head, status, reason):
+    got, answer = raw_request(server, head, close_write=True)
+    assert got == status and reason in answer["error"]
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
+def test_a_content_length_of_thousands_of_digits_gets_413(server):
+    status, answer = raw_request(server, b"POST /api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+                                         b"\r\nContent-Length: " + b"9" * 5000, b"{}", close_write=True)
+    assert status == 413 and "5000-digit length" in answer["error"]
+
+
+def test_a_burst_of_requests_is_answered_not_reset(server):
+    """Training runs and 150 requests arrive at once: socketserver's listen queue of 5 reset some."""
+    import threading
+    assert request(server, "POST", "/api/control", {"action": "play"})[0] == 200
+    statuses: list = []
+    start = threading.Barrier(150)
+
+    def poll():
+        start.wait(30)
+        try:
+            statuses.append(request(server, "GET", "/api/state")[0])
+        except OSError as e:  # a connection reset because the listen queue overflowed
+            statuses.append(type(e).__name__)
+    threads = [threading.Thread(target=poll) for _ in range(150)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [200] * 150
 
 
 def test_a_diverging_model_stops_training_with_a_message_not_the_server(server):
@@ -248,6 +316,20 @@ def test_a_point_gives_the_engines_forward_backward_and_pictures():
     assert all(q.grad == 0 for q in s.model.parameters())  # the point ran on a copy
     big = Session({"hidden": [16, 16, 16, 16, 16, 16]}).point(0, expand=True)
     assert big["graph"] is None and "too large" in big["note"]
+
+
+@pytest.mark.parametrize("config", [{"dataset": "blobs", "classes": 4, "loss": "cross_entropy"},
+                                    {"dataset": "moons", "loss": "cross_entropy"},
+                                    {"dataset": "moons", "loss": "mse"}], ids=["blobs-4", "moons-ce", "moons-mse"])
+def test_a_point_of_a_model_with_several_outputs_gets_its_class(server, config):
+    assert request(server, "POST", "/api/config", config)[0] == 200
+    s = server.session
+    for i in (0, 7, 42):
+        status, p = request(server, "GET", f"/api/point?i={i}")
+        assert status == 200, p
+        assert p["prediction"] == int(s.model.predict(s.X[i:i + 1])[0])
+        if len(p["outputs"]) > 1:
+            assert p["prediction"] == int(np.argmax(p["outputs"]))
 
 
 def test_a_parameter_reads_its_gradient_and_an_edit_changes_the_prediction():
@@ -439,10 +521,13 @@ def test_a_script_downloaded_mid_epoch_has_the_weights_of_that_moment(tmp_path, 
     assert mg.Module.from_file(tmp_path / "playground_retrained.json").state_dict() == seen["weights"]
 
 
-def test_the_script_of_an_untrained_model_trains_nothing(tmp_path):
-    s = Session({"hidden": [3]})
-    assert run_script(s, tmp_path).state_dict() == s.model.state_dict()
-    assert "mg.fit(" not in s.script()
+@pytest.mark.parametrize("loss", ["binary_cross_entropy_with_logits", "mse", "binary_cross_entropy"])
+def test_the_script_of_an_untrained_model_trains_nothing(tmp_path, loss):
+    s = Session({"hidden": [3], "loss": loss})
+    retrained = run_script(s, tmp_path)
+    assert retrained.state_dict() == s.model.state_dict() and "mg.fit(" not in s.script()
+    assert json.loads((tmp_path / "playground_retrained.json").read_text()) == s.model_file()  # the threshold too
+    assert retrained.threshold == s.model.threshold
 
 # ---- the command line --------------------------------------------------------------------------
 
@@ -481,6 +566,32 @@ def test_the_command_refuses_a_taken_port(capsys):
     try:
         assert microgradnn.cli.main(["playground", "--port", str(pg.server.port), "--no-browser"]) == 2
         assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+    finally:
+        pg.stop()
+
+
+@pytest.mark.parametrize("port, error, message", [
+    (True, TypeError, "port must be an int >= 0, got bool True"), (1.5, TypeError, "got float 1.5"),
+    ("8000", TypeError, "got str '8000'"), (-1, ValueError, "got -1"), (70000, ValueError, "0..65535, got 70000"),
+])
+def test_viz_playground_checks_its_port(port, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(".", r"\.")):
+        mg.viz.playground(port, open_browser=False)
+    with pytest.raises(TypeError, match="host must be a str"):
+        mg.viz.playground(0, 127001, open_browser=False)
+
+
+def test_a_refused_config_leaves_the_port_free():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError, match="lr must lie in") as refused:
+        mg.viz.playground(port, open_browser=False, config={"lr": 99})
+    assert refused.value is not None  # held, as a notebook holds the last error
+    pg = mg.viz.playground(port, open_browser=False, config={"lr": 0.1})  # the corrected call
+    try:
+        assert pg.session.config["lr"] == 0.1
     finally:
         pg.stop()
 

@@ -42,7 +42,9 @@ def script(c: dict, run: Run, upload: tuple[np.ndarray, np.ndarray] | None = Non
     if run.changes or not run.whole():
         body = _replay(c, parts, run)
     elif not run.epochs:
-        body = "# The page has not trained this model yet, so neither does this script: it saves it as built.\n"
+        body = ("# The page has not trained this model yet, so neither does this script: it saves it as built.\n"
+                f"model.threshold = mg.losses.decision_threshold(mg.losses.{parts.loss}, t[train])"
+                "  # what one output means, as the page (and fit) set it\n")
     else:
         body = f'''optimizer = {_optimizer(c)}
 history = mg.fit(model, X[train], t[train], "{parts.loss}", optimizer, epochs={len(run.epochs)},

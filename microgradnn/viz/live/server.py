@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
+from microgradnn._checks import integer
 from microgradnn.viz.format import GraphvizNotFound
 from microgradnn.viz.live.config import LIMITS, ConfigError
 from microgradnn.viz.live.session import Session
@@ -44,10 +45,11 @@ class PlaygroundServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer holding one Session and the thread that trains it."""
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 reset connections when many arrive at once
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
+        self.session = Session(config)  # before binding: a refused config must not leave the port taken
         super().__init__((host, port), Handler)
-        self.session = Session(config)
         self.port = self.server_address[1]
         names = {host, "127.0.0.1", "localhost", "[::1]"} | (_own_names() if host in ("", "0.0.0.0") else set())
         self.allowed_hosts = {f"{name}:{self.port}" for name in names}
@@ -142,6 +144,15 @@ class Handler(BaseHTTPRequestHandler):
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a malformed request line, a line too long, an unknown
+        method) as JSON with the reason, like every other refusal; an unknown method is refused like PUT."""
+        self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+            self._refuse_method()
+        else:
+            self._json({"error": message or HTTPStatus(code).phrase}, code)
+
     # ---- security --------------------------------------------------------------------------
 
     def _check_host(self) -> None:
@@ -166,11 +177,23 @@ class Handler(BaseHTTPRequestHandler):
         if length is None or not (length.isascii() and length.isdigit()):  # "²".isdigit() too
             raise Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length of decimal digits, got "
                                                       f"{'none' if length is None else repr(length[:40])}")
-        if int(length) > limit:
-            self._drain(int(length))
+        if len(length) > 18:  # int() refuses over 4300 digits, and no body here is that long
             raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                          f"the body has {int(length)} bytes; the limit here is {limit} bytes")
-        return self.rfile.read(int(length))
+                          f"the body has a {len(length)}-digit length; the limit here is {limit} bytes")
+        size = int(length)
+        if size > limit:
+            self._drain(size)
+            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                          f"the body has {size} bytes; the limit here is {limit} bytes")
+        try:
+            body = self.rfile.read(size)
+        except TimeoutError:  # the body stopped coming: a stalled or slow client
+            raise Refused(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive: no data for {self.timeout} s "
+                                                      f"before its {size} bytes were read") from None
+        if len(body) < size:  # the client closed early: never act on part of a body (a CSV cut short)
+            raise Refused(HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of its {size} bytes "
+                                                  "(Content-Length)")
+        return body
 
     def _drain(self, length: int) -> None:
         """Read (and drop) a refused body of moderate size, so the client can read the answer
@@ -178,7 +201,10 @@ class Handler(BaseHTTPRequestHandler):
         if length > DRAIN_LIMIT:
             return
         while length > 0:
-            chunk = self.rfile.read(min(65536, length))
+            try:
+                chunk = self.rfile.read(min(65536, length))
+            except TimeoutError:
+                break
             if not chunk:
                 break
             length -= len(chunk)
@@ -315,6 +341,11 @@ def playground(port: int = 0, host: str = "127.0.0.1", *, open_browser: bool | N
     In Jupyter the returned object shows the page inline; elsewhere the browser opens
     unless `open_browser=False`. `port=0` picks a free port.
     """
+    port = integer(port, "playground", "port", at_least=0)  # True is not port 1
+    if port > 65535:
+        raise ValueError(f"playground: port must be an int in 0..65535, got {port}")
+    if not isinstance(host, str):
+        raise TypeError(f"playground: host must be a str, got {type(host).__name__} {host!r:.60}")
     pg = Playground(PlaygroundServer(host, port, config))
     if open_browser is None:
         open_browser = not _in_notebook()

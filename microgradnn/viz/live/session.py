@@ -240,7 +240,7 @@ class Session:
         outs = out if isinstance(out, list) else [out]
         loss = self.loss_fn([out], [target])
         loss.backward()
-        scores = np.array([o.data for o in outs]) if len(outs) > 1 else np.float64(outs[0].data)
+        scores = np.array([[o.data for o in outs]]) if len(outs) > 1 else np.array([outs[0].data])  # one row
         graph: str | None = None
         note: str | None = None
         try:
@@ -250,7 +250,7 @@ class Session:
             note = f"the expanded graph is too large to draw ({e}); collapse it per neuron"
         split = "test" if i in set(self.test.tolist()) else "train"
         return {"index": i, "x": x.tolist(), "label": label, "split": split,
-                "outputs": [o.data for o in outs], "prediction": int(self._classes(scores)),
+                "outputs": [o.data for o in outs], "prediction": int(self._classes(scores)[0]),
                 "loss": loss.data, "graph": graph, "note": note, "expanded": expand,
                 "grads": {name: q.grad for name, q in model.named_parameters()},  # d(this point's loss)/d(q)
                 "network": svg(draw_network(model, x, legend=False))}
@@ -262,7 +262,7 @@ class Session:
 
     def _parameter(self, name: str) -> Value:
         params = dict(self.model.named_parameters())
-        if name not in params:
+        if not isinstance(name, str) or name not in params:  # a list or dict is unhashable
             raise ConfigError(f"no parameter named {str(name)[:60]!r}; names look like layers.0.neurons.1.w.0")
         return params[name]
 
