@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import math
 import os
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -302,9 +301,14 @@ def as_inputs(x, nin: int, who: str) -> list:
         raise TypeError(f"{who}: expected a list of numbers or Values, got {type(x).__name__}")
     if len(x) != nin:
         raise ValueError(f"{who}: expected {nin} inputs, got {len(x)}")
-    for xi in x:
-        if type(xi) is not Value and not (isinstance(xi, (int, float, np.number)) and math.isfinite(xi)):
-            raise ValueError(f"{who}: inputs must be finite numbers or Values, got {xi!r}")
+    for i, xi in enumerate(x):
+        if type(xi) is Value:
+            continue
+        if isinstance(xi, (bool, np.bool_)) or not isinstance(xi, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{who}: inputs must be finite numbers or Values, got {type(xi).__name__} "
+                            f"{xi!r:.60} at index {i}")
+        if not is_finite(xi):
+            raise ValueError(f"{who}: inputs must be finite numbers or Values, got {shown(xi)} at index {i}")
     # Numbers become one labelled input node each, shared by every neuron that reads them.
     return [xi if type(xi) is Value else Value(float(xi), f"x{i}", requires_grad=False) for i, xi in enumerate(x)]
 
