@@ -511,3 +511,19 @@ def test_module_input_refuses_bools_and_non_numbers_by_type(x, error, message):
     for module in (MLP(2, [3, 1], seed=0), mg.nn.Linear(2, 2, seed=0), mg.nn.RMSNorm(2)):
         with pytest.raises(error, match=f"{type(module).__name__}: inputs must be finite numbers or Values, {message}"):
             module(x)
+
+
+@pytest.mark.parametrize("X, error, message", [
+    ([["1", "2"]], TypeError, "X must hold finite numbers, got str '1'"),
+    ([[True, 1.5]], TypeError, "X must hold finite numbers, got bool True"),
+    (np.array([[True, False]]), TypeError, "X must hold finite numbers, got an array of bool"),
+    ([[1.0, 2.0], [1.0]], ValueError, r"expected an array of shape \(n, 2\), got rows of different lengths"),
+    ([[10 ** 400, 1.0]], ValueError, "X must hold finite numbers, got an int of about 401 digits"),
+    ([[1j, 1.0]], TypeError, "X must hold finite numbers, got complex 1j"),
+], ids=["str", "bool", "bool-array", "ragged", "huge-int", "complex"])
+def test_predict_refuses_non_numbers_in_a_batch(X, error, message):
+    model = MLP(2, [3, 1], seed=0)
+    with pytest.raises(error, match=message):
+        model.predict(X)
+    with pytest.raises(error, match=message):
+        mg.accuracy(model, X, [1] * len(X))
