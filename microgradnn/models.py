@@ -20,7 +20,7 @@ from microgradnn.engine import Value, dot, no_grad
 from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
-from microgradnn._checks import _is_int, integer, number, positive_int
+from microgradnn._checks import _is_int, integer, number, positive_int, shown
 from microgradnn.nn.module import Module, _size
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
@@ -166,8 +166,21 @@ class GPT(Module):
             x = block(x, keys, values)
         return self.head(x)
 
+    def _check_tokens(self, tokens, who: str, what: str) -> list:
+        """tokens as a list, each a token id (an int in 0..vocab_size-1) or a Value (compile's)."""
+        if isinstance(tokens, (str, bytes, dict, set, frozenset)) or not hasattr(tokens, "__iter__"):
+            raise TypeError(f"{who}: {what} must be a list of token ids, got {type(tokens).__name__} {tokens!r:.60}")
+        tokens = list(tokens)
+        for i, t in enumerate(tokens):
+            if type(t) is not Value and not (_is_int(t) and 0 <= t < self.vocab_size):
+                raise (IndexError if _is_int(t) else TypeError)(  # IndexError as Embedding's (and torch's)
+                    f"{who}: {what}[{i}] must be a token id (an int in 0..{self.vocab_size - 1}), "
+                    f"got {type(t).__name__} {shown(t)}")
+        return tokens
+
     def loss(self, tokens: Sequence) -> Value:
         """Mean cross-entropy of predicting tokens[1:] from the tokens before each."""
+        tokens = self._check_tokens(tokens, "GPT.loss", "tokens")
         if not 2 <= len(tokens) <= self.block_size + 1:
             raise ValueError(f"GPT.loss: needs 2 to block_size + 1 = {self.block_size + 1} tokens, got {len(tokens)}")
         cache = self.new_cache()
@@ -187,7 +200,7 @@ class GPT(Module):
                 f"got {type(stop).__name__} {stop!r}")
         if seed is not None and not isinstance(seed, np.random.Generator):
             integer(seed, "generate", "seed", at_least=0)  # numpy's rule, said here
-        start = list(start)
+        start = self._check_tokens(start, "generate", "start")
         if not 1 <= len(start) <= self.block_size:
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
         rng = generator(seed)
