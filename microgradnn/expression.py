@@ -8,6 +8,7 @@ import importlib
 import math
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -206,6 +207,7 @@ def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float
         name, sep, number = item.partition("=")
         if not sep or not name.isidentifier():
             raise ExpressionError(f"expected name=value, got {item!r}")
+        name = unicodedata.normalize("NFKC", name)  # as Python reads the expression's names: ℌ is H
         if name in values:
             raise ExpressionError(f"{name} is given twice ({name}={values[name]:g} and {item}); give each name once")
         try:

@@ -63,3 +63,11 @@ def test_a_name_given_twice_is_refused():
 def test_a_number_too_large_for_a_float_is_refused_by_name(text, shown):
     with pytest.raises(expression.ExpressionError, match=f"the number {shown} is too large for a float"):
         expression.parse_expression(text)
+
+
+def test_names_are_matched_as_python_reads_them():
+    # Python's parser reads the expression's names in NFKC form (ℌ is H, ﬁ is fi); so do the assignments
+    program, values = expression.build_expression("ℌ * 2 + ﬁ", ["ℌ=3", "ﬁ=1"])
+    assert values == {"H": 3.0, "fi": 1.0} and expression.evaluate(program, values) == 7.0
+    with pytest.raises(expression.ExpressionError, match="H is given twice"):
+        expression.build_expression("ℌ + H", ["H=1", "ℌ=2"])
