@@ -45,7 +45,7 @@ class CausalSelfAttention(Module):
 
     def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
         self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
-        rng = generator(seed)
+        rng = generator(seed, "CausalSelfAttention")
         self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
                                                        for _ in range(4))
 
@@ -75,7 +75,7 @@ class MLPBlock(Module):
     """Linear (n_embd -> 4 n_embd), ReLU, Linear (back to n_embd)."""
 
     def __init__(self, n_embd: int, *, seed=None) -> None:
-        rng = generator(seed)
+        rng = generator(seed, "MLPBlock")
         self.fc = Linear(n_embd, 4 * n_embd, bias=False, std=INIT_STD, seed=rng)
         self.proj = Linear(4 * n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
 
@@ -96,7 +96,7 @@ class Block(Module):
     """x + attention(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
-        rng = generator(seed)
+        rng = generator(seed, "Block")
         self.norm1, self.attn = RMSNorm(n_embd, eps=NORM_EPS), CausalSelfAttention(n_embd, n_head, seed=rng)
         self.norm2, self.mlp = RMSNorm(n_embd, eps=NORM_EPS), MLPBlock(n_embd, seed=rng)
 
@@ -139,7 +139,7 @@ class GPT(Module):
         self.block_size = positive_int(block_size, "GPT", "block_size")
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
-        rng = generator(seed)
+        rng = generator(seed, "GPT")
         self.token_embedding = Embedding(vocab_size, n_embd, std=INIT_STD, seed=rng)
         self.position_embedding = Embedding(block_size, n_embd, std=INIT_STD, seed=rng)
         self.blocks = [Block(n_embd, n_head, seed=rng) for _ in range(n_layer)]

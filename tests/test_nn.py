@@ -527,3 +527,18 @@ def test_predict_refuses_non_numbers_in_a_batch(X, error, message):
         model.predict(X)
     with pytest.raises(error, match=message):
         mg.accuracy(model, X, [1] * len(X))
+
+
+@pytest.mark.parametrize("build, who", [
+    (lambda seed: MLP(2, [3, 1], seed=seed), "MLP"), (lambda seed: Neuron(2, seed=seed), "Neuron"),
+    (lambda seed: mg.nn.Linear(2, 2, seed=seed), "Linear"), (lambda seed: mg.nn.Embedding(3, 2, seed=seed), "Embedding"),
+    (lambda seed: mg.models.GPT(5, 4, 2, seed=seed), "GPT"), (lambda seed: mg.nn.manual_seed(seed), "manual_seed"),
+], ids=["MLP", "Neuron", "Linear", "Embedding", "GPT", "manual_seed"])
+def test_seeds_are_checked_as_ints(build, who):
+    with pytest.raises(TypeError, match=f"{who}: seed must be an int >= 0, got bool True"):  # was seed 1
+        build(True)
+    with pytest.raises(TypeError, match=f"{who}: seed must be an int >= 0, got float 1.5"):  # was numpy's message
+        build(1.5)
+    with pytest.raises(ValueError, match=f"{who}: seed must be an int >= 0, got -1"):
+        build(-1)
+    build(np.int64(3))
