@@ -215,7 +215,8 @@ class GPT(Module):
             if temperature == 0:
                 token = int(z.argmax())
             else:
-                p = np.exp((z - z.max()) / temperature)
+                with np.errstate(over="ignore"):  # a tiny temperature sends the unlikely ones to -inf: p 0
+                    p = np.exp((z - z.max()) / temperature)
                 token = int(rng.choice(len(z), p=p / p.sum()))
             if token == stop:
                 break

@@ -251,3 +251,11 @@ def test_generate_names_a_bad_start_token():
         model.generate([0, 9])
     with pytest.raises(TypeError, match="generate: start must be a list of token ids, got int 0"):
         model.generate(0)
+
+
+def test_generate_at_a_tiny_temperature_picks_the_likeliest_without_a_warning():
+    import warnings
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in divide" was printed
+        assert model.generate([0], temperature=1e-320, seed=0) == model.generate([0], temperature=0)
