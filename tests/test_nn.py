@@ -542,3 +542,10 @@ def test_seeds_are_checked_as_ints(build, who):
     with pytest.raises(ValueError, match=f"{who}: seed must be an int >= 0, got -1"):
         build(-1)
     build(np.int64(3))
+
+
+def test_fused_must_be_a_bool():
+    for build in (lambda: Neuron(2, fused="no"), lambda: Layer(2, 2, fused=0), lambda: MLP(2, [1], fused="no"),
+                  lambda: Neuron.from_weights([1.0], 0.0, fused=None)):
+        with pytest.raises(TypeError, match="Neuron: fused must be True or False"):
+            build()

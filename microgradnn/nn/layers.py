@@ -41,6 +41,8 @@ class Neuron(Module):
         self.w = [Value(w, f"w{i}") for i, w in enumerate(weights)]
         self.b = Value(bias, "b")
         self.activation = _check_activation(activation, "Neuron")
+        if not isinstance(fused, bool):  # fused="no" would read as True
+            raise TypeError(f"Neuron: fused must be True or False, got {type(fused).__name__} {fused!r:.60}")
         self.fused = fused
 
     @classmethod
