@@ -8,10 +8,12 @@ import importlib
 import math
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from microgradnn import engine
+from microgradnn._checks import is_finite
 
 __all__ = ["ExpressionError", "Program", "functions", "parse_expression", "variables_in", "evaluate",
            "parse_assignments", "import_modules", "build_expression", "FUNCTIONS", "BINARY"]
@@ -77,7 +79,7 @@ def parse_expression(text: str) -> Program:
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the expression has {len(text)} characters; at most {MAX_LENGTH} are accepted")
     try:
-        module = ast.parse(text.strip(), mode="exec")
+        module = ast.parse(source := text.strip(), mode="exec")
     except SyntaxError as e:
         raise ExpressionError(f"cannot parse {text!r}: {e.msg}") from None
     except (RecursionError, MemoryError):
@@ -97,17 +99,23 @@ def parse_expression(text: str) -> Program:
         if name in known or name in assigned:
             raise ExpressionError(f"{name} = ...: {'a function' if name in known else 'assigned twice'}; "
                                   "pick another name")
-        _check(stmt.value, known, allowed)
+        _check(stmt.value, known, allowed, source)
         for node in ast.walk(stmt.value):  # a step's name is not a variable: no use before it is set
             if isinstance(node, ast.Name) and node.id in names and node.id not in assigned:
                 raise ExpressionError(f"{node.id} is used before it is assigned")
         steps.append((name, stmt.value))
         assigned.add(name)
-    _check(module.body[-1].value, known, allowed)
+    _check(module.body[-1].value, known, allowed, source)
     return Program(steps, module.body[-1].value)
 
 
-def _check(tree: ast.expr, known: dict, allowed: str) -> None:
+def _number_text(node: ast.Constant, source: str) -> str:
+    """A number as the expression writes it (a huge int by its size)."""
+    text = ast.get_source_segment(source, node) or ""
+    return f"{text[:20]}... ({len(text)} digits)" if len(text) > 40 else text
+
+
+def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
     kinds = (ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, *BINARY, ast.USub, ast.UAdd)
     for node in ast.walk(tree):
         if not isinstance(node, kinds):
@@ -122,6 +130,9 @@ def _check(tree: ast.expr, known: dict, allowed: str) -> None:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             continue
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            if not is_finite(node.value):  # 1e999 reads as inf; a 400-digit int has no float
+                raise ExpressionError(f"the number {_number_text(node, source)} is too large for a float "
+                                      "(at most about 1.8e308)")
             continue
         if isinstance(node, ast.Name):
             if node.id in known and id(node) not in called:
@@ -196,6 +207,7 @@ def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float
         name, sep, number = item.partition("=")
         if not sep or not name.isidentifier():
             raise ExpressionError(f"expected name=value, got {item!r}")
+        name = unicodedata.normalize("NFKC", name)  # as Python reads the expression's names: ℌ is H
         if name in values:
             raise ExpressionError(f"{name} is given twice ({name}={values[name]:g} and {item}); give each name once")
         try:

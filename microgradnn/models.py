@@ -20,7 +20,7 @@ from microgradnn.engine import Value, dot, no_grad
 from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
-from microgradnn._checks import _is_int, integer, number, positive_int
+from microgradnn._checks import _is_int, integer, number, positive_int, shown
 from microgradnn.nn.module import Module, _size
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
@@ -45,7 +45,7 @@ class CausalSelfAttention(Module):
 
     def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
         self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
-        rng = generator(seed)
+        rng = generator(seed, "CausalSelfAttention")
         self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
                                                        for _ in range(4))
 
@@ -75,7 +75,7 @@ class MLPBlock(Module):
     """Linear (n_embd -> 4 n_embd), ReLU, Linear (back to n_embd)."""
 
     def __init__(self, n_embd: int, *, seed=None) -> None:
-        rng = generator(seed)
+        rng = generator(seed, "MLPBlock")
         self.fc = Linear(n_embd, 4 * n_embd, bias=False, std=INIT_STD, seed=rng)
         self.proj = Linear(4 * n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
 
@@ -96,7 +96,7 @@ class Block(Module):
     """x + attention(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
-        rng = generator(seed)
+        rng = generator(seed, "Block")
         self.norm1, self.attn = RMSNorm(n_embd, eps=NORM_EPS), CausalSelfAttention(n_embd, n_head, seed=rng)
         self.norm2, self.mlp = RMSNorm(n_embd, eps=NORM_EPS), MLPBlock(n_embd, seed=rng)
 
@@ -139,7 +139,7 @@ class GPT(Module):
         self.block_size = positive_int(block_size, "GPT", "block_size")
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
-        rng = generator(seed)
+        rng = generator(seed, "GPT")
         self.token_embedding = Embedding(vocab_size, n_embd, std=INIT_STD, seed=rng)
         self.position_embedding = Embedding(block_size, n_embd, std=INIT_STD, seed=rng)
         self.blocks = [Block(n_embd, n_head, seed=rng) for _ in range(n_layer)]
@@ -166,8 +166,21 @@ class GPT(Module):
             x = block(x, keys, values)
         return self.head(x)
 
+    def _check_tokens(self, tokens, who: str, what: str) -> list:
+        """tokens as a list, each a token id (an int in 0..vocab_size-1) or a Value (compile's)."""
+        if isinstance(tokens, (str, bytes, dict, set, frozenset)) or not hasattr(tokens, "__iter__"):
+            raise TypeError(f"{who}: {what} must be a list of token ids, got {type(tokens).__name__} {tokens!r:.60}")
+        tokens = list(tokens)
+        for i, t in enumerate(tokens):
+            if type(t) is not Value and not (_is_int(t) and 0 <= t < self.vocab_size):
+                raise (IndexError if _is_int(t) else TypeError)(  # IndexError as Embedding's (and torch's)
+                    f"{who}: {what}[{i}] must be a token id (an int in 0..{self.vocab_size - 1}), "
+                    f"got {type(t).__name__} {shown(t)}")
+        return tokens
+
     def loss(self, tokens: Sequence) -> Value:
         """Mean cross-entropy of predicting tokens[1:] from the tokens before each."""
+        tokens = self._check_tokens(tokens, "GPT.loss", "tokens")
         if not 2 <= len(tokens) <= self.block_size + 1:
             raise ValueError(f"GPT.loss: needs 2 to block_size + 1 = {self.block_size + 1} tokens, got {len(tokens)}")
         cache = self.new_cache()
@@ -187,7 +200,7 @@ class GPT(Module):
                 f"got {type(stop).__name__} {stop!r}")
         if seed is not None and not isinstance(seed, np.random.Generator):
             integer(seed, "generate", "seed", at_least=0)  # numpy's rule, said here
-        start = list(start)
+        start = self._check_tokens(start, "generate", "start")
         if not 1 <= len(start) <= self.block_size:
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
         rng = generator(seed)
@@ -202,7 +215,8 @@ class GPT(Module):
             if temperature == 0:
                 token = int(z.argmax())
             else:
-                p = np.exp((z - z.max()) / temperature)
+                with np.errstate(over="ignore"):  # a tiny temperature sends the unlikely ones to -inf: p 0
+                    p = np.exp((z - z.max()) / temperature)
                 token = int(rng.choice(len(z), p=p / p.sum()))
             if token == stop:
                 break

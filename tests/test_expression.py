@@ -55,3 +55,19 @@ def test_a_name_given_twice_is_refused():
     program = expression.parse_expression("x * 2")
     with pytest.raises(expression.ExpressionError, match=r"x is given twice \(x=1 and x=2\)"):
         expression.parse_assignments(["x=1", "x=2"], program)
+
+
+@pytest.mark.parametrize("text, shown", [("1e999 * x", "1e999"), ("a = 2; a * 1E400", "1E400"),
+                                         ("9" * 400 + " * x", "9" * 20 + r"\.\.\. \(400 digits\)")],
+                         ids=["1e999", "in-a-step", "400-digits"])
+def test_a_number_too_large_for_a_float_is_refused_by_name(text, shown):
+    with pytest.raises(expression.ExpressionError, match=f"the number {shown} is too large for a float"):
+        expression.parse_expression(text)
+
+
+def test_names_are_matched_as_python_reads_them():
+    # Python's parser reads the expression's names in NFKC form (ℌ is H, ﬁ is fi); so do the assignments
+    program, values = expression.build_expression("ℌ * 2 + ﬁ", ["ℌ=3", "ﬁ=1"])
+    assert values == {"H": 3.0, "fi": 1.0} and expression.evaluate(program, values) == 7.0
+    with pytest.raises(expression.ExpressionError, match="H is given twice"):
+        expression.build_expression("ℌ + H", ["H=1", "ℌ=2"])

@@ -98,9 +98,9 @@ def test_loss_checks_the_sequence_length():
         model.loss([0, 1, 2, 3, 4, 0])
     with pytest.raises(ValueError, match="got 1"):
         model.loss([0])
-    with pytest.raises(IndexError, match="index must be an int in 0..4, got 7"):
+    with pytest.raises(IndexError, match=r"GPT.loss: tokens\[0\] must be a token id \(an int in 0..4\), got int 7"):
         model.loss([7, 0])
-    with pytest.raises(ValueError, match="targets must be class indices 0..4, got \\[7.0\\]"):
+    with pytest.raises(IndexError, match=r"GPT.loss: tokens\[1\] must be a token id \(an int in 0..4\), got int 7"):
         model.loss([0, 7])
     assert model.loss([0, 1, 2, 3, 4]).data > 0
 
@@ -230,3 +230,32 @@ def test_from_torch_refuses_norms_that_compute_something_else():
         with pytest.raises(ValueError, match=r"blocks.0.norm2 must be torch.nn.RMSNorm\(eps=1e-05\) as in the GPT, "
                                              f"got {type(norm).__name__}"):
             GPT.from_torch(module)
+
+
+@pytest.mark.parametrize("tokens, message", [
+    ([0, 1.0], r"tokens\[1\] must be a token id \(an int in 0..4\), got float 1.0"),
+    ([0, True], r"tokens\[1\] must be a token id \(an int in 0..4\), got bool True"),
+    ([0.0, 1], r"tokens\[0\] must be a token id \(an int in 0..4\), got float 0.0"),
+    ("ab", "tokens must be a list of token ids, got str 'ab'"),
+], ids=["float-target", "bool-target", "float-input", "str"])
+def test_loss_refuses_tokens_that_are_not_token_ids(tokens, message):
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    with pytest.raises(TypeError, match=f"GPT.loss: {message}"):
+        model.loss(tokens)
+    assert model.loss((x for x in [0, 1])).data == model.loss([0, 1]).data  # any iterable of ids
+
+
+def test_generate_names_a_bad_start_token():
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    with pytest.raises(IndexError, match=r"generate: start\[1\] must be a token id \(an int in 0..4\), got int 9"):
+        model.generate([0, 9])
+    with pytest.raises(TypeError, match="generate: start must be a list of token ids, got int 0"):
+        model.generate(0)
+
+
+def test_generate_at_a_tiny_temperature_picks_the_likeliest_without_a_warning():
+    import warnings
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in divide" was printed
+        assert model.generate([0], temperature=1e-320, seed=0) == model.generate([0], temperature=0)

@@ -498,3 +498,54 @@ def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, 
     path.write_text(json.dumps(payload))
     if "version" in message:
         assert mg.Module.from_file(path).state_dict() == MLP(2, [3, 1], "leaky_relu", seed=0).state_dict()
+
+
+@pytest.mark.parametrize("x, error, message", [
+    ([True, 0.5], TypeError, "got bool True at index 0"),
+    (np.array([True, False]), TypeError, "got bool True at index 0"),
+    ([1.0, "2"], TypeError, "got str '2' at index 1"),
+    ([1.0, 10 ** 400], ValueError, "got an int of about 401 digits .* at index 1"),
+    ([float("nan"), 1.0], ValueError, "got nan at index 0"),
+], ids=["bool", "bool-array", "str", "huge-int", "nan"])
+def test_module_input_refuses_bools_and_non_numbers_by_type(x, error, message):
+    for module in (MLP(2, [3, 1], seed=0), mg.nn.Linear(2, 2, seed=0), mg.nn.RMSNorm(2)):
+        with pytest.raises(error, match=f"{type(module).__name__}: inputs must be finite numbers or Values, {message}"):
+            module(x)
+
+
+@pytest.mark.parametrize("X, error, message", [
+    ([["1", "2"]], TypeError, "X must hold finite numbers, got str '1'"),
+    ([[True, 1.5]], TypeError, "X must hold finite numbers, got bool True"),
+    (np.array([[True, False]]), TypeError, "X must hold finite numbers, got an array of bool"),
+    ([[1.0, 2.0], [1.0]], ValueError, r"expected an array of shape \(n, 2\), got rows of different lengths"),
+    ([[10 ** 400, 1.0]], ValueError, "X must hold finite numbers, got an int of about 401 digits"),
+    ([[1j, 1.0]], TypeError, "X must hold finite numbers, got complex 1j"),
+], ids=["str", "bool", "bool-array", "ragged", "huge-int", "complex"])
+def test_predict_refuses_non_numbers_in_a_batch(X, error, message):
+    model = MLP(2, [3, 1], seed=0)
+    with pytest.raises(error, match=message):
+        model.predict(X)
+    with pytest.raises(error, match=message):
+        mg.accuracy(model, X, [1] * len(X))
+
+
+@pytest.mark.parametrize("build, who", [
+    (lambda seed: MLP(2, [3, 1], seed=seed), "MLP"), (lambda seed: Neuron(2, seed=seed), "Neuron"),
+    (lambda seed: mg.nn.Linear(2, 2, seed=seed), "Linear"), (lambda seed: mg.nn.Embedding(3, 2, seed=seed), "Embedding"),
+    (lambda seed: mg.models.GPT(5, 4, 2, seed=seed), "GPT"), (lambda seed: mg.nn.manual_seed(seed), "manual_seed"),
+], ids=["MLP", "Neuron", "Linear", "Embedding", "GPT", "manual_seed"])
+def test_seeds_are_checked_as_ints(build, who):
+    with pytest.raises(TypeError, match=f"{who}: seed must be an int >= 0, got bool True"):  # was seed 1
+        build(True)
+    with pytest.raises(TypeError, match=f"{who}: seed must be an int >= 0, got float 1.5"):  # was numpy's message
+        build(1.5)
+    with pytest.raises(ValueError, match=f"{who}: seed must be an int >= 0, got -1"):
+        build(-1)
+    build(np.int64(3))
+
+
+def test_fused_must_be_a_bool():
+    for build in (lambda: Neuron(2, fused="no"), lambda: Layer(2, 2, fused=0), lambda: MLP(2, [1], fused="no"),
+                  lambda: Neuron.from_weights([1.0], 0.0, fused=None)):
+        with pytest.raises(TypeError, match="Neuron: fused must be True or False"):
+            build()

@@ -83,7 +83,7 @@ class Linear(Module):
         if not isinstance(bias, bool):  # bias="no" would read as True
             raise TypeError(f"Linear: bias must be True or False, got {type(bias).__name__} {bias!r:.60}")
         bound = 1.0 / math.sqrt(self.nin)
-        self.weight = _matrix(self.nout, self.nin, _check_std(std), bound, seed, "W")
+        self.weight = _matrix(self.nout, self.nin, _check_std(std), bound, generator(seed, "Linear"), "W")
         self.bias = [Value(0.0, f"b[{i}]") for i in range(self.nout)] if bias else None
 
     @property
@@ -134,7 +134,7 @@ class Embedding(Module):
 
     def __init__(self, num: int, dim: int, *, std: float = 1.0, seed: Seed = None) -> None:
         self.num, self.dim = positive_int(num, "Embedding", "num"), positive_int(dim, "Embedding", "dim")
-        self.weight = _matrix(self.num, self.dim, _check_std(std), 0.0, seed, "E")
+        self.weight = _matrix(self.num, self.dim, _check_std(std), 0.0, generator(seed, "Embedding"), "E")
 
     def _named_items(self):
         return [(f"weight.{i}.{j}", w) for i, row in enumerate(self.weight) for j, w in enumerate(row)]

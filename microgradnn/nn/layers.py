@@ -33,7 +33,7 @@ class Neuron(Module):
 
     def __init__(self, nin: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin = positive_int(nin, "Neuron", "nin")
-        weights = init_weights(nin, 1, _check_activation(activation, "Neuron"), generator(seed))[0]
+        weights = init_weights(nin, 1, _check_activation(activation, "Neuron"), generator(seed, "Neuron"))[0]
         self._setup(list(weights), 0.0, activation, fused)
 
     def _setup(self, weights, bias, activation: str, fused: bool) -> None:
@@ -41,6 +41,8 @@ class Neuron(Module):
         self.w = [Value(w, f"w{i}") for i, w in enumerate(weights)]
         self.b = Value(bias, "b")
         self.activation = _check_activation(activation, "Neuron")
+        if not isinstance(fused, bool):  # fused="no" would read as True
+            raise TypeError(f"Neuron: fused must be True or False, got {type(fused).__name__} {fused!r:.60}")
         self.fused = fused
 
     @classmethod
@@ -98,7 +100,7 @@ class Layer(Module):
 
     def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin, nout = positive_int(nin, "Layer", "nin"), positive_int(nout, "Layer", "nout")
-        weights = init_weights(nin, nout, _check_activation(activation, "Layer"), generator(seed))
+        weights = init_weights(nin, nout, _check_activation(activation, "Layer"), generator(seed, "Layer"))
         self._setup([Neuron.from_weights(list(w), 0.0, activation, fused=fused) for w in weights])
 
     def _setup(self, neurons: list[Neuron]) -> None:
@@ -171,7 +173,7 @@ class MLP(Module):
             raise ValueError(f"MLP: nouts must be a non-empty list of layer sizes, got {nouts!r}")
         nouts = [positive_int(n, "MLP", "each layer size in nouts") for n in nouts]
         _check_activation(activation, "MLP"), _check_activation(output_activation, "MLP")
-        rng = generator(seed)
+        rng = generator(seed, "MLP")
         sizes = [nin, *nouts]
         self._setup([Layer(sizes[i], sizes[i + 1], activation if i < len(nouts) - 1 else output_activation,
                            seed=rng, fused=fused) for i in range(len(nouts))])

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import math
 import os
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import digits, is_finite, number, shown
+from microgradnn._checks import _is_number, digits, is_finite, number, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn.files import read_model, write_model
 
@@ -302,16 +301,35 @@ def as_inputs(x, nin: int, who: str) -> list:
         raise TypeError(f"{who}: expected a list of numbers or Values, got {type(x).__name__}")
     if len(x) != nin:
         raise ValueError(f"{who}: expected {nin} inputs, got {len(x)}")
-    for xi in x:
-        if type(xi) is not Value and not (isinstance(xi, (int, float, np.number)) and math.isfinite(xi)):
-            raise ValueError(f"{who}: inputs must be finite numbers or Values, got {xi!r}")
+    for i, xi in enumerate(x):
+        if type(xi) is Value:
+            continue
+        if isinstance(xi, (bool, np.bool_)) or not isinstance(xi, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{who}: inputs must be finite numbers or Values, got {type(xi).__name__} "
+                            f"{xi!r:.60} at index {i}")
+        if not is_finite(xi):
+            raise ValueError(f"{who}: inputs must be finite numbers or Values, got {shown(xi)} at index {i}")
     # Numbers become one labelled input node each, shared by every neuron that reads them.
     return [xi if type(xi) is Value else Value(float(xi), f"x{i}", requires_grad=False) for i, xi in enumerate(x)]
 
 
 def as_matrix(X, nin: int) -> np.ndarray:
     """A batch as a finite float array of shape (n, nin)."""
-    X = np.asarray(X, dtype=float)
+    try:
+        array = np.asarray(X)
+    except ValueError:  # numpy's "inhomogeneous shape"
+        raise ValueError(f"expected an array of shape (n, {nin}), got rows of different lengths") from None
+    if array.dtype.kind == "O" or not isinstance(X, np.ndarray):  # numpy would read True or "1" as 1.0
+        for x in (array if array.dtype.kind == "O" else np.asarray(X, dtype=object)).flat:
+            if type(x) is Value:
+                continue
+            if isinstance(x, (bool, np.bool_)) or not _is_number(x):
+                raise TypeError(f"X must hold finite numbers, got {type(x).__name__} {x!r:.60}")
+            if not is_finite(x):
+                raise ValueError(f"X must hold finite numbers, got {shown(x)}")
+    elif array.dtype.kind not in "iuf":  # bools, strings, complex numbers, dates
+        raise TypeError(f"X must hold finite numbers, got an array of {array.dtype}")
+    X = array.astype(float)
     if X.ndim != 2 or X.shape[1] != nin:
         raise ValueError(f"expected an array of shape (n, {nin}), got shape {X.shape}")
     if not np.isfinite(X).all():
