@@ -67,6 +67,13 @@ def number(x, who: str, what: str, lo: float = -math.inf, hi: float = math.inf, 
     return float(x)
 
 
+def flag(x, who: str, what: str) -> bool:
+    """x, which must be True or False: a truthy string ("no") must not switch an option on."""
+    if not isinstance(x, bool):
+        raise TypeError(f"{who}: {what} must be True or False, got {type(x).__name__} {x!r:.60}")
+    return x
+
+
 def one_of(x, choices, who: str, what: str):
     """x, which must be one of `choices` (a str choice for a str)."""
     if not isinstance(x, str):

@@ -549,3 +549,23 @@ def test_bad_highlight_max_nodes_and_rankdir_get_clear_errors(tmp_path):
                 pass
     with pytest.raises(ValueError, match="draw_modules: rankdir must be one of LR, TB, RL, BT, got 'XX'"):
         viz.draw_modules(b, [MLP(1, [1])], rankdir="XX")
+
+
+def test_yes_no_options_must_be_true_or_false_not_a_truthy_string(tmp_path):
+    # collapse="no" drew the collapsed graph, quiz="no" asked the quiz
+    model = MLP(2, [2, 1], seed=0)
+    out = model([1.0, 2.0])
+    out.backward()
+    for call, what in ((lambda: viz.draw_graph(out, collapse="no"), "draw_graph: collapse"),
+                       (lambda: viz.draw_graph(out, show_constants=1), "draw_graph: show_constants"),
+                       (lambda: viz.draw_graph(out, color_by_grad="yes"), "draw_graph: color_by_grad"),
+                       (lambda: viz.draw_network(model, legend="no"), "draw_network: legend"),
+                       (lambda: viz.animate(out, tmp_path / "a.html", quiz="no"), "animate: quiz"),
+                       (lambda: viz.animate_network(model, [1.0, 2.0], tmp_path / "b.html", quiz="no"),
+                        "animate_network: quiz")):
+        with pytest.raises(TypeError, match=f"{what} must be True or False, got"):
+            call()
+    with pytest.raises(TypeError, match="record: collapse must be True or False, got str 'x'"):
+        with viz.record(tmp_path / "steps", collapse="x"):
+            pass
+    assert not list(tmp_path.iterdir())

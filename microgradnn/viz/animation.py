@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from microgradnn._checks import flag
 from microgradnn._files import check_writable
 from microgradnn.engine import Value
 from microgradnn.viz.format import fmt
@@ -133,6 +134,7 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     Open `page.html#step=N` to start at step N."""
     if not isinstance(root, Value):
         raise TypeError(f"animate: expected a Value, got {type(root).__name__}")
+    flag(quiz, "animate", "quiz")
     path = check_writable(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animate")
     svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))

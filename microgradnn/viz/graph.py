@@ -10,7 +10,7 @@ from typing import Iterable
 
 import graphviz
 
-from microgradnn._checks import positive_int
+from microgradnn._checks import flag, positive_int
 from microgradnn.engine import Op, Value, topological_order
 from microgradnn.nn import Layer, Neuron
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
@@ -149,6 +149,8 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         raise ValueError(f"draw_graph: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
     if not isinstance(root, Value):
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
+    for name, option in (("show_constants", show_constants), ("color_by_grad", color_by_grad), ("collapse", collapse)):
+        flag(option, "draw_graph", name)
     plan = _plan(root, show_constants, collapse, max_nodes)
     marked = _highlighted(highlight, root)
     params = _parameters_of(plan.made)

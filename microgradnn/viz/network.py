@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from microgradnn._checks import positive_int
+from microgradnn._checks import flag, positive_int
 from microgradnn.engine import no_grad
 from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, _esc, _html, fmt
@@ -77,6 +77,7 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
     Raises GraphTooLarge above `max_elements` neurons plus weights."""
     layers = layers_of(model)
     positive_int(max_elements, "draw_network", "max_elements")
+    flag(legend, "draw_network", "legend")
     sizes = [layers[0].nin] + [layer.nout for layer in layers]
     elements = sum(sizes) + sum(a * b for a, b in zip(sizes, sizes[1:]))
     if elements > max_elements:

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from microgradnn import losses as _losses
+from microgradnn._checks import flag
 from microgradnn._files import check_writable
 from microgradnn.engine import Value, fmt, grad, no_grad
 from microgradnn.nn.module import Module, as_inputs
@@ -256,6 +257,7 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
     neuron's ∂L/∂out, local derivative, ∂L/∂raw and its edges' ∂L/∂w, then one gradient-descent
     step (`lr`) and the new prediction. `quiz=True` asks the learner for each value before
     showing it. The model is not changed. Controls as `animate`; `page.html#step=N` opens at step N."""
+    flag(quiz, "animate_network", "quiz")
     path = check_writable(path, overwrite, "animate_network")
     steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)
     work = copy.deepcopy(model)

@@ -5,7 +5,7 @@ import contextlib
 import os
 from typing import Iterator
 
-from microgradnn._checks import positive_int
+from microgradnn._checks import flag, positive_int
 from microgradnn._files import check_overwrite, user_path
 from microgradnn.engine import Value, register_backward_hook
 from microgradnn.nn import Module
@@ -31,6 +31,8 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
     positive_int(every, "record", "every")
     positive_int(max_nodes, "record", "max_nodes")
     check_overwrite(overwrite, "record")
+    if collapse is not None:
+        flag(collapse, "record", "collapse")
     if os.path.lexists(directory) and not os.path.isdir(directory):
         raise NotADirectoryError(f"record: {directory} is a file, not a folder; give a folder for the step files")
     os.makedirs(directory, exist_ok=True)
