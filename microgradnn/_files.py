@@ -7,6 +7,8 @@ import os
 import secrets
 import stat
 
+from microgradnn._checks import flag
+
 
 def _user_error(e: OSError, who: str, path: str) -> OSError:
     """The same kind of OSError, about the user's path instead of a temporary file."""
@@ -29,10 +31,8 @@ def user_path(path: str | os.PathLike, who: str) -> str:
 
 
 def check_overwrite(overwrite: bool, who: str) -> None:
-    """Refuse an `overwrite` that is not a bool."""
-    # a truthy non-bool (overwrite="no") must not replace the user's file
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"{who}: overwrite must be True or False, got {type(overwrite).__name__} {overwrite!r:.60}")
+    """Refuse an `overwrite` that is not a bool: a truthy non-bool ("no") must not replace the user's file."""
+    flag(overwrite, who, "overwrite")
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
