@@ -801,7 +801,7 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
         _check_unchanged(interior, "grad")
     # As PyTorch, only nodes through which a gradient reaches an input take part: no rule is
     # run elsewhere (with create_graph, one undefined there, sqrt'(0), would raise for nothing).
-    wanted = {x for x in inputs if x.requires_grad}
+    wanted = set(inputs)  # (each requires grad: checked above)
     for v in interior:  # inputs before the nodes made from them
         if v.requires_grad and v not in wanted and not wanted.isdisjoint(v.inputs):
             wanted.add(v)
