@@ -13,7 +13,7 @@ import numpy as np
 
 from microgradnn.engine import Value, dot
 from microgradnn.nn.init import Seed, generator
-from microgradnn._checks import number, positive_int
+from microgradnn._checks import flag, number, positive_int
 from microgradnn.nn.module import _OUTERMOST, _TAGGING, Module, as_inputs
 
 __all__ = ["Linear", "Embedding", "RMSNorm"]
@@ -80,8 +80,7 @@ class Linear(Module):
 
     def __init__(self, nin: int, nout: int, bias: bool = True, *, std: float | None = None, seed: Seed = None) -> None:
         self.nin, self._nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
-        if not isinstance(bias, bool):  # bias="no" would read as True
-            raise TypeError(f"Linear: bias must be True or False, got {type(bias).__name__} {bias!r:.60}")
+        flag(bias, "Linear", "bias")  # bias="no" would read as True
         bound = 1.0 / math.sqrt(self.nin)
         self.weight = _matrix(self.nout, self.nin, _check_std(std), bound, generator(seed, "Linear"), "W")
         self.bias = [Value(0.0, f"b[{i}]") for i in range(self.nout)] if bias else None

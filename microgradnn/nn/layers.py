@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from microgradnn._checks import one_of, positive_int
+from microgradnn._checks import flag, one_of, positive_int
 from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
 from microgradnn.nn import convert
 from microgradnn.nn.init import Seed, generator, init_weights
@@ -41,9 +41,7 @@ class Neuron(Module):
         self.w = [Value(w, f"w{i}") for i, w in enumerate(weights)]
         self.b = Value(bias, "b")
         self.activation = _check_activation(activation, "Neuron")
-        if not isinstance(fused, bool):  # fused="no" would read as True
-            raise TypeError(f"Neuron: fused must be True or False, got {type(fused).__name__} {fused!r:.60}")
-        self.fused = fused
+        self.fused = flag(fused, "Neuron", "fused")  # fused="no" would read as True
 
     @classmethod
     def from_weights(cls, weights: Sequence[float], bias: float, activation: str = "relu",

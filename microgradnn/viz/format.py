@@ -14,6 +14,14 @@ import graphviz
 from microgradnn.engine import Value, fmt  # noqa: F401  (fmt: numbers as every picture shows them)
 
 MAX_NODES = 2000
+
+
+def check_layout(view: str, rankdir: str, who: str) -> None:
+    """Refuse a `view` or `rankdir` a graph drawing does not know."""
+    if view not in ("forward", "backward", "both"):
+        raise ValueError(f"{who}: view must be 'forward', 'backward' or 'both', got {view!r}")
+    if rankdir not in ("LR", "TB", "RL", "BT"):
+        raise ValueError(f"{who}: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
 FONT = "Helvetica"
 COLORS = {"parameter": "#FFE8B0", "input": "#D6EAF8", "intermediate": "#FFFFFF", "output": "#D5F5E3",
           "constant": "#F2F2F2", "op": "#EEEEEE", "edge": "#555555", "local": "#B03A2E",

@@ -14,7 +14,7 @@ from microgradnn._checks import flag, positive_int
 from microgradnn.engine import Op, Value, topological_order
 from microgradnn.nn import Layer, Neuron
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
-                                    _grad_color, _html, _value_cells, fmt)
+                                    _grad_color, _html, _value_cells, check_layout, fmt)
 
 def _is_constant(v: Value) -> bool:
     return not v.inputs and not v.requires_grad and not v.label
@@ -143,10 +143,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     into and out of them in red; given as a dict {Value: text}, the text is written beside each.
     Raises GraphTooLarge above `max_nodes` drawn nodes.
     """
-    if view not in ("forward", "backward", "both"):
-        raise ValueError(f"draw_graph: view must be 'forward', 'backward' or 'both', got {view!r}")
-    if rankdir not in ("LR", "TB", "RL", "BT"):
-        raise ValueError(f"draw_graph: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
+    check_layout(view, rankdir, "draw_graph")
     if not isinstance(root, Value):
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
     for name, option in (("show_constants", show_constants), ("color_by_grad", color_by_grad), ("collapse", collapse)):

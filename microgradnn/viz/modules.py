@@ -7,7 +7,8 @@ from typing import Sequence
 from microgradnn._checks import positive_int
 from microgradnn.engine import Value, topological_order
 from microgradnn.nn.module import Module
-from microgradnn.viz.format import COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _html, _value_cells, fmt
+from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _html, _value_cells,
+                                    check_layout, fmt)
 
 
 def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", rankdir: str = "LR", *,
@@ -17,10 +18,7 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     its nodes' count; other nodes are drawn as in `draw_graph`. Nodes know their module from
     `Value.origin`, which nn.Linear, Embedding, RMSNorm and the GPT's modules set when the
     graph is built inside `with microgradnn.nn.tag_modules():`."""
-    if view not in ("forward", "backward", "both"):
-        raise ValueError(f"draw_modules: view must be 'forward', 'backward' or 'both', got {view!r}")
-    if rankdir not in ("LR", "TB", "RL", "BT"):
-        raise ValueError(f"draw_modules: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
+    check_layout(view, rankdir, "draw_modules")
     positive_int(max_nodes, "draw_modules", "max_nodes")
     if not isinstance(root, Value):
         raise TypeError(f"draw_modules: expected a Value, got {type(root).__name__}")
