@@ -270,10 +270,10 @@ DEMO_PAGES = ["neuron_forward.svg", "neuron_backward.svg", "network.svg", "backp
               "lesson_network_quiz.html"]
 
 
-def _check_demo_destinations(args) -> None:
+def _check_demo_destinations(args) -> bool:
     """The files the demo will write, checked first: in a folder named with --out, files there
     already are only replaced with --overwrite (out/, the default, is the demo's own: each run
-    replaces its files there)."""
+    replaces its files there). Returns whether the demo may replace its files."""
     out = args.out or DEMO_OUT
     try:
         import matplotlib  # noqa: F401
@@ -289,6 +289,7 @@ def _check_demo_destinations(args) -> None:
         raise UsageError(f"--out {out}: {', '.join(os.path.basename(p) for p in there)} already "
                          f"exist{'s' if len(there) == 1 else ''} there; pass --overwrite to replace "
                          f"{'it' if len(there) == 1 else 'them'}, or choose another folder")
+    return own or args.overwrite
 
 
 def _demo_files(args, model, X, y, history, path, overwrite: bool) -> None:
@@ -329,10 +330,10 @@ def _demo_files(args, model, X, y, history, path, overwrite: bool) -> None:
 
 
 def cmd_demo(args) -> int:
-    _check_demo_destinations(args)  # before training: a refused destination must not cost the run
+    # before training: a refused destination must not cost the run; and again when writing: a
+    # file made there during training is only replaced as the check allows
+    overwrite = _check_demo_destinations(args)
     args.out = args.out or DEMO_OUT
-    # and again when writing: a file made there during training is only replaced as the check allows
-    overwrite = args.overwrite or os.path.realpath(args.out) == os.path.realpath(DEMO_OUT)
     os.makedirs(args.out, exist_ok=True)
     args.load = args.save = None
     model, X, y, history = train_model(args)

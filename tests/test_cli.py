@@ -405,7 +405,8 @@ def test_a_file_made_after_the_check_is_not_replaced_without_force_or_overwrite(
     assert out.read_text() == "made after render checked -o"
     folder = tmp_path / "mine"
     folder.mkdir()
-    monkeypatch.setattr(cli, "_check_demo_destinations", lambda args: None)  # a file made there during training
+    # the check passed (no --overwrite, may not replace); then a file is made there during training
+    monkeypatch.setattr(cli, "_check_demo_destinations", lambda args: False)
     (folder / "network.svg").write_text("mine")
     assert cli.main(["demo", "--out", str(folder), "--epochs", "1", "--quiet"]) == 2
     assert "network.svg appeared there during the run and is kept; pass --overwrite" in capsys.readouterr().err
