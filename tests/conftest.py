@@ -33,6 +33,17 @@ def neuron_graph() -> mg.Value:
     return o
 
 
+@pytest.fixture(autouse=True)
+def _own_op_table():
+    """Each test gets the op table as it found it: ops a test defines (or redefines) are taken
+    out after it, so no test depends on which tests ran before it."""
+    before = mg.engine.ops()
+    yield
+    table = mg.engine._OPS  # the table itself: there is no public way to remove an op
+    table.clear()
+    table.update(before)
+
+
 @pytest.fixture(name="neuron_graph")
 def neuron_graph_fixture() -> mg.Value:
     return neuron_graph()
@@ -85,10 +96,12 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-
                   "--disable-component-update", "--disable-sync", "--disable-extensions"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Headless Chromium (the system's /usr/bin/chromium) under Playwright; Playwright gives it
-    a new temporary profile. Skips when either is missing."""
+    a new temporary profile. Skips when either is missing. One per test module: Playwright's
+    event loop counts as running while it is open, which would break `asyncio.run` in any
+    test that runs after it."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
