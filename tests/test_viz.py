@@ -569,3 +569,23 @@ def test_yes_no_options_must_be_true_or_false_not_a_truthy_string(tmp_path):
         with viz.record(tmp_path / "steps", collapse="x"):
             pass
     assert not list(tmp_path.iterdir())
+
+
+def test_animation_captions_put_a_compound_name_after_a_derivative_sign_in_parentheses():
+    # "∂/∂(x + 2)*3 = 6" reads as (∂/∂(x + 2))*3; a plain name (x, w1, 2) stays bare
+    x = Value(1.0, "x")
+    out = ((x + 2) * 3) * (Value(2) * 3)
+    out.backward()
+    equations = [s["equation"] for s in viz.animation_steps(out)]
+    assert "local derivatives: ∂/∂((x + 2)*3) = 6; ∂/∂(2*3) = 9" in equations[3]
+    assert equations[0].endswith("∂/∂x = 1") and equations[1].endswith("∂/∂2 = 3")
+    assert equations[2].endswith("∂/∂(x + 2) = 3")
+    assert equations[4] == "grad of (x + 2)*3*(2*3) = 1 (∂((x + 2)*3*(2*3))/∂((x + 2)*3*(2*3)))"
+    z = (x.tanh() * Value(3.0, "w1")).tanh()
+    z.backward()
+    equations = [s["equation"] for s in viz.animation_steps(z)]
+    assert "grad of tanh(x)*w1 = ∂(tanh(tanh(x)*w1))/∂(tanh(x)*w1) × grad(tanh(tanh(x)*w1))" in equations[4]
+    assert equations[-1].startswith("grad of x += ∂(tanh(x))/∂x × grad(tanh(x)) =")
+    p = (x + 2) * (x + 3)
+    p.backward()
+    assert "grad of x + 2 = (x + 3) × grad((x + 2)*(x + 3))" in viz.animation_steps(p)[-2]["equation"]
