@@ -589,3 +589,27 @@ def test_animation_captions_put_a_compound_name_after_a_derivative_sign_in_paren
     p = (x + 2) * (x + 3)
     p.backward()
     assert "grad of x + 2 = (x + 3) × grad((x + 2)*(x + 3))" in viz.animation_steps(p)[-2]["equation"]
+
+
+def test_record_overwrite_removes_an_earlier_recordings_step_files_and_nothing_else(tmp_path):
+    def run(steps: int, **options) -> list[str]:
+        x = Value(1.0, "x")
+        with viz.record(tmp_path, format="dot", **options) as written:
+            for k in range(steps):
+                (x * (k + 2.0)).backward()
+        return written
+
+    run(3)
+    mine = ["step-notes.txt", "step-0002-forward.svg.bak", "mystep-0003-forward.dot", "step-0003-forward.dot.txt",
+            "step-0004-forward.gv"]
+    for name in mine:
+        (tmp_path / name).write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        run(1)
+    (tmp_path / "step-0007-backward.png").write_text("an earlier recording in png")
+    assert len(os.listdir(tmp_path)) == 7 + len(mine)  # the refusal changes nothing
+    written = run(1, overwrite=True)  # before: steps 2 and 3 of the longer run stayed beside step 1
+    expected = [f"step-0001-{v}.dot" for v in ("backward", "forward")]
+    assert sorted(os.listdir(tmp_path)) == sorted(expected + mine)
+    assert sorted(os.path.basename(p) for p in written) == expected
+    assert all((tmp_path / name).read_text() == "mine" for name in mine)
