@@ -613,3 +613,21 @@ def test_record_overwrite_removes_an_earlier_recordings_step_files_and_nothing_e
     assert sorted(os.listdir(tmp_path)) == sorted(expected + mine)
     assert sorted(os.path.basename(p) for p in written) == expected
     assert all((tmp_path / name).read_text() == "mine" for name in mine)
+
+
+def test_highlight_inside_a_collapsed_neuron_draws_its_box_highlighted():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh")
+    out = n([Value(1.0, "x0"), Value(2.0, "x1")]) * 2
+    out.backward()
+    box = out.inputs[0]  # the neuron's output: its box, v2
+    for inside in (box.inputs[0], n.w[0]):  # the pre-activation and a weight, both folded into the box
+        source = viz.draw_graph(out, collapse=True, highlight={inside: "look"}).source  # was: no red anywhere
+        node = next(line for line in source.splitlines() if line.strip().startswith("v2 ["))
+        assert f'BGCOLOR="{viz.format.COLORS["highlight_fill"]}"' in node
+        assert re.search(r'note2 -> v2 \[.*color="#D62728"', source) and "label=<look>" in source
+        red = {line.split("[")[0].strip() for line in source.splitlines() if "->" in line and "#D62728" in line}
+        assert {"v0 -> v2", "v1 -> v2", "v2 -> op3"} <= red
+    notes = viz.draw_graph(out, collapse=True, highlight={box.inputs[0]: "a", n.b: "b"}).source
+    assert "label=<a<BR/>b>" in notes  # two highlighted nodes in one box: one note with both
+    x0 = next(v for v in mg.topological_order(out) if v.label == "x0")  # fed into the box: its edge is red
+    assert re.search(r'v0 -> v2 \[.*#D62728', viz.draw_graph(out, collapse=True, highlight=x0).source)
