@@ -569,3 +569,65 @@ def test_yes_no_options_must_be_true_or_false_not_a_truthy_string(tmp_path):
         with viz.record(tmp_path / "steps", collapse="x"):
             pass
     assert not list(tmp_path.iterdir())
+
+
+def test_animation_captions_put_a_compound_name_after_a_derivative_sign_in_parentheses():
+    # "∂/∂(x + 2)*3 = 6" reads as (∂/∂(x + 2))*3; a plain name (x, w1, 2) stays bare
+    x = Value(1.0, "x")
+    out = ((x + 2) * 3) * (Value(2) * 3)
+    out.backward()
+    equations = [s["equation"] for s in viz.animation_steps(out)]
+    assert "local derivatives: ∂/∂((x + 2)*3) = 6; ∂/∂(2*3) = 9" in equations[3]
+    assert equations[0].endswith("∂/∂x = 1") and equations[1].endswith("∂/∂2 = 3")
+    assert equations[2].endswith("∂/∂(x + 2) = 3")
+    assert equations[4] == "grad of (x + 2)*3*(2*3) = 1 (∂((x + 2)*3*(2*3))/∂((x + 2)*3*(2*3)))"
+    z = (x.tanh() * Value(3.0, "w1")).tanh()
+    z.backward()
+    equations = [s["equation"] for s in viz.animation_steps(z)]
+    assert "grad of tanh(x)*w1 = ∂(tanh(tanh(x)*w1))/∂(tanh(x)*w1) × grad(tanh(tanh(x)*w1))" in equations[4]
+    assert equations[-1].startswith("grad of x += ∂(tanh(x))/∂x × grad(tanh(x)) =")
+    p = (x + 2) * (x + 3)
+    p.backward()
+    assert "grad of x + 2 = (x + 3) × grad((x + 2)*(x + 3))" in viz.animation_steps(p)[-2]["equation"]
+
+
+def test_record_overwrite_removes_an_earlier_recordings_step_files_and_nothing_else(tmp_path):
+    def run(steps: int, **options) -> list[str]:
+        x = Value(1.0, "x")
+        with viz.record(tmp_path, format="dot", **options) as written:
+            for k in range(steps):
+                (x * (k + 2.0)).backward()
+        return written
+
+    run(3)
+    mine = ["step-notes.txt", "step-0002-forward.svg.bak", "mystep-0003-forward.dot", "step-0003-forward.dot.txt",
+            "step-0004-forward.gv"]
+    for name in mine:
+        (tmp_path / name).write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        run(1)
+    (tmp_path / "step-0007-backward.png").write_text("an earlier recording in png")
+    assert len(os.listdir(tmp_path)) == 7 + len(mine)  # the refusal changes nothing
+    written = run(1, overwrite=True)  # before: steps 2 and 3 of the longer run stayed beside step 1
+    expected = [f"step-0001-{v}.dot" for v in ("backward", "forward")]
+    assert sorted(os.listdir(tmp_path)) == sorted(expected + mine)
+    assert sorted(os.path.basename(p) for p in written) == expected
+    assert all((tmp_path / name).read_text() == "mine" for name in mine)
+
+
+def test_highlight_inside_a_collapsed_neuron_draws_its_box_highlighted():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh")
+    out = n([Value(1.0, "x0"), Value(2.0, "x1")]) * 2
+    out.backward()
+    box = out.inputs[0]  # the neuron's output: its box, v2
+    for inside in (box.inputs[0], n.w[0]):  # the pre-activation and a weight, both folded into the box
+        source = viz.draw_graph(out, collapse=True, highlight={inside: "look"}).source  # was: no red anywhere
+        node = next(line for line in source.splitlines() if line.strip().startswith("v2 ["))
+        assert f'BGCOLOR="{viz.format.COLORS["highlight_fill"]}"' in node
+        assert re.search(r'note2 -> v2 \[.*color="#D62728"', source) and "label=<look>" in source
+        red = {line.split("[")[0].strip() for line in source.splitlines() if "->" in line and "#D62728" in line}
+        assert {"v0 -> v2", "v1 -> v2", "v2 -> op3"} <= red
+    notes = viz.draw_graph(out, collapse=True, highlight={box.inputs[0]: "a", n.b: "b"}).source
+    assert "label=<a<BR/>b>" in notes  # two highlighted nodes in one box: one note with both
+    x0 = next(v for v in mg.topological_order(out) if v.label == "x0")  # fed into the box: its edge is red
+    assert re.search(r'v0 -> v2 \[.*#D62728', viz.draw_graph(out, collapse=True, highlight=x0).source)

@@ -207,12 +207,27 @@ def test_animation_steps_offline_and_shows_the_engines_numbers(page, tmp_path):
     # captions name what the picture shows and say the arithmetic
     captions = {s["title"]: s["equation"] for s in steps}
     assert captions["Backward: grad of w1"] == "grad of w1 += x1 × grad(x1*w1) = 2 × 0.5 = 1"
-    assert captions["Backward: grad of o"] == "grad of o = 1 (do/do)"
+    assert captions["Backward: grad of o"] == "grad of o = 1 (∂o/∂o)"
     assert not any(re.search(r"\bv\d+\b", s["title"] + s["caption"] + s["equation"]) for s in steps)
     assert not [t for t in page.evaluate(TEXT_SIZES) if t[1] < 11]
     assert not page.errors, page.errors
     with pytest.raises(FileExistsError):
         viz.animate(o, path)
+
+
+def test_animation_page_writes_a_compound_name_after_a_derivative_sign_in_parentheses(page, tmp_path):
+    x = Value(1.0, label="x")
+    out = ((x + 2) * 3) * (Value(2) * 3)
+    out.backward()
+    path = viz.animate(out, tmp_path / "compound.html")
+    page.goto(Path(path).as_uri() + "#step=4")  # the product's forward step: its local derivatives
+    assert page.inner_text("#equation").endswith("local derivatives: ∂/∂((x + 2)*3) = 6; ∂/∂(2*3) = 9")
+    page.keyboard.press("ArrowRight")  # the first backward step
+    assert page.inner_text("#equation") == "grad of (x + 2)*3*(2*3) = 1 (∂((x + 2)*3*(2*3))/∂((x + 2)*3*(2*3)))"
+    page.keyboard.press("ArrowRight")
+    assert page.inner_text("#equation").startswith("grad of (x + 2)*3 = (2*3) × grad((x + 2)*3*(2*3))")
+    page.screenshot(path=str(shots(tmp_path) / "animation-compound-backward.png"), full_page=True)
+    assert not page.errors, page.errors
 
 
 def test_animation_quiz_asks_for_values_and_grads(page, tmp_path):

@@ -10,7 +10,7 @@ import os
 from microgradnn._checks import flag
 from microgradnn._files import check_writable
 from microgradnn.engine import Value
-from microgradnn.viz.format import fmt
+from microgradnn.viz.format import derivative, fmt, grouped
 from microgradnn.viz.graph import _plan, draw_graph
 from microgradnn.viz.page import ask, inline_svg, script_json, write_page
 
@@ -64,10 +64,10 @@ def _local_name(parent: Value, i: int, names: dict[int, str]) -> str:
     """How a caption writes d(parent)/d(input i): the other factor of a product, 1 for a sum."""
     op, inputs = parent.op, parent.inputs
     if op == "*" and len(inputs) == 2:
-        return names.get(id(inputs[1 - i]), fmt(inputs[1 - i].data))
+        return grouped(names.get(id(inputs[1 - i]), fmt(inputs[1 - i].data)))  # (x + 3) × grad, not x + 3 × grad
     if op == "+" or (op == "-" and i == 0):
         return "1"
-    return f"∂({names[id(parent)]})/∂({names.get(id(inputs[i]), fmt(inputs[i].data))})"
+    return derivative(names[id(parent)], names.get(id(inputs[i]), fmt(inputs[i].data)))
 
 
 def animation_steps(root: Value, max_nodes: int = 300) -> list[dict]:
@@ -93,7 +93,7 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[di
         args = ", ".join(f"{names.get(id(x), fmt(x.data))} = {fmt(x.data)}"
                          if names.get(id(x), fmt(x.data)) != fmt(x.data) else fmt(x.data) for x in v.inputs)
         wanted = [i for i, x in enumerate(v.inputs) if id(x) in shown and x.requires_grad]
-        local = "; ".join(f"∂/∂{names.get(id(v.inputs[i]), fmt(v.inputs[i].data))} = {fmt(v._local[i])}"
+        local = "; ".join(f"{derivative('', names.get(id(v.inputs[i]), fmt(v.inputs[i].data)))} = {fmt(v._local[i])}"
                           for i in wanted) or "none needed (no input requires a gradient)"
         steps.append({"id": vid, "kind": "data", "text": f"data {fmt(v.data)}",
                       "locals": [f"{plan_ids[id(v.inputs[i])]}-op{vid[1:]}-{i}" for i in wanted],
@@ -107,7 +107,7 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[di
             continue
         vid, name = plan_ids[id(v)], names[id(v)]
         if v is root:
-            equation = (f"grad of {name} = 1 (d{name}/d{name})" if v.grad == 1.0 else
+            equation = (f"grad of {name} = 1 ({derivative(name, name)})" if v.grad == 1.0 else
                         f"grad of {name} = {fmt(v.grad)} (given: what the backward pass brought to it)")
             caption = "Backward starts at the output."
         else:

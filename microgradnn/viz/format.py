@@ -82,6 +82,19 @@ def _html(text: str) -> str:
     return f"< {text}>" if text.isspace() else f"<{text}>"
 
 
+_PLAIN = re.compile(r"[\w.]+")  # a name like x, w1, b_2 or 0.5: nothing in it can bind to its neighbours
+
+
+def grouped(name: str) -> str:
+    """`name` bare when plain (x, w1, 2), else in parentheses, so nothing written next to it binds into it."""
+    return name if not name or _PLAIN.fullmatch(name) else f"({name})"
+
+
+def derivative(of: str, wrt: str) -> str:
+    """`∂of/∂wrt` as every picture writes it: `∂/∂((x + 2)*3)`, `∂y/∂x`; `of` may be empty (`∂/∂x`)."""
+    return f"∂{grouped(of)}/∂{grouped(wrt)}"
+
+
 def _fixed_label(text: str) -> str:
     """An edge label of fixed size, so changing numbers never move the layout."""
     return (f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD WIDTH="62" HEIGHT="12" '

@@ -140,7 +140,8 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     Plain numbers are written into their op's label unless `show_constants=True`. Nodes made
     inside a Neuron or Layer are grouped into clusters; `collapse=True` draws each neuron as
     one node. `highlight` (a Value or a collection of Values) draws those nodes and the edges
-    into and out of them in red; given as a dict {Value: text}, the text is written beside each.
+    into and out of them in red (with `collapse=True`, a node folded into a neuron highlights its
+    box); given as a dict {Value: text}, the text is written beside each.
     Raises GraphTooLarge above `max_nodes` drawn nodes.
     """
     check_layout(view, rankdir, "draw_graph")
@@ -149,7 +150,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     for name, option in (("show_constants", show_constants), ("color_by_grad", color_by_grad), ("collapse", collapse)):
         flag(option, "draw_graph", name)
     plan = _plan(root, show_constants, collapse, max_nodes)
-    marked = _highlighted(highlight, root)
+    marked = _onto_boxes(_highlighted(highlight, root), plan)
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
@@ -195,7 +196,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         if not v.inputs:
             continue
         if neuron is not None:
-            _collapsed_edges(g, v, neuron, plan, vid)
+            _collapsed_edges(g, v, neuron, plan, vid, marked)
             continue
         oid = f"op{vid[1:]}"
         op_attrs = {"color": COLORS["highlight"], "penwidth": "2", "fillcolor": COLORS["highlight_fill"]} if red else {}
@@ -241,8 +242,20 @@ def _highlighted(highlight, root: Value) -> dict[int, str]:
     return {id(v): "" if text is None else str(text) for v, text in notes.items()}
 
 
-def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: str) -> None:
-    """Edges into a collapsed neuron from every drawn node outside it that feeds it."""
+def _onto_boxes(marked: dict[int, str], plan: _Plan) -> dict[int, str]:
+    """With collapse, a highlighted node folded into a neuron's box highlights the box (their notes joined)."""
+    if not plan.groups:
+        return marked
+    box = {id(plan.groups[id(v)]): id(v) for v in plan.values if id(v) in plan.groups}  # neuron -> drawn output
+    shown: dict[int, str] = {}
+    for i, note in marked.items():
+        j = box[id(plan.groups[i])] if i in plan.groups else i
+        shown[j] = "\n".join(text for text in (shown.get(j, ""), note) if text)
+    return shown
+
+
+def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: str, marked: dict[int, str]) -> None:
+    """Edges into a collapsed neuron from every drawn node outside it that feeds it (red at a highlight)."""
     seen, stack, sources = set(), list(v.inputs), []
     while stack:
         x = stack.pop()
@@ -254,7 +267,8 @@ def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: st
         elif id(x) in plan.ids:
             sources.append(x)
     for x in sorted(sources, key=lambda s: int(plan.ids[id(s)][1:])):
-        g.edge(plan.ids[id(x)], vid, id=f"{plan.ids[id(x)]}-{vid}")
+        red = id(v) in marked or id(x) in marked
+        g.edge(plan.ids[id(x)], vid, id=f"{plan.ids[id(x)]}-{vid}", **_RED_EDGE if red else {})
 
 
 def _cluster(g: graphviz.Digraph, clusters: dict, modules: tuple, names: dict):

@@ -20,9 +20,11 @@ from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
 from microgradnn.viz.network import (COLUMN_GAP, NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color,
                                      activation_color, draw_network, layers_of, prediction_words)
+from microgradnn.viz.format import derivative
 from microgradnn.viz.page import ask, inline_svg, script_json, write_page
 
 UNKNOWN = "#F2F2F2"
+D_OUT, D_RAW, D_W, D_B = (derivative("L", name) for name in ("out", "raw", "w", "b"))  # ∂L/∂out, ...
 # How each activation's derivative is worked out from its input `raw` and output `out`.
 DERIVATIVE_RULES = {
     "relu": lambda raw, out, d: f"relu'({raw}) = {'1 (raw > 0)' if d else '0 (raw ≤ 0)'}",
@@ -77,13 +79,13 @@ def _loss_equations(loss_fn, p: Value, t, value: float, g: float) -> tuple[str, 
     name = getattr(loss_fn, "__name__", "loss")
     if loss_fn is _losses.mse:
         return (f"L = (prediction - target)² = ({fmt(p.data)} - {fmt(t)})² = {fmt(value)}",
-                f"∂L/∂out = 2 × (prediction - target) = 2 × ({fmt(p.data)} - {fmt(t)}) = {fmt(g)}")
+                f"{D_OUT} = 2 × (prediction - target) = 2 × ({fmt(p.data)} - {fmt(t)}) = {fmt(g)}")
     if loss_fn is _losses.binary_cross_entropy:
         given = f"with p = {fmt(p.data)}, t = {fmt(t)}: "
         return (given + f"L = -(t·log p + (1 - t)·log(1 - p)) = {fmt(value)}",
-                given + f"∂L/∂out = -t/p + (1 - t)/(1 - p) = {fmt(g)}")
+                given + f"{D_OUT} = -t/p + (1 - t)/(1 - p) = {fmt(g)}")
     return (f"L = {name}(prediction, target {t!r}) = {fmt(value)}",
-            f"∂L/∂out = {fmt(g)} (backward() through {name})")
+            f"{D_OUT} = {fmt(g)} (backward() through {name})")
 
 
 def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple[list[dict], dict, dict]:
@@ -166,20 +168,20 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
         for j, n, raw, out, _inputs, names in by_layer[li]:
             nid, where = f"L{li + 1}N{j}", f"layer {li} ({n.activation}), neuron n{j}"
             if li == last - 1:
-                eq = out_eq if single else f"∂L/∂out = {fmt(out.grad)} (backward() through {loss_name})"
+                eq = out_eq if single else f"{D_OUT} = {fmt(out.grad)} (backward() through {loss_name})"
                 caption = "The gradient starts at the loss: how L changes with this output."
                 lit = {}
             else:
                 after = by_layer[li + 1]
                 terms = [_term(fmt(m.w[j].data), fmt(r.grad)) for _, m, r, *_ in after]
-                eq = f"∂L/∂out = Σ w × ∂L/∂raw over layer {li + 1} = {_sum(terms)} = {fmt(out.grad)}"
+                eq = f"{D_OUT} = Σ w × {D_RAW} over layer {li + 1} = {_sum(terms)} = {fmt(out.grad)}"
                 caption = (f"n{j}'s output feeds every neuron of layer {li + 1}: its gradient is the sum of each "
-                           f"edge's weight times that neuron's ∂L/∂raw.")
+                           f"edge's weight times that neuron's {D_RAW}.")
                 lit = {f"{nid}-L{li + 2}N{k}": _weight_style(m.w[j].data, wmax) + [f"w = {fmt(m.w[j].data)}", 0.72]
                        for k, m, *_ in after}
-            sides = [f"∂L/∂out = {fmt(out.grad)}"]
-            steps.append({"title": f"Backward · {where}: ∂L/∂out", "active": [nid], "caption": caption,
-                          "equation": eq, "ask": ask(f"What is ∂L/∂out for {where}?", out.grad),
+            sides = [f"{D_OUT} = {fmt(out.grad)}"]
+            steps.append({"title": f"Backward · {where}: {D_OUT}", "active": [nid], "caption": caption,
+                          "equation": eq, "ask": ask(f"What is {D_OUT} for {where}?", out.grad),
                           "sides": {nid: sides}, "lit": lit})
             # the activation's local derivative, from the op table (0 where no gradient flows: all frozen)
             (d,) = grad(out, raw) if raw.requires_grad else (0.0,)
@@ -188,28 +190,30 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                                      f"its input raw = {fmt(raw.data)}.",
                           "equation": DERIVATIVE_RULES[n.activation](fmt(raw.data), fmt(out.data), d),
                           "ask": ask(f"What is {n.activation}' at raw = {fmt(raw.data)} for {where}?", d)})
-            sides = sides + [f"∂L/∂raw = {fmt(raw.grad)}"]
-            steps.append({"title": f"Backward · {where}: ∂L/∂raw", "active": [nid],
+            sides = sides + [f"{D_RAW} = {fmt(raw.grad)}"]
+            steps.append({"title": f"Backward · {where}: {D_RAW}", "active": [nid],
                           "caption": "Chain rule: the local derivative times the gradient from above.",
-                          "equation": f"∂L/∂raw = {n.activation}' × ∂L/∂out = {_term(fmt(d), fmt(out.grad))} "
+                          "equation": f"{D_RAW} = {n.activation}' × {D_OUT} = {_term(fmt(d), fmt(out.grad))} "
                                       f"= {fmt(raw.grad)}",
-                          "ask": ask(f"What is ∂L/∂raw for {where}?", raw.grad), "sides": {nid: sides}})
+                          "ask": ask(f"What is {D_RAW} for {where}?", raw.grad), "sides": {nid: sides}})
             # ∂raw/∂w_i (the input x_i) and ∂raw/∂b (1); a frozen one takes no gradient: 0
             live = [p for p in (*n.w, n.b) if p.requires_grad]
             found = dict(zip(live, grad(raw, live)))
             local = [found.get(p, 0.0) for p in (*n.w, n.b)]
             largest = max(abs(w.grad) for w in n.w)
-            parts = [f"∂L/∂w{i} = {names[i]} × ∂L/∂raw = {_term(fmt(local[i]), fmt(raw.grad))} = {fmt(w.grad)}"
+            parts = [f"{derivative('L', f'w{i}')} = {names[i]} × {D_RAW} = {_term(fmt(local[i]), fmt(raw.grad))} "
+                     f"= {fmt(w.grad)}"
                      for i, w in enumerate(n.w)]
-            parts.append(f"∂L/∂b = 1 × ∂L/∂raw = {fmt(n.b.grad)}")
-            steps.append({"title": f"Backward · {where}: ∂L/∂w for each incoming edge", "active": [nid],
-                          "caption": "Each weight's gradient is its input times ∂L/∂raw (the bias's input is 1).",
+            parts.append(f"{D_B} = 1 × {D_RAW} = {fmt(n.b.grad)}")
+            steps.append({"title": f"Backward · {where}: {D_W} for each incoming edge", "active": [nid],
+                          "caption": f"Each weight's gradient is its input times {D_RAW} (the bias's input is 1).",
                           "equation": "; ".join(parts[:8]) + ("; …" if len(parts) > 8 else ""),
-                          "ask": ask(f"What is ∂L/∂w0, the gradient of the weight from {names[0]} into {where}?",
+                          "ask": ask(f"What is {derivative('L', 'w0')}, the gradient of the weight from {names[0]} "
+                                     f"into {where}?",
                                      n.w[0].grad),
                           "lit_is_answer": True,
                           "lit": {f"L{li}N{i}-{nid}": [POSITIVE_WEIGHT if w.grad >= 0 else NEGATIVE_WEIGHT,
-                                                       _width(w.grad, largest), f"∂L/∂w = {fmt(w.grad)}", 0.5]
+                                                       _width(w.grad, largest), f"{D_W} = {fmt(w.grad)}", 0.5]
                                   for i, w in enumerate(n.w)}})
 
     # ---- one gradient-descent step, then the new prediction ----
@@ -219,7 +223,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
     SGD(params, lr=lr).step()
     steps.append({
         "title": f"Gradient descent · learning rate {fmt(lr)}", "active": [f"L{last}N0"],
-        "caption": f"Every weight and bias takes a small step against its gradient: w ← w - {fmt(lr)} × ∂L/∂w "
+        "caption": f"Every weight and bias takes a small step against its gradient: w ← w - {fmt(lr)} × {D_W} "
                    f"({len(params)} parameters). Edge colours and widths show the new weights.",
         "equation": f"e.g. w0 of layer {last - 1} n0: {fmt(before)} - {_term(fmt(lr), fmt(g0))} = {fmt(first.data)}",
         "ask": ask(f"What is the new w0 of layer {last - 1} neuron n0?", first.data),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from typing import Iterator
 
 from microgradnn._checks import flag, positive_int
@@ -13,6 +14,10 @@ from microgradnn.viz.files import save
 from microgradnn.viz.format import MAX_NODES
 from microgradnn.viz.graph import draw_graph
 
+_FORMATS = ("svg", "png", "pdf", "dot")
+# the names record writes, in any of its formats: what overwrite=True clears from an earlier recording
+_STEP_FILE = re.compile(rf"step-\d{{4,}}-(?:forward|backward)\.(?:{'|'.join(_FORMATS)})")
+
 
 @contextlib.contextmanager
 def record(directory: str | os.PathLike, model: Module | None = None, *, every: int = 1, format: str = "svg",
@@ -22,11 +27,13 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
 
     `every=n` keeps every n-th step; `collapse` (default: True when `model` is given) draws each
     neuron as one node. Yields the list of written paths, which grows as the loop runs.
-    Refuses a directory that already holds step files unless `overwrite=True`. Only scalar
+    Refuses a directory that already holds step files unless `overwrite=True`, which first removes
+    the step files an earlier recording left there (only names record writes, in any of its
+    formats: a shorter run never sits beside the longer one's later steps). Only scalar
     `Value.backward()` calls are drawn (a compiled replay has no per-sample graph to draw).
     """
     directory = user_path(directory, "record")
-    if format not in ("svg", "png", "pdf", "dot"):
+    if format not in _FORMATS:
         raise ValueError(f"record: format must be svg, png, pdf or dot, got {format!r}")
     positive_int(every, "record", "every")
     positive_int(max_nodes, "record", "max_nodes")
@@ -39,6 +46,10 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
     if not overwrite and any(n.startswith("step-") for n in os.listdir(directory)):
         raise FileExistsError(f"record: {directory} already holds step-* files; pass overwrite=True or "
                               f"use another directory")
+    if overwrite:
+        for name in os.listdir(directory):
+            if _STEP_FILE.fullmatch(name) and not os.path.isdir(os.path.join(directory, name)):
+                os.remove(os.path.join(directory, name))
     collapse = model is not None if collapse is None else collapse
     written: list[str] = []
     step = 0
