@@ -230,6 +230,28 @@ def test_animation_page_writes_a_compound_name_after_a_derivative_sign_in_parent
     assert not page.errors, page.errors
 
 
+def test_animation_scrolls_each_active_node_fully_into_view(page, tmp_path):
+    x = Value(1.0, label="x")
+    out = ((x + 2) * 3) * (Value(2) * 3)  # wider than the window at 100%: the graph scrolls sideways
+    out.backward()
+    path = viz.animate(out, tmp_path / "wide.html")
+    page.set_viewport_size({"width": 900, "height": 700})
+    page.goto(Path(path).as_uri())
+    room = page.evaluate("() => { const g = document.getElementById('graph'); return [g.scrollWidth, g.clientWidth]; }")
+    assert room[0] > room[1]
+    for _ in range(int(page.get_attribute("#slider", "max"))):
+        page.keyboard.press("ArrowRight")
+        gap = page.evaluate("""() => {
+          const g = document.getElementById("graph").getBoundingClientRect();
+          const a = document.querySelector("#graph g.active");
+          if (!a) return null;
+          const r = a.getBoundingClientRect();
+          return Math.min(r.left - g.left, g.right - r.right);
+        }""")
+        assert gap is None or gap >= 16, gap  # the node and its ring, with room around them
+    assert not page.errors, page.errors
+
+
 def test_animation_quiz_asks_for_values_and_grads(page, tmp_path):
     path = viz.animate(neuron_graph(), tmp_path / "quiz.html", quiz=True)
     page.goto(path.as_uri() if hasattr(path, "as_uri") else Path(path).as_uri())
