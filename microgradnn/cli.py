@@ -78,6 +78,22 @@ def cmd_mutate(args) -> int:
     return int(pytest.main(["--mutate-ops", *args.pytest_args]))
 
 
+# Options whose default is None so that a value typed on the command line can be told from
+# the default, and refused where it would have no effect.
+DEFAULT_NOISE, DEFAULT_MOMENTUM = 0.1, 0.9
+NOISY = ("moons", "circles", "xor")
+
+
+def _check_effective(args) -> None:
+    """Refuse a training option given where it has no effect: ignored, it would look as if it had one."""
+    if args.momentum is not None and args.optimizer != "sgd":
+        raise UsageError(f"--momentum has no effect with --optimizer {args.optimizer} (momentum is SGD's); "
+                         "leave it out or pass --optimizer sgd")
+    if args.noise is not None and args.dataset not in NOISY:
+        raise UsageError(f"--noise has no effect with --dataset {args.dataset} (only {', '.join(NOISY[:-1])} "
+                         f"and {NOISY[-1]} take it); leave it out")
+
+
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
     make = data.DATASETS[args.dataset]
     if args.dataset in ("spiral", "blobs"):
@@ -94,8 +110,8 @@ def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
         kwargs["classes"] = args.classes
     if args.dataset == "blobs":
         kwargs["centers"] = args.classes
-    if args.dataset in ("moons", "circles", "xor"):
-        kwargs["noise"] = args.noise
+    if args.dataset in NOISY:
+        kwargs["noise"] = DEFAULT_NOISE if args.noise is None else args.noise
     X, y = make(args.samples, **kwargs)
     return X, y, int(y.max()) + 1
 
@@ -172,6 +188,13 @@ def _save_exists(args) -> UsageError:
     return UsageError(f"--save {args.save} already exists; pass --overwrite to replace it")
 
 
+def _check_overwrite(args) -> None:
+    """--overwrite (of train and gpt) only says what --save may do."""
+    if args.overwrite and args.save is None:
+        raise UsageError("--overwrite has no effect without --save (it lets --save replace a file); leave it out "
+                         "or pass --save PATH")
+
+
 def _check_save(args) -> None:
     """Before training: a --save destination that cannot be written must not cost the run."""
     if args.save is not None:  # '' too: it is refused, not taken as "no --save"
@@ -215,7 +238,7 @@ def train_model(args, out=sys.stdout):
     _check_save(args)
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
-        opt_kwargs["momentum"] = args.momentum
+        opt_kwargs["momentum"] = DEFAULT_MOMENTUM if args.momentum is None else args.momentum
     optimizer = optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
     print(f"training {model!r} on {args.dataset} ({len(X)} samples), {loss} loss, "
           f"{args.optimizer} lr={args.lr}, {args.epochs} epochs", file=out)
@@ -231,6 +254,8 @@ def train_model(args, out=sys.stdout):
 
 
 def cmd_train(args) -> int:
+    _check_effective(args)
+    _check_overwrite(args)
     train_model(args)
     return 0
 
@@ -332,6 +357,7 @@ def _demo_files(args, model, X, y, history, path, overwrite: bool) -> None:
 def cmd_demo(args) -> int:
     # before training: a refused destination must not cost the run; and again when writing: a
     # file made there during training is only replaced as the check allows
+    _check_effective(args)
     overwrite = _check_demo_destinations(args)
     args.out = args.out or DEMO_OUT
     os.makedirs(args.out, exist_ok=True)
@@ -357,6 +383,7 @@ def cmd_demo(args) -> int:
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
+    _check_overwrite(args)
     _check_save(args)
     words, source = data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
     tok = data.CharTokenizer(words)
@@ -403,14 +430,14 @@ class _Parser(argparse.ArgumentParser):
 def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
     p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
-    p.add_argument("--noise", type=float, default=0.1, help="noise for moons, circles, xor (default 0.1)")
+    p.add_argument("--noise", type=float, help=f"noise for {', '.join(NOISY)} (default {DEFAULT_NOISE})")
     p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes (default 16,16)")
     p.add_argument("--activation", choices=list(nn.ACTIVATIONS), help="hidden activation (default relu)")
     p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
     p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULT_MOMENTUM})")
     p.add_argument("--epochs", type=_positive, default=epochs, help=f"passes over the data (default {epochs})")
     p.add_argument("--batch-size", type=_positive, help="mini-batch size (default: the whole dataset)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, weights and shuffling (default 0)")

@@ -160,6 +160,37 @@ def test_train_load_refuses_a_loss_its_output_does_not_fit_and_layer_options(tmp
     assert fits.returncode == 0 and "-> 4 relu -> 1 sigmoid" in fits.stdout
 
 
+@pytest.mark.parametrize("command", ["train", "demo"])
+@pytest.mark.parametrize("args, message", [
+    (["--optimizer", "adam", "--momentum", "0.9"],
+     "--momentum has no effect with --optimizer adam (momentum is SGD's); leave it out or pass --optimizer sgd"),
+    (["--dataset", "spiral", "--noise", "0.1"],
+     "--noise has no effect with --dataset spiral (only moons, circles and xor take it); leave it out"),
+    (["--dataset", "blobs", "--noise", "0.3"], "--noise has no effect with --dataset blobs"),
+])
+def test_an_option_that_would_have_no_effect_is_refused(tmp_path, command, args, message):
+    out = ["--out", str(tmp_path / "out")] if command == "demo" else []
+    done = run(command, *args, *out, "--epochs", "1")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
+    assert message in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "gpt"])
+def test_overwrite_without_save_is_refused(command):
+    done = run(command, "--overwrite", "--quiet")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
+    assert "--overwrite has no effect without --save (it lets --save replace a file); leave it out" in done.stderr
+
+
+def test_the_options_that_have_an_effect_are_taken():
+    sgd = run("train", "--momentum", "0", "--noise", "0", "--epochs", "1", "--quiet")
+    assert sgd.returncode == 0 and "sgd lr=0.1" in sgd.stdout
+    assert run("train", "--optimizer", "adam", "--dataset", "spiral", "--epochs", "1", "--quiet").returncode == 0
+    shown = run("train", "--help").stdout
+    assert "(default 0.9)" in shown and "(default 0.1)" in shown
+
+
 def test_train_spiral_with_cross_entropy_and_adam():
     done = run("train", "--dataset", "spiral", "--samples", "60", "--optimizer", "adam", "--lr", "0.05",
                "--epochs", "60", "--quiet", "--seed", "1")
