@@ -80,8 +80,9 @@ def cmd_mutate(args) -> int:
 
 # Options whose default is None so that a value typed on the command line can be told from
 # the default, and refused where it would have no effect.
-DEFAULT_NOISE, DEFAULT_MOMENTUM = 0.1, 0.9
+DEFAULT_NOISE, DEFAULT_MOMENTUM, DEFAULT_CLASSES = 0.1, 0.9, 3
 NOISY = ("moons", "circles", "xor")
+CLASSES_CHOSEN = ("spiral", "blobs")  # the others have 2 classes
 
 
 def _check_effective(args) -> None:
@@ -92,14 +93,20 @@ def _check_effective(args) -> None:
     if args.noise is not None and args.dataset not in NOISY:
         raise UsageError(f"--noise has no effect with --dataset {args.dataset} (only {', '.join(NOISY[:-1])} "
                          f"and {NOISY[-1]} take it); leave it out")
+    if args.classes is not None and args.dataset not in CLASSES_CHOSEN:
+        raise UsageError(f"--classes has no effect with --dataset {args.dataset}, which has 2 classes; leave it out "
+                         f"(only {' and '.join(CLASSES_CHOSEN)} take it)")
 
 
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
     make = data.DATASETS[args.dataset]
-    if args.dataset in ("spiral", "blobs"):
-        if args.classes < 2:
+    if args.dataset in CLASSES_CHOSEN:
+        if args.classes is None:
+            classes, asked = DEFAULT_CLASSES, f"the {DEFAULT_CLASSES} classes of {args.dataset} (the default --classes)"
+        elif args.classes < 2:
             raise UsageError(f"--classes must be at least 2 for a classifier, got {args.classes}")
-        classes, asked = args.classes, f"--classes {args.classes}"
+        else:
+            classes, asked = args.classes, f"--classes {args.classes}"
     else:
         classes, asked = 2, f"the 2 classes of {args.dataset}"
     if args.samples < classes:  # the datasets deal samples to classes in turn: fewer leaves classes out
@@ -107,9 +114,9 @@ def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
                          f"pass --samples {classes} or more")
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
-        kwargs["classes"] = args.classes
+        kwargs["classes"] = classes
     if args.dataset == "blobs":
-        kwargs["centers"] = args.classes
+        kwargs["centers"] = classes
     if args.dataset in NOISY:
         kwargs["noise"] = DEFAULT_NOISE if args.noise is None else args.noise
     X, y = make(args.samples, **kwargs)
@@ -431,7 +438,8 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
     p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
     p.add_argument("--noise", type=float, help=f"noise for {', '.join(NOISY)} (default {DEFAULT_NOISE})")
-    p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
+    p.add_argument("--classes", type=_positive,
+                   help=f"classes for {' and '.join(CLASSES_CHOSEN)} (default {DEFAULT_CLASSES})")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes (default 16,16)")
     p.add_argument("--activation", choices=list(nn.ACTIVATIONS), help="hidden activation (default relu)")
     p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")

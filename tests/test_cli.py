@@ -167,6 +167,9 @@ def test_train_load_refuses_a_loss_its_output_does_not_fit_and_layer_options(tmp
     (["--dataset", "spiral", "--noise", "0.1"],
      "--noise has no effect with --dataset spiral (only moons, circles and xor take it); leave it out"),
     (["--dataset", "blobs", "--noise", "0.3"], "--noise has no effect with --dataset blobs"),
+    (["--classes", "3"], "--classes has no effect with --dataset moons, which has 2 classes; leave it out"),
+    (["--dataset", "xor", "--classes", "2"], "--classes has no effect with --dataset xor, which has 2 classes"),
+    (["--dataset", "circles", "--classes", "4"], "--classes has no effect with --dataset circles"),
 ])
 def test_an_option_that_would_have_no_effect_is_refused(tmp_path, command, args, message):
     out = ["--out", str(tmp_path / "out")] if command == "demo" else []
@@ -188,7 +191,10 @@ def test_the_options_that_have_an_effect_are_taken():
     assert sgd.returncode == 0 and "sgd lr=0.1" in sgd.stdout
     assert run("train", "--optimizer", "adam", "--dataset", "spiral", "--epochs", "1", "--quiet").returncode == 0
     shown = run("train", "--help").stdout
-    assert "(default 0.9)" in shown and "(default 0.1)" in shown
+    assert "(default 0.9)" in shown and "(default 0.1)" in shown and "spiral and blobs (default 3)" in shown
+    few = run("train", "--dataset", "spiral", "--samples", "2")
+    assert few.returncode == 2 and "--samples 2 cannot cover the 3 classes of spiral (the default --classes)" \
+        in few.stderr
 
 
 def test_train_spiral_with_cross_entropy_and_adam():
