@@ -15,6 +15,7 @@ from microgradnn._version import __version__
 from microgradnn.engine import Value, topological_order
 from microgradnn.expression import build_expression, evaluate
 from microgradnn.nn import MLP, Layer, Module
+from microgradnn.nn.files import read_model, write_model
 from microgradnn.train import accuracy, fit
 from microgradnn.testing.checks import EPS
 
@@ -211,9 +212,12 @@ def _check_save(args) -> None:
             raise _save_exists(args) from None
 
 
-def _save(model: Module, args, out=sys.stdout) -> None:
+def _save(model: Module, args, out=sys.stdout, vocabulary: str | None = None) -> None:
     try:
-        model.save(args.save, overwrite=args.overwrite)
+        if vocabulary is None:
+            model.save(args.save, overwrite=args.overwrite)
+        else:  # a character-level model: the file keeps which character each token id stands for
+            write_model(args.save, model.config(), model.state_dict(), args.overwrite, vocabulary=vocabulary)
     except FileExistsError:  # made while training ran
         raise _save_exists(args) from None
     print(f"saved {args.save}", file=out)
@@ -387,17 +391,54 @@ def cmd_demo(args) -> int:
     return 0
 
 
+GPT_SIZES = {"n_embd": 16, "n_head": 4, "n_layer": 1, "block_size": 16}  # the defaults of gpt's size options
+
+
+def _load_gpt(path: str):
+    """The GPT `gpt --save` wrote to `path` and the tokenizer of the vocabulary saved with it."""
+    from microgradnn.models import GPT
+    try:
+        model = Module.from_file(path)
+        vocabulary = read_model(path).get("vocabulary")
+    except (OSError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if not isinstance(model, GPT):
+        raise UsageError(f"--load {path} holds {model!r}, not a GPT; gpt --load continues what gpt --save wrote")
+    if vocabulary is None:
+        raise UsageError(f"--load {path} has no vocabulary (the characters its token ids stand for), so words "
+                         "cannot be given the ids it was trained with; train a new model (leave out --load)")
+    if len(vocabulary) + 1 != model.vocab_size:
+        raise UsageError(f"--load {path}: its vocabulary has {len(vocabulary)} characters, but the model has "
+                         f"{model.vocab_size} tokens (BOS and one per character)")
+    return model, data.CharTokenizer([vocabulary])
+
+
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
     _check_overwrite(args)
+    if args.load is not None:  # '' too: it is refused, not taken as "no --load"
+        given = [f"--{k.replace('_', '-')}" for k in GPT_SIZES if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} cannot change the model --load {args.load} holds; "
+                             "leave them out (the sizes come from the file)")
+        model, tok = _load_gpt(args.load)
+        block_size = model.block_size
+    else:
+        sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in GPT_SIZES.items()}
+        block_size = sizes["block_size"]
     _check_save(args)
-    words, source = data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
-    tok = data.CharTokenizer(words)
-    model = GPT(tok.vocab_size, n_embd=args.n_embd, n_head=args.n_head, n_layer=args.n_layer,
-                block_size=args.block_size, seed=args.seed)
+    words, source = data.words(max_len=block_size - 1, path=args.words, seed=args.seed)
+    if args.load is not None:
+        lacking = sorted(set("".join(words)) - set(tok.chars))
+        if lacking:  # new characters have no id the model was trained with
+            raise UsageError(f"the words of {source} have characters the vocabulary of --load {args.load} lacks: "
+                             f"{''.join(lacking)!r}; train a new model on them (leave out --load)")
+    else:
+        tok = data.CharTokenizer(words)
+        model = GPT(tok.vocab_size, **sizes, seed=args.seed)
     print(f"{len(words)} words from {source}; {model}")
-    step = replay.compile(model.loss, max_tapes=args.block_size)
+    step = replay.compile(model.loss, max_tapes=block_size)
     opt = optim.Adam(model.parameters(), lr=args.lr, betas=(0.85, 0.99))
     schedule = optim.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=args.steps)
     rng = np.random.default_rng(args.seed)
@@ -415,7 +456,7 @@ def cmd_gpt(args) -> int:
                for k in range(args.samples)]
     print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
     if args.save is not None:
-        _save(model, args)
+        _save(model, args, vocabulary="".join(tok.chars))
     return 0
 
 
@@ -497,15 +538,18 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--steps", type=_positive, default=300, help="training steps (default 300)")
     gpt.add_argument("--batch-size", type=_positive, default=32, help="words per step (default 32)")
     gpt.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default 0.01)")
-    gpt.add_argument("--n-embd", type=_positive, default=16)
-    gpt.add_argument("--n-head", type=_positive, default=4)
-    gpt.add_argument("--n-layer", type=_positive, default=1)
-    gpt.add_argument("--block-size", type=_positive, default=16, help="longest sequence, BOS included (default 16)")
+    gpt.add_argument("--n-embd", type=_positive, help=f"embedding size (default {GPT_SIZES['n_embd']})")
+    gpt.add_argument("--n-head", type=_positive, help=f"attention heads (default {GPT_SIZES['n_head']})")
+    gpt.add_argument("--n-layer", type=_positive, help=f"transformer blocks (default {GPT_SIZES['n_layer']})")
+    gpt.add_argument("--block-size", type=_positive,
+                     help=f"longest sequence, BOS included (default {GPT_SIZES['block_size']})")
     gpt.add_argument("--words", metavar="PATH", help="a word list, one word per line (default: the system's)")
     gpt.add_argument("--samples", type=_positive, default=10, help="words to sample (default 10)")
     gpt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     gpt.add_argument("--seed", type=int, default=0)
     _add_save(gpt)
+    gpt.add_argument("--load", metavar="PATH", help="continue training a model gpt --save wrote (its sizes and "
+                                                    "vocabulary come from the file)")
     gpt.add_argument("--quiet", action="store_true", help="no progress lines")
     gpt.set_defaults(run=cmd_gpt)
 

@@ -431,6 +431,42 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     assert f"--save {saved} already exists; pass --overwrite to replace it" in done.stderr
 
 
+def test_gpt_saves_its_vocabulary_and_load_uses_it(tmp_path):
+    words, fewer, other = tmp_path / "words.txt", tmp_path / "fewer.txt", tmp_path / "other.txt"
+    words.write_text("cat\ncar\ncart\nbat\n")
+    fewer.write_text("tab\nbat\n")  # abt: a part of the saved vocabulary, so other ids if made afresh
+    other.write_text("dog\ncat\n")
+    saved = tmp_path / "gpt.json"
+    small = ["--steps", "2", "--batch-size", "2", "--samples", "2", "--quiet"]
+    assert run("gpt", "--words", str(words), *small, "--save", str(saved)).returncode == 0
+    assert json.loads(saved.read_text())["vocabulary"] == "abcrt"
+    more = run("gpt", "--load", str(saved), "--words", str(fewer), *small, "--save", str(saved), "--overwrite")
+    assert more.returncode == 0, more.stderr
+    assert "2 words from" in more.stdout and "GPT(vocab 6," in more.stdout
+    assert json.loads(saved.read_text())["vocabulary"] == "abcrt"
+    before = saved.read_bytes()
+    wrong = run("gpt", "--load", str(saved), "--words", str(other), *small, "--save", str(saved), "--overwrite")
+    assert wrong.returncode == 2 and wrong.stdout == "" and wrong.stderr.count("\n") == 1
+    assert f"the words of {other} have characters the vocabulary of --load {saved} lacks: 'dgo'" in wrong.stderr
+    assert saved.read_bytes() == before
+    sizes = run("gpt", "--load", str(saved), "--words", str(words), "--n-embd", "8", *small)
+    assert sizes.returncode == 2 and f"--n-embd cannot change the model --load {saved} holds" in sizes.stderr
+    import microgradnn as mg
+    old = tmp_path / "old.json"  # a model file without a vocabulary: which character had which id is lost
+    mg.models.GPT(6, n_embd=4, n_head=2, block_size=8).save(old)
+    refused = run("gpt", "--load", str(old), "--words", str(words), *small)
+    assert refused.returncode == 2 and f"--load {old} has no vocabulary" in refused.stderr
+    mlp = tmp_path / "mlp.json"
+    mg.MLP(2, [1]).save(mlp)
+    refused = run("gpt", "--load", str(mlp), "--words", str(words), *small)
+    assert refused.returncode == 2 and f"--load {mlp} holds MLP(" in refused.stderr and "not a GPT" in refused.stderr
+    payload = json.loads(saved.read_text())
+    payload["vocabulary"] = "tcrba"  # hand-edited: the ids are the sorted characters' places
+    saved.write_text(json.dumps(payload))
+    bad = run("gpt", "--load", str(saved), "--words", str(words), *small)
+    assert bad.returncode == 2 and "vocabulary must be a str of distinct characters in sorted order" in bad.stderr
+
+
 @needs_dot
 def test_a_file_made_after_the_check_is_not_replaced_without_force_or_overwrite(tmp_path, monkeypatch, capsys):
     from microgradnn import cli
