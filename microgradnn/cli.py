@@ -15,6 +15,7 @@ from microgradnn._version import __version__
 from microgradnn.engine import Value, topological_order
 from microgradnn.expression import build_expression, evaluate
 from microgradnn.nn import MLP, Layer, Module
+from microgradnn.nn.files import read_model, write_model
 from microgradnn.train import accuracy, fit
 from microgradnn.testing.checks import EPS
 
@@ -78,12 +79,35 @@ def cmd_mutate(args) -> int:
     return int(pytest.main(["--mutate-ops", *args.pytest_args]))
 
 
+# Options whose default is None so that a value typed on the command line can be told from
+# the default, and refused where it would have no effect.
+DEFAULT_NOISE, DEFAULT_MOMENTUM, DEFAULT_CLASSES = 0.1, 0.9, 3
+NOISY = ("moons", "circles", "xor")
+CLASSES_CHOSEN = ("spiral", "blobs")  # the others have 2 classes
+
+
+def _check_effective(args) -> None:
+    """Refuse a training option given where it has no effect: ignored, it would look as if it had one."""
+    if args.momentum is not None and args.optimizer != "sgd":
+        raise UsageError(f"--momentum has no effect with --optimizer {args.optimizer} (momentum is SGD's); "
+                         "leave it out or pass --optimizer sgd")
+    if args.noise is not None and args.dataset not in NOISY:
+        raise UsageError(f"--noise has no effect with --dataset {args.dataset} (only {', '.join(NOISY[:-1])} "
+                         f"and {NOISY[-1]} take it); leave it out")
+    if args.classes is not None and args.dataset not in CLASSES_CHOSEN:
+        raise UsageError(f"--classes has no effect with --dataset {args.dataset}, which has 2 classes; leave it out "
+                         f"(only {' and '.join(CLASSES_CHOSEN)} take it)")
+
+
 def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
     make = data.DATASETS[args.dataset]
-    if args.dataset in ("spiral", "blobs"):
-        if args.classes < 2:
+    if args.dataset in CLASSES_CHOSEN:
+        if args.classes is None:
+            classes, asked = DEFAULT_CLASSES, f"the {DEFAULT_CLASSES} classes of {args.dataset} (the default --classes)"
+        elif args.classes < 2:
             raise UsageError(f"--classes must be at least 2 for a classifier, got {args.classes}")
-        classes, asked = args.classes, f"--classes {args.classes}"
+        else:
+            classes, asked = args.classes, f"--classes {args.classes}"
     else:
         classes, asked = 2, f"the 2 classes of {args.dataset}"
     if args.samples < classes:  # the datasets deal samples to classes in turn: fewer leaves classes out
@@ -91,11 +115,11 @@ def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
                          f"pass --samples {classes} or more")
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
-        kwargs["classes"] = args.classes
+        kwargs["classes"] = classes
     if args.dataset == "blobs":
-        kwargs["centers"] = args.classes
-    if args.dataset in ("moons", "circles", "xor"):
-        kwargs["noise"] = args.noise
+        kwargs["centers"] = classes
+    if args.dataset in NOISY:
+        kwargs["noise"] = DEFAULT_NOISE if args.noise is None else args.noise
     X, y = make(args.samples, **kwargs)
     return X, y, int(y.max()) + 1
 
@@ -172,6 +196,13 @@ def _save_exists(args) -> UsageError:
     return UsageError(f"--save {args.save} already exists; pass --overwrite to replace it")
 
 
+def _check_overwrite(args) -> None:
+    """--overwrite (of train and gpt) only says what --save may do."""
+    if args.overwrite and args.save is None:
+        raise UsageError("--overwrite has no effect without --save (it lets --save replace a file); leave it out "
+                         "or pass --save PATH")
+
+
 def _check_save(args) -> None:
     """Before training: a --save destination that cannot be written must not cost the run."""
     if args.save is not None:  # '' too: it is refused, not taken as "no --save"
@@ -181,9 +212,12 @@ def _check_save(args) -> None:
             raise _save_exists(args) from None
 
 
-def _save(model: Module, args, out=sys.stdout) -> None:
+def _save(model: Module, args, out=sys.stdout, vocabulary: str | None = None) -> None:
     try:
-        model.save(args.save, overwrite=args.overwrite)
+        if vocabulary is None:
+            model.save(args.save, overwrite=args.overwrite)
+        else:  # a character-level model: the file keeps which character each token id stands for
+            write_model(args.save, model.config(), model.state_dict(), args.overwrite, vocabulary=vocabulary)
     except FileExistsError:  # made while training ran
         raise _save_exists(args) from None
     print(f"saved {args.save}", file=out)
@@ -215,7 +249,7 @@ def train_model(args, out=sys.stdout):
     _check_save(args)
     opt_kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
-        opt_kwargs["momentum"] = args.momentum
+        opt_kwargs["momentum"] = DEFAULT_MOMENTUM if args.momentum is None else args.momentum
     optimizer = optim.OPTIMIZERS[args.optimizer](model.parameters(), **opt_kwargs)
     print(f"training {model!r} on {args.dataset} ({len(X)} samples), {loss} loss, "
           f"{args.optimizer} lr={args.lr}, {args.epochs} epochs", file=out)
@@ -231,6 +265,8 @@ def train_model(args, out=sys.stdout):
 
 
 def cmd_train(args) -> int:
+    _check_effective(args)
+    _check_overwrite(args)
     train_model(args)
     return 0
 
@@ -332,6 +368,7 @@ def _demo_files(args, model, X, y, history, path, overwrite: bool) -> None:
 def cmd_demo(args) -> int:
     # before training: a refused destination must not cost the run; and again when writing: a
     # file made there during training is only replaced as the check allows
+    _check_effective(args)
     overwrite = _check_demo_destinations(args)
     args.out = args.out or DEMO_OUT
     os.makedirs(args.out, exist_ok=True)
@@ -354,16 +391,54 @@ def cmd_demo(args) -> int:
     return 0
 
 
+GPT_SIZES = {"n_embd": 16, "n_head": 4, "n_layer": 1, "block_size": 16}  # the defaults of gpt's size options
+
+
+def _load_gpt(path: str):
+    """The GPT `gpt --save` wrote to `path` and the tokenizer of the vocabulary saved with it."""
+    from microgradnn.models import GPT
+    try:
+        model = Module.from_file(path)
+        vocabulary = read_model(path).get("vocabulary")
+    except (OSError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if not isinstance(model, GPT):
+        raise UsageError(f"--load {path} holds {model!r}, not a GPT; gpt --load continues what gpt --save wrote")
+    if vocabulary is None:
+        raise UsageError(f"--load {path} has no vocabulary (the characters its token ids stand for), so words "
+                         "cannot be given the ids it was trained with; train a new model (leave out --load)")
+    if len(vocabulary) + 1 != model.vocab_size:
+        raise UsageError(f"--load {path}: its vocabulary has {len(vocabulary)} characters, but the model has "
+                         f"{model.vocab_size} tokens (BOS and one per character)")
+    return model, data.CharTokenizer([vocabulary])
+
+
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
+    _check_overwrite(args)
+    if args.load is not None:  # '' too: it is refused, not taken as "no --load"
+        given = [f"--{k.replace('_', '-')}" for k in GPT_SIZES if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} cannot change the model --load {args.load} holds; "
+                             "leave them out (the sizes come from the file)")
+        model, tok = _load_gpt(args.load)
+        block_size = model.block_size
+    else:
+        sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in GPT_SIZES.items()}
+        block_size = sizes["block_size"]
     _check_save(args)
-    words, source = data.words(max_len=args.block_size - 1, path=args.words, seed=args.seed)
-    tok = data.CharTokenizer(words)
-    model = GPT(tok.vocab_size, n_embd=args.n_embd, n_head=args.n_head, n_layer=args.n_layer,
-                block_size=args.block_size, seed=args.seed)
+    words, source = data.words(max_len=block_size - 1, path=args.words, seed=args.seed)
+    if args.load is not None:
+        lacking = sorted(set("".join(words)) - set(tok.chars))
+        if lacking:  # new characters have no id the model was trained with
+            raise UsageError(f"the words of {source} have characters the vocabulary of --load {args.load} lacks: "
+                             f"{''.join(lacking)!r}; train a new model on them (leave out --load)")
+    else:
+        tok = data.CharTokenizer(words)
+        model = GPT(tok.vocab_size, **sizes, seed=args.seed)
     print(f"{len(words)} words from {source}; {model}")
-    step = replay.compile(model.loss, max_tapes=args.block_size)
+    step = replay.compile(model.loss, max_tapes=block_size)
     opt = optim.Adam(model.parameters(), lr=args.lr, betas=(0.85, 0.99))
     schedule = optim.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=args.steps)
     rng = np.random.default_rng(args.seed)
@@ -381,7 +456,7 @@ def cmd_gpt(args) -> int:
                for k in range(args.samples)]
     print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
     if args.save is not None:
-        _save(model, args)
+        _save(model, args, vocabulary="".join(tok.chars))
     return 0
 
 
@@ -403,14 +478,15 @@ class _Parser(argparse.ArgumentParser):
 def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
     p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
-    p.add_argument("--noise", type=float, default=0.1, help="noise for moons, circles, xor (default 0.1)")
-    p.add_argument("--classes", type=_positive, default=3, help="classes for spiral and blobs (default 3)")
+    p.add_argument("--noise", type=float, help=f"noise for {', '.join(NOISY)} (default {DEFAULT_NOISE})")
+    p.add_argument("--classes", type=_positive,
+                   help=f"classes for {' and '.join(CLASSES_CHOSEN)} (default {DEFAULT_CLASSES})")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes (default 16,16)")
     p.add_argument("--activation", choices=list(nn.ACTIVATIONS), help="hidden activation (default relu)")
     p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
     p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULT_MOMENTUM})")
     p.add_argument("--epochs", type=_positive, default=epochs, help=f"passes over the data (default {epochs})")
     p.add_argument("--batch-size", type=_positive, help="mini-batch size (default: the whole dataset)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, weights and shuffling (default 0)")
@@ -462,15 +538,18 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--steps", type=_positive, default=300, help="training steps (default 300)")
     gpt.add_argument("--batch-size", type=_positive, default=32, help="words per step (default 32)")
     gpt.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default 0.01)")
-    gpt.add_argument("--n-embd", type=_positive, default=16)
-    gpt.add_argument("--n-head", type=_positive, default=4)
-    gpt.add_argument("--n-layer", type=_positive, default=1)
-    gpt.add_argument("--block-size", type=_positive, default=16, help="longest sequence, BOS included (default 16)")
+    gpt.add_argument("--n-embd", type=_positive, help=f"embedding size (default {GPT_SIZES['n_embd']})")
+    gpt.add_argument("--n-head", type=_positive, help=f"attention heads (default {GPT_SIZES['n_head']})")
+    gpt.add_argument("--n-layer", type=_positive, help=f"transformer blocks (default {GPT_SIZES['n_layer']})")
+    gpt.add_argument("--block-size", type=_positive,
+                     help=f"longest sequence, BOS included (default {GPT_SIZES['block_size']})")
     gpt.add_argument("--words", metavar="PATH", help="a word list, one word per line (default: the system's)")
     gpt.add_argument("--samples", type=_positive, default=10, help="words to sample (default 10)")
     gpt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     gpt.add_argument("--seed", type=int, default=0)
     _add_save(gpt)
+    gpt.add_argument("--load", metavar="PATH", help="continue training a model gpt --save wrote (its sizes and "
+                                                    "vocabulary come from the file)")
     gpt.add_argument("--quiet", action="store_true", help="no progress lines")
     gpt.set_defaults(run=cmd_gpt)
 

@@ -160,6 +160,43 @@ def test_train_load_refuses_a_loss_its_output_does_not_fit_and_layer_options(tmp
     assert fits.returncode == 0 and "-> 4 relu -> 1 sigmoid" in fits.stdout
 
 
+@pytest.mark.parametrize("command", ["train", "demo"])
+@pytest.mark.parametrize("args, message", [
+    (["--optimizer", "adam", "--momentum", "0.9"],
+     "--momentum has no effect with --optimizer adam (momentum is SGD's); leave it out or pass --optimizer sgd"),
+    (["--dataset", "spiral", "--noise", "0.1"],
+     "--noise has no effect with --dataset spiral (only moons, circles and xor take it); leave it out"),
+    (["--dataset", "blobs", "--noise", "0.3"], "--noise has no effect with --dataset blobs"),
+    (["--classes", "3"], "--classes has no effect with --dataset moons, which has 2 classes; leave it out"),
+    (["--dataset", "xor", "--classes", "2"], "--classes has no effect with --dataset xor, which has 2 classes"),
+    (["--dataset", "circles", "--classes", "4"], "--classes has no effect with --dataset circles"),
+])
+def test_an_option_that_would_have_no_effect_is_refused(tmp_path, command, args, message):
+    out = ["--out", str(tmp_path / "out")] if command == "demo" else []
+    done = run(command, *args, *out, "--epochs", "1")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
+    assert message in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "gpt"])
+def test_overwrite_without_save_is_refused(command):
+    done = run(command, "--overwrite", "--quiet")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
+    assert "--overwrite has no effect without --save (it lets --save replace a file); leave it out" in done.stderr
+
+
+def test_the_options_that_have_an_effect_are_taken():
+    sgd = run("train", "--momentum", "0", "--noise", "0", "--epochs", "1", "--quiet")
+    assert sgd.returncode == 0 and "sgd lr=0.1" in sgd.stdout
+    assert run("train", "--optimizer", "adam", "--dataset", "spiral", "--epochs", "1", "--quiet").returncode == 0
+    shown = run("train", "--help").stdout
+    assert "(default 0.9)" in shown and "(default 0.1)" in shown and "spiral and blobs (default 3)" in shown
+    few = run("train", "--dataset", "spiral", "--samples", "2")
+    assert few.returncode == 2 and "--samples 2 cannot cover the 3 classes of spiral (the default --classes)" \
+        in few.stderr
+
+
 def test_train_spiral_with_cross_entropy_and_adam():
     done = run("train", "--dataset", "spiral", "--samples", "60", "--optimizer", "adam", "--lr", "0.05",
                "--epochs", "60", "--quiet", "--seed", "1")
@@ -392,6 +429,42 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     done = run("gpt", "--words", str(words), "--steps", "30", "--save", str(saved))  # refused before training
     assert done.returncode == 2 and done.stdout == "" and saved.read_bytes() == before
     assert f"--save {saved} already exists; pass --overwrite to replace it" in done.stderr
+
+
+def test_gpt_saves_its_vocabulary_and_load_uses_it(tmp_path):
+    words, fewer, other = tmp_path / "words.txt", tmp_path / "fewer.txt", tmp_path / "other.txt"
+    words.write_text("cat\ncar\ncart\nbat\n")
+    fewer.write_text("tab\nbat\n")  # abt: a part of the saved vocabulary, so other ids if made afresh
+    other.write_text("dog\ncat\n")
+    saved = tmp_path / "gpt.json"
+    small = ["--steps", "2", "--batch-size", "2", "--samples", "2", "--quiet"]
+    assert run("gpt", "--words", str(words), *small, "--save", str(saved)).returncode == 0
+    assert json.loads(saved.read_text())["vocabulary"] == "abcrt"
+    more = run("gpt", "--load", str(saved), "--words", str(fewer), *small, "--save", str(saved), "--overwrite")
+    assert more.returncode == 0, more.stderr
+    assert "2 words from" in more.stdout and "GPT(vocab 6," in more.stdout
+    assert json.loads(saved.read_text())["vocabulary"] == "abcrt"
+    before = saved.read_bytes()
+    wrong = run("gpt", "--load", str(saved), "--words", str(other), *small, "--save", str(saved), "--overwrite")
+    assert wrong.returncode == 2 and wrong.stdout == "" and wrong.stderr.count("\n") == 1
+    assert f"the words of {other} have characters the vocabulary of --load {saved} lacks: 'dgo'" in wrong.stderr
+    assert saved.read_bytes() == before
+    sizes = run("gpt", "--load", str(saved), "--words", str(words), "--n-embd", "8", *small)
+    assert sizes.returncode == 2 and f"--n-embd cannot change the model --load {saved} holds" in sizes.stderr
+    import microgradnn as mg
+    old = tmp_path / "old.json"  # a model file without a vocabulary: which character had which id is lost
+    mg.models.GPT(6, n_embd=4, n_head=2, block_size=8).save(old)
+    refused = run("gpt", "--load", str(old), "--words", str(words), *small)
+    assert refused.returncode == 2 and f"--load {old} has no vocabulary" in refused.stderr
+    mlp = tmp_path / "mlp.json"
+    mg.MLP(2, [1]).save(mlp)
+    refused = run("gpt", "--load", str(mlp), "--words", str(words), *small)
+    assert refused.returncode == 2 and f"--load {mlp} holds MLP(" in refused.stderr and "not a GPT" in refused.stderr
+    payload = json.loads(saved.read_text())
+    payload["vocabulary"] = "tcrba"  # hand-edited: the ids are the sorted characters' places
+    saved.write_text(json.dumps(payload))
+    bad = run("gpt", "--load", str(saved), "--words", str(words), *small)
+    assert bad.returncode == 2 and "vocabulary must be a str of distinct characters in sorted order" in bad.stderr
 
 
 @needs_dot

@@ -12,12 +12,15 @@ FORMAT = "microgradnn-model"
 
 
 def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool,
-                threshold: float | None = None) -> None:
+                threshold: float | None = None, vocabulary: str | None = None) -> None:
     """Write a model file atomically; an existing file is only replaced with `overwrite=True`.
-    `threshold`: the class threshold `fit` chose, if any (kept by `load`). A parameter that is
-    not finite is refused before anything is written."""
+    `threshold`: the class threshold `fit` chose, if any (kept by `load`); `vocabulary`: the
+    characters of a character-level model's tokenizer (`CharTokenizer.chars`), if any. A
+    parameter that is not finite is refused before anything is written."""
     path = check_writable(path, overwrite, "save")
     payload = model_payload(config, state, threshold, who="save", note=f"; {path} was not written")
+    if vocabulary is not None:
+        payload["vocabulary"] = check_vocabulary(vocabulary, "save")
     write_atomic(path, json.dumps(payload, indent=1, allow_nan=False).encode(), overwrite=overwrite, who="save")
 
 
@@ -33,6 +36,15 @@ def model_payload(config: dict, state: dict, threshold: float | None = None, *, 
     if threshold is not None:
         payload["threshold"] = threshold
     return payload
+
+
+def check_vocabulary(vocabulary: object, who: str) -> str:
+    """A saved vocabulary: the tokenizer's characters, distinct and sorted (token id i + 1 is the
+    i-th), so that the ids it gives cannot differ from the ones the model was trained with."""
+    if not isinstance(vocabulary, str) or list(vocabulary) != sorted(set(vocabulary)):
+        raise ValueError(f"{who}: vocabulary must be a str of distinct characters in sorted order or absent, "
+                         f"got {shown(vocabulary)}")
+    return vocabulary
 
 
 def read_model(path: str | os.PathLike) -> dict:
@@ -59,6 +71,8 @@ def read_model(path: str | os.PathLike) -> dict:
     threshold = payload.get("threshold")
     if threshold is not None and not is_finite(threshold):  # checked before `load` changes anything
         raise ValueError(f"load: {path}: threshold must be a finite number or absent, got {shown(threshold)}")
+    if "vocabulary" in payload:
+        check_vocabulary(payload["vocabulary"], f"load: {path}")
     return payload
 
 
