@@ -417,6 +417,7 @@ def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
     _check_overwrite(args)
+    number(args.temperature, "gpt", "--temperature", 0.0)  # sampling's, checked before training: the run is not lost
     if args.load is not None:  # '' too: it is refused, not taken as "no --load"
         given = [f"--{k.replace('_', '-')}" for k in GPT_SIZES if getattr(args, k) is not None]
         if given:

@@ -429,6 +429,11 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     done = run("gpt", "--words", str(words), "--steps", "30", "--save", str(saved))  # refused before training
     assert done.returncode == 2 and done.stdout == "" and saved.read_bytes() == before
     assert f"--save {saved} already exists; pass --overwrite to replace it" in done.stderr
+    fresh = tmp_path / "fresh.json"
+    for bad in ("-1", "nan", "inf"):  # sampling's option, refused before training, not after it
+        done = run("gpt", "--words", str(words), "--steps", "30", "--temperature", bad, "--save", str(fresh))
+        assert done.returncode == 2 and done.stdout == "" and not fresh.exists(), done.stdout
+        assert f"gpt: --temperature must be a finite number >= 0, got {float(bad)}" in done.stderr
 
 
 def test_gpt_saves_its_vocabulary_and_load_uses_it(tmp_path):
