@@ -22,7 +22,8 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "is_sample_float", "data_of", "assign", "restore", "data_version", "next_version", "version_of", "changed_since",
+    "observe_decisions", "is_sample_float", "data_of", "assign", "restore", "data_version", "next_version",
+    "version_of", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
