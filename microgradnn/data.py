@@ -222,14 +222,15 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
         source = "make_words (rules)"
         made = min(max_len, 12)
         count = _made_count(made) if made >= 3 else 0
-        if n is not None and n > count:
+        if count and n is not None and n > count:
             raise ValueError(f"words: n must be at most the {count} distinct words of at most {max_len} letters "
                              f"{source} makes, got {n}")
-        found = _made_words(n or min(5000, count), made, _rng(seed, "words")) if count else []
-        if found is None:
+        drawn = _made_words(n or min(5000, count), made, _rng(seed, "words")) if count else []
+        if drawn is None:
             raise ValueError(f"words: n must be at most {count // 4} for words of at most {max_len} letters from "
                              f"{source} (a quarter of the {count} it makes: drawing nearly all of them at random "
                              f"would hardly end), got {n}")
+        found = drawn
     if not found:
         raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters")
     if n is not None and n > len(found):  # fewer words than asked would pass silently
