@@ -2,8 +2,10 @@
 and a character corpus of words with its tokenizer, for the GPT."""
 from __future__ import annotations
 
+import functools
 import os
 import re
+import string
 from typing import Callable, Sequence
 
 import numpy as np
@@ -106,19 +108,92 @@ _CODAS = ["", "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
 
 
 def make_words(n: int = 5000, *, seed: int | None = None) -> list[str]:
-    """Made-up words from fixed rules: 1 to 3 syllables, each an onset consonant (cluster),
-    a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
+    """n distinct made-up words from fixed rules: 1 to 3 syllables, each an onset consonant
+    (cluster), a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
     positive_int(n, "make_words", "n")
-    return _made_words(n, 12, _rng(seed, "make_words"))
+    rng, count = _rng(seed, "make_words"), _made_count(12)
+    found = _made_words(n, 12, rng)
+    if found is None:
+        raise ValueError(f"make_words: n must be at most {count // 4}, a quarter of the {count} distinct words its "
+                         f"rules make (drawing nearly all of them at random would hardly end), got {n}")
+    return found
 
 
-def _made_words(n: int, max_len: int, rng: np.random.Generator) -> list[str]:
-    """n words by make_words' rules, of 3 to max_len (>= 3) letters."""
+_PIECES = (frozenset(_ONSETS), frozenset(_VOWELS), frozenset(_CODAS))
+_END = (0, 3, "")  # the NFA state "a word may end here"
+
+
+def _closure(states) -> frozenset:
+    """The states of make_words' rules, read letter by letter, reachable without a letter: a
+    state is (syllable, piece: onset 0, vowel 1, coda 2, the piece's letters read so far)."""
+    todo, out = list(states), set(states)
+    while todo:
+        k, part, read = todo.pop()
+        if part < 3 and read in _PIECES[part]:  # the piece may end here
+            for nxt in [(k, part + 1, "")] if part < 2 else [_END] + ([(k + 1, 0, "")] if k < 3 else []):
+                if nxt not in out:
+                    out.add(nxt)
+                    todo.append(nxt)
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _step(states: frozenset, letter: str) -> frozenset:
+    return _closure({(k, part, read + letter) for k, part, read in states
+                     if part < 3 and any(p.startswith(read + letter) for p in _PIECES[part])})
+
+
+@functools.lru_cache(maxsize=None)
+def _made_count(max_len: int) -> int:
+    """How many distinct words of 3 to max_len letters the rules make (syllables may join into
+    the same word: "st|a" and "s|ta"), counted over the rules read as an automaton."""
+    now, total = {_closure({(1, 0, "")}): 1}, 0
+    for length in range(1, max_len + 1):
+        after: dict[frozenset, int] = {}
+        for states, count in now.items():
+            for letter in string.ascii_lowercase:
+                nxt = _step(states, letter)
+                if nxt:
+                    after[nxt] = after.get(nxt, 0) + count
+        now = after
+        total += sum(c for states, c in now.items() if _END in states) if length >= 3 else 0
+    return total
+
+
+def _all_made(max_len: int) -> list[str]:
+    """Every word of 3 to max_len letters the rules make, in alphabetical order."""
     out: list[str] = []
+
+    def grow(word: str, states: frozenset) -> None:
+        if len(word) >= 3 and _END in states:
+            out.append(word)
+        if len(word) < max_len:
+            for letter in string.ascii_lowercase:
+                nxt = _step(states, letter)
+                if nxt:
+                    grow(word + letter, nxt)
+    grow("", _closure({(1, 0, "")}))
+    return out
+
+
+def _made_words(n: int, max_len: int, rng: np.random.Generator) -> list[str] | None:
+    """n distinct words by make_words' rules, of 3 to max_len (>= 3) letters; None if the rules
+    make fewer, or so few more that drawing them at random would take unbounded time."""
+    count = _made_count(max_len)
+    if n > count:
+        return None
+    if count <= 200_000:  # few: every one of them, n picked at random
+        every = _all_made(max_len)
+        return [every[i] for i in rng.choice(count, size=n, replace=False).tolist()]
+    if n > count // 4:  # (millions of words: drawing them one by one would hardly end)
+        return None
+    out: list[str] = []
+    seen: set[str] = set()
     while len(out) < n:
         word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
                        for _ in range(rng.integers(1, 4)))
-        if 3 <= len(word) <= max_len:
+        if 3 <= len(word) <= max_len and word not in seen:
+            seen.add(word)
             out.append(word)
     return out
 
@@ -145,7 +220,17 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
         source = path
     else:
         source = "make_words (rules)"
-        found = _made_words(n or 5000, min(max_len, 12), _rng(seed, "words")) if max_len >= 3 else []
+        made = min(max_len, 12)
+        count = _made_count(made) if made >= 3 else 0
+        if count and n is not None and n > count:
+            raise ValueError(f"words: n must be at most the {count} distinct words of at most {max_len} letters "
+                             f"{source} makes, got {n}")
+        drawn = _made_words(n or min(5000, count), made, _rng(seed, "words")) if count else []
+        if drawn is None:
+            raise ValueError(f"words: n must be at most {count // 4} for words of at most {max_len} letters from "
+                             f"{source} (a quarter of the {count} it makes: drawing nearly all of them at random "
+                             f"would hardly end), got {n}")
+        found = drawn
     if not found:
         raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters")
     if n is not None and n > len(found):  # fewer words than asked would pass silently

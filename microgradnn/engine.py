@@ -22,7 +22,8 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "data_of", "assign", "restore", "data_version", "next_version", "version_of", "changed_since",
+    "observe_decisions", "is_sample_float", "data_of", "assign", "restore", "data_version", "next_version",
+    "version_of", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -1086,7 +1087,18 @@ def _observed_index(self):
     x = _DATA_SLOT.__get__(self)
     if _DECISIONS.get() is None or x != int(x):
         raise TypeError("'Value' object cannot be interpreted as an integer")
+    if is_sample_float(self):  # the scalar loop has a float here, which is no index
+        raise TypeError(f"compile: fn uses one of the sample's numbers, {x!r}, as an index, but it is a float "
+                        f"where fn runs without compile (list indices must be integers, not float): give the "
+                        f"sample's indices as ints")
     return _report("index", self, None, int(x))
+
+
+def is_sample_float(v: Value) -> bool:
+    """True while `compile` records if v stands for a number of the sample that is a float (not
+    an int) where fn runs without compile: an index there is refused, so it must be here too."""
+    observer = _DECISIONS.get()
+    return observer is not None and observer[3](v)
 
 
 _OBSERVED_METHODS = {
@@ -1108,7 +1120,8 @@ _plain_methods: dict[str, Any] = {}
 
 @contextlib.contextmanager
 def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Iterable[str] = (),
-                      number: Callable[[Value], bool] = lambda v: False) -> Iterator[None]:
+                      number: Callable[[Value], bool] = lambda v: False,
+                      inexact: Callable[[Value], bool] = lambda v: False) -> Iterator[None]:
     """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
     the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
     (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a), or
@@ -1118,7 +1131,8 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
     "refused" (answer: the error's message) something compile cannot record, about to raise.
     Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
     `number(v)` is True for a Value that is a plain number where fn is called without the
-    observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one.
+    observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one;
+    `inexact(v)` is True for such a Value that is a float there (no index, see `is_sample_float`).
     Inside the block no_grad results and detach() keep their inputs, with no gradient."""
     global _observers
     with _observers_lock:
@@ -1128,7 +1142,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                 setattr(Value, name, method)
             globals()["_node"] = _observed_node
         _observers += 1
-    token = _DECISIONS.set((note, frozenset({__name__, *internal}), number))
+    token = _DECISIONS.set((note, frozenset({__name__, *internal}), number, inexact))
     try:
         yield
     finally:

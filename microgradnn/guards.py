@@ -63,10 +63,11 @@ def _where() -> str:
 
 @contextlib.contextmanager
 def recording(samples: Sequence[Value] = (), start: int | None = None,
-              made: list[Value] | None = None) -> Iterator[list[Guard]]:
+              made: list[Value] | None = None, floats: Sequence[Value] = ()) -> Iterator[list[Guard]]:
     """Note every decision user code makes on Values inside the block, in order. `samples`
     are the Values made for the sample's numbers, at data version `start`: a Value computed
-    from them and from numbers alone is a plain number where fn runs without compile. Every
+    from them and from numbers alone is a plain number where fn runs without compile, a float
+    if computed from one of `floats` (those of them that are floats there, not ints). Every
     node an op makes inside the block is added to `made`, if given."""
     guards: list[Guard] = []
     start = version_of(samples[0]) if start is None and samples else start
@@ -97,6 +98,25 @@ def recording(samples: Sequence[Value] = (), start: int | None = None,
             seen.append(u)
         return plain[id(v)]
 
+    floaty = {id(v): True for v in floats}  # id -> computed from a float of the sample (kept alive by `seen`)
+
+    def inexact(v: Value) -> bool:
+        if not number(v):
+            return False
+        stack = [v]
+        while stack:
+            u = stack[-1]
+            if id(u) in floaty:
+                stack.pop()
+                continue
+            todo = [x for x in u.inputs if id(x) not in floaty]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            floaty[id(u)] = any(floaty[id(x)] for x in u.inputs)  # (a leaf: an int, or a number lifted by an op)
+        return floaty[id(v)]
+
     def note(kind: str, a: Any, b: Any, answer: Any) -> Any:
         if kind == "node":
             if made is not None:
@@ -108,5 +128,5 @@ def recording(samples: Sequence[Value] = (), start: int | None = None,
             return None
         guards.append(Guard(kind, a, b, answer, _where()))
         return answer
-    with observe_decisions(note, internal=_HERE, number=number):
+    with observe_decisions(note, internal=_HERE, number=number, inexact=inexact):
         yield guards

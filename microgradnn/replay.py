@@ -136,6 +136,18 @@ def _rebuild(shape, leaves):
     return tuple(items) if kind == "tuple" else items
 
 
+def _kinds(shape) -> list[str]:
+    """"i" or "f" for each number of a sample of `shape`, in order: an int or a float."""
+    if shape in ("i", "f"):
+        return [shape]
+    kind, content = shape
+    if kind == "static":
+        return []
+    if kind == "dict":
+        return [k for _, s in content for k in _kinds(s)]
+    return [k for s in content for k in _kinds(s)]
+
+
 def _describe_shape(shape) -> str:
     if shape in ("i", "f"):
         return "number"
@@ -672,7 +684,9 @@ class Compiled:
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         made: list[Value] = []
-        with recording(leaves, start, made) as guards:
+        kinds = [] if shape[0] == "xy" else _kinds(shape)
+        floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
+        with recording(leaves, start, made, floats) as guards:
             try:
                 out = self.fn(*self._args(shape, leaves))
             except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which

@@ -21,7 +21,8 @@ __all__ = ["fit", "accuracy", "History"]
 @dataclass
 class History:
     """Per-epoch mean training loss and training accuracy (from the epoch's own forward passes);
-    no accuracy when the labels are not classes (one output and more than two values: regression)."""
+    no accuracy when the labels are not classes (regression targets: more than two values for
+    one output, or not class indices 0..nout-1 for several; the rule `accuracy` refuses by)."""
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
 
@@ -65,17 +66,25 @@ def _as_labels(y, n: int) -> np.ndarray:
     return y
 
 
-def _check_classes(y: np.ndarray, nout: int) -> None:
-    """Labels a model with `nout` outputs can score: class indices, or two values for one output."""
+def _not_classes(y: np.ndarray, nout: int) -> str | None:
+    """Why y are not class labels a model with `nout` outputs can score (regression targets),
+    or None if they are: class indices 0..nout-1, or at most two values for one output. The
+    one rule behind accuracy and fit's accuracy."""
     if nout > 1:
         bad = y[(y != np.floor(y)) | (y < 0) | (y >= nout)]
         if bad.size:
-            raise ValueError(f"accuracy: labels must be class indices 0..{nout - 1} for a model with {nout} "
-                             f"outputs, got {bad[0]:g}")
+            return f"labels must be class indices 0..{nout - 1} for a model with {nout} outputs, got {bad[0]:g}"
     elif len(values := np.unique(y)) > 2:
         shown = ", ".join(f"{v:g}" for v in values[:3]) + (", ..." if len(values) > 3 else "")
-        raise ValueError(f"accuracy: a model with one output tells two classes apart, but y has {len(values)} "
-                         f"different labels ({shown})")
+        return f"a model with one output tells two classes apart, but y has {len(values)} different labels ({shown})"
+    return None
+
+
+def _check_classes(y: np.ndarray, nout: int) -> None:
+    """Labels a model with `nout` outputs can score: class indices, or two values for one output."""
+    problem = _not_classes(y, nout)
+    if problem is not None:
+        raise ValueError(f"accuracy: {problem}")
 
 
 def _resolve(value, table: dict, what: str):
@@ -195,8 +204,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         if threshold is not None:
             model.threshold = threshold
     step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
-    # one output and more than two label values is regression: an accuracy there would mean nothing
-    classes = model.nout > 1 or len(np.unique(y)) <= 2
+    # labels that are not classes are regression targets: an accuracy there would mean nothing
+    classes = _not_classes(y, model.nout) is None
     rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)
     stepped = False  # before the first step no parameter has changed: a failure then is no divergence

@@ -90,6 +90,22 @@ def test_words_gives_n_words_or_says_why_not(tmp_path, monkeypatch):
         data.words(max_len=2)
 
 
+def test_made_up_words_are_distinct_and_n_beyond_what_the_rules_make_is_refused(monkeypatch):
+    # make_words drew words at random with repeats, so words(n=) without a word list repeated words
+    made = data.make_words(5000, seed=3)
+    assert len(set(made)) == 5000 and made == data.make_words(5000, seed=3)
+    monkeypatch.setattr(data, "WORD_LIST", "/no/such/word/list")
+    few, _ = data.words(max_len=3, n=600, seed=1)
+    assert len(set(few)) == 600 and all(len(w) == 3 for w in few) and few == data.words(max_len=3, n=600, seed=1)[0]
+    every, source = data.words(max_len=3)  # no n: all the rules make, fewer than 5000
+    assert source == "make_words (rules)" and len(every) == len(set(every)) == 649
+    with pytest.raises(ValueError, match=r"words: n must be at most the 649 distinct words of at most 3 letters "
+                                         r"make_words \(rules\) makes, got 650"):
+        data.words(max_len=3, n=650)
+    with pytest.raises(ValueError, match=r"make_words: n must be at most \d+, a quarter of the \d+ distinct words"):
+        data.make_words(10 ** 10)
+
+
 def test_char_tokenizer_round_trips_with_bos_at_both_ends():
     tok = data.CharTokenizer(["cab", "bad"])
     assert tok.vocab_size == 5 and tok.encode("dab") == [0, 4, 1, 2, 0] and tok.decode([0, 4, 1, 2, 0]) == "dab"

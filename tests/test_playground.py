@@ -256,6 +256,22 @@ def test_a_diverging_model_stops_training_with_a_message_not_the_server(server):
         assert request(server, "GET", f"/api/point?i={i}")[0] in (200, 409)
 
 
+def test_a_weight_edit_on_a_diverged_model_takes_effect_and_says_so(server):
+    # the edit was applied, but the answer was 409 (its gradient could not be computed), so the page
+    # said it failed
+    request(server, "POST", "/api/config", {"optimizer": "sgd", "lr": 10.0, "loss": "mse", "activation": "relu"})
+    request(server, "POST", "/api/param", {"name": "layers.2.neurons.0.b", "value": 1e6})
+    request(server, "POST", "/api/control", {"action": "play"})
+    assert wait_for(lambda: not server.session.running and server.session.error)
+    status, p = request(server, "POST", "/api/param", {"name": "layers.0.neurons.0.b", "value": 0.5})
+    assert status == 200 and p["value"] == 0.5 and p["grad"] is None and "no gradient" in p["grad_error"]
+    assert request(server, "GET", "/api/param?name=layers.0.neurons.0.b")[1]["value"] == 0.5
+    status, state = request(server, "GET", "/api/state")
+    assert status == 200 and state["error"].startswith("training stopped:") and state["metrics"] is None
+    status, p = request(server, "POST", "/api/param", {"name": "layers.2.neurons.0.b", "value": 0.0})
+    assert status == 200 and p["value"] == 0.0
+
+
 # ---- what the page asks for ----------------------------------------------------------------------
 
 def test_configuration_is_checked_and_read_from_url_strings():

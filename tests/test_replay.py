@@ -470,8 +470,8 @@ def test_gathers_serve_every_index_from_one_tape():
     assert sum(g.op.name == "take" for g in tape.groups) == 2  # the row lookup and the target's logit
     with pytest.raises(ValueError, match=r"compiled, sample 1: take\(s0=7.0, .*\): index must be an integer in 0..6, got 7.0"):
         compiled([[1, 2], [7, 2]])
-    with pytest.raises(ValueError, match=r"take\(s0=0.5, .*\): index must be an integer in 0..6, got 0.5"):
-        compiled([[0.5, 2]])  # not an integer: recorded on its own, and refused as the scalar call refuses it
+    with pytest.raises(IndexError, match=r"Embedding: index must be an int in 0..6, got 0.5"):
+        compiled([[0.5, 2]])  # a float: recorded on its own, and refused as the scalar call refuses it
 
 
 def gpt_and_batch():
@@ -593,6 +593,32 @@ def test_equality_with_numbers_and_indexing_behave_as_with_plain_numbers():
     loss, expected = scalar_mean(fn, samples, [w, *table])
     assert result.data == pytest.approx(loss) and got == pytest.approx(expected)
     assert compiled.tapes == 3  # one per index used
+
+
+def test_a_float_of_the_sample_as_an_index_is_refused_as_the_scalar_loop_refuses_it():
+    table = [Value(0.1), Value(0.2), Value(0.3), Value(0.4)]
+    emb = mg.nn.Embedding(4, 2, seed=0)
+    uses = {"a list": lambda s: table[s[0]] * 2, "a computed index": lambda s: table[s[0] + 1] * 2,
+            "range": lambda s: sum(table[i] for i in range(s[1])) * 1,
+            "an Embedding": lambda s: sum(sum(emb(t)) for t in s)}
+
+    def outcome(run):
+        try:
+            return run()
+        except Exception as e:
+            return type(e)
+    for what, fn in uses.items():
+        for samples in ([[1.0, 2.0]], [[1, 2]], [[True, 2]], [(1, 2.0)], [{"a": 1}]):
+            if what in ("range", "an Embedding") and isinstance(samples[0], dict):
+                continue
+            f = (lambda s, fn=fn: fn(list(s.values()))) if isinstance(samples[0], dict) else fn
+            scalar = outcome(lambda: f(samples[0]).data)
+            compiled = outcome(lambda: mg.compile(f)(samples).data)
+            assert compiled == scalar, (what, samples, scalar, compiled)
+    with pytest.raises(TypeError, match="sample's numbers, 1.0, as an index, but it is a float"):
+        mg.compile(uses["a list"])([[1.0, 2.0]])
+    with pytest.raises(IndexError, match="Embedding: index must be an int in 0..3, got 1.0"):
+        mg.compile(uses["an Embedding"])([[1.0, 2.0]])
 
 
 def test_a_sample_failing_its_own_recordings_checks_is_refused():

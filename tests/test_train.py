@@ -149,6 +149,30 @@ def test_fit_on_regression_targets_reports_no_accuracy(capsys):
     assert len(two.accuracy) == 2  # two label values are classes
 
 
+def _first_output_mse(predictions, targets):
+    """A loss of one's own for a model of several outputs: mse of the first output."""
+    terms = [(p[0] - t) ** 2 for p, t in zip(predictions, targets)]
+    return sum(terms[1:], terms[0]) / len(terms)
+
+
+@pytest.mark.parametrize("nout", [1, 3])
+@pytest.mark.parametrize("labels", [[1, 1, 1], [5, 5, 5], [0.0, 1.0, 0.0], [-1, 2, -1], [-2, -2, -2],
+                                    [0.5, 0.25, 0.5], [0, 1, 2], [0, 1, 2.5], [-1, 0, 1], [2.0, 0.0, 1.0]])
+def test_fit_reports_an_accuracy_exactly_where_accuracy_takes_the_labels_as_classes(nout, labels):
+    # fit decided "classes or regression targets" by a rule of its own: with 3 outputs it reported an
+    # accuracy against labels like 5, -1 or 0.5, which mg.accuracy refuses as no class indices
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+    model = MLP(2, [4, nout], seed=0)
+    history = mg.fit(model, X, labels, "mse" if nout == 1 else _first_output_mse, "sgd", 1, lr=0.01,
+                     verbose=False)
+    try:
+        mg.accuracy(model, X, labels)
+        classes = True
+    except ValueError:
+        classes = False
+    assert bool(history.accuracy) == classes
+
+
 class ZMQInteractiveShell:
     """Stands in for a Jupyter kernel's shell: `_in_notebook` recognises it by its class name."""
 

@@ -143,7 +143,10 @@ class Embedding(Module):
 
     def forward(self, index: Value | int) -> list[Value]:  # type: ignore[override]
         if type(index) is Value:
-            from microgradnn.engine import take
+            from microgradnn.engine import is_sample_float, take
+            if is_sample_float(index):  # a float of the sample, which the scalar loop refuses below
+                raise IndexError(f"Embedding: index must be an int in 0..{self.num - 1}, got {index.data!r} (a "
+                                 f"float of the sample; compile refuses it as the scalar loop does)")
             columns = list(zip(*self.weight))
             return [take(index, column) for column in columns]  # type: ignore[misc]  # dot of Values is a Value
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.num:

@@ -267,17 +267,23 @@ class Session:
         return params[name]
 
     def parameter(self, name: str) -> dict:
-        """A parameter's value and d(mean training loss)/d(parameter) at the current weights."""
+        """A parameter's value and d(mean training loss)/d(parameter) at the current weights;
+        the gradient is None, and `grad_error` says why, when the loss is not finite there (a
+        diverged model: its weights can still be read and edited, to mend it)."""
         with self.lock:
             p = self._parameter(name)
             saved = [q.grad for q in self.model.parameters()]
             for q in self.model.parameters():
                 q.grad = 0.0
-            self.step_fn(self.X[self.train], self.t[self.train]).backward()
-            grad = p.grad
-            for q, g in zip(self.model.parameters(), saved):
-                q.grad = g
-            return {"name": name, "value": p.data, "grad": grad}
+            try:
+                self.step_fn(self.X[self.train], self.t[self.train]).backward()
+                grad, why = p.grad, None
+            except (ValueError, ArithmeticError) as e:
+                grad, why = None, f"no gradient: the model's loss is not finite at these weights ({e})"
+            finally:
+                for q, g in zip(self.model.parameters(), saved):
+                    q.grad = g
+            return {"name": name, "value": p.data, "grad": grad, **({"grad_error": why} if why else {})}
 
     def set_parameter(self, name: str, value) -> dict:
         with self.lock:

@@ -223,16 +223,20 @@
     sel.value = S.param || "";
     if (!S.param) { $("param-value").value = ""; $("param-grad").textContent = "–"; }
   }
+  function showGrad(p) {  // no gradient on a diverged model: say why instead of "null"
+    $("param-grad").textContent = p.grad === null ? "–" : String(p.grad);
+    $("param-grad").title = p.grad_error || "";
+  }
   async function showParam(name) {
     const p = await api("api/param?name=" + encodeURIComponent(name));
     S.param = name; $("param-name").value = name;
-    $("param-value").value = String(p.value); $("param-grad").textContent = String(p.grad);
+    $("param-value").value = String(p.value); showGrad(p);
     markParam(); showPointGrad();
   }
   async function setParam() {
     if (!S.param) throw new Error("choose a parameter first (click an edge or a neuron of the network)");
     const p = await api("api/param", {name: S.param, value: $("param-value").value});
-    $("param-value").value = String(p.value); $("param-grad").textContent = String(p.grad);
+    $("param-value").value = String(p.value); showGrad(p);
     await refresh(true);
     await (S.point === null ? refreshNetwork() : showPoint(S.point));
   }
