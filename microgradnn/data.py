@@ -111,12 +111,28 @@ def make_words(n: int = 5000, *, seed: int | None = None) -> list[str]:
     """n distinct made-up words from fixed rules: 1 to 3 syllables, each an onset consonant
     (cluster), a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
     positive_int(n, "make_words", "n")
-    rng, count = _rng(seed, "make_words"), _made_count(12)
-    found = _made_words(n, 12, rng)
-    if found is None:
-        raise ValueError(f"make_words: n must be at most {count // 4}, a quarter of the {count} distinct words its "
-                         f"rules make (drawing nearly all of them at random would hardly end), got {n}")
-    return found
+    rng = _rng(seed, "make_words")
+    if n > _made_limit(12):
+        raise ValueError(f"make_words: n must be at most {_made_limit(12)}, {_limit_reason(12)}, got {n}")
+    return _made_words(n, 12, rng)
+
+
+MAX_MADE = 1_000_000  # made-up words per call at most: more would take minutes and gigabytes
+
+
+def _made_limit(max_len: int) -> int:
+    """How many distinct words of 3 to max_len letters the rules give in bounded time: all they
+    make when few (listed), else a quarter of them (drawn at random, repeats skipped), at most MAX_MADE."""
+    count = _made_count(max_len)
+    return min(count if count <= 200_000 else count // 4, MAX_MADE)
+
+
+def _limit_reason(max_len: int) -> str:
+    count, limit = _made_count(max_len), _made_limit(max_len)
+    if limit == count:
+        return f"all the distinct words of at most {max_len} letters its rules make"
+    return (f"of the {count} distinct words of at most {max_len} letters its rules make (drawing nearly all, "
+            f"or more than {MAX_MADE}, at random would take too long)")
 
 
 _PIECES = (frozenset(_ONSETS), frozenset(_VOWELS), frozenset(_CODAS))
@@ -176,17 +192,12 @@ def _all_made(max_len: int) -> list[str]:
     return out
 
 
-def _made_words(n: int, max_len: int, rng: np.random.Generator) -> list[str] | None:
-    """n distinct words by make_words' rules, of 3 to max_len (>= 3) letters; None if the rules
-    make fewer, or so few more that drawing them at random would take unbounded time."""
+def _made_words(n: int, max_len: int, rng: np.random.Generator) -> list[str]:
+    """n (at most `_made_limit(max_len)`) distinct words by make_words' rules, of 3 to max_len (>= 3) letters."""
     count = _made_count(max_len)
-    if n > count:
-        return None
     if count <= 200_000:  # few: every one of them, n picked at random
         every = _all_made(max_len)
         return [every[i] for i in rng.choice(count, size=n, replace=False).tolist()]
-    if n > count // 4:  # (millions of words: drawing them one by one would hardly end)
-        return None
     out: list[str] = []
     seen: set[str] = set()
     while len(out) < n:
@@ -221,16 +232,10 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
     else:
         source = "make_words (rules)"
         made = min(max_len, 12)
-        count = _made_count(made) if made >= 3 else 0
-        if count and n is not None and n > count:
-            raise ValueError(f"words: n must be at most the {count} distinct words of at most {max_len} letters "
-                             f"{source} makes, got {n}")
-        drawn = _made_words(n or min(5000, count), made, _rng(seed, "words")) if count else []
-        if drawn is None:
-            raise ValueError(f"words: n must be at most {count // 4} for words of at most {max_len} letters from "
-                             f"{source} (a quarter of the {count} it makes: drawing nearly all of them at random "
-                             f"would hardly end), got {n}")
-        found = drawn
+        limit = _made_limit(made) if made >= 3 else 0
+        if limit and n is not None and n > limit:
+            raise ValueError(f"words: n must be at most {limit} from {source}, {_limit_reason(made)}, got {n}")
+        found = _made_words(n or min(5000, limit), made, _rng(seed, "words")) if limit else []
     if not found:
         raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters")
     if n is not None and n > len(found):  # fewer words than asked would pass silently

@@ -99,11 +99,15 @@ def test_made_up_words_are_distinct_and_n_beyond_what_the_rules_make_is_refused(
     assert len(set(few)) == 600 and all(len(w) == 3 for w in few) and few == data.words(max_len=3, n=600, seed=1)[0]
     every, source = data.words(max_len=3)  # no n: all the rules make, fewer than 5000
     assert source == "make_words (rules)" and len(every) == len(set(every)) == 649
-    with pytest.raises(ValueError, match=r"words: n must be at most the 649 distinct words of at most 3 letters "
-                                         r"make_words \(rules\) makes, got 650"):
+    with pytest.raises(ValueError, match=r"words: n must be at most 649 from make_words \(rules\), all the distinct "
+                                         r"words of at most 3 letters its rules make, got 650"):
         data.words(max_len=3, n=650)
-    with pytest.raises(ValueError, match=r"make_words: n must be at most \d+, a quarter of the \d+ distinct words"):
-        data.make_words(10 ** 10)
+    with pytest.raises(ValueError, match=r"make_words: n must be at most 1000000, of the \d+ distinct words of at "
+                                         r"most 12 letters its rules make \(drawing nearly all, or more than 1000000"):
+        data.make_words(10 ** 9)  # (drawing them one by one took hours and gigabytes)
+    with pytest.raises(ValueError, match=r"words: n must be at most 358100 from make_words \(rules\), of the "
+                                         r"1432401 distinct words of at most 6 letters"):
+        data.words(max_len=6, n=400_000)
 
 
 def test_char_tokenizer_round_trips_with_bos_at_both_ends():
