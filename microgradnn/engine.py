@@ -22,8 +22,8 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
     "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "is_sample_float", "data_of", "assign", "restore", "data_version", "next_version",
-    "version_of", "changed_since",
+    "observe_decisions", "is_sample_float", "all_floats", "data_of", "assign", "restore", "data_version",
+    "next_version", "version_of", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -184,7 +184,7 @@ class Value:
         if not current:  # some .data was set since the oldest node was made
             _check_unchanged(interior, "backward")
         before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
-        if not _ONLY_FLOATS.issuperset(map(type, before)):
+        if not all_floats(before):
             _start_leaf_grads(leaves)
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
@@ -260,7 +260,6 @@ class _Covering:
 _DEPTH = operator.attrgetter("_depth")
 _T = operator.attrgetter("_t")
 _ONLY_VALUES = frozenset({Value})
-_ONLY_FLOATS = frozenset({float})
 
 
 def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
@@ -691,6 +690,15 @@ def _not_finite(who: str, flowing: Iterable[Value], needs: Callable[[Value], boo
 
 
 # ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
+
+_ONLY_FLOATS = frozenset({float})
+
+
+def all_floats(xs: Iterable) -> bool:
+    """True if every item is exactly a float: the quick path of every reader of `.grad` (an int,
+    a bool, None or a numpy number takes the careful one)."""
+    return _ONLY_FLOATS.issuperset(map(type, xs))
+
 
 def data_of(values: Iterable[Value]) -> list[float]:
     """Each Value's `.data`, without the property's per-call cost (a list comprehension over

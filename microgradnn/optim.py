@@ -15,17 +15,9 @@ from typing import Iterable
 import numpy as np
 
 from microgradnn._checks import _is_number, number, positive_int
-from microgradnn.engine import Value, assign, changed_since, data_of, data_version
+from microgradnn.engine import Value, all_floats, assign, changed_since, data_of, data_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
-
-_ONLY_FLOATS = frozenset({float})
-
-
-def _all_floats(xs: list) -> bool:
-    """True if every item is a float (others, ints, None or a bool, take the careful path)."""
-    return _ONLY_FLOATS.issuperset(map(type, xs))
-
 
 def _named(i: int, p: Value) -> str:
     """Parameter i by its label: its repr shows its grad, which may be what is wrong."""
@@ -109,11 +101,11 @@ class Optimizer:
         params, n = self.params, len(self.params)
         # (one comprehension over the slots: quicker here than two, or map with attrgetter)
         grads = [p.grad if p.requires_grad else None for p in params]
-        if _all_floats(grads):  # the usual case
+        if all_floats(grads):  # the usual case
             return np.fromiter(grads, dtype=float, count=n), None
         active = np.array([g is not None for g in grads])
         read = [g for g in grads if g is not None]
-        if _all_floats(read):  # some skipped
+        if all_floats(read):  # some skipped
             out = np.zeros(n)
             out[active] = read
             return out, active

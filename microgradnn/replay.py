@@ -487,14 +487,11 @@ def _refusal_check(op: Any, slots: list[int]) -> Callable:
 
 # ---- compiled functions ------------------------------------------------------------------------
 
-_ONLY_FLOATS = frozenset({float})
-
-
 def _grads_of(params: list[Value]) -> list[float]:
     """The parameters' `.grad`s as floats, as the scalar backward takes them: None (PyTorch's
     "no gradient yet") is 0, another finite number a float; anything else is refused."""
     grads = [p.grad for p in params]
-    if _ONLY_FLOATS.issuperset(map(type, grads)):
+    if engine.all_floats(grads):
         return grads
     for k, (p, g) in enumerate(zip(params, grads)):
         if g is None:
