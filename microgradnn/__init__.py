@@ -19,6 +19,7 @@ def load_ipython_extension(shell) -> None:
 __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "grad", "no_grad", "is_grad_enabled", "topological_order",
     "zero_grad", "tree", "register_backward_hook", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu",
-    "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take", "Module", "Neuron", "Layer", "MLP", "manual_seed", "fit", "accuracy",
+    "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take", "Module", "Neuron", "Layer", "MLP", "manual_seed",
+    "fit", "accuracy",
     "History", "compile", "data", "losses", "models", "optim", "testing", "viz", "__version__",
 ]

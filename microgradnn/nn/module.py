@@ -202,7 +202,7 @@ class Module:
 
     # ---- batches -------------------------------------------------------------------------
 
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
         return self._scores(X, "decision_function")
 
