@@ -15,5 +15,6 @@ for inputs, label in examples:
     pred = neuron(inputs).data
     print(f"inputs={inputs}  prediction={pred:.4f}  label={label}  correct={round(pred) == label}")
 
-# Challenge #1: relu(sum(x * w) + b) for inputs [2, 3], weights [0.5, -1], bias 1.
-print(Neuron.from_weights([0.5, -1.0], 1.0, activation="relu")([2.0, 3.0]).data)
+# Challenge #1: relu(sum(x * w) + b) for inputs [2, 3], weights [0.5, -1], bias 1; the lesson's code prints 0.0.
+out = Neuron.from_weights([0.5, -1.0], 1.0, activation="relu")([2.0, 3.0]).data
+print(f"challenge #1: relu(2*0.5 + 3*(-1.0) + 1.0) = relu(-1.0) = {out}")

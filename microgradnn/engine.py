@@ -122,6 +122,10 @@ class Value:
     def __float__(self) -> float:
         return self.data
 
+    def __format__(self, spec: str) -> str:
+        # f"{loss:.4f}" formats the number, as a one-number torch tensor does; f"{loss}" is the repr
+        return format(float(self), spec) if spec else str(self)
+
     def item(self) -> float:
         """The plain float, as `torch.Tensor.item()`."""
         return self.data

@@ -28,6 +28,11 @@ class Optimizer:
     """Holds the parameters and the learning rate; subclasses define `step()`."""
 
     def __init__(self, params: Iterable[Value], lr: float, weight_decay: float) -> None:
+        who = type(self).__name__
+        if not hasattr(params, "__iter__"):  # a model, or model.parameters not called
+            hint = " (call it: model.parameters())" if hasattr(params, "__self__") else ""
+            raise TypeError(f"{who}: params must be an iterable of Values, such as model.parameters(), "
+                            f"got {type(params).__name__}{hint}")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -43,7 +48,6 @@ class Optimizer:
             warnings.warn(f"{type(self).__name__}: {len(self.params) - len(unique)} parameter(s) listed more than "
                           "once; each is updated once per step", UserWarning, stacklevel=3)
             self.params = unique
-        who = type(self).__name__
         self._data: np.ndarray | None = None  # the parameters' numbers as last written, at _version
         self._version = 0
         self.lr = number(lr, who, "lr", 0.0)

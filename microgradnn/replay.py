@@ -14,6 +14,7 @@ A tape is only valid for samples on which `fn` would build the same graph, so:
 """
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 from numbers import Real
@@ -683,9 +684,11 @@ class Compiled:
         made: list[Value] = []
         kinds = [] if shape[0] == "xy" else _kinds(shape)
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
+        args = self._args(shape, leaves)
+        _check_arity(self.fn, args)
         with recording(leaves, start, made, floats) as guards:
             try:
-                out = self.fn(*self._args(shape, leaves))
+                out = self.fn(*args)
             except (ArithmeticError, ValueError) as e:  # the scalar engine refuses this sample: say which
                 raise _with_sample(e, sample) from e
         refused = next((g for g in guards if g.kind == "refused"), None)
@@ -1247,6 +1250,20 @@ def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
     if not callable(fn):
         raise TypeError(f"compile: expected a function fn(sample) or fn(x, y), got {type(fn).__name__}")
     return Compiled(fn, max_tapes=max_tapes)
+
+
+def _check_arity(fn: Callable, args: tuple) -> None:
+    """Refuse a call form fn cannot take (fn(x, y) called with a list of samples, or the reverse)
+    before fn runs, rather than with Python's error from inside the recording."""
+    try:
+        inspect.signature(fn).bind(*args)
+    except ValueError:  # no signature to read (some builtins): let the call say
+        return
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise TypeError(f"compiled: {name} cannot be called as fn({'x, y' if len(args) == 2 else 'sample'}): "
+                        f"call the compiled function with X and y, compiled(X, y), for fn(x, y), or with a list "
+                        f"of samples, compiled(samples), for fn(sample)") from None
 
 
 def compile_model_loss(model, loss_fn: Callable) -> Compiled:

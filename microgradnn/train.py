@@ -50,19 +50,19 @@ def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
 def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None = None) -> float:
     """Fraction of rows of X the model classifies as y: `model.predict`'s classes (argmax, or one
     output against `model.threshold`, which `fit` sets) against the labels."""
-    X = _as_matrix(X, model.nin)
-    y = _as_labels(y, len(X))
+    X = _as_matrix(X, model.nin, "accuracy")
+    y = _as_labels(y, len(X), "accuracy")
     _check_classes(y, model.nout)
     scores = model.decision_function(X)
     return float(_correct(scores, y, model.threshold if threshold is None else threshold).mean())
 
 
-def _as_labels(y, n: int) -> np.ndarray:
+def _as_labels(y, n: int, who: str) -> np.ndarray:
     y = np.asarray(y, dtype=float).reshape(-1)
     if len(y) != n:
-        raise ValueError(f"X has {n} rows but y has {len(y)} labels")
+        raise ValueError(f"{who}: X has {n} rows but y has {len(y)} labels")
     if not np.isfinite(y).all():
-        raise ValueError("y contains NaN or infinity")
+        raise ValueError(f"{who}: y contains NaN or infinity")
     return y
 
 
@@ -179,8 +179,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
     a mean over the samples. Returns the per-epoch History.
     """
-    X = _as_matrix(X, model.nin)
-    y = _as_labels(y, len(X))
+    X = _as_matrix(X, model.nin, "fit")
+    y = _as_labels(y, len(X), "fit")
     loss_fn = _resolve(loss, _losses.LOSSES, "loss")
     opt = _optimizer(model, optimizer, scheduler, lr)
     epochs = positive_int(epochs, "fit", "epochs")

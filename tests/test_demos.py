@@ -56,7 +56,7 @@ def test_single_neuron_classifier():
         "inputs=[1.0, 0.5]  prediction=0.6570  label=1  correct=True",
         "inputs=[0.2, 0.9]  prediction=0.4526  label=0  correct=True",
         "inputs=[0.6, 0.1]  prediction=0.6295  label=1  correct=True",
-        "0.0"]
+        "challenge #1: relu(2*0.5 + 3*(-1.0) + 1.0) = relu(-1.0) = 0.0"]  # a bare 0.0 said nothing
 
 
 @needs_dot

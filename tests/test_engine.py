@@ -1059,3 +1059,11 @@ def test_the_second_derivative_of_a_power_through_its_exponent_at_zero():
     (ga,) = mg.grad(a ** b, [a], create_graph=True)  # b * a**(b - 1)
     assert mg.grad(ga, [b]) == (pytest.approx(0.5),)  # d/db of it at b = 0: 1/a
     assert mg.testing.gradgradcheck(lambda x, y: x ** y, [2.0, 0.0])
+
+
+def test_a_format_spec_formats_the_number_as_torch_does():
+    loss = Value(0.123456, label="loss")
+    assert f"{loss:.4f}" == "0.1235" and f"{loss:>8.2e}" == "1.23e-01" and f"{loss:.1%}" == "12.3%"
+    assert f"{loss}" == str(loss) == repr(loss)  # no spec: the Value, as print shows it
+    with pytest.raises(ValueError, match="Unknown format code 'd'"):
+        f"{loss:d}"  # as for a float

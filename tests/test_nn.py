@@ -523,10 +523,20 @@ def test_module_input_refuses_bools_and_non_numbers_by_type(x, error, message):
 ], ids=["str", "bool", "bool-array", "ragged", "huge-int", "complex"])
 def test_predict_refuses_non_numbers_in_a_batch(X, error, message):
     model = MLP(2, [3, 1], seed=0)
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=f"^predict: {message}"):
         model.predict(X)
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=f"^decision_function: {message}"):
+        model.decision_function(X)
+    with pytest.raises(error, match=f"^accuracy: {message}"):
         mg.accuracy(model, X, [1] * len(X))
+
+
+def test_predict_on_one_sample_says_who_and_how_to_pass_it():
+    model = MLP(2, [3, 1], seed=0)
+    with pytest.raises(ValueError, match=r"^predict: expected an array of shape \(n, 2\), got shape \(2,\) "
+                                         r"\(one sample\? pass \[x\]\)$"):
+        model.predict([0.5, 1.0])
+    assert model.predict([[0.5, 1.0]]).shape == (1,)
 
 
 @pytest.mark.parametrize("build, who", [

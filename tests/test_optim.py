@@ -289,3 +289,15 @@ def test_sgd_momentum_may_change_between_steps_as_in_torch():
         (t * t).backward()
         ref.step()
         assert w.data == pytest.approx(t.item(), rel=1e-15)
+
+
+@pytest.mark.parametrize("opt", [SGD, Adam])
+def test_optimizers_name_a_model_or_an_uncalled_parameters_given_as_params(opt):
+    model = mg.MLP(2, [3, 1], seed=0)
+    with pytest.raises(TypeError, match=rf"^{opt.__name__}: params must be an iterable of Values, such as "
+                                        r"model.parameters\(\), got MLP$"):
+        opt(model, lr=0.1)
+    with pytest.raises(TypeError, match=r"got method \(call it: model.parameters\(\)\)"):
+        opt(model.parameters, lr=0.1)
+    with pytest.raises(TypeError, match="got Value"):
+        opt(model.parameters()[0], lr=0.1)

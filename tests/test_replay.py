@@ -1007,3 +1007,16 @@ def test_a_sample_an_op_refuses_when_the_tapes_are_full_gets_the_engines_error_o
     with pytest.raises(ValueError, match=r"max_tapes=1 .* sample 1 takes the path of a recording on which an op "
                                          r"refuses its numbers, an error fn catches"):
         step([[1.0], [1000.0]])
+
+
+def test_a_call_form_fn_cannot_take_is_named_with_both_forms():
+    model = mg.MLP(2, [3, 1], seed=0)
+    X, y = mg.data.make_moons(6, seed=0)
+    pair = mg.compile(lambda x, t: mg.losses.mse([model(x)], [t]))
+    one = mg.compile(lambda x: model(x))
+    for call in (lambda: pair((X, y)), lambda: pair(X), lambda: one(X, y)):
+        with pytest.raises(TypeError, match=r"^compiled: <lambda> cannot be called as fn\((x, y|sample)\): call the "
+                                            r"compiled function with X and y, compiled\(X, y\), for fn\(x, y\), or "
+                                            r"with a list of samples, compiled\(samples\), for fn\(sample\)$"):
+            call()
+    assert len(pair(X, y).losses) == 6 and len(one(X).losses) == 6

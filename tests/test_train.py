@@ -57,9 +57,9 @@ def test_verbose_false_prints_nothing(capsys):
     (dict(loss="hinge"), r"hinge: targets must be -1 or \+1"),
     (dict(y=[1, -1, 1, 0], loss="hinge"), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
     (dict(y=[0, 1, 1, 2], loss="binary_cross_entropy"), r"targets must lie in \[0.0, 1.0\], got 2.0"),
-    (dict(X=np.array([[0.0, np.nan]] * 4)), "X contains NaN"),
-    (dict(X=np.zeros((4, 3))), r"expected an array of shape \(n, 2\), got shape \(4, 3\)"),
-    (dict(y=[0, 1]), "X has 4 rows but y has 2 labels"),
+    (dict(X=np.array([[0.0, np.nan]] * 4)), "^fit: X contains NaN"),
+    (dict(X=np.zeros((4, 3))), r"^fit: expected an array of shape \(n, 2\), got shape \(4, 3\)"),
+    (dict(y=[0, 1]), "^fit: X has 4 rows but y has 2 labels"),
     (dict(epochs=0), "epochs must be a positive int"),
 ])
 def test_fit_rejects_bad_input_before_training(kwargs, message):

@@ -202,10 +202,13 @@ class Module:
 
     # ---- batches -------------------------------------------------------------------------
 
-    @no_grad()
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
-        X = as_matrix(X, self.nin)
+        return self._scores(X, "decision_function")
+
+    @no_grad()
+    def _scores(self, X, who: str) -> np.ndarray:
+        X = as_matrix(X, self.nin, who)
         rows = [self(x) for x in X]
         return np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
 
@@ -227,7 +230,7 @@ class Module:
         `threshold` (default `self.threshold`)."""
         if threshold is not None:
             threshold = number(threshold, "predict", "threshold")  # before the forward passes
-        return classify(self.decision_function(X), self.threshold if threshold is None else threshold, "predict")
+        return classify(self._scores(X, "predict"), self.threshold if threshold is None else threshold, "predict")
 
 
 def classify(scores: np.ndarray, threshold: float, who: str = "classify") -> np.ndarray:
@@ -313,25 +316,26 @@ def as_inputs(x, nin: int, who: str) -> list:
     return [xi if type(xi) is Value else Value(float(xi), f"x{i}", requires_grad=False) for i, xi in enumerate(x)]
 
 
-def as_matrix(X, nin: int) -> np.ndarray:
+def as_matrix(X, nin: int, who: str) -> np.ndarray:
     """A batch as a finite float array of shape (n, nin)."""
     try:
         array = np.asarray(X)
     except ValueError:  # numpy's "inhomogeneous shape"
-        raise ValueError(f"expected an array of shape (n, {nin}), got rows of different lengths") from None
+        raise ValueError(f"{who}: expected an array of shape (n, {nin}), got rows of different lengths") from None
     if array.dtype.kind == "O" or not isinstance(X, np.ndarray):  # numpy would read True or "1" as 1.0
         for x in (array if array.dtype.kind == "O" else np.asarray(X, dtype=object)).flat:
             if type(x) is Value:
                 continue
             if isinstance(x, (bool, np.bool_)) or not _is_number(x):
-                raise TypeError(f"X must hold finite numbers, got {type(x).__name__} {x!r:.60}")
+                raise TypeError(f"{who}: X must hold finite numbers, got {type(x).__name__} {x!r:.60}")
             if not is_finite(x):
-                raise ValueError(f"X must hold finite numbers, got {shown(x)}")
+                raise ValueError(f"{who}: X must hold finite numbers, got {shown(x)}")
     elif array.dtype.kind not in "iuf":  # bools, strings, complex numbers, dates
-        raise TypeError(f"X must hold finite numbers, got an array of {array.dtype}")
+        raise TypeError(f"{who}: X must hold finite numbers, got an array of {array.dtype}")
     X = array.astype(float)
     if X.ndim != 2 or X.shape[1] != nin:
-        raise ValueError(f"expected an array of shape (n, {nin}), got shape {X.shape}")
+        one = " (one sample? pass [x])" if X.shape == (nin,) else ""
+        raise ValueError(f"{who}: expected an array of shape (n, {nin}), got shape {X.shape}{one}")
     if not np.isfinite(X).all():
-        raise ValueError("X contains NaN or infinity")
+        raise ValueError(f"{who}: X contains NaN or infinity")
     return X
