@@ -26,8 +26,12 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", help="folder for forward_pass.html (the animation)")
-    out_dir = parser.parse_args().out
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        page = viz.animate_network(net, x, os.path.join(out_dir, "forward_pass.html"), target=1.0, overwrite=True)
-        print("wrote", page)
+    parser.add_argument("--overwrite", action="store_true", help="replace it if there (always, in out/)")
+    args = parser.parse_args()
+    if args.out:
+        target = os.path.join(args.out, "forward_pass.html")
+        overwrite = args.overwrite or os.path.normpath(args.out) == "out"  # out/ is the demos' own folder
+        if os.path.exists(target) and not overwrite:
+            parser.error(f"{target} already exists; pass --overwrite to replace it")
+        os.makedirs(args.out, exist_ok=True)
+        print("wrote", viz.animate_network(net, x, target, target=1.0, overwrite=True))

@@ -4,7 +4,7 @@ o = tanh(x1*w1 + x2*w2 + b). By the chain rule, with n the pre-activation:
     do/dn  = 1 - o**2
     do/dwi = do/dn * xi,   do/dxi = do/dn * wi,   do/db = do/dn
 
-Run: python demos/04_backprop_by_hand.py [--out DIR]
+Run: python demos/04_backprop_by_hand.py [--out DIR] [--overwrite]
 """
 import argparse
 import os
@@ -12,9 +12,13 @@ import os
 from microgradnn import Value, viz
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--out", default="out", help="folder for the pictures (default out/)")
-out_dir = parser.parse_args().out
-os.makedirs(out_dir, exist_ok=True)
+parser.add_argument("--out", default="out", help="folder for the pictures (default out/, the demos' own)")
+parser.add_argument("--overwrite", action="store_true", help="replace them if there (always, in out/)")
+args = parser.parse_args()
+paths = [os.path.join(args.out, f"neuron_{view}_by_hand.svg") for view in ("forward", "backward")]
+if not (args.overwrite or os.path.normpath(args.out) == "out") and any(map(os.path.exists, paths)):
+    parser.error(f"{' or '.join(paths)} already exists; pass --overwrite to replace them")
+os.makedirs(args.out, exist_ok=True)
 
 x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
 w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
@@ -34,7 +38,5 @@ print(f"{'':4} {'by hand':>9} {'backward()':>11}")
 for v in (x1, w1, x2, w2, b):
     print(f"{v.label:4} {by_hand[v.label]:9.4f} {v.grad:11.4f}")
 
-for view in ("forward", "backward"):
-    path = viz.save(viz.draw_graph(o, view=view), os.path.join(out_dir, f"neuron_{view}_by_hand.svg"),
-                    overwrite=True)
-    print("wrote", path)
+for view, path in zip(("forward", "backward"), paths):
+    print("wrote", viz.save(viz.draw_graph(o, view=view), path, overwrite=True))

@@ -1,6 +1,6 @@
 """A GPT in scalar Values, trained on words at array speed with `compile`.
 
-    python3 demos/08_gpt.py [--steps 300] [--out DIR]
+    python3 demos/08_gpt.py [--steps 300] [--out DIR] [--overwrite]
 
 1. The corpus: Debian's word list (/usr/share/dict/words, package `wamerican`) when it is
    installed; otherwise made-up words from fixed rules (`mg.data.make_words`: one to three
@@ -24,8 +24,12 @@ from microgradnn.models import GPT
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--steps", type=int, default=300, help="training steps (batches of 32 words)")
-parser.add_argument("--out", default=".", help="where to write gpt_position.svg")
+parser.add_argument("--out", default="out", help="folder for gpt_position.svg (default out/, the demos' own)")
+parser.add_argument("--overwrite", action="store_true", help="replace it if there (always, in out/)")
 args = parser.parse_args()
+path = Path(args.out) / "gpt_position.svg"
+if path.exists() and not (args.overwrite or Path(args.out) == Path("out")):  # checked before training
+    parser.error(f"{path} already exists; pass --overwrite to replace it")
 
 # 1. the corpus and its tokens
 words, source = mg.data.words(max_len=15, seed=0)
@@ -75,7 +79,7 @@ picture = mg.viz.draw_modules(loss, [model.token_embedding, model.position_embed
                                      block.norm2, block.mlp, model.head, block, model],
                               view="backward", title="the loss at position 2 of BOS c a t (earlier positions reach it "
                                                      "through the key/value cache)")
-path = Path(args.out) / "gpt_position.svg"
+path.parent.mkdir(parents=True, exist_ok=True)
 mg.viz.save(picture, path, overwrite=True)
 print(f"wrote {path}")
 

@@ -45,6 +45,22 @@ def test_forward_pass_prints_the_lessons_prediction():
 
 
 @pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+@pytest.mark.parametrize("name, made", [("02_forward_pass.py", "forward_pass.html"),
+                                        ("04_backprop_by_hand.py", "neuron_backward_by_hand.svg"),
+                                        ("08_gpt.py", "gpt_position.svg")])
+def test_a_demo_keeps_a_file_already_in_out_dir_unless_overwrite(tmp_path, name, made):
+    # they replaced it: only out/, the demos' own folder, is theirs to replace
+    (tmp_path / made).write_text("the user's")
+    env = dict(os.environ, PYTHONPATH=str(DEMOS.parent))
+    done = subprocess.run([sys.executable, str(DEMOS / name), "--out", str(tmp_path)], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 2 and (tmp_path / made).read_text() == "the user's"
+    assert "wrote" not in done.stdout and "step" not in done.stdout  # refused before any training
+    assert f"{tmp_path / made}" in done.stderr and "already exists; pass --overwrite to replace" in done.stderr
+    if name != "08_gpt.py":  # (a whole training run)
+        assert run_demo(name, "--out", str(tmp_path), "--overwrite") and (tmp_path / made).read_text() != "the user's"
+
+
 def test_forward_pass_writes_its_animation(tmp_path):
     out = run_demo("02_forward_pass.py", "--out", str(tmp_path)).splitlines()
     assert out[-1] == f"wrote {tmp_path / 'forward_pass.html'}"
