@@ -1008,7 +1008,7 @@ class _Block:
         join = np.concatenate
         self.rows = _Segments(join(row_node))  # a node's first row is its b (dot): rows[:nodes] are the b's
         self.left = self.rows.laid_out(join(left))
-        self.right = self.rows.laid_out(join(right))[nodes:] if self.is_dot else None
+        self.right = self.rows.laid_out(join(right))[nodes:] if self.is_dot else np.zeros(0, dtype=int)
         b_node_all = join(b_node) if b_node else np.zeros(0, dtype=int)
         self.b_nodes = b_node_all if len(b_node_all) else None
         self.b_scatter = _Scatter(join(b_slot)) if self.b_nodes is not None else None
@@ -1023,7 +1023,7 @@ class _Block:
     def scratch(self, n: int) -> tuple:
         if n not in self._scratch:  # one batch size at a time
             pairs = len(self.node) if self.pairs is not None else 0
-            self._scratch = {n: (np.empty((len(self.left), n)), np.empty((len(self.right) if self.is_dot else 0, n)),
+            self._scratch = {n: (np.empty((len(self.left), n)), np.empty((len(self.right), n)),
                                  np.empty((pairs, n)), np.empty((pairs, n)))}
         return self._scratch[n]
 
