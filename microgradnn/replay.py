@@ -915,24 +915,72 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
     return g.forward(*[V[idx] for idx in g.ins_at])
 
 
+class _Segments:
+    """Rows summed (or maxed) per segment: a node's rows, the pairs that add into one slot.
+    The rows are laid out with the segments longest first and each segment's j-th rows
+    together, so segments of one length make a (length, segments, n) band, reduced over its
+    first axis by one numpy call (`reduceat` costs a call per segment, more than the arithmetic)."""
+
+    def __init__(self, segment: np.ndarray) -> None:
+        lengths = np.bincount(segment)
+        self.n = len(lengths)
+        self.order = np.argsort(-lengths, kind="stable")  # the segments, longest first
+        rank = np.empty_like(self.order)
+        rank[self.order] = np.arange(self.n)
+        self.unsort = None if (self.order == np.arange(self.n)).all() else rank
+        by_segment = np.argsort(segment, kind="stable")
+        j = np.empty_like(segment)  # each row's place among its segment's rows
+        j[by_segment] = np.arange(len(segment)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        count = self.n - np.cumsum(np.bincount(lengths))[:-1]  # segments with a j-th row, for each j
+        offset = np.cumsum(count) - count
+        self.place = offset[j] + rank[segment]  # where each row goes
+        ends = np.flatnonzero(np.r_[count[1:] != count[:-1], True]) + 1  # a band of each length
+        self.bands = [(int(offset[a]), int(b - a), int(count[a])) for a, b in zip(np.r_[0, ends[:-1]], ends)]
+        self.later_rows = [(int(offset[j]), int(count[j])) for j in range(ends[0], len(count))]
+
+    def laid_out(self, rows: np.ndarray) -> np.ndarray:
+        """`rows` (one entry per row, in the order given to __init__) in the segments' layout."""
+        out = np.empty_like(rows)
+        out[self.place] = rows
+        return out
+
+    def bands_of(self, A: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """A's bands as (length, segments, n) views, with their number of segments."""
+        return [(A[s:s + r * c].reshape(r, c, A.shape[1]), c) for s, r, c in self.bands]
+
+    def reduce(self, ufunc: np.ufunc, A: np.ndarray) -> np.ndarray:
+        """ufunc over each segment's rows in order: (segments, n), longest segment first. The
+        first band (every segment has its rows) is one call; the rows after it are one call each
+        (a call per band would cost more: most bands of a ragged block are one row deep)."""
+        s, r, c = self.bands[0]
+        out = ufunc.reduce(A[:r * c].reshape(r, c, A.shape[1]), axis=0)
+        for start, c in self.later_rows:
+            ufunc(out[:c], A[start:start + c], out=out[:c])
+        return out
+
+    def in_order(self, sums: np.ndarray) -> np.ndarray:
+        """Per-segment results in the segments' own order."""
+        return sums if self.unsort is None else np.take(sums, self.unsort, axis=0)
+
+
 class _Block:
     """Groups of dot or logsumexp nodes over many inputs (of one arity or several: a ragged
     block), run as a few numpy calls on rows instead of one call per input.
 
-    Forward: one row per input (dot: b, then each w * x, summed per node by one `reduceat`,
-    in numpy's order: equal to the scalar engine's sum up to rounding, as a layer's matrix
-    product is; logsumexp: m + log(sum(exp(x - m))) with m each node's largest
-    x, as the scalar engine computes it).
+    Forward: one row per input (dot: b, then each w * x, summed per node (see _Segments): equal
+    to the scalar engine's sum up to rounding, as a layer's matrix product is; logsumexp:
+    m + log(sum(exp(x - m))) with m each node's largest x, as the scalar engine computes it).
     Backward: each (node, input) pair that needs a gradient adds partner × grad_out (dot:
     d/dw_i = x_i, d/dx_i = w_i) or exp(x_i - out) × grad_out (logsumexp) into its input's slot;
-    the pairs are sorted by that slot once, so each step is a gather, a product and one
-    `reduceat`. Scratch arrays are kept per batch size: fresh ones cost more (page faults)
-    than the arithmetic."""
+    the pairs are grouped by that slot once, so each step is a gather, a product and a sum per
+    segment. Scratch arrays are kept per batch size: fresh ones cost more (page faults) than
+    the arithmetic. Gathers into them say mode="clip" (the slots are valid): numpy's default
+    mode buffers `out`, a copy that doubles a gather's time."""
 
     def __init__(self, parts: list[_Group]) -> None:
         self.is_dot = parts[0].op is _DOT
-        left, right, starts, pair_node, partner, target, b_node, b_slot, row_node = ([] for _ in range(9))
-        nodes = rows = 0
+        left, right, row_node, pair_node, partner, target, b_node, b_slot = ([] for _ in range(8))
+        nodes = 0
         for g in parts:
             slots, need = np.stack(g.ins, axis=1), np.stack(g.needs, axis=1)  # (k, arity)
             k, a = slots.shape
@@ -942,8 +990,7 @@ class _Block:
                 m = (a - 1) // 2
                 left.append(np.concatenate([slots[:, 2 * m:], slots[:, :m]], axis=1).ravel())
                 right.append(np.concatenate([slots[:, 2 * m:], slots[:, m:2 * m]], axis=1).ravel())
-                starts.append(rows + (m + 1) * np.arange(k))
-                rows += k * (m + 1)
+                row_node.append(np.repeat(np.arange(nodes, nodes + k), m + 1))
                 bias, wanted = pos == 2 * m, need.ravel()
                 b_node.append(node[wanted & bias])
                 b_slot.append(slots.ravel()[wanted & bias])
@@ -952,66 +999,61 @@ class _Block:
                 partner.append(slots[np.repeat(np.arange(k), a), (pos + m) % (2 * m)][wanted])
             else:
                 left.append(slots.ravel())
-                row_node.append(np.repeat(np.arange(nodes, nodes + k), a))
-                starts.append(rows + a * np.arange(k))
-                rows += k * a
+                row_node.append(node)
                 wanted = need.ravel()
                 partner.append(slots.ravel()[wanted])
             pair_node.append(node[wanted])
             target.append(slots.ravel()[wanted])
             nodes += k
         join = np.concatenate
-        self.left, self.starts = join(left), join(starts)
-        self.right = join(right) if self.is_dot else self.left  # (unused by logsumexp)
-        self.row_node = self.left if self.is_dot else join(row_node)  # (unused by dot)
-        self.bias_rows = self.starts if self.is_dot else None
+        self.rows = _Segments(join(row_node))  # a node's first row is its b (dot): rows[:nodes] are the b's
+        self.left = self.rows.laid_out(join(left))
+        self.right = self.rows.laid_out(join(right))[nodes:] if self.is_dot else np.zeros(0, dtype=int)
         b_node_all = join(b_node) if b_node else np.zeros(0, dtype=int)
         self.b_nodes = b_node_all if len(b_node_all) else None
         self.b_scatter = _Scatter(join(b_slot)) if self.b_nodes is not None else None
-        targets = join(target)
-        order = np.argsort(targets, kind="stable")
-        self.node, self.partner = join(pair_node)[order], join(partner)[order]
-        self.out_of_pair = join([g.out for g in parts])[self.node]
-        ordered = targets[order]
-        self.pair_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
-        self.targets = _index(ordered[self.pair_starts]) if len(ordered) else None
+        targets, slot_of_pair = np.unique(join(target), return_inverse=True)
+        self.pairs = _Segments(slot_of_pair.ravel()) if len(targets) else None
+        if self.pairs is not None:
+            self.node, self.partner = self.pairs.laid_out(join(pair_node)), self.pairs.laid_out(join(partner))
+            self.out_of_pair = join([g.out for g in parts])[self.node]
+            self.targets = _index(targets[self.pairs.order])
         self._scratch: dict[int, tuple] = {}
 
     def scratch(self, n: int) -> tuple:
         if n not in self._scratch:  # one batch size at a time
-            self._scratch = {n: (np.empty((len(self.left), n)), np.empty((len(self.left), n)),
-                                 np.empty((len(self.node), n)), np.empty((len(self.node), n)),
-                                 np.empty((len(self.pair_starts), n)))}
+            pairs = len(self.node) if self.pairs is not None else 0
+            self._scratch = {n: (np.empty((len(self.left), n)), np.empty((len(self.right), n)),
+                                 np.empty((pairs, n)), np.empty((pairs, n)))}
         return self._scratch[n]
 
     def forward(self, V: np.ndarray) -> np.ndarray:
-        L, R, _, _, _ = self.scratch(V.shape[1])
-        np.take(V, self.left, axis=0, out=L)
+        L, R, _, _ = self.scratch(V.shape[1])
+        np.take(V, self.left, axis=0, out=L, mode="clip")
         if not self.is_dot:  # m + log(sum(exp(x - m))) with m the largest x, as the scalar engine
-            M = np.maximum.reduceat(L, self.starts, axis=0)
-            np.subtract(L, np.take(M, self.row_node, axis=0, out=R), out=L)
+            M = self.rows.reduce(np.maximum, L)
+            for band, c in self.rows.bands_of(L):
+                band -= M[:c]
             np.exp(L, out=L)
-            return M + np.log(np.add.reduceat(L, self.starts, axis=0))
-        np.take(V, self.right, axis=0, out=R)
-        np.multiply(L, R, out=L)
-        L[self.bias_rows] = R[self.bias_rows]  # each node's first row is its b
-        return np.add.reduceat(L, self.starts, axis=0)
+            return self.rows.in_order(M + np.log(self.rows.reduce(np.add, L)))
+        products = L[self.rows.n:]  # (the b's rows come first)
+        np.multiply(products, np.take(V, self.right, axis=0, out=R, mode="clip"), out=products)
+        return self.rows.in_order(self.rows.reduce(np.add, L))
 
     def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
         if self.b_scatter is not None:
             self.b_scatter.add(G, grad_out[self.b_nodes])
-        if self.targets is None:
+        if self.pairs is None:
             return
-        _, _, A, B, sums = self.scratch(V.shape[1])
-        np.take(V, self.partner, axis=0, out=A)
+        _, _, A, B = self.scratch(V.shape[1])
+        np.take(V, self.partner, axis=0, out=A, mode="clip")
         if not self.is_dot:  # exp(x_i - out)
-            np.take(V, self.out_of_pair, axis=0, out=B)
+            np.take(V, self.out_of_pair, axis=0, out=B, mode="clip")
             np.subtract(A, B, out=A)
             np.exp(A, out=A)
-        np.take(grad_out, self.node, axis=0, out=B)
+        np.take(grad_out, self.node, axis=0, out=B, mode="clip")
         np.multiply(A, B, out=A)
-        np.add.reduceat(A, self.pair_starts, axis=0, out=sums)
-        G[self.targets] += sums
+        G[self.targets] += self.pairs.reduce(np.add, A)
 
 
 class _Joined:
