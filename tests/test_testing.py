@@ -785,3 +785,19 @@ def test_module_checks_refuse_a_seed_that_is_not_an_int(kwargs, error, message):
     for bad, error in [(0, ValueError), (True, TypeError)]:
         with pytest.raises(error, match="directional_check: max_checks must be a positive int"):
             mg.testing.directional_check(model, losses.mse, X, y, max_checks=bad)
+
+
+def test_gradgradcheck_checks_the_first_derivatives_that_create_graph_gives():
+    # grad(create_graph=True) runs the rules on Values: a rule wrong only there by a constant
+    # has right second derivatives, and both gradcheck (float backward) and gradgradcheck passed
+    cube = mg.define_op("cube_off_on_values", lambda x: x ** 3,
+                        lambda x, out: 3 * x ** 2 + (1.0 if isinstance(x, Value) else 0.0))
+    assert gradcheck(lambda x: cube(x), 0.7)
+    report = gradgradcheck(lambda x: cube(x), 0.7)
+    assert not report, str(report)
+    assert [r.name for r in report.failures] == ["d/dx (create_graph)"], str(report)
+    assert report.failures[0].analytic == pytest.approx(3 * 0.49 + 1)
+    assert report.failures[0].reference == pytest.approx(3 * 0.49)
+    report = gradgradcheck(lambda x, y: cube(x) * y, [0.7, 2.0])
+    assert [r.name for r in report.failures if "create_graph" in r.name] == ["d/dx[0] (create_graph)"], str(report)
+    assert gradgradcheck(lambda x, y: (x * y).sin() * x.exp(), [0.4, 0.7])

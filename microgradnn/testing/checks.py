@@ -557,7 +557,8 @@ def assert_report(report: GradReport) -> GradReport:
 def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
-    the first derivatives; one row per pair of inputs."""
+    the first derivatives, one row per pair of inputs; then the first derivatives it gives
+    with finite differences of f, one row per input (a wrong one can have right derivatives)."""
     eps, atol, rtol = _checked("gradgradcheck", eps, atol, rtol)
     names, xs, call = _flatten(inputs, "gradgradcheck")
     leaves = [Value(v, n) for v, n in zip(xs, names)]
@@ -574,6 +575,13 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             d = derivative(first_at, x, eps, one_sided=kinked[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
+    for i, x in enumerate(xs):  # the create_graph path has rules of its own (run on Values)
+        def at(t, i=i):
+            with no_grad():
+                return _output(f, call, [(t if k == i else v, n) for k, (v, n) in enumerate(zip(xs, names))]).data
+        d = derivative(at, x, eps, one_sided=kinked[i])
+        calls += d.evaluations
+        rows.append(_row(f"d/d{names[i]} (create_graph)", firsts[i].data, d, kinked[i], atol, rtol))
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=_uncertain_note(rows, atol, rtol))
 
