@@ -801,3 +801,14 @@ def test_gradgradcheck_checks_the_first_derivatives_that_create_graph_gives():
     report = gradgradcheck(lambda x, y: cube(x) * y, [0.7, 2.0])
     assert [r.name for r in report.failures if "create_graph" in r.name] == ["d/dx[0] (create_graph)"], str(report)
     assert gradgradcheck(lambda x, y: (x * y).sin() * x.exp(), [0.4, 0.7])
+
+
+def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
+    # at x + 1e15 a step of 1e-4 is below the spacing of floats: '+' was named the first wrong
+    # node ("d/d(input 0) is 1 but finite differences give 0")
+    report = gradcheck(lambda x: x * x + 1e15, 1.0)
+    assert report.culprit is None and "first wrong node" not in str(report), str(report)
+    assert "numeric error estimate exceeds the tolerance for x" in str(report)
+    wrong = mg.define_op("square_off", lambda x: x * x, lambda x, out: 2.3 * x)
+    report = gradcheck(lambda x: wrong(x) + 1e15, 1.0)
+    assert report.culprit is not None and report.culprit.node.op == "square_off", str(report)
