@@ -812,3 +812,13 @@ def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     wrong = mg.define_op("square_off", lambda x: x * x, lambda x, out: 2.3 * x)
     report = gradcheck(lambda x: wrong(x) + 1e15, 1.0)
     assert report.culprit is not None and report.culprit.node.op == "square_off", str(report)
+
+
+def test_compare_with_torch_refuses_an_f_whose_torch_run_is_not_a_tensor():
+    # Value(2.0) * x read the tensor as a float: torch's gradient came out 0 and the report
+    # blamed microgradnn ("x: microgradnn 2, torch 0 FAIL")
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"compare_with_torch: on float64 tensors f must return a one-number "
+                                        r"tensor, got Value \(a Value made inside f"):
+        compare_with_torch(lambda x: Value(2.0) * x, 1.0)
+    assert compare_with_torch(lambda x: 2.0 * x, 1.0)

@@ -605,6 +605,11 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     grads = _backward_grads(out, leaves)
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
     t_out = call(f, tensors)
+    if not isinstance(t_out, torch.Tensor) or t_out.numel() != 1:
+        shown = type(t_out).__name__ if not isinstance(t_out, torch.Tensor) else f"tensor of shape {tuple(t_out.shape)}"
+        raise TypeError(f"compare_with_torch: on float64 tensors f must return a one-number tensor, got {shown} "
+                        "(a Value made inside f, such as Value(2.0) * x, reads the tensors as floats: "
+                        "use plain numbers for constants)")
     t_out.backward()
     pairs = [("output", out.data, t_out.item())]
     pairs += [(n, g, 0.0 if t.grad is None else t.grad.item()) for n, g, t in zip(names, grads, tensors)]
