@@ -822,3 +822,20 @@ def test_compare_with_torch_refuses_an_f_whose_torch_run_is_not_a_tensor():
                                         r"tensor, got Value \(a Value made inside f"):
         compare_with_torch(lambda x: Value(2.0) * x, 1.0)
     assert compare_with_torch(lambda x: 2.0 * x, 1.0)
+
+
+def test_checks_name_a_model_or_loss_or_f_of_the_wrong_kind():
+    # each was a raw AttributeError from deep inside ('float' object has no attribute 'inputs')
+    # or a message naming grad, not the check called
+    model, X, y = MLP(1, [1], seed=0), [[1.0]], [1.0]
+    for check in (check_module_gradients, mg.testing.directional_check):
+        who = check.__name__
+        with pytest.raises(TypeError, match=re.escape(f"{who}: model must be a microgradnn.nn.Module, got object")):
+            check(object(), losses.mse, X, y)
+        with pytest.raises(TypeError, match=re.escape(f"{who}: loss_fn must return a Value, got float 3.0")):
+            check(model, lambda p, y: 3.0, X, y)
+        with pytest.raises(TypeError, match=re.escape(f"{who}: loss_fn must be a callable (predictions, y) -> Value")):
+            check(model, "mse", X, y)
+    for check in (gradcheck, gradgradcheck):
+        with pytest.raises(TypeError, match=re.escape(f"{check.__name__}: f must return a Value, got float 3.0")):
+            check(lambda x: 3.0, 1.0)

@@ -470,7 +470,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     leaves = [Value(v, n) for v, n in values]
     out = call(f, leaves)
     if not isinstance(out, Value):
-        raise TypeError(f"f must return a Value, got {type(out).__name__}")
+        raise TypeError(f"gradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
     try:
         grads = _backward_grads(out, leaves)
     except (ValueError, OverflowError):
@@ -566,6 +566,8 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     names, xs, call = _flatten(inputs, "gradgradcheck")
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
+    if not isinstance(out, Value):
+        raise TypeError(f"gradgradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
     firsts = grad(out, leaves, create_graph=True)
     kinked = _kinked(out, leaves)
     rows, calls = [], 0
@@ -643,20 +645,29 @@ def _teach_ops_torch(torch) -> None:
             op.tensor_forward = lambda *args, _f=forward, _t=t: _f(*map(_t, args)) if args else _f()
 
 
-def _model_loss(model, loss_fn: Callable, X, y):
+def _model_loss(who: str, model, loss_fn: Callable, X, y):
     """loss() -> Value over the whole batch, and a counter of the forward passes it made."""
+    if not callable(loss_fn):
+        raise TypeError(f"{who}: loss_fn must be a callable (predictions, y) -> Value, got "
+                        f"{type(loss_fn).__name__} {loss_fn!r:.60}")
     X = np.asarray(X, dtype=float)
     passes = [0]
 
     def loss() -> Value:
         passes[0] += 1
-        return loss_fn([model(x) for x in X], y)
+        out = loss_fn([model(x) for x in X], y)
+        if not isinstance(out, Value):
+            raise TypeError(f"{who}: loss_fn must return a Value, got {type(out).__name__} {out!r:.60}")
+        return out
     return loss, passes
 
 
 def _trainable(who: str, model: Module) -> tuple[list[tuple[str, Value]], list[str]]:
     """model's named parameters that require grad (as torch's gradcheck, frozen ones are not
     checked), and a note saying how many were skipped."""
+    from microgradnn.nn import Module
+    if not isinstance(model, Module):
+        raise TypeError(f"{who}: model must be a microgradnn.nn.Module, got {type(model).__name__} {model!r:.60}")
     named = model.named_parameters()
     trainable = [(n, p) for n, p in named if p.requires_grad]
     if not trainable:
@@ -681,7 +692,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     if sample is not None and sample < len(named):
         picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
         named = [named[i] for i in sorted(picks)]
-    loss, passes = _model_loss(model, loss_fn, X, y)
+    loss, passes = _model_loss("check_module_gradients", model, loss_fn, X, y)
     out = loss()
     grads = _backward_grads(out, [p for _, p in named])
     kinked = _kinked(out, [p for _, p in named])
@@ -720,7 +731,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     max_checks = positive_int(max_checks, "directional_check", "max_checks")
     named, skipped = _trainable("directional_check", model)
     params = [p for _, p in named]
-    loss, passes = _model_loss(model, loss_fn, X, y)
+    loss, passes = _model_loss("directional_check", model, loss_fn, X, y)
     out = loss()
     grads = np.array(_backward_grads(out, params))
     kinked = np.array(_kinked(out, params))
