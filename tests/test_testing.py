@@ -839,3 +839,24 @@ def test_checks_name_a_model_or_loss_or_f_of_the_wrong_kind():
     for check in (gradcheck, gradgradcheck):
         with pytest.raises(TypeError, match=re.escape(f"{check.__name__}: f must return a Value, got float 3.0")):
             check(lambda x: 3.0, 1.0)
+
+
+def test_checks_fail_an_op_that_computes_another_number_on_arrays_as_compile_replays_it():
+    # the scalar engine never runs array_forward (nor the rules on arrays): gradcheck passed
+    # while compile trained on another loss (1.133 for 0.0156)
+    shifted = mg.define_op("cube_shifted_on_arrays", lambda x: x ** 3, lambda x, out: 3 * x ** 2,
+                           array_forward=lambda x: x ** 3 + 1.0)
+    report = gradcheck(lambda x, y: shifted(x * y), [0.5, 2.0])
+    assert not report and [r.name for r in report.failures] == ["compile: cube_shifted_on_arrays(1) forward"]
+    assert (report.failures[0].analytic, report.failures[0].reference) == (2.0, 1.0)
+    assert "array_forward, as compile replays it" in str(report), str(report)
+    off = mg.define_op("cube_rule_off_on_arrays", lambda x: x ** 3,
+                       lambda x, out: 3 * x ** 2 + (1.0 if isinstance(x, np.ndarray) else 0.0))
+    model = MLP(1, [1], seed=0)
+    loss = lambda preds, y: sum((off(p) - t) ** 2 for p, t in zip(preds, y))  # noqa: E731
+    for check in (check_module_gradients, mg.testing.directional_check):
+        report = check(model, loss, [[0.5]], [1.0])
+        assert not report and any(r.name.endswith("derivative rule 0") for r in report.failures), str(report)
+    right = mg.define_op("cube_right_on_arrays", lambda x: x ** 3, lambda x, out: 3 * x ** 2,
+                         array_forward=lambda x: x ** 3)
+    assert gradcheck(lambda x, y: right(x * y), [0.5, 2.0])

@@ -487,6 +487,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         rows.append(_row(name, grads[i], d, kinked[i], atol, rtol))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=_uncertain_note(rows, atol, rtol))
+    _replay_check(report, out, atol, rtol)
     _blame(report, out, [[v] for v in leaves], eps, atol, rtol)
     return report
 
@@ -538,6 +539,38 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
             if _judge(local, d, at_kink, atol, rtol) in (FAIL, NONFINITE):
                 return Culprit(v, i, local, d.value)
     return None
+
+
+def _replay_check(report: GradReport, out: Value, atol: float, rtol: float) -> None:
+    """FAIL the report at the first node of a `define_op` op that computes another number on
+    arrays, as `compile` replays it, than on floats: its array_forward or a derivative rule
+    (the scalar engine never runs them, so every finite-difference check passes)."""
+    from microgradnn import replay
+    for v in topological_order(out):
+        op = v._op
+        if op is None or op.builtin:
+            continue
+        xs = [x.data for x in v.inputs]
+        arrays = [np.full(2, x) for x in xs]
+        try:
+            with np.errstate(all="ignore"):
+                pairs = [("forward", np.asarray(replay.array_forward(op)(*arrays), float), v.data)]
+                floats = op.local_grads(xs, v.data)
+                on_arrays = replay._array_local_grads(op, arrays, np.full(2, v.data), [True] * len(xs))
+        except (ArithmeticError, ValueError, TypeError):
+            continue  # replay raises there too: not a silent difference
+        pairs += [(f"derivative rule {i}", np.asarray(a, float), float(f)) for i, (a, f) in
+                  enumerate(zip(on_arrays, floats))]
+        for what, got, want in pairs:
+            bad = [float(g) for g in np.broadcast_to(got, (2,)) if not (math.isfinite(g) and _close(g, want, atol, rtol))]
+            if bad and math.isfinite(want):
+                shown = ", ".join(f"{x:.6g}" for x in xs)
+                report.rows.append(GradRow(f"compile: {op.name}({shown}) {what}", bad[0], want, FAIL))
+                report.notes.append(f"note: op {op.name!r} computes {_num(bad[0])} on arrays (its "
+                                    f"{'array_forward' if what == 'forward' else what}, as compile replays it) "
+                                    f"but {_num(want)} on floats at {op.name}({shown}): a compiled model trains "
+                                    f"on another loss or gradient")
+                return
 
 
 def _fname(f) -> str:
@@ -711,6 +744,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
         rows.append(_row(name, g, d, kink, atol, rtol))
     report = GradReport(f"check_module_gradients of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=passes[0], notes=notes + _uncertain_note(rows, atol, rtol))
+    _replay_check(report, out, atol, rtol)
     _blame(report, out, [[p] for _, p in named], eps, atol, rtol)
     return report
 
@@ -794,6 +828,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
                 todo.append((half, rows[-1]))
     report = GradReport(f"directional_check of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=passes[0], notes=skipped + notes + _uncertain_note(rows, atol, rtol))
+    _replay_check(report, out, atol, rtol)
     _blame(report, out, [[params[i] for i in idx] for idx in sets], eps, atol, rtol)
     if not report:
         wrong = [r.name for r in rows if r.status in (FAIL, NONFINITE) and " .. " not in r.name]
