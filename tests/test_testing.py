@@ -860,3 +860,12 @@ def test_checks_fail_an_op_that_computes_another_number_on_arrays_as_compile_rep
     right = mg.define_op("cube_right_on_arrays", lambda x: x ** 3, lambda x, out: 3 * x ** 2,
                          array_forward=lambda x: x ** 3)
     assert gradcheck(lambda x, y: right(x * y), [0.5, 2.0])
+
+
+def test_check_module_gradients_says_when_it_checked_only_a_sample():
+    # "all 3 of 3 entries agree" read as the whole model passing, 26 parameters unchecked
+    model = MLP(2, [4, 4, 1], seed=0)
+    report = check_module_gradients(model, losses.mse, [[0.5, -1.0]], [1.0], sample=3, seed=1)
+    assert report and len(report.rows) == 3
+    assert "checked a sample of 3 of the 37 parameters that require grad (sample=3, seed=1)" in str(report)
+    assert "sample" not in str(check_module_gradients(model, losses.mse, [[0.5, -1.0]], [1.0]))

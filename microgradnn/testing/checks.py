@@ -724,6 +724,8 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     named, notes = _trainable("check_module_gradients", model)
     if sample is not None and sample < len(named):
         picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
+        notes.append(f"checked a sample of {sample} of the {len(named)} parameters that require grad "
+                     f"(sample={sample}, seed={seed}); the others were not checked")
         named = [named[i] for i in sorted(picks)]
     loss, passes = _model_loss("check_module_gradients", model, loss_fn, X, y)
     out = loss()
