@@ -562,7 +562,8 @@ def _replay_check(report: GradReport, out: Value, atol: float, rtol: float) -> N
         pairs += [(f"derivative rule {i}", np.asarray(a, float), float(f)) for i, (a, f) in
                   enumerate(zip(on_arrays, floats))]
         for what, got, want in pairs:
-            bad = [float(g) for g in np.broadcast_to(got, (2,)) if not (math.isfinite(g) and _close(g, want, atol, rtol))]
+            bad = [float(g) for g in np.broadcast_to(got, (2,))
+                   if not (math.isfinite(g) and _close(g, want, atol, rtol))]
             if bad and math.isfinite(want):
                 shown = ", ".join(f"{x:.6g}" for x in xs)
                 report.rows.append(GradRow(f"compile: {op.name}({shown}) {what}", bad[0], want, FAIL))
