@@ -869,3 +869,19 @@ def test_check_module_gradients_says_when_it_checked_only_a_sample():
     assert report and len(report.rows) == 3
     assert "checked a sample of 3 of the 37 parameters that require grad (sample=3, seed=1)" in str(report)
     assert "sample" not in str(check_module_gradients(model, losses.mse, [[0.5, -1.0]], [1.0]))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"max_variables": 7}, ValueError, "max_variables must be at most 6 (the variables x, y, z, w, u, v), got 7"),
+    ({"max_variables": 0}, ValueError, "max_variables must be a positive int, got 0"),  # hypothesis' min_value words
+    ({"max_steps": True}, TypeError, "max_steps must be a positive int, got bool True"),
+    ({"low": 3.0, "high": -3.0}, ValueError, "high must be a finite number >= 3, got -3"),
+    ({"low": math.nan}, ValueError, "low must be a finite number, got nan"),
+    ({"ops": []}, ValueError, "ops must name at least one op, got []"),  # "Cannot sample from a length-zero sequence"
+    ({"ops": "tanh"}, TypeError, "ops must be a list of op names, got 'tanh'"),
+])
+def test_expressions_refuses_bad_arguments_when_called(kwargs, error, message):
+    pytest.importorskip("hypothesis")
+    from microgradnn.testing.strategies import expressions
+    with pytest.raises(error, match=re.escape(f"expressions: {message}")):
+        expressions(**kwargs)  # max_variables=7 was an IndexError from inside, at the first draw
