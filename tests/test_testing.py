@@ -885,3 +885,20 @@ def test_expressions_refuses_bad_arguments_when_called(kwargs, error, message):
     from microgradnn.testing.strategies import expressions
     with pytest.raises(error, match=re.escape(f"expressions: {message}")):
         expressions(**kwargs)  # max_variables=7 was an IndexError from inside, at the first draw
+
+
+def test_checks_differentiate_a_gradient_penalty_with_graphs():
+    # f differentiates inside (grad(create_graph=True)): under no_grad it computed 0, so a right
+    # gradient FAILed against a numeric 0
+    def penalty(x):
+        return mg.grad(x ** 3, x, create_graph=True)[0] ** 2  # (3x²)², d/dx = 36x³
+    report = gradcheck(penalty, 0.7)
+    assert report and report.rows[0].reference == pytest.approx(36 * 0.7 ** 3), str(report)
+    assert gradgradcheck(penalty, 0.7)
+    model = MLP(1, [1], seed=0)
+
+    def loss(preds, y):
+        w = model.parameters()[0]
+        return losses.mse(preds, y) + mg.grad(preds[0], w, create_graph=True)[0] ** 2
+    for check in (check_module_gradients, mg.testing.directional_check):
+        assert check(model, loss, [[0.5]], [1.0]), str(check(model, loss, [[0.5]], [1.0]))
