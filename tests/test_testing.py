@@ -902,3 +902,13 @@ def test_checks_differentiate_a_gradient_penalty_with_graphs():
         return losses.mse(preds, y) + mg.grad(preds[0], w, create_graph=True)[0] ** 2
     for check in (check_module_gradients, mg.testing.directional_check):
         assert check(model, loss, [[0.5]], [1.0]), str(check(model, loss, [[0.5]], [1.0]))
+
+
+def test_compare_with_torch_says_how_to_write_a_value_method_tensors_lack():
+    # x.softplus() on a tensor was a raw AttributeError from inside f
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=re.escape("compare_with_torch: f ran on float64 tensors and failed ('Tensor' "
+                                                  "object has no attribute 'softplus'): write mg.softplus(x, ...) "
+                                                  "instead of x.softplus(...)")):
+        compare_with_torch(lambda x: x.softplus(), 0.3)
+    assert compare_with_torch(lambda x: mg.softplus(x) + mg.leaky_relu(x, 0.1), -0.3)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from microgradnn import engine
 from microgradnn._checks import integer, number, positive_int
 from microgradnn.engine import (Value, _check_unchanged, get_op, grad, no_grad, restore, topological_order,
                                 version_of)
@@ -659,7 +660,15 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
         raise TypeError(f"compare_with_torch: f must return a Value, got {type(out).__name__} {out!r:.60}")
     grads = _backward_grads(out, leaves)
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
-    t_out = call(f, tensors)
+    try:
+        t_out = call(f, tensors)
+    except AttributeError as e:  # x.softplus(): a Value method torch's tensors do not have
+        method = getattr(e, "name", None)
+        if not (method and hasattr(Value, method) and hasattr(engine, method)):
+            raise
+        raise TypeError(f"compare_with_torch: f ran on float64 tensors and failed ({e}): write "
+                        f"mg.{method}(x, ...) instead of x.{method}(...), as the engine's functions "
+                        f"run on tensors too") from None
     if not isinstance(t_out, torch.Tensor) or t_out.numel() != 1:
         shown = type(t_out).__name__ if not isinstance(t_out, torch.Tensor) else f"tensor of shape {tuple(t_out.shape)}"
         raise TypeError(f"compare_with_torch: on float64 tensors f must return a one-number tensor, got {shown} "
