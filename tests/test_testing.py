@@ -912,3 +912,15 @@ def test_compare_with_torch_says_how_to_write_a_value_method_tensors_lack():
                                                   "instead of x.softplus(...)")):
         compare_with_torch(lambda x: x.softplus(), 0.3)
     assert compare_with_torch(lambda x: mg.softplus(x) + mg.leaky_relu(x, 0.1), -0.3)
+
+
+def test_gradcheck_fails_an_f_that_cuts_its_graph_under_no_grad():
+    # was a RuntimeError from backward ("this Value does not require grad") naming no check
+    def cut(x):
+        with mg.no_grad():
+            return x * 2
+    report = gradcheck(cut, 1.0)
+    assert not report and (report.rows[0].analytic, report.rows[0].reference) == (0.0, pytest.approx(2.0))
+    with pytest.raises(TypeError, match=re.escape("gradcheck: the keys of inputs must be names of f's arguments "
+                                                  "(str), got 1")):
+        gradcheck(lambda **k: k[1] * 2, {1: 2.0})  # was "Value: label must be a str, got int"

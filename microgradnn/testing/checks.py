@@ -398,6 +398,9 @@ def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
     """Names, float values, and how to call f with Values (positional or by keyword)."""
     if isinstance(inputs, Mapping):
         names = list(inputs)
+        for k in names:
+            if not isinstance(k, str):
+                raise TypeError(f"{who}: the keys of inputs must be names of f's arguments (str), got {k!r:.60}")
         values = [_float(inputs[k], k, who) for k in names]
         call: Callable = lambda f, vs: f(**dict(zip(names, vs)))  # noqa: E731
     elif isinstance(inputs, (numbers.Number, np.generic, str, bytes)) or inputs is None:
@@ -425,6 +428,8 @@ def _output(f, call, values) -> Value:
 def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
     """d(out)/d(v) for each v in `wrt`, by `out.backward()`; every `.grad` in out's graph is
     put back as it was, and gradients already held by `wrt` do not leak into the result."""
+    if not out.requires_grad:  # made under no_grad or from constants only: nothing reaches wrt
+        return [0.0] * len(wrt)
     nodes = topological_order(out)
     saved = [v.grad for v in nodes]
     try:
