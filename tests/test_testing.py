@@ -785,3 +785,142 @@ def test_module_checks_refuse_a_seed_that_is_not_an_int(kwargs, error, message):
     for bad, error in [(0, ValueError), (True, TypeError)]:
         with pytest.raises(error, match="directional_check: max_checks must be a positive int"):
             mg.testing.directional_check(model, losses.mse, X, y, max_checks=bad)
+
+
+def test_gradgradcheck_checks_the_first_derivatives_that_create_graph_gives():
+    # grad(create_graph=True) runs the rules on Values: a rule wrong only there by a constant
+    # has right second derivatives, and both gradcheck (float backward) and gradgradcheck passed
+    cube = mg.define_op("cube_off_on_values", lambda x: x ** 3,
+                        lambda x, out: 3 * x ** 2 + (1.0 if isinstance(x, Value) else 0.0))
+    assert gradcheck(lambda x: cube(x), 0.7)
+    report = gradgradcheck(lambda x: cube(x), 0.7)
+    assert not report, str(report)
+    assert [r.name for r in report.failures] == ["d/dx (create_graph)"], str(report)
+    assert report.failures[0].analytic == pytest.approx(3 * 0.49 + 1)
+    assert report.failures[0].reference == pytest.approx(3 * 0.49)
+    report = gradgradcheck(lambda x, y: cube(x) * y, [0.7, 2.0])
+    assert [r.name for r in report.failures if "create_graph" in r.name] == ["d/dx[0] (create_graph)"], str(report)
+    assert gradgradcheck(lambda x, y: (x * y).sin() * x.exp(), [0.4, 0.7])
+
+
+def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
+    # at x + 1e15 a step of 1e-4 is below the spacing of floats: '+' was named the first wrong
+    # node ("d/d(input 0) is 1 but finite differences give 0")
+    report = gradcheck(lambda x: x * x + 1e15, 1.0)
+    assert report.culprit is None and "first wrong node" not in str(report), str(report)
+    assert "numeric error estimate exceeds the tolerance for x" in str(report)
+    wrong = mg.define_op("square_off", lambda x: x * x, lambda x, out: 2.3 * x)
+    report = gradcheck(lambda x: wrong(x) + 1e15, 1.0)
+    assert report.culprit is not None and report.culprit.node.op == "square_off", str(report)
+
+
+def test_compare_with_torch_refuses_an_f_whose_torch_run_is_not_a_tensor():
+    # Value(2.0) * x read the tensor as a float: torch's gradient came out 0 and the report
+    # blamed microgradnn ("x: microgradnn 2, torch 0 FAIL")
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"compare_with_torch: on float64 tensors f must return a one-number "
+                                        r"tensor, got Value \(a Value made inside f"):
+        compare_with_torch(lambda x: Value(2.0) * x, 1.0)
+    assert compare_with_torch(lambda x: 2.0 * x, 1.0)
+
+
+def test_checks_name_a_model_or_loss_or_f_of_the_wrong_kind():
+    # each was a raw AttributeError from deep inside ('float' object has no attribute 'inputs')
+    # or a message naming grad, not the check called
+    model, X, y = MLP(1, [1], seed=0), [[1.0]], [1.0]
+    for check in (check_module_gradients, mg.testing.directional_check):
+        who = check.__name__
+        with pytest.raises(TypeError, match=re.escape(f"{who}: model must be a microgradnn.nn.Module, got object")):
+            check(object(), losses.mse, X, y)
+        with pytest.raises(TypeError, match=re.escape(f"{who}: loss_fn must return a Value, got float 3.0")):
+            check(model, lambda p, y: 3.0, X, y)
+        with pytest.raises(TypeError, match=re.escape(f"{who}: loss_fn must be a callable (predictions, y) -> Value")):
+            check(model, "mse", X, y)
+    for check in (gradcheck, gradgradcheck):
+        with pytest.raises(TypeError, match=re.escape(f"{check.__name__}: f must return a Value, got float 3.0")):
+            check(lambda x: 3.0, 1.0)
+
+
+def test_checks_fail_an_op_that_computes_another_number_on_arrays_as_compile_replays_it():
+    # the scalar engine never runs array_forward (nor the rules on arrays): gradcheck passed
+    # while compile trained on another loss (1.133 for 0.0156)
+    shifted = mg.define_op("cube_shifted_on_arrays", lambda x: x ** 3, lambda x, out: 3 * x ** 2,
+                           array_forward=lambda x: x ** 3 + 1.0)
+    report = gradcheck(lambda x, y: shifted(x * y), [0.5, 2.0])
+    assert not report and [r.name for r in report.failures] == ["compile: cube_shifted_on_arrays(1) forward"]
+    assert (report.failures[0].analytic, report.failures[0].reference) == (2.0, 1.0)
+    assert "array_forward, as compile replays it" in str(report), str(report)
+    off = mg.define_op("cube_rule_off_on_arrays", lambda x: x ** 3,
+                       lambda x, out: 3 * x ** 2 + (1.0 if isinstance(x, np.ndarray) else 0.0))
+    model = MLP(1, [1], seed=0)
+    loss = lambda preds, y: sum((off(p) - t) ** 2 for p, t in zip(preds, y))  # noqa: E731
+    for check in (check_module_gradients, mg.testing.directional_check):
+        report = check(model, loss, [[0.5]], [1.0])
+        assert not report and any(r.name.endswith("derivative rule 0") for r in report.failures), str(report)
+    right = mg.define_op("cube_right_on_arrays", lambda x: x ** 3, lambda x, out: 3 * x ** 2,
+                         array_forward=lambda x: x ** 3)
+    assert gradcheck(lambda x, y: right(x * y), [0.5, 2.0])
+
+
+def test_check_module_gradients_says_when_it_checked_only_a_sample():
+    # "all 3 of 3 entries agree" read as the whole model passing, 26 parameters unchecked
+    model = MLP(2, [4, 4, 1], seed=0)
+    report = check_module_gradients(model, losses.mse, [[0.5, -1.0]], [1.0], sample=3, seed=1)
+    assert report and len(report.rows) == 3
+    assert "checked a sample of 3 of the 37 parameters that require grad (sample=3, seed=1)" in str(report)
+    assert "sample" not in str(check_module_gradients(model, losses.mse, [[0.5, -1.0]], [1.0]))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"max_variables": 7}, ValueError, "max_variables must be at most 6 (the variables x, y, z, w, u, v), got 7"),
+    ({"max_variables": 0}, ValueError, "max_variables must be a positive int, got 0"),  # hypothesis' min_value words
+    ({"max_steps": True}, TypeError, "max_steps must be a positive int, got bool True"),
+    ({"low": 3.0, "high": -3.0}, ValueError, "high must be a finite number >= 3, got -3"),
+    ({"low": math.nan}, ValueError, "low must be a finite number, got nan"),
+    ({"ops": []}, ValueError, "ops must name at least one op, got []"),  # "Cannot sample from a length-zero sequence"
+    ({"ops": "tanh"}, TypeError, "ops must be a list of op names, got 'tanh'"),
+])
+def test_expressions_refuses_bad_arguments_when_called(kwargs, error, message):
+    pytest.importorskip("hypothesis")
+    from microgradnn.testing.strategies import expressions
+    with pytest.raises(error, match=re.escape(f"expressions: {message}")):
+        expressions(**kwargs)  # max_variables=7 was an IndexError from inside, at the first draw
+
+
+def test_checks_differentiate_a_gradient_penalty_with_graphs():
+    # f differentiates inside (grad(create_graph=True)): under no_grad it computed 0, so a right
+    # gradient FAILed against a numeric 0
+    def penalty(x):
+        return mg.grad(x ** 3, x, create_graph=True)[0] ** 2  # (3x²)², d/dx = 36x³
+    report = gradcheck(penalty, 0.7)
+    assert report and report.rows[0].reference == pytest.approx(36 * 0.7 ** 3), str(report)
+    assert gradgradcheck(penalty, 0.7)
+    model = MLP(1, [1], seed=0)
+
+    def loss(preds, y):
+        w = model.parameters()[0]
+        return losses.mse(preds, y) + mg.grad(preds[0], w, create_graph=True)[0] ** 2
+    for check in (check_module_gradients, mg.testing.directional_check):
+        assert check(model, loss, [[0.5]], [1.0]), str(check(model, loss, [[0.5]], [1.0]))
+
+
+def test_compare_with_torch_says_how_to_write_a_value_method_tensors_lack():
+    # x.softplus() on a tensor was a raw AttributeError from inside f
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=re.escape("compare_with_torch: f ran on float64 tensors and failed ('Tensor' "
+                                                  "object has no attribute 'softplus'): write mg.softplus(x, ...) "
+                                                  "instead of x.softplus(...)")):
+        compare_with_torch(lambda x: x.softplus(), 0.3)
+    assert compare_with_torch(lambda x: mg.softplus(x) + mg.leaky_relu(x, 0.1), -0.3)
+
+
+def test_gradcheck_fails_an_f_that_cuts_its_graph_under_no_grad():
+    # was a RuntimeError from backward ("this Value does not require grad") naming no check
+    def cut(x):
+        with mg.no_grad():
+            return x * 2
+    report = gradcheck(cut, 1.0)
+    assert not report and (report.rows[0].analytic, report.rows[0].reference) == (0.0, pytest.approx(2.0))
+    with pytest.raises(TypeError, match=re.escape("gradcheck: the keys of inputs must be names of f's arguments "
+                                                  "(str), got 1")):
+        gradcheck(lambda **k: k[1] * 2, {1: 2.0})  # was "Value: label must be a str, got int"

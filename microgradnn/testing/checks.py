@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from microgradnn import engine
 from microgradnn._checks import integer, number, positive_int
 from microgradnn.engine import (Value, _check_unchanged, get_op, grad, no_grad, restore, topological_order,
                                 version_of)
@@ -39,6 +40,7 @@ __all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradchec
 OK, FAIL, KINK, NONFINITE = "ok", "FAIL", "non-differentiable", "non-finite"
 EPS = 1e-4  # first finite-difference step, relative: h = EPS * max(1, |x|)
 _MACHINE_EPS = sys.float_info.epsilon
+_VAGUE = 1e-3  # a local derivative's reference less certain than this, relative, cannot blame its node
 _KINK_DRIFT = 1e-3  # how far a kink's slope jump may move from step to step, relative
 # eps below loses the differences to rounding (nothing is left to measure under 1e-13); above,
 # a first step wider than a tenth of x can average an oscillation away and seem settled
@@ -396,6 +398,9 @@ def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
     """Names, float values, and how to call f with Values (positional or by keyword)."""
     if isinstance(inputs, Mapping):
         names = list(inputs)
+        for k in names:
+            if not isinstance(k, str):
+                raise TypeError(f"{who}: the keys of inputs must be names of f's arguments (str), got {k!r:.60}")
         values = [_float(inputs[k], k, who) for k in names]
         call: Callable = lambda f, vs: f(**dict(zip(names, vs)))  # noqa: E731
     elif isinstance(inputs, (numbers.Number, np.generic, str, bytes)) or inputs is None:
@@ -423,6 +428,8 @@ def _output(f, call, values) -> Value:
 def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
     """d(out)/d(v) for each v in `wrt`, by `out.backward()`; every `.grad` in out's graph is
     put back as it was, and gradients already held by `wrt` do not leak into the result."""
+    if not out.requires_grad:  # made under no_grad or from constants only: nothing reaches wrt
+        return [0.0] * len(wrt)
     nodes = topological_order(out)
     saved = [v.grad for v in nodes]
     try:
@@ -433,6 +440,24 @@ def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
     finally:
         for v, g in zip(nodes, saved):
             v.grad = g
+
+
+class _GradMode:
+    """Runs f for the finite differences under no_grad (faster: no local derivatives), unless at
+    the checked point it computes another number there than with graphs, as a gradient penalty
+    (which differentiates inside f) does: from then on with graphs."""
+
+    def __init__(self, data: float) -> None:
+        self.data, self.quiet = data, True
+
+    def run(self, make: Callable[[], Value], at_point: bool) -> float:
+        if self.quiet:
+            with no_grad():
+                got = make().data
+            if not at_point or got == self.data or (math.isnan(got) and math.isnan(self.data)):
+                return got
+            self.quiet = False
+        return make().data
 
 
 def _tolerances(eps: float, atol: float, rtol: float) -> str:
@@ -469,23 +494,24 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     leaves = [Value(v, n) for v, n in values]
     out = call(f, leaves)
     if not isinstance(out, Value):
-        raise TypeError(f"f must return a Value, got {type(out).__name__}")
+        raise TypeError(f"gradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
     try:
         grads = _backward_grads(out, leaves)
     except (ValueError, OverflowError):
         grads = [math.nan] * len(xs)
     kinked = _kinked(out, leaves)
 
-    rows, calls = [], 0
+    rows, calls, mode = [], 0, _GradMode(out.data)
     for i, (x, name) in enumerate(values):
-        def at(t, i=i):
-            with no_grad():
-                return _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]).data
+        def at(t, i=i, x=x):
+            return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
+                            t == x)
         d = derivative(at, x, eps, one_sided=kinked[i])
         calls += d.evaluations
         rows.append(_row(name, grads[i], d, kinked[i], atol, rtol))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=_uncertain_note(rows, atol, rtol))
+    _replay_check(report, out, atol, rtol)
     _blame(report, out, [[v] for v in leaves], eps, atol, rtol)
     return report
 
@@ -512,7 +538,7 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
 
 def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-3) -> Culprit | None:
     """The first node (in topological order) whose stored local derivative disagrees with
-    finite differences of its op's forward; None if every node agrees."""
+    finite differences of its op's forward by more than their estimated error; None if none does."""
     if not isinstance(out, Value):
         raise TypeError(f"blame: out must be a Value, got {type(out).__name__} {out!r:.60}")
     eps, atol, rtol = _checked("blame", eps, atol, rtol)
@@ -532,9 +558,44 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
                 return v._op.forward(*xs[:i], t, *xs[i + 1:])
             d = derivative(fwd, xs[i], eps, one_sided=at_kink)
             local = v._local[i]
+            if abs(local - d.value) <= d.error and d.error > _VAGUE * max(abs(local), abs(d.value)):
+                continue  # rounding swamps the differences (x + 1e15): no verdict, rather than a false one
             if _judge(local, d, at_kink, atol, rtol) in (FAIL, NONFINITE):
                 return Culprit(v, i, local, d.value)
     return None
+
+
+def _replay_check(report: GradReport, out: Value, atol: float, rtol: float) -> None:
+    """FAIL the report at the first node of a `define_op` op that computes another number on
+    arrays, as `compile` replays it, than on floats: its array_forward or a derivative rule
+    (the scalar engine never runs them, so every finite-difference check passes)."""
+    from microgradnn import replay
+    for v in topological_order(out):
+        op = v._op
+        if op is None or op.builtin:
+            continue
+        xs = [x.data for x in v.inputs]
+        arrays = [np.full(2, x) for x in xs]
+        try:
+            with np.errstate(all="ignore"):
+                pairs = [("forward", np.asarray(replay.array_forward(op)(*arrays), float), v.data)]
+                floats = op.local_grads(xs, v.data)
+                on_arrays = replay._array_local_grads(op, arrays, np.full(2, v.data), [True] * len(xs))
+        except (ArithmeticError, ValueError, TypeError):
+            continue  # replay raises there too: not a silent difference
+        pairs += [(f"derivative rule {i}", np.asarray(a, float), float(f)) for i, (a, f) in
+                  enumerate(zip(on_arrays, floats))]
+        for what, got, want in pairs:
+            bad = [float(g) for g in np.broadcast_to(got, (2,))
+                   if not (math.isfinite(g) and _close(g, want, atol, rtol))]
+            if bad and math.isfinite(want):
+                shown = ", ".join(f"{x:.6g}" for x in xs)
+                report.rows.append(GradRow(f"compile: {op.name}({shown}) {what}", bad[0], want, FAIL))
+                report.notes.append(f"note: op {op.name!r} computes {_num(bad[0])} on arrays (its "
+                                    f"{'array_forward' if what == 'forward' else what}, as compile replays it) "
+                                    f"but {_num(want)} on floats at {op.name}({shown}): a compiled model trains "
+                                    f"on another loss or gradient")
+                return
 
 
 def _fname(f) -> str:
@@ -557,11 +618,14 @@ def assert_report(report: GradReport) -> GradReport:
 def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
-    the first derivatives; one row per pair of inputs."""
+    the first derivatives, one row per pair of inputs; then the first derivatives it gives
+    with finite differences of f, one row per input (a wrong one can have right derivatives)."""
     eps, atol, rtol = _checked("gradgradcheck", eps, atol, rtol)
     names, xs, call = _flatten(inputs, "gradgradcheck")
     leaves = [Value(v, n) for v, n in zip(xs, names)]
     out = call(f, leaves)
+    if not isinstance(out, Value):
+        raise TypeError(f"gradgradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
     firsts = grad(out, leaves, create_graph=True)
     kinked = _kinked(out, leaves)
     rows, calls = [], 0
@@ -574,6 +638,14 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             d = derivative(first_at, x, eps, one_sided=kinked[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
+    mode = _GradMode(out.data)
+    for i, x in enumerate(xs):  # the create_graph path has rules of its own (run on Values)
+        def at(t, i=i, x=x):
+            moved = [(t if k == i else v, n) for k, (v, n) in enumerate(zip(xs, names))]
+            return mode.run(lambda: _output(f, call, moved), t == x)
+        d = derivative(at, x, eps, one_sided=kinked[i])
+        calls += d.evaluations
+        rows.append(_row(f"d/d{names[i]} (create_graph)", firsts[i].data, d, kinked[i], atol, rtol))
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=_uncertain_note(rows, atol, rtol))
 
@@ -593,7 +665,20 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
         raise TypeError(f"compare_with_torch: f must return a Value, got {type(out).__name__} {out!r:.60}")
     grads = _backward_grads(out, leaves)
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
-    t_out = call(f, tensors)
+    try:
+        t_out = call(f, tensors)
+    except AttributeError as e:  # x.softplus(): a Value method torch's tensors do not have
+        method = getattr(e, "name", None)
+        if not (method and hasattr(Value, method) and hasattr(engine, method)):
+            raise
+        raise TypeError(f"compare_with_torch: f ran on float64 tensors and failed ({e}): write "
+                        f"mg.{method}(x, ...) instead of x.{method}(...), as the engine's functions "
+                        f"run on tensors too") from None
+    if not isinstance(t_out, torch.Tensor) or t_out.numel() != 1:
+        shown = type(t_out).__name__ if not isinstance(t_out, torch.Tensor) else f"tensor of shape {tuple(t_out.shape)}"
+        raise TypeError(f"compare_with_torch: on float64 tensors f must return a one-number tensor, got {shown} "
+                        "(a Value made inside f, such as Value(2.0) * x, reads the tensors as floats: "
+                        "use plain numbers for constants)")
     t_out.backward()
     pairs = [("output", out.data, t_out.item())]
     pairs += [(n, g, 0.0 if t.grad is None else t.grad.item()) for n, g, t in zip(names, grads, tensors)]
@@ -627,20 +712,29 @@ def _teach_ops_torch(torch) -> None:
             op.tensor_forward = lambda *args, _f=forward, _t=t: _f(*map(_t, args)) if args else _f()
 
 
-def _model_loss(model, loss_fn: Callable, X, y):
+def _model_loss(who: str, model, loss_fn: Callable, X, y):
     """loss() -> Value over the whole batch, and a counter of the forward passes it made."""
+    if not callable(loss_fn):
+        raise TypeError(f"{who}: loss_fn must be a callable (predictions, y) -> Value, got "
+                        f"{type(loss_fn).__name__} {loss_fn!r:.60}")
     X = np.asarray(X, dtype=float)
     passes = [0]
 
     def loss() -> Value:
         passes[0] += 1
-        return loss_fn([model(x) for x in X], y)
+        out = loss_fn([model(x) for x in X], y)
+        if not isinstance(out, Value):
+            raise TypeError(f"{who}: loss_fn must return a Value, got {type(out).__name__} {out!r:.60}")
+        return out
     return loss, passes
 
 
 def _trainable(who: str, model: Module) -> tuple[list[tuple[str, Value]], list[str]]:
     """model's named parameters that require grad (as torch's gradcheck, frozen ones are not
     checked), and a note saying how many were skipped."""
+    from microgradnn.nn import Module
+    if not isinstance(model, Module):
+        raise TypeError(f"{who}: model must be a microgradnn.nn.Module, got {type(model).__name__} {model!r:.60}")
     named = model.named_parameters()
     trainable = [(n, p) for n, p in named if p.requires_grad]
     if not trainable:
@@ -664,19 +758,20 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     named, notes = _trainable("check_module_gradients", model)
     if sample is not None and sample < len(named):
         picks = np.random.default_rng(seed).choice(len(named), size=sample, replace=False)
+        notes.append(f"checked a sample of {sample} of the {len(named)} parameters that require grad "
+                     f"(sample={sample}, seed={seed}); the others were not checked")
         named = [named[i] for i in sorted(picks)]
-    loss, passes = _model_loss(model, loss_fn, X, y)
+    loss, passes = _model_loss("check_module_gradients", model, loss_fn, X, y)
     out = loss()
     grads = _backward_grads(out, [p for _, p in named])
     kinked = _kinked(out, [p for _, p in named])
-    rows = []
+    rows, mode = [], _GradMode(out.data)
     for (name, p), g, kink in zip(named, grads, kinked):
         original, version = p.data, version_of(p)
 
-        def at(t, p=p):
+        def at(t, p=p, original=original):
             p.data = t
-            with no_grad():
-                return loss().data
+            return mode.run(loss, t == original)
         try:
             d = derivative(at, original, eps, one_sided=kink)
         finally:
@@ -684,6 +779,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
         rows.append(_row(name, g, d, kink, atol, rtol))
     report = GradReport(f"check_module_gradients of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=passes[0], notes=notes + _uncertain_note(rows, atol, rtol))
+    _replay_check(report, out, atol, rtol)
     _blame(report, out, [[p] for _, p in named], eps, atol, rtol)
     return report
 
@@ -704,12 +800,13 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     max_checks = positive_int(max_checks, "directional_check", "max_checks")
     named, skipped = _trainable("directional_check", model)
     params = [p for _, p in named]
-    loss, passes = _model_loss(model, loss_fn, X, y)
+    loss, passes = _model_loss("directional_check", model, loss_fn, X, y)
     out = loss()
     grads = np.array(_backward_grads(out, params))
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
     originals, versions = [p.data for p in params], [version_of(p) for p in params]
+    mode = _GradMode(out.data)
 
     def check(idx: list[int]) -> GradRow:
         kink = bool(kinked[idx[0]])  # a set is all at a kink or all smooth
@@ -717,8 +814,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
         def at(t):
             for i in idx:
                 params[i].data = originals[i] + t * v[i]
-            with no_grad():
-                return loss().data
+            return mode.run(loss, t == 0.0)
         try:
             d = derivative(at, 0.0, eps, one_sided=kink)
         finally:
@@ -767,6 +863,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
                 todo.append((half, rows[-1]))
     report = GradReport(f"directional_check of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=passes[0], notes=skipped + notes + _uncertain_note(rows, atol, rtol))
+    _replay_check(report, out, atol, rtol)
     _blame(report, out, [[params[i] for i in idx] for idx in sets], eps, atol, rtol)
     if not report:
         wrong = [r.name for r in rows if r.status in (FAIL, NONFINITE) and " .. " not in r.name]

@@ -26,6 +26,7 @@ except ImportError:
                       "(or pip install 'microgradnn[test]')") from None
 
 from microgradnn import engine
+from microgradnn._checks import integer, number, positive_int
 from microgradnn.engine import Value
 
 __all__ = ["expressions", "Expression"]
@@ -91,20 +92,35 @@ def _usable(op: engine.Op, name: str) -> bool:
     return name not in SKIPPED and (op.infix or name.isidentifier())
 
 
-@st.composite
-def expressions(draw, ops: list[str] | None = None, max_variables: int = 3, max_steps: int = 6,
-                low: float = -3.0, high: float = 3.0) -> Expression:
+def expressions(ops: list[str] | None = None, max_variables: int = 3, max_steps: int = 6,
+                low: float = -3.0, high: float = 3.0) -> st.SearchStrategy[Expression]:
     """A strategy for `Expression`s over up to `max_variables` variables with values in
     [low, high] and up to `max_steps` ops drawn from `ops` (default: every op in the table
     when drawn, your own `define_op` ops included, except the step function is_class)."""
-    table = engine.ops()
-    if ops is None:
-        names = [n for n, op in table.items() if _usable(op, n)]
-    else:
-        unknown = [n for n in ops if n not in table]
+    max_variables = integer(max_variables, "expressions", "max_variables", at_least=1)
+    if max_variables > len(VARIABLES):
+        raise ValueError(f"expressions: max_variables must be at most {len(VARIABLES)} (the variables "
+                         f"{', '.join(VARIABLES)}), got {max_variables}")
+    max_steps = positive_int(max_steps, "expressions", "max_steps")
+    low = number(low, "expressions", "low")
+    high = number(high, "expressions", "high", low)
+    if ops is not None:
+        if isinstance(ops, str) or not all(isinstance(n, str) for n in ops):
+            raise TypeError(f"expressions: ops must be a list of op names, got {ops!r:.60}")
+        if not ops:
+            raise ValueError("expressions: ops must name at least one op, got []")
+        unknown = [n for n in ops if n not in engine.ops()]
         if unknown:
-            raise KeyError(f"expressions: no op named {', '.join(map(repr, unknown))}; known ops: {', '.join(table)}")
-        names = list(ops)
+            raise KeyError(f"expressions: no op named {', '.join(map(repr, unknown))}; "
+                           f"known ops: {', '.join(engine.ops())}")
+    return _expressions(None if ops is None else list(ops), max_variables, max_steps, low, high)
+
+
+@st.composite
+def _expressions(draw, ops: list[str] | None, max_variables: int, max_steps: int, low: float,
+                 high: float) -> Expression:
+    table = engine.ops()
+    names = [n for n, op in table.items() if _usable(op, n)] if ops is None else ops
     n_vars = draw(st.integers(1, max_variables))
     # six decimals: short commands, and no value so tiny that no finite-difference step fits beside 0
     number = st.floats(low, high, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 6) + 0.0)
