@@ -16,7 +16,7 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from microgradnn.engine import Value, observe_decisions, version_of
 
@@ -74,48 +74,42 @@ def recording(samples: Sequence[Value] = (), start: int | None = None,
     plain = {id(v): True for v in samples}  # id -> is a plain number (kept alive by `seen`)
     seen: list[Value] = list(samples)
 
-    def number(v: Value) -> bool:
-        if id(v) in plain:
-            return plain[id(v)]
+    def fold(v: Value, known: dict[int, bool], leaf: Callable[[Value], bool | None],
+             combine: Callable[[Iterable[bool]], bool]) -> bool:
+        """known[id(v)], worked out inputs first for v and what it is computed from: `leaf(u)`
+        answers for u alone, or None to combine its inputs' answers."""
         stack = [v]
         while stack:
             u = stack[-1]
-            if id(u) in plain:
+            if id(u) in known:
                 stack.pop()
                 continue
-            if u.requires_grad or not u.inputs:  # a parameter; a leaf that is not the sample's
-                # (a number lifted into the graph by an op is made after `start`; a Value of
-                # the user's own is "made")
-                answer = not u.requires_grad and not u.inputs and start is not None and version_of(u) >= start
-            else:
-                todo = [x for x in u.inputs if id(x) not in plain]
+            answer = leaf(u)
+            if answer is None:
+                todo = [x for x in u.inputs if id(x) not in known]
                 if todo:
                     stack.extend(todo)
                     continue
-                answer = all(plain[id(x)] for x in u.inputs)
+                answer = combine(known[id(x)] for x in u.inputs)
             stack.pop()
-            plain[id(u)] = answer
+            known[id(u)] = answer
             seen.append(u)
-        return plain[id(v)]
+        return known[id(v)]
+
+    def sample_leaf(u: Value) -> bool | None:
+        if u.requires_grad or not u.inputs:  # a parameter; a leaf that is not the sample's
+            # (a number lifted into the graph by an op is made after `start`; a Value of the
+            # user's own is "made")
+            return not u.requires_grad and not u.inputs and start is not None and version_of(u) >= start
+        return None
+
+    def number(v: Value) -> bool:
+        return fold(v, plain, sample_leaf, all)
 
     floaty = {id(v): True for v in floats}  # id -> computed from a float of the sample (kept alive by `seen`)
 
-    def inexact(v: Value) -> bool:
-        if not number(v):
-            return False
-        stack = [v]
-        while stack:
-            u = stack[-1]
-            if id(u) in floaty:
-                stack.pop()
-                continue
-            todo = [x for x in u.inputs if id(x) not in floaty]
-            if todo:
-                stack.extend(todo)
-                continue
-            stack.pop()
-            floaty[id(u)] = any(floaty[id(x)] for x in u.inputs)  # (a leaf: an int, or a number lifted by an op)
-        return floaty[id(v)]
+    def inexact(v: Value) -> bool:  # (a leaf not in floaty: an int, or a number lifted by an op)
+        return number(v) and fold(v, floaty, lambda u: None if u.inputs else False, any)
 
     def note(kind: str, a: Any, b: Any, answer: Any) -> Any:
         if kind == "node":
