@@ -539,6 +539,16 @@ def test_predict_on_one_sample_says_who_and_how_to_pass_it():
     assert model.predict([[0.5, 1.0]]).shape == (1,)
 
 
+def test_predict_and_accuracy_go_through_a_subclass_decision_function():
+    class Flipped(MLP):
+        def decision_function(self, X):
+            return -super().decision_function(X)
+    model, X = Flipped(2, [3, 1], seed=0), [[0.5, 1.0], [-1.0, 0.2], [2.0, -1.5]]
+    scores = model.decision_function(X)
+    assert list(model.predict(X)) == [int(s > model.threshold) for s in scores]
+    assert mg.accuracy(model, X, model.predict(X)) == 1.0
+
+
 @pytest.mark.parametrize("build, who", [
     (lambda seed: MLP(2, [3, 1], seed=seed), "MLP"), (lambda seed: Neuron(2, seed=seed), "Neuron"),
     (lambda seed: mg.nn.Linear(2, 2, seed=seed), "Linear"), (lambda seed: mg.nn.Embedding(3, 2, seed=seed), "Embedding"),

@@ -202,13 +202,10 @@ class Module:
 
     # ---- batches -------------------------------------------------------------------------
 
+    @no_grad()
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
-        return self._scores(X, "decision_function")
-
-    @no_grad()
-    def _scores(self, X, who: str) -> np.ndarray:
-        X = as_matrix(X, self.nin, who)
+        X = as_matrix(X, self.nin, "decision_function")
         rows = [self(x) for x in X]
         return np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
 
@@ -230,7 +227,8 @@ class Module:
         `threshold` (default `self.threshold`)."""
         if threshold is not None:
             threshold = number(threshold, "predict", "threshold")  # before the forward passes
-        return classify(self._scores(X, "predict"), self.threshold if threshold is None else threshold, "predict")
+        X = as_matrix(X, self.nin, "predict")  # (so that its errors say predict)
+        return classify(self.decision_function(X), self.threshold if threshold is None else threshold, "predict")
 
 
 def classify(scores: np.ndarray, threshold: float, who: str = "classify") -> np.ndarray:
