@@ -198,6 +198,27 @@ def test_a_csv_uploaded_from_the_page_becomes_the_data(server, tab, tmp_path):
     assert tab.errors == []
 
 
+def test_a_late_answer_to_an_earlier_change_does_not_undo_a_newer_one(server, tab):
+    # two changes in quick succession: the first one's answer, arriving last, set the controls
+    # (and the URL) back to a configuration no longer in force
+    open_page(tab, server.url)
+    held = []
+    tab.route("**/api/config", lambda route: held.append(route) if not held else route.continue_())
+    tab.select_option("#dataset", "spiral")
+    tab.wait_for_timeout(300)  # (Playwright runs the route handler while it waits)
+    assert len(held) == 1
+    tab.select_option("#dataset", "xor")
+    tab.wait_for_timeout(500)  # the second change, if sent at once, is answered now
+    held[0].continue_()
+    for _ in range(100):
+        tab.wait_for_timeout(100)
+        if server.session.config["dataset"] == "xor" and "dataset=" in href(tab):
+            break
+    tab.wait_for_timeout(500)
+    assert server.session.config["dataset"] == "xor"
+    assert "dataset=xor" in href(tab) and tab.input_value("#dataset") == "xor" and tab.errors == []
+
+
 def test_the_classes_setting_is_live_only_for_data_that_takes_it(server, tab):
     open_page(tab, server.url)
     assert tab.input_value("#dataset") == "moons" and tab.is_disabled("#classes")  # moons has two

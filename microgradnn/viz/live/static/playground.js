@@ -46,7 +46,13 @@
     $("classes").disabled = !["blobs", "spiral"].includes(c.dataset);
     toURL(c);
   }
-  async function configure(change) {
+  let configuring = Promise.resolve();
+  function configure(change) {  // one change at a time, in order: a late answer must not undo a newer change
+    const run = configuring.then(() => configureNow(change));
+    configuring = run.catch(() => {});
+    return run;
+  }
+  async function configureNow(change) {
     const before = S.dataVersion;
     let r;
     try { r = await api("api/config", change); }
