@@ -104,6 +104,7 @@ class _Plan:
     ids: dict[int, str]                          # id(Value) -> node id
     made: dict[int, tuple]                       # id(Value) -> modules whose call made it (see _made_by)
     groups: dict[int, Neuron] = field(default_factory=dict)  # collapse: id(Value) -> neuron
+    order: list[Value] = field(default_factory=list)  # every node of the graph, topological order
 
 
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who: str = "draw_graph") -> _Plan:
@@ -126,7 +127,7 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
         raise GraphTooLarge(f"the graph has {count} nodes to draw, more than max_nodes={max_nodes}; "
                             f"pass collapse=True to draw each neuron as one node, or raise max_nodes= "
                             f"(dot may take minutes on graphs this big)")
-    return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups)
+    return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups, order)
 
 
 def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_constants: bool = False,
@@ -150,7 +151,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     for name, option in (("show_constants", show_constants), ("color_by_grad", color_by_grad), ("collapse", collapse)):
         flag(option, "draw_graph", name)
     plan = _plan(root, show_constants, collapse, max_nodes)
-    marked = _onto_boxes(_highlighted(highlight, root), plan)
+    marked = _onto_boxes(_highlighted(highlight, root, plan.order), plan)
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
@@ -221,8 +222,9 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
 _RED_EDGE = {"color": COLORS["highlight"], "penwidth": "2.5"}
 
 
-def _highlighted(highlight, root: Value) -> dict[int, str]:
-    """id(Value) -> note ("" for none) from draw_graph's `highlight=` argument."""
+def _highlighted(highlight, root: Value, order: list[Value]) -> dict[int, str]:
+    """id(Value) -> note ("" for none) from draw_graph's `highlight=` argument; each must be
+    one of `order`, root's graph."""
     if highlight is None:
         return {}
     if isinstance(highlight, Value):
@@ -235,7 +237,7 @@ def _highlighted(highlight, root: Value) -> dict[int, str]:
         if not isinstance(v, Value):
             raise TypeError(f"draw_graph: highlight must hold Values, got {type(v).__name__}")
     if notes:  # a Value from another graph would silently draw nothing red
-        nodes = {id(v) for v in topological_order(root)}
+        nodes = {id(v) for v in order}
         for v in notes:
             if id(v) not in nodes:
                 raise ValueError(f"draw_graph: highlight holds {v!r}, which is not in the graph of {root!r}")
