@@ -502,19 +502,28 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         grads = [math.nan] * len(xs)
     kinked = _kinked(out, leaves)
 
-    rows, calls, mode = [], 0, _GradMode(out.data)
-    for i, (x, name) in enumerate(values):
-        def at(t, i=i, x=x):
-            return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
-                            t == x)
-        d = derivative(at, x, eps, one_sided=kinked[i])
-        calls += d.evaluations
-        rows.append(_row(name, grads[i], d, kinked[i], atol, rtol))
+    rows, calls = _first_derivative_rows(f, call, values, out.data, grads, kinked, names, eps, atol, rtol)
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=_uncertain_note(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
     _blame(report, out, [[v] for v in leaves], eps, atol, rtol)
     return report
+
+
+def _first_derivative_rows(f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
+                           kinked: list[bool], labels: list[str], eps: float, atol: float,
+                           rtol: float) -> tuple[list[GradRow], int]:
+    """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`): its
+    `analytic` derivative against finite differences of f in that input; and the evaluations made."""
+    rows, calls, mode = [], 0, _GradMode(at_point)
+    for i, ((x, _), label) in enumerate(zip(values, labels)):
+        def at(t, i=i, x=x):
+            return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
+                            t == x)
+        d = derivative(at, x, eps, one_sided=kinked[i])
+        calls += d.evaluations
+        rows.append(_row(label, analytic[i], d, kinked[i], atol, rtol))
+    return rows, calls
 
 
 def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, atol: float, rtol: float) -> None:
@@ -639,14 +648,10 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             d = derivative(first_at, x, eps, one_sided=kinked[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
-    mode = _GradMode(out.data)
-    for i, x in enumerate(xs):  # the create_graph path has rules of its own (run on Values)
-        def at(t, i=i, x=x):
-            moved = [(t if k == i else v, n) for k, (v, n) in enumerate(zip(xs, names))]
-            return mode.run(lambda: _output(f, call, moved), t == x)
-        d = derivative(at, x, eps, one_sided=kinked[i])
-        calls += d.evaluations
-        rows.append(_row(f"d/d{names[i]} (create_graph)", firsts[i].data, d, kinked[i], atol, rtol))
+    # the create_graph path has rules of its own (run on Values)
+    more, evaluations = _first_derivative_rows(f, call, list(zip(xs, names)), out.data, [g.data for g in firsts],
+                                               kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol)
+    rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=_uncertain_note(rows, atol, rtol))
 
