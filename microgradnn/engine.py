@@ -1251,15 +1251,23 @@ def define_op(name: str, forward: Callable[..., float], *derivatives: Callable,
 
 
 def _check_takes(f: Callable, n: int, who: str, expected: str) -> None:
-    import inspect
+    signature = _cannot_take(f, n)
+    if signature is not None:
+        raise TypeError(f"{who} must take {expected}; its signature is {signature}")
+
+
+def _cannot_take(f: Callable, n: int) -> inspect.Signature | None:
+    """f's signature if f cannot be called with n positional arguments, else None (also when
+    it has none to read, as some builtins)."""
     try:
         signature = inspect.signature(f)
-    except (TypeError, ValueError):  # some builtins have none: nothing to check
-        return
+    except (TypeError, ValueError):
+        return None
     try:
         signature.bind(*range(n))
     except TypeError:
-        raise TypeError(f"{who} must take {expected}; its signature is {signature}") from None
+        return signature
+    return None
 
 
 def _first_use(cls: type) -> type:

@@ -14,7 +14,6 @@ A tape is only valid for samples on which `fn` would build the same graph, so:
 """
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 from numbers import Real
@@ -1297,15 +1296,11 @@ def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
 def _check_arity(fn: Callable, args: tuple) -> None:
     """Refuse a call form fn cannot take (fn(x, y) called with a list of samples, or the reverse)
     before fn runs, rather than with Python's error from inside the recording."""
-    try:
-        inspect.signature(fn).bind(*args)
-    except ValueError:  # no signature to read (some builtins): let the call say
-        return
-    except TypeError:
+    if engine._cannot_take(fn, len(args)) is not None:
         name = getattr(fn, "__name__", type(fn).__name__)
         raise TypeError(f"compiled: {name} cannot be called as fn({'x, y' if len(args) == 2 else 'sample'}): "
                         f"call the compiled function with X and y, compiled(X, y), for fn(x, y), or with a list "
-                        f"of samples, compiled(samples), for fn(sample)") from None
+                        f"of samples, compiled(samples), for fn(sample)")
 
 
 def compile_model_loss(model, loss_fn: Callable) -> Compiled:
