@@ -398,12 +398,13 @@ def _load_gpt(path: str):
     """The GPT `gpt --save` wrote to `path` and the tokenizer of the vocabulary saved with it."""
     from microgradnn.models import GPT
     try:
-        model = Module.from_file(path)
-        vocabulary = read_model(path).get("vocabulary")
+        payload = read_model(path)  # read once: the model and its vocabulary come from the same file
+        model = Module._from_payload(payload, path)
     except (OSError, ValueError) as e:
         raise UsageError(str(e)) from None
     if not isinstance(model, GPT):
         raise UsageError(f"--load {path} holds {model!r}, not a GPT; gpt --load continues what gpt --save wrote")
+    vocabulary = payload.get("vocabulary")
     if vocabulary is None:
         raise UsageError(f"--load {path} has no vocabulary (the characters its token ids stand for), so words "
                          "cannot be given the ids it was trained with; train a new model (leave out --load)")

@@ -183,7 +183,11 @@ class Module:
     def from_file(path: str | os.PathLike) -> "Module":
         """Build the module saved in `path` (any of Neuron, Layer, MLP). The sizes are checked
         against the parameters the file holds before anything is built."""
-        payload = read_model(path)
+        return Module._from_payload(read_model(path), path)
+
+    @staticmethod
+    def _from_payload(payload: dict, path: str | os.PathLike) -> "Module":
+        """from_file's module, from the file's payload (`read_model`'s) once it is read."""
         config, state = payload["config"], payload["state"]
         try:
             size = config_size(config)
