@@ -35,17 +35,17 @@ class Optimizer:
                             f"got {type(params).__name__}{hint}")
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{who}: got an empty parameter list")
         for i, p in enumerate(self.params):
             if type(p) is not Value:
-                raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
+                raise TypeError(f"{who}: parameters must be Values, got {type(p).__name__}")
             if p.inputs:  # the next forward pass computes it again, undoing every step (torch refuses too)
-                raise ValueError(f"{type(self).__name__}: parameters must be leaves (Values not computed from "
+                raise ValueError(f"{who}: parameters must be leaves (Values not computed from "
                                  f"others), got {_named(i, p)}, made by {p.op!r}")
         unique = list(dict.fromkeys(self.params))
         if len(unique) != len(self.params):
             # updating a shared parameter once per listing would step it twice (PyTorch warns too)
-            warnings.warn(f"{type(self).__name__}: {len(self.params) - len(unique)} parameter(s) listed more than "
+            warnings.warn(f"{who}: {len(self.params) - len(unique)} parameter(s) listed more than "
                           "once; each is updated once per step", UserWarning, stacklevel=3)
             self.params = unique
         self._data: np.ndarray | None = None  # the parameters' numbers as last written, at _version
