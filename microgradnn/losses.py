@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import one_of
+from microgradnn._checks import one_of, shown
 from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus, take
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
@@ -27,23 +27,30 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
         raise ValueError(f"{name}: got {len(preds)} predictions but {len(t)} targets")
     if len(preds) == 0:
         raise ValueError(f"{name}: the batch is empty")
-    if not all(type(x) is Value or math.isfinite(x) for x in t):  # a Value is always finite
-        i = next(i for i, x in enumerate(t) if type(x) is not Value and not math.isfinite(x))
-        raise ValueError(f"{name}: targets contain NaN or infinity: target {i} is {t[i]}")
     if not all(type(p) is Value for p in preds):  # plain numbers (or a sample's logits) given
         for i, p in enumerate(preds):
             for x in (p if isinstance(p, (list, tuple, np.ndarray)) else (p,)):
-                if type(x) is not Value and isinstance(x, numbers.Real) and not math.isfinite(x):
+                if type(x) is not Value and isinstance(x, numbers.Real) and not _finite(x):
                     raise ValueError(f"{name}: predictions contain NaN or infinity: prediction {i} is "
                                      f"{_short(p)}")
     return preds, t
 
 
 def _target(x, i: int, name: str) -> float:
-    """A target as a float: a number (a bool is 0 or 1, as a label made by a comparison)."""
+    """A target as a finite float: a number (a bool is 0 or 1, as a label made by a comparison)."""
     if not isinstance(x, numbers.Real):  # "1" would be read as 1.0, None fail inside float()
         raise TypeError(f"{name}: targets must be numbers, got {type(x).__name__} {x!r:.60} at target {i}")
+    if not _finite(x):  # (float() of an int beyond float's range would raise OverflowError)
+        raise ValueError(f"{name}: targets contain NaN or infinity: target {i} is {shown(x)}")
     return float(x)
+
+
+def _finite(x: numbers.Real) -> bool:
+    """x is finite as a float: an int too large for one is not."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _one_each(preds: list, name: str) -> None:
@@ -59,7 +66,10 @@ def _one_each(preds: list, name: str) -> None:
 
 def _short(p) -> str:
     """A prediction (a number, or a sample's logits) as plain floats, at most 80 characters."""
-    plain = lambda x: float(x) if type(x) is not Value and isinstance(x, numbers.Real) else x  # noqa: E731
+    def plain(x):
+        if type(x) is Value or not isinstance(x, numbers.Real):
+            return x
+        return shown(x) if isinstance(x, numbers.Integral) and not _finite(x) else float(x)
     text = repr([plain(x) for x in p] if isinstance(p, (list, tuple, np.ndarray)) else plain(p))
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -126,3 +126,15 @@ def test_decision_threshold_takes_a_loss_by_name_as_fit_does():
 def test_a_non_finite_plain_number_is_refused_naming_the_loss_and_the_sample(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("loss", list(losses.LOSSES.values()))
+def test_an_int_too_large_for_a_float_is_refused_naming_the_loss_and_the_sample(loss):
+    # a target or prediction of 10**400 raised a bare OverflowError from inside float()
+    sample = (lambda x: [x, 0.0]) if loss is losses.cross_entropy else (lambda x: x)
+    with pytest.raises(ValueError, match=f"{loss.__name__}: targets contain NaN or infinity: target 1 is "
+                                         r"an int of about 401 digits \(too large for a float\)"):
+        loss([sample(Value(0.5)), sample(Value(0.5))], [1, 10 ** 400])
+    with pytest.raises(ValueError, match=f"{loss.__name__}: predictions contain NaN or infinity: prediction 0 is "
+                                         ".*an int of about 401 digits"):
+        loss([sample(-10 ** 400)], [1])
