@@ -186,7 +186,9 @@ class Adam(Optimizer):
             counts, where = np.unique(t, return_inverse=True)
             step_size = np.array([self.lr / (1 - b1 ** k) for k in counts.tolist()])[where]
             root_correction = np.array([math.sqrt(1 - b2 ** k) for k in counts.tolist()])[where]
-        m = m + (1 - b1) * (grads - m)  # torch's lerp form
+        weight = 1 - b1
+        # torch's lerp: from the nearer end, so that m is the gradient itself when b1 is 0
+        m = m + weight * (grads - m) if weight < 0.5 else grads - (grads - m) * (1 - weight)
         v = v * b2 + (1 - b2) * grads * grads
         return data - step_size * m / (np.sqrt(v) / root_correction + self.eps), {"t": t, "m": m, "v": v}
 

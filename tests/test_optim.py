@@ -301,3 +301,18 @@ def test_optimizers_name_a_model_or_an_uncalled_parameters_given_as_params(opt):
         opt(model.parameters, lr=0.1)
     with pytest.raises(TypeError, match="got Value"):
         opt(model.parameters()[0], lr=0.1)
+
+
+def test_adam_with_beta1_zero_takes_the_gradient_itself_as_torch():
+    # torch's lerp takes m from its nearer end: with beta1 0, m is the new gradient exactly. Ours
+    # computed m + (g - m), which loses a small g after a large one: 1 + (1e-20 - 1) is 0, so the
+    # step was 0 where torch's is lr (beta2 0 and a tiny eps make Adam sign-SGD here)
+    torch = pytest.importorskip("torch")
+    p, t = Value(1.0), torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    ours = Adam([p], lr=0.1, betas=(0.0, 0.0), eps=1e-30)
+    ref = torch.optim.Adam([t], lr=0.1, betas=(0.0, 0.0), eps=1e-30)
+    for g in (1.0, 1e-20, 3.0, -1e-19):
+        p.grad, t.grad = g, torch.tensor(g, dtype=torch.float64)
+        ours.step()
+        ref.step()
+        assert p.data == pytest.approx(t.item(), rel=1e-15, abs=0)
