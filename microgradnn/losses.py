@@ -18,7 +18,7 @@ __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "h
 def _batch(predictions, targets, name: str) -> tuple[list, list]:
     """Predictions as a list (one per sample) and targets of the same length: floats, or the
     Values given (a target Value stays in the graph, which `microgradnn.compile` relies on)."""
-    preds = [predictions] if isinstance(predictions, (Value, int, float)) else list(predictions)
+    preds = [predictions] if isinstance(predictions, (Value, int, float)) else _listed(predictions, name, "predictions")
     if isinstance(targets, Value) or np.ndim(targets) == 0:
         targets = [targets]
     t = [x if isinstance(x, Value) else _target(x, i, name)
@@ -34,6 +34,13 @@ def _batch(predictions, targets, name: str) -> tuple[list, list]:
                     raise ValueError(f"{name}: predictions contain NaN or infinity: prediction {i} is "
                                      f"{_short(p)}")
     return preds, t
+
+
+def _listed(xs, name: str, what: str) -> list:
+    """xs as a list, or a TypeError naming the loss (rather than "'NoneType' object is not iterable")."""
+    if not hasattr(xs, "__iter__"):
+        raise TypeError(f"{name}: {what} must be a sequence, got {type(xs).__name__} {xs!r:.60}")
+    return list(xs)
 
 
 def _target(x, i: int, name: str) -> float:
@@ -136,12 +143,12 @@ def _log_softmax(logits: Sequence) -> list:
 
 def softmax(logits: Sequence) -> list:
     """exp(z_i) / sum_j exp(z_j) for one sample's logits, computed stably."""
-    return [exp(z) for z in _log_softmax(list(logits))]
+    return [exp(z) for z in _log_softmax(_listed(logits, "softmax", "logits (one sample's)"))]
 
 
 def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     """Multi-class cross-entropy: mean(-log softmax(z)[t]) for logits z and class indices t."""
-    batch = list(predictions)
+    batch = _listed(predictions, "cross_entropy", "predictions")
     if batch and not isinstance(batch[0], (list, tuple, np.ndarray)):
         batch = [batch]  # one sample's logits
     preds, t = _batch(batch, targets, "cross_entropy")

@@ -138,3 +138,15 @@ def test_an_int_too_large_for_a_float_is_refused_naming_the_loss_and_the_sample(
     with pytest.raises(ValueError, match=f"{loss.__name__}: predictions contain NaN or infinity: prediction 0 is "
                                          ".*an int of about 401 digits"):
         loss([sample(-10 ** 400)], [1])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: losses.softmax(3), r"softmax: logits \(one sample's\) must be a sequence, got int 3"),
+    (lambda: losses.softmax(Value(1.0)), r"softmax: logits \(one sample's\) must be a sequence, got Value"),
+    (lambda: losses.cross_entropy(Value(1.0), [0]), "cross_entropy: predictions must be a sequence, got Value"),
+    (lambda: losses.mse(None, [0]), "mse: predictions must be a sequence, got NoneType None"),
+])
+def test_predictions_that_are_not_a_sequence_are_refused_naming_the_function(call, message):
+    # these raised Python's own "'int' object is not iterable", naming nothing
+    with pytest.raises(TypeError, match=message):
+        call()
