@@ -569,3 +569,25 @@ def test_fused_must_be_a_bool():
                   lambda: Neuron.from_weights([1.0], 0.0, fused=None)):
         with pytest.raises(TypeError, match="Neuron: fused must be True or False"):
             build()
+
+
+def test_from_torch_refuses_a_linear_or_sequential_that_computes_something_else():
+    torch = pytest.importorskip("torch")
+
+    class Doubled(torch.nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    class Skipping(torch.nn.Sequential):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"layer 1 \('1'\) is a Doubled, a Linear with a forward of its own"):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), Doubled(2, 1)))
+    with pytest.raises(ValueError, match="the Sequential is a Skipping, a Sequential with a forward of its own"):
+        MLP.from_torch(Skipping(torch.nn.Linear(2, 2)))
+
+    class Named(torch.nn.Linear):  # a subclass that computes what Linear does is read
+        pass
+
+    assert repr(MLP.from_torch(torch.nn.Sequential(Named(2, 1)))) == "MLP(2 -> 1 linear, 3 parameters)"

@@ -44,6 +44,7 @@ def from_sequential(sequential) -> list[LayerSpec]:
     torch = import_torch("from_torch")
     if not isinstance(sequential, torch.nn.Sequential):
         raise TypeError(f"from_torch: expected a torch.nn.Sequential, got {type(sequential).__name__}")
+    _own_forward(sequential, torch.nn.Sequential, "the Sequential")
     names = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid",
              torch.nn.LeakyReLU: "leaky_relu", torch.nn.Identity: "linear"}
     modules, i = list(sequential.named_children()), 0
@@ -53,6 +54,7 @@ def from_sequential(sequential) -> list[LayerSpec]:
         key, linear = modules[i]
         if not isinstance(linear, torch.nn.Linear) or linear.bias is None:
             raise ValueError(f"from_torch: expected a Linear layer with bias at position {i}, got {linear!r}")
+        _own_forward(linear, torch.nn.Linear, f"layer {len(layers)} ({key!r})")
         weight, bias = (_finite(t, f"{key}.{n}", f"layer {len(layers)}")
                         for t, n in ((linear.weight, "weight"), (linear.bias, "bias")))
         if weight.ndim != 2 or bias.shape != weight.shape[:1]:
@@ -72,6 +74,13 @@ def from_sequential(sequential) -> list[LayerSpec]:
         raise ValueError("from_torch: the Sequential has no layers")
     _refuse_unread(sequential, read)
     return layers
+
+
+def _own_forward(module, base: type, what: str) -> None:
+    """Refuse a subclass of `base` with a forward of its own: the MLP would compute base's."""
+    if type(module).forward is not base.forward:
+        raise ValueError(f"from_torch: {what} is a {type(module).__name__}, a {base.__name__} with a forward "
+                         f"of its own, which the MLP would not compute; expected a plain {base.__name__}")
 
 
 def _finite(tensor, name: str, where: str = "") -> np.ndarray:
