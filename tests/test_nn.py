@@ -245,6 +245,20 @@ def test_save_counts_a_dangling_symlink_as_existing(tmp_path):
     assert os.path.islink(link) and not (tmp_path / "nowhere").exists()
 
 
+
+def test_save_with_overwrite_writes_through_a_symlink_as_open_does(tmp_path):
+    (tmp_path / "runs").mkdir()
+    target, link = tmp_path / "runs" / "model.json", tmp_path / "best.json"
+    MLP(2, [2, 1], seed=0).save(target)
+    os.symlink(target, link)
+    newer = MLP(2, [2, 1], seed=1)
+    newer.save(link, overwrite=True)  # replacing the link instead would leave runs/model.json stale
+    assert os.path.islink(link) and mg.Module.from_file(target).state_dict() == newer.state_dict()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["best.json", "model.json", "runs"]
+    os.symlink(tmp_path / "nowhere" / "m.json", tmp_path / "dangling.json")
+    with pytest.raises(FileNotFoundError, match=r"dangling.json: folder .*nowhere does not exist"):
+        newer.save(tmp_path / "dangling.json", overwrite=True)
+
 def test_of_two_racing_saves_without_overwrite_only_one_succeeds(tmp_path, monkeypatch):
     import microgradnn.nn.files as files
     path = tmp_path / "model.json"
