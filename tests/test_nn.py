@@ -605,3 +605,22 @@ def test_from_torch_refuses_a_linear_or_sequential_that_computes_something_else(
         pass
 
     assert repr(MLP.from_torch(torch.nn.Sequential(Named(2, 1)))) == "MLP(2 -> 1 linear, 3 parameters)"
+
+
+def test_load_state_dict_has_torchs_strict_and_result_and_says_typeerror_for_a_non_number():
+    m = MLP(2, [2, 1], seed=0)
+    state = MLP(2, [2, 1], seed=1).state_dict()
+    assert m.load_state_dict(state) == ([], []) and m.state_dict() == state
+    result = m.load_state_dict({"layers.1.neurons.0.b": 0.5, "head.bias": 1.0}, strict=False)
+    assert result.missing_keys == [n for n in state if n != "layers.1.neurons.0.b"]
+    assert result.unexpected_keys == ["head.bias"]
+    assert m.state_dict() == dict(state, **{"layers.1.neurons.0.b": 0.5})
+    with pytest.raises(ValueError, match=r"missing \['layers.0.neurons.0.w.0'.*unexpected \['head.bias'\]"):
+        m.load_state_dict({"head.bias": 1.0})
+    with pytest.raises(TypeError, match=r"load_state_dict: strict must be True or False, got str 'no'"):
+        m.load_state_dict(state, strict="no")
+    with pytest.raises(TypeError, match=r"parameter 'layers.0.neurons.0.w.0' must be a finite number, got '0.5'"):
+        m.load_state_dict(dict(state, **{"layers.0.neurons.0.w.0": "0.5"}))
+    with pytest.raises(TypeError, match=r"parameter 'layers.0.neurons.0.w.0' must be a finite number, got True"):
+        m.load_state_dict(dict(state, **{"layers.0.neurons.0.w.0": True}), strict=False)
+    assert m.state_dict() == dict(state, **{"layers.1.neurons.0.b": 0.5})
