@@ -624,3 +624,9 @@ def test_load_state_dict_has_torchs_strict_and_result_and_says_typeerror_for_a_n
     with pytest.raises(TypeError, match=r"parameter 'layers.0.neurons.0.w.0' must be a finite number, got True"):
         m.load_state_dict(dict(state, **{"layers.0.neurons.0.w.0": True}), strict=False)
     assert m.state_dict() == dict(state, **{"layers.1.neurons.0.b": 0.5})
+
+
+def test_from_torch_says_a_meta_tensor_holds_no_numbers():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"tensor '0.weight', layer 0 is on the meta device and holds no numbers"):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1, device="meta")))

@@ -88,6 +88,9 @@ def _finite(tensor, name: str, where: str = "") -> np.ndarray:
     if not tensor.is_floating_point():  # .double() would drop a complex tensor's imaginary parts
         raise TypeError(f"from_torch: every weight must be a real floating-point number, got {tensor.dtype} "
                         f"in tensor {name!r}{f', {where}' if where else ''}")
+    if tensor.is_meta:  # torch's own error would be "Cannot copy out of meta tensor"
+        raise ValueError(f"from_torch: tensor {name!r}{f', {where}' if where else ''} is on the meta device and "
+                         "holds no numbers; load its weights first (module.to_empty(), load_state_dict)")
     array = tensor.detach().to("cpu").double().numpy()
     bad = np.argwhere(~np.isfinite(array))
     if len(bad):
