@@ -76,7 +76,7 @@ def from_sequential(sequential) -> list[LayerSpec]:
     return layers
 
 
-def _own_forward(module, base: type, what: str) -> None:
+def _own_forward(module, base: Any, what: str) -> None:
     """Refuse a subclass of `base` with a forward of its own: the MLP would compute base's."""
     if type(module).forward is not base.forward:
         raise ValueError(f"from_torch: {what} is a {type(module).__name__}, a {base.__name__} with a forward "
