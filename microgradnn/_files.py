@@ -45,11 +45,11 @@ def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
         raise IsADirectoryError(f"{who}: {path} is a folder; give a file name")
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{who}: {path} already exists; pass overwrite=True to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(_target(path, overwrite))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{who}: cannot write {path}: folder {folder} does not exist")
     try:  # permissions, read-only file systems, quotas: only trying tells
-        fd, probe = _create_beside(path)
+        fd, probe = _create_beside(_target(path, overwrite))
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
@@ -63,16 +63,17 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
     one fails). Errors name `path`, and the temporary file never stays behind.
 
     A new file gets the mode the umask gives (0644 under 022), as `open()` would make it;
-    a replaced file keeps its mode.
+    a replaced file keeps its mode. Through a symlink, the file it points to is written.
     """
     check_overwrite(overwrite, who)
     path = user_path(path, who)
+    target = _target(path, overwrite)
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
         mode = None
     try:
-        fd, tmp = _create_beside(path)
+        fd, tmp = _create_beside(target)
     except OSError as e:
         raise _user_error(e, who, path) from None
     try:
@@ -83,9 +84,9 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
         if mode is not None:
             os.chmod(tmp, mode)
         if overwrite:
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         else:
-            _link_exclusive(tmp, path, who)
+            _link_exclusive(tmp, path, who)  # (no symlink is followed here)
     except OSError as e:
         if isinstance(e, FileExistsError) and str(e).startswith(who):
             raise
@@ -93,6 +94,12 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _target(path: str, overwrite: bool) -> str:
+    """The file a write to `path` replaces: a symlink's target, as `open()` writes through one (replacing
+    the link would leave the file it points to stale); without `overwrite`, any symlink counts as there."""
+    return os.path.realpath(path) if overwrite and os.path.islink(path) else os.path.abspath(path)
 
 
 def _create_beside(path: str) -> tuple[int, str]:

@@ -245,6 +245,20 @@ def test_save_counts_a_dangling_symlink_as_existing(tmp_path):
     assert os.path.islink(link) and not (tmp_path / "nowhere").exists()
 
 
+
+def test_save_with_overwrite_writes_through_a_symlink_as_open_does(tmp_path):
+    (tmp_path / "runs").mkdir()
+    target, link = tmp_path / "runs" / "model.json", tmp_path / "best.json"
+    MLP(2, [2, 1], seed=0).save(target)
+    os.symlink(target, link)
+    newer = MLP(2, [2, 1], seed=1)
+    newer.save(link, overwrite=True)  # replacing the link instead would leave runs/model.json stale
+    assert os.path.islink(link) and mg.Module.from_file(target).state_dict() == newer.state_dict()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["best.json", "model.json", "runs"]
+    os.symlink(tmp_path / "nowhere" / "m.json", tmp_path / "dangling.json")
+    with pytest.raises(FileNotFoundError, match=r"dangling.json: folder .*nowhere does not exist"):
+        newer.save(tmp_path / "dangling.json", overwrite=True)
+
 def test_of_two_racing_saves_without_overwrite_only_one_succeeds(tmp_path, monkeypatch):
     import microgradnn.nn.files as files
     path = tmp_path / "model.json"
@@ -569,3 +583,50 @@ def test_fused_must_be_a_bool():
                   lambda: Neuron.from_weights([1.0], 0.0, fused=None)):
         with pytest.raises(TypeError, match="Neuron: fused must be True or False"):
             build()
+
+
+def test_from_torch_refuses_a_linear_or_sequential_that_computes_something_else():
+    torch = pytest.importorskip("torch")
+
+    class Doubled(torch.nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    class Skipping(torch.nn.Sequential):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"layer 1 \('1'\) is a Doubled, a Linear with a forward of its own"):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), Doubled(2, 1)))
+    with pytest.raises(ValueError, match="the Sequential is a Skipping, a Sequential with a forward of its own"):
+        MLP.from_torch(Skipping(torch.nn.Linear(2, 2)))
+
+    class Named(torch.nn.Linear):  # a subclass that computes what Linear does is read
+        pass
+
+    assert repr(MLP.from_torch(torch.nn.Sequential(Named(2, 1)))) == "MLP(2 -> 1 linear, 3 parameters)"
+
+
+def test_load_state_dict_has_torchs_strict_and_result_and_says_typeerror_for_a_non_number():
+    m = MLP(2, [2, 1], seed=0)
+    state = MLP(2, [2, 1], seed=1).state_dict()
+    assert m.load_state_dict(state) == ([], []) and m.state_dict() == state
+    result = m.load_state_dict({"layers.1.neurons.0.b": 0.5, "head.bias": 1.0}, strict=False)
+    assert result.missing_keys == [n for n in state if n != "layers.1.neurons.0.b"]
+    assert result.unexpected_keys == ["head.bias"]
+    assert m.state_dict() == dict(state, **{"layers.1.neurons.0.b": 0.5})
+    with pytest.raises(ValueError, match=r"missing \['layers.0.neurons.0.w.0'.*unexpected \['head.bias'\]"):
+        m.load_state_dict({"head.bias": 1.0})
+    with pytest.raises(TypeError, match=r"load_state_dict: strict must be True or False, got str 'no'"):
+        m.load_state_dict(state, strict="no")
+    with pytest.raises(TypeError, match=r"parameter 'layers.0.neurons.0.w.0' must be a finite number, got '0.5'"):
+        m.load_state_dict(dict(state, **{"layers.0.neurons.0.w.0": "0.5"}))
+    with pytest.raises(TypeError, match=r"parameter 'layers.0.neurons.0.w.0' must be a finite number, got True"):
+        m.load_state_dict(dict(state, **{"layers.0.neurons.0.w.0": True}), strict=False)
+    assert m.state_dict() == dict(state, **{"layers.1.neurons.0.b": 0.5})
+
+
+def test_from_torch_says_a_meta_tensor_holds_no_numbers():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"tensor '0.weight', layer 0 is on the meta device and holds no numbers"):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1, device="meta")))

@@ -44,6 +44,7 @@ def from_sequential(sequential) -> list[LayerSpec]:
     torch = import_torch("from_torch")
     if not isinstance(sequential, torch.nn.Sequential):
         raise TypeError(f"from_torch: expected a torch.nn.Sequential, got {type(sequential).__name__}")
+    _own_forward(sequential, torch.nn.Sequential, "the Sequential")
     names = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid",
              torch.nn.LeakyReLU: "leaky_relu", torch.nn.Identity: "linear"}
     modules, i = list(sequential.named_children()), 0
@@ -53,6 +54,7 @@ def from_sequential(sequential) -> list[LayerSpec]:
         key, linear = modules[i]
         if not isinstance(linear, torch.nn.Linear) or linear.bias is None:
             raise ValueError(f"from_torch: expected a Linear layer with bias at position {i}, got {linear!r}")
+        _own_forward(linear, torch.nn.Linear, f"layer {len(layers)} ({key!r})")
         weight, bias = (_finite(t, f"{key}.{n}", f"layer {len(layers)}")
                         for t, n in ((linear.weight, "weight"), (linear.bias, "bias")))
         if weight.ndim != 2 or bias.shape != weight.shape[:1]:
@@ -74,11 +76,21 @@ def from_sequential(sequential) -> list[LayerSpec]:
     return layers
 
 
+def _own_forward(module, base: Any, what: str) -> None:
+    """Refuse a subclass of `base` with a forward of its own: the MLP would compute base's."""
+    if type(module).forward is not base.forward:
+        raise ValueError(f"from_torch: {what} is a {type(module).__name__}, a {base.__name__} with a forward "
+                         f"of its own, which the MLP would not compute; expected a plain {base.__name__}")
+
+
 def _finite(tensor, name: str, where: str = "") -> np.ndarray:
     """A tensor as a float64 array; a ValueError naming the tensor and index of a NaN or infinity."""
     if not tensor.is_floating_point():  # .double() would drop a complex tensor's imaginary parts
         raise TypeError(f"from_torch: every weight must be a real floating-point number, got {tensor.dtype} "
                         f"in tensor {name!r}{f', {where}' if where else ''}")
+    if tensor.is_meta:  # torch's own error would be "Cannot copy out of meta tensor"
+        raise ValueError(f"from_torch: tensor {name!r}{f', {where}' if where else ''} is on the meta device and "
+                         "holds no numbers; load its weights first (module.to_empty(), load_state_dict)")
     array = tensor.detach().to("cpu").double().numpy()
     bad = np.argwhere(~np.isfinite(array))
     if len(bad):

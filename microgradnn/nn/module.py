@@ -6,12 +6,12 @@ import contextlib
 import contextvars
 import json
 import os
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from microgradnn._checks import _is_number, digits, is_finite, number, shown
+from microgradnn._checks import _is_number, digits, flag, is_finite, number, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn.files import read_model, write_model
 
@@ -34,6 +34,13 @@ def tag_modules() -> Iterator[None]:
         yield
     finally:
         _TAGGING.reset(token)
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` found: the parameter names `state` lacked, and the names it held
+    that the module has no parameter for (both empty unless strict=False), as torch's."""
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 # Module types a model file can name, by class name: every subclass that defines `from_config`.
@@ -125,30 +132,37 @@ class Module:
         shared layer) is listed under each of its names, as in PyTorch."""
         return {name: p.data for name, p in self._every_parameter()}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: Mapping[str, float], strict: bool = True) -> IncompatibleKeys:
         """Set every parameter from `state`, which names each as `state_dict()` does (a shared
-        parameter under each of its names, with one value); on any mismatch raise and change nothing."""
-        if not isinstance(state, dict):
+        parameter under each of its names, with one value); on any mismatch raise and change nothing.
+        As torch's: `strict=False` sets the parameters `state` names, ignoring the names it lacks or
+        does not know, and the result lists both (missing_keys, unexpected_keys)."""
+        if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
+        flag(strict, "load_state_dict", "strict")
         params = self._every_parameter()
         names = [n for n, _ in params]
         known = set(names)
         missing = [n for n in names if n not in state]
         extra = [n for n in state if n not in known]
-        if missing or extra:
+        if strict and (missing or extra):
             raise ValueError(f"load_state_dict: state does not match {self!r}: "
                              f"missing {missing[:3] or 'none'}, unexpected {extra[:3] or 'none'}")
         values: dict[Value, tuple[str, float]] = {}
         for n, p in params:
+            if n not in state:
+                continue
             v = state[n]
             if not is_finite(v):
-                raise ValueError(f"load_state_dict: parameter {n!r} must be a finite number, got {shown(v)}")
+                error = ValueError if _is_number(v) else TypeError
+                raise error(f"load_state_dict: parameter {n!r} must be a finite number, got {shown(v)}")
             first = values.setdefault(p, (n, float(v)))
             if first[1] != float(v):
                 raise ValueError(f"load_state_dict: {first[0]!r} and {n!r} are one parameter (a shared layer) "
                                  f"but the state gives them different values, {first[1]!r} and {float(v)!r}")
         for p, (_, v) in values.items():
             p.data = v
+        return IncompatibleKeys(missing, extra)
 
     @classmethod
     def config_size(cls, config: dict) -> int:
@@ -269,8 +283,8 @@ def config_size(config) -> int:
 def _load_state(model: "Module", state: dict, path) -> "Module":
     try:
         model.load_state_dict(state)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"load: {os.fspath(path)}: {e}") from None
+    except (ValueError, TypeError) as e:  # a file's content is a bad value, whatever its JSON type
+        raise ValueError(f"load: {os.fspath(path)}: {e}") from None
     return model
 
 
