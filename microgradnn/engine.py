@@ -816,8 +816,11 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
     # run elsewhere (with create_graph, one undefined there, sqrt'(0), would raise for nothing).
     wanted = set(inputs)  # (each requires grad: checked above)
     for v in interior:  # inputs before the nodes made from them
-        if v.requires_grad and v not in wanted and not wanted.isdisjoint(v.inputs):
-            wanted.add(v)
+        if v not in wanted and not wanted.isdisjoint(v.inputs):
+            if v.requires_grad:
+                wanted.add(v)
+            elif _DECISIONS.get() is None:  # (while observed, a no_grad result keeps its inputs)
+                raise _unrecorded_input(v, next(i for i, x in enumerate(v.inputs) if x in wanted))
     for v in reversed(order):
         g = grads.get(v)
         if g is None or not v.inputs or v not in wanted:
@@ -835,6 +838,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
                 raise ValueError(f"grad: the derivative of {note} is not defined ({e})") from None
         else:
             local = v._local
+            if 0.0 in local:  # maybe a derivative never computed: its input needed none then
+                _check_recorded(v, needs)
         for x, d, need in zip(v.inputs, local, needs):
             if need:
                 grads[x] = grads[x] + d * g if x in grads else d * g
@@ -847,6 +852,24 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
             flowing = [v for v in reversed(order) if v in wanted and v.inputs and grads.get(v, 0.0) != 0.0]
             raise _not_finite("grad", flowing, wanted.__contains__)
     return result
+
+
+def _check_recorded(v: Value, needs: list[bool]) -> None:
+    """Raise if an input of `v` that now needs a gradient did not when `v` was made (its
+    requires_grad was set after): its derivative was never computed, stored as 0."""
+    try:
+        fresh = v._op.local_grads([x._data for x in v.inputs], v._data, needs)  # type: ignore[union-attr]
+    except (ArithmeticError, ValueError):
+        fresh = (math.nan,) * len(v.inputs)
+    for i, (d, f, need) in enumerate(zip(v._local, fresh, needs)):
+        if need and d == 0.0 and f != 0.0:
+            raise _unrecorded_input(v, i)
+
+
+def _unrecorded_input(v: Value, i: int) -> RuntimeError:
+    return RuntimeError(f"grad: input {i} ({_show(v.inputs[i])}) of {_call_note(v._op, v.inputs)} had "
+                        "requires_grad=False when the op used it, so no gradient was recorded for it; set "
+                        "requires_grad before computing with it (run the forward pass again)")
 
 
 # The grad mode each open no_grad block restores on leaving, innermost last (per thread and task,

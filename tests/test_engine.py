@@ -742,6 +742,22 @@ def test_an_op_output_requires_grad_only_if_an_input_does():
         assert not (w * w).requires_grad
 
 
+def test_grad_refuses_an_input_whose_requires_grad_was_set_after_it_was_used():
+    a, c = Value(1.0), Value(2.0, "c", requires_grad=False)
+    y = a * c.relu() + c * 0.0  # relu(c) and c * 0 made while c needed no gradient
+    c.requires_grad = True  # d(y)/dc is 1, but no derivative was recorded for c: 0 was returned
+    with pytest.raises(RuntimeError, match=r"grad: input 0 \(c=2.0\) of relu\(c=2.0\) had requires_grad=False"):
+        mg.grad(y, c)
+    assert mg.grad(y, a) == (2.0,)
+    b = Value(3.0, "b", requires_grad=False)
+    z = a * b
+    b.requires_grad = True
+    with pytest.raises(RuntimeError, match=r"grad: input 1 \(b=3.0\) of 1.0 \* b=3.0 had requires_grad=False"):
+        mg.grad(z, b)
+    d = Value(-1.0)
+    assert mg.grad(a * d.relu(), d) == (0.0,)  # a derivative that is 0 is still 0
+
+
 def test_backward_of_a_value_that_needs_no_gradient_raises():
     c = Value(2.0, requires_grad=False)
     with pytest.raises(RuntimeError, match="does not require grad"):
