@@ -217,13 +217,20 @@ class Value:
             new = {id(v) for v in order} - covered  # those need not list their own...
             covered |= new
             below = [*order, _Covering(covered, new)]  # ...until this pickle is done with them
-        return _empty_value, (), (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
-                                  self._op, self.inputs, self._local, self._depth)
+        state = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
+                 self._op, self.inputs, self._local, self._depth)
+        t = self._t
+        for x in self.inputs:
+            if x._t > t:  # an input's data was set after this node used it: the copy stays stale
+                state += ("stale",)
+                break
+        return _empty_value, (), state
 
     def __setstate__(self, state: tuple) -> None:
         (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
-         self._op, self.inputs, self._local, self._depth) = state
-        self._t = _clock
+         self._op, self.inputs, self._local, self._depth) = state[:10]
+        # older than every input (stamped >= 0), so backward and grad refuse a stale copy as the original
+        self._t = -1 if len(state) > 10 else _clock
 
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""

@@ -643,6 +643,20 @@ def test_topological_order_lists_each_node_once_after_its_inputs(case):
     assert all(position[x] < position[v] for v in order for x in v.inputs)
 
 
+@pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy, lambda v: pickle.loads(pickle.dumps(v))])
+def test_a_copy_of_a_graph_whose_input_changed_after_use_stays_refused(copier):
+    x = Value(2.0, "x")
+    y = x * x
+    x.data = 3.0
+    stale = copier(y)  # the copy gave d/dx = 4 (the derivative at 2) beside x = 3, as if current
+    for differentiate in (stale.backward, lambda: mg.grad(stale, stale.inputs[0])):
+        with pytest.raises(RuntimeError, match=r"the data of Value 'x' \(now 3.0\) was changed after '\*' used it"):
+            differentiate()
+    fresh = copier(x * x)
+    fresh.backward()
+    assert fresh.inputs[0].grad == 6.0
+
+
 def test_backward_order_survives_pickling_and_new_ops_on_old_nodes():
     x = Value(0.7, label="x")
     long = x
