@@ -168,8 +168,8 @@ class Value:
         """A new leaf with the same data, cut off from this graph."""
         return Value(self.data, self.label, requires_grad=False)
 
-    def backward(self, gradient: float = 1.0) -> None:
-        """Add d(self)/d(leaf) * gradient into every leaf's `.grad`.
+    def backward(self, gradient: float | None = 1.0) -> None:
+        """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default).
 
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch.
@@ -178,7 +178,7 @@ class Value:
             raise RuntimeError("backward: this Value does not require grad (no Value it was computed from has "
                                "requires_grad=True)")
         if type(gradient) is not float or gradient - gradient != 0.0:
-            gradient = _to_float(gradient, "backward")
+            gradient = 1.0 if gradient is None else _to_float(gradient, "backward")
             if gradient - gradient != 0.0:
                 raise ValueError(f"backward: gradient must be finite, got {gradient}")
         hooks = _BACKWARD_HOOKS.get()

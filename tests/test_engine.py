@@ -155,6 +155,13 @@ def test_gradients_accumulate_in_leaves_only():
     assert x.grad == 0.0
 
 
+def test_backward_gradient_none_is_one_as_in_torch():
+    x = Value(2.0)
+    (x * x).backward(None)  # torch's default; it raised a TypeError
+    (x * x).backward(gradient=None)
+    assert x.grad == 8.0
+
+
 def test_backward_with_explicit_gradient():
     x = Value(2.0)
     (x * x).backward(0.5)
