@@ -217,7 +217,7 @@ class Value:
             new = {id(v) for v in order} - covered  # those need not list their own...
             covered |= new
             below = [*order, _Covering(covered, new)]  # ...until this pickle is done with them
-        state = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
+        state: tuple = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
                  self._op, self.inputs, self._local, self._depth)
         t = self._t
         for x in self.inputs:
