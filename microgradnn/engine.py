@@ -168,8 +168,8 @@ class Value:
         """A new leaf with the same data, cut off from this graph."""
         return Value(self.data, self.label, requires_grad=False)
 
-    def backward(self, gradient: float = 1.0) -> None:
-        """Add d(self)/d(leaf) * gradient into every leaf's `.grad`.
+    def backward(self, gradient: float | None = 1.0) -> None:
+        """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default).
 
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch.
@@ -178,7 +178,7 @@ class Value:
             raise RuntimeError("backward: this Value does not require grad (no Value it was computed from has "
                                "requires_grad=True)")
         if type(gradient) is not float or gradient - gradient != 0.0:
-            gradient = _to_float(gradient, "backward")
+            gradient = 1.0 if gradient is None else _to_float(gradient, "backward")
             if gradient - gradient != 0.0:
                 raise ValueError(f"backward: gradient must be finite, got {gradient}")
         hooks = _BACKWARD_HOOKS.get()
@@ -217,13 +217,20 @@ class Value:
             new = {id(v) for v in order} - covered  # those need not list their own...
             covered |= new
             below = [*order, _Covering(covered, new)]  # ...until this pickle is done with them
-        return _empty_value, (), (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
-                                  self._op, self.inputs, self._local, self._depth)
+        state: tuple = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
+                 self._op, self.inputs, self._local, self._depth)
+        t = self._t
+        for x in self.inputs:
+            if x._t > t:  # an input's data was set after this node used it: the copy stays stale
+                state += ("stale",)
+                break
+        return _empty_value, (), state
 
     def __setstate__(self, state: tuple) -> None:
         (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
-         self._op, self.inputs, self._local, self._depth) = state
-        self._t = _clock
+         self._op, self.inputs, self._local, self._depth) = state[:10]
+        # older than every input (stamped >= 0), so backward and grad refuse a stale copy as the original
+        self._t = -1 if len(state) > 10 else _clock
 
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""
@@ -816,8 +823,11 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
     # run elsewhere (with create_graph, one undefined there, sqrt'(0), would raise for nothing).
     wanted = set(inputs)  # (each requires grad: checked above)
     for v in interior:  # inputs before the nodes made from them
-        if v.requires_grad and v not in wanted and not wanted.isdisjoint(v.inputs):
-            wanted.add(v)
+        if v not in wanted and not wanted.isdisjoint(v.inputs):
+            if v.requires_grad:
+                wanted.add(v)
+            elif _DECISIONS.get() is None:  # (while observed, a no_grad result keeps its inputs)
+                raise _unrecorded_input(v, next(i for i, x in enumerate(v.inputs) if x in wanted))
     for v in reversed(order):
         g = grads.get(v)
         if g is None or not v.inputs or v not in wanted:
@@ -835,6 +845,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
                 raise ValueError(f"grad: the derivative of {note} is not defined ({e})") from None
         else:
             local = v._local
+            if 0.0 in local:  # maybe a derivative never computed: its input needed none then
+                _check_recorded(v, needs)
         for x, d, need in zip(v.inputs, local, needs):
             if need:
                 grads[x] = grads[x] + d * g if x in grads else d * g
@@ -847,6 +859,24 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
             flowing = [v for v in reversed(order) if v in wanted and v.inputs and grads.get(v, 0.0) != 0.0]
             raise _not_finite("grad", flowing, wanted.__contains__)
     return result
+
+
+def _check_recorded(v: Value, needs: list[bool]) -> None:
+    """Raise if an input of `v` that now needs a gradient did not when `v` was made (its
+    requires_grad was set after): its derivative was never computed, stored as 0."""
+    try:
+        fresh = v._op.local_grads([x._data for x in v.inputs], v._data, needs)  # type: ignore[union-attr]
+    except (ArithmeticError, ValueError):
+        fresh = (math.nan,) * len(v.inputs)
+    for i, (d, f, need) in enumerate(zip(v._local, fresh, needs)):
+        if need and d == 0.0 and f != 0.0:
+            raise _unrecorded_input(v, i)
+
+
+def _unrecorded_input(v: Value, i: int) -> RuntimeError:
+    return RuntimeError(f"grad: input {i} ({_show(v.inputs[i])}) of {_call_note(v._op, v.inputs)} had "
+                        "requires_grad=False when the op used it, so no gradient was recorded for it; set "
+                        "requires_grad before computing with it (run the forward pass again)")
 
 
 # The grad mode each open no_grad block restores on leaving, innermost last (per thread and task,

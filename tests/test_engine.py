@@ -155,6 +155,13 @@ def test_gradients_accumulate_in_leaves_only():
     assert x.grad == 0.0
 
 
+def test_backward_gradient_none_is_one_as_in_torch():
+    x = Value(2.0)
+    (x * x).backward(None)  # torch's default; it raised a TypeError
+    (x * x).backward(gradient=None)
+    assert x.grad == 8.0
+
+
 def test_backward_with_explicit_gradient():
     x = Value(2.0)
     (x * x).backward(0.5)
@@ -643,6 +650,20 @@ def test_topological_order_lists_each_node_once_after_its_inputs(case):
     assert all(position[x] < position[v] for v in order for x in v.inputs)
 
 
+@pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy, lambda v: pickle.loads(pickle.dumps(v))])
+def test_a_copy_of_a_graph_whose_input_changed_after_use_stays_refused(copier):
+    x = Value(2.0, "x")
+    y = x * x
+    x.data = 3.0
+    stale = copier(y)  # the copy gave d/dx = 4 (the derivative at 2) beside x = 3, as if current
+    for differentiate in (stale.backward, lambda: mg.grad(stale, stale.inputs[0])):
+        with pytest.raises(RuntimeError, match=r"the data of Value 'x' \(now 3.0\) was changed after '\*' used it"):
+            differentiate()
+    fresh = copier(x * x)
+    fresh.backward()
+    assert fresh.inputs[0].grad == 6.0
+
+
 def test_backward_order_survives_pickling_and_new_ops_on_old_nodes():
     x = Value(0.7, label="x")
     long = x
@@ -740,6 +761,22 @@ def test_an_op_output_requires_grad_only_if_an_input_does():
     assert w.grad == 4.0 and c.grad == 0.0
     with mg.no_grad():
         assert not (w * w).requires_grad
+
+
+def test_grad_refuses_an_input_whose_requires_grad_was_set_after_it_was_used():
+    a, c = Value(1.0), Value(2.0, "c", requires_grad=False)
+    y = a * c.relu() + c * 0.0  # relu(c) and c * 0 made while c needed no gradient
+    c.requires_grad = True  # d(y)/dc is 1, but no derivative was recorded for c: 0 was returned
+    with pytest.raises(RuntimeError, match=r"grad: input 0 \(c=2.0\) of relu\(c=2.0\) had requires_grad=False"):
+        mg.grad(y, c)
+    assert mg.grad(y, a) == (2.0,)
+    b = Value(3.0, "b", requires_grad=False)
+    z = a * b
+    b.requires_grad = True
+    with pytest.raises(RuntimeError, match=r"grad: input 1 \(b=3.0\) of 1.0 \* b=3.0 had requires_grad=False"):
+        mg.grad(z, b)
+    d = Value(-1.0)
+    assert mg.grad(a * d.relu(), d) == (0.0,)  # a derivative that is 0 is still 0
 
 
 def test_backward_of_a_value_that_needs_no_gradient_raises():
