@@ -124,6 +124,27 @@ def _check_torch_norms(module, model: "GPT") -> None:
                                  f"got {theirs!r}")
 
 
+def _check_torch_outputs(module, model: "GPT") -> None:
+    """Refuse a torch module whose logits on a probe sequence differ from the GPT's built from
+    it: its config names what no tensor holds (n_head), and it may say other than it computes."""
+    import torch
+    tokens = [i % model.vocab_size for i in range(min(model.block_size, 3))]  # two positions at least: attention
+    device = next((t.device for t in module.state_dict().values()), "cpu")
+    try:
+        with torch.no_grad():
+            theirs = module(torch.tensor([tokens], device=device))[0].double().cpu().numpy()
+    except Exception as e:  # a module of the user's own: its error, named as ours
+        raise ValueError(f"GPT.from_torch: the module failed on the token ids {tokens}: {type(e).__name__}: {e}") from e
+    cache = model.new_cache()
+    with no_grad():
+        ours = np.array([[v.data for v in model(t, pos, cache)] for pos, t in enumerate(tokens)])
+    # (a tolerance for a module in float32; another n_head moves the logits far more)
+    if theirs.shape != ours.shape or np.abs(theirs - ours).max() > 1e-5 * (np.abs(ours).max() + 1e-12):
+        raise ValueError(f"GPT.from_torch: the module's logits on the token ids {tokens} differ from those of the GPT "
+                         f"its config and weights describe ({model!r}): its config (n_head={model.n_head}?) must say "
+                         "what it computes")
+
+
 class GPT(Module):
     """A character-level GPT: `model(token, pos, cache)` gives the next token's logits.
 
@@ -250,6 +271,7 @@ class GPT(Module):
         model = cls.from_config(config)
         model.load_state_dict(state_from_torch(module, model))
         _check_torch_norms(module, model)
+        _check_torch_outputs(module, model)
         return model
 
     def config(self) -> dict:

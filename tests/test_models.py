@@ -92,6 +92,21 @@ def test_from_torch_refuses_tensors_it_would_drop_or_cut_and_names_a_nan():
             GPT.from_torch(module)
 
 
+def test_from_torch_refuses_a_module_whose_config_says_other_than_it_computes():
+    torch = pytest.importorskip("torch")
+    model = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1)
+    module = model.to_torch()
+    module.config["n_head"] = 4  # the head count is in no tensor: the module still computes 2 heads
+    with pytest.raises(ValueError, match=r"logits on the token ids \[0, 1, 2\] differ .*n_head=4"):
+        GPT.from_torch(module)
+    module.config["n_head"] = 2
+    single = module.float()  # a float32 module is read as it computes, to its rounding
+    assert GPT.from_torch(single).config() == model.config()
+    module.forward = lambda idx: torch.zeros(1, 3, 6)  # computes something else entirely
+    with pytest.raises(ValueError, match="differ"):
+        GPT.from_torch(module)
+
+
 def test_loss_checks_the_sequence_length():
     model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
     with pytest.raises(ValueError, match="needs 2 to block_size \\+ 1 = 5 tokens, got 6"):
