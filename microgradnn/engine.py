@@ -207,14 +207,15 @@ class Value:
         zero_grad(self)
 
     # pickle and copy.deepcopy, without recursion: the state of a node made by an op starts
-    # with every node below it, inputs first, so by the time a node's inputs are written they
-    # have all been written already (a memo reference each) however deep the graph.
+    # with every node below it that this pickle has not listed yet, inputs first, so by the
+    # time a node's inputs are written they have all been written already (a memo reference
+    # each) however deep the graph; and many nodes of one graph list each node once.
     def __reduce_ex__(self, protocol: Any) -> tuple:
         below = None
         covered = _PICKLING.__dict__.setdefault("covered", set())
         if self.inputs and id(self) not in covered:
-            order = topological_order(self)[:-1]
-            new = {id(v) for v in order} - covered  # those need not list their own...
+            order = _unlisted_below(self, covered)
+            new = {id(v) for v in order}  # those need not list their own...
             covered |= new
             below = [*order, _Covering(covered, new)]  # ...until this pickle is done with them
         state: tuple = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
@@ -247,25 +248,36 @@ def _empty_value() -> Value:
     return _new(Value)
 
 
+def _unlisted_below(root: Value, covered: set) -> list[Value]:
+    """The nodes below `root` whose ids are not in `covered`, inputs first; not walking below
+    a covered one (its state was written already, with all below it)."""
+    seen, found, stack = {id(root)}, [], list(root.inputs)
+    while stack:
+        v = stack.pop()
+        if id(v) in seen or id(v) in covered:
+            continue
+        seen.add(id(v))
+        found.append(v)
+        stack.extend(v.inputs)
+    return sorted(found, key=_DEPTH)  # a node is deeper than each of its inputs
+
+
 class _Covering:
-    """Written after the nodes below the node a pickle (or deepcopy) started from: takes their
-    ids out of `covered` again, so a later pickle, of this graph or of one whose nodes reuse
-    freed ids, lists its own nodes. If the pickle fails before, `__del__` does it instead."""
+    """Written after the nodes below the node a pickle (or deepcopy) started from. The pickle
+    holds it until done (its memo keeps what it wrote alive, so no listed id is reused
+    meanwhile); then `__del__` takes the ids out of `covered` again, so a later pickle, of this
+    graph or of one whose nodes reuse freed ids, lists its own nodes."""
 
     __slots__ = ("covered", "ids")
 
     def __init__(self, covered: set, ids: set) -> None:
         self.covered, self.ids = covered, ids
 
-    def release(self) -> None:
-        self.covered -= self.ids
-        self.ids = set()
-
     def __reduce_ex__(self, protocol: Any) -> tuple:
-        self.release()
         return type(None), ()  # unpickled as None
 
-    __del__ = release
+    def __del__(self) -> None:
+        self.covered -= self.ids
 
 
 _DEPTH = operator.attrgetter("_depth")

@@ -911,6 +911,16 @@ def test_every_pickle_of_a_deep_graph_is_flat_whatever_was_pickled_before(order)
         assert pickle.loads(pickle.dumps(node)).data == node.data
 
 
+def test_many_nodes_of_one_graph_pickle_in_linear_size_and_keep_their_sharing():
+    nodes = chain(3000)  # each listed every node below it again: 3000 nodes made 45 MB (quadratic)
+    data = pickle.dumps(nodes)
+    assert len(data) < 400 * len(nodes)  # (five Values a link)
+    for back in (pickle.loads(data), copy.deepcopy(nodes)):
+        assert [v.data for v in back] == [v.data for v in nodes]
+        assert all(back[k + 1].inputs[0].inputs[0] is back[k] for k in range(len(back) - 1))
+    assert len(pickle.dumps(nodes[-1])) < 400 * len(nodes)  # and a later pickle lists its own nodes
+
+
 def test_a_failed_pickle_leaves_no_trace_on_the_next():
     nodes = chain(5000)
     nodes[2000].origin = (lambda: None,)  # cannot be pickled
