@@ -912,7 +912,7 @@ def test_every_pickle_of_a_deep_graph_is_flat_whatever_was_pickled_before(order)
 
 
 def test_many_nodes_of_one_graph_pickle_in_linear_size_and_keep_their_sharing():
-    nodes = chain(3000)  # each listed every node below it again: 3000 nodes made 45 MB (quadratic)
+    nodes = chain(3000)  # each listed every node below it again: 90 MB here (quadratic)
     data = pickle.dumps(nodes)
     assert len(data) < 400 * len(nodes)  # (five Values a link)
     for back in (pickle.loads(data), copy.deepcopy(nodes)):
