@@ -157,9 +157,11 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     backward = view != "forward"
     scale = max((abs(v.grad) for v in plan.values if v.grad is not None), default=0.0)  # None: torch's no grad
 
+    # nslimit: dot's placement may run 10 network-simplex passes per node, no more; a leaf feeding
+    # far-apart nodes (y = y*w + x in a loop) otherwise takes dot minutes for 150 nodes
     g = Diagram(name="computation graph", graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.15",
                                                         "ranksep": "0.3", "label": _html(title) if title else "",
-                                                        "labelloc": "t"},
+                                                        "labelloc": "t", "nslimit": "10", "nslimit1": "10"},
                 node_attr={"fontname": FONT, "fontsize": "11"}, edge_attr={"fontname": FONT, "fontsize": "9",
                                                                            "color": COLORS["edge"]})
     clusters: dict[tuple, tuple] = {}  # modules -> (subgraph, parent)
