@@ -645,3 +645,14 @@ def test_a_leaf_feeding_far_apart_nodes_does_not_keep_a_notebook_waiting():
     svg = viz.mimebundle(y)["image/svg+xml"]  # was: dot took 51 s placing the long edges
     assert time.perf_counter() - start < 15
     assert len(parse_svg(svg)[0]) == 149
+
+
+def test_a_graph_dot_would_crash_on_is_refused_before_dot_runs():
+    x = Value(2.0, label="x")
+    y = x
+    for _ in range(100):  # 401 nodes, under max_nodes: x's edges pass 20,000 ranks; dot crashed after 40 s
+        y = y * 1.01 + x
+    with pytest.raises(viz.GraphTooLarge, match=r"pass over 20,000 ranks .* more than 5,000: a value is used "
+                                                r"again many steps later .*; draw a smaller graph$"):
+        viz.draw_graph(y, view="both")
+    assert viz.draw_graph(Value(1.0) * 2 + 1).source  # short graphs pass nothing

@@ -127,7 +127,51 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
         raise GraphTooLarge(f"the graph has {count} nodes to draw, more than max_nodes={max_nodes}; "
                             f"pass collapse=True to draw each neuron as one node, or raise max_nodes= "
                             f"(dot may take minutes on graphs this big)")
+    skipped = _ranks_skipped(drawn, groups)
+    if skipped > MAX_SKIPPED_RANKS:
+        raise GraphTooLarge(f"the graph's edges pass over {skipped:,} ranks (columns) of nodes in all, more than "
+                            f"{MAX_SKIPPED_RANKS:,}: a value is used again many steps later (as x in `y = y*w + x` "
+                            f"in a loop), which takes dot minutes or crashes it; draw a smaller graph"
+                            + (" or pass collapse=True" if made and not collapse else ""))
     return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups, order)
+
+
+MAX_SKIPPED_RANKS = 5_000  # y = y*w + x: 37 steps pass 2,738 (dot: 1 s), 60 pass 7,200 (7 s), 80 crash dot
+
+
+def _ranks_skipped(drawn: list[Value], groups: dict[int, Neuron]) -> int:
+    """How many columns (dot's ranks) the edges of the drawing pass over in all, each node one column
+    after its latest input and an input with nothing drawn before it just before its first use:
+    dot makes a point for each, so its work grows with this count."""
+    rank: dict[int, int] = {}
+    edges = []
+    for v in drawn:  # topological order: an edge x -> v, with v's op node one column before v
+        sources = [x for x in _drawn_inputs(v, groups, rank)]
+        rank[id(v)] = 1 + max((rank[id(x)] + (0 if id(v) in groups else 1) for x in sources), default=0)
+        edges += [(x, v) for x in sources]
+    first_use: dict[int, int] = {}
+    for x, v in edges:
+        first_use[id(x)] = min(first_use.get(id(x), rank[id(v)]), rank[id(v)])
+    for v in drawn:
+        if not _drawn_inputs(v, groups, rank) and id(v) in first_use:
+            rank[id(v)] = first_use[id(v)] - 2
+    return sum(max(0, rank[id(v)] - rank[id(x)] - 2) for x, v in edges)
+
+
+def _drawn_inputs(v: Value, groups: dict[int, Neuron], drawn: dict[int, int]) -> list[Value]:
+    """The drawn nodes with an edge into v (into its op node), through a collapsed neuron's inside."""
+    seen, stack, found = set(), list(v.inputs), []
+    neuron = groups.get(id(v))
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if neuron is not None and groups.get(id(x)) is neuron:
+            stack.extend(x.inputs)
+        elif id(x) in drawn:
+            found.append(x)
+    return found
 
 
 def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_constants: bool = False,
@@ -143,7 +187,8 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     one node. `highlight` (a Value or a collection of Values) draws those nodes and the edges
     into and out of them in red (with `collapse=True`, a node folded into a neuron highlights its
     box); given as a dict {Value: text}, the text is written beside each.
-    Raises GraphTooLarge above `max_nodes` drawn nodes.
+    Raises GraphTooLarge above `max_nodes` drawn nodes, or when the edges pass over more ranks
+    in all than dot can lay out quickly (a value used again many steps later).
     """
     check_layout(view, rankdir, "draw_graph")
     if not isinstance(root, Value):
