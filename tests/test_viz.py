@@ -235,7 +235,7 @@ def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, t
         assert "apt-get install graphviz" in str(info.value) and "brew install graphviz" in str(info.value)
         assert "conda install graphviz" in str(info.value)
     assert not (tmp_path / "g.svg").exists()
-    assert viz.mimebundle(o) == {"text/plain": repr(o)}  # never raises in a notebook
+    assert viz.mimebundle(o) == {"text/plain": f"{o!r}\n(no picture: {viz.format.INSTALL_HINT})"}  # never raises
     assert set(viz.draw_graph(o)._repr_mimebundle_()) == {"text/plain"}
 
 
@@ -249,11 +249,15 @@ def test_notebook_draws_a_large_graph_collapsed_with_a_note():
     chain = Value(0.5)
     for _ in range(100):
         chain = chain * 1.01
-    assert viz.mimebundle(chain) == {"text/plain": repr(chain)}  # no neurons to collapse: text
+    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw, more "
+                                                   "than max_nodes=150; pass collapse=True to draw each neuron as "
+                                                   "one node, or raise max_nodes= (dot may take minutes on graphs "
+                                                   "this big))"}  # no neurons to collapse: text saying why
+    assert viz.mimebundle(mg.nn.Linear(2, 3)) == {"text/plain": repr(mg.nn.Linear(2, 3))}  # no diagram: its repr
 
 
 @needs_dot
-def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph):
+def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph, monkeypatch):
     interactiveshell = pytest.importorskip("IPython.core.interactiveshell", reason="IPython is not installed")
     shell = interactiveshell.InteractiveShell.instance()
     try:
@@ -264,6 +268,9 @@ def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph):
         assert "image/svg+xml" in shell.display_formatter.format(MLP(2, [3, 1], seed=0))[0]
         big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
         assert "collapsed: each neuron is one node" in shell.display_formatter.format(big)[0]["image/svg+xml"]
+        shell.display_formatter.active_types = ["text/plain"]  # what a terminal IPython shows: dot must not run
+        monkeypatch.setattr(viz.notebook, "mimebundle", lambda obj: pytest.fail("drew a picture for a terminal"))
+        assert shell.display_formatter.format(o)[0] == {"text/plain": repr(o)}
     finally:
         interactiveshell.InteractiveShell.clear_instance()
     assert not viz.register()  # outside a shell there is nothing to register with
