@@ -221,6 +221,11 @@ def test_save_refuses_unknown_extensions_and_overwrites(neuron_graph, tmp_path):
         viz.save(o, tmp_path / "a.dot")
     with pytest.raises(TypeError, match="expected a Digraph, a Value or a Module"):
         viz.save(3.0, tmp_path / "b.dot")
+    with pytest.raises(TypeError, match=r"^save: a Module is drawn as a network only when it is an MLP, Layer or "
+                                        r"Neuron, got Embedding; save the graph of its output"):
+        viz.save(mg.nn.Embedding(5, 3), tmp_path / "e.dot")  # was: "draw_network: expected ...", not save
+    with pytest.raises(IsADirectoryError, match=r"^save: .* is a folder; give a file name"):
+        viz.save(o, tmp_path)  # was: "unknown extension '(none)'"
 
 
 def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, tmp_path, monkeypatch):
