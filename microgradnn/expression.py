@@ -162,7 +162,8 @@ def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
                 raise ExpressionError(f"{node.func.id}() takes {wanted} positional argument{'s' if high > 1 else ''}, "
                                  f"got {_shown(ast.unparse(node))}")
             continue
-        raise ExpressionError(f"not allowed in an expression: {_shown(ast.unparse(node))} ({type(node).__name__}); {allowed}")
+        raise ExpressionError(f"not allowed in an expression: {_shown(ast.unparse(node))} ({type(node).__name__}); "
+                              f"{allowed}")
 
 
 def variables_in(program: Program) -> list[str]:
