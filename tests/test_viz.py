@@ -254,10 +254,10 @@ def test_notebook_draws_a_large_graph_collapsed_with_a_note():
     chain = Value(0.5)
     for _ in range(100):
         chain = chain * 1.01
-    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw, more "
-                                                   "than max_nodes=150; pass collapse=True to draw each neuron as "
-                                                   "one node, or raise max_nodes= (dot may take minutes on graphs "
-                                                   "this big))"}  # no neurons to collapse: text saying why
+    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw with "
+                                                   "each neuron as one node, more than max_nodes=150; raise "
+                                                   "max_nodes= (dot may take minutes on graphs this big))"}
+    # no neurons to collapse: text saying why
     assert viz.mimebundle(mg.nn.Linear(2, 3)) == {"text/plain": repr(mg.nn.Linear(2, 3))}  # no diagram: its repr
 
 
@@ -668,3 +668,15 @@ def test_a_graph_dot_would_crash_on_is_refused_before_dot_runs():
                                                 r"again many steps later .*; draw a smaller graph$"):
         viz.draw_graph(y, view="both")
     assert viz.draw_graph(Value(1.0) * 2 + 1).source  # short graphs pass nothing
+
+
+def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it():
+    layer = mg.nn.Linear(2, 2, seed=0)
+    with mg.nn.tag_modules():  # Linear tags the nodes it makes; it is no neuron to fold into a box
+        out = sum(layer([Value(1.0, "x0"), Value(2.0, "x1")]))
+    assert viz.draw_graph(out, collapse=True).source.count("plaintext") == \
+        viz.draw_graph(out).source.count("plaintext")  # was: AttributeError, Linear has no .activation
+    big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
+    with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 35 nodes to draw with each neuron as one node, more "
+                                                r"than max_nodes=10; raise max_nodes= \(dot"):
+        viz.draw_graph(big, collapse=True, max_nodes=10)  # was: "pass collapse=True", which it was

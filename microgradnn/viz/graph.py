@@ -113,8 +113,8 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
     made = _made_by(order)
     groups, outputs = {}, {}
     if collapse:
-        for v in order:
-            neuron = made[id(v)][-1] if id(v) in made else None
+        for v in order:  # the innermost Neuron that made v (a Linear or a GPT is no neuron to fold into)
+            neuron = next((m for m in reversed(made.get(id(v), ())) if isinstance(m, Neuron)), None)
             if neuron is not None:
                 groups[id(v)] = neuron
                 outputs[id(neuron)] = v  # the last node a neuron made is its output
@@ -124,9 +124,10 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
              and (id(v) not in groups or outputs[id(groups[id(v)])] is v)]
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
-        raise GraphTooLarge(f"the graph has {count} nodes to draw, more than max_nodes={max_nodes}; "
-                            f"pass collapse=True to draw each neuron as one node, or raise max_nodes= "
-                            f"(dot may take minutes on graphs this big)")
+        advice = "raise max_nodes=" if collapse else \
+            "pass collapse=True to draw each neuron as one node, or raise max_nodes="
+        raise GraphTooLarge(f"the graph has {count} nodes to draw{' with each neuron as one node' * collapse}, more "
+                            f"than max_nodes={max_nodes}; {advice} (dot may take minutes on graphs this big)")
     skipped = _ranks_skipped(drawn, groups)
     if skipped > MAX_SKIPPED_RANKS:
         raise GraphTooLarge(f"the graph's edges pass over {skipped:,} ranks (columns) of nodes in all, more than "
