@@ -424,6 +424,8 @@ def test_labels_with_characters_xml_forbids_are_drawn_visibly():
     svg = viz.draw_graph(y, title="t\x02").pipe(format="svg", encoding="utf-8")
     texts = "".join(ET.fromstring(svg).itertext())
     assert "a\\x01b\\x0bc\\ud800" in texts and "y\\x1f" in texts and "t\\x02" in texts
+    # each cell is as wide as the text drawn in it (a\x01b\x0bc\ud800: 17 characters), not as the label's 6
+    assert 'ID="v0_label" WIDTH="129"' in viz.draw_graph(y).source  # was 52: the text ran out of its box
 
 
 @needs_dot

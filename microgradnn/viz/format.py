@@ -112,7 +112,7 @@ def _width(kind: str, text: str) -> int:
     """Numbers get one fixed width (so every frame of a recording has the same layout)."""
     if kind in ("data", "grad"):
         return 100
-    return max(30, 7 * max(map(len, text.split("\n"))) + 10)
+    return max(30, 7 * max(map(len, _visible(text).split("\n"))) + 10)  # as drawn: \x01 is 4 characters
 
 
 def _value_cells(v: Value, view: str) -> list[tuple[str, str]]:
