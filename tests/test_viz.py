@@ -682,3 +682,15 @@ def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it
     with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 35 nodes to draw with each neuron as one node, more "
                                                 r"than max_nodes=10; raise max_nodes= \(dot"):
         viz.draw_graph(big, collapse=True, max_nodes=10)  # was: "pass collapse=True", which it was
+
+
+@needs_dot
+def test_a_very_long_label_is_drawn_by_its_start():
+    x = Value(1.0, "x" * 20_000)
+    y = x * 2
+    y.label = "&" * 20_000  # each one &amp; once escaped
+    y.backward()
+    svg = viz.draw_graph(y, view="both", title="t" * 20_000).pipe(format="svg", encoding="utf-8")  # was: dot refused
+    texts = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]  # its labels of over 16,384 characters
+    assert "x" * 460 + "... (20,000 characters)" in texts and "&" * 460 + "... (20,000 characters)" in texts
+    assert "t" * 460 + "... (20,000 characters)" in texts
