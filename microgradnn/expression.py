@@ -96,7 +96,7 @@ def parse_expression(text: str) -> Program:
              if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)}
     for stmt in module.body[:-1]:
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            raise ExpressionError(f"not allowed in an expression: {_shown(ast.unparse(stmt))} "
+            raise ExpressionError(f"not allowed in an expression: {_shown(_text(stmt, source))} "
                                   f"({type(stmt).__name__}); {allowed}")
         name = stmt.targets[0].id
         if name in known or name in assigned:
@@ -110,6 +110,11 @@ def parse_expression(text: str) -> Program:
         assigned.add(name)
     _check(module.body[-1].value, known, allowed, source)
     return Program(steps, module.body[-1].value)
+
+
+def _text(node: ast.AST, source: str) -> str:
+    """What the expression wrote for `node` (ast.unparse would recurse as deep as the node is nested)."""
+    return ast.get_source_segment(source, node) or type(node).__name__
 
 
 def _shown(text: str) -> str:
@@ -127,7 +132,7 @@ def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
     kinds = (ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, *BINARY, ast.USub, ast.UAdd)
     for node in ast.walk(tree):
         if not isinstance(node, kinds):
-            raise ExpressionError(f"not allowed in an expression: {_shown(ast.unparse(node))} "
+            raise ExpressionError(f"not allowed in an expression: {_shown(_text(node, source))} "
                                   f"({type(node).__name__}); {allowed}")
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
@@ -148,8 +153,8 @@ def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
             continue
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in known:
-                name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-                raise ExpressionError(f"unknown function {name!r}; allowed: {', '.join(known)} "
+                name = node.func.id if isinstance(node.func, ast.Name) else _text(node.func, source)
+                raise ExpressionError(f"unknown function {_shown(name)}; allowed: {', '.join(known)} "
                                  f"(ops of your own: --import the module that defines them)")
             low, high = _arity(node.func.id, known[node.func.id])
             n = len(node.args)
@@ -160,9 +165,9 @@ def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
                 wanted = (f"{low}" if low == high else _variadic_rule(fn) if high == math.inf and low > 1
                           else f"{low} or more" if high == math.inf else f"{low} or {high}")
                 raise ExpressionError(f"{node.func.id}() takes {wanted} positional argument{'s' if high > 1 else ''}, "
-                                 f"got {_shown(ast.unparse(node))}")
+                                 f"got {_shown(_text(node, source))}")
             continue
-        raise ExpressionError(f"not allowed in an expression: {_shown(ast.unparse(node))} ({type(node).__name__}); "
+        raise ExpressionError(f"not allowed in an expression: {_shown(_text(node, source))} ({type(node).__name__}); "
                               f"{allowed}")
 
 

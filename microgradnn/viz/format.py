@@ -112,8 +112,9 @@ def _fixed_label(text: str) -> str:
 
 def _cells(cells: list[tuple[str, str]], fill: str, node_id: str) -> str:
     """A one-row table label; each cell (kind, text) gets a fixed width so frames share a layout."""
-    tds = "".join(f'<TD ID="{node_id}_{kind}" WIDTH="{_width(kind, text)}" HEIGHT="{22 * (_drawn(text).count(chr(10)) + 1)}" '
-                  f'FIXEDSIZE="TRUE">{_esc(text)}</TD>' for kind, text in cells)
+    tds = "".join(f'<TD ID="{node_id}_{kind}" WIDTH="{_width(kind, text)}" '
+                  f'HEIGHT="{22 * (_drawn(text).count(chr(10)) + 1)}" FIXEDSIZE="TRUE">{_esc(text)}</TD>'
+                  for kind, text in cells)
     return f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="{fill}"><TR>{tds}</TR></TABLE>>'
 
 
