@@ -694,3 +694,13 @@ def test_a_very_long_label_is_drawn_by_its_start():
     texts = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]  # its labels of over 16,384 characters
     assert "x" * 460 + "... (20,000 characters)" in texts and "&" * 460 + "... (20,000 characters)" in texts
     assert "t" * 460 + "... (20,000 characters)" in texts
+
+
+def test_draw_network_names_a_bad_input_x():
+    model = MLP(2, [3, 1], seed=0)
+    for x, error, message in (([1.0, "a"], TypeError, r"^draw_network: x\[1\] must be a finite number, got str 'a'$"),
+                              ([[1.0, 2.0]], TypeError, r"^draw_network: x\[0\] must be a finite number, got list"),
+                              (3.0, TypeError, r"^draw_network: x must be a sequence of numbers, got float 3.0$")):
+        with pytest.raises(error, match=message):  # was: float()'s own words, or "'float' object is not iterable"
+            viz.draw_network(model, x)
+    assert "prediction" in viz.draw_network(model, [Value(1.0), 2.0]).source  # Values still give their data
