@@ -81,19 +81,22 @@ def parse_expression(text: str) -> Program:
     try:
         module = ast.parse(source := text.strip(), mode="exec")
     except SyntaxError as e:
-        raise ExpressionError(f"cannot parse {text!r}: {e.msg}") from None
+        reason = e.msg
+        if "integer string conversion" in reason:  # Python's advice (set_int_max_str_digits) is no help here
+            reason = "a number has more than 4300 digits (and a float holds at most about 1.8e308)"
+        raise ExpressionError(f"cannot parse {_shown(text)}: {reason}") from None
     except (RecursionError, MemoryError):
         raise ExpressionError("the expression is nested too deeply for Python's parser") from None
     known = functions()
     allowed = f"use numbers, names, + - * / **, name = ... steps and {', '.join(known)}()"
     if not module.body or not isinstance(module.body[-1], ast.Expr):
-        raise ExpressionError(f"the expression must end with the value to compute, got {text!r}")
+        raise ExpressionError(f"the expression must end with the value to compute, got {_shown(text)}")
     steps, assigned = [], set()
     names = {s.targets[0].id for s in module.body[:-1]
              if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)}
     for stmt in module.body[:-1]:
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            raise ExpressionError(f"not allowed in an expression: {ast.unparse(stmt)!r} "
+            raise ExpressionError(f"not allowed in an expression: {_shown(_text(stmt, source))} "
                                   f"({type(stmt).__name__}); {allowed}")
         name = stmt.targets[0].id
         if name in known or name in assigned:
@@ -109,6 +112,16 @@ def parse_expression(text: str) -> Program:
     return Program(steps, module.body[-1].value)
 
 
+def _text(node: ast.AST, source: str) -> str:
+    """What the expression wrote for `node` (ast.unparse would recurse as deep as the node is nested)."""
+    return ast.get_source_segment(source, node) or type(node).__name__
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for a message: its start only when long, so the reason after it stays readable."""
+    return repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text):,} characters)"
+
+
 def _number_text(node: ast.Constant, source: str) -> str:
     """A number as the expression writes it (a huge int by its size)."""
     text = ast.get_source_segment(source, node) or ""
@@ -119,7 +132,7 @@ def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
     kinds = (ast.Load, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, *BINARY, ast.USub, ast.UAdd)
     for node in ast.walk(tree):
         if not isinstance(node, kinds):
-            raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} "
+            raise ExpressionError(f"not allowed in an expression: {_shown(_text(node, source))} "
                                   f"({type(node).__name__}); {allowed}")
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
@@ -140,8 +153,8 @@ def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
             continue
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in known:
-                name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-                raise ExpressionError(f"unknown function {name!r}; allowed: {', '.join(known)} "
+                name = node.func.id if isinstance(node.func, ast.Name) else _text(node.func, source)
+                raise ExpressionError(f"unknown function {_shown(name)}; allowed: {', '.join(known)} "
                                  f"(ops of your own: --import the module that defines them)")
             low, high = _arity(node.func.id, known[node.func.id])
             n = len(node.args)
@@ -152,9 +165,10 @@ def _check(tree: ast.expr, known: dict, allowed: str, source: str) -> None:
                 wanted = (f"{low}" if low == high else _variadic_rule(fn) if high == math.inf and low > 1
                           else f"{low} or more" if high == math.inf else f"{low} or {high}")
                 raise ExpressionError(f"{node.func.id}() takes {wanted} positional argument{'s' if high > 1 else ''}, "
-                                 f"got {ast.unparse(node)!r}")
+                                 f"got {_shown(_text(node, source))}")
             continue
-        raise ExpressionError(f"not allowed in an expression: {ast.unparse(node)!r} ({type(node).__name__}); {allowed}")
+        raise ExpressionError(f"not allowed in an expression: {_shown(_text(node, source))} ({type(node).__name__}); "
+                              f"{allowed}")
 
 
 def variables_in(program: Program) -> list[str]:

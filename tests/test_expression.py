@@ -71,3 +71,25 @@ def test_names_are_matched_as_python_reads_them():
     assert values == {"H": 3.0, "fi": 1.0} and expression.evaluate(program, values) == 7.0
     with pytest.raises(expression.ExpressionError, match="H is given twice"):
         expression.build_expression("ℌ + H", ["H=1", "ℌ=2"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("(" * 5000 + "x" + ")" * 5000, r"^cannot parse '\({60}'\.\.\. \(10,001 characters\): too many nested parentheses$"),
+    ("9" * 5000 + " * x", r"^cannot parse '9{60}'\.\.\. \(5,004 characters\): a number has more than 4300 digits "
+                          r"\(and a float holds at most about 1\.8e308\)$"),
+    ("(lambda: " + "+".join(["1"] * 300) + ")()", r"^not allowed in an expression: 'lambda: 1\+1.{49}'\.\.\. "
+                                                 r"\(607 characters\) \(Lambda\)"),
+], ids=["parentheses", "digits", "lambda"])
+def test_a_long_bad_expression_is_shown_by_its_start_so_the_reason_stays_readable(text, message):
+    with pytest.raises(expression.ExpressionError, match=message):  # was: all of it, then the reason (cut off by the CLI)
+        expression.parse_expression(text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("x" + "+x" * 2000 + "; y.a", r"^not allowed in an expression: 'x\+x.{57}'\.\.\. \(4,001 characters\) \(Expr\)"),
+    ("(" + "-" * 900 + "x)(1)", r"^unknown function '-{60}'\.\.\. \(901 characters\)"),
+    ("tanh(x, " + "-" * 900 + "x)", r"^tanh\(\) takes 1 positional argument, got 'tanh\(x, -{52}'\.\.\."),
+], ids=["statement", "function", "call"])
+def test_a_deeply_nested_bad_expression_is_refused_without_recursing(text, message):
+    with pytest.raises(expression.ExpressionError, match=message):  # was: RecursionError from ast.unparse
+        expression.parse_expression(text)

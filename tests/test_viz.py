@@ -2,6 +2,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -220,6 +221,11 @@ def test_save_refuses_unknown_extensions_and_overwrites(neuron_graph, tmp_path):
         viz.save(o, tmp_path / "a.dot")
     with pytest.raises(TypeError, match="expected a Digraph, a Value or a Module"):
         viz.save(3.0, tmp_path / "b.dot")
+    with pytest.raises(TypeError, match=r"^save: a Module is drawn as a network only when it is an MLP, Layer or "
+                                        r"Neuron, got Embedding; save the graph of its output"):
+        viz.save(mg.nn.Embedding(5, 3), tmp_path / "e.dot")  # was: "draw_network: expected ...", not save
+    with pytest.raises(IsADirectoryError, match=r"^save: .* is a folder; give a file name"):
+        viz.save(o, tmp_path)  # was: "unknown extension '(none)'"
 
 
 def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, tmp_path, monkeypatch):
@@ -234,7 +240,7 @@ def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, t
         assert "apt-get install graphviz" in str(info.value) and "brew install graphviz" in str(info.value)
         assert "conda install graphviz" in str(info.value)
     assert not (tmp_path / "g.svg").exists()
-    assert viz.mimebundle(o) == {"text/plain": repr(o)}  # never raises in a notebook
+    assert viz.mimebundle(o) == {"text/plain": f"{o!r}\n(no picture: {viz.format.INSTALL_HINT})"}  # never raises
     assert set(viz.draw_graph(o)._repr_mimebundle_()) == {"text/plain"}
 
 
@@ -248,11 +254,15 @@ def test_notebook_draws_a_large_graph_collapsed_with_a_note():
     chain = Value(0.5)
     for _ in range(100):
         chain = chain * 1.01
-    assert viz.mimebundle(chain) == {"text/plain": repr(chain)}  # no neurons to collapse: text
+    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw with "
+                                                   "each neuron as one node, more than max_nodes=150; raise "
+                                                   "max_nodes= (dot may take minutes on graphs this big))"}
+    # no neurons to collapse: text saying why
+    assert viz.mimebundle(mg.nn.Linear(2, 3)) == {"text/plain": repr(mg.nn.Linear(2, 3))}  # no diagram: its repr
 
 
 @needs_dot
-def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph):
+def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph, monkeypatch):
     interactiveshell = pytest.importorskip("IPython.core.interactiveshell", reason="IPython is not installed")
     shell = interactiveshell.InteractiveShell.instance()
     try:
@@ -263,6 +273,9 @@ def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph):
         assert "image/svg+xml" in shell.display_formatter.format(MLP(2, [3, 1], seed=0))[0]
         big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
         assert "collapsed: each neuron is one node" in shell.display_formatter.format(big)[0]["image/svg+xml"]
+        shell.display_formatter.active_types = ["text/plain"]  # what a terminal IPython shows: dot must not run
+        monkeypatch.setattr(viz.notebook, "mimebundle", lambda obj: pytest.fail("drew a picture for a terminal"))
+        assert shell.display_formatter.format(o)[0] == {"text/plain": repr(o)}
     finally:
         interactiveshell.InteractiveShell.clear_instance()
     assert not viz.register()  # outside a shell there is nothing to register with
@@ -411,6 +424,8 @@ def test_labels_with_characters_xml_forbids_are_drawn_visibly():
     svg = viz.draw_graph(y, title="t\x02").pipe(format="svg", encoding="utf-8")
     texts = "".join(ET.fromstring(svg).itertext())
     assert "a\\x01b\\x0bc\\ud800" in texts and "y\\x1f" in texts and "t\\x02" in texts
+    # each cell is as wide as the text drawn in it (a\x01b\x0bc\ud800: 17 characters), not as the label's 6
+    assert 'ID="v0_label" WIDTH="129"' in viz.draw_graph(y).source  # was 52: the text ran out of its box
 
 
 @needs_dot
@@ -631,3 +646,61 @@ def test_highlight_inside_a_collapsed_neuron_draws_its_box_highlighted():
     assert "label=<a<BR/>b>" in notes  # two highlighted nodes in one box: one note with both
     x0 = next(v for v in mg.topological_order(out) if v.label == "x0")  # fed into the box: its edge is red
     assert re.search(r'v0 -> v2 \[.*#D62728', viz.draw_graph(out, collapse=True, highlight=x0).source)
+
+
+@needs_dot
+def test_a_leaf_feeding_far_apart_nodes_does_not_keep_a_notebook_waiting():
+    x = Value(2.0, label="x")
+    y = x
+    for _ in range(37):  # 149 nodes, under the notebook's 150: x feeds every step, far apart
+        y = y * 1.01 + x
+    y.backward()
+    start = time.perf_counter()
+    svg = viz.mimebundle(y)["image/svg+xml"]  # was: dot took 51 s placing the long edges
+    assert time.perf_counter() - start < 15
+    assert len(parse_svg(svg)[0]) == 149
+
+
+def test_a_graph_dot_would_crash_on_is_refused_before_dot_runs():
+    x = Value(2.0, label="x")
+    y = x
+    for _ in range(100):  # 401 nodes, under max_nodes: x's edges pass 20,000 ranks; dot crashed after 40 s
+        y = y * 1.01 + x
+    with pytest.raises(viz.GraphTooLarge, match=r"pass over 20,000 ranks .* more than 5,000: a value is used "
+                                                r"again many steps later .*; draw a smaller graph$"):
+        viz.draw_graph(y, view="both")
+    assert viz.draw_graph(Value(1.0) * 2 + 1).source  # short graphs pass nothing
+
+
+def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it():
+    layer = mg.nn.Linear(2, 2, seed=0)
+    with mg.nn.tag_modules():  # Linear tags the nodes it makes; it is no neuron to fold into a box
+        out = sum(layer([Value(1.0, "x0"), Value(2.0, "x1")]))
+    assert viz.draw_graph(out, collapse=True).source.count("plaintext") == \
+        viz.draw_graph(out).source.count("plaintext")  # was: AttributeError, Linear has no .activation
+    big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
+    with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 35 nodes to draw with each neuron as one node, more "
+                                                r"than max_nodes=10; raise max_nodes= \(dot"):
+        viz.draw_graph(big, collapse=True, max_nodes=10)  # was: "pass collapse=True", which it was
+
+
+@needs_dot
+def test_a_very_long_label_is_drawn_by_its_start():
+    x = Value(1.0, "x" * 20_000)
+    y = x * 2
+    y.label = "&" * 20_000  # each one &amp; once escaped
+    y.backward()
+    svg = viz.draw_graph(y, view="both", title="t" * 20_000).pipe(format="svg", encoding="utf-8")  # was: dot refused
+    texts = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]  # its labels of over 16,384 characters
+    assert "x" * 460 + "... (20,000 characters)" in texts and "&" * 460 + "... (20,000 characters)" in texts
+    assert "t" * 460 + "... (20,000 characters)" in texts
+
+
+def test_draw_network_names_a_bad_input_x():
+    model = MLP(2, [3, 1], seed=0)
+    for x, error, message in (([1.0, "a"], TypeError, r"^draw_network: x\[1\] must be a finite number, got str 'a'$"),
+                              ([[1.0, 2.0]], TypeError, r"^draw_network: x\[0\] must be a finite number, got list"),
+                              (3.0, TypeError, r"^draw_network: x must be a sequence of numbers, got float 3.0$")):
+        with pytest.raises(error, match=message):  # was: float()'s own words, or "'float' object is not iterable"
+            viz.draw_network(model, x)
+    assert "prediction" in viz.draw_network(model, [Value(1.0), 2.0]).source  # Values still give their data

@@ -70,9 +70,18 @@ def _visible(text: str) -> str:
     return _XML_FORBIDDEN.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
+MAX_LABEL = 500  # characters drawn of one text: dot refuses a label of more than 16,384 once escaped
+
+
+def _drawn(text: str) -> str:
+    """`text` as a picture draws it: visible (see _visible), and only its start when very long."""
+    text = _visible(text)
+    return text if len(text) <= MAX_LABEL else f"{text[:MAX_LABEL - 40]}... ({len(text):,} characters)"
+
+
 def _esc(text: str) -> str:
     """Escape text for an HTML-like label (so no label can inject DOT or markup)."""
-    return html.escape(_visible(text), quote=True).replace("\\", "\\\\").replace("\n", "<BR/>")
+    return html.escape(_drawn(text), quote=True).replace("\\", "\\\\").replace("\n", "<BR/>")
 
 
 def _html(text: str) -> str:
@@ -103,8 +112,9 @@ def _fixed_label(text: str) -> str:
 
 def _cells(cells: list[tuple[str, str]], fill: str, node_id: str) -> str:
     """A one-row table label; each cell (kind, text) gets a fixed width so frames share a layout."""
-    tds = "".join(f'<TD ID="{node_id}_{kind}" WIDTH="{_width(kind, text)}" HEIGHT="{22 * (text.count(chr(10)) + 1)}" '
-                  f'FIXEDSIZE="TRUE">{_esc(text)}</TD>' for kind, text in cells)
+    tds = "".join(f'<TD ID="{node_id}_{kind}" WIDTH="{_width(kind, text)}" '
+                  f'HEIGHT="{22 * (_drawn(text).count(chr(10)) + 1)}" FIXEDSIZE="TRUE">{_esc(text)}</TD>'
+                  for kind, text in cells)
     return f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="{fill}"><TR>{tds}</TR></TABLE>>'
 
 
@@ -112,7 +122,7 @@ def _width(kind: str, text: str) -> int:
     """Numbers get one fixed width (so every frame of a recording has the same layout)."""
     if kind in ("data", "grad"):
         return 100
-    return max(30, 7 * max(map(len, text.split("\n"))) + 10)
+    return max(30, 7 * max(map(len, _drawn(text).split("\n"))) + 10)  # as drawn: \x01 is 4 characters
 
 
 def _value_cells(v: Value, view: str) -> list[tuple[str, str]]:

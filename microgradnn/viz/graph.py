@@ -113,8 +113,8 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
     made = _made_by(order)
     groups, outputs = {}, {}
     if collapse:
-        for v in order:
-            neuron = made[id(v)][-1] if id(v) in made else None
+        for v in order:  # the innermost Neuron that made v (a Linear or a GPT is no neuron to fold into)
+            neuron = next((m for m in reversed(made.get(id(v), ())) if isinstance(m, Neuron)), None)
             if neuron is not None:
                 groups[id(v)] = neuron
                 outputs[id(neuron)] = v  # the last node a neuron made is its output
@@ -124,10 +124,55 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
              and (id(v) not in groups or outputs[id(groups[id(v)])] is v)]
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
-        raise GraphTooLarge(f"the graph has {count} nodes to draw, more than max_nodes={max_nodes}; "
-                            f"pass collapse=True to draw each neuron as one node, or raise max_nodes= "
-                            f"(dot may take minutes on graphs this big)")
+        advice = "raise max_nodes=" if collapse else \
+            "pass collapse=True to draw each neuron as one node, or raise max_nodes="
+        raise GraphTooLarge(f"the graph has {count} nodes to draw{' with each neuron as one node' * collapse}, more "
+                            f"than max_nodes={max_nodes}; {advice} (dot may take minutes on graphs this big)")
+    skipped = _ranks_skipped(drawn, groups)
+    if skipped > MAX_SKIPPED_RANKS:
+        raise GraphTooLarge(f"the graph's edges pass over {skipped:,} ranks (columns) of nodes in all, more than "
+                            f"{MAX_SKIPPED_RANKS:,}: a value is used again many steps later (as x in `y = y*w + x` "
+                            f"in a loop), which takes dot minutes or crashes it; draw a smaller graph"
+                            + (" or pass collapse=True" if made and not collapse else ""))
     return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups, order)
+
+
+MAX_SKIPPED_RANKS = 5_000  # y = y*w + x: 37 steps pass 2,738 (dot: 1 s), 60 pass 7,200 (7 s), 80 crash dot
+
+
+def _ranks_skipped(drawn: list[Value], groups: dict[int, Neuron]) -> int:
+    """How many columns (dot's ranks) the edges of the drawing pass over in all, each node one column
+    after its latest input and an input with nothing drawn before it just before its first use:
+    dot makes a point for each, so its work grows with this count."""
+    rank: dict[int, int] = {}
+    edges = []
+    for v in drawn:  # topological order: an edge x -> v, with v's op node one column before v
+        sources = [x for x in _drawn_inputs(v, groups, rank)]
+        rank[id(v)] = 1 + max((rank[id(x)] + (0 if id(v) in groups else 1) for x in sources), default=0)
+        edges += [(x, v) for x in sources]
+    first_use: dict[int, int] = {}
+    for x, v in edges:
+        first_use[id(x)] = min(first_use.get(id(x), rank[id(v)]), rank[id(v)])
+    for v in drawn:
+        if not _drawn_inputs(v, groups, rank) and id(v) in first_use:
+            rank[id(v)] = first_use[id(v)] - 2
+    return sum(max(0, rank[id(v)] - rank[id(x)] - 2) for x, v in edges)
+
+
+def _drawn_inputs(v: Value, groups: dict[int, Neuron], drawn: dict[int, int]) -> list[Value]:
+    """The drawn nodes with an edge into v (into its op node), through a collapsed neuron's inside."""
+    seen, stack, found = set(), list(v.inputs), []
+    neuron = groups.get(id(v))
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if neuron is not None and groups.get(id(x)) is neuron:
+            stack.extend(x.inputs)
+        elif id(x) in drawn:
+            found.append(x)
+    return found
 
 
 def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_constants: bool = False,
@@ -143,7 +188,8 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     one node. `highlight` (a Value or a collection of Values) draws those nodes and the edges
     into and out of them in red (with `collapse=True`, a node folded into a neuron highlights its
     box); given as a dict {Value: text}, the text is written beside each.
-    Raises GraphTooLarge above `max_nodes` drawn nodes.
+    Raises GraphTooLarge above `max_nodes` drawn nodes, or when the edges pass over more ranks
+    in all than dot can lay out quickly (a value used again many steps later).
     """
     check_layout(view, rankdir, "draw_graph")
     if not isinstance(root, Value):
@@ -157,9 +203,11 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     backward = view != "forward"
     scale = max((abs(v.grad) for v in plan.values if v.grad is not None), default=0.0)  # None: torch's no grad
 
+    # nslimit: dot's placement may run 10 network-simplex passes per node, no more; a leaf feeding
+    # far-apart nodes (y = y*w + x in a loop) otherwise takes dot minutes for 150 nodes
     g = Diagram(name="computation graph", graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.15",
                                                         "ranksep": "0.3", "label": _html(title) if title else "",
-                                                        "labelloc": "t"},
+                                                        "labelloc": "t", "nslimit": "10", "nslimit1": "10"},
                 node_attr={"fontname": FONT, "fontsize": "11"}, edge_attr={"fontname": FONT, "fontsize": "9",
                                                                            "color": COLORS["edge"]})
     clusters: dict[tuple, tuple] = {}  # modules -> (subgraph, parent)

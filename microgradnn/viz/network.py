@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from microgradnn._checks import flag, positive_int
-from microgradnn.engine import no_grad
+from microgradnn._checks import flag, number, positive_int
+from microgradnn.engine import Value, no_grad
 from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, _esc, _html, fmt
 
@@ -57,11 +57,14 @@ def _text_color(a: float | None) -> str:
     return "#FFFFFF" if a is not None and abs(a) / (abs(a) + 0.5) > 0.62 else "#000000"
 
 
-def network_activations(layers: list, x) -> list[list[float]]:
-    """Every layer's outputs for input x, the input first (no graph is recorded)."""
+def network_activations(layers: list, x, who: str = "draw_network") -> list[list[float]]:
+    """Every layer's outputs for input x, a sequence of numbers, the input first (no graph is recorded)."""
+    x = x.tolist() if hasattr(x, "tolist") else x
+    if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
+        raise TypeError(f"{who}: x must be a sequence of numbers, got {type(x).__name__} {x!r:.60}")
     with no_grad():
-        h = list(x.tolist() if hasattr(x, "tolist") else x)
-        activations = [[float(v) for v in h]]
+        h = [v.data if isinstance(v, Value) else number(v, who, f"x[{i}]") for i, v in enumerate(x)]
+        activations = [list(h)]
         for layer in layers:
             h = [v.data for v in layer(h)]
             activations.append(h)

@@ -11,7 +11,7 @@ from typing import Any
 import graphviz
 
 from microgradnn.engine import Value, topological_order
-from microgradnn.nn import Module
+from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import GraphTooLarge
 from microgradnn.viz.graph import draw_graph
 from microgradnn.viz.network import draw_network
@@ -19,12 +19,15 @@ from microgradnn.viz.network import draw_network
 
 def mimebundle(obj: graphviz.Digraph | Value | Module, max_nodes: int = 150) -> dict:
     """What a notebook shows for a Value or Module: an SVG when renderable (a graph of more than
-    `max_nodes` nodes drawn with each neuron as one node, and a note saying so), else text."""
+    `max_nodes` nodes drawn with each neuron as one node, and a note saying so), else text, with
+    the reason there is no picture (a Module that has no network diagram is just its repr)."""
     bundle = {"text/plain": repr(obj)}
+    if isinstance(obj, Module) and not isinstance(obj, (MLP, Layer, Neuron)):
+        return bundle
     try:
         bundle["image/svg+xml"] = _diagram(obj, max_nodes).pipe(format="svg", encoding="utf-8")
-    except Exception:  # too big even collapsed, no dot, anything: the text is still there
-        pass
+    except Exception as e:  # too big even collapsed, no dot, anything: the text is still there, and why
+        bundle["text/plain"] += f"\n(no picture: {e})"
     return bundle
 
 
@@ -48,7 +51,12 @@ def register(shell: Any = None) -> bool:
         shell = ipython.get_ipython() if ipython is not None else None
     if shell is None:
         return False
-    formatter = shell.display_formatter.mimebundle_formatter
+    display = shell.display_formatter
+
+    def picture(obj: Value | Module) -> dict:
+        # a terminal shows text only (active_types): no dot run for a picture nobody sees
+        return mimebundle(obj) if "image/svg+xml" in display.active_types else {}
+
     for kind in (Value, Module):
-        formatter.for_type(kind, mimebundle)
+        display.mimebundle_formatter.for_type(kind, picture)
     return True
