@@ -224,6 +224,45 @@ def test_named_modules_and_a_neurons_output_says_who_made_it():
     assert (hidden[0] * 2).origin is None
 
 
+
+def test_a_module_of_ones_own_finds_its_parameters_in_its_attributes_as_torchs():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.fc1 = mg.nn.Linear(2, 2, seed=0)
+            self.blocks = [mg.nn.Linear(2, 2, seed=1), mg.nn.Linear(2, 1, bias=False, seed=2)]
+            self.scale = Value(2.0)
+
+        def forward(self, x):
+            h = [v.relu() for v in self.fc1(x)]
+            return self.blocks[1](self.blocks[0](h))[0] * self.scale
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names[:2] == ["fc1.weight.0.0", "fc1.weight.0.1"]
+    assert "blocks.0.bias.1" in names and names[-2:] == ["blocks.1.weight.0.1", "scale"]
+    assert len(net.parameters()) == 6 + 6 + 2 + 1 and list(net.state_dict()) == names
+    assert [n for n, _ in net.named_modules()] == ["", "fc1", "blocks.0", "blocks.1"]
+    before = net.state_dict()
+    mg.fit(net, [[1.0, 2.0], [-1.0, 0.5]], [1.0, 0.0], "mse", "sgd", 2, verbose=False)
+    assert net.state_dict() != before  # (it trained: without the names, no parameter was found)
+
+
+def test_a_module_of_ones_own_without_nin_says_so():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.fc = mg.nn.Linear(2, 1, seed=0)
+
+        def forward(self, x):
+            return self.fc(x)[0]
+
+    with pytest.raises(AttributeError, match=r"Net has no 'nin': set self.nin in __init__"):
+        Net()([1.0, 2.0])
+    with pytest.raises(AttributeError, match=r"Net has no 'nin'"):
+        mg.fit(Net(), [[1.0, 2.0]], [1.0], "mse", "sgd", 1, verbose=False)
+    with pytest.raises(AttributeError, match=r"'Net' object has no attribute 'other'"):
+        Net().other
+
 # ---- issue 15: saves that lose nothing, loads with bounded cost -------------------------------
 
 def test_save_refuses_non_finite_parameters_and_keeps_the_good_checkpoint(tmp_path):

@@ -47,6 +47,19 @@ class IncompatibleKeys(NamedTuple):
 _TYPES: dict[str, Any] = {}
 
 
+_SIZES = {"nin": "numbers per sample", "nout": "outputs per sample",
+          "output_activation": "the last activation's name, e.g. 'linear'"}
+
+
+def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Value"]]:
+    """(name, item) for the Values and Modules among `attributes`, lists and tuples searched too."""
+    for name, item in attributes.items():
+        if isinstance(item, (Value, Module)):
+            yield name, item
+        elif isinstance(item, (list, tuple)):
+            yield from ((f"{name}.{sub}", x) for sub, x in _items_in({str(i): x for i, x in enumerate(item)}))
+
+
 class Module:
     """Base class: parameters, names, gradients, state and files, as in `torch.nn.Module`."""
 
@@ -63,8 +76,19 @@ class Module:
             _TYPES.setdefault(cls.__name__, cls)
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
-        """Direct parameters and submodules, in a stable order."""
-        return []
+        """Direct parameters and submodules, in a stable order: by default, as torch registers
+        them, the Values and Modules among the attributes (`fc`, and `blocks.0` in a list or
+        tuple), in the order they were set. The library's modules list theirs explicitly."""
+        return list(_items_in(vars(self)))
+
+    if not TYPE_CHECKING:  # (to mypy every attribute would exist)
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when an attribute is missing: a module of the user's own that never set
+            # a size the library reads, which would otherwise fail deep inside a call or fit.
+            if name in _SIZES:
+                raise AttributeError(f"{type(self).__name__} has no {name!r}: set self.{name} in __init__ "
+                                     f"({_SIZES[name]}); a call, fit, predict and accuracy read it")
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`; a parameter used in
