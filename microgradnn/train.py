@@ -58,6 +58,8 @@ def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None 
 
 
 def _as_labels(y, n: int, who: str) -> np.ndarray:
+    if n == 0:  # accuracy would be 0/0, a NaN; fit would have no batch
+        raise ValueError(f"{who}: X has no rows; it needs at least one sample")
     y = np.asarray(y, dtype=float).reshape(-1)
     if len(y) != n:
         raise ValueError(f"{who}: X has {n} rows but y has {len(y)} labels")

@@ -61,6 +61,7 @@ def test_verbose_false_prints_nothing(capsys):
     (dict(X=np.zeros((4, 3))), r"^fit: expected an array of shape \(n, 2\), got shape \(4, 3\)"),
     (dict(y=[0, 1]), "^fit: X has 4 rows but y has 2 labels"),
     (dict(epochs=0), "epochs must be a positive int"),
+    (dict(X=np.zeros((0, 2)), y=[]), "^fit: X has no rows; it needs at least one sample"),
 ])
 def test_fit_rejects_bad_input_before_training(kwargs, message):
     X, y = data.xor()
@@ -325,3 +326,8 @@ def test_accuracy_names_itself_when_its_threshold_is_wrong():
     X, y = data.make_moons(20, seed=0)
     with pytest.raises(ValueError, match="accuracy: threshold must be a finite number, got nan"):
         mg.accuracy(MLP(2, [1], seed=0), X, y, threshold=float("nan"))
+
+
+def test_accuracy_of_no_samples_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="^accuracy: X has no rows; it needs at least one sample"):
+        mg.accuracy(MLP(2, [1], seed=0), np.zeros((0, 2)), [])
