@@ -263,6 +263,16 @@ def test_a_module_of_ones_own_without_nin_says_so():
     with pytest.raises(AttributeError, match=r"'Net' object has no attribute 'other'"):
         Net().other
 
+
+def test_named_modules_lists_a_shared_module_once_as_torchs():
+    layer = Layer(2, 2, seed=0)
+    m = MLP.from_layers([layer, layer])
+    assert [n for n, _ in m.named_modules()] == ["", "layers.0", "layers.0.neurons.0", "layers.0.neurons.1"]
+    assert [n for n, _ in m.named_modules("net")][:2] == ["net", "net.layers.0"]
+    torch = pytest.importorskip("torch")
+    shared = torch.nn.Linear(2, 2)
+    assert [n for n, _ in torch.nn.Sequential(shared, shared).named_modules()] == ["", "0"]
+
 # ---- issue 15: saves that lose nothing, loads with bounded cost -------------------------------
 
 def test_save_refuses_non_finite_parameters_and_keeps_the_good_checkpoint(tmp_path):

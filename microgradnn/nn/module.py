@@ -110,11 +110,19 @@ class Module:
         return out
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        """(dotted name, module) for this module and every submodule."""
-        yield prefix, self
-        for name, item in self._named_items():
-            if isinstance(item, Module):
-                yield from item.named_modules(f"{prefix}.{name}" if prefix else name)
+        """(dotted name, module) for this module and every submodule; a module used in several
+        places (a shared layer) is listed once, under its first name, as in PyTorch."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            subs = [(f"{name}.{sub}" if name else sub, item) for sub, item in module._named_items()
+                    if isinstance(item, Module)]
+            stack.extend(reversed(subs))
 
     def parameters(self) -> list[Value]:
         """Every trainable Value, in `named_parameters()` order."""
