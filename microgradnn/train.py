@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from dataclasses import dataclass, field
@@ -60,7 +61,17 @@ def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None 
 def _as_labels(y, n: int, who: str) -> np.ndarray:
     if n == 0:  # accuracy would be 0/0, a NaN; fit would have no batch
         raise ValueError(f"{who}: X has no rows; it needs at least one sample")
-    y = np.asarray(y, dtype=float).reshape(-1)
+    try:
+        array = np.asarray(y)
+    except ValueError:  # numpy's "inhomogeneous shape"
+        raise ValueError(f"{who}: y must be one label per row of X, got rows of different lengths") from None
+    if array.dtype.kind not in "biuf":  # strings (numpy reads "1" as 1.0 but fails on "cat"), None, objects
+        for label in array.flat:
+            if not isinstance(label, (numbers.Real, np.bool_)):
+                label = label.item() if isinstance(label, np.generic) else label
+                raise TypeError(f"{who}: y must hold numbers (class indices, or two values such as 0 and 1), "
+                                f"got {type(label).__name__} {label!r:.60}")
+    y = array.astype(float).reshape(-1)
     if len(y) != n:
         raise ValueError(f"{who}: X has {n} rows but y has {len(y)} labels")
     if not np.isfinite(y).all():

@@ -331,3 +331,21 @@ def test_accuracy_names_itself_when_its_threshold_is_wrong():
 def test_accuracy_of_no_samples_is_an_error_not_nan():
     with pytest.raises(ValueError, match="^accuracy: X has no rows; it needs at least one sample"):
         mg.accuracy(MLP(2, [1], seed=0), np.zeros((0, 2)), [])
+
+
+@pytest.mark.parametrize("labels, error, message", [
+    (["cat", "dog"] * 2, TypeError, r"y must hold numbers \(class indices, or two values such as 0 and 1\), got str 'cat'"),
+    (["0", "1", "1", "0"], TypeError, "y must hold numbers .* got str '0'"),  # X refuses "1" too
+    ([0, None, 1, 0], TypeError, "y must hold numbers .* got NoneType None"),
+    ([[0], [1, 1], 1, 0], ValueError, "y must be one label per row of X, got rows of different lengths"),
+])
+def test_fit_and_accuracy_name_labels_that_are_not_numbers(labels, error, message):
+    X, _ = data.xor()
+    model = MLP(2, [2, 1], seed=0)
+    before = model.state_dict()
+    with pytest.raises(error, match="^fit: " + message):
+        mg.fit(model, X, labels, "mse", "sgd", 1, verbose=False)
+    assert model.state_dict() == before
+    with pytest.raises(error, match="^accuracy: " + message):
+        mg.accuracy(model, X, labels)
+    assert mg.accuracy(model, X, [False, True, True, False]) == mg.accuracy(model, X, [0, 1, 1, 0])  # bools are fine
