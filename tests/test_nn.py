@@ -679,3 +679,19 @@ def test_from_torch_says_a_meta_tensor_holds_no_numbers():
     torch = pytest.importorskip("torch")
     with pytest.raises(ValueError, match=r"tensor '0.weight', layer 0 is on the meta device and holds no numbers"):
         MLP.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1, device="meta")))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Neuron.from_weights(0.5, 0.1), "Neuron.from_weights: weights must be a list of numbers, got float 0.5"),
+    (lambda: Neuron.from_weights(np.zeros((2, 2)), 0.1), "Neuron.from_weights: weights must be a list of numbers"),
+    (lambda: Layer.from_weights([0.5, -0.4]), r"Layer.from_weights: each neuron must be a \(weights, bias\) pair, "
+                                             "got float 0.5 at position 0"),
+    (lambda: Layer.from_weights([([0.5], 0.1, "relu")]), r"\(weights, bias\) pair, got tuple .* at position 0"),
+    (lambda: Layer.from_weights(np.array([[0.5, 0.1]])), "Layer.from_weights: neurons must be a list of"),
+    (lambda: Layer.from_weights(iter([([0.5], 0.1)])), "Layer.from_weights: neurons must be a list of"),
+])
+def test_from_weights_names_a_wrong_shape_of_weights(make, message):
+    with pytest.raises(TypeError, match=message):
+        make()
+    assert Neuron.from_weights(np.array([0.5, 1.0]), 0.1).nin == 2
+    assert Layer.from_weights(([[0.5], 0.1], ([1.0], 0.0))).nout == 2

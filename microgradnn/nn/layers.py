@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from microgradnn._checks import flag, one_of, positive_int
 from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
 from microgradnn.nn import convert
@@ -47,6 +49,9 @@ class Neuron(Module):
     def from_weights(cls, weights: Sequence[float], bias: float, activation: str = "relu",
                      *, fused: bool = True) -> "Neuron":
         """A neuron with the given weights and bias, as the lesson writes one."""
+        if not isinstance(weights, (list, tuple, np.ndarray)) or getattr(weights, "ndim", 1) != 1:
+            raise TypeError(f"Neuron.from_weights: weights must be a list of numbers, got "
+                            f"{type(weights).__name__} {weights!r:.60}")
         if len(weights) == 0:
             raise ValueError("Neuron.from_weights: weights must not be empty")
         neuron = cls.__new__(cls)
@@ -110,8 +115,15 @@ class Layer(Module):
     def from_weights(cls, neurons: Sequence[tuple[Sequence[float], float]], activation: str = "relu",
                      *, fused: bool = True) -> "Layer":
         """A layer from `[(weights, bias), ...]`, one pair per neuron, as the lesson writes one."""
+        if not isinstance(neurons, (list, tuple)):
+            raise TypeError(f"Layer.from_weights: neurons must be a list of (weights, bias) pairs, got "
+                            f"{type(neurons).__name__} {neurons!r:.60}")
         if len(neurons) == 0:
             raise ValueError("Layer.from_weights: needs at least one (weights, bias) pair")
+        for k, pair in enumerate(neurons):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise TypeError(f"Layer.from_weights: each neuron must be a (weights, bias) pair, got "
+                                f"{type(pair).__name__} {pair!r:.60} at position {k}")
         built = [Neuron.from_weights(w, b, activation, fused=fused) for w, b in neurons]
         if len({n.nin for n in built}) != 1:
             raise ValueError(f"Layer.from_weights: every neuron needs the same number of weights, "
