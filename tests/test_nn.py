@@ -695,3 +695,8 @@ def test_from_weights_names_a_wrong_shape_of_weights(make, message):
         make()
     assert Neuron.from_weights(np.array([0.5, 1.0]), 0.1).nin == 2
     assert Layer.from_weights(([[0.5], 0.1], ([1.0], 0.0))).nout == 2
+
+
+@pytest.mark.parametrize("x", [2.0, 2, np.float64(2.0), np.float32(2.0), np.int64(2), Value(2.0), [2.0], np.array([2.0])])
+def test_a_one_input_module_takes_one_number_of_any_numeric_type(x):
+    assert Neuron.from_weights([0.5], 0.25, "linear")(x).data == 1.25

@@ -346,7 +346,7 @@ def as_inputs(x, nin: int, who: str) -> list:
         if x.ndim != 1:
             raise ValueError(f"{who}: expected one sample as a 1-D array of {nin} numbers, got shape {x.shape}")
         x = x.tolist()
-    elif isinstance(x, (Value, int, float)):
+    elif isinstance(x, (Value, int, float, np.integer, np.floating)):  # one number, for nin=1
         x = [x]
     elif not isinstance(x, (list, tuple)):
         raise TypeError(f"{who}: expected a list of numbers or Values, got {type(x).__name__}")
