@@ -261,7 +261,7 @@ def test_a_module_of_ones_own_without_nin_says_so():
     with pytest.raises(AttributeError, match=r"Net has no 'nin'"):
         mg.fit(Net(), [[1.0, 2.0]], [1.0], "mse", "sgd", 1, verbose=False)
     with pytest.raises(AttributeError, match=r"'Net' object has no attribute 'other'"):
-        Net().other
+        _ = Net().other
 
 
 def test_named_modules_lists_a_shared_module_once_as_torchs():
