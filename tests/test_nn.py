@@ -248,6 +248,29 @@ def test_a_module_of_ones_own_finds_its_parameters_in_its_attributes_as_torchs()
     assert net.state_dict() != before  # (it trained: without the names, no parameter was found)
 
 
+def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():
+    class Net(mg.nn.Module):
+        def __init__(self, parent=None):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self.w, self.last = Value(0.5), None
+            if parent is not None:
+                self.parent = parent
+
+        def forward(self, x):
+            self.last = self.w * x[0]  # kept from the forward pass: a node, not a parameter
+            return self.last
+
+    net = Net()
+    net([2.0])
+    assert [n for n, _ in net.named_parameters()] == ["w"]
+    mg.optim.SGD(net.parameters(), lr=0.1)  # (a listed node would be refused: not a leaf)
+    inner = Net()
+    outer = Net()
+    outer.child, inner.parent = inner, outer
+    with pytest.raises(ValueError, match=r"Net.parent is Net, a module this one is part of"):
+        outer.parameters()
+
+
 def test_a_module_of_ones_own_without_nin_says_so():
     class Net(mg.nn.Module):
         def __init__(self):

@@ -52,9 +52,11 @@ _SIZES = {"nin": "numbers per sample", "nout": "outputs per sample",
 
 
 def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Value"]]:
-    """(name, item) for the Values and Modules among `attributes`, lists and tuples searched too."""
+    """(name, item) for the Modules and leaf Values among `attributes`, lists and tuples searched
+    too (a Value computed from others, kept from a forward pass, is no parameter: torch's
+    tensors that are not Parameters are not either)."""
     for name, item in attributes.items():
-        if isinstance(item, (Value, Module)):
+        if isinstance(item, Module) or (isinstance(item, Value) and not item.inputs):
             yield name, item
         elif isinstance(item, (list, tuple)):
             yield from ((f"{name}.{sub}", x) for sub, x in _items_in({str(i): x for i, x in enumerate(item)}))
@@ -100,13 +102,18 @@ class Module:
                 out.append((name, p))
         return out
 
-    def _every_parameter(self) -> list[tuple[str, Value]]:
+    def _every_parameter(self, _within: tuple = ()) -> list[tuple[str, Value]]:
+        within = (*_within, self)  # the modules this one is inside: one of them again would be a cycle
         out = []
         for name, item in self._named_items():
             if isinstance(item, Value):
                 out.append((name, item))
+            elif any(item is m for m in within):
+                raise ValueError(f"{type(self).__name__}.{name} is {type(item).__name__}, a module this one is "
+                                 "part of: its parameters would be listed without end; keep such a reference "
+                                 "where modules are not searched (in a dict, say)")
             else:
-                out.extend((f"{name}.{sub}", p) for sub, p in item._every_parameter())
+                out.extend((f"{name}.{sub}", p) for sub, p in item._every_parameter(within))
         return out
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
