@@ -137,3 +137,13 @@ def test_linear_bias_and_rmsnorm_eps_are_checked():
     with pytest.raises(ValueError, match="RMSNorm: eps must be a finite number > 0, got 0.0"):
         RMSNorm(2, eps=0.0)
     assert RMSNorm(2, eps=np.float32(1e-3)).eps == pytest.approx(1e-3)
+
+
+def test_std_is_checked_naming_the_module_typeerror_for_a_wrong_type():
+    with pytest.raises(TypeError, match=r"Linear: std \(None, or a number\) must be a finite number >= 0, got str"):
+        Linear(2, 2, std="0.1")
+    with pytest.raises(TypeError, match=r"Embedding: std .* got bool"):
+        Embedding(3, 2, std=True)
+    with pytest.raises(ValueError, match=r"Embedding: std .* got -1"):
+        Embedding(3, 2, std=-1)
+    assert Linear(2, 2, std=np.float32(0.5), seed=0).weight[0][0].data != 0.0

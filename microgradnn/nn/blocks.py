@@ -66,10 +66,8 @@ def _matrix(rows: int, cols: int, std: float | None, bound: float, seed, name: s
     return [[Value(float(w[i, j]), f"{name}[{i},{j}]") for j in range(cols)] for i in range(rows)]
 
 
-def _check_std(std) -> float | None:
-    if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 <= std < math.inf):
-        raise ValueError(f"std must be None or a finite number >= 0, got {std!r}")
-    return std
+def _check_std(std, who: str) -> float | None:
+    return None if std is None else number(std, who, "std (None, or a number)", 0.0)
 
 
 class Linear(Module):
@@ -82,7 +80,7 @@ class Linear(Module):
         self.nin, self._nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
         flag(bias, "Linear", "bias")  # bias="no" would read as True
         bound = 1.0 / math.sqrt(self.nin)
-        self.weight = _matrix(self.nout, self.nin, _check_std(std), bound, generator(seed, "Linear"), "W")
+        self.weight = _matrix(self.nout, self.nin, _check_std(std, "Linear"), bound, generator(seed, "Linear"), "W")
         self.bias = [Value(0.0, f"b[{i}]") for i in range(self.nout)] if bias else None
 
     @property
@@ -133,7 +131,7 @@ class Embedding(Module):
 
     def __init__(self, num: int, dim: int, *, std: float = 1.0, seed: Seed = None) -> None:
         self.num, self.dim = positive_int(num, "Embedding", "num"), positive_int(dim, "Embedding", "dim")
-        self.weight = _matrix(self.num, self.dim, _check_std(std), 0.0, generator(seed, "Embedding"), "E")
+        self.weight = _matrix(self.num, self.dim, _check_std(std, "Embedding"), 0.0, generator(seed, "Embedding"), "E")
 
     def _named_items(self):
         return [(f"weight.{i}.{j}", w) for i, row in enumerate(self.weight) for j, w in enumerate(row)]
