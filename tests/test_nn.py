@@ -514,6 +514,14 @@ def test_predict_checks_its_threshold(threshold, error):
     assert MLP(2, [4, 1], seed=0).predict(X, threshold=0).shape == (8,)
 
 
+def test_predict_refuses_a_threshold_a_model_of_several_outputs_would_ignore():
+    X, _ = mg.data.make_moons(8, seed=0)
+    model = MLP(2, [4, 3], seed=0)
+    with pytest.raises(ValueError, match="predict: threshold applies to a model with one output; this one has 3"):
+        model.predict(X, threshold=0.5)
+    assert (model.predict(X) == model.decision_function(X).argmax(axis=1)).all()
+
+
 class TiedTwice(mg.Module):
     """A module of the user's own that applies one layer twice (no config_size of its own)."""
 

@@ -285,7 +285,11 @@ class Module:
         if threshold is not None:
             threshold = number(threshold, "predict", "threshold")  # before the forward passes
         X = as_matrix(X, self.nin, "predict")  # (so that its errors say predict)
-        return classify(self.decision_function(X), self.threshold if threshold is None else threshold, "predict")
+        scores = self.decision_function(X)
+        if threshold is not None and scores.ndim == 2:  # argmax decides: a threshold given would do nothing
+            raise ValueError(f"predict: threshold applies to a model with one output; this one has "
+                             f"{scores.shape[1]}, classified by their argmax")
+        return classify(scores, self.threshold if threshold is None else threshold, "predict")
 
 
 def classify(scores: np.ndarray, threshold: float, who: str = "classify") -> np.ndarray:
