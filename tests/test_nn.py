@@ -520,6 +520,8 @@ def test_predict_refuses_a_threshold_a_model_of_several_outputs_would_ignore():
     with pytest.raises(ValueError, match="predict: threshold applies to a model with one output; this one has 3"):
         model.predict(X, threshold=0.5)
     assert (model.predict(X) == model.decision_function(X).argmax(axis=1)).all()
+    assert model.decision_function(X[:0]).shape == (0, 3) and model.predict(X[:0]).shape == (0,)
+    assert MLP(2, [4, 1], seed=0).decision_function(X[:0]).shape == (0,)
 
 
 class TiedTwice(mg.Module):

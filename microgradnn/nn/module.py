@@ -264,6 +264,9 @@ class Module:
         """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
         X = as_matrix(X, self.nin, "decision_function")
         rows = [self(x) for x in X]
+        if not rows:  # the shape of many rows, with none
+            nout = getattr(self, "nout", 1)
+            return np.zeros((0, nout) if nout > 1 else 0)
         return np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
 
     @property
