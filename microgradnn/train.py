@@ -73,7 +73,10 @@ def _as_labels(y, n: int, who: str) -> np.ndarray:
                                 f"got {type(label).__name__} {label!r:.60}")
     y = array.astype(float).reshape(-1)
     if len(y) != n:
-        raise ValueError(f"{who}: X has {n} rows but y has {len(y)} labels")
+        one_hot = array.ndim == 2 and len(array) == n  # (n, classes): cross_entropy takes class indices
+        raise ValueError(f"{who}: X has {n} rows but y has {len(y)} labels"
+                         + (f" (y has shape {array.shape}: for one-hot rows, pass the class indices, "
+                            f"y.argmax(axis=1))" if one_hot else ""))
     if not np.isfinite(y).all():
         raise ValueError(f"{who}: y contains NaN or infinity")
     return y

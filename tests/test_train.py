@@ -59,7 +59,9 @@ def test_verbose_false_prints_nothing(capsys):
     (dict(y=[0, 1, 1, 2], loss="binary_cross_entropy"), r"targets must lie in \[0.0, 1.0\], got 2.0"),
     (dict(X=np.array([[0.0, np.nan]] * 4)), "^fit: X contains NaN"),
     (dict(X=np.zeros((4, 3))), r"^fit: expected an array of shape \(n, 2\), got shape \(4, 3\)"),
-    (dict(y=[0, 1]), "^fit: X has 4 rows but y has 2 labels"),
+    (dict(y=[0, 1]), "^fit: X has 4 rows but y has 2 labels$"),
+    (dict(y=np.eye(4)[[0, 1, 1, 0]], loss="cross_entropy"),
+     r"^fit: X has 4 rows but y has 16 labels \(y has shape \(4, 4\): for one-hot rows, pass the class indices"),
     (dict(epochs=0), "epochs must be a positive int"),
     (dict(X=np.zeros((0, 2)), y=[]), "^fit: X has no rows; it needs at least one sample"),
 ])
