@@ -228,6 +228,21 @@ def test_save_refuses_unknown_extensions_and_overwrites(neuron_graph, tmp_path):
         viz.save(o, tmp_path)  # was: "unknown extension '(none)'"
 
 
+def test_animate_and_animate_network_write_pages_only_to_html_names(neuron_graph, tmp_path):
+    # was: an HTML page written into p.svg, a file whose content is not what its name says
+    net = MLP(2, [3, 1], seed=0)
+    writers = {"animate": lambda path: viz.animate(neuron_graph, path),
+               "animate_network": lambda path: viz.animate_network(net, [1.0, 0.5], path)}
+    for who, write in writers.items():
+        for name, ext in (("p.svg", "'.svg'"), ("p", "'(none)'"), ("p.html.png", "'.png'")):
+            with pytest.raises(ValueError, match=rf"^{who}: unknown extension {re.escape(ext)} in .*{re.escape(name)}; "
+                                                 rf"{who} writes an HTML page: use .html or .htm$"):
+                write(tmp_path / name)
+        with pytest.raises(IsADirectoryError, match=rf"^{who}: .* is a folder; give a file name"):
+            write(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     o = neuron_graph
