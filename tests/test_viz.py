@@ -719,3 +719,21 @@ def test_draw_network_names_a_bad_input_x():
         with pytest.raises(error, match=message):  # was: float()'s own words, or "'float' object is not iterable"
             viz.draw_network(model, x)
     assert "prediction" in viz.draw_network(model, [Value(1.0), 2.0]).source  # Values still give their data
+
+
+def test_animate_network_names_a_bad_input_x_as_draw_network_does(tmp_path):
+    model = MLP(2, [3, 1], seed=0)
+    for who, write in (("animate_network", lambda x: viz.animate_network(model, x, tmp_path / "n.html")),
+                       ("draw_network", lambda x: viz.draw_network(model, x))):
+        for x, error, message in (
+                (3.0, TypeError, r"x must be a sequence of numbers, got float 3.0$"),  # was: expected 2 inputs, got 1
+                ("ab", TypeError, r"x must be a sequence of numbers, got str 'ab'$"),
+                ([[1.0, 2.0]], TypeError, r"x\[0\] must be a finite number, got list"),
+                ([1.0, True], TypeError, r"x\[1\] must be a finite number, got bool True$"),
+                ([1.0], ValueError, r"x must be a sequence of 2 numbers \(the network has 2 inputs\), got 1$")):
+            with pytest.raises(error, match=rf"^{who}: {message}"):
+                write(x)
+    assert list(tmp_path.iterdir()) == []
+    a = Value(1.0)
+    viz.animate_network(model, [a, 0.5], tmp_path / "n.html", target=1.0)
+    assert a.grad == 0.0  # the page's backward pass works on numbers: the caller's Value gets no gradient
