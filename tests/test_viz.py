@@ -153,6 +153,24 @@ def test_too_many_nodes_stops_with_advice():
         viz.draw_graph(y, max_nodes=1000)
 
 
+def test_too_many_nodes_names_the_call_that_takes_a_larger_max_nodes(tmp_path):
+    # was: "raise max_nodes=" without saying where, and animate was told to pass a collapse= it does not take
+    y = Value(0.5)
+    for _ in range(100):
+        y = y * 1.01
+    for call, message in (
+            (lambda: viz.draw_graph(y, max_nodes=10), r"pass collapse=True to draw each neuron as one node, or a "
+                                                      r"larger max_nodes, as in viz\.draw_graph\(v, max_nodes=201\)"),
+            (lambda: viz.animate(y, tmp_path / "a.html", max_nodes=10),
+             r"pass a larger max_nodes, as in viz\.animate\(v, path, max_nodes=201\) \(dot"),
+            (lambda: viz.animation_steps(y, max_nodes=10),
+             r"pass a larger max_nodes, as in viz\.animation_steps\(v, max_nodes=201\) \(dot")):
+        with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 201 nodes to draw, more than max_nodes=10; "
+                                                    + message) as caught:
+            call()
+        assert caught.value.nodes == 201
+
+
 DETERMINISM = """
 import microgradnn as mg
 from microgradnn import viz
@@ -266,12 +284,19 @@ def test_notebook_draws_a_large_graph_collapsed_with_a_note():
     assert len(nodes) == 2 + 16 + 16 + 1  # the inputs and one node per neuron
     title = " ".join(t.text for t in ET.fromstring(viz.mimebundle(big)["image/svg+xml"]).find(f"{SVG}g").findall(f"{SVG}text"))
     assert title.startswith("collapsed: each neuron is one node (") and "draws them all" in title
+    full = int(re.search(r"max_nodes=(\d+)\) draws them all", title)[1])  # was: a guess, twice the values
+    assert viz.draw_graph(big, view="both", max_nodes=full).source
+    with pytest.raises(viz.GraphTooLarge):
+        viz.draw_graph(big, view="both", max_nodes=full - 1)
     chain = Value(0.5)
     for _ in range(100):
         chain = chain * 1.01
-    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw with "
-                                                   "each neuron as one node, more than max_nodes=150; raise "
-                                                   "max_nodes= (dot may take minutes on graphs this big))"}
+    # was: "raise max_nodes=", a setting nothing in a notebook takes; now the call that draws it anyway
+    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw, more "
+                                                   "than the 150 a notebook draws; viz.draw_graph(v, max_nodes=201) at "
+                                                   "the end of a cell draws it anyway (dot may take minutes on graphs "
+                                                   "this big))"}
+    assert len(viz.draw_graph(chain, view="both", max_nodes=201).source) > 0  # and it does
     # no neurons to collapse: text saying why
     assert viz.mimebundle(mg.nn.Linear(2, 3)) == {"text/plain": repr(mg.nn.Linear(2, 3))}  # no diagram: its repr
 
@@ -695,7 +720,8 @@ def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it
         viz.draw_graph(out).source.count("plaintext")  # was: AttributeError, Linear has no .activation
     big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
     with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 35 nodes to draw with each neuron as one node, more "
-                                                r"than max_nodes=10; raise max_nodes= \(dot"):
+                                                r"than max_nodes=10; pass a larger max_nodes, as in "
+                                                r"viz\.draw_graph\(v, collapse=True, max_nodes=35\) \(dot"):
         viz.draw_graph(big, collapse=True, max_nodes=10)  # was: "pass collapse=True", which it was
 
 
