@@ -254,12 +254,13 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
                     target: float | Sequence[float] | None = None, loss: str | Callable | None = None, lr: float = 0.1,
                     quiz: bool = False, title: str | None = None, overwrite: bool = False) -> str:
     """Write one self-contained HTML page to `path` (a .html or .htm name; nothing fetched) of
-    `model`'s diagram computing input `x` neuron by neuron, layer by layer: each neuron's `w·x + b = raw` and `activation(raw) = out`,
-    its edges lit by w·x, then the prediction in words. With `target` (and `loss`, default
-    binary cross-entropy after a sigmoid, else mse) it goes on backward: the loss, each
-    neuron's ∂L/∂out, local derivative, ∂L/∂raw and its edges' ∂L/∂w, then one gradient-descent
-    step (`lr`) and the new prediction. `quiz=True` asks the learner for each value before
-    showing it. The model is not changed. Controls as `animate`; `page.html#step=N` opens at step N."""
+    `model`'s diagram computing input `x` neuron by neuron, layer by layer: each neuron's
+    `w·x + b = raw` and `activation(raw) = out`, its edges lit by w·x, then the prediction in
+    words. With `target` (and `loss`, default binary cross-entropy after a sigmoid, else mse) it
+    goes on backward: the loss, each neuron's ∂L/∂out, local derivative, ∂L/∂raw and its edges'
+    ∂L/∂w, then one gradient-descent step (`lr`) and the new prediction. `quiz=True` asks the
+    learner for each value before showing it. The model is not changed. Controls as `animate`;
+    `page.html#step=N` opens at step N."""
     flag(quiz, "animate_network", "quiz")
     x = network_input(x, layers_of(model, "animate_network")[0].nin, "animate_network")
     path = page_path(path, overwrite, "animate_network")
