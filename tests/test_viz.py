@@ -763,3 +763,29 @@ def test_animate_network_names_a_bad_input_x_as_draw_network_does(tmp_path):
     a = Value(1.0)
     viz.animate_network(model, [a, 0.5], tmp_path / "n.html", target=1.0)
     assert a.grad == 0.0  # the page's backward pass works on numbers: the caller's Value gets no gradient
+
+
+def test_demos_may_replace_files_only_in_out_or_with_overwrite(tmp_path, monkeypatch):
+    # one rule for the CLI's demo and the demo scripts (they compared paths three ways)
+    from microgradnn.viz.files import may_replace, refusal
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    for own in ("out", "./out/", str(tmp_path / "out"), "mine/../out", "link"):
+        assert may_replace(own, False), own
+    assert not may_replace("mine", False) and may_replace("mine", True)
+    for name in ("out/a.svg", "mine/a.svg", "notes.txt"):
+        (tmp_path / name).write_text("there")
+    (tmp_path / "mine" / "gone.svg").symlink_to(tmp_path / "nowhere")  # a dangling link is there too
+    names = ["a.svg", "gone.svg", "new.svg"]
+    for own in ("out", "./out/", str(tmp_path / "out")):
+        assert refusal(own, names, False) is None
+    assert refusal("mine", names, False) == ("mine: a.svg, gone.svg already exist there; pass --overwrite to replace "
+                                             "them, or choose another folder")
+    assert refusal("mine", ["gone.svg"], False) == ("mine: gone.svg already exists there; pass --overwrite to "
+                                                    "replace it, or choose another folder")
+    assert refusal("mine", names, True) is None and refusal("new", names, False) is None
+    assert refusal("notes.txt", names, True) == "notes.txt is not a folder"
+    with pytest.raises(TypeError, match="refusal: overwrite must be True or False, got str 'no'"):
+        refusal("mine", names, "no")
