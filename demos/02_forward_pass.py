@@ -30,8 +30,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.out:
         target = os.path.join(args.out, "forward_pass.html")
-        overwrite = args.overwrite or os.path.normpath(args.out) == "out"  # out/ is the demos' own folder
-        if os.path.exists(target) and not overwrite:
-            parser.error(f"{target} already exists; pass --overwrite to replace it")
+        if refused := viz.files.refusal(args.out, ["forward_pass.html"], args.overwrite):  # out/ is always replaced
+            parser.error(refused)
         os.makedirs(args.out, exist_ok=True)
         print("wrote", viz.animate_network(net, x, target, target=1.0, overwrite=True))

@@ -15,9 +15,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--out", default="out", help="folder for the pictures (default out/, the demos' own)")
 parser.add_argument("--overwrite", action="store_true", help="replace them if there (always, in out/)")
 args = parser.parse_args()
-paths = [os.path.join(args.out, f"neuron_{view}_by_hand.svg") for view in ("forward", "backward")]
-if not (args.overwrite or os.path.normpath(args.out) == "out") and any(map(os.path.exists, paths)):
-    parser.error(f"{' or '.join(paths)} already exists; pass --overwrite to replace them")
+names = [f"neuron_{view}_by_hand.svg" for view in ("forward", "backward")]
+if refused := viz.files.refusal(args.out, names, args.overwrite):  # out/, the demos' own folder, is always replaced
+    parser.error(refused)
 os.makedirs(args.out, exist_ok=True)
 
 x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
@@ -38,5 +38,5 @@ print(f"{'':4} {'by hand':>9} {'backward()':>11}")
 for v in (x1, w1, x2, w2, b):
     print(f"{v.label:4} {by_hand[v.label]:9.4f} {v.grad:11.4f}")
 
-for view, path in zip(("forward", "backward"), paths):
-    print("wrote", viz.save(viz.draw_graph(o, view=view), path, overwrite=True))
+for view, name in zip(("forward", "backward"), names):
+    print("wrote", viz.save(viz.draw_graph(o, view=view), os.path.join(args.out, name), overwrite=True))

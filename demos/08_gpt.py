@@ -28,8 +28,8 @@ parser.add_argument("--out", default="out", help="folder for gpt_position.svg (d
 parser.add_argument("--overwrite", action="store_true", help="replace it if there (always, in out/)")
 args = parser.parse_args()
 path = Path(args.out) / "gpt_position.svg"
-if path.exists() and not (args.overwrite or Path(args.out) == Path("out")):  # checked before training
-    parser.error(f"{path} already exists; pass --overwrite to replace it")
+if refused := mg.viz.files.refusal(args.out, [path.name], args.overwrite):  # before training; out/ is always replaced
+    parser.error(refused)
 
 # 1. the corpus and its tokens
 words, source = mg.data.words(max_len=15, seed=0)

@@ -17,6 +17,7 @@ from microgradnn.expression import build_expression, evaluate
 from microgradnn.nn import MLP, Layer, Module
 from microgradnn.nn.files import read_model, write_model
 from microgradnn.train import accuracy, fit
+from microgradnn.viz.files import DEMO_OUT, may_replace, refusal
 from microgradnn.testing.checks import EPS
 
 
@@ -300,7 +301,6 @@ def _teaching_neuron(model: MLP, X: np.ndarray, targets: np.ndarray, loss_name: 
     return best[0], best[1], backward(best[0])[best[1]]
 
 
-DEMO_OUT = "out"
 DEMO_PLOTS = ["decision_boundary.png", "loss_curve.png"]
 DEMO_PAGES = ["neuron_forward.svg", "neuron_backward.svg", "network.svg", "backprop.html", "lesson_network.html",
               "lesson_network_quiz.html"]
@@ -316,16 +316,10 @@ def _check_demo_destinations(args) -> bool:
         names = DEMO_PLOTS + DEMO_PAGES
     except ImportError:
         names = DEMO_PAGES
-    paths = [os.path.join(out, name) for name in names]
-    own = os.path.realpath(out) == os.path.realpath(DEMO_OUT)
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise UsageError(f"--out {out} is not a folder")
-    there = [p for p in paths if os.path.lexists(p)]
-    if there and not (own or args.overwrite):
-        raise UsageError(f"--out {out}: {', '.join(os.path.basename(p) for p in there)} already "
-                         f"exist{'s' if len(there) == 1 else ''} there; pass --overwrite to replace "
-                         f"{'it' if len(there) == 1 else 'them'}, or choose another folder")
-    return own or args.overwrite
+    problem = refusal(out, names, args.overwrite)
+    if problem:
+        raise UsageError(f"--out {problem}")
+    return may_replace(out, args.overwrite)
 
 
 def _demo_files(args, model, X, y, history, path, overwrite: bool) -> None:

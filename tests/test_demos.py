@@ -56,9 +56,34 @@ def test_a_demo_keeps_a_file_already_in_out_dir_unless_overwrite(tmp_path, name,
                           text=True, env=env, timeout=60)
     assert done.returncode == 2 and (tmp_path / made).read_text() == "the user's"
     assert "wrote" not in done.stdout and "step" not in done.stdout  # refused before any training
-    assert f"{tmp_path / made}" in done.stderr and "already exists; pass --overwrite to replace" in done.stderr
+    assert f"{tmp_path}: {made} already exists there; pass --overwrite to replace it" in done.stderr
     if name != "08_gpt.py":  # (a whole training run)
         assert run_demo(name, "--out", str(tmp_path), "--overwrite") and (tmp_path / made).read_text() != "the user's"
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs Graphviz's dot")
+def test_demos_replace_files_in_out_however_it_is_written_and_keep_a_dangling_link_elsewhere(tmp_path):
+    # was: demo 02 refused out/ written as its absolute path, and demo 04 wrote through a dangling
+    # symlink in a named folder (os.path.exists said nothing was there)
+    (tmp_path / "out").mkdir()
+    for spelling in (str(tmp_path / "out"), "./out/"):
+        (tmp_path / "out" / "forward_pass.html").write_text("the demo's own")
+        run_demo("02_forward_pass.py", "--out", spelling, cwd=tmp_path)
+        assert (tmp_path / "out" / "forward_pass.html").read_text().startswith("<!DOCTYPE html>")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "neuron_forward_by_hand.svg").symlink_to(tmp_path / "mine" / "nowhere")
+    env = dict(os.environ, PYTHONPATH=str(DEMOS.parent))
+    done = subprocess.run([sys.executable, str(DEMOS / "04_backprop_by_hand.py"), "--out", "mine"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""  # refused before any work
+    assert "mine: neuron_forward_by_hand.svg already exists there; pass --overwrite to replace it" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["neuron_forward_by_hand.svg"]
+    (tmp_path / "notes.txt").write_text("mine")  # --out naming a file: refused before any work (was: a traceback
+    for name in ("04_backprop_by_hand.py", "08_gpt.py"):  # from os.makedirs, in demo 08 after the whole training)
+        done = subprocess.run([sys.executable, str(DEMOS / name), "--out", "notes.txt", "--overwrite"], cwd=tmp_path,
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 2 and done.stdout == "" and done.stderr.endswith("error: notes.txt is not a folder\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_forward_pass_writes_its_animation(tmp_path):

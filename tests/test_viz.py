@@ -153,6 +153,24 @@ def test_too_many_nodes_stops_with_advice():
         viz.draw_graph(y, max_nodes=1000)
 
 
+def test_too_many_nodes_names_the_call_that_takes_a_larger_max_nodes(tmp_path):
+    # was: "raise max_nodes=" without saying where, and animate was told to pass a collapse= it does not take
+    y = Value(0.5)
+    for _ in range(100):
+        y = y * 1.01
+    for call, message in (
+            (lambda: viz.draw_graph(y, max_nodes=10), r"pass collapse=True to draw each neuron as one node, or a "
+                                                      r"larger max_nodes, as in viz\.draw_graph\(v, max_nodes=201\)"),
+            (lambda: viz.animate(y, tmp_path / "a.html", max_nodes=10),
+             r"pass a larger max_nodes, as in viz\.animate\(v, path, max_nodes=201\) \(dot"),
+            (lambda: viz.animation_steps(y, max_nodes=10),
+             r"pass a larger max_nodes, as in viz\.animation_steps\(v, max_nodes=201\) \(dot")):
+        with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 201 nodes to draw, more than max_nodes=10; "
+                                                    + message) as caught:
+            call()
+        assert caught.value.nodes == 201
+
+
 DETERMINISM = """
 import microgradnn as mg
 from microgradnn import viz
@@ -228,6 +246,21 @@ def test_save_refuses_unknown_extensions_and_overwrites(neuron_graph, tmp_path):
         viz.save(o, tmp_path)  # was: "unknown extension '(none)'"
 
 
+def test_animate_and_animate_network_write_pages_only_to_html_names(neuron_graph, tmp_path):
+    # was: an HTML page written into p.svg, a file whose content is not what its name says
+    net = MLP(2, [3, 1], seed=0)
+    writers = {"animate": lambda path: viz.animate(neuron_graph, path),
+               "animate_network": lambda path: viz.animate_network(net, [1.0, 0.5], path)}
+    for who, write in writers.items():
+        for name, ext in (("p.svg", "'.svg'"), ("p", "'(none)'"), ("p.html.png", "'.png'")):
+            with pytest.raises(ValueError, match=rf"^{who}: unknown extension {re.escape(ext)} in .*{re.escape(name)}; "
+                                                 rf"{who} writes an HTML page: use .html or .htm$"):
+                write(tmp_path / name)
+        with pytest.raises(IsADirectoryError, match=rf"^{who}: .* is a folder; give a file name"):
+            write(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     o = neuron_graph
@@ -251,12 +284,19 @@ def test_notebook_draws_a_large_graph_collapsed_with_a_note():
     assert len(nodes) == 2 + 16 + 16 + 1  # the inputs and one node per neuron
     title = " ".join(t.text for t in ET.fromstring(viz.mimebundle(big)["image/svg+xml"]).find(f"{SVG}g").findall(f"{SVG}text"))
     assert title.startswith("collapsed: each neuron is one node (") and "draws them all" in title
+    full = int(re.search(r"max_nodes=(\d+)\) draws them all", title)[1])  # was: a guess, twice the values
+    assert viz.draw_graph(big, view="both", max_nodes=full).source
+    with pytest.raises(viz.GraphTooLarge):
+        viz.draw_graph(big, view="both", max_nodes=full - 1)
     chain = Value(0.5)
     for _ in range(100):
         chain = chain * 1.01
-    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw with "
-                                                   "each neuron as one node, more than max_nodes=150; raise "
-                                                   "max_nodes= (dot may take minutes on graphs this big))"}
+    # was: "raise max_nodes=", a setting nothing in a notebook takes; now the call that draws it anyway
+    assert viz.mimebundle(chain) == {"text/plain": f"{chain!r}\n(no picture: the graph has 201 nodes to draw, more "
+                                                   "than the 150 a notebook draws; viz.draw_graph(v, max_nodes=201) at "
+                                                   "the end of a cell draws it anyway (dot may take minutes on graphs "
+                                                   "this big))"}
+    assert len(viz.draw_graph(chain, view="both", max_nodes=201).source) > 0  # and it does
     # no neurons to collapse: text saying why
     assert viz.mimebundle(mg.nn.Linear(2, 3)) == {"text/plain": repr(mg.nn.Linear(2, 3))}  # no diagram: its repr
 
@@ -680,7 +720,8 @@ def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it
         viz.draw_graph(out).source.count("plaintext")  # was: AttributeError, Linear has no .activation
     big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
     with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 35 nodes to draw with each neuron as one node, more "
-                                                r"than max_nodes=10; raise max_nodes= \(dot"):
+                                                r"than max_nodes=10; pass a larger max_nodes, as in "
+                                                r"viz\.draw_graph\(v, collapse=True, max_nodes=35\) \(dot"):
         viz.draw_graph(big, collapse=True, max_nodes=10)  # was: "pass collapse=True", which it was
 
 
@@ -704,3 +745,47 @@ def test_draw_network_names_a_bad_input_x():
         with pytest.raises(error, match=message):  # was: float()'s own words, or "'float' object is not iterable"
             viz.draw_network(model, x)
     assert "prediction" in viz.draw_network(model, [Value(1.0), 2.0]).source  # Values still give their data
+
+
+def test_animate_network_names_a_bad_input_x_as_draw_network_does(tmp_path):
+    model = MLP(2, [3, 1], seed=0)
+    for who, write in (("animate_network", lambda x: viz.animate_network(model, x, tmp_path / "n.html")),
+                       ("draw_network", lambda x: viz.draw_network(model, x))):
+        for x, error, message in (
+                (3.0, TypeError, r"x must be a sequence of numbers, got float 3.0$"),  # was: expected 2 inputs, got 1
+                ("ab", TypeError, r"x must be a sequence of numbers, got str 'ab'$"),
+                ([[1.0, 2.0]], TypeError, r"x\[0\] must be a finite number, got list"),
+                ([1.0, True], TypeError, r"x\[1\] must be a finite number, got bool True$"),
+                ([1.0], ValueError, r"x must be a sequence of 2 numbers \(the network has 2 inputs\), got 1$")):
+            with pytest.raises(error, match=rf"^{who}: {message}"):
+                write(x)
+    assert list(tmp_path.iterdir()) == []
+    a = Value(1.0)
+    viz.animate_network(model, [a, 0.5], tmp_path / "n.html", target=1.0)
+    assert a.grad == 0.0  # the page's backward pass works on numbers: the caller's Value gets no gradient
+
+
+def test_demos_may_replace_files_only_in_out_or_with_overwrite(tmp_path, monkeypatch):
+    # one rule for the CLI's demo and the demo scripts (they compared paths three ways)
+    from microgradnn.viz.files import may_replace, refusal
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    for own in ("out", "./out/", str(tmp_path / "out"), "mine/../out", "link"):
+        assert may_replace(own, False), own
+    assert not may_replace("mine", False) and may_replace("mine", True)
+    for name in ("out/a.svg", "mine/a.svg", "notes.txt"):
+        (tmp_path / name).write_text("there")
+    (tmp_path / "mine" / "gone.svg").symlink_to(tmp_path / "nowhere")  # a dangling link is there too
+    names = ["a.svg", "gone.svg", "new.svg"]
+    for own in ("out", "./out/", str(tmp_path / "out")):
+        assert refusal(own, names, False) is None
+    assert refusal("mine", names, False) == ("mine: a.svg, gone.svg already exist there; pass --overwrite to replace "
+                                             "them, or choose another folder")
+    assert refusal("mine", ["gone.svg"], False) == ("mine: gone.svg already exists there; pass --overwrite to "
+                                                    "replace it, or choose another folder")
+    assert refusal("mine", names, True) is None and refusal("new", names, False) is None
+    assert refusal("notes.txt", names, True) == "notes.txt is not a folder"
+    with pytest.raises(TypeError, match="refusal: overwrite must be True or False, got str 'no'"):
+        refusal("mine", names, "no")

@@ -3,8 +3,9 @@
 graph: `draw_graph`; modules: `draw_modules` (modules as boxes); network: `draw_network`;
 animation: `animate` (an HTML page); network_animation: `animate_network` (a network computing,
 as a page); page: what pages share; live: `playground` (live training in the browser, on a local
-server); record: `record` (every pass of a training loop); files: `save`; notebook: what Jupyter
-shows for Values and Modules; format: what they share (Diagram, colours, label formatting).
+server); record: `record` (every pass of a training loop); files: `save`, and `refusal` (which
+files a demo run may replace); notebook: what Jupyter shows for Values and Modules; format: what
+they share (Diagram, colours, label formatting).
 `tree` (the graph as text) lives with the engine and is re-exported here.
 """
 from typing import TYPE_CHECKING

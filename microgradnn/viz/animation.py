@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 
 from microgradnn._checks import flag
-from microgradnn._files import check_writable
 from microgradnn.engine import Value
 from microgradnn.viz.format import derivative, fmt, grouped
 from microgradnn.viz.graph import _plan, draw_graph
-from microgradnn.viz.page import ask, inline_svg, script_json, write_page
+from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 3}
@@ -127,15 +126,16 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[di
 
 def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagation, step by step",
             quiz: bool = False, max_nodes: int = 300, overwrite: bool = False) -> str:
-    """Write one self-contained HTML page (inline SVG and script, nothing fetched) that steps
-    through the forward pass node by node, then the backward pass; play/pause, step buttons,
-    a slider, and the keys Space, Left, Right, Home, End. `root.backward()` must have run.
+    """Write one self-contained HTML page to `path` (a .html or .htm name; inline SVG and script,
+    nothing fetched) that steps through the forward pass node by node, then the backward pass;
+    play/pause, step buttons, a slider, and the keys Space, Left, Right, Home, End.
+    `root.backward()` must have run.
     `quiz=True` asks the learner for each value and grad before showing it, and keeps a score.
     Open `page.html#step=N` to start at step N."""
     if not isinstance(root, Value):
         raise TypeError(f"animate: expected a Value, got {type(root).__name__}")
     flag(quiz, "animate", "quiz")
-    path = check_writable(path, overwrite, "animate")
+    path = page_path(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animate")
     svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))
     steps = _steps(root, plan.ids, plan.values)

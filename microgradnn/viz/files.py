@@ -1,11 +1,12 @@
-"""Writing pictures to files: the extension picks the format."""
+"""Writing pictures to files: the extension picks the format; and which files a demo run may replace."""
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 import graphviz
 
-from microgradnn._files import check_writable, user_path, write_atomic
+from microgradnn._files import check_overwrite, check_writable, user_path, write_atomic
 from microgradnn.engine import Value
 from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import INSTALL_HINT, GraphvizNotFound
@@ -13,6 +14,7 @@ from microgradnn.viz.graph import draw_graph
 from microgradnn.viz.network import draw_network
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None, ".gv": None}
+DEMO_OUT = "out"  # the demos' own folder (in the folder they run from): each run replaces its files there
 
 
 def _as_diagram(obj) -> graphviz.Digraph:
@@ -46,3 +48,26 @@ def save(obj: graphviz.Digraph | Value | Module, path: str | os.PathLike, *, ove
             raise GraphvizNotFound(INSTALL_HINT) from None
     write_atomic(path, data, overwrite=overwrite, who="save")
     return path
+
+
+def may_replace(folder: str | os.PathLike, overwrite: bool) -> bool:
+    """Whether a demo run may replace its files in `folder`: with `overwrite`, or when `folder` is
+    out/, the demos' own (however it is written: `./out/`, its absolute path, a link to it)."""
+    check_overwrite(overwrite, "may_replace")
+    return overwrite or os.path.realpath(user_path(folder, "may_replace")) == os.path.realpath(DEMO_OUT)
+
+
+def refusal(folder: str | os.PathLike, names: Iterable[str], overwrite: bool) -> str | None:
+    """Why a demo run must not write the files `names` into `folder`, to check before any work, or
+    None: `folder` is a file, or some are there already (a dangling symlink too) and the run may not
+    replace them (see `may_replace`)."""
+    check_overwrite(overwrite, "refusal")
+    folder = user_path(folder, "refusal")
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        return f"{folder} is not a folder"
+    there = [name for name in names if os.path.lexists(os.path.join(folder, name))]
+    if not there or may_replace(folder, overwrite):
+        return None
+    one = len(there) == 1
+    return (f"{folder}: {', '.join(there)} already exist{'s' if one else ''} there; pass --overwrite to replace "
+            f"{'it' if one else 'them'}, or choose another folder")

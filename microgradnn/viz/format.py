@@ -36,7 +36,12 @@ class GraphvizNotFound(RuntimeError):
 
 
 class GraphTooLarge(ValueError):
-    """The graph has more nodes than `max_nodes`; drawing it would take dot minutes."""
+    """The graph has more nodes than `max_nodes`; drawing it would take dot minutes. `nodes` is how
+    many nodes the drawing needs (None when the graph is too tangled for dot rather than too big)."""
+
+    def __init__(self, message: str, nodes: int | None = None) -> None:
+        super().__init__(message)
+        self.nodes = nodes
 
 
 class Diagram(graphviz.Digraph):

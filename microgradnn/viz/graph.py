@@ -107,6 +107,11 @@ class _Plan:
     order: list[Value] = field(default_factory=list)  # every node of the graph, topological order
 
 
+# the call that draws a graph too large for max_nodes anyway, by who was given max_nodes
+_LARGER = {"draw_graph": "viz.draw_graph(v, {collapse}max_nodes={n})", "animate": "viz.animate(v, path, max_nodes={n})",
+           "animation_steps": "viz.animation_steps(v, max_nodes={n})"}
+
+
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who: str = "draw_graph") -> _Plan:
     positive_int(max_nodes, who, "max_nodes")
     order = topological_order(root)
@@ -124,10 +129,11 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
              and (id(v) not in groups or outputs[id(groups[id(v)])] is v)]
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
-        advice = "raise max_nodes=" if collapse else \
-            "pass collapse=True to draw each neuron as one node, or raise max_nodes="
+        call = _LARGER[who].format(collapse="collapse=True, " * collapse, n=count)
+        advice = f"pass a larger max_nodes, as in {call}" if collapse or who != "draw_graph" else \
+            f"pass collapse=True to draw each neuron as one node, or a larger max_nodes, as in {call}"
         raise GraphTooLarge(f"the graph has {count} nodes to draw{' with each neuron as one node' * collapse}, more "
-                            f"than max_nodes={max_nodes}; {advice} (dot may take minutes on graphs this big)")
+                            f"than max_nodes={max_nodes}; {advice} (dot may take minutes on graphs this big)", count)
     skipped = _ranks_skipped(drawn, groups)
     if skipped > MAX_SKIPPED_RANKS:
         raise GraphTooLarge(f"the graph's edges pass over {skipped:,} ranks (columns) of nodes in all, more than "

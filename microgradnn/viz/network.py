@@ -57,13 +57,23 @@ def _text_color(a: float | None) -> str:
     return "#FFFFFF" if a is not None and abs(a) / (abs(a) + 0.5) > 0.62 else "#000000"
 
 
-def network_activations(layers: list, x, who: str = "draw_network") -> list[list[float]]:
-    """Every layer's outputs for input x, a sequence of numbers, the input first (no graph is recorded)."""
+def network_input(x, nin: int, who: str = "draw_network") -> list[float]:
+    """The input x of a network with `nin` inputs as floats: x must be a sequence (a list, a tuple,
+    a 1-D array) of `nin` finite numbers or Values (their data is taken)."""
     x = x.tolist() if hasattr(x, "tolist") else x
     if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
         raise TypeError(f"{who}: x must be a sequence of numbers, got {type(x).__name__} {x!r:.60}")
+    h = [number(v.data if isinstance(v, Value) else v, who, f"x[{i}]") for i, v in enumerate(x)]
+    if len(h) != nin:
+        raise ValueError(f"{who}: x must be a sequence of {nin} numbers (the network has {nin} inputs), "
+                         f"got {len(h)}")
+    return h
+
+
+def network_activations(layers: list, x, who: str = "draw_network") -> list[list[float]]:
+    """Every layer's outputs for input x (see `network_input`), the input first (no graph is recorded)."""
+    h = network_input(x, layers[0].nin, who)
     with no_grad():
-        h = [v.data if isinstance(v, Value) else number(v, who, f"x[{i}]") for i, v in enumerate(x)]
         activations = [list(h)]
         for layer in layers:
             h = [v.data for v in layer(h)]

@@ -14,14 +14,13 @@ import numpy as np
 
 from microgradnn import losses as _losses
 from microgradnn._checks import flag
-from microgradnn._files import check_writable
 from microgradnn.engine import Value, fmt, grad, no_grad
 from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
 from microgradnn.viz.network import (COLUMN_GAP, NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color,
-                                     activation_color, draw_network, layers_of, prediction_words)
+                                     activation_color, draw_network, layers_of, network_input, prediction_words)
 from microgradnn.viz.format import derivative
-from microgradnn.viz.page import ask, inline_svg, script_json, write_page
+from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
 UNKNOWN = "#F2F2F2"
 D_OUT, D_RAW, D_W, D_B = (derivative("L", name) for name in ("out", "raw", "w", "b"))  # ∂L/∂out, ...
@@ -98,7 +97,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
         raise ValueError(f"animate_network: lr must be a positive finite number, got {lr!r}")
     work = copy.deepcopy(model)
     layers = layers_of(work, "animate_network")
-    xs = as_inputs(x, layers[0].nin, "animate_network")
+    xs = as_inputs(network_input(x, layers[0].nin, "animate_network"), layers[0].nin, "animate_network")
     steps: list[dict] = []
     wmax = max(abs(w.data) for layer in layers for n in layer.neurons for w in n.w) or 1.0
 
@@ -254,15 +253,17 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
 def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | os.PathLike, *,
                     target: float | Sequence[float] | None = None, loss: str | Callable | None = None, lr: float = 0.1,
                     quiz: bool = False, title: str | None = None, overwrite: bool = False) -> str:
-    """Write one self-contained HTML page (nothing fetched) of `model`'s diagram computing input `x`
-    neuron by neuron, layer by layer: each neuron's `w·x + b = raw` and `activation(raw) = out`,
-    its edges lit by w·x, then the prediction in words. With `target` (and `loss`, default
-    binary cross-entropy after a sigmoid, else mse) it goes on backward: the loss, each
-    neuron's ∂L/∂out, local derivative, ∂L/∂raw and its edges' ∂L/∂w, then one gradient-descent
-    step (`lr`) and the new prediction. `quiz=True` asks the learner for each value before
-    showing it. The model is not changed. Controls as `animate`; `page.html#step=N` opens at step N."""
+    """Write one self-contained HTML page to `path` (a .html or .htm name; nothing fetched) of
+    `model`'s diagram computing input `x` neuron by neuron, layer by layer: each neuron's
+    `w·x + b = raw` and `activation(raw) = out`, its edges lit by w·x, then the prediction in
+    words. With `target` (and `loss`, default binary cross-entropy after a sigmoid, else mse) it
+    goes on backward: the loss, each neuron's ∂L/∂out, local derivative, ∂L/∂raw and its edges'
+    ∂L/∂w, then one gradient-descent step (`lr`) and the new prediction. `quiz=True` asks the
+    learner for each value before showing it. The model is not changed. Controls as `animate`;
+    `page.html#step=N` opens at step N."""
     flag(quiz, "animate_network", "quiz")
-    path = check_writable(path, overwrite, "animate_network")
+    x = network_input(x, layers_of(model, "animate_network")[0].nin, "animate_network")
+    path = page_path(path, overwrite, "animate_network")
     steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)
     work = copy.deepcopy(model)
     diagram = draw_network(work, x, title="")
@@ -273,7 +274,7 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
                      pos=f"{last * COLUMN_GAP + PREDICTION_GAP},-85!")
         diagram.edge("prediction", "loss", style="dashed", arrowhead="normal", color="#777777", id="prediction-loss")
     svg = inline_svg(diagram.pipe(format="svg", encoding="utf-8"))
-    x_shown = ", ".join(fmt(float(v)) for v in (x.tolist() if hasattr(x, "tolist") else x))
+    x_shown = ", ".join(fmt(v) for v in x)
     if title is None:
         title = f"{model!r} on input x = [{x_shown}]" + (f", target {target}" if target is not None else "")
     intro = (f"The input x = [{x_shown}] enters on the left. Press play (Space) or step (Right arrow) to watch "

@@ -10,7 +10,7 @@ from typing import Any
 
 import graphviz
 
-from microgradnn.engine import Value, topological_order
+from microgradnn.engine import Value
 from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import GraphTooLarge
 from microgradnn.viz.graph import draw_graph
@@ -36,11 +36,23 @@ def _diagram(obj: Value | Module, max_nodes: int) -> graphviz.Digraph:
         return draw_network(obj)
     try:
         return draw_graph(obj, view="both", max_nodes=max_nodes)
-    except GraphTooLarge:
-        full = len(topological_order(obj))
+    except GraphTooLarge as e:
+        full = e.nodes  # None: too tangled for dot whatever max_nodes is
+    whole = (f"{full} nodes in full; viz.draw_graph(v, max_nodes={full}) draws them all" if full else
+             "in full too tangled for dot")
+    try:
         return draw_graph(obj, view="both", collapse=True, max_nodes=max_nodes,
-                          title=f"collapsed: each neuron is one node ({full} nodes in full; "
-                                f"viz.draw_graph(v, max_nodes={full * 2}) draws them all)")
+                          title=f"collapsed: each neuron is one node ({whole})")
+    except GraphTooLarge as e:
+        if e.nodes is None:
+            raise
+        anyway = f"viz.draw_graph(v, max_nodes={full})" if full else \
+            f"viz.draw_graph(v, collapse=True, max_nodes={e.nodes})"
+        count = f"{full}" + (f" ({e.nodes} with each neuron as one node)" if e.nodes != full else "") if full else \
+            f"{e.nodes} with each neuron as one node"
+        raise GraphTooLarge(f"the graph has {count} nodes to draw, more than the {max_nodes} a notebook draws; "
+                            f"{anyway} at the end of a cell draws it anyway (dot may take minutes on graphs "
+                            f"this big)", e.nodes) from None
 
 
 def register(shell: Any = None) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import string
 from importlib import resources
 
-from microgradnn._files import write_atomic
+from microgradnn._files import check_writable, user_path, write_atomic
 from microgradnn.engine import fmt
 from microgradnn.viz.format import _visible
 
@@ -77,6 +78,20 @@ def ask(question: str, value: float) -> dict:
 def inline_svg(svg: str) -> str:
     """An SVG document as an element to put inside HTML: no XML prolog or doctype."""
     return svg[svg.index("<svg"):]
+
+
+EXTENSIONS = (".html", ".htm")
+
+
+def page_path(path: str | os.PathLike, overwrite: bool, who: str) -> str:
+    """The path to write a page to, checked before any work: named .html or .htm (a page is HTML,
+    whatever a name like `p.svg` says), and writable now (see `check_writable`)."""
+    path = user_path(path, who)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in EXTENSIONS and not os.path.isdir(path):  # a folder: check_writable says so
+        raise ValueError(f"{who}: unknown extension {ext or '(none)'!r} in {path}; {who} writes an HTML page: "
+                         f"use {' or '.join(EXTENSIONS)}")
+    return check_writable(path, overwrite, who)
 
 
 def write_page(template_name: str, path: str, *, title: str, overwrite: bool, who: str, **fields: str) -> str:
