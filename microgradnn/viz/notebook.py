@@ -46,10 +46,10 @@ def _diagram(obj: Value | Module, max_nodes: int) -> graphviz.Digraph:
     except GraphTooLarge as e:
         if e.nodes is None:
             raise
+        collapsed = f"{e.nodes} with each neuron as one node"
+        count = collapsed if not full else f"{full}" if e.nodes == full else f"{full} ({collapsed})"
         anyway = f"viz.draw_graph(v, max_nodes={full})" if full else \
             f"viz.draw_graph(v, collapse=True, max_nodes={e.nodes})"
-        count = f"{full}" + (f" ({e.nodes} with each neuron as one node)" if e.nodes != full else "") if full else \
-            f"{e.nodes} with each neuron as one node"
         raise GraphTooLarge(f"the graph has {count} nodes to draw, more than the {max_nodes} a notebook draws; "
                             f"{anyway} at the end of a cell draws it anyway (dot may take minutes on graphs "
                             f"this big)", e.nodes) from None
