@@ -1,6 +1,7 @@
 import asyncio
 import copy
 import gc
+import io
 import math
 import pickle
 import sys
@@ -919,6 +920,16 @@ def test_many_nodes_of_one_graph_pickle_in_linear_size_and_keep_their_sharing():
         assert [v.data for v in back] == [v.data for v in nodes]
         assert all(back[k + 1].inputs[0].inputs[0] is back[k] for k in range(len(back) - 1))
     assert len(pickle.dumps(nodes[-1])) < 400 * len(nodes)  # and a later pickle lists its own nodes
+
+
+def test_a_pickler_kept_alive_leaves_other_pickles_of_its_graph_flat():
+    nodes = chain(5000)
+    kept = pickle.Pickler(io.BytesIO())  # its memo (which holds what it listed) lives on
+    kept.dump(nodes[-1])
+    assert pickle.loads(pickle.dumps(nodes[-1])).data == nodes[-1].data  # was a RecursionError
+    assert copy.deepcopy(nodes[3000]).data == nodes[3000].data
+    kept.dump(nodes[-1])  # and the kept one still works
+    del kept
 
 
 def test_a_failed_pickle_leaves_no_trace_on_the_next():
