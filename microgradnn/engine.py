@@ -861,7 +861,10 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
             if v.requires_grad:
                 wanted.add(v)
             elif _DECISIONS.get() is None:  # (while observed, a no_grad result keeps its inputs)
-                raise _unrecorded_input(v, next(i for i, x in enumerate(v.inputs) if x in wanted))
+                # an input's requires_grad set after v was made (no derivative recorded: raise), or
+                # v's own set to False after (its derivatives are there: used, as backward does)
+                _check_recorded(v, [x in wanted for x in v.inputs])
+                wanted.add(v)
     for v in reversed(order):
         g = grads.get(v)
         if g is None or not v.inputs or v not in wanted:

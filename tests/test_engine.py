@@ -780,6 +780,15 @@ def test_grad_refuses_an_input_whose_requires_grad_was_set_after_it_was_used():
     assert mg.grad(a * d.relu(), d) == (0.0,)  # a derivative that is 0 is still 0
 
 
+def test_grad_of_a_node_whose_own_requires_grad_was_set_false_after_agrees_with_backward():
+    a = Value(2.0, "a")
+    b = a * 3  # its derivative for a was recorded
+    c = b + 1
+    b.requires_grad = False  # a, which did require grad, was blamed as set after its use
+    c.backward()
+    assert mg.grad(c, a) == (a.grad,) == (3.0,)
+
+
 def test_backward_of_a_value_that_needs_no_gradient_raises():
     c = Value(2.0, requires_grad=False)
     with pytest.raises(RuntimeError, match="does not require grad"):
