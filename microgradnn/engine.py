@@ -212,12 +212,14 @@ class Value:
     # each) however deep the graph; and many nodes of one graph list each node once.
     def __reduce_ex__(self, protocol: Any) -> tuple:
         below = None
-        covered = _PICKLING.__dict__.setdefault("covered", set())
-        if self.inputs and id(self) not in covered:
+        covered = _PICKLING.__dict__.setdefault("covered", {})
+        listed = covered.get(id(self))
+        if listed is not None and listed.done:  # listed by a pickle whose memo would have answered:
+            listed.release(covered)             # another pickle runs (a Pickler kept alive made it)
+            listed = None
+        if self.inputs and listed is None:
             order = _unlisted_below(self, covered)
-            new = {id(v) for v in order}  # those need not list their own...
-            covered |= new
-            below = [*order, _Covering(covered, new)]  # ...until this pickle is done with them
+            below = [*order, _Covering(covered, _Listing(covered, order))]  # those need not list their own inputs
         state: tuple = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
                  self._op, self.inputs, self._local, self._depth)
         t = self._t
@@ -241,14 +243,14 @@ class Value:
 # ---- how an op makes a node ------------------------------------------------------------
 
 _new = object.__new__
-_PICKLING = threading.local()  # .covered: ids of nodes whose inputs a pickle writes before them
+_PICKLING = threading.local()  # .covered: id of a node whose inputs a pickle writes before it -> its _Covering
 
 
 def _empty_value() -> Value:
     return _new(Value)
 
 
-def _unlisted_below(root: Value, covered: set) -> list[Value]:
+def _unlisted_below(root: Value, covered: dict) -> list[Value]:
     """The nodes below `root` whose ids are not in `covered`, inputs first; not walking below
     a covered one (its state was written already, with all below it)."""
     seen, found, stack = {id(root)}, [], list(root.inputs)
@@ -262,22 +264,42 @@ def _unlisted_below(root: Value, covered: set) -> list[Value]:
     return sorted(found, key=_DEPTH)  # a node is deeper than each of its inputs
 
 
+class _Listing:
+    """The nodes one pickle (or deepcopy) lists below a node, as `covered` maps their ids to it:
+    until written (`done`), they are being written in order; after, they are in that pickle's
+    memo, so one that reaches `__reduce_ex__` again is in another pickle (a Pickler kept alive
+    made this listing, or its memo was cleared), which drops them all and lists them anew."""
+
+    __slots__ = ("ids", "done")
+
+    def __init__(self, covered: dict, nodes: list) -> None:
+        self.ids, self.done = [id(v) for v in nodes], False
+        covered.update(dict.fromkeys(self.ids, self))
+
+    def release(self, covered: dict) -> None:
+        for i in self.ids:
+            if covered.get(i) is self:
+                covered.pop(i, None)
+        self.ids = []
+
+
 class _Covering:
-    """Written after the nodes below the node a pickle (or deepcopy) started from. The pickle
-    holds it until done (its memo keeps what it wrote alive, so no listed id is reused
-    meanwhile); then `__del__` takes the ids out of `covered` again, so a later pickle, of this
-    graph or of one whose nodes reuse freed ids, lists its own nodes."""
+    """Written after the nodes below the node a pickle started from: marks their listing done,
+    and when the pickle is done with it (its memo keeps what it wrote alive, so no listed id is
+    reused meanwhile), `__del__` drops the ids, so a later pickle, of this graph or of one whose
+    nodes reuse freed ids, lists its own nodes."""
 
-    __slots__ = ("covered", "ids")
+    __slots__ = ("covered", "listing")
 
-    def __init__(self, covered: set, ids: set) -> None:
-        self.covered, self.ids = covered, ids
+    def __init__(self, covered: dict, listing: _Listing) -> None:
+        self.covered, self.listing = covered, listing
 
     def __reduce_ex__(self, protocol: Any) -> tuple:
+        self.listing.done = True
         return type(None), ()  # unpickled as None
 
     def __del__(self) -> None:
-        self.covered -= self.ids
+        self.listing.release(self.covered)
 
 
 _DEPTH = operator.attrgetter("_depth")
@@ -839,7 +861,10 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
             if v.requires_grad:
                 wanted.add(v)
             elif _DECISIONS.get() is None:  # (while observed, a no_grad result keeps its inputs)
-                raise _unrecorded_input(v, next(i for i, x in enumerate(v.inputs) if x in wanted))
+                # an input's requires_grad set after v was made (no derivative recorded: raise), or
+                # v's own set to False after (its derivatives are there: used, as backward does)
+                _check_recorded(v, [x in wanted for x in v.inputs])
+                wanted.add(v)
     for v in reversed(order):
         g = grads.get(v)
         if g is None or not v.inputs or v not in wanted:

@@ -129,10 +129,14 @@ def _check_torch_outputs(module, model: "GPT") -> None:
     it: its config names what no tensor holds (n_head), and it may say other than it computes."""
     import torch
     tokens = [i % model.vocab_size for i in range(min(model.block_size, 3))]  # two positions at least: attention
-    device = next((t.device for t in module.state_dict().values()), "cpu")
+    state = module.state_dict()
+    device = next((t.device for t in state.values()), "cpu")
+    # in float64, as the GPT reads the weights: a module in float16 differs from it by its rounding
+    wide = {k: t.double() if t.is_floating_point() else t for k, t in state.items()}
     try:
         with torch.no_grad():
-            theirs = module(torch.tensor([tokens], device=device))[0].double().cpu().numpy()
+            out = torch.func.functional_call(module, wide, (torch.tensor([tokens], device=device),))
+            theirs = out[0].double().cpu().numpy()
     except Exception as e:  # a module of the user's own: its error, named as ours
         raise ValueError(f"GPT.from_torch: the module failed on the token ids {tokens}: {type(e).__name__}: {e}") from e
     cache = model.new_cache()

@@ -1,6 +1,7 @@
 import asyncio
 import copy
 import gc
+import io
 import math
 import pickle
 import sys
@@ -779,6 +780,15 @@ def test_grad_refuses_an_input_whose_requires_grad_was_set_after_it_was_used():
     assert mg.grad(a * d.relu(), d) == (0.0,)  # a derivative that is 0 is still 0
 
 
+def test_grad_of_a_node_whose_own_requires_grad_was_set_false_after_agrees_with_backward():
+    a = Value(2.0, "a")
+    b = a * 3  # its derivative for a was recorded
+    c = b + 1
+    b.requires_grad = False  # a, which did require grad, was blamed as set after its use
+    c.backward()
+    assert mg.grad(c, a) == (a.grad,) == (3.0,)
+
+
 def test_backward_of_a_value_that_needs_no_gradient_raises():
     c = Value(2.0, requires_grad=False)
     with pytest.raises(RuntimeError, match="does not require grad"):
@@ -919,6 +929,16 @@ def test_many_nodes_of_one_graph_pickle_in_linear_size_and_keep_their_sharing():
         assert [v.data for v in back] == [v.data for v in nodes]
         assert all(back[k + 1].inputs[0].inputs[0] is back[k] for k in range(len(back) - 1))
     assert len(pickle.dumps(nodes[-1])) < 400 * len(nodes)  # and a later pickle lists its own nodes
+
+
+def test_a_pickler_kept_alive_leaves_other_pickles_of_its_graph_flat():
+    nodes = chain(5000)
+    kept = pickle.Pickler(io.BytesIO())  # its memo (which holds what it listed) lives on
+    kept.dump(nodes[-1])
+    assert pickle.loads(pickle.dumps(nodes[-1])).data == nodes[-1].data  # was a RecursionError
+    assert copy.deepcopy(nodes[3000]).data == nodes[3000].data
+    kept.dump(nodes[-1])  # and the kept one still works
+    del kept
 
 
 def test_a_failed_pickle_leaves_no_trace_on_the_next():

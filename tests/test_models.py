@@ -107,6 +107,17 @@ def test_from_torch_refuses_a_module_whose_config_says_other_than_it_computes():
         GPT.from_torch(module)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_from_torch_reads_a_half_precision_module_as_its_weights_say(dtype):
+    torch = pytest.importorskip("torch")
+    model = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1)
+    module = model.to_torch().to(getattr(torch, dtype))  # its own logits differ from float64's by its rounding
+    back = GPT.from_torch(module)  # was refused: "its config (n_head=2?) must say what it computes"
+    assert back.config() == model.config()
+    assert back.state_dict()["head.weight.0.0"] == float(module.state_dict()["head.weight"][0, 0])
+    assert module.state_dict()["head.weight"].dtype == getattr(torch, dtype)  # the module is left as it was
+
+
 def test_loss_checks_the_sequence_length():
     model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
     with pytest.raises(ValueError, match="needs 2 to block_size \\+ 1 = 5 tokens, got 6"):
