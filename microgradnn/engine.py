@@ -855,7 +855,7 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
         _check_unchanged(interior, "grad")
     # As PyTorch, only nodes through which a gradient reaches an input take part: no rule is
     # run elsewhere (with create_graph, one undefined there, sqrt'(0), would raise for nothing).
-    wanted = set(inputs)  # (each requires grad: checked above)
+    wanted, asked = set(inputs), set(inputs)  # (each requires grad: checked above)
     for v in interior:  # inputs before the nodes made from them
         if v not in wanted and not wanted.isdisjoint(v.inputs):
             if v.requires_grad:
@@ -882,8 +882,10 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
                 raise ValueError(f"grad: the derivative of {note} is not defined ({e})") from None
         else:
             local = v._local
-            if 0.0 in local:  # maybe a derivative never computed: its input needed none then
-                _check_recorded(v, needs)
+            # a 0 for an input asked for may be a derivative never computed: its requires_grad set
+            # after v was made (as torch, on the inputs one asks for; the others take theirs from them)
+            if 0.0 in local and not asked.isdisjoint(v.inputs):
+                _check_recorded(v, [d == 0.0 and x in asked for x, d in zip(v.inputs, local)])
         for x, d, need in zip(v.inputs, local, needs):
             if need:
                 grads[x] = grads[x] + d * g if x in grads else d * g
