@@ -37,7 +37,7 @@ _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
-_NUMBER_GUARDS = {"float", "int", "index", "grad"}
+_NUMBER_GUARDS = {"float", "int", "index", "hash", "grad"}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 _OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
@@ -470,7 +470,7 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
         return lambda V: compare(A(V), B(V))
     if g.kind == "int":
         return lambda V: np.trunc(V[a]) == g.answer
-    return lambda V: V[a] == g.answer  # float, index: the very same number
+    return lambda V: V[a] == g.answer  # float, index, hash: the very same number
 
 
 def _refusal_check(op: Any, slots: list[int]) -> Callable:
@@ -793,6 +793,9 @@ class Compiled:
                 why += (" (mg.grad() without create_graph gives plain floats, which compile cannot replay: take "
                         "mg.grad(..., create_graph=True) and .detach() the gradients, which compile replays for "
                         "every sample)")
+            elif guard.kind == "hash":
+                why += (" (a dict or set keyed by the sample's numbers needs a recording for each number: map "
+                        "them to indices before compiling, or use mg.take(index, options))")
             elif guard.kind == "index":
                 why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
         return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "

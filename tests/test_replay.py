@@ -765,6 +765,25 @@ def test_the_truth_of_a_sample_number_is_a_decision():
     same_as_scalar(lambda s: w * s[0] if w - 0.5 else -w, [[1.0], [2.0]], [w])
 
 
+def test_a_sample_number_as_a_dict_key_or_set_member_hashes_as_the_number():
+    w, b = Value(0.7, "w"), Value(-0.2, "b")
+    samples = [[1, 1, 2], [1, 2, 3], [3, 3, 3], [2, 1, 1.0]]
+
+    def counts(s):
+        seen = {}
+        for t in s:
+            seen[t] = seen.get(t, 0) + 1
+        return w * max(seen.values()) + b
+    for fn in (lambda s: w * len(set(s)) + b, counts, lambda s: w * {1: 2.0, 3: 5.0}.get(s[0], 1.0) + b,
+               lambda s: w * (s[0] in {2, 3}) + b):
+        same_as_scalar(fn, samples, [w, b])
+    with pytest.raises(ValueError, match=r"max_tapes=2 .* decides differently at a sample's number hashed "
+                                         r"\(a dict key or set member\)"):
+        mg.compile(lambda s: w * len(set(s)), max_tapes=2)(samples)
+    h = mg.compile(lambda s: w * len({w, b, w}) * s[0])  # a Value of the user's own hashes by identity, as always
+    assert h([[1.0], [2.0]]).data == pytest.approx(2 * 0.7 * 1.5) and h.recordings == 1
+
+
 def test_floor_division_modulo_and_round_of_sample_numbers_are_refused_clearly():
     w = Value(1.0)
     for op, fn in (("//", lambda s: w * (s[0] // 2)), ("%", lambda s: w * (s[0] % 3)),
