@@ -537,6 +537,13 @@ class BatchResult:
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
+        held = [v for run in self._runs for v in run[0].held]  # Values without gradient it read (a frozen weight)
+        changed = engine.changed_since(held, self._version) if held else None
+        if changed is not None:
+            name = f" {changed.label!r}" if changed.label else ""
+            raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "
+                               f"batch was computed; run the compiled function again to differentiate at the new "
+                               f"value")
         PG = self._gradient(careful=False)
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)

@@ -876,6 +876,20 @@ def test_a_coefficient_held_in_a_value_without_gradient_is_read_at_every_call():
     assert step([[1.0], [3.0]]).data == 3.0 and step.recordings == 1
 
 
+def test_a_result_refuses_backward_after_a_value_without_gradient_it_read_was_set():
+    w, k = Value(0.5, "w"), Value(2.0, "k", requires_grad=False)
+    step = mg.compile(lambda s: w * s[0] * k)
+    result = step([[1.0], [3.0]])
+    k.data = 5.0  # as the scalar engine refuses backward through a graph that used k's old number
+    with pytest.raises(RuntimeError, match=r"backward: the data of Value 'k' \(now 5.0\) was changed after this "
+                                           r"batch was computed; run the compiled function again"):
+        result.backward()
+    assert w.grad == 0.0
+    result = step([[1.0], [3.0]])
+    result.backward()
+    assert w.grad == pytest.approx(2 * 5.0)
+
+
 def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
     model = MLP(2, [3, 1], seed=0)
     params = model.parameters()
