@@ -108,6 +108,19 @@ def _flatten(sample, numbers: list):
 _EXACT = 2 ** 53  # ints up to this size are exact as floats
 
 
+def _real_array(name: str, a: Any) -> np.ndarray:
+    """X or y as an array, refused if it is ragged or holds what float() would convert or cut
+    (strings, complex numbers)."""
+    try:
+        a = np.asarray(a)
+    except ValueError:
+        raise ValueError(f"compiled: {name} must be rows of equal length, got a ragged {type(a).__name__}") from None
+    if a.dtype.kind not in "biufO":
+        what = "strings" if a.dtype.kind in "US" else f"an array of {a.dtype}"
+        raise TypeError(f"compiled: {name} must hold real numbers, got {what}")
+    return a
+
+
 def _exact_float(x: int) -> float:
     """x as a float, refused if that rounds it (compile computes in floats)."""
     if -_EXACT <= x <= _EXACT:
@@ -632,11 +645,14 @@ class Compiled:
     def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
-            for a in map(np.asarray, args):  # ints beyond 2**53 would be rounded by float
+            for name, a in zip("Xy", map(_real_array, "Xy", args)):  # ints beyond 2**53 would be rounded by float
                 if a.dtype.kind in "iu" and ((a > _EXACT) | (a < -_EXACT)).any() or a.dtype.kind == "O":
                     for x in a.ravel().tolist():
                         if type(x) is int:
                             _exact_float(x)
+                        elif not isinstance(x, Real):  # (a complex number, a string, a Value)
+                            raise TypeError(f"compiled: {name} must hold real numbers, got {type(x).__name__} "
+                                            f"{shown(x)}")
             X = np.asarray(args[0], dtype=float)
             y = np.asarray(args[1], dtype=float).reshape(-1)
             if X.ndim != 2 or len(X) != len(y) or len(X) == 0:

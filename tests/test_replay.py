@@ -865,6 +865,20 @@ def test_sample_ints_that_a_float_would_round_are_refused():
     assert compiled([[2 ** 53, 2 ** 53 - 2]]).data == 2.0  # exact ones pass
 
 
+def test_x_and_y_of_anything_but_real_numbers_are_refused_not_converted():
+    w = Value(0.5, "w")
+    step = mg.compile(lambda x, t: (w * x[0] - t) ** 2)
+    for X, y, what in ((np.array([[1 + 2j, 1.0]]), [1.0], r"X must hold real numbers, got an array of complex128"),
+                       ([["1.5", "2"]], [1.0], r"X must hold real numbers, got strings"),
+                       ([[1.5, 2.0]], ["1"], r"y must hold real numbers, got strings"),
+                       (np.array([[1.5, "a"]], dtype=object), [1.0], r"X must hold real numbers, got str 'a'"),
+                       ([[Value(1.5), 2.0]], [1.0], r"X must hold real numbers, got Value"),
+                       ([[1.0, 2.0], [3.0]], [1.0, 2.0], r"X must be rows of equal length")):
+        with pytest.raises((TypeError, ValueError), match=r"compiled: " + what):
+            step(X, y)
+    assert step(np.array([[1.5, 2]], dtype=object), [True]).data == pytest.approx(0.0625)
+
+
 def test_a_coefficient_held_in_a_value_without_gradient_is_read_at_every_call():
     w = Value(0.5, "w")
     coefficient = Value(1.0, requires_grad=False)  # not a Python float, which recording bakes in
