@@ -1309,7 +1309,9 @@ def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
     float(), .data, an index) comes out differently. At most `max_tapes` recordings are kept;
     a batch that needs more is refused with the decision that splits it. Leaf Values that `fn`
     uses and did not make (parameters, frozen weights) are read fresh on every call, so
-    training loops work; a result refuses `backward()` once a parameter it used was set.
+    training loops work; a result refuses `backward()` once a parameter it used was set. The
+    Values themselves are fixed at the recording: after replacing one (a layer made again, a
+    parameter list that grows), compile fn again.
     Python numbers fn reads from outside (a closure's float, an annealed coefficient) are
     baked in when it records: hold them in a `Value(x, requires_grad=False)` instead, whose
     `.data` compile reads again at every call.
