@@ -1071,6 +1071,16 @@ def _observed_bool(self) -> bool:
     return _report("!=", self, 0.0, _DATA_SLOT.__get__(self) != 0.0)
 
 
+def _observed_hash(self) -> int:
+    """hash(v) while observed: a Value standing for a sample's number, hashed by user code (a
+    dict key, a set member), hashes as that number does (noted: the key decides on the number,
+    and `==` then compares numbers); any other Value, and any hash the engine takes, by identity."""
+    observer = _DECISIONS.get()
+    if observer is None or sys._getframe(1).f_globals.get("__name__") in observer[1] or not observer[2](self):
+        return object.__hash__(self)
+    return hash(_report("hash", self, None, _DATA_SLOT.__get__(self)))
+
+
 def _unrecorded(symbol: str) -> Callable:
     """`//`, `%`, divmod and round() while observed: not ops of the engine, so a Value
     standing for a sample's number gets an error saying why (the plain call has a number)."""
@@ -1189,7 +1199,7 @@ _OBSERVED_METHODS = {
     "__gt__": _observed_comparison(">", operator.gt), "__ge__": _observed_comparison(">=", operator.ge),
     "__eq__": _observed_equality("==", operator.eq, operator.is_),
     "__ne__": _observed_equality("!=", operator.ne, operator.is_not),
-    "__bool__": _observed_bool, "detach": _observed_detach, "__init__": _observed_init,
+    "__bool__": _observed_bool, "__hash__": _observed_hash, "detach": _observed_detach, "__init__": _observed_init,
     **{name: _unrecorded(symbol) for name, symbol in (
         ("__floordiv__", "//"), ("__rfloordiv__", "//"), ("__mod__", "%"), ("__rmod__", "%"),
         ("__divmod__", "divmod()"), ("__rdivmod__", "divmod()"), ("__round__", "round()"))},
@@ -1205,14 +1215,14 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                       inexact: Callable[[Value], bool] = lambda v: False) -> Iterator[None]:
     """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
     the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
-    (a compared with b), or "float" (float(), .item(), .data), "int" or "index" (of a), or
+    (a compared with b), or "float" (float(), .item(), .data), "int", "index" or "hash" (of a), or
     "grad" (a gradient that `grad()` returns as a float), or "raises" (op b refused the numbers
     of the Values a, and is about to raise); "made" reports a Value made by `Value()` (the
     user's own; not a decision), "node" a node made by an op (not a decision either), and
     "refused" (answer: the error's message) something compile cannot record, about to raise.
     Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
     `number(v)` is True for a Value that is a plain number where fn is called without the
-    observer (it stands for a sample's number): `==`, `!=` and bool() treat it as one;
+    observer (it stands for a sample's number): `==`, `!=`, bool() and hash() treat it as one;
     `inexact(v)` is True for such a Value that is a float there (no index, see `is_sample_float`).
     Inside the block no_grad results and detach() keep their inputs, with no gradient."""
     global _observers

@@ -4,9 +4,10 @@ taken the same path.
 
 A recorded graph is only valid for another sample if every such decision comes out the same
 for it. The decisions are: comparisons (`v < 0`, `v == 3`, `max(values)`), `float(v)`,
-`v.item()`, reading `v.data`, `int(v)`, using `v` as an index (`range(v)`, `xs[v]`), a
+`v.item()`, reading `v.data`, `int(v)`, using `v` as an index (`range(v)`, `xs[v]`) or a
+dict key (`hash(v)`, see below), a
 gradient `mg.grad()` returns as a float, and an op refusing its inputs (`log(0)`), as fn may
-catch the error and go on another way. `==`, `!=` and `if v:` are decisions too on a Value
+catch the error and go on another way. `==`, `!=`, `if v:` and hashing are decisions too on a Value
 that is only a Value because compile made the sample's numbers Values. The
 engine reports them (`engine.observe_decisions`); this module keeps them with where they were made.
 """
@@ -28,7 +29,7 @@ _HERE = {__name__, "microgradnn.engine", "microgradnn.replay"}
 @dataclass
 class Guard:
     """One decision made while recording: `kind` is a comparison ("<", "<=", ">", ">=", "==",
-    "!=") of `a` with `b`, a conversion of `a` ("float", "int", "index", "grad"), or "raises":
+    "!=") of `a` with `b`, a conversion of `a` ("float", "int", "index", "hash", "grad"), or "raises":
     op `b` refused the numbers of the Values `a` (a tuple); `answer` is what the recorded
     sample gave; `where` is the line of code that asked. Kind "refused" is no decision: `a`
     met something compile cannot record (`//`), and `answer` says what."""
@@ -46,7 +47,7 @@ class Guard:
     def describe(self) -> str:
         """What was decided and where, for error messages."""
         what = {"float": "a Value's number (float(), .item() or .data)", "int": "int() of a Value",
-                "index": "a Value used as an index",
+                "index": "a Value used as an index", "hash": "a sample's number hashed (a dict key or set member)",
                 "grad": "a gradient that mg.grad() returned as a float (without create_graph)",
                 "raises": f"{getattr(self.b, 'name', self.b)} refusing its inputs (an error fn caught)",
                 }.get(self.kind, f"a comparison `{self.kind}` of Values")

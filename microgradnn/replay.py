@@ -37,7 +37,7 @@ _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
-_NUMBER_GUARDS = {"float", "int", "index", "grad"}
+_NUMBER_GUARDS = {"float", "int", "index", "hash", "grad"}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 _OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
@@ -106,6 +106,19 @@ def _flatten(sample, numbers: list):
 
 
 _EXACT = 2 ** 53  # ints up to this size are exact as floats
+
+
+def _real_array(name: str, a: Any) -> np.ndarray:
+    """X or y as an array, refused if it is ragged or holds what float() would convert or cut
+    (strings, complex numbers)."""
+    try:
+        a = np.asarray(a)
+    except ValueError:
+        raise ValueError(f"compiled: {name} must be rows of equal length, got a ragged {type(a).__name__}") from None
+    if a.dtype.kind not in "biufO":
+        what = "strings" if a.dtype.kind in "US" else f"an array of {a.dtype}"
+        raise TypeError(f"compiled: {name} must hold real numbers, got {what}")
+    return a
 
 
 def _exact_float(x: int) -> float:
@@ -470,7 +483,7 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
         return lambda V: compare(A(V), B(V))
     if g.kind == "int":
         return lambda V: np.trunc(V[a]) == g.answer
-    return lambda V: V[a] == g.answer  # float, index: the very same number
+    return lambda V: V[a] == g.answer  # float, index, hash: the very same number
 
 
 def _refusal_check(op: Any, slots: list[int]) -> Callable:
@@ -535,6 +548,13 @@ class BatchResult:
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
+                               f"batch was computed; run the compiled function again to differentiate at the new "
+                               f"value")
+        held = [v for run in self._runs for v in run[0].held]  # Values without gradient it read (a frozen weight)
+        changed = engine.changed_since(held, self._version) if held else None
+        if changed is not None:
+            name = f" {changed.label!r}" if changed.label else ""
+            raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         PG = self._gradient(careful=False)
@@ -625,11 +645,14 @@ class Compiled:
     def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
-            for a in map(np.asarray, args):  # ints beyond 2**53 would be rounded by float
+            for name, a in zip("Xy", map(_real_array, "Xy", args)):  # ints beyond 2**53 would be rounded by float
                 if a.dtype.kind in "iu" and ((a > _EXACT) | (a < -_EXACT)).any() or a.dtype.kind == "O":
                     for x in a.ravel().tolist():
                         if type(x) is int:
                             _exact_float(x)
+                        elif not isinstance(x, Real):  # (a complex number, a string, a Value)
+                            raise TypeError(f"compiled: {name} must hold real numbers, got {type(x).__name__} "
+                                            f"{shown(x)}")
             X = np.asarray(args[0], dtype=float)
             y = np.asarray(args[1], dtype=float).reshape(-1)
             if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
@@ -793,6 +816,9 @@ class Compiled:
                 why += (" (mg.grad() without create_graph gives plain floats, which compile cannot replay: take "
                         "mg.grad(..., create_graph=True) and .detach() the gradients, which compile replays for "
                         "every sample)")
+            elif guard.kind == "hash":
+                why += (" (a dict or set keyed by the sample's numbers needs a recording for each number: map "
+                        "them to indices before compiling, or use mg.take(index, options))")
             elif guard.kind == "index":
                 why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
         return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "
@@ -1283,7 +1309,9 @@ def compile(fn: Callable, *, max_tapes: int = 16) -> Compiled:
     float(), .data, an index) comes out differently. At most `max_tapes` recordings are kept;
     a batch that needs more is refused with the decision that splits it. Leaf Values that `fn`
     uses and did not make (parameters, frozen weights) are read fresh on every call, so
-    training loops work; a result refuses `backward()` once a parameter it used was set.
+    training loops work; a result refuses `backward()` once a parameter it used was set. The
+    Values themselves are fixed at the recording: after replacing one (a layer made again, a
+    parameter list that grows), compile fn again.
     Python numbers fn reads from outside (a closure's float, an annealed coefficient) are
     baked in when it records: hold them in a `Value(x, requires_grad=False)` instead, whose
     `.data` compile reads again at every call.

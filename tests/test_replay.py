@@ -765,6 +765,25 @@ def test_the_truth_of_a_sample_number_is_a_decision():
     same_as_scalar(lambda s: w * s[0] if w - 0.5 else -w, [[1.0], [2.0]], [w])
 
 
+def test_a_sample_number_as_a_dict_key_or_set_member_hashes_as_the_number():
+    w, b = Value(0.7, "w"), Value(-0.2, "b")
+    samples = [[1, 1, 2], [1, 2, 3], [3, 3, 3], [2, 1, 1.0]]
+
+    def counts(s):
+        seen = {}
+        for t in s:
+            seen[t] = seen.get(t, 0) + 1
+        return w * max(seen.values()) + b
+    for fn in (lambda s: w * len(set(s)) + b, counts, lambda s: w * {1: 2.0, 3: 5.0}.get(s[0], 1.0) + b,
+               lambda s: w * (s[0] in {2, 3}) + b):
+        same_as_scalar(fn, samples, [w, b])
+    with pytest.raises(ValueError, match=r"max_tapes=2 .* decides differently at a sample's number hashed "
+                                         r"\(a dict key or set member\)"):
+        mg.compile(lambda s: w * len(set(s)), max_tapes=2)(samples)
+    h = mg.compile(lambda s: w * len({w, b, w}) * s[0])  # a Value of the user's own hashes by identity, as always
+    assert h([[1.0], [2.0]]).data == pytest.approx(2 * 0.7 * 1.5) and h.recordings == 1
+
+
 def test_floor_division_modulo_and_round_of_sample_numbers_are_refused_clearly():
     w = Value(1.0)
     for op, fn in (("//", lambda s: w * (s[0] // 2)), ("%", lambda s: w * (s[0] % 3)),
@@ -846,6 +865,20 @@ def test_sample_ints_that_a_float_would_round_are_refused():
     assert compiled([[2 ** 53, 2 ** 53 - 2]]).data == 2.0  # exact ones pass
 
 
+def test_x_and_y_of_anything_but_real_numbers_are_refused_not_converted():
+    w = Value(0.5, "w")
+    step = mg.compile(lambda x, t: (w * x[0] - t) ** 2)
+    for X, y, what in ((np.array([[1 + 2j, 1.0]]), [1.0], r"X must hold real numbers, got an array of complex128"),
+                       ([["1.5", "2"]], [1.0], r"X must hold real numbers, got strings"),
+                       ([[1.5, 2.0]], ["1"], r"y must hold real numbers, got strings"),
+                       (np.array([[1.5, "a"]], dtype=object), [1.0], r"X must hold real numbers, got str 'a'"),
+                       ([[Value(1.5), 2.0]], [1.0], r"X must hold real numbers, got Value"),
+                       ([[1.0, 2.0], [3.0]], [1.0, 2.0], r"X must be rows of equal length")):
+        with pytest.raises((TypeError, ValueError), match=r"compiled: " + what):
+            step(X, y)
+    assert step(np.array([[1.5, 2]], dtype=object), [True]).data == pytest.approx(0.0625)
+
+
 def test_a_coefficient_held_in_a_value_without_gradient_is_read_at_every_call():
     w = Value(0.5, "w")
     coefficient = Value(1.0, requires_grad=False)  # not a Python float, which recording bakes in
@@ -855,6 +888,20 @@ def test_a_coefficient_held_in_a_value_without_gradient_is_read_at_every_call():
     coefficient.data = 3.0  # annealed
     assert same_as_scalar(fn, [[1.0], [3.0]], [w]).tapes == 1
     assert step([[1.0], [3.0]]).data == 3.0 and step.recordings == 1
+
+
+def test_a_result_refuses_backward_after_a_value_without_gradient_it_read_was_set():
+    w, k = Value(0.5, "w"), Value(2.0, "k", requires_grad=False)
+    step = mg.compile(lambda s: w * s[0] * k)
+    result = step([[1.0], [3.0]])
+    k.data = 5.0  # as the scalar engine refuses backward through a graph that used k's old number
+    with pytest.raises(RuntimeError, match=r"backward: the data of Value 'k' \(now 5.0\) was changed after this "
+                                           r"batch was computed; run the compiled function again"):
+        result.backward()
+    assert w.grad == 0.0
+    result = step([[1.0], [3.0]])
+    result.backward()
+    assert w.grad == pytest.approx(2 * 5.0)
 
 
 def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
