@@ -231,3 +231,19 @@ def test_the_classes_setting_is_live_only_for_data_that_takes_it(server, tab):
     tab.select_option("#dataset", "xor")
     until(lambda: "dataset=xor" in href(tab))
     assert tab.is_disabled("#classes") and tab.errors == []
+
+
+def test_a_weight_typed_while_training_runs_is_not_overwritten_by_the_live_refresh(server, tab):
+    open_page(tab, server.url)
+    tab.click("#network g#L3N0")
+    until(lambda: tab.input_value("#param-name") == "layers.2.neurons.0.b")
+    tab.click("#play")
+    until(lambda: server.session.epoch >= 2)
+    tab.fill("#param-value", "2.5")  # the learner types a new value; the page refreshes the network every 2 s
+    tab.wait_for_timeout(3000)
+    assert server.session.running and tab.input_value("#param-value") == "2.5"
+    tab.click("#param-set")
+    until(lambda: any(kind == "set" for _, kind, _ in server.session.changes))
+    assert [c for _, kind, c in server.session.changes if kind == "set"] == [("layers.2.neurons.0.b", 2.5)]
+    until(lambda: tab.input_value("#param-value") != "2.5")  # after the set, the live value shows again
+    assert tab.errors == []

@@ -8,7 +8,7 @@
   const KEYS = ["dataset", "samples", "noise", "classes", "test", "seed", "hidden", "activation", "loss",
                 "optimizer", "lr", "batch", "l2"];
   const S = {config: null, points: null, dataVersion: -1, history: [], lastEpoch: 0, last: null,
-             point: null, param: null, running: false, networkAt: 0, pollTimer: null};
+             point: null, param: null, typed: false, running: false, networkAt: 0, pollTimer: null};
 
   // ---- talking to the server -------------------------------------------------------------
   async function api(path, body, type) {
@@ -91,7 +91,7 @@
     if ((st.running && now - S.networkAt > NETWORK_MS) || (wasRunning && !st.running)) {
       S.networkAt = now;
       await (S.point === null ? refreshNetwork() : showPoint(S.point));
-      if (S.param) await showParam(S.param);
+      if (S.param) await showParam(S.param, true);
     }
   }
   function poll() {
@@ -227,22 +227,23 @@
     sel.innerHTML = names.map(n => `<option>${n}</option>`).join("");
     if (!names.includes(S.param)) S.param = null;
     sel.value = S.param || "";
-    if (!S.param) { $("param-value").value = ""; $("param-grad").textContent = "–"; }
+    if (!S.param) { $("param-value").value = ""; $("param-grad").textContent = "–"; S.typed = false; }
   }
   function showGrad(p) {  // no gradient on a diverged model: say why instead of "null"
     $("param-grad").textContent = p.grad === null ? "–" : String(p.grad);
     $("param-grad").title = p.grad_error || "";
   }
-  async function showParam(name) {
+  async function showParam(name, live) {  // live: the periodic refresh, which keeps a value being typed
     const p = await api("api/param?name=" + encodeURIComponent(name));
+    if (!(live && S.typed && name === S.param)) { $("param-value").value = String(p.value); S.typed = false; }
     S.param = name; $("param-name").value = name;
-    $("param-value").value = String(p.value); showGrad(p);
+    showGrad(p);
     markParam(); showPointGrad();
   }
   async function setParam() {
     if (!S.param) throw new Error("choose a parameter first (click an edge or a neuron of the network)");
     const p = await api("api/param", {name: S.param, value: $("param-value").value});
-    $("param-value").value = String(p.value); showGrad(p);
+    $("param-value").value = String(p.value); S.typed = false; showGrad(p);
     await refresh(true);
     await (S.point === null ? refreshNetwork() : showPoint(S.point));
   }
@@ -305,6 +306,7 @@
   };
   $("param-name").onchange = () => guarded(() => showParam($("param-name").value));
   $("param-set").onclick = () => guarded(setParam);
+  $("param-value").oninput = () => { S.typed = true; };
   $("param-value").onkeydown = ev => { if (ev.key === "Enter") guarded(setParam); };
 
   // Tests and the curious read positions from here: where point i is drawn on the canvas.
