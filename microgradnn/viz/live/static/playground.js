@@ -68,12 +68,18 @@
   }
 
   // ---- polling ---------------------------------------------------------------------------
-  async function refresh(force) {
+  let refreshing = Promise.resolve();
+  function refresh(force) {  // one at a time: two at once both add the epochs after the same one
+    const run = refreshing.then(() => refreshNow(force));
+    refreshing = run.catch(() => {});
+    return run;
+  }
+  async function refreshNow(force) {
     const st = await api("api/state?since=" + S.lastEpoch);
     if (st.data_version !== S.dataVersion || st.epoch < S.lastEpoch) {
       S.history = []; S.lastEpoch = 0;
       if (st.data_version !== S.dataVersion) { S.points = await api("api/points"); S.dataVersion = st.data_version; }
-      return refresh(force);
+      return refreshNow(force);
     }
     for (const h of st.history) S.history.push(h);
     if (st.history.length) S.lastEpoch = st.history[st.history.length - 1][0];
@@ -180,7 +186,7 @@
     ctx.clearRect(0, 0, W, H);
     ctx.strokeStyle = "#ddd"; ctx.strokeRect(0.5, 0.5, W - 1, H - 1);
     if (!h.length) return;
-    const n = h[h.length - 1][0], top = Math.max(1e-9, ...h.map(r => Math.max(r[1], r[2])));
+    const n = h[h.length - 1][0], top = h.reduce((m, r) => Math.max(m, r[1], r[2]), 1e-9);  // no spread: 100000 epochs
     const line = (col, color, dash, scale) => {
       ctx.beginPath(); ctx.setLineDash(dash); ctx.strokeStyle = color; ctx.lineWidth = 1.5;
       h.forEach((r, i) => { const x = 4 + (W - 8) * (n > 1 ? (r[0] - 1) / (n - 1) : 0), y = H - 4 - (H - 8) * r[col] / scale;
