@@ -577,6 +577,25 @@ def test_ctrl_c_stops_the_command_cleanly():
     assert "stopped" in out
 
 
+def test_stop_closes_the_connections_a_page_keeps_open_and_ends_every_thread():
+    import threading
+    before = set(threading.enumerate())
+    pg = mg.viz.playground(open_browser=False)
+    host = {"Host": f"127.0.0.1:{pg.server.port}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", pg.server.port, timeout=10)  # keep-alive, as a browser's
+    try:
+        conn.request("POST", "/api/control", body=b'{"action": "play"}', headers=host)
+        assert json.loads(conn.getresponse().read())["running"]
+        pg.stop()
+        with pytest.raises((http.client.HTTPException, ConnectionError)):  # never the stopped server's answer
+            conn.request("GET", "/api/state", headers=host)
+            conn.getresponse().read()
+    finally:
+        conn.close()
+        pg.stop()
+    assert set(threading.enumerate()) <= before and not pg.session.running
+
+
 def test_the_command_refuses_a_taken_port(capsys):
     pg = mg.viz.playground(open_browser=False)
     try:

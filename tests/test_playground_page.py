@@ -231,3 +231,39 @@ def test_the_classes_setting_is_live_only_for_data_that_takes_it(server, tab):
     tab.select_option("#dataset", "xor")
     until(lambda: "dataset=xor" in href(tab))
     assert tab.is_disabled("#classes") and tab.errors == []
+
+
+def test_a_weight_typed_while_training_runs_is_not_overwritten_by_the_live_refresh(server, tab):
+    open_page(tab, server.url)
+    tab.click("#network g#L3N0")
+    until(lambda: tab.input_value("#param-name") == "layers.2.neurons.0.b")
+    tab.click("#play")
+    until(lambda: server.session.epoch >= 2)
+    tab.fill("#param-value", "2.5")  # the learner types a new value; the page refreshes the network every 2 s
+    tab.wait_for_timeout(3000)
+    assert server.session.running and tab.input_value("#param-value") == "2.5"
+    tab.click("#param-set")
+    until(lambda: any(kind == "set" for _, kind, _ in server.session.changes))
+    assert [c for _, kind, c in server.session.changes if kind == "set"] == [("layers.2.neurons.0.b", 2.5)]
+    until(lambda: tab.input_value("#param-value") != "2.5")  # after the set, the live value shows again
+    assert tab.errors == []
+
+
+def test_the_curves_get_each_epoch_once_in_order_while_actions_and_polls_overlap(server, tab):
+    # an action's refresh and the poll's, both asking for the epochs after the same one, added
+    # those epochs twice: the curves ran back, their scale read an older last epoch
+    open_page(tab, server.url)
+    for _ in range(20):
+        tab.click("#step")
+        tab.wait_for_timeout(60)
+    tab.click("#play")
+    tab.wait_for_timeout(1000)
+    for _ in range(20):
+        tab.click("#play")
+        tab.wait_for_timeout(97)
+    server.session.running = False  # paused, whatever the last click sent
+    until(lambda: tab.inner_text("#epoch") == str(server.session.epoch))
+    tab.wait_for_timeout(500)
+    epochs = tab.evaluate("playground.state.history.map(r => r[0])")
+    assert epochs == list(range(1, server.session.epoch + 1))
+    assert tab.inner_text("#curves-scale").endswith(f"epochs 1–{server.session.epoch}") and tab.errors == []

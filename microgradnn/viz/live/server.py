@@ -49,14 +49,16 @@ class PlaygroundServer(ThreadingHTTPServer):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
         self.session = Session(config)  # before binding: a refused config must not leave the port taken
+        self._stop = threading.Event()  # these before binding too: a failed bind calls server_close
+        self._open: dict[socket.socket, threading.Thread] = {}  # the connections being served
+        self._open_lock = threading.Lock()
+        self.trainer = threading.Thread(target=self._train, name="playground-trainer", daemon=True)
         super().__init__((host, port), Handler)
         self.port = self.server_address[1]
         names = {host, "127.0.0.1", "localhost", "[::1]"} | (_own_names() if host in ("", "0.0.0.0") else set())
         self.allowed_hosts = {f"{name}:{self.port}" for name in names}
         self.allowed_origins = {f"http://{h}" for h in self.allowed_hosts}
         self.url = f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{self.port}/"
-        self._stop = threading.Event()
-        self.trainer = threading.Thread(target=self._train, name="playground-trainer", daemon=True)
         self.trainer.start()
 
     def _train(self) -> None:
@@ -77,6 +79,36 @@ class PlaygroundServer(ThreadingHTTPServer):
     def shutdown(self) -> None:
         self._stop.set()
         super().shutdown()
+
+    def process_request(self, request, client_address) -> None:
+        """Serve the connection in a thread of its own, kept until the connection ends."""
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        with self._open_lock:
+            self._open[request] = thread
+        thread.start()
+
+    def shutdown_request(self, request) -> None:
+        with self._open_lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        """Free the port, stop the training, and close the connections still open: a page's
+        keep-alive connection would otherwise go on being answered by the stopped server."""
+        self._stop.set()
+        self.session.running = False
+        super().server_close()
+        with self._open_lock:
+            open_ = list(self._open.items())
+        for conn, _ in open_:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # its handler's read ends, or its answer fails
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5  # an answer under way (a picture) is let finish
+        for thread in [t for _, t in open_] + [self.trainer]:  # the trainer ends the epoch under way
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def handle_error(self, request, client_address) -> None:
         pass  # a client that went away mid-answer is not the server's problem

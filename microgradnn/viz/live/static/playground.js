@@ -8,7 +8,7 @@
   const KEYS = ["dataset", "samples", "noise", "classes", "test", "seed", "hidden", "activation", "loss",
                 "optimizer", "lr", "batch", "l2"];
   const S = {config: null, points: null, dataVersion: -1, history: [], lastEpoch: 0, last: null,
-             point: null, param: null, running: false, networkAt: 0, pollTimer: null};
+             point: null, param: null, typed: false, running: false, networkAt: 0, pollTimer: null};
 
   // ---- talking to the server -------------------------------------------------------------
   async function api(path, body, type) {
@@ -68,12 +68,18 @@
   }
 
   // ---- polling ---------------------------------------------------------------------------
-  async function refresh(force) {
+  let refreshing = Promise.resolve();
+  function refresh(force) {  // one at a time: two at once both add the epochs after the same one
+    const run = refreshing.then(() => refreshNow(force));
+    refreshing = run.catch(() => {});
+    return run;
+  }
+  async function refreshNow(force) {
     const st = await api("api/state?since=" + S.lastEpoch);
     if (st.data_version !== S.dataVersion || st.epoch < S.lastEpoch) {
       S.history = []; S.lastEpoch = 0;
       if (st.data_version !== S.dataVersion) { S.points = await api("api/points"); S.dataVersion = st.data_version; }
-      return refresh(force);
+      return refreshNow(force);
     }
     for (const h of st.history) S.history.push(h);
     if (st.history.length) S.lastEpoch = st.history[st.history.length - 1][0];
@@ -91,7 +97,7 @@
     if ((st.running && now - S.networkAt > NETWORK_MS) || (wasRunning && !st.running)) {
       S.networkAt = now;
       await (S.point === null ? refreshNetwork() : showPoint(S.point));
-      if (S.param) await showParam(S.param);
+      if (S.param) await showParam(S.param, true);
     }
   }
   function poll() {
@@ -180,7 +186,7 @@
     ctx.clearRect(0, 0, W, H);
     ctx.strokeStyle = "#ddd"; ctx.strokeRect(0.5, 0.5, W - 1, H - 1);
     if (!h.length) return;
-    const n = h[h.length - 1][0], top = Math.max(1e-9, ...h.map(r => Math.max(r[1], r[2])));
+    const n = h[h.length - 1][0], top = h.reduce((m, r) => Math.max(m, r[1], r[2]), 1e-9);  // no spread: 100000 epochs
     const line = (col, color, dash, scale) => {
       ctx.beginPath(); ctx.setLineDash(dash); ctx.strokeStyle = color; ctx.lineWidth = 1.5;
       h.forEach((r, i) => { const x = 4 + (W - 8) * (n > 1 ? (r[0] - 1) / (n - 1) : 0), y = H - 4 - (H - 8) * r[col] / scale;
@@ -227,22 +233,23 @@
     sel.innerHTML = names.map(n => `<option>${n}</option>`).join("");
     if (!names.includes(S.param)) S.param = null;
     sel.value = S.param || "";
-    if (!S.param) { $("param-value").value = ""; $("param-grad").textContent = "–"; }
+    if (!S.param) { $("param-value").value = ""; $("param-grad").textContent = "–"; S.typed = false; }
   }
   function showGrad(p) {  // no gradient on a diverged model: say why instead of "null"
     $("param-grad").textContent = p.grad === null ? "–" : String(p.grad);
     $("param-grad").title = p.grad_error || "";
   }
-  async function showParam(name) {
+  async function showParam(name, live) {  // live: the periodic refresh, which keeps a value being typed
     const p = await api("api/param?name=" + encodeURIComponent(name));
+    if (!(live && S.typed && name === S.param)) { $("param-value").value = String(p.value); S.typed = false; }
     S.param = name; $("param-name").value = name;
-    $("param-value").value = String(p.value); showGrad(p);
+    showGrad(p);
     markParam(); showPointGrad();
   }
   async function setParam() {
     if (!S.param) throw new Error("choose a parameter first (click an edge or a neuron of the network)");
     const p = await api("api/param", {name: S.param, value: $("param-value").value});
-    $("param-value").value = String(p.value); showGrad(p);
+    $("param-value").value = String(p.value); S.typed = false; showGrad(p);
     await refresh(true);
     await (S.point === null ? refreshNetwork() : showPoint(S.point));
   }
@@ -305,6 +312,7 @@
   };
   $("param-name").onchange = () => guarded(() => showParam($("param-name").value));
   $("param-set").onclick = () => guarded(setParam);
+  $("param-value").oninput = () => { S.typed = true; };
   $("param-value").onkeydown = ev => { if (ev.key === "Enter") guarded(setParam); };
 
   // Tests and the curious read positions from here: where point i is drawn on the canvas.
