@@ -98,7 +98,7 @@ class Module:
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
         """Direct parameters and submodules, in a stable order: by default, as torch registers
-        them, the Values and Modules among the attributes (`fc`, and `blocks.0` in a list or
+        them, the leaf Values and Modules among the attributes (`fc`, and `blocks.0` in a list or
         tuple), in the order they were set. The library's modules list theirs explicitly."""
         return list(_items_in(vars(self)))
 
