@@ -1081,6 +1081,29 @@ def _observed_hash(self) -> int:
     return hash(_report("hash", self, None, _DATA_SLOT.__get__(self)))
 
 
+def _shown_number(self) -> int | float | None:
+    """What str(), repr() and format() show of a Value standing for a sample's number, asked by
+    user code: the number as the plain call has it, an int or a float (noted: the text decides
+    on the number); None for any other Value, and for the library's own calls."""
+    observer = _DECISIONS.get()
+    if observer is None or sys._getframe(2).f_globals.get("__name__") in observer[1] or not observer[2](self):
+        return None
+    x = _report("text", self, None, _DATA_SLOT.__get__(self))
+    return x if observer[3](self) else int(x)
+
+
+def _observed_repr(self) -> str:
+    """repr(), str() and print() while observed: a sample's number shows as in the plain call."""
+    x = _shown_number(self)
+    return _PLAIN_REPR(self) if x is None else repr(x)
+
+
+def _observed_format(self, spec: str) -> str:
+    """f-strings and format() while observed: a sample's number formats as in the plain call."""
+    x = _shown_number(self)
+    return _PLAIN_FORMAT(self, spec) if x is None else format(x, spec)
+
+
 def _unrecorded(symbol: str) -> Callable:
     """`//`, `%`, divmod and round() while observed: not ops of the engine, so a Value
     standing for a sample's number gets an error saying why (the plain call has a number)."""
@@ -1123,6 +1146,9 @@ def _observed_detach(self) -> Value:
 _PLAIN_INIT = Value.__init__
 _PLAIN_DATA = Value.__dict__["data"]
 _PLAIN_NODE = _node
+_PLAIN_CONSTANT = _constant
+_PLAIN_REPR = Value.__repr__
+_PLAIN_FORMAT = Value.__format__
 
 
 def _observed_node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = (), depth: int = 0,
@@ -1132,6 +1158,15 @@ def _observed_node(data: float, op: Op | None = None, inputs: tuple = (), local:
     v = _PLAIN_NODE(data, op, inputs, local, depth, requires_grad)
     if inputs:
         _report("node", v, None, None)
+    return v
+
+
+def _observed_constant(x: Any, where: str) -> Value:
+    """A plain number an op lifts into the graph while observed: one not given as a float is
+    reported as "constant" (the plain call keeps an int an int: `x + 1`, `2 * x`)."""
+    v = _PLAIN_CONSTANT(x, where)
+    if type(x) is not float:
+        _report("constant", v, None, x)
     return v
 
 
@@ -1199,7 +1234,8 @@ _OBSERVED_METHODS = {
     "__gt__": _observed_comparison(">", operator.gt), "__ge__": _observed_comparison(">=", operator.ge),
     "__eq__": _observed_equality("==", operator.eq, operator.is_),
     "__ne__": _observed_equality("!=", operator.ne, operator.is_not),
-    "__bool__": _observed_bool, "__hash__": _observed_hash, "detach": _observed_detach, "__init__": _observed_init,
+    "__bool__": _observed_bool, "__hash__": _observed_hash, "__repr__": _observed_repr,
+    "__format__": _observed_format, "detach": _observed_detach, "__init__": _observed_init,
     **{name: _unrecorded(symbol) for name, symbol in (
         ("__floordiv__", "//"), ("__rfloordiv__", "//"), ("__mod__", "%"), ("__rmod__", "%"),
         ("__divmod__", "divmod()"), ("__rdivmod__", "divmod()"), ("__round__", "round()"))},
@@ -1215,15 +1251,20 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                       inexact: Callable[[Value], bool] = lambda v: False) -> Iterator[None]:
     """Inside the block, in this thread or task, call `note(kind, a, b, answer)` (which returns
     the answer) for every decision made on a Value: kind is "<", "<=", ">", ">=", "==", "!="
-    (a compared with b), or "float" (float(), .item(), .data), "int", "index" or "hash" (of a), or
+    (a compared with b), or "float" (float(), .item(), .data), "int", "index", "hash" or "text"
+    (str(), repr(), format()) of a, or
     "grad" (a gradient that `grad()` returns as a float), or "raises" (op b refused the numbers
     of the Values a, and is about to raise); "made" reports a Value made by `Value()` (the
-    user's own; not a decision), "node" a node made by an op (not a decision either), and
+    user's own; not a decision), "node" a node made by an op (not a decision either),
+    "constant" a number an op lifted into the graph, not given as a float (answer: the number
+    as given; no decision), and
     "refused" (answer: the error's message) something compile cannot record, about to raise.
-    Reads of `.data` from the modules named in `internal` (and the engine) are not noted.
+    Reads of `.data` (and hash(), str()) from the modules named in `internal` (and the engine)
+    are not noted.
     `number(v)` is True for a Value that is a plain number where fn is called without the
-    observer (it stands for a sample's number): `==`, `!=`, bool() and hash() treat it as one;
-    `inexact(v)` is True for such a Value that is a float there (no index, see `is_sample_float`).
+    observer (it stands for a sample's number): `==`, `!=`, bool(), hash() and str() treat it
+    as one; `inexact(v)` is True for such a Value that is a float there, not an int (no index,
+    see `is_sample_float`; str() shows it as a float).
     Inside the block no_grad results and detach() keep their inputs, with no gradient."""
     global _observers
     with _observers_lock:
@@ -1232,6 +1273,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                 _plain_methods[name] = Value.__dict__.get(name)
                 setattr(Value, name, method)
             globals()["_node"] = _observed_node
+            globals()["_constant"] = _observed_constant
         _observers += 1
     token = _DECISIONS.set((note, frozenset({__name__, *internal}), number, inexact))
     try:
@@ -1248,6 +1290,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
                         setattr(Value, name, plain)
                 _plain_methods.clear()
                 globals()["_node"] = _PLAIN_NODE
+                globals()["_constant"] = _PLAIN_CONSTANT
 
 
 # ---- the graph as text -----------------------------------------------------------------

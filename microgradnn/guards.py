@@ -5,15 +5,16 @@ taken the same path.
 A recorded graph is only valid for another sample if every such decision comes out the same
 for it. The decisions are: comparisons (`v < 0`, `v == 3`, `max(values)`), `float(v)`,
 `v.item()`, reading `v.data`, `int(v)`, using `v` as an index (`range(v)`, `xs[v]`) or a
-dict key (`hash(v)`, see below), a
+dict key (`hash(v)`, see below), its text (`str(v)`, an f-string, see below), a
 gradient `mg.grad()` returns as a float, and an op refusing its inputs (`log(0)`), as fn may
-catch the error and go on another way. `==`, `!=`, `if v:` and hashing are decisions too on a Value
-that is only a Value because compile made the sample's numbers Values. The
+catch the error and go on another way. `==`, `!=`, `if v:`, hashing and text are decisions too on
+a Value that is only a Value because compile made the sample's numbers Values. The
 engine reports them (`engine.observe_decisions`); this module keeps them with where they were made.
 """
 from __future__ import annotations
 
 import contextlib
+import numbers
 import sys
 from dataclasses import dataclass
 from types import FrameType
@@ -24,12 +25,14 @@ from microgradnn.engine import Value, observe_decisions, version_of
 __all__ = ["Guard", "recording"]
 
 _HERE = {__name__, "microgradnn.engine", "microgradnn.replay"}
+# ops that give an int on ints in the plain call (`**` too, for an exponent >= 0); any other gives a float
+_INT_OPS = {"+", "-", "*", "neg", "abs"}
 
 
 @dataclass
 class Guard:
     """One decision made while recording: `kind` is a comparison ("<", "<=", ">", ">=", "==",
-    "!=") of `a` with `b`, a conversion of `a` ("float", "int", "index", "hash", "grad"), or "raises":
+    "!=") of `a` with `b`, a conversion of `a` ("float", "int", "index", "hash", "text", "grad"), or "raises":
     op `b` refused the numbers of the Values `a` (a tuple); `answer` is what the recorded
     sample gave; `where` is the line of code that asked. Kind "refused" is no decision: `a`
     met something compile cannot record (`//`), and `answer` says what."""
@@ -48,6 +51,7 @@ class Guard:
         """What was decided and where, for error messages."""
         what = {"float": "a Value's number (float(), .item() or .data)", "int": "int() of a Value",
                 "index": "a Value used as an index", "hash": "a sample's number hashed (a dict key or set member)",
+                "text": "a sample's number shown as text (str(), repr(), an f-string)",
                 "grad": "a gradient that mg.grad() returned as a float (without create_graph)",
                 "raises": f"{getattr(self.b, 'name', self.b)} refusing its inputs (an error fn caught)",
                 }.get(self.kind, f"a comparison `{self.kind}` of Values")
@@ -107,15 +111,33 @@ def recording(samples: Sequence[Value] = (), start: int | None = None,
     def number(v: Value) -> bool:
         return fold(v, plain, sample_leaf, all)
 
-    floaty = {id(v): True for v in floats}  # id -> computed from a float of the sample (kept alive by `seen`)
+    floaty: dict[int, bool] = {}  # id -> a float in the plain call (kept alive by `seen`)
+    sample_ids = {id(v) for v in samples}
+    ints = sample_ids - {id(v) for v in floats}  # the sample's ints, and the ints ops lifted
 
-    def inexact(v: Value) -> bool:  # (a leaf not in floaty: an int, or a number lifted by an op)
-        return number(v) and fold(v, floaty, lambda u: None if u.inputs else False, any)
+    def float_leaf(u: Value) -> bool | None:
+        if not u.inputs:
+            return id(u) not in ints
+        if u.op == "**":  # int ** int is a float for a negative exponent: a decision, if the sample's
+            e = u.inputs[1]
+            negative = e.data < 0
+            if e.inputs or id(e) in sample_ids:
+                note("<", e, 0.0, negative)
+            return True if negative else None
+        return None if u.op in _INT_OPS else True
+
+    def inexact(v: Value) -> bool:
+        return number(v) and fold(v, floaty, float_leaf, any)
 
     def note(kind: str, a: Any, b: Any, answer: Any) -> Any:
         if kind == "node":
             if made is not None:
                 made.append(a)
+            return None
+        if kind == "constant":
+            if isinstance(answer, numbers.Integral):  # int, bool, a numpy int: an int in the plain call
+                ints.add(id(a))
+                seen.append(a)
             return None
         if kind == "made":
             plain[id(a)] = False

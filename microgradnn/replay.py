@@ -37,7 +37,7 @@ _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
-_NUMBER_GUARDS = {"float", "int", "index", "hash", "grad"}
+_NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 _OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
@@ -483,6 +483,9 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
         return lambda V: compare(A(V), B(V))
     if g.kind == "int":
         return lambda V: np.trunc(V[a]) == g.answer
+    if g.kind == "text":  # the very same number, and sign: str(-0.0) is "-0.0"
+        negative: Any = np.signbit(g.answer)  # type: ignore[call-overload]
+        return lambda V: (V[a] == g.answer) & (np.signbit(V[a]) == negative)
     return lambda V: V[a] == g.answer  # float, index, hash: the very same number
 
 
@@ -819,6 +822,11 @@ class Compiled:
             elif guard.kind == "hash":
                 why += (" (a dict or set keyed by the sample's numbers needs a recording for each number: map "
                         "them to indices before compiling, or use mg.take(index, options))")
+            elif guard.kind == "text":
+                why += (" (the text of a sample's number decides per number, as the plain call shows each number "
+                        "otherwise, so each number needs a recording of its own: a print() or an f-string of the "
+                        "sample's numbers inside fn, for debugging, does this; take it out, or show the numbers "
+                        "outside fn)")
             elif guard.kind == "index":
                 why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
         return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "

@@ -784,6 +784,48 @@ def test_a_sample_number_as_a_dict_key_or_set_member_hashes_as_the_number():
     assert h([[1.0], [2.0]]).data == pytest.approx(2 * 0.7 * 1.5) and h.recordings == 1
 
 
+def test_the_text_of_a_sample_number_is_the_plain_numbers_text():
+    w, b = Value(0.7, "w"), Value(-0.2, "b")
+    samples = [[1, 2.5], [10, 0.5], [1, 2.5], [3, -1.25], [0, -0.0], [0, 0.0]]
+    weights = {"1": 2.0, "10": 3.0, "2.5": 4.0, " 1": 5.0, "1.00": 6.0, "-0.0": 7.0, "0.5": 8.0, "2": 9.0}
+    fns = [lambda s: w * len(str(s[0])) + b * len(str(s[1])),
+           lambda s: w * weights.get(f"{s[0]}", 1.0) + b * weights.get(f"{s[1]}", 1.0),
+           lambda s: w * weights.get(f"{s[0]:>2}", 1.0) + b * weights.get(f"{s[1]:.2f}", 1.0),
+           lambda s: w * len(repr(s[1])) + b * weights.get("%s" % s[0], 1.0),
+           lambda s: w * len(str(s)) + b * len("{} {!r}".format(*s)),
+           # numbers computed from the sample's numbers alone: an int stays an int, `/` gives a float
+           lambda s: w * weights.get(str(s[0] / 2), 1.0) + b * weights.get(str(s[0] * 2), 1.0),
+           lambda s: w * len(str(s[0] + 0.5)) + b * len(str(sum(s[:1]) - 1)) + w * len(f"{abs(-s[0]) ** 2}"),
+           lambda s: w * len(str(2 ** (s[0] - 1))) + b * len(str(s[0] * True))]
+    for fn in fns:
+        same_as_scalar(fn, samples, [w, b])
+
+
+def test_samples_whose_numbers_show_other_text_take_other_recordings():
+    w = Value(0.7, "w")
+    seen = []
+
+    def fn(s):
+        seen.append((str(w), repr(w * s[0])))  # Values that are no sample's number keep their repr
+        return w * len(str(s[0]))
+    compiled = same_as_scalar(fn, [[1], [10], [1], [2], [10]], [w])
+    assert compiled.recordings == 3 and all(a.startswith("Value(data=0.7") and b.startswith("Value(") for a, b in seen)
+
+
+def test_a_print_of_a_sample_number_inside_fn_is_refused_beyond_max_tapes_naming_the_line(capsys):
+    w = Value(0.7, "w")
+
+    def fn(s):
+        print("sample:", s[0])
+        return w * s[0]
+    line = fn.__code__.co_firstlineno + 1
+    with pytest.raises(ValueError, match=rf"max_tapes=2 .* decides differently at a sample's number shown as text "
+                                         rf"\(str\(\), repr\(\), an f-string\) at .*test_replay.py:{line} \(the text of "
+                                         rf"a sample's number decides per number.*a print\(\)"):
+        mg.compile(fn, max_tapes=2)([[1.0], [2.0], [3.0]])
+    assert capsys.readouterr().out.startswith("sample: 1.0\nsample: 2.0\n")
+
+
 def test_floor_division_modulo_and_round_of_sample_numbers_are_refused_clearly():
     w = Value(1.0)
     for op, fn in (("//", lambda s: w * (s[0] // 2)), ("%", lambda s: w * (s[0] % 3)),
