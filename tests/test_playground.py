@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -103,6 +104,78 @@ def test_a_cross_site_form_post_is_refused(server):
     status, _ = request(server, "POST", "/api/upload", b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n",
                         headers={"Content-Type": "text/plain", "Origin": "https://evil.example"})
     assert status == 403 and server.session.config["dataset"] == "moons"
+
+
+def count_calls(monkeypatch, session) -> list[str]:
+    """The names of the session's answering methods, in the order the server calls them from now on."""
+    calls: list[str] = []
+    for name in ("state", "point", "points", "network", "parameter", "model_file", "script"):
+        method = getattr(session, name)
+        monkeypatch.setattr(session, name, lambda *a, _m=method, _n=name, **k: (calls.append(_n), _m(*a, **k))[1])
+    return calls
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_an_api_get_from_another_sites_page_is_refused_before_any_work(server, monkeypatch, site):
+    """An <img> on another site's page cannot read the answer, but it would make the server compute it."""
+    calls = count_calls(monkeypatch, server.session)
+    for path in ("/api/point?i=0&expand=1", "/api/state", "/api/network", "/api/model.json", "/api/script.py"):
+        status, answer = request(server, "GET", path, headers={"Sec-Fetch-Site": site})
+        assert status == 403 and f"another site's page ({site}) is refused" in answer["error"], path
+    assert calls == []
+    for headers in ({}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}):  # curl; the page; a typed address
+        assert request(server, "GET", "/api/point?i=0", headers=headers)[0] == 200, headers
+    assert calls.count("point") == 3
+    assert request(server, "GET", "/", headers={"Sec-Fetch-Site": "cross-site"})[0] == 200  # a link to the page opens it
+
+
+def test_another_sites_page_in_chromium_cannot_make_the_server_work(server, browser, monkeypatch):
+    """A page served from another local port asks the playground's API through pictures and a no-cors
+    fetch: Chromium sends them (cross-site from localhost, same-site from 127.0.0.1), and the server
+    answers 403 without computing anything."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import new_page
+    api = f"http://127.0.0.1:{server.server.port}/api"
+    attack = (f'<img src="{api}/point?i=0&expand=1"><img src="{api}/network">'
+              f'<script>fetch("{api}/state", {{mode: "no-cors"}}).then(() => document.title = "sent")</script>').encode()
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(attack)))
+            self.end_headers()
+            self.wfile.write(attack)
+
+        def log_message(self, *args) -> None:
+            pass
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    thread = threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    calls = count_calls(monkeypatch, server.session)
+    answers: list = []  # what the playground answered, seen at the server (Chromium hides the pictures' answers)
+    send_response = mg.viz.live.server.Handler.send_response
+    monkeypatch.setattr(mg.viz.live.server.Handler, "send_response",
+                        lambda self, code, *a: (answers.append((urlsplit(self.path).path, code)), send_response(self, code, *a)))
+    tab = new_page(browser, 800, 600)
+    try:
+        for host in ("localhost", "127.0.0.1"):
+            answers.clear()
+            tab.goto(f"http://{host}:{other.server_address[1]}/")
+            tab.wait_for_function("document.title == 'sent'", timeout=20_000)
+            for _ in range(100):  # the pictures' answers may come after the fetch's
+                if len(answers) >= 3:
+                    break
+                tab.wait_for_timeout(50)
+            assert sorted(answers) == [("/api/network", 403), ("/api/point", 403), ("/api/state", 403)], host
+        assert calls == []
+    finally:
+        tab.context.close()
+        other.shutdown()
+        other.server_close()
+        thread.join(5)
 
 
 @pytest.mark.parametrize("method, path, body, headers, status, reason", [

@@ -1,9 +1,10 @@
 """The playground's HTTP server: the standard library's ThreadingHTTPServer, a JSON API and the page.
 
 Safe by default: it listens on 127.0.0.1, answers only requests whose Host names this server
-(so a rebound DNS name cannot reach it), refuses state-changing requests from other origins,
-caps every body, and turns every bad request into a 4xx with the reason. The page's input is
-only ever data (numbers and names checked against fixed lists); nothing it sends is executed.
+(so a rebound DNS name cannot reach it), refuses state-changing requests from other origins
+and API requests another site's page made (even those it cannot read), caps every body, and
+turns every bad request into a 4xx with the reason. The page's input is only ever data
+(numbers and names checked against fixed lists); nothing it sends is executed.
 """
 from __future__ import annotations
 
@@ -141,6 +142,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._check_host()
             url = urlsplit(self.path)
+            if url.path.startswith("/api/"):
+                self._check_site()
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if method == "POST":
                 self._check_origin()
@@ -192,6 +195,18 @@ class Handler(BaseHTTPRequestHandler):
         if host.lower() not in self.server.allowed_hosts:
             raise Refused(HTTPStatus.FORBIDDEN, f"Host {host[:80]!r} is not this server "
                                                 f"(expected one of {', '.join(sorted(self.server.allowed_hosts))})")
+
+    def _check_site(self) -> None:
+        """Refuse an API request a browser says another site's page made: an <img> or a no-cors
+        fetch cannot read the answer, but it would still make the server compute it."""
+        site = self.headers.get("Sec-Fetch-Site")
+        # same-site is refused too: for this server it means a page on another port of the same
+        # host (any local program's page), and the playground's own page only ever asks its own
+        # origin. same-origin, none (typed address, bookmark) and no header at all (curl, Python,
+        # older browsers) are served.
+        if site is not None and site.lower() not in ("same-origin", "none"):
+            raise Refused(HTTPStatus.FORBIDDEN, f"a request from another site's page ({site[:40]}) is refused; "
+                                                "open the playground's own page")
 
     def _check_origin(self) -> None:
         origin = self.headers.get("Origin")
