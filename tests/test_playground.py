@@ -269,12 +269,69 @@ def test_a_body_cut_short_is_refused_never_used_in_part(server):
     assert server.session.config["dataset"] == "moons"
 
 
-def test_a_stalled_body_gets_408_not_500(server, monkeypatch):
-    monkeypatch.setattr(mg.viz.live.server.Handler, "timeout", 0.5)
+def test_a_stalled_body_gets_408_not_500(server):
+    server.server.request_timeout = 0.5
     status, answer = raw_request(server, b"POST /api/config HTTP/1.1\r\nHost: {host}\r\n"
                                          b"Content-Type: application/json\r\nContent-Length: 100", b'{"lr"')
     assert status == 408 and "the body did not arrive" in answer["error"]
     assert request(server, "GET", "/api/state")[0] == 200
+
+
+def trickle(pg, head: bytes, data: bytes, every: float, seconds: float) -> tuple[float | None, bytes]:
+    """Send `head` at once, then `data` a byte at a time, one every `every` s, for at most `seconds`:
+    (seconds from the first byte until the server answered or closed, what it sent), or (None, b"")
+    if it never did."""
+    import socket
+    with socket.create_connection(("127.0.0.1", pg.server.port), timeout=every) as sock:
+        start = time.monotonic()
+        sock.sendall(head.replace(b"{host}", f"127.0.0.1:{pg.server.port}".encode()))
+        for byte in data:
+            if time.monotonic() - start > seconds:
+                break
+            try:
+                sock.sendall(bytes([byte]))
+                got = sock.recv(65536)  # waits `every` s for an answer, or the end of the connection
+            except (TimeoutError, BlockingIOError):
+                continue
+            except OSError:  # reset: the server closed while bytes were still coming
+                got = b""
+            if got:  # an answer: read the rest of it
+                sock.settimeout(5)
+                while chunk := sock.recv(65536):
+                    got += chunk
+            return time.monotonic() - start, got
+    return None, b""
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_cut_off_at_its_time_bound(server):
+    """Each read waited up to 30 s, so a byte every 29 s held a handler thread for ever."""
+    server.server.request_timeout, server.server.idle_timeout = 1.0, 5.0
+    took, answer = trickle(server, b"", b"GET /api/state HTTP/1.1\r\nHost: {host}\r\n", 0.1, 5)
+    assert took is not None and 0.9 <= took < 2.5 and answer == b"", (took, answer)
+    head = (b"POST /api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n")
+    took, answer = trickle(server, head, b" " * 100, 0.1, 5)
+    assert took is not None and 0.9 <= took < 2.5, took
+    assert answer.startswith(b"HTTP/1.1 408") and b"must arrive whole within 1.0 s" in answer, answer
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_its_bound_and_polling_keeps_it(server):
+    server.server.request_timeout, server.server.idle_timeout = 0.5, 0.5
+    conn = http.client.HTTPConnection("127.0.0.1", server.server.port, timeout=5)
+    try:
+        conn.connect()
+        sock = conn.sock
+        start = time.monotonic()
+        while time.monotonic() - start < 2.0:  # the page's polling, four times the bounds: one connection
+            conn.request("GET", "/api/state", headers={"Host": f"127.0.0.1:{server.server.port}"})
+            assert conn.getresponse().read() and conn.sock is sock
+            time.sleep(0.1)
+        start = time.monotonic()
+        assert sock.recv(1) == b""  # the server closes it once idle for its bound (here within 5 s)
+        assert 0.4 <= time.monotonic() - start < 1.5
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("head, status, reason", [
