@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -105,6 +106,78 @@ def test_a_cross_site_form_post_is_refused(server):
     assert status == 403 and server.session.config["dataset"] == "moons"
 
 
+def count_calls(monkeypatch, session) -> list[str]:
+    """The names of the session's answering methods, in the order the server calls them from now on."""
+    calls: list[str] = []
+    for name in ("state", "point", "points", "network", "parameter", "model_file", "script"):
+        method = getattr(session, name)
+        monkeypatch.setattr(session, name, lambda *a, _m=method, _n=name, **k: (calls.append(_n), _m(*a, **k))[1])
+    return calls
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_an_api_get_from_another_sites_page_is_refused_before_any_work(server, monkeypatch, site):
+    """An <img> on another site's page cannot read the answer, but it would make the server compute it."""
+    calls = count_calls(monkeypatch, server.session)
+    for path in ("/api/point?i=0&expand=1", "/api/state", "/api/network", "/api/model.json", "/api/script.py"):
+        status, answer = request(server, "GET", path, headers={"Sec-Fetch-Site": site})
+        assert status == 403 and f"another site's page ({site}) is refused" in answer["error"], path
+    assert calls == []
+    for headers in ({}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}):  # curl; the page; a typed address
+        assert request(server, "GET", "/api/point?i=0", headers=headers)[0] == 200, headers
+    assert calls.count("point") == 3
+    assert request(server, "GET", "/", headers={"Sec-Fetch-Site": "cross-site"})[0] == 200  # a link to the page opens it
+
+
+def test_another_sites_page_in_chromium_cannot_make_the_server_work(server, browser, monkeypatch):
+    """A page served from another local port asks the playground's API through pictures and a no-cors
+    fetch: Chromium sends them (cross-site from localhost, same-site from 127.0.0.1), and the server
+    answers 403 without computing anything."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import new_page
+    api = f"http://127.0.0.1:{server.server.port}/api"
+    attack = (f'<img src="{api}/point?i=0&expand=1"><img src="{api}/network">'
+              f'<script>fetch("{api}/state", {{mode: "no-cors"}}).then(() => document.title = "sent")</script>').encode()
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(attack)))
+            self.end_headers()
+            self.wfile.write(attack)
+
+        def log_message(self, *args) -> None:
+            pass
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    thread = threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    calls = count_calls(monkeypatch, server.session)
+    answers: list = []  # what the playground answered, seen at the server (Chromium hides the pictures' answers)
+    send_response = mg.viz.live.server.Handler.send_response
+    monkeypatch.setattr(mg.viz.live.server.Handler, "send_response",
+                        lambda self, code, *a: (answers.append((urlsplit(self.path).path, code)), send_response(self, code, *a)))
+    tab = new_page(browser, 800, 600)
+    try:
+        for host in ("localhost", "127.0.0.1"):
+            answers.clear()
+            tab.goto(f"http://{host}:{other.server_address[1]}/")
+            tab.wait_for_function("document.title == 'sent'", timeout=20_000)
+            for _ in range(100):  # the pictures' answers may come after the fetch's
+                if len(answers) >= 3:
+                    break
+                tab.wait_for_timeout(50)
+            assert sorted(answers) == [("/api/network", 403), ("/api/point", 403), ("/api/state", 403)], host
+        assert calls == []
+    finally:
+        tab.context.close()
+        other.shutdown()
+        other.server_close()
+        thread.join(5)
+
+
 @pytest.mark.parametrize("method, path, body, headers, status, reason", [
     ("POST", "/api/config", b"{not json", {"Content-Type": "application/json"}, 400, "not valid JSON"),
     ("POST", "/api/config", b"[1, 2]", {"Content-Type": "application/json"}, 400, "JSON object"),
@@ -196,12 +269,69 @@ def test_a_body_cut_short_is_refused_never_used_in_part(server):
     assert server.session.config["dataset"] == "moons"
 
 
-def test_a_stalled_body_gets_408_not_500(server, monkeypatch):
-    monkeypatch.setattr(mg.viz.live.server.Handler, "timeout", 0.5)
+def test_a_stalled_body_gets_408_not_500(server):
+    server.server.request_timeout = 0.5
     status, answer = raw_request(server, b"POST /api/config HTTP/1.1\r\nHost: {host}\r\n"
                                          b"Content-Type: application/json\r\nContent-Length: 100", b'{"lr"')
     assert status == 408 and "the body did not arrive" in answer["error"]
     assert request(server, "GET", "/api/state")[0] == 200
+
+
+def trickle(pg, head: bytes, data: bytes, every: float, seconds: float) -> tuple[float | None, bytes]:
+    """Send `head` at once, then `data` a byte at a time, one every `every` s, for at most `seconds`:
+    (seconds from the first byte until the server answered or closed, what it sent), or (None, b"")
+    if it never did."""
+    import socket
+    with socket.create_connection(("127.0.0.1", pg.server.port), timeout=every) as sock:
+        start = time.monotonic()
+        sock.sendall(head.replace(b"{host}", f"127.0.0.1:{pg.server.port}".encode()))
+        for byte in data:
+            if time.monotonic() - start > seconds:
+                break
+            try:
+                sock.sendall(bytes([byte]))
+                got = sock.recv(65536)  # waits `every` s for an answer, or the end of the connection
+            except (TimeoutError, BlockingIOError):
+                continue
+            except OSError:  # reset: the server closed while bytes were still coming
+                got = b""
+            if got:  # an answer: read the rest of it
+                sock.settimeout(5)
+                while chunk := sock.recv(65536):
+                    got += chunk
+            return time.monotonic() - start, got
+    return None, b""
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_cut_off_at_its_time_bound(server):
+    """Each read waited up to 30 s, so a byte every 29 s held a handler thread for ever."""
+    server.server.request_timeout, server.server.idle_timeout = 1.0, 5.0
+    took, answer = trickle(server, b"", b"GET /api/state HTTP/1.1\r\nHost: {host}\r\n", 0.1, 5)
+    assert took is not None and 0.9 <= took < 2.5 and answer == b"", (took, answer)
+    head = (b"POST /api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n")
+    took, answer = trickle(server, head, b" " * 100, 0.1, 5)
+    assert took is not None and 0.9 <= took < 2.5, took
+    assert answer.startswith(b"HTTP/1.1 408") and b"must arrive whole within 1.0 s" in answer, answer
+    assert request(server, "GET", "/api/state")[0] == 200
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_its_bound_and_polling_keeps_it(server):
+    server.server.request_timeout, server.server.idle_timeout = 0.5, 0.5
+    conn = http.client.HTTPConnection("127.0.0.1", server.server.port, timeout=5)
+    try:
+        conn.connect()
+        sock = conn.sock
+        start = time.monotonic()
+        while time.monotonic() - start < 2.0:  # the page's polling, four times the bounds: one connection
+            conn.request("GET", "/api/state", headers={"Host": f"127.0.0.1:{server.server.port}"})
+            assert conn.getresponse().read() and conn.sock is sock
+            time.sleep(0.1)
+        start = time.monotonic()
+        assert sock.recv(1) == b""  # the server closes it once idle for its bound (here within 5 s)
+        assert 0.4 <= time.monotonic() - start < 1.5
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("head, status, reason", [

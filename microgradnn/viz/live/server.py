@@ -1,12 +1,15 @@
 """The playground's HTTP server: the standard library's ThreadingHTTPServer, a JSON API and the page.
 
 Safe by default: it listens on 127.0.0.1, answers only requests whose Host names this server
-(so a rebound DNS name cannot reach it), refuses state-changing requests from other origins,
-caps every body, and turns every bad request into a 4xx with the reason. The page's input is
-only ever data (numbers and names checked against fixed lists); nothing it sends is executed.
+(so a rebound DNS name cannot reach it), refuses state-changing requests from other origins
+and API requests another site's page made (even those it cannot read), caps every body and the
+time a request may take to arrive, and turns every bad request into a 4xx with the reason. The
+page's input is only ever data (numbers and names checked against fixed lists); nothing it sends
+is executed.
 """
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -46,6 +49,8 @@ class PlaygroundServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128  # socketserver's 5 reset connections when many arrive at once
+    request_timeout = 30.0  # seconds a request (line, headers, body) may take to arrive, from its first byte
+    idle_timeout = 30.0  # seconds a kept-alive connection may wait for its next request
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
         self.session = Session(config)  # before binding: a refused config must not leave the port taken
@@ -114,14 +119,53 @@ class PlaygroundServer(ThreadingHTTPServer):
         pass  # a client that went away mid-answer is not the server's problem
 
 
+class _TimedReads(io.RawIOBase):
+    """A connection's reads, each given only the time its request has left: a client trickling
+    a byte now and then cannot hold a handler thread longer than the server's bounds."""
+
+    def __init__(self, sock: socket.socket, server: PlaygroundServer, write_timeout: float) -> None:
+        super().__init__()
+        self.sock, self.server, self.write_timeout = sock, server, write_timeout
+        self.deadline: float | None = None  # None: between requests
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.deadline is None:
+            wait = self.server.idle_timeout
+        else:
+            wait = self.deadline - time.monotonic()
+            if wait <= 0:
+                raise TimeoutError(f"the request did not all arrive within {self.server.request_timeout} s")
+        self.sock.settimeout(wait)
+        try:
+            n = self.sock.recv_into(buffer)
+        finally:
+            self.sock.settimeout(self.write_timeout)  # the answer's writes keep their own bound
+        if n and self.deadline is None:  # a request's first byte: its time starts
+            self.deadline = time.monotonic() + self.server.request_timeout
+        return n
+
+
 class Handler(BaseHTTPRequestHandler):
     server: PlaygroundServer
     server_version = "microgradnn-playground"
     protocol_version = "HTTP/1.1"
-    timeout = 30  # seconds a connection may sit idle or half-sent before it is dropped
+    timeout = 30  # seconds an answer may take to write; reads have the server's bounds (_TimedReads)
 
     def log_message(self, format, *args) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the socket's own reader: left open, it would keep the socket from closing
+        self._reads = _TimedReads(self.connection, self.server, self.timeout)
+        self.rfile = io.BufferedReader(self._reads)
+
+    def handle_one_request(self) -> None:
+        self._reads.deadline = None  # the next request's time starts at its first byte
+        super().handle_one_request()
 
     # ---- plumbing --------------------------------------------------------------------------
 
@@ -141,6 +185,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._check_host()
             url = urlsplit(self.path)
+            if url.path.startswith("/api/"):
+                self._check_site()
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if method == "POST":
                 self._check_origin()
@@ -193,6 +239,18 @@ class Handler(BaseHTTPRequestHandler):
             raise Refused(HTTPStatus.FORBIDDEN, f"Host {host[:80]!r} is not this server "
                                                 f"(expected one of {', '.join(sorted(self.server.allowed_hosts))})")
 
+    def _check_site(self) -> None:
+        """Refuse an API request a browser says another site's page made: an <img> or a no-cors
+        fetch cannot read the answer, but it would still make the server compute it."""
+        site = self.headers.get("Sec-Fetch-Site")
+        # same-site is refused too: for this server it means a page on another port of the same
+        # host (any local program's page), and the playground's own page only ever asks its own
+        # origin. same-origin, none (typed address, bookmark) and no header at all (curl, Python,
+        # older browsers) are served.
+        if site is not None and site.lower() not in ("same-origin", "none"):
+            raise Refused(HTTPStatus.FORBIDDEN, f"a request from another site's page ({site[:40]}) is refused; "
+                                                "open the playground's own page")
+
     def _check_origin(self) -> None:
         origin = self.headers.get("Origin")
         if origin is not None and origin.lower() not in self.server.allowed_origins:
@@ -220,8 +278,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = self.rfile.read(size)
         except TimeoutError:  # the body stopped coming: a stalled or slow client
-            raise Refused(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive: no data for {self.timeout} s "
-                                                      f"before its {size} bytes were read") from None
+            raise Refused(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive: a request must arrive whole "
+                                                      f"within {self.server.request_timeout} s, and its {size} "
+                                                      "bytes had not") from None
         if len(body) < size:  # the client closed early: never act on part of a body (a CSV cut short)
             raise Refused(HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of its {size} bytes "
                                                   "(Content-Length)")
