@@ -924,3 +924,18 @@ def test_gradcheck_fails_an_f_that_cuts_its_graph_under_no_grad():
     with pytest.raises(TypeError, match=re.escape("gradcheck: the keys of inputs must be names of f's arguments "
                                                   "(str), got 1")):
         gradcheck(lambda **k: k[1] * 2, {1: 2.0})  # was "Value: label must be a str, got int"
+
+
+@pytest.mark.parametrize("f, x, want", [
+    (lambda x: 1 / x, 1e-8, -1e16), (lambda x: 1 / x, -1e-20, -1e40), (lambda x: x ** -2, 1e-6, -2e18),
+    (lambda x: x.log(), 1e-20, 1e20), (lambda x: x.sqrt(), 1e-300, 5e149)])
+def test_right_rules_near_a_pole_or_domain_edge_at_zero_pass(f, x, want):
+    # the first step (1e-4) straddled the pole: 1/x at 1e-8 FAILed with a numeric 2.1e9, and the
+    # report blamed the built-in '/' as the first wrong node
+    report = gradcheck(f, x, atol=0.0, rtol=1e-8)
+    assert report, report
+    assert report.rows[0].reference == pytest.approx(want, rel=1e-8) and report.culprit is None
+
+    wrong = mg.define_op("recip_off_by_1e_3", lambda x: 1 / x, lambda x, out: -1.001 / (x * x))
+    report = gradcheck(lambda x: wrong(x), 1e-8, atol=0.0, rtol=1e-4)
+    assert not report and report.rows[0].reference == pytest.approx(-1e16, rel=1e-8)

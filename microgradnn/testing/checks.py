@@ -235,7 +235,8 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     """d fn/dx at x by central differences at h, h/2, h/4 extrapolated twice (Richardson).
 
     h starts at eps * max(1, |x|) and shrinks tenfold where fn cannot be evaluated (a domain
-    edge) or the estimate is not yet settled (a kink or a fast change within the step). The
+    edge) or the estimate is not yet settled (a kink or a fast change within the step), to
+    below |x| at once where x is nearer 0 than h (a pole or edge at 0: 1/x at 1e-8). The
     error estimate is the last extrapolation's change plus the rounding error of the
     differences. With `one_sided=True` (or where the slopes stay apart) the left and right
     slopes are measured too, each from h down until it settles.
@@ -254,15 +255,19 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     except (ArithmeticError, ValueError):
         return Derivative(math.nan, math.nan, math.nan, evaluations=calls)
     h = eps * scale
+    # a step wider than a small x can straddle a pole or domain edge at 0 (1/x, log): then
+    # the next step is a tenth of |x|, and steps go down to what rounding resolves at x
+    floor = 1e-13 * (abs(x) or 1.0)
     best: Derivative | None = None
+    best_spread = math.inf  # best.error relative to its own values
     gaps = None
     for _ in range(12):
-        if h < 1e-13 * scale:
+        if h < floor:
             break
         try:
             fs = [(f(x + d), f(x - d)) for d in (h, h / 2, h / 4)]
         except (ArithmeticError, ValueError):
-            h /= 10
+            h = min(h, abs(x) or h) / 10
             continue
         d1, d2, d4 = ((up - down) / (2 * d) for (up, down), d in zip(fs, (h, h / 2, h / 4)))
         r1, r2 = (4 * d2 - d1) / 3, (4 * d4 - d2) / 3
@@ -272,11 +277,14 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
         if gaps is None:
             gaps = (h, fs)
-        if best is None or estimate.error < best.error:
-            best = estimate
-        if not math.isfinite(value) or best.error <= 1e-9 * max(abs(best.value), size / scale, 1e-300):
+        # steps are compared by their error relative to their own values; one wider than x
+        # may straddle a pole at 0 (1/x), where f's size says nothing: only the value counts
+        spread = estimate.error / max(abs(value), size / scale if h <= abs(x) or not x else 0.0, 1e-300)
+        if best is None or spread < best_spread:
+            best, best_spread = estimate, spread
+        if not math.isfinite(value) or best_spread <= 1e-9:
             break
-        h /= 10
+        h = min(h, abs(x) or h) / 10
     if best is None:  # no step fits on both sides: x is at the edge of fn's domain
         best = _at_domain_edge(f, x, f0, eps * scale)
         best.evaluations = calls
