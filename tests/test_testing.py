@@ -939,3 +939,21 @@ def test_right_rules_near_a_pole_or_domain_edge_at_zero_pass(f, x, want):
     wrong = mg.define_op("recip_off_by_1e_3", lambda x: 1 / x, lambda x, out: -1.001 / (x * x))
     report = gradcheck(lambda x: wrong(x), 1e-8, atol=0.0, rtol=1e-4)
     assert not report and report.rows[0].reference == pytest.approx(-1e16, rel=1e-8)
+
+
+def test_checks_run_an_f_that_calls_backward_itself():
+    # the finite differences ran f under no_grad, where its own backward() raised
+    # "backward: this Value does not require grad", a RuntimeError naming no check
+    def f(x):
+        y = (x * x * x).tanh()
+        y.backward()
+        return y
+    report = gradcheck(f, 0.5, atol=0.0, rtol=1e-8)
+    assert report and report.rows[0].analytic == pytest.approx(0.75 * (1 - math.tanh(0.125) ** 2), rel=1e-12)
+    model = mg.MLP(1, [2, 1], seed=0)
+
+    def loss_fn(preds, y):
+        loss = losses.mse(preds, y)
+        loss.backward()
+        return loss
+    assert check_module_gradients(model, loss_fn, [[0.5], [-0.2]], [0.1, 0.3], atol=0.0, rtol=1e-6)

@@ -461,8 +461,13 @@ class _GradMode:
 
     def run(self, make: Callable[[], Value], at_point: bool) -> float:
         if self.quiet:
-            with no_grad():
+            try:
+                with no_grad():
+                    got = make().data
+            except Exception:  # f needs graphs (it calls backward or grad): if so, from now on with them
                 got = make().data
+                self.quiet = False
+                return got
             if not at_point or got == self.data or (math.isnan(got) and math.isnan(self.data)):
                 return got
             self.quiet = False
