@@ -957,3 +957,14 @@ def test_checks_run_an_f_that_calls_backward_itself():
         loss.backward()
         return loss
     assert check_module_gradients(model, loss_fn, [[0.5], [-0.2]], [0.1, 0.3], atol=0.0, rtol=1e-6)
+
+
+def test_checks_refuse_an_f_that_gives_another_number_at_the_same_inputs():
+    # was a FAIL with a made-up numeric column and "a different eps may give a sharper reference"
+    rng = np.random.default_rng(0)
+    message = "at the same inputs; finite differences need a function of the inputs alone (no randomness"
+    with pytest.raises(ValueError, match=r"gradcheck: f gave .* " + re.escape(message)):
+        gradcheck(lambda x: x * rng.random(), 0.5)
+    model = MLP(1, [2, 1], "tanh", seed=0)
+    with pytest.raises(ValueError, match=r"check_module_gradients: the loss gave .* " + re.escape(message)):
+        check_module_gradients(model, lambda p, y: losses.mse(p, y) * rng.random(), [[0.5]], [0.1])

@@ -252,6 +252,8 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     scale = max(1.0, abs(x))
     try:
         f0 = f(x)
+    except _NotAFunction:
+        raise
     except (ArithmeticError, ValueError):
         return Derivative(math.nan, math.nan, math.nan, evaluations=calls)
     h = eps * scale
@@ -451,13 +453,18 @@ def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
             v.grad = g
 
 
+class _NotAFunction(ValueError):
+    """f gave two numbers at the same inputs (not caught where f is outside its domain)."""
+
+
 class _GradMode:
     """Runs f for the finite differences under no_grad (faster: no local derivatives), unless at
     the checked point it computes another number there than with graphs, as a gradient penalty
-    (which differentiates inside f) does: from then on with graphs."""
+    (which differentiates inside f) does: from then on with graphs. An f that gives another
+    number at the checked point with graphs too is refused: no finite difference can check it."""
 
-    def __init__(self, data: float) -> None:
-        self.data, self.quiet = data, True
+    def __init__(self, data: float, who: str, what: str = "f") -> None:
+        self.data, self.quiet, self.who, self.what = data, True, who, what
 
     def run(self, make: Callable[[], Value], at_point: bool) -> float:
         if self.quiet:
@@ -468,10 +475,18 @@ class _GradMode:
                 got = make().data
                 self.quiet = False
                 return got
-            if not at_point or got == self.data or (math.isnan(got) and math.isnan(self.data)):
+            if not at_point or self._same(got):
                 return got
             self.quiet = False
-        return make().data
+        got = make().data
+        if at_point and not self._same(got):
+            raise _NotAFunction(f"{self.who}: {self.what} gave {_num(self.data)}, then {_num(got)} at the same inputs; "
+                             f"finite differences need a function of the inputs alone (no randomness, no state "
+                             f"it changes from call to call)")
+        return got
+
+    def _same(self, got: float) -> bool:
+        return got == self.data or (math.isnan(got) and math.isnan(self.data))
 
 
 def _tolerances(eps: float, atol: float, rtol: float) -> str:
@@ -515,7 +530,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         grads = [math.nan] * len(xs)
     kinked = _kinked(out, leaves)
 
-    rows, calls = _first_derivative_rows(f, call, values, out.data, grads, kinked, names, eps, atol, rtol)
+    rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol, rtol)
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=_uncertain_note(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
@@ -523,12 +538,12 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     return report
 
 
-def _first_derivative_rows(f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
+def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
                            kinked: list[bool], labels: list[str], eps: float, atol: float,
                            rtol: float) -> tuple[list[GradRow], int]:
     """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`): its
     `analytic` derivative against finite differences of f in that input; and the evaluations made."""
-    rows, calls, mode = [], 0, _GradMode(at_point)
+    rows, calls, mode = [], 0, _GradMode(at_point, who)
     for i, ((x, _), label) in enumerate(zip(values, labels)):
         def at(t, i=i, x=x):
             return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
@@ -662,7 +677,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
     # the create_graph path has rules of its own (run on Values)
-    more, evaluations = _first_derivative_rows(f, call, list(zip(xs, names)), out.data, [g.data for g in firsts],
+    more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, [g.data for g in firsts],
                                                kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol)
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
@@ -786,7 +801,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     out = loss()
     grads = _backward_grads(out, [p for _, p in named])
     kinked = _kinked(out, [p for _, p in named])
-    rows, mode = [], _GradMode(out.data)
+    rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
     for (name, p), g, kink in zip(named, grads, kinked):
         original, version = p.data, version_of(p)
 
@@ -827,7 +842,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
     originals, versions = [p.data for p in params], [version_of(p) for p in params]
-    mode = _GradMode(out.data)
+    mode = _GradMode(out.data, "directional_check", "the loss")
 
     def check(idx: list[int]) -> GradRow:
         kink = bool(kinked[idx[0]])  # a set is all at a kink or all smooth
