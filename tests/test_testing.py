@@ -968,3 +968,20 @@ def test_checks_refuse_an_f_that_gives_another_number_at_the_same_inputs():
     model = MLP(1, [2, 1], "tanh", seed=0)
     with pytest.raises(ValueError, match=r"check_module_gradients: the loss gave .* " + re.escape(message)):
         check_module_gradients(model, lambda p, y: losses.mse(p, y) * rng.random(), [[0.5]], [0.1])
+
+
+def test_gradcheck_checks_a_seeded_sample_of_many_inputs_and_says_so():
+    # each input costs 7+ evaluations of f: 1,000 inputs took 12 s, 10,000 about 20 minutes, with no way out
+    wrong = mg.define_op("square_off_by_1e_2", lambda x: x * x, lambda x, out: 2.02 * x)
+    xs = np.linspace(0.1, 1.0, 1000)
+    f = lambda *v: sum((wrong(x) if i == 7 else x * x for i, x in enumerate(v)), Value(0.0))  # noqa: E731
+    report = gradcheck(f, xs, sample=20, seed=3)
+    assert len(report.rows) == 20 and report.evaluations < 1000
+    assert "checked a sample of 20 of the 1000 inputs (sample=20, seed=3); the others were not checked" in str(report)
+    assert gradcheck(f, xs, sample=20, seed=3).rows[5].name == report.rows[5].name  # seeded
+    report = gradcheck(f, xs[:10], sample=10)
+    assert not report and [r.name for r in report.failures] == ["x[7]"] and not report.notes
+    with pytest.raises(ValueError, match=re.escape("gradcheck: sample must be a positive int, got 0")):
+        gradcheck(f, xs, sample=0)
+    with pytest.raises(TypeError, match=re.escape("gradcheck: sample must be a positive int, got bool True")):
+        gradcheck(f, xs, sample=True)
