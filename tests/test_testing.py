@@ -985,3 +985,20 @@ def test_gradcheck_checks_a_seeded_sample_of_many_inputs_and_says_so():
         gradcheck(f, xs, sample=0)
     with pytest.raises(TypeError, match=re.escape("gradcheck: sample must be a positive int, got bool True")):
         gradcheck(f, xs, sample=True)
+
+
+def test_every_check_reports_a_derivative_backward_refuses_as_non_finite_with_why():
+    # gradcheck did; gradgradcheck, compare_with_torch and the module checks let backward's or
+    # grad's ValueError ("the derivative of sqrt(x=0.0) ... is not finite") out from deep inside
+    report = gradgradcheck(lambda x: x ** 1.5, 0.0)
+    assert not report and report.rows[0].status == "non-finite"
+    assert "note: grad: the derivative of x=0.0 ** 0.5 with respect to input 0 (x=0.0) is not finite" in str(report)
+    model = MLP(1, [1], seed=0)
+    loss_fn = lambda preds, y: sum(((p * p - p * p).sqrt() for p in preds), Value(0.0))  # noqa: E731
+    for check in (check_module_gradients, mg.testing.directional_check):
+        report = check(model, loss_fn, [[0.5]], [0.1])
+        assert not report and report.failures[0].status == "non-finite"
+        assert "note: backward: the derivative of sqrt(0.0) with respect to input 0 (0.0) is not finite" in str(report)
+    if __import__("importlib").util.find_spec("torch"):
+        report = compare_with_torch(lambda x: x.sqrt(), 0.0)
+        assert not report and [r.status for r in report.rows] == ["ok", "non-finite"] and "is not finite" in str(report)

@@ -436,9 +436,10 @@ def _output(f, call, values) -> Value:
     return out
 
 
-def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
+def _backward_grads(out: Value, wrt: list[Value], notes: list[str]) -> list[float]:
     """d(out)/d(v) for each v in `wrt`, by `out.backward()`; every `.grad` in out's graph is
-    put back as it was, and gradients already held by `wrt` do not leak into the result."""
+    put back as it was, and gradients already held by `wrt` do not leak into the result.
+    Where backward refuses (a derivative that is not finite) they are nan, and `notes` says why."""
     if not out.requires_grad:  # made under no_grad or from constants only: nothing reaches wrt
         return [0.0] * len(wrt)
     nodes = topological_order(out)
@@ -448,6 +449,9 @@ def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
             v.grad = 0.0
         out.backward()
         return [v.grad for v in wrt]
+    except (ValueError, OverflowError) as e:
+        notes.append(f"note: {e}")
+        return [math.nan] * len(wrt)
     finally:
         for v, g in zip(nodes, saved):
             v.grad = g
@@ -529,12 +533,10 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     out = call(f, leaves)
     if not isinstance(out, Value):
         raise TypeError(f"gradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
-    try:
-        grads = _backward_grads(out, leaves)
-    except (ValueError, OverflowError):
-        grads = [math.nan] * len(xs)
+    notes: list[str] = []
+    grads = _backward_grads(out, leaves, notes)
     kinked = _kinked(out, leaves)
-    picks, notes = list(range(len(xs))), []
+    picks = list(range(len(xs)))
     if sample is not None and sample < len(xs):
         picks = sorted(np.random.default_rng(seed).choice(len(xs), size=sample, replace=False).tolist())
         notes.append(f"checked a sample of {sample} of the {len(xs)} inputs (sample={sample}, seed={seed}); "
@@ -677,11 +679,17 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     out = call(f, leaves)
     if not isinstance(out, Value):
         raise TypeError(f"gradgradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
-    firsts = grad(out, leaves, create_graph=True)
     kinked = _kinked(out, leaves)
-    rows, calls = [], 0
-    for i, gi in enumerate(firsts):
-        second = grad(gi, leaves)
+    rows, calls, notes = [], 0, []
+    nan = [math.nan] * len(leaves)
+    firsts, seconds = nan, [nan] * len(leaves)
+    try:
+        graphs = grad(out, leaves, create_graph=True)
+        firsts = [g.data for g in graphs]
+        seconds = [list(grad(g, leaves)) for g in graphs]
+    except (ValueError, OverflowError) as e:  # a derivative that is not finite: nan rows, and why
+        notes.append(f"note: {e}")
+    for i, second in enumerate(seconds):
         for j, x in enumerate(xs):
             def first_at(t, i=i, j=j):
                 vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
@@ -690,12 +698,11 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
     # the create_graph path has rules of its own (run on Values)
-    more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data,
-                                               [g.data for g in firsts], kinked,
-                                               [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol)
+    more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, firsts,
+                                               kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol)
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
-                      notes=_uncertain_note(rows, atol, rtol))
+                      notes=notes + _uncertain_note(rows, atol, rtol))
 
 
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
@@ -711,7 +718,8 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     out = call(f, leaves)
     if not isinstance(out, Value):
         raise TypeError(f"compare_with_torch: f must return a Value, got {type(out).__name__} {out!r:.60}")
-    grads = _backward_grads(out, leaves)
+    notes: list[str] = []
+    grads = _backward_grads(out, leaves, notes)
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
     try:
         with warnings.catch_warnings():  # a Value made inside f reads a tensor as a float: refused below, not warned
@@ -735,7 +743,7 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     rows = [GradRow(n, a, r, (OK if _close(a, r, atol, rtol) else FAIL) if math.isfinite(a) and math.isfinite(r)
                     else NONFINITE) for n, a, r in pairs]
     report = GradReport(f"compare_with_torch of {_fname(f)} (atol={atol:g}, rtol={rtol:g})", rows,
-                        columns=("microgradnn", "torch"), graph=out)
+                        columns=("microgradnn", "torch"), graph=out, notes=notes)
     return report
 
 
@@ -813,7 +821,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
         named = [named[i] for i in sorted(picks)]
     loss, passes = _model_loss("check_module_gradients", model, loss_fn, X, y)
     out = loss()
-    grads = _backward_grads(out, [p for _, p in named])
+    grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
     rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
     for (name, p), g, kink in zip(named, grads, kinked):
@@ -852,7 +860,8 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     params = [p for _, p in named]
     loss, passes = _model_loss("directional_check", model, loss_fn, X, y)
     out = loss()
-    grads = np.array(_backward_grads(out, params))
+    notes: list[str] = []
+    grads = np.array(_backward_grads(out, params, notes))
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
     originals, versions = [p.data for p in params], [version_of(p) for p in params]
@@ -892,7 +901,6 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
             sets.append(idx)
             if unsettled(rows[-1], idx):
                 todo.append((idx, rows[-1]))
-    notes = []
     while todo:
         idx, row = todo.pop(0)
         if len(idx) == 1:
