@@ -274,14 +274,14 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         d1, d2, d4 = ((up - down) / (2 * d) for (up, down), d in zip(fs, (h, h / 2, h / 4)))
         r1, r2 = (4 * d2 - d1) / 3, (4 * d4 - d2) / 3
         value = (16 * r2 - r1) / 15
-        size = max(abs(f0), *(abs(v) for pair in fs for v in pair))
-        rounding = 8 * _MACHINE_EPS * size / h
+        probes = max(abs(v) for pair in fs for v in pair)
+        rounding = 8 * _MACHINE_EPS * max(abs(f0), probes) / h
         estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
         if gaps is None:
             gaps = (h, fs)
-        # steps are compared by their error relative to their own values; one wider than x
-        # may straddle a pole at 0 (1/x), where f's size says nothing: only the value counts
-        spread = estimate.error / max(abs(value), size / scale if h <= abs(x) or not x else 0.0, 1e-300)
+        # steps are compared by their error relative to what they measure: a step wider than a
+        # small x straddles a pole at 0 (1/x) and sees none of f(x)'s size, its error nearly all
+        spread = estimate.error / max(abs(value), probes / scale, 1e-300)
         if best is None or spread < best_spread:
             best, best_spread = estimate, spread
         if not math.isfinite(value) or best_spread <= 1e-9:
