@@ -1004,3 +1004,14 @@ def test_every_check_reports_a_derivative_backward_refuses_as_non_finite_with_wh
     if __import__("importlib").util.find_spec("torch"):
         report = compare_with_torch(lambda x: x.sqrt(), 0.0)
         assert not report and [r.status for r in report.rows] == ["ok", "non-finite"] and "is not finite" in str(report)
+
+
+def test_a_small_gradient_that_passes_only_by_atol_is_named_in_a_note():
+    # a rule off by 100% passed as "ok" with nothing said, its gradient (1e-7) being below atol
+    half = mg.define_op("small_square_rule_halved", lambda x: 1e-7 * x * x, lambda x, out: 1e-7 * x)
+    report = gradcheck(lambda x: half(x), 1.0)
+    assert report and report.rows[0].status == "ok"
+    assert ("note: x (rel err 5.00e-01) passed only by atol=1e-05, differing by more than rtol=0.001: gradients "
+            "this small need a smaller atol to be checked") in str(report)
+    assert not gradcheck(lambda x: half(x), 1.0, atol=1e-12)
+    assert not any("passed only by atol" in n for n in gradcheck(lambda x: (x * 1e-7).sin(), 0.3).notes)

@@ -503,13 +503,26 @@ def _checked(who: str, eps: float | None, atol: float, rtol: float) -> tuple[flo
             number(atol, who, "atol", 0.0), number(rtol, who, "rtol", 0.0))
 
 
+def _row_notes(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
+    return _uncertain_note(rows, atol, rtol) + _atol_note(rows, atol, rtol)
+
+
 def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
     """A note when a numeric reference is less certain than the tolerance it is held to."""
     vague = [r.name for r in rows if r.error > atol + rtol * abs(r.reference)]
-    if not vague:
-        return []
     return [f"note: the numeric error estimate exceeds the tolerance for {', '.join(vague[:5])}"
-            f"{' ...' if len(vague) > 5 else ''}; a different eps may give a sharper reference"]
+            f"{' ...' if len(vague) > 5 else ''}; a different eps may give a sharper reference"] if vague else []
+
+
+def _atol_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
+    """A note when an entry passed only by atol though it differs, beyond the reference's
+    error, by more than rtol: a gradient that small is not checked by these tolerances."""
+    loose = [r for r in rows if r.status == OK and r.rel_err > rtol and r.abs_err > 10 * r.error]
+    if not loose:
+        return []
+    shown = ", ".join(f"{r.name} (rel err {_sci(r.rel_err)})" for r in loose[:5])
+    return [f"note: {shown}{' ...' if len(loose) > 5 else ''} passed only by atol={atol:g}, differing by more "
+            f"than rtol={rtol:g}: gradients this small need a smaller atol to be checked"]
 
 
 # ---- checks ----------------------------------------------------------------------------
@@ -544,7 +557,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
                                          rtol, picks)
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=calls, notes=notes + _uncertain_note(rows, atol, rtol))
+                        evaluations=calls, notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
     _blame(report, out, [[leaves[i]] for i in picks], eps, atol, rtol)
     return report
@@ -702,7 +715,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
                                                kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol)
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
-                      notes=notes + _uncertain_note(rows, atol, rtol))
+                      notes=notes + _row_notes(rows, atol, rtol))
 
 
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
@@ -836,7 +849,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
             restore([p], [original], [version])
         rows.append(_row(name, g, d, kink, atol, rtol))
     report = GradReport(f"check_module_gradients of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=passes[0], notes=notes + _uncertain_note(rows, atol, rtol))
+                        evaluations=passes[0], notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
     _blame(report, out, [[p] for _, p in named], eps, atol, rtol)
     return report
@@ -920,7 +933,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
             if unsettled(rows[-1], half):
                 todo.append((half, rows[-1]))
     report = GradReport(f"directional_check of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=passes[0], notes=skipped + notes + _uncertain_note(rows, atol, rtol))
+                        evaluations=passes[0], notes=skipped + notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
     _blame(report, out, [[params[i] for i in idx] for idx in sets], eps, atol, rtol)
     if not report:
