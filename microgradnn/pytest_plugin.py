@@ -7,11 +7,22 @@
 """
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from microgradnn import engine, testing
 
 MARKER = "gradcheck_tolerance"
+ENTRY_POINT = "microgradnn"  # this module's name in the pytest11 entry points
+
+
+def pytest_plugin_registered(plugin, manager) -> None:
+    """Named by its module (`-p microgradnn.pytest_plugin`, `pytest_plugins = [...]`) where
+    microgradnn is installed, this module is loaded by its entry point too, and pytest stopped
+    with "Plugin already registered under a different name": the other name is not loaded."""
+    if plugin is sys.modules[__name__]:
+        manager.set_blocked(__name__ if manager.get_name(plugin) == ENTRY_POINT else ENTRY_POINT)
 
 
 def pytest_configure(config) -> None:

@@ -1,3 +1,4 @@
+import importlib.metadata
 import math
 import os
 import re
@@ -1015,3 +1016,19 @@ def test_a_small_gradient_that_passes_only_by_atol_is_named_in_a_note():
             "this small need a smaller atol to be checked") in str(report)
     assert not gradcheck(lambda x: half(x), 1.0, atol=1e-12)
     assert not any("passed only by atol" in n for n in gradcheck(lambda x: (x * 1e-7).sin(), 0.3).notes)
+
+
+@pytest.mark.parametrize("how", ["-p", "conftest"])
+def test_the_plugin_named_by_its_module_loads_once_beside_its_entry_point(tmp_path, how):
+    # with microgradnn installed, `-p microgradnn.pytest_plugin` (or `pytest_plugins = [...]`)
+    # stopped pytest: "ValueError: Plugin already registered under a different name"
+    if not any(e.name == "microgradnn" for e in importlib.metadata.entry_points(group="pytest11")):
+        pytest.skip("microgradnn is not installed: its entry point is not loaded")
+    (tmp_path / "test_mine.py").write_text("def test_it(gradcheck):\n    gradcheck(lambda x: x.tanh(), 0.3)\n")
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"]
+    if how == "-p":
+        args += ["-p", "microgradnn.pytest_plugin"]
+    else:
+        (tmp_path / "conftest.py").write_text('pytest_plugins = ["microgradnn.pytest_plugin"]\n')
+    done = _run(args, tmp_path)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
