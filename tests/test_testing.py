@@ -1032,3 +1032,11 @@ def test_the_plugin_named_by_its_module_loads_once_beside_its_entry_point(tmp_pa
         (tmp_path / "conftest.py").write_text('pytest_plugins = ["microgradnn.pytest_plugin"]\n')
     done = _run(args, tmp_path)
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("ops", ["tanh", ["tanh", 1]])
+def test_mutants_refuses_ops_that_are_not_a_list_of_names(ops):
+    # "tanh" was read letter by letter: KeyError "no op named 't', 'a', 'n', 'h'"
+    from microgradnn.testing import mutation
+    with pytest.raises(TypeError, match=re.escape("mutants: ops must be a list of op names (str), such as ['tanh'], got")):
+        mutation.mutants(ops)
