@@ -968,6 +968,13 @@ def test_checks_refuse_an_f_that_gives_another_number_at_the_same_inputs():
     message = "at the same inputs; finite differences need a function of the inputs alone (no randomness"
     with pytest.raises(ValueError, match=r"gradcheck: f gave .* " + re.escape(message)):
         gradcheck(lambda x: x * rng.random(), 0.5)
+
+    def calls_backward(x):  # runs with graphs only: it was not compared at the point
+        y = x * rng.random()
+        y.backward()
+        return y
+    with pytest.raises(ValueError, match=r"gradcheck: f gave .* " + re.escape(message)):
+        gradcheck(calls_backward, 0.5)
     model = MLP(1, [2, 1], "tanh", seed=0)
     with pytest.raises(ValueError, match=r"check_module_gradients: the loss gave .* " + re.escape(message)):
         check_module_gradients(model, lambda p, y: losses.mse(p, y) * rng.random(), [[0.5]], [0.1])

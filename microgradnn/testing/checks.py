@@ -475,14 +475,12 @@ class _GradMode:
             try:
                 with no_grad():
                     got = make().data
-            except Exception:  # f needs graphs (it calls backward or grad): if so, from now on with them
-                got = make().data
-                self.quiet = False
-                return got
-            if not at_point or self._same(got):
-                return got
-            self.quiet = False
-        got = make().data
+                if not at_point or self._same(got):
+                    return got
+            except Exception:  # f may need graphs (it calls backward or grad): tried with them below
+                pass
+        got = make().data  # if this raises too, it is f's own error (or its domain's edge)
+        self.quiet = False
         if at_point and not self._same(got):
             raise _NotAFunction(f"{self.who}: {self.what} gave {_num(self.data)}, then {_num(got)} at the same inputs; "
                              f"finite differences need a function of the inputs alone (no randomness, no state "
