@@ -7,11 +7,22 @@
 """
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from microgradnn import engine, testing
 
 MARKER = "gradcheck_tolerance"
+ENTRY_POINT = "microgradnn"  # this module's name in the pytest11 entry points
+
+
+def pytest_plugin_registered(plugin, manager) -> None:
+    """Named by its module (`-p microgradnn.pytest_plugin`, `pytest_plugins = [...]`) where
+    microgradnn is installed, this module is loaded by its entry point too, and pytest stopped
+    with "Plugin already registered under a different name": the other name is not loaded."""
+    if plugin is sys.modules[__name__]:
+        manager.set_blocked(__name__ if manager.get_name(plugin) == ENTRY_POINT else ENTRY_POINT)
 
 
 def pytest_configure(config) -> None:
@@ -92,17 +103,37 @@ def pytest_runtestloop(session):
     if config.option.collectonly:
         return True
     items = session.items
-    ops = list(engine.ops())  # defined by now: ops a test defines while it runs are new each time, so not mutated
+    found = _mutants(config)  # before the normal run: a wrong --mutate-only fails at once
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not items:
+        _say(reporter, "mutation testing skipped: no tests were selected, so no mutant could be caught")
+        return True
     for i, item in enumerate(items):  # the normal run, reported as usual
         item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
         if session.shouldfail or session.shouldstop:
             break
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
     if session.testsfailed:
         _say(reporter, "mutation testing skipped: the tests must pass before mutants are tried")
         return True
-    config._mutation_survivors = _mutate(session, items, reporter, ops)
+    config._mutation_survivors = _mutate(session, items, reporter, found)
     return True
+
+
+def _mutants(config) -> list:
+    """The mutants of the ops --mutate-only names, or of every op defined by now (ops a test
+    defines while it runs are new each time, so not mutated)."""
+    from microgradnn.testing import mutation
+
+    only = config.getoption("mutate_only")
+    ops = list(engine.ops())
+    if only is not None:
+        ops = [n.strip() for n in only.split(",") if n.strip()]
+        if not ops:
+            raise pytest.UsageError(f"--mutate-only: give one or more comma-separated op names, got {only!r}")
+    try:
+        return mutation.mutants(ops)
+    except KeyError as e:
+        raise pytest.UsageError(f"--mutate-only: {e.args[0]}") from None
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
@@ -115,7 +146,7 @@ def _say(reporter, text: str, **markup) -> None:
         reporter.write_line(text, **markup)
 
 
-def _mutate(session, items: list, reporter, ops: list[str]) -> list:
+def _mutate(session, items: list, reporter, found: list) -> list:
     """Run the tests once per mutant, each run stopping at its first failure; return survivors."""
     import time
 
@@ -123,11 +154,6 @@ def _mutate(session, items: list, reporter, ops: list[str]) -> list:
 
     from microgradnn.testing import mutation
 
-    only = session.config.getoption("mutate_only")
-    try:
-        found = mutation.mutants([n.strip() for n in only.split(",") if n.strip()] if only else ops)
-    except KeyError as e:
-        raise pytest.UsageError(f"--mutate-only: {e.args[0]}") from None
     _quiet_hypothesis()
     if reporter is not None:
         reporter.write_sep("=", f"mutation testing: {len(found)} mutants of {len({m.op for m in found})} ops")

@@ -376,6 +376,18 @@ def test_mutate_on_a_user_project_lists_the_ops_its_tests_miss(tmp_path):
     assert bad.returncode == 4 and "no op named 'tanhh'" in bad.stderr
 
 
+def test_mutate_refuses_to_pass_a_run_that_tried_no_mutant_or_no_test(tmp_path):
+    # `--mutate-only ,` passed with "0 of 0 mutants caught" (exit 0); `-k nothing` reported every
+    # mutant of every op as surviving, from 0 test runs
+    (tmp_path / "test_mine.py").write_text(USER_PROJECT)
+    empty = _in_folder(tmp_path, "mutate", "-q", "-p", "no:cacheprovider", "test_mine.py", "--mutate-only", ",")
+    assert empty.returncode == 4 and "--mutate-only: give one or more comma-separated op names, got ','" in empty.stderr
+    assert "passed" not in empty.stdout  # refused before the normal run
+    none = _in_folder(tmp_path, "mutate", "-q", "-p", "no:cacheprovider", "test_mine.py", "-k", "nothing")
+    assert none.returncode == 5, none.stdout + none.stderr
+    assert "mutation testing skipped: no tests were selected" in none.stdout and "SURVIVED" not in none.stdout
+
+
 PROPERTY_TEST = '''
 from hypothesis import given, settings
 import microgradnn as mg

@@ -1,3 +1,4 @@
+import importlib.metadata
 import math
 import os
 import re
@@ -924,3 +925,125 @@ def test_gradcheck_fails_an_f_that_cuts_its_graph_under_no_grad():
     with pytest.raises(TypeError, match=re.escape("gradcheck: the keys of inputs must be names of f's arguments "
                                                   "(str), got 1")):
         gradcheck(lambda **k: k[1] * 2, {1: 2.0})  # was "Value: label must be a str, got int"
+
+
+@pytest.mark.parametrize("f, x, want", [
+    (lambda x: 1 / x, 1e-8, -1e16), (lambda x: 1 / x, -1e-20, -1e40), (lambda x: x ** -2, 1e-6, -2e18),
+    (lambda x: x.log(), 1e-20, 1e20), (lambda x: x.sqrt(), 1e-300, 5e149)])
+def test_right_rules_near_a_pole_or_domain_edge_at_zero_pass(f, x, want):
+    # the first step (1e-4) straddled the pole: 1/x at 1e-8 FAILed with a numeric 2.1e9, and the
+    # report blamed the built-in '/' as the first wrong node
+    report = gradcheck(f, x, atol=0.0, rtol=1e-8)
+    assert report, report
+    assert report.rows[0].reference == pytest.approx(want, rel=1e-8) and report.culprit is None
+
+    # where f is O(1) near a tiny x (cos at 1e-9) the first step stays the precise one
+    assert gradcheck(lambda x: x.cos(), 1e-9).rows[0].reference == pytest.approx(-1e-9, rel=1e-2)
+    wrong = mg.define_op("recip_off_by_1e_3", lambda x: 1 / x, lambda x, out: -1.001 / (x * x))
+    report = gradcheck(lambda x: wrong(x), 1e-8, atol=0.0, rtol=1e-4)
+    assert not report and report.rows[0].reference == pytest.approx(-1e16, rel=1e-8)
+
+
+def test_checks_run_an_f_that_calls_backward_itself():
+    # the finite differences ran f under no_grad, where its own backward() raised
+    # "backward: this Value does not require grad", a RuntimeError naming no check
+    def f(x):
+        y = (x * x * x).tanh()
+        y.backward()
+        return y
+    report = gradcheck(f, 0.5, atol=0.0, rtol=1e-8)
+    assert report and report.rows[0].analytic == pytest.approx(0.75 * (1 - math.tanh(0.125) ** 2), rel=1e-12)
+    model = mg.MLP(1, [2, 1], seed=0)
+
+    def loss_fn(preds, y):
+        loss = losses.mse(preds, y)
+        loss.backward()
+        return loss
+    assert check_module_gradients(model, loss_fn, [[0.5], [-0.2]], [0.1, 0.3], atol=0.0, rtol=1e-6)
+
+
+def test_checks_refuse_an_f_that_gives_another_number_at_the_same_inputs():
+    # was a FAIL with a made-up numeric column and "a different eps may give a sharper reference"
+    rng = np.random.default_rng(0)
+    message = "at the same inputs; finite differences need a function of the inputs alone (no randomness"
+    with pytest.raises(ValueError, match=r"gradcheck: f gave .* " + re.escape(message)):
+        gradcheck(lambda x: x * rng.random(), 0.5)
+
+    def calls_backward(x):  # runs with graphs only: it was not compared at the point
+        y = x * rng.random()
+        y.backward()
+        return y
+    with pytest.raises(ValueError, match=r"gradcheck: f gave .* " + re.escape(message)):
+        gradcheck(calls_backward, 0.5)
+    model = MLP(1, [2, 1], "tanh", seed=0)
+    with pytest.raises(ValueError, match=r"check_module_gradients: the loss gave .* " + re.escape(message)):
+        check_module_gradients(model, lambda p, y: losses.mse(p, y) * rng.random(), [[0.5]], [0.1])
+
+
+def test_gradcheck_checks_a_seeded_sample_of_many_inputs_and_says_so():
+    # each input costs 7+ evaluations of f: 1,000 inputs took 12 s, 10,000 about 20 minutes, with no way out
+    wrong = mg.define_op("square_off_by_1e_2", lambda x: x * x, lambda x, out: 2.02 * x)
+    xs = np.linspace(0.1, 1.0, 1000)
+    f = lambda *v: sum((wrong(x) if i == 7 else x * x for i, x in enumerate(v)), Value(0.0))  # noqa: E731
+    report = gradcheck(f, xs, sample=20, seed=3)
+    assert len(report.rows) == 20 and report.evaluations < 1000
+    assert "checked a sample of 20 of the 1000 inputs (sample=20, seed=3); the others were not checked" in str(report)
+    assert gradcheck(f, xs, sample=20, seed=3).rows[5].name == report.rows[5].name  # seeded
+    report = gradcheck(f, xs[:10], sample=10)
+    assert not report and [r.name for r in report.failures] == ["x[7]"] and not report.notes
+    with pytest.raises(ValueError, match=re.escape("gradcheck: sample must be a positive int, got 0")):
+        gradcheck(f, xs, sample=0)
+    with pytest.raises(TypeError, match=re.escape("gradcheck: sample must be a positive int, got bool True")):
+        gradcheck(f, xs, sample=True)
+
+
+def test_every_check_reports_a_derivative_backward_refuses_as_non_finite_with_why():
+    # gradcheck did; gradgradcheck, compare_with_torch and the module checks let backward's or
+    # grad's ValueError ("the derivative of sqrt(x=0.0) ... is not finite") out from deep inside
+    report = gradgradcheck(lambda x: x ** 1.5, 0.0)
+    assert not report and report.rows[0].status == "non-finite"
+    assert "note: grad: the derivative of x=0.0 ** 0.5 with respect to input 0 (x=0.0) is not finite" in str(report)
+    model = MLP(1, [1], seed=0)
+    loss_fn = lambda preds, y: sum(((p * p - p * p).sqrt() for p in preds), Value(0.0))  # noqa: E731
+    for check in (check_module_gradients, mg.testing.directional_check):
+        report = check(model, loss_fn, [[0.5]], [0.1])
+        assert not report and report.failures[0].status == "non-finite"
+        assert "note: backward: the derivative of sqrt(0.0) with respect to input 0 (0.0) is not finite" in str(report)
+    if __import__("importlib").util.find_spec("torch"):
+        report = compare_with_torch(lambda x: x.sqrt(), 0.0)
+        assert not report and [r.status for r in report.rows] == ["ok", "non-finite"] and "is not finite" in str(report)
+
+
+def test_a_small_gradient_that_passes_only_by_atol_is_named_in_a_note():
+    # a rule off by 100% passed as "ok" with nothing said, its gradient (1e-7) being below atol
+    half = mg.define_op("small_square_rule_halved", lambda x: 1e-7 * x * x, lambda x, out: 1e-7 * x)
+    report = gradcheck(lambda x: half(x), 1.0)
+    assert report and report.rows[0].status == "ok"
+    assert ("note: x (rel err 5.00e-01) passed only by atol=1e-05, differing by more than rtol=0.001: gradients "
+            "this small need a smaller atol to be checked") in str(report)
+    assert not gradcheck(lambda x: half(x), 1.0, atol=1e-12)
+    assert not any("passed only by atol" in n for n in gradcheck(lambda x: (x * 1e-7).sin(), 0.3).notes)
+
+
+@pytest.mark.parametrize("how", ["-p", "conftest"])
+def test_the_plugin_named_by_its_module_loads_once_beside_its_entry_point(tmp_path, how):
+    # with microgradnn installed, `-p microgradnn.pytest_plugin` (or `pytest_plugins = [...]`)
+    # stopped pytest: "ValueError: Plugin already registered under a different name"
+    if not any(e.name == "microgradnn" for e in importlib.metadata.entry_points(group="pytest11")):
+        pytest.skip("microgradnn is not installed: its entry point is not loaded")
+    (tmp_path / "test_mine.py").write_text("def test_it(gradcheck):\n    gradcheck(lambda x: x.tanh(), 0.3)\n")
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"]
+    if how == "-p":
+        args += ["-p", "microgradnn.pytest_plugin"]
+    else:
+        (tmp_path / "conftest.py").write_text('pytest_plugins = ["microgradnn.pytest_plugin"]\n')
+    done = _run(args, tmp_path)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("ops", ["tanh", ["tanh", 1]])
+def test_mutants_refuses_ops_that_are_not_a_list_of_names(ops):
+    # "tanh" was read letter by letter: KeyError "no op named 't', 'a', 'n', 'h'"
+    from microgradnn.testing import mutation
+    with pytest.raises(TypeError, match=re.escape("mutants: ops must be a list of op names (str), such as ['tanh'], got")):
+        mutation.mutants(ops)

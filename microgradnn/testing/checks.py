@@ -235,7 +235,8 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     """d fn/dx at x by central differences at h, h/2, h/4 extrapolated twice (Richardson).
 
     h starts at eps * max(1, |x|) and shrinks tenfold where fn cannot be evaluated (a domain
-    edge) or the estimate is not yet settled (a kink or a fast change within the step). The
+    edge) or the estimate is not yet settled (a kink or a fast change within the step), to
+    below |x| at once where x is nearer 0 than h (a pole or edge at 0: 1/x at 1e-8). The
     error estimate is the last extrapolation's change plus the rounding error of the
     differences. With `one_sided=True` (or where the slopes stay apart) the left and right
     slopes are measured too, each from h down until it settles.
@@ -251,32 +252,41 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     scale = max(1.0, abs(x))
     try:
         f0 = f(x)
+    except _NotAFunction:
+        raise
     except (ArithmeticError, ValueError):
         return Derivative(math.nan, math.nan, math.nan, evaluations=calls)
     h = eps * scale
+    # a step wider than a small x can straddle a pole or domain edge at 0 (1/x, log): then
+    # the next step is a tenth of |x|, and steps go down to what rounding resolves at x
+    floor = 1e-13 * (abs(x) or 1.0)
     best: Derivative | None = None
+    best_spread = math.inf  # best.error relative to its own values
     gaps = None
     for _ in range(12):
-        if h < 1e-13 * scale:
+        if h < floor:
             break
         try:
             fs = [(f(x + d), f(x - d)) for d in (h, h / 2, h / 4)]
         except (ArithmeticError, ValueError):
-            h /= 10
+            h = min(h, abs(x) or h) / 10
             continue
         d1, d2, d4 = ((up - down) / (2 * d) for (up, down), d in zip(fs, (h, h / 2, h / 4)))
         r1, r2 = (4 * d2 - d1) / 3, (4 * d4 - d2) / 3
         value = (16 * r2 - r1) / 15
-        size = max(abs(f0), *(abs(v) for pair in fs for v in pair))
-        rounding = 8 * _MACHINE_EPS * size / h
+        probes = max(abs(v) for pair in fs for v in pair)
+        rounding = 8 * _MACHINE_EPS * max(abs(f0), probes) / h
         estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
         if gaps is None:
             gaps = (h, fs)
-        if best is None or estimate.error < best.error:
-            best = estimate
-        if not math.isfinite(value) or best.error <= 1e-9 * max(abs(best.value), size / scale, 1e-300):
+        # steps are compared by their error relative to what they measure: a step wider than a
+        # small x straddles a pole at 0 (1/x) and sees none of f(x)'s size, its error nearly all
+        spread = estimate.error / max(abs(value), probes / scale, 1e-300)
+        if best is None or spread < best_spread:
+            best, best_spread = estimate, spread
+        if not math.isfinite(value) or best_spread <= 1e-9:
             break
-        h /= 10
+        h = min(h, abs(x) or h) / 10
     if best is None:  # no step fits on both sides: x is at the edge of fn's domain
         best = _at_domain_edge(f, x, f0, eps * scale)
         best.evaluations = calls
@@ -426,9 +436,10 @@ def _output(f, call, values) -> Value:
     return out
 
 
-def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
+def _backward_grads(out: Value, wrt: list[Value], notes: list[str]) -> list[float]:
     """d(out)/d(v) for each v in `wrt`, by `out.backward()`; every `.grad` in out's graph is
-    put back as it was, and gradients already held by `wrt` do not leak into the result."""
+    put back as it was, and gradients already held by `wrt` do not leak into the result.
+    Where backward refuses (a derivative that is not finite) they are nan, and `notes` says why."""
     if not out.requires_grad:  # made under no_grad or from constants only: nothing reaches wrt
         return [0.0] * len(wrt)
     nodes = topological_order(out)
@@ -438,27 +449,46 @@ def _backward_grads(out: Value, wrt: list[Value]) -> list[float]:
             v.grad = 0.0
         out.backward()
         return [v.grad for v in wrt]
+    except (ValueError, OverflowError) as e:
+        notes.append(f"note: {e}")
+        return [math.nan] * len(wrt)
     finally:
         for v, g in zip(nodes, saved):
             v.grad = g
 
 
+class _NotAFunction(ValueError):
+    """f gave two numbers at the same inputs (not caught where f is outside its domain)."""
+
+
 class _GradMode:
     """Runs f for the finite differences under no_grad (faster: no local derivatives), unless at
     the checked point it computes another number there than with graphs, as a gradient penalty
-    (which differentiates inside f) does: from then on with graphs."""
+    (which differentiates inside f) does: from then on with graphs. An f that gives another
+    number at the checked point with graphs too is refused: no finite difference can check it."""
 
-    def __init__(self, data: float) -> None:
-        self.data, self.quiet = data, True
+    def __init__(self, data: float, who: str, what: str = "f") -> None:
+        self.data, self.quiet, self.who, self.what = data, True, who, what
 
     def run(self, make: Callable[[], Value], at_point: bool) -> float:
         if self.quiet:
-            with no_grad():
-                got = make().data
-            if not at_point or got == self.data or (math.isnan(got) and math.isnan(self.data)):
-                return got
-            self.quiet = False
-        return make().data
+            try:
+                with no_grad():
+                    got = make().data
+                if not at_point or self._same(got):
+                    return got
+            except Exception:  # f may need graphs (it calls backward or grad): tried with them below
+                pass
+        got = make().data  # if this raises too, it is f's own error (or its domain's edge)
+        self.quiet = False
+        if at_point and not self._same(got):
+            raise _NotAFunction(f"{self.who}: {self.what} gave {_num(self.data)}, then {_num(got)} at the same inputs; "
+                             f"finite differences need a function of the inputs alone (no randomness, no state "
+                             f"it changes from call to call)")
+        return got
+
+    def _same(self, got: float) -> bool:
+        return got == self.data or (math.isnan(got) and math.isnan(self.data))
 
 
 def _tolerances(eps: float, atol: float, rtol: float) -> str:
@@ -471,52 +501,76 @@ def _checked(who: str, eps: float | None, atol: float, rtol: float) -> tuple[flo
             number(atol, who, "atol", 0.0), number(rtol, who, "rtol", 0.0))
 
 
+def _row_notes(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
+    return _uncertain_note(rows, atol, rtol) + _atol_note(rows, atol, rtol)
+
+
 def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
     """A note when a numeric reference is less certain than the tolerance it is held to."""
     vague = [r.name for r in rows if r.error > atol + rtol * abs(r.reference)]
-    if not vague:
-        return []
     return [f"note: the numeric error estimate exceeds the tolerance for {', '.join(vague[:5])}"
-            f"{' ...' if len(vague) > 5 else ''}; a different eps may give a sharper reference"]
+            f"{' ...' if len(vague) > 5 else ''}; a different eps may give a sharper reference"] if vague else []
+
+
+def _atol_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
+    """A note when an entry passed only by atol though it differs, beyond the reference's
+    error, by more than rtol: a gradient that small is not checked by these tolerances."""
+    loose = [r for r in rows if r.status == OK and r.rel_err > rtol and r.abs_err > 10 * r.error]
+    if not loose:
+        return []
+    shown = ", ".join(f"{r.name} (rel err {_sci(r.rel_err)})" for r in loose[:5])
+    return [f"note: {shown}{' ...' if len(loose) > 5 else ''} passed only by atol={atol:g}, differing by more "
+            f"than rtol={rtol:g}: gradients this small need a smaller atol to be checked"]
 
 
 # ---- checks ----------------------------------------------------------------------------
 
 def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
-              rtol: float = 1e-3) -> GradReport:
+              rtol: float = 1e-3, sample: int | None = None, seed: int = 0) -> GradReport:
     """Compare backward()'s gradient of f at `inputs` with extrapolated finite differences.
 
     `inputs`: a number, a list or numpy array (f gets one Value per entry) or a dict of
     named numbers (f gets keyword arguments). Every `.grad` is left as it was found.
+    Each input costs 7 or more evaluations of f: `sample` checks a seeded sample of that
+    many inputs (the report says so).
     """
     eps, atol, rtol = _checked("gradcheck", eps, atol, rtol)
+    if sample is not None:
+        sample = positive_int(sample, "gradcheck", "sample")
+    seed = integer(seed, "gradcheck", "seed", at_least=0)
     names, xs, call = _flatten(inputs, "gradcheck")
     values = list(zip(xs, names))
     leaves = [Value(v, n) for v, n in values]
     out = call(f, leaves)
     if not isinstance(out, Value):
         raise TypeError(f"gradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
-    try:
-        grads = _backward_grads(out, leaves)
-    except (ValueError, OverflowError):
-        grads = [math.nan] * len(xs)
+    notes: list[str] = []
+    grads = _backward_grads(out, leaves, notes)
     kinked = _kinked(out, leaves)
-
-    rows, calls = _first_derivative_rows(f, call, values, out.data, grads, kinked, names, eps, atol, rtol)
+    picks = list(range(len(xs)))
+    if sample is not None and sample < len(xs):
+        picks = sorted(np.random.default_rng(seed).choice(len(xs), size=sample, replace=False).tolist())
+        notes.append(f"checked a sample of {sample} of the {len(xs)} inputs (sample={sample}, seed={seed}); "
+                     f"the others were not checked")
+    rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
+                                         rtol, picks)
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=calls, notes=_uncertain_note(rows, atol, rtol))
+                        evaluations=calls, notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
-    _blame(report, out, [[v] for v in leaves], eps, atol, rtol)
+    _blame(report, out, [[leaves[i]] for i in picks], eps, atol, rtol)
     return report
 
 
-def _first_derivative_rows(f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
+def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
                            kinked: list[bool], labels: list[str], eps: float, atol: float,
-                           rtol: float) -> tuple[list[GradRow], int]:
-    """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`): its
-    `analytic` derivative against finite differences of f in that input; and the evaluations made."""
-    rows, calls, mode = [], 0, _GradMode(at_point)
-    for i, ((x, _), label) in enumerate(zip(values, labels)):
+                           rtol: float, picks: list[int] | None = None) -> tuple[list[GradRow], int]:
+    """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`), or per
+    input in `picks`: its `analytic` derivative against finite differences of f in that input;
+    and the evaluations made."""
+    rows, calls, mode = [], 0, _GradMode(at_point, who)
+    for i in range(len(values)) if picks is None else picks:
+        x, label = values[i][0], labels[i]
+
         def at(t, i=i, x=x):
             return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
                             t == x)
@@ -613,9 +667,9 @@ def _fname(f) -> str:
 
 
 def assert_gradients_close(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
-                           rtol: float = 1e-3) -> GradReport:
+                           rtol: float = 1e-3, sample: int | None = None, seed: int = 0) -> GradReport:
     """`gradcheck`, raising AssertionError with the table (worst input first) if any fails."""
-    return assert_report(gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol))
+    return assert_report(gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol, sample=sample, seed=seed))
 
 
 def assert_report(report: GradReport) -> GradReport:
@@ -636,11 +690,17 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     out = call(f, leaves)
     if not isinstance(out, Value):
         raise TypeError(f"gradgradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
-    firsts = grad(out, leaves, create_graph=True)
     kinked = _kinked(out, leaves)
-    rows, calls = [], 0
-    for i, gi in enumerate(firsts):
-        second = grad(gi, leaves)
+    rows, calls, notes = [], 0, []
+    nan = [math.nan] * len(leaves)
+    firsts, seconds = nan, [nan] * len(leaves)
+    try:
+        graphs = grad(out, leaves, create_graph=True)
+        firsts = [g.data for g in graphs]
+        seconds = [list(grad(g, leaves)) for g in graphs]
+    except (ValueError, OverflowError) as e:  # a derivative that is not finite: nan rows, and why
+        notes.append(f"note: {e}")
+    for i, second in enumerate(seconds):
         for j, x in enumerate(xs):
             def first_at(t, i=i, j=j):
                 vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
@@ -649,11 +709,11 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
     # the create_graph path has rules of its own (run on Values)
-    more, evaluations = _first_derivative_rows(f, call, list(zip(xs, names)), out.data, [g.data for g in firsts],
+    more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, firsts,
                                                kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol)
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
-                      notes=_uncertain_note(rows, atol, rtol))
+                      notes=notes + _row_notes(rows, atol, rtol))
 
 
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
@@ -669,7 +729,8 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     out = call(f, leaves)
     if not isinstance(out, Value):
         raise TypeError(f"compare_with_torch: f must return a Value, got {type(out).__name__} {out!r:.60}")
-    grads = _backward_grads(out, leaves)
+    notes: list[str] = []
+    grads = _backward_grads(out, leaves, notes)
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in xs]
     try:
         with warnings.catch_warnings():  # a Value made inside f reads a tensor as a float: refused below, not warned
@@ -693,7 +754,7 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     rows = [GradRow(n, a, r, (OK if _close(a, r, atol, rtol) else FAIL) if math.isfinite(a) and math.isfinite(r)
                     else NONFINITE) for n, a, r in pairs]
     report = GradReport(f"compare_with_torch of {_fname(f)} (atol={atol:g}, rtol={rtol:g})", rows,
-                        columns=("microgradnn", "torch"), graph=out)
+                        columns=("microgradnn", "torch"), graph=out, notes=notes)
     return report
 
 
@@ -771,9 +832,9 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
         named = [named[i] for i in sorted(picks)]
     loss, passes = _model_loss("check_module_gradients", model, loss_fn, X, y)
     out = loss()
-    grads = _backward_grads(out, [p for _, p in named])
+    grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
-    rows, mode = [], _GradMode(out.data)
+    rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
     for (name, p), g, kink in zip(named, grads, kinked):
         original, version = p.data, version_of(p)
 
@@ -786,7 +847,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
             restore([p], [original], [version])
         rows.append(_row(name, g, d, kink, atol, rtol))
     report = GradReport(f"check_module_gradients of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=passes[0], notes=notes + _uncertain_note(rows, atol, rtol))
+                        evaluations=passes[0], notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
     _blame(report, out, [[p] for _, p in named], eps, atol, rtol)
     return report
@@ -810,11 +871,12 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     params = [p for _, p in named]
     loss, passes = _model_loss("directional_check", model, loss_fn, X, y)
     out = loss()
-    grads = np.array(_backward_grads(out, params))
+    notes: list[str] = []
+    grads = np.array(_backward_grads(out, params, notes))
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
     originals, versions = [p.data for p in params], [version_of(p) for p in params]
-    mode = _GradMode(out.data)
+    mode = _GradMode(out.data, "directional_check", "the loss")
 
     def check(idx: list[int]) -> GradRow:
         kink = bool(kinked[idx[0]])  # a set is all at a kink or all smooth
@@ -850,7 +912,6 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
             sets.append(idx)
             if unsettled(rows[-1], idx):
                 todo.append((idx, rows[-1]))
-    notes = []
     while todo:
         idx, row = todo.pop(0)
         if len(idx) == 1:
@@ -870,7 +931,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
             if unsettled(rows[-1], half):
                 todo.append((half, rows[-1]))
     report = GradReport(f"directional_check of {model!r} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
-                        evaluations=passes[0], notes=skipped + notes + _uncertain_note(rows, atol, rtol))
+                        evaluations=passes[0], notes=skipped + notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
     _blame(report, out, [[params[i] for i in idx] for idx in sets], eps, atol, rtol)
     if not report:

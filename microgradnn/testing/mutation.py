@@ -57,6 +57,9 @@ def mutants(ops: list[str] | None = None) -> list[Mutant]:
     """Every mutant of every op in the table (or of the named ops), equivalent ones left out."""
     table = engine.ops()
     if ops is not None:
+        if isinstance(ops, str) or not all(isinstance(name, str) for name in ops):
+            raise TypeError(f"mutants: ops must be a list of op names (str), such as ['tanh'], got "
+                            f"{type(ops).__name__} {ops!r:.60}")
         unknown = [name for name in ops if name not in table]
         if unknown:
             raise KeyError(f"no op named {', '.join(map(repr, unknown))}; known ops: {', '.join(table)}")
