@@ -1078,7 +1078,7 @@ def _observed_hash(self) -> int:
     observer = _DECISIONS.get()
     if observer is None or sys._getframe(1).f_globals.get("__name__") in observer[1] or not observer[2](self):
         return object.__hash__(self)
-    return hash(_report("hash", self, None, _DATA_SLOT.__get__(self)))
+    return hash(_plain_number(self, observer, "hash", "hashes (a dict key, a set member)"))
 
 
 def _shown_number(self) -> int | float | None:
@@ -1088,8 +1088,23 @@ def _shown_number(self) -> int | float | None:
     observer = _DECISIONS.get()
     if observer is None or sys._getframe(2).f_globals.get("__name__") in observer[1] or not observer[2](self):
         return None
-    x = _report("text", self, None, _DATA_SLOT.__get__(self))
-    return x if observer[3](self) else int(x)
+    return _plain_number(self, observer, "text", "shows as text (str(), repr(), an f-string)")
+
+
+def _plain_number(self: Value, observer: tuple, kind: str, what: str) -> int | float:
+    """The number a sample's Value is in the plain call, reported as decision `kind`: an int
+    there is refused beyond 2**53, where the float compile holds is not that int."""
+    x = _report(kind, self, None, _DATA_SLOT.__get__(self))
+    if observer[3](self):
+        return x
+    if not -2 ** 53 <= x <= 2 ** 53:
+        message = (f"compile: fn {what} a number computed from the sample's ints that is an int beyond 2**53 "
+                   f"in the plain call ({fmt(x)}); compile holds it as a float, which is another int there, so "
+                   f"its {'hash' if kind == 'hash' else 'text'} would differ (compute it on the samples before "
+                   f"compiling, or use the scalar loop)")
+        _report("refused", self, None, message)  # so the recording fails even if fn catches the error
+        raise ValueError(message)
+    return int(x)
 
 
 def _observed_repr(self) -> str:
