@@ -1054,9 +1054,12 @@ def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Call
         if type(other) is Value:
             if not observer[2](other):
                 return identity(self, other)
+            _held_exactly(self, observer, f"compares with {kind}")
+            _held_exactly(other, observer, f"compares with {kind}")
             return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), _DATA_SLOT.__get__(other)))
         if not isinstance(other, numbers.Real):
             return identity(self, other)
+        _held_exactly(self, observer, f"compares with {kind}")
         other = other if type(other) is int else float(other)  # an int compared exactly, as a number is
         return _report(kind, self, other, compare(_DATA_SLOT.__get__(self), other))
     return method
@@ -1092,19 +1095,26 @@ def _shown_number(self) -> int | float | None:
 
 
 def _plain_number(self: Value, observer: tuple, kind: str, what: str) -> int | float:
-    """The number a sample's Value is in the plain call, reported as decision `kind`: an int
-    there is refused beyond 2**53, where the float compile holds is not that int."""
+    """The number a sample's Value is in the plain call, reported as decision `kind` (an int
+    there beyond 2**53 refused: see `_held_exactly`)."""
     x = _report(kind, self, None, _DATA_SLOT.__get__(self))
     if observer[3](self):
         return x
-    if not -2 ** 53 <= x <= 2 ** 53:
-        message = (f"compile: fn {what} a number computed from the sample's ints that is an int beyond 2**53 "
-                   f"in the plain call ({fmt(x)}); compile holds it as a float, which is another int there, so "
-                   f"its {'hash' if kind == 'hash' else 'text'} would differ (compute it on the samples before "
-                   f"compiling, or use the scalar loop)")
-        _report("refused", self, None, message)  # so the recording fails even if fn catches the error
-        raise ValueError(message)
+    _held_exactly(self, observer, what)
     return int(x)
+
+
+def _held_exactly(v: Value, observer: tuple, what: str) -> None:
+    """Refuse a sample's Value that is an int beyond 2**53 in the plain call: compile holds it as
+    a float, which is another int there, so its hash, text or == would differ."""
+    x = _DATA_SLOT.__get__(v)
+    if observer[3](v) or -2 ** 53 <= x <= 2 ** 53:
+        return
+    message = (f"compile: fn {what} a number computed from the sample's ints that is an int beyond 2**53 "
+               f"in the plain call ({fmt(x)}); compile holds it as a float, which is another int there, so "
+               f"the answer could differ (compute it on the samples before compiling, or use the scalar loop)")
+    _report("refused", v, None, message)  # so the recording fails even if fn catches the error
+    raise ValueError(message)
 
 
 def _observed_repr(self) -> str:

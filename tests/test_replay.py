@@ -804,10 +804,12 @@ def test_the_text_of_a_sample_number_is_the_plain_numbers_text():
 def test_an_int_beyond_2_to_the_53_computed_from_sample_ints_is_refused_as_text_or_key():
     # compile holds 3 ** 40 as a float, rounded: its text and hash are another int's (was a silently different loss)
     w = Value(0.7, "w")
-    for fn in (lambda s: w * int(str(s[0] ** 40)[-1]), lambda s: w * {3 ** 40: 5.0}.get(s[0] ** 40, 1.0)):
+    for fn in (lambda s: w * int(str(s[0] ** 40)[-1]), lambda s: w * {3 ** 40: 5.0}.get(s[0] ** 40, 1.0),
+               lambda s: w * (2.0 if s[0] ** 40 == 3 ** 40 else 1.0), lambda s: w * (2.0 if s[0] ** 40 == s[0] ** 40 + 1 else 1.0)):
         with pytest.raises(ValueError, match=r"compile: .* an int beyond 2\*\*53 .*\(1\.216e\+19\)"):
             mg.compile(fn)([[3], [3]])
     same_as_scalar(lambda s: w * len(str(s[0] ** 2)) + w * {9: 2.0}.get(s[0] ** 2, 1.0), [[3], [4]], [w])
+    same_as_scalar(lambda s: w * (2.0 if s[0] ** 2 == 9 else 1.0), [[3], [4]], [w])
 
 
 def test_samples_whose_numbers_show_other_text_take_other_recordings():
