@@ -77,7 +77,10 @@ def cmd_gradcheck(args) -> int:
 
 def cmd_mutate(args) -> int:
     import pytest
-    return int(pytest.main(["--mutate-ops", *args.pytest_args]))
+    # this command is microgradnn, imported before pytest starts: pytest would warn that it cannot
+    # rewrite the asserts of the installed plugin's package (it has none to rewrite)
+    quiet = "ignore:Module already imported so cannot be rewritten; microgradnn:pytest.PytestAssertRewriteWarning"
+    return int(pytest.main(["--mutate-ops", "-W", quiet, *args.pytest_args]))
 
 
 # Options whose default is None so that a value typed on the command line can be told from

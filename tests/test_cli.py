@@ -388,6 +388,20 @@ def test_mutate_refuses_to_pass_a_run_that_tried_no_mutant_or_no_test(tmp_path):
     assert "mutation testing skipped: no tests were selected" in none.stdout and "SURVIVED" not in none.stdout
 
 
+def test_mutate_of_an_installed_microgradnn_gives_no_warning_of_its_own(tmp_path):
+    # installed, microgradnn is pytest's plugin by its entry point; the mutate command imported it
+    # before pytest started, and pytest warned it could not rewrite its asserts
+    info = tmp_path / "microgradnn-0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: microgradnn\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nmicrogradnn = microgradnn.pytest_plugin\n")
+    (info / "RECORD").write_text("microgradnn/__init__.py,,\nmicrogradnn/pytest_plugin.py,,\n")
+    (tmp_path / "test_mine.py").write_text(USER_PROJECT)
+    done = _in_folder(tmp_path, "mutate", "-q", "-p", "no:cacheprovider", "test_mine.py", "--mutate-only", "tanh")
+    assert done.returncode == 0 and "3 of 3 mutants caught" in done.stdout, done.stdout + done.stderr
+    assert "warning" not in done.stdout.lower(), done.stdout
+
+
 PROPERTY_TEST = '''
 from hypothesis import given, settings
 import microgradnn as mg
