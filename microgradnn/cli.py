@@ -310,7 +310,9 @@ def _check_demo_destinations(args) -> bool:
     """The files the demo will write, checked first: in a folder named with --out, files there
     already are only replaced with --overwrite (out/, the default, is the demo's own: each run
     replaces its files there). Returns whether the demo may replace its files."""
-    out = args.out or DEMO_OUT
+    if args.out == "":  # an unset shell variable: not taken as "no --out", which writes into out/
+        raise UsageError("--out: path must not be empty, got ''")
+    out = DEMO_OUT if args.out is None else args.out
     try:
         import matplotlib  # noqa: F401
         names = DEMO_PLOTS + DEMO_PAGES
@@ -364,7 +366,7 @@ def cmd_demo(args) -> int:
     # file made there during training is only replaced as the check allows
     _check_effective(args)
     overwrite = _check_demo_destinations(args)
-    args.out = args.out or DEMO_OUT
+    args.out = DEMO_OUT if args.out is None else args.out
     os.makedirs(args.out, exist_ok=True)
     args.load = args.save = None
     model, X, y, history = train_model(args)

@@ -300,6 +300,16 @@ def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
     assert model.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
 
 
+def test_demo_refuses_an_empty_out_before_training(tmp_path):
+    # '' (an unset shell variable) was taken as no --out: the demo trained and replaced the files in out/
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "network.svg").write_text("kept")
+    done = _in_folder(tmp_path, "demo", "--epochs", "2", "--quiet", "--out", "")
+    _one_line_error(done, 2, "--out: path must not be empty, got ''")
+    assert done.stdout == "" and (tmp_path / "out" / "network.svg").read_text() == "kept"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["network.svg"]
+
+
 def test_render_to_a_folder_and_a_constant_expression(tmp_path):
     _one_line_error(run("render", "x*2", "x=1", "-o", str(tmp_path)), 2, "is a folder")
     deep = "(" * 300 + "x" + ")" * 300
