@@ -169,6 +169,30 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
+# Bounds on what a few keystrokes can ask of the scalar engine (a few million multiply-adds a
+# second): past them a run would exhaust memory or go on for days, so it is refused up front.
+MAX_SAMPLES, MAX_STEPS, MAX_PARAMETERS, MAX_EPOCH_WORK = 100_000, 1_000_000, 1_000_000, 10**9
+MAX_GPT_BATCH, MAX_GPT_WORDS = 1000, 10_000  # gpt's words per step (about 0.4 GB), and words sampled
+MAX_GRAPH = 1_000_000  # samples in a step times neurons: the scalar graph of one step
+
+
+def _at_most(limit: int):
+    """An argparse type: a positive integer up to `limit`."""
+    def parse(text: str) -> int:
+        value = _positive(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected a positive integer at most {limit}, got {text!r}")
+        return value
+    return parse
+
+
+def _check_parameters(count: int, options: str) -> None:
+    """Refuse a model too large to build and train in reasonable memory and time."""
+    if count > MAX_PARAMETERS:
+        raise UsageError(f"{options} make a model of {count} parameters; at most {MAX_PARAMETERS} are accepted "
+                         "(the scalar engine keeps one object per parameter)")
+
+
 def _tolerance(positive: bool):
     """An argparse type: a finite float > 0 (positive) or >= 0."""
     def parse(text: str) -> float:
@@ -248,7 +272,19 @@ def train_model(args, out=sys.stdout):
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
         _check_output(model, args, loss, output)
     else:
-        model = MLP(2, [*(args.hidden or DEFAULT_HIDDEN), nout], args.activation or DEFAULT_ACTIVATION, output,
+        sizes = [2, *(args.hidden or DEFAULT_HIDDEN), nout]
+        count = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        _check_parameters(count, "--hidden and the classes")
+        if count * len(X) > MAX_EPOCH_WORK:
+            raise UsageError(f"--samples {len(X)} with a model of {count} parameters is {count * len(X)} "
+                             f"multiply-adds per epoch; at most {MAX_EPOCH_WORK} are accepted (minutes of the "
+                             "scalar engine); pass fewer --samples or smaller --hidden")
+        batch, neurons = min(args.batch_size or len(X), len(X)), sum(sizes[1:])
+        if not args.compiled and batch * neurons > MAX_GRAPH:  # about 1 kB per neuron and sample
+            raise UsageError(f"a batch of {batch} samples through {neurons} neurons makes a graph of {batch * neurons} "
+                             f"neuron outputs per step; at most {MAX_GRAPH} are accepted (about 1 GB); pass a "
+                             "smaller --batch-size or --compiled")
+        model = MLP(2, sizes[1:], args.activation or DEFAULT_ACTIVATION, output,
                     seed=args.seed)
     _check_save(args)
     opt_kwargs = {"lr": args.lr}
@@ -313,7 +349,9 @@ def _check_demo_destinations(args) -> bool:
     """The files the demo will write, checked first: in a folder named with --out, files there
     already are only replaced with --overwrite (out/, the default, is the demo's own: each run
     replaces its files there). Returns whether the demo may replace its files."""
-    out = args.out or DEMO_OUT
+    if args.out == "":  # an unset shell variable: not taken as "no --out", which writes into out/
+        raise UsageError("--out: path must not be empty, got ''")
+    out = DEMO_OUT if args.out is None else args.out
     try:
         import matplotlib  # noqa: F401
         names = DEMO_PLOTS + DEMO_PAGES
@@ -367,7 +405,7 @@ def cmd_demo(args) -> int:
     # file made there during training is only replaced as the check allows
     _check_effective(args)
     overwrite = _check_demo_destinations(args)
-    args.out = args.out or DEMO_OUT
+    args.out = DEMO_OUT if args.out is None else args.out
     os.makedirs(args.out, exist_ok=True)
     args.load = args.save = None
     model, X, y, history = train_model(args)
@@ -435,6 +473,9 @@ def cmd_gpt(args) -> int:
                              f"{''.join(lacking)!r}; train a new model on them (leave out --load)")
     else:
         tok = data.CharTokenizer(words)
+        e, v = sizes["n_embd"], tok.vocab_size
+        _check_parameters((2 * v + block_size) * e + sizes["n_layer"] * (12 * e * e + 2 * e),
+                          "--n-embd, --n-layer and --block-size")
         model = GPT(tok.vocab_size, **sizes, seed=args.seed)
     print(f"{len(words)} words from {source}; {model}")
     step = replay.compile(model.loss, max_tapes=block_size)
@@ -476,7 +517,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
-    p.add_argument("--samples", type=_positive, default=100, help="number of samples (default 100)")
+    p.add_argument("--samples", type=_at_most(MAX_SAMPLES), default=100,
+                   help=f"number of samples (default 100, at most {MAX_SAMPLES})")
     p.add_argument("--noise", type=float, help=f"noise for {', '.join(NOISY)} (default {DEFAULT_NOISE})")
     p.add_argument("--classes", type=_positive,
                    help=f"classes for {' and '.join(CLASSES_CHOSEN)} (default {DEFAULT_CLASSES})")
@@ -486,7 +528,8 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULT_MOMENTUM})")
-    p.add_argument("--epochs", type=_positive, default=epochs, help=f"passes over the data (default {epochs})")
+    p.add_argument("--epochs", type=_at_most(MAX_STEPS), default=epochs,
+                   help=f"passes over the data (default {epochs}, at most {MAX_STEPS})")
     p.add_argument("--batch-size", type=_positive, help="mini-batch size (default: the whole dataset)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, weights and shuffling (default 0)")
     p.add_argument("--compiled", action="store_true", help="replay the recorded graph with numpy (faster)")
@@ -534,8 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     gpt = sub.add_parser("gpt", help="train a character-level GPT on words and sample new ones",
                          description="Train microgradnn.models.GPT on a word list (/usr/share/dict/words when "
                                      "installed, else made-up words) with compile, then sample words.")
-    gpt.add_argument("--steps", type=_positive, default=300, help="training steps (default 300)")
-    gpt.add_argument("--batch-size", type=_positive, default=32, help="words per step (default 32)")
+    gpt.add_argument("--steps", type=_at_most(MAX_STEPS), default=300,
+                     help=f"training steps (default 300, at most {MAX_STEPS})")
+    gpt.add_argument("--batch-size", type=_at_most(MAX_GPT_BATCH), default=32,
+                     help=f"words per step (default 32, at most {MAX_GPT_BATCH})")
     gpt.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default 0.01)")
     gpt.add_argument("--n-embd", type=_positive, help=f"embedding size (default {GPT_SIZES['n_embd']})")
     gpt.add_argument("--n-head", type=_positive, help=f"attention heads (default {GPT_SIZES['n_head']})")
@@ -543,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--block-size", type=_positive,
                      help=f"longest sequence, BOS included (default {GPT_SIZES['block_size']})")
     gpt.add_argument("--words", metavar="PATH", help="a word list, one word per line (default: the system's)")
-    gpt.add_argument("--samples", type=_positive, default=10, help="words to sample (default 10)")
+    gpt.add_argument("--samples", type=_at_most(MAX_GPT_WORDS), default=10,
+                     help=f"words to sample (default 10, at most {MAX_GPT_WORDS})")
     gpt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     gpt.add_argument("--seed", type=int, default=0)
     _add_save(gpt)

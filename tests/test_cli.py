@@ -300,6 +300,37 @@ def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
     assert model.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
 
 
+def test_demo_refuses_an_empty_out_before_training(tmp_path):
+    # '' (an unset shell variable) was taken as no --out: the demo trained and replaced the files in out/
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "network.svg").write_text("kept")
+    done = _in_folder(tmp_path, "demo", "--epochs", "2", "--quiet", "--out", "")
+    _one_line_error(done, 2, "--out: path must not be empty, got ''")
+    assert done.stdout == "" and (tmp_path / "out" / "network.svg").read_text() == "kept"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["network.svg"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--hidden", "3000,3000"], "--hidden and the classes make a model of 9015001 parameters; at most 1000000"),
+    (["demo", "--hidden", "2000,2000"], "make a model of 4010001 parameters; at most 1000000"),
+    (["train", "--samples", "100001"], "argument --samples: expected a positive integer at most 100000, got '100001'"),
+    (["train", "--samples", "100000"], "a batch of 100000 samples through 33 neurons makes a graph of 3300000"),
+    (["train", "--samples", "50000", "--hidden", "200,200", "--batch-size", "1"],
+     "--samples 50000 with a model of 41001 parameters is 2050050000 multiply-adds per epoch; at most 1000000000"),
+    (["train", "--epochs", "1000001"], "argument --epochs: expected a positive integer at most 1000000"),
+    (["gpt", "--steps", "1000001"], "argument --steps: expected a positive integer at most 1000000"),
+    (["gpt", "--batch-size", "1001"], "argument --batch-size: expected a positive integer at most 1000"),
+    (["gpt", "--samples", "10001"], "argument --samples: expected a positive integer at most 10000"),
+    (["gpt", "--n-embd", "100000"], "--n-embd, --n-layer and --block-size make a model of 120007200000 parameters"),
+    (["gpt", "--block-size", "100000"], "make a model of 1603968 parameters; at most 1000000"),
+])
+def test_a_run_too_large_to_finish_is_refused_up_front(args, message):
+    # these hung building the model, exhausted memory, or ran for days before any output
+    done = run(*args)
+    _one_line_error(done, 2, message)
+    assert done.stdout == ""
+
+
 def test_render_to_a_folder_and_a_constant_expression(tmp_path):
     _one_line_error(run("render", "x*2", "x=1", "-o", str(tmp_path)), 2, "is a folder")
     deep = "(" * 300 + "x" + ")" * 300
