@@ -273,7 +273,7 @@ def train_model(args, out=sys.stdout):
         _check_output(model, args, loss, output)
     else:
         sizes = [2, *(args.hidden or DEFAULT_HIDDEN), nout]
-        count = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        count = MLP.config_size({"nin": 2, "layers": [{"nout": n, "activation": "linear"} for n in sizes[1:]]})
         _check_parameters(count, "--hidden and the classes")
         if count * len(X) > MAX_EPOCH_WORK:
             raise UsageError(f"--samples {len(X)} with a model of {count} parameters is {count * len(X)} "
@@ -473,8 +473,7 @@ def cmd_gpt(args) -> int:
                              f"{''.join(lacking)!r}; train a new model on them (leave out --load)")
     else:
         tok = data.CharTokenizer(words)
-        e, v = sizes["n_embd"], tok.vocab_size
-        _check_parameters((2 * v + block_size) * e + sizes["n_layer"] * (12 * e * e + 2 * e),
+        _check_parameters(GPT.config_size({"vocab_size": tok.vocab_size, **sizes}),
                           "--n-embd, --n-layer and --block-size")
         model = GPT(tok.vocab_size, **sizes, seed=args.seed)
     print(f"{len(words)} words from {source}; {model}")
