@@ -169,6 +169,25 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an integer >= 0 (as numpy's generators take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _block_size(text: str) -> int:
+    """An argparse type: gpt's block size, 2 or more (BOS and at least one letter)."""
+    value = _positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2 (BOS and at least one letter), got {text!r}")
+    return value
+
+
 # Bounds on what a few keystrokes can ask of the scalar engine (a few million multiply-adds a
 # second): past them a run would exhaust memory or go on for days, so it is refused up front.
 MAX_SAMPLES, MAX_STEPS, MAX_PARAMETERS, MAX_EPOCH_WORK = 100_000, 1_000_000, 1_000_000, 10**9
@@ -491,11 +510,11 @@ def cmd_gpt(args) -> int:
         if not args.quiet and (i == 1 or i == args.steps or i % max(1, args.steps // 10) == 0):
             print(f"step {i:>{len(str(args.steps))}}/{args.steps}  loss {result.data:.3f}  "
                   f"{time.perf_counter() - start:5.1f}s")
+    if args.save is not None:  # before sampling: the trained model is kept whatever sampling does
+        _save(model, args, vocabulary="".join(tok.chars))
     samples = [tok.decode(model.generate([tok.BOS], temperature=args.temperature, stop=tok.BOS, seed=args.seed + k))
                for k in range(args.samples)]
     print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
-    if args.save is not None:
-        _save(model, args, vocabulary="".join(tok.chars))
     return 0
 
 
@@ -518,19 +537,19 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--dataset", choices=list(data.DATASETS), default="moons", help="toy dataset (default moons)")
     p.add_argument("--samples", type=_at_most(MAX_SAMPLES), default=100,
                    help=f"number of samples (default 100, at most {MAX_SAMPLES})")
-    p.add_argument("--noise", type=float, help=f"noise for {', '.join(NOISY)} (default {DEFAULT_NOISE})")
+    p.add_argument("--noise", type=_tolerance(False), help=f"noise for {', '.join(NOISY)} (default {DEFAULT_NOISE})")
     p.add_argument("--classes", type=_positive,
                    help=f"classes for {' and '.join(CLASSES_CHOSEN)} (default {DEFAULT_CLASSES})")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes (default 16,16)")
     p.add_argument("--activation", choices=list(nn.ACTIVATIONS), help="hidden activation (default relu)")
     p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
     p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    p.add_argument("--lr", type=_tolerance(False), default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULT_MOMENTUM})")
     p.add_argument("--epochs", type=_at_most(MAX_STEPS), default=epochs,
                    help=f"passes over the data (default {epochs}, at most {MAX_STEPS})")
     p.add_argument("--batch-size", type=_positive, help="mini-batch size (default: the whole dataset)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data, weights and shuffling (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for data, weights and shuffling (default 0)")
     p.add_argument("--compiled", action="store_true", help="replay the recorded graph with numpy (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -580,17 +599,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"training steps (default 300, at most {MAX_STEPS})")
     gpt.add_argument("--batch-size", type=_at_most(MAX_GPT_BATCH), default=32,
                      help=f"words per step (default 32, at most {MAX_GPT_BATCH})")
-    gpt.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default 0.01)")
+    gpt.add_argument("--lr", type=_tolerance(False), default=1e-2, help="Adam's learning rate (default 0.01)")
     gpt.add_argument("--n-embd", type=_positive, help=f"embedding size (default {GPT_SIZES['n_embd']})")
     gpt.add_argument("--n-head", type=_positive, help=f"attention heads (default {GPT_SIZES['n_head']})")
     gpt.add_argument("--n-layer", type=_positive, help=f"transformer blocks (default {GPT_SIZES['n_layer']})")
-    gpt.add_argument("--block-size", type=_positive,
+    gpt.add_argument("--block-size", type=_block_size,
                      help=f"longest sequence, BOS included (default {GPT_SIZES['block_size']})")
     gpt.add_argument("--words", metavar="PATH", help="a word list, one word per line (default: the system's)")
     gpt.add_argument("--samples", type=_at_most(MAX_GPT_WORDS), default=10,
                      help=f"words to sample (default 10, at most {MAX_GPT_WORDS})")
     gpt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
-    gpt.add_argument("--seed", type=int, default=0)
+    gpt.add_argument("--seed", type=_seed, default=0, help="seed for the words drawn, weights and samples (default 0)")
     _add_save(gpt)
     gpt.add_argument("--load", metavar="PATH", help="continue training a model gpt --save wrote (its sizes and "
                                                     "vocabulary come from the file)")

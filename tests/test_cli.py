@@ -469,6 +469,22 @@ def test_gradcheck_at_a_smooth_maximum_is_checked_not_skipped():
     assert done.returncode == 0 and "all 1 of 1 entries agree" in done.stdout and "non-differentiable" not in done.stdout
 
 
+@pytest.mark.parametrize("args, message", [
+    (["train", "--lr", "nan"], "argument --lr: expected a finite number >= 0, got 'nan'"),
+    (["train", "--lr", "-1"], "argument --lr: expected a finite number >= 0, got '-1'"),
+    (["train", "--noise", "-0.5"], "argument --noise: expected a finite number >= 0, got '-0.5'"),
+    (["train", "--seed", "-3"], "argument --seed: expected an integer >= 0, got '-3'"),
+    (["gpt", "--lr", "inf"], "argument --lr: expected a finite number >= 0, got 'inf'"),
+    (["gpt", "--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
+    (["gpt", "--block-size", "1"], "argument --block-size: expected an integer >= 2 (BOS and at least one letter)"),
+])
+def test_bad_numbers_are_refused_naming_the_option(args, message):
+    # they were refused by the function they reached ("SGD: lr must be ...", "words: max_len must be a
+    # positive int, got 0"), gpt's after loading the words and printing the model
+    done = run(*args)
+    assert done.returncode == 2 and message in done.stderr and done.stdout == "", done.stderr
+
+
 def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("\n".join(["cat", "car", "cart", "bat", "bar", "Bad", "it's", "tab"]) + "\n")
@@ -477,7 +493,8 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"6 words from {words}; GPT(vocab 6,")  # BOS + abcrt; Bad and it's are left out
-    assert lines[-2].startswith("samples (temperature 0.8): ") and saved.exists()
+    assert lines[-1].startswith("samples (temperature 0.8): ") and saved.exists()
+    assert lines[-2].startswith("saved")  # before sampling: what sampling does cannot lose the model
     import microgradnn as mg
     assert isinstance(mg.Module.from_file(saved), mg.models.GPT)
     done = run("gpt", "--words", str(tmp_path / "missing.txt"))
