@@ -33,10 +33,14 @@ class Failure(Exception):
 # ---- subcommands -------------------------------------------------------------------------
 
 def cmd_render(args) -> int:
+    ext = os.path.splitext(args.output)[1].lower()
+    if ext not in viz.files.FORMATS:
+        raise UsageError(f"-o {args.output}: unknown extension {ext or '(none)'!r}; use one of "
+                         f"{', '.join(viz.files.FORMATS)}")
     try:
         check_writable(args.output, args.force, "-o")
     except FileExistsError:
-        raise UsageError(f"{args.output} already exists; pass --force to replace it") from None
+        raise UsageError(f"-o {args.output} already exists; pass --force to replace it") from None
     tree, values = build_expression(args.expression, args.variables, args.imports)
     env = {n: Value(v, n) for n, v in values.items()}
     try:
@@ -51,7 +55,7 @@ def cmd_render(args) -> int:
     try:  # --force again: a file made since the check above is not replaced without it
         viz.save(viz.draw_graph(out, view=args.view, rankdir=args.rankdir), args.output, overwrite=args.force)
     except FileExistsError:
-        raise UsageError(f"{args.output} already exists; pass --force to replace it") from None
+        raise UsageError(f"-o {args.output} already exists; pass --force to replace it") from None
     print(f"{args.expression} = {out.data:.6g}")
     if args.view != "forward":
         for name, v in env.items():

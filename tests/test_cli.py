@@ -485,6 +485,17 @@ def test_bad_numbers_are_refused_naming_the_option(args, message):
     assert done.returncode == 2 and message in done.stderr and done.stdout == "", done.stderr
 
 
+def test_render_names_its_output_option(tmp_path):
+    # "g.svg already exists; pass --force" and "save: unknown extension" named no option
+    taken = tmp_path / "g.svg"
+    taken.write_text("mine")
+    done = run("render", "x*2", "x=1", "-o", str(taken))
+    assert done.returncode == 2 and f"-o {taken} already exists; pass --force" in done.stderr
+    done = run("render", "x*2", "x=1", "-o", str(tmp_path / "g.txt"))
+    assert done.returncode == 2 and f"-o {tmp_path / 'g.txt'}: unknown extension '.txt'; use one of .svg" in done.stderr
+    assert taken.read_text() == "mine" and not (tmp_path / "g.txt").exists()
+
+
 def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("\n".join(["cat", "car", "cart", "bat", "bar", "Bad", "it's", "tab"]) + "\n")
@@ -553,7 +564,7 @@ def test_a_file_made_after_the_check_is_not_replaced_without_force_or_overwrite(
     out.write_text("made after render checked -o")
     monkeypatch.setattr(cli, "check_writable", lambda *args: None)  # as if the file came after the check
     assert cli.main(["render", "x*2", "x=1", "-o", str(out)]) == 2
-    assert "g.svg already exists; pass --force" in capsys.readouterr().err
+    assert "-o " + str(out) + " already exists; pass --force" in capsys.readouterr().err
     assert out.read_text() == "made after render checked -o"
     folder = tmp_path / "mine"
     folder.mkdir()
