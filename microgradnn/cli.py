@@ -34,7 +34,7 @@ class Failure(Exception):
 
 def cmd_render(args) -> int:
     ext = os.path.splitext(args.output)[1].lower()
-    if ext not in viz.files.FORMATS:
+    if ext not in viz.files.FORMATS and not os.path.isdir(args.output):  # a folder: check_writable says so
         raise UsageError(f"-o {args.output}: unknown extension {ext or '(none)'!r}; use one of "
                          f"{', '.join(viz.files.FORMATS)}")
     try:
