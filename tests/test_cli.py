@@ -323,8 +323,17 @@ def test_demo_refuses_an_empty_out_before_training(tmp_path):
     (["gpt", "--samples", "10001"], "argument --samples: expected a positive integer at most 10000"),
     (["gpt", "--n-embd", "100000"], "--n-embd, --n-layer and --block-size make a model of 120007200000 parameters"),
     (["gpt", "--block-size", "100000"], "make a model of 1603968 parameters; at most 1000000"),
+    # refused by the function they reached ("SGD: lr must be ...", "words: max_len must be a
+    # positive int, got 0"), gpt's after loading the words and printing the model
+    (["train", "--lr", "nan"], "argument --lr: expected a finite number >= 0, got 'nan'"),
+    (["train", "--lr", "-1"], "argument --lr: expected a finite number >= 0, got '-1'"),
+    (["train", "--noise", "-0.5"], "argument --noise: expected a finite number >= 0, got '-0.5'"),
+    (["train", "--seed", "-3"], "argument --seed: expected an integer >= 0, got '-3'"),
+    (["gpt", "--lr", "inf"], "argument --lr: expected a finite number >= 0, got 'inf'"),
+    (["gpt", "--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
+    (["gpt", "--block-size", "1"], "argument --block-size: expected an integer >= 2 (BOS and at least one letter)"),
 ])
-def test_a_run_too_large_to_finish_is_refused_up_front(args, message):
+def test_a_run_too_large_to_finish_or_a_bad_number_is_refused_up_front_naming_the_option(args, message):
     # these hung building the model, exhausted memory, or ran for days before any output
     done = run(*args)
     _one_line_error(done, 2, message)
@@ -467,22 +476,6 @@ def test_a_failing_random_expression_shrinks_to_a_runnable_command(tmp_path):
 def test_gradcheck_at_a_smooth_maximum_is_checked_not_skipped():
     done = run("gradcheck", "100*cos(x)", "x=0", "--atol", "1e-9", "--rtol", "1e-7")
     assert done.returncode == 0 and "all 1 of 1 entries agree" in done.stdout and "non-differentiable" not in done.stdout
-
-
-@pytest.mark.parametrize("args, message", [
-    (["train", "--lr", "nan"], "argument --lr: expected a finite number >= 0, got 'nan'"),
-    (["train", "--lr", "-1"], "argument --lr: expected a finite number >= 0, got '-1'"),
-    (["train", "--noise", "-0.5"], "argument --noise: expected a finite number >= 0, got '-0.5'"),
-    (["train", "--seed", "-3"], "argument --seed: expected an integer >= 0, got '-3'"),
-    (["gpt", "--lr", "inf"], "argument --lr: expected a finite number >= 0, got 'inf'"),
-    (["gpt", "--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
-    (["gpt", "--block-size", "1"], "argument --block-size: expected an integer >= 2 (BOS and at least one letter)"),
-])
-def test_bad_numbers_are_refused_naming_the_option(args, message):
-    # they were refused by the function they reached ("SGD: lr must be ...", "words: max_len must be a
-    # positive int, got 0"), gpt's after loading the words and printing the model
-    done = run(*args)
-    assert done.returncode == 2 and message in done.stderr and done.stdout == "", done.stderr
 
 
 def test_render_names_its_output_option(tmp_path):
