@@ -10,7 +10,7 @@ import numpy as np
 
 from microgradnn import data, losses, nn, optim, replay, viz
 from microgradnn._files import check_writable
-from microgradnn._checks import number, positive_int
+from microgradnn._checks import integer, number, positive_int
 from microgradnn._version import __version__
 from microgradnn.engine import Value, topological_order
 from microgradnn.expression import build_expression, evaluate
@@ -176,12 +176,9 @@ def _positive(text: str) -> int:
 def _seed(text: str) -> int:
     """An argparse type: a seed, an integer >= 0 (as numpy's generators take)."""
     try:
-        value = int(text)
+        return integer(int(text), "microgradnn", "the value", at_least=0)
     except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
 
 
 def _block_size(text: str) -> int:
