@@ -30,6 +30,16 @@ def user_path(path: str | os.PathLike, who: str) -> str:
     return text
 
 
+def extension(path: str, allowed: tuple[str, ...], who: str, advice: str = "") -> str:
+    """The path's extension, lowercased, after checking it is one of `allowed` (a folder passes:
+    `check_writable` says what is wrong with it)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in allowed and not os.path.isdir(path):
+        raise ValueError(f"{who}: unknown extension {ext or '(none)'!r} in {path}; "
+                         f"{advice or 'use one of ' + ', '.join(allowed)}")
+    return ext
+
+
 def check_overwrite(overwrite: bool, who: str) -> None:
     """Refuse an `overwrite` that is not a bool: a truthy non-bool ("no") must not replace the user's file."""
     flag(overwrite, who, "overwrite")

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from microgradnn import data, losses, nn, optim, replay, viz
-from microgradnn._files import check_writable
+from microgradnn._files import check_writable, extension
 from microgradnn._checks import integer, number, positive_int
 from microgradnn._version import __version__
 from microgradnn.engine import Value, topological_order
@@ -33,11 +33,8 @@ class Failure(Exception):
 # ---- subcommands -------------------------------------------------------------------------
 
 def cmd_render(args) -> int:
-    ext = os.path.splitext(args.output)[1].lower()
-    if ext not in viz.files.FORMATS and not os.path.isdir(args.output):  # a folder: check_writable says so
-        raise UsageError(f"-o {args.output}: unknown extension {ext or '(none)'!r}; use one of "
-                         f"{', '.join(viz.files.FORMATS)}")
     try:
+        extension(args.output, tuple(viz.files.FORMATS), "-o")
         check_writable(args.output, args.force, "-o")
     except FileExistsError:
         raise UsageError(f"-o {args.output} already exists; pass --force to replace it") from None

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import ListedColormap
 
-from microgradnn._files import check_writable, user_path, write_atomic
+from microgradnn._files import check_writable, extension, user_path, write_atomic
 from microgradnn.nn import Module
 from microgradnn.train import History
 
@@ -21,12 +21,9 @@ PALETTE = ["#2E86C1", "#E67E22", "#27AE60", "#8E44AD", "#C0392B"]
 def _destination(path: str | os.PathLike, overwrite: bool, who: str) -> tuple[str, str]:
     """The path, checked before any drawing, and the format its extension names."""
     path = user_path(path, who)
-    ext = os.path.splitext(path)[1][1:].lower()
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if ext not in formats:
-        raise ValueError(f"{who}: unknown extension {repr('.' + ext) if ext else '(none)'} in {path}; "
-                         f"use one of {', '.join('.' + f for f in sorted(formats))}")
-    return check_writable(path, overwrite, who), ext
+    formats = tuple("." + f for f in sorted(FigureCanvasBase.get_supported_filetypes()))
+    ext = extension(path, formats, who)
+    return check_writable(path, overwrite, who), ext[1:]
 
 
 def _write(fig, path: str, fmt: str, overwrite: bool, who: str) -> str:

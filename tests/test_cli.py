@@ -485,7 +485,7 @@ def test_render_names_its_output_option(tmp_path):
     done = run("render", "x*2", "x=1", "-o", str(taken))
     assert done.returncode == 2 and f"-o {taken} already exists; pass --force" in done.stderr
     done = run("render", "x*2", "x=1", "-o", str(tmp_path / "g.txt"))
-    assert done.returncode == 2 and f"-o {tmp_path / 'g.txt'}: unknown extension '.txt'; use one of .svg" in done.stderr
+    assert done.returncode == 2 and f"-o: unknown extension '.txt' in {tmp_path / 'g.txt'}; use one of .svg" in done.stderr
     assert taken.read_text() == "mine" and not (tmp_path / "g.txt").exists()
 
 

@@ -40,4 +40,8 @@ def test_plots_never_replace_a_file_unless_asked(tmp_path):
     assert plots.loss_curve(history, tmp_path / "c.svg").endswith("c.svg")
     with pytest.raises(ValueError, match=r"loss_curve: unknown extension '.json' in .*m.json; use one of .*\.png"):
         plots.loss_curve(history, tmp_path / "m.json")
+    with pytest.raises(ValueError, match=r"^loss_curve: unknown extension '\(none\)' in .*m; use one of"):
+        plots.loss_curve(history, tmp_path / "m")
+    with pytest.raises(IsADirectoryError, match=r"^loss_curve: .* is a folder; give a file name"):
+        plots.loss_curve(history, tmp_path)  # was: "unknown extension (none)", as the other writers once said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.svg", "mine.png"]  # no temporary file left

@@ -6,7 +6,7 @@ from typing import Iterable
 
 import graphviz
 
-from microgradnn._files import check_overwrite, check_writable, user_path, write_atomic
+from microgradnn._files import check_overwrite, check_writable, extension, user_path, write_atomic
 from microgradnn.engine import Value
 from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import INSTALL_HINT, GraphvizNotFound
@@ -34,9 +34,7 @@ def save(obj: graphviz.Digraph | Value | Module, path: str | os.PathLike, *, ove
     """Save a Digraph, a Value's graph or a Module's diagram; the extension picks the format
     (.svg, .png, .pdf, or .dot/.gv for the DOT source). Returns the path written."""
     path = user_path(path, "save")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS and not os.path.isdir(path):  # a folder: check_writable says so
-        raise ValueError(f"save: unknown extension {ext or '(none)'!r} in {path}; use one of {', '.join(FORMATS)}")
+    ext = extension(path, tuple(FORMATS), "save")
     check_writable(path, overwrite, "save")
     diagram = _as_diagram(obj)
     if FORMATS[ext] is None:

@@ -9,7 +9,7 @@ import os
 import string
 from importlib import resources
 
-from microgradnn._files import check_writable, user_path, write_atomic
+from microgradnn._files import check_writable, extension, user_path, write_atomic
 from microgradnn.engine import fmt
 from microgradnn.viz.format import _visible
 
@@ -87,10 +87,7 @@ def page_path(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     """The path to write a page to, checked before any work: named .html or .htm (a page is HTML,
     whatever a name like `p.svg` says), and writable now (see `check_writable`)."""
     path = user_path(path, who)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in EXTENSIONS and not os.path.isdir(path):  # a folder: check_writable says so
-        raise ValueError(f"{who}: unknown extension {ext or '(none)'!r} in {path}; {who} writes an HTML page: "
-                         f"use {' or '.join(EXTENSIONS)}")
+    extension(path, EXTENSIONS, who, f"{who} writes an HTML page: use {' or '.join(EXTENSIONS)}")
     return check_writable(path, overwrite, who)
 
 
