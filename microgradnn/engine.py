@@ -1104,11 +1104,14 @@ def _plain_number(self: Value, observer: tuple, kind: str, what: str) -> int | f
     return int(x)
 
 
+EXACT_INT = 2 ** 53  # every int up to this size is exactly a float; 2**53 + 1 is not
+
+
 def _held_exactly(v: Value, observer: tuple, what: str) -> None:
     """Refuse a sample's Value that is an int beyond 2**53 in the plain call: compile holds it as
     a float, which is another int there, so its hash, text or == would differ."""
     x = _DATA_SLOT.__get__(v)
-    if observer[3](v) or -2 ** 53 <= x <= 2 ** 53:
+    if observer[3](v) or -EXACT_INT <= x <= EXACT_INT:
         return
     message = (f"compile: fn {what} a number computed from the sample's ints that is an int beyond 2**53 "
                f"in the plain call ({fmt(x)}); compile holds it as a float, which is another int there, so "

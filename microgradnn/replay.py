@@ -23,7 +23,7 @@ import numpy as np
 
 from microgradnn import engine
 from microgradnn._checks import is_finite, shown
-from microgradnn.engine import Value, topological_order
+from microgradnn.engine import EXACT_INT, Value, topological_order
 from microgradnn.guards import Guard, recording
 
 
@@ -84,7 +84,7 @@ def _flatten(sample, numbers: list):
         if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
             if int in map(type, sample):  # (before float() rounds them or overflows)
                 for x in sample:
-                    if type(x) is int and not -_EXACT <= x <= _EXACT:
+                    if type(x) is int and not -EXACT_INT <= x <= EXACT_INT:
                         _exact_float(x)
             start = len(numbers)
             numbers.extend(map(float, sample))
@@ -105,9 +105,6 @@ def _flatten(sample, numbers: list):
     return ("static", sample)
 
 
-_EXACT = 2 ** 53  # ints up to this size are exact as floats
-
-
 def _real_array(name: str, a: Any) -> np.ndarray:
     """X or y as an array, refused if it is ragged or holds what float() would convert or cut
     (strings, complex numbers)."""
@@ -123,7 +120,7 @@ def _real_array(name: str, a: Any) -> np.ndarray:
 
 def _exact_float(x: int) -> float:
     """x as a float, refused if that rounds it (compile computes in floats)."""
-    if -_EXACT <= x <= _EXACT:
+    if -EXACT_INT <= x <= EXACT_INT:
         return float(x)
     try:
         f = float(x)
@@ -649,7 +646,7 @@ class Compiled:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
             for name, a in zip("Xy", map(_real_array, "Xy", args)):  # ints beyond 2**53 would be rounded by float
-                if a.dtype.kind in "iu" and ((a > _EXACT) | (a < -_EXACT)).any() or a.dtype.kind == "O":
+                if a.dtype.kind in "iu" and ((a > EXACT_INT) | (a < -EXACT_INT)).any() or a.dtype.kind == "O":
                     for x in a.ravel().tolist():
                         if type(x) is int:
                             _exact_float(x)
