@@ -1047,3 +1047,18 @@ def test_mutants_refuses_ops_that_are_not_a_list_of_names(ops):
     from microgradnn.testing import mutation
     with pytest.raises(TypeError, match=re.escape("mutants: ops must be a list of op names (str), such as ['tanh'], got")):
         mutation.mutants(ops)
+
+
+def test_checks_keep_no_grad_after_f_raises_once():
+    # one exception under no_grad made every later evaluation of the check build a graph
+    calls: list[bool] = []
+
+    def f(x):
+        calls.append(mg.is_grad_enabled())
+        if len(calls) == 3:
+            raise ValueError("once")
+        out = x * x
+        assert out.inputs or not mg.is_grad_enabled()
+        return out
+    assert gradcheck(f, 1.0)
+    assert calls[3] and not any(calls[4:]), calls  # the retry with graphs, then no_grad again

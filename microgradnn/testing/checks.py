@@ -471,21 +471,30 @@ class _GradMode:
         self.data, self.quiet, self.who, self.what = data, True, who, what
 
     def run(self, make: Callable[[], Value], at_point: bool) -> float:
+        raised = False
         if self.quiet:
             try:
-                with no_grad():
-                    got = make().data
+                got = self._quietly(make)
                 if not at_point or self._same(got):
                     return got
             except Exception:  # f may need graphs (it calls backward or grad): tried with them below
-                pass
+                raised = True
         got = make().data  # if this raises too, it is f's own error (or its domain's edge)
+        if raised and (not at_point or self._same(got)):
+            with contextlib.suppress(Exception):  # f needs graphs only if it raises under no_grad again
+                self._quietly(make)
+                return got
         self.quiet = False
         if at_point and not self._same(got):
             raise _NotAFunction(f"{self.who}: {self.what} gave {_num(self.data)}, then {_num(got)} at the same inputs; "
                              f"finite differences need a function of the inputs alone (no randomness, no state "
                              f"it changes from call to call)")
         return got
+
+    @staticmethod
+    def _quietly(make: Callable[[], Value]) -> float:
+        with no_grad():
+            return make().data
 
     def _same(self, got: float) -> bool:
         return got == self.data or (math.isnan(got) and math.isnan(self.data))
