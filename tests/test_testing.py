@@ -1047,3 +1047,48 @@ def test_mutants_refuses_ops_that_are_not_a_list_of_names(ops):
     from microgradnn.testing import mutation
     with pytest.raises(TypeError, match=re.escape("mutants: ops must be a list of op names (str), such as ['tanh'], got")):
         mutation.mutants(ops)
+
+
+@pytest.mark.parametrize("f", [lambda v: v.relu(), lambda v: v.abs(), lambda v: v.leaky_relu(0.1)],
+                         ids=["relu", "abs", "leaky_relu"])
+def test_right_rules_next_to_a_kink_nearer_than_any_step_pass(f, monkeypatch):
+    # relu at 1e-15 FAILed with the right rule: the stencil straddled the kink (numeric 0.5)
+    for x in (1e-15, -1e-15, 1e-200):
+        report = gradcheck(f, x, atol=0.0, rtol=1e-8)
+        assert report and report.rows[0].status == "ok" and report.culprit is None, str(report)
+    report = gradcheck(lambda v: f(v - 1), 1 + 2 ** -52, atol=0.0, rtol=1e-8)  # no step fits below: one-sided
+    assert report and "right-sided: a kink 2.22e-16 below" in str(report), str(report)
+    both = gradcheck(lambda v: f(v - 1) + f(v - 1 - 2 ** -51), 1 + 2 ** -52)  # kinks on both sides: no step fits
+    assert [r.status for r in both.rows] == ["not checkable here"] and "1 not checkable here (x:" in str(both)
+    # a wrong rule near the kink still FAILs, through the check or through blame
+    op = mg.engine.get_op(f(Value(1.0)).op)
+    rules = op.derivatives
+    monkeypatch.setattr(op, "derivatives", (lambda *a: 0.5 * rules[0](*a) + 0.01, *rules[1:]))
+    for x, g in [(1e-15, f), (1 + 2 ** -52, lambda v: f(v - 1)), (1 + 2 ** -52, lambda v: f(v - 1) + f(v - 1 - 2 ** -51))]:
+        report = gradcheck(g, x)
+        assert not report and report.culprit is not None and report.culprit.node.op == op.name, str(report)
+
+
+def test_a_numeric_derivative_that_does_not_converge_is_shown_unbounded():
+    # sqrt at 0 printed a one-sided slope of 283.8 (± 76) that grows without bound as the step shrinks
+    report = gradcheck(lambda x: x.sqrt(), 0.0)
+    assert not report and report.rows[0].reference == math.inf, str(report)
+    assert "did not converge: the right-sided slope grows without bound as the step shrinks" in str(report)
+    wrong = mg.define_op("sqrt_finite_at_0", math.sqrt, lambda x, out: 1e6)  # a finite rule there is wrong
+    assert not gradcheck(lambda x: wrong(x), 0.0)
+    assert gradcheck(lambda x: x ** 1.5, 0.0).rows[0].reference == pytest.approx(0.0, abs=1e-5)  # converges
+
+
+def test_checks_keep_no_grad_after_f_raises_once():
+    # one exception under no_grad made every later evaluation of the check build a graph
+    calls: list[bool] = []
+
+    def f(x):
+        calls.append(mg.is_grad_enabled())
+        if len(calls) == 3:
+            raise ValueError("once")
+        out = x * x
+        assert out.inputs or not mg.is_grad_enabled()
+        return out
+    assert gradcheck(f, 1.0)
+    assert calls[3] and not any(calls[4:]), calls  # the retry with graphs, then no_grad again

@@ -39,6 +39,7 @@ __all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradchec
            "Derivative", "Culprit"]
 
 OK, FAIL, KINK, NONFINITE = "ok", "FAIL", "non-differentiable", "non-finite"
+UNCHECKABLE = "not checkable here"  # kinks nearer than the smallest step on both sides: neither pass nor fail
 EPS = 1e-4  # first finite-difference step, relative: h = EPS * max(1, |x|)
 _MACHINE_EPS = sys.float_info.epsilon
 _VAGUE = 1e-3  # a local derivative's reference less certain than this, relative, cannot blame its node
@@ -54,7 +55,8 @@ class GradRow:
 
     `error` is the estimated error of the numeric reference and `step` the finite-difference
     step it used (nan for references that are not finite differences); `left` and `right`
-    are the one-sided slopes, measured where the entry may be non-differentiable.
+    are the one-sided slopes, measured where the entry may be non-differentiable; `detail`
+    says how the reference was measured where that is not the plain central difference.
     """
     name: str
     analytic: float
@@ -64,6 +66,7 @@ class GradRow:
     step: float = math.nan
     left: float = math.nan
     right: float = math.nan
+    detail: str = ""
 
     @property
     def abs_err(self) -> float:
@@ -120,6 +123,11 @@ class GradReport:
     def kinks(self) -> list[GradRow]:
         return [r for r in self.rows if r.status == KINK]
 
+    @property
+    def unchecked(self) -> list[GradRow]:
+        """Rows no finite difference can check at this point (kinks nearer than the smallest step on both sides)."""
+        return [r for r in self.rows if r.status == UNCHECKABLE]
+
     def worst(self) -> GradRow | None:
         return max(self.rows, key=_badness, default=None)
 
@@ -136,7 +144,7 @@ class GradReport:
             if numeric:
                 line += [_sci(r.error), _sci(r.step)]
             status = r.status + (f" (one-sided slopes {_num(r.left)}, {_num(r.right)})" if r.at_kink and
-                                 r.status != OK else "")
+                                 r.status != OK else "") + (f" ({r.detail})" if r.detail else "")
             body.append(line + [_sci(r.abs_err), _sci(r.rel_err), status])
         widths = [max(len(line[i]) for line in [head] + body) for i in range(len(head))]
         left = {0, 1, len(head) - 1}
@@ -146,11 +154,14 @@ class GradReport:
         return "\n".join(lines)
 
     def summary(self) -> str:
-        n, bad, kinks = len(self.rows), len(self.failures), len(self.kinks)
-        verdict = f"{bad} of {n} entries FAILED" if bad else f"all {n - kinks} of {n} entries agree"
+        n, bad, kinks, unchecked = len(self.rows), len(self.failures), len(self.kinks), len(self.unchecked)
+        verdict = f"{bad} of {n} entries FAILED" if bad else f"all {n - kinks - unchecked} of {n} entries agree"
         if kinks:
             verdict += (f"; {kinks} at a non-differentiable point, where the analytic value is a valid "
                         f"one-sided derivative")
+        if unchecked:
+            verdict += (f"; {unchecked} not checkable here ({', '.join(r.name for r in self.unchecked[:5])}"
+                        f"{' ...' if unchecked > 5 else ''}: a kink lies nearer than the smallest step on both sides)")
         return f"{self.title}: {verdict}"
 
     def __str__(self) -> str:
@@ -194,7 +205,7 @@ class GradReport:
 
 
 def _badness(r: GradRow) -> tuple:
-    rank = {NONFINITE: 3, FAIL: 2, KINK: 1, OK: 0}[r.status]
+    rank = {NONFINITE: 3, FAIL: 2, UNCHECKABLE: 1, KINK: 1, OK: 0}[r.status]
     return rank, r.abs_err if math.isfinite(r.abs_err) else math.inf
 
 
@@ -221,7 +232,8 @@ def _close(a: float, ref: float, atol: float, rtol: float) -> bool:
 @dataclass
 class Derivative:
     """A finite-difference derivative: the value, its estimated error and the step used;
-    the one-sided slopes; whether they stay apart as the step shrinks (a kink)."""
+    the one-sided slopes; whether they stay apart as the step shrinks (a kink); whether any
+    stencil fits between the kinks near x (`checkable`), and how it was measured (`detail`)."""
     value: float
     error: float
     step: float
@@ -229,9 +241,12 @@ class Derivative:
     right: float = math.nan
     kink: bool = False
     evaluations: int = 0
+    checkable: bool = True
+    detail: str = ""
 
 
-def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_sided: bool = False) -> Derivative:
+def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_sided: bool = False,
+               kink_gaps: tuple[float, float] = (math.inf, math.inf)) -> Derivative:
     """d fn/dx at x by central differences at h, h/2, h/4 extrapolated twice (Richardson).
 
     h starts at eps * max(1, |x|) and shrinks tenfold where fn cannot be evaluated (a domain
@@ -240,6 +255,9 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     error estimate is the last extrapolation's change plus the rounding error of the
     differences. With `one_sided=True` (or where the slopes stay apart) the left and right
     slopes are measured too, each from h down until it settles.
+    `kink_gaps`: how far below and above x fn has a kink (not at x itself); steps stay short of
+    them, from one side where the kink is nearer than rounding resolves on the other; where
+    no step fits on either side the result is not `checkable`.
     """
     eps = number(eps, "derivative", "eps", *EPS_RANGE)
     calls = 0
@@ -260,6 +278,18 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     # a step wider than a small x can straddle a pole or domain edge at 0 (1/x, log): then
     # the next step is a tenth of |x|, and steps go down to what rounding resolves at x
     floor = 1e-13 * (abs(x) or 1.0)
+    below, above = kink_gaps
+    if min(below, above) < h:  # the stencil would straddle a kink (relu at 1e-15): no averaged slope across it
+        h = min(below, above) / 2  # half: a kink's input need not move linearly with x
+        if h < 1e-12 * scale:  # no central step fits (rounding of f, as of O(1) at x = 1e-15): one-sided or none
+            room, sign = max((below, -1.0), (above, 1.0))
+            side = _side(f, x, f0, min(eps * scale, room / 2), sign) if room / 2 >= 1e-12 * scale else None
+            where = f"a kink {_sci(min(below, above))} {'below' if below < above else 'above'}"
+            if side is None:
+                return Derivative(math.nan, math.nan, math.nan, evaluations=calls, checkable=False,
+                                  detail=f"kinks {_sci(below)} below and {_sci(above)} above, nearer than any step")
+            side.evaluations, side.detail = calls, f"{'right' if sign > 0 else 'left'}-sided: {where}"
+            return side
     best: Derivative | None = None
     best_spread = math.inf  # best.error relative to its own values
     gaps = None
@@ -311,9 +341,10 @@ def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
 
 def _side(f, x: float, f0: float, h: float, sign: float) -> Derivative | None:
     """The slope on one side (sign +1 right, -1 left) from steps h down, shrinking while the
-    estimate improves (near an edge f can be x**1.5, at a kink f can bend sharply within h)."""
+    estimate improves (near an edge f can be x**1.5, at a kink f can bend sharply within h).
+    A slope that keeps growing as the step shrinks (sqrt at 0) is unbounded: inf, not a number."""
     scale = max(1.0, abs(x))
-    best, step = None, h
+    best, step, slopes = None, h, []
     while step >= 1e-13 * scale:
         try:
             ups = [f(x + sign * d) for d in (step, step / 2, step / 4)]
@@ -321,6 +352,7 @@ def _side(f, x: float, f0: float, h: float, sign: float) -> Derivative | None:
             step /= 10
             continue
         slope = _one_sided(f0, ups, sign * step)
+        slopes.append(slope)
         q = [(u - f0) / (sign * d) for u, d in zip(ups, (step, step / 2, step / 4))]
         size = max(map(abs, [f0, *ups]))
         error = abs((2 * q[2] - q[1]) - (2 * q[1] - q[0])) + 8 * _MACHINE_EPS * size / step
@@ -329,6 +361,14 @@ def _side(f, x: float, f0: float, h: float, sign: float) -> Derivative | None:
         if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
             break
         step /= 10
+    # a converging slope changes less and less (by O(step³) once extrapolated); this one grew by
+    # a fifth or more at each tenfold smaller step, and is still unsettled
+    if best is not None and len(slopes) >= 3 and best.error > 1e-6 * abs(best.value) and \
+            all(abs(b) >= 1.2 * abs(a) and a * b > 0 for a, b in zip(slopes, slopes[1:])):
+        best.value, best.error = math.copysign(math.inf, slopes[-1]), math.nan
+        setattr(best, "right" if sign > 0 else "left", best.value)
+        best.detail = (f"did not converge: the {'right' if sign > 0 else 'left'}-sided slope grows without bound "
+                       f"as the step shrinks ({_num(slopes[0])} at {_sci(h)}, {_num(slopes[-1])} at {_sci(step)})")
     return best
 
 
@@ -373,6 +413,8 @@ def _one_sided(f0: float, ups: list[float], h: float) -> float:
 
 def _judge(analytic: float, d: Derivative, kink: bool, atol: float, rtol: float) -> str:
     """ok, FAIL, non-differentiable (a valid one-sided derivative at a kink) or non-finite."""
+    if not d.checkable and math.isfinite(analytic):
+        return UNCHECKABLE
     if not (math.isfinite(analytic) and math.isfinite(d.value)):
         return NONFINITE
     if (kink or d.kink) and math.isfinite(d.left) and math.isfinite(d.right) \
@@ -384,7 +426,8 @@ def _judge(analytic: float, d: Derivative, kink: bool, atol: float, rtol: float)
 
 
 def _row(name: str, analytic: float, d: Derivative, kink: bool, atol: float, rtol: float) -> GradRow:
-    return GradRow(name, analytic, d.value, _judge(analytic, d, kink, atol, rtol), d.error, d.step, d.left, d.right)
+    return GradRow(name, analytic, d.value, _judge(analytic, d, kink, atol, rtol), d.error, d.step, d.left, d.right,
+                   d.detail)
 
 
 def _kinked(out: Value, wrt: list[Value]) -> list[bool]:
@@ -401,6 +444,37 @@ def _kinked(out: Value, wrt: list[Value]) -> list[bool]:
         if mask and op is not None and op.kinks is not None and op.kinks(*(x.data for x in v.inputs)):
             hit |= mask
     return [bool(hit >> i & 1) for i in range(len(wrt))]
+
+
+def _kink_gaps(out: Value, wrt: list[list[Value]], dirs: list[list[float]]) -> list[tuple[float, float]]:
+    """For each check k (the Values wrt[k] moving by dirs[k] times t): how far t may go down and
+    up before a built-in op's input reaches its kink at 0 (relu, abs, leaky_relu), to first
+    order (a forward-mode pass over the graph); inf where none lies ahead. Ops at the kink
+    itself are `_kinked`'s."""
+    order = topological_order(out)
+    near = [v for v in order if v._op is not None and v._op.builtin and v._op.kinks is not None
+            and v.inputs[0].data != 0.0]
+    gaps = [(math.inf, math.inf)] * len(wrt)
+    if not near:
+        return gaps
+    tangent: dict[int, np.ndarray] = {}
+    for k, (vs, ds) in enumerate(zip(wrt, dirs)):
+        for v, d in zip(vs, ds):
+            tangent.setdefault(id(v), np.zeros(len(wrt)))[k] += d
+    with np.errstate(all="ignore"):
+        for v in order:
+            moving = [(d, tangent[id(x)]) for x, d in zip(v.inputs, v._local) if id(x) in tangent]
+            if moving and id(v) not in tangent:
+                tangent[id(v)] = sum((d * t for d, t in moving), np.zeros(len(wrt)))
+        below, above = np.full(len(wrt), math.inf), np.full(len(wrt), math.inf)
+        for v in near:
+            u = v.inputs[0]
+            if id(u) in tangent:
+                move = -u.data / tangent[id(u)]  # the t that brings u to its kink
+                ok = np.isfinite(move)
+                above = np.where(ok & (move > 0), np.minimum(above, move), above)
+                below = np.where(ok & (move < 0), np.minimum(below, -move), below)
+    return [(float(b), float(a)) for b, a in zip(below, above)]
 
 
 # ---- inputs ----------------------------------------------------------------------------
@@ -471,21 +545,30 @@ class _GradMode:
         self.data, self.quiet, self.who, self.what = data, True, who, what
 
     def run(self, make: Callable[[], Value], at_point: bool) -> float:
+        raised = False
         if self.quiet:
             try:
-                with no_grad():
-                    got = make().data
+                got = self._quietly(make)
                 if not at_point or self._same(got):
                     return got
             except Exception:  # f may need graphs (it calls backward or grad): tried with them below
-                pass
+                raised = True
         got = make().data  # if this raises too, it is f's own error (or its domain's edge)
+        if raised and (not at_point or self._same(got)):
+            with contextlib.suppress(Exception):  # f needs graphs only if it raises under no_grad again
+                self._quietly(make)
+                return got
         self.quiet = False
         if at_point and not self._same(got):
             raise _NotAFunction(f"{self.who}: {self.what} gave {_num(self.data)}, then {_num(got)} at the same inputs; "
                              f"finite differences need a function of the inputs alone (no randomness, no state "
                              f"it changes from call to call)")
         return got
+
+    @staticmethod
+    def _quietly(make: Callable[[], Value]) -> float:
+        with no_grad():
+            return make().data
 
     def _same(self, got: float) -> bool:
         return got == self.data or (math.isnan(got) and math.isnan(self.data))
@@ -553,7 +636,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         notes.append(f"checked a sample of {sample} of the {len(xs)} inputs (sample={sample}, seed={seed}); "
                      f"the others were not checked")
     rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
-                                         rtol, picks)
+                                         rtol, picks, _kink_gaps(out, [[v] for v in leaves], [[1.0]] * len(leaves)))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
@@ -562,8 +645,9 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
 
 
 def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
-                           kinked: list[bool], labels: list[str], eps: float, atol: float,
-                           rtol: float, picks: list[int] | None = None) -> tuple[list[GradRow], int]:
+                           kinked: list[bool], labels: list[str], eps: float, atol: float, rtol: float,
+                           picks: list[int] | None = None,
+                           gaps: list[tuple[float, float]] | None = None) -> tuple[list[GradRow], int]:
     """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`), or per
     input in `picks`: its `analytic` derivative against finite differences of f in that input;
     and the evaluations made."""
@@ -574,7 +658,7 @@ def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], a
         def at(t, i=i, x=x):
             return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
                             t == x)
-        d = derivative(at, x, eps, one_sided=kinked[i])
+        d = derivative(at, x, eps, one_sided=kinked[i], kink_gaps=gaps[i] if gaps else (math.inf, math.inf))
         calls += d.evaluations
         rows.append(_row(label, analytic[i], d, kinked[i], atol, rtol))
     return rows, calls
@@ -584,18 +668,20 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     """Name the first wrong node of a failed report. At a kink any value between the one-sided
     slopes passes, a wrong one too, so there every node's local derivative is checked as well:
     a non-differentiable row (for the Values `wrt` lists for it) that a wrong one reaches FAILs."""
-    if report and not report.kinks:
+    if report and not report.kinks and not report.unchecked:
         return
     culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
-    if culprit is not None and report.kinks:
+    if culprit is not None and (report.kinks or report.unchecked):
         below = {id(v) for v in topological_order(culprit.node.inputs[culprit.index])}
-        excused = [row for row, vs in zip(report.rows, wrt) if row.status == KINK and any(id(v) in below for v in vs)]
+        excused = [row for row, vs in zip(report.rows, wrt)
+                   if row.status in (KINK, UNCHECKABLE) and any(id(v) in below for v in vs)]
         for row in excused:
             row.status = FAIL
         if excused:
             report.notes.append(f"note: {', '.join(r.name for r in excused)} "
-                                f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes, but "
-                                f"through a wrong local derivative (the first wrong node, below)")
+                                f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes or "
+                                f"where no step fits, but through a wrong local derivative (the first wrong node, "
+                                f"below)")
     if not report:
         report.culprit = culprit
 
@@ -620,7 +706,10 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
 
             def fwd(t, i=i):
                 return v._op.forward(*xs[:i], t, *xs[i + 1:])
-            d = derivative(fwd, xs[i], eps, one_sided=at_kink)
+            gap = (math.inf, math.inf)
+            if i == 0 and kinks is not None and v._op.builtin and not at_kink:  # type: ignore[union-attr]
+                gap = (xs[0], math.inf) if xs[0] > 0 else (math.inf, -xs[0])  # a built-in's kink: its input at 0
+            d = derivative(fwd, xs[i], eps, one_sided=at_kink, kink_gaps=gap)
             local = v._local[i]
             if abs(local - d.value) <= d.error and d.error > _VAGUE * max(abs(local), abs(d.value)):
                 continue  # rounding swamps the differences (x + 1e15): no verdict, rather than a false one
@@ -691,6 +780,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     if not isinstance(out, Value):
         raise TypeError(f"gradgradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
     kinked = _kinked(out, leaves)
+    gaps = _kink_gaps(out, [[v] for v in leaves], [[1.0]] * len(leaves))
     rows, calls, notes = [], 0, []
     nan = [math.nan] * len(leaves)
     firsts, seconds = nan, [nan] * len(leaves)
@@ -705,12 +795,13 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
             def first_at(t, i=i, j=j):
                 vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
                 return grad(call(f, vs), vs[i])[0]
-            d = derivative(first_at, x, eps, one_sided=kinked[j])
+            d = derivative(first_at, x, eps, one_sided=kinked[j], kink_gaps=gaps[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
     # the create_graph path has rules of its own (run on Values)
     more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, firsts,
-                                               kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol)
+                                               kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol,
+                                               gaps=gaps)
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=notes + _row_notes(rows, atol, rtol))
@@ -835,14 +926,15 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
     rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
-    for (name, p), g, kink in zip(named, grads, kinked):
+    gaps = _kink_gaps(out, [[p] for _, p in named], [[1.0]] * len(named))
+    for (name, p), g, kink, gap in zip(named, grads, kinked, gaps):
         original, version = p.data, version_of(p)
 
         def at(t, p=p, original=original):
             p.data = t
             return mode.run(loss, t == original)
         try:
-            d = derivative(at, original, eps, one_sided=kink)
+            d = derivative(at, original, eps, one_sided=kink, kink_gaps=gap)
         finally:
             restore([p], [original], [version])
         rows.append(_row(name, g, d, kink, atol, rtol))
@@ -886,7 +978,8 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
                 params[i].data = originals[i] + t * v[i]
             return mode.run(loss, t == 0.0)
         try:
-            d = derivative(at, 0.0, eps, one_sided=kink)
+            gap = _kink_gaps(out, [[params[i] for i in idx]], [[v[i] for i in idx]])[0]
+            d = derivative(at, 0.0, eps, one_sided=kink, kink_gaps=gap)
         finally:
             restore([params[i] for i in idx], [originals[i] for i in idx], [versions[i] for i in idx])
         analytic = math.fsum(grads[idx] * v[idx])
