@@ -446,6 +446,9 @@ def _kinked(out: Value, wrt: list[Value]) -> list[bool]:
     return [bool(hit >> i & 1) for i in range(len(wrt))]
 
 
+_GAP_CELLS = 1 << 21  # numbers the forward-mode pass of _kink_gaps holds at once (16 MB)
+
+
 def _kink_gaps(out: Value, wrt: list[list[Value]], dirs: list[list[float]]) -> list[tuple[float, float]]:
     """For each check k (the Values wrt[k] moving by dirs[k] times t): how far t may go down and
     up before a built-in op's input reaches its kink at 0 (relu, abs, leaky_relu), to first
@@ -454,9 +457,15 @@ def _kink_gaps(out: Value, wrt: list[list[Value]], dirs: list[list[float]]) -> l
     order = topological_order(out)
     near = [v for v in order if v._op is not None and v._op.builtin and v._op.kinks is not None
             and v.inputs[0].data != 0.0]
-    gaps = [(math.inf, math.inf)] * len(wrt)
     if not near:
-        return gaps
+        return [(math.inf, math.inf)] * len(wrt)
+    size = max(1, _GAP_CELLS // len(order))  # checks at a time: a tangent per node holds one number per check
+    return [gap for start in range(0, len(wrt), size)
+            for gap in _gaps(order, near, wrt[start:start + size], dirs[start:start + size])]
+
+
+def _gaps(order: list[Value], near: list[Value], wrt: list[list[Value]],
+          dirs: list[list[float]]) -> list[tuple[float, float]]:
     tangent: dict[int, np.ndarray] = {}
     for k, (vs, ds) in enumerate(zip(wrt, dirs)):
         for v, d in zip(vs, ds):
@@ -636,12 +645,20 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         notes.append(f"checked a sample of {sample} of the {len(xs)} inputs (sample={sample}, seed={seed}); "
                      f"the others were not checked")
     rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
-                                         rtol, picks, _kink_gaps(out, [[v] for v in leaves], [[1.0]] * len(leaves)))
+                                         rtol, picks, _picked_gaps(out, leaves, picks))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
     _blame(report, out, [[leaves[i]] for i in picks], eps, atol, rtol)
     return report
+
+
+def _picked_gaps(out: Value, leaves: list[Value], picks: list[int]) -> list[tuple[float, float]]:
+    """`_kink_gaps` of each leaf moving alone, measured for the picked leaves only."""
+    gaps = [(math.inf, math.inf)] * len(leaves)
+    for i, gap in zip(picks, _kink_gaps(out, [[leaves[i]] for i in picks], [[1.0]] * len(picks))):
+        gaps[i] = gap
+    return gaps
 
 
 def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
@@ -877,7 +894,14 @@ def _model_loss(who: str, model, loss_fn: Callable, X, y):
     if not callable(loss_fn):
         raise TypeError(f"{who}: loss_fn must be a callable (predictions, y) -> Value, got "
                         f"{type(loss_fn).__name__} {loss_fn!r:.60}")
-    X = np.asarray(X, dtype=float)
+    try:
+        batch = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):  # ragged rows, text
+        batch = np.empty(())
+    if batch.ndim == 0:
+        raise TypeError(f"{who}: X must be a batch of samples of numbers (an (n, d) array or a list of rows), got "
+                        f"{type(X).__name__} {X!r:.60}")
+    X = batch
     passes = [0]
 
     def loss() -> Value:
