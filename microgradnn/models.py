@@ -197,10 +197,13 @@ class GPT(Module):
             raise TypeError(f"{who}: {what} must be a list of token ids, got {type(tokens).__name__} {tokens!r:.60}")
         tokens = list(tokens)
         for i, t in enumerate(tokens):
-            if type(t) is not Value and not (_is_int(t) and 0 <= t < self.vocab_size):
-                raise (IndexError if _is_int(t) else TypeError)(  # IndexError as Embedding's (and torch's)
-                    f"{who}: {what}[{i}] must be a token id (an int in 0..{self.vocab_size - 1}), "
-                    f"got {type(t).__name__} {shown(t)}")
+            # A Value's range is checked by comparisons, which compile checks for every sample
+            # (a sample out of range is recorded on its own, and refused here by name)
+            if type(t) is Value and not 0 <= t < self.vocab_size or \
+                    type(t) is not Value and not (_is_int(t) and 0 <= t < self.vocab_size):
+                raise (IndexError if _is_int(t) or type(t) is Value else TypeError)(  # as Embedding's (and torch's)
+                    f"{who}: {what}[{i}] must be a token id (an int in 0..{self.vocab_size - 1}), got "
+                    + (repr(t) if type(t) is Value else f"{type(t).__name__} {shown(t)}"))  # compile's: the number
         return tokens
 
     def loss(self, tokens: Sequence) -> Value:

@@ -285,3 +285,19 @@ def test_generate_at_a_tiny_temperature_picks_the_likeliest_without_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy's "overflow encountered in divide" was printed
         assert model.generate([0], temperature=1e-320, seed=0) == model.generate([0], temperature=0)
+
+
+def test_compiled_loss_names_a_token_id_out_of_range_as_the_scalar_loss_does():
+    # was: "compiled, sample 1: take(s2=9.0, 0.0151..., ...): index must be an integer in 0..4,
+    # got 9.0", the embedding's column and not the token's place; outside compile a Value token too
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    step = mg.compile(model.loss)
+    good = step([[0, 1, 2], [0, 2, 3]]).data
+    for bad, where, got in [([0, 9, 3], 1, "9"), ([0, 2, -1], 2, "-1"), ([0, 2, 3, 4, 5], 4, "5")]:
+        with pytest.raises(IndexError, match=rf"compiled, sample 1: GPT.loss: tokens\[{where}\] must be a token id "
+                                             rf"\(an int in 0..4\), got {got}$"):
+            step([[0, 1, 2], bad])
+    assert step([[0, 1, 2], [0, 2, 3]]).data == good and "1 recordings" in repr(step)  # one for the valid ones
+    with pytest.raises(IndexError, match=r"GPT.loss: tokens\[1\] must be a token id \(an int in 0..4\), "
+                                         r"got Value\(data=9, grad=0\)$"):
+        model.loss([mg.Value(0.0), mg.Value(9.0)])
