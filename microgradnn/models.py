@@ -33,8 +33,10 @@ class KVCache:
     """The keys and values of the positions read so far, one list per layer."""
 
     def __init__(self, n_layer: int) -> None:
+        n_layer = positive_int(n_layer, "KVCache", "n_layer")
         self.keys: list[list[list[Value]]] = [[] for _ in range(n_layer)]
         self.values: list[list[list[Value]]] = [[] for _ in range(n_layer)]
+        self.model: "GPT | None" = None  # the model that reads into it (set by its first call)
 
     def __len__(self) -> int:
         return len(self.keys[0])
@@ -180,6 +182,14 @@ class GPT(Module):
 
     def __call__(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
         """Logits for the token after `token`, which sits at position `pos` (= len(cache))."""
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"GPT: cache must be a KVCache (from model.new_cache()), got {type(cache).__name__} "
+                            f"{cache!r:.60}")
+        if cache.model is None and len(cache.keys) == self.n_layer:
+            cache.model = self
+        if cache.model is not self:  # another model's keys, or too few layers: logits silently wrong
+            raise ValueError(f"GPT: cache must be this model's (from model.new_cache()), got a {len(cache.keys)}-layer "
+                             f"cache {'of another model' if cache.model is not None else 'for another model'}")
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")

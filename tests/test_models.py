@@ -301,3 +301,23 @@ def test_compiled_loss_names_a_token_id_out_of_range_as_the_scalar_loss_does():
     with pytest.raises(IndexError, match=r"GPT.loss: tokens\[1\] must be a token id \(an int in 0..4\), "
                                          r"got Value\(data=9, grad=0\)$"):
         model.loss([mg.Value(0.0), mg.Value(9.0)])
+
+
+def test_a_cache_not_made_for_the_model_is_refused():
+    # was: a one-layer cache ran a two-layer model's first block only, and another model's cache
+    # its keys sliced to this one's heads: logits either way, silently wrong
+    from microgradnn.models import KVCache
+    model = GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0)
+    other = GPT(5, n_embd=8, n_head=2, n_layer=2, block_size=4, seed=0)
+    used = other.new_cache()
+    other(1, 0, used)
+    for cache in (KVCache(1), KVCache(3), used):
+        with pytest.raises(ValueError, match=r"GPT: cache must be this model's \(from model.new_cache\(\)\), got a "):
+            model(1, len(cache), cache)
+    for cache in (None, [], {}):
+        with pytest.raises(TypeError, match=r"GPT: cache must be a KVCache \(from model.new_cache\(\)\), got "):
+            model(1, 0, cache)
+    with pytest.raises(ValueError, match="KVCache: n_layer must be a positive int, got 0"):
+        KVCache(0)
+    mine = KVCache(2)  # one made by hand for this model's layers serves
+    assert [v.data for v in model(1, 0, mine)] == [v.data for v in model(1, 0, model.new_cache())]
