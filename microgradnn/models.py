@@ -151,6 +151,9 @@ def _check_torch_outputs(module, model: "GPT") -> None:
                          "what it computes")
 
 
+VOCAB_RULE = "vocab_size (BOS and at least one character)"
+
+
 class GPT(Module):
     """A character-level GPT: `model(token, pos, cache)` gives the next token's logits.
 
@@ -160,7 +163,7 @@ class GPT(Module):
 
     def __init__(self, vocab_size: int, n_embd: int = 16, n_head: int = 4, n_layer: int = 1,
                  block_size: int = 16, *, seed=None) -> None:
-        self.vocab_size = positive_int(vocab_size, "GPT", "vocab_size")
+        self.vocab_size = integer(vocab_size, "GPT", VOCAB_RULE, at_least=2)  # 1: nothing to predict
         self.n_embd, self.n_head = positive_int(n_embd, "GPT", "n_embd"), positive_int(n_head, "GPT", "n_head")
         self.n_layer = positive_int(n_layer, "GPT", "n_layer")
         self.block_size = positive_int(block_size, "GPT", "block_size")
@@ -298,8 +301,9 @@ class GPT(Module):
     @classmethod
     def config_size(cls, config: dict) -> int:
         """How many parameters `config` describes, counted without building the model."""
-        vocab, n_embd, n_head, n_layer, block = (positive_int(config[k], "GPT", k) for k in
-                                                 ("vocab_size", "n_embd", "n_head", "n_layer", "block_size"))
+        vocab = integer(config["vocab_size"], "GPT", VOCAB_RULE, at_least=2)
+        n_embd, n_head, n_layer, block = (positive_int(config[k], "GPT", k) for k in
+                                          ("n_embd", "n_head", "n_layer", "block_size"))
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
         per_block = 2 * n_embd + 4 * n_embd * n_embd + 2 * 4 * n_embd * n_embd  # norms, attention, MLP

@@ -321,3 +321,14 @@ def test_a_cache_not_made_for_the_model_is_refused():
         KVCache(0)
     mine = KVCache(2)  # one made by hand for this model's layers serves
     assert [v.data for v in model(1, 0, mine)] == [v.data for v in model(1, 0, model.new_cache())]
+
+
+def test_a_vocabulary_of_one_token_is_refused_up_front():
+    # was: GPT(1) was built, and its loss failed inside cross_entropy ("every sample needs the
+    # same number (>= 2) of logits, got [1]"): a tokenizer of an empty corpus has BOS only
+    tok = mg.data.CharTokenizer([])
+    with pytest.raises(ValueError, match=r"GPT: vocab_size \(BOS and at least one character\) must be an int >= 2, "
+                                         r"got 1"):
+        GPT(tok.vocab_size, n_embd=2, n_head=1, block_size=2)
+    with pytest.raises(TypeError, match=r"GPT: vocab_size \(BOS and at least one character\) must be an int >= 2"):
+        GPT(2.0)
