@@ -253,6 +253,8 @@ class CharTokenizer:
     BOS = 0
 
     def __init__(self, texts: Sequence[str]) -> None:
+        if not hasattr(texts, "__iter__") or isinstance(texts, (bytes, dict)):  # one str is a corpus: its characters
+            raise TypeError(f"CharTokenizer: texts must be a list of strs, got {type(texts).__name__} {texts!r:.60}")
         texts = list(texts)
         for k, text in enumerate(texts):
             if not isinstance(text, str):
@@ -276,6 +278,9 @@ class CharTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         """The characters of `ids`, BOS left out."""
+        if not hasattr(ids, "__iter__") or isinstance(ids, (str, bytes, dict)):
+            raise TypeError(f"CharTokenizer.decode: ids must be a list of token ids, got {type(ids).__name__} "
+                            f"{ids!r:.60}")
         ids = list(ids)
         for k, i in enumerate(ids):
             if not _is_int(i):

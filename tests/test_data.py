@@ -125,6 +125,14 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
     (lambda: data.CharTokenizer(["abc", None]), TypeError, "CharTokenizer: texts must be strs, got NoneType None "
                                                            "at position 1"),
     (lambda: data.CharTokenizer(["abc"]).encode(5), TypeError, "CharTokenizer.encode: text must be a str, got int 5"),
+    # were raw ("'NoneType' object is not iterable"), or read a str's characters as ids
+    (lambda: data.CharTokenizer(None), TypeError, "CharTokenizer: texts must be a list of strs, got NoneType None"),
+    (lambda: data.CharTokenizer(["abc"]).decode(None), TypeError,
+     "CharTokenizer.decode: ids must be a list of token ids, got NoneType None"),
+    (lambda: data.CharTokenizer(["abc"]).decode(3), TypeError,
+     "CharTokenizer.decode: ids must be a list of token ids, got int 3"),
+    (lambda: data.CharTokenizer(["abc"]).decode("ab"), TypeError,
+     "CharTokenizer.decode: ids must be a list of token ids, got str 'ab'"),
     (lambda: data.words(0), ValueError, "words: max_len must be a positive int, got 0"),
     (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
     (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),
