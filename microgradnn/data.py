@@ -237,7 +237,8 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
             raise ValueError(f"words: n must be at most {limit} from {source}, {_limit_reason(made)}, got {n}")
         found = _made_words(n or min(5000, limit), made, _rng(seed, "words")) if limit else []
     if not found:
-        raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters")
+        why = "" if source == path else f" (its words have 3 to 12; there is no word list at {path})"
+        raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters{why}")
     if n is not None and n > len(found):  # fewer words than asked would pass silently
         raise ValueError(f"words: n must be at most the {len(found)} lowercase words of at most {max_len} letters "
                          f"in {source}, got {n}")

@@ -86,7 +86,9 @@ def test_words_gives_n_words_or_says_why_not(tmp_path, monkeypatch):
     assert source == "make_words (rules)" and len(made) == 300 and all(3 <= len(w) <= 4 for w in made)
     assert made == data.words(max_len=4, n=300, seed=1)[0]
     assert data.words(n=50, seed=2)[0] == data.make_words(50, seed=2)  # make_words' own words when they fit
-    with pytest.raises(ValueError, match="words: make_words \\(rules\\) has no lowercase words of at most 2 letters"):
+    # was: no word of the missing list, nor of the lengths make_words makes, was named
+    with pytest.raises(ValueError, match=r"words: make_words \(rules\) has no lowercase words of at most 2 letters "
+                                         rf"\(its words have 3 to 12; there is no word list at {tmp_path / 'none'}\)$"):
         data.words(max_len=2)
 
 
