@@ -22,8 +22,20 @@ import numpy as np
 import microgradnn as mg
 from microgradnn.models import GPT
 
+
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1 (the learning-rate schedule needs a step)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--steps", type=int, default=300, help="training steps (batches of 32 words)")
+parser.add_argument("--steps", type=positive, default=300, help="training steps (batches of 32 words)")
 parser.add_argument("--out", default="out", help="folder for gpt_position.svg (default out/, the demos' own)")
 parser.add_argument("--overwrite", action="store_true", help="replace it if there (always, in out/)")
 args = parser.parse_args()

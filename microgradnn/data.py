@@ -237,7 +237,8 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
             raise ValueError(f"words: n must be at most {limit} from {source}, {_limit_reason(made)}, got {n}")
         found = _made_words(n or min(5000, limit), made, _rng(seed, "words")) if limit else []
     if not found:
-        raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters")
+        why = "" if source == path else f" (its words have 3 to 12; there is no word list at {path})"
+        raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters{why}")
     if n is not None and n > len(found):  # fewer words than asked would pass silently
         raise ValueError(f"words: n must be at most the {len(found)} lowercase words of at most {max_len} letters "
                          f"in {source}, got {n}")
@@ -253,6 +254,8 @@ class CharTokenizer:
     BOS = 0
 
     def __init__(self, texts: Sequence[str]) -> None:
+        if not hasattr(texts, "__iter__") or isinstance(texts, (bytes, dict)):  # one str is a corpus: its characters
+            raise TypeError(f"CharTokenizer: texts must be a list of strs, got {type(texts).__name__} {texts!r:.60}")
         texts = list(texts)
         for k, text in enumerate(texts):
             if not isinstance(text, str):
@@ -276,6 +279,9 @@ class CharTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         """The characters of `ids`, BOS left out."""
+        if not hasattr(ids, "__iter__") or isinstance(ids, (str, bytes, dict)):
+            raise TypeError(f"CharTokenizer.decode: ids must be a list of token ids, got {type(ids).__name__} "
+                            f"{ids!r:.60}")
         ids = list(ids)
         for k, i in enumerate(ids):
             if not _is_int(i):

@@ -33,8 +33,10 @@ class KVCache:
     """The keys and values of the positions read so far, one list per layer."""
 
     def __init__(self, n_layer: int) -> None:
+        n_layer = positive_int(n_layer, "KVCache", "n_layer")
         self.keys: list[list[list[Value]]] = [[] for _ in range(n_layer)]
         self.values: list[list[list[Value]]] = [[] for _ in range(n_layer)]
+        self.model: "GPT | None" = None  # the model that reads into it (set by its first call)
 
     def __len__(self) -> int:
         return len(self.keys[0])
@@ -149,6 +151,9 @@ def _check_torch_outputs(module, model: "GPT") -> None:
                          "what it computes")
 
 
+VOCAB_RULE = "vocab_size (BOS and at least one character)"
+
+
 class GPT(Module):
     """A character-level GPT: `model(token, pos, cache)` gives the next token's logits.
 
@@ -158,7 +163,7 @@ class GPT(Module):
 
     def __init__(self, vocab_size: int, n_embd: int = 16, n_head: int = 4, n_layer: int = 1,
                  block_size: int = 16, *, seed=None) -> None:
-        self.vocab_size = positive_int(vocab_size, "GPT", "vocab_size")
+        self.vocab_size = integer(vocab_size, "GPT", VOCAB_RULE, at_least=2)  # 1: nothing to predict
         self.n_embd, self.n_head = positive_int(n_embd, "GPT", "n_embd"), positive_int(n_head, "GPT", "n_head")
         self.n_layer = positive_int(n_layer, "GPT", "n_layer")
         self.block_size = positive_int(block_size, "GPT", "block_size")
@@ -180,6 +185,14 @@ class GPT(Module):
 
     def __call__(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
         """Logits for the token after `token`, which sits at position `pos` (= len(cache))."""
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"GPT: cache must be a KVCache (from model.new_cache()), got {type(cache).__name__} "
+                            f"{cache!r:.60}")
+        if cache.model is None and len(cache.keys) == self.n_layer:
+            cache.model = self
+        if cache.model is not self:  # another model's keys, or too few layers: logits silently wrong
+            raise ValueError(f"GPT: cache must be this model's (from model.new_cache()), got a {len(cache.keys)}-layer "
+                             f"cache {'of another model' if cache.model is not None else 'for another model'}")
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")
@@ -197,10 +210,13 @@ class GPT(Module):
             raise TypeError(f"{who}: {what} must be a list of token ids, got {type(tokens).__name__} {tokens!r:.60}")
         tokens = list(tokens)
         for i, t in enumerate(tokens):
-            if type(t) is not Value and not (_is_int(t) and 0 <= t < self.vocab_size):
-                raise (IndexError if _is_int(t) else TypeError)(  # IndexError as Embedding's (and torch's)
-                    f"{who}: {what}[{i}] must be a token id (an int in 0..{self.vocab_size - 1}), "
-                    f"got {type(t).__name__} {shown(t)}")
+            # A Value's range is checked by comparisons, which compile checks for every sample
+            # (a sample out of range is recorded on its own, and refused here by name)
+            if type(t) is Value and not 0 <= t < self.vocab_size or \
+                    type(t) is not Value and not (_is_int(t) and 0 <= t < self.vocab_size):
+                raise (IndexError if _is_int(t) or type(t) is Value else TypeError)(  # as Embedding's (and torch's)
+                    f"{who}: {what}[{i}] must be a token id (an int in 0..{self.vocab_size - 1}), got "
+                    + (repr(t) if type(t) is Value else f"{type(t).__name__} {shown(t)}"))  # compile's: the number
         return tokens
 
     def loss(self, tokens: Sequence) -> Value:
@@ -285,8 +301,9 @@ class GPT(Module):
     @classmethod
     def config_size(cls, config: dict) -> int:
         """How many parameters `config` describes, counted without building the model."""
-        vocab, n_embd, n_head, n_layer, block = (positive_int(config[k], "GPT", k) for k in
-                                                 ("vocab_size", "n_embd", "n_head", "n_layer", "block_size"))
+        vocab = integer(config["vocab_size"], "GPT", VOCAB_RULE, at_least=2)
+        n_embd, n_head, n_layer, block = (positive_int(config[k], "GPT", k) for k in
+                                          ("n_embd", "n_head", "n_layer", "block_size"))
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
         per_block = 2 * n_embd + 4 * n_embd * n_embd + 2 * 4 * n_embd * n_embd  # norms, attention, MLP

@@ -86,7 +86,9 @@ def test_words_gives_n_words_or_says_why_not(tmp_path, monkeypatch):
     assert source == "make_words (rules)" and len(made) == 300 and all(3 <= len(w) <= 4 for w in made)
     assert made == data.words(max_len=4, n=300, seed=1)[0]
     assert data.words(n=50, seed=2)[0] == data.make_words(50, seed=2)  # make_words' own words when they fit
-    with pytest.raises(ValueError, match="words: make_words \\(rules\\) has no lowercase words of at most 2 letters"):
+    # was: no word of the missing list, nor of the lengths make_words makes, was named
+    with pytest.raises(ValueError, match=r"words: make_words \(rules\) has no lowercase words of at most 2 letters "
+                                         rf"\(its words have 3 to 12; there is no word list at {tmp_path / 'none'}\)$"):
         data.words(max_len=2)
 
 
@@ -125,6 +127,14 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
     (lambda: data.CharTokenizer(["abc", None]), TypeError, "CharTokenizer: texts must be strs, got NoneType None "
                                                            "at position 1"),
     (lambda: data.CharTokenizer(["abc"]).encode(5), TypeError, "CharTokenizer.encode: text must be a str, got int 5"),
+    # were raw ("'NoneType' object is not iterable"), or read a str's characters as ids
+    (lambda: data.CharTokenizer(None), TypeError, "CharTokenizer: texts must be a list of strs, got NoneType None"),
+    (lambda: data.CharTokenizer(["abc"]).decode(None), TypeError,
+     "CharTokenizer.decode: ids must be a list of token ids, got NoneType None"),
+    (lambda: data.CharTokenizer(["abc"]).decode(3), TypeError,
+     "CharTokenizer.decode: ids must be a list of token ids, got int 3"),
+    (lambda: data.CharTokenizer(["abc"]).decode("ab"), TypeError,
+     "CharTokenizer.decode: ids must be a list of token ids, got str 'ab'"),
     (lambda: data.words(0), ValueError, "words: max_len must be a positive int, got 0"),
     (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
     (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),

@@ -144,3 +144,13 @@ def test_gpt_demo_trains_samples_draws_and_checks(tmp_path):
     assert verdict.endswith("all 1 of 1 entries agree") and "(4224 parameters)" in out[out.index(verdict) + 2]
     svg = (tmp_path / "gpt_position.svg").read_text()
     assert "blocks.0.attn" in svg and "blocks.0.mlp" in svg and "head" in svg
+
+
+@pytest.mark.parametrize("steps", ["0", "-3"])
+def test_gpt_demo_refuses_a_step_count_below_one_before_any_work(tmp_path, steps):
+    # was: a traceback from LinearLR ("total_iters must be a positive int, got 0") after loading the words
+    env = dict(os.environ, PYTHONPATH=str(DEMOS.parent))
+    done = subprocess.run([sys.executable, str(DEMOS / "08_gpt.py"), "--steps", steps, "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert f"argument --steps: expected a positive integer, got '{steps}'" in done.stderr

@@ -285,3 +285,50 @@ def test_generate_at_a_tiny_temperature_picks_the_likeliest_without_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy's "overflow encountered in divide" was printed
         assert model.generate([0], temperature=1e-320, seed=0) == model.generate([0], temperature=0)
+
+
+def test_compiled_loss_names_a_token_id_out_of_range_as_the_scalar_loss_does():
+    # was: "compiled, sample 1: take(s2=9.0, 0.0151..., ...): index must be an integer in 0..4,
+    # got 9.0", the embedding's column and not the token's place; outside compile a Value token too
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    step = mg.compile(model.loss)
+    good = step([[0, 1, 2], [0, 2, 3]]).data
+    for bad, where, got in [([0, 9, 3], 1, "9"), ([0, 2, -1], 2, "-1"), ([0, 2, 3, 4, 5], 4, "5")]:
+        with pytest.raises(IndexError, match=rf"compiled, sample 1: GPT.loss: tokens\[{where}\] must be a token id "
+                                             rf"\(an int in 0..4\), got {got}$"):
+            step([[0, 1, 2], bad])
+    assert step([[0, 1, 2], [0, 2, 3]]).data == good and "1 recordings" in repr(step)  # one for the valid ones
+    with pytest.raises(IndexError, match=r"GPT.loss: tokens\[1\] must be a token id \(an int in 0..4\), "
+                                         r"got Value\(data=9, grad=0\)$"):
+        model.loss([mg.Value(0.0), mg.Value(9.0)])
+
+
+def test_a_cache_not_made_for_the_model_is_refused():
+    # was: a one-layer cache ran a two-layer model's first block only, and another model's cache
+    # its keys sliced to this one's heads: logits either way, silently wrong
+    from microgradnn.models import KVCache
+    model = GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0)
+    other = GPT(5, n_embd=8, n_head=2, n_layer=2, block_size=4, seed=0)
+    used = other.new_cache()
+    other(1, 0, used)
+    for cache in (KVCache(1), KVCache(3), used):
+        with pytest.raises(ValueError, match=r"GPT: cache must be this model's \(from model.new_cache\(\)\), got a "):
+            model(1, len(cache), cache)
+    for cache in (None, [], {}):
+        with pytest.raises(TypeError, match=r"GPT: cache must be a KVCache \(from model.new_cache\(\)\), got "):
+            model(1, 0, cache)
+    with pytest.raises(ValueError, match="KVCache: n_layer must be a positive int, got 0"):
+        KVCache(0)
+    mine = KVCache(2)  # one made by hand for this model's layers serves
+    assert [v.data for v in model(1, 0, mine)] == [v.data for v in model(1, 0, model.new_cache())]
+
+
+def test_a_vocabulary_of_one_token_is_refused_up_front():
+    # was: GPT(1) was built, and its loss failed inside cross_entropy ("every sample needs the
+    # same number (>= 2) of logits, got [1]"): a tokenizer of an empty corpus has BOS only
+    tok = mg.data.CharTokenizer([])
+    with pytest.raises(ValueError, match=r"GPT: vocab_size \(BOS and at least one character\) must be an int >= 2, "
+                                         r"got 1"):
+        GPT(tok.vocab_size, n_embd=2, n_head=1, block_size=2)
+    with pytest.raises(TypeError, match=r"GPT: vocab_size \(BOS and at least one character\) must be an int >= 2"):
+        GPT(2.0)
