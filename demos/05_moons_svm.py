@@ -5,9 +5,10 @@ Run: python demos/05_moons_svm.py [--epochs N]
 import argparse
 
 import microgradnn as mg
+from microgradnn.cli import positive
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--epochs", type=int, default=100)
+parser.add_argument("--epochs", type=positive, default=100, help="training epochs (default 100)")
 epochs = parser.parse_args().epochs
 
 X, y = mg.data.make_moons(100, noise=0.1, seed=0)

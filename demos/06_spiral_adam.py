@@ -5,9 +5,10 @@ Run: python demos/06_spiral_adam.py [--epochs N]
 import argparse
 
 import microgradnn as mg
+from microgradnn.cli import positive
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--epochs", type=int, default=200)
+parser.add_argument("--epochs", type=positive, default=200, help="training epochs (default 200)")
 epochs = parser.parse_args().epochs
 
 X, y = mg.data.make_spiral(150, classes=3, seed=0)

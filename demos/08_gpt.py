@@ -20,18 +20,8 @@ from pathlib import Path
 import numpy as np
 
 import microgradnn as mg
+from microgradnn.cli import positive
 from microgradnn.models import GPT
-
-
-def positive(text: str) -> int:
-    """An argparse type: an integer >= 1 (the learning-rate schedule needs a step)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -163,7 +163,8 @@ def _check_output(model: MLP, args, loss: str, output: str) -> None:
     raise UsageError(f"--load {args.load} has a {got} output, but {chosen} needs a {output} output; {hint}")
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1 (the demos' step and epoch counts use it too)."""
     try:
         return positive_int(int(text), "microgradnn", "the value")
     except ValueError:
@@ -180,7 +181,7 @@ def _seed(text: str) -> int:
 
 def _block_size(text: str) -> int:
     """An argparse type: gpt's block size, 2 or more (BOS and at least one letter)."""
-    value = _positive(text)
+    value = positive(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"expected an integer >= 2 (BOS and at least one letter), got {text!r}")
     return value
@@ -196,7 +197,7 @@ MAX_GRAPH = 1_000_000  # samples in a step times neurons: the scalar graph of on
 def _at_most(limit: int):
     """An argparse type: a positive integer up to `limit`."""
     def parse(text: str) -> int:
-        value = _positive(text)
+        value = positive(text)
         if value > limit:
             raise argparse.ArgumentTypeError(f"expected a positive integer at most {limit}, got {text!r}")
         return value
@@ -536,7 +537,7 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--samples", type=_at_most(MAX_SAMPLES), default=100,
                    help=f"number of samples (default 100, at most {MAX_SAMPLES})")
     p.add_argument("--noise", type=_tolerance(False), help=f"noise for {', '.join(NOISY)} (default {DEFAULT_NOISE})")
-    p.add_argument("--classes", type=_positive,
+    p.add_argument("--classes", type=positive,
                    help=f"classes for {' and '.join(CLASSES_CHOSEN)} (default {DEFAULT_CLASSES})")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes (default 16,16)")
     p.add_argument("--activation", choices=list(nn.ACTIVATIONS), help="hidden activation (default relu)")
@@ -546,7 +547,7 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULT_MOMENTUM})")
     p.add_argument("--epochs", type=_at_most(MAX_STEPS), default=epochs,
                    help=f"passes over the data (default {epochs}, at most {MAX_STEPS})")
-    p.add_argument("--batch-size", type=_positive, help="mini-batch size (default: the whole dataset)")
+    p.add_argument("--batch-size", type=positive, help="mini-batch size (default: the whole dataset)")
     p.add_argument("--seed", type=_seed, default=0, help="seed for data, weights and shuffling (default 0)")
     p.add_argument("--compiled", action="store_true", help="replay the recorded graph with numpy (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -598,9 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--batch-size", type=_at_most(MAX_GPT_BATCH), default=32,
                      help=f"words per step (default 32, at most {MAX_GPT_BATCH})")
     gpt.add_argument("--lr", type=_tolerance(False), default=1e-2, help="Adam's learning rate (default 0.01)")
-    gpt.add_argument("--n-embd", type=_positive, help=f"embedding size (default {GPT_SIZES['n_embd']})")
-    gpt.add_argument("--n-head", type=_positive, help=f"attention heads (default {GPT_SIZES['n_head']})")
-    gpt.add_argument("--n-layer", type=_positive, help=f"transformer blocks (default {GPT_SIZES['n_layer']})")
+    gpt.add_argument("--n-embd", type=positive, help=f"embedding size (default {GPT_SIZES['n_embd']})")
+    gpt.add_argument("--n-head", type=positive, help=f"attention heads (default {GPT_SIZES['n_head']})")
+    gpt.add_argument("--n-layer", type=positive, help=f"transformer blocks (default {GPT_SIZES['n_layer']})")
     gpt.add_argument("--block-size", type=_block_size,
                      help=f"longest sequence, BOS included (default {GPT_SIZES['block_size']})")
     gpt.add_argument("--words", metavar="PATH", help="a word list, one word per line (default: the system's)")
@@ -629,8 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Exit code 1 if any gradient is wrong.")
     check.add_argument("expression", help=EXPRESSION_HELP)
     check.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
-    positive, at_least_0 = _tolerance(positive=True), _tolerance(positive=False)
-    check.add_argument("--eps", type=positive, default=EPS,
+    above_0, at_least_0 = _tolerance(positive=True), _tolerance(positive=False)
+    check.add_argument("--eps", type=above_0, default=EPS,
                        help=f"first step, relative to max(1, |x|), in [1e-12, 0.1] (default {EPS:g})")
     check.add_argument("--atol", type=at_least_0, default=1e-5, help="absolute tolerance (default 1e-5)")
     check.add_argument("--rtol", type=at_least_0, default=1e-3, help="relative tolerance (default 1e-3)")

@@ -146,11 +146,14 @@ def test_gpt_demo_trains_samples_draws_and_checks(tmp_path):
     assert "blocks.0.attn" in svg and "blocks.0.mlp" in svg and "head" in svg
 
 
-@pytest.mark.parametrize("steps", ["0", "-3"])
-def test_gpt_demo_refuses_a_step_count_below_one_before_any_work(tmp_path, steps):
-    # was: a traceback from LinearLR ("total_iters must be a positive int, got 0") after loading the words
+@pytest.mark.parametrize("demo, option", [("05_moons_svm.py", "--epochs"), ("06_spiral_adam.py", "--epochs"),
+                                          ("08_gpt.py", "--steps")])
+@pytest.mark.parametrize("count", ["0", "-3", "x"])
+def test_demos_refuse_a_count_below_one_before_any_work(tmp_path, demo, option, count):
+    # was: gpt, a traceback from LinearLR ("total_iters must be a positive int, got 0") after loading the
+    # words; 05 trained for 0 epochs and reported the untrained accuracy; 06, a traceback from fit
     env = dict(os.environ, PYTHONPATH=str(DEMOS.parent))
-    done = subprocess.run([sys.executable, str(DEMOS / "08_gpt.py"), "--steps", steps, "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, str(DEMOS / demo), option, count], cwd=tmp_path,
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
-    assert f"argument --steps: expected a positive integer, got '{steps}'" in done.stderr
+    assert f"argument {option}: expected a positive integer, got '{count}'" in done.stderr
