@@ -24,8 +24,28 @@ def _named(i: int, p: Value) -> str:
     return f"parameter {i} ({p.label!r})" if p.label else f"parameter {i}"
 
 
+class _Checked:
+    """A hyperparameter checked whenever it is set, in the constructor or by hand between steps
+    (as torch users set `param_groups[0]["lr"]`): a bad one would fail deep in numpy, or worse."""
+
+    def __init__(self, lo: float = 0.0, hi: float = math.inf, **ends: bool) -> None:
+        self.lo, self.hi, self.ends = lo, hi, ends
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value) -> None:
+        setattr(obj, self.slot, number(value, type(obj).__name__, self.name, self.lo, self.hi, **self.ends))
+
+
 class Optimizer:
     """Holds the parameters and the learning rate; subclasses define `step()`."""
+
+    lr = _Checked()
+    weight_decay = _Checked()
 
     def __init__(self, params: Iterable[Value], lr: float, weight_decay: float) -> None:
         who = type(self).__name__
@@ -50,8 +70,8 @@ class Optimizer:
             self.params = unique
         self._data: np.ndarray | None = None  # the parameters' numbers as last written, at _version
         self._version = 0
-        self.lr = number(lr, who, "lr", 0.0)
-        self.weight_decay = number(weight_decay, who, "weight_decay", 0.0)
+        self.lr = lr
+        self.weight_decay = weight_decay
 
     def zero_grad(self) -> None:
         """Set every parameter's `.grad` to 0."""
@@ -142,12 +162,13 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, *,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
+        self.momentum = momentum
         # starting from 0, a parameter's first velocity is its gradient exactly (torch's clone);
         # kept, unchanged, while momentum is 0, so momentum may be changed between steps, as in torch
         self.velocity = np.zeros(len(self.params))
 
     _STATE = ("velocity",)
+    momentum = _Checked(0.0, 1.0, hi_open=True)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         if not self.momentum:
@@ -162,19 +183,29 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        if not isinstance(betas, (tuple, list)):
-            raise TypeError(f"Adam: betas must be a pair of numbers in [0, 1), got {type(betas).__name__} {betas!r}")
-        if len(betas) != 2:
-            raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
-        self.betas = tuple(number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
-        # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
-        self.eps = number(eps, "Adam", "eps", 0.0, lo_open=True)
+        self.betas = betas
+        self.eps = eps
         # per parameter, as torch's state["step"]: a parameter skipped for a while has taken fewer steps
         self.t = np.zeros(len(self.params), dtype=np.int64)
         self.m = np.zeros(len(self.params))
         self.v = np.zeros(len(self.params))
 
     _STATE = ("t", "m", "v")
+    # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
+    eps = _Checked(0.0, lo_open=True)
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return self._betas
+
+    @betas.setter
+    def betas(self, betas: tuple[float, float]) -> None:
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"Adam: betas must be a pair of numbers in [0, 1), got {type(betas).__name__} {betas!r}")
+        if len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
+        b1, b2 = (number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
+        self._betas = (b1, b2)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         b1, b2 = self.betas

@@ -316,3 +316,27 @@ def test_adam_with_beta1_zero_takes_the_gradient_itself_as_torch():
         ours.step()
         ref.step()
         assert p.data == pytest.approx(t.item(), rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize("make, name, value, error, message", [
+    (lambda ps: SGD(ps, lr=0.1), "lr", "0.01", TypeError, r"^SGD: lr must be a finite number >= 0, got str '0.01'$"),
+    (lambda ps: SGD(ps, lr=0.1), "lr", float("nan"), ValueError, r"^SGD: lr must be a finite number >= 0, got nan$"),
+    (lambda ps: Adam(ps), "lr", -1e-3, ValueError, r"^Adam: lr must be a finite number >= 0, got -0.001$"),
+    (lambda ps: SGD(ps, lr=0.1), "momentum", 1.5, ValueError, r"^SGD: momentum must be a finite number in \[0, 1\)"),
+    (lambda ps: SGD(ps, lr=0.1), "weight_decay", None, TypeError, r"^SGD: weight_decay must be .* got NoneType"),
+    (lambda ps: Adam(ps), "eps", 0.0, ValueError, r"^Adam: eps must be a finite number > 0, got 0.0$"),
+    (lambda ps: Adam(ps), "betas", (0.9, 1.0), ValueError, r"^Adam: betas must be a finite number in \[0, 1\)"),
+])
+def test_a_hyperparameter_set_by_hand_is_checked_as_the_constructor_checks_it(make, name, value, error, message):
+    # as torch users set param_groups[0]["lr"] between steps: a bad one failed deep in numpy
+    # (a string), or as "lr too large" (NaN), or trained uphill (negative)
+    p = Value(1.0)
+    opt = make([p])
+    before = getattr(opt, name)
+    with pytest.raises(error, match=message):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+    p.grad = 1.0
+    opt.step()
+    assert p.data < 1.0
+    setattr(opt, name, before)  # a good value is taken
