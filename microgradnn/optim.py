@@ -7,6 +7,7 @@ arithmetic as Python floats, so the numbers are those of a loop over the paramet
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from itertools import compress
@@ -14,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from microgradnn._checks import _is_number, number, positive_int
+from microgradnn._checks import _is_int, _is_number, is_finite, number, positive_int, shown
 from microgradnn.engine import Value, all_floats, assign, changed_since, data_of, data_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
@@ -147,12 +148,70 @@ class Optimizer:
         return out, (None if active.all() else active)
 
     _STATE: tuple[str, ...] = ()  # the attributes holding per-parameter state arrays
+    _SETTINGS: tuple[str, ...] = ("lr", "weight_decay")  # the hyperparameters a state_dict holds
+
+    def state_dict(self) -> dict:
+        """The optimizer's state and settings as plain lists and numbers (json or pickle them),
+        laid out as torch's: {"state": {name: one entry per parameter}, "param_groups": [{settings,
+        "params": the parameters' indices}]}; `load_state_dict` on a fresh optimizer resumes it."""
+        group = {k: list(v) if isinstance(v, tuple) else v for k, v in
+                 ((k, getattr(self, k)) for k in self._SETTINGS)}
+        return {"state": {name: getattr(self, name).tolist() for name in self._STATE},
+                "param_groups": [group | {"params": list(range(len(self.params)))}]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Take the state and settings (lr included, as torch's) of `state_dict()`, of an optimizer
+        of the same kind over as many parameters; checked whole first, so a refused one changes nothing."""
+        who = f"{type(self).__name__}.load_state_dict"
+        n = len(self.params)
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{who}: expected a dict from an optimizer's state_dict(), got {type(state_dict).__name__}")
+        if set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{who}: expected the keys 'state' and 'param_groups' of state_dict(), "
+                             f"got {sorted(map(str, state_dict))}")
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
+            raise ValueError(f"{who}: param_groups must be a list of one dict (one group of parameters), "
+                             f"got {groups!r:.80}")
+        group = dict(groups[0])
+        params = group.pop("params", None)
+        if not isinstance(params, list):
+            raise ValueError(f"{who}: the parameter group must list its parameters' indices under 'params'")
+        if len(params) != n:
+            raise ValueError(f"{who}: the state is for {len(params)} parameters, but this optimizer has {n}; "
+                             "load it into an optimizer over the same parameters")
+        if set(group) != set(self._SETTINGS) or not isinstance(state, dict) or set(state) != set(self._STATE):
+            theirs = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{who}: {type(self).__name__}.state_dict() has settings {sorted(self._SETTINGS)} "
+                             f"and state {sorted(self._STATE)}, got {sorted(map(str, group))} and {theirs} "
+                             "(another optimizer's?)")
+        trial = copy.copy(self)  # every setting through its check, on a copy: all or nothing
+        for name, value in group.items():
+            setattr(trial, name, value)
+        for name, values in state.items():
+            setattr(trial, name, _state_array(values, n, f"{who}: state {name!r}", integral=name == "t",
+                                              non_negative=name in ("t", "v")))
+        self.__dict__.update(trial.__dict__)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         """The new parameter vector from the old one and the gradients (weight decay included),
         and the new state from the old (`_STATE`'s arrays, kept only if every new parameter is
         finite); all of them for the parameters being updated only."""
         raise NotImplementedError
+
+
+def _state_array(values, n: int, what: str, *, integral: bool, non_negative: bool) -> np.ndarray:
+    """A state entry as an array of n finite numbers (ints >= 0 for step counts)."""
+    if not isinstance(values, (list, tuple, np.ndarray)) or len(values) != n:
+        got = f"{len(values)} entries" if hasattr(values, "__len__") else type(values).__name__
+        raise ValueError(f"{what} must hold one number per parameter ({n}), got {got}")
+    kind, ok = ("an int", _is_int) if integral else ("a finite number", is_finite)
+    for i, x in enumerate(values):
+        x = x.item() if isinstance(x, np.generic) else x
+        if not ok(x) or (non_negative and x < 0):
+            raise ValueError(f"{what}: entry {i} must be {kind}{' >= 0' if non_negative else ''}, "
+                             f"got {type(x).__name__} {shown(x)}")
+    return np.array(values, dtype=np.int64 if integral else float)
 
 
 class SGD(Optimizer):
@@ -168,6 +227,7 @@ class SGD(Optimizer):
         self.velocity = np.zeros(len(self.params))
 
     _STATE = ("velocity",)
+    _SETTINGS = ("lr", "momentum", "weight_decay")
     momentum = _Checked(0.0, 1.0, hi_open=True)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
@@ -191,6 +251,7 @@ class Adam(Optimizer):
         self.v = np.zeros(len(self.params))
 
     _STATE = ("t", "m", "v")
+    _SETTINGS = ("lr", "betas", "eps", "weight_decay")
     # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
     eps = _Checked(0.0, lo_open=True)
 
