@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from microgradnn._checks import _is_int, _is_number, is_finite, number, positive_int, shown
+from microgradnn._checks import _is_int, _is_number, integer, is_finite, number, positive_int, shown
 from microgradnn.engine import Value, all_floats, assign, changed_since, data_of, data_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
@@ -302,6 +302,29 @@ class LinearLR:
         self.total_iters = positive_int(total_iters, "LinearLR", "total_iters")
         self.last_epoch = 0
         optimizer.lr = self.base_lr * self.start_factor
+
+    def state_dict(self) -> dict:
+        """The schedule and how far it has gone, as torch's keys (without the optimizer)."""
+        return {"start_factor": self.start_factor, "end_factor": self.end_factor, "total_iters": self.total_iters,
+                "base_lrs": [self.base_lr], "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Continue the schedule of `state_dict()` (load the optimizer's own state too: the lr is its)."""
+        who = "LinearLR.load_state_dict"
+        keys = ["base_lrs", "end_factor", "last_epoch", "start_factor", "total_iters"]
+        if not isinstance(state_dict, dict) or sorted(map(str, state_dict)) != keys:
+            got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{who}: expected a dict with the keys {keys} of LinearLR.state_dict(), got {got}")
+        base = state_dict["base_lrs"]
+        if not isinstance(base, list) or len(base) != 1:
+            raise ValueError(f"{who}: base_lrs must be a list of one lr (one parameter group), got {base!r:.60}")
+        trial = LinearLR.__new__(LinearLR)  # each value checked as the constructor checks it: all or nothing
+        trial.base_lr = number(base[0], who, "base_lrs", 0.0)
+        trial.start_factor = number(state_dict["start_factor"], who, "start_factor", 0.0, 1.0, lo_open=True)
+        trial.end_factor = number(state_dict["end_factor"], who, "end_factor", 0.0, 1.0)
+        trial.total_iters = positive_int(state_dict["total_iters"], who, "total_iters")
+        trial.last_epoch = integer(state_dict["last_epoch"], who, "last_epoch", at_least=0)
+        vars(self).update(vars(trial))
 
     def get_last_lr(self) -> list[float]:
         """The learning rate now in use, as a list (one entry per parameter group, as in torch)."""

@@ -434,3 +434,29 @@ def test_load_state_dict_refuses_a_state_that_does_not_fit_and_changes_nothing(e
         SGD(ps, lr=0.1).load_state_dict([1, 2])
     with pytest.raises(ValueError, match=r"^SGD.load_state_dict: SGD.state_dict\(\) has settings .* got .*\['m', 't', 'v'\]"):
         SGD(ps, lr=0.1).load_state_dict(state)
+
+
+def test_a_linear_lr_resumed_from_its_state_dict_continues_the_schedule_as_torch():
+    # without it a resumed schedule started over, scaling the loaded lr down again
+    torch = pytest.importorskip("torch")
+    opt = SGD([Value(1.0)], lr=0.3)
+    sched = LinearLR(opt, start_factor=0.25, total_iters=6)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, start_factor=0.25, total_iters=6)
+    for i in range(9):
+        if i == 3:  # a fresh optimizer and scheduler, as a resumed run builds them, then loaded
+            saved = opt.state_dict(), sched.state_dict()
+            opt = SGD([Value(1.0)], lr=0.3)
+            sched = LinearLR(opt, start_factor=0.25, total_iters=6)
+            opt.load_state_dict(saved[0])
+            sched.load_state_dict(saved[1])
+            assert sched.last_epoch == t_sched.last_epoch == 3
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+        sched.step()
+        t_opt.step()
+        t_sched.step()
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: last_epoch must be an int >= 0, got -1$"):
+        sched.load_state_dict(saved[1] | {"last_epoch": -1})
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['base_lrs'"):
+        sched.load_state_dict(saved[0])
+    assert sched.last_epoch == 9
