@@ -195,7 +195,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
 
     `loss` is a function from `microgradnn.losses` or its name; `optimizer` an optimizer
     or "sgd"/"adam" (built with `lr`, 0.05 if None; an optimizer has its own).
-    `batch_size=None` uses the whole batch each step, otherwise shuffled mini-batches (seeded). `scheduler.step()` runs once per epoch.
+    `batch_size=None` uses the whole batch each step, otherwise shuffled mini-batches (seeded).
+    `scheduler.step()` runs once per epoch; to resume training, load the saved model, then the
+    optimizer's and scheduler's `load_state_dict`, and call fit again.
     `compiled=True` replays the recorded graph over the batch with numpy
     (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
     a mean over the samples. Returns the per-epoch History.
