@@ -7,6 +7,7 @@ arithmetic as Python floats, so the numbers are those of a loop over the paramet
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from itertools import compress
@@ -14,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from microgradnn._checks import _is_number, number, positive_int
+from microgradnn._checks import _is_int, _is_number, integer, is_finite, number, positive_int, shown
 from microgradnn.engine import Value, all_floats, assign, changed_since, data_of, data_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
@@ -24,8 +25,28 @@ def _named(i: int, p: Value) -> str:
     return f"parameter {i} ({p.label!r})" if p.label else f"parameter {i}"
 
 
+class _Checked:
+    """A hyperparameter checked whenever it is set, in the constructor or by hand between steps
+    (as torch users set `param_groups[0]["lr"]`): a bad one would fail deep in numpy, or worse."""
+
+    def __init__(self, lo: float = 0.0, hi: float = math.inf, **ends: bool) -> None:
+        self.lo, self.hi, self.ends = lo, hi, ends
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value) -> None:
+        setattr(obj, self.slot, number(value, type(obj).__name__, self.name, self.lo, self.hi, **self.ends))
+
+
 class Optimizer:
     """Holds the parameters and the learning rate; subclasses define `step()`."""
+
+    lr = _Checked()
+    weight_decay = _Checked()
 
     def __init__(self, params: Iterable[Value], lr: float, weight_decay: float) -> None:
         who = type(self).__name__
@@ -50,8 +71,8 @@ class Optimizer:
             self.params = unique
         self._data: np.ndarray | None = None  # the parameters' numbers as last written, at _version
         self._version = 0
-        self.lr = number(lr, who, "lr", 0.0)
-        self.weight_decay = number(weight_decay, who, "weight_decay", 0.0)
+        self.lr = lr
+        self.weight_decay = weight_decay
 
     def zero_grad(self) -> None:
         """Set every parameter's `.grad` to 0."""
@@ -127,12 +148,70 @@ class Optimizer:
         return out, (None if active.all() else active)
 
     _STATE: tuple[str, ...] = ()  # the attributes holding per-parameter state arrays
+    _SETTINGS: tuple[str, ...] = ("lr", "weight_decay")  # the hyperparameters a state_dict holds
+
+    def state_dict(self) -> dict:
+        """The optimizer's state and settings as plain lists and numbers (json or pickle them),
+        laid out as torch's: {"state": {name: one entry per parameter}, "param_groups": [{settings,
+        "params": the parameters' indices}]}; `load_state_dict` on a fresh optimizer resumes it."""
+        group = {k: list(v) if isinstance(v, tuple) else v for k, v in
+                 ((k, getattr(self, k)) for k in self._SETTINGS)}
+        return {"state": {name: getattr(self, name).tolist() for name in self._STATE},
+                "param_groups": [group | {"params": list(range(len(self.params)))}]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Take the state and settings (lr included, as torch's) of `state_dict()`, of an optimizer
+        of the same kind over as many parameters; checked whole first, so a refused one changes nothing."""
+        who = f"{type(self).__name__}.load_state_dict"
+        n = len(self.params)
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{who}: expected a dict from an optimizer's state_dict(), got {type(state_dict).__name__}")
+        if set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{who}: expected the keys 'state' and 'param_groups' of state_dict(), "
+                             f"got {sorted(map(str, state_dict))}")
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
+            raise ValueError(f"{who}: param_groups must be a list of one dict (one group of parameters), "
+                             f"got {groups!r:.80}")
+        group = dict(groups[0])
+        params = group.pop("params", None)
+        if not isinstance(params, list):
+            raise ValueError(f"{who}: the parameter group must list its parameters' indices under 'params'")
+        if len(params) != n:
+            raise ValueError(f"{who}: the state is for {len(params)} parameters, but this optimizer has {n}; "
+                             "load it into an optimizer over the same parameters")
+        if set(group) != set(self._SETTINGS) or not isinstance(state, dict) or set(state) != set(self._STATE):
+            theirs = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{who}: {type(self).__name__}.state_dict() has settings {sorted(self._SETTINGS)} "
+                             f"and state {sorted(self._STATE)}, got {sorted(map(str, group))} and {theirs} "
+                             "(another optimizer's?)")
+        trial = copy.copy(self)  # every setting through its check, on a copy: all or nothing
+        for name, value in group.items():
+            setattr(trial, name, value)
+        for name, values in state.items():
+            setattr(trial, name, _state_array(values, n, f"{who}: state {name!r}", integral=name == "t",
+                                              non_negative=name in ("t", "v")))
+        self.__dict__.update(trial.__dict__)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         """The new parameter vector from the old one and the gradients (weight decay included),
         and the new state from the old (`_STATE`'s arrays, kept only if every new parameter is
         finite); all of them for the parameters being updated only."""
         raise NotImplementedError
+
+
+def _state_array(values, n: int, what: str, *, integral: bool, non_negative: bool) -> np.ndarray:
+    """A state entry as an array of n finite numbers (ints >= 0 for step counts)."""
+    if not isinstance(values, (list, tuple, np.ndarray)) or len(values) != n:
+        got = f"{len(values)} entries" if hasattr(values, "__len__") else type(values).__name__
+        raise ValueError(f"{what} must hold one number per parameter ({n}), got {got}")
+    kind, ok = ("an int", _is_int) if integral else ("a finite number", is_finite)
+    for i, x in enumerate(values):
+        x = x.item() if isinstance(x, np.generic) else x
+        if not ok(x) or (non_negative and x < 0):
+            raise ValueError(f"{what}: entry {i} must be {kind}{' >= 0' if non_negative else ''}, "
+                             f"got {type(x).__name__} {shown(x)}")
+    return np.array(values, dtype=np.int64 if integral else float)
 
 
 class SGD(Optimizer):
@@ -142,12 +221,14 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, *,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        self.momentum = number(momentum, "SGD", "momentum", 0.0, 1.0, hi_open=True)
+        self.momentum = momentum
         # starting from 0, a parameter's first velocity is its gradient exactly (torch's clone);
         # kept, unchanged, while momentum is 0, so momentum may be changed between steps, as in torch
         self.velocity = np.zeros(len(self.params))
 
     _STATE = ("velocity",)
+    _SETTINGS = ("lr", "momentum", "weight_decay")
+    momentum = _Checked(0.0, 1.0, hi_open=True)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         if not self.momentum:
@@ -162,19 +243,30 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        if not isinstance(betas, (tuple, list)):
-            raise TypeError(f"Adam: betas must be a pair of numbers in [0, 1), got {type(betas).__name__} {betas!r}")
-        if len(betas) != 2:
-            raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
-        self.betas = tuple(number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
-        # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
-        self.eps = number(eps, "Adam", "eps", 0.0, lo_open=True)
+        self.betas = betas
+        self.eps = eps
         # per parameter, as torch's state["step"]: a parameter skipped for a while has taken fewer steps
         self.t = np.zeros(len(self.params), dtype=np.int64)
         self.m = np.zeros(len(self.params))
         self.v = np.zeros(len(self.params))
 
     _STATE = ("t", "m", "v")
+    _SETTINGS = ("lr", "betas", "eps", "weight_decay")
+    # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
+    eps = _Checked(0.0, lo_open=True)
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return self._betas
+
+    @betas.setter
+    def betas(self, betas: tuple[float, float]) -> None:
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"Adam: betas must be a pair of numbers in [0, 1), got {type(betas).__name__} {betas!r}")
+        if len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}")
+        b1, b2 = (number(b, "Adam", "betas", 0.0, 1.0, hi_open=True) for b in betas)
+        self._betas = (b1, b2)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         b1, b2 = self.betas
@@ -210,6 +302,29 @@ class LinearLR:
         self.total_iters = positive_int(total_iters, "LinearLR", "total_iters")
         self.last_epoch = 0
         optimizer.lr = self.base_lr * self.start_factor
+
+    def state_dict(self) -> dict:
+        """The schedule and how far it has gone, as torch's keys (without the optimizer)."""
+        return {"start_factor": self.start_factor, "end_factor": self.end_factor, "total_iters": self.total_iters,
+                "base_lrs": [self.base_lr], "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Continue the schedule of `state_dict()` (load the optimizer's own state too: the lr is its)."""
+        who = "LinearLR.load_state_dict"
+        keys = ["base_lrs", "end_factor", "last_epoch", "start_factor", "total_iters"]
+        if not isinstance(state_dict, dict) or sorted(map(str, state_dict)) != keys:
+            got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{who}: expected a dict with the keys {keys} of LinearLR.state_dict(), got {got}")
+        base = state_dict["base_lrs"]
+        if not isinstance(base, list) or len(base) != 1:
+            raise ValueError(f"{who}: base_lrs must be a list of one lr (one parameter group), got {base!r:.60}")
+        trial = LinearLR.__new__(LinearLR)  # each value checked as the constructor checks it: all or nothing
+        trial.base_lr = number(base[0], who, "base_lrs", 0.0)
+        trial.start_factor = number(state_dict["start_factor"], who, "start_factor", 0.0, 1.0, lo_open=True)
+        trial.end_factor = number(state_dict["end_factor"], who, "end_factor", 0.0, 1.0)
+        trial.total_iters = positive_int(state_dict["total_iters"], who, "total_iters")
+        trial.last_epoch = integer(state_dict["last_epoch"], who, "last_epoch", at_least=0)
+        vars(self).update(vars(trial))
 
     def get_last_lr(self) -> list[float]:
         """The learning rate now in use, as a list (one entry per parameter group, as in torch)."""

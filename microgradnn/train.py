@@ -12,12 +12,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import integer, one_of, positive_int
+from microgradnn._checks import integer, one_of, positive_int, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
 
 __all__ = ["fit", "accuracy", "History"]
+
+_DEFAULT_LR = 0.05  # of an optimizer fit builds from its name
 
 @dataclass
 class History:
@@ -107,7 +109,7 @@ def _resolve(value, table: dict, what: str):
     return table[one_of(value, table, "fit", what)] if isinstance(value, str) else value
 
 
-def _optimizer(model: Module, optimizer, scheduler, lr: float) -> _optim.Optimizer:
+def _optimizer(model: Module, optimizer, scheduler, lr: float | None) -> _optim.Optimizer:
     """The optimizer fit steps, checked to train this model and to be the scheduler's."""
     if scheduler is not None and isinstance(optimizer, str):
         raise ValueError(f"fit: a scheduler needs the optimizer it schedules, but optimizer is the name "
@@ -116,10 +118,13 @@ def _optimizer(model: Module, optimizer, scheduler, lr: float) -> _optim.Optimiz
                          "and pass both")
     opt = _resolve(optimizer, _optim.OPTIMIZERS, "optimizer")
     if isinstance(opt, type) and issubclass(opt, (_optim.SGD, _optim.Adam)):
-        opt = opt(model.parameters(), lr=lr)
+        opt = opt(model.parameters(), lr=_DEFAULT_LR if lr is None else lr)
     if not isinstance(opt, _optim.Optimizer):
         raise TypeError(f"fit: optimizer must be an Optimizer or one of {', '.join(_optim.OPTIMIZERS)}, "
                         f"got {type(opt).__name__} {opt!r}"[:300])
+    if lr is not None and lr != opt.lr:  # silently training at another lr than the one asked for
+        raise ValueError(f"fit: lr builds an optimizer given by name, but this optimizer has its own lr "
+                         f"({opt.lr:g}), so lr={shown(lr)} would be ignored; set the lr when building the optimizer")
     if set(opt.params).isdisjoint(model.parameters()):
         raise ValueError("fit: the optimizer holds none of the model's parameters (built on another model?), "
                          "so training would change nothing; build it with model.parameters()")
@@ -183,14 +188,16 @@ class _Progress:
 
 
 def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimizer: _optim.Optimizer | str, epochs: int,
-        batch_size: int | None = None, *, lr: float = 0.05, scheduler: _optim.LinearLR | None = None,
+        batch_size: int | None = None, *, lr: float | None = None, scheduler: _optim.LinearLR | None = None,
         seed: int | None = 0,
         verbose: bool = True, compiled: bool = False) -> History:
     """Train `model` on (X, y): forward, loss, zero_grad, backward, step; `epochs` times.
 
     `loss` is a function from `microgradnn.losses` or its name; `optimizer` an optimizer
-    or "sgd"/"adam" (built with `lr`). `batch_size=None` uses the whole batch each step,
-    otherwise shuffled mini-batches (seeded). `scheduler.step()` runs once per epoch.
+    or "sgd"/"adam" (built with `lr`, 0.05 if None; an optimizer has its own).
+    `batch_size=None` uses the whole batch each step, otherwise shuffled mini-batches (seeded).
+    `scheduler.step()` runs once per epoch; to resume training, load the saved model, then the
+    optimizer's and scheduler's `load_state_dict`, and call fit again.
     `compiled=True` replays the recorded graph over the batch with numpy
     (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
     a mean over the samples. Returns the per-epoch History.
@@ -238,11 +245,11 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
                 if not stepped:
                     raise type(e)(f"fit: the first step failed, before any parameter changed (so not for the "
                                   f"learning rate): {_short(e, 300)}{_output_hint(model, loss_fn)}") from None
-                raise _diverged(e, epoch, opt, lr) from None
+                raise _diverged(e, epoch, opt) from None
             try:
                 opt.step()
             except (ArithmeticError, ValueError) as e:
-                raise _diverged(e, epoch, opt, lr) from None
+                raise _diverged(e, epoch, opt) from None
             stepped = True
             total += batch_loss * len(idx)
             scores[idx] = batch_scores
@@ -255,9 +262,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     return history
 
 
-def _diverged(e: Exception, epoch: int, opt: _optim.Optimizer, lr: float) -> Exception:
+def _diverged(e: Exception, epoch: int, opt: _optim.Optimizer) -> Exception:
     """The error of a step after the first: the inputs were checked, so the arithmetic ran away."""
-    hint = "" if "learning rate" in str(e) else f"; try a smaller learning rate (lr={getattr(opt, 'lr', lr):g})"
+    hint = "" if "learning rate" in str(e) else f"; try a smaller learning rate (lr={opt.lr:g})"
     return type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}")
 
 

@@ -316,3 +316,147 @@ def test_adam_with_beta1_zero_takes_the_gradient_itself_as_torch():
         ours.step()
         ref.step()
         assert p.data == pytest.approx(t.item(), rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize("make, name, value, error, message", [
+    (lambda ps: SGD(ps, lr=0.1), "lr", "0.01", TypeError, r"^SGD: lr must be a finite number >= 0, got str '0.01'$"),
+    (lambda ps: SGD(ps, lr=0.1), "lr", float("nan"), ValueError, r"^SGD: lr must be a finite number >= 0, got nan$"),
+    (lambda ps: Adam(ps), "lr", -1e-3, ValueError, r"^Adam: lr must be a finite number >= 0, got -0.001$"),
+    (lambda ps: SGD(ps, lr=0.1), "momentum", 1.5, ValueError, r"^SGD: momentum must be a finite number in \[0, 1\)"),
+    (lambda ps: SGD(ps, lr=0.1), "weight_decay", None, TypeError, r"^SGD: weight_decay must be .* got NoneType"),
+    (lambda ps: Adam(ps), "eps", 0.0, ValueError, r"^Adam: eps must be a finite number > 0, got 0.0$"),
+    (lambda ps: Adam(ps), "betas", (0.9, 1.0), ValueError, r"^Adam: betas must be a finite number in \[0, 1\)"),
+])
+def test_a_hyperparameter_set_by_hand_is_checked_as_the_constructor_checks_it(make, name, value, error, message):
+    # as torch users set param_groups[0]["lr"] between steps: a bad one failed deep in numpy
+    # (a string), or as "lr too large" (NaN), or trained uphill (negative)
+    p = Value(1.0)
+    opt = make([p])
+    before = getattr(opt, name)
+    with pytest.raises(error, match=message):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+    p.grad = 1.0
+    opt.step()
+    assert p.data < 1.0
+    setattr(opt, name, before)  # a good value is taken
+
+
+# ---- state_dict / load_state_dict: resuming training exactly ----------------------------------
+
+def _loss(ps):
+    return (ps[0] * ps[1]).tanh() + ps[0] ** 2 * 0.3 + ps[1].exp()
+
+
+@pytest.mark.parametrize("name, kwargs", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+                                          ("Adam", dict(lr=0.1, betas=(0.8, 0.99), weight_decay=0.2))])
+def test_a_state_dict_saved_mid_training_resumes_exactly_as_torch_does(name, kwargs):
+    import json
+    torch = pytest.importorskip("torch")
+    ps = [Value(1.5), Value(-0.7)]
+    opt = getattr(mg.optim, name)(ps, **kwargs)
+    tps = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.5, -0.7)]
+    ref = getattr(torch.optim, name)(tps, **kwargs)
+    for i in range(12):
+        if i == 3:  # a parameter without a gradient for a step: Adam's step counts then differ
+            ps[1].requires_grad = False
+            tps[1].requires_grad_(False)
+        if i == 4:
+            ps[1].requires_grad = True
+            tps[1].requires_grad_(True)
+        if i == 5:  # saved (through json), and loaded into a fresh optimizer built with other settings
+            saved = json.loads(json.dumps(opt.state_dict()))
+            opt = getattr(mg.optim, name)(ps, lr=0.5)
+            opt.load_state_dict(saved)
+            ref.load_state_dict(ref.state_dict())
+        opt.zero_grad()
+        ref.zero_grad()
+        _loss(ps).backward()
+        _loss(tps).backward()
+        opt.step()
+        ref.step()
+        assert [p.data for p in ps] == pytest.approx([t.item() for t in tps], rel=1e-12)
+    assert opt.lr == 0.1 and opt.state_dict()["param_groups"][0]["params"] == [0, 1]
+    if name == "Adam":
+        assert opt.state_dict()["state"]["t"] == [12, 11]
+
+
+def test_a_loaded_state_dict_continues_bit_for_bit():
+    def run(resume_at):
+        ps = [Value(1.5), Value(-0.7)]
+        opt = Adam(ps, lr=0.05)
+        for i in range(10):
+            if i == resume_at:
+                saved = opt.state_dict()
+                opt = Adam(ps)
+                opt.load_state_dict(saved)
+            opt.zero_grad()
+            _loss(ps).backward()
+            opt.step()
+        return [p.data for p in ps]
+    assert run(None) == run(4)
+
+
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda s: s["param_groups"][0].update(params=[0, 1, 2]), ValueError,
+     r"^Adam.load_state_dict: the state is for 3 parameters, but this optimizer has 2; load it into an optimizer "
+     r"over the same parameters$"),
+    (lambda s: s["state"].update(m=[0.0]), ValueError,
+     r"^Adam.load_state_dict: state 'm' must hold one number per parameter \(2\), got 1 entries$"),
+    (lambda s: s["state"]["m"].__setitem__(1, float("nan")), ValueError,
+     r"^Adam.load_state_dict: state 'm': entry 1 must be a finite number, got float nan$"),
+    (lambda s: s["state"]["v"].__setitem__(0, -1.0), ValueError, r"state 'v': entry 0 must be a finite number >= 0"),
+    (lambda s: s["state"]["t"].__setitem__(0, 1.5), ValueError, r"state 't': entry 0 must be an int >= 0, got float 1.5"),
+    (lambda s: s["state"]["t"].__setitem__(0, True), ValueError, r"state 't': entry 0 must be an int >= 0, got bool"),
+    (lambda s: s["state"].update(m="abc"), ValueError, r"state 'm' must hold one number per parameter \(2\), got 3"),
+    (lambda s: s["param_groups"][0].update(lr="0.1"), TypeError, r"^Adam: lr must be a finite number >= 0, got str"),
+    (lambda s: s["param_groups"][0].update(betas=[0.9, 1.0]), ValueError, r"^Adam: betas must be"),
+    (lambda s: s["param_groups"][0].update(nesterov=True), ValueError,
+     r"^Adam.load_state_dict: Adam.state_dict\(\) has settings .* got \['betas', 'eps', 'lr', 'nesterov', "),
+    (lambda s: s.update(state={"velocity": [0.0, 0.0]}), ValueError, r"and state \['m', 't', 'v'\], got .* \['velocity'\]"),
+    (lambda s: s.pop("state"), ValueError, r"expected the keys 'state' and 'param_groups' of state_dict\(\), got"),
+    (lambda s: s.update(param_groups=[]), ValueError, "param_groups must be a list of one dict"),
+])
+def test_load_state_dict_refuses_a_state_that_does_not_fit_and_changes_nothing(edit, error, message):
+    ps = [Value(1.5), Value(-0.7)]
+    opt = Adam(ps, lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        _loss(ps).backward()
+        opt.step()
+    state = opt.state_dict()
+    bad = copy.deepcopy(state)
+    edit(bad)
+    with pytest.raises(error, match=message):
+        opt.load_state_dict(bad)
+    assert opt.state_dict() == state
+    with pytest.raises(TypeError, match=r"^SGD.load_state_dict: expected a dict from an optimizer's state_dict\(\)"):
+        SGD(ps, lr=0.1).load_state_dict([1, 2])
+    with pytest.raises(ValueError, match=r"^SGD.load_state_dict: SGD.state_dict\(\) has settings .* got .*\['m', 't', 'v'\]"):
+        SGD(ps, lr=0.1).load_state_dict(state)
+
+
+def test_a_linear_lr_resumed_from_its_state_dict_continues_the_schedule_as_torch():
+    # without it a resumed schedule started over, scaling the loaded lr down again
+    torch = pytest.importorskip("torch")
+    opt = SGD([Value(1.0)], lr=0.3)
+    sched = LinearLR(opt, start_factor=0.25, total_iters=6)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, start_factor=0.25, total_iters=6)
+    for i in range(9):
+        if i == 3:  # a fresh optimizer and scheduler, as a resumed run builds them, then loaded
+            saved = opt.state_dict(), sched.state_dict()
+            opt = SGD([Value(1.0)], lr=0.3)
+            sched = LinearLR(opt, start_factor=0.25, total_iters=6)
+            opt.load_state_dict(saved[0])
+            sched.load_state_dict(saved[1])
+            assert sched.last_epoch == t_sched.last_epoch == 3
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+        sched.step()
+        t_opt.step()
+        t_sched.step()
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: last_epoch must be an int >= 0, got -1$"):
+        sched.load_state_dict(saved[1] | {"last_epoch": -1})
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['base_lrs'"):
+        sched.load_state_dict(saved[0])
+    assert sched.last_epoch == 9

@@ -297,6 +297,9 @@ def test_compiled_fit_refuses_a_loss_that_is_not_a_per_sample_mean():
      "the scheduler was built on another optimizer"),
     (lambda m: dict(scheduler=optim.LinearLR(optim.SGD(m.parameters(), lr=0.1)), optimizer="sgd"), ValueError,
      "a scheduler needs the optimizer it schedules, but optimizer is the name 'sgd'"),
+    (lambda m: dict(optimizer=optim.SGD(m.parameters(), lr=0.1), lr=0.5), ValueError,
+     r"fit: lr builds an optimizer given by name, but this optimizer has its own lr \(0.1\), so lr=0.5 would "
+     r"be ignored; set the lr when building the optimizer"),
     (lambda m: dict(seed="abc"), TypeError, "fit: seed must be an int >= 0, got str 'abc'"),
     (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, got -1"),
 ])
@@ -309,6 +312,16 @@ def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(mak
         mg.fit(model, X, y, **args)
     assert (model.state_dict(), model.threshold) == before
     mg.fit(model, X, y, "mse", optim.SGD(model.parameters()[:3], lr=0.1), 1, verbose=False)  # a subset is fine
+    mg.fit(model, X, y, "mse", optim.SGD(model.parameters(), lr=0.1), 1, lr=0.1, verbose=False)  # the same lr
+
+
+def test_fit_builds_a_named_optimizer_with_lr_or_its_default():
+    X, y = data.make_moons(20, seed=0)
+    models = [MLP(2, [2, 1], seed=0) for _ in range(3)]
+    mg.fit(models[0], X, y, "mse", "sgd", 2, verbose=False)
+    mg.fit(models[1], X, y, "mse", optim.SGD(models[1].parameters(), lr=0.05), 2, verbose=False)
+    mg.fit(models[2], X, y, "mse", "sgd", 2, lr=0.05, verbose=False)
+    assert models[0].state_dict() == models[1].state_dict() == models[2].state_dict()
 
 
 @pytest.mark.parametrize("nout, labels, message", [
