@@ -152,8 +152,9 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """The optimizer's state and settings as plain lists and numbers (json or pickle them),
-        laid out as torch's: {"state": {name: one entry per parameter}, "param_groups": [{settings,
-        "params": the parameters' indices}]}; `load_state_dict` on a fresh optimizer resumes it."""
+        with torch's two keys: {"state": {name: one entry per parameter}, "param_groups": [{settings,
+        "params": the parameters' indices}]} (torch keys "state" by parameter instead; neither loads
+        the other's); `load_state_dict` on a fresh optimizer resumes it."""
         group = {k: list(v) if isinstance(v, tuple) else v for k, v in
                  ((k, getattr(self, k)) for k in self._SETTINGS)}
         return {"state": {name: getattr(self, name).tolist() for name in self._STATE},
