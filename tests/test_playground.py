@@ -372,6 +372,35 @@ def test_a_burst_of_requests_is_answered_not_reset(server):
     assert statuses == [200] * 150
 
 
+def test_connections_past_the_limit_are_refused_at_once_with_503_never_a_thread_each(server):
+    """A local client opening hundreds of idle connections made a thread for each: now the server
+    serves at most `max_connections` at once and answers the rest 503 with the reason, promptly."""
+    import socket
+    import threading
+    server.server.max_connections, server.server.connection_wait = 4, 0.2
+    before = threading.active_count()
+    held = [socket.create_connection(("127.0.0.1", server.server.port), timeout=5) for _ in range(4)]
+    extra: list[socket.socket] = []
+    try:
+        start = time.monotonic()
+        for i in range(40):  # idle ones, and ones that send a request at once
+            sock = socket.create_connection(("127.0.0.1", server.server.port), timeout=3)
+            extra.append(sock)
+            if i % 2:
+                sock.sendall(f"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{server.server.port}\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):  # the refusal, then the end of the connection
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 503") and b"connections open at once" in answer, answer
+            assert answer.count(b"\n") <= 20 and b"Connection: close" in answer
+        assert time.monotonic() - start < 10  # the first waits 0.2 s for a free slot, the rest not at all
+        assert threading.active_count() <= before + 4
+    finally:
+        for sock in held + extra:
+            sock.close()
+    assert wait_for(lambda: request(server, "GET", "/api/state")[0] == 200, 10)  # freed: served again
+
+
 def test_a_diverging_model_stops_training_with_a_message_not_the_server(server):
     assert request(server, "POST", "/api/config", {"optimizer": "sgd", "lr": 10.0, "loss": "mse",
                                                    "activation": "relu"})[0] == 200

@@ -51,12 +51,15 @@ class PlaygroundServer(ThreadingHTTPServer):
     request_queue_size = 128  # socketserver's 5 reset connections when many arrive at once
     request_timeout = 30.0  # seconds a request (line, headers, body) may take to arrive, from its first byte
     idle_timeout = 30.0  # seconds a kept-alive connection may wait for its next request
+    max_connections = 64  # connections served at once (a thread each); more are answered 503
+    connection_wait = 2.0  # seconds a connection past the limit may wait for a free one (a burst of polls)
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
         self.session = Session(config)  # before binding: a refused config must not leave the port taken
         self._stop = threading.Event()  # these before binding too: a failed bind calls server_close
         self._open: dict[socket.socket, threading.Thread] = {}  # the connections being served
-        self._open_lock = threading.Lock()
+        self._open_lock = threading.Condition()  # notified when a connection ends
+        self._full_since: float | None = None  # when the connections last reached the limit
         self.trainer = threading.Thread(target=self._train, name="playground-trainer", daemon=True)
         super().__init__((host, port), Handler)
         self.port = self.server_address[1]
@@ -83,18 +86,50 @@ class PlaygroundServer(ThreadingHTTPServer):
 
     def shutdown(self) -> None:
         self._stop.set()
+        with self._open_lock:
+            self._open_lock.notify_all()  # a connection waiting for a free slot is refused now
         super().shutdown()
 
     def process_request(self, request, client_address) -> None:
-        """Serve the connection in a thread of its own, kept until the connection ends."""
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        """Serve the connection in a thread of its own, kept until the connection ends; past
+        `max_connections` it is answered 503 and closed. When the limit is reached a connection
+        waits up to `connection_wait` s for one to end (a burst of short requests is served),
+        and those that come while the limit is still reached after that are refused at once."""
         with self._open_lock:
-            self._open[request] = thread
-        thread.start()
+            if len(self._open) >= self.max_connections:
+                self._full_since = self._full_since or time.monotonic()
+                self._open_lock.wait_for(lambda: len(self._open) < self.max_connections or self._stop.is_set(),
+                                         max(0.0, self._full_since + self.connection_wait - time.monotonic()))
+            full = len(self._open) >= self.max_connections or self._stop.is_set()
+            if not full:
+                self._full_since = None
+                thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                          daemon=True)
+                self._open[request] = thread
+        if full:
+            self._refuse_connection(request)
+        else:
+            thread.start()
+
+    def _refuse_connection(self, request: socket.socket) -> None:
+        """Answer 503 with the reason and close, without a thread and without waiting on the client."""
+        body = json.dumps({"error": f"the playground is serving {self.max_connections} connections open at once, "
+                                    "its limit; close some (other tabs, scripts) and try again"}).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in {**SECURITY_HEADERS, "Content-Type": "application/json",
+                                                     "Content-Length": len(body), "Connection": "close",
+                                                     "Retry-After": 1}.items())
+        try:
+            request.setblocking(False)  # a fresh connection's send buffer takes these few hundred bytes
+            request.send(f"HTTP/1.1 503 Service Unavailable\r\n{head}\r\n".encode() + body)
+            request.recv(65536)  # what the client already sent: unread, closing would reset the connection
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def shutdown_request(self, request) -> None:
         with self._open_lock:
-            self._open.pop(request, None)
+            if self._open.pop(request, None) is not None:
+                self._open_lock.notify_all()
         super().shutdown_request(request)
 
     def server_close(self) -> None:
