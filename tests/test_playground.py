@@ -106,6 +106,35 @@ def test_a_cross_site_form_post_is_refused(server):
     assert status == 403 and server.session.config["dataset"] == "moons"
 
 
+@pytest.mark.parametrize("kind", ["text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
+                                  "multipart/form-data; boundary=x"])
+def test_a_post_another_sites_page_can_send_without_a_preflight_is_refused_even_with_no_origin(server, kind):
+    """A browser that sends neither Origin nor Sec-Fetch-Site (an older one) lets another site's page
+    POST these types without asking first; every POST must have a type that needs a CORS preflight
+    (which this server never grants), so such a page cannot drive the playground."""
+    before = request(server, "GET", "/api/state")[1]
+    for path, body in (("/api/upload", b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n"), ("/api/config", b'{"lr": 5}'),
+                       ("/api/control", b'{"action": "play"}'), ("/api/param", b'{"name": "layers.0.neurons.0.b", "value": 3}')):
+        status, answer = request(server, "POST", path, body, headers={"Content-Type": kind})
+        assert status == 415 and "without a CORS preflight" in answer["error"], (path, answer)
+    after = request(server, "GET", "/api/state")[1]
+    assert after["config"] == before["config"] and after["version"] == before["version"] and not after["running"]
+    status, answer = request(server, "POST", "/api/upload", b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n",
+                             headers={"Content-Type": "text/csv"})  # the page's upload, and curl's with -H
+    assert status == 200 and answer["config"]["dataset"] == "csv"
+
+
+def test_an_api_get_with_another_origin_is_refused_before_any_work(server, monkeypatch):
+    """A cross-origin fetch sends Origin even where Sec-Fetch-Site is not sent."""
+    calls = count_calls(monkeypatch, server.session)
+    for origin in ("http://evil.example", "null", f"http://evil.example:{server.server.port}"):
+        status, answer = request(server, "GET", "/api/state", headers={"Origin": origin})
+        assert status == 403 and "refused" in answer["error"], origin
+    assert calls == []
+    for origin in (f"http://127.0.0.1:{server.server.port}", f"http://localhost:{server.server.port}"):
+        assert request(server, "GET", "/api/state", headers={"Origin": origin})[0] == 200
+
+
 def count_calls(monkeypatch, session) -> list[str]:
     """The names of the session's answering methods, in the order the server calls them from now on."""
     calls: list[str] = []

@@ -1,9 +1,10 @@
 """The playground's HTTP server: the standard library's ThreadingHTTPServer, a JSON API and the page.
 
 Safe by default: it listens on 127.0.0.1, answers only requests whose Host names this server
-(so a rebound DNS name cannot reach it), refuses state-changing requests from other origins
-and API requests another site's page made (even those it cannot read), caps every body and the
-time a request may take to arrive, and turns every bad request into a 4xx with the reason. The
+(so a rebound DNS name cannot reach it), refuses requests from other origins and API requests
+another site's page made (even those it cannot read), takes no POST another site's page could
+send without a CORS preflight (which it never grants), caps every body, the time a request may
+take to arrive and the connections served at once, and turns every bad request into a 4xx with the reason. The
 page's input is only ever data (numbers and names checked against fixed lists); nothing it sends
 is executed.
 """
@@ -27,6 +28,9 @@ from microgradnn.viz.live.session import Session
 
 JSON_BODY_LIMIT = 64_000
 DRAIN_LIMIT = 8_000_000  # a refused body up to this size is read before the answer
+# the Content-Types a page on another site can POST without a CORS preflight (which this server
+# never grants: OPTIONS gets 405), so that no POST here accepts them
+NO_PREFLIGHT = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
           "/playground.css": ("playground.css", "text/css; charset=utf-8")}
@@ -222,9 +226,11 @@ class Handler(BaseHTTPRequestHandler):
             url = urlsplit(self.path)
             if url.path.startswith("/api/"):
                 self._check_site()
+            if url.path.startswith("/api/") or method == "POST":
+                self._check_origin()
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if method == "POST":
-                self._check_origin()
+                self._check_preflighted()
                 self._post(url.path, query)
             else:
                 self._get(url.path, query)
@@ -287,12 +293,23 @@ class Handler(BaseHTTPRequestHandler):
                                                 "open the playground's own page")
 
     def _check_origin(self) -> None:
+        """Refuse a request whose Origin (sent by browsers on cross-origin fetches and on POSTs)
+        is not this server's own page."""
         origin = self.headers.get("Origin")
         if origin is not None and origin.lower() not in self.server.allowed_origins:
             raise Refused(HTTPStatus.FORBIDDEN, f"cross-origin request from {origin[:80]!r} refused")
         site = self.headers.get("Sec-Fetch-Site")
         if site is not None and site not in ("same-origin", "none"):
             raise Refused(HTTPStatus.FORBIDDEN, f"cross-site request ({site}) refused")
+
+    def _check_preflighted(self) -> None:
+        """Refuse a POST of a type another site's page can send without a CORS preflight: a browser
+        that sends neither Origin nor Sec-Fetch-Site would otherwise let that page drive the playground."""
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind in NO_PREFLIGHT:
+            raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                          f"a POST of Content-Type {kind} is refused: another site's page can send it without a "
+                          "CORS preflight; send application/json (text/csv to /api/upload)")
 
     def _body(self, limit: int, types: tuple[str, ...]) -> bytes:
         kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -378,7 +395,7 @@ class Handler(BaseHTTPRequestHandler):
     def _post(self, path: str, q: dict) -> None:
         s = self.server.session
         if path == "/api/upload":
-            raw = self._body(LIMITS["upload_bytes"], ("text/csv", "text/plain"))
+            raw = self._body(LIMITS["upload_bytes"], ("text/csv",))
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
