@@ -503,6 +503,30 @@ def test_the_boundary_and_neuron_heatmaps_are_the_models_outputs():
             assert st["boundary"]["cls"][i] == int(s.model(x).data > 0)
 
 
+def test_a_state_polled_while_training_is_one_epochs_boundary_and_metrics(server):
+    """The boundary was drawn from the weights of the moment (mid-epoch) and the metrics were the
+    last finished epoch's: one answer now shows one epoch's weights, the epoch it says."""
+    config = {"samples": 600, "batch": 2, "lr": 0.05, "hidden": [6]}  # many steps an epoch: polls land mid-epoch
+    assert request(server, "POST", "/api/config", config)[0] == 200
+    assert request(server, "POST", "/api/control", {"action": "play"})[0] == 200
+    seen: dict[int, list] = {}
+    start = time.monotonic()
+    while (len(seen) < 3 or sum(map(len, seen.values())) < 16) and time.monotonic() - start < 30:
+        status, st = request(server, "GET", "/api/state")
+        assert status == 200 and st["error"] is None
+        seen.setdefault(st["epoch"], []).append(st)
+    request(server, "POST", "/api/control", {"action": "pause"})
+    assert len(seen) >= 3 and sum(map(len, seen.values())) >= 16, {k: len(v) for k, v in seen.items()}
+    replay = Session({**mg.viz.live.DEFAULTS, **config})  # the same run, an epoch at a time: each epoch's weights
+    for epoch in range(max(seen) + 1):
+        want = replay.state()
+        for st in seen.get(epoch, []):
+            assert st["boundary"]["epoch"] == st["epoch"] == epoch
+            assert st["metrics"] == want["metrics"] and st["boundary"] == {**want["boundary"], "epoch": epoch}
+            assert st["neurons"] == want["neurons"]
+        replay.train_epoch()
+
+
 def test_a_point_gives_the_engines_forward_backward_and_pictures():
     s = Session({"hidden": [4]})
     s.train_epoch()  # the model now holds the last mini-batch's gradients
