@@ -106,6 +106,35 @@ def test_a_cross_site_form_post_is_refused(server):
     assert status == 403 and server.session.config["dataset"] == "moons"
 
 
+@pytest.mark.parametrize("kind", ["text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
+                                  "multipart/form-data; boundary=x"])
+def test_a_post_another_sites_page_can_send_without_a_preflight_is_refused_even_with_no_origin(server, kind):
+    """A browser that sends neither Origin nor Sec-Fetch-Site (an older one) lets another site's page
+    POST these types without asking first; every POST must have a type that needs a CORS preflight
+    (which this server never grants), so such a page cannot drive the playground."""
+    before = request(server, "GET", "/api/state")[1]
+    for path, body in (("/api/upload", b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n"), ("/api/config", b'{"lr": 5}'),
+                       ("/api/control", b'{"action": "play"}'), ("/api/param", b'{"name": "layers.0.neurons.0.b", "value": 3}')):
+        status, answer = request(server, "POST", path, body, headers={"Content-Type": kind})
+        assert status == 415 and "without a CORS preflight" in answer["error"], (path, answer)
+    after = request(server, "GET", "/api/state")[1]
+    assert after["config"] == before["config"] and after["version"] == before["version"] and not after["running"]
+    status, answer = request(server, "POST", "/api/upload", b"0,0,0\n1,1,1\n0,1,1\n1,0,0\n",
+                             headers={"Content-Type": "text/csv"})  # the page's upload, and curl's with -H
+    assert status == 200 and answer["config"]["dataset"] == "csv"
+
+
+def test_an_api_get_with_another_origin_is_refused_before_any_work(server, monkeypatch):
+    """A cross-origin fetch sends Origin even where Sec-Fetch-Site is not sent."""
+    calls = count_calls(monkeypatch, server.session)
+    for origin in ("http://evil.example", "null", f"http://evil.example:{server.server.port}"):
+        status, answer = request(server, "GET", "/api/state", headers={"Origin": origin})
+        assert status == 403 and "refused" in answer["error"], origin
+    assert calls == []
+    for origin in (f"http://127.0.0.1:{server.server.port}", f"http://localhost:{server.server.port}"):
+        assert request(server, "GET", "/api/state", headers={"Origin": origin})[0] == 200
+
+
 def count_calls(monkeypatch, session) -> list[str]:
     """The names of the session's answering methods, in the order the server calls them from now on."""
     calls: list[str] = []
@@ -372,6 +401,35 @@ def test_a_burst_of_requests_is_answered_not_reset(server):
     assert statuses == [200] * 150
 
 
+def test_connections_past_the_limit_are_refused_at_once_with_503_never_a_thread_each(server):
+    """A local client opening hundreds of idle connections made a thread for each: now the server
+    serves at most `max_connections` at once and answers the rest 503 with the reason, promptly."""
+    import socket
+    import threading
+    server.server.max_connections, server.server.connection_wait = 4, 0.2
+    before = threading.active_count()
+    held = [socket.create_connection(("127.0.0.1", server.server.port), timeout=5) for _ in range(4)]
+    extra: list[socket.socket] = []
+    try:
+        start = time.monotonic()
+        for i in range(40):  # idle ones, and ones that send a request at once
+            sock = socket.create_connection(("127.0.0.1", server.server.port), timeout=3)
+            extra.append(sock)
+            if i % 2:
+                sock.sendall(f"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{server.server.port}\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):  # the refusal, then the end of the connection
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 503") and b"connections open at once" in answer, answer
+            assert answer.count(b"\n") <= 20 and b"Connection: close" in answer
+        assert time.monotonic() - start < 10  # the first waits 0.2 s for a free slot, the rest not at all
+        assert threading.active_count() <= before + 4
+    finally:
+        for sock in held + extra:
+            sock.close()
+    assert wait_for(lambda: request(server, "GET", "/api/state")[0] == 200, 10)  # freed: served again
+
+
 def test_a_diverging_model_stops_training_with_a_message_not_the_server(server):
     assert request(server, "POST", "/api/config", {"optimizer": "sgd", "lr": 10.0, "loss": "mse",
                                                    "activation": "relu"})[0] == 200
@@ -443,6 +501,30 @@ def test_the_boundary_and_neuron_heatmaps_are_the_models_outputs():
             assert [st["neurons"][0][j][i] for j in range(3)] == pytest.approx(np.round(h0, 3), abs=1e-12)
             assert [st["neurons"][1][j][i] for j in range(2)] == pytest.approx(np.round(h1, 3), abs=1e-12)
             assert st["boundary"]["cls"][i] == int(s.model(x).data > 0)
+
+
+def test_a_state_polled_while_training_is_one_epochs_boundary_and_metrics(server):
+    """The boundary was drawn from the weights of the moment (mid-epoch) and the metrics were the
+    last finished epoch's: one answer now shows one epoch's weights, the epoch it says."""
+    config = {"samples": 600, "batch": 2, "lr": 0.05, "hidden": [6]}  # many steps an epoch: polls land mid-epoch
+    assert request(server, "POST", "/api/config", config)[0] == 200
+    assert request(server, "POST", "/api/control", {"action": "play"})[0] == 200
+    seen: dict[int, list] = {}
+    start = time.monotonic()
+    while (len(seen) < 3 or sum(map(len, seen.values())) < 16) and time.monotonic() - start < 30:
+        status, st = request(server, "GET", "/api/state")
+        assert status == 200 and st["error"] is None
+        seen.setdefault(st["epoch"], []).append(st)
+    request(server, "POST", "/api/control", {"action": "pause"})
+    assert len(seen) >= 3 and sum(map(len, seen.values())) >= 16, {k: len(v) for k, v in seen.items()}
+    replay = Session({**mg.viz.live.DEFAULTS, **config})  # the same run, an epoch at a time: each epoch's weights
+    for epoch in range(max(seen) + 1):
+        want = replay.state()
+        for st in seen.get(epoch, []):
+            assert st["boundary"]["epoch"] == st["epoch"] == epoch
+            assert st["metrics"] == want["metrics"] and st["boundary"] == {**want["boundary"], "epoch": epoch}
+            assert st["neurons"] == want["neurons"]
+        replay.train_epoch()
 
 
 def test_a_point_gives_the_engines_forward_backward_and_pictures():

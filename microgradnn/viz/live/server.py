@@ -1,9 +1,10 @@
 """The playground's HTTP server: the standard library's ThreadingHTTPServer, a JSON API and the page.
 
 Safe by default: it listens on 127.0.0.1, answers only requests whose Host names this server
-(so a rebound DNS name cannot reach it), refuses state-changing requests from other origins
-and API requests another site's page made (even those it cannot read), caps every body and the
-time a request may take to arrive, and turns every bad request into a 4xx with the reason. The
+(so a rebound DNS name cannot reach it), refuses requests from other origins and API requests
+another site's page made (even those it cannot read), takes no POST another site's page could
+send without a CORS preflight (which it never grants), caps every body, the time a request may
+take to arrive and the connections served at once, and turns every bad request into a 4xx with the reason. The
 page's input is only ever data (numbers and names checked against fixed lists); nothing it sends
 is executed.
 """
@@ -27,6 +28,9 @@ from microgradnn.viz.live.session import Session
 
 JSON_BODY_LIMIT = 64_000
 DRAIN_LIMIT = 8_000_000  # a refused body up to this size is read before the answer
+# the Content-Types a page on another site can POST without a CORS preflight (which this server
+# never grants: OPTIONS gets 405), so that no POST here accepts them
+NO_PREFLIGHT = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
           "/playground.css": ("playground.css", "text/css; charset=utf-8")}
@@ -51,12 +55,15 @@ class PlaygroundServer(ThreadingHTTPServer):
     request_queue_size = 128  # socketserver's 5 reset connections when many arrive at once
     request_timeout = 30.0  # seconds a request (line, headers, body) may take to arrive, from its first byte
     idle_timeout = 30.0  # seconds a kept-alive connection may wait for its next request
+    max_connections = 64  # connections served at once (a thread each); more are answered 503
+    connection_wait = 2.0  # seconds a connection past the limit may wait for a free one (a burst of polls)
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> None:
         self.session = Session(config)  # before binding: a refused config must not leave the port taken
         self._stop = threading.Event()  # these before binding too: a failed bind calls server_close
         self._open: dict[socket.socket, threading.Thread] = {}  # the connections being served
-        self._open_lock = threading.Lock()
+        self._open_lock = threading.Condition()  # notified when a connection ends
+        self._full_since: float | None = None  # when the connections last reached the limit
         self.trainer = threading.Thread(target=self._train, name="playground-trainer", daemon=True)
         super().__init__((host, port), Handler)
         self.port = self.server_address[1]
@@ -83,18 +90,50 @@ class PlaygroundServer(ThreadingHTTPServer):
 
     def shutdown(self) -> None:
         self._stop.set()
+        with self._open_lock:
+            self._open_lock.notify_all()  # a connection waiting for a free slot is refused now
         super().shutdown()
 
     def process_request(self, request, client_address) -> None:
-        """Serve the connection in a thread of its own, kept until the connection ends."""
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        """Serve the connection in a thread of its own, kept until the connection ends; past
+        `max_connections` it is answered 503 and closed. When the limit is reached a connection
+        waits up to `connection_wait` s for one to end (a burst of short requests is served),
+        and those that come while the limit is still reached after that are refused at once."""
         with self._open_lock:
-            self._open[request] = thread
-        thread.start()
+            if len(self._open) >= self.max_connections:
+                self._full_since = self._full_since or time.monotonic()
+                self._open_lock.wait_for(lambda: len(self._open) < self.max_connections or self._stop.is_set(),
+                                         max(0.0, self._full_since + self.connection_wait - time.monotonic()))
+            full = len(self._open) >= self.max_connections or self._stop.is_set()
+            if not full:
+                self._full_since = None
+                thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                          daemon=True)
+                self._open[request] = thread
+        if full:
+            self._refuse_connection(request)
+        else:
+            thread.start()
+
+    def _refuse_connection(self, request: socket.socket) -> None:
+        """Answer 503 with the reason and close, without a thread and without waiting on the client."""
+        body = json.dumps({"error": f"the playground is serving {self.max_connections} connections open at once, "
+                                    "its limit; close some (other tabs, scripts) and try again"}).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in {**SECURITY_HEADERS, "Content-Type": "application/json",
+                                                     "Content-Length": len(body), "Connection": "close",
+                                                     "Retry-After": 1}.items())
+        try:
+            request.setblocking(False)  # a fresh connection's send buffer takes these few hundred bytes
+            request.send(f"HTTP/1.1 503 Service Unavailable\r\n{head}\r\n".encode() + body)
+            request.recv(65536)  # what the client already sent: unread, closing would reset the connection
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def shutdown_request(self, request) -> None:
         with self._open_lock:
-            self._open.pop(request, None)
+            if self._open.pop(request, None) is not None:
+                self._open_lock.notify_all()
         super().shutdown_request(request)
 
     def server_close(self) -> None:
@@ -187,9 +226,11 @@ class Handler(BaseHTTPRequestHandler):
             url = urlsplit(self.path)
             if url.path.startswith("/api/"):
                 self._check_site()
+            if url.path.startswith("/api/") or method == "POST":
+                self._check_origin()
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if method == "POST":
-                self._check_origin()
+                self._check_preflighted()
                 self._post(url.path, query)
             else:
                 self._get(url.path, query)
@@ -252,12 +293,23 @@ class Handler(BaseHTTPRequestHandler):
                                                 "open the playground's own page")
 
     def _check_origin(self) -> None:
+        """Refuse a request whose Origin (sent by browsers on cross-origin fetches and on POSTs)
+        is not this server's own page."""
         origin = self.headers.get("Origin")
         if origin is not None and origin.lower() not in self.server.allowed_origins:
             raise Refused(HTTPStatus.FORBIDDEN, f"cross-origin request from {origin[:80]!r} refused")
         site = self.headers.get("Sec-Fetch-Site")
         if site is not None and site not in ("same-origin", "none"):
             raise Refused(HTTPStatus.FORBIDDEN, f"cross-site request ({site}) refused")
+
+    def _check_preflighted(self) -> None:
+        """Refuse a POST of a type another site's page can send without a CORS preflight: a browser
+        that sends neither Origin nor Sec-Fetch-Site would otherwise let that page drive the playground."""
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind in NO_PREFLIGHT:
+            raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                          f"a POST of Content-Type {kind} is refused: another site's page can send it without a "
+                          "CORS preflight; send application/json (text/csv to /api/upload)")
 
     def _body(self, limit: int, types: tuple[str, ...]) -> bytes:
         kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -343,7 +395,7 @@ class Handler(BaseHTTPRequestHandler):
     def _post(self, path: str, q: dict) -> None:
         s = self.server.session
         if path == "/api/upload":
-            raw = self._body(LIMITS["upload_bytes"], ("text/csv", "text/plain"))
+            raw = self._body(LIMITS["upload_bytes"], ("text/csv",))
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:

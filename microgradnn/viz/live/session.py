@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -101,6 +102,11 @@ class Session:
         self.rng = np.random.default_rng(c["seed"])  # mini-batch order, as `fit` draws it
         self.history: list[list[float]] = []
         self.epoch, self.error, self.running = 0, None, False
+        # while an epoch runs, the weights it started from (those of `epoch`, with the edits made
+        # since) and their key: what the page is shown, so that every picture and number it gets
+        # at once is of one epoch; and the last metrics measured, by the key of their weights
+        self._epoch_start: tuple[tuple, list[float]] | None = None
+        self._measured: tuple[tuple, list[float]] | None = None
         # what the script needs to replay this run: each epoch's [mini-batch size, optimizer steps
         # done] (fewer than a full pass while it runs, or if it broke off with an error: a refused
         # step changes nothing), the steps done in all, and the changes made on the way (new
@@ -144,22 +150,32 @@ class Session:
                 order = self.rng.permutation(len(Xt))
                 done = [size, 0]
                 self.epoch_steps.append(done)
-            for start in range(0, len(Xt), size):
+                self._epoch_start = (self._weights_key(), [p.data for p in self.model.parameters()])
+            try:
+                self._run_epoch(built, Xt, tt, size, order, done)
+            finally:
                 with self.lock:
-                    if self.data_version != built:
-                        return
-                    idx = order[start:start + size]
-                    self.optimizer.zero_grad()
-                    self.step_fn(Xt[idx], tt[idx]).backward()
-                    self.optimizer.step()  # a step refused here or above changed no weight
-                    self.steps += 1
-                    done[1] += 1
+                    self._epoch_start = None
+
+    def _run_epoch(self, built: int, Xt: np.ndarray, tt: np.ndarray, size: int, order: np.ndarray,
+                   done: list[int]) -> None:
+        """The epoch's mini-batches, each under the lock, then its metrics; a rebuild ends it."""
+        for start in range(0, len(Xt), size):
             with self.lock:
                 if self.data_version != built:
                     return
-                self.epoch += 1
-                self.history.append([self.epoch, *self.metrics()])
-                self.version += 1
+                idx = order[start:start + size]
+                self.optimizer.zero_grad()
+                self.step_fn(Xt[idx], tt[idx]).backward()
+                self.optimizer.step()  # a step refused here or above changed no weight
+                self.steps += 1
+                done[1] += 1
+        with self.lock:
+            if self.data_version != built:
+                return
+            self.epoch += 1
+            self.history.append([self.epoch, *self._metrics_of(self._weights_key())])
+            self.version += 1
 
     def metrics(self) -> list[float]:
         """[train loss, test loss, train accuracy, test accuracy] of the current model."""
@@ -169,6 +185,32 @@ class Session:
             assert r.outputs is not None  # the step watches the model's outputs
             out.append((r.data, self._accuracy(r.outputs, rows)))
         return [out[0][0], out[1][0], out[0][1], out[1][1]]
+
+    def _weights_key(self) -> tuple:
+        """What identifies the current weights: the model, the steps trained, the edits made."""
+        return self.data_version, self.steps, len(self.changes)
+
+    def _metrics_of(self, key: tuple) -> list[float]:
+        """`metrics()` of the current weights, whose key is `key`, measured once."""
+        if self._measured is None or self._measured[0] != key:
+            self._measured = (key, self.metrics())
+        return self._measured[1]
+
+    @contextmanager
+    def _weights_at(self, weights: list[float] | None) -> Iterator[None]:
+        """The model with these weights for the while (the lock held), then its own again."""
+        if weights is None:
+            yield
+            return
+        params = self.model.parameters()
+        own = [p.data for p in params]
+        try:
+            for p, w in zip(params, weights):
+                p.data = w
+            yield
+        finally:
+            for p, w in zip(params, own):
+                p.data = w
 
     def _accuracy(self, outputs: np.ndarray, rows: np.ndarray) -> float:
         return float((self._classes(outputs) == self.y[rows]).mean())
@@ -183,12 +225,17 @@ class Session:
     # ---- what the page polls ---------------------------------------------------------------
 
     def state(self, since: int = 0) -> dict:
-        """Status, the history after epoch `since`, and the heatmaps of the output and of every neuron."""
+        """Status, the history after epoch `since`, and the metrics and heatmaps (of the output and
+        of every neuron) of the weights at the end of epoch `epoch`, with the edits made since: mid-epoch,
+        those the running epoch started from, so that the pictures and numbers are of one epoch."""
         with self.lock:
             error = self.error
+            key, weights = self._epoch_start or (self._weights_key(), None)
             try:
-                metrics = self.history[-1][1:] if self.history else self.metrics()
-                boundary, neurons = self._heatmaps()
+                with self._weights_at(weights):
+                    metrics = self._metrics_of(key)
+                    boundary, neurons = self._heatmaps()
+                boundary["epoch"] = self.epoch
             except (ValueError, ArithmeticError) as e:  # non-finite weights (diverged, or edited): say so, draw nothing
                 metrics, boundary, neurons = None, None, None
                 error = error or f"the model's outputs are not finite ({e}); reset it or edit the weight back"
