@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from microgradnn import losses, optim
-from microgradnn.engine import Value
+from microgradnn.engine import Value, restore, version_of
 from microgradnn.nn import MLP
 from microgradnn.nn.files import model_payload
 from microgradnn.nn.module import classify
@@ -203,14 +203,13 @@ class Session:
             yield
             return
         params = self.model.parameters()
-        own = [p.data for p in params]
+        own, versions = [p.data for p in params], [version_of(p) for p in params]
         try:
             for p, w in zip(params, weights):
                 p.data = w
             yield
-        finally:
-            for p, w in zip(params, own):
-                p.data = w
+        finally:  # the very numbers, with their versions: nothing computed from them goes stale
+            restore(params, own, versions)
 
     def _accuracy(self, outputs: np.ndarray, rows: np.ndarray) -> float:
         return float((self._classes(outputs) == self.y[rows]).mean())
