@@ -190,6 +190,7 @@ class _Tape:
             hub.inputs, hub._depth = tuple(missing), 1 + max(w._depth for w in missing)
             order += [v for v in topological_order(hub) if v not in known and v is not hub]
             known.update(order)
+        _check_array_forwards(order)
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -484,6 +485,29 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
         negative: Any = np.signbit(g.answer)  # type: ignore[call-overload]
         return lambda V: (V[a] == g.answer) & (np.signbit(V[a]) == negative)
     return lambda V: V[a] == g.answer  # float, index, hash: the very same number
+
+
+def _check_array_forwards(order: list[Value]) -> None:
+    """Refuse a define_op op whose `array_forward` computes another number than its forward at
+    the recorded sample's inputs: replay would run every sample through it, silently wrong."""
+    nodes_of: dict[tuple, list[Value]] = {}
+    for v in order:
+        if v._op is not None and not v._op.builtin and v._op.array_forward is not None:
+            nodes_of.setdefault((v._op, len(v.inputs)), []).append(v)
+    for (op, arity), nodes in nodes_of.items():
+        ins = [np.array([v.inputs[k].data for v in nodes]) for k in range(arity)]
+        want = np.array([v.data for v in nodes])
+        with np.errstate(all="ignore"):
+            got = np.broadcast_to(np.asarray(op.array_forward(*ins), dtype=float), want.shape)
+            # rounding apart, relative to the inputs too (a difference of near-equal numbers)
+            scale = np.maximum.reduce([abs(want), abs(got), *map(abs, ins)])
+            bad = ~(abs(got - want) <= 1e-9 * scale)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            args = ", ".join(shown(float(a[i])) for a in ins)
+            raise ValueError(f"compile: {op.name}'s array_forward gives {shown(float(got[i]))} where its forward "
+                             f"gives {shown(nodes[i].data)}, at ({args}); replay would compute every sample with "
+                             f"it: fix array_forward, or leave it out (replay then runs forward per sample)")
 
 
 def _refusal_check(op: Any, slots: list[int]) -> Callable:

@@ -152,6 +152,18 @@ def test_compiled_refuses_an_overflow_inside_a_layers_matrix_product():
         compiled(np.array([[1.0, 1.0], [1e308, 1e308], [0.5, 0.5]]), np.zeros(3))
 
 
+def test_an_array_forward_that_computes_another_number_than_the_forward_is_refused():
+    # was: every sample replayed through the wrong formula, r.data 30.0 where the scalar mean is 36.0
+    wrong = mg.define_op("replay_cube_wrong", lambda x: x ** 3, lambda x, out: 3 * x ** 2,
+                         array_forward=lambda x: 3 * x ** 2)
+    right = mg.define_op("replay_cube", lambda x: x ** 3, lambda x, out: 3 * x ** 2, array_forward=lambda x: x ** 3)
+    w, X, y = Value(2.0), np.array([[1.0], [2.0]]), np.zeros(2)
+    with pytest.raises(ValueError, match=r"^compile: replay_cube_wrong's array_forward gives 12.0 where its forward "
+                                         r"gives 8.0, at \(2.0\); replay would compute every sample with it"):
+        mg.compile(lambda x, t: wrong(x[0] * w) - t)(X, y)
+    assert mg.compile(lambda x, t: right(x[0] * w) - t)(X, y).data == 36.0
+
+
 def test_an_array_forward_that_makes_inf_where_the_op_does_not_is_named():
     twice = mg.define_op("replay_twice_badly", lambda x: 2 * x, lambda x, out: 2.0,
                          array_forward=lambda x: np.where(x > 1.5, np.inf, 2 * x))
