@@ -1148,3 +1148,16 @@ def test_a_custom_op_with_a_kink_nearer_than_the_first_step_is_measured_off_the_
     for x in (1 + 1e-9, 1 - 1e-9, 1 + 1e-6):  # a kink away from 0, under curvature
         report = gradcheck(hinge, x, atol=0.0)
         assert report and report.rows[0].status == "ok", (x, str(report))
+
+
+def test_right_rules_at_tiny_magnitudes_pass_and_wrong_ones_fail():
+    # x * x at 1e-150 FAILed the right rule (numeric 0 ± 1.8e-19 against 2e-150): the first step,
+    # 1e-4, looked settled next to f's values there (1e-8), though it resolved nothing of 2e-150
+    for x in (1e-150, -1e-150, 1e-100, 3e-9):
+        report = gradcheck(lambda v: v * v, x, atol=0.0)
+        assert report and report.rows[0].status == "ok", str(report)
+        assert gradcheck(lambda v: (v * v).tanh() + v * v * v, x, atol=0.0)
+    sq3 = mg.define_op("square_rule_3x", lambda x: x * x, lambda x, out: 3 * x)
+    for x in (1e-150, -1e-150):
+        report = gradcheck(sq3, x, atol=0.0)
+        assert not report and report.culprit is not None and report.culprit.node.op == sq3.name, str(report)

@@ -290,14 +290,14 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
                                   detail=f"kinks {_sci(below)} below and {_sci(above)} above, nearer than any step")
             side.evaluations, side.detail = calls, f"{'right' if sign > 0 else 'left'}-sided: {where}"
             return side
-    best, probes, first = _central(f, x, f0, h, floor)
+    best, first = _central(f, x, f0, h, floor)
     if best is None:  # no step fits on both sides: x is at the edge of fn's domain
         best = _at_domain_edge(f, x, f0, eps * scale)
         best.evaluations = calls
         return best
-    clean = _off_kink_step(f, x, f0, best.step, probes, floor)
+    clean = _off_kink_step(f, x, f0, first[0], first[1], floor)
     if clean is not None:  # the stencil straddled a kink or bend narrower than it: measured again below it
-        again, _, first = _central(f, x, f0, clean, floor)
+        again, first = _central(f, x, f0, clean, floor)
         if again is not None:
             best = again
             best.detail = f"steps {_sci(clean)} and below: a kink or bend lies nearer than the first step"
@@ -311,13 +311,12 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     return best
 
 
-def _central(f, x: float, f0: float, h: float, floor: float) -> tuple[Derivative | None, list, tuple]:
+def _central(f, x: float, f0: float, h: float, floor: float) -> tuple[Derivative | None, tuple]:
     """The best-settled central estimate from steps h down (tenfold, to below |x| where x is
-    nearer 0 than h), the probes f(x ± d) it used, and the first step with its probes."""
+    nearer 0 than h), and the first step with its probes f(x ± d)."""
     scale = max(1.0, abs(x))
     best: Derivative | None = None
     best_spread = math.inf  # best.error relative to its own values
-    best_fs: list = []
     first: tuple = ()
     for _ in range(12):
         if h < floor:
@@ -338,11 +337,13 @@ def _central(f, x: float, f0: float, h: float, floor: float) -> tuple[Derivative
         # small x straddles a pole at 0 (1/x) and sees none of f(x)'s size, its error nearly all
         spread = estimate.error / max(abs(value), probes / scale, 1e-300)
         if best is None or spread < best_spread:
-            best, best_spread, best_fs = estimate, spread, fs
-        if not math.isfinite(value) or best_spread <= 1e-9:
+            best, best_spread = estimate, spread
+        # a step wider than a tiny x can seem settled next to f's size out there while resolving
+        # nothing of the derivative at x (x * x at 1e-150: 0 ± 2e-19): a step below |x| is tried too
+        if not math.isfinite(value) or (best_spread <= 1e-9 and not 0 < abs(x) < h):
             break
         h = min(h, abs(x) or h) / 10
-    return best, best_fs, first
+    return best, first
 
 
 def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float | None:
