@@ -1122,3 +1122,42 @@ def test_checks_keep_no_grad_after_f_raises_once():
         return out
     assert gradcheck(f, 1.0)
     assert calls[3] and not any(calls[4:]), calls  # the retry with graphs, then no_grad again
+
+
+def test_a_custom_op_with_a_kink_nearer_than_the_first_step_is_measured_off_the_kink():
+    # a relu-like define_op op whose rule gives 0.5 everywhere PASSed at ±1e-15: the central
+    # difference straddled the kink at 0 and settled on the average slope 0.5 (right rules FAILed)
+    kinks = lambda x: x == 0.0  # noqa: E731  # says only whether x is at the kink, not where one is
+    half = mg.define_op("relu_half_everywhere", lambda x: max(x, 0.0), lambda x, out: 0.5, kinks=kinks)
+    left = mg.define_op("relu_half_on_the_left", lambda x: max(x, 0.0), lambda x, out: 1.0 if x > 0 else 0.5,
+                        kinks=kinks)  # wrong only left of the kink
+    right = mg.define_op("relu_right_rule", lambda x: max(x, 0.0), lambda x, out: float(x > 0), kinks=kinks)
+    hinge = mg.define_op("hinge_at_1", lambda x: max(x - 1.0, 0.0) + x * x, lambda x, out: float(x > 1) + 2 * x)
+    for x in (1e-15, -1e-15, 3e-13, 1e-200, -1e-200):
+        for g in (half, lambda v: half(v) + (v + 1) * (v + 1))[:1 + (x != 3e-13)]:  # behind 1 + ...: blame
+            report = gradcheck(g, x)
+            assert not report and report.culprit is not None and report.culprit.node.op == half.name, str(report)
+        report = gradcheck(right, x, atol=0.0, rtol=1e-8)
+        assert report and report.rows[0].status == "ok", str(report)
+        if x != 3e-13:  # (a kink 3e-13 away behind 1 + ... lies where rounding starts to blur it: not covered)
+            report = gradcheck(lambda v: right(v) + (v + 1) * (v + 1), x, atol=0.0, rtol=1e-8)
+            assert report and report.culprit is None, str(report)  # rounding in 1 + ... hides the kink's place
+    assert gradcheck(left, 1e-15, atol=0.0, rtol=1e-8)
+    report = gradcheck(left, -1e-15)
+    assert not report and report.culprit.node.op == left.name, str(report)
+    for x in (1 + 1e-9, 1 - 1e-9, 1 + 1e-6):  # a kink away from 0, under curvature
+        report = gradcheck(hinge, x, atol=0.0)
+        assert report and report.rows[0].status == "ok", (x, str(report))
+
+
+def test_right_rules_at_tiny_magnitudes_pass_and_wrong_ones_fail():
+    # x * x at 1e-150 FAILed the right rule (numeric 0 ± 1.8e-19 against 2e-150): the first step,
+    # 1e-4, looked settled next to f's values there (1e-8), though it resolved nothing of 2e-150
+    for x in (1e-150, -1e-150, 1e-100, 3e-9):
+        report = gradcheck(lambda v: v * v, x, atol=0.0)
+        assert report and report.rows[0].status == "ok", str(report)
+        assert gradcheck(lambda v: (v * v).tanh() + v * v * v, x, atol=0.0)
+    sq3 = mg.define_op("square_rule_3x", lambda x: x * x, lambda x, out: 3 * x)
+    for x in (1e-150, -1e-150):
+        report = gradcheck(sq3, x, atol=0.0)
+        assert not report and report.culprit is not None and report.culprit.node.op == sq3.name, str(report)

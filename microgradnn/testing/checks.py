@@ -290,9 +290,34 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
                                   detail=f"kinks {_sci(below)} below and {_sci(above)} above, nearer than any step")
             side.evaluations, side.detail = calls, f"{'right' if sign > 0 else 'left'}-sided: {where}"
             return side
+    best, first = _central(f, x, f0, h, floor)
+    if best is None:  # no step fits on both sides: x is at the edge of fn's domain
+        best = _at_domain_edge(f, x, f0, eps * scale)
+        best.evaluations = calls
+        return best
+    clean = _off_kink_step(f, x, f0, first[0], first[1], floor)
+    if clean is not None:  # the stencil straddled a kink or bend narrower than it: measured again below it
+        again, first = _central(f, x, f0, clean, floor)
+        if again is not None:
+            best = again
+            best.detail = f"steps {_sci(clean)} and below: a kink or bend lies nearer than the first step"
+    else:
+        best.kink = _slopes_stay_apart(f, x, f0, *first)
+    if best.kink or one_sided:
+        h = first[0]
+        best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign)) else math.nan
+                                 for sign in (1.0, -1.0))
+    best.evaluations = calls
+    return best
+
+
+def _central(f, x: float, f0: float, h: float, floor: float) -> tuple[Derivative | None, tuple]:
+    """The best-settled central estimate from steps h down (tenfold, to below |x| where x is
+    nearer 0 than h), and the first step with its probes f(x ± d)."""
+    scale = max(1.0, abs(x))
     best: Derivative | None = None
     best_spread = math.inf  # best.error relative to its own values
-    gaps = None
+    first: tuple = ()
     for _ in range(12):
         if h < floor:
             break
@@ -307,28 +332,46 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         probes = max(abs(v) for pair in fs for v in pair)
         rounding = 8 * _MACHINE_EPS * max(abs(f0), probes) / h
         estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
-        if gaps is None:
-            gaps = (h, fs)
+        first = first or (h, fs)
         # steps are compared by their error relative to what they measure: a step wider than a
         # small x straddles a pole at 0 (1/x) and sees none of f(x)'s size, its error nearly all
         spread = estimate.error / max(abs(value), probes / scale, 1e-300)
         if best is None or spread < best_spread:
             best, best_spread = estimate, spread
-        if not math.isfinite(value) or best_spread <= 1e-9:
+        # a step wider than a tiny x can seem settled next to f's size out there while resolving
+        # nothing of the derivative at x (x * x at 1e-150: 0 ± 2e-19): a step below |x| is tried too
+        if not math.isfinite(value) or (best_spread <= 1e-9 and not 0 < abs(x) < h):
             break
         h = min(h, abs(x) or h) / 10
-    if best is None:  # no step fits on both sides: x is at the edge of fn's domain
-        best = _at_domain_edge(f, x, f0, eps * scale)
-        best.evaluations = calls
-        return best
-    h, fs = gaps  # type: ignore[misc]  # set whenever best is
-    best.kink = _slopes_stay_apart(f, x, f0, h, fs)
-    if best.kink or one_sided:
-        best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign)) else math.nan
-                                 for sign in (1.0, -1.0))
-    best.evaluations = calls
-    return best
+    return best, first
 
+
+def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float | None:
+    """None unless the one-sided slopes at h (probes `fs`) jump apart without fading as a smooth
+    function's do (like h**3 once extrapolated): then the stencil straddles a kink or a bend
+    narrower than h, which a central difference averages over (relu at 1e-15: 0.5). Then the
+    largest tenfold smaller step where the jump is gone (found by bisection); None
+    where it lasts until rounding blurs it (a kink at x, as far as floats tell)."""
+    first, _ = _jump(f0, fs[:2], x, h)
+    jump, noise = _jump(f0, fs[1:], x, h / 2)
+    if not (math.isfinite(jump) and abs(jump) > 10 * noise and jump * first > 0.25 * first * first):
+        return None
+    low = max(floor, 200 * _MACHINE_EPS * abs(f0) / abs(jump))  # below it rounding blurs the jump by 10%
+
+    def gone(k: int) -> bool:
+        s = h * 10.0 ** -k
+        try:
+            now, rounding = _jump(f0, [(f(x + t), f(x - t)) for t in (s, s / 2)], x, s)
+        except (ArithmeticError, ValueError):
+            return False
+        return abs(now) <= 1e-2 * abs(jump) + 2 * rounding
+    dirty, clean = 0, int(math.log10(h / low)) if low < h else 0
+    if clean < 1 or not gone(clean):
+        return None
+    while clean - dirty > 1:
+        mid = (clean + dirty) // 2
+        dirty, clean = (dirty, mid) if gone(mid) else (mid, clean)
+    return h * 10.0 ** -clean
 
 def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
     """The one-sided derivative from the side where fn is defined (e.g. sqrt(x)**3 at 0)."""
