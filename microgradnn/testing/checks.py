@@ -373,6 +373,7 @@ def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float 
         dirty, clean = (dirty, mid) if gone(mid) else (mid, clean)
     return h * 10.0 ** -clean
 
+
 def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
     """The one-sided derivative from the side where fn is defined (e.g. sqrt(x)**3 at 0)."""
     for sign in (1.0, -1.0):
