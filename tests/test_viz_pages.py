@@ -303,3 +303,17 @@ def test_page_data_cannot_end_the_script(tmp_path):
     text = Path(viz.animate(y, tmp_path / "a.html")).read_text()
     script = text[text.index("const STEPS"):]
     assert "</script>" not in script[:script.index("\n")] and "<!--" not in script[:script.index("\n")]
+
+
+def test_arrow_keys_on_the_focused_slider_step_once(page, tmp_path):
+    path = viz.animate(neuron_graph(), tmp_path / "slider.html")
+    page.goto(Path(path).as_uri())
+    page.focus("#slider")  # as after dragging it
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.body.dataset.step") == "2"
+    page.keyboard.press("ArrowLeft")
+    assert page.evaluate("document.body.dataset.step") == "1" and page.input_value("#slider") == "1"
+    page.keyboard.press("End")
+    assert page.evaluate("document.body.dataset.step") == page.get_attribute("#slider", "max")
+    assert not page.errors, page.errors

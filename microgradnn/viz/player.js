@@ -128,7 +128,8 @@ function setZoom(z) {
     score();
   }
   document.addEventListener("keydown", e => {
-    if (e.target.tagName === "INPUT" && e.target.type === "text") return;
+    // the answer box takes every key; the slider steps itself on arrows, Home and End (twice if we did too)
+    if (e.target.tagName === "INPUT" && (e.target.type === "text" || e.key !== " ")) return;
     if (e.key === "ArrowRight") next();
     else if (e.key === "ArrowLeft") show(current - 1);
     else if (e.key === "Home") show(0);
