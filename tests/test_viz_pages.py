@@ -317,3 +317,19 @@ def test_arrow_keys_on_the_focused_slider_step_once(page, tmp_path):
     page.keyboard.press("End")
     assert page.evaluate("document.body.dataset.step") == page.get_attribute("#slider", "max")
     assert not page.errors, page.errors
+
+
+def test_two_pages_in_one_notebook_output_step_apart_and_never_scroll_the_notebook(page, tmp_path):
+    import html
+    first = Path(viz.animate(neuron_graph(), tmp_path / "a.html", quiz=True)).read_text()
+    second = Path(viz.animate_network(lesson_network(), [1.0, 0.5], tmp_path / "b.html")).read_text()
+    frame = '<iframe srcdoc="{}" width="100%" height="600"></iframe>'  # as the README shows them
+    page.set_content(f"<p>cell 1</p>{frame.format(html.escape(first))}<p style='height:2000px'>more cells</p>"
+                     f"{frame.format(html.escape(second))}")
+    a, b = page.frames[1:]
+    a.click("#next")  # the learner works in the first page, at the top of the notebook
+    for _ in range(3):
+        b.evaluate("document.getElementById('next').click()")  # the second page steps (or plays) below
+    assert a.evaluate("document.body.dataset.step") == "1" and b.evaluate("document.body.dataset.step") == "3"
+    assert page.evaluate("scrollY") == 0  # the notebook stays where the learner is
+    assert not page.errors, page.errors

@@ -35,7 +35,6 @@ button { font-size: 15px; min-width: 38px; padding: 3px 8px; }
 #feedback.wrong { color: #B03A2E; }
 #graph { overflow: auto; border-top: 1px solid #EEE; }
 #graph svg { display: block; }
-#graph g.active { scroll-margin: 32px; }  /* scrolled into view with its ring and a little around it */
 """
 
 CONTROLS = """\
