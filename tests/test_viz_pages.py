@@ -333,3 +333,15 @@ def test_two_pages_in_one_notebook_output_step_apart_and_never_scroll_the_notebo
     assert a.evaluate("document.body.dataset.step") == "1" and b.evaluate("document.body.dataset.step") == "3"
     assert page.evaluate("scrollY") == 0  # the notebook stays where the learner is
     assert not page.errors, page.errors
+
+
+def test_a_long_unbroken_label_wraps_inside_a_phone_wide_page(page, tmp_path):
+    w = Value(-3.0, label="w" * 150)
+    out = (Value(2.0, label="x") * w).tanh()
+    out.backward()
+    path = viz.animate(out, tmp_path / "long.html", title="t" * 150, quiz=True)
+    page.set_viewport_size({"width": 375, "height": 700})
+    page.goto(Path(path).as_uri())
+    page.keyboard.press("ArrowRight")  # the caption names w; the question too
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing runs off the side
+    assert not page.errors, page.errors
