@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import subprocess
@@ -636,6 +637,7 @@ def test_animation_captions_put_a_compound_name_after_a_derivative_sign_in_paren
     assert equations[0].endswith("∂/∂x = 1") and equations[1].endswith("∂/∂2 = 3")
     assert equations[2].endswith("∂/∂(x + 2) = 3")
     assert equations[4] == "grad of (x + 2)*3*(2*3) = 1 (∂((x + 2)*3*(2*3))/∂((x + 2)*3*(2*3)))"
+    x.grad = 0.0  # else its grad holds out's too, and the equation adds `what it held`
     z = (x.tanh() * Value(3.0, "w1")).tanh()
     z.backward()
     equations = [s["equation"] for s in viz.animation_steps(z)]
@@ -789,3 +791,39 @@ def test_demos_may_replace_files_only_in_out_or_with_overwrite(tmp_path, monkeyp
     assert refusal("notes.txt", names, True) == "notes.txt is not a folder"
     with pytest.raises(TypeError, match="refusal: overwrite must be True or False, got str 'no'"):
         refusal("mine", names, "no")
+
+
+def page_steps(path) -> list[dict]:
+    """The steps an animation page shows, read back from the page."""
+    text = open(path, encoding="utf-8").read()
+    return json.loads(re.search(r"^const STEPS = (.*);$", text, re.M).group(1))
+
+
+def test_animate_network_shows_the_same_gradients_when_the_model_holds_old_ones(tmp_path):
+    # backward() without zero_grad leaves grads behind; the page's ∂L/∂w and SGD step are of this input alone
+    def lesson_net():
+        return MLP.from_layers([mg.Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)]),
+                                mg.Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
+    stale = lesson_net()
+    stale([1.0, 0.5]).backward()
+    held = [p.grad for p in stale.parameters()]
+    fresh = page_steps(viz.animate_network(lesson_net(), [1.0, 0.5], tmp_path / "fresh.html", target=1.0))
+    shown = page_steps(viz.animate_network(stale, [1.0, 0.5], tmp_path / "stale.html", target=1.0))
+    assert [s["equation"] for s in shown] == [s["equation"] for s in fresh]
+    assert "∂L/∂w0 = n0 × ∂L/∂raw = 0.4 × (-0.3601) = -0.144;" in "\n".join(s["equation"] for s in shown)
+    assert [p.grad for p in stale.parameters()] == held  # the model's own grads are left as they were
+
+
+def test_animation_equation_adds_up_when_a_grad_held_more_than_this_pass_gave():
+    # a second backward() without zero_grad doubles the leaves' grads: the sum shown must still add up
+    x1, w1 = Value(2.0, label="x1"), Value(-3.0, label="w1")
+    o = x1 * w1 + w1
+    o.backward()
+    o.backward()
+    equations = {s["title"]: s["equation"] for s in viz.animation_steps(o)}
+    assert equations["Backward: grad of w1"] == ("grad of w1 = x1 × grad(x1*w1) + 1 × grad(x1*w1 + w1) + what it held = "
+                                               "2 × 1 + 1 × 1 + 3 = 6")
+    assert equations["Backward: grad of x1"] == "grad of x1 = w1 × grad(x1*w1) + what it held = -3 × 1 + (-3) = -6"
+    x1.grad = w1.grad = 0.0
+    o.backward()
+    assert viz.animation_steps(o)[-1]["equation"] == "grad of x1 += w1 × grad(x1*w1) = -3 × 1 = -3"

@@ -303,3 +303,45 @@ def test_page_data_cannot_end_the_script(tmp_path):
     text = Path(viz.animate(y, tmp_path / "a.html")).read_text()
     script = text[text.index("const STEPS"):]
     assert "</script>" not in script[:script.index("\n")] and "<!--" not in script[:script.index("\n")]
+
+
+def test_arrow_keys_on_the_focused_slider_step_once(page, tmp_path):
+    path = viz.animate(neuron_graph(), tmp_path / "slider.html")
+    page.goto(Path(path).as_uri())
+    page.focus("#slider")  # as after dragging it
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.body.dataset.step") == "2"
+    page.keyboard.press("ArrowLeft")
+    assert page.evaluate("document.body.dataset.step") == "1" and page.input_value("#slider") == "1"
+    page.keyboard.press("End")
+    assert page.evaluate("document.body.dataset.step") == page.get_attribute("#slider", "max")
+    assert not page.errors, page.errors
+
+
+def test_two_pages_in_one_notebook_output_step_apart_and_never_scroll_the_notebook(page, tmp_path):
+    import html
+    first = Path(viz.animate(neuron_graph(), tmp_path / "a.html", quiz=True)).read_text()
+    second = Path(viz.animate_network(lesson_network(), [1.0, 0.5], tmp_path / "b.html")).read_text()
+    frame = '<iframe srcdoc="{}" width="100%" height="600"></iframe>'  # as the README shows them
+    page.set_content(f"<p>cell 1</p>{frame.format(html.escape(first))}<p style='height:2000px'>more cells</p>"
+                     f"{frame.format(html.escape(second))}")
+    a, b = page.frames[1:]
+    a.click("#next")  # the learner works in the first page, at the top of the notebook
+    for _ in range(3):
+        b.evaluate("document.getElementById('next').click()")  # the second page steps (or plays) below
+    assert a.evaluate("document.body.dataset.step") == "1" and b.evaluate("document.body.dataset.step") == "3"
+    assert page.evaluate("scrollY") == 0  # the notebook stays where the learner is
+    assert not page.errors, page.errors
+
+
+def test_a_long_unbroken_label_wraps_inside_a_phone_wide_page(page, tmp_path):
+    w = Value(-3.0, label="w" * 150)
+    out = (Value(2.0, label="x") * w).tanh()
+    out.backward()
+    path = viz.animate(out, tmp_path / "long.html", title="t" * 150, quiz=True)
+    page.set_viewport_size({"width": 375, "height": 700})
+    page.goto(Path(path).as_uri())
+    page.keyboard.press("ArrowRight")  # the caption names w; the question too
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing runs off the side
+    assert not page.errors, page.errors

@@ -114,10 +114,16 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[di
             symbolic = " + ".join(f"{_local_name(p, i, names)} × grad({names[id(p)]})" for p, i in mine)
             numbers = " + ".join(f"{fmt(p._local[i])} × {fmt(p.grad)}" for p, i in mine)
             op = "+=" if len(mine) == 1 and not v.inputs else "="
-            equation = f"grad of {name} {op} {symbolic} = {numbers} = {fmt(v.grad)}" if mine else \
-                f"grad of {name} = {fmt(v.grad)}"
             caption = (f"Chain rule: {name} is used {len(mine)} time{'s' if len(mine) != 1 else ''}; each use adds "
                        f"its local derivative times the grad of the node it feeds.")
+            terms = [p._local[i] * p.grad for p, i in mine]
+            held = v.grad - sum(terms)  # what the grad held before this pass (0 but for rounding, normally)
+            if abs(held) > 1e-9 * max(abs(v.grad), *map(abs, terms)):
+                op, symbolic, numbers = "=", f"{symbolic} + what it held", f"{numbers} + {grouped(fmt(held))}"
+                caption += (f" It held {fmt(held)} already: grads add up over backward() calls until zero_grad(), "
+                            f"and over uses outside this graph.")
+            equation = f"grad of {name} {op} {symbolic} = {numbers} = {fmt(v.grad)}" if mine else \
+                f"grad of {name} = {fmt(v.grad)}"
         steps.append({"id": vid, "kind": "grad", "text": f"grad {fmt(v.grad)}", "title": f"Backward: grad of {name}",
                       "caption": caption, "equation": equation,
                       "ask": None if v is root else ask(f"What is the grad of {name}?", v.grad)})

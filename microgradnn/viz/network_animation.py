@@ -96,6 +96,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"animate_network: lr must be a positive finite number, got {lr!r}")
     work = copy.deepcopy(model)
+    work.zero_grad()  # grads left by an earlier backward() would add into this input's
     layers = layers_of(work, "animate_network")
     xs = as_inputs(network_input(x, layers[0].nin, "animate_network"), layers[0].nin, "animate_network")
     steps: list[dict] = []

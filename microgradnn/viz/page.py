@@ -16,6 +16,7 @@ from microgradnn.viz.format import _visible
 STYLE = """\
 body { font-family: Helvetica, Arial, sans-serif; margin: 10px 12px; color: #222; font-size: 16px; }
 h1 { font-size: 20px; margin: 4px 0 10px; }
+h1, #text, #quiz { overflow-wrap: anywhere; }  /* a long unbroken label wraps instead of widening the page */
 #controls { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
 button { font-size: 15px; min-width: 38px; padding: 3px 8px; }
 #slider { width: 260px; max-width: 50vw; }
@@ -35,7 +36,6 @@ button { font-size: 15px; min-width: 38px; padding: 3px 8px; }
 #feedback.wrong { color: #B03A2E; }
 #graph { overflow: auto; border-top: 1px solid #EEE; }
 #graph svg { display: block; }
-#graph g.active { scroll-margin: 32px; }  /* scrolled into view with its ring and a little around it */
 """
 
 CONTROLS = """\

@@ -17,7 +17,7 @@ function show(k) {
   const hide = waiting(current);
   render(current, hide);
   const active = document.querySelector("#graph g.active");
-  if (active) active.scrollIntoView({block: "nearest", inline: "nearest"});
+  if (active) bringIntoView(active);
   $("slider").value = current;
   $("counter").textContent = "step " + current + " / " + STEPS.length;
   const s = current > 0 ? STEPS[current - 1] : null;
@@ -27,6 +27,16 @@ function show(k) {
   showQuiz(s, hide);
   document.body.dataset.step = String(current);
   document.body.dataset.waiting = hide ? "1" : "0";
+}
+
+// The active node, with its ring and a margin, scrolled into view sideways in the graph box and up
+// or down in this page's own window: never in a page around it (a notebook showing it in a frame).
+function bringIntoView(el) {
+  const graph = $("graph"), r = el.getBoundingClientRect(), box = graph.getBoundingClientRect(), m = 32;
+  if (r.left - m < box.left) graph.scrollLeft += r.left - m - box.left;
+  else if (r.right + m > box.right) graph.scrollLeft += Math.min(r.right + m - box.right, r.left - m - box.left);
+  if (r.top - m < 0) window.scrollBy(0, r.top - m);
+  else if (r.bottom + m > innerHeight) window.scrollBy(0, Math.min(r.bottom + m - innerHeight, r.top - m));
 }
 
 function showQuiz(s, hide) {
@@ -93,7 +103,10 @@ function play() {
   if (current >= STEPS.length) show(0);
   $("play").innerHTML = "&#x23F8;"; $("play").title = "pause (Space)";
   timer = setInterval(() => {
-    if (current >= STEPS.length || waiting(current)) { play(); if (waiting(current)) $("answer").focus(); }
+    if (current >= STEPS.length || waiting(current)) {
+      play();
+      if (waiting(current)) $("answer").focus({preventScroll: true});
+    }
     else show(current + 1);
   }, 900);
 }
@@ -128,7 +141,8 @@ function setZoom(z) {
     score();
   }
   document.addEventListener("keydown", e => {
-    if (e.target.tagName === "INPUT" && e.target.type === "text") return;
+    // the answer box takes every key; the slider steps itself on arrows, Home and End (twice if we did too)
+    if (e.target.tagName === "INPUT" && (e.target.type === "text" || e.key !== " ")) return;
     if (e.key === "ArrowRight") next();
     else if (e.key === "ArrowLeft") show(current - 1);
     else if (e.key === "Home") show(0);
