@@ -231,9 +231,9 @@ class GPT(Module):
     @no_grad()
     def generate(self, start: Sequence[int], max_new_tokens: int | None = None, temperature: float = 1.0, *,
                  stop: int | None = None, seed=None) -> list[int]:
-        """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made or the
-        block is full; returns the new tokens (without `stop`). Lower temperatures pick likelier
-        tokens; temperature 0 always picks the likeliest."""
+        """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made (none for
+        0) or the block is full; returns the new tokens (without `stop`). Lower temperatures pick
+        likelier tokens; temperature 0 always picks the likeliest."""
         temperature = number(temperature, "generate", "temperature", 0.0)
         if stop is not None and not (_is_int(stop) and 0 <= stop < self.vocab_size):  # else it never matches
             raise (ValueError if _is_int(stop) else TypeError)(
@@ -246,8 +246,10 @@ class GPT(Module):
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
         rng = generator(seed)
         limit = self.block_size - len(start) + 1
-        if max_new_tokens is not None:
-            limit = min(limit, positive_int(max_new_tokens, "generate", "max_new_tokens"))
+        if max_new_tokens is not None:  # 0 makes nothing new, as nanoGPT's returns its input as it is
+            limit = min(limit, integer(max_new_tokens, "generate", "max_new_tokens", at_least=0))
+            if limit == 0:
+                return []
         cache, new = self.new_cache(), []
         for pos, token in enumerate(start):
             logits = self(token, pos, cache)
