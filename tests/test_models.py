@@ -345,3 +345,8 @@ def test_generate_of_no_new_tokens_returns_none_as_nanogpt_returns_the_input():
     with pytest.raises(IndexError, match=r"generate: start\[1\] must be a token id"):  # start is still checked
         model.generate([0, 99], max_new_tokens=0)
 
+
+def test_gpt_repr_of_one_head_says_head():
+    # was: "1 heads"
+    assert "1 head, 1 layer," in repr(GPT(5, n_embd=4, n_head=1, n_layer=1, block_size=4, seed=0))
+    assert "2 heads, 2 layers," in repr(GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0))
