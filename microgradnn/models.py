@@ -318,5 +318,6 @@ class GPT(Module):
                    config["block_size"], seed=0)
 
     def __repr__(self) -> str:
-        return (f"GPT(vocab {self.vocab_size}, n_embd {self.n_embd}, {self.n_head} head{'s' if self.n_head > 1 else ''}, {self.n_layer} "
-                f"layer{'s' if self.n_layer > 1 else ''}, block {self.block_size}, {self.num_parameters()} parameters)")
+        heads, layers = "s" if self.n_head > 1 else "", "s" if self.n_layer > 1 else ""
+        return (f"GPT(vocab {self.vocab_size}, n_embd {self.n_embd}, {self.n_head} head{heads}, {self.n_layer} "
+                f"layer{layers}, block {self.block_size}, {self.num_parameters()} parameters)")
