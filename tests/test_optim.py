@@ -490,3 +490,21 @@ def test_zero_grad_set_to_none_leaves_an_unreached_parameter_alone_as_torch_does
     for bad in (1, "yes", None):
         with pytest.raises(TypeError, match=rf"zero_grad: set_to_none must be True or False, got {type(bad).__name__}"):
             opt.zero_grad(set_to_none=bad)
+
+
+def test_linear_lr_get_last_lr_is_the_lr_of_the_last_step_as_torch():
+    # get_last_lr() read the optimizer's lr now, so after a hand edit it gave that before any step computed it
+    torch = pytest.importorskip("torch")
+    ours = SGD([Value(1.0)], lr=0.3)
+    sched = LinearLR(ours, total_iters=3)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, total_iters=3)
+    for i in range(6):
+        if i in (0, 2, 4):  # during the ramp and after it
+            ours.lr = t_opt.param_groups[0]["lr"] = 0.01 * (i + 1)
+            assert sched.get_last_lr() != [ours.lr]  # the edit shows from the next step on
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+        sched.step()
+        t_opt.step()
+        t_sched.step()
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
