@@ -272,10 +272,15 @@ class CharTokenizer:
         """[BOS, ids of the characters..., BOS]."""
         if not isinstance(text, str):
             raise TypeError(f"CharTokenizer.encode: text must be a str, got {type(text).__name__} {text!r:.60}")
-        unknown = sorted(set(text) - set(self.index))
-        if unknown:
-            raise ValueError(f"CharTokenizer: characters not in the vocabulary: {''.join(unknown)!r}")
-        return [self.BOS, *(self.index[c] for c in text), self.BOS]
+        try:
+            return [self.BOS, *(self.index[c] for c in text), self.BOS]
+        except KeyError:
+            k = next(k for k, c in enumerate(text) if c not in self.index)
+            vocabulary = "".join(self.chars)
+            raise ValueError(f"CharTokenizer.encode: character {text[k]!r} at position {k} is not in the vocabulary "
+                             f"({vocabulary!r})" if len(vocabulary) <= 60 else
+                             f"CharTokenizer.encode: character {text[k]!r} at position {k} is not in the vocabulary "
+                             f"of {len(vocabulary)} characters") from None
 
     def decode(self, ids: Sequence[int]) -> str:
         """The characters of `ids`, BOS left out."""

@@ -15,16 +15,20 @@ __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "h
            "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
 
 
-def _batch(predictions, targets, name: str) -> tuple[list, list]:
-    """Predictions as a list (one per sample) and targets of the same length: floats, or the
-    Values given (a target Value stays in the graph, which `microgradnn.compile` relies on)."""
+def _batch(predictions, targets, name: str, classes: bool = False) -> tuple[list, list]:
+    """Predictions as a list (one per sample) and targets of the same length: floats (ints for
+    `classes`), or the Values given (a target Value stays in the graph, which
+    `microgradnn.compile` relies on)."""
     preds = [predictions] if isinstance(predictions, (Value, int, float)) else _listed(predictions, name, "predictions")
     if isinstance(targets, Value) or np.ndim(targets) == 0:
         targets = [targets]
-    t = [x if isinstance(x, Value) else _target(x, i, name)
-         for i, x in enumerate(np.asarray(targets, dtype=object).reshape(-1))]
-    if len(preds) != len(t):
-        raise ValueError(f"{name}: got {len(preds)} predictions but {len(t)} targets")
+    given = np.asarray(targets, dtype=object).reshape(-1)
+    if len(preds) != len(given):
+        raise ValueError(f"{name}: targets must be class indices, one per sample (one-hot or probability targets "
+                         f"are not supported: for one-hot rows pass y.argmax(axis=1)), got {len(given)} targets for "
+                         f"{len(preds)} predictions" if classes else
+                         f"{name}: got {len(preds)} predictions but {len(given)} targets")
+    t = [x if isinstance(x, Value) else _target(x, i, name, classes) for i, x in enumerate(given)]
     if len(preds) == 0:
         raise ValueError(f"{name}: the batch is empty")
     if not all(type(p) is Value for p in preds):  # plain numbers (or a sample's logits) given
@@ -43,12 +47,18 @@ def _listed(xs, name: str, what: str) -> list:
     return list(xs)
 
 
-def _target(x, i: int, name: str) -> float:
-    """A target as a finite float: a number (a bool is 0 or 1, as a label made by a comparison)."""
+def _target(x, i: int, name: str, classes: bool = False) -> float:
+    """A target as a finite float: a number (a bool is 0 or 1, as a label made by a comparison);
+    for `classes`, an int (a class index: as torch's cross_entropy, neither a bool nor a float)."""
     if not isinstance(x, numbers.Real):  # "1" would be read as 1.0, None fail inside float()
         raise TypeError(f"{name}: targets must be numbers, got {type(x).__name__} {x!r:.60} at target {i}")
     if not _finite(x):  # (float() of an int beyond float's range would raise OverflowError)
         raise ValueError(f"{name}: targets contain NaN or infinity: target {i} is {shown(x)}")
+    if classes:
+        if not isinstance(x, numbers.Integral) or isinstance(x, bool):
+            raise TypeError(f"{name}: targets must be class indices (ints), got {type(x).__name__} {x!r:.60} "
+                            f"at target {i}")
+        return int(x)
     return float(x)
 
 
@@ -154,13 +164,13 @@ def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     batch = _listed(predictions, "cross_entropy", "predictions")
     if batch and not isinstance(batch[0], (list, tuple, np.ndarray)):
         batch = [batch]  # one sample's logits
-    preds, t = _batch(batch, targets, "cross_entropy")
+    preds, t = _batch(batch, targets, "cross_entropy", classes=True)
     k = len(preds[0])
     if k < 2 or any(len(z) != k for z in preds):
         raise ValueError(f"cross_entropy: every sample needs the same number (>= 2) of logits, "
                          f"got {sorted({len(z) for z in preds})}")
     # A target Value is checked by `take`, for every sample, when its graph runs.
-    bad = sorted({x for x in t if type(x) is not Value and (x != int(x) or not 0 <= x < k)})
+    bad = sorted({x for x in t if type(x) is not Value and not 0 <= x < k})
     if bad:
         raise ValueError(f"cross_entropy: targets must be class indices 0..{k - 1}, got {bad[:3]}")
     return _mean([logsumexp(z) - _pick(list(z), ti) for z, ti in zip(preds, t)])

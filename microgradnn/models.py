@@ -231,9 +231,9 @@ class GPT(Module):
     @no_grad()
     def generate(self, start: Sequence[int], max_new_tokens: int | None = None, temperature: float = 1.0, *,
                  stop: int | None = None, seed=None) -> list[int]:
-        """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made or the
-        block is full; returns the new tokens (without `stop`). Lower temperatures pick likelier
-        tokens; temperature 0 always picks the likeliest."""
+        """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made (none for
+        0) or the block is full; returns the new tokens (without `stop`). Lower temperatures pick
+        likelier tokens; temperature 0 always picks the likeliest."""
         temperature = number(temperature, "generate", "temperature", 0.0)
         if stop is not None and not (_is_int(stop) and 0 <= stop < self.vocab_size):  # else it never matches
             raise (ValueError if _is_int(stop) else TypeError)(
@@ -246,8 +246,10 @@ class GPT(Module):
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
         rng = generator(seed)
         limit = self.block_size - len(start) + 1
-        if max_new_tokens is not None:
-            limit = min(limit, positive_int(max_new_tokens, "generate", "max_new_tokens"))
+        if max_new_tokens is not None:  # 0 makes nothing new, as nanoGPT's returns its input as it is
+            limit = min(limit, integer(max_new_tokens, "generate", "max_new_tokens", at_least=0))
+            if limit == 0:
+                return []
         cache, new = self.new_cache(), []
         for pos, token in enumerate(start):
             logits = self(token, pos, cache)
@@ -316,5 +318,6 @@ class GPT(Module):
                    config["block_size"], seed=0)
 
     def __repr__(self) -> str:
-        return (f"GPT(vocab {self.vocab_size}, n_embd {self.n_embd}, {self.n_head} heads, {self.n_layer} "
-                f"layer{'s' if self.n_layer > 1 else ''}, block {self.block_size}, {self.num_parameters()} parameters)")
+        heads, layers = "s" if self.n_head > 1 else "", "s" if self.n_layer > 1 else ""
+        return (f"GPT(vocab {self.vocab_size}, n_embd {self.n_embd}, {self.n_head} head{heads}, {self.n_layer} "
+                f"layer{layers}, block {self.block_size}, {self.num_parameters()} parameters)")

@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from microgradnn._checks import _is_int, _is_number, integer, is_finite, number, positive_int, shown
+from microgradnn._checks import _is_int, _is_number, flag, integer, is_finite, number, positive_int, shown
 from microgradnn.engine import Value, all_floats, assign, changed_since, data_of, data_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
@@ -74,10 +74,12 @@ class Optimizer:
         self.lr = lr
         self.weight_decay = weight_decay
 
-    def zero_grad(self) -> None:
-        """Set every parameter's `.grad` to 0."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Set every parameter's `.grad` to 0, or to None with `set_to_none` (torch's default),
+        which `step` then skips until a backward reaches the parameter again."""
+        grad = None if flag(set_to_none, f"{type(self).__name__}.zero_grad", "set_to_none") else 0.0
         for p in self.params:
-            p.grad = 0.0
+            p.grad = grad  # type: ignore[assignment]  # None: torch's "no gradient yet", which backward takes
 
     def step(self) -> None:
         """Update every parameter once; if any would become non-finite, refuse and change
@@ -303,6 +305,7 @@ class LinearLR:
         self.total_iters = positive_int(total_iters, "LinearLR", "total_iters")
         self.last_epoch = 0
         optimizer.lr = self.base_lr * self.start_factor
+        self._last_lr: float | None = optimizer.lr
 
     def state_dict(self) -> dict:
         """The schedule and how far it has gone, as torch's keys (without the optimizer)."""
@@ -325,11 +328,13 @@ class LinearLR:
         trial.end_factor = number(state_dict["end_factor"], who, "end_factor", 0.0, 1.0)
         trial.total_iters = positive_int(state_dict["total_iters"], who, "total_iters")
         trial.last_epoch = integer(state_dict["last_epoch"], who, "last_epoch", at_least=0)
+        trial._last_lr = None  # not in our state: the loaded optimizer's lr, until the next step
         vars(self).update(vars(trial))
 
     def get_last_lr(self) -> list[float]:
-        """The learning rate now in use, as a list (one entry per parameter group, as in torch)."""
-        return [self.optimizer.lr]
+        """The learning rate the last step (or the constructor) set, as a list (one entry per
+        parameter group), as torch's: an lr set by hand since shows from the next step on."""
+        return [self.optimizer.lr if self._last_lr is None else self._last_lr]
 
     def step(self) -> None:
         """Advance one iteration: during the ramp, scale the optimizer's lr from this step's
@@ -338,6 +343,7 @@ class LinearLR:
         if self.last_epoch <= self.total_iters:
             start, end, n = self.start_factor, self.end_factor, self.total_iters
             self.optimizer.lr *= 1.0 + (end - start) / (n * start + (self.last_epoch - 1) * (end - start))
+        self._last_lr = self.optimizer.lr
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -212,9 +212,10 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     if seed is not None:
         seed = integer(seed, "fit", "seed", at_least=0)
     _check_outputs_fit_loss(model, loss_fn)
+    targets = _class_indices(y, model.nout) if loss_fn is _losses.cross_entropy else y
     # Labels outside the loss's domain fail here, before any parameter changes.
     try:
-        loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), y)
+        loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), targets)
     except TypeError as e:
         raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): "
                         f"{_short(e)}") from None
@@ -240,7 +241,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             idx = order[start:start + size]
             opt.zero_grad()
             try:
-                batch_loss, batch_scores = step(X[idx], y[idx])
+                batch_loss, batch_scores = step(X[idx], targets[idx])
             except (ArithmeticError, ValueError) as e:
                 if not stepped:
                     raise type(e)(f"fit: the first step failed, before any parameter changed (so not for the "
@@ -260,6 +261,15 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
         progress.update(epoch, history.loss[-1], history.accuracy[-1] if classes else None)
     return history
+
+
+def _class_indices(y: np.ndarray, nout: int) -> np.ndarray:
+    """Labels (read as floats) as the ints cross_entropy takes, as torch's does: 1.0 from a float
+    array is class 1 here, but no float is a class index there."""
+    problem = _not_classes(y, nout)
+    if problem is not None:
+        raise ValueError(f"fit: cross_entropy takes class indices: {problem}")
+    return y.astype(int)
 
 
 def _diverged(e: Exception, epoch: int, opt: _optim.Optimizer) -> Exception:

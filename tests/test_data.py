@@ -115,7 +115,7 @@ def test_made_up_words_are_distinct_and_n_beyond_what_the_rules_make_is_refused(
 def test_char_tokenizer_round_trips_with_bos_at_both_ends():
     tok = data.CharTokenizer(["cab", "bad"])
     assert tok.vocab_size == 5 and tok.encode("dab") == [0, 4, 1, 2, 0] and tok.decode([0, 4, 1, 2, 0]) == "dab"
-    with pytest.raises(ValueError, match="not in the vocabulary: 'z'"):
+    with pytest.raises(ValueError, match="'z' at position 0 is not in the vocabulary"):
         tok.encode("zab")
 
 
@@ -148,3 +148,11 @@ def test_word_and_seed_arguments_are_checked(call, error, message):
     with pytest.raises(error, match=message):
         call()
     assert data.CharTokenizer(["abc"]).decode([0, 3, 1, 0]) == "ca" and len(data.words(n=3)[0]) == 3
+
+
+def test_char_tokenizer_encode_names_the_method_and_position_of_an_unknown_character():
+    # was: "CharTokenizer: characters not in the vocabulary: 'z'", naming neither encode nor where
+    tok = data.CharTokenizer(["cab", "bad"])
+    with pytest.raises(ValueError, match=r"^CharTokenizer.encode: character 'z' at position 3 is not in the "
+                                         r"vocabulary \('abcd'\)$"):
+        tok.encode("dabzz")

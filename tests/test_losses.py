@@ -66,8 +66,7 @@ def test_softmax_is_stable_and_sums_to_one():
     (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
     (lambda: losses.binary_cross_entropy([Value(1.5)], [1]), "predictions .probabilities. must lie in"),
     (lambda: losses.binary_cross_entropy([Value(0.0)], [1]), "infinite loss; use binary_cross_entropy_with_logits"),
-    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [2]), r"class indices 0..1, got \[2.0\]"),
-    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [0.5]), "class indices"),
+    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [2]), r"class indices 0..1, got \[2\]"),
     (lambda: losses.mse([Value(1.0), Value(2.0)], [1.0]), "got 2 predictions but 1 targets"),
     (lambda: losses.mse([Value(1.0)], [float("nan")]), "NaN"),
 ])
@@ -150,3 +149,24 @@ def test_predictions_that_are_not_a_sequence_are_refused_naming_the_function(cal
     # these raised Python's own "'int' object is not iterable", naming nothing
     with pytest.raises(TypeError, match=message):
         call()
+
+
+@pytest.mark.parametrize("targets, shown", [([1, True], "bool True at target 1"), ([0, 1.0], "float 1.0 at target 1"),
+                                            (np.array([0.0, 2.0]), "float 0.0 at target 0"),
+                                            (np.array([False, True]), "bool False at target 0")])
+def test_cross_entropy_refuses_bools_and_floats_as_class_indices_as_torch_does(targets, shown):
+    # True was read as class 1 and 1.0 as class 1; torch's F.cross_entropy needs an integer dtype
+    logits = [[Value(0.0), Value(1.0), Value(2.0)]] * 2
+    with pytest.raises(TypeError, match=rf"^cross_entropy: targets must be class indices \(ints\), got {shown}"):
+        losses.cross_entropy(logits, targets)
+    ok = losses.cross_entropy(logits, np.array([0, 2])).data  # numpy ints stay accepted
+    assert ok == losses.cross_entropy(logits, [np.int64(0), 2]).data == losses.cross_entropy(logits, [0, 2]).data
+
+
+@pytest.mark.parametrize("targets", [np.eye(3)[[0, 2]], [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]]])
+def test_cross_entropy_says_one_hot_or_probability_targets_are_not_supported(targets):
+    # was: "cross_entropy: got 2 predictions but 6 targets"
+    with pytest.raises(ValueError, match=r"^cross_entropy: targets must be class indices, one per sample \(one-hot "
+                                         r"or probability targets are not supported.*argmax.*\), got 6 targets "
+                                         r"for 2 predictions"):
+        losses.cross_entropy([[Value(0.0), Value(1.0), Value(2.0)]] * 2, targets)

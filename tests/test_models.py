@@ -332,3 +332,21 @@ def test_a_vocabulary_of_one_token_is_refused_up_front():
         GPT(tok.vocab_size, n_embd=2, n_head=1, block_size=2)
     with pytest.raises(TypeError, match=r"GPT: vocab_size \(BOS and at least one character\) must be an int >= 2"):
         GPT(2.0)
+
+
+def test_generate_of_no_new_tokens_returns_none_as_nanogpt_returns_the_input():
+    # max_new_tokens=0 was refused ("must be a positive int"); nanoGPT's generate returns idx unchanged
+    model = small_gpt()
+    assert model.generate([0, 3], max_new_tokens=0) == [] and model.generate([0], 0, stop=0, seed=1) == []
+    with pytest.raises(ValueError, match=r"generate: max_new_tokens must be an int >= 0, got -1"):
+        model.generate([0], max_new_tokens=-1)
+    with pytest.raises(TypeError, match=r"generate: max_new_tokens must be an int >= 0, got bool False"):
+        model.generate([0], max_new_tokens=False)
+    with pytest.raises(IndexError, match=r"generate: start\[1\] must be a token id"):  # start is still checked
+        model.generate([0, 99], max_new_tokens=0)
+
+
+def test_gpt_repr_of_one_head_says_head():
+    # was: "1 heads"
+    assert "1 head, 1 layer," in repr(GPT(5, n_embd=4, n_head=1, n_layer=1, block_size=4, seed=0))
+    assert "2 heads, 2 layers," in repr(GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0))

@@ -740,3 +740,21 @@ def test_from_weights_names_a_wrong_shape_of_weights(make, message):
 @pytest.mark.parametrize("x", [2.0, 2, np.float64(2.0), np.float32(2.0), np.int64(2), Value(2.0), [2.0], np.array([2.0])])
 def test_a_one_input_module_takes_one_number_of_any_numeric_type(x):
     assert Neuron.from_weights([0.5], 0.25, "linear")(x).data == 1.25
+
+
+def test_module_zero_grad_takes_set_to_none_as_torch_does():
+    # zero_grad(set_to_none=True) was Python's "unexpected keyword argument"
+    model = MLP(2, [3, 1], seed=0)
+    model([1.0, 2.0]).backward()
+    grads = [p.grad for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    assert all(p.grad is None for p in model.parameters())
+    model([1.0, 2.0]).backward()  # backward adds into None as into 0
+    assert [p.grad for p in model.parameters()] == grads
+    model.zero_grad(set_to_none=False)
+    assert all(p.grad == 0.0 for p in model.parameters())
+    model([1.0, 2.0]).backward()
+    model.zero_grad()  # our default: 0 (torch's is None)
+    assert all(p.grad == 0.0 for p in model.parameters())
+    with pytest.raises(TypeError, match="MLP.zero_grad: set_to_none must be True or False, got int 1"):
+        model.zero_grad(set_to_none=1)

@@ -460,3 +460,51 @@ def test_a_linear_lr_resumed_from_its_state_dict_continues_the_schedule_as_torch
     with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['base_lrs'"):
         sched.load_state_dict(saved[0])
     assert sched.last_epoch == 9
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                  lambda ps: Adam(ps, lr=0.1, weight_decay=0.1)])
+def test_zero_grad_set_to_none_leaves_an_unreached_parameter_alone_as_torch_does(make):
+    # zero_grad(set_to_none=True) was Python's "unexpected keyword argument"; torch takes it (its default)
+    torch = pytest.importorskip("torch")
+    ps = [Value(1.5), Value(-0.7), Value(0.3)]
+    ts = [torch.tensor(p.data, dtype=torch.float64, requires_grad=True) for p in ps]
+    opt = make(ps)
+    ref = (torch.optim.SGD(ts, lr=0.1, momentum=0.9, weight_decay=0.1) if isinstance(opt, SGD)
+           else torch.optim.Adam(ts, lr=0.1, weight_decay=0.1))
+    for step in range(4):
+        opt.zero_grad(set_to_none=True)
+        ref.zero_grad(set_to_none=True)
+        assert all(p.grad is None for p in ps)
+        used = 2 if step < 2 else 1  # the last parameter is never reached; the second stops being reached
+        (sum((p * p for p in ps[:used]), Value(0.0)) * ps[0]).backward()
+        (sum(t * t for t in ts[:used]) * ts[0]).backward()
+        opt.step()
+        ref.step()
+        assert [p.data for p in ps] == pytest.approx([t.item() for t in ts], rel=1e-12)
+    assert ps[2].data == 0.3
+    opt.zero_grad(set_to_none=False)
+    assert [p.grad for p in ps] == [0.0, 0.0, 0.0]
+    opt.zero_grad()  # ours sets 0 by default (torch's default is None)
+    assert [p.grad for p in ps] == [0.0, 0.0, 0.0]
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match=rf"zero_grad: set_to_none must be True or False, got {type(bad).__name__}"):
+            opt.zero_grad(set_to_none=bad)
+
+
+def test_linear_lr_get_last_lr_is_the_lr_of_the_last_step_as_torch():
+    # get_last_lr() read the optimizer's lr now, so after a hand edit it gave that before any step computed it
+    torch = pytest.importorskip("torch")
+    ours = SGD([Value(1.0)], lr=0.3)
+    sched = LinearLR(ours, total_iters=3)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, total_iters=3)
+    for i in range(6):
+        if i in (0, 2, 4):  # during the ramp and after it
+            ours.lr = t_opt.param_groups[0]["lr"] = 0.01 * (i + 1)
+            assert sched.get_last_lr() != [ours.lr]  # the edit shows from the next step on
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+        sched.step()
+        t_opt.step()
+        t_sched.step()
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)

@@ -364,3 +364,14 @@ def test_fit_and_accuracy_name_labels_that_are_not_numbers(labels, error, messag
     with pytest.raises(error, match="^accuracy: " + message):
         mg.accuracy(model, X, labels)
     assert mg.accuracy(model, X, [False, True, True, False]) == mg.accuracy(model, X, [0, 1, 1, 0])  # bools are fine
+
+
+def test_fit_with_cross_entropy_takes_whole_number_float_labels_as_class_indices():
+    # cross_entropy refuses float targets (as torch's); fit reads labels as floats, so it hands the loss ints
+    X, y = data.make_spiral(30, classes=3, seed=0)
+    for labels in (y, y.astype(float), list(y.astype(float))):
+        history = mg.fit(MLP(2, [8, 3], seed=0), X, labels, "cross_entropy", "adam", 3, verbose=False)
+        assert len(history.loss) == 3
+    with pytest.raises(ValueError, match=r"^fit: cross_entropy takes class indices: labels must be class indices "
+                                         r"0..2 for a model with 3 outputs, got 0.5"):
+        mg.fit(MLP(2, [8, 3], seed=0), X[:3], [0, 0.5, 1], "cross_entropy", "adam", 3, verbose=False)

@@ -149,10 +149,12 @@ class Module:
         """How many scalar parameters the module has."""
         return len(self.named_parameters())
 
-    def zero_grad(self) -> None:
-        """Set every parameter's `.grad` to 0."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Set every parameter's `.grad` to 0, or to None with `set_to_none` (torch's default),
+        from which backward adds as from 0 and which the optimizers skip."""
+        grad = None if flag(set_to_none, f"{type(self).__name__}.zero_grad", "set_to_none") else 0.0
         for p in self.parameters():
-            p.grad = 0.0
+            p.grad = grad  # type: ignore[assignment]  # None: torch's "no gradient yet", which backward takes
 
     def __call__(self, x: Sequence[Value | float] | np.ndarray) -> Any:
         """Run the module on one sample (a list of numbers or Values, or a 1-D array).

@@ -279,8 +279,9 @@ class Session:
             if not 0 <= i < len(self.X):
                 raise ConfigError(f"point: index must lie in 0..{len(self.X) - 1}, got {i}")
             model = copy.deepcopy(self.model)
-            x, label, target = self.X[i], int(self.y[i]), float(self.t[i])
             loss_name = self.config["loss"]
+            x, label = self.X[i], int(self.y[i])
+            target = label if loss_name == "cross_entropy" else float(self.t[i])  # a class index is an int
         model.zero_grad()  # the copy came with the last training step's gradients
         out = model(x)
         outs = out if isinstance(out, list) else [out]
