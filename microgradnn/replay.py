@@ -661,8 +661,10 @@ class Compiled:
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
         shapes = sorted({_describe_shape(s) for s in self._tapes})
-        return (f"Compiled({name}: {self.tapes} tape{'s' if self.tapes != 1 else ''} for {len(shapes)} sample "
-                f"shape{'s' if len(shapes) != 1 else ''}, {len(self.params)} parameters, {self.recordings} recordings)")
+        def counted(n: int, what: str) -> str:
+            return f"{n} {what}{'s' if n != 1 else ''}"
+        return (f"Compiled({name}: {counted(self.tapes, 'tape')} for {counted(len(shapes), 'sample shape')}, "
+                f"{counted(len(self.params), 'parameter')}, {counted(self.recordings, 'recording')})")
 
     # ---- the batch, by shape ------------------------------------------------------------------
 

@@ -297,7 +297,7 @@ def test_compiled_loss_names_a_token_id_out_of_range_as_the_scalar_loss_does():
         with pytest.raises(IndexError, match=rf"compiled, sample 1: GPT.loss: tokens\[{where}\] must be a token id "
                                              rf"\(an int in 0..4\), got {got}$"):
             step([[0, 1, 2], bad])
-    assert step([[0, 1, 2], [0, 2, 3]]).data == good and "1 recordings" in repr(step)  # one for the valid ones
+    assert step([[0, 1, 2], [0, 2, 3]]).data == good and "1 recording)" in repr(step)  # one for the valid ones
     with pytest.raises(IndexError, match=r"GPT.loss: tokens\[1\] must be a token id \(an int in 0..4\), "
                                          r"got Value\(data=9, grad=0\)$"):
         model.loss([mg.Value(0.0), mg.Value(9.0)])
