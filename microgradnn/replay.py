@@ -661,10 +661,10 @@ class Compiled:
             if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
                 raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), "
                                  f"got {X.shape} and {y.shape}")
-            if not (np.isfinite(X).all() and np.isfinite(y).all()):
-                raise ValueError("compiled: X or y contains NaN or infinity")
             D = np.empty((X.shape[1] + 1, len(X)))
             D[:-1], D[-1] = X.T, y
+            if not np.isfinite(D).all():  # (D holds X's and y's numbers: one check for both)
+                raise ValueError("compiled: X or y contains NaN or infinity")
             return [(("xy", X.shape[1]), np.arange(len(X)), D)]
         if len(args) != 1:
             raise TypeError(f"compiled: call with a list of samples, or with X and y; got {len(args)} arguments")
