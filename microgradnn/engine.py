@@ -754,7 +754,6 @@ def data_of(values: Iterable[Value]) -> list[float]:
 def assign(values: Sequence[Value], new: Sequence[float]) -> None:
     """Set each Value's `.data` to the float at the same place, as one change (one version
     stamp): all of them, or, if any number is not a finite float, none."""
-    global _clock
     if len(values) != len(new):
         raise ValueError(f"assign: {len(values)} Values but {len(new)} numbers")
     total = sum(new)  # a finite sum means every term is finite
@@ -762,6 +761,13 @@ def assign(values: Sequence[Value], new: Sequence[float]) -> None:
         for v, x in zip(values, new):
             if type(x) is not float or x - x != 0.0:
                 raise ValueError(f"assign: a Value's data must be a finite float, got {x!r} for {v!r}")
+    _assign_checked(values, new)
+
+
+def _assign_checked(values: Sequence[Value], new: Sequence[float]) -> None:
+    """`assign` without its checks, for a caller that has checked the numbers are as many
+    finite floats (the optimizers: `np.isfinite(new).all()` on the array they come from)."""
+    global _clock
     _clock += 1
     t = _clock
     for v, x in zip(values, new):

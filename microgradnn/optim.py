@@ -16,9 +16,10 @@ from typing import Iterable
 import numpy as np
 
 from microgradnn._checks import _is_int, _is_number, flag, integer, is_finite, number, positive_int, shown
-from microgradnn.engine import Value, all_floats, assign, changed_since, data_of, data_version
+from microgradnn.engine import Value, _assign_checked, all_floats, changed_since, data_of, data_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
+
 
 def _named(i: int, p: Value) -> str:
     """Parameter i by its label: its repr shows its grad, which may be what is wrong."""
@@ -114,10 +115,11 @@ class Optimizer:
             raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
                                 f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
                                 "too large when training diverges")
+        # every number is a finite float (just checked): assign's own check would read them again
         if active is None:
-            assign(self.params, new.tolist())
+            _assign_checked(self.params, new.tolist())
         else:  # a skipped parameter keeps its version stamp too
-            assign(list(compress(self.params, active)), new[active].tolist())
+            _assign_checked(list(compress(self.params, active)), new[active].tolist())
         self._data, self._version = new, data_version()  # read again only if a parameter is set meanwhile
         for name, array in state.items():
             setattr(self, name, array)

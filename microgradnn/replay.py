@@ -684,10 +684,10 @@ class Compiled:
             if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
                 raise ValueError(f"compiled: expected X of shape (n, d) and y of shape (n,), "
                                  f"got {X.shape} and {y.shape}")
-            if not (np.isfinite(X).all() and np.isfinite(y).all()):
-                raise ValueError("compiled: X or y contains NaN or infinity")
             D = np.empty((X.shape[1] + 1, len(X)))
             D[:-1], D[-1] = X.T, y
+            if not np.isfinite(D).all():  # (D holds X's and y's numbers: one check for both)
+                raise ValueError("compiled: X or y contains NaN or infinity")
             return [(("xy", X.shape[1]), np.arange(len(X)), D)]
         if len(args) != 1:
             raise TypeError(f"compiled: call with a list of samples, or with X and y; got {len(args)} arguments")
@@ -755,10 +755,16 @@ class Compiled:
             self._forget_params()
         self.calls += 1
         n = sum(len(rows) for _, rows, _ in parts)
-        P_all = np.fromiter(engine.data_of(self.params), dtype=float, count=len(self.params))
+        # the parameters' numbers, and whether any is frozen (requires_grad read as the scalar
+        # engine reads it, when the graph is made), in one pass over them when none is
+        params = self.params
+        data = [p._data for p in params if p.requires_grad]
+        frozen = len(data) != len(params)
+        if frozen:
+            data = engine.data_of(params)
+        P_all = np.fromiter(data, dtype=float, count=len(params))
         runs: list = []
         losses, outputs = np.empty(n), None
-        frozen = not all([p.requires_grad for p in self.params])  # as the scalar engine, read when the graph is made
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
             known[:] = [t for t in known if not t.out_of_date(self.params, frozen)]
