@@ -827,3 +827,17 @@ def test_animation_equation_adds_up_when_a_grad_held_more_than_this_pass_gave():
     x1.grad = w1.grad = 0.0
     o.backward()
     assert viz.animation_steps(o)[-1]["equation"] == "grad of x1 += w1 × grad(x1*w1) = -3 × 1 = -3"
+
+
+@pytest.mark.parametrize("who", ["animate", "animation_steps"])
+def test_animation_of_grads_set_to_none_asks_for_backward(tmp_path, who):
+    # zero_grad(set_to_none=True) without a backward since: a TypeError from deep inside, and no page
+    model = MLP(2, [2, 1], seed=0)
+    model.zero_grad(set_to_none=True)
+    out = model([1.0, 2.0])
+    path = tmp_path / "a.html"
+    with pytest.raises(ValueError, match=rf"^{who}: root.backward\(\) must have run: the grad of w0 is None"):
+        viz.animate(out, path) if who == "animate" else viz.animation_steps(out)
+    assert not path.exists()
+    out.backward()
+    assert viz.animation_steps(out)[-1]["kind"] == "grad"

@@ -74,11 +74,14 @@ def animation_steps(root: Value, max_nodes: int = 300) -> list[dict]:
     local derivatives), then backward (each node in reverse order, when its grad is final).
     Each step names the drawn node by its id in `draw_graph(root)`, what its cell shows, and a caption."""
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animation_steps")
-    return _steps(root, plan.ids, plan.values)
+    return _steps(root, plan.ids, plan.values, "animation_steps")
 
 
-def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value]) -> list[dict]:
+def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value], who: str) -> list[dict]:
     names = _names(drawn)
+    unset = next((v for v in drawn if v.requires_grad and v.grad is None), None)
+    if unset is not None:  # zero_grad(set_to_none=True) since the last backward
+        raise ValueError(f"{who}: root.backward() must have run: the grad of {names[id(unset)]} is None")
     shown = {id(v) for v in drawn}
     uses: dict[int, list[tuple[Value, int]]] = {}
     for p in drawn:
@@ -144,7 +147,7 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     path = page_path(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animate")
     svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))
-    steps = _steps(root, plan.ids, plan.values)
+    steps = _steps(root, plan.ids, plan.values, "animate")
     intro = ("Leaves hold their data. Press play (Space) or step (Right arrow): the forward pass computes each "
              "node and its local derivatives, then the backward pass each grad."
              + (" Quiz: type each value before it is shown." if quiz else ""))
