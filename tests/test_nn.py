@@ -248,6 +248,26 @@ def test_a_module_of_ones_own_finds_its_parameters_in_its_attributes_as_torchs()
     assert net.state_dict() != before  # (it trained: without the names, no parameter was found)
 
 
+def test_a_module_of_ones_own_finds_the_modules_in_a_dict_as_torchs_moduledict():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.heads = {"a": mg.nn.Linear(2, 1, seed=0), "b": mg.nn.Linear(2, 1, seed=1)}
+            self.gains = [{"g": Value(1.5)}]
+
+        def forward(self, x):
+            return self.heads["a"](x)[0] * self.gains[0]["g"] + self.heads["b"](x)[0]
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["heads.a.weight.0.0", "heads.a.weight.0.1", "heads.a.bias.0",
+                     "heads.b.weight.0.0", "heads.b.weight.0.1", "heads.b.bias.0", "gains.0.g"]
+    assert [n for n, _ in net.named_modules()] == ["", "heads.a", "heads.b"]
+    before = net.state_dict()
+    mg.fit(net, [[1.0, 2.0], [-1.0, 0.5]], [1.0, 0.0], "mse", "sgd", 2, verbose=False)
+    assert all(net.state_dict()[n] != before[n] for n in ("heads.a.bias.0", "heads.b.bias.0", "gains.0.g"))
+
+
 def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():
     class Net(mg.nn.Module):
         def __init__(self, parent=None):
