@@ -101,8 +101,11 @@ class Module:
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
         """Direct parameters and submodules, in a stable order: by default, as torch registers
         them, the leaf Values and Modules among the attributes (`fc`, `blocks.0` in a list or
-        tuple, `heads.a` in a dict), in the order they were set. The library's modules list theirs explicitly."""
-        return list(_items_in(vars(self)))
+        tuple, `heads.a` in a dict), in the order they were set, its own Values first (torch lists a
+        module's own parameters before its submodules', a ParameterList being one). The library's
+        modules list theirs explicitly."""
+        own = vars(self)
+        return sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`; a parameter used in
