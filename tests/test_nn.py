@@ -248,6 +248,22 @@ def test_a_module_of_ones_own_finds_its_parameters_in_its_attributes_as_torchs()
     assert net.state_dict() != before  # (it trained: without the names, no parameter was found)
 
 
+def test_a_frozen_leaf_value_is_listed_and_saved_as_torchs_frozen_parameter():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin = 1
+            self.w, self.c = Value(0.5), Value(3.0, requires_grad=False)
+
+        def forward(self, x):
+            return self.w * x[0] + self.c
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == ["w", "c"] and net.state_dict() == {"w": 0.5, "c": 3.0}
+    net([2.0]).backward()
+    mg.optim.SGD(net.parameters(), lr=0.1).step()
+    assert net.c.data == 3.0 and net.w.data != 0.5  # the optimizer skips it, as torch's a frozen Parameter
+
+
 def test_a_module_of_ones_own_lists_its_parameters_in_torchs_order():
     torch = pytest.importorskip("torch")
 
