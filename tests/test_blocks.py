@@ -11,7 +11,7 @@ from microgradnn.nn import Embedding, Linear, RMSNorm
 
 def test_linear_is_w_x_plus_b_with_torch_names():
     layer = Linear(3, 2, seed=0)
-    layer.bias[1].data = 0.5
+    layer.bias[0].data, layer.bias[1].data = 0.0, 0.5
     x = [1.0, -2.0, 0.5]
     out = layer(x)
     W = np.array([[w.data for w in row] for row in layer.weight])
@@ -21,6 +21,16 @@ def test_linear_is_w_x_plus_b_with_torch_names():
     assert all(abs(w.data) <= 1 / 3 ** 0.5 for row in layer.weight for w in row)  # torch's U(±1/sqrt(nin))
     assert Linear(3, 2, bias=False).num_parameters() == 6
     assert repr(Linear(3, 2, bias=False, seed=0)) == "Linear(3 -> 2, no bias, 6 parameters)"
+
+
+def test_linear_starts_as_torchs_biases_too_uniform_in_one_over_sqrt_nin():
+    layer = Linear(4, 2000, seed=0)  # torch: weight and bias both U(-1/sqrt(in_features), 1/sqrt(in_features))
+    biases = np.array([b.data for b in layer.bias])
+    weights = np.array([[w.data for w in row] for row in layer.weight])
+    for drawn in (biases, weights.ravel()):
+        assert np.abs(drawn).max() <= 0.5 and np.abs(drawn).max() > 0.49 and abs(drawn.mean()) < 0.02
+    assert abs(biases.std() - 0.5 / 3 ** 0.5) < 0.01  # a uniform's, not 0
+    assert all(b.data == 0.0 for b in Linear(4, 3, std=0.02, seed=0).bias)  # N(0, std) weights: biases at 0
 
 
 def test_seeds_make_the_same_weights():
@@ -97,7 +107,7 @@ def test_blocks_equal_torch_modules():
     t_norm = torch.nn.RMSNorm(4, dtype=torch.float64)  # both defaults: the same eps
     with torch.no_grad():
         t_layer.weight.copy_(torch.tensor([[w.data for w in row] for row in layer.weight], dtype=torch.float64))
-        t_layer.bias.zero_()
+        t_layer.bias.copy_(torch.tensor([b.data for b in layer.bias], dtype=torch.float64))
         t_norm.weight.copy_(torch.tensor([g.data for g in norm.weight], dtype=torch.float64))
     theirs = t_norm(t_layer(torch.tensor(x, dtype=torch.float64))).tolist()
     assert ours == pytest.approx(theirs, rel=1e-13)

@@ -239,13 +239,78 @@ def test_a_module_of_ones_own_finds_its_parameters_in_its_attributes_as_torchs()
 
     net = Net()
     names = [n for n, _ in net.named_parameters()]
-    assert names[:2] == ["fc1.weight.0.0", "fc1.weight.0.1"]
-    assert "blocks.0.bias.1" in names and names[-2:] == ["blocks.1.weight.0.1", "scale"]
+    assert names[:3] == ["scale", "fc1.weight.0.0", "fc1.weight.0.1"]  # its own first, as torch's
+    assert "blocks.0.bias.1" in names and names[-2:] == ["blocks.1.weight.0.0", "blocks.1.weight.0.1"]
     assert len(net.parameters()) == 6 + 6 + 2 + 1 and list(net.state_dict()) == names
     assert [n for n, _ in net.named_modules()] == ["", "fc1", "blocks.0", "blocks.1"]
     before = net.state_dict()
     mg.fit(net, [[1.0, 2.0], [-1.0, 0.5]], [1.0, 0.0], "mse", "sgd", 2, verbose=False)
     assert net.state_dict() != before  # (it trained: without the names, no parameter was found)
+
+
+def test_a_frozen_leaf_value_is_listed_and_saved_as_torchs_frozen_parameter():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin = 1
+            self.w, self.c = Value(0.5), Value(3.0, requires_grad=False)
+
+        def forward(self, x):
+            return self.w * x[0] + self.c
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == ["w", "c"] and net.state_dict() == {"w": 0.5, "c": 3.0}
+    net([2.0]).backward()
+    mg.optim.SGD(net.parameters(), lr=0.1).step()
+    assert net.c.data == 3.0 and net.w.data != 0.5  # the optimizer skips it, as torch's a frozen Parameter
+
+
+def test_a_module_of_ones_own_lists_its_parameters_in_torchs_order():
+    torch = pytest.importorskip("torch")
+
+    class Ours(mg.nn.Module):
+        def __init__(self):
+            self.nin = 1
+            self.fc = mg.nn.Linear(1, 1, seed=0)
+            self.scale = Value(2.0)
+            self.blocks = [mg.nn.Linear(1, 1, seed=1)]
+            self.shift = Value(0.0)
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(1, 1)
+            self.scale = torch.nn.Parameter(torch.ones(1))
+            self.blocks = torch.nn.ModuleList([torch.nn.Linear(1, 1)])
+            self.shift = torch.nn.Parameter(torch.ones(1))
+
+    def tensors(names):  # fc.weight.0.0 and fc.weight.0.1 are parts of one tensor, fc.weight
+        return list(dict.fromkeys(n.split(".weight")[0] + ".weight" if ".weight" in n
+                                  else n.split(".bias")[0] + ".bias" if ".bias" in n else n for n in names))
+
+    ours, theirs = Ours(), Theirs()
+    assert tensors(n for n, _ in ours.named_parameters()) == [n for n, _ in theirs.named_parameters()]
+    assert tensors(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules() if n != "blocks"]
+
+
+def test_a_module_of_ones_own_finds_the_modules_in_a_dict_as_torchs_moduledict():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.heads = {"a": mg.nn.Linear(2, 1, seed=0), "b": mg.nn.Linear(2, 1, seed=1)}
+            self.gains = [{"g": Value(1.5)}]
+
+        def forward(self, x):
+            return self.heads["a"](x)[0] * self.gains[0]["g"] + self.heads["b"](x)[0]
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["heads.a.weight.0.0", "heads.a.weight.0.1", "heads.a.bias.0",
+                     "heads.b.weight.0.0", "heads.b.weight.0.1", "heads.b.bias.0", "gains.0.g"]
+    assert [n for n, _ in net.named_modules()] == ["", "heads.a", "heads.b"]
+    before = net.state_dict()
+    mg.fit(net, [[1.0, 2.0], [-1.0, 0.5]], [1.0, 0.0], "mse", "sgd", 2, verbose=False)
+    assert all(net.state_dict()[n] != before[n] for n in ("heads.a.bias.0", "heads.b.bias.0", "gains.0.g"))
 
 
 def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():

@@ -73,15 +73,17 @@ def _check_std(std, who: str) -> float | None:
 class Linear(Module):
     """y = W x + b for a list of `nin` Values: `nout` fused dot nodes, as `torch.nn.Linear`.
 
-    Weights start as in PyTorch, uniform in ±1/sqrt(nin), or N(0, std) when `std` is given.
+    Weights and biases start as in PyTorch, uniform in ±1/sqrt(nin); with `std` given, the
+    weights start N(0, std) and the biases at 0 (GPT-2's start).
     """
 
     def __init__(self, nin: int, nout: int, bias: bool = True, *, std: float | None = None, seed: Seed = None) -> None:
         self.nin, self._nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
         flag(bias, "Linear", "bias")  # bias="no" would read as True
-        bound = 1.0 / math.sqrt(self.nin)
-        self.weight = _matrix(self.nout, self.nin, _check_std(std, "Linear"), bound, generator(seed, "Linear"), "W")
-        self.bias = [Value(0.0, f"b[{i}]") for i in range(self.nout)] if bias else None
+        bound, std, rng = 1.0 / math.sqrt(self.nin), _check_std(std, "Linear"), generator(seed, "Linear")
+        self.weight = _matrix(self.nout, self.nin, std, bound, rng, "W")
+        starts = rng.uniform(-bound, bound, size=self.nout) if std is None else np.zeros(self.nout)
+        self.bias = [Value(float(b), f"b[{i}]") for i, b in enumerate(starts)] if bias else None
 
     @property
     def nout(self) -> int:

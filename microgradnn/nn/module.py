@@ -68,14 +68,16 @@ class _Size:
 
 
 def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Value"]]:
-    """(name, item) for the Modules and leaf Values among `attributes`, lists and tuples searched
-    too (a Value computed from others, kept from a forward pass, is no parameter: torch's
-    tensors that are not Parameters are not either)."""
+    """(name, item) for the Modules and leaf Values among `attributes`, lists, tuples and dicts
+    searched too, as torch's ModuleList and ModuleDict (`heads.a`); a Value computed from others,
+    kept from a forward pass, is no parameter: torch's tensors that are not Parameters are not either."""
     for name, item in attributes.items():
         if isinstance(item, Module) or (isinstance(item, Value) and not item.inputs):
             yield name, item
         elif isinstance(item, (list, tuple)):
             yield from ((f"{name}.{sub}", x) for sub, x in _items_in({str(i): x for i, x in enumerate(item)}))
+        elif isinstance(item, dict):
+            yield from ((f"{name}.{sub}", x) for sub, x in _items_in({str(k): x for k, x in item.items()}))
 
 
 class Module:
@@ -98,9 +100,12 @@ class Module:
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
         """Direct parameters and submodules, in a stable order: by default, as torch registers
-        them, the leaf Values and Modules among the attributes (`fc`, and `blocks.0` in a list or
-        tuple), in the order they were set. The library's modules list theirs explicitly."""
-        return list(_items_in(vars(self)))
+        them, the leaf Values and Modules among the attributes (`fc`, `blocks.0` in a list or
+        tuple, `heads.a` in a dict), in the order they were set, its own Values first (torch lists a
+        module's own parameters before its submodules', a ParameterList being one). The library's
+        modules list theirs explicitly."""
+        own = vars(self)
+        return sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`; a parameter used in
@@ -121,7 +126,7 @@ class Module:
             elif any(item is m for m in within):
                 raise ValueError(f"{type(self).__name__}.{name} is {type(item).__name__}, a module this one is "
                                  "part of: its parameters would be listed without end; keep such a reference "
-                                 "where modules are not searched (in a dict, say)")
+                                 "where modules are not searched (a weakref.ref, say)")
             else:
                 out.extend((f"{name}.{sub}", p) for sub, p in item._every_parameter(within))
         return out
