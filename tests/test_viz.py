@@ -827,3 +827,20 @@ def test_animation_equation_adds_up_when_a_grad_held_more_than_this_pass_gave():
     x1.grad = w1.grad = 0.0
     o.backward()
     assert viz.animation_steps(o)[-1]["equation"] == "grad of x1 += w1 × grad(x1*w1) = -3 × 1 = -3"
+
+
+def test_animation_cuts_a_long_backward_sum_and_tells_same_named_nodes_apart():
+    v = Value(2.0, label="v")
+    out = v * 3
+    for _ in range(33):
+        out = out + v * 0.001  # v is used 34 times; 33 nodes read "v*0.001"
+    out.backward()
+    steps = viz.animation_steps(out)
+    equation = {s["title"]: s["equation"] for s in steps}["Backward: grad of v"]
+    assert equation.count("×") <= 2 * 6 and "… (28 more)" in equation, equation  # the symbols and the numbers
+    assert equation.endswith(f" = {viz.fmt(v.grad)}") and v.grad == pytest.approx(3.033)  # the real total
+    forward = [s["title"] for s in steps if s["title"].startswith("Forward")]
+    assert len(set(forward)) == len(forward), forward  # every node named apart
+    assert "Forward: v*0.001 #2" in forward
+    backward = [s["equation"] for s in steps if s["title"].startswith("Backward")]
+    assert all(len(e) < 400 for e in backward), max(backward, key=len)
