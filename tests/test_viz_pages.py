@@ -193,6 +193,29 @@ def test_quiz_checks_answers_to_the_shown_precision_and_keeps_score(page, tmp_pa
     assert not page.errors, page.errors
 
 
+def test_quiz_takes_only_decimal_numbers(page, tmp_path):
+    path = viz.animate_network(lesson_network(), [1.0, 0.5], tmp_path / "quiz.html", target=1.0, quiz=True)
+    page.goto(Path(path).as_uri())
+    page.keyboard.press("ArrowRight")  # w·x + b = 0.4
+    for typed in ("0x10", "0X1a", "0b1", "0o7", "Infinity", "-Infinity", "1e999", "1_0", "--1", "."):
+        page.fill("#answer", typed)
+        page.press("#answer", "Enter")
+        assert page.inner_text("#feedback") == "Type a number, like 0.25 or -1.5.", typed
+        assert page.inner_text("#score") == "score: 0 right of 0 answered", typed
+    page.fill("#answer", " \u22120,4 ")  # a Unicode minus and a decimal comma, in spaces: read, and wrong
+    page.press("#answer", "Enter")
+    assert page.inner_text("#feedback").startswith("Not quite: you typed -0.4, the answer is 0.4.")
+    page.keyboard.press("ArrowRight")
+    page.fill("#answer", "4e-1")
+    page.press("#answer", "Enter")
+    assert page.inner_text("#feedback") == "Right: 0.4."  # relu(0.4)
+    page.keyboard.press("ArrowRight")
+    page.fill("#answer", "+.3")
+    page.press("#answer", "Enter")
+    assert page.inner_text("#feedback") == "Right: 0.3."  # the next neuron's sum
+    assert not page.errors, page.errors
+
+
 def test_console_errors_are_caught(page):
     page.set_content("<html><body><script>undefinedFunction();</script></body></html>")
     assert page.errors
