@@ -836,8 +836,25 @@ def test_animation_of_grads_set_to_none_asks_for_backward(tmp_path, who):
     model.zero_grad(set_to_none=True)
     out = model([1.0, 2.0])
     path = tmp_path / "a.html"
-    with pytest.raises(ValueError, match=rf"^{who}: root.backward\(\) must have run: the grad of w0 is None"):
+    with pytest.raises(ValueError, match=rf"^{who}: root.backward\(\) must have run: the grad of w0 #1 is None"):
         viz.animate(out, path) if who == "animate" else viz.animation_steps(out)
     assert not path.exists()
     out.backward()
     assert viz.animation_steps(out)[-1]["kind"] == "grad"
+
+
+def test_animation_cuts_a_long_backward_sum_and_tells_same_named_nodes_apart():
+    v = Value(2.0, label="v")
+    out = v * 3
+    for _ in range(33):
+        out = out + v * 0.001  # v is used 34 times; 33 nodes read "v*0.001"
+    out.backward()
+    steps = viz.animation_steps(out)
+    equation = {s["title"]: s["equation"] for s in steps}["Backward: grad of v"]
+    assert equation.count("×") <= 2 * 6 and "… (28 more)" in equation, equation  # the symbols and the numbers
+    assert equation.endswith(f" = {viz.fmt(v.grad)}") and v.grad == pytest.approx(3.033)  # the real total
+    forward = [s["title"] for s in steps if s["title"].startswith("Forward")]
+    assert len(set(forward)) == len(forward), forward  # every node named apart
+    assert "Forward: v*0.001 #2" in forward
+    backward = [s["equation"] for s in steps if s["title"].startswith("Backward")]
+    assert all(len(e) < 400 for e in backward), max(backward, key=len)

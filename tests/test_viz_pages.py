@@ -132,6 +132,34 @@ def test_animate_network_steps_the_lesson_network_with_the_engines_numbers(page,
     assert not [t for t in page.evaluate(TEXT_SIZES) if t[1] < 11]
 
 
+OVERLAPS = """() => {
+  const boxes = id => Array.from(document.querySelectorAll(id)).filter(t => t.textContent.trim()).map(t => t.getBoundingClientRect());
+  const hits = [];
+  for (const a of boxes("#prediction text")) for (const b of boxes("text.side"))
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) hits.push([a.left, a.right, b.left, b.right]);
+  return hits;
+}"""
+
+
+@pytest.mark.parametrize("case", ["narrow", "wide", "several outputs"])
+def test_network_page_keeps_the_output_gradient_labels_off_the_prediction_box(page, tmp_path, case):
+    net, x, target, loss = {
+        "narrow": (lesson_network(), [1.0, 0.5], 1.0, None),  # "Yes (64.0% confidence)"
+        "wide": (MLP(10, [4, 1], seed=0), [0.1 * i for i in range(10)], 1.0, None),  # "class 0 (score ... threshold 0)"
+        "several outputs": (MLP(3, [4, 3], seed=0), [0.1, 0.2, 0.3], 1, "cross_entropy")}[case]
+    path = viz.animate_network(net, x, tmp_path / "net.html", target=target, loss=loss)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(Path(path).as_uri())
+    labelled = 0
+    for k in range(1, int(page.get_attribute("#slider", "max")) + 1):
+        page.keyboard.press("ArrowRight")
+        assert not page.evaluate(OVERLAPS), (k, page.evaluate(OVERLAPS))
+        labelled += page.evaluate("document.querySelectorAll('text.side').length") > 0
+    assert labelled  # the labels were there to overlap
+    page.screenshot(path=str(shots(tmp_path) / f"network-labels-{case.replace(' ', '-')}.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
 def test_quiz_checks_answers_to_the_shown_precision_and_keeps_score(page, tmp_path):
     path = viz.animate_network(lesson_network(), [1.0, 0.5], tmp_path / "quiz.html", target=1.0, quiz=True)
     page.goto(Path(path).as_uri())
@@ -162,6 +190,29 @@ def test_quiz_checks_answers_to_the_shown_precision_and_keeps_score(page, tmp_pa
     page.press("#answer", "Enter")
     assert page.inner_text("#feedback") == "Type a number, like 0.25 or -1.5."
     page.screenshot(path=str(shots(tmp_path) / "quiz-1400.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_quiz_takes_only_decimal_numbers(page, tmp_path):
+    path = viz.animate_network(lesson_network(), [1.0, 0.5], tmp_path / "quiz.html", target=1.0, quiz=True)
+    page.goto(Path(path).as_uri())
+    page.keyboard.press("ArrowRight")  # w·x + b = 0.4
+    for typed in ("0x10", "0X1a", "0b1", "0o7", "Infinity", "-Infinity", "1e999", "1_0", "--1", "."):
+        page.fill("#answer", typed)
+        page.press("#answer", "Enter")
+        assert page.inner_text("#feedback") == "Type a number, like 0.25 or -1.5.", typed
+        assert page.inner_text("#score") == "score: 0 right of 0 answered", typed
+    page.fill("#answer", " \u22120,4 ")  # a Unicode minus and a decimal comma, in spaces: read, and wrong
+    page.press("#answer", "Enter")
+    assert page.inner_text("#feedback").startswith("Not quite: you typed -0.4, the answer is 0.4.")
+    page.keyboard.press("ArrowRight")
+    page.fill("#answer", "4e-1")
+    page.press("#answer", "Enter")
+    assert page.inner_text("#feedback") == "Right: 0.4."  # relu(0.4)
+    page.keyboard.press("ArrowRight")
+    page.fill("#answer", "+.3")
+    page.press("#answer", "Enter")
+    assert page.inner_text("#feedback") == "Right: 0.3."  # the next neuron's sum
     assert not page.errors, page.errors
 
 

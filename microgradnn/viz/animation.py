@@ -6,6 +6,7 @@ and the shared player (`player.js`) filled in.
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 from microgradnn._checks import flag
 from microgradnn.engine import Value
@@ -56,7 +57,21 @@ def _names(drawn: list[Value]) -> dict[int, str]:
 
     for v in drawn:
         names[id(v)] = name(v)
+    # nodes that read the same (33 x `v*0.001`, many `the + node`) are numbered in forward order
+    counts = Counter(names[id(v)] for v in drawn)
+    nth: Counter[str] = Counter()
+    for v in drawn:
+        text = names[id(v)]
+        if counts[text] > 1:
+            nth[text] += 1
+            names[id(v)] = f"{text} #{nth[text]}"
     return names
+
+
+def _cut(terms: list[str], limit: int = 6) -> str:
+    """The terms of a sum joined by +, after the first `limit` only how many more there are."""
+    more = f" + … ({len(terms) - limit} more)" if len(terms) > limit else ""
+    return " + ".join(terms[:limit]) + more
 
 
 def _local_name(parent: Value, i: int, names: dict[int, str]) -> str:
@@ -114,8 +129,8 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value], who: str) 
             caption = "Backward starts at the output."
         else:
             mine = [(p, i) for p, i in uses.get(id(v), [])]
-            symbolic = " + ".join(f"{_local_name(p, i, names)} × grad({names[id(p)]})" for p, i in mine)
-            numbers = " + ".join(f"{fmt(p._local[i])} × {fmt(p.grad)}" for p, i in mine)
+            symbolic = _cut([f"{_local_name(p, i, names)} × grad({names[id(p)]})" for p, i in mine])
+            numbers = _cut([f"{fmt(p._local[i])} × {fmt(p.grad)}" for p, i in mine])
             op = "+=" if len(mine) == 1 and not v.inputs else "="
             caption = (f"Chain rule: {name} is used {len(mine)} time{'s' if len(mine) != 1 else ''}; each use adds "
                        f"its local derivative times the grad of the node it feeds.")

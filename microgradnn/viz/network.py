@@ -12,10 +12,10 @@ import numpy as np
 from microgradnn._checks import flag, number, positive_int
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import MLP, Layer, Module, Neuron
-from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, _esc, _html, fmt
+from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, GraphvizNotFound, _esc, _html, fmt
 
 POSITIVE_WEIGHT, NEGATIVE_WEIGHT = "#2E86C1", "#C0392B"
-COLUMN_GAP, ROW_GAP, DIAMETER, PREDICTION_GAP = 135, 54, 46, 180  # points
+COLUMN_GAP, ROW_GAP, DIAMETER, PREDICTION_GAP = 135, 54, 46, 40  # points; the gap is from circle to box
 MAX_ELEMENTS = 3000  # neurons + weights: a 2-200-200-1 MLP (40,000 edges) takes Graphviz about a minute
 
 
@@ -132,7 +132,8 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
         out = activations[-1]
         text = "prediction\n" + ", ".join(fmt(a) for a in out) + "\n" + prediction_words(model, out)
         g.node("prediction", label=_html(text), shape="box", fixedsize="false", style="rounded,filled",
-               fillcolor=COLORS["output"], id="prediction", pos=f"{last * COLUMN_GAP + PREDICTION_GAP},0!")
+               fillcolor=COLORS["output"], id="prediction")
+        place_prediction(g, last, [text], PREDICTION_GAP)
         for j in range(len(out)):
             g.edge(f"L{last}N{j}", "prediction", style="dashed", arrowhead="normal", color="#777777",
                    id=f"L{last}N{j}-prediction")
@@ -141,6 +142,30 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
                style="", id="legend",
                pos=f"{last * COLUMN_GAP / 2},{-top - DIAMETER / 2 - (55 if activations else 40)}!")
     return g
+
+
+def place_prediction(g: Diagram, last: int, texts: list[str], gap: float) -> float:
+    """Pin the prediction box `gap` points right of the output layer's circles, as wide as the
+    widest of `texts` (what it will show), so no width of text reaches back over the gap; return
+    the box's centre x."""
+    width = text_width(texts) + 10  # 5 points of margin a side
+    x = last * COLUMN_GAP + DIAMETER / 2 + gap + width / 2
+    g.node("prediction", width=f"{width / 72:.3f}", margin="0.07,0.055", pos=f"{x:.1f},0!")
+    return x
+
+
+def text_width(texts: list[str], fontsize: float = 11) -> float:
+    """The width in points of the widest of `texts` by dot's own text measure (a generous estimate
+    when dot is missing: the DOT source still works)."""
+    g = Diagram(engine="dot", node_attr={"fontname": FONT, "fontsize": f"{fontsize:g}", "shape": "plaintext",
+                                         "margin": "0", "width": "0", "height": "0"})
+    for i, text in enumerate(texts):
+        g.node(f"b{i}", label=_html(text))
+    try:
+        plain = g.pipe(format="plain", encoding="utf-8")
+    except GraphvizNotFound:
+        return max(0.65 * fontsize * len(line) for text in texts for line in text.split("\n"))
+    return max(float(line.split()[4]) * 72 for line in plain.splitlines() if line.startswith("node "))
 
 
 def _line(color: str, width: float) -> str:

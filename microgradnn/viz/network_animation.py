@@ -17,8 +17,9 @@ from microgradnn._checks import flag
 from microgradnn.engine import Value, fmt, grad, no_grad
 from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
-from microgradnn.viz.network import (COLUMN_GAP, NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color,
-                                     activation_color, draw_network, layers_of, network_input, prediction_words)
+from microgradnn.viz.network import (NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color, activation_color,
+                                     draw_network, layers_of, network_input, place_prediction, prediction_words,
+                                     text_width)
 from microgradnn.viz.format import derivative
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
@@ -268,11 +269,18 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
     steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)
     work = copy.deepcopy(model)
     diagram = draw_network(work, x, title="")
+    # the box as wide as anything it will show, clear of the output neurons' gradient labels
+    # (the page writes them 4 points right of the circle in 9.5 px type: text.side)
+    last = len(layers_of(work))
+    boxes = [initial["boxes"]] + [s["boxes"] for s in steps if "prediction" in s.get("boxes", {})]
+    sides = [line for s in steps for nid, lines in s.get("sides", {}).items() if nid.startswith(f"L{last}N")
+             for line in lines]
+    box_x = place_prediction(diagram, last, ["\n".join(b["prediction"]) for b in boxes],
+                             4 + text_width(sides, 9.5) if sides else PREDICTION_GAP)
     if target is not None:
-        last = len(layers_of(work))
         diagram.node("loss", label=f"loss\n?\ntarget {target}", shape="box", fixedsize="false", width="1.7",
                      style="rounded,filled", fillcolor="#FDEBD0", fontname="Helvetica", fontsize="11", id="loss",
-                     pos=f"{last * COLUMN_GAP + PREDICTION_GAP},-85!")
+                     pos=f"{box_x:.1f},-85!")
         diagram.edge("prediction", "loss", style="dashed", arrowhead="normal", color="#777777", id="prediction-loss")
     svg = inline_svg(diagram.pipe(format="svg", encoding="utf-8"))
     x_shown = ", ".join(fmt(v) for v in x)

@@ -74,8 +74,9 @@ function check() {
   if (!waiting(current)) return;
   const s = STEPS[current - 1];
   const typed = $("answer").value.trim().replace(/\u2212/g, "-").replace(/,/g, ".");
-  const number = Number(typed);
-  if (typed === "" || !Number.isFinite(number)) {
+  // decimal only: Number() alone would read 0x10 as 16, 0b1, 0o7 and Infinity too
+  const number = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(typed) ? Number(typed) : NaN;
+  if (!Number.isFinite(number)) {
     $("feedback").textContent = "Type a number, like 0.25 or -1.5.";
     return;
   }
