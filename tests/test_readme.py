@@ -37,3 +37,21 @@ def test_fits_compiled_speed_up_is_the_performance_tables():
     ms = {name: float(t) for name, t in re.findall(r"\| microgradnn (fused scalar|compiled replay) step, gc on \| "
                                                     r"([\d.]+) ms", README)}
     assert 0.75 < said / (ms["fused scalar"] / ms["compiled replay"]) < 1.25
+
+
+def test_layout_tree_is_the_package():
+    """Every listed file exists, and every module is listed (or inside a folder listed as one line)."""
+    block = README.split("## Package layout")[1].split("```")[1]
+    listed, stack = set(), []
+    for line in block.strip("\n").splitlines():
+        name = line.split()[0] if line.strip() and not line.startswith(" " * 18) else None
+        if name is None:
+            continue  # a description's second line
+        depth = (len(line) - len(line.lstrip())) // 2
+        stack[depth:] = [name]
+        listed.add("".join(stack))
+    assert [p for p in sorted(listed) if not (ROOT / p).exists()] == []
+    folders = {p for p in listed if p.endswith("/")}
+    leaves = {f for f in folders if not any(q != f and q.startswith(f) for q in listed)}
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "microgradnn").rglob("*.py") if p.name != "__init__.py"}
+    assert sorted(m for m in modules if m not in listed and not any(m.startswith(f) for f in leaves)) == []
