@@ -57,9 +57,10 @@ def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, 
     return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
 
 
-def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0, *,
+def make_blobs(n_samples: int = 100, *, centers: int = 3, cluster_std: float = 1.0,
                seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blobs around `centers` random centres in the box [-10, 10]^2."""
+    """Gaussian blobs around `centers` random centres in the box [-10, 10]^2 (scikit-learn's,
+    always 2 features: its second positional argument, n_features, is not taken)."""
     rng = _setup(n_samples, cluster_std, seed, "make_blobs", "cluster_std")
     positive_int(centers, "make_blobs", "centers")
     middles = rng.uniform(-10, 10, size=(centers, 2))

@@ -156,3 +156,12 @@ def test_char_tokenizer_encode_names_the_method_and_position_of_an_unknown_chara
     with pytest.raises(ValueError, match=r"^CharTokenizer.encode: character 'z' at position 3 is not in the "
                                          r"vocabulary \('abcd'\)$"):
         tok.encode("dabzz")
+
+
+def test_make_blobs_takes_centers_by_name_only_as_scikit_learn():
+    # make_blobs(100, 2) is 3 blobs in 2 features in scikit-learn (its second argument is
+    # n_features); here it silently made 2 blobs
+    with pytest.raises(TypeError):
+        data.make_blobs(100, 2)
+    X, y = data.make_blobs(100, centers=2, seed=0)
+    assert X.shape == (100, 2) and set(y.tolist()) == {0, 1}
