@@ -46,9 +46,10 @@ def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed: int | None = N
 
 def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, *,
                  seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A large circle (class 0) around a smaller one (class 1) of radius `factor`."""
+    """A large circle (class 0) around a smaller one (class 1) of radius `factor` in [0, 1)
+    (scikit-learn's, whose default factor is 0.8: pass factor=0.8 for its circles)."""
     rng = _setup(n_samples, noise, seed, "make_circles")
-    number(factor, "make_circles", "factor", 0.0, 1.0, lo_open=True, hi_open=True)
+    number(factor, "make_circles", "factor", 0.0, 1.0, hi_open=True)
     n0 = n_samples // 2
     n1 = n_samples - n0
     t0 = np.linspace(0, 2 * np.pi, n0, endpoint=False)

@@ -45,7 +45,7 @@ def test_xor_truth_table():
     (lambda: data.make_moons(10, noise="a"), TypeError, "noise must be a finite number >= 0, got str"),
     (lambda: data.make_spiral(10, classes=1), ValueError, "classes must be an int >= 2, got 1"),
     (lambda: data.make_blobs(10, centers=True), TypeError, "centers must be a positive int, got bool"),
-    (lambda: data.make_circles(10, factor=1.5), ValueError, r"factor must be a finite number in \(0, 1\), got 1.5"),
+    (lambda: data.make_circles(10, factor=1.5), ValueError, r"factor must be a finite number in \[0, 1\), got 1.5"),
 ])
 def test_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
@@ -165,3 +165,12 @@ def test_make_blobs_takes_centers_by_name_only_as_scikit_learn():
         data.make_blobs(100, 2)
     X, y = data.make_blobs(100, centers=2, seed=0)
     assert X.shape == (100, 2) and set(y.tolist()) == {0, 1}
+
+
+def test_make_circles_takes_factor_in_scikit_learns_range():
+    # scikit-learn's factor is in [0, 1): 0 puts the inner circle at the centre; it was refused
+    X, y = data.make_circles(10, factor=0, seed=0)
+    assert np.array_equal(X[y == 1], np.zeros((5, 2))) and np.allclose(np.hypot(*X[y == 0].T), 1.0)
+    with pytest.raises(ValueError, match=r"make_circles: factor must be a finite number in \[0, 1\), got 1"):
+        data.make_circles(10, factor=1)
+    assert "0.8" in data.make_circles.__doc__  # scikit-learn's default, not this one's
