@@ -10,15 +10,25 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from microgradnn._checks import _is_int, integer, number, positive_int
+from microgradnn._checks import _is_int, integer, number, positive_int, shown
 from microgradnn._files import user_path
 
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS", "words", "make_words",
            "CharTokenizer", "WORD_LIST"]
 
 
+MAX_SAMPLES = 10_000_000  # samples (and blobs' centres) per call at most: beyond, memory runs out, not fit's patience
+
+
+def _at_most_max(n: int, name: str, what: str) -> int:
+    n = positive_int(n, name, what)
+    if n > MAX_SAMPLES:
+        raise ValueError(f"{name}: {what} must be at most {MAX_SAMPLES}, got {shown(n)}")
+    return n
+
+
 def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.Generator:
-    positive_int(n_samples, name, "n_samples")
+    _at_most_max(n_samples, name, "n_samples")
     number(noise, name, what, 0.0)
     return _rng(seed, name)
 
@@ -63,7 +73,7 @@ def make_blobs(n_samples: int = 100, *, centers: int = 3, cluster_std: float = 1
     """Gaussian blobs around `centers` random centres in the box [-10, 10]^2 (scikit-learn's,
     always 2 features: its second positional argument, n_features, is not taken)."""
     rng = _setup(n_samples, cluster_std, seed, "make_blobs", "cluster_std")
-    positive_int(centers, "make_blobs", "centers")
+    _at_most_max(centers, "make_blobs", "centers")
     middles = rng.uniform(-10, 10, size=(centers, 2))
     y = np.arange(n_samples) % centers
     return _finish(middles[y], y, cluster_std, rng)
@@ -73,12 +83,10 @@ def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms (the CS231n spiral), radius 0 to 1."""
     rng = _setup(n_samples, noise, seed, "make_spiral")
-    integer(classes, "make_spiral", "classes", at_least=2)
-    y = np.arange(n_samples) % classes
-    r = np.empty(n_samples)
-    for k in range(classes):
-        idx = np.flatnonzero(y == k)
-        r[idx] = np.linspace(0.0, 1.0, len(idx))
+    k = min(integer(classes, "make_spiral", "classes", at_least=2), n_samples)  # the same labels, in O(n)
+    y = np.arange(n_samples) % k
+    j, m = np.arange(n_samples) // k, (n_samples - y + k - 1) // k  # place in its class, of how many
+    r = np.where(m == 1, 0.0, np.where(j == m - 1, 1.0, j * (1.0 / np.maximum(m - 1, 1))))  # linspace(0, 1, m)[j]
     theta = y * 4.0 + r * 4.0 + rng.normal(0.0, noise, n_samples)
     X = np.c_[r * np.sin(theta), r * np.cos(theta)]
     return _finish(X, y, 0.0, rng)

@@ -174,3 +174,24 @@ def test_make_circles_takes_factor_in_scikit_learns_range():
     with pytest.raises(ValueError, match=r"make_circles: factor must be a finite number in \[0, 1\), got 1"):
         data.make_circles(10, factor=1)
     assert "0.8" in data.make_circles.__doc__  # scikit-learn's default, not this one's
+
+
+@pytest.mark.parametrize("call, message", [
+    # each took time or memory without bound, then failed deep in numpy or not at all
+    (lambda: data.make_moons(10**12), "make_moons: n_samples must be at most 10000000, got 1000000000000"),
+    (lambda: data.make_circles(10**20), "make_circles: n_samples must be at most 10000000, got 1"),
+    (lambda: data.xor(10**8), "xor: n_samples must be at most 10000000"),
+    (lambda: data.make_blobs(5, centers=10**12), "make_blobs: centers must be at most 10000000, got 1"),
+])
+def test_datasets_refuse_sizes_beyond_max_samples(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_make_spiral_costs_no_more_for_many_classes():
+    # the labels of classes >= n_samples are 0..n-1 whatever `classes` is: the spiral took
+    # O(classes * n) (5 s for 10**6 classes) and failed with numpy's OverflowError past int64
+    X, y = data.make_spiral(10, classes=10**30, seed=0)
+    assert np.array_equal(X, data.make_spiral(10, classes=10, seed=0)[0]) and sorted(y.tolist()) == list(range(10))
+    X, y = data.make_spiral(30_000, classes=10**6, seed=0)
+    assert X.shape == (30_000, 2) and np.isfinite(X).all()
