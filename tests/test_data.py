@@ -195,3 +195,10 @@ def test_make_spiral_costs_no_more_for_many_classes():
     assert np.array_equal(X, data.make_spiral(10, classes=10, seed=0)[0]) and sorted(y.tolist()) == list(range(10))
     X, y = data.make_spiral(30_000, classes=10**6, seed=0)
     assert X.shape == (30_000, 2) and np.isfinite(X).all()
+
+
+def test_noise_none_is_scikit_learns_no_noise():
+    # scikit-learn's default noise is None (no noise); it was a TypeError here
+    for make in (data.make_moons, data.make_circles, data.make_spiral, data.xor):
+        assert all(np.array_equal(a, b) for a, b in zip(make(10, noise=None, seed=0), make(10, noise=0.0, seed=0)))
+    assert "random_state" in data.__doc__ and "shuffle" in data.__doc__  # the differences, written down
