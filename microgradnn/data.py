@@ -44,13 +44,15 @@ def _rng(seed, name: str) -> np.random.Generator:
     return np.random.default_rng(None if seed is None else integer(seed, name, "seed", at_least=0))
 
 
-def _finish(X: np.ndarray, y: np.ndarray, noise: float | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _finish(X: np.ndarray, y: np.ndarray, noise: float | None,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     X = X + rng.normal(0.0, noise, size=X.shape) if noise else X
     order = rng.permutation(len(y))
     return X[order].astype(float), y[order].astype(int)
 
 
-def make_moons(n_samples: int = 100, noise: float | None = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_moons(n_samples: int = 100, noise: float | None = 0.0, *,
+               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (scikit-learn's shape): class 0 on top, class 1 below."""
     rng = _setup(n_samples, noise, seed, "make_moons")
     n0 = n_samples // 2
