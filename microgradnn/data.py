@@ -1,5 +1,10 @@
 """Toy datasets made with numpy: `(X, y)` with X of shape (n, 2) and integer labels 0..k-1;
-and a character corpus of words with its tokenizer, for the GPT."""
+and a character corpus of words with its tokenizer, for the GPT.
+
+make_moons, make_circles and make_blobs are scikit-learn's, with these differences: `seed` is
+its `random_state` (an int >= 0 or None; None draws fresh numbers, never from numpy's global
+state, so np.random.seed does not fix them); the samples are always shuffled (no `shuffle`);
+n_samples is an int (not a pair per class), centers a count (not coordinates), and X has 2 features."""
 from __future__ import annotations
 
 import functools
@@ -10,16 +15,27 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from microgradnn._checks import _is_int, integer, number, positive_int
+from microgradnn._checks import _is_int, integer, number, positive_int, shown
 from microgradnn._files import user_path
 
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS", "words", "make_words",
            "CharTokenizer", "WORD_LIST"]
 
 
+MAX_SAMPLES = 10_000_000  # samples (and blobs' centres) per call at most: beyond, memory runs out, not fit's patience
+
+
+def _at_most_max(n: int, name: str, what: str) -> int:
+    n = positive_int(n, name, what)
+    if n > MAX_SAMPLES:
+        raise ValueError(f"{name}: {what} must be at most {MAX_SAMPLES}, got {shown(n)}")
+    return n
+
+
 def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.Generator:
-    positive_int(n_samples, name, "n_samples")
-    number(noise, name, what, 0.0)
+    _at_most_max(n_samples, name, "n_samples")
+    if noise is not None or what != "noise":  # noise=None: none, scikit-learn's default
+        number(noise, name, what, 0.0)
     return _rng(seed, name)
 
 
@@ -28,13 +44,15 @@ def _rng(seed, name: str) -> np.random.Generator:
     return np.random.default_rng(None if seed is None else integer(seed, name, "seed", at_least=0))
 
 
-def _finish(X: np.ndarray, y: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _finish(X: np.ndarray, y: np.ndarray, noise: float | None,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     X = X + rng.normal(0.0, noise, size=X.shape) if noise else X
     order = rng.permutation(len(y))
     return X[order].astype(float), y[order].astype(int)
 
 
-def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_moons(n_samples: int = 100, noise: float | None = 0.0, *,
+               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (scikit-learn's shape): class 0 on top, class 1 below."""
     rng = _setup(n_samples, noise, seed, "make_moons")
     n0 = n_samples // 2
@@ -44,11 +62,12 @@ def make_moons(n_samples: int = 100, noise: float = 0.0, *, seed: int | None = N
     return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
 
 
-def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, *,
+def make_circles(n_samples: int = 100, noise: float | None = 0.0, factor: float = 0.5, *,
                  seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A large circle (class 0) around a smaller one (class 1) of radius `factor`."""
+    """A large circle (class 0) around a smaller one (class 1) of radius `factor` in [0, 1)
+    (scikit-learn's, whose default factor is 0.8: pass factor=0.8 for its circles)."""
     rng = _setup(n_samples, noise, seed, "make_circles")
-    number(factor, "make_circles", "factor", 0.0, 1.0, lo_open=True, hi_open=True)
+    number(factor, "make_circles", "factor", 0.0, 1.0, hi_open=True)
     n0 = n_samples // 2
     n1 = n_samples - n0
     t0 = np.linspace(0, 2 * np.pi, n0, endpoint=False)
@@ -57,32 +76,31 @@ def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5, 
     return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
 
 
-def make_blobs(n_samples: int = 100, centers: int = 3, cluster_std: float = 1.0, *,
+def make_blobs(n_samples: int = 100, *, centers: int = 3, cluster_std: float = 1.0,
                seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blobs around `centers` random centres in the box [-10, 10]^2."""
+    """Gaussian blobs around `centers` random centres in the box [-10, 10]^2 (scikit-learn's,
+    always 2 features: its second positional argument, n_features, is not taken)."""
     rng = _setup(n_samples, cluster_std, seed, "make_blobs", "cluster_std")
-    positive_int(centers, "make_blobs", "centers")
+    _at_most_max(centers, "make_blobs", "centers")
     middles = rng.uniform(-10, 10, size=(centers, 2))
     y = np.arange(n_samples) % centers
     return _finish(middles[y], y, cluster_std, rng)
 
 
-def make_spiral(n_samples: int = 100, classes: int = 3, noise: float = 0.2, *,
+def make_spiral(n_samples: int = 100, classes: int = 3, noise: float | None = 0.2, *,
                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms (the CS231n spiral), radius 0 to 1."""
     rng = _setup(n_samples, noise, seed, "make_spiral")
-    integer(classes, "make_spiral", "classes", at_least=2)
-    y = np.arange(n_samples) % classes
-    r = np.empty(n_samples)
-    for k in range(classes):
-        idx = np.flatnonzero(y == k)
-        r[idx] = np.linspace(0.0, 1.0, len(idx))
-    theta = y * 4.0 + r * 4.0 + rng.normal(0.0, noise, n_samples)
+    k = min(integer(classes, "make_spiral", "classes", at_least=2), n_samples)  # the same labels, in O(n)
+    y = np.arange(n_samples) % k
+    j, m = np.arange(n_samples) // k, (n_samples - y + k - 1) // k  # place in its class, of how many
+    r = np.where(m == 1, 0.0, np.where(j == m - 1, 1.0, j * (1.0 / np.maximum(m - 1, 1))))  # linspace(0, 1, m)[j]
+    theta = y * 4.0 + r * 4.0 + rng.normal(0.0, noise or 0.0, n_samples)
     X = np.c_[r * np.sin(theta), r * np.cos(theta)]
     return _finish(X, y, 0.0, rng)
 
 
-def xor(n_samples: int = 4, noise: float = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def xor(n_samples: int = 4, noise: float | None = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The XOR truth table on the corners of the unit square (repeated to n_samples), label x1 xor x2."""
     rng = _setup(n_samples, noise, seed, "xor")
     corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])

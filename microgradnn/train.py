@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import integer, one_of, positive_int, shown
+from microgradnn._checks import _is_int, one_of, positive_int, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
@@ -189,15 +189,19 @@ class _Progress:
 
 def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimizer: _optim.Optimizer | str, epochs: int,
         batch_size: int | None = None, *, lr: float | None = None, scheduler: _optim.LinearLR | None = None,
-        seed: int | None = 0,
+        seed: int | np.random.Generator | None = 0,
         verbose: bool = True, compiled: bool = False) -> History:
     """Train `model` on (X, y): forward, loss, zero_grad, backward, step; `epochs` times.
 
     `loss` is a function from `microgradnn.losses` or its name; `optimizer` an optimizer
     or "sgd"/"adam" (built with `lr`, 0.05 if None; an optimizer has its own).
-    `batch_size=None` uses the whole batch each step, otherwise shuffled mini-batches (seeded).
+    `batch_size=None` uses the whole batch each step, otherwise shuffled mini-batches: from
+    `seed`, an int (each call starts the same shuffles again), None, or a numpy Generator,
+    which each call draws on from where the last one stopped.
     `scheduler.step()` runs once per epoch; to resume training, load the saved model, then the
-    optimizer's and scheduler's `load_state_dict`, and call fit again.
+    optimizer's and scheduler's `load_state_dict`, and call fit again; with mini-batches, pass a
+    Generator (`np.random.default_rng(0)`) as seed and save `rng.bit_generator.state` too, so
+    that N + N epochs are exactly 2N.
     `compiled=True` replays the recorded graph over the batch with numpy
     (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
     a mean over the samples. Returns the per-epoch History.
@@ -209,8 +213,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     epochs = positive_int(epochs, "fit", "epochs")
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
-    if seed is not None:
-        seed = integer(seed, "fit", "seed", at_least=0)
+    if seed is not None and not isinstance(seed, np.random.Generator) and not (_is_int(seed) and seed >= 0):
+        raise (ValueError if _is_int(seed) else TypeError)(
+            f"fit: seed must be an int >= 0, a numpy Generator or None, got {type(seed).__name__} {seed!r:.60}")
     _check_outputs_fit_loss(model, loss_fn)
     targets = _class_indices(y, model.nout) if loss_fn is _losses.cross_entropy else y
     # Labels outside the loss's domain fail here, before any parameter changes.

@@ -45,7 +45,7 @@ def test_xor_truth_table():
     (lambda: data.make_moons(10, noise="a"), TypeError, "noise must be a finite number >= 0, got str"),
     (lambda: data.make_spiral(10, classes=1), ValueError, "classes must be an int >= 2, got 1"),
     (lambda: data.make_blobs(10, centers=True), TypeError, "centers must be a positive int, got bool"),
-    (lambda: data.make_circles(10, factor=1.5), ValueError, r"factor must be a finite number in \(0, 1\), got 1.5"),
+    (lambda: data.make_circles(10, factor=1.5), ValueError, r"factor must be a finite number in \[0, 1\), got 1.5"),
 ])
 def test_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
@@ -156,3 +156,49 @@ def test_char_tokenizer_encode_names_the_method_and_position_of_an_unknown_chara
     with pytest.raises(ValueError, match=r"^CharTokenizer.encode: character 'z' at position 3 is not in the "
                                          r"vocabulary \('abcd'\)$"):
         tok.encode("dabzz")
+
+
+def test_make_blobs_takes_centers_by_name_only_as_scikit_learn():
+    # make_blobs(100, 2) is 3 blobs in 2 features in scikit-learn (its second argument is
+    # n_features); here it silently made 2 blobs
+    with pytest.raises(TypeError):
+        data.make_blobs(100, 2)
+    X, y = data.make_blobs(100, centers=2, seed=0)
+    assert X.shape == (100, 2) and set(y.tolist()) == {0, 1}
+
+
+def test_make_circles_takes_factor_in_scikit_learns_range():
+    # scikit-learn's factor is in [0, 1): 0 puts the inner circle at the centre; it was refused
+    X, y = data.make_circles(10, factor=0, seed=0)
+    assert np.array_equal(X[y == 1], np.zeros((5, 2))) and np.allclose(np.hypot(*X[y == 0].T), 1.0)
+    with pytest.raises(ValueError, match=r"make_circles: factor must be a finite number in \[0, 1\), got 1"):
+        data.make_circles(10, factor=1)
+    assert "0.8" in data.make_circles.__doc__  # scikit-learn's default, not this one's
+
+
+@pytest.mark.parametrize("call, message", [
+    # each took time or memory without bound, then failed deep in numpy or not at all
+    (lambda: data.make_moons(10**12), "make_moons: n_samples must be at most 10000000, got 1000000000000"),
+    (lambda: data.make_circles(10**20), "make_circles: n_samples must be at most 10000000, got 1"),
+    (lambda: data.xor(10**8), "xor: n_samples must be at most 10000000"),
+    (lambda: data.make_blobs(5, centers=10**12), "make_blobs: centers must be at most 10000000, got 1"),
+])
+def test_datasets_refuse_sizes_beyond_max_samples(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_make_spiral_costs_no_more_for_many_classes():
+    # the labels of classes >= n_samples are 0..n-1 whatever `classes` is: the spiral took
+    # O(classes * n) (5 s for 10**6 classes) and failed with numpy's OverflowError past int64
+    X, y = data.make_spiral(10, classes=10**30, seed=0)
+    assert np.array_equal(X, data.make_spiral(10, classes=10, seed=0)[0]) and sorted(y.tolist()) == list(range(10))
+    X, y = data.make_spiral(30_000, classes=10**6, seed=0)
+    assert X.shape == (30_000, 2) and np.isfinite(X).all()
+
+
+def test_noise_none_is_scikit_learns_no_noise():
+    # scikit-learn's default noise is None (no noise); it was a TypeError here
+    for make in (data.make_moons, data.make_circles, data.make_spiral, data.xor):
+        assert all(np.array_equal(a, b) for a, b in zip(make(10, noise=None, seed=0), make(10, noise=0.0, seed=0)))
+    assert "random_state" in data.__doc__ and "shuffle" in data.__doc__  # the differences, written down

@@ -1,3 +1,4 @@
+import json
 import math
 import sys
 import types
@@ -300,8 +301,8 @@ def test_compiled_fit_refuses_a_loss_that_is_not_a_per_sample_mean():
     (lambda m: dict(optimizer=optim.SGD(m.parameters(), lr=0.1), lr=0.5), ValueError,
      r"fit: lr builds an optimizer given by name, but this optimizer has its own lr \(0.1\), so lr=0.5 would "
      r"be ignored; set the lr when building the optimizer"),
-    (lambda m: dict(seed="abc"), TypeError, "fit: seed must be an int >= 0, got str 'abc'"),
-    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, got -1"),
+    (lambda m: dict(seed="abc"), TypeError, "fit: seed must be an int >= 0, a numpy Generator or None, got str 'abc'"),
+    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, a numpy Generator or None, got int -1"),
 ])
 def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(make, error, message):
     X, y = data.make_moons(20, seed=0)
@@ -375,3 +376,38 @@ def test_fit_with_cross_entropy_takes_whole_number_float_labels_as_class_indices
     with pytest.raises(ValueError, match=r"^fit: cross_entropy takes class indices: labels must be class indices "
                                          r"0..2 for a model with 3 outputs, got 0.5"):
         mg.fit(MLP(2, [8, 3], seed=0), X[:3], [0, 0.5, 1], "cross_entropy", "adam", 3, verbose=False)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_resumes_mini_batch_training_exactly_from_saved_files(tmp_path, compiled):
+    # fit(seed=0) called again started the same shuffles over, so resuming by the docstring's
+    # recipe silently trained on other batches than one call of 2N epochs; a Generator as seed
+    # continues its stream, and its state saves as the rest does
+    X, y = data.make_moons(40, noise=0.1, seed=0)
+
+    def build():
+        model = MLP(2, [4, 1], seed=1)
+        opt = optim.Adam(model.parameters(), lr=0.05)
+        return model, opt, optim.LinearLR(opt, total_iters=5)
+
+    def train(model, opt, scheduler, epochs, rng):
+        mg.fit(model, X, y, "binary_cross_entropy_with_logits", opt, epochs, 8, scheduler=scheduler, seed=rng,
+               verbose=False, compiled=compiled)
+
+    model, opt, scheduler = build()
+    train(model, opt, scheduler, 6, 0)
+    whole = model.state_dict()
+    model, opt, scheduler = build()
+    rng = np.random.default_rng(0)
+    train(model, opt, scheduler, 3, rng)
+    model.save(tmp_path / "model.json")
+    (tmp_path / "rest.json").write_text(json.dumps([opt.state_dict(), scheduler.state_dict(), rng.bit_generator.state]))
+    model, opt, scheduler = build()
+    model.load(tmp_path / "model.json")
+    opt_state, scheduler_state, rng_state = json.loads((tmp_path / "rest.json").read_text())
+    opt.load_state_dict(opt_state)
+    scheduler.load_state_dict(scheduler_state)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state
+    train(model, opt, scheduler, 3, rng)
+    assert model.state_dict() == whole

@@ -136,7 +136,7 @@ def dataset_call(config: dict) -> tuple[str, tuple, dict]:
     (for blobs, noise widens the clusters: cluster_std = 1 + 4 * noise)."""
     name, n, noise, seed = config["dataset"], config["samples"], config["noise"], config["seed"]
     if name == "blobs":
-        return "make_blobs", (n, config["classes"]), {"cluster_std": 1.0 + 4 * noise, "seed": seed}
+        return "make_blobs", (n,), {"centers": config["classes"], "cluster_std": 1.0 + 4 * noise, "seed": seed}
     if name == "spiral":
         return "make_spiral", (n, config["classes"]), {"noise": noise, "seed": seed}
     return data.DATASETS[name].__name__, (n,), {"noise": noise, "seed": seed}
