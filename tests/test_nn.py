@@ -313,6 +313,22 @@ def test_a_module_of_ones_own_finds_the_modules_in_a_dict_as_torchs_moduledict()
     assert all(net.state_dict()[n] != before[n] for n in ("heads.a.bias.0", "heads.b.bias.0", "gains.0.g"))
 
 
+def test_a_module_of_ones_own_refuses_dict_keys_that_would_name_two_parameters_alike():
+    class Net(mg.nn.Module):
+        def __init__(self, table):
+            self.nin = 1
+            self.table = table
+
+    for table in ({1: Value(1.0), "1": Value(2.0)}, {"a.b": Value(3.0), "a": {"b": Value(4.0)}}):
+        # one was left out of parameters(), or a save and load set both to one number, silently
+        with pytest.raises(ValueError, match=r"Net: two parameters or submodules would both be named 'table\.(1|a\.b)'"):
+            Net(table).named_parameters()
+        with pytest.raises(ValueError, match="both be named"):
+            Net(table).state_dict()
+    net = Net({0: Value(1.0), 1: [Value(2.0)], "x": "no Value"})  # other keys name them as str(key)
+    assert [n for n, _ in net.named_parameters()] == ["table.0", "table.1.0"]
+
+
 def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():
     class Net(mg.nn.Module):
         def __init__(self, parent=None):

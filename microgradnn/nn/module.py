@@ -76,8 +76,9 @@ def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Va
             yield name, item
         elif isinstance(item, (list, tuple)):
             yield from ((f"{name}.{sub}", x) for sub, x in _items_in({str(i): x for i, x in enumerate(item)}))
-        elif isinstance(item, dict):
-            yield from ((f"{name}.{sub}", x) for sub, x in _items_in({str(k): x for k, x in item.items()}))
+        elif isinstance(item, dict):  # (key by key: 1 and "1" would be one key of a dict of names)
+            for key, x in item.items():
+                yield from _items_in({f"{name}.{key}": x})
 
 
 class Module:
@@ -105,7 +106,14 @@ class Module:
         module's own parameters before its submodules', a ParameterList being one). The library's
         modules list theirs explicitly."""
         own = vars(self)
-        return sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
+        items = sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
+        if len({name for name, _ in items}) != len(items):  # a save and load would set both to one number
+            names = [name for name, _ in items]
+            twice = next(name for i, name in enumerate(names) if name in names[:i])
+            raise ValueError(f"{type(self).__name__}: two parameters or submodules would both be named {twice!r} "
+                             "(a dict's keys name its items as str(key)); give the dict distinct str keys "
+                             "without dots, as torch's ModuleDict requires")
+        return items
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`; a parameter used in
