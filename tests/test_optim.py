@@ -48,14 +48,18 @@ def test_adam_matches_torch(kwargs):
     assert ours == [pytest.approx(r, rel=1e-12) for r in ref]
 
 
+def _linear_lr_pair(torch, lr: float, **kwargs):
+    """Our SGD and LinearLR, and torch's, over one parameter from the same lr and schedule."""
+    ours = SGD([Value(1.0)], lr=lr)
+    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    return ours, LinearLR(ours, **kwargs), t_opt, torch.optim.lr_scheduler.LinearLR(t_opt, **kwargs)
+
+
 @pytest.mark.parametrize("kwargs", [dict(), dict(start_factor=1.0, end_factor=0.1, total_iters=4),
                                     dict(start_factor=0.5, end_factor=0.0, total_iters=3)])
 def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
     torch = pytest.importorskip("torch")
-    ours = SGD([Value(1.0)], lr=0.5)
-    sched = LinearLR(ours, **kwargs)
-    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
-    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, **kwargs)
+    ours, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.5, **kwargs)
     for _ in range(8):
         assert isinstance(sched.get_last_lr(), list)
         assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
@@ -68,10 +72,7 @@ def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
     # torch scales the lr the optimizer has, and leaves it alone after total_iters: a manual decay
     # after warm-up (or a change during it) is not silently reset to base_lr * factor
     torch = pytest.importorskip("torch")
-    ours = SGD([Value(1.0)], lr=0.3)
-    sched = LinearLR(ours, total_iters=3)
-    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
-    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, total_iters=3)
+    ours, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.3, total_iters=3)
     for i in range(7):
         if i in (1, 5):
             ours.lr = t_opt.param_groups[0]["lr"] = 0.01 * i
@@ -439,10 +440,7 @@ def test_load_state_dict_refuses_a_state_that_does_not_fit_and_changes_nothing(e
 def test_a_linear_lr_resumed_from_its_state_dict_continues_the_schedule_as_torch():
     # without it a resumed schedule started over, scaling the loaded lr down again
     torch = pytest.importorskip("torch")
-    opt = SGD([Value(1.0)], lr=0.3)
-    sched = LinearLR(opt, start_factor=0.25, total_iters=6)
-    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
-    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, start_factor=0.25, total_iters=6)
+    opt, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.3, start_factor=0.25, total_iters=6)
     for i in range(9):
         if i == 3:  # a fresh optimizer and scheduler, as a resumed run builds them, then loaded
             saved = opt.state_dict(), sched.state_dict()
@@ -495,10 +493,7 @@ def test_zero_grad_set_to_none_leaves_an_unreached_parameter_alone_as_torch_does
 def test_linear_lr_get_last_lr_is_the_lr_of_the_last_step_as_torch():
     # get_last_lr() read the optimizer's lr now, so after a hand edit it gave that before any step computed it
     torch = pytest.importorskip("torch")
-    ours = SGD([Value(1.0)], lr=0.3)
-    sched = LinearLR(ours, total_iters=3)
-    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
-    t_sched = torch.optim.lr_scheduler.LinearLR(t_opt, total_iters=3)
+    ours, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.3, total_iters=3)
     for i in range(6):
         if i in (0, 2, 4):  # during the ramp and after it
             ours.lr = t_opt.param_groups[0]["lr"] = 0.01 * (i + 1)
