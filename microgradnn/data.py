@@ -295,10 +295,9 @@ class CharTokenizer:
         except KeyError:
             k = next(k for k, c in enumerate(text) if c not in self.index)
             vocabulary = "".join(self.chars)
+            shown_vocabulary = f"({vocabulary!r})" if len(vocabulary) <= 60 else f"of {len(vocabulary)} characters"
             raise ValueError(f"CharTokenizer.encode: character {text[k]!r} at position {k} is not in the vocabulary "
-                             f"({vocabulary!r})" if len(vocabulary) <= 60 else
-                             f"CharTokenizer.encode: character {text[k]!r} at position {k} is not in the vocabulary "
-                             f"of {len(vocabulary)} characters") from None
+                             f"{shown_vocabulary}") from None
 
     def decode(self, ids: Sequence[int]) -> str:
         """The characters of `ids`, BOS left out."""
