@@ -21,6 +21,7 @@ __all__ = ["fit", "accuracy", "History"]
 
 _DEFAULT_LR = 0.05  # of an optimizer fit builds from its name
 
+
 @dataclass
 class History:
     """Per-epoch mean training loss and training accuracy (from the epoch's own forward passes);
