@@ -283,6 +283,9 @@ class _Tape:
         unflagged = [g.out for g in self.groups
                      if g.layer is not None or g.places is not None or g.op is _TAKE or not g.op.builtin]
         self.checked = _index(np.unique(np.concatenate([[root], *unflagged]).astype(int)))
+        # define_op ops with an array_forward of their own: checked against forward on every call
+        self.user_groups = [g for g in self.groups if not g.op.builtin and g.op.array_forward is not None
+                            and g.layer is None and g.places is None and not isinstance(g, _Joined)]
         rows = sorted(s for s in read if is_param[s])
         self.row_param_slots = np.array(rows, dtype=int)
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
@@ -372,6 +375,30 @@ class _Tape:
                 for g in self.groups[i:]:
                     V[g.out_at] = _forward(g, V, P)
         return V, P, self.passes(V), flagged
+
+    def check_array_forwards(self, V: np.ndarray, ok: np.ndarray, samples: np.ndarray) -> None:
+        """Compare each define_op op's array_forward with its forward at a few of the batch's
+        samples (those in `ok`): where each input is smallest and largest, so a formula right
+        for the recorded sample's signs only is caught; raise, naming the sample, if they differ."""
+        cols = np.flatnonzero(ok)
+        for g in self.user_groups:
+            ins = [V[at][:, cols] for at in g.ins_at]
+            picks = {(0, 0)}
+            for a in ins:
+                picks.update(np.unravel_index(int(f(a)), a.shape) for f in (np.argmin, np.argmax))
+            for row, k in sorted(picks):
+                xs = [float(a[row, k]) for a in ins]
+                got, col = float(V[g.out[row], cols[k]]), int(samples[cols[k]])
+                try:
+                    with engine.no_grad():
+                        want = g.op(*xs)
+                except (ArithmeticError, ValueError) as e:  # the scalar engine refuses these numbers
+                    raise type(e)(f"compiled, sample {col}: {e}") from None
+                if _differs(np.array(got), np.array(want), [np.array(x) for x in xs]):
+                    args = ", ".join(map(shown, xs))
+                    raise ValueError(f"compiled, sample {col}: {g.op.name}'s array_forward gives {shown(got)} where "
+                                     f"its forward gives {shown(want)}, at ({args}): fix array_forward, or leave it "
+                                     f"out (replay then runs forward per sample)")
 
     def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
         """Every number the scalar engine computes for the samples in V is finite (it would
@@ -487,6 +514,14 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
     return lambda V: V[a] == g.answer  # float, index, hash: the very same number
 
 
+def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.ndarray:
+    """Where array_forward's `got` is not the forward's `want` up to rounding (relative to the
+    inputs too: a difference of near-equal numbers)."""
+    with np.errstate(all="ignore"):
+        scale = np.maximum.reduce([abs(want), abs(got), *map(abs, ins)])
+        return ~(abs(got - want) <= 1e-9 * scale)
+
+
 def _check_array_forwards(order: list[Value]) -> None:
     """Refuse a define_op op whose `array_forward` computes another number than its forward at
     the recorded sample's inputs: replay would run every sample through it, silently wrong."""
@@ -499,9 +534,7 @@ def _check_array_forwards(order: list[Value]) -> None:
         want = np.array([v.data for v in nodes])
         with np.errstate(all="ignore"):
             got = np.broadcast_to(np.asarray(op.array_forward(*ins), dtype=float), want.shape)
-            # rounding apart, relative to the inputs too (a difference of near-equal numbers)
-            scale = np.maximum.reduce([abs(want), abs(got), *map(abs, ins)])
-            bad = ~(abs(got - want) <= 1e-9 * scale)
+        bad = _differs(got, want, ins)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             args = ", ".join(shown(float(a[i])) for a in ins)
@@ -798,6 +831,8 @@ class Compiled:
                 if not ok.any():
                     tape.give_back(V)
                     continue
+                if tape.user_groups:
+                    tape.check_array_forwards(V, ok, rows[pending])
                 tape.last_used = self.calls
                 if ok.all():
                     samples = rows[pending]

@@ -164,6 +164,16 @@ def test_an_array_forward_that_computes_another_number_than_the_forward_is_refus
     assert mg.compile(lambda x, t: right(x[0] * w) - t)(X, y).data == 36.0
 
 
+def test_an_array_forward_right_at_the_recorded_sample_only_is_refused_for_the_sample_it_gets_wrong():
+    # was: array_forward x (|x| for x >= 0 only) replayed -2.0 for sample 1, mean 0.667 where the scalar mean is 2.0
+    absish = mg.define_op("replay_abs_positive_only", lambda x: abs(x), lambda x, out: 1.0 if x >= 0 else -1.0,
+                          array_forward=lambda x: x)
+    w, X, y = Value(1.0), np.array([[1.0], [-2.0], [3.0]]), np.zeros(3)
+    with pytest.raises(ValueError, match=r"^compiled, sample 1: replay_abs_positive_only's array_forward gives -2.0 "
+                                         r"where its forward gives 2.0, at \(-2.0\)"):
+        mg.compile(lambda x, t: absish(x[0] * w) - t)(X, y)
+
+
 def test_an_array_forward_that_makes_inf_where_the_op_does_not_is_named():
     twice = mg.define_op("replay_twice_badly", lambda x: 2 * x, lambda x, out: 2.0,
                          array_forward=lambda x: np.where(x > 1.5, np.inf, 2 * x))
