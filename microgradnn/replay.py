@@ -383,10 +383,10 @@ class _Tape:
         cols = np.flatnonzero(ok)
         for g in self.user_groups:
             ins = [V[at][:, cols] for at in g.ins_at]
-            picks = {(0, 0)}
+            picks = {0}  # flat (node, sample) places in a (nodes, len(cols)) input
             for a in ins:
-                picks.update(np.unravel_index(int(f(a)), a.shape) for f in (np.argmin, np.argmax))
-            for row, k in sorted(picks):
+                picks.update(int(f(a)) for f in (np.argmin, np.argmax))
+            for row, k in (divmod(i, len(cols)) for i in sorted(picks)):
                 xs = [float(a[row, k]) for a in ins]
                 got, col = float(V[g.out[row], cols[k]]), int(samples[cols[k]])
                 try:
