@@ -527,6 +527,23 @@ def test_a_state_polled_while_training_is_one_epochs_boundary_and_metrics(server
         replay.train_epoch()
 
 
+def test_a_state_polled_as_an_epoch_ends_has_that_epochs_weights():
+    """The epoch's count went up a lock hold before the weights it started from were let go: a
+    poll in between (seen under load) showed the new epoch with the previous one's metrics."""
+    s, replay = Session({"hidden": [3]}), Session({"hidden": [3]})
+    run_epoch, seen = s._run_epoch, []
+
+    def then_poll(*args):  # the moment after the epoch's last lock hold, before train_epoch's cleanup
+        run_epoch(*args)
+        seen.append(s.state())
+    s._run_epoch = then_poll
+    s.train_epoch()
+    replay.train_epoch()
+    want = replay.state()
+    assert seen[0]["epoch"] == 1 and seen[0]["metrics"] == want["metrics"]
+    assert seen[0]["boundary"] == want["boundary"]
+
+
 def test_a_point_gives_the_engines_forward_backward_and_pictures():
     s = Session({"hidden": [4]})
     s.train_epoch()  # the model now holds the last mini-batch's gradients
