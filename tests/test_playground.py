@@ -335,12 +335,14 @@ def trickle(pg, head: bytes, data: bytes, every: float, seconds: float) -> tuple
 def test_a_request_trickled_a_byte_at_a_time_is_cut_off_at_its_time_bound(server):
     """Each read waited up to 30 s, so a byte every 29 s held a handler thread for ever."""
     server.server.request_timeout, server.server.idle_timeout = 1.0, 5.0
-    took, answer = trickle(server, b"", b"GET /api/state HTTP/1.1\r\nHost: {host}\r\n", 0.1, 5)
-    assert took is not None and 0.9 <= took < 2.5 and answer == b"", (took, answer)
+    # the upper bound catches a trickle never cut off (it lasts 8 s), with room for a loaded
+    # machine's late wake-ups (it was 2.5 s: 1.5 s of slack); `took` starts before the first byte
+    took, answer = trickle(server, b"", b"GET /api/state HTTP/1.1\r\nHost: {host}\r\n", 0.1, 8)
+    assert took is not None and 0.9 <= took < 4.0 and answer == b"", (took, answer)
     head = (b"POST /api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n")
-    took, answer = trickle(server, head, b" " * 100, 0.1, 5)
-    assert took is not None and 0.9 <= took < 2.5, took
+    took, answer = trickle(server, head, b" " * 100, 0.1, 8)
+    assert took is not None and 0.9 <= took < 4.0, took
     assert answer.startswith(b"HTTP/1.1 408") and b"must arrive whole within 1.0 s" in answer, answer
     assert request(server, "GET", "/api/state")[0] == 200
 
@@ -353,12 +355,17 @@ def test_an_idle_kept_alive_connection_is_closed_after_its_bound_and_polling_kee
         sock = conn.sock
         start = time.monotonic()
         while time.monotonic() - start < 2.0:  # the page's polling, four times the bounds: one connection
+            asked = time.monotonic()  # the server's idle time began after this (it had this request to answer)
             conn.request("GET", "/api/state", headers={"Host": f"127.0.0.1:{server.server.port}"})
             assert conn.getresponse().read() and conn.sock is sock
-            last = time.monotonic()  # the server's idle time began a little before this
+            last = time.monotonic()  # and before this
             time.sleep(0.1)
         assert sock.recv(1) == b""  # the server closes it once idle for its bound (here within 5 s)
-        assert 0.3 <= time.monotonic() - last < 1.5  # (was measured after the sleep: 0.396 s seen under load)
+        # (the lower bound was measured from `last`, after the sleep at first, 0.396 s seen under
+        # load; then from `last`, which trails the idle time's start by however long the client
+        # was held up: only `asked` is surely before it)
+        closed = time.monotonic()
+        assert closed - asked >= 0.45 and closed - last < 3.0, (closed - asked, closed - last)
     finally:
         conn.close()
 
@@ -525,6 +532,23 @@ def test_a_state_polled_while_training_is_one_epochs_boundary_and_metrics(server
             assert st["metrics"] == want["metrics"] and st["boundary"] == {**want["boundary"], "epoch": epoch}
             assert st["neurons"] == want["neurons"]
         replay.train_epoch()
+
+
+def test_a_state_polled_as_an_epoch_ends_has_that_epochs_weights():
+    """The epoch's count went up a lock hold before the weights it started from were let go: a
+    poll in between (seen under load) showed the new epoch with the previous one's metrics."""
+    s, replay = Session({"hidden": [3]}), Session({"hidden": [3]})
+    run_epoch, seen = s._run_epoch, []
+
+    def then_poll(*args):  # the moment after the epoch's last lock hold, before train_epoch's cleanup
+        run_epoch(*args)
+        seen.append(s.state())
+    s._run_epoch = then_poll
+    s.train_epoch()
+    replay.train_epoch()
+    want = replay.state()
+    assert seen[0]["epoch"] == 1 and seen[0]["metrics"] == want["metrics"]
+    assert seen[0]["boundary"] == want["boundary"]
 
 
 def test_a_point_gives_the_engines_forward_backward_and_pictures():

@@ -205,7 +205,10 @@ def test_a_late_answer_to_an_earlier_change_does_not_undo_a_newer_one(server, ta
     held = []
     tab.route("**/api/config", lambda route: held.append(route) if not held else route.continue_())
     tab.select_option("#dataset", "spiral")
-    tab.wait_for_timeout(300)  # (Playwright runs the route handler while it waits)
+    for _ in range(100):  # (Playwright runs the route handler while it waits; 300 ms once, too few under load)
+        tab.wait_for_timeout(100)
+        if held:
+            break
     assert len(held) == 1
     tab.select_option("#dataset", "xor")
     tab.wait_for_timeout(500)  # the second change, if sent at once, is answered now

@@ -174,6 +174,7 @@ class Session:
             if self.data_version != built:
                 return
             self.epoch += 1
+            self._epoch_start = None  # with the count: a poll between would show the new epoch with the old weights
             self.history.append([self.epoch, *self._metrics_of(self._weights_key())])
             self.version += 1
 
