@@ -58,7 +58,9 @@ def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None 
     y = _as_labels(y, len(X), "accuracy")
     _check_classes(y, model.nout)
     scores = model.decision_function(X)
-    return float(_correct(scores, y, model.threshold if threshold is None else threshold).mean())
+    if threshold is None:  # (several outputs are classed by argmax: no threshold to read)
+        threshold = model.threshold if scores.ndim == 1 else 0.0
+    return float(_correct(scores, y, threshold).mean())
 
 
 def _as_labels(y, n: int, who: str) -> np.ndarray:
@@ -236,6 +238,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
     # labels that are not classes are regression targets: an accuracy there would mean nothing
     classes = _not_classes(y, model.nout) is None
+    # read before any step (a module of one's own without output_activation says so now, not
+    # after the first epoch changed its parameters); several outputs are classed by argmax
+    threshold = model.threshold if classes and model.nout == 1 else 0.0
     rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)
     stepped = False  # before the first step no parameter has changed: a failure then is no divergence
@@ -264,7 +269,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             scheduler.step()
         history.loss.append(total / len(X))
         if classes:
-            history.accuracy.append(float(_correct(scores, y, model.threshold).mean()))
+            history.accuracy.append(float(_correct(scores, y, threshold).mean()))
         progress.update(epoch, history.loss[-1], history.accuracy[-1] if classes else None)
     return history
 

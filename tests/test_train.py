@@ -411,3 +411,26 @@ def test_fit_resumes_mini_batch_training_exactly_from_saved_files(tmp_path, comp
     rng.bit_generator.state = rng_state
     train(model, opt, scheduler, 3, rng)
     assert model.state_dict() == whole
+
+
+def test_a_module_of_ones_own_without_output_activation_is_told_before_any_step():
+    # fit read output_activation (for the class threshold) at the end of the first epoch, after
+    # its steps had changed the parameters; with several outputs it is not needed at all (argmax)
+    class Mine(mg.nn.Module):
+        def __init__(self, nout: int) -> None:
+            self.nin, self.nout = 2, nout
+            self.fc = mg.nn.Linear(2, nout, seed=0)
+
+        def forward(self, x):
+            out = self.fc(x)
+            return out if self.nout > 1 else out[0]
+
+    X, y = data.make_moons(20, seed=0)
+    one = Mine(1)
+    before = [p.data for p in one.parameters()]
+    with pytest.raises(AttributeError, match=r"^Mine has no 'output_activation': set self.output_activation"):
+        mg.fit(one, X, y, lambda preds, t: mg.losses.mse(preds, t), "sgd", epochs=2, verbose=False)
+    assert [p.data for p in one.parameters()] == before
+    two = Mine(2)
+    history = mg.fit(two, X, y, "cross_entropy", "sgd", epochs=2, verbose=False)
+    assert len(history.accuracy) == 2 and mg.accuracy(two, X, y) == pytest.approx(history.accuracy[-1], abs=0.1)
