@@ -230,11 +230,11 @@ def test_no_grad_is_per_thread_and_per_task():
     def worker():
         with mg.no_grad():
             inside.set()
-            done.wait(5)
+            seen["held"] = done.wait(60)  # inside no_grad until the main thread has looked
 
     t = threading.Thread(target=worker)
     t.start()
-    inside.wait(5)
+    assert inside.wait(60), "the worker thread never entered no_grad"  # (else the check below tests nothing)
     seen["thread"] = (x * x).inputs != ()
     done.set()
     t.join()
@@ -253,7 +253,7 @@ def test_no_grad_is_per_thread_and_per_task():
         a, b = asyncio.Event(), asyncio.Event()
         await asyncio.gather(task_a(a, b), task_b(a, b))
     asyncio.run(main())
-    assert seen == {"thread": True, "task": True}
+    assert seen == {"held": True, "thread": True, "task": True}
 
 
 def test_values_are_made_safely_while_another_thread_observes_decisions():
