@@ -508,6 +508,11 @@ def _kink_gaps(out: Value, wrt: list[list[Value]], dirs: list[list[float]]) -> l
             for gap in _gaps(order, near, wrt[start:start + size], dirs[start:start + size])]
 
 
+def _gaps_alone(out: Value, values: list[Value]) -> list[tuple[float, float]]:
+    """`_kink_gaps` for each of `values` moving alone (the checks of one input at a time)."""
+    return _kink_gaps(out, [[v] for v in values], [[1.0]] * len(values))
+
+
 def _gaps(order: list[Value], near: list[Value], wrt: list[list[Value]],
           dirs: list[list[float]]) -> list[tuple[float, float]]:
     tangent: dict[int, Any] = {}  # id -> d(node)/dt, one number per check
@@ -702,7 +707,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
 def _picked_gaps(out: Value, leaves: list[Value], picks: list[int]) -> list[tuple[float, float]]:
     """`_kink_gaps` of each leaf moving alone, measured for the picked leaves only."""
     gaps = [(math.inf, math.inf)] * len(leaves)
-    for i, gap in zip(picks, _kink_gaps(out, [[leaves[i]] for i in picks], [[1.0]] * len(picks))):
+    for i, gap in zip(picks, _gaps_alone(out, [leaves[i] for i in picks])):
         gaps[i] = gap
     return gaps
 
@@ -843,7 +848,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     if not isinstance(out, Value):
         raise TypeError(f"gradgradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
     kinked = _kinked(out, leaves)
-    gaps = _kink_gaps(out, [[v] for v in leaves], [[1.0]] * len(leaves))
+    gaps = _gaps_alone(out, leaves)
     rows, calls, notes = [], 0, []
     nan = [math.nan] * len(leaves)
     firsts, seconds = nan, [nan] * len(leaves)
@@ -996,7 +1001,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
     rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
-    gaps = _kink_gaps(out, [[p] for _, p in named], [[1.0]] * len(named))
+    gaps = _gaps_alone(out, [p for _, p in named])
     for (name, p), g, kink, gap in zip(named, grads, kinked, gaps):
         original, version = p.data, version_of(p)
 
