@@ -290,6 +290,12 @@ class Adam(Optimizer):
         return data - step_size * m / (np.sqrt(v) / root_correction + self.eps), {"t": t, "m": m, "v": v}
 
 
+def _schedule(start_factor, end_factor, total_iters, who: str) -> tuple[float, float, int]:
+    """LinearLR's factors and length, checked (as built, and as loaded from a state_dict)."""
+    return (number(start_factor, who, "start_factor", 0.0, 1.0, lo_open=True),
+            number(end_factor, who, "end_factor", 0.0, 1.0), positive_int(total_iters, who, "total_iters"))
+
+
 class LinearLR:
     """Scale the optimizer's lr by a factor going linearly from `start_factor` to `end_factor`
     over `total_iters` calls of `step()`, then leave it alone: `torch.optim.lr_scheduler.LinearLR`,
@@ -302,9 +308,8 @@ class LinearLR:
             raise TypeError(f"LinearLR: optimizer must be an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
-        self.start_factor = number(start_factor, "LinearLR", "start_factor", 0.0, 1.0, lo_open=True)
-        self.end_factor = number(end_factor, "LinearLR", "end_factor", 0.0, 1.0)
-        self.total_iters = positive_int(total_iters, "LinearLR", "total_iters")
+        self.start_factor, self.end_factor, self.total_iters = _schedule(start_factor, end_factor, total_iters,
+                                                                         "LinearLR")
         self.last_epoch = 0
         optimizer.lr = self.base_lr * self.start_factor
         self._last_lr: float | None = optimizer.lr
@@ -326,9 +331,8 @@ class LinearLR:
             raise ValueError(f"{who}: base_lrs must be a list of one lr (one parameter group), got {base!r:.60}")
         trial = LinearLR.__new__(LinearLR)  # each value checked as the constructor checks it: all or nothing
         trial.base_lr = number(base[0], who, "base_lrs", 0.0)
-        trial.start_factor = number(state_dict["start_factor"], who, "start_factor", 0.0, 1.0, lo_open=True)
-        trial.end_factor = number(state_dict["end_factor"], who, "end_factor", 0.0, 1.0)
-        trial.total_iters = positive_int(state_dict["total_iters"], who, "total_iters")
+        trial.start_factor, trial.end_factor, trial.total_iters = _schedule(
+            state_dict["start_factor"], state_dict["end_factor"], state_dict["total_iters"], who)
         trial.last_epoch = integer(state_dict["last_epoch"], who, "last_epoch", at_least=0)
         trial._last_lr = None  # not in our state: the loaded optimizer's lr, until the next step
         vars(self).update(vars(trial))
