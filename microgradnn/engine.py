@@ -751,6 +751,14 @@ def data_of(values: Iterable[Value]) -> list[float]:
     return [v._data for v in values]
 
 
+def zero_grads(values: Iterable[Value], to_none: bool = False) -> None:
+    """Set each Value's `.grad` to 0, or to None: torch's "no gradient yet", which backward adds
+    into as into 0 and the optimizers skip (`zero_grad(set_to_none=True)` of modules and optimizers)."""
+    grad = None if to_none else 0.0
+    for v in values:
+        v.grad = grad  # type: ignore[assignment]
+
+
 def assign(values: Sequence[Value], new: Sequence[float]) -> None:
     """Set each Value's `.data` to the float at the same place, as one change (one version
     stamp): all of them, or, if any number is not a finite float, none."""
