@@ -751,9 +751,10 @@ def data_of(values: Iterable[Value]) -> list[float]:
     return [v._data for v in values]
 
 
-def zero_grads(values: Iterable[Value], to_none: bool = False) -> None:
-    """Set each Value's `.grad` to 0, or to None: torch's "no gradient yet", which backward adds
-    into as into 0 and the optimizers skip (`zero_grad(set_to_none=True)` of modules and optimizers)."""
+def reset_grads(values: Iterable[Value], to_none: bool = False) -> None:
+    """Set each of these Values' `.grad` to 0, or to None: torch's "no gradient yet", which
+    backward adds into as into 0 and the optimizers skip (the `zero_grad(set_to_none=)` of modules
+    and optimizers; `zero_grad` above walks a graph instead)."""
     grad = None if to_none else 0.0
     for v in values:
         v.grad = grad  # type: ignore[assignment]

@@ -17,7 +17,7 @@ import numpy as np
 
 from microgradnn._checks import _is_int, _is_number, flag, integer, is_finite, number, positive_int, shown
 from microgradnn.engine import (Value, _assign_checked, all_floats, changed_since, data_of, data_version,
-                                zero_grads)
+                                reset_grads)
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
 
@@ -79,7 +79,7 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Set every parameter's `.grad` to 0, or to None with `set_to_none` (torch's default),
         which `step` then skips until a backward reaches the parameter again."""
-        zero_grads(self.params, flag(set_to_none, f"{type(self).__name__}.zero_grad", "set_to_none"))
+        reset_grads(self.params, flag(set_to_none, f"{type(self).__name__}.zero_grad", "set_to_none"))
 
     def step(self) -> None:
         """Update every parameter once; if any would become non-finite, refuse and change

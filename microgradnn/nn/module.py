@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn._checks import _is_number, digits, flag, is_finite, number, shown
-from microgradnn.engine import Value, no_grad, zero_grads
+from microgradnn.engine import Value, no_grad, reset_grads
 from microgradnn.nn.files import read_model, write_model
 
 __all__ = ["Module", "tag_modules"]
@@ -165,7 +165,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Set every parameter's `.grad` to 0, or to None with `set_to_none` (torch's default),
         from which backward adds as from 0 and which the optimizers skip."""
-        zero_grads(self.parameters(), flag(set_to_none, f"{type(self).__name__}.zero_grad", "set_to_none"))
+        reset_grads(self.parameters(), flag(set_to_none, f"{type(self).__name__}.zero_grad", "set_to_none"))
 
     def __call__(self, x: Sequence[Value | float] | np.ndarray) -> Any:
         """Run the module on one sample (a list of numbers or Values, or a 1-D array).
