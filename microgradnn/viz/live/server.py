@@ -298,17 +298,21 @@ class Handler(BaseHTTPRequestHandler):
         if origin is not None and origin.lower() not in self.server.allowed_origins:
             raise Refused(HTTPStatus.FORBIDDEN, f"cross-origin request from {origin[:80]!r} refused")
 
+    def _content_type(self) -> str:
+        """The request's media type, without parameters (`; charset=utf-8`), lowercased; '' if none."""
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
     def _check_preflighted(self) -> None:
         """Refuse a POST of a type another site's page can send without a CORS preflight: a browser
         that sends neither Origin nor Sec-Fetch-Site would otherwise let that page drive the playground."""
-        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        kind = self._content_type()
         if kind in NO_PREFLIGHT:
             raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                           f"a POST of Content-Type {kind} is refused: another site's page can send it without a "
                           "CORS preflight; send application/json (text/csv to /api/upload)")
 
     def _body(self, limit: int, types: tuple[str, ...]) -> bytes:
-        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        kind = self._content_type()
         if kind not in types:
             raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {' or '.join(types)}, got {kind!r}")
         length = self.headers.get("Content-Length")
