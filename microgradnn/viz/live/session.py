@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from microgradnn import losses, optim
-from microgradnn.engine import Value, restore, version_of
+from microgradnn.engine import Value, assign, restore, version_of
 from microgradnn.nn import MLP
 from microgradnn.nn.files import model_payload
 from microgradnn.nn.module import classify
@@ -206,8 +206,7 @@ class Session:
         params = self.model.parameters()
         own, versions = [p.data for p in params], [version_of(p) for p in params]
         try:
-            for p, w in zip(params, weights):
-                p.data = w
+            assign(params, weights)
             yield
         finally:  # the very numbers, with their versions: nothing computed from them goes stale
             restore(params, own, versions)
