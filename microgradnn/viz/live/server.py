@@ -287,7 +287,7 @@ class Handler(BaseHTTPRequestHandler):
         # host (any local program's page), and the playground's own page only ever asks its own
         # origin. same-origin, none (typed address, bookmark) and no header at all (curl, Python,
         # older browsers) are served.
-        if site is not None and site.lower() not in ("same-origin", "none"):
+        if site is not None and site not in ("same-origin", "none"):  # browsers send these lowercase, exactly
             raise Refused(HTTPStatus.FORBIDDEN, f"a request from another site's page ({site[:40]}) is refused; "
                                                 "open the playground's own page")
 
