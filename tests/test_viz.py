@@ -858,3 +858,11 @@ def test_animation_cuts_a_long_backward_sum_and_tells_same_named_nodes_apart():
     assert "Forward: v*0.001 #2" in forward
     backward = [s["equation"] for s in steps if s["title"].startswith("Backward")]
     assert all(len(e) < 400 for e in backward), max(backward, key=len)
+
+
+def test_animate_network_cuts_a_long_sum_in_the_words_animate_uses(tmp_path):
+    # a neuron of 9 inputs: its w·x sum shows 6 terms, then how many more (as animate's backward sums)
+    model = MLP(9, [1], seed=0)
+    steps = page_steps(viz.animate_network(model, [0.1 * i for i in range(9)], tmp_path / "wide.html", target=1.0))
+    cut = [s["equation"] for s in steps if " + …" in s["equation"]]
+    assert cut and all("… (3 more)" in e for e in cut), cut

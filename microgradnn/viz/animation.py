@@ -10,7 +10,7 @@ from collections import Counter
 
 from microgradnn._checks import flag
 from microgradnn.engine import Value
-from microgradnn.viz.format import derivative, fmt, grouped
+from microgradnn.viz.format import cut_sum, derivative, fmt, grouped
 from microgradnn.viz.graph import _plan, draw_graph
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
@@ -68,12 +68,6 @@ def _names(drawn: list[Value]) -> dict[int, str]:
     return names
 
 
-def _cut(terms: list[str], limit: int = 6) -> str:
-    """The terms of a sum joined by +, after the first `limit` only how many more there are."""
-    more = f" + … ({len(terms) - limit} more)" if len(terms) > limit else ""
-    return " + ".join(terms[:limit]) + more
-
-
 def _local_name(parent: Value, i: int, names: dict[int, str]) -> str:
     """How a caption writes d(parent)/d(input i): the other factor of a product, 1 for a sum."""
     op, inputs = parent.op, parent.inputs
@@ -129,8 +123,8 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value], who: str) 
             caption = "Backward starts at the output."
         else:
             mine = [(p, i) for p, i in uses.get(id(v), [])]
-            symbolic = _cut([f"{_local_name(p, i, names)} × grad({names[id(p)]})" for p, i in mine])
-            numbers = _cut([f"{fmt(p._local[i])} × {fmt(p.grad)}" for p, i in mine])
+            symbolic = cut_sum([f"{_local_name(p, i, names)} × grad({names[id(p)]})" for p, i in mine])
+            numbers = cut_sum([f"{fmt(p._local[i])} × {fmt(p.grad)}" for p, i in mine])
             op = "+=" if len(mine) == 1 and not v.inputs else "="
             caption = (f"Chain rule: {name} is used {len(mine)} time{'s' if len(mine) != 1 else ''}; each use adds "
                        f"its local derivative times the grad of the node it feeds.")

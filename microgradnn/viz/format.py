@@ -109,6 +109,12 @@ def derivative(of: str, wrt: str) -> str:
     return f"∂{grouped(of)}/∂{grouped(wrt)}"
 
 
+def cut_sum(terms: list[str], limit: int = 6) -> str:
+    """The terms of a sum joined by +, after the first `limit` only how many more there are."""
+    more = f" + … ({len(terms) - limit} more)" if len(terms) > limit else ""
+    return " + ".join(terms[:limit]) + more
+
+
 def _fixed_label(text: str) -> str:
     """An edge label of fixed size, so changing numbers never move the layout."""
     return (f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD WIDTH="62" HEIGHT="12" '

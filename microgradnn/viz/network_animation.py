@@ -20,7 +20,7 @@ from microgradnn.optim import SGD
 from microgradnn.viz.network import (NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color, activation_color,
                                      draw_network, layers_of, network_input, place_prediction, prediction_words,
                                      text_width)
-from microgradnn.viz.format import derivative
+from microgradnn.viz.format import cut_sum, derivative
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
 UNKNOWN = "#F2F2F2"
@@ -43,11 +43,6 @@ def _paren(a: str) -> str:
 
 def _term(a: str, b: str) -> str:
     return f"{_paren(a)} × {_paren(b)}"
-
-
-def _sum(terms: list[str], limit: int = 6) -> str:
-    shown = " + ".join(terms[:limit])
-    return shown + (f" + … ({len(terms)} terms)" if len(terms) > limit else "")
 
 
 def _width(x: float, largest: float) -> str:
@@ -121,7 +116,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                 "title": f"Forward · {where}: weighted sum", "active": [nid],
                 "caption": f"Neuron n{j} multiplies each input by its weight (the lit edges, thicker for a larger "
                            f"w·x), adds them up and adds its bias b.",
-                "equation": f"w·x + b = {_sum(terms)} + {_paren(fmt(n.b.data))} = {fmt(raw.data)}",
+                "equation": f"w·x + b = {cut_sum(terms)} + {_paren(fmt(n.b.data))} = {fmt(raw.data)}",
                 "ask": ask(f"What is w·x + b for {where}?", raw.data),
                 "nodes": {nid: [f"Σ {raw.data:.3g}", UNKNOWN, "#000000"]},
                 "lit": {f"L{li}N{i}-{nid}": [POSITIVE_WEIGHT if p >= 0 else NEGATIVE_WEIGHT, _width(p, largest),
@@ -175,7 +170,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
             else:
                 after = by_layer[li + 1]
                 terms = [_term(fmt(m.w[j].data), fmt(r.grad)) for _, m, r, *_ in after]
-                eq = f"{D_OUT} = Σ w × {D_RAW} over layer {li + 1} = {_sum(terms)} = {fmt(out.grad)}"
+                eq = f"{D_OUT} = Σ w × {D_RAW} over layer {li + 1} = {cut_sum(terms)} = {fmt(out.grad)}"
                 caption = (f"n{j}'s output feeds every neuron of layer {li + 1}: its gradient is the sum of each "
                            f"edge's weight times that neuron's {D_RAW}.")
                 lit = {f"{nid}-L{li + 2}N{k}": _weight_style(m.w[j].data, wmax) + [f"w = {fmt(m.w[j].data)}", 0.72]
