@@ -413,7 +413,7 @@ def test_a_loaded_state_dict_continues_bit_for_bit():
     (lambda s: s["param_groups"][0].update(lr="0.1"), TypeError, r"^Adam: lr must be a finite number >= 0, got str"),
     (lambda s: s["param_groups"][0].update(betas=[0.9, 1.0]), ValueError, r"^Adam: betas must be"),
     (lambda s: s["param_groups"][0].update(nesterov=True), ValueError,
-     r"^Adam.load_state_dict: Adam.state_dict\(\) has settings .* got \['betas', 'eps', 'lr', 'nesterov', "),
+     r"^Adam.load_state_dict: Adam.state_dict\(\) has settings .* got \[.*'lr', 'maximize', 'nesterov', "),
     (lambda s: s.update(state={"velocity": [0.0, 0.0]}), ValueError, r"and state \['m', 't', 'v'\], got .* \['velocity'\]"),
     (lambda s: s.pop("state"), ValueError, r"expected the keys 'state' and 'param_groups' of state_dict\(\), got"),
     (lambda s: s.update(param_groups=[]), ValueError, "param_groups must be a list of one dict"),
@@ -503,3 +503,69 @@ def test_linear_lr_get_last_lr_is_the_lr_of_the_last_step_as_torch():
         t_opt.step()
         t_sched.step()
         assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+
+
+# ---- param_groups: torch's one group, live ----------------------------------------------------
+
+@pytest.mark.parametrize("name, writes", [
+    ("SGD", [("lr", 0.05), ("momentum", 0.5), ("weight_decay", 0.1), ("nesterov", False), ("dampening", 0)]),
+    ("Adam", [("lr", 0.02), ("betas", (0.5, 0.9)), ("eps", 1e-4), ("weight_decay", 0.2), ("amsgrad", False)]),
+])
+def test_param_groups_writes_and_reads_the_settings_as_torch(name, writes):
+    # torch users set opt.param_groups[0]["lr"] (or loop over the groups); there was no param_groups
+    torch = pytest.importorskip("torch")
+    ps = [Value(1.5), Value(-0.7)]
+    tps = [torch.tensor(p.data, dtype=torch.float64, requires_grad=True) for p in ps]
+    opt, ref = getattr(mg.optim, name)(ps, lr=0.1), getattr(torch.optim, name)(tps, lr=0.1)
+    assert list(opt.param_groups[0]) == list(ref.param_groups[0]) and len(opt.param_groups) == 1
+    for step in range(4):
+        if step == 2:
+            for g, tg in zip(opt.param_groups, ref.param_groups):
+                for key, value in writes:
+                    g[key] = tg[key] = value
+        ours = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+        assert ours == {k: v for k, v in ref.param_groups[0].items() if k != "params"}
+        assert opt.param_groups[0]["params"] == ps
+        opt.zero_grad()
+        ref.zero_grad()
+        _loss(ps).backward()
+        _loss(tps).backward()
+        opt.step()
+        ref.step()
+        assert [p.data for p in ps] == pytest.approx([t.item() for t in tps], rel=1e-12)
+    assert opt.lr == writes[0][1]
+    saved = opt.state_dict()["param_groups"][0]  # the state_dict's group holds the same keys
+    assert list(saved) == [k for k in ref.state_dict()["param_groups"][0]]
+    assert saved == {k: list(v) if isinstance(v, tuple) else v for k, v in opt.param_groups[0].items()} | {
+        "params": [0, 1]}
+
+
+@pytest.mark.parametrize("write, error, message", [
+    (lambda g: g.__setitem__("lr", -1.0), ValueError, r"^SGD: lr must be a finite number >= 0, got -1.0$"),
+    (lambda g: g.__setitem__("nesterov", True), ValueError,
+     r"^SGD.param_groups\[0\]\['nesterov'\] must be False \(SGD has no other nesterov\), got True$"),
+    (lambda g: g.__setitem__("dampening", 0.5), ValueError, r"\['dampening'\] must be 0 .*got 0.5$"),
+    (lambda g: g.__setitem__("maximize", 1), ValueError, r"\['maximize'\] must be False .*got 1$"),
+    (lambda g: g.__setitem__("learning_rate", 0.1), KeyError, r"SGD.param_groups\[0\] has no key 'learning_rate'"),
+    (lambda g: g.__setitem__("params", []), TypeError, r"\['params'\] cannot be set: make a new optimizer"),
+    (lambda g: g["params"].append(Value(2.0)), TypeError, r"\['params'\] cannot be changed"),
+    (lambda g: g.pop("lr"), TypeError, r"keys cannot be removed"),
+])
+def test_param_groups_refuses_a_write_it_cannot_honour_and_changes_nothing(write, error, message):
+    opt = SGD([Value(1.0)], lr=0.1, momentum=0.9)
+    before = opt.state_dict()
+    with pytest.raises(error, match=message):
+        write(opt.param_groups[0])
+    with pytest.raises(TypeError, match=r"^SGD.param_groups holds the one group"):
+        opt.param_groups.append({"params": [Value(2.0)], "lr": 0.1})
+    assert opt.state_dict() == before
+
+
+def test_an_optimizer_state_dict_saved_before_the_fixed_keys_still_loads():
+    opt = Adam([Value(1.0)], lr=0.1)
+    old = {"state": {"t": [2], "m": [0.5], "v": [0.25]},
+           "param_groups": [{"lr": 0.01, "betas": [0.8, 0.9], "eps": 1e-6, "weight_decay": 0.0, "params": [0]}]}
+    opt.load_state_dict(old)
+    assert (opt.lr, opt.betas, opt.state_dict()["state"]) == (0.01, (0.8, 0.9), old["state"])
+    with pytest.raises(ValueError, match=r"\['amsgrad'\] must be False \(Adam has no other amsgrad\), got True"):
+        opt.load_state_dict(opt.state_dict() | {"param_groups": [opt.state_dict()["param_groups"][0] | {"amsgrad": True}]})
