@@ -306,7 +306,7 @@ class SGD(Optimizer):
     """p -= lr * v, with v = momentum * v + (grad + weight_decay * p) (v = that sum at step 1)."""
 
     # weight_decay is keyword-only: torch's fourth argument is dampening, which this SGD lacks
-    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, *,
+    def __init__(self, params: Iterable[Value], lr: float = 1e-3, momentum: float = 0.0, *,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = momentum
@@ -390,7 +390,8 @@ def _schedule(start_factor, end_factor, total_iters, who: str) -> tuple[float, f
 class LinearLR:
     """Scale the optimizer's lr by a factor going linearly from `start_factor` to `end_factor`
     over `total_iters` calls of `step()`, then leave it alone: `torch.optim.lr_scheduler.LinearLR`,
-    with its defaults (1/3, 1.0, 5 iterations). As torch's, each step scales the lr the optimizer
+    with its defaults (1/3, 1.0, 5 iterations), without its `last_epoch` argument (resume with
+    `load_state_dict`). As torch's, each step scales the lr the optimizer
     has then, so an lr set by hand is kept (scaled during the ramp), never reset."""
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,

@@ -569,3 +569,16 @@ def test_an_optimizer_state_dict_saved_before_the_fixed_keys_still_loads():
     assert (opt.lr, opt.betas, opt.state_dict()["state"]) == (0.01, (0.8, 0.9), old["state"])
     with pytest.raises(ValueError, match=r"\['amsgrad'\] must be False \(Adam has no other amsgrad\), got True"):
         opt.load_state_dict(opt.state_dict() | {"param_groups": [opt.state_dict()["param_groups"][0] | {"amsgrad": True}]})
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "LinearLR"])
+def test_constructor_defaults_are_torchs(name):
+    # SGD required lr, which torch defaults to 1e-3
+    import inspect
+    torch = pytest.importorskip("torch")
+    ref = getattr(torch.optim, name, None) or torch.optim.lr_scheduler.LinearLR
+    ours = inspect.signature(getattr(mg.optim, name)).parameters
+    theirs = inspect.signature(ref).parameters
+    for key, p in ours.items():
+        assert theirs[key].default == p.default, key
+    assert SGD([Value(1.0)]).lr == torch.optim.SGD([torch.zeros(1, requires_grad=True)]).param_groups[0]["lr"]
