@@ -407,15 +407,16 @@ class LinearLR:
         self._last_lr: float | None = optimizer.lr
 
     def state_dict(self) -> dict:
-        """The schedule and how far it has gone, as torch's keys (without the optimizer)."""
+        """The schedule, how far it has gone and the lr it last set, as torch's keys (without the optimizer)."""
         return {"start_factor": self.start_factor, "end_factor": self.end_factor, "total_iters": self.total_iters,
-                "base_lrs": [self.base_lr], "last_epoch": self.last_epoch}
+                "base_lrs": [self.base_lr], "last_epoch": self.last_epoch, "_last_lr": self.get_last_lr()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue the schedule of `state_dict()` (load the optimizer's own state too: the lr is its)."""
         who = "LinearLR.load_state_dict"
-        keys = ["base_lrs", "end_factor", "last_epoch", "start_factor", "total_iters"]
-        if not isinstance(state_dict, dict) or sorted(map(str, state_dict)) != keys:
+        keys = ["_last_lr", "base_lrs", "end_factor", "last_epoch", "start_factor", "total_iters"]
+        # one saved before "_last_lr" was in it lacks it
+        if not isinstance(state_dict, dict) or sorted(map(str, state_dict)) not in (keys, keys[1:]):
             got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"{who}: expected a dict with the keys {keys} of LinearLR.state_dict(), got {got}")
         base = state_dict["base_lrs"]
@@ -426,7 +427,11 @@ class LinearLR:
         trial.start_factor, trial.end_factor, trial.total_iters = _schedule(
             state_dict["start_factor"], state_dict["end_factor"], state_dict["total_iters"], who)
         trial.last_epoch = integer(state_dict["last_epoch"], who, "last_epoch", at_least=0)
-        trial._last_lr = None  # not in our state: the loaded optimizer's lr, until the next step
+        last = state_dict.get("_last_lr")
+        if last is not None and (not isinstance(last, list) or len(last) != 1):
+            raise ValueError(f"{who}: _last_lr must be a list of one lr (one parameter group), got {last!r:.60}")
+        # an old state without it: the loaded optimizer's lr, until the next step
+        trial._last_lr = None if last is None else number(last[0], who, "_last_lr", 0.0)
         vars(self).update(vars(trial))
 
     def get_last_lr(self) -> list[float]:

@@ -455,7 +455,7 @@ def test_a_linear_lr_resumed_from_its_state_dict_continues_the_schedule_as_torch
         t_sched.step()
     with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: last_epoch must be an int >= 0, got -1$"):
         sched.load_state_dict(saved[1] | {"last_epoch": -1})
-    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['base_lrs'"):
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['_last_lr', 'base_lrs'"):
         sched.load_state_dict(saved[0])
     assert sched.last_epoch == 9
 
@@ -582,3 +582,40 @@ def test_constructor_defaults_are_torchs(name):
     for key, p in ours.items():
         assert theirs[key].default == p.default, key
     assert SGD([Value(1.0)]).lr == torch.optim.SGD([torch.zeros(1, requires_grad=True)]).param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("load_optimizer", [True, False])
+def test_linear_lr_get_last_lr_after_load_state_dict_is_the_saved_one_as_torch(load_optimizer):
+    # just after load_state_dict, get_last_lr() gave the optimizer's lr, not the lr the schedule last set
+    torch = pytest.importorskip("torch")
+    opt, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.3, start_factor=0.25, total_iters=6)
+    for _ in range(3):
+        opt.step()
+        t_opt.step()
+        sched.step()
+        t_sched.step()
+    opt.lr = t_opt.param_groups[0]["lr"] = 0.05  # set by hand after the last step, then saved
+    saved, t_saved = (opt.state_dict(), sched.state_dict()), (t_opt.state_dict(), t_sched.state_dict())
+    opt, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.3, start_factor=0.25, total_iters=6)
+    if load_optimizer:
+        opt.load_state_dict(saved[0])
+        t_opt.load_state_dict(t_saved[0])
+    sched.load_state_dict(saved[1])
+    t_sched.load_state_dict(t_saved[1])
+    assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+    assert sched.get_last_lr() != [opt.lr]
+    sched.step()
+    t_sched.step()
+    assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+
+
+def test_linear_lr_loads_a_state_dict_saved_without_last_lr():
+    opt = SGD([Value(1.0)], lr=0.2)
+    sched = LinearLR(opt)
+    old = {"start_factor": 0.5, "end_factor": 1.0, "total_iters": 4, "base_lrs": [0.2], "last_epoch": 2}
+    sched.load_state_dict(old)
+    assert sched.get_last_lr() == [opt.lr] and sched.state_dict() == old | {"_last_lr": [opt.lr]}
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: _last_lr must be a finite number >= 0, got"):
+        sched.load_state_dict(old | {"_last_lr": [float("nan")]})
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: _last_lr must be a list of one lr"):
+        sched.load_state_dict(old | {"_last_lr": 0.1})
