@@ -1,17 +1,19 @@
 """Toy datasets made with numpy: `(X, y)` with X of shape (n, 2) and integer labels 0..k-1;
 and a character corpus of words with its tokenizer, for the GPT.
 
-make_moons, make_circles and make_blobs are scikit-learn's, with these differences: `seed` is
-its `random_state` (an int >= 0 or None; None draws fresh numbers, never from numpy's global
-state, so np.random.seed does not fix them); the samples are always shuffled (no `shuffle`);
-n_samples is an int (not a pair per class), centers a count (not coordinates), and X has 2 features."""
+make_moons, make_circles and make_blobs are scikit-learn's, with its signatures (noise and the
+rest keyword-only), and these differences: `seed` is its `random_state` (an int >= 0; a numpy
+Generator, drawn from; a RandomState, which seeds a Generator with one draw; or None, fresh numbers,
+never numpy's global state, so np.random.seed does not fix them); the samples are always shuffled
+(no `shuffle`); n_samples is an int (not a pair per class), centers a count (not coordinates), X has
+2 features, and make_circles' factor defaults to 0.5 (scikit-learn's is 0.8)."""
 from __future__ import annotations
 
 import functools
 import os
 import re
 import string
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -39,8 +41,19 @@ def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.
     return _rng(seed, name)
 
 
-def _rng(seed, name: str) -> np.random.Generator:
-    """numpy's generator for a seed that is None or an int >= 0 (numpy's rule, checked here)."""
+Seed = Union[int, np.random.Generator, np.random.RandomState, None]
+
+
+def _rng(seed: Seed, name: str) -> np.random.Generator:
+    """The generator for a seed: None (fresh) or an int >= 0 (numpy's rule, checked here); a
+    Generator itself, drawn from; a RandomState (scikit-learn's random_state) seeds one with a draw."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.RandomState):
+        return np.random.default_rng(seed.randint(0, 2**63 - 1, dtype=np.int64))
+    if seed is not None and not _is_int(seed):
+        raise TypeError(f"{name}: seed must be an int >= 0, a numpy Generator or RandomState, or None, "
+                        f"got {type(seed).__name__} {shown(seed)}")
     return np.random.default_rng(None if seed is None else integer(seed, name, "seed", at_least=0))
 
 
@@ -51,8 +64,8 @@ def _finish(X: np.ndarray, y: np.ndarray, noise: float | None,
     return X[order].astype(float), y[order].astype(int)
 
 
-def make_moons(n_samples: int = 100, noise: float | None = 0.0, *,
-               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_moons(n_samples: int = 100, *, noise: float | None = None,
+               seed: Seed = None) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (scikit-learn's shape): class 0 on top, class 1 below."""
     rng = _setup(n_samples, noise, seed, "make_moons")
     n0 = n_samples // 2
@@ -62,8 +75,8 @@ def make_moons(n_samples: int = 100, noise: float | None = 0.0, *,
     return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
 
 
-def make_circles(n_samples: int = 100, noise: float | None = 0.0, factor: float = 0.5, *,
-                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_circles(n_samples: int = 100, *, noise: float | None = None, seed: Seed = None,
+                 factor: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """A large circle (class 0) around a smaller one (class 1) of radius `factor` in [0, 1)
     (scikit-learn's, whose default factor is 0.8: pass factor=0.8 for its circles)."""
     rng = _setup(n_samples, noise, seed, "make_circles")
@@ -76,19 +89,19 @@ def make_circles(n_samples: int = 100, noise: float | None = 0.0, factor: float 
     return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
 
 
-def make_blobs(n_samples: int = 100, *, centers: int = 3, cluster_std: float = 1.0,
-               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blobs around `centers` random centres in the box [-10, 10]^2 (scikit-learn's,
+def make_blobs(n_samples: int = 100, *, centers: int | None = None, cluster_std: float = 1.0,
+               seed: Seed = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs around `centers` (None: 3) random centres in the box [-10, 10]^2 (scikit-learn's,
     always 2 features: its second positional argument, n_features, is not taken)."""
     rng = _setup(n_samples, cluster_std, seed, "make_blobs", "cluster_std")
-    _at_most_max(centers, "make_blobs", "centers")
+    centers = 3 if centers is None else _at_most_max(centers, "make_blobs", "centers")
     middles = rng.uniform(-10, 10, size=(centers, 2))
     y = np.arange(n_samples) % centers
     return _finish(middles[y], y, cluster_std, rng)
 
 
 def make_spiral(n_samples: int = 100, classes: int = 3, noise: float | None = 0.2, *,
-                seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                seed: Seed = None) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms (the CS231n spiral), radius 0 to 1."""
     rng = _setup(n_samples, noise, seed, "make_spiral")
     k = min(integer(classes, "make_spiral", "classes", at_least=2), n_samples)  # the same labels, in O(n)
@@ -100,7 +113,7 @@ def make_spiral(n_samples: int = 100, classes: int = 3, noise: float | None = 0.
     return _finish(X, y, 0.0, rng)
 
 
-def xor(n_samples: int = 4, noise: float | None = 0.0, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def xor(n_samples: int = 4, noise: float | None = 0.0, *, seed: Seed = None) -> tuple[np.ndarray, np.ndarray]:
     """The XOR truth table on the corners of the unit square (repeated to n_samples), label x1 xor x2."""
     rng = _setup(n_samples, noise, seed, "xor")
     corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -125,7 +138,7 @@ _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "oo"]
 _CODAS = ["", "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
 
 
-def make_words(n: int = 5000, *, seed: int | None = None) -> list[str]:
+def make_words(n: int = 5000, *, seed: Seed = None) -> list[str]:
     """n distinct made-up words from fixed rules: 1 to 3 syllables, each an onset consonant
     (cluster), a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
     positive_int(n, "make_words", "n")
@@ -228,14 +241,14 @@ def _made_words(n: int, max_len: int, rng: np.random.Generator) -> list[str]:
 
 
 def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | None = None,
-          seed: int | None = 0) -> tuple[list[str], str]:
+          seed: Seed = 0) -> tuple[list[str], str]:
     """Lowercase a-z words of at most `max_len` letters and where they came from: the word list
     at `path`, or by default the system's (WORD_LIST) when it exists, else `make_words`. `n`
     picks that many at random (seeded); fewer there is an error."""
     positive_int(max_len, "words", "max_len")
     if n is not None:
         positive_int(n, "words", "n")
-    _rng(seed, "words")  # checked now, used below
+    rng = _rng(seed, "words")  # checked now, used (once at most) below
     if path is not None:
         path = user_path(path, "words")
         if not os.path.exists(path):
@@ -253,7 +266,7 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
         limit = _made_limit(made) if made >= 3 else 0
         if limit and n is not None and n > limit:
             raise ValueError(f"words: n must be at most {limit} from {source}, {_limit_reason(made)}, got {n}")
-        found = _made_words(n or min(5000, limit), made, _rng(seed, "words")) if limit else []
+        found = _made_words(n or min(5000, limit), made, rng) if limit else []
     if not found:
         why = "" if source == path else f" (its words have 3 to 12; there is no word list at {path})"
         raise ValueError(f"words: {source} has no lowercase words of at most {max_len} letters{why}")
@@ -261,7 +274,6 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
         raise ValueError(f"words: n must be at most the {len(found)} lowercase words of at most {max_len} letters "
                          f"in {source}, got {n}")
     if n is not None and n < len(found):
-        rng = _rng(seed, "words")
         found = [found[i] for i in sorted(rng.choice(len(found), size=n, replace=False))]
     return found, source
 

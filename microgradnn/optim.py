@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Iterator, MutableMapping
 from itertools import compress
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -42,6 +43,79 @@ class _Checked:
 
     def __set__(self, obj, value) -> None:
         setattr(obj, self.slot, number(value, type(obj).__name__, self.name, self.lo, self.hi, **self.ends))
+
+
+class _Fixed(list):
+    """A list the optimizer reads but owns: a change to it would be ignored, so it is refused."""
+
+    def __init__(self, items: Iterable, why: str) -> None:
+        super().__init__(items)
+        self._why = why
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(self._why)
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self):  # a copy or pickle of it is a plain list, the optimizer's no more
+        return list, (list(self),)
+
+
+def _same(value, fixed) -> bool:
+    """Whether `value` is the fixed setting `fixed` (None, a bool, or a number)."""
+    if fixed is None or isinstance(fixed, bool):
+        return value is fixed or (isinstance(value, np.bool_) and bool(value) is fixed)
+    return _is_number(value) and value == fixed
+
+
+class _Group(MutableMapping):
+    """`opt.param_groups[0]`: torch's keys, each read from and written to the optimizer itself
+    (checked as `opt.lr = ...` is); a key torch has for what this optimizer lacks reads as its
+    fixed value, and another value is refused."""
+
+    def __init__(self, optimizer: "Optimizer") -> None:
+        self._opt = optimizer
+
+    def _who(self) -> str:
+        return f"{type(self._opt).__name__}.param_groups[0]"
+
+    def __getitem__(self, key: str) -> Any:
+        opt = self._opt
+        if key == "params":
+            return _Fixed(opt.params, f"{self._who()}['params'] cannot be changed: make a new optimizer "
+                                      "over the parameters you want")
+        if key in opt._FIXED:
+            return opt._FIXED[key]
+        if key in opt._SETTINGS:
+            return getattr(opt, key)
+        raise KeyError(f"{self._who()} has no key {key!r}; its keys are {list(self)}")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        opt, who = self._opt, self._who()
+        if key == "params":
+            raise TypeError(f"{who}['params'] cannot be set: make a new optimizer over the parameters you want")
+        if key in opt._FIXED:
+            fixed = opt._FIXED[key]
+            if not _same(value, fixed):
+                raise ValueError(f"{who}[{key!r}] must be {fixed!r} ({type(opt).__name__} has no other "
+                                 f"{key}), got {shown(value)}")
+        elif key in opt._SETTINGS:
+            setattr(opt, key, value)
+        else:  # torch would keep an unknown key, unused: a misspelt lr would change nothing
+            raise KeyError(f"{who} has no key {key!r}; its keys are {list(self)}")
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError(f"{self._who()}: keys cannot be removed, got del [{key!r}]")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("params", *self._opt._GROUP))
+
+    def __len__(self) -> int:
+        return 1 + len(self._opt._GROUP)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 class Optimizer:
@@ -151,15 +225,23 @@ class Optimizer:
         return out, (None if active.all() else active)
 
     _STATE: tuple[str, ...] = ()  # the attributes holding per-parameter state arrays
-    _SETTINGS: tuple[str, ...] = ("lr", "weight_decay")  # the hyperparameters a state_dict holds
+    _SETTINGS: tuple[str, ...] = ("lr", "weight_decay")  # the hyperparameters, attributes
+    _FIXED: dict[str, Any] = {}  # torch's settings this optimizer lacks, at the value that means "off"
+    _GROUP: tuple[str, ...] = ("lr", "weight_decay")  # torch's keys of a parameter group, in its order
+
+    @property
+    def param_groups(self) -> list[MutableMapping[str, Any]]:
+        """torch's list of parameter groups, here the one: `opt.param_groups[0]["lr"] = 0.01` sets
+        `opt.lr` (checked), and a read gives the setting now, with torch's keys (see `_Group`)."""
+        return _Fixed([_Group(self)], f"{type(self).__name__}.param_groups holds the one group of parameters "
+                                      "this optimizer has; more groups are not supported")
 
     def state_dict(self) -> dict:
         """The optimizer's state and settings as plain lists and numbers (json or pickle them),
-        with torch's two keys: {"state": {name: one entry per parameter}, "param_groups": [{settings,
-        "params": the parameters' indices}]} (torch keys "state" by parameter instead; neither loads
-        the other's); `load_state_dict` on a fresh optimizer resumes it."""
-        group = {k: list(v) if isinstance(v, tuple) else v for k, v in
-                 ((k, getattr(self, k)) for k in self._SETTINGS)}
+        with torch's two keys: {"state": {name: one entry per parameter}, "param_groups": [{the keys
+        of `param_groups[0]`, "params": the parameters' indices}]} (torch keys "state" by parameter
+        instead; neither loads the other's); `load_state_dict` on a fresh optimizer resumes it."""
+        group = {k: list(v) if isinstance(v, tuple) else v for k, v in _Group(self).items() if k != "params"}
         return {"state": {name: getattr(self, name).tolist() for name in self._STATE},
                 "param_groups": [group | {"params": list(range(len(self.params)))}]}
 
@@ -184,14 +266,16 @@ class Optimizer:
         if len(params) != n:
             raise ValueError(f"{who}: the state is for {len(params)} parameters, but this optimizer has {n}; "
                              "load it into an optimizer over the same parameters")
-        if set(group) != set(self._SETTINGS) or not isinstance(state, dict) or set(state) != set(self._STATE):
+        # the fixed keys may be missing: a state_dict saved before they were in it
+        if (set(group) - set(self._FIXED) != set(self._SETTINGS) or not set(group) <= set(self._GROUP)
+                or not isinstance(state, dict) or set(state) != set(self._STATE)):
             theirs = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"{who}: {type(self).__name__}.state_dict() has settings {sorted(self._SETTINGS)} "
+            raise ValueError(f"{who}: {type(self).__name__}.state_dict() has settings {sorted(self._GROUP)} "
                              f"and state {sorted(self._STATE)}, got {sorted(map(str, group))} and {theirs} "
                              "(another optimizer's?)")
         trial = copy.copy(self)  # every setting through its check, on a copy: all or nothing
         for name, value in group.items():
-            setattr(trial, name, value)
+            _Group(trial)[name] = value
         for name, values in state.items():
             setattr(trial, name, _state_array(values, n, f"{who}: state {name!r}", integral=name == "t",
                                               non_negative=name in ("t", "v")))
@@ -222,7 +306,7 @@ class SGD(Optimizer):
     """p -= lr * v, with v = momentum * v + (grad + weight_decay * p) (v = that sum at step 1)."""
 
     # weight_decay is keyword-only: torch's fourth argument is dampening, which this SGD lacks
-    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, *,
+    def __init__(self, params: Iterable[Value], lr: float = 1e-3, momentum: float = 0.0, *,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         self.momentum = momentum
@@ -232,6 +316,10 @@ class SGD(Optimizer):
 
     _STATE = ("velocity",)
     _SETTINGS = ("lr", "momentum", "weight_decay")
+    _FIXED = {"dampening": 0, "nesterov": False, "maximize": False, "foreach": None, "differentiable": False,
+              "fused": None}
+    _GROUP = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach", "differentiable",
+              "fused")
     momentum = _Checked(0.0, 1.0, hi_open=True)
 
     def _update(self, data: np.ndarray, grads: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
@@ -256,6 +344,10 @@ class Adam(Optimizer):
 
     _STATE = ("t", "m", "v")
     _SETTINGS = ("lr", "betas", "eps", "weight_decay")
+    _FIXED = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+              "fused": None, "decoupled_weight_decay": False}
+    _GROUP = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "foreach", "capturable",
+              "differentiable", "fused", "decoupled_weight_decay")
     # eps > 0: v can be 0 (a parameter with no gradient yet), and m / sqrt(v) would divide by zero
     eps = _Checked(0.0, lo_open=True)
 
@@ -298,7 +390,8 @@ def _schedule(start_factor, end_factor, total_iters, who: str) -> tuple[float, f
 class LinearLR:
     """Scale the optimizer's lr by a factor going linearly from `start_factor` to `end_factor`
     over `total_iters` calls of `step()`, then leave it alone: `torch.optim.lr_scheduler.LinearLR`,
-    with its defaults (1/3, 1.0, 5 iterations). As torch's, each step scales the lr the optimizer
+    with its defaults (1/3, 1.0, 5 iterations), without its `last_epoch` argument (resume with
+    `load_state_dict`). As torch's, each step scales the lr the optimizer
     has then, so an lr set by hand is kept (scaled during the ramp), never reset."""
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
@@ -314,15 +407,16 @@ class LinearLR:
         self._last_lr: float | None = optimizer.lr
 
     def state_dict(self) -> dict:
-        """The schedule and how far it has gone, as torch's keys (without the optimizer)."""
+        """The schedule, how far it has gone and the lr it last set, as torch's keys (without the optimizer)."""
         return {"start_factor": self.start_factor, "end_factor": self.end_factor, "total_iters": self.total_iters,
-                "base_lrs": [self.base_lr], "last_epoch": self.last_epoch}
+                "base_lrs": [self.base_lr], "last_epoch": self.last_epoch, "_last_lr": self.get_last_lr()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue the schedule of `state_dict()` (load the optimizer's own state too: the lr is its)."""
         who = "LinearLR.load_state_dict"
-        keys = ["base_lrs", "end_factor", "last_epoch", "start_factor", "total_iters"]
-        if not isinstance(state_dict, dict) or sorted(map(str, state_dict)) != keys:
+        keys = ["_last_lr", "base_lrs", "end_factor", "last_epoch", "start_factor", "total_iters"]
+        # one saved before "_last_lr" was in it lacks it
+        if not isinstance(state_dict, dict) or sorted(map(str, state_dict)) not in (keys, keys[1:]):
             got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"{who}: expected a dict with the keys {keys} of LinearLR.state_dict(), got {got}")
         base = state_dict["base_lrs"]
@@ -333,7 +427,11 @@ class LinearLR:
         trial.start_factor, trial.end_factor, trial.total_iters = _schedule(
             state_dict["start_factor"], state_dict["end_factor"], state_dict["total_iters"], who)
         trial.last_epoch = integer(state_dict["last_epoch"], who, "last_epoch", at_least=0)
-        trial._last_lr = None  # not in our state: the loaded optimizer's lr, until the next step
+        last = state_dict.get("_last_lr")
+        if last is not None and (not isinstance(last, list) or len(last) != 1):
+            raise ValueError(f"{who}: _last_lr must be a list of one lr (one parameter group), got {last!r:.60}")
+        # an old state without it: the loaded optimizer's lr, until the next step
+        trial._last_lr = None if last is None else number(last[0], who, "_last_lr", 0.0)
         vars(self).update(vars(trial))
 
     def get_last_lr(self) -> list[float]:

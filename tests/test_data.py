@@ -139,9 +139,9 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
     (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
     (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),
     (lambda: data.words(n=2.5), TypeError, "words: n must be a positive int, got float 2.5"),
-    (lambda: data.words(seed="x"), TypeError, "words: seed must be an int >= 0, got str 'x'"),
+    (lambda: data.words(seed="x"), TypeError, "words: seed must be an int >= 0, a numpy Generator or RandomState, or None, got str 'x'"),
     (lambda: data.make_moons(10, seed=-1), ValueError, "make_moons: seed must be an int >= 0, got -1"),
-    (lambda: data.make_blobs(10, seed=1.5), TypeError, "make_blobs: seed must be an int >= 0, got float 1.5"),
+    (lambda: data.make_blobs(10, seed=1.5), TypeError, "make_blobs: seed must be an int >= 0, a numpy .*, got float 1.5"),
     (lambda: data.make_words(2.5), TypeError, "make_words: n must be a positive int, got float 2.5"),
 ])
 def test_word_and_seed_arguments_are_checked(call, error, message):
@@ -202,3 +202,43 @@ def test_noise_none_is_scikit_learns_no_noise():
     for make in (data.make_moons, data.make_circles, data.make_spiral, data.xor):
         assert all(np.array_equal(a, b) for a, b in zip(make(10, noise=None, seed=0), make(10, noise=0.0, seed=0)))
     assert "random_state" in data.__doc__ and "shuffle" in data.__doc__  # the differences, written down
+
+
+@pytest.mark.parametrize("make, sklearn", [
+    (data.make_moons, "(n_samples=100, *, shuffle=True, noise=None, random_state=None)"),
+    (data.make_circles, "(n_samples=100, *, shuffle=True, noise=None, random_state=None, factor=0.8)"),
+    (data.make_blobs, "(n_samples=100, n_features=2, *, centers=None, cluster_std=1.0, center_box=(-10.0, 10.0), "
+                      "shuffle=True, random_state=None, return_centers=False)"),
+])
+def test_dataset_signatures_are_scikit_learns(make, sklearn):
+    # make_moons(100, 0.1) was taken; scikit-learn's noise (and all but n_samples) is keyword-only
+    import inspect
+    theirs = inspect.signature(eval(f"lambda {sklearn[1:-1]}: None")).parameters
+    ours = inspect.signature(make).parameters
+    assert list(ours)[0] == "n_samples" and ours["n_samples"].default == theirs["n_samples"].default
+    for name, p in ours.items():
+        if name in theirs and name != "n_samples":
+            assert p.kind == inspect.Parameter.KEYWORD_ONLY == theirs[name].kind, name
+            assert p.default == theirs[name].default or (make, name) == (data.make_circles, "factor"), name
+    assert ours["seed"].kind == inspect.Parameter.KEYWORD_ONLY and ours["seed"].default is None
+    with pytest.raises(TypeError, match="positional"):
+        make(100, 0.1)
+    assert (make(50, seed=1)[0] == make(50, noise=None, seed=1)[0]).all() if make is not data.make_blobs else True
+
+
+@pytest.mark.parametrize("made", [data.make_moons, data.make_circles, data.make_blobs, data.make_spiral,
+                                  lambda **kw: data.xor(40, noise=0.1, **kw), lambda **kw: (data.make_words(20, **kw),),
+                                  lambda **kw: (data.words(n=20, **kw)[0],)])
+def test_a_numpy_generator_or_random_state_is_taken_as_seed(made):
+    # scikit-learn takes a RandomState as random_state; a Generator or RandomState was refused
+    def make(seed):
+        return made(seed=seed)
+    a, b = make(seed=np.random.default_rng(5)), make(seed=np.random.default_rng(5))
+    assert np.array_equal(a[0], b[0])  # the same generator state, the same data
+    rng = np.random.default_rng(5)
+    first, second = make(seed=rng), make(seed=rng)  # drawn from: the generator moves on
+    assert np.array_equal(first[0], a[0]) and not np.array_equal(first[0], second[0])
+    c, d = make(seed=np.random.RandomState(7)), make(seed=np.random.RandomState(7))
+    assert np.array_equal(c[0], d[0])
+    state = np.random.RandomState(7)
+    assert np.array_equal(make(seed=state)[0], c[0]) and not np.array_equal(make(seed=state)[0], c[0])

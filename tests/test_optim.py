@@ -413,7 +413,7 @@ def test_a_loaded_state_dict_continues_bit_for_bit():
     (lambda s: s["param_groups"][0].update(lr="0.1"), TypeError, r"^Adam: lr must be a finite number >= 0, got str"),
     (lambda s: s["param_groups"][0].update(betas=[0.9, 1.0]), ValueError, r"^Adam: betas must be"),
     (lambda s: s["param_groups"][0].update(nesterov=True), ValueError,
-     r"^Adam.load_state_dict: Adam.state_dict\(\) has settings .* got \['betas', 'eps', 'lr', 'nesterov', "),
+     r"^Adam.load_state_dict: Adam.state_dict\(\) has settings .* got \[.*'lr', 'maximize', 'nesterov', "),
     (lambda s: s.update(state={"velocity": [0.0, 0.0]}), ValueError, r"and state \['m', 't', 'v'\], got .* \['velocity'\]"),
     (lambda s: s.pop("state"), ValueError, r"expected the keys 'state' and 'param_groups' of state_dict\(\), got"),
     (lambda s: s.update(param_groups=[]), ValueError, "param_groups must be a list of one dict"),
@@ -455,7 +455,7 @@ def test_a_linear_lr_resumed_from_its_state_dict_continues_the_schedule_as_torch
         t_sched.step()
     with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: last_epoch must be an int >= 0, got -1$"):
         sched.load_state_dict(saved[1] | {"last_epoch": -1})
-    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['base_lrs'"):
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['_last_lr', 'base_lrs'"):
         sched.load_state_dict(saved[0])
     assert sched.last_epoch == 9
 
@@ -503,3 +503,119 @@ def test_linear_lr_get_last_lr_is_the_lr_of_the_last_step_as_torch():
         t_opt.step()
         t_sched.step()
         assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+
+
+# ---- param_groups: torch's one group, live ----------------------------------------------------
+
+@pytest.mark.parametrize("name, writes", [
+    ("SGD", [("lr", 0.05), ("momentum", 0.5), ("weight_decay", 0.1), ("nesterov", False), ("dampening", 0)]),
+    ("Adam", [("lr", 0.02), ("betas", (0.5, 0.9)), ("eps", 1e-4), ("weight_decay", 0.2), ("amsgrad", False)]),
+])
+def test_param_groups_writes_and_reads_the_settings_as_torch(name, writes):
+    # torch users set opt.param_groups[0]["lr"] (or loop over the groups); there was no param_groups
+    torch = pytest.importorskip("torch")
+    ps = [Value(1.5), Value(-0.7)]
+    tps = [torch.tensor(p.data, dtype=torch.float64, requires_grad=True) for p in ps]
+    opt, ref = getattr(mg.optim, name)(ps, lr=0.1), getattr(torch.optim, name)(tps, lr=0.1)
+    assert list(opt.param_groups[0]) == list(ref.param_groups[0]) and len(opt.param_groups) == 1
+    for step in range(4):
+        if step == 2:
+            for g, tg in zip(opt.param_groups, ref.param_groups):
+                for key, value in writes:
+                    g[key] = tg[key] = value
+        ours = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+        assert ours == {k: v for k, v in ref.param_groups[0].items() if k != "params"}
+        assert opt.param_groups[0]["params"] == ps
+        opt.zero_grad()
+        ref.zero_grad()
+        _loss(ps).backward()
+        _loss(tps).backward()
+        opt.step()
+        ref.step()
+        assert [p.data for p in ps] == pytest.approx([t.item() for t in tps], rel=1e-12)
+    assert opt.lr == writes[0][1]
+    saved = opt.state_dict()["param_groups"][0]  # the state_dict's group holds the same keys
+    assert list(saved) == [k for k in ref.state_dict()["param_groups"][0]]
+    assert saved == {k: list(v) if isinstance(v, tuple) else v for k, v in opt.param_groups[0].items()} | {
+        "params": [0, 1]}
+
+
+@pytest.mark.parametrize("write, error, message", [
+    (lambda g: g.__setitem__("lr", -1.0), ValueError, r"^SGD: lr must be a finite number >= 0, got -1.0$"),
+    (lambda g: g.__setitem__("nesterov", True), ValueError,
+     r"^SGD.param_groups\[0\]\['nesterov'\] must be False \(SGD has no other nesterov\), got True$"),
+    (lambda g: g.__setitem__("dampening", 0.5), ValueError, r"\['dampening'\] must be 0 .*got 0.5$"),
+    (lambda g: g.__setitem__("maximize", 1), ValueError, r"\['maximize'\] must be False .*got 1$"),
+    (lambda g: g.__setitem__("learning_rate", 0.1), KeyError, r"SGD.param_groups\[0\] has no key 'learning_rate'"),
+    (lambda g: g.__setitem__("params", []), TypeError, r"\['params'\] cannot be set: make a new optimizer"),
+    (lambda g: g["params"].append(Value(2.0)), TypeError, r"\['params'\] cannot be changed"),
+    (lambda g: g.pop("lr"), TypeError, r"keys cannot be removed"),
+])
+def test_param_groups_refuses_a_write_it_cannot_honour_and_changes_nothing(write, error, message):
+    opt = SGD([Value(1.0)], lr=0.1, momentum=0.9)
+    before = opt.state_dict()
+    with pytest.raises(error, match=message):
+        write(opt.param_groups[0])
+    with pytest.raises(TypeError, match=r"^SGD.param_groups holds the one group"):
+        opt.param_groups.append({"params": [Value(2.0)], "lr": 0.1})
+    assert opt.state_dict() == before
+
+
+def test_an_optimizer_state_dict_saved_before_the_fixed_keys_still_loads():
+    opt = Adam([Value(1.0)], lr=0.1)
+    old = {"state": {"t": [2], "m": [0.5], "v": [0.25]},
+           "param_groups": [{"lr": 0.01, "betas": [0.8, 0.9], "eps": 1e-6, "weight_decay": 0.0, "params": [0]}]}
+    opt.load_state_dict(old)
+    assert (opt.lr, opt.betas, opt.state_dict()["state"]) == (0.01, (0.8, 0.9), old["state"])
+    with pytest.raises(ValueError, match=r"\['amsgrad'\] must be False \(Adam has no other amsgrad\), got True"):
+        opt.load_state_dict(opt.state_dict() | {"param_groups": [opt.state_dict()["param_groups"][0] | {"amsgrad": True}]})
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "LinearLR"])
+def test_constructor_defaults_are_torchs(name):
+    # SGD required lr, which torch defaults to 1e-3
+    import inspect
+    torch = pytest.importorskip("torch")
+    ref = getattr(torch.optim, name, None) or torch.optim.lr_scheduler.LinearLR
+    ours = inspect.signature(getattr(mg.optim, name)).parameters
+    theirs = inspect.signature(ref).parameters
+    for key, p in ours.items():
+        assert theirs[key].default == p.default, key
+    assert SGD([Value(1.0)]).lr == torch.optim.SGD([torch.zeros(1, requires_grad=True)]).param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("load_optimizer", [True, False])
+def test_linear_lr_get_last_lr_after_load_state_dict_is_the_saved_one_as_torch(load_optimizer):
+    # just after load_state_dict, get_last_lr() gave the optimizer's lr, not the lr the schedule last set
+    torch = pytest.importorskip("torch")
+    opt, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.3, start_factor=0.25, total_iters=6)
+    for _ in range(3):
+        opt.step()
+        t_opt.step()
+        sched.step()
+        t_sched.step()
+    opt.lr = t_opt.param_groups[0]["lr"] = 0.05  # set by hand after the last step, then saved
+    saved, t_saved = (opt.state_dict(), sched.state_dict()), (t_opt.state_dict(), t_sched.state_dict())
+    opt, sched, t_opt, t_sched = _linear_lr_pair(torch, 0.3, start_factor=0.25, total_iters=6)
+    if load_optimizer:
+        opt.load_state_dict(saved[0])
+        t_opt.load_state_dict(t_saved[0])
+    sched.load_state_dict(saved[1])
+    t_sched.load_state_dict(t_saved[1])
+    assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+    assert sched.get_last_lr() != [opt.lr]
+    sched.step()
+    t_sched.step()
+    assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+
+
+def test_linear_lr_loads_a_state_dict_saved_without_last_lr():
+    opt = SGD([Value(1.0)], lr=0.2)
+    sched = LinearLR(opt)
+    old = {"start_factor": 0.5, "end_factor": 1.0, "total_iters": 4, "base_lrs": [0.2], "last_epoch": 2}
+    sched.load_state_dict(old)
+    assert sched.get_last_lr() == [opt.lr] and sched.state_dict() == old | {"_last_lr": [opt.lr]}
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: _last_lr must be a finite number >= 0, got"):
+        sched.load_state_dict(old | {"_last_lr": [float("nan")]})
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: _last_lr must be a list of one lr"):
+        sched.load_state_dict(old | {"_last_lr": 0.1})
