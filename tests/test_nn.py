@@ -352,6 +352,35 @@ def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():
         outer.parameters()
 
 
+def test_a_module_of_ones_own_refuses_a_leaf_value_kept_by_forward_as_a_parameter_would_be():
+    class Net(mg.nn.Module):
+        def __init__(self, keep):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.fc, self.keep = mg.nn.Linear(2, 1, seed=0), keep
+
+        def forward(self, x):
+            if self.keep == "inputs":
+                self.last = x  # the sample's input leaves: after one call they were parameters
+            elif self.keep == "made":
+                self.c = Value(3.0)
+            elif self.keep == "numbers":
+                self.last = [v.data for v in x]
+            self.h = self.fc(x)  # computed: a plain attribute, as torch's tensor that is no Parameter
+            return self.h[0]
+
+    for keep in ("inputs", "made"):
+        net = Net(keep)
+        with pytest.raises(ValueError, match=r"Net\.(last|c): a leaf Value .* set while a module runs would be a "
+                                             r"parameter from then on .*create parameters and submodules in __init__"):
+            net([1.0, 2.0])
+        assert [n for n, _ in net.named_parameters()] == ["fc.weight.0.0", "fc.weight.0.1", "fc.bias.0"]
+    net = Net("numbers")
+    net([1.0, 2.0])
+    assert net.last == [1.0, 2.0] and list(net.state_dict()) == ["fc.weight.0.0", "fc.weight.0.1", "fc.bias.0"]
+    net.extra = Value(1.0)  # set between calls, as in __init__: a parameter, as torch's Parameter set so
+    assert "extra" in net.state_dict()
+
+
 def test_a_module_of_ones_own_without_nin_says_so():
     class Net(mg.nn.Module):
         def __init__(self):
