@@ -167,6 +167,31 @@ class Module:
                     if isinstance(item, Module)]
             stack.extend(reversed(subs))
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and every submodule, in `named_modules()` order, each once, as torch's."""
+        return (module for _, module in self.named_modules())
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) for the direct submodules, each once, as torch's; those in a list or dict
+        are children themselves (`blocks.0`), there being no ModuleList between."""
+        seen: set[int] = set()
+        for name, item in self._named_items():
+            if isinstance(item, Module) and id(item) not in seen:
+                seen.add(id(item))
+                yield name, item
+
+    def children(self) -> Iterator["Module"]:
+        """The direct submodules, in `named_children()` order, as torch's."""
+        return (module for _, module in self.named_children())
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set every parameter's `requires_grad` (False freezes the module: the optimizers skip its
+        parameters) and return the module, as torch's."""
+        flag(requires_grad, f"{type(self).__name__}.requires_grad_", "requires_grad")
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
     def parameters(self) -> list[Value]:
         """Every trainable Value, in `named_parameters()` order."""
         return [p for _, p in self.named_parameters()]
