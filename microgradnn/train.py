@@ -213,6 +213,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     y = _as_labels(y, len(X), "fit")
     loss_fn = _resolve(loss, _losses.LOSSES, "loss")
     opt = _optimizer(model, optimizer, scheduler, lr)
+    params = model.named_parameters()  # before any forward pass here
     epochs = positive_int(epochs, "fit", "epochs")
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
@@ -265,6 +266,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             stepped = True
             total += batch_loss * len(idx)
             scores[idx] = batch_scores
+        _check_same_parameters(model, params, epoch)
         if scheduler is not None:
             scheduler.step()
         history.loss.append(total / len(X))
@@ -272,6 +274,20 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             history.accuracy.append(float(_correct(scores, y, threshold).mean()))
         progress.update(epoch, history.loss[-1], history.accuracy[-1] if classes else None)
     return history
+
+
+def _check_same_parameters(model: Module, before: list[tuple[str, Value]], epoch: int) -> None:
+    """Refuse a model whose parameters changed while it trained: its forward kept Values (a sample's
+    inputs, a Value it made) in a list or dict attribute, which made them parameters the optimizer
+    never steps, and save would write them as weights."""
+    now = model.named_parameters()
+    if len(now) != len(before) or any(p is not q for (_, p), (_, q) in zip(now, before)):
+        known = {id(p) for _, p in before}
+        new = [name for name, p in now if id(p) not in known]
+        raise ValueError(f"fit: the model's parameters changed during epoch {epoch} ({len(before)} before, "
+                         f"{len(now)} now; new: {new[:3] or 'none'}): its forward keeps Values in an attribute, "
+                         "which makes them parameters the optimizer does not know; keep numbers there "
+                         "(v.data), and create parameters in __init__")
 
 
 def _class_indices(y: np.ndarray, nout: int) -> np.ndarray:

@@ -49,8 +49,11 @@ def test_embedding_rows_are_the_parameters_themselves():
     assert row is emb.weight[2] and all(v.requires_grad for v in row)
     with pytest.raises(IndexError, match=r"index must be an int in 0\.\.3, got 4"):
         emb(4)
-    with pytest.raises(IndexError, match="got 1.0"):
-        emb(1.0)
+    with pytest.raises(IndexError, match=r"index must be an int in 0\.\.3, got -1"):
+        emb(-1)
+    for wrong in (True, 1.0, np.bool_(False), "1", None):  # a wrong type, as torch refuses a float or bool index
+        with pytest.raises(TypeError, match=rf"Embedding: index must be an int in 0\.\.3, got {type(wrong).__name__} "):
+            emb(wrong)
     assert [n for n, _ in emb.named_parameters()][:2] == ["weight.0.0", "weight.0.1"]
 
 

@@ -352,6 +352,88 @@ def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():
         outer.parameters()
 
 
+def test_a_module_of_ones_own_refuses_a_leaf_value_kept_by_forward_as_a_parameter_would_be():
+    class Net(mg.nn.Module):
+        def __init__(self, keep):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.fc, self.keep = mg.nn.Linear(2, 1, seed=0), keep
+
+        def forward(self, x):
+            if self.keep == "inputs":
+                self.last = x  # the sample's input leaves: after one call they were parameters
+            elif self.keep == "made":
+                self.c = Value(3.0)
+            elif self.keep == "numbers":
+                self.last = [v.data for v in x]
+            self.h = self.fc(x)  # computed: a plain attribute, as torch's tensor that is no Parameter
+            return self.h[0]
+
+    for keep in ("inputs", "made"):
+        net = Net(keep)
+        with pytest.raises(ValueError, match=r"Net\.(last|c): a leaf Value .* set while a module runs would be a "
+                                             r"parameter from then on .*create parameters and submodules in __init__"):
+            net([1.0, 2.0])
+        assert [n for n, _ in net.named_parameters()] == ["fc.weight.0.0", "fc.weight.0.1", "fc.bias.0"]
+    net = Net("numbers")
+    net([1.0, 2.0])
+    assert net.last == [1.0, 2.0] and list(net.state_dict()) == ["fc.weight.0.0", "fc.weight.0.1", "fc.bias.0"]
+    net.extra = Value(1.0)  # set between calls, as in __init__: a parameter, as torch's Parameter set so
+    assert "extra" in net.state_dict()
+
+
+def test_children_and_modules_list_each_submodule_once_in_torchs_order():
+    torch = pytest.importorskip("torch")
+
+    class Inner(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.fc, self.gain = 1, mg.nn.Linear(1, 1, seed=0), Value(1.0)
+
+    class Ours(mg.nn.Module):
+        def __init__(self):
+            self.nin = 1
+            self.fc, self.inner = mg.nn.Linear(1, 1, seed=0), Inner()
+            self.again = self.fc  # shared: listed once, under its first name
+
+    class TheirInner(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.gain = torch.nn.Linear(1, 1), torch.nn.Parameter(torch.ones(1))
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.inner = torch.nn.Linear(1, 1), TheirInner()
+            self.again = self.fc
+
+    ours, theirs = Ours(), Theirs()
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()] == ["fc", "inner"]
+    assert [type(m).__name__ for m in ours.children()] == ["Linear", "Inner"]
+    assert [m for m in ours.children()] == [ours.fc, ours.inner]
+    assert [type(m).__name__ for m in ours.modules()] == ["Ours", "Linear", "Inner", "Linear"]
+    assert [type(m).__name__ for m in theirs.modules()] == ["Theirs", "Linear", "TheirInner", "Linear"]
+    assert list(ours.modules()) == [m for _, m in ours.named_modules()]
+    mlp = MLP(2, [3, 1], seed=0)  # a list's modules are children themselves: there is no ModuleList
+    assert [n for n, _ in mlp.named_children()] == ["layers.0", "layers.1"] and next(mlp.children()) is mlp.layers[0]
+
+
+def test_requires_grad_sets_every_parameters_flag_and_returns_the_module_as_torchs():
+    torch = pytest.importorskip("torch")
+    ours, theirs = mg.nn.Linear(2, 1, seed=0), torch.nn.Linear(2, 1)
+    assert ours.requires_grad_(False) is ours and theirs.requires_grad_(False) is theirs
+    assert not any(p.requires_grad for p in ours.parameters()) and not any(p.requires_grad for p in theirs.parameters())
+    assert not ours([1.0, 2.0])[0].requires_grad  # nothing to differentiate, as torch's output of a frozen module
+    before = ours.state_dict()  # and the optimizers skip its parameters
+    mg.optim.SGD(ours.parameters(), lr=0.1).step()
+    assert ours.state_dict() == before
+    assert ours.requires_grad_() is ours and all(p.requires_grad for p in ours.parameters())
+    for wrong in (1, "no", None):
+        with pytest.raises(TypeError):
+            theirs.requires_grad_(wrong)
+        with pytest.raises(TypeError, match=f"Linear.requires_grad_: requires_grad must be True or False, got "
+                                            f"{type(wrong).__name__}"):
+            ours.requires_grad_(wrong)
+
+
 def test_a_module_of_ones_own_without_nin_says_so():
     class Net(mg.nn.Module):
         def __init__(self):

@@ -434,3 +434,18 @@ def test_a_module_of_ones_own_without_output_activation_is_told_before_any_step(
     two = Mine(2)
     history = mg.fit(two, X, y, "cross_entropy", "sgd", epochs=2, verbose=False)
     assert len(history.accuracy) == 2 and mg.accuracy(two, X, y) == pytest.approx(history.accuracy[-1], abs=0.1)
+
+
+def test_fit_refuses_a_model_whose_forward_makes_parameters_the_optimizer_does_not_know():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.fc, self.seen = mg.nn.Linear(2, 1, seed=0), []
+
+        def forward(self, x):
+            self.seen.append(x[0])  # a sample's input leaf kept in a list: listed as a parameter
+            return self.fc(x)[0]
+
+    with pytest.raises(ValueError, match=r"fit: the model's parameters changed during epoch 1 \(3 before, 7 now; "
+                                         r"new: \['seen.0', 'seen.1', 'seen.2'\]\): its forward keeps Values"):
+        mg.fit(Net(), np.zeros((4, 2)), np.zeros(4), "mse", "sgd", 2, verbose=False)

@@ -145,11 +145,14 @@ class Embedding(Module):
         if type(index) is Value:
             from microgradnn.engine import is_sample_float, take
             if is_sample_float(index):  # a float of the sample, which the scalar loop refuses below
-                raise IndexError(f"Embedding: index must be an int in 0..{self.num - 1}, got {index.data!r} (a "
-                                 f"float of the sample; compile refuses it as the scalar loop does)")
+                raise TypeError(f"Embedding: index must be an int in 0..{self.num - 1}, got float {index.data!r} "
+                                f"(a float of the sample; compile refuses it as the scalar loop does)")
             columns = list(zip(*self.weight))
             return [take(index, column) for column in columns]  # type: ignore[misc]  # dot of Values is a Value
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.num:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):  # torch refuses a float or bool index
+            raise TypeError(f"Embedding: index must be an int in 0..{self.num - 1}, got {type(index).__name__} "
+                            f"{index!r:.60}")
+        if not 0 <= index < self.num:
             raise IndexError(f"Embedding: index must be an int in 0..{self.num - 1}, got {index!r}")
         return self.weight[index]
 

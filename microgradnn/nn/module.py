@@ -99,6 +99,19 @@ class Module:
         if "from_config" in cls.__dict__:
             _TYPES.setdefault(cls.__name__, cls)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A leaf Value set while a module runs (a sample's inputs kept by forward, a Value made
+        # there) would be a parameter from then on, trained and saved, unknown to an optimizer
+        # built before: refused. A computed Value is a plain attribute, as torch's non-Parameter tensor.
+        if (_OUTERMOST.get() is not None and type(self)._named_items is Module._named_items
+                and not isinstance(value, Module) and any(isinstance(v, Value) for _, v in _items_in({name: value}))):
+            raise ValueError(f"{type(self).__name__}.{name}: a leaf Value (made by Value(...) or detach(), or a "
+                             "sample's input) set while a module runs would be a parameter from then on (trained "
+                             "and saved, unknown to an optimizer built before); create parameters and submodules in "
+                             "__init__, and keep a sample's numbers as floats ([v.data for v in x]); a Value "
+                             "computed in forward (self.h = self.fc(x)) can be kept")
+        object.__setattr__(self, name, value)
+
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
         """Direct parameters and submodules, in a stable order: by default, as torch registers
         them, the leaf Values and Modules among the attributes (`fc`, `blocks.0` in a list or
@@ -153,6 +166,31 @@ class Module:
             subs = [(f"{name}.{sub}" if name else sub, item) for sub, item in module._named_items()
                     if isinstance(item, Module)]
             stack.extend(reversed(subs))
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and every submodule, in `named_modules()` order, each once, as torch's."""
+        return (module for _, module in self.named_modules())
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) for the direct submodules, each once, as torch's; those in a list or dict
+        are children themselves (`blocks.0`), there being no ModuleList between."""
+        seen: set[int] = set()
+        for name, item in self._named_items():
+            if isinstance(item, Module) and id(item) not in seen:
+                seen.add(id(item))
+                yield name, item
+
+    def children(self) -> Iterator["Module"]:
+        """The direct submodules, in `named_children()` order, as torch's."""
+        return (module for _, module in self.named_children())
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set every parameter's `requires_grad` (False freezes the module: the optimizers skip its
+        parameters) and return the module, as torch's."""
+        flag(requires_grad, f"{type(self).__name__}.requires_grad_", "requires_grad")
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
 
     def parameters(self) -> list[Value]:
         """Every trainable Value, in `named_parameters()` order."""
