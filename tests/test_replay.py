@@ -1142,3 +1142,44 @@ def test_a_call_form_fn_cannot_take_is_named_with_both_forms():
                                             r"with a list of samples, compiled\(samples\), for fn\(sample\)$"):
             call()
     assert len(pair(X, y).losses) == 6 and len(one(X).losses) == 6
+
+
+@pytest.mark.parametrize("y", [[2.0, 1.0], np.array([2.0, 1.0]), [True, False], np.array([True, False]), [1, 2.0]],
+                         ids=["floats", "float array", "bools", "bool array", "an int and a float"])
+def test_class_ids_that_are_floats_or_bools_are_refused_in_X_y_as_the_scalar_loop_refuses_them(y):
+    # compiled(X, y) made every y a float, and took 2.0 or True as a class id the scalar loop refuses
+    m = mg.nn.Linear(2, 3, seed=0)
+
+    def fn(x, t):
+        return losses.cross_entropy([m(x)], [t])
+    X = np.array([[0.1, 0.2], [0.3, -0.4]])
+    with pytest.raises(TypeError, match=r"targets must be (class indices \(ints\)|numbers), got (float|bool)"):
+        [fn(list(x), t) for x, t in zip(X, y)]  # the scalar loop
+    with pytest.raises(TypeError, match=r"compiled, sample [01]: cross_entropy: targets must be class indices "
+                                        r"\(ints\), got (float 2.0|bool True)"):
+        mg.compile(fn)(X, y)
+    compiled = mg.compile(fn)
+    assert compiled(X, [2, 1]).data == pytest.approx(losses.cross_entropy([m(list(x)) for x in X], [2, 1]).data)
+    with pytest.raises(TypeError, match="targets must be class indices"):  # not replayed on the ints' recording
+        compiled(X, y)
+
+
+def test_class_ids_and_token_ids_that_are_floats_are_refused_in_every_call_form():
+    m, emb = mg.nn.Linear(2, 3, seed=0), mg.nn.Embedding(5, 3, seed=0)
+    with pytest.raises(TypeError, match=r"compiled, sample 1: cross_entropy: targets must be class indices \(ints\), "
+                                        r"got float 2.0 at target 0"):
+        mg.compile(lambda s: losses.cross_entropy([m(s[:2])], [s[2]]))([[0.1, 0.2, 1], [0.1, 0.2, 2.0]])
+    with pytest.raises(TypeError, match=r"compiled, sample 0: cross_entropy: targets must be class indices \(ints\), "
+                                        r"got bool True"):
+        mg.compile(lambda s: losses.cross_entropy([m(s[:2])], [s[2]]))([[0.1, 0.2, True]])
+
+    def by_token(x, t):
+        return losses.mse([emb(x[0])[0]], [t])
+    with pytest.raises(IndexError, match="Embedding: index must be an int in 0..4, got np.float64"):
+        by_token([np.float64(1.0)], 0.5)  # the scalar loop, on a row of a float array
+    with pytest.raises(IndexError, match=r"compiled, sample 0: Embedding: index must be an int in 0..4, got 1.0"):
+        mg.compile(by_token)(np.array([[1.0], [2.0]]), [0.5, 0.5])
+    compiled = mg.compile(by_token)
+    assert compiled([[1], [2]], [0.5, 0.5]).data == pytest.approx(
+        (by_token([1], 0.5).data + by_token([2], 0.5).data) / 2, rel=1e-12)
+    assert compiled.tapes == 1
