@@ -417,10 +417,7 @@ class _Tape:
                 except (ArithmeticError, ValueError) as e:  # the scalar engine refuses these numbers
                     raise type(e)(f"compiled, sample {col}: {e}") from None
                 if _differs(np.array(got), np.array(want), [np.array(x) for x in xs]):
-                    args = ", ".join(map(shown, xs))
-                    raise ValueError(f"compiled, sample {col}: {g.op.name}'s array_forward gives {shown(got)} where "
-                                     f"its forward gives {shown(want)}, at ({args}): fix array_forward, or leave it "
-                                     f"out (replay then runs forward per sample)")
+                    raise ValueError(f"compiled, sample {col}: {_array_forward_differs(g.op, got, want, xs)}")
 
     def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
         """Every number the scalar engine computes for the samples in V is finite (it would
@@ -480,9 +477,12 @@ class _Tape:
                 xs = [self.number(V, P, int(ins[row]), col) for ins in g.ins]
                 try:  # the scalar engine's own words for it, when it refuses these numbers
                     with engine.no_grad():
-                        g.op(*xs)
+                        want = g.op(*xs)
                 except (ArithmeticError, ValueError) as e:
                     raise type(e)(f"compiled, sample {samples[col]}: {e}") from None
+                if not g.op.builtin and g.op.array_forward is not None:
+                    got = float(V[g.out[row], col])
+                    raise ValueError(f"compiled, sample {samples[col]}: {_array_forward_differs(g.op, got, want, xs)}")
                 shown = ", ".join(f"{x:.6g}" for x in xs)
                 raise ValueError(f"compiled, sample {samples[col]}: {g.op.name}({shown}) is not finite on arrays, "
                                  f"though the op computes a number for these inputs (its array_forward differs)")
@@ -559,10 +559,17 @@ def _check_array_forwards(order: list[Value]) -> None:
         bad = _differs(got, want, ins)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            args = ", ".join(shown(float(a[i])) for a in ins)
-            raise ValueError(f"compile: {op.name}'s array_forward gives {shown(float(got[i]))} where its forward "
-                             f"gives {shown(nodes[i].data)}, at ({args}); replay would compute every sample with "
-                             f"it: fix array_forward, or leave it out (replay then runs forward per sample)")
+            xs = [float(a[i]) for a in ins]
+            raise ValueError(f"compile: {_array_forward_differs(op, float(got[i]), nodes[i].data, xs)}")
+
+
+def _array_forward_differs(op: engine.Op, got: float, want: float, xs: list[float]) -> str:
+    """The error for a define_op op whose array_forward gives `got` where its forward gives
+    `want` at the inputs `xs`: the same words at recording and at the checks of every call."""
+    args = ", ".join(map(shown, xs))
+    return (f"{op.name}'s array_forward gives {shown(got)} where its forward gives {shown(want)}, at ({args}); "
+            f"replay computes every sample with it: fix array_forward, or leave it out (replay then runs "
+            f"forward per sample)")
 
 
 def _refusal_check(op: Any, slots: list[int]) -> Callable:

@@ -159,7 +159,8 @@ def test_an_array_forward_that_computes_another_number_than_the_forward_is_refus
     right = mg.define_op("replay_cube", lambda x: x ** 3, lambda x, out: 3 * x ** 2, array_forward=lambda x: x ** 3)
     w, X, y = Value(2.0), np.array([[1.0], [2.0]]), np.zeros(2)
     with pytest.raises(ValueError, match=r"^compile: replay_cube_wrong's array_forward gives 12.0 where its forward "
-                                         r"gives 8.0, at \(2.0\); replay would compute every sample with it"):
+                                         r"gives 8.0, at \(2.0\); replay computes every sample with it: fix "
+                                         r"array_forward, or leave it out \(replay then runs forward per sample\)$"):
         mg.compile(lambda x, t: wrong(x[0] * w) - t)(X, y)
     assert mg.compile(lambda x, t: right(x[0] * w) - t)(X, y).data == 36.0
 
@@ -170,7 +171,9 @@ def test_an_array_forward_right_at_the_recorded_sample_only_is_refused_for_the_s
                           array_forward=lambda x: x)
     w, X, y = Value(1.0), np.array([[1.0], [-2.0], [3.0]]), np.zeros(3)
     with pytest.raises(ValueError, match=r"^compiled, sample 1: replay_abs_positive_only's array_forward gives -2.0 "
-                                         r"where its forward gives 2.0, at \(-2.0\)"):
+                                         r"where its forward gives 2.0, at \(-2.0\); replay computes every sample "
+                                         r"with it: fix array_forward, or leave it out \(replay then runs forward per "
+                                         r"sample\)$"):
         mg.compile(lambda x, t: absish(x[0] * w) - t)(X, y)
 
 
@@ -178,8 +181,9 @@ def test_an_array_forward_that_makes_inf_where_the_op_does_not_is_named():
     twice = mg.define_op("replay_twice_badly", lambda x: 2 * x, lambda x, out: 2.0,
                          array_forward=lambda x: np.where(x > 1.5, np.inf, 2 * x))
     w = Value(1.0)
-    with pytest.raises(ValueError, match=r"compiled, sample 1: replay_twice_badly\(2\) is not finite on arrays, "
-                                         r"though the op computes a number"):
+    with pytest.raises(ValueError, match=r"^compiled, sample 1: replay_twice_badly's array_forward gives inf where its "
+                                         r"forward gives 4.0, at \(2.0\); replay computes every sample with it: fix "
+                                         r"array_forward, or leave it out \(replay then runs forward per sample\)$"):
         mg.compile(lambda x, t: twice(x[0] * w) - t)(np.array([[1.0], [2.0]]), np.zeros(2))
 
 
