@@ -806,7 +806,7 @@ class Compiled:
         with recording(leaves, start, made, floats) as guards:
             try:
                 out = self.fn(*args)
-            except (ArithmeticError, ValueError, IndexError, TypeError) as e:  # the scalar engine or fn refuses it: say which
+            except (ArithmeticError, ValueError, IndexError, TypeError) as e:  # the engine or fn refuses it: say which
                 raise _with_sample(e, sample) from e
         refused = next((g for g in guards if g.kind == "refused"), None)
         if refused is not None:  # fn caught it, and went on where the scalar loop computes a number
