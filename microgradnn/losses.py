@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn._checks import one_of, shown
-from microgradnn.engine import Value, exp, log, logsumexp, relu, softplus, take
+from microgradnn.engine import Value, exp, is_sample_float, log, logsumexp, relu, softplus, take
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
            "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
@@ -28,7 +28,7 @@ def _batch(predictions, targets, name: str, classes: bool = False) -> tuple[list
                          f"are not supported: for one-hot rows pass y.argmax(axis=1)), got {len(given)} targets for "
                          f"{len(preds)} predictions" if classes else
                          f"{name}: got {len(preds)} predictions but {len(given)} targets")
-    t = [x if isinstance(x, Value) else _target(x, i, name, classes) for i, x in enumerate(given)]
+    t = [_target(x, i, name, classes) for i, x in enumerate(given)]
     if len(preds) == 0:
         raise ValueError(f"{name}: the batch is empty")
     if not all(type(p) is Value for p in preds):  # plain numbers (or a sample's logits) given
@@ -47,9 +47,14 @@ def _listed(xs, name: str, what: str) -> list:
     return list(xs)
 
 
-def _target(x, i: int, name: str, classes: bool = False) -> float:
+def _target(x, i: int, name: str, classes: bool = False) -> float | Value:
     """A target as a finite float: a number (a bool is 0 or 1, as a label made by a comparison);
     for `classes`, an int (a class index: as torch's cross_entropy, neither a bool nor a float)."""
+    if isinstance(x, Value):  # kept in the graph; a float of the sample while compile records is no class index
+        if classes and is_sample_float(x):
+            raise TypeError(f"{name}: targets must be class indices (ints), got float {x._data!r} at target {i} "
+                            f"(a float of the sample, which the scalar loop refuses too: give class ids as ints)")
+        return x
     if not isinstance(x, numbers.Real):  # "1" would be read as 1.0, None fail inside float()
         raise TypeError(f"{name}: targets must be numbers, got {type(x).__name__} {x!r:.60} at target {i}")
     if not _finite(x):  # (float() of an int beyond float's range would raise OverflowError)

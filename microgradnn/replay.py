@@ -105,6 +105,28 @@ def _flatten(sample, numbers: list):
     return ("static", sample)
 
 
+_ARRAY_KIND = {"f": "f", "i": "i", "u": "i"}
+
+
+def _kind(x) -> object:
+    """How a number of X or y reaches fn(x, y): "i" an int, "f" a float, a bool as itself (part
+    of the shape, as in samples): class ids and indices refuse floats and bools there."""
+    if isinstance(x, (bool, np.bool_)):
+        return ("static", x)
+    return "i" if isinstance(x, (int, np.integer)) else "f"
+
+
+def _row_kinds(given: Any, a: np.ndarray) -> list[tuple]:
+    """The kinds (see `_kind`) of the numbers of each row of X (or of each y, `a` 1-d), as the
+    scalar loop `fn(X[i], y[i])` gets them: one tuple for every row from an array of ints or
+    floats, else a tuple per row (np.asarray makes [1, 2.5] floats, which it was not)."""
+    width = a.shape[1] if a.ndim == 2 else 1
+    if isinstance(given, np.ndarray) and given.dtype.kind in _ARRAY_KIND:
+        return [(_ARRAY_KIND[given.dtype.kind],) * width]
+    items = np.asarray(given, dtype=object).reshape(len(a), width).tolist()
+    return [tuple(map(_kind, row)) for row in items]
+
+
 def _real_array(name: str, a: Any) -> np.ndarray:
     """X or y as an array, refused if it is ragged or holds what float() would convert or cut
     (strings, complex numbers)."""
@@ -161,9 +183,9 @@ def _kinds(shape) -> list[str]:
 def _describe_shape(shape) -> str:
     if shape in ("i", "f"):
         return "number"
+    if shape[0] == "xy":
+        return f"row of {shape[1]}"
     kind, content = shape
-    if kind == "xy":
-        return f"row of {content}"
     if kind in ("list", "tuple"):
         return f"{kind} of {len(content)}"
     return kind
@@ -395,10 +417,7 @@ class _Tape:
                 except (ArithmeticError, ValueError) as e:  # the scalar engine refuses these numbers
                     raise type(e)(f"compiled, sample {col}: {e}") from None
                 if _differs(np.array(got), np.array(want), [np.array(x) for x in xs]):
-                    args = ", ".join(map(shown, xs))
-                    raise ValueError(f"compiled, sample {col}: {g.op.name}'s array_forward gives {shown(got)} where "
-                                     f"its forward gives {shown(want)}, at ({args}): fix array_forward, or leave it "
-                                     f"out (replay then runs forward per sample)")
+                    raise ValueError(f"compiled, sample {col}: {_array_forward_differs(g.op, got, want, xs)}")
 
     def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
         """Every number the scalar engine computes for the samples in V is finite (it would
@@ -458,9 +477,12 @@ class _Tape:
                 xs = [self.number(V, P, int(ins[row]), col) for ins in g.ins]
                 try:  # the scalar engine's own words for it, when it refuses these numbers
                     with engine.no_grad():
-                        g.op(*xs)
+                        want = g.op(*xs)
                 except (ArithmeticError, ValueError) as e:
                     raise type(e)(f"compiled, sample {samples[col]}: {e}") from None
+                if not g.op.builtin and g.op.array_forward is not None:
+                    got = float(V[g.out[row], col])
+                    raise ValueError(f"compiled, sample {samples[col]}: {_array_forward_differs(g.op, got, want, xs)}")
                 shown = ", ".join(f"{x:.6g}" for x in xs)
                 raise ValueError(f"compiled, sample {samples[col]}: {g.op.name}({shown}) is not finite on arrays, "
                                  f"though the op computes a number for these inputs (its array_forward differs)")
@@ -537,10 +559,17 @@ def _check_array_forwards(order: list[Value]) -> None:
         bad = _differs(got, want, ins)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            args = ", ".join(shown(float(a[i])) for a in ins)
-            raise ValueError(f"compile: {op.name}'s array_forward gives {shown(float(got[i]))} where its forward "
-                             f"gives {shown(nodes[i].data)}, at ({args}); replay would compute every sample with "
-                             f"it: fix array_forward, or leave it out (replay then runs forward per sample)")
+            xs = [float(a[i]) for a in ins]
+            raise ValueError(f"compile: {_array_forward_differs(op, float(got[i]), nodes[i].data, xs)}")
+
+
+def _array_forward_differs(op: engine.Op, got: float, want: float, xs: list[float]) -> str:
+    """The error for a define_op op whose array_forward gives `got` where its forward gives
+    `want` at the inputs `xs`: the same words at recording and at the checks of every call."""
+    args = ", ".join(map(shown, xs))
+    return (f"{op.name}'s array_forward gives {shown(got)} where its forward gives {shown(want)}, at ({args}); "
+            f"replay computes every sample with it: fix array_forward, or leave it out (replay then runs "
+            f"forward per sample)")
 
 
 def _refusal_check(op: Any, slots: list[int]) -> Callable:
@@ -721,7 +750,13 @@ class Compiled:
             D[:-1], D[-1] = X.T, y
             if not np.isfinite(D).all():  # (D holds X's and y's numbers: one check for both)
                 raise ValueError("compiled: X or y contains NaN or infinity")
-            return [(("xy", X.shape[1]), np.arange(len(X)), D)]
+            x_kinds, y_kinds = _row_kinds(args[0], X), _row_kinds(args[1], y)
+            if len(x_kinds) == len(y_kinds) == 1:  # arrays of ints or floats: one kind of row
+                return [(("xy", X.shape[1], x_kinds[0] + y_kinds[0]), np.arange(len(X)), D)]
+            by_kinds: dict[tuple, list[int]] = {}
+            for i in range(len(X)):
+                by_kinds.setdefault(x_kinds[i % len(x_kinds)] + y_kinds[i % len(y_kinds)], []).append(i)
+            return [(("xy", X.shape[1], kinds), np.array(rows), D[:, rows]) for kinds, rows in by_kinds.items()]
         if len(args) != 1:
             raise TypeError(f"compiled: call with a list of samples, or with X and y; got {len(args)} arguments")
         samples = args[0]
@@ -744,8 +779,9 @@ class Compiled:
                 for shape, (rows, cols) in by_shape.items()]
 
     def _args(self, shape, leaves: list[Value]) -> tuple:
-        if shape[0] == "xy":
-            return leaves[:-1], leaves[-1]
+        if shape[0] == "xy":  # a bool of X or y is given as itself, as to the scalar loop
+            xy = [leaf if kind in ("i", "f") else kind[1] for leaf, kind in zip(leaves, shape[2])]
+            return xy[:-1], xy[-1]
         return (_rebuild(shape, iter(leaves)),)
 
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
@@ -763,14 +799,14 @@ class Compiled:
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         made: list[Value] = []
-        kinds = [] if shape[0] == "xy" else _kinds(shape)
+        kinds = list(shape[2]) if shape[0] == "xy" else _kinds(shape)
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
         args = self._args(shape, leaves)
         _check_arity(self.fn, args)
         with recording(leaves, start, made, floats) as guards:
             try:
                 out = self.fn(*args)
-            except (ArithmeticError, ValueError, IndexError) as e:  # the scalar engine or fn refuses it: say which
+            except (ArithmeticError, ValueError, IndexError, TypeError) as e:  # the engine or fn refuses it: say which
                 raise _with_sample(e, sample) from e
         refused = next((g for g in guards if g.kind == "refused"), None)
         if refused is not None:  # fn caught it, and went on where the scalar loop computes a number

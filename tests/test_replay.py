@@ -159,7 +159,8 @@ def test_an_array_forward_that_computes_another_number_than_the_forward_is_refus
     right = mg.define_op("replay_cube", lambda x: x ** 3, lambda x, out: 3 * x ** 2, array_forward=lambda x: x ** 3)
     w, X, y = Value(2.0), np.array([[1.0], [2.0]]), np.zeros(2)
     with pytest.raises(ValueError, match=r"^compile: replay_cube_wrong's array_forward gives 12.0 where its forward "
-                                         r"gives 8.0, at \(2.0\); replay would compute every sample with it"):
+                                         r"gives 8.0, at \(2.0\); replay computes every sample with it: fix "
+                                         r"array_forward, or leave it out \(replay then runs forward per sample\)$"):
         mg.compile(lambda x, t: wrong(x[0] * w) - t)(X, y)
     assert mg.compile(lambda x, t: right(x[0] * w) - t)(X, y).data == 36.0
 
@@ -170,7 +171,9 @@ def test_an_array_forward_right_at_the_recorded_sample_only_is_refused_for_the_s
                           array_forward=lambda x: x)
     w, X, y = Value(1.0), np.array([[1.0], [-2.0], [3.0]]), np.zeros(3)
     with pytest.raises(ValueError, match=r"^compiled, sample 1: replay_abs_positive_only's array_forward gives -2.0 "
-                                         r"where its forward gives 2.0, at \(-2.0\)"):
+                                         r"where its forward gives 2.0, at \(-2.0\); replay computes every sample "
+                                         r"with it: fix array_forward, or leave it out \(replay then runs forward per "
+                                         r"sample\)$"):
         mg.compile(lambda x, t: absish(x[0] * w) - t)(X, y)
 
 
@@ -178,8 +181,9 @@ def test_an_array_forward_that_makes_inf_where_the_op_does_not_is_named():
     twice = mg.define_op("replay_twice_badly", lambda x: 2 * x, lambda x, out: 2.0,
                          array_forward=lambda x: np.where(x > 1.5, np.inf, 2 * x))
     w = Value(1.0)
-    with pytest.raises(ValueError, match=r"compiled, sample 1: replay_twice_badly\(2\) is not finite on arrays, "
-                                         r"though the op computes a number"):
+    with pytest.raises(ValueError, match=r"^compiled, sample 1: replay_twice_badly's array_forward gives inf where its "
+                                         r"forward gives 4.0, at \(2.0\); replay computes every sample with it: fix "
+                                         r"array_forward, or leave it out \(replay then runs forward per sample\)$"):
         mg.compile(lambda x, t: twice(x[0] * w) - t)(np.array([[1.0], [2.0]]), np.zeros(2))
 
 
@@ -1142,3 +1146,44 @@ def test_a_call_form_fn_cannot_take_is_named_with_both_forms():
                                             r"with a list of samples, compiled\(samples\), for fn\(sample\)$"):
             call()
     assert len(pair(X, y).losses) == 6 and len(one(X).losses) == 6
+
+
+@pytest.mark.parametrize("y", [[2.0, 1.0], np.array([2.0, 1.0]), [True, False], np.array([True, False]), [1, 2.0]],
+                         ids=["floats", "float array", "bools", "bool array", "an int and a float"])
+def test_class_ids_that_are_floats_or_bools_are_refused_in_X_y_as_the_scalar_loop_refuses_them(y):
+    # compiled(X, y) made every y a float, and took 2.0 or True as a class id the scalar loop refuses
+    m = mg.nn.Linear(2, 3, seed=0)
+
+    def fn(x, t):
+        return losses.cross_entropy([m(x)], [t])
+    X = np.array([[0.1, 0.2], [0.3, -0.4]])
+    with pytest.raises(TypeError, match=r"targets must be (class indices \(ints\)|numbers), got (float|bool)"):
+        [fn(list(x), t) for x, t in zip(X, y)]  # the scalar loop
+    with pytest.raises(TypeError, match=r"compiled, sample [01]: cross_entropy: targets must be class indices "
+                                        r"\(ints\), got (float 2.0|bool True)"):
+        mg.compile(fn)(X, y)
+    compiled = mg.compile(fn)
+    assert compiled(X, [2, 1]).data == pytest.approx(losses.cross_entropy([m(list(x)) for x in X], [2, 1]).data)
+    with pytest.raises(TypeError, match="targets must be class indices"):  # not replayed on the ints' recording
+        compiled(X, y)
+
+
+def test_class_ids_and_token_ids_that_are_floats_are_refused_in_every_call_form():
+    m, emb = mg.nn.Linear(2, 3, seed=0), mg.nn.Embedding(5, 3, seed=0)
+    with pytest.raises(TypeError, match=r"compiled, sample 1: cross_entropy: targets must be class indices \(ints\), "
+                                        r"got float 2.0 at target 0"):
+        mg.compile(lambda s: losses.cross_entropy([m(s[:2])], [s[2]]))([[0.1, 0.2, 1], [0.1, 0.2, 2.0]])
+    with pytest.raises(TypeError, match=r"compiled, sample 0: cross_entropy: targets must be class indices \(ints\), "
+                                        r"got bool True"):
+        mg.compile(lambda s: losses.cross_entropy([m(s[:2])], [s[2]]))([[0.1, 0.2, True]])
+
+    def by_token(x, t):
+        return losses.mse([emb(x[0])[0]], [t])
+    with pytest.raises(IndexError, match="Embedding: index must be an int in 0..4, got np.float64"):
+        by_token([np.float64(1.0)], 0.5)  # the scalar loop, on a row of a float array
+    with pytest.raises(IndexError, match=r"compiled, sample 0: Embedding: index must be an int in 0..4, got 1.0"):
+        mg.compile(by_token)(np.array([[1.0], [2.0]]), [0.5, 0.5])
+    compiled = mg.compile(by_token)
+    assert compiled([[1], [2]], [0.5, 0.5]).data == pytest.approx(
+        (by_token([1], 0.5).data + by_token([2], 0.5).data) / 2, rel=1e-12)
+    assert compiled.tapes == 1
