@@ -5,6 +5,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn import MLP, Value, losses
+from conftest import numeric_param_grads
 
 CASES = [(losses.mse, "linear", 1, lambda y: y), (losses.hinge, "linear", 1, lambda y: 2 * y - 1),
          (losses.binary_cross_entropy, "sigmoid", 1, lambda y: y),
@@ -1142,3 +1143,36 @@ def test_a_call_form_fn_cannot_take_is_named_with_both_forms():
                                             r"with a list of samples, compiled\(samples\), for fn\(sample\)$"):
             call()
     assert len(pair(X, y).losses) == 6 and len(one(X).losses) == 6
+
+
+def _kinks_loss(lib, w, v, s, x):
+    """One sample's loss whose rows sit on relu's, abs's and leaky_relu's kinks and pow's cases."""
+    relu = lib.relu
+    leaky = (lambda t: t.leaky_relu(0.1)) if lib is mg else (lambda t: lib.nn.functional.leaky_relu(t, 0.1))
+    z = w * x[0] - v
+    return relu(z) + abs(z) * 2 + leaky(z) * 3 + (w * x[1]) ** s + (v * v + 1) ** (s * x[2]) + z.tanh() ** 2.0
+
+
+def test_compiled_gradients_at_kinks_and_powers_edges_match_torch_and_finite_differences():
+    """compile's gradients, where samples put relu, abs and leaky_relu at 0 (torch's 0, 0 and the
+    slope) and a**b at base 0 and exponent 0, against torch float64 and, off the kinks, central
+    differences of the mean loss."""
+    w, v, s = Value(0.5), Value(0.25), Value(2.0)
+    X = [[1.5, 0.0, 1.0], [1.0, 2.0, -0.5], [-1.0, 1.5, 0.0], [2.0, 0.5, 3.0]]  # row 0: a base of 0; row 2: exponent 0
+    X[1][0] = 0.5  # w * 0.5 - 0.25 = 0: every kink at once
+    step = mg.compile(lambda x: _kinks_loss(mg, w, v, s, x))
+    result = step(X)
+    result.backward()
+    compiled = [w.grad, v.grad, s.grad]
+    torch = pytest.importorskip("torch")
+    tw, tv, ts = (torch.tensor(p.data, dtype=torch.float64, requires_grad=True) for p in (w, v, s))
+    mean = sum(_kinks_loss(torch, tw, tv, ts, torch.tensor(x, dtype=torch.float64)) for x in X) / len(X)
+    mean.backward()
+    assert result.data == pytest.approx(mean.item(), rel=1e-12)
+    assert compiled == pytest.approx([tw.grad.item(), tv.grad.item(), ts.grad.item()], rel=1e-12)
+    smooth = [X[0], X[2], X[3]]  # no kink: finite differences apply
+    for p in (w, v, s):
+        p.grad = 0.0
+    step(smooth).backward()
+    loss = lambda: sum(_kinks_loss(mg, w, v, s, x) for x in smooth) / len(smooth)
+    assert [w.grad, v.grad, s.grad] == pytest.approx(numeric_param_grads(loss, [w, v, s]), rel=1e-6, abs=1e-8)
