@@ -115,8 +115,9 @@ def mse(predictions: Sequence, targets: ArrayLike) -> Value:
 def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     """-mean(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] and targets in [0, 1].
 
-    Exact where torch's is not: torch clamps each log at -100 (p below about 4e-44), so there its
-    loss and gradient differ from this; a p of 0 or 1 whose term counts is refused here."""
+    Exact where torch's is not: torch clamps each log at -100 (p below about 4e-44) and divides
+    its gradient by max(p(1 - p), 1e-12) (p within 1e-12 of 0 or 1), so there its loss and
+    gradient differ from this; a p of 0 or 1 whose term counts is refused here."""
     preds, t = _batch(predictions, targets, "binary_cross_entropy")
     _one_each(preds, "binary_cross_entropy")
     _check_range(t, 0.0, 1.0, "binary_cross_entropy", "targets")

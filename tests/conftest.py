@@ -70,6 +70,21 @@ def analytic_grads(f, xs: list[float]) -> tuple[float, list[float]]:
     return y.data, [v.grad for v in vs]
 
 
+def numeric_param_grads(loss, params: list, h: float = 1e-6) -> list[float]:
+    """Central differences of `loss()` (a Value) in each parameter's `.data`, which is put back."""
+    out = []
+    for p in params:
+        x = p.data
+        step = h * max(1.0, abs(x))
+        p.data = x + step
+        up = loss().data
+        p.data = x - step
+        down = loss().data
+        p.data = x
+        out.append((up - down) / (2 * step))
+    return out
+
+
 def pytest_collection_modifyitems(config, items):
     """Inside the fresh-clone run of test_setup.py, leave out the slow set-up checks: they
     would start that run again."""

@@ -7,6 +7,7 @@ import pytest
 import microgradnn as mg
 from microgradnn import Value
 from microgradnn.nn import Embedding, Linear, RMSNorm
+from conftest import numeric_grads, numeric_param_grads
 
 
 def test_linear_is_w_x_plus_b_with_torch_names():
@@ -160,3 +161,48 @@ def test_std_is_checked_naming_the_module_typeerror_for_a_wrong_type():
     with pytest.raises(ValueError, match=r"Embedding: std .* got -1"):
         Embedding(3, 2, std=-1)
     assert Linear(2, 2, std=np.float32(0.5), seed=0).weight[0][0].data != 0.0
+
+
+def _blocks_loss(layer, emb, norm, x, index):
+    """A loss through all three blocks: norm(layer(x) + emb(index)), weighted."""
+    h = [a + e for a, e in zip(layer(x), emb(index))]
+    return sum(o * (k + 1) for k, o in enumerate(norm(h)))
+
+
+@pytest.mark.parametrize("index_as_value", [False, True])
+def test_linear_embedding_and_rmsnorm_gradients_match_finite_differences_and_torch(index_as_value):
+    """Every parameter of the three blocks and every input, against central differences and
+    torch float64 (the Embedding picked by an int and by a Value index, a take node)."""
+    layer, emb, norm = Linear(3, 4, seed=0), Embedding(5, 4, seed=1), RMSNorm(4, eps=1e-5)
+    for i, g in enumerate(norm.weight):
+        g.data = 1.0 + 0.1 * i
+    x0 = [0.3, -1.2, 2.0]
+    index = lambda: Value(2.0, requires_grad=False) if index_as_value else 2
+    params = layer.parameters() + emb.parameters() + norm.parameters()
+    loss = lambda: _blocks_loss(layer, emb, norm, x0, index())
+    out = loss()
+    out.backward()
+    grads = [p.grad for p in params]
+    assert grads == pytest.approx(numeric_param_grads(loss, params), rel=1e-6, abs=1e-8)
+    xs = [Value(v) for v in x0]
+    _blocks_loss(layer, emb, norm, xs, index()).backward()
+    f = lambda *vs: _blocks_loss(layer, emb, norm, list(vs), index())
+    assert [v.grad for v in xs] == pytest.approx(numeric_grads(f, x0), rel=1e-6, abs=1e-8)
+    torch = pytest.importorskip("torch")
+    t_layer = torch.nn.Linear(3, 4, dtype=torch.float64)
+    t_emb = torch.nn.Embedding(5, 4, dtype=torch.float64)
+    t_norm = torch.nn.RMSNorm(4, eps=1e-5, dtype=torch.float64)
+    with torch.no_grad():
+        t_layer.weight.copy_(torch.tensor([[w.data for w in row] for row in layer.weight], dtype=torch.float64))
+        t_layer.bias.copy_(torch.tensor([b.data for b in layer.bias], dtype=torch.float64))
+        t_emb.weight.copy_(torch.tensor([[w.data for w in row] for row in emb.weight], dtype=torch.float64))
+        t_norm.weight.copy_(torch.tensor([g.data for g in norm.weight], dtype=torch.float64))
+    tx = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    t_out = (t_norm(t_layer(tx) + t_emb(torch.tensor(2))) * torch.arange(1.0, 5.0, dtype=torch.float64)).sum()
+    t_out.backward()
+    assert out.data == pytest.approx(t_out.item(), rel=1e-12)
+    theirs = [*t_layer.weight.grad.flatten().tolist(), *t_layer.bias.grad.tolist(), *t_emb.weight.grad.flatten().tolist(),
+              *t_norm.weight.grad.tolist()]
+    assert [n for n, _ in layer.named_parameters()][:3] == ["weight.0.0", "weight.0.1", "weight.0.2"]
+    assert grads == pytest.approx(theirs, rel=1e-12, abs=1e-15)
+    assert [v.grad for v in xs] == pytest.approx(tx.grad.tolist(), rel=1e-12)

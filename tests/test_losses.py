@@ -5,6 +5,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn import MLP, Value, losses
+from conftest import analytic_grads, numeric_grads
 
 
 def _torch_forward(model, x, torch):
@@ -170,3 +171,99 @@ def test_cross_entropy_says_one_hot_or_probability_targets_are_not_supported(tar
                                          r"or probability targets are not supported.*argmax.*\), got 6 targets "
                                          r"for 2 predictions"):
         losses.cross_entropy([[Value(0.0), Value(1.0), Value(2.0)]] * 2, targets)
+
+
+# (loss, predictions given flat, how to regroup them, targets, torch's loss on (F, predictions, targets)):
+# ordinary points and the edges: hinge with a margin of exactly 1 (relu's kink, where torch's
+# gradient is 0), tied and far-apart logits, soft targets, saturated logits and probabilities near 0 and 1.
+FLAT_CASES = [
+    ("mse", losses.mse, [0.3, -1.2, 2.0], None, [0.0, 1.0, -1.0], lambda F, p, t: F.mse_loss(p, t)),
+    ("hinge", losses.hinge, [0.3, -1.2, 2.0], None, [1.0, -1.0, 1.0], lambda F, p, t: F.relu(1 - t * p).mean()),
+    ("hinge-margin-1", losses.hinge, [1.0, -1.0, 0.5], None, [1.0, -1.0, -1.0], lambda F, p, t: F.relu(1 - t * p).mean()),
+    ("bce", losses.binary_cross_entropy, [0.3, 0.9, 0.5], None, [0.0, 1.0, 0.25],
+     lambda F, p, t: F.binary_cross_entropy(p, t)),
+    ("bce-near-0-and-1", losses.binary_cross_entropy, [1e-6, 1 - 2 ** -20, 1e-5], None, [1.0, 0.0, 0.3],
+     lambda F, p, t: F.binary_cross_entropy(p, t)),
+    ("bce-logits", losses.binary_cross_entropy_with_logits, [0.3, -1.2, 2.0], None, [0.0, 1.0, 0.7],
+     lambda F, p, t: F.binary_cross_entropy_with_logits(p, t)),
+    ("bce-logits-saturated", losses.binary_cross_entropy_with_logits, [40.0, -40.0, 0.0], None, [0.0, 1.0, 1.0],
+     lambda F, p, t: F.binary_cross_entropy_with_logits(p, t)),
+    ("cross-entropy", losses.cross_entropy, [0.3, -1.2, 2.0, 0.5, 0.5, -0.1], 3, [2, 0],
+     lambda F, p, t: F.cross_entropy(p.reshape(-1, 3), t)),
+    ("cross-entropy-tie", losses.cross_entropy, [1.0, 1.0, 1.0, 0.0, 0.0, 5.0], 3, [1, 2],
+     lambda F, p, t: F.cross_entropy(p.reshape(-1, 3), t)),
+    ("cross-entropy-far-apart", losses.cross_entropy, [500.0, -500.0, 0.0, -30.0, 30.0, 29.0], 3, [1, 2],
+     lambda F, p, t: F.cross_entropy(p.reshape(-1, 3), t)),
+]
+FLAT_IDS = [c[0] for c in FLAT_CASES]
+
+
+def _flat_loss(loss, width, targets):
+    def f(*ps):
+        preds = list(ps) if width is None else [list(ps[i:i + width]) for i in range(0, len(ps), width)]
+        return loss(preds, targets)
+    return f
+
+
+@pytest.mark.parametrize("name, loss, xs, width, targets, torch_loss", FLAT_CASES, ids=FLAT_IDS)
+def test_each_losss_gradient_in_its_predictions_matches_torch_float64(name, loss, xs, width, targets, torch_loss):
+    torch = pytest.importorskip("torch")
+    out, grads = analytic_grads(_flat_loss(loss, width, targets), xs)
+    p = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(targets, dtype=torch.long if width else torch.float64)
+    ref = torch_loss(torch.nn.functional, p, t)
+    ref.backward()
+    assert out == pytest.approx(ref.item(), rel=1e-12)
+    assert grads == pytest.approx(p.grad.tolist(), rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("name, loss, xs, width, targets, torch_loss",
+                         [c for c in FLAT_CASES if c[0] != "hinge-margin-1"], ids=[i for i in FLAT_IDS if i != "hinge-margin-1"])
+def test_each_losss_gradient_in_its_predictions_matches_finite_differences(name, loss, xs, width, targets, torch_loss):
+    f = _flat_loss(loss, width, targets)
+    _, grads = analytic_grads(f, xs)
+    assert grads == pytest.approx(_numeric_in_range(f, xs), rel=1e-6, abs=1e-8)
+
+
+def _numeric_in_range(f, xs):
+    """Central differences with steps of 1e-6 of the input, shortened to stay inside (0, 1)."""
+    out = []
+    for i, x in enumerate(xs):
+        h = min(1e-6 * max(1.0, abs(x)), 1e-3 * x if 0 < x < 1 else 1.0, 1e-3 * (1 - x) if 0 < x < 1 else 1.0)
+        up, down = list(xs), list(xs)
+        up[i], down[i] = x + h, x - h
+        out.append((f(*map(Value, up)).data - f(*map(Value, down)).data) / (2 * h))
+    return out
+
+
+def test_binary_cross_entropy_is_exact_where_torchs_gradient_clamps_p_times_1_minus_p_at_1e_12():
+    # torch's gradient divides by max(p(1 - p), 1e-12): at p = 1e-30, target 0 it gives 1e-18 for
+    # d/dp -log(1 - p) = 1; ours is the derivative, checked against finite differences where
+    # they resolve it (steps a fraction of the distance to 0 or 1, exact in floats)
+    xs, targets = [1e-30, 1e-13, 1 - 2 ** -42], [0.0, 1.0, 0.0]
+    f = _flat_loss(losses.binary_cross_entropy, None, targets)
+    _, grads = analytic_grads(f, xs)
+    exact = [(-t / p + (1 - t) / (1 - p)) / 3 for p, t in zip(xs, targets)]
+    assert grads == pytest.approx(exact, rel=1e-12)
+    for i, h in ((1, 1e-17), (2, 2 ** -52)):
+        up, down = list(xs), list(xs)
+        up[i], down[i] = xs[i] + h, xs[i] - h
+        assert grads[i] == pytest.approx((f(*map(Value, up)).data - f(*map(Value, down)).data) / (2 * h), rel=1e-4)
+
+
+def test_hinge_at_a_margin_of_exactly_one_takes_relus_zero_and_gradcheck_accepts_it():
+    f = _flat_loss(losses.hinge, None, [1.0, -1.0])
+    _, grads = analytic_grads(f, [1.0, -1.0])
+    assert grads == [0.0, 0.0]  # torch's relu'(0) = 0, one of the one-sided slopes (0 and -1/2)
+    assert mg.testing.gradcheck(f, [1.0, -1.0])
+
+
+def test_softmax_gradient_matches_torch_and_finite_differences():
+    torch = pytest.importorskip("torch")
+    xs = [0.3, -1.2, 2.0, 2.0]
+    f = lambda *zs: sum(p * (i + 1) for i, p in enumerate(losses.softmax(list(zs))))
+    _, grads = analytic_grads(f, xs)
+    t = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    (torch.softmax(t, 0) * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+    assert grads == pytest.approx(t.grad.tolist(), rel=1e-12)
+    assert grads == pytest.approx(numeric_grads(f, xs), rel=1e-6, abs=1e-9)

@@ -5,6 +5,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn.models import GPT
+from conftest import numeric_param_grads
 
 SEQUENCES = [[0, 5, 3, 7, 1, 2, 0], [0, 9, 9, 0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0]]
 
@@ -350,3 +351,22 @@ def test_gpt_repr_of_one_head_says_head():
     # was: "1 heads"
     assert "1 head, 1 layer," in repr(GPT(5, n_embd=4, n_head=1, n_layer=1, block_size=4, seed=0))
     assert "2 heads, 2 layers," in repr(GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0))
+
+
+def test_gpt_gradients_match_finite_differences():
+    """The GPT's gradient (embeddings, attention, MLP block, norms, head) against central
+    differences, in a seeded sample of parameters from every tensor (all would take seconds)."""
+    model = GPT(6, n_embd=4, n_head=2, n_layer=1, block_size=4, seed=0)
+    rng = np.random.default_rng(3)
+    for p in model.parameters():
+        p.data += rng.normal(0.0, 0.05)
+    tokens = [0, 3, 5, 1, 0]
+    loss = lambda: model.loss(tokens)
+    model.zero_grad()
+    loss().backward()
+    by_tensor = {}
+    for name, p in model.named_parameters():
+        by_tensor.setdefault(name.split(".weight")[0].split(".bias")[0], []).append(p)
+    picked = [ps[int(i)] for ps in by_tensor.values() for i in rng.choice(len(ps), size=min(2, len(ps)), replace=False)]
+    assert len(by_tensor) >= 10
+    assert [p.grad for p in picked] == pytest.approx(numeric_param_grads(loss, picked), rel=1e-6, abs=1e-9)

@@ -8,6 +8,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn import MLP, Layer, Neuron, Value
+from conftest import numeric_param_grads
 
 
 def relu(x): return max(0.0, x)
@@ -921,3 +922,36 @@ def test_module_zero_grad_takes_set_to_none_as_torch_does():
     assert all(p.grad == 0.0 for p in model.parameters())
     with pytest.raises(TypeError, match="MLP.zero_grad: set_to_none must be True or False, got int 1"):
         model.zero_grad(set_to_none=1)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "leaky_relu", "linear"])
+def test_mlp_parameter_gradients_match_finite_differences_and_torch(activation, fused):
+    """Neuron, Layer and MLP, fused and unfused (the teaching graph), every activation: the
+    gradient of a loss in every weight and bias against central differences and torch float64."""
+    model = MLP(2, [3, 2, 1], activation, "tanh", seed=4, fused=fused)
+    X = [[0.3, -1.2], [1.1, 0.4], [-0.7, 0.9]]
+    loss = lambda: sum((model(x) - 0.5) ** 2 for x in X)
+    params = model.parameters()
+    model.zero_grad()
+    loss().backward()
+    grads = [p.grad for p in params]
+    assert grads == pytest.approx(numeric_param_grads(loss, params), rel=1e-6, abs=1e-8)
+    torch = pytest.importorskip("torch")
+    seq = model.to_torch()
+    ((seq(torch.tensor(X, dtype=torch.float64)) - 0.5) ** 2).sum().backward()
+    theirs = [t for lin in seq if isinstance(lin, torch.nn.Linear) for t in (lin.weight, lin.bias)]
+    ours_by_tensor = []
+    for W, b in zip(theirs[::2], theirs[1::2]):
+        for i in range(W.shape[0]):
+            ours_by_tensor += W.grad[i].tolist() + [b.grad[i].item()]
+    assert grads == pytest.approx(ours_by_tensor, rel=1e-12, abs=1e-15)
+
+
+def test_a_neurons_gradient_at_relus_kink_is_torchs_zero():
+    # w . x + b = 0 exactly: relu'(0) = 0 as torch's, for the fused and the unfused neuron
+    for fused in (True, False):
+        n = Neuron.from_weights([0.5, -0.25], 0.0, activation="relu", fused=fused)
+        out = n([1.0, 2.0])
+        out.backward()
+        assert out.data == 0.0 and [p.grad for p in n.parameters()] == [0.0, 0.0, 0.0]

@@ -5,6 +5,7 @@ import pytest
 
 import microgradnn as mg
 from microgradnn import MLP, Value, losses
+from conftest import numeric_param_grads
 
 CASES = [(losses.mse, "linear", 1, lambda y: y), (losses.hinge, "linear", 1, lambda y: 2 * y - 1),
          (losses.binary_cross_entropy, "sigmoid", 1, lambda y: y),
@@ -1179,11 +1180,44 @@ def test_class_ids_and_token_ids_that_are_floats_are_refused_in_every_call_form(
 
     def by_token(x, t):
         return losses.mse([emb(x[0])[0]], [t])
-    with pytest.raises(IndexError, match="Embedding: index must be an int in 0..4, got np.float64"):
+    with pytest.raises(TypeError, match=r"Embedding: index must be an int in 0..4, got float64 np.float64\(1.0\)"):
         by_token([np.float64(1.0)], 0.5)  # the scalar loop, on a row of a float array
-    with pytest.raises(IndexError, match=r"compiled, sample 0: Embedding: index must be an int in 0..4, got 1.0"):
+    with pytest.raises(TypeError, match=r"compiled, sample 0: Embedding: index must be an int in 0..4, got float 1.0"):
         mg.compile(by_token)(np.array([[1.0], [2.0]]), [0.5, 0.5])
     compiled = mg.compile(by_token)
     assert compiled([[1], [2]], [0.5, 0.5]).data == pytest.approx(
         (by_token([1], 0.5).data + by_token([2], 0.5).data) / 2, rel=1e-12)
     assert compiled.tapes == 1
+
+
+def _kinks_loss(lib, w, v, s, x):
+    """One sample's loss whose rows sit on relu's, abs's and leaky_relu's kinks and pow's cases."""
+    relu = lib.relu
+    leaky = (lambda t: t.leaky_relu(0.1)) if lib is mg else (lambda t: lib.nn.functional.leaky_relu(t, 0.1))
+    z = w * x[0] - v
+    return relu(z) + abs(z) * 2 + leaky(z) * 3 + (w * x[1]) ** s + (v * v + 1) ** (s * x[2]) + z.tanh() ** 2.0
+
+
+def test_compiled_gradients_at_kinks_and_powers_edges_match_torch_and_finite_differences():
+    """compile's gradients, where samples put relu, abs and leaky_relu at 0 (torch's 0, 0 and the
+    slope) and a**b at base 0 and exponent 0, against torch float64 and, off the kinks, central
+    differences of the mean loss."""
+    w, v, s = Value(0.5), Value(0.25), Value(2.0)
+    X = [[1.5, 0.0, 1.0], [1.0, 2.0, -0.5], [-1.0, 1.5, 0.0], [2.0, 0.5, 3.0]]  # row 0: a base of 0; row 2: exponent 0
+    X[1][0] = 0.5  # w * 0.5 - 0.25 = 0: every kink at once
+    step = mg.compile(lambda x: _kinks_loss(mg, w, v, s, x))
+    result = step(X)
+    result.backward()
+    compiled = [w.grad, v.grad, s.grad]
+    smooth = [X[0], X[2], X[3]]  # no kink: finite differences apply
+    for p in (w, v, s):
+        p.grad = 0.0
+    step(smooth).backward()
+    loss = lambda: sum(_kinks_loss(mg, w, v, s, x) for x in smooth) / len(smooth)
+    assert [w.grad, v.grad, s.grad] == pytest.approx(numeric_param_grads(loss, [w, v, s]), rel=1e-6, abs=1e-8)
+    torch = pytest.importorskip("torch")
+    tw, tv, ts = (torch.tensor(p.data, dtype=torch.float64, requires_grad=True) for p in (w, v, s))
+    mean = sum(_kinks_loss(torch, tw, tv, ts, torch.tensor(x, dtype=torch.float64)) for x in X) / len(X)
+    mean.backward()
+    assert result.data == pytest.approx(mean.item(), rel=1e-12)
+    assert compiled == pytest.approx([tw.grad.item(), tv.grad.item(), ts.grad.item()], rel=1e-12)
