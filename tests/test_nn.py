@@ -462,10 +462,36 @@ def test_named_modules_lists_a_shared_module_once_as_torchs():
     layer = Layer(2, 2, seed=0)
     m = MLP.from_layers([layer, layer])
     assert [n for n, _ in m.named_modules()] == ["", "layers.0", "layers.0.neurons.0", "layers.0.neurons.1"]
-    assert [n for n, _ in m.named_modules("net")][:2] == ["net", "net.layers.0"]
+    assert [n for n, _ in m.named_modules(prefix="net")][:2] == ["net", "net.layers.0"]
     torch = pytest.importorskip("torch")
     shared = torch.nn.Linear(2, 2)
     assert [n for n, _ in torch.nn.Sequential(shared, shared).named_modules()] == ["", "0"]
+
+
+def test_named_modules_takes_torchs_arguments_memo_prefix_and_remove_duplicate():
+    torch = pytest.importorskip("torch")
+    ours_layer, theirs_layer = Layer(2, 2, seed=0), torch.nn.Linear(2, 2)
+
+    class Ours(mg.Module):
+        def __init__(self):
+            self.a, self.b = ours_layer, ours_layer
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = theirs_layer, theirs_layer
+
+    ours, theirs = Ours(), Theirs()
+    names = lambda pairs: [n for n, _ in pairs if ".neurons." not in n]  # noqa: E731  (torch's Linear has no neurons)
+    for args, kwargs in [((), {}), ((None, "net"), {}), ((), {"prefix": "m", "remove_duplicate": False})]:
+        assert names(ours.named_modules(*args, **kwargs)) == names(theirs.named_modules(*args, **kwargs))
+    memo_ours, memo_theirs = {ours_layer}, {theirs_layer}  # modules already listed are left out, and memo grows
+    assert names(ours.named_modules(memo_ours)) == names(theirs.named_modules(memo_theirs)) == [""]
+    assert memo_ours == {ours_layer, ours} and len(memo_theirs) == 2
+    with pytest.raises(TypeError, match=r"named_modules: prefix must be a str, got int 3"):
+        list(ours.named_modules(None, 3))
+    with pytest.raises(TypeError, match=r"named_modules: memo must be a set of modules or None, got str 'net'"):
+        list(ours.named_modules("net"))  # an old call naming the prefix first is refused, not read as a memo
 
 # ---- issue 15: saves that lose nothing, loads with bounded cost -------------------------------
 

@@ -152,16 +152,27 @@ class Module:
                 out.extend((f"{name}.{sub}", p) for sub, p in item._every_parameter(within))
         return out
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        """(dotted name, module) for this module and every submodule; a module used in several
-        places (a shared layer) is listed once, under its first name, as in PyTorch."""
-        seen: set[int] = set()
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module and every submodule, with torch's arguments: a
+        module used in several places (a shared layer) is listed once, under its first name, or
+        at each place with `remove_duplicate=False`; modules in `memo` (a set) are left out."""
+        flag(remove_duplicate, "named_modules", "remove_duplicate")
+        if not isinstance(prefix, str):
+            raise TypeError(f"named_modules: prefix must be a str, got {type(prefix).__name__} {prefix!r:.60}")
+        if memo is not None and not isinstance(memo, set):
+            raise TypeError(f"named_modules: memo must be a set of modules or None, got {type(memo).__name__} "
+                            f"{memo!r:.60}")
+        seen = {id(m) for m in memo} if memo else set()
         stack: list[tuple[str, Module]] = [(prefix, self)]
         while stack:
             name, module = stack.pop()
             if id(module) in seen:
                 continue
-            seen.add(id(module))
+            if remove_duplicate:
+                seen.add(id(module))
+                if memo is not None:
+                    memo.add(module)
             yield name, module
             subs = [(f"{name}.{sub}" if name else sub, item) for sub, item in module._named_items()
                     if isinstance(item, Module)]
