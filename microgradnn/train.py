@@ -266,7 +266,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             stepped = True
             total += batch_loss * len(idx)
             scores[idx] = batch_scores
-        _check_same_parameters(model, params, epoch)
+        if epoch in (1, epochs):  # a walk over the model costs as much as an epoch of moons: first and last
+            _check_same_parameters(model, params, epoch)
         if scheduler is not None:
             scheduler.step()
         history.loss.append(total / len(X))
@@ -284,7 +285,7 @@ def _check_same_parameters(model: Module, before: list[tuple[str, Value]], epoch
     if len(now) != len(before) or any(p is not q for (_, p), (_, q) in zip(now, before)):
         known = {id(p) for _, p in before}
         new = [name for name, p in now if id(p) not in known]
-        raise ValueError(f"fit: the model's parameters changed during epoch {epoch} ({len(before)} before, "
+        raise ValueError(f"fit: the model's parameters changed by the end of epoch {epoch} ({len(before)} before, "
                          f"{len(now)} now; new: {new[:3] or 'none'}): its forward keeps Values in an attribute, "
                          "which makes them parameters the optimizer does not know; keep numbers there "
                          "(v.data), and create parameters in __init__")

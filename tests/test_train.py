@@ -446,6 +446,17 @@ def test_fit_refuses_a_model_whose_forward_makes_parameters_the_optimizer_does_n
             self.seen.append(x[0])  # a sample's input leaf kept in a list: listed as a parameter
             return self.fc(x)[0]
 
-    with pytest.raises(ValueError, match=r"fit: the model's parameters changed during epoch 1 \(3 before, 7 now; "
+    with pytest.raises(ValueError, match=r"fit: the model's parameters changed by the end of epoch 1 \(3 before, 7 now; "
                                          r"new: \['seen.0', 'seen.1', 'seen.2'\]\): its forward keeps Values"):
         mg.fit(Net(), np.zeros((4, 2)), np.zeros(4), "mse", "sgd", 2, verbose=False)
+
+    class Later(Net):  # keeps one input, once, in the second epoch: told at the end (checked after the first and last)
+        def forward(self, x):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 6:
+                self.seen.append(x[0])
+            return self.fc(x)[0]
+
+    with pytest.raises(ValueError, match=r"fit: the model's parameters changed by the end of epoch 3 \(3 before, 4 now; "
+                                         r"new: \['seen.0'\]\)"):
+        mg.fit(Later(), np.zeros((4, 2)), np.zeros(4), "mse", "sgd", 3, verbose=False)
