@@ -2,7 +2,8 @@
 # Install microgradnn and what it needs, then print the path of the Python it is installed for.
 #   scripts/setup.sh          the package (editable) with pytest and matplotlib, Graphviz's `dot` and
 #                             Debian's word list /usr/share/dict/words (wamerican, the GPT demo's corpus)
-#   scripts/setup.sh --test   also hypothesis, IPython, PyTorch, micrograd, build, ruff, mypy and Chromium
+#   scripts/setup.sh --test   also hypothesis, IPython, Jupyter's nbformat, nbclient, ipykernel, nbconvert,
+#                             tqdm, ipywidgets, PyTorch, micrograd, build, ruff, mypy and Chromium
 # The Python is python3 (or $PYTHON) itself when pip may install into it: an active venv or conda
 # env, pyenv, a python.org build. When it is the OS's own Python (PEP 668, "externally managed")
 # and no environment is active, it is the project environment .venv/, made here on first use.
