@@ -160,5 +160,8 @@ def split(n: int, test: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def targets(loss: str, y: np.ndarray) -> np.ndarray:
-    """Labels as the loss reads them: -1/+1 for hinge, else 0..k-1."""
+    """Labels as the loss reads them: -1/+1 for hinge, class indices (ints) for cross_entropy,
+    else 0.0..k-1."""
+    if loss == "cross_entropy":
+        return y.astype(int)
     return y * 2.0 - 1.0 if loss == "hinge" else y.astype(float)

@@ -88,7 +88,8 @@ def _parts(c: dict, upload: tuple[np.ndarray, np.ndarray] | None) -> _Parts:
         function, args, kwargs = dataset_call(c)
         call = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
         load = f"X, y = mg.data.{function}({call})"
-    targets = "y * 2.0 - 1.0  # hinge reads labels as -1/+1" if c["loss"] == "hinge" else "y.astype(float)"
+    targets = {"hinge": "y * 2.0 - 1.0  # hinge reads labels as -1/+1",
+               "cross_entropy": "y.astype(int)  # class indices"}.get(c["loss"], "y.astype(float)")
     nout = "int(y.max()) + 1" if c["loss"] == "cross_entropy" else "1"
     out_act = "sigmoid" if c["loss"] == "binary_cross_entropy" else "linear"
     sizes = ", ".join(map(str, [*c["hidden"], nout]))
