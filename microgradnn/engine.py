@@ -111,9 +111,11 @@ class Value:
     def origin(self, who: tuple | None) -> None:
         self._origin = who
 
+    @property
     def is_leaf(self) -> bool:
-        """True if this Value was not computed from other Values."""
-        return not self.inputs
+        """True if no gradient flows through this Value to others: not computed from other Values,
+        or not requiring grad (torch's convention); a property, as torch's."""
+        return not self.inputs or not self.requires_grad
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
@@ -121,6 +123,10 @@ class Value:
 
     def __float__(self) -> float:
         return self.data
+
+    def __bool__(self) -> bool:
+        # the number's truth, as a one-number torch tensor's (not an object's "always true")
+        return self.data != 0.0
 
     def __format__(self, spec: str) -> str:
         # f"{loss:.4f}" formats the number, as a one-number torch tensor does; f"{loss}" is the repr
@@ -1081,11 +1087,7 @@ def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Call
 
 
 def _observed_bool(self) -> bool:
-    """`if v:` while observed: a Value standing for a sample's number is that number's truth
-    (noted, as `v != 0`); any other Value is true, as always."""
-    observer = _DECISIONS.get()
-    if observer is None or not observer[2](self):
-        return True
+    """`if v:` while observed: the number's truth, noted as `v != 0` (a decision, as `v < 0`)."""
     return _report("!=", self, 0.0, _DATA_SLOT.__get__(self) != 0.0)
 
 

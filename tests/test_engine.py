@@ -511,7 +511,7 @@ def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
         zs = build(ws, x, bs)
         out = (zs[0] * zs[1].tanh()).exp()
         out.backward()
-        leaves = [v for v in mg.topological_order(out) if v.is_leaf()]
+        leaves = [v for v in mg.topological_order(out) if v.is_leaf]
         return ([z.data for z in zs], [z.requires_grad for z in zs], [v.data for v in mg.topological_order(out)],
                 [(v.data, v.grad) for v in leaves])
 
@@ -1277,3 +1277,27 @@ def test_softplus_stays_exact_above_torchs_threshold_of_20():
         t = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
         torch.nn.functional.softplus(t, threshold=100.0).backward()
         assert g == pytest.approx(t.grad.item(), rel=1e-15)
+
+
+# ---- the torch-named API against torch's 0-d float64 tensors ----
+
+def _tensor(x, requires_grad=True):
+    torch = pytest.importorskip("torch")
+    return torch.tensor(x, dtype=torch.float64, requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("x", [0.0, -0.0, 2.0, -1e-300])
+def test_truth_of_a_value_is_its_numbers_as_a_torch_tensors(x):
+    # it was always True, so `if loss:` or `v or default` took the wrong branch at 0
+    assert bool(Value(x)) is bool(_tensor(x)) is (x != 0.0)
+    assert bool(Value(x, requires_grad=False) * 1.0) is bool(_tensor(x, False) * 1.0)
+
+
+def test_is_leaf_is_a_property_as_torchs():
+    # a method: `if v.is_leaf:` was always true (a bound method), for every node
+    x, c = Value(2.0), Value(2.0, requires_grad=False)
+    tx, tc = _tensor(2.0), _tensor(2.0, False)
+    for v, t in ((x, tx), (x * 3, tx * 3), (c * 3, tc * 3), (x.detach(), tx.detach()), (c, tc)):
+        assert v.is_leaf is t.is_leaf
+    with mg.no_grad():
+        assert (x * 3).is_leaf is True
