@@ -392,11 +392,12 @@ def test_replacing_an_ops_rules_reaches_every_path():
         op.derivatives = tuple((lambda r: lambda *a: r(*a) * 2)(r) for r in original)
         try:
             doubled = f(vs)
-            again = mg.grad(right, vs, create_graph=True)
+            again = mg.grad(right, vs, create_graph=True, materialize_grads=True)
         finally:
             op.derivatives = original
         assert doubled._local == pytest.approx([2 * d for d in right._local], rel=1e-15), name
-        assert [g.data for g in again] == pytest.approx([2 * g for g in mg.grad(right, vs)], rel=1e-15), name
+        plain = mg.grad(right, vs, materialize_grads=True)
+        assert [g.data for g in again] == pytest.approx([2 * g for g in plain], rel=1e-15), name
     assert f(vs)._local == right._local  # restored
 
 
@@ -570,9 +571,24 @@ def test_division_gradient_wrt_the_divisor_where_b_squared_leaves_the_float_rang
     assert gb.data == pytest.approx(expected, rel=1e-15)
 
 
-def test_grad_of_unrelated_input_is_zero_and_inputs_must_be_values():
-    x, y = Value(1.0), Value(2.0)
-    assert mg.grad(x * 3, [x, y]) == (3.0, 0.0)
+def test_grad_refuses_an_unused_input_unless_allowed_as_torch():
+    # it gave 0, where torch raises: a gradient asked of an input the output never saw is often a mistake
+    x, y = Value(1.0), Value(2.0, "y")
+    with pytest.raises(ValueError, match=r"grad: input 1 \(y=2.0\) was not used .* allow_unused=True"):
+        mg.grad(x * 3, [x, y])
+    tx, ty = _tensor(1.0), _tensor(2.0)
+    with pytest.raises(RuntimeError, match="allow_unused=True"):
+        __import__("torch").autograd.grad(tx * 3, [tx, ty])
+    assert mg.grad(x * 3, [x, y], allow_unused=True) == (3.0, None)
+    assert mg.grad(x * 3, [x, y], materialize_grads=True) == (3.0, 0.0)
+    assert [g.data for g in mg.grad(x * 3, [x, y], create_graph=True, materialize_grads=True)] == [3.0, 0.0]
+    assert mg.grad(x * 0.0, x) == (0.0,)  # used, with gradient 0: no error, as torch
+    with pytest.raises(ValueError, match="materialize_grads=True needs allow_unused=True"):
+        mg.grad(x * 3, [x, y], allow_unused=False, materialize_grads=True)
+    with pytest.raises(ValueError, match="at least one Value"):
+        mg.grad(x * 3, [])
+    with pytest.raises(RuntimeError, match="output does not require grad"):
+        mg.grad(Value(2.0, requires_grad=False) * 3, x)
     with pytest.raises(TypeError, match="inputs must be Values"):
         mg.grad(x * 3, [1.0])
 
@@ -588,11 +604,24 @@ def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
     assert mg.grad(c * c * w, w) == (4.0,)
 
 
-def test_grad_refuses_torchs_positional_grad_outputs_rather_than_taking_it_as_create_graph():
+def test_grad_takes_torchs_arguments_in_torchs_order():
     # torch.autograd.grad(y, x, 2.0) scales by grad_outputs=2.0; 2.0 must not become create_graph
-    x = Value(3.0)
-    with pytest.raises(TypeError, match="positional"):
-        mg.grad(x * x, x, 2.0)
+    torch = pytest.importorskip("torch")
+    x, tx, two = Value(3.0), _tensor(3.0), _tensor(2.0, False)
+    assert mg.grad(x * x, x, 2.0) == mg.grad(x * x, x, [2.0]) == mg.grad(x * x, x, grad_outputs=2.0) == (12.0,)
+    assert torch.autograd.grad(tx * tx, tx, two)[0].item() == 12.0
+    (g,) = mg.grad(x * x, x, Value(2.0), None, True)  # grad_outputs, retain_graph, create_graph
+    assert g.data == 12.0 and mg.grad(g, x) == (4.0,)
+    y = x * x
+    assert mg.grad(y, x, retain_graph=False) == mg.grad(y, x, retain_graph=True) == (6.0,)  # the graph is kept
+    with pytest.raises(TypeError, match="grad: expected a number or Value, got bool"):
+        mg.grad(x * x, x, True)
+    with pytest.raises(ValueError, match="grad: gradient must be finite"):
+        mg.grad(x * x, x, math.nan)
+    with pytest.raises(TypeError, match="grad: allow_unused must be a bool or None, got int 1"):
+        mg.grad(x * x, x, allow_unused=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'is_grads_batched'"):
+        mg.grad(x * x, x, is_grads_batched=True)
     with pytest.raises(TypeError, match="grad: create_graph must be a bool, got float 2.0"):
         mg.grad(x * x, x, create_graph=2.0)
     (g,) = mg.grad(x * x, x, create_graph=True)
@@ -1160,8 +1189,8 @@ def _ours_first_and_second(f, point):
     y = f(mg, *vs)
     y.backward()
     ws = [Value(x) for x in point]
-    gs = mg.grad(f(mg, *ws), ws, create_graph=True)
-    hess = [list(mg.grad(g, ws)) if g.requires_grad else [0.0] * len(ws) for g in gs]
+    gs = mg.grad(f(mg, *ws), ws, create_graph=True, materialize_grads=True)
+    hess = [list(mg.grad(g, ws, materialize_grads=True)) if g.requires_grad else [0.0] * len(ws) for g in gs]
     return y.data, [v.grad for v in vs], [g.data for g in gs], hess
 
 
@@ -1246,7 +1275,8 @@ def test_second_derivatives_of_a_power_at_base_zero_or_exponent_zero_are_the_lim
     central differences of the first derivative, which is defined on both sides of these points
     (a**b at a = 0 only from the right: there one-sided)."""
     ws = [Value(x) for x in point]
-    hess = [mg.grad(g, ws) for g in mg.grad(f(*ws), ws, create_graph=True)]
+    hess = [mg.grad(g, ws, materialize_grads=True) if g.requires_grad else (0.0,) * len(ws)
+            for g in mg.grad(f(*ws), ws, create_graph=True)]
 
     def first(*xs):
         vs = [Value(x) for x in xs]
