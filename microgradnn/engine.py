@@ -174,15 +174,21 @@ class Value:
         """A new leaf with the same data, cut off from this graph."""
         return Value(self.data, self.label, requires_grad=False)
 
-    def backward(self, gradient: float | None = 1.0) -> None:
+    def backward(self, gradient: float | None = 1.0, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs: Value | Iterable[Value] | None = None) -> None:
         """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default).
 
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
-        inspection and drawing); only leaves accumulate across calls, as in PyTorch.
+        inspection and drawing); only leaves accumulate across calls, as in PyTorch. As torch's:
+        `inputs` accumulates into those Values' `.grad` only; `retain_graph` is taken (the graph
+        is always kept); `create_graph=True` is refused (`.grad` holds floats: see `grad`).
         """
         if not self.requires_grad:
             raise RuntimeError("backward: this Value does not require grad (no Value it was computed from has "
                                "requires_grad=True)")
+        if inputs is not None or retain_graph is not None or create_graph is not False:
+            if _backward_options(self, gradient, retain_graph, create_graph, inputs):
+                return
         if type(gradient) is not float or gradient - gradient != 0.0:
             gradient = 1.0 if gradient is None else _to_float(gradient, "backward")
             if gradient - gradient != 0.0:
@@ -244,6 +250,30 @@ class Value:
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""
         return tree(self, view=view)
+
+
+def _backward_options(root: Value, gradient: Any, retain_graph: Any, create_graph: Any, inputs: Any) -> bool:
+    """backward's torch arguments: checked; with `inputs`, the whole call (adds into their
+    `.grad` only, as torch's) and True; else False, for the usual backward."""
+    _flag(retain_graph, "backward", "retain_graph", none=True)
+    _flag(create_graph, "backward", "create_graph")
+    if create_graph:
+        raise ValueError("backward: create_graph=True is not supported (.grad holds floats); use "
+                         "grad(output, inputs, create_graph=True) for gradients that can be differentiated again")
+    if inputs is None:
+        return False
+    inputs = tuple(dict.fromkeys(_checked_inputs(inputs, "backward")))  # each once, as torch
+    hooks = _BACKWARD_HOOKS.get()
+    if hooks:
+        _run_hooks(hooks, root, "before")
+    grads = grad(root, inputs, gradient, allow_unused=True)
+    _start_leaf_grads(list(inputs))
+    for x, g in zip(inputs, grads):
+        if g is not None:  # an input the output was not computed from keeps its .grad, as torch's
+            x.grad += g
+    if hooks:
+        _run_hooks(hooks, root, "after")
+    return True
 
 
 # ---- how an op makes a node ------------------------------------------------------------

@@ -1331,3 +1331,33 @@ def test_is_leaf_is_a_property_as_torchs():
         assert v.is_leaf is t.is_leaf
     with mg.no_grad():
         assert (x * 3).is_leaf is True
+
+
+def test_backward_takes_torchs_arguments_and_refuses_create_graph():
+    # retain_graph, create_graph and inputs were refused as unexpected keywords; inputs now
+    # accumulates into those Values only, as torch's
+    torch = pytest.importorskip("torch")
+    x, w, tx, tw = Value(3.0), Value(2.0), _tensor(3.0), _tensor(2.0)
+    z, tz = x * w, tx * tw
+    (z * z).backward(inputs=[z, x, x])  # a non-leaf input gets .grad too; each input once
+    (tz * tz).backward(inputs=[tz, tx, tx])
+    assert (z.grad, x.grad, w.grad) == (tz.grad.item(), tx.grad.item(), 0.0) and tw.grad is None
+    (z * z).backward(2.0, None, False, x)  # torch's positional order; accumulates
+    assert x.grad == 24.0 + 2 * 24.0
+    u = Value(5.0)
+    (x * x).backward(inputs=[x, u])  # an input not used keeps its .grad, as torch's
+    assert u.grad == 0.0
+    y = x * x
+    x.grad = 0.0
+    y.backward(retain_graph=True)
+    y.backward(retain_graph=False)  # the graph is always kept: as torch with retain_graph=True
+    assert x.grad == 12.0
+    with pytest.raises(ValueError, match="create_graph=True is not supported.*grad\\(output, inputs, create_graph"):
+        y.backward(create_graph=True)
+    with pytest.raises(TypeError, match="backward: retain_graph must be a bool or None, got str"):
+        y.backward(retain_graph="yes")
+    with pytest.raises(ValueError, match="backward: inputs must hold at least one Value"):
+        y.backward(inputs=[])
+    with pytest.raises(ValueError, match=r"backward: input 0 \(2.0\) must have requires_grad=True"):
+        y.backward(inputs=Value(2.0, requires_grad=False))
+    assert x.grad == 12.0
