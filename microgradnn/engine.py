@@ -888,7 +888,8 @@ def _checked_inputs(inputs: Value | Iterable[Value], who: str) -> tuple[Value, .
     try:
         inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
     except TypeError:
-        raise TypeError(f"{who}: inputs must be a Value or an iterable of Values, got {type(inputs).__name__}") from None
+        raise TypeError(f"{who}: inputs must be a Value or an iterable of Values, "
+                        f"got {type(inputs).__name__}") from None
     if not inputs:
         raise ValueError(f"{who}: inputs must hold at least one Value, got none")
     for i, x in enumerate(inputs):

@@ -1336,7 +1336,6 @@ def test_is_leaf_is_a_property_as_torchs():
 def test_backward_takes_torchs_arguments_and_refuses_create_graph():
     # retain_graph, create_graph and inputs were refused as unexpected keywords; inputs now
     # accumulates into those Values only, as torch's
-    torch = pytest.importorskip("torch")
     x, w, tx, tw = Value(3.0), Value(2.0), _tensor(3.0), _tensor(2.0)
     z, tz = x * w, tx * tw
     (z * z).backward(inputs=[z, x, x])  # a non-leaf input gets .grad too; each input once
