@@ -111,9 +111,11 @@ class Value:
     def origin(self, who: tuple | None) -> None:
         self._origin = who
 
+    @property
     def is_leaf(self) -> bool:
-        """True if this Value was not computed from other Values."""
-        return not self.inputs
+        """True if no gradient flows through this Value to others: not computed from other Values,
+        or not requiring grad (torch's convention); a property, as torch's."""
+        return not self.inputs or not self.requires_grad
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
@@ -121,6 +123,10 @@ class Value:
 
     def __float__(self) -> float:
         return self.data
+
+    def __bool__(self) -> bool:
+        # the number's truth, as a one-number torch tensor's (not an object's "always true")
+        return self.data != 0.0
 
     def __format__(self, spec: str) -> str:
         # f"{loss:.4f}" formats the number, as a one-number torch tensor does; f"{loss}" is the repr
@@ -168,15 +174,21 @@ class Value:
         """A new leaf with the same data, cut off from this graph."""
         return Value(self.data, self.label, requires_grad=False)
 
-    def backward(self, gradient: float | None = 1.0) -> None:
+    def backward(self, gradient: float | None = 1.0, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs: Value | Iterable[Value] | None = None) -> None:
         """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default).
 
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
-        inspection and drawing); only leaves accumulate across calls, as in PyTorch.
+        inspection and drawing); only leaves accumulate across calls, as in PyTorch. As torch's:
+        `inputs` accumulates into those Values' `.grad` only; `retain_graph` is taken (the graph
+        is always kept); `create_graph=True` is refused (`.grad` holds floats: see `grad`).
         """
         if not self.requires_grad:
             raise RuntimeError("backward: this Value does not require grad (no Value it was computed from has "
                                "requires_grad=True)")
+        if inputs is not None or retain_graph is not None or create_graph is not False:
+            if _backward_options(self, gradient, retain_graph, create_graph, inputs):
+                return
         if type(gradient) is not float or gradient - gradient != 0.0:
             gradient = 1.0 if gradient is None else _to_float(gradient, "backward")
             if gradient - gradient != 0.0:
@@ -238,6 +250,30 @@ class Value:
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""
         return tree(self, view=view)
+
+
+def _backward_options(root: Value, gradient: Any, retain_graph: Any, create_graph: Any, inputs: Any) -> bool:
+    """backward's torch arguments: checked; with `inputs`, the whole call (adds into their
+    `.grad` only, as torch's) and True; else False, for the usual backward."""
+    _flag(retain_graph, "backward", "retain_graph", none=True)
+    _flag(create_graph, "backward", "create_graph")
+    if create_graph:
+        raise ValueError("backward: create_graph=True is not supported (.grad holds floats); use "
+                         "grad(output, inputs, create_graph=True) for gradients that can be differentiated again")
+    if inputs is None:
+        return False
+    inputs = tuple(dict.fromkeys(_checked_inputs(inputs, "backward")))  # each once, as torch
+    hooks = _BACKWARD_HOOKS.get()
+    if hooks:
+        _run_hooks(hooks, root, "before")
+    grads = grad(root, inputs, gradient, allow_unused=True)
+    _start_leaf_grads(list(inputs))
+    for x, g in zip(inputs, grads):
+        if g is not None:  # an input the output was not computed from keeps its .grad, as torch's
+            x.grad += g
+    if hooks:
+        _run_hooks(hooks, root, "after")
+    return True
 
 
 # ---- how an op makes a node ------------------------------------------------------------
@@ -842,28 +878,72 @@ def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
                           "ignored", RuntimeWarning, stacklevel=3)
 
 
-# create_graph is keyword-only: torch.autograd.grad's third positional argument is grad_outputs
-def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool = False) -> tuple:
+def _flag(x: Any, who: str, what: str, none: bool = False) -> None:
+    if not (isinstance(x, bool) or (none and x is None)):
+        raise TypeError(f"{who}: {what} must be a bool{' or None' if none else ''}, got {type(x).__name__} {x!r:.60}")
+
+
+def _checked_inputs(inputs: Value | Iterable[Value], who: str) -> tuple[Value, ...]:
+    """`inputs` of grad or backward as a tuple: Values that require grad, at least one (as torch)."""
+    try:
+        inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
+    except TypeError:
+        raise TypeError(f"{who}: inputs must be a Value or an iterable of Values, "
+                        f"got {type(inputs).__name__}") from None
+    if not inputs:
+        raise ValueError(f"{who}: inputs must hold at least one Value, got none")
+    for i, x in enumerate(inputs):
+        if type(x) is not Value:
+            raise TypeError(f"{who}: inputs must be Values, got {type(x).__name__}")
+        if not x.requires_grad:  # its derivative would come out 0 whatever the truth (d(c*c)/dc = 0)
+            raise ValueError(f"{who}: input {i} ({_show(x)}) must have requires_grad=True to be differentiated "
+                             "against, got requires_grad=False")
+    return inputs
+
+
+def _seed(gradient: Any, who: str, keep_value: bool) -> Any:
+    """The gradient backward or grad starts from at the output: 1.0 for None; a one-item list
+    or tuple is its item (torch's form for one output); a Value is kept with `keep_value`."""
+    if gradient is None:
+        return 1.0
+    if isinstance(gradient, (list, tuple)) and len(gradient) == 1:
+        gradient = gradient[0]
+    if type(gradient) is Value and keep_value:
+        return gradient
+    g = _to_float(gradient, who)
+    if g - g != 0.0:
+        raise ValueError(f"{who}: gradient must be finite, got {g}")
+    return g
+
+
+# torch.autograd.grad's signature; its only_inputs (deprecated) and is_grads_batched are not taken
+def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, *, allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
     """d(output)/d(input) for each input, without touching any `.grad` (as `torch.autograd.grad`).
 
     With `create_graph=True` the gradients are Values with graphs of their own, so they can
-    be differentiated again. An input that `output` does not depend on gets 0; one with
-    `requires_grad=False` is refused, as in PyTorch (no gradient is recorded for it).
+    be differentiated again. `grad_outputs` is the gradient to start from at `output` (None: 1).
+    As in PyTorch, an input with `requires_grad=False` is refused, and so is one `output` was
+    not computed from unless `allow_unused=True` (its gradient is then None, or 0 with
+    `materialize_grads=True`). `retain_graph` is taken for torch's signature: the graph is always kept.
     """
-    inputs = (inputs,) if isinstance(inputs, Value) else tuple(inputs)
-    for i, x in enumerate(inputs):
-        if type(x) is not Value:
-            raise TypeError(f"grad: inputs must be Values, got {type(x).__name__}")
-        if not x.requires_grad:  # its derivative would come out 0 whatever the truth (d(c*c)/dc = 0)
-            raise ValueError(f"grad: input {i} ({_show(x)}) must have requires_grad=True to be differentiated "
-                             "against, got requires_grad=False")
+    inputs = _checked_inputs(inputs, "grad")
     if type(output) is not Value:
         raise TypeError(f"grad: output must be a Value, got {type(output).__name__}")
-    if not isinstance(create_graph, bool):
-        raise TypeError(f"grad: create_graph must be a bool, got {type(create_graph).__name__} {create_graph!r:.60}")
+    _flag(retain_graph, "grad", "retain_graph", none=True)
+    _flag(create_graph, "grad", "create_graph")
+    _flag(allow_unused, "grad", "allow_unused", none=True)
+    _flag(materialize_grads, "grad", "materialize_grads")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("grad: materialize_grads=True needs allow_unused=True or not given, got allow_unused=False")
+    if not output.requires_grad:
+        raise RuntimeError("grad: output does not require grad (no Value it was computed from has requires_grad=True)")
+    seed = _seed(grad_outputs, "grad", create_graph)
+    if materialize_grads:
+        allow_unused = True
     if not create_graph and _DECISIONS.get() is not None:
-        return _observed_grad(output, inputs)
-    grads: dict[Value, Any] = {output: 1.0}
+        return _observed_grad(output, inputs, seed, allow_unused, materialize_grads)
+    grads: dict[Value, Any] = {output: seed}
     order = topological_order(output)
     interior = [v for v in order if v.inputs]
     if interior and min(map(_T, interior)) != _clock:
@@ -905,14 +985,27 @@ def grad(output: Value, inputs: Value | Iterable[Value], *, create_graph: bool =
             if need:
                 grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
+    if not all(x in grads for x in inputs):
+        result = _unused(result, inputs, order, allow_unused, materialize_grads)
     if create_graph:
-        result = tuple(r if type(r) is Value else Value(r, requires_grad=False) for r in result)
+        result = tuple(r if type(r) is Value or r is None else Value(r, requires_grad=False) for r in result)
     for r in result:
-        f = r.data if type(r) is Value else r
+        f = r.data if type(r) is Value else 0.0 if r is None else r
         if not math.isfinite(f):
             flowing = [v for v in reversed(order) if v in wanted and v.inputs and grads.get(v, 0.0) != 0.0]
             raise _not_finite("grad", flowing, wanted.__contains__)
     return result
+
+
+def _unused(result: tuple, inputs: tuple, order: list[Value], allow: bool | None, materialize: bool) -> tuple:
+    """grad's result with None (0 with `materialize`) for each input the output was not computed
+    from; raises for one unless `allow` (a gradient that reached none may be a mistake: torch's rule)."""
+    reached = set(order)
+    for i, x in enumerate(inputs):
+        if x not in reached and not allow:
+            raise ValueError(f"grad: input {i} ({_show(x)}) was not used to compute the output; pass "
+                             "allow_unused=True to get None as its gradient (and materialize_grads=True for 0)")
+    return tuple(r if x in reached or materialize else None for x, r in zip(inputs, result))
 
 
 def _check_recorded(v: Value, needs: list[bool]) -> None:
@@ -1081,11 +1174,7 @@ def _observed_equality(kind: str, compare: Callable, identity: Callable) -> Call
 
 
 def _observed_bool(self) -> bool:
-    """`if v:` while observed: a Value standing for a sample's number is that number's truth
-    (noted, as `v != 0`); any other Value is true, as always."""
-    observer = _DECISIONS.get()
-    if observer is None or not observer[2](self):
-        return True
+    """`if v:` while observed: the number's truth, noted as `v != 0` (a decision, as `v < 0`)."""
     return _report("!=", self, 0.0, _DATA_SLOT.__get__(self) != 0.0)
 
 
@@ -1219,10 +1308,11 @@ def _observed_init(self, *args, **kwargs) -> None:
     _report("made", self, None, None)
 
 
-def _observed_grad(output: Value, inputs: tuple) -> tuple:
+def _observed_grad(output: Value, inputs: tuple, seed: float, allow_unused: bool | None, materialize: bool) -> tuple:
     """grad() without create_graph while observed: plain floats that replay cannot compute, so
     each is computed as a Value (create_graph) and reported as a "grad" decision."""
-    return tuple(_report("grad", g, None, _DATA_SLOT.__get__(g)) for g in grad(output, inputs, create_graph=True))
+    grads = grad(output, inputs, seed, create_graph=True, allow_unused=allow_unused, materialize_grads=materialize)
+    return tuple(None if g is None else _report("grad", g, None, _DATA_SLOT.__get__(g)) for g in grads)
 
 
 class _ObservedData:

@@ -392,11 +392,12 @@ def test_replacing_an_ops_rules_reaches_every_path():
         op.derivatives = tuple((lambda r: lambda *a: r(*a) * 2)(r) for r in original)
         try:
             doubled = f(vs)
-            again = mg.grad(right, vs, create_graph=True)
+            again = mg.grad(right, vs, create_graph=True, materialize_grads=True)
         finally:
             op.derivatives = original
         assert doubled._local == pytest.approx([2 * d for d in right._local], rel=1e-15), name
-        assert [g.data for g in again] == pytest.approx([2 * g for g in mg.grad(right, vs)], rel=1e-15), name
+        plain = mg.grad(right, vs, materialize_grads=True)
+        assert [g.data for g in again] == pytest.approx([2 * g for g in plain], rel=1e-15), name
     assert f(vs)._local == right._local  # restored
 
 
@@ -511,7 +512,7 @@ def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
         zs = build(ws, x, bs)
         out = (zs[0] * zs[1].tanh()).exp()
         out.backward()
-        leaves = [v for v in mg.topological_order(out) if v.is_leaf()]
+        leaves = [v for v in mg.topological_order(out) if v.is_leaf]
         return ([z.data for z in zs], [z.requires_grad for z in zs], [v.data for v in mg.topological_order(out)],
                 [(v.data, v.grad) for v in leaves])
 
@@ -570,9 +571,24 @@ def test_division_gradient_wrt_the_divisor_where_b_squared_leaves_the_float_rang
     assert gb.data == pytest.approx(expected, rel=1e-15)
 
 
-def test_grad_of_unrelated_input_is_zero_and_inputs_must_be_values():
-    x, y = Value(1.0), Value(2.0)
-    assert mg.grad(x * 3, [x, y]) == (3.0, 0.0)
+def test_grad_refuses_an_unused_input_unless_allowed_as_torch():
+    # it gave 0, where torch raises: a gradient asked of an input the output never saw is often a mistake
+    x, y = Value(1.0), Value(2.0, "y")
+    with pytest.raises(ValueError, match=r"grad: input 1 \(y=2.0\) was not used .* allow_unused=True"):
+        mg.grad(x * 3, [x, y])
+    tx, ty = _tensor(1.0), _tensor(2.0)
+    with pytest.raises(RuntimeError, match="allow_unused=True"):
+        __import__("torch").autograd.grad(tx * 3, [tx, ty])
+    assert mg.grad(x * 3, [x, y], allow_unused=True) == (3.0, None)
+    assert mg.grad(x * 3, [x, y], materialize_grads=True) == (3.0, 0.0)
+    assert [g.data for g in mg.grad(x * 3, [x, y], create_graph=True, materialize_grads=True)] == [3.0, 0.0]
+    assert mg.grad(x * 0.0, x) == (0.0,)  # used, with gradient 0: no error, as torch
+    with pytest.raises(ValueError, match="materialize_grads=True needs allow_unused=True"):
+        mg.grad(x * 3, [x, y], allow_unused=False, materialize_grads=True)
+    with pytest.raises(ValueError, match="at least one Value"):
+        mg.grad(x * 3, [])
+    with pytest.raises(RuntimeError, match="output does not require grad"):
+        mg.grad(Value(2.0, requires_grad=False) * 3, x)
     with pytest.raises(TypeError, match="inputs must be Values"):
         mg.grad(x * 3, [1.0])
 
@@ -588,11 +604,24 @@ def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
     assert mg.grad(c * c * w, w) == (4.0,)
 
 
-def test_grad_refuses_torchs_positional_grad_outputs_rather_than_taking_it_as_create_graph():
+def test_grad_takes_torchs_arguments_in_torchs_order():
     # torch.autograd.grad(y, x, 2.0) scales by grad_outputs=2.0; 2.0 must not become create_graph
-    x = Value(3.0)
-    with pytest.raises(TypeError, match="positional"):
-        mg.grad(x * x, x, 2.0)
+    torch = pytest.importorskip("torch")
+    x, tx, two = Value(3.0), _tensor(3.0), _tensor(2.0, False)
+    assert mg.grad(x * x, x, 2.0) == mg.grad(x * x, x, [2.0]) == mg.grad(x * x, x, grad_outputs=2.0) == (12.0,)
+    assert torch.autograd.grad(tx * tx, tx, two)[0].item() == 12.0
+    (g,) = mg.grad(x * x, x, Value(2.0), None, True)  # grad_outputs, retain_graph, create_graph
+    assert g.data == 12.0 and mg.grad(g, x) == (4.0,)
+    y = x * x
+    assert mg.grad(y, x, retain_graph=False) == mg.grad(y, x, retain_graph=True) == (6.0,)  # the graph is kept
+    with pytest.raises(TypeError, match="grad: expected a number or Value, got bool"):
+        mg.grad(x * x, x, True)
+    with pytest.raises(ValueError, match="grad: gradient must be finite"):
+        mg.grad(x * x, x, math.nan)
+    with pytest.raises(TypeError, match="grad: allow_unused must be a bool or None, got int 1"):
+        mg.grad(x * x, x, allow_unused=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'is_grads_batched'"):
+        mg.grad(x * x, x, is_grads_batched=True)
     with pytest.raises(TypeError, match="grad: create_graph must be a bool, got float 2.0"):
         mg.grad(x * x, x, create_graph=2.0)
     (g,) = mg.grad(x * x, x, create_graph=True)
@@ -1160,8 +1189,8 @@ def _ours_first_and_second(f, point):
     y = f(mg, *vs)
     y.backward()
     ws = [Value(x) for x in point]
-    gs = mg.grad(f(mg, *ws), ws, create_graph=True)
-    hess = [list(mg.grad(g, ws)) if g.requires_grad else [0.0] * len(ws) for g in gs]
+    gs = mg.grad(f(mg, *ws), ws, create_graph=True, materialize_grads=True)
+    hess = [list(mg.grad(g, ws, materialize_grads=True)) if g.requires_grad else [0.0] * len(ws) for g in gs]
     return y.data, [v.grad for v in vs], [g.data for g in gs], hess
 
 
@@ -1246,7 +1275,8 @@ def test_second_derivatives_of_a_power_at_base_zero_or_exponent_zero_are_the_lim
     central differences of the first derivative, which is defined on both sides of these points
     (a**b at a = 0 only from the right: there one-sided)."""
     ws = [Value(x) for x in point]
-    hess = [mg.grad(g, ws) for g in mg.grad(f(*ws), ws, create_graph=True)]
+    hess = [mg.grad(g, ws, materialize_grads=True) if g.requires_grad else (0.0,) * len(ws)
+            for g in mg.grad(f(*ws), ws, create_graph=True)]
 
     def first(*xs):
         vs = [Value(x) for x in xs]
@@ -1277,3 +1307,56 @@ def test_softplus_stays_exact_above_torchs_threshold_of_20():
         t = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
         torch.nn.functional.softplus(t, threshold=100.0).backward()
         assert g == pytest.approx(t.grad.item(), rel=1e-15)
+
+
+# ---- the torch-named API against torch's 0-d float64 tensors ----
+
+def _tensor(x, requires_grad=True):
+    torch = pytest.importorskip("torch")
+    return torch.tensor(x, dtype=torch.float64, requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("x", [0.0, -0.0, 2.0, -1e-300])
+def test_truth_of_a_value_is_its_numbers_as_a_torch_tensors(x):
+    # it was always True, so `if loss:` or `v or default` took the wrong branch at 0
+    assert bool(Value(x)) is bool(_tensor(x)) is (x != 0.0)
+    assert bool(Value(x, requires_grad=False) * 1.0) is bool(_tensor(x, False) * 1.0)
+
+
+def test_is_leaf_is_a_property_as_torchs():
+    # a method: `if v.is_leaf:` was always true (a bound method), for every node
+    x, c = Value(2.0), Value(2.0, requires_grad=False)
+    tx, tc = _tensor(2.0), _tensor(2.0, False)
+    for v, t in ((x, tx), (x * 3, tx * 3), (c * 3, tc * 3), (x.detach(), tx.detach()), (c, tc)):
+        assert v.is_leaf is t.is_leaf
+    with mg.no_grad():
+        assert (x * 3).is_leaf is True
+
+
+def test_backward_takes_torchs_arguments_and_refuses_create_graph():
+    # retain_graph, create_graph and inputs were refused as unexpected keywords; inputs now
+    # accumulates into those Values only, as torch's
+    x, w, tx, tw = Value(3.0), Value(2.0), _tensor(3.0), _tensor(2.0)
+    z, tz = x * w, tx * tw
+    (z * z).backward(inputs=[z, x, x])  # a non-leaf input gets .grad too; each input once
+    (tz * tz).backward(inputs=[tz, tx, tx])
+    assert (z.grad, x.grad, w.grad) == (tz.grad.item(), tx.grad.item(), 0.0) and tw.grad is None
+    (z * z).backward(2.0, None, False, x)  # torch's positional order; accumulates
+    assert x.grad == 24.0 + 2 * 24.0
+    u = Value(5.0)
+    (x * x).backward(inputs=[x, u])  # an input not used keeps its .grad, as torch's
+    assert u.grad == 0.0
+    y = x * x
+    x.grad = 0.0
+    y.backward(retain_graph=True)
+    y.backward(retain_graph=False)  # the graph is always kept: as torch with retain_graph=True
+    assert x.grad == 12.0
+    with pytest.raises(ValueError, match="create_graph=True is not supported.*grad\\(output, inputs, create_graph"):
+        y.backward(create_graph=True)
+    with pytest.raises(TypeError, match="backward: retain_graph must be a bool or None, got str"):
+        y.backward(retain_graph="yes")
+    with pytest.raises(ValueError, match="backward: inputs must hold at least one Value"):
+        y.backward(inputs=[])
+    with pytest.raises(ValueError, match=r"backward: input 0 \(2.0\) must have requires_grad=True"):
+        y.backward(inputs=Value(2.0, requires_grad=False))
+    assert x.grad == 12.0

@@ -788,8 +788,9 @@ def test_the_truth_of_a_sample_number_is_a_decision():
     def fn(s):  # a 0/1 label
         return -(w * s[0]).sigmoid().log() if s[1] else -(1 - (w * s[0]).sigmoid()).log()
     assert same_as_scalar(fn, [[1.0, 1], [2.0, 0], [3.0, 1]], [w]).tapes == 2
-    # a Value of the user's own is true, whatever its number, as always
+    # a Value of the user's own is its number's truth, as a torch tensor's: a decision too
     same_as_scalar(lambda s: w * s[0] if w - 0.5 else -w, [[1.0], [2.0]], [w])
+    same_as_scalar(lambda s: w * s[0] if w * s[0] - 1.0 else -w, [[1.0], [2.0], [4.0]], [w])
 
 
 def test_a_sample_number_as_a_dict_key_or_set_member_hashes_as_the_number():

@@ -853,16 +853,17 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     nan = [math.nan] * len(leaves)
     firsts, seconds = nan, [nan] * len(leaves)
     try:
-        graphs = grad(out, leaves, create_graph=True)
+        graphs = grad(out, leaves, create_graph=True, materialize_grads=True)
         firsts = [g.data for g in graphs]
-        seconds = [list(grad(g, leaves)) for g in graphs]
+        seconds = [list(grad(g, leaves, materialize_grads=True)) if g.requires_grad else [0.0] * len(leaves)
+                   for g in graphs]
     except (ValueError, OverflowError) as e:  # a derivative that is not finite: nan rows, and why
         notes.append(f"note: {e}")
     for i, second in enumerate(seconds):
         for j, x in enumerate(xs):
             def first_at(t, i=i, j=j):
                 vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
-                return grad(call(f, vs), vs[i])[0]
+                return grad(call(f, vs), vs[i], materialize_grads=True)[0]
             d = derivative(first_at, x, eps, one_sided=kinked[j], kink_gaps=gaps[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))
