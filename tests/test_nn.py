@@ -382,6 +382,25 @@ def test_a_module_of_ones_own_refuses_a_leaf_value_kept_by_forward_as_a_paramete
     assert "extra" in net.state_dict()
 
 
+def test_a_value_computed_in_forward_under_no_grad_is_refused_saying_why_it_is_a_leaf():
+    class Net(mg.nn.Module):  # keeps a computed Value, which is allowed while gradients are recorded
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.fc = mg.nn.Linear(2, 1, seed=0)
+
+        def forward(self, x):
+            self.h = self.fc(x)
+            return self.h[0]
+
+    net = Net()
+    net([1.0, 2.0])
+    # under no_grad (predict) the op's result has no inputs: the message must not say it may be kept
+    with pytest.raises(ValueError, match=r"Net\.h: a Value set while a module runs under no_grad \(predict, "
+                                         r"decision_function, accuracy\) is a leaf, even one an op computed"):
+        net.predict(np.array([[1.0, 2.0]]))
+    assert len(net.parameters()) == 3
+
+
 def test_children_and_modules_list_each_submodule_once_in_torchs_order():
     torch = pytest.importorskip("torch")
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn._checks import _is_number, digits, flag, is_finite, number, shown
-from microgradnn.engine import Value, no_grad, reset_grads
+from microgradnn.engine import Value, is_grad_enabled, no_grad, reset_grads
 from microgradnn.nn.files import read_model, write_model
 
 __all__ = ["Module", "tag_modules"]
@@ -105,11 +105,16 @@ class Module:
         # built before: refused. A computed Value is a plain attribute, as torch's non-Parameter tensor.
         if (_OUTERMOST.get() is not None and type(self)._named_items is Module._named_items
                 and not isinstance(value, Module) and any(isinstance(v, Value) for _, v in _items_in({name: value}))):
+            if not is_grad_enabled():  # an op's result has no inputs there: it cannot be told from a parameter
+                raise ValueError(f"{type(self).__name__}.{name}: a Value set while a module runs under no_grad "
+                                 "(predict, decision_function, accuracy) is a leaf, even one an op computed, so it "
+                                 "would be a parameter from then on (trained and saved); keep numbers there "
+                                 "(self.h = [v.data for v in h]), or set it only when is_grad_enabled()")
             raise ValueError(f"{type(self).__name__}.{name}: a leaf Value (made by Value(...) or detach(), or a "
                              "sample's input) set while a module runs would be a parameter from then on (trained "
                              "and saved, unknown to an optimizer built before); create parameters and submodules in "
                              "__init__, and keep a sample's numbers as floats ([v.data for v in x]); a Value "
-                             "computed in forward (self.h = self.fc(x)) can be kept")
+                             "computed in forward (self.h = self.fc(x)) can be kept, outside no_grad")
         object.__setattr__(self, name, value)
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
