@@ -25,13 +25,13 @@ def run(module: Module, forward: Callable, *args) -> list[Value]:
     module is tagged with `origin = (outermost module, module)`, so drawings can collapse a
     module into one box."""
     outermost = _OUTERMOST.get()
-    token, built = (_OUTERMOST.set(module), _BUILT.set(None)) if outermost is None else (None, None)
+    tokens = (_OUTERMOST.set(module), _BUILT.set(None)) if outermost is None else None
     try:
         out = forward(*args)
     finally:
-        if token is not None:
-            _OUTERMOST.reset(token)
-            _BUILT.reset(built)  # type: ignore[arg-type]
+        if tokens is not None:
+            _OUTERMOST.reset(tokens[0])
+            _BUILT.reset(tokens[1])
     if not _TAGGING.get():
         return out
     who = (outermost or module, module)
