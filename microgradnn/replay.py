@@ -123,8 +123,11 @@ def _row_kinds(given: Any, a: np.ndarray) -> list[tuple]:
     width = a.shape[1] if a.ndim == 2 else 1
     if isinstance(given, np.ndarray) and given.dtype.kind in _ARRAY_KIND:
         return [(_ARRAY_KIND[given.dtype.kind],) * width]
-    items = np.asarray(given, dtype=object).reshape(len(a), width).tolist()
-    return [tuple(map(_kind, row)) for row in items]
+    items = np.asarray(given, dtype=object).reshape(len(a), width)
+    types = [set(map(type, items[:, j].tolist())) for j in range(width)]
+    if all(t == {float} or t == {int} for t in types):  # lists of floats or ints: no loop over the rows
+        return [tuple("f" if t == {float} else "i" for t in types)]
+    return [tuple(map(_kind, row)) for row in items.tolist()]
 
 
 def _real_array(name: str, a: Any) -> np.ndarray:

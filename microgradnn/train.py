@@ -281,9 +281,8 @@ def _check_same_parameters(model: Module, before: list[tuple[str, Value]], epoch
     """Refuse a model whose parameters changed while it trained: its forward kept Values (a sample's
     inputs, a Value it made) in a list or dict attribute, which made them parameters the optimizer
     never steps, and save would write them as weights."""
-    now = model.named_parameters()
-    if len(now) != len(before) or any(p is not q for (_, p), (_, q) in zip(now, before)):
-        known = {id(p) for _, p in before}
+    now, known = model.named_parameters(), {id(p) for _, p in before}
+    if len(now) != len(before) or not known.issuperset(id(p) for _, p in now):  # (another order is no change)
         new = [name for name, p in now if id(p) not in known]
         raise ValueError(f"fit: the model's parameters changed by the end of epoch {epoch} ({len(before)} before, "
                          f"{len(now)} now; new: {new[:3] or 'none'}): its forward keeps Values in an attribute, "

@@ -382,6 +382,53 @@ def test_a_module_of_ones_own_refuses_a_leaf_value_kept_by_forward_as_a_paramete
     assert "extra" in net.state_dict()
 
 
+def test_a_module_made_while_another_runs_sets_its_own_parameters_in_init():
+    class Scale(mg.nn.Module):
+        def __init__(self, s):
+            self.nin, self.s = 1, Value(s)
+
+        def forward(self, x):
+            return [x[0] * self.s]
+
+    class Net(mg.nn.Module):
+        def __init__(self, lazy):
+            self.nin, self.nout, self.output_activation, self.lazy = 1, 1, "linear", lazy
+
+        def forward(self, x):
+            if not self.lazy:
+                return Scale(2.0)(x)[0]  # a helper made and dropped in forward: its __init__ is no forward
+            if not hasattr(self, "head"):
+                self.head = Scale(3.0)  # a layer made at the first call, as a module made in __init__
+            else:
+                self.head.last = x  # but a leaf Value set on it in a later call is refused
+            return self.head(x)[0]
+
+    assert Net(False)([1.0]).data == 2.0
+    net = Net(True)
+    assert net([1.0]).data == 3.0 and [n for n, _ in net.named_parameters()] == ["head.s"]
+    with pytest.raises(ValueError, match=r"Scale\.last: a leaf Value"):
+        net([1.0])
+
+
+def test_a_value_computed_in_forward_under_no_grad_is_refused_saying_why_it_is_a_leaf():
+    class Net(mg.nn.Module):  # keeps a computed Value, which is allowed while gradients are recorded
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.fc = mg.nn.Linear(2, 1, seed=0)
+
+        def forward(self, x):
+            self.h = self.fc(x)
+            return self.h[0]
+
+    net = Net()
+    net([1.0, 2.0])
+    # under no_grad (predict) the op's result has no inputs: the message must not say it may be kept
+    with pytest.raises(ValueError, match=r"Net\.h: a Value set while a module runs under no_grad \(predict, "
+                                         r"decision_function, accuracy\) is a leaf, even one an op computed"):
+        net.predict(np.array([[1.0, 2.0]]))
+    assert len(net.parameters()) == 3
+
+
 def test_children_and_modules_list_each_submodule_once_in_torchs_order():
     torch = pytest.importorskip("torch")
 

@@ -1191,6 +1191,20 @@ def test_class_ids_and_token_ids_that_are_floats_are_refused_in_every_call_form(
     assert compiled.tapes == 1
 
 
+def test_X_given_as_lists_keeps_each_columns_kind_of_number():
+    # lists of one kind per column take a path without a loop over the rows: each column keeps its kind
+    emb = mg.nn.Embedding(5, 1, seed=0)
+
+    def fn(x, t):
+        return losses.mse([emb(x[0])[0] * x[1]], [t])
+
+    compiled = mg.compile(fn)
+    X, y = [[1, 0.5], [3, 2.0]], [0.25, 1]
+    assert compiled(X, y).data == pytest.approx(sum(fn(x, t).data for x, t in zip(X, y)) / 2, rel=1e-12)
+    with pytest.raises(TypeError, match=r"compiled, sample 1: Embedding: index must be an int in 0..4, got float 3.0"):
+        compiled([[1, 0.5], [3.0, 2.0]], y)  # the column's kinds differ: each row its own
+
+
 def _kinks_loss(lib, w, v, s, x):
     """One sample's loss whose rows sit on relu's, abs's and leaky_relu's kinks and pow's cases."""
     relu = lib.relu

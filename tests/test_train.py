@@ -436,6 +436,22 @@ def test_a_module_of_ones_own_without_output_activation_is_told_before_any_step(
     assert len(history.accuracy) == 2 and mg.accuracy(two, X, y) == pytest.approx(history.accuracy[-1], abs=0.1)
 
 
+def test_fit_takes_a_model_whose_forward_reorders_its_submodules():
+    class Net(mg.nn.Module):  # the same parameters, listed in another order after each call
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self.blocks = [mg.nn.Linear(1, 1, seed=0), mg.nn.Linear(1, 1, seed=1)]
+
+        def forward(self, x):
+            self.blocks.reverse()  # e.g. alternating the direction: one more call brings the order back
+            return self.blocks[1](self.blocks[0](x))[0]
+
+    net = Net()
+    params = set(net.parameters())
+    history = mg.fit(net, np.zeros((3, 1)), np.zeros(3), "mse", "sgd", 2, verbose=False)
+    assert len(history.loss) == 2 and set(net.parameters()) == params
+
+
 def test_fit_refuses_a_model_whose_forward_makes_parameters_the_optimizer_does_not_know():
     class Net(mg.nn.Module):
         def __init__(self):
