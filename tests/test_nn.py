@@ -353,7 +353,7 @@ def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():
         outer.parameters()
 
 
-def test_a_module_of_ones_own_refuses_a_leaf_value_kept_by_forward_as_a_parameter_would_be():
+def test_values_a_forward_keeps_that_require_no_grad_are_plain_attributes_as_torchs_tensors():
     class Net(mg.nn.Module):
         def __init__(self, keep):
             self.nin, self.nout, self.output_activation = 2, 1, "linear"
@@ -362,27 +362,30 @@ def test_a_module_of_ones_own_refuses_a_leaf_value_kept_by_forward_as_a_paramete
         def forward(self, x):
             if self.keep == "inputs":
                 self.last = x  # the sample's input leaves: after one call they were parameters
-            elif self.keep == "made":
-                self.c = Value(3.0)
+            elif self.keep == "detached":
+                self.c = {"first": x[0].detach()}
             elif self.keep == "numbers":
                 self.last = [v.data for v in x]
-            self.h = self.fc(x)  # computed: a plain attribute, as torch's tensor that is no Parameter
+            self.h = self.fc(x)  # computed (a leaf under no_grad, as in predict): a plain attribute too
             return self.h[0]
 
-    for keep in ("inputs", "made"):
+    weights = ["fc.weight.0.0", "fc.weight.0.1", "fc.bias.0"]
+    for keep in ("inputs", "detached", "numbers"):
         net = Net(keep)
-        with pytest.raises(ValueError, match=r"Net\.(last|c): a leaf Value .* set while a module runs would be a "
-                                             r"parameter from then on .*create parameters and submodules in __init__"):
-            net([1.0, 2.0])
-        assert [n for n, _ in net.named_parameters()] == ["fc.weight.0.0", "fc.weight.0.1", "fc.bias.0"]
-    net = Net("numbers")
-    net([1.0, 2.0])
-    assert net.last == [1.0, 2.0] and list(net.state_dict()) == ["fc.weight.0.0", "fc.weight.0.1", "fc.bias.0"]
+        net([1.0, 2.0])
+        net.predict(np.array([[1.0, 2.0]]))  # under no_grad, self.h holds a result without inputs
+        assert [n for n, _ in net.named_parameters()] == weights and list(net.state_dict()) == weights, keep
+        history = mg.fit(net, np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([1.0, 0.0]), "mse", "sgd", 2,
+                         verbose=False)
+        assert len(history.loss) == 2
     net.extra = Value(1.0)  # set between calls, as in __init__: a parameter, as torch's Parameter set so
     assert "extra" in net.state_dict()
+    net([1.0, 2.0])
+    net.h = Value(2.0)  # set again outside a call: a parameter, as any leaf Value set so
+    assert "h" in net.state_dict()
 
 
-def test_a_module_made_while_another_runs_sets_its_own_parameters_in_init():
+def test_a_module_made_or_a_parameter_made_while_another_runs_is_a_parameter_but_one_replaced_is_refused():
     class Scale(mg.nn.Module):
         def __init__(self, s):
             self.nin, self.s = 1, Value(s)
@@ -400,33 +403,28 @@ def test_a_module_made_while_another_runs_sets_its_own_parameters_in_init():
             if not hasattr(self, "head"):
                 self.head = Scale(3.0)  # a layer made at the first call, as a module made in __init__
             else:
-                self.head.last = x  # but a leaf Value set on it in a later call is refused
+                self.head.last = x  # a sample's inputs kept on it: plain attributes
             return self.head(x)[0]
 
     assert Net(False)([1.0]).data == 2.0
     net = Net(True)
-    assert net([1.0]).data == 3.0 and [n for n, _ in net.named_parameters()] == ["head.s"]
-    with pytest.raises(ValueError, match=r"Scale\.last: a leaf Value"):
-        net([1.0])
+    assert net([1.0]).data == 3.0 and net([1.0]).data == 3.0
+    assert [n for n, _ in net.named_parameters()] == ["head.s"]
 
-
-def test_a_value_computed_in_forward_under_no_grad_is_refused_saying_why_it_is_a_leaf():
-    class Net(mg.nn.Module):  # keeps a computed Value, which is allowed while gradients are recorded
+    class Fresh(mg.nn.Module):
         def __init__(self):
-            self.nin, self.nout, self.output_activation = 2, 1, "linear"
-            self.fc = mg.nn.Linear(2, 1, seed=0)
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
 
         def forward(self, x):
-            self.h = self.fc(x)
-            return self.h[0]
+            self.w = Value(0.5)  # a new parameter at every call: the optimizer would step the first one
+            return x[0] * self.w
 
-    net = Net()
-    net([1.0, 2.0])
-    # under no_grad (predict) the op's result has no inputs: the message must not say it may be kept
-    with pytest.raises(ValueError, match=r"Net\.h: a Value set while a module runs under no_grad \(predict, "
-                                         r"decision_function, accuracy\) is a leaf, even one an op computed"):
-        net.predict(np.array([[1.0, 2.0]]))
-    assert len(net.parameters()) == 3
+    fresh = Fresh()
+    fresh([1.0])
+    assert [n for n, _ in fresh.named_parameters()] == ["w"]
+    with pytest.raises(ValueError, match=r"^Fresh\.w: a new Value set while a module runs, in place of a parameter, "
+                                         r"would leave an optimizer built before stepping the old one"):
+        fresh([1.0])
 
 
 def test_children_and_modules_list_each_submodule_once_in_torchs_order():

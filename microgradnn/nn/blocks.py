@@ -14,7 +14,7 @@ import numpy as np
 from microgradnn.engine import Value, dot
 from microgradnn.nn.init import Seed, generator
 from microgradnn._checks import flag, number, positive_int
-from microgradnn.nn.module import _BUILT, _OUTERMOST, _TAGGING, Module, as_inputs
+from microgradnn.nn.module import _OUTERMOST, _TAGGING, Module, as_inputs
 
 __all__ = ["Linear", "Embedding", "RMSNorm"]
 
@@ -25,13 +25,12 @@ def run(module: Module, forward: Callable, *args) -> list[Value]:
     module is tagged with `origin = (outermost module, module)`, so drawings can collapse a
     module into one box."""
     outermost = _OUTERMOST.get()
-    tokens = (_OUTERMOST.set(module), _BUILT.set(None)) if outermost is None else None
+    token = _OUTERMOST.set(module) if outermost is None else None
     try:
         out = forward(*args)
     finally:
-        if tokens is not None:
-            _OUTERMOST.reset(tokens[0])
-            _BUILT.reset(tokens[1])
+        if token is not None:
+            _OUTERMOST.reset(token)
     if not _TAGGING.get():
         return out
     who = (outermost or module, module)

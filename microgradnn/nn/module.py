@@ -6,22 +6,19 @@ import contextlib
 import contextvars
 import json
 import os
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn._checks import _is_number, digits, flag, is_finite, number, shown
-from microgradnn.engine import Value, is_grad_enabled, no_grad, reset_grads
+from microgradnn.engine import Value, no_grad, reset_grads
 from microgradnn.nn.files import read_model, write_model
 
 __all__ = ["Module", "tag_modules"]
 
 # The module whose call is running (the outermost one), so nested calls skip the checks.
 _OUTERMOST: contextvars.ContextVar["Module | None"] = contextvars.ContextVar("microgradnn_outermost", default=None)
-# The ids of the modules made while the outermost call runs (helpers, lazily made layers): not yet
-# part of what runs, so their __init__ may set leaf Values. Set at each outermost call.
-_BUILT: contextvars.ContextVar["set[int] | None"] = contextvars.ContextVar("microgradnn_built", default=None)
 # Inside `tag_modules()`: block modules tag every node they make (see there).
 _TAGGING: contextvars.ContextVar[bool] = contextvars.ContextVar("microgradnn_tag_modules", default=False)
 
@@ -84,7 +81,13 @@ def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Va
                 yield from _items_in({f"{name}.{key}": x})
 
 
-_M = TypeVar("_M", bound="Module")
+def _check_not_replaced(module: "Module", name: str, leaves: list[Value]) -> None:
+    """Refuse, while a module runs, new leaf Values in place of the parameters `name` holds."""
+    old = {id(v) for _, v in _items_in({name: getattr(module, name)}) if isinstance(v, Value)}
+    if old and not old.issuperset(map(id, leaves)):
+        raise ValueError(f"{type(module).__name__}.{name}: a new Value set while a module runs, in place of a "
+                         "parameter, would leave an optimizer built before stepping the old one; create "
+                         "parameters once (in __init__, or at the first call), and set their .data to change them")
 
 
 class Module:
@@ -105,33 +108,24 @@ class Module:
         if "from_config" in cls.__dict__:
             _TYPES.setdefault(cls.__name__, cls)
 
-    def __new__(cls: type[_M], *args: Any, **kwargs: Any) -> _M:
-        module = super().__new__(cls)
-        if _OUTERMOST.get() is not None:  # made while a module runs (also by a copy or pickle): see _BUILT
-            built = _BUILT.get()
-            if built is None:
-                _BUILT.set(built := set())
-            built.add(id(module))
-        return module
-
     def __setattr__(self, name: str, value: Any) -> None:
-        # A leaf Value set while a module runs (a sample's inputs kept by forward, a Value made
-        # there) would be a parameter from then on, trained and saved, unknown to an optimizer
-        # built before: refused, but on a module made during the run (its __init__ sets its own).
-        # A computed Value is a plain attribute, as torch's non-Parameter tensor.
-        if (_OUTERMOST.get() is not None and type(self)._named_items is Module._named_items
-                and not isinstance(value, Module) and any(isinstance(v, Value) for _, v in _items_in({name: value}))
-                and id(self) not in (_BUILT.get() or ())):
-            if not is_grad_enabled():  # an op's result has no inputs there: it cannot be told from a parameter
-                raise ValueError(f"{type(self).__name__}.{name}: a Value set while a module runs under no_grad "
-                                 "(predict, decision_function, accuracy) is a leaf, even one an op computed, so it "
-                                 "would be a parameter from then on (trained and saved); keep numbers there "
-                                 "(self.h = [v.data for v in h]), or set it only when is_grad_enabled()")
-            raise ValueError(f"{type(self).__name__}.{name}: a leaf Value (made by Value(...) or detach(), or a "
-                             "sample's input) set while a module runs would be a parameter from then on (trained "
-                             "and saved, unknown to an optimizer built before); create parameters and submodules in "
-                             "__init__, and keep a sample's numbers as floats ([v.data for v in x]); a Value "
-                             "computed in forward (self.h = self.fc(x)) can be kept, outside no_grad")
+        # While a module runs, Values that require no grad (a sample's inputs, results under
+        # no_grad, detached ones) are plain attributes, as torch's tensors that are no Parameter;
+        # a leaf that requires grad made there is a parameter (a layer made at its first call), but
+        # replacing a parameter there is refused: an optimizer built before keeps the old one.
+        if type(self)._named_items is Module._named_items:
+            plain: set[str] | None = self.__dict__.get("_plain")
+            was_plain = plain is not None and name in plain
+            if plain is not None and was_plain:
+                plain.discard(name)
+            if _OUTERMOST.get() is not None:
+                leaves = [v for _, v in _items_in({name: value}) if isinstance(v, Value)]
+                if leaves and not any(v.requires_grad for v in leaves):
+                    if plain is None:
+                        object.__setattr__(self, "_plain", plain := set())
+                    plain.add(name)
+                elif leaves and not was_plain and name in self.__dict__:
+                    _check_not_replaced(self, name, leaves)
         object.__setattr__(self, name, value)
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
@@ -141,6 +135,8 @@ class Module:
         module's own parameters before its submodules', a ParameterList being one). The library's
         modules list theirs explicitly."""
         own = vars(self)
+        if own.get("_plain"):  # Values set while a module ran that require no grad: plain attributes
+            own = {k: v for k, v in own.items() if k not in own["_plain"]}
         items = sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
         if len({name for name, _ in items}) != len(items):  # a save and load would set both to one number
             names = [name for name, _ in items]
@@ -248,12 +244,11 @@ class Module:
                 x = as_inputs(x, self.nin, type(self).__name__)
             return self.forward(x)
         x = as_inputs(x, self.nin, type(self).__name__)
-        token, built = _OUTERMOST.set(self), _BUILT.set(None)
+        token = _OUTERMOST.set(self)
         try:
             return self.forward(x)
         finally:
             _OUTERMOST.reset(token)
-            _BUILT.reset(built)
 
     def forward(self, x: list) -> Any:
         """The module's computation on one sample (subclasses define it)."""
