@@ -225,9 +225,13 @@ class Optimizer:
         return out, (None if active.all() else active)
 
     _STATE: tuple[str, ...] = ()  # the attributes holding per-parameter state arrays
-    _SETTINGS: tuple[str, ...] = ("lr", "weight_decay")  # the hyperparameters, attributes
-    _FIXED: dict[str, Any] = {}  # torch's settings this optimizer lacks, at the value that means "off"
     _GROUP: tuple[str, ...] = ("lr", "weight_decay")  # torch's keys of a parameter group, in its order
+    _FIXED: dict[str, Any] = {}  # torch's settings this optimizer lacks, at the value that means "off"
+    _SETTINGS: tuple[str, ...] = _GROUP  # the others: its hyperparameters, attributes (set by __init_subclass__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._SETTINGS = tuple(k for k in cls._GROUP if k not in cls._FIXED)
 
     @property
     def param_groups(self) -> list[MutableMapping[str, Any]]:
@@ -315,7 +319,6 @@ class SGD(Optimizer):
         self.velocity = np.zeros(len(self.params))
 
     _STATE = ("velocity",)
-    _SETTINGS = ("lr", "momentum", "weight_decay")
     _FIXED = {"dampening": 0, "nesterov": False, "maximize": False, "foreach": None, "differentiable": False,
               "fused": None}
     _GROUP = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach", "differentiable",
@@ -343,7 +346,6 @@ class Adam(Optimizer):
         self.v = np.zeros(len(self.params))
 
     _STATE = ("t", "m", "v")
-    _SETTINGS = ("lr", "betas", "eps", "weight_decay")
     _FIXED = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
               "fused": None, "decoupled_weight_decay": False}
     _GROUP = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "foreach", "capturable",
