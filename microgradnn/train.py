@@ -160,7 +160,8 @@ def _notebook_bar(epochs: int):
 
 class _Progress:
     """Progress of `fit`: in a notebook a tqdm bar or a plain line on stdout (never stderr); in a
-    terminal one status line on stderr, redrawn in place, and every 10% when not a terminal."""
+    terminal one status line on stderr, redrawn in place (at most every 0.1 s), and every 10% when
+    not a terminal."""
 
     def __init__(self, epochs: int, enabled: bool) -> None:
         self.epochs, self.enabled = epochs, enabled
@@ -168,7 +169,7 @@ class _Progress:
         self.bar = _notebook_bar(epochs) if notebook else None
         self.stream = sys.stdout if notebook else sys.stderr
         self.live = enabled and (notebook or self.stream.isatty())
-        self.start = time.perf_counter()
+        self.start = self.shown = time.perf_counter()
 
     def update(self, epoch: int, loss: float, acc: float | None) -> None:
         if not self.enabled:
@@ -181,12 +182,16 @@ class _Progress:
             if last:
                 self.bar.close()
             return
+        now = time.perf_counter()
+        if self.live:  # redrawn at most every 0.1 s, as tqdm's: a notebook keeps each redraw as an output
+            if not (last or epoch == 1 or now - self.shown >= 0.1):
+                return
+            self.shown = now
+        elif not (last or epoch == 1 or epoch % max(1, self.epochs // 10) == 0):
+            return
         line = (f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  loss {loss:.4f}  "
-                + ("" if acc is None else f"accuracy {acc:6.1%}  ") + f"{time.perf_counter() - self.start:5.1f}s")
-        if self.live:
-            self.stream.write("\r" + line + ("\n" if last else ""))
-        elif last or epoch == 1 or epoch % max(1, self.epochs // 10) == 0:
-            self.stream.write(line + "\n")
+                + ("" if acc is None else f"accuracy {acc:6.1%}  ") + f"{now - self.start:5.1f}s")
+        self.stream.write(("\r" + line + ("\n" if last else "")) if self.live else line + "\n")
         self.stream.flush()
 
 

@@ -191,9 +191,26 @@ def test_in_a_notebook_progress_is_plain_stdout_without_tqdm(capsys, monkeypatch
     fake_ipython(monkeypatch)
     monkeypatch.setitem(sys.modules, "tqdm", None)  # not installed: importing it raises ImportError
     X, y = mg.data.xor()
+    clock = iter(range(10**6))  # a second per reading: every epoch is shown
+    monkeypatch.setattr(mg.train.time, "perf_counter", lambda: float(next(clock)))
     mg.fit(MLP(2, [4, 1], "tanh", seed=0), X, y, "mse", "sgd", epochs=3)
     out, err = capsys.readouterr()
     assert err == "" and out.count("\r") == 3 and out.endswith("\n") and "epoch 3/3" in out
+
+
+def test_in_a_notebook_progress_is_redrawn_at_most_every_tenth_of_a_second(capsys, monkeypatch):
+    # each redraw is an output a notebook keeps (and its HTML export shows as a line): 2,000 quick
+    # epochs showed 2,000 lines; now the first, those 0.1 s apart, and the last
+    fake_ipython(monkeypatch)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    ticks = iter(range(10**6))  # 0.03 s per reading
+    monkeypatch.setattr(mg.train.time, "perf_counter", lambda: 0.03 * next(ticks))
+    X, y = mg.data.xor()
+    mg.fit(MLP(2, [2, 1], "tanh", seed=0), X, y, "mse", "sgd", epochs=40)
+    out, err = capsys.readouterr()
+    shown = [int(part.split("/")[0].split()[-1]) for part in out.split("\r")[1:]]
+    assert err == "" and shown[0] == 1 and shown[-1] == 40 and out.endswith("\n")
+    assert 10 <= len(shown) <= 15 and all(b - a >= 3 for a, b in zip(shown[1:-2], shown[2:-1])), shown
 
 
 def test_in_a_notebook_progress_is_tqdms_notebook_bar_when_installed(capsys, monkeypatch):

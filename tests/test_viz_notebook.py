@@ -109,9 +109,9 @@ def test_a_real_notebook_shows_graphs_diagrams_pages_and_progress_inline(noteboo
         (bar,) = [m["state"] for m in state.values() if m["model_name"] == "FloatProgressModel"]
         assert bar["value"] == bar["max"] == 20
         assert any("20/20" in m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel")
-    plain = outputs(nb, "fit without widgets")  # one line on stdout, redrawn in place
+    plain = outputs(nb, "fit without widgets")  # one line on stdout, redrawn in place, at most every 0.1 s
     text = "".join(o.text for o in plain)  # a notebook joins a cell's stream outputs
-    assert {o.name for o in plain} == {"stdout"} and text.count("\r") == 20
+    assert {o.name for o in plain} == {"stdout"} and 2 <= text.count("\r") < 20 and "\repoch  1/20" in text
     assert text.endswith("\n") and text.split("\r")[-1].startswith("epoch 20/20  loss 0.2159  accuracy  75.0%")
 
     (pg,) = outputs(nb, "playground")  # the live page in a frame, from the server in the kernel
