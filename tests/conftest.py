@@ -23,7 +23,7 @@ def lesson_neuron() -> mg.Neuron:
 
 
 def neuron_graph() -> mg.Value:
-    """The lesson's neuron written out: o = tanh(x1*w1 + x2*w2 + b), after backward()."""
+    """micrograd's neuron written out (demo 00's): o = tanh(x1*w1 + x2*w2 + b), after backward()."""
     x1, x2 = mg.Value(2.0, label="x1"), mg.Value(0.0, label="x2")
     w1, w2 = mg.Value(-3.0, label="w1"), mg.Value(1.0, label="w2")
     b = mg.Value(6.8813735870195432, label="b")

@@ -50,6 +50,41 @@ def test_single_neuron_classifier_exercise():
     assert f"{neuron([1.0, 0.5]).data:.4f}" == "0.6570"
 
 
+def test_lessons_voting_panel_on_the_zero_to_ten_scale(lesson_neuron):
+    # "0.6*9 + 0.3*6 + 0.1*2 = 7.4. The bias is a mood nudge - say +0.1": far above 0, a strong yes
+    assert f"{Neuron.from_weights([0.6, 0.3, 0.1], 0.0, 'linear')([9, 6, 2]).data:.1f}" == "7.4"
+    assert f"{Neuron.from_weights([0.6, 0.3, 0.1], 0.1, 'linear')([9, 6, 2]).data:.1f}" == "7.5"
+    assert lesson_neuron([9, 6, 2]).data == pytest.approx(sigmoid(7.5), rel=1e-15) and sigmoid(7.5) > 0.999
+    assert f"{lesson_neuron([0.9, 0.6, 0.2]).data:.3f}" == "0.698"
+
+
+def test_lessons_fix_the_bug_and_fill_in_the_blank_challenges():
+    # Challenge #2's bug leaves the bias out; challenge #3's neuron, filled in, is sigmoid(total + bias).
+    inputs, weights, bias = [1.0, 0.5], [0.8, -0.5], 0.1
+
+    def neuron(inputs, weights, bias):
+        total = sum(x * w for x, w in zip(inputs, weights)) + bias
+        return sigmoid(total)
+
+    buggy = sigmoid(sum(x * w for x, w in zip(inputs, weights)))
+    fixed = Neuron.from_weights(weights, bias, "sigmoid")(inputs).data
+    assert fixed == pytest.approx(neuron(inputs, weights, bias), rel=1e-15)
+    assert (f"{buggy:.4f}", f"{fixed:.4f}") == ("0.6341", "0.6570")
+    assert Neuron.from_weights(weights, 0.0, "sigmoid")(inputs).data == pytest.approx(buggy, rel=1e-15)
+
+
+def test_lessons_reorder_challenge_one_hidden_layer_network():
+    # Challenge #4's lines in their order (1, 5, 4, 2, 3): 2 inputs -> 2 ReLU neurons -> 1 sigmoid output.
+    hidden = [([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3)]
+    output_ws, output_b = [0.7, 0.4], 0.2
+    hidden_out = [relu(sum(x * w for x, w in zip([1.0, 0.5], ws)) + b) for ws, b in hidden]
+    raw = sum(h * w for h, w in zip(hidden_out, output_ws)) + output_b
+    net = MLP.from_layers([Layer.from_weights(hidden, "relu"), Layer.from_weights([(output_ws, output_b)], "sigmoid")])
+    assert [round(h.data, 4) for h in net.layers[0]([1.0, 0.5])] == [0.4, 0.3]
+    assert net([1.0, 0.5]).data == pytest.approx(sigmoid(raw), rel=1e-15)
+    assert f"{net([1.0, 0.5]).data:.4f}" == f"{sigmoid(raw):.4f}" == "0.6457"
+
+
 def test_parameter_count_names_and_repr():
     m = MLP(2, [16, 16, 1], seed=0)
     assert len(m.parameters()) == 337 == m.num_parameters()

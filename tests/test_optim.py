@@ -83,6 +83,18 @@ def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
     assert ours.lr == 0.05
 
 
+def test_sgd_step_is_the_lessons_update_on_its_neuron(lesson_neuron):
+    # "weight -= learning_rate * gradient", every weight and the bias, from one backward
+    before = [p.data for p in lesson_neuron.parameters()]
+    out = lesson_neuron([0.9, 0.6, 0.2])
+    mg.losses.binary_cross_entropy([out], [1.0]).backward()
+    grads = [p.grad for p in lesson_neuron.parameters()]
+    assert all(g < 0 for g in grads)  # a 'yes' of 0.698 for a true 1: every weight should grow
+    SGD(lesson_neuron.parameters(), lr=0.1).step()
+    assert [p.data for p in lesson_neuron.parameters()] == [w - 0.1 * g for w, g in zip(before, grads)]
+    assert lesson_neuron([0.9, 0.6, 0.2]).data > out.data
+
+
 def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight_decay():
     # torch.optim.SGD(params, 0.1, 0.9, 0.5) means dampening=0.5; it must not become weight_decay
     with pytest.raises(TypeError, match="positional"):
