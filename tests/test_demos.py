@@ -35,7 +35,8 @@ def test_engine_tour():
 
 def test_restaurant_neuron_prints_the_lessons_numbers():
     assert run_demo("01_restaurant_neuron.py").splitlines() == [
-        "Weighted sum + bias : 0.840", "After ReLU          : 0.840", "After Sigmoid       : 0.698"]
+        "Weighted sum + bias : 0.840", "After ReLU          : 0.840", "After Sigmoid       : 0.698",
+        "Scores out of 10    : 7.400 + bias 0.1 -> sigmoid 0.999"]  # the lesson's 0.6*9 + 0.3*6 + 0.1*2 = 7.4
 
 
 def test_forward_pass_prints_the_lessons_prediction():
@@ -97,7 +98,9 @@ def test_single_neuron_classifier():
         "inputs=[1.0, 0.5]  prediction=0.6570  label=1  correct=True",
         "inputs=[0.2, 0.9]  prediction=0.4526  label=0  correct=True",
         "inputs=[0.6, 0.1]  prediction=0.6295  label=1  correct=True",
-        "challenge #1: relu(2*0.5 + 3*(-1.0) + 1.0) = relu(-1.0) = 0.0"]  # a bare 0.0 said nothing
+        "challenge #1: relu(2*0.5 + 3*(-1.0) + 1.0) = relu(-1.0) = 0.0",  # a bare 0.0 said nothing
+        "challenge #2: without the bias sigmoid(0.55) = 0.6341, with it sigmoid(0.65) = 0.6570",
+        "challenge #4: hidden [0.4, 0.3], sigmoid(0.7*0.4 + 0.4*0.3 + 0.2) = sigmoid(0.6) = 0.6457"]
 
 
 @needs_dot
