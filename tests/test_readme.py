@@ -1,6 +1,10 @@
-"""The README's REPL tour runs as written (its two commands: test_setup.py)."""
+"""The README's REPL tours run as written, its failing gradcheck prints what it shows (its two commands:
+test_setup.py)."""
 import doctest
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +59,17 @@ def test_layout_tree_is_the_package():
     leaves = {f for f in folders if not any(q != f and q.startswith(f) for q in listed)}
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "microgradnn").rglob("*.py") if p.name != "__init__.py"}
     assert sorted(m for m in modules if m not in listed and not any(m.startswith(f) for f in leaves)) == []
+
+
+def test_gradcheck_failure_example_prints_what_the_readme_shows(tmp_path):
+    code = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "softsign" in block)
+    shown = re.search(r"```\n(AssertionError: gradcheck of .*?)```", README, re.S).group(1).splitlines()
+    (tmp_path / "test_softsign.py").write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_softsign.py"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stdout
+    printed = [line[1:].strip() for line in done.stdout.splitlines() if line.startswith("E ")]
+    start = printed.index(shown[0])
+    assert [" ".join(s.split()) for s in printed[start:start + len(shown) - 1]] == [" ".join(s.split()) for s in shown[:-1]]
+    assert re.fullmatch(r"diagram of the first wrong node: \S+/gradcheck-1\.svg", printed[start + len(shown) - 1])
