@@ -21,7 +21,8 @@ print(f"challenge #1: relu(2*0.5 + 3*(-1.0) + 1.0) = relu(-1.0) = {out}")
 
 # Challenge #2: the buggy code forgot the bias; with it, the first example's 0.6570 above.
 buggy = Neuron.from_weights([0.8, -0.5], 0.0, activation="sigmoid")([1.0, 0.5]).data
-print(f"challenge #2: without the bias sigmoid(0.55) = {buggy:.4f}, with it sigmoid(0.65) = {neuron([1.0, 0.5]).data:.4f}")
+fixed = neuron([1.0, 0.5]).data
+print(f"challenge #2: without the bias sigmoid(0.55) = {buggy:.4f}, with it sigmoid(0.65) = {fixed:.4f}")
 
 # Challenge #4: the lines in order (1, 5, 4, 2, 3) build 2 inputs -> 2 ReLU neurons -> 1 sigmoid output.
 net = MLP.from_layers([Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3)], activation="relu"),
