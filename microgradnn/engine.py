@@ -19,8 +19,8 @@ import threading
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
-    "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
+    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "grad", "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
     "observe_decisions", "is_sample_float", "all_floats", "data_of", "assign", "restore", "data_version",
     "next_version", "version_of", "changed_since",
@@ -1026,17 +1026,20 @@ def _unrecorded_input(v: Value, i: int) -> RuntimeError:
                         "requires_grad before computing with it (run the forward pass again)")
 
 
-# The grad mode each open no_grad block restores on leaving, innermost last (per thread and task,
-# so one no_grad() object may be entered again, nested, and shared).
+# The grad mode each open no_grad or enable_grad block restores on leaving, innermost last (per
+# thread and task, so one such object may be entered again, nested, and shared).
 _OUTER_MODES: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_outer_grad_modes", default=())
 
 
-class _NoGrad:
-    """What `no_grad()` returns: a context manager that may be entered again, and a decorator."""
+class _GradMode:
+    """What `no_grad()` and `enable_grad()` return: a context manager that may be entered again, and a decorator."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = mode
 
     def __enter__(self) -> None:
         _OUTER_MODES.set(_OUTER_MODES.get() + (_GRAD_ENABLED.get(),))
-        _GRAD_ENABLED.set(False)
+        _GRAD_ENABLED.set(self.mode)
 
     def __exit__(self, *exc: object) -> None:
         outer = _OUTER_MODES.get()
@@ -1044,33 +1047,33 @@ class _NoGrad:
         _GRAD_ENABLED.set(outer[-1])
 
     def __call__(self, fn: Callable) -> Callable:
-        return no_grad(fn)
+        return _in_mode(fn, self.mode, "enable_grad" if self.mode else "no_grad")
 
 
-def no_grad(fn: Callable | None = None) -> Any:
-    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
-    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
-    if fn is None:
-        return _NoGrad()
+def _in_mode(fn: Callable, mode: bool, who: str) -> Callable:
+    """`fn` run with grad mode `mode`, the caller's mode put back after (each resumption of a
+    generator function's body, as torch's decorators)."""
+    if not callable(fn):
+        raise TypeError(f"{who}: decorates a function, got {type(fn).__name__} {fn!r:.60}")
     if inspect.isgeneratorfunction(fn):
-        return _generator_without_grad(fn)
+        return _generator_in_mode(fn, mode)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _NoGrad():
+        with _GradMode(mode):
             return fn(*args, **kwargs)
     return wrapper
 
 
-def _generator_without_grad(fn: Callable) -> Callable:
-    """A generator function's wrapper that runs each resumption of its body inside no_grad
-    (calling it only makes the generator: wrapping that call alone would leave the body recording)."""
+def _generator_in_mode(fn: Callable, mode: bool) -> Callable:
+    """A generator function's wrapper that runs each resumption of its body in grad mode `mode`
+    (calling it only makes the generator: wrapping that call alone would leave the body as it was)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         gen = fn(*args, **kwargs)
         resume, arg = gen.send, None
         while True:
-            with _NoGrad():
+            with _GradMode(mode):
                 try:
                     item = resume(arg)
                 except StopIteration as stop:
@@ -1078,7 +1081,7 @@ def _generator_without_grad(fn: Callable) -> Callable:
             try:
                 arg, resume = (yield item), gen.send
             except GeneratorExit:
-                with _NoGrad():
+                with _GradMode(mode):
                     gen.close()
                 raise
             except BaseException as e:  # thrown into this generator: into fn's
@@ -1086,8 +1089,46 @@ def _generator_without_grad(fn: Callable) -> Callable:
     return wrapper
 
 
+def no_grad(fn: Callable | None = None) -> Any:
+    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
+    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
+    return _GradMode(False) if fn is None else _in_mode(fn, False, "no_grad")
+
+
+def enable_grad(fn: Callable | None = None) -> Any:
+    """Record the graph again inside `no_grad`: `with enable_grad():`, `@enable_grad()` or
+    `@enable_grad`, as torch's (thread- and task-safe, as `no_grad`)."""
+    return _GradMode(True) if fn is None else _in_mode(fn, True, "enable_grad")
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801  (torch's name: a class there too)
+    """Turn graph recording on or off, as torch's: `set_grad_enabled(False)` sets the mode at once
+    (for this thread or task); `with set_grad_enabled(mode):` puts back the mode from before the
+    call on leaving; `@set_grad_enabled(mode)` runs the function in that mode, and leaves the mode
+    as it was."""
+
+    def __init__(self, mode: bool) -> None:
+        _flag(mode, "set_grad_enabled", "mode")
+        super().__init__(mode)
+        self.prev = _GRAD_ENABLED.get()
+        _GRAD_ENABLED.set(mode)
+
+    def __enter__(self) -> None:
+        _GRAD_ENABLED.set(self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        _GRAD_ENABLED.set(self.prev)
+
+    def __call__(self, fn: Callable) -> Callable:
+        _GRAD_ENABLED.set(self.prev)  # decorating is no plain call: the mode stays as it was
+        return _in_mode(fn, self.mode, "set_grad_enabled")
+
+    def __repr__(self) -> str:
+        return f"microgradnn.set_grad_enabled(mode={self.mode})"
+
+
 def is_grad_enabled() -> bool:
-    """False inside `no_grad()`."""
+    """Whether ops record the graph: False inside `no_grad()` or after `set_grad_enabled(False)`."""
     return _GRAD_ENABLED.get()
 
 

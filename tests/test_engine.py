@@ -256,6 +256,103 @@ def test_no_grad_is_per_thread_and_per_task():
     assert seen == {"held": True, "thread": True, "task": True}
 
 
+def _grad_mode_story(lib, x) -> list:
+    """What torch's grad-mode API does, step by step, on `lib` (microgradnn or torch)."""
+    seen = []
+
+    def records():
+        return (x * x).requires_grad
+
+    def gen():
+        yield lib.is_grad_enabled()
+        yield lib.is_grad_enabled()
+
+    try:
+        with lib.no_grad():
+            with lib.enable_grad():
+                seen.append((lib.is_grad_enabled(), records()))
+            seen.append((lib.is_grad_enabled(), records()))
+            seen.append((lib.enable_grad(records)(), lib.enable_grad()(records)()))
+            seen.append(list(lib.enable_grad(gen)()))
+        made = lib.set_grad_enabled(False)  # a plain call sets the mode
+        seen.append((lib.is_grad_enabled(), records(), repr(made).split(".")[-1]))
+        lib.set_grad_enabled(True)
+        with lib.set_grad_enabled(False):
+            seen.append(records())
+        seen.append(records())
+        with lib.no_grad():
+            with lib.set_grad_enabled(True):
+                seen.append(records())
+            seen.append(records())
+        decorated = lib.set_grad_enabled(False)(lib.is_grad_enabled)  # decorating leaves the mode as it was
+        seen.append((lib.is_grad_enabled(), decorated(), lib.is_grad_enabled()))
+        seen.append(list(lib.set_grad_enabled(False)(gen)()))
+        ctx = lib.set_grad_enabled(False)  # made now, entered later: leaving puts back the mode from before it
+        with ctx:
+            seen.append(lib.is_grad_enabled())
+        seen.append(lib.is_grad_enabled())
+        for bad in (1, None, np.bool_(True)):
+            with pytest.raises(TypeError, match="must be (a )?bool"):
+                lib.set_grad_enabled(bad)
+        seen.append(lib.is_grad_enabled())
+    finally:
+        lib.set_grad_enabled(True)
+    return seen
+
+
+def test_enable_grad_and_set_grad_enabled_as_torch():
+    torch = pytest.importorskip("torch")
+    mine = _grad_mode_story(mg, Value(2.0))
+    assert mine == _grad_mode_story(torch, torch.tensor(2.0, dtype=torch.float64, requires_grad=True))
+    assert mine[0] == (True, True) and mine[4][:2] == (False, False)  # (the story tests something)
+    assert mg.is_grad_enabled()
+
+
+def test_enable_grad_and_set_grad_enabled_are_per_thread_and_per_task():
+    x = Value(1.0)
+    seen = {}
+    inside, done = threading.Event(), threading.Event()
+
+    def worker():
+        mg.set_grad_enabled(False)
+        inside.set()
+        seen["held"] = done.wait(60) and not mg.is_grad_enabled()
+
+    with mg.no_grad():
+        with mg.enable_grad():
+            t = threading.Thread(target=worker)
+            t.start()
+            assert inside.wait(60), "the worker thread never set its mode"
+            seen["thread"] = (x * x).inputs != ()
+            done.set()
+            t.join()
+
+    async def task_a(ev_in, ev_done):
+        mg.set_grad_enabled(False)
+        ev_in.set()
+        await ev_done.wait()
+
+    async def task_b(ev_in, ev_done):
+        await ev_in.wait()
+        seen["task"] = (x * x).inputs != ()
+        ev_done.set()
+
+    async def main():
+        a, b = asyncio.Event(), asyncio.Event()
+        await asyncio.gather(task_a(a, b), task_b(a, b))
+    asyncio.run(main())
+    assert seen == {"held": True, "thread": True, "task": True} and mg.is_grad_enabled()
+
+
+def test_grad_mode_decorators_refuse_what_is_no_function():
+    for make, who in ((mg.no_grad, "no_grad"), (mg.enable_grad, "enable_grad")):
+        with pytest.raises(TypeError, match=f"{who}: decorates a function, got int"):
+            make(3)
+    with pytest.raises(TypeError, match="set_grad_enabled: decorates a function, got str"):
+        mg.set_grad_enabled(False)("f")
+    assert mg.is_grad_enabled()
+
+
 def test_values_are_made_safely_while_another_thread_observes_decisions():
     # compile patches Value's methods for the whole process while it records: a thread making
     # and setting Values meanwhile must see them work as always, even as the last recording ends
