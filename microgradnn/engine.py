@@ -174,6 +174,34 @@ class Value:
         """A new leaf with the same data, cut off from this graph."""
         return Value(self.data, self.label, requires_grad=False)
 
+    def detach_(self) -> Value:
+        """Make this Value a leaf that requires no grad, in place, and return it (torch's). A graph
+        that used it refuses backward and grad after, as torch's refuses one that saved it."""
+        self._make_leaf("Value.detach_")
+        self.requires_grad = False
+        self._t = next_version()  # a version older graphs did not see: see _check_unchanged
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Value:
+        """Set `requires_grad` in place and return this Value, as torch's: a Value computed from
+        others that requires grad keeps it; one that requires none becomes a leaf that does."""
+        _flag(requires_grad, "Value.requires_grad_", "requires_grad")
+        if self.inputs and requires_grad != self.requires_grad:
+            if self.requires_grad:
+                raise RuntimeError(f"Value.requires_grad_: only a leaf's requires_grad can be changed, and this "
+                                   f"Value was computed by {self.op!r} from others; use v.detach() for a copy "
+                                   "that requires no grad")
+            self._make_leaf("Value.requires_grad_")  # no gradient flowed through it: nothing is lost
+        self.requires_grad = requires_grad
+        return self
+
+    def _make_leaf(self, who: str) -> None:
+        """Forget how this Value was computed (torch's grad_fn = None)."""
+        if _DECISIONS.get() is not None:
+            raise RuntimeError(f"{who}: refused while compile records (a replay could not follow it); use "
+                               "v.detach()")
+        self._op, self.inputs, self._local, self._depth = None, (), (), 0
+
     def backward(self, gradient: float | None = 1.0, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs: Value | Iterable[Value] | None = None) -> None:
         """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default).
@@ -858,13 +886,14 @@ def changed_since(values: Iterable[Value], version: int) -> Value | None:
 
 def _check_unchanged(interior: Iterable[Value], who: str) -> None:
     """Raise if an input's `.data` was set after a node used it (its local derivatives,
-    computed then, would be stale)."""
+    computed then, would be stale), or it was detached in place (`detach_`: no gradient may flow)."""
     for v in interior:
         for x in v.inputs:
             if x._t > v._t:
                 name = f" {x.label!r}" if x.label else ""
                 raise RuntimeError(f"{who}: the data of Value{name} (now {x._data!r}) was changed after "
-                                   f"{v.op!r} used it; run the forward pass again to differentiate at the new value")
+                                   f"{v.op!r} used it (or the Value was detached in place: detach_()); run the "
+                                   "forward pass again to differentiate at the new value")
 
 
 def _run_hooks(hooks: tuple, root: Value, when: str) -> None:

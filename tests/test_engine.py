@@ -353,6 +353,72 @@ def test_grad_mode_decorators_refuse_what_is_no_function():
     assert mg.is_grad_enabled()
 
 
+def _requires_grad_story(make) -> list:
+    """What torch's requires_grad_ does, step by step, on Values or tensors made by `make`."""
+    seen = []
+    x = make(2.0, True)
+    seen.append((x.requires_grad_(False) is x, x.requires_grad, x.is_leaf))
+    seen.append((x.requires_grad_() is x, x.requires_grad_(requires_grad=True) is x, x.requires_grad))
+    y = x * 3.0
+    seen.append((y.requires_grad_(True) is y, y.requires_grad, y.is_leaf))
+    with pytest.raises(RuntimeError, match="only .*leaf"):
+        y.requires_grad_(False)
+    for bad in (1, None):
+        with pytest.raises(TypeError, match="must be (a )?bool"):
+            x.requires_grad_(bad)
+    c = make(2.0, False)
+    u = c * 3.0  # computed, requires no grad: torch's leaf, made one that requires grad
+    seen.append((u.is_leaf, u.requires_grad_() is u, u.is_leaf, u.requires_grad))
+    for _ in range(2):
+        (u * u).backward()  # accumulates into u, as into a leaf
+    seen.append((float(u.grad), float(c.grad or 0.0)))
+    return seen
+
+
+def test_requires_grad__as_torch():
+    torch = pytest.importorskip("torch")
+    mine = _requires_grad_story(lambda x, r: Value(x, requires_grad=r))
+    assert mine == _requires_grad_story(lambda x, r: torch.tensor(x, dtype=torch.float64, requires_grad=r))
+    assert mine[-1] == (24.0, 0.0)
+
+
+def test_detach__makes_a_leaf_as_torch_and_a_graph_that_used_it_refuses():
+    torch = pytest.importorskip("torch")
+    for make in (Value, lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True)):
+        x = make(2.0)
+        y = x * 3.0
+        z = y * y  # used y before it was detached
+        assert y.detach_() is y and (y.requires_grad, y.is_leaf) == (False, True)
+        (y * x).backward()  # y is now a constant 6
+        assert float(x.grad) == 6.0
+        with pytest.raises(RuntimeError, match="detach"):
+            z.backward()  # never the gradient of a cut graph, silently
+    x = Value(2.0, "x")
+    y = x * 1.0
+    z = y + 2.0  # (torch's add saves nothing and its graph would still reach x: here backward refuses)
+    y.detach_()
+    with pytest.raises(RuntimeError, match=r"backward: .*after '\+' used it \(or the Value was detached in place"):
+        z.backward()
+    with pytest.raises(RuntimeError, match="grad: .*detached in place"):
+        mg.grad(z, [x])
+    assert x.grad == 0.0 and y.inputs == () and y.op == ""
+    leaf = Value(1.0)
+    w = leaf * leaf
+    leaf.detach_()  # a leaf too: torch refuses the graph that saved it
+    with pytest.raises(RuntimeError, match="detached in place"):
+        w.backward()
+
+
+def test_detach__and_requires_grad__refuse_to_cut_a_graph_compile_records():
+    v = Value(2.0, requires_grad=False)
+    u = v * 3.0
+    with observe_decisions(lambda kind, a, b, answer: answer):
+        for call in (u.detach_, Value(1.0).detach_, u.requires_grad_):
+            with pytest.raises(RuntimeError, match="refused while compile records"):
+                call()
+    assert u.inputs and not u.requires_grad
+
+
 def test_values_are_made_safely_while_another_thread_observes_decisions():
     # compile patches Value's methods for the whole process while it records: a thread making
     # and setting Values meanwhile must see them work as always, even as the last recording ends
