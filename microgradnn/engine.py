@@ -165,7 +165,7 @@ class Value:
     def tanh(self) -> Value: return tanh(self)
     def sigmoid(self) -> Value: return sigmoid(self)
     def relu(self) -> Value: return relu(self)
-    def leaky_relu(self, slope: float = 0.01) -> Value: return leaky_relu(self, slope)
+    def leaky_relu(self, negative_slope: float = 0.01) -> Value: return leaky_relu(self, negative_slope)
     def sin(self) -> Value: return sin(self)
     def cos(self) -> Value: return cos(self)
     def softplus(self) -> Value: return softplus(self)
@@ -1840,12 +1840,13 @@ _TAKE = _row("take", _take,
 
 
 @overload
-def leaky_relu(x: Value, slope: float = 0.01) -> Value: ...
+def leaky_relu(input: Value, negative_slope: float = 0.01) -> Value: ...
 @overload
-def leaky_relu(x: float, slope: float = 0.01) -> float: ...
-def leaky_relu(x: Value | float, slope: float = 0.01) -> Value | float:
-    """max(x, slope * x) for slope < 1: a Value for a Value, a float for a number."""
-    return _leaky_relu(x, slope)
+def leaky_relu(input: float, negative_slope: float = 0.01) -> float: ...
+def leaky_relu(input: Value | float, negative_slope: float = 0.01) -> Value | float:
+    """input if input > 0, else negative_slope * input (torch.nn.functional.leaky_relu's arguments):
+    a Value for a Value, a float for a number."""
+    return _leaky_relu(input, negative_slope)
 
 
 def logsumexp(xs: Sequence[Value | float]) -> Value | float:

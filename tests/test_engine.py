@@ -1,6 +1,7 @@
 import asyncio
 import copy
 import gc
+import inspect
 import io
 import math
 import pickle
@@ -98,6 +99,25 @@ def test_torch_method_names_run_unchanged_on_tensors():
     x = Value(0.8)
     t = torch.tensor(0.8, dtype=torch.float64)
     assert f(x).data == pytest.approx(f(t).item(), rel=1e-12)
+
+
+def test_leaky_relu_takes_torchs_negative_slope_name_and_default():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    for x in (-2.0, 1.5):
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        for call in ({}, {"negative_slope": 0.2}):
+            want = F.leaky_relu(t, **call)
+            (want_grad,) = torch.autograd.grad(want, t)
+            for got in (mg.leaky_relu(Value(x), **call), Value(x).leaky_relu(**call),
+                        mg.leaky_relu(input=Value(x), **call)):
+                assert got.data == want.item() and mg.grad(got, got.inputs[0])[0] == want_grad.item()
+            assert mg.leaky_relu(x, **call) == want.item()  # a number for a number
+    for name, lib, mine in (("negative_slope", F.leaky_relu, mg.leaky_relu),
+                            ("negative_slope", torch.nn.LeakyReLU, Value.leaky_relu)):
+        assert inspect.signature(mine).parameters[name].default == inspect.signature(lib).parameters[name].default
+    neuron = mg.Neuron.from_weights([1.0], 0.0, "leaky_relu")  # the nn activation: torch's default slope
+    assert neuron([-1.0]).data == torch.nn.LeakyReLU()(torch.tensor(-1.0, dtype=torch.float64)).item()
 
 
 def test_repr_float_label_op_inputs():
