@@ -19,8 +19,8 @@ import threading
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
-    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "is_grad_enabled", "grad",
-    "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
+    "Value", "Op", "define_op", "get_op", "ops", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "grad", "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
     "observe_decisions", "is_sample_float", "all_floats", "data_of", "assign", "restore", "data_version",
     "next_version", "version_of", "changed_since",
@@ -165,7 +165,7 @@ class Value:
     def tanh(self) -> Value: return tanh(self)
     def sigmoid(self) -> Value: return sigmoid(self)
     def relu(self) -> Value: return relu(self)
-    def leaky_relu(self, slope: float = 0.01) -> Value: return leaky_relu(self, slope)
+    def leaky_relu(self, negative_slope: float = 0.01) -> Value: return leaky_relu(self, negative_slope)
     def sin(self) -> Value: return sin(self)
     def cos(self) -> Value: return cos(self)
     def softplus(self) -> Value: return softplus(self)
@@ -173,6 +173,34 @@ class Value:
     def detach(self) -> Value:
         """A new leaf with the same data, cut off from this graph."""
         return Value(self.data, self.label, requires_grad=False)
+
+    def detach_(self) -> Value:
+        """Make this Value a leaf that requires no grad, in place, and return it (torch's). A graph
+        that used it refuses backward and grad after, as torch's refuses one that saved it."""
+        self._make_leaf("Value.detach_")
+        self.requires_grad = False
+        self._t = next_version()  # a version older graphs did not see: see _check_unchanged
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Value:
+        """Set `requires_grad` in place and return this Value, as torch's: a Value computed from
+        others that requires grad keeps it; one that requires none becomes a leaf that does."""
+        _flag(requires_grad, "Value.requires_grad_", "requires_grad")
+        if self.inputs and requires_grad != self.requires_grad:
+            if self.requires_grad:
+                raise RuntimeError(f"Value.requires_grad_: only a leaf's requires_grad can be changed, and this "
+                                   f"Value was computed by {self.op!r} from others; use v.detach() for a copy "
+                                   "that requires no grad")
+            self._make_leaf("Value.requires_grad_")  # no gradient flowed through it: nothing is lost
+        self.requires_grad = requires_grad
+        return self
+
+    def _make_leaf(self, who: str) -> None:
+        """Forget how this Value was computed (torch's grad_fn = None)."""
+        if _DECISIONS.get() is not None:
+            raise RuntimeError(f"{who}: refused while compile records (a replay could not follow it); use "
+                               "v.detach()")
+        self._op, self.inputs, self._local, self._depth = None, (), (), 0
 
     def backward(self, gradient: float | None = 1.0, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs: Value | Iterable[Value] | None = None) -> None:
@@ -858,13 +886,14 @@ def changed_since(values: Iterable[Value], version: int) -> Value | None:
 
 def _check_unchanged(interior: Iterable[Value], who: str) -> None:
     """Raise if an input's `.data` was set after a node used it (its local derivatives,
-    computed then, would be stale)."""
+    computed then, would be stale), or it was detached in place (`detach_`: no gradient may flow)."""
     for v in interior:
         for x in v.inputs:
             if x._t > v._t:
                 name = f" {x.label!r}" if x.label else ""
                 raise RuntimeError(f"{who}: the data of Value{name} (now {x._data!r}) was changed after "
-                                   f"{v.op!r} used it; run the forward pass again to differentiate at the new value")
+                                   f"{v.op!r} used it (or the Value was detached in place: detach_()); run the "
+                                   "forward pass again to differentiate at the new value")
 
 
 def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
@@ -1026,17 +1055,20 @@ def _unrecorded_input(v: Value, i: int) -> RuntimeError:
                         "requires_grad before computing with it (run the forward pass again)")
 
 
-# The grad mode each open no_grad block restores on leaving, innermost last (per thread and task,
-# so one no_grad() object may be entered again, nested, and shared).
+# The grad mode each open no_grad or enable_grad block restores on leaving, innermost last (per
+# thread and task, so one such object may be entered again, nested, and shared).
 _OUTER_MODES: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_outer_grad_modes", default=())
 
 
-class _NoGrad:
-    """What `no_grad()` returns: a context manager that may be entered again, and a decorator."""
+class _GradMode:
+    """What `no_grad()` and `enable_grad()` return: a context manager that may be entered again, and a decorator."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = mode
 
     def __enter__(self) -> None:
         _OUTER_MODES.set(_OUTER_MODES.get() + (_GRAD_ENABLED.get(),))
-        _GRAD_ENABLED.set(False)
+        _GRAD_ENABLED.set(self.mode)
 
     def __exit__(self, *exc: object) -> None:
         outer = _OUTER_MODES.get()
@@ -1044,33 +1076,33 @@ class _NoGrad:
         _GRAD_ENABLED.set(outer[-1])
 
     def __call__(self, fn: Callable) -> Callable:
-        return no_grad(fn)
+        return _in_mode(fn, self.mode, "enable_grad" if self.mode else "no_grad")
 
 
-def no_grad(fn: Callable | None = None) -> Any:
-    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
-    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
-    if fn is None:
-        return _NoGrad()
+def _in_mode(fn: Callable, mode: bool, who: str) -> Callable:
+    """`fn` run with grad mode `mode`, the caller's mode put back after (each resumption of a
+    generator function's body, as torch's decorators)."""
+    if not callable(fn):
+        raise TypeError(f"{who}: decorates a function, got {type(fn).__name__} {fn!r:.60}")
     if inspect.isgeneratorfunction(fn):
-        return _generator_without_grad(fn)
+        return _generator_in_mode(fn, mode)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _NoGrad():
+        with _GradMode(mode):
             return fn(*args, **kwargs)
     return wrapper
 
 
-def _generator_without_grad(fn: Callable) -> Callable:
-    """A generator function's wrapper that runs each resumption of its body inside no_grad
-    (calling it only makes the generator: wrapping that call alone would leave the body recording)."""
+def _generator_in_mode(fn: Callable, mode: bool) -> Callable:
+    """A generator function's wrapper that runs each resumption of its body in grad mode `mode`
+    (calling it only makes the generator: wrapping that call alone would leave the body as it was)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         gen = fn(*args, **kwargs)
         resume, arg = gen.send, None
         while True:
-            with _NoGrad():
+            with _GradMode(mode):
                 try:
                     item = resume(arg)
                 except StopIteration as stop:
@@ -1078,7 +1110,7 @@ def _generator_without_grad(fn: Callable) -> Callable:
             try:
                 arg, resume = (yield item), gen.send
             except GeneratorExit:
-                with _NoGrad():
+                with _GradMode(mode):
                     gen.close()
                 raise
             except BaseException as e:  # thrown into this generator: into fn's
@@ -1086,8 +1118,46 @@ def _generator_without_grad(fn: Callable) -> Callable:
     return wrapper
 
 
+def no_grad(fn: Callable | None = None) -> Any:
+    """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
+    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
+    return _GradMode(False) if fn is None else _in_mode(fn, False, "no_grad")
+
+
+def enable_grad(fn: Callable | None = None) -> Any:
+    """Record the graph again inside `no_grad`: `with enable_grad():`, `@enable_grad()` or
+    `@enable_grad`, as torch's (thread- and task-safe, as `no_grad`)."""
+    return _GradMode(True) if fn is None else _in_mode(fn, True, "enable_grad")
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801  (torch's name: a class there too)
+    """Turn graph recording on or off, as torch's: `set_grad_enabled(False)` sets the mode at once
+    (for this thread or task); `with set_grad_enabled(mode):` puts back the mode from before the
+    call on leaving; `@set_grad_enabled(mode)` runs the function in that mode, and leaves the mode
+    as it was."""
+
+    def __init__(self, mode: bool) -> None:
+        _flag(mode, "set_grad_enabled", "mode")
+        super().__init__(mode)
+        self.prev = _GRAD_ENABLED.get()
+        _GRAD_ENABLED.set(mode)
+
+    def __enter__(self) -> None:
+        _GRAD_ENABLED.set(self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        _GRAD_ENABLED.set(self.prev)
+
+    def __call__(self, fn: Callable) -> Callable:
+        _GRAD_ENABLED.set(self.prev)  # decorating is no plain call: the mode stays as it was
+        return _in_mode(fn, self.mode, "set_grad_enabled")
+
+    def __repr__(self) -> str:
+        return f"microgradnn.set_grad_enabled(mode={self.mode})"
+
+
 def is_grad_enabled() -> bool:
-    """False inside `no_grad()`."""
+    """Whether ops record the graph: False inside `no_grad()` or after `set_grad_enabled(False)`."""
     return _GRAD_ENABLED.get()
 
 
@@ -1770,12 +1840,13 @@ _TAKE = _row("take", _take,
 
 
 @overload
-def leaky_relu(x: Value, slope: float = 0.01) -> Value: ...
+def leaky_relu(input: Value, negative_slope: float = 0.01) -> Value: ...
 @overload
-def leaky_relu(x: float, slope: float = 0.01) -> float: ...
-def leaky_relu(x: Value | float, slope: float = 0.01) -> Value | float:
-    """max(x, slope * x) for slope < 1: a Value for a Value, a float for a number."""
-    return _leaky_relu(x, slope)
+def leaky_relu(input: float, negative_slope: float = 0.01) -> float: ...
+def leaky_relu(input: Value | float, negative_slope: float = 0.01) -> Value | float:
+    """input if input > 0, else negative_slope * input (torch.nn.functional.leaky_relu's arguments):
+    a Value for a Value, a float for a number."""
+    return _leaky_relu(input, negative_slope)
 
 
 def logsumexp(xs: Sequence[Value | float]) -> Value | float:

@@ -1,6 +1,7 @@
 import asyncio
 import copy
 import gc
+import inspect
 import io
 import math
 import pickle
@@ -98,6 +99,25 @@ def test_torch_method_names_run_unchanged_on_tensors():
     x = Value(0.8)
     t = torch.tensor(0.8, dtype=torch.float64)
     assert f(x).data == pytest.approx(f(t).item(), rel=1e-12)
+
+
+def test_leaky_relu_takes_torchs_negative_slope_name_and_default():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    for x in (-2.0, 1.5):
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        for call in ({}, {"negative_slope": 0.2}):
+            want = F.leaky_relu(t, **call)
+            (want_grad,) = torch.autograd.grad(want, t)
+            for got in (mg.leaky_relu(Value(x), **call), Value(x).leaky_relu(**call),
+                        mg.leaky_relu(input=Value(x), **call)):
+                assert got.data == want.item() and mg.grad(got, got.inputs[0])[0] == want_grad.item()
+            assert mg.leaky_relu(x, **call) == want.item()  # a number for a number
+    for name, lib, mine in (("negative_slope", F.leaky_relu, mg.leaky_relu),
+                            ("negative_slope", torch.nn.LeakyReLU, Value.leaky_relu)):
+        assert inspect.signature(mine).parameters[name].default == inspect.signature(lib).parameters[name].default
+    neuron = mg.Neuron.from_weights([1.0], 0.0, "leaky_relu")  # the nn activation: torch's default slope
+    assert neuron([-1.0]).data == torch.nn.LeakyReLU()(torch.tensor(-1.0, dtype=torch.float64)).item()
 
 
 def test_repr_float_label_op_inputs():
@@ -254,6 +274,169 @@ def test_no_grad_is_per_thread_and_per_task():
         await asyncio.gather(task_a(a, b), task_b(a, b))
     asyncio.run(main())
     assert seen == {"held": True, "thread": True, "task": True}
+
+
+def _grad_mode_story(lib, x) -> list:
+    """What torch's grad-mode API does, step by step, on `lib` (microgradnn or torch)."""
+    seen = []
+
+    def records():
+        return (x * x).requires_grad
+
+    def gen():
+        yield lib.is_grad_enabled()
+        yield lib.is_grad_enabled()
+
+    try:
+        with lib.no_grad():
+            with lib.enable_grad():
+                seen.append((lib.is_grad_enabled(), records()))
+            seen.append((lib.is_grad_enabled(), records()))
+            seen.append((lib.enable_grad(records)(), lib.enable_grad()(records)()))
+            seen.append(list(lib.enable_grad(gen)()))
+        made = lib.set_grad_enabled(False)  # a plain call sets the mode
+        seen.append((lib.is_grad_enabled(), records(), repr(made).split(".")[-1]))
+        lib.set_grad_enabled(True)
+        with lib.set_grad_enabled(False):
+            seen.append(records())
+        seen.append(records())
+        with lib.no_grad():
+            with lib.set_grad_enabled(True):
+                seen.append(records())
+            seen.append(records())
+        decorated = lib.set_grad_enabled(False)(lib.is_grad_enabled)  # decorating leaves the mode as it was
+        seen.append((lib.is_grad_enabled(), decorated(), lib.is_grad_enabled()))
+        seen.append(list(lib.set_grad_enabled(False)(gen)()))
+        ctx = lib.set_grad_enabled(False)  # made now, entered later: leaving puts back the mode from before it
+        with ctx:
+            seen.append(lib.is_grad_enabled())
+        seen.append(lib.is_grad_enabled())
+        for bad in (1, None, np.bool_(True)):
+            with pytest.raises(TypeError, match="must be (a )?bool"):
+                lib.set_grad_enabled(bad)
+        seen.append(lib.is_grad_enabled())
+    finally:
+        lib.set_grad_enabled(True)
+    return seen
+
+
+def test_enable_grad_and_set_grad_enabled_as_torch():
+    torch = pytest.importorskip("torch")
+    mine = _grad_mode_story(mg, Value(2.0))
+    assert mine == _grad_mode_story(torch, torch.tensor(2.0, dtype=torch.float64, requires_grad=True))
+    assert mine[0] == (True, True) and mine[4][:2] == (False, False)  # (the story tests something)
+    assert mg.is_grad_enabled()
+
+
+def test_enable_grad_and_set_grad_enabled_are_per_thread_and_per_task():
+    x = Value(1.0)
+    seen = {}
+    inside, done = threading.Event(), threading.Event()
+
+    def worker():
+        mg.set_grad_enabled(False)
+        inside.set()
+        seen["held"] = done.wait(60) and not mg.is_grad_enabled()
+
+    with mg.no_grad():
+        with mg.enable_grad():
+            t = threading.Thread(target=worker)
+            t.start()
+            assert inside.wait(60), "the worker thread never set its mode"
+            seen["thread"] = (x * x).inputs != ()
+            done.set()
+            t.join()
+
+    async def task_a(ev_in, ev_done):
+        mg.set_grad_enabled(False)
+        ev_in.set()
+        await ev_done.wait()
+
+    async def task_b(ev_in, ev_done):
+        await ev_in.wait()
+        seen["task"] = (x * x).inputs != ()
+        ev_done.set()
+
+    async def main():
+        a, b = asyncio.Event(), asyncio.Event()
+        await asyncio.gather(task_a(a, b), task_b(a, b))
+    asyncio.run(main())
+    assert seen == {"held": True, "thread": True, "task": True} and mg.is_grad_enabled()
+
+
+def test_grad_mode_decorators_refuse_what_is_no_function():
+    for make, who in ((mg.no_grad, "no_grad"), (mg.enable_grad, "enable_grad")):
+        with pytest.raises(TypeError, match=f"{who}: decorates a function, got int"):
+            make(3)
+    with pytest.raises(TypeError, match="set_grad_enabled: decorates a function, got str"):
+        mg.set_grad_enabled(False)("f")
+    assert mg.is_grad_enabled()
+
+
+def _requires_grad_story(make) -> list:
+    """What torch's requires_grad_ does, step by step, on Values or tensors made by `make`."""
+    seen = []
+    x = make(2.0, True)
+    seen.append((x.requires_grad_(False) is x, x.requires_grad, x.is_leaf))
+    seen.append((x.requires_grad_() is x, x.requires_grad_(requires_grad=True) is x, x.requires_grad))
+    y = x * 3.0
+    seen.append((y.requires_grad_(True) is y, y.requires_grad, y.is_leaf))
+    with pytest.raises(RuntimeError, match="only .*leaf"):
+        y.requires_grad_(False)
+    for bad in (1, None):
+        with pytest.raises(TypeError, match="must be (a )?bool"):
+            x.requires_grad_(bad)
+    c = make(2.0, False)
+    u = c * 3.0  # computed, requires no grad: torch's leaf, made one that requires grad
+    seen.append((u.is_leaf, u.requires_grad_() is u, u.is_leaf, u.requires_grad))
+    for _ in range(2):
+        (u * u).backward()  # accumulates into u, as into a leaf
+    seen.append((float(u.grad), float(c.grad or 0.0)))
+    return seen
+
+
+def test_requires_grad__as_torch():
+    torch = pytest.importorskip("torch")
+    mine = _requires_grad_story(lambda x, r: Value(x, requires_grad=r))
+    assert mine == _requires_grad_story(lambda x, r: torch.tensor(x, dtype=torch.float64, requires_grad=r))
+    assert mine[-1] == (24.0, 0.0)
+
+
+def test_detach__makes_a_leaf_as_torch_and_a_graph_that_used_it_refuses():
+    torch = pytest.importorskip("torch")
+    for make in (Value, lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True)):
+        x = make(2.0)
+        y = x * 3.0
+        z = y * y  # used y before it was detached
+        assert y.detach_() is y and (y.requires_grad, y.is_leaf) == (False, True)
+        (y * x).backward()  # y is now a constant 6
+        assert float(x.grad) == 6.0
+        with pytest.raises(RuntimeError, match="detach"):
+            z.backward()  # never the gradient of a cut graph, silently
+    x = Value(2.0, "x")
+    y = x * 1.0
+    z = y + 2.0  # (torch's add saves nothing and its graph would still reach x: here backward refuses)
+    y.detach_()
+    with pytest.raises(RuntimeError, match=r"backward: .*after '\+' used it \(or the Value was detached in place"):
+        z.backward()
+    with pytest.raises(RuntimeError, match="grad: .*detached in place"):
+        mg.grad(z, [x])
+    assert x.grad == 0.0 and y.inputs == () and y.op == ""
+    leaf = Value(1.0)
+    w = leaf * leaf
+    leaf.detach_()  # a leaf too: torch refuses the graph that saved it
+    with pytest.raises(RuntimeError, match="detached in place"):
+        w.backward()
+
+
+def test_detach__and_requires_grad__refuse_to_cut_a_graph_compile_records():
+    v = Value(2.0, requires_grad=False)
+    u = v * 3.0
+    with observe_decisions(lambda kind, a, b, answer: answer):
+        for call in (u.detach_, Value(1.0).detach_, u.requires_grad_):
+            with pytest.raises(RuntimeError, match="refused while compile records"):
+                call()
+    assert u.inputs and not u.requires_grad
 
 
 def test_values_are_made_safely_while_another_thread_observes_decisions():
