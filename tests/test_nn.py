@@ -427,6 +427,35 @@ def test_a_module_made_or_a_parameter_made_while_another_runs_is_a_parameter_but
         fresh([1.0])
 
 
+def test_a_parameter_replaced_while_a_module_runs_by_a_value_that_is_no_parameter_is_refused_not_dropped():
+    class Net(mg.nn.Module):
+        def __init__(self, how):
+            self.nin, self.nout, self.output_activation, self.how = 1, 1, "linear", how
+            self.w, self.mean = Value(0.5), Value(0.0, requires_grad=False)  # mean: a frozen parameter, saved
+
+        def forward(self, x):
+            if self.how == "frozen":  # a running mean kept as a new frozen Value: was dropped from state_dict
+                self.mean = Value(0.9 * self.mean.data + 0.1 * x[0].data, requires_grad=False)
+            elif self.how == "detached":
+                self.w = self.w.detach()
+            elif self.how == "computed":
+                self.w = self.w * 1.0
+            else:  # the same parameters set again: still parameters
+                self.w, self.mean = self.w, self.mean
+            return self.w * (x[0] - self.mean)
+
+    for how in ("frozen", "detached", "computed"):
+        net = Net(how)
+        with pytest.raises(ValueError, match=r"^Net\.(mean|w): a new Value set while a module runs, in place of a "
+                                             r"parameter.*would drop it from state_dict and save"):
+            net([1.0])
+        assert list(net.state_dict()) == ["w", "mean"], how
+    net = Net("same")
+    net([1.0])
+    net.predict(np.array([[1.0]]))
+    assert list(net.state_dict()) == ["w", "mean"]
+
+
 def test_children_and_modules_list_each_submodule_once_in_torchs_order():
     torch = pytest.importorskip("torch")
 

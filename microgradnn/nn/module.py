@@ -81,13 +81,16 @@ def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Va
                 yield from _items_in({f"{name}.{key}": x})
 
 
-def _check_not_replaced(module: "Module", name: str, leaves: list[Value]) -> None:
-    """Refuse, while a module runs, new leaf Values in place of the parameters `name` holds."""
+def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
+    """True if attribute `name` holds parameters; while a module runs they may be set again but
+    not replaced (`leaves`, the new value's leaf Values, must be the same ones): refused."""
     old = {id(v) for _, v in _items_in({name: getattr(module, name)}) if isinstance(v, Value)}
-    if old and not old.issuperset(map(id, leaves)):
+    if old and old != set(map(id, leaves)):
         raise ValueError(f"{type(module).__name__}.{name}: a new Value set while a module runs, in place of a "
-                         "parameter, would leave an optimizer built before stepping the old one; create "
-                         "parameters once (in __init__, or at the first call), and set their .data to change them")
+                         "parameter, would leave an optimizer built before stepping the old one (a detached or "
+                         "computed one, or none, would drop it from state_dict and save); create parameters once "
+                         "(in __init__, or at the first call), and set their .data to change them")
+    return bool(old)
 
 
 class Module:
@@ -120,12 +123,11 @@ class Module:
                 plain.discard(name)
             if _OUTERMOST.get() is not None:
                 leaves = [v for _, v in _items_in({name: value}) if isinstance(v, Value)]
-                if leaves and not any(v.requires_grad for v in leaves):
+                held = not was_plain and name in self.__dict__ and _holds_parameters(self, name, leaves)
+                if leaves and not held and not any(v.requires_grad for v in leaves):
                     if plain is None:
                         object.__setattr__(self, "_plain", plain := set())
                     plain.add(name)
-                elif leaves and not was_plain and name in self.__dict__:
-                    _check_not_replaced(self, name, leaves)
         object.__setattr__(self, name, value)
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
