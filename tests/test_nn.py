@@ -427,6 +427,26 @@ def test_a_module_made_or_a_parameter_made_while_another_runs_is_a_parameter_but
         fresh([1.0])
 
 
+def test_which_attributes_are_plain_is_each_modules_own_after_a_copy_and_apart_from_a_subclasss_attributes():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self._plain, self.w = "a name of the user's own", Value(0.5)
+
+        def forward(self, x):
+            self.last = x  # the sample's inputs: a plain attribute
+            return self.w * x[0]
+
+    net = Net()
+    net([1.0])
+    twin = copy.copy(net)
+    twin.last = Value(2.0)  # set outside a call: a parameter of the copy only
+    assert [n for n, _ in twin.named_parameters()] == ["w", "last"]
+    assert [n for n, _ in net.named_parameters()] == ["w"]
+    other = copy.deepcopy(net)
+    assert [n for n, _ in other.named_parameters()] == ["w"] and other._plain == "a name of the user's own"
+
+
 def test_a_parameter_replaced_while_a_module_runs_by_a_value_that_is_no_parameter_is_refused_not_dropped():
     class Net(mg.nn.Module):
         def __init__(self, how):

@@ -106,6 +106,10 @@ class Module:
     if not TYPE_CHECKING:  # (to mypy they are the int and str declared above)
         nin, nout, output_activation = _Size(), _Size(), _Size()
 
+    # the names of the attributes set while a module ran to Values that require no grad (private
+    # to Module: a subclass's own self.__plain or _plain is another attribute)
+    __plain: frozenset[str] = frozenset()
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "from_config" in cls.__dict__:
@@ -117,17 +121,13 @@ class Module:
         # a leaf that requires grad made there is a parameter (a layer made at its first call), but
         # replacing a parameter there is refused: an optimizer built before keeps the old one.
         if type(self)._named_items is Module._named_items:
-            plain: set[str] | None = self.__dict__.get("_plain")
-            was_plain = plain is not None and name in plain
-            if plain is not None and was_plain:
-                plain.discard(name)
+            was_plain, plain = name in self.__plain, False
             if _OUTERMOST.get() is not None:
                 leaves = [v for _, v in _items_in({name: value}) if isinstance(v, Value)]
                 held = not was_plain and name in self.__dict__ and _holds_parameters(self, name, leaves)
-                if leaves and not held and not any(v.requires_grad for v in leaves):
-                    if plain is None:
-                        object.__setattr__(self, "_plain", plain := set())
-                    plain.add(name)
+                plain = bool(leaves) and not held and not any(v.requires_grad for v in leaves)
+            if plain != was_plain:  # a new set, not changed in place: copy.copy(module) shares it
+                object.__setattr__(self, "_Module__plain", self.__plain | {name} if plain else self.__plain - {name})
         object.__setattr__(self, name, value)
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
@@ -137,8 +137,8 @@ class Module:
         module's own parameters before its submodules', a ParameterList being one). The library's
         modules list theirs explicitly."""
         own = vars(self)
-        if own.get("_plain"):  # Values set while a module ran that require no grad: plain attributes
-            own = {k: v for k, v in own.items() if k not in own["_plain"]}
+        if self.__plain:  # Values set while a module ran that require no grad: plain attributes
+            own = {k: v for k, v in own.items() if k not in self.__plain}
         items = sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
         if len({name for name, _ in items}) != len(items):  # a save and load would set both to one number
             names = [name for name, _ in items]
