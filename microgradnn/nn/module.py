@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import json
 import os
+import threading
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -42,6 +43,8 @@ class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
 
+
+_PLAIN_LOCK = threading.Lock()  # see Module.__setattr__
 
 # Module types a model file can name, by class name: every subclass that defines `from_config`.
 _TYPES: dict[str, Any] = {}
@@ -127,7 +130,9 @@ class Module:
                 held = not was_plain and name in self.__dict__ and _holds_parameters(self, name, leaves)
                 plain = bool(leaves) and not held and not any(v.requires_grad for v in leaves)
             if plain != was_plain:  # a new set, not changed in place: copy.copy(module) shares it
-                object.__setattr__(self, "_Module__plain", self.__plain | {name} if plain else self.__plain - {name})
+                with _PLAIN_LOCK:  # (two threads' calls setting two names: both kept)
+                    names = self.__plain | {name} if plain else self.__plain - {name}
+                    object.__setattr__(self, "_Module__plain", names)
         object.__setattr__(self, name, value)
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
