@@ -447,6 +447,36 @@ def test_which_attributes_are_plain_is_each_modules_own_after_a_copy_and_apart_f
     assert [n for n, _ in other.named_parameters()] == ["w"] and other._plain == "a name of the user's own"
 
 
+def test_a_module_made_while_another_runs_keeps_the_frozen_parameters_its_init_sets():
+    class Shift(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.s = 1, Value(2.0)
+            self._frozen()
+
+        def _frozen(self):  # (set by a method __init__ calls)
+            self.shift = Value(1.0, requires_grad=False)  # frozen: saved, as torch's frozen Parameter
+
+        def forward(self, x):
+            self.last = x  # the sample's inputs, set while it runs: plain
+            return [x[0] * self.s + self.shift]
+
+    class Net(mg.nn.Module):
+        def __init__(self, lazy):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            if not lazy:
+                self.head = Shift()
+
+        def forward(self, x):
+            if not hasattr(self, "head"):
+                self.head = Shift()  # a layer made at the first call, as one made in __init__
+            return self.head(x)[0]
+
+    for lazy in (False, True):
+        net = Net(lazy)
+        assert net([1.0]).data == 3.0 and net([1.0]).data == 3.0
+        assert list(net.state_dict()) == ["head.s", "head.shift"], lazy
+
+
 def test_a_parameter_replaced_while_a_module_runs_by_a_value_that_is_no_parameter_is_refused_not_dropped():
     class Net(mg.nn.Module):
         def __init__(self, how):

@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import json
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
@@ -96,6 +97,17 @@ def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
     return bool(old)
 
 
+def _initializing(module: "Module") -> bool:
+    """True if `module`'s __init__ is running (a module made while another runs, whose frozen
+    leaf Values set there are parameters, as when it is made outside a call)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class Module:
     """Base class: parameters, names, gradients, state and files, as in `torch.nn.Module`."""
 
@@ -128,7 +140,8 @@ class Module:
             if _OUTERMOST.get() is not None:
                 leaves = [v for _, v in _items_in({name: value}) if isinstance(v, Value)]
                 held = not was_plain and name in self.__dict__ and _holds_parameters(self, name, leaves)
-                plain = bool(leaves) and not held and not any(v.requires_grad for v in leaves)
+                plain = (bool(leaves) and not held and not any(v.requires_grad for v in leaves)
+                         and (was_plain or not _initializing(self)))
             if plain != was_plain:  # a new set, not changed in place: copy.copy(module) shares it
                 with _PLAIN_LOCK:  # (two threads' calls setting two names: both kept)
                     names = self.__plain | {name} if plain else self.__plain - {name}
