@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import threading
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -100,7 +101,7 @@ def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
 def _initializing(module: "Module") -> bool:
     """True if `module`'s __init__ is running (a module made while another runs, whose frozen
     leaf Values set there are parameters, as when it is made outside a call)."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
             return True
