@@ -932,11 +932,11 @@ def _checked_inputs(inputs: Value | Iterable[Value], who: str) -> tuple[Value, .
 
 def _seed(gradient: Any, who: str, keep_value: bool) -> Any:
     """The gradient backward or grad starts from at the output: 1.0 for None; a one-item list
-    or tuple is its item (torch's form for one output); a Value is kept with `keep_value`."""
-    if gradient is None:
-        return 1.0
+    or tuple is its item (torch's form for one output: [None] is None); a Value is kept with `keep_value`."""
     if isinstance(gradient, (list, tuple)) and len(gradient) == 1:
         gradient = gradient[0]
+    if gradient is None:
+        return 1.0
     if type(gradient) is Value and keep_value:
         return gradient
     g = _to_float(gradient, who)

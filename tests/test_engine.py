@@ -793,6 +793,7 @@ def test_grad_takes_torchs_arguments_in_torchs_order():
     x, tx, two = Value(3.0), _tensor(3.0), _tensor(2.0, False)
     assert mg.grad(x * x, x, 2.0) == mg.grad(x * x, x, [2.0]) == mg.grad(x * x, x, grad_outputs=2.0) == (12.0,)
     assert torch.autograd.grad(tx * tx, tx, two)[0].item() == 12.0
+    assert mg.grad(x * x, x, [None]) == (6.0,) and torch.autograd.grad(tx * tx, tx, [None])[0].item() == 6.0
     (g,) = mg.grad(x * x, x, Value(2.0), None, True)  # grad_outputs, retain_graph, create_graph
     assert g.data == 12.0 and mg.grad(g, x) == (4.0,)
     y = x * x

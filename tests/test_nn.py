@@ -462,6 +462,85 @@ def test_a_module_made_or_a_parameter_made_while_another_runs_is_a_parameter_but
         fresh([1.0])
 
 
+def test_which_attributes_are_plain_is_each_modules_own_after_a_copy_and_apart_from_a_subclasss_attributes():
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self._plain, self.w = "a name of the user's own", Value(0.5)
+
+        def forward(self, x):
+            self.last = x  # the sample's inputs: a plain attribute
+            return self.w * x[0]
+
+    net = Net()
+    net([1.0])
+    twin = copy.copy(net)
+    twin.last = Value(2.0)  # set outside a call: a parameter of the copy only
+    assert [n for n, _ in twin.named_parameters()] == ["w", "last"]
+    assert [n for n, _ in net.named_parameters()] == ["w"]
+    other = copy.deepcopy(net)
+    assert [n for n, _ in other.named_parameters()] == ["w"] and other._plain == "a name of the user's own"
+
+
+def test_a_module_made_while_another_runs_keeps_the_frozen_parameters_its_init_sets():
+    class Shift(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.s = 1, Value(2.0)
+            self._frozen()
+
+        def _frozen(self):  # (set by a method __init__ calls)
+            self.shift = Value(1.0, requires_grad=False)  # frozen: saved, as torch's frozen Parameter
+
+        def forward(self, x):
+            self.last = x  # the sample's inputs, set while it runs: plain
+            return [x[0] * self.s + self.shift]
+
+    class Net(mg.nn.Module):
+        def __init__(self, lazy):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            if not lazy:
+                self.head = Shift()
+
+        def forward(self, x):
+            if not hasattr(self, "head"):
+                self.head = Shift()  # a layer made at the first call, as one made in __init__
+            return self.head(x)[0]
+
+    for lazy in (False, True):
+        net = Net(lazy)
+        assert net([1.0]).data == 3.0 and net([1.0]).data == 3.0
+        assert list(net.state_dict()) == ["head.s", "head.shift"], lazy
+
+
+def test_a_parameter_replaced_while_a_module_runs_by_a_value_that_is_no_parameter_is_refused_not_dropped():
+    class Net(mg.nn.Module):
+        def __init__(self, how):
+            self.nin, self.nout, self.output_activation, self.how = 1, 1, "linear", how
+            self.w, self.mean = Value(0.5), Value(0.0, requires_grad=False)  # mean: a frozen parameter, saved
+
+        def forward(self, x):
+            if self.how == "frozen":  # a running mean kept as a new frozen Value: was dropped from state_dict
+                self.mean = Value(0.9 * self.mean.data + 0.1 * x[0].data, requires_grad=False)
+            elif self.how == "detached":
+                self.w = self.w.detach()
+            elif self.how == "computed":
+                self.w = self.w * 1.0
+            else:  # the same parameters set again: still parameters
+                self.w, self.mean = self.w, self.mean
+            return self.w * (x[0] - self.mean)
+
+    for how in ("frozen", "detached", "computed"):
+        net = Net(how)
+        with pytest.raises(ValueError, match=r"^Net\.(mean|w): a new Value set while a module runs, in place of a "
+                                             r"parameter.*would drop it from state_dict and save"):
+            net([1.0])
+        assert list(net.state_dict()) == ["w", "mean"], how
+    net = Net("same")
+    net([1.0])
+    net.predict(np.array([[1.0]]))
+    assert list(net.state_dict()) == ["w", "mean"]
+
+
 def test_children_and_modules_list_each_submodule_once_in_torchs_order():
     torch = pytest.importorskip("torch")
 

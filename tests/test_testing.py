@@ -103,6 +103,15 @@ def test_input_forms_and_grads_left_alone():
 
 def test_gradgradcheck_passes_and_catches_a_first_derivative_that_hides_its_input():
     assert gradgradcheck(lambda x, y: (x * y).sin() * x.exp(), [0.4, 0.7])
+
+
+
+def test_gradgradcheck_reports_an_f_whose_output_does_not_require_grad_instead_of_raising():
+    # grad() refuses such an output, as torch's: gradgradcheck raised that RuntimeError from inside
+    assert gradgradcheck(lambda x: Value(3.0, requires_grad=False) + 0.0 * x.detach(), 1.0)
+    report = gradgradcheck(lambda x: x.detach() * 2, 1.0)  # a gradient lost: caught, as gradcheck catches it
+    assert not report and [r.name for r in report.failures] == ["d/dx (create_graph)"], str(report)
+    assert not gradcheck(lambda x: x.detach() * 2, 1.0)
     cube = mg.define_op("cube_data", lambda x: x ** 3, lambda x, out: 3 * float(x) ** 2)  # float() cuts the graph
     report = gradgradcheck(lambda x: cube(x), [1.5])
     assert not report and report.rows[0].analytic == 0.0 and report.rows[0].reference == pytest.approx(9.0)

@@ -543,6 +543,10 @@ def test_animate_network_draws_a_network_with_a_frozen_weight(tmp_path):
     path = viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0)
     assert os.path.getsize(path) > 0
     assert net.parameters()[0].requires_grad is False
+    first = net.layers[0].neurons[0]  # a whole neuron frozen: grad() refuses no inputs, as torch's
+    first.requires_grad_(False)
+    assert os.path.getsize(viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0,
+                                               overwrite=True)) > 0
 
 
 def test_record_into_a_file_says_it_needs_a_folder(tmp_path):

@@ -6,6 +6,9 @@ import contextlib
 import contextvars
 import json
 import os
+import sys
+import threading
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -42,6 +45,8 @@ class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
 
+
+_PLAIN_LOCK = threading.Lock()  # see Module.__setattr__
 
 # Module types a model file can name, by class name: every subclass that defines `from_config`.
 _TYPES: dict[str, Any] = {}
@@ -81,13 +86,27 @@ def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Va
                 yield from _items_in({f"{name}.{key}": x})
 
 
-def _check_not_replaced(module: "Module", name: str, leaves: list[Value]) -> None:
-    """Refuse, while a module runs, new leaf Values in place of the parameters `name` holds."""
+def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
+    """True if attribute `name` holds parameters; while a module runs they may be set again but
+    not replaced (`leaves`, the new value's leaf Values, must be the same ones): refused."""
     old = {id(v) for _, v in _items_in({name: getattr(module, name)}) if isinstance(v, Value)}
-    if old and not old.issuperset(map(id, leaves)):
+    if old and old != set(map(id, leaves)):
         raise ValueError(f"{type(module).__name__}.{name}: a new Value set while a module runs, in place of a "
-                         "parameter, would leave an optimizer built before stepping the old one; create "
-                         "parameters once (in __init__, or at the first call), and set their .data to change them")
+                         "parameter, would leave an optimizer built before stepping the old one (a detached or "
+                         "computed one, or none, would drop it from state_dict and save); create parameters once "
+                         "(in __init__, or at the first call), and set their .data to change them")
+    return bool(old)
+
+
+def _initializing(module: "Module") -> bool:
+    """True if `module`'s __init__ is running (a module made while another runs, whose frozen
+    leaf Values set there are parameters, as when it is made outside a call)."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class Module:
@@ -103,6 +122,10 @@ class Module:
     if not TYPE_CHECKING:  # (to mypy they are the int and str declared above)
         nin, nout, output_activation = _Size(), _Size(), _Size()
 
+    # the names of the attributes set while a module ran to Values that require no grad (private
+    # to Module: a subclass's own self.__plain or _plain is another attribute)
+    __plain: frozenset[str] = frozenset()
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "from_config" in cls.__dict__:
@@ -114,18 +137,16 @@ class Module:
         # a leaf that requires grad made there is a parameter (a layer made at its first call), but
         # replacing a parameter there is refused: an optimizer built before keeps the old one.
         if type(self)._named_items is Module._named_items:
-            plain: set[str] | None = self.__dict__.get("_plain")
-            was_plain = plain is not None and name in plain
-            if plain is not None and was_plain:
-                plain.discard(name)
+            was_plain, plain = name in self.__plain, False
             if _OUTERMOST.get() is not None:
                 leaves = [v for _, v in _items_in({name: value}) if isinstance(v, Value)]
-                if leaves and not any(v.requires_grad for v in leaves):
-                    if plain is None:
-                        object.__setattr__(self, "_plain", plain := set())
-                    plain.add(name)
-                elif leaves and not was_plain and name in self.__dict__:
-                    _check_not_replaced(self, name, leaves)
+                held = not was_plain and name in self.__dict__ and _holds_parameters(self, name, leaves)
+                plain = (bool(leaves) and not held and not any(v.requires_grad for v in leaves)
+                         and (was_plain or not _initializing(self)))
+            if plain != was_plain:  # a new set, not changed in place: copy.copy(module) shares it
+                with _PLAIN_LOCK:  # (two threads' calls setting two names: both kept)
+                    names = self.__plain | {name} if plain else self.__plain - {name}
+                    object.__setattr__(self, "_Module__plain", names)
         object.__setattr__(self, name, value)
 
     def _named_items(self) -> list[tuple[str, "Module | Value"]]:
@@ -135,8 +156,8 @@ class Module:
         module's own parameters before its submodules', a ParameterList being one). The library's
         modules list theirs explicitly."""
         own = vars(self)
-        if own.get("_plain"):  # Values set while a module ran that require no grad: plain attributes
-            own = {k: v for k, v in own.items() if k not in own["_plain"]}
+        if self.__plain:  # Values set while a module ran that require no grad: plain attributes
+            own = {k: v for k, v in own.items() if k not in self.__plain}
         items = sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
         if len({name for name, _ in items}) != len(items):  # a save and load would set both to one number
             names = [name for name, _ in items]

@@ -836,6 +836,14 @@ def assert_report(report: GradReport) -> GradReport:
     return report
 
 
+def _grads(out: Value, wrt: list[Value], create_graph: bool = False) -> tuple:
+    """grad(out, wrt), 0 for an input out was not computed from, and for each when out does not
+    require grad (made under no_grad, detached, or from constants only: nothing reaches wrt)."""
+    if out.requires_grad:
+        return grad(out, wrt, create_graph=create_graph, materialize_grads=True)
+    return tuple(Value(0.0, requires_grad=False) if create_graph else 0.0 for _ in wrt)
+
+
 def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
@@ -853,17 +861,16 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     nan = [math.nan] * len(leaves)
     firsts, seconds = nan, [nan] * len(leaves)
     try:
-        graphs = grad(out, leaves, create_graph=True, materialize_grads=True)
+        graphs = _grads(out, leaves, create_graph=True)
         firsts = [g.data for g in graphs]
-        seconds = [list(grad(g, leaves, materialize_grads=True)) if g.requires_grad else [0.0] * len(leaves)
-                   for g in graphs]
+        seconds = [list(_grads(g, leaves)) for g in graphs]
     except (ValueError, OverflowError) as e:  # a derivative that is not finite: nan rows, and why
         notes.append(f"note: {e}")
     for i, second in enumerate(seconds):
         for j, x in enumerate(xs):
             def first_at(t, i=i, j=j):
                 vs = [Value(t if k == j else v, n) for k, (v, n) in enumerate(zip(xs, names))]
-                return grad(call(f, vs), vs[i], materialize_grads=True)[0]
+                return _grads(call(f, vs), [vs[i]])[0]
             d = derivative(first_at, x, eps, one_sided=kinked[j], kink_gaps=gaps[j])
             calls += d.evaluations
             rows.append(_row(f"d2/d{names[i]} d{names[j]}", second[j], d, kinked[j], atol, rtol))

@@ -194,7 +194,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                           "ask": ask(f"What is {D_RAW} for {where}?", raw.grad), "sides": {nid: sides}})
             # ∂raw/∂w_i (the input x_i) and ∂raw/∂b (1); a frozen one takes no gradient: 0
             live = [p for p in (*n.w, n.b) if p.requires_grad]
-            found = dict(zip(live, grad(raw, live, materialize_grads=True)))
+            found = dict(zip(live, grad(raw, live, materialize_grads=True))) if live else {}  # (none: all frozen)
             local = [found.get(p, 0.0) for p in (*n.w, n.b)]
             largest = max(abs(w.grad) for w in n.w)
             parts = [f"{derivative('L', f'w{i}')} = {names[i]} × {D_RAW} = {_term(fmt(local[i]), fmt(raw.grad))} "
