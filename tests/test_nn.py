@@ -1,4 +1,5 @@
 import copy
+import inspect
 import json
 import os
 import math
@@ -1140,3 +1141,34 @@ def test_a_neurons_gradient_at_relus_kink_is_torchs_zero():
         out = n([1.0, 2.0])
         out.backward()
         assert out.data == 0.0 and [p.grad for p in n.parameters()] == [0.0, 0.0, 0.0]
+
+
+def test_a_module_class_keeps_its_signature_and_its_subclass_init_counts_as_init():
+    # __init__ is wrapped to know when a module is being made (see Module.__setattr__): help() and
+    # inspect must still show the class's own arguments, and a subclass's __init__ after super()'s
+    class Base(mg.nn.Module):
+        def __init__(self, scale: float, *, frozen: bool = True):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self.s = Value(scale)
+
+        def forward(self, x):
+            return x[0] * self.s + self.shift
+
+    class Child(Base):
+        def __init__(self, scale: float):
+            super().__init__(scale)
+            self.shift = Value(1.0, requires_grad=False)  # after the base's __init__ returned: still __init__
+
+    class Net(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+
+        def forward(self, x):
+            if not hasattr(self, "head"):
+                self.head = Child(2.0)  # made while Net runs
+            return self.head(x)
+
+    assert str(inspect.signature(Base)) == "(scale: float, *, frozen: bool = True)"
+    assert str(inspect.signature(Child)) == "(scale: float)" and Child.__init__.__name__ == "__init__"
+    net = Net()
+    assert net([1.0]).data == 3.0 and list(net.state_dict()) == ["head.s", "head.shift"]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import os
-import sys
 import threading
-from types import FrameType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -98,15 +97,17 @@ def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
     return bool(old)
 
 
-def _initializing(module: "Module") -> bool:
-    """True if `module`'s __init__ is running (a module made while another runs, whose frozen
-    leaf Values set there are parameters, as when it is made outside a call)."""
-    frame: FrameType | None = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
-            return True
-        frame = frame.f_back
-    return False
+def _counted(init: Any) -> Any:
+    """A module class's __init__ that counts, on the module, how many of its __init__s are running."""
+    @functools.wraps(init)
+    def __init__(self: "Module", *args: Any, **kwargs: Any) -> None:
+        depth = self._Module__initializing  # type: ignore[attr-defined]
+        object.__setattr__(self, "_Module__initializing", depth + 1)
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            object.__setattr__(self, "_Module__initializing", depth)
+    return __init__
 
 
 class Module:
@@ -125,11 +126,14 @@ class Module:
     # the names of the attributes set while a module ran to Values that require no grad (private
     # to Module: a subclass's own self.__plain or _plain is another attribute)
     __plain: frozenset[str] = frozenset()
+    __initializing = 0  # how many __init__s of this module are running (a subclass's calls its base's)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "from_config" in cls.__dict__:
             _TYPES.setdefault(cls.__name__, cls)
+        if "__init__" in cls.__dict__:  # counted while it runs: see __setattr__
+            cls.__init__ = _counted(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __setattr__(self, name: str, value: Any) -> None:
         # While a module runs, Values that require no grad (a sample's inputs, results under
@@ -138,11 +142,12 @@ class Module:
         # replacing a parameter there is refused: an optimizer built before keeps the old one.
         if type(self)._named_items is Module._named_items:
             was_plain, plain = name in self.__plain, False
-            if _OUTERMOST.get() is not None:
+            # (a module made while another runs, a helper or a layer made at the first call, sets
+            # its own in __init__ as one made outside a call does)
+            if _OUTERMOST.get() is not None and not self.__initializing:
                 leaves = [v for _, v in _items_in({name: value}) if isinstance(v, Value)]
                 held = not was_plain and name in self.__dict__ and _holds_parameters(self, name, leaves)
-                plain = (bool(leaves) and not held and not any(v.requires_grad for v in leaves)
-                         and (was_plain or not _initializing(self)))
+                plain = bool(leaves) and not held and not any(v.requires_grad for v in leaves)
             if plain != was_plain:  # a new set, not changed in place: copy.copy(module) shares it
                 with _PLAIN_LOCK:  # (two threads' calls setting two names: both kept)
                     names = self.__plain | {name} if plain else self.__plain - {name}
