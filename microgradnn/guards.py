@@ -3,12 +3,12 @@ Python bool or number is noted, so replay can check, sample by sample, that it w
 taken the same path.
 
 A recorded graph is only valid for another sample if every such decision comes out the same
-for it. The decisions are: comparisons (`v < 0`, `v == 3`, `max(values)`), `float(v)`,
-`v.item()`, reading `v.data`, `int(v)`, using `v` as an index (`range(v)`, `xs[v]`) or a
-dict key (`hash(v)`, see below), its text (`str(v)`, an f-string, see below), a
-gradient `mg.grad()` returns as a float, and an op refusing its inputs (`log(0)`), as fn may
-catch the error and go on another way. `==`, `!=`, `if v:`, hashing and text are decisions too on
-a Value that is only a Value because compile made the sample's numbers Values. The
+for it. The decisions are: comparisons (`v < 0`, `v == 3`, `max(values)`), `if v:` (the number's
+truth, as `v != 0`), `float(v)`, `v.item()`, reading `v.data`, `int(v)`, using `v` as an index
+(`range(v)`, `xs[v]`) or a dict key (`hash(v)`, see below), its text (`str(v)`, an f-string, see
+below), a gradient `mg.grad()` returns as a float, and an op refusing its inputs (`log(0)`), as fn
+may catch the error and go on another way. `==`, `!=`, hashing and text are decisions too on a
+Value that is only a Value because compile made the sample's numbers Values. The
 engine reports them (`engine.observe_decisions`); this module keeps them with where they were made.
 """
 from __future__ import annotations
