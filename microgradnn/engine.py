@@ -192,6 +192,8 @@ class Value:
                                    f"Value was computed by {self.op!r} from others; use v.detach() for a copy "
                                    "that requires no grad")
             self._make_leaf("Value.requires_grad_")  # no gradient flowed through it: nothing is lost
+        if self.requires_grad and not requires_grad:
+            next_version()  # graphs made before go to backward's slow path, which keeps this leaf's .grad
         self.requires_grad = requires_grad
         return self
 
@@ -225,7 +227,7 @@ class Value:
         if hooks:
             _run_hooks(hooks, self, "before")
         interior, leaves, current = _backward_walk(self)
-        if not current:  # some .data was set since the oldest node was made
+        if not current:  # some .data or requires_grad was set since the oldest node was made
             _check_unchanged(interior, "backward")
         before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
         if not all_floats(before):
@@ -239,6 +241,10 @@ class Value:
         total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
+        if not current:  # a leaf whose requires_grad_(False) came after its use gets none, as torch's
+            for v, b in zip(leaves, before):
+                if not v.requires_grad:
+                    v.grad = b
         if hooks:
             _run_hooks(hooks, self, "after")
 

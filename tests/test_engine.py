@@ -402,6 +402,25 @@ def test_requires_grad__as_torch():
     assert mine[-1] == (24.0, 0.0)
 
 
+def test_requires_grad__false_after_a_leaf_was_used_leaves_its_grad_as_torch():
+    torch = pytest.importorskip("torch")
+    seen = []
+    for make in (Value, lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True)):
+        a, b = make(2.0), make(5.0)
+        y = a * b  # both used while they required grad
+        a.requires_grad_(False)  # frozen before backward: torch's gives it no gradient
+        y.backward()
+        seen.append((float(a.grad or 0.0), float(b.grad)))
+    assert seen[0] == seen[1] == (0.0, 2.0)
+    net = mg.MLP(2, [3, 1], seed=0)
+    loss = net([1.0, 2.0]) ** 2
+    net.requires_grad_(False)
+    net.layers[-1].requires_grad_(True)
+    loss.backward()
+    assert all(p.grad == 0.0 for p in net.layers[0].parameters())
+    assert any(p.grad != 0.0 for p in net.layers[-1].parameters())
+
+
 def test_detach__makes_a_leaf_as_torch_and_a_graph_that_used_it_refuses():
     torch = pytest.importorskip("torch")
     for make in (Value, lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True)):

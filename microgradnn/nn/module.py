@@ -244,7 +244,7 @@ class Module:
         parameters) and return the module, as torch's."""
         flag(requires_grad, f"{type(self).__name__}.requires_grad_", "requires_grad")
         for p in self.parameters():
-            p.requires_grad = requires_grad
+            p.requires_grad_(requires_grad)
         return self
 
     def parameters(self) -> list[Value]:
