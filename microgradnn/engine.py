@@ -206,7 +206,7 @@ class Value:
 
     def backward(self, gradient: float | None = 1.0, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs: Value | Iterable[Value] | None = None) -> None:
-        """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default).
+        """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default; [g] is g).
 
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch. As torch's:
@@ -220,9 +220,7 @@ class Value:
             if _backward_options(self, gradient, retain_graph, create_graph, inputs):
                 return
         if type(gradient) is not float or gradient - gradient != 0.0:
-            gradient = 1.0 if gradient is None else _to_float(gradient, "backward")
-            if gradient - gradient != 0.0:
-                raise ValueError(f"backward: gradient must be finite, got {gradient}")
+            gradient = _seed(gradient, "backward", False)  # (None, [None] or [g]: as torch's)
         hooks = _BACKWARD_HOOKS.get()
         if hooks:
             _run_hooks(hooks, self, "before")

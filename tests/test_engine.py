@@ -806,6 +806,17 @@ def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
     assert mg.grad(c * c * w, w) == (4.0,)
 
 
+def test_backward_takes_torchs_one_item_gradient_as_grad_does():
+    torch = pytest.importorskip("torch")
+    for gradient, want in (([None], 6.0), ((None,), 6.0), ([2.0], 12.0)):
+        x, tx = Value(3.0), _tensor(3.0)
+        (x * x).backward(gradient)
+        (tx * tx).backward([g if g is None else _tensor(g, False) for g in gradient])
+        assert x.grad == tx.grad.item() == want
+    with pytest.raises(ValueError, match="backward: gradient must be finite, got nan"):
+        (x * x).backward([math.nan])
+
+
 def test_grad_takes_torchs_arguments_in_torchs_order():
     # torch.autograd.grad(y, x, 2.0) scales by grad_outputs=2.0; 2.0 must not become create_graph
     torch = pytest.importorskip("torch")
