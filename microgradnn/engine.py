@@ -1071,11 +1071,15 @@ class _GradMode:
         self.mode = mode
 
     def __enter__(self) -> None:
-        _OUTER_MODES.set(_OUTER_MODES.get() + (_GRAD_ENABLED.get(),))
+        self._prev = _GRAD_ENABLED.get()
+        _OUTER_MODES.set(_OUTER_MODES.get() + (self._prev,))
         _GRAD_ENABLED.set(self.mode)
 
     def __exit__(self, *exc: object) -> None:
         outer = _OUTER_MODES.get()
+        if not outer:  # left in another task than it was entered in (a generator's block): torch's rule
+            _GRAD_ENABLED.set(self._prev)
+            return
         _OUTER_MODES.set(outer[:-1])
         _GRAD_ENABLED.set(outer[-1])
 

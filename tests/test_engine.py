@@ -242,6 +242,22 @@ def test_no_grad_covers_a_generator_body_and_its_object_can_be_entered_again_as_
     assert (x * x).inputs == (x, x)
 
 
+def test_a_no_grad_block_left_in_another_task_than_it_was_entered_in_puts_back_the_mode():
+    def numbers():
+        with mg.no_grad():  # a generator's block: entered in one task, left in another
+            yield mg.is_grad_enabled()
+
+    async def step(gen):
+        return next(gen, "done"), mg.is_grad_enabled()
+
+    async def main():
+        gen = numbers()
+        first = await asyncio.create_task(step(gen))
+        return first, await asyncio.create_task(step(gen))
+    assert asyncio.run(main()) == ((False, False), ("done", True))  # (as torch's; it raised IndexError)
+    assert mg.is_grad_enabled()
+
+
 def test_no_grad_is_per_thread_and_per_task():
     x = Value(1.0)
     seen = {}
