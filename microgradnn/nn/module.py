@@ -98,7 +98,8 @@ def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
 
 
 def _counted(init: Any) -> Any:
-    """A module class's __init__ that counts, on the module, how many of its __init__s are running."""
+    """A module class's __init__ (as the class gives it: a function, or what a descriptor such as
+    partialmethod gives) that counts, on the module, how many of its __init__s are running."""
     @functools.wraps(init)
     def __init__(self: "Module", *args: Any, **kwargs: Any) -> None:
         depth = self._Module__initializing  # type: ignore[attr-defined]
@@ -107,6 +108,7 @@ def _counted(init: Any) -> Any:
             init(self, *args, **kwargs)
         finally:
             object.__setattr__(self, "_Module__initializing", depth)
+    __init__._counts_inits = True  # type: ignore[attr-defined]
     return __init__
 
 
@@ -133,7 +135,14 @@ class Module:
         if "from_config" in cls.__dict__:
             _TYPES.setdefault(cls.__name__, cls)
         if "__init__" in cls.__dict__:  # counted while it runs: see __setattr__
-            cls.__init__ = _counted(cls.__dict__["__init__"])  # type: ignore[method-assign]
+            cls.__init__ = _counted(cls.__init__)  # type: ignore[method-assign]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Module":
+        # an __init__ given after the class was made (@dataclass's) or by a base that is no Module
+        # (a mixin's) is counted from the first module made, before it runs
+        if not getattr(cls.__init__, "_counts_inits", False):
+            cls.__init__ = _counted(cls.__init__)  # type: ignore[method-assign]
+        return super().__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # While a module runs, Values that require no grad (a sample's inputs, results under
