@@ -1181,6 +1181,23 @@ def test_an_init_given_after_the_class_or_by_a_mixin_counts_as_init_in_a_module_
     assert str(inspect.signature(Affine)) == "(scale: microgradnn.engine.Value, shift: microgradnn.engine.Value) -> None"
 
 
+def test_a_copy_made_inside_a_modules_own_init_is_no_module_being_made():
+    class Net(mg.nn.Module):
+        def __init__(self, twin: bool = True) -> None:
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self.w = Value(0.5)
+            if twin:  # copies made while __init__ runs: they must not stay "being made"
+                self.twins = [copy.copy(self), copy.deepcopy(self)]  # (pickle: the same __getstate__)
+
+        def forward(self, x):
+            self.last = Value(x[0], requires_grad=False)  # a sample kept: a plain attribute
+            return x[0] * self.w
+
+    for twin in Net().twins:
+        twin([1.0])
+        assert list(twin.state_dict()) == ["w"]  # "last" was listed as a parameter
+
+
 def test_a_module_class_keeps_its_signature_and_its_subclass_init_counts_as_init():
     # __init__ is wrapped to know when a module is being made (see Module.__setattr__): help() and
     # inspect must still show the class's own arguments, and a subclass's __init__ after super()'s

@@ -144,6 +144,13 @@ class Module:
             cls.__init__ = _counted(cls.__init__)  # type: ignore[method-assign]
         return super().__new__(cls)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy or pickle made while this module's __init__ runs (copy.deepcopy(self) there) is
+        # no module being made: without the count, it sets its Values as any module does
+        state = dict(vars(self))
+        state.pop("_Module__initializing", None)
+        return state
+
     def __setattr__(self, name: str, value: Any) -> None:
         # While a module runs, Values that require no grad (a sample's inputs, results under
         # no_grad, detached ones) are plain attributes, as torch's tensors that are no Parameter;
