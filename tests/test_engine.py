@@ -823,7 +823,7 @@ def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
 
 
 def test_backward_takes_torchs_one_item_gradient_as_grad_does():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     for gradient, want in (([None], 6.0), ((None,), 6.0), ([2.0], 12.0)):
         x, tx = Value(3.0), _tensor(3.0)
         (x * x).backward(gradient)

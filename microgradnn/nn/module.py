@@ -8,7 +8,7 @@ import functools
 import json
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -46,6 +46,7 @@ class IncompatibleKeys(NamedTuple):
 
 
 _PLAIN_LOCK = threading.Lock()  # see Module.__setattr__
+_M = TypeVar("_M", bound="Module")
 
 # Module types a model file can name, by class name: every subclass that defines `from_config`.
 _TYPES: dict[str, Any] = {}
@@ -137,7 +138,7 @@ class Module:
         if "__init__" in cls.__dict__:  # counted while it runs: see __setattr__
             cls.__init__ = _counted(cls.__init__)  # type: ignore[method-assign]
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Module":
+    def __new__(cls: type[_M], *args: Any, **kwargs: Any) -> _M:
         # an __init__ given after the class was made (@dataclass's) or by a base that is no Module
         # (a mixin's) is counted from the first module made, before it runs
         if not getattr(cls.__init__, "_counts_inits", False):
