@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import repeat
 from numbers import Real
 from typing import Any, Callable
 
@@ -650,13 +651,17 @@ class BatchResult:
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)
         grads = np.fromiter(_grads_of(params), float, len(PG))
-        grads += PG  # a frozen one's PG is 0 (its tapes took it as a constant)
+        live = None  # a frozen one's PG is 0 (its tapes took it as a constant); one frozen since the call
+        if engine.data_version() != self._version:  # (requires_grad_(False)) gets none, as backward's leaf
+            live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
+        grads += PG if live is None else PG * live
         if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
             bad = int(np.flatnonzero(~np.isfinite(grads))[0])
             raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g in zip(params, grads.tolist()):
-            p.grad = g
+        for p, g, add in zip(params, grads.tolist(), live.tolist() if live is not None else repeat(True)):
+            if add:
+                p.grad = g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
