@@ -1178,6 +1178,8 @@ def test_an_init_given_after_the_class_or_by_a_mixin_counts_as_init_in_a_module_
     assert [list(m.state_dict()) for m in made.values()] == [["scale", "shift"], ["scale"], ["s"]]
     assert [list(m.state_dict()) for m in (Affine(Value(3.0, requires_grad=False), Value(1.0)), Scaled())] == [
         ["scale", "shift"], ["scale"]]
+    with pytest.raises(TypeError, match=r"Bare\(\) takes no arguments"):
+        type("Bare", (mg.nn.Module,), {})(1)  # no __init__ anywhere: as object's
     assert str(inspect.signature(Affine)) == "(scale: microgradnn.engine.Value, shift: microgradnn.engine.Value) -> None"
 
 

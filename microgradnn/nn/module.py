@@ -141,8 +141,12 @@ class Module:
     def __new__(cls: type[_M], *args: Any, **kwargs: Any) -> _M:
         # an __init__ given after the class was made (@dataclass's) or by a base that is no Module
         # (a mixin's) is counted from the first module made, before it runs
-        if not getattr(cls.__init__, "_counts_inits", False):
-            cls.__init__ = _counted(cls.__init__)  # type: ignore[method-assign]
+        init = cls.__init__
+        if init is object.__init__:  # (which sets nothing; with a __new__ here, it would take any arguments)
+            if args or kwargs:
+                raise TypeError(f"{cls.__name__}() takes no arguments")
+        elif not getattr(init, "_counts_inits", False):
+            cls.__init__ = _counted(init)  # type: ignore[method-assign]
         return super().__new__(cls)
 
     def __getstate__(self) -> dict[str, Any]:
