@@ -811,11 +811,17 @@ class Compiled:
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
         args = self._args(shape, leaves)
         _check_arity(self.fn, args)
+        mode = engine.is_grad_enabled()
         with recording(leaves, start, made, floats) as guards:
             try:
                 out = self.fn(*args)
             except (ArithmeticError, ValueError, IndexError, TypeError) as e:  # the engine or fn refuses it: say which
                 raise _with_sample(e, sample) from e
+        if engine.is_grad_enabled() != mode:  # a replay does not run fn: it could not set the mode again
+            engine.set_grad_enabled(mode)
+            raise RuntimeError(f"compile: fn turned graph recording {'on' if not mode else 'off'} for the code after "
+                               "it (set_grad_enabled as a plain call), which a replay, not running fn, would not; "
+                               "use `with set_grad_enabled(...):` inside fn, or call it outside")
         refused = next((g for g in guards if g.kind == "refused"), None)
         if refused is not None:  # fn caught it, and went on where the scalar loop computes a number
             raise TypeError(f"{refused.answer} (at {refused.where}; fn caught the error, but the scalar loop has no "

@@ -726,6 +726,25 @@ def test_a_parameter_frozen_between_a_batch_and_its_backward_gets_no_gradient_as
     assert (w.grad, p.grad) == (None, 3.5)
 
 
+def test_fn_that_sets_the_grad_mode_for_the_code_after_it_is_refused_as_a_replay_could_not_follow():
+    w = Value(0.5, "w")
+
+    def fn(s):
+        mg.set_grad_enabled(False)  # a plain call: the mode stays off after fn returns
+        return (s[0] * w) ** 2
+    step = mg.compile(fn)
+    for _ in range(2):  # the recording left the mode off, the replays on: refused, the mode put back
+        with pytest.raises(RuntimeError, match="compile: fn turned graph recording off .*set_grad_enabled"):
+            step([[1.0], [2.0]])
+        assert mg.is_grad_enabled()
+
+    def scoped(s):
+        with mg.set_grad_enabled(False):  # put back on leaving: replayed as recorded
+            c = s[0] * w
+        return c * w
+    assert mg.compile(scoped)([[2.0]]).data == 0.5 and mg.is_grad_enabled()
+
+
 def same_as_scalar(fn, samples, params, **options):
     """mg.compile(fn), after checking its mean loss and gradient on `samples` are the scalar loop's."""
     compiled = mg.compile(fn, **options)
