@@ -192,6 +192,8 @@ class Value:
                                    f"Value was computed by {self.op!r} from others; use v.detach() for a copy "
                                    "that requires no grad")
             self._make_leaf("Value.requires_grad_")  # no gradient flowed through it: nothing is lost
+        if self.requires_grad and not requires_grad:
+            next_version()  # graphs made before go to backward's slow path, which keeps this leaf's .grad
         self.requires_grad = requires_grad
         return self
 
@@ -204,7 +206,7 @@ class Value:
 
     def backward(self, gradient: float | None = 1.0, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs: Value | Iterable[Value] | None = None) -> None:
-        """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default).
+        """Add d(self)/d(leaf) * gradient into every leaf's `.grad` (None: 1, as PyTorch's default; [g] is g).
 
         Intermediate nodes' `.grad` are overwritten with this call's gradient (handy for
         inspection and drawing); only leaves accumulate across calls, as in PyTorch. As torch's:
@@ -218,14 +220,12 @@ class Value:
             if _backward_options(self, gradient, retain_graph, create_graph, inputs):
                 return
         if type(gradient) is not float or gradient - gradient != 0.0:
-            gradient = 1.0 if gradient is None else _to_float(gradient, "backward")
-            if gradient - gradient != 0.0:
-                raise ValueError(f"backward: gradient must be finite, got {gradient}")
+            gradient = _seed(gradient, "backward", False)  # (None, [None] or [g]: as torch's)
         hooks = _BACKWARD_HOOKS.get()
         if hooks:
             _run_hooks(hooks, self, "before")
         interior, leaves, current = _backward_walk(self)
-        if not current:  # some .data was set since the oldest node was made
+        if not current:  # some .data or requires_grad was set since the oldest node was made
             _check_unchanged(interior, "backward")
         before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
         if not all_floats(before):
@@ -239,6 +239,10 @@ class Value:
         total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
+        if not current:  # a leaf whose requires_grad_(False) came after its use gets none, as torch's
+            for v, b in zip(leaves, before):
+                if not v.requires_grad:
+                    v.grad = b
         if hooks:
             _run_hooks(hooks, self, "after")
 
@@ -1067,11 +1071,15 @@ class _GradMode:
         self.mode = mode
 
     def __enter__(self) -> None:
-        _OUTER_MODES.set(_OUTER_MODES.get() + (_GRAD_ENABLED.get(),))
+        self._prev = _GRAD_ENABLED.get()
+        _OUTER_MODES.set(_OUTER_MODES.get() + (self._prev,))
         _GRAD_ENABLED.set(self.mode)
 
     def __exit__(self, *exc: object) -> None:
         outer = _OUTER_MODES.get()
+        if not outer:  # left in another task than it was entered in (a generator's block): torch's rule
+            _GRAD_ENABLED.set(self._prev)
+            return
         _OUTER_MODES.set(outer[:-1])
         _GRAD_ENABLED.set(outer[-1])
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import repeat
 from numbers import Real
 from typing import Any, Callable
 
@@ -650,13 +651,17 @@ class BatchResult:
         if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
             PG = self._gradient(careful=True)
         grads = np.fromiter(_grads_of(params), float, len(PG))
-        grads += PG  # a frozen one's PG is 0 (its tapes took it as a constant)
+        live = None  # a frozen one's PG is 0 (its tapes took it as a constant); one frozen since the call
+        if engine.data_version() != self._version:  # (requires_grad_(False)) gets none, as backward's leaf
+            live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
+        grads += PG if live is None else PG * live
         if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
             bad = int(np.flatnonzero(~np.isfinite(grads))[0])
             raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g in zip(params, grads.tolist()):
-            p.grad = g
+        for p, g, add in zip(params, grads.tolist(), live.tolist() if live is not None else repeat(True)):
+            if add:
+                p.grad = g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
@@ -806,11 +811,17 @@ class Compiled:
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
         args = self._args(shape, leaves)
         _check_arity(self.fn, args)
+        mode = engine.is_grad_enabled()
         with recording(leaves, start, made, floats) as guards:
             try:
                 out = self.fn(*args)
             except (ArithmeticError, ValueError, IndexError, TypeError) as e:  # the engine or fn refuses it: say which
                 raise _with_sample(e, sample) from e
+        if engine.is_grad_enabled() != mode:  # a replay does not run fn: it could not set the mode again
+            engine.set_grad_enabled(mode)
+            raise RuntimeError(f"compile: fn turned graph recording {'on' if not mode else 'off'} for the code after "
+                               "it (set_grad_enabled as a plain call), which a replay, not running fn, would not; "
+                               "use `with set_grad_enabled(...):` inside fn, or call it outside")
         refused = next((g for g in guards if g.kind == "refused"), None)
         if refused is not None:  # fn caught it, and went on where the scalar loop computes a number
             raise TypeError(f"{refused.answer} (at {refused.where}; fn caught the error, but the scalar loop has no "

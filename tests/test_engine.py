@@ -242,6 +242,22 @@ def test_no_grad_covers_a_generator_body_and_its_object_can_be_entered_again_as_
     assert (x * x).inputs == (x, x)
 
 
+def test_a_no_grad_block_left_in_another_task_than_it_was_entered_in_puts_back_the_mode():
+    def numbers():
+        with mg.no_grad():  # a generator's block: entered in one task, left in another
+            yield mg.is_grad_enabled()
+
+    async def step(gen):
+        return next(gen, "done"), mg.is_grad_enabled()
+
+    async def main():
+        gen = numbers()
+        first = await asyncio.create_task(step(gen))
+        return first, await asyncio.create_task(step(gen))
+    assert asyncio.run(main()) == ((False, False), ("done", True))  # (as torch's; it raised IndexError)
+    assert mg.is_grad_enabled()
+
+
 def test_no_grad_is_per_thread_and_per_task():
     x = Value(1.0)
     seen = {}
@@ -400,6 +416,25 @@ def test_requires_grad__as_torch():
     mine = _requires_grad_story(lambda x, r: Value(x, requires_grad=r))
     assert mine == _requires_grad_story(lambda x, r: torch.tensor(x, dtype=torch.float64, requires_grad=r))
     assert mine[-1] == (24.0, 0.0)
+
+
+def test_requires_grad__false_after_a_leaf_was_used_leaves_its_grad_as_torch():
+    torch = pytest.importorskip("torch")
+    seen = []
+    for make in (Value, lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True)):
+        a, b = make(2.0), make(5.0)
+        y = a * b  # both used while they required grad
+        a.requires_grad_(False)  # frozen before backward: torch's gives it no gradient
+        y.backward()
+        seen.append((float(a.grad or 0.0), float(b.grad)))
+    assert seen[0] == seen[1] == (0.0, 2.0)
+    net = mg.MLP(2, [3, 1], seed=0)
+    loss = net([1.0, 2.0]) ** 2
+    net.requires_grad_(False)
+    net.layers[-1].requires_grad_(True)
+    loss.backward()
+    assert all(p.grad == 0.0 for p in net.layers[0].parameters())
+    assert any(p.grad != 0.0 for p in net.layers[-1].parameters())
 
 
 def test_detach__makes_a_leaf_as_torch_and_a_graph_that_used_it_refuses():
@@ -785,6 +820,17 @@ def test_grad_refuses_an_input_that_does_not_require_grad_as_torch():
         with pytest.raises(ValueError, match="requires_grad=True"):
             mg.grad(c * c * w, inputs, create_graph=True)
     assert mg.grad(c * c * w, w) == (4.0,)
+
+
+def test_backward_takes_torchs_one_item_gradient_as_grad_does():
+    pytest.importorskip("torch")
+    for gradient, want in (([None], 6.0), ((None,), 6.0), ([2.0], 12.0)):
+        x, tx = Value(3.0), _tensor(3.0)
+        (x * x).backward(gradient)
+        (tx * tx).backward([g if g is None else _tensor(g, False) for g in gradient])
+        assert x.grad == tx.grad.item() == want
+    with pytest.raises(ValueError, match="backward: gradient must be finite, got nan"):
+        (x * x).backward([math.nan])
 
 
 def test_grad_takes_torchs_arguments_in_torchs_order():

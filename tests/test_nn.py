@@ -1,4 +1,6 @@
 import copy
+import dataclasses
+import functools
 import inspect
 import json
 import os
@@ -1141,6 +1143,61 @@ def test_a_neurons_gradient_at_relus_kink_is_torchs_zero():
         out = n([1.0, 2.0])
         out.backward()
         assert out.data == 0.0 and [p.grad for p in n.parameters()] == [0.0, 0.0, 0.0]
+
+
+def test_an_init_given_after_the_class_or_by_a_mixin_counts_as_init_in_a_module_made_while_one_runs():
+    # @dataclass adds __init__ after the class is made, a mixin's is no Module's: a frozen leaf
+    # each sets is a parameter, made inside a call as outside (it was a plain attribute, unsaved)
+    @dataclasses.dataclass(eq=False)
+    class Affine(mg.nn.Module):
+        scale: Value
+        shift: Value
+
+    class Frozen:
+        def __init__(self) -> None:
+            self.scale = Value(2.0, requires_grad=False)
+
+    class Scaled(Frozen, mg.nn.Module):
+        pass
+
+    class Shifted(mg.nn.Module):
+        __init__ = functools.partialmethod(lambda self, s: setattr(self, "s", Value(s, requires_grad=False)), 1.0)
+
+    made = {}
+
+    class Net(mg.nn.Module):
+        def __init__(self) -> None:
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+
+        def forward(self, x):
+            if not made:
+                made.update(a=Affine(Value(3.0, requires_grad=False), Value(1.0)), b=Scaled(), c=Shifted())
+            return x[0]
+
+    Net()([1.0])
+    assert [list(m.state_dict()) for m in made.values()] == [["scale", "shift"], ["scale"], ["s"]]
+    assert [list(m.state_dict()) for m in (Affine(Value(3.0, requires_grad=False), Value(1.0)), Scaled())] == [
+        ["scale", "shift"], ["scale"]]
+    with pytest.raises(TypeError, match=r"Bare\(\) takes no arguments"):
+        type("Bare", (mg.nn.Module,), {})(1)  # no __init__ anywhere: as object's
+    assert str(inspect.signature(Affine)) == "(scale: microgradnn.engine.Value, shift: microgradnn.engine.Value) -> None"
+
+
+def test_a_copy_made_inside_a_modules_own_init_is_no_module_being_made():
+    class Net(mg.nn.Module):
+        def __init__(self, twin: bool = True) -> None:
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self.w = Value(0.5)
+            if twin:  # copies made while __init__ runs: they must not stay "being made"
+                self.twins = [copy.copy(self), copy.deepcopy(self)]  # (pickle: the same __getstate__)
+
+        def forward(self, x):
+            self.last = Value(x[0], requires_grad=False)  # a sample kept: a plain attribute
+            return x[0] * self.w
+
+    for twin in Net().twins:
+        twin([1.0])
+        assert list(twin.state_dict()) == ["w"]  # "last" was listed as a parameter
 
 
 def test_a_module_class_keeps_its_signature_and_its_subclass_init_counts_as_init():

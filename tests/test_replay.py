@@ -709,6 +709,42 @@ def test_freezing_or_unfreezing_a_value_after_recording_follows_the_scalar_engin
     assert step.recordings == 2
 
 
+def test_a_parameter_frozen_between_a_batch_and_its_backward_gets_no_gradient_as_the_scalar_engine():
+    w, p = Value(0.5, "w"), Value(1.0, "p")
+    step = mg.compile(lambda s: (s[0] * w + p) ** 2)
+    for _ in range(2):  # recorded, then replayed
+        w.grad, p.grad = None, 0.0
+        result = step([[1.0], [2.0]])
+        w.requires_grad_(False)  # frozen after the call: torch's backward gives it nothing
+        result.backward()
+        assert (w.grad, p.grad) == (None, (2 * 1.5 + 2 * 2) / 2)  # it was 5.5, added into w anyway
+        w.requires_grad_(True)
+    p.grad = 0.0
+    scalar = sum((x * w + p) ** 2 for x in (1.0, 2.0)) / 2
+    w.requires_grad_(False)
+    scalar.backward()
+    assert (w.grad, p.grad) == (None, 3.5)
+
+
+def test_fn_that_sets_the_grad_mode_for_the_code_after_it_is_refused_as_a_replay_could_not_follow():
+    w = Value(0.5, "w")
+
+    def fn(s):
+        mg.set_grad_enabled(False)  # a plain call: the mode stays off after fn returns
+        return (s[0] * w) ** 2
+    step = mg.compile(fn)
+    for _ in range(2):  # the recording left the mode off, the replays on: refused, the mode put back
+        with pytest.raises(RuntimeError, match="compile: fn turned graph recording off .*set_grad_enabled"):
+            step([[1.0], [2.0]])
+        assert mg.is_grad_enabled()
+
+    def scoped(s):
+        with mg.set_grad_enabled(False):  # put back on leaving: replayed as recorded
+            c = s[0] * w
+        return c * w
+    assert mg.compile(scoped)([[2.0]]).data == 0.5 and mg.is_grad_enabled()
+
+
 def same_as_scalar(fn, samples, params, **options):
     """mg.compile(fn), after checking its mean loss and gradient on `samples` are the scalar loop's."""
     compiled = mg.compile(fn, **options)

@@ -8,7 +8,7 @@ import functools
 import json
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -46,6 +46,7 @@ class IncompatibleKeys(NamedTuple):
 
 
 _PLAIN_LOCK = threading.Lock()  # see Module.__setattr__
+_M = TypeVar("_M", bound="Module")
 
 # Module types a model file can name, by class name: every subclass that defines `from_config`.
 _TYPES: dict[str, Any] = {}
@@ -98,7 +99,8 @@ def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
 
 
 def _counted(init: Any) -> Any:
-    """A module class's __init__ that counts, on the module, how many of its __init__s are running."""
+    """A module class's __init__ (as the class gives it: a function, or what a descriptor such as
+    partialmethod gives) that counts, on the module, how many of its __init__s are running."""
     @functools.wraps(init)
     def __init__(self: "Module", *args: Any, **kwargs: Any) -> None:
         depth = self._Module__initializing  # type: ignore[attr-defined]
@@ -107,6 +109,7 @@ def _counted(init: Any) -> Any:
             init(self, *args, **kwargs)
         finally:
             object.__setattr__(self, "_Module__initializing", depth)
+    __init__._counts_inits = True  # type: ignore[attr-defined]
     return __init__
 
 
@@ -133,7 +136,25 @@ class Module:
         if "from_config" in cls.__dict__:
             _TYPES.setdefault(cls.__name__, cls)
         if "__init__" in cls.__dict__:  # counted while it runs: see __setattr__
-            cls.__init__ = _counted(cls.__dict__["__init__"])  # type: ignore[method-assign]
+            cls.__init__ = _counted(cls.__init__)  # type: ignore[method-assign]
+
+    def __new__(cls: type[_M], *args: Any, **kwargs: Any) -> _M:
+        # an __init__ given after the class was made (@dataclass's) or by a base that is no Module
+        # (a mixin's) is counted from the first module made, before it runs
+        init = cls.__init__
+        if init is object.__init__:  # (which sets nothing; with a __new__ here, it would take any arguments)
+            if args or kwargs:
+                raise TypeError(f"{cls.__name__}() takes no arguments")
+        elif not getattr(init, "_counts_inits", False):
+            cls.__init__ = _counted(init)  # type: ignore[method-assign]
+        return super().__new__(cls)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy or pickle made while this module's __init__ runs (copy.deepcopy(self) there) is
+        # no module being made: without the count, it sets its Values as any module does
+        state = dict(vars(self))
+        state.pop("_Module__initializing", None)
+        return state
 
     def __setattr__(self, name: str, value: Any) -> None:
         # While a module runs, Values that require no grad (a sample's inputs, results under
@@ -244,7 +265,7 @@ class Module:
         parameters) and return the module, as torch's."""
         flag(requires_grad, f"{type(self).__name__}.requires_grad_", "requires_grad")
         for p in self.parameters():
-            p.requires_grad = requires_grad
+            p.requires_grad_(requires_grad)
         return self
 
     def parameters(self) -> list[Value]:
