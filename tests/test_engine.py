@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import copy
 import gc
 import inspect
@@ -258,6 +259,29 @@ def test_a_no_grad_block_left_in_another_task_than_it_was_entered_in_puts_back_t
     assert mg.is_grad_enabled()
 
 
+def _records_while_another_task_has_grad_off(turn_off) -> bool:
+    """Whether ops in one asyncio task record the graph while another task, having run
+    `turn_off()` (inside the context manager it returns, if any), waits."""
+    x = Value(1.0)
+    seen = {}
+
+    async def off(ev_in, ev_done):
+        with turn_off() or contextlib.nullcontext():
+            ev_in.set()
+            await ev_done.wait()
+
+    async def look(ev_in, ev_done):
+        await ev_in.wait()
+        seen["records"] = (x * x).inputs != ()
+        ev_done.set()
+
+    async def main():
+        a, b = asyncio.Event(), asyncio.Event()
+        await asyncio.gather(off(a, b), look(a, b))
+    asyncio.run(main())
+    return seen["records"]
+
+
 def test_no_grad_is_per_thread_and_per_task():
     x = Value(1.0)
     seen = {}
@@ -275,20 +299,7 @@ def test_no_grad_is_per_thread_and_per_task():
     done.set()
     t.join()
 
-    async def task_a(ev_in, ev_done):
-        with mg.no_grad():
-            ev_in.set()
-            await ev_done.wait()
-
-    async def task_b(ev_in, ev_done):
-        await ev_in.wait()
-        seen["task"] = (x * x).inputs != ()
-        ev_done.set()
-
-    async def main():
-        a, b = asyncio.Event(), asyncio.Event()
-        await asyncio.gather(task_a(a, b), task_b(a, b))
-    asyncio.run(main())
+    seen["task"] = _records_while_another_task_has_grad_off(mg.no_grad)
     assert seen == {"held": True, "thread": True, "task": True}
 
 
@@ -363,20 +374,7 @@ def test_enable_grad_and_set_grad_enabled_are_per_thread_and_per_task():
             done.set()
             t.join()
 
-    async def task_a(ev_in, ev_done):
-        mg.set_grad_enabled(False)
-        ev_in.set()
-        await ev_done.wait()
-
-    async def task_b(ev_in, ev_done):
-        await ev_in.wait()
-        seen["task"] = (x * x).inputs != ()
-        ev_done.set()
-
-    async def main():
-        a, b = asyncio.Event(), asyncio.Event()
-        await asyncio.gather(task_a(a, b), task_b(a, b))
-    asyncio.run(main())
+    seen["task"] = _records_while_another_task_has_grad_off(lambda: mg.set_grad_enabled(False) and None)
     assert seen == {"held": True, "thread": True, "task": True} and mg.is_grad_enabled()
 
 
