@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from itertools import repeat
 from numbers import Real
 from typing import Any, Callable
 
@@ -659,9 +658,13 @@ class BatchResult:
             bad = int(np.flatnonzero(~np.isfinite(grads))[0])
             raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
                                 f"to a non-finite value (the loss or learning rate may be too large)")
-        for p, g, add in zip(params, grads.tolist(), live.tolist() if live is not None else repeat(True)):
-            if add:
+        if live is None:  # (the usual case: one plain pass)
+            for p, g in zip(params, grads.tolist()):
                 p.grad = g
+        else:
+            for p, g, add in zip(params, grads.tolist(), live.tolist()):
+                if add:
+                    p.grad = g
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:
