@@ -135,12 +135,11 @@ class Module:
         super().__init_subclass__(**kwargs)
         if "from_config" in cls.__dict__:
             _TYPES.setdefault(cls.__name__, cls)
-        if "__init__" in cls.__dict__:  # counted while it runs: see __setattr__
-            cls.__init__ = _counted(cls.__init__)  # type: ignore[method-assign]
 
     def __new__(cls: type[_M], *args: Any, **kwargs: Any) -> _M:
-        # an __init__ given after the class was made (@dataclass's) or by a base that is no Module
-        # (a mixin's) is counted from the first module made, before it runs
+        # the class's __init__, whoever gave it (the class, a base, @dataclass after the class was
+        # made, a mixin that is no Module), counted while it runs (see __setattr__) from the first
+        # module made, before it runs
         init = cls.__init__
         if init is object.__init__:  # (which sets nothing; with a __new__ here, it would take any arguments)
             if args or kwargs:
