@@ -78,7 +78,9 @@ def _flatten(sample, numbers: list):
         numbers.append(float(sample))
         return "f"
     if isinstance(sample, np.ndarray):
-        return _flatten(sample.tolist(), numbers)
+        inner = _flatten(sample.tolist(), numbers)
+        # fn gets an array, as the scalar loop does (a list's `*`, `+` and `==` mean other things)
+        return ("array", (sample.shape, inner)) if sample.ndim and sample.dtype.kind in "biuf" else inner
     if isinstance(sample, (list, tuple)):
         kind = "tuple" if isinstance(sample, tuple) else "list"
         if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
@@ -165,10 +167,19 @@ def _rebuild(shape, leaves):
     kind, content = shape
     if kind == "static":
         return content
+    if kind == "array":
+        return _object_array(content[0], _rebuild(content[1], leaves))
     if kind == "dict":
         return {k: _rebuild(s, leaves) for k, s in content}
     items = [_rebuild(s, leaves) for s in content]
     return tuple(items) if kind == "tuple" else items
+
+
+def _object_array(dims: tuple, nested: list) -> np.ndarray:
+    """An array of `dims` holding the Values (and bools) of `nested`, lists as `tolist()` gives."""
+    a = np.empty(dims, dtype=object)
+    a[...] = nested
+    return a
 
 
 def _kinds(shape) -> list[str]:
@@ -178,6 +189,8 @@ def _kinds(shape) -> list[str]:
     kind, content = shape
     if kind == "static":
         return []
+    if kind == "array":
+        return _kinds(content[1])
     if kind == "dict":
         return [k for _, s in content for k in _kinds(s)]
     return [k for s in content for k in _kinds(s)]
@@ -191,6 +204,8 @@ def _describe_shape(shape) -> str:
     kind, content = shape
     if kind in ("list", "tuple"):
         return f"{kind} of {len(content)}"
+    if kind == "array":
+        return f"array of shape {content[0]}"
     return kind
 
 
@@ -762,12 +777,15 @@ class Compiled:
             if not np.isfinite(D).all():  # (D holds X's and y's numbers: one check for both)
                 raise ValueError("compiled: X or y contains NaN or infinity")
             x_kinds, y_kinds = _row_kinds(args[0], X), _row_kinds(args[1], y)
+            # X[i] is an array for the scalar loop when X is one, or a list of them: so it is for fn
+            rows_are_arrays = isinstance(args[0], np.ndarray) or all(isinstance(r, np.ndarray) for r in args[0])
             if len(x_kinds) == len(y_kinds) == 1:  # arrays of ints or floats: one kind of row
-                return [(("xy", X.shape[1], x_kinds[0] + y_kinds[0]), np.arange(len(X)), D)]
+                return [(("xy", X.shape[1], x_kinds[0] + y_kinds[0], rows_are_arrays), np.arange(len(X)), D)]
             by_kinds: dict[tuple, list[int]] = {}
             for i in range(len(X)):
                 by_kinds.setdefault(x_kinds[i % len(x_kinds)] + y_kinds[i % len(y_kinds)], []).append(i)
-            return [(("xy", X.shape[1], kinds), np.array(rows), D[:, rows]) for kinds, rows in by_kinds.items()]
+            return [(("xy", X.shape[1], kinds, rows_are_arrays), np.array(rows), D[:, rows])
+                    for kinds, rows in by_kinds.items()]
         if len(args) != 1:
             raise TypeError(f"compiled: call with a list of samples, or with X and y; got {len(args)} arguments")
         samples = args[0]
@@ -792,7 +810,7 @@ class Compiled:
     def _args(self, shape, leaves: list[Value]) -> tuple:
         if shape[0] == "xy":  # a bool of X or y is given as itself, as to the scalar loop
             xy = [leaf if kind in ("i", "f") else kind[1] for leaf, kind in zip(leaves, shape[2])]
-            return xy[:-1], xy[-1]
+            return (_object_array((shape[1],), xy[:-1]) if shape[3] else xy[:-1]), xy[-1]
         return (_rebuild(shape, iter(leaves)),)
 
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:

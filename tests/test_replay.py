@@ -1241,6 +1241,26 @@ def test_X_given_as_lists_keeps_each_columns_kind_of_number():
         compiled([[1, 0.5], [3.0, 2.0]], y)  # the column's kinds differ: each row its own
 
 
+def test_an_array_in_a_sample_or_a_row_of_an_array_X_reaches_fn_as_an_array():
+    # as a list, `x * 2` repeated it and `x == 1.0` was one False: another loss, silently
+    w, b = Value(0.5), Value(-0.2)
+
+    def fn(x):
+        return w * (x * 2)[1] + b * np.sum(x == 1.0)
+
+    def fn2(x):
+        return w * b * x[1, 0]
+    for f, samples in ((fn, [np.array([1.0, 2.0]), np.array([3.0, -1.0])]),
+                       (fn2, [np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[3, -1], [1, 5]])])):
+        result, got = compiled_mean(mg.compile(f), samples, [w, b])
+        loss, expected = scalar_mean(f, samples, [w, b])
+        assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    X, y = np.array([[1.0, 2.0], [3.0, -1.0]]), np.array([1.0, 0.0])
+    fxy = lambda x, t: w * (x * 2)[1] + b * t  # noqa: E731
+    for rows in (X, list(X)):  # X[i] is an array for the scalar loop either way
+        assert mg.compile(fxy)(rows, y).data == pytest.approx(sum(fxy(x, t).data for x, t in zip(X, y)) / 2)
+
+
 def _kinks_loss(lib, w, v, s, x):
     """One sample's loss whose rows sit on relu's, abs's and leaky_relu's kinks and pow's cases."""
     relu = lib.relu
