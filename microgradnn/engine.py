@@ -1381,7 +1381,11 @@ def _observed_constant(x: Any, where: str) -> Value:
 
 
 def _observed_init(self, *args, **kwargs) -> None:
-    """Value() while observed: a Value of the user's own, reported as "made" (never a number)."""
+    """Value() while observed: a Value of the user's own, reported as "made" (never a number);
+    `Value(v)` of a Value reads v's number, a "float" decision as `float(v)` is."""
+    data = args[0] if args else kwargs.get("data")
+    if type(data) is Value:
+        _report("float", data, None, _DATA_SLOT.__get__(data))
     _PLAIN_INIT(self, *args, **kwargs)
     _report("made", self, None, None)
 

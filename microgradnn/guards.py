@@ -4,7 +4,7 @@ taken the same path.
 
 A recorded graph is only valid for another sample if every such decision comes out the same
 for it. The decisions are: comparisons (`v < 0`, `v == 3`, `max(values)`), `if v:` (the number's
-truth, as `v != 0`), `float(v)`, `v.item()`, reading `v.data`, `int(v)`, using `v` as an index
+truth, as `v != 0`), `float(v)`, `v.item()`, reading `v.data`, `Value(v)`, `int(v)`, using `v` as an index
 (`range(v)`, `xs[v]`) or a dict key (`hash(v)`, see below), its text (`str(v)`, an f-string, see
 below), a gradient `mg.grad()` returns as a float, and an op refusing its inputs (`log(0)`), as fn
 may catch the error and go on another way. `==`, `!=`, hashing and text are decisions too on a
@@ -49,7 +49,7 @@ class Guard:
 
     def describe(self) -> str:
         """What was decided and where, for error messages."""
-        what = {"float": "a Value's number (float(), .item() or .data)", "int": "int() of a Value",
+        what = {"float": "a Value's number (float(), .item(), .data or Value(v))", "int": "int() of a Value",
                 "index": "a Value used as an index", "hash": "a sample's number hashed (a dict key or set member)",
                 "text": "a sample's number shown as text (str(), repr(), an f-string)",
                 "grad": "a gradient that mg.grad() returned as a float (without create_graph)",

@@ -94,7 +94,7 @@ def test_a_number_read_out_of_a_value_gets_a_recording_per_sample_or_a_clear_ref
         assert w.grad == pytest.approx(scalar_mean_grads(fn, X, t, [w])[0], rel=1e-12)
         w.grad = 0.0
         with pytest.raises(ValueError, match=r"needs more than max_tapes=2 recordings of fn: sample 2 decides "
-                                             r"differently at a Value's number \(float\(\), .item\(\) or .data\) "
+                                             r"differently at a Value's number \(float\(\), .item\(\), .data or Value\(v\)\) "
                                              r"at .*test_replay.py:\d+ \(its number differs"):
             mg.compile(fn, max_tapes=2)(X, t)
     fine = mg.compile(lambda x, t: (x[0] * w).relu() - t)  # relu has no Python branch on data
@@ -1239,6 +1239,21 @@ def test_X_given_as_lists_keeps_each_columns_kind_of_number():
     assert compiled(X, y).data == pytest.approx(sum(fn(x, t).data for x, t in zip(X, y)) / 2, rel=1e-12)
     with pytest.raises(TypeError, match=r"compiled, sample 1: Embedding: index must be an int in 0..4, got float 3.0"):
         compiled([[1, 0.5], [3.0, 2.0]], y)  # the column's kinds differ: each row its own
+
+
+def test_a_value_made_from_a_sample_number_or_a_parameter_inside_fn_holds_each_calls_number():
+    # Value(v) read v's number unnoticed: the recorded sample's number, or the parameter's then, served every call
+    w, b = Value(0.5), Value(-0.2)
+    fns = [lambda x: b * Value(x, requires_grad=False), lambda x: b * x * Value(w)]
+    for fn in fns:
+        compiled = mg.compile(fn)
+        for samples in ([1.0, 2.0, 1.0], [3.0, 2.0]):
+            result, got = compiled_mean(compiled, samples, [w, b])
+            loss, expected = scalar_mean(fn, samples, [w, b])
+            assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+            w.data += 1.0
+    with pytest.raises(ValueError, match=r"max_tapes=2 .*float\(\), .item\(\), .data or Value\(v\)\) at .*test_replay"):
+        mg.compile(fns[0], max_tapes=2)([1.0, 2.0, 3.0])
 
 
 def test_an_array_in_a_sample_or_a_row_of_an_array_X_reaches_fn_as_an_array():
