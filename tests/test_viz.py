@@ -537,7 +537,7 @@ def test_a_grad_of_none_is_drawn_as_none():
 
 
 def test_animate_network_draws_a_network_with_a_frozen_weight(tmp_path):
-    # grad() refuses a frozen input (as torch does); the lesson shows its gradient as 0
+    # grad() refuses a frozen input (as torch does); the page still shows what backprop would give it
     net = MLP(2, [3, 1], seed=0)
     net.parameters()[0].requires_grad = False
     path = viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0)

@@ -248,8 +248,9 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
     new_words = prediction_words(work, new_prediction)
     steps.append({"title": "New prediction, after one step", "active": ["prediction", "loss"],
                   "caption": "The same input through the updated network: the loss "
-                             + ("went down." if new_value < value.data else "stayed the same." if new_value == value.data
-                                else "went up (the learning rate is too large)."),
+                             + ("went down." if new_value < value.data else
+                                "stayed the same." if new_value == value.data else
+                                "went up (the learning rate is too large)."),
                   "equation": f"prediction {shown} -> {new_shown} ({new_words}); loss {fmt(value.data)} -> "
                               f"{fmt(new_value)}",
                   "nodes": nodes, "boxes": {"prediction": ["after one step", new_shown, new_words],
