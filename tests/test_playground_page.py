@@ -270,3 +270,17 @@ def test_the_curves_get_each_epoch_once_in_order_while_actions_and_polls_overlap
     epochs = tab.evaluate("playground.state.history.map(r => r[0])")
     assert epochs == list(range(1, server.session.epoch + 1))
     assert tab.inner_text("#curves-scale").endswith(f"epochs 1–{server.session.epoch}") and tab.errors == []
+
+
+def test_every_choice_of_every_list_shows_whole(server, tab, tmp_path):
+    # the loss list was 110 px wide: binary_cross_entropy and binary_cross_entropy_with_logits both read
+    # "binary_cross_e", so the page never said which loss it trains with
+    open_page(tab, server.url)
+    cut = tab.evaluate("""() => Array.from(document.querySelectorAll("select")).flatMap(s => {
+      const ctx = document.createElement("canvas").getContext("2d"), style = getComputedStyle(s);
+      ctx.font = style.fontSize + " " + style.fontFamily;
+      const room = s.clientWidth - 20;  // the arrow's part
+      return Array.from(s.options).filter(o => ctx.measureText(o.text).width > room).map(o => s.id + ": " + o.text);
+    })""")
+    assert cut == []
+    tab.screenshot(path=str(shots(tmp_path) / "playground-lists.png"), full_page=True)
