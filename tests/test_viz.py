@@ -905,3 +905,22 @@ def test_animate_network_shows_true_derivatives_through_a_frozen_layer(tmp_path)
     net.requires_grad_(False)
     steps = page_steps(viz.animate_network(net, [1.0, 0.5], tmp_path / "all.html", target=1.0, loss="mse"))
     assert "Every parameter is frozen" in steps[-2]["caption"] and "stayed the same" in steps[-1]["caption"]
+
+
+def test_a_title_that_is_no_str_is_refused(tmp_path):
+    # animate(v, path, title=None) wrote a page headed "None"; draw_graph(v, title=5) a picture headed "5"
+    v = Value(2.0, label="v") * 3
+    v.backward()
+    net = MLP(2, [2, 1], seed=0)
+    calls = {"draw_graph": lambda t: viz.draw_graph(v, title=t),
+             "draw_modules": lambda t: viz.draw_modules(v, [net], title=t),
+             "draw_network": lambda t: viz.draw_network(net, title=t),
+             "animate_network": lambda t: viz.animate_network(net, [1.0, 0.5], tmp_path / "n.html", title=t)}
+    for who, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{who}: title must be a str or None, got int 5"):
+            call(5)
+    with pytest.raises(TypeError, match=r"^animate: title must be a str, got NoneType None"):
+        viz.animate(v, tmp_path / "a.html", title=None)
+    with pytest.raises(TypeError, match=r"^animation_steps: expected a Value, got int"):
+        viz.animation_steps(3)
+    assert list(tmp_path.iterdir()) == []

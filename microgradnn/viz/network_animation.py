@@ -20,7 +20,7 @@ from microgradnn.optim import SGD
 from microgradnn.viz.network import (NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color, activation_color,
                                      draw_network, layers_of, network_input, place_prediction, prediction_words,
                                      text_width)
-from microgradnn.viz.format import cut_sum, derivative
+from microgradnn.viz.format import check_title, cut_sum, derivative
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
 UNKNOWN = "#F2F2F2"
@@ -272,6 +272,7 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
     learner for each value before showing it. The model is not changed. Controls as `animate`;
     `page.html#step=N` opens at step N."""
     flag(quiz, "animate_network", "quiz")
+    check_title(title, "animate_network")
     x = network_input(x, layers_of(model, "animate_network")[0].nin, "animate_network")
     path = page_path(path, overwrite, "animate_network")
     steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)
