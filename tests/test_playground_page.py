@@ -284,3 +284,18 @@ def test_every_choice_of_every_list_shows_whole(server, tab, tmp_path):
     })""")
     assert cut == []
     tab.screenshot(path=str(shots(tmp_path) / "playground-lists.png"), full_page=True)
+
+
+def test_the_curves_show_the_first_epoch(server, tab):
+    # a line through one point draws nothing: after one epoch the curves were an empty box
+    open_page(tab, server.url)
+    tab.click("#step")
+    until(lambda: "epochs 1–1" in tab.inner_text("#curves-scale"))
+    colours = tab.evaluate("""() => {
+      const c = document.getElementById("curves"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      const seen = new Set();
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255) seen.add([d[i], d[i + 1], d[i + 2]].join(","));
+      return Array.from(seen);
+    }""")
+    assert "46,134,193" in colours and "230,126,34" in colours  # train's and test's colours
+    assert tab.errors == []
