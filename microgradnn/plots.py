@@ -8,14 +8,18 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import MaxNLocator
 
+from microgradnn._checks import integer
 from microgradnn._files import check_writable, extension, user_path, write_atomic
 from microgradnn.nn import Module
-from microgradnn.train import History
+from microgradnn.nn.module import as_matrix
+from microgradnn.train import History, _as_labels, _classes_of_labels, _not_classes
 
 __all__ = ["decision_boundary", "loss_curve"]
 
 PALETTE = ["#2E86C1", "#E67E22", "#27AE60", "#8E44AD", "#C0392B"]
+MAX_RESOLUTION = 1000  # a million points to score: more takes minutes and gigabytes for no visible gain
 
 
 def _destination(path: str | os.PathLike, overwrite: bool, who: str) -> tuple[str, str]:
@@ -41,12 +45,26 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
                       overwrite: bool = False) -> str:
     """Shade the plane by the model's predicted class and scatter the data on top; the extension
     picks the format. An existing file is only replaced with `overwrite=True`."""
-    path, fmt = _destination(path, overwrite, "decision_boundary")
+    who = "decision_boundary"
+    path, fmt = _destination(path, overwrite, who)
+    if not isinstance(model, Module):
+        raise TypeError(f"{who}: model must be a Module, got {type(model).__name__}")
+    if model.nin != 2:
+        raise ValueError(f"{who}: the picture is a plane of 2 inputs, but the model takes {model.nin}")
+    integer(resolution, who, "resolution", at_least=2)
+    if resolution > MAX_RESOLUTION:
+        raise ValueError(f"{who}: resolution must be at most {MAX_RESOLUTION} (points per side), got {resolution}")
+    X = as_matrix(X, 2, who)
+    y = _as_labels(y, len(X), who)
+    problem = _not_classes(y, model.nout)
+    if problem is not None:  # colours are classes: regression targets would get arbitrary ones
+        raise ValueError(f"{who}: {problem}")
+    y = _classes_of_labels(y, model.nout == 1, model.threshold)  # -1/+1 as 0/1, as accuracy reads them
     pad = 0.3
     (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = np.c_[gx.ravel(), gy.ravel()]
-    k = max(int(y.max()) + 1, model.nout)
+    k = max(int(y.max()) + 1, model.nout, 2)
     fig, ax = plt.subplots(figsize=(5, 4.2), dpi=110)
     cmap = ListedColormap(PALETTE[:k])
     if model.nout == 1:  # shade by the score itself, so the boundary is the smooth threshold contour
@@ -68,14 +86,20 @@ def loss_curve(history: History, path: str | os.PathLike, *, overwrite: bool = F
     """Training loss (left axis) and accuracy (right axis) per epoch; the extension picks the
     format. An existing file is only replaced with `overwrite=True`."""
     path, fmt = _destination(path, overwrite, "loss_curve")
+    if not isinstance(history, History):
+        raise TypeError(f"loss_curve: history must be the History fit returns, got {type(history).__name__}")
+    if not history.loss:
+        raise ValueError("loss_curve: history has no epochs to draw")
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
     epochs = np.arange(1, len(history.loss) + 1)
-    ax.plot(epochs, history.loss, color=PALETTE[0], label="loss")
+    marker = "o" if len(epochs) <= 30 else None  # a line of one point draws nothing
+    ax.plot(epochs, history.loss, color=PALETTE[0], label="loss", marker=marker, markersize=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs are whole: no tick at 1.5
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss", color=PALETTE[0])
     if history.accuracy:  # none for regression
         acc = ax.twinx()
-        acc.plot(epochs, history.accuracy, color=PALETTE[1], label="accuracy")
+        acc.plot(epochs, history.accuracy, color=PALETTE[1], label="accuracy", marker=marker, markersize=3)
         acc.set_ylabel("accuracy", color=PALETTE[1])
         acc.set_ylim(0, 1.05)
     ax.set_title("training")

@@ -270,3 +270,32 @@ def test_the_curves_get_each_epoch_once_in_order_while_actions_and_polls_overlap
     epochs = tab.evaluate("playground.state.history.map(r => r[0])")
     assert epochs == list(range(1, server.session.epoch + 1))
     assert tab.inner_text("#curves-scale").endswith(f"epochs 1–{server.session.epoch}") and tab.errors == []
+
+
+def test_every_choice_of_every_list_shows_whole(server, tab, tmp_path):
+    # the loss list was 110 px wide: binary_cross_entropy and binary_cross_entropy_with_logits both read
+    # "binary_cross_e", so the page never said which loss it trains with
+    open_page(tab, server.url)
+    cut = tab.evaluate("""() => Array.from(document.querySelectorAll("select")).flatMap(s => {
+      const ctx = document.createElement("canvas").getContext("2d"), style = getComputedStyle(s);
+      ctx.font = style.fontSize + " " + style.fontFamily;
+      const room = s.clientWidth - 20;  // the arrow's part
+      return Array.from(s.options).filter(o => ctx.measureText(o.text).width > room).map(o => s.id + ": " + o.text);
+    })""")
+    assert cut == []
+    tab.screenshot(path=str(shots(tmp_path) / "playground-lists.png"), full_page=True)
+
+
+def test_the_curves_show_the_first_epoch(server, tab):
+    # a line through one point draws nothing: after one epoch the curves were an empty box
+    open_page(tab, server.url)
+    tab.click("#step")
+    until(lambda: "epochs 1–1" in tab.inner_text("#curves-scale"))
+    colours = tab.evaluate("""() => {
+      const c = document.getElementById("curves"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      const seen = new Set();
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255) seen.add([d[i], d[i + 1], d[i + 2]].join(","));
+      return Array.from(seen);
+    }""")
+    assert "46,134,193" in colours and "230,126,34" in colours  # train's and test's colours
+    assert tab.errors == []

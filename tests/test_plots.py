@@ -45,3 +45,36 @@ def test_plots_never_replace_a_file_unless_asked(tmp_path):
     with pytest.raises(IsADirectoryError, match=r"^loss_curve: .* is a folder; give a file name"):
         plots.loss_curve(history, tmp_path)  # was: "unknown extension (none)", as the other writers once said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.svg", "mine.png"]  # no temporary file left
+
+
+def test_loss_curve_of_one_epoch_shows_its_point_on_whole_epoch_ticks(tmp_path):
+    # a line through one point draws nothing: fit(epochs=1) gave an empty plot, with ticks at 0.96, 0.98, ...
+    import re
+    svg = open(plots.loss_curve(mg.train.History(loss=[1.16], accuracy=[0.3]), tmp_path / "c.svg")).read()
+    assert len(re.findall(r"<use[^>]*#2e86c1", svg)) == 1 and len(re.findall(r"<use[^>]*#e67e22", svg)) == 1
+    assert re.findall(r'<g id="xtick_\d+">.*?<!-- (.*?) -->', svg, re.S) == ["1"]
+
+
+def test_plots_refuse_wrong_input_naming_the_problem(tmp_path):
+    X, y = mg.data.make_moons(30, seed=0)
+    model = mg.MLP(2, [4, 1], seed=0)
+    out = str(tmp_path / "b.png")
+    cases = [((model, X, y), {"resolution": 1}, ValueError, r"^decision_boundary: resolution must be an int >= 2, got 1"),
+             ((model, X, y), {"resolution": 2.5}, TypeError, r"^decision_boundary: resolution must be an int >= 2"),
+             ((model, X, y), {"resolution": 10**5}, ValueError, r"^decision_boundary: resolution must be at most 1000"),
+             ((model, X[:, :1], y), {}, ValueError, r"^decision_boundary: expected an array of shape \(n, 2\)"),
+             ((model, X, y[:10]), {}, ValueError, r"^decision_boundary: X has 30 rows but y has 10 labels"),
+             ((model, X[:0], y[:0]), {}, ValueError, r"^decision_boundary: X has no rows"),
+             ((model, X, [0, 1, 2] * 10), {}, ValueError, r"^decision_boundary: a model with one output tells two"),
+             (("model", X, y), {}, TypeError, r"^decision_boundary: model must be a Module, got str"),
+             ((mg.MLP(3, [2, 1]), X, y), {}, ValueError, r"^decision_boundary: .* 2 inputs, but the model takes 3")]
+    for args, kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            plots.decision_boundary(*args, out, **kwargs)
+    with pytest.raises(TypeError, match=r"^loss_curve: history must be the History fit returns, got list"):
+        plots.loss_curve([1.0, 0.5], tmp_path / "c.png")
+    with pytest.raises(ValueError, match=r"^loss_curve: history has no epochs to draw"):
+        plots.loss_curve(mg.train.History(loss=[], accuracy=[]), tmp_path / "c.png")
+    assert list(tmp_path.iterdir()) == []
+    # a list is data too, and -1/+1 labels (hinge's) are the two classes, as accuracy reads them
+    assert plots.decision_boundary(model, X.tolist(), (2 * y - 1).tolist(), out, resolution=10) == out

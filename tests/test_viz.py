@@ -537,7 +537,7 @@ def test_a_grad_of_none_is_drawn_as_none():
 
 
 def test_animate_network_draws_a_network_with_a_frozen_weight(tmp_path):
-    # grad() refuses a frozen input (as torch does); the lesson shows its gradient as 0
+    # grad() refuses a frozen input (as torch does); the page still shows what backprop would give it
     net = MLP(2, [3, 1], seed=0)
     net.parameters()[0].requires_grad = False
     path = viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0)
@@ -870,3 +870,57 @@ def test_animate_network_cuts_a_long_sum_in_the_words_animate_uses(tmp_path):
     steps = page_steps(viz.animate_network(model, [0.1 * i for i in range(9)], tmp_path / "wide.html", target=1.0))
     cut = [s["equation"] for s in steps if " + …" in s["equation"]]
     assert cut and all("… (3 more)" in e for e in cut), cut
+
+
+def test_animate_network_shows_true_derivatives_through_a_frozen_layer(tmp_path):
+    # a frozen first layer got no gradient from backward, so the page said relu'(0.06) = 0 (raw ≤ 0),
+    # "∂L/∂out = 0.2612 × (-1.19) = 0" and "x0 × ∂L/∂raw = 0 × 0" for x0 = 1, and asked the quiz that way
+    torch = pytest.importorskip("torch")
+
+    def lesson_net():
+        return MLP.from_layers([mg.Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3)], "relu"),
+                                mg.Layer.from_weights([([0.7, -0.5], 0.2)], "linear")])
+    net = lesson_net()
+    net.layers[0].requires_grad_(False)
+    steps = page_steps(viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0, loss="mse"))
+    assert all(not p.requires_grad for p in net.layers[0].parameters())  # the model is left as it was
+    W1 = torch.tensor([[0.5, -0.4], [0.2, 0.8]], dtype=torch.float64, requires_grad=True)
+    b1 = torch.tensor([0.1, -0.3], dtype=torch.float64, requires_grad=True)
+    W2, b2 = torch.tensor([0.7, -0.5], dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64)
+    raw = W1 @ torch.tensor([1.0, 0.5], dtype=torch.float64) + b1
+    raw.retain_grad()
+    loss = (torch.relu(raw) @ W2 + b2 - 1.0) ** 2
+    loss.backward()
+    by_title = {s["title"]: s for s in steps}
+    for j in range(2):
+        where = f"layer 0 (relu), neuron n{j}"
+        assert by_title[f"Backward · {where}: local derivative"]["ask"]["value"] == 1.0  # raw > 0
+        assert by_title[f"Backward · {where}: ∂L/∂raw"]["ask"]["value"] == pytest.approx(raw.grad[j].item(), abs=1e-12)
+        w_step = by_title[f"Backward · {where}: ∂L/∂w for each incoming edge"]
+        assert w_step["ask"]["value"] == pytest.approx(W1.grad[j, 0].item(), abs=1e-12)
+        assert "x0 × ∂L/∂raw = 1 × " in w_step["equation"] and "(frozen: not stepped)" in w_step["equation"]
+    descent = next(s for s in steps if s["title"].startswith("Gradient descent"))
+    assert "e.g. w0 of layer 1 n0: 0.7 - 0.1 × " in descent["equation"]  # a parameter the step moves
+    assert "(3 parameters; the 6 frozen ones stay)" in descent["caption"]
+    net.requires_grad_(False)
+    steps = page_steps(viz.animate_network(net, [1.0, 0.5], tmp_path / "all.html", target=1.0, loss="mse"))
+    assert "Every parameter is frozen" in steps[-2]["caption"] and "stayed the same" in steps[-1]["caption"]
+
+
+def test_a_title_that_is_no_str_is_refused(tmp_path):
+    # animate(v, path, title=None) wrote a page headed "None"; draw_graph(v, title=5) a picture headed "5"
+    v = Value(2.0, label="v") * 3
+    v.backward()
+    net = MLP(2, [2, 1], seed=0)
+    calls = {"draw_graph": lambda t: viz.draw_graph(v, title=t),
+             "draw_modules": lambda t: viz.draw_modules(v, [net], title=t),
+             "draw_network": lambda t: viz.draw_network(net, title=t),
+             "animate_network": lambda t: viz.animate_network(net, [1.0, 0.5], tmp_path / "n.html", title=t)}
+    for who, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{who}: title must be a str or None, got int 5"):
+            call(5)
+    with pytest.raises(TypeError, match=r"^animate: title must be a str, got NoneType None"):
+        viz.animate(v, tmp_path / "a.html", title=None)
+    with pytest.raises(TypeError, match=r"^animation_steps: expected a Value, got int"):
+        viz.animation_steps(3)
+    assert list(tmp_path.iterdir()) == []

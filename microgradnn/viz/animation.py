@@ -10,7 +10,7 @@ from collections import Counter
 
 from microgradnn._checks import flag
 from microgradnn.engine import Value
-from microgradnn.viz.format import cut_sum, derivative, fmt, grouped
+from microgradnn.viz.format import check_title, cut_sum, derivative, fmt, grouped
 from microgradnn.viz.graph import _plan, draw_graph
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
@@ -82,6 +82,8 @@ def animation_steps(root: Value, max_nodes: int = 300) -> list[dict]:
     """The animation's script: forward (each computed node in topological order, with its
     local derivatives), then backward (each node in reverse order, when its grad is final).
     Each step names the drawn node by its id in `draw_graph(root)`, what its cell shows, and a caption."""
+    if not isinstance(root, Value):
+        raise TypeError(f"animation_steps: expected a Value, got {type(root).__name__}")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animation_steps")
     return _steps(root, plan.ids, plan.values, "animation_steps")
 
@@ -153,6 +155,7 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     if not isinstance(root, Value):
         raise TypeError(f"animate: expected a Value, got {type(root).__name__}")
     flag(quiz, "animate", "quiz")
+    check_title(title, "animate", optional=False)
     path = page_path(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animate")
     svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))

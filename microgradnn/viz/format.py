@@ -22,6 +22,15 @@ def check_layout(view: str, rankdir: str, who: str) -> None:
         raise ValueError(f"{who}: view must be 'forward', 'backward' or 'both', got {view!r}")
     if rankdir not in ("LR", "TB", "RL", "BT"):
         raise ValueError(f"{who}: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
+
+
+def check_title(title: object, who: str, optional: bool = True) -> None:
+    """Refuse a title that is not a str (None too, unless `optional`: a picture would read "None" or "5")."""
+    if not isinstance(title, str) and not (optional and title is None):
+        rule = "a str or None" if optional else "a str"
+        raise TypeError(f"{who}: title must be {rule}, got {type(title).__name__} {title!r:.60}")
+
+
 FONT = "Helvetica"
 COLORS = {"parameter": "#FFE8B0", "input": "#D6EAF8", "intermediate": "#FFFFFF", "output": "#D5F5E3",
           "constant": "#F2F2F2", "op": "#EEEEEE", "edge": "#555555", "local": "#B03A2E",

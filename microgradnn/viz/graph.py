@@ -14,7 +14,7 @@ from microgradnn._checks import flag, positive_int
 from microgradnn.engine import Op, Value, topological_order
 from microgradnn.nn import Layer, Neuron
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _fixed_label,
-                                    _grad_color, _html, _value_cells, check_layout, fmt)
+                                    _grad_color, _html, _value_cells, check_layout, check_title, fmt)
 
 def _is_constant(v: Value) -> bool:
     return not v.inputs and not v.requires_grad and not v.label
@@ -202,6 +202,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
     for name, option in (("show_constants", show_constants), ("color_by_grad", color_by_grad), ("collapse", collapse)):
         flag(option, "draw_graph", name)
+    check_title(title, "draw_graph")
     plan = _plan(root, show_constants, collapse, max_nodes)
     marked = _onto_boxes(_highlighted(highlight, root, plan.order), plan)
     params = _parameters_of(plan.made)

@@ -8,7 +8,7 @@ from microgradnn._checks import positive_int
 from microgradnn.engine import Value, topological_order
 from microgradnn.nn.module import Module
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _html, _value_cells,
-                                    check_layout, fmt)
+                                    check_layout, check_title, fmt)
 
 
 def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", rankdir: str = "LR", *,
@@ -20,6 +20,7 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     graph is built inside `with microgradnn.nn.tag_modules():`."""
     check_layout(view, rankdir, "draw_modules")
     positive_int(max_nodes, "draw_modules", "max_nodes")
+    check_title(title, "draw_modules")
     if not isinstance(root, Value):
         raise TypeError(f"draw_modules: expected a Value, got {type(root).__name__}")
     modules = list(modules)

@@ -12,7 +12,8 @@ import numpy as np
 from microgradnn._checks import flag, number, positive_int
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import MLP, Layer, Module, Neuron
-from microgradnn.viz.format import COLORS, FONT, Diagram, GraphTooLarge, GraphvizNotFound, _esc, _html, fmt
+from microgradnn.viz.format import (COLORS, FONT, Diagram, GraphTooLarge, GraphvizNotFound, _esc, _html, check_title,
+                                    fmt)
 
 POSITIVE_WEIGHT, NEGATIVE_WEIGHT = "#2E86C1", "#C0392B"
 COLUMN_GAP, ROW_GAP, DIAMETER, PREDICTION_GAP = 135, 54, 46, 40  # points; the gap is from circle to box
@@ -91,6 +92,7 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
     layers = layers_of(model)
     positive_int(max_elements, "draw_network", "max_elements")
     flag(legend, "draw_network", "legend")
+    check_title(title, "draw_network")
     sizes = [layers[0].nin] + [layer.nout for layer in layers]
     elements = sum(sizes) + sum(a * b for a, b in zip(sizes, sizes[1:]))
     if elements > max_elements:

@@ -20,7 +20,7 @@ from microgradnn.optim import SGD
 from microgradnn.viz.network import (NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color, activation_color,
                                      draw_network, layers_of, network_input, place_prediction, prediction_words,
                                      text_width)
-from microgradnn.viz.format import cut_sum, derivative
+from microgradnn.viz.format import check_title, cut_sum, derivative
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
 UNKNOWN = "#F2F2F2"
@@ -93,6 +93,9 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
         raise ValueError(f"animate_network: lr must be a positive finite number, got {lr!r}")
     work = copy.deepcopy(model)
     work.zero_grad()  # grads left by an earlier backward() would add into this input's
+    # every derivative is shown as backprop defines it; a frozen parameter is only left out of the step
+    frozen = {id(p) for p in work.parameters() if not p.requires_grad}
+    work.requires_grad_(True)
     layers = layers_of(work, "animate_network")
     xs = as_inputs(network_input(x, layers[0].nin, "animate_network"), layers[0].nin, "animate_network")
     steps: list[dict] = []
@@ -179,8 +182,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
             steps.append({"title": f"Backward · {where}: {D_OUT}", "active": [nid], "caption": caption,
                           "equation": eq, "ask": ask(f"What is {D_OUT} for {where}?", out.grad),
                           "sides": {nid: sides}, "lit": lit})
-            # the activation's local derivative, from the op table (0 where no gradient flows: all frozen)
-            (d,) = grad(out, raw) if raw.requires_grad else (0.0,)
+            (d,) = grad(out, raw)  # the activation's local derivative, from the op table
             steps.append({"title": f"Backward · {where}: local derivative", "active": [nid],
                           "caption": f"The activation's local derivative: how {n.activation}'s output changes with "
                                      f"its input raw = {fmt(raw.data)}.",
@@ -192,15 +194,13 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                           "equation": f"{D_RAW} = {n.activation}' × {D_OUT} = {_term(fmt(d), fmt(out.grad))} "
                                       f"= {fmt(raw.grad)}",
                           "ask": ask(f"What is {D_RAW} for {where}?", raw.grad), "sides": {nid: sides}})
-            # ∂raw/∂w_i (the input x_i) and ∂raw/∂b (1); a frozen one takes no gradient: 0
-            live = [p for p in (*n.w, n.b) if p.requires_grad]
-            found = dict(zip(live, grad(raw, live, materialize_grads=True))) if live else {}  # (none: all frozen)
-            local = [found.get(p, 0.0) for p in (*n.w, n.b)]
+            local = grad(raw, [*n.w, n.b], materialize_grads=True)  # ∂raw/∂w_i (the input x_i) and ∂raw/∂b (1)
+            stays = [" (frozen: not stepped)" if id(p) in frozen else "" for p in (*n.w, n.b)]
             largest = max(abs(w.grad) for w in n.w)
             parts = [f"{derivative('L', f'w{i}')} = {names[i]} × {D_RAW} = {_term(fmt(local[i]), fmt(raw.grad))} "
-                     f"= {fmt(w.grad)}"
+                     f"= {fmt(w.grad)}{stays[i]}"
                      for i, w in enumerate(n.w)]
-            parts.append(f"{D_B} = 1 × {D_RAW} = {fmt(n.b.grad)}")
+            parts.append(f"{D_B} = 1 × {D_RAW} = {fmt(n.b.grad)}{stays[-1]}")
             steps.append({"title": f"Backward · {where}: {D_W} for each incoming edge", "active": [nid],
                           "caption": f"Each weight's gradient is its input times {D_RAW} (the bias's input is 1).",
                           "equation": "; ".join(parts[:8]) + ("; …" if len(parts) > 8 else ""),
@@ -213,19 +213,30 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                                   for i, w in enumerate(n.w)}})
 
     # ---- one gradient-descent step, then the new prediction ----
-    params = [p for layer in layers for p in layer.parameters()]
-    first = layers[-1].neurons[0].w[0]
-    before, g0 = first.data, first.grad
-    SGD(params, lr=lr).step()
-    steps.append({
-        "title": f"Gradient descent · learning rate {fmt(lr)}", "active": [f"L{last}N0"],
-        "caption": f"Every weight and bias takes a small step against its gradient: w ← w - {fmt(lr)} × {D_W} "
-                   f"({len(params)} parameters). Edge colours and widths show the new weights.",
-        "equation": f"e.g. w0 of layer {last - 1} n0: {fmt(before)} - {_term(fmt(lr), fmt(g0))} = {fmt(first.data)}",
-        "ask": ask(f"What is the new w0 of layer {last - 1} neuron n0?", first.data),
-        "weights": {f"L{li}N{i}-L{li + 1}N{j}": _weight_style(w.data, wmax)
-                    for li, layer in enumerate(layers) for j, n in enumerate(layer.neurons)
-                    for i, w in enumerate(n.w)}})
+    stepped = [(f"{name} of layer {li} n{j}", li, j, p) for li in reversed(range(last))
+               for j, n in enumerate(layers[li].neurons)
+               for name, p in [*((f"w{i}", w) for i, w in enumerate(n.w)), ("b", n.b)] if id(p) not in frozen]
+
+    def weights() -> dict:
+        return {f"L{li}N{i}-L{li + 1}N{j}": _weight_style(w.data, wmax)
+                for li, layer in enumerate(layers) for j, n in enumerate(layer.neurons) for i, w in enumerate(n.w)}
+    if not stepped:
+        steps.append({"title": f"Gradient descent · learning rate {fmt(lr)}", "active": [],
+                      "caption": "Every parameter is frozen (requires_grad=False): gradient descent changes none.",
+                      "equation": "", "weights": weights()})
+    else:
+        name, li, j, first = stepped[0]
+        before, g0 = first.data, first.grad
+        SGD([p for *_, p in stepped], lr=lr).step()
+        kept = f"; the {len(frozen)} frozen ones stay" if frozen else ""
+        steps.append({
+            "title": f"Gradient descent · learning rate {fmt(lr)}", "active": [f"L{li + 1}N{j}"],
+            "caption": f"{'Each unfrozen' if frozen else 'Every'} weight and bias takes a small step against its "
+                       f"gradient: w ← w - {fmt(lr)} × {D_W} ({len(stepped)} parameters{kept}). Edge colours and "
+                       f"widths show the new weights.",
+            "equation": f"e.g. {name}: {fmt(before)} - {_term(fmt(lr), fmt(g0))} = {fmt(first.data)}",
+            "ask": ask(f"What is the new {name.replace(' n', ' neuron n')}?", first.data),
+            "weights": weights()})
     with no_grad():
         h, nodes = xs, {}
         for li, layer in enumerate(layers):
@@ -236,8 +247,10 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
     new_shown = ", ".join(fmt(p) for p in new_prediction)
     new_words = prediction_words(work, new_prediction)
     steps.append({"title": "New prediction, after one step", "active": ["prediction", "loss"],
-                  "caption": "The same input through the updated network: the loss went "
-                             + ("down." if new_value < value.data else "up (the learning rate is too large)."),
+                  "caption": "The same input through the updated network: the loss "
+                             + ("went down." if new_value < value.data else
+                                "stayed the same." if new_value == value.data else
+                                "went up (the learning rate is too large)."),
                   "equation": f"prediction {shown} -> {new_shown} ({new_words}); loss {fmt(value.data)} -> "
                               f"{fmt(new_value)}",
                   "nodes": nodes, "boxes": {"prediction": ["after one step", new_shown, new_words],
@@ -259,6 +272,7 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
     learner for each value before showing it. The model is not changed. Controls as `animate`;
     `page.html#step=N` opens at step N."""
     flag(quiz, "animate_network", "quiz")
+    check_title(title, "animate_network")
     x = network_input(x, layers_of(model, "animate_network")[0].nin, "animate_network")
     path = page_path(path, overwrite, "animate_network")
     steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)

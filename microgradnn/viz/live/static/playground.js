@@ -190,7 +190,8 @@
     const line = (col, color, dash, scale) => {
       ctx.beginPath(); ctx.setLineDash(dash); ctx.strokeStyle = color; ctx.lineWidth = 1.5;
       h.forEach((r, i) => { const x = 4 + (W - 8) * (n > 1 ? (r[0] - 1) / (n - 1) : 0), y = H - 4 - (H - 8) * r[col] / scale;
-                            i ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
+                            i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+                            if (h.length === 1) { ctx.fillStyle = color; ctx.fillRect(x - 2, y - 2, 5, 5); } });  // a line of one point draws nothing
       ctx.stroke(); ctx.setLineDash([]);
     };
     line(1, "#2E86C1", [], top); line(2, "#E67E22", [], top);
