@@ -1229,3 +1229,27 @@ def test_a_module_class_keeps_its_signature_and_its_subclass_init_counts_as_init
     assert str(inspect.signature(Child)) == "(scale: float)" and Child.__init__.__name__ == "__init__"
     net = Net()
     assert net([1.0]).data == 3.0 and list(net.state_dict()) == ["head.s", "head.shift"]
+
+
+def test_a_one_output_layer_or_linear_predicts_by_its_threshold_as_the_mlp_of_it_does():
+    X, y = mg.data.make_moons(20, noise=0.1, seed=0)
+    layer = Layer.from_weights([([1.0, 0.0], 0.0)], activation="sigmoid")
+    mlp = MLP.from_layers([layer])
+    assert layer.decision_function(X).shape == (20,)  # was (20, 1), classified by an argmax: all class 0
+    assert (layer.decision_function(X) == mlp.decision_function(X)).all()
+    assert (layer.predict(X) == mlp.predict(X)).all() and layer.predict(X).any()
+    assert mg.accuracy(layer, X, y) == mg.accuracy(mlp, X, y) == 0.65
+    linear = mg.nn.Linear(2, 1, seed=0)
+    linear.weight[0][0].data, linear.weight[0][1].data, linear.bias[0].data = 1.0, 0.0, 0.0
+    assert linear.output_activation == "linear" and linear.threshold == 0.0  # was an AttributeError
+    assert (linear.predict(X) == (X[:, 0] > 0)).all()
+    assert mg.accuracy(linear, X, y) == mg.accuracy(MLP.from_layers([Layer.from_weights([([1.0, 0.0], 0.0)], "linear")]),
+                                                    X, y)
+
+
+def test_a_neuron_has_one_output_so_accuracy_and_fit_take_it():
+    X, y = mg.data.make_moons(20, noise=0.1, seed=0)
+    neuron = Neuron.from_weights([1.0, 0.0], 0.0, activation="sigmoid")
+    assert neuron.nout == 1  # was an AttributeError telling the user to set it
+    assert mg.accuracy(neuron, X, y) == float((neuron.predict(X) == y).mean())
+    assert len(mg.fit(neuron, X, y, "binary_cross_entropy", "sgd", 2, verbose=False).accuracy) == 2

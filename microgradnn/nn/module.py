@@ -397,13 +397,15 @@ class Module:
 
     @no_grad()
     def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
+        """Raw outputs for each row of X, shape (n,) for one output (a Layer's or Linear's list of
+        one Value too) or (n, nout), without recording a graph."""
         X = as_matrix(X, self.nin, "decision_function")
         rows = [self(x) for x in X]
         if not rows:  # the shape of many rows, with none
             nout = getattr(self, "nout", 1)
             return np.zeros((0, nout) if nout > 1 else 0)
-        return np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
+        scores = np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
+        return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
 
     @property
     def threshold(self) -> float:
