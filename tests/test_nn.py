@@ -1253,3 +1253,34 @@ def test_a_neuron_has_one_output_so_accuracy_and_fit_take_it():
     assert neuron.nout == 1  # was an AttributeError telling the user to set it
     assert mg.accuracy(neuron, X, y) == float((neuron.predict(X) == y).mean())
     assert len(mg.fit(neuron, X, y, "binary_cross_entropy", "sgd", 2, verbose=False).accuracy) == 2
+
+
+def test_named_parameters_and_parameters_take_torchs_arguments():
+    torch = pytest.importorskip("torch")
+
+    class Net(mg.Module):
+        def __init__(self) -> None:
+            self.nin, self.scale = 1, Value(2.0)
+            self.fc = mg.nn.Linear(1, 1, seed=0)
+            self.tied = self.fc
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(2.0))
+            self.fc = torch.nn.Linear(1, 1)
+            self.tied = self.fc
+
+    ours, theirs = Net(), TorchNet()
+    tensor = lambda name: name.rsplit(".", 2)[0] if ".weight." in name else name.rsplit(".", 1)[0] \
+        if ".bias." in name else name  # noqa: E731  (fc.weight.0.0 is an entry of torch's fc.weight)
+    for kwargs in [{}, {"prefix": "net"}, {"recurse": False}, {"remove_duplicate": False},
+                   {"prefix": "net", "recurse": False, "remove_duplicate": False}]:  # were TypeErrors
+        names = list(dict.fromkeys(tensor(n) for n, _ in ours.named_parameters(**kwargs)))
+        assert names == [n for n, _ in theirs.named_parameters(**kwargs)], kwargs
+    assert ours.parameters(recurse=False) == [ours.scale] and ours.parameters() == [ours.scale, *ours.fc.parameters()]
+    assert len(list(theirs.parameters(recurse=False))) == 1
+    with pytest.raises(TypeError, match="named_parameters: recurse must be True or False, got int 0"):
+        ours.parameters(recurse=0)
+    with pytest.raises(TypeError, match="named_parameters: prefix must be a str, got NoneType None"):
+        ours.named_parameters(prefix=None)
