@@ -28,9 +28,11 @@ def digits(n: int) -> int:
 
 
 def shown(x) -> str:
-    """x as an error message shows it: its repr, but an int too large for a float by its size."""
-    if _is_int(x) and abs(x) >= 2 ** 1024:
-        return f"an int of about {digits(x)} digits (too large for a float)"
+    """x as an error message shows it: its repr (cut at 60 characters), but an int too long for
+    that by its size (str() of one beyond 4300 digits raises)."""
+    if _is_int(x) and abs(x) >= 10 ** 59:
+        return f"an int of about {digits(x)} digits" + (
+            " (too large for a float)" if abs(x) >= 2 ** 1024 else "")
     return f"{x!r:.60}"
 
 
@@ -40,7 +42,7 @@ def integer(x, who: str, what: str, *, at_least: int) -> int:
     if not _is_int(x):
         raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r}")
     if x < at_least:
-        raise ValueError(f"{who}: {what} must be {rule}, got {x!r}")
+        raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}")
     return int(x)
 
 

@@ -323,7 +323,7 @@ class CharTokenizer:
                                 f"got {type(i).__name__} {i!r} at position {k}")
             if not 0 <= i < self.vocab_size:
                 raise ValueError(f"CharTokenizer.decode: token ids must be ints in 0..{self.vocab_size - 1}, "
-                                 f"got {i!r} at position {k}")
+                                 f"got {shown(i)} at position {k}")
         return "".join(self.chars[i - 1] for i in ids if i != self.BOS)
 
     def __repr__(self) -> str:

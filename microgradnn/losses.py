@@ -216,10 +216,14 @@ def decision_threshold(loss: Callable | str, targets: ArrayLike) -> float | None
     when the loss does not say (cross_entropy takes the argmax; a loss of your own)."""
     if isinstance(loss, str):  # a name of LOSSES, as fit takes it
         loss = LOSSES[one_of(loss, LOSSES, "decision_threshold", "loss")]
+    if not callable(loss):
+        raise TypeError(f"decision_threshold: loss must be a loss function or the name of one, got "
+                        f"{type(loss).__name__} {loss!r:.60}")
     if loss is binary_cross_entropy:
         return 0.5
     if loss is mse:  # by the label convention, so a batch of one class is split where it should be
-        t = np.asarray(targets, dtype=float)
+        given = np.asarray(targets, dtype=object).reshape(-1)
+        t = np.array([_target(x, i, "decision_threshold") for i, x in enumerate(given)], dtype=float)
         values = set(np.unique(t).tolist())
         if values <= {0.0, 1.0}:
             return 0.5

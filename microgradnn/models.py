@@ -238,7 +238,7 @@ class GPT(Module):
         if stop is not None and not (_is_int(stop) and 0 <= stop < self.vocab_size):  # else it never matches
             raise (ValueError if _is_int(stop) else TypeError)(
                 f"generate: stop must be None or a token id (an int in 0..{self.vocab_size - 1}), "
-                f"got {type(stop).__name__} {stop!r}")
+                f"got {type(stop).__name__} {shown(stop)}")
         if seed is not None and not isinstance(seed, np.random.Generator):
             integer(seed, "generate", "seed", at_least=0)  # numpy's rule, said here
         start = self._check_tokens(start, "generate", "start")

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import _is_int, one_of, positive_int, shown
+from microgradnn._checks import _is_int, flag, is_finite, number, one_of, positive_int, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
@@ -54,12 +54,17 @@ def _correct(scores: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
 def accuracy(model: Module, X: ArrayLike, y: ArrayLike, threshold: float | None = None) -> float:
     """Fraction of rows of X the model classifies as y: `model.predict`'s classes (argmax, or one
     output against `model.threshold`, which `fit` sets) against the labels."""
+    if threshold is not None:
+        threshold = number(threshold, "accuracy", "threshold")
     X = _as_matrix(X, model.nin, "accuracy")
     y = _as_labels(y, len(X), "accuracy")
     _check_classes(y, model.nout)
     scores = model.decision_function(X)
     if threshold is None:  # (several outputs are classed by argmax: no threshold to read)
         threshold = model.threshold if scores.ndim == 1 else 0.0
+    elif scores.ndim == 2:  # as predict: a threshold given would do nothing
+        raise ValueError(f"accuracy: threshold applies to a model with one output; this one has "
+                         f"{scores.shape[1]}, classified by their argmax")
     return float(_correct(scores, y, threshold).mean())
 
 
@@ -76,7 +81,11 @@ def _as_labels(y, n: int, who: str) -> np.ndarray:
                 label = label.item() if isinstance(label, np.generic) else label
                 raise TypeError(f"{who}: y must hold numbers (class indices, or two values such as 0 and 1), "
                                 f"got {type(label).__name__} {label!r:.60}")
-    y = array.astype(float).reshape(-1)
+    try:
+        y = array.astype(float).reshape(-1)
+    except OverflowError:  # an int beyond float's range
+        big = next(label for label in array.flat if _is_int(label) and not is_finite(label))
+        raise ValueError(f"{who}: y must hold finite numbers, got {shown(big)}") from None
     if len(y) != n:
         one_hot = array.ndim == 2 and len(array) == n  # (n, classes): cross_entropy takes class indices
         raise ValueError(f"{who}: X has {n} rows but y has {len(y)} labels"
@@ -220,6 +229,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     opt = _optimizer(model, optimizer, scheduler, lr)
     params = model.named_parameters()  # before any forward pass here
     epochs = positive_int(epochs, "fit", "epochs")
+    verbose, compiled = flag(verbose, "fit", "verbose"), flag(compiled, "fit", "compiled")  # "no" would read as True
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
     if seed is not None and not isinstance(seed, np.random.Generator) and not (_is_int(seed) and seed >= 0):
@@ -358,6 +368,9 @@ def _scalar_step(model: Module, loss_fn: Callable):
     def step(Xb: np.ndarray, yb: np.ndarray):
         outs = [model(x) for x in Xb]
         value = loss_fn(outs, yb)
+        if not isinstance(value, Value):
+            raise TypeError(f"fit: the loss must return a Value (the mean over the batch), got "
+                            f"{type(value).__name__} {value!r:.60}")
         value.backward()
         scores = np.array([[v.data for v in o] if isinstance(o, list) else o.data for o in outs])
         return value.data, scores

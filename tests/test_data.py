@@ -242,3 +242,14 @@ def test_a_numpy_generator_or_random_state_is_taken_as_seed(made):
     assert np.array_equal(c[0], d[0])
     state = np.random.RandomState(7)
     assert np.array_equal(make(seed=state)[0], c[0]) and not np.array_equal(make(seed=state)[0], c[0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda n: data.CharTokenizer(["ab"]).decode([n]), r"CharTokenizer.decode: token ids must be ints in 0..2, got "),
+    (lambda n: data.make_moons(-n), "make_moons: n_samples must be a positive int, got "),
+], ids=["decode", "n_samples"])
+def test_an_int_too_long_to_print_is_named_by_its_size(call, message):
+    with pytest.raises(ValueError, match=f"^{message}an int of about 5001 digits \\(too large for a float\\)"):
+        call(10 ** 5000)  # was Python's "Exceeds the limit (4300 digits) for integer string conversion"
+    with pytest.raises(ValueError, match=f"^{message}an int of about 100 digits"):
+        call(10 ** 99)  # was its first 60 digits: another number

@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -267,3 +268,15 @@ def test_softmax_gradient_matches_torch_and_finite_differences():
     (torch.softmax(t, 0) * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
     assert grads == pytest.approx(t.grad.tolist(), rel=1e-12)
     assert grads == pytest.approx(numeric_grads(f, xs), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("loss, targets, error, message", [
+    (losses.mse, [math.nan, 1.0], ValueError, "targets contain NaN or infinity: target 0 is nan"),  # was nan
+    (losses.mse, [0.0, math.inf], ValueError, "targets contain NaN or infinity: target 1 is inf"),  # was inf
+    (losses.mse, ["a", 1.0], TypeError, "targets must be numbers, got str 'a' at target 0"),  # was numpy's error
+    (5, [0, 1], TypeError, "loss must be a loss function or the name of one, got int 5"),  # was None
+])
+def test_decision_threshold_refuses_targets_and_losses_it_cannot_read(loss, targets, error, message):
+    with pytest.raises(error, match=f"^decision_threshold: {re.escape(message)}"):
+        losses.decision_threshold(loss, targets)
+    assert losses.decision_threshold(losses.mse, [2.0, 4.0]) == 3.0 and losses.decision_threshold("mse", [[0], [1]]) == 0.5

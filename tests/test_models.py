@@ -370,3 +370,15 @@ def test_gpt_gradients_match_finite_differences():
     picked = [ps[int(i)] for ps in by_tensor.values() for i in rng.choice(len(ps), size=min(2, len(ps)), replace=False)]
     assert len(by_tensor) >= 10
     assert [p.grad for p in picked] == pytest.approx(numeric_param_grads(loss, picked), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda n: GPT(3, 4, 1, seed=0).generate([0], stop=n),
+     r"generate: stop must be None or a token id \(an int in 0..2\), got int "),
+    (lambda n: GPT(3, 4, 1, seed=0).generate([0], -n), "generate: max_new_tokens must be an int >= 0, got "),
+], ids=["stop", "max_new_tokens"])
+def test_generate_names_an_int_too_long_to_print_by_its_size(call, message):
+    with pytest.raises(ValueError, match=f"^{message}an int of about 5001 digits \\(too large for a float\\)"):
+        call(10 ** 5000)  # was Python's "Exceeds the limit (4300 digits) for integer string conversion"
+    with pytest.raises(ValueError, match=f"^{message}an int of about 100 digits"):
+        call(10 ** 99)  # was its first 60 digits: another number

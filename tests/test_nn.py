@@ -1229,3 +1229,58 @@ def test_a_module_class_keeps_its_signature_and_its_subclass_init_counts_as_init
     assert str(inspect.signature(Child)) == "(scale: float)" and Child.__init__.__name__ == "__init__"
     net = Net()
     assert net([1.0]).data == 3.0 and list(net.state_dict()) == ["head.s", "head.shift"]
+
+
+def test_a_one_output_layer_or_linear_predicts_by_its_threshold_as_the_mlp_of_it_does():
+    X, y = mg.data.make_moons(20, noise=0.1, seed=0)
+    layer = Layer.from_weights([([1.0, 0.0], 0.0)], activation="sigmoid")
+    mlp = MLP.from_layers([layer])
+    assert layer.decision_function(X).shape == (20,)  # was (20, 1), classified by an argmax: all class 0
+    assert (layer.decision_function(X) == mlp.decision_function(X)).all()
+    assert (layer.predict(X) == mlp.predict(X)).all() and layer.predict(X).any()
+    assert mg.accuracy(layer, X, y) == mg.accuracy(mlp, X, y) == 0.65
+    linear = mg.nn.Linear(2, 1, seed=0)
+    linear.weight[0][0].data, linear.weight[0][1].data, linear.bias[0].data = 1.0, 0.0, 0.0
+    assert linear.output_activation == "linear" and linear.threshold == 0.0  # was an AttributeError
+    assert (linear.predict(X) == (X[:, 0] > 0)).all()
+    assert mg.accuracy(linear, X, y) == mg.accuracy(MLP.from_layers([Layer.from_weights([([1.0, 0.0], 0.0)], "linear")]),
+                                                    X, y)
+
+
+def test_a_neuron_has_one_output_so_accuracy_and_fit_take_it():
+    X, y = mg.data.make_moons(20, noise=0.1, seed=0)
+    neuron = Neuron.from_weights([1.0, 0.0], 0.0, activation="sigmoid")
+    assert neuron.nout == 1  # was an AttributeError telling the user to set it
+    assert mg.accuracy(neuron, X, y) == float((neuron.predict(X) == y).mean())
+    assert len(mg.fit(neuron, X, y, "binary_cross_entropy", "sgd", 2, verbose=False).accuracy) == 2
+
+
+def test_named_parameters_and_parameters_take_torchs_arguments():
+    torch = pytest.importorskip("torch")
+
+    class Net(mg.Module):
+        def __init__(self) -> None:
+            self.nin, self.scale = 1, Value(2.0)
+            self.fc = mg.nn.Linear(1, 1, seed=0)
+            self.tied = self.fc
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(2.0))
+            self.fc = torch.nn.Linear(1, 1)
+            self.tied = self.fc
+
+    ours, theirs = Net(), TorchNet()
+    tensor = lambda name: name.rsplit(".", 2)[0] if ".weight." in name else name.rsplit(".", 1)[0] \
+        if ".bias." in name else name  # noqa: E731  (fc.weight.0.0 is an entry of torch's fc.weight)
+    for kwargs in [{}, {"prefix": "net"}, {"recurse": False}, {"remove_duplicate": False},
+                   {"prefix": "net", "recurse": False, "remove_duplicate": False}]:  # were TypeErrors
+        names = list(dict.fromkeys(tensor(n) for n, _ in ours.named_parameters(**kwargs)))
+        assert names == [n for n, _ in theirs.named_parameters(**kwargs)], kwargs
+    assert ours.parameters(recurse=False) == [ours.scale] and ours.parameters() == [ours.scale, *ours.fc.parameters()]
+    assert len(list(theirs.parameters(recurse=False))) == 1
+    with pytest.raises(TypeError, match="named_parameters: recurse must be True or False, got int 0"):
+        ours.parameters(recurse=0)
+    with pytest.raises(TypeError, match="named_parameters: prefix must be a str, got NoneType None"):
+        ours.named_parameters(prefix=None)

@@ -1175,3 +1175,12 @@ def test_right_rules_at_tiny_magnitudes_pass_and_wrong_ones_fail():
     for x in (1e-150, -1e-150):
         report = gradcheck(sq3, x, atol=0.0)
         assert not report and report.culprit is not None and report.culprit.node.op == sq3.name, str(report)
+
+
+def test_a_zero_dimensional_array_is_one_input_named_x_as_a_float_is():
+    pytest.importorskip("torch")
+    for check in (gradcheck, gradgradcheck, compare_with_torch):
+        report = check(lambda x: x * x, np.array(1.5))
+        assert report and [r.name for r in report.rows][-1] in ("x", "d/dx (create_graph)"), report  # was x[]
+    with pytest.raises(TypeError, match="gradcheck: input 'x' must be a finite number, got bool True"):
+        gradcheck(lambda x: x, np.array(True))

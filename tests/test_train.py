@@ -493,3 +493,36 @@ def test_fit_refuses_a_model_whose_forward_makes_parameters_the_optimizer_does_n
     with pytest.raises(ValueError, match=r"fit: the model's parameters changed by the end of epoch 3 \(3 before, 4 now; "
                                          r"new: \['seen.0'\]\)"):
         mg.fit(Later(), np.zeros((4, 2)), np.zeros(4), "mse", "sgd", 3, verbose=False)
+
+
+@pytest.mark.parametrize("option", ["verbose", "compiled"])
+def test_fit_takes_its_switches_as_bools_only(option, capsys):
+    X, y = data.xor()
+    model = MLP(2, [2, 1], seed=0)
+    before = model.state_dict()
+    for value in ("no", 0, 1, None):  # compiled="no" trained compiled, verbose="no" printed
+        with pytest.raises(TypeError, match=f"^fit: {option} must be True or False, got {type(value).__name__}"):
+            mg.fit(model, X, y, "mse", "sgd", 1, **{"verbose": False, option: value})
+    assert model.state_dict() == before and capsys.readouterr().err == ""
+
+
+def test_accuracy_refuses_a_threshold_a_model_of_several_outputs_would_ignore():
+    X, y = data.make_moons(20, seed=0)
+    model = MLP(2, [4, 3], seed=0)
+    with pytest.raises(ValueError, match="^accuracy: threshold applies to a model with one output; this one has 3"):
+        mg.accuracy(model, X, y, threshold=0.3)  # was the argmax's accuracy, the threshold silently unused
+    with pytest.raises(TypeError, match="^accuracy: threshold must be a finite number, got str '0'"):
+        mg.accuracy(model, X, y, threshold="0")
+    assert mg.accuracy(model, X, y) == float((model.predict(X) == y).mean())
+
+
+def test_fit_names_a_loss_of_ones_own_that_returns_no_value():
+    X, y = data.xor()
+    with pytest.raises(TypeError, match=r"^fit: the loss must return a Value \(the mean over the batch\), got float 1.0"):
+        mg.fit(MLP(2, [2, 1], seed=0), X, y, lambda p, t: 1.0, "sgd", 1, verbose=False)  # was an AttributeError
+
+
+def test_accuracy_names_a_label_too_large_for_a_float():
+    X, _ = data.xor()
+    with pytest.raises(ValueError, match=r"^accuracy: y must hold finite numbers, got an int of about 401 digits"):
+        mg.accuracy(MLP(2, [2, 1], seed=0), X, [0, 1, 10 ** 400, 0])  # was OverflowError naming no one

@@ -90,6 +90,11 @@ class Linear(Module):
         """How many outputs."""
         return self._nout
 
+    @property
+    def output_activation(self) -> str:
+        """No activation: the outputs are W x + b."""
+        return "linear"
+
     def _named_items(self):
         items = [(f"weight.{i}.{j}", w) for i, row in enumerate(self.weight) for j, w in enumerate(row)]
         return items + [(f"bias.{i}", b) for i, b in enumerate(self.bias or ())]

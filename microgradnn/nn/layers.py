@@ -59,6 +59,10 @@ class Neuron(Module):
         return neuron
 
     @property
+    def nout(self) -> int:
+        return 1
+
+    @property
     def output_activation(self) -> str:
         return self.activation
 

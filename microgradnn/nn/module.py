@@ -192,14 +192,21 @@ class Module:
                              "without dots, as torch's ModuleDict requires")
         return items
 
-    def named_parameters(self) -> list[tuple[str, Value]]:
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> list[tuple[str, Value]]:
         """(dotted name, parameter) pairs, e.g. `layers.0.neurons.3.w.1`; a parameter used in
-        several places (a shared layer) is listed once, under its first name, as in PyTorch."""
+        several places (a shared layer) is listed once, under its first name, as in PyTorch. Torch's
+        arguments: `prefix` goes before each name, `recurse=False` lists this module's own
+        parameters only, `remove_duplicate=False` a shared one under each of its names."""
+        if not isinstance(prefix, str):
+            raise TypeError(f"named_parameters: prefix must be a str, got {type(prefix).__name__} {prefix!r:.60}")
+        flag(recurse, "named_parameters", "recurse"), flag(remove_duplicate, "named_parameters", "remove_duplicate")
+        every = self._every_parameter() if recurse else [(n, p) for n, p in self._named_items() if isinstance(p, Value)]
         seen, out = set(), []
-        for name, p in self._every_parameter():
-            if p not in seen:
+        for name, p in every:
+            if not remove_duplicate or p not in seen:
                 seen.add(p)
-                out.append((name, p))
+                out.append((f"{prefix}.{name}" if prefix else name, p))
         return out
 
     def _every_parameter(self, _within: tuple = ()) -> list[tuple[str, Value]]:
@@ -267,9 +274,10 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def parameters(self) -> list[Value]:
-        """Every trainable Value, in `named_parameters()` order."""
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse: bool = True) -> list[Value]:
+        """Every trainable Value, in `named_parameters()` order (this module's own only with
+        `recurse=False`, as torch's)."""
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
     def num_parameters(self) -> int:
         """How many scalar parameters the module has."""
@@ -397,13 +405,15 @@ class Module:
 
     @no_grad()
     def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Raw outputs for each row of X, shape (n,) or (n, nout), without recording a graph."""
+        """Raw outputs for each row of X, shape (n,) for one output (a Layer's or Linear's list of
+        one Value too) or (n, nout), without recording a graph."""
         X = as_matrix(X, self.nin, "decision_function")
         rows = [self(x) for x in X]
         if not rows:  # the shape of many rows, with none
             nout = getattr(self, "nout", 1)
             return np.zeros((0, nout) if nout > 1 else 0)
-        return np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
+        scores = np.array([[v.data for v in r] if isinstance(r, list) else r.data for r in rows])
+        return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
 
     @property
     def threshold(self) -> float:

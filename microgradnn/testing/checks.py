@@ -541,6 +541,8 @@ def _gaps(order: list[Value], near: list[Value], wrt: list[list[Value]],
 
 def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
     """Names, float values, and how to call f with Values (positional or by keyword)."""
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 0:  # one number, named x as a float is (not x[])
+        inputs = inputs.item()
     if isinstance(inputs, Mapping):
         names = list(inputs)
         for k in names:
