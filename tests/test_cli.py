@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -285,6 +287,23 @@ def test_train_save_checks_the_destination_before_training(tmp_path):
     done = run("train", "--epochs", "500", "--save", str(tmp_path), "--overwrite")
     _one_line_error(done, 2, "is a folder")
     assert done.stdout == ""
+
+
+def test_train_save_refuses_a_pipe_or_device_before_training_and_leaves_it(tmp_path):
+    # --save PIPE --overwrite trained, then replaced the pipe with a file (as root, /dev/null with one)
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    done = run("train", "--epochs", "2", "--quiet", "--save", str(pipe), "--overwrite")
+    _one_line_error(done, 2, "pipe.json is not a regular file (a device, pipe or socket)")
+    assert done.stdout == "" and stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def test_train_load_of_a_device_or_a_large_binary_file_is_refused_without_reading_it(tmp_path):
+    # /dev/zero was read until memory ran out (the process was killed), a pipe waited forever
+    _one_line_error(run("train", "--load", os.devnull, "--quiet"), 2, "is not a regular file")
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01" * 100_000)
+    _one_line_error(run("train", "--load", str(tmp_path / "weights.bin"), "--quiet"), 2,
+                    "weights.bin is not a microgradnn model file (invalid JSON: it starts with b'\\x00\\x01")
 
 
 def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
