@@ -39,6 +39,7 @@ def test_help_on_every_subcommand(command):
      "--samples 2 cannot cover --classes 5 (at least one sample per class); pass --samples 5 or more"),
     (["train", "--dataset", "blobs", "--classes", "5", "--samples", "3"], "--samples 3 cannot cover --classes 5"),
     (["train", "--samples", "1"], "--samples 1 cannot cover the 2 classes of moons"),
+    (["train", "--noise", "1e308"], "make_moons: noise 1e+308 is too large: some points are not finite numbers"),
     (["demo", "--dataset", "blobs", "--classes", "1"], "--classes must be at least 2 for a classifier, got 1"),
     (["render"], "the following arguments are required: expression"),
     (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),

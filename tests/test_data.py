@@ -242,3 +242,14 @@ def test_a_numpy_generator_or_random_state_is_taken_as_seed(made):
     assert np.array_equal(c[0], d[0])
     state = np.random.RandomState(7)
     assert np.array_equal(make(seed=state)[0], c[0]) and not np.array_equal(make(seed=state)[0], c[0])
+
+
+@pytest.mark.parametrize("make, what", [(data.make_moons, "noise"), (data.make_circles, "noise"),
+                                        (data.make_blobs, "cluster_std"), (data.make_spiral, "noise"),
+                                        (data.xor, "noise")])
+def test_noise_so_large_that_points_are_not_finite_is_refused(make, what):
+    # noise=1e308 gave points of inf and nan, silently (train --noise 1e308 then failed in fit on "X")
+    with pytest.raises(ValueError, match=rf"{make.__name__}: {what} 1e\+308 is too large: some points are not finite"):
+        make(50, seed=0, **{what: 1e308})
+    X, _ = make(50, seed=0, **{what: 1e200})  # huge, but every point a number
+    assert np.isfinite(X).all()
