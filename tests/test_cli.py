@@ -83,6 +83,17 @@ def test_demo_trains_and_writes_every_picture(tmp_path):
 
 
 @needs_dot
+@pytest.mark.parametrize("dataset", ["spiral", "blobs"])
+def test_demo_on_a_dataset_of_several_classes_draws_a_neuron_of_the_cross_entropy_loss(tmp_path, dataset):
+    # the network's output is then a list of Values: the demo failed after training (TypeError: unhashable list)
+    done = run("demo", "--dataset", dataset, "--samples", "12", "--epochs", "2", "--quiet", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    backward = ET.parse(tmp_path / "neuron_backward.svg").getroot()
+    title = " ".join(t.text for t in list(backward.iter("{http://www.w3.org/2000/svg}text"))[:2])
+    assert "neuron layers.0.neurons." in title and "d(cross_entropy loss on this sample)" in title
+
+
+@needs_dot
 def test_demo_without_matplotlib_says_so_and_writes_the_rest(tmp_path):
     fake = tmp_path / "fake"
     (fake / "matplotlib").mkdir(parents=True)
