@@ -424,7 +424,10 @@ def cmd_demo(args) -> int:
     _check_effective(args)
     overwrite = _check_demo_destinations(args)
     args.out = DEMO_OUT if args.out is None else args.out
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:  # a file on the way, a read-only or virtual file system
+        raise UsageError(f"--out: cannot make the folder {args.out}: {e.strerror or e}") from None
     args.load = args.save = None
     model, X, y, history = train_model(args)
     written = []

@@ -331,6 +331,13 @@ def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
     assert model.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
 
 
+def test_demo_out_that_cannot_be_made_is_one_line_naming_the_option(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    done = run("demo", "--out", str(tmp_path / "notes.txt" / "pictures"), "--epochs", "2", "--quiet")
+    _one_line_error(done, 2, f"--out: cannot make the folder {tmp_path / 'notes.txt' / 'pictures'}: Not a directory")
+    assert done.stdout == "" and (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_demo_refuses_an_empty_out_before_training(tmp_path):
     # '' (an unset shell variable) was taken as no --out: the demo trained and replaced the files in out/
     (tmp_path / "out").mkdir()
