@@ -334,8 +334,12 @@ def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
 def test_demo_out_that_cannot_be_made_is_one_line_naming_the_option(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     done = run("demo", "--out", str(tmp_path / "notes.txt" / "pictures"), "--epochs", "2", "--quiet")
-    _one_line_error(done, 2, f"--out: cannot make the folder {tmp_path / 'notes.txt' / 'pictures'}: Not a directory")
+    _one_line_error(done, 2, f"--out {tmp_path / 'notes.txt' / 'pictures'} cannot be made: {tmp_path / 'notes.txt'} "
+                             "is not a folder")
     assert done.stdout == "" and (tmp_path / "notes.txt").read_text() == "mine"
+    if os.path.isdir("/proc"):  # a folder no file can be made in (as root too)
+        done = run("demo", "--out", "/proc/microgradnn-pictures", "--epochs", "2", "--quiet")
+        _one_line_error(done, 2, "--out: cannot make the folder /proc/microgradnn-pictures: No such file or directory")
 
 
 def test_demo_refuses_an_empty_out_before_training(tmp_path):
