@@ -27,6 +27,8 @@ def user_path(path: str | os.PathLike, who: str) -> str:
         raise TypeError(f"{who}: path must be a str or os.PathLike, got {type(path).__name__} {path!r:.60}")
     if not text:  # '' would pass the checks against the parent folder, then fail to write after the work
         raise ValueError(f"{who}: path must not be empty, got ''")
+    if "\0" in text:  # no file name holds one: open() says "embedded null byte", which load took for bad JSON
+        raise ValueError(f"{who}: path must not contain a NUL character (\\0), got {text!r:.80}")
     return text
 
 

@@ -690,6 +690,16 @@ def test_save_and_load_refuse_a_pipe_or_device_and_leave_it(tmp_path):
         m.load(os.devnull)  # and a pipe's open() waited for a writer forever)
 
 
+def test_a_path_with_a_nul_character_is_refused_naming_the_path(tmp_path):
+    # load said "not a microgradnn model file (invalid JSON: embedded null byte)"; save, a bare "embedded null byte"
+    m, path = MLP(2, [2, 1], seed=0), str(tmp_path / "m\0.json")
+    with pytest.raises(ValueError, match=r"save: path must not contain a NUL character \(\\0\), got '.*m\\x00.json'"):
+        m.save(path)
+    with pytest.raises(ValueError, match=r"load: path must not contain a NUL character"):
+        m.load(path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_with_overwrite_writes_through_a_symlink_as_open_does(tmp_path):
     (tmp_path / "runs").mkdir()
     target, link = tmp_path / "runs" / "model.json", tmp_path / "best.json"
