@@ -48,6 +48,9 @@ def test_help_on_every_subcommand(command):
     (["gradcheck", "x**3", "x=1", "--atol", "nan"], "argument --atol: expected a finite number >= 0, got 'nan'"),
     (["gradcheck", "x**3", "x=1", "--atol", "-1"], "argument --atol: expected a finite number >= 0, got '-1'"),
     (["gradcheck", "x**3", "x=1", "--rtol", "inf"], "argument --rtol: expected a finite number >= 0, got 'inf'"),
+    # an import_module error, as exit 1 and "TypeError: the 'package' argument is required ..." or "Empty module name"
+    (["render", "x", "x=1", "--import", "..ops"], "--import '..ops': not a module name (like my_ops or package.ops)"),
+    (["gradcheck", "x", "x=1", "--import", ""], "--import '': not a module name"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     done = run(*args)
