@@ -688,6 +688,14 @@ def test_save_and_load_refuse_a_pipe_or_device_and_leave_it(tmp_path):
         assert stat.S_ISFIFO(os.stat(pipe).st_mode) and len(list(tmp_path.iterdir())) == 1
     with pytest.raises(ValueError, match="is not a regular file"):  # (/dev/zero was read until memory ran out,
         m.load(os.devnull)  # and a pipe's open() waited for a writer forever)
+    m.save(tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    for encoded in (b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16"), ("\n  " + text).encode("utf-32-le")):
+        (tmp_path / "other.json").write_bytes(encoded)  # what JSON's reader takes is still taken
+        assert mg.Module.from_file(tmp_path / "other.json").state_dict() == m.state_dict()
+    (tmp_path / "other.json").write_bytes(b"\x00\x01" * 100_000)
+    with pytest.raises(ValueError, match=r"other.json is not a microgradnn model file \(invalid JSON: it starts with b'\\x00"):
+        m.load(tmp_path / "other.json")
 
 
 def test_a_path_with_a_nul_character_is_refused_naming_the_path(tmp_path):

@@ -55,8 +55,9 @@ def read_model(path: str | os.PathLike) -> dict:
     try:
         with open(path, "rb") as f:
             start = f.read(4096)
-            if start.lstrip()[:1] not in (b"{", b""):  # not a JSON object: refused before a huge file fills memory
-                raise ValueError(f"it starts with {start.lstrip()[:12]!r}, not {{")
+            text = start.decode(json.detect_encoding(start), "ignore").lstrip()  # (json reads UTF-16 and BOMs too)
+            if text[:1] not in ("{", ""):  # not a JSON object: refused before a huge file fills memory
+                raise ValueError(f"it starts with {start[:12]!r}, not {{")
             payload = json.loads(start + f.read(), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise FileNotFoundError(f"load: no such file: {path}") from None
