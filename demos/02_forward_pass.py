@@ -28,7 +28,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", help="folder for forward_pass.html (the animation)")
     parser.add_argument("--overwrite", action="store_true", help="replace it if there (always, in out/)")
     args = parser.parse_args()
-    if args.out:
+    if args.out is not None:
         target = os.path.join(args.out, "forward_pass.html")
         if refused := viz.files.refusal(args.out, ["forward_pass.html"], args.overwrite):  # out/ is always replaced
             parser.error(refused)

@@ -32,6 +32,7 @@ args = parser.parse_args()
 path = Path(args.out) / "gpt_position.svg"
 if refused := mg.viz.files.refusal(args.out, [path.name], args.overwrite):  # before training; out/ is always replaced
     parser.error(refused)
+path.parent.mkdir(parents=True, exist_ok=True)
 
 # 1. the corpus and its tokens
 words, source = mg.data.words(max_len=15, seed=0)
@@ -81,7 +82,6 @@ picture = mg.viz.draw_modules(loss, [model.token_embedding, model.position_embed
                                      block.norm2, block.mlp, model.head, block, model],
                               view="backward", title="the loss at position 2 of BOS c a t (earlier positions reach it "
                                                      "through the key/value cache)")
-path.parent.mkdir(parents=True, exist_ok=True)
 mg.viz.save(picture, path, overwrite=True)
 print(f"wrote {path}")
 

@@ -27,6 +27,8 @@ def user_path(path: str | os.PathLike, who: str) -> str:
         raise TypeError(f"{who}: path must be a str or os.PathLike, got {type(path).__name__} {path!r:.60}")
     if not text:  # '' would pass the checks against the parent folder, then fail to write after the work
         raise ValueError(f"{who}: path must not be empty, got ''")
+    if "\0" in text:  # no file name holds one: open() says "embedded null byte", which load took for bad JSON
+        raise ValueError(f"{who}: path must not contain a NUL character (\\0), got {text!r:.80}")
     return text
 
 
@@ -53,6 +55,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     path = user_path(path, who)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{who}: {path} is a folder; give a file name")
+    _check_regular(path, who)
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{who}: {path} already exists; pass overwrite=True to replace it")
     folder = os.path.dirname(_target(path, overwrite))
@@ -78,6 +81,7 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
     check_overwrite(overwrite, who)
     path = user_path(path, who)
     target = _target(path, overwrite)
+    _check_regular(target, who)
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
@@ -104,6 +108,13 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _check_regular(path: str, who: str) -> None:
+    """Refuse a device, pipe or socket at `path`: replacing it with a file would remove it
+    (/dev/null itself, for root), and a model or picture is not streamed into one."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise ValueError(f"{who}: {path} is not a regular file (a device, pipe or socket); give a file name")
 
 
 def _target(path: str, overwrite: bool) -> str:

@@ -346,10 +346,10 @@ def _teaching_neuron(model: MLP, X: np.ndarray, targets: np.ndarray, loss_name: 
 
     def backward(i: int) -> dict[int, Value]:
         copy.zero_grad()  # leaves accumulate: each picture shows this sample's gradients only
-        out = copy(X[i])
-        loss_fn([out], [targets[i]]).backward()
-        return {first[id(v.origin[1])]: v for v in topological_order(out)
-                if v.origin is not None and id(v.origin[1]) in first}
+        loss = loss_fn([copy(X[i])], [targets[i]])  # (the output is a list of Values for several classes)
+        loss.backward()
+        return dict(sorted((first[id(v.origin[1])], v) for v in topological_order(loss)
+                           if v.origin is not None and id(v.origin[1]) in first))
 
     def strength(v: Value) -> float:  # the gradient reaching the neuron's weights
         return abs(v.inputs[0].grad) if v.inputs else abs(v.grad)
@@ -424,7 +424,10 @@ def cmd_demo(args) -> int:
     _check_effective(args)
     overwrite = _check_demo_destinations(args)
     args.out = DEMO_OUT if args.out is None else args.out
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:  # a file on the way, a read-only or virtual file system
+        raise UsageError(f"--out: cannot make the folder {args.out}: {e.strerror or e}") from None
     args.load = args.save = None
     model, X, y, history = train_model(args)
     written = []

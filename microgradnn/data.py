@@ -41,6 +41,12 @@ def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.
     return _rng(seed, name)
 
 
+def _check_finite(X: np.ndarray, noise: float | None, name: str, what: str) -> None:
+    """Points so noisy that some are inf or nan are refused, not returned."""
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name}: {what} {noise:g} is too large: some points are not finite numbers")
+
+
 Seed = Union[int, np.random.Generator, np.random.RandomState, None]
 
 
@@ -57,9 +63,11 @@ def _rng(seed: Seed, name: str) -> np.random.Generator:
     return np.random.default_rng(None if seed is None else integer(seed, name, "seed", at_least=0))
 
 
-def _finish(X: np.ndarray, y: np.ndarray, noise: float | None,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    X = X + rng.normal(0.0, noise, size=X.shape) if noise else X
+def _finish(X: np.ndarray, y: np.ndarray, noise: float | None, rng: np.random.Generator, name: str,
+            what: str = "noise") -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = X + rng.normal(0.0, noise, size=X.shape) if noise else X
+    _check_finite(X, noise, name, what)
     order = rng.permutation(len(y))
     return X[order].astype(float), y[order].astype(int)
 
@@ -72,7 +80,7 @@ def make_moons(n_samples: int = 100, *, noise: float | None = None,
     n1 = n_samples - n0
     t0, t1 = np.linspace(0, np.pi, n0), np.linspace(0, np.pi, n1)
     X = np.vstack([np.c_[np.cos(t0), np.sin(t0)], np.c_[1 - np.cos(t1), 0.5 - np.sin(t1)]])
-    return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
+    return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng, "make_moons")
 
 
 def make_circles(n_samples: int = 100, *, noise: float | None = None, seed: Seed = None,
@@ -86,7 +94,7 @@ def make_circles(n_samples: int = 100, *, noise: float | None = None, seed: Seed
     t0 = np.linspace(0, 2 * np.pi, n0, endpoint=False)
     t1 = np.linspace(0, 2 * np.pi, n1, endpoint=False)
     X = np.vstack([np.c_[np.cos(t0), np.sin(t0)], factor * np.c_[np.cos(t1), np.sin(t1)]])
-    return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng)
+    return _finish(X, np.r_[np.zeros(n0), np.ones(n1)], noise, rng, "make_circles")
 
 
 def make_blobs(n_samples: int = 100, *, centers: int | None = None, cluster_std: float = 1.0,
@@ -97,7 +105,7 @@ def make_blobs(n_samples: int = 100, *, centers: int | None = None, cluster_std:
     centers = 3 if centers is None else _at_most_max(centers, "make_blobs", "centers")
     middles = rng.uniform(-10, 10, size=(centers, 2))
     y = np.arange(n_samples) % centers
-    return _finish(middles[y], y, cluster_std, rng)
+    return _finish(middles[y], y, cluster_std, rng, "make_blobs", "cluster_std")
 
 
 def make_spiral(n_samples: int = 100, classes: int = 3, noise: float | None = 0.2, *,
@@ -108,9 +116,11 @@ def make_spiral(n_samples: int = 100, classes: int = 3, noise: float | None = 0.
     y = np.arange(n_samples) % k
     j, m = np.arange(n_samples) // k, (n_samples - y + k - 1) // k  # place in its class, of how many
     r = np.where(m == 1, 0.0, np.where(j == m - 1, 1.0, j * (1.0 / np.maximum(m - 1, 1))))  # linspace(0, 1, m)[j]
-    theta = y * 4.0 + r * 4.0 + rng.normal(0.0, noise or 0.0, n_samples)
-    X = np.c_[r * np.sin(theta), r * np.cos(theta)]
-    return _finish(X, y, 0.0, rng)
+    with np.errstate(over="ignore", invalid="ignore"):
+        theta = y * 4.0 + r * 4.0 + rng.normal(0.0, noise or 0.0, n_samples)
+        X = np.c_[r * np.sin(theta), r * np.cos(theta)]
+    _check_finite(X, noise, "make_spiral", "noise")
+    return _finish(X, y, 0.0, rng, "make_spiral")
 
 
 def xor(n_samples: int = 4, noise: float | None = 0.0, *, seed: Seed = None) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +131,7 @@ def xor(n_samples: int = 4, noise: float | None = 0.0, *, seed: Seed = None) -> 
     X, y = corners[idx], np.array([0, 1, 1, 0])[idx]
     if n_samples == 4 and not noise:
         return X, y  # the truth table in its usual order
-    return _finish(X, y, noise, rng)
+    return _finish(X, y, noise, rng, "xor")
 
 
 DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {

@@ -245,6 +245,8 @@ def import_modules(names: Sequence[str]) -> None:
     if names and "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):  # '' or '..ops': import_module's own errors
+            raise ExpressionError(f"--import {name!r}: not a module name (like my_ops or package.ops)")
         try:
             importlib.import_module(name)
         except ImportError as e:

@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -37,6 +39,7 @@ def test_help_on_every_subcommand(command):
      "--samples 2 cannot cover --classes 5 (at least one sample per class); pass --samples 5 or more"),
     (["train", "--dataset", "blobs", "--classes", "5", "--samples", "3"], "--samples 3 cannot cover --classes 5"),
     (["train", "--samples", "1"], "--samples 1 cannot cover the 2 classes of moons"),
+    (["train", "--noise", "1e308"], "make_moons: noise 1e+308 is too large: some points are not finite numbers"),
     (["demo", "--dataset", "blobs", "--classes", "1"], "--classes must be at least 2 for a classifier, got 1"),
     (["render"], "the following arguments are required: expression"),
     (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
@@ -45,6 +48,9 @@ def test_help_on_every_subcommand(command):
     (["gradcheck", "x**3", "x=1", "--atol", "nan"], "argument --atol: expected a finite number >= 0, got 'nan'"),
     (["gradcheck", "x**3", "x=1", "--atol", "-1"], "argument --atol: expected a finite number >= 0, got '-1'"),
     (["gradcheck", "x**3", "x=1", "--rtol", "inf"], "argument --rtol: expected a finite number >= 0, got 'inf'"),
+    # an import_module error, as exit 1 and "TypeError: the 'package' argument is required ..." or "Empty module name"
+    (["render", "x", "x=1", "--import", "..ops"], "--import '..ops': not a module name (like my_ops or package.ops)"),
+    (["gradcheck", "x", "x=1", "--import", ""], "--import '': not a module name"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     done = run(*args)
@@ -77,6 +83,17 @@ def test_demo_trains_and_writes_every_picture(tmp_path):
     assert "neuron layers.0.neurons." in title and "on sample " in title and "d(hinge loss on this sample)" in title
     lesson = (tmp_path / "out" / "lesson_network.html").read_text()
     assert "Yes (64.0% confidence)" in lesson and "const QUIZ = false" in lesson
+
+
+@needs_dot
+@pytest.mark.parametrize("dataset", ["spiral", "blobs"])
+def test_demo_on_a_dataset_of_several_classes_draws_a_neuron_of_the_cross_entropy_loss(tmp_path, dataset):
+    # the network's output is then a list of Values: the demo failed after training (TypeError: unhashable list)
+    done = run("demo", "--dataset", dataset, "--samples", "12", "--epochs", "2", "--quiet", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    backward = ET.parse(tmp_path / "neuron_backward.svg").getroot()
+    title = " ".join(t.text for t in list(backward.iter("{http://www.w3.org/2000/svg}text"))[:2])
+    assert "neuron layers.0.neurons." in title and "d(cross_entropy loss on this sample)" in title
 
 
 @needs_dot
@@ -287,6 +304,23 @@ def test_train_save_checks_the_destination_before_training(tmp_path):
     assert done.stdout == ""
 
 
+def test_train_save_refuses_a_pipe_or_device_before_training_and_leaves_it(tmp_path):
+    # --save PIPE --overwrite trained, then replaced the pipe with a file (as root, /dev/null with one)
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    done = run("train", "--epochs", "2", "--quiet", "--save", str(pipe), "--overwrite")
+    _one_line_error(done, 2, "pipe.json is not a regular file (a device, pipe or socket)")
+    assert done.stdout == "" and stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def test_train_load_of_a_device_or_a_large_binary_file_is_refused_without_reading_it(tmp_path):
+    # /dev/zero was read until memory ran out (the process was killed), a pipe waited forever
+    _one_line_error(run("train", "--load", os.devnull, "--quiet"), 2, "is not a regular file")
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01" * 100_000)
+    _one_line_error(run("train", "--load", str(tmp_path / "weights.bin"), "--quiet"), 2,
+                    "weights.bin is not a microgradnn model file (invalid JSON: it starts with b'\\x00\\x01")
+
+
 def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
     # '' (an unset shell variable) was taken as no --save: the trained model was not saved; and as no
     # --load: a fresh model was trained, and with --save --overwrite replaced the file meant to be loaded
@@ -298,6 +332,17 @@ def test_train_refuses_an_empty_save_or_load_path_before_training(tmp_path):
         _one_line_error(done, 2, "path must not be empty, got ''")
         assert done.stdout == ""
     assert model.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
+def test_demo_out_that_cannot_be_made_is_one_line_naming_the_option(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    done = run("demo", "--out", str(tmp_path / "notes.txt" / "pictures"), "--epochs", "2", "--quiet")
+    _one_line_error(done, 2, f"--out {tmp_path / 'notes.txt' / 'pictures'} cannot be made: {tmp_path / 'notes.txt'} "
+                             "is not a folder")
+    assert done.stdout == "" and (tmp_path / "notes.txt").read_text() == "mine"
+    if os.path.isdir("/proc"):  # a folder no file can be made in (as root too)
+        done = run("demo", "--out", "/proc/microgradnn-pictures", "--epochs", "2", "--quiet")
+        _one_line_error(done, 2, "--out: cannot make the folder /proc/microgradnn-pictures: No such file or directory")
 
 
 def test_demo_refuses_an_empty_out_before_training(tmp_path):

@@ -253,3 +253,14 @@ def test_an_int_too_long_to_print_is_named_by_its_size(call, message):
         call(10 ** 5000)  # was Python's "Exceeds the limit (4300 digits) for integer string conversion"
     with pytest.raises(ValueError, match=f"^{message}an int of about 100 digits"):
         call(10 ** 99)  # was its first 60 digits: another number
+
+
+@pytest.mark.parametrize("make, what", [(data.make_moons, "noise"), (data.make_circles, "noise"),
+                                        (data.make_blobs, "cluster_std"), (data.make_spiral, "noise"),
+                                        (data.xor, "noise")])
+def test_noise_so_large_that_points_are_not_finite_is_refused(make, what):
+    # noise=1e308 gave points of inf and nan, silently (train --noise 1e308 then failed in fit on "X")
+    with pytest.raises(ValueError, match=rf"{make.__name__}: {what} 1e\+308 is too large: some points are not finite"):
+        make(50, seed=0, **{what: 1e308})
+    X, _ = make(50, seed=0, **{what: 1e200})  # huge, but every point a number
+    assert np.isfinite(X).all()

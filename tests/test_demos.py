@@ -87,6 +87,22 @@ def test_demos_replace_files_in_out_however_it_is_written_and_keep_a_dangling_li
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("name", ["02_forward_pass.py", "04_backprop_by_hand.py", "08_gpt.py"])
+def test_demos_refuse_an_empty_out_or_one_under_a_file_before_any_work(tmp_path, name):
+    # was: a traceback from os.makedirs (demo 08's after the whole training), and for --out '' (an unset
+    # shell variable) demo 02 wrote nothing and said nothing, 04 and 08 showed a traceback
+    (tmp_path / "notes.txt").write_text("mine")
+    env = dict(os.environ, PYTHONPATH=str(DEMOS.parent))
+    for out, message in (("", "error: the folder must not be empty, got ''"),
+                         ("notes.txt/pictures", f"error: notes.txt/pictures cannot be made: {tmp_path / 'notes.txt'} "
+                                                "is not a folder")):
+        done = subprocess.run([sys.executable, str(DEMOS / name), "--out", out], cwd=tmp_path,
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 2 and done.stderr.endswith(message + "\n"), done.stderr
+        assert "wrote" not in done.stdout and "step" not in done.stdout  # (02 prints its lesson first)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_forward_pass_writes_its_animation(tmp_path):
     out = run_demo("02_forward_pass.py", "--out", str(tmp_path)).splitlines()
     assert out[-1] == f"wrote {tmp_path / 'forward_pass.html'}"

@@ -5,6 +5,7 @@ import inspect
 import json
 import os
 import math
+import stat
 
 import numpy as np
 import pytest
@@ -677,6 +678,36 @@ def test_save_counts_a_dangling_symlink_as_existing(tmp_path):
 
 
 
+def test_save_and_load_refuse_a_pipe_or_device_and_leave_it(tmp_path):
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    m = MLP(2, [2, 1], seed=0)
+    for overwrite in (False, True):  # with overwrite, the pipe was replaced by a file (as root, /dev/null too)
+        with pytest.raises(ValueError, match="pipe.json is not a regular file"):
+            m.save(pipe, overwrite=overwrite)
+        assert stat.S_ISFIFO(os.stat(pipe).st_mode) and len(list(tmp_path.iterdir())) == 1
+    with pytest.raises(ValueError, match="is not a regular file"):  # (/dev/zero was read until memory ran out,
+        m.load(os.devnull)  # and a pipe's open() waited for a writer forever)
+    m.save(tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    for encoded in (b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16"), ("\n  " + text).encode("utf-32-le")):
+        (tmp_path / "other.json").write_bytes(encoded)  # what JSON's reader takes is still taken
+        assert mg.Module.from_file(tmp_path / "other.json").state_dict() == m.state_dict()
+    (tmp_path / "other.json").write_bytes(b"\x00\x01" * 100_000)
+    with pytest.raises(ValueError, match=r"other.json is not a microgradnn model file \(invalid JSON: it starts with b'\\x00"):
+        m.load(tmp_path / "other.json")
+
+
+def test_a_path_with_a_nul_character_is_refused_naming_the_path(tmp_path):
+    # load said "not a microgradnn model file (invalid JSON: embedded null byte)"; save, a bare "embedded null byte"
+    m, path = MLP(2, [2, 1], seed=0), str(tmp_path / "m\0.json")
+    with pytest.raises(ValueError, match=r"save: path must not contain a NUL character \(\\0\), got '.*m\\x00.json'"):
+        m.save(path)
+    with pytest.raises(ValueError, match=r"load: path must not contain a NUL character"):
+        m.load(path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_with_overwrite_writes_through_a_symlink_as_open_does(tmp_path):
     (tmp_path / "runs").mkdir()
     target, link = tmp_path / "runs" / "model.json", tmp_path / "best.json"
@@ -743,7 +774,7 @@ def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(t
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
     ('{"format": "microgradnn-model", "config": {}, "state": {"a": ' + "9" * 5000 + "}}", "invalid JSON"),
     ('{"format":"microgradnn-model","config":{"type":"MLP","nin":2,"layers":[{"nout":1e400,"activation":"relu"}]},'
      '"state":{}}', "nout must be a positive int"),

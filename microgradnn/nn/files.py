@@ -50,9 +50,15 @@ def check_vocabulary(vocabulary: object, who: str) -> str:
 def read_model(path: str | os.PathLike) -> dict:
     """The payload of a model file, checked to be one ({"config": ..., "state": {...}})."""
     path = user_path(path, "load")
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):  # open() would wait for a
+        raise ValueError(f"load: {path} is not a regular file (a device, pipe or socket)")  # pipe's writer forever
     try:
         with open(path, "rb") as f:
-            payload = json.loads(f.read(), object_pairs_hook=_unique_keys)
+            start = f.read(4096)
+            text = start.decode(json.detect_encoding(start), "ignore").lstrip()  # (json reads UTF-16 and BOMs too)
+            if text[:1] not in ("{", ""):  # not a JSON object: refused before a huge file fills memory
+                raise ValueError(f"it starts with {start[:12]!r}, not {{")
+            payload = json.loads(start + f.read(), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise FileNotFoundError(f"load: no such file: {path}") from None
     except IsADirectoryError:

@@ -57,12 +57,19 @@ def may_replace(folder: str | os.PathLike, overwrite: bool) -> bool:
 
 def refusal(folder: str | os.PathLike, names: Iterable[str], overwrite: bool) -> str | None:
     """Why a demo run must not write the files `names` into `folder`, to check before any work, or
-    None: `folder` is a file, or some are there already (a dangling symlink too) and the run may not
-    replace them (see `may_replace`)."""
+    None: `folder` is empty ('') or a file, or cannot be made under a file, or some are there already
+    (a dangling symlink too) and the run may not replace them (see `may_replace`)."""
     check_overwrite(overwrite, "refusal")
+    if folder == "":  # an unset shell variable: the demo must not go on to write nothing, or into ./
+        return "the folder must not be empty, got ''"
     folder = user_path(folder, "refusal")
     if os.path.lexists(folder) and not os.path.isdir(folder):
         return f"{folder} is not a folder"
+    above = os.path.dirname(os.path.abspath(folder))
+    while not os.path.lexists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        return f"{folder} cannot be made: {above} is not a folder"
     there = [name for name in names if os.path.lexists(os.path.join(folder, name))]
     if not there or may_replace(folder, overwrite):
         return None
