@@ -461,6 +461,33 @@ def test_relu_and_abs_at_zero_pass_as_non_differentiable_and_a_wrong_kink_value_
         mg.define_op("kinky", abs, lambda a, out: 1.0, kinks=0.0)
 
 
+@pytest.mark.parametrize("slope, power", [(2.0, 2), (3.0, 3), (0.25, 2)])
+def test_a_kink_where_only_the_curvature_jumps_passes_its_right_gradient_and_fails_a_wrong_one(slope, power):
+    # leaky_relu(x, 2) ** 2 is 4x² left of 0 and x² right: differentiable at 0 (slope 0), but the
+    # central difference is biased by O(h) there (-1.5h), which FAILed the right gradient 0
+    # (found by the random-expression test below)
+    def f(x):
+        return mg.leaky_relu(x, slope) ** power
+    report = gradcheck(f, {"x": 0.0})
+    assert report and report.rows[0].status == "ok" and report.rows[0].reference == 0.0, str(report)
+    wrong = mg.define_op(f"pow{power}_off", lambda x: x ** power, lambda x, out: power * x ** (power - 1) + 0.5)
+    report = gradcheck(lambda x: wrong(mg.leaky_relu(x, slope)), {"x": 0.0})
+    assert not report and "first wrong node" in str(report), str(report)
+
+
+@pytest.mark.parametrize("slope", [2.0, 0.5])
+def test_a_kink_at_the_edge_of_the_domain_is_not_checkable_and_a_wrong_rule_there_fails(slope):
+    # leaky_relu(x) ** exp(x) is undefined left of 0; its gradient at 0 takes leaky's left slope,
+    # which no finite difference can measure: it FAILed against the right slope (found by the
+    # random-expression test below)
+    report = gradcheck(lambda x: mg.leaky_relu(x, slope) ** x.exp(), {"x": 0.0})
+    assert report and report.unchecked and "at the edge of f's domain" in str(report), str(report)
+    wrong = mg.define_op("leaky_off", lambda x: x if x > 0 else slope * x, lambda x, out: 1.0 if x > 0 else 3.0,
+                         kinks=lambda x: x == 0)
+    report = gradcheck(lambda x: wrong(x) ** x.exp(), {"x": 0.0})
+    assert not report and "first wrong node: op 'leaky_off'" in str(report), str(report)
+
+
 def test_a_declared_kink_where_the_function_is_smooth_is_compared():
     report = gradcheck(lambda x: (x * x).relu() + x * 3, [0.0], atol=1e-12, rtol=1e-12)  # relu at its kink, f smooth
     assert report and report.rows[0].status == "ok"
