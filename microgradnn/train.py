@@ -221,7 +221,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     that N + N epochs are exactly 2N.
     `compiled=True` replays the recorded graph over the batch with numpy
     (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
-    a mean over the samples. Returns the per-epoch History.
+    a mean over the samples. A one-output Layer or Linear trains as the MLP of it: the loss gets
+    each sample's one Value, not a list of it. Returns the per-epoch History.
     """
     X = _as_matrix(X, model.nin, "fit")
     y = _as_labels(y, len(X), "fit")
@@ -251,7 +252,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         threshold = _losses.decision_threshold(loss_fn, y)
         if threshold is not None:
             model.threshold = threshold
-    step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
+    forward = _one_score(model)
+    step = _compiled_step(forward, loss_fn) if compiled else _scalar_step(forward, loss_fn)
     # labels that are not classes are regression targets: an accuracy there would mean nothing
     classes = _not_classes(y, model.nout) is None
     # read before any step (a module of one's own without output_activation says so now, not
@@ -350,7 +352,7 @@ def _check_mean_loss(model: Module, loss_fn: Callable, X: np.ndarray, y: np.ndar
         return
     k = min(3, len(X))
     with no_grad():
-        outs = [model(x) for x in X[:k]]
+        outs = [_one_score(model)(x) for x in X[:k]]
         whole = _as_number(loss_fn(outs, y[:k]))
         mean = sum(_as_number(loss_fn([out], [t])) for out, t in zip(outs, y[:k])) / k
     if not math.isclose(whole, mean, rel_tol=1e-9):
@@ -364,7 +366,19 @@ def _as_number(loss) -> float:
     return loss.data if isinstance(loss, Value) else float(loss)
 
 
-def _scalar_step(model: Module, loss_fn: Callable):
+def _one_score(model: Module) -> Callable:
+    """The model's forward for the loss: a one-output model's list of one Value (a Layer's, a
+    Linear's) read as its Value, as an MLP with one output gives it and `predict` reads it."""
+    if model.nout != 1:
+        return model
+
+    def forward(x):
+        out = model(x)
+        return out[0] if isinstance(out, list) and len(out) == 1 else out
+    return forward
+
+
+def _scalar_step(model: Callable, loss_fn: Callable):
     def step(Xb: np.ndarray, yb: np.ndarray):
         outs = [model(x) for x in Xb]
         value = loss_fn(outs, yb)
@@ -377,7 +391,7 @@ def _scalar_step(model: Module, loss_fn: Callable):
     return step
 
 
-def _compiled_step(model: Module, loss_fn: Callable):
+def _compiled_step(model: Callable, loss_fn: Callable):
     from microgradnn.replay import compile_model_loss
     run = compile_model_loss(model, loss_fn)
 
