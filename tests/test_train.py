@@ -318,8 +318,9 @@ def test_compiled_fit_refuses_a_loss_that_is_not_a_per_sample_mean():
     (lambda m: dict(optimizer=optim.SGD(m.parameters(), lr=0.1), lr=0.5), ValueError,
      r"fit: lr builds an optimizer given by name, but this optimizer has its own lr \(0.1\), so lr=0.5 would "
      r"be ignored; set the lr when building the optimizer"),
-    (lambda m: dict(seed="abc"), TypeError, "fit: seed must be an int >= 0, a numpy Generator or None, got str 'abc'"),
-    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, a numpy Generator or None, got int -1"),
+    (lambda m: dict(seed="abc"), TypeError,
+     "fit: seed must be an int >= 0, a numpy Generator or RandomState, or None, got str 'abc'"),
+    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, got -1"),
 ])
 def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(make, error, message):
     X, y = data.make_moons(20, seed=0)
