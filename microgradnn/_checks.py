@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Union
+
+import numpy as np
+
+# A seed, wherever one is taken (data, modules, models, fit): an int >= 0, a Generator to draw from,
+# a RandomState (scikit-learn's random_state), or None
+Seed = Union[int, np.random.Generator, np.random.RandomState, None]
 
 
 def _is_int(x) -> bool:
@@ -83,3 +90,16 @@ def one_of(x, choices, who: str, what: str):
     if x not in choices:
         raise ValueError(f"{who}: {what} must be one of {', '.join(map(str, choices))}, got {x!r}")
     return x
+
+
+def generator_of(seed: Seed, who: str) -> np.random.Generator:
+    """The Generator a seed gives: an int >= 0 seeds a new one (numpy's rule; a bool is no int);
+    a Generator is itself, drawn from; a RandomState seeds a new one with one draw; None a fresh one."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.RandomState):
+        return np.random.default_rng(seed.randint(0, 2**63 - 1, dtype=np.int64))
+    if seed is not None and not _is_int(seed):
+        raise TypeError(f"{who}: seed must be an int >= 0, a numpy Generator or RandomState, or None, "
+                        f"got {type(seed).__name__} {shown(seed)}")
+    return np.random.default_rng(None if seed is None else integer(seed, who, "seed", at_least=0))

@@ -13,11 +13,11 @@ import functools
 import os
 import re
 import string
-from typing import Callable, Sequence, Union
+from typing import Callable, Sequence
 
 import numpy as np
 
-from microgradnn._checks import _is_int, integer, number, positive_int, shown
+from microgradnn._checks import Seed, _is_int, generator_of, integer, number, positive_int, shown
 from microgradnn._files import user_path
 
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "xor", "DATASETS", "words", "make_words",
@@ -38,29 +38,13 @@ def _setup(n_samples, noise, seed, name: str, what: str = "noise") -> np.random.
     _at_most_max(n_samples, name, "n_samples")
     if noise is not None or what != "noise":  # noise=None: none, scikit-learn's default
         number(noise, name, what, 0.0)
-    return _rng(seed, name)
+    return generator_of(seed, name)
 
 
 def _check_finite(X: np.ndarray, noise: float | None, name: str, what: str) -> None:
     """Points so noisy that some are inf or nan are refused, not returned."""
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: {what} {noise:g} is too large: some points are not finite numbers")
-
-
-Seed = Union[int, np.random.Generator, np.random.RandomState, None]
-
-
-def _rng(seed: Seed, name: str) -> np.random.Generator:
-    """The generator for a seed: None (fresh) or an int >= 0 (numpy's rule, checked here); a
-    Generator itself, drawn from; a RandomState (scikit-learn's random_state) seeds one with a draw."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, np.random.RandomState):
-        return np.random.default_rng(seed.randint(0, 2**63 - 1, dtype=np.int64))
-    if seed is not None and not _is_int(seed):
-        raise TypeError(f"{name}: seed must be an int >= 0, a numpy Generator or RandomState, or None, "
-                        f"got {type(seed).__name__} {shown(seed)}")
-    return np.random.default_rng(None if seed is None else integer(seed, name, "seed", at_least=0))
 
 
 def _finish(X: np.ndarray, y: np.ndarray, noise: float | None, rng: np.random.Generator, name: str,
@@ -152,7 +136,7 @@ def make_words(n: int = 5000, *, seed: Seed = None) -> list[str]:
     """n distinct made-up words from fixed rules: 1 to 3 syllables, each an onset consonant
     (cluster), a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
     positive_int(n, "make_words", "n")
-    rng = _rng(seed, "make_words")
+    rng = generator_of(seed, "make_words")
     if n > _made_limit(12):
         raise ValueError(f"make_words: n must be at most {_made_limit(12)}, {_limit_reason(12)}, got {n}")
     return _made_words(n, 12, rng)
@@ -258,7 +242,7 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
     positive_int(max_len, "words", "max_len")
     if n is not None:
         positive_int(n, "words", "n")
-    rng = _rng(seed, "words")  # checked now, used (once at most) below
+    rng = generator_of(seed, "words")  # checked now, used (once at most) below
     if path is not None:
         path = user_path(path, "words")
         if not os.path.exists(path):

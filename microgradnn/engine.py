@@ -1314,21 +1314,40 @@ def _observed_format(self, spec: str) -> str:
     return _PLAIN_FORMAT(self, spec) if x is None else format(x, spec)
 
 
-def _unrecorded(symbol: str) -> Callable:
-    """`//`, `%`, divmod and round() while observed: not ops of the engine, so a Value
-    standing for a sample's number gets an error saying why (the plain call has a number)."""
+def _not_recorded(v: Value, what: str, symbol: str) -> str | None:
+    """The error for fn doing what compile cannot record to a Value standing for a sample's
+    number (the plain call has a number), reported so the recording fails even if fn catches it."""
+    observer = _DECISIONS.get()
+    if observer is None or not observer[2](v):
+        return None
+    message = (f"compile: fn {what} one of the sample's numbers, which compile turned into a Value while "
+               f"recording; {symbol} is not recorded (compute it on the samples before compiling, or use the "
+               f"scalar loop)")
+    _report("refused", v, None, message)
+    return message
+
+
+def _unrecorded(symbol: str, plain: str | None = None) -> Callable:
+    """`//`, `%`, divmod, round(), math.trunc(), the bitwise ops while observed: not ops of the
+    engine, so a sample's number gets an error saying why; another Value the plain one (`plain`,
+    the error of a one-operand call, else NotImplemented: Python's own)."""
     def method(self, *args):
-        observer = _DECISIONS.get()
-        if observer is not None and observer[2](self):
-            message = (f"compile: fn applies {symbol} to one of the sample's numbers, which compile turned into a "
-                       f"Value while recording; {symbol} is not recorded (compute it on the samples before "
-                       f"compiling, or use the scalar loop)")
-            _report("refused", self, None, message)  # so the recording fails even if fn catches the error
+        message = _not_recorded(self, f"applies {symbol} to", symbol)
+        if message is not None:
             raise TypeError(message)
-        if symbol == "round()":
-            raise TypeError("type Value doesn't define __round__ method")
+        if plain is not None:
+            raise TypeError(plain)
         return NotImplemented
     return method
+
+
+def _unrecorded_attribute(name: str) -> property:
+    """A float's or int's attribute (`.real`, `.is_integer`, ...) while observed: a sample's number
+    is refused saying why, any other Value has none, as without the observer."""
+    def get(self):
+        message = _not_recorded(self, f"reads .{name} of", f".{name}")
+        raise AttributeError(message or f"'Value' object has no attribute '{name}'", name=name, obj=self)
+    return property(get)
 
 
 def _no_grad_node(op: Op, args: Sequence[Value], data: float) -> Value:
@@ -1453,7 +1472,15 @@ _OBSERVED_METHODS = {
     "__format__": _observed_format, "detach": _observed_detach, "__init__": _observed_init,
     **{name: _unrecorded(symbol) for name, symbol in (
         ("__floordiv__", "//"), ("__rfloordiv__", "//"), ("__mod__", "%"), ("__rmod__", "%"),
-        ("__divmod__", "divmod()"), ("__rdivmod__", "divmod()"), ("__round__", "round()"))},
+        ("__divmod__", "divmod()"), ("__rdivmod__", "divmod()"), ("__lshift__", "<<"), ("__rlshift__", "<<"),
+        ("__rshift__", ">>"), ("__rrshift__", ">>"), ("__and__", "&"), ("__rand__", "&"), ("__or__", "|"),
+        ("__ror__", "|"), ("__xor__", "^"), ("__rxor__", "^"))},
+    "__round__": _unrecorded("round()", "type Value doesn't define __round__ method"),
+    "__trunc__": _unrecorded("math.trunc()", "type Value doesn't define __trunc__ method"),
+    "__invert__": _unrecorded("~", "bad operand type for unary ~: 'Value'"),
+    **{name: _unrecorded_attribute(name) for name in (
+        "real", "imag", "conjugate", "numerator", "denominator", "as_integer_ratio", "is_integer", "hex",
+        "bit_length", "bit_count", "to_bytes")},
 }
 _observers = 0
 _observers_lock = threading.Lock()

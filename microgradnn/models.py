@@ -20,7 +20,7 @@ from microgradnn.engine import Value, dot, no_grad
 from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
-from microgradnn._checks import _is_int, integer, number, positive_int, shown
+from microgradnn._checks import Seed, _is_int, integer, number, positive_int, shown
 from microgradnn.nn.module import Module, _size
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
@@ -45,7 +45,7 @@ class KVCache:
 class CausalSelfAttention(Module):
     """Multi-head attention of one position over itself and every earlier position."""
 
-    def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
+    def __init__(self, n_embd: int, n_head: int, *, seed: Seed = None) -> None:
         self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
         rng = generator(seed, "CausalSelfAttention")
         self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
@@ -76,7 +76,7 @@ class CausalSelfAttention(Module):
 class MLPBlock(Module):
     """Linear (n_embd -> 4 n_embd), ReLU, Linear (back to n_embd)."""
 
-    def __init__(self, n_embd: int, *, seed=None) -> None:
+    def __init__(self, n_embd: int, *, seed: Seed = None) -> None:
         rng = generator(seed, "MLPBlock")
         self.fc = Linear(n_embd, 4 * n_embd, bias=False, std=INIT_STD, seed=rng)
         self.proj = Linear(4 * n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
@@ -97,7 +97,7 @@ NORM_EPS = 1e-5  # the blocks' RMSNorm eps (to_torch builds its norms with it)
 class Block(Module):
     """x + attention(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, n_embd: int, n_head: int, *, seed=None) -> None:
+    def __init__(self, n_embd: int, n_head: int, *, seed: Seed = None) -> None:
         rng = generator(seed, "Block")
         self.norm1, self.attn = RMSNorm(n_embd, eps=NORM_EPS), CausalSelfAttention(n_embd, n_head, seed=rng)
         self.norm2, self.mlp = RMSNorm(n_embd, eps=NORM_EPS), MLPBlock(n_embd, seed=rng)
@@ -162,7 +162,7 @@ class GPT(Module):
     """
 
     def __init__(self, vocab_size: int, n_embd: int = 16, n_head: int = 4, n_layer: int = 1,
-                 block_size: int = 16, *, seed=None) -> None:
+                 block_size: int = 16, *, seed: Seed = None) -> None:
         self.vocab_size = integer(vocab_size, "GPT", VOCAB_RULE, at_least=2)  # 1: nothing to predict
         self.n_embd, self.n_head = positive_int(n_embd, "GPT", "n_embd"), positive_int(n_head, "GPT", "n_head")
         self.n_layer = positive_int(n_layer, "GPT", "n_layer")
@@ -230,7 +230,7 @@ class GPT(Module):
 
     @no_grad()
     def generate(self, start: Sequence[int], max_new_tokens: int | None = None, temperature: float = 1.0, *,
-                 stop: int | None = None, seed=None) -> list[int]:
+                 stop: int | None = None, seed: Seed = None) -> list[int]:
         """Sample tokens after `start` until `stop` is drawn, `max_new_tokens` are made (none for
         0) or the block is full; returns the new tokens (without `stop`). Lower temperatures pick
         likelier tokens; temperature 0 always picks the likeliest."""
@@ -239,17 +239,15 @@ class GPT(Module):
             raise (ValueError if _is_int(stop) else TypeError)(
                 f"generate: stop must be None or a token id (an int in 0..{self.vocab_size - 1}), "
                 f"got {type(stop).__name__} {shown(stop)}")
-        if seed is not None and not isinstance(seed, np.random.Generator):
-            integer(seed, "generate", "seed", at_least=0)  # numpy's rule, said here
         start = self._check_tokens(start, "generate", "start")
         if not 1 <= len(start) <= self.block_size:
             raise ValueError(f"generate: start needs 1 to block_size = {self.block_size} tokens, got {len(start)}")
-        rng = generator(seed)
         limit = self.block_size - len(start) + 1
-        if max_new_tokens is not None:  # 0 makes nothing new, as nanoGPT's returns its input as it is
+        if max_new_tokens is not None:
             limit = min(limit, integer(max_new_tokens, "generate", "max_new_tokens", at_least=0))
-            if limit == 0:
-                return []
+        rng = generator(seed, "generate")  # the last check: a RandomState is drawn from
+        if limit == 0:  # 0 makes nothing new, as nanoGPT's returns its input as it is
+            return []
         cache, new = self.new_cache(), []
         for pos, token in enumerate(start):
             logits = self(token, pos, cache)

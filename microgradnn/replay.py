@@ -836,7 +836,7 @@ class Compiled:
         with recording(leaves, start, made, floats) as guards:
             try:
                 out = self.fn(*args)
-            except (ArithmeticError, ValueError, IndexError, TypeError) as e:  # the engine or fn refuses it: say which
+            except (ArithmeticError, ValueError, IndexError, TypeError, AttributeError) as e:  # say which sample
                 raise _with_sample(e, sample) from e
         if engine.is_grad_enabled() != mode:  # a replay does not run fn: it could not set the mode again
             engine.set_grad_enabled(mode)

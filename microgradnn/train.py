@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import _is_int, flag, is_finite, number, one_of, positive_int, shown
+from microgradnn._checks import Seed, _is_int, flag, generator_of, is_finite, number, one_of, positive_int, shown
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
@@ -206,22 +206,23 @@ class _Progress:
 
 def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimizer: _optim.Optimizer | str, epochs: int,
         batch_size: int | None = None, *, lr: float | None = None, scheduler: _optim.LinearLR | None = None,
-        seed: int | np.random.Generator | None = 0,
+        seed: Seed = 0,
         verbose: bool = True, compiled: bool = False) -> History:
     """Train `model` on (X, y): forward, loss, zero_grad, backward, step; `epochs` times.
 
     `loss` is a function from `microgradnn.losses` or its name; `optimizer` an optimizer
     or "sgd"/"adam" (built with `lr`, 0.05 if None; an optimizer has its own).
     `batch_size=None` uses the whole batch each step, otherwise shuffled mini-batches: from
-    `seed`, an int (each call starts the same shuffles again), None, or a numpy Generator,
-    which each call draws on from where the last one stopped.
+    `seed`, an int (each call starts the same shuffles again), None, a numpy Generator,
+    which each call draws on from where the last one stopped, or a RandomState (one draw seeds them).
     `scheduler.step()` runs once per epoch; to resume training, load the saved model, then the
     optimizer's and scheduler's `load_state_dict`, and call fit again; with mini-batches, pass a
     Generator (`np.random.default_rng(0)`) as seed and save `rng.bit_generator.state` too, so
     that N + N epochs are exactly 2N.
     `compiled=True` replays the recorded graph over the batch with numpy
     (`microgradnn.compile`), one sample at a time averaged, so a loss of your own must be
-    a mean over the samples. Returns the per-epoch History.
+    a mean over the samples. A one-output Layer or Linear trains as the MLP of it: the loss gets
+    each sample's one Value, not a list of it. Returns the per-epoch History.
     """
     X = _as_matrix(X, model.nin, "fit")
     y = _as_labels(y, len(X), "fit")
@@ -232,9 +233,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     verbose, compiled = flag(verbose, "fit", "verbose"), flag(compiled, "fit", "compiled")  # "no" would read as True
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
-    if seed is not None and not isinstance(seed, np.random.Generator) and not (_is_int(seed) and seed >= 0):
-        raise (ValueError if _is_int(seed) else TypeError)(
-            f"fit: seed must be an int >= 0, a numpy Generator or None, got {type(seed).__name__} {seed!r:.60}")
+    rng = generator_of(seed, "fit")
     _check_outputs_fit_loss(model, loss_fn)
     targets = _class_indices(y, model.nout) if loss_fn is _losses.cross_entropy else y
     # Labels outside the loss's domain fail here, before any parameter changes.
@@ -251,13 +250,13 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         threshold = _losses.decision_threshold(loss_fn, y)
         if threshold is not None:
             model.threshold = threshold
-    step = _compiled_step(model, loss_fn) if compiled else _scalar_step(model, loss_fn)
+    forward = _one_score(model)
+    step = _compiled_step(forward, loss_fn) if compiled else _scalar_step(forward, loss_fn)
     # labels that are not classes are regression targets: an accuracy there would mean nothing
     classes = _not_classes(y, model.nout) is None
     # read before any step (a module of one's own without output_activation says so now, not
     # after the first epoch changed its parameters); several outputs are classed by argmax
     threshold = model.threshold if classes and model.nout == 1 else 0.0
-    rng = np.random.default_rng(seed)
     history, progress = History(), _Progress(epochs, verbose)
     stepped = False  # before the first step no parameter has changed: a failure then is no divergence
     for epoch in range(1, epochs + 1):
@@ -350,7 +349,7 @@ def _check_mean_loss(model: Module, loss_fn: Callable, X: np.ndarray, y: np.ndar
         return
     k = min(3, len(X))
     with no_grad():
-        outs = [model(x) for x in X[:k]]
+        outs = [_one_score(model)(x) for x in X[:k]]
         whole = _as_number(loss_fn(outs, y[:k]))
         mean = sum(_as_number(loss_fn([out], [t])) for out, t in zip(outs, y[:k])) / k
     if not math.isclose(whole, mean, rel_tol=1e-9):
@@ -364,7 +363,19 @@ def _as_number(loss) -> float:
     return loss.data if isinstance(loss, Value) else float(loss)
 
 
-def _scalar_step(model: Module, loss_fn: Callable):
+def _one_score(model: Module) -> Callable:
+    """The model's forward for the loss: a one-output model's list of one Value (a Layer's, a
+    Linear's) read as its Value, as an MLP with one output gives it and `predict` reads it."""
+    if model.nout != 1:
+        return model
+
+    def forward(x):
+        out = model(x)
+        return out[0] if isinstance(out, list) and len(out) == 1 else out
+    return forward
+
+
+def _scalar_step(model: Callable, loss_fn: Callable):
     def step(Xb: np.ndarray, yb: np.ndarray):
         outs = [model(x) for x in Xb]
         value = loss_fn(outs, yb)
@@ -377,7 +388,7 @@ def _scalar_step(model: Module, loss_fn: Callable):
     return step
 
 
-def _compiled_step(model: Module, loss_fn: Callable):
+def _compiled_step(model: Callable, loss_fn: Callable):
     from microgradnn.replay import compile_model_loss
     run = compile_model_loss(model, loss_fn)
 

@@ -195,7 +195,8 @@ def test_draw_modules_boxes_each_module_of_a_position():
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(stop="x"), TypeError, r"generate: stop must be None or a token id \(an int in 0..15\), got str 'x'"),
     (dict(stop=16), ValueError, r"stop must be None or a token id \(an int in 0..15\), got int 16"),
-    (dict(seed="x"), TypeError, "generate: seed must be an int >= 0, got str 'x'"),
+    (dict(seed="x"), TypeError, "generate: seed must be an int >= 0, a numpy Generator or RandomState, or None, "
+                                  "got str 'x'"),
     (dict(seed=-1), ValueError, "generate: seed must be an int >= 0, got -1"),
     (dict(temperature="1"), TypeError, "generate: temperature must be a finite number >= 0, got str '1'"),
     (dict(temperature=float("inf")), ValueError, "temperature must be a finite number >= 0, got inf"),

@@ -1035,19 +1035,44 @@ def test_predict_and_accuracy_go_through_a_subclass_decision_function():
     assert mg.accuracy(model, X, model.predict(X)) == 1.0
 
 
-@pytest.mark.parametrize("build, who", [
+def _weights(made) -> list:
+    return made if isinstance(made, list) else [p.data for p in made.parameters()]
+
+
+_X, _Y = mg.data.make_moons(12, noise=0.1, seed=0)
+SEEDED = [
     (lambda seed: MLP(2, [3, 1], seed=seed), "MLP"), (lambda seed: Neuron(2, seed=seed), "Neuron"),
-    (lambda seed: mg.nn.Linear(2, 2, seed=seed), "Linear"), (lambda seed: mg.nn.Embedding(3, 2, seed=seed), "Embedding"),
-    (lambda seed: mg.models.GPT(5, 4, 2, seed=seed), "GPT"), (lambda seed: mg.nn.manual_seed(seed), "manual_seed"),
-], ids=["MLP", "Neuron", "Linear", "Embedding", "GPT", "manual_seed"])
+    (lambda seed: Layer(2, 2, seed=seed), "Layer"), (lambda seed: mg.nn.Linear(2, 2, seed=seed), "Linear"),
+    (lambda seed: mg.nn.Embedding(3, 2, seed=seed), "Embedding"), (lambda seed: mg.models.GPT(5, 4, 2, seed=seed), "GPT"),
+    (lambda seed: mg.models.GPT(5, 4, 2, seed=0).generate([0], 8, seed=seed), "generate"),
+    (lambda seed: mg.fit(MLP(2, [1], seed=0), _X, _Y, "mse", "sgd", 1, 4, seed=seed, verbose=False).loss, "fit"),
+]
+IDS = ["MLP", "Neuron", "Layer", "Linear", "Embedding", "GPT", "generate", "fit"]
+
+
+@pytest.mark.parametrize("build, who", SEEDED + [(lambda seed: mg.nn.manual_seed(seed), "manual_seed")],
+                         ids=IDS + ["manual_seed"])
 def test_seeds_are_checked_as_ints(build, who):
-    with pytest.raises(TypeError, match=f"{who}: seed must be an int >= 0, got bool True"):  # was seed 1
+    anything = ", a numpy Generator or RandomState, or None" if who != "manual_seed" else ""
+    with pytest.raises(TypeError, match=f"^{who}: seed must be an int >= 0{anything}, got bool True$"):  # was seed 1
         build(True)
-    with pytest.raises(TypeError, match=f"{who}: seed must be an int >= 0, got float 1.5"):  # was numpy's message
+    with pytest.raises(TypeError, match=f"^{who}: seed must be an int >= 0{anything}, got float 1.5$"):
         build(1.5)
-    with pytest.raises(ValueError, match=f"{who}: seed must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match=f"^{who}: seed must be an int >= 0, got -1$"):
         build(-1)
     build(np.int64(3))
+
+
+@pytest.mark.parametrize("build, who", SEEDED, ids=IDS)
+def test_a_module_or_model_takes_a_seed_as_the_data_functions_do(build, who):
+    # a RandomState was refused ("seed must be an int >= 0, got RandomState"), where make_moons takes one
+    a, b = _weights(build(np.random.RandomState(7))), _weights(build(np.random.RandomState(7)))
+    assert a == b
+    state = np.random.RandomState(7)
+    assert _weights(build(state)) == a and _weights(build(state)) != a  # one draw from it seeds each
+    rng = np.random.default_rng(5)
+    assert _weights(build(np.random.default_rng(5))) == _weights(build(rng)) != _weights(build(rng))
+    assert _weights(build(3)) == _weights(build(3))
 
 
 def test_fused_must_be_a_bool():

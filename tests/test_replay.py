@@ -1,3 +1,4 @@
+import math
 import re
 
 import numpy as np
@@ -911,6 +912,38 @@ def test_floor_division_modulo_and_round_of_sample_numbers_are_refused_clearly()
     with pytest.raises(TypeError, match="unsupported operand"):  # a Value of the user's own: as the engine says
         mg.compile(lambda s: (w // 2) * s[0])([[5.0]])
 
+
+
+def test_trunc_bitwise_ops_and_number_attributes_of_sample_numbers_are_refused_clearly():
+    # each works on the number in the scalar loop; compile gave "type Value doesn't define __trunc__",
+    # "unsupported operand type(s) for <<", "'Value' object has no attribute 'real'", or hasattr() False
+    w = Value(1.0)
+    for op, error, fn in (
+            ("math.trunc()", TypeError, lambda s: w * math.trunc(s[0])), ("<<", TypeError, lambda s: w * (s[1] << 1)),
+            ("<<", TypeError, lambda s: w * (1 << s[1])), (">>", TypeError, lambda s: w * (s[1] >> 1)),
+            ("&", TypeError, lambda s: w * (s[1] & 1)), ("|", TypeError, lambda s: w * (2 | s[1])),
+            ("^", TypeError, lambda s: w * (s[1] ^ 1)), ("~", TypeError, lambda s: w * ~s[1]),
+            (".real", AttributeError, lambda s: w * s[0].real), (".is_integer", AttributeError,
+                                                                  lambda s: w * s[0].is_integer()),
+            (".hex", AttributeError, lambda s: w * len(s[0].hex())),
+            (".bit_length", AttributeError, lambda s: w * s[1].bit_length()),
+            (".real", TypeError, lambda s: w * hasattr(s[0], "real"))):  # fn caught it: no other branch taken
+        plain = fn([5.5, 5])
+        assert isinstance(plain, Value)
+        with pytest.raises(error, match=rf"compile: fn (applies|reads) {re.escape(op)} (to|of) one of the sample's "
+                                        rf"numbers, which compile turned into a Value while recording; "
+                                        rf"{re.escape(op)} is not recorded"):
+            mg.compile(fn)([[5.5, 5]])
+    for error, message, fn in (  # a Value of the user's own: as the engine says without compile
+            (AttributeError, "'Value' object has no attribute 'real'", lambda s: w.real * s[0]),
+            (TypeError, "type Value doesn't define __trunc__ method", lambda s: math.trunc(w) * s[0]),
+            (TypeError, "bad operand type for unary ~: 'Value'", lambda s: ~w * s[0]),
+            (TypeError, r"unsupported operand type\(s\) for &: 'Value' and 'int'", lambda s: (w & 1) * s[0])):
+        with pytest.raises(error, match=message):
+            fn([5.0])
+        with pytest.raises(error, match=rf"^compiled, sample 0: {message}$"):
+            mg.compile(fn)([[5.0]])
+    assert not hasattr(w, "real")
 
 def test_a_value_made_outside_fn_from_a_changed_value_is_refused_as_the_scalar_engine_refuses_it():
     w = Value(0.5, "w")

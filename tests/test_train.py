@@ -318,8 +318,9 @@ def test_compiled_fit_refuses_a_loss_that_is_not_a_per_sample_mean():
     (lambda m: dict(optimizer=optim.SGD(m.parameters(), lr=0.1), lr=0.5), ValueError,
      r"fit: lr builds an optimizer given by name, but this optimizer has its own lr \(0.1\), so lr=0.5 would "
      r"be ignored; set the lr when building the optimizer"),
-    (lambda m: dict(seed="abc"), TypeError, "fit: seed must be an int >= 0, a numpy Generator or None, got str 'abc'"),
-    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, a numpy Generator or None, got int -1"),
+    (lambda m: dict(seed="abc"), TypeError,
+     "fit: seed must be an int >= 0, a numpy Generator or RandomState, or None, got str 'abc'"),
+    (lambda m: dict(seed=-1), ValueError, "fit: seed must be an int >= 0, got -1"),
 ])
 def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(make, error, message):
     X, y = data.make_moons(20, seed=0)
@@ -526,3 +527,26 @@ def test_accuracy_names_a_label_too_large_for_a_float():
     X, _ = data.xor()
     with pytest.raises(ValueError, match=r"^accuracy: y must hold finite numbers, got an int of about 401 digits"):
         mg.accuracy(MLP(2, [2, 1], seed=0), X, [0, 1, 10 ** 400, 0])  # was OverflowError naming no one
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("loss, activation", [("mse", "tanh"), ("hinge", "linear"),
+                                              ("binary_cross_entropy_with_logits", "linear"),
+                                              ("binary_cross_entropy", "sigmoid")])
+def test_fit_trains_a_one_output_layer_or_linear_as_the_mlp_of_it(loss, activation, compiled):
+    # was: a TypeError from the loss, which got lists of one Value where the MLP gives the Value
+    X, y = data.make_moons(24, noise=0.1, seed=0)
+    y = y * 2 - 1 if loss == "hinge" else y
+    models = [mg.Layer(2, 1, activation, seed=3)]
+    if activation == "linear":
+        models.append(mg.nn.Linear(2, 1, seed=3))
+    for model in models:
+        params = model.parameters()
+        w, b = [p.data for p in params[:2]], params[2].data
+        mlp = MLP.from_layers([mg.Layer.from_weights([(w, b)], activation)])
+        runs = [mg.fit(m, X, y, loss, "sgd", 4, batch_size=8, lr=0.1, verbose=False, compiled=compiled)
+                for m in (model, mlp)]
+        assert np.allclose(runs[0].loss, runs[1].loss, rtol=1e-12, atol=0) and runs[0].accuracy == runs[1].accuracy
+        for p, q in zip(params, mlp.parameters(), strict=True):  # the last step's gradients and the weights after
+            assert p.grad == pytest.approx(q.grad, rel=1e-12, abs=1e-15) and p.data == pytest.approx(q.data, rel=1e-12)
+        assert model.threshold == mlp.threshold and (model.predict(X) == mlp.predict(X)).all()

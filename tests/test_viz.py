@@ -771,6 +771,35 @@ def test_animate_network_names_a_bad_input_x_as_draw_network_does(tmp_path):
     assert a.grad == 0.0  # the page's backward pass works on numbers: the caller's Value gets no gradient
 
 
+
+def test_animate_network_names_a_bad_lr_or_target_and_a_step_that_overflows(tmp_path):
+    model = MLP(2, [3, 1], seed=0)
+    page = tmp_path / "n.html"
+    for kwargs, error, message in (
+            (dict(lr=True), TypeError, r"lr must be a finite number > 0, got bool True$"),  # was: ValueError
+            (dict(lr="a"), TypeError, r"lr must be a finite number > 0, got str 'a'$"),
+            (dict(lr=0.0), ValueError, r"lr must be a finite number > 0, got 0.0$"),
+            (dict(target="yes"), TypeError,  # was: "mse: targets must be numbers ..."
+             r"target must be a number or a sequence of numbers, got str 'yes'$"),
+            (dict(target=float("nan")), ValueError, r"target must be finite, got nan$"),
+            (dict(target=2.0, loss="binary_cross_entropy"), ValueError,
+             r"loss binary_cross_entropy refused target=2.0 with the prediction: binary_cross_entropy: targets"),
+            (dict(target=1.0, lr=1e300), ValueError,  # was: OverflowError from the engine's dot(...)
+             r"lr=1e\+300 is too large: one gradient-descent step overflows \(dot\("),
+            (dict(target=1.0, lr=1e150), ValueError, r"lr=1e\+150 is too large: .*\*\* 2.0: result is too large")):
+        with pytest.raises(error, match=rf"^animate_network: {message}"):
+            viz.animate_network(model, [1.0, 0.5], page, **kwargs)
+    big = MLP.from_layers([mg.Layer.from_weights([([1.0, 1.0], 0.0)])])  # dL/dw = 2 × 120 × 10: the step is inf
+    with pytest.raises(ValueError, match=r"^animate_network: lr=1e\+306 is too large: .*SGD.step: parameter 0"):
+        viz.animate_network(big, [10.0, 10.0], page, target=-100.0, lr=1e306)
+    linear = MLP.from_layers([mg.Layer.from_weights([([0.5, 0.5], 0.0)])])  # 0.75, then above 1 after the step
+    with pytest.raises(ValueError, match=r"^animate_network: loss binary_cross_entropy refused target=1.0 with the "
+                                         r"prediction after one gradient-descent step \(lr=1\): binary_cross_entropy: "
+                                         r"predictions \(probabilities\) must lie in \[0.0, 1.0\]"):
+        viz.animate_network(linear, [1.0, 0.5], page, target=1.0, loss="binary_cross_entropy", lr=1.0)
+    assert list(tmp_path.iterdir()) == []
+    viz.animate_network(model, [1.0, 0.5], page, target=True)  # a 0/1 label, as the losses take one
+
 def test_demos_may_replace_files_only_in_out_or_with_overwrite(tmp_path, monkeypatch):
     # one rule for the CLI's demo and the demo scripts (they compared paths three ways)
     from microgradnn.viz.files import may_replace, refusal

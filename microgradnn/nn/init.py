@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import numpy as np
 
-from microgradnn._checks import integer
+from microgradnn._checks import Seed, generator_of, integer
 
 __all__ = ["manual_seed"]
-
-Seed = Union[int, np.random.Generator, None]  # an int, a Generator to draw from, or None (manual_seed's)
 
 _rng = np.random.default_rng()
 
@@ -22,13 +19,9 @@ def manual_seed(seed: int) -> None:
 
 
 def generator(seed: Seed, who: str = "generator") -> np.random.Generator:
-    """The generator for `seed`: the shared one for None, a given Generator, else a new seeded one
-    (`seed` an int >= 0, as numpy's rule; a bool is not one)."""
-    if seed is None:
-        return _rng
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(integer(seed, who, "seed", at_least=0))
+    """The generator for `seed`: the shared one (manual_seed's) for None, else as the data
+    functions take a seed (`_checks.generator_of`: an int, a Generator, a RandomState)."""
+    return _rng if seed is None else generator_of(seed, who)
 
 
 def init_weights(nin: int, nout: int, activation: str, rng: np.random.Generator) -> np.ndarray:

@@ -6,14 +6,15 @@ of the model; the page (`network_animation.html` with `player.js`) only displays
 from __future__ import annotations
 
 import copy
-import math
+import numbers
 import os
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from microgradnn import losses as _losses
-from microgradnn._checks import flag
+from microgradnn._checks import flag, is_finite, number, shown
 from microgradnn.engine import Value, fmt, grad, no_grad
 from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
@@ -69,6 +70,39 @@ def _resolve_loss(loss, model):
     return loss
 
 
+def _check_target(target) -> None:
+    """A target is a number (a bool is a 0/1 label, as the losses take it) or a sequence of them."""
+    items = [target] if isinstance(target, numbers.Real) else None
+    if items is None and isinstance(target, (list, tuple, np.ndarray)) and not isinstance(target, str):
+        items = list(np.asarray(target, dtype=object).reshape(-1))
+    if items is None or not all(isinstance(t, numbers.Real) for t in items):
+        raise TypeError(f"animate_network: target must be a number or a sequence of numbers, got "
+                        f"{type(target).__name__} {target!r:.60}")
+    bad = [t for t in items if not is_finite(int(t) if isinstance(t, bool) else t)]
+    if bad:
+        raise ValueError(f"animate_network: target must be finite, got {shown(bad[0])}")
+
+
+@contextmanager
+def _too_large(lr: float) -> Iterator[None]:
+    """The gradient-descent step and the forward pass after it, whose overflow is the learning rate's doing."""
+    try:
+        yield
+    except OverflowError as e:
+        raise ValueError(f"animate_network: lr={lr:g} is too large: one gradient-descent step overflows ({e}); "
+                         f"give a smaller lr") from e
+
+
+def _loss(loss_fn, h: list, target, when: str) -> Value:
+    """The loss of the outputs `h`; a loss refusing them names animate_network and the target."""
+    try:
+        return loss_fn([h if len(h) > 1 else h[0]], [target])
+    except (TypeError, ValueError) as e:
+        name = getattr(loss_fn, "__name__", "loss")
+        raise type(e)(f"animate_network: loss {name} refused target={target!r:.60} with the prediction{when}: "
+                      f"{e}") from e
+
+
 def _loss_equations(loss_fn, p: Value, t, value: float, g: float) -> tuple[str, str]:
     """How the loss and dL/d(prediction) are worked out, for the two losses with one output."""
     name = getattr(loss_fn, "__name__", "loss")
@@ -89,8 +123,9 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
     layers_of(model, "animate_network")
     if loss is not None and target is None:
         raise ValueError("animate_network: loss= needs target= (the label the loss compares the prediction with)")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"animate_network: lr must be a positive finite number, got {lr!r}")
+    number(lr, "animate_network", "lr", 0.0, lo_open=True)
+    if target is not None:
+        _check_target(target)
     work = copy.deepcopy(model)
     work.zero_grad()  # grads left by an earlier backward() would add into this input's
     # every derivative is shown as backprop defines it; a frozen parameter is only left out of the step
@@ -148,9 +183,9 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
 
     # ---- backward: the loss, then dL/d(out), the local derivative, dL/d(raw), dL/dw per neuron ----
     loss_fn = _resolve_loss(loss, work)
-    value = loss_fn([h if len(h) > 1 else h[0]], [target])
-    value.backward()
     loss_name = getattr(loss_fn, "__name__", "loss")
+    value = _loss(loss_fn, h, target, "")
+    value.backward()
     initial["boxes"]["loss"] = ["loss", "?", f"target {target}"]
     single = len(h) == 1
     loss_eq, out_eq = _loss_equations(loss_fn, h[0], target, value.data, h[0].grad) if single else (
@@ -227,7 +262,8 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
     else:
         name, li, j, first = stepped[0]
         before, g0 = first.data, first.grad
-        SGD([p for *_, p in stepped], lr=lr).step()
+        with _too_large(lr):
+            SGD([p for *_, p in stepped], lr=lr).step()
         kept = f"; the {len(frozen)} frozen ones stay" if frozen else ""
         steps.append({
             "title": f"Gradient descent · learning rate {fmt(lr)}", "active": [f"L{li + 1}N{j}"],
@@ -237,12 +273,12 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
             "equation": f"e.g. {name}: {fmt(before)} - {_term(fmt(lr), fmt(g0))} = {fmt(first.data)}",
             "ask": ask(f"What is the new {name.replace(' n', ' neuron n')}?", first.data),
             "weights": weights()})
-    with no_grad():
+    with no_grad(), _too_large(lr):
         h, nodes = xs, {}
         for li, layer in enumerate(layers):
             h = layer(h)
             nodes.update({f"L{li + 1}N{j}": _node_state(v.data) for j, v in enumerate(h)})
-        new_value = loss_fn([h if len(h) > 1 else h[0]], [target]).data
+        new_value = _loss(loss_fn, h, target, f" after one gradient-descent step (lr={lr:g})").data
     new_prediction = [v.data for v in h]
     new_shown = ", ".join(fmt(p) for p in new_prediction)
     new_words = prediction_words(work, new_prediction)
