@@ -546,7 +546,7 @@ def cmd_gpt(args) -> int:
         _save(model, args, vocabulary="".join(tok.chars))
     samples = [tok.decode(model.generate([tok.BOS], temperature=args.temperature, stop=tok.BOS, seed=args.seed + k))
                for k in range(args.samples)]
-    print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
+    print(f"samples (temperature {args.temperature:g}): {', '.join(map(repr, samples))}")
     return 0
 
 

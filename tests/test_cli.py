@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -571,7 +572,7 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"6 words from {words}; GPT(vocab 6,")  # BOS + abcrt; Bad and it's are left out
-    assert lines[-1].startswith("samples (temperature 0.8): ") and saved.exists()
+    assert lines[-1].startswith("samples (temperature 0.8): '") and saved.exists()
     assert lines[-2].startswith("saved")  # before sampling: what sampling does cannot lose the model
     import microgradnn as mg
     assert isinstance(mg.Module.from_file(saved), mg.models.GPT)
@@ -586,6 +587,17 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
         done = run("gpt", "--words", str(words), "--steps", "30", "--temperature", bad, "--save", str(fresh))
         assert done.returncode == 2 and done.stdout == "" and not fresh.exists(), done.stdout
         assert f"gpt: --temperature must be a finite number >= 0, got {float(bad)}" in done.stderr
+
+
+def test_gpt_shows_an_empty_sample(tmp_path):
+    # was: the words joined by spaces, so an empty sample was a double space ("aad  dbd")
+    words = tmp_path / "words.txt"
+    words.write_text("cat\ncar\ncart\nbat\nbar\ntab\n")
+    done = run("gpt", "--words", str(words), "--steps", "1", "--batch-size", "2", "--samples", "12", "--quiet")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.splitlines()[-1]
+    assert re.fullmatch(r"samples \(temperature 0\.8\): '[a-z]*'(, '[a-z]*')*", line), line
+    assert ", ''," in line  # these seeds sample an empty word (BOS first) among the 12
 
 
 def test_gpt_saves_its_vocabulary_and_load_uses_it(tmp_path):
