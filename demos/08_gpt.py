@@ -64,7 +64,7 @@ print(f"{step}")
 # 4a. sampling: start at BOS, stop at BOS; lower temperatures give likelier letters
 for temperature in (1.0, 0.5):
     samples = [tok.decode(model.generate([tok.BOS], temperature=temperature, stop=tok.BOS, seed=s)) for s in range(8)]
-    print(f"temperature {temperature}: {' '.join(samples)}")
+    print(f"temperature {temperature}: {', '.join(map(repr, samples))}")
 
 # 4b. one position's graph: the loss of predicting the 3rd letter of "cat" after "ca",
 # with the embeddings, norms, attention, MLP and head each drawn as one box

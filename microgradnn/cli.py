@@ -53,6 +53,12 @@ def cmd_render(args) -> int:
         viz.save(viz.draw_graph(out, view=args.view, rankdir=args.rankdir), args.output, overwrite=args.force)
     except FileExistsError:
         raise UsageError(f"-o {args.output} already exists; pass --force to replace it") from None
+    except viz.GraphTooLarge as e:
+        if e.nodes is None:  # too tangled, not too big: its message asks for a smaller graph
+            raise
+        raise UsageError(f"the graph has {e.nodes} nodes to draw, more than the {viz.MAX_NODES} render draws (dot "
+                         "may take minutes on graphs this big), and no option of render changes that; render a "
+                         f"smaller expression (from Python, viz.draw_graph(v, max_nodes={e.nodes}) draws it)") from None
     print(f"{args.expression} = {out.data:.6g}")
     if args.view != "forward":
         for name, v in env.items():
@@ -222,6 +228,14 @@ def _tolerance(positive: bool):
     return parse
 
 
+def _momentum(text: str) -> float:
+    """An argparse type: SGD's momentum, a finite float in [0, 1)."""
+    try:
+        return number(float(text), "microgradnn", "the value", 0.0, 1.0, hi_open=True)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number in [0, 1), got {text!r}") from None
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
@@ -236,6 +250,12 @@ def _hidden(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes like 16,16, got {text!r}")
     return sizes
+
+
+def _fixed_by_load(given: list[str], path: str, what: str) -> UsageError:
+    """The error for size options given with --load, which takes the model as the file holds it."""
+    return UsageError(f"{' and '.join(given)} cannot change the model --load {path} holds; leave "
+                      f"{'it' if len(given) == 1 else 'them'} out (the {what} come from the file)")
 
 
 def _save_exists(args) -> UsageError:
@@ -279,8 +299,7 @@ def train_model(args, out=sys.stdout):
     if args.load is not None:  # '' too: it is refused, not taken as "no --load"
         given = [o for o, v in (("--hidden", args.hidden), ("--activation", args.activation)) if v is not None]
         if given:
-            raise UsageError(f"{' and '.join(given)} cannot change the model --load {args.load} holds; "
-                             "leave them out (the layers come from the file)")
+            raise _fixed_by_load(given, args.load, "layers")
         try:
             model = Module.from_file(args.load)
         except (OSError, ValueError) as e:
@@ -478,12 +497,16 @@ def cmd_gpt(args) -> int:
     if args.load is not None:  # '' too: it is refused, not taken as "no --load"
         given = [f"--{k.replace('_', '-')}" for k in GPT_SIZES if getattr(args, k) is not None]
         if given:
-            raise UsageError(f"{' and '.join(given)} cannot change the model --load {args.load} holds; "
-                             "leave them out (the sizes come from the file)")
+            raise _fixed_by_load(given, args.load, "sizes")
         model, tok = _load_gpt(args.load)
         block_size = model.block_size
     else:
         sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in GPT_SIZES.items()}
+        if sizes["n_embd"] % sizes["n_head"]:
+            embd, head = (f"--{k.replace('_', '-')} {sizes[k]}" + " (the default)" * (getattr(args, k) is None)
+                          for k in ("n_embd", "n_head"))
+            raise UsageError(f"{embd} must be a multiple of {head}: each head takes an equal share of the "
+                             "embedding")
         block_size = sizes["block_size"]
     _check_save(args)
     words, source = data.words(max_len=block_size - 1, path=args.words, seed=args.seed)
@@ -502,12 +525,19 @@ def cmd_gpt(args) -> int:
     opt = optim.Adam(model.parameters(), lr=args.lr, betas=(0.85, 0.99))
     schedule = optim.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=args.steps)
     rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
+    start, updating = time.perf_counter(), False
     for i in range(1, args.steps + 1):
-        result = step([tok.encode(words[j]) for j in rng.integers(len(words), size=args.batch_size)])
-        opt.zero_grad()
-        result.backward()
-        opt.step()
+        try:
+            result = step([tok.encode(words[j]) for j in rng.integers(len(words), size=args.batch_size)])
+            opt.zero_grad()
+            result.backward()
+            updating = True
+            opt.step()
+        except (ArithmeticError, ValueError) as e:
+            if i == 1 and not updating:  # nothing has changed the weights yet: not the learning rate
+                raise
+            text = str(e) if len(str(e)) <= 300 else str(e)[:297] + "..."
+            raise Failure(f"training diverged at step {i}: {text}; try a smaller --lr than {args.lr:g}") from None
         schedule.step()
         if not args.quiet and (i == 1 or i == args.steps or i % max(1, args.steps // 10) == 0):
             print(f"step {i:>{len(str(args.steps))}}/{args.steps}  loss {result.data:.3f}  "
@@ -516,7 +546,7 @@ def cmd_gpt(args) -> int:
         _save(model, args, vocabulary="".join(tok.chars))
     samples = [tok.decode(model.generate([tok.BOS], temperature=args.temperature, stop=tok.BOS, seed=args.seed + k))
                for k in range(args.samples)]
-    print(f"samples (temperature {args.temperature:g}): {' '.join(samples)}")
+    print(f"samples (temperature {args.temperature:g}): {', '.join(map(repr, samples))}")
     return 0
 
 
@@ -547,7 +577,7 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--loss", choices=list(losses.LOSSES), help="default: hinge for 2 classes, else cross_entropy")
     p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd", help="default sgd")
     p.add_argument("--lr", type=_tolerance(False), default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULT_MOMENTUM})")
+    p.add_argument("--momentum", type=_momentum, help=f"SGD momentum (default {DEFAULT_MOMENTUM})")
     p.add_argument("--epochs", type=_at_most(MAX_STEPS), default=epochs,
                    help=f"passes over the data (default {epochs}, at most {MAX_STEPS})")
     p.add_argument("--batch-size", type=positive, help="mini-batch size (default: the whole dataset)")

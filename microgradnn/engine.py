@@ -738,9 +738,17 @@ def _backward_walk(root: Value) -> tuple[list[Value], list[Value], bool]:
     return interior, leaves, current
 
 
+def _check_root(root: Any, who: str, several: str = "call it once per root") -> None:
+    """A graph's root must be one Value: a list of them would fail as unhashable, or walk nothing."""
+    if type(root) is not Value:
+        hint = f" (for several roots, {several})" if isinstance(root, (list, tuple)) else ""
+        raise TypeError(f"{who}: expected a Value, got {type(root).__name__}{hint}")
+
+
 def topological_order(root: Value) -> list[Value]:
     """Every node reachable from `root` once, inputs before the nodes made from them:
     the leaves, then the other nodes by depth (no recursion)."""
+    _check_root(root, "topological_order")
     interior, leaves = _walk(root)
     # The walk meets last inputs first; reversed, a neuron's weights come in order (replay
     # stores them as they come, and reads a layer through views when they are in order).
@@ -749,6 +757,8 @@ def topological_order(root: Value) -> list[Value]:
 
 def zero_grad(*roots: Value) -> None:
     """Set `.grad` to 0 on every node reachable from the given Values."""
+    for root in roots:
+        _check_root(root, "zero_grad", "pass them as zero_grad(*roots)")
     for root in roots:
         for v in topological_order(root):
             v.grad = 0.0
@@ -1555,6 +1565,7 @@ def tree(root: Value, view: str = "both") -> str:
     """The graph as indented text, output first; a node already shown is referred to by name."""
     if view not in ("forward", "backward", "both"):
         raise ValueError(f"tree: view must be 'forward', 'backward' or 'both', got {view!r}")
+    _check_root(root, "tree")
     names: dict[int, str] = {}  # numbered in the order they are printed
     lines, stack = [], [(root, 0)]
     while stack:

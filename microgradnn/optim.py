@@ -292,17 +292,21 @@ class Optimizer:
         raise NotImplementedError
 
 
+# a step count is kept as an int64, which step's + 1 would wrap past 2**63 - 1
+_MAX_STEP_COUNT = 2 ** 62
+
+
 def _state_array(values, n: int, what: str, *, integral: bool, non_negative: bool) -> np.ndarray:
-    """A state entry as an array of n finite numbers (ints >= 0 for step counts)."""
+    """A state entry as an array of n finite numbers (ints in [0, _MAX_STEP_COUNT] for step counts)."""
     if not isinstance(values, (list, tuple, np.ndarray)) or len(values) != n:
         got = f"{len(values)} entries" if hasattr(values, "__len__") else type(values).__name__
         raise ValueError(f"{what} must hold one number per parameter ({n}), got {got}")
-    kind, ok = ("an int", _is_int) if integral else ("a finite number", is_finite)
+    kind, ok = ("an int in [0, 2**62]", _is_int) if integral else ("a finite number", is_finite)
     for i, x in enumerate(values):
         x = x.item() if isinstance(x, np.generic) else x
-        if not ok(x) or (non_negative and x < 0):
-            raise ValueError(f"{what}: entry {i} must be {kind}{' >= 0' if non_negative else ''}, "
-                             f"got {type(x).__name__} {shown(x)}")
+        if not ok(x) or (non_negative and x < 0) or (integral and x > _MAX_STEP_COUNT):
+            rule = kind if integral else kind + " >= 0" * non_negative
+            raise ValueError(f"{what}: entry {i} must be {rule}, got {type(x).__name__} {shown(x)}")
     return np.array(values, dtype=np.int64 if integral else float)
 
 

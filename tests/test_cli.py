@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -51,6 +52,16 @@ def test_help_on_every_subcommand(command):
     # an import_module error, as exit 1 and "TypeError: the 'package' argument is required ..." or "Empty module name"
     (["render", "x", "x=1", "--import", "..ops"], "--import '..ops': not a module name (like my_ops or package.ops)"),
     (["gradcheck", "x", "x=1", "--import", ""], "--import '': not a module name"),
+    # the option typed, not the Python API ("SGD: momentum must be ...", "GPT: n_embd (16) must be ...")
+    (["train", "--momentum", "1"], "argument --momentum: expected a finite number in [0, 1), got '1'"),
+    (["demo", "--momentum", "nan"], "argument --momentum: expected a finite number in [0, 1), got 'nan'"),
+    (["gpt", "--n-head", "3"], "--n-embd 16 (the default) must be a multiple of --n-head 3"),
+    (["gpt", "--n-embd", "6"], "--n-embd 6 must be a multiple of --n-head 4 (the default)"),
+    # "leave them out" for one option
+    (["train", "--load", "m.json", "--hidden", "4"], "--hidden cannot change the model --load m.json holds; leave it out"),
+    (["train", "--load", "m.json", "--hidden", "4", "--activation", "tanh"],
+     "--hidden and --activation cannot change the model --load m.json holds; leave them out (the layers"),
+    (["gpt", "--load", "m.json", "--n-layer", "2"], "--n-layer cannot change the model --load m.json holds; leave it out"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     done = run(*args)
@@ -293,6 +304,25 @@ def test_a_diverging_train_fails_in_one_line_with_a_learning_rate_hint():
     done = run("train", "--lr", "1e300", "--epochs", "3", "--quiet")
     _one_line_error(done, 1, "training diverged in epoch")
     assert "learning rate (lr=1e+300)" in done.stderr and len(done.stderr) < 600
+
+
+def test_a_diverging_gpt_fails_as_train_does_with_an_lr_hint(tmp_path):
+    # was: "OverflowError: Adam.step ... would become inf" with a --debug hint, as if a bug
+    words = tmp_path / "words.txt"
+    words.write_text("cat\ncar\nbat\n")
+    for lr, step in (("1e308", 1), ("1e300", 2)):  # inf in Adam's update; inf in the next forward pass
+        done = run("gpt", "--words", str(words), "--steps", "3", "--batch-size", "2", "--lr", lr, "--quiet")
+        _one_line_error(done, 1, f"microgradnn gpt: error: training diverged at step {step}: ")
+        assert done.stderr.rstrip().endswith(f"; try a smaller --lr than {float(lr):g}")
+        assert "OverflowError" not in done.stderr and "--debug" not in done.stderr
+
+
+def test_render_of_too_many_nodes_says_what_the_command_line_can_do(tmp_path):
+    # was: "pass collapse=True ... or a larger max_nodes, as in viz.draw_graph(v, max_nodes=4201)": no option does
+    done = run("render", "x" + "+1" * 2100, "x=1", "-o", str(tmp_path / "g.svg"))
+    _one_line_error(done, 2, "the graph has 4201 nodes to draw, more than the 2000 render draws")
+    assert "no option of render changes that; render a smaller expression" in done.stderr
+    assert "collapse" not in done.stderr and not (tmp_path / "g.svg").exists()
 
 
 def test_train_save_checks_the_destination_before_training(tmp_path):
@@ -542,7 +572,7 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"6 words from {words}; GPT(vocab 6,")  # BOS + abcrt; Bad and it's are left out
-    assert lines[-1].startswith("samples (temperature 0.8): ") and saved.exists()
+    assert lines[-1].startswith("samples (temperature 0.8): '") and saved.exists()
     assert lines[-2].startswith("saved")  # before sampling: what sampling does cannot lose the model
     import microgradnn as mg
     assert isinstance(mg.Module.from_file(saved), mg.models.GPT)
@@ -557,6 +587,17 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
         done = run("gpt", "--words", str(words), "--steps", "30", "--temperature", bad, "--save", str(fresh))
         assert done.returncode == 2 and done.stdout == "" and not fresh.exists(), done.stdout
         assert f"gpt: --temperature must be a finite number >= 0, got {float(bad)}" in done.stderr
+
+
+def test_gpt_shows_an_empty_sample(tmp_path):
+    # was: the words joined by spaces, so an empty sample was a double space ("aad  dbd")
+    words = tmp_path / "words.txt"
+    words.write_text("cat\ncar\ncart\nbat\nbar\ntab\n")
+    done = run("gpt", "--words", str(words), "--steps", "1", "--batch-size", "2", "--samples", "12", "--quiet")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.splitlines()[-1]
+    assert re.fullmatch(r"samples \(temperature 0\.8\): '[a-z]*'(, '[a-z]*')*", line), line
+    assert ", ''," in line  # these seeds sample an empty word (BOS first) among the 12
 
 
 def test_gpt_saves_its_vocabulary_and_load_uses_it(tmp_path):

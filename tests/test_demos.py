@@ -157,7 +157,8 @@ def test_gpt_demo_trains_samples_draws_and_checks(tmp_path):
     losses = [float(line.split()[3]) for line in out if line.startswith("step")]
     assert len(losses) == 11 and losses[-1] < losses[0] - 0.3  # from log(27) = 3.3 down
     assert any(line.startswith("Compiled(GPT.loss:") for line in out)
-    assert sum(line.startswith("temperature") for line in out) == 2
+    sampled = [line for line in out if line.startswith("temperature")]
+    assert len(sampled) == 2 and all(line.split(": ", 1)[1].startswith("'") for line in sampled)  # quoted: '' shows
     assert out[-1] == "gradient check: passed"
     verdict = next(line for line in out if line.startswith("directional_check of GPT("))
     assert verdict.endswith("all 1 of 1 entries agree") and "(4224 parameters)" in out[out.index(verdict) + 2]

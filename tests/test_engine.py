@@ -6,6 +6,7 @@ import inspect
 import io
 import math
 import pickle
+import re
 import sys
 import threading
 
@@ -906,6 +907,24 @@ def test_topological_order_lists_each_node_once_after_its_inputs(case):
                 stack.append(x)
     assert len(order) == len(position) and set(order) == reachable
     assert all(position[x] < position[v] for v in order for x in v.inputs)
+
+
+@pytest.mark.parametrize("call, hint", [(mg.topological_order, "call it once per root"), (mg.tree, "call it once per root"),
+                                        (mg.zero_grad, "pass them as zero_grad(*roots)")])
+def test_graph_walks_refuse_what_is_not_a_value_naming_it(call, hint):
+    # was: a list raised "unhashable type: 'list'" (or 'list' object has no attribute 'op'), a number
+    # "'int' object has no attribute 'inputs'"
+    a, b = Value(1.0), Value(2.0)
+    name = call.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: expected a Value, got list \(for several roots, {re.escape(hint)}\)$"):
+        call([a * b, b])
+    for bad, kind in ((3, "int"), (None, "NoneType"), ((a,), "tuple")):
+        with pytest.raises(TypeError, match=rf"^{name}: expected a Value, got {kind}"):
+            call(bad)
+    a.grad = 5.0
+    with pytest.raises(TypeError):
+        mg.zero_grad(a, [b])
+    assert a.grad == 5.0  # checked before any .grad is reset
 
 
 @pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy, lambda v: pickle.loads(pickle.dumps(v))])

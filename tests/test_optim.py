@@ -424,8 +424,14 @@ def test_a_loaded_state_dict_continues_bit_for_bit():
     (lambda s: s["state"]["m"].__setitem__(1, float("nan")), ValueError,
      r"^Adam.load_state_dict: state 'm': entry 1 must be a finite number, got float nan$"),
     (lambda s: s["state"]["v"].__setitem__(0, -1.0), ValueError, r"state 'v': entry 0 must be a finite number >= 0"),
-    (lambda s: s["state"]["t"].__setitem__(0, 1.5), ValueError, r"state 't': entry 0 must be an int >= 0, got float 1.5"),
-    (lambda s: s["state"]["t"].__setitem__(0, True), ValueError, r"state 't': entry 0 must be an int >= 0, got bool"),
+    (lambda s: s["state"]["t"].__setitem__(0, 1.5), ValueError, r"state 't': entry 0 must be an int in \[0, 2\*\*62\], got float 1.5"),
+    (lambda s: s["state"]["t"].__setitem__(0, True), ValueError, r"state 't': entry 0 must be an int in \[0, 2\*\*62\], got bool"),
+    # was: a raw OverflowError from numpy ("Python int too large to convert to C long")
+    (lambda s: s["state"]["t"].__setitem__(1, 10 ** 400), ValueError,
+     r"^Adam.load_state_dict: state 't': entry 1 must be an int in \[0, 2\*\*62\], got int an int of about 401 digits"),
+    # one past int64's range; and one a step would wrap to a negative count
+    (lambda s: s["state"]["t"].__setitem__(0, 2 ** 63), ValueError, r"state 't': entry 0 must be an int in \[0, 2\*\*62\]"),
+    (lambda s: s["state"]["t"].__setitem__(0, 2 ** 63 - 1), ValueError, r"state 't': entry 0 must be an int in"),
     (lambda s: s["state"].update(m="abc"), ValueError, r"state 'm' must hold one number per parameter \(2\), got 3"),
     (lambda s: s["param_groups"][0].update(lr="0.1"), TypeError, r"^Adam: lr must be a finite number >= 0, got str"),
     (lambda s: s["param_groups"][0].update(betas=[0.9, 1.0]), ValueError, r"^Adam: betas must be"),

@@ -616,6 +616,15 @@ def test_csv_upload_becomes_the_dataset():
         parse_csv("0,0,1\n1,1,0.5\n2,2,1\n3,3,0")
 
 
+def test_an_upload_with_a_utf8_bom_keeps_its_first_row(server):
+    # was: the BOM made "\ufeff0.5" no number, so the first row was taken for a header and dropped, silently
+    rows = "\n".join(f"{i / 2},{i % 3},{i % 2}" for i in range(5)) + "\n"
+    for text, samples in ((rows, 5), ("x1,x2,label\n" + rows, 5)):
+        status, answer = request(server, "POST", "/api/upload", ("\ufeff" + text).encode(), {"Content-Type": "text/csv"})
+        assert status == 200 and answer["config"]["samples"] == samples, answer
+        assert server.session.X.tolist() == [[i / 2, i % 3] for i in range(5)]
+
+
 def test_split_is_seeded_and_disjoint():
     tr, te = split(100, 0.3, 1)
     assert len(te) == 30 and not set(tr) & set(te) and len(set(tr) | set(te)) == 100

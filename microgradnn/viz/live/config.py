@@ -93,7 +93,8 @@ def check_config(raw: dict, base: dict | None = None) -> dict:
 
 def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows `x1,x2,label` (an optional header line; labels 0, 1, ... as whole numbers)."""
-    reader = csv.reader(io.StringIO(text))
+    # a UTF-8 BOM (Excel's "CSV UTF-8") would make the first row's first cell no number: a header
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     try:
         rows = [r for r in reader if r and any(cell.strip() for cell in r)]
     except csv.Error as e:  # a field over csv's size limit, a NUL byte, ...
