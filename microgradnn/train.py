@@ -12,7 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import Seed, _is_int, flag, generator_of, is_finite, number, one_of, positive_int, shown
+from microgradnn._checks import (Seed, _is_int, flag, generator_of, is_finite, number, one_of, positive_int,
+                                 reworded, shown)
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
@@ -270,8 +271,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
                 batch_loss, batch_scores = step(X[idx], targets[idx])
             except (ArithmeticError, ValueError) as e:
                 if not stepped:
-                    raise type(e)(f"fit: the first step failed, before any parameter changed (so not for the "
-                                  f"learning rate): {_short(e, 300)}{_output_hint(model, loss_fn)}") from None
+                    raise reworded(e, f"fit: the first step failed, before any parameter changed (so not for "
+                                      f"the learning rate): {_short(e, 300)}{_output_hint(model, loss_fn)}") from None
                 raise _diverged(e, epoch, opt) from None
             try:
                 opt.step()
@@ -316,7 +317,7 @@ def _class_indices(y: np.ndarray, nout: int) -> np.ndarray:
 def _diverged(e: Exception, epoch: int, opt: _optim.Optimizer) -> Exception:
     """The error of a step after the first: the inputs were checked, so the arithmetic ran away."""
     hint = "" if "learning rate" in str(e) else f"; try a smaller learning rate (lr={opt.lr:g})"
-    return type(e)(f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}")
+    return reworded(e, f"fit: training diverged in epoch {epoch}: {_short(e, 300)}{hint}")
 
 
 def _output_hint(model: Module, loss_fn: Callable) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import microgradnn as mg
-from microgradnn import MLP, data, optim
+from microgradnn import MLP, Value, data, optim
 
 
 def test_moons_reaches_full_accuracy_with_hinge_loss():
@@ -550,3 +550,20 @@ def test_fit_trains_a_one_output_layer_or_linear_as_the_mlp_of_it(loss, activati
         for p, q in zip(params, mlp.parameters(), strict=True):  # the last step's gradients and the weights after
             assert p.grad == pytest.approx(q.grad, rel=1e-12, abs=1e-15) and p.data == pytest.approx(q.data, rel=1e-12)
         assert model.threshold == mlp.threshold and (model.predict(X) == mlp.predict(X)).all()
+
+
+@pytest.mark.parametrize("after_a_step", [False, True])
+def test_fit_names_itself_when_a_loss_raises_an_error_that_takes_more_than_a_message(after_a_step):
+    # rebuilt from the message alone, a JSONDecodeError (a ValueError) became "TypeError: JSONDecodeError.__init__()
+    # missing 2 required positional arguments: 'doc' and 'pos'", and fit's own words were lost
+    X, y = data.xor()
+    model = MLP(2, [2, 1], seed=0)
+    first = model.parameters()[0].data
+
+    def loss(preds, targets):
+        if isinstance(preds[0], Value) and (model.parameters()[0].data != first or not after_a_step):
+            json.loads("{")
+        return mg.losses.mse(preds, targets)
+    said = "training diverged in epoch 2" if after_a_step else "the first step failed"
+    with pytest.raises(ValueError, match=f"^fit: {said}.*Expecting property name"):
+        mg.fit(model, X, y, loss, "sgd", 3, verbose=False)

@@ -800,6 +800,16 @@ def test_animate_network_names_a_bad_lr_or_target_and_a_step_that_overflows(tmp_
     assert list(tmp_path.iterdir()) == []
     viz.animate_network(model, [1.0, 0.5], page, target=True)  # a 0/1 label, as the losses take one
 
+
+def test_animate_network_names_a_loss_of_ones_own_whose_error_takes_more_than_a_message(tmp_path):
+    # rebuilt from the message alone: "TypeError: JSONDecodeError.__init__() missing 2 required positional arguments"
+    def loss(preds, targets):
+        return json.loads("{")
+    with pytest.raises(ValueError, match=r"^animate_network: loss loss refused target=1.0 with the prediction: "
+                                         r"Expecting property name"):
+        viz.animate_network(MLP(2, [3, 1], seed=0), [1.0, 0.5], tmp_path / "n.html", target=1.0, loss=loss)
+    assert list(tmp_path.iterdir()) == []
+
 def test_demos_may_replace_files_only_in_out_or_with_overwrite(tmp_path, monkeypatch):
     # one rule for the CLI's demo and the demo scripts (they compared paths three ways)
     from microgradnn.viz.files import may_replace, refusal

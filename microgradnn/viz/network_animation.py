@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from microgradnn import losses as _losses
-from microgradnn._checks import flag, is_finite, number, shown
+from microgradnn._checks import flag, is_finite, number, reworded, shown
 from microgradnn.engine import Value, fmt, grad, no_grad
 from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
@@ -99,8 +99,8 @@ def _loss(loss_fn, h: list, target, when: str) -> Value:
         return loss_fn([h if len(h) > 1 else h[0]], [target])
     except (TypeError, ValueError) as e:
         name = getattr(loss_fn, "__name__", "loss")
-        raise type(e)(f"animate_network: loss {name} refused target={target!r:.60} with the prediction{when}: "
-                      f"{e}") from e
+        raise reworded(e, f"animate_network: loss {name} refused target={target!r:.60} with the "
+                          f"prediction{when}: {e}") from e
 
 
 def _loss_equations(loss_fn, p: Value, t, value: float, g: float) -> tuple[str, str]:
