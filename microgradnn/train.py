@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import (Seed, _is_int, flag, generator_of, is_finite, number, one_of, positive_int,
+from microgradnn._checks import (Seed, _is_number, flag, generator_of, is_finite, number, one_of, positive_int,
                                  reworded, shown)
 from microgradnn.engine import Value, no_grad
 from microgradnn.nn import Module
@@ -84,8 +84,8 @@ def _as_labels(y, n: int, who: str) -> np.ndarray:
                                 f"got {type(label).__name__} {label!r:.60}")
     try:
         y = array.astype(float).reshape(-1)
-    except OverflowError:  # an int beyond float's range
-        big = next(label for label in array.flat if _is_int(label) and not is_finite(label))
+    except OverflowError:  # a number beyond float's range (a huge int or Fraction)
+        big = next(label for label in array.flat if _is_number(label) and not is_finite(label))
         raise ValueError(f"{who}: y must hold finite numbers, got {shown(big)}") from None
     if len(y) != n:
         one_hot = array.ndim == 2 and len(array) == n  # (n, classes): cross_entropy takes class indices

@@ -2,6 +2,7 @@ import json
 import math
 import sys
 import types
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -527,6 +528,8 @@ def test_accuracy_names_a_label_too_large_for_a_float():
     X, _ = data.xor()
     with pytest.raises(ValueError, match=r"^accuracy: y must hold finite numbers, got an int of about 401 digits"):
         mg.accuracy(MLP(2, [2, 1], seed=0), X, [0, 1, 10 ** 400, 0])  # was OverflowError naming no one
+    with pytest.raises(ValueError, match=r"^fit: y must hold finite numbers, got Fraction\(1000"):
+        mg.fit(MLP(2, [2, 1], seed=0), X, [0, 1, Fraction(10 ** 400), 0], "mse", "sgd", 1)  # was a bare StopIteration
 
 
 @pytest.mark.parametrize("compiled", [False, True])
