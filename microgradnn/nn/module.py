@@ -277,7 +277,7 @@ class Module:
     def parameters(self, recurse: bool = True) -> list[Value]:
         """Every trainable Value, in `named_parameters()` order (this module's own only with
         `recurse=False`, as torch's)."""
-        return [p for _, p in self.named_parameters(recurse=recurse)]
+        return [p for _, p in self.named_parameters(recurse=flag(recurse, "parameters", "recurse"))]
 
     def num_parameters(self) -> int:
         """How many scalar parameters the module has."""
