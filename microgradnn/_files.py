@@ -55,7 +55,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     path = user_path(path, who)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{who}: {path} is a folder; give a file name")
-    _check_regular(path, who)
+    check_regular(path, who)
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{who}: {path} already exists; pass overwrite=True to replace it")
     folder = os.path.dirname(_target(path, overwrite))
@@ -81,7 +81,7 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
     check_overwrite(overwrite, who)
     path = user_path(path, who)
     target = _target(path, overwrite)
-    _check_regular(target, who)
+    check_regular(target, who)
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
@@ -110,9 +110,10 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "
             os.unlink(tmp)
 
 
-def _check_regular(path: str, who: str) -> None:
+def check_regular(path: str, who: str) -> None:
     """Refuse a device, pipe or socket at `path`: replacing it with a file would remove it
-    (/dev/null itself, for root), and a model or picture is not streamed into one."""
+    (/dev/null itself, for root), a model or picture is not streamed into one, and reading one
+    may never end (/dev/zero, a pipe's open() waiting for a writer)."""
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         raise ValueError(f"{who}: {path} is not a regular file (a device, pipe or socket); give a file name")
 

@@ -6,7 +6,7 @@ import math
 import os
 
 from microgradnn._checks import is_finite, shown
-from microgradnn._files import check_writable, user_path, write_atomic
+from microgradnn._files import check_regular, check_writable, user_path, write_atomic
 
 FORMAT = "microgradnn-model"
 
@@ -50,8 +50,7 @@ def check_vocabulary(vocabulary: object, who: str) -> str:
 def read_model(path: str | os.PathLike) -> dict:
     """The payload of a model file, checked to be one ({"config": ..., "state": {...}})."""
     path = user_path(path, "load")
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):  # open() would wait for a
-        raise ValueError(f"load: {path} is not a regular file (a device, pipe or socket)")  # pipe's writer forever
+    check_regular(path, "load")
     try:
         with open(path, "rb") as f:
             start = f.read(4096)
