@@ -1204,6 +1204,18 @@ def test_right_rules_at_tiny_magnitudes_pass_and_wrong_ones_fail():
         assert not report and report.culprit is not None and report.culprit.node.op == sq3.name, str(report)
 
 
+def test_inputs_near_the_smallest_floats_are_checked_not_crashed_on():
+    # log(1 + x * x) at 1e-300 raised OverflowError (h / 1e-313 is inf), x at 5e-324 ZeroDivisionError
+    # (a subnormal step rounds to 0)
+    for x in (1e-300, -1e-300, 5e-324, -5e-324, 1e-310):
+        assert gradcheck(lambda v: (1 + v * v).log(), x), x
+        report = gradcheck(lambda v: v.tanh() * 3, x)
+        assert report and report.rows[0].reference == pytest.approx(3.0), (x, str(report))
+        assert gradgradcheck(lambda v: v * v.exp(), x), x
+    cube = mg.define_op("cube_rule_2x2", lambda x: x ** 3, lambda x, out: 2 * x * x)
+    assert not gradcheck(lambda v: cube(v + 1), 1e-300)
+
+
 def test_a_zero_dimensional_array_is_one_input_named_x_as_a_float_is():
     pytest.importorskip("torch")
     for check in (gradcheck, gradgradcheck, compare_with_torch):

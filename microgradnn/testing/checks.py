@@ -280,7 +280,7 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     h = eps * scale
     # a step wider than a small x can straddle a pole or domain edge at 0 (1/x, log): then
     # the next step is a tenth of |x|, and steps go down to what rounding resolves at x
-    floor = 1e-13 * (abs(x) or 1.0)
+    floor = max(1e-13 * (abs(x) or 1.0), sys.float_info.min)  # subnormal steps round to 0 (x = 5e-324)
     below, above = kink_gaps
     if min(below, above) < h:  # the stencil would straddle a kink (relu at 1e-15): no averaged slope across it
         h = min(below, above) / 2  # half: a kink's input need not move linearly with x
@@ -368,7 +368,7 @@ def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float 
         except (ArithmeticError, ValueError):
             return False
         return abs(now) <= 1e-2 * abs(jump) + 2 * rounding
-    dirty, clean = 0, int(math.log10(h / low)) if low < h else 0
+    dirty, clean = 0, int(math.log10(h) - math.log10(low)) if low < h else 0  # h / low overflows at x = 1e-300
     if clean < 1 or not gone(clean):
         return None
     while clean - dirty > 1:
