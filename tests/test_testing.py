@@ -929,6 +929,20 @@ def test_expressions_refuses_bad_arguments_when_called(kwargs, error, message):
         expressions(**kwargs)  # max_variables=7 was an IndexError from inside, at the first draw
 
 
+@pytest.mark.parametrize("low, high", [(1e-8, 1e-7), (0.1234564, 0.1234566), (-2e-7, -1e-7), (-3.0, 3.0)])
+def test_expressions_values_lie_in_low_high(low, high):
+    # values were rounded to six decimals after being drawn: 1e-8 .. 1e-7 gave only 0.0, and
+    # 0.1234564 .. 0.1234566 gave 0.123456, below low
+    from hypothesis import given, settings
+    from microgradnn.testing.strategies import expressions
+
+    @settings(max_examples=50, database=None, deadline=None)
+    @given(expressions(ops=["*", "tanh"], low=low, high=high))
+    def check(expr):
+        assert all(low <= v <= high for v in expr.values.values()), expr.values
+    check()
+
+
 def test_checks_differentiate_a_gradient_penalty_with_graphs():
     # f differentiates inside (grad(create_graph=True)): under no_grad it computed 0, so a right
     # gradient FAILed against a numeric 0
