@@ -856,6 +856,20 @@ def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     assert report.culprit is not None and report.culprit.node.op == "square_off", str(report)
 
 
+def test_a_right_gradient_whose_reference_rounding_swamps_is_not_checkable_rather_than_failed():
+    # these FAILed right gradients: the numeric reference's own error (± 1.8e4, ± 9e-13, ± 18) covered
+    # the difference, and blame rightly named no wrong node
+    for f, x, kw in [(lambda v: v * v + 1e15, 1.0, {}), (lambda v: v.tanh(), 19.0, {"atol": 0.0}),
+                     (lambda v: v ** v, 1e-15, {})]:
+        report = gradcheck(f, x, **kw)
+        assert report and [r.status for r in report.rows] == ["not checkable here"], str(report)
+        assert "rounding swamps the differences" in str(report) and report.culprit is None, str(report)
+    wrong = mg.define_op("tanh_rule_plus_1e-3", math.tanh, lambda x, out: 1 - out * out + 1e-3)
+    report = gradcheck(lambda v: wrong(v) + 1e15, 1.0)
+    assert not report and report.culprit.node.op == wrong.name, str(report)
+    assert "where finite differences cannot check it, but through a wrong local derivative" in str(report)
+
+
 def test_compare_with_torch_refuses_an_f_whose_torch_run_is_not_a_tensor():
     # Value(2.0) * x read the tensor as a float: torch's gradient came out 0 and the report
     # blamed microgradnn ("x: microgradnn 2, torch 0 FAIL")
