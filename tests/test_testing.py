@@ -856,6 +856,20 @@ def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     assert report.culprit is not None and report.culprit.node.op == "square_off", str(report)
 
 
+def test_a_right_gradient_whose_reference_rounding_swamps_is_not_checkable_rather_than_failed():
+    # these FAILed right gradients: the numeric reference's own error (± 1.8e4, ± 9e-13, ± 18) covered
+    # the difference, and blame rightly named no wrong node
+    for f, x, kw in [(lambda v: v * v + 1e15, 1.0, {}), (lambda v: v.tanh(), 19.0, {"atol": 0.0}),
+                     (lambda v: v ** v, 1e-15, {})]:
+        report = gradcheck(f, x, **kw)
+        assert report and [r.status for r in report.rows] == ["not checkable here"], str(report)
+        assert "rounding swamps the differences" in str(report) and report.culprit is None, str(report)
+    wrong = mg.define_op("tanh_rule_plus_1e-3", math.tanh, lambda x, out: 1 - out * out + 1e-3)
+    report = gradcheck(lambda v: wrong(v) + 1e15, 1.0)
+    assert not report and report.culprit.node.op == wrong.name, str(report)
+    assert "where finite differences cannot check it, but through a wrong local derivative" in str(report)
+
+
 def test_compare_with_torch_refuses_an_f_whose_torch_run_is_not_a_tensor():
     # Value(2.0) * x read the tensor as a float: torch's gradient came out 0 and the report
     # blamed microgradnn ("x: microgradnn 2, torch 0 FAIL")
@@ -927,6 +941,20 @@ def test_expressions_refuses_bad_arguments_when_called(kwargs, error, message):
     from microgradnn.testing.strategies import expressions
     with pytest.raises(error, match=re.escape(f"expressions: {message}")):
         expressions(**kwargs)  # max_variables=7 was an IndexError from inside, at the first draw
+
+
+@pytest.mark.parametrize("low, high", [(1e-8, 1e-7), (0.1234564, 0.1234566), (-2e-7, -1e-7), (-3.0, 3.0)])
+def test_expressions_values_lie_in_low_high(low, high):
+    # values were rounded to six decimals after being drawn: 1e-8 .. 1e-7 gave only 0.0, and
+    # 0.1234564 .. 0.1234566 gave 0.123456, below low
+    from hypothesis import given, settings
+    from microgradnn.testing.strategies import expressions
+
+    @settings(max_examples=50, database=None, deadline=None)
+    @given(expressions(ops=["*", "tanh"], low=low, high=high))
+    def check(expr):
+        assert all(low <= v <= high for v in expr.values.values()), expr.values
+    check()
 
 
 def test_checks_differentiate_a_gradient_penalty_with_graphs():
@@ -1202,6 +1230,18 @@ def test_right_rules_at_tiny_magnitudes_pass_and_wrong_ones_fail():
     for x in (1e-150, -1e-150):
         report = gradcheck(sq3, x, atol=0.0)
         assert not report and report.culprit is not None and report.culprit.node.op == sq3.name, str(report)
+
+
+def test_inputs_near_the_smallest_floats_are_checked_not_crashed_on():
+    # log(1 + x * x) at 1e-300 raised OverflowError (h / 1e-313 is inf), x at 5e-324 ZeroDivisionError
+    # (a subnormal step rounds to 0)
+    for x in (1e-300, -1e-300, 5e-324, -5e-324, 1e-310):
+        assert gradcheck(lambda v: (1 + v * v).log(), x), x
+        report = gradcheck(lambda v: v.tanh() * 3, x)
+        assert report and report.rows[0].reference == pytest.approx(3.0), (x, str(report))
+        assert gradgradcheck(lambda v: v * v.exp(), x), x
+    cube = mg.define_op("cube_rule_2x2", lambda x: x ** 3, lambda x, out: 2 * x * x)
+    assert not gradcheck(lambda v: cube(v + 1), 1e-300)
 
 
 def test_a_zero_dimensional_array_is_one_input_named_x_as_a_float_is():

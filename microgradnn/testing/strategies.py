@@ -122,8 +122,10 @@ def _expressions(draw, ops: list[str] | None, max_variables: int, max_steps: int
     table = engine.ops()
     names = [n for n, op in table.items() if _usable(op, n)] if ops is None else ops
     n_vars = draw(st.integers(1, max_variables))
-    # six decimals: short commands, and no value so tiny that no finite-difference step fits beside 0
-    number = st.floats(low, high, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 6) + 0.0)
+    # six decimals: short commands, and no value so tiny that no finite-difference step fits beside 0;
+    # unrounded where rounding leaves [low, high] (low=1e-8, high=1e-7 gave only 0.0)
+    number = st.floats(low, high, allow_nan=False, allow_infinity=False).map(
+        lambda v: r if low <= (r := round(v, 6) + 0.0) <= high else v)
     env = {VARIABLES[i]: draw(number) for i in range(n_vars)}
     pool = list(env)
     steps: list[tuple] = []
