@@ -41,6 +41,7 @@ __all__ = ["gradcheck", "assert_gradients_close", "assert_report", "gradgradchec
 OK, FAIL, KINK, NONFINITE = "ok", "FAIL", "non-differentiable", "non-finite"
 # kinks nearer than the smallest step on both sides, or a kink at the edge of f's domain: neither pass nor fail
 UNCHECKABLE = "not checkable here"
+CHAINED = "the ops' one-sided derivatives, chained"  # a row outside f's slopes, every node right (see _blame)
 EPS = 1e-4  # first finite-difference step, relative: h = EPS * max(1, |x|)
 _MACHINE_EPS = sys.float_info.epsilon
 _VAGUE = 1e-3  # a reference less certain than this, relative, and than the tolerance, gives no verdict
@@ -160,7 +161,8 @@ class GradReport:
         verdict = f"{bad} of {n} entries FAILED" if bad else f"all {n - kinks - unchecked} of {n} entries agree"
         if kinks:
             verdict += (f"; {kinks} at a non-differentiable point, where the analytic value is a valid "
-                        f"one-sided derivative")
+                        f"one-sided derivative" + (" or the chain of the ops' own (see the note)"
+                                                   if any(r.detail == CHAINED for r in self.kinks) else ""))
         if unchecked:
             verdict += (f"; {unchecked} not checkable here ({', '.join(r.name for r in self.unchecked[:5])}"
                         f"{' ...' if unchecked > 5 else ''}: a kink lies nearer than the smallest step on both sides "
@@ -785,6 +787,15 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
+    if culprit is None:  # no node is wrong: a row outside the slopes comes from kinks met one after another
+        chained = [r for r in report.rows if r.status == FAIL and r.at_kink]
+        for row in chained:
+            row.status, row.detail = KINK, CHAINED
+        if chained:
+            report.notes.append(f"note: {', '.join(r.name for r in chained)} {'lies' if len(chained) == 1 else 'lie'} "
+                                f"outside the one-sided slopes, but every node's local derivative agrees with finite "
+                                f"differences of its op: through kinks met one after another, the chain rule of "
+                                f"the ops' one-sided derivatives can leave f's slopes (autodiff's answer, torch's too)")
     if not report:
         report.culprit = culprit
 
