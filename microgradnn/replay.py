@@ -378,7 +378,7 @@ class _Tape:
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
         `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
-        if any(v.requires_grad for v in self.held):
+        if self.held and any(v.requires_grad for v in self.held):
             return True
         return frozen and not all(params[i].requires_grad for i in np.arange(len(params))[self.param_index].tolist())
 
@@ -392,8 +392,11 @@ class _Tape:
         raised a floating-point flag) for the samples whose numbers are the columns of D."""
         self.check_made_before()
         n = D.shape[1]
-        V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
-        if V is None:
+        for k, S in enumerate(self._spare):
+            if S.shape[1] == n:
+                V = self._spare.pop(k)
+                break
+        else:
             V = np.empty((self.n_slots, n))
         if self.held and engine.changed_since(self.held, self.held_version) is not None:
             self.const_values[self.held_rows, 0] = [v.data for v in self.held]
@@ -759,7 +762,9 @@ class Compiled:
     def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
-            for name, a in zip("Xy", map(_real_array, "Xy", args)):  # ints beyond 2**53 would be rounded by float
+            # ints beyond 2**53 would be rounded by float (arrays of floats hold none, nor anything but reals)
+            floats = all(type(a) is np.ndarray and a.dtype.kind == "f" for a in args)
+            for name, a in zip("Xy", () if floats else map(_real_array, "Xy", args)):
                 if a.dtype.kind in "iu" and ((a > EXACT_INT) | (a < -EXACT_INT)).any() or a.dtype.kind == "O":
                     for x in a.ravel().tolist():
                         if type(x) is int:
@@ -891,7 +896,8 @@ class Compiled:
                                        f"there than the scalar engine (rounding: replay sums a layer in another "
                                        f"order, so a comparison of numbers equal up to rounding may flip; an op's "
                                        f"array_forward that differs from its forward; or fn is not deterministic)")
-                if ok.any() and not tape.all_finite(V, flagged):
+                every = bool(ok.all())
+                if (every or ok.any()) and not tape.all_finite(V, flagged):
                     # An op refuses a sample's numbers: fn may catch that and go another way, so the
                     # sample goes on to another recording (which raises the engine's error if fn
                     # does not catch it); only on its own recording is it refused here.
@@ -899,21 +905,22 @@ class Compiled:
                     if fresh and not finite[0]:
                         tape.raise_nonfinite(V[:, :1], P, rows[pending[:1]])
                     ok &= finite
-                if not ok.any():
+                    every = bool(ok.all())
+                if not every and not ok.any():
                     tape.give_back(V)
                     continue
                 if tape.user_groups:
                     tape.check_array_forwards(V, ok, rows[pending])
                 tape.last_used = self.calls
-                if ok.all():
-                    samples = rows[pending]
+                if every:
+                    samples = rows if len(pending) == len(rows) else rows[pending]
                 else:
                     tape.give_back(V)
                     V, samples = V[:, ok], rows[pending[ok]]
                 runs.append((tape, V, P, samples))
                 losses[samples] = V[tape.root]
                 outputs = self._outputs(outputs, tape, V, samples, n)
-                pending = pending[~ok]
+                pending = pending[:0] if every else pending[~ok]
         return BatchResult(self, runs, losses, outputs)
 
     def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list) -> _Tape:
