@@ -651,31 +651,38 @@ class BatchResult:
         if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
             raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
                                "from has requires_grad=True)")
-        changed = engine.changed_since(params[:self._used], self._version)
+        unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
+        changed = None if unchanged else engine.changed_since(params[:self._used], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         held = [v for run in self._runs for v in run[0].held]  # Values without gradient it read (a frozen weight)
-        changed = engine.changed_since(held, self._version) if held else None
+        changed = engine.changed_since(held, self._version) if held and not unchanged else None
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         PG = self._gradient(careful=False)
-        if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
-            PG = self._gradient(careful=True)
-        grads = np.fromiter(_grads_of(params), float, len(PG))
-        live = None  # a frozen one's PG is 0 (its tapes took it as a constant); one frozen since the call
-        if engine.data_version() != self._version:  # (requires_grad_(False)) gets none, as backward's leaf
-            live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
-        grads += PG if live is None else PG * live
-        if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
-            bad = int(np.flatnonzero(~np.isfinite(grads))[0])
-            raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
-                                f"to a non-finite value (the loss or learning rate may be too large)")
+        old = [p.grad for p in params]
+        # a frozen one's PG is 0 (its tapes took it as a constant); one frozen since the call
+        # (requires_grad_(False)) gets none, as backward's leaf: `live` then says which get one
+        live = None
+        # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
+        grads = np.fromiter(old, float, len(PG)) + PG if unchanged and engine.all_floats(old) else None
+        if grads is None or not np.isfinite(grads).all():
+            if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
+                PG = self._gradient(careful=True)
+            grads = np.fromiter(_grads_of(params), float, len(PG))
+            if not unchanged:
+                live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
+            grads += PG if live is None else PG * live
+            if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
+                bad = int(np.flatnonzero(~np.isfinite(grads))[0])
+                raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
+                                    f"to a non-finite value (the loss or learning rate may be too large)")
         if live is None:  # (the usual case: one plain pass)
             for p, g in zip(params, grads.tolist()):
                 p.grad = g
