@@ -410,13 +410,13 @@ class _Tape:
         with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
             try:
                 for i, g in enumerate(self.groups):  # noqa: B007 (i: where to go on after a flag)
-                    V[g.out_at] = _forward(g, V, P)
+                    _forward(g, V, P)
             except FloatingPointError:
                 flagged = True
         if flagged:  # for a sample another tape takes, or one to refuse (see `all_finite`): go on
             with np.errstate(all="ignore"):
                 for g in self.groups[i:]:
-                    V[g.out_at] = _forward(g, V, P)
+                    _forward(g, V, P)
         return V, P, self.passes(V), flagged
 
     def check_array_forwards(self, V: np.ndarray, ok: np.ndarray, samples: np.ndarray) -> None:
@@ -1083,8 +1083,20 @@ def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return A[block[0]], A[block[1]]
 
 
-def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
-    if g.layer is not None:  # one matrix product for the whole layer
+def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
+    """The group's outputs, into their rows of V."""
+    if g.layer is not None and isinstance(g.out_at, slice):  # one matrix product for the whole layer, in place
+        block, X = g.layer
+        W, B = _weights(block, P)
+        out = V[g.out_at]
+        np.matmul(W, V[X], out=out)
+        out += B[:, None]
+    else:
+        V[g.out_at] = _group_outputs(g, V, P)
+
+
+def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
+    if g.layer is not None:
         block, X = g.layer
         W, B = _weights(block, P)
         return W @ V[X] + B[:, None]
