@@ -256,7 +256,7 @@ class _Tape:
         self.x_slots = _index(np.array([i for i, k in enumerate(kinds) if k == "x"], dtype=int))
         self.x_rows = _index(np.array([s[1] for s in structure if s[0] == "x"], dtype=int))
         consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
-        self.const_slots = np.array([i for i, _ in consts], dtype=int)
+        self.const_slots = _index(np.array([i for i, _ in consts], dtype=int))
         self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
         # Values without gradient that existed before the recording (a frozen weight, a
         # temperature): read again whenever one was set, as parameters are; the numbers that
