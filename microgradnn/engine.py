@@ -14,6 +14,7 @@ import inspect
 import math
 import numbers
 import operator
+import struct
 import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
@@ -22,7 +23,7 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "is_sample_float", "all_floats", "data_of", "assign", "restore", "data_version",
+    "observe_decisions", "is_sample_float", "all_floats", "float_array", "data_of", "assign", "restore", "data_version",
     "next_version", "version_of", "changed_since",
 ]
 
@@ -820,6 +821,12 @@ def all_floats(xs: Iterable) -> bool:
     if not isinstance(xs, (list, tuple)):
         xs = list(xs)
     return operator.countOf(map(type, xs), float) == len(xs)  # (quicker than a set of the types)
+
+
+def float_array(xs: Sequence[float]) -> Any:
+    """Floats (each exactly a float: see `all_floats`) as a read-only numpy array, packed as C
+    doubles: twice as quick as np.fromiter."""
+    return _np().frombuffer(struct.pack(f"{len(xs)}d", *xs))
 
 
 def data_of(values: Iterable[Value]) -> list[float]:

@@ -671,7 +671,7 @@ class BatchResult:
         # (requires_grad_(False)) gets none, as backward's leaf: `live` then says which get one
         live = None
         # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
-        grads = np.fromiter(old, float, len(PG)) + PG if unchanged and engine.all_floats(old) else None
+        grads = engine.float_array(old) + PG if unchanged and engine.all_floats(old) else None
         if grads is None or not np.isfinite(grads).all():
             if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
                 PG = self._gradient(careful=True)
@@ -878,7 +878,7 @@ class Compiled:
         frozen = len(data) != len(params)
         if frozen:
             data = engine.data_of(params)
-        P_all = np.fromiter(data, dtype=float, count=len(params))
+        P_all = engine.float_array(data)
         runs: list = []
         losses, outputs = np.empty(n), None
         for shape, rows, D in parts:
