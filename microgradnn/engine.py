@@ -823,7 +823,7 @@ def all_floats(xs: Iterable) -> bool:
     return operator.countOf(map(type, xs), float) == len(xs)  # (quicker than a set of the types)
 
 
-def float_array(xs: Sequence[float]) -> Any:
+def float_array(xs: Sequence) -> Any:
     """Floats (each exactly a float: see `all_floats`) as a read-only numpy array, packed as C
     doubles: twice as quick as np.fromiter."""
     return _np().frombuffer(struct.pack(f"{len(xs)}d", *xs))
