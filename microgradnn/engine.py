@@ -14,6 +14,7 @@ import inspect
 import math
 import numbers
 import operator
+import struct
 import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
@@ -22,7 +23,7 @@ __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
     "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "is_sample_float", "all_floats", "data_of", "assign", "restore", "data_version",
+    "observe_decisions", "is_sample_float", "all_floats", "float_array", "data_of", "assign", "restore", "data_version",
     "next_version", "version_of", "changed_since",
 ]
 
@@ -814,13 +815,18 @@ def _not_finite(who: str, flowing: Iterable[Value], needs: Callable[[Value], boo
 
 # ---- many Values at once: array code (compile, the optimizers) reads and writes parameters ----
 
-_ONLY_FLOATS = frozenset({float})
-
-
 def all_floats(xs: Iterable) -> bool:
     """True if every item is exactly a float: the quick path of every reader of `.grad` (an int,
     a bool, None or a numpy number takes the careful one)."""
-    return _ONLY_FLOATS.issuperset(map(type, xs))
+    if not isinstance(xs, (list, tuple)):
+        xs = list(xs)
+    return operator.countOf(map(type, xs), float) == len(xs)  # (quicker than a set of the types)
+
+
+def float_array(xs: Sequence) -> Any:
+    """Floats (each exactly a float: see `all_floats`) as a read-only numpy array, packed as C
+    doubles: twice as quick as np.fromiter."""
+    return _np().frombuffer(struct.pack(f"{len(xs)}d", *xs))
 
 
 def data_of(values: Iterable[Value]) -> list[float]:

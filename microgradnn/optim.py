@@ -18,7 +18,7 @@ import numpy as np
 
 from microgradnn._checks import _is_int, _is_number, flag, integer, is_finite, number, positive_int, shown
 from microgradnn.engine import (Value, _assign_checked, all_floats, changed_since, data_of, data_version,
-                                reset_grads)
+                                float_array, reset_grads)
 
 __all__ = ["Optimizer", "SGD", "Adam", "LinearLR", "OPTIMIZERS"]
 
@@ -160,10 +160,9 @@ class Optimizer:
         nothing (neither the parameters nor the optimizer's state). A parameter with
         `requires_grad` False or a `.grad` of None is skipped, its state unchanged: torch skips a
         parameter whose `.grad` is None, which a frozen one's is after torch's `zero_grad()`."""
-        n = len(self.params)
         data = self._data
         if data is None or changed_since(self.params, self._version) is not None:
-            data = np.fromiter(data_of(self.params), dtype=float, count=n)
+            data = float_array(data_of(self.params))
         grads, active = self._gradients()
         if self.weight_decay:
             grads = grads + self.weight_decay * data
@@ -204,7 +203,7 @@ class Optimizer:
         # (one comprehension over the slots: quicker here than two, or map with attrgetter)
         grads = [p.grad if p.requires_grad else None for p in params]
         if all_floats(grads):  # the usual case
-            return np.fromiter(grads, dtype=float, count=n), None
+            return float_array(grads), None
         active = np.array([g is not None for g in grads])
         read = [g for g in grads if g is not None]
         if all_floats(read):  # some skipped

@@ -256,7 +256,7 @@ class _Tape:
         self.x_slots = _index(np.array([i for i, k in enumerate(kinds) if k == "x"], dtype=int))
         self.x_rows = _index(np.array([s[1] for s in structure if s[0] == "x"], dtype=int))
         consts = [(i, s[1]) for i, s in enumerate(structure) if s[0] == "const"]
-        self.const_slots = np.array([i for i, _ in consts], dtype=int)
+        self.const_slots = _index(np.array([i for i, _ in consts], dtype=int))
         self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
         # Values without gradient that existed before the recording (a frozen weight, a
         # temperature): read again whenever one was set, as parameters are; the numbers that
@@ -378,7 +378,7 @@ class _Tape:
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
         `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
-        if any(v.requires_grad for v in self.held):
+        if self.held and any(v.requires_grad for v in self.held):
             return True
         return frozen and not all(params[i].requires_grad for i in np.arange(len(params))[self.param_index].tolist())
 
@@ -392,8 +392,11 @@ class _Tape:
         raised a floating-point flag) for the samples whose numbers are the columns of D."""
         self.check_made_before()
         n = D.shape[1]
-        V = next((self._spare.pop(k) for k, S in enumerate(self._spare) if S.shape[1] == n), None)
-        if V is None:
+        for k, S in enumerate(self._spare):
+            if S.shape[1] == n:
+                V = self._spare.pop(k)
+                break
+        else:
             V = np.empty((self.n_slots, n))
         if self.held and engine.changed_since(self.held, self.held_version) is not None:
             self.const_values[self.held_rows, 0] = [v.data for v in self.held]
@@ -407,13 +410,13 @@ class _Tape:
         with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
             try:
                 for i, g in enumerate(self.groups):  # noqa: B007 (i: where to go on after a flag)
-                    V[g.out_at] = _forward(g, V, P)
+                    _forward(g, V, P)
             except FloatingPointError:
                 flagged = True
         if flagged:  # for a sample another tape takes, or one to refuse (see `all_finite`): go on
             with np.errstate(all="ignore"):
                 for g in self.groups[i:]:
-                    V[g.out_at] = _forward(g, V, P)
+                    _forward(g, V, P)
         return V, P, self.passes(V), flagged
 
     def check_array_forwards(self, V: np.ndarray, ok: np.ndarray, samples: np.ndarray) -> None:
@@ -648,31 +651,38 @@ class BatchResult:
         if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
             raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
                                "from has requires_grad=True)")
-        changed = engine.changed_since(params[:self._used], self._version)
+        unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
+        changed = None if unchanged else engine.changed_since(params[:self._used], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         held = [v for run in self._runs for v in run[0].held]  # Values without gradient it read (a frozen weight)
-        changed = engine.changed_since(held, self._version) if held else None
+        changed = engine.changed_since(held, self._version) if held and not unchanged else None
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         PG = self._gradient(careful=False)
-        if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
-            PG = self._gradient(careful=True)
-        grads = np.fromiter(_grads_of(params), float, len(PG))
-        live = None  # a frozen one's PG is 0 (its tapes took it as a constant); one frozen since the call
-        if engine.data_version() != self._version:  # (requires_grad_(False)) gets none, as backward's leaf
-            live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
-        grads += PG if live is None else PG * live
-        if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
-            bad = int(np.flatnonzero(~np.isfinite(grads))[0])
-            raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
-                                f"to a non-finite value (the loss or learning rate may be too large)")
+        old = [p.grad for p in params]
+        # a frozen one's PG is 0 (its tapes took it as a constant); one frozen since the call
+        # (requires_grad_(False)) gets none, as backward's leaf: `live` then says which get one
+        live = None
+        # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
+        grads = engine.float_array(old) + PG if unchanged and engine.all_floats(old) else None
+        if grads is None or not np.isfinite(grads).all():
+            if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
+                PG = self._gradient(careful=True)
+            grads = np.fromiter(_grads_of(params), float, len(PG))
+            if not unchanged:
+                live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
+            grads += PG if live is None else PG * live
+            if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
+                bad = int(np.flatnonzero(~np.isfinite(grads))[0])
+                raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "
+                                    f"to a non-finite value (the loss or learning rate may be too large)")
         if live is None:  # (the usual case: one plain pass)
             for p, g in zip(params, grads.tolist()):
                 p.grad = g
@@ -759,7 +769,9 @@ class Compiled:
     def _split(self, args: tuple) -> list[tuple[object, np.ndarray, np.ndarray]]:
         """[(shape, sample indices, D with the samples' numbers as columns)] for the batch."""
         if len(args) == 2:
-            for name, a in zip("Xy", map(_real_array, "Xy", args)):  # ints beyond 2**53 would be rounded by float
+            # ints beyond 2**53 would be rounded by float (arrays of floats hold none, nor anything but reals)
+            floats = all(type(a) is np.ndarray and a.dtype.kind == "f" for a in args)
+            for name, a in zip("Xy", () if floats else map(_real_array, "Xy", args)):
                 if a.dtype.kind in "iu" and ((a > EXACT_INT) | (a < -EXACT_INT)).any() or a.dtype.kind == "O":
                     for x in a.ravel().tolist():
                         if type(x) is int:
@@ -866,7 +878,7 @@ class Compiled:
         frozen = len(data) != len(params)
         if frozen:
             data = engine.data_of(params)
-        P_all = np.fromiter(data, dtype=float, count=len(params))
+        P_all = engine.float_array(data)
         runs: list = []
         losses, outputs = np.empty(n), None
         for shape, rows, D in parts:
@@ -891,7 +903,8 @@ class Compiled:
                                        f"there than the scalar engine (rounding: replay sums a layer in another "
                                        f"order, so a comparison of numbers equal up to rounding may flip; an op's "
                                        f"array_forward that differs from its forward; or fn is not deterministic)")
-                if ok.any() and not tape.all_finite(V, flagged):
+                every = bool(ok.all())
+                if (every or ok.any()) and not tape.all_finite(V, flagged):
                     # An op refuses a sample's numbers: fn may catch that and go another way, so the
                     # sample goes on to another recording (which raises the engine's error if fn
                     # does not catch it); only on its own recording is it refused here.
@@ -899,21 +912,22 @@ class Compiled:
                     if fresh and not finite[0]:
                         tape.raise_nonfinite(V[:, :1], P, rows[pending[:1]])
                     ok &= finite
-                if not ok.any():
+                    every = bool(ok.all())
+                if not every and not ok.any():
                     tape.give_back(V)
                     continue
                 if tape.user_groups:
                     tape.check_array_forwards(V, ok, rows[pending])
                 tape.last_used = self.calls
-                if ok.all():
-                    samples = rows[pending]
+                if every:
+                    samples = rows if len(pending) == len(rows) else rows[pending]
                 else:
                     tape.give_back(V)
                     V, samples = V[:, ok], rows[pending[ok]]
                 runs.append((tape, V, P, samples))
                 losses[samples] = V[tape.root]
                 outputs = self._outputs(outputs, tape, V, samples, n)
-                pending = pending[~ok]
+                pending = pending[:0] if every else pending[~ok]
         return BatchResult(self, runs, losses, outputs)
 
     def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list) -> _Tape:
@@ -1069,8 +1083,20 @@ def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return A[block[0]], A[block[1]]
 
 
-def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
-    if g.layer is not None:  # one matrix product for the whole layer
+def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
+    """The group's outputs, into their rows of V."""
+    if g.layer is not None and isinstance(g.out_at, slice):  # one matrix product for the whole layer, in place
+        block, X = g.layer
+        W, B = _weights(block, P)
+        out = V[g.out_at]
+        np.matmul(W, V[X], out=out)
+        out += B[:, None]
+    else:
+        V[g.out_at] = _group_outputs(g, V, P)
+
+
+def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
+    if g.layer is not None:
         block, X = g.layer
         W, B = _weights(block, P)
         return W @ V[X] + B[:, None]

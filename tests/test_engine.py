@@ -1607,3 +1607,14 @@ def test_backward_takes_torchs_arguments_and_refuses_create_graph():
     with pytest.raises(ValueError, match=r"backward: input 0 \(2.0\) must have requires_grad=True"):
         y.backward(inputs=Value(2.0, requires_grad=False))
     assert x.grad == 12.0
+
+
+def test_the_array_readers_of_many_values_take_exact_floats_only_and_keep_their_bits():
+    from microgradnn.engine import all_floats, float_array
+    assert all_floats([0.5, -0.0]) and all_floats([]) and all_floats(x * 1.0 for x in range(3))
+    for odd in (True, 1, None, np.float64(0.5), "0.5"):  # each takes the careful path of its reader
+        assert not all_floats([0.5, odd])
+    xs = [0.1, -0.0, 1e-310, -1.7976931348623157e308, 2.0 ** -1074]
+    a = float_array(xs)
+    assert a.dtype == np.float64 and a.tolist() == xs and np.signbit(a[1]) and not a.flags.writeable
+    assert len(float_array([])) == 0
