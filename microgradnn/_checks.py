@@ -92,15 +92,6 @@ def one_of(x, choices, who: str, what: str):
     return x
 
 
-def reworded(e: Exception, message: str) -> Exception:
-    """e's kind of error with `message`: its own type where that takes one message, else the
-    built-in type it extends (a JSONDecodeError needs a document and a position: a ValueError)."""
-    try:
-        return type(e)(message)
-    except Exception:
-        return next(t for t in type(e).__mro__ if t.__module__ == "builtins")(message)
-
-
 def generator_of(seed: Seed, who: str) -> np.random.Generator:
     """The Generator a seed gives: an int >= 0 seeds a new one (numpy's rule; a bool is no int);
     a Generator is itself, drawn from; a RandomState seeds a new one with one draw; None a fresh one."""

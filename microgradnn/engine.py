@@ -547,7 +547,7 @@ class Op:
             _refused(self, shown)
             if isinstance(e, OverflowError) or str(e) == "math range error":
                 raise OverflowError(f"{_call_note(self, shown)}: result is too large for a float") from None
-            raise type(e)(f"{_call_note(self, shown)}: {e}") from None
+            raise reworded(e, f"{_call_note(self, shown)}: {e}") from None
         if type(out) is not float:
             out = _to_float(out, self.name, bools=True)
         if out - out != 0.0:
@@ -555,6 +555,15 @@ class Op:
             kind = OverflowError if out in (math.inf, -math.inf) else ValueError
             raise kind(f"{_call_note(self, shown)}: result is not finite ({out})")
         return out
+
+
+def reworded(e: Exception, message: str) -> Exception:
+    """e's kind of error with `message`: its own type where that takes one message, else the
+    built-in type it extends (a JSONDecodeError needs a document and a position: a ValueError)."""
+    try:
+        return type(e)(message)
+    except Exception:
+        return next(t for t in type(e).__mro__ if t.__module__ == "builtins")(message)
 
 
 def _masked(grads: tuple, needs: Sequence[bool]) -> tuple:

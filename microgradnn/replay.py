@@ -436,7 +436,7 @@ class _Tape:
                     with engine.no_grad():
                         want = g.op(*xs)
                 except (ArithmeticError, ValueError) as e:  # the scalar engine refuses these numbers
-                    raise type(e)(f"compiled, sample {col}: {e}") from None
+                    raise engine.reworded(e, f"compiled, sample {col}: {e}") from None
                 if _differs(np.array(got), np.array(want), [np.array(x) for x in xs]):
                     raise ValueError(f"compiled, sample {col}: {_array_forward_differs(g.op, got, want, xs)}")
 
@@ -500,7 +500,7 @@ class _Tape:
                     with engine.no_grad():
                         want = g.op(*xs)
                 except (ArithmeticError, ValueError) as e:
-                    raise type(e)(f"compiled, sample {samples[col]}: {e}") from None
+                    raise engine.reworded(e, f"compiled, sample {samples[col]}: {e}") from None
                 if not g.op.builtin and g.op.array_forward is not None:
                     got = float(V[g.out[row], col])
                     raise ValueError(f"compiled, sample {samples[col]}: {_array_forward_differs(g.op, got, want, xs)}")
@@ -511,11 +511,8 @@ class _Tape:
 
 
 def _with_sample(e: Exception, sample: int) -> Exception:
-    """e, its message led by the sample's index (e itself if its type takes no message)."""
-    try:
-        return type(e)(f"compiled, sample {sample}: {e}")
-    except Exception:
-        return e
+    """e, its message led by the sample's index."""
+    return engine.reworded(e, f"compiled, sample {sample}: {e}")
 
 
 def _as_float_bound(kind: str, n: int) -> np.float64 | None:
@@ -812,7 +809,7 @@ class Compiled:
             try:
                 shape = _flatten(sample, numbers)
             except (TypeError, ValueError) as e:
-                raise type(e)(f"{e} (sample {i})") from None
+                raise engine.reworded(e, f"{e} (sample {i})") from None
             rows, cols = by_shape.setdefault(shape, ([], []))
             rows.append(i)
             cols.append(numbers)

@@ -12,9 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
-from microgradnn._checks import (Seed, _is_number, flag, generator_of, is_finite, number, one_of, positive_int,
-                                 reworded, shown)
-from microgradnn.engine import Value, no_grad
+from microgradnn._checks import Seed, _is_number, flag, generator_of, is_finite, number, one_of, positive_int, shown
+from microgradnn.engine import Value, no_grad, reworded
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
 

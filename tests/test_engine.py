@@ -1618,3 +1618,16 @@ def test_the_array_readers_of_many_values_take_exact_floats_only_and_keep_their_
     a = float_array(xs)
     assert a.dtype == np.float64 and a.tolist() == xs and np.signbit(a[1]) and not a.flags.writeable
     assert len(float_array([])) == 0
+
+
+class _NeedsTwo(ValueError):
+    def __init__(self, doc: str, pos: int) -> None:  # as json.JSONDecodeError: no one-message constructor
+        super().__init__(f"{doc} at {pos}")
+
+
+def test_an_op_refusing_with_an_error_that_takes_no_one_message_is_named_not_a_type_error():
+    def forward(x):
+        raise _NeedsTwo("bad input", 3)
+    op = mg.define_op("refuses_oddly", forward, lambda x, out: 1.0)
+    with pytest.raises(ValueError, match=r"refuses_oddly\(.*\): bad input at 3"):
+        op(Value(1.0))  # was TypeError: __init__() missing 1 required positional argument

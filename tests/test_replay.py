@@ -1340,3 +1340,17 @@ def test_compiled_gradients_at_kinks_and_powers_edges_match_torch_and_finite_dif
     mean.backward()
     assert result.data == pytest.approx(mean.item(), rel=1e-12)
     assert compiled == pytest.approx([tw.grad.item(), tv.grad.item(), ts.grad.item()], rel=1e-12)
+
+
+class _NeedsTwo(ValueError):
+    def __init__(self, doc: str, pos: int) -> None:  # as json.JSONDecodeError: no one-message constructor
+        super().__init__(f"{doc} at {pos}")
+
+
+def test_fn_raising_an_error_that_takes_no_one_message_is_named_with_its_sample():
+    def fn(x):
+        if x.data > 1:
+            raise _NeedsTwo("too big", 7)
+        return x * 2
+    with pytest.raises(ValueError, match=r"^compiled, sample 1: too big at 7"):  # was the error without its sample
+        mg.compile(fn)([0.5, 2.0])

@@ -14,8 +14,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from microgradnn import losses as _losses
-from microgradnn._checks import flag, is_finite, number, reworded, shown
-from microgradnn.engine import Value, fmt, grad, no_grad
+from microgradnn._checks import flag, is_finite, number, shown
+from microgradnn.engine import Value, fmt, grad, no_grad, reworded
 from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
 from microgradnn.viz.network import (NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color, activation_color,
