@@ -300,7 +300,8 @@ def _state_array(values, n: int, what: str, *, integral: bool, non_negative: boo
     if not isinstance(values, (list, tuple, np.ndarray)) or len(values) != n:
         got = f"{len(values)} entries" if hasattr(values, "__len__") else type(values).__name__
         raise ValueError(f"{what} must hold one number per parameter ({n}), got {got}")
-    kind, ok = ("an int in [0, 2**62]", _is_int) if integral else ("a finite number", is_finite)
+    kind, ok = (f"an int in [0, 2**{_MAX_STEP_COUNT.bit_length() - 1}]", _is_int) if integral else \
+        ("a finite number", is_finite)
     for i, x in enumerate(values):
         x = x.item() if isinstance(x, np.generic) else x
         if not ok(x) or (non_negative and x < 0) or (integral and x > _MAX_STEP_COUNT):
