@@ -85,6 +85,15 @@ def numeric_param_grads(loss, params: list, h: float = 1e-6) -> list[float]:
     return out
 
 
+def names_huge_ints_by_size(call, message: str) -> None:
+    """`call(n)` refuses a huge n naming it by its size, after `message`: past 4300 digits str()
+    of it raises, and from 60 digits its first 60 read as another number."""
+    with pytest.raises(ValueError, match=f"^{message}an int of about 5001 digits \\(too large for a float\\)"):
+        call(10 ** 5000)
+    with pytest.raises(ValueError, match=f"^{message}an int of about 100 digits"):
+        call(10 ** 99)
+
+
 def pytest_collection_modifyitems(config, items):
     """Inside the fresh-clone run of test_setup.py, leave out the slow set-up checks: they
     would start that run again."""
