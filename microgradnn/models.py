@@ -268,14 +268,16 @@ class GPT(Module):
         return new
 
     def to_torch(self):
-        """An equivalent float64 `torch.nn.Module` with these weights: `module(idx)` maps
-        token ids of shape (B, T) to logits of shape (B, T, vocab_size)."""
+        """An equivalent float64 `torch.nn.Module` with these weights (a frozen one's tensor requires
+        no grad): `module(idx)` maps token ids of shape (B, T) to logits of shape (B, T, vocab_size)."""
         from microgradnn.nn.convert import torch_gpt
-        return torch_gpt(self.config(), self.state_dict(), NORM_EPS)
+        return torch_gpt(self.config(), self.state_dict(), NORM_EPS,
+                         {name: p.requires_grad for name, p in self._every_parameter()})
 
     @classmethod
     def from_torch(cls, module) -> "GPT":
-        """A GPT with the weights of a module made by `to_torch` (or one with the same state names)."""
+        """A GPT with the weights (and requires_grad flags) of a module made by `to_torch` (or one
+        with the same state names)."""
         from microgradnn.nn.convert import state_from_torch
         config = getattr(module, "config", None)
         if not isinstance(config, dict) or config.get("type") != "GPT":
@@ -289,7 +291,10 @@ class GPT(Module):
             raise ValueError(f"GPT.from_torch: the module's config describes {_size(size)} parameters "
                              f"but its tensors hold {held}")
         model = cls.from_config(config)
-        model.load_state_dict(state_from_torch(module, model))
+        state, requires_grad = state_from_torch(module, model)
+        model.load_state_dict(state)
+        for name, p in model._every_parameter():
+            p.requires_grad_(requires_grad[name])
         _check_torch_norms(module, model)
         _check_torch_outputs(module, model)
         return model

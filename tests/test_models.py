@@ -93,6 +93,30 @@ def test_from_torch_refuses_tensors_it_would_drop_or_cut_and_names_a_nan():
             GPT.from_torch(module)
 
 
+def test_to_torch_and_from_torch_keep_frozen_weights_frozen():
+    pytest.importorskip("torch")
+    model = GPT(6, n_embd=6, n_head=3, n_layer=2, block_size=5, seed=1)
+    model.blocks[1].attn.requires_grad_(False)
+    module = model.to_torch()  # was all trainable: torch's optimizer stepped the frozen attention
+    frozen = [name for name, p in module.named_parameters() if not p.requires_grad]
+    assert frozen == [f"blocks.1.attn.{n}.weight" for n in ("query", "key", "value", "proj")]
+    module.head.weight.requires_grad_(False)
+    back = GPT.from_torch(module)  # was all trainable
+    assert {n for n, p in back.named_parameters() if not p.requires_grad} == \
+        {n for n, p in model.named_parameters() if not p.requires_grad or n.startswith("head.")}
+    model.head.parameters()[3].requires_grad_(False)
+    with pytest.raises(ValueError, match=r"to_torch: tensor 'head.weight' is partly frozen \(1 of 36 parameters"):
+        model.to_torch()
+
+
+def test_from_torch_refuses_tied_weights_the_gpt_would_hold_twice():
+    pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
+    module.head.weight = module.token_embedding.weight  # nanoGPT's tying: ours would train two copies
+    with pytest.raises(ValueError, match=r"from_torch: 'token_embedding.weight' and 'head.weight' are one tensor"):
+        GPT.from_torch(module)
+
+
 def test_from_torch_refuses_a_module_whose_config_says_other_than_it_computes():
     torch = pytest.importorskip("torch")
     model = GPT(6, n_embd=8, n_head=2, block_size=5, seed=1)

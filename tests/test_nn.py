@@ -820,6 +820,64 @@ def test_from_torch_refuses_what_it_cannot_read_exactly():
         MLP.from_torch(seq)
 
 
+def test_from_torch_reads_an_activation_module_used_twice_at_both_places():
+    torch = pytest.importorskip("torch")
+    act = torch.nn.ReLU()  # one instance after each Linear: named_children() lists it once
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 4, dtype=torch.float64), act,
+                              torch.nn.Linear(4, 2, dtype=torch.float64), act)
+    model = MLP.from_torch(seq)  # was MLP(3 -> 4 relu -> 2 linear): the last ReLU dropped
+    assert repr(model) == "MLP(3 -> 4 relu -> 2 relu, 26 parameters)"
+    X = np.random.default_rng(0).normal(size=(8, 3))
+    assert model.decision_function(X) == pytest.approx(seq(torch.tensor(X)).detach().numpy(), abs=1e-12)
+
+
+@pytest.mark.parametrize("activations", [("tanh", "tanh"), ("tanh", "linear")])
+def test_a_shared_layer_stays_one_layer_through_torch_and_trains_as_one(activations):
+    torch = pytest.importorskip("torch")
+    shared = Layer(3, 3, activations[0], seed=0)
+    model = MLP.from_layers([shared, shared if activations[1] == "tanh" else
+                             Layer.from_weights([([w.data for w in n.w], n.b.data) for n in shared.neurons], "linear")])
+    if activations[1] == "linear":  # the same Values after another activation
+        for a, b in zip(model.layers[1].neurons, shared.neurons):
+            a.w, a.b = b.w, b.b
+    seq = model.to_torch()  # was two Linears: trained in torch, the copies drifted apart
+    assert seq[0] is seq[2] and len(list(seq.parameters())) == 2
+    X = np.random.default_rng(0).normal(size=(1, 3))
+    seq(torch.tensor(X)).sum().backward()
+    model.zero_grad()
+    sum(model(X[0]), Value(0.0)).backward()
+    assert [n.b.grad for n in shared.neurons] == pytest.approx(seq[0].bias.grad.tolist(), abs=1e-12)
+    back = MLP.from_torch(seq)  # was refused: "no place for ['2.weight', '2.bias']"
+    assert len(back.parameters()) == 12 and back.state_dict() == model.state_dict()
+    assert repr(back) == repr(model)
+    again = back.to_torch()
+    assert again[0] is again[2]
+
+
+def test_torch_conversions_keep_frozen_weights_frozen_and_refuse_what_a_tensor_cannot_say():
+    torch = pytest.importorskip("torch")
+    model = MLP(3, [4, 1], seed=0)
+    model.layers[0].requires_grad_(False)
+    seq = model.to_torch()  # was all trainable: torch's optimizer stepped the frozen layer
+    assert [p.requires_grad for p in seq.parameters()] == [False, False, True, True]
+    seq[2].bias.requires_grad_(False)
+    back = MLP.from_torch(seq)
+    assert [p.requires_grad for p in back.layers[0].parameters()] == [False] * 16
+    assert [n.b.requires_grad for n in back.layers[1].neurons] == [False]
+    assert all(w.requires_grad for w in back.layers[1].neurons[0].w)
+    model.layers[0].requires_grad_(True).neurons[1].w[2].requires_grad_(False)
+    with pytest.raises(ValueError, match=r"to_torch: layer 0's weight is partly frozen \(1 of 12 parameters"):
+        model.to_torch()
+    first_layer, second_layer = Layer(3, 3, "tanh", seed=0), Layer(3, 3, "tanh", seed=1)
+    second_layer.neurons[0] = first_layer.neurons[0]  # part of a layer shared: no Linear can hold it
+    with pytest.raises(ValueError, match="to_torch: a parameter is shared within a layer or between parts"):
+        MLP.from_layers([first_layer, second_layer]).to_torch()
+    first, second = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    second.weight = first.weight
+    with pytest.raises(ValueError, match=r"from_torch: '0.weight' and '1.weight' are one tensor \(tied weights\)"):
+        MLP.from_torch(torch.nn.Sequential(first, second))
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

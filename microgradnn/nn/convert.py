@@ -1,12 +1,20 @@
 """Conversion to and from PyTorch (optional): MLPs as `torch.nn.Sequential`, the GPT as a module of its own."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-# One layer as plain data: (weights as rows, one per neuron; biases; activation name).
-LayerSpec = tuple[list[list[float]], list[float], str]
+
+class LayerSpec(NamedTuple):
+    """One layer as plain data: weights as rows (one per neuron), biases, the activation's name,
+    whether the weight and the bias train (requires_grad), and the earlier layer whose Linear
+    this is (a shared layer), if any."""
+    weights: list[list[float]]
+    biases: list[float]
+    activation: str
+    requires_grad: tuple[bool, bool] = (True, True)
+    same_as: int | None = None
 
 _TORCH_ACTIVATIONS = {
     "relu": lambda torch: torch.nn.ReLU(), "tanh": lambda torch: torch.nn.Tanh(),
@@ -24,18 +32,45 @@ def import_torch(what: str):
 
 
 def to_sequential(layers: list[LayerSpec]):
-    """A float64 `torch.nn.Sequential` of Linear (+ activation) layers with these weights."""
+    """A float64 `torch.nn.Sequential` of Linear (+ activation) layers with these weights and
+    requires_grad flags; a layer `same_as` an earlier one is that layer's Linear again."""
     torch = import_torch("to_torch")
-    modules = []
-    for weights, biases, activation in layers:
-        linear = torch.nn.Linear(len(weights[0]), len(weights), dtype=torch.float64)
-        with torch.no_grad():
-            linear.weight.copy_(torch.tensor(weights, dtype=torch.float64))
-            linear.bias.copy_(torch.tensor(biases, dtype=torch.float64))
+    modules: list[Any] = []
+    linears: list[Any] = []
+    for weights, biases, activation, (weight_grad, bias_grad), same_as in layers:
+        if same_as is None:
+            linear = torch.nn.Linear(len(weights[0]), len(weights), dtype=torch.float64)
+            with torch.no_grad():
+                linear.weight.copy_(torch.tensor(weights, dtype=torch.float64))
+                linear.bias.copy_(torch.tensor(biases, dtype=torch.float64))
+            linear.weight.requires_grad_(weight_grad), linear.bias.requires_grad_(bias_grad)
+        else:
+            linear = linears[same_as]
+        linears.append(linear)
         modules.append(linear)
         if activation != "linear":
             modules.append(_TORCH_ACTIVATIONS[activation](torch))
     return torch.nn.Sequential(*modules)
+
+
+def one_flag(flags: list[bool], what: str) -> bool:
+    """The requires_grad of a torch tensor holding parameters with these flags: refused if they
+    differ, as a tensor has one (the frozen ones would train in torch, or the others not)."""
+    if len(set(flags)) > 1:
+        raise ValueError(f"to_torch: {what} is partly frozen ({flags.count(False)} of {len(flags)} parameters "
+                         "require no grad), but a torch tensor has one requires_grad; freeze or unfreeze it whole")
+    return flags[0]
+
+
+def _tied(module) -> None:
+    """Refuse a module two of whose submodules hold one parameter tensor (tied weights; one
+    module used twice, a shared layer, is read as one): the model would hold two copies, trained apart."""
+    places: dict[int, str] = {}
+    for prefix, sub in module.named_modules():
+        for name, p in sub.named_parameters(prefix=prefix, recurse=False):
+            if places.setdefault(id(p), name) != name:
+                raise ValueError(f"from_torch: {places[id(p)]!r} and {name!r} are one tensor (tied weights), "
+                                 "which the model cannot hold as one; untie them (a copy each) first")
 
 
 def from_sequential(sequential) -> list[LayerSpec]:
@@ -47,9 +82,10 @@ def from_sequential(sequential) -> list[LayerSpec]:
     _own_forward(sequential, torch.nn.Sequential, "the Sequential")
     names = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid",
              torch.nn.LeakyReLU: "leaky_relu", torch.nn.Identity: "linear"}
-    modules, i = list(sequential.named_children()), 0
+    modules, i = list(sequential._modules.items()), 0  # (named_children() lists a module used twice once)
     layers: list[LayerSpec] = []
     read: set[str] = set()
+    first: dict[int, int] = {}  # id of a Linear -> the layer that first reads it
     while i < len(modules):
         key, linear = modules[i]
         if not isinstance(linear, torch.nn.Linear) or linear.bias is None:
@@ -68,11 +104,15 @@ def from_sequential(sequential) -> list[LayerSpec]:
                 raise ValueError(f"from_torch: LeakyReLU slope must be 0.01, got {act.negative_slope}")
             activation = names[type(act)]
             i += 1
-        layers.append((weight.tolist(), bias.tolist(), activation))
+        same_as = first.setdefault(id(linear), len(layers))
+        layers.append(LayerSpec(weight.tolist(), bias.tolist(), activation,
+                                (linear.weight.requires_grad, linear.bias.requires_grad),
+                                None if same_as == len(layers) else same_as))
         i += 1
     if not layers:
         raise ValueError("from_torch: the Sequential has no layers")
     _refuse_unread(sequential, read)
+    _tied(sequential)
     return layers
 
 
@@ -108,9 +148,9 @@ def _refuse_unread(module, read: set[str]) -> None:
         raise ValueError(f"from_torch: the module holds tensors the model has no place for: {unread[:5]}")
 
 
-def torch_gpt(config: dict, state: dict[str, float], eps: float):
+def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: dict[str, bool]):
     """A float64 torch module computing what `microgradnn.models.GPT` computes, with `state`'s
-    weights and its norms' `eps`."""
+    weights, their `requires_grad` flags (by the same names) and its norms' `eps`."""
     torch = import_torch("to_torch")
     nn: Any = torch.nn
     F = torch.nn.functional
@@ -176,25 +216,30 @@ def torch_gpt(config: dict, state: dict[str, float], eps: float):
             return F.cross_entropy(logits.reshape(-1, vocab), idx[:, 1:].reshape(-1))
 
     module = GPT()
-    load_flat_state(module, state)
+    load_flat_state(module, state, requires_grad)
     return module
 
 
-def load_flat_state(module, state: dict[str, float]) -> None:
-    """Copy a flat microgradnn state ({"a.weight.3.1": x}) into a torch module's tensors of the same names."""
+def load_flat_state(module, state: dict[str, float], requires_grad: dict[str, bool]) -> None:
+    """Copy a flat microgradnn state ({"a.weight.3.1": x}) and its requires_grad flags into a torch
+    module's parameters of the same names; refused if one tensor's entries have different flags."""
     torch = import_torch("to_torch")
     with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            flat = tensor.view(-1)
-            for k, index in enumerate(np.ndindex(*tensor.shape)):
-                flat[k] = state[".".join([name, *map(str, index)])]
+        for name, tensor in module.named_parameters():
+            names = [".".join([name, *map(str, index)]) for index in np.ndindex(*tensor.shape)]
+            tensor.view(-1).copy_(torch.tensor([state[n] for n in names], dtype=tensor.dtype))
+            tensor.requires_grad_(one_flag([requires_grad[n] for n in names], f"tensor {name!r}"))
 
 
-def state_from_torch(module, model) -> dict[str, float]:
-    """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors;
-    refused if a tensor's shape is not the model's or the module holds a tensor the model has no place for."""
+def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool]]:
+    """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors,
+    and each one's requires_grad (its tensor's); refused if a tensor's shape is not the model's, the
+    module holds a tensor the model has no place for, or two places hold one tensor (tied weights)."""
+    _tied(module)
     tensors = {name: _finite(t, name) for name, t in module.state_dict().items()}
+    trains = {name for name, t in module.named_parameters(remove_duplicate=False) if t.requires_grad}
     state: dict[str, float] = {}
+    requires_grad: dict[str, bool] = {}
     read: dict[str, list[int]] = {}  # tensor name -> the shape its entries read span
     for name in model.state_dict():
         parts = name.split(".")
@@ -206,7 +251,7 @@ def state_from_torch(module, model) -> dict[str, float]:
         if len(index) != tensor.ndim or any(not 0 <= i < n for i, n in zip(index, tensor.shape)):
             raise ValueError(f"from_torch: tensor {tensor_name!r} has shape {tensor.shape}, "
                              f"which has no entry for parameter {name!r}")
-        state[name] = float(tensor[index])
+        state[name], requires_grad[name] = float(tensor[index]), tensor_name in trains
         shape = read.setdefault(tensor_name, [0] * len(index))
         shape[:] = [max(n, i + 1) for n, i in zip(shape, index)]
     for tensor_name, shape in read.items():
@@ -214,4 +259,4 @@ def state_from_torch(module, model) -> dict[str, float]:
             raise ValueError(f"from_torch: tensor {tensor_name!r} must have shape {tuple(shape)} "
                              f"(from the module's config), got {tensors[tensor_name].shape}")
     _refuse_unread(module, set(read))
-    return state
+    return state, requires_grad

@@ -175,6 +175,11 @@ class Layer(Module):
         return f"Layer({self.nin} -> {self.nout} {self.activation}, {self.num_parameters()} parameters)"
 
 
+def _ids(layer: Layer) -> list[int]:
+    """The identities of a layer's weights and biases, neuron by neuron."""
+    return [id(v) for n in layer.neurons for v in (*n.w, n.b)]
+
+
 class MLP(Module):
     """A feedforward network: layers of sizes `nouts`; one output gives a Value, more a list."""
 
@@ -227,17 +232,41 @@ class MLP(Module):
         return x[0] if len(x) == 1 else x
 
     def to_torch(self) -> Any:
-        """An equivalent float64 `torch.nn.Sequential` (Linear + activation per layer)."""
-        return convert.to_sequential([([[w.data for w in n.w] for n in layer.neurons],
-                                       [n.b.data for n in layer.neurons], layer.activation)
-                                      for layer in self.layers])
+        """An equivalent float64 `torch.nn.Sequential` (Linear + activation per layer): a frozen
+        weight's tensor requires no grad, and a layer used twice is one Linear used twice."""
+        specs: list[convert.LayerSpec] = []
+        for i, layer in enumerate(self.layers):
+            values = [[*n.w, n.b] for n in layer.neurons]
+            same_as = next((j for j in range(i) if _ids(self.layers[j]) == _ids(layer)), None)
+            specs.append(convert.LayerSpec(
+                [[w.data for w in row[:-1]] for row in values], [row[-1].data for row in values], layer.activation,
+                (convert.one_flag([w.requires_grad for row in values for w in row[:-1]], f"layer {i}'s weight"),
+                 convert.one_flag([row[-1].requires_grad for row in values], f"layer {i}'s bias")), same_as))
+        ids = [i for layer, spec in zip(self.layers, specs) if spec.same_as is None for i in _ids(layer)]
+        if len(ids) != len(set(ids)):
+            raise ValueError("to_torch: a parameter is shared within a layer or between parts of layers, which "
+                             "torch.nn.Linear cannot hold; only whole layers can be shared (MLP.from_layers([l, l]))")
+        return convert.to_sequential(specs)
 
     @classmethod
     def from_torch(cls, sequential: Any) -> "MLP":
         """Read a `torch.nn.Sequential` of Linear layers, each optionally followed by ReLU,
-        Tanh, Sigmoid or LeakyReLU(0.01), into an MLP with the same weights."""
-        return cls.from_layers([Layer.from_weights(list(zip(weights, biases)), activation)
-                                for weights, biases, activation in convert.from_sequential(sequential)])
+        Tanh, Sigmoid or LeakyReLU(0.01), into an MLP with the same weights and requires_grad
+        flags; a Linear used twice is one layer's weights used twice."""
+        layers: list[Layer] = []
+        for weights, biases, activation, (weight_grad, bias_grad), same_as in convert.from_sequential(sequential):
+            if same_as is not None and layers[same_as].activation == activation:
+                layers.append(layers[same_as])
+                continue
+            layer = Layer.from_weights(list(zip(weights, biases)), activation)
+            for i, n in enumerate(layer.neurons):
+                if same_as is not None:  # one Linear, another activation after it: the same Values
+                    n.w, n.b = layers[same_as].neurons[i].w, layers[same_as].neurons[i].b
+                for w in n.w:
+                    w.requires_grad_(weight_grad)
+                n.b.requires_grad_(bias_grad)
+            layers.append(layer)
+        return cls.from_layers(layers)
 
     def config(self) -> dict:
         return {"type": "MLP", "nin": self.nin,
