@@ -878,6 +878,25 @@ def test_torch_conversions_keep_frozen_weights_frozen_and_refuse_what_a_tensor_c
         MLP.from_torch(torch.nn.Sequential(first, second))
 
 
+def test_from_torch_refuses_a_sequential_whose_hooks_change_what_it_computes():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    seen = []
+    seq[0].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))  # a logging hook
+    assert MLP.from_torch(seq).nin == 2 and seen
+    MLP.from_torch(seq.to(torch.float16))  # its own rounding is no change: the weights are read in float64
+    seq[2].register_forward_hook(lambda module, inputs, output: 2 * output)
+    with pytest.raises(ValueError, match="from_torch: the Sequential's outputs on probe inputs differ .* forward hook"):
+        MLP.from_torch(seq)  # was read as if the hook were not there
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    seq.register_forward_pre_hook(lambda module, inputs: (inputs[0].flip(-1),))
+    with pytest.raises(ValueError, match="outputs on probe inputs differ"):
+        MLP.from_torch(seq)
+    seq.register_forward_pre_hook(lambda module, inputs: 1 / 0)
+    with pytest.raises(ValueError, match="from_torch: the Sequential failed on probe inputs: ZeroDivisionError"):
+        MLP.from_torch(seq)
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

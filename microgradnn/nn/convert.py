@@ -116,6 +116,27 @@ def from_sequential(sequential) -> list[LayerSpec]:
     return layers
 
 
+def check_outputs(sequential, model) -> None:
+    """Refuse a Sequential whose outputs on probe inputs differ from those of the MLP read from it
+    (a forward hook, a global one, or another change its tensors do not show)."""
+    torch = import_torch("from_torch")
+    probe = np.random.default_rng(0).normal(size=(3, model.nin))
+    weights = dict(sequential.named_parameters())  # in float64, as the MLP reads them
+    device = next(iter(weights.values())).device
+    try:
+        with torch.no_grad():
+            out = torch.func.functional_call(sequential, {k: t.double() for k, t in weights.items()},
+                                             (torch.tensor(probe, device=device),))
+            theirs = out.double().cpu().numpy()
+    except Exception as e:  # a hook of the user's own: its error, named as ours
+        raise ValueError(f"from_torch: the Sequential failed on probe inputs: {type(e).__name__}: {e}") from e
+    ours = model.decision_function(probe).reshape(len(probe), -1)
+    if theirs.shape != ours.shape or not np.allclose(theirs, ours, rtol=1e-9, atol=1e-12):
+        raise ValueError("from_torch: the Sequential's outputs on probe inputs differ from those of the MLP its "
+                         f"layers describe ({model!r}): a forward hook (register_forward_hook, or a pre-hook) "
+                         "changes what it computes; remove it")
+
+
 def _own_forward(module, base: Any, what: str) -> None:
     """Refuse a subclass of `base` with a forward of its own: the MLP would compute base's."""
     if type(module).forward is not base.forward:

@@ -266,7 +266,9 @@ class MLP(Module):
                     w.requires_grad_(weight_grad)
                 n.b.requires_grad_(bias_grad)
             layers.append(layer)
-        return cls.from_layers(layers)
+        model = cls.from_layers(layers)
+        convert.check_outputs(sequential, model)
+        return model
 
     def config(self) -> dict:
         return {"type": "MLP", "nin": self.nin,
