@@ -1,5 +1,6 @@
 """The README's REPL tours run as written, its failing gradcheck prints what it shows (its two commands:
 test_setup.py)."""
+import code
 import doctest
 import os
 import re
@@ -25,6 +26,31 @@ def test_gpt_tour_runs_as_written():
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries > 10
+
+
+class _Paste(code.InteractiveConsole):
+    """A REPL that compiles what is pasted into it, line by line, and runs none of it."""
+    def runcode(self, code_object) -> None:
+        pass
+
+    def showsyntaxerror(self, filename=None, **kwargs) -> None:
+        raise AssertionError(f"a SyntaxError pasting the README's {self.source!r}")
+
+    def push(self, line: str, *args) -> bool:
+        self.source = line
+        return super().push(line, *args)
+
+
+def test_repl_examples_paste_into_a_real_repl():
+    """A compound statement ends with an empty `...` line, as the REPL needs (doctest does not)."""
+    blocks = [block for block in re.findall(r"```python\n(.*?)```", README, re.S) if block.startswith(">>>")]
+    assert len(blocks) >= 2
+    for block in blocks:
+        console = _Paste()
+        for line in block.splitlines():
+            if line.startswith((">>>", "...")):
+                console.push(line[4:])
+        assert not console.push(""), block
 
 
 def test_engine_api_is_re_exported_at_the_top_level():
