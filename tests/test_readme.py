@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import needs_dot
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -44,13 +46,26 @@ class _Paste(code.InteractiveConsole):
 def test_repl_examples_paste_into_a_real_repl():
     """A compound statement ends with an empty `...` line, as the REPL needs (doctest does not)."""
     blocks = [block for block in re.findall(r"```python\n(.*?)```", README, re.S) if block.startswith(">>>")]
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
     for block in blocks:
         console = _Paste()
         for line in block.splitlines():
             if line.startswith((">>>", "...")):
                 console.push(line[4:])
         assert not console.push(""), block
+
+
+@needs_dot
+def test_pictures_tour_runs_as_written(tmp_path, monkeypatch):
+    tour = README.split("## Pictures")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    test = doctest.DocTestParser().get_doctest(tour, {}, "README pictures", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries > 10
+    pages = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert sorted(pages) == ["backprop.html", "backward.svg", "forward.svg", "network.html", "network.svg"]
+    assert all("Yes (64.0% confidence)" in pages[name] for name in ("network.svg", "network.html"))  # as worded
 
 
 def test_engine_api_is_re_exported_at_the_top_level():
