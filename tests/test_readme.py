@@ -4,9 +4,12 @@ import code
 import doctest
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import needs_dot
 
@@ -114,3 +117,17 @@ def test_gradcheck_failure_example_prints_what_the_readme_shows(tmp_path):
     start = printed.index(shown[0])
     assert [" ".join(s.split()) for s in printed[start:start + len(shown) - 1]] == [" ".join(s.split()) for s in shown[:-1]]
     assert re.fullmatch(r"diagram of the first wrong node: \S+/gradcheck-1\.svg", printed[start + len(shown) - 1])
+
+
+def test_hypothesis_example_fails_with_the_command_the_readme_shows(tmp_path):
+    pytest.importorskip("hypothesis", reason="pip install hypothesis (the test extra)")
+    code = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "@given" in block)
+    shown = re.search(r"```\nFalsifying example: .*?\n +expr=(microgradnn gradcheck .*?),\n\)\n```", README).group(1)
+    (tmp_path / "test_props.py").write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_props.py"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1 and f"expr={shown}," in done.stdout, done.stdout
+    command = shlex.split(shown.replace("microgradnn", f"{shlex.quote(sys.executable)} -m microgradnn", 1))
+    check = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 1 and "FAIL" in check.stdout, check.stdout + check.stderr
