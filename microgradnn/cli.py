@@ -609,7 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train an MLP on a toy dataset and print progress and final accuracy.")
     _add_training_options(train, epochs=100)
     _add_save(train)
-    train.add_argument("--load", metavar="PATH", help="continue training a saved model")
+    train.add_argument("--load", metavar="PATH", help="continue training a saved model (its layers come from the "
+                                                      "file; the optimizer and --lr from these options, as the "
+                                                      "file holds none)")
     train.set_defaults(run=cmd_train)
 
     render = sub.add_parser("render", help="draw the graph of an expression",
@@ -618,8 +620,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("expression", help=EXPRESSION_HELP)
     render.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="a value for every name")
     _add_import(render)
-    render.add_argument("--view", choices=["forward", "backward", "both"], default="both")
-    render.add_argument("--rankdir", choices=["LR", "TB"], default="LR")
+    render.add_argument("--view", choices=["forward", "backward", "both"], default="both",
+                        help="forward: each node's number; backward: each grad and, on the edges, the local "
+                             "derivatives; both (default)")
+    render.add_argument("--rankdir", choices=["LR", "TB"], default="LR",
+                        help="left to right (default) or top to bottom")
     render.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot (default graph.svg)")
     render.add_argument("--force", action="store_true", help="replace an existing output file")
     render.set_defaults(run=cmd_render)

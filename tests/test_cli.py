@@ -31,6 +31,16 @@ def test_help_on_every_subcommand(command):
     assert done.returncode == 0 and done.stdout.startswith("usage: microgradnn")
 
 
+def test_every_option_of_every_subcommand_says_what_it_does():
+    from microgradnn.cli import build_parser
+    commands = next(a for a in build_parser()._actions if a.choices and "render" in a.choices).choices
+    silent = [f"{name} {action.option_strings[0]}" for name, parser in commands.items() for action in parser._actions
+              if action.option_strings and not action.help]
+    assert silent == []
+    shown = " ".join(run("render", "--help").stdout.split())
+    assert "both (default)" in shown and "left to right (default)" in shown
+
+
 @pytest.mark.parametrize("args, message", [
     (["fly"], "argument COMMAND: invalid choice: 'fly'"),
     (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),

@@ -1,11 +1,17 @@
 """The README's REPL tours run as written, its failing gradcheck prints what it shows (its two commands:
 test_setup.py)."""
+import code
 import doctest
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from conftest import needs_dot
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -25,6 +31,44 @@ def test_gpt_tour_runs_as_written():
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries > 10
+
+
+class _Paste(code.InteractiveConsole):
+    """A REPL that compiles what is pasted into it, line by line, and runs none of it."""
+    def runcode(self, code_object) -> None:
+        pass
+
+    def showsyntaxerror(self, filename=None, **kwargs) -> None:
+        raise AssertionError(f"a SyntaxError pasting the README's {self.source!r}")
+
+    def push(self, line: str, *args) -> bool:
+        self.source = line
+        return super().push(line, *args)
+
+
+def test_repl_examples_paste_into_a_real_repl():
+    """A compound statement ends with an empty `...` line, as the REPL needs (doctest does not)."""
+    blocks = [block for block in re.findall(r"```python\n(.*?)```", README, re.S) if block.startswith(">>>")]
+    assert len(blocks) >= 3
+    for block in blocks:
+        console = _Paste()
+        for line in block.splitlines():
+            if line.startswith((">>>", "...")):
+                console.push(line[4:])
+        assert not console.push(""), block
+
+
+@needs_dot
+def test_pictures_tour_runs_as_written(tmp_path, monkeypatch):
+    tour = README.split("## Pictures")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    test = doctest.DocTestParser().get_doctest(tour, {}, "README pictures", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries > 10
+    pages = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert sorted(pages) == ["backprop.html", "backward.svg", "forward.svg", "network.html", "network.svg"]
+    assert all("Yes (64.0% confidence)" in pages[name] for name in ("network.svg", "network.html"))  # as worded
 
 
 def test_engine_api_is_re_exported_at_the_top_level():
@@ -73,3 +117,17 @@ def test_gradcheck_failure_example_prints_what_the_readme_shows(tmp_path):
     start = printed.index(shown[0])
     assert [" ".join(s.split()) for s in printed[start:start + len(shown) - 1]] == [" ".join(s.split()) for s in shown[:-1]]
     assert re.fullmatch(r"diagram of the first wrong node: \S+/gradcheck-1\.svg", printed[start + len(shown) - 1])
+
+
+def test_hypothesis_example_fails_with_the_command_the_readme_shows(tmp_path):
+    pytest.importorskip("hypothesis", reason="pip install hypothesis (the test extra)")
+    code = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "@given" in block)
+    shown = re.search(r"```\nFalsifying example: .*?\n +expr=(microgradnn gradcheck .*?),\n\)\n```", README).group(1)
+    (tmp_path / "test_props.py").write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_props.py",
+                           "--hypothesis-seed=0"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1 and f"expr={shown}," in done.stdout, done.stdout
+    command = shlex.split(shown.replace("microgradnn", f"{shlex.quote(sys.executable)} -m microgradnn", 1))
+    check = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 1 and "FAIL" in check.stdout, check.stdout + check.stderr
