@@ -129,18 +129,9 @@ def _check_torch_norms(module, model: "GPT") -> None:
 def _check_torch_outputs(module, model: "GPT") -> None:
     """Refuse a torch module whose logits on a probe sequence differ from the GPT's built from
     it: its config names what no tensor holds (n_head), and it may say other than it computes."""
-    import torch
+    from microgradnn.nn.convert import float64_outputs
     tokens = [i % model.vocab_size for i in range(min(model.block_size, 3))]  # two positions at least: attention
-    state = module.state_dict()
-    device = next((t.device for t in state.values()), "cpu")
-    # in float64, as the GPT reads the weights: a module in float16 differs from it by its rounding
-    wide = {k: t.double() if t.is_floating_point() else t for k, t in state.items()}
-    try:
-        with torch.no_grad():
-            out = torch.func.functional_call(module, wide, (torch.tensor([tokens], device=device),))
-            theirs = out[0].double().cpu().numpy()
-    except Exception as e:  # a module of the user's own: its error, named as ours
-        raise ValueError(f"GPT.from_torch: the module failed on the token ids {tokens}: {type(e).__name__}: {e}") from e
+    theirs = float64_outputs(module, [tokens], f"GPT.from_torch: the module failed on the token ids {tokens}")[0]
     cache = model.new_cache()
     with no_grad():
         ours = np.array([[v.data for v in model(t, pos, cache)] for pos, t in enumerate(tokens)])

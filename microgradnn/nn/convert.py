@@ -116,20 +116,27 @@ def from_sequential(sequential) -> list[LayerSpec]:
     return layers
 
 
+def float64_outputs(module, inputs, failed: str) -> np.ndarray:
+    """What a torch module computes for `inputs` with its floating tensors in float64, as a model
+    read from it holds them (a float16 module differs by its rounding); `failed` leads the error of
+    a module that raises (a hook or a forward of the user's own), named as ours."""
+    torch = import_torch("from_torch")
+    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    device = next((t.device for t in tensors.values()), "cpu")
+    wide = {k: t.double() if t.is_floating_point() else t for k, t in tensors.items()}
+    try:
+        with torch.no_grad():
+            out = torch.func.functional_call(module, wide, (torch.as_tensor(inputs, device=device),))
+    except Exception as e:
+        raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
+    return out.double().cpu().numpy()
+
+
 def check_outputs(sequential, model) -> None:
     """Refuse a Sequential whose outputs on probe inputs differ from those of the MLP read from it
     (a forward hook, a global one, or another change its tensors do not show)."""
-    torch = import_torch("from_torch")
     probe = np.random.default_rng(0).normal(size=(3, model.nin))
-    weights = dict(sequential.named_parameters())  # in float64, as the MLP reads them
-    device = next(iter(weights.values())).device
-    try:
-        with torch.no_grad():
-            out = torch.func.functional_call(sequential, {k: t.double() for k, t in weights.items()},
-                                             (torch.tensor(probe, device=device),))
-            theirs = out.double().cpu().numpy()
-    except Exception as e:  # a hook of the user's own: its error, named as ours
-        raise ValueError(f"from_torch: the Sequential failed on probe inputs: {type(e).__name__}: {e}") from e
+    theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs")
     ours = model.decision_function(probe).reshape(len(probe), -1)
     if theirs.shape != ours.shape or not np.allclose(theirs, ours, rtol=1e-9, atol=1e-12):
         raise ValueError("from_torch: the Sequential's outputs on probe inputs differ from those of the MLP its "
