@@ -604,10 +604,9 @@ def _refusal_check(op: Any, slots: list[int]) -> Callable:
 
 # ---- compiled functions ------------------------------------------------------------------------
 
-def _grads_of(params: list[Value]) -> list[float]:
-    """The parameters' `.grad`s as floats, as the scalar backward takes them: None (PyTorch's
-    "no gradient yet") is 0, another finite number a float; anything else is refused."""
-    grads = [p.grad for p in params]
+def _grads_of(params: list[Value], grads: list) -> list[float]:
+    """The parameters' `.grad`s (`grads`, as read) as floats, as the scalar backward takes them:
+    None (PyTorch's "no gradient yet") is 0, another finite number a float; anything else is refused."""
     if engine.all_floats(grads):
         return grads
     for k, (p, g) in enumerate(zip(params, grads)):
@@ -672,7 +671,7 @@ class BatchResult:
         if grads is None or not np.isfinite(grads).all():
             if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
                 PG = self._gradient(careful=True)
-            grads = np.fromiter(_grads_of(params), float, len(PG))
+            grads = np.fromiter(_grads_of(params, old), float, len(PG))
             if not unchanged:
                 live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
             grads += PG if live is None else PG * live
@@ -1082,21 +1081,21 @@ def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
     """The group's outputs, into their rows of V."""
-    if g.layer is not None and isinstance(g.out_at, slice):  # one matrix product for the whole layer, in place
-        block, X = g.layer
-        W, B = _weights(block, P)
+    if g.layer is None:
+        V[g.out_at] = _group_outputs(g, V, P)
+        return
+    block, X = g.layer  # one matrix product for the whole layer, in place where its rows are a slice
+    W, B = _weights(block, P)
+    if isinstance(g.out_at, slice):
         out = V[g.out_at]
         np.matmul(W, V[X], out=out)
         out += B[:, None]
     else:
-        V[g.out_at] = _group_outputs(g, V, P)
+        V[g.out_at] = W @ V[X] + B[:, None]
 
 
 def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
-    if g.layer is not None:
-        block, X = g.layer
-        W, B = _weights(block, P)
-        return W @ V[X] + B[:, None]
+    """The outputs of a group that is no layer."""
     if g.places is not None:
         return g.places.forward(V, P)
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
