@@ -300,12 +300,19 @@ def _state_array(values, n: int, what: str, *, integral: bool, non_negative: boo
     if not isinstance(values, (list, tuple, np.ndarray)) or len(values) != n:
         got = f"{len(values)} entries" if hasattr(values, "__len__") else type(values).__name__
         raise ValueError(f"{what} must hold one number per parameter ({n}), got {got}")
-    kind, ok = (f"an int in [0, 2**{_MAX_STEP_COUNT.bit_length() - 1}]", _is_int) if integral else \
-        ("a finite number", is_finite)
+    if integral:
+        rule = f"an int in [0, 2**{_MAX_STEP_COUNT.bit_length() - 1}]"
+
+        def ok(x) -> bool:
+            return _is_int(x) and 0 <= x <= _MAX_STEP_COUNT
+    else:
+        rule = "a finite number" + " >= 0" * non_negative
+
+        def ok(x) -> bool:
+            return is_finite(x) and not (non_negative and x < 0)
     for i, x in enumerate(values):
         x = x.item() if isinstance(x, np.generic) else x
-        if not ok(x) or (non_negative and x < 0) or (integral and x > _MAX_STEP_COUNT):
-            rule = kind if integral else kind + " >= 0" * non_negative
+        if not ok(x):
             raise ValueError(f"{what}: entry {i} must be {rule}, got {type(x).__name__} {shown(x)}")
     return np.array(values, dtype=np.int64 if integral else float)
 
