@@ -243,14 +243,14 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
         raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): "
                         f"{_short(e)}") from None
 
+    forward = _one_score(model)
     if compiled:
-        _check_mean_loss(model, loss_fn, X, y)
+        _check_mean_loss(forward, loss_fn, X, y)
 
     if model.nout == 1:  # what a single output means for this loss, for accuracy and predict too
         threshold = _losses.decision_threshold(loss_fn, y)
         if threshold is not None:
             model.threshold = threshold
-    forward = _one_score(model)
     step = _compiled_step(forward, loss_fn) if compiled else _scalar_step(forward, loss_fn)
     # labels that are not classes are regression targets: an accuracy there would mean nothing
     classes = _not_classes(y, model.nout) is None
@@ -342,14 +342,14 @@ def _check_outputs_fit_loss(model: Module, loss_fn: Callable) -> None:
                          "use cross_entropy for several classes")
 
 
-def _check_mean_loss(model: Module, loss_fn: Callable, X: np.ndarray, y: np.ndarray) -> None:
+def _check_mean_loss(forward: Callable, loss_fn: Callable, X: np.ndarray, y: np.ndarray) -> None:
     """compiled=True averages the loss of one sample at a time: refuse a loss of the user's own
     that is not that mean (a sum, say), which would train something else than compiled=False."""
     if loss_fn in _losses.LOSSES.values():  # each is a mean
         return
     k = min(3, len(X))
     with no_grad():
-        outs = [_one_score(model)(x) for x in X[:k]]
+        outs = [forward(x) for x in X[:k]]
         whole = _as_number(loss_fn(outs, y[:k]))
         mean = sum(_as_number(loss_fn([out], [t])) for out, t in zip(outs, y[:k])) / k
     if not math.isclose(whole, mean, rel_tol=1e-9):
