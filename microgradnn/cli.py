@@ -16,7 +16,7 @@ from microgradnn.engine import Value, topological_order
 from microgradnn.expression import build_expression, evaluate
 from microgradnn.nn import MLP, Layer, Module
 from microgradnn.nn.files import read_model, write_model
-from microgradnn.train import accuracy, fit
+from microgradnn.train import _short, accuracy, fit
 from microgradnn.viz.files import DEMO_OUT, may_replace, refusal
 from microgradnn.testing.checks import EPS
 
@@ -536,8 +536,8 @@ def cmd_gpt(args) -> int:
         except (ArithmeticError, ValueError) as e:
             if i == 1 and not updating:  # nothing has changed the weights yet: not the learning rate
                 raise
-            text = str(e) if len(str(e)) <= 300 else str(e)[:297] + "..."
-            raise Failure(f"training diverged at step {i}: {text}; try a smaller --lr than {args.lr:g}") from None
+            raise Failure(f"training diverged at step {i}: {_short(e, 300)}; try a smaller --lr than "
+                          f"{args.lr:g}") from None
         schedule.step()
         if not args.quiet and (i == 1 or i == args.steps or i % max(1, args.steps // 10) == 0):
             print(f"step {i:>{len(str(args.steps))}}/{args.steps}  loss {result.data:.3f}  "
