@@ -16,6 +16,7 @@ from microgradnn.engine import Value, topological_order
 from microgradnn.expression import build_expression, evaluate
 from microgradnn.nn import MLP, Layer, Module
 from microgradnn.nn.files import read_model, write_model
+from microgradnn.nn.module import tied_names
 from microgradnn.train import _short, accuracy, fit
 from microgradnn.viz.files import DEMO_OUT, may_replace, refusal
 from microgradnn.testing.checks import EPS
@@ -283,7 +284,8 @@ def _save(model: Module, args, out=sys.stdout, vocabulary: str | None = None) ->
         if vocabulary is None:
             model.save(args.save, overwrite=args.overwrite)
         else:  # a character-level model: the file keeps which character each token id stands for
-            write_model(args.save, model.config(), model.state_dict(), args.overwrite, vocabulary=vocabulary)
+            write_model(args.save, model.config(), model.state_dict(), args.overwrite, vocabulary=vocabulary,
+                        tied=tied_names(model))
     except FileExistsError:  # made while training ran
         raise _save_exists(args) from None
     print(f"saved {args.save}", file=out)

@@ -599,6 +599,23 @@ def test_gpt_trains_on_a_word_list_and_samples(tmp_path):
         assert f"gpt: --temperature must be a finite number >= 0, got {float(bad)}" in done.stderr
 
 
+def test_gpt_load_and_save_keep_a_head_tied_to_the_embedding(tmp_path):
+    import microgradnn as mg
+    words, tied, again = tmp_path / "words.txt", tmp_path / "tied.json", tmp_path / "again.json"
+    words.write_text("cat\ncar\ncart\nbat\n")
+    model = mg.models.GPT(6, n_embd=4, n_head=2, block_size=8, seed=0)
+    model.head.weight = model.token_embedding.weight  # GPT-2's tie: one table for both
+    model.save(tied)
+    payload = json.loads(tied.read_text())
+    tied.write_text(json.dumps(dict(payload, vocabulary="abcrt")))
+    done = run("gpt", "--load", str(tied), "--words", str(words), "--steps", "2", "--batch-size", "2", "--samples",
+               "1", "--quiet", "--save", str(again))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(again.read_text())["tied"] == payload["tied"] and len(payload["tied"]) == 6 * 4
+    back = mg.Module.from_file(again)
+    assert back.head.weight[5][3] is back.token_embedding.weight[5][3]
+
+
 def test_gpt_shows_an_empty_sample(tmp_path):
     # was: the words joined by spaces, so an empty sample was a double space ("aad  dbd")
     words = tmp_path / "words.txt"

@@ -1020,6 +1020,131 @@ def test_a_users_module_with_a_shared_layer_reopens_from_its_file(tmp_path):
     assert again.state_dict() == model.state_dict() and len(model.state_dict()) == 12
 
 
+class SharesOne(mg.Module):
+    """A module of the user's own whose second layer's first weight is the first layer's (tied
+    after it is built: its from_config does not tie it)."""
+
+    def __init__(self) -> None:
+        self.nin, self.fc, self.out = 2, mg.nn.Linear(2, 2, seed=0), mg.nn.Linear(2, 1, seed=1)
+
+    nout = property(lambda self: 1)
+
+    def forward(self, x):
+        return self.out([v.tanh() for v in self.fc(x)])[0]
+
+    def config(self) -> dict:
+        return {"type": "SharesOne"}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SharesOne":
+        return cls()
+
+
+def _shared_layer_mlp():
+    shared = Layer(2, 2, "tanh", seed=0)
+    return MLP.from_layers([shared, shared, Layer(2, 1, "linear", seed=1)])
+
+
+def _shares_one():
+    model = SharesOne()
+    model.out.weight[0][0] = model.fc.weight[1][0]
+    return model
+
+
+def _from_torch_linear_used_twice():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(2, 2, dtype=torch.float64)
+    return MLP.from_torch(torch.nn.Sequential(lin, torch.nn.Tanh(), lin, torch.nn.Linear(2, 1, dtype=torch.float64)))
+
+
+def _one_step(model, X, y):
+    opt = mg.optim.Adam(model.parameters(), lr=0.1)
+    mg.losses.mse([model(x) for x in X], y).backward()
+    opt.step()
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("make", [_shared_layer_mlp, _shares_one, _from_torch_linear_used_twice],
+                         ids=["shared-layer", "one-shared-value", "from-torch-linear-twice"])
+def test_shared_parameters_stay_shared_through_a_model_file_and_train_as_the_original(tmp_path, make):
+    model = make()
+    model.save(tmp_path / "m.json")
+    back = mg.Module.from_file(tmp_path / "m.json")
+    assert back.num_parameters() == model.num_parameters() < len(model.state_dict())
+    saved = model.state_dict()
+    assert back.state_dict() == saved
+    X, y = mg.data.make_moons(6, seed=0)
+    assert _one_step(back, X, y) == _one_step(model, X, y)  # a copy trained apart would drift at once
+    model.load(tmp_path / "m.json")  # into a model that shares them too: its ties are kept
+    assert model.state_dict() == saved and model.num_parameters() == back.num_parameters()
+
+
+def test_loading_a_file_of_shared_parameters_into_a_model_holding_them_apart_is_refused(tmp_path):
+    _shared_layer_mlp().save(tmp_path / "m.json")
+    apart = MLP.from_config(_shared_layer_mlp().config())
+    before = apart.state_dict()
+    with pytest.raises(ValueError, match=r"load: .*m.json: 'layers.0.neurons.0.w.0' and 'layers.1.neurons.0.w.0' "
+                                         r"are one parameter in the file's model but two in this one"):
+        apart.load(tmp_path / "m.json")
+    assert apart.state_dict() == before
+
+
+def test_a_model_file_of_version_1_still_loads(tmp_path):
+    path = tmp_path / "old.json"  # as microgradnn wrote it before shared parameters were recorded
+    path.write_text('{"format": "microgradnn-model", "version": 1, "config": {"type": "MLP", "nin": 2, "layers": '
+                    '[{"nout": 2, "activation": "tanh"}, {"nout": 1, "activation": "linear"}]}, "state": '
+                    '{"layers.0.neurons.0.w.0": 0.5, "layers.0.neurons.0.w.1": -0.25, "layers.0.neurons.0.b": 0.0, '
+                    '"layers.0.neurons.1.w.0": 1.5, "layers.0.neurons.1.w.1": 2.0, "layers.0.neurons.1.b": 0.125, '
+                    '"layers.1.neurons.0.w.0": -1.0, "layers.1.neurons.0.w.1": 0.75, "layers.1.neurons.0.b": 0.5}}')
+    model = mg.Module.from_file(path)
+    assert model.state_dict()["layers.0.neurons.1.w.0"] == 1.5 and model.num_parameters() == 9
+    model.save(tmp_path / "again.json")  # nothing shared: the same format, readable by older versions
+    assert json.loads((tmp_path / "again.json").read_text()) == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(tied=[["layers.0.neurons.0.w.0", "layers.1.neurons.0.w.0"]]),
+     r"tied must be an object mapping a name in state to the first name of the same parameter, got list"),
+    (lambda p: p.update(version=1), r"tied needs format version 2, got version 1"),
+    (lambda p: p["tied"].update({"layers.9.w": "layers.0.neurons.0.b"}), r"\(state has no 'layers.9.w'\), got"),
+    (lambda p: p["tied"].update({"layers.2.neurons.0.b": "layers.1.neurons.0.b"}),
+     r"\('layers.1.neurons.0.b' is itself tied\)"),
+    (lambda p: p["tied"].update({"layers.2.neurons.0.b": 3}), r"\(it is no name\), got 'layers.2.neurons.0.b': 3"),
+    (lambda p: p["state"].update({"layers.1.neurons.0.w.0": 9.0}),
+     r"'layers.0.neurons.0.w.0' and 'layers.1.neurons.0.w.0' are one parameter .* different values"),
+], ids=["list", "version-1", "unknown-name", "chain", "not-a-name", "values-differ"])
+def test_a_model_file_whose_tied_entries_are_malformed_is_refused(tmp_path, edit, message):
+    path = tmp_path / "m.json"
+    _shared_layer_mlp().save(path)
+    payload = json.loads(path.read_text())
+    edit(payload)
+    path.write_text(json.dumps(payload))
+    for read in (mg.Module.from_file, _shared_layer_mlp().load):
+        with pytest.raises(ValueError, match=rf"load: {path}: .*{message}"):
+            read(path)
+
+
+def test_a_tie_a_model_built_from_its_config_has_no_place_for_is_refused(tmp_path):
+    class InTuple(mg.Module):
+        def __init__(self):
+            self.nin, self.pair = 1, (Value(1.0), Value(2.0))
+
+        def config(self):
+            return {"type": "InTuple"}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls()
+
+    model = InTuple()
+    model.pair = (model.pair[0], model.pair[0])
+    model.save(tmp_path / "t.json")
+    with pytest.raises(ValueError, match=r"load: .*t.json: 'pair.1' must be the same parameter as 'pair.0', but a "
+                                         r"InTuple built from its config has no place by that name to set"):
+        mg.Module.from_file(tmp_path / "t.json")
+
+
 def test_from_torch_refuses_complex_weights_instead_of_dropping_their_imaginary_parts():
     torch = pytest.importorskip("torch")
     seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1, dtype=torch.complex128))
@@ -1043,12 +1168,12 @@ def test_a_model_file_giving_a_name_twice_is_refused_not_read_by_its_last_value(
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda p: p.update(version=2), "has format version 2; this microgradnn reads version 1"),
-    (lambda p: p.update(version="1"), "has format version '1'; this microgradnn reads version 1"),
+    (lambda p: p.update(version=3), "has format version 3; this microgradnn reads versions 1 and 2"),
+    (lambda p: p.update(version="1"), "has format version '1'; this microgradnn reads versions 1 and 2"),
     (lambda p: p["config"].update(dropout=0.5), r"the description .*dropout.* has settings this microgradnn does "
                                                 "not read"),
     (lambda p: p["config"]["layers"][0].update(negative_slope=0.2), "negative_slope.* has settings this"),
-], ids=["version-2", "version-str", "extra-setting", "extra-layer-setting"])
+], ids=["version-3", "version-str", "extra-setting", "extra-layer-setting"])
 def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, edit, message):
     path = tmp_path / "m.json"
     MLP(2, [3, 1], "leaky_relu", seed=0).save(path)

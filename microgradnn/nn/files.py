@@ -1,4 +1,5 @@
-"""The model file: JSON with a format header, the architecture (config) and the parameters (state)."""
+"""The model file: JSON with a format header, the architecture (config), the parameters (state)
+and, from version 2, which of the state's names are one parameter (tied)."""
 from __future__ import annotations
 
 import json
@@ -12,27 +13,32 @@ FORMAT = "microgradnn-model"
 
 
 def write_model(path: str | os.PathLike, config: dict, state: dict, overwrite: bool,
-                threshold: float | None = None, vocabulary: str | None = None) -> None:
+                threshold: float | None = None, vocabulary: str | None = None, *, tied: dict | None = None) -> None:
     """Write a model file atomically; an existing file is only replaced with `overwrite=True`.
     `threshold`: the class threshold `fit` chose, if any (kept by `load`); `vocabulary`: the
-    characters of a character-level model's tokenizer (`CharTokenizer.chars`), if any. A
-    parameter that is not finite is refused before anything is written."""
+    characters of a character-level model's tokenizer (`CharTokenizer.chars`), if any; `tied`:
+    {name: the first name of the same parameter} (`tied_names`). A parameter that is not finite is
+    refused before anything is written."""
     path = check_writable(path, overwrite, "save")
-    payload = model_payload(config, state, threshold, who="save", note=f"; {path} was not written")
+    payload = model_payload(config, state, threshold, tied=tied, who="save", note=f"; {path} was not written")
     if vocabulary is not None:
         payload["vocabulary"] = check_vocabulary(vocabulary, "save")
     write_atomic(path, json.dumps(payload, indent=1, allow_nan=False).encode(), overwrite=overwrite, who="save")
 
 
-def model_payload(config: dict, state: dict, threshold: float | None = None, *, who: str = "model_payload",
-                  note: str = "") -> dict:
-    """What a model file holds: the format header, the architecture, the parameters and the
-    class threshold `fit` chose, if any. A parameter that is not finite is refused."""
+def model_payload(config: dict, state: dict, threshold: float | None = None, *, tied: dict | None = None,
+                  who: str = "model_payload", note: str = "") -> dict:
+    """What a model file holds: the format header, the architecture, the parameters, the class
+    threshold `fit` chose, if any, and the names that are one parameter, if any (version 2: a
+    reader of version 1 would load them as separate parameters, trained apart). A parameter that
+    is not finite is refused."""
     bad = [name for name, x in state.items() if not math.isfinite(x)]
     if bad:
         raise ValueError(f"{who}: parameter {bad[0]!r} is {state[bad[0]]} ({len(bad)} not finite in all){note} "
                          "(training that diverges needs a smaller learning rate)")
-    payload = {"format": FORMAT, "version": 1, "config": config, "state": state}
+    payload: dict = {"format": FORMAT, "version": 2 if tied else 1, "config": config, "state": state}
+    if tied:
+        payload["tied"] = tied
     if threshold is not None:
         payload["threshold"] = threshold
     return payload
@@ -71,14 +77,32 @@ def read_model(path: str | os.PathLike) -> dict:
             or not isinstance(payload.get("state"), dict):
         raise ValueError(f"load: {path} is not a microgradnn model file (no {FORMAT!r} header)")
     version = payload.get("version", 1)
-    if type(version) is not int or version != 1:  # a later format may mean something else by the same names
-        raise ValueError(f"load: {path} has format version {shown(version)}; this microgradnn reads version 1")
+    if type(version) is not int or version not in (1, 2):  # a later format may mean something else by the same names
+        raise ValueError(f"load: {path} has format version {shown(version)}; this microgradnn reads versions 1 and 2")
+    if "tied" in payload:
+        check_tied(payload, f"load: {path}")
     threshold = payload.get("threshold")
     if threshold is not None and not is_finite(threshold):  # checked before `load` changes anything
         raise ValueError(f"load: {path}: threshold must be a finite number or absent, got {shown(threshold)}")
     if "vocabulary" in payload:
         check_vocabulary(payload["vocabulary"], f"load: {path}")
     return payload
+
+
+def check_tied(payload: dict, who: str) -> None:
+    """A file's `tied` (version 2): an object mapping names of the state to the first name of the
+    same parameter, itself not tied to another (one level: no chains, no cycles)."""
+    tied, state = payload["tied"], payload["state"]
+    rule = "tied must be an object mapping a name in state to the first name of the same parameter"
+    if payload.get("version") != 2:
+        raise ValueError(f"{who}: tied needs format version 2, got version {shown(payload.get('version', 1))}")
+    if not isinstance(tied, dict):
+        raise ValueError(f"{who}: {rule}, got {type(tied).__name__} {shown(tied)}")
+    for name, first in tied.items():
+        if not isinstance(first, str) or name not in state or first not in state or first in tied:
+            why = ("it is no name" if not isinstance(first, str) else f"state has no {name!r}" if name not in state
+                   else f"state has no {first!r}" if first not in state else f"{first!r} is itself tied")
+            raise ValueError(f"{who}: {rule} ({why}), got {name!r:.80}: {shown(first)}")
 
 
 def _unique_keys(pairs: list) -> dict:

@@ -364,14 +364,23 @@ class Module:
 
         An existing file is only replaced with `overwrite=True`.
         """
-        write_model(path, self.config(), self.state_dict(), overwrite, self.__dict__.get("_threshold"))
+        write_model(path, self.config(), self.state_dict(), overwrite, self.__dict__.get("_threshold"),
+                    tied=tied_names(self))
 
     def load(self, path: str | os.PathLike) -> "Module":
-        """Read parameters saved by `save` into this module; on any error change nothing."""
+        """Read parameters saved by `save` into this module, which must share every parameter
+        the file's model shared (it keeps its own ties); on any error change nothing."""
         payload = read_model(path)
         if payload["config"] != self.config():
             raise ValueError(f"load: {os.fspath(path)} holds {_describe(payload['config'])}, "
                              f"not this model's {_describe(self.config())}")
+        params = dict(self._every_parameter())
+        apart = next(((n, f) for n, f in payload.get("tied", {}).items()
+                      if n in params and f in params and params[n] is not params[f]), None)
+        if apart:
+            raise ValueError(f"load: {os.fspath(path)}: {apart[1]!r} and {apart[0]!r} are one parameter in the "
+                             "file's model but two in this one, which would train them apart; Module.from_file "
+                             "builds the model with its shared parameters")
         _load_state(self, payload["state"], path)
         self.threshold = payload.get("threshold")
         return self
@@ -397,6 +406,10 @@ class Module:
         if model.config() != config:  # a setting it does not read (a later version's, a typo) changes nothing here
             raise ValueError(f"load: {os.fspath(path)}: the description {json.dumps(config)[:200]} has settings "
                              f"this microgradnn does not read; it reads {json.dumps(model.config())[:200]}")
+        try:
+            tie(model, payload.get("tied", {}))
+        except ValueError as e:
+            raise ValueError(f"load: {os.fspath(path)}: {e}") from None
         model = _load_state(model, state, path)
         model.threshold = payload.get("threshold")
         return model
@@ -470,6 +483,57 @@ def config_size(config) -> int:
         return _TYPES[kind].config_size(config)
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"not a valid model description: {json.dumps(config)[:200]} ({e!r})") from None
+
+
+def tied_names(module: Module) -> dict[str, str]:
+    """{name: the first name of the same parameter} for each later name of a shared parameter, in
+    `state_dict()` order: what a model file keeps of the ties."""
+    first: dict[int, str] = {}
+    return {name: first[id(p)] for name, p in module._every_parameter() if first.setdefault(id(p), name) != name}
+
+
+def tie(module: Module, tied: Mapping[str, str]) -> None:
+    """Make each name of `tied` the same parameter as the name it maps to, where `module` has them
+    apart: the Value at that place (an attribute, a list's item, a dict's value) is replaced."""
+    params = dict(module._every_parameter())  # (a name it lacks is left to load_state_dict to name)
+    for name, first in tied.items():
+        if params.get(name, params) is not params.get(first, params):
+            _put(module, name, params[first])
+    params = dict(module._every_parameter())
+    apart = next((n for n, f in tied.items() if params.get(n, params) is not params.get(f, params)), None)
+    if apart is not None:
+        raise ValueError(f"{apart!r} must be the same parameter as {tied[apart]!r}, but a {type(module).__name__} "
+                         f"built from its config has no place by that name to set (it names its parameters "
+                         f"otherwise, or holds them in a tuple)")
+
+
+def _put(obj: Any, name: str, value: Value) -> None:
+    """Set the item a dotted parameter name leads to (`layers.0.neurons.1.w.2`), where one does."""
+    *path, last = name.split(".")
+    for part in path:
+        obj = _place(obj, part)[0]
+    holder, key = _place(obj, last)[1:]
+    if holder is not None:
+        if isinstance(holder, Module):
+            setattr(holder, key, value)
+        else:
+            holder[key] = value
+
+
+def _place(obj: Any, part: str) -> tuple[Any, Any, Any]:
+    """(item, holder, key) of `part` in a module's attributes, a list or a dict; holder None where
+    there is none (a tuple, a name of a module's own listing)."""
+    if isinstance(obj, Module) and part in vars(obj):
+        return vars(obj)[part], obj, part
+    if isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
+        return obj[int(part)], obj, int(part)
+    if isinstance(obj, tuple) and part.isdigit() and int(part) < len(obj):
+        return obj[int(part)], None, None
+    if isinstance(obj, dict):
+        key = next((k for k in obj if str(k) == part), None)
+        if key is not None:
+            return obj[key], obj, key
+    return None, None, None
 
 
 def _load_state(model: "Module", state: dict, path) -> "Module":
