@@ -21,7 +21,7 @@ from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
 from microgradnn._checks import Seed, _is_int, integer, number, positive_int, shown
-from microgradnn.nn.module import Module, _size
+from microgradnn.nn.module import Module, _size, tie, tied_names
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
 
@@ -260,15 +260,16 @@ class GPT(Module):
 
     def to_torch(self):
         """An equivalent float64 `torch.nn.Module` with these weights (a frozen one's tensor requires
-        no grad): `module(idx)` maps token ids of shape (B, T) to logits of shape (B, T, vocab_size)."""
+        no grad, a tensor shared whole is one tensor): `module(idx)` maps token ids of shape (B, T)
+        to logits of shape (B, T, vocab_size)."""
         from microgradnn.nn.convert import torch_gpt
         return torch_gpt(self.config(), self.state_dict(), NORM_EPS,
-                         {name: p.requires_grad for name, p in self._every_parameter()})
+                         {name: p.requires_grad for name, p in self._every_parameter()}, tied_names(self))
 
     @classmethod
     def from_torch(cls, module) -> "GPT":
         """A GPT with the weights (and requires_grad flags) of a module made by `to_torch` (or one
-        with the same state names)."""
+        with the same state names); a tensor held in two places (tied weights) is one parameter each."""
         from microgradnn.nn.convert import state_from_torch
         config = getattr(module, "config", None)
         if not isinstance(config, dict) or config.get("type") != "GPT":
@@ -282,7 +283,8 @@ class GPT(Module):
             raise ValueError(f"GPT.from_torch: the module's config describes {_size(size)} parameters "
                              f"but its tensors hold {held}")
         model = cls.from_config(config)
-        state, requires_grad = state_from_torch(module, model)
+        state, requires_grad, tied = state_from_torch(module, model)
+        tie(model, tied)
         model.load_state_dict(state)
         for name, p in model._every_parameter():
             p.requires_grad_(requires_grad[name])

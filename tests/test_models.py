@@ -109,12 +109,63 @@ def test_to_torch_and_from_torch_keep_frozen_weights_frozen():
         model.to_torch()
 
 
-def test_from_torch_refuses_tied_weights_the_gpt_would_hold_twice():
+def tied_gpt():
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+    model.head.weight = model.token_embedding.weight  # GPT-2's tie: one table embeds and reads out
+    return model
+
+
+def _gpt_step(model, tokens):
+    opt = mg.optim.Adam(model.parameters(), lr=0.05)
+    model.loss(tokens).backward()
+    opt.step()
+    return model.state_dict()
+
+
+def test_a_gpt_with_its_head_tied_to_its_embedding_keeps_the_tie_through_torch_and_files(tmp_path):
+    torch = pytest.importorskip("torch")
+    model, tokens = tied_gpt(), [0, 3, 1, 4, 2, 0]
+    module = model.to_torch()  # was two tensors: torch trained the head and the embedding apart
+    assert module.head.weight is module.token_embedding.weight
+    # as torch's: state_dict (and named_parameters(remove_duplicate=False)) under both names, parameters() once
+    assert sum(t.numel() for t in module.state_dict().values()) == len(model.state_dict()) == \
+        len(model.named_parameters(remove_duplicate=False))
+    assert sum(t.numel() for t in module.parameters()) == model.num_parameters() == len(model.parameters())
+    assert {"token_embedding.weight", "head.weight"} <= set(module.state_dict())
+    back = GPT.from_torch(module)  # was refused: the GPT could not hold one tensor in two places
+    assert back.head.weight[5][3] is back.token_embedding.weight[5][3]
+    assert back.num_parameters() == model.num_parameters() == len(model.state_dict()) - 6 * 4
+    back.save(tmp_path / "tied.json")
+    again = GPT.from_torch(mg.Module.from_file(tmp_path / "tied.json").to_torch())
+    assert again.state_dict() == model.state_dict()
+    loss = module.loss(torch.tensor([tokens]))
+    loss.backward()
+    ours = model.loss(tokens)
+    ours.backward()
+    assert ours.data == pytest.approx(loss.item(), rel=1e-12)  # the tied table's gradient: both uses summed
+    grad = module.token_embedding.weight.grad.numpy()
+    assert [w.grad for row in model.token_embedding.weight for w in row] == pytest.approx(grad.ravel(), abs=1e-12)
+    model.zero_grad()
+    assert _gpt_step(again, tokens) == _gpt_step(model, tokens)
+
+
+def test_a_tied_gpts_gradient_agrees_with_finite_differences():
+    model = GPT(3, n_embd=2, n_head=1, block_size=3, seed=0)
+    model.head.weight = model.token_embedding.weight
+    tokens = [0, 2, 1, 0]
+    model.loss(tokens).backward()
+    shared = [w for row in model.token_embedding.weight for w in row]
+    assert [w.grad for w in shared] == pytest.approx(numeric_param_grads(lambda: model.loss(tokens), shared),
+                                                     rel=1e-6, abs=1e-9)
+
+
+def test_to_torch_refuses_a_gpt_sharing_part_of_a_tensor():
     pytest.importorskip("torch")
-    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
-    module.head.weight = module.token_embedding.weight  # nanoGPT's tying: ours would train two copies
-    with pytest.raises(ValueError, match=r"from_torch: 'token_embedding.weight' and 'head.weight' are one tensor"):
-        GPT.from_torch(module)
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+    model.head.weight[2][1] = model.token_embedding.weight[0][0]
+    with pytest.raises(ValueError, match=r"to_torch: tensor 'head.weight' shares parameters \('head.weight.2.1' is "
+                                         r"'token_embedding.weight.0.0'\) but is not one other tensor whole"):
+        model.to_torch()
 
 
 def test_from_torch_refuses_a_module_whose_config_says_other_than_it_computes():

@@ -176,9 +176,11 @@ def _refuse_unread(module, read: set[str]) -> None:
         raise ValueError(f"from_torch: the module holds tensors the model has no place for: {unread[:5]}")
 
 
-def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: dict[str, bool]):
+def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: dict[str, bool],
+              tied: dict[str, str]):
     """A float64 torch module computing what `microgradnn.models.GPT` computes, with `state`'s
-    weights, their `requires_grad` flags (by the same names) and its norms' `eps`."""
+    weights, their `requires_grad` flags (by the same names), its shared ones (`tied`, as
+    `tied_names` gives them) as one tensor, and its norms' `eps`."""
     torch = import_torch("to_torch")
     nn: Any = torch.nn
     F = torch.nn.functional
@@ -245,7 +247,28 @@ def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: 
 
     module = GPT()
     load_flat_state(module, state, requires_grad)
+    tie_tensors(module, tied)
     return module
+
+
+def tie_tensors(module, tied: dict[str, str]) -> None:
+    """Make each tensor whose entries are the same parameters as those of an earlier tensor that
+    tensor (GPT-2's head tied to its embedding); refused if a tensor shares only some entries, or
+    with other places than one tensor's same entries, which no torch tensor can hold."""
+    tensors = dict(module.named_parameters())
+    for name, tensor in tensors.items():
+        indices = [".".join(map(str, index)) for index in np.ndindex(*tensor.shape)]
+        targets = [tied.get(f"{name}.{index}") for index in indices]
+        if not any(targets):
+            continue
+        first = str(targets[0]).rsplit(".", tensor.ndim)[0]
+        if first not in tensors or targets != [f"{first}.{index}" for index in indices]:
+            shared = next(f"{name}.{index}" for index, t in zip(indices, targets) if t)
+            raise ValueError(f"to_torch: tensor {name!r} shares parameters ({shared!r} is {tied[shared]!r}) but is "
+                             "not one other tensor whole, which a torch tensor cannot hold; share whole tensors "
+                             "(model.head.weight = model.token_embedding.weight)")
+        owner, _, attribute = name.rpartition(".")
+        setattr(module.get_submodule(owner), attribute, tensors[first])
 
 
 def load_flat_state(module, state: dict[str, float], requires_grad: dict[str, bool]) -> None:
@@ -259,15 +282,19 @@ def load_flat_state(module, state: dict[str, float], requires_grad: dict[str, bo
             tensor.requires_grad_(one_flag([requires_grad[n] for n in names], f"tensor {name!r}"))
 
 
-def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool]]:
+def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool], dict[str, str]]:
     """The flat microgradnn state of `model`'s parameter names, read from a torch module's tensors,
-    and each one's requires_grad (its tensor's); refused if a tensor's shape is not the model's, the
-    module holds a tensor the model has no place for, or two places hold one tensor (tied weights)."""
-    _tied(module)
+    each one's requires_grad (its tensor's), and which are one parameter, {name: first name}, where
+    a tensor is held in two places (tied weights); refused if a tensor's shape is not the model's,
+    or the module holds a tensor the model has no place for."""
     tensors = {name: _finite(t, name) for name, t in module.state_dict().items()}
-    trains = {name for name, t in module.named_parameters(remove_duplicate=False) if t.requires_grad}
+    places = list(module.named_parameters(remove_duplicate=False))
+    trains = {name for name, t in places if t.requires_grad}
+    firsts: dict[int, str] = {}
+    same_as = {name: firsts[id(t)] for name, t in places if firsts.setdefault(id(t), name) != name}
     state: dict[str, float] = {}
     requires_grad: dict[str, bool] = {}
+    tied: dict[str, str] = {}
     read: dict[str, list[int]] = {}  # tensor name -> the shape its entries read span
     for name in model.state_dict():
         parts = name.split(".")
@@ -280,6 +307,8 @@ def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool]]:
             raise ValueError(f"from_torch: tensor {tensor_name!r} has shape {tensor.shape}, "
                              f"which has no entry for parameter {name!r}")
         state[name], requires_grad[name] = float(tensor[index]), tensor_name in trains
+        if tensor_name in same_as:
+            tied[name] = same_as[tensor_name] + name[len(tensor_name):]
         shape = read.setdefault(tensor_name, [0] * len(index))
         shape[:] = [max(n, i + 1) for n, i in zip(shape, index)]
     for tensor_name, shape in read.items():
@@ -287,4 +316,4 @@ def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool]]:
             raise ValueError(f"from_torch: tensor {tensor_name!r} must have shape {tuple(shape)} "
                              f"(from the module's config), got {tensors[tensor_name].shape}")
     _refuse_unread(module, set(read))
-    return state, requires_grad
+    return state, requires_grad, tied
