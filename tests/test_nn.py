@@ -1078,6 +1078,9 @@ def test_shared_parameters_stay_shared_through_a_model_file_and_train_as_the_ori
     assert _one_step(back, X, y) == _one_step(model, X, y)  # a copy trained apart would drift at once
     model.load(tmp_path / "m.json")  # into a model that shares them too: its ties are kept
     assert model.state_dict() == saved and model.num_parameters() == back.num_parameters()
+    if isinstance(back, MLP):  # one Linear used twice in torch, as the original's
+        pytest.importorskip("torch")
+        assert len(list(back.to_torch().parameters())) == len(list(model.to_torch().parameters())) == 4
 
 
 def test_loading_a_file_of_shared_parameters_into_a_model_holding_them_apart_is_refused(tmp_path):
