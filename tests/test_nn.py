@@ -1143,8 +1143,8 @@ def test_a_tie_a_model_built_from_its_config_has_no_place_for_is_refused(tmp_pat
     model = InTuple()
     model.pair = (model.pair[0], model.pair[0])
     model.save(tmp_path / "t.json")
-    with pytest.raises(ValueError, match=r"load: .*t.json: 'pair.1' must be the same parameter as 'pair.0', but a "
-                                         r"InTuple built from its config has no place by that name to set"):
+    with pytest.raises(ValueError, match=r"load: .*t.json: 'pair.1' must be the same parameter as 'pair.0', but the "
+                                         r"InTuple its config builds has no place by that name to set"):
         mg.Module.from_file(tmp_path / "t.json")
 
 

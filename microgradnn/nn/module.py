@@ -502,9 +502,9 @@ def tie(module: Module, tied: Mapping[str, str]) -> None:
     params = dict(module._every_parameter())
     apart = next((n for n, f in tied.items() if params.get(n, params) is not params.get(f, params)), None)
     if apart is not None:
-        raise ValueError(f"{apart!r} must be the same parameter as {tied[apart]!r}, but a {type(module).__name__} "
-                         f"built from its config has no place by that name to set (it names its parameters "
-                         f"otherwise, or holds them in a tuple)")
+        raise ValueError(f"{apart!r} must be the same parameter as {tied[apart]!r}, but the {type(module).__name__} "
+                         "its config builds has no place by that name to set (it names its parameters otherwise, "
+                         "or holds them in a tuple)")
 
 
 def _put(obj: Any, name: str, value: Value) -> None:
