@@ -691,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log sqrt tanh sigmoid relu leaky_relu sin cos softplus "
-                   "abs dot logsumexp (and ops of your own, with --import), and name = ... steps separated by ; "
+                   "abs neg dot logsumexp (and ops of your own, with --import), and name = ... steps separated by ; "
                    "for shared subexpressions")
 
 

@@ -33,6 +33,14 @@ def test_gpt_tour_runs_as_written():
     assert runner.failures == 0 and runner.tries > 10
 
 
+def test_compile_baked_number_example_runs_as_written():
+    tour = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "was baked in" in block)
+    test = doctest.DocTestParser().get_doctest(tour, {}, "README baked number", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries > 10
+
+
 class _Paste(code.InteractiveConsole):
     """A REPL that compiles what is pasted into it, line by line, and runs none of it."""
     def runcode(self, code_object) -> None:
