@@ -598,6 +598,18 @@ def test_the_number_of_tapes_is_bounded_and_old_ones_are_dropped():
     assert compiled.tapes == 3 and compiled.recordings == 5 and result.data == pytest.approx((10 + 18) / 2)
 
 
+def test_a_batch_of_more_shapes_than_max_tapes_is_refused_naming_how_many_and_which():
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * len(s) * s[0], max_tapes=3)
+    with pytest.raises(ValueError, match=r"max_tapes=3 recordings of fn: its samples come in 4 shapes "
+                                         r"\(list of 1, list of 2, list of 3, list of 4\), and each shape needs"):
+        compiled([[1.0], [1.0, 2.0], [1.0, 2.0, 3.0], [1.0] * 4])
+    assert "<lambda>: 3 tapes for 3 sample shapes," in repr(compiled)  # the refused one has none
+    with pytest.raises(IndexError):
+        compiled([[]])  # a sample fn refuses: no tape, and no shape counted
+    assert f"<lambda>: {compiled.tapes} tapes for {compiled.tapes} sample shapes," in repr(compiled)
+
+
 def test_a_decision_on_a_parameter_is_checked_again_at_every_call():
     w = Value(1.0)
     fn = lambda s: w * s[0] if w > 0 else -w * s[0]  # noqa: E731
