@@ -404,3 +404,13 @@ def test_gpt_gradients_match_finite_differences():
 ], ids=["stop", "max_new_tokens"])
 def test_generate_names_an_int_too_long_to_print_by_its_size(call, message):
     names_huge_ints_by_size(call, message)  # was Python's "Exceeds the limit" error, or 60 digits of another number
+
+
+def test_fit_predict_and_accuracy_on_a_gpt_say_it_takes_no_samples_of_numbers_not_to_edit_the_library():
+    model = small_gpt()
+    for call in (lambda: mg.fit(model, [[0, 1]], [2], "cross_entropy", "adam", 1, verbose=False),
+                 lambda: model.predict([[0, 1]]), lambda: mg.accuracy(model, [[0, 1]], [2])):
+        with pytest.raises(AttributeError, match=r"GPT has no 'nin' \(numbers per sample\): it maps no sample of "
+                                                 r"numbers .*a GPT on model.loss") as err:
+            call()
+        assert "set self.nin" not in str(err.value)
