@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable
+import warnings
 
 import numpy as np
 
@@ -721,6 +722,7 @@ class Compiled:
         self.calls = 0
         self.recordings = 0                # tapes recorded so far (some may have been dropped)
         self._dropped = False              # a tape was dropped since the parameters were last counted
+        self._warned = False               # that recordings are dropped and made again, once
 
     @property
     def tapes(self) -> int:
@@ -937,6 +939,12 @@ class Compiled:
             _, s, t = min(unused, key=lambda u: u[0])
             self._tapes[s].remove(t)
             self._dropped = True
+            if self.recordings >= 2 * self.max_tapes and not self._warned:  # each costs as much as the scalar loop
+                self._warned = True
+                warnings.warn(f"compile: {self.recordings} recordings made for max_tapes={self.max_tapes} kept: the "
+                              "batches need more recordings between them (samples of more shapes, word lengths), "
+                              "so recordings are dropped and made again, slowly; raise max_tapes=",
+                              RuntimeWarning, stacklevel=3)
             if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
                 del self._tapes[s]
         tape = self._record(shape, numbers, sample)
