@@ -329,6 +329,18 @@ def test_compiled_loss_names_a_token_id_out_of_range_as_the_scalar_loss_does():
         model.loss([mg.Value(0.0), mg.Value(9.0)])
 
 
+@pytest.mark.parametrize("bad, where", [([0, 2.0], 1), ([0.0, 1, 2], 0), ([0, 1, 1.5], 2)])
+def test_compiled_loss_names_a_float_token_as_the_scalar_loss_does(bad, where):
+    # was: "cross_entropy: targets must be class indices (ints), got float 2.0 at target 0 ...", or
+    # the Embedding's message: another function's words, and another place than the token's
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    message = rf"GPT.loss: tokens\[{where}\] must be a token id \(an int in 0..4\), got float {bad[where]}$"
+    with pytest.raises(TypeError, match=message):
+        model.loss(bad)
+    with pytest.raises(TypeError, match="compiled, sample 1: " + message):
+        mg.compile(model.loss)([[0, 1], bad])
+
+
 def test_a_cache_not_made_for_the_model_is_refused():
     # was: a one-layer cache ran a two-layer model's first block only, and another model's cache
     # its keys sliced to this one's heads: logits either way, silently wrong
