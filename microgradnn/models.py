@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from microgradnn.engine import Value, dot, no_grad
+from microgradnn.engine import Value, dot, is_sample_float, no_grad
 from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import generator
@@ -202,12 +202,15 @@ class GPT(Module):
         tokens = list(tokens)
         for i, t in enumerate(tokens):
             # A Value's range is checked by comparisons, which compile checks for every sample
-            # (a sample out of range is recorded on its own, and refused here by name)
-            if type(t) is Value and not 0 <= t < self.vocab_size or \
+            # (a sample out of range is recorded on its own, and refused here by name); a float
+            # of the sample is refused as the scalar loss refuses the float itself
+            floated = type(t) is Value and is_sample_float(t)
+            if floated or type(t) is Value and not 0 <= t < self.vocab_size or \
                     type(t) is not Value and not (_is_int(t) and 0 <= t < self.vocab_size):
-                raise (IndexError if _is_int(t) or type(t) is Value else TypeError)(  # as Embedding's (and torch's)
+                raise (IndexError if not floated and (_is_int(t) or type(t) is Value) else TypeError)(  # as torch's
                     f"{who}: {what}[{i}] must be a token id (an int in 0..{self.vocab_size - 1}), got "
-                    + (repr(t) if type(t) is Value else f"{type(t).__name__} {shown(t)}"))  # compile's: the number
+                    + (f"float {t!r}" if floated else repr(t) if type(t) is Value  # compile's: the number
+                       else f"{type(t).__name__} {shown(t)}"))
         return tokens
 
     def loss(self, tokens: Sequence) -> Value:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable
+import warnings
 
 import numpy as np
 
@@ -721,6 +722,7 @@ class Compiled:
         self.calls = 0
         self.recordings = 0                # tapes recorded so far (some may have been dropped)
         self._dropped = False              # a tape was dropped since the parameters were last counted
+        self._warned = False               # that recordings are dropped and made again, once
 
     @property
     def tapes(self) -> int:
@@ -754,7 +756,7 @@ class Compiled:
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
-        shapes = sorted({_describe_shape(s) for s in self._tapes})
+        shapes = sorted({_describe_shape(s) for s, tapes in self._tapes.items() if tapes})
         def counted(n: int, what: str) -> str:
             return f"{n} {what}{'s' if n != 1 else ''}"
         return (f"Compiled({name}: {counted(self.tapes, 'tape')} for {counted(len(shapes), 'sample shape')}, "
@@ -884,7 +886,7 @@ class Compiled:
             while len(pending):  # each tape in turn takes the samples that decide as it did
                 fresh = i >= len(known)
                 if fresh:
-                    self._new_tape(shape, D[:, pending[0]], int(rows[pending[0]]), runs, known)
+                    self._new_tape(shape, D[:, pending[0]], int(rows[pending[0]]), runs, known, parts)
                     i = len(known) - 1
                     if len(P_all) < len(self.params):
                         P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
@@ -926,24 +928,30 @@ class Compiled:
                 pending = pending[:0] if every else pending[~ok]
         return BatchResult(self, runs, losses, outputs)
 
-    def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list) -> _Tape:
+    def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list, parts: list) -> _Tape:
         """Record fn on `sample`, dropping the least recently used tape that this call has
-        not used if `max_tapes` are kept already."""
+        not used if `max_tapes` are kept already (`parts`: the batch by shape, for the error)."""
         if self.tapes >= self.max_tapes:
             in_use = {id(run[0]) for run in runs}
             unused = [(t.last_used, s, t) for s, ts in self._tapes.items() for t in ts if id(t) not in in_use]
             if not unused:
-                raise ValueError(self._too_many(shape, numbers, sample, known))
+                raise ValueError(self._too_many(shape, numbers, sample, known, parts))
             _, s, t = min(unused, key=lambda u: u[0])
             self._tapes[s].remove(t)
             self._dropped = True
+            if self.recordings >= 2 * self.max_tapes and not self._warned:  # each costs as much as the scalar loop
+                self._warned = True
+                warnings.warn(f"compile: {self.recordings} recordings made for max_tapes={self.max_tapes} kept: the "
+                              "batches need more recordings between them (samples of more shapes, word lengths), "
+                              "so recordings are dropped and made again, slowly; raise max_tapes=",
+                              RuntimeWarning, stacklevel=3)
             if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
                 del self._tapes[s]
         tape = self._record(shape, numbers, sample)
         known.append(tape)
         return tape
 
-    def _too_many(self, shape, numbers, sample: int, known: list) -> str:
+    def _too_many(self, shape, numbers, sample: int, known: list, parts: list) -> str:
         self._run(shape, numbers, sample)  # the scalar engine's own error for this sample, if fn does not catch it
         why = ""
         P_all = np.fromiter(engine.data_of(self.params), dtype=float)
@@ -974,6 +982,11 @@ class Compiled:
                         "outside fn)")
             elif guard.kind == "index":
                 why += " (use mg.take(index, options), as nn.Embedding does, so one recording serves every index)"
+        else:  # a shape no kept recording has: every shape of the batch needs one (a list's length is its shape)
+            shapes = [_describe_shape(s) for s, _, _ in parts]
+            listed = ", ".join(shapes[:8]) + (f", ... {len(shapes) - 8} more" if len(shapes) > 8 else "")
+            why = (f": its samples come in {len(shapes)} shapes ({listed}), and each shape needs a recording of "
+                   f"its own (more than one where fn branches)")
         return (f"compile: this batch needs more than max_tapes={self.max_tapes} recordings of fn{why}; "
                 f"raise max_tapes= or use the scalar loop for this function")
 

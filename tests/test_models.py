@@ -380,6 +380,18 @@ def test_compiled_loss_names_a_token_id_out_of_range_as_the_scalar_loss_does():
         model.loss([mg.Value(0.0), mg.Value(9.0)])
 
 
+@pytest.mark.parametrize("bad, where", [([0, 2.0], 1), ([0.0, 1, 2], 0), ([0, 1, 1.5], 2)])
+def test_compiled_loss_names_a_float_token_as_the_scalar_loss_does(bad, where):
+    # was: "cross_entropy: targets must be class indices (ints), got float 2.0 at target 0 ...", or
+    # the Embedding's message: another function's words, and another place than the token's
+    model = GPT(5, n_embd=4, n_head=2, block_size=4, seed=0)
+    message = rf"GPT.loss: tokens\[{where}\] must be a token id \(an int in 0..4\), got float {bad[where]}$"
+    with pytest.raises(TypeError, match=message):
+        model.loss(bad)
+    with pytest.raises(TypeError, match="compiled, sample 1: " + message):
+        mg.compile(model.loss)([[0, 1], bad])
+
+
 def test_a_cache_not_made_for_the_model_is_refused():
     # was: a one-layer cache ran a two-layer model's first block only, and another model's cache
     # its keys sliced to this one's heads: logits either way, silently wrong
@@ -455,3 +467,13 @@ def test_gpt_gradients_match_finite_differences():
 ], ids=["stop", "max_new_tokens"])
 def test_generate_names_an_int_too_long_to_print_by_its_size(call, message):
     names_huge_ints_by_size(call, message)  # was Python's "Exceeds the limit" error, or 60 digits of another number
+
+
+def test_fit_predict_and_accuracy_on_a_gpt_say_it_takes_no_samples_of_numbers_not_to_edit_the_library():
+    model = small_gpt()
+    for call in (lambda: mg.fit(model, [[0, 1]], [2], "cross_entropy", "adam", 1, verbose=False),
+                 lambda: model.predict([[0, 1]]), lambda: mg.accuracy(model, [[0, 1]], [2])):
+        with pytest.raises(AttributeError, match=r"GPT has no 'nin' \(numbers per sample\): it maps no sample of "
+                                                 r"numbers .*a GPT on model.loss") as err:
+            call()
+        assert "set self.nin" not in str(err.value)

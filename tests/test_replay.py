@@ -1,5 +1,6 @@
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -598,6 +599,34 @@ def test_the_number_of_tapes_is_bounded_and_old_ones_are_dropped():
     assert compiled.tapes == 3 and compiled.recordings == 5 and result.data == pytest.approx((10 + 18) / 2)
 
 
+def test_a_batch_of_more_shapes_than_max_tapes_is_refused_naming_how_many_and_which():
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * len(s) * s[0], max_tapes=3)
+    with pytest.raises(ValueError, match=r"max_tapes=3 recordings of fn: its samples come in 4 shapes "
+                                         r"\(list of 1, list of 2, list of 3, list of 4\), and each shape needs"):
+        compiled([[1.0], [1.0, 2.0], [1.0, 2.0, 3.0], [1.0] * 4])
+    assert "<lambda>: 3 tapes for 3 sample shapes," in repr(compiled)  # the refused one has none
+    with pytest.raises(IndexError):
+        compiled([[]])  # a sample fn refuses: no tape, and no shape counted
+    assert f"<lambda>: {compiled.tapes} tapes for {compiled.tapes} sample shapes," in repr(compiled)
+
+
+def test_recordings_dropped_and_made_again_across_batches_warn_once():
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * len(s) * s[0], max_tapes=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (1, 2, 3, 1):  # three shapes, two kept: each call records (up to 2 x max_tapes, silently)
+            compiled([[1.0] * n])
+    with pytest.warns(RuntimeWarning, match=r"compile: 4 recordings made for max_tapes=2 kept: .* raise max_tapes="):
+        compiled([[1.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (3, 1, 2):
+            assert compiled([[2.0] * n]).data == 2.0 * n
+    assert compiled.recordings == 8
+
+
 def test_a_decision_on_a_parameter_is_checked_again_at_every_call():
     w = Value(1.0)
     fn = lambda s: w * s[0] if w > 0 else -w * s[0]  # noqa: E731
@@ -1150,6 +1179,7 @@ def test_a_refusal_of_floor_division_that_fn_catches_still_refuses_the_recording
         mg.compile(fn)([[2.5], [3.5]])
 
 
+@pytest.mark.filterwarnings("ignore:compile.*recordings made:RuntimeWarning")  # dropped by design
 def test_shapes_whose_tapes_were_dropped_are_forgotten():
     w = Value(0.7, "w")
     compiled = mg.compile(lambda s: w * s["x"], max_tapes=2)
@@ -1162,6 +1192,7 @@ def test_shapes_whose_tapes_were_dropped_are_forgotten():
     assert "2 tapes for 2 sample shapes" in repr(compiled)
 
 
+@pytest.mark.filterwarnings("ignore:compile.*recordings made:RuntimeWarning")  # dropped by design
 def test_parameters_only_dropped_tapes_read_are_forgotten_and_results_keep_their_gradients():
     w = Value(0.5, "w")
 

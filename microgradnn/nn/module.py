@@ -68,6 +68,10 @@ class _Size:
     def __get__(self, module: Any, owner: type) -> Any:
         if module is None:
             return self
+        if type(module).__module__.startswith("microgradnn."):  # the library's (a GPT): no advice to edit it
+            raise AttributeError(f"{type(module).__name__} has no {self.name!r} ({_SIZES[self.name]}): it maps no "
+                                 "sample of numbers to outputs, as fit, predict and accuracy need; train it with an "
+                                 "optimizer on a loss of its own (a GPT on model.loss, as demos/08_gpt.py does)")
         raise AttributeError(f"{type(module).__name__} has no {self.name!r}: set self.{self.name} in __init__ "
                              f"({_SIZES[self.name]}); a call, fit, predict and accuracy read it")
 
