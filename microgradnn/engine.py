@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
+# the handles of the backward hooks registered in this thread or task, in order
 _BACKWARD_HOOKS: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_backward_hooks", default=())
 # Counts every `.data` assignment. A node stores the count when it was made (_t) and an
 # assignment stamps the Value with the new count, so an input whose _t is above its user's
@@ -926,8 +927,10 @@ def _check_unchanged(interior: Iterable[Value], who: str) -> None:
 
 
 def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
-    """Backward hooks observe; one that raises is reported as a warning and backward goes on."""
-    for hook in hooks:
+    """Backward hooks observe (`hooks`: their handles); one that raises is reported as a warning
+    and backward goes on."""
+    for handle in hooks:
+        hook = handle.hook
         try:
             hook(root, when)
         except Exception as e:  # noqa: BLE001 - an observer must not abort backward
@@ -1201,8 +1204,9 @@ class RemovableHandle:
         self.hook = hook
 
     def remove(self) -> None:
-        """Stop calling the hook (doing it twice is harmless)."""
-        _BACKWARD_HOOKS.set(tuple(h for h in _BACKWARD_HOOKS.get() if h is not self.hook))
+        """Stop calling the hook for this registration (doing it twice is harmless; the same hook
+        registered again stays, as torch's handles)."""
+        _BACKWARD_HOOKS.set(tuple(h for h in _BACKWARD_HOOKS.get() if h is not self))
 
     def __enter__(self) -> RemovableHandle:
         return self
@@ -1216,8 +1220,9 @@ def register_backward_hook(hook: Callable[[Value, str], None]) -> RemovableHandl
     this thread or asyncio task (a context variable), until the handle is removed."""
     if not callable(hook):
         raise TypeError(f"register_backward_hook: hook must be callable, got {type(hook).__name__}")
-    _BACKWARD_HOOKS.set(_BACKWARD_HOOKS.get() + (hook,))
-    return RemovableHandle(hook)
+    handle = RemovableHandle(hook)
+    _BACKWARD_HOOKS.set(_BACKWARD_HOOKS.get() + (handle,))
+    return handle
 
 
 # ---- decisions: where a Value's number leaves the graph ---------------------------------

@@ -1157,6 +1157,24 @@ def test_a_backward_hook_that_raises_warns_and_backward_still_runs():
     assert x.grad == 4.0
 
 
+def test_removing_a_backward_hooks_handle_removes_that_registration_only_as_torchs():
+    # the same hook registered twice (nested blocks, a cell run again): leaving the inner block
+    # removed both, so the outer block's hook silently stopped being called
+    calls = []
+
+    def log(root, when):
+        calls.append(when)
+    x = Value(2.0)
+    with mg.engine.register_backward_hook(log):
+        with mg.engine.register_backward_hook(log):
+            (x * x).backward()
+        assert calls == ["before", "before", "after", "after"]
+        (x * x).backward()
+    assert calls[4:] == ["before", "after"]
+    (x * x).backward()
+    assert len(calls) == 6
+
+
 def test_deep_graphs_deepcopy_and_pickle_without_recursion():
     x = Value(0.5, "x")
     y = x
