@@ -460,6 +460,12 @@ class Op:
     def __reduce__(self) -> tuple:
         return get_op, (self.name,)
 
+    def __copy__(self) -> Op:  # a table row, as a function: a copied graph keeps its nodes' ops, even
+        return self            # where define_op has given the name to another op since
+
+    def __deepcopy__(self, memo: dict) -> Op:
+        return self
+
     def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
         """d(out)/d(xs[i]) for each input by the op's rules; 0.0 where `needs[i]` is false
         (a rule is not even run for an input that needs no gradient)."""

@@ -1175,6 +1175,19 @@ def test_removing_a_backward_hooks_handle_removes_that_registration_only_as_torc
     assert len(calls) == 6
 
 
+def test_a_deepcopy_of_a_graph_keeps_its_ops_after_define_op_gives_the_name_to_another():
+    # a cell defining an op, run again with another rule: the copy took the new op by name, so
+    # its second derivative was the new op's (18) where the graph's is 2
+    sq = mg.define_op("sq_redefined", lambda x: x * x, lambda x, out: 2 * x)
+    x = Value(3.0)
+    y = sq(x)
+    mg.define_op("sq_redefined", lambda x: x * x * x, lambda x, out: 3 * x * x)
+    for twin in (copy.deepcopy(y), copy.copy(y)):
+        assert twin.op == "sq_redefined" and twin._op is sq
+        (tx,) = twin.inputs
+        assert mg.grad(mg.grad(twin, [tx], create_graph=True)[0], [tx]) == (2.0,)
+
+
 def test_deep_graphs_deepcopy_and_pickle_without_recursion():
     x = Value(0.5, "x")
     y = x
