@@ -1128,6 +1128,16 @@ def _in_mode(fn: Callable, mode: bool, who: str) -> Callable:
         raise TypeError(f"{who}: decorates a function, got {type(fn).__name__} {fn!r:.60}")
     if inspect.isgeneratorfunction(fn):
         return _generator_in_mode(fn, mode)
+    if inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{who}: cannot decorate the async generator function {fn.__qualname__}; use "
+                        f"`with {'set_grad_enabled(mode)' if who == 'set_grad_enabled' else who + '()'}:` in its body "
+                        "around the code that makes Values")
+    if inspect.iscoroutinefunction(fn):  # calling it only makes the coroutine: its body runs when awaited
+        @functools.wraps(fn)
+        async def awaited(*args, **kwargs):
+            with _GradMode(mode):
+                return await fn(*args, **kwargs)
+        return awaited
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -1162,7 +1172,8 @@ def _generator_in_mode(fn: Callable, mode: bool) -> Callable:
 
 def no_grad(fn: Callable | None = None) -> Any:
     """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
-    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
+    a decorated generator function runs without grad each time it resumes, as in PyTorch, and a
+    coroutine function's body when awaited)."""
     return _GradMode(False) if fn is None else _in_mode(fn, False, "no_grad")
 
 

@@ -260,6 +260,34 @@ def test_a_no_grad_block_left_in_another_task_than_it_was_entered_in_puts_back_t
     assert mg.is_grad_enabled()
 
 
+@pytest.mark.parametrize("decorator", [lambda: mg.no_grad, mg.no_grad, lambda: mg.set_grad_enabled(False)])
+def test_a_decorated_coroutine_function_runs_its_body_in_the_mode_when_awaited(decorator):
+    # the wrapper only made the coroutine inside no_grad: its body, run when awaited, recorded
+    # the graph (torch's decorator does the same, silently)
+    x = Value(1.0)
+
+    @decorator()
+    async def predict(v):
+        await asyncio.sleep(0)
+        return v * 2, mg.is_grad_enabled()
+
+    async def main():
+        return await predict(x), mg.is_grad_enabled()
+    (y, inside), after = asyncio.run(main())
+    assert (inside, y.inputs, y.requires_grad, after) == (False, (), False, True)
+    assert predict.__name__ == "predict"
+
+
+def test_an_async_generator_function_is_refused_by_the_grad_mode_decorators():
+    async def tokens():
+        yield Value(1.0) * 2
+    with pytest.raises(TypeError, match="no_grad: cannot decorate the async generator function .*tokens; "
+                                        "use `with no_grad\\(\\):` in its body"):
+        mg.no_grad(tokens)
+    with pytest.raises(TypeError, match="use `with set_grad_enabled\\(mode\\):`"):
+        mg.set_grad_enabled(False)(tokens)
+
+
 def _records_while_another_task_has_grad_off(turn_off) -> bool:
     """Whether ops in one asyncio task record the graph while another task, having run
     `turn_off()` (inside the context manager it returns, if any), waits."""
