@@ -267,7 +267,7 @@ class Value:
             order = _unlisted_below(self, covered)
             below = [*order, _Covering(covered, _Listing(covered, order))]  # those need not list their own inputs
         state: tuple = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
-                 self._op, self.inputs, self._local, self._depth)
+                 self._op, self.inputs, self._local, self._depth, _clock)
         t = self._t
         for x in self.inputs:
             if x._t > t:  # an input's data was set after this node used it: the copy stays stale
@@ -276,10 +276,13 @@ class Value:
         return _empty_value, (), state
 
     def __setstate__(self, state: tuple) -> None:
+        global _clock
         (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
          self._op, self.inputs, self._local, self._depth) = state[:10]
+        if len(state) > 10 and type(state[10]) is int:  # the clock where it was pickled: in a new process,
+            _clock = max(_clock, state[10])  # a version noted there (an optimizer's) must not pass for current
         # older than every input (stamped >= 0), so backward and grad refuse a stale copy as the original
-        self._t = -1 if len(state) > 10 else _clock
+        self._t = -1 if state[-1] == "stale" else _clock
 
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""

@@ -5,8 +5,10 @@ import gc
 import inspect
 import io
 import math
+import os
 import pickle
 import re
+import subprocess
 import sys
 import threading
 
@@ -1214,6 +1216,34 @@ def test_a_deepcopy_of_a_graph_keeps_its_ops_after_define_op_gives_the_name_to_a
         assert twin.op == "sq_redefined" and twin._op is sq
         (tx,) = twin.inputs
         assert mg.grad(mg.grad(twin, [tx], create_graph=True)[0], [tx]) == (2.0,)
+
+
+def test_a_pickle_loaded_in_a_new_process_keeps_data_versions_newer_than_those_noted_before(tmp_path):
+    # the version clock restarts in a new process, so a parameter set there looked older than the
+    # version an unpickled optimizer had noted: its step overwrote the number set with a stale one
+    path = tmp_path / "trained.pkl"
+    save = f"""
+import pickle, microgradnn as mg
+m = mg.MLP(2, [3, 1], seed=0)
+opt = mg.optim.SGD(m.parameters(), lr=0.1)
+for _ in range(100):
+    m.parameters()[0].data = 0.5  # the clock runs on, as in any training
+opt.zero_grad(); m([1.0, 0.5]).backward(); opt.step()
+pickle.dump((m, opt), open({str(path)!r}, "wb"))
+"""
+    load = f"""
+import pickle
+m, opt = pickle.load(open({str(path)!r}, "rb"))
+p = m.parameters()[0]
+p.data = 100.0
+opt.zero_grad()
+opt.step()  # every gradient 0: nothing moves
+print(p.data)
+"""
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))}
+    for code in (save, load):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["100.0"]
 
 
 def test_deep_graphs_deepcopy_and_pickle_without_recursion():
