@@ -1008,6 +1008,10 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
         raise ValueError("grad: materialize_grads=True needs allow_unused=True or not given, got allow_unused=False")
     if not output.requires_grad:
         raise RuntimeError("grad: output does not require grad (no Value it was computed from has requires_grad=True)")
+    if create_graph and not _GRAD_ENABLED.get():  # as torch's: the gradients' graph is recorded in any mode
+        with _GradMode(True):
+            return grad(output, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused,
+                        materialize_grads=materialize_grads)
     seed = _seed(grad_outputs, "grad", create_graph)
     if materialize_grads:
         allow_unused = True

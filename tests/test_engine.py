@@ -1246,6 +1246,23 @@ print(p.data)
     assert done.stdout.split() == ["100.0"]
 
 
+def test_grad_with_create_graph_records_the_gradients_graph_inside_no_grad_as_torchs():
+    # the gradient came back as a Value without a graph: a penalty on it added to a loss passed
+    # no gradient, silently (torch's autograd.grad records it whatever the grad mode)
+    torch = pytest.importorskip("torch")
+    x = Value(3.0)
+    y = x * x * x
+    with mg.no_grad():
+        (g,) = mg.grad(y, [x], create_graph=True)
+        assert not mg.is_grad_enabled()
+    assert g.requires_grad and g.data == 27.0 and mg.grad(g, [x]) == (18.0,)
+    tx = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    ty = tx ** 3
+    with torch.no_grad():
+        (tg,) = torch.autograd.grad(ty, [tx], create_graph=True)
+    assert tg.requires_grad and torch.autograd.grad(tg, [tx])[0].item() == 18.0
+
+
 def test_deep_graphs_deepcopy_and_pickle_without_recursion():
     x = Value(0.5, "x")
     y = x
