@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
+# the handles of the backward hooks registered in this thread or task, in order
 _BACKWARD_HOOKS: contextvars.ContextVar[tuple] = contextvars.ContextVar("microgradnn_backward_hooks", default=())
 # Counts every `.data` assignment. A node stores the count when it was made (_t) and an
 # assignment stamps the Value with the new count, so an input whose _t is above its user's
@@ -266,7 +267,7 @@ class Value:
             order = _unlisted_below(self, covered)
             below = [*order, _Covering(covered, _Listing(covered, order))]  # those need not list their own inputs
         state: tuple = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
-                 self._op, self.inputs, self._local, self._depth)
+                 self._op, self.inputs, self._local, self._depth, _clock)
         t = self._t
         for x in self.inputs:
             if x._t > t:  # an input's data was set after this node used it: the copy stays stale
@@ -275,10 +276,13 @@ class Value:
         return _empty_value, (), state
 
     def __setstate__(self, state: tuple) -> None:
+        global _clock
         (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
          self._op, self.inputs, self._local, self._depth) = state[:10]
+        if len(state) > 10 and type(state[10]) is int:  # the clock where it was pickled: in a new process,
+            _clock = max(_clock, state[10])  # a version noted there (an optimizer's) must not pass for current
         # older than every input (stamped >= 0), so backward and grad refuse a stale copy as the original
-        self._t = -1 if len(state) > 10 else _clock
+        self._t = -1 if state[-1] == "stale" else _clock
 
     def tree(self, view: str = "both") -> str:
         """The graph as indented text, one line per node (see `microgradnn.engine.tree`)."""
@@ -458,6 +462,12 @@ class Op:
 
     def __reduce__(self) -> tuple:
         return get_op, (self.name,)
+
+    def __copy__(self) -> Op:  # a table row, as a function: a copied graph keeps its nodes' ops, even
+        return self            # where define_op has given the name to another op since
+
+    def __deepcopy__(self, memo: dict) -> Op:
+        return self
 
     def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
         """d(out)/d(xs[i]) for each input by the op's rules; 0.0 where `needs[i]` is false
@@ -926,8 +936,10 @@ def _check_unchanged(interior: Iterable[Value], who: str) -> None:
 
 
 def _run_hooks(hooks: tuple, root: Value, when: str) -> None:
-    """Backward hooks observe; one that raises is reported as a warning and backward goes on."""
-    for hook in hooks:
+    """Backward hooks observe (`hooks`: their handles); one that raises is reported as a warning
+    and backward goes on."""
+    for handle in hooks:
+        hook = handle.hook
         try:
             hook(root, when)
         except Exception as e:  # noqa: BLE001 - an observer must not abort backward
@@ -996,6 +1008,10 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
         raise ValueError("grad: materialize_grads=True needs allow_unused=True or not given, got allow_unused=False")
     if not output.requires_grad:
         raise RuntimeError("grad: output does not require grad (no Value it was computed from has requires_grad=True)")
+    if create_graph and not _GRAD_ENABLED.get():  # as torch's: the gradients' graph is recorded in any mode
+        with _GradMode(True):
+            return grad(output, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused,
+                        materialize_grads=materialize_grads)
     seed = _seed(grad_outputs, "grad", create_graph)
     if materialize_grads:
         allow_unused = True
@@ -1119,6 +1135,16 @@ def _in_mode(fn: Callable, mode: bool, who: str) -> Callable:
         raise TypeError(f"{who}: decorates a function, got {type(fn).__name__} {fn!r:.60}")
     if inspect.isgeneratorfunction(fn):
         return _generator_in_mode(fn, mode)
+    if inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{who}: cannot decorate the async generator function {fn.__qualname__}; use "
+                        f"`with {'set_grad_enabled(mode)' if who == 'set_grad_enabled' else who + '()'}:` in its body "
+                        "around the code that makes Values")
+    if inspect.iscoroutinefunction(fn):  # calling it only makes the coroutine: its body runs when awaited
+        @functools.wraps(fn)
+        async def awaited(*args, **kwargs):
+            with _GradMode(mode):
+                return await fn(*args, **kwargs)
+        return awaited
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -1153,7 +1179,8 @@ def _generator_in_mode(fn: Callable, mode: bool) -> Callable:
 
 def no_grad(fn: Callable | None = None) -> Any:
     """Record no graph inside: `with no_grad():`, `@no_grad()` or `@no_grad` (thread- and task-safe;
-    a decorated generator function runs without grad each time it resumes, as in PyTorch)."""
+    a decorated generator function runs without grad each time it resumes, as in PyTorch, and a
+    coroutine function's body when awaited)."""
     return _GradMode(False) if fn is None else _in_mode(fn, False, "no_grad")
 
 
@@ -1201,8 +1228,9 @@ class RemovableHandle:
         self.hook = hook
 
     def remove(self) -> None:
-        """Stop calling the hook (doing it twice is harmless)."""
-        _BACKWARD_HOOKS.set(tuple(h for h in _BACKWARD_HOOKS.get() if h is not self.hook))
+        """Stop calling the hook for this registration (doing it twice is harmless; the same hook
+        registered again stays, as torch's handles)."""
+        _BACKWARD_HOOKS.set(tuple(h for h in _BACKWARD_HOOKS.get() if h is not self))
 
     def __enter__(self) -> RemovableHandle:
         return self
@@ -1216,8 +1244,9 @@ def register_backward_hook(hook: Callable[[Value, str], None]) -> RemovableHandl
     this thread or asyncio task (a context variable), until the handle is removed."""
     if not callable(hook):
         raise TypeError(f"register_backward_hook: hook must be callable, got {type(hook).__name__}")
-    _BACKWARD_HOOKS.set(_BACKWARD_HOOKS.get() + (hook,))
-    return RemovableHandle(hook)
+    handle = RemovableHandle(hook)
+    _BACKWARD_HOOKS.set(_BACKWARD_HOOKS.get() + (handle,))
+    return handle
 
 
 # ---- decisions: where a Value's number leaves the graph ---------------------------------

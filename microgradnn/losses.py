@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping, Set
 from typing import Callable, Sequence
 
 import numpy as np
@@ -20,6 +21,8 @@ def _batch(predictions, targets, name: str, classes: bool = False) -> tuple[list
     `classes`), or the Values given (a target Value stays in the graph, which
     `microgradnn.compile` relies on)."""
     preds = [predictions] if isinstance(predictions, (Value, int, float)) else _listed(predictions, name, "predictions")
+    if not isinstance(targets, (np.ndarray, str, Value)) and hasattr(targets, "__iter__"):
+        targets = _listed(targets, name, "targets")  # (a generator: np.ndim says 0, one target)
     if isinstance(targets, Value) or np.ndim(targets) == 0:
         targets = [targets]
     given = np.asarray(targets, dtype=object).reshape(-1)
@@ -41,9 +44,13 @@ def _batch(predictions, targets, name: str, classes: bool = False) -> tuple[list
 
 
 def _listed(xs, name: str, what: str) -> list:
-    """xs as a list, or a TypeError naming the loss (rather than "'NoneType' object is not iterable")."""
+    """xs as a list, or a TypeError naming the loss (rather than "'NoneType' object is not iterable");
+    a set (in no fixed order: each prediction would meet another's target) and a dict are refused."""
     if not hasattr(xs, "__iter__"):
         raise TypeError(f"{name}: {what} must be a sequence, got {type(xs).__name__} {xs!r:.60}")
+    if isinstance(xs, (Set, Mapping)):
+        raise TypeError(f"{name}: {what} must be a sequence in order (a list), got {type(xs).__name__}"
+                        + (", whose order is arbitrary" if isinstance(xs, Set) else ""))
     return list(xs)
 
 

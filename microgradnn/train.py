@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
 from microgradnn._checks import Seed, _is_number, flag, generator_of, is_finite, number, one_of, positive_int, shown
-from microgradnn.engine import Value, no_grad, reworded
+from microgradnn.engine import Value, is_grad_enabled, no_grad, reworded
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
 
@@ -234,6 +234,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     if batch_size is not None:
         batch_size = positive_int(batch_size, "fit", "batch_size")
     rng = generator_of(seed, "fit")
+    if not is_grad_enabled():  # (backward would say only that the loss does not require grad)
+        raise RuntimeError("fit: graph recording is off here (inside no_grad(), or after set_grad_enabled(False)), "
+                           "so no gradient can be taken; call fit outside it, or inside enable_grad()")
     _check_outputs_fit_loss(model, loss_fn)
     targets = _class_indices(y, model.nout) if loss_fn is _losses.cross_entropy else y
     # Labels outside the loss's domain fail here, before any parameter changes.

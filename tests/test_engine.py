@@ -5,8 +5,10 @@ import gc
 import inspect
 import io
 import math
+import os
 import pickle
 import re
+import subprocess
 import sys
 import threading
 
@@ -258,6 +260,34 @@ def test_a_no_grad_block_left_in_another_task_than_it_was_entered_in_puts_back_t
         return first, await asyncio.create_task(step(gen))
     assert asyncio.run(main()) == ((False, False), ("done", True))  # (as torch's; it raised IndexError)
     assert mg.is_grad_enabled()
+
+
+@pytest.mark.parametrize("decorator", [lambda: mg.no_grad, mg.no_grad, lambda: mg.set_grad_enabled(False)])
+def test_a_decorated_coroutine_function_runs_its_body_in_the_mode_when_awaited(decorator):
+    # the wrapper only made the coroutine inside no_grad: its body, run when awaited, recorded
+    # the graph (torch's decorator does the same, silently)
+    x = Value(1.0)
+
+    @decorator()
+    async def predict(v):
+        await asyncio.sleep(0)
+        return v * 2, mg.is_grad_enabled()
+
+    async def main():
+        return await predict(x), mg.is_grad_enabled()
+    (y, inside), after = asyncio.run(main())
+    assert (inside, y.inputs, y.requires_grad, after) == (False, (), False, True)
+    assert predict.__name__ == "predict"
+
+
+def test_an_async_generator_function_is_refused_by_the_grad_mode_decorators():
+    async def tokens():
+        yield Value(1.0) * 2
+    with pytest.raises(TypeError, match="no_grad: cannot decorate the async generator function .*tokens; "
+                                        "use `with no_grad\\(\\):` in its body"):
+        mg.no_grad(tokens)
+    with pytest.raises(TypeError, match="use `with set_grad_enabled\\(mode\\):`"):
+        mg.set_grad_enabled(False)(tokens)
 
 
 def _records_while_another_task_has_grad_off(turn_off) -> bool:
@@ -1155,6 +1185,82 @@ def test_a_backward_hook_that_raises_warns_and_backward_still_runs():
         with pytest.warns(RuntimeWarning, match="broken.*KeyError"):
             (x * x).backward()
     assert x.grad == 4.0
+
+
+def test_removing_a_backward_hooks_handle_removes_that_registration_only_as_torchs():
+    # the same hook registered twice (nested blocks, a cell run again): leaving the inner block
+    # removed both, so the outer block's hook silently stopped being called
+    calls = []
+
+    def log(root, when):
+        calls.append(when)
+    x = Value(2.0)
+    with mg.engine.register_backward_hook(log):
+        with mg.engine.register_backward_hook(log):
+            (x * x).backward()
+        assert calls == ["before", "before", "after", "after"]
+        (x * x).backward()
+    assert calls[4:] == ["before", "after"]
+    (x * x).backward()
+    assert len(calls) == 6
+
+
+def test_a_deepcopy_of_a_graph_keeps_its_ops_after_define_op_gives_the_name_to_another():
+    # a cell defining an op, run again with another rule: the copy took the new op by name, so
+    # its second derivative was the new op's (18) where the graph's is 2
+    sq = mg.define_op("sq_redefined", lambda x: x * x, lambda x, out: 2 * x)
+    x = Value(3.0)
+    y = sq(x)
+    mg.define_op("sq_redefined", lambda x: x * x * x, lambda x, out: 3 * x * x)
+    for twin in (copy.deepcopy(y), copy.copy(y)):
+        assert twin.op == "sq_redefined" and twin._op is sq
+        (tx,) = twin.inputs
+        assert mg.grad(mg.grad(twin, [tx], create_graph=True)[0], [tx]) == (2.0,)
+
+
+def test_a_pickle_loaded_in_a_new_process_keeps_data_versions_newer_than_those_noted_before(tmp_path):
+    # the version clock restarts in a new process, so a parameter set there looked older than the
+    # version an unpickled optimizer had noted: its step overwrote the number set with a stale one
+    path = tmp_path / "trained.pkl"
+    save = f"""
+import pickle, microgradnn as mg
+m = mg.MLP(2, [3, 1], seed=0)
+opt = mg.optim.SGD(m.parameters(), lr=0.1)
+for _ in range(100):
+    m.parameters()[0].data = 0.5  # the clock runs on, as in any training
+opt.zero_grad(); m([1.0, 0.5]).backward(); opt.step()
+pickle.dump((m, opt), open({str(path)!r}, "wb"))
+"""
+    load = f"""
+import pickle
+m, opt = pickle.load(open({str(path)!r}, "rb"))
+p = m.parameters()[0]
+p.data = 100.0
+opt.zero_grad()
+opt.step()  # every gradient 0: nothing moves
+print(p.data)
+"""
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))}
+    for code in (save, load):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["100.0"]
+
+
+def test_grad_with_create_graph_records_the_gradients_graph_inside_no_grad_as_torchs():
+    # the gradient came back as a Value without a graph: a penalty on it added to a loss passed
+    # no gradient, silently (torch's autograd.grad records it whatever the grad mode)
+    torch = pytest.importorskip("torch")
+    x = Value(3.0)
+    y = x * x * x
+    with mg.no_grad():
+        (g,) = mg.grad(y, [x], create_graph=True)
+        assert not mg.is_grad_enabled()
+    assert g.requires_grad and g.data == 27.0 and mg.grad(g, [x]) == (18.0,)
+    tx = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    ty = tx ** 3
+    with torch.no_grad():
+        (tg,) = torch.autograd.grad(ty, [tx], create_graph=True)
+    assert tg.requires_grad and torch.autograd.grad(tg, [tx])[0].item() == 18.0
 
 
 def test_deep_graphs_deepcopy_and_pickle_without_recursion():

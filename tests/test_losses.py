@@ -153,6 +153,29 @@ def test_predictions_that_are_not_a_sequence_are_refused_naming_the_function(cal
         call()
 
 
+def test_a_set_or_dict_is_refused_as_it_pairs_predictions_with_targets_in_no_fixed_order():
+    # mse(set(ps), ts) paired each prediction with an arbitrary target (7.0 here, not 0), and a
+    # set of logits gave softmax's probabilities in an arbitrary order: torch takes tensors only
+    ps = [Value(float(i)) for i in range(6)]
+    with pytest.raises(TypeError, match=r"mse: predictions must be a sequence in order \(a list\), got set, "
+                                        "whose order is arbitrary"):
+        losses.mse(set(ps), range(6))
+    with pytest.raises(TypeError, match=r"hinge: targets must be a sequence in order \(a list\), got frozenset"):
+        losses.hinge(ps[:2], frozenset({1.0, -1.0}))
+    with pytest.raises(TypeError, match=r"softmax: logits \(one sample's\) must be a sequence in order"):
+        losses.softmax({Value(3.0), Value(1.0), Value(2.0)})
+    with pytest.raises(TypeError, match="cross_entropy: predictions must be a sequence in order .* got dict"):
+        losses.cross_entropy({Value(1.0): 0, Value(2.0): 1}, 0)
+
+
+def test_targets_given_as_a_generator_are_read_as_the_predictions_are():
+    # a generator was taken for one target: "got 2 predictions but 1 targets"
+    ps = [Value(1.0), Value(-2.0)]
+    assert losses.mse(ps, (t for t in [0.0, 1.0])).data == losses.mse(ps, [0.0, 1.0]).data == 5.0
+    assert losses.mse((p for p in ps), iter([0.0, 1.0])).data == 5.0
+    assert losses.cross_entropy([[Value(1.0), Value(2.0)]], (t for t in [1])).data == pytest.approx(math.log1p(math.exp(-1)))
+
+
 @pytest.mark.parametrize("targets, shown", [([1, True], "bool True at target 1"), ([0, 1.0], "float 1.0 at target 1"),
                                             (np.array([0.0, 2.0]), "float 0.0 at target 0"),
                                             (np.array([False, True]), "bool False at target 0")])

@@ -369,6 +369,28 @@ def test_a_module_of_ones_own_refuses_dict_keys_that_would_name_two_parameters_a
     assert [n for n, _ in net.named_parameters()] == ["table.0", "table.1.0"]
 
 
+def test_a_module_of_ones_own_refuses_parameters_or_modules_held_in_a_set():
+    # a set's Values were silently no parameters: never stepped, saved or loaded (lists, tuples
+    # and dicts are searched; a set's order would give its parameters no stable names)
+    class Net(mg.nn.Module):
+        def __init__(self, held):
+            self.nin, self.nout, self.output_activation = 1, 1, "linear"
+            self.bias = Value(0.0)
+            self.held = held
+
+        def forward(self, x):
+            return self.bias + x[0]
+
+    for held, where in (({Value(1.0), Value(2.0)}, "held"), ([Value(1.0), {"w": frozenset({Value(2.0)})}], r"held\.1\.w"),
+                        ({mg.nn.Linear(1, 1, seed=0)}, "held")):
+        net = Net(held)
+        for call in (net.parameters, net.state_dict, net.named_modules, lambda: mg.optim.SGD(net.parameters())):
+            with pytest.raises(TypeError, match=rf"Net\.{where}: a set of Values or Modules is in no "
+                                                "fixed order.*hold them in a list, a tuple or a dict"):
+                list(call())
+    assert [n for n, _ in Net({1.0, "a"}).named_parameters()] == ["bias"]  # a set of other things is no concern
+
+
 def test_a_module_of_ones_own_lists_leaves_only_and_refuses_a_cycle():
     class Net(mg.nn.Module):
         def __init__(self, parent=None):

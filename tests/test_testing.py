@@ -1267,3 +1267,20 @@ def test_a_zero_dimensional_array_is_one_input_named_x_as_a_float_is():
         assert report and [r.name for r in report.rows][-1] in ("x", "d/dx (create_graph)"), report  # was x[]
     with pytest.raises(TypeError, match="gradcheck: input 'x' must be a finite number, got bool True"):
         gradcheck(lambda x: x, np.array(True))
+
+
+def test_the_checks_differentiate_inside_the_callers_no_grad():
+    # each reported every analytic gradient as 0 there, a FAIL blaming a correct gradient
+    X, y = mg.data.make_moons(6, noise=0.1, seed=0)
+    model = MLP(2, [3, 1], seed=0)
+    f = lambda x, y: (x * y).tanh()  # noqa: E731
+    with mg.no_grad():
+        for report in (gradcheck(f, {"x": 0.5, "y": -2.0}), gradgradcheck(lambda x: (x * x).tanh(), {"x": 0.5}),
+                       check_module_gradients(model, losses.mse, X, y, sample=3),
+                       directional_check(model, losses.mse, X, y)):
+            assert report, report
+        pytest.importorskip("torch")
+        assert compare_with_torch(lambda x: x.tanh(), {"x": 0.3})
+        assert not mg.is_grad_enabled()
+    with mg.no_grad():  # f's own no_grad still cuts its graph: that FAILs, as it should
+        assert not gradcheck(lambda x: x * mg.no_grad(lambda: x * 1.0)(), {"x": 0.5})

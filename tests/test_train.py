@@ -570,3 +570,22 @@ def test_fit_names_itself_when_a_loss_raises_an_error_that_takes_more_than_a_mes
     said = "training diverged in epoch 2" if after_a_step else "the first step failed"
     with pytest.raises(ValueError, match=f"^fit: {said}.*Expecting property name"):
         mg.fit(model, X, y, loss, "sgd", 3, verbose=False)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("turn_off", [mg.no_grad, lambda: mg.set_grad_enabled(False)])
+def test_fit_inside_no_grad_says_recording_is_off_before_any_work(compiled, turn_off, capsys):
+    # backward's "the loss does not require grad (no Value it was computed from has
+    # requires_grad=True)" blamed the parameters, which do
+    X, y = mg.data.make_moons(20, noise=0.1, seed=0)
+    model = MLP(2, [4, 1], seed=0)
+    before = model.state_dict()
+    with turn_off():
+        with pytest.raises(RuntimeError, match=r"fit: graph recording is off here \(inside no_grad\(\), or after "
+                                               r"set_grad_enabled\(False\)\).*call fit outside it, or inside "
+                                               r"enable_grad\(\)"):
+            mg.fit(model, X, y, "mse", "sgd", 2, compiled=compiled)
+        with mg.enable_grad():
+            mg.fit(model, X, y, "mse", "sgd", 1, verbose=False, compiled=compiled)
+    assert model.state_dict() != before and mg.is_grad_enabled()
+    assert capsys.readouterr().out == ""

@@ -549,6 +549,16 @@ def test_animate_network_draws_a_network_with_a_frozen_weight(tmp_path):
                                                overwrite=True)) > 0
 
 
+def test_animate_network_inside_no_grad_shows_the_same_page(tmp_path):
+    # its backward and step ran in the caller's no_grad(): an IndexError from inside
+    net = MLP(2, [3, 1], seed=0)
+    plain = viz.animate_network(net, [1.0, 0.5], tmp_path / "plain.html", target=1.0)
+    with mg.no_grad():
+        quiet = viz.animate_network(net, [1.0, 0.5], tmp_path / "quiet.html", target=1.0)
+        assert not mg.is_grad_enabled()
+    assert open(quiet).read() == open(plain).read()
+
+
 def test_record_into_a_file_says_it_needs_a_folder(tmp_path):
     mine = tmp_path / "notes.txt"
     mine.write_text("mine")

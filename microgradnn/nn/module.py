@@ -76,24 +76,29 @@ class _Size:
                              f"({_SIZES[self.name]}); a call, fit, predict and accuracy read it")
 
 
-def _items_in(attributes: Mapping[str, Any]) -> Iterator[tuple[str, "Module | Value"]]:
-    """(name, item) for the Modules and leaf Values among `attributes`, lists, tuples and dicts
-    searched too, as torch's ModuleList and ModuleDict (`heads.a`); a Value computed from others,
-    kept from a forward pass, is no parameter: torch's tensors that are not Parameters are not either."""
+def _items_in(attributes: Mapping[str, Any], who: str) -> Iterator[tuple[str, "Module | Value"]]:
+    """(name, item) for the Modules and leaf Values among `attributes` (of module class `who`),
+    lists, tuples and dicts searched too, as torch's ModuleList and ModuleDict (`heads.a`); a Value
+    computed from others, kept from a forward pass, is no parameter: torch's tensors that are not
+    Parameters are not either. A set of them is refused: its order, and so their names, would vary."""
     for name, item in attributes.items():
         if isinstance(item, Module) or (isinstance(item, Value) and not item.inputs):
             yield name, item
         elif isinstance(item, (list, tuple)):
-            yield from ((f"{name}.{sub}", x) for sub, x in _items_in({str(i): x for i, x in enumerate(item)}))
+            yield from _items_in({f"{name}.{i}": x for i, x in enumerate(item)}, who)
         elif isinstance(item, dict):  # (key by key: 1 and "1" would be one key of a dict of names)
             for key, x in item.items():
-                yield from _items_in({f"{name}.{key}": x})
+                yield from _items_in({f"{name}.{key}": x}, who)
+        elif isinstance(item, (set, frozenset)) and any(isinstance(x, (Module, Value)) for x in item):
+            raise TypeError(f"{who}.{name}: a set of Values or Modules is in no fixed order, so its parameters would "
+                            "have no stable names (state_dict, save, an optimizer's state); hold them in a list, a "
+                            "tuple or a dict")
 
 
 def _holds_parameters(module: "Module", name: str, leaves: list[Value]) -> bool:
     """True if attribute `name` holds parameters; while a module runs they may be set again but
     not replaced (`leaves`, the new value's leaf Values, must be the same ones): refused."""
-    old = {id(v) for _, v in _items_in({name: getattr(module, name)}) if isinstance(v, Value)}
+    old = {id(v) for _, v in _items_in({name: getattr(module, name)}, type(module).__name__) if isinstance(v, Value)}
     if old and old != set(map(id, leaves)):
         raise ValueError(f"{type(module).__name__}.{name}: a new Value set while a module runs, in place of a "
                          "parameter, would leave an optimizer built before stepping the old one (a detached or "
@@ -169,7 +174,7 @@ class Module:
             # (a module made while another runs, a helper or a layer made at the first call, sets
             # its own in __init__ as one made outside a call does)
             if _OUTERMOST.get() is not None and not self.__initializing:
-                leaves = [v for _, v in _items_in({name: value}) if isinstance(v, Value)]
+                leaves = [v for _, v in _items_in({name: value}, type(self).__name__) if isinstance(v, Value)]
                 held = not was_plain and name in self.__dict__ and _holds_parameters(self, name, leaves)
                 plain = bool(leaves) and not held and not any(v.requires_grad for v in leaves)
             if plain != was_plain:  # a new set, not changed in place: copy.copy(module) shares it
@@ -187,7 +192,8 @@ class Module:
         own = vars(self)
         if self.__plain:  # Values set while a module ran that require no grad: plain attributes
             own = {k: v for k, v in own.items() if k not in self.__plain}
-        items = sorted(_items_in(own), key=lambda item: item[0] not in own or isinstance(item[1], Module))
+        items = sorted(_items_in(own, type(self).__name__),
+                       key=lambda item: item[0] not in own or isinstance(item[1], Module))
         if len({name for name, _ in items}) != len(items):  # a save and load would set both to one number
             names = [name for name, _ in items]
             twice = next(name for i, name in enumerate(names) if name in names[:i])

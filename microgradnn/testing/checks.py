@@ -17,15 +17,15 @@ import numbers
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar, Union, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn import engine
 from microgradnn._checks import integer, number, positive_int
-from microgradnn.engine import (Value, _check_unchanged, get_op, grad, no_grad, restore, topological_order,
-                                version_of)
+from microgradnn.engine import (Value, _check_unchanged, enable_grad, get_op, grad, no_grad, restore,
+                                topological_order, version_of)
 
 if TYPE_CHECKING:
     from microgradnn import viz
@@ -705,6 +705,16 @@ def _atol_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
 
 # ---- checks ----------------------------------------------------------------------------
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with_grad(check: _F) -> _F:
+    """`check` run with the graph recorded, as torch.autograd.functional's: inside the caller's
+    `no_grad()` it differentiated nothing and reported every gradient as 0, a FAIL."""
+    return cast(_F, enable_grad(check))
+
+
+@_with_grad
 def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
               rtol: float = 1e-3, sample: int | None = None, seed: int = 0) -> GradReport:
     """Compare backward()'s gradient of f at `inputs` with extrapolated finite differences.
@@ -800,6 +810,7 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
         report.culprit = culprit
 
 
+@_with_grad
 def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-3) -> Culprit | None:
     """The first node (in topological order) whose stored local derivative disagrees with
     finite differences of its op's forward by more than their estimated error; None if none does."""
@@ -888,6 +899,7 @@ def _grads(out: Value, wrt: list[Value], create_graph: bool = False) -> tuple:
     return tuple(Value(0.0, requires_grad=False) if create_graph else 0.0 for _ in wrt)
 
 
+@_with_grad
 def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                   rtol: float = 1e-3) -> GradReport:
     """Compare second derivatives from `grad(create_graph=True)` with finite differences of
@@ -927,6 +939,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
                       notes=notes + _row_notes(rows, atol, rtol))
 
 
+@_with_grad
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
     """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
     _, atol, rtol = _checked("compare_with_torch", None, atol, rtol)
@@ -1031,6 +1044,7 @@ def _trainable(who: str, model: Module) -> tuple[list[tuple[str, Value]], list[s
     return trainable, [note] if skipped else []
 
 
+@_with_grad
 def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *,
                            sample: int | None = None, seed: int = 0, eps: float = EPS, atol: float = 1e-5,
                            rtol: float = 1e-3) -> GradReport:
@@ -1072,6 +1086,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     return report
 
 
+@_with_grad
 def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLike, *, seed: int = 0,
                       eps: float = EPS, atol: float = 1e-7, rtol: float = 1e-6, max_checks: int = 64) -> GradReport:
     """Check every parameter's gradient at once: vᵀ∇loss against the finite-difference

@@ -15,7 +15,7 @@ import numpy as np
 
 from microgradnn import losses as _losses
 from microgradnn._checks import flag, is_finite, number, shown
-from microgradnn.engine import Value, fmt, grad, no_grad, reworded
+from microgradnn.engine import Value, enable_grad, fmt, grad, no_grad, reworded
 from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
 from microgradnn.viz.network import (NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color, activation_color,
@@ -311,7 +311,8 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
     check_title(title, "animate_network")
     x = network_input(x, layers_of(model, "animate_network")[0].nin, "animate_network")
     path = page_path(path, overwrite, "animate_network")
-    steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)
+    with enable_grad():  # its backward and step, inside the caller's no_grad() too
+        steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)
     work = copy.deepcopy(model)
     diagram = draw_network(work, x, title="")
     # the box as wide as anything it will show, clear of the output neurons' gradient labels
