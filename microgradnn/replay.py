@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable
+import threading
 import warnings
 
 import numpy as np
@@ -644,6 +645,10 @@ class BatchResult:
 
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
+        with self._compiled._lock:
+            self._backward()
+
+    def _backward(self) -> None:
         params = self._params
         if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
             raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
@@ -723,6 +728,8 @@ class Compiled:
         self.recordings = 0                # tapes recorded so far (some may have been dropped)
         self._dropped = False              # a tape was dropped since the parameters were last counted
         self._warned = False               # that recordings are dropped and made again, once
+        # calls and backwards from several threads take turns: the tapes' arrays are reused
+        self._lock = threading.RLock()
 
     @property
     def tapes(self) -> int:
@@ -863,7 +870,19 @@ class Compiled:
 
     # ---- replay -------------------------------------------------------------------------------
 
+    def __copy__(self) -> "Compiled":
+        """A fresh compiled `fn`, with no recordings: a copy of the tapes would replay copies of
+        the parameters while `fn` computes with the live ones."""
+        return Compiled(self.fn, max_tapes=self.max_tapes, watch=self._watch)
+
+    def __deepcopy__(self, memo: dict) -> "Compiled":
+        return self.__copy__()
+
     def __call__(self, *args: Any) -> BatchResult:
+        with self._lock:
+            return self._call(args)
+
+    def _call(self, args: tuple) -> BatchResult:
         parts = self._split(args)
         if self._dropped:
             self._forget_params()

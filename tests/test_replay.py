@@ -1385,3 +1385,56 @@ def test_fn_raising_an_error_that_takes_no_one_message_is_named_with_its_sample(
         return x * 2
     with pytest.raises(ValueError, match=r"^compiled, sample 1: too big at 7"):  # was the error without its sample
         mg.compile(fn)([0.5, 2.0])
+
+
+def test_one_compiled_function_called_from_two_threads_gives_each_batch_its_own_gradient():
+    # the tapes reuse their arrays from call to call: two threads at once mixed their gradients
+    import sys
+    import threading
+    model = MLP(2, [32, 32, 1], seed=0)
+    step = mg.compile(lambda x, t: losses.mse([model(x)], [t]))
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(size=(128, 2)), rng.normal(size=128)) for _ in range(2)]
+    expected = []
+    for X, y in batches:
+        r = step(X, y)
+        r.backward()
+        expected.append(r.grads.copy())
+    wrong = []
+
+    def work(k: int) -> None:
+        for _ in range(20):
+            r = step(*batches[k])
+            r.backward()
+            if not np.allclose(r.grads, expected[k], rtol=1e-12, atol=0):
+                wrong.append(k)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(t.is_alive() for t in threads)
+    assert wrong == []
+
+
+def test_a_copied_compiled_function_replays_the_live_model_as_the_original_does():
+    import copy
+    model = MLP(2, [4, 1], seed=1)
+    step = mg.compile(lambda x, t: losses.mse([model(x)], [t]))
+    X, y = np.array([[0.5, -1.0], [1.5, 2.0]]), np.array([1.0, -1.0])
+    step(X, y)  # recorded
+    for p in model.parameters():
+        p.data += 0.25
+    twin = copy.deepcopy(step)
+    assert twin is not step and copy.copy(step) is not step
+    model.zero_grad()
+    result = twin(X, y)
+    result.backward()
+    scalar = sum(losses.mse([model(x)], [t]).data for x, t in zip(X.tolist(), y.tolist())) / len(y)
+    assert result.data == pytest.approx(scalar, rel=1e-12)
+    assert any(p.grad != 0 for p in model.parameters())  # its backward reaches the model's parameters
