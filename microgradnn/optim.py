@@ -130,6 +130,9 @@ class Optimizer:
             hint = " (call it: model.parameters())" if hasattr(params, "__self__") else ""
             raise TypeError(f"{who}: params must be an iterable of Values, such as model.parameters(), "
                             f"got {type(params).__name__}{hint}")
+        if isinstance(params, (set, frozenset)):  # (torch refuses one too)
+            raise TypeError(f"{who}: params must be in a fixed order (a list, or model.parameters()), got a "
+                            "set, whose order changes between runs: each parameter would meet another's saved state")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{who}: got an empty parameter list")

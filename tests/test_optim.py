@@ -636,3 +636,13 @@ def test_linear_lr_loads_a_state_dict_saved_without_last_lr():
         sched.load_state_dict(old | {"_last_lr": [float("nan")]})
     with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: _last_lr must be a list of one lr"):
         sched.load_state_dict(old | {"_last_lr": 0.1})
+
+
+@pytest.mark.parametrize("make", [mg.optim.SGD, mg.optim.Adam])
+def test_optimizers_refuse_a_set_of_parameters_whose_order_changes_between_runs_as_torch_does(make):
+    model = mg.MLP(2, [3, 1], seed=0)
+    with pytest.raises(TypeError, match=r"params must be in a fixed order .* got a set"):
+        make(set(model.parameters()), lr=0.1)
+    with pytest.raises(TypeError, match=r"got a set"):
+        make(frozenset(model.parameters()), lr=0.1)
+    make(tuple(model.parameters()), lr=0.1)  # ordered: fine
