@@ -1737,3 +1737,28 @@ def test_an_op_refusing_with_an_error_that_takes_no_one_message_is_named_not_a_t
     op = mg.define_op("refuses_oddly", forward, lambda x, out: 1.0)
     with pytest.raises(ValueError, match=r"refuses_oddly\(.*\): bad input at 3"):
         op(Value(1.0))  # was TypeError: __init__() missing 1 required positional argument
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda a, b: mg.dot({a, b}, [1.0, 2.0]), r"dot: w must be a sequence in order .* got set, whose order is arbitrary"),
+    (lambda a, b: mg.dot([a, b], frozenset([1.0, 2.0])), r"dot: x must be a sequence in order .* got frozenset"),
+    (lambda a, b: mg.dot((w for w in [a, b]), [1.0, 2.0]), r"dot: w must be a sequence in order .* got generator"),
+    (lambda a, b: mg.dot(3, [1.0]), r"dot: w must be a sequence in order .* got int"),
+    (lambda a, b: mg.dots([[a, b]], {1.0, 2.0}, [0.0]), r"dots: x must be a sequence in order .* got set"),
+    (lambda a, b: mg.take(0, {a, b}), r"take: options must be a sequence in order .* got set"),
+    (lambda a, b: mg.take(0, {a: 1, b: 2}), r"take: options must be a sequence in order .* got dict"),
+    (lambda a, b: mg.logsumexp(x for x in [a, b]), r"logsumexp: xs must be a sequence in order .* got generator"),
+])
+def test_ops_over_many_inputs_refuse_a_set_a_dict_or_a_generator_by_name(call, message):
+    # a set's order is arbitrary: dot paired weights with other inputs, take picked another option
+    a, b = Value(1.0), Value(-2.0)
+    with pytest.raises(TypeError, match=message):
+        call(a, b)
+
+
+def test_ops_over_many_inputs_still_take_tuples_arrays_and_a_generator_for_dots_x():
+    a, b = Value(1.0), Value(-2.0)
+    assert mg.dot((a, b), np.array([1.0, 2.0])).data == -3.0
+    assert mg.dots([[a, b]], (x for x in [1.0, 2.0]), [0.5])[0].data == -2.5
+    assert mg.take(1, (a, b)).data == -2.0
+    assert mg.logsumexp((a, a)).data == pytest.approx(1.0 + math.log(2.0))
