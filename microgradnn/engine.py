@@ -216,8 +216,8 @@ class Value:
         is always kept); `create_graph=True` is refused (`.grad` holds floats: see `grad`).
         """
         if not self.requires_grad:
-            raise RuntimeError("backward: this Value does not require grad (no Value it was computed from has "
-                               "requires_grad=True)")
+            raise RuntimeError("backward: this Value does not require grad (it was computed inside no_grad(), or "
+                               "from no Value with requires_grad=True)")
         if inputs is not None or retain_graph is not None or create_graph is not False:
             if _backward_options(self, gradient, retain_graph, create_graph, inputs):
                 return
@@ -1007,7 +1007,8 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
     if materialize_grads and allow_unused is False:
         raise ValueError("grad: materialize_grads=True needs allow_unused=True or not given, got allow_unused=False")
     if not output.requires_grad:
-        raise RuntimeError("grad: output does not require grad (no Value it was computed from has requires_grad=True)")
+        raise RuntimeError("grad: output does not require grad (it was computed inside no_grad(), or from no Value "
+                           "with requires_grad=True)")
     if create_graph and not _GRAD_ENABLED.get():  # as torch's: the gradients' graph is recorded in any mode
         with _GradMode(True):
             return grad(output, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused,

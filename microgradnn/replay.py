@@ -651,8 +651,8 @@ class BatchResult:
     def _backward(self) -> None:
         params = self._params
         if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
-            raise RuntimeError("compiled backward: the mean loss does not require grad (no Value fn computed it "
-                               "from has requires_grad=True)")
+            raise RuntimeError("compiled backward: the mean loss does not require grad (it was computed inside "
+                               "no_grad(), or fn computed it from no Value with requires_grad=True)")
         unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
         changed = None if unchanged else engine.changed_since(params[:self._used], self._version)
         if changed is not None:

@@ -1762,3 +1762,14 @@ def test_ops_over_many_inputs_still_take_tuples_arrays_and_a_generator_for_dots_
     assert mg.dots([[a, b]], (x for x in [1.0, 2.0]), [0.5])[0].data == -2.5
     assert mg.take(1, (a, b)).data == -2.0
     assert mg.logsumexp((a, a)).data == pytest.approx(1.0 + math.log(2.0))
+
+
+def test_backward_on_a_value_made_inside_no_grad_says_no_grad_may_be_why():
+    x = Value(2.0)
+    with mg.no_grad():
+        y = x * x
+    with pytest.raises(RuntimeError, match=r"backward: this Value does not require grad \(it was computed inside "
+                                           r"no_grad\(\)"):
+        y.backward()
+    with pytest.raises(RuntimeError, match=r"grad: output does not require grad \(it was computed inside no_grad"):
+        mg.grad(y, [x])
