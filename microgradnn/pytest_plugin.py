@@ -51,6 +51,7 @@ def gradcheck(request):
     drawn = []
 
     def check(f, inputs, **tolerances):
+        __tracebackhide__ = True  # a failure points at the user's test line, not at this plugin
         report = testing.gradcheck(f, inputs, **(marked | tolerances))
         if not report:
             drawn.append(None)
@@ -77,6 +78,7 @@ def compare_with_torch(request):
     marked = {k: v for k, v in _tolerances(request).items() if k != "eps"}
 
     def check(f, inputs, **tolerances):
+        __tracebackhide__ = True
         return testing.assert_report(testing.compare_with_torch(f, inputs, **(marked | tolerances)))
     return check
 

@@ -1267,3 +1267,36 @@ def test_a_zero_dimensional_array_is_one_input_named_x_as_a_float_is():
         assert report and [r.name for r in report.rows][-1] in ("x", "d/dx (create_graph)"), report  # was x[]
     with pytest.raises(TypeError, match="gradcheck: input 'x' must be a finite number, got bool True"):
         gradcheck(lambda x: x, np.array(True))
+
+
+WRONG_RULE_TEST = '''
+import microgradnn as mg
+from microgradnn.testing import assert_gradients_close
+
+cube = mg.define_op("cube", lambda x: x ** 3, lambda x, out: 2 * x * x)
+
+
+def test_fixture(gradcheck):
+    gradcheck(cube, 1.0)
+
+
+def test_function():
+    assert_gradients_close(cube, 1.0)
+'''
+
+
+@pytest.mark.parametrize("tb", ["line", "short"])
+def test_a_failing_check_points_at_the_users_test_line_not_at_microgradnn(pytester, tb):
+    # --tb=line said "pytest_plugin.py:57: AssertionError" and "checks.py:879: AssertionError",
+    # and --tb=short showed the plugin's raise: the user's own line was not where the failure pointed
+    pytester.makepyfile(test_user=WRONG_RULE_TEST)
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", f"--tb={tb}")
+    run.assert_outcomes(failed=2)
+    out = run.stdout.str()
+    assert "pytest_plugin.py" not in out and "checks.py" not in out, out
+    if tb == "line":
+        run.stdout.fnmatch_lines(["*test_user.py:8: AssertionError: gradcheck of cube * 1 of 1 entries FAILED",
+                                  "*test_user.py:12: AssertionError: gradcheck of cube * 1 of 1 entries FAILED"])
+    else:
+        run.stdout.fnmatch_lines(["*first wrong node: op 'cube' at cube(x=1): d/d(input 0) is 2 but finite "
+                                  "differences give 3"])

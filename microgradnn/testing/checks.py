@@ -870,11 +870,13 @@ def _fname(f) -> str:
 def assert_gradients_close(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                            rtol: float = 1e-3, sample: int | None = None, seed: int = 0) -> GradReport:
     """`gradcheck`, raising AssertionError with the table (worst input first) if any fails."""
+    __tracebackhide__ = True  # pytest shows the failure at the caller's line
     return assert_report(gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol, sample=sample, seed=seed))
 
 
 def assert_report(report: GradReport) -> GradReport:
     """Raise AssertionError with the report's table (worst entry first) unless it passed."""
+    __tracebackhide__ = True
     if not report:
         raise AssertionError(str(report))
     return report
