@@ -95,6 +95,15 @@ def pytest_addoption(parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session) -> None:
+    """Refuse --mutate-ops under pytest-xdist: its controller collects nothing (so had no tests
+    to mutate) and the mutants, put in place in this process, would never reach its workers."""
+    if session.config.getoption("mutate_ops") and session.config.pluginmanager.has_plugin("dsession"):
+        raise pytest.UsageError("--mutate-ops runs the tests in this process, where each mutant is put in place: "
+                                "it cannot run with pytest-xdist's workers (-n/--dist); leave them out or give -n 0")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session):
     config = session.config
     if not config.getoption("mutate_ops"):

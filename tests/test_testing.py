@@ -1300,3 +1300,15 @@ def test_a_failing_check_points_at_the_users_test_line_not_at_microgradnn(pytest
     else:
         run.stdout.fnmatch_lines(["*first wrong node: op 'cube' at cube(x=1): d/d(input 0) is 2 but finite "
                                   "differences give 3"])
+
+
+def test_mutate_ops_refuses_pytest_xdist_workers(pytester):
+    # `pytest -n 2 --mutate-ops` said "mutation testing skipped: no tests were selected" and ran no
+    # test at all (exit 5): xdist's controller collects nothing, and its workers never see a mutant
+    pytester.makeconftest("def pytest_configure(config):\n"
+                          "    config.pluginmanager.register(object(), 'dsession')  # as pytest-xdist's -n does\n")
+    pytester.makepyfile(test_user="def test_it(gradcheck):\n    gradcheck(lambda x: x.tanh(), 0.3)\n")
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", "--mutate-ops", "--mutate-only", "tanh")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(["ERROR: --mutate-ops runs the tests in this process, * it cannot run with "
+                              "pytest-xdist's workers (-n/--dist); leave them out or give -n 0"])
