@@ -1328,3 +1328,12 @@ def test_the_plugin_loads_none_of_microgradnn_into_an_unrelated_test_suite(pytes
     ''')
     run = pytester.runpytest_subprocess("-p", "microgradnn.pytest_plugin")
     run.assert_outcomes(passed=1)
+
+
+def test_a_failing_gradcheck_fixture_shows_its_table_without_pytests_tmpdir_plugin(pytester):
+    # with -p no:tmpdir the failure said only "fixture 'tmp_path' not found": the table was lost
+    pytester.makepyfile(test_user=WRONG_RULE_TEST)
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", "-p", "no:tmpdir", "-k", "test_fixture")
+    run.assert_outcomes(failed=1)
+    run.stdout.fnmatch_lines(["*gradcheck of cube * 1 of 1 entries FAILED", "*> x * 2 * 3 *FAIL",
+                              "*(no diagram: pytest's tmp_path fixture is turned off, as by -p no:tmpdir)"])
