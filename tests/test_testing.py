@@ -1337,3 +1337,23 @@ def test_a_failing_gradcheck_fixture_shows_its_table_without_pytests_tmpdir_plug
     run.assert_outcomes(failed=1)
     run.stdout.fnmatch_lines(["*gradcheck of cube * 1 of 1 entries FAILED", "*> x * 2 * 3 *FAIL",
                               "*(no diagram: pytest's tmp_path fixture is turned off, as by -p no:tmpdir)"])
+
+
+def test_without_torch_the_fixture_skips_and_the_function_says_pip_install_torch_at_the_users_line(pytester,
+                                                                                                 monkeypatch):
+    # the function's failure pointed into checks.py ("checks.py:936: ImportError") with its source
+    monkeypatch.setitem(sys.modules, "torch", None)  # as where torch is not installed
+    pytester.makepyfile(test_user='''
+        from microgradnn.testing import compare_with_torch
+
+        def test_fixture(compare_with_torch):
+            compare_with_torch(lambda x: x.tanh(), 0.3)
+
+        def test_function():
+            compare_with_torch(lambda x: x.tanh(), 0.3)
+    ''')
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", "--tb=line", "-rs")
+    run.assert_outcomes(failed=1, skipped=1)
+    run.stdout.fnmatch_lines(["*test_user.py:7: ImportError: compare_with_torch needs PyTorch: pip install torch",
+                              "SKIPPED * compare_with_torch needs PyTorch: pip install torch"])
+    assert "checks.py" not in run.stdout.str()

@@ -931,6 +931,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
 
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
     """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
+    __tracebackhide__ = _missing_torch  # pytest shows "pip install torch" at the caller's line
     _, atol, rtol = _checked("compare_with_torch", None, atol, rtol)
     try:
         import torch
@@ -969,6 +970,10 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     report = GradReport(f"compare_with_torch of {_fname(f)} (atol={atol:g}, rtol={rtol:g})", rows,
                         columns=("microgradnn", "torch"), graph=out, notes=notes)
     return report
+
+
+def _missing_torch(excinfo) -> bool:
+    return excinfo.errisinstance(ImportError)
 
 
 def _teach_ops_torch(torch) -> None:
