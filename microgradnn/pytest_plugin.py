@@ -37,7 +37,7 @@ def _tolerances(request) -> dict:
         if marker.args or unknown:
             raise pytest.UsageError(f"{MARKER} takes only atol=, rtol=, eps= keywords, "
                                     f"got {marker.args} {sorted(unknown)}")
-        merged |= marker.kwargs
+        merged |= {k: v for k, v in marker.kwargs.items() if v is not None}  # None: not set here, as its help says
     return merged
 
 

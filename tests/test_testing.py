@@ -1357,3 +1357,20 @@ def test_without_torch_the_fixture_skips_and_the_function_says_pip_install_torch
     run.stdout.fnmatch_lines(["*test_user.py:7: ImportError: compare_with_torch needs PyTorch: pip install torch",
                               "SKIPPED * compare_with_torch needs PyTorch: pip install torch"])
     assert "checks.py" not in run.stdout.str()
+
+
+def test_a_tolerance_marker_keyword_given_as_none_keeps_the_default_as_the_markers_help_says(pytester):
+    # `pytest --markers` shows gradcheck_tolerance(atol=None, rtol=None, eps=None), but atol=None was
+    # passed on: "TypeError: gradcheck: atol must be a finite number >= 0, got NoneType None"
+    pytester.makepyfile(test_user='''
+        import pytest
+
+        pytestmark = pytest.mark.gradcheck_tolerance(atol=1e-9)
+
+        @pytest.mark.gradcheck_tolerance(atol=None, rtol=1e-9, eps=None)
+        def test_it(gradcheck):
+            assert "atol=1e-09, rtol=1e-09" in gradcheck(lambda x: x.tanh(), 0.3).title
+    ''')
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin")
+    run.assert_outcomes(passed=1)
+    assert "gradcheck_tolerance(atol=None, rtol=None, eps=None)" in pytester.runpytest("-p", "microgradnn.pytest_plugin", "--markers").stdout.str()
