@@ -1316,8 +1316,8 @@ def test_mutate_ops_refuses_pytest_xdist_workers(pytester):
 
 def test_the_plugin_loads_none_of_microgradnn_into_an_unrelated_test_suite(pytester, monkeypatch):
     # pytest loads the plugin in every project where microgradnn is installed: it imported the whole
-    # package with numpy (0.19 s more to each `pytest --co` of a one-test project, doubling it; 0.4 s
-    # more where pytest cannot cache its rewrite of the package's modules, as under PYTHONDONTWRITEBYTECODE)
+    # package with numpy (0.3 s to each `pytest --co` of a one-test project; 1 s where pytest cannot
+    # cache its rewrite of the package's modules, as under PYTHONDONTWRITEBYTECODE)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     pytester.makepyfile(test_theirs='''
         import sys
