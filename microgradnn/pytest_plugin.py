@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from microgradnn import engine, testing
+
 MARKER = "gradcheck_tolerance"
 ENTRY_POINT = "microgradnn"  # this module's name in the pytest11 entry points
 
@@ -50,7 +52,6 @@ def gradcheck(request):
 
     def check(f, inputs, **tolerances):
         __tracebackhide__ = True  # a failure points at the user's test line, not at this plugin
-        from microgradnn import testing  # not at the plugin's import: it loads in every pytest run
         report = testing.gradcheck(f, inputs, **(marked | tolerances))
         if not report:
             drawn.append(None)
@@ -81,7 +82,6 @@ def compare_with_torch(request):
 
     def check(f, inputs, **tolerances):
         __tracebackhide__ = True
-        from microgradnn import testing
         return testing.assert_report(testing.compare_with_torch(f, inputs, **(marked | tolerances)))
     return check
 
@@ -136,7 +136,6 @@ def pytest_runtestloop(session):
 def _mutants(config) -> list:
     """The mutants of the ops --mutate-only names, or of every op defined by now (ops a test
     defines while it runs are new each time, so not mutated)."""
-    from microgradnn import engine
     from microgradnn.testing import mutation
 
     only = config.getoption("mutate_only")

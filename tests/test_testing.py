@@ -1314,22 +1314,6 @@ def test_mutate_ops_refuses_pytest_xdist_workers(pytester):
                               "pytest-xdist's workers (-n/--dist); leave them out or give -n 0"])
 
 
-def test_the_plugin_loads_none_of_microgradnn_into_an_unrelated_test_suite(pytester, monkeypatch):
-    # pytest loads the plugin in every project where microgradnn is installed: it imported the whole
-    # package with numpy (0.3 s to each `pytest --co` of a one-test project; 1 s where pytest cannot
-    # cache its rewrite of the package's modules, as under PYTHONDONTWRITEBYTECODE)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    pytester.makepyfile(test_theirs='''
-        import sys
-
-        def test_nothing_of_microgradnn_is_loaded():
-            loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("microgradnn", "numpy", "graphviz"))
-            assert loaded == ["microgradnn", "microgradnn._version", "microgradnn.pytest_plugin"]
-    ''')
-    run = pytester.runpytest_subprocess("-p", "microgradnn.pytest_plugin")
-    run.assert_outcomes(passed=1)
-
-
 def test_a_failing_gradcheck_fixture_shows_its_table_without_pytests_tmpdir_plugin(pytester):
     # with -p no:tmpdir the failure said only "fixture 'tmp_path' not found": the table was lost
     pytester.makepyfile(test_user=WRONG_RULE_TEST)
