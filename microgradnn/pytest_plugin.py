@@ -39,7 +39,7 @@ def _tolerances(request) -> dict:
         if marker.args or unknown:
             raise pytest.UsageError(f"{MARKER} takes only atol=, rtol=, eps= keywords, "
                                     f"got {marker.args} {sorted(unknown)}")
-        merged |= marker.kwargs
+        merged |= {k: v for k, v in marker.kwargs.items() if v is not None}  # None: not set here, as its help says
     return merged
 
 
@@ -51,6 +51,7 @@ def gradcheck(request):
     drawn = []
 
     def check(f, inputs, **tolerances):
+        __tracebackhide__ = True  # a failure points at the user's test line, not at this plugin
         report = testing.gradcheck(f, inputs, **(marked | tolerances))
         if not report:
             drawn.append(None)
@@ -64,6 +65,9 @@ def _diagram(report, request, n: int) -> str:
     from microgradnn import viz
     try:
         path = request.getfixturevalue("tmp_path") / f"gradcheck-{n}.svg"
+    except pytest.FixtureLookupError:
+        return "(no diagram: pytest's tmp_path fixture is turned off, as by -p no:tmpdir)"
+    try:
         viz.save(report.draw(), path, overwrite=True)
     except (viz.GraphvizNotFound, viz.GraphTooLarge, ValueError, OSError) as e:
         return f"(no diagram: {e})"
@@ -77,6 +81,7 @@ def compare_with_torch(request):
     marked = {k: v for k, v in _tolerances(request).items() if k != "eps"}
 
     def check(f, inputs, **tolerances):
+        __tracebackhide__ = True
         return testing.assert_report(testing.compare_with_torch(f, inputs, **(marked | tolerances)))
     return check
 
@@ -90,6 +95,15 @@ def pytest_addoption(parser) -> None:
                          "(sign flipped, scaled, shifted, another input's rule) and report the mutants no test catches")
     group.addoption("--mutate-only", metavar="OPS", default=None,
                     help="comma-separated op names to mutate (default: every op in the table)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session) -> None:
+    """Refuse --mutate-ops under pytest-xdist: its controller collects nothing (so had no tests
+    to mutate) and the mutants, put in place in this process, would never reach its workers."""
+    if session.config.getoption("mutate_ops") and session.config.pluginmanager.has_plugin("dsession"):
+        raise pytest.UsageError("--mutate-ops runs the tests in this process, where each mutant is put in place: "
+                                "it cannot run with pytest-xdist's workers (-n/--dist); leave them out or give -n 0")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -9,6 +9,7 @@ import pytest
 
 import microgradnn as mg
 
+pytest_plugins = ["pytester"]  # the pytest plugin's tests run pytest on a user's own test files
 INNER_RUN = "MICROGRADNN_INNER_RUN"  # set by test_setup.py for the test run inside its fresh clone
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz's dot is not installed (scripts/setup.sh installs it)")

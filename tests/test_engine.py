@@ -150,7 +150,7 @@ def test_a_label_must_be_a_str_as_value_says_not_a_crash_in_a_drawing():
 def test_dot_names_empty_or_unsized_inputs():
     with pytest.raises(ValueError, match=r"dot: w and x must have the same length, at least 1, got 0 and 0"):
         mg.dot([], [], 1.0)
-    with pytest.raises(TypeError, match=r"dot: w and x must be sequences .* got generator and list"):
+    with pytest.raises(TypeError, match=r"dot: w must be a sequence in order .* got generator"):
         mg.dot((v for v in [Value(1.0)]), [2.0])
 
 

@@ -136,6 +136,8 @@ def test_hypothesis_example_fails_with_the_command_the_readme_shows(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_props.py",
                            "--hypothesis-seed=0"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 1 and f"expr={shown}," in done.stdout, done.stdout
+    # the failing row in full: a bare `assert gradcheck(...)` showed it cut ("± est ...00e-04 1.00e+00 3.33e-01 FAIL")
+    assert re.search(r"^E +> x +2 +3 .* FAIL$", done.stdout, re.M), done.stdout
     command = shlex.split(shown.replace("microgradnn", f"{shlex.quote(sys.executable)} -m microgradnn", 1))
     check = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert check.returncode == 1 and "FAIL" in check.stdout, check.stdout + check.stderr

@@ -1284,3 +1284,94 @@ def test_the_checks_differentiate_inside_the_callers_no_grad():
         assert not mg.is_grad_enabled()
     with mg.no_grad():  # f's own no_grad still cuts its graph: that FAILs, as it should
         assert not gradcheck(lambda x: x * mg.no_grad(lambda: x * 1.0)(), {"x": 0.5})
+
+
+WRONG_RULE_TEST = '''
+import microgradnn as mg
+from microgradnn.testing import assert_gradients_close
+
+cube = mg.define_op("cube", lambda x: x ** 3, lambda x, out: 2 * x * x)
+
+
+def test_fixture(gradcheck):
+    gradcheck(cube, 1.0)
+
+
+def test_function():
+    assert_gradients_close(cube, 1.0)
+'''
+
+
+@pytest.mark.parametrize("tb", ["line", "short"])
+def test_a_failing_check_points_at_the_users_test_line_not_at_microgradnn(pytester, tb):
+    # --tb=line said "pytest_plugin.py:57: AssertionError" and "checks.py:879: AssertionError",
+    # and --tb=short showed the plugin's raise: the user's own line was not where the failure pointed
+    pytester.makepyfile(test_user=WRONG_RULE_TEST)
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", f"--tb={tb}")
+    run.assert_outcomes(failed=2)
+    out = run.stdout.str()
+    assert "pytest_plugin.py" not in out and "checks.py" not in out, out
+    if tb == "line":
+        run.stdout.fnmatch_lines(["*test_user.py:8: AssertionError: gradcheck of cube * 1 of 1 entries FAILED",
+                                  "*test_user.py:12: AssertionError: gradcheck of cube * 1 of 1 entries FAILED"])
+    else:
+        run.stdout.fnmatch_lines(["*first wrong node: op 'cube' at cube(x=1): d/d(input 0) is 2 but finite "
+                                  "differences give 3"])
+
+
+def test_mutate_ops_refuses_pytest_xdist_workers(pytester):
+    # `pytest -n 2 --mutate-ops` said "mutation testing skipped: no tests were selected" and ran no
+    # test at all (exit 5): xdist's controller collects nothing, and its workers never see a mutant
+    pytester.makeconftest("def pytest_configure(config):\n"
+                          "    config.pluginmanager.register(object(), 'dsession')  # as pytest-xdist's -n does\n")
+    pytester.makepyfile(test_user="def test_it(gradcheck):\n    gradcheck(lambda x: x.tanh(), 0.3)\n")
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", "--mutate-ops", "--mutate-only", "tanh")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(["ERROR: --mutate-ops runs the tests in this process, * it cannot run with "
+                              "pytest-xdist's workers (-n/--dist); leave them out or give -n 0"])
+
+
+def test_a_failing_gradcheck_fixture_shows_its_table_without_pytests_tmpdir_plugin(pytester):
+    # with -p no:tmpdir the failure said only "fixture 'tmp_path' not found": the table was lost
+    pytester.makepyfile(test_user=WRONG_RULE_TEST)
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", "-p", "no:tmpdir", "-k", "test_fixture")
+    run.assert_outcomes(failed=1)
+    run.stdout.fnmatch_lines(["*gradcheck of cube * 1 of 1 entries FAILED", "*> x * 2 * 3 *FAIL",
+                              "*(no diagram: pytest's tmp_path fixture is turned off, as by -p no:tmpdir)"])
+
+
+def test_without_torch_the_fixture_skips_and_the_function_says_pip_install_torch_at_the_users_line(pytester,
+                                                                                                 monkeypatch):
+    # the function's failure pointed into checks.py ("checks.py:936: ImportError") with its source
+    monkeypatch.setitem(sys.modules, "torch", None)  # as where torch is not installed
+    pytester.makepyfile(test_user='''
+        from microgradnn.testing import compare_with_torch
+
+        def test_fixture(compare_with_torch):
+            compare_with_torch(lambda x: x.tanh(), 0.3)
+
+        def test_function():
+            compare_with_torch(lambda x: x.tanh(), 0.3)
+    ''')
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin", "--tb=line", "-rs")
+    run.assert_outcomes(failed=1, skipped=1)
+    run.stdout.fnmatch_lines(["*test_user.py:7: ImportError: compare_with_torch needs PyTorch: pip install torch",
+                              "SKIPPED * compare_with_torch needs PyTorch: pip install torch"])
+    assert "checks.py" not in run.stdout.str()
+
+
+def test_a_tolerance_marker_keyword_given_as_none_keeps_the_default_as_the_markers_help_says(pytester):
+    # `pytest --markers` shows gradcheck_tolerance(atol=None, rtol=None, eps=None), but atol=None was
+    # passed on: "TypeError: gradcheck: atol must be a finite number >= 0, got NoneType None"
+    pytester.makepyfile(test_user='''
+        import pytest
+
+        pytestmark = pytest.mark.gradcheck_tolerance(atol=1e-9)
+
+        @pytest.mark.gradcheck_tolerance(atol=None, rtol=1e-9, eps=None)
+        def test_it(gradcheck):
+            assert "atol=1e-09, rtol=1e-09" in gradcheck(lambda x: x.tanh(), 0.3).title
+    ''')
+    run = pytester.runpytest("-p", "microgradnn.pytest_plugin")
+    run.assert_outcomes(passed=1)
+    assert "gradcheck_tolerance(atol=None, rtol=None, eps=None)" in pytester.runpytest("-p", "microgradnn.pytest_plugin", "--markers").stdout.str()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import functools
 import numbers
 import sys
 import warnings
@@ -711,7 +712,12 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _with_grad(check: _F) -> _F:
     """`check` run with the graph recorded, as torch.autograd.functional's: inside the caller's
     `no_grad()` it differentiated nothing and reported every gradient as 0, a FAIL."""
-    return cast(_F, enable_grad(check))
+    @functools.wraps(check)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest shows a failure at the caller's line, not here
+        with enable_grad():
+            return check(*args, **kwargs)
+    return cast(_F, recorded)
 
 
 @_with_grad
@@ -881,11 +887,13 @@ def _fname(f) -> str:
 def assert_gradients_close(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol: float = 1e-5,
                            rtol: float = 1e-3, sample: int | None = None, seed: int = 0) -> GradReport:
     """`gradcheck`, raising AssertionError with the table (worst input first) if any fails."""
+    __tracebackhide__ = True  # pytest shows the failure at the caller's line
     return assert_report(gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol, sample=sample, seed=seed))
 
 
 def assert_report(report: GradReport) -> GradReport:
     """Raise AssertionError with the report's table (worst entry first) unless it passed."""
+    __tracebackhide__ = True
     if not report:
         raise AssertionError(str(report))
     return report
@@ -942,6 +950,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
 @_with_grad
 def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol: float = 1e-10) -> GradReport:
     """Run f on Values and on float64 torch tensors; compare the output and every gradient."""
+    __tracebackhide__ = _missing_torch  # pytest shows "pip install torch" at the caller's line
     _, atol, rtol = _checked("compare_with_torch", None, atol, rtol)
     try:
         import torch
@@ -980,6 +989,10 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
     report = GradReport(f"compare_with_torch of {_fname(f)} (atol={atol:g}, rtol={rtol:g})", rows,
                         columns=("microgradnn", "torch"), graph=out, notes=notes)
     return report
+
+
+def _missing_torch(excinfo) -> bool:
+    return excinfo.errisinstance(ImportError)
 
 
 def _teach_ops_torch(torch) -> None:
