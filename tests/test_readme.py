@@ -17,28 +17,25 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-def test_repl_tour_runs_as_written():
-    tour = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if block.startswith(">>>"))
-    test = doctest.DocTestParser().get_doctest(tour, {}, "README tour", "README.md", 0)
+def _run_tour(mark, name: str) -> None:
+    """Run the README's first python block that `mark` picks as a doctest: every output as written."""
+    tour = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if mark(block))
+    test = doctest.DocTestParser().get_doctest(tour, {}, name, "README.md", 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries > 10
+
+
+def test_repl_tour_runs_as_written():
+    _run_tour(lambda block: block.startswith(">>>"), "README tour")
 
 
 def test_gpt_tour_runs_as_written():
-    tour = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "GPT(" in block)
-    test = doctest.DocTestParser().get_doctest(tour, {}, "README GPT tour", "README.md", 0)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    runner.run(test)
-    assert runner.failures == 0 and runner.tries > 10
+    _run_tour(lambda block: "GPT(" in block, "README GPT tour")
 
 
 def test_compile_baked_number_example_runs_as_written():
-    tour = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "was baked in" in block)
-    test = doctest.DocTestParser().get_doctest(tour, {}, "README baked number", "README.md", 0)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    runner.run(test)
-    assert runner.failures == 0 and runner.tries > 10
+    _run_tour(lambda block: "was baked in" in block, "README baked number")
 
 
 class _Paste(code.InteractiveConsole):
