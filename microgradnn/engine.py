@@ -1149,6 +1149,7 @@ def _in_mode(fn: Callable, mode: bool, who: str) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        __tracebackhide__ = True  # pytest shows an error at the caller's line and in fn, not here
         with _GradMode(mode):
             return fn(*args, **kwargs)
     return wrapper

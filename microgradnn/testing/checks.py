@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import functools
 import numbers
 import sys
 import warnings
@@ -712,12 +711,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _with_grad(check: _F) -> _F:
     """`check` run with the graph recorded, as torch.autograd.functional's: inside the caller's
     `no_grad()` it differentiated nothing and reported every gradient as 0, a FAIL."""
-    @functools.wraps(check)
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True  # pytest shows a failure at the caller's line, not here
-        with enable_grad():
-            return check(*args, **kwargs)
-    return cast(_F, recorded)
+    return cast(_F, enable_grad(check))
 
 
 @_with_grad
