@@ -5,6 +5,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from microgradnn.nn.module import later_names
+
 
 class LayerSpec(NamedTuple):
     """One layer as plain data: weights as rows (one per neuron), biases, the activation's name,
@@ -65,12 +67,12 @@ def one_flag(flags: list[bool], what: str) -> bool:
 def _tied(module) -> None:
     """Refuse a module two of whose submodules hold one parameter tensor (tied weights; one
     module used twice, a shared layer, is read as one): the model would hold two copies, trained apart."""
-    places: dict[int, str] = {}
-    for prefix, sub in module.named_modules():
-        for name, p in sub.named_parameters(prefix=prefix, recurse=False):
-            if places.setdefault(id(p), name) != name:
-                raise ValueError(f"from_torch: {places[id(p)]!r} and {name!r} are one tensor (tied weights), "
-                                 "which the model cannot hold as one; untie them (a copy each) first")
+    tied = later_names((name, p) for prefix, sub in module.named_modules()
+                       for name, p in sub.named_parameters(prefix=prefix, recurse=False))
+    if tied:
+        name, first = next(iter(tied.items()))
+        raise ValueError(f"from_torch: {first!r} and {name!r} are one tensor (tied weights), "
+                         "which the model cannot hold as one; untie them (a copy each) first")
 
 
 def from_sequential(sequential) -> list[LayerSpec]:
@@ -290,8 +292,7 @@ def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool], 
     tensors = {name: _finite(t, name) for name, t in module.state_dict().items()}
     places = list(module.named_parameters(remove_duplicate=False))
     trains = {name for name, t in places if t.requires_grad}
-    firsts: dict[int, str] = {}
-    same_as = {name: firsts[id(t)] for name, t in places if firsts.setdefault(id(t), name) != name}
+    same_as = later_names(places)
     state: dict[str, float] = {}
     requires_grad: dict[str, bool] = {}
     tied: dict[str, str] = {}

@@ -8,7 +8,7 @@ import functools
 import json
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -498,8 +498,14 @@ def config_size(config) -> int:
 def tied_names(module: Module) -> dict[str, str]:
     """{name: the first name of the same parameter} for each later name of a shared parameter, in
     `state_dict()` order: what a model file keeps of the ties."""
+    return later_names(module._every_parameter())
+
+
+def later_names(named: Iterable[tuple[str, Any]]) -> dict[str, str]:
+    """{name: the name it first came under} for each (name, object) pair whose object came before
+    (a shared parameter, a tied torch tensor)."""
     first: dict[int, str] = {}
-    return {name: first[id(p)] for name, p in module._every_parameter() if first.setdefault(id(p), name) != name}
+    return {name: first[id(x)] for name, x in named if first.setdefault(id(x), name) != name}
 
 
 def tie(module: Module, tied: Mapping[str, str]) -> None:
