@@ -1150,6 +1150,19 @@ def test_a_model_file_whose_tied_entries_are_malformed_is_refused(tmp_path, edit
             read(path)
 
 
+def test_a_tie_to_a_name_the_model_has_no_parameter_by_is_refused_by_name(tmp_path):
+    # a hand-edited file: a parameter renamed in state, and a tie to the new name (it raised KeyError)
+    path = tmp_path / "m.json"
+    _shared_layer_mlp().save(path)
+    payload = json.loads(path.read_text())
+    payload["state"]["renamed"] = payload["state"].pop("layers.2.neurons.0.b")
+    payload["tied"] = {next(iter(payload["tied"])): "renamed"}
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=rf"load: {path}: load_state_dict: .*missing \['layers.2.neurons.0.b'\], "
+                                         r"unexpected \['renamed'\]"):
+        mg.Module.from_file(path)
+
+
 def test_a_tie_a_model_built_from_its_config_has_no_place_for_is_refused(tmp_path):
     class InTuple(mg.Module):
         def __init__(self):

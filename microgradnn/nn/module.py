@@ -384,9 +384,7 @@ class Module:
         if payload["config"] != self.config():
             raise ValueError(f"load: {os.fspath(path)} holds {_describe(payload['config'])}, "
                              f"not this model's {_describe(self.config())}")
-        params = dict(self._every_parameter())
-        apart = next(((n, f) for n, f in payload.get("tied", {}).items()
-                      if n in params and f in params and params[n] is not params[f]), None)
+        apart = next(_held_apart(dict(self._every_parameter()), payload.get("tied", {})), None)
         if apart:
             raise ValueError(f"load: {os.fspath(path)}: {apart[1]!r} and {apart[0]!r} are one parameter in the "
                              "file's model but two in this one, which would train them apart; Module.from_file "
@@ -511,16 +509,20 @@ def later_names(named: Iterable[tuple[str, Any]]) -> dict[str, str]:
 def tie(module: Module, tied: Mapping[str, str]) -> None:
     """Make each name of `tied` the same parameter as the name it maps to, where `module` has them
     apart: the Value at that place (an attribute, a list's item, a dict's value) is replaced."""
-    params = dict(module._every_parameter())  # (a name it lacks is left to load_state_dict to name)
-    for name, first in tied.items():
-        if params.get(name, params) is not params.get(first, params):
-            _put(module, name, params[first])
     params = dict(module._every_parameter())
-    apart = next((n for n, f in tied.items() if params.get(n, params) is not params.get(f, params)), None)
+    for name, first in list(_held_apart(params, tied)):
+        _put(module, name, params[first])
+    apart = next(_held_apart(dict(module._every_parameter()), tied), None)
     if apart is not None:
-        raise ValueError(f"{apart!r} must be the same parameter as {tied[apart]!r}, but the {type(module).__name__} "
+        raise ValueError(f"{apart[0]!r} must be the same parameter as {apart[1]!r}, but the {type(module).__name__} "
                          "its config builds has no place by that name to set (it names its parameters otherwise, "
                          "or holds them in a tuple)")
+
+
+def _held_apart(params: Mapping[str, Value], tied: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    """(name, first name) of each tie whose names are two parameters in `params`, not one; a name
+    that is no parameter there is left to load_state_dict to name."""
+    return ((n, f) for n, f in tied.items() if n in params and f in params and params[n] is not params[f])
 
 
 def _put(obj: Any, name: str, value: Value) -> None:
