@@ -17,6 +17,7 @@ import operator
 import struct
 import sys
 import threading
+from collections.abc import Mapping, Set
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 __all__ = [
@@ -1945,26 +1946,26 @@ def leaky_relu(input: Value | float, negative_slope: float = 0.01) -> Value | fl
     return _leaky_relu(input, negative_slope)
 
 
-def _in_order(xs: Any, who: str, what: str) -> int:
-    """len(xs) of a sequence; a set or dict (in no fixed order: items would meet the wrong
-    partners) and an iterable without a length (a generator) are refused by name."""
-    if isinstance(xs, (set, frozenset, dict)) or not hasattr(xs, "__len__"):
-        raise TypeError(f"{who}: {what} must be a sequence in order (a list or tuple of Values or numbers), got "
-                        f"{type(xs).__name__}" + (", whose order is arbitrary" if isinstance(xs, (set, frozenset))
-                                                  else ""))
-    return len(xs)
+def in_order(xs: Any, who: str, what: str, wanted: str = "a list or tuple of Values or numbers", *,
+             sized: bool = True) -> Any:
+    """xs, refused by name if it is a set or mapping (in no fixed order: its items would meet the
+    wrong partners) or, where `sized`, has no length (a generator)."""
+    if isinstance(xs, (Set, Mapping)) or sized and not hasattr(xs, "__len__"):
+        raise TypeError(f"{who}: {what} must be a sequence in order ({wanted}), got {type(xs).__name__}"
+                        + (", whose order is arbitrary" if isinstance(xs, Set) else ""))
+    return xs
 
 
 def logsumexp(xs: Sequence[Value | float]) -> Value | float:
     """log(sum(exp(x))) of Values or numbers as one node, stable for large inputs."""
-    if _in_order(xs, "logsumexp", "xs") == 0:
+    if len(in_order(xs, "logsumexp", "xs")) == 0:
         raise ValueError("logsumexp: needs at least one input")
     return _LOGSUMEXP(*xs)
 
 
 def take(index: Value | float, options: Sequence[Value | float]) -> Value | float:
     """options[index] as one node whose index may be a Value (e.g. a token id read from data)."""
-    if _in_order(options, "take", "options") == 0:
+    if len(in_order(options, "take", "options")) == 0:
         raise ValueError("take: needs at least one option")
     return _TAKE(index, *options)
 
@@ -1974,7 +1975,7 @@ def dot(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float
     if type(w) is list and type(x) is list:  # (the usual case, checked no further)
         n, m = len(w), len(x)
     else:
-        n, m = _in_order(w, "dot", "w"), _in_order(x, "dot", "x")
+        n, m = len(in_order(w, "dot", "w")), len(in_order(x, "dot", "x"))
     if n != m or n == 0:
         raise ValueError(f"dot: w and x must have the same length, at least 1, got {n} and {m}")
     return _DOT(*w, *x, b)
@@ -1985,9 +1986,8 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     read the same inputs (a layer), as x is checked and read once."""
     if len(ws) != len(bs):
         raise ValueError(f"dots: needs one bias per weight vector, got {len(ws)} and {len(bs)}")
-    if type(x) is not list and type(x) is not tuple and isinstance(x, (set, frozenset, dict)):
-        _in_order(x, "dots", "x")
-    x = tuple(x)
+    if type(x) is not tuple:  # (a layer's input is a list or tuple: checked no further)
+        x = tuple(x if type(x) is list else in_order(x, "dots", "x", sized=False))
     if not x or not _ONLY_VALUES.issuperset(map(type, x)):
         return [dot(w, x, b) for w, b in zip(ws, bs)]
     x_data = [a._data for a in x]

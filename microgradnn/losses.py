@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Set
 from typing import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn._checks import one_of, shown
-from microgradnn.engine import Value, exp, is_sample_float, log, logsumexp, relu, softplus, take
+from microgradnn.engine import Value, exp, in_order, is_sample_float, log, logsumexp, relu, softplus, take
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
            "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
@@ -48,10 +47,7 @@ def _listed(xs, name: str, what: str) -> list:
     a set (in no fixed order: each prediction would meet another's target) and a dict are refused."""
     if not hasattr(xs, "__iter__"):
         raise TypeError(f"{name}: {what} must be a sequence, got {type(xs).__name__} {xs!r:.60}")
-    if isinstance(xs, (Set, Mapping)):
-        raise TypeError(f"{name}: {what} must be a sequence in order (a list), got {type(xs).__name__}"
-                        + (", whose order is arbitrary" if isinstance(xs, Set) else ""))
-    return list(xs)
+    return list(in_order(xs, name, what, "a list", sized=False))
 
 
 def _target(x, i: int, name: str, classes: bool = False) -> float | Value:
