@@ -495,7 +495,6 @@ def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
     _check_overwrite(args)
-    number(args.temperature, "gpt", "--temperature", 0.0)  # sampling's, checked before training: the run is not lost
     if args.load is not None:  # '' too: it is refused, not taken as "no --load"
         given = [f"--{k.replace('_', '-')}" for k in GPT_SIZES if getattr(args, k) is not None]
         if given:
@@ -647,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--words", metavar="PATH", help="a word list, one word per line (default: the system's)")
     gpt.add_argument("--samples", type=_at_most(MAX_GPT_WORDS), default=10,
                      help=f"words to sample (default 10, at most {MAX_GPT_WORDS})")
-    gpt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    gpt.add_argument("--temperature", type=_tolerance(False), default=0.8, help="sampling temperature (default 0.8)")
     gpt.add_argument("--seed", type=_seed, default=0, help="seed for the words drawn, weights and samples (default 0)")
     _add_save(gpt)
     gpt.add_argument("--load", metavar="PATH", help="continue training a model gpt --save wrote (its sizes and "
