@@ -503,10 +503,11 @@ class Op:
             self._check_arity(len(args))
         return self._record(args, [a._data for a in args])  # type: ignore[union-attr]  # all Values by now
 
-    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int = 0):
+    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int = 0,
+                local: tuple | None = None):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
         local derivative. `needs` (each input's requires_grad, or True for all) and `depth` may
-        come precomputed, both or neither."""
+        come precomputed, both or neither; `local`, the local derivatives, with them."""
         try:
             data = self.forward(*xs)
         except (ArithmeticError, ValueError):
@@ -527,6 +528,8 @@ class Op:
             # PyTorch's rule: no input needs a gradient, so neither does the output, and its
             # derivatives are never evaluated (the node stays in the graph for pictures).
             return _node(data, self, args, (0.0,) * len(args), depth)
+        if local is not None:
+            return _node(data, self, args, local, depth, True)
         try:
             unrolled = self._unrolled
             if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
@@ -1889,6 +1892,7 @@ _DOT = _row("dot", _dot,
             lambda k, n, *a: a[k],      # d/dx_k = w_k
             lambda k, n, *a: 1.0,       # d/db = 1
             groups=_dot_groups, unrolled=_dot_grads, array_forward=_dot, symbol="Σ w·x + b")
+_DOT_RULES = _DOT.derivatives
 # logsumexp(xs) = log(sum(exp(x_i))), computed without overflow; d/dx_k = softmax_k = exp(x_k - out).
 # The unrolled form computes all n derivatives in one pass (the rule, called per input with
 # all n inputs, would take n**2 steps).
@@ -1997,6 +2001,11 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     # a neuron whose weights and bias are leaves (depth 0) that need gradients, as trained
     # ones are, shares these; one pass over its weights finds it and reads them
     leaf_needs = True if x_all else [*(True for _ in x), *x_needs, True]
+    # where x is data (a first layer's input), those neurons' local derivatives are one tuple:
+    # d/dw = x, d/dx = 0 (x needs none), d/db = 1 (unless a test has swapped dot's rules)
+    shared = None
+    if True not in x_needs and _DOT.derivatives is _DOT_RULES:
+        shared = (*x_data, *(0.0 for _ in x), 1.0)
     nodes = []
     for w, b in zip(ws, bs):
         if len(w) != len(x):
@@ -2012,5 +2021,6 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
             w_needs = [a.requires_grad for a in w]
             needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
             depth = max(x_depth, b._depth, max([a._depth for a in w]))
-        nodes.append(_DOT._record((*w, *x, b), [*w_data, *x_data, b._data], needs, 1 + depth))
+        nodes.append(_DOT._record((*w, *x, b), [*w_data, *x_data, b._data], needs, 1 + depth,
+                                  shared if needs is leaf_needs else None))
     return nodes

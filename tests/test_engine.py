@@ -766,6 +766,25 @@ def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
     assert run(lambda ws, x, bs: mg.dots(ws, x, bs)) == run(lambda ws, x, bs: [mg.dot(w, x, b) for w, b in zip(ws, bs)])
 
 
+def test_dots_on_data_inputs_uses_dots_rules_even_when_a_test_swaps_them():
+    """`dots` shares one tuple of local derivatives among neurons reading data; mutation testing
+    swaps dot's rules, and each mutant must reach those nodes as it reaches `dot`'s."""
+    from microgradnn.testing import mutation
+
+    def grads(build):
+        ws = [[Value(0.3 * i - 0.2 * j + 0.1) for i in range(3)] for j in range(2)]
+        bs = [Value(0.05), Value(-0.15)]
+        zs = build(ws, [Value(v, requires_grad=False) for v in (0.4, -0.9, 1.3)], bs)
+        (zs[0] * zs[1].tanh()).backward()
+        return [v.grad for v in [*ws[0], *ws[1], *bs]]
+
+    mutants = mutation.mutants(["dot"])
+    assert mutants
+    for mutant in mutants:
+        with mutation.applied(mutant):
+            assert grads(mg.dots) == grads(lambda ws, x, bs: [mg.dot(w, x, b) for w, b in zip(ws, bs)]), mutant
+
+
 # ---- higher-order gradients -------------------------------------------------------------
 
 SECOND = [
