@@ -1940,6 +1940,76 @@ _TAKE = _row("take", _take,
              array_forward=_take_array)
 
 
+def _cross_entropy(t: float, *z: float) -> float:
+    """logsumexp(z) - z[t], as (m - z[t]) + log(sum(exp(z_i - m))) with m = max(z): the target's
+    logit meets m before the sum is added (logits of 1e16 give log 2, not 0)."""
+    if t != int(t) or not 0 <= t < len(z):
+        raise ValueError(f"index must be an integer in 0..{len(z) - 1}, got {t}")
+    m = max(z)
+    return (m - z[int(t)]) + math.log(math.fsum(math.exp(x - m) for x in z))
+
+
+def _softmax(k: int, z: Sequence) -> Any:
+    """softmax(z)[k] as exp(-cross_entropy(k, z)): on floats, Values (a graph whose own
+    derivatives are this op's rules) and arrays alike."""
+    return exp(-_CROSS_ENTROPY(float(k), *z))
+
+
+def _cross_entropy_grads(t, *a) -> tuple:
+    """cross_entropy's rules written out for all inputs: 0 for t, softmax(z)_k - [k == t] (a ends with out)."""
+    z = a[:-1]
+    if type(a[-1]) is float:  # the usual case: one max, one sum
+        m = max(z)
+        e = [math.exp(x - m) for x in z]
+        s = math.fsum(e)
+        grads = [x / s for x in e]
+        grads[int(t)] -= 1.0
+        return (0.0, *grads)
+    if type(a[-1]) is Value:  # create_graph
+        return (0.0, *(_softmax(k, z) - is_class(t, float(k)) for k in range(len(z))))
+    np = _np()  # arrays (replay): softmax in place, then 1 off the target's entry
+    p, t = _stacked(t, z)
+    p -= p.max(axis=0)
+    np.exp(p, out=p)
+    p /= p.sum(axis=0)
+    at = t.astype(int)[None]
+    np.put_along_axis(p, at, np.take_along_axis(p, at, axis=0) - 1.0, axis=0)
+    return (0.0, *p)
+
+
+def _stacked(t, z: Sequence) -> tuple:
+    """The logits as one (k, ...) array and t in their shape (replay's are all one shape already)."""
+    np = _np()
+    shape = getattr(t, "shape", ())
+    if all(getattr(x, "shape", ()) == shape for x in z):
+        return np.stack(z), np.asarray(t)
+    t, *z = np.broadcast_arrays(t, *z)
+    return np.stack(z), t
+
+
+def _cross_entropy_array(t, *z):
+    """_cross_entropy on arrays; NaN where t is no index (replay then names the sample, as for
+    any op that refuses a sample's numbers)."""
+    np = _np()
+    stacked, t = _stacked(t, z)
+    valid = (t == np.trunc(t)) & (t >= 0) & (t < len(z))
+    m = stacked.max(axis=0)
+    picked = np.take_along_axis(stacked, np.where(valid, t, 0).astype(int)[None], axis=0)[0]
+    stacked -= m
+    np.exp(stacked, out=stacked)
+    out = (m - picked) + np.log(stacked.sum(axis=0))
+    return out if valid.all() else np.where(valid, out, np.nan)
+
+
+# cross_entropy(t, z_0, ..., z_k-1) = -log softmax(z)[t], one sample's loss at class t (an index
+# that may be a Value read from data, as take's); d/dt = 0, d/dz_k = softmax(z)_k - [k == t].
+_CROSS_ENTROPY = _row("cross_entropy", _cross_entropy,
+                      lambda k, n, *a: 0.0,                                           # d/dt
+                      lambda k, n, *a: _softmax(k, a[1:-1]) - is_class(a[0], float(k)),  # d/dz_k
+                      groups=lambda arity: (1, arity - 1) if arity >= 2 else None,
+                      unrolled=_cross_entropy_grads, array_forward=_cross_entropy_array, symbol="-log softmax[t]")
+
+
 @overload
 def leaky_relu(input: Value, negative_slope: float = 0.01) -> Value: ...
 @overload

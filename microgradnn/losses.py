@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn._checks import one_of, shown
-from microgradnn.engine import Value, exp, in_order, is_sample_float, log, logsumexp, relu, softplus, take
+from microgradnn.engine import Value, exp, get_op, in_order, is_sample_float, log, logsumexp, relu, softplus
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
            "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
@@ -178,16 +178,14 @@ def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     if k < 2 or any(len(z) != k for z in preds):
         raise ValueError(f"cross_entropy: every sample needs the same number (>= 2) of logits, "
                          f"got {sorted({len(z) for z in preds})}")
-    # A target Value is checked by `take`, for every sample, when its graph runs.
+    # A target Value (data while `compile` records) is checked by the op, for every sample, when its graph runs.
     bad = sorted({x for x in t if type(x) is not Value and not 0 <= x < k})
     if bad:
         raise ValueError(f"cross_entropy: targets must be class indices 0..{k - 1}, got {bad[:3]}")
-    return _mean([logsumexp(z) - _pick(list(z), ti) for z, ti in zip(preds, t)])
+    return _mean([_CROSS_ENTROPY(ti, *z) for z, ti in zip(preds, t)])
 
 
-def _pick(logits: list, target):
-    """logits[target]; a target Value (data while `compile` records) is picked inside the graph."""
-    return take(target, logits) if type(target) is Value else logits[int(target)]
+_CROSS_ENTROPY = get_op("cross_entropy")  # one sample's -log softmax(z)[t], stable for large logits
 
 
 # The checks below compare Values rather than read their numbers, so `compile` turns each

@@ -594,7 +594,41 @@ OP_POINTS = {"+": (0.3, -1.2), "-": (0.3, -1.2), "*": (0.3, -1.2), "/": (0.3, -1
 
 
 def test_every_builtin_op_has_a_point_below():
-    assert set(OP_POINTS) | {"take"} == mg.engine._BUILTIN  # take's index is an integer: below
+    assert set(OP_POINTS) | {"take", "cross_entropy"} == mg.engine._BUILTIN  # their index is an integer: below
+
+
+@pytest.mark.parametrize("index", [0.0, 1.0, 3.0])
+def test_cross_entropy_op_derivatives_match_finite_differences_and_are_0_for_the_index(index):
+    """cross_entropy(t, z) = -log softmax(z)[t]: each rule (floats, create_graph, and per input as
+    mutation testing calls them) against central differences; an index carries no gradient."""
+    op, zs = mg.get_op("cross_entropy"), [0.3, -1.2, 2.0, 0.5]
+    t, vs = Value(index), [Value(z) for z in zs]
+    out = op(t, *vs)
+    assert out.data == pytest.approx(math.log(sum(math.exp(z) for z in zs)) - zs[int(index)], rel=1e-15)
+    numeric = []
+    for k in range(len(zs)):
+        up, down = list(zs), list(zs)
+        up[k] += 1e-6
+        down[k] -= 1e-6
+        numeric.append((op.forward(index, *up) - op.forward(index, *down)) / 2e-6)
+    assert out._local[0] == 0.0 and list(out._local[1:]) == pytest.approx(numeric, rel=1e-7, abs=1e-9)
+    assert [op.rule(i, 5)(index, *zs, out.data) for i in range(5)] == pytest.approx(list(out._local), rel=1e-14)
+    assert [g.data for g in mg.grad(out, [t, *vs], create_graph=True)] == pytest.approx(list(out._local), rel=1e-14)
+    for bad in (4.0, -1.0, 0.5):
+        with pytest.raises(ValueError, match=r"cross_entropy\(.*\): index must be an integer in 0..3, got"):
+            op(Value(bad), *vs)
+
+
+def test_cross_entropy_op_is_exact_at_huge_logits_on_floats_values_and_arrays():
+    # logsumexp(z) - z[t] gave 0.0 for z = (1e16, 1e16, 0), t = 0, and gradients (0, 1, 0)
+    op, z = mg.get_op("cross_entropy"), [1e16, 1e16, 0.0]
+    assert op(0.0, *z) == math.log(2.0)
+    vs = [Value(x) for x in z]
+    op(0.0, *vs).backward()
+    assert [v.grad for v in vs] == [-0.5, 0.5, 0.0]
+    arrays = op(np.array([0.0, 1.0, 2.0]), *(np.full(3, x) for x in z))
+    assert arrays.tolist() == pytest.approx([math.log(2.0), math.log(2.0), 1e16], rel=1e-15)
+    assert np.isnan(op(np.array([3.0]), np.ones(1), np.ones(1))).all()  # no index: replay names the sample
 
 
 def test_take_passes_the_gradient_to_the_option_picked_only():
@@ -1572,6 +1606,8 @@ def _ours_first_and_second(f, point):
 _lse = lambda lib, *xs: lib.logsumexp(list(xs)) if lib is mg else lib.logsumexp(lib.stack(xs), 0)
 _take = lambda lib, a, b, c: (mg.take(Value(1.0, requires_grad=False), [a, b, c]) if lib is mg
                               else lib.stack([a, b, c])[1]) ** 2
+_xent = lambda lib, a, b, c: (mg.get_op("cross_entropy")(Value(1.0, requires_grad=False), a, b, c) if lib is mg
+                              else lib.nn.functional.cross_entropy(lib.stack([a, b, c])[None], lib.tensor([1])))
 EDGES = [
     ("relu", lambda lib, a: a.relu(), [(0.0,), (-0.0,), (1e-300,), (-1e-300,)]),
     ("abs", lambda lib, a: a.abs() * a.abs().abs(), [(0.0,), (-0.0,), (1e-300,), (-2.0,)]),
@@ -1597,6 +1633,8 @@ EDGES = [
      ** 2, [(0.3, -0.2, 1.1, 0.4, 0.05), (0.0, 0.0, 0.0, 0.0, 0.0)]),
     ("dot-shared-inputs", lambda lib, w, x: mg.dot([w, w], [x, w], x) if lib is mg else w * x + w * w + x, [(0.3, -0.7)]),
     ("take", _take, [(0.3, -0.2, 1.1)]),
+    ("cross_entropy", _xent, [(0.3, -0.2, 1.1), (1.0, 1.0, 1.0), (1e16, 1e16, 0.0), (-3e16, 2e15, -3e16 + 4.0),
+                              (1.5e13, 1.5e13 + 0.75, -2.0), (700.0, -700.0, 0.0)]),
 ]
 EDGE_CASES = [pytest.param(f, p, id=f"{name}-{p}") for name, f, points in EDGES for p in points]
 

@@ -263,7 +263,7 @@ def test_draw_modules_boxes_each_module_of_a_position():
     for name in ("blocks.0.norm1", "blocks.0.attn", "blocks.0.mlp", "blocks.1", "head", "gpt"):
         assert f"<{name}<BR/>" in source, name
     # every node made inside a chosen module is in its box: only the loss's own nodes are left
-    assert source.count("shape=plaintext") == 2  # logsumexp(z) and logsumexp(z) - z[t] (z[t] is the head's output)
+    assert source.count("shape=plaintext") == 1  # cross_entropy(t, z), one node (z is the head's output)
     assert "blocks.0.attn<BR/>CausalSelfAttention, 256 params" in source
 
 

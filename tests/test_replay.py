@@ -483,6 +483,20 @@ def test_compiled_hinge_refuses_a_bad_label_at_any_row(bad):
         compiled(np.ones((5, 2)), y)
 
 
+def test_compiled_cross_entropy_is_torchs_at_huge_logits():
+    # replay ran logsumexp(z) - z[t] on arrays: 0.0 for z = (1e16, 1e16, 0), t = 0, where torch gives log 2
+    torch = pytest.importorskip("torch")
+    b = [Value(0.0) for _ in range(3)]
+    fn = lambda s: losses.cross_entropy([[s[i] + b[i] for i in range(3)]], [s[3]])  # noqa: E731
+    samples = [[1e16, 1e16, 0.0, 0], [-3e16, 2e15, -3e16 + 4.0, 2], [1.5e13, 1.5e13 + 0.75, -2.0, 1], [0.3, -1.2, 2.0, 2]]
+    result, got = compiled_mean(mg.compile(fn), samples, b)
+    z = torch.tensor([s[:3] for s in samples], dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(z, torch.tensor([s[3] for s in samples]))
+    ref.backward()
+    assert result.data == pytest.approx(ref.item(), rel=1e-12)
+    assert got.tolist() == pytest.approx(z.grad.sum(axis=0).tolist(), rel=1e-12)
+
+
 def test_gathers_serve_every_index_from_one_tape():
     emb = mg.nn.Embedding(7, 3, seed=0)
     head = mg.nn.Linear(3, 7, seed=1)
@@ -496,9 +510,13 @@ def test_gathers_serve_every_index_from_one_tape():
     assert compiled.tapes == 1 and result.data == pytest.approx(loss, rel=1e-12)
     assert_close(got, expected, 1e-12)
     tape, = compiled._tapes[next(iter(compiled._tapes))]
-    assert sum(g.op.name == "take" for g in tape.groups) == 2  # the row lookup and the target's logit
+    assert [g.op.name for g in tape.groups].count("take") == 1  # the row lookup (the target's is in cross_entropy)
+    assert [g.op.name for g in tape.groups].count("cross_entropy") == 1
     with pytest.raises(ValueError, match=r"compiled, sample 1: take\(s0=7.0, .*\): index must be an integer in 0..6, got 7.0"):
         compiled([[1, 2], [7, 2]])
+    with pytest.raises(ValueError, match=r"compiled, sample 1: cross_entropy\(s1=7.0, .*\): index must be an integer "
+                                         r"in 0..6, got 7.0"):
+        compiled([[1, 2], [2, 7]])
     with pytest.raises(TypeError, match=r"Embedding: index must be an int in 0..6, got float 0.5"):
         compiled([[0.5, 2]])  # a float: recorded on its own, and refused as the scalar call refuses it
 

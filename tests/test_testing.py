@@ -27,6 +27,7 @@ BUILTINS = {
     "logsumexp": (lambda a, b, c: mg.logsumexp([a, b, c]), [0.3, -2.0, 1.5]),
     "is_class": (lambda t, k: mg.engine.is_class(t, k), [0.5, 1.0]),  # a constant 0 away from t == k
     "take": (lambda a, b, c: mg.take(1, [a, b, c]), [0.3, -2.0, 1.5]),  # the index is data, not differentiated
+    "cross_entropy": (lambda a, b, c: mg.get_op("cross_entropy")(1, a, b, c), [0.3, -2.0, 1.5]),  # as take's index
 }
 
 
@@ -43,7 +44,8 @@ def test_builtin_ops_pass_gradcheck(name):
     assert report and not report.kinks and len(report.rows) == len(point)
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in ("leaky_relu", "softplus", "dot", "logsumexp", "is_class", "take")])
+@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in ("leaky_relu", "softplus", "dot", "logsumexp", "is_class", "take",
+                                                      "cross_entropy")])
 def test_builtin_ops_match_torch(name):
     pytest.importorskip("torch")
     f, point = BUILTINS[name]
