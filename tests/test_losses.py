@@ -63,6 +63,23 @@ def test_softmax_is_stable_and_sums_to_one():
     assert losses.binary_cross_entropy_with_logits([Value(800.0)], [0.0]).data == 800.0
 
 
+def test_softmax_keeps_float64_accuracy_at_large_logits():
+    torch = pytest.importorskip("torch")
+    zs = [1e10, 1e10 - 1, 1e10 - 3]  # exp(z - logsumexp(z)) was off by 2e-7: z - logsumexp(z) carries 1e10's rounding
+    ours = [p.data for p in losses.softmax([Value(z) for z in zs])]
+    assert ours == pytest.approx(torch.softmax(torch.tensor(zs, dtype=torch.float64), 0).tolist(), rel=1e-15)
+
+
+def test_bce_with_logits_keeps_the_small_loss_of_a_confident_right_score():
+    # softplus(40) - 40 was 0: softplus(40) rounds to 40; the loss is log(1 + e^-40), its gradient -sigmoid(-40)
+    for z, t in ((40.0, 1.0), (-40.0, 0.0)):
+        x = Value(z)
+        loss = losses.binary_cross_entropy_with_logits([x], [t])
+        loss.backward()
+        assert loss.data == pytest.approx(math.log1p(math.exp(-40.0)), rel=1e-15, abs=0)
+        assert x.grad == pytest.approx(math.copysign(1.0 / (1.0 + math.exp(40.0)), -z), rel=1e-15, abs=0)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: losses.hinge([Value(0.5)], [0]), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
     (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
