@@ -80,6 +80,13 @@ def test_bce_with_logits_keeps_the_small_loss_of_a_confident_right_score():
         assert x.grad == pytest.approx(math.copysign(1.0 / (1.0 + math.exp(40.0)), -z), rel=1e-15, abs=0)
 
 
+@pytest.mark.xfail(strict=True, reason="log(1 - p) loses p's digits below 1; needs a log1p op in the engine's table "
+                   "(engine.py is being optimised), for -log1p(-p) as torch's")
+def test_bce_keeps_float64_accuracy_for_a_probability_near_0_with_target_0():
+    # torch float64: 1.00000000005e-10 (-log1p(-1e-10)); ours 1.000000082790371e-10, 8e-8 off (1e-300 gave 0)
+    assert losses.binary_cross_entropy([Value(1e-10)], [0.0]).data == pytest.approx(-math.log1p(-1e-10), rel=1e-15, abs=0)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: losses.hinge([Value(0.5)], [0]), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
     (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
