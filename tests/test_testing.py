@@ -805,6 +805,13 @@ def test_gradcheck_measures_right_gradients_at_extreme_inputs(f, x):
     assert report and report.rows[0].status == "ok", str(report)
 
 
+@pytest.mark.xfail(strict=True, reason="steps stop at 1e-13 |x| (1e3 at 1e16, 2 ulps): every step spans many of sin's "
+                   "periods, and the averaged differences look settled; no rule yet tells them from a resolved slope")
+def test_gradcheck_does_not_fail_a_right_gradient_it_cannot_resolve():
+    for x in (1e13, 1e15, 1e16):  # sin' = cos: the reference is 0.005, 0.003, 4e-13
+        assert gradcheck(lambda v: v.sin(), x).rows[0].status in ("ok", "not checkable here")
+
+
 @pytest.mark.parametrize("x", [5e-324, 1e-321])
 def test_gradcheck_says_it_cannot_check_where_no_step_fits_between_0_and_x(x):
     # sqrt' at 5e-324 is 2.2e161; the slope measured from 0 with steps >= 2.2e-308 grows without
