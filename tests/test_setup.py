@@ -101,7 +101,7 @@ def test_readme_commands_work_from_a_fresh_clone_with_the_os_python(tmp_path):
     # through this same command: running it all again in here would double CI's time).
     done = sh(f"{test} tests/test_engine.py", clone, env)
     summary = done.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"\d+ passed(, \d+ deselected)? in .*", summary), summary
+    assert re.fullmatch(r"\d+ passed(, \d+ deselected)?(, \d+ xfailed)? in .*", summary), summary
     assert int(summary.split()[0]) > 300  # the engine's tests ran, under the .venv's Python, torch and all
     assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout == ""
 

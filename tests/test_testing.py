@@ -797,6 +797,32 @@ def test_gradcheck_refuses_a_step_too_small_or_too_large_to_measure(eps):
     assert gradcheck(lambda x: x.tanh(), 0.3, eps=1e-12) and gradcheck(lambda x: x.sin(), -1e8, eps=0.1)
 
 
+@pytest.mark.parametrize("f, x", [
+    (lambda x: x.exp(), 709.7),  # 4 * d2 - d1 overflowed: reference nan, a right exp' failed and was blamed
+    (lambda x: x.sin(), 1e10),   # x ± 1e-3 rounds by 1e-6: the reference was off by 5e-4 (± 8.7e-13 claimed)
+    (lambda x: x.sin(), 3e12),   # ... by 4e-3 (± 1.1e-4): a right sin' failed at the default tolerances
+])
+def test_gradcheck_measures_right_gradients_at_extreme_inputs(f, x):
+    report = gradcheck(f, x, rtol=1e-4)
+    assert report and report.rows[0].status == "ok", str(report)
+
+
+@pytest.mark.xfail(strict=True, reason="steps stop at 1e-13 |x| (1e3 at 1e16, 2 ulps): every step spans many of sin's "
+                   "periods, and the averaged differences look settled; no rule yet tells them from a resolved slope")
+def test_gradcheck_does_not_fail_a_right_gradient_it_cannot_resolve():
+    for x in (1e13, 1e15, 1e16):  # sin' = cos: the reference is 0.005, 0.003, 4e-13
+        assert gradcheck(lambda v: v.sin(), x).rows[0].status in ("ok", "not checkable here")
+
+
+@pytest.mark.parametrize("x", [5e-324, 1e-321])
+def test_gradcheck_says_it_cannot_check_where_no_step_fits_between_0_and_x(x):
+    # sqrt' at 5e-324 is 2.2e161; the slope measured from 0 with steps >= 2.2e-308 grows without
+    # bound, and the right gradient was reported non-finite
+    report = gradcheck(lambda v: v.sqrt(), x)
+    assert report.rows[0].status == "not checkable here" and "no smaller step fits between 0 and x" in str(report)
+    assert gradcheck(lambda v: v.sqrt(), 1e-310, rtol=1e-10)  # steps below |x| now go down to 64 * 5e-324
+
+
 @pytest.mark.parametrize("inputs, error, message", [
     (True, TypeError, "input 'x' must be a finite number, got bool True"),  # was checked as 1.0
     ({"x": False}, TypeError, "input 'x' must be a finite number, got bool False"),

@@ -282,7 +282,7 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     h = eps * scale
     # a step wider than a small x can straddle a pole or domain edge at 0 (1/x, log): then
     # the next step is a tenth of |x|, and steps go down to what rounding resolves at x
-    floor = max(1e-13 * (abs(x) or 1.0), sys.float_info.min)  # subnormal steps round to 0 (x = 5e-324)
+    floor = max(1e-13 * (abs(x) or 1.0), 64 * math.ulp(0.0))  # a subnormal x's steps are whole numbers of 5e-324
     below, above = kink_gaps
     if min(below, above) < h:  # the stencil would straddle a kink (relu at 1e-15): no averaged slope across it
         h = min(below, above) / 2  # half: a kink's input need not move linearly with x
@@ -296,6 +296,9 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
             side.evaluations, side.detail = calls, f"{'right' if sign > 0 else 'left'}-sided: {where}"
             return side
     best, first = _central(f, x, f0, h, floor)
+    if best is None and 0.0 < abs(x) < 10 * floor:  # sqrt at 5e-324: its slope from 0 grows, its derivative is finite
+        return Derivative(math.nan, math.nan, math.nan, evaluations=calls, checkable=False,
+                          detail=f"f fails a step away, and no smaller step fits between 0 and x = {x!r}")
     if best is None:  # no step fits on both sides: x is at the edge of fn's domain
         best = _at_domain_edge(f, x, f0, eps * scale)
         best.evaluations = calls
@@ -331,9 +334,11 @@ def _central(f, x: float, f0: float, h: float, floor: float) -> tuple[Derivative
         except (ArithmeticError, ValueError):
             h = min(h, abs(x) or h) / 10
             continue
-        d1, d2, d4 = ((up - down) / (2 * d) for (up, down), d in zip(fs, (h, h / 2, h / 4)))
-        r1, r2 = (4 * d2 - d1) / 3, (4 * d4 - d2) / 3
-        value = (16 * r2 - r1) / 15
+        # each difference over its step as rounded to x's floats (x ± 1e-3 at 1e10 is off by 1e-6: 5e-4
+        # of the step); Richardson's steps as corrections, which cannot overflow (exp' at 709.7 is 1.7e308)
+        d1, d2, d4 = ((up - down) / ((x + d) - (x - d)) for (up, down), d in zip(fs, (h, h / 2, h / 4)))
+        r1, r2 = d2 + (d2 - d1) / 3, d4 + (d4 - d2) / 3
+        value = r2 + (r2 - r1) / 15
         probes = max(abs(v) for pair in fs for v in pair)
         rounding = 8 * _MACHINE_EPS * max(abs(f0), probes) / h
         estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
@@ -400,11 +405,11 @@ def _side(f, x: float, f0: float, h: float, sign: float) -> Derivative | None:
         except (ArithmeticError, ValueError):
             step /= 10
             continue
-        slope = _one_sided(f0, ups, sign * step)
+        q = [(u - f0) / ((x + sign * d) - x) for u, d in zip(ups, (step, step / 2, step / 4))]  # steps as in _central
+        slope = _one_sided(q)
         slopes.append(slope)
-        q = [(u - f0) / (sign * d) for u, d in zip(ups, (step, step / 2, step / 4))]
         size = max(map(abs, [f0, *ups]))
-        error = abs((2 * q[2] - q[1]) - (2 * q[1] - q[0])) + 8 * _MACHINE_EPS * size / step
+        error = abs((q[2] + (q[2] - q[1])) - (q[1] + (q[1] - q[0]))) + 8 * _MACHINE_EPS * size / step
         if best is None or error < best.error:
             best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
         if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
@@ -453,11 +458,12 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     return step < h / 1000
 
 
-def _one_sided(f0: float, ups: list[float], h: float) -> float:
-    """The slope on one side from steps h, h/2, h/4, extrapolated twice (first-order error)."""
-    q1, q2, q4 = ((u - f0) / d for u, d in zip(ups, (h, h / 2, h / 4)))
-    r1, r2 = 2 * q2 - q1, 2 * q4 - q2
-    return (4 * r2 - r1) / 3
+def _one_sided(q: list[float]) -> float:
+    """The slope on one side from the difference quotients q at steps h, h/2, h/4, extrapolated
+    twice (first-order error), as corrections (see _central)."""
+    q1, q2, q4 = q
+    r1, r2 = q2 + (q2 - q1), q4 + (q4 - q2)
+    return r2 + (r2 - r1) / 3
 
 
 def _judge(analytic: float, d: Derivative, kink: bool, atol: float, rtol: float) -> str:
