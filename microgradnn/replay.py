@@ -1071,10 +1071,14 @@ def _groups(order: list[Value]) -> list[tuple[int, list[int], int]]:
 
 
 def _group_contiguously(order, structure, root, watched):
-    """Renumber slots: leaves first, then each group's nodes together, so most gathers and
-    scatters of the replay are slices (views) rather than copies. Returns the groups too."""
+    """Renumber slots: leaves first (the sample's numbers leading), then each group's nodes
+    together, so most gathers and scatters of the replay are slices (views) rather than
+    copies. Returns the groups too."""
     groups = _groups(order)
-    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx, _ in groups for i in idx]
+    leaves = [i for i, v in enumerate(order) if not v.inputs]
+    # the sample's numbers first, in their order: a call copies them into V as one block
+    xs = sorted((i for i in leaves if structure[i][0] == "x"), key=lambda i: structure[i][1])
+    perm = xs + [i for i in leaves if structure[i][0] != "x"] + [i for _, idx, _ in groups for i in idx]
     new = {old: k for k, old in enumerate(perm)}
     remapped = [(structure[i][0], tuple(new[j] for j in structure[i][1])) if order[i].inputs else structure[i]
                 for i in perm]
