@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable
+import math
 import threading
 import warnings
 
@@ -324,14 +325,20 @@ class _Tape:
         # gathers and ops of your own may not, so their outputs (and the loss) are checked.
         unflagged = [g.out for g in self.groups
                      if g.layer is not None or g.places is not None or g.op is _TAKE or not g.op.builtin]
-        self.checked = _index(np.unique(np.concatenate([[root], *unflagged]).astype(int)))
+        checked = np.unique(np.concatenate([[root], *unflagged]).astype(int))
+        self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
+        # Any non-finite number among the others comes from these (leaves are finite, and the
+        # ufuncs flag what they make): all the computed rows are read at once (a slice is
+        # quicker than gathering a third of them), as they are after a flag.
+        everything = slice(self.first_computed, None)
+        self.checked = everything if 3 * len(checked) >= self.n_slots - self.first_computed else _index(checked)
+        self.everything = everything
         # define_op ops with an array_forward of their own: checked against forward on every call
         self.user_groups = [g for g in self.groups if not g.op.builtin and g.op.array_forward is not None
                             and g.layer is None and g.places is None and not isinstance(g, _Joined)]
         rows = sorted(s for s in read if is_param[s])
         self.row_param_slots = np.array(rows, dtype=int)
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
-        self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
         self.nodes = sum(len(g.out) for g in self.groups)
         # Arrays reused from call to call: fresh ones cost more than the arithmetic (page faults).
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
@@ -389,9 +396,10 @@ class _Tape:
         if len(self._spare) < 2 and V.base is None and V.shape[0] == self.n_slots:
             self._spare.append(V)
 
-    def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """(values V, this tape's parameters P, which samples pass every guard, whether an op
-        raised a floating-point flag) for the samples whose numbers are the columns of D."""
+    def forward(self, D: np.ndarray, P_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+        """(values V, this tape's parameters P, which samples pass every guard, the rows of V that
+        may hold a number that is not finite, or None) for the samples whose numbers are the
+        columns of D."""
         self.check_made_before()
         n = D.shape[1]
         for k, S in enumerate(self._spare):
@@ -413,13 +421,17 @@ class _Tape:
             try:
                 for i, g in enumerate(self.groups):  # noqa: B007 (i: where to go on after a flag)
                     _forward(g, V, P)
+                i = len(self.groups)
+                # one sum of the rows no flag speaks for: finite only if every term is (one
+                # that overflows raises, and sends the check to every number, as a flag does)
+                finite = math.isfinite(np.add.reduce(V[self.checked], axis=None))
             except FloatingPointError:
                 flagged = True
-        if flagged:  # for a sample another tape takes, or one to refuse (see `all_finite`): go on
+        if flagged:  # for a sample another tape takes, or one to refuse (see `finite`): go on
             with np.errstate(all="ignore"):
                 for g in self.groups[i:]:
                     _forward(g, V, P)
-        return V, P, self.passes(V), flagged
+        return V, P, self.passes(V), self.everything if flagged else None if finite else self.checked
 
     def check_array_forwards(self, V: np.ndarray, ok: np.ndarray, samples: np.ndarray) -> None:
         """Compare each define_op op's array_forward with its forward at a few of the batch's
@@ -442,14 +454,10 @@ class _Tape:
                 if _differs(np.array(got), np.array(want), [np.array(x) for x in xs]):
                     raise ValueError(f"compiled, sample {col}: {_array_forward_differs(g.op, got, want, xs)}")
 
-    def all_finite(self, V: np.ndarray, flagged: bool) -> bool:
-        """Every number the scalar engine computes for the samples in V is finite (it would
-        refuse the op otherwise): once a flag was raised, all of them are looked at."""
-        return bool(np.isfinite(V[self.first_computed:] if flagged else V[self.checked]).all())
-
-    def finite(self, V: np.ndarray, flagged: bool) -> np.ndarray:
-        """Which samples (columns) of V `all_finite` would pass."""
-        return np.isfinite(V[self.first_computed:] if flagged else V[self.checked]).all(axis=0)
+    def finite(self, V: np.ndarray, rows) -> np.ndarray:
+        """Which samples (columns) of V have only finite numbers in `rows` (from `forward`): the
+        scalar engine refuses an op whose result is not."""
+        return np.isfinite(V[rows]).all(axis=0)
 
     def first_failure(self, V: np.ndarray, col: int) -> Guard:
         """The first guard that sample `col` of V fails."""
@@ -911,7 +919,7 @@ class Compiled:
                         P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
                 tape = known[i]
                 i += 1
-                V, P, ok, flagged = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
+                V, P, ok, suspect = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
                 if fresh and tape.numbered:
                     ok = tape.settle(V)
                 if fresh and not ok[0]:
@@ -921,11 +929,11 @@ class Compiled:
                                        f"order, so a comparison of numbers equal up to rounding may flip; an op's "
                                        f"array_forward that differs from its forward; or fn is not deterministic)")
                 every = bool(ok.all())
-                if (every or ok.any()) and not tape.all_finite(V, flagged):
+                if suspect is not None and (every or ok.any()):
                     # An op refuses a sample's numbers: fn may catch that and go another way, so the
                     # sample goes on to another recording (which raises the engine's error if fn
                     # does not catch it); only on its own recording is it refused here.
-                    finite = tape.finite(V, flagged)
+                    finite = tape.finite(V, suspect)
                     if fresh and not finite[0]:
                         tape.raise_nonfinite(V[:, :1], P, rows[pending[:1]])
                     ok &= finite
@@ -1071,10 +1079,14 @@ def _groups(order: list[Value]) -> list[tuple[int, list[int], int]]:
 
 
 def _group_contiguously(order, structure, root, watched):
-    """Renumber slots: leaves first, then each group's nodes together, so most gathers and
-    scatters of the replay are slices (views) rather than copies. Returns the groups too."""
+    """Renumber slots: leaves first (the sample's numbers leading), then each group's nodes
+    together, so most gathers and scatters of the replay are slices (views) rather than
+    copies. Returns the groups too."""
     groups = _groups(order)
-    perm = [i for i, v in enumerate(order) if not v.inputs] + [i for _, idx, _ in groups for i in idx]
+    leaves = [i for i, v in enumerate(order) if not v.inputs]
+    # the sample's numbers first, in their order: a call copies them into V as one block
+    xs = sorted((i for i in leaves if structure[i][0] == "x"), key=lambda i: structure[i][1])
+    perm = xs + [i for i in leaves if structure[i][0] != "x"] + [i for _, idx, _ in groups for i in idx]
     new = {old: k for k, old in enumerate(perm)}
     remapped = [(structure[i][0], tuple(new[j] for j in structure[i][1])) if order[i].inputs else structure[i]
                 for i in perm]
