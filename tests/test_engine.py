@@ -34,6 +34,7 @@ OPS = [
     ("abs", lambda a: a.abs(), abs, [(1.5,), (-2.0,)]),
     ("exp", lambda a: a.exp(), math.exp, [(1.5,), (-20.0,), (50.0,)]),
     ("log", lambda a: a.log(), math.log, [(1.5,), (0.05,), (1e6,)]),
+    ("log1p", lambda a: a.log1p(), math.log1p, [(1.5,), (1e-10,), (-0.9,), (1e6,)]),
     ("sqrt", lambda a: a.sqrt(), math.sqrt, [(1.5,), (0.04,), (4e4,)]),
     ("tanh", lambda a: a.tanh(), math.tanh, [(0.3,), (-2.0,), (8.0,)]),
     ("sigmoid", lambda a: a.sigmoid(), lambda a: 1 / (1 + math.exp(-a)), [(0.3,), (-30.0,), (30.0,)]),
@@ -590,7 +591,7 @@ OP_POINTS = {"+": (0.3, -1.2), "-": (0.3, -1.2), "*": (0.3, -1.2), "/": (0.3, -1
              "neg": (0.7,), "abs": (-0.7,), "exp": (0.7,), "log": (0.7,), "sqrt": (0.7,), "tanh": (0.7,),
              "sigmoid": (-0.7,), "relu": (0.7,), "leaky_relu": (-0.7, 0.2), "sin": (0.7,), "cos": (0.7,),
              "softplus": (0.7,), "dot": (0.3, -0.2, 1.1, 0.4, 0.05), "logsumexp": (0.3, -2.0, 1.5),
-             "is_class": (0.5, 1.0)}
+             "is_class": (0.5, 1.0), "log1p": (0.7,)}
 
 
 def test_every_builtin_op_has_a_point_below():
@@ -828,6 +829,7 @@ SECOND = [
     (lambda x: x.sigmoid(), lambda x: (s := 1 / (1 + math.exp(-x))) * (1 - s) * (1 - 2 * s), -0.6),
     (lambda x: x.exp() * x, lambda x: math.exp(x) * (x + 2), 0.5),
     (lambda x: x.log(), lambda x: -1 / x ** 2, 2.5),
+    (lambda x: x.log1p(), lambda x: -1 / (1 + x) ** 2, 0.6),
     (lambda x: 1 / x, lambda x: 2 / x ** 3, 1.7),
     (lambda x: x.sqrt(), lambda x: -0.25 * x ** -1.5, 3.0),
     (lambda x: x.softplus(), lambda x: (s := 1 / (1 + math.exp(-x))) * (1 - s), 0.9),
@@ -943,7 +945,8 @@ def test_grad_takes_torchs_arguments_in_torchs_order():
 # ---- property-based ---------------------------------------------------------------------
 
 UNARY = [lambda a: a.tanh(), lambda a: a.sigmoid(), lambda a: a.sin(), lambda a: (a * a + 1).log(),
-         lambda a: a.exp() * 0.1, lambda a: -a, lambda a: a.softplus(), lambda a: (a * a + 0.5).sqrt()]
+         lambda a: a.exp() * 0.1, lambda a: -a, lambda a: a.softplus(), lambda a: (a * a + 0.5).sqrt(),
+         lambda a: (a * a).log1p()]
 BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
           lambda a, b: a / (b * b + 1), lambda a, b: (a * a + 1) ** b.tanh()]
 
@@ -951,7 +954,7 @@ BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
 @st.composite
 def expressions(draw):
     """A random program over 3 inputs: each step applies an op to earlier results."""
-    steps = draw(st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.integers(0, 50), st.integers(0, 50)),
+    steps = draw(st.lists(st.tuples(st.booleans(), st.integers(0, len(UNARY) - 1), st.integers(0, 50), st.integers(0, 50)),
                           min_size=1, max_size=12))
     xs = draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=3, max_size=3))
 
@@ -1054,6 +1057,8 @@ def test_backward_order_survives_pickling_and_new_ops_on_old_nodes():
     (lambda: Value(1000.0).exp(), OverflowError, r"exp\(1000.0\): result is too large"),
     (lambda: Value(1e200) * 1e200, OverflowError, "result is not finite"),
     (lambda: mg.log(-1.0), ValueError, r"log\(-1.0\): input must be > 0"),
+    (lambda: Value(-1.0, label="q").log1p(), ValueError, r"log1p\(q=-1.0\): input must be > -1"),
+    (lambda: mg.log1p(-2.0), ValueError, r"log1p\(-2.0\): input must be > -1"),
 ])
 def test_bad_input_raises_a_clear_error(bad, error, message):
     with pytest.raises(error, match=message):
@@ -1618,6 +1623,7 @@ EDGES = [
     ("pow-one-at-zero", lambda lib, a: a ** 1.0 + a ** 2.0 + a ** 3.0, [(0.0,), (-0.0,)]),
     ("pow-values", lambda lib, a, b: a ** b, [(3.0, -1.5), (0.5, 1.0)]),
     ("log-near-zero", lambda lib, a: a.log(), [(1e-150,), (1e-10,)]),
+    ("log1p-near-zero-and-minus-1", lambda lib, a: a.log1p(), [(1e-300,), (1e-10,), (-1e-10,), (-1 + 1e-10,), (-0.999999,)]),
     ("sqrt-near-zero", lambda lib, a: a.sqrt(), [(1e-200,), (1e-10,)]),
     ("div-zero-numerator", lambda lib, a, b: a / b, [(0.0, 2.0), (0.0, -1e-100)]),
     ("tanh-saturated", lambda lib, a: a.tanh(), [(20.0,), (-40.0,), (0.0,)]),

@@ -1002,7 +1002,7 @@ def _teach_ops_torch(torch) -> None:
 
     def t(x):
         return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=torch.float64)
-    table = {name: getattr(torch, name) for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sin",
+    table = {name: getattr(torch, name) for name in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid", "relu", "sin",
                                                      "cos", "abs", "neg")}
     table.update({
         "+": lambda a, b: t(a) + t(b), "-": lambda a, b: t(a) - t(b), "*": lambda a, b: t(a) * t(b),
