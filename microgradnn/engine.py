@@ -1772,6 +1772,13 @@ def _sqrt(a: float) -> float:
     return math.sqrt(a)
 
 
+def _tanh_grad(a, out):
+    """tanh's derivative (1 - out)(1 + out), exact near |out| = 1; for a Value (create_graph) the
+    tanh_grad node, whose own derivative -2 out is exact where the product's graph, (1 - out) -
+    (1 + out), cancels (out near 0: the second derivative at 1e-20 was 0)."""
+    return (1.0 - out) * (1.0 + out) if type(out) is not Value else tanh_grad(out)
+
+
 def _sigmoid(a: float) -> float:
     if a >= 0.0:
         return 1.0 / (1.0 + math.exp(-a))
@@ -1880,8 +1887,11 @@ exp = _row("exp", math.exp, lambda a, out: out, array_forward=lambda a: _np().ex
 log = _row("log", _log, lambda a, out: 1.0 / a, array_forward=lambda a: _np().log(a))
 log1p = _row("log1p", _log1p, lambda a, out: 1.0 / (1.0 + a), array_forward=lambda a: _np().log1p(a))
 sqrt = _row("sqrt", _sqrt, lambda a, out: 0.5 / out, array_forward=lambda a: _np().sqrt(a))
-tanh = _row("tanh", math.tanh, lambda a, out: (1.0 - out) * (1.0 + out),  # exact near |out| = 1
-            array_forward=lambda a: _np().tanh(a))
+tanh = _row("tanh", math.tanh, _tanh_grad, array_forward=lambda a: _np().tanh(a))
+# tanh_grad(o) = (1 - o)(1 + o), tanh's derivative as a function of its output o: the node
+# tanh's rule makes under create_graph (as torch's tanh_backward), so second derivatives are exact.
+tanh_grad = _row("tanh_grad", lambda o: (1.0 - o) * (1.0 + o), lambda o, out: -2.0 * o,
+                 array_forward=lambda o: (1.0 - o) * (1.0 + o))
 sigmoid = _row("sigmoid", _sigmoid, lambda a, out: out * (1.0 - out),
                array_forward=lambda a: _np().exp(-_np().logaddexp(0.0, -a)))
 relu = _row("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0,

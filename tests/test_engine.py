@@ -591,7 +591,7 @@ OP_POINTS = {"+": (0.3, -1.2), "-": (0.3, -1.2), "*": (0.3, -1.2), "/": (0.3, -1
              "neg": (0.7,), "abs": (-0.7,), "exp": (0.7,), "log": (0.7,), "sqrt": (0.7,), "tanh": (0.7,),
              "sigmoid": (-0.7,), "relu": (0.7,), "leaky_relu": (-0.7, 0.2), "sin": (0.7,), "cos": (0.7,),
              "softplus": (0.7,), "dot": (0.3, -0.2, 1.1, 0.4, 0.05), "logsumexp": (0.3, -2.0, 1.5),
-             "is_class": (0.5, 1.0), "log1p": (0.7,)}
+             "is_class": (0.5, 1.0), "log1p": (0.7,), "tanh_grad": (0.7,)}
 
 
 def test_every_builtin_op_has_a_point_below():
@@ -1627,6 +1627,7 @@ EDGES = [
     ("sqrt-near-zero", lambda lib, a: a.sqrt(), [(1e-200,), (1e-10,)]),
     ("div-zero-numerator", lambda lib, a, b: a / b, [(0.0, 2.0), (0.0, -1e-100)]),
     ("tanh-saturated", lambda lib, a: a.tanh(), [(20.0,), (-40.0,), (0.0,)]),
+    ("tanh-near-zero", lambda lib, a: a.tanh(), [(1e-20,), (1e-8,), (-1e-8,)]),
     ("sigmoid-saturated", lambda lib, a: a.sigmoid(), [(0.0,), (40.0,), (-40.0,), (-745.0,)]),
     ("softplus", lambda lib, a: a.softplus() if lib is mg else lib.nn.functional.softplus(a),
      [(0.0,), (-40.0,), (19.9,)]),
@@ -1838,12 +1839,34 @@ def test_backward_on_a_value_made_inside_no_grad_says_no_grad_may_be_why():
         mg.grad(y, [x])
 
 
-@pytest.mark.xfail(strict=True, reason="tanh's derivative rule (1 - out)(1 + out), differentiated under create_graph, "
-                   "is (1 - out) - (1 + out): it cancels near 0 (fix in the op table: engine.py is being optimised)")
 def test_tanh_second_derivative_keeps_float64_accuracy_near_0():
     # torch float64 gives -2e-20 and -1.9999999999999997e-08 (= -2 tanh(x) sech(x)^2); we gave 0 and -1.999999998947e-08
     for x, expected in ((1e-20, -2e-20), (1e-8, -1.9999999999999997e-08)):
         v = Value(x)
         (first,) = mg.grad(v.tanh(), v, create_graph=True)
         (second,) = mg.grad(first, v)
-        assert second.data == pytest.approx(expected, rel=1e-14, abs=0)
+        assert second == pytest.approx(expected, rel=1e-14, abs=0)
+
+
+@pytest.mark.parametrize("x0", [1e-20, 1e-8, 0.3, 5.0, 19.0, -1e-8, -5.0])
+def test_tanh_first_second_and_third_derivatives_match_torch_float64(x0):
+    # tanh's rule makes a tanh_grad node under create_graph, whose own rule -2 out does not cancel
+    # near 0 as (1 - out)(1 + out)'s graph did; its derivative, -2, is the third derivative's
+    torch = pytest.importorskip("torch")
+    v = Value(x0)
+    v.tanh().backward()
+    (d1,) = mg.grad(v.tanh(), v, create_graph=True)
+    (d2,) = mg.grad(d1, v, create_graph=True)
+    (d3,) = mg.grad(d2, v)
+    t = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    (t1,) = torch.autograd.grad(t.tanh(), t, create_graph=True)
+    (t2,) = torch.autograd.grad(t1, t, create_graph=True)
+    (t3,) = torch.autograd.grad(t2, t)
+    assert d1.data == v.grad  # backward's number, exactly
+    assert [d1.data, d2.data, d3] == pytest.approx([t1.item(), t2.item(), t3.item()], rel=1e-14, abs=0)
+
+
+def test_tanh_passes_gradgradcheck_up_to_its_third_derivative():
+    from microgradnn.testing import gradgradcheck
+    assert gradgradcheck(lambda x, y: (x * y).tanh() + x.tanh() * y, [0.4, -0.7])
+    assert gradgradcheck(lambda x: mg.grad(x.tanh(), x, create_graph=True)[0], [0.4])  # the third, against differences

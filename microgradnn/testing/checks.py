@@ -1011,6 +1011,7 @@ def _teach_ops_torch(torch) -> None:
         "logsumexp": lambda *xs: torch.logsumexp(torch.stack([t(x) for x in xs]), 0),
         "dot": lambda *a: sum((t(w) * t(x) for w, x in zip(a[:len(a) // 2], a[len(a) // 2:-1])), t(a[-1])),
         "is_class": lambda a, k: (t(a) == t(k)).to(torch.float64),
+        "tanh_grad": lambda o: (1 - t(o)) * (1 + t(o)),
     })
     for name, forward in table.items():
         op = get_op(name)
