@@ -689,9 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log sqrt tanh sigmoid relu leaky_relu sin cos softplus "
-                   "abs neg dot logsumexp (and ops of your own, with --import), and name = ... steps separated by ; "
-                   "for shared subexpressions")
+EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log log1p sqrt tanh sigmoid relu leaky_relu sin cos "
+                   "softplus abs neg dot logsumexp (and ops of your own, with --import), and name = ... steps "
+                   "separated by ; for shared subexpressions")
 
 
 def _add_save(p: argparse.ArgumentParser) -> None:

@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 __all__ = [
     "Value", "Op", "define_op", "get_op", "ops", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "topological_order", "zero_grad", "tree", "register_backward_hook", "RemovableHandle", "exp", "log",
-    "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp", "take",
-    "observe_decisions", "is_sample_float", "all_floats", "float_array", "data_of", "assign", "restore", "data_version",
-    "next_version", "version_of", "changed_since",
+    "log1p", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "sin", "cos", "softplus", "dot", "dots", "logsumexp",
+    "take", "observe_decisions", "is_sample_float", "all_floats", "float_array", "data_of", "assign", "restore",
+    "data_version", "next_version", "version_of", "changed_since",
 ]
 
 _GRAD_ENABLED = contextvars.ContextVar("microgradnn_grad_enabled", default=True)
@@ -164,6 +164,7 @@ class Value:
     def abs(self) -> Value: return abs_(self)
     def exp(self) -> Value: return exp(self)
     def log(self) -> Value: return log(self)
+    def log1p(self) -> Value: return log1p(self)
     def sqrt(self) -> Value: return sqrt(self)
     def tanh(self) -> Value: return tanh(self)
     def sigmoid(self) -> Value: return sigmoid(self)
@@ -1759,10 +1760,23 @@ def _log(a: float) -> float:
     return math.log(a)
 
 
+def _log1p(a: float) -> float:
+    if a <= -1.0:
+        raise ValueError("input must be > -1")
+    return math.log1p(a)
+
+
 def _sqrt(a: float) -> float:
     if a < 0.0:
         raise ValueError("input must be >= 0")
     return math.sqrt(a)
+
+
+def _tanh_grad(a, out):
+    """tanh's derivative (1 - out)(1 + out), exact near |out| = 1; for a Value (create_graph) the
+    tanh_grad node, whose own derivative -2 out is exact where the product's graph, (1 - out) -
+    (1 + out), cancels (out near 0: the second derivative at 1e-20 was 0)."""
+    return (1.0 - out) * (1.0 + out) if type(out) is not Value else tanh_grad(out)
 
 
 def _sigmoid(a: float) -> float:
@@ -1871,9 +1885,13 @@ neg = _row("neg", operator.neg, lambda a, out: -1.0, array_forward=operator.neg)
 abs_ = _row("abs", abs, lambda a, out: (a > 0) * 1.0 - (a < 0) * 1.0, array_forward=abs, kinks=_at_zero)
 exp = _row("exp", math.exp, lambda a, out: out, array_forward=lambda a: _np().exp(a))
 log = _row("log", _log, lambda a, out: 1.0 / a, array_forward=lambda a: _np().log(a))
+log1p = _row("log1p", _log1p, lambda a, out: 1.0 / (1.0 + a), array_forward=lambda a: _np().log1p(a))
 sqrt = _row("sqrt", _sqrt, lambda a, out: 0.5 / out, array_forward=lambda a: _np().sqrt(a))
-tanh = _row("tanh", math.tanh, lambda a, out: (1.0 - out) * (1.0 + out),  # exact near |out| = 1
-            array_forward=lambda a: _np().tanh(a))
+tanh = _row("tanh", math.tanh, _tanh_grad, array_forward=lambda a: _np().tanh(a))
+# tanh_grad(o) = (1 - o)(1 + o), tanh's derivative as a function of its output o: the node
+# tanh's rule makes under create_graph (as torch's tanh_backward), so second derivatives are exact.
+tanh_grad = _row("tanh_grad", lambda o: (1.0 - o) * (1.0 + o), lambda o, out: -2.0 * o,
+                 array_forward=lambda o: (1.0 - o) * (1.0 + o))
 sigmoid = _row("sigmoid", _sigmoid, lambda a, out: out * (1.0 - out),
                array_forward=lambda a: _np().exp(-_np().logaddexp(0.0, -a)))
 relu = _row("relu", lambda a: a if a > 0.0 else 0.0, lambda a, out: (a > 0) * 1.0,

@@ -29,7 +29,7 @@ MAX_LENGTH = 100_000  # characters: a command line's expression, with room to sp
 # Functions an expression may call: these module functions (leaky_relu's slope is optional),
 # and every op of the op table whose name is a word (dot, logsumexp, your define_op ops).
 FUNCTIONS: dict[str, Callable] = {
-    "exp": engine.exp, "log": engine.log, "sqrt": engine.sqrt, "tanh": engine.tanh,
+    "exp": engine.exp, "log": engine.log, "log1p": engine.log1p, "sqrt": engine.sqrt, "tanh": engine.tanh,
     "sigmoid": engine.sigmoid, "relu": engine.relu, "leaky_relu": engine.leaky_relu,
     "sin": engine.sin, "cos": engine.cos, "softplus": engine.softplus, "abs": engine.abs_,
 }

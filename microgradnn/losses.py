@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from microgradnn._checks import one_of, shown
-from microgradnn.engine import Value, exp, get_op, in_order, is_sample_float, log, logsumexp, relu, softplus
+from microgradnn.engine import Value, exp, get_op, in_order, is_sample_float, log, log1p, logsumexp, relu, softplus
 
 __all__ = ["mse", "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge",
            "cross_entropy", "softmax", "decision_threshold", "LOSSES"]
@@ -128,16 +128,22 @@ def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
     terms = []
     for p, ti in zip(preds, t):
         term = 0.0
-        for weight, q in ((ti, p), (1.0 - ti, 1.0 - p)):
+        for weight, q, log_q in ((ti, p, log), (1.0 - ti, 1.0 - p, _log_1_minus)):
             # A zero-weight term adds nothing, even where log(q) is -inf; a target Value
             # keeps both terms so the graph is the same for every sample.
             if isinstance(weight, Value) or weight:
                 if q <= 0.0:
                     raise ValueError(f"binary_cross_entropy: prediction {_number(p)} for target {_number(ti)} gives an "
                                      "infinite loss; use binary_cross_entropy_with_logits on raw scores")
-                term = term - weight * log(q)
+                term = term - weight * log_q(p)
         terms.append(term)
     return _mean(terms)
+
+
+def _log_1_minus(p):
+    """log(1 - p) as log1p(-p), as torch's: 1 - p rounds p's digits away where p is tiny (p = 1e-10
+    was 8e-8 off, 1e-300 gave 0)."""
+    return log1p(-p)
 
 
 def binary_cross_entropy_with_logits(predictions: Sequence, targets: ArrayLike) -> Value:

@@ -34,6 +34,7 @@ OPS = [
     ("abs", lambda a: a.abs(), abs, [(1.5,), (-2.0,)]),
     ("exp", lambda a: a.exp(), math.exp, [(1.5,), (-20.0,), (50.0,)]),
     ("log", lambda a: a.log(), math.log, [(1.5,), (0.05,), (1e6,)]),
+    ("log1p", lambda a: a.log1p(), math.log1p, [(1.5,), (1e-10,), (-0.9,), (1e6,)]),
     ("sqrt", lambda a: a.sqrt(), math.sqrt, [(1.5,), (0.04,), (4e4,)]),
     ("tanh", lambda a: a.tanh(), math.tanh, [(0.3,), (-2.0,), (8.0,)]),
     ("sigmoid", lambda a: a.sigmoid(), lambda a: 1 / (1 + math.exp(-a)), [(0.3,), (-30.0,), (30.0,)]),
@@ -590,7 +591,7 @@ OP_POINTS = {"+": (0.3, -1.2), "-": (0.3, -1.2), "*": (0.3, -1.2), "/": (0.3, -1
              "neg": (0.7,), "abs": (-0.7,), "exp": (0.7,), "log": (0.7,), "sqrt": (0.7,), "tanh": (0.7,),
              "sigmoid": (-0.7,), "relu": (0.7,), "leaky_relu": (-0.7, 0.2), "sin": (0.7,), "cos": (0.7,),
              "softplus": (0.7,), "dot": (0.3, -0.2, 1.1, 0.4, 0.05), "logsumexp": (0.3, -2.0, 1.5),
-             "is_class": (0.5, 1.0)}
+             "is_class": (0.5, 1.0), "log1p": (0.7,), "tanh_grad": (0.7,)}
 
 
 def test_every_builtin_op_has_a_point_below():
@@ -828,6 +829,7 @@ SECOND = [
     (lambda x: x.sigmoid(), lambda x: (s := 1 / (1 + math.exp(-x))) * (1 - s) * (1 - 2 * s), -0.6),
     (lambda x: x.exp() * x, lambda x: math.exp(x) * (x + 2), 0.5),
     (lambda x: x.log(), lambda x: -1 / x ** 2, 2.5),
+    (lambda x: x.log1p(), lambda x: -1 / (1 + x) ** 2, 0.6),
     (lambda x: 1 / x, lambda x: 2 / x ** 3, 1.7),
     (lambda x: x.sqrt(), lambda x: -0.25 * x ** -1.5, 3.0),
     (lambda x: x.softplus(), lambda x: (s := 1 / (1 + math.exp(-x))) * (1 - s), 0.9),
@@ -943,7 +945,8 @@ def test_grad_takes_torchs_arguments_in_torchs_order():
 # ---- property-based ---------------------------------------------------------------------
 
 UNARY = [lambda a: a.tanh(), lambda a: a.sigmoid(), lambda a: a.sin(), lambda a: (a * a + 1).log(),
-         lambda a: a.exp() * 0.1, lambda a: -a, lambda a: a.softplus(), lambda a: (a * a + 0.5).sqrt()]
+         lambda a: a.exp() * 0.1, lambda a: -a, lambda a: a.softplus(), lambda a: (a * a + 0.5).sqrt(),
+         lambda a: (a * a).log1p()]
 BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
           lambda a, b: a / (b * b + 1), lambda a, b: (a * a + 1) ** b.tanh()]
 
@@ -951,7 +954,7 @@ BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
 @st.composite
 def expressions(draw):
     """A random program over 3 inputs: each step applies an op to earlier results."""
-    steps = draw(st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.integers(0, 50), st.integers(0, 50)),
+    steps = draw(st.lists(st.tuples(st.booleans(), st.integers(0, len(UNARY) - 1), st.integers(0, 50), st.integers(0, 50)),
                           min_size=1, max_size=12))
     xs = draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=3, max_size=3))
 
@@ -1054,6 +1057,8 @@ def test_backward_order_survives_pickling_and_new_ops_on_old_nodes():
     (lambda: Value(1000.0).exp(), OverflowError, r"exp\(1000.0\): result is too large"),
     (lambda: Value(1e200) * 1e200, OverflowError, "result is not finite"),
     (lambda: mg.log(-1.0), ValueError, r"log\(-1.0\): input must be > 0"),
+    (lambda: Value(-1.0, label="q").log1p(), ValueError, r"log1p\(q=-1.0\): input must be > -1"),
+    (lambda: mg.log1p(-2.0), ValueError, r"log1p\(-2.0\): input must be > -1"),
 ])
 def test_bad_input_raises_a_clear_error(bad, error, message):
     with pytest.raises(error, match=message):
@@ -1618,9 +1623,11 @@ EDGES = [
     ("pow-one-at-zero", lambda lib, a: a ** 1.0 + a ** 2.0 + a ** 3.0, [(0.0,), (-0.0,)]),
     ("pow-values", lambda lib, a, b: a ** b, [(3.0, -1.5), (0.5, 1.0)]),
     ("log-near-zero", lambda lib, a: a.log(), [(1e-150,), (1e-10,)]),
+    ("log1p-near-zero-and-minus-1", lambda lib, a: a.log1p(), [(1e-300,), (1e-10,), (-1e-10,), (-1 + 1e-10,), (-0.999999,)]),
     ("sqrt-near-zero", lambda lib, a: a.sqrt(), [(1e-200,), (1e-10,)]),
     ("div-zero-numerator", lambda lib, a, b: a / b, [(0.0, 2.0), (0.0, -1e-100)]),
     ("tanh-saturated", lambda lib, a: a.tanh(), [(20.0,), (-40.0,), (0.0,)]),
+    ("tanh-near-zero", lambda lib, a: a.tanh(), [(1e-20,), (1e-8,), (-1e-8,)]),
     ("sigmoid-saturated", lambda lib, a: a.sigmoid(), [(0.0,), (40.0,), (-40.0,), (-745.0,)]),
     ("softplus", lambda lib, a: a.softplus() if lib is mg else lib.nn.functional.softplus(a),
      [(0.0,), (-40.0,), (19.9,)]),
@@ -1832,12 +1839,34 @@ def test_backward_on_a_value_made_inside_no_grad_says_no_grad_may_be_why():
         mg.grad(y, [x])
 
 
-@pytest.mark.xfail(strict=True, reason="tanh's derivative rule (1 - out)(1 + out), differentiated under create_graph, "
-                   "is (1 - out) - (1 + out): it cancels near 0 (fix in the op table: engine.py is being optimised)")
 def test_tanh_second_derivative_keeps_float64_accuracy_near_0():
     # torch float64 gives -2e-20 and -1.9999999999999997e-08 (= -2 tanh(x) sech(x)^2); we gave 0 and -1.999999998947e-08
     for x, expected in ((1e-20, -2e-20), (1e-8, -1.9999999999999997e-08)):
         v = Value(x)
         (first,) = mg.grad(v.tanh(), v, create_graph=True)
         (second,) = mg.grad(first, v)
-        assert second.data == pytest.approx(expected, rel=1e-14, abs=0)
+        assert second == pytest.approx(expected, rel=1e-14, abs=0)
+
+
+@pytest.mark.parametrize("x0", [1e-20, 1e-8, 0.3, 5.0, 19.0, -1e-8, -5.0])
+def test_tanh_first_second_and_third_derivatives_match_torch_float64(x0):
+    # tanh's rule makes a tanh_grad node under create_graph, whose own rule -2 out does not cancel
+    # near 0 as (1 - out)(1 + out)'s graph did; its derivative, -2, is the third derivative's
+    torch = pytest.importorskip("torch")
+    v = Value(x0)
+    v.tanh().backward()
+    (d1,) = mg.grad(v.tanh(), v, create_graph=True)
+    (d2,) = mg.grad(d1, v, create_graph=True)
+    (d3,) = mg.grad(d2, v)
+    t = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    (t1,) = torch.autograd.grad(t.tanh(), t, create_graph=True)
+    (t2,) = torch.autograd.grad(t1, t, create_graph=True)
+    (t3,) = torch.autograd.grad(t2, t)
+    assert d1.data == v.grad  # backward's number, exactly
+    assert [d1.data, d2.data, d3] == pytest.approx([t1.item(), t2.item(), t3.item()], rel=1e-14, abs=0)
+
+
+def test_tanh_passes_gradgradcheck_up_to_its_third_derivative():
+    from microgradnn.testing import gradgradcheck
+    assert gradgradcheck(lambda x, y: (x * y).tanh() + x.tanh() * y, [0.4, -0.7])
+    assert gradgradcheck(lambda x: mg.grad(x.tanh(), x, create_graph=True)[0], [0.4])  # the third, against differences

@@ -87,11 +87,28 @@ def test_bce_with_logits_keeps_the_small_loss_of_a_confident_right_score():
         assert x.grad == pytest.approx(math.copysign(1.0 / (1.0 + math.exp(40.0)), -z), rel=1e-15, abs=0)
 
 
-@pytest.mark.xfail(strict=True, reason="log(1 - p) loses p's digits below 1; needs a log1p op in the engine's table "
-                   "(engine.py is being optimised), for -log1p(-p) as torch's")
 def test_bce_keeps_float64_accuracy_for_a_probability_near_0_with_target_0():
     # torch float64: 1.00000000005e-10 (-log1p(-1e-10)); ours 1.000000082790371e-10, 8e-8 off (1e-300 gave 0)
     assert losses.binary_cross_entropy([Value(1e-10)], [0.0]).data == pytest.approx(-math.log1p(-1e-10), rel=1e-15, abs=0)
+    p = Value(1e-300)
+    loss = losses.binary_cross_entropy([p], [0.0])
+    loss.backward()
+    assert loss.data == 1e-300 and p.grad == 1.0  # torch's gradient is 1e-288 here: see the docstring
+    assert losses.binary_cross_entropy([1e-10, 0.5], [0.0, 1.0]).data == (-math.log1p(-1e-10) + math.log(2)) / 2
+
+
+def test_compiled_bce_with_tiny_probabilities_is_the_scalar_loops():
+    # the target is a Value while compile records, so both terms stay in the graph: log1p(-p) on arrays
+    w = Value(1.0)
+    fn = lambda x, t: losses.binary_cross_entropy([w * x[0]], [t])  # noqa: E731
+    X, y = np.array([[1e-10], [1e-300], [0.3], [0.999999]]), np.array([0.0, 0.0, 0.25, 1.0])
+    result = mg.compile(fn)(X, y)
+    result.backward()
+    scalar = [fn([Value(x[0])], t) for x, t in zip(X, y)]
+    assert result.losses.tolist() == pytest.approx([s.data for s in scalar], rel=1e-15, abs=0)
+    assert result.losses[:2].tolist() == [-math.log1p(-1e-10), 1e-300]
+    expected = sum(mg.grad(s, [w])[0] for s in scalar) / len(scalar)
+    assert w.grad == pytest.approx(expected, rel=1e-14)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -239,6 +256,9 @@ FLAT_CASES = [
      lambda F, p, t: F.binary_cross_entropy(p, t)),
     ("bce-near-0-and-1", losses.binary_cross_entropy, [1e-6, 1 - 2 ** -20, 1e-5], None, [1.0, 0.0, 0.3],
      lambda F, p, t: F.binary_cross_entropy(p, t)),
+    # log(1 - p) lost p's digits: 8e-8 of the loss off at p = 1e-10 (torch's is -log1p(-p))
+    ("bce-tiny-with-target-0", losses.binary_cross_entropy, [1e-10, 2e-11, 3e-9], None, [0.0, 0.0, 0.0],
+     lambda F, p, t: F.binary_cross_entropy(p, t)),
     ("bce-logits", losses.binary_cross_entropy_with_logits, [0.3, -1.2, 2.0], None, [0.0, 1.0, 0.7],
      lambda F, p, t: F.binary_cross_entropy_with_logits(p, t)),
     ("bce-logits-saturated", losses.binary_cross_entropy_with_logits, [40.0, -40.0, 0.0], None, [0.0, 1.0, 1.0],
@@ -272,7 +292,7 @@ def test_each_losss_gradient_in_its_predictions_matches_torch_float64(name, loss
     t = torch.tensor(targets, dtype=torch.long if width else torch.float64)
     ref = torch_loss(torch.nn.functional, p, t)
     ref.backward()
-    assert out == pytest.approx(ref.item(), rel=1e-12)
+    assert out == pytest.approx(ref.item(), rel=1e-12, abs=0)  # (approx's default abs=1e-12 passed any tiny loss)
     assert grads == pytest.approx(p.grad.tolist(), rel=1e-12, abs=1e-300)
 
 

@@ -833,6 +833,18 @@ def test_a_gradient_grad_returns_as_a_float_inside_fn_is_a_decision():
     assert same_as_scalar(kept, samples, [w]).tapes == 1
 
 
+def test_a_gradient_of_tanh_kept_in_the_graph_is_replayed_with_its_own_derivative():
+    # under create_graph tanh's rule makes a tanh_grad node: replay runs its forward and its rule on arrays
+    w = Value(0.5, "w")
+
+    def fn(s):
+        d, = mg.grad((w * s[0]).tanh(), [w], create_graph=True)
+        return d * d
+    compiled = same_as_scalar(fn, [[1.0], [2.0], [-3.0], [1e-8]], [w])
+    assert compiled.tapes == 1
+    assert any(v.op == "tanh_grad" for v in mg.topological_order(fn([Value(1.0)])))
+
+
 def test_a_float_read_of_a_layers_output_is_answered_by_the_replay_of_the_recorded_sample():
     # the replay's matrix product rounds otherwise than the scalar engine's sums: the recorded
     # sample must still pass its own float() check

@@ -19,7 +19,9 @@ BUILTINS = {
     "*": (lambda a, b: a * b, [0.3, -1.2]), "/": (lambda a, b: a / b, [0.3, -1.2]),
     "**": (lambda a, b: a ** b, [1.3, -1.2]), "neg": (lambda a: -a, [0.7]),
     "abs": (lambda a: a.abs(), [-0.7]), "exp": (lambda a: a.exp(), [0.7]), "log": (lambda a: a.log(), [0.7]),
+    "log1p": (lambda a: a.log1p(), [0.7]),
     "sqrt": (lambda a: a.sqrt(), [0.7]), "tanh": (lambda a: a.tanh(), [0.7]),
+    "tanh_grad": (lambda o: mg.engine.tanh_grad(o), [0.7]),  # tanh's derivative from its output, under create_graph
     "sigmoid": (lambda a: a.sigmoid(), [-0.7]), "relu": (lambda a: a.relu(), [0.7]),
     "leaky_relu": (lambda a: a.leaky_relu(0.2), [-0.7]), "sin": (lambda a: a.sin(), [0.7]),
     "cos": (lambda a: a.cos(), [0.7]), "softplus": (lambda a: a.softplus(), [0.7]),

@@ -1002,7 +1002,7 @@ def _teach_ops_torch(torch) -> None:
 
     def t(x):
         return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=torch.float64)
-    table = {name: getattr(torch, name) for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sin",
+    table = {name: getattr(torch, name) for name in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid", "relu", "sin",
                                                      "cos", "abs", "neg")}
     table.update({
         "+": lambda a, b: t(a) + t(b), "-": lambda a, b: t(a) - t(b), "*": lambda a, b: t(a) * t(b),
@@ -1011,6 +1011,7 @@ def _teach_ops_torch(torch) -> None:
         "logsumexp": lambda *xs: torch.logsumexp(torch.stack([t(x) for x in xs]), 0),
         "dot": lambda *a: sum((t(w) * t(x) for w, x in zip(a[:len(a) // 2], a[len(a) // 2:-1])), t(a[-1])),
         "is_class": lambda a, k: (t(a) == t(k)).to(torch.float64),
+        "tanh_grad": lambda o: (1 - t(o)) * (1 + t(o)),
     })
     for name, forward in table.items():
         op = get_op(name)
