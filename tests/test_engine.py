@@ -632,6 +632,19 @@ def test_cross_entropy_op_is_exact_at_huge_logits_on_floats_values_and_arrays():
     assert np.isnan(op(np.array([3.0]), np.ones(1), np.ones(1))).all()  # no index: replay names the sample
 
 
+def test_cross_entropy_gradient_graph_is_linear_in_the_number_of_logits():
+    # create_graph made each logit's softmax a cross_entropy node reading every logit: n**2 edges
+    op = mg.get_op("cross_entropy")
+    for n in (50, 400):
+        z = [Value(0.01 * i) for i in range(n)]
+        grads = mg.grad(op(3.0, *z), z, create_graph=True)
+        edges = sum(len(v.inputs) for v in mg.topological_order(mg.dot(grads, z)))
+        assert edges < 20 * n, (n, edges)
+        probabilities = [math.exp(0.01 * i) for i in range(n)]
+        assert [g.data for g in grads] == pytest.approx([p / sum(probabilities) - (k == 3)
+                                                        for k, p in enumerate(probabilities)], rel=1e-13, abs=0)
+
+
 def test_take_passes_the_gradient_to_the_option_picked_only():
     for index in (0.0, 2.0):
         i, xs = Value(index), [Value(x) for x in (0.3, -1.2, 0.7)]  # the index's derivative is 0
