@@ -10,7 +10,8 @@ A tape is only valid for samples on which `fn` would build the same graph, so:
 - while recording, every decision the code makes on a Value (a comparison, `float()`,
   `.data`, an index; see `microgradnn.guards`) is noted, and checked for every sample at
   replay: samples that decide differently are recorded again, never replayed on the wrong tape;
-- an index that is data (a token id, a class target) is a `take` node, one tape for every index.
+- an index that is data is an input of its node (a token id of a `take` node, a class target
+  of a `cross_entropy` node), one tape for every index.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ _DOT = engine.get_op("dot")
 _DOT_RULES = _DOT.derivatives
 _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
+_CROSS_ENTROPY = engine.get_op("cross_entropy")
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
 _NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
@@ -322,9 +324,10 @@ class _Tape:
         self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
         # The scalar engine refuses any op whose result is not finite. Replay's ufuncs raise a
         # floating-point flag when they make inf or NaN from finite numbers; matrix products,
-        # gathers and ops of your own may not, so their outputs (and the loss) are checked.
-        unflagged = [g.out for g in self.groups
-                     if g.layer is not None or g.places is not None or g.op is _TAKE or not g.op.builtin]
+        # gathers, cross_entropy (NaN for a target that is no index) and ops of your own may not,
+        # so their outputs (and the loss) are checked.
+        unflagged = [g.out for g in self.groups if g.layer is not None or g.places is not None
+                     or g.op in (_TAKE, _CROSS_ENTROPY) or not g.op.builtin]
         checked = np.unique(np.concatenate([[root], *unflagged]).astype(int))
         self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
         # Any non-finite number among the others comes from these (leaves are finite, and the

@@ -497,6 +497,16 @@ def test_compiled_cross_entropy_is_torchs_at_huge_logits():
     assert got.tolist() == pytest.approx(z.grad.sum(axis=0).tolist(), rel=1e-12)
 
 
+def test_compiled_cross_entropy_refuses_a_bad_target_whose_nan_the_loss_does_not_show():
+    # cross_entropy's NaN for a target that is no index raises no flag; is_class(NaN, k) is 0, so
+    # the loss was finite and a sample the scalar loop refuses passed silently
+    w = Value(0.5)
+    fn = lambda s: w * w + mg.engine.is_class(losses.cross_entropy([[s[0] * w, s[1]]], [s[2]]), 0.25)  # noqa: E731
+    with pytest.raises(ValueError, match=r"compiled, sample 1: cross_entropy\(s2=5.0, .*\): index must be an "
+                                         r"integer in 0..1, got 5.0"):
+        mg.compile(fn)([[1.0, 2.0, 0], [1.0, 2.0, 5], [1.0, 2.0, 1]])
+
+
 def test_gathers_serve_every_index_from_one_tape():
     emb = mg.nn.Embedding(7, 3, seed=0)
     head = mg.nn.Linear(3, 7, seed=1)
