@@ -19,7 +19,7 @@ import numpy as np
 from microgradnn.engine import Value, dot, is_sample_float, no_grad
 from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
-from microgradnn.nn.init import generator
+from microgradnn.nn.init import check_size, generator
 from microgradnn._checks import Seed, _is_int, integer, number, positive_int, shown
 from microgradnn.nn.module import Module, _size, tie, tied_names
 
@@ -160,6 +160,9 @@ class GPT(Module):
         self.block_size = positive_int(block_size, "GPT", "block_size")
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        sizes = {"vocab_size": vocab_size, "n_embd": n_embd, "n_head": n_head, "n_layer": n_layer,
+                 "block_size": block_size}
+        check_size(self.config_size(sizes), "GPT", ", ".join(f"{k}={v}" for k, v in sizes.items()))
         rng = generator(seed, "GPT")
         self.token_embedding = Embedding(vocab_size, n_embd, std=INIT_STD, seed=rng)
         self.position_embedding = Embedding(block_size, n_embd, std=INIT_STD, seed=rng)

@@ -271,6 +271,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
             opt.zero_grad()
             try:
                 batch_loss, batch_scores = step(X[idx], targets[idx])
+            except _StepTooLarge as e:
+                raise ValueError(str(e)) from None
             except (ArithmeticError, ValueError) as e:
                 if not stepped:
                     raise reworded(e, f"fit: the first step failed, before any parameter changed (so not for "
@@ -362,6 +364,31 @@ def _check_mean_loss(forward: Callable, loss_fn: Callable, X: np.ndarray, y: np.
                          "compiled=False, or make the loss a mean")
 
 
+MAX_STEP_BYTES = 2 * 10**9  # a scalar step's graph: each sample's nodes (about 250 bytes) and edges (40)
+
+
+class _StepTooLarge(ValueError):
+    """A scalar step's graph would take more than MAX_STEP_BYTES."""
+
+
+def _check_step_graph(out, size: int) -> None:
+    """Refuse a scalar step whose graph over `size` samples would not fit in memory, from the graph
+    `out` of its first sample, before the others are computed."""
+    seen, todo, nodes, edges = set(), list(out) if isinstance(out, list) else [out], 0, 0
+    while todo:
+        v = todo.pop()
+        if isinstance(v, Value) and v.inputs and id(v) not in seen:  # parameters and inputs are leaves
+            seen.add(id(v))
+            nodes, edges = nodes + 1, edges + len(v.inputs)
+            todo.extend(v.inputs)
+    per_sample = 250 * nodes + 40 * edges
+    if size * per_sample > MAX_STEP_BYTES:
+        raise _StepTooLarge(f"fit: a step over {size:,} samples builds a scalar graph of {size * nodes:,} nodes and "
+                           f"{size * edges:,} edges, about {size * per_sample / 1e9:,.1f} GB, more than "
+                           f"MAX_STEP_BYTES={MAX_STEP_BYTES:,}; pass compiled=True, or a batch_size of at most "
+                           f"{MAX_STEP_BYTES // per_sample:,}, or set microgradnn.train.MAX_STEP_BYTES higher")
+
+
 def _as_number(loss) -> float:
     return loss.data if isinstance(loss, Value) else float(loss)
 
@@ -379,8 +406,15 @@ def _one_score(model: Module) -> Callable:
 
 
 def _scalar_step(model: Callable, loss_fn: Callable):
+    first = True  # the first batch is the largest
+
     def step(Xb: np.ndarray, yb: np.ndarray):
-        outs = [model(x) for x in Xb]
+        nonlocal first
+        outs = [model(Xb[0])]
+        if first:
+            _check_step_graph(outs[0], len(Xb))
+            first = False
+        outs += [model(x) for x in Xb[1:]]
         value = loss_fn(outs, yb)
         if not isinstance(value, Value):
             raise TypeError(f"fit: the loss must return a Value (the mean over the batch), got "

@@ -206,3 +206,13 @@ def test_linear_embedding_and_rmsnorm_gradients_match_finite_differences_and_tor
     assert [n for n, _ in layer.named_parameters()][:3] == ["weight.0.0", "weight.0.1", "weight.0.2"]
     assert grads == pytest.approx(theirs, rel=1e-12, abs=1e-15)
     assert [v.grad for v in xs] == pytest.approx(tx.grad.tolist(), rel=1e-12)
+
+
+@pytest.mark.parametrize("build, count", [(lambda: Linear(3, 4), 16), (lambda: Linear(3, 4, bias=False), 12),
+                                          (lambda: Embedding(5, 3), 15), (lambda: RMSNorm(6), 6)])
+def test_a_block_above_max_parameters_is_refused_before_it_is_built(monkeypatch, build, count):
+    monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count - 1)
+    with pytest.raises(ValueError, match=rf"make {count} parameters, more than MAX_PARAMETERS={count - 1} "):
+        build()
+    monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count)
+    assert len(build().parameters()) == count

@@ -477,3 +477,14 @@ def test_fit_predict_and_accuracy_on_a_gpt_say_it_takes_no_samples_of_numbers_no
                                                  r"numbers .*a GPT on model.loss") as err:
             call()
         assert "set self.nin" not in str(err.value)
+
+
+def test_a_gpt_above_max_parameters_is_refused_before_it_is_built(monkeypatch):
+    # GPT(27, n_embd=4096, n_layer=8) took 20 s and 2 GB to die of MemoryError: 1.6e9 Values of 200 bytes
+    count = GPT.config_size({"vocab_size": 5, "n_embd": 4, "n_head": 2, "n_layer": 1, "block_size": 3})
+    monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count - 1)
+    with pytest.raises(ValueError, match=rf"GPT: vocab_size=5, n_embd=4, n_head=2, n_layer=1, block_size=3 make "
+                                         rf"{count} parameters, more than MAX_PARAMETERS={count - 1} "):
+        GPT(5, n_embd=4, n_head=2, n_layer=1, block_size=3, seed=0)
+    monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count)
+    assert len(GPT(5, n_embd=4, n_head=2, n_layer=1, block_size=3, seed=0).parameters()) == count

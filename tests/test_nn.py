@@ -1582,3 +1582,15 @@ def test_named_parameters_and_parameters_take_torchs_arguments():
         ours.named_parameters(recurse=0)
     with pytest.raises(TypeError, match="named_parameters: prefix must be a str, got NoneType None"):
         ours.named_parameters(prefix=None)
+
+
+@pytest.mark.parametrize("build, count", [(lambda: Neuron(7), 8), (lambda: Layer(3, 4), 16),
+                                          (lambda: MLP(2, [16, 16, 1], seed=0), 337)])
+def test_a_module_above_max_parameters_is_refused_before_it_is_built(monkeypatch, build, count):
+    # a Value per parameter (about 200 bytes): MLP(2, [10**5, 10**5]) would fill any memory, slowly
+    monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count - 1)
+    with pytest.raises(ValueError, match=rf"make {count} parameters, more than MAX_PARAMETERS={count - 1} .*"
+                                         r"set microgradnn\.nn\.init\.MAX_PARAMETERS higher"):
+        build()
+    monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count)
+    assert len(build().parameters()) == count

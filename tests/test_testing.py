@@ -1414,3 +1414,34 @@ def test_a_tolerance_marker_keyword_given_as_none_keeps_the_default_as_the_marke
     run = pytester.runpytest("-p", "microgradnn.pytest_plugin")
     run.assert_outcomes(passed=1)
     assert "gradcheck_tolerance(atol=None, rtol=None, eps=None)" in pytester.runpytest("-p", "microgradnn.pytest_plugin", "--markers").stdout.str()
+
+
+def test_a_finite_difference_check_beyond_max_work_is_refused_before_it_starts(monkeypatch):
+    # gradcheck of 100,000 inputs of a sum of tanh: 7 evaluations each of a 300,001-node graph, about
+    # 29 hours with no word; now refused after the one evaluation every check makes, naming the way out
+    calls = []
+
+    def f(*v):
+        calls.append(1)
+        return sum((x.tanh() for x in v), Value(0.0))
+    xs = [0.1, 0.2, 0.3, 0.4]
+    nodes = 1 + 2 * len(xs) + len(xs)  # the 0, the leaves and their tanh, the sums
+    monkeypatch.setattr(mg.testing.checks, "MAX_WORK", 7 * len(xs) * nodes - 1)
+    with pytest.raises(ValueError, match=rf"gradcheck: checking 4 inputs takes at least 28 evaluations of a {nodes}"
+                                         r"-node graph, .* more than MAX_WORK=.*; pass sample=N to check N inputs "
+                                         r"picked at random, or set microgradnn\.testing\.checks\.MAX_WORK higher"):
+        gradcheck(f, xs)
+    assert len(calls) == 1
+    assert gradcheck(f, xs, sample=3) and not gradcheck(f, xs, sample=3).rows[3:]
+    with pytest.raises(ValueError, match=r"gradgradcheck: checking 16 second derivatives and 4 first ones takes at "
+                                         r"least 140 evaluations .* check a function of fewer inputs, or set"):
+        gradgradcheck(f, xs)
+    model = MLP(2, [3, 1], seed=0)
+    X, y = [[0.5, -0.2], [0.1, 0.3]], [1.0, 0.0]
+    monkeypatch.setattr(mg.testing.checks, "MAX_WORK", 1000)
+    with pytest.raises(ValueError, match=r"check_module_gradients: checking 13 parameters takes at least 91 "
+                                         r"evaluations .* pass sample=N .*, or directional_check"):
+        check_module_gradients(model, losses.mse, X, y)
+    assert check_module_gradients(model, losses.mse, X, y, sample=1)
+    monkeypatch.setattr(mg.testing.checks, "MAX_WORK", 7 * len(xs) * nodes)
+    assert gradcheck(f, xs) and len(calls) > 28

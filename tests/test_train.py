@@ -589,3 +589,20 @@ def test_fit_inside_no_grad_says_recording_is_off_before_any_work(compiled, turn
             mg.fit(model, X, y, "mse", "sgd", 1, verbose=False, compiled=compiled)
     assert model.state_dict() != before and mg.is_grad_enabled()
     assert capsys.readouterr().out == ""
+
+
+def test_fit_refuses_a_scalar_step_too_large_for_memory_before_training(monkeypatch):
+    # fit on 100,000 moons, full batch, ran 38 s and 2.3 GB into a MemoryError (the graph needs about 3 GB)
+    X, y = mg.data.make_moons(40, seed=0)
+    model = mg.MLP(2, [3, 1], seed=0)
+    before = [p.data for p in model.parameters()]
+    monkeypatch.setattr(mg.train, "MAX_STEP_BYTES", 30_000)  # 7 nodes and 25 edges a sample: 2,750 bytes
+    with pytest.raises(ValueError, match=r"fit: a step over 40 samples builds a scalar graph of 280 nodes and "
+                                         r"1,000 edges, about [0-9.]+ GB, more than MAX_STEP_BYTES=30,000; pass "
+                                         r"compiled=True, or a batch_size of at most 10, or set "
+                                         r"microgradnn\.train\.MAX_STEP_BYTES higher"):
+        mg.fit(model, X, y, "mse", "sgd", 1, verbose=False)
+    assert [p.data for p in model.parameters()] == before
+    mg.fit(model, X, y, "mse", "sgd", 1, batch_size=10, verbose=False)
+    mg.fit(model, X, y, "mse", "sgd", 1, compiled=True, verbose=False)
+    assert [p.data for p in model.parameters()] != before

@@ -973,3 +973,15 @@ def test_a_title_that_is_no_str_is_refused(tmp_path):
     with pytest.raises(TypeError, match=r"^animation_steps: expected a Value, got int"):
         viz.animation_steps(3)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_animate_network_refuses_a_network_too_large_before_any_step_with_a_way_out(tmp_path):
+    # it computed every step, then failed in draw_network naming max_elements=, which it did not take
+    net = MLP(2, [3, 1], seed=0)  # 2 + 3 + 1 neurons and inputs, 6 + 3 weights
+    with pytest.raises(viz.GraphTooLarge, match=r"animate_network: the network has 6 neurons and inputs and 9 "
+                                                r"weights to draw, more than max_elements=14; pass a larger"):
+        viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", max_elements=14)
+    assert not os.listdir(tmp_path)
+    assert os.path.getsize(viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", max_elements=15)) > 0
+    with pytest.raises(ValueError, match="animate_network: max_elements must be a positive int"):
+        viz.animate_network(net, [1.0, 0.5], tmp_path / "other.html", max_elements=0)

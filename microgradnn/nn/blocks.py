@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from microgradnn.engine import Value, dot
-from microgradnn.nn.init import Seed, generator
+from microgradnn.nn.init import Seed, check_size, generator
 from microgradnn._checks import flag, number, positive_int
 from microgradnn.nn.module import _OUTERMOST, _TAGGING, Module, as_inputs
 
@@ -80,6 +80,7 @@ class Linear(Module):
     def __init__(self, nin: int, nout: int, bias: bool = True, *, std: float | None = None, seed: Seed = None) -> None:
         self.nin, self._nout = positive_int(nin, "Linear", "nin"), positive_int(nout, "Linear", "nout")
         flag(bias, "Linear", "bias")  # bias="no" would read as True
+        check_size(self.nout * (self.nin + bias), "Linear", f"nin={nin}, nout={nout}")
         bound, std, rng = 1.0 / math.sqrt(self.nin), _check_std(std, "Linear"), generator(seed, "Linear")
         self.weight = _matrix(self.nout, self.nin, std, bound, rng, "W")
         starts = rng.uniform(-bound, bound, size=self.nout) if std is None else np.zeros(self.nout)
@@ -138,6 +139,7 @@ class Embedding(Module):
 
     def __init__(self, num: int, dim: int, *, std: float = 1.0, seed: Seed = None) -> None:
         self.num, self.dim = positive_int(num, "Embedding", "num"), positive_int(dim, "Embedding", "dim")
+        check_size(self.num * self.dim, "Embedding", f"num={num}, dim={dim}")
         self.weight = _matrix(self.num, self.dim, _check_std(std, "Embedding"), 0.0, generator(seed, "Embedding"), "E")
 
     def _named_items(self):
@@ -183,6 +185,7 @@ class RMSNorm(Module):
 
     def __init__(self, dim: int, eps: float | None = None) -> None:
         self.nin = self.dim = positive_int(dim, "RMSNorm", "dim")
+        check_size(self.dim, "RMSNorm", f"dim={dim}")
         self.eps = sys.float_info.epsilon if eps is None else number(eps, "RMSNorm", "eps", 0.0, lo_open=True)
         self.weight = [Value(1.0, f"g[{i}]") for i in range(self.dim)]
 

@@ -11,6 +11,16 @@ __all__ = ["manual_seed"]
 
 _rng = np.random.default_rng()
 
+MAX_PARAMETERS = 10_000_000  # a Value per parameter, about 200 bytes and 5 us each here: 2 GB and a minute
+
+
+def check_size(count: int, who: str, sizes: str) -> None:
+    """Refuse, before anything is built, a module of more than MAX_PARAMETERS parameters."""
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"{who}: {sizes} make {count:,} parameters, more than MAX_PARAMETERS={MAX_PARAMETERS:,} "
+                         f"(each is a Value of about 200 bytes: {count * 200 / 1e9:,.1f} GB); "
+                         f"set microgradnn.nn.init.MAX_PARAMETERS higher to build it anyway")
+
 
 def manual_seed(seed: int) -> None:
     """Fix the RNG that modules built with `seed=None` draw their initial weights from."""

@@ -8,7 +8,7 @@ import numpy as np
 from microgradnn._checks import flag, one_of, positive_int
 from microgradnn.engine import Value, dot, dots, leaky_relu, relu, sigmoid, tanh
 from microgradnn.nn import convert
-from microgradnn.nn.init import Seed, generator, init_weights
+from microgradnn.nn.init import Seed, check_size, generator, init_weights
 from microgradnn.nn.module import _OUTERMOST, Module
 
 __all__ = ["Neuron", "Layer", "MLP", "ACTIVATIONS"]
@@ -35,6 +35,7 @@ class Neuron(Module):
 
     def __init__(self, nin: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin = positive_int(nin, "Neuron", "nin")
+        check_size(nin + 1, "Neuron", f"nin={nin}")
         weights = init_weights(nin, 1, _check_activation(activation, "Neuron"), generator(seed, "Neuron"))[0]
         self._setup(list(weights), 0.0, activation, fused)
 
@@ -107,6 +108,7 @@ class Layer(Module):
 
     def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed: Seed = None, fused: bool = True) -> None:
         nin, nout = positive_int(nin, "Layer", "nin"), positive_int(nout, "Layer", "nout")
+        check_size(nout * (nin + 1), "Layer", f"nin={nin}, nout={nout}")
         weights = init_weights(nin, nout, _check_activation(activation, "Layer"), generator(seed, "Layer"))
         self._setup([Neuron.from_weights(list(w), 0.0, activation, fused=fused) for w in weights])
 
@@ -194,6 +196,7 @@ class MLP(Module):
         _check_activation(activation, "MLP"), _check_activation(output_activation, "MLP")
         rng = generator(seed, "MLP")
         sizes = [nin, *nouts]
+        check_size(sum(b * (a + 1) for a, b in zip(sizes, sizes[1:])), "MLP", f"nin={nin}, nouts={nouts!r:.100}")
         self._setup([Layer(sizes[i], sizes[i + 1], activation if i < len(nouts) - 1 else output_activation,
                            seed=rng, fused=fused) for i in range(len(nouts))])
 

@@ -49,6 +49,19 @@ _KINK_DRIFT = 1e-3  # how far a kink's slope jump may move from step to step, re
 # eps below loses the differences to rounding (nothing is left to measure under 1e-13); above,
 # a first step wider than a tenth of x can average an oscillation away and seem settled
 EPS_RANGE = (1e-12, 0.1)
+MAX_WORK = 10**9  # nodes evaluated by a check's finite differences: about 10 minutes at 0.5 us a node
+
+
+def _check_cost(who: str, evaluations: int, out: Value, what: str, hint: str) -> None:
+    """Refuse, before the finite differences start, a check of more than MAX_WORK node evaluations."""
+    nodes = len(topological_order(out))
+    if evaluations * nodes > MAX_WORK:
+        hours = evaluations * nodes * 5e-7 / 3600
+        when = f"{hours:,.1f} hours" if hours >= 1 else f"{hours * 60:,.0f} minutes"
+        raise ValueError(f"{who}: {what} takes at least {evaluations:,} evaluations of a {nodes:,}-node graph, "
+                         f"{evaluations * nodes:.1e} nodes in all, more than MAX_WORK={MAX_WORK:,} (at about "
+                         f"0.5 us a node, {when}); {hint}set "
+                         f"microgradnn.testing.checks.MAX_WORK higher to run it anyway")
 
 
 @dataclass
@@ -759,6 +772,8 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
         picks = sorted(np.random.default_rng(seed).choice(len(xs), size=sample, replace=False).tolist())
         notes.append(f"checked a sample of {sample} of the {len(xs)} inputs (sample={sample}, seed={seed}); "
                      f"the others were not checked")
+    _check_cost("gradcheck", 7 * len(picks), out, f"checking {len(picks):,} inputs",
+                "pass sample=N to check N inputs picked at random, or ")
     rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
                                          rtol, picks, _picked_gaps(out, leaves, picks))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
@@ -930,6 +945,9 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     out = call(f, leaves)
     if not isinstance(out, Value):
         raise TypeError(f"gradgradcheck: f must return a Value, got {type(out).__name__} {out!r:.60}")
+    _check_cost("gradgradcheck", 7 * len(xs) * (len(xs) + 1), out,
+                f"checking {len(xs) ** 2:,} second derivatives and {len(xs):,} first ones",
+                "check a function of fewer inputs, or ")
     kinked = _kinked(out, leaves)
     gaps = _gaps_alone(out, leaves)
     rows, calls, notes = [], 0, []
@@ -1089,6 +1107,9 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
         named = [named[i] for i in sorted(picks)]
     loss, passes = _model_loss("check_module_gradients", model, loss_fn, X, y)
     out = loss()
+    _check_cost("check_module_gradients", 7 * len(named), out, f"checking {len(named):,} parameters",
+                "pass sample=N to check N parameters picked at random, or directional_check, which checks them "
+                "all at once; or ")
     grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
     rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")

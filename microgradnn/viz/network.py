@@ -82,6 +82,18 @@ def network_activations(layers: list, x, who: str = "draw_network") -> list[list
     return activations
 
 
+def check_elements(layers: list, max_elements: int, who: str) -> list[int]:
+    """The layer sizes, input first; refuses a network of more than `max_elements` neurons, inputs and weights."""
+    positive_int(max_elements, who, "max_elements")
+    sizes = [layers[0].nin] + [layer.nout for layer in layers]
+    elements = sum(sizes) + sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if elements > max_elements:
+        raise GraphTooLarge(f"{who}: the network has {sum(sizes):,} neurons and inputs and "
+                            f"{elements - sum(sizes):,} weights to draw, more than max_elements={max_elements:,}; "
+                            "pass a larger max_elements= to draw it anyway (Graphviz may take minutes)")
+    return sizes
+
+
 def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *, title: str | None = None,
                  legend: bool = True, max_elements: int = MAX_ELEMENTS) -> Diagram:
     """Neurons as circles in layer columns, neuron 0 at the top; edges coloured by weight sign
@@ -90,15 +102,9 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
     the input unless `title=` is given; `legend=False` drops the key below the picture.
     Raises GraphTooLarge above `max_elements` neurons plus weights."""
     layers = layers_of(model)
-    positive_int(max_elements, "draw_network", "max_elements")
     flag(legend, "draw_network", "legend")
     check_title(title, "draw_network")
-    sizes = [layers[0].nin] + [layer.nout for layer in layers]
-    elements = sum(sizes) + sum(a * b for a, b in zip(sizes, sizes[1:]))
-    if elements > max_elements:
-        raise GraphTooLarge(f"draw_network: the network has {sum(sizes):,} neurons and inputs and "
-                            f"{elements - sum(sizes):,} weights to draw, more than max_elements={max_elements:,}; "
-                            "pass a larger max_elements= to draw it anyway (Graphviz may take minutes)")
+    sizes = check_elements(layers, max_elements, "draw_network")
     activations = network_activations(layers, x) if x is not None else None
     if title is None:
         title = repr(model) + (f"\ninput x = [{', '.join(fmt(a) for a in activations[0])}]" if activations else "")

@@ -18,9 +18,9 @@ from microgradnn._checks import flag, is_finite, number, shown
 from microgradnn.engine import Value, enable_grad, fmt, grad, no_grad, reworded
 from microgradnn.nn.module import Module, as_inputs
 from microgradnn.optim import SGD
-from microgradnn.viz.network import (NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color, activation_color,
-                                     draw_network, layers_of, network_input, place_prediction, prediction_words,
-                                     text_width)
+from microgradnn.viz.network import (MAX_ELEMENTS, NEGATIVE_WEIGHT, POSITIVE_WEIGHT, PREDICTION_GAP, _text_color,
+                                     activation_color, check_elements, draw_network, layers_of, network_input,
+                                     place_prediction, prediction_words, text_width)
 from microgradnn.viz.format import check_title, cut_sum, derivative
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
@@ -298,7 +298,8 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
 
 def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | os.PathLike, *,
                     target: float | Sequence[float] | None = None, loss: str | Callable | None = None, lr: float = 0.1,
-                    quiz: bool = False, title: str | None = None, overwrite: bool = False) -> str:
+                    quiz: bool = False, title: str | None = None, max_elements: int = MAX_ELEMENTS,
+                    overwrite: bool = False) -> str:
     """Write one self-contained HTML page to `path` (a .html or .htm name; nothing fetched) of
     `model`'s diagram computing input `x` neuron by neuron, layer by layer: each neuron's
     `w·x + b = raw` and `activation(raw) = out`, its edges lit by w·x, then the prediction in
@@ -306,15 +307,17 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
     goes on backward: the loss, each neuron's ∂L/∂out, local derivative, ∂L/∂raw and its edges'
     ∂L/∂w, then one gradient-descent step (`lr`) and the new prediction. `quiz=True` asks the
     learner for each value before showing it. The model is not changed. Controls as `animate`;
-    `page.html#step=N` opens at step N."""
+    `page.html#step=N` opens at step N. Raises GraphTooLarge above `max_elements` neurons plus weights."""
     flag(quiz, "animate_network", "quiz")
     check_title(title, "animate_network")
-    x = network_input(x, layers_of(model, "animate_network")[0].nin, "animate_network")
+    layers = layers_of(model, "animate_network")
+    check_elements(layers, max_elements, "animate_network")
+    x = network_input(x, layers[0].nin, "animate_network")
     path = page_path(path, overwrite, "animate_network")
     with enable_grad():  # its backward and step, inside the caller's no_grad() too
         steps, initial, _ = network_steps(model, x, target=target, loss=loss, lr=lr)
     work = copy.deepcopy(model)
-    diagram = draw_network(work, x, title="")
+    diagram = draw_network(work, x, title="", max_elements=max_elements)
     # the box as wide as anything it will show, clear of the output neurons' gradient labels
     # (the page writes them 4 points right of the circle in 9.5 px type: text.side)
     last = len(layers_of(work))
