@@ -76,9 +76,10 @@ def cmd_gradcheck(args) -> int:
         return evaluate(tree, vs)
     f.__name__ = args.expression
     try:
-        report = gradcheck(f, values, eps=args.eps, atol=args.atol, rtol=args.rtol)
+        report = gradcheck(f, values, eps=args.eps, atol=args.atol, rtol=args.rtol, sample=args.sample)
     except (ArithmeticError, ValueError, TypeError) as e:
-        raise UsageError(str(e)) from None
+        # (the check's way out said as the command line's: an option here, an argument in Python)
+        raise UsageError(str(e).replace("pass sample=N", "pass --sample N")) from None
     print(report)
     return 0 if report else 1
 
@@ -674,6 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"first step, relative to max(1, |x|), in [1e-12, 0.1] (default {EPS:g})")
     check.add_argument("--atol", type=at_least_0, default=1e-5, help="absolute tolerance (default 1e-5)")
     check.add_argument("--rtol", type=at_least_0, default=1e-3, help="relative tolerance (default 1e-3)")
+    check.add_argument("--sample", type=positive, metavar="N",
+                       help="check N of the inputs, picked at random with a fixed seed (default: all; each "
+                            "input costs 7 or more evaluations of the expression)")
     _add_import(check)
     check.set_defaults(run=cmd_gradcheck)
 

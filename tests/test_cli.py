@@ -303,6 +303,18 @@ def test_gradcheck_prints_analytic_and_numeric():
     assert kink.returncode == 0 and "non-differentiable" in kink.stdout
 
 
+def test_gradcheck_checks_a_sample_and_names_its_own_way_out_of_a_long_check(tmp_path):
+    done = run("gradcheck", "x*y + tanh(z)", "x=1", "y=2", "z=0.3", "--sample", "2")
+    assert done.returncode == 0 and "all 2 of 2 entries agree" in done.stdout, done.stderr
+    assert "checked a sample of 2 of the 3 inputs" in done.stdout
+    # a check past testing.checks.MAX_WORK (lowered here by a module --import runs first) is refused,
+    # naming the command line's way out, not the Python argument sample=N
+    (tmp_path / "lowwork.py").write_text("import microgradnn.testing.checks as c\nc.MAX_WORK = 10\n")
+    done = run("gradcheck", "x*y + tanh(z)", "x=1", "y=2", "z=0.3", "--import", "lowwork", cwd=tmp_path)
+    _one_line_error(done, 2, "more than MAX_WORK=10")
+    assert "pass --sample N to check N inputs picked at random" in done.stderr and "sample=N" not in done.stderr
+
+
 # ---- issue 15: every error one line, with the right exit code ---------------------------------
 
 def _one_line_error(done, code, text):
