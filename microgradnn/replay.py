@@ -1053,6 +1053,13 @@ class _Group:
                                None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
+        # a variadic op whose inputs all need a gradient where any does: one stacked add
+        self.stacked_plan = None
+        positions = [i for i, _, _, _ in self.backward_plan]
+        if self.op.variadic and len(positions) > 3 and all(mask is None for *_, mask in self.backward_plan):
+            slots = np.stack([self.ins[i] for i in positions], axis=1).ravel()
+            unique = len(np.unique(slots)) == len(slots)
+            self.stacked_plan = (positions, _index(slots) if unique else _Scatter(slots))
         if self.op is _TAKE:  # the options' slots (k, m), and the range they lie in
             self.options = np.stack(self.ins[1:], axis=1)
             self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
@@ -1306,9 +1313,10 @@ class _Joined:
 
 
 def _join_blocks(groups: list) -> list:
-    """Runs of adjacent block groups of the same op and depth joined into one."""
+    """Runs of adjacent block groups of the same op and depth joined into one, with the groups
+    of that op over a few inputs beside them (attention's first positions)."""
     def joinable(g) -> bool:
-        return g.block is not None and g.layer is None and g.places is None
+        return g.op in (_DOT, _LOGSUMEXP) and g.layer is None and g.places is None
     runs: list[list] = []
     for g in groups:
         last = runs[-1][-1] if runs else None
@@ -1316,7 +1324,13 @@ def _join_blocks(groups: list) -> list:
             runs[-1].append(g)
         else:
             runs.append([g])
-    return [run[0] if len(run) == 1 else _Joined(run) for run in runs]
+    joined: list = []
+    for run in runs:
+        if len(run) > 1 and any(g.block is not None for g in run):
+            joined.append(_Joined(run))
+        else:
+            joined.extend(run)
+    return joined
 
 
 class _Places:
@@ -1455,6 +1469,17 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
+    if g.stacked_plan is not None and not careful:  # a variadic op's derivatives, added at once
+        positions, at = g.stacked_plan
+        rows = [local[i] for i in positions]
+        if all(type(r) is np.ndarray and r.shape == grad_out.shape for r in rows):
+            contribution = np.stack(rows, axis=1)  # (nodes, inputs, n): node by node, as the slots lie
+            contribution *= grad_out[:, None]
+            if isinstance(at, _Scatter):
+                at.add(G, contribution.reshape(-1, grad_out.shape[1]))
+            else:
+                G[at] += contribution.reshape(-1, grad_out.shape[1])
+            return None
     for i, at, unique, mask in g.backward_plan:
         contribution = local[i] * grad_out
         if careful:

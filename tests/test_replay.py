@@ -563,7 +563,7 @@ def test_gpt_compiled_equals_scalar_on_sequences_of_mixed_lengths():
     assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name", ["dot", "logsumexp", "*"])
+@pytest.mark.parametrize("name", ["dot", "logsumexp", "cross_entropy", "*"])
 def test_a_replaced_rule_reaches_the_compiled_gpt(name):
     """Mutation testing swaps `op.derivatives`; every replay path (blocks of dots and
     logsumexps at one depth joined, gathers, elementwise groups) must use the replacement."""
