@@ -1481,7 +1481,8 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
                 G[at] += contribution.reshape(-1, grad_out.shape[1])
             return None
     for i, at, unique, mask in g.backward_plan:
-        contribution = local[i] * grad_out
+        d = local[i]  # (a sum's 1.0: grad_out itself, which 1.0 × grad_out is)
+        contribution = grad_out if type(d) is float and d == 1.0 else d * grad_out
         if careful:
             flows = grad_out != 0 if mask is None else (grad_out != 0) & mask
             bad = flows & ~np.isfinite(local[i])
