@@ -40,6 +40,7 @@ _DOT_RULES = _DOT.derivatives
 _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
 _CROSS_ENTROPY = engine.get_op("cross_entropy")
+_CROSS_ENTROPY_RULES = _CROSS_ENTROPY.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
 _NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
@@ -1060,6 +1061,10 @@ class _Group:
             slots = np.stack([self.ins[i] for i in positions], axis=1).ravel()
             unique = len(np.unique(slots)) == len(slots)
             self.stacked_plan = (positions, _index(slots) if unique else _Scatter(slots))
+        if self.op is _CROSS_ENTROPY:  # the logits' slots node by node; where their gradients go, when all need one
+            self.logits = _index(np.stack(self.ins[1:], axis=1).ravel())
+            whole = self.stacked_plan is not None and self.stacked_plan[0] == list(range(1, len(self.ins)))
+            self.logits_plan = self.stacked_plan[1] if whole else None  # type: ignore[index]
         if self.op is _TAKE:  # the options' slots (k, m), and the range they lie in
             self.options = np.stack(self.ins[1:], axis=1)
             self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
@@ -1156,7 +1161,15 @@ def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         return _take_forward(g, V)
     if g.block is not None:
         return g.block.forward(V)
+    if g.forward is engine._cross_entropy_array:  # the logits as one block, not k rows stacked
+        return engine._cross_entropy_stacked(V[g.ins_at[0]], _logits(g, V))
     return g.forward(*[V[idx] for idx in g.ins_at])
+
+
+def _logits(g: _Group, V: np.ndarray) -> np.ndarray:
+    """A cross_entropy group's logits as one (k, nodes, n) array: one gather and one copy (numpy
+    reduces over the first axis of a contiguous array several times quicker than over a strided one)."""
+    return np.ascontiguousarray(np.moveaxis(V[g.logits].reshape(len(g.out), -1, V.shape[1]), 1, 0))
 
 
 class _Segments:
@@ -1465,6 +1478,17 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
     if isinstance(g, _Joined):  # a replaced rule (mutation testing): group by group
         for part in g.parts:
             _backward(part, V, G, G[part.out_at], careful)
+        return None
+    if g.op.derivatives is _CROSS_ENTROPY_RULES and g.op is _CROSS_ENTROPY and g.logits_plan is not None \
+            and not careful:
+        p = engine._cross_entropy_grads_stacked(V[g.ins_at[0]], _logits(g, V))
+        p *= grad_out
+        contribution = np.moveaxis(p, 0, 1)  # (nodes, k, n), as the logits lie
+        at = g.logits_plan
+        if isinstance(at, _Scatter):
+            at.add(G, contribution.reshape(-1, V.shape[1]))
+        else:
+            G[at] += contribution.reshape(-1, V.shape[1])
         return None
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
