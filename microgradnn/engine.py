@@ -1995,14 +1995,19 @@ def _cross_entropy_grads(t, *a) -> tuple:
         return (0.0, *grads)
     if type(a[-1]) is Value:  # create_graph: linear in len(z), as _softmax for each k is not
         return (0.0, *(p - is_class(t, float(k)) for k, p in enumerate(softmax_of(z))))
-    np = _np()  # arrays (replay): softmax in place, then 1 off the target's entry
-    p, t = _stacked(t, z)
-    p -= p.max(axis=0)
+    return (0.0, *_cross_entropy_grads_stacked(*_stacked(t, z)[::-1]))
+
+
+def _cross_entropy_grads_stacked(t, stacked):
+    """d/dz of cross_entropy on arrays, the logits stacked along the first axis (k, ...), t valid
+    indices: the softmax, then 1 off the target's entry."""
+    np = _np()
+    p = stacked - stacked.max(axis=0)
     np.exp(p, out=p)
     p /= p.sum(axis=0)
     at = t.astype(int)[None]
     np.put_along_axis(p, at, np.take_along_axis(p, at, axis=0) - 1.0, axis=0)
-    return (0.0, *p)
+    return p
 
 
 def _stacked(t, z: Sequence) -> tuple:
@@ -2018,14 +2023,19 @@ def _stacked(t, z: Sequence) -> tuple:
 def _cross_entropy_array(t, *z):
     """_cross_entropy on arrays; NaN where t is no index (replay then names the sample, as for
     any op that refuses a sample's numbers)."""
-    np = _np()
     stacked, t = _stacked(t, z)
-    valid = (t == np.trunc(t)) & (t >= 0) & (t < len(z))
+    return _cross_entropy_stacked(t, stacked)
+
+
+def _cross_entropy_stacked(t, stacked):
+    """_cross_entropy on arrays, the logits stacked along the first axis (k, ...); NaN where t is no index."""
+    np = _np()
+    valid = (t == np.trunc(t)) & (t >= 0) & (t < len(stacked))
     m = stacked.max(axis=0)
     picked = np.take_along_axis(stacked, np.where(valid, t, 0).astype(int)[None], axis=0)[0]
-    stacked -= m
-    np.exp(stacked, out=stacked)
-    out = (m - picked) + np.log(stacked.sum(axis=0))
+    e = stacked - m
+    np.exp(e, out=e)
+    out = (m - picked) + np.log(e.sum(axis=0))
     return out if valid.all() else np.where(valid, out, np.nan)
 
 

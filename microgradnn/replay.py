@@ -40,6 +40,7 @@ _DOT_RULES = _DOT.derivatives
 _TAKE = engine.get_op("take")
 _TAKE_RULES = _TAKE.derivatives
 _CROSS_ENTROPY = engine.get_op("cross_entropy")
+_CROSS_ENTROPY_RULES = _CROSS_ENTROPY.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
 _NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
@@ -1053,6 +1054,17 @@ class _Group:
                                None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
+        # a variadic op whose inputs all need a gradient where any does: one stacked add
+        self.stacked_plan = None
+        positions = [i for i, _, _, _ in self.backward_plan]
+        if self.op.variadic and len(positions) > 3 and all(mask is None for *_, mask in self.backward_plan):
+            slots = np.stack([self.ins[i] for i in positions], axis=1).ravel()
+            unique = len(np.unique(slots)) == len(slots)
+            self.stacked_plan = (positions, _index(slots) if unique else _Scatter(slots))
+        if self.op is _CROSS_ENTROPY:  # the logits' slots node by node; where their gradients go, when all need one
+            self.logits = _index(np.stack(self.ins[1:], axis=1).ravel())
+            whole = self.stacked_plan is not None and self.stacked_plan[0] == list(range(1, len(self.ins)))
+            self.logits_plan = self.stacked_plan[1] if whole else None  # type: ignore[index]
         if self.op is _TAKE:  # the options' slots (k, m), and the range they lie in
             self.options = np.stack(self.ins[1:], axis=1)
             self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
@@ -1149,7 +1161,15 @@ def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         return _take_forward(g, V)
     if g.block is not None:
         return g.block.forward(V)
+    if g.forward is engine._cross_entropy_array:  # the logits as one block, not k rows stacked
+        return engine._cross_entropy_stacked(V[g.ins_at[0]], _logits(g, V))
     return g.forward(*[V[idx] for idx in g.ins_at])
+
+
+def _logits(g: _Group, V: np.ndarray) -> np.ndarray:
+    """A cross_entropy group's logits as one (k, nodes, n) array: one gather and one copy (numpy
+    reduces over the first axis of a contiguous array several times quicker than over a strided one)."""
+    return np.ascontiguousarray(np.moveaxis(V[g.logits].reshape(len(g.out), -1, V.shape[1]), 1, 0))
 
 
 class _Segments:
@@ -1306,9 +1326,10 @@ class _Joined:
 
 
 def _join_blocks(groups: list) -> list:
-    """Runs of adjacent block groups of the same op and depth joined into one."""
+    """Runs of adjacent block groups of the same op and depth joined into one, with the groups
+    of that op over a few inputs beside them (attention's first positions)."""
     def joinable(g) -> bool:
-        return g.block is not None and g.layer is None and g.places is None
+        return g.op in (_DOT, _LOGSUMEXP) and g.layer is None and g.places is None
     runs: list[list] = []
     for g in groups:
         last = runs[-1][-1] if runs else None
@@ -1316,7 +1337,13 @@ def _join_blocks(groups: list) -> list:
             runs[-1].append(g)
         else:
             runs.append([g])
-    return [run[0] if len(run) == 1 else _Joined(run) for run in runs]
+    joined: list = []
+    for run in runs:
+        if len(run) > 1 and any(g.block is not None for g in run):
+            joined.append(_Joined(run))
+        else:
+            joined.extend(run)
+    return joined
 
 
 class _Places:
@@ -1452,11 +1479,34 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
         for part in g.parts:
             _backward(part, V, G, G[part.out_at], careful)
         return None
+    if g.op.derivatives is _CROSS_ENTROPY_RULES and g.op is _CROSS_ENTROPY and g.logits_plan is not None \
+            and not careful:
+        p = engine._cross_entropy_grads_stacked(V[g.ins_at[0]], _logits(g, V))
+        p *= grad_out
+        contribution = np.moveaxis(p, 0, 1)  # (nodes, k, n), as the logits lie
+        at = g.logits_plan
+        if isinstance(at, _Scatter):
+            at.add(G, contribution.reshape(-1, V.shape[1]))
+        else:
+            G[at] += contribution.reshape(-1, V.shape[1])
+        return None
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
+    if g.stacked_plan is not None and not careful:  # a variadic op's derivatives, added at once
+        positions, at = g.stacked_plan
+        rows = [local[i] for i in positions]
+        if all(type(r) is np.ndarray and r.shape == grad_out.shape for r in rows):
+            contribution = np.stack(rows, axis=1)  # (nodes, inputs, n): node by node, as the slots lie
+            contribution *= grad_out[:, None]
+            if isinstance(at, _Scatter):
+                at.add(G, contribution.reshape(-1, grad_out.shape[1]))
+            else:
+                G[at] += contribution.reshape(-1, grad_out.shape[1])
+            return None
     for i, at, unique, mask in g.backward_plan:
-        contribution = local[i] * grad_out
+        d = local[i]  # (a sum's 1.0: grad_out itself, which 1.0 × grad_out is)
+        contribution = grad_out if type(d) is float and d == 1.0 else d * grad_out
         if careful:
             flows = grad_out != 0 if mask is None else (grad_out != 0) & mask
             bad = flows & ~np.isfinite(local[i])

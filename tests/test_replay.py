@@ -497,6 +497,22 @@ def test_compiled_cross_entropy_is_torchs_at_huge_logits():
     assert got.tolist() == pytest.approx(z.grad.sum(axis=0).tolist(), rel=1e-12)
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_compiled_cross_entropy_over_shared_or_constant_logits_is_the_scalar_loops(shared):
+    # replay adds a group's logit gradients at once: into logits two losses share, or (one
+    # logit a constant) input by input
+    w = [Value(0.3 * i - 0.5) for i in range(5)]
+
+    def fn(s):
+        z = [s[0] * wi + s[1] for wi in w]
+        return losses.cross_entropy([z, z if shared else z[:4] + [s[1]]], [s[2], s[3]])
+    samples = [[1.5, 0.25, 0, 4], [-2.0, 1e16, 3, 1], [4e15, -0.5, 2, 2], [0.7, 3.0, 4, 0]]
+    result, got = compiled_mean(mg.compile(fn), samples, w)
+    loss, expected = scalar_mean(fn, samples, w)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+
+
 def test_compiled_cross_entropy_refuses_a_bad_target_whose_nan_the_loss_does_not_show():
     # cross_entropy's NaN for a target that is no index raises no flag; is_class(NaN, k) is 0, so
     # the loss was finite and a sample the scalar loop refuses passed silently
@@ -563,7 +579,7 @@ def test_gpt_compiled_equals_scalar_on_sequences_of_mixed_lengths():
     assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name", ["dot", "logsumexp", "*"])
+@pytest.mark.parametrize("name", ["dot", "logsumexp", "cross_entropy", "*"])
 def test_a_replaced_rule_reaches_the_compiled_gpt(name):
     """Mutation testing swaps `op.derivatives`; every replay path (blocks of dots and
     logsumexps at one depth joined, gathers, elementwise groups) must use the replacement."""
