@@ -1923,10 +1923,21 @@ is_class = _row("is_class", lambda t, k: 1.0 if t == k else 0.0, lambda t, k, ou
                 array_forward=lambda t, k: (t == k) * 1.0)
 
 
+def _index_of(i: float, n: int) -> int:
+    """i as an index of n options (take's and cross_entropy's), or the error naming the range."""
+    if i != int(i) or not 0 <= i < n:
+        raise ValueError(f"index must be an integer in 0..{n - 1}, got {i}")
+    return int(i)
+
+
+def _valid_index(i, n: int):
+    """Where the array i holds an index of n options: `_index_of`'s rule, entry by entry."""
+    np = _np()
+    return (i == np.trunc(i)) & (i >= 0) & (i < n)
+
+
 def _take(i: float, *xs: float) -> float:
-    if i != int(i) or not 0 <= i < len(xs):
-        raise ValueError(f"index must be an integer in 0..{len(xs) - 1}, got {i}")
-    return xs[int(i)]
+    return xs[_index_of(i, len(xs))]
 
 
 def _take_grads(i: float, *a: float) -> tuple:
@@ -1941,9 +1952,9 @@ def _take_grads(i: float, *a: float) -> tuple:
 def _take_array(i, *xs):
     np = _np()
     i = np.asarray(i)
-    if (i != np.trunc(i)).any() or (i < 0).any() or (i >= len(xs)).any():
-        bad = i[(i != np.trunc(i)) | (i < 0) | (i >= len(xs))].flat[0]
-        raise ValueError(f"take: index must be an integer in 0..{len(xs) - 1}, got {bad}")
+    valid = _valid_index(i, len(xs))
+    if not valid.all():
+        raise ValueError(f"take: index must be an integer in 0..{len(xs) - 1}, got {i[~valid].flat[0]}")
     stacked = np.stack(np.broadcast_arrays(*xs, i)[:-1])
     return np.take_along_axis(stacked, i.astype(int)[None], axis=0)[0]
 
@@ -1961,10 +1972,8 @@ _TAKE = _row("take", _take,
 def _cross_entropy(t: float, *z: float) -> float:
     """logsumexp(z) - z[t], as (m - z[t]) + log(sum(exp(z_i - m))) with m = max(z): the target's
     logit meets m before the sum is added (logits of 1e16 give log 2, not 0)."""
-    if t != int(t) or not 0 <= t < len(z):
-        raise ValueError(f"index must be an integer in 0..{len(z) - 1}, got {t}")
     m = max(z)
-    return (m - z[int(t)]) + math.log(math.fsum(math.exp(x - m) for x in z))
+    return (m - z[_index_of(t, len(z))]) + math.log(math.fsum(math.exp(x - m) for x in z))
 
 
 def _softmax(k: int, z: Sequence) -> Any:
@@ -2030,7 +2039,7 @@ def _cross_entropy_array(t, *z):
 def _cross_entropy_stacked(t, stacked):
     """_cross_entropy on arrays, the logits stacked along the first axis (k, ...); NaN where t is no index."""
     np = _np()
-    valid = (t == np.trunc(t)) & (t >= 0) & (t < len(stacked))
+    valid = _valid_index(t, len(stacked))
     m = stacked.max(axis=0)
     picked = np.take_along_axis(stacked, np.where(valid, t, 0).astype(int)[None], axis=0)[0]
     e = stacked - m

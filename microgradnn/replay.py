@@ -1429,7 +1429,7 @@ def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each node and sample, the slot take picks (k, n), and where the index is valid."""
     index = V[g.ins_at[0]]
     m = len(g.ins) - 1
-    valid = (index == np.trunc(index)) & (index >= 0) & (index < m)
+    valid = engine._valid_index(index, m)
     picked = np.where(valid, index, 0).astype(int)
     return g.options[np.arange(len(g.out))[:, None], picked], valid
 
