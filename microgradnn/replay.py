@@ -1481,15 +1481,8 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
         return None
     if g.op.derivatives is _CROSS_ENTROPY_RULES and g.op is _CROSS_ENTROPY and g.logits_plan is not None \
             and not careful:
-        p = engine._cross_entropy_grads_stacked(V[g.ins_at[0]], _logits(g, V))
-        p *= grad_out
-        contribution = np.moveaxis(p, 0, 1)  # (nodes, k, n), as the logits lie
-        at = g.logits_plan
-        if isinstance(at, _Scatter):
-            at.add(G, contribution.reshape(-1, V.shape[1]))
-        else:
-            G[at] += contribution.reshape(-1, V.shape[1])
-        return None
+        p = engine._cross_entropy_grads_stacked(V[g.ins_at[0]], _logits(g, V))  # (k, nodes, n)
+        return _add_stacked(G, g.logits_plan, np.moveaxis(p, 0, 1), grad_out)
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
@@ -1497,13 +1490,7 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
         positions, at = g.stacked_plan
         rows = [local[i] for i in positions]
         if all(type(r) is np.ndarray and r.shape == grad_out.shape for r in rows):
-            contribution = np.stack(rows, axis=1)  # (nodes, inputs, n): node by node, as the slots lie
-            contribution *= grad_out[:, None]
-            if isinstance(at, _Scatter):
-                at.add(G, contribution.reshape(-1, grad_out.shape[1]))
-            else:
-                G[at] += contribution.reshape(-1, grad_out.shape[1])
-            return None
+            return _add_stacked(G, at, np.stack(rows, axis=1), grad_out)
     for i, at, unique, mask in g.backward_plan:
         d = local[i]  # (a sum's 1.0: grad_out itself, which 1.0 × grad_out is)
         contribution = grad_out if type(d) is float and d == 1.0 else d * grad_out
@@ -1519,6 +1506,18 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
             G[at] += contribution  # type: ignore[index]  # unique: a slice or an index array
         else:  # an input used by several nodes of the group: add each use
             at.add(G, contribution)
+
+
+def _add_stacked(G: np.ndarray, at: Any, local: np.ndarray, grad_out: np.ndarray) -> None:
+    """Add local derivatives (nodes, inputs, n) times grad_out (nodes, n) into the inputs' slots,
+    listed node by node in `at`: a slice or index array of distinct slots, or a _Scatter where
+    they repeat."""
+    local *= grad_out[:, None]
+    rows = local.reshape(-1, grad_out.shape[1])
+    if isinstance(at, _Scatter):
+        at.add(G, rows)
+    else:
+        G[at] += rows
 
 
 def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: np.ndarray,
