@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 
 from microgradnn import losses as _losses, optim as _optim
 from microgradnn._checks import Seed, _is_number, flag, generator_of, is_finite, number, one_of, positive_int, shown
-from microgradnn.engine import Value, is_grad_enabled, no_grad, reworded
+from microgradnn.engine import Value, is_grad_enabled, no_grad, reworded, topological_order
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix as _as_matrix, classify
 
@@ -374,13 +374,9 @@ class _StepTooLarge(ValueError):
 def _check_step_graph(out, size: int) -> None:
     """Refuse a scalar step whose graph over `size` samples would not fit in memory, from the graph
     `out` of its first sample, before the others are computed."""
-    seen, todo, nodes, edges = set(), list(out) if isinstance(out, list) else [out], 0, 0
-    while todo:
-        v = todo.pop()
-        if isinstance(v, Value) and v.inputs and id(v) not in seen:  # parameters and inputs are leaves
-            seen.add(id(v))
-            nodes, edges = nodes + 1, edges + len(v.inputs)
-            todo.extend(v.inputs)
+    outs = [v for v in (out if isinstance(out, list) else [out]) if isinstance(v, Value)]
+    made = {id(v): v for o in outs for v in topological_order(o) if v.inputs}  # parameters and inputs are leaves
+    nodes, edges = len(made), sum(len(v.inputs) for v in made.values())
     per_sample = 250 * nodes + 40 * edges
     if size * per_sample > MAX_STEP_BYTES:
         raise _StepTooLarge(f"fit: a step over {size:,} samples builds a scalar graph of {size * nodes:,} nodes and "
