@@ -504,7 +504,7 @@ class Op:
             self._check_arity(len(args))
         return self._record(args, [a._data for a in args])  # type: ignore[union-attr]  # all Values by now
 
-    def _record(self, args: tuple, xs: list, needs: list | bool | None = None, depth: int = 0,
+    def _record(self, args: tuple, xs: Sequence[float], needs: list | bool | None = None, depth: int = 0,
                 local: tuple | None = None):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
         local derivative. `needs` (each input's requires_grad, or True for all) and `depth` may
@@ -555,7 +555,7 @@ class Op:
             return self.array_forward(*args)  # checked first: a failed float() would format the array
         return self._forward([_number(a, self.name) for a in args], args)
 
-    def _forward(self, xs: list, shown: Sequence) -> float:
+    def _forward(self, xs: Sequence[float], shown: Sequence) -> float:
         try:
             out = self.forward(*xs)
         except (ArithmeticError, ValueError) as e:
@@ -2116,13 +2116,13 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     x_all = all(x_needs)
     x_depth = max([a._depth for a in x])
     # a neuron whose weights and bias are leaves (depth 0) that need gradients, as trained
-    # ones are, shares these; one pass over its weights finds it and reads them
+    # ones are, shares these; one pass over its weights finds it and reads them. Its local
+    # derivatives, d/dw = x, d/dx = w, d/db = 1, are read off the data (unless a test has swapped
+    # dot's rules): where x is data (a first layer's input), one tuple for all (d/dx = 0: x needs none)
     leaf_needs = True if x_all else [*(True for _ in x), *x_needs, True]
-    # where x is data (a first layer's input), those neurons' local derivatives are one tuple:
-    # d/dw = x, d/dx = 0 (x needs none), d/db = 1 (unless a test has swapped dot's rules)
-    shared = None
-    if True not in x_needs and _DOT.derivatives is _DOT_RULES:
-        shared = (*x_data, *(0.0 for _ in x), 1.0)
+    rules = _DOT.derivatives is _DOT_RULES
+    own = rules and x_all
+    shared = (*x_data, *(0.0 for _ in x), 1.0) if rules and True not in x_needs else None
     nodes = []
     for w, b in zip(ws, bs):
         if len(w) != len(x):
@@ -2130,6 +2130,7 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
         w_data = [a._data for a in w if type(a) is Value and not a._depth and a.requires_grad]
         if len(w_data) == len(x) and type(b) is Value and not b._depth and b.requires_grad:
             needs, depth = leaf_needs, x_depth
+            local = (*x_data, *w_data, 1.0) if own else shared
         elif type(b) is not Value or not _ONLY_VALUES.issuperset(map(type, w)):
             nodes.append(dot(w, x, b))
             continue
@@ -2138,6 +2139,6 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
             w_needs = [a.requires_grad for a in w]
             needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
             depth = max(x_depth, b._depth, max([a._depth for a in w]))
-        nodes.append(_DOT._record((*w, *x, b), [*w_data, *x_data, b._data], needs, 1 + depth,
-                                  shared if needs is leaf_needs else None))
+            local = None
+        nodes.append(_DOT._record((*w, *x, b), (*w_data, *x_data, b._data), needs, 1 + depth, local))
     return nodes

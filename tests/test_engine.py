@@ -778,7 +778,7 @@ def test_dot_honours_requires_grad_as_the_unfused_graph_does(frozen):
 
 @pytest.mark.parametrize("weights", ["leaves", "one frozen", "one computed", "one float", "frozen bias",
                                      "computed bias"])
-@pytest.mark.parametrize("x_kind", ["leaves", "frozen", "computed"])
+@pytest.mark.parametrize("x_kind", ["leaves", "frozen", "one frozen", "computed"])
 def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
     """A layer's `dots` takes shortcuts for trained weights (leaves that need gradients);
     every other mix of inputs must still give dot's values, order and gradients."""
@@ -798,6 +798,8 @@ def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
         x = [Value(0.4), Value(-0.9), Value(1.3)]
         if x_kind == "frozen":
             x = [Value(v.data, requires_grad=False) for v in x]
+        elif x_kind == "one frozen":
+            x[1].requires_grad = False
         elif x_kind == "computed":
             x = [v.sin() for v in x]
         return ws, x, bs
@@ -814,17 +816,20 @@ def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
     assert run(lambda ws, x, bs: mg.dots(ws, x, bs)) == run(lambda ws, x, bs: [mg.dot(w, x, b) for w, b in zip(ws, bs)])
 
 
-def test_dots_on_data_inputs_uses_dots_rules_even_when_a_test_swaps_them():
-    """`dots` shares one tuple of local derivatives among neurons reading data; mutation testing
-    swaps dot's rules, and each mutant must reach those nodes as it reaches `dot`'s."""
+@pytest.mark.parametrize("x_needs", [False, True])
+def test_dots_uses_dots_rules_even_when_a_test_swaps_them(x_needs):
+    """`dots` reads trained neurons' local derivatives from the data (one tuple shared among
+    neurons reading data); mutation testing swaps dot's rules, and each mutant must reach those
+    nodes as it reaches `dot`'s."""
     from microgradnn.testing import mutation
 
     def grads(build):
         ws = [[Value(0.3 * i - 0.2 * j + 0.1) for i in range(3)] for j in range(2)]
         bs = [Value(0.05), Value(-0.15)]
-        zs = build(ws, [Value(v, requires_grad=False) for v in (0.4, -0.9, 1.3)], bs)
+        x = [Value(v, requires_grad=x_needs) for v in (0.4, -0.9, 1.3)]
+        zs = build(ws, x, bs)
         (zs[0] * zs[1].tanh()).backward()
-        return [v.grad for v in [*ws[0], *ws[1], *bs]]
+        return [v.grad for v in [*ws[0], *ws[1], *bs, *x]]
 
     mutants = mutation.mutants(["dot"])
     assert mutants
