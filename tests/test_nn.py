@@ -1232,7 +1232,8 @@ def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, 
     ([1.0, "2"], TypeError, "got str '2' at index 1"),
     ([1.0, 10 ** 400], ValueError, "got an int of about 401 digits .* at index 1"),
     ([float("nan"), 1.0], ValueError, "got nan at index 0"),
-], ids=["bool", "bool-array", "str", "huge-int", "nan"])
+    (np.array([1.0, -np.inf]), ValueError, "got -inf at index 1"),
+], ids=["bool", "bool-array", "str", "huge-int", "nan", "inf-array"])
 def test_module_input_refuses_bools_and_non_numbers_by_type(x, error, message):
     for module in (MLP(2, [3, 1], seed=0), mg.nn.Linear(2, 2, seed=0), mg.nn.RMSNorm(2)):
         with pytest.raises(error, match=f"{type(module).__name__}: inputs must be finite numbers or Values, {message}"):

@@ -595,7 +595,7 @@ def as_inputs(x, nin: int, who: str) -> list:
     if len(x) != nin:
         raise ValueError(f"{who}: expected {nin} inputs, got {len(x)}")
     for i, xi in enumerate(x):
-        if type(xi) is Value:
+        if type(xi) is Value or type(xi) is float and xi - xi == 0.0:  # (a finite float: checked no further)
             continue
         if isinstance(xi, (bool, np.bool_)) or not isinstance(xi, (int, float, np.integer, np.floating)):
             raise TypeError(f"{who}: inputs must be finite numbers or Values, got {type(xi).__name__} "
