@@ -753,8 +753,6 @@ def _backward_walk(root: Value) -> tuple[list[Value], list[Value], bool]:
         if v._t != clock:
             current = False
         interior.append(v)
-        if seen.issuperset(v.inputs):  # met all before (a neuron's weights, its layer's inputs): one C-level pass
-            continue
         for x in v.inputs:
             if x not in seen:
                 seen.add(x)
