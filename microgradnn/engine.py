@@ -1812,10 +1812,15 @@ def _pow_exponent_grad(a, b, out):
 
 
 def _dot(*args: float) -> float:
-    """sum(w_i * x_i) + b for args (w_0..w_n-1, x_0..x_n-1, b); the unfused order, b first."""
-    total = args[-1]
-    for w, x in zip(args, args[len(args) // 2:-1]):  # zip stops after the n weights
-        total = total + w * x  # not +=: on arrays (replay) that would write into b
+    """sum(w_i * x_i) + b for args (w_0..w_n-1, x_0..x_n-1, b)."""
+    return _weighted_sum(args, args[len(args) // 2:-1], args[-1])  # zip stops after the n weights
+
+
+def _weighted_sum(w: Sequence, x: Sequence, b: Any) -> Any:
+    """b + w_0 * x_0 + w_1 * x_1 + ..., in that order (the unfused neuron's), over zip(w, x)."""
+    total = b
+    for wi, xi in zip(w, x):
+        total = total + wi * xi  # not +=: on arrays (replay) that would write into b
     return total
 
 
@@ -2118,12 +2123,15 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     # a neuron whose weights and bias are leaves (depth 0) that need gradients, as trained
     # ones are, shares these; one pass over its weights finds it and reads them. Its local
     # derivatives, d/dw = x, d/dx = w, d/db = 1, are read off the data (unless a test has swapped
-    # dot's rules): where x is data (a first layer's input), one tuple for all (d/dx = 0: x needs none)
+    # dot's rules): where x is data (a first layer's input), one tuple for all (d/dx = 0: x needs
+    # none). With those, its node is made here from the numbers read, as _record would make it
+    # (which makes every other node, and refuses by name a sum that is not finite).
     leaf_needs = True if x_all else [*(True for _ in x), *x_needs, True]
     rules = _DOT.derivatives is _DOT_RULES
     own = rules and x_all
     shared = (*x_data, *(0.0 for _ in x), 1.0) if rules and True not in x_needs else None
-    nodes = []
+    grad_enabled = _GRAD_ENABLED.get()
+    nodes: list = []
     for w, b in zip(ws, bs):
         if len(w) != len(x):
             raise ValueError(f"dot: w and x must have the same length, at least 1, got {len(w)} and {len(x)}")
@@ -2131,6 +2139,11 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
         if len(w_data) == len(x) and type(b) is Value and not b._depth and b.requires_grad:
             needs, depth = leaf_needs, x_depth
             local = (*x_data, *w_data, 1.0) if own else shared
+            if local is not None and grad_enabled:
+                data = _weighted_sum(w_data, x_data, b._data)
+                if data - data == 0.0:
+                    nodes.append(_node(data, _DOT, (*w, *x, b), local, 1 + depth, True))
+                    continue
         elif type(b) is not Value or not _ONLY_VALUES.issuperset(map(type, w)):
             nodes.append(dot(w, x, b))
             continue

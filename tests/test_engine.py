@@ -817,6 +817,28 @@ def test_dots_makes_the_nodes_dot_makes(weights, x_kind):
 
 
 @pytest.mark.parametrize("x_needs", [False, True])
+def test_dots_refuses_a_sum_that_is_not_finite_and_records_no_graph_under_no_grad_as_dot_does(x_needs):
+    """`dots` makes a trained neuron's node itself; a sum that overflows is refused with dot's
+    message, and under no_grad the results are plain numbers with no graph, as dot's."""
+    def layer(scale):
+        ws = [[Value(0.5), Value(-1.5)], [Value(scale), Value(2.0)]]
+        return ws, [Value(scale, requires_grad=x_needs), Value(0.25, requires_grad=x_needs)], [Value(0.1), Value(0.0)]
+
+    ws, x, bs = layer(1e200)
+    with pytest.raises(OverflowError) as fused:
+        mg.dots(ws, x, bs)
+    with pytest.raises(OverflowError) as one:
+        mg.dot(ws[1], x, bs[1])
+    assert str(fused.value) == str(one.value) and "result is not finite" in str(fused.value)
+    ws, x, bs = layer(3.0)
+    with mg.no_grad():
+        zs, expected = mg.dots(ws, x, bs), [mg.dot(w, x, b) for w, b in zip(ws, bs)]
+    assert [(z.data, z.requires_grad, z.inputs, z.op) for z in zs] == \
+        [(z.data, z.requires_grad, z.inputs, z.op) for z in expected]
+    assert not zs[0].requires_grad and not zs[0].inputs
+
+
+@pytest.mark.parametrize("x_needs", [False, True])
 def test_dots_uses_dots_rules_even_when_a_test_swaps_them(x_needs):
     """`dots` reads trained neurons' local derivatives from the data (one tuple shared among
     neurons reading data); mutation testing swaps dot's rules, and each mutant must reach those
