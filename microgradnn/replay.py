@@ -43,6 +43,10 @@ _CROSS_ENTROPY = engine.get_op("cross_entropy")
 _CROSS_ENTROPY_RULES = _CROSS_ENTROPY.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
+_SUB = engine.get_op("-")
+_SUB_RULES = _SUB.derivatives
+_EXP = engine.get_op("exp")
+_EXP_RULES = _EXP.derivatives
 _NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
@@ -313,7 +317,7 @@ class _Tape:
             else:
                 for idx in g.ins:
                     read.update(idx.tolist())
-        self.groups = _join_blocks(self.groups)
+        self.groups = _fuse_softmaxes(_join_blocks(self.groups), structure, needs, root)
         # Backward visits only groups a gradient flows through: some output leads to the loss
         # and depends on a parameter (a label check or a watched output does not).
         live = np.zeros(self.n_slots, dtype=bool)
@@ -1140,6 +1144,8 @@ def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
     """The group's outputs, into their rows of V."""
+    if type(g) is _Softmax:
+        return g.forward(V)
     if g.layer is None:
         V[g.out_at] = _group_outputs(g, V, P)
         return
@@ -1346,6 +1352,121 @@ def _join_blocks(groups: list) -> list:
     return joined
 
 
+class _Softmax:
+    """The exact softmax, w = exp(d - logsumexp(d)) for d = z - logsumexp(z) (see
+    `engine.softmax_of`), of many rows z of any lengths (attention at each position and head):
+    its five groups (logsumexp, -, logsumexp, -, exp) run as one block on the rows' entries
+    laid end to end; rows are summed (and maxed) in a (length, rows, n) array padded with 0
+    (-inf), by one reduction over its first axis (several times quicker than `reduceat`).
+
+    Forward: lse1 = m + log(sum(exp(z - m))) with m the row's largest z, as logsumexp's other
+    replays; d = z - lse1; lse2 likewise of d; e = d - lse2; w = exp(e); every node's row of V
+    is written. Backward, the five groups' rules chained (logsumexp's d/dx_k is exp(x_k - out),
+    which is w for lse2 and exp(d) for lse1): g_e = g_w w; g_d = g_e - w sum(g_e);
+    g_z = g_d - exp(d) sum(g_d). Only the rows' w are read by other nodes (checked when the
+    block is made), so no other gradient reaches lse1, d, lse2 or e. A replaced rule (mutation
+    testing) or the careful pass runs the groups one by one."""
+
+    def __init__(self, groups: list, z: list[list[int]], nodes: list[list[list[int]]]) -> None:
+        self.stages = groups  # the groups replaced: lse1, d, lse2, e, w
+        self.parts = [part for g in groups for part in getattr(g, "parts", [g])]
+        self.op, self.layer, self.places, self.block = _LOGSUMEXP, None, None, None
+        self.out = np.concatenate([g.out for g in groups])
+        self.out_at = _index(self.out)
+        lengths = np.array([len(row) for row in z])
+        self.row = np.repeat(np.arange(len(z)), lengths)  # each entry's row
+        starts = np.cumsum(lengths) - lengths
+        self.padded_at = (np.arange(len(self.row)) - starts[self.row]) * len(z) + self.row  # entry j of row r: (j, r)
+        self.padded_shape = (int(lengths.max()), len(z))
+        self._scratch: dict[int, dict[float, np.ndarray]] = {}
+        z_slots, *flat = (np.concatenate([np.asarray(row, dtype=int) for row in rows]) for rows in (z, *nodes))
+        self.z_at, self.lse1_at, self.d_at, self.lse2_at, self.e_at, self.w_at = map(_index, (z_slots, *flat))
+        # where the z's gradients go: a z may be in several rows
+        self.z_grads_at = self.z_at if len(np.unique(z_slots)) == len(z_slots) else _Scatter(z_slots)
+
+    def _reduce(self, X: np.ndarray, fill: float) -> np.ndarray:
+        """Each row's sum (fill 0) or largest entry (fill -inf) of X (one row per entry)."""
+        n = X.shape[1]
+        if n not in self._scratch:  # one batch size at a time: fresh arrays cost more (page faults)
+            self._scratch = {n: {f: np.full((*self.padded_shape, n), f) for f in (0.0, -np.inf)}}
+        padded = self._scratch[n][fill]
+        padded.reshape(-1, n)[self.padded_at] = X
+        return padded.sum(axis=0) if fill == 0.0 else padded.max(axis=0)
+
+    def _logsumexp(self, X: np.ndarray) -> np.ndarray:
+        """Each row's logsumexp, as logsumexp's other replays compute it."""
+        m = self._reduce(X, -np.inf)
+        t = X - m[self.row]
+        np.exp(t, out=t)
+        return m + np.log(self._reduce(t, 0.0))
+
+    def forward(self, V: np.ndarray) -> None:
+        d = V[self.z_at]
+        lse1 = self._logsumexp(d)
+        d = d - lse1[self.row]
+        lse2 = self._logsumexp(d)
+        e = d - lse2[self.row]
+        V[self.lse1_at], V[self.d_at], V[self.lse2_at], V[self.e_at] = lse1, d, lse2, e
+        V[self.w_at] = np.exp(e)
+
+    def backward(self, V: np.ndarray, G: np.ndarray, careful: bool) -> None:
+        if careful or not (_LOGSUMEXP.derivatives is _LOGSUMEXP_RULES and _SUB.derivatives is _SUB_RULES
+                           and _EXP.derivatives is _EXP_RULES):
+            for g in reversed(self.stages):
+                _backward(g, V, G, G[g.out_at], careful)
+            return
+        w = V[self.w_at]
+        g = G[self.w_at] * w
+        g -= w * self._reduce(g, 0.0)[self.row]
+        p = np.exp(V[self.d_at])
+        p *= self._reduce(g, 0.0)[self.row]
+        g -= p
+        if isinstance(self.z_grads_at, _Scatter):
+            self.z_grads_at.add(G, g)
+        else:
+            G[self.z_grads_at] += g
+
+
+def _fuse_softmaxes(groups: list, structure: list, needs: list, root: int) -> list:
+    """The groups with each run of five that computes softmaxes exactly (see `_Softmax`) made
+    one block: every node of the five groups is one softmax's, and no other node reads any but
+    its w (so their gradients come from w alone); every input needs a gradient."""
+    group_of: dict[int, int] = {}
+    for k, g in enumerate(groups):
+        group_of.update(dict.fromkeys(g.out.tolist(), k))
+    uses = np.bincount([j for s in structure if isinstance(s[0], engine.Op) for j in s[1]], minlength=len(structure))
+    node_of: dict[tuple, int] = {}  # (op, inputs) -> the node, for the ops of the pattern
+    for i, s in enumerate(structure):
+        if s[0] is _SUB or s[0] is _EXP or s[0] is _LOGSUMEXP:
+            node_of[(s[0], s[1])] = i
+    fused: dict[int, _Softmax] = {}
+    gone: set[int] = set()
+    for k, A in enumerate(groups):
+        if A.op is not _LOGSUMEXP or type(A) not in (_Group, _Joined) or A.layer is not None or k in gone:
+            continue
+        z = [list(structure[a][1]) for a in A.out.tolist()]
+        nodes: list[list] = [[], [], [], [], []]
+        for a, zs in zip(A.out.tolist(), z):
+            d = [node_of.get((_SUB, (x, a))) for x in zs]
+            b = node_of.get((_LOGSUMEXP, tuple(d))) if None not in d else None
+            e = [node_of.get((_SUB, (x, b))) for x in d] if b is not None else [None]
+            w = [node_of.get((_EXP, (x,))) for x in e] if None not in e else [None]
+            if None in w or len(set(d)) < len(d) or uses[a] != len(zs) or uses[b] != len(zs) \
+                    or any(uses[x] != 2 for x in d) or any(uses[x] != 1 for x in e) or root in (a, b, *d, *e):
+                break  # not a softmax, or one whose other nodes are read
+            for i, part in enumerate(([a], d, [b], e, w)):
+                nodes[i].append(part)
+        else:
+            stages = [{group_of[x] for row in rows for x in row} for rows in nodes[1:]]
+            if all(len(s) == 1 for s in stages) and all(needs[x] for rows in (z, *nodes) for row in rows for x in row):
+                members = [k] + [s.pop() for s in stages]
+                if all(len(groups[m].out) == sum(map(len, rows)) for m, rows in zip(members, nodes)) \
+                        and len(set(members)) == 5 and not gone.intersection(members):
+                    fused[k] = _Softmax([groups[m] for m in members], z, nodes)
+                    gone.update(members)
+    return [fused[k] if k in fused else g for k, g in enumerate(groups) if k in fused or k not in gone]
+
+
 class _Places:
     """A group of fused neurons that is one layer (parameter weight rows) applied to the inputs
     of several places, as a Linear at every position of a sequence: one batched matrix product
@@ -1473,6 +1594,8 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
     gradient flows raises."""
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_backward(g, V, G, grad_out)
+    if type(g) is _Softmax:
+        return g.backward(V, G, careful)
     if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
         return g.block.backward(V, G, grad_out)
     if isinstance(g, _Joined):  # a replaced rule (mutation testing): group by group

@@ -579,7 +579,7 @@ def test_gpt_compiled_equals_scalar_on_sequences_of_mixed_lengths():
     assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name", ["dot", "logsumexp", "cross_entropy", "*"])
+@pytest.mark.parametrize("name", ["dot", "logsumexp", "cross_entropy", "*", "-", "exp"])
 def test_a_replaced_rule_reaches_the_compiled_gpt(name):
     """Mutation testing swaps `op.derivatives`; every replay path (blocks of dots and
     logsumexps at one depth joined, gathers, elementwise groups) must use the replacement."""
@@ -596,6 +596,25 @@ def test_a_replaced_rule_reaches_the_compiled_gpt(name):
         op.derivatives = original
     assert not np.allclose(expected, right)
     assert_close(got, expected)
+
+
+def test_softmaxes_of_rows_of_several_lengths_replay_as_the_scalar_engine_at_any_logits():
+    # attention's softmaxes (one per position, of 1..t+1 scores) replay as one block: the loss
+    # and gradients are the scalar engine's, also at logits far apart (the exact softmax)
+    ws = [Value(x) for x in (0.5, -1.5, 2.0, 0.25)]
+
+    def fn(s):
+        z = [w * x for w, x in zip(ws, s)]
+        rows = [losses.softmax(z[:k]) for k in (1, 3, 2, 4)]
+        return sum((p * (i + 1) * (j - 1.5) for i, row in enumerate(rows) for j, p in enumerate(row)), Value(0.0))
+    batch = [[1.0, 2.0, -3.0, 0.5], [400.0, -300.0, 10.0, 0.0], [-1e3, 2e3, 7.0, -1.0], [0.0, 0.0, 0.0, 0.0]]
+    compiled = mg.compile(fn)
+    result, got = compiled_mean(compiled, batch, ws)
+    loss, expected = scalar_mean(fn, batch, ws)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    assert [g.op.name for g in tape.groups].count("exp") == 0  # the softmaxes are one block
 
 
 def test_a_replaced_take_rule_reaches_the_gathers():
