@@ -332,7 +332,7 @@ class _Tape:
         # gathers, cross_entropy (NaN for a target that is no index) and ops of your own may not,
         # so their outputs (and the loss) are checked.
         unflagged = [g.out for g in self.groups if g.layer is not None or g.places is not None
-                     or g.op in (_TAKE, _CROSS_ENTROPY) or not g.op.builtin]
+                     or getattr(g, "products", None) is not None or g.op in (_TAKE, _CROSS_ENTROPY) or not g.op.builtin]
         checked = np.unique(np.concatenate([[root], *unflagged]).astype(int))
         self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
         # Any non-finite number among the others comes from these (leaves are finite, and the
@@ -1074,6 +1074,7 @@ class _Group:
             self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
         # dot and logsumexp over many inputs: one block for the whole group (see _Block)
         self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
+        self.products = _Products.of(self) if self.block is not None and self.op is _DOT else None
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -1165,6 +1166,8 @@ def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         return g.places.forward(V, P)
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_forward(g, V)
+    if g.products is not None:
+        return g.products.forward(V)
     if g.block is not None:
         return g.block.forward(V)
     if g.forward is engine._cross_entropy_array:  # the logits as one block, not k rows stacked
@@ -1319,6 +1322,193 @@ class _Block:
         G[self.targets] += self.pairs.reduce(np.add, A)
 
 
+class _Products:
+    """A group of dots whose w's and x's are a few vectors met in many pairs (attention's
+    scores, each query with each earlier key of its head), as matrix products: the vectors
+    fall into blocks (heads) that meet only each other, and out = Ws @ Xs.T for each block,
+    of which the pairs that are nodes are read, plus b.
+
+    Forward: Ws (blocks, rows, m) and Xs (blocks, cols, m) gathered, one batched matmul with
+    the batch leading. Backward, dot's rules (d/dw = x, d/dx = w) summed over the pairs as
+    matrix products: with g the nodes' gradients in a (blocks, rows, cols) array (0 where no
+    node), dWs = g @ Xs and dXs = g.T @ Ws; b's gradient is the node's."""
+
+    def __init__(self, w: np.ndarray, x: np.ndarray, blocks: int, at: np.ndarray, b: np.ndarray, b_needs: bool):
+        self.w, self.x, self.blocks, self.m, self.at, self.b = w.ravel(), x.ravel(), blocks, w.shape[1], at, _index(b)
+        self.w_grads, self.x_grads = _grads_at(self.w), _grads_at(self.x)
+        self.b_grads = _grads_at(b) if b_needs else None
+        self._scratch: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, g: "_Group") -> "_Products | None":
+        m = (len(g.ins) - 1) // 2
+        if not all(needs.all() for needs in g.needs[:2 * m]):
+            return None
+        W, X = np.stack(g.ins[:m], axis=1), np.stack(g.ins[m:2 * m], axis=1)
+        ws, w_of = np.unique(W, axis=0, return_inverse=True)
+        xs, x_of = np.unique(X, axis=0, return_inverse=True)
+        if len(g.out) < 2 * (len(ws) + len(xs)):
+            return None  # vectors met in few pairs: the block gathers less
+        w_of, x_of = w_of.ravel(), x_of.ravel()
+        split = _blocks(w_of, x_of, len(ws), len(xs))
+        if split is None or split[0] * split[1] * split[2] > 4 * len(g.out):
+            return None  # blocks of several shapes, or mostly pairs that are no node
+        blocks, r, c, w_order, x_order, w_place, x_place = split
+        at = w_place[w_of] * c + x_place[x_of] % c  # each node's place in the (blocks, rows, cols) products
+        return cls(ws[w_order], xs[x_order], blocks, at, g.ins[-1], bool(g.needs[-1].any()))
+
+    def _vectors(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ws (n, blocks, rows, m) and Xs (n, blocks, cols, m), contiguous for matmul."""
+        n = V.shape[1]
+        Ws = np.ascontiguousarray(V[self.w].T).reshape(n, self.blocks, -1, self.m)
+        Xs = np.ascontiguousarray(V[self.x].T).reshape(n, self.blocks, -1, self.m)
+        return Ws, Xs
+
+    def forward(self, V: np.ndarray) -> np.ndarray:
+        Ws, Xs = self._vectors(V)
+        products = np.matmul(Ws, Xs.transpose(0, 1, 3, 2)).reshape(V.shape[1], -1)
+        return np.take(products, self.at, axis=1).T + V[self.b]
+
+    def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+        Ws, Xs = self._vectors(V)
+        n = V.shape[1]
+        if n not in self._scratch:  # zeros where no node is: only the nodes' places are written
+            self._scratch = {n: np.zeros((n, Ws.shape[1] * Ws.shape[2] * Xs.shape[2]))}
+        g = self._scratch[n]
+        g[:, self.at] = grad_out.T
+        g = g.reshape(n, self.blocks, Ws.shape[2], Xs.shape[2])
+        _add_rows(G, self.w_grads, (g @ Xs).reshape(n, -1).T)
+        _add_rows(G, self.x_grads, (g.transpose(0, 1, 3, 2) @ Ws).reshape(n, -1).T)
+        if self.b_grads is not None:
+            _add_rows(G, self.b_grads, grad_out)
+
+
+def _blocks(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> tuple | None:
+    """Split na things A and nb things B met in pairs (a[k], b[k]) into blocks whose things
+    meet only each other's: (blocks, A's and B's per block, A's and B's in block order,
+    each A's and B's place in that order), or None unless every block has as many of each."""
+    root = list(range(na + nb))  # union-find
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+    for i, j in zip(a.tolist(), (b + na).tolist()):
+        root[find(i)] = find(j)
+    _, label = np.unique([find(i) for i in range(na + nb)], return_inverse=True)
+    a_block, b_block = label[:na], label[na:]
+    blocks = int(label.max()) + 1
+    ra, rb = np.bincount(a_block, minlength=blocks), np.bincount(b_block, minlength=blocks)
+    if (ra != ra[0]).any() or (rb != rb[0]).any():
+        return None
+    a_order, b_order = np.argsort(a_block, kind="stable"), np.argsort(b_block, kind="stable")
+    a_place, b_place = np.empty_like(a_order), np.empty_like(b_order)
+    a_place[a_order], b_place[b_order] = np.arange(na), np.arange(nb)
+    return blocks, int(ra[0]), int(rb[0]), a_order, b_order, a_place, b_place
+
+
+def _add_rows(G: np.ndarray, at: Any, rows: np.ndarray) -> None:
+    """G[at] += rows, `at` a slice, an index array of distinct slots, or a _Scatter."""
+    if isinstance(at, _Scatter):
+        at.add(G, rows)
+    else:
+        G[at] += rows
+
+
+def _grads_at(slots: np.ndarray) -> Any:
+    """Where rows of gradients for `slots` are added: see `_add_rows`."""
+    return _index(slots) if len(np.unique(slots)) == len(slots) else _Scatter(slots)
+
+
+class _Weighted:
+    """Groups of dots that are weighted sums of a few vectors (attention's outputs: each
+    position's weights over the value vectors of its head's positions so far), as matrix
+    products: node c of row i is sum_u A[i, u] B[u, c], where row i is the nodes sharing one
+    weight vector and B's rows are the vectors their x's make; A is 0 where a row does not
+    weigh a vector. Rows and vectors fall into blocks (heads) that meet only each other.
+
+    Forward: A (blocks, rows, vectors) filled from the weights, B gathered, one batched
+    matmul, plus b. Backward, dot's rules (d/dw = x, d/dx = w) summed over the pairs as
+    matrix products: dA = g @ B.T at the weights' places, dB = A.T @ g."""
+
+    def __init__(self, shape: tuple, pair_w, pair_at, vectors, node_at, b, b_needs) -> None:
+        self.shape, self.pair_at, self.node_at = shape, pair_at, node_at  # (blocks, rows, vectors, C)
+        self.pair_w, self.vectors_at, self.b = _index(pair_w), _index(vectors.ravel()), _index(b)
+        self.w_grads, self.x_grads = _grads_at(pair_w), _grads_at(vectors.ravel())
+        self.b_grads = _grads_at(b) if b_needs else None
+        self._scratch: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, parts: list) -> "_Weighted | None":
+        if any(not all(needs.all() for needs in g.needs[:-1]) for g in parts):
+            return None
+        row_of: dict[tuple, int] = {}
+        nodes = []  # (row, weights, xs) per node, in the group's order
+        for g in parts:
+            m = (len(g.ins) - 1) // 2
+            W, X = np.stack(g.ins[:m], axis=1), np.stack(g.ins[m:2 * m], axis=1)
+            for w, x in zip(W.tolist(), X.tolist()):
+                nodes.append((row_of.setdefault(tuple(w), len(row_of)), w, x))
+        width = np.bincount([row for row, _, _ in nodes])
+        if (width != width[0]).any() or width[0] < 2:
+            return None
+        C = int(width[0])
+        members: list[list] = [[] for _ in row_of]
+        node_c = []  # each node's place among its row's nodes
+        for k, (row, _, _) in enumerate(nodes):
+            node_c.append(len(members[row]))
+            members[row].append(k)
+        vector_of: dict[tuple, int] = {}
+        pair_row, pair_vector, pair_w = [], [], []
+        for row, ks in enumerate(members):
+            w = nodes[ks[0]][1]
+            for u in range(len(w)):
+                vector = tuple(nodes[k][2][u] for k in ks)
+                pair_row.append(row)
+                pair_vector.append(vector_of.setdefault(vector, len(vector_of)))
+                pair_w.append(w[u])
+        pr, pv = np.array(pair_row), np.array(pair_vector)
+        if len(np.unique(pr * len(vector_of) + pv)) < len(pr):
+            return None  # a row weighs one vector twice
+        split = _blocks(pr, pv, len(row_of), len(vector_of))
+        if split is None or split[0] * split[1] * split[2] > 4 * len(pr) or len(nodes) < 2 * len(vector_of):
+            return None
+        blocks, r, v, row_order, vector_order, row_place, vector_place = split
+        vectors = np.array(list(vector_of))[vector_order]  # (blocks * v, C) slots
+        pair_at = row_place[pr] * v + vector_place[pv] % v  # in A (blocks, r, v)
+        node_at = np.array([row_place[row] * C + c for (row, _, _), c in zip(nodes, node_c)])  # in (blocks, r, C)
+        b = np.concatenate([g.ins[-1] for g in parts])
+        needs_b = any(g.needs[-1].any() for g in parts)
+        return cls((blocks, r, v, C), np.array(pair_w), pair_at, vectors, node_at, b, needs_b)
+
+    def _matrices(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A (n, blocks, rows, vectors), B (n, blocks, vectors, C)."""
+        n = V.shape[1]
+        blocks, r, v, C = self.shape
+        if n not in self._scratch:  # zeros where a row weighs no vector: only the weights' places are written
+            self._scratch = {n: np.zeros((n, blocks * r * v))}
+        A = self._scratch[n]
+        A[:, self.pair_at] = V[self.pair_w].T
+        B = np.ascontiguousarray(V[self.vectors_at].T).reshape(n, blocks, v, C)
+        return A.reshape(n, blocks, r, v), B
+
+    def forward(self, V: np.ndarray) -> np.ndarray:
+        A, B = self._matrices(V)
+        return np.take((A @ B).reshape(V.shape[1], -1), self.node_at, axis=1).T + V[self.b]
+
+    def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+        A, B = self._matrices(V)
+        n = V.shape[1]
+        g = np.empty((n, A.shape[1] * A.shape[2] * B.shape[3]))
+        g[:, self.node_at] = grad_out.T
+        g = g.reshape(n, A.shape[1], A.shape[2], B.shape[3])
+        _add_rows(G, self.w_grads, np.take((g @ B.transpose(0, 1, 3, 2)).reshape(n, -1), self.pair_at, axis=1).T)
+        _add_rows(G, self.x_grads, (A.transpose(0, 1, 3, 2) @ g).reshape(n, -1).T)
+        if self.b_grads is not None:
+            _add_rows(G, self.b_grads, grad_out)
+
+
 class _Joined:
     """Block groups of one op at one depth (dot or logsumexp of different arities, such as
     attention at each position) run as one ragged block; `parts` are the groups joined."""
@@ -1329,6 +1519,7 @@ class _Joined:
         self.out_at = _index(self.out)
         self.layer = self.places = None
         self.block = _Block(parts)
+        self.products = _Weighted.of(parts) if self.op is _DOT else None
 
 
 def _join_blocks(groups: list) -> list:
@@ -1597,6 +1788,8 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
     if type(g) is _Softmax:
         return g.backward(V, G, careful)
     if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
+        if g.products is not None:
+            return g.products.backward(V, G, grad_out)
         return g.block.backward(V, G, grad_out)
     if isinstance(g, _Joined):  # a replaced rule (mutation testing): group by group
         for part in g.parts:

@@ -617,6 +617,51 @@ def test_softmaxes_of_rows_of_several_lengths_replay_as_the_scalar_engine_at_any
     assert [g.op.name for g in tape.groups].count("exp") == 0  # the softmaxes are one block
 
 
+def attention_fn(params, T=8, heads=2, size=2):
+    """A sample's loss through causal attention written with dot and softmax, every dot with a
+    bias that is a parameter; the keys are the queries (one vector both w and x of the scores)."""
+    wq, wv, bs, bo = params[:2], params[2:4], params[4], params[5]
+
+    def fn(s):
+        q = [[wq[h] * s[t] * (j + 1) - s[(t + j) % T] for h in range(heads) for j in range(size)] for t in range(T)]
+        v = [[wv[h] * s[t] + j for h in range(heads) for j in range(size)] for t in range(T)]
+        loss = Value(0.0)
+        for t in range(T):
+            for h in range(heads):
+                part = slice(h * size, (h + 1) * size)
+                scores = [mg.dot(q[t][part], q[u][part], bs) for u in range(t + 1)]
+                weights = losses.softmax(scores)
+                out = [mg.dot(weights, [v[u][part][j] for u in range(t + 1)], bo) for j in range(size)]
+                loss = loss + sum((o * (t - j) for j, o in enumerate(out)), Value(0.0))
+        return loss
+    return fn
+
+
+def test_attention_replays_as_matrix_products_as_the_scalar_engine():
+    # attention's scores and weighted sums replay as batched matrix products (blocks: heads)
+    params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
+    fn = attention_fn(params)
+    rng = np.random.default_rng(0)
+    batch = rng.normal(size=(6, 8)).round(3).tolist()
+    compiled = mg.compile(fn)
+    result, got = compiled_mean(compiled, batch, params)
+    loss, expected = scalar_mean(fn, batch, params)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    assert sum(getattr(g, "products", None) is not None for g in tape.groups) == 2
+
+
+def test_attention_scores_that_overflow_are_refused_as_the_scalar_engine_refuses_them():
+    params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
+    fn = attention_fn(params)
+    batch = [[0.1] * 8, [1e200] + [0.2] * 7]
+    with pytest.raises(Exception) as scalar:
+        fn(batch[1])
+    with pytest.raises(type(scalar.value), match=r"compiled, sample 1: "):
+        mg.compile(fn)(batch)
+
+
 def test_a_replaced_take_rule_reaches_the_gathers():
     ws = [Value(0.5), Value(-1.5), Value(2.0)]
     fn = lambda s: mg.take(s[0], ws) * s[1]  # noqa: E731
