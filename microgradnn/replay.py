@@ -1667,7 +1667,10 @@ class _Places:
         self.w_pos, self.x_slots, self.p_idx, self.r_idx = w_pos, x_slots, p_idx, r_idx
         self.b_pos, self.b_slots = b_pos, b_slots
         R = len(w_pos)
-        self.grid = len(p_idx) == len(x_slots) * R and (p_idx * R + r_idx == np.arange(len(p_idx))).all()
+        # every (place, row) a node: the products are the nodes, in their order or permuted by `order`
+        at = p_idx * R + r_idx
+        self.grid = len(p_idx) == len(x_slots) * R
+        self.order = None if not self.grid or (at == np.arange(len(at))).all() else at
         self.w_unique = len(np.unique(w_pos)) == w_pos.size
         self.x_scatter = None if len(np.unique(x_slots)) == x_slots.size else _Scatter(x_slots.ravel())
         self.b_unique = b_pos is None or len(np.unique(b_pos)) == len(b_pos)
@@ -1691,13 +1694,20 @@ class _Places:
 
     def forward(self, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         Y = P[self.w_pos] @ V[self.x_slots]  # (places, R, n)
-        out = Y.reshape(-1, V.shape[1]) if self.grid else Y[self.p_idx, self.r_idx]
+        if not self.grid:
+            out = Y[self.p_idx, self.r_idx]
+        else:
+            out = Y.reshape(-1, V.shape[1])
+            out = out if self.order is None else np.take(out, self.order, axis=0)
         return out + (P[self.b_pos][:, None] if self.b_pos is not None else V[self.b_slots])
 
     def backward(self, V, G, P, PG, grad_out, needs) -> None:
         n = V.shape[1]
-        if self.grid:
+        if self.grid and self.order is None:
             gY = grad_out.reshape(len(self.x_slots), len(self.w_pos), n)
+        elif self.grid:
+            gY = np.empty((len(self.x_slots), len(self.w_pos), n))
+            gY.reshape(-1, n)[self.order] = grad_out
         else:
             gY = np.zeros((len(self.x_slots), len(self.w_pos), n))
             gY[self.p_idx, self.r_idx] = grad_out
