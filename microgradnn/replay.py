@@ -1565,13 +1565,19 @@ class _Softmax:
         self.out = np.concatenate([g.out for g in groups])
         self.out_at = _index(self.out)
         lengths = np.array([len(row) for row in z])
-        self.row = np.repeat(np.arange(len(z)), lengths)  # each entry's row
-        starts = np.cumsum(lengths) - lengths
-        self.padded_at = (np.arange(len(self.row)) - starts[self.row]) * len(z) + self.row  # entry j of row r: (j, r)
+        row = np.repeat(np.arange(len(z)), lengths)  # each entry's row, and its place j in it
+        j = np.arange(len(row)) - (np.cumsum(lengths) - lengths)[row]
+        z_slots, lse1, d, lse2, e, w = (np.concatenate([np.asarray(r, dtype=int) for r in rows])
+                                        for rows in (z, *nodes))
+        # the entries in the order of the w's slots, where (as softmax_of makes them) the e's
+        # and w's rows are slices (views, no copies)
+        order = np.argsort(w, kind="stable")
+        self.row, z_slots, d, e, w = row[order], z_slots[order], d[order], e[order], w[order]
+        self.padded_at = j[order] * len(z) + self.row  # entry j of row r at (j, r)
         self.padded_shape = (int(lengths.max()), len(z))
         self._scratch: dict[int, dict[float, np.ndarray]] = {}
-        z_slots, *flat = (np.concatenate([np.asarray(row, dtype=int) for row in rows]) for rows in (z, *nodes))
-        self.z_at, self.lse1_at, self.d_at, self.lse2_at, self.e_at, self.w_at = map(_index, (z_slots, *flat))
+        self.z_at, self.lse1_at, self.d_at, self.lse2_at, self.e_at, self.w_at = map(
+            _index, (z_slots, lse1, d, lse2, e, w))
         # where the z's gradients go: a z may be in several rows
         self.z_grads_at = self.z_at if len(np.unique(z_slots)) == len(z_slots) else _Scatter(z_slots)
 
@@ -1584,18 +1590,18 @@ class _Softmax:
         padded.reshape(-1, n)[self.padded_at] = X
         return padded.sum(axis=0) if fill == 0.0 else padded.max(axis=0)
 
-    def _logsumexp(self, X: np.ndarray) -> np.ndarray:
-        """Each row's logsumexp, as logsumexp's other replays compute it."""
-        m = self._reduce(X, -np.inf)
+    def _logsumexp(self, X: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Each row's logsumexp, as logsumexp's other replays compute it; m is the row's largest entry."""
         t = X - m[self.row]
         np.exp(t, out=t)
         return m + np.log(self._reduce(t, 0.0))
 
     def forward(self, V: np.ndarray) -> None:
         d = V[self.z_at]
-        lse1 = self._logsumexp(d)
+        m = self._reduce(d, -np.inf)
+        lse1 = self._logsumexp(d, m)
         d = d - lse1[self.row]
-        lse2 = self._logsumexp(d)
+        lse2 = self._logsumexp(d, m - lse1)  # the largest d: z - lse1 rounds in the order of z
         e = d - lse2[self.row]
         V[self.lse1_at], V[self.d_at], V[self.lse2_at], V[self.e_at] = lse1, d, lse2, e
         V[self.w_at] = np.exp(e)
