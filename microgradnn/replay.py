@@ -273,6 +273,7 @@ class _Tape:
         # fn's ops lifted into the graph while recording cannot change.
         held = [(k, order[i]) for k, (i, _) in enumerate(consts) if engine.version_of(order[i]) < start]
         self.held_rows = np.array([k for k, _ in held], dtype=int)
+        self.held_slots = np.arange(self.n_slots)[self.const_slots][self.held_rows]
         self.held = [v for _, v in held]
         self.held_version = engine.data_version()
         # Values made by ops before the recording (`w2 = w * 2` outside fn): replay computes them
@@ -410,16 +411,17 @@ class _Tape:
         columns of D."""
         self.check_made_before()
         n = D.shape[1]
-        for k, S in enumerate(self._spare):
-            if S.shape[1] == n:
-                V = self._spare.pop(k)
-                break
-        else:
-            V = np.empty((self.n_slots, n))
         if self.held and engine.changed_since(self.held, self.held_version) is not None:
             self.const_values[self.held_rows, 0] = [v.data for v in self.held]
             self.held_version = engine.data_version()
-        V[self.const_slots] = self.const_values
+        for k, S in enumerate(self._spare):
+            if S.shape[1] == n:  # a kept V holds the constants already: only the held ones may have changed
+                V = self._spare.pop(k)
+                V[self.held_slots] = self.const_values[self.held_rows]
+                break
+        else:
+            V = np.empty((self.n_slots, n))
+            V[self.const_slots] = self.const_values
         V[self.x_slots] = D[self.x_rows]
         P = P_all[self.param_index]
         if len(self.row_param_slots):
