@@ -1074,6 +1074,9 @@ class _Group:
         if self.op is _TAKE:  # the options' slots (k, m), and the range they lie in
             self.options = np.stack(self.ins[1:], axis=1)
             self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
+            self.index_slots, self.index_of = np.unique(self.ins[0], return_inverse=True)  # (nodes share indices)
+            offset = self.options - self.options[:, :1]  # option i of every node at its first + offset[i]?
+            self.option_offset = offset[0] if (offset == offset[0]).all() else None
         # dot and logsumexp over many inputs: one block for the whole group (see _Block)
         self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
         self.products = _Products.of(self) if self.block is not None and self.op is _DOT else None
@@ -1755,13 +1758,18 @@ class _Scatter:
         G[self.targets] += np.add.reduceat(rows[self.order], self.starts, axis=0)
 
 
-def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each node and sample, the slot take picks (k, n), and where the index is valid."""
-    index = V[g.ins_at[0]]
-    m = len(g.ins) - 1
-    valid = engine._valid_index(index, m)
-    picked = np.where(valid, index, 0).astype(int)
-    return g.options[np.arange(len(g.out))[:, None], picked], valid
+def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """For each node and sample, the slot take picks (k, n), and where the index is valid
+    (None: everywhere). Indices are checked once for the nodes that share them."""
+    index = V[g.index_slots]
+    valid = engine._valid_index(index, len(g.ins) - 1)
+    every = bool(valid.all())
+    picked = (index if every else np.where(valid, index, 0)).astype(int)
+    if g.option_offset is not None:  # options at the same offsets from each node's first (a table's column)
+        slots = g.options[:, :1] + g.option_offset[picked][g.index_of.ravel()]
+    else:
+        slots = g.options[np.arange(len(g.out))[:, None], picked[g.index_of.ravel()]]
+    return slots, None if every else valid[g.index_of.ravel()]
 
 
 def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
@@ -1769,7 +1777,8 @@ def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
     if that sample's loss needs it)."""
     slots, valid = _take_slots(g, V)
     out = V[slots, np.arange(V.shape[1])]
-    out[~valid] = np.nan
+    if valid is not None:
+        out[~valid] = np.nan
     return out
 
 
@@ -1778,13 +1787,15 @@ def _take_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray
     slots, valid = _take_slots(g, V)
     n = V.shape[1]
     lo, hi = g.option_span
+    cols = np.broadcast_to(np.arange(n), slots.shape)
+    if valid is not None:
+        slots, cols, grad_out = slots[valid], cols[valid], grad_out[valid]
     if (hi - lo) * n <= 4 * slots.size + 4096:  # options in a narrow range (an embedding table)
-        flat = (slots - lo) * n + np.arange(n)  # where each (slot, sample) falls in G[lo:hi]
-        sums = np.bincount(flat[valid], weights=grad_out[valid], minlength=(hi - lo) * n)
+        flat = (slots - lo) * n + cols  # where each (slot, sample) falls in G[lo:hi]
+        sums = np.bincount(flat.ravel(), weights=grad_out.ravel(), minlength=(hi - lo) * n)
         G[lo:hi] += sums.reshape(hi - lo, n)
         return
-    cols = np.broadcast_to(np.arange(n), slots.shape)
-    np.add.at(G, (slots[valid], cols[valid]), grad_out[valid])
+    np.add.at(G, (slots, cols), grad_out)
 
 
 class _BadDerivative(Exception):
