@@ -1340,6 +1340,7 @@ class _Products:
 
     def __init__(self, w: np.ndarray, x: np.ndarray, blocks: int, at: np.ndarray, b: np.ndarray, b_needs: bool):
         self.w, self.x, self.blocks, self.m, self.at, self.b = w.ravel(), x.ravel(), blocks, w.shape[1], at, _index(b)
+        self.x_by_entry = x.reshape(blocks, -1, self.m).transpose(0, 2, 1).ravel()  # Xs.T's order: matmul's own
         self.w_grads, self.x_grads = _grads_at(self.w), _grads_at(self.x)
         self.b_grads = _grads_at(b) if b_needs else None
         self._scratch: dict[int, np.ndarray] = {}
@@ -1370,8 +1371,10 @@ class _Products:
         return Ws, Xs
 
     def forward(self, V: np.ndarray) -> np.ndarray:
-        Ws, Xs = self._vectors(V)
-        products = np.matmul(Ws, Xs.transpose(0, 1, 3, 2)).reshape(V.shape[1], -1)
+        n = V.shape[1]
+        Ws = np.ascontiguousarray(V[self.w].T).reshape(n, self.blocks, -1, self.m)
+        XsT = np.ascontiguousarray(V[self.x_by_entry].T).reshape(n, self.blocks, self.m, -1)
+        products = np.matmul(Ws, XsT).reshape(n, -1)  # (contiguous operands: a transposed one is slower)
         return np.take(products, self.at, axis=1).T + V[self.b]
 
     def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
@@ -1441,6 +1444,7 @@ class _Weighted:
         self.shape, self.pair_at, self.node_at = shape, pair_at, node_at  # (blocks, rows, vectors, C)
         self.pair_w, self.vectors_at, self.b = _index(pair_w), _index(vectors.ravel()), _index(b)
         self.w_grads, self.x_grads = _grads_at(pair_w), _grads_at(vectors.ravel())
+        self.vectors_by_entry = vectors.reshape(shape[0], shape[2], shape[3]).transpose(0, 2, 1).ravel()  # B.T's order
         self.b_grads = _grads_at(b) if b_needs else None
         self._scratch: dict[int, np.ndarray] = {}
 
@@ -1508,7 +1512,8 @@ class _Weighted:
         g = np.empty((n, A.shape[1] * A.shape[2] * B.shape[3]))
         g[:, self.node_at] = grad_out.T
         g = g.reshape(n, A.shape[1], A.shape[2], B.shape[3])
-        _add_rows(G, self.w_grads, np.take((g @ B.transpose(0, 1, 3, 2)).reshape(n, -1), self.pair_at, axis=1).T)
+        BT = np.ascontiguousarray(V[self.vectors_by_entry].T).reshape(n, A.shape[1], B.shape[3], B.shape[2])
+        _add_rows(G, self.w_grads, np.take((g @ BT).reshape(n, -1), self.pair_at, axis=1).T)
         _add_rows(G, self.x_grads, (A.transpose(0, 1, 3, 2) @ g).reshape(n, -1).T)
         if self.b_grads is not None:
             _add_rows(G, self.b_grads, grad_out)
