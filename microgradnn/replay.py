@@ -319,6 +319,15 @@ class _Tape:
                 for idx in g.ins:
                     read.update(idx.tolist())
         self.groups = _fuse_softmaxes(_join_blocks(self.groups), structure, needs, root)
+        # dots whose b's are all one number fn's ops lifted into the graph (dot's default b = 0.0),
+        # which cannot change: blocks add it as a number rather than gathering its rows
+        lifted = {i: s[1] for i, s in enumerate(structure) if s[0] == "const"}
+        for i in self.held_slots.tolist():
+            lifted.pop(i)
+        for g in self.groups:
+            block = g.places if g.places is not None else getattr(g, "products", None)
+            if block is not None and getattr(block, "b_pos", None) is None:
+                block.b_value = _one_constant(np.concatenate([p.ins[-1] for p in getattr(g, "parts", [g])]), lifted)
         # Backward visits only groups a gradient flows through: some output leads to the loss
         # and depends on a parameter (a label check or a watched output does not).
         live = np.zeros(self.n_slots, dtype=bool)
@@ -1119,6 +1128,13 @@ def _group_contiguously(order, structure, root, watched):
             [(arity, [new[i] for i in idx], depth) for arity, idx, depth in groups])
 
 
+def _one_constant(slots: np.ndarray, constants: dict[int, float]) -> float | None:
+    """The number in every one of `slots` if they are all `constants` of one value (and sign), else None."""
+    values = np.array([constants.get(s, np.nan) for s in slots.tolist()])
+    same = (values == values[0]) & (np.signbit(values) == np.signbit(values[0]))
+    return float(values[0]) if same.all() else None
+
+
 def _index(slots: np.ndarray):
     """A slice when the slots are evenly spaced (a view, no copy), else the index array."""
     if len(slots) <= 1:
@@ -1340,6 +1356,7 @@ class _Products:
 
     def __init__(self, w: np.ndarray, x: np.ndarray, blocks: int, at: np.ndarray, b: np.ndarray, b_needs: bool):
         self.w, self.x, self.blocks, self.m, self.at, self.b = w.ravel(), x.ravel(), blocks, w.shape[1], at, _index(b)
+        self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
         self.x_by_entry = x.reshape(blocks, -1, self.m).transpose(0, 2, 1).ravel()  # Xs.T's order: matmul's own
         self.w_grads, self.x_grads = _grads_at(self.w), _grads_at(self.x)
         self.b_grads = _grads_at(b) if b_needs else None
@@ -1375,7 +1392,7 @@ class _Products:
         Ws = np.ascontiguousarray(V[self.w].T).reshape(n, self.blocks, -1, self.m)
         XsT = np.ascontiguousarray(V[self.x_by_entry].T).reshape(n, self.blocks, self.m, -1)
         products = np.matmul(Ws, XsT).reshape(n, -1)  # (contiguous operands: a transposed one is slower)
-        return np.take(products, self.at, axis=1).T + V[self.b]
+        return np.take(products, self.at, axis=1).T + (V[self.b] if self.b_value is None else self.b_value)
 
     def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
         Ws, Xs = self._vectors(V)
@@ -1443,6 +1460,7 @@ class _Weighted:
     def __init__(self, shape: tuple, pair_w, pair_at, vectors, node_at, b, b_needs) -> None:
         self.shape, self.pair_at, self.node_at = shape, pair_at, node_at  # (blocks, rows, vectors, C)
         self.pair_w, self.vectors_at, self.b = _index(pair_w), _index(vectors.ravel()), _index(b)
+        self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
         self.w_grads, self.x_grads = _grads_at(pair_w), _grads_at(vectors.ravel())
         self.vectors_by_entry = vectors.reshape(shape[0], shape[2], shape[3]).transpose(0, 2, 1).ravel()  # B.T's order
         self.b_grads = _grads_at(b) if b_needs else None
@@ -1504,7 +1522,8 @@ class _Weighted:
 
     def forward(self, V: np.ndarray) -> np.ndarray:
         A, B = self._matrices(V)
-        return np.take((A @ B).reshape(V.shape[1], -1), self.node_at, axis=1).T + V[self.b]
+        out = np.take((A @ B).reshape(V.shape[1], -1), self.node_at, axis=1).T
+        return out + (V[self.b] if self.b_value is None else self.b_value)
 
     def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
         A, B = self._matrices(V)
@@ -1682,6 +1701,7 @@ class _Places:
     def __init__(self, w_pos, x_slots, p_idx, r_idx, b_pos, b_slots) -> None:
         self.w_pos, self.x_slots, self.p_idx, self.r_idx = w_pos, x_slots, p_idx, r_idx
         self.b_pos, self.b_slots = b_pos, b_slots
+        self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
         R = len(w_pos)
         # every (place, row) a node: the products are the nodes, in their order or permuted by `order`
         at = p_idx * R + r_idx
@@ -1715,7 +1735,9 @@ class _Places:
         else:
             out = Y.reshape(-1, V.shape[1])
             out = out if self.order is None else np.take(out, self.order, axis=0)
-        return out + (P[self.b_pos][:, None] if self.b_pos is not None else V[self.b_slots])
+        if self.b_pos is not None:
+            return out + P[self.b_pos][:, None]
+        return out + (V[self.b_slots] if self.b_value is None else self.b_value)
 
     def backward(self, V, G, P, PG, grad_out, needs) -> None:
         n = V.shape[1]

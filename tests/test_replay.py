@@ -662,6 +662,23 @@ def test_attention_scores_that_overflow_are_refused_as_the_scalar_engine_refuses
         mg.compile(fn)(batch)
 
 
+def test_a_layer_at_several_places_reads_a_held_bias_again_at_every_call():
+    # dots' b's that fn lifted into the graph are added as one number; a held one is read again
+    ws = [[Value(0.1 * (r + i)) for i in range(3)] for r in range(4)]
+    bias = Value(0.5, requires_grad=False)
+
+    def fn(s):
+        places = [s[p:p + 3] for p in range(3)]
+        return sum((mg.dot(w, x, bias) * (r + 1) for x in places for r, w in enumerate(ws)), Value(0.0))
+    step = mg.compile(fn)
+    batch = [[1.0, 2.0, 3.0, 4.0, 5.0], [0.5, -1.0, 2.0, 0.0, 1.5]]
+    assert step(batch).data == pytest.approx(np.mean([fn(s).data for s in batch]), rel=1e-12)
+    bias.data = -2.0
+    assert step(batch).data == pytest.approx(np.mean([fn(s).data for s in batch]), rel=1e-12)
+    tape, = step._tapes[next(iter(step._tapes))]
+    assert any(g.places is not None for g in tape.groups)
+
+
 def test_a_replaced_take_rule_reaches_the_gathers():
     ws = [Value(0.5), Value(-1.5), Value(2.0)]
     fn = lambda s: mg.take(s[0], ws) * s[1]  # noqa: E731
