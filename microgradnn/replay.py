@@ -1709,6 +1709,7 @@ class _Places:
         self.order = None if not self.grid or (at == np.arange(len(at))).all() else at
         self.w_unique = len(np.unique(w_pos)) == w_pos.size
         self.x_scatter = None if len(np.unique(x_slots)) == x_slots.size else _Scatter(x_slots.ravel())
+        self.x_at = _index(x_slots.ravel())  # a slice where the inputs are rows in order (a view, no gather)
         self.b_unique = b_pos is None or len(np.unique(b_pos)) == len(b_pos)
 
     @classmethod
@@ -1728,8 +1729,12 @@ class _Places:
         b_pos = np.array([position[b] for b in B.tolist()], dtype=int) if is_param[B].all() else None
         return cls(w_pos, places, p_idx.ravel(), r_idx.ravel(), b_pos, B)
 
+    def _inputs(self, V: np.ndarray) -> np.ndarray:
+        """The inputs of each place, (places, m, n)."""
+        return V[self.x_at].reshape(*self.x_slots.shape, V.shape[1])
+
     def forward(self, V: np.ndarray, P: np.ndarray) -> np.ndarray:
-        Y = P[self.w_pos] @ V[self.x_slots]  # (places, R, n)
+        Y = P[self.w_pos] @ self._inputs(V)  # (places, R, n)
         if not self.grid:
             out = Y[self.p_idx, self.r_idx]
         else:
@@ -1749,7 +1754,7 @@ class _Places:
         else:
             gY = np.zeros((len(self.x_slots), len(self.w_pos), n))
             gY[self.p_idx, self.r_idx] = grad_out
-        Xs = V[self.x_slots]
+        Xs = self._inputs(V)
         dW = np.tensordot(gY, Xs, axes=([0, 2], [0, 2]))  # (R, m)
         if self.w_unique:
             PG[self.w_pos] += dW
@@ -1759,7 +1764,7 @@ class _Places:
         if needs[m].any() or any(needs[m + j].any() for j in range(1, m)):  # the inputs lead back to parameters
             dX = np.swapaxes(P[self.w_pos], 0, 1) @ gY  # (places, m, n)
             if self.x_scatter is None:
-                G[self.x_slots] += dX
+                G[self.x_at] += dX.reshape(-1, n)
             else:
                 self.x_scatter.add(G, dX.reshape(-1, n))
         if self.b_pos is not None:
