@@ -311,6 +311,8 @@ class _Tape:
                 read.update(X.tolist())
                 continue
             g.places = _Places.of(g, is_param, position)
+            if g.places is None and g.block is not None and g.op is _DOT:
+                g.products = _Products.of(g)
             if g.places is not None:  # the same layer at several places (positions of a sequence)
                 read.update(g.places.x_slots.ravel().tolist())
                 if g.places.b_pos is None:
@@ -1088,7 +1090,7 @@ class _Group:
             self.option_offset = offset[0] if (offset == offset[0]).all() else None
         # dot and logsumexp over many inputs: one block for the whole group (see _Block)
         self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
-        self.products = _Products.of(self) if self.block is not None and self.op is _DOT else None
+        self.products: _Products | None = None  # set by the tape for a block that is no layer
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -1349,10 +1351,11 @@ class _Products:
     fall into blocks (heads) that meet only each other, and out = Ws @ Xs.T for each block,
     of which the pairs that are nodes are read, plus b.
 
-    Forward: Ws (blocks, rows, m) and Xs (blocks, cols, m) gathered, one batched matmul with
-    the batch leading. Backward, dot's rules (d/dw = x, d/dx = w) summed over the pairs as
-    matrix products: with g the nodes' gradients in a (blocks, rows, cols) array (0 where no
-    node), dWs = g @ Xs and dXs = g.T @ Ws; b's gradient is the node's."""
+    Forward: Ws (blocks, rows, m) and Xs.T (blocks, m, cols) gathered, one batched matmul
+    with the batch leading (contiguous operands: numpy's matmul is 2x slower on a transposed
+    one). Backward, dot's rules (d/dw = x, d/dx = w) summed over the pairs as matrix products:
+    with g the nodes' gradients in a (blocks, rows, cols) array (0 where no node),
+    dWs = g @ Xs and dXs = g.T @ Ws; b's gradient is the node's."""
 
     def __init__(self, w: np.ndarray, x: np.ndarray, blocks: int, at: np.ndarray, b: np.ndarray, b_needs: bool):
         self.w, self.x, self.blocks, self.m, self.at, self.b = w.ravel(), x.ravel(), blocks, w.shape[1], at, _index(b)
@@ -1380,23 +1383,17 @@ class _Products:
         at = w_place[w_of] * c + x_place[x_of] % c  # each node's place in the (blocks, rows, cols) products
         return cls(ws[w_order], xs[x_order], blocks, at, g.ins[-1], bool(g.needs[-1].any()))
 
-    def _vectors(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Ws (n, blocks, rows, m) and Xs (n, blocks, cols, m), contiguous for matmul."""
-        n = V.shape[1]
-        Ws = np.ascontiguousarray(V[self.w].T).reshape(n, self.blocks, -1, self.m)
-        Xs = np.ascontiguousarray(V[self.x].T).reshape(n, self.blocks, -1, self.m)
-        return Ws, Xs
-
     def forward(self, V: np.ndarray) -> np.ndarray:
         n = V.shape[1]
-        Ws = np.ascontiguousarray(V[self.w].T).reshape(n, self.blocks, -1, self.m)
-        XsT = np.ascontiguousarray(V[self.x_by_entry].T).reshape(n, self.blocks, self.m, -1)
-        products = np.matmul(Ws, XsT).reshape(n, -1)  # (contiguous operands: a transposed one is slower)
+        Ws = _batch_leading(V, self.w, (self.blocks, -1, self.m))
+        XsT = _batch_leading(V, self.x_by_entry, (self.blocks, self.m, -1))
+        products = np.matmul(Ws, XsT).reshape(n, -1)
         return np.take(products, self.at, axis=1).T + (V[self.b] if self.b_value is None else self.b_value)
 
     def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
-        Ws, Xs = self._vectors(V)
         n = V.shape[1]
+        Ws = _batch_leading(V, self.w, (self.blocks, -1, self.m))
+        Xs = _batch_leading(V, self.x, (self.blocks, -1, self.m))
         if n not in self._scratch:  # zeros where no node is: only the nodes' places are written
             self._scratch = {n: np.zeros((n, Ws.shape[1] * Ws.shape[2] * Xs.shape[2]))}
         g = self._scratch[n]
@@ -1431,6 +1428,11 @@ def _blocks(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> tuple | None:
     a_place, b_place = np.empty_like(a_order), np.empty_like(b_order)
     a_place[a_order], b_place[b_order] = np.arange(na), np.arange(nb)
     return blocks, int(ra[0]), int(rb[0]), a_order, b_order, a_place, b_place
+
+
+def _batch_leading(V: np.ndarray, slots: np.ndarray, shape: tuple) -> np.ndarray:
+    """V's rows at `slots` as a contiguous (n, *shape) array, the samples leading (for matmul)."""
+    return np.ascontiguousarray(V[slots].T).reshape(V.shape[1], *shape)
 
 
 def _add_rows(G: np.ndarray, at: Any, rows: np.ndarray) -> None:
@@ -1517,7 +1519,7 @@ class _Weighted:
             self._scratch = {n: np.zeros((n, blocks * r * v))}
         A = self._scratch[n]
         A[:, self.pair_at] = V[self.pair_w].T
-        B = np.ascontiguousarray(V[self.vectors_at].T).reshape(n, blocks, v, C)
+        B = _batch_leading(V, self.vectors_at, (blocks, v, C))
         return A.reshape(n, blocks, r, v), B
 
     def forward(self, V: np.ndarray) -> np.ndarray:
@@ -1531,7 +1533,7 @@ class _Weighted:
         g = np.empty((n, A.shape[1] * A.shape[2] * B.shape[3]))
         g[:, self.node_at] = grad_out.T
         g = g.reshape(n, A.shape[1], A.shape[2], B.shape[3])
-        BT = np.ascontiguousarray(V[self.vectors_by_entry].T).reshape(n, A.shape[1], B.shape[3], B.shape[2])
+        BT = _batch_leading(V, self.vectors_by_entry, (A.shape[1], B.shape[3], B.shape[2]))
         _add_rows(G, self.w_grads, np.take((g @ BT).reshape(n, -1), self.pair_at, axis=1).T)
         _add_rows(G, self.x_grads, (A.transpose(0, 1, 3, 2) @ g).reshape(n, -1).T)
         if self.b_grads is not None:
