@@ -43,6 +43,10 @@ _CROSS_ENTROPY = engine.get_op("cross_entropy")
 _CROSS_ENTROPY_RULES = _CROSS_ENTROPY.derivatives
 _LOGSUMEXP = engine.get_op("logsumexp")
 _LOGSUMEXP_RULES = _LOGSUMEXP.derivatives
+_SUB = engine.get_op("-")
+_SUB_RULES = _SUB.derivatives
+_EXP = engine.get_op("exp")
+_EXP_RULES = _EXP.derivatives
 _NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
@@ -269,6 +273,7 @@ class _Tape:
         # fn's ops lifted into the graph while recording cannot change.
         held = [(k, order[i]) for k, (i, _) in enumerate(consts) if engine.version_of(order[i]) < start]
         self.held_rows = np.array([k for k, _ in held], dtype=int)
+        self.held_slots = np.arange(self.n_slots)[self.const_slots][self.held_rows]
         self.held = [v for _, v in held]
         self.held_version = engine.data_version()
         # Values made by ops before the recording (`w2 = w * 2` outside fn): replay computes them
@@ -306,6 +311,8 @@ class _Tape:
                 read.update(X.tolist())
                 continue
             g.places = _Places.of(g, is_param, position)
+            if g.places is None and g.block is not None and g.op is _DOT:
+                g.products = _Products.of(g)
             if g.places is not None:  # the same layer at several places (positions of a sequence)
                 read.update(g.places.x_slots.ravel().tolist())
                 if g.places.b_pos is None:
@@ -313,7 +320,16 @@ class _Tape:
             else:
                 for idx in g.ins:
                     read.update(idx.tolist())
-        self.groups = _join_blocks(self.groups)
+        self.groups = _fuse_softmaxes(_join_blocks(self.groups), structure, needs, root)
+        # dots whose b's are all one number fn's ops lifted into the graph (dot's default b = 0.0),
+        # which cannot change: blocks add it as a number rather than gathering its rows
+        lifted = {i: s[1] for i, s in enumerate(structure) if s[0] == "const"}
+        for i in self.held_slots.tolist():
+            lifted.pop(i)
+        for g in self.groups:
+            block = g.places if g.places is not None else getattr(g, "products", None)
+            if block is not None and getattr(block, "b_pos", None) is None:
+                block.b_value = _one_constant(np.concatenate([p.ins[-1] for p in getattr(g, "parts", [g])]), lifted)
         # Backward visits only groups a gradient flows through: some output leads to the loss
         # and depends on a parameter (a label check or a watched output does not).
         live = np.zeros(self.n_slots, dtype=bool)
@@ -328,7 +344,7 @@ class _Tape:
         # gathers, cross_entropy (NaN for a target that is no index) and ops of your own may not,
         # so their outputs (and the loss) are checked.
         unflagged = [g.out for g in self.groups if g.layer is not None or g.places is not None
-                     or g.op in (_TAKE, _CROSS_ENTROPY) or not g.op.builtin]
+                     or getattr(g, "products", None) is not None or g.op in (_TAKE, _CROSS_ENTROPY) or not g.op.builtin]
         checked = np.unique(np.concatenate([[root], *unflagged]).astype(int))
         self.first_computed = min((int(g.out.min()) for g in self.groups), default=self.n_slots)
         # Any non-finite number among the others comes from these (leaves are finite, and the
@@ -406,16 +422,17 @@ class _Tape:
         columns of D."""
         self.check_made_before()
         n = D.shape[1]
-        for k, S in enumerate(self._spare):
-            if S.shape[1] == n:
-                V = self._spare.pop(k)
-                break
-        else:
-            V = np.empty((self.n_slots, n))
         if self.held and engine.changed_since(self.held, self.held_version) is not None:
             self.const_values[self.held_rows, 0] = [v.data for v in self.held]
             self.held_version = engine.data_version()
-        V[self.const_slots] = self.const_values
+        for k, S in enumerate(self._spare):
+            if S.shape[1] == n:  # a kept V holds the constants already: only the held ones may have changed
+                V = self._spare.pop(k)
+                V[self.held_slots] = self.const_values[self.held_rows]
+                break
+        else:
+            V = np.empty((self.n_slots, n))
+            V[self.const_slots] = self.const_values
         V[self.x_slots] = D[self.x_rows]
         P = P_all[self.param_index]
         if len(self.row_param_slots):
@@ -1068,8 +1085,12 @@ class _Group:
         if self.op is _TAKE:  # the options' slots (k, m), and the range they lie in
             self.options = np.stack(self.ins[1:], axis=1)
             self.option_span = (int(self.options.min()), int(self.options.max()) + 1)
+            self.index_slots, self.index_of = np.unique(self.ins[0], return_inverse=True)  # (nodes share indices)
+            offset = self.options - self.options[:, :1]  # option i of every node at its first + offset[i]?
+            self.option_offset = offset[0] if (offset == offset[0]).all() else None
         # dot and logsumexp over many inputs: one block for the whole group (see _Block)
         self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
+        self.products: _Products | None = None  # set by the tape for a block that is no layer
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -1109,6 +1130,13 @@ def _group_contiguously(order, structure, root, watched):
             [(arity, [new[i] for i in idx], depth) for arity, idx, depth in groups])
 
 
+def _one_constant(slots: np.ndarray, constants: dict[int, float]) -> float | None:
+    """The number in every one of `slots` if they are all `constants` of one value (and sign), else None."""
+    values = np.array([constants.get(s, np.nan) for s in slots.tolist()])
+    same = (values == values[0]) & (np.signbit(values) == np.signbit(values[0]))
+    return float(values[0]) if same.all() else None
+
+
 def _index(slots: np.ndarray):
     """A slice when the slots are evenly spaced (a view, no copy), else the index array."""
     if len(slots) <= 1:
@@ -1140,6 +1168,8 @@ def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
     """The group's outputs, into their rows of V."""
+    if type(g) is _Softmax:
+        return g.forward(V)
     if g.layer is None:
         V[g.out_at] = _group_outputs(g, V, P)
         return
@@ -1159,6 +1189,8 @@ def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:
         return g.places.forward(V, P)
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_forward(g, V)
+    if g.products is not None:
+        return g.products.forward(V)
     if g.block is not None:
         return g.block.forward(V)
     if g.forward is engine._cross_entropy_array:  # the logits as one block, not k rows stacked
@@ -1313,6 +1345,201 @@ class _Block:
         G[self.targets] += self.pairs.reduce(np.add, A)
 
 
+class _Products:
+    """A group of dots whose w's and x's are a few vectors met in many pairs (attention's
+    scores, each query with each earlier key of its head), as matrix products: the vectors
+    fall into blocks (heads) that meet only each other, and out = Ws @ Xs.T for each block,
+    of which the pairs that are nodes are read, plus b.
+
+    Forward: Ws (blocks, rows, m) and Xs.T (blocks, m, cols) gathered, one batched matmul
+    with the batch leading (contiguous operands: numpy's matmul is 2x slower on a transposed
+    one). Backward, dot's rules (d/dw = x, d/dx = w) summed over the pairs as matrix products:
+    with g the nodes' gradients in a (blocks, rows, cols) array (0 where no node),
+    dWs = g @ Xs and dXs = g.T @ Ws; b's gradient is the node's."""
+
+    def __init__(self, w: np.ndarray, x: np.ndarray, blocks: int, at: np.ndarray, b: np.ndarray, b_needs: bool):
+        self.w, self.x, self.blocks, self.m, self.at, self.b = w.ravel(), x.ravel(), blocks, w.shape[1], at, _index(b)
+        self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
+        self.x_by_entry = x.reshape(blocks, -1, self.m).transpose(0, 2, 1).ravel()  # Xs.T's order: matmul's own
+        self.w_grads, self.x_grads = _grads_at(self.w), _grads_at(self.x)
+        self.b_grads = _grads_at(b) if b_needs else None
+        self._scratch: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, g: "_Group") -> "_Products | None":
+        m = (len(g.ins) - 1) // 2
+        if not all(needs.all() for needs in g.needs[:2 * m]):
+            return None
+        W, X = np.stack(g.ins[:m], axis=1), np.stack(g.ins[m:2 * m], axis=1)
+        ws, w_of = np.unique(W, axis=0, return_inverse=True)
+        xs, x_of = np.unique(X, axis=0, return_inverse=True)
+        if len(g.out) < 2 * (len(ws) + len(xs)):
+            return None  # vectors met in few pairs: the block gathers less
+        w_of, x_of = w_of.ravel(), x_of.ravel()
+        split = _blocks(w_of, x_of, len(ws), len(xs))
+        if split is None or split[0] * split[1] * split[2] > 4 * len(g.out):
+            return None  # blocks of several shapes, or mostly pairs that are no node
+        blocks, r, c, w_order, x_order, w_place, x_place = split
+        at = w_place[w_of] * c + x_place[x_of] % c  # each node's place in the (blocks, rows, cols) products
+        return cls(ws[w_order], xs[x_order], blocks, at, g.ins[-1], bool(g.needs[-1].any()))
+
+    def forward(self, V: np.ndarray) -> np.ndarray:
+        n = V.shape[1]
+        Ws = _batch_leading(V, self.w, (self.blocks, -1, self.m))
+        XsT = _batch_leading(V, self.x_by_entry, (self.blocks, self.m, -1))
+        products = np.matmul(Ws, XsT).reshape(n, -1)
+        return np.take(products, self.at, axis=1).T + (V[self.b] if self.b_value is None else self.b_value)
+
+    def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+        n = V.shape[1]
+        Ws = _batch_leading(V, self.w, (self.blocks, -1, self.m))
+        Xs = _batch_leading(V, self.x, (self.blocks, -1, self.m))
+        if n not in self._scratch:  # zeros where no node is: only the nodes' places are written
+            self._scratch = {n: np.zeros((n, Ws.shape[1] * Ws.shape[2] * Xs.shape[2]))}
+        g = self._scratch[n]
+        g[:, self.at] = grad_out.T
+        g = g.reshape(n, self.blocks, Ws.shape[2], Xs.shape[2])
+        _add_rows(G, self.w_grads, (g @ Xs).reshape(n, -1).T)
+        _add_rows(G, self.x_grads, (g.transpose(0, 1, 3, 2) @ Ws).reshape(n, -1).T)
+        if self.b_grads is not None:
+            _add_rows(G, self.b_grads, grad_out)
+
+
+def _blocks(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> tuple | None:
+    """Split na things A and nb things B met in pairs (a[k], b[k]) into blocks whose things
+    meet only each other's: (blocks, A's and B's per block, A's and B's in block order,
+    each A's and B's place in that order), or None unless every block has as many of each."""
+    root = list(range(na + nb))  # union-find
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+    for i, j in zip(a.tolist(), (b + na).tolist()):
+        root[find(i)] = find(j)
+    _, label = np.unique([find(i) for i in range(na + nb)], return_inverse=True)
+    a_block, b_block = label[:na], label[na:]
+    blocks = int(label.max()) + 1
+    ra, rb = np.bincount(a_block, minlength=blocks), np.bincount(b_block, minlength=blocks)
+    if (ra != ra[0]).any() or (rb != rb[0]).any():
+        return None
+    a_order, b_order = np.argsort(a_block, kind="stable"), np.argsort(b_block, kind="stable")
+    a_place, b_place = np.empty_like(a_order), np.empty_like(b_order)
+    a_place[a_order], b_place[b_order] = np.arange(na), np.arange(nb)
+    return blocks, int(ra[0]), int(rb[0]), a_order, b_order, a_place, b_place
+
+
+def _batch_leading(V: np.ndarray, slots: np.ndarray, shape: tuple) -> np.ndarray:
+    """V's rows at `slots` as a contiguous (n, *shape) array, the samples leading (for matmul)."""
+    return np.ascontiguousarray(V[slots].T).reshape(V.shape[1], *shape)
+
+
+def _add_rows(G: np.ndarray, at: Any, rows: np.ndarray) -> None:
+    """G[at] += rows, `at` a slice, an index array of distinct slots, or a _Scatter."""
+    if isinstance(at, _Scatter):
+        at.add(G, rows)
+    else:
+        G[at] += rows
+
+
+def _grads_at(slots: np.ndarray) -> Any:
+    """Where rows of gradients for `slots` are added: see `_add_rows`."""
+    return _index(slots) if len(np.unique(slots)) == len(slots) else _Scatter(slots)
+
+
+class _Weighted:
+    """Groups of dots that are weighted sums of a few vectors (attention's outputs: each
+    position's weights over the value vectors of its head's positions so far), as matrix
+    products: node c of row i is sum_u A[i, u] B[u, c], where row i is the nodes sharing one
+    weight vector and B's rows are the vectors their x's make; A is 0 where a row does not
+    weigh a vector. Rows and vectors fall into blocks (heads) that meet only each other.
+
+    Forward: A (blocks, rows, vectors) filled from the weights, B gathered, one batched
+    matmul, plus b. Backward, dot's rules (d/dw = x, d/dx = w) summed over the pairs as
+    matrix products: dA = g @ B.T at the weights' places, dB = A.T @ g."""
+
+    def __init__(self, shape: tuple, pair_w, pair_at, vectors, node_at, b, b_needs) -> None:
+        self.shape, self.pair_at, self.node_at = shape, pair_at, node_at  # (blocks, rows, vectors, C)
+        self.pair_w, self.vectors_at, self.b = _index(pair_w), _index(vectors.ravel()), _index(b)
+        self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
+        self.w_grads, self.x_grads = _grads_at(pair_w), _grads_at(vectors.ravel())
+        self.vectors_by_entry = vectors.reshape(shape[0], shape[2], shape[3]).transpose(0, 2, 1).ravel()  # B.T's order
+        self.b_grads = _grads_at(b) if b_needs else None
+        self._scratch: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, parts: list) -> "_Weighted | None":
+        if any(not all(needs.all() for needs in g.needs[:-1]) for g in parts):
+            return None
+        row_of: dict[tuple, int] = {}
+        nodes = []  # (row, weights, xs) per node, in the group's order
+        for g in parts:
+            m = (len(g.ins) - 1) // 2
+            W, X = np.stack(g.ins[:m], axis=1), np.stack(g.ins[m:2 * m], axis=1)
+            for w, x in zip(W.tolist(), X.tolist()):
+                nodes.append((row_of.setdefault(tuple(w), len(row_of)), w, x))
+        width = np.bincount([row for row, _, _ in nodes])
+        if (width != width[0]).any() or width[0] < 2:
+            return None
+        C = int(width[0])
+        members: list[list] = [[] for _ in row_of]
+        node_c = []  # each node's place among its row's nodes
+        for k, (row, _, _) in enumerate(nodes):
+            node_c.append(len(members[row]))
+            members[row].append(k)
+        vector_of: dict[tuple, int] = {}
+        pair_row, pair_vector, pair_w = [], [], []
+        for row, ks in enumerate(members):
+            w = nodes[ks[0]][1]
+            for u in range(len(w)):
+                vector = tuple(nodes[k][2][u] for k in ks)
+                pair_row.append(row)
+                pair_vector.append(vector_of.setdefault(vector, len(vector_of)))
+                pair_w.append(w[u])
+        pr, pv = np.array(pair_row), np.array(pair_vector)
+        if len(np.unique(pr * len(vector_of) + pv)) < len(pr):
+            return None  # a row weighs one vector twice
+        split = _blocks(pr, pv, len(row_of), len(vector_of))
+        if split is None or split[0] * split[1] * split[2] > 4 * len(pr) or len(nodes) < 2 * len(vector_of):
+            return None
+        blocks, r, v, row_order, vector_order, row_place, vector_place = split
+        vectors = np.array(list(vector_of))[vector_order]  # (blocks * v, C) slots
+        pair_at = row_place[pr] * v + vector_place[pv] % v  # in A (blocks, r, v)
+        node_at = np.array([row_place[row] * C + c for (row, _, _), c in zip(nodes, node_c)])  # in (blocks, r, C)
+        b = np.concatenate([g.ins[-1] for g in parts])
+        needs_b = any(g.needs[-1].any() for g in parts)
+        return cls((blocks, r, v, C), np.array(pair_w), pair_at, vectors, node_at, b, needs_b)
+
+    def _matrices(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A (n, blocks, rows, vectors), B (n, blocks, vectors, C)."""
+        n = V.shape[1]
+        blocks, r, v, C = self.shape
+        if n not in self._scratch:  # zeros where a row weighs no vector: only the weights' places are written
+            self._scratch = {n: np.zeros((n, blocks * r * v))}
+        A = self._scratch[n]
+        A[:, self.pair_at] = V[self.pair_w].T
+        B = _batch_leading(V, self.vectors_at, (blocks, v, C))
+        return A.reshape(n, blocks, r, v), B
+
+    def forward(self, V: np.ndarray) -> np.ndarray:
+        A, B = self._matrices(V)
+        out = np.take((A @ B).reshape(V.shape[1], -1), self.node_at, axis=1).T
+        return out + (V[self.b] if self.b_value is None else self.b_value)
+
+    def backward(self, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray) -> None:
+        A, B = self._matrices(V)
+        n = V.shape[1]
+        g = np.empty((n, A.shape[1] * A.shape[2] * B.shape[3]))
+        g[:, self.node_at] = grad_out.T
+        g = g.reshape(n, A.shape[1], A.shape[2], B.shape[3])
+        BT = _batch_leading(V, self.vectors_by_entry, (A.shape[1], B.shape[3], B.shape[2]))
+        _add_rows(G, self.w_grads, np.take((g @ BT).reshape(n, -1), self.pair_at, axis=1).T)
+        _add_rows(G, self.x_grads, (A.transpose(0, 1, 3, 2) @ g).reshape(n, -1).T)
+        if self.b_grads is not None:
+            _add_rows(G, self.b_grads, grad_out)
+
+
 class _Joined:
     """Block groups of one op at one depth (dot or logsumexp of different arities, such as
     attention at each position) run as one ragged block; `parts` are the groups joined."""
@@ -1323,6 +1550,7 @@ class _Joined:
         self.out_at = _index(self.out)
         self.layer = self.places = None
         self.block = _Block(parts)
+        self.products = _Weighted.of(parts) if self.op is _DOT else None
 
 
 def _join_blocks(groups: list) -> list:
@@ -1346,6 +1574,127 @@ def _join_blocks(groups: list) -> list:
     return joined
 
 
+class _Softmax:
+    """The exact softmax, w = exp(d - logsumexp(d)) for d = z - logsumexp(z) (see
+    `engine.softmax_of`), of many rows z of any lengths (attention at each position and head):
+    its five groups (logsumexp, -, logsumexp, -, exp) run as one block on the rows' entries
+    laid end to end; rows are summed (and maxed) in a (length, rows, n) array padded with 0
+    (-inf), by one reduction over its first axis (several times quicker than `reduceat`).
+
+    Forward: lse1 = m + log(sum(exp(z - m))) with m the row's largest z, as logsumexp's other
+    replays; d = z - lse1; lse2 likewise of d; e = d - lse2; w = exp(e); every node's row of V
+    is written. Backward, the five groups' rules chained (logsumexp's d/dx_k is exp(x_k - out),
+    which is w for lse2 and exp(d) for lse1): g_e = g_w w; g_d = g_e - w sum(g_e);
+    g_z = g_d - exp(d) sum(g_d). Only the rows' w are read by other nodes (checked when the
+    block is made), so no other gradient reaches lse1, d, lse2 or e. A replaced rule (mutation
+    testing) or the careful pass runs the groups one by one."""
+
+    def __init__(self, groups: list, z: list[list[int]], nodes: list[list[list[int]]]) -> None:
+        self.stages = groups  # the groups replaced: lse1, d, lse2, e, w
+        self.parts = [part for g in groups for part in getattr(g, "parts", [g])]
+        self.op, self.layer, self.places, self.block = _LOGSUMEXP, None, None, None
+        self.out = np.concatenate([g.out for g in groups])
+        self.out_at = _index(self.out)
+        lengths = np.array([len(row) for row in z])
+        row = np.repeat(np.arange(len(z)), lengths)  # each entry's row, and its place j in it
+        j = np.arange(len(row)) - (np.cumsum(lengths) - lengths)[row]
+        z_slots, lse1, d, lse2, e, w = (np.concatenate([np.asarray(r, dtype=int) for r in rows])
+                                        for rows in (z, *nodes))
+        # the entries in the order of the w's slots, where (as softmax_of makes them) the e's
+        # and w's rows are slices (views, no copies)
+        order = np.argsort(w, kind="stable")
+        self.row, z_slots, d, e, w = row[order], z_slots[order], d[order], e[order], w[order]
+        self.padded_at = j[order] * len(z) + self.row  # entry j of row r at (j, r)
+        self.padded_shape = (int(lengths.max()), len(z))
+        self._scratch: dict[int, dict[float, np.ndarray]] = {}
+        self.z_at, self.lse1_at, self.d_at, self.lse2_at, self.e_at, self.w_at = map(
+            _index, (z_slots, lse1, d, lse2, e, w))
+        # where the z's gradients go: a z may be in several rows
+        self.z_grads_at = self.z_at if len(np.unique(z_slots)) == len(z_slots) else _Scatter(z_slots)
+
+    def _reduce(self, X: np.ndarray, fill: float) -> np.ndarray:
+        """Each row's sum (fill 0) or largest entry (fill -inf) of X (one row per entry)."""
+        n = X.shape[1]
+        if n not in self._scratch:  # one batch size at a time: fresh arrays cost more (page faults)
+            self._scratch = {n: {f: np.full((*self.padded_shape, n), f) for f in (0.0, -np.inf)}}
+        padded = self._scratch[n][fill]
+        padded.reshape(-1, n)[self.padded_at] = X
+        return padded.sum(axis=0) if fill == 0.0 else padded.max(axis=0)
+
+    def _logsumexp(self, X: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Each row's logsumexp, as logsumexp's other replays compute it; m is the row's largest entry."""
+        t = X - m[self.row]
+        np.exp(t, out=t)
+        return m + np.log(self._reduce(t, 0.0))
+
+    def forward(self, V: np.ndarray) -> None:
+        d = V[self.z_at]
+        m = self._reduce(d, -np.inf)
+        lse1 = self._logsumexp(d, m)
+        d = d - lse1[self.row]
+        lse2 = self._logsumexp(d, m - lse1)  # the largest d: z - lse1 rounds in the order of z
+        e = d - lse2[self.row]
+        V[self.lse1_at], V[self.d_at], V[self.lse2_at], V[self.e_at] = lse1, d, lse2, e
+        V[self.w_at] = np.exp(e)
+
+    def backward(self, V: np.ndarray, G: np.ndarray, careful: bool) -> None:
+        if careful or not (_LOGSUMEXP.derivatives is _LOGSUMEXP_RULES and _SUB.derivatives is _SUB_RULES
+                           and _EXP.derivatives is _EXP_RULES):
+            for g in reversed(self.stages):
+                _backward(g, V, G, G[g.out_at], careful)
+            return
+        w = V[self.w_at]
+        g = G[self.w_at] * w
+        g -= w * self._reduce(g, 0.0)[self.row]
+        p = np.exp(V[self.d_at])
+        p *= self._reduce(g, 0.0)[self.row]
+        g -= p
+        if isinstance(self.z_grads_at, _Scatter):
+            self.z_grads_at.add(G, g)
+        else:
+            G[self.z_grads_at] += g
+
+
+def _fuse_softmaxes(groups: list, structure: list, needs: list, root: int) -> list:
+    """The groups with each run of five that computes softmaxes exactly (see `_Softmax`) made
+    one block: every node of the five groups is one softmax's, and no other node reads any but
+    its w (so their gradients come from w alone); every input needs a gradient."""
+    group_of: dict[int, int] = {}
+    for k, g in enumerate(groups):
+        group_of.update(dict.fromkeys(g.out.tolist(), k))
+    uses = np.bincount([j for s in structure if isinstance(s[0], engine.Op) for j in s[1]], minlength=len(structure))
+    node_of: dict[tuple, int] = {}  # (op, inputs) -> the node, for the ops of the pattern
+    for i, s in enumerate(structure):
+        if s[0] is _SUB or s[0] is _EXP or s[0] is _LOGSUMEXP:
+            node_of[(s[0], s[1])] = i
+    fused: dict[int, _Softmax] = {}
+    gone: set[int] = set()
+    for k, A in enumerate(groups):
+        if A.op is not _LOGSUMEXP or type(A) not in (_Group, _Joined) or A.layer is not None or k in gone:
+            continue
+        z = [list(structure[a][1]) for a in A.out.tolist()]
+        nodes: list[list] = [[], [], [], [], []]
+        for a, zs in zip(A.out.tolist(), z):
+            d = [node_of.get((_SUB, (x, a))) for x in zs]
+            b = node_of.get((_LOGSUMEXP, tuple(d))) if None not in d else None
+            e = [node_of.get((_SUB, (x, b))) for x in d] if b is not None else [None]
+            w = [node_of.get((_EXP, (x,))) for x in e] if None not in e else [None]
+            if None in w or len(set(d)) < len(d) or uses[a] != len(zs) or uses[b] != len(zs) \
+                    or any(uses[x] != 2 for x in d) or any(uses[x] != 1 for x in e) or root in (a, b, *d, *e):
+                break  # not a softmax, or one whose other nodes are read
+            for i, part in enumerate(([a], d, [b], e, w)):
+                nodes[i].append(part)
+        else:
+            stages = [{group_of[x] for row in rows for x in row} for rows in nodes[1:]]
+            if all(len(s) == 1 for s in stages) and all(needs[x] for rows in (z, *nodes) for row in rows for x in row):
+                members = [k] + [s.pop() for s in stages]
+                if all(len(groups[m].out) == sum(map(len, rows)) for m, rows in zip(members, nodes)) \
+                        and len(set(members)) == 5 and not gone.intersection(members):
+                    fused[k] = _Softmax([groups[m] for m in members], z, nodes)
+                    gone.update(members)
+    return [fused[k] if k in fused else g for k, g in enumerate(groups) if k in fused or k not in gone]
+
+
 class _Places:
     """A group of fused neurons that is one layer (parameter weight rows) applied to the inputs
     of several places, as a Linear at every position of a sequence: one batched matrix product
@@ -1354,10 +1703,15 @@ class _Places:
     def __init__(self, w_pos, x_slots, p_idx, r_idx, b_pos, b_slots) -> None:
         self.w_pos, self.x_slots, self.p_idx, self.r_idx = w_pos, x_slots, p_idx, r_idx
         self.b_pos, self.b_slots = b_pos, b_slots
+        self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
         R = len(w_pos)
-        self.grid = len(p_idx) == len(x_slots) * R and (p_idx * R + r_idx == np.arange(len(p_idx))).all()
+        # every (place, row) a node: the products are the nodes, in their order or permuted by `order`
+        at = p_idx * R + r_idx
+        self.grid = len(p_idx) == len(x_slots) * R
+        self.order = None if not self.grid or (at == np.arange(len(at))).all() else at
         self.w_unique = len(np.unique(w_pos)) == w_pos.size
         self.x_scatter = None if len(np.unique(x_slots)) == x_slots.size else _Scatter(x_slots.ravel())
+        self.x_at = _index(x_slots.ravel())  # a slice where the inputs are rows in order (a view, no gather)
         self.b_unique = b_pos is None or len(np.unique(b_pos)) == len(b_pos)
 
     @classmethod
@@ -1377,19 +1731,32 @@ class _Places:
         b_pos = np.array([position[b] for b in B.tolist()], dtype=int) if is_param[B].all() else None
         return cls(w_pos, places, p_idx.ravel(), r_idx.ravel(), b_pos, B)
 
+    def _inputs(self, V: np.ndarray) -> np.ndarray:
+        """The inputs of each place, (places, m, n)."""
+        return V[self.x_at].reshape(*self.x_slots.shape, V.shape[1])
+
     def forward(self, V: np.ndarray, P: np.ndarray) -> np.ndarray:
-        Y = P[self.w_pos] @ V[self.x_slots]  # (places, R, n)
-        out = Y.reshape(-1, V.shape[1]) if self.grid else Y[self.p_idx, self.r_idx]
-        return out + (P[self.b_pos][:, None] if self.b_pos is not None else V[self.b_slots])
+        Y = P[self.w_pos] @ self._inputs(V)  # (places, R, n)
+        if not self.grid:
+            out = Y[self.p_idx, self.r_idx]
+        else:
+            out = Y.reshape(-1, V.shape[1])
+            out = out if self.order is None else np.take(out, self.order, axis=0)
+        if self.b_pos is not None:
+            return out + P[self.b_pos][:, None]
+        return out + (V[self.b_slots] if self.b_value is None else self.b_value)
 
     def backward(self, V, G, P, PG, grad_out, needs) -> None:
         n = V.shape[1]
-        if self.grid:
+        if self.grid and self.order is None:
             gY = grad_out.reshape(len(self.x_slots), len(self.w_pos), n)
+        elif self.grid:
+            gY = np.empty((len(self.x_slots), len(self.w_pos), n))
+            gY.reshape(-1, n)[self.order] = grad_out
         else:
             gY = np.zeros((len(self.x_slots), len(self.w_pos), n))
             gY[self.p_idx, self.r_idx] = grad_out
-        Xs = V[self.x_slots]
+        Xs = self._inputs(V)
         dW = np.tensordot(gY, Xs, axes=([0, 2], [0, 2]))  # (R, m)
         if self.w_unique:
             PG[self.w_pos] += dW
@@ -1399,7 +1766,7 @@ class _Places:
         if needs[m].any() or any(needs[m + j].any() for j in range(1, m)):  # the inputs lead back to parameters
             dX = np.swapaxes(P[self.w_pos], 0, 1) @ gY  # (places, m, n)
             if self.x_scatter is None:
-                G[self.x_slots] += dX
+                G[self.x_at] += dX.reshape(-1, n)
             else:
                 self.x_scatter.add(G, dX.reshape(-1, n))
         if self.b_pos is not None:
@@ -1425,13 +1792,18 @@ class _Scatter:
         G[self.targets] += np.add.reduceat(rows[self.order], self.starts, axis=0)
 
 
-def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each node and sample, the slot take picks (k, n), and where the index is valid."""
-    index = V[g.ins_at[0]]
-    m = len(g.ins) - 1
-    valid = engine._valid_index(index, m)
-    picked = np.where(valid, index, 0).astype(int)
-    return g.options[np.arange(len(g.out))[:, None], picked], valid
+def _take_slots(g: _Group, V: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """For each node and sample, the slot take picks (k, n), and where the index is valid
+    (None: everywhere). Indices are checked once for the nodes that share them."""
+    index = V[g.index_slots]
+    valid = engine._valid_index(index, len(g.ins) - 1)
+    every = bool(valid.all())
+    picked = (index if every else np.where(valid, index, 0)).astype(int)
+    if g.option_offset is not None:  # options at the same offsets from each node's first (a table's column)
+        slots = g.options[:, :1] + g.option_offset[picked][g.index_of.ravel()]
+    else:
+        slots = g.options[np.arange(len(g.out))[:, None], picked[g.index_of.ravel()]]
+    return slots, None if every else valid[g.index_of.ravel()]
 
 
 def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
@@ -1439,7 +1811,8 @@ def _take_forward(g: _Group, V: np.ndarray) -> np.ndarray:
     if that sample's loss needs it)."""
     slots, valid = _take_slots(g, V)
     out = V[slots, np.arange(V.shape[1])]
-    out[~valid] = np.nan
+    if valid is not None:
+        out[~valid] = np.nan
     return out
 
 
@@ -1448,13 +1821,15 @@ def _take_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray
     slots, valid = _take_slots(g, V)
     n = V.shape[1]
     lo, hi = g.option_span
+    cols = np.broadcast_to(np.arange(n), slots.shape)
+    if valid is not None:
+        slots, cols, grad_out = slots[valid], cols[valid], grad_out[valid]
     if (hi - lo) * n <= 4 * slots.size + 4096:  # options in a narrow range (an embedding table)
-        flat = (slots - lo) * n + np.arange(n)  # where each (slot, sample) falls in G[lo:hi]
-        sums = np.bincount(flat[valid], weights=grad_out[valid], minlength=(hi - lo) * n)
+        flat = (slots - lo) * n + cols  # where each (slot, sample) falls in G[lo:hi]
+        sums = np.bincount(flat.ravel(), weights=grad_out.ravel(), minlength=(hi - lo) * n)
         G[lo:hi] += sums.reshape(hi - lo, n)
         return
-    cols = np.broadcast_to(np.arange(n), slots.shape)
-    np.add.at(G, (slots[valid], cols[valid]), grad_out[valid])
+    np.add.at(G, (slots, cols), grad_out)
 
 
 class _BadDerivative(Exception):
@@ -1473,7 +1848,11 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
     gradient flows raises."""
     if g.op is _TAKE and g.op.derivatives is _TAKE_RULES:
         return _take_backward(g, V, G, grad_out)
+    if type(g) is _Softmax:
+        return g.backward(V, G, careful)
     if g.block is not None and g.op.derivatives is (_DOT_RULES if g.op is _DOT else _LOGSUMEXP_RULES):
+        if g.products is not None:
+            return g.products.backward(V, G, grad_out)
         return g.block.backward(V, G, grad_out)
     if isinstance(g, _Joined):  # a replaced rule (mutation testing): group by group
         for part in g.parts:

@@ -579,7 +579,7 @@ def test_gpt_compiled_equals_scalar_on_sequences_of_mixed_lengths():
     assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name", ["dot", "logsumexp", "cross_entropy", "*"])
+@pytest.mark.parametrize("name", ["dot", "logsumexp", "cross_entropy", "*", "-", "exp"])
 def test_a_replaced_rule_reaches_the_compiled_gpt(name):
     """Mutation testing swaps `op.derivatives`; every replay path (blocks of dots and
     logsumexps at one depth joined, gathers, elementwise groups) must use the replacement."""
@@ -596,6 +596,87 @@ def test_a_replaced_rule_reaches_the_compiled_gpt(name):
         op.derivatives = original
     assert not np.allclose(expected, right)
     assert_close(got, expected)
+
+
+def test_softmaxes_of_rows_of_several_lengths_replay_as_the_scalar_engine_at_any_logits():
+    # attention's softmaxes (one per position, of 1..t+1 scores) replay as one block: the loss
+    # and gradients are the scalar engine's, also at logits far apart (the exact softmax)
+    ws = [Value(x) for x in (0.5, -1.5, 2.0, 0.25)]
+
+    def fn(s):
+        z = [w * x for w, x in zip(ws, s)]
+        rows = [losses.softmax(z[:k]) for k in (1, 3, 2, 4)]
+        return sum((p * (i + 1) * (j - 1.5) for i, row in enumerate(rows) for j, p in enumerate(row)), Value(0.0))
+    batch = [[1.0, 2.0, -3.0, 0.5], [400.0, -300.0, 10.0, 0.0], [-1e3, 2e3, 7.0, -1.0], [0.0, 0.0, 0.0, 0.0]]
+    compiled = mg.compile(fn)
+    result, got = compiled_mean(compiled, batch, ws)
+    loss, expected = scalar_mean(fn, batch, ws)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    assert [g.op.name for g in tape.groups].count("exp") == 0  # the softmaxes are one block
+
+
+def attention_fn(params, T=8, heads=2, size=2):
+    """A sample's loss through causal attention written with dot and softmax, every dot with a
+    bias that is a parameter; the keys are the queries (one vector both w and x of the scores)."""
+    wq, wv, bs, bo = params[:2], params[2:4], params[4], params[5]
+
+    def fn(s):
+        q = [[wq[h] * s[t] * (j + 1) - s[(t + j) % T] for h in range(heads) for j in range(size)] for t in range(T)]
+        v = [[wv[h] * s[t] + j for h in range(heads) for j in range(size)] for t in range(T)]
+        loss = Value(0.0)
+        for t in range(T):
+            for h in range(heads):
+                part = slice(h * size, (h + 1) * size)
+                scores = [mg.dot(q[t][part], q[u][part], bs) for u in range(t + 1)]
+                weights = losses.softmax(scores)
+                out = [mg.dot(weights, [v[u][part][j] for u in range(t + 1)], bo) for j in range(size)]
+                loss = loss + sum((o * (t - j) for j, o in enumerate(out)), Value(0.0))
+        return loss
+    return fn
+
+
+def test_attention_replays_as_matrix_products_as_the_scalar_engine():
+    # attention's scores and weighted sums replay as batched matrix products (blocks: heads)
+    params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
+    fn = attention_fn(params)
+    rng = np.random.default_rng(0)
+    batch = rng.normal(size=(6, 8)).round(3).tolist()
+    compiled = mg.compile(fn)
+    result, got = compiled_mean(compiled, batch, params)
+    loss, expected = scalar_mean(fn, batch, params)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    assert sum(getattr(g, "products", None) is not None for g in tape.groups) == 2
+
+
+def test_attention_scores_that_overflow_are_refused_as_the_scalar_engine_refuses_them():
+    params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
+    fn = attention_fn(params)
+    batch = [[0.1] * 8, [1e200] + [0.2] * 7]
+    with pytest.raises(Exception) as scalar:
+        fn(batch[1])
+    with pytest.raises(type(scalar.value), match=r"compiled, sample 1: "):
+        mg.compile(fn)(batch)
+
+
+def test_a_layer_at_several_places_reads_a_held_bias_again_at_every_call():
+    # dots' b's that fn lifted into the graph are added as one number; a held one is read again
+    ws = [[Value(0.1 * (r + i)) for i in range(3)] for r in range(4)]
+    bias = Value(0.5, requires_grad=False)
+
+    def fn(s):
+        places = [s[p:p + 3] for p in range(3)]
+        return sum((mg.dot(w, x, bias) * (r + 1) for x in places for r, w in enumerate(ws)), Value(0.0))
+    step = mg.compile(fn)
+    batch = [[1.0, 2.0, 3.0, 4.0, 5.0], [0.5, -1.0, 2.0, 0.0, 1.5]]
+    assert step(batch).data == pytest.approx(np.mean([fn(s).data for s in batch]), rel=1e-12)
+    bias.data = -2.0
+    assert step(batch).data == pytest.approx(np.mean([fn(s).data for s in batch]), rel=1e-12)
+    tape, = step._tapes[next(iter(step._tapes))]
+    assert any(g.places is not None for g in tape.groups)
 
 
 def test_a_replaced_take_rule_reaches_the_gathers():
