@@ -682,6 +682,22 @@ def test_attention_whose_dot_bs_are_partly_made_under_no_grad_passes_them_no_gra
     assert_close(got, expected)
 
 
+def test_dots_of_a_few_vectors_in_many_pairs_each_pass_their_gradient_when_a_pair_is_made_twice():
+    # scores of every query with every key, each dot made twice (two nodes of one pair): both
+    # nodes' gradients reach the vectors, as in the scalar engine
+    params = [Value(0.1 * (k + 1)) for k in range(16)]
+
+    def fn(s):
+        vectors = [[params[2 * i] * s[0], params[2 * i + 1] * s[1]] for i in range(8)]
+        pairs = [(i, j) for i in range(4) for j in range(4, 8)] * 2
+        return sum((mg.dot(vectors[i], vectors[j]) * (k + 1) for k, (i, j) in enumerate(pairs)), Value(0.0))
+    batch = [[1.0, 2.0], [0.5, -1.0]]
+    result, got = compiled_mean(mg.compile(fn), batch, params)
+    loss, expected = scalar_mean(fn, batch, params)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+
+
 def test_attention_scores_that_overflow_are_refused_as_the_scalar_engine_refuses_them():
     params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
     fn = attention_fn(params)
