@@ -1381,6 +1381,8 @@ class _Products:
             return None  # blocks of several shapes, or mostly pairs that are no node
         blocks, r, c, w_order, x_order, w_place, x_place = split
         at = w_place[w_of] * c + x_place[x_of] % c  # each node's place in the (blocks, rows, cols) products
+        if len(np.unique(at)) < len(at):
+            return None  # a pair that is several nodes (a dot made twice): one place holds one gradient
         return cls(ws[w_order], xs[x_order], blocks, at, g.ins[-1], bool(g.needs[-1].any()))
 
     def forward(self, V: np.ndarray) -> np.ndarray:
