@@ -1357,12 +1357,12 @@ class _Products:
     with g the nodes' gradients in a (blocks, rows, cols) array (0 where no node),
     dWs = g @ Xs and dXs = g.T @ Ws; b's gradient is the node's."""
 
-    def __init__(self, w: np.ndarray, x: np.ndarray, blocks: int, at: np.ndarray, b: np.ndarray, b_needs: bool):
+    def __init__(self, w: np.ndarray, x: np.ndarray, blocks: int, at: np.ndarray, b: np.ndarray, b_needs: np.ndarray):
         self.w, self.x, self.blocks, self.m, self.at, self.b = w.ravel(), x.ravel(), blocks, w.shape[1], at, _index(b)
         self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
         self.x_by_entry = x.reshape(blocks, -1, self.m).transpose(0, 2, 1).ravel()  # Xs.T's order: matmul's own
         self.w_grads, self.x_grads = _grads_at(self.w), _grads_at(self.x)
-        self.b_grads = _grads_at(b) if b_needs else None
+        self.b_grads = _b_grads(b, b_needs)
         self._scratch: dict[int, np.ndarray] = {}
 
     @classmethod
@@ -1381,7 +1381,9 @@ class _Products:
             return None  # blocks of several shapes, or mostly pairs that are no node
         blocks, r, c, w_order, x_order, w_place, x_place = split
         at = w_place[w_of] * c + x_place[x_of] % c  # each node's place in the (blocks, rows, cols) products
-        return cls(ws[w_order], xs[x_order], blocks, at, g.ins[-1], bool(g.needs[-1].any()))
+        if len(np.unique(at)) < len(at):
+            return None  # a pair that is several nodes (a dot made twice): one place holds one gradient
+        return cls(ws[w_order], xs[x_order], blocks, at, g.ins[-1], g.needs[-1])
 
     def forward(self, V: np.ndarray) -> np.ndarray:
         n = V.shape[1]
@@ -1402,7 +1404,8 @@ class _Products:
         _add_rows(G, self.w_grads, (g @ Xs).reshape(n, -1).T)
         _add_rows(G, self.x_grads, (g.transpose(0, 1, 3, 2) @ Ws).reshape(n, -1).T)
         if self.b_grads is not None:
-            _add_rows(G, self.b_grads, grad_out)
+            at, needs = self.b_grads
+            _add_rows(G, at, grad_out if needs is None else grad_out[needs])
 
 
 def _blocks(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> tuple | None:
@@ -1428,6 +1431,13 @@ def _blocks(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> tuple | None:
     a_place, b_place = np.empty_like(a_order), np.empty_like(b_order)
     a_place[a_order], b_place[b_order] = np.arange(na), np.arange(nb)
     return blocks, int(ra[0]), int(rb[0]), a_order, b_order, a_place, b_place
+
+
+def _b_grads(b: np.ndarray, needs: np.ndarray) -> tuple | None:
+    """(where the gradients of the b's that need one go, which nodes' they are or None for all), or None."""
+    if not needs.any():
+        return None
+    return (_grads_at(b), None) if needs.all() else (_grads_at(b[needs]), needs)
 
 
 def _batch_leading(V: np.ndarray, slots: np.ndarray, shape: tuple) -> np.ndarray:
@@ -1465,7 +1475,7 @@ class _Weighted:
         self.b_value: float | None = None  # the b's, when they are one constant (see _Tape)
         self.w_grads, self.x_grads = _grads_at(pair_w), _grads_at(vectors.ravel())
         self.vectors_by_entry = vectors.reshape(shape[0], shape[2], shape[3]).transpose(0, 2, 1).ravel()  # B.T's order
-        self.b_grads = _grads_at(b) if b_needs else None
+        self.b_grads = _b_grads(b, b_needs)
         self._scratch: dict[int, np.ndarray] = {}
 
     @classmethod
@@ -1508,7 +1518,7 @@ class _Weighted:
         pair_at = row_place[pr] * v + vector_place[pv] % v  # in A (blocks, r, v)
         node_at = np.array([row_place[row] * C + c for (row, _, _), c in zip(nodes, node_c)])  # in (blocks, r, C)
         b = np.concatenate([g.ins[-1] for g in parts])
-        needs_b = any(g.needs[-1].any() for g in parts)
+        needs_b = np.concatenate([g.needs[-1] for g in parts])
         return cls((blocks, r, v, C), np.array(pair_w), pair_at, vectors, node_at, b, needs_b)
 
     def _matrices(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1537,7 +1547,8 @@ class _Weighted:
         _add_rows(G, self.w_grads, np.take((g @ BT).reshape(n, -1), self.pair_at, axis=1).T)
         _add_rows(G, self.x_grads, (A.transpose(0, 1, 3, 2) @ g).reshape(n, -1).T)
         if self.b_grads is not None:
-            _add_rows(G, self.b_grads, grad_out)
+            at, needs = self.b_grads
+            _add_rows(G, at, grad_out if needs is None else grad_out[needs])
 
 
 class _Joined:

@@ -652,6 +652,52 @@ def test_attention_replays_as_matrix_products_as_the_scalar_engine():
     assert sum(getattr(g, "products", None) is not None for g in tape.groups) == 2
 
 
+def test_attention_whose_dot_bs_are_partly_made_under_no_grad_passes_them_no_gradient():
+    # a b made under no_grad needs no gradient, as in the scalar engine, though the b's beside
+    # it (the same op at the same depth, so one group) do: none may reach its parameter
+    params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
+    wq, wv, bs = params[:2], params[2:4], params[4:]
+
+    def fn(s):
+        T, heads, size = 8, 2, 2
+        with mg.no_grad():
+            frozen = [b * 2.0 for b in bs]
+        live = [b * 3.0 for b in bs]
+        q = [[wq[h] * s[t] * (j + 1) - s[(t + j) % T] for h in range(heads) for j in range(size)] for t in range(T)]
+        v = [[wv[h] * s[t] + j for h in range(heads) for j in range(size)] for t in range(T)]
+        loss = Value(0.0)
+        for t in range(T):
+            for h in range(heads):
+                part = slice(h * size, (h + 1) * size)
+                b = [frozen, live][(t + h) % 2]
+                scores = [mg.dot(q[t][part], q[u][part], b[0]) for u in range(t + 1)]
+                weights = losses.softmax(scores)
+                out = [mg.dot(weights, [v[u][part][j] for u in range(t + 1)], b[1]) for j in range(size)]
+                loss = loss + sum((o * (t - j) for j, o in enumerate(out)), scores[0] * 0.5)
+        return loss
+    batch = np.random.default_rng(0).normal(size=(3, 8)).round(3).tolist()
+    result, got = compiled_mean(mg.compile(fn), batch, params)
+    loss, expected = scalar_mean(fn, batch, params)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+
+
+def test_dots_of_a_few_vectors_in_many_pairs_each_pass_their_gradient_when_a_pair_is_made_twice():
+    # scores of every query with every key, each dot made twice (two nodes of one pair): both
+    # nodes' gradients reach the vectors, as in the scalar engine
+    params = [Value(0.1 * (k + 1)) for k in range(16)]
+
+    def fn(s):
+        vectors = [[params[2 * i] * s[0], params[2 * i + 1] * s[1]] for i in range(8)]
+        pairs = [(i, j) for i in range(4) for j in range(4, 8)] * 2
+        return sum((mg.dot(vectors[i], vectors[j]) * (k + 1) for k, (i, j) in enumerate(pairs)), Value(0.0))
+    batch = [[1.0, 2.0], [0.5, -1.0]]
+    result, got = compiled_mean(mg.compile(fn), batch, params)
+    loss, expected = scalar_mean(fn, batch, params)
+    assert result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+
+
 def test_attention_scores_that_overflow_are_refused_as_the_scalar_engine_refuses_them():
     params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
     fn = attention_fn(params)
