@@ -100,8 +100,8 @@ def _flatten(sample, numbers: list):
                         _exact_float(x)
             start = len(numbers)
             numbers.extend(map(float, sample))
-            total = sum(numbers[start:])
-            if total - total != 0.0:
+            total = sum(numbers[start:])  # finite if every number is (or, rarely, their sum overflowed)
+            if total - total != 0.0 and not all(map(math.isfinite, numbers[start:])):
                 raise ValueError("compiled: a sample contains NaN or infinity")
             return (kind, tuple(map(_PLAIN.__getitem__, map(type, sample))))
         return (kind, tuple(_flatten(x, numbers) for x in sample))

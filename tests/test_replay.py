@@ -117,6 +117,16 @@ def test_replay_reports_non_finite_values_and_bad_shapes():
         mg.compile(lambda x, t: 1.0)(np.ones((2, 1)), np.zeros(2))
 
 
+def test_a_sample_of_finite_numbers_whose_sum_overflows_is_taken_as_the_scalar_loop_takes_it():
+    w = Value(1e-300)
+    step = mg.compile(lambda s: w * s[0] + w * s[3])
+    assert step([[1e308] * 4]).data == pytest.approx(2e8)  # the numbers are finite: no NaN, no infinity
+    with pytest.raises(OverflowError, match=r"sample 0"):  # the scalar engine's error, with the sample
+        mg.compile(lambda s: s[0] * 2.0 + w)([[1e308] * 4])
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        step([[1.0, float("inf"), 1.0, 1.0]])
+
+
 @pytest.mark.parametrize("fn, X, message", [
     # a non-finite number the loss never sees: relu(-inf) is 0, tanh(inf) is 1, a decision
     (lambda x, t, w: (w * x[0] - t) ** 2 + mg.log(x[0]).relu(), [[1.0], [0.0], [2.0]],
