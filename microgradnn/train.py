@@ -250,16 +250,15 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
     if compiled:
         _check_mean_loss(forward, loss_fn, X, y)
 
-    if model.nout == 1:  # what a single output means for this loss, for accuracy and predict too
-        threshold = _losses.decision_threshold(loss_fn, y)
-        if threshold is not None:
-            model.threshold = threshold
+    # what a single output means for this loss, for accuracy and predict too: set on the model at
+    # the first step, so a fit refused before it leaves the model's predictions as they were
+    chosen = _losses.decision_threshold(loss_fn, y) if model.nout == 1 else None
     step = _compiled_step(forward, loss_fn) if compiled else _scalar_step(forward, loss_fn)
     # labels that are not classes are regression targets: an accuracy there would mean nothing
     classes = _not_classes(y, model.nout) is None
     # read before any step (a module of one's own without output_activation says so now, not
     # after the first epoch changed its parameters); several outputs are classed by argmax
-    threshold = model.threshold if classes and model.nout == 1 else 0.0
+    threshold = (model.threshold if chosen is None else chosen) if classes and model.nout == 1 else 0.0
     history, progress = History(), _Progress(epochs, verbose)
     stepped = False  # before the first step no parameter has changed: a failure then is no divergence
     for epoch in range(1, epochs + 1):
@@ -282,6 +281,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
                 opt.step()
             except (ArithmeticError, ValueError) as e:
                 raise _diverged(e, epoch, opt) from None
+            if not stepped and chosen is not None:
+                model.threshold = chosen
             stepped = True
             total += batch_loss * len(idx)
             scores[idx] = batch_scores

@@ -335,6 +335,20 @@ def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(mak
     mg.fit(model, X, y, "mse", optim.SGD(model.parameters(), lr=0.1), 1, lr=0.1, verbose=False)  # the same lr
 
 
+def test_a_fit_refused_before_its_first_step_leaves_the_class_threshold_as_it_was():
+    # the threshold of the new loss was set before the first step, which then failed: predict and
+    # accuracy changed (0 -> 0.5) though the error said no parameter had changed
+    X, y = data.make_moons(40, noise=0.1, seed=0)
+    model = MLP(2, [8, 1], seed=0)
+    mg.fit(model, X, y * 2 - 1, "hinge", "sgd", 20, verbose=False)
+    before = model.state_dict(), model.threshold, model.predict(X).tolist(), mg.accuracy(model, X, y)
+    with pytest.raises(ValueError, match="fit: the first step failed, before any parameter changed"):
+        mg.fit(model, X, y, "binary_cross_entropy", "sgd", 5, verbose=False)  # a linear output is no probability
+    assert (model.state_dict(), model.threshold, model.predict(X).tolist(), mg.accuracy(model, X, y)) == before
+    mg.fit(model, X, y, "mse", "sgd", 1, verbose=False)  # one that trains sets its loss's threshold
+    assert model.threshold == 0.5
+
+
 def test_fit_builds_a_named_optimizer_with_lr_or_its_default():
     X, y = data.make_moons(20, seed=0)
     models = [MLP(2, [2, 1], seed=0) for _ in range(3)]
