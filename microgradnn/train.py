@@ -137,9 +137,14 @@ def _optimizer(model: Module, optimizer, scheduler, lr: float | None) -> _optim.
     if lr is not None and lr != opt.lr:  # silently training at another lr than the one asked for
         raise ValueError(f"fit: lr builds an optimizer given by name, but this optimizer has its own lr "
                          f"({opt.lr:g}), so lr={shown(lr)} would be ignored; set the lr when building the optimizer")
-    if set(opt.params).isdisjoint(model.parameters()):
+    held = set(model.parameters()).intersection(opt.params)
+    if not held:
         raise ValueError("fit: the optimizer holds none of the model's parameters (built on another model?), "
                          "so training would change nothing; build it with model.parameters()")
+    if not any(p.requires_grad for p in held):  # (backward would say only that the loss does not require grad)
+        raise ValueError(f"fit: the {len(held)} parameters of the model the optimizer steps are all frozen "
+                         "(requires_grad=False), so training would change nothing; unfreeze them: "
+                         "model.requires_grad_(True)")
     if scheduler is not None:
         if not callable(getattr(scheduler, "step", None)):
             raise TypeError(f"fit: scheduler must be a scheduler such as optim.LinearLR (with a step() method) "

@@ -349,6 +349,21 @@ def test_a_fit_refused_before_its_first_step_leaves_the_class_threshold_as_it_wa
     assert model.threshold == 0.5
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_refuses_a_model_whose_stepped_parameters_are_all_frozen(compiled):
+    # it failed in the first backward with "backward: this Value does not require grad", naming neither fit
+    # nor the frozen parameters
+    X, y = data.make_moons(20, noise=0.1, seed=0)
+    model = MLP(2, [4, 1], seed=0).requires_grad_(False)
+    with pytest.raises(ValueError, match=r"^fit: the 17 parameters of the model the optimizer steps are all frozen "
+                                         r"\(requires_grad=False\).*model.requires_grad_\(True\)"):
+        mg.fit(model, X, y * 2 - 1, "hinge", "sgd", 2, verbose=False, compiled=compiled)
+    model.layers[1].requires_grad_(True)  # some trainable: fine
+    before = model.layers[0].state_dict()
+    mg.fit(model, X, y * 2 - 1, "hinge", "sgd", 2, verbose=False, compiled=compiled)
+    assert model.layers[0].state_dict() == before
+
+
 def test_fit_builds_a_named_optimizer_with_lr_or_its_default():
     X, y = data.make_moons(20, seed=0)
     models = [MLP(2, [2, 1], seed=0) for _ in range(3)]
