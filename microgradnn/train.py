@@ -244,12 +244,20 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
                            "so no gradient can be taken; call fit outside it, or inside enable_grad()")
     _check_outputs_fit_loss(model, loss_fn)
     targets = _class_indices(y, model.nout) if loss_fn is _losses.cross_entropy else y
-    # Labels outside the loss's domain fail here, before any parameter changes.
+    # Labels outside the loss's domain fail here, before any parameter changes. The outputs are
+    # Values, as the model gives them (a loss of one's own may call their methods: p.tanh()).
     try:
-        loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), targets)
+        with no_grad():
+            out = Value(0.0 if model.nout > 1 else 0.5, requires_grad=False)
+            loss_fn([[out] * model.nout] * len(y) if model.nout > 1 else [out] * len(y), targets)
     except TypeError as e:
         raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): "
                         f"{_short(e)}") from None
+    except (ArithmeticError, ValueError):
+        if loss_fn in _losses.LOSSES.values():  # ours refuse labels only here: their words name them
+            raise
+        # a loss of one's own refusing made-up outputs (log(0)) says nothing of the model's: the
+        # first step computes it on those, before any parameter changes
 
     forward = _one_score(model)
     if compiled:

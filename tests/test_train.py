@@ -364,6 +364,36 @@ def test_fit_refuses_a_model_whose_stepped_parameters_are_all_frozen(compiled):
     assert model.layers[0].state_dict() == before
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_takes_a_loss_of_ones_own_written_with_value_methods(compiled):
+    # fit's check of the labels called the loss on floats first: p.tanh() raised AttributeError
+    # ('numpy.float64' object has no attribute 'tanh') though the loss works on the model's Values
+    X, y = data.make_moons(20, noise=0.1, seed=0)
+
+    def loss(preds, targets):
+        return sum(((p - t) ** 2).tanh() for p, t in zip(preds, targets)) / len(preds)
+
+    model = MLP(2, [4, 1], seed=0)
+    expected = loss([model(x) for x in X], y).data
+    history = mg.fit(model, X, y, loss, "sgd", 2, verbose=False, compiled=compiled)
+    assert history.loss[0] == pytest.approx(expected, rel=1e-12) and history.loss[1] < history.loss[0]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_takes_a_loss_of_ones_own_that_made_up_outputs_would_fail(compiled):
+    # the check of the labels ran the loss on outputs of 0.0: "ValueError: log(0.0): input must be > 0",
+    # for a loss that the model's probabilities (a sigmoid output layer) never take there
+    X, y = data.make_spiral(30, seed=0)
+
+    def nll(preds, targets):
+        return -sum(mg.log(p[int(t)]) for p, t in zip(preds, targets)) / len(preds)
+
+    model = MLP(2, [4, 3], output_activation="sigmoid", seed=0)
+    expected = nll([model(x) for x in X], y).data
+    history = mg.fit(model, X, y, nll, "sgd", 2, verbose=False, compiled=compiled)
+    assert history.loss[0] == pytest.approx(expected, rel=1e-12) and history.loss[1] < history.loss[0]
+
+
 def test_fit_builds_a_named_optimizer_with_lr_or_its_default():
     X, y = data.make_moons(20, seed=0)
     models = [MLP(2, [2, 1], seed=0) for _ in range(3)]
