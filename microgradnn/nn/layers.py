@@ -125,15 +125,15 @@ class Layer(Module):
                              "set layer.activation to set every neuron's")
         return shown
 
-    def _activations(self) -> str:
-        """The neurons' activations as a repr shows them: one name, or several joined by /."""
-        return "/".join(sorted({n.activation for n in self.neurons}))
-
     @activation.setter
     def activation(self, name: str) -> None:
         name = _check_activation(name, "Layer")
         for n in self.neurons:
             n.activation = name
+
+    def _activations(self) -> str:
+        """The neurons' activations as a repr shows them: one name, or several joined by /."""
+        return "/".join(sorted({n.activation for n in self.neurons}))
 
     @classmethod
     def from_weights(cls, neurons: Sequence[tuple[Sequence[float], float]], activation: str = "relu",
