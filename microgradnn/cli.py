@@ -564,6 +564,10 @@ def cmd_playground(args) -> int:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
+        unknown = message.split(": ", 1)[1].split() if message.startswith("unrecognized arguments: ") else []
+        if any(a[:1] == "-" and a[1:2] != "-" and not a[1:].isalnum() for a in unknown):  # "-x**2", no option
+            message += ("; an expression that starts with - goes after -- (and the options before it), as in "
+                        "microgradnn render -o g.svg -- \"-x**2\" x=3")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

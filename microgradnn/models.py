@@ -154,10 +154,9 @@ class GPT(Module):
 
     def __init__(self, vocab_size: int, n_embd: int = 16, n_head: int = 4, n_layer: int = 1,
                  block_size: int = 16, *, seed: Seed = None) -> None:
-        self.vocab_size = integer(vocab_size, "GPT", VOCAB_RULE, at_least=2)  # 1: nothing to predict
-        self.n_embd, self.n_head = positive_int(n_embd, "GPT", "n_embd"), positive_int(n_head, "GPT", "n_head")
-        self.n_layer = positive_int(n_layer, "GPT", "n_layer")
-        self.block_size = positive_int(block_size, "GPT", "block_size")
+        integer(vocab_size, "GPT", VOCAB_RULE, at_least=2)  # 1: nothing to predict
+        for name, size in (("n_embd", n_embd), ("n_head", n_head), ("n_layer", n_layer), ("block_size", block_size)):
+            positive_int(size, "GPT", name)
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
         sizes = {"vocab_size": vocab_size, "n_embd": n_embd, "n_head": n_head, "n_layer": n_layer,
@@ -168,6 +167,28 @@ class GPT(Module):
         self.position_embedding = Embedding(block_size, n_embd, std=INIT_STD, seed=rng)
         self.blocks = [Block(n_embd, n_head, seed=rng) for _ in range(n_layer)]
         self.head = Linear(n_embd, vocab_size, bias=False, std=INIT_STD, seed=rng)
+
+    # The sizes are read from the modules that compute with them, so that `config()` (a file, to_torch)
+    # says what this model computes; setting one, which would change nothing else, is refused.
+    @property
+    def vocab_size(self) -> int:
+        return self.token_embedding.num
+
+    @property
+    def n_embd(self) -> int:
+        return self.token_embedding.dim
+
+    @property
+    def n_head(self) -> int:
+        return self.blocks[0].attn.n_head
+
+    @property
+    def n_layer(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def block_size(self) -> int:
+        return self.position_embedding.num
 
     def _named_items(self):
         return [("token_embedding", self.token_embedding), ("position_embedding", self.position_embedding),

@@ -137,9 +137,14 @@ def _optimizer(model: Module, optimizer, scheduler, lr: float | None) -> _optim.
     if lr is not None and lr != opt.lr:  # silently training at another lr than the one asked for
         raise ValueError(f"fit: lr builds an optimizer given by name, but this optimizer has its own lr "
                          f"({opt.lr:g}), so lr={shown(lr)} would be ignored; set the lr when building the optimizer")
-    if set(opt.params).isdisjoint(model.parameters()):
+    held = set(model.parameters()).intersection(opt.params)
+    if not held:
         raise ValueError("fit: the optimizer holds none of the model's parameters (built on another model?), "
                          "so training would change nothing; build it with model.parameters()")
+    if not any(p.requires_grad for p in held):  # (backward would say only that the loss does not require grad)
+        raise ValueError(f"fit: the {len(held)} parameters of the model the optimizer steps are all frozen "
+                         "(requires_grad=False), so training would change nothing; unfreeze them: "
+                         "model.requires_grad_(True)")
     if scheduler is not None:
         if not callable(getattr(scheduler, "step", None)):
             raise TypeError(f"fit: scheduler must be a scheduler such as optim.LinearLR (with a step() method) "
@@ -239,27 +244,34 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
                            "so no gradient can be taken; call fit outside it, or inside enable_grad()")
     _check_outputs_fit_loss(model, loss_fn)
     targets = _class_indices(y, model.nout) if loss_fn is _losses.cross_entropy else y
-    # Labels outside the loss's domain fail here, before any parameter changes.
+    # Labels outside the loss's domain fail here, before any parameter changes. The outputs are
+    # Values, as the model gives them (a loss of one's own may call their methods: p.tanh()).
     try:
-        loss_fn([[0.0] * model.nout] * len(y) if model.nout > 1 else [0.5] * len(y), targets)
+        with no_grad():
+            out = Value(0.0 if model.nout > 1 else 0.5, requires_grad=False)
+            loss_fn([[out] * model.nout] * len(y) if model.nout > 1 else [out] * len(y), targets)
     except TypeError as e:
         raise TypeError(f"fit: the loss cannot take this model's outputs ({model.nout} per sample): "
                         f"{_short(e)}") from None
+    except (ArithmeticError, ValueError):
+        if loss_fn in _losses.LOSSES.values():  # ours refuse labels only here: their words name them
+            raise
+        # a loss of one's own refusing made-up outputs (log(0)) says nothing of the model's: the
+        # first step computes it on those, before any parameter changes
 
     forward = _one_score(model)
     if compiled:
         _check_mean_loss(forward, loss_fn, X, y)
 
-    if model.nout == 1:  # what a single output means for this loss, for accuracy and predict too
-        threshold = _losses.decision_threshold(loss_fn, y)
-        if threshold is not None:
-            model.threshold = threshold
+    # what a single output means for this loss, for accuracy and predict too: set on the model at
+    # the first step, so a fit refused before it leaves the model's predictions as they were
+    chosen = _losses.decision_threshold(loss_fn, y) if model.nout == 1 else None
     step = _compiled_step(forward, loss_fn) if compiled else _scalar_step(forward, loss_fn)
     # labels that are not classes are regression targets: an accuracy there would mean nothing
     classes = _not_classes(y, model.nout) is None
     # read before any step (a module of one's own without output_activation says so now, not
     # after the first epoch changed its parameters); several outputs are classed by argmax
-    threshold = model.threshold if classes and model.nout == 1 else 0.0
+    threshold = (model.threshold if chosen is None else chosen) if classes and model.nout == 1 else 0.0
     history, progress = History(), _Progress(epochs, verbose)
     stepped = False  # before the first step no parameter has changed: a failure then is no divergence
     for epoch in range(1, epochs + 1):
@@ -282,6 +294,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, loss: Callable | str, optimiz
                 opt.step()
             except (ArithmeticError, ValueError) as e:
                 raise _diverged(e, epoch, opt) from None
+            if not stepped and chosen is not None:
+                model.threshold = chosen
             stepped = True
             total += batch_loss * len(idx)
             scores[idx] = batch_scores

@@ -693,3 +693,12 @@ def test_a_file_made_after_the_check_is_not_replaced_without_force_or_overwrite(
     assert cli.main(["demo", "--out", str(folder), "--epochs", "1", "--quiet"]) == 2
     assert "network.svg appeared there during the run and is kept; pass --overwrite" in capsys.readouterr().err
     assert (folder / "network.svg").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command, options", [(["gradcheck"], []), (["render"], ["-o", "g.dot"])])
+def test_an_expression_starting_with_minus_is_told_to_come_after_double_dash(command, options, tmp_path):
+    # argparse took it for an option: "unrecognized arguments: -x**2", with no word of the way out
+    done = run(*command, "-log(x)", "x=3", *options, cwd=tmp_path)
+    assert done.returncode == 2 and "an expression that starts with - goes after -- (and the options" in done.stderr
+    assert run(*command, *options, "--", "-log(x)", "x=3", cwd=tmp_path).returncode == 0
+    assert "goes after --" not in run("train", "--bogus=3", "-q").stderr  # options keep argparse's words

@@ -488,3 +488,15 @@ def test_a_gpt_above_max_parameters_is_refused_before_it_is_built(monkeypatch):
         GPT(5, n_embd=4, n_head=2, n_layer=1, block_size=3, seed=0)
     monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count)
     assert len(GPT(5, n_embd=4, n_head=2, n_layer=1, block_size=3, seed=0).parameters()) == count
+
+
+@pytest.mark.parametrize("size", ["vocab_size", "n_embd", "n_head", "n_layer", "block_size"])
+def test_a_gpts_sizes_are_those_it_computes_with_and_setting_one_is_refused(size, tmp_path):
+    # they were copies: model.n_head = 1 changed config() and so the saved file, whose model computed with
+    # one head where this one used two
+    model = GPT(5, n_embd=4, n_head=2, n_layer=1, block_size=4, seed=0)
+    with pytest.raises(AttributeError):
+        setattr(model, size, 1)
+    assert model.config() == {"type": "GPT", "vocab_size": 5, "n_embd": 4, "n_head": 2, "n_layer": 1, "block_size": 4}
+    model.save(tmp_path / "gpt.json")
+    assert mg.Module.from_file(tmp_path / "gpt.json").loss([0, 1, 2, 0]).data == model.loss([0, 1, 2, 0]).data

@@ -1595,3 +1595,23 @@ def test_a_module_above_max_parameters_is_refused_before_it_is_built(monkeypatch
         build()
     monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count)
     assert len(build().parameters()) == count
+
+
+def test_a_layers_activation_set_by_hand_is_the_one_its_neurons_compute(tmp_path):
+    # layer.activation was a copy: setting it changed the repr, the saved file and to_torch but not what the
+    # neurons computed, so the file's model gave other outputs than the one saved
+    model = MLP(2, [3, 1], seed=0)
+    model.layers[0].activation = "tanh"
+    tanh = MLP.from_layers([Layer.from_weights([([w.data for w in n.w], n.b.data) for n in layer.neurons],
+                                               activation)
+                            for layer, activation in zip(model.layers, ["tanh", "linear"])])
+    x = [0.5, -1.0]
+    assert model(x).data == tanh(x).data and repr(model) == "MLP(2 -> 3 tanh -> 1 linear, 13 parameters)"
+    model.save(tmp_path / "m.json")
+    assert mg.Module.from_file(tmp_path / "m.json")(x).data == model(x).data
+    with pytest.raises(ValueError, match="^Layer: activation must be one of relu"):
+        model.layers[0].activation = "gelu"
+    model.layers[0].neurons[1].activation = "relu"  # one neuron apart: no file or torch module can say so
+    assert repr(model.layers[0]) == "Layer(2 -> 3 relu/tanh, 9 parameters)"
+    with pytest.raises(ValueError, match="^Layer: a layer has one activation, but its neurons' are relu, tanh"):
+        model.save(tmp_path / "mixed.json")

@@ -335,6 +335,65 @@ def test_fit_refuses_a_mis_wired_optimizer_scheduler_or_seed_before_training(mak
     mg.fit(model, X, y, "mse", optim.SGD(model.parameters(), lr=0.1), 1, lr=0.1, verbose=False)  # the same lr
 
 
+def test_a_fit_refused_before_its_first_step_leaves_the_class_threshold_as_it_was():
+    # the threshold of the new loss was set before the first step, which then failed: predict and
+    # accuracy changed (0 -> 0.5) though the error said no parameter had changed
+    X, y = data.make_moons(40, noise=0.1, seed=0)
+    model = MLP(2, [8, 1], seed=0)
+    mg.fit(model, X, y * 2 - 1, "hinge", "sgd", 20, verbose=False)
+    before = model.state_dict(), model.threshold, model.predict(X).tolist(), mg.accuracy(model, X, y)
+    with pytest.raises(ValueError, match="fit: the first step failed, before any parameter changed"):
+        mg.fit(model, X, y, "binary_cross_entropy", "sgd", 5, verbose=False)  # a linear output is no probability
+    assert (model.state_dict(), model.threshold, model.predict(X).tolist(), mg.accuracy(model, X, y)) == before
+    mg.fit(model, X, y, "mse", "sgd", 1, verbose=False)  # one that trains sets its loss's threshold
+    assert model.threshold == 0.5
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_refuses_a_model_whose_stepped_parameters_are_all_frozen(compiled):
+    # it failed in the first backward with "backward: this Value does not require grad", naming neither fit
+    # nor the frozen parameters
+    X, y = data.make_moons(20, noise=0.1, seed=0)
+    model = MLP(2, [4, 1], seed=0).requires_grad_(False)
+    with pytest.raises(ValueError, match=r"^fit: the 17 parameters of the model the optimizer steps are all frozen "
+                                         r"\(requires_grad=False\).*model.requires_grad_\(True\)"):
+        mg.fit(model, X, y * 2 - 1, "hinge", "sgd", 2, verbose=False, compiled=compiled)
+    model.layers[1].requires_grad_(True)  # some trainable: fine
+    before = model.layers[0].state_dict()
+    mg.fit(model, X, y * 2 - 1, "hinge", "sgd", 2, verbose=False, compiled=compiled)
+    assert model.layers[0].state_dict() == before
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_takes_a_loss_of_ones_own_written_with_value_methods(compiled):
+    # fit's check of the labels called the loss on floats first: p.tanh() raised AttributeError
+    # ('numpy.float64' object has no attribute 'tanh') though the loss works on the model's Values
+    X, y = data.make_moons(20, noise=0.1, seed=0)
+
+    def loss(preds, targets):
+        return sum(((p - t) ** 2).tanh() for p, t in zip(preds, targets)) / len(preds)
+
+    model = MLP(2, [4, 1], seed=0)
+    expected = loss([model(x) for x in X], y).data
+    history = mg.fit(model, X, y, loss, "sgd", 2, verbose=False, compiled=compiled)
+    assert history.loss[0] == pytest.approx(expected, rel=1e-12) and history.loss[1] < history.loss[0]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_takes_a_loss_of_ones_own_that_made_up_outputs_would_fail(compiled):
+    # the check of the labels ran the loss on outputs of 0.0: "ValueError: log(0.0): input must be > 0",
+    # for a loss that the model's probabilities (a sigmoid output layer) never take there
+    X, y = data.make_spiral(30, seed=0)
+
+    def nll(preds, targets):
+        return -sum(mg.log(p[int(t)]) for p, t in zip(preds, targets)) / len(preds)
+
+    model = MLP(2, [4, 3], output_activation="sigmoid", seed=0)
+    expected = nll([model(x) for x in X], y).data
+    history = mg.fit(model, X, y, nll, "sgd", 2, verbose=False, compiled=compiled)
+    assert history.loss[0] == pytest.approx(expected, rel=1e-12) and history.loss[1] < history.loss[0]
+
+
 def test_fit_builds_a_named_optimizer_with_lr_or_its_default():
     X, y = data.make_moons(20, seed=0)
     models = [MLP(2, [2, 1], seed=0) for _ in range(3)]

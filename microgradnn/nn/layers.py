@@ -115,7 +115,25 @@ class Layer(Module):
     def _setup(self, neurons: list[Neuron]) -> None:
         self.neurons = neurons
         self.nin = neurons[0].nin
-        self.activation = neurons[0].activation
+
+    @property
+    def activation(self) -> str:
+        """The activation of the layer's neurons, which compute it; setting it sets theirs."""
+        shown = self._activations()
+        if "/" in shown:  # a file, torch or a drawing would give the layer one of them
+            raise ValueError(f"Layer: a layer has one activation, but its neurons' are {shown.replace('/', ', ')}; "
+                             "set layer.activation to set every neuron's")
+        return shown
+
+    @activation.setter
+    def activation(self, name: str) -> None:
+        name = _check_activation(name, "Layer")
+        for n in self.neurons:
+            n.activation = name
+
+    def _activations(self) -> str:
+        """The neurons' activations as a repr shows them: one name, or several joined by /."""
+        return "/".join(sorted({n.activation for n in self.neurons}))
 
     @classmethod
     def from_weights(cls, neurons: Sequence[tuple[Sequence[float], float]], activation: str = "relu",
@@ -174,7 +192,7 @@ class Layer(Module):
         return cls(config["nin"], config["nout"], config["activation"], seed=0)
 
     def __repr__(self) -> str:
-        return f"Layer({self.nin} -> {self.nout} {self.activation}, {self.num_parameters()} parameters)"
+        return f"Layer({self.nin} -> {self.nout} {self._activations()}, {self.num_parameters()} parameters)"
 
 
 def _ids(layer: Layer) -> list[int]:
@@ -293,5 +311,5 @@ class MLP(Module):
                                 for i, layer in enumerate(config["layers"])])
 
     def __repr__(self) -> str:
-        parts = [str(self.nin)] + [f"{layer.nout} {layer.activation}" for layer in self.layers]
+        parts = [str(self.nin)] + [f"{layer.nout} {layer._activations()}" for layer in self.layers]
         return f"MLP({' -> '.join(parts)}, {self.num_parameters()} parameters)"
