@@ -243,10 +243,10 @@ class Value:
         total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
-        if not current:  # a leaf whose requires_grad_(False) came after its use gets none, as torch's
-            for v, b in zip(leaves, before):
-                if not v.requires_grad:
-                    v.grad = b
+        # a leaf frozen after its use (requires_grad_(False), or the attribute set) gets none, as torch's
+        for v, b in zip(leaves, before):
+            if not v.requires_grad:
+                v.grad = b
         if hooks:
             _run_hooks(hooks, self, "after")
 
