@@ -1615,3 +1615,13 @@ def test_a_layers_activation_set_by_hand_is_the_one_its_neurons_compute(tmp_path
     assert repr(model.layers[0]) == "Layer(2 -> 3 relu/tanh, 9 parameters)"
     with pytest.raises(ValueError, match="^Layer: a layer has one activation, but its neurons' are relu, tanh"):
         model.save(tmp_path / "mixed.json")
+
+
+def test_a_neurons_activation_set_to_no_activation_is_refused_by_name_when_it_computes():
+    # it gave a bare KeyError: 'gelu' from inside the forward pass
+    neuron, layer = Neuron(2, seed=0), Layer(2, 2, seed=0)
+    neuron.activation = layer.neurons[1].activation = "gelu"
+    for module in (neuron, layer):
+        with pytest.raises(ValueError, match="^Neuron: activation must be one of relu, tanh, sigmoid, leaky_relu, "
+                                             "linear, got 'gelu'$"):
+            module([0.5, -1.0])

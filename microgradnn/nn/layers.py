@@ -13,13 +13,21 @@ from microgradnn.nn.module import _OUTERMOST, Module
 
 __all__ = ["Neuron", "Layer", "MLP", "ACTIVATIONS"]
 
-ACTIVATIONS: dict[str, Callable[[Value], Value]] = {
+class _Activations(dict):
+    """The activations by name; a name that is none (`neuron.activation = "gelu"`) is refused by
+    name when a neuron computes (`__missing__` costs nothing on the names that are)."""
+
+    def __missing__(self, name: Any) -> Callable[[Value], Value]:
+        return one_of(name, self, "Neuron", "activation")  # raises: the name is not in self
+
+
+ACTIVATIONS: dict[str, Callable[[Value], Value]] = _Activations({
     "relu": relu,
     "tanh": tanh,
     "sigmoid": sigmoid,
     "leaky_relu": leaky_relu,
     "linear": lambda v: v,
-}
+})
 
 
 def _check_activation(activation: str, who: str) -> str:
