@@ -668,7 +668,7 @@ class BatchResult:
             raise OverflowError(f"compiled: the mean loss of {len(losses)} samples is not finite (their sum "
                                 f"overflowed)")
         self.outputs = outputs
-        self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
+        self.tapes = len({id(run[0]) for run in runs}) if len(runs) > 1 else len(runs)  # recordings this batch used
         self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i]) (params at the call)
 
     def backward(self) -> None:
@@ -678,7 +678,8 @@ class BatchResult:
 
     def _backward(self) -> None:
         params = self._params
-        if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
+        runs = self._runs  # (the first tape's answer is usually enough: no generator then)
+        if not runs[0][0].requires_grad and not any(run[0].requires_grad for run in runs):  # as the scalar mean
             raise RuntimeError("compiled backward: the mean loss does not require grad (it was computed inside "
                                "no_grad(), or fn computed it from no Value with requires_grad=True)")
         unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
@@ -688,8 +689,8 @@ class BatchResult:
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
-        held = [v for run in self._runs for v in run[0].held]  # Values without gradient it read (a frozen weight)
-        changed = engine.changed_since(held, self._version) if held and not unchanged else None
+        if not unchanged:  # the Values without gradient it read (a frozen weight)
+            changed = engine.changed_since([v for run in runs for v in run[0].held], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "
