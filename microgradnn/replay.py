@@ -77,6 +77,8 @@ def _flatten(sample, numbers: list):
     """The sample's shape, with its numbers moved into `numbers` (a sample is numbers in lists,
     tuples, dicts and arrays; strings, None and booleans are part of the shape)."""
     t = type(sample)
+    if t is list and _PLAIN.keys() >= set(map(type, sample)):  # a token sequence, the usual sample: first
+        return _flatten_plain(sample, numbers, "list")
     if t is bool or sample is None or t is str:
         return ("static", sample)
     if isinstance(sample, (int, np.integer)) and not isinstance(sample, (bool, np.bool_)):
@@ -93,17 +95,8 @@ def _flatten(sample, numbers: list):
         return ("array", (sample.shape, inner)) if sample.ndim and sample.dtype.kind in "biuf" else inner
     if isinstance(sample, (list, tuple)):
         kind = "tuple" if isinstance(sample, tuple) else "list"
-        if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
-            if int in map(type, sample):  # (before float() rounds them or overflows)
-                for x in sample:
-                    if type(x) is int and not -EXACT_INT <= x <= EXACT_INT:
-                        _exact_float(x)
-            start = len(numbers)
-            numbers.extend(map(float, sample))
-            total = sum(numbers[start:])  # finite if every number is (or, rarely, their sum overflowed)
-            if total - total != 0.0 and not all(map(math.isfinite, numbers[start:])):
-                raise ValueError("compiled: a sample contains NaN or infinity")
-            return (kind, tuple(map(_PLAIN.__getitem__, map(type, sample))))
+        if _PLAIN.keys() >= set(map(type, sample)):
+            return _flatten_plain(sample, numbers, kind)
         return (kind, tuple(_flatten(x, numbers) for x in sample))
     if isinstance(sample, dict):
         return ("dict", tuple((k, _flatten(v, numbers)) for k, v in sample.items()))
@@ -115,6 +108,21 @@ def _flatten(sample, numbers: list):
         raise TypeError(f"compiled: cannot take a sample apart: {type(sample).__name__} is not a number, list, "
                         f"tuple, dict or array") from None
     return ("static", sample)
+
+
+def _flatten_plain(sample: list | tuple, numbers: list, kind: str) -> tuple:
+    """`_flatten` of a list or tuple of plain ints and floats only: all at once."""
+    # ints beyond 2**53 refused before float() rounds them (a NaN makes min or max NaN, so all are looked at)
+    if int in map(type, sample) and not (-EXACT_INT <= min(sample) and max(sample) <= EXACT_INT):
+        for x in sample:
+            if type(x) is int and not -EXACT_INT <= x <= EXACT_INT:
+                _exact_float(x)
+    start = len(numbers)
+    numbers.extend(map(float, sample))
+    total = sum(numbers[start:])  # finite if every number is (or, rarely, their sum overflowed)
+    if total - total != 0.0 and not all(map(math.isfinite, numbers[start:])):
+        raise ValueError("compiled: a sample contains NaN or infinity")
+    return (kind, tuple(map(_PLAIN.__getitem__, map(type, sample))))
 
 
 _ARRAY_KIND = {"f": "f", "i": "i", "u": "i"}
