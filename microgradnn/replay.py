@@ -77,6 +77,8 @@ def _flatten(sample, numbers: list):
     """The sample's shape, with its numbers moved into `numbers` (a sample is numbers in lists,
     tuples, dicts and arrays; strings, None and booleans are part of the shape)."""
     t = type(sample)
+    if t is list and _PLAIN.keys() >= set(map(type, sample)):  # a token sequence, the usual sample: first
+        return _flatten_plain(sample, numbers, "list")
     if t is bool or sample is None or t is str:
         return ("static", sample)
     if isinstance(sample, (int, np.integer)) and not isinstance(sample, (bool, np.bool_)):
@@ -93,17 +95,8 @@ def _flatten(sample, numbers: list):
         return ("array", (sample.shape, inner)) if sample.ndim and sample.dtype.kind in "biuf" else inner
     if isinstance(sample, (list, tuple)):
         kind = "tuple" if isinstance(sample, tuple) else "list"
-        if _PLAIN.keys() >= set(map(type, sample)):  # plain numbers only (a token sequence): at once
-            if int in map(type, sample):  # (before float() rounds them or overflows)
-                for x in sample:
-                    if type(x) is int and not -EXACT_INT <= x <= EXACT_INT:
-                        _exact_float(x)
-            start = len(numbers)
-            numbers.extend(map(float, sample))
-            total = sum(numbers[start:])  # finite if every number is (or, rarely, their sum overflowed)
-            if total - total != 0.0 and not all(map(math.isfinite, numbers[start:])):
-                raise ValueError("compiled: a sample contains NaN or infinity")
-            return (kind, tuple(map(_PLAIN.__getitem__, map(type, sample))))
+        if _PLAIN.keys() >= set(map(type, sample)):
+            return _flatten_plain(sample, numbers, kind)
         return (kind, tuple(_flatten(x, numbers) for x in sample))
     if isinstance(sample, dict):
         return ("dict", tuple((k, _flatten(v, numbers)) for k, v in sample.items()))
@@ -115,6 +108,21 @@ def _flatten(sample, numbers: list):
         raise TypeError(f"compiled: cannot take a sample apart: {type(sample).__name__} is not a number, list, "
                         f"tuple, dict or array") from None
     return ("static", sample)
+
+
+def _flatten_plain(sample: list | tuple, numbers: list, kind: str) -> tuple:
+    """`_flatten` of a list or tuple of plain ints and floats only: all at once."""
+    # ints beyond 2**53 refused before float() rounds them (a NaN makes min or max NaN, so all are looked at)
+    if int in map(type, sample) and not (-EXACT_INT <= min(sample) and max(sample) <= EXACT_INT):
+        for x in sample:
+            if type(x) is int and not -EXACT_INT <= x <= EXACT_INT:
+                _exact_float(x)
+    start = len(numbers)
+    numbers.extend(map(float, sample))
+    total = sum(numbers[start:])  # finite if every number is (or, rarely, their sum overflowed)
+    if total - total != 0.0 and not all(map(math.isfinite, numbers[start:])):
+        raise ValueError("compiled: a sample contains NaN or infinity")
+    return (kind, tuple(map(_PLAIN.__getitem__, map(type, sample))))
 
 
 _ARRAY_KIND = {"f": "f", "i": "i", "u": "i"}
@@ -308,6 +316,7 @@ class _Tape:
                 W = np.vectorize(position.__getitem__, otypes=[int])(W)
                 B = np.array([position[b] for b in B.tolist()], dtype=int)
                 g.layer = (_layer_block(W, B), _index(X))
+                g.inputs_need = any(g.needed[len(X):2 * len(X)])
                 read.update(X.tolist())
                 continue
             g.places = _Places.of(g, is_param, position)
@@ -339,6 +348,9 @@ class _Tape:
                 live[list(structure[i][1])] = True
         live &= np.array(needs)
         self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
+        # each group's one forward and backward function, chosen once rather than at every call
+        self.forwards = [(g, _forward_of(g)) for g in self.groups]
+        self.backwards = [(g, g.out_at, _backward_of(g)) for g in self.backward_groups]
         # The scalar engine refuses any op whose result is not finite. Replay's ufuncs raise a
         # floating-point flag when they make inf or NaN from finite numbers; matrix products,
         # gathers, cross_entropy (NaN for a target that is no index) and ops of your own may not,
@@ -428,7 +440,8 @@ class _Tape:
         for k, S in enumerate(self._spare):
             if S.shape[1] == n:  # a kept V holds the constants already: only the held ones may have changed
                 V = self._spare.pop(k)
-                V[self.held_slots] = self.const_values[self.held_rows]
+                if self.held:
+                    V[self.held_slots] = self.const_values[self.held_rows]
                 break
         else:
             V = np.empty((self.n_slots, n))
@@ -440,8 +453,8 @@ class _Tape:
         flagged, i = False, 0
         with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
             try:
-                for i, g in enumerate(self.groups):  # noqa: B007 (i: where to go on after a flag)
-                    _forward(g, V, P)
+                for i, (g, run) in enumerate(self.forwards):  # noqa: B007 (i: where to go on after a flag)
+                    run(g, V, P)
                 i = len(self.groups)
                 # one sum of the rows no flag speaks for: finite only if every term is (one
                 # that overflows raises, and sends the check to every number, as a flag does)
@@ -450,8 +463,8 @@ class _Tape:
                 flagged = True
         if flagged:  # for a sample another tape takes, or one to refuse (see `finite`): go on
             with np.errstate(all="ignore"):
-                for g in self.groups[i:]:
-                    _forward(g, V, P)
+                for g, run in self.forwards[i:]:
+                    run(g, V, P)
         return V, P, self.passes(V), self.everything if flagged else None if finite else self.checked
 
     def check_array_forwards(self, V: np.ndarray, ok: np.ndarray, samples: np.ndarray) -> None:
@@ -502,14 +515,8 @@ class _Tape:
         sliced = isinstance(param_index, slice)
         PG = PG_all[param_index] if sliced else np.zeros(len(P))  # a view adds straight into PG_all
         with np.errstate(all="ignore"):
-            for g in self.backward_groups:
-                grad_out = G[g.out_at]
-                if g.layer is not None:
-                    _layer_backward(g, V, G, P, PG, grad_out)
-                elif g.places is not None:
-                    g.places.backward(V, G, P, PG, grad_out, g.needs)
-                else:
-                    _backward(g, V, G, grad_out, careful)
+            for g, out_at, run in self.backwards:
+                run(g, V, G, P, PG, G[out_at], careful)
         if len(self.row_param_slots):
             PG[self.row_param_pos] += G[self.row_param_slots].sum(axis=1)
         if not sliced:
@@ -669,7 +676,7 @@ class BatchResult:
             raise OverflowError(f"compiled: the mean loss of {len(losses)} samples is not finite (their sum "
                                 f"overflowed)")
         self.outputs = outputs
-        self.tapes = len({id(run[0]) for run in runs})  # how many recordings this batch used
+        self.tapes = len({id(run[0]) for run in runs}) if len(runs) > 1 else len(runs)  # recordings this batch used
         self.grads: np.ndarray | None = None  # after backward(): d(mean)/d(compiled.params[i]) (params at the call)
 
     def backward(self) -> None:
@@ -679,7 +686,8 @@ class BatchResult:
 
     def _backward(self) -> None:
         params = self._params
-        if not any(run[0].requires_grad for run in self._runs):  # as the scalar engine's mean refuses it
+        runs = self._runs  # (the first tape's answer is usually enough: no generator then)
+        if not runs[0][0].requires_grad and not any(run[0].requires_grad for run in runs):  # as the scalar mean
             raise RuntimeError("compiled backward: the mean loss does not require grad (it was computed inside "
                                "no_grad(), or fn computed it from no Value with requires_grad=True)")
         unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
@@ -689,8 +697,8 @@ class BatchResult:
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
-        held = [v for run in self._runs for v in run[0].held]  # Values without gradient it read (a frozen weight)
-        changed = engine.changed_since(held, self._version) if held and not unchanged else None
+        if not unchanged:  # the Values without gradient it read (a frozen weight)
+            changed = engine.changed_since([v for run in runs for v in run[0].held], self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "
@@ -1091,6 +1099,7 @@ class _Group:
         # dot and logsumexp over many inputs: one block for the whole group (see _Block)
         self.block = _Block([self]) if self.op in (_DOT, _LOGSUMEXP) and len(self.ins) > 3 else None
         self.products: _Products | None = None  # set by the tape for a block that is no layer
+        self.inputs_need = True  # (a layer's: some of its inputs lead back to parameters; set by the tape)
 
     def layer_slots(self, is_param: np.ndarray) -> tuple | None:
         """(weights (k, m), inputs (m,), biases (k,)) if the group is a layer of fused neurons:
@@ -1164,6 +1173,19 @@ def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = A[block[0]].reshape(block[1], block[2] + 1)
         return rows[:, :-1], rows[:, -1]
     return A[block[0]], A[block[1]]
+
+
+def _forward_of(g) -> Callable:
+    """The function `_forward` runs for this group (its kind is fixed when the tape is made)."""
+    if type(g) is not _Softmax and g.layer is None and g.places is None and g.op is not _TAKE \
+            and g.products is None and g.block is None and g.forward is not engine._cross_entropy_array:
+        return _plain_forward
+    return _forward
+
+
+def _plain_forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
+    """`_forward` of a group of elementwise nodes: the op's array forward on its inputs' rows."""
+    V[g.out_at] = g.forward(*[V[idx] for idx in g.ins_at])
 
 
 def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
@@ -1851,6 +1873,33 @@ class _BadDerivative(Exception):
         self.group, self.input, self.row, self.col = group, input, row, col
 
 
+def _backward_of(g) -> Callable:
+    """The function the tape's backward runs for this group, all taking (g, V, G, P, PG, grad_out,
+    careful): chosen once, as a group's kind is fixed when the tape is made (a rule may be replaced
+    later, so the groups whose path depends on their op's rules go through `_backward`)."""
+    if g.layer is not None:
+        return _layer_backward
+    if g.places is not None:
+        return _places_backward
+    if type(g) is not _Softmax and not isinstance(g, _Joined) and g.block is None \
+            and g.op is not _TAKE and g.op is not _CROSS_ENTROPY:
+        return _plain_backward
+    return _any_backward
+
+
+def _places_backward(g: _Group, V, G, P, PG, grad_out, careful) -> None:
+    g.places.backward(V, G, P, PG, grad_out, g.needs)  # type: ignore[union-attr]
+
+
+def _any_backward(g: _Group, V, G, P, PG, grad_out, careful) -> None:
+    _backward(g, V, G, grad_out, careful)
+
+
+def _plain_backward(g: _Group, V, G, P, PG, grad_out, careful) -> None:
+    """`_backward` of a group that is no block, take, cross_entropy or softmax."""
+    _local_backward(g, V, G, grad_out, careful)
+
+
 def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, careful: bool = False) -> None:
     """Add local derivative × grad_out into G for each input position that needs a gradient;
     like the scalar engine, no derivative is taken for the others. `careful` (run only when
@@ -1873,6 +1922,11 @@ def _backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, car
             and not careful:
         p = engine._cross_entropy_grads_stacked(V[g.ins_at[0]], _logits(g, V))  # (k, nodes, n)
         return _add_stacked(G, g.logits_plan, np.moveaxis(p, 0, 1), grad_out)
+    _local_backward(g, V, G, grad_out, careful)
+
+
+def _local_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarray, careful: bool) -> None:
+    """`_backward` by the op's derivative rules, input position by position."""
     ins = [V[idx] for idx in g.ins_at]
     out = V[g.out_at]
     local = _array_local_grads(g.op, ins, out, g.needed)
@@ -1911,13 +1965,12 @@ def _add_stacked(G: np.ndarray, at: Any, local: np.ndarray, grad_out: np.ndarray
 
 
 def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: np.ndarray,
-                    grad_out: np.ndarray) -> None:
+                    grad_out: np.ndarray, careful: bool = False) -> None:
     """A layer's backward as matrix products; its weights' and biases' gradients are summed
     over the batch straight into PG."""
     block, X = g.layer  # type: ignore[misc]
     W, _ = _weights(block, P)
-    m = W.shape[1]
-    if any(g.needed[m:2 * m]):  # some of the layer's inputs lead back to parameters (not only the first)
+    if g.inputs_need:  # some of the layer's inputs lead back to parameters (not only the first)
         G[X] += W.T @ grad_out
     if isinstance(block[0], slice):
         dW, dB = _weights(block, PG)

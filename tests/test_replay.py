@@ -1235,6 +1235,10 @@ def test_sample_ints_that_a_float_would_round_are_refused():
             with pytest.raises(ValueError, match=message):
                 mg.compile(lambda x, t: w * x[0] - t)(X, y)
     assert compiled([[2 ** 53, 2 ** 53 - 2]]).data == 2.0  # exact ones pass
+    # found wherever they stand, a NaN or infinity beside them (min and max of a list with a NaN mislead)
+    for sample in ([math.nan, big], [big, math.nan], [-math.inf, -big], [0.5, -big, math.inf]):
+        with pytest.raises(ValueError, match=rf"an int no float holds exactly, -?{big}"):
+            mg.compile(lambda s: w * s[0])([sample])
 
 
 def test_x_and_y_of_anything_but_real_numbers_are_refused_not_converted():
