@@ -705,9 +705,10 @@ class BatchResult:
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         PG = self._gradient(careful=False)
-        old = [p.grad for p in params]
-        # a frozen one's PG is 0 (its tapes took it as a constant); one frozen since the call
-        # (requires_grad_(False)) gets none, as backward's leaf: `live` then says which get one
+        # A frozen parameter gets no gradient, as backward's leaf: one frozen at the call has a PG
+        # of 0 (its tapes took it as a constant), one frozen since (requires_grad_(False), or the
+        # attribute set) none; its .grad is not read (None here), and `live` says which get one.
+        old = [p.grad if p.requires_grad else None for p in params]
         live = None
         # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
         grads = engine.float_array(old) + PG if unchanged and engine.all_floats(old) else None
@@ -715,9 +716,8 @@ class BatchResult:
             if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
                 PG = self._gradient(careful=True)
             grads = np.fromiter(_grads_of(params, old), float, len(PG))
-            if not unchanged:
-                live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
-            grads += PG if live is None else PG * live
+            live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
+            grads += PG * live
             if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
                 bad = int(np.flatnonzero(~np.isfinite(grads))[0])
                 raise OverflowError(f"compiled backward: the gradient of parameter {params[bad]!r} overflowed "

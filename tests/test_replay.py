@@ -923,18 +923,22 @@ def test_freezing_or_unfreezing_a_value_after_recording_follows_the_scalar_engin
 def test_a_parameter_frozen_between_a_batch_and_its_backward_gets_no_gradient_as_the_scalar_engine():
     w, p = Value(0.5, "w"), Value(1.0, "p")
     step = mg.compile(lambda s: (s[0] * w + p) ** 2)
-    for _ in range(2):  # recorded, then replayed
+    freezes = (lambda: w.requires_grad_(False), lambda: setattr(w, "requires_grad", False))  # method, attribute
+    for freeze in freezes:
+        for _ in range(2):  # recorded, then replayed
+            w.grad, p.grad = None, 0.0
+            result = step([[1.0], [2.0]])
+            freeze()  # frozen after the call: torch's backward gives it nothing
+            result.backward()
+            assert (w.grad, p.grad) == (None, (2 * 1.5 + 2 * 2) / 2)  # it was 5.5, added into w anyway
+            w.requires_grad_(True)
+    for freeze in freezes:
         w.grad, p.grad = None, 0.0
-        result = step([[1.0], [2.0]])
-        w.requires_grad_(False)  # frozen after the call: torch's backward gives it nothing
-        result.backward()
-        assert (w.grad, p.grad) == (None, (2 * 1.5 + 2 * 2) / 2)  # it was 5.5, added into w anyway
+        scalar = sum((x * w + p) ** 2 for x in (1.0, 2.0)) / 2
+        freeze()
+        scalar.backward()
+        assert (w.grad, p.grad) == (None, 3.5)
         w.requires_grad_(True)
-    p.grad = 0.0
-    scalar = sum((x * w + p) ** 2 for x in (1.0, 2.0)) / 2
-    w.requires_grad_(False)
-    scalar.backward()
-    assert (w.grad, p.grad) == (None, 3.5)
 
 
 def test_fn_that_sets_the_grad_mode_for_the_code_after_it_is_refused_as_a_replay_could_not_follow():
