@@ -435,6 +435,18 @@ def assert_close(got, expected, rel=1e-10):
     assert np.abs(np.asarray(got) - expected).max() <= rel * scale, (got, expected)
 
 
+def compiled_as_scalar(fn, samples, params):
+    """Compile fn, check its mean loss and gradient on the samples against the scalar engine's,
+    and return the one tape it recorded (for what the replay made of the graph)."""
+    compiled = mg.compile(fn)
+    result, got = compiled_mean(compiled, samples, params)
+    loss, expected = scalar_mean(fn, samples, params)
+    assert compiled.tapes == 1 and result.data == pytest.approx(loss, rel=1e-12)
+    assert_close(got, expected)
+    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    return tape
+
+
 def test_a_branch_none_of_the_old_probe_rows_take_is_replayed_exactly():
     # The old compile recorded rows 0, n//2 and n-1 and replayed everything on their graph.
     w = Value(0.5)
@@ -618,19 +630,16 @@ def test_softmaxes_of_rows_of_several_lengths_replay_as_the_scalar_engine_at_any
         rows = [losses.softmax(z[:k]) for k in (1, 3, 2, 4)]
         return sum((p * (i + 1) * (j - 1.5) for i, row in enumerate(rows) for j, p in enumerate(row)), Value(0.0))
     batch = [[1.0, 2.0, -3.0, 0.5], [400.0, -300.0, 10.0, 0.0], [-1e3, 2e3, 7.0, -1.0], [0.0, 0.0, 0.0, 0.0]]
-    compiled = mg.compile(fn)
-    result, got = compiled_mean(compiled, batch, ws)
-    loss, expected = scalar_mean(fn, batch, ws)
-    assert result.data == pytest.approx(loss, rel=1e-12)
-    assert_close(got, expected)
-    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    tape = compiled_as_scalar(fn, batch, ws)
     assert [g.op.name for g in tape.groups].count("exp") == 0  # the softmaxes are one block
 
 
-def attention_fn(params, T=8, heads=2, size=2):
-    """A sample's loss through causal attention written with dot and softmax, every dot with a
-    bias that is a parameter; the keys are the queries (one vector both w and x of the scores)."""
-    wq, wv, bs, bo = params[:2], params[2:4], params[4], params[5]
+def attention_fn(params, T=8, heads=2, size=2, biases=None):
+    """A sample's loss through causal attention written with dot and softmax; the keys are the
+    queries (one vector both w and x of the scores). `biases(t, h)` gives the scores' and the
+    outputs' dot b at position t, head h: by default two parameters."""
+    wq, wv = params[:2], params[2:4]
+    biases = biases or (lambda t, h: (params[4], params[5]))
 
     def fn(s):
         q = [[wq[h] * s[t] * (j + 1) - s[(t + j) % T] for h in range(heads) for j in range(size)] for t in range(T)]
@@ -639,10 +648,11 @@ def attention_fn(params, T=8, heads=2, size=2):
         for t in range(T):
             for h in range(heads):
                 part = slice(h * size, (h + 1) * size)
-                scores = [mg.dot(q[t][part], q[u][part], bs) for u in range(t + 1)]
+                b_score, b_out = biases(t, h)
+                scores = [mg.dot(q[t][part], q[u][part], b_score) for u in range(t + 1)]
                 weights = losses.softmax(scores)
-                out = [mg.dot(weights, [v[u][part][j] for u in range(t + 1)], bo) for j in range(size)]
-                loss = loss + sum((o * (t - j) for j, o in enumerate(out)), Value(0.0))
+                out = [mg.dot(weights, [v[u][part][j] for u in range(t + 1)], b_out) for j in range(size)]
+                loss = loss + sum((o * (t - j) for j, o in enumerate(out)), scores[0] * 0.5)
         return loss
     return fn
 
@@ -653,12 +663,7 @@ def test_attention_replays_as_matrix_products_as_the_scalar_engine():
     fn = attention_fn(params)
     rng = np.random.default_rng(0)
     batch = rng.normal(size=(6, 8)).round(3).tolist()
-    compiled = mg.compile(fn)
-    result, got = compiled_mean(compiled, batch, params)
-    loss, expected = scalar_mean(fn, batch, params)
-    assert result.data == pytest.approx(loss, rel=1e-12)
-    assert_close(got, expected)
-    tape, = compiled._tapes[next(iter(compiled._tapes))]
+    tape = compiled_as_scalar(fn, batch, params)
     assert sum(getattr(g, "products", None) is not None for g in tape.groups) == 2
 
 
@@ -666,30 +671,16 @@ def test_attention_whose_dot_bs_are_partly_made_under_no_grad_passes_them_no_gra
     # a b made under no_grad needs no gradient, as in the scalar engine, though the b's beside
     # it (the same op at the same depth, so one group) do: none may reach its parameter
     params = [Value(x) for x in (0.7, -0.4, 1.3, 0.2, 0.1, -0.3)]
-    wq, wv, bs = params[:2], params[2:4], params[4:]
+    made = {}
 
-    def fn(s):
-        T, heads, size = 8, 2, 2
-        with mg.no_grad():
-            frozen = [b * 2.0 for b in bs]
-        live = [b * 3.0 for b in bs]
-        q = [[wq[h] * s[t] * (j + 1) - s[(t + j) % T] for h in range(heads) for j in range(size)] for t in range(T)]
-        v = [[wv[h] * s[t] + j for h in range(heads) for j in range(size)] for t in range(T)]
-        loss = Value(0.0)
-        for t in range(T):
-            for h in range(heads):
-                part = slice(h * size, (h + 1) * size)
-                b = [frozen, live][(t + h) % 2]
-                scores = [mg.dot(q[t][part], q[u][part], b[0]) for u in range(t + 1)]
-                weights = losses.softmax(scores)
-                out = [mg.dot(weights, [v[u][part][j] for u in range(t + 1)], b[1]) for j in range(size)]
-                loss = loss + sum((o * (t - j) for j, o in enumerate(out)), scores[0] * 0.5)
-        return loss
+    def biases(t, h):  # each call of fn makes them anew: under no_grad for half the positions
+        if (t, h) == (0, 0):
+            with mg.no_grad():
+                made["frozen"] = [b * 2.0 for b in params[4:]]
+            made["live"] = [b * 3.0 for b in params[4:]]
+        return made[["frozen", "live"][(t + h) % 2]]
     batch = np.random.default_rng(0).normal(size=(3, 8)).round(3).tolist()
-    result, got = compiled_mean(mg.compile(fn), batch, params)
-    loss, expected = scalar_mean(fn, batch, params)
-    assert result.data == pytest.approx(loss, rel=1e-12)
-    assert_close(got, expected)
+    compiled_as_scalar(attention_fn(params, biases=biases), batch, params)
 
 
 def test_dots_of_a_few_vectors_in_many_pairs_each_pass_their_gradient_when_a_pair_is_made_twice():
