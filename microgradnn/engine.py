@@ -524,6 +524,7 @@ class Op:
             else:
                 needs = [a.requires_grad for a in args]
                 depths = [a._depth for a in args]
+                _refuse_cut(self.name, args)
             depth = 1 + max(depths)
         if needs is not True and True not in needs:  # type: ignore[operator]  # a list here
             # PyTorch's rule: no input needs a gradient, so neither does the output, and its
@@ -607,6 +608,7 @@ class _UnaryOp(Op):
         if not _GRAD_ENABLED.get():
             return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a,), data)
         if not a.requires_grad:  # see Op._record
+            _refuse_cut(self.name, (a,))
             return _node(data, self, (a,), (0.0,), a._depth + 1)
         rule = self.derivatives[0]
         try:
@@ -641,6 +643,8 @@ class _BinaryOp(Op):
         if not _GRAD_ENABLED.get():
             return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a, b), data)
         ra, rb = a.requires_grad, b.requires_grad
+        if not ra and a.inputs or not rb and b.inputs:  # (a constant is a leaf: no call)
+            _refuse_cut(self.name, (a, b))
         depth = 1 + (a._depth if a._depth > b._depth else b._depth)
         if not (ra or rb):  # see Op.__call__
             return _node(data, self, (a, b), (0.0, 0.0), depth)
@@ -654,6 +658,17 @@ class _BinaryOp(Op):
         except (ArithmeticError, ValueError):
             gb = math.nan
         return _node(data, self, (a, b), (ga, gb), depth, True)
+
+
+def _refuse_cut(who: str, args: Sequence[Value]) -> None:
+    """Refuse an input computed from Values that require grad whose `requires_grad` was then set
+    to False (the attribute): an op would take it as a constant, cutting the gradient silently
+    where its graph says otherwise. torch refuses that assignment; `requires_grad_` refuses it here."""
+    for a in args:
+        if not a.requires_grad and a.inputs and any(a._local):  # (made requiring grad: a derivative in its node)
+            raise RuntimeError(f"{who}: an input computed by {a.op!r}{_label_note(a.label)} from Values that require "
+                               "grad had its requires_grad set to False; only a leaf's requires_grad can be changed "
+                               "(as in torch); use v.detach() for a copy that requires no grad")
 
 
 def _label_note(label: str) -> str:
@@ -2119,6 +2134,8 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     x_data = [a._data for a in x]
     x_needs = [a.requires_grad for a in x]
     x_all = all(x_needs)
+    if not x_all:
+        _refuse_cut("dot", x)
     x_depth = max([a._depth for a in x])
     # a neuron whose weights and bias are leaves (depth 0) that need gradients, as trained
     # ones are, shares these; one pass over its weights finds it and reads them. Its local
@@ -2151,6 +2168,8 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
             w_data = [a._data for a in w]
             w_needs = [a.requires_grad for a in w]
             needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
+            if needs is not True:
+                _refuse_cut("dot", (*w, b))
             depth = max(x_depth, b._depth, max([a._depth for a in w]))
             local = None
         nodes.append(_DOT._record((*w, *x, b), (*w_data, *x_data, b._data), needs, 1 + depth, local))

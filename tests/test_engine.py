@@ -448,6 +448,29 @@ def test_requires_grad__as_torch():
     assert mine[-1] == (24.0, 0.0)
 
 
+def test_a_computed_value_whose_requires_grad_attribute_was_set_false_is_refused_as_an_input():
+    # torch refuses the assignment on a non-leaf; here an op made after it took the Value as a
+    # constant: a = x * 3, then a * x gave d/dx 6 where the derivative is 12. Now refused by name.
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="only change requires_grad flags of leaf variables"):
+        (t * 3).requires_grad = False
+    x, w = Value(2.0, "x"), Value(0.5, "w")
+    a = x * 3.0
+    z = a * x  # made before: its graph keeps the derivative through a
+    a.requires_grad = False
+    for op in (lambda: a * x, lambda: x + a, lambda: a.tanh(), lambda: mg.dot([a], [w]), lambda: mg.dots([[w]], [a], [w]),
+               lambda: mg.dots([[a]], [w], [w]), lambda: mg.logsumexp([a, x])):
+        with pytest.raises(RuntimeError, match=r"an input computed by '\*' from Values that require grad had its "
+                                               r"requires_grad set to False; only a leaf's requires_grad can be"):
+            op()
+    z.backward()
+    assert x.grad == 12.0  # the true derivative, through a
+    data = Value(2.0, requires_grad=False) * 3.0  # computed from no Value that requires grad: a constant
+    data.requires_grad = False
+    assert (data * w).data == 3.0 and a.detach() * x is not None
+
+
 def test_requires_grad__false_after_a_leaf_was_used_leaves_its_grad_as_torch():
     torch = pytest.importorskip("torch")
     seen = []
