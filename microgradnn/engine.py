@@ -504,11 +504,10 @@ class Op:
             self._check_arity(len(args))
         return self._record(args, [a._data for a in args])  # type: ignore[union-attr]  # all Values by now
 
-    def _record(self, args: tuple, xs: Sequence[float], needs: list | bool | None = None, depth: int = 0,
-                local: tuple | None = None):
+    def _record(self, args: tuple, xs: Sequence[float], needs: list | bool | None = None, depth: int = 0):
         """The node made from `args` (all Values) given their data `xs`: forward, then each
         local derivative. `needs` (each input's requires_grad, or True for all) and `depth` may
-        come precomputed, both or neither; `local`, the local derivatives, with them."""
+        come precomputed, both or neither."""
         try:
             data = self.forward(*xs)
         except (ArithmeticError, ValueError):
@@ -530,8 +529,6 @@ class Op:
             # PyTorch's rule: no input needs a gradient, so neither does the output, and its
             # derivatives are never evaluated (the node stays in the graph for pictures).
             return _node(data, self, args, (0.0,) * len(args), depth)
-        if local is not None:
-            return _node(data, self, args, local, depth, True)
         try:
             unrolled = self._unrolled
             if unrolled is not None and self.derivatives is unrolled[0]:  # local_grads, inlined
@@ -2171,6 +2168,5 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
             if needs is not True:
                 _refuse_cut("dot", (*w, b))
             depth = max(x_depth, b._depth, max([a._depth for a in w]))
-            local = None
-        nodes.append(_DOT._record((*w, *x, b), (*w_data, *x_data, b._data), needs, 1 + depth, local))
+        nodes.append(_DOT._record((*w, *x, b), (*w_data, *x_data, b._data), needs, 1 + depth))
     return nodes
