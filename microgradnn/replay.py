@@ -76,9 +76,12 @@ _PLAIN = {int: "i", float: "f"}
 def _flatten(sample, numbers: list):
     """The sample's shape, with its numbers moved into `numbers` (a sample is numbers in lists,
     tuples, dicts and arrays; strings, None and booleans are part of the shape)."""
+    if isinstance(sample, (list, tuple)):  # first: a token sequence is the usual sample
+        kind = "tuple" if isinstance(sample, tuple) else "list"
+        if _PLAIN.keys() >= set(map(type, sample)):
+            return _flatten_plain(sample, numbers, kind)
+        return (kind, tuple(_flatten(x, numbers) for x in sample))
     t = type(sample)
-    if t is list and _PLAIN.keys() >= set(map(type, sample)):  # a token sequence, the usual sample: first
-        return _flatten_plain(sample, numbers, "list")
     if t is bool or sample is None or t is str:
         return ("static", sample)
     if isinstance(sample, (int, np.integer)) and not isinstance(sample, (bool, np.bool_)):
@@ -93,11 +96,6 @@ def _flatten(sample, numbers: list):
         inner = _flatten(sample.tolist(), numbers)
         # fn gets an array, as the scalar loop does (a list's `*`, `+` and `==` mean other things)
         return ("array", (sample.shape, inner)) if sample.ndim and sample.dtype.kind in "biuf" else inner
-    if isinstance(sample, (list, tuple)):
-        kind = "tuple" if isinstance(sample, tuple) else "list"
-        if _PLAIN.keys() >= set(map(type, sample)):
-            return _flatten_plain(sample, numbers, kind)
-        return (kind, tuple(_flatten(x, numbers) for x in sample))
     if isinstance(sample, dict):
         return ("dict", tuple((k, _flatten(v, numbers)) for k, v in sample.items()))
     if isinstance(sample, Value):
