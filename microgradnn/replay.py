@@ -1173,12 +1173,16 @@ def _weights(block, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return A[block[0]], A[block[1]]
 
 
+def _elementwise(g) -> bool:
+    """A group its op's array forward and derivative rules replay as they are: no layer, block
+    (dot, logsumexp, their products), gather (take), cross_entropy's logits block or fused softmax."""
+    return type(g) is _Group and g.layer is None and g.places is None and g.block is None \
+        and g.op is not _TAKE and g.op is not _CROSS_ENTROPY
+
+
 def _forward_of(g) -> Callable:
     """The function `_forward` runs for this group (its kind is fixed when the tape is made)."""
-    if type(g) is not _Softmax and g.layer is None and g.places is None and g.op is not _TAKE \
-            and g.products is None and g.block is None and g.forward is not engine._cross_entropy_array:
-        return _plain_forward
-    return _forward
+    return _plain_forward if _elementwise(g) else _forward
 
 
 def _plain_forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
@@ -1879,10 +1883,7 @@ def _backward_of(g) -> Callable:
         return _layer_backward
     if g.places is not None:
         return _places_backward
-    if type(g) is not _Softmax and not isinstance(g, _Joined) and g.block is None \
-            and g.op is not _TAKE and g.op is not _CROSS_ENTROPY:
-        return _plain_backward
-    return _any_backward
+    return _plain_backward if _elementwise(g) else _any_backward
 
 
 def _places_backward(g: _Group, V, G, P, PG, grad_out, careful) -> None:
