@@ -1072,18 +1072,15 @@ class _Group:
         self.ins_at = [_index(idx) for idx in self.ins]
         self.forward = array_forward(self.op)
         self.needed = [bool(needs.any()) for needs in self.needs]  # input positions that need a gradient
-        # (position, where its input slots are, are they distinct, mask of the slots needing a gradient)
-        self.backward_plan = [(i, at if unique else _Scatter(self.ins[i]), unique,
-                               None if needs.all() else needs[:, None])
+        # (position, where its inputs' gradients go (see _add_rows), mask of the slots needing one)
+        self.backward_plan = [(i, at if unique else _Scatter(self.ins[i]), None if needs.all() else needs[:, None])
                               for i, (at, unique, needs) in enumerate(zip(self.ins_at, self.unique, self.needs))
                               if needs.any()]
         # a variadic op whose inputs all need a gradient where any does: one stacked add
         self.stacked_plan = None
-        positions = [i for i, _, _, _ in self.backward_plan]
+        positions = [i for i, _, _ in self.backward_plan]
         if self.op.variadic and len(positions) > 3 and all(mask is None for *_, mask in self.backward_plan):
-            slots = np.stack([self.ins[i] for i in positions], axis=1).ravel()
-            unique = len(np.unique(slots)) == len(slots)
-            self.stacked_plan = (positions, _index(slots) if unique else _Scatter(slots))
+            self.stacked_plan = (positions, _grads_at(np.stack([self.ins[i] for i in positions], axis=1).ravel()))
         if self.op is _CROSS_ENTROPY:  # the logits' slots node by node; where their gradients go, when all need one
             self.logits = _index(np.stack(self.ins[1:], axis=1).ravel())
             whole = self.stacked_plan is not None and self.stacked_plan[0] == list(range(1, len(self.ins)))
@@ -1644,8 +1641,7 @@ class _Softmax:
         self._scratch: dict[int, dict[float, np.ndarray]] = {}
         self.z_at, self.lse1_at, self.d_at, self.lse2_at, self.e_at, self.w_at = map(
             _index, (z_slots, lse1, d, lse2, e, w))
-        # where the z's gradients go: a z may be in several rows
-        self.z_grads_at = self.z_at if len(np.unique(z_slots)) == len(z_slots) else _Scatter(z_slots)
+        self.z_grads_at = _grads_at(z_slots)  # (a z may be in several rows)
 
     def _reduce(self, X: np.ndarray, fill: float) -> np.ndarray:
         """Each row's sum (fill 0) or largest entry (fill -inf) of X (one row per entry)."""
@@ -1684,10 +1680,7 @@ class _Softmax:
         p = np.exp(V[self.d_at])
         p *= self._reduce(g, 0.0)[self.row]
         g -= p
-        if isinstance(self.z_grads_at, _Scatter):
-            self.z_grads_at.add(G, g)
-        else:
-            G[self.z_grads_at] += g
+        _add_rows(G, self.z_grads_at, g)
 
 
 def _fuse_softmaxes(groups: list, structure: list, needs: list, root: int) -> list:
@@ -1745,8 +1738,8 @@ class _Places:
         self.grid = len(p_idx) == len(x_slots) * R
         self.order = None if not self.grid or (at == np.arange(len(at))).all() else at
         self.w_unique = len(np.unique(w_pos)) == w_pos.size
-        self.x_scatter = None if len(np.unique(x_slots)) == x_slots.size else _Scatter(x_slots.ravel())
         self.x_at = _index(x_slots.ravel())  # a slice where the inputs are rows in order (a view, no gather)
+        self.x_grads = _grads_at(x_slots.ravel())
         self.b_unique = b_pos is None or len(np.unique(b_pos)) == len(b_pos)
 
     @classmethod
@@ -1800,10 +1793,7 @@ class _Places:
         m = self.x_slots.shape[1]
         if needs[m].any() or any(needs[m + j].any() for j in range(1, m)):  # the inputs lead back to parameters
             dX = np.swapaxes(P[self.w_pos], 0, 1) @ gY  # (places, m, n)
-            if self.x_scatter is None:
-                G[self.x_at] += dX.reshape(-1, n)
-            else:
-                self.x_scatter.add(G, dX.reshape(-1, n))
+            _add_rows(G, self.x_grads, dX.reshape(-1, n))
         if self.b_pos is not None:
             if self.b_unique:
                 PG[self.b_pos] += grad_out.sum(axis=1)
@@ -1934,7 +1924,7 @@ def _local_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarra
         rows = [local[i] for i in positions]
         if all(type(r) is np.ndarray and r.shape == grad_out.shape for r in rows):
             return _add_stacked(G, at, np.stack(rows, axis=1), grad_out)
-    for i, at, unique, mask in g.backward_plan:
+    for i, at, mask in g.backward_plan:
         d = local[i]  # (a sum's 1.0: grad_out itself, which 1.0 × grad_out is)
         contribution = grad_out if type(d) is float and d == 1.0 else d * grad_out
         if careful:
@@ -1945,10 +1935,7 @@ def _local_backward(g: _Group, V: np.ndarray, G: np.ndarray, grad_out: np.ndarra
             contribution = np.where(flows, contribution, 0.0)
         elif mask is not None:
             contribution = np.where(mask, contribution, 0.0)
-        if unique:  # `at` is a slice or an index array
-            G[at] += contribution  # type: ignore[index]  # unique: a slice or an index array
-        else:  # an input used by several nodes of the group: add each use
-            at.add(G, contribution)
+        _add_rows(G, at, contribution)  # (an input used by several nodes of the group: each use added)
 
 
 def _add_stacked(G: np.ndarray, at: Any, local: np.ndarray, grad_out: np.ndarray) -> None:
@@ -1956,11 +1943,7 @@ def _add_stacked(G: np.ndarray, at: Any, local: np.ndarray, grad_out: np.ndarray
     listed node by node in `at`: a slice or index array of distinct slots, or a _Scatter where
     they repeat."""
     local *= grad_out[:, None]
-    rows = local.reshape(-1, grad_out.shape[1])
-    if isinstance(at, _Scatter):
-        at.add(G, rows)
-    else:
-        G[at] += rows
+    _add_rows(G, at, local.reshape(-1, grad_out.shape[1]))
 
 
 def _layer_backward(g: _Group, V: np.ndarray, G: np.ndarray, P: np.ndarray, PG: np.ndarray,
