@@ -49,7 +49,7 @@ class Value:
     # _depth: ops on the longest path from a leaf; sorting by it gives backward's order.
     # _origin: see `origin`; left unset on most nodes (setting it on every node costs time).
     # _data: the number (`data`); _label: `label`; _t: see _clock.
-    __slots__ = ("_data", "grad", "_label", "requires_grad", "_op", "inputs", "_local", "_depth", "_t", "_origin")
+    __slots__ = ("_data", "grad", "_label", "_requires_grad", "_op", "inputs", "_local", "_depth", "_t", "_origin")
 
     def __init__(self, data: float, label: str = "", *, requires_grad: bool = True) -> None:
         if type(data) is not float:
@@ -63,7 +63,7 @@ class Value:
         self._data = data
         self.grad = 0.0
         self._label = label
-        self.requires_grad = requires_grad
+        self._requires_grad = requires_grad
         self._op: Op | None = None
         self.inputs: tuple[Value, ...] = ()
         self._local: tuple[float, ...] = ()
@@ -118,7 +118,7 @@ class Value:
     def is_leaf(self) -> bool:
         """True if no gradient flows through this Value to others: not computed from other Values,
         or not requiring grad (torch's convention); a property, as torch's."""
-        return not self.inputs or not self.requires_grad
+        return not self.inputs or not self._requires_grad
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
@@ -182,24 +182,36 @@ class Value:
         """Make this Value a leaf that requires no grad, in place, and return it (torch's). A graph
         that used it refuses backward and grad after, as torch's refuses one that saved it."""
         self._make_leaf("Value.detach_")
-        self.requires_grad = False
+        self._requires_grad = False
         self._t = next_version()  # a version older graphs did not see: see _check_unchanged
         return self
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow into this Value; settable on a leaf, as `requires_grad_`."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad: bool) -> None:
+        self._set_requires_grad(requires_grad, "Value.requires_grad")
 
     def requires_grad_(self, requires_grad: bool = True) -> Value:
         """Set `requires_grad` in place and return this Value, as torch's: a Value computed from
         others that requires grad keeps it; one that requires none becomes a leaf that does."""
-        _flag(requires_grad, "Value.requires_grad_", "requires_grad")
-        if self.inputs and requires_grad != self.requires_grad:
-            if self.requires_grad:
-                raise RuntimeError(f"Value.requires_grad_: only a leaf's requires_grad can be changed, and this "
-                                   f"Value was computed by {self.op!r} from others; use v.detach() for a copy "
-                                   "that requires no grad")
-            self._make_leaf("Value.requires_grad_")  # no gradient flowed through it: nothing is lost
-        if self.requires_grad and not requires_grad:
-            next_version()  # graphs made before go to backward's slow path, which keeps this leaf's .grad
-        self.requires_grad = requires_grad
+        self._set_requires_grad(requires_grad, "Value.requires_grad_")
         return self
+
+    def _set_requires_grad(self, requires_grad: bool, who: str) -> None:
+        _flag(requires_grad, who, "requires_grad")
+        if self.inputs and requires_grad != self._requires_grad:
+            if self._requires_grad:  # an op after it would take it as a constant, cutting the gradient silently
+                raise RuntimeError(f"{who}: only a leaf's requires_grad can be changed, and this Value was "
+                                   f"computed by {self.op!r} from others; use v.detach() for a copy that requires "
+                                   "no grad")
+            self._make_leaf(who)  # no gradient flowed through it: nothing is lost
+        if self._requires_grad and not requires_grad:
+            next_version()  # graphs made before go to backward's slow path, which keeps this leaf's .grad
+        self._requires_grad = requires_grad
 
     def _make_leaf(self, who: str) -> None:
         """Forget how this Value was computed (torch's grad_fn = None)."""
@@ -217,7 +229,7 @@ class Value:
         `inputs` accumulates into those Values' `.grad` only; `retain_graph` is taken (the graph
         is always kept); `create_graph=True` is refused (`.grad` holds floats: see `grad`).
         """
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError("backward: this Value does not require grad (it was computed inside no_grad(), or "
                                "from no Value with requires_grad=True)")
         if inputs is not None or retain_graph is not None or create_graph is not False:
@@ -245,7 +257,7 @@ class Value:
             _check_finite(self, interior, leaves, before)
         # a leaf frozen after its use (requires_grad_(False), or the attribute set) gets none, as torch's
         for v, b in zip(leaves, before):
-            if not v.requires_grad:
+            if not v._requires_grad:
                 v.grad = b
         if hooks:
             _run_hooks(hooks, self, "after")
@@ -268,7 +280,7 @@ class Value:
         if self.inputs and listed is None:
             order = _unlisted_below(self, covered)
             below = [*order, _Covering(covered, _Listing(covered, order))]  # those need not list their own inputs
-        state: tuple = (below, self._data, self.grad, self.label, self.requires_grad, self.origin,
+        state: tuple = (below, self._data, self.grad, self.label, self._requires_grad, self.origin,
                  self._op, self.inputs, self._local, self._depth, _clock)
         t = self._t
         for x in self.inputs:
@@ -279,7 +291,7 @@ class Value:
 
     def __setstate__(self, state: tuple) -> None:
         global _clock
-        (_, self._data, self.grad, self.label, self.requires_grad, self.origin,
+        (_, self._data, self.grad, self.label, self._requires_grad, self.origin,
          self._op, self.inputs, self._local, self._depth) = state[:10]
         if len(state) > 10 and type(state[10]) is int:  # the clock where it was pickled: in a new process,
             _clock = max(_clock, state[10])  # a version noted there (an optimizer's) must not pass for current
@@ -390,7 +402,7 @@ def _node(data: float, op: Op | None = None, inputs: tuple = (), local: tuple = 
     v._data = data  # one attribute per statement: tuple assignment costs a third more here
     v.grad = 0.0
     v._label = ""
-    v.requires_grad = requires_grad
+    v._requires_grad = requires_grad
     v._op = op
     v.inputs = inputs
     v._local = local
@@ -517,13 +529,12 @@ class Op:
         if not _GRAD_ENABLED.get():
             return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, args, data)
         if needs is None:  # (comprehensions beat map(attrgetter) on slots here)
-            depths = [a._depth for a in args if a.requires_grad]  # all, in the usual case
+            depths = [a._depth for a in args if a._requires_grad]  # all, in the usual case
             if len(depths) == len(args):
                 needs = True
             else:
-                needs = [a.requires_grad for a in args]
+                needs = [a._requires_grad for a in args]
                 depths = [a._depth for a in args]
-                _refuse_cut(self.name, args)
             depth = 1 + max(depths)
         if needs is not True and True not in needs:  # type: ignore[operator]  # a list here
             # PyTorch's rule: no input needs a gradient, so neither does the output, and its
@@ -604,8 +615,7 @@ class _UnaryOp(Op):
             data = self._forward([x], (a,))
         if not _GRAD_ENABLED.get():
             return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a,), data)
-        if not a.requires_grad:  # see Op._record
-            _refuse_cut(self.name, (a,))
+        if not a._requires_grad:  # see Op._record
             return _node(data, self, (a,), (0.0,), a._depth + 1)
         rule = self.derivatives[0]
         try:
@@ -639,9 +649,7 @@ class _BinaryOp(Op):
             data = self._forward([x, y], (a, b))
         if not _GRAD_ENABLED.get():
             return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a, b), data)
-        ra, rb = a.requires_grad, b.requires_grad
-        if not ra and a.inputs or not rb and b.inputs:  # (a constant is a leaf: no call)
-            _refuse_cut(self.name, (a, b))
+        ra, rb = a._requires_grad, b._requires_grad
         depth = 1 + (a._depth if a._depth > b._depth else b._depth)
         if not (ra or rb):  # see Op.__call__
             return _node(data, self, (a, b), (0.0, 0.0), depth)
@@ -655,17 +663,6 @@ class _BinaryOp(Op):
         except (ArithmeticError, ValueError):
             gb = math.nan
         return _node(data, self, (a, b), (ga, gb), depth, True)
-
-
-def _refuse_cut(who: str, args: Sequence[Value]) -> None:
-    """Refuse an input computed from Values that require grad whose `requires_grad` was then set
-    to False (the attribute): an op would take it as a constant, cutting the gradient silently
-    where its graph says otherwise. torch refuses that assignment; `requires_grad_` refuses it here."""
-    for a in args:
-        if not a.requires_grad and a.inputs and any(a._local):  # (made requiring grad: a derivative in its node)
-            raise RuntimeError(f"{who}: an input computed by {a.op!r}{_label_note(a.label)} from Values that require "
-                               "grad had its requires_grad set to False; only a leaf's requires_grad can be changed "
-                               "(as in torch); use v.detach() for a copy that requires no grad")
 
 
 def _label_note(label: str) -> str:
@@ -822,13 +819,13 @@ def _check_finite(root: Value, interior: list[Value], leaves: list[Value], befor
     `.grad` to what it held before the call, so a failed backward adds nothing."""
     if before is None:
         before = [0.0] * len(leaves)
-    if all(math.isfinite(v.grad) for v in leaves if v.requires_grad):
+    if all(math.isfinite(v.grad) for v in leaves if v._requires_grad):
         for v, g in zip(leaves, before):
-            if not v.requires_grad and not math.isfinite(v.grad):
+            if not v._requires_grad and not math.isfinite(v.grad):
                 v.grad = g  # inf * 0 on a constant: no gradient is wanted there
         return
     error = _not_finite("backward", [v for v in sorted(interior, key=_DEPTH, reverse=True) if v.grad],
-                        lambda x: x.requires_grad)
+                        lambda x: x._requires_grad)
     for v, g in zip(leaves, before):
         v.grad = g
     for v in interior:
@@ -982,7 +979,7 @@ def _checked_inputs(inputs: Value | Iterable[Value], who: str) -> tuple[Value, .
     for i, x in enumerate(inputs):
         if type(x) is not Value:
             raise TypeError(f"{who}: inputs must be Values, got {type(x).__name__}")
-        if not x.requires_grad:  # its derivative would come out 0 whatever the truth (d(c*c)/dc = 0)
+        if not x._requires_grad:  # its derivative would come out 0 whatever the truth (d(c*c)/dc = 0)
             raise ValueError(f"{who}: input {i} ({_show(x)}) must have requires_grad=True to be differentiated "
                              "against, got requires_grad=False")
     return inputs
@@ -1023,7 +1020,7 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
     _flag(materialize_grads, "grad", "materialize_grads")
     if materialize_grads and allow_unused is False:
         raise ValueError("grad: materialize_grads=True needs allow_unused=True or not given, got allow_unused=False")
-    if not output.requires_grad:
+    if not output._requires_grad:
         raise RuntimeError("grad: output does not require grad (it was computed inside no_grad(), or from no Value "
                            "with requires_grad=True)")
     if create_graph and not _GRAD_ENABLED.get():  # as torch's: the gradients' graph is recorded in any mode
@@ -1045,7 +1042,7 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
     wanted, asked = set(inputs), set(inputs)  # (each requires grad: checked above)
     for v in interior:  # inputs before the nodes made from them
         if v not in wanted and not wanted.isdisjoint(v.inputs):
-            if v.requires_grad:
+            if v._requires_grad:
                 wanted.add(v)
             elif _DECISIONS.get() is None:  # (while observed, a no_grad result keeps its inputs)
                 # an input's requires_grad set after v was made (no derivative recorded: raise), or
@@ -1713,7 +1710,7 @@ def _first_use(cls: type) -> type:
     then turns the op back into a plain `cls` (so later calls cost nothing extra)."""
     def __call__(self, *args):
         out = cls.__call__(self, *args)
-        if type(out) is Value and out.requires_grad:  # some rule ran
+        if type(out) is Value and out._requires_grad:  # some rule ran
             for i, d in enumerate(out._local):
                 if type(d) is not float and (isinstance(d, bool) or not isinstance(d, (numbers.Real, Value))):
                     raise TypeError(f"{self.name}: derivative rule {i} returned "
@@ -1808,7 +1805,7 @@ def _pow_base_grad(a, b, out):
     if type(b) is float:
         return 0.0 if b == 0.0 else b * a ** (b - 1)
     if type(b) is Value:  # create_graph: keep the graph where d/db of this is wanted and defined
-        return 0.0 if b._data == 0.0 and (not b.requires_grad or _data(a) == 0.0) else b * a ** (b - 1)
+        return 0.0 if b._data == 0.0 and (not b._requires_grad or _data(a) == 0.0) else b * a ** (b - 1)
     np = _np()  # arrays (replay): as on floats
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(b == 0.0, 0.0, b * a ** (b - 1))
@@ -2129,10 +2126,8 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     if not x or not _ONLY_VALUES.issuperset(map(type, x)):
         return [dot(w, x, b) for w, b in zip(ws, bs)]
     x_data = [a._data for a in x]
-    x_needs = [a.requires_grad for a in x]
+    x_needs = [a._requires_grad for a in x]
     x_all = all(x_needs)
-    if not x_all:
-        _refuse_cut("dot", x)
     x_depth = max([a._depth for a in x])
     # a neuron whose weights and bias are leaves (depth 0) that need gradients, as trained
     # ones are, shares these; one pass over its weights finds it and reads them. Its local
@@ -2149,8 +2144,8 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
     for w, b in zip(ws, bs):
         if len(w) != len(x):
             raise ValueError(f"dot: w and x must have the same length, at least 1, got {len(w)} and {len(x)}")
-        w_data = [a._data for a in w if type(a) is Value and not a._depth and a.requires_grad]
-        if len(w_data) == len(x) and type(b) is Value and not b._depth and b.requires_grad:
+        w_data = [a._data for a in w if type(a) is Value and not a._depth and a._requires_grad]
+        if len(w_data) == len(x) and type(b) is Value and not b._depth and b._requires_grad:
             needs, depth = leaf_needs, x_depth
             local = (*x_data, *w_data, 1.0) if own else shared
             if local is not None and grad_enabled:
@@ -2163,10 +2158,8 @@ def dots(ws: Sequence[Sequence], x: Sequence, bs: Sequence) -> list:
             continue
         else:
             w_data = [a._data for a in w]
-            w_needs = [a.requires_grad for a in w]
-            needs = True if x_all and b.requires_grad and all(w_needs) else [*w_needs, *x_needs, b.requires_grad]
-            if needs is not True:
-                _refuse_cut("dot", (*w, b))
+            w_needs = [a._requires_grad for a in w]
+            needs = True if x_all and b._requires_grad and all(w_needs) else [*w_needs, *x_needs, b._requires_grad]
             depth = max(x_depth, b._depth, max([a._depth for a in w]))
         nodes.append(_DOT._record((*w, *x, b), (*w_data, *x_data, b._data), needs, 1 + depth))
     return nodes

@@ -204,7 +204,7 @@ class Optimizer:
         A frozen parameter's `.grad` is not read: it is skipped, as a `.grad` of None is."""
         params, n = self.params, len(self.params)
         # (one comprehension over the slots: quicker here than two, or map with attrgetter)
-        grads = [p.grad if p.requires_grad else None for p in params]
+        grads = [p.grad if p._requires_grad else None for p in params]
         if all_floats(grads):  # the usual case
             return float_array(grads), None
         active = np.array([g is not None for g in grads])

@@ -417,9 +417,9 @@ class _Tape:
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
         `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
-        if self.held and any(v.requires_grad for v in self.held):
+        if self.held and any(v._requires_grad for v in self.held):
             return True
-        return frozen and not all(params[i].requires_grad for i in np.arange(len(params))[self.param_index].tolist())
+        return frozen and not all(params[i]._requires_grad for i in np.arange(len(params))[self.param_index].tolist())
 
     def give_back(self, V: np.ndarray) -> None:
         """Keep V (no longer used by anyone) for a later forward."""
@@ -706,7 +706,7 @@ class BatchResult:
         # A frozen parameter gets no gradient, as backward's leaf: one frozen at the call has a PG
         # of 0 (its tapes took it as a constant), one frozen since (requires_grad_(False), or the
         # attribute set) none; its .grad is not read (None here), and `live` says which get one.
-        old = [p.grad if p.requires_grad else None for p in params]
+        old = [p.grad if p._requires_grad else None for p in params]
         live = None
         # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
         grads = engine.float_array(old) + PG if unchanged and engine.all_floats(old) else None
@@ -714,7 +714,7 @@ class BatchResult:
             if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
                 PG = self._gradient(careful=True)
             grads = np.fromiter(_grads_of(params, old), float, len(PG))
-            live = np.fromiter((p.requires_grad for p in params), bool, len(PG))
+            live = np.fromiter((p._requires_grad for p in params), bool, len(PG))
             grads += PG * live
             if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
                 bad = int(np.flatnonzero(~np.isfinite(grads))[0])
@@ -926,7 +926,7 @@ class Compiled:
         # the parameters' numbers, and whether any is frozen (requires_grad read as the scalar
         # engine reads it, when the graph is made), in one pass over them when none is
         params = self.params
-        data = [p._data for p in params if p.requires_grad]
+        data = [p._data for p in params if p._requires_grad]
         frozen = len(data) != len(params)
         if frozen:
             data = engine.data_of(params)
