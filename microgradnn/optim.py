@@ -235,6 +235,10 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         cls._SETTINGS = tuple(k for k in cls._GROUP if k not in cls._FIXED)
 
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._SETTINGS)
+        return f"{type(self).__name__}({len(self.params)} parameters, {settings})"
+
     @property
     def param_groups(self) -> list[MutableMapping[str, Any]]:
         """torch's list of parameter groups, here the one: `opt.param_groups[0]["lr"] = 0.01` sets
@@ -421,6 +425,10 @@ class LinearLR:
         self.last_epoch = 0
         optimizer.lr = self.base_lr * self.start_factor
         self._last_lr: float | None = optimizer.lr
+
+    def __repr__(self) -> str:
+        return (f"LinearLR({type(self.optimizer).__name__}, start_factor={self.start_factor!r}, "
+                f"end_factor={self.end_factor!r}, total_iters={self.total_iters}, last_epoch={self.last_epoch})")
 
     def state_dict(self) -> dict:
         """The schedule, how far it has gone and the lr it last set, as torch's keys (without the optimizer)."""

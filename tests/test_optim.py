@@ -646,3 +646,15 @@ def test_optimizers_refuse_a_set_of_parameters_whose_order_changes_between_runs_
     with pytest.raises(TypeError, match=r"got a set"):
         make(frozenset(model.parameters()), lr=0.1)
     make(tuple(model.parameters()), lr=0.1)  # ordered: fine
+
+
+def test_optimizers_and_the_scheduler_show_their_settings_in_a_repl():
+    params = mg.MLP(2, [4, 1], seed=0).parameters()
+    sgd = mg.optim.SGD(params, lr=0.1, momentum=0.9)
+    assert repr(sgd) == "SGD(17 parameters, lr=0.1, momentum=0.9, weight_decay=0.0)"
+    adam = mg.optim.Adam(params, lr=0.03)
+    scheduler = mg.optim.LinearLR(adam, start_factor=0.5, total_iters=2)
+    scheduler.step()
+    assert repr(scheduler) == "LinearLR(Adam, start_factor=0.5, end_factor=1.0, total_iters=2, last_epoch=1)"
+    assert repr(adam) == f"Adam(17 parameters, lr={adam.lr!r}, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)"
+    assert adam.lr == pytest.approx(0.0225)  # the lr shown is the one set now
