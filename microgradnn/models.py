@@ -142,6 +142,11 @@ def _check_torch_outputs(module, model: "GPT") -> None:
                          "what it computes")
 
 
+def _heads(n_head, head_size) -> str:
+    """'2 heads of 8' (dimensions each)."""
+    return f"{shown(n_head)} head{'s' * (n_head != 1)} of {shown(head_size)}"
+
+
 VOCAB_RULE = "vocab_size (BOS and at least one character)"
 
 
@@ -320,8 +325,50 @@ class GPT(Module):
         return model
 
     def config(self) -> dict:
+        self._check_parts()
         return {"type": "GPT", "vocab_size": self.vocab_size, "n_embd": self.n_embd, "n_head": self.n_head,
                 "n_layer": self.n_layer, "block_size": self.block_size}
+
+    def _check_parts(self) -> None:
+        """Refuse a model one of whose parts is not what its config says (a norm's eps set, a block's
+        head count changed, a head with bias put in): save, load and to_torch go by the config."""
+        def refuse(name: str, got: str, want: str):
+            raise ValueError(f"GPT: {name} {got}, but the GPT's config describes {want}: save, load and to_torch "
+                             "rebuild a model from its config, which would compute other logits than this one")
+
+        def check(name: str, part, cls: type, want: str = "", config: dict | None = None) -> None:
+            if type(part) is not cls or config is not None and part.config() != config:
+                refuse(name, f"is {part!r:.80}", want or f"a {cls.__name__}")
+
+        def linear(name: str, part, nin: int, nout: int) -> None:
+            config = {"type": "Linear", "nin": nin, "nout": nout, "bias": False}
+            check(name, part, Linear, f"Linear({nin} -> {nout}, no bias)", config)
+
+        check("token_embedding", self.token_embedding, Embedding)
+        vocab, d = self.token_embedding.num, self.token_embedding.dim
+        check("position_embedding", self.position_embedding, Embedding, f"Embedding(... x {d})")
+        if self.position_embedding.dim != d:
+            refuse("position_embedding", f"is {self.position_embedding!r}", f"Embedding(... x {d})")
+        if type(self.blocks) is not list or not self.blocks:
+            refuse("blocks", f"is {self.blocks!r:.80}", "a list of one Block or more")
+        norm = {"type": "RMSNorm", "dim": d, "eps": NORM_EPS}
+        for i, block in enumerate(self.blocks):
+            check(f"blocks.{i}", block, Block)
+            check(f"blocks.{i}.attn", block.attn, CausalSelfAttention)
+            n_head = self.blocks[0].attn.n_head  # the config's
+            splits = _is_int(n_head) and n_head > 0 and d % n_head == 0
+            heads = (block.attn.n_head, block.attn.head_size)
+            if not splits or heads != (n_head, d // n_head):
+                refuse(f"blocks.{i}.attn", f"has {_heads(*heads)}",
+                       _heads(n_head, d // n_head) if splits else f"n_embd {d} split into equal heads")
+            for j in ("norm1", "norm2"):
+                check(f"blocks.{i}.{j}", getattr(block, j), RMSNorm, f"RMSNorm({d}, eps={NORM_EPS:g})", norm)
+            for j in ("query", "key", "value", "proj"):
+                linear(f"blocks.{i}.attn.{j}", getattr(block.attn, j), d, d)
+            check(f"blocks.{i}.mlp", block.mlp, MLPBlock)
+            linear(f"blocks.{i}.mlp.fc", block.mlp.fc, d, 4 * d)
+            linear(f"blocks.{i}.mlp.proj", block.mlp.proj, 4 * d, d)
+        linear("head", self.head, d, vocab)
 
     @classmethod
     def config_size(cls, config: dict) -> int:

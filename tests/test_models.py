@@ -500,3 +500,26 @@ def test_a_gpts_sizes_are_those_it_computes_with_and_setting_one_is_refused(size
     assert model.config() == {"type": "GPT", "vocab_size": 5, "n_embd": 4, "n_head": 2, "n_layer": 1, "block_size": 4}
     model.save(tmp_path / "gpt.json")
     assert mg.Module.from_file(tmp_path / "gpt.json").loss([0, 1, 2, 0]).data == model.loss([0, 1, 2, 0]).data
+
+
+@pytest.mark.parametrize("change, what", [
+    (lambda m: setattr(m.blocks[0].norm1, "eps", 1.0), r"blocks.0.norm1 is RMSNorm\(4, eps=1\), but .* RMSNorm\(4, eps=1e-05\)"),
+    (lambda m: setattr(m.blocks[0], "norm2", mg.nn.RMSNorm(4)), r"blocks.0.norm2 is RMSNorm\(4, eps=2.22045e-16\)"),
+    (lambda m: setattr(m, "head", mg.nn.Linear(4, 5, seed=0)), r"head is Linear\(4 -> 5, 25 parameters\), but .* "
+                                                               r"Linear\(4 -> 5, no bias\)"),
+    (lambda m: setattr(m.blocks[1].attn, "n_head", 1) or setattr(m.blocks[1].attn, "head_size", 4),
+     r"blocks.1.attn has 1 head of 4, but .* 2 heads of 2"),
+    (lambda m: setattr(m.blocks[1], "mlp", mg.nn.Linear(4, 4, bias=False)), r"blocks.1.mlp is Linear\(4 -> 4, no bias"),
+])
+def test_a_gpt_whose_parts_differ_from_its_config_is_refused_by_save_and_to_torch(change, what, tmp_path):
+    # config() read the sizes only: a norm's eps set, a block's head count changed or a head with bias
+    # was saved, and converted, as the GPT of the config, a model computing other logits (a bias
+    # silently dropped by to_torch, and saved in a file that no load could read)
+    model = GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0)
+    change(model)
+    model.loss([0, 1, 2, 0])  # it still computes, as it now is
+    with pytest.raises(ValueError, match="GPT: " + what):
+        model.save(tmp_path / "gpt.json")
+    assert not (tmp_path / "gpt.json").exists()
+    with pytest.raises(ValueError, match=what):
+        model.to_torch()
