@@ -252,7 +252,8 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
     path = WORD_LIST if path is None else path
     if os.path.exists(path):
         with open(path, encoding="utf-8", errors="replace") as f:
-            found = sorted({w for w in (line.strip() for line in f) if re.fullmatch(f"[a-z]{{1,{max_len}}}", w)})
+            # (max_len is no regex repeat count: one of 2**32 or more overflows it)
+            found = sorted({w for w in (line.strip() for line in f) if len(w) <= max_len and re.fullmatch("[a-z]+", w)})
         source = path
     else:
         source = "make_words (rules)"

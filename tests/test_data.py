@@ -64,6 +64,14 @@ def test_words_come_from_a_list_or_from_rules(tmp_path):
         data.words(path=tmp_path / "missing")
 
 
+def test_words_takes_any_max_len(tmp_path):
+    # max_len went into a regex as a repeat count: 2**32 and more raised "OverflowError: the repetition
+    # number is too large" (and so did `microgradnn gpt --block-size 10000000000`)
+    path = tmp_path / "w.txt"
+    path.write_text("zebra\nant\n")
+    assert data.words(max_len=2**32, path=path)[0] == data.words(max_len=10**30, path=path)[0] == ["ant", "zebra"]
+
+
 def test_words_refuses_a_path_that_is_not_a_regular_file(tmp_path):
     with pytest.raises(ValueError, match=r"words: .* is not a regular file"):
         data.words(path=tmp_path)
