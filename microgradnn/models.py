@@ -216,7 +216,12 @@ class GPT(Module):
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")
-        return run(self, self.forward, token, pos, cache)
+        try:
+            return run(self, self.forward, token, pos, cache)
+        except BaseException:  # (a Ctrl-C too) the layers read before it had added this position's keys
+            for keys, values in zip(cache.keys, cache.values):
+                del keys[pos:], values[pos:]
+            raise
 
     def forward(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
         x = [t + p for t, p in zip(self.token_embedding(token), self.position_embedding(pos))]

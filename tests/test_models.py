@@ -523,3 +523,23 @@ def test_a_gpt_whose_parts_differ_from_its_config_is_refused_by_save_and_to_torc
     assert not (tmp_path / "gpt.json").exists()
     with pytest.raises(ValueError, match=what):
         model.to_torch()
+
+
+def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
+    # the first block had added the position's keys, the second not: len(cache) said one more position
+    # was read, so the next position's call was taken and the second block attended with its keys a
+    # position out of step (a Ctrl-C in a sampling loop of one's own, an overflow in a late layer)
+    model = small_gpt()
+    cache, fresh = model.new_cache(), model.new_cache()
+    model(3, 0, cache)
+
+    def interrupted(x):
+        raise KeyboardInterrupt
+
+    model.blocks[1].mlp.forward = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        model(5, 1, cache)
+    del model.blocks[1].mlp.forward
+    assert len(cache) == 1 and all(len(k) == len(v) == 1 for k, v in zip(cache.keys, cache.values))
+    model(3, 0, fresh)
+    assert [v.data for v in model(5, 1, cache)] == [v.data for v in model(5, 1, fresh)]
