@@ -12,7 +12,7 @@ biases. `GPT.loss(tokens)` is the mean cross-entropy of predicting each next tok
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
@@ -337,11 +337,11 @@ class GPT(Module):
     def _check_parts(self) -> None:
         """Refuse a model one of whose parts is not what its config says (a norm's eps set, a block's
         head count changed, a head with bias put in): save, load and to_torch go by the config."""
-        def refuse(name: str, got: str, want: str):
+        def refuse(name: str, got: str, want: str) -> NoReturn:
             raise ValueError(f"GPT: {name} {got}, but the GPT's config describes {want}: save, load and to_torch "
                              "rebuild a model from its config, which would compute other logits than this one")
 
-        def check(name: str, part, cls: type, want: str = "", config: dict | None = None) -> None:
+        def check(name: str, part: Any, cls: type[Module], want: str = "", config: dict | None = None) -> None:
             if type(part) is not cls or config is not None and part.config() != config:
                 refuse(name, f"is {part!r:.80}", want or f"a {cls.__name__}")
 
