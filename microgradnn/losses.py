@@ -167,8 +167,9 @@ def hinge(predictions: Sequence, targets: ArrayLike) -> Value:
 
 def softmax(logits: Sequence) -> list:
     """exp(z_i) / sum_j exp(z_j) for one sample's logits, computed stably (as exact as torch's at
-    logits of 1e15)."""
-    return softmax_of(_listed(logits, "softmax", "logits (one sample's)"))
+    logits of 1e15); of no logits, none (as torch's)."""
+    z = _listed(logits, "softmax", "logits (one sample's)")
+    return softmax_of(z) if z else []
 
 
 def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
