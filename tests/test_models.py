@@ -57,6 +57,30 @@ def _split(name, tensors):
     raise KeyError(name)
 
 
+def test_the_module_to_torch_makes_pickles_as_torch_modules_do(tmp_path):
+    # its classes were local to a function: torch.save(module) and a spawned worker's pickle failed with
+    # "Can't pickle local object 'torch_gpt.<locals>.GPT'"
+    torch = pytest.importorskip("torch")
+    import pickle
+    model = small_gpt()
+    module = model.to_torch()
+    torch.save(module, tmp_path / "gpt.pt")
+    for back in (torch.load(tmp_path / "gpt.pt", weights_only=False), pickle.loads(pickle.dumps(module))):
+        tokens = torch.tensor([SEQUENCES[0]])
+        assert torch.equal(back(tokens), module(tokens)) and type(back).__name__ == "GPT"
+        assert GPT.from_torch(back).state_dict() == model.state_dict()
+    # one process's pickle read in another, where no module was made yet
+    code = (f"import pickle, torch; m = pickle.load(open({str(tmp_path / 'gpt.pkl')!r}, 'rb')); "
+            f"print(m(torch.tensor([{SEQUENCES[0]}])).shape)")
+    (tmp_path / "gpt.pkl").write_bytes(pickle.dumps(module))
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == f"torch.Size([1, {len(SEQUENCES[0])}, 16])", done.stderr
+
+
 def test_to_torch_gives_the_same_logits_at_every_position_and_round_trips():
     torch = pytest.importorskip("torch")
     model = small_gpt()
