@@ -81,6 +81,18 @@ def test_the_module_to_torch_makes_pickles_as_torch_modules_do(tmp_path):
     assert done.stdout.strip() == f"torch.Size([1, {len(SEQUENCES[0])}, 16])", done.stderr
 
 
+def test_the_torch_modules_loss_refuses_what_gpt_loss_refuses():
+    # one token gave a loss of nan; a row (no batch) "IndexError: too many indices"; and block_size + 2
+    # tokens an error about the forward's shape, with one token fewer than given
+    torch = pytest.importorskip("torch")
+    module = GPT(5, n_embd=4, n_head=2, n_layer=1, block_size=4, seed=0).to_torch()
+    for idx in ([[0]], [0, 1, 2], [[0, 1, 2, 3, 4, 0]]):
+        with pytest.raises(ValueError, match=r"GPT.loss: expected token ids of shape \(B, T\) with T from 2 to "
+                                             rf"block_size \+ 1 = 5, got \({len(idx)},"):
+            module.loss(torch.tensor(idx))
+    assert module.loss(torch.tensor([[0, 1, 2, 3, 0]])).item() > 0
+
+
 def test_to_torch_gives_the_same_logits_at_every_position_and_round_trips():
     torch = pytest.importorskip("torch")
     model = small_gpt()

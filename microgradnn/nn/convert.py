@@ -257,6 +257,10 @@ def _torch_classes() -> dict[str, Any]:
 
         def loss(self, idx):
             """Mean next-token cross-entropy over every position of every row (as GPT.loss per row, averaged)."""
+            block = self.position_embedding.num_embeddings
+            if idx.dim() != 2 or not 2 <= idx.shape[1] <= block + 1:  # one token: a loss of nan
+                raise ValueError(f"GPT.loss: expected token ids of shape (B, T) with T from 2 to block_size + 1 = "
+                                 f"{block + 1}, got {tuple(idx.shape)}")
             logits = self(idx[:, :-1])
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), idx[:, 1:].reshape(-1))
 
