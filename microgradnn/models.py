@@ -46,6 +46,9 @@ class CausalSelfAttention(Module):
     """Multi-head attention of one position over itself and every earlier position."""
 
     def __init__(self, n_embd: int, n_head: int, *, seed: Seed = None) -> None:
+        # as ints (a numpy int kept went into config(), and no JSON file could hold it)
+        n_embd, n_head = (positive_int(n, "CausalSelfAttention", k) for n, k in ((n_embd, "n_embd"),
+                                                                                  (n_head, "n_head")))
         self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
         rng = generator(seed, "CausalSelfAttention")
         self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)

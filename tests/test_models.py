@@ -579,3 +579,13 @@ def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
     assert len(cache) == 1 and all(len(k) == len(v) == 1 for k, v in zip(cache.keys, cache.values))
     model(3, 0, fresh)
     assert [v.data for v in model(5, 1, cache)] == [v.data for v in model(5, 1, fresh)]
+
+
+def test_a_gpt_sized_by_numpy_ints_saves_and_converts(tmp_path):
+    # n_head was kept as given: config() held np.int64(2), and save raised json's "TypeError: Object of
+    # type int64 is not JSON serializable"
+    sizes = [np.int64(n) for n in (5, 4, 2, 1, 3)]
+    model = GPT(*sizes, seed=0)
+    assert all(type(v) is int for k, v in model.config().items() if k != "type")
+    model.save(tmp_path / "gpt.json")
+    assert mg.Module.from_file(tmp_path / "gpt.json").state_dict() == model.state_dict()
