@@ -234,7 +234,8 @@ class GPT(Module):
 
     def _check_tokens(self, tokens, who: str, what: str) -> list:
         """tokens as a list, each a token id (an int in 0..vocab_size-1) or a Value (compile's)."""
-        if isinstance(tokens, (str, bytes, dict, set, frozenset)) or not hasattr(tokens, "__iter__"):
+        if isinstance(tokens, (str, bytes, dict, set, frozenset)) or not hasattr(tokens, "__iter__") \
+                or getattr(tokens, "ndim", 1) == 0:  # a 0-d array or tensor: one id, which cannot be iterated
             raise TypeError(f"{who}: {what} must be a list of token ids, got {type(tokens).__name__} {tokens!r:.60}")
         tokens = list(tokens)
         for i, t in enumerate(tokens):

@@ -144,6 +144,10 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
      "CharTokenizer.decode: ids must be a list of token ids, got int 3"),
     (lambda: data.CharTokenizer(["abc"]).decode("ab"), TypeError,
      "CharTokenizer.decode: ids must be a list of token ids, got str 'ab'"),
+    (lambda: data.CharTokenizer(["abc"]).decode(np.array(1)), TypeError,  # was "iteration over a 0-d array"
+     r"CharTokenizer.decode: ids must be a list of token ids, got ndarray array\(1\)"),
+    (lambda: data.CharTokenizer(np.array("ab")), TypeError,
+     r"CharTokenizer: texts must be a list of strs, got ndarray array\('ab', dtype='<U2'\)"),
     (lambda: data.words(0), ValueError, "words: max_len must be a positive int, got 0"),
     (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
     (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),

@@ -390,6 +390,11 @@ def test_generate_names_a_bad_start_token():
         model.generate([0, 9])
     with pytest.raises(TypeError, match="generate: start must be a list of token ids, got int 0"):
         model.generate(0)
+    # a 0-d array or tensor (one id) raised a bare "TypeError: iteration over a 0-d array"
+    with pytest.raises(TypeError, match=r"generate: start must be a list of token ids, got ndarray array\(0\)"):
+        model.generate(np.array(0))
+    with pytest.raises(TypeError, match=r"GPT.loss: tokens must be a list of token ids, got ndarray array\(2\)"):
+        model.loss(np.array(2))
 
 
 def test_generate_at_a_tiny_temperature_picks_the_likeliest_without_a_warning():
