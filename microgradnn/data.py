@@ -252,7 +252,8 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
     path = WORD_LIST if path is None else path
     if os.path.exists(path):
         with open(path, encoding="utf-8", errors="replace") as f:
-            found = sorted({w for w in (line.strip() for line in f) if re.fullmatch(f"[a-z]{{1,{max_len}}}", w)})
+            # (max_len is no regex repeat count: one of 2**32 or more overflows it)
+            found = sorted({w for w in (line.strip() for line in f) if len(w) <= max_len and re.fullmatch("[a-z]+", w)})
         source = path
     else:
         source = "make_words (rules)"
@@ -278,7 +279,8 @@ class CharTokenizer:
     BOS = 0
 
     def __init__(self, texts: Sequence[str]) -> None:
-        if not hasattr(texts, "__iter__") or isinstance(texts, (bytes, dict)):  # one str is a corpus: its characters
+        # one str is a corpus: its characters; a 0-d array (of one str) cannot be iterated
+        if not hasattr(texts, "__iter__") or isinstance(texts, (bytes, dict)) or getattr(texts, "ndim", 1) == 0:
             raise TypeError(f"CharTokenizer: texts must be a list of strs, got {type(texts).__name__} {texts!r:.60}")
         texts = list(texts)
         for k, text in enumerate(texts):
@@ -307,7 +309,7 @@ class CharTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         """The characters of `ids`, BOS left out."""
-        if not hasattr(ids, "__iter__") or isinstance(ids, (str, bytes, dict)):
+        if not hasattr(ids, "__iter__") or isinstance(ids, (str, bytes, dict)) or getattr(ids, "ndim", 1) == 0:
             raise TypeError(f"CharTokenizer.decode: ids must be a list of token ids, got {type(ids).__name__} "
                             f"{ids!r:.60}")
         ids = list(ids)

@@ -19,6 +19,9 @@ def _batch(predictions, targets, name: str, classes: bool = False) -> tuple[list
     """Predictions as a list (one per sample) and targets of the same length: floats (ints for
     `classes`), or the Values given (a target Value stays in the graph, which
     `microgradnn.compile` relies on)."""
+    # a 0-d array is its one value, as a 0-d tensor is to torch's losses
+    predictions, targets = (x.item() if isinstance(x, np.ndarray) and x.ndim == 0 else x
+                            for x in (predictions, targets))
     preds = [predictions] if isinstance(predictions, (Value, int, float)) else _listed(predictions, name, "predictions")
     if not isinstance(targets, (np.ndarray, str, Value)) and hasattr(targets, "__iter__"):
         targets = _listed(targets, name, "targets")  # (a generator: np.ndim says 0, one target)
@@ -45,7 +48,7 @@ def _batch(predictions, targets, name: str, classes: bool = False) -> tuple[list
 def _listed(xs, name: str, what: str) -> list:
     """xs as a list, or a TypeError naming the loss (rather than "'NoneType' object is not iterable");
     a set (in no fixed order: each prediction would meet another's target) and a dict are refused."""
-    if not hasattr(xs, "__iter__"):
+    if not hasattr(xs, "__iter__") or getattr(xs, "ndim", 1) == 0:  # (a 0-d array cannot be iterated)
         raise TypeError(f"{name}: {what} must be a sequence, got {type(xs).__name__} {xs!r:.60}")
     return list(in_order(xs, name, what, "a list", sized=False))
 
@@ -167,8 +170,9 @@ def hinge(predictions: Sequence, targets: ArrayLike) -> Value:
 
 def softmax(logits: Sequence) -> list:
     """exp(z_i) / sum_j exp(z_j) for one sample's logits, computed stably (as exact as torch's at
-    logits of 1e15)."""
-    return softmax_of(_listed(logits, "softmax", "logits (one sample's)"))
+    logits of 1e15); of no logits, none (as torch's)."""
+    z = _listed(logits, "softmax", "logits (one sample's)")
+    return softmax_of(z) if z else []
 
 
 def cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:

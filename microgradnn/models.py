@@ -12,7 +12,7 @@ biases. `GPT.loss(tokens)` is the mean cross-entropy of predicting each next tok
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
@@ -46,6 +46,9 @@ class CausalSelfAttention(Module):
     """Multi-head attention of one position over itself and every earlier position."""
 
     def __init__(self, n_embd: int, n_head: int, *, seed: Seed = None) -> None:
+        # as ints (a numpy int kept went into config(), and no JSON file could hold it)
+        n_embd, n_head = (positive_int(n, "CausalSelfAttention", k) for n, k in ((n_embd, "n_embd"),
+                                                                                  (n_head, "n_head")))
         self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
         rng = generator(seed, "CausalSelfAttention")
         self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
@@ -142,6 +145,11 @@ def _check_torch_outputs(module, model: "GPT") -> None:
                          "what it computes")
 
 
+def _heads(n_head, head_size) -> str:
+    """'2 heads of 8' (dimensions each)."""
+    return f"{shown(n_head)} head{'s' * (n_head != 1)} of {shown(head_size)}"
+
+
 VOCAB_RULE = "vocab_size (BOS and at least one character)"
 
 
@@ -211,7 +219,12 @@ class GPT(Module):
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")
-        return run(self, self.forward, token, pos, cache)
+        try:
+            return run(self, self.forward, token, pos, cache)
+        except BaseException:  # (a Ctrl-C too) the layers read before it had added this position's keys
+            for keys, values in zip(cache.keys, cache.values):
+                del keys[pos:], values[pos:]
+            raise
 
     def forward(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
         x = [t + p for t, p in zip(self.token_embedding(token), self.position_embedding(pos))]
@@ -221,7 +234,8 @@ class GPT(Module):
 
     def _check_tokens(self, tokens, who: str, what: str) -> list:
         """tokens as a list, each a token id (an int in 0..vocab_size-1) or a Value (compile's)."""
-        if isinstance(tokens, (str, bytes, dict, set, frozenset)) or not hasattr(tokens, "__iter__"):
+        if isinstance(tokens, (str, bytes, dict, set, frozenset)) or not hasattr(tokens, "__iter__") \
+                or getattr(tokens, "ndim", 1) == 0:  # a 0-d array or tensor: one id, which cannot be iterated
             raise TypeError(f"{who}: {what} must be a list of token ids, got {type(tokens).__name__} {tokens!r:.60}")
         tokens = list(tokens)
         for i, t in enumerate(tokens):
@@ -320,8 +334,50 @@ class GPT(Module):
         return model
 
     def config(self) -> dict:
+        self._check_parts()
         return {"type": "GPT", "vocab_size": self.vocab_size, "n_embd": self.n_embd, "n_head": self.n_head,
                 "n_layer": self.n_layer, "block_size": self.block_size}
+
+    def _check_parts(self) -> None:
+        """Refuse a model one of whose parts is not what its config says (a norm's eps set, a block's
+        head count changed, a head with bias put in): save, load and to_torch go by the config."""
+        def refuse(name: str, got: str, want: str) -> NoReturn:
+            raise ValueError(f"GPT: {name} {got}, but the GPT's config describes {want}: save, load and to_torch "
+                             "rebuild a model from its config, which would compute other logits than this one")
+
+        def check(name: str, part: Any, cls: type[Module], want: str = "", config: dict | None = None) -> None:
+            if type(part) is not cls or config is not None and part.config() != config:
+                refuse(name, f"is {part!r:.80}", want or f"a {cls.__name__}")
+
+        def linear(name: str, part, nin: int, nout: int) -> None:
+            config = {"type": "Linear", "nin": nin, "nout": nout, "bias": False}
+            check(name, part, Linear, f"Linear({nin} -> {nout}, no bias)", config)
+
+        check("token_embedding", self.token_embedding, Embedding)
+        vocab, d = self.token_embedding.num, self.token_embedding.dim
+        check("position_embedding", self.position_embedding, Embedding, f"Embedding(... x {d})")
+        if self.position_embedding.dim != d:
+            refuse("position_embedding", f"is {self.position_embedding!r}", f"Embedding(... x {d})")
+        if type(self.blocks) is not list or not self.blocks:
+            refuse("blocks", f"is {self.blocks!r:.80}", "a list of one Block or more")
+        norm = {"type": "RMSNorm", "dim": d, "eps": NORM_EPS}
+        for i, block in enumerate(self.blocks):
+            check(f"blocks.{i}", block, Block)
+            check(f"blocks.{i}.attn", block.attn, CausalSelfAttention)
+            n_head = self.blocks[0].attn.n_head  # the config's
+            splits = _is_int(n_head) and n_head > 0 and d % n_head == 0
+            heads = (block.attn.n_head, block.attn.head_size)
+            if not splits or heads != (n_head, d // n_head):
+                refuse(f"blocks.{i}.attn", f"has {_heads(*heads)}",
+                       _heads(n_head, d // n_head) if splits else f"n_embd {d} split into equal heads")
+            for j in ("norm1", "norm2"):
+                check(f"blocks.{i}.{j}", getattr(block, j), RMSNorm, f"RMSNorm({d}, eps={NORM_EPS:g})", norm)
+            for j in ("query", "key", "value", "proj"):
+                linear(f"blocks.{i}.attn.{j}", getattr(block.attn, j), d, d)
+            check(f"blocks.{i}.mlp", block.mlp, MLPBlock)
+            linear(f"blocks.{i}.mlp.fc", block.mlp.fc, d, 4 * d)
+            linear(f"blocks.{i}.mlp.proj", block.mlp.proj, 4 * d, d)
+        linear("head", self.head, d, vocab)
 
     @classmethod
     def config_size(cls, config: dict) -> int:

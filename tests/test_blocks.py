@@ -44,6 +44,12 @@ def test_seeds_make_the_same_weights():
     assert Embedding(5, 3).state_dict() == a
 
 
+def test_embedding_std_none_is_torchs_start_as_linears():
+    # std=None (Linear's "as torch starts") drew every row from U(-0, 0): a table of zeros, silently
+    assert Embedding(4, 3, std=None, seed=0).state_dict() == Embedding(4, 3, seed=0).state_dict()
+    assert Embedding(4, 3, std=1.0, seed=0).state_dict() == Embedding(4, 3, seed=0).state_dict()
+
+
 def test_embedding_rows_are_the_parameters_themselves():
     emb = Embedding(4, 3, seed=0)
     row = emb(2)

@@ -420,6 +420,7 @@ def test_demo_refuses_an_empty_out_before_training(tmp_path):
     (["gpt", "--samples", "10001"], "argument --samples: expected a positive integer at most 10000"),
     (["gpt", "--n-embd", "100000"], "--n-embd, --n-layer and --block-size make a model of 120007200000 parameters"),
     (["gpt", "--block-size", "100000"], "make a model of 1603968 parameters; at most 1000000"),
+    (["gpt", "--block-size", "10000000000"], "make a model of 160000003968 parameters; at most 1000000"),
     # refused by the function they reached ("SGD: lr must be ...", "words: max_len must be a
     # positive int, got 0"), gpt's after loading the words and printing the model
     (["train", "--lr", "nan"], "argument --lr: expected a finite number >= 0, got 'nan'"),

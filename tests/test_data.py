@@ -64,6 +64,14 @@ def test_words_come_from_a_list_or_from_rules(tmp_path):
         data.words(path=tmp_path / "missing")
 
 
+def test_words_takes_any_max_len(tmp_path):
+    # max_len went into a regex as a repeat count: 2**32 and more raised "OverflowError: the repetition
+    # number is too large" (and so did `microgradnn gpt --block-size 10000000000`)
+    path = tmp_path / "w.txt"
+    path.write_text("zebra\nant\n")
+    assert data.words(max_len=2**32, path=path)[0] == data.words(max_len=10**30, path=path)[0] == ["ant", "zebra"]
+
+
 def test_words_refuses_a_path_that_is_not_a_regular_file(tmp_path):
     with pytest.raises(ValueError, match=r"words: .* is not a regular file"):
         data.words(path=tmp_path)
@@ -136,6 +144,10 @@ def test_char_tokenizer_round_trips_with_bos_at_both_ends():
      "CharTokenizer.decode: ids must be a list of token ids, got int 3"),
     (lambda: data.CharTokenizer(["abc"]).decode("ab"), TypeError,
      "CharTokenizer.decode: ids must be a list of token ids, got str 'ab'"),
+    (lambda: data.CharTokenizer(["abc"]).decode(np.array(1)), TypeError,  # was "iteration over a 0-d array"
+     r"CharTokenizer.decode: ids must be a list of token ids, got ndarray array\(1\)"),
+    (lambda: data.CharTokenizer(np.array("ab")), TypeError,
+     r"CharTokenizer: texts must be a list of strs, got ndarray array\('ab', dtype='<U2'\)"),
     (lambda: data.words(0), ValueError, "words: max_len must be a positive int, got 0"),
     (lambda: data.words(n=0), ValueError, "words: n must be a positive int, got 0"),
     (lambda: data.words(n=-1), ValueError, "words: n must be a positive int, got -1"),

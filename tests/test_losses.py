@@ -63,6 +63,11 @@ def test_softmax_is_stable_and_sums_to_one():
     assert losses.binary_cross_entropy_with_logits([Value(800.0)], [0.0]).data == 800.0
 
 
+def test_softmax_of_no_logits_is_none_as_torchs():
+    # was "ValueError: logsumexp: needs at least one input", naming a function the caller never called
+    assert losses.softmax([]) == [] and losses.softmax(np.zeros(0)) == []
+
+
 def test_softmax_keeps_float64_accuracy_at_large_logits():
     torch = pytest.importorskip("torch")
     zs = [1e10, 1e10 - 1, 1e10 - 3]  # exp(z - logsumexp(z)) was off by 2e-7: z - logsumexp(z) carries 1e10's rounding
@@ -194,11 +199,21 @@ def test_an_int_too_large_for_a_float_is_refused_naming_the_loss_and_the_sample(
     (lambda: losses.softmax(Value(1.0)), r"softmax: logits \(one sample's\) must be a sequence, got Value"),
     (lambda: losses.cross_entropy(Value(1.0), [0]), "cross_entropy: predictions must be a sequence, got Value"),
     (lambda: losses.mse(None, [0]), "mse: predictions must be a sequence, got NoneType None"),
+    # a 0-d array raised "iteration over a 0-d array", naming nothing
+    (lambda: losses.softmax(np.array(3.0)), r"softmax: logits \(one sample's\) must be a sequence, got ndarray"),
+    (lambda: losses.cross_entropy(np.array(3.0), 0), "cross_entropy: predictions must be a sequence, got ndarray"),
 ])
 def test_predictions_that_are_not_a_sequence_are_refused_naming_the_function(call, message):
     # these raised Python's own "'int' object is not iterable", naming nothing
     with pytest.raises(TypeError, match=message):
         call()
+
+
+def test_a_0d_array_is_one_prediction_or_target_as_a_number_is():
+    # mse(np.array(3.0), 1.0) raised a bare "iteration over a 0-d array", and a 0-d target was refused
+    # as no number; torch takes 0-d tensors as one value
+    assert losses.mse(np.array(3.0), np.array(1.0)).data == losses.mse(3.0, 1.0).data == 4.0
+    assert losses.hinge([Value(0.5)], np.array(1)).data == losses.hinge([Value(0.5)], 1).data == 0.5
 
 
 def test_a_set_or_dict_is_refused_as_it_pairs_predictions_with_targets_in_no_fixed_order():

@@ -57,6 +57,42 @@ def _split(name, tensors):
     raise KeyError(name)
 
 
+def test_the_module_to_torch_makes_pickles_as_torch_modules_do(tmp_path):
+    # its classes were local to a function: torch.save(module) and a spawned worker's pickle failed with
+    # "Can't pickle local object 'torch_gpt.<locals>.GPT'"
+    torch = pytest.importorskip("torch")
+    import pickle
+    model = small_gpt()
+    module = model.to_torch()
+    torch.save(module, tmp_path / "gpt.pt")
+    for back in (torch.load(tmp_path / "gpt.pt", weights_only=False), pickle.loads(pickle.dumps(module))):
+        tokens = torch.tensor([SEQUENCES[0]])
+        assert torch.equal(back(tokens), module(tokens)) and type(back).__name__ == "GPT"
+        assert GPT.from_torch(back).state_dict() == model.state_dict()
+    # one process's pickle read in another, where no module was made yet
+    code = (f"import pickle, torch; m = pickle.load(open({str(tmp_path / 'gpt.pkl')!r}, 'rb')); "
+            f"print(m(torch.tensor([{SEQUENCES[0]}])).shape)")
+    (tmp_path / "gpt.pkl").write_bytes(pickle.dumps(module))
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == f"torch.Size([1, {len(SEQUENCES[0])}, 16])", done.stderr
+
+
+def test_the_torch_modules_loss_refuses_what_gpt_loss_refuses():
+    # one token gave a loss of nan; a row (no batch) "IndexError: too many indices"; and block_size + 2
+    # tokens an error about the forward's shape, with one token fewer than given
+    torch = pytest.importorskip("torch")
+    module = GPT(5, n_embd=4, n_head=2, n_layer=1, block_size=4, seed=0).to_torch()
+    for idx in ([[0]], [0, 1, 2], [[0, 1, 2, 3, 4, 0]]):
+        with pytest.raises(ValueError, match=r"GPT.loss: expected token ids of shape \(B, T\) with T from 2 to "
+                                             rf"block_size \+ 1 = 5, got \({len(idx)},"):
+            module.loss(torch.tensor(idx))
+    assert module.loss(torch.tensor([[0, 1, 2, 3, 0]])).item() > 0
+
+
 def test_to_torch_gives_the_same_logits_at_every_position_and_round_trips():
     torch = pytest.importorskip("torch")
     model = small_gpt()
@@ -354,6 +390,11 @@ def test_generate_names_a_bad_start_token():
         model.generate([0, 9])
     with pytest.raises(TypeError, match="generate: start must be a list of token ids, got int 0"):
         model.generate(0)
+    # a 0-d array or tensor (one id) raised a bare "TypeError: iteration over a 0-d array"
+    with pytest.raises(TypeError, match=r"generate: start must be a list of token ids, got ndarray array\(0\)"):
+        model.generate(np.array(0))
+    with pytest.raises(TypeError, match=r"GPT.loss: tokens must be a list of token ids, got ndarray array\(2\)"):
+        model.loss(np.array(2))
 
 
 def test_generate_at_a_tiny_temperature_picks_the_likeliest_without_a_warning():
@@ -500,3 +541,56 @@ def test_a_gpts_sizes_are_those_it_computes_with_and_setting_one_is_refused(size
     assert model.config() == {"type": "GPT", "vocab_size": 5, "n_embd": 4, "n_head": 2, "n_layer": 1, "block_size": 4}
     model.save(tmp_path / "gpt.json")
     assert mg.Module.from_file(tmp_path / "gpt.json").loss([0, 1, 2, 0]).data == model.loss([0, 1, 2, 0]).data
+
+
+@pytest.mark.parametrize("change, what", [
+    (lambda m: setattr(m.blocks[0].norm1, "eps", 1.0), r"blocks.0.norm1 is RMSNorm\(4, eps=1\), but .* RMSNorm\(4, eps=1e-05\)"),
+    (lambda m: setattr(m.blocks[0], "norm2", mg.nn.RMSNorm(4)), r"blocks.0.norm2 is RMSNorm\(4, eps=2.22045e-16\)"),
+    (lambda m: setattr(m, "head", mg.nn.Linear(4, 5, seed=0)), r"head is Linear\(4 -> 5, 25 parameters\), but .* "
+                                                               r"Linear\(4 -> 5, no bias\)"),
+    (lambda m: setattr(m.blocks[1].attn, "n_head", 1) or setattr(m.blocks[1].attn, "head_size", 4),
+     r"blocks.1.attn has 1 head of 4, but .* 2 heads of 2"),
+    (lambda m: setattr(m.blocks[1], "mlp", mg.nn.Linear(4, 4, bias=False)), r"blocks.1.mlp is Linear\(4 -> 4, no bias"),
+])
+def test_a_gpt_whose_parts_differ_from_its_config_is_refused_by_save_and_to_torch(change, what, tmp_path):
+    # config() read the sizes only: a norm's eps set, a block's head count changed or a head with bias
+    # was saved, and converted, as the GPT of the config, a model computing other logits (a bias
+    # silently dropped by to_torch, and saved in a file that no load could read)
+    model = GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0)
+    change(model)
+    model.loss([0, 1, 2, 0])  # it still computes, as it now is
+    with pytest.raises(ValueError, match="GPT: " + what):
+        model.save(tmp_path / "gpt.json")
+    assert not (tmp_path / "gpt.json").exists()
+    with pytest.raises(ValueError, match=what):
+        model.to_torch()
+
+
+def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
+    # the first block had added the position's keys, the second not: len(cache) said one more position
+    # was read, so the next position's call was taken and the second block attended with its keys a
+    # position out of step (a Ctrl-C in a sampling loop of one's own, an overflow in a late layer)
+    model = small_gpt()
+    cache, fresh = model.new_cache(), model.new_cache()
+    model(3, 0, cache)
+
+    def interrupted(x):
+        raise KeyboardInterrupt
+
+    model.blocks[1].mlp.forward = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        model(5, 1, cache)
+    del model.blocks[1].mlp.forward
+    assert len(cache) == 1 and all(len(k) == len(v) == 1 for k, v in zip(cache.keys, cache.values))
+    model(3, 0, fresh)
+    assert [v.data for v in model(5, 1, cache)] == [v.data for v in model(5, 1, fresh)]
+
+
+def test_a_gpt_sized_by_numpy_ints_saves_and_converts(tmp_path):
+    # n_head was kept as given: config() held np.int64(2), and save raised json's "TypeError: Object of
+    # type int64 is not JSON serializable"
+    sizes = [np.int64(n) for n in (5, 4, 2, 1, 3)]
+    model = GPT(*sizes, seed=0)
+    assert all(type(v) is int for k, v in model.config().items() if k != "type")
+    model.save(tmp_path / "gpt.json")
+    assert mg.Module.from_file(tmp_path / "gpt.json").state_dict() == model.state_dict()

@@ -137,10 +137,11 @@ class Embedding(Module):
     input while `compile` records) becomes `take` nodes, so one recording serves every index.
     """
 
-    def __init__(self, num: int, dim: int, *, std: float = 1.0, seed: Seed = None) -> None:
+    def __init__(self, num: int, dim: int, *, std: float | None = 1.0, seed: Seed = None) -> None:
         self.num, self.dim = positive_int(num, "Embedding", "num"), positive_int(dim, "Embedding", "dim")
         check_size(self.num * self.dim, "Embedding", f"num={num}, dim={dim}")
-        self.weight = _matrix(self.num, self.dim, _check_std(std, "Embedding"), 0.0, generator(seed, "Embedding"), "E")
+        std = _check_std(std, "Embedding")  # None: torch's start, N(0, 1), as Linear's None is torch's
+        self.weight = _matrix(self.num, self.dim, 1.0 if std is None else std, 0.0, generator(seed, "Embedding"), "E")
 
     def _named_items(self):
         return [(f"weight.{i}.{j}", w) for i, row in enumerate(self.weight) for j, w in enumerate(row)]

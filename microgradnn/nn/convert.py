@@ -1,6 +1,7 @@
 """Conversion to and from PyTorch (optional): MLPs as `torch.nn.Sequential`, the GPT as a module of its own."""
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -183,28 +184,38 @@ def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: 
     """A float64 torch module computing what `microgradnn.models.GPT` computes, with `state`'s
     weights, their `requires_grad` flags (by the same names), its shared ones (`tied`, as
     `tied_names` gives them) as one tensor, and its norms' `eps`."""
+    module = _torch_classes()["_TorchGPT"](config, eps)
+    load_flat_state(module, state, requires_grad)
+    tie_tensors(module, tied)
+    return module
+
+
+@functools.cache
+def _torch_classes() -> dict[str, Any]:
+    """torch_gpt's classes, made at first use (importing this module needs no torch); each is
+    found here by its qualified name (`__getattr__`), so its modules pickle as torch's do."""
     torch = import_torch("to_torch")
     nn: Any = torch.nn
     F = torch.nn.functional
-    d, n_head, vocab, block = config["n_embd"], config["n_head"], config["vocab_size"], config["block_size"]
 
     class Attention(nn.Module):
-        def __init__(self):
+        def __init__(self, d: int, n_head: int):
             super().__init__()
+            self.n_head = n_head
             self.query, self.key, self.value, self.proj = (nn.Linear(d, d, bias=False, dtype=torch.float64)
                                                            for _ in range(4))
 
         def forward(self, x):
-            B, T, _ = x.shape
-            split = lambda t: t.view(B, T, n_head, d // n_head).transpose(1, 2)  # noqa: E731
+            B, T, d = x.shape
+            split = lambda t: t.view(B, T, self.n_head, d // self.n_head).transpose(1, 2)  # noqa: E731
             q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-            scores = (q * (d // n_head) ** -0.5) @ k.transpose(-2, -1)
+            scores = (q * (d // self.n_head) ** -0.5) @ k.transpose(-2, -1)
             mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             weights = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
             return self.proj((weights @ v).transpose(1, 2).reshape(B, T, d))
 
     class MLPBlock(nn.Module):
-        def __init__(self):
+        def __init__(self, d: int):
             super().__init__()
             self.fc = nn.Linear(d, 4 * d, bias=False, dtype=torch.float64)
             self.proj = nn.Linear(4 * d, d, bias=False, dtype=torch.float64)
@@ -213,10 +224,10 @@ def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: 
             return self.proj(F.relu(self.fc(x)))
 
     class Block(nn.Module):
-        def __init__(self):
+        def __init__(self, d: int, n_head: int, eps: float):
             super().__init__()
-            self.norm1, self.attn = nn.RMSNorm(d, eps=eps, dtype=torch.float64), Attention()
-            self.norm2, self.mlp = nn.RMSNorm(d, eps=eps, dtype=torch.float64), MLPBlock()
+            self.norm1, self.attn = nn.RMSNorm(d, eps=eps, dtype=torch.float64), Attention(d, n_head)
+            self.norm2, self.mlp = nn.RMSNorm(d, eps=eps, dtype=torch.float64), MLPBlock(d)
 
         def forward(self, x):
             x = x + self.attn(self.norm1(x))
@@ -225,15 +236,17 @@ def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: 
     class GPT(nn.Module):
         """microgradnn's GPT in PyTorch: idx (B, T) -> logits (B, T, vocab_size)."""
 
-        def __init__(self):
+        def __init__(self, config: dict, eps: float):
             super().__init__()
             self.config = dict(config)
+            d, vocab = config["n_embd"], config["vocab_size"]
             self.token_embedding = nn.Embedding(vocab, d, dtype=torch.float64)
-            self.position_embedding = nn.Embedding(block, d, dtype=torch.float64)
-            self.blocks = nn.ModuleList(Block() for _ in range(config["n_layer"]))
+            self.position_embedding = nn.Embedding(config["block_size"], d, dtype=torch.float64)
+            self.blocks = nn.ModuleList(Block(d, config["n_head"], eps) for _ in range(config["n_layer"]))
             self.head = nn.Linear(d, vocab, bias=False, dtype=torch.float64)
 
         def forward(self, idx):
+            block = self.position_embedding.num_embeddings  # (what it computes with, whatever .config says)
             if idx.dim() != 2 or idx.shape[1] > block:
                 raise ValueError(f"GPT: expected token ids of shape (B, T) with T <= {block}, got {tuple(idx.shape)}")
             pos = torch.arange(idx.shape[1], device=idx.device)
@@ -244,13 +257,24 @@ def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: 
 
         def loss(self, idx):
             """Mean next-token cross-entropy over every position of every row (as GPT.loss per row, averaged)."""
+            block = self.position_embedding.num_embeddings
+            if idx.dim() != 2 or not 2 <= idx.shape[1] <= block + 1:  # one token: a loss of nan
+                raise ValueError(f"GPT.loss: expected token ids of shape (B, T) with T from 2 to block_size + 1 = "
+                                 f"{block + 1}, got {tuple(idx.shape)}")
             logits = self(idx[:, :-1])
-            return F.cross_entropy(logits.reshape(-1, vocab), idx[:, 1:].reshape(-1))
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), idx[:, 1:].reshape(-1))
 
-    module = GPT()
-    load_flat_state(module, state, requires_grad)
-    tie_tensors(module, tied)
-    return module
+    classes = {}
+    for cls in (Attention, MLPBlock, Block, GPT):  # named as before in a module's repr, found here by pickle
+        cls.__qualname__, cls.__module__ = f"_Torch{cls.__name__}", __name__
+        classes[cls.__qualname__] = cls
+    return classes
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("_TorchAttention", "_TorchMLPBlock", "_TorchBlock", "_TorchGPT"):
+        return _torch_classes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tie_tensors(module, tied: dict[str, str]) -> None:
