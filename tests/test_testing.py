@@ -1458,3 +1458,15 @@ def test_blame_does_not_accuse_a_right_node_that_agrees_within_the_references_er
     assert mg.testing.blame(wrong(Value(10.0)), atol=0.0, rtol=1e-7) is None  # within the error: no verdict
     assert mg.testing.blame(wrong(Value(1.0)), atol=0.0, rtol=1e-7).node.op == wrong.name
 
+
+
+def test_a_right_gradient_whose_function_underflows_is_not_failed():
+    # x * x at 7e-201 is 0 in floats at every step: the reference was 0 ± 0, so 1.4e-200 FAILed under
+    # atol=0 and '*' was named the first wrong node
+    for f, x in [(lambda v: v * v, 7e-201), (lambda v: v ** 2.0, 7e-201)]:
+        report = gradcheck(f, x, atol=0.0, rtol=1e-7)
+        assert report and [r.status for r in report.rows] == ["not checkable here"], str(report)
+        assert "rounding swamps the differences" in str(report) and report.culprit is None, str(report)
+    assert gradcheck(lambda v: v * v, 1e-150, atol=0.0, rtol=1e-7)  # 1e-300 is a normal float: checked
+    wrong = mg.define_op("square_times_1.1", lambda x: x * x, lambda x, out: 2.2 * x)
+    assert not gradcheck(lambda v: wrong(v), 1e-150, atol=0.0, rtol=1e-7)
