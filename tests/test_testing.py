@@ -1470,3 +1470,18 @@ def test_a_right_gradient_whose_function_underflows_is_not_failed():
     assert gradcheck(lambda v: v * v, 1e-150, atol=0.0, rtol=1e-7)  # 1e-300 is a normal float: checked
     wrong = mg.define_op("square_times_1.1", lambda x: x * x, lambda x, out: 2.2 * x)
     assert not gradcheck(lambda v: wrong(v), 1e-150, atol=0.0, rtol=1e-7)
+
+
+def test_the_reference_error_counts_rounding_in_intermediates_that_cancel():
+    # exp(x) - 1 - x at 1e-5 is 5e-11, rounded as 1 is (1e-16): steps of 1e-7 were trusted to ± 9e-19 and
+    # gave 9.99925e-06 for 1.000005e-05 (FAIL under atol=0); a chain of tanh_grad at -1e-6 gave 4.44e-06 ± 4e-17
+    # for 4e-06, FAILing it under the README's atol=1e-9, rtol=1e-7
+    chain = "t1 = relu(y); t2 = tanh_grad(x); t3 = dot(t1, y, 2.0, t1, t2); t4 = tanh_grad(t3); neg(t4)"
+    program = mg.expression.parse_expression(chain)
+    cases = [(lambda x: x.exp() - 1 - x, 1e-5, 0.0), (lambda x: 1 - (1 - x * x), -1e-6, 0.0),
+             (lambda x, y: mg.expression.evaluate(program, {"x": x, "y": y}), {"x": -1e-6, "y": 0.0}, 1e-9)]
+    for f, point, atol in cases:
+        report = gradcheck(f, point, atol=atol, rtol=1e-7)
+        assert report, str(report)
+        row = report.rows[0]
+        assert row.status == "ok" and row.abs_err <= row.error, str(report)

@@ -264,7 +264,7 @@ class Derivative:
 
 
 def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_sided: bool = False,
-               kink_gaps: tuple[float, float] = (math.inf, math.inf)) -> Derivative:
+               kink_gaps: tuple[float, float] = (math.inf, math.inf), noise: float = 0.0) -> Derivative:
     """d fn/dx at x by central differences at h, h/2, h/4 extrapolated twice (Richardson).
 
     h starts at eps * max(1, |x|) and shrinks tenfold where fn cannot be evaluated (a domain
@@ -276,8 +276,11 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
     `kink_gaps`: how far below and above x fn has a kink (not at x itself); steps stay short of
     them, from one side where the kink is nearer than rounding resolves on the other; where
     no step fits on either side the result is not `checkable`.
+    `noise`: fn's rounding error near x where it exceeds that of fn's value (intermediates far larger
+    than fn that cancel, as 1 - (1 - x * x)); see `_noise`.
     """
     eps = number(eps, "derivative", "eps", *EPS_RANGE)
+    noise = number(noise, "derivative", "noise", 0.0)
     calls = 0
 
     def f(t: float) -> float:
@@ -301,24 +304,24 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         h = min(below, above) / 2  # half: a kink's input need not move linearly with x
         if h < 1e-12 * scale:  # no central step fits (rounding of f, as of O(1) at x = 1e-15): one-sided or none
             room, sign = max((below, -1.0), (above, 1.0))
-            side = _side(f, x, f0, min(eps * scale, room / 2), sign) if room / 2 >= 1e-12 * scale else None
+            side = _side(f, x, f0, min(eps * scale, room / 2), sign, noise) if room / 2 >= 1e-12 * scale else None
             where = f"a kink {_sci(min(below, above))} {'below' if below < above else 'above'}"
             if side is None:
                 return Derivative(math.nan, math.nan, math.nan, evaluations=calls, checkable=False,
                                   detail=f"kinks {_sci(below)} below and {_sci(above)} above, nearer than any step")
             side.evaluations, side.detail = calls, f"{'right' if sign > 0 else 'left'}-sided: {where}"
             return side
-    best, first = _central(f, x, f0, h, floor)
+    best, first = _central(f, x, f0, h, floor, noise)
     if best is None and 0.0 < abs(x) < 10 * floor:  # sqrt at 5e-324: its slope from 0 grows, its derivative is finite
         return Derivative(math.nan, math.nan, math.nan, evaluations=calls, checkable=False,
                           detail=f"f fails a step away, and no smaller step fits between 0 and x = {x!r}")
     if best is None:  # no step fits on both sides: x is at the edge of fn's domain
-        best = _at_domain_edge(f, x, f0, eps * scale)
+        best = _at_domain_edge(f, x, f0, eps * scale, noise)
         best.evaluations = calls
         return best
     clean = _off_kink_step(f, x, f0, first[0], first[1], floor)
     if clean is not None:  # the stencil straddled a kink or bend narrower than it: measured again below it
-        again, first = _central(f, x, f0, clean, floor)
+        again, first = _central(f, x, f0, clean, floor, noise)
         if again is not None:
             best = again
             best.detail = f"steps {_sci(clean)} and below: a kink or bend lies nearer than the first step"
@@ -326,13 +329,13 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         best.kink = _slopes_stay_apart(f, x, f0, *first)
     if best.kink or one_sided:
         h = first[0]
-        best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign)) else math.nan
+        best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign, noise)) else math.nan
                                  for sign in (1.0, -1.0))
     best.evaluations = calls
     return best
 
 
-def _central(f, x: float, f0: float, h: float, floor: float) -> tuple[Derivative | None, tuple]:
+def _central(f, x: float, f0: float, h: float, floor: float, noise: float = 0.0) -> tuple[Derivative | None, tuple]:
     """The best-settled central estimate from steps h down (tenfold, to below |x| where x is
     nearer 0 than h), and the first step with its probes f(x ± d)."""
     scale = max(1.0, abs(x))
@@ -355,7 +358,7 @@ def _central(f, x: float, f0: float, h: float, floor: float) -> tuple[Derivative
         r1, r2 = d2 + (d2 - d1) / 3, d4 + (d4 - d2) / 3
         value = r2 + (r2 - r1) / 15
         probes = max(abs(v) for pair in fs for v in pair)
-        rounding = 8 * _MACHINE_EPS * max(abs(f0), probes) / h
+        rounding = 8 * max(_MACHINE_EPS * max(abs(f0), probes), noise) / h
         estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
         first = first or (h, fs)
         # steps are compared by their error relative to what they measure: a step wider than a
@@ -407,16 +410,16 @@ def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float 
     return h * 10.0 ** -clean
 
 
-def _at_domain_edge(f, x: float, f0: float, h: float) -> Derivative:
+def _at_domain_edge(f, x: float, f0: float, h: float, noise: float = 0.0) -> Derivative:
     """The one-sided derivative from the side where fn is defined (e.g. sqrt(x)**3 at 0)."""
     for sign in (1.0, -1.0):
-        best = _side(f, x, f0, h, sign)
+        best = _side(f, x, f0, h, sign, noise)
         if best is not None:
             return best
     return Derivative(math.nan, math.nan, math.nan)
 
 
-def _side(f, x: float, f0: float, h: float, sign: float) -> Derivative | None:
+def _side(f, x: float, f0: float, h: float, sign: float, noise: float = 0.0) -> Derivative | None:
     """The slope on one side (sign +1 right, -1 left) from steps h down, shrinking while the
     estimate improves (near an edge f can be x**1.5, at a kink f can bend sharply within h).
     A slope that keeps growing as the step shrinks (sqrt at 0) is unbounded: inf, not a number."""
@@ -433,7 +436,7 @@ def _side(f, x: float, f0: float, h: float, sign: float) -> Derivative | None:
         slope = _one_sided(q)
         slopes.append(slope)
         size = max(map(abs, [f0, *ups]))
-        error = abs((q[2] + (q[2] - q[1])) - (q[1] + (q[1] - q[0]))) + 8 * _MACHINE_EPS * size / step
+        error = abs((q[2] + (q[2] - q[1])) - (q[1] + (q[1] - q[0]))) + 8 * max(_MACHINE_EPS * size, noise) / step
         if best is None or error < best.error:
             best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
         if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
@@ -664,6 +667,26 @@ def _backward_grads(out: Value, wrt: list[Value], notes: list[str]) -> list[floa
             v.grad = g
 
 
+def _noise(out: Value) -> float:
+    """The rounding error of out near its inputs: each computed node that moves with them rounds by
+    about eps * |node| and passes it on times d(out)/d(node), summed as random errors are. It exceeds
+    eps * |out| where intermediates cancel: 1 - (1 - x * x) at 1e-6 is 1e-12, rounded as 1 is (1e-16),
+    and finite differences at steps below 1e-6 were trusted to 1e-19, FAILing right gradients."""
+    if not out.requires_grad:
+        return 0.0
+    order = topological_order(out)
+    saved = [v.grad for v in order]
+    try:
+        out.backward()
+        total = math.hypot(*(v.data * v.grad for v in order if v.inputs and v.requires_grad))
+    except (ValueError, OverflowError):  # a derivative that is not finite: the check says so elsewhere
+        return 0.0
+    finally:
+        for v, g in zip(order, saved):
+            v.grad = g
+    return _MACHINE_EPS * total if math.isfinite(total) else 0.0
+
+
 class _NotAFunction(ValueError):
     """f gave two numbers at the same inputs (not caught where f is outside its domain)."""
 
@@ -781,7 +804,7 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     _check_cost("gradcheck", 7 * len(picks), out, f"checking {len(picks):,} inputs",
                 "pass sample=N to check N inputs picked at random, or ")
     rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
-                                         rtol, picks, _picked_gaps(out, leaves, picks))
+                                         rtol, picks, _picked_gaps(out, leaves, picks), _noise(out))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
@@ -799,11 +822,11 @@ def _picked_gaps(out: Value, leaves: list[Value], picks: list[int]) -> list[tupl
 
 def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
                            kinked: list[bool], labels: list[str], eps: float, atol: float, rtol: float,
-                           picks: list[int] | None = None,
-                           gaps: list[tuple[float, float]] | None = None) -> tuple[list[GradRow], int]:
+                           picks: list[int] | None = None, gaps: list[tuple[float, float]] | None = None,
+                           noise: float = 0.0) -> tuple[list[GradRow], int]:
     """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`), or per
-    input in `picks`: its `analytic` derivative against finite differences of f in that input;
-    and the evaluations made."""
+    input in `picks`: its `analytic` derivative against finite differences of f in that input
+    (whose rounding error is `noise`, see `_noise`); and the evaluations made."""
     rows, calls, mode = [], 0, _GradMode(at_point, who)
     for i in range(len(values)) if picks is None else picks:
         x, label = values[i][0], labels[i]
@@ -811,7 +834,8 @@ def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], a
         def at(t, i=i, x=x):
             return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
                             t == x)
-        d = derivative(at, x, eps, one_sided=kinked[i], kink_gaps=gaps[i] if gaps else (math.inf, math.inf))
+        d = derivative(at, x, eps, one_sided=kinked[i], kink_gaps=gaps[i] if gaps else (math.inf, math.inf),
+                       noise=noise)
         calls += d.evaluations
         rows.append(_row(label, analytic[i], d, kinked[i], atol, rtol))
     return rows, calls
@@ -987,7 +1011,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     # the create_graph path has rules of its own (run on Values)
     more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, firsts,
                                                kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol,
-                                               gaps=gaps)
+                                               gaps=gaps, noise=_noise(out))
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=notes + _row_notes(rows, atol, rtol))
@@ -1130,7 +1154,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
     rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
-    gaps = _gaps_alone(out, [p for _, p in named])
+    gaps, noise = _gaps_alone(out, [p for _, p in named]), _noise(out)
     for (name, p), g, kink, gap in zip(named, grads, kinked, gaps):
         original, version = p.data, version_of(p)
 
@@ -1138,7 +1162,7 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
             p.data = t
             return mode.run(loss, t == original)
         try:
-            d = derivative(at, original, eps, one_sided=kink, kink_gaps=gap)
+            d = derivative(at, original, eps, one_sided=kink, kink_gaps=gap, noise=noise)
         finally:
             restore([p], [original], [version])
         rows.append(_row(name, g, d, kink, atol, rtol))
@@ -1173,7 +1197,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
     originals, versions = [p.data for p in params], [version_of(p) for p in params]
-    mode = _GradMode(out.data, "directional_check", "the loss")
+    mode, noise = _GradMode(out.data, "directional_check", "the loss"), _noise(out)
 
     def check(idx: list[int]) -> GradRow:
         kink = bool(kinked[idx[0]])  # a set is all at a kink or all smooth
@@ -1184,7 +1208,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
             return mode.run(loss, t == 0.0)
         try:
             gap = _kink_gaps(out, [[params[i] for i in idx]], [[v[i] for i in idx]])[0]
-            d = derivative(at, 0.0, eps, one_sided=kink, kink_gaps=gap)
+            d = derivative(at, 0.0, eps, one_sided=kink, kink_gaps=gap, noise=noise)
         finally:
             restore([params[i] for i in idx], [originals[i] for i in idx], [versions[i] for i in idx])
         analytic = math.fsum(grads[idx] * v[idx])
