@@ -860,7 +860,9 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
     if culprit is None:  # no node is wrong: a row outside the slopes comes from kinks met one after another
-        chained = [r for r in report.rows if r.status == FAIL and r.at_kink]
+        outside = [(r, n) for r, n in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [])
+                   if r.status == FAIL and r.at_kink]
+        chained = [r for r, n in outside if n >= 2]
         for row in chained:
             row.status, row.detail = KINK, CHAINED
         if chained:
@@ -868,8 +870,36 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"outside the one-sided slopes, but every node's local derivative agrees with finite "
                                 f"differences of its op: through kinks met one after another, the chain rule of "
                                 f"the ops' one-sided derivatives can leave f's slopes (autodiff's answer, torch's too)")
+        # through one op at its kink the chain rule stays between f's slopes: the graph lacks part of f
+        single = [r.name for r, n in outside if n < 2]
+        if single:
+            report.notes.append(f"note: {', '.join(single)} {'lies' if len(single) == 1 else 'lie'} outside the "
+                                f"one-sided slopes, though every node's local derivative agrees with finite "
+                                f"differences of its op and fewer than two ops sit at a kink: f's graph misses part "
+                                f"of how f depends on {'it' if len(single) == 1 else 'them'} (f uses .data, float() "
+                                f"or a Value it makes from a number)")
     if not report:
         report.culprit = culprit
+
+
+def _kinks_reached(out: Value, wrt: list[list[Value]]) -> list[int]:
+    """For each set of Values in `wrt`: how many nodes of out's graph that depend on it sit at a declared kink."""
+    sets: dict[int, int] = {}  # id -> bitmask of the sets holding it (directional_check's overlap)
+    for k, vs in enumerate(wrt):
+        for v in vs:
+            sets[id(v)] = sets.get(id(v), 0) | 1 << k
+    deps: dict[int, int] = {}
+    counts = [0] * len(wrt)
+    for v in topological_order(out):
+        mask = sets.get(id(v), 0)
+        for x in v.inputs:
+            mask |= deps[id(x)]
+        deps[id(v)] = mask
+        op = v._op
+        if mask and op is not None and op.kinks is not None and op.kinks(*(x.data for x in v.inputs)):
+            for k in range(len(wrt)):
+                counts[k] += mask >> k & 1
+    return counts
 
 
 @_with_grad
