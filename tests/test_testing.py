@@ -1495,3 +1495,19 @@ def test_a_graph_that_misses_part_of_f_at_a_kink_fails():
         assert not report and report.rows[0].status == "FAIL", str(report)
         assert "f's graph misses part of how f depends on it" in str(report), str(report)
     assert gradcheck(lambda x: x.relu() - 3 * x, 0.0)  # the same f in the graph: slopes -3 and -2, gradient -3
+
+
+def test_a_first_derivative_that_jumps_at_a_kink_is_judged_by_its_slopes_beside_the_jump():
+    # |x|' jumps from -1 to 1 at 0: the second derivative's reference was 48222 ± 1.6e3 (a difference
+    # over the jump, growing as 1 / h), which FAILed the 0 that autodiff and torch give
+    report = gradgradcheck(lambda x: x.abs(), 0.0)
+    assert report and report.rows[0].status == "non-differentiable", str(report)
+    assert "f jumps here" in str(report) and "error estimate exceeds" not in str(report), str(report)
+    # 3 relu(x) + x²: f' is 2x on the left, 3 + 2x on the right, and 2 on both sides of the jump
+    report = gradgradcheck(lambda x: x.relu() * 3 + x * x, 0.0)
+    assert report and report.rows[0].status == "non-differentiable", str(report)
+    assert report.rows[0].left == pytest.approx(2) and report.rows[0].right == pytest.approx(2)
+    sq = mg.define_op("square_21_on_values", lambda x: x * x,
+                      lambda x, out: 2.1 * x if isinstance(x, Value) else 2 * x)  # wrong second derivative
+    report = gradgradcheck(lambda x: x.relu() * 3 + sq(x), 0.0)
+    assert not report and report.rows[0].status == "FAIL", str(report)
