@@ -1490,11 +1490,14 @@ def test_the_reference_error_counts_rounding_in_intermediates_that_cancel():
 def test_a_graph_that_misses_part_of_f_at_a_kink_fails():
     # relu(x) - 3 * x.data at 0: f's slopes are -3 and -2, the graph's gradient 0 (it misses the -3x);
     # every node is right, so the row was excused as "kinks met one after another" and PASSed
-    for f in (lambda x: x.relu() - 3 * x.data, lambda x: x.relu() + Value(x.data) * -3.0):
+    # relu(x) + |x| - 3 * x.data: two ops at a kink, slopes -4 and -1 against the graph's -1 and 2
+    for f in (lambda x: x.relu() - 3 * x.data, lambda x: x.relu() + Value(x.data) * -3.0,
+              lambda x: x.relu() + x.abs() - 3 * x.data):
         report = gradcheck(f, 0.0)
         assert not report and report.rows[0].status == "FAIL", str(report)
         assert "f's graph misses part of how f depends on it" in str(report), str(report)
-    assert gradcheck(lambda x: x.relu() - 3 * x, 0.0)  # the same f in the graph: slopes -3 and -2, gradient -3
+    assert gradcheck(lambda x: x.relu() - 3 * x, 0.0)
+    assert gradcheck(lambda x: x.relu() + x.abs() - 3 * x, 0.0)  # the same f in the graph: slopes -3 and -2, gradient -3
 
 
 def test_a_first_derivative_that_jumps_at_a_kink_is_judged_by_its_slopes_beside_the_jump():

@@ -882,9 +882,12 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
     if culprit is None:  # no node is wrong: a row outside the slopes comes from kinks met one after another
-        outside = [(r, n) for r, n in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [])
+        outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
                    if r.status == FAIL and r.at_kink]
-        chained = [r for r, n in outside if n >= 2]
+        # through one op at its kink the chain rule stays between f's slopes; through more, the graph's own
+        # one-sided slopes (the ops' directional derivatives, chained) must be f's, else the graph lacks part of f
+        chained = [r for r, n, vs in outside
+                   if n >= 2 and (len(vs) > 1 or _graph_slopes_agree(r, out, vs[0], atol, rtol))]
         for row in chained:
             row.status, row.detail = KINK, CHAINED
         if chained:
@@ -892,16 +895,40 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"outside the one-sided slopes, but every node's local derivative agrees with finite "
                                 f"differences of its op: through kinks met one after another, the chain rule of "
                                 f"the ops' one-sided derivatives can leave f's slopes (autodiff's answer, torch's too)")
-        # through one op at its kink the chain rule stays between f's slopes: the graph lacks part of f
-        single = [r.name for r, n in outside if n < 2]
+        single = [r.name for r, _, _ in outside if r not in chained]
         if single:
             report.notes.append(f"note: {', '.join(single)} {'lies' if len(single) == 1 else 'lie'} outside the "
                                 f"one-sided slopes, though every node's local derivative agrees with finite "
-                                f"differences of its op and fewer than two ops sit at a kink: f's graph misses part "
-                                f"of how f depends on {'it' if len(single) == 1 else 'them'} (f uses .data, float() "
-                                f"or a Value it makes from a number)")
+                                f"differences of its op, and the graph's own one-sided slopes are not f's: f's graph "
+                                f"misses part of how f depends on {'it' if len(single) == 1 else 'them'} (f uses "
+                                f".data, float() or a Value it makes from a number)")
     if not report:
         report.culprit = culprit
+
+
+def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: float) -> bool:
+    """Are the graph's one-sided slopes in x, chained through each node (an op at its kink by its
+    directional derivative along its inputs' motion, measured), the row's slopes of f?"""
+    for sign, slope in ((1.0, row.right), (-1.0, row.left)):
+        tangent = {id(x): sign}
+        for v in topological_order(out):
+            moving = [(i, tangent[id(u)]) for i, u in enumerate(v.inputs) if id(u) in tangent]
+            if not moving or id(v) in tangent:
+                continue
+            op, xs = v._op, [u.data for u in v.inputs]
+            if op is not None and op.kinks is not None and op.kinks(*xs):
+                ts = [tangent.get(id(u), 0.0) for u in v.inputs]
+
+                def along(s: float, op=op, xs=xs, ts=ts) -> float:
+                    return op.forward(*(a + s * t for a, t in zip(xs, ts)))
+                side = _side(along, 0.0, along(0.0), EPS, 1.0)
+                tangent[id(v)] = side.value if side is not None else math.nan
+            else:
+                tangent[id(v)] = math.fsum(v._local[i] * t for i, t in moving)
+        ours = sign * tangent.get(id(out), 0.0)  # f(x - s) = f(x) + s * tangent: the left slope is -tangent
+        if not (math.isfinite(ours) and _close(ours, slope, atol, rtol)):
+            return False
+    return True
 
 
 def _kinks_reached(out: Value, wrt: list[list[Value]]) -> list[int]:
