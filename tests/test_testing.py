@@ -1514,3 +1514,19 @@ def test_a_first_derivative_that_jumps_at_a_kink_is_judged_by_its_slopes_beside_
                       lambda x, out: 2.1 * x if isinstance(x, Value) else 2 * x)  # wrong second derivative
     report = gradgradcheck(lambda x: x.relu() * 3 + sq(x), 0.0)
     assert not report and report.rows[0].status == "FAIL", str(report)
+
+
+def test_a_failure_with_no_wrong_node_says_the_graph_misses_part_of_f():
+    # x * x made under no_grad, or x.detach() * x: the row FAILed with no word of why (no node is wrong)
+    def under_no_grad(x):
+        with mg.no_grad():
+            return x * x
+    for f in (under_no_grad, lambda x: x.detach() * x, lambda x: x * x.data):
+        report = gradcheck(f, 0.5)
+        assert not report and report.culprit is None, str(report)
+        assert "the graph misses part of how f depends on x: f computes some of its value outside it" in str(report)
+    wrong = mg.define_op("square_times_3", lambda x: x * x, lambda x, out: 3 * x)
+    report = gradcheck(lambda x: wrong(x), 0.5)
+    assert report.culprit is not None and "misses part" not in str(report), str(report)
+    report = gradcheck(lambda z: z.tanh(), 10.0, atol=0.0, rtol=1e-7)  # within the reference's error: no such note
+    assert "misses part" not in str(report), str(report)

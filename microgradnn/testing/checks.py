@@ -902,6 +902,14 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"differences of its op, and the graph's own one-sided slopes are not f's: f's graph "
                                 f"misses part of how f depends on {'it' if len(single) == 1 else 'them'} (f uses "
                                 f".data, float() or a Value it makes from a number)")
+        # a FAIL no rounding explains, with every node right: the graph does not hold all of f
+        missing = [r.name for r in report.rows if r.status == FAIL and not r.at_kink and r.abs_err > 10 * r.error
+                   and not r.name.startswith("compile: ")]
+        if missing:
+            report.notes.append(f"note: every node's local derivative agrees with finite differences of its op, so "
+                                f"the graph misses part of how f depends on {', '.join(missing[:5])}"
+                                f"{' ...' if len(missing) > 5 else ''}: f computes some of its value outside it "
+                                f"(.data, float(), detach(), no_grad(), or a Value it makes from a number)")
     if not report:
         report.culprit = culprit
 
