@@ -911,7 +911,8 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
             report.notes.append(f"note: every node's local derivative agrees with finite differences of its op, so "
                                 f"the graph misses part of how f depends on {', '.join(missing[:5])}"
                                 f"{' ...' if len(missing) > 5 else ''}: f computes some of its value outside it "
-                                f"(.data, float(), detach(), no_grad(), or a Value it makes from a number)")
+                                f"(.data, float(), detach(), no_grad(), or a Value it makes from a number); or "
+                                f"an op has a kink within the step that rounding hides (behind a large offset)")
     if not report:
         report.culprit = culprit
 
