@@ -563,9 +563,12 @@ def cmd_playground(args) -> int:
 # ---- argument parsing ------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
+    takes_expression = False  # the command reads an expression: "-x" is one there, not an option
+
     def error(self, message: str):
         unknown = message.split(": ", 1)[1].split() if message.startswith("unrecognized arguments: ") else []
-        if any(a[:1] == "-" and a[1:2] != "-" and not a[1:].isalnum() for a in unknown):  # "-x**2", no option
+        if any(a[:1] == "-" and a[1:2] != "-" and (self.takes_expression or not a[1:].isalnum())
+               for a in unknown):  # "-x**2", no option
             message += ("; an expression that starts with - goes after -- (and the options before it), as in "
                         "microgradnn render -o g.svg -- \"-x**2\" x=3")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -727,6 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "microgradnn"
     try:
         parser = build_parser()
+        parser.takes_expression = argv[:1] in (["render"], ["gradcheck"])  # type: ignore[attr-defined]
         if argv[:1] == ["mutate"] and not set(argv[1:]) & {"-h", "--help"}:
             args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
             args.pytest_args = argv[1:]

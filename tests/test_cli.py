@@ -703,3 +703,11 @@ def test_an_expression_starting_with_minus_is_told_to_come_after_double_dash(com
     assert done.returncode == 2 and "an expression that starts with - goes after -- (and the options" in done.stderr
     assert run(*command, *options, "--", "-log(x)", "x=3", cwd=tmp_path).returncode == 0
     assert "goes after --" not in run("train", "--bogus=3", "-q").stderr  # options keep argparse's words
+
+
+@pytest.mark.parametrize("command, options", [(["gradcheck"], []), (["render"], ["-o", "g.dot"])])
+def test_an_expression_that_is_minus_a_name_is_told_to_come_after_double_dash(command, options, tmp_path):
+    # "-x" (or "-w1") looks like a short option: it got "unrecognized arguments: -x" and no word of the way out
+    done = run(*command, "-x", "x=3", *options, cwd=tmp_path)
+    assert done.returncode == 2 and "an expression that starts with - goes after --" in done.stderr, done.stderr
+    assert run(*command, *options, "--", "-x", "x=3", cwd=tmp_path).returncode == 0
