@@ -416,8 +416,12 @@ class _Tape:
 
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
-        `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
+        `frozen`) one recorded as a parameter no longer does, or a node made outside fn was made a
+        leaf (`requires_grad_()`, `detach_()`), whose number replay would compute from its old inputs:
+        the recording must be made again."""
         if self.held and any(v._requires_grad for v in self.held):
+            return True
+        if self.made_before and not all(v.inputs for v in self.made_before):
             return True
         return frozen and not all(params[i]._requires_grad for i in np.arange(len(params))[self.param_index].tolist())
 
@@ -695,8 +699,9 @@ class BatchResult:
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
-        if not unchanged:  # the Values without gradient it read (a frozen weight)
-            changed = engine.changed_since([v for run in runs for v in run[0].held], self._version)
+        if not unchanged:  # the Values without gradient it read (a frozen weight), and those made outside fn
+            changed = engine.changed_since([v for run in runs for v in (*run[0].held, *run[0].made_before)],
+                                           self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "

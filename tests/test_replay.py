@@ -1193,6 +1193,50 @@ def test_a_value_made_outside_fn_whose_own_data_was_set_is_refused():
         step([[1.0], [2.0]])
 
 
+def test_a_value_made_outside_fn_and_made_a_leaf_since_is_recorded_again():
+    w, k = Value(0.5, "w"), Value(2.0, "k", requires_grad=False)
+    k2 = k * k  # made outside fn, from a Value without gradient: a node replay computes from k
+    fn = lambda s: (w * k2 * s[0] - s[1]) ** 2  # noqa: E731
+    samples = [[1.0, 2.0], [3.0, -1.0]]
+    step = same_as_scalar(fn, samples, [w])
+    k2.requires_grad = True  # a leaf now, that requires grad: the scalar engine passes it a gradient
+    result, got = compiled_mean(step, samples, [w, k2])
+    loss, expected = scalar_mean(fn, samples, [w, k2])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    assert expected[1] != 0.0
+    b = Value(0.5, "b")
+    b2 = b * 2
+    fn = lambda s: (w * b2 * s[0] - s[1]) ** 2  # noqa: E731
+    step = same_as_scalar(fn, samples, [w, b])
+    b2.detach_()  # a leaf without gradient: a number of its own, and b no longer reached
+    result, got = compiled_mean(step, samples, [w, b])
+    loss, expected = scalar_mean(fn, samples, [w, b])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    b2.data = 3.0
+    result, got = compiled_mean(step, samples, [w, b])
+    loss, expected = scalar_mean(fn, samples, [w, b])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_value_made_outside_fn_set_or_detached_between_a_batch_and_its_backward_refuses_it():
+    w, b = Value(0.5, "w"), Value(0.25, "b")
+    samples = [[1.0, 2.0], [3.0, -1.0]]
+    for change in (lambda v: setattr(v, "data", 5.0), lambda v: v.detach_()):
+        b2 = b * 2  # made outside fn: replay computes it from b, the scalar engine holds its number
+        fn = lambda s: (w * b2 * s[0] - s[1]) ** 2  # noqa: E731
+        scalar = scalar_mean(fn, samples, [w, b])[0]
+        result = mg.compile(fn)(samples)
+        assert result.data == pytest.approx(scalar, rel=1e-12)
+        mean = sum((fn(s) for s in samples), Value(0.0)) / 2
+        change(b2)
+        with pytest.raises(RuntimeError, match="was changed after"):  # the scalar engine
+            mean.backward()
+        with pytest.raises(RuntimeError, match=r"backward: the data of Value \(now .*\) was changed after this "
+                                               r"batch was computed"):
+            result.backward()
+        assert w.grad == 0.0 and b.grad == 0.0
+
+
 def test_backward_of_a_loss_that_needs_no_gradient_is_refused_as_the_scalar_engine_refuses_it():
     w = Value(0.5, "w", requires_grad=False)
     fn = lambda s: w * s[0]  # noqa: E731
