@@ -235,6 +235,7 @@ class _Tape:
                  watched: list[Value], shape, start: int, made: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
+        self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
         guard_values = [x for g in guards for x in g.values()]
         order = topological_order(out)
         known = set(order)
@@ -930,7 +931,7 @@ class Compiled:
         n = sum(len(rows) for _, rows, _ in parts)
         # the parameters' numbers, and whether any is frozen (requires_grad read as the scalar
         # engine reads it, when the graph is made), in one pass over them when none is
-        params = self.params
+        params, mode = self.params, engine.is_grad_enabled()
         data = [p._data for p in params if p._requires_grad]
         frozen = len(data) != len(params)
         if frozen:
@@ -951,6 +952,8 @@ class Compiled:
                         P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
                 tape = known[i]
                 i += 1
+                if tape.grad_enabled is not mode:  # (inside no_grad or not: fn ran in the other mode)
+                    continue
                 V, P, ok, suspect = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
                 if fresh and tape.numbered:
                     ok = tape.settle(V)
@@ -1013,6 +1016,7 @@ class Compiled:
     def _too_many(self, shape, numbers, sample: int, known: list, parts: list) -> str:
         self._run(shape, numbers, sample)  # the scalar engine's own error for this sample, if fn does not catch it
         why = ""
+        known = [tape for tape in known if tape.grad_enabled is engine.is_grad_enabled()]
         P_all = np.fromiter(engine.data_of(self.params), dtype=float)
         followed = [tape for tape in known if tape.forward(numbers[:, None], P_all)[2][0]]
         if followed:  # it decides as a recording did, whose ops refuse its numbers: fn catches the error

@@ -932,6 +932,23 @@ def test_a_parameter_frozen_between_a_batch_and_its_backward_gets_no_gradient_as
         w.requires_grad_(True)
 
 
+def test_a_call_inside_no_grad_and_one_outside_each_replay_a_recording_made_in_their_mode():
+    w = Value(0.5, "w")
+    fn = lambda s: (w * s[0] - s[1]) ** 2  # noqa: E731
+    samples = [[1.0, 2.0], [3.0, -1.0]]
+    step = mg.compile(fn)
+    with mg.no_grad():  # recorded here first: a tape through which no gradient flows
+        assert step(samples).data == 4.25
+    result, got = compiled_mean(step, samples, [w])  # outside: as the scalar loop, a gradient
+    loss, expected = scalar_mean(fn, samples, [w])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    with mg.no_grad():  # a recording with gradient replayed here would give one, which the scalar loop refuses
+        result = step(samples)
+    with pytest.raises(RuntimeError, match="compiled backward: the mean loss does not require grad"):
+        result.backward()
+    assert step.tapes == 2 and step.recordings == 2
+
+
 def test_fn_that_sets_the_grad_mode_for_the_code_after_it_is_refused_as_a_replay_could_not_follow():
     w = Value(0.5, "w")
 
