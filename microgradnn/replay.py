@@ -347,6 +347,13 @@ class _Tape:
                 live[list(structure[i][1])] = True
         live &= np.array(needs)
         self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
+        # the parameters backward reaches (through nodes that need a gradient), whose .grad it writes
+        reached = np.zeros(self.n_slots, dtype=bool)
+        reached[root] = needs[root]
+        for i in range(self.n_slots - 1, -1, -1):
+            if reached[i] and order[i].inputs:
+                reached[[j for j in structure[i][1] if needs[j]]] = True
+        self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
         # each group's one forward and backward function, chosen once rather than at every call
         self.forwards = [(g, _forward_of(g)) for g in self.groups]
         self.backwards = [(g, g.out_at, _backward_of(g)) for g in self.backward_groups]
@@ -719,8 +726,14 @@ class BatchResult:
         if grads is None or not np.isfinite(grads).all():
             if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
                 PG = self._gradient(careful=True)
+            # a parameter no tape of this batch reaches keeps its .grad, as the scalar backward leaves
+            # it (None stays None, which the optimizers skip), and it is not read
+            live = np.zeros(len(PG), dtype=bool)
+            for (tape, *_), index in zip(self._runs, self._index):
+                live[np.arange(len(PG))[index][tape.reached]] = True
+            live &= np.fromiter((p._requires_grad for p in params), bool, len(PG))
+            old = [g if add else 0.0 for g, add in zip(old, live.tolist())]
             grads = np.fromiter(_grads_of(params, old), float, len(PG))
-            live = np.fromiter((p._requires_grad for p in params), bool, len(PG))
             grads += PG * live
             if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
                 bad = int(np.flatnonzero(~np.isfinite(grads))[0])

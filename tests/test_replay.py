@@ -932,6 +932,25 @@ def test_a_parameter_frozen_between_a_batch_and_its_backward_gets_no_gradient_as
         w.requires_grad_(True)
 
 
+def test_backward_leaves_the_grad_of_a_parameter_the_batch_does_not_reach_as_it_was():
+    w1, w2, c = Value(0.7, "w1"), Value(0.3, "w2"), Value(0.5, "c")
+
+    def fn(s):  # w2 only on the other branch; c only decided on, no gradient flows into it
+        loss = (w1 * s[0]) ** 2 if s[0] > 0 else (w2 * s[0]) ** 2
+        return loss * 2 if c > 0 else loss
+    step = mg.compile(fn)
+    step([[1.0], [-1.0]])  # both branches recorded: w2 is one of the compiled function's parameters
+    for grads in ((None, None, None), (0.0, True, "not a number"), (0.0, 3, 7)):
+        for mode in ("scalar", "compiled"):
+            w1.grad, w2.grad, c.grad = grads
+            if mode == "scalar":
+                ((fn([2.0]) + fn([3.0])) / 2).backward()
+            else:
+                step([[2.0], [3.0]]).backward()
+            assert w1.grad == pytest.approx(4 * 0.7 * 13 / 2, rel=1e-12)
+            assert (w2.grad, c.grad) == grads[1:], mode  # untouched, as torch's: an optimizer skips a None
+
+
 def test_a_call_inside_no_grad_and_one_outside_each_replay_a_recording_made_in_their_mode():
     w = Value(0.5, "w")
     fn = lambda s: (w * s[0] - s[1]) ** 2  # noqa: E731
