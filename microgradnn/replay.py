@@ -232,7 +232,8 @@ class _Tape:
     pass to be replayed on it."""
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
-                 watched: list[Value], shape, start: int, made: list[Value] = ()) -> None:  # type: ignore[assignment]
+                 watched: list[Value], shape, start: int, made: list[Value] = (),  # type: ignore[assignment]
+                 own: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
         self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
@@ -276,9 +277,12 @@ class _Tape:
         self.const_slots = _index(np.array([i for i, _ in consts], dtype=int))
         self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
         # Values without gradient that existed before the recording (a frozen weight, a
-        # temperature): read again whenever one was set, as parameters are; the numbers that
-        # fn's ops lifted into the graph while recording cannot change.
-        held = [(k, order[i]) for k, (i, _) in enumerate(consts) if engine.version_of(order[i]) < start]
+        # temperature), or that fn made with Value() (and may keep: a buffer made on first use):
+        # read again whenever one was set, as parameters are; the numbers that fn's ops lifted
+        # into the graph while recording cannot change.
+        own_ids = set(map(id, own))
+        held = [(k, order[i]) for k, (i, _) in enumerate(consts)
+                if engine.version_of(order[i]) < start or id(order[i]) in own_ids]
         self.held_rows = np.array([k for k, _ in held], dtype=int)
         self.held_slots = np.arange(self.n_slots)[self.const_slots][self.held_rows]
         self.held = [v for _, v in held]
@@ -885,13 +889,13 @@ class Compiled:
         return (_rebuild(shape, iter(leaves)),)
 
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
-        out, leaves, guards, start, made = self._run(shape, numbers, sample)
+        out, leaves, guards, start, made, own = self._run(shape, numbers, sample)
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made)
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own)
 
     def _run(self, shape, numbers: np.ndarray, sample: int) -> tuple:
-        """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made);
-        raises, with the sample's index, where the scalar engine raises."""
+        """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made,
+        Values made by Value()); raises, with the sample's index, where the scalar engine raises."""
         if shape[0] == "xy":
             names = [f"x{i}" for i in range(shape[1])] + ["y"]
         else:
@@ -899,12 +903,13 @@ class Compiled:
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         made: list[Value] = []
+        own: list[Value] = []
         kinds = list(shape[2]) if shape[0] == "xy" else _kinds(shape)
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
         args = self._args(shape, leaves)
         _check_arity(self.fn, args)
         mode = engine.is_grad_enabled()
-        with recording(leaves, start, made, floats) as guards:
+        with recording(leaves, start, made, floats, own) as guards:
             try:
                 out = self.fn(*args)
             except (ArithmeticError, ValueError, IndexError, TypeError, AttributeError) as e:  # say which sample
@@ -920,7 +925,7 @@ class Compiled:
                             f"error there)")
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
-        return out, leaves, guards, start, made
+        return out, leaves, guards, start, made, own
 
     # ---- replay -------------------------------------------------------------------------------
 

@@ -1355,6 +1355,26 @@ def test_a_result_refuses_backward_after_a_value_without_gradient_it_read_was_se
     assert w.grad == pytest.approx(2 * 5.0)
 
 
+def test_a_value_without_gradient_that_fn_makes_on_its_first_call_and_keeps_is_read_at_every_call():
+    w, kept = Value(0.5, "w"), {}
+
+    def fn(s):
+        if "t" not in kept:  # made lazily, on the first call (a buffer a module makes on first use)
+            kept["t"] = Value(2.0, "t", requires_grad=False)
+        return (w * s[0] / kept["t"]) ** 2
+    samples = [[1.0], [3.0]]
+    step = same_as_scalar(fn, samples, [w])
+    kept["t"].data = 4.0  # the scalar loop divides by 4 from now on
+    result, got = compiled_mean(step, samples, [w])
+    loss, expected = scalar_mean(fn, samples, [w])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    kept["t"].requires_grad = True  # and passes it a gradient
+    result, got = compiled_mean(step, samples, [w, kept["t"]])
+    loss, expected = scalar_mean(fn, samples, [w, kept["t"]])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    assert step.recordings == 2
+
+
 def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
     model = MLP(2, [3, 1], seed=0)
     params = model.parameters()
