@@ -249,6 +249,9 @@ class _Tape:
             order += [v for v in topological_order(hub) if v not in known and v is not hub]
             known.update(order)
         _check_array_forwards(order)
+        own_ids = set(map(id, own))
+        if engine.data_version() != start:  # fn set some .data (or froze a Value): nothing a replay reads, or refused
+            _check_nothing_set(order, start, own_ids, {id(v) for v in leaves})
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -280,7 +283,6 @@ class _Tape:
         # temperature), or that fn made with Value() (and may keep: a buffer made on first use):
         # read again whenever one was set, as parameters are; the numbers that fn's ops lifted
         # into the graph while recording cannot change.
-        own_ids = set(map(id, own))
         held = [(k, order[i]) for k, (i, _) in enumerate(consts)
                 if engine.version_of(order[i]) < start or id(order[i]) in own_ids]
         self.held_rows = np.array([k for k, _ in held], dtype=int)
@@ -612,6 +614,36 @@ def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.nda
     with np.errstate(all="ignore"):
         scale = np.maximum.reduce([abs(want), abs(got), *map(abs, ins)])
         return ~(abs(got - want) <= 1e-9 * scale)
+
+
+def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: set[int]) -> None:
+    """Refuse a recording in which fn set the `.data` of a Value the tape reads or computes (a
+    parameter, a sample's number, a node fn made, any Value after an op used it): a replay does
+    not run fn, so it would compute with other numbers than the scalar loop. `own`: the ids of
+    the Values fn made with Value(), which it may set before an op uses them (they are read at
+    every call); `sample`: those of the sample's numbers."""
+    def refuse(what: str) -> None:
+        raise RuntimeError(f"compile: fn set the .data of {what}, while compile recorded it; a replay does not run "
+                           f"fn, so it would not set it, and would compute with other numbers than the scalar loop: "
+                           f"set .data outside fn (before or after the compiled call)")
+    for v in order:
+        t = engine.version_of(v)
+        if not v.inputs:
+            if t > start and id(v) in sample:  # (a number in the scalar loop, which has no .data)
+                refuse(f"the sample's number {v.label}")
+            if t > start and v._requires_grad and id(v) not in own:
+                refuse(f"parameter {v.label!r}" if v.label else f"parameter {v!r}")
+            continue
+        x = next((x for x in v.inputs if engine.version_of(x) > t), None)
+        if x is not None:
+            refuse(f"Value {x.label or x!r}, after an op used it ({v.op!r})")
+        if t > start:  # made after a set, or set itself: its op gives its number again unless it was set
+            try:
+                again = v._op.forward(*[x._data for x in v.inputs])  # type: ignore[union-attr]
+            except (ArithmeticError, ValueError):
+                again = None
+            if again != v._data:
+                refuse(f"a Value made by {v.op!r} inside fn ({v!r})")
 
 
 def _check_array_forwards(order: list[Value]) -> None:

@@ -1375,6 +1375,45 @@ def test_a_value_without_gradient_that_fn_makes_on_its_first_call_and_keeps_is_r
     assert step.recordings == 2
 
 
+def test_fn_that_sets_the_data_of_a_value_it_computes_with_is_refused_as_a_replay_would_not():
+    w, k = Value(1.25, "w"), Value(2.0, "k", requires_grad=False)
+
+    def clipped(s):  # replayed, the clip would not happen: the loss at w = 1.25 where the scalar loop's is at 1
+        if w > 1.0:
+            w.data = 1.0
+        return (w * s[0] - 3.0) ** 2
+
+    def node_set(s):
+        z = w * s[0]
+        z.data = 1.0  # the scalar loop goes on with 1.0, a replay with w * x
+        return z * z
+
+    def set_after_use(s):
+        y = w * s[0] * k
+        k.data = 3.0  # the scalar loop's y used 2.0 (and its backward refuses), a replay's 3.0
+        return y * k
+
+    def sample_set(s):  # the scalar loop's s[0] is a float, without .data
+        s[0].data = 5.0
+        return w * s[0]
+    for fn, what in ((clipped, r"parameter 'w'"), (node_set, r"a Value made by '\*' inside fn"),
+                     (set_after_use, r"Value 'k', after an op used it"), (sample_set, "the sample's number s0")):
+        w.data, k.data = 1.25, 2.0
+        with pytest.raises(RuntimeError, match=rf"^compile: fn set the \.data of {what}.*, while compile recorded it; "
+                                               r"a replay does not run fn"):
+            mg.compile(fn)([[1.0], [2.0]])
+    w.data = 0.5  # no clip: recorded and replayed as the scalar loop; set outside fn, as usual, is fine
+    step = same_as_scalar(clipped, [[1.0], [2.0]], [w])
+    w.data = 0.75
+    assert step([[1.0], [2.0]]).data == pytest.approx(((0.75 - 3) ** 2 + (1.5 - 3) ** 2) / 2, rel=1e-12)
+
+    def own(s):  # a Value fn makes and sets before any op uses it: no refusal
+        c = Value(0.0, requires_grad=False)
+        c.data = 3.0
+        return (w * s[0] - c) ** 2
+    assert same_as_scalar(own, [[1.0], [2.0]], [w]).tapes == 1
+
+
 def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
     model = MLP(2, [3, 1], seed=0)
     params = model.parameters()
