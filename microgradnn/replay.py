@@ -48,6 +48,7 @@ _SUB_RULES = _SUB.derivatives
 _EXP = engine.get_op("exp")
 _EXP_RULES = _EXP.derivatives
 _NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
+_SIGNED = {"float", "text", "grad"}  # number guards that see the sign of a zero (copysign, str, atan2)
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 _OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
@@ -398,8 +399,9 @@ class _Tape:
             guard, x = self.guards[k], float(V[slot, 0])
             if guard.kind == "int" and np.trunc(x) == guard.answer:
                 continue  # the same int: the guard tests it as it is
-            if x != guard.answer:
-                self.checks[k] = lambda V, slot=slot, x=x: V[slot] == x
+            signed = guard.kind in _SIGNED
+            if x != guard.answer or signed and np.signbit(x) != np.signbit(guard.answer):
+                self.checks[k] = _same_number(slot, x, signed)
         return self.passes(V)
 
     def passes(self, V: np.ndarray) -> np.ndarray:
@@ -602,10 +604,17 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
         return lambda V: compare(A(V), B(V))
     if g.kind == "int":
         return lambda V: np.trunc(V[a]) == g.answer
-    if g.kind == "text":  # the very same number, and sign: str(-0.0) is "-0.0"
-        negative: Any = np.signbit(g.answer)  # type: ignore[call-overload]
-        return lambda V: (V[a] == g.answer) & (np.signbit(V[a]) == negative)
-    return lambda V: V[a] == g.answer  # float, index, hash: the very same number
+    # float, text, grad, index, hash: the very same number
+    return _same_number(a, g.answer, g.kind in _SIGNED)  # type: ignore[arg-type]
+
+
+def _same_number(slot: int, x: Any, signed: bool) -> Callable:
+    """A test of V's columns: True where `slot` holds x, and, if `signed`, a zero of x's sign
+    (str(-0.0) is "-0.0", copysign(1, -0.0) is -1; an index or a dict key takes -0.0 as 0)."""
+    if not signed:
+        return lambda V: V[slot] == x
+    negative: Any = np.signbit(x)
+    return lambda V: (V[slot] == x) & (np.signbit(V[slot]) == negative)
 
 
 def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.ndarray:

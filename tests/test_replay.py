@@ -1141,6 +1141,16 @@ def test_samples_whose_numbers_show_other_text_take_other_recordings():
     assert compiled.recordings == 3 and all(a.startswith("Value(data=0.7") and b.startswith("Value(") for a, b in seen)
 
 
+def test_a_number_read_out_of_a_value_tells_minus_zero_from_zero_as_the_scalar_loop_does():
+    w = Value(0.5, "w")
+    for fn in (lambda s: w * math.copysign(1.0, float(s[0])),  # 1 for 0.0, -1 for -0.0
+               lambda s: w * math.atan2((w * s[0] * 0.0).data, -1.0)):  # pi, or -pi for x < 0
+        for samples in ([[0.0], [-0.0]], [[-0.0], [0.0]], [[1.0], [-1.0]]):
+            result, got = compiled_mean(mg.compile(fn), samples, [w])
+            loss, expected = scalar_mean(fn, samples, [w])
+            assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+
+
 def test_a_print_of_a_sample_number_inside_fn_is_refused_beyond_max_tapes_naming_the_line(capsys):
     w = Value(0.7, "w")
 
