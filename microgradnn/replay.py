@@ -355,11 +355,13 @@ class _Tape:
         live &= np.array(needs)
         self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
         # the parameters backward reaches (through nodes that need a gradient), whose .grad it writes
-        reached = np.zeros(self.n_slots, dtype=bool)
+        reached = [False] * self.n_slots
         reached[root] = needs[root]
         for i in range(self.n_slots - 1, -1, -1):
             if reached[i] and order[i].inputs:
-                reached[[j for j in structure[i][1] if needs[j]]] = True
+                for j in structure[i][1]:
+                    if needs[j]:
+                        reached[j] = True
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
         # each group's one forward and backward function, chosen once rather than at every call
         self.forwards = [(g, _forward_of(g)) for g in self.groups]
