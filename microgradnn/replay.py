@@ -354,15 +354,20 @@ class _Tape:
                 live[list(structure[i][1])] = True
         live &= np.array(needs)
         self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
-        # the parameters backward reaches (through nodes that need a gradient), whose .grad it writes
-        reached = [False] * self.n_slots
-        reached[root] = needs[root]
+        # the parameters backward reaches (through nodes that need a gradient), whose .grad it writes,
+        # and the held Values the scalar backward walks to (through all but no_grad's nodes, bare
+        # leaves there): one frozen at the call and not at backward gets its .grad started there
+        reached, walked = [False] * self.n_slots, [False] * self.n_slots
+        reached[root], walked[root] = needs[root], True
         for i in range(self.n_slots - 1, -1, -1):
-            if reached[i] and order[i].inputs:
+            v = order[i]
+            if walked[i] and v.inputs and (v._requires_grad or not any(x._requires_grad for x in v.inputs)):
                 for j in structure[i][1]:
-                    if needs[j]:
+                    walked[j] = True
+                    if reached[i] and needs[j]:
                         reached[j] = True
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
+        self.held_walked = [v for v, i in zip(self.held, self.held_slots.tolist()) if walked[i]]
         # each group's one forward and backward function, chosen once rather than at every call
         self.forwards = [(g, _forward_of(g)) for g in self.groups]
         self.backwards = [(g, g.out_at, _backward_of(g)) for g in self.backward_groups]
@@ -766,10 +771,13 @@ class BatchResult:
         # A frozen parameter gets no gradient, as backward's leaf: one frozen at the call has a PG
         # of 0 (its tapes took it as a constant), one frozen since (requires_grad_(False), or the
         # attribute set) none; its .grad is not read (None here), and `live` says which get one.
+        # One frozen at the call and not now is a leaf the scalar backward meets: it starts its
+        # .grad (None as 0) and adds nothing, and so does this one.
+        unfrozen = [v for run in runs for v in run[0].held_walked if v._requires_grad]
         old = [p.grad if p._requires_grad else None for p in params]
         live = None
         # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
-        grads = engine.float_array(old) + PG if unchanged and engine.all_floats(old) else None
+        grads = engine.float_array(old) + PG if unchanged and not unfrozen and engine.all_floats(old) else None
         if grads is None or not np.isfinite(grads).all():
             if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
                 PG = self._gradient(careful=True)
@@ -778,6 +786,14 @@ class BatchResult:
             live = np.zeros(len(PG), dtype=bool)
             for (tape, *_), index in zip(self._runs, self._index):
                 live[np.arange(len(PG))[index][tape.reached]] = True
+            if unfrozen:
+                ids = set(map(id, unfrozen))
+                live |= np.fromiter((id(p) in ids for p in params), bool, len(PG))
+                ids.difference_update(map(id, params))
+                extra = [v for v in dict.fromkeys(unfrozen) if id(v) in ids]  # (in no tape as a parameter)
+                params, old = params + extra, old + [v.grad for v in extra]
+                live = np.concatenate([live, np.ones(len(extra), dtype=bool)])
+                PG = np.concatenate([PG, np.zeros(len(extra))])
             live &= np.fromiter((p._requires_grad for p in params), bool, len(PG))
             old = [g if add else 0.0 for g, add in zip(old, live.tolist())]
             grads = np.fromiter(_grads_of(params, old), float, len(PG))
@@ -793,6 +809,7 @@ class BatchResult:
             for p, g, add in zip(params, grads.tolist(), live.tolist()):
                 if add:
                     p.grad = g
+        PG = PG[:len(self._params)]
         self.grads = PG
 
     def _gradient(self, careful: bool) -> np.ndarray:

@@ -949,6 +949,12 @@ def test_backward_leaves_the_grad_of_a_parameter_the_batch_does_not_reach_as_it_
                 step([[2.0], [3.0]]).backward()
             assert w1.grad == pytest.approx(4 * 0.7 * 13 / 2, rel=1e-12)
             assert (w2.grad, c.grad) == grads[1:], mode  # untouched, as torch's: an optimizer skips a None
+    for mode in ("scalar", "compiled"):  # frozen at the call, not at backward: the scalar engine starts its .grad
+        w1.requires_grad, w1.grad = False, None
+        result = ((fn([2.0]) + fn([-3.0])) / 2) if mode == "scalar" else step([[2.0], [-3.0]])
+        w1.requires_grad = True
+        result.backward()
+        assert w1.grad == 0.0, mode
 
 
 def test_a_call_inside_no_grad_and_one_outside_each_replay_a_recording_made_in_their_mode():
