@@ -367,6 +367,7 @@ class _Tape:
                     if reached[i] and needs[j]:
                         reached[j] = True
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
+        self.walked = np.array([position[s] for s in param_slots if walked[s]], dtype=int)
         self.held_walked = [v for v, i in zip(self.held, self.held_slots.tolist()) if walked[i]]
         # each group's one forward and backward function, chosen once rather than at every call
         self.forwards = [(g, _forward_of(g)) for g in self.groups]
@@ -730,7 +731,6 @@ class BatchResult:
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
         # the parameters and where each tape's sit among them, as they are now (see Compiled._forget_params)
         self._params, self._index = compiled.params, [run[0].param_index for run in runs]
-        self._used = len(compiled.params)
         self.losses = losses
         with np.errstate(over="ignore", invalid="ignore"):  # summed in order, as the scalar engine's sum
             self.data = float(np.add.accumulate(losses)[-1]) / len(losses)
@@ -753,14 +753,14 @@ class BatchResult:
             raise RuntimeError("compiled backward: the mean loss does not require grad (it was computed inside "
                                "no_grad(), or fn computed it from no Value with requires_grad=True)")
         unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
-        changed = None if unchanged else engine.changed_since(params[:self._used], self._version)
+        changed = None if unchanged else engine.changed_since(self._walked(), self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         if not unchanged:  # the Values without gradient it read (a frozen weight), and those made outside fn
-            changed = engine.changed_since([v for run in runs for v in (*run[0].held, *run[0].made_before)],
+            changed = engine.changed_since([v for run in runs for v in (*run[0].held_walked, *run[0].made_before)],
                                            self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
@@ -811,6 +811,14 @@ class BatchResult:
                     p.grad = g
         PG = PG[:len(self._params)]
         self.grads = PG
+
+    def _walked(self) -> list[Value]:
+        """The parameters in this batch's graphs, which the scalar backward walks to (and refuses
+        to differentiate at, once one is set): not one only decided on, or only another batch's."""
+        positions = np.arange(len(self._params))
+        used = np.unique(np.concatenate([positions[index][tape.walked] for (tape, *_), index in
+                                         zip(self._runs, self._index)]))
+        return [self._params[i] for i in used.tolist()]
 
     def _gradient(self, careful: bool) -> np.ndarray:
         PG = np.zeros(len(self._params))

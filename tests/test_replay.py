@@ -957,6 +957,23 @@ def test_backward_leaves_the_grad_of_a_parameter_the_batch_does_not_reach_as_it_
         assert w1.grad == 0.0, mode
 
 
+def test_a_parameter_the_batch_does_not_use_may_be_set_before_its_backward_as_in_the_scalar_engine():
+    w1, w2, c = Value(0.7, "w1"), Value(0.3, "w2"), Value(0.5, "c")
+    fn = lambda s: ((w1 * s[0]) ** 2 if s[0] > 0 else (w2 * s[0]) ** 2) * (2 if c > 0 else 1)  # noqa: E731
+    step = mg.compile(fn)
+    step([[1.0], [-1.0]])  # w2 is one of the compiled function's parameters
+    for mode in ("scalar", "compiled"):
+        w1.grad = 0.0
+        result = ((fn([2.0]) + fn([3.0])) / 2) if mode == "scalar" else step([[2.0], [3.0]])
+        w2.data, c.data = 0.25, 0.75  # neither in this batch's graph (c only decided on)
+        result.backward()
+        assert w1.grad == pytest.approx(4 * 0.7 * 13 / 2, rel=1e-12), mode
+        w1.data = 0.5
+        with pytest.raises(RuntimeError, match="w1"):
+            result.backward()
+        w1.data = 0.7
+
+
 def test_a_call_inside_no_grad_and_one_outside_each_replay_a_recording_made_in_their_mode():
     w = Value(0.5, "w")
     fn = lambda s: (w * s[0] - s[1]) ** 2  # noqa: E731
