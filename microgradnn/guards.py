@@ -67,13 +67,14 @@ def _where() -> str:
 
 
 @contextlib.contextmanager
-def recording(samples: Sequence[Value] = (), start: int | None = None,
-              made: list[Value] | None = None, floats: Sequence[Value] = ()) -> Iterator[list[Guard]]:
+def recording(samples: Sequence[Value] = (), start: int | None = None, made: list[Value] | None = None,
+              floats: Sequence[Value] = (), own: list[Value] | None = None) -> Iterator[list[Guard]]:
     """Note every decision user code makes on Values inside the block, in order. `samples`
     are the Values made for the sample's numbers, at data version `start`: a Value computed
     from them and from numbers alone is a plain number where fn runs without compile, a float
     if computed from one of `floats` (those of them that are floats there, not ints). Every
-    node an op makes inside the block is added to `made`, if given."""
+    node an op makes inside the block is added to `made`, and every Value user code makes with
+    `Value()` to `own`, if given."""
     guards: list[Guard] = []
     start = version_of(samples[0]) if start is None and samples else start
     plain = {id(v): True for v in samples}  # id -> is a plain number (kept alive by `seen`)
@@ -142,6 +143,8 @@ def recording(samples: Sequence[Value] = (), start: int | None = None,
         if kind == "made":
             plain[id(a)] = False
             seen.append(a)
+            if own is not None:
+                own.append(a)
             return None
         guards.append(Guard(kind, a, b, answer, _where()))
         return answer

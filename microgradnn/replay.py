@@ -48,6 +48,7 @@ _SUB_RULES = _SUB.derivatives
 _EXP = engine.get_op("exp")
 _EXP_RULES = _EXP.derivatives
 _NUMBER_GUARDS = {"float", "int", "index", "hash", "text", "grad"}
+_SIGNED = {"float", "text", "grad"}  # number guards that see the sign of a zero (copysign, str, atan2)
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 _OPPOSITE = {"<": np.greater_equal, "<=": np.greater, ">": np.less_equal, ">=": np.less,
@@ -232,9 +233,11 @@ class _Tape:
     pass to be replayed on it."""
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
-                 watched: list[Value], shape, start: int, made: list[Value] = ()) -> None:  # type: ignore[assignment]
+                 watched: list[Value], shape, start: int, made: list[Value] = (),  # type: ignore[assignment]
+                 own: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
+        self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
         guard_values = [x for g in guards for x in g.values()]
         order = topological_order(out)
         known = set(order)
@@ -247,6 +250,9 @@ class _Tape:
             order += [v for v in topological_order(hub) if v not in known and v is not hub]
             known.update(order)
         _check_array_forwards(order)
+        own_ids = set(map(id, own))
+        if engine.data_version() != start:  # fn set some .data (or froze a Value): nothing a replay reads, or refused
+            _check_nothing_set(order, start, own_ids, {id(v) for v in leaves})
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -275,9 +281,11 @@ class _Tape:
         self.const_slots = _index(np.array([i for i, _ in consts], dtype=int))
         self.const_values = np.array([c for _, c in consts], dtype=float).reshape(-1, 1)
         # Values without gradient that existed before the recording (a frozen weight, a
-        # temperature): read again whenever one was set, as parameters are; the numbers that
-        # fn's ops lifted into the graph while recording cannot change.
-        held = [(k, order[i]) for k, (i, _) in enumerate(consts) if engine.version_of(order[i]) < start]
+        # temperature), or that fn made with Value() (and may keep: a buffer made on first use):
+        # read again whenever one was set, as parameters are; the numbers that fn's ops lifted
+        # into the graph while recording cannot change.
+        held = [(k, order[i]) for k, (i, _) in enumerate(consts)
+                if engine.version_of(order[i]) < start or id(order[i]) in own_ids]
         self.held_rows = np.array([k for k, _ in held], dtype=int)
         self.held_slots = np.arange(self.n_slots)[self.const_slots][self.held_rows]
         self.held = [v for _, v in held]
@@ -346,6 +354,21 @@ class _Tape:
                 live[list(structure[i][1])] = True
         live &= np.array(needs)
         self.backward_groups = [g for g in reversed(self.groups) if live[g.out].any()]
+        # the parameters backward reaches (through nodes that need a gradient), whose .grad it writes,
+        # and the held Values the scalar backward walks to (through all but no_grad's nodes, bare
+        # leaves there): one frozen at the call and not at backward gets its .grad started there
+        reached, walked = [False] * self.n_slots, [False] * self.n_slots
+        reached[root], walked[root] = needs[root], True
+        for i in range(self.n_slots - 1, -1, -1):
+            v = order[i]
+            if walked[i] and v.inputs and (v._requires_grad or not any(x._requires_grad for x in v.inputs)):
+                for j in structure[i][1]:
+                    walked[j] = True
+                    if reached[i] and needs[j]:
+                        reached[j] = True
+        self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
+        self.walked = np.array([position[s] for s in param_slots if walked[s]], dtype=int)
+        self.held_walked = [v for v, i in zip(self.held, self.held_slots.tolist()) if walked[i]]
         # each group's one forward and backward function, chosen once rather than at every call
         self.forwards = [(g, _forward_of(g)) for g in self.groups]
         self.backwards = [(g, g.out_at, _backward_of(g)) for g in self.backward_groups]
@@ -384,8 +407,9 @@ class _Tape:
             guard, x = self.guards[k], float(V[slot, 0])
             if guard.kind == "int" and np.trunc(x) == guard.answer:
                 continue  # the same int: the guard tests it as it is
-            if x != guard.answer:
-                self.checks[k] = lambda V, slot=slot, x=x: V[slot] == x
+            signed = guard.kind in _SIGNED
+            if x != guard.answer or signed and np.signbit(x) != np.signbit(guard.answer):
+                self.checks[k] = _same_number(slot, x, signed)
         return self.passes(V)
 
     def passes(self, V: np.ndarray) -> np.ndarray:
@@ -416,8 +440,12 @@ class _Tape:
 
     def out_of_date(self, params: list, frozen: bool) -> bool:
         """True once a Value recorded as a constant requires grad, or (when some parameter is
-        `frozen`) one recorded as a parameter no longer does: the recording must be made again."""
+        `frozen`) one recorded as a parameter no longer does, or a node made outside fn was made a
+        leaf (`requires_grad_()`, `detach_()`), whose number replay would compute from its old inputs:
+        the recording must be made again."""
         if self.held and any(v._requires_grad for v in self.held):
+            return True
+        if self.made_before and not all(v.inputs for v in self.made_before):
             return True
         return frozen and not all(params[i]._requires_grad for i in np.arange(len(params))[self.param_index].tolist())
 
@@ -584,10 +612,17 @@ def _guard_check(g: Guard, a: int | None, b: int | None) -> Callable:
         return lambda V: compare(A(V), B(V))
     if g.kind == "int":
         return lambda V: np.trunc(V[a]) == g.answer
-    if g.kind == "text":  # the very same number, and sign: str(-0.0) is "-0.0"
-        negative: Any = np.signbit(g.answer)  # type: ignore[call-overload]
-        return lambda V: (V[a] == g.answer) & (np.signbit(V[a]) == negative)
-    return lambda V: V[a] == g.answer  # float, index, hash: the very same number
+    # float, text, grad, index, hash: the very same number
+    return _same_number(a, g.answer, g.kind in _SIGNED)  # type: ignore[arg-type]
+
+
+def _same_number(slot: int, x: Any, signed: bool) -> Callable:
+    """A test of V's columns: True where `slot` holds x, and, if `signed`, a zero of x's sign
+    (str(-0.0) is "-0.0", copysign(1, -0.0) is -1; an index or a dict key takes -0.0 as 0)."""
+    if not signed:
+        return lambda V: V[slot] == x
+    negative: Any = np.signbit(x)
+    return lambda V: (V[slot] == x) & (np.signbit(V[slot]) == negative)
 
 
 def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.ndarray:
@@ -596,6 +631,36 @@ def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.nda
     with np.errstate(all="ignore"):
         scale = np.maximum.reduce([abs(want), abs(got), *map(abs, ins)])
         return ~(abs(got - want) <= 1e-9 * scale)
+
+
+def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: set[int]) -> None:
+    """Refuse a recording in which fn set the `.data` of a Value the tape reads or computes (a
+    parameter, a sample's number, a node fn made, any Value after an op used it): a replay does
+    not run fn, so it would compute with other numbers than the scalar loop. `own`: the ids of
+    the Values fn made with Value(), which it may set before an op uses them (they are read at
+    every call); `sample`: those of the sample's numbers."""
+    def refuse(what: str) -> None:
+        raise RuntimeError(f"compile: fn set the .data of {what}, while compile recorded it; a replay does not run "
+                           f"fn, so it would not set it, and would compute with other numbers than the scalar loop: "
+                           f"set .data outside fn (before or after the compiled call)")
+    for v in order:
+        t = engine.version_of(v)
+        if not v.inputs:
+            if t > start and id(v) in sample:  # (a number in the scalar loop, which has no .data)
+                refuse(f"the sample's number {v.label}")
+            if t > start and v._requires_grad and id(v) not in own:
+                refuse(f"parameter {v.label!r}" if v.label else f"parameter {v!r}")
+            continue
+        x = next((x for x in v.inputs if engine.version_of(x) > t), None)
+        if x is not None:
+            refuse(f"Value {x.label or x!r}, after an op used it ({v.op!r})")
+        if t > start:  # made after a set, or set itself: its op gives its number again unless it was set
+            try:
+                again = v._op.forward(*[x._data for x in v.inputs])  # type: ignore[union-attr]
+            except (ArithmeticError, ValueError):
+                again = None
+            if again != v._data:
+                refuse(f"a Value made by {v.op!r} inside fn ({v!r})")
 
 
 def _check_array_forwards(order: list[Value]) -> None:
@@ -666,7 +731,6 @@ class BatchResult:
         self._version = engine.data_version()  # the parameters' numbers this result was computed at
         # the parameters and where each tape's sit among them, as they are now (see Compiled._forget_params)
         self._params, self._index = compiled.params, [run[0].param_index for run in runs]
-        self._used = len(compiled.params)
         self.losses = losses
         with np.errstate(over="ignore", invalid="ignore"):  # summed in order, as the scalar engine's sum
             self.data = float(np.add.accumulate(losses)[-1]) / len(losses)
@@ -689,14 +753,15 @@ class BatchResult:
             raise RuntimeError("compiled backward: the mean loss does not require grad (it was computed inside "
                                "no_grad(), or fn computed it from no Value with requires_grad=True)")
         unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
-        changed = None if unchanged else engine.changed_since(params[:self._used], self._version)
+        changed = None if unchanged else engine.changed_since(self._walked(), self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of parameter{name} (now {changed.data!r}) was changed after this "
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
-        if not unchanged:  # the Values without gradient it read (a frozen weight)
-            changed = engine.changed_since([v for run in runs for v in run[0].held], self._version)
+        if not unchanged:  # the Values without gradient it read (a frozen weight), and those made outside fn
+            changed = engine.changed_since([v for run in runs for v in (*run[0].held_walked, *run[0].made_before)],
+                                           self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
             raise RuntimeError(f"backward: the data of Value{name} (now {changed.data!r}) was changed after this "
@@ -706,15 +771,32 @@ class BatchResult:
         # A frozen parameter gets no gradient, as backward's leaf: one frozen at the call has a PG
         # of 0 (its tapes took it as a constant), one frozen since (requires_grad_(False), or the
         # attribute set) none; its .grad is not read (None here), and `live` says which get one.
+        # One frozen at the call and not now is a leaf the scalar backward meets: it starts its
+        # .grad (None as 0) and adds nothing, and so does this one.
+        unfrozen = [v for run in runs for v in run[0].held_walked if v._requires_grad]
         old = [p.grad if p._requires_grad else None for p in params]
         live = None
         # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
-        grads = engine.float_array(old) + PG if unchanged and engine.all_floats(old) else None
+        grads = engine.float_array(old) + PG if unchanged and not unfrozen and engine.all_floats(old) else None
         if grads is None or not np.isfinite(grads).all():
             if not np.isfinite(PG).all():  # again, as the scalar engine goes: no 0 × inf, a bad derivative named
                 PG = self._gradient(careful=True)
+            # a parameter no tape of this batch reaches keeps its .grad, as the scalar backward leaves
+            # it (None stays None, which the optimizers skip), and it is not read
+            live = np.zeros(len(PG), dtype=bool)
+            for (tape, *_), index in zip(self._runs, self._index):
+                live[np.arange(len(PG))[index][tape.reached]] = True
+            if unfrozen:
+                ids = set(map(id, unfrozen))
+                live |= np.fromiter((id(p) in ids for p in params), bool, len(PG))
+                ids.difference_update(map(id, params))
+                extra = [v for v in dict.fromkeys(unfrozen) if id(v) in ids]  # (in no tape as a parameter)
+                params, old = params + extra, old + [v.grad for v in extra]
+                live = np.concatenate([live, np.ones(len(extra), dtype=bool)])
+                PG = np.concatenate([PG, np.zeros(len(extra))])
+            live &= np.fromiter((p._requires_grad for p in params), bool, len(PG))
+            old = [g if add else 0.0 for g, add in zip(old, live.tolist())]
             grads = np.fromiter(_grads_of(params, old), float, len(PG))
-            live = np.fromiter((p._requires_grad for p in params), bool, len(PG))
             grads += PG * live
             if not np.isfinite(grads).all():  # as the scalar backward, nothing is added then
                 bad = int(np.flatnonzero(~np.isfinite(grads))[0])
@@ -727,7 +809,16 @@ class BatchResult:
             for p, g, add in zip(params, grads.tolist(), live.tolist()):
                 if add:
                     p.grad = g
+        PG = PG[:len(self._params)]
         self.grads = PG
+
+    def _walked(self) -> list[Value]:
+        """The parameters in this batch's graphs, which the scalar backward walks to (and refuses
+        to differentiate at, once one is set): not one only decided on, or only another batch's."""
+        positions = np.arange(len(self._params))
+        used = np.unique(np.concatenate([positions[index][tape.walked] for (tape, *_), index in
+                                         zip(self._runs, self._index)]))
+        return [self._params[i] for i in used.tolist()]
 
     def _gradient(self, careful: bool) -> np.ndarray:
         PG = np.zeros(len(self._params))
@@ -866,13 +957,13 @@ class Compiled:
         return (_rebuild(shape, iter(leaves)),)
 
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
-        out, leaves, guards, start, made = self._run(shape, numbers, sample)
+        out, leaves, guards, start, made, own = self._run(shape, numbers, sample)
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made)
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own)
 
     def _run(self, shape, numbers: np.ndarray, sample: int) -> tuple:
-        """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made);
-        raises, with the sample's index, where the scalar engine raises."""
+        """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made,
+        Values made by Value()); raises, with the sample's index, where the scalar engine raises."""
         if shape[0] == "xy":
             names = [f"x{i}" for i in range(shape[1])] + ["y"]
         else:
@@ -880,12 +971,13 @@ class Compiled:
         start = engine.next_version()  # Values made from here on belong to this recording
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         made: list[Value] = []
+        own: list[Value] = []
         kinds = list(shape[2]) if shape[0] == "xy" else _kinds(shape)
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
         args = self._args(shape, leaves)
         _check_arity(self.fn, args)
         mode = engine.is_grad_enabled()
-        with recording(leaves, start, made, floats) as guards:
+        with recording(leaves, start, made, floats, own) as guards:
             try:
                 out = self.fn(*args)
             except (ArithmeticError, ValueError, IndexError, TypeError, AttributeError) as e:  # say which sample
@@ -901,7 +993,7 @@ class Compiled:
                             f"error there)")
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
-        return out, leaves, guards, start, made
+        return out, leaves, guards, start, made, own
 
     # ---- replay -------------------------------------------------------------------------------
 
@@ -925,7 +1017,7 @@ class Compiled:
         n = sum(len(rows) for _, rows, _ in parts)
         # the parameters' numbers, and whether any is frozen (requires_grad read as the scalar
         # engine reads it, when the graph is made), in one pass over them when none is
-        params = self.params
+        params, mode = self.params, engine.is_grad_enabled()
         data = [p._data for p in params if p._requires_grad]
         frozen = len(data) != len(params)
         if frozen:
@@ -946,6 +1038,8 @@ class Compiled:
                         P_all = np.concatenate([P_all, [p.data for p in self.params[len(P_all):]]])
                 tape = known[i]
                 i += 1
+                if tape.grad_enabled is not mode:  # (inside no_grad or not: fn ran in the other mode)
+                    continue
                 V, P, ok, suspect = tape.forward(D if len(pending) == len(rows) else D[:, pending], P_all)
                 if fresh and tape.numbered:
                     ok = tape.settle(V)
@@ -1008,6 +1102,7 @@ class Compiled:
     def _too_many(self, shape, numbers, sample: int, known: list, parts: list) -> str:
         self._run(shape, numbers, sample)  # the scalar engine's own error for this sample, if fn does not catch it
         why = ""
+        known = [tape for tape in known if tape.grad_enabled is engine.is_grad_enabled()]
         P_all = np.fromiter(engine.data_of(self.params), dtype=float)
         followed = [tape for tape in known if tape.forward(numbers[:, None], P_all)[2][0]]
         if followed:  # it decides as a recording did, whose ops refuse its numbers: fn catches the error

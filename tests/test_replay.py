@@ -932,6 +932,65 @@ def test_a_parameter_frozen_between_a_batch_and_its_backward_gets_no_gradient_as
         w.requires_grad_(True)
 
 
+def test_backward_leaves_the_grad_of_a_parameter_the_batch_does_not_reach_as_it_was():
+    w1, w2, c = Value(0.7, "w1"), Value(0.3, "w2"), Value(0.5, "c")
+
+    def fn(s):  # w2 only on the other branch; c only decided on, no gradient flows into it
+        loss = (w1 * s[0]) ** 2 if s[0] > 0 else (w2 * s[0]) ** 2
+        return loss * 2 if c > 0 else loss
+    step = mg.compile(fn)
+    step([[1.0], [-1.0]])  # both branches recorded: w2 is one of the compiled function's parameters
+    for grads in ((None, None, None), (0.0, True, "not a number"), (0.0, 3, 7)):
+        for mode in ("scalar", "compiled"):
+            w1.grad, w2.grad, c.grad = grads
+            if mode == "scalar":
+                ((fn([2.0]) + fn([3.0])) / 2).backward()
+            else:
+                step([[2.0], [3.0]]).backward()
+            assert w1.grad == pytest.approx(4 * 0.7 * 13 / 2, rel=1e-12)
+            assert (w2.grad, c.grad) == grads[1:], mode  # untouched, as torch's: an optimizer skips a None
+    for mode in ("scalar", "compiled"):  # frozen at the call, not at backward: the scalar engine starts its .grad
+        w1.requires_grad, w1.grad = False, None
+        result = ((fn([2.0]) + fn([-3.0])) / 2) if mode == "scalar" else step([[2.0], [-3.0]])
+        w1.requires_grad = True
+        result.backward()
+        assert w1.grad == 0.0, mode
+
+
+def test_a_parameter_the_batch_does_not_use_may_be_set_before_its_backward_as_in_the_scalar_engine():
+    w1, w2, c = Value(0.7, "w1"), Value(0.3, "w2"), Value(0.5, "c")
+    fn = lambda s: ((w1 * s[0]) ** 2 if s[0] > 0 else (w2 * s[0]) ** 2) * (2 if c > 0 else 1)  # noqa: E731
+    step = mg.compile(fn)
+    step([[1.0], [-1.0]])  # w2 is one of the compiled function's parameters
+    for mode in ("scalar", "compiled"):
+        w1.grad = 0.0
+        result = ((fn([2.0]) + fn([3.0])) / 2) if mode == "scalar" else step([[2.0], [3.0]])
+        w2.data, c.data = 0.25, 0.75  # neither in this batch's graph (c only decided on)
+        result.backward()
+        assert w1.grad == pytest.approx(4 * 0.7 * 13 / 2, rel=1e-12), mode
+        w1.data = 0.5
+        with pytest.raises(RuntimeError, match="w1"):
+            result.backward()
+        w1.data = 0.7
+
+
+def test_a_call_inside_no_grad_and_one_outside_each_replay_a_recording_made_in_their_mode():
+    w = Value(0.5, "w")
+    fn = lambda s: (w * s[0] - s[1]) ** 2  # noqa: E731
+    samples = [[1.0, 2.0], [3.0, -1.0]]
+    step = mg.compile(fn)
+    with mg.no_grad():  # recorded here first: a tape through which no gradient flows
+        assert step(samples).data == 4.25
+    result, got = compiled_mean(step, samples, [w])  # outside: as the scalar loop, a gradient
+    loss, expected = scalar_mean(fn, samples, [w])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    with mg.no_grad():  # a recording with gradient replayed here would give one, which the scalar loop refuses
+        result = step(samples)
+    with pytest.raises(RuntimeError, match="compiled backward: the mean loss does not require grad"):
+        result.backward()
+    assert step.tapes == 2 and step.recordings == 2
+
+
 def test_fn_that_sets_the_grad_mode_for_the_code_after_it_is_refused_as_a_replay_could_not_follow():
     w = Value(0.5, "w")
 
@@ -1105,6 +1164,16 @@ def test_samples_whose_numbers_show_other_text_take_other_recordings():
     assert compiled.recordings == 3 and all(a.startswith("Value(data=0.7") and b.startswith("Value(") for a, b in seen)
 
 
+def test_a_number_read_out_of_a_value_tells_minus_zero_from_zero_as_the_scalar_loop_does():
+    w = Value(0.5, "w")
+    for fn in (lambda s: w * math.copysign(1.0, float(s[0])),  # 1 for 0.0, -1 for -0.0
+               lambda s: w * math.atan2((w * s[0] * 0.0).data, -1.0)):  # pi, or -pi for x < 0
+        for samples in ([[0.0], [-0.0]], [[-0.0], [0.0]], [[1.0], [-1.0]]):
+            result, got = compiled_mean(mg.compile(fn), samples, [w])
+            loss, expected = scalar_mean(fn, samples, [w])
+            assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+
+
 def test_a_print_of_a_sample_number_inside_fn_is_refused_beyond_max_tapes_naming_the_line(capsys):
     w = Value(0.7, "w")
 
@@ -1193,6 +1262,50 @@ def test_a_value_made_outside_fn_whose_own_data_was_set_is_refused():
         step([[1.0], [2.0]])
 
 
+def test_a_value_made_outside_fn_and_made_a_leaf_since_is_recorded_again():
+    w, k = Value(0.5, "w"), Value(2.0, "k", requires_grad=False)
+    k2 = k * k  # made outside fn, from a Value without gradient: a node replay computes from k
+    fn = lambda s: (w * k2 * s[0] - s[1]) ** 2  # noqa: E731
+    samples = [[1.0, 2.0], [3.0, -1.0]]
+    step = same_as_scalar(fn, samples, [w])
+    k2.requires_grad = True  # a leaf now, that requires grad: the scalar engine passes it a gradient
+    result, got = compiled_mean(step, samples, [w, k2])
+    loss, expected = scalar_mean(fn, samples, [w, k2])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    assert expected[1] != 0.0
+    b = Value(0.5, "b")
+    b2 = b * 2
+    fn = lambda s: (w * b2 * s[0] - s[1]) ** 2  # noqa: E731
+    step = same_as_scalar(fn, samples, [w, b])
+    b2.detach_()  # a leaf without gradient: a number of its own, and b no longer reached
+    result, got = compiled_mean(step, samples, [w, b])
+    loss, expected = scalar_mean(fn, samples, [w, b])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    b2.data = 3.0
+    result, got = compiled_mean(step, samples, [w, b])
+    loss, expected = scalar_mean(fn, samples, [w, b])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_value_made_outside_fn_set_or_detached_between_a_batch_and_its_backward_refuses_it():
+    w, b = Value(0.5, "w"), Value(0.25, "b")
+    samples = [[1.0, 2.0], [3.0, -1.0]]
+    for change in (lambda v: setattr(v, "data", 5.0), lambda v: v.detach_()):
+        b2 = b * 2  # made outside fn: replay computes it from b, the scalar engine holds its number
+        fn = lambda s: (w * b2 * s[0] - s[1]) ** 2  # noqa: E731
+        scalar = scalar_mean(fn, samples, [w, b])[0]
+        result = mg.compile(fn)(samples)
+        assert result.data == pytest.approx(scalar, rel=1e-12)
+        mean = sum((fn(s) for s in samples), Value(0.0)) / 2
+        change(b2)
+        with pytest.raises(RuntimeError, match="was changed after"):  # the scalar engine
+            mean.backward()
+        with pytest.raises(RuntimeError, match=r"backward: the data of Value \(now .*\) was changed after this "
+                                               r"batch was computed"):
+            result.backward()
+        assert w.grad == 0.0 and b.grad == 0.0
+
+
 def test_backward_of_a_loss_that_needs_no_gradient_is_refused_as_the_scalar_engine_refuses_it():
     w = Value(0.5, "w", requires_grad=False)
     fn = lambda s: w * s[0]  # noqa: E731
@@ -1273,6 +1386,65 @@ def test_a_result_refuses_backward_after_a_value_without_gradient_it_read_was_se
     result = step([[1.0], [3.0]])
     result.backward()
     assert w.grad == pytest.approx(2 * 5.0)
+
+
+def test_a_value_without_gradient_that_fn_makes_on_its_first_call_and_keeps_is_read_at_every_call():
+    w, kept = Value(0.5, "w"), {}
+
+    def fn(s):
+        if "t" not in kept:  # made lazily, on the first call (a buffer a module makes on first use)
+            kept["t"] = Value(2.0, "t", requires_grad=False)
+        return (w * s[0] / kept["t"]) ** 2
+    samples = [[1.0], [3.0]]
+    step = same_as_scalar(fn, samples, [w])
+    kept["t"].data = 4.0  # the scalar loop divides by 4 from now on
+    result, got = compiled_mean(step, samples, [w])
+    loss, expected = scalar_mean(fn, samples, [w])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    kept["t"].requires_grad = True  # and passes it a gradient
+    result, got = compiled_mean(step, samples, [w, kept["t"]])
+    loss, expected = scalar_mean(fn, samples, [w, kept["t"]])
+    assert result.data == pytest.approx(loss, rel=1e-12) and got == pytest.approx(expected, rel=1e-12)
+    assert step.recordings == 2
+
+
+def test_fn_that_sets_the_data_of_a_value_it_computes_with_is_refused_as_a_replay_would_not():
+    w, k = Value(1.25, "w"), Value(2.0, "k", requires_grad=False)
+
+    def clipped(s):  # replayed, the clip would not happen: the loss at w = 1.25 where the scalar loop's is at 1
+        if w > 1.0:
+            w.data = 1.0
+        return (w * s[0] - 3.0) ** 2
+
+    def node_set(s):
+        z = w * s[0]
+        z.data = 1.0  # the scalar loop goes on with 1.0, a replay with w * x
+        return z * z
+
+    def set_after_use(s):
+        y = w * s[0] * k
+        k.data = 3.0  # the scalar loop's y used 2.0 (and its backward refuses), a replay's 3.0
+        return y * k
+
+    def sample_set(s):  # the scalar loop's s[0] is a float, without .data
+        s[0].data = 5.0
+        return w * s[0]
+    for fn, what in ((clipped, r"parameter 'w'"), (node_set, r"a Value made by '\*' inside fn"),
+                     (set_after_use, r"Value 'k', after an op used it"), (sample_set, "the sample's number s0")):
+        w.data, k.data = 1.25, 2.0
+        with pytest.raises(RuntimeError, match=rf"^compile: fn set the \.data of {what}.*, while compile recorded it; "
+                                               r"a replay does not run fn"):
+            mg.compile(fn)([[1.0], [2.0]])
+    w.data = 0.5  # no clip: recorded and replayed as the scalar loop; set outside fn, as usual, is fine
+    step = same_as_scalar(clipped, [[1.0], [2.0]], [w])
+    w.data = 0.75
+    assert step([[1.0], [2.0]]).data == pytest.approx(((0.75 - 3) ** 2 + (1.5 - 3) ** 2) / 2, rel=1e-12)
+
+    def own(s):  # a Value fn makes and sets before any op uses it: no refusal
+        c = Value(0.0, requires_grad=False)
+        c.data = 3.0
+        return (w * s[0] - c) ** 2
+    assert same_as_scalar(own, [[1.0], [2.0]], [w]).tapes == 1
 
 
 def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
