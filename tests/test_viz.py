@@ -985,3 +985,16 @@ def test_animate_network_refuses_a_network_too_large_before_any_step_with_a_way_
     assert os.path.getsize(viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", max_elements=15)) > 0
     with pytest.raises(ValueError, match="animate_network: max_elements must be a positive int"):
         viz.animate_network(net, [1.0, 0.5], tmp_path / "other.html", max_elements=0)
+
+
+def test_animate_network_writes_a_negative_number_squared_in_parentheses():
+    # "1 - -0.9987² = 0.002673" reads as 1 + 0.9974; the loss read "(-0.9987 - -1)²"
+    from microgradnn.viz.network_animation import network_steps
+    net = MLP.from_layers([mg.Layer.from_weights([([0.5, -0.4], -2.0)], "tanh"),
+                           mg.Layer.from_weights([([0.7], -3.0)], "tanh")])
+    steps, _, _ = network_steps(net, [1.0, 0.5], target=-1.0, loss="mse")
+    equations = [s["equation"] for s in steps]
+    assert "tanh'(raw) = 1 - out² = 1 - (-0.9987)² = 0.002673" in equations, equations
+    assert "tanh'(raw) = 1 - out² = 1 - (-0.9354)² = 0.125" in equations, equations
+    assert "L = (prediction - target)² = (-0.9987 - (-1))² = 1.788e-06" in equations, equations
+    assert not any("- -" in e for e in equations), equations
