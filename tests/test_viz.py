@@ -998,3 +998,16 @@ def test_animate_network_writes_a_negative_number_squared_in_parentheses():
     assert "tanh'(raw) = 1 - out² = 1 - (-0.9354)² = 0.125" in equations, equations
     assert "L = (prediction - target)² = (-0.9987 - (-1))² = 1.788e-06" in equations, equations
     assert not any("- -" in e for e in equations), equations
+
+
+def test_draw_graph_of_a_plain_number_draws_it_and_not_an_empty_picture(tmp_path):
+    # a Value computed under no_grad() is a leaf needing no grad: the root was folded away as a
+    # constant, so draw_graph, animate and a notebook drew nothing at all
+    net = MLP(2, [3, 1], seed=0)
+    with mg.no_grad():
+        y = net([1.0, 2.0])
+    for view in ("forward", "both"):
+        source = viz.draw_graph(y, view=view).source
+        assert f"data {viz.fmt(y.data)}" in source, source
+    assert "data 3<" in viz.draw_graph(Value(3.0, requires_grad=False)).source
+    assert viz.draw_graph(Value(2.0, requires_grad=False) * 3).source.count("data ") == 1  # constants still folded

@@ -125,7 +125,7 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
                 outputs[id(neuron)] = v  # the last node a neuron made is its output
                 for p in neuron.parameters():
                     groups[id(p)] = neuron
-    drawn = [v for v in order if (show_constants or not _is_constant(v))
+    drawn = [v for v in order if (show_constants or v is root or not _is_constant(v))  # a no_grad result too
              and (id(v) not in groups or outputs[id(groups[id(v)])] is v)]
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
