@@ -1011,3 +1011,17 @@ def test_draw_graph_of_a_plain_number_draws_it_and_not_an_empty_picture(tmp_path
         assert f"data {viz.fmt(y.data)}" in source, source
     assert "data 3<" in viz.draw_graph(Value(3.0, requires_grad=False)).source
     assert viz.draw_graph(Value(2.0, requires_grad=False) * 3).source.count("data ") == 1  # constants still folded
+
+
+def test_animation_of_a_graph_backward_never_ran_on_says_so():
+    # a forgotten backward(): the page showed every grad as 0, "grad of y = 0 (given: what the backward
+    # pass brought to it)" and "grad of x = x × grad(y) + x × grad(y) = 2 × 0 + 2 × 0 = 0", unexplained
+    x = Value(2.0, label="x")
+    y = x * x
+    y.label = "y"
+    start = next(s for s in viz.animation_steps(y) if s["kind"] == "grad")
+    assert "Its grad is 0, where backward() starts it at 1" in start["caption"], start
+    y.backward()
+    steps = viz.animation_steps(y)
+    assert not any("Its grad is 0" in s["caption"] for s in steps)
+    assert steps[-1]["equation"] == "grad of x = x × grad(y) + x × grad(y) = 2 × 1 + 2 × 1 = 4"
