@@ -150,8 +150,22 @@ def test_too_many_nodes_stops_with_advice():
     y = x
     for _ in range(600):
         y = y * 1.01
-    with pytest.raises(viz.GraphTooLarge, match=r"1201 nodes to draw, more than max_nodes=1000; pass collapse=True"):
+    with pytest.raises(viz.GraphTooLarge, match=r"1201 nodes to draw, more than max_nodes=1000; pass a larger max_nodes"):
         viz.draw_graph(y, max_nodes=1000)
+
+
+def test_too_many_nodes_advises_collapse_only_where_a_neuron_made_nodes():
+    # a graph no neuron made was told to "pass collapse=True", which draws it the same and is refused the same
+    y = Value(0.5)
+    for _ in range(100):
+        y = y * 1.01
+    with pytest.raises(viz.GraphTooLarge) as caught:
+        viz.draw_graph(y, max_nodes=10)
+    assert "collapse" not in str(caught.value), caught.value
+    out = MLP(2, [8, 1], seed=0)([1.0, 2.0])
+    with pytest.raises(viz.GraphTooLarge, match=r"; pass collapse=True to draw each neuron as one node, or a larger "
+                                                r"max_nodes, as in viz\.draw_graph\(v, max_nodes=\d+\)"):
+        viz.draw_graph(out, max_nodes=10)
 
 
 def test_too_many_nodes_names_the_call_that_takes_a_larger_max_nodes(tmp_path):
@@ -160,8 +174,8 @@ def test_too_many_nodes_names_the_call_that_takes_a_larger_max_nodes(tmp_path):
     for _ in range(100):
         y = y * 1.01
     for call, message in (
-            (lambda: viz.draw_graph(y, max_nodes=10), r"pass collapse=True to draw each neuron as one node, or a "
-                                                      r"larger max_nodes, as in viz\.draw_graph\(v, max_nodes=201\)"),
+            (lambda: viz.draw_graph(y, max_nodes=10), r"pass a larger max_nodes, as in viz\.draw_graph\(v, "
+                                                      r"max_nodes=201\)"),
             (lambda: viz.animate(y, tmp_path / "a.html", max_nodes=10),
              r"pass a larger max_nodes, as in viz\.animate\(v, path, max_nodes=201\) \(dot"),
             (lambda: viz.animation_steps(y, max_nodes=10),

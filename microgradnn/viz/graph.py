@@ -130,7 +130,7 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
         call = _LARGER[who].format(collapse="collapse=True, " * collapse, n=count)
-        advice = f"pass a larger max_nodes, as in {call}" if collapse or who != "draw_graph" else \
+        advice = f"pass a larger max_nodes, as in {call}" if collapse or not made or who != "draw_graph" else \
             f"pass collapse=True to draw each neuron as one node, or a larger max_nodes, as in {call}"
         raise GraphTooLarge(f"the graph has {count} nodes to draw{' with each neuron as one node' * collapse}, more "
                             f"than max_nodes={max_nodes}; {advice} (dot may take minutes on graphs this big)", count)
