@@ -71,8 +71,8 @@ class Diagram(graphviz.Digraph):
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         try:
             return {"image/svg+xml": self.pipe(format="svg", encoding="utf-8")}
-        except Exception:  # a notebook must always get something to show
-            return {"text/plain": self.source}
+        except Exception as e:  # a notebook must always get something to show, and why it is no picture
+            return {"text/plain": f"{self.source}\n(no picture: {e})"}
 
 
 # Characters XML 1.0 forbids (Graphviz's label parser stops at them): shown as \xNN instead.
