@@ -879,3 +879,25 @@ def test_a_refused_config_leaves_the_port_free():
 def test_viz_playground_shows_inline_in_a_notebook(server):
     html = server._repr_html_()
     assert f'<iframe src="{server.url}"' in html and server.url.startswith("http://127.0.0.1:")
+
+
+def test_a_point_is_of_one_setup_when_the_setup_changes_while_it_computes(monkeypatch):
+    # the point ran its copy of the model outside the lock but read the loss, the test rows and the
+    # threshold after: a change of loss in between gave the old model's point the new loss, unsaid
+    import copy as real_copy
+    from microgradnn.viz.live import session as session_module
+    s = Session({"hidden": [4]})
+    want = s.point(5)
+
+    class Copy:
+        @staticmethod
+        def deepcopy(obj):
+            model = real_copy.deepcopy(obj)
+            forward = model.forward
+            model.forward = lambda x: (s.configure({"loss": "mse", "test": 0.9}), forward(x))[1]
+            return model
+    monkeypatch.setattr(session_module, "copy", Copy)
+    got = s.point(5)
+    assert s.config["loss"] == "mse"  # the change was made, while the point computed
+    assert (got["loss"], got["prediction"], got["split"], got["grads"]) == \
+        (want["loss"], want["prediction"], want["split"], want["grads"])
