@@ -901,3 +901,16 @@ def test_a_point_is_of_one_setup_when_the_setup_changes_while_it_computes(monkey
     assert s.config["loss"] == "mse"  # the change was made, while the point computed
     assert (got["loss"], got["prediction"], got["split"], got["grads"]) == \
         (want["loss"], want["prediction"], want["split"], want["grads"])
+
+
+def test_samples_of_an_uploaded_csv_is_its_row_count():
+    # samples=100 on a CSV of 30 rows rebuilt the model on the same 30 rows, and the page said 100
+    s = Session()
+    c = s.set_upload("\n".join(f"{i % 7 / 7},{i % 5 / 5},{i % 2}" for i in range(30)))
+    s.train_epoch()
+    with pytest.raises(ConfigError, match=r"^samples: the data is the uploaded CSV's 30 rows, got 100; upload "):
+        s.configure({"samples": 100})
+    assert s.config == c and s.epoch == 1  # nothing rebuilt
+    assert s.configure({"samples": 30, "lr": 0.1})["samples"] == 30
+    assert s.configure({"dataset": "moons", "samples": 100})["samples"] == 100  # other data takes any count
+    assert s.configure({"dataset": "csv"})["samples"] == 30 and len(s.X) == 30  # back to the CSV: its count

@@ -47,6 +47,12 @@ class Session:
         (or `rebuild`). A refused configuration changes nothing."""
         with self.lock:
             new = check_config(raw, self.config)
+            if new["dataset"] == "csv" and self.upload is not None:  # its samples are its rows, however many
+                rows = len(self.upload[0])
+                if "samples" in raw and new["samples"] != rows:  # a rebuild on the same rows, another count shown
+                    raise ConfigError(f"samples: the data is the uploaded CSV's {rows} rows, got {new['samples']}; "
+                                      "upload another CSV to change them")
+                new["samples"] = rows
             if "loss" not in raw and new["loss"] != "cross_entropy" and self._classes_of(new) > 2:
                 new["loss"] = "cross_entropy"  # new data with more classes: the one loss that reads them
             rebuild = rebuild or any(new[k] != self.config[k] for k in REBUILDS)
