@@ -1040,3 +1040,16 @@ def test_animation_of_a_graph_backward_never_ran_on_says_so():
     steps = viz.animation_steps(y)
     assert not any("Its grad is 0" in s["caption"] for s in steps)
     assert steps[-1]["equation"] == "grad of x = x × grad(y) + x × grad(y) = 2 × 1 + 2 × 1 = 4"
+
+
+def test_highlight_of_a_number_folded_into_its_op_says_to_draw_constants():
+    # a plain number is written into its op's label, not drawn: highlighting it drew nothing red, silently
+    x, c = Value(2.0, label="x"), Value(3.0, requires_grad=False)
+    y = x * c
+    with pytest.raises(ValueError, match=r"^draw_graph: highlight holds Value\(data=3, grad=0\), a plain number "
+                                         r"written into its op's label \(\* 3\); pass show_constants=True to draw "
+                                         r"it as a node$"):
+        viz.draw_graph(y, highlight={c: "this one"})
+    source = viz.draw_graph(y, highlight={c: "this one"}, show_constants=True).source
+    assert "label=<this one>" in source and "#D62728" in source
+    assert "#D62728" in viz.draw_graph(y, highlight=[x, y]).source  # drawn nodes as before

@@ -205,6 +205,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     check_title(title, "draw_graph")
     plan = _plan(root, show_constants, collapse, max_nodes)
     marked = _onto_boxes(_highlighted(highlight, root, plan.order), plan)
+    _check_drawn(marked, plan)
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
@@ -297,6 +298,17 @@ def _highlighted(highlight, root: Value, order: list[Value]) -> dict[int, str]:
             if id(v) not in nodes:
                 raise ValueError(f"draw_graph: highlight holds {v!r}, which is not in the graph of {root!r}")
     return {id(v): "" if text is None else str(text) for v, text in notes.items()}
+
+
+def _check_drawn(marked: dict[int, str], plan: _Plan) -> None:
+    """Refuse a highlight of a plain number folded away (it would draw nothing red, silently)."""
+    for v in plan.order:
+        if id(v) in marked and id(v) not in plan.ids:
+            user = next((u for u in plan.values if id(u) not in plan.groups and any(x is v for x in u.inputs)), None)
+            where = (f"written into its op's label ({_op_label(user, [x for x in user.inputs if id(x) in plan.ids])})"
+                     if user is not None else "not drawn as a node")
+            raise ValueError(f"draw_graph: highlight holds {v!r}, a plain number {where}; pass show_constants=True "
+                             f"to draw it as a node")
 
 
 def _onto_boxes(marked: dict[int, str], plan: _Plan) -> dict[int, str]:
