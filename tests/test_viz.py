@@ -1053,3 +1053,23 @@ def test_highlight_of_a_number_folded_into_its_op_says_to_draw_constants():
     source = viz.draw_graph(y, highlight={c: "this one"}, show_constants=True).source
     assert "label=<this one>" in source and "#D62728" in source
     assert "#D62728" in viz.draw_graph(y, highlight=[x, y]).source  # drawn nodes as before
+
+
+@needs_dot
+def test_a_label_of_wide_letters_gets_a_cell_it_fits(capfd):
+    # label cells were sized at 7 points a character, so "MMMMMMMMMMMMMMMMMMMM" (or "Sum", or CJK) ran out
+    # of its cell over the next one and off the picture, and dot wrote "cell size too small" on stderr
+    for label in ("M" * 20, "WWW", "Sum", "汉字" * 5, "x1"):
+        x = Value(1.5, label=label)
+        y = x * 2
+        y.label = label
+        y.backward()
+        for view in ("forward", "both"):
+            viz.draw_graph(y, view=view).pipe(format="svg")
+        viz.draw_graph(MLP(2, [1], seed=0)([x, x]), collapse=True).pipe(format="svg")
+    # the widest numbers 4 significant digits make: "data -1.234e-300", "grad -8.888e+290", "×-1.235e+08"
+    x = Value(-1.2345e-300, label="x")
+    y = x * -123456789.0
+    y.backward(-8.888e+290)
+    viz.draw_graph(y, view="both").pipe(format="svg")
+    assert "too small" not in capfd.readouterr().err
