@@ -859,6 +859,8 @@ def test_viz_playground_checks_its_port(port, error, message):
         mg.viz.playground(port, open_browser=False)
     with pytest.raises(TypeError, match="host must be a str"):
         mg.viz.playground(0, 127001, open_browser=False)
+    with pytest.raises(ValueError, match=r"^playground: host must not be empty: '' listens on every interface"):
+        mg.viz.playground(0, "", open_browser=False)  # was served on every interface, its url 127.0.0.1
 
 
 def test_a_refused_config_leaves_the_port_free():
