@@ -244,6 +244,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _host(text: str) -> str:
+    if not text.strip():  # an unset variable, --host "$HOST", would open the playground to the network
+        raise argparse.ArgumentTypeError(f"expected a host name or address, got {text!r} (an empty host listens on "
+                                         "every interface: pass 0.0.0.0 for that, on a trusted network only)")
+    return text
+
+
 def _hidden(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
@@ -666,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Serve the playground (live training, every graph one click away) on "
                                       "http://127.0.0.1:PORT/ and open it in the browser; Ctrl-C stops it.")
     play.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
-    play.add_argument("--host", default="127.0.0.1",
+    play.add_argument("--host", type=_host, default="127.0.0.1",
                       help="address to listen on (default 127.0.0.1, this machine only)")
     play.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
     play.set_defaults(run=cmd_playground)

@@ -54,6 +54,9 @@ def test_every_option_of_every_subcommand_says_what_it_does():
     (["demo", "--dataset", "blobs", "--classes", "1"], "--classes must be at least 2 for a classifier, got 1"),
     (["render"], "the following arguments are required: expression"),
     (["playground", "--port", "70000"], "expected a port number 0..65535, got '70000'"),
+    # an unset variable (--host "$HOST") listened on every interface, the line printed saying 127.0.0.1
+    (["playground", "--host", ""], "argument --host: expected a host name or address, got '' (an empty host "
+                                   "listens on every interface: pass 0.0.0.0 for that, on a trusted network only)"),
     (["gradcheck", "x**3", "x=1", "--eps", "0"], "argument --eps: expected a finite number > 0, got '0'"),
     (["gradcheck", "x**3", "x=1", "--eps", "1e-14"], "gradcheck: eps must be a finite number in [1e-12, 0.1], got 1e-14"),
     (["gradcheck", "x**3", "x=1", "--atol", "nan"], "argument --atol: expected a finite number >= 0, got 'nan'"),

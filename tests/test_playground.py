@@ -859,6 +859,8 @@ def test_viz_playground_checks_its_port(port, error, message):
         mg.viz.playground(port, open_browser=False)
     with pytest.raises(TypeError, match="host must be a str"):
         mg.viz.playground(0, 127001, open_browser=False)
+    with pytest.raises(ValueError, match=r"^playground: host must not be empty: '' listens on every interface"):
+        mg.viz.playground(0, "", open_browser=False)  # was served on every interface, its url 127.0.0.1
 
 
 def test_a_refused_config_leaves_the_port_free():
@@ -879,3 +881,38 @@ def test_a_refused_config_leaves_the_port_free():
 def test_viz_playground_shows_inline_in_a_notebook(server):
     html = server._repr_html_()
     assert f'<iframe src="{server.url}"' in html and server.url.startswith("http://127.0.0.1:")
+
+
+def test_a_point_is_of_one_setup_when_the_setup_changes_while_it_computes(monkeypatch):
+    # the point ran its copy of the model outside the lock but read the loss, the test rows and the
+    # threshold after: a change of loss in between gave the old model's point the new loss, unsaid
+    import copy as real_copy
+    from microgradnn.viz.live import session as session_module
+    s = Session({"hidden": [4]})
+    want = s.point(5)
+
+    class Copy:
+        @staticmethod
+        def deepcopy(obj):
+            model = real_copy.deepcopy(obj)
+            forward = model.forward
+            model.forward = lambda x: (s.configure({"loss": "mse", "test": 0.9}), forward(x))[1]
+            return model
+    monkeypatch.setattr(session_module, "copy", Copy)
+    got = s.point(5)
+    assert s.config["loss"] == "mse"  # the change was made, while the point computed
+    assert (got["loss"], got["prediction"], got["split"], got["grads"]) == \
+        (want["loss"], want["prediction"], want["split"], want["grads"])
+
+
+def test_samples_of_an_uploaded_csv_is_its_row_count():
+    # samples=100 on a CSV of 30 rows rebuilt the model on the same 30 rows, and the page said 100
+    s = Session()
+    c = s.set_upload("\n".join(f"{i % 7 / 7},{i % 5 / 5},{i % 2}" for i in range(30)))
+    s.train_epoch()
+    with pytest.raises(ConfigError, match=r"^samples: the data is the uploaded CSV's 30 rows, got 100; upload "):
+        s.configure({"samples": 100})
+    assert s.config == c and s.epoch == 1  # nothing rebuilt
+    assert s.configure({"samples": 30, "lr": 0.1})["samples"] == 30
+    assert s.configure({"dataset": "moons", "samples": 100})["samples"] == 100  # other data takes any count
+    assert s.configure({"dataset": "csv"})["samples"] == 30 and len(s.X) == 30  # back to the CSV: its count

@@ -184,6 +184,25 @@ def test_a_refused_setting_is_explained_on_the_page(server, tab, tmp_path):
     assert all("400" in e for e in tab.errors), tab.errors
 
 
+def test_a_link_with_a_refused_setting_opens_the_setup_in_force(server, tab, tmp_path):
+    # a shared link this server refuses (a CSV it never got, a value out of range) once left the
+    # page with empty controls, no network and "no answer from the playground server"
+    for query in ("?dataset=csv&hidden=4", "?lr=100"):
+        open_page(tab, server.url + query)
+        message = tab.inner_text("#message")
+        assert ("no CSV uploaded" if "csv" in query else "lr must lie in") in message, message
+        assert "no answer" not in message, message
+        assert controls(tab)["dataset"] == "moons" and tab.input_value("#lr") == "0.03"
+        assert "dataset=moons" in href(tab)  # the address is the setup in force
+        until(lambda: "8 tanh" in tab.inner_text("#network"))
+        tab.click("#step")
+        until(lambda: tab.inner_text("#epoch") != "0")
+        tab.click("#reset")
+        until(lambda: tab.inner_text("#epoch") == "0")
+    tab.screenshot(path=str(shots(tmp_path) / "playground-refused-link.png"), full_page=True)
+    assert all("400" in e for e in tab.errors), tab.errors
+
+
 def test_a_csv_uploaded_from_the_page_becomes_the_data(server, tab, tmp_path):
     csv = tmp_path / "three.csv"
     csv.write_text("x1,x2,label\n" + "\n".join(f"{(i % 10) / 3},{(i * 7 % 11) / 4},{i % 3}" for i in range(60)))

@@ -150,8 +150,22 @@ def test_too_many_nodes_stops_with_advice():
     y = x
     for _ in range(600):
         y = y * 1.01
-    with pytest.raises(viz.GraphTooLarge, match=r"1201 nodes to draw, more than max_nodes=1000; pass collapse=True"):
+    with pytest.raises(viz.GraphTooLarge, match=r"1201 nodes to draw, more than max_nodes=1000; pass a larger max_nodes"):
         viz.draw_graph(y, max_nodes=1000)
+
+
+def test_too_many_nodes_advises_collapse_only_where_a_neuron_made_nodes():
+    # a graph no neuron made was told to "pass collapse=True", which draws it the same and is refused the same
+    y = Value(0.5)
+    for _ in range(100):
+        y = y * 1.01
+    with pytest.raises(viz.GraphTooLarge) as caught:
+        viz.draw_graph(y, max_nodes=10)
+    assert "collapse" not in str(caught.value), caught.value
+    out = MLP(2, [8, 1], seed=0)([1.0, 2.0])
+    with pytest.raises(viz.GraphTooLarge, match=r"; pass collapse=True to draw each neuron as one node, or a larger "
+                                                r"max_nodes, as in viz\.draw_graph\(v, max_nodes=\d+\)"):
+        viz.draw_graph(out, max_nodes=10)
 
 
 def test_too_many_nodes_names_the_call_that_takes_a_larger_max_nodes(tmp_path):
@@ -160,8 +174,8 @@ def test_too_many_nodes_names_the_call_that_takes_a_larger_max_nodes(tmp_path):
     for _ in range(100):
         y = y * 1.01
     for call, message in (
-            (lambda: viz.draw_graph(y, max_nodes=10), r"pass collapse=True to draw each neuron as one node, or a "
-                                                      r"larger max_nodes, as in viz\.draw_graph\(v, max_nodes=201\)"),
+            (lambda: viz.draw_graph(y, max_nodes=10), r"pass a larger max_nodes, as in viz\.draw_graph\(v, "
+                                                      r"max_nodes=201\)"),
             (lambda: viz.animate(y, tmp_path / "a.html", max_nodes=10),
              r"pass a larger max_nodes, as in viz\.animate\(v, path, max_nodes=201\) \(dot"),
             (lambda: viz.animation_steps(y, max_nodes=10),
@@ -275,7 +289,8 @@ def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, t
         assert "conda install graphviz" in str(info.value)
     assert not (tmp_path / "g.svg").exists()
     assert viz.mimebundle(o) == {"text/plain": f"{o!r}\n(no picture: {viz.format.INSTALL_HINT})"}  # never raises
-    assert set(viz.draw_graph(o)._repr_mimebundle_()) == {"text/plain"}
+    drawing = viz.draw_graph(o)  # a drawing at the end of a cell showed its DOT source, and not why
+    assert drawing._repr_mimebundle_() == {"text/plain": f"{drawing.source}\n(no picture: {viz.format.INSTALL_HINT})"}
 
 
 @needs_dot
@@ -985,3 +1000,76 @@ def test_animate_network_refuses_a_network_too_large_before_any_step_with_a_way_
     assert os.path.getsize(viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", max_elements=15)) > 0
     with pytest.raises(ValueError, match="animate_network: max_elements must be a positive int"):
         viz.animate_network(net, [1.0, 0.5], tmp_path / "other.html", max_elements=0)
+
+
+def test_animate_network_writes_a_negative_number_squared_in_parentheses():
+    # "1 - -0.9987² = 0.002673" reads as 1 + 0.9974; the loss read "(-0.9987 - -1)²"
+    from microgradnn.viz.network_animation import network_steps
+    net = MLP.from_layers([mg.Layer.from_weights([([0.5, -0.4], -2.0)], "tanh"),
+                           mg.Layer.from_weights([([0.7], -3.0)], "tanh")])
+    steps, _, _ = network_steps(net, [1.0, 0.5], target=-1.0, loss="mse")
+    equations = [s["equation"] for s in steps]
+    assert "tanh'(raw) = 1 - out² = 1 - (-0.9987)² = 0.002673" in equations, equations
+    assert "tanh'(raw) = 1 - out² = 1 - (-0.9354)² = 0.125" in equations, equations
+    assert "L = (prediction - target)² = (-0.9987 - (-1))² = 1.788e-06" in equations, equations
+    assert not any("- -" in e for e in equations), equations
+
+
+def test_draw_graph_of_a_plain_number_draws_it_and_not_an_empty_picture(tmp_path):
+    # a Value computed under no_grad() is a leaf needing no grad: the root was folded away as a
+    # constant, so draw_graph, animate and a notebook drew nothing at all
+    net = MLP(2, [3, 1], seed=0)
+    with mg.no_grad():
+        y = net([1.0, 2.0])
+    for view in ("forward", "both"):
+        source = viz.draw_graph(y, view=view).source
+        assert f"data {viz.fmt(y.data)}" in source, source
+    assert "data 3<" in viz.draw_graph(Value(3.0, requires_grad=False)).source
+    assert viz.draw_graph(Value(2.0, requires_grad=False) * 3).source.count("data ") == 1  # constants still folded
+
+
+def test_animation_of_a_graph_backward_never_ran_on_says_so():
+    # a forgotten backward(): the page showed every grad as 0, "grad of y = 0 (given: what the backward
+    # pass brought to it)" and "grad of x = x × grad(y) + x × grad(y) = 2 × 0 + 2 × 0 = 0", unexplained
+    x = Value(2.0, label="x")
+    y = x * x
+    y.label = "y"
+    start = next(s for s in viz.animation_steps(y) if s["kind"] == "grad")
+    assert "Its grad is 0, where backward() starts it at 1" in start["caption"], start
+    y.backward()
+    steps = viz.animation_steps(y)
+    assert not any("Its grad is 0" in s["caption"] for s in steps)
+    assert steps[-1]["equation"] == "grad of x = x × grad(y) + x × grad(y) = 2 × 1 + 2 × 1 = 4"
+
+
+def test_highlight_of_a_number_folded_into_its_op_says_to_draw_constants():
+    # a plain number is written into its op's label, not drawn: highlighting it drew nothing red, silently
+    x, c = Value(2.0, label="x"), Value(3.0, requires_grad=False)
+    y = x * c
+    with pytest.raises(ValueError, match=r"^draw_graph: highlight holds Value\(data=3, grad=0\), a plain number "
+                                         r"written into its op's label \(\* 3\); pass show_constants=True to draw "
+                                         r"it as a node$"):
+        viz.draw_graph(y, highlight={c: "this one"})
+    source = viz.draw_graph(y, highlight={c: "this one"}, show_constants=True).source
+    assert "label=<this one>" in source and "#D62728" in source
+    assert "#D62728" in viz.draw_graph(y, highlight=[x, y]).source  # drawn nodes as before
+
+
+@needs_dot
+def test_a_label_of_wide_letters_gets_a_cell_it_fits(capfd):
+    # label cells were sized at 7 points a character, so "MMMMMMMMMMMMMMMMMMMM" (or "Sum", or CJK) ran out
+    # of its cell over the next one and off the picture, and dot wrote "cell size too small" on stderr
+    for label in ("M" * 20, "WWW", "Sum", "汉字" * 5, "x1"):
+        x = Value(1.5, label=label)
+        y = x * 2
+        y.label = label
+        y.backward()
+        for view in ("forward", "both"):
+            viz.draw_graph(y, view=view).pipe(format="svg")
+        viz.draw_graph(MLP(2, [1], seed=0)([x, x]), collapse=True).pipe(format="svg")
+    # the widest numbers 4 significant digits make: "data -1.234e-300", "grad -8.888e+290", "×-1.235e+08"
+    x = Value(-1.2345e-300, label="x")
+    y = x * -123456789.0
+    y.backward(-8.888e+290)
+    viz.draw_graph(y, view="both").pipe(format="svg")
+    assert "too small" not in capfd.readouterr().err

@@ -123,6 +123,9 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value], who: str) 
             equation = (f"grad of {name} = 1 ({derivative(name, name)})" if v.grad == 1.0 else
                         f"grad of {name} = {fmt(v.grad)} (given: what the backward pass brought to it)")
             caption = "Backward starts at the output."
+            if v.grad == 0:  # most often a backward() forgotten: every grad below would be 0 too, unexplained
+                caption += (" Its grad is 0, where backward() starts it at 1: if backward() has not run, the "
+                            "grads shown are not a backward pass.")
         else:
             mine = [(p, i) for p, i in uses.get(id(v), [])]
             symbolic = cut_sum([f"{_local_name(p, i, names)} × grad({names[id(p)]})" for p, i in mine])

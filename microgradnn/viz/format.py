@@ -71,8 +71,8 @@ class Diagram(graphviz.Digraph):
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         try:
             return {"image/svg+xml": self.pipe(format="svg", encoding="utf-8")}
-        except Exception:  # a notebook must always get something to show
-            return {"text/plain": self.source}
+        except Exception as e:  # a notebook must always get something to show, and why it is no picture
+            return {"text/plain": f"{self.source}\n(no picture: {e})"}
 
 
 # Characters XML 1.0 forbids (Graphviz's label parser stops at them): shown as \xNN instead.
@@ -126,22 +126,28 @@ def cut_sum(terms: list[str], limit: int = 6) -> str:
 
 def _fixed_label(text: str) -> str:
     """An edge label of fixed size, so changing numbers never move the layout."""
-    return (f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD WIDTH="62" HEIGHT="12" '
+    return (f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD WIDTH="70" HEIGHT="12" '
             f'FIXEDSIZE="TRUE">{_esc(text)}</TD></TR></TABLE>>')
 
 
 def _cells(cells: list[tuple[str, str]], fill: str, node_id: str) -> str:
-    """A one-row table label; each cell (kind, text) gets a fixed width so frames share a layout."""
+    """A one-row table label; number cells get a fixed width so frames share a layout, and the others
+    (a label, the same in every frame) at least their estimated width, growing to fit wide letters."""
     tds = "".join(f'<TD ID="{node_id}_{kind}" WIDTH="{_width(kind, text)}" '
-                  f'HEIGHT="{22 * (_drawn(text).count(chr(10)) + 1)}" FIXEDSIZE="TRUE">{_esc(text)}</TD>'
+                  f'HEIGHT="{22 * (_drawn(text).count(chr(10)) + 1)}"{_FIXED if kind in _NUMBERS else ""}>'
+                  f'{_esc(text)}</TD>'
                   for kind, text in cells)
     return f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="{fill}"><TR>{tds}</TR></TABLE>>'
 
 
+_NUMBERS = ("data", "grad")  # the cells whose text changes from frame to frame
+_FIXED = ' FIXEDSIZE="TRUE"'
+
+
 def _width(kind: str, text: str) -> int:
     """Numbers get one fixed width (so every frame of a recording has the same layout)."""
-    if kind in ("data", "grad"):
-        return 100
+    if kind in _NUMBERS:
+        return 110  # "grad -8.888e+300", the widest a number is written, with the cell's padding
     return max(30, 7 * max(map(len, _drawn(text).split("\n"))) + 10)  # as drawn: \x01 is 4 characters
 
 

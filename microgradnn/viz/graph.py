@@ -125,12 +125,12 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
                 outputs[id(neuron)] = v  # the last node a neuron made is its output
                 for p in neuron.parameters():
                     groups[id(p)] = neuron
-    drawn = [v for v in order if (show_constants or not _is_constant(v))
+    drawn = [v for v in order if (show_constants or v is root or not _is_constant(v))  # a no_grad result too
              and (id(v) not in groups or outputs[id(groups[id(v)])] is v)]
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
         call = _LARGER[who].format(collapse="collapse=True, " * collapse, n=count)
-        advice = f"pass a larger max_nodes, as in {call}" if collapse or who != "draw_graph" else \
+        advice = f"pass a larger max_nodes, as in {call}" if collapse or not made or who != "draw_graph" else \
             f"pass collapse=True to draw each neuron as one node, or a larger max_nodes, as in {call}"
         raise GraphTooLarge(f"the graph has {count} nodes to draw{' with each neuron as one node' * collapse}, more "
                             f"than max_nodes={max_nodes}; {advice} (dot may take minutes on graphs this big)", count)
@@ -205,6 +205,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     check_title(title, "draw_graph")
     plan = _plan(root, show_constants, collapse, max_nodes)
     marked = _onto_boxes(_highlighted(highlight, root, plan.order), plan)
+    _check_drawn(marked, plan)
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
@@ -297,6 +298,17 @@ def _highlighted(highlight, root: Value, order: list[Value]) -> dict[int, str]:
             if id(v) not in nodes:
                 raise ValueError(f"draw_graph: highlight holds {v!r}, which is not in the graph of {root!r}")
     return {id(v): "" if text is None else str(text) for v, text in notes.items()}
+
+
+def _check_drawn(marked: dict[int, str], plan: _Plan) -> None:
+    """Refuse a highlight of a plain number folded away (it would draw nothing red, silently)."""
+    for v in plan.order:
+        if id(v) in marked and id(v) not in plan.ids:
+            user = next((u for u in plan.values if id(u) not in plan.groups and any(x is v for x in u.inputs)), None)
+            where = (f"written into its op's label ({_op_label(user, [x for x in user.inputs if id(x) in plan.ids])})"
+                     if user is not None else "not drawn as a node")
+            raise ValueError(f"draw_graph: highlight holds {v!r}, a plain number {where}; pass show_constants=True "
+                             f"to draw it as a node")
 
 
 def _onto_boxes(marked: dict[int, str], plan: _Plan) -> dict[int, str]:

@@ -32,7 +32,7 @@ DERIVATIVE_RULES = {
     "leaky_relu": lambda raw, out, d:
         f"leaky_relu'({raw}) = {fmt(d)} ({'raw > 0' if d == 1 else 'raw ≤ 0: the slope'})",
     "sigmoid": lambda raw, out, d: f"sigmoid'(raw) = out × (1 - out) = {out} × (1 - {out}) = {fmt(d)}",
-    "tanh": lambda raw, out, d: f"tanh'(raw) = 1 - out² = 1 - {out}² = {fmt(d)}",
+    "tanh": lambda raw, out, d: f"tanh'(raw) = 1 - out² = 1 - {_paren(out)}² = {fmt(d)}",
     "linear": lambda raw, out, d: "the identity's derivative is 1",
 }
 
@@ -107,8 +107,8 @@ def _loss_equations(loss_fn, p: Value, t, value: float, g: float) -> tuple[str, 
     """How the loss and dL/d(prediction) are worked out, for the two losses with one output."""
     name = getattr(loss_fn, "__name__", "loss")
     if loss_fn is _losses.mse:
-        return (f"L = (prediction - target)² = ({fmt(p.data)} - {fmt(t)})² = {fmt(value)}",
-                f"{D_OUT} = 2 × (prediction - target) = 2 × ({fmt(p.data)} - {fmt(t)}) = {fmt(g)}")
+        return (f"L = (prediction - target)² = ({fmt(p.data)} - {_paren(fmt(t))})² = {fmt(value)}",
+                f"{D_OUT} = 2 × (prediction - target) = 2 × ({fmt(p.data)} - {_paren(fmt(t))}) = {fmt(g)}")
     if loss_fn is _losses.binary_cross_entropy:
         given = f"with p = {fmt(p.data)}, t = {fmt(t)}: "
         return (given + f"L = -(t·log p + (1 - t)·log(1 - p)) = {fmt(value)}",

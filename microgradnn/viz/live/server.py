@@ -489,6 +489,9 @@ def playground(port: int = 0, host: str = "127.0.0.1", *, open_browser: bool | N
         raise ValueError(f"playground: port must be an int in 0..65535, got {port}")
     if not isinstance(host, str):
         raise TypeError(f"playground: host must be a str, got {type(host).__name__} {host!r:.60}")
+    if not host.strip():  # served on every interface, under a url that says 127.0.0.1
+        raise ValueError(f"playground: host must not be empty: {host!r} listens on every interface; pass "
+                         "'0.0.0.0' for that, on a trusted network only")
     pg = Playground(PlaygroundServer(host, port, config))
     if open_browser is None:
         open_browser = not _in_notebook()

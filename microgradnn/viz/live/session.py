@@ -47,6 +47,12 @@ class Session:
         (or `rebuild`). A refused configuration changes nothing."""
         with self.lock:
             new = check_config(raw, self.config)
+            if new["dataset"] == "csv" and self.upload is not None:  # its samples are its rows, however many
+                rows = len(self.upload[0])
+                if "samples" in raw and new["samples"] != rows:  # a rebuild on the same rows, another count shown
+                    raise ConfigError(f"samples: the data is the uploaded CSV's {rows} rows, got {new['samples']}; "
+                                      "upload another CSV to change them")
+                new["samples"] = rows
             if "loss" not in raw and new["loss"] != "cross_entropy" and self._classes_of(new) > 2:
                 new["loss"] = "cross_entropy"  # new data with more classes: the one loss that reads them
             rebuild = rebuild or any(new[k] != self.config[k] for k in REBUILDS)
@@ -278,14 +284,16 @@ class Session:
         with self.lock:
             if not 0 <= i < len(self.X):
                 raise ConfigError(f"point: index must lie in 0..{len(self.X) - 1}, got {i}")
+            # all of one setup, read under the lock: the point computes outside it, while a change may come
             model = copy.deepcopy(self.model)
-            loss_name = self.config["loss"]
+            loss_name, loss_fn, threshold = self.config["loss"], self.loss_fn, self.model.threshold
             x, label = self.X[i], int(self.y[i])
             target = label if loss_name == "cross_entropy" else float(self.t[i])  # a class index is an int
+            split = "test" if i in set(self.test.tolist()) else "train"
         model.zero_grad()  # the copy came with the last training step's gradients
         out = model(x)
         outs = out if isinstance(out, list) else [out]
-        loss = self.loss_fn([out], [target])
+        loss = loss_fn([out], [target])
         loss.backward()
         scores = np.array([[o.data for o in outs]]) if len(outs) > 1 else np.array([outs[0].data])  # one row
         graph: str | None = None
@@ -295,9 +303,8 @@ class Session:
                                    title=f"point {i}: forward and backward ({loss_name} loss)"))
         except GraphTooLarge as e:
             note = f"the expanded graph is too large to draw ({e}); collapse it per neuron"
-        split = "test" if i in set(self.test.tolist()) else "train"
         return {"index": i, "x": x.tolist(), "label": label, "split": split,
-                "outputs": [o.data for o in outs], "prediction": int(self._classes(scores)[0]),
+                "outputs": [o.data for o in outs], "prediction": int(classify(scores, threshold)[0]),
                 "loss": loss.data, "graph": graph, "note": note, "expanded": expand,
                 "grads": {name: q.grad for name, q in model.named_parameters()},  # d(this point's loss)/d(q)
                 "network": svg(draw_network(model, x, legend=False))}

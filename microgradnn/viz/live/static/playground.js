@@ -327,8 +327,13 @@
   };
 
   guarded(async () => {
-    const r = await api("api/config", fromURL());
-    showConfig(r.config);
+    let config;
+    try { config = (await api("api/config", fromURL())).config; }
+    catch (e) {  // a link this server refuses (a CSV it never got): open the setup in force, and say why
+      config = (await api("api/state")).config;
+      say("action", "the link's setup was refused (" + e.message + "); showing the setup in force");
+    }
+    showConfig(config);
     await refresh(true);
     await afterRebuild();
     document.body.dataset.ready = "1";
