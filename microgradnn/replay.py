@@ -234,7 +234,7 @@ class _Tape:
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
                  watched: list[Value], shape, start: int, made: list[Value] = (),  # type: ignore[assignment]
-                 own: list[Value] = ()) -> None:  # type: ignore[assignment]
+                 own: list[Value] = (), lifted: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
         self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
@@ -252,7 +252,7 @@ class _Tape:
         _check_array_forwards(order)
         own_ids = set(map(id, own))
         if engine.data_version() != start:  # fn set some .data (or froze a Value): nothing a replay reads, or refused
-            _check_nothing_set(order, start, own_ids, {id(v) for v in leaves})
+            _check_nothing_set(order, start, own_ids | set(map(id, lifted)), {id(v) for v in leaves})
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -635,26 +635,30 @@ def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.nda
 
 def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: set[int]) -> None:
     """Refuse a recording in which fn set the `.data` of a Value the tape reads or computes (a
-    parameter, a sample's number, a node fn made, any Value after an op used it): a replay does
-    not run fn, so it would compute with other numbers than the scalar loop. `own`: the ids of
-    the Values fn made with Value(), which it may set before an op uses them (they are read at
-    every call); `sample`: those of the sample's numbers."""
+    parameter, a sample's number, a Value made outside fn, a node fn made, any Value after an op
+    used it): a replay does not run fn, so it would compute with other numbers than the scalar
+    loop. `own`: the ids of the Values fn made with Value(), which it may set before an op uses
+    them (they are read at every call), and of the numbers ops lifted; `sample`: those of the
+    sample's numbers."""
     def refuse(what: str) -> None:
         raise RuntimeError(f"compile: fn set the .data of {what}, while compile recorded it; a replay does not run "
                            f"fn, so it would not set it, and would compute with other numbers than the scalar loop: "
                            f"set .data outside fn (before or after the compiled call)")
+    for v in order:  # (first: a Value set after its use is named as such, whoever made it)
+        x = next((x for x in v.inputs if engine.version_of(x) > engine.version_of(v)), None)
+        if x is not None:
+            refuse(f"Value {x.label or x!r}, after an op used it ({v.op!r})")
     for v in order:
         t = engine.version_of(v)
         if not v.inputs:
-            if t > start and id(v) in sample:  # (a number in the scalar loop, which has no .data)
+            if t <= start or id(v) in own:
+                continue
+            if id(v) in sample:  # (a number in the scalar loop, which has no .data)
                 refuse(f"the sample's number {v.label}")
-            if t > start and v._requires_grad and id(v) not in own:
-                refuse(f"parameter {v.label!r}" if v.label else f"parameter {v!r}")
-            continue
-        x = next((x for x in v.inputs if engine.version_of(x) > t), None)
-        if x is not None:
-            refuse(f"Value {x.label or x!r}, after an op used it ({v.op!r})")
-        if t > start:  # made after a set, or set itself: its op gives its number again unless it was set
+            name = repr(v.label) if v.label else repr(v)
+            # one without gradient (a temperature annealed inside fn) would be read as fn left it
+            refuse(f"parameter {name}" if v._requires_grad else f"Value {name}, made outside fn")
+        elif t > start:  # made after a set, or set itself: its op gives its number again unless it was set
             try:
                 again = v._op.forward(*[x._data for x in v.inputs])  # type: ignore[union-attr]
             except (ArithmeticError, ValueError):
@@ -957,13 +961,15 @@ class Compiled:
         return (_rebuild(shape, iter(leaves)),)
 
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
-        out, leaves, guards, start, made, own = self._run(shape, numbers, sample)
+        out, leaves, guards, start, made, own, lifted = self._run(shape, numbers, sample)
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own)
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own,
+                     lifted)
 
     def _run(self, shape, numbers: np.ndarray, sample: int) -> tuple:
         """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made,
-        Values made by Value()); raises, with the sample's index, where the scalar engine raises."""
+        Values made by Value(), numbers ops lifted); raises, with the sample's index, where the scalar
+        engine raises."""
         if shape[0] == "xy":
             names = [f"x{i}" for i in range(shape[1])] + ["y"]
         else:
@@ -972,12 +978,13 @@ class Compiled:
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         made: list[Value] = []
         own: list[Value] = []
+        lifted: list[Value] = []
         kinds = list(shape[2]) if shape[0] == "xy" else _kinds(shape)
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
         args = self._args(shape, leaves)
         _check_arity(self.fn, args)
         mode = engine.is_grad_enabled()
-        with recording(leaves, start, made, floats, own) as guards:
+        with recording(leaves, start, made, floats, own, lifted) as guards:
             try:
                 out = self.fn(*args)
             except (ArithmeticError, ValueError, IndexError, TypeError, AttributeError) as e:  # say which sample
@@ -993,7 +1000,7 @@ class Compiled:
                             f"error there)")
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
-        return out, leaves, guards, start, made, own
+        return out, leaves, guards, start, made, own, lifted
 
     # ---- replay -------------------------------------------------------------------------------
 
