@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable
 import math
+import operator
 import threading
 import warnings
 
@@ -234,7 +235,7 @@ class _Tape:
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
                  watched: list[Value], shape, start: int, made: list[Value] = (),  # type: ignore[assignment]
-                 own: list[Value] = (), lifted: list[Value] = ()) -> None:  # type: ignore[assignment]
+                 own: list[Value] = (), constants: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
         self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
@@ -252,7 +253,7 @@ class _Tape:
         _check_array_forwards(order)
         own_ids = set(map(id, own))
         if engine.data_version() != start:  # fn set some .data (or froze a Value): nothing a replay reads, or refused
-            _check_nothing_set(order, start, own_ids | set(map(id, lifted)), {id(v) for v in leaves})
+            _check_nothing_set(order, start, own_ids | set(map(id, constants)), {id(v) for v in leaves}, guards)
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -633,13 +634,14 @@ def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.nda
         return ~(abs(got - want) <= 1e-9 * scale)
 
 
-def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: set[int]) -> None:
+def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: set[int], guards: list[Guard]) -> None:
     """Refuse a recording in which fn set the `.data` of a Value the tape reads or computes (a
     parameter, a sample's number, a Value made outside fn, a node fn made, any Value after an op
     used it): a replay does not run fn, so it would compute with other numbers than the scalar
     loop. `own`: the ids of the Values fn made with Value(), which it may set before an op uses
-    them (they are read at every call), and of the numbers ops lifted; `sample`: those of the
-    sample's numbers."""
+    them (they are read at every call) unless fn read them first (one it keeps and sets at every
+    call, an annealed buffer, would be read as fn left it), and of the numbers ops lifted;
+    `sample`: those of the sample's numbers."""
     def refuse(what: str) -> None:
         raise RuntimeError(f"compile: fn set the .data of {what}, while compile recorded it; a replay does not run "
                            f"fn, so it would not set it, and would compute with other numbers than the scalar loop: "
@@ -665,6 +667,26 @@ def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: se
                 again = None
             if again != v._data:
                 refuse(f"a Value made by {v.op!r} inside fn ({v!r})")
+    for g in guards:  # (a leaf's number decides as recorded unless it was set since: nodes are checked above)
+        leaf = next((x for x in g.values() if not x.inputs), None)
+        if leaf is not None and _decided_otherwise(g):
+            refuse(f"Value {leaf.label or leaf!r}, after fn read it ({g.describe()})")
+
+
+_OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+              "!=": operator.ne}
+
+
+def _decided_otherwise(g: Guard) -> bool:
+    """True if decision g, made again on its Values' numbers as they are now, comes out otherwise."""
+    a, b, answer = *(x._data if type(x) is Value else x for x in (g.a, g.b)), g.answer  # type: Any, Any, Any
+    if g.kind in _OPERATORS:
+        return _OPERATORS[g.kind](a, b) != answer
+    if g.kind in ("int", "index"):
+        return int(a) != answer
+    if g.kind in ("float", "text", "hash"):
+        return a != answer or g.kind in _SIGNED and math.copysign(1.0, a) != math.copysign(1.0, answer)
+    return False  # (a gradient, an op's refusal: made on nodes)
 
 
 def _check_array_forwards(order: list[Value]) -> None:
