@@ -679,7 +679,9 @@ _OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": opera
 
 def _decided_otherwise(g: Guard) -> bool:
     """True if decision g, made again on its Values' numbers as they are now, comes out otherwise."""
-    a, b, answer = *(x._data if type(x) is Value else x for x in (g.a, g.b)), g.answer  # type: Any, Any, Any
+    a: Any = g.a._data if type(g.a) is Value else g.a
+    b: Any = g.b._data if type(g.b) is Value else g.b
+    answer: Any = g.answer
     if g.kind in _OPERATORS:
         return _OPERATORS[g.kind](a, b) != answer
     if g.kind in ("int", "index"):
