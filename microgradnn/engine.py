@@ -1461,11 +1461,10 @@ def _observed_node(data: float, op: Op | None = None, inputs: tuple = (), local:
 
 
 def _observed_constant(x: Any, where: str) -> Value:
-    """A plain number an op lifts into the graph while observed: one not given as a float is
-    reported as "constant" (the plain call keeps an int an int: `x + 1`, `2 * x`)."""
+    """A plain number an op lifts into the graph while observed, reported as "constant" (the
+    plain call keeps an int an int: `x + 1`, `2 * x`; and it is no Value of the user's)."""
     v = _PLAIN_CONSTANT(x, where)
-    if type(x) is not float:
-        _report("constant", v, None, x)
+    _report("constant", v, None, x)
     return v
 
 
@@ -1568,8 +1567,7 @@ def observe_decisions(note: Callable[[str, Value, Any, Any], Any], internal: Ite
     "grad" (a gradient that `grad()` returns as a float), or "raises" (op b refused the numbers
     of the Values a, and is about to raise); "made" reports a Value made by `Value()` (the
     user's own; not a decision), "node" a node made by an op (not a decision either),
-    "constant" a number an op lifted into the graph, not given as a float (answer: the number
-    as given; no decision), and
+    "constant" a number an op lifted into the graph (answer: the number as given; no decision), and
     "refused" (answer: the error's message) something compile cannot record, about to raise.
     Reads of `.data` (and hash(), str()) from the modules named in `internal` (and the engine)
     are not noted.

@@ -68,13 +68,14 @@ def _where() -> str:
 
 @contextlib.contextmanager
 def recording(samples: Sequence[Value] = (), start: int | None = None, made: list[Value] | None = None,
-              floats: Sequence[Value] = (), own: list[Value] | None = None) -> Iterator[list[Guard]]:
+              floats: Sequence[Value] = (), own: list[Value] | None = None,
+              lifted: list[Value] | None = None) -> Iterator[list[Guard]]:
     """Note every decision user code makes on Values inside the block, in order. `samples`
     are the Values made for the sample's numbers, at data version `start`: a Value computed
     from them and from numbers alone is a plain number where fn runs without compile, a float
     if computed from one of `floats` (those of them that are floats there, not ints). Every
-    node an op makes inside the block is added to `made`, and every Value user code makes with
-    `Value()` to `own`, if given."""
+    node an op makes inside the block is added to `made`, every Value user code makes with
+    `Value()` to `own`, and every number an op lifts into the graph to `lifted`, if given."""
     guards: list[Guard] = []
     start = version_of(samples[0]) if start is None and samples else start
     plain = {id(v): True for v in samples}  # id -> is a plain number (kept alive by `seen`)
@@ -139,6 +140,8 @@ def recording(samples: Sequence[Value] = (), start: int | None = None, made: lis
             if isinstance(answer, numbers.Integral):  # int, bool, a numpy int: an int in the plain call
                 ints.add(id(a))
                 seen.append(a)
+            if lifted is not None:
+                lifted.append(a)
             return None
         if kind == "made":
             plain[id(a)] = False

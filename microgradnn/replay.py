@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable
 import math
+import operator
 import threading
 import warnings
 
@@ -234,7 +235,7 @@ class _Tape:
 
     def __init__(self, compiled: "Compiled", out: Value, leaves: list[Value], guards: list[Guard],
                  watched: list[Value], shape, start: int, made: list[Value] = (),  # type: ignore[assignment]
-                 own: list[Value] = ()) -> None:  # type: ignore[assignment]
+                 own: list[Value] = (), constants: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
         self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
@@ -252,7 +253,7 @@ class _Tape:
         _check_array_forwards(order)
         own_ids = set(map(id, own))
         if engine.data_version() != start:  # fn set some .data (or froze a Value): nothing a replay reads, or refused
-            _check_nothing_set(order, start, own_ids, {id(v) for v in leaves})
+            _check_nothing_set(order, start, own_ids | set(map(id, constants)), {id(v) for v in leaves}, guards)
         slot = {v: i for i, v in enumerate(order)}
         leaf_index = {id(v): i for i, v in enumerate(leaves)}
         structure: list[tuple] = []
@@ -633,34 +634,61 @@ def _differs(got: np.ndarray, want: np.ndarray, ins: list[np.ndarray]) -> np.nda
         return ~(abs(got - want) <= 1e-9 * scale)
 
 
-def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: set[int]) -> None:
+def _check_nothing_set(order: list[Value], start: int, own: set[int], sample: set[int], guards: list[Guard]) -> None:
     """Refuse a recording in which fn set the `.data` of a Value the tape reads or computes (a
-    parameter, a sample's number, a node fn made, any Value after an op used it): a replay does
-    not run fn, so it would compute with other numbers than the scalar loop. `own`: the ids of
-    the Values fn made with Value(), which it may set before an op uses them (they are read at
-    every call); `sample`: those of the sample's numbers."""
+    parameter, a sample's number, a Value made outside fn, a node fn made, any Value after an op
+    used it): a replay does not run fn, so it would compute with other numbers than the scalar
+    loop. `own`: the ids of the Values fn made with Value(), which it may set before an op uses
+    them (they are read at every call) unless fn read them first (one it keeps and sets at every
+    call, an annealed buffer, would be read as fn left it), and of the numbers ops lifted;
+    `sample`: those of the sample's numbers."""
     def refuse(what: str) -> None:
         raise RuntimeError(f"compile: fn set the .data of {what}, while compile recorded it; a replay does not run "
                            f"fn, so it would not set it, and would compute with other numbers than the scalar loop: "
                            f"set .data outside fn (before or after the compiled call)")
+    for v in order:  # (first: a Value set after its use is named as such, whoever made it)
+        x = next((x for x in v.inputs if engine.version_of(x) > engine.version_of(v)), None)
+        if x is not None:
+            refuse(f"Value {x.label or x!r}, after an op used it ({v.op!r})")
     for v in order:
         t = engine.version_of(v)
         if not v.inputs:
-            if t > start and id(v) in sample:  # (a number in the scalar loop, which has no .data)
+            if t <= start or id(v) in own:
+                continue
+            if id(v) in sample:  # (a number in the scalar loop, which has no .data)
                 refuse(f"the sample's number {v.label}")
-            if t > start and v._requires_grad and id(v) not in own:
-                refuse(f"parameter {v.label!r}" if v.label else f"parameter {v!r}")
-            continue
-        x = next((x for x in v.inputs if engine.version_of(x) > t), None)
-        if x is not None:
-            refuse(f"Value {x.label or x!r}, after an op used it ({v.op!r})")
-        if t > start:  # made after a set, or set itself: its op gives its number again unless it was set
+            name = repr(v.label) if v.label else repr(v)
+            # one without gradient (a temperature annealed inside fn) would be read as fn left it
+            refuse(f"parameter {name}" if v._requires_grad else f"Value {name}, made outside fn")
+        elif t > start:  # made after a set, or set itself: its op gives its number again unless it was set
             try:
                 again = v._op.forward(*[x._data for x in v.inputs])  # type: ignore[union-attr]
             except (ArithmeticError, ValueError):
                 again = None
             if again != v._data:
                 refuse(f"a Value made by {v.op!r} inside fn ({v!r})")
+    for g in guards:  # (a leaf's number decides as recorded unless it was set since: nodes are checked above)
+        leaf = next((x for x in g.values() if not x.inputs), None)
+        if leaf is not None and _decided_otherwise(g):
+            refuse(f"Value {leaf.label or leaf!r}, after fn read it ({g.describe()})")
+
+
+_OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+              "!=": operator.ne}
+
+
+def _decided_otherwise(g: Guard) -> bool:
+    """True if decision g, made again on its Values' numbers as they are now, comes out otherwise."""
+    a: Any = g.a._data if type(g.a) is Value else g.a
+    b: Any = g.b._data if type(g.b) is Value else g.b
+    answer: Any = g.answer
+    if g.kind in _OPERATORS:
+        return _OPERATORS[g.kind](a, b) != answer
+    if g.kind in ("int", "index"):
+        return int(a) != answer
+    if g.kind in ("float", "text", "hash"):
+        return a != answer or g.kind in _SIGNED and math.copysign(1.0, a) != math.copysign(1.0, answer)
+    return False  # (a gradient, an op's refusal: made on nodes)
 
 
 def _check_array_forwards(order: list[Value]) -> None:
@@ -957,13 +985,15 @@ class Compiled:
         return (_rebuild(shape, iter(leaves)),)
 
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
-        out, leaves, guards, start, made, own = self._run(shape, numbers, sample)
+        out, leaves, guards, start, made, own, lifted = self._run(shape, numbers, sample)
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own)
+        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own,
+                     lifted)
 
     def _run(self, shape, numbers: np.ndarray, sample: int) -> tuple:
         """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made,
-        Values made by Value()); raises, with the sample's index, where the scalar engine raises."""
+        Values made by Value(), numbers ops lifted); raises, with the sample's index, where the scalar
+        engine raises."""
         if shape[0] == "xy":
             names = [f"x{i}" for i in range(shape[1])] + ["y"]
         else:
@@ -972,12 +1002,13 @@ class Compiled:
         leaves = [Value(float(x), name, requires_grad=False) for x, name in zip(numbers, names)]
         made: list[Value] = []
         own: list[Value] = []
+        lifted: list[Value] = []
         kinds = list(shape[2]) if shape[0] == "xy" else _kinds(shape)
         floats = [v for v, kind in zip(leaves, kinds) if kind == "f"]
         args = self._args(shape, leaves)
         _check_arity(self.fn, args)
         mode = engine.is_grad_enabled()
-        with recording(leaves, start, made, floats, own) as guards:
+        with recording(leaves, start, made, floats, own, lifted) as guards:
             try:
                 out = self.fn(*args)
             except (ArithmeticError, ValueError, IndexError, TypeError, AttributeError) as e:  # say which sample
@@ -993,7 +1024,7 @@ class Compiled:
                             f"error there)")
         if not isinstance(out, Value):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
-        return out, leaves, guards, start, made, own
+        return out, leaves, guards, start, made, own, lifted
 
     # ---- replay -------------------------------------------------------------------------------
 

@@ -1447,6 +1447,49 @@ def test_fn_that_sets_the_data_of_a_value_it_computes_with_is_refused_as_a_repla
     assert same_as_scalar(own, [[1.0], [2.0]], [w]).tapes == 1
 
 
+def test_fn_that_sets_the_data_of_a_value_without_gradient_made_outside_it_is_refused():
+    w, t = Value(0.5, "w"), Value(2.0, "t", requires_grad=False)
+
+    def annealed(s):  # the scalar loop halves t at every sample; a replay, not running fn, never would
+        t.data = t.data * 0.5
+        return (w * s[0] * t - 1.0) ** 2
+    with pytest.raises(RuntimeError, match=r"^compile: fn set the \.data of Value 't', made outside fn, while compile "
+                                           r"recorded it; a replay does not run fn"):
+        mg.compile(annealed)([[1.0], [2.0]])
+    t.data = 2.0
+    fn = lambda s: (w * s[0] * 2.0 * t - 1.0) ** 2  # noqa: E731  # (numbers ops lift are no Values of the user's)
+
+    def own(s):  # set before use, as numbers ops lift after a set: fine
+        c = Value(0.0, requires_grad=False)
+        c.data = 1.0
+        return fn(s) * c
+    assert same_as_scalar(own, [[1.0], [2.0]], [w]).tapes == 1
+
+
+def test_fn_that_reads_then_sets_a_value_it_made_and_keeps_is_refused():
+    w, kept = Value(0.5, "w"), {}
+
+    def annealed(s):  # a buffer made on first use and halved at every sample: a replay would never halve it
+        if "t" not in kept:
+            kept["t"] = Value(2.0, "t", requires_grad=False)
+        kept["t"].data = kept["t"].data * 0.5
+        return (w * s[0] * kept["t"] - 1.0) ** 2
+    with pytest.raises(RuntimeError, match=r"^compile: fn set the \.data of Value 't', after fn read it \(a Value's "
+                                           r"number .* at .*test_replay\.py:\d+\), while compile recorded it"):
+        mg.compile(annealed)([[1.0], [2.0]])
+    kept.clear()
+
+    def flipped(s):  # the same, decided on by a comparison
+        if "t" not in kept:
+            kept["t"] = Value(2.0, "t", requires_grad=False)
+        if kept["t"] > 1.5:
+            kept["t"].data = 1.0
+        return (w * s[0] * kept["t"] - 1.0) ** 2
+    with pytest.raises(RuntimeError, match=r"^compile: fn set the \.data of Value 't', after fn read it \(a "
+                                           r"comparison `>`"):
+        mg.compile(flipped)([[1.0], [2.0]])
+
+
 def test_backward_adds_into_grads_set_to_none_and_refuses_grads_that_are_not_numbers():
     model = MLP(2, [3, 1], seed=0)
     params = model.parameters()
