@@ -1532,3 +1532,25 @@ def test_a_failure_with_no_wrong_node_says_the_graph_misses_part_of_f():
     assert "misses part" not in str(report), str(report)
     report = gradcheck(lambda x: x - x.log1p(), 0.0, atol=0.0, rtol=1e-7)  # 0 against rounding, 2e-17
     assert "misses part" not in str(report), str(report)
+
+
+def test_rounding_of_intermediates_another_input_moves_does_not_excuse_a_wrong_gradient():
+    # y * 1e10 + 1e12 - 1e12 rounds the same at every step of x: it was counted in x's reference error
+    # (0.18 for 0.0018), so a gradient of x 0.05 off was 'not checkable here' and the check passed
+    def missing(x, y):  # the graph misses 0.05 x
+        return x * 2.0 + 0.05 * x.data + ((y * 1e10 + 1e12) - 1e12) * 1e-2
+    report = gradcheck(missing, [0.5, 1.0])
+    assert not report and report.rows[0].status == "FAIL", str(report)
+    assert report.rows[0].error < 1e-2, str(report)
+    wrong = mg.define_op("square_rule_times_1.05", lambda x: x * x, lambda x, out: 2.1 * x)
+    report = gradgradcheck(lambda x, y: wrong(x) + ((y * 1e10 + 1e12) - 1e12) * 1e-2, [1.0, 1.0])
+    assert not report and report.rows[-2].status == "FAIL", str(report)  # d/dx[0] (create_graph): no blame there
+    assert gradgradcheck(lambda x, y: x * x + ((y * 1e10 + 1e12) - 1e12) * 1e-2, [1.0, 1.0])
+
+
+def test_the_reference_error_estimate_runs_no_backward_hook():
+    # it ran a backward of its own: a hook (viz.record's) saw each gradcheck twice
+    seen = []
+    with mg.engine.register_backward_hook(lambda root, when: seen.append(when)):
+        assert gradcheck(lambda x: 1 - (1 - x * x), 1e-3)
+    assert seen == ["before", "after"]

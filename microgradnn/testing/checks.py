@@ -689,24 +689,45 @@ def _backward_grads(out: Value, wrt: list[Value], notes: list[str]) -> list[floa
             v.grad = g
 
 
-def _noise(out: Value) -> float:
-    """The rounding error of out near its inputs: each computed node that moves with them rounds by
-    about eps * |node| and passes it on times d(out)/d(node), summed as random errors are. It exceeds
-    eps * |out| where intermediates cancel: 1 - (1 - x * x) at 1e-6 is 1e-12, rounded as 1 is (1e-16),
-    and finite differences at steps below 1e-6 were trusted to 1e-19, FAILing right gradients."""
+def _noise(out: Value, wrt: list[list[Value]]) -> list[float]:
+    """For each set of Values in `wrt`: the rounding error of out as they move. Each computed node that
+    depends on them rounds by about eps * |node| and passes it on times d(out)/d(node), summed as random
+    errors are. It exceeds eps * |out| where intermediates cancel: 1 - (1 - x * x) at 1e-6 is 1e-12,
+    rounded as 1 is (1e-16), and finite differences at steps below 1e-6 were trusted to 1e-19, FAILing
+    right gradients. A node the set does not move rounds the same at every step: it adds nothing (a
+    y + 1e12 - 1e12 beside x made x's reference vague, and a wrong gradient of x 'not checkable').
+    d(out)/d(node) by a pass of its own, not backward: no .grad is touched and no backward hook runs."""
     if not out.requires_grad:
-        return 0.0
+        return [0.0] * len(wrt)
     order = topological_order(out)
-    saved = [v.grad for v in order]
-    try:
-        out.backward()
-        total = math.hypot(*(v.data * v.grad for v in order if v.inputs and v.requires_grad))
-    except (ValueError, OverflowError):  # a derivative that is not finite: the check says so elsewhere
-        return 0.0
-    finally:
-        for v, g in zip(order, saved):
-            v.grad = g
-    return _MACHINE_EPS * total if math.isfinite(total) else 0.0
+    adjoint = {id(out): 1.0}
+    for v in reversed(order):
+        g = adjoint.get(id(v), 0.0)
+        if g:
+            for x, d in zip(v.inputs, v._local):
+                adjoint[id(x)] = adjoint.get(id(x), 0.0) + d * g
+    floor = _MACHINE_EPS * out.data * _MACHINE_EPS * out.data / len(order)  # together less than out's rounding
+    sizes = {id(v): c * c for v in order if v.inputs and v.requires_grad  # c * c: inf, where ** raises
+             and (c := _MACHINE_EPS * v.data * adjoint.get(id(v), 0.0)) * c > floor}
+    if not sizes:
+        return [0.0] * len(wrt)
+    sets: dict[int, int] = {}  # id -> bitmask of the sets holding it
+    for k, vs in enumerate(wrt):
+        for v in vs:
+            sets[id(v)] = sets.get(id(v), 0) | 1 << k
+    deps: dict[int, int] = {}
+    totals = [0.0] * len(wrt)
+    for v in order:
+        mask = sets.get(id(v), 0)
+        for x in v.inputs:
+            mask |= deps[id(x)]
+        deps[id(v)] = mask
+        c = sizes.get(id(v), 0.0)
+        while c and mask:
+            low = mask & -mask
+            totals[low.bit_length() - 1] += c
+            mask ^= low
+    return [math.sqrt(t) if math.isfinite(t) else 0.0 for t in totals]
 
 
 class _NotAFunction(ValueError):
@@ -826,7 +847,8 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     _check_cost("gradcheck", 7 * len(picks), out, f"checking {len(picks):,} inputs",
                 "pass sample=N to check N inputs picked at random, or ")
     rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
-                                         rtol, picks, _picked_gaps(out, leaves, picks), _noise(out))
+                                         rtol, picks, _picked_gaps(out, leaves, picks),
+                                         _picked_noise(out, leaves, picks))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
@@ -842,13 +864,21 @@ def _picked_gaps(out: Value, leaves: list[Value], picks: list[int]) -> list[tupl
     return gaps
 
 
+def _picked_noise(out: Value, leaves: list[Value], picks: list[int]) -> list[float]:
+    """`_noise` of each leaf moving alone, measured for the picked leaves only."""
+    noise = [0.0] * len(leaves)
+    for i, n in zip(picks, _noise(out, [[leaves[i]] for i in picks])):
+        noise[i] = n
+    return noise
+
+
 def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
                            kinked: list[bool], labels: list[str], eps: float, atol: float, rtol: float,
                            picks: list[int] | None = None, gaps: list[tuple[float, float]] | None = None,
-                           noise: float = 0.0) -> tuple[list[GradRow], int]:
+                           noise: list[float] | None = None) -> tuple[list[GradRow], int]:
     """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`), or per
     input in `picks`: its `analytic` derivative against finite differences of f in that input
-    (whose rounding error is `noise`, see `_noise`); and the evaluations made."""
+    (whose rounding error as that input moves is `noise[i]`, see `_noise`); and the evaluations made."""
     rows, calls, mode = [], 0, _GradMode(at_point, who)
     for i in range(len(values)) if picks is None else picks:
         x, label = values[i][0], labels[i]
@@ -857,7 +887,7 @@ def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], a
             return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
                             t == x)
         d = derivative(at, x, eps, one_sided=kinked[i], kink_gaps=gaps[i] if gaps else (math.inf, math.inf),
-                       noise=noise)
+                       noise=noise[i] if noise else 0.0)
         calls += d.evaluations
         rows.append(_row(label, analytic[i], d, kinked[i], atol, rtol))
     return rows, calls
@@ -1101,7 +1131,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     # the create_graph path has rules of its own (run on Values)
     more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, firsts,
                                                kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol,
-                                               gaps=gaps, noise=_noise(out))
+                                               gaps=gaps, noise=_noise(out, [[v] for v in leaves]))
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=notes + _row_notes(rows, atol, rtol))
@@ -1244,8 +1274,8 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
     rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
-    gaps, noise = _gaps_alone(out, [p for _, p in named]), _noise(out)
-    for (name, p), g, kink, gap in zip(named, grads, kinked, gaps):
+    gaps, noises = _gaps_alone(out, [p for _, p in named]), _noise(out, [[p] for _, p in named])
+    for (name, p), g, kink, gap, noise in zip(named, grads, kinked, gaps, noises):
         original, version = p.data, version_of(p)
 
         def at(t, p=p, original=original):
@@ -1287,7 +1317,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
     originals, versions = [p.data for p in params], [version_of(p) for p in params]
-    mode, noise = _GradMode(out.data, "directional_check", "the loss"), _noise(out)
+    mode = _GradMode(out.data, "directional_check", "the loss")
 
     def check(idx: list[int]) -> GradRow:
         kink = bool(kinked[idx[0]])  # a set is all at a kink or all smooth
@@ -1298,6 +1328,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
             return mode.run(loss, t == 0.0)
         try:
             gap = _kink_gaps(out, [[params[i] for i in idx]], [[v[i] for i in idx]])[0]
+            noise = _noise(out, [[params[i] for i in idx]])[0]
             d = derivative(at, 0.0, eps, one_sided=kink, kink_gaps=gap, noise=noise)
         finally:
             restore([params[i] for i in idx], [originals[i] for i in idx], [versions[i] for i in idx])
