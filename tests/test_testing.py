@@ -1554,3 +1554,14 @@ def test_the_reference_error_estimate_runs_no_backward_hook():
     with mg.engine.register_backward_hook(lambda root, when: seen.append(when)):
         assert gradcheck(lambda x: 1 - (1 - x * x), 1e-3)
     assert seen == ["before", "after"]
+
+
+def test_gradgradcheck_fails_a_first_derivative_between_the_slopes_through_a_wrong_node():
+    # as gradcheck does: at a kink, or where rounding swamps f, a wrong rule's first derivative passed
+    wrong = mg.define_op("square_rule_times_1.05_gg", lambda x: x * x, lambda x, out: 2.1 * x)
+    for f, x in [(lambda x: x.relu() + 0.1 * wrong(x + 1), 0.0), (lambda x: wrong(x) + 1e12, 1.0)]:
+        report = gradgradcheck(f, x)
+        assert not report and report.rows[-1].status == "FAIL", str(report)
+        assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
+    assert gradgradcheck(lambda x: x.relu() + 0.1 * (x + 1) * (x + 1), 0.0)
+    assert gradgradcheck(lambda x: x * x + 1e12, 1.0)

@@ -893,10 +893,13 @@ def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], a
     return rows, calls
 
 
-def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, atol: float, rtol: float) -> None:
+def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, atol: float, rtol: float,
+           explain: bool = True) -> None:
     """Name the first wrong node of a failed report. At a kink any value between the one-sided
     slopes passes, a wrong one too, so there every node's local derivative is checked as well:
-    a non-differentiable row (for the Values `wrt` lists for it) that a wrong one reaches FAILs."""
+    a non-differentiable row (for the Values `wrt` lists for it) that a wrong one reaches FAILs.
+    `explain`: say why a row FAILs where no node is wrong (not for gradgradcheck, whose rows come
+    from rules of their own)."""
     if report and not report.kinks and not report.unchecked:
         return
     culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
@@ -911,7 +914,7 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
-    if culprit is None:  # no node is wrong: a row outside the slopes comes from kinks met one after another
+    if culprit is None and explain:  # no node is wrong: a row outside the slopes comes from kinks met one after another
         outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
                    if r.status == FAIL and r.at_kink]
         # through one op at its kink the chain rule stays between f's slopes; through more, the graph's own
@@ -1132,9 +1135,13 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, firsts,
                                                kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol,
                                                gaps=gaps, noise=_noise(out, [[v] for v in leaves]))
+    # a first derivative at a kink, or where rounding swamps f, passes unless a wrong node reaches it
+    firsts_report = GradReport("", more)
+    _blame(firsts_report, out, [[v] for v in leaves], eps, atol, rtol, explain=False)
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
-                      notes=notes + _row_notes(rows, atol, rtol))
+                      notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes,
+                      culprit=firsts_report.culprit)
 
 
 @_with_grad
