@@ -1565,3 +1565,17 @@ def test_gradgradcheck_fails_a_first_derivative_between_the_slopes_through_a_wro
         assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
     assert gradgradcheck(lambda x: x.relu() + 0.1 * (x + 1) * (x + 1), 0.0)
     assert gradgradcheck(lambda x: x * x + 1e12, 1.0)
+
+
+def test_a_jump_in_the_first_derivative_is_found_where_the_slope_from_f_x_is_not_found_unbounded():
+    # relu(x) + 0.1 * x²: f' jumps from 0 to 1 at 0, but the slope from f'(0), growing as 1 / h, was taken
+    # for a number (70000.2): 0.21 lay between 0.2 and 70000.2, and a second derivative 5% off passed
+    sq = mg.define_op("square_21_on_values_again", lambda x: x * x,
+                      lambda x, out: 2.1 * x if isinstance(x, Value) else 2 * x)  # wrong second derivative
+    for f in (lambda x: x.relu() * 3 + 5 * sq(x), lambda x: x.relu() + 0.1 * sq(x)):
+        report = gradgradcheck(f, 0.0)
+        assert not report and report.rows[0].status == "FAIL", str(report)
+    for f, second in ((lambda x: x.relu() * 3 + 5 * x * x, 10), (lambda x: x.relu() + 0.1 * x * x, 0.2)):
+        report = gradgradcheck(f, 0.0)
+        assert report and "f jumps here" in report.rows[0].detail, str(report)
+        assert report.rows[0].right == pytest.approx(second) and report.rows[0].left == pytest.approx(second)

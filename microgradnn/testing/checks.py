@@ -334,7 +334,8 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign, noise)) else math.nan
                                  for sign in (1.0, -1.0))
         for sign in (1.0, -1.0):  # a slope from f(x) that grows as 1 / h: f jumps there, its slope is beyond
-            if math.isinf(best.right if sign > 0 else best.left) and (slope := _beyond(f, x, h, sign)) is not None:
+            if (math.isinf(best.right if sign > 0 else best.left) or _jumps(f, x, f0, h, sign)) \
+                    and (slope := _beyond(f, x, h, sign)) is not None:
                 setattr(best, "right" if sign > 0 else "left", slope)
                 best.jump, best.error = True, math.nan  # the central difference straddled the jump: no estimate
                 best.detail = "f jumps here: its one-sided slopes are measured beside the jump"
@@ -458,6 +459,17 @@ def _side(f, x: float, f0: float, h: float, sign: float, noise: float = 0.0) -> 
         best.detail = (f"did not converge: the {'right' if sign > 0 else 'left'}-sided slope grows without bound "
                        f"as the step shrinks ({_num(slopes[0])} at {_sci(h)}, {_num(slopes[-1])} at {_sci(step)})")
     return best
+
+
+def _jumps(f, x: float, f0: float, h: float, sign: float) -> bool:
+    """Does f's change from f(x) keep half its size from step h to h/1000 on one side (sign +1 right,
+    -1 left)? A jump does; a slope, however steep, shrinks it a thousandfold. (That slope, growing as
+    1 / h, is not always found unbounded: its error grows tenfold a step, where _side stops.)"""
+    try:
+        far, near = (f(x + sign * d) - f0 for d in (h, h / 1000))
+    except (ArithmeticError, ValueError):
+        return False
+    return abs(near) > max(0.5 * abs(far), 64 * _MACHINE_EPS * abs(f0))
 
 
 def _beyond(f, x: float, h: float, sign: float) -> float | None:
