@@ -1594,3 +1594,16 @@ def test_the_rounding_estimated_for_intermediates_excuses_no_difference():
         report = gradcheck(f, 1.0)
         assert not report and report.rows[0].status == "FAIL", str(report)
         assert "excuses no difference" in str(report), str(report)
+
+
+def test_one_op_at_its_kink_whose_partials_add_up_outside_the_slopes_is_not_called_a_missing_graph():
+    # max(x, x) with both partials 1 at the tie: each is a one-sided partial derivative (blame passes it),
+    # together 2 against f's slope 1; the note said f's graph misses part of f (f uses .data ...)
+    mx = mg.define_op("max_both_partials_1", lambda a, b: max(a, b), lambda a, b, out: 1.0 if a >= b else 0.0,
+                      lambda a, b, out: 1.0 if b >= a else 0.0, kinks=lambda a, b: a == b)
+    for f in (lambda x: mx(x, x), lambda x: mx(x, 2 * x)):
+        report = gradcheck(f, 0.0)
+        assert not report and report.rows[0].status == "FAIL", str(report)
+        assert "misses part" not in str(report) and "add up to neither of f's slopes" in str(report), str(report)
+    report = gradcheck(lambda x: mx(x, x) - 3 * x.data, 0.0)
+    assert not report and "misses part of how f depends on it" in str(report), str(report)

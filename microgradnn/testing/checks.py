@@ -950,13 +950,25 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"outside the one-sided slopes, but every node's local derivative agrees with finite "
                                 f"differences of its op: through kinks met one after another, the chain rule of "
                                 f"the ops' one-sided derivatives can leave f's slopes (autodiff's answer, torch's too)")
-        single = [r.name for r, _, _ in outside if r not in chained]
+        # through one op at its kink the graph's slopes can be f's all the same: an op whose inputs move
+        # together, each partial derivative a one-sided one alone, as max(x, x) with both partials 1
+        rest = [(r, n, vs) for r, n, vs in outside if r not in chained]
+        combined = [r.name for r, n, vs in rest if n < 2 and len(vs) == 1 and _graph_slopes_agree(r, out, vs[0],
+                                                                                                 atol, rtol)]
+        single = [r.name for r, _, _ in rest if r.name not in combined]
+        if combined:
+            report.notes.append(f"note: {', '.join(combined)} {'lies' if len(combined) == 1 else 'lie'} outside "
+                                f"the one-sided slopes, though every node's local derivative agrees with finite "
+                                f"differences of its op and the graph's own one-sided slopes are f's: an op at its "
+                                f"kink whose inputs move together has partial derivatives that, each a one-sided "
+                                f"one alone, add up to neither of f's slopes (max(x, x) with both partials 1)")
         if single:
             report.notes.append(f"note: {', '.join(single)} {'lies' if len(single) == 1 else 'lie'} outside the "
                                 f"one-sided slopes, though every node's local derivative agrees with finite "
                                 f"differences of its op, and the graph's own one-sided slopes are not f's: f's graph "
                                 f"misses part of how f depends on {'it' if len(single) == 1 else 'them'} (f uses "
-                                f".data, float() or a Value it makes from a number)")
+                                f".data, float() or a Value it makes from a number), or an op has a kink there "
+                                f"that it does not declare (define_op(..., kinks=...))")
         # a FAIL no rounding explains, with every node right: the graph does not hold all of f. Rounding
         # is that of f's value or of intermediates of order 1 (x - log1p(x) at 0: 2e-17 off, its
         # intermediates 1e-4 at the steps, none at x, where the estimate looks)
