@@ -1607,3 +1607,15 @@ def test_one_op_at_its_kink_whose_partials_add_up_outside_the_slopes_is_not_call
         assert "misses part" not in str(report) and "add up to neither of f's slopes" in str(report), str(report)
     report = gradcheck(lambda x: mx(x, x) - 3 * x.data, 0.0)
     assert not report and "misses part of how f depends on it" in str(report), str(report)
+
+
+def test_a_slope_across_a_jump_that_does_not_settle_beside_it_is_no_bound_for_a_wrong_value():
+    # a define_op kink 1.5 steps beside the jump of f' at 0: the slope beside the jump did not settle, and
+    # the slope from f'(0) across it (210010) stood as the right slope: a second derivative 10.5 for 10 passed
+    hinge = mg.define_op("hinge_at_1.5e-4", lambda x: max(x - 1.5e-4, 0.0) * 50,
+                         lambda x, out: 50.0 if x > 1.5e-4 else 0.0, kinks=lambda x: x == 1.5e-4)
+    sq = mg.define_op("square_21_on_values_b", lambda x: x * x,
+                      lambda x, out: 2.1 * x if isinstance(x, Value) else 2 * x)  # wrong second derivative
+    report = gradgradcheck(lambda x: x.relu() * 3 + hinge(x) + 5 * sq(x), 0.0)
+    assert not report and report.rows[0].status == "FAIL", str(report)
+    assert "beside the jump does not settle" in report.rows[0].detail, str(report)

@@ -338,11 +338,19 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign, noise)) else math.nan
                                  for sign in (1.0, -1.0))
         for sign in (1.0, -1.0):  # a slope from f(x) that grows as 1 / h: f jumps there, its slope is beyond
-            if (math.isinf(best.right if sign > 0 else best.left) or _jumps(f, x, f0, h, sign)) \
-                    and (slope := _beyond(f, x, h, sign)) is not None:
-                setattr(best, "right" if sign > 0 else "left", slope)
-                best.jump, best.error = True, math.nan  # the central difference straddled the jump: no estimate
-                best.detail = "f jumps here: its one-sided slopes are measured beside the jump"
+            side_name = "right" if sign > 0 else "left"
+            jumps = _jumps(f, x, f0, h, sign)
+            if not (jumps or math.isinf(getattr(best, side_name))):
+                continue
+            slope = _beyond(f, x, h, sign)
+            if slope is None:
+                if jumps:  # a slope from f(x) across the jump is none of f's: as a bound, it passed wrong values
+                    setattr(best, side_name, math.inf)
+                    best.detail = f"f jumps here, and its {side_name} slope beside the jump does not settle"
+                continue
+            setattr(best, side_name, slope)
+            best.jump, best.error = True, math.nan  # the central difference straddled the jump: no estimate
+            best.detail = "f jumps here: its one-sided slopes are measured beside the jump"
     best.evaluations = calls
     return best
 
