@@ -948,9 +948,11 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
         outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
                    if r.status == FAIL and r.at_kink]
         # through one op at its kink the chain rule stays between f's slopes; through more, the graph's own
-        # one-sided slopes (the ops' directional derivatives, chained) must be f's, else the graph lacks part of f
+        # one-sided slopes (the ops' directional derivatives, chained) must be f's, else the graph lacks part of f,
+        # and an op at its kink whose inputs move together must add its partials up to one of its own slopes
+        agree = {id(r): len(vs) == 1 and _graph_slopes_agree(r, out, vs[0], atol, rtol) for r, _, vs in outside}
         chained = [r for r, n, vs in outside
-                   if n >= 2 and (len(vs) > 1 or _graph_slopes_agree(r, out, vs[0], atol, rtol))]
+                   if n >= 2 and (len(vs) > 1 or (agree[id(r)] and _partials_add_up(out, vs[0], atol, rtol)))]
         for row in chained:
             row.status, row.detail = KINK, CHAINED
         if chained:
@@ -958,18 +960,18 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"outside the one-sided slopes, but every node's local derivative agrees with finite "
                                 f"differences of its op: through kinks met one after another, the chain rule of "
                                 f"the ops' one-sided derivatives can leave f's slopes (autodiff's answer, torch's too)")
-        # through one op at its kink the graph's slopes can be f's all the same: an op whose inputs move
-        # together, each partial derivative a one-sided one alone, as max(x, x) with both partials 1
+        # where the graph's slopes are f's all the same, an op whose inputs move together has partial
+        # derivatives, each a one-sided one alone, that add up to none of its slopes (max(x, x), both partials 1)
         rest = [(r, n, vs) for r, n, vs in outside if r not in chained]
-        combined = [r.name for r, n, vs in rest if n < 2 and len(vs) == 1 and _graph_slopes_agree(r, out, vs[0],
-                                                                                                 atol, rtol)]
+        combined = [r.name for r, _, _ in rest if agree[id(r)]]
         single = [r.name for r, _, _ in rest if r.name not in combined]
         if combined:
             report.notes.append(f"note: {', '.join(combined)} {'lies' if len(combined) == 1 else 'lie'} outside "
                                 f"the one-sided slopes, though every node's local derivative agrees with finite "
                                 f"differences of its op and the graph's own one-sided slopes are f's: an op at its "
                                 f"kink whose inputs move together has partial derivatives that, each a one-sided "
-                                f"one alone, add up to neither of f's slopes (max(x, x) with both partials 1)")
+                                f"one alone, add up to none of its own slopes along that motion (max(x, x) with "
+                                f"both partials 1)")
         if single:
             report.notes.append(f"note: {', '.join(single)} {'lies' if len(single) == 1 else 'lie'} outside the "
                                 f"one-sided slopes, though every node's local derivative agrees with finite "
@@ -1013,6 +1015,34 @@ def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: f
                 tangent[id(v)] = math.fsum(v._local[i] * t for i, t in moving)
         ours = sign * tangent.get(id(out), 0.0)  # f(x - s) = f(x) + s * tangent: the left slope is -tangent
         if not (math.isfinite(ours) and _close(ours, slope, atol, rtol)):
+            return False
+    return True
+
+
+def _partials_add_up(out: Value, x: Value, atol: float, rtol: float) -> bool:
+    """Does each op at its kink whose inputs move with x (as autodiff's chain moves them) add its partial
+    derivatives along that motion up to a value between its own one-sided slopes along it? Each partial
+    alone can be one-sided and their sum none: max(x, x) with both partials 1 gives 2 for slopes of 1."""
+    tangent = {id(x): 1.0}
+    for v in topological_order(out):
+        moving = [(i, tangent[id(u)]) for i, u in enumerate(v.inputs) if id(u) in tangent]
+        if not moving or id(v) in tangent:
+            continue
+        tangent[id(v)] = chain = math.fsum(v._local[i] * t for i, t in moving)
+        op, xs = v._op, [u.data for u in v.inputs]
+        if len(moving) < 2 or op is None or op.kinks is None or not op.kinks(*xs):
+            continue  # one moving input: its partial is checked by blame
+        ts = [tangent.get(id(u), 0.0) for u in v.inputs]
+        slopes = []
+        for sign in (1.0, -1.0):
+            def along(s: float, op=op, xs=xs, ts=ts, sign=sign) -> float:
+                return op.forward(*(a + sign * s * t for a, t in zip(xs, ts)))
+            side = _side(along, 0.0, along(0.0), EPS, 1.0)
+            if side is None or not math.isfinite(side.value):
+                return False
+            slopes.append(sign * side.value)
+        low, high = min(slopes), max(slopes)
+        if not low - (atol + rtol * max(abs(low), abs(high))) <= chain <= high + atol + rtol * max(abs(low), abs(high)):
             return False
     return True
 
