@@ -252,7 +252,10 @@ class Derivative:
     """A finite-difference derivative: the value, its estimated error and the step used;
     the one-sided slopes; whether they stay apart as the step shrinks (a kink); whether fn jumps
     at x (`jump`: a one-sided slope is then fn's beyond the jump); whether any stencil fits
-    between the kinks near x (`checkable`), and how it was measured (`detail`)."""
+    between the kinks near x (`checkable`), and how it was measured (`detail`). `noise`: the part
+    of the error that is the estimated rounding of fn's intermediates beyond fn's own (see `_noise`);
+    it steers the steps and shows in the error, but excuses no difference (it can far exceed the
+    actual error: ((x * 1e10 + 1e12) - 1e12) - x * 1e10 rounds to exactly 0 at 1 ± 1e-8)."""
     value: float
     error: float
     step: float
@@ -263,6 +266,7 @@ class Derivative:
     checkable: bool = True
     detail: str = ""
     jump: bool = False
+    noise: float = 0.0
 
 
 def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_sided: bool = False,
@@ -334,10 +338,19 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         best.right, best.left = (side.value if (side := _side(f, x, f0, h, sign, noise)) else math.nan
                                  for sign in (1.0, -1.0))
         for sign in (1.0, -1.0):  # a slope from f(x) that grows as 1 / h: f jumps there, its slope is beyond
-            if math.isinf(best.right if sign > 0 else best.left) and (slope := _beyond(f, x, h, sign)) is not None:
-                setattr(best, "right" if sign > 0 else "left", slope)
-                best.jump, best.error = True, math.nan  # the central difference straddled the jump: no estimate
-                best.detail = "f jumps here: its one-sided slopes are measured beside the jump"
+            side_name = "right" if sign > 0 else "left"
+            jumps = _jumps(f, x, f0, h, sign)
+            if not (jumps or math.isinf(getattr(best, side_name))):
+                continue
+            slope = _beyond(f, x, h, sign)
+            if slope is None:
+                if jumps:  # a slope from f(x) across the jump is none of f's: as a bound, it passed wrong values
+                    setattr(best, side_name, math.inf)
+                    best.detail = f"f jumps here, and its {side_name} slope beside the jump does not settle"
+                continue
+            setattr(best, side_name, slope)
+            best.jump, best.error = True, math.nan  # the central difference straddled the jump: no estimate
+            best.detail = "f jumps here: its one-sided slopes are measured beside the jump"
     best.evaluations = calls
     return best
 
@@ -365,8 +378,9 @@ def _central(f, x: float, f0: float, h: float, floor: float, noise: float = 0.0)
         r1, r2 = d2 + (d2 - d1) / 3, d4 + (d4 - d2) / 3
         value = r2 + (r2 - r1) / 15
         probes = max(abs(v) for pair in fs for v in pair)
-        rounding = 8 * max(_MACHINE_EPS * max(abs(f0), probes), noise) / h
-        estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h)
+        own = _MACHINE_EPS * max(abs(f0), probes)
+        rounding = 8 * max(own, noise) / h
+        estimate = Derivative(value, abs(r2 - r1) / 15 + rounding, h, noise=8 * max(noise - own, 0.0) / h)
         first = first or (h, fs)
         # steps are compared by their error relative to what they measure: a step wider than a
         # small x straddles a pole at 0 (1/x) and sees none of f(x)'s size, its error nearly all
@@ -445,7 +459,8 @@ def _side(f, x: float, f0: float, h: float, sign: float, noise: float = 0.0) -> 
         size = max(map(abs, [f0, *ups]))
         error = abs((q[2] + (q[2] - q[1])) - (q[1] + (q[1] - q[0]))) + 8 * max(_MACHINE_EPS * size, noise) / step
         if best is None or error < best.error:
-            best = Derivative(slope, error, step, **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
+            best = Derivative(slope, error, step, noise=8 * max(noise - _MACHINE_EPS * size, 0.0) / step,
+                              **{("right" if sign > 0 else "left"): slope})  # type: ignore[arg-type]
         if error <= 1e-9 * max(abs(slope), size / scale, 1e-300) or error > 10 * best.error:
             break
         step /= 10
@@ -458,6 +473,17 @@ def _side(f, x: float, f0: float, h: float, sign: float, noise: float = 0.0) -> 
         best.detail = (f"did not converge: the {'right' if sign > 0 else 'left'}-sided slope grows without bound "
                        f"as the step shrinks ({_num(slopes[0])} at {_sci(h)}, {_num(slopes[-1])} at {_sci(step)})")
     return best
+
+
+def _jumps(f, x: float, f0: float, h: float, sign: float) -> bool:
+    """Does f's change from f(x) keep half its size from step h to h/1000 on one side (sign +1 right,
+    -1 left)? A jump does; a slope, however steep, shrinks it a thousandfold. (That slope, growing as
+    1 / h, is not always found unbounded: its error grows tenfold a step, where _side stops.)"""
+    try:
+        far, near = (f(x + sign * d) - f0 for d in (h, h / 1000))
+    except (ArithmeticError, ValueError):
+        return False
+    return abs(near) > max(0.5 * abs(far), 64 * _MACHINE_EPS * abs(f0))
 
 
 def _beyond(f, x: float, h: float, sign: float) -> float | None:
@@ -539,8 +565,9 @@ def _judge(analytic: float, d: Derivative, kink: bool, atol: float, rtol: float)
 
 
 def _vague(analytic: float, d: Derivative, ref: float, atol: float, rtol: float) -> bool:
-    """Is the reference's error estimate beyond the tolerance and `_VAGUE`, and the difference within it?"""
-    error = _error(d)
+    """Is the reference's error estimate beyond the tolerance and `_VAGUE`, and the difference within it?
+    Only the error of f's own rounding and of the extrapolation counts (`Derivative.noise` does not)."""
+    error = _error(d) - (d.noise if math.isfinite(d.noise) else 0.0)
     return abs(analytic - ref) <= error and error > max(atol + rtol * abs(ref), _VAGUE * max(abs(analytic), abs(ref)))
 
 
@@ -564,6 +591,9 @@ def _row(name: str, analytic: float, d: Derivative, kink: bool, atol: float, rto
     reference = _reference(d, kink)
     if status == UNCHECKABLE and _vague(analytic, d, reference, atol, rtol) and not d.detail:
         detail = f"rounding swamps the differences: the reference's error, {_sci(_error(d))}, covers the difference"
+    elif status == FAIL and d.noise and abs(analytic - reference) <= _error(d) and not d.detail:
+        detail = ("the rounding of f's intermediates, which cancel, may swamp the differences: an estimate "
+                  "that can far exceed the actual error, so it excuses no difference")
     elif status == UNCHECKABLE and d.checkable:
         side = "right" if math.isnan(d.left) else "left"
         detail = f"a kink at the edge of f's domain: only the {side} slope, {_num(d.value)}, is defined"
@@ -689,24 +719,45 @@ def _backward_grads(out: Value, wrt: list[Value], notes: list[str]) -> list[floa
             v.grad = g
 
 
-def _noise(out: Value) -> float:
-    """The rounding error of out near its inputs: each computed node that moves with them rounds by
-    about eps * |node| and passes it on times d(out)/d(node), summed as random errors are. It exceeds
-    eps * |out| where intermediates cancel: 1 - (1 - x * x) at 1e-6 is 1e-12, rounded as 1 is (1e-16),
-    and finite differences at steps below 1e-6 were trusted to 1e-19, FAILing right gradients."""
+def _noise(out: Value, wrt: list[list[Value]]) -> list[float]:
+    """For each set of Values in `wrt`: the rounding error of out as they move. Each computed node that
+    depends on them rounds by about eps * |node| and passes it on times d(out)/d(node), summed as random
+    errors are. It exceeds eps * |out| where intermediates cancel: 1 - (1 - x * x) at 1e-6 is 1e-12,
+    rounded as 1 is (1e-16), and finite differences at steps below 1e-6 were trusted to 1e-19, FAILing
+    right gradients. A node the set does not move rounds the same at every step: it adds nothing (a
+    y + 1e12 - 1e12 beside x made x's reference vague, and a wrong gradient of x 'not checkable').
+    d(out)/d(node) by a pass of its own, not backward: no .grad is touched and no backward hook runs."""
     if not out.requires_grad:
-        return 0.0
+        return [0.0] * len(wrt)
     order = topological_order(out)
-    saved = [v.grad for v in order]
-    try:
-        out.backward()
-        total = math.hypot(*(v.data * v.grad for v in order if v.inputs and v.requires_grad))
-    except (ValueError, OverflowError):  # a derivative that is not finite: the check says so elsewhere
-        return 0.0
-    finally:
-        for v, g in zip(order, saved):
-            v.grad = g
-    return _MACHINE_EPS * total if math.isfinite(total) else 0.0
+    adjoint = {id(out): 1.0}
+    for v in reversed(order):
+        g = adjoint.get(id(v), 0.0)
+        if g:
+            for x, d in zip(v.inputs, v._local):
+                adjoint[id(x)] = adjoint.get(id(x), 0.0) + d * g
+    floor = _MACHINE_EPS * out.data * _MACHINE_EPS * out.data / len(order)  # together less than out's rounding
+    sizes = {id(v): c * c for v in order if v.inputs and v.requires_grad  # c * c: inf, where ** raises
+             and (c := _MACHINE_EPS * v.data * adjoint.get(id(v), 0.0)) * c > floor}
+    if not sizes:
+        return [0.0] * len(wrt)
+    sets: dict[int, int] = {}  # id -> bitmask of the sets holding it
+    for k, vs in enumerate(wrt):
+        for v in vs:
+            sets[id(v)] = sets.get(id(v), 0) | 1 << k
+    deps: dict[int, int] = {}
+    totals = [0.0] * len(wrt)
+    for v in order:
+        mask = sets.get(id(v), 0)
+        for x in v.inputs:
+            mask |= deps[id(x)]
+        deps[id(v)] = mask
+        c = sizes.get(id(v), 0.0)
+        while c and mask:
+            low = mask & -mask
+            totals[low.bit_length() - 1] += c
+            mask ^= low
+    return [math.sqrt(t) if math.isfinite(t) else 0.0 for t in totals]
 
 
 class _NotAFunction(ValueError):
@@ -826,7 +877,8 @@ def gradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, atol
     _check_cost("gradcheck", 7 * len(picks), out, f"checking {len(picks):,} inputs",
                 "pass sample=N to check N inputs picked at random, or ")
     rows, calls = _first_derivative_rows("gradcheck", f, call, values, out.data, grads, kinked, names, eps, atol,
-                                         rtol, picks, _picked_gaps(out, leaves, picks), _noise(out))
+                                         rtol, picks, _picked_gaps(out, leaves, picks),
+                                         _picked_noise(out, leaves, picks))
     report = GradReport(f"gradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, graph=out,
                         evaluations=calls, notes=notes + _row_notes(rows, atol, rtol))
     _replay_check(report, out, atol, rtol)
@@ -842,13 +894,21 @@ def _picked_gaps(out: Value, leaves: list[Value], picks: list[int]) -> list[tupl
     return gaps
 
 
+def _picked_noise(out: Value, leaves: list[Value], picks: list[int]) -> list[float]:
+    """`_noise` of each leaf moving alone, measured for the picked leaves only."""
+    noise = [0.0] * len(leaves)
+    for i, n in zip(picks, _noise(out, [[leaves[i]] for i in picks])):
+        noise[i] = n
+    return noise
+
+
 def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], at_point: float, analytic: list[float],
                            kinked: list[bool], labels: list[str], eps: float, atol: float, rtol: float,
                            picks: list[int] | None = None, gaps: list[tuple[float, float]] | None = None,
-                           noise: float = 0.0) -> tuple[list[GradRow], int]:
+                           noise: list[float] | None = None) -> tuple[list[GradRow], int]:
     """One row per input of f (`values`: (number, name) pairs, f's value there `at_point`), or per
     input in `picks`: its `analytic` derivative against finite differences of f in that input
-    (whose rounding error is `noise`, see `_noise`); and the evaluations made."""
+    (whose rounding error as that input moves is `noise[i]`, see `_noise`); and the evaluations made."""
     rows, calls, mode = [], 0, _GradMode(at_point, who)
     for i in range(len(values)) if picks is None else picks:
         x, label = values[i][0], labels[i]
@@ -857,16 +917,19 @@ def _first_derivative_rows(who: str, f, call, values: list[tuple[float, str]], a
             return mode.run(lambda: _output(f, call, [(t if j == i else v, n) for j, (v, n) in enumerate(values)]),
                             t == x)
         d = derivative(at, x, eps, one_sided=kinked[i], kink_gaps=gaps[i] if gaps else (math.inf, math.inf),
-                       noise=noise)
+                       noise=noise[i] if noise else 0.0)
         calls += d.evaluations
         rows.append(_row(label, analytic[i], d, kinked[i], atol, rtol))
     return rows, calls
 
 
-def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, atol: float, rtol: float) -> None:
+def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, atol: float, rtol: float,
+           explain: bool = True) -> None:
     """Name the first wrong node of a failed report. At a kink any value between the one-sided
     slopes passes, a wrong one too, so there every node's local derivative is checked as well:
-    a non-differentiable row (for the Values `wrt` lists for it) that a wrong one reaches FAILs."""
+    a non-differentiable row (for the Values `wrt` lists for it) that a wrong one reaches FAILs.
+    `explain`: say why a row FAILs where no node is wrong (not for gradgradcheck, whose rows come
+    from rules of their own)."""
     if report and not report.kinks and not report.unchecked:
         return
     culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
@@ -881,13 +944,15 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
-    if culprit is None:  # no node is wrong: a row outside the slopes comes from kinks met one after another
+    if culprit is None and explain:  # no node is wrong: a row outside the slopes comes from kinks met one after another
         outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
                    if r.status == FAIL and r.at_kink]
         # through one op at its kink the chain rule stays between f's slopes; through more, the graph's own
-        # one-sided slopes (the ops' directional derivatives, chained) must be f's, else the graph lacks part of f
+        # one-sided slopes (the ops' directional derivatives, chained) must be f's, else the graph lacks part of f,
+        # and an op at its kink whose inputs move together must add its partials up to one of its own slopes
+        agree = {id(r): len(vs) == 1 and _graph_slopes_agree(r, out, vs[0], atol, rtol) for r, _, vs in outside}
         chained = [r for r, n, vs in outside
-                   if n >= 2 and (len(vs) > 1 or _graph_slopes_agree(r, out, vs[0], atol, rtol))]
+                   if n >= 2 and (len(vs) > 1 or (agree[id(r)] and _partials_add_up(out, vs[0], atol, rtol)))]
         for row in chained:
             row.status, row.detail = KINK, CHAINED
         if chained:
@@ -895,13 +960,25 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"outside the one-sided slopes, but every node's local derivative agrees with finite "
                                 f"differences of its op: through kinks met one after another, the chain rule of "
                                 f"the ops' one-sided derivatives can leave f's slopes (autodiff's answer, torch's too)")
-        single = [r.name for r, _, _ in outside if r not in chained]
+        # where the graph's slopes are f's all the same, an op whose inputs move together has partial
+        # derivatives, each a one-sided one alone, that add up to none of its slopes (max(x, x), both partials 1)
+        rest = [(r, n, vs) for r, n, vs in outside if r not in chained]
+        combined = [r.name for r, _, _ in rest if agree[id(r)]]
+        single = [r.name for r, _, _ in rest if r.name not in combined]
+        if combined:
+            report.notes.append(f"note: {', '.join(combined)} {'lies' if len(combined) == 1 else 'lie'} outside "
+                                f"the one-sided slopes, though every node's local derivative agrees with finite "
+                                f"differences of its op and the graph's own one-sided slopes are f's: an op at its "
+                                f"kink whose inputs move together has partial derivatives that, each a one-sided "
+                                f"one alone, add up to none of its own slopes along that motion (max(x, x) with "
+                                f"both partials 1)")
         if single:
             report.notes.append(f"note: {', '.join(single)} {'lies' if len(single) == 1 else 'lie'} outside the "
                                 f"one-sided slopes, though every node's local derivative agrees with finite "
                                 f"differences of its op, and the graph's own one-sided slopes are not f's: f's graph "
                                 f"misses part of how f depends on {'it' if len(single) == 1 else 'them'} (f uses "
-                                f".data, float() or a Value it makes from a number)")
+                                f".data, float() or a Value it makes from a number), or an op has a kink there "
+                                f"that it does not declare (define_op(..., kinks=...))")
         # a FAIL no rounding explains, with every node right: the graph does not hold all of f. Rounding
         # is that of f's value or of intermediates of order 1 (x - log1p(x) at 0: 2e-17 off, its
         # intermediates 1e-4 at the steps, none at x, where the estimate looks)
@@ -938,6 +1015,34 @@ def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: f
                 tangent[id(v)] = math.fsum(v._local[i] * t for i, t in moving)
         ours = sign * tangent.get(id(out), 0.0)  # f(x - s) = f(x) + s * tangent: the left slope is -tangent
         if not (math.isfinite(ours) and _close(ours, slope, atol, rtol)):
+            return False
+    return True
+
+
+def _partials_add_up(out: Value, x: Value, atol: float, rtol: float) -> bool:
+    """Does each op at its kink whose inputs move with x (as autodiff's chain moves them) add its partial
+    derivatives along that motion up to a value between its own one-sided slopes along it? Each partial
+    alone can be one-sided and their sum none: max(x, x) with both partials 1 gives 2 for slopes of 1."""
+    tangent = {id(x): 1.0}
+    for v in topological_order(out):
+        moving = [(i, tangent[id(u)]) for i, u in enumerate(v.inputs) if id(u) in tangent]
+        if not moving or id(v) in tangent:
+            continue
+        tangent[id(v)] = chain = math.fsum(v._local[i] * t for i, t in moving)
+        op, xs = v._op, [u.data for u in v.inputs]
+        if len(moving) < 2 or op is None or op.kinks is None or not op.kinks(*xs):
+            continue  # one moving input: its partial is checked by blame
+        ts = [tangent.get(id(u), 0.0) for u in v.inputs]
+        slopes = []
+        for sign in (1.0, -1.0):
+            def along(s: float, op=op, xs=xs, ts=ts, sign=sign) -> float:
+                return op.forward(*(a + sign * s * t for a, t in zip(xs, ts)))
+            side = _side(along, 0.0, along(0.0), EPS, 1.0)
+            if side is None or not math.isfinite(side.value):
+                return False
+            slopes.append(sign * side.value)
+        low, high = min(slopes), max(slopes)
+        if not low - (atol + rtol * max(abs(low), abs(high))) <= chain <= high + atol + rtol * max(abs(low), abs(high)):
             return False
     return True
 
@@ -1101,10 +1206,14 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     # the create_graph path has rules of its own (run on Values)
     more, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data, firsts,
                                                kinked, [f"d/d{n} (create_graph)" for n in names], eps, atol, rtol,
-                                               gaps=gaps, noise=_noise(out))
+                                               gaps=gaps, noise=_noise(out, [[v] for v in leaves]))
+    # a first derivative at a kink, or where rounding swamps f, passes unless a wrong node reaches it
+    firsts_report = GradReport("", more)
+    _blame(firsts_report, out, [[v] for v in leaves], eps, atol, rtol, explain=False)
     rows, calls = rows + more, calls + evaluations
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
-                      notes=notes + _row_notes(rows, atol, rtol))
+                      notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes,
+                      culprit=firsts_report.culprit)
 
 
 @_with_grad
@@ -1244,8 +1353,8 @@ def check_module_gradients(model: Module, loss_fn: Callable, X: ArrayLike, y: Ar
     grads = _backward_grads(out, [p for _, p in named], notes)
     kinked = _kinked(out, [p for _, p in named])
     rows, mode = [], _GradMode(out.data, "check_module_gradients", "the loss")
-    gaps, noise = _gaps_alone(out, [p for _, p in named]), _noise(out)
-    for (name, p), g, kink, gap in zip(named, grads, kinked, gaps):
+    gaps, noises = _gaps_alone(out, [p for _, p in named]), _noise(out, [[p] for _, p in named])
+    for (name, p), g, kink, gap, noise in zip(named, grads, kinked, gaps, noises):
         original, version = p.data, version_of(p)
 
         def at(t, p=p, original=original):
@@ -1287,7 +1396,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
     kinked = np.array(_kinked(out, params))
     v = np.random.default_rng(seed).standard_normal(len(params))
     originals, versions = [p.data for p in params], [version_of(p) for p in params]
-    mode, noise = _GradMode(out.data, "directional_check", "the loss"), _noise(out)
+    mode = _GradMode(out.data, "directional_check", "the loss")
 
     def check(idx: list[int]) -> GradRow:
         kink = bool(kinked[idx[0]])  # a set is all at a kink or all smooth
@@ -1298,6 +1407,7 @@ def directional_check(model: Module, loss_fn: Callable, X: ArrayLike, y: ArrayLi
             return mode.run(loss, t == 0.0)
         try:
             gap = _kink_gaps(out, [[params[i] for i in idx]], [[v[i] for i in idx]])[0]
+            noise = _noise(out, [[params[i] for i in idx]])[0]
             d = derivative(at, 0.0, eps, one_sided=kink, kink_gaps=gap, noise=noise)
         finally:
             restore([params[i] for i in idx], [originals[i] for i in idx], [versions[i] for i in idx])
