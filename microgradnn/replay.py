@@ -25,6 +25,7 @@ import threading
 import warnings
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from microgradnn import engine
 from microgradnn._checks import is_finite, shown
@@ -394,6 +395,7 @@ class _Tape:
         self.row_param_slots = np.array(rows, dtype=int)
         self.row_param_pos = np.array([position[s] for s in rows], dtype=int)
         self.nodes = sum(len(g.out) for g in self.groups)
+        self.matrix_work = max(map(_matrix_work, self.groups), default=0)
         # Arrays reused from call to call: fresh ones cost more than the arithmetic (page faults).
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
@@ -751,6 +753,34 @@ def _grads_of(params: list[Value], grads: list) -> list[float]:
     return grads
 
 
+# OpenBLAS runs a matrix product of fewer multiply-adds on one thread whatever its setting (its
+# threshold is 4 * 65536): below this, setting one thread would only cost the calls
+_THREADED_WORK = 65536
+_BLAS_LIBS: list = []  # the BLAS libraries numpy loaded, found at the first replay that needs them
+
+
+class _OneBlasThread:
+    """numpy's BLAS on one thread while a replay with matrix products of `work` multiply-adds runs,
+    as it was after: they are small, and handing them to threads costs more than it shares (the
+    compiled GPT step took 2 to 3 times as long, in CPU and in wall time, with OpenBLAS's two
+    threads on two cores)."""
+
+    def __init__(self, work: int) -> None:
+        self._restore: list = []
+        if work >= _THREADED_WORK and not _BLAS_LIBS:  # (a scan of the process: once)
+            _BLAS_LIBS.extend(ThreadpoolController().select(user_api="blas").lib_controllers or [None])
+        self._libs = [lib for lib in _BLAS_LIBS if lib is not None] if work >= _THREADED_WORK else []
+
+    def __enter__(self) -> None:
+        self._restore = [(lib, n) for lib in self._libs if (n := lib.get_num_threads()) != 1]
+        for lib, _ in self._restore:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, n in self._restore:
+            lib.set_num_threads(n)
+
+
 class BatchResult:
     """The mean loss over a batch; `backward()` adds its gradient into the parameters."""
 
@@ -771,7 +801,8 @@ class BatchResult:
 
     def backward(self) -> None:
         """Add d(mean loss)/d(parameter) into each parameter's `.grad`."""
-        with self._compiled._lock:
+        work = max(run[0].matrix_work * run[1].shape[1] for run in self._runs)
+        with self._compiled._lock, _OneBlasThread(work):
             self._backward()
 
     def _backward(self) -> None:
@@ -1037,7 +1068,9 @@ class Compiled:
         return self.__copy__()
 
     def __call__(self, *args: Any) -> BatchResult:
-        with self._lock:
+        n = len(args[0]) if args and hasattr(args[0], "__len__") else 0
+        work = n * max((t.matrix_work for tapes in self._tapes.values() for t in tapes), default=0)
+        with self._lock, _OneBlasThread(work):
             return self._call(args)
 
     def _call(self, args: tuple) -> BatchResult:
@@ -1328,6 +1361,17 @@ def _forward(g: _Group, V: np.ndarray, P: np.ndarray) -> None:
         out += B[:, None]
     else:
         V[g.out_at] = W @ V[X] + B[:, None]
+
+
+def _matrix_work(g) -> int:
+    """Multiply-adds per sample of the group's matrix product, if it is a layer (at one or at
+    several places; joined groups' parts are small batched products), else 0."""
+    if getattr(g, "layer", None) is not None:
+        block = g.layer[0]
+        return block[1] * block[2] if isinstance(block[0], slice) else block[0].size
+    if getattr(g, "places", None) is not None:
+        return len(g.places.w_pos) * g.places.x_slots.size
+    return 0
 
 
 def _group_outputs(g: _Group, V: np.ndarray, P: np.ndarray) -> np.ndarray:

@@ -1845,3 +1845,34 @@ def test_a_copied_compiled_function_replays_the_live_model_as_the_original_does(
     scalar = sum(losses.mse([model(x)], [t]).data for x, t in zip(X.tolist(), y.tolist())) / len(y)
     assert result.data == pytest.approx(scalar, rel=1e-12)
     assert any(p.grad != 0 for p in model.parameters())  # its backward reaches the model's parameters
+
+
+def test_a_replay_runs_numpy_blas_on_one_thread_and_gives_the_setting_back():
+    # With two OpenBLAS threads on two cores, the compiled GPT step took 2 to 3 times as long (CPU
+    # and wall time): its matrix products are too small to share. The replay sets one thread
+    # while it runs (seen here by an op's array_forward, which runs inside it) and restores it.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    def spy(x):
+        seen.append(threadpoolctl.threadpool_info()[0]["num_threads"])
+        return x * 1.0
+    ident = mg.define_op("replay_blas_spy", lambda x: x, lambda x, out: 1.0, array_forward=spy)
+    layer = mg.Layer.from_weights([([0.01 * (i + j) for j in range(64)], 0.0) for i in range(64)], "linear")
+    step = mg.compile(lambda x, t: ident(mg.losses.mse(layer(list(x)), [t] * 64)))
+    X, y = np.random.default_rng(0).standard_normal((32, 64)), np.zeros(32)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        if threadpoolctl.threadpool_info()[0]["num_threads"] != 2:
+            pytest.skip("this numpy's BLAS keeps one thread")
+        step(X, y)  # records, then replays with the tape's size known
+        seen.clear()
+        result = step(X, y)
+        result.backward()
+        after = threadpoolctl.threadpool_info()[0]["num_threads"]
+    assert seen == [1] and after == 2
+    small = mg.compile(lambda x, t: ident(x[0] * t))  # no matrix product: the setting is not touched
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        small(X[:, :1], y)
+        seen.clear()
+        small(X[:, :1], y)
+    assert seen == [2]
