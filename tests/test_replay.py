@@ -1854,21 +1854,24 @@ def test_a_replay_runs_numpy_blas_on_one_thread_and_gives_the_setting_back():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     seen = []
 
+    def threads() -> int:
+        return max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+
     def spy(x):
-        seen.append(threadpoolctl.threadpool_info()[0]["num_threads"])
+        seen.append(threads())
         return x * 1.0
     ident = mg.define_op("replay_blas_spy", lambda x: x, lambda x, out: 1.0, array_forward=spy)
     layer = mg.Layer.from_weights([([0.01 * (i + j) for j in range(64)], 0.0) for i in range(64)], "linear")
     step = mg.compile(lambda x, t: ident(mg.losses.mse(layer(list(x)), [t] * 64)))
     X, y = np.random.default_rng(0).standard_normal((32, 64)), np.zeros(32)
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        if threadpoolctl.threadpool_info()[0]["num_threads"] != 2:
+        if threads() != 2:
             pytest.skip("this numpy's BLAS keeps one thread")
         step(X, y)  # records, then replays with the tape's size known
         seen.clear()
         result = step(X, y)
         result.backward()
-        after = threadpoolctl.threadpool_info()[0]["num_threads"]
+        after = threads()
     assert seen == [1] and after == 2
     small = mg.compile(lambda x, t: ident(x[0] * t))  # no matrix product: the setting is not touched
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
