@@ -614,6 +614,17 @@ def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
     assert [v.data for v in model(5, 1, cache)] == [v.data for v in model(5, 1, fresh)]
 
 
+def test_a_position_given_as_a_float_is_refused_by_the_embedding_not_the_cache_rollback():
+    # 0.0 == len(cache) passed the position check; the embedding refused it, and taking the position back
+    # out of the cache (keys[0.0:]) replaced that error with "slice indices must be integers or None"
+    model = small_gpt()
+    for pos in (0.0, np.float64(0.0)):
+        cache = model.new_cache()
+        with pytest.raises(TypeError, match=r"Embedding: index must be an int in 0..15, got float"):
+            model(3, pos, cache)
+        assert len(cache) == 0
+
+
 def test_a_gpt_sized_by_numpy_ints_saves_and_converts(tmp_path):
     # n_head was kept as given: config() held np.int64(2), and save raised json's "TypeError: Object of
     # type int64 is not JSON serializable"
