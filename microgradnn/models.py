@@ -219,11 +219,12 @@ class GPT(Module):
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")
+        read = len(cache)  # (pos equals it, but may be no int: 0.0, which the embedding refuses)
         try:
             return run(self, self.forward, token, pos, cache)
         except BaseException:  # (a Ctrl-C too) the layers read before it had added this position's keys
             for keys, values in zip(cache.keys, cache.values):
-                del keys[pos:], values[pos:]
+                del keys[read:], values[read:]
             raise
 
     def forward(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]

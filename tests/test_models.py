@@ -81,6 +81,34 @@ def test_the_module_to_torch_makes_pickles_as_torch_modules_do(tmp_path):
     assert done.stdout.strip() == f"torch.Size([1, {len(SEQUENCES[0])}, 16])", done.stderr
 
 
+def test_the_torch_classes_made_by_threads_at_once_are_the_ones_pickle_finds():
+    # made at first use and cached unlocked: threads that came at once each made classes, the last kept,
+    # so the others' modules failed to pickle ("not the same object as microgradnn.nn.convert._TorchGPT")
+    pytest.importorskip("torch")
+    code = """
+import importlib, sys, threading
+import microgradnn.nn.convert as convert
+sys.setswitchinterval(1e-6)
+for trial in range(40):
+    importlib.reload(convert)  # its classes not made yet
+    start, got = threading.Barrier(8), []
+    def first_use():
+        start.wait()
+        got.append(convert._TorchGPT)
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert all(cls is convert._TorchGPT for cls in got), trial
+print("ok")
+"""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "ok", done.stderr[-500:]
+
+
 def test_the_torch_modules_loss_refuses_what_gpt_loss_refuses():
     # one token gave a loss of nan; a row (no batch) "IndexError: too many indices"; and block_size + 2
     # tokens an error about the forward's shape, with one token fewer than given
@@ -584,6 +612,17 @@ def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
     assert len(cache) == 1 and all(len(k) == len(v) == 1 for k, v in zip(cache.keys, cache.values))
     model(3, 0, fresh)
     assert [v.data for v in model(5, 1, cache)] == [v.data for v in model(5, 1, fresh)]
+
+
+def test_a_position_given_as_a_float_is_refused_by_the_embedding_not_the_cache_rollback():
+    # 0.0 == len(cache) passed the position check; the embedding refused it, and taking the position back
+    # out of the cache (keys[0.0:]) replaced that error with "slice indices must be integers or None"
+    model = small_gpt()
+    for pos in (0.0, np.float64(0.0)):
+        cache = model.new_cache()
+        with pytest.raises(TypeError, match=r"Embedding: index must be an int in 0..15, got float"):
+            model(3, pos, cache)
+        assert len(cache) == 0
 
 
 def test_a_gpt_sized_by_numpy_ints_saves_and_converts(tmp_path):

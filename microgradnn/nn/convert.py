@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -190,10 +191,18 @@ def torch_gpt(config: dict, state: dict[str, float], eps: float, requires_grad: 
     return module
 
 
-@functools.cache
+_MAKING = threading.Lock()
+
+
 def _torch_classes() -> dict[str, Any]:
     """torch_gpt's classes, made at first use (importing this module needs no torch); each is
     found here by its qualified name (`__getattr__`), so its modules pickle as torch's do."""
+    with _MAKING:  # threads at once would each make classes, and pickle find only one's
+        return _made_torch_classes()
+
+
+@functools.cache
+def _made_torch_classes() -> dict[str, Any]:
     torch = import_torch("to_torch")
     nn: Any = torch.nn
     F = torch.nn.functional
