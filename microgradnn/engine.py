@@ -2097,9 +2097,17 @@ def logsumexp(xs: Sequence[Value | float]) -> Value | float:
 
 
 def take(index: Value | float, options: Sequence[Value | float]) -> Value | float:
-    """options[index] as one node whose index may be a Value (e.g. a token id read from data)."""
+    """options[index] as one node whose index may be a Value (e.g. a token id read from data);
+    a plain index picks the option itself, as a list does, and the others stay out of the graph
+    (so their `.grad` stays as it was, as `nn.Embedding`'s unused rows' does)."""
     if len(in_order(options, "take", "options")) == 0:
         raise ValueError("take: needs at least one option")
+    if type(index) is not Value and any(type(x) is Value for x in options):
+        try:
+            picked = options[_index_of(index, len(options))]  # type: ignore[arg-type]  # (not a Value here)
+        except (TypeError, ValueError, OverflowError):
+            return _TAKE(index, *options)  # its own error, naming the call
+        return picked if type(picked) is Value else _constant(picked, "take")
     return _TAKE(index, *options)
 
 

@@ -364,11 +364,18 @@ class _Tape:
         for i in range(self.n_slots - 1, -1, -1):
             v = order[i]
             if walked[i] and v.inputs and (v._requires_grad or not any(x._requires_grad for x in v.inputs)):
-                for j in structure[i][1]:
+                picks = v._op is _TAKE  # its options: reached only where a sample picks them (see `picked`)
+                for k, j in enumerate(structure[i][1]):
                     walked[j] = True
-                    if reached[i] and needs[j]:
+                    if reached[i] and needs[j] and not (picks and k):
                         reached[j] = True
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
+        # take's parameter options, by the slot a sample picks: the scalar loop's take of a plain
+        # index (an Embedding's row) has the picked option alone in its graph, the others' .grad untouched
+        self.take_groups = [g for g in self.groups if type(g) is _Group and g.op is _TAKE
+                            and g.op.derivatives is _TAKE_RULES]
+        self.slot_position = np.full(self.n_slots, -1)
+        self.slot_position[param_slots] = [position[s] for s in param_slots]
         self.walked = np.array([position[s] for s in param_slots if walked[s]], dtype=int)
         self.held_walked = [v for v, i in zip(self.held, self.held_slots.tolist()) if walked[i]]
         # each group's one forward and backward function, chosen once rather than at every call
@@ -399,6 +406,15 @@ class _Tape:
         # Arrays reused from call to call: fresh ones cost more than the arithmetic (page faults).
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
+
+    def picked(self, V: np.ndarray) -> np.ndarray:
+        """The places in P of the parameters take's nodes picked for the samples of V."""
+        found = [np.empty(0, dtype=int)]
+        for g in self.take_groups:
+            slots, valid = _take_slots(g, V)
+            at = self.slot_position[slots if valid is None else slots[valid]]
+            found.append(at[at >= 0])
+        return np.unique(np.concatenate(found))
 
     def settle(self, V: np.ndarray) -> np.ndarray:
         """Test the number guards (float(), int(), an index, a gradient) against the replay of the
@@ -843,8 +859,10 @@ class BatchResult:
             # a parameter no tape of this batch reaches keeps its .grad, as the scalar backward leaves
             # it (None stays None, which the optimizers skip), and it is not read
             live = np.zeros(len(PG), dtype=bool)
-            for (tape, *_), index in zip(self._runs, self._index):
+            for (tape, V, *_), index in zip(self._runs, self._index):
                 live[np.arange(len(PG))[index][tape.reached]] = True
+                if tape.take_groups:
+                    live[np.arange(len(PG))[index][tape.picked(V)]] = True
             if unfrozen:
                 ids = set(map(id, unfrozen))
                 live |= np.fromiter((id(p) in ids for p in params), bool, len(PG))

@@ -1879,3 +1879,43 @@ def test_a_replay_runs_numpy_blas_on_one_thread_and_gives_the_setting_back():
         seen.clear()
         small(X[:, :1], y)
     assert seen == [2]
+
+
+@pytest.mark.parametrize("lookup", ["embedding", "take"])
+def test_rows_no_sample_picks_keep_their_grad_none_compiled_as_in_the_scalar_loop(lookup):
+    # An Embedding's int index returns its row: the scalar loop's graph holds no other row, and
+    # after zero_grad(set_to_none=True) those rows' .grad stay None, so Adam skips them. Compiled,
+    # the recording gathers from every row, and backward set them to 0.0: Adam moved rows no
+    # sample used (Embedding(3, 1), batches [[0]] then [[1]]: scalar [None, -2.26, None], compiled
+    # [0.0, -2.26, 0.0]). A plain index picks the option itself in mg.take too.
+    def make():
+        table = mg.nn.Embedding(3, 2, seed=0)
+        w = Value(0.5, "w")
+        if lookup == "embedding":
+            row = table
+        else:
+            def row(i):
+                return [mg.take(i, [r[j] for r in table.weight]) for j in range(2)]
+        return table, w, (lambda s: (w * row(s[0])[0] + row(s[0])[1] - s[1]) ** 2)
+    runs = []
+    for compiled in (False, True):
+        table, w, loss = make()
+        params = [*table.parameters(), w]
+        opt = mg.optim.Adam(params, lr=0.1)
+        step = mg.compile(loss) if compiled else None
+        seen = []
+        for batch in ([[0, 1.0]], [[1, -1.0], [1, 2.0]], [[0, 0.5]]):
+            opt.zero_grad(set_to_none=True)
+            if compiled:
+                step(batch).backward()
+            else:
+                (sum(loss(s) for s in batch) / len(batch)).backward()
+            seen.append([p.grad for p in params])
+            opt.step()
+        runs.append((seen, [p.data for p in params]))
+    (scalar, scalar_data), (replayed, replayed_data) = runs
+    assert [[g is None for g in step] for step in replayed] == [[g is None for g in step] for step in scalar]
+    assert scalar[0][2] is None and scalar[0][4] is None  # row 1 and 2 unused in the first batch
+    for a, b in zip(scalar, replayed):
+        assert [g for g in a if g is not None] == pytest.approx([g for g in b if g is not None], rel=1e-10)
+    assert replayed_data == pytest.approx(scalar_data, rel=1e-10)
