@@ -364,10 +364,13 @@ class _Tape:
         for i in range(self.n_slots - 1, -1, -1):
             v = order[i]
             if walked[i] and v.inputs and (v._requires_grad or not any(x._requires_grad for x in v.inputs)):
-                picks = v._op is _TAKE  # its options: reached only where a sample picks them (see `picked`)
+                # a take whose index is no parameter's (a plain index in the scalar loop): its parameter
+                # options are reached only where a sample picks them (see `picked`); a computed option's
+                # parameters, through it (here, for all samples, as before)
+                picks = v._op is _TAKE and _TAKE.derivatives is _TAKE_RULES and not needs[structure[i][1][0]]
                 for k, j in enumerate(structure[i][1]):
                     walked[j] = True
-                    if reached[i] and needs[j] and not (picks and k):
+                    if reached[i] and needs[j] and not (picks and k and kinds[j] == "param"):
                         reached[j] = True
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
         # take's parameter options, by the slot a sample picks: the scalar loop's take of a plain

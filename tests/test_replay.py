@@ -1919,3 +1919,26 @@ def test_rows_no_sample_picks_keep_their_grad_none_compiled_as_in_the_scalar_loo
     for a, b in zip(scalar, replayed):
         assert [g for g in a if g is not None] == pytest.approx([g for g in b if g is not None], rel=1e-10)
     assert replayed_data == pytest.approx(scalar_data, rel=1e-10)
+
+
+def test_take_of_computed_options_or_a_parameter_index_gives_grads_compiled_as_in_the_scalar_loop():
+    # Only a take's parameter options are left to the rows a sample picks: a parameter behind a
+    # computed option (a loss picking a log-probability by target) is reached through the option
+    # the sample picks, and a parameter index is a Value in the scalar loop, its take node
+    # linking every option (0.0 for the others, not None).
+    def fns(w, u, idx):
+        return [lambda s: -mg.take(s[0], [w * s[1], u * s[1]]),
+                lambda s: mg.take(idx, [w, u]) * s[1]]
+    for k in range(2):
+        seen = []
+        for compiled in (False, True):
+            w, u, idx = Value(0.5, "w"), Value(-0.3, "u"), Value(1.0, "idx")
+            w.grad = u.grad = None  # (zero_grad(set_to_none=True))
+            fn = fns(w, u, idx)[k]
+            batch = [[0, 1.0], [1, 2.0]]
+            if compiled:
+                mg.compile(fn)(batch).backward()
+            else:
+                (sum(fn(s) for s in batch) / len(batch)).backward()
+            seen.append([w.grad, u.grad])
+        assert seen[1] == seen[0], k

@@ -28,7 +28,7 @@ BUILTINS = {
     "dot": (lambda w0, w1, x0, x1, b: mg.dot([w0, w1], [x0, x1], b), [0.3, -0.2, 1.1, 0.4, 0.05]),
     "logsumexp": (lambda a, b, c: mg.logsumexp([a, b, c]), [0.3, -2.0, 1.5]),
     "is_class": (lambda t, k: mg.engine.is_class(t, k), [0.5, 1.0]),  # a constant 0 away from t == k
-    "take": (lambda a, b, c: mg.take(1, [a, b, c]), [0.3, -2.0, 1.5]),  # the index is data, not differentiated
+    "take": (lambda a, b, c: mg.get_op("take")(1, a, b, c), [0.3, -2.0, 1.5]),  # the op (mg.take of a plain index is b itself)
     "cross_entropy": (lambda a, b, c: mg.get_op("cross_entropy")(1, a, b, c), [0.3, -2.0, 1.5]),  # as take's index
 }
 
