@@ -2105,6 +2105,9 @@ def take(index: Value | float, options: Sequence[Value | float]) -> Value | floa
     if type(index) is not Value and any(type(x) is Value for x in options):
         try:
             picked = options[_index_of(index, len(options))]  # type: ignore[arg-type]  # (not a Value here)
+            for x in options:  # a number the op would refuse (inf, a str) is refused here too
+                if type(x) is not Value:
+                    _number(x, "take")
         except (TypeError, ValueError, OverflowError):
             return _TAKE(index, *options)  # its own error, naming the call
         return picked if type(picked) is Value else _constant(picked, "take")

@@ -1935,3 +1935,13 @@ def test_tanh_passes_gradgradcheck_up_to_its_third_derivative():
     from microgradnn.testing import gradgradcheck
     assert gradgradcheck(lambda x, y: (x * y).tanh() + x.tanh() * y, [0.4, -0.7])
     assert gradgradcheck(lambda x: mg.grad(x.tanh(), x, create_graph=True)[0], [0.4])  # the third, against differences
+
+
+def test_take_of_a_plain_index_is_the_option_itself_and_refuses_what_the_op_refuses():
+    a, b = Value(1.0, "a"), Value(-2.0, "b")
+    assert mg.take(1, [a, b]) is b and mg.take(1.0, (a, b)) is b  # as a list picks it: a stays out of the graph
+    assert mg.take(1, [a, 2.5]).data == 2.5 and not mg.take(1, [a, 2.5]).requires_grad
+    with pytest.raises(ValueError, match=r"take: a number used in a computation must be finite, got inf"):
+        mg.take(0, [a, math.inf])  # an option the op refuses is refused, picked or not
+    with pytest.raises(ValueError, match=r"take\(2.0, a=1.0, b=-2.0\): index must be an integer in 0..1, got 2.0"):
+        mg.take(2, [a, b])
