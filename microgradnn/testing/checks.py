@@ -17,7 +17,7 @@ import numbers
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar, Union, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -602,18 +602,40 @@ def _row(name: str, analytic: float, d: Derivative, kink: bool, atol: float, rto
 
 def _kinked(out: Value, wrt: list[Value]) -> list[bool]:
     """For each Value in `wrt`: does out depend on it through an op sitting at its kink?"""
-    index = {id(v): i for i, v in enumerate(wrt)}
-    deps: dict[int, int] = {}
     hit = 0
-    for v in topological_order(out):
-        mask = (1 << index[id(v)]) if id(v) in index else 0
+    for v, mask in _dependence(topological_order(out), [[x] for x in wrt]):
+        if mask and _at_kink(v):
+            hit |= mask
+    return [bool(hit >> i & 1) for i in range(len(wrt))]
+
+
+def _at_kink(v: Value) -> bool:
+    """Is v made by an op sitting at a kink it declares (relu, abs at 0; `define_op(kinks=)`)?"""
+    op = v._op
+    return op is not None and op.kinks is not None and bool(op.kinks(*(x.data for x in v.inputs)))
+
+
+def _dependence(order: list[Value], wrt: list[list[Value]]) -> Iterator[tuple[Value, int]]:
+    """Each node of `order` (a topological order), with the bitmask of the sets in `wrt` it depends on."""
+    sets: dict[int, int] = {}  # id -> bitmask of the sets holding it (directional_check's may overlap)
+    for k, vs in enumerate(wrt):
+        for v in vs:
+            sets[id(v)] = sets.get(id(v), 0) | 1 << k
+    deps: dict[int, int] = {}
+    for v in order:
+        mask = sets.get(id(v), 0)
         for x in v.inputs:
             mask |= deps[id(x)]
         deps[id(v)] = mask
-        op = v._op
-        if mask and op is not None and op.kinks is not None and op.kinks(*(x.data for x in v.inputs)):
-            hit |= mask
-    return [bool(hit >> i & 1) for i in range(len(wrt))]
+        yield v, mask
+
+
+def _bits(mask: int) -> Iterator[int]:
+    """The positions of mask's set bits, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 _GAP_CELLS = 1 << 21  # numbers the forward-mode pass of _kink_gaps holds at once (16 MB)
@@ -741,22 +763,12 @@ def _noise(out: Value, wrt: list[list[Value]]) -> list[float]:
              and (c := _MACHINE_EPS * v.data * adjoint.get(id(v), 0.0)) * c > floor}
     if not sizes:
         return [0.0] * len(wrt)
-    sets: dict[int, int] = {}  # id -> bitmask of the sets holding it
-    for k, vs in enumerate(wrt):
-        for v in vs:
-            sets[id(v)] = sets.get(id(v), 0) | 1 << k
-    deps: dict[int, int] = {}
     totals = [0.0] * len(wrt)
-    for v in order:
-        mask = sets.get(id(v), 0)
-        for x in v.inputs:
-            mask |= deps[id(x)]
-        deps[id(v)] = mask
+    for v, mask in _dependence(order, wrt):
         c = sizes.get(id(v), 0.0)
-        while c and mask:
-            low = mask & -mask
-            totals[low.bit_length() - 1] += c
-            mask ^= low
+        if c:
+            for k in _bits(mask):
+                totals[k] += c
     return [math.sqrt(t) if math.isfinite(t) else 0.0 for t in totals]
 
 
@@ -1003,20 +1015,25 @@ def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: f
             moving = [(i, tangent[id(u)]) for i, u in enumerate(v.inputs) if id(u) in tangent]
             if not moving or id(v) in tangent:
                 continue
-            op, xs = v._op, [u.data for u in v.inputs]
-            if op is not None and op.kinks is not None and op.kinks(*xs):
-                ts = [tangent.get(id(u), 0.0) for u in v.inputs]
-
-                def along(s: float, op=op, xs=xs, ts=ts) -> float:
-                    return op.forward(*(a + s * t for a, t in zip(xs, ts)))
-                side = _side(along, 0.0, along(0.0), EPS, 1.0)
-                tangent[id(v)] = side.value if side is not None else math.nan
+            if _at_kink(v):
+                tangent[id(v)] = _slope_along(v, [tangent.get(id(u), 0.0) for u in v.inputs])
             else:
                 tangent[id(v)] = math.fsum(v._local[i] * t for i, t in moving)
         ours = sign * tangent.get(id(out), 0.0)  # f(x - s) = f(x) + s * tangent: the left slope is -tangent
         if not (math.isfinite(ours) and _close(ours, slope, atol, rtol)):
             return False
     return True
+
+
+def _slope_along(v: Value, ts: list[float]) -> float:
+    """The right-sided slope of v's op as its inputs move from their numbers by ts times s (NaN
+    where none settles): an op at its kink, measured."""
+    op, xs = v._op, [u.data for u in v.inputs]
+
+    def along(s: float) -> float:
+        return op.forward(*(a + s * t for a, t in zip(xs, ts)))  # type: ignore[union-attr]
+    side = _side(along, 0.0, along(0.0), EPS, 1.0)
+    return side.value if side is not None else math.nan
 
 
 def _partials_add_up(out: Value, x: Value, atol: float, rtol: float) -> bool:
@@ -1029,18 +1046,12 @@ def _partials_add_up(out: Value, x: Value, atol: float, rtol: float) -> bool:
         if not moving or id(v) in tangent:
             continue
         tangent[id(v)] = chain = math.fsum(v._local[i] * t for i, t in moving)
-        op, xs = v._op, [u.data for u in v.inputs]
-        if len(moving) < 2 or op is None or op.kinks is None or not op.kinks(*xs):
+        if len(moving) < 2 or not _at_kink(v):
             continue  # one moving input: its partial is checked by blame
         ts = [tangent.get(id(u), 0.0) for u in v.inputs]
-        slopes = []
-        for sign in (1.0, -1.0):
-            def along(s: float, op=op, xs=xs, ts=ts, sign=sign) -> float:
-                return op.forward(*(a + sign * s * t for a, t in zip(xs, ts)))
-            side = _side(along, 0.0, along(0.0), EPS, 1.0)
-            if side is None or not math.isfinite(side.value):
-                return False
-            slopes.append(sign * side.value)
+        slopes = [sign * _slope_along(v, [sign * t for t in ts]) for sign in (1.0, -1.0)]
+        if not all(map(math.isfinite, slopes)):
+            return False
         low, high = min(slopes), max(slopes)
         if not low - (atol + rtol * max(abs(low), abs(high))) <= chain <= high + atol + rtol * max(abs(low), abs(high)):
             return False
@@ -1049,21 +1060,11 @@ def _partials_add_up(out: Value, x: Value, atol: float, rtol: float) -> bool:
 
 def _kinks_reached(out: Value, wrt: list[list[Value]]) -> list[int]:
     """For each set of Values in `wrt`: how many nodes of out's graph that depend on it sit at a declared kink."""
-    sets: dict[int, int] = {}  # id -> bitmask of the sets holding it (directional_check's overlap)
-    for k, vs in enumerate(wrt):
-        for v in vs:
-            sets[id(v)] = sets.get(id(v), 0) | 1 << k
-    deps: dict[int, int] = {}
     counts = [0] * len(wrt)
-    for v in topological_order(out):
-        mask = sets.get(id(v), 0)
-        for x in v.inputs:
-            mask |= deps[id(x)]
-        deps[id(v)] = mask
-        op = v._op
-        if mask and op is not None and op.kinks is not None and op.kinks(*(x.data for x in v.inputs)):
-            for k in range(len(wrt)):
-                counts[k] += mask >> k & 1
+    for v, mask in _dependence(topological_order(out), wrt):
+        if mask and _at_kink(v):
+            for k in _bits(mask):
+                counts[k] += 1
     return counts
 
 
