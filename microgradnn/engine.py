@@ -255,10 +255,10 @@ class Value:
         total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
-        # a leaf frozen after its use (requires_grad_(False), or the attribute set) gets none, as torch's
-        for v, b in zip(leaves, before):
-            if not v._requires_grad:
-                v.grad = b
+        if not current:  # a leaf frozen after its use (which starts a new version) gets none, as torch's
+            for v, b in zip(leaves, before):
+                if not v._requires_grad:
+                    v.grad = b
         if hooks:
             _run_hooks(hooks, self, "after")
 
