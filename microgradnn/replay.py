@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+import functools
 from numbers import Real
 from typing import Any, Callable
 import math
@@ -775,7 +776,12 @@ def _grads_of(params: list[Value], grads: list) -> list[float]:
 # OpenBLAS runs a matrix product of fewer multiply-adds on one thread whatever its setting (its
 # threshold is 4 * 65536): below this, setting one thread would only cost the calls
 _THREADED_WORK = 65536
-_BLAS_LIBS: list = []  # the BLAS libraries numpy loaded, found at the first replay that needs them
+
+
+@functools.cache
+def _blas_libraries() -> list:
+    """The BLAS libraries numpy loaded (a scan of the process: once, at the first replay that needs them)."""
+    return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
 class _OneBlasThread:
@@ -786,9 +792,7 @@ class _OneBlasThread:
 
     def __init__(self, work: int) -> None:
         self._restore: list = []
-        if work >= _THREADED_WORK and not _BLAS_LIBS:  # (a scan of the process: once)
-            _BLAS_LIBS.extend(ThreadpoolController().select(user_api="blas").lib_controllers or [None])
-        self._libs = [lib for lib in _BLAS_LIBS if lib is not None] if work >= _THREADED_WORK else []
+        self._libs = _blas_libraries() if work >= _THREADED_WORK else []
 
     def __enter__(self) -> None:
         self._restore = [(lib, n) for lib in self._libs if (n := lib.get_num_threads()) != 1]
