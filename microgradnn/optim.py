@@ -159,8 +159,8 @@ class Optimizer:
         reset_grads(self.params, flag(set_to_none, f"{type(self).__name__}.zero_grad", "set_to_none"))
 
     def step(self) -> None:
-        """Update every parameter once; if any would become non-finite, refuse and change
-        nothing (neither the parameters nor the optimizer's state). A parameter with
+        """Update every parameter once; if any, or a number of the optimizer's state, would become
+        non-finite, refuse and change nothing (neither the parameters nor the state). A parameter with
         `requires_grad` False or a `.grad` of None is skipped, its state unchanged: torch skips a
         parameter whose `.grad` is None, which a frozen one's is after torch's `zero_grad()`."""
         data = self._data
@@ -190,6 +190,7 @@ class Optimizer:
             raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) would become "
                                 f"{new[i]}; nothing was updated. The learning rate (lr={self.lr:g}) is usually "
                                 "too large when training diverges")
+        self._check_state(state)
         # every number is a finite float (just checked): assign's own check would read them again
         if active is None:
             _assign_checked(self.params, new.tolist())
@@ -198,6 +199,18 @@ class Optimizer:
         self._data, self._version = new, data_version()  # read again only if a parameter is set meanwhile
         for name, array in state.items():
             setattr(self, name, array)
+
+    def _check_state(self, state: dict) -> None:
+        """Refuse a state that is not finite (of those in `_UNBOUNDED`, the others' overflow makes
+        the update non-finite): Adam's v, when a gradient's square overflows, while the update
+        (m / inf) stays finite, but is 0 at that step and every later one."""
+        for name in self._UNBOUNDED:
+            array = state[name]
+            if not array.max() < math.inf:  # (a NaN fails the comparison too)
+                i = int(np.flatnonzero(~np.isfinite(array))[0])
+                raise OverflowError(f"{type(self).__name__}.step: parameter {i} ({self.params[i]!r}) has a gradient "
+                                    f"too large for the optimizer: its state {name!r} would become {array[i]}, and "
+                                    "the parameter would never move again; nothing was updated")
 
     def _gradients(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The gradients as floats (0 where skipped), and which parameters to update (None: all).
@@ -227,6 +240,7 @@ class Optimizer:
         return out, (None if active.all() else active)
 
     _STATE: tuple[str, ...] = ()  # the attributes holding per-parameter state arrays
+    _UNBOUNDED: tuple[str, ...] = ()  # those of them that may overflow while the update stays finite
     _GROUP: tuple[str, ...] = ("lr", "weight_decay")  # torch's keys of a parameter group, in its order
     _FIXED: dict[str, Any] = {}  # torch's settings this optimizer lacks, at the value that means "off"
     _SETTINGS: tuple[str, ...] = _GROUP  # the others: its hyperparameters, attributes (set by __init_subclass__)
@@ -364,6 +378,7 @@ class Adam(Optimizer):
         self.v = np.zeros(len(self.params))
 
     _STATE = ("t", "m", "v")
+    _UNBOUNDED = ("v",)
     _FIXED = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
               "fused": None, "decoupled_weight_decay": False}
     _GROUP = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "foreach", "capturable",

@@ -161,6 +161,24 @@ def test_a_step_that_would_write_a_non_finite_value_changes_nothing(make):
     assert state() == before
 
 
+def test_an_adam_step_whose_second_moment_would_overflow_changes_nothing():
+    # g * g overflows v to inf: m / inf moved p by 0, that step and every later one (v stays inf),
+    # and the state_dict it left could not be loaded
+    p, q = Value(1.0, "p"), Value(2.0, "q")
+    opt = Adam([p, q], lr=0.1)
+    p.grad, q.grad = 1e160, 1.0
+    before = opt.state_dict()
+    with pytest.raises(OverflowError, match=r"^Adam.step: parameter 0 \(Value\(data=1, grad=1e\+160, label='p'\)\) "
+                                            r"has a gradient too large for the optimizer: its state 'v' would become "
+                                            r"inf, and the parameter would never move again; nothing was updated"):
+        opt.step()
+    assert (p.data, q.data) == (1.0, 2.0) and opt.state_dict() == before
+    p.grad, q.grad = 3.0, -1.0
+    opt.step()  # Adam's first step: lr * g / (|g| + eps), for each parameter
+    assert [p.data, q.data] == pytest.approx([1.0 - 0.1 * 3.0 / (3.0 + 1e-8), 2.0 + 0.1 / (1.0 + 1e-8)], rel=1e-14)
+    opt.load_state_dict(opt.state_dict())
+
+
 def test_adam_refuses_eps_zero():
     with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         Adam([Value(1.0)], eps=0)
