@@ -141,7 +141,7 @@ def test_a_shared_parameter_is_listed_once_and_stepped_once():
         opt = SGD([p, p], lr=0.5)
     p.grad = 1.0
     opt.step()
-    assert p.data == 0.5  # torch: 0.5 as well (one update per parameter)
+    assert p.data == 0.5  # (torch 2.13 steps it once per listing, to 0.0, and warns that this will be an error)
 
 
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=1e300), lambda ps: SGD(ps, lr=1e300, momentum=0.9),
