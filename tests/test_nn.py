@@ -110,6 +110,15 @@ def test_same_seed_same_parameters_and_manual_seed():
     assert d.state_dict() == e.state_dict()
 
 
+def test_from_config_draws_each_layer_afresh_not_the_same_numbers_again():
+    config = MLP(2, [16, 16, 16, 1], seed=5).config()
+    fresh = mg.nn.from_config(config)
+    weights = [np.array([[w.data for w in n.w] for n in layer.neurons]) for layer in fresh.layers]
+    assert not np.array_equal(weights[1], weights[2])  # two 16 x 16 layers: one seed each made them equal
+    assert abs(np.corrcoef(weights[1].ravel(), weights[2].ravel())[0, 1]) < 0.5
+    assert fresh.state_dict() == MLP(2, [16, 16, 16, 1], seed=0).state_dict()  # as a model built with seed 0
+
+
 def test_initialisation_is_scaled_for_the_activation():
     relu_w = np.array([p.data for n, p in MLP(400, [400], "relu", "relu", seed=0).named_parameters() if ".w." in n])
     tanh_w = np.array([p.data for n, p in MLP(400, [400], "tanh", "tanh", seed=0).named_parameters() if ".w." in n])

@@ -315,7 +315,8 @@ class MLP(Module):
     def from_config(cls, config: dict) -> "MLP":
         """A freshly initialised network of this architecture."""
         sizes = [config["nin"]] + [layer["nout"] for layer in config["layers"]]
-        return cls.from_layers([Layer(sizes[i], sizes[i + 1], layer["activation"], seed=0)
+        rng = generator(0, "MLP")  # one stream for all layers, as MLP(..., seed=0): one seed each repeated them
+        return cls.from_layers([Layer(sizes[i], sizes[i + 1], layer["activation"], seed=rng)
                                 for i, layer in enumerate(config["layers"])])
 
     def __repr__(self) -> str:
