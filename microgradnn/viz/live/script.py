@@ -64,7 +64,8 @@ if os.path.lexists(SAVE_AS):
 
 {parts.load}
 t = {parts.targets}
-order = np.random.default_rng({c['seed']}).permutation(len(X))  # the playground's train/test split
+# the playground's train/test split, on a stream of its own (the dataset shuffled with seed {c['seed']} alone)
+order = np.random.default_rng([{c['seed']}, 1]).permutation(len(X))
 k = min(max(1, round(len(X) * {c['test']!r})), len(X) - 1)
 train, test = np.sort(order[k:]), np.sort(order[:k])
 
