@@ -318,10 +318,10 @@ def _backward_options(root: Value, gradient: Any, retain_graph: Any, create_grap
     if hooks:
         _run_hooks(hooks, root, "before")
     grads = grad(root, inputs, gradient, allow_unused=True)
-    _start_leaf_grads(list(inputs))
-    for x, g in zip(inputs, grads):
-        if g is not None:  # an input the output was not computed from keeps its .grad, as torch's
-            x.grad += g
+    used = [(x, g) for x, g in zip(inputs, grads) if g is not None]  # an unused input keeps its .grad
+    _start_leaf_grads([x for x, _ in used])                          # (None too), as torch's
+    for x, g in used:
+        x.grad += g
     if hooks:
         _run_hooks(hooks, root, "after")
     return True

@@ -1844,6 +1844,18 @@ def test_backward_takes_torchs_arguments_and_refuses_create_graph():
     assert x.grad == 12.0
 
 
+def test_backward_inputs_leave_an_unused_inputs_grad_of_none_as_none():
+    # it became 0.0, so an optimizer stepped the parameter (weight decay, momentum) that torch's skips
+    x, u, tx, tu = Value(1.5), Value(2.0), _tensor(1.5), _tensor(2.0)
+    opt = mg.optim.SGD([x, u], lr=0.1, weight_decay=0.5)
+    opt.zero_grad(set_to_none=True)
+    (x * x).backward(inputs=[x, u])
+    (tx * tx).backward(inputs=[tx, tu])
+    assert u.grad is None is tu.grad and x.grad == tx.grad.item() == 3.0
+    opt.step()
+    assert u.data == 2.0 and x.data == 1.5 - 0.1 * (3.0 + 0.5 * 1.5)
+
+
 def test_the_array_readers_of_many_values_take_exact_floats_only_and_keep_their_bits():
     from microgradnn.engine import all_floats, float_array
     assert all_floats([0.5, -0.0]) and all_floats([]) and all_floats(x * 1.0 for x in range(3))
