@@ -244,8 +244,10 @@ class Value:
         if not current:  # some .data or requires_grad was set since the oldest node was made
             _check_unchanged(interior, "backward")
         before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
+        keep = not current  # put back the .grad of leaves that require none (see the end)
         if not all_floats(before):
             _start_leaf_grads(leaves)
+            keep = True  # a None there (a frozen parameter's) stays None, as torch's
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
@@ -255,7 +257,7 @@ class Value:
         total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
-        if not current:  # a leaf frozen after its use (which starts a new version) gets none, as torch's
+        if keep:  # a leaf frozen after its use (which starts a new version) gets none, as torch's
             for v, b in zip(leaves, before):
                 if not v._requires_grad:
                     v.grad = b

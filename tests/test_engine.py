@@ -499,6 +499,21 @@ def test_requires_grad__false_after_a_leaf_was_used_leaves_its_grad_as_torch():
     assert any(p.grad != 0.0 for p in net.layers[-1].parameters())
 
 
+def test_backward_leaves_a_grad_of_none_on_a_leaf_that_requires_no_grad_as_torch():
+    # a frozen parameter's .grad of None (after zero_grad(set_to_none=True)) became 0.0: torch's stays None
+    net = mg.MLP(2, [3, 1], seed=0)
+    net.layers[0].requires_grad_(False)
+    net.zero_grad(set_to_none=True)
+    (net([1.0, 2.0]) ** 2).backward()
+    assert all(p.grad is None for p in net.layers[0].parameters())
+    assert all(type(p.grad) is float for p in net.layers[-1].parameters())
+    w, c, tw, tc = Value(2.0), Value(3.0, requires_grad=False), _tensor(2.0), _tensor(3.0, False)
+    c.grad = w.grad = None
+    (w * c).backward()
+    (tw * tc).backward()
+    assert (w.grad, c.grad) == (tw.grad.item(), tc.grad) == (3.0, None)
+
+
 def test_detach__makes_a_leaf_as_torch_and_a_graph_that_used_it_refuses():
     torch = pytest.importorskip("torch")
     for make in (Value, lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True)):
