@@ -605,26 +605,26 @@ class _UnaryOp(Op):
     def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
         return (self.derivatives[0](*xs, out) if needs is None or needs[0] else 0.0,)
 
-    def __call__(self, a):
-        if type(a) is not Value:
-            return self._numbers((a,))
-        x = a._data
+    def __call__(self, input):  # torch's name: mg.exp(input=v) as torch.exp(input=t)
+        if type(input) is not Value:
+            return self._numbers((input,))
+        x = input._data
         try:
             data = self.forward(x)
         except (ArithmeticError, ValueError):
-            data = self._forward([x], (a,))
+            data = self._forward([x], (input,))
         if type(data) is not float or data - data != 0.0:
-            data = self._forward([x], (a,))
+            data = self._forward([x], (input,))
         if not _GRAD_ENABLED.get():
-            return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a,), data)
-        if not a._requires_grad:  # see Op._record
-            return _node(data, self, (a,), (0.0,), a._depth + 1)
+            return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (input,), data)
+        if not input._requires_grad:  # see Op._record
+            return _node(data, self, (input,), (0.0,), input._depth + 1)
         rule = self.derivatives[0]
         try:
             local = (rule(x, data),)
         except (ArithmeticError, ValueError):
             local = (math.nan,)
-        return _node(data, self, (a,), local, a._depth + 1, True)
+        return _node(data, self, (input,), local, input._depth + 1, True)
 
 
 class _BinaryOp(Op):
@@ -1708,8 +1708,8 @@ def _cannot_take(f: Callable, n: int) -> inspect.Signature | None:
 def _first_use(cls: type) -> type:
     """`cls` whose first call that runs the derivative rules checks they returned numbers,
     then turns the op back into a plain `cls` (so later calls cost nothing extra)."""
-    def __call__(self, *args):
-        out = cls.__call__(self, *args)
+    def __call__(self, *args, **kwargs):
+        out = cls.__call__(self, *args, **kwargs)
         if type(out) is Value and out._requires_grad:  # some rule ran
             for i, d in enumerate(out._local):
                 if type(d) is not float and (isinstance(d, bool) or not isinstance(d, (numbers.Real, Value))):

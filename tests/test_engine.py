@@ -106,6 +106,20 @@ def test_torch_method_names_run_unchanged_on_tensors():
     assert f(x).data == pytest.approx(f(t).item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("name", ["exp", "log", "log1p", "sqrt", "tanh", "sigmoid", "relu", "sin", "cos", "softplus"])
+def test_functions_take_torchs_input_keyword(name):
+    # mg.exp(input=v) was a TypeError naming _UnaryOp.__call__, where torch.exp(input=t) runs
+    torch = pytest.importorskip("torch")
+    lib = torch.nn.functional.softplus if name == "softplus" else getattr(torch, name)
+    x, t = Value(0.7), _tensor(0.7)
+    got, want = getattr(mg, name)(input=x), lib(input=t)
+    assert got.data == pytest.approx(want.item(), rel=1e-15) and got.inputs == (x,)
+    assert mg.grad(got, x)[0] == pytest.approx(torch.autograd.grad(want, t)[0].item(), rel=1e-15)
+    assert getattr(mg, name)(input=0.7) == pytest.approx(want.item(), rel=1e-15)  # a number for a number
+    cube = mg.define_op("cube", lambda a: a ** 3, lambda a, out: 3 * a ** 2)
+    assert cube(input=x).data == cube(x).data  # a defined op's first call too
+
+
 def test_leaky_relu_takes_torchs_negative_slope_name_and_default():
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
