@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import Phase, given, settings, strategies as st
 
 import microgradnn as mg
 from microgradnn import Value
@@ -1077,6 +1077,90 @@ def test_random_graphs_match_finite_differences(case):
     rounding = 1e-9 * abs(out)  # a central difference loses ~eps*|f|/h to rounding (|f| reaches 1e16 here)
     for g, n in zip(grads, numeric):
         assert g == pytest.approx(n, rel=1e-4, abs=1e-5 + rounding)
+
+
+def _program_lse(*xs):
+    return mg.logsumexp(xs) if type(xs[0]) is Value else _torch_module().logsumexp(_torch_module().stack(xs), 0)
+
+
+def _program_softmax0(*xs):
+    torch = _torch_module()
+    return mg.losses.softmax(xs)[0] if type(xs[0]) is Value else torch.softmax(torch.stack(xs), 0)[0]
+
+
+def _program_dot(a, b, c):
+    return mg.dot([a, b], [c, a], b) if type(a) is Value else a * c + b * a + b
+
+
+def _torch_module():
+    import torch
+    return torch
+
+
+# op(a, b, c, k): k is a constant, an int, float, bool or numpy scalar as drawn on the Value side
+# and its float on torch's; every op keeps its inputs in its domain
+TORCH_OPS = [
+    lambda a, b, c, k: a + b, lambda a, b, c, k: a - b * k, lambda a, b, c, k: k * a * b,
+    lambda a, b, c, k: k - a, lambda a, b, c, k: a / (b * b + 1), lambda a, b, c, k: (a * a + 1) ** b.tanh(),
+    lambda a, b, c, k: a ** 2, lambda a, b, c, k: (b * b + 0.5) ** k, lambda a, b, c, k: a.tanh(),
+    lambda a, b, c, k: a.sigmoid(), lambda a, b, c, k: a.sin() * b.cos(), lambda a, b, c, k: (a * a + 1).log(),
+    lambda a, b, c, k: a.tanh().exp(), lambda a, b, c, k: (a * a + 0.25).sqrt(), lambda a, b, c, k: -a.abs(),
+    lambda a, b, c, k: (a * a).log1p(), lambda a, b, c, k: (a + 0.5).relu(), lambda a, b, c, k: a * a / a,
+    lambda a, b, c, k: a - a + b, lambda a, b, c, k: _program_lse(a, b, c),
+    lambda a, b, c, k: _program_softmax0(a, b, a), lambda a, b, c, k: _program_dot(a, b, c).tanh(),
+]
+CONSTANTS = [2, -1, 0.5, True, np.float64(1.5), np.int64(3), np.float32(0.25)]
+
+
+@st.composite
+def torch_programs(draw):
+    """A random program over 3 inputs (some needing no gradient), results reused by later steps."""
+    steps = draw(st.lists(st.tuples(*[st.integers(0, 50)] * 3, st.integers(0, len(TORCH_OPS) - 1),
+                                    st.sampled_from(CONSTANTS)), min_size=1, max_size=10))
+    xs = draw(st.lists(st.floats(-2, 2).filter(lambda x: abs(x) > 0.01), min_size=3, max_size=3))
+    needs = draw(st.lists(st.booleans(), min_size=3, max_size=3).filter(any))
+    return steps, xs, needs
+
+
+def _run_program(steps, inputs, lift):
+    nodes = list(inputs)
+    for i, j, m, k, constant in steps:
+        a, b, c = (nodes[n % len(nodes)] for n in (i, j, m))
+        nodes.append(TORCH_OPS[k](a, b, c, lift(constant)))
+    return nodes[-1] + nodes[len(inputs):][0]  # the last result and the first, which may be the same
+
+
+# (not shrunk: a failing program is shown as drawn, where shrinking one through torch took minutes)
+@settings(max_examples=60, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate])
+@given(torch_programs())
+def test_random_graphs_match_torch_to_second_order(program):
+    # forward, backward twice (leaves accumulate), and grad(create_graph=True) differentiated again,
+    # on graphs that reuse results, take numpy scalars on either side and leaves that need no gradient
+    torch = pytest.importorskip("torch")
+    steps, xs, needs = program
+    vs = [Value(x, requires_grad=n) for x, n in zip(xs, needs)]
+    ts = [_tensor(x, n) for x, n in zip(xs, needs)]
+    out, t_out = _run_program(steps, vs, lambda k: k), _run_program(steps, ts, float)
+    assert type(out) is Value and out.data == pytest.approx(t_out.item(), rel=1e-12, abs=1e-12)
+    assert out.requires_grad is t_out.requires_grad
+    if not out.requires_grad:  # computed from leaves that need no gradient only
+        return
+    out.backward()
+    out.backward()
+    (2 * t_out).backward(retain_graph=True)
+    for v, t in zip(vs, ts):
+        assert v.grad == (0.0 if t.grad is None else pytest.approx(t.grad.item(), rel=1e-9, abs=1e-12))
+    wanted = [v for v in vs if v.requires_grad]
+    firsts = mg.grad(out, wanted, create_graph=True, materialize_grads=True)
+    t_firsts = torch.autograd.grad(t_out, [t for t in ts if t.requires_grad], create_graph=True,
+                                   materialize_grads=True)
+    total, t_total = sum(firsts), sum(t_firsts)
+    assert total.data == pytest.approx(t_total.item(), rel=1e-9, abs=1e-12)
+    if total.requires_grad and t_total.requires_grad:
+        seconds = mg.grad(total, wanted, allow_unused=True)
+        t_seconds = torch.autograd.grad(t_total, [t for t in ts if t.requires_grad], allow_unused=True)
+        for g, t in zip(seconds, t_seconds):
+            assert (g or 0.0) == pytest.approx(0.0 if t is None else t.item(), rel=1e-8, abs=1e-10)
 
 
 @settings(max_examples=100, deadline=None)
