@@ -316,10 +316,16 @@ def _backward_options(root: Value, gradient: Any, retain_graph: Any, create_grap
     if inputs is None:
         return False
     inputs = tuple(dict.fromkeys(_checked_inputs(inputs, "backward")))  # each once, as torch
+    gradient = _seed(gradient, "backward", False)
     hooks = _BACKWARD_HOOKS.get()
     if hooks:
         _run_hooks(hooks, root, "before")
-    grads = grad(root, inputs, gradient, allow_unused=True)
+    try:
+        grads = grad(root, inputs, gradient, allow_unused=True)
+    except (RuntimeError, ValueError, OverflowError) as e:  # grad's checks, named for the call made
+        if not str(e).startswith("grad: "):
+            raise
+        raise reworded(e, f"backward: {str(e)[len('grad: '):]}") from None
     used = [(x, g) for x, g in zip(inputs, grads) if g is not None]  # an unused input keeps its .grad
     _start_leaf_grads([x for x, _ in used])                          # (None too), as torch's
     for x, g in used:

@@ -1969,6 +1969,23 @@ def test_backward_inputs_leave_an_unused_inputs_grad_of_none_as_none():
     assert u.data == 2.0 and x.data == 1.5 - 0.1 * (3.0 + 0.5 * 1.5)
 
 
+def test_backward_with_inputs_names_backward_in_its_errors():
+    # they named grad, which the caller never called
+    x = Value(2.0, "x")
+    y = x * x
+    with pytest.raises(ValueError, match=r"^backward: gradient must be finite, got nan"):
+        y.backward(math.nan, inputs=[x])
+    with pytest.raises(TypeError, match=r"^backward: expected a number or Value, got bool"):
+        y.backward(True, inputs=[x])
+    z = Value(1e-300, "z")
+    with pytest.raises(ValueError, match=r"^backward: the derivative of 1.0 / z=1e-300 with respect to input 1"):
+        (1.0 / z).backward(inputs=[z])
+    x.data = 3.0
+    with pytest.raises(RuntimeError, match=r"^backward: the data of Value 'x' \(now 3.0\) was changed"):
+        y.backward(inputs=[x])
+    assert x.grad == z.grad == 0.0
+
+
 def test_the_array_readers_of_many_values_take_exact_floats_only_and_keep_their_bits():
     from microgradnn.engine import all_floats, float_array
     assert all_floats([0.5, -0.0]) and all_floats([]) and all_floats(x * 1.0 for x in range(3))
