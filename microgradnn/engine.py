@@ -244,8 +244,10 @@ class Value:
         if not current:  # some .data or requires_grad was set since the oldest node was made
             _check_unchanged(interior, "backward")
         before = [v.grad for v in leaves]  # what the leaves held, to put back if this call fails
+        keep = not current  # put back the .grad of leaves that require none (see the end)
         if not all_floats(before):
             _start_leaf_grads(leaves)
+            keep = True  # a None there (a frozen parameter's) stays None, as torch's
         self.grad += gradient
         for v in sorted(interior, key=_DEPTH, reverse=True):
             g = v.grad
@@ -255,7 +257,7 @@ class Value:
         total = sum([v.grad for v in leaves])  # finite sum: every leaf is finite (one cheap pass)
         if total - total != 0.0:
             _check_finite(self, interior, leaves, before)
-        if not current:  # a leaf frozen after its use (which starts a new version) gets none, as torch's
+        if keep:  # a leaf frozen after its use (which starts a new version) gets none, as torch's
             for v, b in zip(leaves, before):
                 if not v._requires_grad:
                     v.grad = b
@@ -314,14 +316,20 @@ def _backward_options(root: Value, gradient: Any, retain_graph: Any, create_grap
     if inputs is None:
         return False
     inputs = tuple(dict.fromkeys(_checked_inputs(inputs, "backward")))  # each once, as torch
+    gradient = _seed(gradient, "backward", False)
     hooks = _BACKWARD_HOOKS.get()
     if hooks:
         _run_hooks(hooks, root, "before")
-    grads = grad(root, inputs, gradient, allow_unused=True)
-    _start_leaf_grads(list(inputs))
-    for x, g in zip(inputs, grads):
-        if g is not None:  # an input the output was not computed from keeps its .grad, as torch's
-            x.grad += g
+    try:
+        grads = grad(root, inputs, gradient, allow_unused=True)
+    except (RuntimeError, ValueError, OverflowError) as e:  # grad's checks, named for the call made
+        if not str(e).startswith("grad: "):
+            raise
+        raise reworded(e, f"backward: {str(e)[len('grad: '):]}") from None
+    used = [(x, g) for x, g in zip(inputs, grads) if g is not None]  # an unused input keeps its .grad
+    _start_leaf_grads([x for x, _ in used])                          # (None too), as torch's
+    for x, g in used:
+        x.grad += g
     if hooks:
         _run_hooks(hooks, root, "after")
     return True
@@ -603,26 +611,26 @@ class _UnaryOp(Op):
     def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
         return (self.derivatives[0](*xs, out) if needs is None or needs[0] else 0.0,)
 
-    def __call__(self, a):
-        if type(a) is not Value:
-            return self._numbers((a,))
-        x = a._data
+    def __call__(self, input):  # torch's name: mg.exp(input=v) as torch.exp(input=t)
+        if type(input) is not Value:
+            return self._numbers((input,))
+        x = input._data
         try:
             data = self.forward(x)
         except (ArithmeticError, ValueError):
-            data = self._forward([x], (a,))
+            data = self._forward([x], (input,))
         if type(data) is not float or data - data != 0.0:
-            data = self._forward([x], (a,))
+            data = self._forward([x], (input,))
         if not _GRAD_ENABLED.get():
-            return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (a,), data)
-        if not a._requires_grad:  # see Op._record
-            return _node(data, self, (a,), (0.0,), a._depth + 1)
+            return _node(data) if _DECISIONS.get() is None else _no_grad_node(self, (input,), data)
+        if not input._requires_grad:  # see Op._record
+            return _node(data, self, (input,), (0.0,), input._depth + 1)
         rule = self.derivatives[0]
         try:
             local = (rule(x, data),)
         except (ArithmeticError, ValueError):
             local = (math.nan,)
-        return _node(data, self, (a,), local, a._depth + 1, True)
+        return _node(data, self, (input,), local, input._depth + 1, True)
 
 
 class _BinaryOp(Op):
@@ -1706,8 +1714,8 @@ def _cannot_take(f: Callable, n: int) -> inspect.Signature | None:
 def _first_use(cls: type) -> type:
     """`cls` whose first call that runs the derivative rules checks they returned numbers,
     then turns the op back into a plain `cls` (so later calls cost nothing extra)."""
-    def __call__(self, *args):
-        out = cls.__call__(self, *args)
+    def __call__(self, *args, **kwargs):
+        out = cls.__call__(self, *args, **kwargs)
         if type(out) is Value and out._requires_grad:  # some rule ran
             for i, d in enumerate(out._local):
                 if type(d) is not float and (isinstance(d, bool) or not isinstance(d, (numbers.Real, Value))):

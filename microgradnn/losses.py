@@ -103,12 +103,13 @@ def _short(p) -> str:
 
 
 def _mean(terms: list) -> Value:
+    # a loss of plain numbers requires no grad (torch's): its backward is refused, not a silent no-op
     if len(terms) == 1:  # one sample: its loss, with no extra node
-        return terms[0] if type(terms[0]) is Value else Value(terms[0])
+        return terms[0] if type(terms[0]) is Value else Value(terms[0], requires_grad=False)
     total = terms[0]
     for t in terms[1:]:
         total = total + t
-    return total / len(terms) if type(total) is Value else Value(total / len(terms))
+    return total / len(terms) if type(total) is Value else Value(total / len(terms), requires_grad=False)
 
 
 def mse(predictions: Sequence, targets: ArrayLike) -> Value:

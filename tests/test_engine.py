@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import Phase, given, settings, strategies as st
 
 import microgradnn as mg
 from microgradnn import Value
@@ -104,6 +104,20 @@ def test_torch_method_names_run_unchanged_on_tensors():
     x = Value(0.8)
     t = torch.tensor(0.8, dtype=torch.float64)
     assert f(x).data == pytest.approx(f(t).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "log1p", "sqrt", "tanh", "sigmoid", "relu", "sin", "cos", "softplus"])
+def test_functions_take_torchs_input_keyword(name):
+    # mg.exp(input=v) was a TypeError naming _UnaryOp.__call__, where torch.exp(input=t) runs
+    torch = pytest.importorskip("torch")
+    lib = torch.nn.functional.softplus if name == "softplus" else getattr(torch, name)
+    x, t = Value(0.7), _tensor(0.7)
+    got, want = getattr(mg, name)(input=x), lib(input=t)
+    assert got.data == pytest.approx(want.item(), rel=1e-15) and got.inputs == (x,)
+    assert mg.grad(got, x)[0] == pytest.approx(torch.autograd.grad(want, t)[0].item(), rel=1e-15)
+    assert getattr(mg, name)(input=0.7) == pytest.approx(want.item(), rel=1e-15)  # a number for a number
+    cube = mg.define_op("cube", lambda a: a ** 3, lambda a, out: 3 * a ** 2)
+    assert cube(input=x).data == cube(x).data  # a defined op's first call too
 
 
 def test_leaky_relu_takes_torchs_negative_slope_name_and_default():
@@ -497,6 +511,21 @@ def test_requires_grad__false_after_a_leaf_was_used_leaves_its_grad_as_torch():
     loss.backward()
     assert all(p.grad == 0.0 for p in net.layers[0].parameters())
     assert any(p.grad != 0.0 for p in net.layers[-1].parameters())
+
+
+def test_backward_leaves_a_grad_of_none_on_a_leaf_that_requires_no_grad_as_torch():
+    # a frozen parameter's .grad of None (after zero_grad(set_to_none=True)) became 0.0: torch's stays None
+    net = mg.MLP(2, [3, 1], seed=0)
+    net.layers[0].requires_grad_(False)
+    net.zero_grad(set_to_none=True)
+    (net([1.0, 2.0]) ** 2).backward()
+    assert all(p.grad is None for p in net.layers[0].parameters())
+    assert all(type(p.grad) is float for p in net.layers[-1].parameters())
+    w, c, tw, tc = Value(2.0), Value(3.0, requires_grad=False), _tensor(2.0), _tensor(3.0, False)
+    c.grad = w.grad = None
+    (w * c).backward()
+    (tw * tc).backward()
+    assert (w.grad, c.grad) == (tw.grad.item(), tc.grad) == (3.0, None)
 
 
 def test_detach__makes_a_leaf_as_torch_and_a_graph_that_used_it_refuses():
@@ -1048,6 +1077,90 @@ def test_random_graphs_match_finite_differences(case):
     rounding = 1e-9 * abs(out)  # a central difference loses ~eps*|f|/h to rounding (|f| reaches 1e16 here)
     for g, n in zip(grads, numeric):
         assert g == pytest.approx(n, rel=1e-4, abs=1e-5 + rounding)
+
+
+def _program_lse(*xs):
+    return mg.logsumexp(xs) if type(xs[0]) is Value else _torch_module().logsumexp(_torch_module().stack(xs), 0)
+
+
+def _program_softmax0(*xs):
+    torch = _torch_module()
+    return mg.losses.softmax(xs)[0] if type(xs[0]) is Value else torch.softmax(torch.stack(xs), 0)[0]
+
+
+def _program_dot(a, b, c):
+    return mg.dot([a, b], [c, a], b) if type(a) is Value else a * c + b * a + b
+
+
+def _torch_module():
+    import torch
+    return torch
+
+
+# op(a, b, c, k): k is a constant, an int, float, bool or numpy scalar as drawn on the Value side
+# and its float on torch's; every op keeps its inputs in its domain
+TORCH_OPS = [
+    lambda a, b, c, k: a + b, lambda a, b, c, k: a - b * k, lambda a, b, c, k: k * a * b,
+    lambda a, b, c, k: k - a, lambda a, b, c, k: a / (b * b + 1), lambda a, b, c, k: (a * a + 1) ** b.tanh(),
+    lambda a, b, c, k: a ** 2, lambda a, b, c, k: (b * b + 0.5) ** k, lambda a, b, c, k: a.tanh(),
+    lambda a, b, c, k: a.sigmoid(), lambda a, b, c, k: a.sin() * b.cos(), lambda a, b, c, k: (a * a + 1).log(),
+    lambda a, b, c, k: a.tanh().exp(), lambda a, b, c, k: (a * a + 0.25).sqrt(), lambda a, b, c, k: -a.abs(),
+    lambda a, b, c, k: (a * a).log1p(), lambda a, b, c, k: (a + 0.5).relu(), lambda a, b, c, k: a * a / a,
+    lambda a, b, c, k: a - a + b, lambda a, b, c, k: _program_lse(a, b, c),
+    lambda a, b, c, k: _program_softmax0(a, b, a), lambda a, b, c, k: _program_dot(a, b, c).tanh(),
+]
+CONSTANTS = [2, -1, 0.5, True, np.float64(1.5), np.int64(3), np.float32(0.25)]
+
+
+@st.composite
+def torch_programs(draw):
+    """A random program over 3 inputs (some needing no gradient), results reused by later steps."""
+    steps = draw(st.lists(st.tuples(*[st.integers(0, 50)] * 3, st.integers(0, len(TORCH_OPS) - 1),
+                                    st.sampled_from(CONSTANTS)), min_size=1, max_size=10))
+    xs = draw(st.lists(st.floats(-2, 2).filter(lambda x: abs(x) > 0.01), min_size=3, max_size=3))
+    needs = draw(st.lists(st.booleans(), min_size=3, max_size=3).filter(any))
+    return steps, xs, needs
+
+
+def _run_program(steps, inputs, lift):
+    nodes = list(inputs)
+    for i, j, m, k, constant in steps:
+        a, b, c = (nodes[n % len(nodes)] for n in (i, j, m))
+        nodes.append(TORCH_OPS[k](a, b, c, lift(constant)))
+    return nodes[-1] + nodes[len(inputs):][0]  # the last result and the first, which may be the same
+
+
+# (not shrunk: a failing program is shown as drawn, where shrinking one through torch took minutes)
+@settings(max_examples=60, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate])
+@given(torch_programs())
+def test_random_graphs_match_torch_to_second_order(program):
+    # forward, backward twice (leaves accumulate), and grad(create_graph=True) differentiated again,
+    # on graphs that reuse results, take numpy scalars on either side and leaves that need no gradient
+    torch = pytest.importorskip("torch")
+    steps, xs, needs = program
+    vs = [Value(x, requires_grad=n) for x, n in zip(xs, needs)]
+    ts = [_tensor(x, n) for x, n in zip(xs, needs)]
+    out, t_out = _run_program(steps, vs, lambda k: k), _run_program(steps, ts, float)
+    assert type(out) is Value and out.data == pytest.approx(t_out.item(), rel=1e-12, abs=1e-12)
+    assert out.requires_grad is t_out.requires_grad
+    if not out.requires_grad:  # computed from leaves that need no gradient only
+        return
+    out.backward()
+    out.backward()
+    (2 * t_out).backward(retain_graph=True)
+    for v, t in zip(vs, ts):
+        assert v.grad == (0.0 if t.grad is None else pytest.approx(t.grad.item(), rel=1e-9, abs=1e-12))
+    wanted = [v for v in vs if v.requires_grad]
+    firsts = mg.grad(out, wanted, create_graph=True, materialize_grads=True)
+    t_firsts = torch.autograd.grad(t_out, [t for t in ts if t.requires_grad], create_graph=True,
+                                   materialize_grads=True)
+    total, t_total = sum(firsts), sum(t_firsts)
+    assert total.data == pytest.approx(t_total.item(), rel=1e-9, abs=1e-12)
+    if total.requires_grad and t_total.requires_grad:
+        seconds = mg.grad(total, wanted, allow_unused=True)
+        t_seconds = torch.autograd.grad(t_total, [t for t in ts if t.requires_grad], allow_unused=True)
+        for g, t in zip(seconds, t_seconds):
+            assert (g or 0.0) == pytest.approx(0.0 if t is None else t.item(), rel=1e-8, abs=1e-10)
 
 
 @settings(max_examples=100, deadline=None)
@@ -1842,6 +1955,35 @@ def test_backward_takes_torchs_arguments_and_refuses_create_graph():
     with pytest.raises(ValueError, match=r"backward: input 0 \(2.0\) must have requires_grad=True"):
         y.backward(inputs=Value(2.0, requires_grad=False))
     assert x.grad == 12.0
+
+
+def test_backward_inputs_leave_an_unused_inputs_grad_of_none_as_none():
+    # it became 0.0, so an optimizer stepped the parameter (weight decay, momentum) that torch's skips
+    x, u, tx, tu = Value(1.5), Value(2.0), _tensor(1.5), _tensor(2.0)
+    opt = mg.optim.SGD([x, u], lr=0.1, weight_decay=0.5)
+    opt.zero_grad(set_to_none=True)
+    (x * x).backward(inputs=[x, u])
+    (tx * tx).backward(inputs=[tx, tu])
+    assert u.grad is None is tu.grad and x.grad == tx.grad.item() == 3.0
+    opt.step()
+    assert u.data == 2.0 and x.data == 1.5 - 0.1 * (3.0 + 0.5 * 1.5)
+
+
+def test_backward_with_inputs_names_backward_in_its_errors():
+    # they named grad, which the caller never called
+    x = Value(2.0, "x")
+    y = x * x
+    with pytest.raises(ValueError, match=r"^backward: gradient must be finite, got nan"):
+        y.backward(math.nan, inputs=[x])
+    with pytest.raises(TypeError, match=r"^backward: expected a number or Value, got bool"):
+        y.backward(True, inputs=[x])
+    z = Value(1e-300, "z")
+    with pytest.raises(ValueError, match=r"^backward: the derivative of 1.0 / z=1e-300 with respect to input 1"):
+        (1.0 / z).backward(inputs=[z])
+    x.data = 3.0
+    with pytest.raises(RuntimeError, match=r"^backward: the data of Value 'x' \(now 3.0\) was changed"):
+        y.backward(inputs=[x])
+    assert x.grad == z.grad == 0.0
 
 
 def test_the_array_readers_of_many_values_take_exact_floats_only_and_keep_their_bits():

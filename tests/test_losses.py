@@ -390,3 +390,18 @@ def test_decision_threshold_refuses_targets_and_losses_it_cannot_read(loss, targ
     with pytest.raises(error, match=f"^decision_threshold: {re.escape(message)}"):
         losses.decision_threshold(loss, targets)
     assert losses.decision_threshold(losses.mse, [2.0, 4.0]) == 3.0 and losses.decision_threshold("mse", [[0], [1]]) == 0.5
+
+
+@pytest.mark.parametrize("loss, predictions, targets", [
+    (losses.mse, [0.3], [1.0]), (losses.mse, [0.3, 0.6], [1.0, 0.0]), (losses.hinge, [0.3, -2.0], [1, -1]),
+    (losses.binary_cross_entropy, [0.3, 0.6], [1.0, 0.0]),
+    (losses.binary_cross_entropy_with_logits, [0.3, 0.6], [1.0, 0.0]), (losses.cross_entropy, [[1.0, 2.0]], [1]),
+], ids=lambda c: getattr(c, "__name__", None))
+def test_a_loss_of_plain_numbers_requires_no_grad_as_torchs(loss, predictions, targets):
+    # it was a Value that required grad: backward ran and changed nothing, where predictions read
+    # as numbers (`model(x).data`) were a mistake torch's backward refuses
+    out = loss(predictions, targets)
+    assert type(out) is Value and not out.requires_grad
+    with pytest.raises(RuntimeError, match="backward: this Value does not require grad"):
+        out.backward()
+    assert loss([[Value(x) for x in p] if type(p) is list else Value(p) for p in predictions], targets).requires_grad
