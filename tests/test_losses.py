@@ -121,6 +121,9 @@ def test_compiled_bce_with_tiny_probabilities_is_the_scalar_loops():
     (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
     (lambda: losses.binary_cross_entropy([Value(1.5)], [1]), "predictions .probabilities. must lie in"),
     (lambda: losses.binary_cross_entropy([Value(0.0)], [1]), "infinite loss; use binary_cross_entropy_with_logits"),
+    (lambda: losses.binary_cross_entropy([Value(1.0)], [0]), "infinite loss; use binary_cross_entropy_with_logits"),
+    (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)], [Value(1.0), Value(2.0), Value(3.0)]], [0, 1]),
+     r"every sample needs the same number \(>= 2\) of logits, got \[2, 3\]"),
     (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)]], [2]), r"class indices 0..1, got \[2\]"),
     (lambda: losses.mse([Value(1.0), Value(2.0)], [1.0]), "got 2 predictions but 1 targets"),
     (lambda: losses.mse([Value(1.0)], [float("nan")]), "NaN"),
@@ -134,6 +137,8 @@ def test_bad_input_raises_value_error(call, message):
     (losses.mse, [0, 1, 1], 0.5), (losses.mse, [-1, 1], 0.0), (losses.hinge, [-1, 1], 0.0),
     (losses.binary_cross_entropy, [0, 1], 0.5), (losses.binary_cross_entropy_with_logits, [0, 1], 0.0),
     (losses.cross_entropy, [0, 2], None), (lambda p, t: p, [0, 1], None),
+    # a batch of one class is split by the label convention, not at its one value
+    (losses.mse, [0, 0, 0], 0.5), (losses.mse, [1, 1], 0.5), (losses.mse, [-1, -1], 0.0), (losses.mse, [1], 0.5),
 ])
 def test_decision_threshold_says_what_one_output_means(loss, targets, expected):
     assert losses.decision_threshold(loss, np.array(targets)) == expected
@@ -405,3 +410,13 @@ def test_a_loss_of_plain_numbers_requires_no_grad_as_torchs(loss, predictions, t
     with pytest.raises(RuntimeError, match="backward: this Value does not require grad"):
         out.backward()
     assert loss([[Value(x) for x in p] if type(p) is list else Value(p) for p in predictions], targets).requires_grad
+
+
+@pytest.mark.parametrize("p, t, grad", [(1.0, 1, -1.0), (0.0, 0, 1.0), (1.0, 1.0, -1.0)])
+def test_binary_cross_entropy_of_a_certain_right_prediction_is_zero(p, t, grad):
+    # only the term whose weight is not 0 counts: log(1 - p) at p = 1 is not taken when t = 1
+    # (torch clamps p(1 - p) at 1e-12 and gives a gradient of 0 there; this is the exact -t/p + (1 - t)/(1 - p))
+    x = Value(p)
+    loss = losses.binary_cross_entropy([x], [t])
+    loss.backward()
+    assert loss.data == 0.0 and x.grad == grad
