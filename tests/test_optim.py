@@ -1,4 +1,6 @@
 import copy
+
+import numpy as np
 import pytest
 
 import microgradnn as mg
@@ -115,6 +117,8 @@ def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), ValueError, "LinearLR: total_iters must be a positive int, got 0"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=True), TypeError, "total_iters must be a positive int, got bool"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=0.0), ValueError, r"start_factor must be a finite number in \(0, 1\]"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), end_factor=1.5), ValueError, r"end_factor must be a finite number in \[0, 1\]"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), end_factor=-0.1), ValueError, r"end_factor must be a finite number in \[0, 1\]"),
 ])
 def test_bad_options_raise(make, error, message):
     with pytest.raises(error, match=message):
@@ -137,8 +141,9 @@ def test_a_shared_parameter_is_listed_once_and_stepped_once():
     assert len(model.parameters()) == 6 and model.num_parameters() == 6
     assert [n for n, _ in model.named_parameters()][0] == "layers.0.neurons.0.w.0"
     p = Value(1.0)
-    with pytest.warns(UserWarning, match="listed more than once"):
+    with pytest.warns(UserWarning, match="listed more than once") as caught:
         opt = SGD([p, p], lr=0.5)
+    assert caught[0].filename == __file__  # the warning points at the line that listed it
     p.grad = 1.0
     opt.step()
     assert p.data == 0.5  # (torch 2.13 steps it once per listing, to 0.0, and warns that this will be an error)
@@ -498,6 +503,9 @@ def test_a_linear_lr_resumed_from_its_state_dict_continues_the_schedule_as_torch
         sched.load_state_dict(saved[1] | {"last_epoch": -1})
     with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: expected a dict with the keys \['_last_lr', 'base_lrs'"):
         sched.load_state_dict(saved[0])
+    for base in (0.3, [0.3, 0.3], []):
+        with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: base_lrs must be a list of one lr"):
+            sched.load_state_dict(saved[1] | {"base_lrs": base})
     assert sched.last_epoch == 9
 
 
@@ -676,3 +684,31 @@ def test_optimizers_and_the_scheduler_show_their_settings_in_a_repl():
     assert repr(scheduler) == "LinearLR(Adam, start_factor=0.5, end_factor=1.0, total_iters=2, last_epoch=1)"
     assert repr(adam) == f"Adam(17 parameters, lr={adam.lr!r}, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)"
     assert adam.lr == pytest.approx(0.0225)  # the lr shown is the one set now
+
+
+def test_adam_state_of_parameters_never_stepped_loads_and_resumes_the_same():
+    # step counts of 0 and second moments of 0 (a parameter whose .grad stayed None, a fresh Adam)
+    # are a state Adam makes itself: its own state_dict must load
+    a, b = Value(1.0), Value(2.0)
+    opt = Adam([a, b], lr=0.1)
+    fresh = Adam([Value(1.0), Value(2.0)], lr=0.1)
+    fresh.load_state_dict(opt.state_dict())
+    a.grad, b.grad = 0.5, None
+    opt.step()
+    assert opt.state_dict()["state"]["t"] == [1, 0] and opt.state_dict()["state"]["v"][1] == 0.0
+    twin_a, twin_b = Value(a.data), Value(b.data)
+    twin = Adam([twin_a, twin_b], lr=0.1)
+    twin.load_state_dict(opt.state_dict())
+    for o, x, y in ((opt, a, b), (twin, twin_a, twin_b)):
+        x.grad, y.grad = -0.25, 0.75
+        o.step()
+    assert (a.data, b.data) == (twin_a.data, twin_b.data)
+
+
+@pytest.mark.parametrize("key, value", [("nesterov", False), ("nesterov", np.False_), ("foreach", None),
+                                        ("maximize", False)])
+def test_param_groups_take_a_fixed_setting_at_its_own_value_as_torch(key, value):
+    opt = SGD([Value(1.0)], lr=0.1)
+    opt.param_groups[0][key] = value  # torch users copy a group's settings back: no error
+    assert opt.param_groups[0][key] is (False if value is np.False_ else value)
+    assert len(opt.param_groups[0]) == len(list(opt.param_groups[0])) == len(dict(opt.param_groups[0]))
