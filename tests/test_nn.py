@@ -804,7 +804,10 @@ def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(t
     ('{"format":"microgradnn-model","config":{"type":"Linear","nin":' + "9" * 4000 + ',"nout":' + "9" * 4000
      + ',"bias":true},"state":{}}', r"nin=\(an int of about 4001 digits\).* with \(an int of about 8001 digits\) "
                                   "parameters but holds 0"),
-], ids=["deep", "huge-int", "float-size", "layers-not-list", "huge-size"])
+    ('{"format":"microgradnn-model","config":{"type":["MLP"],"nin":2,"layers":[]},"state":{}}',
+     "unknown module type a JSON array; expected one of"),
+    ('{"format":"microgradnn-model","config":{"type":{"a":1}},"state":{}}', "unknown module type a JSON object"),
+], ids=["deep", "huge-int", "float-size", "layers-not-list", "huge-size", "type-list", "type-object"])
 def test_hostile_model_files_get_one_clear_error_naming_the_file(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
