@@ -1214,7 +1214,9 @@ def test_a_model_file_giving_a_name_twice_is_refused_not_read_by_its_last_value(
     (lambda p: p["config"].update(dropout=0.5), r"the description .*dropout.* has settings this microgradnn does "
                                                 "not read"),
     (lambda p: p["config"]["layers"][0].update(negative_slope=0.2), "negative_slope.* has settings this"),
-], ids=["version-3", "version-str", "extra-setting", "extra-layer-setting"])
+    (lambda p: p.update(treshold=0.7), "m.json has entries this microgradnn does not read: 'treshold'; it reads "
+                                       "format, .*, threshold"),
+], ids=["version-3", "version-str", "extra-setting", "extra-layer-setting", "misspelt-threshold"])
 def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, edit, message):
     path = tmp_path / "m.json"
     MLP(2, [3, 1], "leaky_relu", seed=0).save(path)
