@@ -469,7 +469,8 @@ class LinearLR:
         self.last_epoch += 1
         if self.last_epoch <= self.total_iters:
             start, end, n = self.start_factor, self.end_factor, self.total_iters
-            self.optimizer.lr *= 1.0 + (end - start) / (n * start + (self.last_epoch - 1) * (end - start))
+            # (a factor is >= 0; one rounded below, as decaying to end_factor 0 may end, would make the lr -5e-19)
+            self.optimizer.lr *= max(0.0, 1.0 + (end - start) / (n * start + (self.last_epoch - 1) * (end - start)))
         self._last_lr = self.optimizer.lr
 
 

@@ -68,6 +68,17 @@ def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
         t_sched.step()
 
 
+@pytest.mark.parametrize("start_factor, total_iters", [(0.9, 4), (0.3, 3), (0.999999, 7)])
+def test_a_linear_lr_decaying_to_zero_ends_at_an_lr_of_zero(start_factor, total_iters):
+    # the last factor of the ramp, 1 + (0 - s) / (n*s + (n-1)*(0 - s)), is 0 in exact arithmetic but
+    # a rounding below it in floats: the lr became -5e-19, which the optimizer refused mid-training
+    opt = Adam([Value(1.0)], lr=0.01)
+    sched = LinearLR(opt, start_factor=start_factor, end_factor=0.0, total_iters=total_iters)
+    for _ in range(total_iters + 2):
+        sched.step()
+    assert opt.lr == 0.0 and sched.get_last_lr() == [0.0]
+
+
 def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
     # torch scales the lr the optimizer has, and leaves it alone after total_iters: a manual decay
     # after warm-up (or a change during it) is not silently reset to base_lr * factor
