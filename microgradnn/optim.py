@@ -403,8 +403,12 @@ class Adam(Optimizer):
 
 def _schedule(start_factor, end_factor, total_iters, who: str) -> tuple[float, float, int]:
     """LinearLR's factors and length, checked (as built, and as loaded from a state_dict)."""
-    return (number(start_factor, who, "start_factor", 0.0, 1.0, lo_open=True),
-            number(end_factor, who, "end_factor", 0.0, 1.0), positive_int(total_iters, who, "total_iters"))
+    factors = (number(start_factor, who, "start_factor", 0.0, 1.0, lo_open=True),
+               number(end_factor, who, "end_factor", 0.0, 1.0))
+    if positive_int(total_iters, who, "total_iters") > _MAX_STEP_COUNT:  # step's float arithmetic overflows past 1e308
+        raise ValueError(f"{who}: total_iters must be at most 2**{_MAX_STEP_COUNT.bit_length() - 1}, "
+                         f"got {shown(total_iters)}")
+    return (*factors, int(total_iters))
 
 
 class LinearLR:

@@ -79,6 +79,19 @@ def test_a_linear_lr_decaying_to_zero_ends_at_an_lr_of_zero(start_factor, total_
     assert opt.lr == 0.0 and sched.get_last_lr() == [0.0]
 
 
+def test_a_linear_lr_of_more_iterations_than_a_float_holds_is_refused_when_made_or_loaded():
+    # it was taken, and its first step() raised a bare OverflowError "int too large to convert to float"
+    opt = SGD([Value(1.0)], lr=0.1)
+    with pytest.raises(ValueError, match=r"^LinearLR: total_iters must be at most 2\*\*62, got an int of about 401"):
+        LinearLR(opt, total_iters=10**400)
+    sched = LinearLR(opt, total_iters=2**62)
+    sched.step()
+    saved = sched.state_dict() | {"total_iters": 2**62 + 1}
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: total_iters must be at most 2\*\*62, got 46"):
+        sched.load_state_dict(saved)
+    assert sched.total_iters == 2**62 and sched.last_epoch == 1
+
+
 def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
     # torch scales the lr the optimizer has, and leaves it alone after total_iters: a manual decay
     # after warm-up (or a change during it) is not silently reset to base_lr * factor
