@@ -276,6 +276,10 @@ class Optimizer:
         if len(params) != n:
             raise ValueError(f"{who}: the state is for {len(params)} parameters, but this optimizer has {n}; "
                              "load it into an optimizer over the same parameters")
+        if not all(_is_int(i) and i == k for k, i in enumerate(params)):  # torch's [1, 0] would swap the two
+            indices = list(range(n)) if n <= 4 else f"[0, 1, ..., {n - 1}]"
+            raise ValueError(f"{who}: the parameter group's 'params' must be {indices}, as state_dict() lists them "
+                             f"(its state holds one entry per parameter, in order), got {params!r:.80}")
         # the fixed keys may be missing: a state_dict saved before they were in it
         if (set(group) - set(self._FIXED) != set(self._SETTINGS) or not set(group) <= set(self._GROUP)
                 or not isinstance(state, dict) or set(state) != set(self._STATE)):

@@ -443,6 +443,11 @@ def test_a_loaded_state_dict_continues_bit_for_bit():
     (lambda s: s["param_groups"][0].update(params=[0, 1, 2]), ValueError,
      r"^Adam.load_state_dict: the state is for 3 parameters, but this optimizer has 2; load it into an optimizer "
      r"over the same parameters$"),
+    # in torch's, params [1, 0] maps the saved state to the parameters swapped: here it was read in order, silently
+    (lambda s: s["param_groups"][0].update(params=[1, 0]), ValueError,
+     r"^Adam.load_state_dict: the parameter group's 'params' must be \[0, 1\], as state_dict\(\) lists them "
+     r"\(its state holds one entry per parameter, in order\), got \[1, 0\]$"),
+    (lambda s: s["param_groups"][0].update(params=["a", None]), ValueError, r"'params' must be \[0, 1\], .* got \['a', None\]"),
     (lambda s: s["state"].update(m=[0.0]), ValueError,
      r"^Adam.load_state_dict: state 'm' must hold one number per parameter \(2\), got 1 entries$"),
     (lambda s: s["state"]["m"].__setitem__(1, float("nan")), ValueError,
