@@ -807,7 +807,10 @@ def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(t
     ('{"format":"microgradnn-model","config":{"type":["MLP"],"nin":2,"layers":[]},"state":{}}',
      "unknown module type a JSON array; expected one of"),
     ('{"format":"microgradnn-model","config":{"type":{"a":1}},"state":{}}', "unknown module type a JSON object"),
-], ids=["deep", "huge-int", "float-size", "layers-not-list", "huge-size", "type-list", "type-object"])
+    # was a message of 100,000 characters: the error showed the value whole
+    ('{"format":"microgradnn-model","config":{"type":"Linear","nin":"' + "x" * 100_000 + '","nout":1,"bias":true},'
+     '"state":{}}', r"not a valid model description: .* \(TypeError: Linear: nin must be a positive int, got str 'xxx"),
+], ids=["deep", "huge-int", "float-size", "layers-not-list", "huge-size", "type-list", "type-object", "long-value"])
 def test_hostile_model_files_get_one_clear_error_naming_the_file(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
@@ -1630,3 +1633,4 @@ def test_a_neurons_activation_set_to_no_activation_is_refused_by_name_when_it_co
         with pytest.raises(ValueError, match="^Neuron: activation must be one of relu, tanh, sigmoid, leaky_relu, "
                                              "linear, got 'gelu'$"):
             module([0.5, -1.0])
+

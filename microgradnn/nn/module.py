@@ -496,7 +496,9 @@ def config_size(config) -> int:
     try:
         return _TYPES[kind].config_size(config)
     except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"not a valid model description: {json.dumps(config)[:200]} ({e!r})") from None
+        # (cut: the error shows the value, which a file may make a megabyte long)
+        raise ValueError(f"not a valid model description: {json.dumps(config)[:120]} "
+                         f"({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def tied_names(module: Module) -> dict[str, str]:
