@@ -9,6 +9,7 @@ import stat
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import microgradnn as mg
 from microgradnn import MLP, Layer, Neuron, Value
@@ -1634,3 +1635,37 @@ def test_a_neurons_activation_set_to_no_activation_is_refused_by_name_when_it_co
                                              "linear, got 'gelu'$"):
             module([0.5, -1.0])
 
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.integers(min_value=2**60) | st.floats()
+                     | st.text(max_size=8) | st.sampled_from(["MLP", "Layer", "GPT", "relu", "linear", "x" * 100_000]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                     max_leaves=8)
+# the places of a model file a hand edit (or an attacker) may change: (path of keys to the holder, key)
+_PLACES = [((), "format"), ((), "version"), ((), "config"), ((), "state"), ((), "threshold"), ((), "tied"),
+           ((), "vocabulary"), ((), "extra"), (("config",), "type"), (("config",), "nin"), (("config",), "layers"),
+           (("config",), "extra"), (("config", "layers"), 0), (("config", "layers", 0), "nout"),
+           (("config", "layers", 1), "activation"), (("state",), "layers.0.neurons.0.w.0"), (("state",), "extra")]
+
+
+@settings(max_examples=100, deadline=None, database=None, derandomize=True)
+@given(st.sampled_from(_PLACES), _JSON)
+def test_a_model_file_with_any_json_in_any_place_loads_as_it_says_or_is_refused_naming_it(tmp_path_factory, place, value):
+    # was: a list or object as the config's "type" raised a bare TypeError ("unhashable type: 'list'")
+    path = tmp_path_factory.mktemp("m") / "m.json"
+    MLP(2, [3, 1], seed=0).save(path)
+    payload = json.loads(path.read_text())
+    (keys, key), holder = place, payload
+    for k in keys:
+        holder = holder[k]
+    holder[key] = value
+    path.write_text(json.dumps(payload))
+    model = MLP(2, [3, 1], seed=1)
+    before = model.state_dict()
+    for read in (mg.Module.from_file, model.load):
+        try:
+            loaded = read(path)
+        except ValueError as e:
+            assert "m.json" in str(e) and len(str(e)) < 600 + len(str(path))
+            assert model.state_dict() == before
+        else:  # only a value the file may hold there: the state as the file gives it
+            assert loaded.state_dict() == {k: float(v) for k, v in payload["state"].items()}
