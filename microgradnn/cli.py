@@ -124,8 +124,9 @@ def _dataset(args) -> tuple[np.ndarray, np.ndarray, int]:
     else:
         classes, asked = 2, f"the 2 classes of {args.dataset}"
     if args.samples < classes:  # the datasets deal samples to classes in turn: fewer leaves classes out
-        raise UsageError(f"--samples {args.samples} cannot cover {asked} (at least one sample per class); "
-                         f"pass --samples {classes} or more")
+        advice = (f"pass --samples {classes} or more" if classes <= MAX_SAMPLES else
+                  f"--samples takes at most {MAX_SAMPLES}: pass --classes {MAX_SAMPLES} or fewer")
+        raise UsageError(f"--samples {args.samples} cannot cover {asked} (at least one sample per class); {advice}")
     kwargs = {"seed": args.seed}
     if args.dataset == "spiral":
         kwargs["classes"] = classes

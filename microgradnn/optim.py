@@ -290,6 +290,10 @@ class Optimizer:
         if len(params) != n:
             raise ValueError(f"{who}: the state is for {len(params)} parameters, but this optimizer has {n}; "
                              "load it into an optimizer over the same parameters")
+        if not all(_is_int(i) and i == k for k, i in enumerate(params)):  # torch's [1, 0] would swap the two
+            indices = list(range(n)) if n <= 4 else f"[0, 1, ..., {n - 1}]"
+            raise ValueError(f"{who}: the parameter group's 'params' must be {indices}, as state_dict() lists them "
+                             f"(its state holds one entry per parameter, in order), got {params!r:.80}")
         # the fixed keys may be missing: a state_dict saved before they were in it
         if (set(group) - set(self._FIXED) != set(self._SETTINGS) or not set(group) <= set(self._GROUP)
                 or not isinstance(state, dict) or set(state) != set(self._STATE)):
@@ -418,8 +422,12 @@ class Adam(Optimizer):
 
 def _schedule(start_factor, end_factor, total_iters, who: str) -> tuple[float, float, int]:
     """LinearLR's factors and length, checked (as built, and as loaded from a state_dict)."""
-    return (number(start_factor, who, "start_factor", 0.0, 1.0, lo_open=True),
-            number(end_factor, who, "end_factor", 0.0, 1.0), positive_int(total_iters, who, "total_iters"))
+    factors = (number(start_factor, who, "start_factor", 0.0, 1.0, lo_open=True),
+               number(end_factor, who, "end_factor", 0.0, 1.0))
+    if positive_int(total_iters, who, "total_iters") > _MAX_STEP_COUNT:  # step's float arithmetic overflows past 1e308
+        raise ValueError(f"{who}: total_iters must be at most 2**{_MAX_STEP_COUNT.bit_length() - 1}, "
+                         f"got {shown(total_iters)}")
+    return (*factors, int(total_iters))
 
 
 class LinearLR:
@@ -484,7 +492,8 @@ class LinearLR:
         self.last_epoch += 1
         if self.last_epoch <= self.total_iters:
             start, end, n = self.start_factor, self.end_factor, self.total_iters
-            self.optimizer.lr *= 1.0 + (end - start) / (n * start + (self.last_epoch - 1) * (end - start))
+            # (a factor is >= 0; one rounded below, as decaying to end_factor 0 may end, would make the lr -5e-19)
+            self.optimizer.lr *= max(0.0, 1.0 + (end - start) / (n * start + (self.last_epoch - 1) * (end - start)))
         self._last_lr = self.optimizer.lr
 
 

@@ -49,6 +49,9 @@ def test_every_option_of_every_subcommand_says_what_it_does():
     (["train", "--dataset", "spiral", "--classes", "5", "--samples", "2"],
      "--samples 2 cannot cover --classes 5 (at least one sample per class); pass --samples 5 or more"),
     (["train", "--dataset", "blobs", "--classes", "5", "--samples", "3"], "--samples 3 cannot cover --classes 5"),
+    # the advice was "pass --samples 100001 or more", which --samples refuses
+    (["train", "--dataset", "blobs", "--classes", "100001", "--samples", "3"], "--samples 3 cannot cover --classes "
+     "100001 (at least one sample per class); --samples takes at most 100000: pass --classes 100000 or fewer\n"),
     (["train", "--samples", "1"], "--samples 1 cannot cover the 2 classes of moons"),
     (["train", "--noise", "1e308"], "make_moons: noise 1e+308 is too large: some points are not finite numbers"),
     (["demo", "--dataset", "blobs", "--classes", "1"], "--classes must be at least 2 for a classifier, got 1"),

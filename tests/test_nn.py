@@ -9,6 +9,7 @@ import stat
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import microgradnn as mg
 from microgradnn import MLP, Layer, Neuron, Value
@@ -813,7 +814,13 @@ def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(t
     ('{"format":"microgradnn-model","config":{"type":"Linear","nin":' + "9" * 4000 + ',"nout":' + "9" * 4000
      + ',"bias":true},"state":{}}', r"nin=\(an int of about 4001 digits\).* with \(an int of about 8001 digits\) "
                                   "parameters but holds 0"),
-], ids=["deep", "huge-int", "float-size", "layers-not-list", "huge-size"])
+    ('{"format":"microgradnn-model","config":{"type":["MLP"],"nin":2,"layers":[]},"state":{}}',
+     "unknown module type a JSON array; expected one of"),
+    ('{"format":"microgradnn-model","config":{"type":{"a":1}},"state":{}}', "unknown module type a JSON object"),
+    # was a message of 100,000 characters: the error showed the value whole
+    ('{"format":"microgradnn-model","config":{"type":"Linear","nin":"' + "x" * 100_000 + '","nout":1,"bias":true},'
+     '"state":{}}', r"not a valid model description: .* \(TypeError: Linear: nin must be a positive int, got str 'xxx"),
+], ids=["deep", "huge-int", "float-size", "layers-not-list", "huge-size", "type-list", "type-object", "long-value"])
 def test_hostile_model_files_get_one_clear_error_naming_the_file(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
@@ -1220,7 +1227,9 @@ def test_a_model_file_giving_a_name_twice_is_refused_not_read_by_its_last_value(
     (lambda p: p["config"].update(dropout=0.5), r"the description .*dropout.* has settings this microgradnn does "
                                                 "not read"),
     (lambda p: p["config"]["layers"][0].update(negative_slope=0.2), "negative_slope.* has settings this"),
-], ids=["version-3", "version-str", "extra-setting", "extra-layer-setting"])
+    (lambda p: p.update(treshold=0.7), "m.json has entries this microgradnn does not read: 'treshold'; it reads "
+                                       "format, .*, threshold"),
+], ids=["version-3", "version-str", "extra-setting", "extra-layer-setting", "misspelt-threshold"])
 def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, edit, message):
     path = tmp_path / "m.json"
     MLP(2, [3, 1], "leaky_relu", seed=0).save(path)
@@ -1634,3 +1643,38 @@ def test_a_neurons_activation_set_to_no_activation_is_refused_by_name_when_it_co
         with pytest.raises(ValueError, match="^Neuron: activation must be one of relu, tanh, sigmoid, leaky_relu, "
                                              "linear, got 'gelu'$"):
             module([0.5, -1.0])
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.integers(min_value=2**60) | st.floats()
+                     | st.text(max_size=8) | st.sampled_from(["MLP", "Layer", "GPT", "relu", "linear", "x" * 100_000]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                     max_leaves=8)
+# the places of a model file a hand edit (or an attacker) may change: (path of keys to the holder, key)
+_PLACES = [((), "format"), ((), "version"), ((), "config"), ((), "state"), ((), "threshold"), ((), "tied"),
+           ((), "vocabulary"), ((), "extra"), (("config",), "type"), (("config",), "nin"), (("config",), "layers"),
+           (("config",), "extra"), (("config", "layers"), 0), (("config", "layers", 0), "nout"),
+           (("config", "layers", 1), "activation"), (("state",), "layers.0.neurons.0.w.0"), (("state",), "extra")]
+
+
+@settings(max_examples=100, deadline=None, database=None, derandomize=True)
+@given(st.sampled_from(_PLACES), _JSON)
+def test_a_model_file_with_any_json_in_any_place_loads_as_it_says_or_is_refused_naming_it(tmp_path_factory, place, value):
+    # was: a list or object as the config's "type" raised a bare TypeError ("unhashable type: 'list'")
+    path = tmp_path_factory.mktemp("m") / "m.json"
+    MLP(2, [3, 1], seed=0).save(path)
+    payload = json.loads(path.read_text())
+    (keys, key), holder = place, payload
+    for k in keys:
+        holder = holder[k]
+    holder[key] = value
+    path.write_text(json.dumps(payload))
+    model = MLP(2, [3, 1], seed=1)
+    before = model.state_dict()
+    for read in (mg.Module.from_file, model.load):
+        try:
+            loaded = read(path)
+        except ValueError as e:
+            assert "m.json" in str(e) and len(str(e)) < 600 + len(str(path))
+            assert model.state_dict() == before
+        else:  # only a value the file may hold there: the state as the file gives it
+            assert loaded.state_dict() == {k: float(v) for k, v in payload["state"].items()}

@@ -70,6 +70,30 @@ def test_linear_lr_matches_torch_schedule_and_defaults(kwargs):
         t_sched.step()
 
 
+@pytest.mark.parametrize("start_factor, total_iters", [(0.9, 4), (0.3, 3), (0.999999, 7)])
+def test_a_linear_lr_decaying_to_zero_ends_at_an_lr_of_zero(start_factor, total_iters):
+    # the last factor of the ramp, 1 + (0 - s) / (n*s + (n-1)*(0 - s)), is 0 in exact arithmetic but
+    # a rounding below it in floats: the lr became -5e-19, which the optimizer refused mid-training
+    opt = Adam([Value(1.0)], lr=0.01)
+    sched = LinearLR(opt, start_factor=start_factor, end_factor=0.0, total_iters=total_iters)
+    for _ in range(total_iters + 2):
+        sched.step()
+    assert opt.lr == 0.0 and sched.get_last_lr() == [0.0]
+
+
+def test_a_linear_lr_of_more_iterations_than_a_float_holds_is_refused_when_made_or_loaded():
+    # it was taken, and its first step() raised a bare OverflowError "int too large to convert to float"
+    opt = SGD([Value(1.0)], lr=0.1)
+    with pytest.raises(ValueError, match=r"^LinearLR: total_iters must be at most 2\*\*62, got an int of about 401"):
+        LinearLR(opt, total_iters=10**400)
+    sched = LinearLR(opt, total_iters=2**62)
+    sched.step()
+    saved = sched.state_dict() | {"total_iters": 2**62 + 1}
+    with pytest.raises(ValueError, match=r"^LinearLR.load_state_dict: total_iters must be at most 2\*\*62, got 46"):
+        sched.load_state_dict(saved)
+    assert sched.total_iters == 2**62 and sched.last_epoch == 1
+
+
 def test_linear_lr_keeps_an_lr_set_by_hand_as_torch():
     # torch scales the lr the optimizer has, and leaves it alone after total_iters: a manual decay
     # after warm-up (or a change during it) is not silently reset to base_lr * factor
@@ -442,6 +466,11 @@ def test_a_loaded_state_dict_continues_bit_for_bit():
     (lambda s: s["param_groups"][0].update(params=[0, 1, 2]), ValueError,
      r"^Adam.load_state_dict: the state is for 3 parameters, but this optimizer has 2; load it into an optimizer "
      r"over the same parameters$"),
+    # in torch's, params [1, 0] maps the saved state to the parameters swapped: here it was read in order, silently
+    (lambda s: s["param_groups"][0].update(params=[1, 0]), ValueError,
+     r"^Adam.load_state_dict: the parameter group's 'params' must be \[0, 1\], as state_dict\(\) lists them "
+     r"\(its state holds one entry per parameter, in order\), got \[1, 0\]$"),
+    (lambda s: s["param_groups"][0].update(params=["a", None]), ValueError, r"'params' must be \[0, 1\], .* got \['a', None\]"),
     (lambda s: s["state"].update(m=[0.0]), ValueError,
      r"^Adam.load_state_dict: state 'm' must hold one number per parameter \(2\), got 1 entries$"),
     (lambda s: s["state"]["m"].__setitem__(1, float("nan")), ValueError,

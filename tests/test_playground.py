@@ -616,6 +616,14 @@ def test_csv_upload_becomes_the_dataset():
         parse_csv("0,0,1\n1,1,0.5\n2,2,1\n3,3,0")
 
 
+def test_a_first_row_whose_first_number_is_malformed_is_refused_not_dropped_as_a_header():
+    # was: "1..5" is no number, so the row was taken for a header and left out, silently (4 samples of 5)
+    with pytest.raises(ConfigError, match=r"^CSV row 1: expected three numbers x1,x2,label, got '1..5,2,0'$"):
+        parse_csv("1..5,2,0\n1,2,1\n3,4,0\n5,6,1\n7,8,0\n")
+    X, y = parse_csv("x1,x2,label\n1,2,1\n3,4,0\n5,6,1\n7,8,0\n")  # a header: no number in it
+    assert X.tolist() == [[1, 2], [3, 4], [5, 6], [7, 8]] and y.tolist() == [1, 0, 1, 0]
+
+
 def test_an_upload_with_a_utf8_bom_keeps_its_first_row(server):
     # was: the BOM made "\ufeff0.5" no number, so the first row was taken for a header and dropped, silently
     rows = "\n".join(f"{i / 2},{i % 3},{i % 2}" for i in range(5)) + "\n"

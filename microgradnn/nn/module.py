@@ -471,11 +471,19 @@ def classify(scores: np.ndarray, threshold: float, who: str = "classify") -> np.
     return (scores > threshold).astype(int)
 
 
+def _kind(config) -> str:
+    """The module type a config names, checked to be one of the library's (a file may hold any JSON there)."""
+    kind = config.get("type") if isinstance(config, dict) else None
+    if not isinstance(kind, str) or kind not in _TYPES:  # (a list or object there is no dict key: unhashable)
+        got = f"a JSON {'array' if isinstance(kind, list) else 'object'}" if isinstance(kind, (list, dict)) \
+            else f"{kind!r:.60}"
+        raise ValueError(f"unknown module type {got}; expected one of {', '.join(_TYPES)}")
+    return kind
+
+
 def from_config(config: dict) -> Module:
     """A freshly initialised module with the architecture `config` describes."""
-    kind = config.get("type") if isinstance(config, dict) else None
-    if kind not in _TYPES:
-        raise ValueError(f"unknown module type {kind!r}; expected one of {', '.join(_TYPES)}")
+    kind = _kind(config)
     try:
         return _TYPES[kind].from_config(config)
     except (KeyError, TypeError) as e:
@@ -484,13 +492,13 @@ def from_config(config: dict) -> Module:
 
 def config_size(config) -> int:
     """How many parameters the module `config` describes, checked without building it."""
-    kind = config.get("type") if isinstance(config, dict) else None
-    if kind not in _TYPES:
-        raise ValueError(f"unknown module type {kind!r}; expected one of {', '.join(_TYPES)}")
+    kind = _kind(config)
     try:
         return _TYPES[kind].config_size(config)
     except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"not a valid model description: {json.dumps(config)[:200]} ({e!r})") from None
+        # (cut: the error shows the value, which a file may make a megabyte long)
+        raise ValueError(f"not a valid model description: {json.dumps(config)[:120]} "
+                         f"({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def tied_names(module: Module) -> dict[str, str]:

@@ -99,8 +99,8 @@ def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
         rows = [r for r in reader if r and any(cell.strip() for cell in r)]
     except csv.Error as e:  # a field over csv's size limit, a NUL byte, ...
         raise ConfigError(f"the CSV cannot be read at line {reader.line_num}: {e}") from None
-    if rows and not _is_number(rows[0][0]):
-        rows = rows[1:]  # a header
+    if rows and not any(_is_number(cell) for cell in rows[0]):
+        rows = rows[1:]  # a header (a row with a number in it is data: a bad one is refused, not dropped)
     if len(rows) < 4:
         raise ConfigError(f"the CSV needs at least 4 rows of x1,x2,label, got {len(rows)}")
     if len(rows) > LIMITS["samples"]:
