@@ -1,6 +1,8 @@
+import gc
 import math
 import re
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -797,6 +799,30 @@ def test_recordings_dropped_and_made_again_across_batches_warn_once():
         for n in (3, 1, 2):
             assert compiled([[2.0] * n]).data == 2.0 * n
     assert compiled.recordings == 8
+
+
+def test_a_sample_whose_recording_fails_leaves_no_trace_of_its_shape():
+    # each refused sample of a new shape (here: the object in it) kept an empty entry for its shape,
+    # which no eviction removes: memory, and the time of every later call, grew with the refusals
+    class Tag:
+        pass
+    w = Value(0.5)
+    compiled = mg.compile(lambda s: (s["x"] * w).log(), max_tapes=2)
+    assert compiled([{"tag": "ok", "x": 1.0}]).data == math.log(0.5)
+    refs = []
+    for _ in range(3):
+        tag = Tag()
+        refs.append(weakref.ref(tag))
+        try:
+            compiled([{"tag": tag, "x": -1.0}])
+        except ValueError as e:
+            assert "log(-0.5)" in str(e)
+        else:
+            raise AssertionError("log of a negative number was not refused")
+        del tag
+    gc.collect()
+    assert [r() for r in refs] == [None] * 3
+    assert compiled([{"tag": "ok", "x": 2.0}]).data == math.log(1.0)
 
 
 def test_a_decision_on_a_parameter_is_checked_again_at_every_call():
