@@ -1116,7 +1116,10 @@ class Compiled:
         losses, outputs = np.empty(n), None
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
-            known[:] = [t for t in known if not t.out_of_date(self.params, frozen)]
+            kept = [t for t in known if not t.out_of_date(self.params, frozen)]
+            if len(kept) != len(known):  # dropped as an evicted tape is: the parameters only it read go too
+                known[:] = kept
+                self._dropped = True
             pending, i = np.arange(len(rows)), 0
             while len(pending):  # each tape in turn takes the samples that decide as it did
                 fresh = i >= len(known)
