@@ -1116,7 +1116,10 @@ class Compiled:
         losses, outputs = np.empty(n), None
         for shape, rows, D in parts:
             known = self._tapes.setdefault(shape, [])
-            known[:] = [t for t in known if not t.out_of_date(self.params, frozen)]
+            kept = [t for t in known if not t.out_of_date(self.params, frozen)]
+            if len(kept) != len(known):  # dropped as an evicted tape is: the parameters only it read go too
+                known[:] = kept
+                self._dropped = True
             pending, i = np.arange(len(rows)), 0
             while len(pending):  # each tape in turn takes the samples that decide as it did
                 fresh = i >= len(known)
@@ -1168,6 +1171,14 @@ class Compiled:
     def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list, parts: list) -> _Tape:
         """Record fn on `sample`, dropping the least recently used tape that this call has
         not used if `max_tapes` are kept already (`parts`: the batch by shape, for the error)."""
+        try:
+            return self._make_tape(shape, numbers, sample, runs, known, parts)
+        except BaseException:  # a refused sample keeps no entry for its shape (a shape seen once: no growth)
+            if not known and self._tapes.get(shape) is known:
+                del self._tapes[shape]
+            raise
+
+    def _make_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list, parts: list) -> _Tape:
         if self.tapes >= self.max_tapes:
             in_use = {id(run[0]) for run in runs}
             unused = [(t.last_used, s, t) for s, ts in self._tapes.items() for t in ts if id(t) not in in_use]
@@ -1181,7 +1192,7 @@ class Compiled:
                 warnings.warn(f"compile: {self.recordings} recordings made for max_tapes={self.max_tapes} kept: the "
                               "batches need more recordings between them (samples of more shapes, word lengths), "
                               "so recordings are dropped and made again, slowly; raise max_tapes=",
-                              RuntimeWarning, stacklevel=3)
+                              RuntimeWarning, stacklevel=4)
             if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
                 del self._tapes[s]
         tape = self._record(shape, numbers, sample)

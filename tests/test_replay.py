@@ -1,6 +1,8 @@
+import gc
 import math
 import re
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -799,6 +801,30 @@ def test_recordings_dropped_and_made_again_across_batches_warn_once():
     assert compiled.recordings == 8
 
 
+def test_a_sample_whose_recording_fails_leaves_no_trace_of_its_shape():
+    # each refused sample of a new shape (here: the object in it) kept an empty entry for its shape,
+    # which no eviction removes: memory, and the time of every later call, grew with the refusals
+    class Tag:
+        pass
+    w = Value(0.5)
+    compiled = mg.compile(lambda s: (s["x"] * w).log(), max_tapes=2)
+    assert compiled([{"tag": "ok", "x": 1.0}]).data == math.log(0.5)
+    refs = []
+    for _ in range(3):
+        tag = Tag()
+        refs.append(weakref.ref(tag))
+        try:
+            compiled([{"tag": tag, "x": -1.0}])
+        except ValueError as e:
+            assert "log(-0.5)" in str(e)
+        else:
+            raise AssertionError("log of a negative number was not refused")
+        del tag
+    gc.collect()
+    assert [r() for r in refs] == [None] * 3
+    assert compiled([{"tag": "ok", "x": 2.0}]).data == math.log(1.0)
+
+
 def test_a_decision_on_a_parameter_is_checked_again_at_every_call():
     w = Value(1.0)
     fn = lambda s: w * s[0] if w > 0 else -w * s[0]  # noqa: E731
@@ -909,6 +935,27 @@ def test_freezing_or_unfreezing_a_value_after_recording_follows_the_scalar_engin
     result.backward()
     assert w.grad == (2 * 3 * 1 + 2 * 5 * 2) / 2 and p.grad == 0.0
     assert step.recordings == 2
+
+
+def test_recordings_made_again_for_a_freeze_schedule_do_not_pile_up_parameters():
+    # a recording made again because a parameter was frozen or unfrozen kept the parameters only
+    # the old one read: fn's own Value(0.0) (a leaf that requires grad) one more at every step,
+    # each read at every call and backward (3,000 steps: 3,017 parameters, each step twice as slow)
+    w = Value(0.5, "w")
+
+    def fn(s):
+        total = Value(0.0)
+        return total + (s[0] * w) ** 2
+    step = mg.compile(fn)
+    for i in range(120):
+        w.requires_grad_(i % 2 == 0)  # w trains every other step
+        step([[1.0], [2.0]])
+    assert step.recordings == 120
+    assert len(step.params) <= 2 * 2 + 64, repr(step)
+    w.requires_grad_(True)
+    w.grad = 0.0
+    step([[1.0], [2.0]]).backward()
+    assert w.grad == pytest.approx((2 * 0.5 * 1 + 2 * 0.5 * 4) / 2)
 
 
 def test_a_parameter_frozen_between_a_batch_and_its_backward_gets_no_gradient_as_the_scalar_engine():
