@@ -25,6 +25,50 @@ def test_moons_geometry_without_noise():
     assert np.allclose(np.hypot(lower[:, 0] - 1, lower[:, 1] - 0.5), 1.0)
 
 
+def _rows(X):
+    return X[np.lexsort(X.T[::-1])]
+
+
+def test_moons_are_scikit_learns_points_without_noise():
+    # the radius test above passes a lower moon drawn upside down (0.5 + sin t) over the upper one
+    X, y = data.make_moons(11, seed=0)
+    t0, t1 = np.linspace(0, np.pi, 5), np.linspace(0, np.pi, 6)  # scikit-learn's: n // 2 outer, the rest inner
+    assert np.allclose(_rows(X[y == 0]), _rows(np.c_[np.cos(t0), np.sin(t0)]), rtol=0, atol=1e-15)
+    assert np.allclose(_rows(X[y == 1]), _rows(np.c_[1 - np.cos(t1), 1 - np.sin(t1) - 0.5]), rtol=0, atol=1e-15)
+
+
+def test_circles_are_scikit_learns_points_without_noise():
+    X, y = data.make_circles(11, factor=0.3, seed=0)
+    t0, t1 = np.linspace(0, 2 * np.pi, 5, endpoint=False), np.linspace(0, 2 * np.pi, 6, endpoint=False)
+    assert np.allclose(_rows(X[y == 0]), _rows(np.c_[np.cos(t0), np.sin(t0)]), rtol=0, atol=1e-15)
+    assert np.allclose(_rows(X[y == 1]), _rows(0.3 * np.c_[np.cos(t1), np.sin(t1)]), rtol=0, atol=1e-15)
+
+
+def test_spiral_arms_are_the_cs231n_spiral_without_noise():
+    X, y = data.make_spiral(13, classes=3, noise=0.0, seed=0)
+    for c, m in enumerate((5, 4, 4)):  # samples dealt to classes in turn
+        r = np.linspace(0.0, 1.0, m)
+        theta = np.linspace(c * 4, (c + 1) * 4, m)  # CS231n: linspace(4c, 4(c + 1), m), plus noise
+        assert np.allclose(_rows(X[y == c]), _rows(np.c_[r * np.sin(theta), r * np.cos(theta)]), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("make", [lambda noise: data.make_moons(20000, noise=noise, seed=1),
+                                  lambda noise: data.make_circles(20000, noise=noise, seed=1),
+                                  lambda noise: data.xor(20000, noise=noise, seed=1)])
+def test_noise_is_centred_with_the_given_std(make):
+    # Gaussian noise of mean 0 added to every coordinate: the points' mean stays, their variance grows by noise**2
+    clean, _ = make(None)
+    noisy, _ = make(0.1)
+    assert np.abs(noisy.mean(axis=0) - clean.mean(axis=0)).max() < 0.005  # (the mean's own std: 0.0007)
+    assert np.allclose(noisy.var(axis=0) - clean.var(axis=0), 0.01, rtol=0.1)
+
+
+def test_blob_centres_fill_scikit_learns_box():
+    X, y = data.make_blobs(4000, centers=4000, cluster_std=1e-12, seed=0)  # one point at each centre
+    assert -10 <= X.min() < -9.9 and 9.9 < X.max() <= 10
+    assert abs(X.mean()) < 0.3  # uniform in [-10, 10]^2: mean 0, its std 0.09
+
+
 def test_circles_radii():
     X, y = data.make_circles(100, factor=0.3, seed=0)
     r = np.hypot(X[:, 0], X[:, 1])
