@@ -120,6 +120,8 @@ def test_compiled_bce_with_tiny_probabilities_is_the_scalar_loops():
     (lambda: losses.hinge([Value(0.5)], [0]), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
     (lambda: losses.binary_cross_entropy([Value(0.5)], [2]), r"targets must lie in \[0.0, 1.0\], got 2.0"),
     (lambda: losses.binary_cross_entropy([Value(1.5)], [1]), "predictions .probabilities. must lie in"),
+    (lambda: losses.binary_cross_entropy_with_logits([Value(0.2)], [1.5]), r"targets must lie in \[0.0, 1.0\], got 1.5"),
+    (lambda: losses.binary_cross_entropy_with_logits([Value(0.2)], [-0.5]), r"targets must lie in \[0.0, 1.0\], got -0.5"),
     (lambda: losses.binary_cross_entropy([Value(0.0)], [1]), "infinite loss; use binary_cross_entropy_with_logits"),
     (lambda: losses.binary_cross_entropy([Value(1.0)], [0]), "infinite loss; use binary_cross_entropy_with_logits"),
     (lambda: losses.cross_entropy([[Value(1.0), Value(2.0)], [Value(1.0), Value(2.0), Value(3.0)]], [0, 1]),
