@@ -1876,6 +1876,47 @@ def test_one_compiled_function_called_from_two_threads_gives_each_batch_its_own_
     assert wrong == []
 
 
+@pytest.mark.parametrize("reader, frame", [("call", "<genexpr>"), ("repr", "<setcomp>")])
+def test_a_read_from_another_thread_while_a_call_records_a_new_shape_is_not_broken(reader, frame):
+    # a call (sizing its matrix work) and repr read the recordings without the lock while another
+    # thread's call added a shape: RuntimeError 'OrderedDict mutated during iteration'
+    import sys
+    import threading
+    if frame == "<setcomp>" and sys.version_info >= (3, 12):
+        pytest.skip("comprehensions run inline from Python 3.12: no frame to hold the thread in")
+    w = Value(0.5)
+    step = mg.compile(lambda s: sum((w * x for x in s), w * 0))
+    step([[1.0]])
+    caller = {"call": "__call__", "repr": "__repr__"}[reader]
+    paused, recorded = threading.Event(), threading.Event()
+
+    def pause_in_the_read(f, event, arg):  # holds the second thread inside its read of the recordings
+        if event == "call" and f.f_code.co_name == frame and not paused.is_set() \
+                and f.f_back is not None and f.f_back.f_code.co_name == caller:
+            paused.set()
+            recorded.wait(30)
+    results, errors = [], []
+
+    def second() -> None:
+        sys.settrace(pause_in_the_read)
+        try:
+            results.append(step([[1.0]]).data if reader == "call" else repr(step))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            sys.settrace(None)
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert paused.wait(30)
+    try:
+        assert step([[1.0, 2.0]]).data == 1.5  # a new shape: a new entry among the recordings
+    finally:
+        recorded.set()
+        thread.join(60)
+    assert errors == [] and len(results) == 1
+    assert results[0] == 0.5 if reader == "call" else "tape" in results[0]
+
+
 def test_a_copied_compiled_function_replays_the_live_model_as_the_original_does():
     import copy
     model = MLP(2, [4, 1], seed=1)
