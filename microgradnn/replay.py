@@ -1193,7 +1193,7 @@ class Compiled:
                 warnings.warn(f"compile: {self.recordings} recordings made for max_tapes={self.max_tapes} kept: the "
                               "batches need more recordings between them (samples of more shapes, word lengths), "
                               "so recordings are dropped and made again, slowly; raise max_tapes=",
-                              RuntimeWarning, stacklevel=4)
+                              RuntimeWarning, stacklevel=5)  # the caller's line, past __call__, _call, _new_tape
             if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
                 del self._tapes[s]
         tape = self._record(shape, numbers, sample)

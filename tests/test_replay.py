@@ -801,6 +801,17 @@ def test_recordings_dropped_and_made_again_across_batches_warn_once():
     assert compiled.recordings == 8
 
 
+def test_the_warning_that_recordings_are_dropped_points_at_the_callers_line():
+    # it pointed inside replay.py (Compiled.__call__), where no user can change anything
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * len(s) * s[0], max_tapes=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in (1, 2, 3):
+            compiled([[1.0] * n])  # the third call records a third time and warns
+    assert [(w.filename, w.category) for w in caught] == [(__file__, RuntimeWarning)]
+
+
 def test_a_sample_whose_recording_fails_leaves_no_trace_of_its_shape():
     # each refused sample of a new shape (here: the object in it) kept an empty entry for its shape,
     # which no eviction removes: memory, and the time of every later call, grew with the refusals
