@@ -973,7 +973,7 @@ class Compiled:
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
-        shapes = sorted({_describe_shape(s) for s, tapes in self._tapes.items() if tapes})
+        shapes = sorted({_describe_shape(s) for s, tapes in list(self._tapes.items()) if tapes})  # (see __call__)
         def counted(n: int, what: str) -> str:
             return f"{n} {what}{'s' if n != 1 else ''}"
         return (f"Compiled({name}: {counted(self.tapes, 'tape')} for {counted(len(shapes), 'sample shape')}, "
@@ -1094,7 +1094,8 @@ class Compiled:
 
     def __call__(self, *args: Any) -> BatchResult:
         n = len(args[0]) if args and hasattr(args[0], "__len__") else 0
-        work = n * max((t.matrix_work for tapes in self._tapes.values() for t in tapes), default=0)
+        # read before the lock, so on a copy: another thread's call may add or drop a shape meanwhile
+        work = n * max((t.matrix_work for tapes in list(self._tapes.values()) for t in tapes), default=0)
         with self._lock, _OneBlasThread(work):
             return self._call(args)
 
@@ -1192,7 +1193,7 @@ class Compiled:
                 warnings.warn(f"compile: {self.recordings} recordings made for max_tapes={self.max_tapes} kept: the "
                               "batches need more recordings between them (samples of more shapes, word lengths), "
                               "so recordings are dropped and made again, slowly; raise max_tapes=",
-                              RuntimeWarning, stacklevel=4)
+                              RuntimeWarning, stacklevel=5)  # the caller's line, past __call__, _call, _new_tape
             if not self._tapes[s] and s != shape:  # (a shape seen once, a sample's id string: no growth)
                 del self._tapes[s]
         tape = self._record(shape, numbers, sample)

@@ -1224,12 +1224,15 @@ def test_a_model_file_giving_a_name_twice_is_refused_not_read_by_its_last_value(
 @pytest.mark.parametrize("edit, message", [
     (lambda p: p.update(version=3), "has format version 3; this microgradnn reads versions 1 and 2"),
     (lambda p: p.update(version="1"), "has format version '1'; this microgradnn reads versions 1 and 2"),
+    # a later version's file, with an entry of its own: told its version (a newer microgradnn reads it),
+    # not only that an entry is unknown
+    (lambda p: p.update(version=3, optimizer={}), "has format version 3; this microgradnn reads versions 1 and 2"),
     (lambda p: p["config"].update(dropout=0.5), r"the description .*dropout.* has settings this microgradnn does "
                                                 "not read"),
     (lambda p: p["config"]["layers"][0].update(negative_slope=0.2), "negative_slope.* has settings this"),
     (lambda p: p.update(treshold=0.7), "m.json has entries this microgradnn does not read: 'treshold'; it reads "
                                        "format, .*, threshold"),
-], ids=["version-3", "version-str", "extra-setting", "extra-layer-setting", "misspelt-threshold"])
+], ids=["version-3", "version-str", "version-3-own-entry", "extra-setting", "extra-layer-setting", "misspelt-threshold"])
 def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, edit, message):
     path = tmp_path / "m.json"
     MLP(2, [3, 1], "leaky_relu", seed=0).save(path)
@@ -1240,7 +1243,10 @@ def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, 
         mg.Module.from_file(path)
     del payload["version"]  # a file without a version is read as version 1
     path.write_text(json.dumps(payload))
-    if "version" in message:
+    if "optimizer" in payload:  # as version 1, its entry is one this version does not read
+        with pytest.raises(ValueError, match="has entries this microgradnn does not read: 'optimizer'"):
+            mg.Module.from_file(path)
+    elif "version" in message:
         assert mg.Module.from_file(path).state_dict() == MLP(2, [3, 1], "leaky_relu", seed=0).state_dict()
 
 

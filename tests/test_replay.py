@@ -801,6 +801,17 @@ def test_recordings_dropped_and_made_again_across_batches_warn_once():
     assert compiled.recordings == 8
 
 
+def test_the_warning_that_recordings_are_dropped_points_at_the_callers_line():
+    # it pointed inside replay.py (Compiled.__call__), where no user can change anything
+    w = Value(1.0)
+    compiled = mg.compile(lambda s: w * len(s) * s[0], max_tapes=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in (1, 2, 3):
+            compiled([[1.0] * n])  # the third call records a third time and warns
+    assert [(w.filename, w.category) for w in caught] == [(__file__, RuntimeWarning)]
+
+
 def test_a_sample_whose_recording_fails_leaves_no_trace_of_its_shape():
     # each refused sample of a new shape (here: the object in it) kept an empty entry for its shape,
     # which no eviction removes: memory, and the time of every later call, grew with the refusals
@@ -1874,6 +1885,47 @@ def test_one_compiled_function_called_from_two_threads_gives_each_batch_its_own_
         sys.setswitchinterval(interval)
     assert not any(t.is_alive() for t in threads)
     assert wrong == []
+
+
+@pytest.mark.parametrize("reader, frame", [("call", "<genexpr>"), ("repr", "<setcomp>")])
+def test_a_read_from_another_thread_while_a_call_records_a_new_shape_is_not_broken(reader, frame):
+    # a call (sizing its matrix work) and repr read the recordings without the lock while another
+    # thread's call added a shape: RuntimeError 'OrderedDict mutated during iteration'
+    import sys
+    import threading
+    if frame == "<setcomp>" and sys.version_info >= (3, 12):
+        pytest.skip("comprehensions run inline from Python 3.12: no frame to hold the thread in")
+    w = Value(0.5)
+    step = mg.compile(lambda s: sum((w * x for x in s), w * 0))
+    step([[1.0]])
+    caller = {"call": "__call__", "repr": "__repr__"}[reader]
+    paused, recorded = threading.Event(), threading.Event()
+
+    def pause_in_the_read(f, event, arg):  # holds the second thread inside its read of the recordings
+        if event == "call" and f.f_code.co_name == frame and not paused.is_set() \
+                and f.f_back is not None and f.f_back.f_code.co_name == caller:
+            paused.set()
+            recorded.wait(30)
+    results, errors = [], []
+
+    def second() -> None:
+        sys.settrace(pause_in_the_read)
+        try:
+            results.append(step([[1.0]]).data if reader == "call" else repr(step))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            sys.settrace(None)
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert paused.wait(30)
+    try:
+        assert step([[1.0, 2.0]]).data == 1.5  # a new shape: a new entry among the recordings
+    finally:
+        recorded.set()
+        thread.join(60)
+    assert errors == [] and len(results) == 1
+    assert results[0] == 0.5 if reader == "call" else "tape" in results[0]
 
 
 def test_a_copied_compiled_function_replays_the_live_model_as_the_original_does():

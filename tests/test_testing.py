@@ -559,6 +559,15 @@ def test_a_failed_report_draws_the_wrong_node_and_its_values():
     assert "grad 1" in svg  # drawn with this backward pass's gradients
 
 
+@pytest.mark.parametrize("f", [lambda x: losses.mse([0.5], [1.0]), lambda x: (x * 2.0).detach()],
+                         ids=["loss-of-plain-numbers", "detached"])
+def test_a_report_on_an_output_that_requires_no_grad_draws(f):
+    # draw ran backward() on it, which refuses such an output: a RuntimeError instead of the drawing
+    # (for a loss of plain numbers too, once losses gave one that requires no grad, as torch's)
+    report = gradcheck(f, {"x": 1.5})
+    assert isinstance(report.draw(), mg.viz.Diagram)
+
+
 def test_strategies_say_how_to_install_hypothesis(monkeypatch):
     monkeypatch.setitem(sys.modules, "hypothesis", None)
     monkeypatch.delitem(sys.modules, "microgradnn.testing.strategies", raising=False)

@@ -77,14 +77,14 @@ def read_model(path: str | os.PathLike) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "config" not in payload \
             or not isinstance(payload.get("state"), dict):
         raise ValueError(f"load: {path} is not a microgradnn model file (no {FORMAT!r} header)")
+    version = payload.get("version", 1)  # first: a later version's file may hold entries of its own
+    if type(version) is not int or version not in (1, 2):  # a later format may mean something else by the same names
+        raise ValueError(f"load: {path} has format version {shown(version)}; this microgradnn reads versions 1 and 2")
     unknown = [name for name in payload if name not in _ENTRIES]
     if unknown:  # a misspelt "treshold" would load with the default one, predicting other classes
         more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
         raise ValueError(f"load: {path} has entries this microgradnn does not read: {unknown[0]!r:.60}{more}; "
                          f"it reads {', '.join(_ENTRIES)}")
-    version = payload.get("version", 1)
-    if type(version) is not int or version not in (1, 2):  # a later format may mean something else by the same names
-        raise ValueError(f"load: {path} has format version {shown(version)}; this microgradnn reads versions 1 and 2")
     if "tied" in payload:
         check_tied(payload, f"load: {path}")
     threshold = payload.get("threshold")

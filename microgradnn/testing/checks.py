@@ -208,8 +208,9 @@ class GradReport:
         nodes = topological_order(root)
         saved = [v.grad for v in nodes]
         try:
-            with contextlib.suppress(ValueError, OverflowError):
-                root.backward()  # the drawing shows this backward pass's gradients
+            if root.requires_grad:  # (a loss of plain numbers, or computed in no_grad(), has no backward)
+                with contextlib.suppress(ValueError, OverflowError):
+                    root.backward()  # the drawing shows this backward pass's gradients
             for i, kwargs in enumerate(attempts):
                 try:
                     return viz.draw_graph(kwargs.pop("root"), view="backward", highlight=mark, title=self.summary(),
