@@ -1073,3 +1073,37 @@ def test_a_label_of_wide_letters_gets_a_cell_it_fits(capfd):
     y.backward(-8.888e+290)
     viz.draw_graph(y, view="both").pipe(format="svg")
     assert "too small" not in capfd.readouterr().err
+
+
+def test_collapse_draws_a_box_for_each_call_of_a_neuron():
+    model = MLP(2, [2, 1], seed=0)
+    xs = [[Value(0.5, "a0"), Value(-1.0, "b0")], [Value(0.5, "a1"), Value(0.0, "b1")]]
+    y0, y1 = (model(x) for x in xs)
+    loss = y0 + y1
+    loss.backward()
+    source = viz.draw_graph(loss, view="both", collapse=True).source
+    boxes = re.findall(r'>(layers\.\d\.neurons\.\d) \w+</TD><TD ID="(v\d+)_data"[^>]*>data ([^<]*)</TD>', source)
+    # was: one box per neuron (the second sample's), sample 0's inputs drawn with no edge, and y0 written
+    # into the + as a constant "0.4241 +"
+    assert sorted(name for name, _, _ in boxes) == sorted(["layers.0.neurons.0", "layers.0.neurons.1",
+                                                            "layers.1.neurons.0"] * 2)
+    shown = {data for name, _, data in boxes if name == "layers.1.neurons.0"}
+    assert shown == {viz.fmt(y0.data), viz.fmt(y1.data)}
+    op = re.search(r"op\d+ \[label=<([^>]*)>", source).group(1)
+    assert op == "+", op
+    for label in ("a0", "b0", "a1", "b1"):
+        vid = re.search(rf'<TD ID="(v\d+)_label"[^>]*>{label}</TD>', source).group(1)
+        assert len(re.findall(rf"^\s*{vid} -> v\d+ ", source, re.M)) == 2, label  # into both first-layer boxes
+
+
+def test_collapse_draws_a_weight_used_outside_its_neuron_as_itself():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh")
+    w = n.w[0]
+    w.label = "w0"
+    loss = n([Value(1.0, "x0"), Value(2.0, "x1")]) + w * w  # a penalty on w0
+    loss.backward()
+    source = viz.draw_graph(loss, view="both", collapse=True).source
+    vid = re.search(r'<TD ID="(v\d+)_label"[^>]*>w0</TD>', source)
+    assert vid, source  # was: w0 folded away, the penalty's op drawn as "0.6 * 0.6", a constant squared
+    assert len(re.findall(rf"^\s*{vid.group(1)} -> (op\d+|v\d+) ", source, re.M)) == 3  # *, twice, and the neuron
+    assert f">grad {viz.fmt(w.grad)}<" in source
