@@ -1107,3 +1107,12 @@ def test_collapse_draws_a_weight_used_outside_its_neuron_as_itself():
     assert vid, source  # was: w0 folded away, the penalty's op drawn as "0.6 * 0.6", a constant squared
     assert len(re.findall(rf"^\s*{vid.group(1)} -> (op\d+|v\d+) ", source, re.M)) == 3  # *, twice, and the neuron
     assert f">grad {viz.fmt(w.grad)}<" in source
+
+
+def test_draw_modules_writes_plain_numbers_into_their_op():
+    layer = mg.nn.Linear(2, 1, seed=0)
+    with mg.nn.tag_modules():
+        out = layer([Value(1.0, "x0"), Value(2.0, "x1")])[0]
+    source = viz.draw_modules(3 - out * 0.5, [layer]).source
+    ops = re.findall(r"^\s*opv\d+ \[label=<([^>]*)>", source, re.M)
+    assert ops == ["* 0.5", "3 -"], ops  # was: "*" and "-", each with one input drawn: 3 - y read as y - ?
