@@ -1116,3 +1116,13 @@ def test_draw_modules_writes_plain_numbers_into_their_op():
     source = viz.draw_modules(3 - out * 0.5, [layer]).source
     ops = re.findall(r"^\s*opv\d+ \[label=<([^>]*)>", source, re.M)
     assert ops == ["* 0.5", "3 -"], ops  # was: "*" and "-", each with one input drawn: 3 - y read as y - ?
+
+
+def test_animation_captions_put_a_label_that_is_no_plain_name_in_parentheses():
+    a, b, c = Value(1.0, "a"), Value(2.0, "b"), Value(3.0, "c")
+    s = a + b
+    s.label = "a+b"
+    out = s * c
+    out.backward()
+    equations = [step["equation"] for step in viz.animation_steps(out)]
+    assert equations[1].startswith("(a+b)*c = 9;"), equations[1]  # was: "a+b*c = 9", which reads as 7

@@ -48,7 +48,9 @@ def _names(drawn: list[Value]) -> dict[int, str]:
         """`part` in parentheses where the expression would otherwise read differently."""
         inner = _infix(x) if not part.startswith("the ") else None
         if inner is None:  # a label, a number or a function call: parentheses only for a negative number
-            negative = not x.label and not x.inputs and part.startswith("-")
+            if x.label:  # or a label that is no plain name: `(a+b)*c`, never `a+b*c`
+                return grouped(part)
+            negative = not x.inputs and part.startswith("-")
             return f"({part})" if negative and (symbol == "**" or i == 1) else part
         mine, theirs = _PRECEDENCE.get(symbol, 0), _PRECEDENCE.get(inner, 0)
         # ** groups from the right (a**b**c is a**(b**c)); the others from the left (a - b - c)
