@@ -1126,3 +1126,14 @@ def test_animation_captions_put_a_label_that_is_no_plain_name_in_parentheses():
     out.backward()
     equations = [step["equation"] for step in viz.animation_steps(out)]
     assert equations[1].startswith("(a+b)*c = 9;"), equations[1]  # was: "a+b*c = 9", which reads as 7
+
+
+def test_a_label_with_a_direction_control_cannot_reorder_the_numbers_around_it():
+    # U+202E (right-to-left override) in a label turned the rest of a caption around in the page:
+    # "∂/∂(\u202eevil) = 1.5" showed as "∂/∂(5.1 = (live"
+    a, b = Value(1.5, label="a\x00b"), Value(2.0, label="\u202eevil")
+    y = a * b
+    y.backward()
+    step = viz.animation_steps(y)[0]
+    assert step["equation"] == r"(a\x00b)*(\u202eevil) = 3; local derivatives: ∂/∂(a\x00b) = 2; ∂/∂(\u202eevil) = 1.5"
+    assert r">\\u202eevil</TD>" in viz.draw_graph(y).source  # the picture writes it as the caption does (\ in DOT)

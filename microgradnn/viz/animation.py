@@ -10,7 +10,7 @@ from collections import Counter
 
 from microgradnn._checks import flag
 from microgradnn.engine import Value
-from microgradnn.viz.format import check_title, cut_sum, derivative, fmt, grouped
+from microgradnn.viz.format import _visible, check_title, cut_sum, derivative, fmt, grouped
 from microgradnn.viz.graph import _plan, draw_graph
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
@@ -32,8 +32,8 @@ def _names(drawn: list[Value]) -> dict[int, str]:
     def name(v: Value) -> str:
         if id(v) in names:
             return names[id(v)]
-        if v.label or not v.inputs:
-            return v.label or fmt(v.data)
+        if v.label or not v.inputs:  # a label as the picture writes it (`\x00`, `\u202e`: see _visible)
+            return _visible(v.label) if v.label else fmt(v.data)
         parts = [name(x) for x in v.inputs]
         op = v._op
         assert op is not None  # an interior node
