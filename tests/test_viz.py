@@ -1137,3 +1137,25 @@ def test_a_label_with_a_direction_control_cannot_reorder_the_numbers_around_it()
     step = viz.animation_steps(y)[0]
     assert step["equation"] == r"(a\x00b)*(\u202eevil) = 3; local derivatives: ∂/∂(a\x00b) = 2; ∂/∂(\u202eevil) = 1.5"
     assert r">\\u202eevil</TD>" in viz.draw_graph(y).source  # the picture writes it as the caption does (\ in DOT)
+
+
+@needs_dot
+@pytest.mark.parametrize("name", ["end\\", "\\N\\G", "<b>&amp;"])
+def test_a_collapsed_neuron_named_with_a_backslash_or_an_entity_is_drawn_and_named_literally(name):
+    class Net(mg.Module):
+        nin = 2
+
+        def __init__(self):
+            super().__init__()
+            setattr(self, name, mg.Neuron(2, activation="tanh", seed=0))
+
+        def forward(self, x):
+            return getattr(self, name)(x)
+
+    out = Net()([Value(1.0, "x0"), Value(2.0, "x1")]) * 2
+    out.backward()
+    svg = viz.draw_graph(out, view="both", collapse=True).pipe(format="svg", encoding="utf-8")  # was: dot's syntax
+    nodes, _, _ = parse_svg(svg)  # error, or a tooltip reading "v2computation graph" for \N\G, "<b>&" for <b>&amp;
+    assert nodes["v2"][0] == f"{name} tanh", nodes
+    titles = {a.get("{http://www.w3.org/1999/xlink}title") for a in ET.fromstring(svg).iter(f"{SVG}a")}
+    assert titles == {"input", "neuron", "output"}, titles

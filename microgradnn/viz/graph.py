@@ -274,7 +274,8 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         if neuron is not None:
             name = names.get(id(neuron), "neuron")
             cells = [("label", f"{name} {neuron.activation}")] + _value_cells(v, view)[-2 if backward else -1:]
-            g.node(vid, label=_cells(cells, fill, vid), shape="plaintext", id=vid, tooltip=name)
+            g.node(vid, label=_cells(cells, fill, vid), shape="plaintext", id=vid,
+                   tooltip="neuron")  # its kind, as other nodes: dot would read \N or a last \ in a name
         else:
             container(v).node(vid, label=_cells(_value_cells(v, view), fill, vid), shape="plaintext", id=vid,
                               tooltip=kind)
