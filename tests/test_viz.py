@@ -1159,3 +1159,12 @@ def test_a_collapsed_neuron_named_with_a_backslash_or_an_entity_is_drawn_and_nam
     assert nodes["v2"][0] == f"{name} tanh", nodes
     titles = {a.get("{http://www.w3.org/1999/xlink}title") for a in ET.fromstring(svg).iter(f"{SVG}a")}
     assert titles == {"input", "neuron", "output"}, titles
+
+
+@needs_dot
+def test_mimebundle_shows_a_drawing_and_refuses_what_it_cannot_show():
+    drawing = viz.draw_network(MLP(2, [2, 1], seed=0))
+    bundle = viz.mimebundle(drawing)  # was: no picture, "draw_network: expected an MLP, ..., got Diagram"
+    assert bundle["image/svg+xml"] == drawing.pipe(format="svg", encoding="utf-8")
+    with pytest.raises(TypeError, match=r"^mimebundle: expected a Digraph, a Value or a Module, got str$"):
+        viz.mimebundle("x")  # was: text naming draw_network, which it had never been given
