@@ -1168,3 +1168,14 @@ def test_mimebundle_shows_a_drawing_and_refuses_what_it_cannot_show():
     assert bundle["image/svg+xml"] == drawing.pipe(format="svg", encoding="utf-8")
     with pytest.raises(TypeError, match=r"^mimebundle: expected a Digraph, a Value or a Module, got str$"):
         viz.mimebundle("x")  # was: text naming draw_network, which it had never been given
+
+
+def test_collapse_names_a_box_for_a_neurons_inner_node_by_its_op():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh")
+    out = n([Value(1.0, "x0"), Value(2.0, "x1")])
+    loss = out + out.inputs[0]  # the neuron's output and its weighted sum, both used outside it
+    loss.backward()
+    source = viz.draw_graph(loss, collapse=True).source
+    boxes = re.findall(r'_label"[^>]*>([^<]*)</TD><TD ID="v\d+_data"[^>]*>data ([^<]*)<', source)
+    # was: both boxes read "neuron tanh", the weighted sum's 1.3 as if a tanh's output
+    assert boxes[2:] == [("neuron Σ w·x + b", "1.3"), ("neuron tanh", "0.8617")], boxes

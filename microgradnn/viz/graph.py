@@ -273,7 +273,10 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         neuron = plan.groups.get(id(v))
         if neuron is not None:
             name = names.get(id(neuron), "neuron")
-            cells = [("label", f"{name} {neuron.activation}")] + _value_cells(v, view)[-2 if backward else -1:]
+            # the neuron's output reads as its activation; a node inside it used outside too, as its op
+            output = v.origin is not None and v.origin[1] is neuron
+            what = neuron.activation if output else v._op.symbol  # type: ignore[union-attr]  # made by an op
+            cells = [("label", f"{name} {what}")] + _value_cells(v, view)[-2 if backward else -1:]
             g.node(vid, label=_cells(cells, fill, vid), shape="plaintext", id=vid,
                    tooltip="neuron")  # its kind, as other nodes: dot would read \N or a last \ in a name
         else:
