@@ -1073,3 +1073,109 @@ def test_a_label_of_wide_letters_gets_a_cell_it_fits(capfd):
     y.backward(-8.888e+290)
     viz.draw_graph(y, view="both").pipe(format="svg")
     assert "too small" not in capfd.readouterr().err
+
+
+def test_collapse_draws_a_box_for_each_call_of_a_neuron():
+    model = MLP(2, [2, 1], seed=0)
+    xs = [[Value(0.5, "a0"), Value(-1.0, "b0")], [Value(0.5, "a1"), Value(0.0, "b1")]]
+    y0, y1 = (model(x) for x in xs)
+    loss = y0 + y1
+    loss.backward()
+    source = viz.draw_graph(loss, view="both", collapse=True).source
+    boxes = re.findall(r'>(layers\.\d\.neurons\.\d) \w+</TD><TD ID="(v\d+)_data"[^>]*>data ([^<]*)</TD>', source)
+    # was: one box per neuron (the second sample's), sample 0's inputs drawn with no edge, and y0 written
+    # into the + as a constant "0.4241 +"
+    assert sorted(name for name, _, _ in boxes) == sorted(["layers.0.neurons.0", "layers.0.neurons.1",
+                                                            "layers.1.neurons.0"] * 2)
+    shown = {data for name, _, data in boxes if name == "layers.1.neurons.0"}
+    assert shown == {viz.fmt(y0.data), viz.fmt(y1.data)}
+    op = re.search(r"op\d+ \[label=<([^>]*)>", source).group(1)
+    assert op == "+", op
+    for label in ("a0", "b0", "a1", "b1"):
+        vid = re.search(rf'<TD ID="(v\d+)_label"[^>]*>{label}</TD>', source).group(1)
+        assert len(re.findall(rf"^\s*{vid} -> v\d+ ", source, re.M)) == 2, label  # into both first-layer boxes
+
+
+def test_collapse_draws_a_weight_used_outside_its_neuron_as_itself():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh")
+    w = n.w[0]
+    w.label = "w0"
+    loss = n([Value(1.0, "x0"), Value(2.0, "x1")]) + w * w  # a penalty on w0
+    loss.backward()
+    source = viz.draw_graph(loss, view="both", collapse=True).source
+    vid = re.search(r'<TD ID="(v\d+)_label"[^>]*>w0</TD>', source)
+    assert vid, source  # was: w0 folded away, the penalty's op drawn as "0.6 * 0.6", a constant squared
+    assert len(re.findall(rf"^\s*{vid.group(1)} -> (op\d+|v\d+) ", source, re.M)) == 3  # *, twice, and the neuron
+    assert f">grad {viz.fmt(w.grad)}<" in source
+
+
+def test_draw_modules_writes_plain_numbers_into_their_op():
+    layer = mg.nn.Linear(2, 1, seed=0)
+    with mg.nn.tag_modules():
+        out = layer([Value(1.0, "x0"), Value(2.0, "x1")])[0]
+    source = viz.draw_modules(3 - out * 0.5, [layer]).source
+    ops = re.findall(r"^\s*opv\d+ \[label=<([^>]*)>", source, re.M)
+    assert ops == ["* 0.5", "3 -"], ops  # was: "*" and "-", each with one input drawn: 3 - y read as y - ?
+
+
+def test_animation_captions_put_a_label_that_is_no_plain_name_in_parentheses():
+    a, b, c = Value(1.0, "a"), Value(2.0, "b"), Value(3.0, "c")
+    s = a + b
+    s.label = "a+b"
+    out = s * c
+    out.backward()
+    equations = [step["equation"] for step in viz.animation_steps(out)]
+    assert equations[1].startswith("(a+b)*c = 9;"), equations[1]  # was: "a+b*c = 9", which reads as 7
+
+
+def test_a_label_with_a_direction_control_cannot_reorder_the_numbers_around_it():
+    # U+202E (right-to-left override) in a label turned the rest of a caption around in the page:
+    # "∂/∂(\u202eevil) = 1.5" showed as "∂/∂(5.1 = (live"
+    a, b = Value(1.5, label="a\x00b"), Value(2.0, label="\u202eevil")
+    y = a * b
+    y.backward()
+    step = viz.animation_steps(y)[0]
+    assert step["equation"] == r"(a\x00b)*(\u202eevil) = 3; local derivatives: ∂/∂(a\x00b) = 2; ∂/∂(\u202eevil) = 1.5"
+    assert r">\\u202eevil</TD>" in viz.draw_graph(y).source  # the picture writes it as the caption does (\ in DOT)
+
+
+@needs_dot
+@pytest.mark.parametrize("name", ["end\\", "\\N\\G", "<b>&amp;"])
+def test_a_collapsed_neuron_named_with_a_backslash_or_an_entity_is_drawn_and_named_literally(name):
+    class Net(mg.Module):
+        nin = 2
+
+        def __init__(self):
+            super().__init__()
+            setattr(self, name, mg.Neuron(2, activation="tanh", seed=0))
+
+        def forward(self, x):
+            return getattr(self, name)(x)
+
+    out = Net()([Value(1.0, "x0"), Value(2.0, "x1")]) * 2
+    out.backward()
+    svg = viz.draw_graph(out, view="both", collapse=True).pipe(format="svg", encoding="utf-8")  # was: dot's syntax
+    nodes, _, _ = parse_svg(svg)  # error, or a tooltip reading "v2computation graph" for \N\G, "<b>&" for <b>&amp;
+    assert nodes["v2"][0] == f"{name} tanh", nodes
+    titles = {a.get("{http://www.w3.org/1999/xlink}title") for a in ET.fromstring(svg).iter(f"{SVG}a")}
+    assert titles == {"input", "neuron", "output"}, titles
+
+
+@needs_dot
+def test_mimebundle_shows_a_drawing_and_refuses_what_it_cannot_show():
+    drawing = viz.draw_network(MLP(2, [2, 1], seed=0))
+    bundle = viz.mimebundle(drawing)  # was: no picture, "draw_network: expected an MLP, ..., got Diagram"
+    assert bundle["image/svg+xml"] == drawing.pipe(format="svg", encoding="utf-8")
+    with pytest.raises(TypeError, match=r"^mimebundle: expected a Digraph, a Value or a Module, got str$"):
+        viz.mimebundle("x")  # was: text naming draw_network, which it had never been given
+
+
+def test_collapse_names_a_box_for_a_neurons_inner_node_by_its_op():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh")
+    out = n([Value(1.0, "x0"), Value(2.0, "x1")])
+    loss = out + out.inputs[0]  # the neuron's output and its weighted sum, both used outside it
+    loss.backward()
+    source = viz.draw_graph(loss, collapse=True).source
+    boxes = re.findall(r'_label"[^>]*>([^<]*)</TD><TD ID="v\d+_data"[^>]*>data ([^<]*)<', source)
+    # was: both boxes read "neuron tanh", the weighted sum's 1.3 as if a tanh's output
+    assert boxes[2:] == [("neuron Σ w·x + b", "1.3"), ("neuron tanh", "0.8617")], boxes

@@ -10,7 +10,7 @@ from collections import Counter
 
 from microgradnn._checks import flag
 from microgradnn.engine import Value
-from microgradnn.viz.format import check_title, cut_sum, derivative, fmt, grouped
+from microgradnn.viz.format import _visible, check_title, cut_sum, derivative, fmt, grouped
 from microgradnn.viz.graph import _plan, draw_graph
 from microgradnn.viz.page import ask, inline_svg, page_path, script_json, write_page
 
@@ -32,8 +32,8 @@ def _names(drawn: list[Value]) -> dict[int, str]:
     def name(v: Value) -> str:
         if id(v) in names:
             return names[id(v)]
-        if v.label or not v.inputs:
-            return v.label or fmt(v.data)
+        if v.label or not v.inputs:  # a label as the picture writes it (`\x00`, `\u202e`: see _visible)
+            return _visible(v.label) if v.label else fmt(v.data)
         parts = [name(x) for x in v.inputs]
         op = v._op
         assert op is not None  # an interior node
@@ -48,7 +48,9 @@ def _names(drawn: list[Value]) -> dict[int, str]:
         """`part` in parentheses where the expression would otherwise read differently."""
         inner = _infix(x) if not part.startswith("the ") else None
         if inner is None:  # a label, a number or a function call: parentheses only for a negative number
-            negative = not x.label and not x.inputs and part.startswith("-")
+            if x.label:  # or a label that is no plain name: `(a+b)*c`, never `a+b*c`
+                return grouped(part)
+            negative = not x.inputs and part.startswith("-")
             return f"({part})" if negative and (symbol == "**" or i == 1) else part
         mine, theirs = _PRECEDENCE.get(symbol, 0), _PRECEDENCE.get(inner, 0)
         # ** groups from the right (a**b**c is a**(b**c)); the others from the left (a - b - c)

@@ -75,12 +75,14 @@ class Diagram(graphviz.Digraph):
             return {"text/plain": f"{self.source}\n(no picture: {e})"}
 
 
-# Characters XML 1.0 forbids (Graphviz's label parser stops at them): shown as \xNN instead.
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Characters XML 1.0 forbids (Graphviz's label parser stops at them), and the invisible direction
+# controls (U+202E turns the rest of a caption around: "= 1.5" reads "5.1 ="): shown as \xNN, \u202e.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+                            "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _visible(text: str) -> str:
-    """`text` with every character XML cannot hold written as its escape (`\x01`)."""
+    """`text` with every character XML cannot hold, or that reorders text, written as its escape (`\x01`)."""
     return _XML_FORBIDDEN.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 

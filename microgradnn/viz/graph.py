@@ -105,6 +105,7 @@ class _Plan:
     made: dict[int, tuple]                       # id(Value) -> modules whose call made it (see _made_by)
     groups: dict[int, Neuron] = field(default_factory=dict)  # collapse: id(Value) -> neuron
     order: list[Value] = field(default_factory=list)  # every node of the graph, topological order
+    boxes: dict[int, list[int]] = field(default_factory=dict)  # collapse: id(folded Value) -> its calls' outputs
 
 
 # the call that draws a graph too large for max_nodes anyway, by who was given max_nodes
@@ -116,17 +117,9 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
     positive_int(max_nodes, who, "max_nodes")
     order = topological_order(root)
     made = _made_by(order)
-    groups, outputs = {}, {}
-    if collapse:
-        for v in order:  # the innermost Neuron that made v (a Linear or a GPT is no neuron to fold into)
-            neuron = next((m for m in reversed(made.get(id(v), ())) if isinstance(m, Neuron)), None)
-            if neuron is not None:
-                groups[id(v)] = neuron
-                outputs[id(neuron)] = v  # the last node a neuron made is its output
-                for p in neuron.parameters():
-                    groups[id(p)] = neuron
+    groups, outputs = _groups(order, made, root) if collapse else ({}, set())
     drawn = [v for v in order if (show_constants or v is root or not _is_constant(v))  # a no_grad result too
-             and (id(v) not in groups or outputs[id(groups[id(v)])] is v)]
+             and (id(v) not in groups or id(v) in outputs)]
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
         call = _LARGER[who].format(collapse="collapse=True, " * collapse, n=count)
@@ -140,7 +133,48 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
                             f"{MAX_SKIPPED_RANKS:,}: a value is used again many steps later (as x in `y = y*w + x` "
                             f"in a loop), which takes dot minutes or crashes it; draw a smaller graph"
                             + (" or pass collapse=True" if made and not collapse else ""))
-    return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups, order)
+    return _Plan(drawn, {id(v): f"v{i}" for i, v in enumerate(drawn)}, made, groups, order, _boxes(drawn, groups))
+
+
+def _boxes(drawn: list[Value], groups: dict[int, Neuron]) -> dict[int, list[int]]:
+    """id(node folded into a neuron's box) -> the drawn outputs of the calls that hold it (a
+    parameter: every call of its neuron; a node a call computed: that call's)."""
+    boxes: dict[int, list[int]] = {}
+    shown = {id(v) for v in drawn}
+    for out in drawn:
+        if id(out) not in groups:
+            continue
+        seen, stack = {id(out)}, [out]
+        while stack:
+            for x in stack.pop().inputs:
+                if groups.get(id(x)) is groups[id(out)] and id(x) not in shown and id(x) not in seen:
+                    seen.add(id(x))
+                    boxes.setdefault(id(x), []).append(id(out))
+                    stack.append(x)
+    return boxes
+
+
+def _groups(order: list[Value], made: dict[int, tuple], root: Value) -> tuple[dict[int, Neuron], set[int]]:
+    """For collapse: id(Value) -> the neuron whose box it is folded into (its parameters too, unless
+    used outside it), and the ids of the nodes drawn as boxes, one per call of a neuron."""
+    groups: dict[int, Neuron] = {}
+    for v in order:  # the innermost Neuron that made v (a Linear or a GPT is no neuron to fold into)
+        neuron = next((m for m in reversed(made.get(id(v), ())) if isinstance(m, Neuron)), None)
+        if neuron is not None:
+            groups[id(v)] = neuron
+            for p in neuron.parameters():
+                groups[id(p)] = neuron
+    # a box for each node a neuron made that something outside it uses (each call's output: a batch
+    # calls a neuron once per sample); a parameter used outside it (a penalty on w) is drawn as itself
+    outputs = {id(root)} if id(root) in groups else set()
+    for u in order:
+        for x in u.inputs:
+            if id(x) in groups and groups.get(id(u)) is not groups[id(x)]:
+                if x.inputs:
+                    outputs.add(id(x))
+                else:
+                    del groups[id(x)]
+    return groups, outputs
 
 
 MAX_SKIPPED_RANKS = 5_000  # y = y*w + x: 37 steps pass 2,738 (dot: 1 s), 60 pass 7,200 (7 s), 80 crash dot
@@ -174,7 +208,7 @@ def _drawn_inputs(v: Value, groups: dict[int, Neuron], drawn: dict[int, int]) ->
         if id(x) in seen:
             continue
         seen.add(id(x))
-        if neuron is not None and groups.get(id(x)) is neuron:
+        if neuron is not None and groups.get(id(x)) is neuron and id(x) not in drawn:
             stack.extend(x.inputs)
         elif id(x) in drawn:
             found.append(x)
@@ -190,8 +224,8 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     `view="forward"` shows labels and data; "backward" or "both" adds every grad and, on each
     edge into an op, the local derivative d(out)/d(input) that backward multiplies by.
     Plain numbers are written into their op's label unless `show_constants=True`. Nodes made
-    inside a Neuron or Layer are grouped into clusters; `collapse=True` draws each neuron as
-    one node. `highlight` (a Value or a collection of Values) draws those nodes and the edges
+    inside a Neuron or Layer are grouped into clusters; `collapse=True` draws each call of a
+    neuron as one node. `highlight` (a Value or a collection of Values) draws those nodes and the edges
     into and out of them in red (with `collapse=True`, a node folded into a neuron highlights its
     box); given as a dict {Value: text}, the text is written beside each.
     Raises GraphTooLarge above `max_nodes` drawn nodes, or when the edges pass over more ranks
@@ -239,8 +273,12 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         neuron = plan.groups.get(id(v))
         if neuron is not None:
             name = names.get(id(neuron), "neuron")
-            cells = [("label", f"{name} {neuron.activation}")] + _value_cells(v, view)[-2 if backward else -1:]
-            g.node(vid, label=_cells(cells, fill, vid), shape="plaintext", id=vid, tooltip=name)
+            # the neuron's output reads as its activation; a node inside it used outside too, as its op
+            output = v.origin is not None and v.origin[1] is neuron
+            what = neuron.activation if output else v._op.symbol  # type: ignore[union-attr]  # made by an op
+            cells = [("label", f"{name} {what}")] + _value_cells(v, view)[-2 if backward else -1:]
+            g.node(vid, label=_cells(cells, fill, vid), shape="plaintext", id=vid,
+                   tooltip="neuron")  # its kind, as other nodes: dot would read \N or a last \ in a name
         else:
             container(v).node(vid, label=_cells(_value_cells(v, view), fill, vid), shape="plaintext", id=vid,
                               tooltip=kind)
@@ -315,11 +353,10 @@ def _onto_boxes(marked: dict[int, str], plan: _Plan) -> dict[int, str]:
     """With collapse, a highlighted node folded into a neuron's box highlights the box (their notes joined)."""
     if not plan.groups:
         return marked
-    box = {id(plan.groups[id(v)]): id(v) for v in plan.values if id(v) in plan.groups}  # neuron -> drawn output
     shown: dict[int, str] = {}
     for i, note in marked.items():
-        j = box[id(plan.groups[i])] if i in plan.groups else i
-        shown[j] = "\n".join(text for text in (shown.get(j, ""), note) if text)
+        for j in plan.boxes.get(i, [i]):
+            shown[j] = "\n".join(text for text in (shown.get(j, ""), note) if text)
     return shown
 
 
@@ -331,7 +368,7 @@ def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: st
         if id(x) in seen:
             continue
         seen.add(id(x))
-        if plan.groups.get(id(x)) is neuron:
+        if plan.groups.get(id(x)) is neuron and id(x) not in plan.ids:
             stack.extend(x.inputs)
         elif id(x) in plan.ids:
             sources.append(x)

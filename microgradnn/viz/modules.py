@@ -9,6 +9,7 @@ from microgradnn.engine import Value, topological_order
 from microgradnn.nn.module import Module
 from microgradnn.viz.format import (COLORS, FONT, MAX_NODES, Diagram, GraphTooLarge, _cells, _html, _value_cells,
                                     check_layout, check_title, fmt)
+from microgradnn.viz.graph import _op_label
 
 
 def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", rankdir: str = "LR", *,
@@ -65,16 +66,16 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
         name = names.get(id(m), type(m).__name__)
         text = f"{name}\n{type(m).__name__}, {m.num_parameters()} params, {sizes[i]} nodes"
         g.node(f"m{i}", label=_html(text), shape="box", style="rounded,filled", fillcolor="#E8DAEF", id=f"m{i}")
+    position = {id(v): i for i, v in enumerate(order)}
     for v in drawn:
         kind = "output" if v is root else "input" if not v.inputs else "intermediate"
         vid = ids[id(v)]
         g.node(vid, label=_cells(_value_cells(v, view), COLORS[kind], vid), shape="plaintext", id=vid)
-        if v.inputs:
-            symbol = v._op.symbol  # type: ignore[union-attr]  # v.inputs: made by an op
-            g.node(f"op{vid}", label=_html(symbol), shape="ellipse", style="filled", fillcolor=COLORS["op"],
-                   fontsize="10", width="0.3", height="0.3", margin="0.03", id=f"op{vid}")
+        if v.inputs:  # plain numbers written into the op's label (`* 0.5`), as draw_graph writes them
+            shown = [x for x in v.inputs if id(x) in ids or boxes[position[id(x)]] is not None]
+            g.node(f"op{vid}", label=_html(_op_label(v, shown)), shape="ellipse", style="filled",
+                   fillcolor=COLORS["op"], fontsize="10", width="0.3", height="0.3", margin="0.03", id=f"op{vid}")
             g.edge(f"op{vid}", vid)
-    position = {id(v): i for i, v in enumerate(order)}
     edges = set()
     for v, b in zip(order, boxes):
         if not v.inputs or (b is None and id(v) not in ids):

@@ -18,9 +18,11 @@ from microgradnn.viz.network import draw_network
 
 
 def mimebundle(obj: graphviz.Digraph | Value | Module, max_nodes: int = 150) -> dict:
-    """What a notebook shows for a Value or Module: an SVG when renderable (a graph of more than
+    """What a notebook shows for a drawing, a Value or a Module: an SVG when renderable (a graph of more than
     `max_nodes` nodes drawn with each neuron as one node, and a note saying so), else text, with
     the reason there is no picture (a Module that has no network diagram is just its repr)."""
+    if not isinstance(obj, (graphviz.Digraph, Value, Module)):
+        raise TypeError(f"mimebundle: expected a Digraph, a Value or a Module, got {type(obj).__name__}")
     bundle = {"text/plain": repr(obj)}
     if isinstance(obj, Module) and not isinstance(obj, (MLP, Layer, Neuron)):
         return bundle
@@ -31,7 +33,9 @@ def mimebundle(obj: graphviz.Digraph | Value | Module, max_nodes: int = 150) -> 
     return bundle
 
 
-def _diagram(obj: Value | Module, max_nodes: int) -> graphviz.Digraph:
+def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz.Digraph:
+    if isinstance(obj, graphviz.Digraph):  # a drawing already (draw_network's, draw_modules')
+        return obj
     if not isinstance(obj, Value):
         return draw_network(obj)
     try:
