@@ -163,7 +163,7 @@ def test_too_many_nodes_advises_collapse_only_where_a_neuron_made_nodes():
         viz.draw_graph(y, max_nodes=10)
     assert "collapse" not in str(caught.value), caught.value
     out = MLP(2, [8, 1], seed=0)([1.0, 2.0])
-    with pytest.raises(viz.GraphTooLarge, match=r"; pass collapse=True to draw each neuron as one node, or a larger "
+    with pytest.raises(viz.GraphTooLarge, match=r"; pass collapse=True to draw each call of a neuron as one node, or a larger "
                                                 r"max_nodes, as in viz\.draw_graph\(v, max_nodes=\d+\)"):
         viz.draw_graph(out, max_nodes=10)
 
@@ -750,7 +750,7 @@ def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it
     assert viz.draw_graph(out, collapse=True).source.count("plaintext") == \
         viz.draw_graph(out).source.count("plaintext")  # was: AttributeError, Linear has no .activation
     big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
-    with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 35 nodes to draw with each neuron as one node, more "
+    with pytest.raises(viz.GraphTooLarge, match=r"^the graph has 35 nodes to draw with each call of a neuron as one node, more "
                                                 r"than max_nodes=10; pass a larger max_nodes, as in "
                                                 r"viz\.draw_graph\(v, collapse=True, max_nodes=35\) \(dot"):
         viz.draw_graph(big, collapse=True, max_nodes=10)  # was: "pass collapse=True", which it was

@@ -124,8 +124,9 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
     if count > max_nodes:
         call = _LARGER[who].format(collapse="collapse=True, " * collapse, n=count)
         advice = f"pass a larger max_nodes, as in {call}" if collapse or not made or who != "draw_graph" else \
-            f"pass collapse=True to draw each neuron as one node, or a larger max_nodes, as in {call}"
-        raise GraphTooLarge(f"the graph has {count} nodes to draw{' with each neuron as one node' * collapse}, more "
+            f"pass collapse=True to draw each call of a neuron as one node, or a larger max_nodes, as in {call}"
+        each = " with each call of a neuron as one node" * collapse
+        raise GraphTooLarge(f"the graph has {count} nodes to draw{each}, more "
                             f"than max_nodes={max_nodes}; {advice} (dot may take minutes on graphs this big)", count)
     skipped = _ranks_skipped(drawn, groups)
     if skipped > MAX_SKIPPED_RANKS:

@@ -19,7 +19,7 @@ from microgradnn.viz.network import draw_network
 
 def mimebundle(obj: graphviz.Digraph | Value | Module, max_nodes: int = 150) -> dict:
     """What a notebook shows for a drawing, a Value or a Module: an SVG when renderable (a graph of more than
-    `max_nodes` nodes drawn with each neuron as one node, and a note saying so), else text, with
+    `max_nodes` nodes drawn with each call of a neuron as one node, and a note saying so), else text, with
     the reason there is no picture (a Module that has no network diagram is just its repr)."""
     if not isinstance(obj, (graphviz.Digraph, Value, Module)):
         raise TypeError(f"mimebundle: expected a Digraph, a Value or a Module, got {type(obj).__name__}")
@@ -50,7 +50,7 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
     except GraphTooLarge as e:
         if e.nodes is None:
             raise
-        collapsed = f"{e.nodes} with each neuron as one node"
+        collapsed = f"{e.nodes} with each call of a neuron as one node"
         count = collapsed if not full else f"{full}" if e.nodes == full else f"{full} ({collapsed})"
         anyway = f"viz.draw_graph(v, max_nodes={full})" if full else \
             f"viz.draw_graph(v, collapse=True, max_nodes={e.nodes})"

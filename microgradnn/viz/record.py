@@ -25,7 +25,7 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
     """Inside the block, each `backward()` writes `step-NNNN-forward.<format>` (the graph as it
     was computed) and `step-NNNN-backward.<format>` (with grads and local derivatives).
 
-    `every=n` keeps every n-th step; `collapse` (default: True when `model` is given) draws each
+    `every=n` keeps every n-th step; `collapse` (default: True when `model` is given) draws each call of a
     neuron as one node. Yields the list of written paths, which grows as the loop runs.
     Refuses a directory that already holds step files unless `overwrite=True`, which first removes
     the step files an earlier recording left there (only names record writes, in any of its
