@@ -407,6 +407,7 @@ def test_fit_builds_a_named_optimizer_with_lr_or_its_default():
     (3, [7] * 20, "accuracy: labels must be class indices 0..2 for a model with 3 outputs, got 7"),
     (3, [0.5] * 20, "class indices 0..2 .* got 0.5"),
     (3, [-1] * 20, "class indices 0..2 .* got -1"),
+    (3, [0, 1, 2, 3] * 5, "class indices 0..2 .* got 3"),  # one past the last class
     (1, [0, 1, 2, 3] * 5, r"a model with one output tells two classes apart, but y has 4 different labels \(0, 1, 2, ...\)"),
 ])
 def test_accuracy_refuses_labels_that_are_not_classes_of_the_model(nout, labels, message):
@@ -554,6 +555,17 @@ def test_fit_refuses_a_model_whose_forward_makes_parameters_the_optimizer_does_n
     with pytest.raises(ValueError, match=r"fit: the model's parameters changed by the end of epoch 3 \(3 before, 4 now; "
                                          r"new: \['seen.0'\]\)"):
         mg.fit(Later(), np.zeros((4, 2)), np.zeros(4), "mse", "sgd", 3, verbose=False)
+
+    class Swapped(Net):  # as many parameters, but one a new Value the optimizer does not step
+        def forward(self, x):
+            self.seen[:] = [x[0]] if self.seen else [mg.Value(0.0)]
+            return self.fc(x)[0] + 0.0 * self.seen[0]
+
+    swapped = Swapped()
+    swapped.seen.append(mg.Value(0.0))
+    with pytest.raises(ValueError, match=r"fit: the model's parameters changed by the end of epoch 1 \(4 before, 4 now; "
+                                         r"new: \['seen.0'\]\)"):
+        mg.fit(swapped, np.zeros((4, 2)), np.zeros(4), "mse", "sgd", 2, verbose=False)
 
 
 @pytest.mark.parametrize("option", ["verbose", "compiled"])
