@@ -405,13 +405,18 @@ def _as_number(loss) -> float:
 
 def _one_score(model: Module) -> Callable:
     """The model's forward for the loss: a one-output model's list of one Value (a Layer's, a
-    Linear's) read as its Value, as an MLP with one output gives it and `predict` reads it."""
-    if model.nout != 1:
-        return model
+    Linear's) read as its Value, as an MLP with one output gives it and `predict` reads it; an
+    output that is no Value (a forward returning a float, which no gradient reaches) refused."""
+    one = model.nout == 1
 
     def forward(x):
         out = model(x)
-        return out[0] if isinstance(out, list) and len(out) == 1 else out
+        if one and isinstance(out, list) and len(out) == 1:
+            out = out[0]
+        if type(out) is not Value and not (isinstance(out, list) and all(type(v) is Value for v in out)):
+            raise TypeError(f"fit: the model must return a Value (or a list of Values, one per output) computed "
+                            f"from its parameters, got {type(out).__name__} {out!r:.60}")
+        return out
     return forward
 
 

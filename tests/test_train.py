@@ -677,3 +677,22 @@ def test_fit_refuses_a_scalar_step_too_large_for_memory_before_training(monkeypa
     mg.fit(model, X, y, "mse", "sgd", 1, batch_size=10, verbose=False)
     mg.fit(model, X, y, "mse", "sgd", 1, compiled=True, verbose=False)
     assert [p.data for p in model.parameters()] != before
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("returned", [0.5, [0.5], None])
+def test_fit_refuses_a_model_that_returns_no_value(compiled, returned):
+    # was: compiled, a raw AttributeError ('float' object has no attribute '_depth'); scalar, backward's
+    # "does not require grad", which did not say the model was the cause
+    class Plain(mg.nn.Module):
+        def __init__(self):
+            self.nin, self.nout, self.output_activation = 2, 1, "linear"
+            self.fc = mg.nn.Linear(2, 1, seed=0)
+
+        def forward(self, x):
+            return returned
+
+    X, y = data.make_moons(8, seed=0)
+    with pytest.raises(TypeError, match=r"^(compiled, sample 0: )?fit: the model must return a Value \(or a list of Values, one per "
+                                        r"output\) computed from its parameters, got "):
+        mg.fit(Plain(), X, 2 * y - 1, "hinge", "sgd", 2, verbose=False, compiled=compiled)
