@@ -142,7 +142,8 @@ def test_a_tiny_file_claiming_a_huge_block_is_refused_without_building_it(tmp_pa
 
 
 @pytest.mark.parametrize("make", [lambda: Linear(3, 2), lambda: Linear(3, 2, bias=False), lambda: Embedding(4, 2),
-                                  lambda: RMSNorm(3)])
+                                  lambda: RMSNorm(3), lambda: mg.Neuron(3), lambda: mg.Layer(3, 2),
+                                  lambda: mg.MLP(3, [4, 2, 1])])
 def test_config_size_counts_the_parameters_from_the_config_alone(make):
     model = make()
     assert type(model).config_size(model.config()) == model.num_parameters()

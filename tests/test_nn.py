@@ -176,6 +176,8 @@ def test_fused_and_unfused_neurons_are_identical():
     (lambda: MLP(2, [3, 1], activation="gelu"), "MLP: activation must be one of relu, tanh, sigmoid, leaky_relu, linear, got 'gelu'"),
     (lambda: MLP(2, []), "non-empty list"),
     (lambda: MLP.from_layers([Layer(2, 3, seed=0), Layer(2, 1, seed=0)]), "layer 0 has 3 outputs but layer 1 expects 2"),
+    (lambda: MLP.from_layers([]), "MLP.from_layers: needs a non-empty list of Layer objects"),
+    (lambda: MLP.from_layers([Layer(2, 3, seed=0), Neuron(3, seed=0)]), "MLP.from_layers: needs a non-empty list of Layer"),
     (lambda: Neuron(2, seed=0)([1.0, float("inf")]), "finite numbers"),
 ])
 def test_bad_input_raises_value_error(call, message):
@@ -898,6 +900,9 @@ def test_torch_conversions_keep_frozen_weights_frozen_and_refuse_what_a_tensor_c
     model.layers[0].requires_grad_(False)
     seq = model.to_torch()  # was all trainable: torch's optimizer stepped the frozen layer
     assert [p.requires_grad for p in seq.parameters()] == [False, False, True, True]
+    model.layers[1].neurons[0].b.requires_grad_(False)  # a bias alone frozen: its tensor alone
+    assert [p.requires_grad for p in model.to_torch().parameters()] == [False, False, True, False]
+    model.layers[1].neurons[0].b.requires_grad_(True)
     seq[2].bias.requires_grad_(False)
     back = MLP.from_torch(seq)
     assert [p.requires_grad for p in back.layers[0].parameters()] == [False] * 16
