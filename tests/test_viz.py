@@ -111,12 +111,12 @@ def test_node_kinds_look_different_and_gradient_colouring():
     assert src.count('BGCOLOR="#D5F5E3"') == 1  # output
     colored = viz.draw_graph(out, view="both", color_by_grad=True).source
     assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})"', colored) and 'BGCOLOR="#FFE8B0"' not in colored
-    x, y, w = Value(2.0, label="x"), Value(-1.0, label="y"), Value(0.5, label="w")
-    z = x * y + w * 0.0  # grads: y 2 (the largest: deepest red), x -1 (blue), w 0 (white)
+    x, y, w, u = Value(2.0, label="x"), Value(-1.0, label="y"), Value(0.5, label="w"), Value(3.0, label="u")
+    z = x * y + w * 0.0 + u * 0.5  # grads: y 2 (the largest: deepest red), x -1 (blue), w 0 (white), u 0.5 (pale red)
     z.backward()
     shaded = viz.draw_graph(z, view="both", color_by_grad=True).source
     fill = {label: color for color, label in re.findall(r'BGCOLOR="(#[0-9A-F]{6})"><TR><TD ID="v\d+_label"[^>]*>(\w)<', shaded)}
-    assert fill == {"y": "#FF6969", "x": "#9595FF", "w": "#FFFFFF"}
+    assert fill == {"y": "#FF6969", "x": "#9595FF", "w": "#FFFFFF", "u": "#FFB4B4"}  # depth: sqrt(|g| / 2)
     assert not re.search(r'"#[0-9A-Fa-f]{3}"', src)  # never 3-digit colours
 
 
