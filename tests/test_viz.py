@@ -1179,3 +1179,31 @@ def test_collapse_names_a_box_for_a_neurons_inner_node_by_its_op():
     boxes = re.findall(r'_label"[^>]*>([^<]*)</TD><TD ID="v\d+_data"[^>]*>data ([^<]*)<', source)
     # was: both boxes read "neuron tanh", the weighted sum's 1.3 as if a tanh's output
     assert boxes[2:] == [("neuron Σ w·x + b", "1.3"), ("neuron tanh", "0.8617")], boxes
+
+
+def test_collapse_draws_each_call_of_a_neuron_fed_its_own_output():
+    n = mg.Neuron.from_weights([0.5, -0.3], 0.1, activation="tanh")
+    y1 = n([Value(0.2, "y0"), Value(1.0, "x1")])
+    y2 = n([y1, Value(2.0, "x2")])  # a recurrence: y = n([y, x])
+    source = viz.draw_graph(y2, collapse=True).source
+    boxes = re.findall(r'>neuron tanh</TD><TD ID="(v\d+)_data"[^>]*>data ([^<]*)<', source)
+    # was: one box, the second call's, with y0, x1 and x2 all drawn straight into it
+    assert [data for _, data in boxes] == [viz.fmt(y1.data), viz.fmt(y2.data)], boxes
+    ids = dict(re.findall(r'<TD ID="(v\d+)_label"[^>]*>(\w+)</TD>', source))
+    names = {**{vid: name for vid, name in ids.items()}, boxes[0][0]: "y1", boxes[1][0]: "y2"}
+    edges = {(names[a], names[b]) for a, b in re.findall(r"^\s*(v\d+) -> (v\d+) ", source, re.M)}
+    assert edges == {("y0", "y1"), ("x1", "y1"), ("y1", "y2"), ("x2", "y2")}, edges
+
+
+def test_collapse_draws_a_node_two_calls_of_a_neuron_share_as_its_own_box():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh", fused=False)
+    a = n([Value(1.0, "x0"), Value(2.0, "x1")])
+    product = a.inputs[0].inputs[0].inputs[1]  # w0 * x0, inside the first call
+    b = n([product * 1.5, Value(3.0, "x2")])  # and, through * 1.5, in the second
+    source = viz.draw_graph(a + b, collapse=True).source
+    names = {vid: f"{label} {data}" for vid, label, data in
+             re.findall(r'<TD ID="(v\d+)_label"[^>]*>([^<]*)</TD><TD ID="v\d+_data"[^>]*>data ([^<]*)<', source)}
+    edges = {(names[x], names[y]) for x, y in re.findall(r"^\s*(v\d+) -> (v\d+) ", source, re.M)}
+    # was: the product folded into both boxes, x0 drawn straight into the second call's box (which never read it)
+    assert edges == {("x0 1", "neuron * 0.6"), ("x1 2", "neuron tanh 0.8617"), ("neuron * 0.6", "neuron tanh 0.8617"),
+                     ("x2 3", "neuron tanh 0.9121"), ("neuron * 0.6", "neuron tanh 0.9121")}, edges
