@@ -299,7 +299,7 @@ def test_notebook_draws_a_large_graph_collapsed_with_a_note():
     nodes, _, _ = parse_svg(viz.mimebundle(big)["image/svg+xml"])
     assert len(nodes) == 2 + 16 + 16 + 1  # the inputs and one node per neuron
     title = " ".join(t.text for t in ET.fromstring(viz.mimebundle(big)["image/svg+xml"]).find(f"{SVG}g").findall(f"{SVG}text"))
-    assert title.startswith("collapsed: each neuron is one node (") and "draws them all" in title
+    assert title.startswith("collapsed: each call of a neuron is one node (") and "draws them all" in title
     full = int(re.search(r"max_nodes=(\d+)\) draws them all", title)[1])  # was: a guess, twice the values
     assert viz.draw_graph(big, view="both", max_nodes=full).source
     with pytest.raises(viz.GraphTooLarge):
@@ -328,7 +328,7 @@ def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph, monke
         assert bundle["text/plain"] == repr(o) and bundle["image/svg+xml"].lstrip().startswith("<?xml")
         assert "image/svg+xml" in shell.display_formatter.format(MLP(2, [3, 1], seed=0))[0]
         big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
-        assert "collapsed: each neuron is one node" in shell.display_formatter.format(big)[0]["image/svg+xml"]
+        assert "collapsed: each call of a neuron is one node" in shell.display_formatter.format(big)[0]["image/svg+xml"]
         shell.display_formatter.active_types = ["text/plain"]  # what a terminal IPython shows: dot must not run
         monkeypatch.setattr(viz.notebook, "mimebundle", lambda obj: pytest.fail("drew a picture for a terminal"))
         assert shell.display_formatter.format(o)[0] == {"text/plain": repr(o)}
@@ -1207,3 +1207,14 @@ def test_collapse_draws_a_node_two_calls_of_a_neuron_share_as_its_own_box():
     # was: the product folded into both boxes, x0 drawn straight into the second call's box (which never read it)
     assert edges == {("x0 1", "neuron * 0.6"), ("x1 2", "neuron tanh 0.8617"), ("neuron * 0.6", "neuron tanh 0.8617"),
                      ("x2 3", "neuron tanh 0.9121"), ("neuron * 0.6", "neuron tanh 0.9121")}, edges
+
+
+@needs_dot
+def test_notebook_title_of_a_collapsed_batch_says_each_call_is_a_node():
+    model = MLP(2, [8, 8, 1], seed=0)
+    loss = model([0.1, 0.2]) + model([0.3, 0.4])  # two samples: two boxes for each neuron
+    svg = viz.mimebundle(loss)["image/svg+xml"]
+    nodes, _, _ = parse_svg(svg)
+    assert sum(texts[0] == "layers.2.neurons.0 linear" for texts in nodes.values()) == 2
+    title = ET.fromstring(svg).find(f"{SVG}g").find(f"{SVG}text").text
+    assert title.startswith("collapsed: each call of a neuron is one node ("), title  # was: "each neuron is one node"

@@ -46,7 +46,7 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
              "in full too tangled for dot")
     try:
         return draw_graph(obj, view="both", collapse=True, max_nodes=max_nodes,
-                          title=f"collapsed: each neuron is one node ({whole})")
+                          title=f"collapsed: each call of a neuron is one node ({whole})")
     except GraphTooLarge as e:
         if e.nodes is None:
             raise
