@@ -1218,3 +1218,13 @@ def test_notebook_title_of_a_collapsed_batch_says_each_call_is_a_node():
     assert sum(texts[0] == "layers.2.neurons.0 linear" for texts in nodes.values()) == 2
     title = ET.fromstring(svg).find(f"{SVG}g").find(f"{SVG}text").text
     assert title.startswith("collapsed: each call of a neuron is one node ("), title  # was: "each neuron is one node"
+
+
+def test_animation_captions_put_a_node_named_by_its_op_in_parentheses():
+    a, b = Value(2.0, "a"), Value(3.0, "b")
+    long = (a + b) * (a - b) + a * b * a * b + b * b  # too long a name: "the + node"
+    out = a * long
+    out.backward()
+    equations = [step["equation"] for step in viz.animation_steps(out)]
+    assert "a*(the + node) = 80; local derivatives: ∂/∂a = 40; ∂/∂(the + node) = 2" in equations, equations
+    # was: "a*the + node = 80", which reads as a*the, plus node
