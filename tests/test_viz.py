@@ -1228,3 +1228,20 @@ def test_animation_captions_put_a_node_named_by_its_op_in_parentheses():
     equations = [step["equation"] for step in viz.animation_steps(out)]
     assert "a*(the + node) = 80; local derivatives: ∂/∂a = 40; ∂/∂(the + node) = 2" in equations, equations
     # was: "a*the + node = 80", which reads as a*the, plus node
+
+
+@needs_dot
+def test_notebook_advises_no_call_that_a_too_tangled_graph_refuses():
+    n = mg.Neuron(2, "tanh", seed=0)
+    c, y = Value(0.5, "c"), Value(0.0, "h0")
+    for _ in range(60):
+        y = n([y, c])  # c used again at every step: in full too tangled for dot, collapsed drawable
+    with pytest.raises(viz.GraphTooLarge, match="ranks"):
+        viz.draw_graph(y, max_nodes=10_000)
+    title = ET.fromstring(viz.mimebundle(y)["image/svg+xml"]).find(f"{SVG}g").find(f"{SVG}text").text
+    # was: "(245 nodes in full; viz.draw_graph(v, max_nodes=245) draws them all)", a call refused as above
+    assert title == "collapsed: each call of a neuron is one node (in full too tangled for dot)", title
+    for _ in range(90):
+        y = n([y, c])  # too tangled collapsed too
+    text = viz.mimebundle(y)["text/plain"]
+    assert "draws it anyway" not in text and "ranks (columns)" in text, text  # was: max_nodes=605 "draws it anyway"
