@@ -299,7 +299,7 @@ def test_notebook_draws_a_large_graph_collapsed_with_a_note():
     nodes, _, _ = parse_svg(viz.mimebundle(big)["image/svg+xml"])
     assert len(nodes) == 2 + 16 + 16 + 1  # the inputs and one node per neuron
     title = " ".join(t.text for t in ET.fromstring(viz.mimebundle(big)["image/svg+xml"]).find(f"{SVG}g").findall(f"{SVG}text"))
-    assert title.startswith("collapsed: each neuron is one node (") and "draws them all" in title
+    assert title.startswith("collapsed: each call of a neuron is one node (") and "draws them all" in title
     full = int(re.search(r"max_nodes=(\d+)\) draws them all", title)[1])  # was: a guess, twice the values
     assert viz.draw_graph(big, view="both", max_nodes=full).source
     with pytest.raises(viz.GraphTooLarge):
@@ -328,7 +328,7 @@ def test_notebook_shows_values_and_modules_as_svg_when_small(neuron_graph, monke
         assert bundle["text/plain"] == repr(o) and bundle["image/svg+xml"].lstrip().startswith("<?xml")
         assert "image/svg+xml" in shell.display_formatter.format(MLP(2, [3, 1], seed=0))[0]
         big = MLP(2, [16, 16, 1], seed=0)([0.1, 0.2])
-        assert "collapsed: each neuron is one node" in shell.display_formatter.format(big)[0]["image/svg+xml"]
+        assert "collapsed: each call of a neuron is one node" in shell.display_formatter.format(big)[0]["image/svg+xml"]
         shell.display_formatter.active_types = ["text/plain"]  # what a terminal IPython shows: dot must not run
         monkeypatch.setattr(viz.notebook, "mimebundle", lambda obj: pytest.fail("drew a picture for a terminal"))
         assert shell.display_formatter.format(o)[0] == {"text/plain": repr(o)}
@@ -1179,3 +1179,69 @@ def test_collapse_names_a_box_for_a_neurons_inner_node_by_its_op():
     boxes = re.findall(r'_label"[^>]*>([^<]*)</TD><TD ID="v\d+_data"[^>]*>data ([^<]*)<', source)
     # was: both boxes read "neuron tanh", the weighted sum's 1.3 as if a tanh's output
     assert boxes[2:] == [("neuron Σ w·x + b", "1.3"), ("neuron tanh", "0.8617")], boxes
+
+
+def test_collapse_draws_each_call_of_a_neuron_fed_its_own_output():
+    n = mg.Neuron.from_weights([0.5, -0.3], 0.1, activation="tanh")
+    y1 = n([Value(0.2, "y0"), Value(1.0, "x1")])
+    y2 = n([y1, Value(2.0, "x2")])  # a recurrence: y = n([y, x])
+    source = viz.draw_graph(y2, collapse=True).source
+    boxes = re.findall(r'>neuron tanh</TD><TD ID="(v\d+)_data"[^>]*>data ([^<]*)<', source)
+    # was: one box, the second call's, with y0, x1 and x2 all drawn straight into it
+    assert [data for _, data in boxes] == [viz.fmt(y1.data), viz.fmt(y2.data)], boxes
+    ids = dict(re.findall(r'<TD ID="(v\d+)_label"[^>]*>(\w+)</TD>', source))
+    names = {**{vid: name for vid, name in ids.items()}, boxes[0][0]: "y1", boxes[1][0]: "y2"}
+    edges = {(names[a], names[b]) for a, b in re.findall(r"^\s*(v\d+) -> (v\d+) ", source, re.M)}
+    assert edges == {("y0", "y1"), ("x1", "y1"), ("y1", "y2"), ("x2", "y2")}, edges
+
+
+def test_collapse_draws_a_node_two_calls_of_a_neuron_share_as_its_own_box():
+    n = mg.Neuron.from_weights([0.6, 0.3], 0.1, activation="tanh", fused=False)
+    a = n([Value(1.0, "x0"), Value(2.0, "x1")])
+    product = a.inputs[0].inputs[0].inputs[1]  # w0 * x0, inside the first call
+    b = n([product * 1.5, Value(3.0, "x2")])  # and, through * 1.5, in the second
+    source = viz.draw_graph(a + b, collapse=True).source
+    names = {vid: f"{label} {data}" for vid, label, data in
+             re.findall(r'<TD ID="(v\d+)_label"[^>]*>([^<]*)</TD><TD ID="v\d+_data"[^>]*>data ([^<]*)<', source)}
+    edges = {(names[x], names[y]) for x, y in re.findall(r"^\s*(v\d+) -> (v\d+) ", source, re.M)}
+    # was: the product folded into both boxes, x0 drawn straight into the second call's box (which never read it)
+    assert edges == {("x0 1", "neuron * 0.6"), ("x1 2", "neuron tanh 0.8617"), ("neuron * 0.6", "neuron tanh 0.8617"),
+                     ("x2 3", "neuron tanh 0.9121"), ("neuron * 0.6", "neuron tanh 0.9121")}, edges
+
+
+@needs_dot
+def test_notebook_title_of_a_collapsed_batch_says_each_call_is_a_node():
+    model = MLP(2, [8, 8, 1], seed=0)
+    loss = model([0.1, 0.2]) + model([0.3, 0.4])  # two samples: two boxes for each neuron
+    svg = viz.mimebundle(loss)["image/svg+xml"]
+    nodes, _, _ = parse_svg(svg)
+    assert sum(texts[0] == "layers.2.neurons.0 linear" for texts in nodes.values()) == 2
+    title = ET.fromstring(svg).find(f"{SVG}g").find(f"{SVG}text").text
+    assert title.startswith("collapsed: each call of a neuron is one node ("), title  # was: "each neuron is one node"
+
+
+def test_animation_captions_put_a_node_named_by_its_op_in_parentheses():
+    a, b = Value(2.0, "a"), Value(3.0, "b")
+    long = (a + b) * (a - b) + a * b * a * b + b * b  # too long a name: "the + node"
+    out = a * long
+    out.backward()
+    equations = [step["equation"] for step in viz.animation_steps(out)]
+    assert "a*(the + node) = 80; local derivatives: ∂/∂a = 40; ∂/∂(the + node) = 2" in equations, equations
+    # was: "a*the + node = 80", which reads as a*the, plus node
+
+
+@needs_dot
+def test_notebook_advises_no_call_that_a_too_tangled_graph_refuses():
+    n = mg.Neuron(2, "tanh", seed=0)
+    c, y = Value(0.5, "c"), Value(0.0, "h0")
+    for _ in range(60):
+        y = n([y, c])  # c used again at every step: in full too tangled for dot, collapsed drawable
+    with pytest.raises(viz.GraphTooLarge, match="ranks"):
+        viz.draw_graph(y, max_nodes=10_000)
+    title = ET.fromstring(viz.mimebundle(y)["image/svg+xml"]).find(f"{SVG}g").find(f"{SVG}text").text
+    # was: "(245 nodes in full; viz.draw_graph(v, max_nodes=245) draws them all)", a call refused as above
+    assert title == "collapsed: each call of a neuron is one node (in full too tangled for dot)", title
+    for _ in range(90):
+        y = n([y, c])  # too tangled collapsed too
+    text = viz.mimebundle(y)["text/plain"]
+    assert "draws it anyway" not in text and "ranks (columns)" in text, text  # was: max_nodes=605 "draws it anyway"

@@ -50,6 +50,8 @@ def _names(drawn: list[Value]) -> dict[int, str]:
         if inner is None:  # a label, a number or a function call: parentheses only for a negative number
             if x.label:  # or a label that is no plain name: `(a+b)*c`, never `a+b*c`
                 return grouped(part)
+            if part.startswith("the "):  # `a*(the + node)`, never `a*the + node`
+                return f"({part})"
             negative = not x.inputs and part.startswith("-")
             return f"({part})" if negative and (symbol == "**" or i == 1) else part
         mine, theirs = _PRECEDENCE.get(symbol, 0), _PRECEDENCE.get(inner, 0)

@@ -165,16 +165,21 @@ def _groups(order: list[Value], made: dict[int, tuple], root: Value) -> tuple[di
             groups[id(v)] = neuron
             for p in neuron.parameters():
                 groups[id(p)] = neuron
-    # a box for each node a neuron made that something outside it uses (each call's output: a batch
-    # calls a neuron once per sample); a parameter used outside it (a penalty on w) is drawn as itself
-    outputs = {id(root)} if id(root) in groups else set()
-    for u in order:
+    # a box for each call's output (a batch calls a neuron once per sample; y = n([y, x]) calls it on
+    # its own output) and each node a neuron made that is used outside one box; a parameter used
+    # outside its neuron (a penalty on w) is drawn as itself
+    outputs: set[int] = set()
+    box: dict[int, int | None] = {}  # id(node) -> the box its users fold it into (None: more than one)
+    for u in reversed(order):  # every node after its users
+        if id(u) in groups and u.inputs and (u.origin is not None or box.get(id(u)) is None):
+            outputs.add(id(u))
+            box[id(u)] = id(u)
         for x in u.inputs:
-            if id(x) in groups and groups.get(id(u)) is not groups[id(x)]:
-                if x.inputs:
-                    outputs.add(id(x))
-                else:
-                    del groups[id(x)]
+            if id(x) in groups and not x.inputs and groups.get(id(u)) is not groups[id(x)]:
+                del groups[id(x)]
+            elif id(x) in groups and x.inputs:
+                inside = groups.get(id(u)) is groups[id(x)] and box.get(id(x), box[id(u)]) == box[id(u)]
+                box[id(x)] = box[id(u)] if inside else None
     return groups, outputs
 
 

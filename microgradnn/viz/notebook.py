@@ -13,7 +13,7 @@ import graphviz
 from microgradnn.engine import Value
 from microgradnn.nn import MLP, Layer, Module, Neuron
 from microgradnn.viz.format import GraphTooLarge
-from microgradnn.viz.graph import draw_graph
+from microgradnn.viz.graph import _plan, draw_graph
 from microgradnn.viz.network import draw_network
 
 
@@ -41,15 +41,17 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
     try:
         return draw_graph(obj, view="both", max_nodes=max_nodes)
     except GraphTooLarge as e:
-        full = e.nodes  # None: too tangled for dot whatever max_nodes is
+        full = _drawable(obj, False, e.nodes)  # None: too tangled for dot whatever max_nodes is
     whole = (f"{full} nodes in full; viz.draw_graph(v, max_nodes={full}) draws them all" if full else
              "in full too tangled for dot")
     try:
         return draw_graph(obj, view="both", collapse=True, max_nodes=max_nodes,
-                          title=f"collapsed: each neuron is one node ({whole})")
+                          title=f"collapsed: each call of a neuron is one node ({whole})")
     except GraphTooLarge as e:
         if e.nodes is None:
             raise
+        if full is None:  # the call advised below must draw it: raises if too tangled collapsed too
+            _plan(obj, False, True, e.nodes)
         collapsed = f"{e.nodes} with each call of a neuron as one node"
         count = collapsed if not full else f"{full}" if e.nodes == full else f"{full} ({collapsed})"
         anyway = f"viz.draw_graph(v, max_nodes={full})" if full else \
@@ -57,6 +59,17 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
         raise GraphTooLarge(f"the graph has {count} nodes to draw, more than the {max_nodes} a notebook draws; "
                             f"{anyway} at the end of a cell draws it anyway (dot may take minutes on graphs "
                             f"this big)", e.nodes) from None
+
+
+def _drawable(root: Value, collapse: bool, nodes: int | None) -> int | None:
+    """`nodes` when draw_graph draws root with max_nodes=nodes, None when its edges are too tangled for dot."""
+    if nodes is None:
+        return None
+    try:
+        _plan(root, False, collapse, nodes)
+    except GraphTooLarge:
+        return None
+    return nodes
 
 
 def register(shell: Any = None) -> bool:
