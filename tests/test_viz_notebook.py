@@ -163,3 +163,13 @@ def test_the_notebook_exported_to_html_shows_the_pictures_in_chromium(notebook, 
         assert not page.errors, page.errors
     finally:
         page.context.close()
+
+
+def test_the_notebook_text_of_a_graph_too_large_collapsed_reads_as_a_sentence():
+    # was: "the graph has 301 with each call of a neuron as one node nodes to draw"
+    neuron, y = mg.Neuron(2, "tanh", seed=0), mg.Value(0.1)
+    for _ in range(150):
+        y = neuron([y, mg.Value(0.5)])
+    text = mg.viz.mimebundle(y)["text/plain"]
+    assert "(no picture: the graph has 301 nodes to draw with each call of a neuron as one node, more than the 150 " \
+           "a notebook draws; viz.draw_graph(v, collapse=True, max_nodes=301) at the end" in text

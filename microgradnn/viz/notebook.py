@@ -52,11 +52,12 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
             raise
         if full is None:  # the call advised below must draw it: raises if too tangled collapsed too
             _plan(obj, False, True, e.nodes)
-        collapsed = f"{e.nodes} with each call of a neuron as one node"
-        count = collapsed if not full else f"{full}" if e.nodes == full else f"{full} ({collapsed})"
+        each = f"{e.nodes} with each call of a neuron as one node"
+        count = f"{e.nodes} nodes to draw with each call of a neuron as one node" if not full else \
+            f"{full} nodes to draw" if e.nodes == full else f"{full} nodes to draw ({each})"
         anyway = f"viz.draw_graph(v, max_nodes={full})" if full else \
             f"viz.draw_graph(v, collapse=True, max_nodes={e.nodes})"
-        raise GraphTooLarge(f"the graph has {count} nodes to draw, more than the {max_nodes} a notebook draws; "
+        raise GraphTooLarge(f"the graph has {count}, more than the {max_nodes} a notebook draws; "
                             f"{anyway} at the end of a cell draws it anyway (dot may take minutes on graphs "
                             f"this big)", e.nodes) from None
 
