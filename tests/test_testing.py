@@ -253,6 +253,13 @@ def test_compare_with_torch_runs_the_module_functions_on_tensors():
     assert [r.name for r in report.rows] == ["output", "x", "y"]
 
 
+def test_compare_with_torch_takes_an_unused_input_as_a_gradient_of_0_on_both_sides():
+    pytest.importorskip("torch")
+    report = compare_with_torch(lambda x, y: x * 2.0, {"x": 0.3, "y": -1.2})  # torch leaves y.grad None
+    assert report, str(report)
+    assert [(r.name, r.analytic, r.reference) for r in report.rows][2] == ("y", 0.0, 0.0)
+
+
 from hypothesis import example, given, settings, strategies as st  # noqa: E402
 
 UNARY = [("tanh", "tanh"), ("exp", "exp"), ("sigmoid", "sigmoid"), ("sin", "sin"), ("cos", "cos"),
