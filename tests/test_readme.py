@@ -92,6 +92,12 @@ def test_fits_compiled_speed_up_is_the_performance_tables():
     assert 0.75 < said / (ms["fused scalar"] / ms["compiled replay"]) < 1.25
 
 
+def test_models_line_count_is_the_files():
+    said = int(re.search(r"`microgradnn/models.py` reads top to bottom\s+in about (\d+) lines", README).group(1))
+    lines = len((ROOT / "microgradnn" / "models.py").read_text().splitlines())
+    assert abs(said - lines) <= 0.1 * lines, f"README says about {said} lines, models.py has {lines}"
+
+
 def test_layout_tree_is_the_package():
     """Every listed file exists, and every module is listed (or inside a folder listed as one line)."""
     block = README.split("## Package layout")[1].split("```")[1]
