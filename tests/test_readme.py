@@ -98,6 +98,14 @@ def test_models_line_count_is_the_files():
     assert abs(said - lines) <= 0.1 * lines, f"README says about {said} lines, models.py has {lines}"
 
 
+def test_make_circles_factor_default_is_the_readmes():
+    import inspect
+
+    import microgradnn as mg
+    said = float(re.search(r"`make_circles`' `factor` defaults to\s+([\d.]+)", README).group(1))
+    assert said == inspect.signature(mg.data.make_circles).parameters["factor"].default
+
+
 def test_layout_tree_is_the_package():
     """Every listed file exists, and every module is listed (or inside a folder listed as one line)."""
     block = README.split("## Package layout")[1].split("```")[1]
