@@ -106,6 +106,13 @@ def test_make_circles_factor_default_is_the_readmes():
     assert said == inspect.signature(mg.data.make_circles).parameters["factor"].default
 
 
+def test_expression_whitelist_is_the_readmes():
+    from microgradnn import expression
+    said = README.split("never `eval`ed:")[1].split("and steps")[0]
+    names = set(re.findall(r"[a-z_][a-z_0-9]*", " ".join(re.findall(r"`([^`]*)`", said))))
+    assert sorted(set(expression.functions()) - names) == []
+
+
 def test_layout_tree_is_the_package():
     """Every listed file exists, and every module is listed (or inside a folder listed as one line)."""
     block = README.split("## Package layout")[1].split("```")[1]
