@@ -113,6 +113,15 @@ def test_expression_whitelist_is_the_readmes():
     assert sorted(set(expression.functions()) - names) == []
 
 
+def test_mutant_count_is_the_readmes():
+    said = re.search(r"catches all (\d+) mutants of the (\d+) built-in ops", README).groups()
+    count = ("from microgradnn.testing import mutation; found = mutation.mutants(); "
+             "print(len(found), len({m.op for m in found}))")
+    out = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
+    assert out == list(said)
+
+
 def test_layout_tree_is_the_package():
     """Every listed file exists, and every module is listed (or inside a folder listed as one line)."""
     block = README.split("## Package layout")[1].split("```")[1]
