@@ -122,6 +122,22 @@ def test_mutant_count_is_the_readmes():
     assert out == list(said)
 
 
+def test_limits_speed_ranges_hold_the_performance_tables():
+    bullets = README.split("- Speed, against micrograd")[1].split("  - `compile` replays")[0]
+    ranges = [tuple(map(float, r)) for r in re.findall(r"([\d.]+)x?(?:\s+to\s+|-)([\d.]+)x", bullets)]
+    said = dict(zip(["unfused off", "unfused on", "whole idea", "fused off", "fused on", "step off", "step on"],
+                    [ranges[0], ranges[1], ranges[2], ranges[4], ranges[5], ranges[6], ranges[7]]))
+    row = r"\| MLP 2-16-16-1 {}, gc {}: forward \+ backward \|[^|]*\|[^|]*\| ([\d.]+)x \|"
+    shown = {"unfused off": row.format("unfused", "off"), "unfused on": row.format("unfused", "on"),
+             "fused off": row.format("fused dot", "off"), "fused on": row.format("fused dot", "on"),
+             "whole idea": r"\| MLP 2-16-16-1 unfused on demos/09[^|]*\|[^|]*\|[^|]*\| ([\d.]+)x \|",
+             "step off": r"\| microgradnn fused scalar step, gc off \|[^|]*\| ([\d.]+)x \|",
+             "step on": r"\| microgradnn fused scalar step, gc on \|[^|]*\| ([\d.]+)x \|"}
+    outside = {k: (float(re.search(pattern, README).group(1)), said[k]) for k, pattern in shown.items()
+               if not said[k][0] <= float(re.search(pattern, README).group(1)) <= said[k][1]}
+    assert outside == {}, "the Limits' speed ranges miss the Performance tables' (shown, said)"
+
+
 def test_layout_tree_is_the_package():
     """Every listed file exists, and every module is listed (or inside a folder listed as one line)."""
     block = README.split("## Package layout")[1].split("```")[1]
