@@ -92,6 +92,52 @@ def test_fits_compiled_speed_up_is_the_performance_tables():
     assert 0.75 < said / (ms["fused scalar"] / ms["compiled replay"]) < 1.25
 
 
+def test_models_line_count_is_the_files():
+    said = int(re.search(r"`microgradnn/models.py` reads top to bottom\s+in about (\d+) lines", README).group(1))
+    lines = len((ROOT / "microgradnn" / "models.py").read_text().splitlines())
+    assert abs(said - lines) <= 0.1 * lines, f"README says about {said} lines, models.py has {lines}"
+
+
+def test_make_circles_factor_default_is_the_readmes():
+    import inspect
+
+    import microgradnn as mg
+    said = float(re.search(r"`make_circles`' `factor` defaults to\s+([\d.]+)", README).group(1))
+    assert said == inspect.signature(mg.data.make_circles).parameters["factor"].default
+
+
+def test_expression_whitelist_is_the_readmes():
+    from microgradnn import expression
+    said = README.split("never `eval`ed:")[1].split("and steps")[0]
+    names = set(re.findall(r"[a-z_][a-z_0-9]*", " ".join(re.findall(r"`([^`]*)`", said))))
+    assert sorted(set(expression.functions()) - names) == []
+
+
+def test_mutant_count_is_the_readmes():
+    said = re.search(r"catches all (\d+) mutants of the (\d+) built-in ops", README).groups()
+    count = ("from microgradnn.testing import mutation; found = mutation.mutants(); "
+             "print(len(found), len({m.op for m in found}))")
+    out = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
+    assert out == list(said)
+
+
+def test_limits_speed_ranges_hold_the_performance_tables():
+    bullets = README.split("- Speed, against micrograd")[1].split("  - `compile` replays")[0]
+    ranges = [tuple(map(float, r)) for r in re.findall(r"([\d.]+)x?(?:\s+to\s+|-)([\d.]+)x", bullets)]
+    said = dict(zip(["unfused off", "unfused on", "whole idea", "fused off", "fused on", "step off", "step on"],
+                    [ranges[0], ranges[1], ranges[2], ranges[4], ranges[5], ranges[6], ranges[7]]))
+    row = r"\| MLP 2-16-16-1 {}, gc {}: forward \+ backward \|[^|]*\|[^|]*\| ([\d.]+)x \|"
+    shown = {"unfused off": row.format("unfused", "off"), "unfused on": row.format("unfused", "on"),
+             "fused off": row.format("fused dot", "off"), "fused on": row.format("fused dot", "on"),
+             "whole idea": r"\| MLP 2-16-16-1 unfused on demos/09[^|]*\|[^|]*\|[^|]*\| ([\d.]+)x \|",
+             "step off": r"\| microgradnn fused scalar step, gc off \|[^|]*\| ([\d.]+)x \|",
+             "step on": r"\| microgradnn fused scalar step, gc on \|[^|]*\| ([\d.]+)x \|"}
+    outside = {k: (float(re.search(pattern, README).group(1)), said[k]) for k, pattern in shown.items()
+               if not said[k][0] <= float(re.search(pattern, README).group(1)) <= said[k][1]}
+    assert outside == {}, "the Limits' speed ranges miss the Performance tables' (shown, said)"
+
+
 def test_layout_tree_is_the_package():
     """Every listed file exists, and every module is listed (or inside a folder listed as one line)."""
     block = README.split("## Package layout")[1].split("```")[1]
