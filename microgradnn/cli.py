@@ -13,7 +13,7 @@ from microgradnn._files import check_writable, extension
 from microgradnn._checks import integer, number, positive_int
 from microgradnn._version import __version__
 from microgradnn.engine import Value, topological_order
-from microgradnn.expression import build_expression, evaluate
+from microgradnn.expression import build_expression, evaluate, functions
 from microgradnn.nn import MLP, Layer, Module
 from microgradnn.nn.files import read_model, write_model
 from microgradnn.nn.module import tied_names
@@ -708,9 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPRESSION_HELP = ("numbers, names, + - * / **, calls of exp log log1p sqrt tanh sigmoid relu leaky_relu sin cos "
-                   "softplus abs neg dot logsumexp (and ops of your own, with --import), and name = ... steps "
-                   "separated by ; for shared subexpressions")
+EXPRESSION_HELP = (f"numbers, names, + - * / **, calls of {' '.join(functions())} (and ops of your own, with "
+                   "--import), and name = ... steps separated by ; for shared subexpressions")
 
 
 def _add_save(p: argparse.ArgumentParser) -> None:

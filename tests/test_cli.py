@@ -39,6 +39,10 @@ def test_every_option_of_every_subcommand_says_what_it_does():
     assert silent == []
     shown = " ".join(run("render", "--help").stdout.split())
     assert "both (default)" in shown and "left to right (default)" in shown
+    from microgradnn.expression import functions
+    for command in ("render", "gradcheck"):  # every function an expression can call is named
+        listed = " ".join(run(command, "--help").stdout.split()).split("calls of ")[1].split(" (and ops")[0].split()
+        assert sorted(listed) == sorted(functions()), command
 
 
 @pytest.mark.parametrize("args, message", [
