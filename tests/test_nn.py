@@ -1689,3 +1689,16 @@ def test_a_model_file_with_any_json_in_any_place_loads_as_it_says_or_is_refused_
             assert model.state_dict() == before
         else:  # only a value the file may hold there: the state as the file gives it
             assert loaded.state_dict() == {k: float(v) for k, v in payload["state"].items()}
+
+
+def test_one_output_exactly_at_the_threshold_is_class_0_and_an_empty_batch_keeps_its_shape():
+    # predict's rule: class 1 where the output exceeds the threshold, so a tie is class 0
+    model = MLP(1, [1], seed=0)
+    neuron = model.layers[0].neurons[0]
+    neuron.w[0].data, neuron.b.data = 0.0, 0.5
+    model.threshold = 0.5
+    assert model.decision_function([[1.0]]).tolist() == [0.5] and model.predict([[1.0]]).tolist() == [0]
+    assert mg.accuracy(model, [[1.0]], [0]) == 1.0
+    none = np.zeros((0, 1))
+    assert model.decision_function(none).shape == (0,) and model.predict(none).shape == (0,)
+    assert MLP(1, [3], seed=0).decision_function(none).shape == (0, 3)
