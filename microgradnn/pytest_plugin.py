@@ -77,7 +77,12 @@ def _diagram(report, request, n: int) -> str:
 @pytest.fixture
 def compare_with_torch(request):
     """Check f's output and gradients against float64 PyTorch; skip the test if torch is missing."""
-    pytest.importorskip("torch", reason="compare_with_torch needs PyTorch: pip install torch")
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        pytest.skip("compare_with_torch needs PyTorch: pip install torch")
+    except ImportError as e:  # installed but broken: say why (pytest's importorskip warns here, and will fail)
+        pytest.skip(f"compare_with_torch needs PyTorch, which failed to import: {e}")
     marked = {k: v for k, v in _tolerances(request).items() if k != "eps"}
 
     def check(f, inputs, **tolerances):

@@ -241,6 +241,27 @@ def test_a_closer_tolerance_marker_keeps_the_modules_other_keywords(tmp_path):
     assert "FAILED test_user.py::test_only_eps_changed" in run.stdout and "1 failed, 1 passed" in run.stdout
 
 
+BROKEN_TORCH = """
+import sys
+
+class _Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+sys.meta_path.insert(0, _Broken())
+"""
+
+
+def test_compare_with_torch_skips_a_torch_that_fails_to_import_saying_why_without_a_pytest_warning(tmp_path):
+    (tmp_path / "conftest.py").write_text(BROKEN_TORCH)
+    (tmp_path / "test_user.py").write_text("def test_it(compare_with_torch):\n"
+                                           "    compare_with_torch(lambda x: x.tanh(), [0.3])\n")
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-W", "error", "test_user.py"], tmp_path)
+    assert run.returncode == 0 and "1 skipped" in run.stdout, run.stdout + run.stderr
+    assert ("compare_with_torch needs PyTorch, which failed to import: "
+            "libtorch_cpu.so: cannot open shared object file") in run.stdout
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():
