@@ -262,6 +262,33 @@ def test_compare_with_torch_skips_a_torch_that_fails_to_import_saying_why_withou
     assert ("compare_with_torch needs PyTorch, which failed to import: "
             "libtorch_cpu.so: cannot open shared object file") in run.stdout
 
+PARTIAL_PASS_TEST = """
+import microgradnn as mg
+
+small = mg.define_op("small", lambda x: x * x, lambda x, out: 2.2 * x)  # 10% wrong
+
+
+def test_by_atol_only(gradcheck):
+    gradcheck(lambda x: small(x) * 1e-6, {"x": 0.5})
+
+
+def test_not_checkable(gradcheck):
+    gradcheck(lambda x: x.tanh(), [19.0], atol=0)
+
+
+def test_checked(gradcheck):
+    gradcheck(lambda x: x.tanh() * 1e-6, [0.3])
+"""
+
+
+def test_the_gradcheck_fixture_warns_where_a_pass_checked_less_than_it_suggests(tmp_path):
+    (tmp_path / "test_user.py").write_text(PARTIAL_PASS_TEST)
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    assert run.returncode == 0 and "3 passed, 2 warnings" in run.stdout, run.stdout + run.stderr
+    assert "test_user.py:8: GradcheckWarning: gradcheck of <lambda>" in run.stdout
+    assert "note: x (rel err 1.00e-01) passed only by atol=1e-05" in run.stdout
+    assert "test_user.py:12: GradcheckWarning: " in run.stdout and "1 not checkable here" in run.stdout
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():
