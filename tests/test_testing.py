@@ -289,6 +289,17 @@ def test_the_gradcheck_fixture_warns_where_a_pass_checked_less_than_it_suggests(
     assert "note: x (rel err 1.00e-01) passed only by atol=1e-05" in run.stdout
     assert "test_user.py:12: GradcheckWarning: " in run.stdout and "1 not checkable here" in run.stdout
 
+
+@pytest.mark.parametrize("check", [gradcheck, gradgradcheck])
+def test_dict_inputs_to_an_op_which_takes_them_by_position_are_refused_saying_so(check):
+    times = mg.define_op("times", lambda x, y: x * y, lambda x, y, out: y, lambda x, y, out: x)
+    with pytest.raises(TypeError, match=rf"^{check.__name__}: inputs given as a dict \(x, y\) are passed to f by "
+                                        r"keyword, but f is op 'times', which takes its inputs by position: give them "
+                                        r"as a list$"):
+        check(times, {"x": 0.5, "y": -2.0})
+    assert check(lambda x, y: times(x, y), {"x": 0.5, "y": -2.0})
+
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():
