@@ -35,7 +35,11 @@ def pytest_configure(config) -> None:
 def _tolerances(request) -> dict:
     """The markers' keywords merged, a closer marker (test over class over module) winning per keyword."""
     merged: dict = {}
-    for marker in reversed(list(request.node.iter_markers(MARKER))):  # iter_markers yields the closest first
+    # iter_markers yields the closest node's first, but on the test its decorators' before its pytest.param's
+    markers = list(request.node.iter_markers(MARKER))
+    param = [m for m in getattr(getattr(request.node, "callspec", None), "marks", ()) if m.name == MARKER]
+    markers = param + [m for m in markers if all(m is not p for p in param)]
+    for marker in reversed(markers):
         unknown = set(marker.kwargs) - {"atol", "rtol", "eps"}
         if marker.args or unknown:
             raise pytest.UsageError(f"{MARKER} takes only atol=, rtol=, eps= keywords, "

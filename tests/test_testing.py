@@ -300,6 +300,27 @@ def test_dict_inputs_to_an_op_which_takes_them_by_position_are_refused_saying_so
     assert check(lambda x, y: times(x, y), {"x": 0.5, "y": -2.0})
 
 
+PARAM_MARKER_TEST = """
+import math
+import pytest
+import microgradnn as mg
+
+almost = mg.define_op("almost", lambda x: math.sin(x), lambda x, out: math.cos(x) * (1 + 1e-5))
+
+
+@pytest.mark.gradcheck_tolerance(rtol=1e-3)
+@pytest.mark.parametrize("x", [0.7, pytest.param(0.8, marks=pytest.mark.gradcheck_tolerance(atol=0, rtol=1e-7))])
+def test_it(gradcheck, x):
+    gradcheck(almost, [x])
+"""
+
+
+def test_a_pytest_params_tolerance_marker_overrides_its_tests_own(tmp_path):
+    (tmp_path / "test_user.py").write_text(PARAM_MARKER_TEST)
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    assert "gradcheck of almost (eps=0.0001, atol=0, rtol=1e-07): 1 of 1 entries FAILED" in run.stdout, run.stdout
+    assert "FAILED test_user.py::test_it[0.8]" in run.stdout and "1 failed, 1 passed" in run.stdout
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():
