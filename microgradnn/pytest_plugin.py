@@ -7,8 +7,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
+from typing import Any, Iterator
 
 import pytest
 
@@ -190,29 +192,29 @@ def _mutate(session, items: list, reporter, found: list) -> list:
 
     from microgradnn.testing import mutation
 
-    _quiet_hypothesis()
     if reporter is not None:
         reporter.write_sep("=", f"mutation testing: {len(found)} mutants of {len({m.op for m in found})} ops")
     killers: dict[str, list] = {}  # op -> tests that caught its earlier mutants, tried first
     survivors, runs, start = [], 0, time.perf_counter()
-    for mutant in found:
-        first = killers.get(mutant.op, []) + [t for ts in killers.values() for t in ts]
-        order = list(dict.fromkeys(first + items))
-        killer = None
-        with mutation.applied(mutant):
-            for item in order:
-                runs += 1
-                reports = runtestprotocol(item, log=False, nextitem=None)
-                if any(r.failed for r in reports):
-                    killer = item
-                    break
-        if killer is None:
-            survivors.append(mutant)
-            _say(reporter, f"SURVIVED  {mutant}", red=True, bold=True)
-        else:
-            killers.setdefault(mutant.op, []).insert(0, killer)
-            if session.config.option.verbose > 0:
-                _say(reporter, f"caught    {mutant}  by {killer.nodeid}")
+    with _quiet_hypothesis(items):
+        for mutant in found:
+            first = killers.get(mutant.op, []) + [t for ts in killers.values() for t in ts]
+            order = list(dict.fromkeys(first + items))
+            killer = None
+            with mutation.applied(mutant):
+                for item in order:
+                    runs += 1
+                    reports = runtestprotocol(item, log=False, nextitem=None)
+                    if any(r.failed for r in reports):
+                        killer = item
+                        break
+            if killer is None:
+                survivors.append(mutant)
+                _say(reporter, f"SURVIVED  {mutant}", red=True, bold=True)
+            else:
+                killers.setdefault(mutant.op, []).insert(0, killer)
+                if session.config.option.verbose > 0:
+                    _say(reporter, f"caught    {mutant}  by {killer.nodeid}")
     took = time.perf_counter() - start
     summary = (f"{len(found) - len(survivors)} of {len(found)} mutants caught, {len(survivors)} survived "
                f"({runs} test runs, {took:.1f} s)")
@@ -224,12 +226,27 @@ def _mutate(session, items: list, reporter, found: list) -> list:
     return survivors
 
 
-def _quiet_hypothesis() -> None:
-    """Mutants fail property tests: don't shrink (slow) or save those examples to the database."""
+@contextlib.contextmanager
+def _quiet_hypothesis(items: list) -> Iterator[None]:
+    """Mutants fail property tests: don't shrink (slow) or save those examples to the database.
+    Each @given test holds the settings it was decorated with (the profile then, or its own
+    @settings), so those are replaced for the mutants' runs, then put back."""
     try:
         from hypothesis import Phase, settings
     except ImportError:
+        yield
         return
-    settings.register_profile("microgradnn-mutate", settings(settings.default, database=None, print_blob=False,
-                                                             phases=[Phase.explicit, Phase.reuse, Phase.generate]))
-    settings.load_profile("microgradnn-mutate")
+    held: dict[Any, Any] = {}  # the hypothesis attribute that holds a @given test's settings, read at each run
+    for item in items:
+        test: Any = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if isinstance(own, settings):
+            held[test] = own
+    for test, own in held.items():
+        test._hypothesis_internal_use_settings = settings(own, database=None, print_blob=False,
+                                                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    try:
+        yield
+    finally:
+        for test, own in held.items():
+            test._hypothesis_internal_use_settings = own

@@ -321,6 +321,37 @@ def test_a_pytest_params_tolerance_marker_overrides_its_tests_own(tmp_path):
     assert "gradcheck of almost (eps=0.0001, atol=0, rtol=1e-07): 1 of 1 entries FAILED" in run.stdout, run.stdout
     assert "FAILED test_user.py::test_it[0.8]" in run.stdout and "1 failed, 1 passed" in run.stdout
 
+MUTATED_PROPERTY_TESTS = """
+from hypothesis import given, settings, strategies as st
+import microgradnn as mg
+from microgradnn.testing import assert_gradients_close
+
+cube = mg.define_op("cube", lambda x: x ** 3, lambda x, out: 3 * x * x)
+
+
+@settings(max_examples=30)
+@given(st.floats(-3, 3))
+def test_own_settings(x):
+    assert_gradients_close(cube, [x])
+
+
+class TestProfile:
+    @given(st.floats(-3, 3))
+    def test_profile(self, x):
+        assert_gradients_close(cube, [x])
+"""
+
+
+def test_mutation_runs_save_no_failing_examples_in_the_users_hypothesis_database(tmp_path):
+    pytest.importorskip("hypothesis")
+    (tmp_path / "test_user.py").write_text(MUTATED_PROPERTY_TESTS)
+    for only in ("test_own_settings", "test_profile"):
+        run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--mutate-ops", "--mutate-only", "cube",
+                    "-k", only, "test_user.py"], tmp_path)
+        assert "3 of 3 mutants caught" in run.stdout and run.returncode == 0, run.stdout + run.stderr
+        saved = [p.name for p in (tmp_path / ".hypothesis" / "examples").rglob("*") if p.is_file()]
+        assert saved == [], saved
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():
