@@ -7,7 +7,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from typing import Any, Iterator
 
 import pytest
 
@@ -34,7 +37,11 @@ def pytest_configure(config) -> None:
 def _tolerances(request) -> dict:
     """The markers' keywords merged, a closer marker (test over class over module) winning per keyword."""
     merged: dict = {}
-    for marker in reversed(list(request.node.iter_markers(MARKER))):  # iter_markers yields the closest first
+    # iter_markers yields the closest node's first, but on the test its decorators' before its pytest.param's
+    markers = list(request.node.iter_markers(MARKER))
+    param = [m for m in getattr(getattr(request.node, "callspec", None), "marks", ()) if m.name == MARKER]
+    markers = param + [m for m in markers if all(m is not p for p in param)]
+    for marker in reversed(markers):
         unknown = set(marker.kwargs) - {"atol", "rtol", "eps"}
         if marker.args or unknown:
             raise pytest.UsageError(f"{MARKER} takes only atol=, rtol=, eps= keywords, "
@@ -56,8 +63,20 @@ def gradcheck(request):
         if not report:
             drawn.append(None)
             raise AssertionError(f"{report}\n{_diagram(report, request, len(drawn))}")
+        _warn_if_partial(report)
         return report
     return check
+
+
+class GradcheckWarning(UserWarning):
+    """A gradcheck passed without checking every entry (not checkable here, or only by atol)."""
+
+
+def _warn_if_partial(report) -> None:
+    """A passing test shows no report: warn where it checked less than a pass suggests."""
+    partial = [n for n in report.notes if "passed only by atol" in n]
+    if report.unchecked or partial:
+        warnings.warn(GradcheckWarning("\n".join([report.summary(), *partial])), stacklevel=3)
 
 
 def _diagram(report, request, n: int) -> str:
@@ -77,7 +96,12 @@ def _diagram(report, request, n: int) -> str:
 @pytest.fixture
 def compare_with_torch(request):
     """Check f's output and gradients against float64 PyTorch; skip the test if torch is missing."""
-    pytest.importorskip("torch", reason="compare_with_torch needs PyTorch: pip install torch")
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        pytest.skip("compare_with_torch needs PyTorch: pip install torch")
+    except ImportError as e:  # installed but broken: say why (pytest's importorskip warns here, and will fail)
+        pytest.skip(f"compare_with_torch needs PyTorch, which failed to import: {e}")
     marked = {k: v for k, v in _tolerances(request).items() if k != "eps"}
 
     def check(f, inputs, **tolerances):
@@ -168,29 +192,29 @@ def _mutate(session, items: list, reporter, found: list) -> list:
 
     from microgradnn.testing import mutation
 
-    _quiet_hypothesis()
     if reporter is not None:
         reporter.write_sep("=", f"mutation testing: {len(found)} mutants of {len({m.op for m in found})} ops")
     killers: dict[str, list] = {}  # op -> tests that caught its earlier mutants, tried first
     survivors, runs, start = [], 0, time.perf_counter()
-    for mutant in found:
-        first = killers.get(mutant.op, []) + [t for ts in killers.values() for t in ts]
-        order = list(dict.fromkeys(first + items))
-        killer = None
-        with mutation.applied(mutant):
-            for item in order:
-                runs += 1
-                reports = runtestprotocol(item, log=False, nextitem=None)
-                if any(r.failed for r in reports):
-                    killer = item
-                    break
-        if killer is None:
-            survivors.append(mutant)
-            _say(reporter, f"SURVIVED  {mutant}", red=True, bold=True)
-        else:
-            killers.setdefault(mutant.op, []).insert(0, killer)
-            if session.config.option.verbose > 0:
-                _say(reporter, f"caught    {mutant}  by {killer.nodeid}")
+    with _quiet_hypothesis(items):
+        for mutant in found:
+            first = killers.get(mutant.op, []) + [t for ts in killers.values() for t in ts]
+            order = list(dict.fromkeys(first + items))
+            killer = None
+            with mutation.applied(mutant):
+                for item in order:
+                    runs += 1
+                    reports = runtestprotocol(item, log=False, nextitem=None)
+                    if any(r.failed for r in reports):
+                        killer = item
+                        break
+            if killer is None:
+                survivors.append(mutant)
+                _say(reporter, f"SURVIVED  {mutant}", red=True, bold=True)
+            else:
+                killers.setdefault(mutant.op, []).insert(0, killer)
+                if session.config.option.verbose > 0:
+                    _say(reporter, f"caught    {mutant}  by {killer.nodeid}")
     took = time.perf_counter() - start
     summary = (f"{len(found) - len(survivors)} of {len(found)} mutants caught, {len(survivors)} survived "
                f"({runs} test runs, {took:.1f} s)")
@@ -202,12 +226,27 @@ def _mutate(session, items: list, reporter, found: list) -> list:
     return survivors
 
 
-def _quiet_hypothesis() -> None:
-    """Mutants fail property tests: don't shrink (slow) or save those examples to the database."""
+@contextlib.contextmanager
+def _quiet_hypothesis(items: list) -> Iterator[None]:
+    """Mutants fail property tests: don't shrink (slow) or save those examples to the database.
+    Each @given test holds the settings it was decorated with (the profile then, or its own
+    @settings), so those are replaced for the mutants' runs, then put back."""
     try:
         from hypothesis import Phase, settings
     except ImportError:
+        yield
         return
-    settings.register_profile("microgradnn-mutate", settings(settings.default, database=None, print_blob=False,
-                                                             phases=[Phase.explicit, Phase.reuse, Phase.generate]))
-    settings.load_profile("microgradnn-mutate")
+    held: dict[Any, Any] = {}  # the hypothesis attribute that holds a @given test's settings, read at each run
+    for item in items:
+        test: Any = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if isinstance(own, settings):
+            held[test] = own
+    for test, own in held.items():
+        test._hypothesis_internal_use_settings = settings(own, database=None, print_blob=False,
+                                                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    try:
+        yield
+    finally:
+        for test, own in held.items():
+            test._hypothesis_internal_use_settings = own

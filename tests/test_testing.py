@@ -241,6 +241,117 @@ def test_a_closer_tolerance_marker_keeps_the_modules_other_keywords(tmp_path):
     assert "FAILED test_user.py::test_only_eps_changed" in run.stdout and "1 failed, 1 passed" in run.stdout
 
 
+BROKEN_TORCH = """
+import sys
+
+class _Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+sys.meta_path.insert(0, _Broken())
+"""
+
+
+def test_compare_with_torch_skips_a_torch_that_fails_to_import_saying_why_without_a_pytest_warning(tmp_path):
+    (tmp_path / "conftest.py").write_text(BROKEN_TORCH)
+    (tmp_path / "test_user.py").write_text("def test_it(compare_with_torch):\n"
+                                           "    compare_with_torch(lambda x: x.tanh(), [0.3])\n")
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-W", "error", "test_user.py"], tmp_path)
+    assert run.returncode == 0 and "1 skipped" in run.stdout, run.stdout + run.stderr
+    assert ("compare_with_torch needs PyTorch, which failed to import: "
+            "libtorch_cpu.so: cannot open shared object file") in run.stdout
+
+PARTIAL_PASS_TEST = """
+import microgradnn as mg
+
+small = mg.define_op("small", lambda x: x * x, lambda x, out: 2.2 * x)  # 10% wrong
+
+
+def test_by_atol_only(gradcheck):
+    gradcheck(lambda x: small(x) * 1e-6, {"x": 0.5})
+
+
+def test_not_checkable(gradcheck):
+    gradcheck(lambda x: x.tanh(), [19.0], atol=0)
+
+
+def test_checked(gradcheck):
+    gradcheck(lambda x: x.tanh() * 1e-6, [0.3])
+"""
+
+
+def test_the_gradcheck_fixture_warns_where_a_pass_checked_less_than_it_suggests(tmp_path):
+    (tmp_path / "test_user.py").write_text(PARTIAL_PASS_TEST)
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    assert run.returncode == 0 and "3 passed, 2 warnings" in run.stdout, run.stdout + run.stderr
+    assert "test_user.py:8: GradcheckWarning: gradcheck of <lambda>" in run.stdout
+    assert "note: x (rel err 1.00e-01) passed only by atol=1e-05" in run.stdout
+    assert "test_user.py:12: GradcheckWarning: " in run.stdout and "1 not checkable here" in run.stdout
+
+
+@pytest.mark.parametrize("check", [gradcheck, gradgradcheck])
+def test_dict_inputs_to_an_op_which_takes_them_by_position_are_refused_saying_so(check):
+    times = mg.define_op("times", lambda x, y: x * y, lambda x, y, out: y, lambda x, y, out: x)
+    with pytest.raises(TypeError, match=rf"^{check.__name__}: inputs given as a dict \(x, y\) are passed to f by "
+                                        r"keyword, but f is op 'times', which takes its inputs by position: give them "
+                                        r"as a list$"):
+        check(times, {"x": 0.5, "y": -2.0})
+    assert check(lambda x, y: times(x, y), {"x": 0.5, "y": -2.0})
+
+
+PARAM_MARKER_TEST = """
+import math
+import pytest
+import microgradnn as mg
+
+almost = mg.define_op("almost", lambda x: math.sin(x), lambda x, out: math.cos(x) * (1 + 1e-5))
+
+
+@pytest.mark.gradcheck_tolerance(rtol=1e-3)
+@pytest.mark.parametrize("x", [0.7, pytest.param(0.8, marks=pytest.mark.gradcheck_tolerance(atol=0, rtol=1e-7))])
+def test_it(gradcheck, x):
+    gradcheck(almost, [x])
+"""
+
+
+def test_a_pytest_params_tolerance_marker_overrides_its_tests_own(tmp_path):
+    (tmp_path / "test_user.py").write_text(PARAM_MARKER_TEST)
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    assert "gradcheck of almost (eps=0.0001, atol=0, rtol=1e-07): 1 of 1 entries FAILED" in run.stdout, run.stdout
+    assert "FAILED test_user.py::test_it[0.8]" in run.stdout and "1 failed, 1 passed" in run.stdout
+
+MUTATED_PROPERTY_TESTS = """
+from hypothesis import given, settings, strategies as st
+import microgradnn as mg
+from microgradnn.testing import assert_gradients_close
+
+cube = mg.define_op("cube", lambda x: x ** 3, lambda x, out: 3 * x * x)
+
+
+@settings(max_examples=30)
+@given(st.floats(-3, 3))
+def test_own_settings(x):
+    assert_gradients_close(cube, [x])
+
+
+class TestProfile:
+    @given(st.floats(-3, 3))
+    def test_profile(self, x):
+        assert_gradients_close(cube, [x])
+"""
+
+
+def test_mutation_runs_save_no_failing_examples_in_the_users_hypothesis_database(tmp_path):
+    pytest.importorskip("hypothesis")
+    (tmp_path / "test_user.py").write_text(MUTATED_PROPERTY_TESTS)
+    for only in ("test_own_settings", "test_profile"):
+        run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--mutate-ops", "--mutate-only", "cube",
+                    "-k", only, "test_user.py"], tmp_path)
+        assert "3 of 3 mutants caught" in run.stdout and run.returncode == 0, run.stdout + run.stderr
+        saved = [p.name for p in (tmp_path / ".hypothesis" / "examples").rglob("*") if p.is_file()]
+        assert saved == [], saved
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():

@@ -688,6 +688,16 @@ def _gaps(order: list[Value], near: list[Value], wrt: list[list[Value]],
 
 # ---- inputs ----------------------------------------------------------------------------
 
+def _by_keyword(names: list[str], who: str) -> Callable:
+    """How to call f with a dict's inputs: by keyword (an op, which takes them by position only, is refused)."""
+    def call(f, vs):
+        if isinstance(f, engine.Op):
+            raise TypeError(f"{who}: inputs given as a dict ({', '.join(names)}) are passed to f by keyword, but f is "
+                            f"op {f.name!r}, which takes its inputs by position: give them as a list")
+        return f(**dict(zip(names, vs)))
+    return call
+
+
 def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
     """Names, float values, and how to call f with Values (positional or by keyword)."""
     if isinstance(inputs, np.ndarray) and inputs.ndim == 0:  # one number, named x as a float is (not x[])
@@ -698,7 +708,7 @@ def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
             if not isinstance(k, str):
                 raise TypeError(f"{who}: the keys of inputs must be names of f's arguments (str), got {k!r:.60}")
         values = [_float(inputs[k], k, who) for k in names]
-        call: Callable = lambda f, vs: f(**dict(zip(names, vs)))  # noqa: E731
+        call: Callable = _by_keyword(names, who)
     elif isinstance(inputs, (numbers.Number, np.generic, str, bytes)) or inputs is None:
         names, values, call = ["x"], [_float(inputs, "x", who)], lambda f, vs: f(*vs)
     else:
