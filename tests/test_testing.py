@@ -192,21 +192,22 @@ def _run(args, cwd):
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
-def _run_user_tests(tmp_path, derivative: str):
-    (tmp_path / "test_user.py").write_text(USER_TEST.format(derivative=derivative))
-    return _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+def _run_user_tests(tmp_path, text: str, *options: str):
+    """pytest, as a user runs it, on `text` as their test_user.py."""
+    (tmp_path / "test_user.py").write_text(text)
+    return _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", *options, "test_user.py"], tmp_path)
 
 
 def test_plugin_fixtures_work_in_a_users_own_test_folder(tmp_path):
     pytest.importorskip("torch")
-    ok = _run_user_tests(tmp_path, "1 / (1 + abs(x)) ** 2")
+    ok = _run_user_tests(tmp_path, USER_TEST.format(derivative="1 / (1 + abs(x)) ** 2"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "2 passed" in ok.stdout
 
 
 def test_plugin_failure_shows_the_table(tmp_path):
     pytest.importorskip("torch")
-    bad = _run_user_tests(tmp_path, "1 / (1 + abs(x))")  # the square is missing
+    bad = _run_user_tests(tmp_path, USER_TEST.format(derivative="1 / (1 + abs(x))"))  # the square is missing
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "gradcheck of softsign (eps=0.0001, atol=1e-07, rtol=1e-06): 1 of 1 entries FAILED" in bad.stdout
     assert "> x[0]" in bad.stdout and "first wrong node: op 'softsign'" in bad.stdout
@@ -235,8 +236,7 @@ def test_rtol_loosened(gradcheck):
 
 
 def test_a_closer_tolerance_marker_keeps_the_modules_other_keywords(tmp_path):
-    (tmp_path / "test_user.py").write_text(MERGED_MARKERS_TEST)
-    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    run = _run_user_tests(tmp_path, MERGED_MARKERS_TEST)
     assert "gradcheck of almost (eps=0.001, atol=1e-09, rtol=1e-07): 1 of 1 entries FAILED" in run.stdout, run.stdout
     assert "FAILED test_user.py::test_only_eps_changed" in run.stdout and "1 failed, 1 passed" in run.stdout
 
@@ -282,8 +282,7 @@ def test_checked(gradcheck):
 
 
 def test_the_gradcheck_fixture_warns_where_a_pass_checked_less_than_it_suggests(tmp_path):
-    (tmp_path / "test_user.py").write_text(PARTIAL_PASS_TEST)
-    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    run = _run_user_tests(tmp_path, PARTIAL_PASS_TEST)
     assert run.returncode == 0 and "3 passed, 2 warnings" in run.stdout, run.stdout + run.stderr
     assert "test_user.py:8: GradcheckWarning: gradcheck of <lambda>" in run.stdout
     assert "note: x (rel err 1.00e-01) passed only by atol=1e-05" in run.stdout
@@ -316,8 +315,7 @@ def test_it(gradcheck, x):
 
 
 def test_a_pytest_params_tolerance_marker_overrides_its_tests_own(tmp_path):
-    (tmp_path / "test_user.py").write_text(PARAM_MARKER_TEST)
-    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"], tmp_path)
+    run = _run_user_tests(tmp_path, PARAM_MARKER_TEST)
     assert "gradcheck of almost (eps=0.0001, atol=0, rtol=1e-07): 1 of 1 entries FAILED" in run.stdout, run.stdout
     assert "FAILED test_user.py::test_it[0.8]" in run.stdout and "1 failed, 1 passed" in run.stdout
 
