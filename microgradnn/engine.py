@@ -320,12 +320,7 @@ def _backward_options(root: Value, gradient: Any, retain_graph: Any, create_grap
     hooks = _BACKWARD_HOOKS.get()
     if hooks:
         _run_hooks(hooks, root, "before")
-    try:
-        grads = grad(root, inputs, gradient, allow_unused=True)
-    except (RuntimeError, ValueError, OverflowError) as e:  # grad's checks, named for the call made
-        if not str(e).startswith("grad: "):
-            raise
-        raise reworded(e, f"backward: {str(e)[len('grad: '):]}") from None
+    grads = _gradients(root, inputs, gradient, False, True, False, "backward")
     used = [(x, g) for x, g in zip(inputs, grads) if g is not None]  # an unused input keeps its .grad
     _start_leaf_grads([x for x, _ in used])                          # (None too), as torch's
     for x, g in used:
@@ -1028,23 +1023,28 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
     _flag(materialize_grads, "grad", "materialize_grads")
     if materialize_grads and allow_unused is False:
         raise ValueError("grad: materialize_grads=True needs allow_unused=True or not given, got allow_unused=False")
+    return _gradients(output, inputs, grad_outputs, create_graph, allow_unused, materialize_grads, "grad")
+
+
+def _gradients(output: Value, inputs: tuple, grad_outputs: Any, create_graph: bool, allow_unused: bool | None,
+               materialize_grads: bool, who: str) -> tuple:
+    """`grad`'s work on checked arguments, its errors naming `who` (grad, or backward with inputs=)."""
     if not output._requires_grad:
-        raise RuntimeError("grad: output does not require grad (it was computed inside no_grad(), or from no Value "
+        raise RuntimeError(f"{who}: output does not require grad (it was computed inside no_grad(), or from no Value "
                            "with requires_grad=True)")
     if create_graph and not _GRAD_ENABLED.get():  # as torch's: the gradients' graph is recorded in any mode
         with _GradMode(True):
-            return grad(output, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused,
-                        materialize_grads=materialize_grads)
-    seed = _seed(grad_outputs, "grad", create_graph)
+            return _gradients(output, inputs, grad_outputs, create_graph, allow_unused, materialize_grads, who)
+    seed = _seed(grad_outputs, who, create_graph)
     if materialize_grads:
         allow_unused = True
     if not create_graph and _DECISIONS.get() is not None:
-        return _observed_grad(output, inputs, seed, allow_unused, materialize_grads)
+        return _observed_grad(output, inputs, seed, allow_unused, materialize_grads, who)
     grads: dict[Value, Any] = {output: seed}
     order = topological_order(output)
     interior = [v for v in order if v.inputs]
     if interior and min(map(_T, interior)) != _clock:
-        _check_unchanged(interior, "grad")
+        _check_unchanged(interior, who)
     # As PyTorch, only nodes through which a gradient reaches an input take part: no rule is
     # run elsewhere (with create_graph, one undefined there, sqrt'(0), would raise for nothing).
     wanted, asked = set(inputs), set(inputs)  # (each requires grad: checked above)
@@ -1055,7 +1055,7 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
             elif _DECISIONS.get() is None:  # (while observed, a no_grad result keeps its inputs)
                 # an input's requires_grad set after v was made (no derivative recorded: raise), or
                 # v's own set to False after (its derivatives are there: used, as backward does)
-                _check_recorded(v, [x in wanted for x in v.inputs])
+                _check_recorded(v, [x in wanted for x in v.inputs], who)
                 wanted.add(v)
     for v in reversed(order):
         g = grads.get(v)
@@ -1071,41 +1071,42 @@ def grad(output: Value, inputs: Value | Iterable[Value], grad_outputs: Any = Non
                 local = v._op.local_grads(v.inputs, v, needs)  # type: ignore[union-attr]  # interior nodes have ops
             except (ArithmeticError, ValueError) as e:
                 note = _call_note(v._op, v.inputs)
-                raise ValueError(f"grad: the derivative of {note} is not defined ({e})") from None
+                raise ValueError(f"{who}: the derivative of {note} is not defined ({e})") from None
         else:
             local = v._local
             # a 0 for an input asked for may be a derivative never computed: its requires_grad set
             # after v was made (as torch, on the inputs one asks for; the others take theirs from them)
             if 0.0 in local and not asked.isdisjoint(v.inputs):
-                _check_recorded(v, [d == 0.0 and x in asked for x, d in zip(v.inputs, local)])
+                _check_recorded(v, [d == 0.0 and x in asked for x, d in zip(v.inputs, local)], who)
         for x, d, need in zip(v.inputs, local, needs):
             if need:
                 grads[x] = grads[x] + d * g if x in grads else d * g
     result = tuple(grads.get(x, 0.0) for x in inputs)
     if not all(x in grads for x in inputs):
-        result = _unused(result, inputs, order, allow_unused, materialize_grads)
+        result = _unused(result, inputs, order, allow_unused, materialize_grads, who)
     if create_graph:
         result = tuple(r if type(r) is Value or r is None else Value(r, requires_grad=False) for r in result)
     for r in result:
         f = r.data if type(r) is Value else 0.0 if r is None else r
         if not math.isfinite(f):
             flowing = [v for v in reversed(order) if v in wanted and v.inputs and grads.get(v, 0.0) != 0.0]
-            raise _not_finite("grad", flowing, wanted.__contains__)
+            raise _not_finite(who, flowing, wanted.__contains__)
     return result
 
 
-def _unused(result: tuple, inputs: tuple, order: list[Value], allow: bool | None, materialize: bool) -> tuple:
+def _unused(result: tuple, inputs: tuple, order: list[Value], allow: bool | None, materialize: bool,
+            who: str) -> tuple:
     """grad's result with None (0 with `materialize`) for each input the output was not computed
     from; raises for one unless `allow` (a gradient that reached none may be a mistake: torch's rule)."""
     reached = set(order)
     for i, x in enumerate(inputs):
         if x not in reached and not allow:
-            raise ValueError(f"grad: input {i} ({_show(x)}) was not used to compute the output; pass "
+            raise ValueError(f"{who}: input {i} ({_show(x)}) was not used to compute the output; pass "
                              "allow_unused=True to get None as its gradient (and materialize_grads=True for 0)")
     return tuple(r if x in reached or materialize else None for x, r in zip(inputs, result))
 
 
-def _check_recorded(v: Value, needs: list[bool]) -> None:
+def _check_recorded(v: Value, needs: list[bool], who: str) -> None:
     """Raise if an input of `v` that now needs a gradient did not when `v` was made (its
     requires_grad was set after): its derivative was never computed, stored as 0."""
     try:
@@ -1114,11 +1115,11 @@ def _check_recorded(v: Value, needs: list[bool]) -> None:
         fresh = (math.nan,) * len(v.inputs)
     for i, (d, f, need) in enumerate(zip(v._local, fresh, needs)):
         if need and d == 0.0 and f != 0.0:
-            raise _unrecorded_input(v, i)
+            raise _unrecorded_input(v, i, who)
 
 
-def _unrecorded_input(v: Value, i: int) -> RuntimeError:
-    return RuntimeError(f"grad: input {i} ({_show(v.inputs[i])}) of {_call_note(v._op, v.inputs)} had "
+def _unrecorded_input(v: Value, i: int, who: str) -> RuntimeError:
+    return RuntimeError(f"{who}: input {i} ({_show(v.inputs[i])}) of {_call_note(v._op, v.inputs)} had "
                         "requires_grad=False when the op used it, so no gradient was recorded for it; set "
                         "requires_grad before computing with it (run the forward pass again)")
 
@@ -1486,10 +1487,11 @@ def _observed_init(self, *args, **kwargs) -> None:
     _report("made", self, None, None)
 
 
-def _observed_grad(output: Value, inputs: tuple, seed: float, allow_unused: bool | None, materialize: bool) -> tuple:
+def _observed_grad(output: Value, inputs: tuple, seed: float, allow_unused: bool | None, materialize: bool,
+                   who: str) -> tuple:
     """grad() without create_graph while observed: plain floats that replay cannot compute, so
     each is computed as a Value (create_graph) and reported as a "grad" decision."""
-    grads = grad(output, inputs, seed, create_graph=True, allow_unused=allow_unused, materialize_grads=materialize)
+    grads = _gradients(output, inputs, seed, True, allow_unused, materialize, who)
     return tuple(None if g is None else _report("grad", g, None, _DATA_SLOT.__get__(g)) for g in grads)
 
 
