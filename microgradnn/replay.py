@@ -867,9 +867,10 @@ class BatchResult:
             # it (None stays None, which the optimizers skip), and it is not read
             live = np.zeros(len(PG), dtype=bool)
             for (tape, V, *_), index in zip(self._runs, self._index):
-                live[np.arange(len(PG))[index][tape.reached]] = True
+                at = np.arange(len(PG))[index]  # the tape's parameters' places
+                live[at[tape.reached]] = True
                 if tape.take_groups:
-                    live[np.arange(len(PG))[index][tape.picked(V)]] = True
+                    live[at[tape.picked(V)]] = True
             if unfrozen:
                 ids = set(map(id, unfrozen))
                 live |= np.fromiter((id(p) in ids for p in params), bool, len(PG))
