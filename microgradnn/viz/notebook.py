@@ -41,7 +41,7 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
     try:
         return draw_graph(obj, view="both", max_nodes=max_nodes)
     except GraphTooLarge as e:
-        full = _drawable(obj, False, e.nodes)  # None: too tangled for dot whatever max_nodes is
+        full = _drawable(obj, e.nodes)  # None: too tangled for dot whatever max_nodes is
     whole = (f"{full} nodes in full; viz.draw_graph(v, max_nodes={full}) draws them all" if full else
              "in full too tangled for dot")
     try:
@@ -52,9 +52,9 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
             raise
         if full is None:  # the call advised below must draw it: raises if too tangled collapsed too
             _plan(obj, False, True, e.nodes)
-        each = f"{e.nodes} with each call of a neuron as one node"
-        count = f"{e.nodes} nodes to draw with each call of a neuron as one node" if not full else \
-            f"{full} nodes to draw" if e.nodes == full else f"{full} nodes to draw ({each})"
+        each = "with each call of a neuron as one node"
+        count = f"{e.nodes} nodes to draw {each}" if not full else f"{full} nodes to draw" if e.nodes == full \
+            else f"{full} nodes to draw ({e.nodes} {each})"
         anyway = f"viz.draw_graph(v, max_nodes={full})" if full else \
             f"viz.draw_graph(v, collapse=True, max_nodes={e.nodes})"
         raise GraphTooLarge(f"the graph has {count}, more than the {max_nodes} a notebook draws; "
@@ -62,12 +62,12 @@ def _diagram(obj: graphviz.Digraph | Value | Module, max_nodes: int) -> graphviz
                             f"this big)", e.nodes) from None
 
 
-def _drawable(root: Value, collapse: bool, nodes: int | None) -> int | None:
-    """`nodes` when draw_graph draws root with max_nodes=nodes, None when its edges are too tangled for dot."""
+def _drawable(root: Value, nodes: int | None) -> int | None:
+    """`nodes` when draw_graph draws root in full with max_nodes=nodes, None when its edges are too tangled for dot."""
     if nodes is None:
         return None
     try:
-        _plan(root, False, collapse, nodes)
+        _plan(root, False, False, nodes)
     except GraphTooLarge:
         return None
     return nodes
