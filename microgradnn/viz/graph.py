@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from typing import Iterable
+from typing import Container, Iterable
 
 import graphviz
 
@@ -193,7 +193,7 @@ def _ranks_skipped(drawn: list[Value], groups: dict[int, Neuron]) -> int:
     rank: dict[int, int] = {}
     edges = []
     for v in drawn:  # topological order: an edge x -> v, with v's op node one column before v
-        sources = [x for x in _drawn_inputs(v, groups, rank)]
+        sources = _drawn_inputs(v, groups, rank)
         rank[id(v)] = 1 + max((rank[id(x)] + (0 if id(v) in groups else 1) for x in sources), default=0)
         edges += [(x, v) for x in sources]
     first_use: dict[int, int] = {}
@@ -205,7 +205,7 @@ def _ranks_skipped(drawn: list[Value], groups: dict[int, Neuron]) -> int:
     return sum(max(0, rank[id(v)] - rank[id(x)] - 2) for x, v in edges)
 
 
-def _drawn_inputs(v: Value, groups: dict[int, Neuron], drawn: dict[int, int]) -> list[Value]:
+def _drawn_inputs(v: Value, groups: dict[int, Neuron], drawn: Container[int]) -> list[Value]:
     """The drawn nodes with an edge into v (into its op node), through a collapsed neuron's inside."""
     seen, stack, found = set(), list(v.inputs), []
     neuron = groups.get(id(v))
@@ -297,7 +297,7 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
         if not v.inputs:
             continue
         if neuron is not None:
-            _collapsed_edges(g, v, neuron, plan, vid, marked)
+            _collapsed_edges(g, v, plan, vid, marked)
             continue
         oid = f"op{vid[1:]}"
         op_attrs = {"color": COLORS["highlight"], "penwidth": "2", "fillcolor": COLORS["highlight_fill"]} if red else {}
@@ -366,19 +366,9 @@ def _onto_boxes(marked: dict[int, str], plan: _Plan) -> dict[int, str]:
     return shown
 
 
-def _collapsed_edges(g: graphviz.Digraph, v: Value, neuron, plan: _Plan, vid: str, marked: dict[int, str]) -> None:
+def _collapsed_edges(g: graphviz.Digraph, v: Value, plan: _Plan, vid: str, marked: dict[int, str]) -> None:
     """Edges into a collapsed neuron from every drawn node outside it that feeds it (red at a highlight)."""
-    seen, stack, sources = set(), list(v.inputs), []
-    while stack:
-        x = stack.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
-        if plan.groups.get(id(x)) is neuron and id(x) not in plan.ids:
-            stack.extend(x.inputs)
-        elif id(x) in plan.ids:
-            sources.append(x)
-    for x in sorted(sources, key=lambda s: int(plan.ids[id(s)][1:])):
+    for x in sorted(_drawn_inputs(v, plan.groups, plan.ids), key=lambda s: int(plan.ids[id(s)][1:])):
         red = id(v) in marked or id(x) in marked
         g.edge(plan.ids[id(x)], vid, id=f"{plan.ids[id(x)]}-{vid}", **_RED_EDGE if red else {})
 
