@@ -49,6 +49,8 @@ class CausalSelfAttention(Module):
         # as ints (a numpy int kept went into config(), and no JSON file could hold it)
         n_embd, n_head = (positive_int(n, "CausalSelfAttention", k) for n, k in ((n_embd, "n_embd"),
                                                                                   (n_head, "n_head")))
+        if n_embd % n_head:  # else the heads cover n_head * (n_embd // n_head) dimensions, and the first call fails
+            raise ValueError(f"CausalSelfAttention: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
         self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
         rng = generator(seed, "CausalSelfAttention")
         self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)

@@ -633,3 +633,13 @@ def test_a_gpt_sized_by_numpy_ints_saves_and_converts(tmp_path):
     assert all(type(v) is int for k, v in model.config().items() if k != "type")
     model.save(tmp_path / "gpt.json")
     assert mg.Module.from_file(tmp_path / "gpt.json").state_dict() == model.state_dict()
+
+
+@pytest.mark.parametrize("cls", [mg.models.CausalSelfAttention, mg.models.Block])
+@pytest.mark.parametrize("n_embd, n_head", [(8, 3), (6, 4), (8, 16)])
+def test_attention_and_block_refuse_n_embd_not_a_multiple_of_n_head(cls, n_embd, n_head):
+    # were built: the heads covered n_head * (n_embd // n_head) of the n_embd dimensions, and the first
+    # call failed inside, "Linear: expected 8 inputs, got 6" or a ZeroDivisionError (heads of 0)
+    with pytest.raises(ValueError, match=rf"CausalSelfAttention: n_embd \({n_embd}\) must be a multiple of "
+                                         rf"n_head \({n_head}\)"):
+        cls(n_embd, n_head, seed=0)
