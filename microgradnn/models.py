@@ -42,15 +42,20 @@ class KVCache:
         return len(self.keys[0])
 
 
+def _heads_of(n_embd, n_head, who: str) -> tuple[int, int]:
+    """n_embd and n_head as ints (a numpy int kept went into config(), and no JSON file could hold
+    it), n_embd a multiple of n_head: else the heads cover n_head * (n_embd // n_head) dimensions."""
+    n_embd, n_head = positive_int(n_embd, who, "n_embd"), positive_int(n_head, who, "n_head")
+    if n_embd % n_head:
+        raise ValueError(f"{who}: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+    return n_embd, n_head
+
+
 class CausalSelfAttention(Module):
     """Multi-head attention of one position over itself and every earlier position."""
 
     def __init__(self, n_embd: int, n_head: int, *, seed: Seed = None) -> None:
-        # as ints (a numpy int kept went into config(), and no JSON file could hold it)
-        n_embd, n_head = (positive_int(n, "CausalSelfAttention", k) for n, k in ((n_embd, "n_embd"),
-                                                                                  (n_head, "n_head")))
-        if n_embd % n_head:  # else the heads cover n_head * (n_embd // n_head) dimensions, and the first call fails
-            raise ValueError(f"CausalSelfAttention: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        n_embd, n_head = _heads_of(n_embd, n_head, "CausalSelfAttention")
         self.n_embd, self.n_head, self.head_size = n_embd, n_head, n_embd // n_head
         rng = generator(seed, "CausalSelfAttention")
         self.query, self.key, self.value, self.proj = (Linear(n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
@@ -82,7 +87,7 @@ class MLPBlock(Module):
     """Linear (n_embd -> 4 n_embd), ReLU, Linear (back to n_embd)."""
 
     def __init__(self, n_embd: int, *, seed: Seed = None) -> None:
-        rng = generator(seed, "MLPBlock")
+        n_embd, rng = positive_int(n_embd, "MLPBlock", "n_embd"), generator(seed, "MLPBlock")
         self.fc = Linear(n_embd, 4 * n_embd, bias=False, std=INIT_STD, seed=rng)
         self.proj = Linear(4 * n_embd, n_embd, bias=False, std=INIT_STD, seed=rng)
 
@@ -103,6 +108,7 @@ class Block(Module):
     """x + attention(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, n_embd: int, n_head: int, *, seed: Seed = None) -> None:
+        n_embd, n_head = _heads_of(n_embd, n_head, "Block")
         rng = generator(seed, "Block")
         self.norm1, self.attn = RMSNorm(n_embd, eps=NORM_EPS), CausalSelfAttention(n_embd, n_head, seed=rng)
         self.norm2, self.mlp = RMSNorm(n_embd, eps=NORM_EPS), MLPBlock(n_embd, seed=rng)

@@ -640,6 +640,21 @@ def test_a_gpt_sized_by_numpy_ints_saves_and_converts(tmp_path):
 def test_attention_and_block_refuse_n_embd_not_a_multiple_of_n_head(cls, n_embd, n_head):
     # were built: the heads covered n_head * (n_embd // n_head) of the n_embd dimensions, and the first
     # call failed inside, "Linear: expected 8 inputs, got 6" or a ZeroDivisionError (heads of 0)
-    with pytest.raises(ValueError, match=rf"CausalSelfAttention: n_embd \({n_embd}\) must be a multiple of "
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: n_embd \({n_embd}\) must be a multiple of "
                                          rf"n_head \({n_head}\)"):
         cls(n_embd, n_head, seed=0)
+
+
+@pytest.mark.parametrize("build, error, message", [
+    (lambda: mg.models.Block(0, 2), ValueError, "Block: n_embd must be a positive int, got 0"),
+    (lambda: mg.models.Block(8.0, 2), TypeError, "Block: n_embd must be a positive int, got float 8.0"),
+    (lambda: mg.models.Block(8, 0), ValueError, "Block: n_head must be a positive int, got 0"),
+    (lambda: mg.models.MLPBlock(0), ValueError, "MLPBlock: n_embd must be a positive int, got 0"),
+    (lambda: mg.models.MLPBlock(2.5), TypeError, "MLPBlock: n_embd must be a positive int, got float 2.5"),
+    (lambda: mg.models.MLPBlock(True), TypeError, "MLPBlock: n_embd must be a positive int, got bool True"),
+])
+def test_block_and_mlp_block_name_themselves_for_a_bad_size(build, error, message):
+    # the error named the part that first used the size: "RMSNorm: dim ...", "CausalSelfAttention: n_head ...",
+    # "Linear: nin ..."
+    with pytest.raises(error, match=message):
+        build()
