@@ -251,7 +251,7 @@ def words(max_len: int = 15, *, path: str | os.PathLike | None = None, n: int | 
             raise ValueError(f"words: {path} is not a regular file (a word list, one word per line)")
     path = WORD_LIST if path is None else path
     if os.path.exists(path):
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:  # (-sig: a BOM is no part of the first word)
             # (max_len is no regex repeat count: one of 2**32 or more overflows it)
             found = sorted({w for w in (line.strip() for line in f) if len(w) <= max_len and re.fullmatch("[a-z]+", w)})
         source = path

@@ -116,6 +116,14 @@ def test_words_takes_any_max_len(tmp_path):
     assert data.words(max_len=2**32, path=path)[0] == data.words(max_len=10**30, path=path)[0] == ["ant", "zebra"]
 
 
+def test_words_keeps_the_first_word_of_a_list_saved_with_a_byte_order_mark(tmp_path):
+    # the BOM (an editor's "UTF-8 with BOM") was read as part of the first word, which was then no a-z word
+    # and silently left out
+    path = tmp_path / "w.txt"
+    path.write_bytes(b"\xef\xbb\xbfapple\r\nbanana\r\n")
+    assert data.words(path=path) == (["apple", "banana"], str(path))
+
+
 def test_words_refuses_a_path_that_is_not_a_regular_file(tmp_path):
     with pytest.raises(ValueError, match=r"words: .* is not a regular file"):
         data.words(path=tmp_path)
