@@ -53,7 +53,7 @@ def test_embedding_std_none_is_torchs_start_as_linears():
 def test_embedding_rows_are_the_parameters_themselves():
     emb = Embedding(4, 3, seed=0)
     row = emb(2)
-    assert row is emb.weight[2] and all(v.requires_grad for v in row)
+    assert all(v is w for v, w in zip(row, emb.weight[2], strict=True)) and all(v.requires_grad for v in row)
     with pytest.raises(IndexError, match=r"index must be an int in 0\.\.3, got 4"):
         emb(4)
     with pytest.raises(IndexError, match=r"index must be an int in 0\.\.3, got -1"):
@@ -62,6 +62,21 @@ def test_embedding_rows_are_the_parameters_themselves():
         with pytest.raises(TypeError, match=rf"Embedding: index must be an int in 0\.\.3, got {type(wrong).__name__} "):
             emb(wrong)
     assert [n for n, _ in emb.named_parameters()][:2] == ["weight.0.0", "weight.0.1"]
+
+
+def test_changing_the_list_an_embedding_gives_leaves_its_table_as_it_was():
+    # emb(i) was the table's row list itself: `x = emb(3); x += emb(1)` made row 3 four entries long (and the
+    # state held weight.3.2, which no file of an Embedding(4, 2) loads), `x[0] = x[0] * 2` put a computed Value
+    # in place of a parameter; torch's emb(i) is a new tensor, whose changes leave emb.weight as it was
+    emb = Embedding(4, 2, seed=0)
+    state, params = emb.state_dict(), [id(p) for p in emb.parameters()]
+    x = emb(3)
+    x += emb(1)
+    y = emb(2)
+    y[0] = y[0] * 2
+    y.append(y[1])
+    assert emb.state_dict() == state and [id(p) for p in emb.parameters()] == params
+    assert all(v is w for v, w in zip(emb(3), emb.weight[3], strict=True))  # the parameters themselves still
 
 
 def test_rmsnorm_matches_its_formula_and_its_gradient():

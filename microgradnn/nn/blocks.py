@@ -162,7 +162,7 @@ class Embedding(Module):
                             f"{index!r:.60}")
         if not 0 <= index < self.num:
             raise IndexError(f"Embedding: index must be an int in 0..{self.num - 1}, got {index!r}")
-        return self.weight[index]
+        return list(self.weight[index])  # its parameters in a new list: `x = emb(i); x[0] = ...` leaves the table be
 
     def config(self) -> dict:
         return {"type": "Embedding", "num": self.num, "dim": self.dim}
