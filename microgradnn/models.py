@@ -224,10 +224,18 @@ class GPT(Module):
         if cache.model is not self:  # another model's keys, or too few layers: logits silently wrong
             raise ValueError(f"GPT: cache must be this model's (from model.new_cache()), got a {len(cache.keys)}-layer "
                              f"cache {'of another model' if cache.model is not None else 'for another model'}")
+        # named here: the embeddings' "Embedding: index must be an int in 0..15" says neither which nor why
+        if not _is_int(pos):  # (0.0 == len(cache) passes the check below)
+            raise TypeError(f"GPT: position must be an int, the cache's length ({len(cache)}), got "
+                            f"{type(pos).__name__} {shown(pos)}")
         if pos != len(cache) or not 0 <= pos < self.block_size:
             raise ValueError(f"GPT: position {pos} must be the cache's length ({len(cache)}) and below "
                              f"block_size {self.block_size}")
-        read = len(cache)  # (pos equals it, but may be no int: 0.0, which the embedding refuses)
+        if type(token) is not Value and not (_is_int(token) and 0 <= token < self.vocab_size):  # (a Value: compile's)
+            raise (IndexError if _is_int(token) else TypeError)(  # as torch's
+                f"GPT: token must be a token id (an int in 0..{self.vocab_size - 1}), got {type(token).__name__} "
+                f"{shown(token)}")
+        read = len(cache)
         try:
             return run(self, self.forward, token, pos, cache)
         except BaseException:  # (a Ctrl-C too) the layers read before it had added this position's keys

@@ -614,15 +614,38 @@ def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
     assert [v.data for v in model(5, 1, cache)] == [v.data for v in model(5, 1, fresh)]
 
 
-def test_a_position_given_as_a_float_is_refused_by_the_embedding_not_the_cache_rollback():
+def test_a_position_given_as_a_float_is_refused_by_name_not_by_the_cache_rollback():
     # 0.0 == len(cache) passed the position check; the embedding refused it, and taking the position back
     # out of the cache (keys[0.0:]) replaced that error with "slice indices must be integers or None"
     model = small_gpt()
     for pos in (0.0, np.float64(0.0)):
         cache = model.new_cache()
-        with pytest.raises(TypeError, match=r"Embedding: index must be an int in 0..15, got float"):
+        with pytest.raises(TypeError, match=r"GPT: position must be an int, the cache's length \(0\), got float"):
             model(3, pos, cache)
         assert len(cache) == 0
+
+
+@pytest.mark.parametrize("token, pos, error, message", [
+    (16, 1, IndexError, r"GPT: token must be a token id \(an int in 0..15\), got int 16"),
+    (-1, 1, IndexError, r"GPT: token must be a token id \(an int in 0..15\), got int -1"),
+    (3.0, 1, TypeError, r"GPT: token must be a token id \(an int in 0..15\), got float 3.0"),
+    (True, 1, TypeError, r"GPT: token must be a token id \(an int in 0..15\), got bool True"),
+    (None, 1, TypeError, r"GPT: token must be a token id \(an int in 0..15\), got NoneType None"),
+    (3, True, TypeError, r"GPT: position must be an int, the cache's length \(1\), got bool True"),
+    (3, "1", TypeError, r"GPT: position must be an int, the cache's length \(1\), got str '1'"),
+    (3, None, TypeError, r"GPT: position must be an int, the cache's length \(1\), got NoneType None"),
+])
+def test_a_call_names_a_bad_token_or_position(token, pos, error, message):
+    # the token and the position went to the embeddings unchecked: "Embedding: index must be an int in
+    # 0..15, got 16" for either (vocab_size and block_size are both 16), and a position "1" read
+    # "GPT: position 1 must be the cache's length (1)"
+    model = small_gpt()
+    cache = model.new_cache()
+    model(3, 0, cache)
+    with pytest.raises(error, match=message):
+        model(token, pos, cache)
+    assert len(cache) == 1
+    assert len(model(np.int64(5), np.int64(1), cache)) == 16
 
 
 def test_a_gpt_sized_by_numpy_ints_saves_and_converts(tmp_path):
