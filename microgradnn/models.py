@@ -224,6 +224,10 @@ class GPT(Module):
         if cache.model is not self:  # another model's keys, or too few layers: logits silently wrong
             raise ValueError(f"GPT: cache must be this model's (from model.new_cache()), got a {len(cache.keys)}-layer "
                              f"cache {'of another model' if cache.model is not None else 'for another model'}")
+        if len(cache.keys) != self.n_layer:  # blocks added since it was made: they would be skipped
+            raise ValueError(f"GPT: cache must have a layer for each of the model's {self.n_layer} blocks, got a "
+                             f"{len(cache.keys)}-layer cache made before its blocks changed; start a new one "
+                             "(model.new_cache())")
         # named here: the embeddings' "Embedding: index must be an int in 0..15" says neither which nor why
         if not _is_int(pos):  # (0.0 == len(cache) passes the check below)
             raise TypeError(f"GPT: position must be an int, the cache's length ({len(cache)}), got "

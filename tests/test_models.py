@@ -481,6 +481,18 @@ def test_a_cache_not_made_for_the_model_is_refused():
     assert [v.data for v in model(1, 0, mine)] == [v.data for v in model(1, 0, model.new_cache())]
 
 
+def test_a_cache_made_before_blocks_were_added_is_refused():
+    # its one layer of keys ran the model's first block only: the added one was skipped, logits silently wrong
+    model = GPT(5, n_embd=8, n_head=2, n_layer=1, block_size=4, seed=0)
+    cache = model.new_cache()
+    model(0, 0, cache)
+    model.blocks.append(mg.models.Block(8, 2, seed=1))
+    with pytest.raises(ValueError, match=r"GPT: cache must have a layer for each of the model's 2 blocks, got a "
+                                         r"1-layer cache made before its blocks changed"):
+        model(1, 1, cache)
+    assert len(cache) == 1
+
+
 def test_a_vocabulary_of_one_token_is_refused_up_front():
     # was: GPT(1) was built, and its loss failed inside cross_entropy ("every sample needs the
     # same number (>= 2) of logits, got [1]"): a tokenizer of an empty corpus has BOS only
