@@ -93,3 +93,40 @@ def test_a_long_bad_expression_is_shown_by_its_start_so_the_reason_stays_readabl
 def test_a_deeply_nested_bad_expression_is_refused_without_recursing(text, message):
     with pytest.raises(expression.ExpressionError, match=message):  # was: RecursionError from ast.unparse
         expression.parse_expression(text)
+
+
+def test_the_value_is_the_last_expression_after_its_steps():
+    program = expression.parse_expression("a = x * y; b = a + 1; b * 10 - a")
+    assert expression.evaluate(program, {"x": 2.0, "y": 3.0}) == (6.0 + 1) * 10 - 6.0
+
+
+@pytest.mark.parametrize("text", ["leaky_relu()", "leaky_relu(x, 0.1, 2)"])
+def test_leaky_relu_takes_its_input_and_an_optional_slope(text):
+    assert expression.evaluate(expression.parse_expression("leaky_relu(x) + leaky_relu(x, 0.5)"),
+                               {"x": -2.0}) == -0.02 + -1.0
+    with pytest.raises(expression.ExpressionError, match=r"leaky_relu\(\) takes 1 or 2 positional arguments"):
+        expression.parse_expression(text)
+
+
+@pytest.mark.parametrize("item", ["x", "=1", "1x=2", "x y=2"])
+def test_an_assignment_needs_a_name_and_an_equals_sign(item):
+    with pytest.raises(expression.ExpressionError, match="expected name=value"):
+        expression.parse_assignments([item], expression.parse_expression("x"))
+
+
+def test_an_expression_of_exactly_the_longest_length_is_accepted():
+    text = "x * 2" + " " * (expression.MAX_LENGTH - 5)
+    assert expression.evaluate(expression.parse_expression(text), {"x": 1.5}) == 3.0
+    with pytest.raises(expression.ExpressionError, match="has 100001 characters"):
+        expression.parse_expression(text + " ")
+
+
+def test_import_modules_imports_module_names_and_refuses_others():
+    import sys
+    sys.modules.pop("colorsys", None)
+    expression.import_modules(["colorsys"])
+    assert "colorsys" in sys.modules
+    with pytest.raises(expression.ExpressionError, match="not a module name"):
+        expression.import_modules(["my ops"])
+    with pytest.raises(expression.ExpressionError, match="--import no_such_module_here: No module named"):
+        expression.import_modules(["no_such_module_here"])
