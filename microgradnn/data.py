@@ -134,7 +134,7 @@ _CODAS = ["", "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
 
 def make_words(n: int = 5000, *, seed: Seed = None) -> list[str]:
     """n distinct made-up words from fixed rules: 1 to 3 syllables, each an onset consonant
-    (cluster), a vowel (pair) and, half the time or so, a closing consonant; 3 to 12 letters."""
+    (cluster), a vowel (pair) and, three times in four, a closing consonant; 3 to 12 letters."""
     positive_int(n, "make_words", "n")
     rng = generator_of(seed, "make_words")
     if n > _made_limit(12):
