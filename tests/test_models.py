@@ -213,6 +213,18 @@ def test_a_gpt_with_its_head_tied_to_its_embedding_keeps_the_tie_through_torch_a
     assert _gpt_step(again, tokens) == _gpt_step(model, tokens)
 
 
+def test_from_torch_refuses_a_head_sharing_the_embeddings_memory_as_another_tensor():
+    torch = pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
+    module.head.weight = torch.nn.Parameter(module.token_embedding.weight)  # torch trains them as one memory
+    with pytest.raises(ValueError, match=r"from_torch: tensors 'token_embedding.weight' and 'head.weight' share "
+                                         r"memory .* make them one tensor"):
+        GPT.from_torch(module)  # was read as two tables, trained apart
+    module.head.weight = module.token_embedding.weight  # one tensor: one parameter each
+    back = GPT.from_torch(module)
+    assert back.head.weight[5][3] is back.token_embedding.weight[5][3]
+
+
 def test_a_tied_gpts_gradient_agrees_with_finite_differences():
     model = GPT(3, n_embd=2, n_head=1, block_size=3, seed=0)
     model.head.weight = model.token_embedding.weight

@@ -921,6 +921,28 @@ def test_torch_conversions_keep_frozen_weights_frozen_and_refuse_what_a_tensor_c
         MLP.from_torch(torch.nn.Sequential(first, second))
 
 
+def test_from_torch_refuses_tensors_sharing_memory_which_torch_trains_as_one():
+    torch = pytest.importorskip("torch")
+    first, second = (torch.nn.Linear(2, 2, dtype=torch.float64) for _ in range(2))
+    second.weight = torch.nn.Parameter(first.weight)  # another Parameter, the same memory: torch steps both there
+    seq = torch.nn.Sequential(first, torch.nn.Tanh(), second)
+    with pytest.raises(ValueError, match=r"from_torch: tensors '0.weight' and '2.weight' share memory .* two copies "
+                                         r"trained apart"):
+        MLP.from_torch(seq)  # was read as two layers: after 3 SGD steps their outputs were 0.5 apart from torch's
+    flat = torch.randn(2 * 3 + 3, dtype=torch.float64)  # views of one buffer that share no entry are apart
+    third = torch.nn.Linear(2, 3, dtype=torch.float64)
+    third.weight, third.bias = torch.nn.Parameter(flat[:6].view(3, 2)), torch.nn.Parameter(flat[6:])
+    columns = torch.randn(3, 4, dtype=torch.float64)
+    even, odd = torch.nn.Linear(2, 3, dtype=torch.float64), torch.nn.Linear(2, 3, dtype=torch.float64)
+    even.weight, odd.weight = torch.nn.Parameter(columns[:, ::2]), torch.nn.Parameter(columns[:, 1::2])
+    middle = torch.nn.Linear(3, 2, dtype=torch.float64)
+    assert MLP.from_torch(torch.nn.Sequential(third, torch.nn.Tanh(), middle)).num_parameters() == 17
+    assert MLP.from_torch(torch.nn.Sequential(even, torch.nn.Tanh(), middle, torch.nn.Tanh(), odd)).nin == 2
+    odd.weight = torch.nn.Parameter(columns[:, 2:])  # shares column 2 with even's weight
+    with pytest.raises(ValueError, match="'0.weight' and '4.weight' share memory"):
+        MLP.from_torch(torch.nn.Sequential(even, torch.nn.Tanh(), middle, torch.nn.Tanh(), odd))
+
+
 def test_from_torch_refuses_a_sequential_whose_hooks_change_what_it_computes():
     torch = pytest.importorskip("torch")
     seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))

@@ -75,6 +75,42 @@ def _tied(module) -> None:
         name, first = next(iter(tied.items()))
         raise ValueError(f"from_torch: {first!r} and {name!r} are one tensor (tied weights), "
                          "which the model cannot hold as one; untie them (a copy each) first")
+    one_memory(((name, p) for prefix, sub in module.named_modules()
+                for name, p in sub.named_parameters(prefix=prefix, recurse=False)), "give each a copy of its own")
+
+
+def one_memory(named, fix: str) -> None:
+    """Refuse two distinct tensors among `named` ((name, tensor) pairs; one tensor under two names
+    is the caller's to read) whose entries share memory (`nn.Parameter(other.weight)`, views of one
+    tensor): torch's optimizers step both in that memory, as one tensor, where the model read from
+    them would hold two copies, trained apart. `fix` says what to do instead."""
+    strided = import_torch("from_torch").strided
+    spans, seen = [], set()
+    for name, tensor in named:
+        if id(tensor) in seen or tensor.numel() == 0 or tensor.is_meta or tensor.layout != strided:
+            continue
+        seen.add(id(tensor))
+        start, size = tensor.data_ptr(), tensor.element_size()  # (the address of its first entry)
+        last = sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride()))
+        spans.append((start, start + (last + 1) * size, name, tensor))
+    spans.sort(key=lambda span: span[:2])
+    for i, (_, end, name, tensor) in enumerate(spans):
+        for other_start, _, other, other_tensor in spans[i + 1:]:
+            if other_start >= end:
+                break
+            if tensor.element_size() != other_tensor.element_size() or \
+                    np.intersect1d(_addresses(tensor), _addresses(other_tensor)).size:
+                raise ValueError(f"from_torch: tensors {name!r} and {other!r} share memory (one is a view of "
+                                 "the other, or nn.Parameter() of it), so torch trains them as one (its optimizer "
+                                 f"steps both in that memory); the model would hold two copies trained apart: {fix}")
+
+
+def _addresses(tensor) -> np.ndarray:
+    """The address of each entry of a strided tensor."""
+    offsets = np.zeros(1, dtype=np.int64)
+    for n, stride in zip(tensor.shape, tensor.stride()):
+        offsets = (offsets[:, None] + np.arange(n, dtype=np.int64) * stride).ravel()
+    return tensor.data_ptr() + offsets * tensor.element_size()
 
 
 def from_sequential(sequential) -> list[LayerSpec]:
@@ -323,6 +359,8 @@ def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool], 
     a tensor is held in two places (tied weights); refused if a tensor's shape is not the model's,
     or the module holds a tensor the model has no place for."""
     tensors = {name: _finite(t, name) for name, t in module.state_dict().items()}
+    one_memory(module.state_dict(keep_vars=True).items(), "make them one tensor (module.head.weight = "
+               "module.token_embedding.weight), or give each a copy of its own")
     places = list(module.named_parameters(remove_duplicate=False))
     trains = {name for name, t in places if t.requires_grad}
     same_as = later_names(places)
