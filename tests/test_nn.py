@@ -921,6 +921,17 @@ def test_torch_conversions_keep_frozen_weights_frozen_and_refuse_what_a_tensor_c
         MLP.from_torch(torch.nn.Sequential(first, second))
 
 
+def test_from_torch_names_the_layers_whose_shapes_do_not_chain_or_are_empty():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"^from_torch: layer 1 \('2'\) takes 4 inputs but layer 0 gives 3 outputs"):
+        MLP.from_torch(seq)  # was "MLP.from_layers: layer 0 has 3 outputs ...", a function the user never called
+    for empty, shape in ((torch.nn.Linear(0, 3), r"\(3, 0\)"), (torch.nn.Linear(2, 0), r"\(0, 2\)")):
+        with pytest.raises(ValueError, match=rf"^from_torch: layer 0 \('0'\) has weight shape {shape}, but a layer "
+                                             "needs at least one input and one output"):
+            MLP.from_torch(torch.nn.Sequential(empty))  # was "Neuron.from_weights: weights must not be empty"
+
+
 def test_from_torch_refuses_tensors_sharing_memory_which_torch_trains_as_one():
     torch = pytest.importorskip("torch")
     first, second = (torch.nn.Linear(2, 2, dtype=torch.float64) for _ in range(2))

@@ -136,6 +136,12 @@ def from_sequential(sequential) -> list[LayerSpec]:
         if weight.ndim != 2 or bias.shape != weight.shape[:1]:
             raise ValueError(f"from_torch: layer {len(layers)} ({key!r}) needs weight (out, in) and bias (out,), "
                              f"got shapes {weight.shape} and {bias.shape}")
+        if 0 in weight.shape:
+            raise ValueError(f"from_torch: layer {len(layers)} ({key!r}) has weight shape {weight.shape}, but a layer "
+                             "needs at least one input and one output")
+        if layers and weight.shape[1] != len(layers[-1].weights):
+            raise ValueError(f"from_torch: layer {len(layers)} ({key!r}) takes {weight.shape[1]} inputs but layer "
+                             f"{len(layers) - 1} gives {len(layers[-1].weights)} outputs; the Sequential cannot run")
         read |= {f"{key}.weight", f"{key}.bias"}
         activation = "linear"
         if i + 1 < len(modules) and type(modules[i + 1][1]) in names:
