@@ -1426,6 +1426,17 @@ def test_load_state_dict_has_torchs_strict_and_result_and_says_typeerror_for_a_n
     assert m.state_dict() == dict(state, **{"layers.1.neurons.0.b": 0.5})
 
 
+def test_from_torch_names_a_lazy_or_sparse_tensor_instead_of_torchs_error_from_inside():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"^from_torch: tensor '0.weight', layer 0 is not initialized \(a lazy "):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.LazyLinear(3)))  # was torch's "Attempted to use an uninitialized"
+    linear = torch.nn.Linear(2, 3)
+    linear.weight = torch.nn.Parameter(linear.weight.detach().to_sparse())
+    with pytest.raises(TypeError, match=r"^from_torch: every weight must be a dense tensor, got a torch.sparse_coo "
+                                        r"one in tensor '0.weight', layer 0"):
+        MLP.from_torch(torch.nn.Sequential(linear))  # was torch's "can't convert Sparse layout tensor to numpy"
+
+
 def test_from_torch_says_a_meta_tensor_holds_no_numbers():
     torch = pytest.importorskip("torch")
     with pytest.raises(ValueError, match=r"tensor '0.weight', layer 0 is on the meta device and holds no numbers"):

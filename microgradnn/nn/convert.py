@@ -199,6 +199,13 @@ def _own_forward(module, base: Any, what: str) -> None:
 
 def _finite(tensor, name: str, where: str = "") -> np.ndarray:
     """A tensor as a float64 array; a ValueError naming the tensor and index of a NaN or infinity."""
+    torch, at = import_torch("from_torch"), f"{name!r}{f', {where}' if where else ''}"
+    if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):  # torch's error would name no tensor
+        raise ValueError(f"from_torch: tensor {at} is not initialized (a lazy module's, as LazyLinear's): "
+                         "call the module on an input first, which gives it its shape and numbers")
+    if tensor.layout != torch.strided:  # torch's error would be "can't convert Sparse layout tensor to numpy"
+        raise TypeError(f"from_torch: every weight must be a dense tensor, got a {tensor.layout} one in tensor {at}; "
+                        "make it dense (.to_dense()) first")
     if not tensor.is_floating_point():  # .double() would drop a complex tensor's imaginary parts
         raise TypeError(f"from_torch: every weight must be a real floating-point number, got {tensor.dtype} "
                         f"in tensor {name!r}{f', {where}' if where else ''}")
