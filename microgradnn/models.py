@@ -312,7 +312,10 @@ class GPT(Module):
     def from_torch(cls, module) -> "GPT":
         """A GPT with the weights (and requires_grad flags) of a module made by `to_torch` (or one
         with the same state names); a tensor held in two places (tied weights) is one parameter each."""
-        from microgradnn.nn.convert import state_from_torch
+        from microgradnn.nn.convert import import_torch, state_from_torch
+        if not isinstance(module, import_torch("GPT.from_torch").nn.Module):
+            raise TypeError(f"GPT.from_torch: expected a torch.nn.Module made by GPT.to_torch, got "
+                            f"{type(module).__name__} {module!r:.60}")
         config = getattr(module, "config", None)
         if not isinstance(config, dict) or config.get("type") != "GPT":
             raise ValueError("GPT.from_torch: expected a module made by GPT.to_torch (it has a .config)")

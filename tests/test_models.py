@@ -225,6 +225,13 @@ def test_from_torch_refuses_a_head_sharing_the_embeddings_memory_as_another_tens
     assert back.head.weight[5][3] is back.token_embedding.weight[5][3]
 
 
+@pytest.mark.parametrize("bad", [3, None, "model.pt", {"type": "GPT"}])
+def test_from_torch_of_what_is_no_torch_module_is_a_type_error(bad):
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"^GPT.from_torch: expected a torch.nn.Module made by GPT.to_torch, got "):
+        GPT.from_torch(bad)  # was a ValueError, as for a torch module of another kind (MLP.from_torch's is a TypeError)
+
+
 def test_a_tied_gpts_gradient_agrees_with_finite_differences():
     model = GPT(3, n_embd=2, n_head=1, block_size=3, seed=0)
     model.head.weight = model.token_embedding.weight
