@@ -132,7 +132,7 @@ def _check_torch_norms(module, model: "GPT") -> None:
 def _check_torch_outputs(module, model: "GPT") -> None:
     """Refuse a torch module whose logits on a probe sequence differ from the GPT's built from
     it: its config names what no tensor holds (n_head), and it may say other than it computes."""
-    from microgradnn.nn.convert import float64_outputs
+    from microgradnn.nn.convert import _torch_classes, check_gradients, float64_outputs
     tokens = [i % model.vocab_size for i in range(min(model.block_size, 3))]  # two positions at least: attention
     theirs = float64_outputs(module, [tokens], f"GPT.from_torch: the module failed on the token ids {tokens}")[0]
     cache = model.new_cache()
@@ -143,6 +143,12 @@ def _check_torch_outputs(module, model: "GPT") -> None:
         raise ValueError(f"GPT.from_torch: the module's logits on the token ids {tokens} differ from those of the GPT "
                          f"its config and weights describe ({model!r}): its config (n_head={model.n_head}?) must say "
                          "what it computes")
+    names = [name for name, _ in module.named_parameters()]
+    clean = _torch_classes()["_TorchGPT"](model.config(), NORM_EPS)  # computing with the module's tensors
+    check_gradients(module, clean, [tokens], list(zip(names, names)),
+                    f"GPT.from_torch: the module's gradients on the token ids {tokens} differ from those of the GPT "
+                    f"its config and weights describe ({model!r})",
+                    f"GPT.from_torch: the module failed on the token ids {tokens}", same_weights=True)
 
 
 def _heads(n_head, head_size) -> str:

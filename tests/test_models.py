@@ -232,6 +232,22 @@ def test_from_torch_of_what_is_no_torch_module_is_a_type_error(bad):
         GPT.from_torch(bad)  # was a ValueError, as for a torch module of another kind (MLP.from_torch's is a TypeError)
 
 
+def test_from_torch_refuses_a_module_whose_backward_hooks_change_its_gradients():
+    pytest.importorskip("torch")
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+    module = model.to_torch()
+    module.head.weight.register_hook(lambda grad: None)  # a logging hook: read
+    assert GPT.from_torch(module).state_dict() == model.state_dict()
+    module.blocks[0].mlp.fc.weight.register_hook(lambda grad: 0 * grad)  # torch would never train it
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module's gradients on the token ids \[0, 1, 2\] "
+                                         r"differ .* a backward hook"):
+        GPT.from_torch(module)  # was read as if the hook were not there
+    module = model.to_torch()
+    module.blocks[0].attn.register_full_backward_hook(lambda attention, grad_in, grad_out: (2 * grad_in[0],))
+    with pytest.raises(ValueError, match="a backward hook"):
+        GPT.from_torch(module)
+
+
 def test_a_tied_gpts_gradient_agrees_with_finite_differences():
     model = GPT(3, n_embd=2, n_head=1, block_size=3, seed=0)
     model.head.weight = model.token_embedding.weight

@@ -973,6 +973,35 @@ def test_from_torch_refuses_a_sequential_whose_hooks_change_what_it_computes():
         MLP.from_torch(seq)
 
 
+def test_from_torch_refuses_a_sequential_whose_backward_hooks_change_its_gradients():
+    torch = pytest.importorskip("torch")
+
+    def make():
+        return torch.nn.Sequential(torch.nn.Linear(2, 3, dtype=torch.float64), torch.nn.Tanh(),
+                                   torch.nn.Linear(3, 1, dtype=torch.float64))
+    seq, seen = make(), []
+    seq[0].weight.register_hook(seen.append)  # logging hooks change nothing: read
+    seq[2].register_full_backward_hook(lambda module, grad_in, grad_out: seen.append(grad_out) and None)
+    assert MLP.from_torch(seq).num_parameters() == 13 and seen
+    assert all(p.grad is None for p in seq.parameters())  # (the probe's gradients are its own)
+    clipped = make()
+    clipped[0].weight.register_hook(lambda grad: grad.clamp(-1e-3, 1e-3))  # torch trains with clipped gradients
+    doubled = make()
+    doubled[2].register_full_backward_hook(lambda module, grad_in, grad_out: (2 * grad_in[0],))
+    early = make()
+    early.register_full_backward_pre_hook(lambda module, grad_out: (3 * grad_out[0],))
+    for seq in (clipped, doubled, early):  # each was read as if the hook were not there: trained apart from torch
+        with pytest.raises(ValueError, match=r"^from_torch: the Sequential's gradients on probe inputs differ from "
+                                             r"those of the MLP .* a backward hook"):
+            MLP.from_torch(seq)
+    shared = torch.nn.Linear(2, 2, dtype=torch.float64)  # a Linear used twice, an Identity: its tensors are found
+    MLP.from_torch(torch.nn.Sequential(shared, torch.nn.Tanh(), shared, torch.nn.Identity(), torch.nn.Linear(2, 1)))
+    seq = make()
+    seq[2].bias.register_hook(lambda grad: 1 / 0)
+    with pytest.raises(ValueError, match="from_torch: the Sequential failed on probe inputs: ZeroDivisionError"):
+        MLP.from_torch(seq)
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

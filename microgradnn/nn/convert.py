@@ -188,6 +188,62 @@ def check_outputs(sequential, model) -> None:
         raise ValueError("from_torch: the Sequential's outputs on probe inputs differ from those of the MLP its "
                          f"layers describe ({model!r}): a forward hook (register_forward_hook, or a pre-hook) "
                          "changes what it computes; remove it")
+    clean = model.to_torch()  # the same layers, with no hook
+    pairs = list(zip(*(_linear_tensors(module) for module in (sequential, clean))))
+    check_gradients(sequential, clean, probe, pairs, "from_torch: the Sequential's gradients on probe inputs differ "
+                    f"from those of the MLP its layers describe ({model!r})",
+                    "from_torch: the Sequential failed on probe inputs")
+
+
+def _linear_tensors(sequential) -> list[str]:
+    """The names of the weight and bias of each Linear of a Sequential, each Linear once."""
+    linears: dict[int, str] = {}
+    for key, module in sequential._modules.items():
+        if isinstance(module, import_torch("from_torch").nn.Linear):
+            linears.setdefault(id(module), key)
+    return [f"{key}.{name}" for key in linears.values() for name in ("weight", "bias")]
+
+
+def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=None) -> list:
+    """The gradients of the sum of what a torch module computes for `inputs` (made to require grad
+    if they are floating-point numbers) as to those inputs and to its tensors `names` that require
+    grad, with its floating tensors in float64, its backward hooks run, and those of its tensors
+    (Tensor.register_hook); or with the tensors of `weights_of` (a module with the same names; tied
+    ones one tensor), without theirs. `failed` leads the error of a module that raises, named as ours."""
+    torch = import_torch("from_torch")
+    source = module if weights_of is None else weights_of
+    tensors = {**dict(source.named_parameters(remove_duplicate=False)), **dict(source.named_buffers())}
+    made: dict[int, Any] = {}
+    for t in tensors.values():
+        if id(t) not in made:
+            made[id(t)] = t.detach().double().requires_grad_(t.requires_grad) if t.is_floating_point() else t
+    wide = {k: made[id(t)] for k, t in tensors.items()}
+    try:
+        for name, tensor in tensors.items() if weights_of is None else ():
+            for hook in list((getattr(tensor, "_backward_hooks", None) or {}).values()):
+                wide[name].register_hook(hook)
+        x = torch.as_tensor(inputs, device=next((t.device for t in tensors.values()), "cpu"))
+        x = x.requires_grad_() if x.is_floating_point() else x
+        out = torch.func.functional_call(module, wide, (x,))
+        among = [x] * x.requires_grad + [wide[n] for n in names if n in wide and wide[n].requires_grad]
+        return list(torch.autograd.grad(out.double().sum(), among, allow_unused=True, materialize_grads=True))
+    except Exception as e:
+        raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
+
+
+def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ: str, failed: str,
+                    same_weights: bool = False) -> None:
+    """Refuse a torch module whose float64 gradients on `inputs` differ from those of `clean`, a
+    module of its model's with no hooks (`to_torch`'s, or with `same_weights` one computing with the
+    module's tensors, by their names), tensor by tensor (`pairs` of their names in each): a backward
+    hook (of a module, or a tensor's) changes them, which its model would not."""
+    theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
+    ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed, module if same_weights else None)
+    if len(theirs) != len(ours) or not all(a.shape == b.shape and np.allclose(a.cpu().numpy(), b.numpy(), rtol=1e-9,
+                                                                                atol=1e-12)
+                                           for a, b in zip(theirs, ours)):
+        raise ValueError(f"{differ}: a backward hook (register_full_backward_hook, or a tensor's "
+                         "register_hook) changes them, which the model would not; remove it")
 
 
 def _own_forward(module, base: Any, what: str) -> None:
