@@ -134,7 +134,8 @@ def _check_torch_outputs(module, model: "GPT") -> None:
     it: its config names what no tensor holds (n_head), and it may say other than it computes."""
     from microgradnn.nn.convert import _torch_classes, check_gradients, float64_outputs
     tokens = [i % model.vocab_size for i in range(min(model.block_size, 3))]  # two positions at least: attention
-    theirs = float64_outputs(module, [tokens], f"GPT.from_torch: the module failed on the token ids {tokens}")[0]
+    theirs = float64_outputs(module, [tokens], f"GPT.from_torch: the module failed on the token ids {tokens}",
+                             "GPT.from_torch: the module")[0]
     cache = model.new_cache()
     with no_grad():
         ours = np.array([[v.data for v in model(t, pos, cache)] for pos, t in enumerate(tokens)])

@@ -248,6 +248,33 @@ def test_from_torch_refuses_a_module_whose_backward_hooks_change_its_gradients()
         GPT.from_torch(module)
 
 
+def test_from_torch_refuses_a_module_computing_otherwise_in_training_mode_and_leaves_its_modes():
+    torch = pytest.importorskip("torch")
+    from microgradnn.nn.convert import _TorchGPT
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+
+    class WithDropout(_TorchGPT):  # the same state names, and a dropout on the logits
+        def __init__(self, p):
+            super().__init__(model.config(), 1e-5)
+            self.drop = torch.nn.Dropout(p)
+
+        def forward(self, idx):
+            return self.drop(super().forward(idx))
+    module = WithDropout(0.5)
+    module.load_state_dict(model.to_torch().state_dict())
+    module.eval()  # was read: its logits agree in eval mode, and torch would train it with dropout
+    module.blocks[0].train()
+    modes, state = [m.training for m in module.modules()], torch.get_rng_state()
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module computes other outputs in training mode "
+                                         r"\(module.train\(\)\) than in eval mode"):
+        GPT.from_torch(module)
+    assert [m.training for m in module.modules()] == modes and True in modes and False in modes
+    assert torch.equal(torch.get_rng_state(), state)  # the probe's dropout draws no number of the user's
+    none = WithDropout(0.0)
+    none.load_state_dict(model.to_torch().state_dict())
+    assert GPT.from_torch(none).state_dict() == model.state_dict()  # no dropout: no difference
+
+
 def test_a_tied_gpts_gradient_agrees_with_finite_differences():
     model = GPT(3, n_embd=2, n_head=1, block_size=3, seed=0)
     model.head.weight = model.token_embedding.weight

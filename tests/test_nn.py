@@ -1002,6 +1002,15 @@ def test_from_torch_refuses_a_sequential_whose_backward_hooks_change_its_gradien
         MLP.from_torch(seq)
 
 
+def test_from_torch_refuses_a_sequential_computing_otherwise_in_training_mode():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).eval()
+    seq[2].register_forward_hook(lambda module, inputs, output: 2 * output if module.training else None)
+    with pytest.raises(ValueError, match=r"^from_torch: the Sequential computes other outputs in training mode"):
+        MLP.from_torch(seq)  # was read in eval mode, where the hook does nothing
+    assert not any(m.training for m in seq.modules())
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

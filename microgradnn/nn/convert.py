@@ -162,27 +162,44 @@ def from_sequential(sequential) -> list[LayerSpec]:
     return layers
 
 
-def float64_outputs(module, inputs, failed: str) -> np.ndarray:
+def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
     """What a torch module computes for `inputs` with its floating tensors in float64, as a model
-    read from it holds them (a float16 module differs by its rounding); `failed` leads the error of
-    a module that raises (a hook or a forward of the user's own), named as ours."""
+    read from it holds them (a float16 module differs by its rounding), refused if it computes other
+    outputs in training mode than in eval mode (a Dropout), as the model has no mode; `failed` leads
+    the error of a module that raises (a hook or a forward of the user's own), `who` (the module,
+    named as ours) the others. The module's modes and torch's random state are left as they were."""
     torch = import_torch("from_torch")
     tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     device = next((t.device for t in tensors.values()), "cpu")
     wide = {k: t.double() if t.is_floating_point() else t for k, t in tensors.items()}
+    modes = [(m, m.training) for m in module.modules()]
+    outputs = []
     try:
-        with torch.no_grad():
-            out = torch.func.functional_call(module, wide, (torch.as_tensor(inputs, device=device),))
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for training in (True, False):
+                for m, _ in modes:
+                    m.training = training
+                out = torch.func.functional_call(module, wide, (torch.as_tensor(inputs, device=device),))
+                outputs.append(out.double().cpu().numpy())
     except Exception as e:
         raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
-    return out.double().cpu().numpy()
+    finally:
+        for m, training in modes:
+            m.training = training
+    trained, evaluated = outputs
+    if trained.shape != evaluated.shape or not np.allclose(trained, evaluated, rtol=1e-12, atol=1e-15):
+        raise ValueError(f"{who} computes other outputs in training mode (module.train()) than in eval mode "
+                         "(module.eval()), as a Dropout does, but the model has no mode and would compute one of "
+                         "them always; remove what depends on the mode")
+    return evaluated
 
 
 def check_outputs(sequential, model) -> None:
     """Refuse a Sequential whose outputs on probe inputs differ from those of the MLP read from it
     (a forward hook, a global one, or another change its tensors do not show)."""
     probe = np.random.default_rng(0).normal(size=(3, model.nin))
-    theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs")
+    theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs",
+                             "from_torch: the Sequential")
     ours = model.decision_function(probe).reshape(len(probe), -1)
     if theirs.shape != ours.shape or not np.allclose(theirs, ours, rtol=1e-9, atol=1e-12):
         raise ValueError("from_torch: the Sequential's outputs on probe inputs differ from those of the MLP its "
