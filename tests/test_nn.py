@@ -997,6 +997,10 @@ def test_from_torch_refuses_a_sequential_whose_backward_hooks_change_its_gradien
     shared = torch.nn.Linear(2, 2, dtype=torch.float64)  # a Linear used twice, an Identity: its tensors are found
     MLP.from_torch(torch.nn.Sequential(shared, torch.nn.Tanh(), shared, torch.nn.Identity(), torch.nn.Linear(2, 1)))
     seq = make()
+    seq.register_forward_hook(lambda module, inputs, output: output.detach())  # the same outputs, no gradient
+    with pytest.raises(ValueError, match="or a forward hook that detaches"):
+        MLP.from_torch(seq)
+    seq = make()
     seq[2].bias.register_hook(lambda grad: 1 / 0)
     with pytest.raises(ValueError, match="from_torch: the Sequential failed on probe inputs: ZeroDivisionError"):
         MLP.from_torch(seq)

@@ -243,6 +243,8 @@ def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=
         x = x.requires_grad_() if x.is_floating_point() else x
         out = torch.func.functional_call(module, wide, (x,))
         among = [x] * x.requires_grad + [wide[n] for n in names if n in wide and wide[n].requires_grad]
+        if not out.requires_grad:  # nothing trains (or a hook detached the outputs): gradients of 0
+            return [torch.zeros_like(t) for t in among]
         return list(torch.autograd.grad(out.double().sum(), among, allow_unused=True, materialize_grads=True))
     except Exception as e:
         raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
@@ -260,7 +262,8 @@ def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ:
                                                                                 atol=1e-12)
                                            for a, b in zip(theirs, ours)):
         raise ValueError(f"{differ}: a backward hook (register_full_backward_hook, or a tensor's "
-                         "register_hook) changes them, which the model would not; remove it")
+                         "register_hook), or a forward hook that detaches, changes them, which the model would not; "
+                         "remove it")
 
 
 def _own_forward(module, base: Any, what: str) -> None:
