@@ -68,7 +68,8 @@ def one_flag(flags: list[bool], what: str) -> bool:
 
 def _tied(module) -> None:
     """Refuse a module two of whose submodules hold one parameter tensor (tied weights; one
-    module used twice, a shared layer, is read as one): the model would hold two copies, trained apart."""
+    module used twice, a shared layer, is read as one), or two tensors sharing memory: the model
+    would hold two copies, trained apart."""
     tied = later_names((name, p) for prefix, sub in module.named_modules()
                        for name, p in sub.named_parameters(prefix=prefix, recurse=False))
     if tied:
@@ -195,8 +196,8 @@ def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
 
 
 def check_outputs(sequential, model) -> None:
-    """Refuse a Sequential whose outputs on probe inputs differ from those of the MLP read from it
-    (a forward hook, a global one, or another change its tensors do not show)."""
+    """Refuse a Sequential whose outputs on probe inputs (in training or eval mode), or their gradients,
+    differ from those of the MLP read from it (a hook, a global one, or another change its tensors do not show)."""
     probe = np.random.default_rng(0).normal(size=(3, model.nin))
     theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs",
                              "from_torch: the Sequential")
