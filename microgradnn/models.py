@@ -145,7 +145,9 @@ def _check_torch_outputs(module, model: "GPT") -> None:
                          f"its config and weights describe ({model!r}): its config (n_head={model.n_head}?) must say "
                          "what it computes")
     names = [name for name, _ in module.named_parameters()]
-    clean = _torch_classes()["_TorchGPT"](model.config(), NORM_EPS)  # computing with the module's tensors
+    import torch
+    with torch.random.fork_rng(devices=[]):  # (its init draws no number of the user's)
+        clean = _torch_classes()["_TorchGPT"](model.config(), NORM_EPS)  # to compute with the module's tensors
     check_gradients(module, clean, [tokens], list(zip(names, names)),
                     f"GPT.from_torch: the module's gradients on the token ids {tokens} differ from those of the GPT "
                     f"its config and weights describe ({model!r})",

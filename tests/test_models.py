@@ -233,11 +233,13 @@ def test_from_torch_of_what_is_no_torch_module_is_a_type_error(bad):
 
 
 def test_from_torch_refuses_a_module_whose_backward_hooks_change_its_gradients():
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
     module = model.to_torch()
     module.head.weight.register_hook(lambda grad: None)  # a logging hook: read
+    state = torch.get_rng_state()
     assert GPT.from_torch(module).state_dict() == model.state_dict()
+    assert torch.equal(torch.get_rng_state(), state)  # the probe's module drew no number of the user's
     module.blocks[0].mlp.fc.weight.register_hook(lambda grad: 0 * grad)  # torch would never train it
     with pytest.raises(ValueError, match=r"^GPT.from_torch: the module's gradients on the token ids \[0, 1, 2\] "
                                          r"differ .* a backward hook"):

@@ -982,7 +982,9 @@ def test_from_torch_refuses_a_sequential_whose_backward_hooks_change_its_gradien
     seq, seen = make(), []
     seq[0].weight.register_hook(seen.append)  # logging hooks change nothing: read
     seq[2].register_full_backward_hook(lambda module, grad_in, grad_out: seen.append(grad_out) and None)
+    state = torch.get_rng_state()
     assert MLP.from_torch(seq).num_parameters() == 13 and seen
+    assert torch.equal(torch.get_rng_state(), state)  # the probe's Linears drew no number of the user's
     assert all(p.grad is None for p in seq.parameters())  # (the probe's gradients are its own)
     clipped = make()
     clipped[0].weight.register_hook(lambda grad: grad.clamp(-1e-3, 1e-3))  # torch trains with clipped gradients

@@ -206,7 +206,8 @@ def check_outputs(sequential, model) -> None:
         raise ValueError("from_torch: the Sequential's outputs on probe inputs differ from those of the MLP its "
                          f"layers describe ({model!r}): a forward hook (register_forward_hook, or a pre-hook) "
                          "changes what it computes; remove it")
-    clean = model.to_torch()  # the same layers, with no hook
+    with import_torch("from_torch").random.fork_rng(devices=[]):  # (its Linears' init draws no number of the user's)
+        clean = model.to_torch()  # the same layers, with no hook
     pairs = list(zip(*(_linear_tensors(module) for module in (sequential, clean))))
     check_gradients(sequential, clean, probe, pairs, "from_torch: the Sequential's gradients on probe inputs differ "
                     f"from those of the MLP its layers describe ({model!r})",
