@@ -279,6 +279,15 @@ def test_from_torch_refuses_a_module_computing_otherwise_in_training_mode_and_le
     assert GPT.from_torch(none).state_dict() == model.state_dict()  # no dropout: no difference
 
 
+def test_from_torch_refuses_logits_changed_by_a_millionth_by_a_forward_hook():
+    pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
+    module.register_forward_hook(lambda gpt, inputs, logits: logits * (1 + 1e-6))
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module's logits on the token ids \[0, 1, 2\] differ "
+                                         r".* no forward hook change it"):
+        GPT.from_torch(module)  # was read: the logits were compared to 1e-5 of the largest
+
+
 def test_a_tied_gpts_gradient_agrees_with_finite_differences():
     model = GPT(3, n_embd=2, n_head=1, block_size=3, seed=0)
     model.head.weight = model.token_embedding.weight
