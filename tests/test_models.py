@@ -248,6 +248,8 @@ def test_from_torch_refuses_a_module_whose_backward_hooks_change_its_gradients()
     module.blocks[0].attn.register_full_backward_hook(lambda attention, grad_in, grad_out: (2 * grad_in[0],))
     with pytest.raises(ValueError, match="a backward hook"):
         GPT.from_torch(module)
+    with torch.inference_mode():  # its tensors are inference tensors, which autograd cannot save: copied
+        assert GPT.from_torch(model.to_torch()).state_dict() == model.state_dict()
     frozen = GPT.from_torch(model.to_torch().requires_grad_(False))  # no gradient to compare: read
     assert not any(p.requires_grad for p in frozen.parameters())
 

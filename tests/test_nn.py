@@ -996,6 +996,8 @@ def test_from_torch_refuses_a_sequential_whose_backward_hooks_change_its_gradien
         with pytest.raises(ValueError, match=r"^from_torch: the Sequential's gradients on probe inputs differ from "
                                              r"those of the MLP .* a backward hook"):
             MLP.from_torch(seq)
+    with torch.no_grad(), pytest.raises(ValueError, match="a backward hook"):  # (the probe turns grad on)
+        MLP.from_torch(clipped)
     shared = torch.nn.Linear(2, 2, dtype=torch.float64)  # a Linear used twice, an Identity: its tensors are found
     MLP.from_torch(torch.nn.Sequential(shared, torch.nn.Tanh(), shared, torch.nn.Identity(), torch.nn.Linear(2, 1)))
     seq = make()

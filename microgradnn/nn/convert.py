@@ -232,24 +232,28 @@ def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=
     torch = import_torch("from_torch")
     source = module if weights_of is None else weights_of
     tensors = {**dict(source.named_parameters(remove_duplicate=False)), **dict(source.named_buffers())}
-    made: dict[int, Any] = {}
-    for t in tensors.values():
-        if id(t) not in made:
-            made[id(t)] = t.detach().double().requires_grad_(t.requires_grad) if t.is_floating_point() else t
-    wide = {k: made[id(t)] for k, t in tensors.items()}
-    try:
-        for name, tensor in tensors.items() if weights_of is None else ():
-            for hook in list((getattr(tensor, "_backward_hooks", None) or {}).values()):
-                wide[name].register_hook(hook)
-        x = torch.as_tensor(inputs, device=next((t.device for t in tensors.values()), "cpu"))
-        x = x.requires_grad_() if x.is_floating_point() else x
-        out = torch.func.functional_call(module, wide, (x,))
-        among = [x] * x.requires_grad + [wide[n] for n in names if n in wide and wide[n].requires_grad]
-        if not out.requires_grad:  # nothing trains (or a hook detached the outputs): gradients of 0
-            return [torch.zeros_like(t) for t in among]
-        return list(torch.autograd.grad(out.double().sum(), among, allow_unused=True, materialize_grads=True))
-    except Exception as e:
-        raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
+    # (with grad on where from_torch is called under no_grad or inference_mode, and copies: a module
+    # made under inference_mode holds tensors autograd cannot save)
+    with torch.inference_mode(False), torch.enable_grad():
+        made: dict[int, Any] = {}
+        for t in tensors.values():
+            if id(t) not in made:
+                made[id(t)] = t.detach().to(torch.float64, copy=True).requires_grad_(t.requires_grad) \
+                    if t.is_floating_point() else t
+        wide = {k: made[id(t)] for k, t in tensors.items()}
+        try:
+            for name, tensor in tensors.items() if weights_of is None else ():
+                for hook in list((getattr(tensor, "_backward_hooks", None) or {}).values()):
+                    wide[name].register_hook(hook)
+            x = torch.tensor(inputs, device=next((t.device for t in tensors.values()), "cpu"))
+            x = x.requires_grad_() if x.is_floating_point() else x
+            out = torch.func.functional_call(module, wide, (x,))
+            among = [x] * x.requires_grad + [wide[n] for n in names if n in wide and wide[n].requires_grad]
+            if not out.requires_grad:  # nothing trains (or a hook detached the outputs): gradients of 0
+                return [torch.zeros_like(t) for t in among]
+            return list(torch.autograd.grad(out.double().sum(), among, allow_unused=True, materialize_grads=True))
+        except Exception as e:
+            raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
 
 
 def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ: str, failed: str,
