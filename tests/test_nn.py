@@ -921,6 +921,7 @@ def test_torch_conversions_keep_frozen_weights_frozen_and_refuse_what_a_tensor_c
         MLP.from_torch(torch.nn.Sequential(first, second))
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
 def test_from_torch_names_the_layers_whose_shapes_do_not_chain_or_are_empty():
     torch = pytest.importorskip("torch")
     seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(4, 1))
