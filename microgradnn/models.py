@@ -140,17 +140,26 @@ def _check_torch_norms(module, model: "GPT") -> None:
 def _check_torch_outputs(module, model: "GPT") -> None:
     """Refuse a torch module whose logits on a probe sequence differ from the GPT's built from
     it: its config names what no tensor holds (n_head), and it may say other than it computes."""
-    from microgradnn.nn.convert import float64_outputs
+    from microgradnn.nn.convert import _torch_classes, check_gradients, float64_outputs
     tokens = [i % model.vocab_size for i in range(min(model.block_size, 3))]  # two positions at least: attention
-    theirs = float64_outputs(module, [tokens], f"GPT.from_torch: the module failed on the token ids {tokens}")[0]
+    theirs = float64_outputs(module, [tokens], f"GPT.from_torch: the module failed on the token ids {tokens}",
+                             "GPT.from_torch: the module")[0]
     cache = model.new_cache()
     with no_grad():
         ours = np.array([[v.data for v in model(t, pos, cache)] for pos, t in enumerate(tokens)])
-    # (both in float64 from the same weights: a loose bound still, as another n_head moves the logits far more)
-    if theirs.shape != ours.shape or np.abs(theirs - ours).max() > 1e-5 * (np.abs(ours).max() + 1e-12):
+    # (both in float64 from the same weights: 1e-15 apart, relative to the largest)
+    if theirs.shape != ours.shape or np.abs(theirs - ours).max() > 1e-9 * (np.abs(ours).max() + 1e-12):
         raise ValueError(f"GPT.from_torch: the module's logits on the token ids {tokens} differ from those of the GPT "
                          f"its config and weights describe ({model!r}): its config (n_head={model.n_head}?) must say "
-                         "what it computes")
+                         "what it computes, and no forward hook change it")
+    names = [name for name, _ in module.named_parameters()]
+    import torch
+    with torch.random.fork_rng(devices=[]):  # (its init draws no number of the user's)
+        clean = _torch_classes()["_TorchGPT"](model.config(), NORM_EPS)  # to compute with the module's tensors
+    check_gradients(module, clean, [tokens], list(zip(names, names)),
+                    f"GPT.from_torch: the module's gradients on the token ids {tokens} differ from those of the GPT "
+                    f"its config and weights describe ({model!r})",
+                    f"GPT.from_torch: the module failed on the token ids {tokens}", same_weights=True)
 
 
 def _heads(n_head, head_size) -> str:
@@ -332,7 +341,10 @@ class GPT(Module):
     def from_torch(cls, module) -> "GPT":
         """A GPT with the weights (and requires_grad flags) of a module made by `to_torch` (or one
         with the same state names); a tensor held in two places (tied weights) is one parameter each."""
-        from microgradnn.nn.convert import state_from_torch
+        from microgradnn.nn.convert import import_torch, state_from_torch
+        if not isinstance(module, import_torch("GPT.from_torch").nn.Module):
+            raise TypeError(f"GPT.from_torch: expected a torch.nn.Module made by GPT.to_torch, got "
+                            f"{type(module).__name__} {module!r:.60}")
         config = getattr(module, "config", None)
         if not isinstance(config, dict) or config.get("type") != "GPT":
             raise ValueError("GPT.from_torch: expected a module made by GPT.to_torch (it has a .config)")

@@ -213,6 +213,83 @@ def test_a_gpt_with_its_head_tied_to_its_embedding_keeps_the_tie_through_torch_a
     assert _gpt_step(again, tokens) == _gpt_step(model, tokens)
 
 
+def test_from_torch_refuses_a_head_sharing_the_embeddings_memory_as_another_tensor():
+    torch = pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
+    module.head.weight = torch.nn.Parameter(module.token_embedding.weight)  # torch trains them as one memory
+    with pytest.raises(ValueError, match=r"from_torch: tensors 'token_embedding.weight' and 'head.weight' share "
+                                         r"memory .* make them one tensor"):
+        GPT.from_torch(module)  # was read as two tables, trained apart
+    module.head.weight = module.token_embedding.weight  # one tensor: one parameter each
+    back = GPT.from_torch(module)
+    assert back.head.weight[5][3] is back.token_embedding.weight[5][3]
+
+
+@pytest.mark.parametrize("bad", [3, None, "model.pt", {"type": "GPT"}])
+def test_from_torch_of_what_is_no_torch_module_is_a_type_error(bad):
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"^GPT.from_torch: expected a torch.nn.Module made by GPT.to_torch, got "):
+        GPT.from_torch(bad)  # was a ValueError, as for a torch module of another kind (MLP.from_torch's is a TypeError)
+
+
+def test_from_torch_refuses_a_module_whose_backward_hooks_change_its_gradients():
+    torch = pytest.importorskip("torch")
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+    module = model.to_torch()
+    module.head.weight.register_hook(lambda grad: None)  # a logging hook: read
+    state = torch.get_rng_state()
+    assert GPT.from_torch(module).state_dict() == model.state_dict()
+    assert torch.equal(torch.get_rng_state(), state)  # the probe's module drew no number of the user's
+    module.blocks[0].mlp.fc.weight.register_hook(lambda grad: 0 * grad)  # torch would never train it
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module's gradients on the token ids \[0, 1, 2\] "
+                                         r"differ .* a backward hook"):
+        GPT.from_torch(module)  # was read as if the hook were not there
+    module = model.to_torch()
+    module.blocks[0].attn.register_full_backward_hook(lambda attention, grad_in, grad_out: (2 * grad_in[0],))
+    with pytest.raises(ValueError, match="a backward hook"):
+        GPT.from_torch(module)
+    with torch.inference_mode():  # its tensors are inference tensors, which autograd cannot save: copied
+        assert GPT.from_torch(model.to_torch()).state_dict() == model.state_dict()
+    frozen = GPT.from_torch(model.to_torch().requires_grad_(False))  # no gradient to compare: read
+    assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_from_torch_refuses_a_module_computing_otherwise_in_training_mode_and_leaves_its_modes():
+    torch = pytest.importorskip("torch")
+    from microgradnn.nn.convert import _TorchGPT
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+
+    class WithDropout(_TorchGPT):  # the same state names, and a dropout on the logits
+        def __init__(self, p):
+            super().__init__(model.config(), 1e-5)
+            self.drop = torch.nn.Dropout(p)
+
+        def forward(self, idx):
+            return self.drop(super().forward(idx))
+    module = WithDropout(0.5)
+    module.load_state_dict(model.to_torch().state_dict())
+    module.eval()  # was read: its logits agree in eval mode, and torch would train it with dropout
+    module.blocks[0].train()
+    modes, state = [m.training for m in module.modules()], torch.get_rng_state()
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module computes other outputs in training mode "
+                                         r"\(module.train\(\)\) than in eval mode"):
+        GPT.from_torch(module)
+    assert [m.training for m in module.modules()] == modes and True in modes and False in modes
+    assert torch.equal(torch.get_rng_state(), state)  # the probe's dropout draws no number of the user's
+    none = WithDropout(0.0)
+    none.load_state_dict(model.to_torch().state_dict())
+    assert GPT.from_torch(none).state_dict() == model.state_dict()  # no dropout: no difference
+
+
+def test_from_torch_refuses_logits_changed_by_a_millionth_by_a_forward_hook():
+    pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
+    module.register_forward_hook(lambda gpt, inputs, logits: logits * (1 + 1e-6))
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module's logits on the token ids \[0, 1, 2\] differ "
+                                         r".* no forward hook change it"):
+        GPT.from_torch(module)  # was read: the logits were compared to 1e-5 of the largest
+
+
 def test_a_tied_gpts_gradient_agrees_with_finite_differences():
     model = GPT(3, n_embd=2, n_head=1, block_size=3, seed=0)
     model.head.weight = model.token_embedding.weight

@@ -921,6 +921,40 @@ def test_torch_conversions_keep_frozen_weights_frozen_and_refuse_what_a_tensor_c
         MLP.from_torch(torch.nn.Sequential(first, second))
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
+def test_from_torch_names_the_layers_whose_shapes_do_not_chain_or_are_empty():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"^from_torch: layer 1 \('2'\) takes 4 inputs but layer 0 gives 3 outputs"):
+        MLP.from_torch(seq)  # was "MLP.from_layers: layer 0 has 3 outputs ...", a function the user never called
+    for empty, shape in ((torch.nn.Linear(0, 3), r"\(3, 0\)"), (torch.nn.Linear(2, 0), r"\(0, 2\)")):
+        with pytest.raises(ValueError, match=rf"^from_torch: layer 0 \('0'\) has weight shape {shape}, but a layer "
+                                             "needs at least one input and one output"):
+            MLP.from_torch(torch.nn.Sequential(empty))  # was "Neuron.from_weights: weights must not be empty"
+
+
+def test_from_torch_refuses_tensors_sharing_memory_which_torch_trains_as_one():
+    torch = pytest.importorskip("torch")
+    first, second = (torch.nn.Linear(2, 2, dtype=torch.float64) for _ in range(2))
+    second.weight = torch.nn.Parameter(first.weight)  # another Parameter, the same memory: torch steps both there
+    seq = torch.nn.Sequential(first, torch.nn.Tanh(), second)
+    with pytest.raises(ValueError, match=r"from_torch: tensors '0.weight' and '2.weight' share memory .* two copies "
+                                         r"trained apart"):
+        MLP.from_torch(seq)  # was read as two layers: after 3 SGD steps their outputs were 0.5 apart from torch's
+    flat = torch.randn(2 * 3 + 3, dtype=torch.float64)  # views of one buffer that share no entry are apart
+    third = torch.nn.Linear(2, 3, dtype=torch.float64)
+    third.weight, third.bias = torch.nn.Parameter(flat[:6].view(3, 2)), torch.nn.Parameter(flat[6:])
+    columns = torch.randn(3, 4, dtype=torch.float64)
+    even, odd = torch.nn.Linear(2, 3, dtype=torch.float64), torch.nn.Linear(2, 3, dtype=torch.float64)
+    even.weight, odd.weight = torch.nn.Parameter(columns[:, ::2]), torch.nn.Parameter(columns[:, 1::2])
+    middle = torch.nn.Linear(3, 2, dtype=torch.float64)
+    assert MLP.from_torch(torch.nn.Sequential(third, torch.nn.Tanh(), middle)).num_parameters() == 17
+    assert MLP.from_torch(torch.nn.Sequential(even, torch.nn.Tanh(), middle, torch.nn.Tanh(), odd)).nin == 2
+    odd.weight = torch.nn.Parameter(columns[:, 2:])  # shares column 2 with even's weight
+    with pytest.raises(ValueError, match="'0.weight' and '4.weight' share memory"):
+        MLP.from_torch(torch.nn.Sequential(even, torch.nn.Tanh(), middle, torch.nn.Tanh(), odd))
+
+
 def test_from_torch_refuses_a_sequential_whose_hooks_change_what_it_computes():
     torch = pytest.importorskip("torch")
     seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
@@ -938,6 +972,52 @@ def test_from_torch_refuses_a_sequential_whose_hooks_change_what_it_computes():
     seq.register_forward_pre_hook(lambda module, inputs: 1 / 0)
     with pytest.raises(ValueError, match="from_torch: the Sequential failed on probe inputs: ZeroDivisionError"):
         MLP.from_torch(seq)
+
+
+def test_from_torch_refuses_a_sequential_whose_backward_hooks_change_its_gradients():
+    torch = pytest.importorskip("torch")
+
+    def make():
+        return torch.nn.Sequential(torch.nn.Linear(2, 3, dtype=torch.float64), torch.nn.Tanh(),
+                                   torch.nn.Linear(3, 1, dtype=torch.float64))
+    seq, seen = make(), []
+    seq[0].weight.register_hook(seen.append)  # logging hooks change nothing: read
+    seq[2].register_full_backward_hook(lambda module, grad_in, grad_out: seen.append(grad_out) and None)
+    state = torch.get_rng_state()
+    assert MLP.from_torch(seq).num_parameters() == 13 and seen
+    assert torch.equal(torch.get_rng_state(), state)  # the probe's Linears drew no number of the user's
+    assert all(p.grad is None for p in seq.parameters())  # (the probe's gradients are its own)
+    clipped = make()
+    clipped[0].weight.register_hook(lambda grad: grad.clamp(-1e-3, 1e-3))  # torch trains with clipped gradients
+    doubled = make()
+    doubled[2].register_full_backward_hook(lambda module, grad_in, grad_out: (2 * grad_in[0],))
+    early = make()
+    early.register_full_backward_pre_hook(lambda module, grad_out: (3 * grad_out[0],))
+    for seq in (clipped, doubled, early):  # each was read as if the hook were not there: trained apart from torch
+        with pytest.raises(ValueError, match=r"^from_torch: the Sequential's gradients on probe inputs differ from "
+                                             r"those of the MLP .* a backward hook"):
+            MLP.from_torch(seq)
+    with torch.no_grad(), pytest.raises(ValueError, match="a backward hook"):  # (the probe turns grad on)
+        MLP.from_torch(clipped)
+    shared = torch.nn.Linear(2, 2, dtype=torch.float64)  # a Linear used twice, an Identity: its tensors are found
+    MLP.from_torch(torch.nn.Sequential(shared, torch.nn.Tanh(), shared, torch.nn.Identity(), torch.nn.Linear(2, 1)))
+    seq = make()
+    seq.register_forward_hook(lambda module, inputs, output: output.detach())  # the same outputs, no gradient
+    with pytest.raises(ValueError, match="or a forward hook that detaches"):
+        MLP.from_torch(seq)
+    seq = make()
+    seq[2].bias.register_hook(lambda grad: 1 / 0)
+    with pytest.raises(ValueError, match="from_torch: the Sequential failed on probe inputs: ZeroDivisionError"):
+        MLP.from_torch(seq)
+
+
+def test_from_torch_refuses_a_sequential_computing_otherwise_in_training_mode():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).eval()
+    seq[2].register_forward_hook(lambda module, inputs, output: 2 * output if module.training else None)
+    with pytest.raises(ValueError, match=r"^from_torch: the Sequential computes other outputs in training mode"):
+        MLP.from_torch(seq)  # was read in eval mode, where the hook does nothing
+    assert not any(m.training for m in seq.modules())
 
 
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
@@ -1391,6 +1471,17 @@ def test_load_state_dict_has_torchs_strict_and_result_and_says_typeerror_for_a_n
     with pytest.raises(TypeError, match=r"parameter 'layers.0.neurons.0.w.0' must be a finite number, got True"):
         m.load_state_dict(dict(state, **{"layers.0.neurons.0.w.0": True}), strict=False)
     assert m.state_dict() == dict(state, **{"layers.1.neurons.0.b": 0.5})
+
+
+def test_from_torch_names_a_lazy_or_sparse_tensor_instead_of_torchs_error_from_inside():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"^from_torch: tensor '0.weight', layer 0 is not initialized \(a lazy "):
+        MLP.from_torch(torch.nn.Sequential(torch.nn.LazyLinear(3)))  # was torch's "Attempted to use an uninitialized"
+    linear = torch.nn.Linear(2, 3)
+    linear.weight = torch.nn.Parameter(linear.weight.detach().to_sparse())
+    with pytest.raises(TypeError, match=r"^from_torch: every weight must be a dense tensor, got a torch.sparse_coo "
+                                        r"one in tensor '0.weight', layer 0"):
+        MLP.from_torch(torch.nn.Sequential(linear))  # was torch's "can't convert Sparse layout tensor to numpy"
 
 
 def test_from_torch_says_a_meta_tensor_holds_no_numbers():

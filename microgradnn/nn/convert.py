@@ -68,13 +68,50 @@ def one_flag(flags: list[bool], what: str) -> bool:
 
 def _tied(module) -> None:
     """Refuse a module two of whose submodules hold one parameter tensor (tied weights; one
-    module used twice, a shared layer, is read as one): the model would hold two copies, trained apart."""
+    module used twice, a shared layer, is read as one), or two tensors sharing memory: the model
+    would hold two copies, trained apart."""
     tied = later_names((name, p) for prefix, sub in module.named_modules()
                        for name, p in sub.named_parameters(prefix=prefix, recurse=False))
     if tied:
         name, first = next(iter(tied.items()))
         raise ValueError(f"from_torch: {first!r} and {name!r} are one tensor (tied weights), "
                          "which the model cannot hold as one; untie them (a copy each) first")
+    one_memory(((name, p) for prefix, sub in module.named_modules()
+                for name, p in sub.named_parameters(prefix=prefix, recurse=False)), "give each a copy of its own")
+
+
+def one_memory(named, fix: str) -> None:
+    """Refuse two distinct tensors among `named` ((name, tensor) pairs; one tensor under two names
+    is the caller's to read) whose entries share memory (`nn.Parameter(other.weight)`, views of one
+    tensor): torch's optimizers step both in that memory, as one tensor, where the model read from
+    them would hold two copies, trained apart. `fix` says what to do instead."""
+    strided = import_torch("from_torch").strided
+    spans, seen = [], set()
+    for name, tensor in named:
+        if id(tensor) in seen or tensor.numel() == 0 or tensor.is_meta or tensor.layout != strided:
+            continue
+        seen.add(id(tensor))
+        start, size = tensor.data_ptr(), tensor.element_size()  # (the address of its first entry)
+        last = sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride()))
+        spans.append((start, start + (last + 1) * size, name, tensor))
+    spans.sort(key=lambda span: span[:2])
+    for i, (_, end, name, tensor) in enumerate(spans):
+        for other_start, _, other, other_tensor in spans[i + 1:]:
+            if other_start >= end:
+                break
+            if tensor.element_size() != other_tensor.element_size() or \
+                    np.intersect1d(_addresses(tensor), _addresses(other_tensor)).size:
+                raise ValueError(f"from_torch: tensors {name!r} and {other!r} share memory (one is a view of "
+                                 "the other, or nn.Parameter() of it), so torch trains them as one (its optimizer "
+                                 f"steps both in that memory); the model would hold two copies trained apart: {fix}")
+
+
+def _addresses(tensor) -> np.ndarray:
+    """The address of each entry of a strided tensor."""
+    offsets = np.zeros(1, dtype=np.int64)
+    for n, stride in zip(tensor.shape, tensor.stride()):
+        offsets = (offsets[:, None] + np.arange(n, dtype=np.int64) * stride).ravel()
+    return tensor.data_ptr() + offsets * tensor.element_size()
 
 
 def from_sequential(sequential) -> list[LayerSpec]:
@@ -100,6 +137,12 @@ def from_sequential(sequential) -> list[LayerSpec]:
         if weight.ndim != 2 or bias.shape != weight.shape[:1]:
             raise ValueError(f"from_torch: layer {len(layers)} ({key!r}) needs weight (out, in) and bias (out,), "
                              f"got shapes {weight.shape} and {bias.shape}")
+        if 0 in weight.shape:
+            raise ValueError(f"from_torch: layer {len(layers)} ({key!r}) has weight shape {weight.shape}, but a layer "
+                             "needs at least one input and one output")
+        if layers and weight.shape[1] != len(layers[-1].weights):
+            raise ValueError(f"from_torch: layer {len(layers)} ({key!r}) takes {weight.shape[1]} inputs but layer "
+                             f"{len(layers) - 1} gives {len(layers[-1].weights)} outputs; the Sequential cannot run")
         read |= {f"{key}.weight", f"{key}.bias"}
         activation = "linear"
         if i + 1 < len(modules) and type(modules[i + 1][1]) in names:
@@ -120,32 +163,113 @@ def from_sequential(sequential) -> list[LayerSpec]:
     return layers
 
 
-def float64_outputs(module, inputs, failed: str) -> np.ndarray:
+def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
     """What a torch module computes for `inputs` with its floating tensors in float64, as a model
-    read from it holds them (a float16 module differs by its rounding); `failed` leads the error of
-    a module that raises (a hook or a forward of the user's own), named as ours."""
+    read from it holds them (a float16 module differs by its rounding), refused if it computes other
+    outputs in training mode than in eval mode (a Dropout), as the model has no mode; `failed` leads
+    the error of a module that raises (a hook or a forward of the user's own), `who` (the module,
+    named as ours) the others. The module's modes and torch's random state are left as they were."""
     torch = import_torch("from_torch")
     tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     device = next((t.device for t in tensors.values()), "cpu")
     wide = {k: t.double() if t.is_floating_point() else t for k, t in tensors.items()}
+    modes = [(m, m.training) for m in module.modules()]
+    outputs = []
     try:
-        with torch.no_grad():
-            out = torch.func.functional_call(module, wide, (torch.as_tensor(inputs, device=device),))
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for training in (True, False):
+                for m, _ in modes:
+                    m.training = training
+                out = torch.func.functional_call(module, wide, (torch.as_tensor(inputs, device=device),))
+                outputs.append(out.double().cpu().numpy())
     except Exception as e:
         raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
-    return out.double().cpu().numpy()
+    finally:
+        for m, training in modes:
+            m.training = training
+    trained, evaluated = outputs
+    if trained.shape != evaluated.shape or not np.allclose(trained, evaluated, rtol=1e-12, atol=1e-15):
+        raise ValueError(f"{who} computes other outputs in training mode (module.train()) than in eval mode "
+                         "(module.eval()), as a Dropout does, but the model has no mode and would compute one of "
+                         "them always; remove what depends on the mode")
+    return evaluated
 
 
 def check_outputs(sequential, model) -> None:
-    """Refuse a Sequential whose outputs on probe inputs differ from those of the MLP read from it
-    (a forward hook, a global one, or another change its tensors do not show)."""
+    """Refuse a Sequential whose outputs on probe inputs (in training or eval mode), or their gradients,
+    differ from those of the MLP read from it (a hook, a global one, or another change its tensors do not show)."""
     probe = np.random.default_rng(0).normal(size=(3, model.nin))
-    theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs")
+    theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs",
+                             "from_torch: the Sequential")
     ours = model.decision_function(probe).reshape(len(probe), -1)
     if theirs.shape != ours.shape or not np.allclose(theirs, ours, rtol=1e-9, atol=1e-12):
         raise ValueError("from_torch: the Sequential's outputs on probe inputs differ from those of the MLP its "
                          f"layers describe ({model!r}): a forward hook (register_forward_hook, or a pre-hook) "
                          "changes what it computes; remove it")
+    with import_torch("from_torch").random.fork_rng(devices=[]):  # (its Linears' init draws no number of the user's)
+        clean = model.to_torch()  # the same layers, with no hook
+    pairs = list(zip(*(_linear_tensors(module) for module in (sequential, clean))))
+    check_gradients(sequential, clean, probe, pairs, "from_torch: the Sequential's gradients on probe inputs differ "
+                    f"from those of the MLP its layers describe ({model!r})",
+                    "from_torch: the Sequential failed on probe inputs")
+
+
+def _linear_tensors(sequential) -> list[str]:
+    """The names of the weight and bias of each Linear of a Sequential, each Linear once."""
+    linears: dict[int, str] = {}
+    for key, module in sequential._modules.items():
+        if isinstance(module, import_torch("from_torch").nn.Linear):
+            linears.setdefault(id(module), key)
+    return [f"{key}.{name}" for key in linears.values() for name in ("weight", "bias")]
+
+
+def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=None) -> list:
+    """The gradients of the sum of what a torch module computes for `inputs` (made to require grad
+    if they are floating-point numbers) as to those inputs and to its tensors `names` that require
+    grad, with its floating tensors in float64, its backward hooks run, and those of its tensors
+    (Tensor.register_hook); or with the tensors of `weights_of` (a module with the same names; tied
+    ones one tensor), without theirs. `failed` leads the error of a module that raises, named as ours."""
+    torch = import_torch("from_torch")
+    source = module if weights_of is None else weights_of
+    tensors = {**dict(source.named_parameters(remove_duplicate=False)), **dict(source.named_buffers())}
+    # (with grad on where from_torch is called under no_grad or inference_mode, and copies: a module
+    # made under inference_mode holds tensors autograd cannot save)
+    with torch.inference_mode(False), torch.enable_grad():
+        made: dict[int, Any] = {}
+        for t in tensors.values():
+            if id(t) not in made:
+                made[id(t)] = t.detach().to(torch.float64, copy=True).requires_grad_(t.requires_grad) \
+                    if t.is_floating_point() else t
+        wide = {k: made[id(t)] for k, t in tensors.items()}
+        try:
+            for name, tensor in tensors.items() if weights_of is None else ():
+                for hook in list((getattr(tensor, "_backward_hooks", None) or {}).values()):
+                    wide[name].register_hook(hook)
+            x = torch.tensor(inputs, device=next((t.device for t in tensors.values()), "cpu"))
+            x = x.requires_grad_() if x.is_floating_point() else x
+            out = torch.func.functional_call(module, wide, (x,))
+            among = [x] * x.requires_grad + [wide[n] for n in names if n in wide and wide[n].requires_grad]
+            if not out.requires_grad:  # nothing trains (or a hook detached the outputs): gradients of 0
+                return [torch.zeros_like(t) for t in among]
+            return list(torch.autograd.grad(out.double().sum(), among, allow_unused=True, materialize_grads=True))
+        except Exception as e:
+            raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
+
+
+def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ: str, failed: str,
+                    same_weights: bool = False) -> None:
+    """Refuse a torch module whose float64 gradients on `inputs` differ from those of `clean`, a
+    module of its model's with no hooks (`to_torch`'s, or with `same_weights` one computing with the
+    module's tensors, by their names), tensor by tensor (`pairs` of their names in each): a backward
+    hook (of a module, or a tensor's) changes them, which its model would not."""
+    theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
+    ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed, module if same_weights else None)
+    if len(theirs) != len(ours) or not all(a.shape == b.shape and np.allclose(a.cpu().numpy(), b.numpy(), rtol=1e-9,
+                                                                                atol=1e-12)
+                                           for a, b in zip(theirs, ours)):
+        raise ValueError(f"{differ}: a backward hook (register_full_backward_hook, or a tensor's "
+                         "register_hook), or a forward hook that detaches, changes them, which the model would not; "
+                         "remove it")
 
 
 def _own_forward(module, base: Any, what: str) -> None:
@@ -157,6 +281,13 @@ def _own_forward(module, base: Any, what: str) -> None:
 
 def _finite(tensor, name: str, where: str = "") -> np.ndarray:
     """A tensor as a float64 array; a ValueError naming the tensor and index of a NaN or infinity."""
+    torch, at = import_torch("from_torch"), f"{name!r}{f', {where}' if where else ''}"
+    if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):  # torch's error would name no tensor
+        raise ValueError(f"from_torch: tensor {at} is not initialized (a lazy module's, as LazyLinear's): "
+                         "call the module on an input first, which gives it its shape and numbers")
+    if tensor.layout != torch.strided:  # torch's error would be "can't convert Sparse layout tensor to numpy"
+        raise TypeError(f"from_torch: every weight must be a dense tensor, got a {tensor.layout} one in tensor {at}; "
+                        "make it dense (.to_dense()) first")
     if not tensor.is_floating_point():  # .double() would drop a complex tensor's imaginary parts
         raise TypeError(f"from_torch: every weight must be a real floating-point number, got {tensor.dtype} "
                         f"in tensor {name!r}{f', {where}' if where else ''}")
@@ -323,6 +454,8 @@ def state_from_torch(module, model) -> tuple[dict[str, float], dict[str, bool], 
     a tensor is held in two places (tied weights); refused if a tensor's shape is not the model's,
     or the module holds a tensor the model has no place for."""
     tensors = {name: _finite(t, name) for name, t in module.state_dict().items()}
+    one_memory(module.state_dict(keep_vars=True).items(), "make them one tensor (module.head.weight = "
+               "module.token_embedding.weight), or give each a copy of its own")
     places = list(module.named_parameters(remove_duplicate=False))
     trains = {name for name, t in places if t.requires_grad}
     same_as = later_names(places)
