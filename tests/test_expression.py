@@ -130,3 +130,23 @@ def test_import_modules_imports_module_names_and_refuses_others():
         expression.import_modules(["my ops"])
     with pytest.raises(expression.ExpressionError, match="--import no_such_module_here: No module named"):
         expression.import_modules(["no_such_module_here"])
+
+
+def test_each_name_needs_one_value_and_each_value_a_name():
+    program = expression.parse_expression("x * y")
+    assert expression.parse_assignments(["y=2", "x=-1.5"], program) == {"x": -1.5, "y": 2.0}
+    with pytest.raises(expression.ExpressionError, match=r"no value given for y \(add e.g. y=1.0\)"):
+        expression.parse_assignments(["x=1"], program)
+    with pytest.raises(expression.ExpressionError, match=r"no value given for x, y \(add e.g. x=1.0\)"):
+        expression.parse_assignments([], program)
+    with pytest.raises(expression.ExpressionError, match="z not used in the expression"):
+        expression.parse_assignments(["x=1", "y=1", "z=1"], program)
+
+
+def test_import_modules_finds_a_module_in_the_current_folder(tmp_path, monkeypatch):
+    import sys
+    (tmp_path / "ops_in_cwd_for_test.py").write_text("LOADED = True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    expression.import_modules(["ops_in_cwd_for_test"])
+    assert sys.modules.pop("ops_in_cwd_for_test").LOADED and sys.path[0] == str(tmp_path)
