@@ -240,6 +240,7 @@ def test_save_never_leaves_a_half_written_file(tmp_path, monkeypatch):
     ("{not json", ValueError, "invalid JSON"),
     ('{"hello": 1}', ValueError, "not a microgradnn model file"),
     ("ARCH", ValueError, r"holds MLP\(2 -> 4 relu -> 1 linear\), not this model's MLP\(2 -> 8 relu -> 1 linear\)"),
+    ("TEXT", ValueError, r"holds MLP\(2 -> 8 relu -> 1 linear\) \(its nin is '2'\), not this model's MLP\(2 -> 8"),
     ("NAN", ValueError, "must be a finite number"),
     ("MISSING", ValueError, "missing \\['layers.1.neurons.0.b'\\]"),
 ])
@@ -247,10 +248,12 @@ def test_failed_load_raises_and_leaves_the_model_unchanged(tmp_path, content, er
     path = tmp_path / "m.json"
     if content == "ARCH":
         MLP(2, [4, 1], seed=0).save(path)
-    elif content in ("NAN", "MISSING"):
+    elif content in ("NAN", "MISSING", "TEXT"):
         MLP(2, [8, 1], seed=0).save(path)
         payload = json.loads(path.read_text())
-        if content == "NAN":
+        if content == "TEXT":  # a size as text: shown quoted, or the two models would read alike
+            payload["config"]["nin"] = "2"
+        elif content == "NAN":
             payload["state"]["layers.0.neurons.0.w.0"] = "nan"
         else:
             del payload["state"]["layers.1.neurons.0.b"]

@@ -382,8 +382,12 @@ class Module:
         the file's model shared (it keeps its own ties); on any error change nothing."""
         payload = read_model(path)
         if payload["config"] != self.config():
-            raise ValueError(f"load: {os.fspath(path)} holds {_describe(payload['config'])}, "
-                             f"not this model's {_describe(self.config())}")
+            config, own = payload["config"], self.config()
+            theirs, ours = _describe(config), _describe(own)
+            key = next((k for k in {**own, **config} if config.get(k, ...) != own.get(k, ...)), None)
+            if theirs == ours and key is not None:  # they differ in what a description does not show: a "2" for a 2
+                theirs = f"{theirs} (its {key} is {config.get(key, 'missing')!r:.60})"
+            raise ValueError(f"load: {os.fspath(path)} holds {theirs}, not this model's {ours}")
         apart = next(_held_apart(dict(self._every_parameter()), payload.get("tied", {})), None)
         if apart:
             raise ValueError(f"load: {os.fspath(path)}: {apart[1]!r} and {apart[0]!r} are one parameter in the "
