@@ -1222,6 +1222,17 @@ def test_samples_whose_numbers_show_other_text_take_other_recordings():
     assert compiled.recordings == 3 and all(a.startswith("Value(data=0.7") and b.startswith("Value(") for a, b in seen)
 
 
+def test_a_frozen_value_and_what_it_computes_keep_their_repr_and_identity_hash():
+    w, scale = Value(0.7, "w"), Value(2.0, "scale", requires_grad=False)  # made before compile: a Value in the loop too
+    seen = []
+
+    def fn(s):
+        seen.append((str(scale), repr(scale * s[0]), len({scale * s[0], scale * s[0]})))
+        return w * s[0] * scale
+    same_as_scalar(fn, [[1], [2], [1.5]], [w])
+    assert all(a.startswith("Value(data=2") and b.startswith("Value(data=") and n == 2 for a, b, n in seen), seen
+
+
 def test_a_number_read_out_of_a_value_tells_minus_zero_from_zero_as_the_scalar_loop_does():
     w = Value(0.5, "w")
     for fn in (lambda s: w * math.copysign(1.0, float(s[0])),  # 1 for 0.0, -1 for -0.0
