@@ -1211,6 +1211,13 @@ def test_an_int_beyond_2_to_the_53_computed_from_sample_ints_is_refused_as_text_
     same_as_scalar(lambda s: w * (2.0 if s[0] ** 2 == 9 else 1.0), [[3], [4]], [w])
 
 
+def test_an_int_to_an_int_power_shows_as_an_int_or_a_float_by_the_exponents_sign():
+    # 1 ** 1 is 1, 1 ** -1 is 1.0 in the plain call: one number, two texts
+    w = Value(0.7, "w")
+    compiled = same_as_scalar(lambda s: w * len(str(s[0] ** s[1])), [[1, 1], [1, -1], [1, 2], [1, -2], [2, -1]], [w])
+    assert compiled.recordings >= 2
+
+
 def test_samples_whose_numbers_show_other_text_take_other_recordings():
     w = Value(0.7, "w")
     seen = []
