@@ -281,6 +281,16 @@ def test_from_torch_refuses_a_module_computing_otherwise_in_training_mode_and_le
     assert GPT.from_torch(none).state_dict() == model.state_dict()  # no dropout: no difference
 
 
+def test_from_torch_refuses_a_backward_hook_acting_only_in_training_mode_of_a_module_in_eval_mode():
+    pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch().eval()
+    module.head.register_full_backward_hook(lambda head, grad_in, grad_out: (2 * grad_in[0],) if head.training else None)
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module's gradients on the token ids \[0, 1, 2\] "
+                                         r"differ .* a backward hook"):
+        GPT.from_torch(module)  # was read: its gradients were probed in eval mode, and torch trains it doubled
+    assert not any(m.training for m in module.modules())
+
+
 def test_from_torch_refuses_logits_changed_by_a_millionth_by_a_forward_hook():
     pytest.importorskip("torch")
     module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()

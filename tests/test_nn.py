@@ -1020,6 +1020,21 @@ def test_from_torch_refuses_a_sequential_computing_otherwise_in_training_mode():
     assert not any(m.training for m in seq.modules())
 
 
+def test_from_torch_refuses_a_backward_hook_acting_only_in_the_mode_the_sequential_is_not_in():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).eval()
+    seq[2].register_full_backward_hook(lambda module, grad_in, grad_out: (2 * grad_in[0],) if module.training else None)
+    with pytest.raises(ValueError, match=r"^from_torch: the Sequential's gradients on probe inputs differ .* a backward "
+                                         r"hook"):
+        MLP.from_torch(seq)  # was read: its gradients were probed in eval mode only, and torch trains it doubled
+    assert not any(m.training for m in seq.modules())
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))  # in training mode
+    seq[2].register_full_backward_hook(lambda module, grad_in, grad_out: None if module.training else (2 * grad_in[0],))
+    with pytest.raises(ValueError, match="a backward hook"):
+        MLP.from_torch(seq)
+    assert all(m.training for m in seq.modules())
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

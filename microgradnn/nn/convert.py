@@ -261,15 +261,24 @@ def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ:
     """Refuse a torch module whose float64 gradients on `inputs` differ from those of `clean`, a
     module of its model's with no hooks (`to_torch`'s, or with `same_weights` one computing with the
     module's tensors, by their names), tensor by tensor (`pairs` of their names in each): a backward
-    hook (of a module, or a tensor's) changes them, which its model would not."""
-    theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
+    hook (of a module, or a tensor's) changes them, which its model would not. The module is probed
+    in training mode (as torch trains it) and in eval mode, and left in its modes as they were."""
     ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed, module if same_weights else None)
-    if len(theirs) != len(ours) or not all(a.shape == b.shape and np.allclose(a.cpu().numpy(), b.numpy(), rtol=1e-9,
-                                                                                atol=1e-12)
-                                           for a, b in zip(theirs, ours)):
-        raise ValueError(f"{differ}: a backward hook (register_full_backward_hook, or a tensor's "
-                         "register_hook), or a forward hook that detaches, changes them, which the model would not; "
-                         "remove it")
+    modes = [(m, m.training) for m in module.modules()]
+    for training in (True, False):  # (a hook may read module.training)
+        try:
+            for m, _ in modes:
+                m.training = training
+            theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        if len(theirs) != len(ours) or not all(a.shape == b.shape and np.allclose(a.cpu().numpy(), b.numpy(),
+                                                                                  rtol=1e-9, atol=1e-12)
+                                               for a, b in zip(theirs, ours)):
+            raise ValueError(f"{differ}: a backward hook (register_full_backward_hook, or a tensor's "
+                             "register_hook), or a forward hook that detaches, changes them, which the model would "
+                             "not; remove it")
 
 
 def _own_forward(module, base: Any, what: str) -> None:
