@@ -291,6 +291,14 @@ def test_from_torch_refuses_a_backward_hook_acting_only_in_training_mode_of_a_mo
     assert not any(m.training for m in module.modules())
 
 
+def test_from_torch_refuses_a_forward_hook_acting_only_with_grad_enabled():
+    torch = pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
+    module.register_forward_hook(lambda gpt, inputs, logits: logits + 1 if torch.is_grad_enabled() else None)
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module computes other outputs with grad enabled"):
+        GPT.from_torch(module)  # was read: its logits were compared under no_grad only, its gradients are the same
+
+
 def test_from_torch_refuses_logits_changed_by_a_millionth_by_a_forward_hook():
     pytest.importorskip("torch")
     module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()

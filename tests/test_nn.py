@@ -1035,6 +1035,15 @@ def test_from_torch_refuses_a_backward_hook_acting_only_in_the_mode_the_sequenti
     assert all(m.training for m in seq.modules())
 
 
+def test_from_torch_refuses_a_forward_hook_acting_only_with_grad_enabled():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    seq.register_forward_hook(lambda module, inputs, output: output + 1 if torch.is_grad_enabled() else None)
+    with pytest.raises(ValueError, match=r"^from_torch: the Sequential computes other outputs with grad enabled \(as "
+                                         r"torch trains it\) than under torch.no_grad\(\)"):
+        MLP.from_torch(seq)  # was read: its outputs were compared under no_grad only, its gradients are the same
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

@@ -211,7 +211,7 @@ def check_outputs(sequential, model) -> None:
     pairs = list(zip(*(_linear_tensors(module) for module in (sequential, clean))))
     check_gradients(sequential, clean, probe, pairs, "from_torch: the Sequential's gradients on probe inputs differ "
                     f"from those of the MLP its layers describe ({model!r})",
-                    "from_torch: the Sequential failed on probe inputs")
+                    "from_torch: the Sequential failed on probe inputs", "from_torch: the Sequential")
 
 
 def _linear_tensors(sequential) -> list[str]:
@@ -223,9 +223,9 @@ def _linear_tensors(sequential) -> list[str]:
     return [f"{key}.{name}" for key in linears.values() for name in ("weight", "bias")]
 
 
-def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=None) -> list:
-    """The gradients of the sum of what a torch module computes for `inputs` (made to require grad
-    if they are floating-point numbers) as to those inputs and to its tensors `names` that require
+def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=None) -> tuple[np.ndarray, list]:
+    """What a torch module computes with grad enabled for `inputs` (made to require grad if they are
+    floating-point numbers), and the gradients of its sum as to those inputs and to its tensors `names` that require
     grad, with its floating tensors in float64, its backward hooks run, and those of its tensors
     (Tensor.register_hook); or with the tensors of `weights_of` (a module with the same names; tied
     ones one tensor), without theirs. `failed` leads the error of a module that raises, named as ours."""
@@ -249,30 +249,38 @@ def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=
             x = x.requires_grad_() if x.is_floating_point() else x
             out = torch.func.functional_call(module, wide, (x,))
             among = [x] * x.requires_grad + [wide[n] for n in names if n in wide and wide[n].requires_grad]
+            outputs = out.detach().double().cpu().numpy()
             if not out.requires_grad:  # nothing trains (or a hook detached the outputs): gradients of 0
-                return [torch.zeros_like(t) for t in among]
-            return list(torch.autograd.grad(out.double().sum(), among, allow_unused=True, materialize_grads=True))
+                return outputs, [torch.zeros_like(t) for t in among]
+            return outputs, list(torch.autograd.grad(out.double().sum(), among, allow_unused=True,
+                                                     materialize_grads=True))
         except Exception as e:
             raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
 
 
-def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ: str, failed: str,
+def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ: str, failed: str, who: str,
                     same_weights: bool = False) -> None:
     """Refuse a torch module whose float64 gradients on `inputs` differ from those of `clean`, a
     module of its model's with no hooks (`to_torch`'s, or with `same_weights` one computing with the
     module's tensors, by their names), tensor by tensor (`pairs` of their names in each): a backward
-    hook (of a module, or a tensor's) changes them, which its model would not. The module is probed
-    in training mode (as torch trains it) and in eval mode, and left in its modes as they were."""
-    ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed, module if same_weights else None)
+    hook (of a module, or a tensor's) changes them, which its model would not; or whose outputs
+    there (with grad enabled) differ from `clean`'s (`who`, the module, named as ours). The module is
+    probed in training mode (as torch trains it) and in eval mode, and left in its modes as they were."""
+    clean_outputs, ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed,
+                                            module if same_weights else None)
     modes = [(m, m.training) for m in module.modules()]
     for training in (True, False):  # (a hook may read module.training)
         try:
             for m, _ in modes:
                 m.training = training
-            theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
+            outputs, theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
         finally:
             for m, mode in modes:
                 m.training = mode
+        if outputs.shape != clean_outputs.shape or not np.allclose(outputs, clean_outputs, rtol=1e-9, atol=1e-12):
+            raise ValueError(f"{who} computes other outputs with grad enabled (as torch trains it) than under "
+                             "torch.no_grad() (a forward hook reading torch.is_grad_enabled()), which the model "
+                             "would not; remove it")
         if len(theirs) != len(ours) or not all(a.shape == b.shape and np.allclose(a.cpu().numpy(), b.numpy(),
                                                                                   rtol=1e-9, atol=1e-12)
                                                for a, b in zip(theirs, ours)):
