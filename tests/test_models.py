@@ -299,6 +299,27 @@ def test_from_torch_refuses_a_forward_hook_acting_only_with_grad_enabled():
         GPT.from_torch(module)  # was read: its logits were compared under no_grad only, its gradients are the same
 
 
+def test_from_torch_leaves_a_modules_buffers_as_they_were():
+    torch = pytest.importorskip("torch")
+    from microgradnn.nn.convert import _TorchGPT
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+
+    class Counting(_TorchGPT):  # the same state names, and a count of its training steps
+        def __init__(self):
+            super().__init__(model.config(), 1e-5)
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long), persistent=False)
+
+        def forward(self, idx):
+            if self.training:
+                self.steps += 1
+            return super().forward(idx)
+    module = Counting()
+    module.load_state_dict(model.to_torch().state_dict())
+    for training in (False, True):
+        assert GPT.from_torch(module.train(training)).state_dict() == model.state_dict()
+        assert int(module.steps) == 0  # was 2: the probes ran it on its own buffer
+
+
 def test_from_torch_refuses_logits_changed_by_a_millionth_by_a_forward_hook():
     pytest.importorskip("torch")
     module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()

@@ -172,7 +172,8 @@ def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
     torch = import_torch("from_torch")
     tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     device = next((t.device for t in tensors.values()), "cpu")
-    wide = {k: t.double() if t.is_floating_point() else t for k, t in tensors.items()}
+    # (copies, even of float64 ones: a hook changing a tensor in place changes the probe's, not the user's)
+    wide = {k: t.to(torch.float64, copy=True) if t.is_floating_point() else t.clone() for k, t in tensors.items()}
     modes = [(m, m.training) for m in module.modules()]
     outputs = []
     try:
@@ -233,13 +234,14 @@ def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=
     source = module if weights_of is None else weights_of
     tensors = {**dict(source.named_parameters(remove_duplicate=False)), **dict(source.named_buffers())}
     # (with grad on where from_torch is called under no_grad or inference_mode, and copies: a module
-    # made under inference_mode holds tensors autograd cannot save)
-    with torch.inference_mode(False), torch.enable_grad():
+    # made under inference_mode holds tensors autograd cannot save, and a hook may change one in place;
+    # a module drawing random numbers draws none of the user's)
+    with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
         made: dict[int, Any] = {}
         for t in tensors.values():
             if id(t) not in made:
                 made[id(t)] = t.detach().to(torch.float64, copy=True).requires_grad_(t.requires_grad) \
-                    if t.is_floating_point() else t
+                    if t.is_floating_point() else t.clone()
         wide = {k: made[id(t)] for k, t in tensors.items()}
         try:
             for name, tensor in tensors.items() if weights_of is None else ():
