@@ -198,7 +198,8 @@ def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
 
 def check_outputs(sequential, model) -> None:
     """Refuse a Sequential whose outputs on probe inputs (in training or eval mode), or their gradients,
-    differ from those of the MLP read from it (a hook, a global one, or another change its tensors do not show)."""
+    differ from those of the MLP read from it (a hook, a global one, or another change its tensors do not show;
+    not a global backward hook, which the hook-free module compared with runs as well)."""
     probe = np.random.default_rng(0).normal(size=(3, model.nin))
     theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs",
                              "from_torch: the Sequential")
