@@ -159,7 +159,8 @@ def _check_torch_outputs(module, model: "GPT") -> None:
     check_gradients(module, clean, [tokens], list(zip(names, names)),
                     f"GPT.from_torch: the module's gradients on the token ids {tokens} differ from those of the GPT "
                     f"its config and weights describe ({model!r})",
-                    f"GPT.from_torch: the module failed on the token ids {tokens}", same_weights=True)
+                    f"GPT.from_torch: the module failed on the token ids {tokens}", "GPT.from_torch: the module",
+                    same_weights=True)
 
 
 def _heads(n_head, head_size) -> str:

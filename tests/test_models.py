@@ -281,6 +281,45 @@ def test_from_torch_refuses_a_module_computing_otherwise_in_training_mode_and_le
     assert GPT.from_torch(none).state_dict() == model.state_dict()  # no dropout: no difference
 
 
+def test_from_torch_refuses_a_backward_hook_acting_only_in_training_mode_of_a_module_in_eval_mode():
+    pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch().eval()
+    module.head.register_full_backward_hook(lambda head, grad_in, grad_out: (2 * grad_in[0],) if head.training else None)
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module's gradients on the token ids \[0, 1, 2\] "
+                                         r"differ .* a backward hook"):
+        GPT.from_torch(module)  # was read: its gradients were probed in eval mode, and torch trains it doubled
+    assert not any(m.training for m in module.modules())
+
+
+def test_from_torch_refuses_a_forward_hook_acting_only_with_grad_enabled():
+    torch = pytest.importorskip("torch")
+    module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()
+    module.register_forward_hook(lambda gpt, inputs, logits: logits + 1 if torch.is_grad_enabled() else None)
+    with pytest.raises(ValueError, match=r"^GPT.from_torch: the module computes other outputs with grad enabled"):
+        GPT.from_torch(module)  # was read: its logits were compared under no_grad only, its gradients are the same
+
+
+def test_from_torch_leaves_a_modules_buffers_as_they_were():
+    torch = pytest.importorskip("torch")
+    from microgradnn.nn.convert import _TorchGPT
+    model = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1)
+
+    class Counting(_TorchGPT):  # the same state names, and a count of its training steps
+        def __init__(self):
+            super().__init__(model.config(), 1e-5)
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long), persistent=False)
+
+        def forward(self, idx):
+            if self.training:
+                self.steps += 1
+            return super().forward(idx)
+    module = Counting()
+    module.load_state_dict(model.to_torch().state_dict())
+    for training in (False, True):
+        assert GPT.from_torch(module.train(training)).state_dict() == model.state_dict()
+        assert int(module.steps) == 0  # was 2: the probes ran it on its own buffer
+
+
 def test_from_torch_refuses_logits_changed_by_a_millionth_by_a_forward_hook():
     pytest.importorskip("torch")
     module = GPT(6, n_embd=4, n_head=2, block_size=5, seed=1).to_torch()

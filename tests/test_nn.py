@@ -1023,6 +1023,48 @@ def test_from_torch_refuses_a_sequential_computing_otherwise_in_training_mode():
     assert not any(m.training for m in seq.modules())
 
 
+def test_from_torch_refuses_a_backward_hook_acting_only_in_the_mode_the_sequential_is_not_in():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).eval()
+    seq[2].register_full_backward_hook(lambda module, grad_in, grad_out: (2 * grad_in[0],) if module.training else None)
+    with pytest.raises(ValueError, match=r"^from_torch: the Sequential's gradients on probe inputs differ .* a backward "
+                                         r"hook"):
+        MLP.from_torch(seq)  # was read: its gradients were probed in eval mode only, and torch trains it doubled
+    assert not any(m.training for m in seq.modules())
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))  # in training mode
+    seq[2].register_full_backward_hook(lambda module, grad_in, grad_out: None if module.training else (2 * grad_in[0],))
+    with pytest.raises(ValueError, match="a backward hook"):
+        MLP.from_torch(seq)
+    assert all(m.training for m in seq.modules())
+
+
+def test_from_torch_refuses_a_forward_hook_acting_only_with_grad_enabled():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    seq.register_forward_hook(lambda module, inputs, output: output + 1 if torch.is_grad_enabled() else None)
+    with pytest.raises(ValueError, match=r"^from_torch: the Sequential computes other outputs with grad enabled \(as "
+                                         r"torch trains it\) than under torch.no_grad\(\)"):
+        MLP.from_torch(seq)  # was read: its outputs were compared under no_grad only, its gradients are the same
+
+
+def test_from_torch_leaves_the_sequentials_tensors_and_torchs_random_state_as_they_were():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3, dtype=torch.float64), torch.nn.Tanh(),
+                              torch.nn.Linear(3, 1, dtype=torch.float64))
+    seq.register_buffer("calls", torch.zeros((), dtype=torch.long), persistent=False)  # not in its state: read
+    seq.register_forward_hook(lambda module, inputs, output: module.calls.add_(1) and None)  # counts its calls
+    seq.register_forward_hook(lambda module, inputs, output: torch.rand(()) and None)  # draws, changes nothing
+    state = torch.get_rng_state()
+    MLP.from_torch(seq)
+    assert int(seq.calls) == 0  # was 3: the probes ran it on its own tensors
+    assert torch.equal(torch.get_rng_state(), state)  # the gradient probe drew from the user's random state
+    weight = seq[0].weight.detach().clone()
+    seq[0].register_forward_pre_hook(lambda linear, inputs: (linear.weight.mul_(2), None)[1])  # under no_grad
+    with pytest.raises(ValueError, match="^from_torch: the Sequential computes other outputs"):  # (each call anew)
+        MLP.from_torch(seq)
+    assert torch.equal(seq[0].weight, weight)  # was doubled twice by the output probe
+
+
 def test_torch_conversions_without_torch_say_how_to_install(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "torch", None)

@@ -172,7 +172,8 @@ def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
     torch = import_torch("from_torch")
     tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     device = next((t.device for t in tensors.values()), "cpu")
-    wide = {k: t.double() if t.is_floating_point() else t for k, t in tensors.items()}
+    # (copies, even of float64 ones: a hook changing a tensor in place changes the probe's, not the user's)
+    wide = {k: t.to(torch.float64, copy=True) if t.is_floating_point() else t.clone() for k, t in tensors.items()}
     modes = [(m, m.training) for m in module.modules()]
     outputs = []
     try:
@@ -197,7 +198,8 @@ def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
 
 def check_outputs(sequential, model) -> None:
     """Refuse a Sequential whose outputs on probe inputs (in training or eval mode), or their gradients,
-    differ from those of the MLP read from it (a hook, a global one, or another change its tensors do not show)."""
+    differ from those of the MLP read from it (a hook, a global one, or another change its tensors do not show;
+    not a global backward hook, which the hook-free module compared with runs as well)."""
     probe = np.random.default_rng(0).normal(size=(3, model.nin))
     theirs = float64_outputs(sequential, probe, "from_torch: the Sequential failed on probe inputs",
                              "from_torch: the Sequential")
@@ -211,7 +213,7 @@ def check_outputs(sequential, model) -> None:
     pairs = list(zip(*(_linear_tensors(module) for module in (sequential, clean))))
     check_gradients(sequential, clean, probe, pairs, "from_torch: the Sequential's gradients on probe inputs differ "
                     f"from those of the MLP its layers describe ({model!r})",
-                    "from_torch: the Sequential failed on probe inputs")
+                    "from_torch: the Sequential failed on probe inputs", "from_torch: the Sequential")
 
 
 def _linear_tensors(sequential) -> list[str]:
@@ -223,9 +225,9 @@ def _linear_tensors(sequential) -> list[str]:
     return [f"{key}.{name}" for key in linears.values() for name in ("weight", "bias")]
 
 
-def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=None) -> list:
-    """The gradients of the sum of what a torch module computes for `inputs` (made to require grad
-    if they are floating-point numbers) as to those inputs and to its tensors `names` that require
+def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=None) -> tuple[np.ndarray, list]:
+    """What a torch module computes with grad enabled for `inputs` (made to require grad if they are
+    floating-point numbers), and the gradients of its sum as to those inputs and to its tensors `names` that require
     grad, with its floating tensors in float64, its backward hooks run, and those of its tensors
     (Tensor.register_hook); or with the tensors of `weights_of` (a module with the same names; tied
     ones one tensor), without theirs. `failed` leads the error of a module that raises, named as ours."""
@@ -233,13 +235,14 @@ def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=
     source = module if weights_of is None else weights_of
     tensors = {**dict(source.named_parameters(remove_duplicate=False)), **dict(source.named_buffers())}
     # (with grad on where from_torch is called under no_grad or inference_mode, and copies: a module
-    # made under inference_mode holds tensors autograd cannot save)
-    with torch.inference_mode(False), torch.enable_grad():
+    # made under inference_mode holds tensors autograd cannot save, and a hook may change one in place;
+    # a module drawing random numbers draws none of the user's)
+    with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
         made: dict[int, Any] = {}
         for t in tensors.values():
             if id(t) not in made:
                 made[id(t)] = t.detach().to(torch.float64, copy=True).requires_grad_(t.requires_grad) \
-                    if t.is_floating_point() else t
+                    if t.is_floating_point() else t.clone()
         wide = {k: made[id(t)] for k, t in tensors.items()}
         try:
             for name, tensor in tensors.items() if weights_of is None else ():
@@ -249,27 +252,44 @@ def float64_gradients(module, inputs, names: list[str], failed: str, weights_of=
             x = x.requires_grad_() if x.is_floating_point() else x
             out = torch.func.functional_call(module, wide, (x,))
             among = [x] * x.requires_grad + [wide[n] for n in names if n in wide and wide[n].requires_grad]
+            outputs = out.detach().double().cpu().numpy()
             if not out.requires_grad:  # nothing trains (or a hook detached the outputs): gradients of 0
-                return [torch.zeros_like(t) for t in among]
-            return list(torch.autograd.grad(out.double().sum(), among, allow_unused=True, materialize_grads=True))
+                return outputs, [torch.zeros_like(t) for t in among]
+            return outputs, list(torch.autograd.grad(out.double().sum(), among, allow_unused=True,
+                                                     materialize_grads=True))
         except Exception as e:
             raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
 
 
-def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ: str, failed: str,
+def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ: str, failed: str, who: str,
                     same_weights: bool = False) -> None:
     """Refuse a torch module whose float64 gradients on `inputs` differ from those of `clean`, a
     module of its model's with no hooks (`to_torch`'s, or with `same_weights` one computing with the
     module's tensors, by their names), tensor by tensor (`pairs` of their names in each): a backward
-    hook (of a module, or a tensor's) changes them, which its model would not."""
-    theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
-    ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed, module if same_weights else None)
-    if len(theirs) != len(ours) or not all(a.shape == b.shape and np.allclose(a.cpu().numpy(), b.numpy(), rtol=1e-9,
-                                                                                atol=1e-12)
-                                           for a, b in zip(theirs, ours)):
-        raise ValueError(f"{differ}: a backward hook (register_full_backward_hook, or a tensor's "
-                         "register_hook), or a forward hook that detaches, changes them, which the model would not; "
-                         "remove it")
+    hook (of a module, or a tensor's) changes them, which its model would not; or whose outputs
+    there (with grad enabled) differ from `clean`'s (`who`, the module, named as ours). The module is
+    probed in training mode (as torch trains it) and in eval mode, and left in its modes as they were."""
+    clean_outputs, ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed,
+                                            module if same_weights else None)
+    modes = [(m, m.training) for m in module.modules()]
+    for training in (True, False):  # (a hook may read module.training)
+        try:
+            for m, _ in modes:
+                m.training = training
+            outputs, theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        if outputs.shape != clean_outputs.shape or not np.allclose(outputs, clean_outputs, rtol=1e-9, atol=1e-12):
+            raise ValueError(f"{who} computes other outputs with grad enabled (as torch trains it) than under "
+                             "torch.no_grad() (a forward hook reading torch.is_grad_enabled()), which the model "
+                             "would not; remove it")
+        if len(theirs) != len(ours) or not all(a.shape == b.shape and np.allclose(a.cpu().numpy(), b.numpy(),
+                                                                                  rtol=1e-9, atol=1e-12)
+                                               for a, b in zip(theirs, ours)):
+            raise ValueError(f"{differ}: a backward hook (register_full_backward_hook, or a tensor's "
+                             "register_hook), or a forward hook that detaches, changes them, which the model would "
+                             "not; remove it")
 
 
 def _own_forward(module, base: Any, what: str) -> None:
