@@ -289,6 +289,20 @@ def test_the_gradcheck_fixture_warns_where_a_pass_checked_less_than_it_suggests(
     assert "test_user.py:12: GradcheckWarning: " in run.stdout and "1 not checkable here" in run.stdout
 
 
+
+def test_the_gradcheck_fixture_warns_where_finite_differences_resolve_nothing_of_a_passing_gradient(tmp_path):
+    run = _run_user_tests(tmp_path, """
+import microgradnn as mg
+
+doubled = mg.define_op("doubled_tiny", lambda x: x * x, lambda x, out: 4 * x)  # 100% wrong
+
+
+def test_tiny(gradcheck):
+    gradcheck(doubled, 1e-300)
+""")
+    assert run.returncode == 0 and "1 passed, 1 warning" in run.stdout, run.stdout + run.stderr
+    assert "test_user.py:8: GradcheckWarning: " in run.stdout and "finite differences resolve nothing" in run.stdout
+
 @pytest.mark.parametrize("check", [gradcheck, gradgradcheck])
 def test_dict_inputs_to_an_op_which_takes_them_by_position_are_refused_saying_so(check):
     times = mg.define_op("times", lambda x, y: x * y, lambda x, y, out: y, lambda x, y, out: x)
@@ -1273,6 +1287,20 @@ def test_a_small_gradient_that_passes_only_by_atol_is_named_in_a_note():
             "this small need a smaller atol to be checked") in str(report)
     assert not gradcheck(lambda x: half(x), 1.0, atol=1e-12)
     assert not any("passed only by atol" in n for n in gradcheck(lambda x: (x * 1e-7).sin(), 0.3).notes)
+
+
+def test_a_gradient_finite_differences_resolve_nothing_of_is_named_where_it_passes_by_atol():
+    # x * x at 1e-300 is 0 at every step: 2e-300 and a rule's 4e-300 both passed against 0 ± 4e-22
+    # as "ok", with no note, so the fixture did not warn either (under atol=0 it is not checkable)
+    doubled = mg.define_op("square_rule_4x_tiny", lambda x: x * x, lambda x, out: 4 * x)
+    for f, x in [(doubled, 1e-300), (lambda x: x * x, 1e-300), (lambda x: x.tanh(), 19.0)]:
+        report = gradcheck(f, x)
+        assert report and report.rows[0].status == "ok", str(report)
+        note = [n for n in report.notes if "passed only by atol=1e-05: finite differences resolve nothing" in n]
+        assert len(note) == 1 and note[0].startswith("note: x ("), str(report)
+    assert "x (4e-300 against 0 ± 3.95e-22)" in str(gradcheck(doubled, 1e-300))
+    for f, x in [(lambda x: x.tanh() * 1e-6, 0.3), (lambda x, y: x * 2, [1.0, 2.0]), (lambda x: x * x, 1e-150)]:
+        assert not gradcheck(f, x).notes, str(gradcheck(f, x))  # resolved, or exactly 0: nothing to say
 
 
 @pytest.mark.parametrize("how", ["-p", "conftest"])
