@@ -1462,6 +1462,17 @@ def test_a_zero_dimensional_array_is_one_input_named_x_as_a_float_is():
         gradcheck(lambda x: x, np.array(True))
 
 
+
+def test_any_zero_dimensional_input_is_one_input_named_x():
+    # a 0-d torch tensor was checked as an input named 'x[]', and a Value was refused as input 'x[]'
+    torch = pytest.importorskip("torch")
+    for check in (gradcheck, gradgradcheck, compare_with_torch):
+        report = check(lambda x: x * x, torch.tensor(1.5, dtype=torch.float64))
+        assert report and [r.name for r in report.rows][-1] in ("x", "d/dx (create_graph)"), report
+    with pytest.raises(TypeError, match=r"^gradcheck: input 'x' must be a finite number, got Value Value\(data=1.5"):
+        gradcheck(lambda x: x * x, Value(1.5))
+
+
 def test_the_checks_differentiate_inside_the_callers_no_grad():
     # each reported every analytic gradient as 0 there, a FAIL blaming a correct gradient
     X, y = mg.data.make_moons(6, noise=0.1, seed=0)

@@ -713,7 +713,7 @@ def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
         names, values, call = ["x"], [_float(inputs, "x", who)], lambda f, vs: f(*vs)
     else:
         arr = np.asarray(inputs, dtype=object)  # each entry checked as it is: "1", True and None are not numbers
-        names = [f"x[{', '.join(map(str, i))}]" for i in np.ndindex(arr.shape)]
+        names = [f"x[{', '.join(map(str, i))}]" if i else "x" for i in np.ndindex(arr.shape)]  # 0-d: x (a tensor)
         values, call = [_float(v, n, who) for v, n in zip(arr.ravel().tolist(), names)], lambda f, vs: f(*vs)
     if not values:
         raise ValueError(f"{who}: inputs must hold at least one number to check, got {inputs!r:.60}")
