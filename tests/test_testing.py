@@ -1040,6 +1040,20 @@ def test_gradgradcheck_checks_the_first_derivatives_that_create_graph_gives():
     assert gradgradcheck(lambda x, y: (x * y).sin() * x.exp(), [0.4, 0.7])
 
 
+def test_gradgradcheck_names_a_wrong_rule_on_floats_rather_than_only_the_right_second_derivative():
+    # the second derivatives' reference is finite differences of backward's first derivatives: a rule
+    # 1% off on floats only FAILed 'd2/dx dx', whose -sin(0.7) was right, against -1.01 sin(0.7), and no
+    # row or note named the rule on floats
+    sin_off = mg.define_op("sin_off_on_floats", math.sin,
+                           lambda x, out: mg.cos(x) if isinstance(x, Value) else 1.01 * math.cos(x))
+    report = gradgradcheck(sin_off, 0.7)
+    assert not report, str(report)
+    assert sorted(r.name for r in report.failures) == ["d/dx (backward)", "d2/dx dx"], str(report)
+    row = next(r for r in report.rows if r.name == "d/dx (backward)")
+    assert row.analytic == pytest.approx(1.01 * math.cos(0.7)) and row.reference == pytest.approx(math.cos(0.7))
+    assert "the rule on floats is wrong and the second derivatives' numeric column is off with it" in str(report)
+    assert [r.name for r in gradgradcheck(lambda x: x.sin() * x, 0.7).rows] == ["d2/dx dx", "d/dx (create_graph)"]
+
 def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     # at x + 1e15 a step of 1e-4 is below the spacing of floats: '+' was named the first wrong
     # node ("d/d(input 0) is 1 but finite differences give 0")

@@ -1234,6 +1234,25 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     firsts_report = GradReport("", more)
     _blame(firsts_report, out, [[v] for v in leaves], eps, atol, rtol, explain=False)
     rows, calls = rows + more, calls + evaluations
+    # the second derivatives' reference is finite differences of backward's first derivatives (rules run on
+    # floats): where those differ from create_graph's, they are checked too, so that a wrong float rule is
+    # named as such, not only through the right second derivatives it seems to contradict
+    try:
+        on_floats = list(_grads(out, leaves))
+    except (ValueError, OverflowError):
+        on_floats = nan
+    differ = [i for i, (a, b) in enumerate(zip(on_floats, firsts))
+              if math.isfinite(a) and math.isfinite(b) and not _close(a, b, atol, rtol)]
+    if differ:
+        extra, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data,
+                                                    on_floats, kinked, [f"d/d{n} (backward)" for n in names], eps,
+                                                    atol, rtol, differ, gaps, _noise(out, [[v] for v in leaves]))
+        rows, calls = rows + extra, calls + evaluations
+        notes.append(f"note: backward's first derivatives (the rules run on floats) differ from those "
+                     f"grad(create_graph=True) gives for {', '.join(names[i] for i in differ[:5])}"
+                     f"{' ...' if len(differ) > 5 else ''}; the second derivatives are measured by finite "
+                     f"differences of backward's, so where a (backward) row FAILs, the rule on floats is wrong "
+                     f"and the second derivatives' numeric column is off with it")
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes,
                       culprit=firsts_report.culprit)
