@@ -1065,6 +1065,19 @@ def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     assert report.culprit is not None and report.culprit.node.op == "square_off", str(report)
 
 
+def test_blame_steps_short_of_where_an_ops_forward_overflows_as_gradcheck_does():
+    # x * x at 1.34e154 is inf a step above: blame's differences of '*' gave nan and named the right '*' the
+    # first wrong node, so the wrong rule beside it, reaching a y whose reference f's size swamps, was not
+    # found and y passed as 'not checkable here'; a wrong square there was said to differ from nan
+    big = 1.3407807929942596e154
+    wrong = mg.define_op("square_3x_beside_overflow", lambda y: y * y, lambda y, out: 3 * y)
+    report = gradcheck(lambda x, y: x * x + wrong(y), {"x": big, "y": 1.0})
+    assert not report and [r.name for r in report.failures] == ["y"], str(report)
+    assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
+    report = gradcheck(wrong, big)
+    assert not report and report.culprit.numeric == pytest.approx(2 * big), str(report)
+    assert "finite differences give 2.681561586e+154" in str(report), str(report)
+
 def test_a_right_gradient_whose_reference_rounding_swamps_is_not_checkable_rather_than_failed():
     # these FAILed right gradients: the numeric reference's own error (± 1.8e4, ± 9e-13, ± 18) covered
     # the difference, and blame rightly named no wrong node
