@@ -1078,6 +1078,22 @@ def test_blame_steps_short_of_where_an_ops_forward_overflows_as_gradcheck_does()
     assert not report and report.culprit.numeric == pytest.approx(2 * big), str(report)
     assert "finite differences give 2.681561586e+154" in str(report), str(report)
 
+def test_a_wrong_rule_reaching_an_entry_between_the_slopes_fails_it_though_another_wrong_node_comes_first():
+    # blame stopped at the first wrong node, on a Value f holds (reaching no input): the wrong rule reaching x,
+    # at a kink or behind an offset rounding swamps, went unfound, and x passed as non-differentiable or
+    # not checkable
+    held_wrong = mg.define_op("square_3x_on_a_held_value", lambda c: c * c, lambda c, out: 3 * c)
+    wrong = mg.define_op("square_3x_on_the_input", lambda y: y * y, lambda y, out: 3 * y)
+    c = Value(0.5, "c")
+    cases = [(lambda y: held_wrong(c) + wrong(y.relu() + 1.0), lambda y: (y.relu() + 1.0) ** 2, 0.0),
+             (lambda y: held_wrong(c) + wrong(y) + 1e12, lambda y: y * y + 1e12, 1.0)]
+    for f, right, x in cases:
+        assert gradcheck(right, x).rows[0].status in ("non-differentiable", "not checkable here")  # with right rules
+        report = gradcheck(f, x)
+        assert not report and [r.status for r in report.rows] == ["FAIL"], str(report)
+        assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
+    assert mg.testing.blame(held_wrong(c) + wrong(Value(1.0))).node.op == held_wrong.name  # blame: the first
+
 def test_a_right_gradient_whose_reference_rounding_swamps_is_not_checkable_rather_than_failed():
     # these FAILed right gradients: the numeric reference's own error (± 1.8e4, ± 9e-13, ± 18) covered
     # the difference, and blame rightly named no wrong node

@@ -966,11 +966,15 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     from rules of their own)."""
     if report and not report.kinks and not report.unchecked:
         return
-    culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
-    if culprit is not None and (report.kinks or report.unchecked):
-        below = {id(v) for v in topological_order(culprit.node.inputs[culprit.index])}
-        excused = [row for row, vs in zip(report.rows, wrt)
-                   if row.status in (KINK, UNCHECKABLE) and any(id(v) in below for v in vs)]
+    culprits = _culprits(topological_order(out), eps, atol, rtol)
+    culprit = next(culprits, None)
+    # each such row FAILs through the first wrong node that reaches it, not only through the first of all
+    # (a wrong rule on a Value f holds, reaching no input, hid one reaching an entry between the slopes)
+    pending = [(row, vs) for row, vs in zip(report.rows, wrt) if row.status in (KINK, UNCHECKABLE)]
+    found: Culprit | None = culprit
+    while found is not None and pending:
+        below = {id(v) for v in topological_order(found.node.inputs[found.index])}
+        excused = [row for row, vs in pending if any(id(v) in below for v in vs)]
         for row in excused:
             row.status = FAIL
         if excused:
@@ -978,6 +982,10 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
+            if found is not culprit and not _reaches(culprit, report.failures, report.rows, wrt):
+                culprit = found  # the one the failing rows come through is the one to show
+        pending = [(row, vs) for row, vs in pending if row.status != FAIL]
+        found = next(culprits, None) if pending else None
     if culprit is None and explain:  # no node is wrong: a row outside the slopes comes from kinks met one after another
         outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
                    if r.status == FAIL and r.at_kink]
@@ -1099,6 +1107,11 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
     eps, atol, rtol = _checked("blame", eps, atol, rtol)
     order = topological_order(out)
     _check_unchanged((v for v in order if v.inputs), "blame")  # stale local derivatives would be blamed
+    return next(_culprits(order, eps, atol, rtol), None)
+
+
+def _culprits(order: list[Value], eps: float, atol: float, rtol: float) -> Iterator[Culprit]:
+    """Each node of `order` (a topological order) whose local derivative disagrees with its op (see `blame`)."""
     for v in order:
         if not v.inputs:
             continue
@@ -1117,8 +1130,15 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
             d = derivative(fwd, xs[i], eps, one_sided=at_kink, kink_gaps=gap)
             local = v._local[i]
             if _disagrees(local, d, at_kink, atol, rtol):
-                return Culprit(v, i, local, d.value)
-    return None
+                yield Culprit(v, i, local, d.value)
+
+
+def _reaches(culprit: Culprit | None, rows: list[GradRow], all_rows: list[GradRow], wrt: list[list[Value]]) -> bool:
+    """Does the culprit's wrong derivative reach any of `rows` (of `all_rows`, checking the Values `wrt` lists)?"""
+    if culprit is None:
+        return False
+    below = {id(v) for v in topological_order(culprit.node.inputs[culprit.index])}
+    return any(any(id(v) in below for v in vs) for row, vs in zip(all_rows, wrt) if any(row is r for r in rows))
 
 
 def _finite(y: float) -> float:
