@@ -1094,6 +1094,17 @@ def test_a_wrong_rule_reaching_an_entry_between_the_slopes_fails_it_though_anoth
         assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
     assert mg.testing.blame(held_wrong(c) + wrong(Value(1.0))).node.op == held_wrong.name  # blame: the first
 
+
+
+def test_a_failed_report_names_the_wrong_node_its_failing_entry_comes_through():
+    # 'first wrong node' named a wrong rule on a Value f holds, which reaches no input, not the one x FAILs by
+    held_wrong = mg.define_op("square_3x_on_a_held_value_b", lambda c: c * c, lambda c, out: 3 * c)
+    wrong = mg.define_op("square_3x_on_the_input_b", lambda y: y * y, lambda y, out: 3 * y)
+    c = Value(0.5, "c")
+    report = gradcheck(lambda y: held_wrong(c) + wrong(y), 1.0)
+    assert not report and report.culprit.node.op == wrong.name, str(report)
+    assert "first wrong node: op 'square_3x_on_the_input_b' at square_3x_on_the_input_b(x=1)" in str(report)
+
 def test_a_right_gradient_whose_reference_rounding_swamps_is_not_checkable_rather_than_failed():
     # these FAILed right gradients: the numeric reference's own error (± 1.8e4, ± 9e-13, ± 18) covered
     # the difference, and blame rightly named no wrong node

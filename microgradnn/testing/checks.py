@@ -967,7 +967,14 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     if report and not report.kinks and not report.unchecked:
         return
     culprits = _culprits(topological_order(out), eps, atol, rtol)
-    culprit = next(culprits, None)
+    seen: list[Culprit] = []  # the wrong nodes found so far, in order
+
+    def next_culprit() -> Culprit | None:
+        found = next(culprits, None)
+        if found is not None:
+            seen.append(found)
+        return found
+    culprit = next_culprit()
     # each such row FAILs through the first wrong node that reaches it, not only through the first of all
     # (a wrong rule on a Value f holds, reaching no input, hid one reaching an entry between the slopes)
     pending = [(row, vs) for row, vs in zip(report.rows, wrt) if row.status in (KINK, UNCHECKABLE)]
@@ -982,10 +989,8 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
-            if found is not culprit and not _reaches(culprit, report.failures, report.rows, wrt):
-                culprit = found  # the one the failing rows come through is the one to show
         pending = [(row, vs) for row, vs in pending if row.status != FAIL]
-        found = next(culprits, None) if pending else None
+        found = next_culprit() if pending else None
     if culprit is None and explain:  # no node is wrong: a row outside the slopes comes from kinks met one after another
         outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
                    if r.status == FAIL and r.at_kink]
@@ -1032,8 +1037,12 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{' ...' if len(missing) > 5 else ''}: f computes some of its value outside it "
                                 f"(.data, float(), detach(), no_grad(), or a Value it makes from a number); or "
                                 f"an op has a kink within the step that rounding hides (behind a large offset)")
-    if not report:
-        report.culprit = culprit
+    if not report:  # the wrong node shown is the first that a failing row comes through (else the first of all:
+        # one on a Value f holds, reaching no input, was shown for a row that a later one made FAIL)
+        shown = next((c for c in seen if _reaches(c, report.failures, report.rows, wrt)), None)
+        while shown is None and culprit is not None and (found := next_culprit()) is not None:
+            shown = found if _reaches(found, report.failures, report.rows, wrt) else None
+        report.culprit = shown or culprit
 
 
 def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: float) -> bool:
