@@ -383,6 +383,14 @@ def test_compare_with_torch_takes_an_unused_input_as_a_gradient_of_0_on_both_sid
     assert [(r.name, r.analytic, r.reference) for r in report.rows][2] == ("y", 0.0, 0.0)
 
 
+
+def test_compare_with_torch_compares_an_output_that_requires_no_grad_as_gradients_of_0():
+    # torch's backward raised its RuntimeError ("element 0 of tensors does not require grad") from inside
+    pytest.importorskip("torch")
+    report = compare_with_torch(lambda x: x.detach() * 2.0, 0.3)
+    assert report and [(r.name, r.analytic, r.reference) for r in report.rows] == [("output", 0.6, 0.6),
+                                                                                   ("x", 0.0, 0.0)], str(report)
+    assert not gradcheck(lambda x: x.detach() * 2.0, 0.3)  # the gradient check is the one that says it is lost
 from hypothesis import example, given, settings, strategies as st  # noqa: E402
 
 UNARY = [("tanh", "tanh"), ("exp", "exp"), ("sigmoid", "sigmoid"), ("sin", "sin"), ("cos", "cos"),

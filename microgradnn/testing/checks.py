@@ -1330,7 +1330,8 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
         raise TypeError(f"compare_with_torch: on float64 tensors f must return a one-number tensor, got {shown} "
                         "(a Value made inside f, such as Value(2.0) * x, reads the tensors as floats: "
                         "use plain numbers for constants)")
-    t_out.backward()
+    if t_out.requires_grad:  # else (x.detach(), computed under no_grad) no gradient reaches the inputs, as ours
+        t_out.backward()
     pairs = [("output", out.data, t_out.item())]
     pairs += [(n, g, 0.0 if t.grad is None else t.grad.item()) for n, g, t in zip(names, grads, tensors)]
     rows = [GradRow(n, a, r, (OK if _close(a, r, atol, rtol) else FAIL) if math.isfinite(a) and math.isfinite(r)
