@@ -303,6 +303,27 @@ def test_tiny(gradcheck):
     assert run.returncode == 0 and "1 passed, 1 warning" in run.stdout, run.stdout + run.stderr
     assert "test_user.py:8: GradcheckWarning: " in run.stdout and "finite differences resolve nothing" in run.stdout
 
+
+def test_a_check_where_every_gradient_is_0_says_so_and_the_fixture_warns(tmp_path):
+    # x * x at 0 (or a relu below 0): 0 against 0 for any rule off by a factor, passed with nothing said
+    tripled = mg.define_op("square_rule_3x_at_0", lambda x: x * x, lambda x, out: 3 * x)
+    for f, x in [(tripled, 0.0), (lambda x: x.relu() * 5, -1.0), (lambda x, y: tripled(x) * y, [0.0, 0.0])]:
+        report = gradcheck(f, x)
+        assert report and any(n.startswith("note: every gradient checked is 0 here") for n in report.notes), report
+    for f, x in [(tripled, 1.0), (lambda x, y: x * 2, [1.0, 2.0])]:  # caught, or one gradient is not 0
+        assert not any("every gradient" in n for n in gradcheck(f, x).notes)
+    run = _run_user_tests(tmp_path, """
+import microgradnn as mg
+
+tripled = mg.define_op("tripled", lambda x: x * x, lambda x, out: 3 * x)  # 50% wrong
+
+
+def test_at_zero(gradcheck):
+    gradcheck(tripled, 0.0)
+""")
+    assert run.returncode == 0 and "1 passed, 1 warning" in run.stdout, run.stdout + run.stderr
+    assert "test_user.py:8: GradcheckWarning: " in run.stdout and "every gradient checked is 0" in run.stdout
+
 @pytest.mark.parametrize("check", [gradcheck, gradgradcheck])
 def test_dict_inputs_to_an_op_which_takes_them_by_position_are_refused_saying_so(check):
     times = mg.define_op("times", lambda x, y: x * y, lambda x, y, out: y, lambda x, y, out: x)

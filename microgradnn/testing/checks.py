@@ -837,7 +837,19 @@ def _checked(who: str, eps: float | None, atol: float, rtol: float) -> tuple[flo
 
 
 def _row_notes(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
-    return _uncertain_note(rows, atol, rtol) + _atol_note(rows, atol, rtol)
+    return _uncertain_note(rows, atol, rtol) + _atol_note(rows, atol, rtol) + _zero_note(rows)
+
+
+ALL_ZERO = "every gradient checked is 0 here"
+
+
+def _zero_note(rows: list[GradRow]) -> list[str]:
+    """A note when every row passed as 0 against finite differences of 0: the check saw no rule's scale
+    (x * x at 0, a relu below 0), so a rule off by any factor passed as well."""
+    if not rows or not all(r.status == OK and r.analytic == 0.0 and abs(r.reference) <= r.error for r in rows):
+        return []
+    return [f"note: {ALL_ZERO}, and finite differences agree: a derivative rule off by any factor gives 0 "
+            f"there too (x * x's 2x at 0); check also at a point where f changes with its inputs"]
 
 
 def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
