@@ -802,6 +802,21 @@ def test_gradcheck_refuses_a_step_or_tolerance_that_cannot_judge(kwargs, error, 
         mg.testing.directional_check(MLP(2, [1]), losses.mse, [[0.0, 1.0]], [1.0], atol=-1.0)
 
 
+def test_a_bend_narrower_than_1e_13_at_0_is_compared_as_smooth_where_smaller_steps_resolve_it():
+    # x + sqrt(x * x + 1e-40) bends over 1e-20 at 0, smoothly (slope 1 there): the steps stopped at 1e-13, where it
+    # looks like 2 relu(x), so it was taken for a kink (with a jump of 1e-20 in f) and a wrong 0.5 passed
+    bend = lambda x: x + math.sqrt(x * x + 1e-40)  # noqa: E731
+    wrong = mg.define_op("narrow_bend_rule_half", bend, lambda x, out: 0.5 if x == 0 else 1 + x / math.sqrt(x * x + 1e-40))
+    right = mg.define_op("narrow_bend_rule_1", bend, lambda x, out: 1 + x / math.sqrt(x * x + 1e-40))
+    for f, x in [(wrong, 0.0), (lambda x: wrong(x - 1.0), 1.0)]:
+        report = gradcheck(f, x)
+        assert not report and report.rows[0].status == "FAIL", str(report)
+        assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
+    report = gradcheck(right, 0.0, atol=0.0, rtol=1e-9)
+    assert report and report.rows[0].status == "ok" and report.rows[0].reference == pytest.approx(1.0), str(report)
+    for f in (lambda x: x.relu(), lambda x: x.abs() * 1e-100):  # kinks at every scale stay kinks
+        assert gradcheck(f, 0.0, atol=0.0).rows[0].status == "non-differentiable"
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink

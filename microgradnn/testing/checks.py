@@ -520,15 +520,23 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     jump, noise = _jump(f0, fs[1:], x, h / 2)
     if not (abs(jump) > 10 * noise and jump * first > 0.25 * first * first):  # smooth: jump ~ h³
         return False
-    scale, step = max(1.0, abs(x)), h / 10
+    scale, step, skip = max(1.0, abs(x)), h / 10, 1
+    # below 1e-13 of x's scale the floats near a small x (or 0) still resolve steps where f is small there:
+    # a bend narrower than 1e-13 at 0 (x + sqrt(x * x + 1e-40)) seemed a kink, passing a wrong 0.5 for 1;
+    # those steps are tried too, ever further apart (1e-14, 1e-16, 1e-20, ..., 1e-268), where they fit
+    lowest = 64 * max(math.ulp(x), math.ulp(0.0))
     try:
-        while step >= 1e-13 * scale:
+        while step >= 1e-13 * scale or lowest <= step < 1e-13:
             now, rounding = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
+            rounding += 20 * math.ulp(0.0) / step  # f's values are whole numbers of 5e-324 where they underflow
             if 10 * rounding > abs(jump):  # rounding hides the jump from here on: not resolved, no evidence
                 break
             if abs(now - jump) > _KINK_DRIFT * abs(jump) + 2 * (rounding + noise):  # fades, grows or flips
                 return False
-            step /= 10
+            if step >= 1e-13 * scale:
+                step /= 10
+            else:
+                step, skip = step / 10.0 ** skip, 2 * skip
     except (ArithmeticError, ValueError):
         return False
     return step < h / 1000
