@@ -817,6 +817,17 @@ def test_a_bend_narrower_than_1e_13_at_0_is_compared_as_smooth_where_smaller_ste
     for f in (lambda x: x.relu(), lambda x: x.abs() * 1e-100):  # kinks at every scale stay kinks
         assert gradcheck(f, 0.0, atol=0.0).rows[0].status == "non-differentiable"
 
+def test_a_bend_off_0_narrower_than_1e_13_is_measured_at_0_below_it():
+    # at 0 the steps stopped at 1e-13, so a right rule FAILed (-0.949 against -1.4e-11 for a bend at 3e-16) or
+    # passed only as non-differentiable; a relu scaled by 1e-100 stays a kink (its differences underflow below)
+    for d, w in [(1e-20, 1e-20), (3e-16, 1e-16), (1e-15, 1e-20)]:
+        bend = mg.define_op(f"bend_at_{d}_{w}", lambda x, d=d, w=w: math.sqrt((x - d) ** 2 + w * w),
+                            lambda x, out, d=d, w=w: (x - d) / math.sqrt((x - d) ** 2 + w * w))
+        report = gradcheck(bend, 0.0, atol=0.0, rtol=1e-7)
+        assert report and report.rows[0].status == "ok", str(report)
+        assert report.rows[0].reference == pytest.approx(-d / math.hypot(d, w), rel=1e-7), str(report)
+    assert gradcheck(lambda x: x.relu() * 1e-100, 0.0, atol=0.0).rows[0].status == "non-differentiable"
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink

@@ -304,8 +304,9 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         return Derivative(math.nan, math.nan, math.nan, evaluations=calls)
     h = eps * scale
     # a step wider than a small x can straddle a pole or domain edge at 0 (1/x, log): then
-    # the next step is a tenth of |x|, and steps go down to what rounding resolves at x
-    floor = max(1e-13 * (abs(x) or 1.0), 64 * math.ulp(0.0))  # a subnormal x's steps are whole numbers of 5e-324
+    # the next step is a tenth of |x|, and steps go down to what rounding resolves at x (at 0, below 1e-13:
+    # a bend at 1e-20 is resolved there); a subnormal x's steps are whole numbers of 5e-324
+    floor = max(1e-13 * abs(x), 64 * math.ulp(0.0))
     below, above = kink_gaps
     if min(below, above) < h:  # the stencil would straddle a kink (relu at 1e-15): no averaged slope across it
         h = min(below, above) / 2  # half: a kink's input need not move linearly with x
@@ -414,7 +415,8 @@ def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float 
     jump, noise = _jump(f0, fs[1:], x, h / 2)
     if not (math.isfinite(jump) and abs(jump) > 10 * noise and jump * first > 0.25 * first * first):
         return None
-    low = max(floor, 200 * _MACHINE_EPS * abs(f0) / abs(jump))  # below it rounding blurs the jump by 10%
+    # below it rounding (or underflow, whose error is 5e-324 however small f is) blurs the jump by 10%
+    low = max(floor, 200 * max(_MACHINE_EPS * abs(f0), math.ulp(0.0)) / abs(jump))
 
     def gone(k: int) -> bool:
         s = h * 10.0 ** -k
