@@ -289,6 +289,41 @@ def test_the_gradcheck_fixture_warns_where_a_pass_checked_less_than_it_suggests(
     assert "test_user.py:12: GradcheckWarning: " in run.stdout and "1 not checkable here" in run.stdout
 
 
+
+def test_the_gradcheck_fixture_warns_where_finite_differences_resolve_nothing_of_a_passing_gradient(tmp_path):
+    run = _run_user_tests(tmp_path, """
+import microgradnn as mg
+
+doubled = mg.define_op("doubled_tiny", lambda x: x * x, lambda x, out: 4 * x)  # 100% wrong
+
+
+def test_tiny(gradcheck):
+    gradcheck(doubled, 1e-300)
+""")
+    assert run.returncode == 0 and "1 passed, 1 warning" in run.stdout, run.stdout + run.stderr
+    assert "test_user.py:8: GradcheckWarning: " in run.stdout and "finite differences resolve nothing" in run.stdout
+
+
+def test_a_check_where_every_gradient_is_0_says_so_and_the_fixture_warns(tmp_path):
+    # x * x at 0 (or a relu below 0): 0 against 0 for any rule off by a factor, passed with nothing said
+    tripled = mg.define_op("square_rule_3x_at_0", lambda x: x * x, lambda x, out: 3 * x)
+    for f, x in [(tripled, 0.0), (lambda x: x.relu() * 5, -1.0), (lambda x, y: tripled(x) * y, [0.0, 0.0])]:
+        report = gradcheck(f, x)
+        assert report and any(n.startswith("note: every gradient checked is 0 here") for n in report.notes), report
+    for f, x in [(tripled, 1.0), (lambda x, y: x * 2, [1.0, 2.0])]:  # caught, or one gradient is not 0
+        assert not any("every gradient" in n for n in gradcheck(f, x).notes)
+    run = _run_user_tests(tmp_path, """
+import microgradnn as mg
+
+tripled = mg.define_op("tripled", lambda x: x * x, lambda x, out: 3 * x)  # 50% wrong
+
+
+def test_at_zero(gradcheck):
+    gradcheck(tripled, 0.0)
+""")
+    assert run.returncode == 0 and "1 passed, 1 warning" in run.stdout, run.stdout + run.stderr
+    assert "test_user.py:8: GradcheckWarning: " in run.stdout and "every gradient checked is 0" in run.stdout
+
 @pytest.mark.parametrize("check", [gradcheck, gradgradcheck])
 def test_dict_inputs_to_an_op_which_takes_them_by_position_are_refused_saying_so(check):
     times = mg.define_op("times", lambda x, y: x * y, lambda x, y, out: y, lambda x, y, out: x)
@@ -369,6 +404,14 @@ def test_compare_with_torch_takes_an_unused_input_as_a_gradient_of_0_on_both_sid
     assert [(r.name, r.analytic, r.reference) for r in report.rows][2] == ("y", 0.0, 0.0)
 
 
+
+def test_compare_with_torch_compares_an_output_that_requires_no_grad_as_gradients_of_0():
+    # torch's backward raised its RuntimeError ("element 0 of tensors does not require grad") from inside
+    pytest.importorskip("torch")
+    report = compare_with_torch(lambda x: x.detach() * 2.0, 0.3)
+    assert report and [(r.name, r.analytic, r.reference) for r in report.rows] == [("output", 0.6, 0.6),
+                                                                                   ("x", 0.0, 0.0)], str(report)
+    assert not gradcheck(lambda x: x.detach() * 2.0, 0.3)  # the gradient check is the one that says it is lost
 from hypothesis import example, given, settings, strategies as st  # noqa: E402
 
 UNARY = [("tanh", "tanh"), ("exp", "exp"), ("sigmoid", "sigmoid"), ("sin", "sin"), ("cos", "cos"),
@@ -759,6 +802,32 @@ def test_gradcheck_refuses_a_step_or_tolerance_that_cannot_judge(kwargs, error, 
         mg.testing.directional_check(MLP(2, [1]), losses.mse, [[0.0, 1.0]], [1.0], atol=-1.0)
 
 
+def test_a_bend_narrower_than_1e_13_at_0_is_compared_as_smooth_where_smaller_steps_resolve_it():
+    # x + sqrt(x * x + 1e-40) bends over 1e-20 at 0, smoothly (slope 1 there): the steps stopped at 1e-13, where it
+    # looks like 2 relu(x), so it was taken for a kink (with a jump of 1e-20 in f) and a wrong 0.5 passed
+    bend = lambda x: x + math.sqrt(x * x + 1e-40)  # noqa: E731
+    wrong = mg.define_op("narrow_bend_rule_half", bend, lambda x, out: 0.5 if x == 0 else 1 + x / math.sqrt(x * x + 1e-40))
+    right = mg.define_op("narrow_bend_rule_1", bend, lambda x, out: 1 + x / math.sqrt(x * x + 1e-40))
+    for f, x in [(wrong, 0.0), (lambda x: wrong(x - 1.0), 1.0)]:
+        report = gradcheck(f, x)
+        assert not report and report.rows[0].status == "FAIL", str(report)
+        assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
+    report = gradcheck(right, 0.0, atol=0.0, rtol=1e-9)
+    assert report and report.rows[0].status == "ok" and report.rows[0].reference == pytest.approx(1.0), str(report)
+    for f in (lambda x: x.relu(), lambda x: x.abs() * 1e-100):  # kinks at every scale stay kinks
+        assert gradcheck(f, 0.0, atol=0.0).rows[0].status == "non-differentiable"
+
+def test_a_bend_off_0_narrower_than_1e_13_is_measured_at_0_below_it():
+    # at 0 the steps stopped at 1e-13, so a right rule FAILed (-0.949 against -1.4e-11 for a bend at 3e-16) or
+    # passed only as non-differentiable; a relu scaled by 1e-100 stays a kink (its differences underflow below)
+    for d, w in [(1e-20, 1e-20), (3e-16, 1e-16), (1e-15, 1e-20)]:
+        bend = mg.define_op(f"bend_at_{d}_{w}", lambda x, d=d, w=w: math.sqrt((x - d) ** 2 + w * w),
+                            lambda x, out, d=d, w=w: (x - d) / math.sqrt((x - d) ** 2 + w * w))
+        report = gradcheck(bend, 0.0, atol=0.0, rtol=1e-7)
+        assert report and report.rows[0].status == "ok", str(report)
+        assert report.rows[0].reference == pytest.approx(-d / math.hypot(d, w), rel=1e-7), str(report)
+    assert gradcheck(lambda x: x.relu() * 1e-100, 0.0, atol=0.0).rows[0].status == "non-differentiable"
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink
@@ -1026,6 +1095,20 @@ def test_gradgradcheck_checks_the_first_derivatives_that_create_graph_gives():
     assert gradgradcheck(lambda x, y: (x * y).sin() * x.exp(), [0.4, 0.7])
 
 
+def test_gradgradcheck_names_a_wrong_rule_on_floats_rather_than_only_the_right_second_derivative():
+    # the second derivatives' reference is finite differences of backward's first derivatives: a rule
+    # 1% off on floats only FAILed 'd2/dx dx', whose -sin(0.7) was right, against -1.01 sin(0.7), and no
+    # row or note named the rule on floats
+    sin_off = mg.define_op("sin_off_on_floats", math.sin,
+                           lambda x, out: mg.cos(x) if isinstance(x, Value) else 1.01 * math.cos(x))
+    report = gradgradcheck(sin_off, 0.7)
+    assert not report, str(report)
+    assert sorted(r.name for r in report.failures) == ["d/dx (backward)", "d2/dx dx"], str(report)
+    row = next(r for r in report.rows if r.name == "d/dx (backward)")
+    assert row.analytic == pytest.approx(1.01 * math.cos(0.7)) and row.reference == pytest.approx(math.cos(0.7))
+    assert "the rule on floats is wrong and the second derivatives' numeric column is off with it" in str(report)
+    assert [r.name for r in gradgradcheck(lambda x: x.sin() * x, 0.7).rows] == ["d2/dx dx", "d/dx (create_graph)"]
+
 def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     # at x + 1e15 a step of 1e-4 is below the spacing of floats: '+' was named the first wrong
     # node ("d/d(input 0) is 1 but finite differences give 0")
@@ -1036,6 +1119,46 @@ def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     report = gradcheck(lambda x: wrong(x) + 1e15, 1.0)
     assert report.culprit is not None and report.culprit.node.op == "square_off", str(report)
 
+
+def test_blame_steps_short_of_where_an_ops_forward_overflows_as_gradcheck_does():
+    # x * x at 1.34e154 is inf a step above: blame's differences of '*' gave nan and named the right '*' the
+    # first wrong node, so the wrong rule beside it, reaching a y whose reference f's size swamps, was not
+    # found and y passed as 'not checkable here'; a wrong square there was said to differ from nan
+    big = 1.3407807929942596e154
+    wrong = mg.define_op("square_3x_beside_overflow", lambda y: y * y, lambda y, out: 3 * y)
+    report = gradcheck(lambda x, y: x * x + wrong(y), {"x": big, "y": 1.0})
+    assert not report and [r.name for r in report.failures] == ["y"], str(report)
+    assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
+    report = gradcheck(wrong, big)
+    assert not report and report.culprit.numeric == pytest.approx(2 * big), str(report)
+    assert "finite differences give 2.681561586e+154" in str(report), str(report)
+
+def test_a_wrong_rule_reaching_an_entry_between_the_slopes_fails_it_though_another_wrong_node_comes_first():
+    # blame stopped at the first wrong node, on a Value f holds (reaching no input): the wrong rule reaching x,
+    # at a kink or behind an offset rounding swamps, went unfound, and x passed as non-differentiable or
+    # not checkable
+    held_wrong = mg.define_op("square_3x_on_a_held_value", lambda c: c * c, lambda c, out: 3 * c)
+    wrong = mg.define_op("square_3x_on_the_input", lambda y: y * y, lambda y, out: 3 * y)
+    c = Value(0.5, "c")
+    cases = [(lambda y: held_wrong(c) + wrong(y.relu() + 1.0), lambda y: (y.relu() + 1.0) ** 2, 0.0),
+             (lambda y: held_wrong(c) + wrong(y) + 1e12, lambda y: y * y + 1e12, 1.0)]
+    for f, right, x in cases:
+        assert gradcheck(right, x).rows[0].status in ("non-differentiable", "not checkable here")  # with right rules
+        report = gradcheck(f, x)
+        assert not report and [r.status for r in report.rows] == ["FAIL"], str(report)
+        assert report.culprit is not None and report.culprit.node.op == wrong.name, str(report)
+    assert mg.testing.blame(held_wrong(c) + wrong(Value(1.0))).node.op == held_wrong.name  # blame: the first
+
+
+
+def test_a_failed_report_names_the_wrong_node_its_failing_entry_comes_through():
+    # 'first wrong node' named a wrong rule on a Value f holds, which reaches no input, not the one x FAILs by
+    held_wrong = mg.define_op("square_3x_on_a_held_value_b", lambda c: c * c, lambda c, out: 3 * c)
+    wrong = mg.define_op("square_3x_on_the_input_b", lambda y: y * y, lambda y, out: 3 * y)
+    c = Value(0.5, "c")
+    report = gradcheck(lambda y: held_wrong(c) + wrong(y), 1.0)
+    assert not report and report.culprit.node.op == wrong.name, str(report)
+    assert "first wrong node: op 'square_3x_on_the_input_b' at square_3x_on_the_input_b(x=1)" in str(report)
 
 def test_a_right_gradient_whose_reference_rounding_swamps_is_not_checkable_rather_than_failed():
     # these FAILed right gradients: the numeric reference's own error (± 1.8e4, ± 9e-13, ± 18) covered
@@ -1275,6 +1398,20 @@ def test_a_small_gradient_that_passes_only_by_atol_is_named_in_a_note():
     assert not any("passed only by atol" in n for n in gradcheck(lambda x: (x * 1e-7).sin(), 0.3).notes)
 
 
+def test_a_gradient_finite_differences_resolve_nothing_of_is_named_where_it_passes_by_atol():
+    # x * x at 1e-300 is 0 at every step: 2e-300 and a rule's 4e-300 both passed against 0 ± 4e-22
+    # as "ok", with no note, so the fixture did not warn either (under atol=0 it is not checkable)
+    doubled = mg.define_op("square_rule_4x_tiny", lambda x: x * x, lambda x, out: 4 * x)
+    for f, x in [(doubled, 1e-300), (lambda x: x * x, 1e-300), (lambda x: x.tanh(), 19.0)]:
+        report = gradcheck(f, x)
+        assert report and report.rows[0].status == "ok", str(report)
+        note = [n for n in report.notes if "passed only by atol=1e-05: finite differences resolve nothing" in n]
+        assert len(note) == 1 and note[0].startswith("note: x ("), str(report)
+    assert "x (4e-300 against 0 ± 3.95e-22)" in str(gradcheck(doubled, 1e-300))
+    for f, x in [(lambda x: x.tanh() * 1e-6, 0.3), (lambda x, y: x * 2, [1.0, 2.0]), (lambda x: x * x, 1e-150)]:
+        assert not gradcheck(f, x).notes, str(gradcheck(f, x))  # resolved, or exactly 0: nothing to say
+
+
 @pytest.mark.parametrize("how", ["-p", "conftest"])
 def test_the_plugin_named_by_its_module_loads_once_beside_its_entry_point(tmp_path, how):
     # with microgradnn installed, `-p microgradnn.pytest_plugin` (or `pytest_plugins = [...]`)
@@ -1432,6 +1569,17 @@ def test_a_zero_dimensional_array_is_one_input_named_x_as_a_float_is():
         assert report and [r.name for r in report.rows][-1] in ("x", "d/dx (create_graph)"), report  # was x[]
     with pytest.raises(TypeError, match="gradcheck: input 'x' must be a finite number, got bool True"):
         gradcheck(lambda x: x, np.array(True))
+
+
+
+def test_any_zero_dimensional_input_is_one_input_named_x():
+    # a 0-d torch tensor was checked as an input named 'x[]', and a Value was refused as input 'x[]'
+    torch = pytest.importorskip("torch")
+    for check in (gradcheck, gradgradcheck, compare_with_torch):
+        report = check(lambda x: x * x, torch.tensor(1.5, dtype=torch.float64))
+        assert report and [r.name for r in report.rows][-1] in ("x", "d/dx (create_graph)"), report
+    with pytest.raises(TypeError, match=r"^gradcheck: input 'x' must be a finite number, got Value Value\(data=1.5"):
+        gradcheck(lambda x: x * x, Value(1.5))
 
 
 def test_the_checks_differentiate_inside_the_callers_no_grad():

@@ -304,8 +304,9 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         return Derivative(math.nan, math.nan, math.nan, evaluations=calls)
     h = eps * scale
     # a step wider than a small x can straddle a pole or domain edge at 0 (1/x, log): then
-    # the next step is a tenth of |x|, and steps go down to what rounding resolves at x
-    floor = max(1e-13 * (abs(x) or 1.0), 64 * math.ulp(0.0))  # a subnormal x's steps are whole numbers of 5e-324
+    # the next step is a tenth of |x|, and steps go down to what rounding resolves at x (at 0, below 1e-13:
+    # a bend at 1e-20 is resolved there); a subnormal x's steps are whole numbers of 5e-324
+    floor = max(1e-13 * abs(x), 64 * math.ulp(0.0))
     below, above = kink_gaps
     if min(below, above) < h:  # the stencil would straddle a kink (relu at 1e-15): no averaged slope across it
         h = min(below, above) / 2  # half: a kink's input need not move linearly with x
@@ -414,7 +415,8 @@ def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float 
     jump, noise = _jump(f0, fs[1:], x, h / 2)
     if not (math.isfinite(jump) and abs(jump) > 10 * noise and jump * first > 0.25 * first * first):
         return None
-    low = max(floor, 200 * _MACHINE_EPS * abs(f0) / abs(jump))  # below it rounding blurs the jump by 10%
+    # below it rounding (or underflow, whose error is 5e-324 however small f is) blurs the jump by 10%
+    low = max(floor, 200 * max(_MACHINE_EPS * abs(f0), math.ulp(0.0)) / abs(jump))
 
     def gone(k: int) -> bool:
         s = h * 10.0 ** -k
@@ -520,15 +522,23 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     jump, noise = _jump(f0, fs[1:], x, h / 2)
     if not (abs(jump) > 10 * noise and jump * first > 0.25 * first * first):  # smooth: jump ~ h³
         return False
-    scale, step = max(1.0, abs(x)), h / 10
+    scale, step, skip = max(1.0, abs(x)), h / 10, 1
+    # below 1e-13 of x's scale the floats near a small x (or 0) still resolve steps where f is small there:
+    # a bend narrower than 1e-13 at 0 (x + sqrt(x * x + 1e-40)) seemed a kink, passing a wrong 0.5 for 1;
+    # those steps are tried too, ever further apart (1e-14, 1e-16, 1e-20, ..., 1e-268), where they fit
+    lowest = 64 * max(math.ulp(x), math.ulp(0.0))
     try:
-        while step >= 1e-13 * scale:
+        while step >= 1e-13 * scale or lowest <= step < 1e-13:
             now, rounding = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
+            rounding += 20 * math.ulp(0.0) / step  # f's values are whole numbers of 5e-324 where they underflow
             if 10 * rounding > abs(jump):  # rounding hides the jump from here on: not resolved, no evidence
                 break
             if abs(now - jump) > _KINK_DRIFT * abs(jump) + 2 * (rounding + noise):  # fades, grows or flips
                 return False
-            step /= 10
+            if step >= 1e-13 * scale:
+                step /= 10
+            else:
+                step, skip = step / 10.0 ** skip, 2 * skip
     except (ArithmeticError, ValueError):
         return False
     return step < h / 1000
@@ -713,7 +723,7 @@ def _flatten(inputs, who: str) -> tuple[list[str], list[float], Callable]:
         names, values, call = ["x"], [_float(inputs, "x", who)], lambda f, vs: f(*vs)
     else:
         arr = np.asarray(inputs, dtype=object)  # each entry checked as it is: "1", True and None are not numbers
-        names = [f"x[{', '.join(map(str, i))}]" for i in np.ndindex(arr.shape)]
+        names = [f"x[{', '.join(map(str, i))}]" if i else "x" for i in np.ndindex(arr.shape)]  # 0-d: x (a tensor)
         values, call = [_float(v, n, who) for v, n in zip(arr.ravel().tolist(), names)], lambda f, vs: f(*vs)
     if not values:
         raise ValueError(f"{who}: inputs must hold at least one number to check, got {inputs!r:.60}")
@@ -837,7 +847,19 @@ def _checked(who: str, eps: float | None, atol: float, rtol: float) -> tuple[flo
 
 
 def _row_notes(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
-    return _uncertain_note(rows, atol, rtol) + _atol_note(rows, atol, rtol)
+    return _uncertain_note(rows, atol, rtol) + _atol_note(rows, atol, rtol) + _zero_note(rows)
+
+
+ALL_ZERO = "every gradient checked is 0 here"
+
+
+def _zero_note(rows: list[GradRow]) -> list[str]:
+    """A note when every row passed as 0 against finite differences of 0: the check saw no rule's scale
+    (x * x at 0, a relu below 0), so a rule off by any factor passed as well."""
+    if not rows or not all(r.status == OK and r.analytic == 0.0 and abs(r.reference) <= r.error for r in rows):
+        return []
+    return [f"note: {ALL_ZERO}, and finite differences agree: a derivative rule off by any factor gives 0 "
+            f"there too (x * x's 2x at 0); check also at a point where f changes with its inputs"]
 
 
 def _uncertain_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
@@ -851,11 +873,22 @@ def _atol_note(rows: list[GradRow], atol: float, rtol: float) -> list[str]:
     """A note when an entry passed only by atol though it differs, beyond the reference's
     error, by more than rtol: a gradient that small is not checked by these tolerances."""
     loose = [r for r in rows if r.status == OK and r.rel_err > rtol and r.abs_err > 10 * r.error]
-    if not loose:
-        return []
-    shown = ", ".join(f"{r.name} (rel err {_sci(r.rel_err)})" for r in loose[:5])
-    return [f"note: {shown}{' ...' if len(loose) > 5 else ''} passed only by atol={atol:g}, differing by more "
-            f"than rtol={rtol:g}: gradients this small need a smaller atol to be checked"]
+    # and one whose reference is too uncertain to tell it from its double (x * x at 1e-300: 2e-300 against
+    # 0 ± 4e-22, where 4e-300 passed too, with nothing said)
+    blind = [r for r in rows if r.status == OK and r.rel_err > rtol and r not in loose and r.analytic != 0.0
+             and r.error > rtol * abs(r.analytic)]
+    notes = []
+    if loose:
+        shown = ", ".join(f"{r.name} (rel err {_sci(r.rel_err)})" for r in loose[:5])
+        notes.append(f"note: {shown}{' ...' if len(loose) > 5 else ''} passed only by atol={atol:g}, differing by "
+                     f"more than rtol={rtol:g}: gradients this small need a smaller atol to be checked")
+    if blind:
+        shown = ", ".join(f"{r.name} ({_num(r.analytic)} against {_num(r.reference)} ± {_sci(r.error)})"
+                          for r in blind[:5])
+        notes.append(f"note: {shown}{' ...' if len(blind) > 5 else ''} passed only by atol={atol:g}: finite "
+                     f"differences resolve nothing of {'it' if len(blind) == 1 else 'them'} here (their error "
+                     f"exceeds rtol={rtol:g} of the gradient), so a wrong gradient this small passes too")
+    return notes
 
 
 # ---- checks ----------------------------------------------------------------------------
@@ -955,11 +988,22 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     from rules of their own)."""
     if report and not report.kinks and not report.unchecked:
         return
-    culprit = blame(out, eps=eps, atol=atol, rtol=rtol)
-    if culprit is not None and (report.kinks or report.unchecked):
-        below = {id(v) for v in topological_order(culprit.node.inputs[culprit.index])}
-        excused = [row for row, vs in zip(report.rows, wrt)
-                   if row.status in (KINK, UNCHECKABLE) and any(id(v) in below for v in vs)]
+    culprits = _culprits(topological_order(out), eps, atol, rtol)
+    seen: list[Culprit] = []  # the wrong nodes found so far, in order
+
+    def next_culprit() -> Culprit | None:
+        found = next(culprits, None)
+        if found is not None:
+            seen.append(found)
+        return found
+    culprit = next_culprit()
+    # each such row FAILs through the first wrong node that reaches it, not only through the first of all
+    # (a wrong rule on a Value f holds, reaching no input, hid one reaching an entry between the slopes)
+    pending = [(row, vs) for row, vs in zip(report.rows, wrt) if row.status in (KINK, UNCHECKABLE)]
+    found: Culprit | None = culprit
+    while found is not None and pending:
+        below = {id(v) for v in topological_order(found.node.inputs[found.index])}
+        excused = [row for row, vs in pending if any(id(v) in below for v in vs)]
         for row in excused:
             row.status = FAIL
         if excused:
@@ -967,6 +1011,8 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
+        pending = [(row, vs) for row, vs in pending if row.status != FAIL]
+        found = next_culprit() if pending else None
     if culprit is None and explain:  # no node is wrong: a row outside the slopes comes from kinks met one after another
         outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
                    if r.status == FAIL and r.at_kink]
@@ -1013,8 +1059,12 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"{' ...' if len(missing) > 5 else ''}: f computes some of its value outside it "
                                 f"(.data, float(), detach(), no_grad(), or a Value it makes from a number); or "
                                 f"an op has a kink within the step that rounding hides (behind a large offset)")
-    if not report:
-        report.culprit = culprit
+    if not report:  # the wrong node shown is the first that a failing row comes through (else the first of all:
+        # one on a Value f holds, reaching no input, was shown for a row that a later one made FAIL)
+        shown = next((c for c in seen if _reaches(c, report.failures, report.rows, wrt)), None)
+        while shown is None and culprit is not None and (found := next_culprit()) is not None:
+            shown = found if _reaches(found, report.failures, report.rows, wrt) else None
+        report.culprit = shown or culprit
 
 
 def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: float) -> bool:
@@ -1042,7 +1092,7 @@ def _slope_along(v: Value, ts: list[float]) -> float:
     op, xs = v._op, [u.data for u in v.inputs]
 
     def along(s: float) -> float:
-        return op.forward(*(a + s * t for a, t in zip(xs, ts)))  # type: ignore[union-attr]
+        return _finite(op.forward(*(a + s * t for a, t in zip(xs, ts))))  # type: ignore[union-attr]
     side = _side(along, 0.0, along(0.0), EPS, 1.0)
     return side.value if side is not None else math.nan
 
@@ -1088,6 +1138,11 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
     eps, atol, rtol = _checked("blame", eps, atol, rtol)
     order = topological_order(out)
     _check_unchanged((v for v in order if v.inputs), "blame")  # stale local derivatives would be blamed
+    return next(_culprits(order, eps, atol, rtol), None)
+
+
+def _culprits(order: list[Value], eps: float, atol: float, rtol: float) -> Iterator[Culprit]:
+    """Each node of `order` (a topological order) whose local derivative disagrees with its op (see `blame`)."""
     for v in order:
         if not v.inputs:
             continue
@@ -1099,15 +1154,31 @@ def blame(out: Value, *, eps: float = EPS, atol: float = 1e-5, rtol: float = 1e-
                 continue
 
             def fwd(t, i=i):
-                return v._op.forward(*xs[:i], t, *xs[i + 1:])
+                return _finite(v._op.forward(*xs[:i], t, *xs[i + 1:]))
             gap = (math.inf, math.inf)
             if i == 0 and kinks is not None and v._op.builtin and not at_kink:  # type: ignore[union-attr]
                 gap = (xs[0], math.inf) if xs[0] > 0 else (math.inf, -xs[0])  # a built-in's kink: its input at 0
             d = derivative(fwd, xs[i], eps, one_sided=at_kink, kink_gaps=gap)
             local = v._local[i]
             if _disagrees(local, d, at_kink, atol, rtol):
-                return Culprit(v, i, local, d.value)
-    return None
+                yield Culprit(v, i, local, d.value)
+
+
+def _reaches(culprit: Culprit | None, rows: list[GradRow], all_rows: list[GradRow], wrt: list[list[Value]]) -> bool:
+    """Does the culprit's wrong derivative reach any of `rows` (of `all_rows`, checking the Values `wrt` lists)?"""
+    if culprit is None:
+        return False
+    below = {id(v) for v in topological_order(culprit.node.inputs[culprit.index])}
+    return any(any(id(v) in below for v in vs) for row, vs in zip(all_rows, wrt) if any(row is r for r in rows))
+
+
+def _finite(y: float) -> float:
+    """An op's forward value, refused as the engine refuses it where it is not finite: outside the op's domain
+    for the finite differences (x * x at 1.34e154 + h is inf, where gradcheck's own steps stop short of it;
+    blame's differences gave nan and named the right '*' the first wrong node, passing a wrong one beside it)."""
+    if not math.isfinite(y):
+        raise OverflowError(f"result is not finite ({y})")
+    return y
 
 
 def _disagrees(local: float, d: Derivative, kink: bool, atol: float, rtol: float) -> bool:
@@ -1223,6 +1294,25 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     firsts_report = GradReport("", more)
     _blame(firsts_report, out, [[v] for v in leaves], eps, atol, rtol, explain=False)
     rows, calls = rows + more, calls + evaluations
+    # the second derivatives' reference is finite differences of backward's first derivatives (rules run on
+    # floats): where those differ from create_graph's, they are checked too, so that a wrong float rule is
+    # named as such, not only through the right second derivatives it seems to contradict
+    try:
+        on_floats = list(_grads(out, leaves))
+    except (ValueError, OverflowError):
+        on_floats = nan
+    differ = [i for i, (a, b) in enumerate(zip(on_floats, firsts))
+              if math.isfinite(a) and math.isfinite(b) and not _close(a, b, atol, rtol)]
+    if differ:
+        extra, evaluations = _first_derivative_rows("gradgradcheck", f, call, list(zip(xs, names)), out.data,
+                                                    on_floats, kinked, [f"d/d{n} (backward)" for n in names], eps,
+                                                    atol, rtol, differ, gaps, _noise(out, [[v] for v in leaves]))
+        rows, calls = rows + extra, calls + evaluations
+        notes.append(f"note: backward's first derivatives (the rules run on floats) differ from those "
+                     f"grad(create_graph=True) gives for {', '.join(names[i] for i in differ[:5])}"
+                     f"{' ...' if len(differ) > 5 else ''}; the second derivatives are measured by finite "
+                     f"differences of backward's, so where a (backward) row FAILs, the rule on floats is wrong "
+                     f"and the second derivatives' numeric column is off with it")
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes,
                       culprit=firsts_report.culprit)
@@ -1262,7 +1352,8 @@ def compare_with_torch(f: Callable, inputs: Inputs, *, atol: float = 1e-12, rtol
         raise TypeError(f"compare_with_torch: on float64 tensors f must return a one-number tensor, got {shown} "
                         "(a Value made inside f, such as Value(2.0) * x, reads the tensors as floats: "
                         "use plain numbers for constants)")
-    t_out.backward()
+    if t_out.requires_grad:  # else (x.detach(), computed under no_grad) no gradient reaches the inputs, as ours
+        t_out.backward()
     pairs = [("output", out.data, t_out.item())]
     pairs += [(n, g, 0.0 if t.grad is None else t.grad.item()) for n, g, t in zip(names, grads, tensors)]
     rows = [GradRow(n, a, r, (OK if _close(a, r, atol, rtol) else FAIL) if math.isfinite(a) and math.isfinite(r)
