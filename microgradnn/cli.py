@@ -89,7 +89,15 @@ def cmd_mutate(args) -> int:
     # this command is microgradnn, imported before pytest starts: pytest would warn that it cannot
     # rewrite the asserts of the installed plugin's package (it has none to rewrite)
     quiet = "ignore:Module already imported so cannot be rewritten; microgradnn:pytest.PytestAssertRewriteWarning"
-    return int(pytest.main(["--mutate-ops", "-W", quiet, *args.pytest_args]))
+
+    class Interrupted:  # pytest reports Ctrl-C as its exit code 2, which here means bad usage
+        seen = False
+
+        def pytest_keyboard_interrupt(self, excinfo) -> None:  # (also called for collection errors)
+            Interrupted.seen = Interrupted.seen or excinfo.type is KeyboardInterrupt
+
+    code = int(pytest.main(["--mutate-ops", "-W", quiet, *args.pytest_args], plugins=[Interrupted()]))
+    return 130 if Interrupted.seen else code
 
 
 # Options whose default is None so that a value typed on the command line can be told from

@@ -722,3 +722,38 @@ def test_an_expression_that_is_minus_a_name_is_told_to_come_after_double_dash(co
     done = run(*command, "-x", "x=3", *options, cwd=tmp_path)
     assert done.returncode == 2 and "an expression that starts with - goes after --" in done.stderr, done.stderr
     assert run(*command, *options, "--", "-x", "x=3", cwd=tmp_path).returncode == 0
+
+
+SLOW_TEST = '''
+import time
+import microgradnn as mg
+
+
+def test_slow():
+    x = mg.Value(0.5)
+    x.tanh().backward()
+    time.sleep(0.2)
+'''
+
+
+def test_ctrl_c_during_mutate_exits_130_and_a_broken_test_file_still_2(tmp_path):
+    # pytest reports Ctrl-C as its exit code 2, which the command passed on: "bad usage"
+    import signal
+    import time
+    (tmp_path / "test_slow.py").write_text(SLOW_TEST)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "microgradnn", "mutate", "-q", "-p", "no:cacheprovider",
+                             "test_slow.py"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=env)
+    try:
+        for line in proc.stdout:  # the mutants' runs have begun
+            if "mutation testing:" in line:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    (tmp_path / "test_slow.py").write_text("def (\n")  # pytest's "interrupted: 1 error during collection"
+    assert _in_folder(tmp_path, "mutate", "-q", "-p", "no:cacheprovider", "test_slow.py").returncode == 2
