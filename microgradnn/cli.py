@@ -354,7 +354,14 @@ def train_model(args, out=sys.stdout):
                       verbose=not args.quiet, compiled=args.compiled)
     except (ArithmeticError, ValueError) as e:
         raise Failure(str(e)) from None
-    print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
+    # the trained model's loss, as its accuracy: history's last is the mean over the last epoch's
+    # forward passes, made before that epoch's steps (with mini-batches, before most of them)
+    scores = model.decision_function(X).tolist()
+    try:
+        final = losses.LOSSES[loss](scores, targets.tolist())
+    except (ArithmeticError, ValueError) as e:
+        raise Failure(f"the trained model's loss cannot be computed: {_short(e, 300)}") from None
+    print(f"final loss {final.data:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save is not None:
         _save(model, args, out)
     return model, X, y, history

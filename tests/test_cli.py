@@ -757,3 +757,26 @@ def test_ctrl_c_during_mutate_exits_130_and_a_broken_test_file_still_2(tmp_path)
     assert proc.returncode == 130
     (tmp_path / "test_slow.py").write_text("def (\n")  # pytest's "interrupted: 1 error during collection"
     assert _in_folder(tmp_path, "mutate", "-q", "-p", "no:cacheprovider", "test_slow.py").returncode == 2
+
+
+@pytest.mark.parametrize("args", [["--batch-size", "10", "--lr", "0.5"], ["--dataset", "spiral", "--optimizer", "adam"]])
+def test_train_prints_the_final_loss_of_the_model_it_saves(tmp_path, args):
+    # it printed the last epoch's mean loss, from forward passes made before that epoch's steps,
+    # next to the accuracy of the trained model
+    import numpy as np
+
+    import microgradnn as mg
+    from microgradnn.nn import Module
+    path = tmp_path / "m.json"
+    done = run("train", "--epochs", "3", "--quiet", "--save", str(path), *args)
+    assert done.returncode == 0, done.stderr
+    printed = re.search(r"final loss (\S+), accuracy (\S+)%", done.stdout)
+    model = Module.from_file(path)
+    if "spiral" in args:
+        X, y = mg.data.make_spiral(100, classes=3, seed=0)
+        loss, targets = mg.losses.cross_entropy, y
+    else:
+        X, y = mg.data.make_moons(100, noise=0.1, seed=0)
+        loss, targets = mg.losses.hinge, y * 2 - 1
+    assert printed.group(1) == f"{loss([model(x) for x in X], list(targets)).data:.4f}"
+    assert float(printed.group(2)) == pytest.approx(100 * np.mean(model.predict(X) == y))
