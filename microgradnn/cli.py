@@ -287,6 +287,15 @@ def _check_overwrite(args) -> None:
                          "or pass --save PATH")
 
 
+def _check_not_stdio(args) -> None:
+    """'-' as a path, the usual name of stdin or stdout, would be a file named - in the current folder."""
+    for option, what in (("--save", "writes the model to a file, not to stdout"),
+                         ("--load", "reads the model from a file, not from stdin"),
+                         ("--words", "reads the word list from a file, not from stdin")):
+        if getattr(args, option[2:], None) == "-":
+            raise UsageError(f"{option} -: {args.command} {what}; give a file name (./- for a file named -)")
+
+
 def _check_save(args) -> None:
     """Before training: a --save destination that cannot be written must not cost the run."""
     if args.save is not None:  # '' too: it is refused, not taken as "no --save"
@@ -368,6 +377,7 @@ def train_model(args, out=sys.stdout):
 
 
 def cmd_train(args) -> int:
+    _check_not_stdio(args)
     _check_effective(args)
     _check_overwrite(args)
     train_model(args)
@@ -518,6 +528,7 @@ def _load_gpt(path: str):
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
+    _check_not_stdio(args)
     _check_overwrite(args)
     if args.load is not None:  # '' too: it is refused, not taken as "no --load"
         given = [f"--{k.replace('_', '-')}" for k in GPT_SIZES if getattr(args, k) is not None]

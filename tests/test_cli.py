@@ -780,3 +780,13 @@ def test_train_prints_the_final_loss_of_the_model_it_saves(tmp_path, args):
         loss, targets = mg.losses.hinge, y * 2 - 1
     assert printed.group(1) == f"{loss([model(x) for x in X], list(targets)).data:.4f}"
     assert float(printed.group(2)) == pytest.approx(100 * np.mean(model.predict(X) == y))
+
+
+@pytest.mark.parametrize("args", [["train", "--save", "-"], ["train", "--load", "-"], ["gpt", "--save", "-"],
+                                  ["gpt", "--load", "-"], ["gpt", "--words", "-"]])
+def test_a_dash_path_is_not_taken_as_a_file_named_dash(tmp_path, args):
+    # `train --save -` trained, then wrote a file named - in the current folder ("saved -"); --load -
+    # and --words - read one, where - usually means stdin
+    done = _in_folder(tmp_path, *args, "--epochs" if args[0] == "train" else "--steps", "1", "--quiet")
+    _one_line_error(done, 2, f"{args[1]} -: {args[0]} ")
+    assert "give a file name (./- for a file named -)" in done.stderr and not (tmp_path / "-").exists()
