@@ -261,8 +261,11 @@ def _host(text: str) -> str:
 
 
 def _hidden(text: str) -> list[int]:
+    parts = text.split(",")
+    if any(not s.strip() for s in parts) and any(s.strip() for s in parts):  # 16,,16: a size left out
+        raise argparse.ArgumentTypeError(f"expected sizes like 16,16, got {text!r}, which has an empty size")
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in parts if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes like 16,16, got {text!r}") from None
     if not sizes or min(sizes) < 1:

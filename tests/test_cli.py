@@ -50,6 +50,9 @@ def test_every_option_of_every_subcommand_says_what_it_does():
     (["fly"], "argument COMMAND: invalid choice: 'fly'"),
     (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
     (["train", "--hidden", "16,x"], "expected sizes like 16,16"),
+    # a size left out (16,,16 was taken as 16,16)
+    (["train", "--hidden", "16,,16"], "expected sizes like 16,16, got '16,,16', which has an empty size"),
+    (["train", "--hidden", "16,"], "expected sizes like 16,16, got '16,', which has an empty size"),
     (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
     (["train", "--dataset", "spiral", "--classes", "5", "--samples", "2"],
      "--samples 2 cannot cover --classes 5 (at least one sample per class); pass --samples 5 or more"),
