@@ -248,9 +248,13 @@ def _momentum(text: str) -> float:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    try:  # (a digit int() does not read, such as ², failed inside: "invalid _port value")
+        port = int(text) if text.isdigit() else -1
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
-    return int(text)
+    return port
 
 
 def _host(text: str) -> str:
