@@ -642,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "see the traceback of an error.")
     parser.add_argument("--version", action="version", version=f"microgradnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    parser.commands = sub.choices  # type: ignore[attr-defined]
 
     demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",
                           description="Train an MLP on moons, then write the decision boundary, loss curve, "
@@ -775,7 +776,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
             args.pytest_args = argv[1:]
         else:
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:  # said by the command's parser: "microgradnn train: ...", pointing at its --help
+                own = parser.commands[args.command]  # type: ignore[attr-defined]
+                own.takes_expression = parser.takes_expression  # type: ignore[attr-defined]
+                own.error(f"unrecognized arguments: {' '.join(unknown)}")
         command = f"microgradnn {args.command}"
         code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit

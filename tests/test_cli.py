@@ -50,6 +50,8 @@ def test_every_option_of_every_subcommand_says_what_it_does():
     (["fly"], "argument COMMAND: invalid choice: 'fly'"),
     (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
     (["train", "--hidden", "16,x"], "expected sizes like 16,16"),
+    # said by the top parser, "microgradnn: error: ... (see microgradnn --help)", whose help lists no option of train
+    (["train", "--bogus"], "microgradnn train: error: unrecognized arguments: --bogus (see microgradnn train --help)"),
     (["playground", "--port", "²"], "argument --port: expected a port number 0..65535, got '²'"),  # "invalid _port value"
     # a size left out (16,,16 was taken as 16,16)
     (["train", "--hidden", "16,,16"], "expected sizes like 16,16, got '16,,16', which has an empty size"),
