@@ -796,3 +796,11 @@ def test_a_dash_path_is_not_taken_as_a_file_named_dash(tmp_path, args):
     done = _in_folder(tmp_path, *args, "--epochs" if args[0] == "train" else "--steps", "1", "--quiet")
     _one_line_error(done, 2, f"{args[1]} -: {args[0]} ")
     assert "give a file name (./- for a file named -)" in done.stderr and not (tmp_path / "-").exists()
+
+
+def test_demo_refuses_a_folder_in_place_of_one_of_its_files_before_training(tmp_path):
+    # with --overwrite it trained, wrote some of its files, then failed: "save: .../network.svg is a folder"
+    (tmp_path / "d" / "network.svg").mkdir(parents=True)
+    done = run("demo", "--epochs", "1", "--quiet", "--out", str(tmp_path / "d"), "--overwrite")
+    _one_line_error(done, 2, "network.svg there is a folder, not a file the run can replace")
+    assert done.stdout == "" and os.listdir(tmp_path / "d") == ["network.svg"]
