@@ -639,7 +639,8 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.",
                      epilog="Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted. Add --debug anywhere to "
-                            "see the traceback of an error.")
+                            "see the traceback of an error (before mutate: after it, --debug is pytest's, which "
+                            "writes pytestdebug.log).")
     parser.add_argument("--version", action="version", version=f"microgradnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     parser.commands = sub.choices  # type: ignore[attr-defined]

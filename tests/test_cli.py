@@ -804,3 +804,11 @@ def test_demo_refuses_a_folder_in_place_of_one_of_its_files_before_training(tmp_
     done = run("demo", "--epochs", "1", "--quiet", "--out", str(tmp_path / "d"), "--overwrite")
     _one_line_error(done, 2, "network.svg there is a folder, not a file the run can replace")
     assert done.stdout == "" and os.listdir(tmp_path / "d") == ["network.svg"]
+
+
+def test_help_says_where_debug_goes_for_mutate():
+    # "Add --debug anywhere" was not so for mutate: after it, --debug is pytest's option, which writes
+    # (or truncates) pytestdebug.log in the current folder and shows no traceback
+    shown = " ".join(run("--help").stdout.split())
+    assert "Add --debug anywhere to see the traceback of an error (before mutate: after it, --debug is pytest's, " \
+           "which writes pytestdebug.log)." in shown
