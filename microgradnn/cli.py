@@ -376,7 +376,9 @@ def train_model(args, out=sys.stdout):
     try:
         final = losses.LOSSES[loss](scores, targets.tolist())
     except (ArithmeticError, ValueError) as e:
-        raise Failure(f"the trained model's loss cannot be computed: {_short(e, 300)}") from None
+        # (the last step sent it out of the loss's domain: as fit says of a step before the last)
+        raise Failure(f"training diverged in the last step: the trained model's loss: {_short(e, 300)}; try a "
+                      f"smaller --lr than {args.lr:g}") from None
     print(f"final loss {final.data:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save is not None:
         _save(model, args, out)

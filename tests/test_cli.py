@@ -812,3 +812,13 @@ def test_help_says_where_debug_goes_for_mutate():
     shown = " ".join(run("--help").stdout.split())
     assert "Add --debug anywhere to see the traceback of an error (before mutate: after it, --debug is pytest's, " \
            "which writes pytestdebug.log)." in shown
+
+
+def test_a_last_step_that_makes_the_loss_infinite_fails_as_a_divergence(tmp_path):
+    # one epoch at lr 100 leaves sigmoid outputs of exactly 0 for class 1: the trained model's loss is
+    # infinite, as a second epoch says ("training diverged in epoch 2"); nothing is saved
+    done = run("train", "--loss", "binary_cross_entropy", "--lr", "100", "--epochs", "1", "--quiet", "--save",
+               str(tmp_path / "m.json"))
+    _one_line_error(done, 1, "training diverged in the last step: the trained model's loss: binary_cross_entropy: "
+                             "prediction 0.0 for target 1.0 gives an infinite loss")
+    assert "try a smaller --lr than 100" in done.stderr and not (tmp_path / "m.json").exists()
