@@ -39,6 +39,8 @@ def cmd_render(args) -> int:
         check_writable(args.output, args.force, "-o")
     except FileExistsError:
         raise UsageError(f"-o {args.output} already exists; pass --force to replace it") from None
+    except OSError as e:  # a folder, a name too long, no permission: one line
+        raise UsageError(str(e)) from None
     tree, values = build_expression(args.expression, args.variables, args.imports)
     env = {n: Value(v, n) for n, v in values.items()}
     try:
@@ -310,6 +312,8 @@ def _check_save(args) -> None:
             check_writable(args.save, args.overwrite, "--save")
         except FileExistsError:
             raise _save_exists(args) from None
+        except OSError as e:  # a folder, a name too long, no permission: one line
+            raise UsageError(str(e)) from None
 
 
 def _save(model: Module, args, out=sys.stdout, vocabulary: str | None = None) -> None:

@@ -822,3 +822,14 @@ def test_a_last_step_that_makes_the_loss_infinite_fails_as_a_divergence(tmp_path
     _one_line_error(done, 1, "training diverged in the last step: the trained model's loss: binary_cross_entropy: "
                              "prediction 0.0 for target 1.0 gives an infinite loss")
     assert "try a smaller --lr than 100" in done.stderr and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("args", [["train", "--epochs", "1", "--quiet", "--save"], ["render", "x", "x=1", "-o"]])
+def test_a_file_name_too_long_for_the_file_system_is_refused_before_the_work(tmp_path, args):
+    # the check's probe file has a short name of its own: train trained, then failed to save
+    # ("OSError: save: cannot write ...: File name too long", exit 1)
+    name = "a" * 300 + (".json" if args[0] == "train" else ".svg")
+    done = _in_folder(tmp_path, *args, name)
+    _one_line_error(done, 2, f"{args[-1]}: the file name is {len(name)} bytes long, more than the 255 its folder's file "
+                             "system takes; give a shorter name, got aaaa")
+    assert done.stdout == "" and os.listdir(tmp_path) == []
