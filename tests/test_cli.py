@@ -296,6 +296,9 @@ def test_render_rejects_what_it_does_not_allow(tmp_path, expression, message):
 
 def test_render_rejects_unused_and_malformed_variables(tmp_path):
     assert "z not used" in run("render", "x*2", "x=1", "z=3", "-o", str(tmp_path / "g.dot")).stderr
+    # a step's name is used, not as a variable: it said "a not used in the expression"
+    assert "a is computed by the expression (a = ...), so it takes no value; leave a=5 out" in \
+        run("gradcheck", "a = 2*y; a", "y=2", "a=5").stderr
     assert "expected name=value" in run("render", "x*2", "x", "-o", str(tmp_path / "g.dot")).stderr
     assert "is not a number" in run("render", "x*2", "x=abc", "-o", str(tmp_path / "g.dot")).stderr
 
