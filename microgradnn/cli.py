@@ -328,6 +328,19 @@ def _save(model: Module, args, out=sys.stdout, vocabulary: str | None = None) ->
     print(f"saved {args.save}", file=out)
 
 
+def _check_work(args, samples: int, count: int, neurons: int, fewer: str) -> None:
+    """Refuse an epoch of more multiply-adds, or a scalar step of a larger graph, than a run can finish."""
+    if count * samples > MAX_EPOCH_WORK:
+        raise UsageError(f"--samples {samples} with a model of {count} parameters is {count * samples} "
+                         f"multiply-adds per epoch; at most {MAX_EPOCH_WORK} are accepted (minutes of the "
+                         f"scalar engine); {fewer}")
+    batch = min(args.batch_size or samples, samples)
+    if not args.compiled and batch * neurons > MAX_GRAPH:  # about 1 kB per neuron and sample
+        raise UsageError(f"a batch of {batch} samples through {neurons} neurons makes a graph of {batch * neurons} "
+                         f"neuron outputs per step; at most {MAX_GRAPH} are accepted (about 1 GB); pass a "
+                         "smaller --batch-size or --compiled")
+
+
 def train_model(args, out=sys.stdout):
     """Build (or load) the model, train it as `args` say, and return (model, X, y, history)."""
     X, y, k = _dataset(args)
@@ -347,19 +360,14 @@ def train_model(args, out=sys.stdout):
             raise UsageError(f"{args.load} holds {model!r}, which does not fit {args.dataset} "
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
         _check_output(model, args, loss, output)
+        # the bounds below hold for a loaded model too: without them, a large one ran for hours
+        _check_work(args, len(X), len(model.parameters()), sum(len(layer.neurons) for layer in model.layers),
+                    "pass fewer --samples")
     else:
         sizes = [2, *(args.hidden or DEFAULT_HIDDEN), nout]
         count = MLP.config_size({"nin": 2, "layers": [{"nout": n, "activation": "linear"} for n in sizes[1:]]})
         _check_parameters(count, "--hidden and the classes")
-        if count * len(X) > MAX_EPOCH_WORK:
-            raise UsageError(f"--samples {len(X)} with a model of {count} parameters is {count * len(X)} "
-                             f"multiply-adds per epoch; at most {MAX_EPOCH_WORK} are accepted (minutes of the "
-                             "scalar engine); pass fewer --samples or smaller --hidden")
-        batch, neurons = min(args.batch_size or len(X), len(X)), sum(sizes[1:])
-        if not args.compiled and batch * neurons > MAX_GRAPH:  # about 1 kB per neuron and sample
-            raise UsageError(f"a batch of {batch} samples through {neurons} neurons makes a graph of {batch * neurons} "
-                             f"neuron outputs per step; at most {MAX_GRAPH} are accepted (about 1 GB); pass a "
-                             "smaller --batch-size or --compiled")
+        _check_work(args, len(X), count, sum(sizes[1:]), "pass fewer --samples or smaller --hidden")
         model = MLP(2, sizes[1:], args.activation or DEFAULT_ACTIVATION, output,
                     seed=args.seed)
     _check_save(args)

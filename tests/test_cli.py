@@ -836,3 +836,22 @@ def test_a_file_name_too_long_for_the_file_system_is_refused_before_the_work(tmp
     _one_line_error(done, 2, f"{args[-1]}: the file name is {len(name)} bytes long, more than the 255 its folder's file "
                              "system takes; give a shorter name, got aaaa")
     assert done.stdout == "" and os.listdir(tmp_path) == []
+
+
+def test_train_load_of_a_large_model_is_held_to_the_bounds_of_a_new_one(tmp_path):
+    # the bounds on work per epoch and graph per step were checked for --hidden only: --load of a
+    # large model ran for hours (or failed in fit, naming its Python arguments, exit 1)
+    from microgradnn import MLP
+    path = str(tmp_path / "big.json")
+    MLP(2, [300, 300, 1], seed=0).save(path)  # 91501 parameters, 601 neurons
+    graph = run("train", "--load", path, "--samples", "2000", "--epochs", "1", "--quiet")
+    _one_line_error(graph, 2, "a batch of 2000 samples through 601 neurons makes a graph of 1202000 neuron outputs "
+                              "per step; at most 1000000 are accepted")
+    try:
+        work = subprocess.run([sys.executable, "-m", "microgradnn", "train", "--load", path, "--samples", "20000",
+                               "--batch-size", "1", "--epochs", "1", "--quiet"], capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("train --load of a large model on 20000 samples was not refused")
+    _one_line_error(work, 2, "--samples 20000 with a model of 91501 parameters is 1830020000 multiply-adds per epoch; "
+                             "at most 1000000000 are accepted (minutes of the scalar engine); pass fewer --samples\n")
