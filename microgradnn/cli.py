@@ -223,11 +223,11 @@ def _at_most(limit: int):
     return parse
 
 
-def _check_parameters(count: int, options: str) -> None:
-    """Refuse a model too large to build and train in reasonable memory and time."""
+def _check_parameters(count: int, options: str, loaded: bool = False) -> None:
+    """Refuse a model too large to build and train in reasonable memory and time (a loaded one too)."""
     if count > MAX_PARAMETERS:
-        raise UsageError(f"{options} make a model of {count} parameters; at most {MAX_PARAMETERS} are accepted "
-                         "(the scalar engine keeps one object per parameter)")
+        raise UsageError(f"{options} {'holds' if loaded else 'make'} a model of {count} parameters; at most "
+                         f"{MAX_PARAMETERS} are accepted (the scalar engine keeps one object per parameter)")
 
 
 def _tolerance(positive: bool):
@@ -361,6 +361,7 @@ def train_model(args, out=sys.stdout):
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
         _check_output(model, args, loss, output)
         # the bounds below hold for a loaded model too: without them, a large one ran for hours
+        _check_parameters(len(model.parameters()), f"--load {args.load}", loaded=True)
         _check_work(args, len(X), len(model.parameters()), sum(len(layer.neurons) for layer in model.layers),
                     "pass fewer --samples")
     else:
@@ -556,6 +557,7 @@ def cmd_gpt(args) -> int:
         if given:
             raise _fixed_by_load(given, args.load, "sizes")
         model, tok = _load_gpt(args.load)
+        _check_parameters(len(model.parameters()), f"--load {args.load}", loaded=True)
         block_size = model.block_size
     else:
         sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in GPT_SIZES.items()}

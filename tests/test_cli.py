@@ -855,3 +855,20 @@ def test_train_load_of_a_large_model_is_held_to_the_bounds_of_a_new_one(tmp_path
         pytest.fail("train --load of a large model on 20000 samples was not refused")
     _one_line_error(work, 2, "--samples 20000 with a model of 91501 parameters is 1830020000 multiply-adds per epoch; "
                              "at most 1000000000 are accepted (minutes of the scalar engine); pass fewer --samples\n")
+
+
+def test_a_loaded_model_is_held_to_the_parameter_bound_of_a_new_one(tmp_path, monkeypatch, capsys):
+    # train --load and gpt --load took a model of any size (a new one is refused above 1000000 parameters)
+    from microgradnn import MLP, cli
+    from microgradnn.models import GPT
+    from microgradnn.nn.files import write_model
+    mlp, gpt = str(tmp_path / "mlp.json"), str(tmp_path / "gpt.json")
+    MLP(2, [16, 16, 1], seed=0).save(mlp)  # 337 parameters
+    model = GPT(3, n_embd=8, n_head=2, n_layer=1, block_size=4, seed=0)  # more than 300 parameters
+    write_model(gpt, model.config(), model.state_dict(), False, vocabulary="ab")
+    monkeypatch.setattr(cli, "MAX_PARAMETERS", 300)  # (a file of a million parameters is 50 MB)
+    assert cli.main(["train", "--load", mlp, "--epochs", "1", "--quiet"]) == 2
+    assert f"--load {mlp} holds a model of 337 parameters; at most 300 are accepted" in capsys.readouterr().err
+    (tmp_path / "words.txt").write_text("ab\nba\n")
+    assert cli.main(["gpt", "--load", gpt, "--steps", "1", "--quiet", "--words", str(tmp_path / "words.txt")]) == 2
+    assert f"--load {gpt} holds a model of {len(model.parameters())} parameters; at most 300" in capsys.readouterr().err
