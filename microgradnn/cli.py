@@ -818,9 +818,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         usage = isinstance(e, _USAGE) and not isinstance(e, (OverflowError, RecursionError, MemoryError))
         text = str(e) if isinstance(e, (UsageError, Failure)) or usage and str(e) else f"{type(e).__name__}: {e}"
+        if isinstance(e, MemoryError):  # its text is empty, or numpy's shape: "MemoryError: " named nothing
+            smaller = {"microgradnn gpt": "--batch-size, --n-embd, --n-layer or --block-size",
+                       "microgradnn train": "--samples, --batch-size or --hidden",
+                       "microgradnn demo": "--samples, --batch-size or --hidden"}.get(command, "expression")
+            text = (f"out of memory{f' ({e})' if str(e) else ''}: the run is too large for this machine; pass a "
+                    f"smaller {smaller}")
         text = " ".join(text.split())
         if len(text) > 400:
             text = text[:397] + "..."
-        hint = "" if usage or isinstance(e, Failure) else " (run with --debug for the traceback)"
+        hint = "" if usage or isinstance(e, (Failure, MemoryError)) else " (run with --debug for the traceback)"
         print(f"{command}: error: {text}{hint}", file=sys.stderr)
         return 2 if usage else 1

@@ -872,3 +872,16 @@ def test_a_loaded_model_is_held_to_the_parameter_bound_of_a_new_one(tmp_path, mo
     (tmp_path / "words.txt").write_text("ab\nba\n")
     assert cli.main(["gpt", "--load", gpt, "--steps", "1", "--quiet", "--words", str(tmp_path / "words.txt")]) == 2
     assert f"--load {gpt} holds a model of {len(model.parameters())} parameters; at most 300" in capsys.readouterr().err
+
+
+def test_running_out_of_memory_is_one_line_naming_the_options_that_size_the_run(monkeypatch, capsys):
+    # it said "MemoryError:  (run with --debug for the traceback)", naming nothing (gpt --batch-size 1000
+    # --n-embd 64 --n-layer 2 --block-size 32 under a 3 GB limit)
+    from microgradnn import cli
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+    monkeypatch.setattr(cli, "fit", no_memory)
+    assert cli.main(["train", "--epochs", "1", "--quiet"]) == 1
+    assert capsys.readouterr().err.endswith("microgradnn train: error: out of memory: the run is too large for this "
+                                            "machine; pass a smaller --samples, --batch-size or --hidden\n")
