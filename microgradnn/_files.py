@@ -61,6 +61,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     folder = os.path.dirname(_target(path, overwrite))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{who}: cannot write {path}: folder {folder} does not exist")
+    _check_name_length(path, folder, who)  # (the probe below has a short name of its own)
     try:  # permissions, read-only file systems, quotas: only trying tells
         fd, probe = _create_beside(_target(path, overwrite))
         os.close(fd)
@@ -68,6 +69,22 @@ def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     except OSError as e:
         raise _user_error(e, who, path) from None
     return path
+
+
+def _check_name_length(path: str, folder: str, who: str) -> None:
+    """Refuse a file name longer than the folder's file system takes (255 bytes, often), which only
+    the write itself would tell, after the work."""
+    name = os.fsencode(os.path.basename(path))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no such query here (Windows), or no answer
+        return
+    if limit > 0 and len(name) > limit:
+        shown = path if len(path) <= 80 else f"{path[:60]}... ({len(path)} characters)"
+        err = OSError(f"{who}: the file name is {len(name)} bytes long, more than the {limit} its folder's file "
+                      f"system takes; give a shorter name, got {shown}")
+        err.errno = errno.ENAMETOOLONG  # (the error the write would raise, after the work)
+        raise err
 
 
 def write_atomic(path: str, data: bytes, *, overwrite: bool = True, who: str = "save") -> None:

@@ -39,6 +39,8 @@ def cmd_render(args) -> int:
         check_writable(args.output, args.force, "-o")
     except FileExistsError:
         raise UsageError(f"-o {args.output} already exists; pass --force to replace it") from None
+    except OSError as e:  # a folder, a name too long, no permission: one line
+        raise UsageError(str(e)) from None
     tree, values = build_expression(args.expression, args.variables, args.imports)
     env = {n: Value(v, n) for n, v in values.items()}
     try:
@@ -89,7 +91,15 @@ def cmd_mutate(args) -> int:
     # this command is microgradnn, imported before pytest starts: pytest would warn that it cannot
     # rewrite the asserts of the installed plugin's package (it has none to rewrite)
     quiet = "ignore:Module already imported so cannot be rewritten; microgradnn:pytest.PytestAssertRewriteWarning"
-    return int(pytest.main(["--mutate-ops", "-W", quiet, *args.pytest_args]))
+
+    class Interrupted:  # pytest reports Ctrl-C as its exit code 2, which here means bad usage
+        seen = False
+
+        def pytest_keyboard_interrupt(self, excinfo) -> None:  # (also called for collection errors)
+            Interrupted.seen = Interrupted.seen or excinfo.type is KeyboardInterrupt
+
+    code = int(pytest.main(["--mutate-ops", "-W", quiet, *args.pytest_args], plugins=[Interrupted()]))
+    return 130 if Interrupted.seen else code
 
 
 # Options whose default is None so that a value typed on the command line can be told from
@@ -213,11 +223,11 @@ def _at_most(limit: int):
     return parse
 
 
-def _check_parameters(count: int, options: str) -> None:
-    """Refuse a model too large to build and train in reasonable memory and time."""
+def _check_parameters(count: int, options: str, loaded: bool = False) -> None:
+    """Refuse a model too large to build and train in reasonable memory and time (a loaded one too)."""
     if count > MAX_PARAMETERS:
-        raise UsageError(f"{options} make a model of {count} parameters; at most {MAX_PARAMETERS} are accepted "
-                         "(the scalar engine keeps one object per parameter)")
+        raise UsageError(f"{options} {'holds' if loaded else 'make'} a model of {count} parameters; at most "
+                         f"{MAX_PARAMETERS} are accepted (the scalar engine keeps one object per parameter)")
 
 
 def _tolerance(positive: bool):
@@ -240,9 +250,13 @@ def _momentum(text: str) -> float:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    try:  # (a digit int() does not read, such as ², failed inside: "invalid _port value")
+        port = int(text) if text.isdigit() else -1
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
-    return int(text)
+    return port
 
 
 def _host(text: str) -> str:
@@ -253,8 +267,11 @@ def _host(text: str) -> str:
 
 
 def _hidden(text: str) -> list[int]:
+    parts = text.split(",")
+    if any(not s.strip() for s in parts) and any(s.strip() for s in parts):  # 16,,16: a size left out
+        raise argparse.ArgumentTypeError(f"expected sizes like 16,16, got {text!r}, which has an empty size")
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in parts if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes like 16,16, got {text!r}") from None
     if not sizes or min(sizes) < 1:
@@ -279,6 +296,15 @@ def _check_overwrite(args) -> None:
                          "or pass --save PATH")
 
 
+def _check_not_stdio(args) -> None:
+    """'-' as a path, the usual name of stdin or stdout, would be a file named - in the current folder."""
+    for option, what in (("--save", "writes the model to a file, not to stdout"),
+                         ("--load", "reads the model from a file, not from stdin"),
+                         ("--words", "reads the word list from a file, not from stdin")):
+        if getattr(args, option[2:], None) == "-":
+            raise UsageError(f"{option} -: {args.command} {what}; give a file name (./- for a file named -)")
+
+
 def _check_save(args) -> None:
     """Before training: a --save destination that cannot be written must not cost the run."""
     if args.save is not None:  # '' too: it is refused, not taken as "no --save"
@@ -286,6 +312,8 @@ def _check_save(args) -> None:
             check_writable(args.save, args.overwrite, "--save")
         except FileExistsError:
             raise _save_exists(args) from None
+        except OSError as e:  # a folder, a name too long, no permission: one line
+            raise UsageError(str(e)) from None
 
 
 def _save(model: Module, args, out=sys.stdout, vocabulary: str | None = None) -> None:
@@ -298,6 +326,19 @@ def _save(model: Module, args, out=sys.stdout, vocabulary: str | None = None) ->
     except FileExistsError:  # made while training ran
         raise _save_exists(args) from None
     print(f"saved {args.save}", file=out)
+
+
+def _check_work(args, samples: int, count: int, neurons: int, fewer: str) -> None:
+    """Refuse an epoch of more multiply-adds, or a scalar step of a larger graph, than a run can finish."""
+    if count * samples > MAX_EPOCH_WORK:
+        raise UsageError(f"--samples {samples} with a model of {count} parameters is {count * samples} "
+                         f"multiply-adds per epoch; at most {MAX_EPOCH_WORK} are accepted (minutes of the "
+                         f"scalar engine); {fewer}")
+    batch = min(args.batch_size or samples, samples)
+    if not args.compiled and batch * neurons > MAX_GRAPH:  # about 1 kB per neuron and sample
+        raise UsageError(f"a batch of {batch} samples through {neurons} neurons makes a graph of {batch * neurons} "
+                         f"neuron outputs per step; at most {MAX_GRAPH} are accepted (about 1 GB); pass a "
+                         "smaller --batch-size or --compiled")
 
 
 def train_model(args, out=sys.stdout):
@@ -319,19 +360,15 @@ def train_model(args, out=sys.stdout):
             raise UsageError(f"{args.load} holds {model!r}, which does not fit {args.dataset} "
                              f"with --loss {loss} (2 inputs, {nout} outputs)")
         _check_output(model, args, loss, output)
+        # the bounds below hold for a loaded model too: without them, a large one ran for hours
+        _check_parameters(len(model.parameters()), f"--load {args.load}", loaded=True)
+        _check_work(args, len(X), len(model.parameters()), sum(len(layer.neurons) for layer in model.layers),
+                    "pass fewer --samples")
     else:
         sizes = [2, *(args.hidden or DEFAULT_HIDDEN), nout]
         count = MLP.config_size({"nin": 2, "layers": [{"nout": n, "activation": "linear"} for n in sizes[1:]]})
         _check_parameters(count, "--hidden and the classes")
-        if count * len(X) > MAX_EPOCH_WORK:
-            raise UsageError(f"--samples {len(X)} with a model of {count} parameters is {count * len(X)} "
-                             f"multiply-adds per epoch; at most {MAX_EPOCH_WORK} are accepted (minutes of the "
-                             "scalar engine); pass fewer --samples or smaller --hidden")
-        batch, neurons = min(args.batch_size or len(X), len(X)), sum(sizes[1:])
-        if not args.compiled and batch * neurons > MAX_GRAPH:  # about 1 kB per neuron and sample
-            raise UsageError(f"a batch of {batch} samples through {neurons} neurons makes a graph of {batch * neurons} "
-                             f"neuron outputs per step; at most {MAX_GRAPH} are accepted (about 1 GB); pass a "
-                             "smaller --batch-size or --compiled")
+        _check_work(args, len(X), count, sum(sizes[1:]), "pass fewer --samples or smaller --hidden")
         model = MLP(2, sizes[1:], args.activation or DEFAULT_ACTIVATION, output,
                     seed=args.seed)
     _check_save(args)
@@ -346,13 +383,23 @@ def train_model(args, out=sys.stdout):
                       verbose=not args.quiet, compiled=args.compiled)
     except (ArithmeticError, ValueError) as e:
         raise Failure(str(e)) from None
-    print(f"final loss {history.loss[-1]:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
+    # the trained model's loss, as its accuracy: history's last is the mean over the last epoch's
+    # forward passes, made before that epoch's steps (with mini-batches, before most of them)
+    scores = model.decision_function(X).tolist()
+    try:
+        final = losses.LOSSES[loss](scores, targets.tolist())
+    except (ArithmeticError, ValueError) as e:
+        # (the last step sent it out of the loss's domain: as fit says of a step before the last)
+        raise Failure(f"training diverged in the last step: the trained model's loss: {_short(e, 300)}; try a "
+                      f"smaller --lr than {args.lr:g}") from None
+    print(f"final loss {final.data:.4f}, accuracy {accuracy(model, X, targets):.1%}", file=out)
     if args.save is not None:
         _save(model, args, out)
     return model, X, y, history
 
 
 def cmd_train(args) -> int:
+    _check_not_stdio(args)
     _check_effective(args)
     _check_overwrite(args)
     train_model(args)
@@ -503,12 +550,14 @@ def _load_gpt(path: str):
 def cmd_gpt(args) -> int:
     import time
     from microgradnn.models import GPT
+    _check_not_stdio(args)
     _check_overwrite(args)
     if args.load is not None:  # '' too: it is refused, not taken as "no --load"
         given = [f"--{k.replace('_', '-')}" for k in GPT_SIZES if getattr(args, k) is not None]
         if given:
             raise _fixed_by_load(given, args.load, "sizes")
         model, tok = _load_gpt(args.load)
+        _check_parameters(len(model.parameters()), f"--load {args.load}", loaded=True)
         block_size = model.block_size
     else:
         sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in GPT_SIZES.items()}
@@ -606,9 +655,11 @@ def _add_training_options(p: argparse.ArgumentParser, epochs: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="microgradnn", description="A scalar autograd engine: train, render and check gradients.",
                      epilog="Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted. Add --debug anywhere to "
-                            "see the traceback of an error.")
+                            "see the traceback of an error (before mutate: after it, --debug is pytest's, which "
+                            "writes pytestdebug.log).")
     parser.add_argument("--version", action="version", version=f"microgradnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    parser.commands = sub.choices  # type: ignore[attr-defined]
 
     demo = sub.add_parser("demo", help="train on moons and write pictures of what it computed",
                           description="Train an MLP on moons, then write the decision boundary, loss curve, "
@@ -742,7 +793,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(["mutate"])  # everything after `mutate` goes to pytest untouched
             args.pytest_args = argv[1:]
         else:
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:  # said by the command's parser: "microgradnn train: ...", pointing at its --help
+                own = parser.commands[args.command]  # type: ignore[attr-defined]
+                own.takes_expression = parser.takes_expression  # type: ignore[attr-defined]
+                own.error(f"unrecognized arguments: {' '.join(unknown)}")
         command = f"microgradnn {args.command}"
         code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
@@ -763,9 +818,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         usage = isinstance(e, _USAGE) and not isinstance(e, (OverflowError, RecursionError, MemoryError))
         text = str(e) if isinstance(e, (UsageError, Failure)) or usage and str(e) else f"{type(e).__name__}: {e}"
+        if isinstance(e, MemoryError):  # its text is empty, or numpy's shape: "MemoryError: " named nothing
+            smaller = {"microgradnn gpt": "--batch-size, --n-embd, --n-layer or --block-size",
+                       "microgradnn train": "--samples, --batch-size or --hidden",
+                       "microgradnn demo": "--samples, --batch-size or --hidden"}.get(command, "expression")
+            text = (f"out of memory{f' ({e})' if str(e) else ''}: the run is too large for this machine; pass a "
+                    f"smaller {smaller}")
         text = " ".join(text.split())
         if len(text) > 400:
             text = text[:397] + "..."
-        hint = "" if usage or isinstance(e, Failure) else " (run with --debug for the traceback)"
+        hint = "" if usage or isinstance(e, (Failure, MemoryError)) else " (run with --debug for the traceback)"
         print(f"{command}: error: {text}{hint}", file=sys.stderr)
         return 2 if usage else 1

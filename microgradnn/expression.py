@@ -235,6 +235,10 @@ def parse_assignments(items: Sequence[str], program: Program) -> dict[str, float
     if missing:
         raise ExpressionError(f"no value given for {', '.join(missing)} (add e.g. {missing[0]}=1.0)")
     unused = [n for n in values if n not in needed]
+    steps = [n for n in unused if n in {name for name, _ in program.steps}]
+    if steps:  # used, but as a step's name: it said "x not used in the expression"
+        raise ExpressionError(f"{steps[0]} is computed by the expression ({steps[0]} = ...), so it takes no value; "
+                              f"leave {steps[0]}={values[steps[0]]:g} out")
     if unused:
         raise ExpressionError(f"{', '.join(unused)} not used in the expression")
     return {n: values[n] for n in needed}

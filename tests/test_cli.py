@@ -50,6 +50,12 @@ def test_every_option_of_every_subcommand_says_what_it_does():
     (["fly"], "argument COMMAND: invalid choice: 'fly'"),
     (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
     (["train", "--hidden", "16,x"], "expected sizes like 16,16"),
+    # said by the top parser, "microgradnn: error: ... (see microgradnn --help)", whose help lists no option of train
+    (["train", "--bogus"], "microgradnn train: error: unrecognized arguments: --bogus (see microgradnn train --help)"),
+    (["playground", "--port", "²"], "argument --port: expected a port number 0..65535, got '²'"),  # "invalid _port value"
+    # a size left out (16,,16 was taken as 16,16)
+    (["train", "--hidden", "16,,16"], "expected sizes like 16,16, got '16,,16', which has an empty size"),
+    (["train", "--hidden", "16,"], "expected sizes like 16,16, got '16,', which has an empty size"),
     (["train", "--epochs", "-3"], "expected a positive integer, got '-3'"),
     (["train", "--dataset", "spiral", "--classes", "5", "--samples", "2"],
      "--samples 2 cannot cover --classes 5 (at least one sample per class); pass --samples 5 or more"),
@@ -290,6 +296,9 @@ def test_render_rejects_what_it_does_not_allow(tmp_path, expression, message):
 
 def test_render_rejects_unused_and_malformed_variables(tmp_path):
     assert "z not used" in run("render", "x*2", "x=1", "z=3", "-o", str(tmp_path / "g.dot")).stderr
+    # a step's name is used, not as a variable: it said "a not used in the expression"
+    assert "a is computed by the expression (a = ...), so it takes no value; leave a=5 out" in \
+        run("gradcheck", "a = 2*y; a", "y=2", "a=5").stderr
     assert "expected name=value" in run("render", "x*2", "x", "-o", str(tmp_path / "g.dot")).stderr
     assert "is not a number" in run("render", "x*2", "x=abc", "-o", str(tmp_path / "g.dot")).stderr
 
@@ -722,3 +731,157 @@ def test_an_expression_that_is_minus_a_name_is_told_to_come_after_double_dash(co
     done = run(*command, "-x", "x=3", *options, cwd=tmp_path)
     assert done.returncode == 2 and "an expression that starts with - goes after --" in done.stderr, done.stderr
     assert run(*command, *options, "--", "-x", "x=3", cwd=tmp_path).returncode == 0
+
+
+SLOW_TEST = '''
+import time
+import microgradnn as mg
+
+
+def test_slow():
+    x = mg.Value(0.5)
+    x.tanh().backward()
+    time.sleep(0.2)
+'''
+
+
+def test_ctrl_c_during_mutate_exits_130_and_a_broken_test_file_still_2(tmp_path):
+    # pytest reports Ctrl-C as its exit code 2, which the command passed on: "bad usage"
+    import signal
+    import time
+    (tmp_path / "test_slow.py").write_text(SLOW_TEST)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "microgradnn", "mutate", "-q", "-p", "no:cacheprovider",
+                             "test_slow.py"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=env)
+    try:
+        for line in proc.stdout:  # the mutants' runs have begun
+            if "mutation testing:" in line:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    (tmp_path / "test_slow.py").write_text("def (\n")  # pytest's "interrupted: 1 error during collection"
+    assert _in_folder(tmp_path, "mutate", "-q", "-p", "no:cacheprovider", "test_slow.py").returncode == 2
+
+
+@pytest.mark.parametrize("args", [["--batch-size", "10", "--lr", "0.5"], ["--dataset", "spiral", "--optimizer", "adam"]])
+def test_train_prints_the_final_loss_of_the_model_it_saves(tmp_path, args):
+    # it printed the last epoch's mean loss, from forward passes made before that epoch's steps,
+    # next to the accuracy of the trained model
+    import numpy as np
+
+    import microgradnn as mg
+    from microgradnn.nn import Module
+    path = tmp_path / "m.json"
+    done = run("train", "--epochs", "3", "--quiet", "--save", str(path), *args)
+    assert done.returncode == 0, done.stderr
+    printed = re.search(r"final loss (\S+), accuracy (\S+)%", done.stdout)
+    model = Module.from_file(path)
+    if "spiral" in args:
+        X, y = mg.data.make_spiral(100, classes=3, seed=0)
+        loss, targets = mg.losses.cross_entropy, y
+    else:
+        X, y = mg.data.make_moons(100, noise=0.1, seed=0)
+        loss, targets = mg.losses.hinge, y * 2 - 1
+    assert printed.group(1) == f"{loss([model(x) for x in X], list(targets)).data:.4f}"
+    assert float(printed.group(2)) == pytest.approx(100 * np.mean(model.predict(X) == y))
+
+
+@pytest.mark.parametrize("args", [["train", "--save", "-"], ["train", "--load", "-"], ["gpt", "--save", "-"],
+                                  ["gpt", "--load", "-"], ["gpt", "--words", "-"]])
+def test_a_dash_path_is_not_taken_as_a_file_named_dash(tmp_path, args):
+    # `train --save -` trained, then wrote a file named - in the current folder ("saved -"); --load -
+    # and --words - read one, where - usually means stdin
+    done = _in_folder(tmp_path, *args, "--epochs" if args[0] == "train" else "--steps", "1", "--quiet")
+    _one_line_error(done, 2, f"{args[1]} -: {args[0]} ")
+    assert "give a file name (./- for a file named -)" in done.stderr and not (tmp_path / "-").exists()
+
+
+def test_demo_refuses_a_folder_in_place_of_one_of_its_files_before_training(tmp_path):
+    # with --overwrite it trained, wrote some of its files, then failed: "save: .../network.svg is a folder"
+    (tmp_path / "d" / "network.svg").mkdir(parents=True)
+    done = run("demo", "--epochs", "1", "--quiet", "--out", str(tmp_path / "d"), "--overwrite")
+    _one_line_error(done, 2, "network.svg there is a folder, not a file the run can replace")
+    assert done.stdout == "" and os.listdir(tmp_path / "d") == ["network.svg"]
+
+
+def test_help_says_where_debug_goes_for_mutate():
+    # "Add --debug anywhere" was not so for mutate: after it, --debug is pytest's option, which writes
+    # (or truncates) pytestdebug.log in the current folder and shows no traceback
+    shown = " ".join(run("--help").stdout.split())
+    assert "Add --debug anywhere to see the traceback of an error (before mutate: after it, --debug is pytest's, " \
+           "which writes pytestdebug.log)." in shown
+
+
+def test_a_last_step_that_makes_the_loss_infinite_fails_as_a_divergence(tmp_path):
+    # one epoch at lr 100 leaves sigmoid outputs of exactly 0 for class 1: the trained model's loss is
+    # infinite, as a second epoch says ("training diverged in epoch 2"); nothing is saved
+    done = run("train", "--loss", "binary_cross_entropy", "--lr", "100", "--epochs", "1", "--quiet", "--save",
+               str(tmp_path / "m.json"))
+    _one_line_error(done, 1, "training diverged in the last step: the trained model's loss: binary_cross_entropy: "
+                             "prediction 0.0 for target 1.0 gives an infinite loss")
+    assert "try a smaller --lr than 100" in done.stderr and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("args", [["train", "--epochs", "1", "--quiet", "--save"], ["render", "x", "x=1", "-o"]])
+def test_a_file_name_too_long_for_the_file_system_is_refused_before_the_work(tmp_path, args):
+    # the check's probe file has a short name of its own: train trained, then failed to save
+    # ("OSError: save: cannot write ...: File name too long", exit 1)
+    name = "a" * 300 + (".json" if args[0] == "train" else ".svg")
+    done = _in_folder(tmp_path, *args, name)
+    _one_line_error(done, 2, f"{args[-1]}: the file name is {len(name)} bytes long, more than the 255 its folder's file "
+                             "system takes; give a shorter name, got aaaa")
+    assert done.stdout == "" and os.listdir(tmp_path) == []
+
+
+def test_train_load_of_a_large_model_is_held_to_the_bounds_of_a_new_one(tmp_path):
+    # the bounds on work per epoch and graph per step were checked for --hidden only: --load of a
+    # large model ran for hours (or failed in fit, naming its Python arguments, exit 1)
+    from microgradnn import MLP
+    path = str(tmp_path / "big.json")
+    MLP(2, [300, 300, 1], seed=0).save(path)  # 91501 parameters, 601 neurons
+    graph = run("train", "--load", path, "--samples", "2000", "--epochs", "1", "--quiet")
+    _one_line_error(graph, 2, "a batch of 2000 samples through 601 neurons makes a graph of 1202000 neuron outputs "
+                              "per step; at most 1000000 are accepted")
+    try:
+        work = subprocess.run([sys.executable, "-m", "microgradnn", "train", "--load", path, "--samples", "20000",
+                               "--batch-size", "1", "--epochs", "1", "--quiet"], capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("train --load of a large model on 20000 samples was not refused")
+    _one_line_error(work, 2, "--samples 20000 with a model of 91501 parameters is 1830020000 multiply-adds per epoch; "
+                             "at most 1000000000 are accepted (minutes of the scalar engine); pass fewer --samples\n")
+
+
+def test_a_loaded_model_is_held_to_the_parameter_bound_of_a_new_one(tmp_path, monkeypatch, capsys):
+    # train --load and gpt --load took a model of any size (a new one is refused above 1000000 parameters)
+    from microgradnn import MLP, cli
+    from microgradnn.models import GPT
+    from microgradnn.nn.files import write_model
+    mlp, gpt = str(tmp_path / "mlp.json"), str(tmp_path / "gpt.json")
+    MLP(2, [16, 16, 1], seed=0).save(mlp)  # 337 parameters
+    model = GPT(3, n_embd=8, n_head=2, n_layer=1, block_size=4, seed=0)  # more than 300 parameters
+    write_model(gpt, model.config(), model.state_dict(), False, vocabulary="ab")
+    monkeypatch.setattr(cli, "MAX_PARAMETERS", 300)  # (a file of a million parameters is 50 MB)
+    assert cli.main(["train", "--load", mlp, "--epochs", "1", "--quiet"]) == 2
+    assert f"--load {mlp} holds a model of 337 parameters; at most 300 are accepted" in capsys.readouterr().err
+    (tmp_path / "words.txt").write_text("ab\nba\n")
+    assert cli.main(["gpt", "--load", gpt, "--steps", "1", "--quiet", "--words", str(tmp_path / "words.txt")]) == 2
+    assert f"--load {gpt} holds a model of {len(model.parameters())} parameters; at most 300" in capsys.readouterr().err
+
+
+def test_running_out_of_memory_is_one_line_naming_the_options_that_size_the_run(monkeypatch, capsys):
+    # it said "MemoryError:  (run with --debug for the traceback)", naming nothing (gpt --batch-size 1000
+    # --n-embd 64 --n-layer 2 --block-size 32 under a 3 GB limit)
+    from microgradnn import cli
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+    monkeypatch.setattr(cli, "fit", no_memory)
+    assert cli.main(["train", "--epochs", "1", "--quiet"]) == 1
+    assert capsys.readouterr().err.endswith("microgradnn train: error: out of memory: the run is too large for this "
+                                            "machine; pass a smaller --samples, --batch-size or --hidden\n")

@@ -57,8 +57,9 @@ def may_replace(folder: str | os.PathLike, overwrite: bool) -> bool:
 
 def refusal(folder: str | os.PathLike, names: Iterable[str], overwrite: bool) -> str | None:
     """Why a demo run must not write the files `names` into `folder`, to check before any work, or
-    None: `folder` is empty ('') or a file, or cannot be made under a file, or some are there already
-    (a dangling symlink too) and the run may not replace them (see `may_replace`)."""
+    None: `folder` is empty ('') or a file, or cannot be made under a file, or one of `names` there is a
+    folder (or a device), or some are there already (a dangling symlink too) and the run may not replace
+    them (see `may_replace`)."""
     check_overwrite(overwrite, "refusal")
     if folder == "":  # an unset shell variable: the demo must not go on to write nothing, or into ./
         return "the folder must not be empty, got ''"
@@ -70,6 +71,12 @@ def refusal(folder: str | os.PathLike, names: Iterable[str], overwrite: bool) ->
         above = os.path.dirname(above)
     if not os.path.isdir(above):
         return f"{folder} cannot be made: {above} is not a folder"
+    names = list(names)  # (walked twice)
+    for name in names:  # no overwrite replaces a folder (or a device) with a file: it would fail after the work
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) or os.path.exists(path) and not os.path.isfile(path):
+            return (f"{folder}: {name} there is a {'folder' if os.path.isdir(path) else 'device, pipe or socket'}, "
+                    "not a file the run can replace; move it away, or choose another folder")
     there = [name for name in names if os.path.lexists(os.path.join(folder, name))]
     if not there or may_replace(folder, overwrite):
         return None
