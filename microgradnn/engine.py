@@ -606,7 +606,9 @@ class _UnaryOp(Op):
     def local_grads(self, xs: Sequence, out: Any, needs: Sequence[bool] | None = None) -> tuple:
         return (self.derivatives[0](*xs, out) if needs is None or needs[0] else 0.0,)
 
-    def __call__(self, input):  # torch's name: mg.exp(input=v) as torch.exp(input=t)
+    def __call__(self, input, *more):  # torch's name: mg.exp(input=v) as torch.exp(input=t)
+        if more:  # (Python's own error would name _UnaryOp.__call__)
+            self._check_arity(1 + len(more))
         if type(input) is not Value:
             return self._numbers((input,))
         x = input._data
@@ -636,7 +638,9 @@ class _BinaryOp(Op):
         da, db = self.derivatives
         return (da(*xs, out) if needs is None or needs[0] else 0.0, db(*xs, out) if needs is None or needs[1] else 0.0)
 
-    def __call__(self, a, b):
+    def __call__(self, a, b, *more):
+        if more:
+            self._check_arity(2 + len(more))
         if type(a) is not Value:
             if type(b) is not Value:
                 return self._numbers((a, b))

@@ -1595,6 +1595,17 @@ def test_define_op_checks_arity_and_on_first_use_what_rules_return():
     assert x.grad == 2.0
 
 
+@pytest.mark.parametrize("args", [(Value(1.0), Value(2.0)), (Value(1.0), 2.0), (1.0, 2.0)])
+def test_an_op_called_with_the_wrong_number_of_inputs_says_how_many_it_takes(args):
+    tanh = mg.engine.ops()["tanh"]
+    with pytest.raises(TypeError, match="tanh: takes 1 inputs, got 2"):
+        tanh(*args)
+    with pytest.raises(TypeError, match="dot: cannot take 2 inputs"):
+        mg.engine.ops()["dot"](*args)
+    with pytest.raises(TypeError, match=r"\*: takes 2 inputs, got 3"):
+        mg.engine.ops()["*"](*args, 3.0)
+
+
 def test_tree_prints_data_and_grad(neuron_graph):
     o = neuron_graph
     lines = o.tree().splitlines()
