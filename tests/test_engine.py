@@ -1595,6 +1595,14 @@ def test_define_op_checks_arity_and_on_first_use_what_rules_return():
     assert x.grad == 2.0
 
 
+@pytest.mark.parametrize("x, y_requires_grad", [(2.0, False), (0.0, True), (0.0, False), (-3.0, True)])
+def test_the_base_derivative_of_a_power_of_0_is_0_with_create_graph_as_on_floats(x, y_requires_grad):
+    a, b = Value(x), Value(0.0, requires_grad=y_requires_grad)
+    out = a ** b
+    g = mg.grad(out, [a], create_graph=True)[0]
+    assert g.data == out._local[0] == 0.0  # a ** 0 is 1 for every a (torch gives 0 too)
+
+
 @pytest.mark.parametrize("args", [(Value(1.0), Value(2.0)), (Value(1.0), 2.0), (1.0, 2.0)])
 def test_an_op_called_with_the_wrong_number_of_inputs_says_how_many_it_takes(args):
     tanh = mg.engine.ops()["tanh"]
