@@ -828,6 +828,26 @@ def test_a_bend_off_0_narrower_than_1e_13_is_measured_at_0_below_it():
         assert report.rows[0].reference == pytest.approx(-d / math.hypot(d, w), rel=1e-7), str(report)
     assert gradcheck(lambda x: x.relu() * 1e-100, 0.0, atol=0.0).rows[0].status == "non-differentiable"
 
+def test_an_op_at_its_kink_at_0_keeps_its_slopes_where_an_intermediate_underflows():
+    # x * 1e-15 underflows to 0 below 5e-309, flattening f there; at 0 the steps followed the jump down to it,
+    # took it for a bend beside 0 and lost the kink's slopes: a wrong 0 (outside 0.5, 1) passed as ok, and a
+    # right 0.5 (leaky_relu's left slope) FAILed against 0
+    hinge = mg.define_op("underflow_hinge_rule_0", lambda a: a if a > 0 else 0.5 * a,
+                         lambda a, out: 1.0 if a > 0 else (0.0 if a == 0 else 0.5), kinks=lambda a: a == 0.0)
+    report = gradcheck(lambda x: hinge(x * 1e-15) * 1e15, 0.0)
+    assert not report and report.rows[0].status == "FAIL", str(report)
+    assert report.culprit is not None and report.culprit.node.op == hinge.name, str(report)
+    for f, low, high in [(lambda x: (x * 1e-15).leaky_relu(0.5) * 1e15, 0.5, 1.0),
+                         (lambda x: (x * 1e-200).leaky_relu(0.5) * 1e200, 0.5, 1.0),
+                         (lambda x: (x * 1e-15).abs() * 1e15, -1.0, 1.0)]:
+        report = gradcheck(f, 0.0)
+        row = report.rows[0]
+        assert report and row.status == "non-differentiable", str(report)
+        assert (row.left, row.right) == (pytest.approx(low), pytest.approx(high)), str(report)
+    report = gradgradcheck(lambda x, y: (x * y).relu(), [0.0, 1e-15])  # d/dy is relu(x) there: slopes 0 and 1
+    assert [r.status for r in report.rows if r.name == "d2/dx[1] dx[0]"] == ["non-differentiable"], str(report)
+
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink

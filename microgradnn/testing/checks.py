@@ -327,7 +327,10 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         best = _at_domain_edge(f, x, f0, eps * scale, noise)
         best.evaluations = calls
         return best
-    clean = _off_kink_step(f, x, f0, first[0], first[1], floor)
+    # at an op's kink at x (one_sided) its slopes are measured from steps of 1e-13 of x's scale and up, so no
+    # smaller step is taken there: below it f can flatten where its intermediates underflow (x * 1e-15 is 0
+    # under 5e-309), which is no bend beside x, and the kink's slopes were lost (a wrong 0 passed as ok)
+    clean = _off_kink_step(f, x, f0, first[0], first[1], max(floor, 1e-13 * scale) if one_sided else floor)
     if clean is not None:  # the stencil straddled a kink or bend narrower than it: measured again below it
         again, first = _central(f, x, f0, clean, floor, noise)
         if again is not None:
