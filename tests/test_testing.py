@@ -848,6 +848,20 @@ def test_an_op_at_its_kink_at_0_keeps_its_slopes_where_an_intermediate_underflow
     assert [r.status for r in report.rows if r.name == "d2/dx[1] dx[0]"] == ["non-differentiable"], str(report)
 
 
+def test_a_kink_no_op_declares_at_0_stays_a_kink_where_an_intermediate_underflows():
+    # below 1e-13 at 0 the steps reached where x * 1e-15 (or 1e-200) underflows, f flat there, and took the kink for
+    # a bend narrower than the step: a wrong 0 (outside the slopes 0.5, 1) passed as ok against 0, a right 0.5 FAILed
+    forward = lambda a: a if a > 0 else 0.5 * a  # noqa: E731
+    wrong = mg.define_op("undeclared_hinge_rule_0", forward, lambda a, out: 1.0 if a > 0 else (0.0 if a == 0 else 0.5))
+    right = mg.define_op("undeclared_hinge_rule_half", forward, lambda a, out: 1.0 if a > 0 else 0.5)
+    for scale in (1e-15, 1e-200):
+        report = gradcheck(lambda x: wrong(x * scale) * (1 / scale), 0.0)
+        assert not report and report.rows[0].status == "FAIL", str(report)
+        report = gradcheck(lambda x: right(x * scale) * (1 / scale), 0.0)
+        assert report and report.rows[0].status == "non-differentiable", str(report)
+        assert (report.rows[0].left, report.rows[0].right) == (pytest.approx(0.5), pytest.approx(1.0)), str(report)
+
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink

@@ -424,9 +424,12 @@ def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float 
     def gone(k: int) -> bool:
         s = h * 10.0 ** -k
         try:
-            now, rounding = _jump(f0, [(f(x + t), f(x - t)) for t in (s, s / 2)], x, s)
+            pairs = [(f(x + t), f(x - t)) for t in (s, s / 2)]
         except (ArithmeticError, ValueError):
             return False
+        if x == 0.0 and s < 1e-13 and _flat(f0, pairs):  # below the steps of other points, no evidence (_flat)
+            return False
+        now, rounding = _jump(f0, pairs, x, s)
         return abs(now) <= 1e-2 * abs(jump) + 2 * rounding
     dirty, clean = 0, int(math.log10(h) - math.log10(low)) if low < h else 0  # h / low overflows at x = 1e-300
     if clean < 1 or not gone(clean):
@@ -532,10 +535,11 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     lowest = 64 * max(math.ulp(x), math.ulp(0.0))
     try:
         while step >= 1e-13 * scale or lowest <= step < 1e-13:
-            now, rounding = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
+            pairs = [(f(x + s), f(x - s)) for s in (step, step / 2)]
+            now, rounding = _jump(f0, pairs, x, step)
             rounding += 20 * math.ulp(0.0) / step  # f's values are whole numbers of 5e-324 where they underflow
-            if 10 * rounding > abs(jump):  # rounding hides the jump from here on: not resolved, no evidence
-                break
+            if 10 * rounding > abs(jump) or (step < 1e-13 * scale and _flat(f0, pairs)):  # rounding (or, below
+                break  # 1e-13, underflow: see _flat) hides the jump from here on: not resolved, no evidence
             if abs(now - jump) > _KINK_DRIFT * abs(jump) + 2 * (rounding + noise):  # fades, grows or flips
                 return False
             if step >= 1e-13 * scale:
@@ -545,6 +549,14 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     except (ArithmeticError, ValueError):
         return False
     return step < h / 1000
+
+
+def _flat(f0: float, pairs) -> bool:
+    """Is f the same float at every probe (`pairs` of f(x + s), f(x - s)) as at x? Where steps go below 1e-13 of
+    x's scale (at or near 0), that is no sign of a smooth bend: an intermediate that underflows flattens f there
+    (x * 1e-15 is 0 below 5e-309, so a kink of f(x * 1e-15) * 1e15 at 0 seemed to fade: a wrong 0 passed as ok).
+    Above 1e-13 a flat f is taken as it is (x + sqrt(x * x + 1e-40) is 0 near -1e-8: no kink there)."""
+    return all(v == f0 for pair in pairs for v in pair)
 
 
 def _one_sided(q: list[float]) -> float:
