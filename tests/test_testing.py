@@ -862,6 +862,16 @@ def test_a_kink_no_op_declares_at_0_stays_a_kink_where_an_intermediate_underflow
         assert (report.rows[0].left, report.rows[0].right) == (pytest.approx(0.5), pytest.approx(1.0)), str(report)
 
 
+def test_a_kink_stays_a_kink_where_an_intermediate_is_subnormal_at_a_step_below_1e_13():
+    # x * 1e-52 at a step of 1e-269 is 1e-321, a whole number of 5e-324 (0.2% off): the jump seemed to grow, the
+    # kink was taken for a bend, and a right 0.5 of a hinge (slopes 0.5, 1) FAILed against the central 0.75
+    right = mg.define_op("subnormal_hinge_rule_half", lambda a: a if a > 0 else 0.5 * a,
+                         lambda a, out: 1.0 if a > 0 else 0.5)
+    for scale in (1e-52, 1e-276, 1e-300):
+        report = gradcheck(lambda x: right(x * scale) * (1 / scale), 0.0)
+        assert report and report.rows[0].status == "non-differentiable", str(report)
+
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink
