@@ -872,6 +872,19 @@ def test_a_kink_stays_a_kink_where_an_intermediate_is_subnormal_at_a_step_below_
         assert report and report.rows[0].status == "non-differentiable", str(report)
 
 
+def test_an_entry_that_fails_through_another_wrong_node_than_the_one_shown_names_it():
+    # x[1] FAILed through a wrong rule that reaches only x[1], but its note pointed at "the first wrong node, below",
+    # the report's one wrong node, which reaches only x[0]
+    double = mg.define_op("double_rule_1", lambda a: 2 * a, lambda a, out: 1.0)
+    triple = mg.define_op("triple_rule_2", lambda a: 3 * a, lambda a, out: 2.0)
+    report = gradcheck(lambda x, y: double(x).relu() + triple(y).relu(), [0.0, 0.0])
+    assert not report and [r.status for r in report.rows] == ["FAIL", "FAIL"], str(report)
+    assert report.culprit is not None and report.culprit.node.op == double.name, str(report)
+    note = next(n for n in report.notes if n.startswith("note: x[1] "))
+    assert "op 'triple_rule_2'" in note and "is 2 but finite differences give 3" in note, str(report)
+    assert "(the first wrong node, below)" in next(n for n in report.notes if n.startswith("note: x[0] "))
+
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink

@@ -1023,12 +1023,14 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     # (a wrong rule on a Value f holds, reaching no input, hid one reaching an entry between the slopes)
     pending = [(row, vs) for row, vs in zip(report.rows, wrt) if row.status in (KINK, UNCHECKABLE)]
     found: Culprit | None = culprit
+    through: list[tuple[int, Culprit]] = []  # each note below, with the wrong node it names
     while found is not None and pending:
         below = {id(v) for v in topological_order(found.node.inputs[found.index])}
         excused = [row for row, vs in pending if any(id(v) in below for v in vs)]
         for row in excused:
             row.status = FAIL
         if excused:
+            through.append((len(report.notes), found))
             report.notes.append(f"note: {', '.join(r.name for r in excused)} "
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
@@ -1087,6 +1089,10 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
         while shown is None and culprit is not None and (found := next_culprit()) is not None:
             shown = found if _reaches(found, report.failures, report.rows, wrt) else None
         report.culprit = shown or culprit
+        for i, c in through:  # a note on rows another wrong node made FAIL names it (it named the one shown below)
+            if c is not report.culprit:
+                report.notes[i] = report.notes[i].replace("(the first wrong node, below)",
+                                                          f"(another wrong node: {str(c).split(': ', 1)[1]})")
 
 
 def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: float) -> bool:
