@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -883,6 +884,22 @@ def test_an_entry_that_fails_through_another_wrong_node_than_the_one_shown_names
     note = next(n for n in report.notes if n.startswith("note: x[1] "))
     assert "op 'triple_rule_2'" in note and "is 2 but finite differences give 3" in note, str(report)
     assert "(the first wrong node, below)" in next(n for n in report.notes if n.startswith("note: x[0] "))
+
+
+def test_blame_past_many_wrong_nodes_reaching_no_kink_takes_time_linear_in_the_graph():
+    # an entry at a kink that no wrong node reaches sent blame through every wrong node, walking each one's
+    # subgraph: 4000 of them in a chain took 6 to 13 s (quadratic), for a check that takes under 1 s
+    half = mg.define_op("half_rule_0_4", lambda a: 0.5 * a, lambda a, out: 0.4)
+
+    def f(x, y):
+        v = x
+        for _ in range(4000):
+            v = half(v) + 0.25 * v
+        return v * 1e-300 + y.relu()
+    start = time.perf_counter()
+    report = gradcheck(f, [1.0, 0.0])
+    assert time.perf_counter() - start < 3
+    assert report.rows[1].status == "non-differentiable", str(report)
 
 
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
