@@ -1183,6 +1183,17 @@ def test_gradgradcheck_names_a_wrong_rule_on_floats_rather_than_only_the_right_s
     assert "the rule on floats is wrong and the second derivatives' numeric column is off with it" in str(report)
     assert [r.name for r in gradgradcheck(lambda x: x.sin() * x, 0.7).rows] == ["d2/dx dx", "d/dx (create_graph)"]
 
+def test_gradgradcheck_names_the_wrong_rule_on_floats_a_failing_backward_row_comes_through():
+    # a (backward) row FAILed, but the report named no wrong node (blame ran on create_graph's rows only, which pass)
+    cos_off = mg.define_op("cos_off_on_floats", math.cos,
+                           lambda x, out: -mg.sin(x) if isinstance(x, Value) else -1.01 * math.sin(x))
+    report = gradgradcheck(lambda x, y: cos_off(x) * y, [0.7, 2.0])
+    assert [r.name for r in report.failures if "backward" in r.name] == ["d/dx[0] (backward)"], str(report)
+    assert report.culprit is not None and report.culprit.node.op == cos_off.name, str(report)
+    assert report.culprit.analytic == pytest.approx(-1.01 * math.sin(0.7)), str(report)
+    assert gradgradcheck(lambda x: x.cos() * x, 0.7).culprit is None
+
+
 def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     # at x + 1e15 a step of 1e-4 is below the spacing of floats: '+' was named the first wrong
     # node ("d/d(input 0) is 1 but finite differences give 0")

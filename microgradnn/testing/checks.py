@@ -1342,9 +1342,14 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
                      f"{' ...' if len(differ) > 5 else ''}; the second derivatives are measured by finite "
                      f"differences of backward's, so where a (backward) row FAILs, the rule on floats is wrong "
                      f"and the second derivatives' numeric column is off with it")
+    culprit = firsts_report.culprit
+    failing = sum(1 << i for i, row in zip(differ, extra) if row.status in (FAIL, NONFINITE)) if differ else 0
+    if culprit is None and failing:  # the wrong rule on floats that a failing (backward) row comes through
+        order = topological_order(out)
+        reach = {id(v): mask for v, mask in _dependence(order, [[v] for v in leaves])}
+        culprit = next((c for c in _culprits(order, eps, atol, rtol) if _reached(c, reach) & failing), None)
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
-                      notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes,
-                      culprit=firsts_report.culprit)
+                      notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes, culprit=culprit)
 
 
 @_with_grad
