@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -828,6 +829,79 @@ def test_a_bend_off_0_narrower_than_1e_13_is_measured_at_0_below_it():
         assert report.rows[0].reference == pytest.approx(-d / math.hypot(d, w), rel=1e-7), str(report)
     assert gradcheck(lambda x: x.relu() * 1e-100, 0.0, atol=0.0).rows[0].status == "non-differentiable"
 
+def test_an_op_at_its_kink_at_0_keeps_its_slopes_where_an_intermediate_underflows():
+    # x * 1e-15 underflows to 0 below 5e-309, flattening f there; at 0 the steps followed the jump down to it,
+    # took it for a bend beside 0 and lost the kink's slopes: a wrong 0 (outside 0.5, 1) passed as ok, and a
+    # right 0.5 (leaky_relu's left slope) FAILed against 0
+    hinge = mg.define_op("underflow_hinge_rule_0", lambda a: a if a > 0 else 0.5 * a,
+                         lambda a, out: 1.0 if a > 0 else (0.0 if a == 0 else 0.5), kinks=lambda a: a == 0.0)
+    report = gradcheck(lambda x: hinge(x * 1e-15) * 1e15, 0.0)
+    assert not report and report.rows[0].status == "FAIL", str(report)
+    assert report.culprit is not None and report.culprit.node.op == hinge.name, str(report)
+    for f, low, high in [(lambda x: (x * 1e-15).leaky_relu(0.5) * 1e15, 0.5, 1.0),
+                         (lambda x: (x * 1e-200).leaky_relu(0.5) * 1e200, 0.5, 1.0),
+                         (lambda x: (x * 1e-15).abs() * 1e15, -1.0, 1.0)]:
+        report = gradcheck(f, 0.0)
+        row = report.rows[0]
+        assert report and row.status == "non-differentiable", str(report)
+        assert (row.left, row.right) == (pytest.approx(low), pytest.approx(high)), str(report)
+    report = gradgradcheck(lambda x, y: (x * y).relu(), [0.0, 1e-15])  # d/dy is relu(x) there: slopes 0 and 1
+    assert [r.status for r in report.rows if r.name == "d2/dx[1] dx[0]"] == ["non-differentiable"], str(report)
+
+
+def test_a_kink_no_op_declares_at_0_stays_a_kink_where_an_intermediate_underflows():
+    # below 1e-13 at 0 the steps reached where x * 1e-15 (or 1e-200) underflows, f flat there, and took the kink for
+    # a bend narrower than the step: a wrong 0 (outside the slopes 0.5, 1) passed as ok against 0, a right 0.5 FAILed
+    forward = lambda a: a if a > 0 else 0.5 * a  # noqa: E731
+    wrong = mg.define_op("undeclared_hinge_rule_0", forward, lambda a, out: 1.0 if a > 0 else (0.0 if a == 0 else 0.5))
+    right = mg.define_op("undeclared_hinge_rule_half", forward, lambda a, out: 1.0 if a > 0 else 0.5)
+    for scale in (1e-15, 1e-200):
+        report = gradcheck(lambda x: wrong(x * scale) * (1 / scale), 0.0)
+        assert not report and report.rows[0].status == "FAIL", str(report)
+        report = gradcheck(lambda x: right(x * scale) * (1 / scale), 0.0)
+        assert report and report.rows[0].status == "non-differentiable", str(report)
+        assert (report.rows[0].left, report.rows[0].right) == (pytest.approx(0.5), pytest.approx(1.0)), str(report)
+
+
+def test_a_kink_stays_a_kink_where_an_intermediate_is_subnormal_at_a_step_below_1e_13():
+    # x * 1e-52 at a step of 1e-269 is 1e-321, a whole number of 5e-324 (0.2% off): the jump seemed to grow, the
+    # kink was taken for a bend, and a right 0.5 of a hinge (slopes 0.5, 1) FAILed against the central 0.75
+    right = mg.define_op("subnormal_hinge_rule_half", lambda a: a if a > 0 else 0.5 * a,
+                         lambda a, out: 1.0 if a > 0 else 0.5)
+    for scale in (1e-52, 1e-276, 1e-300):
+        report = gradcheck(lambda x: right(x * scale) * (1 / scale), 0.0)
+        assert report and report.rows[0].status == "non-differentiable", str(report)
+
+
+def test_an_entry_that_fails_through_another_wrong_node_than_the_one_shown_names_it():
+    # x[1] FAILed through a wrong rule that reaches only x[1], but its note pointed at "the first wrong node, below",
+    # the report's one wrong node, which reaches only x[0]
+    double = mg.define_op("double_rule_1", lambda a: 2 * a, lambda a, out: 1.0)
+    triple = mg.define_op("triple_rule_2", lambda a: 3 * a, lambda a, out: 2.0)
+    report = gradcheck(lambda x, y: double(x).relu() + triple(y).relu(), [0.0, 0.0])
+    assert not report and [r.status for r in report.rows] == ["FAIL", "FAIL"], str(report)
+    assert report.culprit is not None and report.culprit.node.op == double.name, str(report)
+    note = next(n for n in report.notes if n.startswith("note: x[1] "))
+    assert "op 'triple_rule_2'" in note and "is 2 but finite differences give 3" in note, str(report)
+    assert "(the first wrong node, below)" in next(n for n in report.notes if n.startswith("note: x[0] "))
+
+
+def test_blame_past_many_wrong_nodes_reaching_no_kink_takes_time_linear_in_the_graph():
+    # an entry at a kink that no wrong node reaches sent blame through every wrong node, walking each one's
+    # subgraph: 4000 of them in a chain took 6 to 13 s (quadratic), for a check that takes under 1 s
+    half = mg.define_op("half_rule_0_4", lambda a: 0.5 * a, lambda a, out: 0.4)
+
+    def f(x, y):
+        v = x
+        for _ in range(4000):
+            v = half(v) + 0.25 * v
+        return v * 1e-300 + y.relu()
+    start = time.perf_counter()
+    report = gradcheck(f, [1.0, 0.0])
+    assert time.perf_counter() - start < 3
+    assert report.rows[1].status == "non-differentiable", str(report)
+
+
 def test_a_slope_jump_that_fades_slowly_is_not_a_kink():
     # |x|**1.1 is differentiable at 0 (derivative 0), but its one-sided slopes ±h**0.1 fade slowly;
     # behind an offset rounding hides the jump below h/1000, and a wrong rule passed as a kink
@@ -1108,6 +1182,17 @@ def test_gradgradcheck_names_a_wrong_rule_on_floats_rather_than_only_the_right_s
     assert row.analytic == pytest.approx(1.01 * math.cos(0.7)) and row.reference == pytest.approx(math.cos(0.7))
     assert "the rule on floats is wrong and the second derivatives' numeric column is off with it" in str(report)
     assert [r.name for r in gradgradcheck(lambda x: x.sin() * x, 0.7).rows] == ["d2/dx dx", "d/dx (create_graph)"]
+
+def test_gradgradcheck_names_the_wrong_rule_on_floats_a_failing_backward_row_comes_through():
+    # a (backward) row FAILed, but the report named no wrong node (blame ran on create_graph's rows only, which pass)
+    cos_off = mg.define_op("cos_off_on_floats", math.cos,
+                           lambda x, out: -mg.sin(x) if isinstance(x, Value) else -1.01 * math.sin(x))
+    report = gradgradcheck(lambda x, y: cos_off(x) * y, [0.7, 2.0])
+    assert [r.name for r in report.failures if "backward" in r.name] == ["d/dx[0] (backward)"], str(report)
+    assert report.culprit is not None and report.culprit.node.op == cos_off.name, str(report)
+    assert report.culprit.analytic == pytest.approx(-1.01 * math.sin(0.7)), str(report)
+    assert gradgradcheck(lambda x: x.cos() * x, 0.7).culprit is None
+
 
 def test_blame_does_not_accuse_a_right_node_whose_differences_rounding_swamps():
     # at x + 1e15 a step of 1e-4 is below the spacing of floats: '+' was named the first wrong

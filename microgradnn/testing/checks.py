@@ -327,7 +327,10 @@ def derivative(fn: Callable[[float], float], x: float, eps: float = EPS, *, one_
         best = _at_domain_edge(f, x, f0, eps * scale, noise)
         best.evaluations = calls
         return best
-    clean = _off_kink_step(f, x, f0, first[0], first[1], floor)
+    # at an op's kink at x (one_sided) its slopes are measured from steps of 1e-13 of x's scale and up, so no
+    # smaller step is taken there: below it f can flatten where its intermediates underflow (x * 1e-15 is 0
+    # under 5e-309), which is no bend beside x, and the kink's slopes were lost (a wrong 0 passed as ok)
+    clean = _off_kink_step(f, x, f0, first[0], first[1], max(floor, 1e-13 * scale) if one_sided else floor)
     if clean is not None:  # the stencil straddled a kink or bend narrower than it: measured again below it
         again, first = _central(f, x, f0, clean, floor, noise)
         if again is not None:
@@ -421,9 +424,12 @@ def _off_kink_step(f, x: float, f0: float, h: float, fs, floor: float) -> float 
     def gone(k: int) -> bool:
         s = h * 10.0 ** -k
         try:
-            now, rounding = _jump(f0, [(f(x + t), f(x - t)) for t in (s, s / 2)], x, s)
+            pairs = [(f(x + t), f(x - t)) for t in (s, s / 2)]
         except (ArithmeticError, ValueError):
             return False
+        if x == 0.0 and s < 1e-13 and _flat(f0, pairs):  # below the steps of other points, no evidence (_flat)
+            return False
+        now, rounding = _jump(f0, pairs, x, s)
         return abs(now) <= 1e-2 * abs(jump) + 2 * rounding
     dirty, clean = 0, int(math.log10(h) - math.log10(low)) if low < h else 0  # h / low overflows at x = 1e-300
     if clean < 1 or not gone(clean):
@@ -529,12 +535,20 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     lowest = 64 * max(math.ulp(x), math.ulp(0.0))
     try:
         while step >= 1e-13 * scale or lowest <= step < 1e-13:
-            now, rounding = _jump(f0, [(f(x + s), f(x - s)) for s in (step, step / 2)], x, step)
+            pairs = [(f(x + s), f(x - s)) for s in (step, step / 2)]
+            now, rounding = _jump(f0, pairs, x, step)
             rounding += 20 * math.ulp(0.0) / step  # f's values are whole numbers of 5e-324 where they underflow
-            if 10 * rounding > abs(jump):  # rounding hides the jump from here on: not resolved, no evidence
-                break
+            if 10 * rounding > abs(jump) or (step < 1e-13 * scale and _flat(f0, pairs)):  # rounding (or, below
+                break  # 1e-13, underflow: see _flat) hides the jump from here on: not resolved, no evidence
             if abs(now - jump) > _KINK_DRIFT * abs(jump) + 2 * (rounding + noise):  # fades, grows or flips
-                return False
+                if step >= 1e-13 * scale:
+                    return False
+                # below 1e-13 an intermediate can be subnormal, a whole number of 5e-324 (x * 1e-52 at 1e-269 is
+                # 0.2% off): a jump that fades to below half is a bend's; one that grows or flips is no evidence
+                if now * jump >= 0 and abs(now) < abs(jump) / 2:
+                    return False
+                if now * jump < 0 or abs(now) > abs(jump):
+                    break
             if step >= 1e-13 * scale:
                 step /= 10
             else:
@@ -542,6 +556,14 @@ def _slopes_stay_apart(f, x: float, f0: float, h: float, fs) -> bool:
     except (ArithmeticError, ValueError):
         return False
     return step < h / 1000
+
+
+def _flat(f0: float, pairs) -> bool:
+    """Is f the same float at every probe (`pairs` of f(x + s), f(x - s)) as at x? Where steps go below 1e-13 of
+    x's scale (at or near 0), that is no sign of a smooth bend: an intermediate that underflows flattens f there
+    (x * 1e-15 is 0 below 5e-309, so a kink of f(x * 1e-15) * 1e15 at 0 seemed to fade: a wrong 0 passed as ok).
+    Above 1e-13 a flat f is taken as it is (x + sqrt(x * x + 1e-40) is 0 near -1e-8: no kink there)."""
+    return all(v == f0 for pair in pairs for v in pair)
 
 
 def _one_sided(q: list[float]) -> float:
@@ -988,7 +1010,10 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     from rules of their own)."""
     if report and not report.kinks and not report.unchecked:
         return
-    culprits = _culprits(topological_order(out), eps, atol, rtol)
+    order = topological_order(out)
+    culprits = _culprits(order, eps, atol, rtol)
+    # the sets of `wrt` each node depends on, found once (a subgraph walked per wrong node took 3 s for 3000 of them)
+    reach = {id(v): mask for v, mask in _dependence(order, wrt)}
     seen: list[Culprit] = []  # the wrong nodes found so far, in order
 
     def next_culprit() -> Culprit | None:
@@ -999,19 +1024,21 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     culprit = next_culprit()
     # each such row FAILs through the first wrong node that reaches it, not only through the first of all
     # (a wrong rule on a Value f holds, reaching no input, hid one reaching an entry between the slopes)
-    pending = [(row, vs) for row, vs in zip(report.rows, wrt) if row.status in (KINK, UNCHECKABLE)]
+    pending = [(k, row) for k, (row, _) in enumerate(zip(report.rows, wrt)) if row.status in (KINK, UNCHECKABLE)]
     found: Culprit | None = culprit
+    through: list[tuple[int, Culprit]] = []  # each note below, with the wrong node it names
     while found is not None and pending:
-        below = {id(v) for v in topological_order(found.node.inputs[found.index])}
-        excused = [row for row, vs in pending if any(id(v) in below for v in vs)]
+        below = _reached(found, reach)
+        excused = [row for k, row in pending if below >> k & 1]
         for row in excused:
             row.status = FAIL
         if excused:
+            through.append((len(report.notes), found))
             report.notes.append(f"note: {', '.join(r.name for r in excused)} "
                                 f"{'lies' if len(excused) == 1 else 'lie'} between the one-sided slopes at a kink, "
                                 f"or where finite differences cannot check {'it' if len(excused) == 1 else 'them'}, "
                                 f"but through a wrong local derivative (the first wrong node, below)")
-        pending = [(row, vs) for row, vs in pending if row.status != FAIL]
+        pending = [(k, row) for k, row in pending if row.status != FAIL]
         found = next_culprit() if pending else None
     if culprit is None and explain:  # no node is wrong: a row outside the slopes comes from kinks met one after another
         outside = [(r, n, vs) for r, n, vs in zip(report.rows, _kinks_reached(out, wrt) if report.failures else [], wrt)
@@ -1061,10 +1088,15 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
                                 f"an op has a kink within the step that rounding hides (behind a large offset)")
     if not report:  # the wrong node shown is the first that a failing row comes through (else the first of all:
         # one on a Value f holds, reaching no input, was shown for a row that a later one made FAIL)
-        shown = next((c for c in seen if _reaches(c, report.failures, report.rows, wrt)), None)
+        failing = sum(1 << k for k, (row, _) in enumerate(zip(report.rows, wrt)) if row.status in (FAIL, NONFINITE))
+        shown = next((c for c in seen if _reached(c, reach) & failing), None)
         while shown is None and culprit is not None and (found := next_culprit()) is not None:
-            shown = found if _reaches(found, report.failures, report.rows, wrt) else None
+            shown = found if _reached(found, reach) & failing else None
         report.culprit = shown or culprit
+        for i, c in through:  # a note on rows another wrong node made FAIL names it (it named the one shown below)
+            if c is not report.culprit:
+                report.notes[i] = report.notes[i].replace("(the first wrong node, below)",
+                                                          f"(another wrong node: {str(c).split(': ', 1)[1]})")
 
 
 def _graph_slopes_agree(row: GradRow, out: Value, x: Value, atol: float, rtol: float) -> bool:
@@ -1164,12 +1196,9 @@ def _culprits(order: list[Value], eps: float, atol: float, rtol: float) -> Itera
                 yield Culprit(v, i, local, d.value)
 
 
-def _reaches(culprit: Culprit | None, rows: list[GradRow], all_rows: list[GradRow], wrt: list[list[Value]]) -> bool:
-    """Does the culprit's wrong derivative reach any of `rows` (of `all_rows`, checking the Values `wrt` lists)?"""
-    if culprit is None:
-        return False
-    below = {id(v) for v in topological_order(culprit.node.inputs[culprit.index])}
-    return any(any(id(v) in below for v in vs) for row, vs in zip(all_rows, wrt) if any(row is r for r in rows))
+def _reached(culprit: Culprit, reach: dict[int, int]) -> int:
+    """The bitmask of the checks (sets of Values, see `_dependence`) the culprit's wrong derivative reaches."""
+    return reach.get(id(culprit.node.inputs[culprit.index]), 0)
 
 
 def _finite(y: float) -> float:
@@ -1313,9 +1342,14 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
                      f"{' ...' if len(differ) > 5 else ''}; the second derivatives are measured by finite "
                      f"differences of backward's, so where a (backward) row FAILs, the rule on floats is wrong "
                      f"and the second derivatives' numeric column is off with it")
+    culprit = firsts_report.culprit
+    failing = sum(1 << i for i, row in zip(differ, extra) if row.status in (FAIL, NONFINITE)) if differ else 0
+    if culprit is None and failing:  # the wrong rule on floats that a failing (backward) row comes through
+        order = topological_order(out)
+        reach = {id(v): mask for v, mask in _dependence(order, [[v] for v in leaves])}
+        culprit = next((c for c in _culprits(order, eps, atol, rtol) if _reached(c, reach) & failing), None)
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
-                      notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes,
-                      culprit=firsts_report.culprit)
+                      notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes, culprit=culprit)
 
 
 @_with_grad
