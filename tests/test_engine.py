@@ -1595,6 +1595,20 @@ def test_define_op_checks_arity_and_on_first_use_what_rules_return():
     assert x.grad == 2.0
 
 
+def test_backward_from_a_value_gradient_adds_floats():
+    x = Value(3.0)
+    (x * x).backward(Value(2.0))  # a Value as the gradient to start from: its number, as torch's tensor
+    assert type(x.grad) is float and x.grad == 12.0
+
+
+@pytest.mark.parametrize("x", [1.0, 0.0, 1.5])
+def test_a_value_is_no_list_index_outside_compile(x):
+    with pytest.raises(TypeError):
+        [10, 20][Value(x)]
+    with pytest.raises(TypeError):
+        int(Value(x))
+
+
 @pytest.mark.parametrize("x, y_requires_grad", [(2.0, False), (0.0, True), (0.0, False), (-3.0, True)])
 def test_the_base_derivative_of_a_power_of_0_is_0_with_create_graph_as_on_floats(x, y_requires_grad):
     a, b = Value(x), Value(0.0, requires_grad=y_requires_grad)
