@@ -2080,3 +2080,15 @@ def test_take_of_computed_options_or_a_parameter_index_gives_grads_compiled_as_i
                 (sum(fn(s) for s in batch) / len(batch)).backward()
             seen.append([w.grad, u.grad])
         assert seen[1] == seen[0], k
+
+
+def test_a_linear_with_bias_applied_at_every_position_sums_its_bias_gradient_over_them():
+    lin = mg.nn.Linear(2, 3, seed=0)  # bias=True; the same layer at several places of a sequence
+    w = Value(0.3, "w")
+
+    def fn(seq):
+        outs = [lin([a, b]) for a, b in seq]
+        return sum((o * w).tanh() for out in outs for o in out) * (1.0 / len(seq))
+    batch = [[[0.5, -1.0], [1.5, 0.25], [-0.5, 2.0]], [[1.0, 1.0], [0.0, -2.0], [2.0, 0.5]]]
+    compiled = same_as_scalar(fn, batch, [w, *lin.parameters()])
+    assert compiled.recordings == 1
