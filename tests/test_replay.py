@@ -2092,3 +2092,11 @@ def test_a_linear_with_bias_applied_at_every_position_sums_its_bias_gradient_ove
     batch = [[[0.5, -1.0], [1.5, 0.25], [-0.5, 2.0]], [[1.0, 1.0], [0.0, -2.0], [2.0, 0.5]]]
     compiled = same_as_scalar(fn, batch, [w, *lin.parameters()])
     assert compiled.recordings == 1
+
+
+def test_neurons_of_their_own_reading_other_inputs_at_one_depth_get_their_own_bias_gradients():
+    # two neurons, each with its weights and bias, on overlapping windows of the sample (a locally
+    # connected layer): replayed as one batched product over two places, each bias its own
+    a, b = mg.Neuron(2, "linear", seed=0), mg.Neuron(2, "linear", seed=1)
+    fn = lambda s: (a([s[0], s[1]]) * b([s[1], s[2]])).tanh()  # noqa: E731
+    same_as_scalar(fn, [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5], [1.0, 1.0, 1.0]], [*a.parameters(), *b.parameters()])
