@@ -5,6 +5,7 @@ import io
 import os
 
 import numpy as np
+import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import ListedColormap
@@ -20,6 +21,18 @@ __all__ = ["decision_boundary", "loss_curve"]
 
 PALETTE = ["#2E86C1", "#E67E22", "#27AE60", "#8E44AD", "#C0392B"]
 MAX_RESOLUTION = 1000  # a million points to score: more takes minutes and gigabytes for no visible gain
+
+
+def _colours(k: int) -> list:
+    """k colours, one per class: the palette's, then tab10's hues (tab20 adds a light twin of each,
+    which the shading's alpha makes almost white), else evenly spaced hues."""
+    if k <= len(PALETTE):
+        return PALETTE[:k]
+    if k <= 10:
+        return [matplotlib.colormaps["tab10"](i) for i in range(k)]
+    if k <= 20:
+        return [matplotlib.colormaps["tab20"](i) for i in range(k)]  # (an int indexes its 20 colours)
+    return [matplotlib.colormaps["hsv"](i / k) for i in range(k)]
 
 
 def _destination(path: str | os.PathLike, overwrite: bool, who: str) -> tuple[str, str]:
@@ -66,7 +79,7 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
     grid = np.c_[gx.ravel(), gy.ravel()]
     k = max(int(y.max()) + 1, model.nout, 2)
     fig, ax = plt.subplots(figsize=(5, 4.2), dpi=110)
-    cmap = ListedColormap(PALETTE[:k])
+    cmap = ListedColormap(_colours(k))
     if model.nout == 1:  # shade by the score itself, so the boundary is the smooth threshold contour
         scores = model.decision_function(grid).reshape(gx.shape)
         threshold = model.threshold

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 import microgradnn as mg
@@ -78,3 +79,58 @@ def test_plots_refuse_wrong_input_naming_the_problem(tmp_path):
     assert list(tmp_path.iterdir()) == []
     # a list is data too, and -1/+1 labels (hinge's) are the two classes, as accuracy reads them
     assert plots.decision_boundary(model, X.tolist(), (2 * y - 1).tolist(), out, resolution=10) == out
+
+
+# ---- what the pictures show, read back from the figure --------------------------------------
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plots save, drawn (so that colours are resolved), in order."""
+    import matplotlib.figure
+    figures, save = [], matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        fig.canvas.draw()
+        figures.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    return figures
+
+
+def _points(ax):
+    """The scatter's points and their colours (RGBA rows)."""
+    from matplotlib.collections import PathCollection
+    (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    return points.get_offsets(), points.get_facecolors()
+
+
+def _shaded_classes(ax, k):
+    """The classes whose colour the background shows somewhere, for a model of k > 1 outputs."""
+    from matplotlib.collections import QuadMesh
+    from matplotlib.contour import ContourSet
+    shown = set()
+    for c in ax.collections:
+        if isinstance(c, QuadMesh):
+            shown |= {int(v) for v in np.unique(c.get_array())}
+        elif isinstance(c, ContourSet) and c.filled:  # band i (of levels -0.5, 0.5, ...) is class i
+            shown |= {i for i, p in enumerate(c.get_paths()) if len(p.vertices)}
+    return shown
+
+
+def _linear(nout, rows):
+    model = mg.nn.Linear(2, nout, seed=0)
+    for p, v in zip(model.parameters(), [w for row in rows for w in row[:2]] + [row[2] for row in rows]):
+        p.data = float(v)
+    return model
+
+
+@pytest.mark.parametrize("k", [6, 8, 25])
+def test_decision_boundary_gives_each_class_its_own_colour(tmp_path, drawn, k):
+    # with 6 classes or more, the 5-colour palette made classes share a colour (2 and 3 for 6)
+    X, y = mg.data.make_spiral(3 * k, classes=k, seed=0)
+    plots.decision_boundary(mg.MLP(2, [4, k], seed=0), X, y, tmp_path / "b.png", resolution=10)
+    _, colours = _points(drawn[0].axes[0])
+    by_class = {c: {tuple(col) for col in colours[y == c]} for c in range(k)}
+    assert all(len(v) == 1 for v in by_class.values())
+    assert len(set().union(*by_class.values())) == k
