@@ -87,8 +87,10 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
         ax.contourf(gx, gy, scores, levels=[low, threshold, high], cmap=cmap, alpha=0.25)
         ax.contour(gx, gy, scores, levels=[threshold], colors="#555555", linewidths=0.8)
     else:
+        # each grid point in its class's colour: contouring the labels as numbers would draw a strip
+        # of class 1 wherever class 0 meets class 2
         labels = model.predict(grid).reshape(gx.shape)
-        ax.contourf(gx, gy, labels, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.25)
+        ax.pcolormesh(gx, gy, labels, shading="nearest", cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.25)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white", linewidths=0.4)
     ax.set_title("decision boundary")
     fig.tight_layout()

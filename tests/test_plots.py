@@ -134,3 +134,23 @@ def test_decision_boundary_gives_each_class_its_own_colour(tmp_path, drawn, k):
     by_class = {c: {tuple(col) for col in colours[y == c]} for c in range(k)}
     assert all(len(v) == 1 for v in by_class.values())
     assert len(set().union(*by_class.values())) == k
+
+
+def test_decision_boundary_shades_only_the_classes_the_model_predicts(tmp_path, drawn):
+    # scores -x0, -10, x0: class 0 left of x0 = 0, class 2 right, class 1 nowhere; the labels were
+    # contoured as numbers, so between 0 and 2 a strip of class 1's colour ran along the boundary
+    model = _linear(3, [[-1, 0, 0], [0, 0, -10], [1, 0, 0]])
+    X = np.array([[-1.0, -1.0], [1.0, 1.0], [-0.5, 0.5]])
+    plots.decision_boundary(model, X, [0, 2, 1], tmp_path / "b.png", resolution=15)
+    assert set(model.predict(np.c_[np.linspace(-2, 2, 50), np.zeros(50)])) == {0, 2}
+    assert _shaded_classes(drawn[0].axes[0], 3) == {0, 2}
+    from matplotlib.collections import QuadMesh  # each cell in its class's colour, the model's class there
+    ax = drawn[0].axes[0]
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    corners = mesh.get_coordinates()
+    centres = ((corners[:-1, :-1] + corners[1:, 1:]) / 2).reshape(-1, 2)
+    labels, fills = np.asarray(mesh.get_array()).ravel(), mesh.get_facecolors()
+    assert (labels == model.predict(centres)).all()
+    offsets, colours = _points(ax)
+    for c, colour in zip([0, 2, 1], colours):  # the points' labels
+        assert {tuple(f[:3]) for f in fills[labels == c]} <= {tuple(colour[:3])}
