@@ -73,8 +73,16 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
     if problem is not None:  # colours are classes: regression targets would get arbitrary ones
         raise ValueError(f"{who}: {problem}")
     y = _classes_of_labels(y, model.nout == 1, model.threshold)  # -1/+1 as 0/1, as accuracy reads them
-    pad = 0.3
-    (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
+    # a margin in proportion to each axis's span, so that data of any scale fills the picture and
+    # its outer points are not cut by the frame (0.3 where all points share a coordinate)
+    low, high = X.min(axis=0), X.max(axis=0)
+    with np.errstate(over="ignore"):
+        span = high - low
+        pad = np.where(span > 0, 0.08 * span, np.maximum(0.3, 0.1 * np.abs(low)))
+        (x0, y0), (x1, y1) = low - pad, high + pad
+        if not np.isfinite([x1 - x0, y1 - y0]).all():
+            raise ValueError(f"{who}: X spans more than a float holds (from {low.min():g} to {high.max():g}); "
+                             "scale it down to draw it")
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = np.c_[gx.ravel(), gy.ravel()]
     k = max(int(y.max()) + 1, model.nout, 2)

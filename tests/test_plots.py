@@ -66,6 +66,8 @@ def test_plots_refuse_wrong_input_naming_the_problem(tmp_path):
              ((model, X[:, :1], y), {}, ValueError, r"^decision_boundary: expected an array of shape \(n, 2\)"),
              ((model, X, y[:10]), {}, ValueError, r"^decision_boundary: X has 30 rows but y has 10 labels"),
              ((model, X[:0], y[:0]), {}, ValueError, r"^decision_boundary: X has no rows"),
+             ((model, [[-1e308, 0], [1e308, 1]], [0, 1]), {}, ValueError,  # was: "decision_function: X contains NaN"
+              r"^decision_boundary: X spans more than a float holds \(from -1e\+308 to 1e\+308\); scale it down"),
              ((model, X, [0, 1, 2] * 10), {}, ValueError, r"^decision_boundary: a model with one output tells two"),
              (("model", X, y), {}, TypeError, r"^decision_boundary: model must be a Module, got str"),
              ((mg.MLP(3, [2, 1]), X, y), {}, ValueError, r"^decision_boundary: .* 2 inputs, but the model takes 3")]
@@ -154,3 +156,17 @@ def test_decision_boundary_shades_only_the_classes_the_model_predicts(tmp_path, 
     offsets, colours = _points(ax)
     for c, colour in zip([0, 2, 1], colours):  # the points' labels
         assert {tuple(f[:3]) for f in fills[labels == c]} <= {tuple(colour[:3])}
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e8])
+def test_decision_boundary_frames_the_data_at_any_scale(tmp_path, drawn, scale):
+    # a margin of 0.3 in data units: data a millionth wide was a dot in the middle of a plane 0.6 wide
+    # (the boundary near it unresolved), and data 1e8 wide had its outer points cut in half by the frame
+    X, y = mg.data.make_moons(30, seed=0)
+    X = X * [scale, 10 * scale]
+    plots.decision_boundary(mg.MLP(2, [4, 1], seed=0), X, y, tmp_path / "b.png", resolution=10)
+    ax = drawn[0].axes[0]
+    for lim, column in ((ax.get_xlim(), X[:, 0]), (ax.get_ylim(), X[:, 1])):
+        width, span = lim[1] - lim[0], column.max() - column.min()
+        assert span / width > 0.75
+        assert lim[0] + 0.02 * width < column.min() and column.max() < lim[1] - 0.02 * width
