@@ -11,7 +11,7 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
-from microgradnn._checks import integer
+from microgradnn._checks import _is_number, integer, is_finite, shown
 from microgradnn._files import check_writable, extension, user_path, write_atomic
 from microgradnn.nn import Module
 from microgradnn.nn.module import as_matrix
@@ -105,24 +105,44 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
     return _write(fig, path, fmt, overwrite, "decision_boundary")
 
 
+def _per_epoch(values, what: str, fraction: bool = False) -> list[float]:
+    """A History list as the numbers to draw, one per epoch: finite (matplotlib leaves a gap for NaN or
+    infinity and draws strings on a categorical axis), and for accuracy within the axis's 0..1."""
+    if not isinstance(values, (list, tuple, np.ndarray)) or np.ndim(values) != 1:
+        raise TypeError(f"loss_curve: history.{what} must be a list of numbers, one per epoch, "
+                        f"got {type(values).__name__}")
+    for i, v in enumerate(values):
+        where = f"loss_curve: history.{what}[{i}] (epoch {i + 1})"
+        if not is_finite(v):
+            got = f"{v:g}" if isinstance(v, float) else shown(v) if _is_number(v) else f"{type(v).__name__} {shown(v)}"
+            raise ValueError(f"{where} must be a finite number, got {got}")
+        if fraction and not 0 <= v <= 1:
+            raise ValueError(f"{where} must be a fraction in [0, 1], got {v:g}")
+    return [float(v) for v in values]
+
+
 def loss_curve(history: History, path: str | os.PathLike, *, overwrite: bool = False) -> str:
     """Training loss (left axis) and accuracy (right axis) per epoch; the extension picks the
     format. An existing file is only replaced with `overwrite=True`."""
     path, fmt = _destination(path, overwrite, "loss_curve")
     if not isinstance(history, History):
         raise TypeError(f"loss_curve: history must be the History fit returns, got {type(history).__name__}")
-    if not history.loss:
+    loss, accuracy = _per_epoch(history.loss, "loss"), _per_epoch(history.accuracy, "accuracy", fraction=True)
+    if not loss:
         raise ValueError("loss_curve: history has no epochs to draw")
+    if accuracy and len(accuracy) != len(loss):
+        raise ValueError(f"loss_curve: history has {len(loss)} losses but {len(accuracy)} accuracies; one of each "
+                         "per epoch (or no accuracy, for regression)")
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
-    epochs = np.arange(1, len(history.loss) + 1)
+    epochs = np.arange(1, len(loss) + 1)
     marker = "o" if len(epochs) <= 30 else None  # a line of one point draws nothing
-    ax.plot(epochs, history.loss, color=PALETTE[0], label="loss", marker=marker, markersize=3)
+    ax.plot(epochs, loss, color=PALETTE[0], label="loss", marker=marker, markersize=3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs are whole: no tick at 1.5
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss", color=PALETTE[0])
-    if history.accuracy:  # none for regression
+    if accuracy:  # none for regression
         acc = ax.twinx()
-        acc.plot(epochs, history.accuracy, color=PALETTE[1], label="accuracy", marker=marker, markersize=3)
+        acc.plot(epochs, accuracy, color=PALETTE[1], label="accuracy", marker=marker, markersize=3)
         acc.set_ylabel("accuracy", color=PALETTE[1])
         acc.set_ylim(0, 1.05)
     ax.set_title("training")

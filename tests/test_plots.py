@@ -170,3 +170,33 @@ def test_decision_boundary_frames_the_data_at_any_scale(tmp_path, drawn, scale):
         width, span = lim[1] - lim[0], column.max() - column.min()
         assert span / width > 0.75
         assert lim[0] + 0.02 * width < column.min() and column.max() < lim[1] - 0.02 * width
+
+
+def test_loss_curve_refuses_a_history_it_cannot_draw_truly(tmp_path):
+    # each was drawn without a word: a gap for NaN or infinity (all NaN: an empty picture), strings on a
+    # categorical axis, accuracy in percent above the 0..1 axis; or failed inside matplotlib ("x and y
+    # must have same first dimension") for an accuracy list shorter than the loss list
+    H, nan, inf = mg.train.History, float("nan"), float("inf")
+    cases = [(H([1.0, nan, 0.5], []), r"history.loss\[1\] \(epoch 2\) must be a finite number, got nan"),
+             (H([nan] * 3, []), r"history.loss\[0\] \(epoch 1\) must be a finite number, got nan"),
+             (H([1.0, inf], []), r"history.loss\[1\] \(epoch 2\) must be a finite number, got inf"),
+             (H(["a", "b"], []), r"history.loss\[0\] \(epoch 1\) must be a finite number, got str 'a'"),
+             (H([1.0, 0.5], [0.5, nan]), r"history.accuracy\[1\] \(epoch 2\) must be a finite number, got nan"),
+             (H([1.0, 0.5], [50.0, 60.0]), r"history.accuracy\[0\] \(epoch 1\) must be a fraction in \[0, 1\], got 50"),
+             (H([1.0, 0.5, 0.3], [0.5, 0.6]), r"history has 3 losses but 2 accuracies; one of each per epoch"),
+             (H(1.5, []), r"history.loss must be a list of numbers, one per epoch, got float")]
+    for history, message in cases:
+        with pytest.raises((ValueError, TypeError), match="^loss_curve: " + message):
+            plots.loss_curve(history, tmp_path / "c.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loss_curve_draws_each_epoch_at_its_number(tmp_path, drawn):
+    X, y = mg.data.make_moons(20, seed=0)
+    history = mg.fit(mg.MLP(2, [4, 1], seed=0), X, 2 * y - 1, "hinge", "sgd", epochs=4, verbose=False)
+    plots.loss_curve(history, tmp_path / "c.png")
+    (loss,), (acc,) = (a.get_lines() for a in drawn[0].axes)
+    assert list(loss.get_xdata()) == list(acc.get_xdata()) == [1, 2, 3, 4]
+    assert list(loss.get_ydata()) == history.loss and list(acc.get_ydata()) == history.accuracy
+    low, high = drawn[0].axes[0].get_ylim()
+    assert low < min(history.loss) and max(history.loss) < high
