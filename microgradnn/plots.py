@@ -86,22 +86,31 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = np.c_[gx.ravel(), gy.ravel()]
     k = max(int(y.max()) + 1, model.nout, 2)
+    try:  # (before the figure: a failure here would leave it open, shown empty by Jupyter at the cell's end)
+        # one output: the score itself, so the boundary is the smooth threshold contour; several: the class
+        shade = (model.decision_function(grid) if model.nout == 1 else model.predict(grid)).reshape(gx.shape)
+    except ArithmeticError as e:  # the engine's own words name the node; say where it came from
+        raise type(e)(f"{who}: the model fails somewhere on the plane drawn (x from {x0:g} to "
+                      f"{x1:g}, y from {y0:g} to {y1:g}): {e}") from None
     fig, ax = plt.subplots(figsize=(5, 4.2), dpi=110)
-    cmap = ListedColormap(_colours(k))
-    if model.nout == 1:  # shade by the score itself, so the boundary is the smooth threshold contour
-        scores = model.decision_function(grid).reshape(gx.shape)
-        threshold = model.threshold
-        low, high = min(scores.min(), threshold) - 1, max(scores.max(), threshold) + 1
-        ax.contourf(gx, gy, scores, levels=[low, threshold, high], cmap=cmap, alpha=0.25)
-        ax.contour(gx, gy, scores, levels=[threshold], colors="#555555", linewidths=0.8)
-    else:
-        # each grid point in its class's colour: contouring the labels as numbers would draw a strip
-        # of class 1 wherever class 0 meets class 2
-        labels = model.predict(grid).reshape(gx.shape)
-        ax.pcolormesh(gx, gy, labels, shading="nearest", cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.25)
-    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white", linewidths=0.4)
-    ax.set_title("decision boundary")
-    fig.tight_layout()
+    try:
+        cmap = ListedColormap(_colours(k))
+        if model.nout == 1:
+            threshold = model.threshold
+            low, high = min(shade.min(), threshold) - 1, max(shade.max(), threshold) + 1
+            ax.contourf(gx, gy, shade, levels=[low, threshold, high], cmap=cmap, alpha=0.25)
+            ax.contour(gx, gy, shade, levels=[threshold], colors="#555555", linewidths=0.8)
+        else:
+            # each grid point in its class's colour: contouring the labels as numbers would draw a strip
+            # of class 1 wherever class 0 meets class 2
+            ax.pcolormesh(gx, gy, shade, shading="nearest", cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.25)
+        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white",
+                   linewidths=0.4)
+        ax.set_title("decision boundary")
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
     return _write(fig, path, fmt, overwrite, "decision_boundary")
 
 

@@ -200,3 +200,18 @@ def test_loss_curve_draws_each_epoch_at_its_number(tmp_path, drawn):
     assert list(loss.get_ydata()) == history.loss and list(acc.get_ydata()) == history.accuracy
     low, high = drawn[0].axes[0].get_ylim()
     assert low < min(history.loss) and max(history.loss) < high
+
+
+def test_decision_boundary_of_a_model_overflowing_on_the_plane_says_so_and_leaves_no_figure(tmp_path):
+    # the engine's OverflowError came out naming a dot node only, and each failed call left a pyplot
+    # figure open (Jupyter shows it, empty, at the cell's end)
+    import matplotlib.pyplot as plt
+    X, y = mg.data.make_moons(20, seed=0)
+    model = mg.MLP(2, [4, 1], seed=0)
+    for p in model.parameters():
+        p.data = 1e300
+    before = plt.get_fignums()
+    with pytest.raises(OverflowError, match=r"^decision_boundary: the model fails somewhere on "
+                                            r"the plane drawn \(x from -1\.24 to 2\.24, y from .*\): dot\("):
+        plots.decision_boundary(model, X, y, tmp_path / "b.png", resolution=5)
+    assert plt.get_fignums() == before and list(tmp_path.iterdir()) == []
