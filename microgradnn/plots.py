@@ -97,8 +97,11 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
         cmap = ListedColormap(_colours(k))
         if model.nout == 1:
             threshold = model.threshold
-            low, high = min(shade.min(), threshold) - 1, max(shade.max(), threshold) + 1
-            ax.contourf(gx, gy, shade, levels=[low, threshold, high], cmap=cmap, alpha=0.25)
+            # the bands just beyond the scores and the threshold (min - 1 is the min itself from 1e16 on,
+            # which matplotlib refuses as levels not increasing); class 0 at or below the threshold, as predict
+            low = np.nextafter(min(shade.min(), threshold), -np.inf)
+            high = np.nextafter(max(shade.max(), threshold), np.inf)
+            ax.contourf(gx, gy, shade, levels=[low, threshold, high], colors=_colours(2), alpha=0.25)
             ax.contour(gx, gy, shade, levels=[threshold], colors="#555555", linewidths=0.8)
         else:
             # each grid point in its class's colour: contouring the labels as numbers would draw a strip

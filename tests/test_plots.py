@@ -215,3 +215,22 @@ def test_decision_boundary_of_a_model_overflowing_on_the_plane_says_so_and_leave
                                             r"the plane drawn \(x from -1\.24 to 2\.24, y from .*\): dot\("):
         plots.decision_boundary(model, X, y, tmp_path / "b.png", resolution=5)
     assert plt.get_fignums() == before and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("threshold", [1e17, -1e17, 0.0])
+def test_decision_boundary_of_one_output_at_a_far_threshold(tmp_path, drawn, threshold):
+    # a threshold of 1e17 (mse on labels 0 and 2e17 sets one): the bands' edges, threshold -1 and +1,
+    # were the threshold itself, and matplotlib failed with "Contour levels must be increasing"
+    from matplotlib.contour import ContourSet
+    X, y = mg.data.make_moons(20, seed=0)
+    model = mg.MLP(2, [4, 1], seed=0)
+    model.threshold = threshold
+    plots.decision_boundary(model, X, y, tmp_path / "b.png", resolution=10)
+    ax = drawn[0].axes[0]
+    (bands,) = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
+    assert bands.levels[1] == threshold and bands.levels[0] < bands.levels[1] < bands.levels[2]
+    inside = [[i for i, p in enumerate(bands.get_paths()) if len(p.vertices) and p.contains_point(x)] for x in X]
+    assert [band for (band,) in inside] == list(model.predict(X))  # each point in its predicted class's band
+    _, colours = _points(ax)
+    for c in (0, 1):  # in the colour of the points labelled that class
+        assert tuple(bands.get_facecolors()[c][:3]) == tuple(colours[list(y).index(c)][:3])
