@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import matplotlib
-import matplotlib.pyplot as plt
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from microgradnn._checks import _is_number, integer, is_finite, shown
@@ -46,10 +46,7 @@ def _destination(path: str | os.PathLike, overwrite: bool, who: str) -> tuple[st
 def _write(fig, path: str, fmt: str, overwrite: bool, who: str) -> str:
     """Write the figure atomically; an existing file is only replaced with `overwrite=True`."""
     data = io.BytesIO()
-    try:
-        fig.savefig(data, format=fmt)
-    finally:
-        plt.close(fig)
+    fig.savefig(data, format=fmt)
     write_atomic(path, data.getvalue(), overwrite=overwrite, who=who)
     return path
 
@@ -86,34 +83,32 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = np.c_[gx.ravel(), gy.ravel()]
     k = max(int(y.max()) + 1, model.nout, 2)
-    try:  # (before the figure: a failure here would leave it open, shown empty by Jupyter at the cell's end)
+    try:
         # one output: the score itself, so the boundary is the smooth threshold contour; several: the class
         shade = (model.decision_function(grid) if model.nout == 1 else model.predict(grid)).reshape(gx.shape)
     except ArithmeticError as e:  # the engine's own words name the node; say where it came from
         raise type(e)(f"{who}: the model fails somewhere on the plane drawn (x from {x0:g} to "
                       f"{x1:g}, y from {y0:g} to {y1:g}): {e}") from None
-    fig, ax = plt.subplots(figsize=(5, 4.2), dpi=110)
-    try:
-        cmap = ListedColormap(_colours(k))
-        if model.nout == 1:
-            threshold = model.threshold
-            # the bands just beyond the scores and the threshold (min - 1 is the min itself from 1e16 on,
-            # which matplotlib refuses as levels not increasing); class 0 at or below the threshold, as predict
-            low = np.nextafter(min(shade.min(), threshold), -np.inf)
-            high = np.nextafter(max(shade.max(), threshold), np.inf)
-            ax.contourf(gx, gy, shade, levels=[low, threshold, high], colors=_colours(2), alpha=0.25)
-            ax.contour(gx, gy, shade, levels=[threshold], colors="#555555", linewidths=0.8)
-        else:
-            # each grid point in its class's colour: contouring the labels as numbers would draw a strip
-            # of class 1 wherever class 0 meets class 2
-            ax.pcolormesh(gx, gy, shade, shading="nearest", cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.25)
-        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white",
-                   linewidths=0.4)
-        ax.set_title("decision boundary")
-        fig.tight_layout()
-    except BaseException:
-        plt.close(fig)
-        raise
+    # a Figure of its own, not pyplot's: no backend to load (an interactive one fails with no display), no
+    # figure left open in the user's session
+    fig = Figure(figsize=(5, 4.2), dpi=110)
+    ax = fig.subplots()
+    cmap = ListedColormap(_colours(k))
+    if model.nout == 1:
+        threshold = model.threshold
+        # the bands just beyond the scores and the threshold (min - 1 is the min itself from 1e16 on,
+        # which matplotlib refuses as levels not increasing); class 0 at or below the threshold, as predict
+        low = np.nextafter(min(shade.min(), threshold), -np.inf)
+        high = np.nextafter(max(shade.max(), threshold), np.inf)
+        ax.contourf(gx, gy, shade, levels=[low, threshold, high], colors=_colours(2), alpha=0.25)
+        ax.contour(gx, gy, shade, levels=[threshold], colors="#555555", linewidths=0.8)
+    else:
+        # each grid point in its class's colour: contouring the labels as numbers would draw a strip
+        # of class 1 wherever class 0 meets class 2
+        ax.pcolormesh(gx, gy, shade, shading="nearest", cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.25)
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white", linewidths=0.4)
+    ax.set_title("decision boundary")
+    fig.tight_layout()
     return _write(fig, path, fmt, overwrite, "decision_boundary")
 
 
@@ -145,7 +140,8 @@ def loss_curve(history: History, path: str | os.PathLike, *, overwrite: bool = F
     if accuracy and len(accuracy) != len(loss):
         raise ValueError(f"loss_curve: history has {len(loss)} losses but {len(accuracy)} accuracies; one of each "
                          "per epoch (or no accuracy, for regression)")
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
+    fig = Figure(figsize=(5, 3.4), dpi=110)
+    ax = fig.subplots()
     epochs = np.arange(1, len(loss) + 1)
     marker = "o" if len(epochs) <= 30 else None  # a line of one point draws nothing
     ax.plot(epochs, loss, color=PALETTE[0], label="loss", marker=marker, markersize=3)

@@ -234,3 +234,21 @@ def test_decision_boundary_of_one_output_at_a_far_threshold(tmp_path, drawn, thr
     _, colours = _points(ax)
     for c in (0, 1):  # in the colour of the points labelled that class
         assert tuple(bands.get_facecolors()[c][:3]) == tuple(colours[list(y).index(c)][:3])
+
+
+def test_plots_need_no_backend_and_leave_pyplot_alone(tmp_path):
+    # they drew with pyplot: importing the module loaded the user's backend, and an interactive one on a
+    # machine with no display failed the import ("Cannot load backend 'TkAgg' ... 'headless' is running")
+    import os
+    import subprocess
+    import sys
+    script = ("import sys, matplotlib; matplotlib.use('TkAgg')\n"
+              "import microgradnn as mg; from microgradnn import plots\n"
+              "X, y = mg.data.make_moons(10, seed=0)\n"
+              f"plots.decision_boundary(mg.MLP(2, [2, 1], seed=0), X, y, {str(tmp_path / 'b.png')!r}, resolution=5)\n"
+              f"plots.loss_curve(mg.train.History([1.0, 0.5], [0.5, 0.7]), {str(tmp_path / 'c.png')!r})\n"
+              "assert 'matplotlib.pyplot' not in sys.modules\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-800:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png", "c.png"]
