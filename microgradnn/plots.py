@@ -152,7 +152,7 @@ def loss_curve(history: History, path: str | os.PathLike, *, overwrite: bool = F
         acc = ax.twinx()
         acc.plot(epochs, accuracy, color=PALETTE[1], label="accuracy", marker=marker, markersize=3)
         acc.set_ylabel("accuracy", color=PALETTE[1])
-        acc.set_ylim(0, 1.05)
+        acc.set_ylim(-0.05, 1.05)  # (a marker on the frame is cut in half)
     ax.set_title("training")
     fig.tight_layout()
     return _write(fig, path, fmt, overwrite, "loss_curve")

@@ -252,3 +252,10 @@ def test_plots_need_no_backend_and_leave_pyplot_alone(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-800:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png", "c.png"]
+
+
+def test_loss_curve_shows_accuracy_0_and_1_whole(tmp_path, drawn):
+    # the accuracy axis ran from exactly 0: an epoch of accuracy 0 sat on the frame, its marker cut in half
+    plots.loss_curve(mg.train.History([2.0, 1.0, 0.5], [0.0, 0.5, 1.0]), tmp_path / "c.png")
+    low, high = drawn[0].axes[1].get_ylim()
+    assert low < -0.02 and high > 1.02
