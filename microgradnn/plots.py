@@ -7,7 +7,7 @@ import os
 import numpy as np
 import matplotlib
 from matplotlib.backend_bases import FigureCanvasBase
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -85,7 +85,7 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
     k = max(int(y.max()) + 1, model.nout, 2)
     try:
         # one output: the score itself, so the boundary is the smooth threshold contour; several: the class
-        shade = (model.decision_function(grid) if model.nout == 1 else model.predict(grid)).reshape(gx.shape)
+        shade = model.decision_function(grid).reshape(*gx.shape, -1)[..., 0 if model.nout == 1 else slice(None)]
     except ArithmeticError as e:  # the engine's own words name the node; say where it came from
         raise type(e)(f"{who}: the model fails somewhere on the plane drawn (x from {x0:g} to "
                       f"{x1:g}, y from {y0:g} to {y1:g}): {e}") from None
@@ -103,9 +103,21 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
         ax.contourf(gx, gy, shade, levels=[low, threshold, high], colors=_colours(2), alpha=0.25)
         ax.contour(gx, gy, shade, levels=[threshold], colors="#555555", linewidths=0.8)
     else:
-        # each grid point in its class's colour: contouring the labels as numbers would draw a strip
-        # of class 1 wherever class 0 meets class 2
-        ax.pcolormesh(gx, gy, shade, shading="nearest", cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.25)
+        # each class where its score is above every other's, the 0 contour of its margin: smooth edges, and
+        # no strip of a class the model never predicts between two others (contouring the labels as numbers
+        # drew one along the edge of classes 0 and 2); below them, and alone where scores tie or margins
+        # overflow, each grid cell in predict's class (the first maximum): it shows
+        # in the gaps the contours leave near a point where three classes meet (each margin is
+        # interpolated on its own); opaque, in the colours a quarter of each class's over white gives
+        light = [tuple(0.75 + 0.25 * np.array(to_rgb(c))) for c in _colours(k)]
+        ax.pcolormesh(gx, gy, shade.argmax(axis=-1), shading="nearest", cmap=ListedColormap(light), vmin=-0.5,
+                      vmax=k - 0.5)
+        with np.errstate(over="ignore", invalid="ignore"):
+            margins = [shade[..., c] - np.delete(shade, c, axis=-1).max(axis=-1) for c in range(shade.shape[-1])]
+        if all(np.isfinite(m).all() and (m != 0).all() for m in margins):
+            for c, margin in enumerate(margins):
+                if margin.max() > 0:
+                    ax.contourf(gx, gy, margin, levels=[0.0, margin.max()], colors=[light[c]])
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=18, edgecolors="white", linewidths=0.4)
     ax.set_title("decision boundary")
     fig.tight_layout()

@@ -108,16 +108,11 @@ def _points(ax):
 
 
 def _shaded_classes(ax, k):
-    """The classes whose colour the background shows somewhere, for a model of k > 1 outputs."""
+    """The classes whose colour the background shows somewhere, for a model of k > 1 outputs (each grid
+    cell's class is drawn below the smooth contours, which cover it but near points where three meet)."""
     from matplotlib.collections import QuadMesh
-    from matplotlib.contour import ContourSet
-    shown = set()
-    for c in ax.collections:
-        if isinstance(c, QuadMesh):
-            shown |= {int(v) for v in np.unique(c.get_array())}
-        elif isinstance(c, ContourSet) and c.filled:  # band i (of levels -0.5, 0.5, ...) is class i
-            shown |= {i for i, p in enumerate(c.get_paths()) if len(p.vertices)}
-    return shown
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    return {int(v) for v in np.unique(mesh.get_array())}
 
 
 def _linear(nout, rows):
@@ -154,8 +149,37 @@ def test_decision_boundary_shades_only_the_classes_the_model_predicts(tmp_path, 
     labels, fills = np.asarray(mesh.get_array()).ravel(), mesh.get_facecolors()
     assert (labels == model.predict(centres)).all()
     offsets, colours = _points(ax)
-    for c, colour in zip([0, 2, 1], colours):  # the points' labels
-        assert {tuple(f[:3]) for f in fills[labels == c]} <= {tuple(colour[:3])}
+    for c, colour in zip([0, 2, 1], colours):  # the points' labels; the plane a quarter of their colour over white
+        assert {tuple(f[:3]) for f in fills[labels == c]} <= {tuple(0.75 + 0.25 * colour[:3])}
+
+
+def test_decision_boundary_of_several_classes_shows_the_plane_in_the_predicted_classes_colours(tmp_path, drawn):
+    # each class where its score beats the others' (its margin's 0 contour): smooth edges, read back
+    # as a person sees them, pixel by pixel, away from the edges and the points
+    from matplotlib.colors import to_rgb
+    from matplotlib.contour import ContourSet
+    model = _linear(3, [[-1, 0.3, 0.05], [0.2, 1, -0.1], [1, -0.4, 0.02]])
+    X = np.array([[-1.0, -1.0], [1.0, 1.0], [-0.5, 0.5], [1.0, -1.0]])
+    plots.decision_boundary(model, X, [0, 1, 0, 2], tmp_path / "b.png", resolution=40)
+    fig, ax = drawn[0], drawn[0].axes[0]
+    assert any(isinstance(c, ContourSet) for c in ax.collections)  # smooth edges: no scores tie on this grid
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3] / 255
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    rng = np.random.default_rng(0)  # (inside the frame, whose lines are black)
+    probes = np.c_[rng.uniform(x0, x1, 600), rng.uniform(y0, y1, 600)] * 0.96
+    top = np.sort(model.decision_function(probes), axis=1)
+    far = (top[:, -1] - top[:, -2] > 0.15) & (np.abs(probes[:, None] - X[None]).max(-1).min(1) > 0.15)
+    probes = probes[far]
+    shades = np.array([0.75 + 0.25 * np.array(to_rgb(c)) for c in plots._colours(3)])  # alpha 0.25 over white
+    px = ax.transData.transform(probes)
+    seen = image[image.shape[0] - 1 - px[:, 1].astype(int), px[:, 0].astype(int)]
+    shown = np.abs(seen[:, None] - shades[None]).max(-1).argmin(1)
+    assert len(probes) > 200 and set(shown) == {0, 1, 2}
+    assert (shown == model.predict(probes)).all()
+    assert (np.abs(seen - shades[shown]).max(-1) < 0.02).all()
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e8])
