@@ -2100,3 +2100,21 @@ def test_neurons_of_their_own_reading_other_inputs_at_one_depth_get_their_own_bi
     a, b = mg.Neuron(2, "linear", seed=0), mg.Neuron(2, "linear", seed=1)
     fn = lambda s: (a([s[0], s[1]]) * b([s[1], s[2]])).tanh()  # noqa: E731
     same_as_scalar(fn, [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5], [1.0, 1.0, 1.0]], [*a.parameters(), *b.parameters()])
+
+
+def test_a_sample_number_compared_with_an_int_no_float_equals_decides_alike_for_every_sample():
+    w = Value(0.5, "w")
+    big = 2 ** 53 + 1  # no float equals it: every float sample decides == as False, != as True
+    fn = lambda s: w * s[0] * (3.0 if s[0] == big else 1.0) + w * (2.0 if s[0] > 0 else -1.0)  # noqa: E731
+    assert same_as_scalar(fn, [[1.0], [2.0 ** 53], [-4.5], [-1.0], [3.0]], [w]).recordings == 2
+
+
+def test_an_embedding_row_picked_gets_its_gradient_after_zero_grad_to_none_and_the_others_keep_none():
+    emb = mg.nn.Embedding(3, 1, seed=0)
+    step = mg.compile(lambda s: emb(s[0])[0] ** 2)
+    for p in emb.parameters():
+        p.grad = None
+    step([[0], [2], [0]]).backward()
+    rows = [emb.weight[i][0] for i in range(3)]
+    assert rows[1].grad is None
+    assert rows[0].grad == pytest.approx(2 * 2 * rows[0].data / 3) and rows[2].grad == pytest.approx(2 * rows[2].data / 3)
