@@ -375,9 +375,11 @@ class _Tape:
                         reached[j] = True
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
         # take's parameter options, by the slot a sample picks: the scalar loop's take of a plain
-        # index (an Embedding's row) has the picked option alone in its graph, the others' .grad untouched
-        self.take_groups = [g for g in self.groups if type(g) is _Group and g.op is _TAKE
-                            and g.op.derivatives is _TAKE_RULES]
+        # index (an Embedding's row) has the picked option alone in its graph, the others' .grad
+        # untouched; so has a take whose result never reaches the loss (an embedding's unused column)
+        reached_out = np.array(reached, dtype=bool)
+        self.take_groups = [(g, reached_out[g.out]) for g in self.groups if type(g) is _Group and g.op is _TAKE
+                            and g.op.derivatives is _TAKE_RULES and reached_out[g.out].any()]
         self.slot_position = np.full(self.n_slots, -1)
         self.slot_position[param_slots] = [position[s] for s in param_slots]
         self.walked = np.array([position[s] for s in param_slots if walked[s]], dtype=int)
@@ -414,9 +416,10 @@ class _Tape:
     def picked(self, V: np.ndarray) -> np.ndarray:
         """The places in P of the parameters take's nodes picked for the samples of V."""
         found = [np.empty(0, dtype=int)]
-        for g in self.take_groups:
+        for g, on_path in self.take_groups:  # (the nodes of the group whose result reaches the loss)
             slots, valid = _take_slots(g, V)
-            at = self.slot_position[slots if valid is None else slots[valid]]
+            keep = np.broadcast_to(on_path[:, None], slots.shape) if valid is None else valid & on_path[:, None]
+            at = self.slot_position[slots[keep]]
             found.append(at[at >= 0])
         return np.unique(np.concatenate(found))
 

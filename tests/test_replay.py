@@ -2059,3 +2059,28 @@ def test_take_of_computed_options_or_a_parameter_index_gives_grads_compiled_as_i
                 (sum(fn(s) for s in batch) / len(batch)).backward()
             seen.append([w.grad, u.grad])
         assert seen[1] == seen[0], k
+
+
+def test_a_take_whose_result_never_reaches_the_loss_leaves_the_picked_rows_grad_none():
+    # In the scalar loop a plain index picks the option itself, and an option whose pick the loss
+    # never uses (an embedding's other column; a take's sum dropped by min()) is not in its graph:
+    # its .grad stays None. Replay gave it 0.0, as though its take node were on the loss's path.
+    def fns(emb, w):
+        return [lambda s: emb(s["k"])[1] * s["t"],
+                lambda s: min(w[2] * s["t"] + mg.take(s["k"], w[:2]), w[2])]
+    for k in range(2):
+        seen = []
+        for compiled in (False, True):
+            mg.manual_seed(0)
+            emb, w = mg.nn.Embedding(3, 2), [Value(0.5, "w0"), Value(-0.3, "w1"), Value(2.0, "w2")]
+            params = [*emb.parameters(), *w]
+            for p in params:
+                p.grad = None  # (zero_grad(set_to_none=True))
+            fn = fns(emb, w)[k]
+            batch = [{"k": 0, "t": 1.0}, {"k": 1, "t": 1.0}]
+            if compiled:
+                mg.compile(fn)(batch).backward()
+            else:
+                (sum(fn(s) for s in batch) / len(batch)).backward()
+            seen.append([p.grad for p in params])
+        assert seen[1] == seen[0], k
