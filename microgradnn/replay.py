@@ -758,6 +758,13 @@ def _refusal_check(op: Any, slots: list[int]) -> Callable:
 
 # ---- compiled functions ------------------------------------------------------------------------
 
+def _needs_grad(run: tuple) -> bool:
+    """Whether some sample's loss of the run requires grad in the scalar loop: a parameter a take
+    of a plain index (an embedding's row) offers is in a sample's graph only if that sample picks it."""
+    tape, V = run[0], run[1]
+    return tape.requires_grad and (len(tape.reached) > 0 or len(tape.picked(V)) > 0)
+
+
 def _grads_of(params: list[Value], grads: list) -> list[float]:
     """The parameters' `.grad`s (`grads`, as read) as floats, as the scalar backward takes them:
     None (PyTorch's "no gradient yet") is 0, another finite number a float; anything else is refused."""
@@ -834,7 +841,7 @@ class BatchResult:
     def _backward(self) -> None:
         params = self._params
         runs = self._runs  # (the first tape's answer is usually enough: no generator then)
-        if not runs[0][0].requires_grad and not any(run[0].requires_grad for run in runs):  # as the scalar mean
+        if not _needs_grad(runs[0]) and not any(map(_needs_grad, runs)):  # as the scalar mean
             raise RuntimeError("compiled backward: the mean loss does not require grad (it was computed inside "
                                "no_grad(), or fn computed it from no Value with requires_grad=True)")
         unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)

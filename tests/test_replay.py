@@ -2084,3 +2084,24 @@ def test_a_take_whose_result_never_reaches_the_loss_leaves_the_picked_rows_grad_
                 (sum(fn(s) for s in batch) / len(batch)).backward()
             seen.append([p.grad for p in params])
         assert seen[1] == seen[0], k
+
+
+def test_a_batch_whose_takes_pick_only_frozen_options_refuses_backward_as_the_scalar_loop():
+    # In the scalar loop a plain index picks the option itself: a sample that picks a frozen row
+    # of a table has a loss that requires no grad, and backward of their mean is refused. Replay's
+    # take node has every row as an input, so its mean took a backward that added nothing.
+    w = [Value(0.5, "w0"), Value(2.0, "w1")]
+    w[1].requires_grad_(False)
+
+    def fn(s):
+        return mg.take(s[0], w) * 3.0
+    for batch, refused in (([[1]], True), ([[1], [1]], True), ([[0], [1]], False)):
+        for compiled in (False, True):
+            w[0].grad = w[1].grad = None
+            mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+            if refused:
+                with pytest.raises(RuntimeError, match="does not require grad"):
+                    mean.backward()
+            else:
+                mean.backward()
+                assert (w[0].grad, w[1].grad) == (1.5, None)
