@@ -2105,3 +2105,25 @@ def test_a_batch_whose_takes_pick_only_frozen_options_refuses_backward_as_the_sc
             else:
                 mean.backward()
                 assert (w[0].grad, w[1].grad) == (1.5, None)
+
+
+def test_binary_cross_entropy_of_a_saturated_right_prediction_is_zero_compiled_as_in_the_scalar_loop():
+    # sigmoid(40) is 1.0: for target 1 the scalar loop's term of weight 1 - t = 0 adds nothing, and
+    # the loss is 0. Compiled, the target is a Value, both terms are kept, and log(1 - p) at p = 1
+    # was refused: "prediction 1.0 for target 1.0 gives an infinite loss".
+    w = Value(1.0, "w")
+
+    def fn(s):
+        return losses.binary_cross_entropy([(w * s[0]).sigmoid()], [s[1]])
+    for batch in ([[0.5, 1], [40.0, 1]], [[-800.0, 0]], [[40.0, 1.0], [-800.0, 0.0]]):
+        seen = []
+        for compiled in (False, True):
+            w.grad = None
+            mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+            mean.backward()
+            seen.append((mean.data, w.grad))
+        assert seen[1] == pytest.approx(seen[0], rel=1e-12), batch
+    with pytest.raises(ValueError, match=r"prediction 1.0 for target 0(\.0)? gives an infinite loss"):
+        mg.compile(fn)([[0.5, 1], [40.0, 0]])  # the wrong way round: infinite, refused as in the scalar loop
+    with pytest.raises(ValueError, match=r"prediction 1.0 for target 0(\.0)? gives an infinite loss"):
+        fn([40.0, 0])
