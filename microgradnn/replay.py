@@ -367,13 +367,24 @@ class _Tape:
             if walked[i] and v.inputs and (v._requires_grad or not any(x._requires_grad for x in v.inputs)):
                 # a take whose index is no parameter's (a plain index in the scalar loop): its parameter
                 # options are reached only where a sample picks them (see `picked`); a computed option's
-                # parameters, through it (here, for all samples, as before)
+                # parameters, through it (here, for all samples; `reached_by` works them out by sample)
                 picks = v._op is _TAKE and _TAKE.derivatives is _TAKE_RULES and not needs[structure[i][1][0]]
                 for k, j in enumerate(structure[i][1]):
                     walked[j] = True
                     if reached[i] and needs[j] and not (picks and k and kinds[j] == "param"):
                         reached[j] = True
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
+        # a take of a plain index whose options are computed from parameters (a loss picking one of
+        # its terms by a sample's number) has only the picked option in a sample's graph: then which
+        # parameters a gradient reaches is worked out sample by sample (see `reached_by`)
+        self.reach_plan = None
+        if any(reached[i] and order[i]._op is _TAKE and _TAKE.derivatives is _TAKE_RULES
+               and not needs[structure[i][1][0]] and any(needs[j] and kinds[j] != "param" for j in structure[i][1][1:])
+               for i in range(self.n_slots)):
+            self.reach_plan = (root, [
+                (i, structure[i][1][0] if order[i]._op is _TAKE and _TAKE.derivatives is _TAKE_RULES
+                 and not needs[structure[i][1][0]] else -1, [(k, j) for k, j in enumerate(structure[i][1]) if needs[j]])
+                for i in range(self.n_slots - 1, -1, -1) if reached[i] and order[i].inputs])
         # take's parameter options, by the slot a sample picks: the scalar loop's take of a plain
         # index (an Embedding's row) has the picked option alone in its graph, the others' .grad
         # untouched; so has a take whose result never reaches the loss (an embedding's unused column)
@@ -412,6 +423,27 @@ class _Tape:
         # Arrays reused from call to call: fresh ones cost more than the arithmetic (page faults).
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
+
+    def reached_by(self, V: np.ndarray) -> np.ndarray:
+        """The places in P of the parameters some sample of V has in its loss's graph, as in the
+        scalar loop: through a take of a plain index, only the option the sample picks."""
+        if self.reach_plan is None:
+            return np.union1d(self.reached, self.picked(V)) if self.take_groups else self.reached
+        root, plan = self.reach_plan
+        R = np.zeros((self.n_slots, V.shape[1]), dtype=bool)
+        R[root] = True
+        for i, index, inputs in plan:
+            flows = R[i]
+            if not flows.any():
+                continue
+            picked = V[index] if index >= 0 else None
+            for k, j in inputs:
+                if picked is None:
+                    R[j] |= flows
+                elif k:
+                    R[j] |= flows & (picked == k - 1)
+        at = self.slot_position[np.flatnonzero(R.any(axis=1))]
+        return at[at >= 0]
 
     def picked(self, V: np.ndarray) -> np.ndarray:
         """The places in P of the parameters take's nodes picked for the samples of V."""
@@ -762,6 +794,8 @@ def _needs_grad(run: tuple) -> bool:
     """Whether some sample's loss of the run requires grad in the scalar loop: a parameter a take
     of a plain index (an embedding's row) offers is in a sample's graph only if that sample picks it."""
     tape, V = run[0], run[1]
+    if tape.reach_plan is not None:
+        return tape.requires_grad and len(tape.reached_by(V)) > 0
     return tape.requires_grad and (len(tape.reached) > 0 or len(tape.picked(V)) > 0)
 
 
@@ -878,9 +912,7 @@ class BatchResult:
             live = np.zeros(len(PG), dtype=bool)
             for (tape, V, *_), index in zip(self._runs, self._index):
                 at = np.arange(len(PG))[index]  # the tape's parameters' places
-                live[at[tape.reached]] = True
-                if tape.take_groups:
-                    live[at[tape.picked(V)]] = True
+                live[at[tape.reached_by(V)]] = True
             if unfrozen:
                 ids = set(map(id, unfrozen))
                 live |= np.fromiter((id(p) in ids for p in params), bool, len(PG))

@@ -2127,3 +2127,25 @@ def test_binary_cross_entropy_of_a_saturated_right_prediction_is_zero_compiled_a
         mg.compile(fn)([[0.5, 1], [40.0, 0]])  # the wrong way round: infinite, refused as in the scalar loop
     with pytest.raises(ValueError, match=r"prediction 1.0 for target 0(\.0)? gives an infinite loss"):
         fn([40.0, 0])
+
+
+def test_take_of_computed_options_reaches_only_the_picked_options_parameters_as_the_scalar_loop():
+    # A plain index picks the option itself in the scalar loop: the parameters behind the options
+    # no sample picks are not in the graph (.grad stays None), and a batch picking only a constant
+    # option has a loss that requires no grad (backward refused). Replay reached every option's
+    # parameters for every sample: .grad 0.0, and a backward that added nothing.
+    w, u = Value(0.5, "w"), Value(2.0, "u")
+    fns = [lambda s: mg.take(s[0], [w * s[1], u * s[1]]), lambda s: mg.take(s[0], [w * s[1], 2.0])]
+    for k, fn in enumerate(fns):
+        for batch in ([[0, 1.0]], [[1, 1.0]], [[0, 1.0], [1, 3.0]]):
+            seen = []
+            for compiled in (False, True):
+                w.grad = u.grad = None
+                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+                try:
+                    mean.backward()
+                    seen.append((mean.data, w.grad, u.grad))
+                except RuntimeError as e:
+                    assert "does not require grad" in str(e)
+                    seen.append("refused")
+            assert seen[1] == seen[0], (k, batch)
