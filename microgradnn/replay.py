@@ -792,8 +792,12 @@ def _refusal_check(op: Any, slots: list[int]) -> Callable:
 
 def _needs_grad(run: tuple) -> bool:
     """Whether some sample's loss of the run requires grad in the scalar loop: a parameter a take
-    of a plain index (an embedding's row) offers is in a sample's graph only if that sample picks it."""
+    of a plain index (an embedding's row) offers is in a sample's graph only if that sample picks it.
+    Never inside no_grad(), where the scalar loop's sum of the losses is made (a loss that is a
+    parameter itself, `max(w * x, w1)`, requires grad there too)."""
     tape, V = run[0], run[1]
+    if not tape.grad_enabled:
+        return False
     if tape.reach_plan is not None:
         return tape.requires_grad and len(tape.reached_by(V)) > 0
     return tape.requires_grad and (len(tape.reached) > 0 or len(tape.picked(V)) > 0)

@@ -2149,3 +2149,21 @@ def test_take_of_computed_options_reaches_only_the_picked_options_parameters_as_
                     assert "does not require grad" in str(e)
                     seen.append("refused")
             assert seen[1] == seen[0], (k, batch)
+
+
+def test_a_call_inside_no_grad_whose_fn_returns_a_parameter_itself_refuses_backward():
+    # max() returns one of its arguments: a sample's loss may be the parameter w1 itself, which
+    # requires grad inside no_grad() too. The scalar mean of the batch is an op made inside
+    # no_grad(), so its backward is refused; compiled, it ran and added into w1.grad.
+    w = [Value(0.5, "w0"), Value(1.0, "w1")]
+
+    def fn(s):
+        return max(w[0] * s[0], w[1])
+    for batch in ([[1.0], [3.0]], [[1.0]]):
+        for compiled in (False, True):
+            w[0].grad = w[1].grad = None
+            with mg.no_grad():
+                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+            with pytest.raises(RuntimeError, match="does not require grad"):
+                mean.backward()
+            assert (w[0].grad, w[1].grad) == (None, None)
