@@ -370,9 +370,9 @@ class _Tape:
                 # parameters, through it (here, for all samples; `reached_by` works them out by sample)
                 picks = v._op is _TAKE and _TAKE.derivatives is _TAKE_RULES and not needs[structure[i][1][0]]
                 for k, j in enumerate(structure[i][1]):
-                    walked[j] = True
-                    if reached[i] and needs[j] and not (picks and k and kinds[j] == "param"):
-                        reached[j] = True
+                    if not (picks and k and kinds[j] == "param"):
+                        walked[j] = True
+                        reached[j] = reached[j] or reached[i] and needs[j]
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
         # a take of a plain index whose options are computed from parameters (a loss picking one of
         # its terms by a sample's number) has only the picked option in a sample's graph: then which
@@ -391,6 +391,9 @@ class _Tape:
         reached_out = np.array(reached, dtype=bool)
         self.take_groups = [(g, reached_out[g.out]) for g in self.groups if type(g) is _Group and g.op is _TAKE
                             and g.op.derivatives is _TAKE_RULES and reached_out[g.out].any()]
+        walked_out = np.array(walked, dtype=bool)  # (and those the scalar backward walks to: see `_walked`)
+        self.walk_takes = [(g, walked_out[g.out]) for g in self.groups if type(g) is _Group and g.op is _TAKE
+                           and g.op.derivatives is _TAKE_RULES and walked_out[g.out].any()]
         self.slot_position = np.full(self.n_slots, -1)
         self.slot_position[param_slots] = [position[s] for s in param_slots]
         self.walked = np.array([position[s] for s in param_slots if walked[s]], dtype=int)
@@ -445,10 +448,11 @@ class _Tape:
         at = self.slot_position[np.flatnonzero(R.any(axis=1))]
         return at[at >= 0]
 
-    def picked(self, V: np.ndarray) -> np.ndarray:
-        """The places in P of the parameters take's nodes picked for the samples of V."""
+    def picked(self, V: np.ndarray, walked: bool = False) -> np.ndarray:
+        """The places in P of the parameters take's nodes picked for the samples of V (of the
+        takes on the loss's path, or, if `walked`, those the scalar backward walks to)."""
         found = [np.empty(0, dtype=int)]
-        for g, on_path in self.take_groups:  # (the nodes of the group whose result reaches the loss)
+        for g, on_path in self.walk_takes if walked else self.take_groups:  # (the group's nodes that count)
             slots, valid = _take_slots(g, V)
             keep = np.broadcast_to(on_path[:, None], slots.shape) if valid is None else valid & on_path[:, None]
             at = self.slot_position[slots[keep]]
@@ -946,9 +950,10 @@ class BatchResult:
     def _walked(self) -> list[Value]:
         """The parameters in this batch's graphs, which the scalar backward walks to (and refuses
         to differentiate at, once one is set): not one only decided on, or only another batch's."""
-        positions = np.arange(len(self._params))
-        used = np.unique(np.concatenate([positions[index][tape.walked] for (tape, *_), index in
-                                         zip(self._runs, self._index)]))
+        positions = np.arange(len(self._params))  # (a take's parameter options: those a sample picked)
+        used = np.unique(np.concatenate([positions[index][np.union1d(tape.walked, tape.picked(V, walked=True))
+                                                          if tape.walk_takes else tape.walked]
+                                         for (tape, V, *_), index in zip(self._runs, self._index)]))
         return [self._params[i] for i in used.tolist()]
 
     def _gradient(self, careful: bool) -> np.ndarray:

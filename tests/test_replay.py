@@ -2167,3 +2167,25 @@ def test_a_call_inside_no_grad_whose_fn_returns_a_parameter_itself_refuses_backw
             with pytest.raises(RuntimeError, match="does not require grad"):
                 mean.backward()
             assert (w[0].grad, w[1].grad) == (None, None)
+
+
+def test_setting_a_take_option_no_sample_picked_leaves_backward_as_the_scalar_loop():
+    # The scalar graph of take(k, table) with a plain k holds the picked row alone: setting another
+    # row's data between the forward and backward changes nothing there, and backward runs. The
+    # compiled result refused it ("the data of parameter 'E[2,0]' was changed") as if every row were used.
+    for compiled in (False, True):
+        mg.manual_seed(0)
+        emb = mg.nn.Embedding(3, 1)
+        w = [Value(0.5, "w0"), Value(-0.3, "w1")]
+
+        def fn(s):
+            return emb(s[0])[0] * mg.take(s[0], w) * s[1]
+        batch = [[0, 1.0], [0, 2.0]]
+        mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+        emb.parameters()[2].data = 7.0
+        w[1].data = 7.0
+        mean.backward()
+        assert (emb.parameters()[0].grad, w[0].grad) == pytest.approx((0.5 * 1.5, emb.parameters()[0].data * 1.5))
+        emb.parameters()[0].data = 7.0  # a row a sample picked: refused, compiled or not
+        with pytest.raises(RuntimeError, match="changed"):
+            mean.backward()
