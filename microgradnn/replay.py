@@ -240,6 +240,7 @@ class _Tape:
                  own: list[Value] = (), constants: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
+        self.returned_number = False  # fn returned a plain number, not a Value (set by Compiled._record)
         self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
         guard_values = [x for g in guards for x in g.values()]
         order = topological_order(out)
@@ -794,6 +795,18 @@ def _refusal_check(op: Any, slots: list[int]) -> Callable:
 
 # ---- compiled functions ------------------------------------------------------------------------
 
+def _number_loss(x: Real, sample: int) -> float:
+    """A plain number fn returned as a sample's loss, as a float, refused if not finite (the scalar
+    loop's sum refuses it)."""
+    try:
+        f = float(x)
+    except OverflowError:  # (an int too large for a float)
+        f = math.inf
+    if not math.isfinite(f):
+        raise ValueError(f"compiled, sample {sample}: fn returned {shown(x)}, a loss that is not finite")
+    return f
+
+
 def _needs_grad(run: tuple) -> bool:
     """Whether some sample's loss of the run requires grad in the scalar loop: a parameter a take
     of a plain index (an embedding's row) offers is in a sample's graph only if that sample picks it.
@@ -1095,8 +1108,13 @@ class Compiled:
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
         out, leaves, guards, start, made, own, lifted = self._run(shape, numbers, sample)
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own,
+        number = not isinstance(out, Value)  # a constant loss for this path (the scalar loop's sum adds it)
+        if number:
+            out = Value(_number_loss(out, sample), requires_grad=False)
+        tape = _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own,
                      lifted)
+        tape.returned_number = number
+        return tape
 
     def _run(self, shape, numbers: np.ndarray, sample: int) -> tuple:
         """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made,
@@ -1130,7 +1148,7 @@ class Compiled:
         if refused is not None:  # fn caught it, and went on where the scalar loop computes a number
             raise TypeError(f"{refused.answer} (at {refused.where}; fn caught the error, but the scalar loop has no "
                             f"error there)")
-        if not isinstance(out, Value):
+        if not isinstance(out, (Value, Real)) or isinstance(out, (bool, np.bool_)):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
         return out, leaves, guards, start, made, own, lifted
 
@@ -1219,6 +1237,9 @@ class Compiled:
                 losses[samples] = V[tape.root]
                 outputs = self._outputs(outputs, tape, V, samples, n)
                 pending = pending[:0] if every else pending[~ok]
+        if all(run[0].returned_number for run in runs):  # the scalar loop's mean is a number then, with no backward()
+            raise TypeError(f"compile: fn must return a Value (the sample's loss) for some sample of the batch; it "
+                            f"returned a plain number for all {n}")
         return BatchResult(self, runs, losses, outputs)
 
     def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list, parts: list) -> _Tape:

@@ -2189,3 +2189,24 @@ def test_setting_a_take_option_no_sample_picked_leaves_backward_as_the_scalar_lo
         emb.parameters()[0].data = 7.0  # a row a sample picked: refused, compiled or not
         with pytest.raises(RuntimeError, match="changed"):
             mean.backward()
+
+
+def test_fn_returning_a_plain_number_for_some_samples_is_a_constant_loss_as_in_the_scalar_loop():
+    # A hand-written hinge, max(0, 1 - y * s), returns the int 0 for a sample beyond the margin: the
+    # scalar loop's sum takes it as a constant. Compiled, such a sample was refused ("fn must return
+    # a Value"). A batch on which fn returns numbers only is still refused: its scalar mean is a
+    # plain number, with no .backward().
+    w = Value(0.5, "w")
+
+    def fn(x, y):
+        return max(0, 1 - y * (w * x[0]))
+    for X, y in (([[1.0], [4.0], [-1.0]], [1, 1, 1]), ([[4.0], [1.0]], [1, -1])):
+        seen = []
+        for compiled in (False, True):
+            w.grad = None
+            mean = mg.compile(fn)(X, y) if compiled else sum(fn(x, t) for x, t in zip(X, y)) / len(X)
+            mean.backward()
+            seen.append((mean.data, w.grad))
+        assert seen[1] == pytest.approx(seen[0], rel=1e-12)
+    with pytest.raises(TypeError, match="must return a Value"):
+        mg.compile(fn)([[4.0], [8.0]], [1, 1])
