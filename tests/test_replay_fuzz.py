@@ -211,7 +211,7 @@ def statement(r, depth: int = 0) -> list[str]:
         lambda: [f"if float(h) < {c}:", *sub()],
         lambda: ["if h:", *sub()],
         lambda: [f"h = h + (W[{a}] if h.data > {c} else W[{b}])"],
-        lambda: [f"h = {r.choice(['max', 'min'])}(h, W[{a}] * s['t'], W[{b}])"],
+        lambda: [f"h = {r.choice(['max', 'min'])}(h, W[{a}] * s['t'], {r.choice([f'W[{b}]', c])})"],  # a number?
         lambda: [f"if {lo} < h <= {hi}:", *sub()],
         lambda: ["h = h + table[int(s['k'])]"],
         lambda: ["h = h * W[s['k']]"],
@@ -313,7 +313,7 @@ def outcome(run, values: list):
     """(mean loss, error, .grads) of run()."""
     try:
         mean, error = run(), None
-    except (ArithmeticError, ValueError, RuntimeError) as e:
+    except (ArithmeticError, ValueError, RuntimeError, TypeError, AttributeError) as e:  # (a number has no .tanh())
         mean, error = None, e
     return mean, error, [v.grad for v in values]
 
@@ -345,6 +345,8 @@ def check_program(seed: int) -> str:
 
         def scalar():
             mean = sum(fn(s) for s in batch) / len(batch)
+            if not isinstance(mean, Value):  # fn returned plain numbers only (compile refuses that)
+                raise TypeError(f"the mean is a plain number, {mean!r}")
             mean.backward()
             return mean.data
 
