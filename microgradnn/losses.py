@@ -137,6 +137,8 @@ def binary_cross_entropy(predictions: Sequence, targets: ArrayLike) -> Value:
             # keeps both terms so the graph is the same for every sample.
             if isinstance(weight, Value) or weight:
                 if q <= 0.0:
+                    if isinstance(weight, Value) and weight == 0.0:  # a target Value of compile's (a decision
+                        continue  # there): its zero weight adds nothing, as a plain target's does
                     raise ValueError(f"binary_cross_entropy: prediction {_number(p)} for target {_number(ti)} gives an "
                                      "infinite loss; use binary_cross_entropy_with_logits on raw scores")
                 term = term - weight * log_q(p)

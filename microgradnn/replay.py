@@ -240,6 +240,7 @@ class _Tape:
                  own: list[Value] = (), constants: list[Value] = ()) -> None:  # type: ignore[assignment]
         self.shape, self.guards, self.last_used = shape, guards, 0
         self.requires_grad = out.requires_grad  # the loss depends on a parameter
+        self.returned_number = False  # fn returned a plain number, not a Value (set by Compiled._record)
         self.grad_enabled = engine.is_grad_enabled()  # replayed only in this mode, as fn ran in it
         guard_values = [x for g in guards for x in g.values()]
         order = topological_order(out)
@@ -367,17 +368,33 @@ class _Tape:
             if walked[i] and v.inputs and (v._requires_grad or not any(x._requires_grad for x in v.inputs)):
                 # a take whose index is no parameter's (a plain index in the scalar loop): its parameter
                 # options are reached only where a sample picks them (see `picked`); a computed option's
-                # parameters, through it (here, for all samples, as before)
+                # parameters, through it (here, for all samples; `reached_by` works them out by sample)
                 picks = v._op is _TAKE and _TAKE.derivatives is _TAKE_RULES and not needs[structure[i][1][0]]
                 for k, j in enumerate(structure[i][1]):
-                    walked[j] = True
-                    if reached[i] and needs[j] and not (picks and k and kinds[j] == "param"):
-                        reached[j] = True
+                    if not (picks and k and kinds[j] == "param"):
+                        walked[j] = True
+                        reached[j] = reached[j] or reached[i] and needs[j]
         self.reached = np.array([position[s] for s in param_slots if reached[s]], dtype=int)
+        # a take of a plain index whose options are computed from parameters (a loss picking one of
+        # its terms by a sample's number) has only the picked option in a sample's graph: then which
+        # parameters a gradient reaches is worked out sample by sample (see `reached_by`)
+        self.reach_plan = None
+        if any(reached[i] and order[i]._op is _TAKE and _TAKE.derivatives is _TAKE_RULES
+               and not needs[structure[i][1][0]] and any(needs[j] and kinds[j] != "param" for j in structure[i][1][1:])
+               for i in range(self.n_slots)):
+            self.reach_plan = (root, [
+                (i, structure[i][1][0] if order[i]._op is _TAKE and _TAKE.derivatives is _TAKE_RULES
+                 and not needs[structure[i][1][0]] else -1, [(k, j) for k, j in enumerate(structure[i][1]) if needs[j]])
+                for i in range(self.n_slots - 1, -1, -1) if reached[i] and order[i].inputs])
         # take's parameter options, by the slot a sample picks: the scalar loop's take of a plain
-        # index (an Embedding's row) has the picked option alone in its graph, the others' .grad untouched
-        self.take_groups = [g for g in self.groups if type(g) is _Group and g.op is _TAKE
-                            and g.op.derivatives is _TAKE_RULES]
+        # index (an Embedding's row) has the picked option alone in its graph, the others' .grad
+        # untouched; so has a take whose result never reaches the loss (an embedding's unused column)
+        reached_out = np.array(reached, dtype=bool)
+        self.take_groups = [(g, reached_out[g.out]) for g in self.groups if type(g) is _Group and g.op is _TAKE
+                            and g.op.derivatives is _TAKE_RULES and reached_out[g.out].any()]
+        walked_out = np.array(walked, dtype=bool)  # (and those the scalar backward walks to: see `_walked`)
+        self.walk_takes = [(g, walked_out[g.out]) for g in self.groups if type(g) is _Group and g.op is _TAKE
+                           and g.op.derivatives is _TAKE_RULES and walked_out[g.out].any()]
         self.slot_position = np.full(self.n_slots, -1)
         self.slot_position[param_slots] = [position[s] for s in param_slots]
         self.walked = np.array([position[s] for s in param_slots if walked[s]], dtype=int)
@@ -411,12 +428,35 @@ class _Tape:
         self._spare: list[np.ndarray] = []  # values arrays of results that are gone
         self._G: np.ndarray | None = None   # the gradients array (backward's scratch)
 
-    def picked(self, V: np.ndarray) -> np.ndarray:
-        """The places in P of the parameters take's nodes picked for the samples of V."""
+    def reached_by(self, V: np.ndarray) -> np.ndarray:
+        """The places in P of the parameters some sample of V has in its loss's graph, as in the
+        scalar loop: through a take of a plain index, only the option the sample picks."""
+        if self.reach_plan is None:
+            return np.union1d(self.reached, self.picked(V)) if self.take_groups else self.reached
+        root, plan = self.reach_plan
+        R = np.zeros((self.n_slots, V.shape[1]), dtype=bool)
+        R[root] = True
+        for i, index, inputs in plan:
+            flows = R[i]
+            if not flows.any():
+                continue
+            picked = V[index] if index >= 0 else None
+            for k, j in inputs:
+                if picked is None:
+                    R[j] |= flows
+                elif k:
+                    R[j] |= flows & (picked == k - 1)
+        at = self.slot_position[np.flatnonzero(R.any(axis=1))]
+        return at[at >= 0]
+
+    def picked(self, V: np.ndarray, walked: bool = False) -> np.ndarray:
+        """The places in P of the parameters take's nodes picked for the samples of V (of the
+        takes on the loss's path, or, if `walked`, those the scalar backward walks to)."""
         found = [np.empty(0, dtype=int)]
-        for g in self.take_groups:
+        for g, on_path in self.walk_takes if walked else self.take_groups:  # (the group's nodes that count)
             slots, valid = _take_slots(g, V)
-            at = self.slot_position[slots if valid is None else slots[valid]]
+            keep = np.broadcast_to(on_path[:, None], slots.shape) if valid is None else valid & on_path[:, None]
+            at = self.slot_position[slots[keep]]
             found.append(at[at >= 0])
         return np.unique(np.concatenate(found))
 
@@ -755,6 +795,31 @@ def _refusal_check(op: Any, slots: list[int]) -> Callable:
 
 # ---- compiled functions ------------------------------------------------------------------------
 
+def _number_loss(x: Real, sample: int) -> float:
+    """A plain number fn returned as a sample's loss, as a float, refused if not finite (the scalar
+    loop's sum refuses it)."""
+    try:
+        f = float(x)
+    except OverflowError:  # (an int too large for a float)
+        f = math.inf
+    if not math.isfinite(f):
+        raise ValueError(f"compiled, sample {sample}: fn returned {shown(x)}, a loss that is not finite")
+    return f
+
+
+def _needs_grad(run: tuple) -> bool:
+    """Whether some sample's loss of the run requires grad in the scalar loop: a parameter a take
+    of a plain index (an embedding's row) offers is in a sample's graph only if that sample picks it.
+    Never inside no_grad(), where the scalar loop's sum of the losses is made (a loss that is a
+    parameter itself, `max(w * x, w1)`, requires grad there too)."""
+    tape, V = run[0], run[1]
+    if not tape.grad_enabled:
+        return False
+    if tape.reach_plan is not None:
+        return tape.requires_grad and len(tape.reached_by(V)) > 0
+    return tape.requires_grad and (len(tape.reached) > 0 or len(tape.picked(V)) > 0)
+
+
 def _grads_of(params: list[Value], grads: list) -> list[float]:
     """The parameters' `.grad`s (`grads`, as read) as floats, as the scalar backward takes them:
     None (PyTorch's "no gradient yet") is 0, another finite number a float; anything else is refused."""
@@ -831,7 +896,7 @@ class BatchResult:
     def _backward(self) -> None:
         params = self._params
         runs = self._runs  # (the first tape's answer is usually enough: no generator then)
-        if not runs[0][0].requires_grad and not any(run[0].requires_grad for run in runs):  # as the scalar mean
+        if not _needs_grad(runs[0]) and not any(map(_needs_grad, runs)):  # as the scalar mean
             raise RuntimeError("compiled backward: the mean loss does not require grad (it was computed inside "
                                "no_grad(), or fn computed it from no Value with requires_grad=True)")
         unchanged = engine.data_version() == self._version  # (no Value's data was set since the call)
@@ -868,9 +933,7 @@ class BatchResult:
             live = np.zeros(len(PG), dtype=bool)
             for (tape, V, *_), index in zip(self._runs, self._index):
                 at = np.arange(len(PG))[index]  # the tape's parameters' places
-                live[at[tape.reached]] = True
-                if tape.take_groups:
-                    live[at[tape.picked(V)]] = True
+                live[at[tape.reached_by(V)]] = True
             if unfrozen:
                 ids = set(map(id, unfrozen))
                 live |= np.fromiter((id(p) in ids for p in params), bool, len(PG))
@@ -900,9 +963,10 @@ class BatchResult:
     def _walked(self) -> list[Value]:
         """The parameters in this batch's graphs, which the scalar backward walks to (and refuses
         to differentiate at, once one is set): not one only decided on, or only another batch's."""
-        positions = np.arange(len(self._params))
-        used = np.unique(np.concatenate([positions[index][tape.walked] for (tape, *_), index in
-                                         zip(self._runs, self._index)]))
+        positions = np.arange(len(self._params))  # (a take's parameter options: those a sample picked)
+        used = np.unique(np.concatenate([positions[index][np.union1d(tape.walked, tape.picked(V, walked=True))
+                                                          if tape.walk_takes else tape.walked]
+                                         for (tape, V, *_), index in zip(self._runs, self._index)]))
         return [self._params[i] for i in used.tolist()]
 
     def _gradient(self, careful: bool) -> np.ndarray:
@@ -1044,8 +1108,13 @@ class Compiled:
     def _record(self, shape, numbers: np.ndarray, sample: int) -> _Tape:
         out, leaves, guards, start, made, own, lifted = self._run(shape, numbers, sample)
         self.recordings += 1
-        return _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own,
+        number = not isinstance(out, Value)  # a constant loss for this path (the scalar loop's sum adds it)
+        if number:
+            out = Value(_number_loss(out, sample), requires_grad=False)
+        tape = _Tape(self, out, leaves, guards, self._watch() if self._watch else [], shape, start, made, own,
                      lifted)
+        tape.returned_number = number
+        return tape
 
     def _run(self, shape, numbers: np.ndarray, sample: int) -> tuple:
         """fn on `sample` while recording: (loss, the sample's Values, guards, data version, nodes made,
@@ -1079,7 +1148,7 @@ class Compiled:
         if refused is not None:  # fn caught it, and went on where the scalar loop computes a number
             raise TypeError(f"{refused.answer} (at {refused.where}; fn caught the error, but the scalar loop has no "
                             f"error there)")
-        if not isinstance(out, Value):
+        if not isinstance(out, (Value, Real)) or isinstance(out, (bool, np.bool_)):
             raise TypeError(f"compile: fn must return a Value (the sample's loss), got {type(out).__name__}")
         return out, leaves, guards, start, made, own, lifted
 
@@ -1168,6 +1237,9 @@ class Compiled:
                 losses[samples] = V[tape.root]
                 outputs = self._outputs(outputs, tape, V, samples, n)
                 pending = pending[:0] if every else pending[~ok]
+        if all(run[0].returned_number for run in runs):  # the scalar loop's mean is a number then, with no backward()
+            raise TypeError(f"compile: fn must return a Value (the sample's loss) for some sample of the batch; it "
+                            f"returned a plain number for all {n}")
         return BatchResult(self, runs, losses, outputs)
 
     def _new_tape(self, shape, numbers: np.ndarray, sample: int, runs: list, known: list, parts: list) -> _Tape:

@@ -2118,3 +2118,154 @@ def test_an_embedding_row_picked_gets_its_gradient_after_zero_grad_to_none_and_t
     rows = [emb.weight[i][0] for i in range(3)]
     assert rows[1].grad is None
     assert rows[0].grad == pytest.approx(2 * 2 * rows[0].data / 3) and rows[2].grad == pytest.approx(2 * rows[2].data / 3)
+
+
+def test_a_take_whose_result_never_reaches_the_loss_leaves_the_picked_rows_grad_none():
+    # In the scalar loop a plain index picks the option itself, and an option whose pick the loss
+    # never uses (an embedding's other column; a take's sum dropped by min()) is not in its graph:
+    # its .grad stays None. Replay gave it 0.0, as though its take node were on the loss's path.
+    def fns(emb, w):
+        return [lambda s: emb(s["k"])[1] * s["t"],
+                lambda s: min(w[2] * s["t"] + mg.take(s["k"], w[:2]), w[2])]
+    for k in range(2):
+        seen = []
+        for compiled in (False, True):
+            mg.manual_seed(0)
+            emb, w = mg.nn.Embedding(3, 2), [Value(0.5, "w0"), Value(-0.3, "w1"), Value(2.0, "w2")]
+            params = [*emb.parameters(), *w]
+            for p in params:
+                p.grad = None  # (zero_grad(set_to_none=True))
+            fn = fns(emb, w)[k]
+            batch = [{"k": 0, "t": 1.0}, {"k": 1, "t": 1.0}]
+            if compiled:
+                mg.compile(fn)(batch).backward()
+            else:
+                (sum(fn(s) for s in batch) / len(batch)).backward()
+            seen.append([p.grad for p in params])
+        assert seen[1] == seen[0], k
+
+
+def test_a_batch_whose_takes_pick_only_frozen_options_refuses_backward_as_the_scalar_loop():
+    # In the scalar loop a plain index picks the option itself: a sample that picks a frozen row
+    # of a table has a loss that requires no grad, and backward of their mean is refused. Replay's
+    # take node has every row as an input, so its mean took a backward that added nothing.
+    w = [Value(0.5, "w0"), Value(2.0, "w1")]
+    w[1].requires_grad_(False)
+
+    def fn(s):
+        return mg.take(s[0], w) * 3.0
+    for batch, refused in (([[1]], True), ([[1], [1]], True), ([[0], [1]], False)):
+        for compiled in (False, True):
+            w[0].grad = w[1].grad = None
+            mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+            if refused:
+                with pytest.raises(RuntimeError, match="does not require grad"):
+                    mean.backward()
+            else:
+                mean.backward()
+                assert (w[0].grad, w[1].grad) == (1.5, None)
+
+
+def test_binary_cross_entropy_of_a_saturated_right_prediction_is_zero_compiled_as_in_the_scalar_loop():
+    # sigmoid(40) is 1.0: for target 1 the scalar loop's term of weight 1 - t = 0 adds nothing, and
+    # the loss is 0. Compiled, the target is a Value, both terms are kept, and log(1 - p) at p = 1
+    # was refused: "prediction 1.0 for target 1.0 gives an infinite loss".
+    w = Value(1.0, "w")
+
+    def fn(s):
+        return losses.binary_cross_entropy([(w * s[0]).sigmoid()], [s[1]])
+    for batch in ([[0.5, 1], [40.0, 1]], [[-800.0, 0]], [[40.0, 1.0], [-800.0, 0.0]]):
+        seen = []
+        for compiled in (False, True):
+            w.grad = None
+            mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+            mean.backward()
+            seen.append((mean.data, w.grad))
+        assert seen[1] == pytest.approx(seen[0], rel=1e-12), batch
+    with pytest.raises(ValueError, match=r"prediction 1.0 for target 0(\.0)? gives an infinite loss"):
+        mg.compile(fn)([[0.5, 1], [40.0, 0]])  # the wrong way round: infinite, refused as in the scalar loop
+    with pytest.raises(ValueError, match=r"prediction 1.0 for target 0(\.0)? gives an infinite loss"):
+        fn([40.0, 0])
+
+
+def test_take_of_computed_options_reaches_only_the_picked_options_parameters_as_the_scalar_loop():
+    # A plain index picks the option itself in the scalar loop: the parameters behind the options
+    # no sample picks are not in the graph (.grad stays None), and a batch picking only a constant
+    # option has a loss that requires no grad (backward refused). Replay reached every option's
+    # parameters for every sample: .grad 0.0, and a backward that added nothing.
+    w, u = Value(0.5, "w"), Value(2.0, "u")
+    fns = [lambda s: mg.take(s[0], [w * s[1], u * s[1]]), lambda s: mg.take(s[0], [w * s[1], 2.0])]
+    for k, fn in enumerate(fns):
+        for batch in ([[0, 1.0]], [[1, 1.0]], [[0, 1.0], [1, 3.0]]):
+            seen = []
+            for compiled in (False, True):
+                w.grad = u.grad = None
+                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+                try:
+                    mean.backward()
+                    seen.append((mean.data, w.grad, u.grad))
+                except RuntimeError as e:
+                    assert "does not require grad" in str(e)
+                    seen.append("refused")
+            assert seen[1] == seen[0], (k, batch)
+
+
+def test_a_call_inside_no_grad_whose_fn_returns_a_parameter_itself_refuses_backward():
+    # max() returns one of its arguments: a sample's loss may be the parameter w1 itself, which
+    # requires grad inside no_grad() too. The scalar mean of the batch is an op made inside
+    # no_grad(), so its backward is refused; compiled, it ran and added into w1.grad.
+    w = [Value(0.5, "w0"), Value(1.0, "w1")]
+
+    def fn(s):
+        return max(w[0] * s[0], w[1])
+    for batch in ([[1.0], [3.0]], [[1.0]]):
+        for compiled in (False, True):
+            w[0].grad = w[1].grad = None
+            with mg.no_grad():
+                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+            with pytest.raises(RuntimeError, match="does not require grad"):
+                mean.backward()
+            assert (w[0].grad, w[1].grad) == (None, None)
+
+
+def test_setting_a_take_option_no_sample_picked_leaves_backward_as_the_scalar_loop():
+    # The scalar graph of take(k, table) with a plain k holds the picked row alone: setting another
+    # row's data between the forward and backward changes nothing there, and backward runs. The
+    # compiled result refused it ("the data of parameter 'E[2,0]' was changed") as if every row were used.
+    for compiled in (False, True):
+        mg.manual_seed(0)
+        emb = mg.nn.Embedding(3, 1)
+        w = [Value(0.5, "w0"), Value(-0.3, "w1")]
+
+        def fn(s):
+            return emb(s[0])[0] * mg.take(s[0], w) * s[1]
+        batch = [[0, 1.0], [0, 2.0]]
+        mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+        emb.parameters()[2].data = 7.0
+        w[1].data = 7.0
+        mean.backward()
+        assert (emb.parameters()[0].grad, w[0].grad) == pytest.approx((0.5 * 1.5, emb.parameters()[0].data * 1.5))
+        emb.parameters()[0].data = 7.0  # a row a sample picked: refused, compiled or not
+        with pytest.raises(RuntimeError, match="changed"):
+            mean.backward()
+
+
+def test_fn_returning_a_plain_number_for_some_samples_is_a_constant_loss_as_in_the_scalar_loop():
+    # A hand-written hinge, max(0, 1 - y * s), returns the int 0 for a sample beyond the margin: the
+    # scalar loop's sum takes it as a constant. Compiled, such a sample was refused ("fn must return
+    # a Value"). A batch on which fn returns numbers only is still refused: its scalar mean is a
+    # plain number, with no .backward().
+    w = Value(0.5, "w")
+
+    def fn(x, y):
+        return max(0, 1 - y * (w * x[0]))
+    for X, y in (([[1.0], [4.0], [-1.0]], [1, 1, 1]), ([[4.0], [1.0]], [1, -1])):
+        seen = []
+        for compiled in (False, True):
+            w.grad = None
+            mean = mg.compile(fn)(X, y) if compiled else sum(fn(x, t) for x, t in zip(X, y)) / len(X)
+            mean.backward()
+            seen.append((mean.data, w.grad))
+        assert seen[1] == pytest.approx(seen[0], rel=1e-12)
+    with pytest.raises(TypeError, match="must return a Value"):
+        mg.compile(fn)([[4.0], [8.0]], [1, 1])
