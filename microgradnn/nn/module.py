@@ -384,7 +384,8 @@ class Module:
         if payload["config"] != self.config():
             config, own = payload["config"], self.config()
             theirs, ours = _describe(config), _describe(own)
-            key = next((k for k in {**own, **config} if config.get(k, ...) != own.get(k, ...)), None)
+            key = next((k for k in {**own, **config} if config.get(k, ...) != own.get(k, ...)), None) \
+                if isinstance(config, dict) else None
             if theirs == ours and key is not None:  # they differ in what a description does not show: a "2" for a 2
                 theirs = f"{theirs} (its {key} is {config.get(key, 'missing')!r:.60})"
             raise ValueError(f"load: {os.fspath(path)} holds {theirs}, not this model's {ours}")
