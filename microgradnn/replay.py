@@ -378,14 +378,23 @@ class _Tape:
         # a take of a plain index whose options are computed from parameters (a loss picking one of
         # its terms by a sample's number) has only the picked option in a sample's graph: then which
         # parameters a gradient reaches is worked out sample by sample (see `reached_by`)
+        plain = [v._op is _TAKE and _TAKE.derivatives is _TAKE_RULES and bool(v.inputs)
+                 and not needs[structure[i][1][0]] for i, v in enumerate(order)]
         self.reach_plan = None
-        if any(reached[i] and order[i]._op is _TAKE and _TAKE.derivatives is _TAKE_RULES
-               and not needs[structure[i][1][0]] and any(needs[j] and kinds[j] != "param" for j in structure[i][1][1:])
+        if any(reached[i] and plain[i] and any(needs[j] and kinds[j] != "param" for j in structure[i][1][1:])
                for i in range(self.n_slots)):
-            self.reach_plan = (root, [
-                (i, structure[i][1][0] if order[i]._op is _TAKE and _TAKE.derivatives is _TAKE_RULES
-                 and not needs[structure[i][1][0]] else -1, [(k, j) for k, j in enumerate(structure[i][1]) if needs[j]])
-                for i in range(self.n_slots - 1, -1, -1) if reached[i] and order[i].inputs])
+            self.reach_plan = _flow_plan(structure, root, plain, [
+                (i, [k for k, j in enumerate(structure[i][1]) if needs[j]]) for i in range(self.n_slots)
+                if reached[i] and order[i].inputs])
+        # the same for the Values the scalar backward walks to (a parameter set, or a frozen Value
+        # unfrozen, between the call and backward() counts only where a sample's graph holds it)
+        held_set = set(self.held_slots.tolist())
+        self.walk_plan = None
+        if any(walked[i] and plain[i] and any(kinds[j] != "param" and (order[j].inputs or j in held_set)
+                                              for j in structure[i][1][1:]) for i in range(self.n_slots)):
+            self.walk_plan = _flow_plan(structure, root, plain, [
+                (i, range(len(structure[i][1]))) for i in range(self.n_slots) if walked[i] and order[i].inputs
+                and (order[i]._requires_grad or not any(x._requires_grad for x in order[i].inputs))])
         # take's parameter options, by the slot a sample picks: the scalar loop's take of a plain
         # index (an Embedding's row) has the picked option alone in its graph, the others' .grad
         # untouched; so has a take whose result never reaches the loss (an embedding's unused column)
@@ -433,21 +442,25 @@ class _Tape:
         scalar loop: through a take of a plain index, only the option the sample picks."""
         if self.reach_plan is None:
             return np.union1d(self.reached, self.picked(V)) if self.take_groups else self.reached
-        root, plan = self.reach_plan
-        R = np.zeros((self.n_slots, V.shape[1]), dtype=bool)
-        R[root] = True
-        for i, index, inputs in plan:
-            flows = R[i]
-            if not flows.any():
-                continue
-            picked = V[index] if index >= 0 else None
-            for k, j in inputs:
-                if picked is None:
-                    R[j] |= flows
-                elif k:
-                    R[j] |= flows & (picked == k - 1)
-        at = self.slot_position[np.flatnonzero(R.any(axis=1))]
+        at = self.slot_position[_flows(self.reach_plan, V, self.n_slots)]
         return at[at >= 0]
+
+    def walked_by(self, V: np.ndarray) -> tuple[np.ndarray, list[Value]]:
+        """The places in P of the parameters, and the held Values, that the scalar backward walks
+        to in some sample of V's graph (through a take of a plain index, the picked option only)."""
+        if self.walk_plan is None:
+            return (np.union1d(self.walked, self.picked(V, walked=True)) if self.walk_takes else self.walked,
+                    self.held_walked)
+        slots = _flows(self.walk_plan, V, self.n_slots)
+        at = self.slot_position[slots]
+        reached = set(slots.tolist())
+        return at[at >= 0], [v for v, i in zip(self.held, self.held_slots.tolist()) if i in reached]
+
+    def unfrozen(self, V: np.ndarray) -> list[Value]:
+        """The held Values (frozen at the call) the scalar backward walks to for V that are unfrozen now."""
+        if self.walk_plan is not None and any(v._requires_grad for v in self.held_walked):
+            return [v for v in self.walked_by(V)[1] if v._requires_grad]
+        return [v for v in self.held_walked if v._requires_grad]
 
     def picked(self, V: np.ndarray, walked: bool = False) -> np.ndarray:
         """The places in P of the parameters take's nodes picked for the samples of V (of the
@@ -793,6 +806,43 @@ def _refusal_check(op: Any, slots: list[int]) -> Callable:
     return lambda V: np.fromiter(map(refuses, V[slots].T.tolist()), bool, V.shape[1])
 
 
+def _flow_plan(structure: list, root: int, plain: list, nodes: list) -> tuple:
+    """What `_flows` follows: from `nodes` [(slot, which of its inputs a flow there goes on to)], the
+    edges by depth (a node's inputs are made before it: none of a level feeds another of it), and
+    for a take of a plain index (`plain`), the option a sample must pick for the edge to carry."""
+    level = [0] * len(structure)
+    for i, s in enumerate(structure):
+        if isinstance(s[1], tuple) and s[1]:
+            level[i] = 1 + max(level[j] for j in s[1])
+    by_level: dict[int, list] = {}
+    for i, follow in nodes:
+        for k in follow:
+            picked = plain[i] and k > 0  # (an option of a plain take: carried where a sample picks it)
+            by_level.setdefault(level[i], []).append(
+                (i, structure[i][1][k], structure[i][1][0] if picked else -1, k - 1 if picked else -1))
+    levels = []
+    for depth in sorted(by_level, reverse=True):
+        edges = sorted(by_level[depth], key=lambda e: e[1])  # (by input: one reduceat ORs each input's edges)
+        outs, ins, index, option = map(np.array, zip(*edges))
+        picks = np.flatnonzero(index >= 0)
+        starts = np.flatnonzero(np.r_[True, ins[1:] != ins[:-1]])
+        levels.append((outs, ins[starts], starts, picks, index[picks], option[picks]))
+    return root, levels
+
+
+def _flows(plan: tuple, V: np.ndarray, n_slots: int) -> np.ndarray:
+    """The slots a flow from the root reaches for some sample (column) of V (see `_flow_plan`)."""
+    root, levels = plan
+    R = np.zeros((n_slots, V.shape[1]), dtype=bool)
+    R[root] = True
+    for outs, ins, starts, picks, index, option in levels:
+        F = R[outs]
+        if len(picks):
+            F[picks] &= V[index] == option[:, None]
+        R[ins] |= np.logical_or.reduceat(F, starts, axis=0)
+    return np.flatnonzero(R.any(axis=1))
+
+
 # ---- compiled functions ------------------------------------------------------------------------
 
 def _number_loss(x: Real, sample: int) -> float:
@@ -907,7 +957,8 @@ class BatchResult:
                                f"batch was computed; run the compiled function again to differentiate at the new "
                                f"value")
         if not unchanged:  # the Values without gradient it read (a frozen weight), and those made outside fn
-            changed = engine.changed_since([v for run in runs for v in (*run[0].held_walked, *run[0].made_before)],
+            changed = engine.changed_since([v for run in runs for v in (*run[0].walked_by(run[1])[1],
+                                                                          *run[0].made_before)],
                                            self._version)
         if changed is not None:
             name = f" {changed.label!r}" if changed.label else ""
@@ -920,7 +971,7 @@ class BatchResult:
         # attribute set) none; its .grad is not read (None here), and `live` says which get one.
         # One frozen at the call and not now is a leaf the scalar backward meets: it starts its
         # .grad (None as 0) and adds nothing, and so does this one.
-        unfrozen = [v for run in runs for v in run[0].held_walked if v._requires_grad]
+        unfrozen = [v for run in runs for v in run[0].unfrozen(run[1])]
         old = [p.grad if p._requires_grad else None for p in params]
         live = None
         # the usual case, floats and nothing set since the call: one check, as a sum is finite only if its terms are
@@ -964,8 +1015,7 @@ class BatchResult:
         """The parameters in this batch's graphs, which the scalar backward walks to (and refuses
         to differentiate at, once one is set): not one only decided on, or only another batch's."""
         positions = np.arange(len(self._params))  # (a take's parameter options: those a sample picked)
-        used = np.unique(np.concatenate([positions[index][np.union1d(tape.walked, tape.picked(V, walked=True))
-                                                          if tape.walk_takes else tape.walked]
+        used = np.unique(np.concatenate([positions[index][tape.walked_by(V)[0]]
                                          for (tape, V, *_), index in zip(self._runs, self._index)]))
         return [self._params[i] for i in used.tolist()]
 

@@ -2269,3 +2269,31 @@ def test_fn_returning_a_plain_number_for_some_samples_is_a_constant_loss_as_in_t
         assert seen[1] == pytest.approx(seen[0], rel=1e-12)
     with pytest.raises(TypeError, match="must return a Value"):
         mg.compile(fn)([[4.0], [8.0]], [1, 1])
+
+
+def test_a_value_inside_a_computed_take_option_no_sample_picked_is_out_of_backward_as_in_the_scalar_loop():
+    # The scalar graph of take(k, [w * 2, u * 3]) with a plain k holds the picked option alone:
+    # setting u.data, or unfreezing a frozen u, between the call and backward() changes nothing when
+    # no sample picked u * 3 (its .grad stays None). Compiled, every option's Values counted for
+    # every sample: backward was refused as though u were in the graph, or unfrozen u got .grad 0.0.
+    w, u = Value(0.5, "w"), Value(2.0, "u")
+    cases = [(lambda s: mg.take(s[0], [w * s[1], u * 3.0]), lambda: setattr(u, "data", 5.0)),
+             (lambda s: mg.take(s[0], [w * s[1], u]), lambda: setattr(u, "data", 5.0)),
+             (lambda s: mg.take(s[0], [w * s[1], u * 3.0]), lambda: u.requires_grad_(True)),
+             (lambda s: mg.take(s[0], [w * s[1], u]), lambda: u.requires_grad_(True))]
+    for k, (fn, between) in enumerate(cases):
+        for batch in ([[0, 1.0]], [[0, 1.0], [0, 3.0]], [[0, 1.0], [1, 3.0]]):
+            seen = []
+            for compiled in (False, True):
+                u.data, w.grad, u.grad = 2.0, None, None
+                u.requires_grad_(k < 2)
+                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+                between()
+                try:
+                    mean.backward()
+                    seen.append((mean.data, w.grad, u.grad))
+                except RuntimeError as e:
+                    assert "changed after" in str(e)
+                    seen.append("refused")
+            assert seen[1] == seen[0], (k, batch, seen)
+    assert seen[0] == (1.25, 0.5, 0.0)  # (a sample that picks u has it in its graph: unfrozen, its .grad starts)

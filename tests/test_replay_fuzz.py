@@ -383,3 +383,71 @@ def check_program(seed: int) -> str:
 def test_random_programs_with_decisions_loops_and_training_between_calls_equal_the_scalar_loop():
     seen = "".join(check_program(seed) for seed in range(1000))
     assert seen.count("=") > 1500 and seen.count("!") > 100 and seen.count("t") > 100  # each kind of call is met
+
+
+def take_source(r, depth: int = 0) -> str:
+    """A take of a sample's index over 1 to 3 options: parameters, frozen Values, numbers, products
+    of them with the sample's number, and takes (nested)."""
+    def option() -> str:
+        kind = r.randrange(7 if depth < 2 else 5)
+        return [lambda: f"W[{r.randrange(4)}]", lambda: f"W[{r.randrange(4)}] * s['t']",
+                lambda: f"{r.choice([0.5, -1.0, 2.0])}", lambda: f"F[{r.randrange(2)}]",
+                lambda: f"(F[{r.randrange(2)}] * W[{r.randrange(4)}])", lambda: take_source(r, depth + 1),
+                lambda: f"({take_source(r, depth + 1)} * {option()})"][kind]()
+    options = [option() for _ in range(r.randint(1, 3))]
+    return f"mg.take(s['k{r.randrange(2)}{len(options)}'], [{', '.join(options)}])"
+
+
+def check_takes(seed: int) -> str:
+    """Random takes picking by a sample's numbers, over a few batches, compiled and as the scalar loop,
+    with a Value's data set or its freezing toggled between the call and backward() (see check_program)."""
+    r = random.Random(seed)
+    W = [Value(r.choice([0.5, -0.3, 1.2, 0.0]), f"w{i}") for i in range(4)]
+    F = [Value(0.7, "f0", requires_grad=False), Value(-1.1, "f1", requires_grad=False)]
+    values = W + F
+    end = r.choice(["a", "a + b", "a * b", "a if b > 0 else b", "a if s['t'] > 0 else 1.5", "a + b * W[1]",
+                    "(a + W[0]) if s['t'] > 1 else b"])
+    source = f"def fn(s):\n    a = {take_source(r)}\n    b = {take_source(r)}\n    return {end}\n"
+    scope = {"mg": mg, "W": W, "F": F}
+    exec(source, scope)
+    fn = scope["fn"]
+    seen = ""
+    for call in range(3):
+        batch = [{"t": r.choice([-1.0, 0.5, 2.0]), **{f"k{k}{n}": r.randrange(n) for k in range(2) for n in (1, 2, 3)}}
+                 for _ in range(r.randint(1, 4))]
+        target, what = r.choice(values), r.randrange(3)
+        data, requires_grad = target.data, target.requires_grad
+        start = [r.choice([None, 0.0, 1.0]) for _ in values]
+        results = []
+        for compiled in (False, True):
+            target.data, target.requires_grad = data, requires_grad
+            for v, g in zip(values, start):
+                v.grad = g
+
+            def run():
+                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+                if not compiled and not isinstance(mean, Value):  # fn returned plain numbers only (refused
+                    raise TypeError("the mean is a plain number")  # compiled: "fn must return a Value")
+                if what == 1:
+                    target.data = 9.0
+                elif what == 2:
+                    target.requires_grad = not requires_grad
+                mean.backward()
+                return mean.data
+            results.append(outcome(run, values))
+        target.data, target.requires_grad = data, requires_grad
+        expected, got = results
+        if "is a plain number" in str(expected[1]) and "does not require grad" in str(got[1]):
+            got = (None, expected[1], got[2])  # a loss from numbers alone: a Value without gradient compiled
+        where = f"seed {seed}, call {call}:\n{source}batch = {batch}; then {['nothing', 'data', 'freezing'][what]} of {target.label}"
+        assert type(got[1]) is type(expected[1]), f"scalar {expected[1]!r}, compiled {got[1]!r}; {where}"
+        assert same(expected[0], got[0], 1e-10), f"mean loss: scalar {expected[0]}, compiled {got[0]}; {where}"
+        for v, g, c in zip(values, expected[2], got[2]):
+            assert same(g, c, 1e-9), f"{v.label}.grad: scalar {g!r}, compiled {c!r}; {where}"
+        seen += "!" if expected[1] else "="
+    return seen
+
+
+def test_random_takes_of_mixed_options_with_values_set_or_unfrozen_before_backward_equal_the_scalar_loop():
+    seen = "".join(check_takes(seed) for seed in range(400))
+    assert seen.count("=") > 600 and seen.count("!") > 100
