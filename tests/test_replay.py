@@ -1077,6 +1077,24 @@ def same_as_scalar(fn, samples, params, **options):
     return compiled
 
 
+def scalar_then_compiled(fn, batch, reset, between=lambda: None, refusal=""):
+    """[scalar loop's, compile's] (mean loss, then each .grad of the Values `reset()` returns after
+    backward()), or "refused" where backward raises a RuntimeError saying `refusal`; `between` runs
+    between the call and backward()."""
+    seen: list = []
+    for compiled in (False, True):
+        values = reset()
+        mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
+        between()
+        try:
+            mean.backward()
+            seen.append((mean.data, *(v.grad for v in values)))
+        except RuntimeError as e:
+            assert refusal in str(e)
+            seen.append("refused")
+    return seen
+
+
 def test_no_grad_and_detach_inside_fn_are_replayed_for_each_sample():
     w = Value(0.5, "w")
 
@@ -2195,18 +2213,12 @@ def test_take_of_computed_options_reaches_only_the_picked_options_parameters_as_
     # parameters for every sample: .grad 0.0, and a backward that added nothing.
     w, u = Value(0.5, "w"), Value(2.0, "u")
     fns = [lambda s: mg.take(s[0], [w * s[1], u * s[1]]), lambda s: mg.take(s[0], [w * s[1], 2.0])]
+    def reset():
+        w.grad = u.grad = None
+        return w, u
     for k, fn in enumerate(fns):
         for batch in ([[0, 1.0]], [[1, 1.0]], [[0, 1.0], [1, 3.0]]):
-            seen = []
-            for compiled in (False, True):
-                w.grad = u.grad = None
-                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
-                try:
-                    mean.backward()
-                    seen.append((mean.data, w.grad, u.grad))
-                except RuntimeError as e:
-                    assert "does not require grad" in str(e)
-                    seen.append("refused")
+            seen = scalar_then_compiled(fn, batch, reset, refusal="does not require grad")
             assert seen[1] == seen[0], (k, batch)
 
 
@@ -2282,18 +2294,11 @@ def test_a_value_inside_a_computed_take_option_no_sample_picked_is_out_of_backwa
              (lambda s: mg.take(s[0], [w * s[1], u * 3.0]), lambda: u.requires_grad_(True)),
              (lambda s: mg.take(s[0], [w * s[1], u]), lambda: u.requires_grad_(True))]
     for k, (fn, between) in enumerate(cases):
+        def reset(k=k):
+            u.data, w.grad, u.grad = 2.0, None, None
+            u.requires_grad_(k < 2)
+            return w, u
         for batch in ([[0, 1.0]], [[0, 1.0], [0, 3.0]], [[0, 1.0], [1, 3.0]]):
-            seen = []
-            for compiled in (False, True):
-                u.data, w.grad, u.grad = 2.0, None, None
-                u.requires_grad_(k < 2)
-                mean = mg.compile(fn)(batch) if compiled else sum(fn(s) for s in batch) / len(batch)
-                between()
-                try:
-                    mean.backward()
-                    seen.append((mean.data, w.grad, u.grad))
-                except RuntimeError as e:
-                    assert "changed after" in str(e)
-                    seen.append("refused")
+            seen = scalar_then_compiled(fn, batch, reset, between, refusal="changed after")
             assert seen[1] == seen[0], (k, batch, seen)
     assert seen[0] == (1.25, 0.5, 0.0)  # (a sample that picks u has it in its graph: unfrozen, its .grad starts)
