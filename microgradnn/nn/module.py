@@ -387,7 +387,7 @@ class Module:
             key = next((k for k in {**own, **config} if config.get(k, ...) != own.get(k, ...)), None) \
                 if isinstance(config, dict) else None
             if theirs == ours and key is not None:  # they differ in what a description does not show: a "2" for a 2
-                theirs = f"{theirs} (its {key} is {config.get(key, 'missing')!r:.60})"
+                theirs += f" (its {key} is {config[key]!r:.60})" if key in config else f" (it has no {key})"
             raise ValueError(f"load: {os.fspath(path)} holds {theirs}, not this model's {ours}")
         apart = next(_held_apart(dict(self._every_parameter()), payload.get("tied", {})), None)
         if apart:
