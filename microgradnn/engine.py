@@ -889,8 +889,8 @@ def assign(values: Sequence[Value], new: Sequence[float]) -> None:
     stamp): all of them, or, if any number is not a finite float, none."""
     if len(values) != len(new):
         raise ValueError(f"assign: {len(values)} Values but {len(new)} numbers")
-    total = sum(new)  # a finite sum means every term is finite
-    if type(total) is not float or total - total != 0.0:
+    total = sum(new)  # a finite sum means every term is finite (a float one, that some term is a float)
+    if type(total) is not float or total - total != 0.0 or not all_floats(new):
         for v, x in zip(values, new):
             if type(x) is not float or x - x != 0.0:
                 raise ValueError(f"assign: a Value's data must be a finite float, got {x!r} for {v!r}")

@@ -2120,3 +2120,14 @@ def test_take_of_a_plain_index_is_the_option_itself_and_refuses_what_the_op_refu
         mg.take(0, [a, math.inf])  # an option the op refuses is refused, picked or not
     with pytest.raises(ValueError, match=r"take\(2.0, a=1.0, b=-2.0\): index must be an integer in 0..1, got 2.0"):
         mg.take(2, [a, b])
+
+
+@pytest.mark.parametrize("numbers", [[1.0, math.inf], [1, 2.0], [math.nan, 1.0], [1.0, True], [2, 3]])
+def test_assign_refuses_what_is_no_finite_float_and_changes_nothing(numbers):
+    values = [Value(0.5), Value(-0.5)]
+    version = mg.engine.data_version()
+    with pytest.raises(ValueError, match="assign: a Value's data must be a finite float"):
+        mg.engine.assign(values, numbers)
+    assert [v.data for v in values] == [0.5, -0.5] and mg.engine.data_version() == version
+    mg.engine.assign(values, [1.5, 2.5])
+    assert [v.data for v in values] == [1.5, 2.5]
