@@ -1,6 +1,7 @@
 """Conversion to and from PyTorch (optional): MLPs as `torch.nn.Sequential`, the GPT as a module of its own."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from typing import Any, NamedTuple
@@ -174,26 +175,35 @@ def float64_outputs(module, inputs, failed: str, who: str) -> np.ndarray:
     device = next((t.device for t in tensors.values()), "cpu")
     # (copies, even of float64 ones: a hook changing a tensor in place changes the probe's, not the user's)
     wide = {k: t.to(torch.float64, copy=True) if t.is_floating_point() else t.clone() for k, t in tensors.items()}
-    modes = [(m, m.training) for m in module.modules()]
     outputs = []
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             for training in (True, False):
-                for m, _ in modes:
-                    m.training = training
-                out = torch.func.functional_call(module, wide, (torch.as_tensor(inputs, device=device),))
+                with _every_mode(module, training):
+                    out = torch.func.functional_call(module, wide, (torch.as_tensor(inputs, device=device),))
                 outputs.append(out.double().cpu().numpy())
     except Exception as e:
         raise ValueError(f"{failed}: {type(e).__name__}: {e}") from e
-    finally:
-        for m, training in modes:
-            m.training = training
     trained, evaluated = outputs
     if trained.shape != evaluated.shape or not np.allclose(trained, evaluated, rtol=1e-12, atol=1e-15):
         raise ValueError(f"{who} computes other outputs in training mode (module.train()) than in eval mode "
                          "(module.eval()), as a Dropout does, but the model has no mode and would compute one of "
                          "them always; remove what depends on the mode")
     return evaluated
+
+
+@contextlib.contextmanager
+def _every_mode(module, training: bool):
+    """Every submodule of `module` in training mode (or eval mode) for the while, then each in its
+    own mode again (set as attributes: `module.train()` would run overrides of the user's)."""
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        for m, _ in modes:
+            m.training = training
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def check_outputs(sequential, model) -> None:
@@ -271,15 +281,9 @@ def check_gradients(module, clean, inputs, pairs: list[tuple[str, str]], differ:
     probed in training mode (as torch trains it) and in eval mode, and left in its modes as they were."""
     clean_outputs, ours = float64_gradients(clean, inputs, [b for _, b in pairs], failed,
                                             module if same_weights else None)
-    modes = [(m, m.training) for m in module.modules()]
     for training in (True, False):  # (a hook may read module.training)
-        try:
-            for m, _ in modes:
-                m.training = training
+        with _every_mode(module, training):
             outputs, theirs = float64_gradients(module, inputs, [a for a, _ in pairs], failed)
-        finally:
-            for m, mode in modes:
-                m.training = mode
         if outputs.shape != clean_outputs.shape or not np.allclose(outputs, clean_outputs, rtol=1e-9, atol=1e-12):
             raise ValueError(f"{who} computes other outputs with grad enabled (as torch trains it) than under "
                              "torch.no_grad() (a forward hook reading torch.is_grad_enabled()), which the model "
