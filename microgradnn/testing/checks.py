@@ -12,12 +12,13 @@ and every node's local derivative must agree with its op (`blame`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import numbers
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar, Union, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -1089,9 +1090,7 @@ def _blame(report: GradReport, out: Value, wrt: list[list[Value]], eps: float, a
     if not report:  # the wrong node shown is the first that a failing row comes through (else the first of all:
         # one on a Value f holds, reaching no input, was shown for a row that a later one made FAIL)
         failing = sum(1 << k for k, (row, _) in enumerate(zip(report.rows, wrt)) if row.status in (FAIL, NONFINITE))
-        shown = next((c for c in seen if _reached(c, reach) & failing), None)
-        while shown is None and culprit is not None and (found := next_culprit()) is not None:
-            shown = found if _reached(found, reach) & failing else None
+        shown = _first_reaching(itertools.chain(seen, iter(next_culprit, None)), reach, failing)
         report.culprit = shown or culprit
         for i, c in through:  # a note on rows another wrong node made FAIL names it (it named the one shown below)
             if c is not report.culprit:
@@ -1199,6 +1198,11 @@ def _culprits(order: list[Value], eps: float, atol: float, rtol: float) -> Itera
 def _reached(culprit: Culprit, reach: dict[int, int]) -> int:
     """The bitmask of the checks (sets of Values, see `_dependence`) the culprit's wrong derivative reaches."""
     return reach.get(id(culprit.node.inputs[culprit.index]), 0)
+
+
+def _first_reaching(culprits: Iterable[Culprit], reach: dict[int, int], checks: int) -> Culprit | None:
+    """The first of `culprits` whose wrong derivative reaches one of the checks in the bitmask `checks`."""
+    return next((c for c in culprits if _reached(c, reach) & checks), None)
 
 
 def _finite(y: float) -> float:
@@ -1347,7 +1351,7 @@ def gradgradcheck(f: Callable[..., Value], inputs: Inputs, *, eps: float = EPS, 
     if culprit is None and failing:  # the wrong rule on floats that a failing (backward) row comes through
         order = topological_order(out)
         reach = {id(v): mask for v, mask in _dependence(order, [[v] for v in leaves])}
-        culprit = next((c for c in _culprits(order, eps, atol, rtol) if _reached(c, reach) & failing), None)
+        culprit = _first_reaching(_culprits(order, eps, atol, rtol), reach, failing)
     return GradReport(f"gradgradcheck of {_fname(f)} ({_tolerances(eps, atol, rtol)})", rows, evaluations=calls,
                       notes=notes + _row_notes(rows, atol, rtol) + firsts_report.notes, culprit=culprit)
 
