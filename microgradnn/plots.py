@@ -93,14 +93,15 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
     # figure left open in the user's session
     fig = Figure(figsize=(5, 4.2), dpi=110)
     ax = fig.subplots()
-    cmap = ListedColormap(_colours(k))
+    colours = _colours(k)
+    cmap = ListedColormap(colours)
     if model.nout == 1:
         threshold = model.threshold
         # the bands just beyond the scores and the threshold (min - 1 is the min itself from 1e16 on,
         # which matplotlib refuses as levels not increasing); class 0 at or below the threshold, as predict
         low = np.nextafter(min(shade.min(), threshold), -np.inf)
         high = np.nextafter(max(shade.max(), threshold), np.inf)
-        ax.contourf(gx, gy, shade, levels=[low, threshold, high], colors=_colours(2), alpha=0.25)
+        ax.contourf(gx, gy, shade, levels=[low, threshold, high], colors=colours[:2], alpha=0.25)
         ax.contour(gx, gy, shade, levels=[threshold], colors="#555555", linewidths=0.8)
     else:
         # each class where its score is above every other's, the 0 contour of its margin: smooth edges, and
@@ -109,7 +110,7 @@ def decision_boundary(model: Module, X: np.ndarray, y: np.ndarray, path: str | o
         # overflow, each grid cell in predict's class (the first maximum): it shows
         # in the gaps the contours leave near a point where three classes meet (each margin is
         # interpolated on its own); opaque, in the colours a quarter of each class's over white gives
-        light = [tuple(0.75 + 0.25 * np.array(to_rgb(c))) for c in _colours(k)]
+        light = [tuple(0.75 + 0.25 * np.array(to_rgb(c))) for c in colours]
         ax.pcolormesh(gx, gy, shade.argmax(axis=-1), shading="nearest", cmap=ListedColormap(light), vmin=-0.5,
                       vmax=k - 0.5)
         with np.errstate(over="ignore", invalid="ignore"):
