@@ -68,6 +68,8 @@ def test_plots_refuse_wrong_input_naming_the_problem(tmp_path):
              ((model, X[:0], y[:0]), {}, ValueError, r"^decision_boundary: X has no rows"),
              ((model, [[-1e308, 0], [1e308, 1]], [0, 1]), {}, ValueError,  # was: "decision_function: X contains NaN"
               r"^decision_boundary: X spans more than a float holds \(from -1e\+308 to 1e\+308\); scale it down"),
+             ((model, [[0, -8.5e307], [1, 8.5e307]], [0, 1]), {}, ValueError,  # finite, but not with its margins
+              r"^decision_boundary: X spans more than a float holds \(from -8.5e\+307 to 8.5e\+307\); scale it"),
              ((model, X, [0, 1, 2] * 10), {}, ValueError, r"^decision_boundary: a model with one output tells two"),
              (("model", X, y), {}, TypeError, r"^decision_boundary: model must be a Module, got str"),
              ((mg.MLP(3, [2, 1]), X, y), {}, ValueError, r"^decision_boundary: .* 2 inputs, but the model takes 3")]
@@ -196,6 +198,14 @@ def test_decision_boundary_frames_the_data_at_any_scale(tmp_path, drawn, scale):
         assert lim[0] + 0.02 * width < column.min() and column.max() < lim[1] - 0.02 * width
 
 
+def test_decision_boundary_frames_data_on_one_line_with_a_margin(tmp_path, drawn):
+    # every point at x = 0: the plane is 0.3 either side of it (not 0 wide), and 8 % of y's span either side of y's
+    X = np.array([[0.0, 1.0], [0.0, 2.0], [0.0, 3.0]])
+    plots.decision_boundary(mg.MLP(2, [4, 1], seed=0), X, [0, 1, 0], tmp_path / "b.png", resolution=10)
+    ax = drawn[0].axes[0]
+    assert np.allclose(ax.get_xlim(), (-0.3, 0.3)) and np.allclose(ax.get_ylim(), (1 - 0.16, 3 + 0.16))
+
+
 def test_loss_curve_refuses_a_history_it_cannot_draw_truly(tmp_path):
     # each was drawn without a word: a gap for NaN or infinity (all NaN: an empty picture), strings on a
     # categorical axis, accuracy in percent above the 0..1 axis; or failed inside matplotlib ("x and y
@@ -207,6 +217,7 @@ def test_loss_curve_refuses_a_history_it_cannot_draw_truly(tmp_path):
              (H(["a", "b"], []), r"history.loss\[0\] \(epoch 1\) must be a finite number, got str 'a'"),
              (H([1.0, 0.5], [0.5, nan]), r"history.accuracy\[1\] \(epoch 2\) must be a finite number, got nan"),
              (H([1.0, 0.5], [50.0, 60.0]), r"history.accuracy\[0\] \(epoch 1\) must be a fraction in \[0, 1\], got 50"),
+             (H([1.0], [1.5]), r"history.accuracy\[0\] \(epoch 1\) must be a fraction in \[0, 1\], got 1.5"),
              (H([1.0, 0.5, 0.3], [0.5, 0.6]), r"history has 3 losses but 2 accuracies; one of each per epoch"),
              (H(1.5, []), r"history.loss must be a list of numbers, one per epoch, got float")]
     for history, message in cases:
