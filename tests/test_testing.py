@@ -411,6 +411,18 @@ def test_mutation_runs_save_no_failing_examples_in_the_users_hypothesis_database
         saved = [p.name for p in (tmp_path / ".hypothesis" / "examples").rglob("*") if p.is_file()]
         assert saved == [], saved
 
+
+def test_mutation_runs_without_hypothesis_installed(tmp_path):
+    # (mutation runs quiet hypothesis's database where it is installed; where it is not, they run as usual)
+    (tmp_path / "conftest.py").write_text("import sys\nsys.modules['hypothesis'] = None  # import hypothesis fails\n")
+    (tmp_path / "test_user.py").write_text(MUTATED_PROPERTY_TESTS.split("\n\n\n@settings")[0].replace(
+        "from hypothesis import given, settings, strategies as st\n", "") +
+        "\n\ndef test_cube():\n    assert_gradients_close(cube, [0.7])\n    assert_gradients_close(cube, [0.01])\n")
+    run = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--mutate-ops",
+                "--mutate-only", "cube",
+                "test_user.py"], tmp_path)
+    assert "3 of 3 mutants caught" in run.stdout and run.returncode == 0, run.stdout + run.stderr
+
 # ---- issue 15: the engine's functions on tensors; random graphs against PyTorch -------------------
 
 def test_compare_with_torch_runs_the_module_functions_on_tensors():
