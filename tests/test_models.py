@@ -852,3 +852,40 @@ def test_block_and_mlp_block_name_themselves_for_a_bad_size(build, error, messag
     # "Linear: nin ..."
     with pytest.raises(error, match=message):
         build()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda a, b, m: a([1.0] * 3, [], []), ValueError, "CausalSelfAttention: expected 4 inputs, got 3"),
+    (lambda a, b, m: b([float("nan"), 1.0, 1.0, 1.0], [], []), ValueError,
+     "Block: inputs must be finite numbers or Values, got nan at index 0"),
+    (lambda a, b, m: m([1.0] * 5), ValueError, "MLPBlock: expected 4 inputs, got 5"),
+    (lambda a, b, m: a([1.0] * 4, None, None), TypeError,
+     r"CausalSelfAttention: keys and values must be lists \(a layer's cache, cache.keys\[i\] and cache.values\[i\]\), "
+     "got NoneType and NoneType"),
+    (lambda a, b, m: b([1.0] * 4, [], ()), TypeError, "Block: keys and values must be lists .* got list and tuple"),
+    (lambda a, b, m: a([1.0] * 4, [[1.0] * 4], []), ValueError,
+     "CausalSelfAttention: keys and values must hold as many positions, got 1 and 0"),
+    (lambda a, b, m: b([1.0] * 4, [[1.0] * 4], [[1.0] * 3]), ValueError,
+     r"Block: values\[0\] must be a list of n_embd = 4 Values, got list of 3 entries"),
+    (lambda a, b, m: a([1.0] * 4, [None], [None]), TypeError,
+     r"CausalSelfAttention: keys\[0\] must be a list of n_embd = 4 Values, got NoneType None"),
+])
+def test_attention_block_and_mlp_block_called_alone_name_a_bad_position_or_cache(call, error, message):
+    # the error named an inner part ("Linear: expected 4 inputs", "dot: a number ... must be finite") or was
+    # raw ("'NoneType' object has no attribute 'append'")
+    parts = (mg.models.CausalSelfAttention(4, 2, seed=0), mg.models.Block(4, 2, seed=0), mg.models.MLPBlock(4, seed=0))
+    with pytest.raises(error, match=message):
+        call(*parts)
+
+
+def test_attention_refuses_the_longer_keys_of_another_sized_attention():
+    # they were read in part: each head's slice of the first 4 of 8 entries, a silent wrong answer
+    keys, values = [], []
+    mg.models.CausalSelfAttention(8, 2, seed=0)([1.0] * 8, keys, values)
+    small = mg.models.CausalSelfAttention(4, 2, seed=0)
+    with pytest.raises(ValueError, match=r"CausalSelfAttention: keys\[0\] must be a list of n_embd = 4 Values, got "
+                                         "list of 8 entries"):
+        small([1.0] * 4, keys, values)
+    assert len(keys) == len(values) == 1  # nothing added
+    out = small([1.0] * 4, [], [])  # a fresh cache: checked numbers or Values
+    assert len(out) == 4 and len(small([1.0, 2.0, 3.0, 4.0], [[1.0] * 4], [[2.0] * 4])) == 4
