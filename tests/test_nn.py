@@ -126,6 +126,7 @@ def test_initialisation_is_scaled_for_the_activation():
     assert relu_w.std() == pytest.approx(math.sqrt(2 / 400), rel=0.02)  # He
     assert tanh_w.std() == pytest.approx(math.sqrt(2 / 800), rel=0.02)  # Glorot
     assert np.abs(tanh_w).max() <= math.sqrt(6 / 800)
+    assert relu_w.mean() == pytest.approx(0.0, abs=0.005) and tanh_w.mean() == pytest.approx(0.0, abs=0.005)
 
 
 def test_calls_accept_lists_values_and_arrays_and_shape_outputs():
@@ -1761,6 +1762,12 @@ def test_a_module_above_max_parameters_is_refused_before_it_is_built(monkeypatch
     monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count)
     assert len(build().parameters()) == count
 
+
+
+def test_max_parameters_is_ten_million_and_the_refusal_says_the_memory_asked_for():
+    with pytest.raises(ValueError, match=r"^RMSNorm: dim=1000000000 make 1,000,000,000 parameters, more than "
+                                         r"MAX_PARAMETERS=10,000,000 \(each is a Value of about 200 bytes: 200\.0 GB\)"):
+        mg.nn.RMSNorm(10**9)
 
 def test_a_layers_activation_set_by_hand_is_the_one_its_neurons_compute(tmp_path):
     # layer.activation was a copy: setting it changed the repr, the saved file and to_torch but not what the
