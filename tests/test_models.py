@@ -455,6 +455,16 @@ def test_draw_modules_boxes_each_module_of_a_position():
     assert "blocks.0.attn<BR/>CausalSelfAttention, 256 params" in source
 
 
+
+def test_tag_modules_leaves_the_nodes_of_positions_read_before_it_untagged():
+    model = small_gpt()
+    cache = model.new_cache()
+    first = model(0, 0, cache)  # read outside tag_modules(): its keys and values stay in the cache
+    before = [v for v in mg.topological_order(mg.losses.cross_entropy([first], [1])) if v.inputs]
+    with mg.nn.tag_modules():
+        model(3, 1, cache)
+    assert before and all(v.origin is None for v in before)  # not the GPT's own nodes of the new position
+
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(stop="x"), TypeError, r"generate: stop must be None or a token id \(an int in 0..15\), got str 'x'"),
     (dict(stop=16), ValueError, r"stop must be None or a token id \(an int in 0..15\), got int 16"),
