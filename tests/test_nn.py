@@ -6,6 +6,8 @@ import json
 import os
 import math
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -110,6 +112,16 @@ def test_same_seed_same_parameters_and_manual_seed():
     e = MLP(2, [4, 1])
     assert d.state_dict() == e.state_dict()
 
+
+
+def test_a_fresh_process_builds_unseeded_modules_before_any_manual_seed():
+    # (every other test's process has called manual_seed by then, which sets the shared generator)
+    code = ("import microgradnn as mg; a, b = mg.MLP(2, [3]), mg.nn.Linear(2, 3); "
+            "print(a.state_dict() != mg.MLP(2, [3]).state_dict(), len(b.parameters()))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(mg.__file__)),
+                                                                    os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "True 9\n"), out.stderr
 
 def test_from_config_draws_each_layer_afresh_not_the_same_numbers_again():
     config = MLP(2, [16, 16, 16, 1], seed=5).config()
