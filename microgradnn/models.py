@@ -21,7 +21,7 @@ from microgradnn.losses import cross_entropy, softmax
 from microgradnn.nn.blocks import Embedding, Linear, RMSNorm, run
 from microgradnn.nn.init import check_size, generator
 from microgradnn._checks import Seed, _is_int, integer, number, positive_int, shown
-from microgradnn.nn.module import Module, _size, tie, tied_names
+from microgradnn.nn.module import _OUTERMOST, Module, _size, as_inputs, tie, tied_names
 
 __all__ = ["GPT", "KVCache", "CausalSelfAttention", "MLPBlock", "Block"]
 
@@ -51,6 +51,27 @@ def _heads_of(n_embd, n_head, who: str) -> tuple[int, int]:
     return n_embd, n_head
 
 
+def _position(x, n_embd: int, who: str) -> list:
+    """One position's n_embd inputs, checked on the outermost call (a GPT's own calls pass theirs on)."""
+    return x if type(x) is list and len(x) == n_embd and _OUTERMOST.get() is not None else as_inputs(x, n_embd, who)
+
+
+def _check_layer_cache(keys, values, n_embd: int, who: str) -> None:
+    """Refuse other than one layer's cache: lists of as many positions, each a list of n_embd
+    (another attention's longer keys were read in part, silently)."""
+    if type(keys) is not list or type(values) is not list:
+        raise TypeError(f"{who}: keys and values must be lists (a layer's cache, cache.keys[i] and cache.values[i]), "
+                        f"got {type(keys).__name__} and {type(values).__name__}")
+    if len(keys) != len(values):
+        raise ValueError(f"{who}: keys and values must hold as many positions, got {len(keys)} and {len(values)}")
+    for name, cached in (("keys", keys), ("values", values)):
+        for t, kv in enumerate(cached):
+            if type(kv) is not list or len(kv) != n_embd:
+                got = f"list of {len(kv)} entries" if type(kv) is list else f"{type(kv).__name__} {kv!r:.60}"
+                raise (ValueError if type(kv) is list else TypeError)(
+                    f"{who}: {name}[{t}] must be a list of n_embd = {n_embd} Values, got {got}")
+
+
 class CausalSelfAttention(Module):
     """Multi-head attention of one position over itself and every earlier position."""
 
@@ -65,7 +86,8 @@ class CausalSelfAttention(Module):
         return [("query", self.query), ("key", self.key), ("value", self.value), ("proj", self.proj)]
 
     def __call__(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
-        return run(self, self.forward, x, keys, values)
+        _check_layer_cache(keys, values, self.n_embd, "CausalSelfAttention")
+        return run(self, self.forward, _position(x, self.n_embd, "CausalSelfAttention"), keys, values)
 
     def forward(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
         q, k, v = self.query(x), self.key(x), self.value(x)
@@ -95,7 +117,7 @@ class MLPBlock(Module):
         return [("fc", self.fc), ("proj", self.proj)]
 
     def __call__(self, x: list) -> list[Value]:  # type: ignore[override]
-        return run(self, self.forward, x)
+        return run(self, self.forward, _position(x, self.fc.nin, "MLPBlock"))
 
     def forward(self, x: list) -> list[Value]:
         return self.proj([h.relu() for h in self.fc(x)])
@@ -117,7 +139,8 @@ class Block(Module):
         return [("norm1", self.norm1), ("attn", self.attn), ("norm2", self.norm2), ("mlp", self.mlp)]
 
     def __call__(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
-        return run(self, self.forward, x, keys, values)
+        _check_layer_cache(keys, values, self.norm1.dim, "Block")
+        return run(self, self.forward, _position(x, self.norm1.dim, "Block"), keys, values)
 
     def forward(self, x: list, keys: list, values: list) -> list[Value]:  # type: ignore[override]
         x = [a + b for a, b in zip(x, self.attn(self.norm1(x), keys, values))]

@@ -175,6 +175,15 @@ def test_linear_bias_and_rmsnorm_eps_are_checked():
     assert RMSNorm(2, eps=np.float32(1e-3)).eps == pytest.approx(1e-3)
 
 
+
+@pytest.mark.parametrize("bias", ["yes", None, 1])
+def test_a_file_whose_linear_bias_is_no_bool_is_refused_by_name(tmp_path, bias):
+    path = tmp_path / "linear.json"
+    path.write_text(json.dumps({"format": "microgradnn-model", "config": {"type": "Linear", "nin": 2, "nout": 1,
+                                                                          "bias": bias}, "state": {}}))
+    with pytest.raises(ValueError, match=rf"\(TypeError: Linear: bias must be True or False, got {bias!r}\)"):
+        mg.Module.from_file(path)
+
 def test_std_is_checked_naming_the_module_typeerror_for_a_wrong_type():
     with pytest.raises(TypeError, match=r"Linear: std \(None, or a number\) must be a finite number >= 0, got str"):
         Linear(2, 2, std="0.1")

@@ -29,6 +29,14 @@ def test_gpt_shape_names_and_repr():
         GPT(27, n_embd=10, n_head=4)
 
 
+
+def test_a_gpt_starts_with_small_weights_and_norm_gains_of_one():
+    model = GPT(27, seed=0)  # every matrix N(0, 0.08), as tiny GPTs train best
+    gains = [p.data for n, p in model.named_parameters() if ".norm" in n]
+    weights = [p.data for n, p in model.named_parameters() if ".norm" not in n]
+    assert gains == [1.0] * 32 and len(weights) == 4224 - 32
+    assert np.mean(weights) == pytest.approx(0.0, abs=0.005) and np.std(weights) == pytest.approx(0.08, rel=0.05)
+
 def test_gpt_loss_and_every_gradient_equal_pytorch():
     torch = pytest.importorskip("torch")
     model = small_gpt()
@@ -447,6 +455,16 @@ def test_draw_modules_boxes_each_module_of_a_position():
     assert "blocks.0.attn<BR/>CausalSelfAttention, 256 params" in source
 
 
+
+def test_tag_modules_leaves_the_nodes_of_positions_read_before_it_untagged():
+    model = small_gpt()
+    cache = model.new_cache()
+    first = model(0, 0, cache)  # read outside tag_modules(): its keys and values stay in the cache
+    before = [v for v in mg.topological_order(mg.losses.cross_entropy([first], [1])) if v.inputs]
+    with mg.nn.tag_modules():
+        model(3, 1, cache)
+    assert before and all(v.origin is None for v in before)  # not the GPT's own nodes of the new position
+
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(stop="x"), TypeError, r"generate: stop must be None or a token id \(an int in 0..15\), got str 'x'"),
     (dict(stop=16), ValueError, r"stop must be None or a token id \(an int in 0..15\), got int 16"),
@@ -540,6 +558,12 @@ def test_generate_names_a_bad_start_token():
     with pytest.raises(TypeError, match=r"GPT.loss: tokens must be a list of token ids, got ndarray array\(2\)"):
         model.loss(np.array(2))
 
+
+
+@pytest.mark.parametrize("length", [0, 17])
+def test_generate_names_a_start_that_is_empty_or_fills_more_than_the_block(length):
+    with pytest.raises(ValueError, match=rf"generate: start needs 1 to block_size = 16 tokens, got {length}"):
+        small_gpt().generate([0] * length, seed=0)
 
 def test_generate_at_a_tiny_temperature_picks_the_likeliest_without_a_warning():
     import warnings
@@ -638,6 +662,13 @@ def test_gpt_repr_of_one_head_says_head():
     assert "2 heads, 2 layers," in repr(GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0))
 
 
+def test_a_one_head_gpt_saves_and_converts(tmp_path):
+    model = GPT(5, n_embd=4, n_head=1, n_layer=1, block_size=4, seed=0)
+    model.save(tmp_path / "gpt.json")
+    assert mg.Module.from_file(tmp_path / "gpt.json").state_dict() == model.state_dict()
+    assert GPT.from_torch(model.to_torch()).config()["n_head"] == 1
+
+
 def test_gpt_gradients_match_finite_differences():
     """The GPT's gradient (embeddings, attention, MLP block, norms, head) against central
     differences, in a seeded sample of parameters from every tensor (all would take seconds)."""
@@ -707,6 +738,8 @@ def test_a_gpts_sizes_are_those_it_computes_with_and_setting_one_is_refused(size
     (lambda m: setattr(m.blocks[1].attn, "n_head", 1) or setattr(m.blocks[1].attn, "head_size", 4),
      r"blocks.1.attn has 1 head of 4, but .* 2 heads of 2"),
     (lambda m: setattr(m.blocks[1], "mlp", mg.nn.Linear(4, 4, bias=False)), r"blocks.1.mlp is Linear\(4 -> 4, no bias"),
+    (lambda m: setattr(m.blocks[1].mlp, "fc", mg.nn.Linear(4, 16, seed=0)), r"blocks.1.mlp.fc is Linear\(4 -> 16, 80 "
+                                                                        r"parameters\), but .* Linear\(4 -> 16, no bias\)"),
 ])
 def test_a_gpt_whose_parts_differ_from_its_config_is_refused_by_save_and_to_torch(change, what, tmp_path):
     # config() read the sizes only: a norm's eps set, a block's head count changed or a head with bias
@@ -721,6 +754,26 @@ def test_a_gpt_whose_parts_differ_from_its_config_is_refused_by_save_and_to_torc
     with pytest.raises(ValueError, match=what):
         model.to_torch()
 
+
+
+
+@pytest.mark.parametrize("n_head", [0, 3])
+def test_a_gpt_whose_first_block_has_heads_not_splitting_n_embd_is_refused_by_save(n_head, tmp_path):
+    model = GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0)
+    model.blocks[0].attn.n_head = n_head
+    with pytest.raises(ValueError, match=r"GPT: blocks.0.attn has .*, but the GPT's config describes n_embd 4 split "
+                                         r"into equal heads"):
+        model.save(tmp_path / "gpt.json")
+    assert not (tmp_path / "gpt.json").exists()
+
+def test_a_gpt_whose_blocks_were_all_removed_is_refused_by_save_and_to_torch(tmp_path):
+    model = GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0)
+    model.blocks = []
+    for call in (lambda: model.save(tmp_path / "gpt.json"), model.to_torch):
+        with pytest.raises(ValueError, match=r"GPT: blocks is \[\], but the GPT's config describes a list of one "
+                                             r"Block or more"):
+            call()
+    assert not (tmp_path / "gpt.json").exists()
 
 def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
     # the first block had added the position's keys, the second not: len(cache) said one more position
@@ -809,3 +862,40 @@ def test_block_and_mlp_block_name_themselves_for_a_bad_size(build, error, messag
     # "Linear: nin ..."
     with pytest.raises(error, match=message):
         build()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda a, b, m: a([1.0] * 3, [], []), ValueError, "CausalSelfAttention: expected 4 inputs, got 3"),
+    (lambda a, b, m: b([float("nan"), 1.0, 1.0, 1.0], [], []), ValueError,
+     "Block: inputs must be finite numbers or Values, got nan at index 0"),
+    (lambda a, b, m: m([1.0] * 5), ValueError, "MLPBlock: expected 4 inputs, got 5"),
+    (lambda a, b, m: a([1.0] * 4, None, None), TypeError,
+     r"CausalSelfAttention: keys and values must be lists \(a layer's cache, cache.keys\[i\] and cache.values\[i\]\), "
+     "got NoneType and NoneType"),
+    (lambda a, b, m: b([1.0] * 4, [], ()), TypeError, "Block: keys and values must be lists .* got list and tuple"),
+    (lambda a, b, m: a([1.0] * 4, [[1.0] * 4], []), ValueError,
+     "CausalSelfAttention: keys and values must hold as many positions, got 1 and 0"),
+    (lambda a, b, m: b([1.0] * 4, [[1.0] * 4], [[1.0] * 3]), ValueError,
+     r"Block: values\[0\] must be a list of n_embd = 4 Values, got list of 3 entries"),
+    (lambda a, b, m: a([1.0] * 4, [None], [None]), TypeError,
+     r"CausalSelfAttention: keys\[0\] must be a list of n_embd = 4 Values, got NoneType None"),
+])
+def test_attention_block_and_mlp_block_called_alone_name_a_bad_position_or_cache(call, error, message):
+    # the error named an inner part ("Linear: expected 4 inputs", "dot: a number ... must be finite") or was
+    # raw ("'NoneType' object has no attribute 'append'")
+    parts = (mg.models.CausalSelfAttention(4, 2, seed=0), mg.models.Block(4, 2, seed=0), mg.models.MLPBlock(4, seed=0))
+    with pytest.raises(error, match=message):
+        call(*parts)
+
+
+def test_attention_refuses_the_longer_keys_of_another_sized_attention():
+    # they were read in part: each head's slice of the first 4 of 8 entries, a silent wrong answer
+    keys, values = [], []
+    mg.models.CausalSelfAttention(8, 2, seed=0)([1.0] * 8, keys, values)
+    small = mg.models.CausalSelfAttention(4, 2, seed=0)
+    with pytest.raises(ValueError, match=r"CausalSelfAttention: keys\[0\] must be a list of n_embd = 4 Values, got "
+                                         "list of 8 entries"):
+        small([1.0] * 4, keys, values)
+    assert len(keys) == len(values) == 1  # nothing added
+    out = small([1.0] * 4, [], [])  # a fresh cache: checked numbers or Values
+    assert len(out) == 4 and len(small([1.0, 2.0, 3.0, 4.0], [[1.0] * 4], [[2.0] * 4])) == 4

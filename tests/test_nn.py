@@ -6,6 +6,8 @@ import json
 import os
 import math
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,6 +113,16 @@ def test_same_seed_same_parameters_and_manual_seed():
     assert d.state_dict() == e.state_dict()
 
 
+
+def test_a_fresh_process_builds_unseeded_modules_before_any_manual_seed():
+    # (every other test's process has called manual_seed by then, which sets the shared generator)
+    code = ("import microgradnn as mg; a, b = mg.MLP(2, [3]), mg.nn.Linear(2, 3); "
+            "print(a.state_dict() != mg.MLP(2, [3]).state_dict(), len(b.parameters()))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(mg.__file__)),
+                                                                    os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "True 9\n"), out.stderr
+
 def test_from_config_draws_each_layer_afresh_not_the_same_numbers_again():
     config = MLP(2, [16, 16, 16, 1], seed=5).config()
     fresh = mg.nn.from_config(config)
@@ -126,6 +138,7 @@ def test_initialisation_is_scaled_for_the_activation():
     assert relu_w.std() == pytest.approx(math.sqrt(2 / 400), rel=0.02)  # He
     assert tanh_w.std() == pytest.approx(math.sqrt(2 / 800), rel=0.02)  # Glorot
     assert np.abs(tanh_w).max() <= math.sqrt(6 / 800)
+    assert relu_w.mean() == pytest.approx(0.0, abs=0.005) and tanh_w.mean() == pytest.approx(0.0, abs=0.005)
 
 
 def test_calls_accept_lists_values_and_arrays_and_shape_outputs():
@@ -1761,6 +1774,12 @@ def test_a_module_above_max_parameters_is_refused_before_it_is_built(monkeypatch
     monkeypatch.setattr(mg.nn.init, "MAX_PARAMETERS", count)
     assert len(build().parameters()) == count
 
+
+
+def test_max_parameters_is_ten_million_and_the_refusal_says_the_memory_asked_for():
+    with pytest.raises(ValueError, match=r"^RMSNorm: dim=1000000000 make 1,000,000,000 parameters, more than "
+                                         r"MAX_PARAMETERS=10,000,000 \(each is a Value of about 200 bytes: 200\.0 GB\)"):
+        mg.nn.RMSNorm(10**9)
 
 def test_a_layers_activation_set_by_hand_is_the_one_its_neurons_compute(tmp_path):
     # layer.activation was a copy: setting it changed the repr, the saved file and to_torch but not what the
