@@ -935,3 +935,16 @@ def test_samples_of_an_uploaded_csv_is_its_row_count():
     assert s.configure({"samples": 30, "lr": 0.1})["samples"] == 30
     assert s.configure({"dataset": "moons", "samples": 100})["samples"] == 100  # other data takes any count
     assert s.configure({"dataset": "csv"})["samples"] == 30 and len(s.X) == 30  # back to the CSV: its count
+
+
+
+
+def test_a_configuration_that_changes_nothing_keeps_the_optimizers_state():
+    # was: a page reloaded, or a second tab opened, sends its link's setup, the one in force; the
+    # optimizer was made anew all the same, so Adam forgot its moments and the run went another way
+    s, alone = Session({"hidden": [3]}), Session({"hidden": [3]})
+    s.train_epoch(), alone.train_epoch()
+    assert s.configure({}) == s.configure(dict(s.config)) == alone.config
+    s.train_epoch(), alone.train_epoch()
+    assert s.model.state_dict() == alone.model.state_dict() and s.changes == []
+    assert "mg.fit(" in s.script()
