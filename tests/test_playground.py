@@ -948,3 +948,10 @@ def test_a_configuration_that_changes_nothing_keeps_the_optimizers_state():
     s.train_epoch(), alone.train_epoch()
     assert s.model.state_dict() == alone.model.state_dict() and s.changes == []
     assert "mg.fit(" in s.script()
+
+
+@pytest.mark.parametrize("config", [[], 0, "", {1: 2, "x": 3}], ids=["list", "zero", "str", "mixed-keys"])
+def test_a_configuration_of_the_wrong_shape_is_refused(config):
+    # was: an empty list (or 0, or "") was taken for no configuration; keys of mixed types: a TypeError from sorting
+    with pytest.raises(ConfigError, match="must be a JSON object|unknown setting 1;"):
+        Session(config)

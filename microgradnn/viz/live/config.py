@@ -72,7 +72,7 @@ def check_config(raw: dict, base: dict | None = None) -> dict:
     """`raw` (from JSON or the URL) over `base`, every value checked; unknown keys are refused."""
     if not isinstance(raw, dict):
         raise ConfigError(f"a configuration must be a JSON object, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(DEFAULTS))
+    unknown = sorted(set(raw) - set(DEFAULTS), key=str)  # a dict from Python may have keys of any type
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r}; the settings are {', '.join(DEFAULTS)}")
     c = {**(base or DEFAULTS), **raw}

@@ -37,7 +37,7 @@ class Session:
         self.upload: tuple[np.ndarray, np.ndarray] | None = None
         self.error: str | None = None
         self.running, self.version, self.data_version = False, 0, 0
-        self.config = check_config(config or {})
+        self.config = check_config({} if config is None else config)
         self._build()
 
     # ---- building --------------------------------------------------------------------------
