@@ -955,3 +955,11 @@ def test_a_configuration_of_the_wrong_shape_is_refused(config):
     # was: an empty list (or 0, or "") was taken for no configuration; keys of mixed types: a TypeError from sorting
     with pytest.raises(ConfigError, match="must be a JSON object|unknown setting 1;"):
         Session(config)
+
+
+@pytest.mark.parametrize("text, line", [("x1,x2,label\n1,2,0\n3,4,1\n5,6,x\n7,8,1\n", 4),
+                                        ("1,2,0\n\n3,4,1\n\n5,6,2.5\n7,8,1\n", 5)], ids=["header", "blank-lines"])
+def test_a_bad_csv_row_is_named_by_its_line_in_the_file(text, line):
+    # was: rows were counted from the first one of data, so a header or a blank line put the named row off by one
+    with pytest.raises(ConfigError, match=f"^CSV row {line}: "):
+        parse_csv(text)
