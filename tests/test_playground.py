@@ -935,3 +935,101 @@ def test_samples_of_an_uploaded_csv_is_its_row_count():
     assert s.configure({"samples": 30, "lr": 0.1})["samples"] == 30
     assert s.configure({"dataset": "moons", "samples": 100})["samples"] == 100  # other data takes any count
     assert s.configure({"dataset": "csv"})["samples"] == 30 and len(s.X) == 30  # back to the CSV: its count
+
+
+def test_a_configuration_that_changes_nothing_keeps_the_optimizers_state():
+    # was: a page reloaded, or a second tab opened, sends its link's setup, the one in force; the
+    # optimizer was made anew all the same, so Adam forgot its moments and the run went another way
+    s, alone = Session({"hidden": [3]}), Session({"hidden": [3]})
+    s.train_epoch(), alone.train_epoch()
+    assert s.configure({}) == s.configure(dict(s.config)) == alone.config
+    s.train_epoch(), alone.train_epoch()
+    assert s.model.state_dict() == alone.model.state_dict() and s.changes == []
+    assert "mg.fit(" in s.script()
+
+
+@pytest.mark.parametrize("config", [[], 0, "", {1: 2, "x": 3}], ids=["list", "zero", "str", "mixed-keys"])
+def test_a_configuration_of_the_wrong_shape_is_refused(config):
+    # was: an empty list (or 0, or "") was taken for no configuration; keys of mixed types: a TypeError from sorting
+    with pytest.raises(ConfigError, match="must be a JSON object|unknown setting 1;"):
+        Session(config)
+
+
+@pytest.mark.parametrize("text, line", [("x1,x2,label\n1,2,0\n3,4,1\n5,6,x\n7,8,1\n", 4),
+                                        ("1,2,0\n\n3,4,1\n\n5,6,2.5\n7,8,1\n", 5)], ids=["header", "blank-lines"])
+def test_a_bad_csv_row_is_named_by_its_line_in_the_file(text, line):
+    # was: rows were counted from the first one of data, so a header or a blank line put the named row off by one
+    with pytest.raises(ConfigError, match=f"^CSV row {line}: "):
+        parse_csv(text)
+
+
+def test_the_split_keeps_a_training_row_and_a_test_row_at_the_limits():
+    for n in range(4, 12):
+        for test in (0.1, 0.9):
+            train, held = split(n, test, 0)
+            assert len(train) >= 1 and len(held) >= 1 and len(train) + len(held) == n, (n, test)
+    assert [len(split(4, 0.9, 0)[0]), len(split(4, 0.1, 0)[1])] == [1, 1]
+
+
+def test_the_test_share_and_a_number_typed_as_text_are_checked():
+    assert check_config({"test": 0.1})["test"] == 0.1 and check_config({"test": "0.9"})["test"] == 0.9
+    for test in (0.09, 0.91):
+        with pytest.raises(ConfigError, match=r"test must lie in \[0.1, 0.9\]"):
+            check_config({"test": test})
+    with pytest.raises(ConfigError, match=r"^lr must be a number, got 'fast'$"):
+        check_config({"lr": "fast"})
+
+
+def test_blobs_noise_widens_the_clusters_as_documented():
+    s = Session({"dataset": "blobs", "classes": 4, "noise": 0.25, "samples": 60, "seed": 5, "loss": "cross_entropy"})
+    X, y = mg.data.make_blobs(60, centers=4, cluster_std=2.0, seed=5)  # 1 + 4 * noise
+    assert np.array_equal(s.X, X) and np.array_equal(s.y, y)
+
+
+@pytest.mark.parametrize("config", [{}, {"loss": "cross_entropy"}, {"dataset": "blobs", "loss": "cross_entropy"},
+                                    {"loss": "mse", "hidden": [2]}, {"loss": "binary_cross_entropy", "hidden": []}],
+                         ids=["logits", "moons-ce-2", "blobs-ce-3", "mse", "bce-linear"])
+def test_the_boundary_is_the_models_class_and_confidence_at_every_grid_cell(config):
+    s = Session({**config, "seed": 2})
+    s.train_epoch()
+    b = s.state()["boundary"]
+    with mg.no_grad():
+        outs = [s.model(x.tolist()) for x in s.grid]
+    scores = np.array([[v.data for v in o] if isinstance(o, list) else o.data for o in outs])
+    assert b["cls"] == s.model.predict(s.grid).tolist()
+    if scores.ndim == 2:  # the softmax of the winning class
+        conf = np.exp(scores - scores.max(axis=1, keepdims=True))
+        conf = (conf / conf.sum(axis=1, keepdims=True)).max(axis=1)
+    else:
+        conf = 1 / (1 + np.exp(-4 * np.abs(scores - s.model.threshold)))
+    assert b["conf"] == pytest.approx(np.round(conf, 3).tolist(), abs=1e-12) and len(b["conf"]) == 32 * 32
+
+
+def test_a_csv_of_two_classes_keeps_the_binary_loss_and_one_output():
+    s = Session()
+    c = s.set_upload("\n".join(f"{i % 7 / 7},{i % 5 / 5},{i % 2}" for i in range(30)))
+    assert c["loss"] == "binary_cross_entropy_with_logits" and s.k == 2 and s.model.nout == 1
+
+
+def test_a_weight_set_by_hand_is_bounded():
+    s = Session({"hidden": [2]})
+    assert s.set_parameter("layers.0.neurons.0.b", -1e6)["value"] == -1e6
+    for value in (1.5e6, -1.5e6):
+        with pytest.raises(ConfigError, match=r"must lie in \[-1000000.0, 1000000.0\]"):
+            s.set_parameter("layers.0.neurons.0.b", value)
+    assert s.parameter("layers.0.neurons.0.b")["value"] == -1e6
+
+
+def test_a_rebuild_as_the_epochs_last_mini_batch_ends_counts_no_epoch_of_the_new_model():
+    s = Session({"hidden": [3], "samples": 40, "batch": 10})  # 28 training rows: 3 steps
+    compiled, calls = s.step_fn, [0]
+
+    def rebuild_at_the_last_step(X, t):
+        calls[0] += 1
+        if calls[0] == 3:  # as the page's request lands between the last mini-batch and the epoch's end
+            s.configure({"seed": 1})
+        return compiled(X, t)
+    s.step_fn = rebuild_at_the_last_step
+    s.train_epoch()
+    assert calls[0] == 3 and s.config["seed"] == 1
+    assert s.epoch == 0 and s.history == [] and s.state()["epoch"] == 0

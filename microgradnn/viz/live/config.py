@@ -72,7 +72,7 @@ def check_config(raw: dict, base: dict | None = None) -> dict:
     """`raw` (from JSON or the URL) over `base`, every value checked; unknown keys are refused."""
     if not isinstance(raw, dict):
         raise ConfigError(f"a configuration must be a JSON object, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(DEFAULTS))
+    unknown = sorted(set(raw) - set(DEFAULTS), key=str)  # a dict from Python may have keys of any type
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r}; the settings are {', '.join(DEFAULTS)}")
     c = {**(base or DEFAULTS), **raw}
@@ -96,17 +96,17 @@ def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
     # a UTF-8 BOM (Excel's "CSV UTF-8") would make the first row's first cell no number: a header
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     try:
-        rows = [r for r in reader if r and any(cell.strip() for cell in r)]
+        rows = [(reader.line_num, r) for r in reader if r and any(cell.strip() for cell in r)]  # and its line
     except csv.Error as e:  # a field over csv's size limit, a NUL byte, ...
         raise ConfigError(f"the CSV cannot be read at line {reader.line_num}: {e}") from None
-    if rows and not any(_is_number(cell) for cell in rows[0]):
+    if rows and not any(_is_number(cell) for cell in rows[0][1]):
         rows = rows[1:]  # a header (a row with a number in it is data: a bad one is refused, not dropped)
     if len(rows) < 4:
         raise ConfigError(f"the CSV needs at least 4 rows of x1,x2,label, got {len(rows)}")
     if len(rows) > LIMITS["samples"]:
         raise ConfigError(f"the CSV has {len(rows)} rows; the playground takes at most {LIMITS['samples']}")
     X, y = [], []
-    for line, r in enumerate(rows, 1):
+    for line, r in rows:  # named by its line, as an editor or a spreadsheet numbers it (a header counted)
         if len(r) != 3 or not all(_is_number(cell) for cell in r):
             raise ConfigError(f"CSV row {line}: expected three numbers x1,x2,label, got {','.join(r)[:60]!r}")
         x1, x2, label = (float(cell) for cell in r)

@@ -37,14 +37,14 @@ class Session:
         self.upload: tuple[np.ndarray, np.ndarray] | None = None
         self.error: str | None = None
         self.running, self.version, self.data_version = False, 0, 0
-        self.config = check_config(config or {})
+        self.config = check_config({} if config is None else config)
         self._build()
 
     # ---- building --------------------------------------------------------------------------
 
     def configure(self, raw: dict, rebuild: bool = False) -> dict:
         """Apply a (partial) configuration; data and model are rebuilt only when they change
-        (or `rebuild`). A refused configuration changes nothing."""
+        (or `rebuild`), the optimizer only when its settings do. A refused configuration changes nothing."""
         with self.lock:
             new = check_config(raw, self.config)
             if new["dataset"] == "csv" and self.upload is not None:  # its samples are its rows, however many
@@ -56,6 +56,8 @@ class Session:
             if "loss" not in raw and new["loss"] != "cross_entropy" and self._classes_of(new) > 2:
                 new["loss"] = "cross_entropy"  # new data with more classes: the one loss that reads them
             rebuild = rebuild or any(new[k] != self.config[k] for k in REBUILDS)
+            if not rebuild and all(new[k] == self.config[k] for k in TRAINING):
+                return new  # nothing changes (a page reloaded, a second tab): the optimizer keeps its state
             old, self.config = self.config, new
             try:
                 self._build() if rebuild else self._new_optimizer()
