@@ -241,6 +241,33 @@ def test_a_late_answer_to_an_earlier_change_does_not_undo_a_newer_one(server, ta
     assert "dataset=xor" in href(tab) and tab.input_value("#dataset") == "xor" and tab.errors == []
 
 
+def test_a_second_tab_shows_the_first_tabs_changes_and_builds_on_them(server, tab, browser, tmp_path):
+    # tab B's controls, URL, neuron grid and parameter list stayed as B opened them after tab A changed the
+    # setup, and B's + button sent a layer list built from its stale setup: it undid A's new layer
+    other = new_page(browser, 1400, 1000)
+    try:
+        open_page(tab, server.url)
+        open_page(other, server.url)
+        tab.click("#add-layer")
+        until(lambda: server.session.config["hidden"] == [8, 8, 4])
+        tab.fill("#lr", "0.01")
+        tab.dispatch_event("#lr", "change")
+        until(lambda: server.session.config["lr"] == 0.01)
+        names = len(server.session.model.parameters())
+        until(lambda: "hidden=8%2C8%2C4" in href(other) and other.input_value("#lr") == "0.01")
+        until(lambda: other.locator("#neurons .layer").count() == 3)
+        until(lambda: other.locator("#param-name option").count() == names)
+        other.click("#neurons button[data-layer='0'][data-d='1']")
+        until(lambda: server.session.config["hidden"] != [8, 8, 4])
+        assert server.session.config["hidden"] == [9, 8, 4]
+        until(lambda: "hidden=9%2C8%2C4" in href(tab))
+        until(lambda: "2 -> 9 tanh -> 8 tanh -> 4 tanh" in other.text_content("#network"))
+        other.screenshot(path=str(shots(tmp_path) / "playground-second-tab.png"))
+        assert tab.errors == [] and other.errors == []
+    finally:
+        other.context.close()
+
+
 def test_the_classes_setting_is_live_only_for_data_that_takes_it(server, tab):
     open_page(tab, server.url)
     assert tab.input_value("#dataset") == "moons" and tab.is_disabled("#classes")  # moons has two

@@ -39,19 +39,25 @@
     for (const k of KEYS) q.set(k, k === "hidden" ? c.hidden.join(",") : String(c[k]));
     history.replaceState(null, "", "?" + q.toString());
   }
-  function showConfig(c) {
+  function showConfig(c, keepFocused) {  // keepFocused: another tab's change leaves a control being edited alone
     S.config = c;
-    document.querySelectorAll("[data-key]").forEach(el => { el.value = String(c[el.dataset.key]); });
+    document.querySelectorAll("[data-key]").forEach(el => {
+      if (!(keepFocused && el === document.activeElement)) el.value = String(c[el.dataset.key]);
+    });
     // only blobs and spiral take a number of classes; elsewhere the data decides it
     $("classes").disabled = !["blobs", "spiral"].includes(c.dataset);
     toURL(c);
   }
-  let configuring = Promise.resolve();
-  function configure(change) {  // one change at a time, in order: a late answer must not undo a newer change
-    const run = configuring.then(() => configureNow(change));
+  // Changes to the setup, this tab's: one at a time, in order (a late answer must not undo a newer change);
+  // `changes` counts those under way and `changed` those done, so a poll can tell another tab's change
+  let configuring = Promise.resolve(), changes = 0, changed = 0;
+  function inOrder(fn) {
+    changes++;
+    const run = configuring.then(fn).finally(() => { changes--; changed++; });
     configuring = run.catch(() => {});
     return run;
   }
+  function configure(change) { return inOrder(() => configureNow(change)); }
   async function configureNow(change) {
     const before = S.dataVersion;
     let r;
@@ -75,11 +81,18 @@
     return run;
   }
   async function refreshNow(force) {
+    const done = changed, dataBefore = S.dataVersion;
     const st = await api("api/state?since=" + S.lastEpoch);
+    // a setup this tab did not ask for (none of its changes under way or answered since the poll left): another
+    // tab's, shown here too, so that this tab's next change builds on it
+    const theirs = changes === 0 && changed === done;
+    if (theirs && JSON.stringify(st.config) !== JSON.stringify(S.config)) showConfig(st.config, true);
     if (st.data_version !== S.dataVersion || st.epoch < S.lastEpoch) {
       S.history = []; S.lastEpoch = 0;
       if (st.data_version !== S.dataVersion) { S.points = await api("api/points"); S.dataVersion = st.data_version; }
-      return refreshNow(force);
+      await refreshNow(force);
+      if (theirs && dataBefore !== -1 && S.dataVersion !== dataBefore) await afterRebuild();  // (or a reset there)
+      return;
     }
     for (const h of st.history) S.history.push(h);
     if (st.history.length) S.lastEpoch = st.history[st.history.length - 1][0];
@@ -302,8 +315,11 @@
   $("upload").onchange = () => guarded(async () => {
     const f = $("upload").files[0]; if (!f) return;
     if (f.size > 1000000) throw new Error(`${f.name} has ${f.size} bytes; the playground takes CSV files up to 1000000 bytes`);
-    const before = S.dataVersion, r = await api("api/upload", await f.text(), "text/csv");
-    showConfig(r.config); await refresh(true); if (S.dataVersion !== before) await afterRebuild();
+    const text = await f.text();
+    await inOrder(async () => {
+      const before = S.dataVersion, r = await api("api/upload", text, "text/csv");
+      showConfig(r.config); await refresh(true); if (S.dataVersion !== before) await afterRebuild();
+    });
   });
   $("boundary").onclick = ev => { const i = pointAt(ev); if (i !== null) guarded(() => showPoint(i)); };
   $("expand").onchange = () => { if (S.point !== null) guarded(() => showPoint(S.point)); };
