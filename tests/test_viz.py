@@ -787,7 +787,10 @@ def test_animate_network_names_a_bad_input_x_as_draw_network_does(tmp_path):
                 ("ab", TypeError, r"x must be a sequence of numbers, got str 'ab'$"),
                 ([[1.0, 2.0]], TypeError, r"x\[0\] must be a finite number, got list"),
                 ([1.0, True], TypeError, r"x\[1\] must be a finite number, got bool True$"),
-                ([1.0], ValueError, r"x must be a sequence of 2 numbers \(the network has 2 inputs\), got 1$")):
+                ([1.0], ValueError, r"x must be a sequence of 2 numbers \(the network has 2 inputs\), got 1$"),
+                # were drawn as x = [0, 1] (a dict's keys) and in the set's own order
+                ({0: 1.0, 1: 2.0}, TypeError, r"x must be a sequence of numbers in input order, got dict"),
+                ({2.0, 1.0}, TypeError, r"x must be a sequence of numbers in input order, got set")):
             with pytest.raises(error, match=rf"^{who}: {message}"):
                 write(x)
     assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ the j-th from the top, and edges are written before nodes so they pass under the
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Set as AbstractSet
 from typing import Sequence
 
 import numpy as np
@@ -64,6 +65,8 @@ def network_input(x, nin: int, who: str = "draw_network") -> list[float]:
     x = x.tolist() if hasattr(x, "tolist") else x
     if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
         raise TypeError(f"{who}: x must be a sequence of numbers, got {type(x).__name__} {x!r:.60}")
+    if isinstance(x, (Mapping, AbstractSet)):  # a dict's keys, or a set's own order, would be drawn as x
+        raise TypeError(f"{who}: x must be a sequence of numbers in input order, got {type(x).__name__} {x!r:.60}")
     h = [number(v.data if isinstance(v, Value) else v, who, f"x[{i}]") for i, v in enumerate(x)]
     if len(h) != nin:
         raise ValueError(f"{who}: x must be a sequence of {nin} numbers (the network has {nin} inputs), "
