@@ -634,6 +634,13 @@ def test_bad_highlight_max_nodes_and_rankdir_get_clear_errors(tmp_path):
                 pass
     with pytest.raises(ValueError, match="draw_modules: rankdir must be one of LR, TB, RL, BT, got 'XX'"):
         viz.draw_modules(b, [MLP(1, [1])], rankdir="XX")
+    # were Python's own "unhashable type: 'list'" and "'MLP' object is not iterable"
+    with pytest.raises(TypeError, match="^draw_graph: highlight must hold Values, got list$"):
+        viz.draw_graph(b, highlight=[[a]])
+    for bad, message in ((MLP(1, [1]), r"Modules \(for one, pass \[module\]\), got MLP$"),
+                         (None, "Modules, got NoneType$")):
+        with pytest.raises(TypeError, match="^draw_modules: modules must be a non-empty list of " + message):
+            viz.draw_modules(b, bad)
 
 
 def test_yes_no_options_must_be_true_or_false_not_a_truthy_string(tmp_path):

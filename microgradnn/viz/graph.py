@@ -332,10 +332,11 @@ def _highlighted(highlight, root: Value, order: list[Value]) -> dict[int, str]:
     if isinstance(highlight, (str, bytes)) or not hasattr(highlight, "__iter__"):
         raise TypeError(f"draw_graph: highlight must be a Value, a collection of Values or a dict "
                         f"{{Value: note}}, got {type(highlight).__name__}")
-    notes = highlight if isinstance(highlight, dict) else dict.fromkeys(highlight, "")
-    for v in notes:
+    values = list(highlight)  # (a generator is walked once)
+    for v in values:
         if not isinstance(v, Value):
             raise TypeError(f"draw_graph: highlight must hold Values, got {type(v).__name__}")
+    notes = highlight if isinstance(highlight, dict) else dict.fromkeys(values, "")
     if notes:  # a Value from another graph would silently draw nothing red
         nodes = {id(v) for v in order}
         for v in notes:

@@ -24,6 +24,9 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     check_title(title, "draw_modules")
     if not isinstance(root, Value):
         raise TypeError(f"draw_modules: expected a Value, got {type(root).__name__}")
+    if isinstance(modules, Module) or not hasattr(modules, "__iter__"):
+        one = " (for one, pass [module])" if isinstance(modules, Module) else ""
+        raise TypeError(f"draw_modules: modules must be a non-empty list of Modules{one}, got {type(modules).__name__}")
     modules = list(modules)
     if not modules or not all(isinstance(m, Module) for m in modules):
         raise TypeError("draw_modules: modules must be a non-empty list of Modules")
