@@ -503,9 +503,17 @@ def test_record_survives_its_own_errors_and_ignores_other_threads(tmp_path):
     import threading
     x = Value(0.5, "x")
     with viz.record(tmp_path / "frames", max_nodes=1) as written:  # every drawing is too large
-        with pytest.warns(RuntimeWarning, match="GraphTooLarge"):
-            (x * x + x).backward()
+        with pytest.warns(RuntimeWarning, match=r"GraphTooLarge: .* as in viz\.record\(directory, max_nodes=5\)"):
+            (x * x + x).backward()  # the advice named viz.draw_graph(v, ...), a call the user never made
     assert x.grad == 2.0 and written == []
+    model = MLP(2, [2, 1], seed=0)
+    for collapse, advice in ((False, r"pass collapse=True to draw each call of a neuron as one node, or a larger "
+                                     r"max_nodes, as in viz\.record\(directory, max_nodes=\d+\)"),
+                             (True, r"pass a larger max_nodes, as in viz\.record\(directory, collapse=True, "
+                                    r"max_nodes=\d+\)")):
+        with viz.record(tmp_path / f"model{collapse}", model, collapse=collapse, max_nodes=1):
+            with pytest.warns(RuntimeWarning, match=advice):
+                model([1.0, 2.0]).backward()
     with viz.record(tmp_path / "mine") as written:
         done = []
         other = threading.Thread(target=lambda: done.append((Value(1.0) * 3).backward()))

@@ -110,7 +110,8 @@ class _Plan:
 
 # the call that draws a graph too large for max_nodes anyway, by who was given max_nodes
 _LARGER = {"draw_graph": "viz.draw_graph(v, {collapse}max_nodes={n})", "animate": "viz.animate(v, path, max_nodes={n})",
-           "animation_steps": "viz.animation_steps(v, max_nodes={n})"}
+           "animation_steps": "viz.animation_steps(v, max_nodes={n})",
+           "record": "viz.record(directory, {collapse}max_nodes={n})"}
 
 
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who: str = "draw_graph") -> _Plan:
@@ -123,7 +124,8 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
         call = _LARGER[who].format(collapse="collapse=True, " * collapse, n=count)
-        advice = f"pass a larger max_nodes, as in {call}" if collapse or not made or who != "draw_graph" else \
+        collapsible = made and not collapse and who in ("draw_graph", "record")  # takes collapse=, and it helps
+        advice = f"pass a larger max_nodes, as in {call}" if not collapsible else \
             f"pass collapse=True to draw each call of a neuron as one node, or a larger max_nodes, as in {call}"
         each = " with each call of a neuron as one node" * collapse
         raise GraphTooLarge(f"the graph has {count} nodes to draw{each}, more "
@@ -237,13 +239,20 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     Raises GraphTooLarge above `max_nodes` drawn nodes, or when the edges pass over more ranks
     in all than dot can lay out quickly (a value used again many steps later).
     """
+    return _draw(root, view, rankdir, show_constants, color_by_grad, collapse, max_nodes, title, highlight,
+                 "draw_graph")
+
+
+def _draw(root: Value, view: str, rankdir: str, show_constants: bool, color_by_grad: bool, collapse: bool,
+          max_nodes: int, title: str | None, highlight, who: str) -> Diagram:
+    """draw_graph, for `who`: the call whose max_nodes the advice for a graph too large names."""
     check_layout(view, rankdir, "draw_graph")
     if not isinstance(root, Value):
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
     for name, option in (("show_constants", show_constants), ("color_by_grad", color_by_grad), ("collapse", collapse)):
         flag(option, "draw_graph", name)
     check_title(title, "draw_graph")
-    plan = _plan(root, show_constants, collapse, max_nodes)
+    plan = _plan(root, show_constants, collapse, max_nodes, who)
     marked = _onto_boxes(_highlighted(highlight, root, plan.order), plan)
     _check_drawn(marked, plan)
     params = _parameters_of(plan.made)
