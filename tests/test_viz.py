@@ -649,6 +649,10 @@ def test_bad_highlight_max_nodes_and_rankdir_get_clear_errors(tmp_path):
                          (None, "Modules, got NoneType$")):
         with pytest.raises(TypeError, match="^draw_modules: modules must be a non-empty list of " + message):
             viz.draw_modules(b, bad)
+    with pytest.raises(TypeError, match="^record: model must be a Module or None, got str 'mlp'$"):
+        with viz.record(tmp_path / "steps", "mlp"):  # was taken as a model: collapse=True
+            pass
+    assert not (tmp_path / "steps").exists()
 
 
 def test_yes_no_options_must_be_true_or_false_not_a_truthy_string(tmp_path):

@@ -38,6 +38,8 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
     positive_int(every, "record", "every")
     positive_int(max_nodes, "record", "max_nodes")
     check_overwrite(overwrite, "record")
+    if model is not None and not isinstance(model, Module):  # (it decides collapse's default)
+        raise TypeError(f"record: model must be a Module or None, got {type(model).__name__} {model!r:.60}")
     if collapse is not None:
         flag(collapse, "record", "collapse")
     if os.path.lexists(directory) and not os.path.isdir(directory):
