@@ -417,7 +417,11 @@ def test_draw_network_encodes_weights_titles_legend_and_prediction_words():
     title = [t.text for t in ET.fromstring(g.pipe(format="svg", encoding="utf-8")).find(f"{SVG}g").findall(f"{SVG}text")]
     assert title == ["MLP(2 -> 3 relu -> 1 sigmoid, 13 parameters)", "input x = [1, 0.5]"]
     assert nodes["legend"][:4] == ["edge colour:", "weight > 0", "weight < 0", "edge width:"]
+    assert nodes["legend"][4:6] == ["|w| = 0", "|w| = 0.8 (the largest)"]
     assert "fill = activation:" in nodes["legend"]
+    zero = mg.Layer.from_weights([([0.0, 0.0], 0.5)], "tanh")  # its legend's widest line read "|w| = 1 (the largest)"
+    legend = parse_svg(viz.draw_network(zero).pipe(format="svg", encoding="utf-8"))[0]["legend"]
+    assert legend[3:] == ["edge width:", "|w| = 0 (every weight)"]
     assert viz.network.prediction_words(m, [0.3]) == "No (70.0% confidence)"
     assert viz.network.prediction_words(MLP(2, [1], seed=0), [-0.2]) == "class 0 (score -0.2 ≤ threshold 0)"
 
@@ -730,6 +734,7 @@ def test_highlight_inside_a_collapsed_neuron_draws_its_box_highlighted():
         node = next(line for line in source.splitlines() if line.strip().startswith("v2 ["))
         assert f'BGCOLOR="{viz.format.COLORS["highlight_fill"]}"' in node
         assert re.search(r'note2 -> v2 \[.*color="#D62728"', source) and "label=<look>" in source
+        assert re.search(r'note2 -> v2 \[.* id="note2-v2"', source)  # named by its note and its node
         red = {line.split("[")[0].strip() for line in source.splitlines() if "->" in line and "#D62728" in line}
         assert {"v0 -> v2", "v1 -> v2", "v2 -> op3"} <= red
     notes = viz.draw_graph(out, collapse=True, highlight={box.inputs[0]: "a", n.b: "b"}).source
