@@ -765,6 +765,12 @@ def test_a_graph_dot_would_crash_on_is_refused_before_dot_runs():
                                                 r"again many steps later .*; draw a smaller graph$"):
         viz.draw_graph(y, view="both")
     assert viz.draw_graph(Value(1.0) * 2 + 1).source  # short graphs pass nothing
+    late = x
+    for _ in range(100):
+        late = late * 1.01
+    for i in range(30):  # each drawn just before its use, passing no ranks (not 200 each from the first column)
+        late = late + Value(float(i), label=f"c{i}")
+    assert ">c29</TD>" in viz.draw_graph(late).source
 
 
 def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it():
@@ -1100,6 +1106,13 @@ def test_a_label_of_wide_letters_gets_a_cell_it_fits(capfd):
     y.backward(-8.888e+290)
     viz.draw_graph(y, view="both").pipe(format="svg")
     assert "too small" not in capfd.readouterr().err
+
+
+def test_collapse_draws_one_edge_from_an_input_a_neuron_takes_twice():
+    x = Value(1.5, label="x")
+    out = mg.Neuron(2, seed=0)([x, x])
+    source = viz.draw_graph(out, collapse=True).source
+    assert re.findall(r"^\s*(v\d+ -> v\d+) ", source, re.M) == ["v0 -> v1"]
 
 
 def test_collapse_draws_a_box_for_each_call_of_a_neuron():
