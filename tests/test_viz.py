@@ -117,6 +117,12 @@ def test_node_kinds_look_different_and_gradient_colouring():
     shaded = viz.draw_graph(z, view="both", color_by_grad=True).source
     fill = {label: color for color, label in re.findall(r'BGCOLOR="(#[0-9A-F]{6})"><TR><TD ID="v\d+_label"[^>]*>(\w)<', shaded)}
     assert fill == {"y": "#FF6969", "x": "#9595FF", "w": "#FFFFFF", "u": "#FFB4B4"}  # depth: sqrt(|g| / 2)
+    # a grad set by hand to inf turned every other white, as 0; NaN was white too
+    for y.grad, shade in ((float("inf"), "#FF6969"), (float("nan"), "#BBBBBB")):
+        shaded = viz.draw_graph(z, view="both", color_by_grad=True).source
+        fill = {label: color for color, label in
+                re.findall(r'BGCOLOR="(#[0-9A-F]{6})"><TR><TD ID="v\d+_label"[^>]*>(\w)<', shaded)}
+        assert fill == {"y": shade, "x": "#6969FF", "w": "#FFFFFF", "u": "#FF9595"}  # depth: sqrt(|g| / 1)
     assert not re.search(r'"#[0-9A-Fa-f]{3}"', src)  # never 3-digit colours
 
 

@@ -4,6 +4,7 @@ The DOT source is deterministic: node ids follow topological order and inputs ke
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from typing import Container, Iterable
@@ -258,7 +259,8 @@ def _draw(root: Value, view: str, rankdir: str, show_constants: bool, color_by_g
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
-    scale = max((abs(v.grad) for v in plan.values if v.grad is not None), default=0.0)  # None: torch's no grad
+    scale = max((abs(v.grad) for v in plan.values  # None: torch's no grad; a NaN or inf set by hand
+                 if v.grad is not None and math.isfinite(v.grad)), default=0.0)
 
     # nslimit: dot's placement may run 10 network-simplex passes per node, no more; a leaf feeding
     # far-apart nodes (y = y*w + x in a loop) otherwise takes dot minutes for 150 nodes
