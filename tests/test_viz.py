@@ -295,6 +295,9 @@ def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, t
         assert "conda install graphviz" in str(info.value)
     assert not (tmp_path / "g.svg").exists()
     assert viz.mimebundle(o) == {"text/plain": f"{o!r}\n(no picture: {viz.format.INSTALL_HINT})"}  # never raises
+    source = viz.draw_network(MLP(2, [2], seed=0), [1.0, 2.0]).source  # the prediction box sized by an estimate
+    width = float(re.search(r"\bprediction \[.*\bwidth=([\d.]+)", source).group(1))
+    assert "class 0 (the largest of 2 outputs)" in source and width * 72 >= 6 * len("class 0 (the largest of 2 outputs)")
     drawing = viz.draw_graph(o)  # a drawing at the end of a cell showed its DOT source, and not why
     assert drawing._repr_mimebundle_() == {"text/plain": f"{drawing.source}\n(no picture: {viz.format.INSTALL_HINT})"}
 
@@ -400,12 +403,25 @@ def _layer_outputs(model, x):
     return outs
 
 
+@needs_dot
+def test_text_width_is_the_width_dot_draws_the_widest_text_at():
+    text = "class 0 (the largest of 2 outputs)"  # what sizes the prediction box
+    g = viz.format.Diagram(node_attr={"fontname": viz.format.FONT, "fontsize": "11", "shape": "box", "margin": "0",
+                                      "width": "0", "height": "0"})
+    g.node("b", label=viz.format._html(text))
+    svg = g.pipe(format="svg", encoding="utf-8")
+    xs = [float(p.split(",")[0]) for p in re.search(r'stroke="black" points="([^"]+)"', svg).group(1).split()]
+    assert viz.network.text_width(["ab", text]) == pytest.approx(max(xs) - min(xs), abs=0.5)
+
+
 def test_activation_fill_tells_sign_apart_and_keeps_growing_past_one():
     colour = viz.network.activation_color
     assert colour(1.7) != colour(-1.7) and colour(0.0) == "#FFFFFF"
     assert len({colour(a) for a in (1.0, 1.7, 3.0, 10.0)}) == 4 and len({colour(-a) for a in (1.0, 1.7, 3.0)}) == 3
     red = [int(colour(a)[5:7], 16) for a in (0.25, 0.5, 1.0, 1.7, 5.0)]  # blue channel falls as |a| grows
     assert red == sorted(red, reverse=True)
+    assert (colour(0.5), colour(-0.5)) == ("#F2B080", "#AE9ECC")  # half way from white to orange, to purple
+    assert (colour(1e9), colour(-1e9)) == ("#E66101", "#5E3C99")
 
 
 @needs_dot
@@ -422,13 +438,23 @@ def test_draw_network_encodes_weights_titles_legend_and_prediction_words():
     assert len([e for e in edges if "prediction" not in e]) == 2 * 3 + 3
     title = [t.text for t in ET.fromstring(g.pipe(format="svg", encoding="utf-8")).find(f"{SVG}g").findall(f"{SVG}text")]
     assert title == ["MLP(2 -> 3 relu -> 1 sigmoid, 13 parameters)", "input x = [1, 0.5]"]
+    assert [nodes[f"head{li}"] for li in range(3)] == [["input"], ["layer 0", "relu"], ["layer 1", "sigmoid"]]
+    x = {name: float(at) for name, at in re.findall(r'^\s*(\w+) \[.*?pos="([-\d.]+),[-\d.]+!"', src, re.M)}
+    assert [x[f"head{li}"] for li in range(3)] == [x[f"L{li}N0"] for li in range(3)]  # each header over its column
+    assert x["legend"] == (x["L0N0"] + x["L2N0"]) / 2 and x["L0N0"] < x["L1N0"] < x["L2N0"]  # the key centred below
+    y = dict(re.findall(r'^\s*(L\dN\d) \[.*?pos="[-\d.]+,([-\d.]+)!"', src, re.M))
+    assert [[y[f"L{li}N{j}"] for j in range(n)] for li, n in enumerate((2, 3, 1))] == [["27.0", "-27.0"],
+                                                                                      ["54.0", "0.0", "-54.0"], ["0.0"]]
     assert nodes["legend"][:4] == ["edge colour:", "weight > 0", "weight < 0", "edge width:"]
     assert nodes["legend"][4:6] == ["|w| = 0", "|w| = 0.8 (the largest)"]
-    assert "fill = activation:" in nodes["legend"]
+    scale = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)  # the fill key: each activation in the fill it is drawn in
+    assert nodes["legend"][-8:] == ["fill = activation:", "-2", "-1", "-0.5", "0", "0.5", "1", "2"]
+    assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})" WIDTH="32"', src) == [viz.network.activation_color(a) for a in scale]
     zero = mg.Layer.from_weights([([0.0, 0.0], 0.5)], "tanh")  # its legend's widest line read "|w| = 1 (the largest)"
     legend = parse_svg(viz.draw_network(zero).pipe(format="svg", encoding="utf-8"))[0]["legend"]
     assert legend[3:] == ["edge width:", "|w| = 0 (every weight)"]
     assert viz.network.prediction_words(m, [0.3]) == "No (70.0% confidence)"
+    assert viz.network.prediction_words(MLP(2, [3], seed=0), [0.1, 0.7, 0.3]) == "class 1 (the largest of 3 outputs)"
     assert viz.network.prediction_words(MLP(2, [1], seed=0), [-0.2]) == "class 0 (score -0.2 ≤ threshold 0)"
 
 
