@@ -682,7 +682,8 @@ def test_bad_highlight_max_nodes_and_rankdir_get_clear_errors(tmp_path):
     with pytest.raises(TypeError, match="^draw_graph: highlight must hold Values, got list$"):
         viz.draw_graph(b, highlight=[[a]])
     for bad, message in ((MLP(1, [1]), r"Modules \(for one, pass \[module\]\), got MLP$"),
-                         (None, "Modules, got NoneType$")):
+                         (None, "Modules, got NoneType$"), ([], "Modules, got an empty list$"),
+                         ([MLP(1, [1]), "x"], "Modules, got str at index 1$")):
         with pytest.raises(TypeError, match="^draw_modules: modules must be a non-empty list of " + message):
             viz.draw_modules(b, bad)
     with pytest.raises(TypeError, match="^record: model must be a Module or None, got str 'mlp'$"):
@@ -1188,6 +1189,31 @@ def test_draw_modules_writes_plain_numbers_into_their_op():
     source = viz.draw_modules(3 - out * 0.5, [layer]).source
     ops = re.findall(r"^\s*opv\d+ \[label=<([^>]*)>", source, re.M)
     assert ops == ["* 0.5", "3 -"], ops  # was: "*" and "-", each with one input drawn: 3 - y read as y - ?
+
+
+def test_draw_modules_draws_a_box_per_module_and_the_nodes_outside_them_with_their_edges():
+    first, second = mg.nn.Linear(2, 2, seed=0), mg.nn.Linear(2, 1, seed=1)
+    with mg.nn.tag_modules():
+        out = second([h.tanh() for h in first([Value(1.0, "x0"), Value(2.0, "x1")])])[0]
+    loss = (out - 1.0) ** 2
+    loss.backward()
+    source = viz.draw_modules(loss, [first, second, mg.nn.Linear(1, 1)], view="both").source
+    boxes = {m: label.split("<BR/>")[1] for m, label in re.findall(r"^\s*(m\d) \[label=<(.*?)> ", source, re.M)}
+    assert boxes == {"m0": "Linear, 6 params, 8 nodes", "m1": "Linear, 3 params, 4 nodes"}  # the unused third: none
+    labels = {node: label for node, label in dot_nodes(source).items() if node.startswith("v")}
+    fills = {node: re.search(r'BGCOLOR="(#\w+)"', label).group(1) for node, label in labels.items()}
+    assert fills == {"v0": "#D6EAF8", "v1": "#D6EAF8", "v2": "#FFFFFF", "v3": "#FFFFFF", "v4": "#FFFFFF",
+                     "v5": "#D5F5E3"}  # the inputs, the nodes made outside the modules, the output
+    assert ">x1</TD>" in labels["v1"] and f">grad {viz.fmt(out.grad)}<" in labels["v4"] and ">grad 1<" in labels["v5"]
+    ops = re.findall(r"^\s*(opv\d) \[label=<([^>]*)>", source, re.M)
+    assert ops == [("opv2", "tanh"), ("opv3", "tanh"), ("opv4", "- 1"), ("opv5", "** 2")]
+    edges = set(re.findall(r"^\s*(\w+ -> \w+)$", source, re.M))
+    assert edges == {"v0 -> m0", "v1 -> m0", "m0 -> opv2", "m0 -> opv3", "opv2 -> v2", "opv3 -> v3", "v2 -> m1",
+                     "v3 -> m1", "m1 -> opv4", "opv4 -> v4", "v4 -> opv5", "opv5 -> v5"}
+    with pytest.raises(viz.GraphTooLarge, match=r"^draw_modules: 8 nodes to draw, more than max_nodes=7; collapse more"):
+        viz.draw_modules(loss, [first, second], max_nodes=7)  # six nodes and two boxes
+    with pytest.raises(ValueError, match=r"^draw_modules: no node of this graph was made inside one of the modules"):
+        viz.draw_modules(loss, [mg.nn.Linear(1, 1)])
 
 
 def test_animation_captions_put_a_label_that_is_no_plain_name_in_parentheses():
