@@ -496,6 +496,23 @@ def test_record_every_nth_step_format_and_shared_layout(tmp_path):
             pass
 
 
+def test_record_keeps_every_nth_step_from_the_first_draws_as_draw_graph_does_and_refuses_an_unknown_format(tmp_path):
+    x = Value(0.5, label="x")
+    with viz.record(tmp_path / "steps", every=3, format="dot"):
+        for _ in range(5):
+            (x * 2.0 + 1.0).backward()
+    assert sorted(os.listdir(tmp_path / "steps")) == [f"step-000{i}-{v}.dot" for i in (1, 4)
+                                                      for v in ("backward", "forward")]
+    source = (tmp_path / "steps" / "step-0004-backward.dot").read_text()
+    assert "step 4 · backward" in source and ">grad 8<" in source  # x has gathered 4 backward passes
+    assert "label=<* 2>" in source and "label=<+ 1>" in source  # plain numbers written into their ops
+    assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})"', source) == ["#D6EAF8", "#FFFFFF", "#D5F5E3"]  # fills by kind
+    with pytest.raises(ValueError, match=r"^record: format must be svg, png, pdf or dot, got 'jpg'$"):
+        with viz.record(tmp_path / "jpg", format="jpg"):  # (each step's save would refuse it, as a warning)
+            pass
+    assert not (tmp_path / "jpg").exists()
+
+
 # ---- issue 15: size guards, hostile labels, record's hook --------------------------------------
 
 def test_draw_network_refuses_a_huge_network_quickly_and_a_notebook_shows_text():
@@ -579,6 +596,10 @@ def test_inputs_that_need_no_gradient_show_no_grad_and_no_local_derivative():
 def test_save_and_record_refuse_a_bytes_path_and_a_non_bool_overwrite(tmp_path):
     with pytest.raises(TypeError, match="save: path must be a str or os.PathLike, got bytes"):
         viz.save(Value(1.0), os.fsencode(tmp_path / "g.svg"))
+    with pytest.raises(TypeError, match="record: path must be a str or os.PathLike, got bytes"):
+        with viz.record(os.fsencode(tmp_path / "frames")):
+            pass
+    assert not (tmp_path / "frames").exists()
     (tmp_path / "step-0001-forward.dot").write_text("keep")
     with pytest.raises(TypeError, match="record: overwrite must be True or False, got str 'no'"):
         with viz.record(tmp_path, format="dot", overwrite="no"):
