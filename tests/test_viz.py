@@ -117,6 +117,12 @@ def test_node_kinds_look_different_and_gradient_colouring():
     shaded = viz.draw_graph(z, view="both", color_by_grad=True).source
     fill = {label: color for color, label in re.findall(r'BGCOLOR="(#[0-9A-F]{6})"><TR><TD ID="v\d+_label"[^>]*>(\w)<', shaded)}
     assert fill == {"y": "#FF6969", "x": "#9595FF", "w": "#FFFFFF", "u": "#FFB4B4"}  # depth: sqrt(|g| / 2)
+    # a grad set by hand to inf turned every other white, as 0; NaN was white too
+    for y.grad, shade in ((float("inf"), "#FF6969"), (float("nan"), "#BBBBBB")):
+        shaded = viz.draw_graph(z, view="both", color_by_grad=True).source
+        fill = {label: color for color, label in
+                re.findall(r'BGCOLOR="(#[0-9A-F]{6})"><TR><TD ID="v\d+_label"[^>]*>(\w)<', shaded)}
+        assert fill == {"y": shade, "x": "#6969FF", "w": "#FFFFFF", "u": "#FF9595"}  # depth: sqrt(|g| / 1)
     assert not re.search(r'"#[0-9A-Fa-f]{3}"', src)  # never 3-digit colours
 
 
@@ -289,6 +295,9 @@ def test_without_dot_sources_work_and_rendering_explains_install(neuron_graph, t
         assert "conda install graphviz" in str(info.value)
     assert not (tmp_path / "g.svg").exists()
     assert viz.mimebundle(o) == {"text/plain": f"{o!r}\n(no picture: {viz.format.INSTALL_HINT})"}  # never raises
+    source = viz.draw_network(MLP(2, [2], seed=0), [1.0, 2.0]).source  # the prediction box sized by an estimate
+    width = float(re.search(r"\bprediction \[.*\bwidth=([\d.]+)", source).group(1))
+    assert "class 0 (the largest of 2 outputs)" in source and width * 72 >= 6 * len("class 0 (the largest of 2 outputs)")
     drawing = viz.draw_graph(o)  # a drawing at the end of a cell showed its DOT source, and not why
     assert drawing._repr_mimebundle_() == {"text/plain": f"{drawing.source}\n(no picture: {viz.format.INSTALL_HINT})"}
 
@@ -394,12 +403,25 @@ def _layer_outputs(model, x):
     return outs
 
 
+@needs_dot
+def test_text_width_is_the_width_dot_draws_the_widest_text_at():
+    text = "class 0 (the largest of 2 outputs)"  # what sizes the prediction box
+    g = viz.format.Diagram(node_attr={"fontname": viz.format.FONT, "fontsize": "11", "shape": "box", "margin": "0",
+                                      "width": "0", "height": "0"})
+    g.node("b", label=viz.format._html(text))
+    svg = g.pipe(format="svg", encoding="utf-8")
+    xs = [float(p.split(",")[0]) for p in re.search(r'stroke="black" points="([^"]+)"', svg).group(1).split()]
+    assert viz.network.text_width(["ab", text]) == pytest.approx(max(xs) - min(xs), abs=0.5)
+
+
 def test_activation_fill_tells_sign_apart_and_keeps_growing_past_one():
     colour = viz.network.activation_color
     assert colour(1.7) != colour(-1.7) and colour(0.0) == "#FFFFFF"
     assert len({colour(a) for a in (1.0, 1.7, 3.0, 10.0)}) == 4 and len({colour(-a) for a in (1.0, 1.7, 3.0)}) == 3
     red = [int(colour(a)[5:7], 16) for a in (0.25, 0.5, 1.0, 1.7, 5.0)]  # blue channel falls as |a| grows
     assert red == sorted(red, reverse=True)
+    assert (colour(0.5), colour(-0.5)) == ("#F2B080", "#AE9ECC")  # half way from white to orange, to purple
+    assert (colour(1e9), colour(-1e9)) == ("#E66101", "#5E3C99")
 
 
 @needs_dot
@@ -416,9 +438,23 @@ def test_draw_network_encodes_weights_titles_legend_and_prediction_words():
     assert len([e for e in edges if "prediction" not in e]) == 2 * 3 + 3
     title = [t.text for t in ET.fromstring(g.pipe(format="svg", encoding="utf-8")).find(f"{SVG}g").findall(f"{SVG}text")]
     assert title == ["MLP(2 -> 3 relu -> 1 sigmoid, 13 parameters)", "input x = [1, 0.5]"]
+    assert [nodes[f"head{li}"] for li in range(3)] == [["input"], ["layer 0", "relu"], ["layer 1", "sigmoid"]]
+    x = {name: float(at) for name, at in re.findall(r'^\s*(\w+) \[.*?pos="([-\d.]+),[-\d.]+!"', src, re.M)}
+    assert [x[f"head{li}"] for li in range(3)] == [x[f"L{li}N0"] for li in range(3)]  # each header over its column
+    assert x["legend"] == (x["L0N0"] + x["L2N0"]) / 2 and x["L0N0"] < x["L1N0"] < x["L2N0"]  # the key centred below
+    y = dict(re.findall(r'^\s*(L\dN\d) \[.*?pos="[-\d.]+,([-\d.]+)!"', src, re.M))
+    assert [[y[f"L{li}N{j}"] for j in range(n)] for li, n in enumerate((2, 3, 1))] == [["27.0", "-27.0"],
+                                                                                      ["54.0", "0.0", "-54.0"], ["0.0"]]
     assert nodes["legend"][:4] == ["edge colour:", "weight > 0", "weight < 0", "edge width:"]
-    assert "fill = activation:" in nodes["legend"]
+    assert nodes["legend"][4:6] == ["|w| = 0", "|w| = 0.8 (the largest)"]
+    scale = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)  # the fill key: each activation in the fill it is drawn in
+    assert nodes["legend"][-8:] == ["fill = activation:", "-2", "-1", "-0.5", "0", "0.5", "1", "2"]
+    assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})" WIDTH="32"', src) == [viz.network.activation_color(a) for a in scale]
+    zero = mg.Layer.from_weights([([0.0, 0.0], 0.5)], "tanh")  # its legend's widest line read "|w| = 1 (the largest)"
+    legend = parse_svg(viz.draw_network(zero).pipe(format="svg", encoding="utf-8"))[0]["legend"]
+    assert legend[3:] == ["edge width:", "|w| = 0 (every weight)"]
     assert viz.network.prediction_words(m, [0.3]) == "No (70.0% confidence)"
+    assert viz.network.prediction_words(MLP(2, [3], seed=0), [0.1, 0.7, 0.3]) == "class 1 (the largest of 3 outputs)"
     assert viz.network.prediction_words(MLP(2, [1], seed=0), [-0.2]) == "class 0 (score -0.2 ≤ threshold 0)"
 
 
@@ -458,6 +494,23 @@ def test_record_every_nth_step_format_and_shared_layout(tmp_path):
     with pytest.raises(FileExistsError, match="already holds step-"):
         with viz.record(tmp_path):
             pass
+
+
+def test_record_keeps_every_nth_step_from_the_first_draws_as_draw_graph_does_and_refuses_an_unknown_format(tmp_path):
+    x = Value(0.5, label="x")
+    with viz.record(tmp_path / "steps", every=3, format="dot"):
+        for _ in range(5):
+            (x * 2.0 + 1.0).backward()
+    assert sorted(os.listdir(tmp_path / "steps")) == [f"step-000{i}-{v}.dot" for i in (1, 4)
+                                                      for v in ("backward", "forward")]
+    source = (tmp_path / "steps" / "step-0004-backward.dot").read_text()
+    assert "step 4 · backward" in source and ">grad 8<" in source  # x has gathered 4 backward passes
+    assert "label=<* 2>" in source and "label=<+ 1>" in source  # plain numbers written into their ops
+    assert re.findall(r'BGCOLOR="(#[0-9A-F]{6})"', source) == ["#D6EAF8", "#FFFFFF", "#D5F5E3"]  # fills by kind
+    with pytest.raises(ValueError, match=r"^record: format must be svg, png, pdf or dot, got 'jpg'$"):
+        with viz.record(tmp_path / "jpg", format="jpg"):  # (each step's save would refuse it, as a warning)
+            pass
+    assert not (tmp_path / "jpg").exists()
 
 
 # ---- issue 15: size guards, hostile labels, record's hook --------------------------------------
@@ -503,9 +556,17 @@ def test_record_survives_its_own_errors_and_ignores_other_threads(tmp_path):
     import threading
     x = Value(0.5, "x")
     with viz.record(tmp_path / "frames", max_nodes=1) as written:  # every drawing is too large
-        with pytest.warns(RuntimeWarning, match="GraphTooLarge"):
-            (x * x + x).backward()
+        with pytest.warns(RuntimeWarning, match=r"GraphTooLarge: .* as in viz\.record\(directory, max_nodes=5\)"):
+            (x * x + x).backward()  # the advice named viz.draw_graph(v, ...), a call the user never made
     assert x.grad == 2.0 and written == []
+    model = MLP(2, [2, 1], seed=0)
+    for collapse, advice in ((False, r"pass collapse=True to draw each call of a neuron as one node, or a larger "
+                                     r"max_nodes, as in viz\.record\(directory, max_nodes=\d+\)"),
+                             (True, r"pass a larger max_nodes, as in viz\.record\(directory, collapse=True, "
+                                    r"max_nodes=\d+\)")):
+        with viz.record(tmp_path / f"model{collapse}", model, collapse=collapse, max_nodes=1):
+            with pytest.warns(RuntimeWarning, match=advice):
+                model([1.0, 2.0]).backward()
     with viz.record(tmp_path / "mine") as written:
         done = []
         other = threading.Thread(target=lambda: done.append((Value(1.0) * 3).backward()))
@@ -535,6 +596,10 @@ def test_inputs_that_need_no_gradient_show_no_grad_and_no_local_derivative():
 def test_save_and_record_refuse_a_bytes_path_and_a_non_bool_overwrite(tmp_path):
     with pytest.raises(TypeError, match="save: path must be a str or os.PathLike, got bytes"):
         viz.save(Value(1.0), os.fsencode(tmp_path / "g.svg"))
+    with pytest.raises(TypeError, match="record: path must be a str or os.PathLike, got bytes"):
+        with viz.record(os.fsencode(tmp_path / "frames")):
+            pass
+    assert not (tmp_path / "frames").exists()
     (tmp_path / "step-0001-forward.dot").write_text("keep")
     with pytest.raises(TypeError, match="record: overwrite must be True or False, got str 'no'"):
         with viz.record(tmp_path, format="dot", overwrite="no"):
@@ -634,6 +699,18 @@ def test_bad_highlight_max_nodes_and_rankdir_get_clear_errors(tmp_path):
                 pass
     with pytest.raises(ValueError, match="draw_modules: rankdir must be one of LR, TB, RL, BT, got 'XX'"):
         viz.draw_modules(b, [MLP(1, [1])], rankdir="XX")
+    # were Python's own "unhashable type: 'list'" and "'MLP' object is not iterable"
+    with pytest.raises(TypeError, match="^draw_graph: highlight must hold Values, got list$"):
+        viz.draw_graph(b, highlight=[[a]])
+    for bad, message in ((MLP(1, [1]), r"Modules \(for one, pass \[module\]\), got MLP$"),
+                         (None, "Modules, got NoneType$"), ([], "Modules, got an empty list$"),
+                         ([MLP(1, [1]), "x"], "Modules, got str at index 1$")):
+        with pytest.raises(TypeError, match="^draw_modules: modules must be a non-empty list of " + message):
+            viz.draw_modules(b, bad)
+    with pytest.raises(TypeError, match="^record: model must be a Module or None, got str 'mlp'$"):
+        with viz.record(tmp_path / "steps", "mlp"):  # was taken as a model: collapse=True
+            pass
+    assert not (tmp_path / "steps").exists()
 
 
 def test_yes_no_options_must_be_true_or_false_not_a_truthy_string(tmp_path):
@@ -711,6 +788,7 @@ def test_highlight_inside_a_collapsed_neuron_draws_its_box_highlighted():
         node = next(line for line in source.splitlines() if line.strip().startswith("v2 ["))
         assert f'BGCOLOR="{viz.format.COLORS["highlight_fill"]}"' in node
         assert re.search(r'note2 -> v2 \[.*color="#D62728"', source) and "label=<look>" in source
+        assert re.search(r'note2 -> v2 \[.* id="note2-v2"', source)  # named by its note and its node
         red = {line.split("[")[0].strip() for line in source.splitlines() if "->" in line and "#D62728" in line}
         assert {"v0 -> v2", "v1 -> v2", "v2 -> op3"} <= red
     notes = viz.draw_graph(out, collapse=True, highlight={box.inputs[0]: "a", n.b: "b"}).source
@@ -741,6 +819,12 @@ def test_a_graph_dot_would_crash_on_is_refused_before_dot_runs():
                                                 r"again many steps later .*; draw a smaller graph$"):
         viz.draw_graph(y, view="both")
     assert viz.draw_graph(Value(1.0) * 2 + 1).source  # short graphs pass nothing
+    late = x
+    for _ in range(100):
+        late = late * 1.01
+    for i in range(30):  # each drawn just before its use, passing no ranks (not 200 each from the first column)
+        late = late + Value(float(i), label=f"c{i}")
+    assert ">c29</TD>" in viz.draw_graph(late).source
 
 
 def test_collapse_folds_only_neurons_and_its_too_large_advice_does_not_repeat_it():
@@ -787,7 +871,10 @@ def test_animate_network_names_a_bad_input_x_as_draw_network_does(tmp_path):
                 ("ab", TypeError, r"x must be a sequence of numbers, got str 'ab'$"),
                 ([[1.0, 2.0]], TypeError, r"x\[0\] must be a finite number, got list"),
                 ([1.0, True], TypeError, r"x\[1\] must be a finite number, got bool True$"),
-                ([1.0], ValueError, r"x must be a sequence of 2 numbers \(the network has 2 inputs\), got 1$")):
+                ([1.0], ValueError, r"x must be a sequence of 2 numbers \(the network has 2 inputs\), got 1$"),
+                # were drawn as x = [0, 1] (a dict's keys) and in the set's own order
+                ({0: 1.0, 1: 2.0}, TypeError, r"x must be a sequence of numbers in input order, got dict"),
+                ({2.0, 1.0}, TypeError, r"x must be a sequence of numbers in input order, got set")):
             with pytest.raises(error, match=rf"^{who}: {message}"):
                 write(x)
     assert list(tmp_path.iterdir()) == []
@@ -1075,6 +1162,13 @@ def test_a_label_of_wide_letters_gets_a_cell_it_fits(capfd):
     assert "too small" not in capfd.readouterr().err
 
 
+def test_collapse_draws_one_edge_from_an_input_a_neuron_takes_twice():
+    x = Value(1.5, label="x")
+    out = mg.Neuron(2, seed=0)([x, x])
+    source = viz.draw_graph(out, collapse=True).source
+    assert re.findall(r"^\s*(v\d+ -> v\d+) ", source, re.M) == ["v0 -> v1"]
+
+
 def test_collapse_draws_a_box_for_each_call_of_a_neuron():
     model = MLP(2, [2, 1], seed=0)
     xs = [[Value(0.5, "a0"), Value(-1.0, "b0")], [Value(0.5, "a1"), Value(0.0, "b1")]]
@@ -1116,6 +1210,31 @@ def test_draw_modules_writes_plain_numbers_into_their_op():
     source = viz.draw_modules(3 - out * 0.5, [layer]).source
     ops = re.findall(r"^\s*opv\d+ \[label=<([^>]*)>", source, re.M)
     assert ops == ["* 0.5", "3 -"], ops  # was: "*" and "-", each with one input drawn: 3 - y read as y - ?
+
+
+def test_draw_modules_draws_a_box_per_module_and_the_nodes_outside_them_with_their_edges():
+    first, second = mg.nn.Linear(2, 2, seed=0), mg.nn.Linear(2, 1, seed=1)
+    with mg.nn.tag_modules():
+        out = second([h.tanh() for h in first([Value(1.0, "x0"), Value(2.0, "x1")])])[0]
+    loss = (out - 1.0) ** 2
+    loss.backward()
+    source = viz.draw_modules(loss, [first, second, mg.nn.Linear(1, 1)], view="both").source
+    boxes = {m: label.split("<BR/>")[1] for m, label in re.findall(r"^\s*(m\d) \[label=<(.*?)> ", source, re.M)}
+    assert boxes == {"m0": "Linear, 6 params, 8 nodes", "m1": "Linear, 3 params, 4 nodes"}  # the unused third: none
+    labels = {node: label for node, label in dot_nodes(source).items() if node.startswith("v")}
+    fills = {node: re.search(r'BGCOLOR="(#\w+)"', label).group(1) for node, label in labels.items()}
+    assert fills == {"v0": "#D6EAF8", "v1": "#D6EAF8", "v2": "#FFFFFF", "v3": "#FFFFFF", "v4": "#FFFFFF",
+                     "v5": "#D5F5E3"}  # the inputs, the nodes made outside the modules, the output
+    assert ">x1</TD>" in labels["v1"] and f">grad {viz.fmt(out.grad)}<" in labels["v4"] and ">grad 1<" in labels["v5"]
+    ops = re.findall(r"^\s*(opv\d) \[label=<([^>]*)>", source, re.M)
+    assert ops == [("opv2", "tanh"), ("opv3", "tanh"), ("opv4", "- 1"), ("opv5", "** 2")]
+    edges = set(re.findall(r"^\s*(\w+ -> \w+)$", source, re.M))
+    assert edges == {"v0 -> m0", "v1 -> m0", "m0 -> opv2", "m0 -> opv3", "opv2 -> v2", "opv3 -> v3", "v2 -> m1",
+                     "v3 -> m1", "m1 -> opv4", "opv4 -> v4", "v4 -> opv5", "opv5 -> v5"}
+    with pytest.raises(viz.GraphTooLarge, match=r"^draw_modules: 8 nodes to draw, more than max_nodes=7; collapse more"):
+        viz.draw_modules(loss, [first, second], max_nodes=7)  # six nodes and two boxes
+    with pytest.raises(ValueError, match=r"^draw_modules: no node of this graph was made inside one of the modules"):
+        viz.draw_modules(loss, [mg.nn.Linear(1, 1)])
 
 
 def test_animation_captions_put_a_label_that_is_no_plain_name_in_parentheses():

@@ -5,6 +5,7 @@ Every label is an escaped HTML-like label, so no user text can inject DOT or mar
 from __future__ import annotations
 
 import html
+import math
 import re
 
 from typing import Any
@@ -162,7 +163,10 @@ def _value_cells(v: Value, view: str) -> list[tuple[str, str]]:
 
 
 def _grad_color(g: float, scale: float) -> str:
-    """White for 0, deeper red for positive and blue for negative gradients."""
-    t = 0.0 if scale == 0 else min(1.0, abs(g) / scale) ** 0.5
+    """White for 0, deeper red for positive and blue for negative gradients (up to the largest finite
+    |gradient|, `scale`; an infinite one deepest), grey for NaN."""
+    if g != g:
+        return "#BBBBBB"
+    t = 1.0 if math.isinf(g) else 0.0 if scale == 0 else min(1.0, abs(g) / scale) ** 0.5
     shade = int(round(255 - 150 * t))
     return f"#FF{shade:02X}{shade:02X}" if g > 0 else f"#{shade:02X}{shade:02X}FF" if g < 0 else "#FFFFFF"

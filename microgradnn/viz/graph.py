@@ -4,6 +4,7 @@ The DOT source is deterministic: node ids follow topological order and inputs ke
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from typing import Container, Iterable
@@ -110,7 +111,8 @@ class _Plan:
 
 # the call that draws a graph too large for max_nodes anyway, by who was given max_nodes
 _LARGER = {"draw_graph": "viz.draw_graph(v, {collapse}max_nodes={n})", "animate": "viz.animate(v, path, max_nodes={n})",
-           "animation_steps": "viz.animation_steps(v, max_nodes={n})"}
+           "animation_steps": "viz.animation_steps(v, max_nodes={n})",
+           "record": "viz.record(directory, {collapse}max_nodes={n})"}
 
 
 def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who: str = "draw_graph") -> _Plan:
@@ -123,7 +125,8 @@ def _plan(root: Value, show_constants: bool, collapse: bool, max_nodes: int, who
     count = len(drawn) + sum(1 for v in drawn if v.inputs and id(v) not in groups)
     if count > max_nodes:
         call = _LARGER[who].format(collapse="collapse=True, " * collapse, n=count)
-        advice = f"pass a larger max_nodes, as in {call}" if collapse or not made or who != "draw_graph" else \
+        collapsible = made and not collapse and who in ("draw_graph", "record")  # takes collapse=, and it helps
+        advice = f"pass a larger max_nodes, as in {call}" if not collapsible else \
             f"pass collapse=True to draw each call of a neuron as one node, or a larger max_nodes, as in {call}"
         each = " with each call of a neuron as one node" * collapse
         raise GraphTooLarge(f"the graph has {count} nodes to draw{each}, more "
@@ -237,19 +240,27 @@ def draw_graph(root: Value, view: str = "forward", rankdir: str = "LR", *, show_
     Raises GraphTooLarge above `max_nodes` drawn nodes, or when the edges pass over more ranks
     in all than dot can lay out quickly (a value used again many steps later).
     """
+    return _draw(root, view, rankdir, show_constants, color_by_grad, collapse, max_nodes, title, highlight,
+                 "draw_graph")
+
+
+def _draw(root: Value, view: str, rankdir: str, show_constants: bool, color_by_grad: bool, collapse: bool,
+          max_nodes: int, title: str | None, highlight, who: str) -> Diagram:
+    """draw_graph, for `who`: the call whose max_nodes the advice for a graph too large names."""
     check_layout(view, rankdir, "draw_graph")
     if not isinstance(root, Value):
         raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__}")
     for name, option in (("show_constants", show_constants), ("color_by_grad", color_by_grad), ("collapse", collapse)):
         flag(option, "draw_graph", name)
     check_title(title, "draw_graph")
-    plan = _plan(root, show_constants, collapse, max_nodes)
+    plan = _plan(root, show_constants, collapse, max_nodes, who)
     marked = _onto_boxes(_highlighted(highlight, root, plan.order), plan)
     _check_drawn(marked, plan)
     params = _parameters_of(plan.made)
     names = _module_names(plan.made)
     backward = view != "forward"
-    scale = max((abs(v.grad) for v in plan.values if v.grad is not None), default=0.0)  # None: torch's no grad
+    scale = max((abs(v.grad) for v in plan.values  # None: torch's no grad; a NaN or inf set by hand
+                 if v.grad is not None and math.isfinite(v.grad)), default=0.0)
 
     # nslimit: dot's placement may run 10 network-simplex passes per node, no more; a leaf feeding
     # far-apart nodes (y = y*w + x in a loop) otherwise takes dot minutes for 150 nodes
@@ -332,10 +343,11 @@ def _highlighted(highlight, root: Value, order: list[Value]) -> dict[int, str]:
     if isinstance(highlight, (str, bytes)) or not hasattr(highlight, "__iter__"):
         raise TypeError(f"draw_graph: highlight must be a Value, a collection of Values or a dict "
                         f"{{Value: note}}, got {type(highlight).__name__}")
-    notes = highlight if isinstance(highlight, dict) else dict.fromkeys(highlight, "")
-    for v in notes:
+    values = list(highlight)  # (a generator is walked once)
+    for v in values:
         if not isinstance(v, Value):
             raise TypeError(f"draw_graph: highlight must hold Values, got {type(v).__name__}")
+    notes = highlight if isinstance(highlight, dict) else dict.fromkeys(values, "")
     if notes:  # a Value from another graph would silently draw nothing red
         nodes = {id(v) for v in order}
         for v in notes:

@@ -24,9 +24,14 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     check_title(title, "draw_modules")
     if not isinstance(root, Value):
         raise TypeError(f"draw_modules: expected a Value, got {type(root).__name__}")
+    if isinstance(modules, Module) or not hasattr(modules, "__iter__"):
+        one = " (for one, pass [module])" if isinstance(modules, Module) else ""
+        raise TypeError(f"draw_modules: modules must be a non-empty list of Modules{one}, got {type(modules).__name__}")
     modules = list(modules)
-    if not modules or not all(isinstance(m, Module) for m in modules):
-        raise TypeError("draw_modules: modules must be a non-empty list of Modules")
+    bad = [f"{type(m).__name__} at index {i}" for i, m in enumerate(modules) if not isinstance(m, Module)]
+    if not modules or bad:
+        got = bad[0] if bad else "an empty list"
+        raise TypeError(f"draw_modules: modules must be a non-empty list of Modules, got {got}")
     box_of: dict[int, int] = {}  # id(module or parameter) -> index of the box it belongs to
     for i, m in enumerate(modules):
         for _, sub in m.named_modules():

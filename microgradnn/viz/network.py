@@ -5,6 +5,7 @@ the j-th from the top, and edges are written before nodes so they pass under the
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Set as AbstractSet
 from typing import Sequence
 
 import numpy as np
@@ -64,6 +65,8 @@ def network_input(x, nin: int, who: str = "draw_network") -> list[float]:
     x = x.tolist() if hasattr(x, "tolist") else x
     if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
         raise TypeError(f"{who}: x must be a sequence of numbers, got {type(x).__name__} {x!r:.60}")
+    if isinstance(x, (Mapping, AbstractSet)):  # a dict's keys, or a set's own order, would be drawn as x
+        raise TypeError(f"{who}: x must be a sequence of numbers in input order, got {type(x).__name__} {x!r:.60}")
     h = [number(v.data if isinstance(v, Value) else v, who, f"x[{i}]") for i, v in enumerate(x)]
     if len(h) != nin:
         raise ValueError(f"{who}: x must be a sequence of {nin} numbers (the network has {nin} inputs), "
@@ -108,7 +111,8 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
     activations = network_activations(layers, x) if x is not None else None
     if title is None:
         title = repr(model) + (f"\ninput x = [{', '.join(fmt(a) for a in activations[0])}]" if activations else "")
-    wmax = max((abs(w.data) for layer in layers for n in layer.neurons for w in n.w), default=1.0) or 1.0
+    largest = max(abs(w.data) for layer in layers for n in layer.neurons for w in n.w)
+    wmax = largest or 1.0  # (every edge is thinnest when every weight is 0)
     g = Diagram(name="network", engine="neato", graph_attr={
         "inputscale": "72", "splines": "line", "outputorder": "edgesfirst", "fontname": FONT, "fontsize": "12",
         "label": _html(title), "labelloc": "t", "pad": "0.1"},
@@ -146,7 +150,7 @@ def draw_network(model: Module, x: Sequence[float] | np.ndarray | None = None, *
             g.edge(f"L{last}N{j}", "prediction", style="dashed", arrowhead="normal", color="#777777",
                    id=f"L{last}N{j}-prediction")
     if legend:
-        g.node("legend", label=_legend(wmax, activations is not None), shape="plaintext", fixedsize="false",
+        g.node("legend", label=_legend(largest, activations is not None), shape="plaintext", fixedsize="false",
                style="", id="legend",
                pos=f"{last * COLUMN_GAP / 2},{-top - DIAMETER / 2 - (55 if activations else 40)}!")
     return g
@@ -185,14 +189,15 @@ def _line(color: str, width: float) -> str:
 
 
 def _legend(wmax: float, filled: bool) -> str:
-    """The key: edge colour and width, and the fill scale of activations."""
+    """The key: edge colour and width (up to `wmax`, the largest |w|), and the fill scale of activations."""
     def row(name: str, cells: str) -> str:
         return f'<TR><TD ALIGN="RIGHT">{name}</TD><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="2" ' \
                f'CELLPADDING="0"><TR>{cells}</TR></TABLE></TD></TR>'
+    widths = (f'{_line("#555555", 0.5)}<TD>|w| = 0</TD>{_line("#555555", 4)}<TD>|w| = {_esc(fmt(wmax))} '
+              f'(the largest)</TD>' if wmax else f'{_line("#555555", 0.5)}<TD>|w| = 0 (every weight)</TD>')
     rows = [row("edge colour:", f'{_line(POSITIVE_WEIGHT, 2)}<TD>weight &gt; 0</TD>'
                                 f'{_line(NEGATIVE_WEIGHT, 2)}<TD>weight &lt; 0</TD>'),
-            row("edge width:", f'{_line("#555555", 0.5)}<TD>|w| = 0</TD>{_line("#555555", 4)}'
-                               f'<TD>|w| = {_esc(fmt(wmax))} (the largest)</TD>')]
+            row("edge width:", widths)]
     if filled:
         rows.append(row("fill = activation:", "".join(
             f'<TD BGCOLOR="{activation_color(a)}" WIDTH="32" FIXEDSIZE="TRUE" HEIGHT="18" BORDER="1" '

@@ -12,7 +12,7 @@ from microgradnn.engine import Value, register_backward_hook
 from microgradnn.nn import Module
 from microgradnn.viz.files import save
 from microgradnn.viz.format import MAX_NODES
-from microgradnn.viz.graph import draw_graph
+from microgradnn.viz.graph import _draw
 
 _FORMATS = ("svg", "png", "pdf", "dot")
 # the names record writes, in any of its formats: what overwrite=True clears from an earlier recording
@@ -38,6 +38,8 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
     positive_int(every, "record", "every")
     positive_int(max_nodes, "record", "max_nodes")
     check_overwrite(overwrite, "record")
+    if model is not None and not isinstance(model, Module):  # (it decides collapse's default)
+        raise TypeError(f"record: model must be a Module or None, got {type(model).__name__} {model!r:.60}")
     if collapse is not None:
         flag(collapse, "record", "collapse")
     if os.path.lexists(directory) and not os.path.isdir(directory):
@@ -61,7 +63,7 @@ def record(directory: str | os.PathLike, model: Module | None = None, *, every: 
         if (step - 1) % every:
             return
         view = "forward" if phase == "before" else "backward"
-        g = draw_graph(root, view=view, collapse=collapse, max_nodes=max_nodes, title=f"step {step} · {view}")
+        g = _draw(root, view, "LR", False, False, collapse, max_nodes, f"step {step} · {view}", None, "record")
         path = os.path.join(directory, f"step-{step:04d}-{view}.{format}")
         written.append(save(g, path, overwrite=True))
 
