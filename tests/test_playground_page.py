@@ -345,3 +345,33 @@ def test_the_curves_show_the_first_epoch(server, tab):
     }""")
     assert "46,134,193" in colours and "230,126,34" in colours  # train's and test's colours
     assert tab.errors == []
+
+
+def test_a_second_tab_shows_another_tabs_change_in_a_control_it_has_focused_but_not_edited(server, tab, browser):
+    # a control keeps the focus after it is used (a select after its choice): tab B left its focused control
+    # as it was when tab A changed that setting, and it showed the old setting, not the one in force, for good
+    other = new_page(browser, 1400, 1000)
+    try:
+        open_page(tab, server.url)
+        open_page(other, server.url)
+        other.focus("#dataset")
+        other.select_option("#dataset", "xor")
+        until(lambda: server.session.config["dataset"] == "xor")
+        until(lambda: tab.input_value("#dataset") == "xor")
+        assert other.evaluate("document.activeElement.id") == "dataset"
+        tab.select_option("#dataset", "circles")
+        until(lambda: server.session.config["dataset"] == "circles")
+        until(lambda: "dataset=circles" in href(other))
+        until(lambda: other.input_value("#dataset") == "circles", seconds=5)
+        # one being edited is left alone until it is committed, and then it is what is in force
+        other.focus("#lr")
+        other.fill("#lr", "0.5")
+        tab.fill("#seed", "7")
+        tab.dispatch_event("#seed", "change")
+        until(lambda: "seed=7" in href(other))
+        assert other.input_value("#lr") == "0.5" and other.input_value("#seed") == "7"
+        other.press("#lr", "Tab")
+        until(lambda: server.session.config["lr"] == 0.5)
+        assert server.session.config["seed"] == 7 and other.errors == [] and tab.errors == []
+    finally:
+        other.context.close()

@@ -39,10 +39,11 @@
     for (const k of KEYS) q.set(k, k === "hidden" ? c.hidden.join(",") : String(c[k]));
     history.replaceState(null, "", "?" + q.toString());
   }
-  function showConfig(c, keepFocused) {  // keepFocused: another tab's change leaves a control being edited alone
+  function showConfig(c, keepEdited) {  // keepEdited: another tab's change leaves a control being edited alone
     S.config = c;
-    document.querySelectorAll("[data-key]").forEach(el => {
-      if (!(keepFocused && el === document.activeElement)) el.value = String(c[el.dataset.key]);
+    document.querySelectorAll("[data-key]").forEach(el => {  // (focused is not edited: a select keeps the focus)
+      if (keepEdited && el === document.activeElement && el.value !== el.dataset.shown) return;
+      el.value = String(c[el.dataset.key]); el.dataset.shown = el.value;
     });
     // only blobs and spiral take a number of classes; elsewhere the data decides it
     $("classes").disabled = !["blobs", "spiral"].includes(c.dataset);
