@@ -956,7 +956,11 @@ def test_a_configuration_of_the_wrong_shape_is_refused(config):
 
 
 @pytest.mark.parametrize("text, line", [("x1,x2,label\n1,2,0\n3,4,1\n5,6,x\n7,8,1\n", 4),
-                                        ("1,2,0\n\n3,4,1\n\n5,6,2.5\n7,8,1\n", 5)], ids=["header", "blank-lines"])
+                                        ("1,2,0\n\n3,4,1\n\n5,6,2.5\n7,8,1\n", 5),
+                                        ("x1,x2,label\r\n1,2,0\r\n\r\n3,4,1\r\n5,x,1\r\n7,8,1\r\n", 5),
+                                        ('x1,x2,label\n1,2,0\n3,4,1\n"5\n\n",6,zz\n7,8,1\n', 4),
+                                        ('x1,x2,label\n"1\n",2,0\n3,4,1\n5,6,zz\n7,8,1\n', 5)],
+                         ids=["header", "blank-lines", "crlf", "multi-line-cell", "after-a-multi-line-cell"])
 def test_a_bad_csv_row_is_named_by_its_line_in_the_file(text, line):
     # was: rows were counted from the first one of data, so a header or a blank line put the named row off by one
     with pytest.raises(ConfigError, match=f"^CSV row {line}: "):

@@ -94,9 +94,13 @@ def check_config(raw: dict, base: dict | None = None) -> dict:
 def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows `x1,x2,label` (an optional header line; labels 0, 1, ... as whole numbers)."""
     # a UTF-8 BOM (Excel's "CSV UTF-8") would make the first row's first cell no number: a header
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    reader, start = csv.reader(io.StringIO(text.removeprefix("\ufeff"))), 1
+    rows: list[tuple[int, list[str]]] = []  # each with the line it starts on (a quoted cell may span lines)
     try:
-        rows = [(reader.line_num, r) for r in reader if r and any(cell.strip() for cell in r)]  # and its line
+        for r in reader:
+            if r and any(cell.strip() for cell in r):
+                rows.append((start, r))
+            start = reader.line_num + 1
     except csv.Error as e:  # a field over csv's size limit, a NUL byte, ...
         raise ConfigError(f"the CSV cannot be read at line {reader.line_num}: {e}") from None
     if rows and not any(_is_number(cell) for cell in rows[0][1]):
