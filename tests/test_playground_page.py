@@ -375,3 +375,23 @@ def test_a_second_tab_shows_another_tabs_change_in_a_control_it_has_focused_but_
         assert server.session.config["seed"] == 7 and other.errors == [] and tab.errors == []
     finally:
         other.context.close()
+
+
+def test_a_control_edited_back_to_its_value_shows_another_tabs_change_once_left(server, tab, browser):
+    # an edit undone before it was sent sends nothing: the control kept the old setting after the focus left it
+    other = new_page(browser, 1400, 1000)
+    try:
+        open_page(tab, server.url)
+        open_page(other, server.url)
+        other.focus("#lr")
+        other.fill("#lr", "0.5")
+        tab.fill("#lr", "0.01")
+        tab.dispatch_event("#lr", "change")
+        until(lambda: "lr=0.01" in href(other))
+        assert other.input_value("#lr") == "0.5"  # being edited: left alone
+        other.fill("#lr", "0.03")  # as it was shown
+        other.press("#lr", "Tab")
+        until(lambda: other.input_value("#lr") == "0.01", seconds=5)
+        assert server.session.config["lr"] == 0.01 and other.errors == [] and tab.errors == []
+    finally:
+        other.context.close()
