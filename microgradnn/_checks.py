@@ -70,10 +70,11 @@ def number(x, who: str, what: str, lo: float = -math.inf, hi: float = math.inf, 
         rule += f" {'<' if hi_open else '<='} {hi:g}"
     if not _is_number(x):
         raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r:.60}")
-    ok = is_finite(x) and (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
-    if not ok:
-        raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}")
-    return float(x)
+    v = float(x) if is_finite(x) else math.nan  # checked as the float it becomes: 1 - 2**-60 as a longdouble is 1.0
+    if not ((lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)):
+        as_float = f" ({v!r} as a float)" if v != x and not math.isnan(v) else ""
+        raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}{as_float}")
+    return v
 
 
 def flag(x, who: str, what: str) -> bool:

@@ -1,4 +1,5 @@
 import copy
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -135,6 +136,11 @@ def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight
     (lambda: SGD([Value(1.0)], lr=0.1, momentum=1.0), ValueError, r"momentum must be a finite number in \[0, 1\)"),
     (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, "betas"),
     (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
+    # numbers within the bounds that are not as floats: checked as the float they become
+    (lambda: Adam([Value(1.0)], betas=(0.9, Fraction(2 ** 60 - 1, 2 ** 60))), ValueError,
+     r"^Adam: betas must be a finite number in \[0, 1\), got Fraction\(1152921504606846975, .* \(1.0 as a float\)$"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=Fraction(1, 10 ** 400)), ValueError,
+     r"^LinearLR: start_factor must be a finite number in \(0, 1\], got Fraction\(1, 1000.* \(0.0 as a float\)$"),
     (lambda: Adam([]), ValueError, "empty parameter list"),
     (lambda: SGD([Value(1.0) * 2], lr=0.1), ValueError, r"SGD: parameters must be leaves .*, got parameter 0, "
                                                         r"made by '\*'"),
