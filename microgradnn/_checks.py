@@ -47,7 +47,7 @@ def integer(x, who: str, what: str, *, at_least: int) -> int:
     """x as an int >= at_least."""
     rule = "a positive int" if at_least == 1 else f"an int >= {at_least}"
     if not _is_int(x):
-        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r}")
+        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r:.60}")
     if x < at_least:
         raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}")
     return int(x)
@@ -86,10 +86,11 @@ def flag(x, who: str, what: str) -> bool:
 
 def one_of(x, choices, who: str, what: str):
     """x, which must be one of `choices` (a str choice for a str)."""
+    rule = f"{what} must be one of {', '.join(map(str, choices))}"
     if not isinstance(x, str):
-        raise TypeError(f"{who}: {what} must be one of {', '.join(map(str, choices))}, got {type(x).__name__} {x!r}")
+        raise TypeError(f"{who}: {rule}, got {type(x).__name__} {x!r:.60}")
     if x not in choices:
-        raise ValueError(f"{who}: {what} must be one of {', '.join(map(str, choices))}, got {x!r}")
+        raise ValueError(f"{who}: {rule}, got {x!r:.60}")
     return x
 
 

@@ -146,6 +146,8 @@ def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight
                                                         r"made by '\*'"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), ValueError, "LinearLR: total_iters must be a positive int, got 0"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=True), TypeError, "total_iters must be a positive int, got bool"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=list(range(300))), TypeError,
+     r"^LinearLR: total_iters must be a positive int, got list .{60}$"),  # cut, as every value shown
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=0.0), ValueError, r"start_factor must be a finite number in \(0, 1\]"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), end_factor=1.5), ValueError, r"end_factor must be a finite number in \[0, 1\]"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), end_factor=-0.1), ValueError, r"end_factor must be a finite number in \[0, 1\]"),
