@@ -793,6 +793,23 @@ def test_save_checks_the_destination_first_and_names_the_users_path(tmp_path, mo
     assert ".tmp-" not in str(info.value) and list(tmp_path.iterdir()) == []
 
 
+def test_save_reads_a_path_as_open_does_and_refuses_one_it_cannot_write_before_writing(tmp_path):
+    # 'x/../m.json' (no folder x) and 'm.json/' passed the check, abspath dropping 'x/..' and the '/', and failed at
+    # the write (after a CLI's training); with overwrite they wrote m.json, and 'link/../m.json' the file beside link
+    m = MLP(2, [2, 1], seed=0)
+    for overwrite in (False, True):
+        with pytest.raises(FileNotFoundError, match=r"cannot write .*x/\.\./m.json: folder .*x/\.\. does not exist"):
+            m.save(f"{tmp_path}/x/../m.json", overwrite=overwrite)
+        with pytest.raises(ValueError, match=r"save: .*m.json/ names a folder \(it ends with '/'\); give a file name"):
+            m.save(f"{tmp_path}/m.json/", overwrite=overwrite)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "runs" / "best").mkdir(parents=True)
+    os.symlink(tmp_path / "runs" / "best", tmp_path / "link")
+    for overwrite in (False, True):  # link/.. is runs, the folder link's target is in
+        m.save(f"{tmp_path}/link/../m{overwrite}.json", overwrite=overwrite)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["best", "mFalse.json", "mTrue.json"]
+
+
 def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(tmp_path, monkeypatch):
     path = tmp_path / "evil.json"
     path.write_text('{"format":"microgradnn-model","version":1,"config":{"type":"Layer","nin":3000,'
