@@ -810,6 +810,50 @@ def test_save_reads_a_path_as_open_does_and_refuses_one_it_cannot_write_before_w
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["best", "mFalse.json", "mTrue.json"]
 
 
+def test_on_a_file_system_without_hard_links_save_still_neither_replaces_nor_leaves_half_a_file(tmp_path, monkeypatch):
+    import errno
+    import microgradnn.nn.files as files
+
+    def no_links(src, dst):  # FAT, some network shares
+        raise OSError(errno.EPERM, "Operation not permitted")
+    monkeypatch.setattr(os, "link", no_links)
+    path, m = tmp_path / "model.json", MLP(2, [3, 1], seed=7)
+    m.save(path)
+    assert mg.Module.from_file(path).state_dict() == m.state_dict() and list(tmp_path.iterdir()) == [path]
+    winner = path.read_bytes()
+    path.unlink()
+    real_check = files.check_writable
+
+    def check_then_lose_the_race(p, overwrite, who):
+        checked = real_check(p, overwrite, who)
+        path.write_bytes(winner)  # the other save lands between our check and our write
+        return checked
+    monkeypatch.setattr(files, "check_writable", check_then_lose_the_race)
+    with pytest.raises(FileExistsError, match="model.json already exists; pass overwrite=True to replace it"):
+        MLP(2, [2, 1], seed=0).save(path)
+    assert path.read_bytes() == winner and list(tmp_path.iterdir()) == [path]
+    monkeypatch.setattr(files, "check_writable", real_check)
+    path.unlink()
+    synced = []
+
+    def full_at_the_copy(fd):
+        synced.append(fd)
+        if len(synced) == 2:  # the temporary file's went through; the copy's fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full_at_the_copy)
+    with pytest.raises(OSError, match=r"^save: cannot write .*model.json: No space left on device$"):
+        m.save(path)
+    assert list(tmp_path.iterdir()) == []  # neither the half copy nor the temporary file
+
+    def denied(src, dst):  # any other error is the write's
+        raise OSError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(os, "link", denied)
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    with pytest.raises(PermissionError, match=r"^save: cannot write .*model.json: Permission denied$"):
+        m.save(path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(tmp_path, monkeypatch):
     path = tmp_path / "evil.json"
     path.write_text('{"format":"microgradnn-model","version":1,"config":{"type":"Layer","nin":3000,'
@@ -1395,6 +1439,37 @@ def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, 
             mg.Module.from_file(path)
     elif "version" in message:
         assert mg.Module.from_file(path).state_dict() == MLP(2, [3, 1], "leaky_relu", seed=0).state_dict()
+
+
+def test_a_model_file_with_a_shuffled_vocabulary_or_several_unknown_entries_is_refused_saying_so(tmp_path):
+    path = tmp_path / "m.json"
+    MLP(2, [3, 1], seed=0).save(path)
+    payload = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(payload, vocabulary="tcrba")))  # ids are the sorted characters' places
+    for read in (mg.Module.from_file, MLP(2, [3, 1]).load):
+        with pytest.raises(ValueError, match=r"m.json: vocabulary must be a str of distinct characters in sorted "
+                                             r"order or absent, got 'tcrba'$"):
+            read(path)
+    from microgradnn.nn.files import write_model  # (a character-level model's file: the CLI's gpt --save)
+    m = MLP(2, [3, 1], seed=0)
+    with pytest.raises(ValueError, match=r"^save: vocabulary must be a str of distinct characters in sorted order"):
+        write_model(tmp_path / "v.json", m.config(), m.state_dict(), False, vocabulary="tcrba")
+    assert not (tmp_path / "v.json").exists()
+    write_model(tmp_path / "v.json", m.config(), m.state_dict(), False, vocabulary="abcrt")
+    assert json.loads((tmp_path / "v.json").read_text())["vocabulary"] == "abcrt"
+    assert mg.Module.from_file(tmp_path / "v.json").state_dict() == m.state_dict()
+    path.write_text(json.dumps(dict(payload, treshold=0.7, optimiser={}, epoch=3)))
+    with pytest.raises(ValueError, match=r"m.json has entries this microgradnn does not read: 'treshold' and 2 more; "):
+        mg.Module.from_file(path)
+    path.write_text(json.dumps(dict(payload, treshold=0.7, optimiser={})))
+    with pytest.raises(ValueError, match=r"does not read: 'treshold' and 1 more; "):
+        mg.Module.from_file(path)
+
+
+def test_load_of_a_folder_says_it_is_a_folder(tmp_path):
+    for read in (mg.Module.from_file, MLP(2, [3, 1]).load):
+        with pytest.raises(IsADirectoryError, match=r"^load: .* is a folder, not a model file$"):
+            read(tmp_path)
 
 
 @pytest.mark.parametrize("x, error, message", [
