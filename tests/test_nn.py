@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+import errno
 import functools
 import inspect
 import json
@@ -811,7 +812,6 @@ def test_save_reads_a_path_as_open_does_and_refuses_one_it_cannot_write_before_w
 
 
 def test_on_a_file_system_without_hard_links_save_still_neither_replaces_nor_leaves_half_a_file(tmp_path, monkeypatch):
-    import errno
     import microgradnn.nn.files as files
 
     def no_links(src, dst):  # FAT, some network shares
@@ -852,6 +852,56 @@ def test_on_a_file_system_without_hard_links_save_still_neither_replaces_nor_lea
     with pytest.raises(PermissionError, match=r"^save: cannot write .*model.json: Permission denied$"):
         m.save(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_a_file_name_longer_than_its_file_system_takes_before_writing(tmp_path):
+    # (the write's own error came after the work, a CLI's training: "cannot write ...: File name too long")
+    path, limit = tmp_path / ("m" * 300 + ".json"), os.pathconf(tmp_path, "PC_NAME_MAX")
+    with pytest.raises(OSError, match=rf"^save: the file name is 305 bytes long, more than the {limit} its folder's file "
+                                      rf"system takes; give a shorter name, got .{{60}}\.\.\. \({len(str(path))} "
+                                      r"characters\)$") as info:
+        MLP(2, [2, 1], seed=0).save(path)
+    assert info.value.errno == errno.ENAMETOOLONG and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_what_changes_at_the_path_between_saves_check_and_its_write_is_refused_as_up_front(tmp_path, monkeypatch,
+                                                                                           overwrite):
+    import microgradnn.nn.files as files
+    (tmp_path / "runs").mkdir()
+    path, real_check, change = tmp_path / "runs" / "model.json", files.check_writable, []
+
+    def check_then_change(p, overwrite, who):
+        checked = real_check(p, overwrite, who)
+        change[0]()
+        return checked
+    monkeypatch.setattr(files, "check_writable", check_then_change)
+    m = MLP(2, [2, 1], seed=0)
+    change[:] = [lambda: os.mkfifo(path)]  # with overwrite, the pipe was replaced by a file
+    with pytest.raises(ValueError, match=r"^save: .*model.json is not a regular file"):
+        m.save(path, overwrite=overwrite)
+    assert stat.S_ISFIFO(os.stat(path).st_mode) and list((tmp_path / "runs").iterdir()) == [path]
+    path.unlink()
+    change[:] = [lambda: path.write_text("theirs")]  # another save's, kept whole
+    if not overwrite:
+        with pytest.raises(FileExistsError) as info:
+            m.save(path, overwrite=overwrite)
+        assert str(info.value) == f"save: {path} already exists; pass overwrite=True to replace it"
+        assert path.read_text() == "theirs" and list((tmp_path / "runs").iterdir()) == [path]
+    path.unlink(missing_ok=True)
+    change[:] = [lambda: (tmp_path / "runs").rmdir()]  # the folder removed during the work
+    with pytest.raises(FileNotFoundError) as info:
+        m.save(path, overwrite=overwrite)
+    assert str(info.value) == f"save: cannot write {path}: No such file or directory"
+
+
+
+def test_save_and_load_refuse_a_path_of_another_type_naming_it(tmp_path):
+    m = MLP(2, [2, 1], seed=0)
+    for call in (lambda: m.save(3), lambda: m.load(None), lambda: mg.Module.from_file([str(tmp_path / "m.json")])):
+        with pytest.raises(TypeError, match=r"^(save|load): path must be a str or os.PathLike, got (int 3|NoneType None|"
+                                            r"list \[)"):
+            call()
 
 
 def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(tmp_path, monkeypatch):
