@@ -70,9 +70,12 @@ def number(x, who: str, what: str, lo: float = -math.inf, hi: float = math.inf, 
         rule += f" {'<' if hi_open else '<='} {hi:g}"
     if not _is_number(x):
         raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r:.60}")
+
+    def within(y) -> bool:
+        return (lo < y if lo_open else lo <= y) and (y < hi if hi_open else y <= hi)
     v = float(x) if is_finite(x) else math.nan  # checked as the float it becomes: 1 - 2**-60 as a longdouble is 1.0
-    if not ((lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)):
-        as_float = f" ({v!r} as a float)" if v != x and not math.isnan(v) else ""
+    if not within(v):
+        as_float = f" ({v!r} as a float)" if not math.isnan(v) and within(x) else ""
         raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}{as_float}")
     return v
 

@@ -141,6 +141,10 @@ def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight
      r"^Adam: betas must be a finite number in \[0, 1\), got Fraction\(1152921504606846975, .* \(1.0 as a float\)$"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=Fraction(1, 10 ** 400)), ValueError,
      r"^LinearLR: start_factor must be a finite number in \(0, 1\], got Fraction\(1, 1000.* \(0.0 as a float\)$"),
+    # an int too large for a float, and one that is not: said apart (the float is shown only where the bounds differ)
+    (lambda: SGD([Value(1.0)], lr=2 ** 1024), ValueError,
+     r"^SGD: lr must be a finite number >= 0, got an int of about 309 digits \(too large for a float\)$"),
+    (lambda: SGD([Value(1.0)], lr=-10 ** 70), ValueError, r"^SGD: lr must be a finite number >= 0, got an int of about 71 digits$"),
     (lambda: Adam([]), ValueError, "empty parameter list"),
     (lambda: SGD([Value(1.0) * 2], lr=0.1), ValueError, r"SGD: parameters must be leaves .*, got parameter 0, "
                                                         r"made by '\*'"),
