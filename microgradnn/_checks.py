@@ -47,7 +47,7 @@ def integer(x, who: str, what: str, *, at_least: int) -> int:
     """x as an int >= at_least."""
     rule = "a positive int" if at_least == 1 else f"an int >= {at_least}"
     if not _is_int(x):
-        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r}")
+        raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r:.60}")
     if x < at_least:
         raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}")
     return int(x)
@@ -70,10 +70,14 @@ def number(x, who: str, what: str, lo: float = -math.inf, hi: float = math.inf, 
         rule += f" {'<' if hi_open else '<='} {hi:g}"
     if not _is_number(x):
         raise TypeError(f"{who}: {what} must be {rule}, got {type(x).__name__} {x!r:.60}")
-    ok = is_finite(x) and (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
-    if not ok:
-        raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}")
-    return float(x)
+
+    def within(y) -> bool:
+        return (lo < y if lo_open else lo <= y) and (y < hi if hi_open else y <= hi)
+    v = float(x) if is_finite(x) else math.nan  # checked as the float it becomes: 1 - 2**-60 as a longdouble is 1.0
+    if not within(v):
+        as_float = f" ({v!r} as a float)" if not math.isnan(v) and within(x) else ""
+        raise ValueError(f"{who}: {what} must be {rule}, got {shown(x)}{as_float}")
+    return v
 
 
 def flag(x, who: str, what: str) -> bool:
@@ -85,10 +89,11 @@ def flag(x, who: str, what: str) -> bool:
 
 def one_of(x, choices, who: str, what: str):
     """x, which must be one of `choices` (a str choice for a str)."""
+    rule = f"{what} must be one of {', '.join(map(str, choices))}"
     if not isinstance(x, str):
-        raise TypeError(f"{who}: {what} must be one of {', '.join(map(str, choices))}, got {type(x).__name__} {x!r}")
+        raise TypeError(f"{who}: {rule}, got {type(x).__name__} {x!r:.60}")
     if x not in choices:
-        raise ValueError(f"{who}: {what} must be one of {', '.join(map(str, choices))}, got {x!r}")
+        raise ValueError(f"{who}: {rule}, got {x!r:.60}")
     return x
 
 

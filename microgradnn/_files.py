@@ -55,6 +55,8 @@ def check_writable(path: str | os.PathLike, overwrite: bool, who: str) -> str:
     path = user_path(path, who)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{who}: {path} is a folder; give a file name")
+    if not os.path.basename(path):  # 'out/': the write would fail after the work (or, replacing, write 'out')
+        raise ValueError(f"{who}: {path} names a folder (it ends with {path[-1]!r}); give a file name")
     check_regular(path, who)
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{who}: {path} already exists; pass overwrite=True to replace it")
@@ -137,14 +139,15 @@ def check_regular(path: str, who: str) -> None:
 
 def _target(path: str, overwrite: bool) -> str:
     """The file a write to `path` replaces: a symlink's target, as `open()` writes through one (replacing
-    the link would leave the file it points to stale); without `overwrite`, any symlink counts as there."""
-    return os.path.realpath(path) if overwrite and os.path.islink(path) else os.path.abspath(path)
+    the link would leave the file it points to stale); without `overwrite`, any symlink counts as there.
+    Not normalized, as `open()` reads it: 'x/../m.json' needs a folder x (abspath would drop 'x/..')."""
+    return os.path.realpath(path) if overwrite and os.path.islink(path) else os.path.join(os.getcwd(), path)
 
 
 def _create_beside(path: str) -> tuple[int, str]:
     """A new, empty file in `path`'s folder, made with mode 0666 so the umask applies
     (tempfile.mkstemp would make it 0600 whatever the umask)."""
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.join(os.getcwd(), path))
     for _ in range(100):
         tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}")
         try:

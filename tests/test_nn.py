@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+import errno
 import functools
 import inspect
 import json
@@ -806,6 +807,116 @@ def test_save_checks_the_destination_first_and_names_the_users_path(tmp_path, mo
     assert ".tmp-" not in str(info.value) and list(tmp_path.iterdir()) == []
 
 
+def test_save_reads_a_path_as_open_does_and_refuses_one_it_cannot_write_before_writing(tmp_path):
+    # 'x/../m.json' (no folder x) and 'm.json/' passed the check, abspath dropping 'x/..' and the '/', and failed at
+    # the write (after a CLI's training); with overwrite they wrote m.json, and 'link/../m.json' the file beside link
+    m = MLP(2, [2, 1], seed=0)
+    for overwrite in (False, True):
+        with pytest.raises(FileNotFoundError, match=r"cannot write .*x/\.\./m.json: folder .*x/\.\. does not exist"):
+            m.save(f"{tmp_path}/x/../m.json", overwrite=overwrite)
+        with pytest.raises(ValueError, match=r"save: .*m.json/ names a folder \(it ends with '/'\); give a file name"):
+            m.save(f"{tmp_path}/m.json/", overwrite=overwrite)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "runs" / "best").mkdir(parents=True)
+    os.symlink(tmp_path / "runs" / "best", tmp_path / "link")
+    for overwrite in (False, True):  # link/.. is runs, the folder link's target is in
+        m.save(f"{tmp_path}/link/../m{overwrite}.json", overwrite=overwrite)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["best", "mFalse.json", "mTrue.json"]
+
+
+def test_on_a_file_system_without_hard_links_save_still_neither_replaces_nor_leaves_half_a_file(tmp_path, monkeypatch):
+    import microgradnn.nn.files as files
+
+    def no_links(src, dst):  # FAT, some network shares
+        raise OSError(errno.EPERM, "Operation not permitted")
+    monkeypatch.setattr(os, "link", no_links)
+    path, m = tmp_path / "model.json", MLP(2, [3, 1], seed=7)
+    m.save(path)
+    assert mg.Module.from_file(path).state_dict() == m.state_dict() and list(tmp_path.iterdir()) == [path]
+    winner = path.read_bytes()
+    path.unlink()
+    real_check = files.check_writable
+
+    def check_then_lose_the_race(p, overwrite, who):
+        checked = real_check(p, overwrite, who)
+        path.write_bytes(winner)  # the other save lands between our check and our write
+        return checked
+    monkeypatch.setattr(files, "check_writable", check_then_lose_the_race)
+    with pytest.raises(FileExistsError, match="model.json already exists; pass overwrite=True to replace it"):
+        MLP(2, [2, 1], seed=0).save(path)
+    assert path.read_bytes() == winner and list(tmp_path.iterdir()) == [path]
+    monkeypatch.setattr(files, "check_writable", real_check)
+    path.unlink()
+    synced = []
+
+    def full_at_the_copy(fd):
+        synced.append(fd)
+        if len(synced) == 2:  # the temporary file's went through; the copy's fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full_at_the_copy)
+    with pytest.raises(OSError, match=r"^save: cannot write .*model.json: No space left on device$"):
+        m.save(path)
+    assert list(tmp_path.iterdir()) == []  # neither the half copy nor the temporary file
+
+    def denied(src, dst):  # any other error is the write's
+        raise OSError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(os, "link", denied)
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    with pytest.raises(PermissionError, match=r"^save: cannot write .*model.json: Permission denied$"):
+        m.save(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_a_file_name_longer_than_its_file_system_takes_before_writing(tmp_path):
+    # (the write's own error came after the work, a CLI's training: "cannot write ...: File name too long")
+    path, limit = tmp_path / ("m" * 300 + ".json"), os.pathconf(tmp_path, "PC_NAME_MAX")
+    with pytest.raises(OSError, match=rf"^save: the file name is 305 bytes long, more than the {limit} its folder's file "
+                                      rf"system takes; give a shorter name, got .{{60}}\.\.\. \({len(str(path))} "
+                                      r"characters\)$") as info:
+        MLP(2, [2, 1], seed=0).save(path)
+    assert info.value.errno == errno.ENAMETOOLONG and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_what_changes_at_the_path_between_saves_check_and_its_write_is_refused_as_up_front(tmp_path, monkeypatch,
+                                                                                           overwrite):
+    import microgradnn.nn.files as files
+    (tmp_path / "runs").mkdir()
+    path, real_check, change = tmp_path / "runs" / "model.json", files.check_writable, []
+
+    def check_then_change(p, overwrite, who):
+        checked = real_check(p, overwrite, who)
+        change[0]()
+        return checked
+    monkeypatch.setattr(files, "check_writable", check_then_change)
+    m = MLP(2, [2, 1], seed=0)
+    change[:] = [lambda: os.mkfifo(path)]  # with overwrite, the pipe was replaced by a file
+    with pytest.raises(ValueError, match=r"^save: .*model.json is not a regular file"):
+        m.save(path, overwrite=overwrite)
+    assert stat.S_ISFIFO(os.stat(path).st_mode) and list((tmp_path / "runs").iterdir()) == [path]
+    path.unlink()
+    change[:] = [lambda: path.write_text("theirs")]  # another save's, kept whole
+    if not overwrite:
+        with pytest.raises(FileExistsError) as info:
+            m.save(path, overwrite=overwrite)
+        assert str(info.value) == f"save: {path} already exists; pass overwrite=True to replace it"
+        assert path.read_text() == "theirs" and list((tmp_path / "runs").iterdir()) == [path]
+    path.unlink(missing_ok=True)
+    change[:] = [lambda: (tmp_path / "runs").rmdir()]  # the folder removed during the work
+    with pytest.raises(FileNotFoundError) as info:
+        m.save(path, overwrite=overwrite)
+    assert str(info.value) == f"save: cannot write {path}: No such file or directory"
+
+
+
+def test_save_and_load_refuse_a_path_of_another_type_naming_it(tmp_path):
+    m = MLP(2, [2, 1], seed=0)
+    for call in (lambda: m.save(3), lambda: m.load(None), lambda: mg.Module.from_file([str(tmp_path / "m.json")])):
+        with pytest.raises(TypeError, match=r"^(save|load): path must be a str or os.PathLike, got (int 3|NoneType None|"
+                                            r"list \[)"):
+            call()
+
+
 def test_a_tiny_file_claiming_a_huge_layer_is_refused_before_anything_is_built(tmp_path, monkeypatch):
     path = tmp_path / "evil.json"
     path.write_text('{"format":"microgradnn-model","version":1,"config":{"type":"Layer","nin":3000,'
@@ -1391,6 +1502,37 @@ def test_a_model_file_with_what_this_version_does_not_read_is_refused(tmp_path, 
             mg.Module.from_file(path)
     elif "version" in message:
         assert mg.Module.from_file(path).state_dict() == MLP(2, [3, 1], "leaky_relu", seed=0).state_dict()
+
+
+def test_a_model_file_with_a_shuffled_vocabulary_or_several_unknown_entries_is_refused_saying_so(tmp_path):
+    path = tmp_path / "m.json"
+    MLP(2, [3, 1], seed=0).save(path)
+    payload = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(payload, vocabulary="tcrba")))  # ids are the sorted characters' places
+    for read in (mg.Module.from_file, MLP(2, [3, 1]).load):
+        with pytest.raises(ValueError, match=r"m.json: vocabulary must be a str of distinct characters in sorted "
+                                             r"order or absent, got 'tcrba'$"):
+            read(path)
+    from microgradnn.nn.files import write_model  # (a character-level model's file: the CLI's gpt --save)
+    m = MLP(2, [3, 1], seed=0)
+    with pytest.raises(ValueError, match=r"^save: vocabulary must be a str of distinct characters in sorted order"):
+        write_model(tmp_path / "v.json", m.config(), m.state_dict(), False, vocabulary="tcrba")
+    assert not (tmp_path / "v.json").exists()
+    write_model(tmp_path / "v.json", m.config(), m.state_dict(), False, vocabulary="abcrt")
+    assert json.loads((tmp_path / "v.json").read_text())["vocabulary"] == "abcrt"
+    assert mg.Module.from_file(tmp_path / "v.json").state_dict() == m.state_dict()
+    path.write_text(json.dumps(dict(payload, treshold=0.7, optimiser={}, epoch=3)))
+    with pytest.raises(ValueError, match=r"m.json has entries this microgradnn does not read: 'treshold' and 2 more; "):
+        mg.Module.from_file(path)
+    path.write_text(json.dumps(dict(payload, treshold=0.7, optimiser={})))
+    with pytest.raises(ValueError, match=r"does not read: 'treshold' and 1 more; "):
+        mg.Module.from_file(path)
+
+
+def test_load_of_a_folder_says_it_is_a_folder(tmp_path):
+    for read in (mg.Module.from_file, MLP(2, [3, 1]).load):
+        with pytest.raises(IsADirectoryError, match=r"^load: .* is a folder, not a model file$"):
+            read(tmp_path)
 
 
 @pytest.mark.parametrize("x, error, message", [

@@ -1,4 +1,5 @@
 import copy
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -135,11 +136,22 @@ def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight
     (lambda: SGD([Value(1.0)], lr=0.1, momentum=1.0), ValueError, r"momentum must be a finite number in \[0, 1\)"),
     (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, "betas"),
     (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
+    # numbers within the bounds that are not as floats: checked as the float they become
+    (lambda: Adam([Value(1.0)], betas=(0.9, Fraction(2 ** 60 - 1, 2 ** 60))), ValueError,
+     r"^Adam: betas must be a finite number in \[0, 1\), got Fraction\(1152921504606846975, .* \(1.0 as a float\)$"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=Fraction(1, 10 ** 400)), ValueError,
+     r"^LinearLR: start_factor must be a finite number in \(0, 1\], got Fraction\(1, 1000.* \(0.0 as a float\)$"),
+    # an int too large for a float, and one that is not: said apart (the float is shown only where the bounds differ)
+    (lambda: SGD([Value(1.0)], lr=2 ** 1024), ValueError,
+     r"^SGD: lr must be a finite number >= 0, got an int of about 309 digits \(too large for a float\)$"),
+    (lambda: SGD([Value(1.0)], lr=-10 ** 70), ValueError, r"^SGD: lr must be a finite number >= 0, got an int of about 71 digits$"),
     (lambda: Adam([]), ValueError, "empty parameter list"),
     (lambda: SGD([Value(1.0) * 2], lr=0.1), ValueError, r"SGD: parameters must be leaves .*, got parameter 0, "
                                                         r"made by '\*'"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=0), ValueError, "LinearLR: total_iters must be a positive int, got 0"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=True), TypeError, "total_iters must be a positive int, got bool"),
+    (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), total_iters=list(range(300))), TypeError,
+     r"^LinearLR: total_iters must be a positive int, got list .{60}$"),  # cut, as every value shown
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), start_factor=0.0), ValueError, r"start_factor must be a finite number in \(0, 1\]"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), end_factor=1.5), ValueError, r"end_factor must be a finite number in \[0, 1\]"),
     (lambda: LinearLR(SGD([Value(1.0)], lr=0.1), end_factor=-0.1), ValueError, r"end_factor must be a finite number in \[0, 1\]"),

@@ -56,6 +56,7 @@ def test_verbose_false_prints_nothing(capsys):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(loss="l1"), "fit: loss must be one of mse, binary_cross_entropy, .*, got 'l1'"),
     (dict(optimizer="rmsprop"), "fit: optimizer must be one of sgd, adam, got 'rmsprop'"),
+    (dict(loss="l" * 300), "^fit: loss must be one of mse, .*, got 'l{59}$"),  # cut, as every value shown
     (dict(loss="hinge"), r"hinge: targets must be -1 or \+1"),
     (dict(y=[1, -1, 1, 0], loss="hinge"), r"hinge: targets must be -1 or \+1, got \[0.0\]"),
     (dict(y=[0, 1, 1, 2], loss="binary_cross_entropy"), r"targets must lie in \[0.0, 1.0\], got 2.0"),

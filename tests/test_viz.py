@@ -593,6 +593,19 @@ def test_inputs_that_need_no_gradient_show_no_grad_and_no_local_derivative():
     assert "∂/∂w = 0.5" in steps[0]["equation"] and "∂/∂x" not in steps[0]["equation"]
 
 
+def test_save_refuses_a_destination_before_drawing(tmp_path, monkeypatch):
+    import microgradnn.viz.files as files
+    drawn = []
+    monkeypatch.setattr(files, "_as_diagram", drawn.append)  # (the drawing: the work a refusal must come before)
+    (tmp_path / "a.dot").write_text("mine")
+    os.mkfifo(tmp_path / "p.dot")
+    for name, overwrite, error in [("a.dot", False, FileExistsError), ("p.dot", True, ValueError),
+                                   ("a.dot", "yes", TypeError)]:
+        with pytest.raises(error, match=r"^save: "):
+            viz.save(Value(1.0), tmp_path / name, overwrite=overwrite)
+    assert drawn == [] and (tmp_path / "a.dot").read_text() == "mine"
+
+
 def test_save_and_record_refuse_a_bytes_path_and_a_non_bool_overwrite(tmp_path):
     with pytest.raises(TypeError, match="save: path must be a str or os.PathLike, got bytes"):
         viz.save(Value(1.0), os.fsencode(tmp_path / "g.svg"))
