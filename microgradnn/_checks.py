@@ -39,7 +39,7 @@ def shown(x) -> str:
     that by its size (str() of one beyond 4300 digits raises)."""
     if _is_int(x) and abs(x) >= 10 ** 59:
         return f"an int of about {digits(x)} digits" + (
-            " (too large for a float)" if abs(x) >= 2 ** 1024 else "")
+            " (too large for a float)" if not is_finite(x) else "")  # (from 2 ** 1024 - 2 ** 970: it rounds up)
     return f"{x!r:.60}"
 
 

@@ -144,6 +144,9 @@ def test_sgd_refuses_torchs_positional_dampening_rather_than_taking_it_as_weight
     # an int too large for a float, and one that is not: said apart (the float is shown only where the bounds differ)
     (lambda: SGD([Value(1.0)], lr=2 ** 1024), ValueError,
      r"^SGD: lr must be a finite number >= 0, got an int of about 309 digits \(too large for a float\)$"),
+    # (floats end below 2 ** 1024: an int from 2 ** 1024 - 2 ** 970 rounds to it and overflows; it said no why)
+    (lambda: SGD([Value(1.0)], lr=2 ** 1024 - 2 ** 970), ValueError,
+     r"^SGD: lr must be a finite number >= 0, got an int of about 309 digits \(too large for a float\)$"),
     (lambda: SGD([Value(1.0)], lr=-10 ** 70), ValueError, r"^SGD: lr must be a finite number >= 0, got an int of about 71 digits$"),
     (lambda: Adam([]), ValueError, "empty parameter list"),
     (lambda: SGD([Value(1.0) * 2], lr=0.1), ValueError, r"SGD: parameters must be leaves .*, got parameter 0, "
