@@ -305,7 +305,9 @@
   document.querySelectorAll("[data-key]").forEach(el => {
     el.onchange = () => guarded(() => configure({[el.dataset.key]: el.value}));
     // left with no change sent (an edit undone): it shows the setting in force, which another tab may have changed
-    el.onblur = () => { if (S.config && el.value === el.dataset.shown) showConfig(S.config); };
+    el.onblur = () => {
+      if (S.config && el.value === el.dataset.shown) el.value = el.dataset.shown = String(S.config[el.dataset.key]);
+    };
   });
   $("add-layer").onclick = () => guarded(() => configure({hidden: [...S.config.hidden, 4]}));
   $("remove-layer").onclick = () => guarded(() => configure({hidden: S.config.hidden.slice(0, -1)}));
