@@ -1037,3 +1037,12 @@ def test_a_rebuild_as_the_epochs_last_mini_batch_ends_counts_no_epoch_of_the_new
     s.train_epoch()
     assert calls[0] == 3 and s.config["seed"] == 1
     assert s.epoch == 0 and s.history == [] and s.state()["epoch"] == 0
+
+
+@pytest.mark.parametrize("config", [{"x" * 5000: 1}, {"lr": "y" * 5000}], ids=["unknown-key", "text-for-a-number"])
+def test_a_long_bad_setting_is_shown_cut(config):
+    # was: the whole key or text was shown (a page's message of 5,000 characters, up to the 64 kB a request takes)
+    with pytest.raises(ConfigError) as info:
+        check_config(config)
+    assert len(str(info.value)) < 250 and ("unknown setting 'xxx" in str(info.value) or "lr must be a number, got 'yyy"
+                                           in str(info.value))

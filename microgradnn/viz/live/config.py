@@ -36,7 +36,7 @@ def number(raw, key: str, lo: float, hi: float, integer: bool = False):
         try:
             raw = float(raw)
         except ValueError:
-            raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+            raise ConfigError(f"{key} must be a number, got {raw[:40]!r}") from None
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ConfigError(f"{key} must be a finite number, got {str(raw)[:40]!r}")
     if isinstance(raw, int) and not -2 ** 63 <= raw < 2 ** 63:  # float(raw) may overflow
@@ -74,7 +74,7 @@ def check_config(raw: dict, base: dict | None = None) -> dict:
         raise ConfigError(f"a configuration must be a JSON object, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(DEFAULTS), key=str)  # a dict from Python may have keys of any type
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; the settings are {', '.join(DEFAULTS)}")
+        raise ConfigError(f"unknown setting {unknown[0]!r:.60}; the settings are {', '.join(DEFAULTS)}")
     c = {**(base or DEFAULTS), **raw}
     return {"dataset": _choice(c["dataset"], "dataset", DATASET_NAMES),
             "samples": number(c["samples"], "samples", 4, LIMITS["samples"], integer=True),
