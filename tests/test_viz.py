@@ -717,7 +717,9 @@ def test_bad_highlight_max_nodes_and_rankdir_get_clear_errors(tmp_path):
         viz.draw_graph(b, highlight=[[a]])
     for bad, message in ((MLP(1, [1]), r"Modules \(for one, pass \[module\]\), got MLP$"),
                          (None, "Modules, got NoneType$"), ([], "Modules, got an empty list$"),
-                         ([MLP(1, [1]), "x"], "Modules, got str at index 1$")):
+                         ([MLP(1, [1]), "x"], "Modules, got str at index 1$"),
+                         # (were "got str at index 0", of a str's first letter or a dict's first key)
+                         ("layers", "Modules, got str 'layers'$"), ({"mlp": MLP(1, [1])}, "Modules, got dict .*$")):
         with pytest.raises(TypeError, match="^draw_modules: modules must be a non-empty list of " + message):
             viz.draw_modules(b, bad)
     with pytest.raises(TypeError, match="^record: model must be a Module or None, got str 'mlp'$"):

@@ -2,6 +2,7 @@
 embeddings -> norm -> attention -> + -> norm -> MLP -> + -> head -> loss)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Sequence
 
 from microgradnn._checks import positive_int
@@ -24,9 +25,11 @@ def draw_modules(root: Value, modules: Sequence[Module], view: str = "forward", 
     check_title(title, "draw_modules")
     if not isinstance(root, Value):
         raise TypeError(f"draw_modules: expected a Value, got {type(root).__name__}")
-    if isinstance(modules, Module) or not hasattr(modules, "__iter__"):
+    if isinstance(modules, (Module, str, bytes, Mapping)) or not hasattr(modules, "__iter__"):
         one = " (for one, pass [module])" if isinstance(modules, Module) else ""
-        raise TypeError(f"draw_modules: modules must be a non-empty list of Modules{one}, got {type(modules).__name__}")
+        what = f" {modules!r:.60}" if isinstance(modules, (str, bytes, Mapping)) else ""  # (not its letters or keys)
+        raise TypeError(f"draw_modules: modules must be a non-empty list of Modules{one}, "
+                        f"got {type(modules).__name__}{what}")
     modules = list(modules)
     bad = [f"{type(m).__name__} at index {i}" for i, m in enumerate(modules) if not isinstance(m, Module)]
     if not modules or bad:
