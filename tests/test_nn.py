@@ -772,12 +772,10 @@ def test_save_with_overwrite_writes_through_a_symlink_as_open_does(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"dangling.json: folder .*nowhere does not exist"):
         newer.save(tmp_path / "dangling.json", overwrite=True)
 
-def test_of_two_racing_saves_without_overwrite_only_one_succeeds(tmp_path, monkeypatch):
+
+def _lose_the_race(monkeypatch, path, winner: bytes):
+    """Make save's destination check let another save write `winner` to `path` just after it; returns the real check."""
     import microgradnn.nn.files as files
-    path = tmp_path / "model.json"
-    MLP(2, [3, 1], seed=7).save(path)
-    winner = path.read_bytes()
-    path.unlink()
     real_check = files.check_writable
 
     def check_then_lose_the_race(p, overwrite, who):
@@ -785,6 +783,15 @@ def test_of_two_racing_saves_without_overwrite_only_one_succeeds(tmp_path, monke
         path.write_bytes(winner)  # the other save lands between our check and our write
         return checked
     monkeypatch.setattr(files, "check_writable", check_then_lose_the_race)
+    return real_check
+
+
+def test_of_two_racing_saves_without_overwrite_only_one_succeeds(tmp_path, monkeypatch):
+    path = tmp_path / "model.json"
+    MLP(2, [3, 1], seed=7).save(path)
+    winner = path.read_bytes()
+    path.unlink()
+    _lose_the_race(monkeypatch, path, winner)
     with pytest.raises(FileExistsError, match="already exists"):
         MLP(2, [2, 1], seed=0).save(path)
     monkeypatch.undo()
@@ -835,13 +842,7 @@ def test_on_a_file_system_without_hard_links_save_still_neither_replaces_nor_lea
     assert mg.Module.from_file(path).state_dict() == m.state_dict() and list(tmp_path.iterdir()) == [path]
     winner = path.read_bytes()
     path.unlink()
-    real_check = files.check_writable
-
-    def check_then_lose_the_race(p, overwrite, who):
-        checked = real_check(p, overwrite, who)
-        path.write_bytes(winner)  # the other save lands between our check and our write
-        return checked
-    monkeypatch.setattr(files, "check_writable", check_then_lose_the_race)
+    real_check = _lose_the_race(monkeypatch, path, winner)
     with pytest.raises(FileExistsError, match="model.json already exists; pass overwrite=True to replace it"):
         MLP(2, [2, 1], seed=0).save(path)
     assert path.read_bytes() == winner and list(tmp_path.iterdir()) == [path]

@@ -42,6 +42,14 @@ def tab(browser):
     pg.context.close()
 
 
+@pytest.fixture
+def other(browser):
+    """A second tab, as a learner opens the same playground twice."""
+    pg = new_page(browser, 1400, 1000)
+    yield pg
+    pg.context.close()
+
+
 def until(predicate, seconds: float = 30, step: float = 0.1):
     for _ in range(int(seconds / step)):
         value = predicate()
@@ -241,31 +249,27 @@ def test_a_late_answer_to_an_earlier_change_does_not_undo_a_newer_one(server, ta
     assert "dataset=xor" in href(tab) and tab.input_value("#dataset") == "xor" and tab.errors == []
 
 
-def test_a_second_tab_shows_the_first_tabs_changes_and_builds_on_them(server, tab, browser, tmp_path):
+def test_a_second_tab_shows_the_first_tabs_changes_and_builds_on_them(server, tab, other, tmp_path):
     # tab B's controls, URL, neuron grid and parameter list stayed as B opened them after tab A changed the
     # setup, and B's + button sent a layer list built from its stale setup: it undid A's new layer
-    other = new_page(browser, 1400, 1000)
-    try:
-        open_page(tab, server.url)
-        open_page(other, server.url)
-        tab.click("#add-layer")
-        until(lambda: server.session.config["hidden"] == [8, 8, 4])
-        tab.fill("#lr", "0.01")
-        tab.dispatch_event("#lr", "change")
-        until(lambda: server.session.config["lr"] == 0.01)
-        names = len(server.session.model.parameters())
-        until(lambda: "hidden=8%2C8%2C4" in href(other) and other.input_value("#lr") == "0.01")
-        until(lambda: other.locator("#neurons .layer").count() == 3)
-        until(lambda: other.locator("#param-name option").count() == names)
-        other.click("#neurons button[data-layer='0'][data-d='1']")
-        until(lambda: server.session.config["hidden"] != [8, 8, 4])
-        assert server.session.config["hidden"] == [9, 8, 4]
-        until(lambda: "hidden=9%2C8%2C4" in href(tab))
-        until(lambda: "2 -> 9 tanh -> 8 tanh -> 4 tanh" in other.text_content("#network"))
-        other.screenshot(path=str(shots(tmp_path) / "playground-second-tab.png"))
-        assert tab.errors == [] and other.errors == []
-    finally:
-        other.context.close()
+    open_page(tab, server.url)
+    open_page(other, server.url)
+    tab.click("#add-layer")
+    until(lambda: server.session.config["hidden"] == [8, 8, 4])
+    tab.fill("#lr", "0.01")
+    tab.dispatch_event("#lr", "change")
+    until(lambda: server.session.config["lr"] == 0.01)
+    names = len(server.session.model.parameters())
+    until(lambda: "hidden=8%2C8%2C4" in href(other) and other.input_value("#lr") == "0.01")
+    until(lambda: other.locator("#neurons .layer").count() == 3)
+    until(lambda: other.locator("#param-name option").count() == names)
+    other.click("#neurons button[data-layer='0'][data-d='1']")
+    until(lambda: server.session.config["hidden"] != [8, 8, 4])
+    assert server.session.config["hidden"] == [9, 8, 4]
+    until(lambda: "hidden=9%2C8%2C4" in href(tab))
+    until(lambda: "2 -> 9 tanh -> 8 tanh -> 4 tanh" in other.text_content("#network"))
+    other.screenshot(path=str(shots(tmp_path) / "playground-second-tab.png"))
+    assert tab.errors == [] and other.errors == []
 
 
 def test_the_classes_setting_is_live_only_for_data_that_takes_it(server, tab):
@@ -347,51 +351,43 @@ def test_the_curves_show_the_first_epoch(server, tab):
     assert tab.errors == []
 
 
-def test_a_second_tab_shows_another_tabs_change_in_a_control_it_has_focused_but_not_edited(server, tab, browser):
+def test_a_second_tab_shows_another_tabs_change_in_a_control_it_has_focused_but_not_edited(server, tab, other):
     # a control keeps the focus after it is used (a select after its choice): tab B left its focused control
     # as it was when tab A changed that setting, and it showed the old setting, not the one in force, for good
-    other = new_page(browser, 1400, 1000)
-    try:
-        open_page(tab, server.url)
-        open_page(other, server.url)
-        other.focus("#dataset")
-        other.select_option("#dataset", "xor")
-        until(lambda: server.session.config["dataset"] == "xor")
-        until(lambda: tab.input_value("#dataset") == "xor")
-        assert other.evaluate("document.activeElement.id") == "dataset"
-        tab.select_option("#dataset", "circles")
-        until(lambda: server.session.config["dataset"] == "circles")
-        until(lambda: "dataset=circles" in href(other))
-        until(lambda: other.input_value("#dataset") == "circles", seconds=5)
-        # one being edited is left alone until it is committed, and then it is what is in force
-        other.focus("#lr")
-        other.fill("#lr", "0.5")
-        tab.fill("#seed", "7")
-        tab.dispatch_event("#seed", "change")
-        until(lambda: "seed=7" in href(other))
-        assert other.input_value("#lr") == "0.5" and other.input_value("#seed") == "7"
-        other.press("#lr", "Tab")
-        until(lambda: server.session.config["lr"] == 0.5)
-        assert server.session.config["seed"] == 7 and other.errors == [] and tab.errors == []
-    finally:
-        other.context.close()
+    open_page(tab, server.url)
+    open_page(other, server.url)
+    other.focus("#dataset")
+    other.select_option("#dataset", "xor")
+    until(lambda: server.session.config["dataset"] == "xor")
+    until(lambda: tab.input_value("#dataset") == "xor")
+    assert other.evaluate("document.activeElement.id") == "dataset"
+    tab.select_option("#dataset", "circles")
+    until(lambda: server.session.config["dataset"] == "circles")
+    until(lambda: "dataset=circles" in href(other))
+    until(lambda: other.input_value("#dataset") == "circles", seconds=5)
+    # one being edited is left alone until it is committed, and then it is what is in force
+    other.focus("#lr")
+    other.fill("#lr", "0.5")
+    tab.fill("#seed", "7")
+    tab.dispatch_event("#seed", "change")
+    until(lambda: "seed=7" in href(other))
+    assert other.input_value("#lr") == "0.5" and other.input_value("#seed") == "7"
+    other.press("#lr", "Tab")
+    until(lambda: server.session.config["lr"] == 0.5)
+    assert server.session.config["seed"] == 7 and other.errors == [] and tab.errors == []
 
 
-def test_a_control_edited_back_to_its_value_shows_another_tabs_change_once_left(server, tab, browser):
+def test_a_control_edited_back_to_its_value_shows_another_tabs_change_once_left(server, tab, other):
     # an edit undone before it was sent sends nothing: the control kept the old setting after the focus left it
-    other = new_page(browser, 1400, 1000)
-    try:
-        open_page(tab, server.url)
-        open_page(other, server.url)
-        other.focus("#lr")
-        other.fill("#lr", "0.5")
-        tab.fill("#lr", "0.01")
-        tab.dispatch_event("#lr", "change")
-        until(lambda: "lr=0.01" in href(other))
-        assert other.input_value("#lr") == "0.5"  # being edited: left alone
-        other.fill("#lr", "0.03")  # as it was shown
-        other.press("#lr", "Tab")
-        until(lambda: other.input_value("#lr") == "0.01", seconds=5)
-        assert server.session.config["lr"] == 0.01 and other.errors == [] and tab.errors == []
-    finally:
-        other.context.close()
+    open_page(tab, server.url)
+    open_page(other, server.url)
+    other.focus("#lr")
+    other.fill("#lr", "0.5")
+    tab.fill("#lr", "0.01")
+    tab.dispatch_event("#lr", "change")
+    until(lambda: "lr=0.01" in href(other))
+    assert other.input_value("#lr") == "0.5"  # being edited: left alone
+    other.fill("#lr", "0.03")  # as it was shown
+    other.press("#lr", "Tab")
+    until(lambda: other.input_value("#lr") == "0.01", seconds=5)
+    assert server.session.config["lr"] == 0.01 and other.errors == [] and tab.errors == []
