@@ -6,6 +6,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 import microgradnn as mg
@@ -1364,3 +1365,22 @@ def test_notebook_advises_no_call_that_a_too_tangled_graph_refuses():
         y = n([y, c])  # too tangled collapsed too
     text = viz.mimebundle(y)["text/plain"]
     assert "draws it anyway" not in text and "ranks (columns)" in text, text  # was: max_nodes=605 "draws it anyway"
+
+
+def test_animate_network_writes_the_target_as_it_writes_every_number(tmp_path):
+    # target=[1.0] read "(0.249 - [1.0])²" (an array: "array([1.])"), np.float32(0.1) "target 0.10000000149011612"
+    # and True "target True" in the caption, the loss box and the title
+    net = MLP(2, [3, 1], seed=0)
+    for target, shown in (([1.0], "1"), (np.array([1.0]), "1"), (np.float32(0.1), "0.1"), (True, "1")):
+        path = viz.animate_network(net, [0.5, 1.0], tmp_path / "n.html", target=target, overwrite=True)
+        loss = next(s for s in page_steps(path) if s["title"] == "Loss · mse")
+        assert f"- {shown})²" in loss["equation"] and loss["caption"].startswith(f"The loss measures how far the "
+                                                                                  f"prediction is from the target {shown};")
+        assert loss["boxes"]["loss"][2] == f"target {shown}"
+        text = open(path, encoding="utf-8").read()
+        assert f"<title>MLP(2 -&gt; 3 relu -&gt; 1 linear, 13 parameters) on input x = [0.5, 1], target {shown}" in text
+        assert f">target {shown}</text>" in text
+    several = MLP(2, [3, 2], seed=0)
+    path = viz.animate_network(several, [0.5, 1.0], tmp_path / "n.html", target=np.array([1]), loss="cross_entropy",
+                               overwrite=True)
+    assert "target 1)" in next(s for s in page_steps(path) if s["title"] == "Loss · cross_entropy")["equation"]
