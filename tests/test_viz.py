@@ -1384,3 +1384,49 @@ def test_animate_network_writes_the_target_as_it_writes_every_number(tmp_path):
     path = viz.animate_network(several, [0.5, 1.0], tmp_path / "n.html", target=np.array([1]), loss="cross_entropy",
                                overwrite=True)
     assert "target 1)" in next(s for s in page_steps(path) if s["title"] == "Loss · cross_entropy")["equation"]
+
+
+def test_animation_backward_captions_count_uses_and_ask_for_every_grad_but_the_outputs():
+    x = Value(2.0, label="x")
+    y = x * 3
+    y.label = "y"
+    z = y * y + x
+    z.label = "z"
+    z.backward()
+    grads = {s["title"]: s for s in viz.animation_steps(z) if s["kind"] == "grad"}
+    assert grads["Backward: grad of y*y"]["caption"].startswith("Chain rule: y*y is used 1 time; each use adds")
+    assert grads["Backward: grad of y"]["caption"].startswith("Chain rule: y is used 2 times; each use adds")
+    assert grads["Backward: grad of z"]["ask"] is None  # the output's grad is given, not worked out
+    assert [(s["ask"]["question"], s["ask"]["value"]) for t, s in grads.items() if t != "Backward: grad of z"] == [
+        ("What is the grad of y*y?", 1.0), ("What is the grad of y?", 12.0), ("What is the grad of x?", 37.0)]
+
+
+def test_animation_captions_group_powers_from_the_right():
+    x, y = Value(1.5, label="x"), Value(2.0, label="y")
+    left, right = (x ** 2) ** 3, x ** (y ** 2)
+    for out in (left, right):
+        out.backward()
+    assert viz.animation_steps(left)[1]["equation"].startswith("(x ** 2) ** 3 = 11.39;")
+    assert viz.animation_steps(right)[1]["equation"].startswith("x ** y ** 2 = 5.062;")
+
+
+def test_animations_draw_at_most_300_nodes_unless_told(tmp_path):
+    def chain(k):  # 2k + 1 nodes: x and each tanh's value and op
+        y = Value(0.1, label="x")
+        for _ in range(k):
+            y = y.tanh()
+        y.backward()
+        return y
+    assert len(viz.animation_steps(chain(149))) == 299
+    for call in (lambda: viz.animation_steps(chain(150)), lambda: viz.animate(chain(150), tmp_path / "a.html")):
+        with pytest.raises(viz.GraphTooLarge, match=r"the graph has 301 nodes to draw, more than max_nodes=300;"):
+            call()
+
+
+def test_animation_captions_write_an_expression_of_up_to_28_characters_out():
+    def title(b_label):
+        out = Value(2.0, label="a" * 13) * Value(3.0, label=b_label)
+        out.backward()
+        return viz.animation_steps(out)[0]["title"]
+    assert title("b" * 14) == "Forward: aaaaaaaaaaaaa*bbbbbbbbbbbbbb"  # 28 characters
+    assert title("b" * 15) == "Forward: the * node"
