@@ -1430,3 +1430,15 @@ def test_animation_captions_write_an_expression_of_up_to_28_characters_out():
         return viz.animation_steps(out)[0]["title"]
     assert title("b" * 14) == "Forward: aaaaaaaaaaaaa*bbbbbbbbbbbbbb"  # 28 characters
     assert title("b" * 15) == "Forward: the * node"
+
+
+def test_animation_captions_group_every_compound_operand_of_an_infix_op_of_ones_own():
+    # an Op(infix=True) has no known precedence: (x + y) @ z read "x + y @ z", which reads as x + (y @ z)
+    at = mg.Op("at", lambda a, b: a * b + 1, [lambda a, b, out: b, lambda a, b, out: a], infix=True, symbol="@")
+    x, y, z = Value(2.0, label="x"), Value(3.0, label="y"), Value(1.0, label="z")
+    written = {}
+    for expected, out in (("(x + y) @ z", at(x + y, z)), ("x @ (y*z)", at(x, y * z)),
+                          ("(x @ y) @ z", at(at(x, y), z)), ("(x @ y) + z", at(x, y) + z)):
+        out.backward()
+        written[expected] = [s["title"] for s in viz.animation_steps(out) if s["kind"] == "data"][-1]
+    assert written == {expected: f"Forward: {expected}" for expected in written}

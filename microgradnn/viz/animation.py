@@ -54,7 +54,9 @@ def _names(drawn: list[Value]) -> dict[int, str]:
                 return f"({part})"
             negative = not x.inputs and part.startswith("-")
             return f"({part})" if negative and (symbol == "**" or i == 1) else part
-        mine, theirs = _PRECEDENCE.get(symbol, 0), _PRECEDENCE.get(inner, 0)
+        mine, theirs = _PRECEDENCE.get(symbol), _PRECEDENCE.get(inner)
+        if mine is None or theirs is None:  # an infix Op of one's own: no precedence to lean on
+            return f"({part})"
         # ** groups from the right (a**b**c is a**(b**c)); the others from the left (a - b - c)
         looser = theirs < mine or (theirs == mine and (i == 0 if symbol == "**" else i == 1))
         return f"({part})" if looser else part
