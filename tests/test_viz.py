@@ -1442,3 +1442,28 @@ def test_animation_captions_group_every_compound_operand_of_an_infix_op_of_ones_
         out.backward()
         written[expected] = [s["title"] for s in viz.animation_steps(out) if s["kind"] == "data"][-1]
     assert written == {expected: f"Forward: {expected}" for expected in written}
+
+
+@pytest.mark.parametrize("who", ["animate", "animation_steps"])
+def test_animation_of_a_grad_set_by_hand_to_no_finite_number_says_so(tmp_path, who):
+    # x.grad = nan gave "ValueError: cannot convert float NaN to integer" from inside the quiz's tolerance
+    for bad, error, got in ((float("nan"), ValueError, "nan"), (float("inf"), ValueError, "inf"),
+                            ("a", TypeError, "'a'")):
+        x = Value(2.0, label="x")
+        y = x * 3
+        y.backward()
+        x.grad = bad
+        path = tmp_path / "a.html"
+        with pytest.raises(error, match=rf"^{who}: the grad of x must be a finite number, got {got} "):
+            viz.animate(y, path) if who == "animate" else viz.animation_steps(y)
+        assert not path.exists()
+
+
+def test_animation_quiz_takes_answers_within_one_unit_of_the_fourth_significant_digit():
+    a, b = Value(0.5, label="a"), Value(0.0, label="b")
+    c = a * b
+    d = c + a
+    d.backward()
+    tolerances = {s["title"]: s["ask"]["tol"] for s in viz.animation_steps(d) if s["ask"]}
+    assert tolerances == pytest.approx({"Forward: a*b": 5e-5, "Forward: a*b + a": 1e-4, "Backward: grad of a*b": 1e-3,
+                                        "Backward: grad of b": 1e-4, "Backward: grad of a": 1e-3}, rel=1e-12)
