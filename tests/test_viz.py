@@ -1467,3 +1467,18 @@ def test_animation_quiz_takes_answers_within_one_unit_of_the_fourth_significant_
     tolerances = {s["title"]: s["ask"]["tol"] for s in viz.animation_steps(d) if s["ask"]}
     assert tolerances == pytest.approx({"Forward: a*b": 5e-5, "Forward: a*b + a": 1e-4, "Backward: grad of a*b": 1e-3,
                                         "Backward: grad of b": 1e-4, "Backward: grad of a": 1e-3}, rel=1e-12)
+
+
+def test_animate_network_lights_each_edge_as_wide_as_its_share_of_the_largest(tmp_path):
+    # an edge of w·x (forward) or ∂L/∂w (backward) is 1 + 5 × |its number| / the largest of the neuron's wide,
+    # blue for >= 0 and red below, labelled part way along
+    net = MLP.from_layers([mg.Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)]),
+                           mg.Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
+    steps = page_steps(viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0))
+    blue, red = "#2E86C1", "#C0392B"
+    assert steps[0]["lit"] == {"L0N0-L1N0": [blue, "6.00", "x0·w = 0.5", 0.45],
+                               "L0N1-L1N0": [red, "3.00", "x1·w = -0.2", 0.45]}
+    backward = next(s for s in steps if s["title"] == "Backward · layer 1 (sigmoid), neuron n0: ∂L/∂w for each incoming edge")
+    assert backward["lit"] == {"L1N0-L2N0": [red, "6.00", "∂L/∂w = -0.144", 0.5],
+                               "L1N1-L2N0": [red, "4.75", "∂L/∂w = -0.108", 0.5],
+                               "L1N2-L2N0": [red, "1.63", "∂L/∂w = -0.018", 0.5]}
