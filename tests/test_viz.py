@@ -1482,3 +1482,6 @@ def test_animate_network_lights_each_edge_as_wide_as_its_share_of_the_largest(tm
     assert backward["lit"] == {"L1N0-L2N0": [red, "6.00", "∂L/∂w = -0.144", 0.5],
                                "L1N1-L2N0": [red, "4.75", "∂L/∂w = -0.108", 0.5],
                                "L1N2-L2N0": [red, "1.63", "∂L/∂w = -0.018", 0.5]}
+    # the weights an output's gradient flows back through: 0.5 + 3.5 × |w| / the network's largest |w| (0.8)
+    back = next(s for s in steps if s["title"] == "Backward · layer 0 (relu), neuron n2: ∂L/∂out")
+    assert back["lit"] == {"L1N2-L2N0": [red, "2.69", "w = -0.5", 0.72]}
