@@ -1485,3 +1485,9 @@ def test_animate_network_lights_each_edge_as_wide_as_its_share_of_the_largest(tm
     # the weights an output's gradient flows back through: 0.5 + 3.5 × |w| / the network's largest |w| (0.8)
     back = next(s for s in steps if s["title"] == "Backward · layer 0 (relu), neuron n2: ∂L/∂out")
     assert back["lit"] == {"L1N2-L2N0": [red, "2.69", "w = -0.5", 0.72]}
+
+
+def test_animate_network_names_an_unknown_loss_and_the_ones_it_knows(tmp_path):
+    with pytest.raises(ValueError, match=r"^animate_network: unknown loss 'nope'; choose one of mse, .*binary_cross_entropy"):
+        viz.animate_network(MLP(2, [3, 1], seed=0), [1.0, 0.5], tmp_path / "n.html", target=1.0, loss="nope")
+    assert not (tmp_path / "n.html").exists()
