@@ -1491,3 +1491,11 @@ def test_animate_network_names_an_unknown_loss_and_the_ones_it_knows(tmp_path):
     with pytest.raises(ValueError, match=r"^animate_network: unknown loss 'nope'; choose one of mse, .*binary_cross_entropy"):
         viz.animate_network(MLP(2, [3, 1], seed=0), [1.0, 0.5], tmp_path / "n.html", target=1.0, loss="nope")
     assert not (tmp_path / "n.html").exists()
+
+
+def test_animate_network_starts_with_every_neuron_unknown(tmp_path):
+    # the diagram is drawn with this input's activations: the page must hide each neuron's until its step
+    text = open(viz.animate_network(MLP(2, [3, 1], seed=0), [1.0, 0.5], tmp_path / "n.html"), encoding="utf-8").read()
+    initial = json.loads(re.search(r"^const INITIAL = (.*);$", text, re.M).group(1))
+    assert initial["nodes"] == {nid: ["?", "#F2F2F2", "#000000"] for nid in ("L1N0", "L1N1", "L1N2", "L2N0")}
+    assert initial["boxes"] == {"prediction": ["prediction", "?", ""]}
