@@ -1485,6 +1485,8 @@ def test_animate_network_lights_each_edge_as_wide_as_its_share_of_the_largest(tm
     # the weights an output's gradient flows back through: 0.5 + 3.5 × |w| / the network's largest |w| (0.8)
     back = next(s for s in steps if s["title"] == "Backward · layer 0 (relu), neuron n2: ∂L/∂out")
     assert back["lit"] == {"L1N2-L2N0": [red, "2.69", "w = -0.5", 0.72]}
+    assert back["equation"].startswith("∂L/∂out = Σ w × ∂L/∂raw over layer 1 = (-0.5) × ")
+    assert back["caption"].startswith("n2's output feeds every neuron of layer 1: its gradient is the sum")
 
 
 def test_animate_network_names_an_unknown_loss_and_the_ones_it_knows(tmp_path):
