@@ -6,6 +6,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 import microgradnn as mg
@@ -1379,3 +1380,139 @@ def test_notebook_advises_no_call_that_a_too_tangled_graph_refuses():
         y = n([y, c])  # too tangled collapsed too
     text = viz.mimebundle(y)["text/plain"]
     assert "draws it anyway" not in text and "ranks (columns)" in text, text  # was: max_nodes=605 "draws it anyway"
+
+
+def test_animate_network_writes_the_target_as_it_writes_every_number(tmp_path):
+    # target=[1.0] read "(0.249 - [1.0])²" (an array: "array([1.])"), np.float32(0.1) "target 0.10000000149011612"
+    # and True "target True" in the caption, the loss box and the title
+    net = MLP(2, [3, 1], seed=0)
+    for target, shown in (([1.0], "1"), (np.array([1.0]), "1"), (np.float32(0.1), "0.1"), (True, "1")):
+        path = viz.animate_network(net, [0.5, 1.0], tmp_path / "n.html", target=target, overwrite=True)
+        loss = next(s for s in page_steps(path) if s["title"] == "Loss · mse")
+        assert f"- {shown})²" in loss["equation"] and loss["caption"].startswith(f"The loss measures how far the "
+                                                                                  f"prediction is from the target {shown};")
+        assert loss["boxes"]["loss"][2] == f"target {shown}"
+        text = open(path, encoding="utf-8").read()
+        assert f"<title>MLP(2 -&gt; 3 relu -&gt; 1 linear, 13 parameters) on input x = [0.5, 1], target {shown}" in text
+        assert f">target {shown}</text>" in text
+    several = MLP(2, [3, 2], seed=0)
+    path = viz.animate_network(several, [0.5, 1.0], tmp_path / "n.html", target=np.array([1]), loss="cross_entropy",
+                               overwrite=True)
+    assert "target 1)" in next(s for s in page_steps(path) if s["title"] == "Loss · cross_entropy")["equation"]
+
+
+def test_animation_backward_captions_count_uses_and_ask_for_every_grad_but_the_outputs():
+    x = Value(2.0, label="x")
+    y = x * 3
+    y.label = "y"
+    z = y * y + x
+    z.label = "z"
+    z.backward()
+    grads = {s["title"]: s for s in viz.animation_steps(z) if s["kind"] == "grad"}
+    assert grads["Backward: grad of y*y"]["caption"].startswith("Chain rule: y*y is used 1 time; each use adds")
+    assert grads["Backward: grad of y"]["caption"].startswith("Chain rule: y is used 2 times; each use adds")
+    assert grads["Backward: grad of z"]["ask"] is None  # the output's grad is given, not worked out
+    assert [(s["ask"]["question"], s["ask"]["value"]) for t, s in grads.items() if t != "Backward: grad of z"] == [
+        ("What is the grad of y*y?", 1.0), ("What is the grad of y?", 12.0), ("What is the grad of x?", 37.0)]
+
+
+def test_animation_captions_group_powers_from_the_right():
+    x, y = Value(1.5, label="x"), Value(2.0, label="y")
+    left, right = (x ** 2) ** 3, x ** (y ** 2)
+    for out in (left, right):
+        out.backward()
+    assert viz.animation_steps(left)[1]["equation"].startswith("(x ** 2) ** 3 = 11.39;")
+    assert viz.animation_steps(right)[1]["equation"].startswith("x ** y ** 2 = 5.062;")
+
+
+def test_animations_draw_at_most_300_nodes_unless_told(tmp_path):
+    def chain(k):  # 2k + 1 nodes: x and each tanh's value and op
+        y = Value(0.1, label="x")
+        for _ in range(k):
+            y = y.tanh()
+        y.backward()
+        return y
+    assert len(viz.animation_steps(chain(149))) == 299
+    for call in (lambda: viz.animation_steps(chain(150)), lambda: viz.animate(chain(150), tmp_path / "a.html")):
+        with pytest.raises(viz.GraphTooLarge, match=r"the graph has 301 nodes to draw, more than max_nodes=300;"):
+            call()
+
+
+def test_animation_captions_write_an_expression_of_up_to_28_characters_out():
+    def title(b_label):
+        out = Value(2.0, label="a" * 13) * Value(3.0, label=b_label)
+        out.backward()
+        return viz.animation_steps(out)[0]["title"]
+    assert title("b" * 14) == "Forward: aaaaaaaaaaaaa*bbbbbbbbbbbbbb"  # 28 characters
+    assert title("b" * 15) == "Forward: the * node"
+
+
+def test_animation_captions_group_every_compound_operand_of_an_infix_op_of_ones_own():
+    # an Op(infix=True) has no known precedence: (x + y) @ z read "x + y @ z", which reads as x + (y @ z)
+    at = mg.Op("at", lambda a, b: a * b + 1, [lambda a, b, out: b, lambda a, b, out: a], infix=True, symbol="@")
+    x, y, z = Value(2.0, label="x"), Value(3.0, label="y"), Value(1.0, label="z")
+    written = {}
+    for expected, out in (("(x + y) @ z", at(x + y, z)), ("x @ (y*z)", at(x, y * z)),
+                          ("(x @ y) @ z", at(at(x, y), z)), ("(x @ y) + z", at(x, y) + z)):
+        out.backward()
+        written[expected] = [s["title"] for s in viz.animation_steps(out) if s["kind"] == "data"][-1]
+    assert written == {expected: f"Forward: {expected}" for expected in written}
+
+
+@pytest.mark.parametrize("who", ["animate", "animation_steps"])
+def test_animation_of_a_grad_set_by_hand_to_no_finite_number_says_so(tmp_path, who):
+    # x.grad = nan gave "ValueError: cannot convert float NaN to integer" from inside the quiz's tolerance
+    for bad, error, got in ((float("nan"), ValueError, "nan"), (float("inf"), ValueError, "inf"),
+                            ("a", TypeError, "'a'")):
+        x = Value(2.0, label="x")
+        y = x * 3
+        y.backward()
+        x.grad = bad
+        path = tmp_path / "a.html"
+        with pytest.raises(error, match=rf"^{who}: the grad of x must be a finite number, got {got} "):
+            viz.animate(y, path) if who == "animate" else viz.animation_steps(y)
+        assert not path.exists()
+
+
+def test_animation_quiz_takes_answers_within_one_unit_of_the_fourth_significant_digit():
+    a, b = Value(0.5, label="a"), Value(0.0, label="b")
+    c = a * b
+    d = c + a
+    d.backward()
+    tolerances = {s["title"]: s["ask"]["tol"] for s in viz.animation_steps(d) if s["ask"]}
+    assert tolerances == pytest.approx({"Forward: a*b": 5e-5, "Forward: a*b + a": 1e-4, "Backward: grad of a*b": 1e-3,
+                                        "Backward: grad of b": 1e-4, "Backward: grad of a": 1e-3}, rel=1e-12)
+
+
+def test_animate_network_lights_each_edge_as_wide_as_its_share_of_the_largest(tmp_path):
+    # an edge of w·x (forward) or ∂L/∂w (backward) is 1 + 5 × |its number| / the largest of the neuron's wide,
+    # blue for >= 0 and red below, labelled part way along
+    net = MLP.from_layers([mg.Layer.from_weights([([0.5, -0.4], 0.1), ([0.2, 0.8], -0.3), ([-0.6, 0.3], 0.5)]),
+                           mg.Layer.from_weights([([0.7, 0.4, -0.5], 0.2)], "sigmoid")])
+    steps = page_steps(viz.animate_network(net, [1.0, 0.5], tmp_path / "net.html", target=1.0))
+    blue, red = "#2E86C1", "#C0392B"
+    assert steps[0]["lit"] == {"L0N0-L1N0": [blue, "6.00", "x0·w = 0.5", 0.45],
+                               "L0N1-L1N0": [red, "3.00", "x1·w = -0.2", 0.45]}
+    backward = next(s for s in steps if s["title"] == "Backward · layer 1 (sigmoid), neuron n0: ∂L/∂w for each incoming edge")
+    assert backward["lit"] == {"L1N0-L2N0": [red, "6.00", "∂L/∂w = -0.144", 0.5],
+                               "L1N1-L2N0": [red, "4.75", "∂L/∂w = -0.108", 0.5],
+                               "L1N2-L2N0": [red, "1.63", "∂L/∂w = -0.018", 0.5]}
+    # the weights an output's gradient flows back through: 0.5 + 3.5 × |w| / the network's largest |w| (0.8)
+    back = next(s for s in steps if s["title"] == "Backward · layer 0 (relu), neuron n2: ∂L/∂out")
+    assert back["lit"] == {"L1N2-L2N0": [red, "2.69", "w = -0.5", 0.72]}
+    assert back["equation"].startswith("∂L/∂out = Σ w × ∂L/∂raw over layer 1 = (-0.5) × ")
+    assert back["caption"].startswith("n2's output feeds every neuron of layer 1: its gradient is the sum")
+
+
+def test_animate_network_names_an_unknown_loss_and_the_ones_it_knows(tmp_path):
+    with pytest.raises(ValueError, match=r"^animate_network: unknown loss 'nope'; choose one of mse, .*binary_cross_entropy"):
+        viz.animate_network(MLP(2, [3, 1], seed=0), [1.0, 0.5], tmp_path / "n.html", target=1.0, loss="nope")
+    assert not (tmp_path / "n.html").exists()
+
+
+def test_animate_network_starts_with_every_neuron_unknown(tmp_path):
+    # the diagram is drawn with this input's activations: the page must hide each neuron's until its step
+    text = open(viz.animate_network(MLP(2, [3, 1], seed=0), [1.0, 0.5], tmp_path / "n.html"), encoding="utf-8").read()
+    initial = json.loads(re.search(r"^const INITIAL = (.*);$", text, re.M).group(1))
+    assert initial["nodes"] == {nid: ["?", "#F2F2F2", "#000000"] for nid in ("L1N0", "L1N1", "L1N2", "L2N0")}
+    assert initial["boxes"] == {"prediction": ["prediction", "?", ""]}

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from numbers import Real
 
-from microgradnn._checks import flag
+from microgradnn._checks import flag, is_finite, shown as _shown
 from microgradnn.engine import Value
 from microgradnn.viz.format import _visible, check_title, cut_sum, derivative, fmt, grouped
 from microgradnn.viz.graph import _plan, draw_graph
@@ -54,7 +55,9 @@ def _names(drawn: list[Value]) -> dict[int, str]:
                 return f"({part})"
             negative = not x.inputs and part.startswith("-")
             return f"({part})" if negative and (symbol == "**" or i == 1) else part
-        mine, theirs = _PRECEDENCE.get(symbol, 0), _PRECEDENCE.get(inner, 0)
+        mine, theirs = _PRECEDENCE.get(symbol), _PRECEDENCE.get(inner)
+        if mine is None or theirs is None:  # an infix Op of one's own: no precedence to lean on
+            return f"({part})"
         # ** groups from the right (a**b**c is a**(b**c)); the others from the left (a - b - c)
         looser = theirs < mine or (theirs == mine and (i == 0 if symbol == "**" else i == 1))
         return f"({part})" if looser else part
@@ -97,6 +100,11 @@ def _steps(root: Value, plan_ids: dict[int, str], drawn: list[Value], who: str) 
     unset = next((v for v in drawn if v.requires_grad and v.grad is None), None)
     if unset is not None:  # zero_grad(set_to_none=True) since the last backward
         raise ValueError(f"{who}: root.backward() must have run: the grad of {names[id(unset)]} is None")
+    odd = next((v for v in drawn if v.requires_grad and not is_finite(v.grad)), None)
+    if odd is not None:  # set by hand: backward() gives finite numbers
+        raise (ValueError if isinstance(odd.grad, Real) else TypeError)(
+            f"{who}: the grad of {names[id(odd)]} must be a finite number, got {_shown(odd.grad)} "
+            f"(was it set by hand?)")
     shown = {id(v) for v in drawn}
     uses: dict[int, list[tuple[Value, int]]] = {}
     for p in drawn:
@@ -165,8 +173,8 @@ def animate(root: Value, path: str | os.PathLike, *, title: str = "Backpropagati
     check_title(title, "animate", optional=False)
     path = page_path(path, overwrite, "animate")
     plan = _plan(root, show_constants=False, collapse=False, max_nodes=max_nodes, who="animate")
-    svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))
     steps = _steps(root, plan.ids, plan.values, "animate")
+    svg = inline_svg(draw_graph(root, view="both", max_nodes=max_nodes).pipe(format="svg", encoding="utf-8"))
     intro = ("Leaves hold their data. Press play (Space) or step (Right arrow): the forward pass computes each "
              "node and its local derivatives, then the backward pass each grad."
              + (" Quiz: type each value before it is shown." if quiz else ""))

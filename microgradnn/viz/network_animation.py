@@ -103,17 +103,25 @@ def _loss(loss_fn, h: list, target, when: str) -> Value:
                           f"prediction{when}: {e}") from e
 
 
-def _loss_equations(loss_fn, p: Value, t, value: float, g: float) -> tuple[str, str]:
-    """How the loss and dL/d(prediction) are worked out, for the two losses with one output."""
+def _target_text(target) -> str:
+    """The target as the page writes it: as every number (`fmt`: a bool is 1 or 0), a sequence of one
+    as its number, a longer one in brackets."""
+    items: list = [target] if isinstance(target, numbers.Real) else list(np.asarray(target, dtype=object).reshape(-1))
+    shown = [fmt(t) for t in items]
+    return shown[0] if len(shown) == 1 else f"[{', '.join(shown)}]"
+
+
+def _loss_equations(loss_fn, p: Value, t: str, value: float, g: float) -> tuple[str, str]:
+    """How the loss and dL/d(prediction) are worked out, for the two losses with one output (target `t` as shown)."""
     name = getattr(loss_fn, "__name__", "loss")
     if loss_fn is _losses.mse:
-        return (f"L = (prediction - target)² = ({fmt(p.data)} - {_paren(fmt(t))})² = {fmt(value)}",
-                f"{D_OUT} = 2 × (prediction - target) = 2 × ({fmt(p.data)} - {_paren(fmt(t))}) = {fmt(g)}")
+        return (f"L = (prediction - target)² = ({fmt(p.data)} - {_paren(t)})² = {fmt(value)}",
+                f"{D_OUT} = 2 × (prediction - target) = 2 × ({fmt(p.data)} - {_paren(t)}) = {fmt(g)}")
     if loss_fn is _losses.binary_cross_entropy:
-        given = f"with p = {fmt(p.data)}, t = {fmt(t)}: "
+        given = f"with p = {fmt(p.data)}, t = {t}: "
         return (given + f"L = -(t·log p + (1 - t)·log(1 - p)) = {fmt(value)}",
                 given + f"{D_OUT} = -t/p + (1 - t)/(1 - p) = {fmt(g)}")
-    return (f"L = {name}(prediction, target {t!r}) = {fmt(value)}",
+    return (f"L = {name}(prediction, target {t}) = {fmt(value)}",
             f"{D_OUT} = {fmt(g)} (backward() through {name})")
 
 
@@ -186,15 +194,16 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
     loss_name = getattr(loss_fn, "__name__", "loss")
     value = _loss(loss_fn, h, target, "")
     value.backward()
-    initial["boxes"]["loss"] = ["loss", "?", f"target {target}"]
+    target_shown = _target_text(target)
+    initial["boxes"]["loss"] = ["loss", "?", f"target {target_shown}"]
     single = len(h) == 1
-    loss_eq, out_eq = _loss_equations(loss_fn, h[0], target, value.data, h[0].grad) if single else (
-        f"L = {loss_name}(outputs, target {target!r}) = {fmt(value.data)}", "")
+    loss_eq, out_eq = _loss_equations(loss_fn, h[0], target_shown, value.data, h[0].grad) if single else (
+        f"L = {loss_name}(outputs, target {target_shown}) = {fmt(value.data)}", "")
     steps.append({"title": f"Loss · {loss_name}", "active": ["loss"],
-                  "caption": f"The loss measures how far the prediction is from the target {target}; "
+                  "caption": f"The loss measures how far the prediction is from the target {target_shown}; "
                              f"backpropagation now finds how each weight changed it.",
                   "equation": loss_eq, "ask": ask(f"What is the {loss_name} loss?", value.data),
-                  "boxes": {"loss": ["loss", fmt(value.data), f"target {target}"]}})
+                  "boxes": {"loss": ["loss", fmt(value.data), f"target {target_shown}"]}})
     by_layer: dict[int, list[tuple]] = {}
     for li, j, n, raw, out, inputs, names in record:
         by_layer.setdefault(li, []).append((j, n, raw, out, inputs, names))
@@ -291,7 +300,7 @@ def network_steps(model, x, *, target=None, loss=None, lr: float = 0.1) -> tuple
                               f"{fmt(new_value)}",
                   "nodes": nodes, "boxes": {"prediction": ["after one step", new_shown, new_words],
                                             "loss": ["loss", f"{fmt(value.data)} -> {fmt(new_value)}",
-                                                     f"target {target}"]}})
+                                                     f"target {target_shown}"]}})
     return steps, initial, {"target": target, "loss": value.data, "new_loss": new_value,
                             "prediction": prediction, "new_prediction": new_prediction}
 
@@ -327,14 +336,14 @@ def animate_network(model: Module, x: Sequence[float] | np.ndarray, path: str | 
     box_x = place_prediction(diagram, last, ["\n".join(b["prediction"]) for b in boxes],
                              4 + text_width(sides, 9.5) if sides else PREDICTION_GAP)
     if target is not None:
-        diagram.node("loss", label=f"loss\n?\ntarget {target}", shape="box", fixedsize="false", width="1.7",
+        diagram.node("loss", label="\n".join(initial["boxes"]["loss"]), shape="box", fixedsize="false", width="1.7",
                      style="rounded,filled", fillcolor="#FDEBD0", fontname="Helvetica", fontsize="11", id="loss",
                      pos=f"{box_x:.1f},-85!")
         diagram.edge("prediction", "loss", style="dashed", arrowhead="normal", color="#777777", id="prediction-loss")
     svg = inline_svg(diagram.pipe(format="svg", encoding="utf-8"))
     x_shown = ", ".join(fmt(v) for v in x)
     if title is None:
-        title = f"{model!r} on input x = [{x_shown}]" + (f", target {target}" if target is not None else "")
+        title = f"{model!r} on input x = [{x_shown}]" + ("" if target is None else f", {initial['boxes']['loss'][2]}")
     intro = (f"The input x = [{x_shown}] enters on the left. Press play (Space) or step (Right arrow) to watch "
              f"each neuron compute w·x + b and its activation, layer by layer, up to the prediction"
              + ("; then the loss, the gradients flowing back, one gradient-descent step and the new prediction."
