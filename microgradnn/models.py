@@ -72,6 +72,9 @@ def _check_layer_cache(keys, values, n_embd: int, who: str) -> None:
                     f"{who}: {name}[{t}] must be a list of n_embd = {n_embd} Values, got {got}")
 
 
+_NO_BLOCKS = "GPT: blocks is [], so it has no n_head and computes nothing; a GPT needs one Block or more"
+
+
 class CausalSelfAttention(Module):
     """Multi-head attention of one position over itself and every earlier position."""
 
@@ -229,6 +232,8 @@ class GPT(Module):
 
     @property
     def n_head(self) -> int:
+        if not self.blocks:
+            raise ValueError(_NO_BLOCKS)
         return self.blocks[0].attn.n_head
 
     @property
@@ -245,6 +250,8 @@ class GPT(Module):
 
     def new_cache(self) -> KVCache:
         """An empty key/value cache, for reading a new sequence."""
+        if not self.blocks:
+            raise ValueError(_NO_BLOCKS)
         return KVCache(self.n_layer)
 
     def __call__(self, token, pos: int, cache: KVCache) -> list[Value]:  # type: ignore[override]
@@ -454,6 +461,9 @@ class GPT(Module):
                    config["block_size"], seed=0)
 
     def __repr__(self) -> str:
+        if not self.blocks:  # (a repr never raises: a REPL shows it)
+            return (f"GPT(vocab {self.vocab_size}, n_embd {self.n_embd}, no blocks, block {self.block_size}, "
+                    f"{self.num_parameters()} parameters)")
         heads, layers = "s" if self.n_head > 1 else "", "s" if self.n_layer > 1 else ""
         return (f"GPT(vocab {self.vocab_size}, n_embd {self.n_embd}, {self.n_head} head{heads}, {self.n_layer} "
                 f"layer{layers}, block {self.block_size}, {self.num_parameters()} parameters)")

@@ -766,6 +766,7 @@ def test_a_gpt_whose_first_block_has_heads_not_splitting_n_embd_is_refused_by_sa
         model.save(tmp_path / "gpt.json")
     assert not (tmp_path / "gpt.json").exists()
 
+
 def test_a_gpt_whose_blocks_were_all_removed_is_refused_by_save_and_to_torch(tmp_path):
     model = GPT(5, n_embd=4, n_head=2, n_layer=2, block_size=4, seed=0)
     model.blocks = []
@@ -774,6 +775,12 @@ def test_a_gpt_whose_blocks_were_all_removed_is_refused_by_save_and_to_torch(tmp
                                              r"Block or more"):
             call()
     assert not (tmp_path / "gpt.json").exists()
+    # its repr raised IndexError (a REPL showing the model failed), and loss and generate blamed KVCache
+    assert repr(model) == f"GPT(vocab 5, n_embd 4, no blocks, block 4, {model.num_parameters()} parameters)"
+    for call in (lambda: model.loss([1, 2, 3]), lambda: model.generate([1], 2, seed=0), lambda: model.n_head):
+        with pytest.raises(ValueError, match=r"^GPT: blocks is \[\], so it has no n_head and computes nothing"):
+            call()
+
 
 def test_a_call_that_fails_midway_leaves_the_cache_as_it_was():
     # the first block had added the position's keys, the second not: len(cache) said one more position
