@@ -39,11 +39,12 @@
     for (const k of KEYS) q.set(k, k === "hidden" ? c.hidden.join(",") : String(c[k]));
     history.replaceState(null, "", "?" + q.toString());
   }
+  function showSetting(el, c) { el.value = String(c[el.dataset.key]); el.dataset.shown = el.value; }  // as it reads back
   function showConfig(c, keepEdited) {  // keepEdited: another tab's change leaves a control being edited alone
     S.config = c;
     document.querySelectorAll("[data-key]").forEach(el => {  // (focused is not edited: a select keeps the focus)
       if (keepEdited && el === document.activeElement && el.value !== el.dataset.shown) return;
-      el.value = String(c[el.dataset.key]); el.dataset.shown = el.value;
+      showSetting(el, c);
     });
     // only blobs and spiral take a number of classes; elsewhere the data decides it
     $("classes").disabled = !["blobs", "spiral"].includes(c.dataset);
@@ -306,7 +307,7 @@
     el.onchange = () => guarded(() => configure({[el.dataset.key]: el.value}));
     // left with no change sent (an edit undone): it shows the setting in force, which another tab may have changed
     el.onblur = () => {
-      if (S.config && el.value === el.dataset.shown) el.value = el.dataset.shown = String(S.config[el.dataset.key]);
+      if (S.config && el.value === el.dataset.shown) showSetting(el, S.config);
     };
   });
   $("add-layer").onclick = () => guarded(() => configure({hidden: [...S.config.hidden, 4]}));
